@@ -1,0 +1,57 @@
+/**
+ * Typed errors for expected operating conditions (STYLE §7, kind 2).
+ *
+ * Every error a client can meet carries a stable snake_case `code` and structured details; the
+ * server's single error handler maps the code to an HTTP status. Bugs are not `AspenError`s:
+ * they are `AssertionError`s from raft/assert.ts and end the process.
+ */
+
+/** Stable error codes, shared by the state machine, the server and the CLI. */
+export type ErrorCode =
+  | "bad_request"
+  | "bad_config"
+  | "key_too_large"
+  | "value_too_large"
+  | "request_too_large"
+  | "unauthorized"
+  | "forbidden"
+  | "key_not_found"
+  | "lease_not_found"
+  | "conflict"
+  | "compacted"
+  | "too_many_requests"
+  | "shard_unavailable"
+  | "not_leader"
+  | "unknown_shard"
+  | "proposal_dropped"
+  | "timeout"
+  | "storage_corrupt"
+  | "not_implemented";
+
+/** Structured details attached to an error; they reach clients as extra JSON fields. */
+export type ErrorDetails = Readonly<Record<string, string | number | boolean | null>>;
+
+/**
+ * The base class of every expected error: a code, a sentence-case message, and details.
+ *
+ * @example
+ * ```ts
+ * throw new AspenError("key_too_large", 'Cannot put key "a…": key is 5000 bytes but the limit is 4096', { limit: 4096 });
+ * ```
+ */
+export class AspenError extends Error {
+  override readonly name = "AspenError";
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: ErrorDetails = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.code = code;
+    this.details = details;
+  }
+}
