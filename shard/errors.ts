@@ -36,7 +36,8 @@ export type ErrorDetails = Readonly<Record<string, string | number | boolean | n
  *
  * @example
  * ```ts
- * throw new AspenError("key_too_large", 'Cannot put key "a…": key is 5000 bytes but the limit is 4096', { limit: 4096 });
+ * const message = 'Cannot put key "a": key is 5000 bytes but the limit is 4096';
+ * throw new AspenError("key_too_large", message, { limit: 4096 });
  * ```
  */
 export class AspenError extends Error {

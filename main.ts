@@ -1,0 +1,17 @@
+/**
+ * The `aspen` executable. The only module that reads the process environment, the real clock
+ * and the standard streams; it wires them into the CLI and exits with the command's code.
+ */
+import { ASPEN_VERSION, runCli } from "./server/mod.ts";
+
+const encoder = new TextEncoder();
+
+const code = await runCli(Deno.args, {
+  env: Deno.env.toObject(),
+  stdout: (text) => Deno.stdout.writeSync(encoder.encode(text)),
+  stderr: (text) => Deno.stderr.writeSync(encoder.encode(text)),
+  readTextFile: (path) => Deno.readTextFile(path),
+  nowMs: () => Date.now(),
+  versions: { aspen: ASPEN_VERSION, deno: Deno.version.deno },
+});
+Deno.exit(code);

@@ -1,0 +1,196 @@
+/**
+ * The table of `aspen` subcommands. The first word of the command line picks one; the rest is
+ * parsed strictly against its flags.
+ */
+import { AspenError } from "../../shard/mod.ts";
+import { type Config, formatConfig, loadConfig, type Setting, SETTINGS } from "../config.ts";
+import { type CliIo, type Command, EXIT_USAGE, type FlagSpec, type ParsedArgs } from "./command.ts";
+import { formatCommandUsage, formatMainUsage } from "./usage.ts";
+
+const HELP_FLAG: FlagSpec = { type: "boolean", help: "print this help" };
+
+const CLIENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  endpoints: {
+    type: "string",
+    valueName: "URLS",
+    help: "comma-separated HTTP addresses of nodes",
+    defaultText: "http://127.0.0.1:8001",
+    env: "ASPEN_ENDPOINTS",
+  },
+  token: { type: "string", valueName: "TOKEN", help: "bearer token", env: "ASPEN_TOKEN" },
+  json: { type: "boolean", help: "print JSON for scripts instead of tables" },
+  help: HELP_FLAG,
+};
+
+/** Flags of `aspen node`: one per setting, plus the config file and `--print-config`. */
+function nodeFlags(): Record<string, FlagSpec> {
+  const flags: Record<string, FlagSpec> = {
+    config: { type: "string", valueName: "FILE", help: "TOML config file", env: "ASPEN_CONFIG" },
+  };
+  for (const setting of SETTINGS) {
+    flags[setting.flag] = settingFlag(setting);
+  }
+  flags["print-config"] = { type: "boolean", help: "print the effective config as TOML and exit" };
+  flags.help = HELP_FLAG;
+  return flags;
+}
+
+function settingFlag(setting: Setting): FlagSpec {
+  const kind = setting.kind;
+  const value = setting.defaultValue;
+  const hasDefault = value !== null && !(Array.isArray(value) && value.length === 0);
+  const common = {
+    env: setting.env,
+    ...(hasDefault ? { defaultText: String(value) } : {}),
+  };
+  if (kind.type === "boolean") {
+    return {
+      type: "boolean",
+      help: `${setting.help}; --no-${setting.flag} turns it off`,
+      ...common,
+    };
+  }
+  const valueName = kind.type === "integer"
+    ? "N"
+    : kind.type === "address"
+    ? "HOST:PORT"
+    : kind.type === "choice"
+    ? kind.choices.join("|")
+    : kind.type === "peer_list"
+    ? "ID=HOST:PORT,..."
+    : kind.type === "shard_list"
+    ? "ID,..."
+    : "PATH";
+  return { type: "string", valueName, help: setting.help, ...common };
+}
+
+/**
+ * Reads the config file named by `--config` or `ASPEN_CONFIG` and merges every source.
+ *
+ * @throws {AspenError} `bad_config` for an unreadable file or an invalid value.
+ */
+export async function loadNodeConfig(args: ParsedArgs, io: CliIo): Promise<Config> {
+  const path = (args.values.config as string | undefined) ?? io.env.ASPEN_CONFIG;
+  let file = null;
+  if (path !== undefined) {
+    try {
+      file = { path, text: await io.readTextFile(path) };
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new AspenError("bad_config", `Cannot read config file "${path}": ${reason}`, {}, {
+        cause: error,
+      });
+    }
+  }
+  const flags: Record<string, string> = {};
+  for (const setting of SETTINGS) {
+    const value = args.values[setting.flag];
+    if (value !== undefined) flags[setting.flag] = String(value);
+  }
+  return loadConfig({ flags, env: io.env, file });
+}
+
+function notYet(name: string, what: string): (args: ParsedArgs, io: CliIo) => Promise<number> {
+  return function notAvailable(_args, io) {
+    io.stderr(`aspen ${name}: ${what} is not available in this build yet\n`);
+    return Promise.resolve(EXIT_USAGE);
+  };
+}
+
+/** Every `aspen` subcommand, in the order `aspen help` lists them. */
+export const COMMANDS: readonly Command[] = [
+  {
+    name: "node",
+    summary: "run one Aspen node",
+    usage: ["node [--config FILE] [flags]", "node --print-config [--config FILE] [flags]"],
+    details: "Settings come from flags, then ASPEN_* variables, then the config file, then " +
+      "defaults.\nConfig file sections: [node] [sharding] [cluster] [auth] [log].",
+    flags: nodeFlags(),
+    positionalsMax: 0,
+    async run(args, io) {
+      const config = await loadNodeConfig(args, io);
+      if (args.values["print-config"] === true) {
+        io.stdout(formatConfig(config));
+        return 0;
+      }
+      return notYet("node", "running a node (the node runtime)")(args, io);
+    },
+  },
+  {
+    name: "dev",
+    summary: "start a local multi-node cluster and print the console URL",
+    usage: ["dev [--nodes N] [--shards N] [--dir DIR]"],
+    flags: {
+      nodes: { type: "string", valueName: "N", help: "number of nodes", defaultText: "3" },
+      shards: { type: "string", valueName: "N", help: "number of shards", defaultText: "4" },
+      dir: { type: "string", valueName: "DIR", help: "data folder", defaultText: ".aspen-dev" },
+      help: HELP_FLAG,
+    },
+    positionalsMax: 0,
+    run: notYet("dev", "the local dev cluster"),
+  },
+  {
+    name: "kv",
+    summary: "read and write keys (get, put, del, scan, txn)",
+    usage: ["kv get <key>", "kv put <key> <value>", "kv del <key>", "kv scan", "kv txn"],
+    flags: CLIENT_FLAGS,
+    positionalsMax: 3,
+    run: notYet("kv", "the key-value client"),
+  },
+  {
+    name: "shard",
+    summary: "list shards and move their leadership (list, transfer-leader)",
+    usage: ["shard list", "shard transfer-leader <shard> <node>"],
+    flags: CLIENT_FLAGS,
+    positionalsMax: 3,
+    run: notYet("shard", "the shard client"),
+  },
+  {
+    name: "cluster",
+    summary: "create and inspect a cluster (init, status, add-node, remove-node)",
+    usage: ["cluster init", "cluster status", "cluster add-node", "cluster remove-node"],
+    flags: CLIENT_FLAGS,
+    positionalsMax: 2,
+    run: notYet("cluster", "the cluster client"),
+  },
+  {
+    name: "bench",
+    summary: "measure a running cluster (put, get, mixed, cas, txn, scan)",
+    usage: ["bench <workload> [flags]"],
+    flags: CLIENT_FLAGS,
+    positionalsMax: 1,
+    run: notYet("bench", "the benchmark client"),
+  },
+  {
+    name: "version",
+    summary: "print the version",
+    usage: ["version"],
+    flags: { help: HELP_FLAG },
+    positionalsMax: 0,
+    run(_args, io) {
+      io.stdout(`aspen ${io.versions.aspen} (deno ${io.versions.deno})\n`);
+      return Promise.resolve(0);
+    },
+  },
+  {
+    name: "help",
+    summary: "print help for aspen or one command",
+    usage: ["help [command]"],
+    flags: { help: HELP_FLAG },
+    positionalsMax: 1,
+    run(args, io) {
+      const name = args.positionals[0];
+      if (name === undefined) {
+        io.stdout(formatMainUsage(COMMANDS));
+        return Promise.resolve(0);
+      }
+      const command = COMMANDS.find((candidate) => candidate.name === name);
+      if (command === undefined) {
+        io.stderr(`aspen help: unknown command "${name}"\n\n${formatMainUsage(COMMANDS)}`);
+        return Promise.resolve(EXIT_USAGE);
+      }
+      io.stdout(formatCommandUsage(command));
+      return Promise.resolve(0);
+    },
+  },
+];

@@ -1,0 +1,173 @@
+/**
+ * The dependency rules of STYLE §2, as a pure function over a set of source files, so that the
+ * same checker runs on the real tree and on planted violations (a test of the test).
+ *
+ * Rules checked:
+ * - raft/ imports only raft/ files: no other folder of ours, no npm package, no `node:` module.
+ * - shard/ may import raft/ (through raft/mod.ts) and `node:` modules; no npm package.
+ * - server/ may import shard/ and raft/ (through their mod.ts), npm packages and `node:`.
+ * - ui/ imports nothing at run time from raft/, shard/ or server/; the one exception is
+ *   `import type` from server/api_types.ts.
+ * - Nothing but main.ts and tests/ imports server/.
+ * - An import into another folder goes through that folder's mod.ts (a deep import that skips
+ *   mod.ts is an error); `_private.ts` files are imported only from their own folder.
+ * - No import cycles among the files.
+ */
+
+/** One import found in a file. */
+export interface ImportEdge {
+  readonly from: string;
+  readonly specifier: string;
+  /** The resolved project-relative path for relative specifiers; null for packages. */
+  readonly to: string | null;
+  readonly isTypeOnly: boolean;
+}
+
+const IMPORT_PATTERN =
+  /(?:^|[\s;])(import|export)\s+(type\s+)?(?:[\w*\s{},$]*?\s+from\s+)?["']([^"']+)["']/g;
+const DYNAMIC_PATTERN = /\bimport\(\s*["']([^"']+)["']\s*\)/g;
+
+/** Lists the static, re-export and dynamic imports of one file. */
+export function findImports(path: string, source: string): ImportEdge[] {
+  const edges: ImportEdge[] = [];
+  const code = stripComments(source);
+  for (const match of code.matchAll(IMPORT_PATTERN)) {
+    const specifier = match[3] ?? "";
+    const isTypeOnly = match[2] !== undefined;
+    edges.push({ from: path, specifier, to: resolve(path, specifier), isTypeOnly });
+  }
+  for (const match of code.matchAll(DYNAMIC_PATTERN)) {
+    const specifier = match[1] ?? "";
+    edges.push({ from: path, specifier, to: resolve(path, specifier), isTypeOnly: false });
+  }
+  return edges;
+}
+
+/** Checks every rule over `files` (project-relative path to source) and lists violations. */
+export function checkImports(files: ReadonlyMap<string, string>): string[] {
+  const violations: string[] = [];
+  const graph = new Map<string, string[]>();
+  for (const [path, source] of files) {
+    const targets: string[] = [];
+    for (const edge of findImports(path, source)) {
+      const problem = checkEdge(edge, files);
+      if (problem !== null) violations.push(`${path}: ${problem}`);
+      if (edge.to !== null && !edge.isTypeOnly) targets.push(edge.to);
+    }
+    graph.set(path, targets);
+  }
+  for (const cycle of findCycles(graph)) violations.push(`import cycle: ${cycle.join(" -> ")}`);
+  return violations;
+}
+
+function checkEdge(edge: ImportEdge, files: ReadonlyMap<string, string>): string | null {
+  const from = topFolder(edge.from);
+  if (edge.to === null) return checkPackage(from, edge.specifier);
+  if (!files.has(edge.to)) return `imports "${edge.specifier}", which does not exist`;
+  const to = topFolder(edge.to);
+  const folderProblem = checkFolders(from, to, edge);
+  if (folderProblem !== null) return folderProblem;
+  if (from === "tests") return null;
+  if (isUiTypeContract(from, edge)) return null;
+  return checkEntry(edge);
+}
+
+function checkPackage(from: string, specifier: string): string | null {
+  const isNode = specifier.startsWith("node:");
+  if (from === "raft") return `raft/ must not import packages, but imports "${specifier}"`;
+  if (from === "shard" && !isNode) {
+    return `shard/ may import only node: built-ins, but imports "${specifier}"`;
+  }
+  if (specifier.startsWith("jsr:")) return `imports "${specifier}", but JSR is unreachable`;
+  return null;
+}
+
+const ALLOWED: Readonly<Record<string, readonly string[]>> = {
+  raft: ["raft"],
+  shard: ["shard", "raft"],
+  server: ["server", "shard", "raft"],
+  ui: ["ui"],
+  "main.ts": ["server", "shard", "raft"],
+  tests: ["tests", "server", "shard", "raft", "ui", "main.ts"],
+};
+
+function checkFolders(from: string, to: string, edge: ImportEdge): string | null {
+  if (isUiTypeContract(from, edge)) return null;
+  const allowed = ALLOWED[from] ?? [];
+  if (!allowed.includes(to)) return `${from}/ must not import ${to}/ ("${edge.specifier}")`;
+  return null;
+}
+
+function isUiTypeContract(from: string, edge: ImportEdge): boolean {
+  return from === "ui" && edge.isTypeOnly && edge.to === "server/api_types.ts";
+}
+
+/** A cross-folder import must target a mod.ts; `_private` files stay in their folder. */
+function checkEntry(edge: ImportEdge): string | null {
+  const target = edge.to ?? "";
+  const fromDir = dirname(edge.from);
+  const toDir = dirname(target);
+  const base = target.slice(toDir.length + 1);
+  if (base.startsWith("_") && toDir !== fromDir) {
+    return `imports "${edge.specifier}", a file private to ${toDir}/`;
+  }
+  const isSameOrAncestor = fromDir === toDir || fromDir.startsWith(`${toDir}/`);
+  const isSameTop = topFolder(edge.from) === topFolder(target);
+  if (isSameOrAncestor && isSameTop) return null;
+  if (base === "mod.ts") return null;
+  return `imports "${edge.specifier}" directly; go through ${toDir}/mod.ts`;
+}
+
+/** Finds cycles with an iterative depth-first search (no recursion, STYLE §4). */
+function findCycles(graph: ReadonlyMap<string, readonly string[]>): string[][] {
+  const state = new Map<string, "open" | "done">();
+  const cycles: string[][] = [];
+  for (const root of graph.keys()) {
+    if (state.has(root)) continue;
+    const stack: { node: string; next: number }[] = [{ node: root, next: 0 }];
+    state.set(root, "open");
+    while (stack.length > 0) {
+      const frame = stack[stack.length - 1]!;
+      const targets = graph.get(frame.node) ?? [];
+      if (frame.next >= targets.length) {
+        state.set(frame.node, "done");
+        stack.pop();
+        continue;
+      }
+      const target = targets[frame.next++]!;
+      if (state.get(target) === "open") {
+        const start = stack.findIndex((item) => item.node === target);
+        cycles.push([...stack.slice(start).map((item) => item.node), target]);
+      } else if (!state.has(target) && graph.has(target)) {
+        state.set(target, "open");
+        stack.push({ node: target, next: 0 });
+      }
+    }
+  }
+  return cycles;
+}
+
+function topFolder(path: string): string {
+  const slash = path.indexOf("/");
+  return slash === -1 ? path : path.slice(0, slash);
+}
+
+function dirname(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash === -1 ? "." : path.slice(0, slash);
+}
+
+function resolve(from: string, specifier: string): string | null {
+  if (!specifier.startsWith("./") && !specifier.startsWith("../")) return null;
+  const parts = dirname(from) === "." ? [] : dirname(from).split("/");
+  for (const part of specifier.split("/")) {
+    if (part === "..") parts.pop();
+    else if (part !== ".") parts.push(part);
+  }
+  return parts.join("/");
+}
+
+/** Removes comments so that examples in doc comments are not taken for imports. */
+export function stripComments(source: string): string {
+  return source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:"'`])\/\/.*$/gm, "$1");
+}

@@ -1,0 +1,104 @@
+/**
+ * Dependency rules (STYLE §2): the real tree has no forbidden import edge, no deep import that
+ * skips a folder's mod.ts, and no cycle; and the checker itself is shown to catch each kind of
+ * violation planted in a small synthetic tree.
+ */
+import { deepEqual as assertEquals, match as assertMatch } from "node:assert/strict";
+import { checkImports, findImports } from "./_import_rules.ts";
+import { readSourceFiles } from "./_source_files.ts";
+
+Deno.test("the project's import graph follows the dependency rules", async () => {
+  const files = await readSourceFiles();
+  assertEquals(checkImports(files), []);
+});
+
+const CLEAN: Readonly<Record<string, string>> = {
+  "main.ts": 'import { runCli } from "./server/mod.ts";',
+  "raft/mod.ts": 'export { assert } from "./assert.ts";',
+  "raft/assert.ts": "export function assert() {}",
+  "shard/mod.ts": 'import { assert } from "../raft/mod.ts";\nimport "node:sqlite";',
+  "server/mod.ts": 'import { Hono } from "hono";\nimport "../shard/mod.ts";',
+  "server/api_types.ts": "export type Status = {};",
+  "ui/app.tsx": 'import type { Status } from "../server/api_types.ts";\nimport "preact";',
+  "tests/x_test.ts": 'import "../raft/assert.ts";',
+};
+
+function planted(extra: Record<string, string>): string[] {
+  return checkImports(new Map(Object.entries({ ...CLEAN, ...extra })));
+}
+
+Deno.test("checkImports() accepts a clean tree", () => {
+  assertEquals(checkImports(new Map(Object.entries(CLEAN))), []);
+});
+
+Deno.test("checkImports() catches planted violations", async (t) => {
+  const cases: { name: string; files: Record<string, string>; expected: RegExp }[] = [
+    {
+      name: "raft imports shard",
+      files: { "raft/bad.ts": 'import "../shard/mod.ts";' },
+      expected: /raft\/ must not import shard\//,
+    },
+    {
+      name: "raft imports an npm package",
+      files: { "raft/bad.ts": 'import { Hono } from "npm:hono";' },
+      expected: /raft\/ must not import packages/,
+    },
+    {
+      name: "raft imports a node built-in",
+      files: { "raft/bad.ts": 'import * as fs from "node:fs";' },
+      expected: /raft\/ must not import packages/,
+    },
+    {
+      name: "shard imports server",
+      files: { "shard/bad.ts": 'export { x } from "../server/mod.ts";' },
+      expected: /shard\/ must not import server\//,
+    },
+    {
+      name: "shard imports an npm package",
+      files: { "shard/bad.ts": 'import "npm:left-pad";' },
+      expected: /shard\/ may import only node:/,
+    },
+    {
+      name: "ui imports runtime code",
+      files: { "ui/bad.ts": 'import { Hono } from "../server/mod.ts";' },
+      expected: /ui\/ must not import server\//,
+    },
+    {
+      name: "ui imports a value from the type contract",
+      files: { "ui/bad.ts": 'import { Status } from "../server/api_types.ts";' },
+      expected: /ui\/ must not import server\//,
+    },
+    {
+      name: "a deep import skips mod.ts",
+      files: { "shard/bad.ts": 'import { assert } from "../raft/assert.ts";' },
+      expected: /go through raft\/mod\.ts/,
+    },
+    {
+      name: "a private file is imported from another folder",
+      files: { "raft/_hidden.ts": "", "raft/sub/x.ts": 'import "../_hidden.ts";' },
+      expected: /private to raft\//,
+    },
+    {
+      name: "a dynamic import crosses a boundary",
+      files: { "raft/bad.ts": 'const m = await import("../server/mod.ts");' },
+      expected: /raft\/ must not import server\//,
+    },
+    {
+      name: "an import cycle",
+      files: { "raft/a.ts": 'import "./b.ts";', "raft/b.ts": 'import "./a.ts";' },
+      expected: /import cycle: raft\/a\.ts -> raft\/b\.ts -> raft\/a\.ts/,
+    },
+  ];
+  for (const item of cases) {
+    await t.step(item.name, () => {
+      const violations = planted(item.files);
+      assertEquals(violations.length >= 1, true, `expected a violation, got none`);
+      assertMatch(violations.join("\n"), item.expected);
+    });
+  }
+});
+
+Deno.test("findImports() ignores imports inside comments and finds re-exports", () => {
+  const source = '/** import "../server/mod.ts"; */\n// import "x"\nexport * from "./y.ts";';
+  assertEquals(findImports("raft/a.ts", source).map((edge) => edge.to), ["raft/y.ts"]);
+});
