@@ -1,0 +1,116 @@
+/**
+ * The `aspen` CLI in process: dispatch, help for every command listing every flag, strict flag
+ * errors naming the flag (exit 2), unavailable commands saying so (exit 2), and
+ * `node --print-config` with a config file, env and flags.
+ */
+import { equal, match } from "node:assert/strict";
+import type { CliIo } from "./command.ts";
+import { COMMANDS } from "./commands.ts";
+import { runCli } from "./run_cli.ts";
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+async function run(
+  argv: string[],
+  options: { env?: Record<string, string>; files?: Record<string, string> } = {},
+): Promise<Run> {
+  let stdout = "";
+  let stderr = "";
+  const io: CliIo = {
+    env: options.env ?? {},
+    stdout: (text) => stdout += text,
+    stderr: (text) => stderr += text,
+    readTextFile: (path) => {
+      const text = options.files?.[path];
+      return text === undefined
+        ? Promise.reject(new Deno.errors.NotFound(`No such file: ${path}`))
+        : Promise.resolve(text);
+    },
+    nowMs: () => 0,
+    versions: { aspen: "9.9.9", deno: "2.9.6" },
+  };
+  const code = await runCli(argv, io);
+  return { code, stdout, stderr };
+}
+
+Deno.test("aspen help lists every command", async () => {
+  const result = await run(["help"]);
+  equal(result.code, 0);
+  for (const command of COMMANDS) match(result.stdout, new RegExp(`\\n  ${command.name} `));
+});
+
+Deno.test("aspen <command> --help lists every flag of the command", async (t) => {
+  for (const command of COMMANDS) {
+    await t.step(command.name, async () => {
+      const result = await run([command.name, "--help"]);
+      equal(result.code, 0);
+      for (const flag of Object.keys(command.flags)) match(result.stdout, new RegExp(`--${flag}`));
+      const viaHelp = await run(["help", command.name]);
+      equal(viaHelp.stdout, result.stdout);
+    });
+  }
+});
+
+Deno.test("aspen version prints the version", async () => {
+  const result = await run(["version"]);
+  equal(result.stdout, "aspen 9.9.9 (deno 2.9.6)\n");
+});
+
+Deno.test("usage errors name the problem and exit 2", async (t) => {
+  const cases: [string[], RegExp][] = [
+    [["frobnicate"], /unknown command "frobnicate"/],
+    [["node", "--nope"], /aspen node: unknown flag --nope \(see 'aspen node --help'\)/],
+    [["node", "--node-id"], /flag --node-id needs a value/],
+    [["version", "extra"], /unexpected argument "extra"/],
+    [["help", "nothing"], /unknown command "nothing"/],
+    [["dev", "--nodes"], /flag --nodes needs a value/],
+  ];
+  for (const [argv, expected] of cases) {
+    await t.step(argv.join(" "), async () => {
+      const result = await run(argv);
+      equal(result.code, 2);
+      match(result.stderr, expected);
+    });
+  }
+});
+
+Deno.test("commands that have not landed say so and exit 2", async (t) => {
+  for (const argv of [["dev"], ["kv", "get", "a"], ["cluster", "status"], ["node"]]) {
+    await t.step(argv.join(" "), async () => {
+      const result = await run(argv);
+      equal(result.code, 2);
+      match(result.stderr, /is not available in this build yet/);
+    });
+  }
+});
+
+Deno.test("aspen node --print-config merges file, env and flags", async () => {
+  const files = { "x.toml": '[node]\nid = 7\ndata_dir = "d"\n[log]\nformat = "json"' };
+  const result = await run(["node", "--print-config", "--config", "x.toml", "--log-level=debug"], {
+    env: { ASPEN_DATA_DIR: "from-env" },
+    files,
+  });
+  equal(result.code, 0);
+  match(result.stdout, /\[node\]\nid = 7\ndata_dir = "from-env"/);
+  match(result.stdout, /level = "debug"\nformat = "json"/);
+});
+
+Deno.test("aspen node reports a bad config value and a missing file by name", async () => {
+  const bad = await run(["node", "--print-config", "--config", "x.toml"], {
+    files: { "x.toml": '[log]\nlevel = "chatty"' },
+  });
+  equal(bad.code, 2);
+  match(bad.stderr, /log\.level in "x\.toml" is "chatty" but must be one of debug/);
+  const missing = await run(["node", "--print-config"], { env: { ASPEN_CONFIG: "nope.toml" } });
+  equal(missing.code, 2);
+  match(missing.stderr, /Cannot read config file "nope\.toml"/);
+});
+
+Deno.test("boolean settings can be turned off with --no-", async () => {
+  const result = await run(["node", "--print-config", "--no-auth-enabled"]);
+  match(result.stdout, /\[auth\]\nenabled = false/);
+});
