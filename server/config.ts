@@ -8,12 +8,12 @@
  */
 import { parse as parseToml, stringify as stringifyToml } from "smol-toml";
 import { assert } from "../raft/mod.ts";
-import { AspenError } from "../shard/mod.ts";
+import { AspenError, ROUTER_SHARDS_MAX } from "../shard/mod.ts";
 
 /** The largest node id; ids are small positive integers that also name Raft replicas. */
 export const NODE_ID_MAX = 65_535;
 /** The largest number of shards a cluster may be split into. */
-export const SHARDS_MAX = 1_024;
+export const SHARDS_MAX = ROUTER_SHARDS_MAX;
 /** The largest replication factor (replicas per shard). */
 export const REPLICATION_FACTOR_MAX = 7;
 /** The largest number of peers listed in `[cluster] peers`. */

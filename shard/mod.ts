@@ -14,3 +14,4 @@
  */
 export { AspenError } from "./errors.ts";
 export type { ErrorCode, ErrorDetails } from "./errors.ts";
+export { fnv1a64, jumpHash, ROUTER_SHARDS_MAX, shardForKey } from "./router.ts";
