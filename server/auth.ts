@@ -1,0 +1,131 @@
+/**
+ * Cluster credentials and client tokens.
+ *
+ * `aspen cluster init` creates a cluster id, a cluster secret (peers prove membership with it
+ * on the QUIC channel; it is never sent) and tokens. Tokens are shown once and kept only as
+ * SHA-256 hashes, so a stolen credentials file lets nobody call the API. A token is either
+ * `root` (everything) or `read` (reads only: a write with it is 403).
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { AspenError } from "../shard/mod.ts";
+
+/** What a token may do. */
+export type TokenRole = "root" | "read";
+
+/** The stored form of one token: its hash and role, never the token itself. */
+export interface TokenRecord {
+  readonly hash: string;
+  readonly role: TokenRole;
+}
+
+/** The contents of a cluster credentials file. */
+export interface ClusterCredentials {
+  readonly format: 1;
+  readonly clusterId: string;
+  /** 32 random bytes as hex; the peer channel's shared secret. */
+  readonly secret: string;
+  readonly tokens: readonly TokenRecord[];
+}
+
+/** The most tokens one credentials file may hold. */
+export const TOKENS_MAX = 64;
+/** The largest credentials file read, in bytes. */
+export const CREDENTIALS_FILE_BYTES_MAX = 64 * 1024;
+const TOKEN_PREFIX = "aspen_";
+const SECRET_BYTES = 32;
+
+/** A source of cryptographically secure random bytes, injected by the caller. */
+export type RandomBytes = (count: number) => Uint8Array;
+
+/** Creates new credentials with one root and one read-only token; tokens are returned once. */
+export function createCredentials(randomBytes: RandomBytes): {
+  readonly credentials: ClusterCredentials;
+  readonly rootToken: string;
+  readonly readToken: string;
+} {
+  const rootToken = newToken(randomBytes);
+  const readToken = newToken(randomBytes);
+  const credentials: ClusterCredentials = {
+    format: 1,
+    clusterId: toHex(randomBytes(8)),
+    secret: toHex(randomBytes(SECRET_BYTES)),
+    tokens: [{ hash: hashToken(rootToken), role: "root" }, {
+      hash: hashToken(readToken),
+      role: "read",
+    }],
+  };
+  return { credentials, rootToken, readToken };
+}
+
+/** Returns the role of `token`, or null when it is not one of the cluster's tokens. */
+export function verifyToken(credentials: ClusterCredentials, token: string): TokenRole | null {
+  if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return null;
+  const presented = Buffer.from(hashToken(token), "hex");
+  let role: TokenRole | null = null;
+  for (const record of credentials.tokens) {
+    const stored = Buffer.from(record.hash, "hex");
+    if (stored.length === presented.length && timingSafeEqual(stored, presented)) {
+      role = record.role;
+    }
+  }
+  return role;
+}
+
+/**
+ * Parses and validates a credentials file.
+ *
+ * @throws {AspenError} `bad_config` naming the file and what is wrong with it.
+ */
+export function parseCredentials(path: string, text: string): ClusterCredentials {
+  const fail = (what: string) =>
+    new AspenError("bad_config", `Cannot read cluster credentials "${path}": ${what}`);
+  if (text.length > CREDENTIALS_FILE_BYTES_MAX) throw fail("the file is too large");
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw fail("it is not valid JSON");
+  }
+  const record = value as Partial<ClusterCredentials> | null;
+  if (typeof record !== "object" || record === null || record.format !== 1) {
+    throw fail("it is not an Aspen credentials file (format 1)");
+  }
+  if (typeof record.clusterId !== "string" || !/^[0-9a-f]{16}$/.test(record.clusterId)) {
+    throw fail("clusterId must be 16 hex digits");
+  }
+  if (typeof record.secret !== "string" || !/^[0-9a-f]{64}$/.test(record.secret)) {
+    throw fail("secret must be 64 hex digits");
+  }
+  if (!Array.isArray(record.tokens) || record.tokens.length > TOKENS_MAX) {
+    throw fail(`tokens must be a list of at most ${TOKENS_MAX}`);
+  }
+  for (const token of record.tokens) {
+    const isValid = typeof token?.hash === "string" && /^[0-9a-f]{64}$/.test(token.hash) &&
+      (token.role === "root" || token.role === "read");
+    if (!isValid) throw fail('each token needs a 64-hex-digit hash and a role "root" or "read"');
+  }
+  return {
+    format: 1,
+    clusterId: record.clusterId,
+    secret: record.secret,
+    tokens: record.tokens.map((token) => ({ hash: token.hash, role: token.role })),
+  };
+}
+
+/** Renders credentials as the file's JSON text. */
+export function formatCredentials(credentials: ClusterCredentials): string {
+  return JSON.stringify(credentials, null, 2) + "\n";
+}
+
+/** The stored hash of a token: SHA-256, hex. */
+export function hashToken(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
+function newToken(randomBytes: RandomBytes): string {
+  return TOKEN_PREFIX + Buffer.from(randomBytes(SECRET_BYTES)).toString("base64url");
+}
+
+function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,54 @@
+/**
+ * Credentials and tokens: created tokens verify with their role, anything else does not, the
+ * file round-trips, and a damaged or foreign file is refused with a message naming the problem.
+ */
+import { equal, match, notEqual, throws } from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import {
+  createCredentials,
+  formatCredentials,
+  hashToken,
+  parseCredentials,
+  verifyToken,
+} from "./auth.ts";
+
+const random = (count: number) => new Uint8Array(randomBytes(count));
+
+Deno.test("createCredentials() tokens verify with their roles and are stored only as hashes", () => {
+  const { credentials, rootToken, readToken } = createCredentials(random);
+  equal(verifyToken(credentials, rootToken), "root");
+  equal(verifyToken(credentials, readToken), "read");
+  notEqual(rootToken, readToken);
+  const file = formatCredentials(credentials);
+  equal(file.includes(rootToken), false);
+  equal(file.includes(hashToken(rootToken)), true);
+});
+
+Deno.test("verifyToken() rejects wrong, empty, truncated and foreign tokens", () => {
+  const { credentials, rootToken } = createCredentials(random);
+  const other = createCredentials(random);
+  for (const token of ["", "aspen_", rootToken.slice(0, -1), rootToken + "x", other.rootToken]) {
+    equal(verifyToken(credentials, token), null, JSON.stringify(token));
+  }
+});
+
+Deno.test("parseCredentials() round-trips and refuses damaged files", async (t) => {
+  const { credentials } = createCredentials(random);
+  const text = formatCredentials(credentials);
+  equal(JSON.stringify(parseCredentials("c.json", text)), JSON.stringify(credentials));
+  const cases: [string, string, RegExp][] = [
+    ["not JSON", "{", /not valid JSON/],
+    ["wrong format", '{"format": 2}', /not an Aspen credentials file/],
+    ["short secret", text.replace(credentials.secret, "abcd"), /secret must be 64 hex/],
+    ["bad role", text.replace('"root"', '"admin"'), /role "root" or "read"/],
+  ];
+  for (const [name, input, expected] of cases) {
+    await t.step(name, () => {
+      throws(() => parseCredentials("c.json", input), (error: Error) => {
+        match(error.message, /Cannot read cluster credentials "c\.json"/);
+        match(error.message, expected);
+        return true;
+      });
+    });
+  }
+});
