@@ -47,7 +47,11 @@ export interface Config {
     readonly localShards: readonly number[] | null;
     readonly replicationFactor: number;
   };
-  readonly cluster: { readonly peers: readonly Peer[] };
+  readonly cluster: {
+    readonly peers: readonly Peer[];
+    /** The credentials file; `null` means `<data_dir>/cluster.json`. */
+    readonly credentialsFile: string | null;
+  };
   readonly auth: { readonly enabled: boolean };
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
 }
@@ -157,6 +161,15 @@ export const SETTINGS: readonly Setting[] = [
     kind: { type: "peer_list" },
     defaultValue: [],
     help: "cluster members as id=host:port, comma separated (peer addresses)",
+  },
+  {
+    section: "cluster",
+    key: "credentials_file",
+    flag: "cluster-file",
+    env: "ASPEN_CLUSTER_FILE",
+    kind: { type: "string" },
+    defaultValue: null,
+    help: "cluster credentials from 'aspen cluster init' (default: <data_dir>/cluster.json)",
   },
   {
     section: "auth",
@@ -442,7 +455,10 @@ function buildConfig(values: ReadonlyMap<Setting, Value>): Config {
       localShards: get("sharding", "local_shards") as readonly number[] | null,
       replicationFactor: get("sharding", "replication_factor") as number,
     },
-    cluster: { peers: get("cluster", "peers") as readonly Peer[] },
+    cluster: {
+      peers: get("cluster", "peers") as readonly Peer[],
+      credentialsFile: get("cluster", "credentials_file") as string | null,
+    },
     auth: { enabled: get("auth", "enabled") as boolean },
     log: {
       level: get("log", "level") as LogLevel,

@@ -1,0 +1,364 @@
+/**
+ * Starts and supervises a local cluster of real `aspen node` processes on loopback: what
+ * `aspen dev` runs, and what the end-to-end and fault tests drive (kill, restart, pause).
+ *
+ * One folder holds everything: `cluster.json` (credentials), `dev-cluster.json` (every node's
+ * id, addresses and pid, the console URL and the root token, for scripts) and `node-<id>/` data
+ * folders. Started again on the same folder, the cluster resumes with the same data and token.
+ */
+import { AspenError } from "../shard/mod.ts";
+import { createCredentials, formatCredentials, type RandomBytes } from "./auth.ts";
+
+/** How long a launch waits for every shard to elect a leader. */
+export const LAUNCH_LEADERS_TIMEOUT_MS = 60_000;
+/** How long a stopping node gets after SIGTERM before it is killed. */
+export const STOP_GRACE_MS = 10_000;
+/** The most nodes a local cluster may have. */
+export const LOCAL_NODES_MAX = 9;
+
+/** One node of a local cluster. */
+export interface LocalNode {
+  readonly id: number;
+  readonly httpAddress: string;
+  readonly peerAddress: string;
+  readonly dataDir: string;
+  pid: number | null;
+}
+
+/** The `dev-cluster.json` record. */
+export interface LocalClusterRecord {
+  readonly nodes: readonly Omit<LocalNode, "dataDir">[];
+  readonly shards: number;
+  readonly consoleUrl: string;
+  readonly rootToken: string;
+  readonly readToken: string;
+  readonly credentialsFile: string;
+}
+
+/** What a launch needs from its caller. */
+export interface LaunchOptions {
+  readonly dir: string;
+  readonly nodes: number;
+  readonly shards: number;
+  /** The command that runs this same executable, e.g. `[deno, "run", "-A", "main.ts"]`. */
+  readonly selfCommand: readonly string[];
+  readonly randomBytes: RandomBytes;
+  /** Receives each line a node writes to stdout or stderr. */
+  readonly onLine: (nodeId: number, line: string) => void;
+  /** Extra flags for every node (tests use it for fault injection and logging). */
+  readonly extraNodeArgs?: readonly string[];
+  readonly logLevel?: string;
+}
+
+/**
+ * A running local cluster: its nodes' processes, and the controls tests use on them.
+ *
+ * @example
+ * ```ts
+ * const cluster = await LocalCluster.launch(options);
+ * await cluster.waitForLeaders();
+ * await cluster.kill(2, "SIGKILL");
+ * await cluster.start(2);
+ * await cluster.stop();
+ * ```
+ */
+export class LocalCluster {
+  readonly record: LocalClusterRecord;
+  readonly #options: LaunchOptions;
+  readonly #nodes: Map<number, LocalNode>;
+  readonly #processes = new Map<number, { child: Deno.ChildProcess; done: Promise<void> }>();
+
+  private constructor(options: LaunchOptions, record: LocalClusterRecord) {
+    this.#options = options;
+    this.record = record;
+    this.#nodes = new Map(
+      record.nodes.map((node) => [node.id, { ...node, dataDir: nodeDir(options.dir, node.id) }]),
+    );
+  }
+
+  /**
+   * Prepares (or resumes) the cluster folder and starts every node.
+   *
+   * @throws {AspenError} `bad_config` when the folder holds a cluster of another shape.
+   */
+  static async launch(options: LaunchOptions): Promise<LocalCluster> {
+    const record = await prepareFolder(options);
+    const cluster = new LocalCluster(options, record);
+    for (const node of record.nodes) cluster.start(node.id);
+    await cluster.#writeRecord();
+    return cluster;
+  }
+
+  /** Every node, by id. */
+  get nodes(): readonly LocalNode[] {
+    return [...this.#nodes.values()];
+  }
+
+  /** The HTTP base URL of node `id`. */
+  url(id: number): string {
+    return `http://${this.#node(id).httpAddress}`;
+  }
+
+  /** Starts node `id`'s process (again, after a kill or stop). */
+  start(id: number): void {
+    const node = this.#node(id);
+    if (this.#processes.has(id)) {
+      throw new AspenError("bad_request", `Cannot start node ${id}: it is already running`);
+    }
+    const [program, ...prefix] = this.#options.selfCommand;
+    const child = new Deno.Command(program!, {
+      args: [...prefix, ...this.#nodeArgs(node)],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    node.pid = child.pid;
+    const done = Promise.all([
+      pipeLines(child.stdout, (line) => this.#options.onLine(id, line)),
+      pipeLines(child.stderr, (line) => this.#options.onLine(id, line)),
+      child.status,
+    ]).then(() => {
+      this.#processes.delete(id);
+      node.pid = null;
+    });
+    this.#processes.set(id, { child, done });
+  }
+
+  /** Whether node `id`'s process is running. */
+  isRunning(id: number): boolean {
+    return this.#processes.has(id);
+  }
+
+  /** Sends `signal` to node `id`; for SIGKILL and SIGTERM, waits until the process is gone. */
+  async kill(id: number, signal: Deno.Signal): Promise<void> {
+    const process = this.#processes.get(id);
+    if (process === undefined) return;
+    process.child.kill(signal);
+    if (signal === "SIGKILL" || signal === "SIGTERM") await process.done;
+  }
+
+  /** Stops node `id` gracefully (SIGTERM), killing it if it outlives the grace period. */
+  async stopNode(id: number): Promise<void> {
+    const process = this.#processes.get(id);
+    if (process === undefined) return;
+    process.child.kill("SIGTERM");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), STOP_GRACE_MS);
+    });
+    const result = await Promise.race([process.done, timeout]);
+    clearTimeout(timer);
+    if (result === "timeout") await this.kill(id, "SIGKILL");
+  }
+
+  /** Stops every node. */
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => this.stopNode(node.id)));
+  }
+
+  /**
+   * Polls node `via` until every shard reports a leader.
+   *
+   * @throws {AspenError} `timeout` naming the shards still without a leader.
+   */
+  async waitForLeaders(
+    via = this.nodes[0]!.id,
+    timeoutMs = LAUNCH_LEADERS_TIMEOUT_MS,
+  ): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let missing = "no answer yet";
+    while (Date.now() < deadline) {
+      missing = await this.#shardsWithoutLeader(via);
+      if (missing === "") return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new AspenError(
+      "timeout",
+      `Cannot start the cluster: after ${timeoutMs} ms ${missing}`,
+    );
+  }
+
+  async #shardsWithoutLeader(via: number): Promise<string> {
+    try {
+      const response = await fetch(`${this.url(via)}/v1/cluster/status`, {
+        headers: { authorization: `Bearer ${this.record.rootToken}` },
+        signal: AbortSignal.timeout(2_000),
+      });
+      const body = await response.json() as { shards?: { id: number; leader: number | null }[] };
+      if (!response.ok || body.shards === undefined) return `status answered ${response.status}`;
+      const without = body.shards.filter((shard) => !shard.leader).map((shard) => shard.id);
+      if (body.shards.length < this.record.shards) return "not every shard is reported";
+      return without.length === 0 ? "" : `shards ${without.join(", ")} have no leader`;
+    } catch (error) {
+      return `node ${via} does not answer (${error instanceof Error ? error.message : error})`;
+    }
+  }
+
+  #nodeArgs(node: LocalNode): string[] {
+    const peers = this.nodes.map((peer) => `${peer.id}=${peer.peerAddress}`).join(",");
+    return [
+      "node",
+      `--node-id=${node.id}`,
+      `--data-dir=${node.dataDir}`,
+      `--peer-listen=${node.peerAddress}`,
+      `--http-listen=${node.httpAddress}`,
+      `--peers=${peers}`,
+      "--sharding-enabled",
+      `--sharding-num-shards=${this.record.shards}`,
+      `--cluster-file=${this.record.credentialsFile}`,
+      `--log-level=${this.#options.logLevel ?? "info"}`,
+      ...(this.#options.extraNodeArgs ?? []),
+    ];
+  }
+
+  #node(id: number): LocalNode {
+    const node = this.#nodes.get(id);
+    if (node === undefined) throw new AspenError("bad_request", `There is no node ${id}`);
+    return node;
+  }
+
+  async #writeRecord(): Promise<void> {
+    const record: LocalClusterRecord = {
+      ...this.record,
+      nodes: this.nodes.map(({ id, httpAddress, peerAddress, pid }) => ({
+        id,
+        httpAddress,
+        peerAddress,
+        pid,
+      })),
+    };
+    await Deno.writeTextFile(recordPath(this.#options.dir), JSON.stringify(record, null, 2) + "\n");
+  }
+}
+
+async function prepareFolder(options: LaunchOptions): Promise<LocalClusterRecord> {
+  checkShape(options);
+  await Deno.mkdir(options.dir, { recursive: true });
+  const previous = await readRecord(options.dir);
+  if (previous !== null) {
+    if (previous.nodes.length !== options.nodes || previous.shards !== options.shards) {
+      throw new AspenError(
+        "bad_config",
+        `Cannot resume the cluster in "${options.dir}": it has ${previous.nodes.length} nodes ` +
+          `and ${previous.shards} shards, not ${options.nodes} and ${options.shards}; ` +
+          `pass --nodes ${previous.nodes.length} --shards ${previous.shards} or remove the folder`,
+      );
+    }
+    return withFreshAddresses(previous);
+  }
+  const { credentials, rootToken, readToken } = createCredentials(options.randomBytes);
+  const credentialsFile = `${await Deno.realPath(options.dir)}/cluster.json`;
+  await Deno.writeTextFile(credentialsFile, formatCredentials(credentials), { mode: 0o600 });
+  const nodes = [];
+  for (let id = 1; id <= options.nodes; id++) {
+    nodes.push({ id, ...freeAddresses(), pid: null });
+  }
+  return {
+    nodes,
+    shards: options.shards,
+    consoleUrl: `http://${nodes[0]!.httpAddress}/`,
+    rootToken,
+    readToken,
+    credentialsFile,
+  };
+}
+
+function checkShape(options: LaunchOptions): void {
+  if (!Number.isSafeInteger(options.nodes) || options.nodes < 1) {
+    throw new AspenError("bad_config", `Invalid --nodes ${options.nodes}: must be 1 or more`);
+  }
+  if (options.nodes > LOCAL_NODES_MAX) {
+    throw new AspenError(
+      "bad_config",
+      `Invalid --nodes ${options.nodes}: a local cluster has at most ${LOCAL_NODES_MAX} nodes`,
+    );
+  }
+}
+
+/** Keeps each node's previous ports when they are still free, so bookmarks keep working. */
+function withFreshAddresses(record: LocalClusterRecord): LocalClusterRecord {
+  const nodes = [];
+  for (const node of record.nodes) {
+    const isFree = isPortFree(node.httpAddress) && isPortFree(node.peerAddress);
+    nodes.push(
+      isFree ? { ...node, pid: null } : { id: node.id, ...freeAddresses(), pid: null },
+    );
+  }
+  return { ...record, nodes, consoleUrl: `http://${nodes[0]!.httpAddress}/` };
+}
+
+async function readRecord(dir: string): Promise<LocalClusterRecord | null> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(recordPath(dir));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  try {
+    return JSON.parse(text) as LocalClusterRecord;
+  } catch (error) {
+    throw new AspenError(
+      "bad_config",
+      `Cannot resume the cluster in "${dir}": dev-cluster.json is not valid JSON`,
+      {},
+      { cause: error },
+    );
+  }
+}
+
+/** Picks a loopback port free for both TCP (HTTP) and UDP (QUIC) for each address. */
+function freeAddresses(): { httpAddress: string; peerAddress: string } {
+  const http = freePort();
+  let peer = freePort();
+  while (peer === http) peer = freePort();
+  return { httpAddress: `127.0.0.1:${http}`, peerAddress: `127.0.0.1:${peer}` };
+}
+
+function freePort(): number {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    if (isPortFree(`127.0.0.1:${port}`)) return port;
+  }
+  throw new AspenError("bad_config", "Cannot find a free loopback port after 100 tries");
+}
+
+function isPortFree(address: string): boolean {
+  const port = Number(address.slice(address.lastIndexOf(":") + 1));
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port }).close();
+    Deno.listenDatagram({ hostname: "127.0.0.1", port, transport: "udp" }).close();
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) return false;
+    throw error;
+  }
+}
+
+async function pipeLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+): Promise<void> {
+  let pending = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    pending += chunk;
+    let newline = pending.indexOf("\n");
+    while (newline !== -1) {
+      onLine(pending.slice(0, newline));
+      pending = pending.slice(newline + 1);
+      newline = pending.indexOf("\n");
+    }
+  }
+  if (pending !== "") onLine(pending);
+}
+
+function nodeDir(dir: string, id: number): string {
+  return `${dir}/node-${id}`;
+}
+
+function recordPath(dir: string): string {
+  return `${dir}/dev-cluster.json`;
+}
