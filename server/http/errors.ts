@@ -42,7 +42,10 @@ export interface ErrorBody {
 /** The status and body for an expected error. */
 export function errorResponse(error: AspenError): { status: number; body: ErrorBody } {
   const status = ERROR_STATUS[error.code] ?? 500;
-  return { status, body: { error: { ...error.details, code: error.code, message: error.message } } };
+  return {
+    status,
+    body: { error: { ...error.details, code: error.code, message: error.message } },
+  };
 }
 
 /** The status and body for an unexpected error: no internals, a request id to find the log. */
