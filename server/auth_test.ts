@@ -14,7 +14,7 @@ import {
 
 const random = (count: number) => new Uint8Array(randomBytes(count));
 
-Deno.test("createCredentials() tokens verify with their roles and are stored only as hashes", () => {
+Deno.test("createCredentials() tokens verify with their roles, stored as hashes", () => {
   const { credentials, rootToken, readToken } = createCredentials(random);
   equal(verifyToken(credentials, rootToken), "root");
   equal(verifyToken(credentials, readToken), "read");
