@@ -12,6 +12,22 @@ const code = await runCli(Deno.args, {
   stderr: (text) => Deno.stderr.writeSync(encoder.encode(text)),
   readTextFile: (path) => Deno.readTextFile(path),
   nowMs: () => Date.now(),
+  randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
+  writeNewFile: writeNewFile,
   versions: { aspen: ASPEN_VERSION, deno: Deno.version.deno },
 });
 Deno.exit(code);
+
+async function writeNewFile(
+  path: string,
+  text: string,
+  options: { readonly overwrite: boolean },
+): Promise<boolean> {
+  try {
+    await Deno.writeTextFile(path, text, { mode: 0o600, createNew: !options.overwrite });
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.AlreadyExists) return false;
+    throw error;
+  }
+}

@@ -9,14 +9,9 @@
  * @example
  * ```ts
  * import { runCli } from "./mod.ts";
- * const code = await runCli(["help"], {
- *   env: {},
- *   stdout: (text) => console.log(text),
- *   stderr: (text) => console.error(text),
- *   readTextFile: (path) => Deno.readTextFile(path),
- *   nowMs: () => Date.now(),
- *   versions: { aspen: "0.1.0", deno: Deno.version.deno },
- * });
+ * // main.ts passes the real environment, streams, clock and random source as `io`.
+ * declare const io: Parameters<typeof runCli>[1];
+ * const code = await runCli(["version"], io);
  * ```
  */
 export { type CliIo, runCli } from "./cli/mod.ts";

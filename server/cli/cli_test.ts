@@ -14,6 +14,8 @@ interface Run {
   readonly stderr: string;
 }
 
+const written = new Map<string, string>();
+
 async function run(
   argv: string[],
   options: { env?: Record<string, string>; files?: Record<string, string> } = {},
@@ -31,6 +33,12 @@ async function run(
         : Promise.resolve(text);
     },
     nowMs: () => 0,
+    randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
+    writeNewFile: (path, text, { overwrite }) => {
+      if (written.has(path) && !overwrite) return Promise.resolve(false);
+      written.set(path, text);
+      return Promise.resolve(true);
+    },
     versions: { aspen: "9.9.9", deno: "2.9.6" },
   };
   const code = await runCli(argv, io);
@@ -79,7 +87,7 @@ Deno.test("usage errors name the problem and exit 2", async (t) => {
 });
 
 Deno.test("commands that have not landed say so and exit 2", async (t) => {
-  for (const argv of [["dev"], ["kv", "get", "a"], ["cluster", "status"], ["node"]]) {
+  for (const argv of [["dev"], ["bench", "put"], ["node"]]) {
     await t.step(argv.join(" "), async () => {
       const result = await run(argv);
       equal(result.code, 2);
@@ -113,4 +121,49 @@ Deno.test("aspen node reports a bad config value and a missing file by name", as
 Deno.test("boolean settings can be turned off with --no-", async () => {
   const result = await run(["node", "--print-config", "--no-auth-enabled"]);
   match(result.stdout, /\[auth\]\nenabled = false/);
+});
+
+Deno.test("client commands name the missing argument or misplaced flag", async (t) => {
+  const cases: [string[], RegExp][] = [
+    [["kv"], /aspen kv: missing action; expected get, put, del, scan or txn/],
+    [["kv", "frob"], /unknown action "frob"/],
+    [["kv", "get"], /missing <key>: usage is aspen kv get <key>/],
+    [["kv", "put", "a"], /missing <value>/],
+    [["kv", "get", "a", "--lease", "3"], /flag --lease does not apply to kv get/],
+    [["kv", "put", "a", "b", "--lease", "x"], /flag --lease is "x" but must be an integer/],
+    [["kv", "scan", "--prefix", "a", "--start", "b"], /--prefix cannot be used with --start/],
+    [["kv", "scan", "--limit", "0"], /flag --limit is "0"/],
+    [["kv", "txn"], /kv txn needs --file FILE/],
+    [["kv", "get", "a", "--endpoints", "ftp://x"], /flag --endpoints has "ftp:\/\/x"/],
+    [["shard", "transfer-leader", "x", "2"], /<shard> is "x"/],
+    [["cluster", "init"], /cluster init needs --out FILE/],
+  ];
+  for (const [argv, expected] of cases) {
+    await t.step(argv.join(" "), async () => {
+      const result = await run(argv);
+      equal(result.code, 2, result.stderr);
+      match(result.stderr, expected);
+    });
+  }
+});
+
+Deno.test("a client command reports an unreachable cluster and exits 1", async () => {
+  const result = await run(["kv", "get", "a", "--endpoints", "http://127.0.0.1:1"]);
+  equal(result.code, 1);
+  match(result.stderr, /aspen kv: unavailable: Cannot reach any endpoint/);
+});
+
+Deno.test("aspen cluster init writes credentials once and prints the tokens", async () => {
+  const first = await run(["cluster", "init", "--out", "c.json"]);
+  equal(first.code, 0, first.stderr);
+  match(first.stdout, /Root token \(shown once\): +aspen_/);
+  const stored = written.get("c.json") ?? "";
+  const rootToken = /Root token \(shown once\): +(\S+)/.exec(first.stdout)?.[1] ?? "";
+  equal(stored.includes(rootToken), false, "the token itself must not be stored");
+  const again = await run(["cluster", "init", "--out", "c.json"]);
+  equal(again.code, 2);
+  match(again.stderr, /--out "c\.json" exists; pass --force/);
+  const forced = await run(["cluster", "init", "--out", "c.json", "--force", "--json"]);
+  equal(forced.code, 0);
+  equal(typeof JSON.parse(forced.stdout).rootToken, "string");
 });

@@ -15,6 +15,17 @@ export interface CliIo {
   readonly readTextFile: (path: string) => Promise<string>;
   /** Wall-clock milliseconds, for log timestamps. */
   readonly nowMs: () => number;
+  /** Cryptographically secure random bytes. */
+  readonly randomBytes: (count: number) => Uint8Array;
+  /**
+   * Writes a file readable only by its owner; returns false, writing nothing, when the file
+   * exists and `overwrite` is false.
+   */
+  readonly writeNewFile: (
+    path: string,
+    text: string,
+    options: { readonly overwrite: boolean },
+  ) => Promise<boolean>;
   readonly versions: { readonly aspen: string; readonly deno: string };
 }
 

@@ -5,22 +5,11 @@
 import { AspenError } from "../../shard/mod.ts";
 import { type Config, formatConfig, loadConfig, type Setting, SETTINGS } from "../config.ts";
 import { type CliIo, type Command, EXIT_USAGE, type FlagSpec, type ParsedArgs } from "./command.ts";
+import { CLUSTER_COMMAND, SHARD_COMMAND } from "./cluster_command.ts";
+import { CLIENT_FLAGS, KV_COMMAND } from "./kv_command.ts";
 import { formatCommandUsage, formatMainUsage } from "./usage.ts";
 
 const HELP_FLAG: FlagSpec = { type: "boolean", help: "print this help" };
-
-const CLIENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
-  endpoints: {
-    type: "string",
-    valueName: "URLS",
-    help: "comma-separated HTTP addresses of nodes",
-    defaultText: "http://127.0.0.1:8001",
-    env: "ASPEN_ENDPOINTS",
-  },
-  token: { type: "string", valueName: "TOKEN", help: "bearer token", env: "ASPEN_TOKEN" },
-  json: { type: "boolean", help: "print JSON for scripts instead of tables" },
-  help: HELP_FLAG,
-};
 
 /** Flags of `aspen node`: one per setting, plus the config file and `--print-config`. */
 function nodeFlags(): Record<string, FlagSpec> {
@@ -129,30 +118,9 @@ export const COMMANDS: readonly Command[] = [
     positionalsMax: 0,
     run: notYet("dev", "the local dev cluster"),
   },
-  {
-    name: "kv",
-    summary: "read and write keys (get, put, del, scan, txn)",
-    usage: ["kv get <key>", "kv put <key> <value>", "kv del <key>", "kv scan", "kv txn"],
-    flags: CLIENT_FLAGS,
-    positionalsMax: 3,
-    run: notYet("kv", "the key-value client"),
-  },
-  {
-    name: "shard",
-    summary: "list shards and move their leadership (list, transfer-leader)",
-    usage: ["shard list", "shard transfer-leader <shard> <node>"],
-    flags: CLIENT_FLAGS,
-    positionalsMax: 3,
-    run: notYet("shard", "the shard client"),
-  },
-  {
-    name: "cluster",
-    summary: "create and inspect a cluster (init, status, add-node, remove-node)",
-    usage: ["cluster init", "cluster status", "cluster add-node", "cluster remove-node"],
-    flags: CLIENT_FLAGS,
-    positionalsMax: 2,
-    run: notYet("cluster", "the cluster client"),
-  },
+  KV_COMMAND,
+  SHARD_COMMAND,
+  CLUSTER_COMMAND,
   {
     name: "bench",
     summary: "measure a running cluster (put, get, mixed, cas, txn, scan)",

@@ -1,0 +1,178 @@
+/**
+ * `aspen cluster init|status` and `aspen shard list|transfer-leader`.
+ */
+import { createCredentials, formatCredentials } from "../auth.ts";
+import { type CliIo, type Command, type ParsedArgs, UsageError } from "./command.ts";
+import {
+  clientFrom,
+  formatTable,
+  onlyFlags,
+  positional,
+  withClientErrors,
+} from "./client_commands.ts";
+import { CLIENT_FLAGS } from "./kv_command.ts";
+
+/** The parts of `/v1/cluster/status` the CLI prints. */
+interface StatusView {
+  readonly clusterId: string;
+  readonly node: number;
+  readonly nodes: readonly {
+    id: number;
+    peerAddress: string;
+    httpAddress: string;
+    status: string;
+    version: string;
+  }[];
+  readonly shardMap: { readonly epoch: number; readonly numShards: number };
+  readonly shards: readonly {
+    id: number;
+    leader: number | null;
+    term: number;
+    commitIndex: number;
+    appliedIndex: number;
+    lastIndex: number;
+    replicas: readonly { node: number; role: string; lag: number; status: string }[];
+  }[];
+}
+
+/** `aspen cluster`. */
+export const CLUSTER_COMMAND: Command = {
+  name: "cluster",
+  summary: "create and inspect a cluster (init, status)",
+  usage: ["cluster init --out FILE [--force]", "cluster status"],
+  details: "init writes new cluster credentials (id, peer secret, token hashes) to FILE and\n" +
+    "prints a root token and a read-only token once; give FILE to every node (--cluster-file).",
+  flags: {
+    ...CLIENT_FLAGS,
+    out: { type: "string", valueName: "FILE", help: "init: where to write the credentials" },
+    force: { type: "boolean", help: "init: overwrite an existing FILE" },
+  },
+  positionalsMax: 1,
+  run(args, io) {
+    const action = args.positionals[0];
+    if (action === "init") return clusterInit(args, io);
+    if (action === "status") return withClientErrors("cluster", io, () => clusterStatus(args, io));
+    throw new UsageError(
+      `${action === undefined ? "missing action" : `unknown action "${action}"`}; ` +
+        "expected init or status",
+    );
+  },
+};
+
+/** `aspen shard`. */
+export const SHARD_COMMAND: Command = {
+  name: "shard",
+  summary: "list shards and move their leadership (list, transfer-leader)",
+  usage: ["shard list", "shard transfer-leader <shard> <node>"],
+  flags: CLIENT_FLAGS,
+  positionalsMax: 3,
+  run(args, io) {
+    const action = args.positionals[0];
+    if (action === "list") return withClientErrors("shard", io, () => shardList(args, io));
+    if (action === "transfer-leader") {
+      return withClientErrors("shard", io, () => shardTransfer(args, io));
+    }
+    throw new UsageError(
+      `${action === undefined ? "missing action" : `unknown action "${action}"`}; ` +
+        "expected list or transfer-leader",
+    );
+  },
+};
+
+async function clusterInit(args: ParsedArgs, io: CliIo): Promise<number> {
+  onlyFlags(args, "cluster init", ["out", "force"]);
+  const out = args.values.out;
+  if (typeof out !== "string") throw new UsageError("cluster init needs --out FILE");
+  const { credentials, rootToken, readToken } = createCredentials(io.randomBytes);
+  const isWritten = await io.writeNewFile(out, formatCredentials(credentials), {
+    overwrite: args.values.force === true,
+  });
+  if (!isWritten) {
+    throw new UsageError(`flag --out "${out}" exists; pass --force to replace it`);
+  }
+  if (args.values.json === true) {
+    io.stdout(JSON.stringify({ clusterId: credentials.clusterId, rootToken, readToken }) + "\n");
+  } else {
+    io.stdout(
+      `Cluster ${credentials.clusterId} credentials written to ${out}\n` +
+        `Root token (shown once):      ${rootToken}\n` +
+        `Read-only token (shown once): ${readToken}\n`,
+    );
+  }
+  return 0;
+}
+
+async function clusterStatus(args: ParsedArgs, io: CliIo): Promise<number> {
+  onlyFlags(args, "cluster status", []);
+  const client = await clientFrom(args, io);
+  const status = await client.request<StatusView>({ method: "GET", path: "/v1/cluster/status" });
+  if (args.values.json === true) {
+    io.stdout(JSON.stringify(status) + "\n");
+    return 0;
+  }
+  io.stdout(
+    `cluster ${status.clusterId}, answered by node ${status.node}, shard map epoch ` +
+      `${status.shardMap.epoch} (${status.shardMap.numShards} shards)\n\n`,
+  );
+  io.stdout(formatTable(
+    ["NODE", "STATUS", "HTTP", "PEER", "VERSION"],
+    status.nodes.map((node) => [
+      node.id,
+      node.status,
+      node.httpAddress,
+      node.peerAddress,
+      node.version,
+    ]),
+  ));
+  io.stdout("\n" + formatShards(status));
+  return 0;
+}
+
+async function shardList(args: ParsedArgs, io: CliIo): Promise<number> {
+  onlyFlags(args, "shard list", []);
+  const client = await clientFrom(args, io);
+  const status = await client.request<StatusView>({ method: "GET", path: "/v1/cluster/status" });
+  io.stdout(
+    args.values.json === true ? JSON.stringify(status.shards) + "\n" : formatShards(status),
+  );
+  return 0;
+}
+
+async function shardTransfer(args: ParsedArgs, io: CliIo): Promise<number> {
+  onlyFlags(args, "shard transfer-leader", []);
+  const usage = "shard transfer-leader <shard> <node>";
+  const shard = positional(args, 1, "shard", usage);
+  const node = positional(args, 2, "node", usage);
+  if (!/^[0-9]+$/.test(shard)) throw new UsageError(`<shard> is "${shard}"; expected a shard id`);
+  if (!/^[0-9]+$/.test(node)) throw new UsageError(`<node> is "${node}"; expected a node id`);
+  const client = await clientFrom(args, io);
+  const result = await client.request<{ shard: number; leader: number }>({
+    method: "POST",
+    path: `/v1/shards/${shard}/transfer-leader`,
+    body: { to: Number(node) },
+  });
+  io.stdout(
+    args.values.json === true
+      ? JSON.stringify(result) + "\n"
+      : `shard ${result.shard} is now led by node ${result.leader}\n`,
+  );
+  return 0;
+}
+
+function formatShards(status: StatusView): string {
+  return formatTable(
+    ["SHARD", "LEADER", "TERM", "COMMIT", "APPLIED", "LAST", "REPLICAS"],
+    status.shards.map((shard) => [
+      shard.id,
+      shard.leader ?? "none",
+      shard.term,
+      shard.commitIndex,
+      shard.appliedIndex,
+      shard.lastIndex,
+      shard.replicas.map((replica) =>
+        `${replica.node}:${replica.role}${replica.status === "down" ? "(down)" : ""}` +
+        `${replica.lag > 0 ? `+${replica.lag}` : ""}`
+      ).join(" "),
+    ]),
+  );
+}

@@ -1,0 +1,182 @@
+/**
+ * `aspen kv get|put|del|scan|txn`: the key-value client on the command line.
+ */
+import type { Kv } from "../client/mod.ts";
+import { type CliIo, type Command, type FlagSpec, type ParsedArgs, UsageError } from "./command.ts";
+import {
+  clientFrom,
+  formatTable,
+  integerFlag,
+  onlyFlags,
+  positional,
+  withClientErrors,
+} from "./client_commands.ts";
+
+/** The most keys `kv scan` asks for at once. */
+export const SCAN_LIMIT_MAX = 10_000;
+
+/** Flags every client command shares. */
+export const CLIENT_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  endpoints: {
+    type: "string",
+    valueName: "URLS",
+    help: "comma-separated HTTP addresses of nodes",
+    defaultText: "http://127.0.0.1:8001",
+    env: "ASPEN_ENDPOINTS",
+  },
+  token: { type: "string", valueName: "TOKEN", help: "bearer token", env: "ASPEN_TOKEN" },
+  json: { type: "boolean", help: "print JSON for scripts instead of tables" },
+  help: { type: "boolean", help: "print this help" },
+};
+
+const KV_COLUMNS = ["KEY", "VALUE", "VERSION", "CREATE", "MOD", "LEASE"];
+
+function kvRow(kv: Kv): unknown[] {
+  return [kv.key, kv.value, kv.version, kv.createRevision, kv.modRevision, kv.lease];
+}
+
+/** `aspen kv`. */
+export const KV_COMMAND: Command = {
+  name: "kv",
+  summary: "read and write keys (get, put, del, scan, txn)",
+  usage: [
+    "kv get <key> [--serializable]",
+    "kv put <key> <value> [--lease ID] [--prev-kv]",
+    "kv del <key> [--prev-kv]",
+    "kv scan [--prefix P | --start S --end E] [--limit N] [--after K] [--keys-only]" +
+    " [--count-only] [--reverse]",
+    "kv txn --file FILE   (a JSON body of POST /v1/txn)",
+  ],
+  flags: {
+    ...CLIENT_FLAGS,
+    serializable: { type: "boolean", help: "get: read the local replica, maybe stale" },
+    lease: { type: "string", valueName: "ID", help: "put: attach the key to a lease" },
+    "prev-kv": { type: "boolean", help: "put, del: also print the previous kv" },
+    prefix: { type: "string", valueName: "P", help: "scan: keys starting with P" },
+    start: { type: "string", valueName: "S", help: "scan: keys from S (inclusive)" },
+    end: { type: "string", valueName: "E", help: "scan: keys up to E (exclusive)" },
+    limit: { type: "string", valueName: "N", help: "scan: at most N keys", defaultText: "100" },
+    after: { type: "string", valueName: "K", help: "scan: continue after key K" },
+    "keys-only": { type: "boolean", help: "scan: keys without values" },
+    "count-only": { type: "boolean", help: "scan: only the count" },
+    reverse: { type: "boolean", help: "scan: descending key order" },
+    file: { type: "string", valueName: "FILE", help: "txn: JSON request body" },
+  },
+  positionalsMax: 3,
+  run(args, io) {
+    const action = args.positionals[0];
+    const actions: Record<string, (args: ParsedArgs, io: CliIo) => Promise<number>> = {
+      get: kvGet,
+      put: kvPut,
+      del: kvDelete,
+      scan: kvScan,
+      txn: kvTxn,
+    };
+    const run = action === undefined ? undefined : actions[action];
+    if (run === undefined) {
+      throw new UsageError(
+        `${action === undefined ? "missing action" : `unknown action "${action}"`}; ` +
+          "expected get, put, del, scan or txn",
+      );
+    }
+    return withClientErrors("kv", io, () => run(args, io));
+  },
+};
+
+async function kvGet(args: ParsedArgs, io: CliIo): Promise<number> {
+  onlyFlags(args, "kv get", ["serializable"]);
+  const key = positional(args, 1, "key", "kv get <key>");
+  const client = await clientFrom(args, io);
+  const consistency = args.values.serializable === true ? "serializable" : "linearizable";
+  const result = await client.get(key, { consistency });
+  if (args.values.json === true) {
+    io.stdout(JSON.stringify(result) + "\n");
+  } else if (result.kv === null) {
+    io.stderr(`aspen kv: key "${key}" not found\n`);
+  } else {
+    io.stdout(formatTable([...KV_COLUMNS, "SHARD"], [[...kvRow(result.kv), result.shard]]));
+  }
+  return result.kv === null ? 1 : 0;
+}
+
+async function kvPut(args: ParsedArgs, io: CliIo): Promise<number> {
+  onlyFlags(args, "kv put", ["lease", "prev-kv"]);
+  const key = positional(args, 1, "key", "kv put <key> <value>");
+  const value = positional(args, 2, "value", "kv put <key> <value>");
+  const lease = integerFlag(args, "lease", 1, Number.MAX_SAFE_INTEGER);
+  const client = await clientFrom(args, io);
+  const result = await client.put(key, value, {
+    ...(lease === undefined ? {} : { lease }),
+    ...(args.values["prev-kv"] === true ? { prevKv: true } : {}),
+  });
+  if (args.values.json === true) {
+    io.stdout(JSON.stringify(result) + "\n");
+  } else {
+    io.stdout(`OK shard=${result.shard} revision=${result.revision} version=${result.version}\n`);
+    if (result.prevKv !== undefined) io.stdout(formatTable(KV_COLUMNS, [kvRow(result.prevKv)]));
+  }
+  return 0;
+}
+
+async function kvDelete(args: ParsedArgs, io: CliIo): Promise<number> {
+  onlyFlags(args, "kv del", ["prev-kv"]);
+  const key = positional(args, 1, "key", "kv del <key>");
+  const client = await clientFrom(args, io);
+  const result = await client.delete(key, { prevKv: args.values["prev-kv"] === true });
+  if (args.values.json === true) {
+    io.stdout(JSON.stringify(result) + "\n");
+  } else {
+    io.stdout(`deleted=${result.deleted} shard=${result.shard} revision=${result.revision}\n`);
+    if (result.prevKv !== undefined) io.stdout(formatTable(KV_COLUMNS, [kvRow(result.prevKv)]));
+  }
+  return 0;
+}
+
+async function kvScan(args: ParsedArgs, io: CliIo): Promise<number> {
+  const flags = ["prefix", "start", "end", "limit", "after", "keys-only", "count-only", "reverse"];
+  onlyFlags(args, "kv scan", flags);
+  if (args.positionals.length > 1) throw new UsageError("kv scan takes no arguments; use --prefix");
+  const hasPrefix = args.values.prefix !== undefined;
+  const hasRange = args.values.start !== undefined || args.values.end !== undefined;
+  if (hasPrefix && hasRange) {
+    throw new UsageError("flag --prefix cannot be used with --start/--end");
+  }
+  const limit = integerFlag(args, "limit", 1, SCAN_LIMIT_MAX) ?? 100;
+  const client = await clientFrom(args, io);
+  const result = await client.range({
+    prefix: args.values.prefix as string | undefined ?? (hasRange ? undefined : ""),
+    start: args.values.start as string | undefined,
+    end: args.values.end as string | undefined,
+    after: args.values.after as string | undefined,
+    limit,
+    keysOnly: args.values["keys-only"] === true ? true : undefined,
+    countOnly: args.values["count-only"] === true ? true : undefined,
+    reverse: args.values.reverse === true ? true : undefined,
+  });
+  if (args.values.json === true) {
+    io.stdout(JSON.stringify(result) + "\n");
+    return 0;
+  }
+  if (args.values["count-only"] !== true) {
+    io.stdout(formatTable(KV_COLUMNS, result.kvs.map(kvRow)));
+  }
+  io.stdout(`count=${result.count}${result.more ? ` more, next: --after ${result.next}` : ""}\n`);
+  return 0;
+}
+
+async function kvTxn(args: ParsedArgs, io: CliIo): Promise<number> {
+  onlyFlags(args, "kv txn", ["file"]);
+  const path = args.values.file;
+  if (typeof path !== "string") throw new UsageError("kv txn needs --file FILE with the JSON body");
+  let body: unknown;
+  try {
+    body = JSON.parse(await io.readTextFile(path));
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new UsageError(`flag --file "${path}" is not a readable JSON file: ${reason}`);
+  }
+  const client = await clientFrom(args, io);
+  const result = await client.txn(body);
+  io.stdout(JSON.stringify(result, null, args.values.json === true ? 0 : 2) + "\n");
+  return result.succeeded ? 0 : 1;
+}
