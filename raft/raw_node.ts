@@ -1,0 +1,263 @@
+/**
+ * The synchronous driver of one replica (STYLE §1.8): inputs go in through methods, and all
+ * output comes out as a {@linkcode Ready} that the caller drains and then acknowledges.
+ */
+import { assert } from "./assert.ts";
+import type { RaftConfig } from "./config.ts";
+import { checkRaftConfig, RaftConfigError } from "./config.ts";
+import { COMMITTED_BYTES_PER_READY_MAX } from "./limits.ts";
+import type { ProgressState } from "./progress.ts";
+import type { Role } from "./raft.ts";
+import { Raft } from "./raft.ts";
+import type { Ready } from "./ready.ts";
+import type { ProposeResult, ReadIndexResult, TransferResult } from "./requests.ts";
+import * as requests from "./requests.ts";
+import * as replication from "./replication.ts";
+import type { LogStorage } from "./storage.ts";
+import type {
+  ConfChange,
+  ConfState,
+  Entry,
+  HardState,
+  LogIndex,
+  Message,
+  ReplicaId,
+  Term,
+} from "./types.ts";
+import { isHardStateEqual } from "./types.ts";
+
+/** A leader's view of one other replica, as reported by {@linkcode RawNode.status}. */
+export interface ProgressStatus {
+  readonly id: ReplicaId;
+  readonly match: LogIndex;
+  readonly next: LogIndex;
+  readonly state: ProgressState;
+  readonly isRecentActive: boolean;
+  readonly isLearner: boolean;
+}
+
+/** A snapshot of a replica's state for dashboards, tests and routing decisions. */
+export interface Status {
+  readonly id: ReplicaId;
+  readonly role: Role;
+  readonly term: Term;
+  readonly vote: ReplicaId | null;
+  readonly leader: ReplicaId | null;
+  readonly commit: LogIndex;
+  readonly applied: LogIndex;
+  readonly firstIndex: LogIndex;
+  readonly lastIndex: LogIndex;
+  readonly confState: ConfState;
+  readonly leadTransferee: ReplicaId | null;
+  /** Empty unless this replica leads. */
+  readonly progress: readonly ProgressStatus[];
+}
+
+/**
+ * One replica's Raft core behind a Ready/advance handshake.
+ *
+ * @example
+ * ```ts
+ * const storage = new MemoryStorage({ voters: [replicaId(1)], learners: [] });
+ * const node = new RawNode({
+ *   id: replicaId(1), electionTicks: 10, heartbeatTicks: 1, prng: new SeededPrng(1),
+ *   preVote: true, checkQuorum: true, leaseReads: false,
+ * }, storage);
+ * node.campaign();
+ * const ready = node.ready();
+ * // persist ready.hardState / entries / snapshot, send messages, apply committed...
+ * node.advance(ready);
+ * ```
+ */
+export class RawNode {
+  readonly #raft: Raft;
+  #previousHardState: HardState;
+  #pendingReady: Ready | null = null;
+
+  /** @throws {RaftConfigError} when the config is invalid. */
+  constructor(config: RaftConfig, storage: LogStorage) {
+    const problem = checkRaftConfig(config);
+    if (problem !== null) throw new RaftConfigError(problem);
+    this.#raft = new Raft(config, storage);
+    this.#previousHardState = storage.initialState().hardState;
+  }
+
+  /** Advances logical time by one tick. */
+  tick(): void {
+    this.#checkIdle("tick");
+    this.#raft.tick();
+  }
+
+  /** Handles a message from another replica (ignored when it is addressed elsewhere). */
+  step(message: Message): void {
+    this.#checkIdle("step");
+    if (message.to !== this.#raft.id || message.from === this.#raft.id) return;
+    this.#raft.step(message);
+  }
+
+  /** Proposes a client command; `ok` gives the index and term it will commit at, if it does. */
+  propose(data: Uint8Array): ProposeResult {
+    this.#checkIdle("propose");
+    return requests.propose(this.#raft, data);
+  }
+
+  /** Proposes a single-replica membership change. */
+  proposeConfChange(change: ConfChange): ProposeResult {
+    this.#checkIdle("proposeConfChange");
+    return requests.proposeConfChange(this.#raft, change);
+  }
+
+  /**
+   * Requests a linearizable read; a ReadState with `requestId` follows in a later Ready. Reads
+   * pending when the leader loses its role are dropped silently: callers time them out.
+   */
+  readIndex(requestId: number): ReadIndexResult {
+    this.#checkIdle("readIndex");
+    return requests.readIndex(this.#raft, requestId);
+  }
+
+  /** Moves leadership to voter `to` via TimeoutNow once it has caught up. */
+  transferLeadership(to: ReplicaId): TransferResult {
+    this.#checkIdle("transferLeadership");
+    return requests.transferLeadership(this.#raft, to);
+  }
+
+  /** Starts an election now (with a pre-vote round when enabled). */
+  campaign(): void {
+    this.#checkIdle("campaign");
+    this.#raft.hup(false);
+  }
+
+  /** Tells a leader that a message to `id` failed: it falls back to probing. */
+  reportUnreachable(id: ReplicaId): void {
+    this.#checkIdle("reportUnreachable");
+    const progress = this.#raft.progress.get(id);
+    if (progress !== undefined && progress.state === "replicate") progress.becomeProbe();
+  }
+
+  /** Tells a leader how sending a snapshot to `id` ended; either way it probes again. */
+  reportSnapshot(id: ReplicaId, isSuccess: boolean): void {
+    this.#checkIdle("reportSnapshot");
+    const progress = this.#raft.progress.get(id);
+    if (progress === undefined || progress.state !== "snapshot") return;
+    if (!isSuccess) progress.snapshotOffset = 0;
+    progress.becomeProbe();
+  }
+
+  /** The membership in force at `index` (at or after the applied index): for snapshots. */
+  confStateAt(index: LogIndex): ConfState {
+    return this.#raft.configHistory.at(index);
+  }
+
+  /** Whether {@linkcode ready} has anything to hand out. */
+  hasReady(): boolean {
+    const raft = this.#raft;
+    if (this.#pendingReady !== null) return false;
+    if (raft.messages.length > 0 || raft.readOnly.readStates.length > 0) return true;
+    if (raft.readOnly.isRoundNeeded && raft.role === "leader") return true;
+    if (raft.log.unstable.entries.length > 0 || raft.log.unstable.snapshot !== null) return true;
+    if (!isHardStateEqual(this.#hardState(), this.#previousHardState)) return true;
+    return raft.log.committed > this.#appliedFloor();
+  }
+
+  /** Collects the next Ready; see its doc comment for what the caller must do with it. */
+  ready(): Ready {
+    assert(this.#pendingReady === null, "ready() called again before advance()");
+    const raft = this.#raft;
+    if (raft.readOnly.isRoundNeeded && raft.role === "leader") {
+      replication.broadcastHeartbeat(raft);
+    }
+    const hardState = this.#hardState();
+    const isHardStateChanged = !isHardStateEqual(hardState, this.#previousHardState);
+    const isVoteChanged = hardState.term !== this.#previousHardState.term ||
+      hardState.vote !== this.#previousHardState.vote;
+    const entries = raft.log.unstable.entries.slice();
+    const snapshot = raft.log.unstable.snapshot;
+    const ready: Ready = {
+      hardState: isHardStateChanged ? hardState : null,
+      entries,
+      snapshot,
+      committed: this.#committedToApply(),
+      messages: raft.messages,
+      readStates: raft.readOnly.takeReadStates(),
+      mustSync: entries.length > 0 || snapshot !== null || isVoteChanged,
+    };
+    raft.messages = [];
+    this.#pendingReady = ready;
+    return ready;
+  }
+
+  /** Acknowledges that `ready` was persisted, sent and applied. */
+  advance(ready: Ready): void {
+    assert(this.#pendingReady === ready, "advance() needs the Ready from the last ready()");
+    this.#pendingReady = null;
+    const raft = this.#raft;
+    if (ready.hardState !== null) this.#previousHardState = ready.hardState;
+    const lastEntry = ready.entries[ready.entries.length - 1];
+    if (lastEntry !== undefined) raft.log.stableTo(lastEntry.index, lastEntry.term);
+    if (ready.snapshot !== null) {
+      raft.log.stableSnapshotTo(ready.snapshot.metadata.index);
+      raft.log.appliedTo(ready.snapshot.metadata.index);
+    }
+    const lastApplied = ready.committed[ready.committed.length - 1];
+    if (lastApplied !== undefined) raft.log.appliedTo(lastApplied.index);
+    raft.configHistory.compactTo(Math.min(raft.log.firstIndex() - 1, raft.log.applied) as LogIndex);
+  }
+
+  /** The replica's current state. */
+  status(): Status {
+    const raft = this.#raft;
+    const confState = raft.confState();
+    const progress: ProgressStatus[] = [];
+    for (const [id, item] of raft.progress) {
+      progress.push({
+        id,
+        match: item.match,
+        next: item.next,
+        state: item.state,
+        isRecentActive: item.isRecentActive,
+        isLearner: confState.learners.includes(id),
+      });
+    }
+    return {
+      id: raft.id,
+      role: raft.role,
+      term: raft.term,
+      vote: raft.vote,
+      leader: raft.leader,
+      commit: raft.log.committed,
+      applied: raft.log.applied,
+      firstIndex: raft.log.firstIndex(),
+      lastIndex: raft.log.lastIndex(),
+      confState,
+      leadTransferee: raft.leadTransferee,
+      progress,
+    };
+  }
+
+  #hardState(): HardState {
+    const raft = this.#raft;
+    return { term: raft.term, vote: raft.vote, commit: raft.log.committed };
+  }
+
+  /** Entries before this are applied or covered by a pending snapshot. */
+  #appliedFloor(): LogIndex {
+    const raft = this.#raft;
+    const snapshotIndex = raft.log.unstable.snapshot?.metadata.index ?? 0;
+    return Math.max(raft.log.applied, snapshotIndex) as LogIndex;
+  }
+
+  #committedToApply(): readonly Entry[] {
+    const raft = this.#raft;
+    const low = (this.#appliedFloor() + 1) as LogIndex;
+    const high = (raft.log.committed + 1) as LogIndex;
+    if (low >= high) return [];
+    const entries = raft.log.slice(low, high, COMMITTED_BYTES_PER_READY_MAX);
+    assert(entries !== null, "committed entries past the applied index are never compacted");
+    return entries;
+  }
+
+  #checkIdle(method: string): void {
+    assert(this.#pendingReady === null, `${method}() called between ready() and advance()`);
+  }
+}
