@@ -1,0 +1,564 @@
+/**
+ * The driver of one shard replica: it owns a Raft core, its log storage and its state machine,
+ * and runs them at its own pace (STYLE §1.8).
+ *
+ * Inputs (messages from peers, proposals, reads, ticks) go into bounded queues; each loop turn
+ * drains them into the core, then handles every Ready in the contract's order: persist (one
+ * SQLite transaction), send, apply (one SQLite transaction), advance. Proposals that arrive in
+ * the same turn are committed together (group commit). Nothing else calls `step()` directly.
+ *
+ * ```text
+ *  peers ──deliver()──▶ inbound ─┐
+ *  clients ─propose()─▶ proposals ├─▶ turn: tick/step/propose/readIndex ─▶ Ready
+ *  clients ─read()────▶ reads ───┘     persist ─▶ send ─▶ apply+resolve ─▶ advance
+ *  timer ──────────────▶ ticks
+ * ```
+ *
+ * A proposal's promise settles when the entry at its (index, term) is applied: with the
+ * state machine's result, or as dropped when another entry took that index. A linearizable
+ * read waits for its ReadIndex and for the applied index to reach it (Raft thesis §6.4).
+ */
+import {
+  assert,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type LogIndex,
+  type Message,
+  type ProposeResult,
+  type RaftConfig,
+  RawNode,
+  type ReplicaId,
+  type Snapshot,
+  type Status,
+  type WritableLogStorage,
+} from "../raft/mod.ts";
+import { AspenError } from "./errors.ts";
+
+/** Most messages from peers waiting for a turn; more are dropped (Raft tolerates loss). */
+export const INBOUND_MESSAGES_MAX = 16_384;
+/** Most proposals waiting for a turn or for their entry to apply. */
+export const PROPOSALS_PENDING_MAX = 16_384;
+/** Most linearizable reads waiting. */
+export const READS_PENDING_MAX = 16_384;
+/** Most Ready rounds handled in one turn before yielding to the event loop. */
+export const READY_ROUNDS_PER_TURN_MAX = 64;
+/** Applied entries between two state-machine snapshots. */
+export const SNAPSHOT_INTERVAL_ENTRIES = 10_000;
+/** Entries kept behind a snapshot so that slightly lagging followers need no snapshot. */
+export const LOG_RETAINED_ENTRIES = 2_000;
+
+/** The log storage a replica writes: the core's interface plus one-transaction persistence. */
+export interface ReplicaLogStorage extends WritableLogStorage {
+  /** Writes the hard state, entries and snapshot of one Ready in one transaction. */
+  persist(
+    write: {
+      readonly hardState: HardState | null;
+      readonly entries: readonly Entry[];
+      readonly snapshot: Snapshot | null;
+    },
+    mustSync: boolean,
+  ): void;
+  close(): void;
+}
+
+/** The state machine a replica applies committed entries to. */
+export interface ReplicaStateMachine<Result> {
+  /** The index of the last entry applied (durable together with the state). */
+  appliedIndex(): number;
+  /**
+   * Applies entries in index order in one transaction; entries at or below the applied index
+   * are skipped. Entries with empty data (no-ops, membership changes) only advance the index.
+   * Returns one result per entry that was applied, keyed by index.
+   */
+  apply(entries: readonly { readonly index: number; readonly data: Uint8Array }[]): Map<
+    number,
+    Result
+  >;
+  /** The whole state as bytes, at the applied index. */
+  snapshot(): Uint8Array;
+  /** Replaces the whole state with a snapshot's bytes taken at `index`. */
+  restore(data: Uint8Array, index: number): void;
+  close(): void;
+}
+
+/** What a replica reports of itself, for status, metrics and routing. */
+export interface ReplicaStatus extends Status {
+  readonly shard: number;
+  readonly stats: ReplicaStats;
+}
+
+/** Counters of one replica since it started. */
+export interface ReplicaStats {
+  proposals: number;
+  proposalsDropped: number;
+  applied: number;
+  readsServed: number;
+  messagesDroppedInbound: number;
+  snapshotsCreated: number;
+  snapshotsRestored: number;
+  /** The longest loop turn, in ms: how long this shard held the event loop at once. */
+  turnMsMax: number;
+  /** The longest apply of one Ready's committed entries, in ms. */
+  applyMsMax: number;
+  /** Recent apply latencies per entry batch, ms, newest last (bounded). */
+  readonly applyMsRecent: number[];
+}
+
+/** How many recent apply durations a replica keeps for percentiles. */
+export const APPLY_SAMPLES_MAX = 512;
+
+/** Everything a replica needs from its owner. */
+export interface ReplicaOptions<Result> {
+  readonly shard: number;
+  readonly raft: Omit<RaftConfig, "applied">;
+  readonly storage: ReplicaLogStorage;
+  readonly stateMachine: ReplicaStateMachine<Result>;
+  /** Sends messages to peers; called after the writes they depend on are durable. */
+  readonly send: (messages: readonly Message[]) => void;
+  /** Monotonic milliseconds, for stats and deadlines. */
+  readonly nowMs: () => number;
+  /** Length of one Raft tick in ms; 0 disables the timer (tests tick by hand). */
+  readonly tickMs: number;
+  /** Applied entries between snapshots; defaults to SNAPSHOT_INTERVAL_ENTRIES. */
+  readonly snapshotIntervalEntries?: number;
+  /** Called after a turn in which the role, term or leader changed. */
+  readonly onLeaderChange?: (status: ReplicaStatus) => void;
+  /** Called after entries are applied, with the applied index (watch, leases). */
+  readonly onApplied?: (appliedIndex: number) => void;
+}
+
+interface ProposalWaiter<Result> {
+  readonly term: number;
+  readonly resolve: (result: Result) => void;
+  readonly reject: (error: AspenError) => void;
+}
+
+interface QueuedProposal<Result> {
+  readonly data: Uint8Array;
+  readonly resolve: (result: Result) => void;
+  readonly reject: (error: AspenError) => void;
+}
+
+interface ReadWaiter {
+  readonly run: () => void;
+  readonly reject: (error: AspenError) => void;
+}
+
+/**
+ * One shard replica and its driver loop.
+ *
+ * @example
+ * ```ts
+ * const replica = new ShardReplica(options);
+ * replica.start();
+ * const result = await replica.propose(encodeCommand({ type: "put", key: "a", value: "1" }));
+ * const value = await replica.read(() => stateMachine.get("a"));
+ * await replica.close();
+ * ```
+ */
+export class ShardReplica<Result> {
+  readonly shard: number;
+  readonly #options: ReplicaOptions<Result>;
+  readonly #node: RawNode;
+  readonly #inbound: Message[] = [];
+  readonly #proposals: QueuedProposal<Result>[] = [];
+  readonly #waiters = new Map<number, ProposalWaiter<Result>>();
+  readonly #reads: ReadWaiter[] = [];
+  readonly #readBatches = new Map<number, ReadWaiter[]>();
+  readonly #readyReads: { index: number; waiters: ReadWaiter[] }[] = [];
+  readonly #stats: ReplicaStats;
+  #pendingTicks = 0;
+  #readRequestId = 0;
+  #scheduled: ReturnType<typeof setTimeout> | null = null;
+  #isInTurn = false;
+  #isClosed = false;
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #lastSnapshotIndex: number;
+  #lastLeadership = "";
+
+  constructor(options: ReplicaOptions<Result>) {
+    this.shard = options.shard;
+    this.#options = options;
+    const applied = options.stateMachine.appliedIndex();
+    const snapshotIndex = options.storage.snapshot().metadata.index;
+    assert(applied >= snapshotIndex || applied === 0, "state machine is behind the log snapshot");
+    this.#lastSnapshotIndex = snapshotIndex;
+    this.#node = new RawNode(
+      { ...options.raft, applied: Math.max(applied, snapshotIndex) as LogIndex },
+      options.storage,
+    );
+    this.#stats = {
+      proposals: 0,
+      proposalsDropped: 0,
+      applied: 0,
+      readsServed: 0,
+      messagesDroppedInbound: 0,
+      snapshotsCreated: 0,
+      snapshotsRestored: 0,
+      turnMsMax: 0,
+      applyMsMax: 0,
+      applyMsRecent: [],
+    };
+  }
+
+  /** Starts the tick timer. */
+  start(): void {
+    assert(this.#timer === null, "replica started twice");
+    if (this.#options.tickMs > 0) {
+      this.#timer = setInterval(() => {
+        this.#pendingTicks++;
+        this.#schedule();
+      }, this.#options.tickMs);
+    }
+  }
+
+  /** Queues a message from a peer; dropped when the queue is full. */
+  deliver(message: Message): void {
+    if (this.#isClosed) return;
+    if (this.#inbound.length >= INBOUND_MESSAGES_MAX) {
+      this.#stats.messagesDroppedInbound++;
+      return;
+    }
+    this.#inbound.push(message);
+    this.#schedule();
+  }
+
+  /** Advances logical time by `ticks` ticks at the next turn (tests and simulations). */
+  tick(ticks = 1): void {
+    this.#pendingTicks += ticks;
+    this.#schedule();
+  }
+
+  /**
+   * Proposes an encoded command; resolves with its result once applied.
+   *
+   * @throws {AspenError} `not_leader` (with `leader`), `too_many_requests`,
+   * `proposal_dropped`, `request_too_large`.
+   */
+  propose(data: Uint8Array): Promise<Result> {
+    if (this.#isClosed) return Promise.reject(closedError(this.shard));
+    const pending = this.#proposals.length + this.#waiters.size;
+    if (pending >= PROPOSALS_PENDING_MAX) {
+      return Promise.reject(
+        new AspenError(
+          "too_many_requests",
+          `Cannot propose to shard ${this.shard}: ` +
+            `${pending} proposals are pending and the limit is ${PROPOSALS_PENDING_MAX}`,
+        ),
+      );
+    }
+    return new Promise<Result>((resolve, reject) => {
+      this.#proposals.push({ data, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /**
+   * Runs `read` against the state machine once it reflects every write acknowledged before
+   * this call (ReadIndex); only a leader can serve it.
+   *
+   * @throws {AspenError} `not_leader` (with `leader`), `too_many_requests`.
+   */
+  read<T>(read: () => T): Promise<T> {
+    if (this.#isClosed) return Promise.reject(closedError(this.shard));
+    if (this.#reads.length >= READS_PENDING_MAX) {
+      return Promise.reject(
+        new AspenError(
+          "too_many_requests",
+          `Cannot read shard ${this.shard}: ` +
+            `${this.#reads.length} reads are pending and the limit is ${READS_PENDING_MAX}`,
+        ),
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.#reads.push({
+        run: () => {
+          try {
+            resolve(read());
+          } catch (error) {
+            reject(error);
+          }
+        },
+        reject,
+      });
+      this.#schedule();
+    });
+  }
+
+  /** The replica's Raft status and counters. */
+  status(): ReplicaStatus {
+    return { ...this.#node.status(), shard: this.shard, stats: this.#stats };
+  }
+
+  /**
+   * Starts moving leadership to `to`.
+   *
+   * @throws {AspenError} `not_leader` or `bad_request` for an invalid target.
+   */
+  transferLeadership(to: ReplicaId): void {
+    assert(!this.#isInTurn, "transferLeadership() inside a turn");
+    const result = this.#node.transferLeadership(to);
+    if (result.kind === "not_leader") throw notLeaderError(this.shard, result.leader);
+    if (result.kind === "invalid_target") {
+      throw new AspenError(
+        "bad_request",
+        `Cannot transfer leadership of shard ${this.shard} to node ${to}: ${result.reason}`,
+      );
+    }
+    this.#schedule();
+  }
+
+  /** Starts an election now (tests, and a node that wants to lead after a restart). */
+  campaign(): void {
+    assert(!this.#isInTurn, "campaign() inside a turn");
+    this.#node.campaign();
+    this.#schedule();
+  }
+
+  /** Runs one turn now; tests use it to drive the loop without the event loop. */
+  runTurn(): void {
+    this.#turn();
+  }
+
+  /** Stops the timer, fails every waiter and closes the storages. */
+  close(): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    if (this.#timer !== null) clearInterval(this.#timer);
+    if (this.#scheduled !== null) clearTimeout(this.#scheduled);
+    const error = closedError(this.shard);
+    for (const proposal of this.#proposals.splice(0)) proposal.reject(error);
+    for (const waiter of this.#waiters.values()) waiter.reject(error);
+    this.#waiters.clear();
+    for (const read of this.#reads.splice(0)) read.reject(error);
+    for (const batch of this.#readBatches.values()) for (const read of batch) read.reject(error);
+    this.#readBatches.clear();
+    for (const batch of this.#readyReads.splice(0)) {
+      for (const read of batch.waiters) read.reject(error);
+    }
+    this.#options.stateMachine.close();
+    this.#options.storage.close();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled !== null || this.#isClosed) return;
+    this.#scheduled = setTimeout(() => {
+      this.#scheduled = null;
+      if (!this.#isClosed) this.#turn();
+    }, 0);
+  }
+
+  /** One turn of the driver loop. Invariant: never re-entered. */
+  #turn(): void {
+    assert(!this.#isInTurn, "the replica loop was re-entered");
+    this.#isInTurn = true;
+    const started = this.#options.nowMs();
+    try {
+      this.#drainInputs();
+      let rounds = 0;
+      while (this.#node.hasReady() && rounds < READY_ROUNDS_PER_TURN_MAX) {
+        this.#handleReady();
+        rounds++;
+      }
+      if (this.#node.hasReady()) this.#schedule();
+      this.#serveReadyReads();
+      this.#maybeSnapshot();
+    } finally {
+      this.#isInTurn = false;
+    }
+    this.#stats.turnMsMax = Math.max(this.#stats.turnMsMax, this.#options.nowMs() - started);
+    this.#noticeLeadership();
+  }
+
+  #drainInputs(): void {
+    for (; this.#pendingTicks > 0; this.#pendingTicks--) this.#node.tick();
+    for (const message of this.#inbound.splice(0)) this.#node.step(message);
+    for (const proposal of this.#proposals.splice(0)) this.#proposeOne(proposal);
+    if (this.#reads.length > 0) this.#requestRead(this.#reads.splice(0));
+  }
+
+  #proposeOne(proposal: QueuedProposal<Result>): void {
+    const result: ProposeResult = this.#node.propose(proposal.data);
+    if (result.kind === "ok") {
+      this.#stats.proposals++;
+      assert(!this.#waiters.has(result.index), "two proposals at one index");
+      this.#waiters.set(result.index, {
+        term: result.term,
+        resolve: proposal.resolve,
+        reject: proposal.reject,
+      });
+      return;
+    }
+    this.#stats.proposalsDropped++;
+    proposal.reject(proposeError(this.shard, result));
+  }
+
+  #requestRead(waiters: ReadWaiter[]): void {
+    const requestId = ++this.#readRequestId;
+    const result = this.#node.readIndex(requestId);
+    if (result.kind === "ok") {
+      this.#readBatches.set(requestId, waiters);
+      return;
+    }
+    const error = result.kind === "not_leader"
+      ? notLeaderError(this.shard, result.leader)
+      : new AspenError("too_many_requests", `Cannot read shard ${this.shard}: too many reads`);
+    for (const waiter of waiters) waiter.reject(error);
+  }
+
+  #handleReady(): void {
+    const ready = this.#node.ready();
+    this.#options.storage.persist(
+      { hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot },
+      ready.mustSync,
+    );
+    if (ready.messages.length > 0) this.#options.send(ready.messages);
+    if (ready.snapshot !== null) this.#restore(ready.snapshot);
+    if (ready.committed.length > 0) this.#apply(ready.committed);
+    for (const state of ready.readStates) {
+      const waiters = this.#readBatches.get(state.requestId);
+      if (waiters === undefined) continue;
+      this.#readBatches.delete(state.requestId);
+      this.#readyReads.push({ index: state.index, waiters });
+    }
+    this.#node.advance(ready);
+  }
+
+  #restore(snapshot: Snapshot): void {
+    const index = snapshot.metadata.index;
+    this.#options.stateMachine.restore(snapshot.data, index);
+    assert(this.#options.stateMachine.appliedIndex() === index, "restore must set applied");
+    this.#lastSnapshotIndex = index;
+    this.#stats.snapshotsRestored++;
+    // Entries up to the snapshot were applied inside it: their outcome is unknown here.
+    for (const [waiterIndex, waiter] of this.#waiters) {
+      if (waiterIndex > index) continue;
+      this.#waiters.delete(waiterIndex);
+      waiter.reject(
+        new AspenError(
+          "timeout",
+          `Cannot tell the outcome of a write to shard ${this.shard}: ` +
+            "the replica was replaced by a snapshot",
+        ),
+      );
+    }
+  }
+
+  #apply(entries: readonly Entry[]): void {
+    const started = this.#options.nowMs();
+    const input = entries.map((entry) => ({
+      index: entry.index as number,
+      data: entry.type === "normal" ? entry.data : EMPTY,
+    }));
+    const results = this.#options.stateMachine.apply(input);
+    const last = entries[entries.length - 1]!;
+    assert(this.#options.stateMachine.appliedIndex() === last.index, "apply must reach the end");
+    for (const entry of entries) this.#settle(entry, results.get(entry.index));
+    this.#stats.applied += entries.length;
+    const elapsed = this.#options.nowMs() - started;
+    this.#stats.applyMsMax = Math.max(this.#stats.applyMsMax, elapsed);
+    this.#stats.applyMsRecent.push(elapsed);
+    if (this.#stats.applyMsRecent.length > APPLY_SAMPLES_MAX) this.#stats.applyMsRecent.shift();
+    this.#options.onApplied?.(last.index);
+  }
+
+  #settle(entry: Entry, result: Result | undefined): void {
+    const waiter = this.#waiters.get(entry.index);
+    if (waiter === undefined) return;
+    this.#waiters.delete(entry.index);
+    if (waiter.term !== entry.term) {
+      waiter.reject(
+        new AspenError(
+          "proposal_dropped",
+          `Cannot write to shard ${this.shard}: leadership ` +
+            `changed and the proposal at index ${entry.index} was replaced`,
+        ),
+      );
+      return;
+    }
+    assert(result !== undefined, "an applied proposal has a result");
+    waiter.resolve(result);
+  }
+
+  #serveReadyReads(): void {
+    const applied = this.#options.stateMachine.appliedIndex();
+    while (this.#readyReads.length > 0 && this.#readyReads[0]!.index <= applied) {
+      for (const waiter of this.#readyReads.shift()!.waiters) {
+        this.#stats.readsServed++;
+        waiter.run();
+      }
+    }
+  }
+
+  #maybeSnapshot(): void {
+    const applied = this.#options.stateMachine.appliedIndex();
+    const interval = this.#options.snapshotIntervalEntries ?? SNAPSHOT_INTERVAL_ENTRIES;
+    if (applied - this.#lastSnapshotIndex < interval) return;
+    const storage = this.#options.storage;
+    const confState: ConfState = this.#node.confStateAt(applied as LogIndex);
+    storage.createSnapshot(applied as LogIndex, confState, this.#options.stateMachine.snapshot());
+    this.#lastSnapshotIndex = applied;
+    this.#stats.snapshotsCreated++;
+    const compactTo = applied - Math.min(LOG_RETAINED_ENTRIES, interval);
+    if (compactTo > storage.firstIndex()) storage.compact(compactTo as LogIndex);
+  }
+
+  #noticeLeadership(): void {
+    if (this.#options.onLeaderChange === undefined) return;
+    const status = this.#node.status();
+    const key = `${status.role}/${status.term}/${status.leader}`;
+    if (key === this.#lastLeadership) return;
+    this.#lastLeadership = key;
+    this.#options.onLeaderChange(this.status());
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function closedError(shard: number): AspenError {
+  return new AspenError("shard_unavailable", `Cannot use shard ${shard}: its replica is closed`, {
+    shard,
+  });
+}
+
+/** The error for a request that reached a replica that does not lead its shard. */
+export function notLeaderError(shard: number, leader: number | null): AspenError {
+  return new AspenError(
+    "not_leader",
+    `Cannot serve shard ${shard} here: this replica is not the leader` +
+      (leader === null ? " and no leader is known" : ` (node ${leader} is)`),
+    { shard, leader },
+  );
+}
+
+function proposeError(shard: number, result: Exclude<ProposeResult, { kind: "ok" }>): AspenError {
+  switch (result.kind) {
+    case "not_leader":
+      return notLeaderError(shard, result.leader);
+    case "dropped":
+    case "conf_change_pending":
+    case "invalid_conf_change":
+      return new AspenError(
+        "proposal_dropped",
+        `Cannot write to shard ${shard}: ${result.reason}`,
+        {
+          shard,
+        },
+      );
+    case "entry_too_large":
+      return new AspenError(
+        "request_too_large",
+        `Cannot write to shard ${shard}: the entry is ${result.bytes} bytes but the limit is ` +
+          `${result.bytesMax}`,
+        { bytes: result.bytes, limit: result.bytesMax },
+      );
+    case "uncommitted_too_large":
+      return new AspenError(
+        "too_many_requests",
+        `Cannot write to shard ${shard}: ${result.bytes} bytes would be uncommitted but the ` +
+          `limit is ${result.bytesMax}`,
+        { shard },
+      );
+  }
+}
