@@ -26,7 +26,11 @@ export type ErrorCode =
   | "proposal_dropped"
   | "timeout"
   | "storage_corrupt"
-  | "not_implemented";
+  | "not_implemented"
+  // A state-dependent bound was hit (keys in a delete-range, keys on a lease, leases, watchers).
+  | "limit_exceeded"
+  // A watch stream was ended by the server: a slow watcher, or its shard closed.
+  | "watch_cancelled";
 
 /** Structured details attached to an error; they reach clients as extra JSON fields. */
 export type ErrorDetails = Readonly<Record<string, string | number | boolean | null>>;

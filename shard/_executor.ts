@@ -1,0 +1,219 @@
+/**
+ * Executes one decoded command against the store (private to shard/).
+ *
+ * Executors are deterministic: they read only the command, the entry's revision and the
+ * state. Expected failures are thrown as {@linkcode AspenError}; the apply loop turns them into
+ * `error` results and rolls back whatever the entry wrote (commands with several writes run
+ * inside a savepoint).
+ */
+
+import { assert } from "../raft/mod.ts";
+import type { ApplyResult, TxnOpResult } from "./apply_result.ts";
+import type { Command, TxnOp } from "./command.ts";
+import { evaluateCompare } from "./compare.ts";
+import { AspenError } from "./errors.ts";
+import { keyRangeBounds, type KeyValue, kvResponseBytes } from "./key_value.ts";
+import {
+  DELETE_RANGE_KEYS_MAX,
+  LEASES_MAX,
+  RANGE_RESPONSE_BYTES_MAX,
+  TXN_RESPONSE_BYTES_MAX,
+} from "./limits.ts";
+import { validateReadSet } from "./occ.ts";
+import type { EntryContext, KvStore } from "./_kv_store.ts";
+import { readRange } from "./_range.ts";
+
+/** Per-shard counters of optimistic transactions, part of the replicated state. */
+export interface OccCounters {
+  optimisticTxns: number;
+  conflicts: number;
+}
+
+/** Whether a command may fail after it has written, and so needs a savepoint. */
+export function needsSavepoint(command: Command): boolean {
+  return command.type === "txn" || command.type === "multiPut";
+}
+
+/**
+ * Applies `command` at `context.revision`.
+ *
+ * @throws {AspenError} for an expected failure (`lease_not_found`, `limit_exceeded`,
+ * `request_too_large`).
+ */
+export function execute(
+  store: KvStore,
+  context: EntryContext,
+  command: Command,
+  counters: OccCounters,
+): ApplyResult {
+  const revision = context.revision;
+  switch (command.type) {
+    case "put": {
+      const { kv, prev } = store.put(context, command);
+      return { type: "put", revision, version: kv.version, prevKv: command.prevKv ? prev : null };
+    }
+    case "delete": {
+      const prev = store.remove(context, command.key);
+      const prevKv = command.prevKv ? prev : null;
+      return { type: "delete", revision, deleted: prev === null ? 0 : 1, prevKv };
+    }
+    case "deleteRange":
+      return { type: "deleteRange", revision, deleted: deleteRange(store, context, command) };
+    case "multiPut": {
+      const versions = command.puts.map((put) => store.put(context, put).kv.version);
+      return { type: "multiPut", revision, versions };
+    }
+    case "txn":
+      return executeTxn(store, context, command);
+    case "optimisticTxn":
+      return executeOptimistic(store, context, command, counters);
+    case "leaseGrant":
+      return grantLease(store, context, command.ttlSeconds);
+    case "leaseRevoke":
+      return revokeLease(store, context, command.id);
+    case "leaseExpire":
+      return expireLeases(store, context, command.ids);
+    case "meta":
+      store.setMeta(command.name, command.value);
+      return { type: "meta", revision, name: command.name };
+    case "noop":
+      return { type: "noop", revision };
+  }
+}
+
+function deleteRange(
+  store: KvStore,
+  context: EntryContext,
+  command: Extract<Command, { type: "deleteRange" }>,
+): number {
+  const bounds = keyRangeBounds(command.range);
+  const count = store.countRange(bounds, DELETE_RANGE_KEYS_MAX);
+  if (count > DELETE_RANGE_KEYS_MAX) {
+    throw new AspenError(
+      "limit_exceeded",
+      `Cannot delete range: it holds more than ${DELETE_RANGE_KEYS_MAX} keys; delete it in ` +
+        "smaller ranges",
+      { limit: DELETE_RANGE_KEYS_MAX, name: "DELETE_RANGE_KEYS_MAX" },
+    );
+  }
+  const deleted = store.removeRange(context, bounds);
+  assert(deleted === count, "deleteRange: every counted key is deleted");
+  return deleted;
+}
+
+function executeTxn(
+  store: KvStore,
+  context: EntryContext,
+  command: Extract<Command, { type: "txn" }>,
+): ApplyResult {
+  const succeeded = command.compare.every((compare) =>
+    evaluateCompare(compare, store.get(compare.key))
+  );
+  const ops = succeeded ? command.success : command.failure;
+  const results: TxnOpResult[] = [];
+  let bytes = 0;
+  for (const op of ops) {
+    const result = executeTxnOp(store, context, op);
+    bytes += txnOpResultBytes(result);
+    if (bytes > TXN_RESPONSE_BYTES_MAX) {
+      throw new AspenError(
+        "request_too_large",
+        `Cannot run txn: its results exceed ${TXN_RESPONSE_BYTES_MAX} bytes; read less per txn`,
+        { limit: TXN_RESPONSE_BYTES_MAX },
+      );
+    }
+    results.push(result);
+  }
+  return { type: "txn", revision: context.revision, succeeded, results };
+}
+
+function executeTxnOp(store: KvStore, context: EntryContext, op: TxnOp): TxnOpResult {
+  switch (op.type) {
+    case "put": {
+      const { kv, prev } = store.put(context, op);
+      return { type: "put", version: kv.version, prevKv: op.prevKv ? prev : null };
+    }
+    case "delete": {
+      const prev = store.remove(context, op.key);
+      return { type: "delete", deleted: prev === null ? 0 : 1, prevKv: op.prevKv ? prev : null };
+    }
+    case "get":
+      return { type: "get", kv: store.get(op.key) };
+    case "range":
+      return { type: "range", ...readRange(store, op.request, RANGE_RESPONSE_BYTES_MAX) };
+  }
+}
+
+/** The response bytes of one txn op result, counted like range pages. */
+export function txnOpResultBytes(result: TxnOpResult): number {
+  const kvs: readonly (KeyValue | null)[] = result.type === "range"
+    ? result.kvs
+    : result.type === "get"
+    ? [result.kv]
+    : [result.prevKv];
+  let bytes = 0;
+  for (const kv of kvs) if (kv !== null) bytes += kvResponseBytes(kv);
+  return bytes;
+}
+
+function executeOptimistic(
+  store: KvStore,
+  context: EntryContext,
+  command: Extract<Command, { type: "optimisticTxn" }>,
+  counters: OccCounters,
+): ApplyResult {
+  const revision = context.revision;
+  const conflict = validateReadSet(command.reads, {
+    versionOf: (key) => store.get(key)?.version ?? 0,
+  });
+  counters.optimisticTxns++;
+  if (conflict !== null) {
+    counters.conflicts++;
+    return { type: "conflict", revision, ...conflict };
+  }
+  for (const write of command.writes) {
+    if (write.op === "set") store.put(context, { key: write.key, value: write.value, lease: 0 });
+    else store.remove(context, write.key);
+  }
+  return { type: "optimisticTxn", revision, committed: true };
+}
+
+function grantLease(store: KvStore, context: EntryContext, ttlSeconds: number): ApplyResult {
+  const count = store.leaseCount();
+  if (count >= LEASES_MAX) {
+    throw new AspenError(
+      "limit_exceeded",
+      `Cannot grant lease: the shard already holds ${count} leases, the limit`,
+      { limit: LEASES_MAX, name: "LEASES_MAX" },
+    );
+  }
+  // The entry's index is unique in the log, so it is a lease id every replica agrees on.
+  const lease = { id: context.revision, ttlSeconds };
+  assert(store.lease(lease.id) === null, "grantLease: a lease id is never reused");
+  store.insertLease(lease);
+  return { type: "leaseGrant", revision: context.revision, lease };
+}
+
+function revokeLease(store: KvStore, context: EntryContext, id: number): ApplyResult {
+  if (store.lease(id) === null) {
+    throw new AspenError("lease_not_found", `Cannot revoke lease ${id}: it does not exist`, {
+      lease: id,
+    });
+  }
+  const deleted = store.removeLeaseKeys(context, id);
+  store.deleteLease(id);
+  return { type: "leaseRevoke", revision: context.revision, id, deleted };
+}
+
+function expireLeases(store: KvStore, context: EntryContext, ids: readonly number[]): ApplyResult {
+  const expired: number[] = [];
+  let deleted = 0;
+  // A lease revoked or expired since the leader proposed this entry is skipped.
+  for (const id of ids) {
+    if (store.lease(id) === null) continue;
+    deleted += store.removeLeaseKeys(context, id);
+    store.deleteLease(id);
+    expired.push(id);
+  }
+  return { type: "leaseExpire", revision: context.revision, expired, deleted };
+}

@@ -1,0 +1,333 @@
+/**
+ * Row-level access to the state machine tables (private to shard/).
+ *
+ * Every change to a key goes through {@linkcode KvStore.put}, {@linkcode KvStore.remove} or
+ * one of the bulk removals, which keep three things in step: the kv row (version and
+ * revisions), the key count of the leases involved, and the watch history. That single path is
+ * what guarantees that no write path skips version or revision bookkeeping.
+ */
+
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { assert } from "../raft/mod.ts";
+import { AspenError } from "./errors.ts";
+import {
+  decodeKey,
+  encodeKey,
+  type KeyBounds,
+  type KeyValue,
+  utf8ByteLength,
+} from "./key_value.ts";
+import type { LeaseGrant } from "./apply_result.ts";
+import type { PutItem } from "./command.ts";
+import { LEASE_KEYS_MAX, WATCH_EVENT_OVERHEAD_BYTES } from "./limits.ts";
+
+/** What one entry has done so far; the apply loop folds it into the shard's counters. */
+export interface EntryContext {
+  /** The entry's log index: the revision of every change it makes. */
+  readonly revision: number;
+  /** The sequence number of the entry's next watch event. */
+  seq: number;
+  /** Bytes of watch events the entry has written. */
+  eventBytes: number;
+}
+
+/** A lease row. */
+export interface LeaseRow extends LeaseGrant {
+  readonly keyCount: number;
+}
+
+const EVENT_PUT = 1;
+const EVENT_DELETE = 2;
+const KV_COLUMNS = "key, value, version, create_revision, mod_revision, lease";
+const EVENT_COLUMNS = "revision, seq, type, key, value, version, create_revision, lease, " +
+  "prev_value, prev_version, prev_create_revision, prev_mod_revision, prev_lease, bytes";
+
+/** Typed statements over one open state machine database. */
+export class KvStore {
+  readonly #db: DatabaseSync;
+  readonly #selectKv: StatementSync;
+  readonly #upsertKv: StatementSync;
+  readonly #deleteKv: StatementSync;
+  readonly #insertEvent: StatementSync;
+  readonly #selectLease: StatementSync;
+  readonly #adjustLease: StatementSync;
+  readonly #bulk = new Map<string, StatementSync>();
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+    this.#selectKv = db.prepare(`SELECT ${KV_COLUMNS} FROM kv WHERE key = ?`);
+    this.#upsertKv = db.prepare(`INSERT OR REPLACE INTO kv (${KV_COLUMNS}) VALUES (?,?,?,?,?,?)`);
+    this.#deleteKv = db.prepare("DELETE FROM kv WHERE key = ?");
+    this.#insertEvent = db.prepare(
+      `INSERT INTO history (${EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+    );
+    this.#selectLease = db.prepare("SELECT id, ttl_seconds, key_count FROM lease WHERE id = ?");
+    this.#adjustLease = db.prepare("UPDATE lease SET key_count = key_count + ? WHERE id = ?");
+  }
+
+  /** The current state of `key`, or null when absent. */
+  get(key: string): KeyValue | null {
+    const row = this.#selectKv.get(encodeKey(key));
+    if (row === undefined) return null;
+    const kv = kvFromRow(row);
+    assert(kv.key === key, "KvStore.get: the row holds the requested key");
+    return kv;
+  }
+
+  /**
+   * Writes a key: version +1 (1 when created), modRevision = the entry's revision.
+   *
+   * @throws {AspenError} `lease_not_found` or `limit_exceeded` (LEASE_KEYS_MAX), before any
+   * write.
+   */
+  put(context: EntryContext, item: PutItem): { kv: KeyValue; prev: KeyValue | null } {
+    const prev = this.get(item.key);
+    const isLeaseChanged = prev === null ? item.lease !== 0 : prev.lease !== item.lease;
+    if (isLeaseChanged && item.lease !== 0) this.#checkLeaseRoom(item.key, item.lease);
+    const kv: KeyValue = {
+      key: item.key,
+      value: item.value,
+      version: prev === null ? 1 : prev.version + 1,
+      createRevision: prev === null ? context.revision : prev.createRevision,
+      modRevision: context.revision,
+      lease: item.lease,
+    };
+    assert(Number.isSafeInteger(kv.version), "KvStore.put: the version stays a safe integer");
+    assert(kv.createRevision <= kv.modRevision, "KvStore.put: created no later than modified");
+    const key = encodeKey(kv.key);
+    this.#upsertKv.run(key, kv.value, kv.version, kv.createRevision, kv.modRevision, kv.lease);
+    if (isLeaseChanged) {
+      if (prev !== null && prev.lease !== 0) this.#adjustLeaseKeys(prev.lease, -1);
+      if (kv.lease !== 0) this.#adjustLeaseKeys(kv.lease, 1);
+    }
+    this.#appendEvent(context, { type: EVENT_PUT, key, kv, prev });
+    return { kv, prev };
+  }
+
+  /** Deletes `key` if present and returns what it held. */
+  remove(context: EntryContext, key: string): KeyValue | null {
+    const prev = this.get(key);
+    if (prev === null) return null;
+    const keyBytes = encodeKey(key);
+    const changes = this.#deleteKv.run(keyBytes).changes;
+    assert(changes === 1, "KvStore.remove: exactly one row is deleted");
+    if (prev.lease !== 0) this.#adjustLeaseKeys(prev.lease, -1);
+    this.#appendEvent(context, { type: EVENT_DELETE, key: keyBytes, kv: null, prev });
+    return prev;
+  }
+
+  /** How many keys lie within `bounds`, counting at most `countMax + 1`. */
+  countRange(bounds: KeyBounds, countMax: number): number {
+    const where = boundsWhere(bounds);
+    const sql = `SELECT COUNT(*) AS n FROM (SELECT 1 FROM kv WHERE ${where.sql} LIMIT ?)`;
+    return countOf(this.statement(sql).get(...where.params, countMax + 1));
+  }
+
+  /** Deletes every key within `bounds`, in one pass of SQL; returns how many. */
+  removeRange(context: EntryContext, bounds: KeyBounds): number {
+    const where = boundsWhere(bounds);
+    this.statement(
+      "UPDATE lease SET key_count = key_count - (SELECT COUNT(*) FROM kv " +
+        `WHERE kv.lease = lease.id AND ${where.sql}) ` +
+        `WHERE id IN (SELECT lease FROM kv WHERE lease != 0 AND ${where.sql})`,
+    ).run(...where.params, ...where.params);
+    return this.#removeWhere(context, where);
+  }
+
+  /** Deletes every key attached to lease `id`; returns how many. */
+  removeLeaseKeys(context: EntryContext, id: number): number {
+    assert(id > 0, "KvStore.removeLeaseKeys: a lease id is positive");
+    const removed = this.#removeWhere(context, { sql: "lease = ? AND lease != 0", params: [id] });
+    this.#adjustLeaseKeys(id, -removed);
+    const lease = this.lease(id);
+    assert(lease !== null && lease.keyCount === 0, "removeLeaseKeys: no key is left on it");
+    return removed;
+  }
+
+  /** The lease `id`, or null when it does not exist. */
+  lease(id: number): LeaseRow | null {
+    const row = this.#selectLease.get(id);
+    if (row === undefined) return null;
+    const lease = {
+      id: integer(row.id),
+      ttlSeconds: integer(row.ttl_seconds),
+      keyCount: integer(row.key_count),
+    };
+    assert(lease.id === id, "KvStore.lease: the row holds the requested lease");
+    return lease;
+  }
+
+  /** How many leases exist. */
+  leaseCount(): number {
+    return countOf(this.statement("SELECT COUNT(*) AS n FROM lease").get());
+  }
+
+  /** Creates lease `id`. */
+  insertLease(lease: LeaseGrant): void {
+    const sql = "INSERT INTO lease (id, ttl_seconds, key_count) VALUES (?, ?, 0)";
+    this.statement(sql).run(lease.id, lease.ttlSeconds);
+  }
+
+  /** Deletes lease `id`, which must exist and hold no keys. */
+  deleteLease(id: number): void {
+    const changes = this.statement("DELETE FROM lease WHERE id = ? AND key_count = 0").run(id);
+    assert(changes.changes === 1, "KvStore.deleteLease: an empty lease is deleted");
+  }
+
+  /** Every lease, by id. */
+  leases(): LeaseGrant[] {
+    const rows = this.statement("SELECT id, ttl_seconds FROM lease ORDER BY id").all();
+    return rows.map((row) => ({ id: integer(row.id), ttlSeconds: integer(row.ttl_seconds) }));
+  }
+
+  /** The keys attached to lease `id`, in key order. */
+  leaseKeys(id: number): string[] {
+    const sql = "SELECT key FROM kv WHERE lease = ? AND lease != 0 ORDER BY key";
+    return this.statement(sql).all(id).map((row) => decodeKey(bytesOf(row.key)));
+  }
+
+  /** The meta record `name`, or null. */
+  getMeta(name: string): string | null {
+    const row = this.statement("SELECT value FROM meta WHERE name = ?").get(name);
+    if (row === undefined) return null;
+    assert(typeof row.value === "string", "KvStore.getMeta: meta values are text");
+    return row.value;
+  }
+
+  /** Writes the meta record `name`. */
+  setMeta(name: string, value: string): void {
+    this.statement("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)").run(name, value);
+  }
+
+  #checkLeaseRoom(key: string, id: number): void {
+    const lease = this.lease(id);
+    if (lease === null) {
+      throw new AspenError(
+        "lease_not_found",
+        `Cannot put key "${key}": lease ${id} does not exist`,
+        { lease: id },
+      );
+    }
+    if (lease.keyCount >= LEASE_KEYS_MAX) {
+      throw new AspenError(
+        "limit_exceeded",
+        `Cannot put key "${key}": lease ${id} already holds ${lease.keyCount} keys, the limit`,
+        { lease: id, limit: LEASE_KEYS_MAX, name: "LEASE_KEYS_MAX" },
+      );
+    }
+  }
+
+  #adjustLeaseKeys(id: number, delta: number): void {
+    const changes = this.#adjustLease.run(delta, id).changes;
+    assert(changes === 1, `KvStore: lease ${id} of a stored key exists`);
+  }
+
+  #appendEvent(context: EntryContext, event: EventRow): void {
+    const prev = event.prev;
+    const bytes = WATCH_EVENT_OVERHEAD_BYTES + event.key.length +
+      (event.kv === null ? 0 : utf8ByteLength(event.kv.value)) +
+      (prev === null ? 0 : utf8ByteLength(prev.value));
+    this.#insertEvent.run(
+      context.revision,
+      context.seq,
+      event.type,
+      event.key,
+      event.kv?.value ?? null,
+      event.kv?.version ?? null,
+      event.kv?.createRevision ?? null,
+      event.kv?.lease ?? null,
+      prev?.value ?? null,
+      prev?.version ?? null,
+      prev?.createRevision ?? null,
+      prev?.modRevision ?? null,
+      prev?.lease ?? null,
+      bytes,
+    );
+    context.seq++;
+    context.eventBytes += bytes;
+  }
+
+  #removeWhere(context: EntryContext, where: Where): number {
+    const firstSeq = context.seq;
+    this.statement(
+      `INSERT INTO history (${EVENT_COLUMNS}) SELECT ?, ? + row_number() OVER (ORDER BY key) - 1, ` +
+        `${EVENT_DELETE}, key, NULL, NULL, NULL, NULL, value, version, create_revision, ` +
+        `mod_revision, lease, ${WATCH_EVENT_OVERHEAD_BYTES} + length(key) + ` +
+        `length(CAST(value AS BLOB)) FROM kv WHERE ${where.sql}`,
+    ).run(context.revision, firstSeq, ...where.params);
+    const removed = Number(
+      this.statement(`DELETE FROM kv WHERE ${where.sql}`).run(...where.params)
+        .changes,
+    );
+    const added = this.statement(
+      "SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS bytes FROM history " +
+        "WHERE revision = ? AND seq >= ?",
+    ).get(context.revision, firstSeq);
+    assert(countOf(added) === removed, "KvStore: one history event per removed key");
+    context.seq += removed;
+    context.eventBytes += integer(added?.bytes);
+    return removed;
+  }
+
+  /** A prepared statement for `sql`, cached for the life of the store. */
+  statement(sql: string): StatementSync {
+    let statement = this.#bulk.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#bulk.set(sql, statement);
+    }
+    return statement;
+  }
+}
+
+interface EventRow {
+  readonly type: number;
+  readonly key: Uint8Array;
+  readonly kv: KeyValue | null;
+  readonly prev: KeyValue | null;
+}
+
+/** A SQL condition over `kv.key` and its parameters. */
+export interface Where {
+  readonly sql: string;
+  readonly params: readonly Uint8Array[] | readonly number[];
+}
+
+/** The SQL condition for keys within `bounds`. */
+export function boundsWhere(bounds: KeyBounds): { sql: string; params: Uint8Array[] } {
+  if (bounds.upper === null) return { sql: "key >= ?", params: [bounds.lower] };
+  return { sql: "key >= ? AND key < ?", params: [bounds.lower, bounds.upper] };
+}
+
+/** Builds a {@linkcode KeyValue} from a kv row, checking every column. */
+export function kvFromRow(row: Record<string, unknown>): KeyValue {
+  const kv: KeyValue = {
+    key: decodeKey(bytesOf(row.key)),
+    value: typeof row.value === "string" ? row.value : "",
+    version: integer(row.version),
+    createRevision: integer(row.create_revision),
+    modRevision: integer(row.mod_revision),
+    lease: integer(row.lease),
+  };
+  assert(kv.version >= 1, "kvFromRow: a stored key has a version");
+  assert(kv.createRevision >= 1, "kvFromRow: a stored key has a create revision");
+  return kv;
+}
+
+/** Checks that a SQLite column holds a non-negative safe integer. */
+export function integer(value: unknown): number {
+  assert(typeof value === "number", "SQLite integer columns read as numbers");
+  assert(Number.isSafeInteger(value) && value >= 0, "SQLite integer columns hold counts");
+  return value;
+}
+
+/** Checks that a SQLite column holds a BLOB. */
+export function bytesOf(value: unknown): Uint8Array {
+  assert(value instanceof Uint8Array, "SQLite key columns read as bytes");
+  return value;
+}
+
+function countOf(row: Record<string, unknown> | undefined): number {
+  assert(row !== undefined, "a COUNT query returns a row");
+  return integer(row.n);
+}

@@ -1,0 +1,167 @@
+/**
+ * The SQLite schema of `state-machine.db`, and opening it safely (private to shard/).
+ *
+ * Every table is WITHOUT ROWID or keyed by an INTEGER PRIMARY KEY, so the file holds no hidden
+ * row ids: two replicas with equal rows have equal files after VACUUM, which keeps snapshots
+ * deterministic. A file that is not a database, fails `quick_check`, or holds an unexpected
+ * schema is reported as `storage_corrupt` and never served.
+ */
+
+import { DatabaseSync } from "node:sqlite";
+import { assert } from "../raft/mod.ts";
+import { AspenError } from "./errors.ts";
+
+/** The schema version stored in `sys`; bump it with a migration when the schema changes. */
+export const SCHEMA_VERSION = 1;
+
+/** The names of the integer rows of the `sys` table. */
+export type SysName =
+  | "schema_version"
+  | "last_applied"
+  | "compacted_revision"
+  | "optimistic_txns"
+  | "conflicts";
+
+/** Sys rows and their values in a new database. */
+const SYS_INITIAL: readonly [SysName, number][] = [
+  ["schema_version", SCHEMA_VERSION],
+  ["last_applied", 0],
+  ["compacted_revision", 0],
+  ["optimistic_txns", 0],
+  ["conflicts", 0],
+];
+
+/** The exact CREATE statements, as SQLite keeps them in sqlite_schema, keyed by name. */
+const SCHEMA: ReadonlyMap<string, string> = new Map([
+  [
+    "kv",
+    "CREATE TABLE kv (key BLOB PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL, " +
+    "create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL, lease INTEGER NOT NULL) " +
+    "WITHOUT ROWID",
+  ],
+  ["kv_by_lease", "CREATE INDEX kv_by_lease ON kv (lease, key) WHERE lease != 0"],
+  [
+    "lease",
+    "CREATE TABLE lease (id INTEGER PRIMARY KEY, ttl_seconds INTEGER NOT NULL, " +
+    "key_count INTEGER NOT NULL)",
+  ],
+  ["meta", "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"],
+  ["sys", "CREATE TABLE sys (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID"],
+  [
+    "history",
+    "CREATE TABLE history (revision INTEGER NOT NULL, seq INTEGER NOT NULL, " +
+    "type INTEGER NOT NULL, key BLOB NOT NULL, value TEXT, version INTEGER, " +
+    "create_revision INTEGER, lease INTEGER, prev_value TEXT, prev_version INTEGER, " +
+    "prev_create_revision INTEGER, prev_mod_revision INTEGER, prev_lease INTEGER, " +
+    "bytes INTEGER NOT NULL, PRIMARY KEY (revision, seq)) WITHOUT ROWID",
+  ],
+]);
+
+/** How hard SQLite syncs commits (the state machine can be rebuilt from the Raft log). */
+export type Synchronous = "normal" | "full";
+
+const SQLITE_BUSY = 5;
+const SQLITE_LOCKED = 6;
+
+/**
+ * Opens (creating if needed) a state machine database and checks it.
+ *
+ * The connection takes an exclusive lock, so a second process cannot open the same file, and
+ * uses WAL. `":memory:"` opens a private in-memory database (for tests and snapshot checks).
+ *
+ * @throws {AspenError} `storage_corrupt` when the file is not a healthy state machine database.
+ */
+export function openDatabase(path: string, synchronous: Synchronous): DatabaseSync {
+  const db = new DatabaseSync(path);
+  try {
+    db.exec("PRAGMA locking_mode = EXCLUSIVE");
+    if (path !== ":memory:") db.exec("PRAGMA journal_mode = WAL");
+    db.exec(`PRAGMA synchronous = ${synchronous === "full" ? "FULL" : "NORMAL"}`);
+    db.exec("PRAGMA foreign_keys = OFF");
+    prepareSchema(db, path);
+    return db;
+  } catch (error) {
+    db.close();
+    if (error instanceof AspenError) throw error;
+    if (isLockError(error)) throw error;
+    throw new AspenError(
+      "storage_corrupt",
+      `Cannot open state machine "${path}": ${describe(error)}`,
+      { path },
+      { cause: error },
+    );
+  }
+}
+
+/** Creates the schema in an empty database, or verifies the schema of an existing one. */
+export function prepareSchema(db: DatabaseSync, path: string): void {
+  const names = db.prepare("SELECT name FROM sqlite_schema").all();
+  if (names.length === 0) {
+    createSchema(db);
+    return;
+  }
+  verifyDatabase(db, path);
+}
+
+function createSchema(db: DatabaseSync): void {
+  db.exec("BEGIN");
+  for (const sql of SCHEMA.values()) db.exec(sql);
+  const insert = db.prepare("INSERT INTO sys (name, value) VALUES (?, ?)");
+  for (const [name, value] of SYS_INITIAL) insert.run(name, value);
+  db.exec("COMMIT");
+}
+
+/**
+ * Checks page integrity, the exact schema and the sys rows.
+ *
+ * @throws {AspenError} `storage_corrupt` on any mismatch.
+ */
+export function verifyDatabase(db: DatabaseSync, path: string): void {
+  const check = db.prepare("PRAGMA quick_check").all();
+  const verdict = check.length === 1 ? check[0]?.quick_check : undefined;
+  if (verdict !== "ok") {
+    throw corrupt(path, `quick_check reports ${JSON.stringify(check.slice(0, 3))}`);
+  }
+  const rows = db.prepare("SELECT name, sql FROM sqlite_schema ORDER BY name").all();
+  if (rows.length !== SCHEMA.size) throw corrupt(path, `it holds ${rows.length} schema objects`);
+  for (const row of rows) {
+    const expected = SCHEMA.get(String(row.name));
+    if (expected !== row.sql) throw corrupt(path, `unexpected schema object "${row.name}"`);
+  }
+  const sys = db.prepare("SELECT name, value FROM sys ORDER BY name").all();
+  if (sys.length !== SYS_INITIAL.length) throw corrupt(path, `it holds ${sys.length} sys rows`);
+  for (const [name] of SYS_INITIAL) {
+    const value = sys.find((row) => row.name === name)?.value;
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+      throw corrupt(path, `sys row "${name}" is ${String(value)}`);
+    }
+  }
+  const version = sys.find((row) => row.name === "schema_version")?.value;
+  if (version !== SCHEMA_VERSION) throw corrupt(path, `schema version is ${String(version)}`);
+}
+
+/** Reads one sys row, asserting it is a non-negative safe integer. */
+export function readSys(db: DatabaseSync, name: SysName): number {
+  const row = db.prepare("SELECT value FROM sys WHERE name = ?").get(name);
+  const value = row?.value;
+  assert(typeof value === "number", `sys row "${name}" exists`);
+  assert(Number.isSafeInteger(value) && value >= 0, `sys row "${name}" is a count`);
+  return value;
+}
+
+function corrupt(path: string, detail: string): AspenError {
+  return new AspenError(
+    "storage_corrupt",
+    `Cannot open state machine "${path}": ${detail}`,
+    { path },
+  );
+}
+
+function isLockError(error: unknown): boolean {
+  if (typeof error !== "object" || error === null || !("errcode" in error)) return false;
+  return error.errcode === SQLITE_BUSY || error.errcode === SQLITE_LOCKED;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,355 @@
+/**
+ * The commands a shard proposes through Raft, and their validation.
+ *
+ * A command is the data of one Raft entry. Every field is required (no optional fields), so a
+ * command has exactly one encoding and decoding gives back an equal object. The server builds
+ * commands from validated requests; {@linkcode validateCommand} checks them again at both ends
+ * of the log (encode and decode), so that no replica ever applies an oversized or malformed
+ * command.
+ */
+
+import { AspenError } from "./errors.ts";
+import {
+  type KeyRange,
+  utf8ByteLength,
+  validateKey,
+  validateKeyRange,
+  validateText,
+  validateValue,
+} from "./key_value.ts";
+import {
+  LEASE_EXPIRE_IDS_MAX,
+  LEASE_TTL_SECONDS_MAX,
+  LEASE_TTL_SECONDS_MIN,
+  META_NAME_BYTES_MAX,
+  META_VALUE_BYTES_MAX,
+  MULTI_PUT_KEYS_MAX,
+  OPTIMISTIC_READS_MAX,
+  OPTIMISTIC_WRITES_MAX,
+  RANGE_LIMIT_MAX,
+  TXN_OPS_MAX,
+} from "./limits.ts";
+
+/** What a compare looks at. */
+export type CompareTarget = "value" | "version" | "createRevision" | "modRevision" | "lease";
+/** How a compare compares. */
+export type CompareOp = "=" | "!=" | "<" | ">";
+
+/** One condition of a conditional batch. A value compare on an absent key is always false. */
+export type Compare =
+  | {
+    readonly key: string;
+    readonly target: "value";
+    readonly op: CompareOp;
+    readonly value: string;
+  }
+  | {
+    readonly key: string;
+    readonly target: "version" | "createRevision" | "modRevision" | "lease";
+    readonly op: CompareOp;
+    readonly value: number;
+  };
+
+/** A fully specified range read (inside a conditional batch, or after defaults are applied). */
+export interface RangeRequest {
+  readonly range: KeyRange;
+  /** The most kvs to return, 1..RANGE_LIMIT_MAX. */
+  readonly limit: number;
+  /** Continue after this key (before it when `reverse`); null to start at the range's edge. */
+  readonly after: string | null;
+  readonly keysOnly: boolean;
+  readonly countOnly: boolean;
+  readonly reverse: boolean;
+}
+
+/** One operation of a conditional batch. */
+export type TxnOp =
+  | {
+    readonly type: "put";
+    readonly key: string;
+    readonly value: string;
+    readonly lease: number;
+    readonly prevKv: boolean;
+  }
+  | { readonly type: "delete"; readonly key: string; readonly prevKv: boolean }
+  | { readonly type: "get"; readonly key: string }
+  | { readonly type: "range"; readonly request: RangeRequest };
+
+/** One key of a multi-put. */
+export interface PutItem {
+  readonly key: string;
+  readonly value: string;
+  readonly lease: number;
+}
+
+/** One entry of an optimistic transaction's read set: the version seen, 0 when absent. */
+export interface ReadVersion {
+  readonly key: string;
+  readonly version: number;
+}
+
+/** One entry of an optimistic transaction's write set. */
+export type WriteOp =
+  | { readonly op: "set"; readonly key: string; readonly value: string }
+  | { readonly op: "delete"; readonly key: string };
+
+/** Every command a shard's log carries. */
+export type Command =
+  | {
+    readonly type: "put";
+    readonly key: string;
+    readonly value: string;
+    readonly lease: number;
+    readonly prevKv: boolean;
+  }
+  | { readonly type: "delete"; readonly key: string; readonly prevKv: boolean }
+  | { readonly type: "deleteRange"; readonly range: KeyRange }
+  | { readonly type: "multiPut"; readonly puts: readonly PutItem[] }
+  | {
+    readonly type: "txn";
+    readonly compare: readonly Compare[];
+    readonly success: readonly TxnOp[];
+    readonly failure: readonly TxnOp[];
+  }
+  | {
+    readonly type: "optimisticTxn";
+    readonly reads: readonly ReadVersion[];
+    readonly writes: readonly WriteOp[];
+  }
+  | { readonly type: "leaseGrant"; readonly ttlSeconds: number }
+  | { readonly type: "leaseRevoke"; readonly id: number }
+  | { readonly type: "leaseExpire"; readonly ids: readonly number[] }
+  | { readonly type: "meta"; readonly name: string; readonly value: string }
+  | { readonly type: "noop" };
+
+/** The `type` of a command. */
+export type CommandType = Command["type"];
+
+const COMPARE_TARGETS: readonly string[] = [
+  "value",
+  "version",
+  "createRevision",
+  "modRevision",
+  "lease",
+];
+const COMPARE_OPS: readonly string[] = ["=", "!=", "<", ">"];
+
+/**
+ * Checks a command against its shape and every limit.
+ *
+ * @throws {AspenError} `bad_request`, `key_too_large`, `value_too_large` or
+ * `request_too_large` (too many operations).
+ */
+export function validateCommand(command: Command): void {
+  switch (command.type) {
+    case "put":
+      return validatePut(command, "put");
+    case "delete":
+      validateKey(command.key, "delete");
+      return validateFlag(command.prevKv, "delete", "prevKv");
+    case "deleteRange":
+      return validateKeyRange(command.range, "delete range");
+    case "multiPut":
+      return validateMultiPut(command.puts);
+    case "txn":
+      return validateTxn(command.compare, command.success, command.failure);
+    case "optimisticTxn":
+      return validateOptimistic(command.reads, command.writes);
+    case "leaseGrant":
+      return validateTtl(command.ttlSeconds);
+    case "leaseRevoke":
+      return validateCount(command.id, { min: 1, action: "revoke lease", field: "id" });
+    case "leaseExpire":
+      return validateLeaseExpire(command.ids);
+    case "meta":
+      return validateMeta(command.name, command.value);
+    case "noop":
+      return;
+  }
+  const unknown: { type?: unknown } = command;
+  throw new AspenError("bad_request", `Cannot run command "${String(unknown.type)}": unknown type`);
+}
+
+function validatePut(put: Omit<PutItem, "lease"> & { lease: number }, action: string): void {
+  validateKey(put.key, action);
+  validateValue(put.value, action);
+  validateCount(put.lease, { min: 0, action, field: "lease" });
+}
+
+function validateFlag(flag: unknown, action: string, field: string): void {
+  if (typeof flag !== "boolean") {
+    throw new AspenError("bad_request", `Cannot ${action}: ${field} is not a boolean`);
+  }
+}
+
+function validateMultiPut(puts: readonly PutItem[]): void {
+  validateList(puts, { max: MULTI_PUT_KEYS_MAX, action: "multi-put", field: "puts" });
+  for (const put of puts) validatePut(put, "multi-put");
+}
+
+function validateTxn(
+  compare: readonly Compare[],
+  success: readonly TxnOp[],
+  failure: readonly TxnOp[],
+): void {
+  validateList(compare, { max: TXN_OPS_MAX, action: "run txn", field: "compare" });
+  validateList(success, { max: TXN_OPS_MAX, action: "run txn", field: "success" });
+  validateList(failure, { max: TXN_OPS_MAX, action: "run txn", field: "failure" });
+  for (const item of compare) validateCompare(item);
+  for (const op of success) validateTxnOp(op);
+  for (const op of failure) validateTxnOp(op);
+}
+
+function validateCompare(compare: Compare): void {
+  validateKey(compare.key, "compare");
+  if (!COMPARE_TARGETS.includes(compare.target)) {
+    throw new AspenError("bad_request", `Cannot compare: unknown target "${compare.target}"`);
+  }
+  if (!COMPARE_OPS.includes(compare.op)) {
+    throw new AspenError("bad_request", `Cannot compare: unknown operator "${compare.op}"`);
+  }
+  if (compare.target === "value") return validateValue(compare.value, "compare");
+  validateCount(compare.value, { min: 0, action: "compare", field: "value" });
+}
+
+function validateTxnOp(op: TxnOp): void {
+  switch (op.type) {
+    case "put":
+      validatePut(op, "put in txn");
+      return validateFlag(op.prevKv, "put in txn", "prevKv");
+    case "delete":
+      validateKey(op.key, "delete in txn");
+      return validateFlag(op.prevKv, "delete in txn", "prevKv");
+    case "get":
+      return validateKey(op.key, "get in txn");
+    case "range":
+      return validateRangeRequest(op.request);
+  }
+  const unknown: { type?: unknown } = op;
+  throw new AspenError("bad_request", `Cannot run txn: unknown op "${String(unknown.type)}"`);
+}
+
+/**
+ * Checks a fully specified range read.
+ *
+ * @throws {AspenError} `bad_request` or `key_too_large`.
+ */
+export function validateRangeRequest(request: RangeRequest): void {
+  validateKeyRange(request.range, "read range");
+  validateCount(request.limit, { min: 1, action: "read range", field: "limit" });
+  if (request.limit > RANGE_LIMIT_MAX) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot read range: limit is ${request.limit} but the maximum is ${RANGE_LIMIT_MAX}`,
+      { limit: RANGE_LIMIT_MAX },
+    );
+  }
+  if (request.after !== null) validateKey(request.after, "read range after key");
+  validateFlag(request.keysOnly, "read range", "keysOnly");
+  validateFlag(request.countOnly, "read range", "countOnly");
+  validateFlag(request.reverse, "read range", "reverse");
+}
+
+function validateOptimistic(reads: readonly ReadVersion[], writes: readonly WriteOp[]): void {
+  const action = "commit optimistic txn";
+  validateList(reads, { max: OPTIMISTIC_READS_MAX, action, field: "reads" });
+  validateList(writes, { max: OPTIMISTIC_WRITES_MAX, action, field: "writes" });
+  for (const read of reads) {
+    validateKey(read.key, action);
+    validateCount(read.version, { min: 0, action, field: "version" });
+  }
+  for (const write of writes) {
+    validateKey(write.key, action);
+    if (write.op === "set") {
+      validateValue(write.value, action);
+    } else if (write.op !== "delete") {
+      const unknown: { op?: unknown } = write;
+      throw new AspenError("bad_request", `Cannot ${action}: unknown write "${unknown.op}"`);
+    }
+  }
+}
+
+function validateTtl(ttlSeconds: number): void {
+  validateCount(ttlSeconds, { min: 0, action: "grant lease", field: "ttl" });
+  if (ttlSeconds < LEASE_TTL_SECONDS_MIN || ttlSeconds > LEASE_TTL_SECONDS_MAX) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot grant lease: ttl is ${ttlSeconds} s but it must be between ` +
+        `${LEASE_TTL_SECONDS_MIN} and ${LEASE_TTL_SECONDS_MAX}`,
+      { min: LEASE_TTL_SECONDS_MIN, max: LEASE_TTL_SECONDS_MAX },
+    );
+  }
+}
+
+function validateLeaseExpire(ids: readonly number[]): void {
+  const action = "expire leases";
+  validateList(ids, { max: LEASE_EXPIRE_IDS_MAX, action, field: "ids" });
+  for (const id of ids) validateCount(id, { min: 1, action, field: "id" });
+}
+
+function validateMeta(name: string, value: string): void {
+  if (typeof name !== "string" || name.length === 0) {
+    throw new AspenError("bad_request", "Cannot write meta record: the name is empty");
+  }
+  if (typeof value !== "string") {
+    throw new AspenError("bad_request", `Cannot write meta record "${name}": value not a string`);
+  }
+  validateText(name, "write meta record: the name");
+  validateText(value, "write meta record: the value");
+  if (utf8ByteLength(name) > META_NAME_BYTES_MAX) {
+    throw new AspenError(
+      "key_too_large",
+      `Cannot write meta record: the name is longer than ${META_NAME_BYTES_MAX} bytes`,
+      { limit: META_NAME_BYTES_MAX },
+    );
+  }
+  const bytes = utf8ByteLength(value);
+  if (bytes > META_VALUE_BYTES_MAX) {
+    throw new AspenError(
+      "value_too_large",
+      `Cannot write meta record "${name}": value is ${bytes} bytes but the limit is ` +
+        `${META_VALUE_BYTES_MAX}`,
+      { bytes, limit: META_VALUE_BYTES_MAX },
+    );
+  }
+}
+
+interface CountRule {
+  readonly min: number;
+  readonly action: string;
+  readonly field: string;
+}
+
+/**
+ * Checks that a number is a safe integer at least `rule.min`.
+ *
+ * @throws {AspenError} `bad_request` otherwise.
+ */
+export function validateCount(value: unknown, rule: CountRule): asserts value is number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < rule.min) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${rule.action}: ${rule.field} is ${String(value)} but it must be an integer ` +
+        `of at least ${rule.min}`,
+    );
+  }
+}
+
+interface ListRule {
+  readonly max: number;
+  readonly action: string;
+  readonly field: string;
+}
+
+function validateList(list: unknown, rule: ListRule): void {
+  if (!Array.isArray(list)) {
+    throw new AspenError("bad_request", `Cannot ${rule.action}: ${rule.field} is not a list`);
+  }
+  if (list.length > rule.max) {
+    throw new AspenError(
+      "request_too_large",
+      `Cannot ${rule.action}: ${rule.field} has ${list.length} items but the limit is ${rule.max}`,
+      { limit: rule.max },
+    );
+  }
+}

@@ -1,0 +1,297 @@
+/**
+ * The binary encoding of {@linkcode Command}s, the data of a shard's Raft entries.
+ *
+ * Layout: a format byte, a command tag byte, then the fields in declaration order (varint
+ * integers, length-prefixed UTF-8 strings, 0/1 booleans). One command has exactly one encoding.
+ * Empty data decodes to a noop, because the Raft layer appends empty entries of its own.
+ */
+
+import { AspenError } from "./errors.ts";
+import { ByteReader, ByteWriter } from "./_binary.ts";
+import {
+  type Command,
+  type Compare,
+  type CompareOp,
+  type PutItem,
+  type RangeRequest,
+  type ReadVersion,
+  type TxnOp,
+  validateCommand,
+  type WriteOp,
+} from "./command.ts";
+import type { KeyRange } from "./key_value.ts";
+import { REQUEST_BYTES_MAX } from "./limits.ts";
+
+const FORMAT_VERSION = 1;
+const COMMAND_TAGS: readonly Command["type"][] = [
+  "put",
+  "delete",
+  "deleteRange",
+  "multiPut",
+  "txn",
+  "optimisticTxn",
+  "leaseGrant",
+  "leaseRevoke",
+  "leaseExpire",
+  "meta",
+  "noop",
+];
+const TARGETS: readonly Compare["target"][] = [
+  "value",
+  "version",
+  "createRevision",
+  "modRevision",
+  "lease",
+];
+const OPS: readonly CompareOp[] = ["=", "!=", "<", ">"];
+const TXN_OP_TAGS: readonly TxnOp["type"][] = ["put", "delete", "get", "range"];
+
+/**
+ * Encodes a command for a Raft entry, after validating it.
+ *
+ * @throws {AspenError} from {@linkcode validateCommand}, or `request_too_large` when the
+ * encoding exceeds REQUEST_BYTES_MAX.
+ */
+export function encodeCommand(command: Command): Uint8Array {
+  validateCommand(command);
+  const writer = new ByteWriter();
+  writer.u8(FORMAT_VERSION);
+  writer.u8(COMMAND_TAGS.indexOf(command.type));
+  writeFields(writer, command);
+  const bytes = writer.finish();
+  if (bytes.length > REQUEST_BYTES_MAX) {
+    throw new AspenError(
+      "request_too_large",
+      `Cannot encode ${command.type}: it is ${bytes.length} bytes but the limit is ` +
+        `${REQUEST_BYTES_MAX}`,
+      { bytes: bytes.length, limit: REQUEST_BYTES_MAX },
+    );
+  }
+  return bytes;
+}
+
+/**
+ * Decodes and validates a command from a Raft entry's data.
+ *
+ * @throws {AspenError} `bad_request` for malformed bytes, or any code of
+ * {@linkcode validateCommand}; never another kind of error.
+ */
+export function decodeCommand(bytes: Uint8Array): Command {
+  if (bytes.length === 0) return { type: "noop" };
+  if (bytes.length > REQUEST_BYTES_MAX) {
+    throw new AspenError(
+      "request_too_large",
+      `Cannot decode command: it is ${bytes.length} bytes but the limit is ${REQUEST_BYTES_MAX}`,
+      { bytes: bytes.length, limit: REQUEST_BYTES_MAX },
+    );
+  }
+  const reader = new ByteReader(bytes);
+  const format = reader.u8();
+  if (format !== FORMAT_VERSION) {
+    throw new AspenError("bad_request", `Cannot decode command: unknown format ${format}`);
+  }
+  const command = readFields(reader, pick(COMMAND_TAGS, reader.u8(), "command"));
+  reader.end();
+  validateCommand(command);
+  return command;
+}
+
+function writeFields(writer: ByteWriter, command: Command): void {
+  switch (command.type) {
+    case "put":
+      writePut(writer, command);
+      return writer.bool(command.prevKv);
+    case "delete":
+      writer.string(command.key);
+      return writer.bool(command.prevKv);
+    case "deleteRange":
+      return writeRange(writer, command.range);
+    case "multiPut":
+      return writeList(writer, command.puts, (put) => writePut(writer, put));
+    case "txn":
+      writeList(writer, command.compare, (compare) => writeCompare(writer, compare));
+      writeList(writer, command.success, (op) => writeTxnOp(writer, op));
+      return writeList(writer, command.failure, (op) => writeTxnOp(writer, op));
+    case "optimisticTxn":
+      writeList(writer, command.reads, (read) => {
+        writer.string(read.key);
+        writer.uint(read.version);
+      });
+      return writeList(writer, command.writes, (write) => writeWriteOp(writer, write));
+    case "leaseGrant":
+      return writer.uint(command.ttlSeconds);
+    case "leaseRevoke":
+      return writer.uint(command.id);
+    case "leaseExpire":
+      return writeList(writer, command.ids, (id) => writer.uint(id));
+    case "meta":
+      writer.string(command.name);
+      return writer.string(command.value);
+    case "noop":
+      return;
+  }
+}
+
+function readFields(reader: ByteReader, type: Command["type"]): Command {
+  switch (type) {
+    case "put":
+      return { type, ...readPut(reader), prevKv: reader.bool() };
+    case "delete":
+      return { type, key: readString(reader), prevKv: reader.bool() };
+    case "deleteRange":
+      return { type, range: readRange(reader) };
+    case "multiPut":
+      return { type, puts: readList(reader, () => readPut(reader)) };
+    case "txn": {
+      const compare = readList(reader, () => readCompare(reader));
+      const success = readList(reader, () => readTxnOp(reader));
+      return { type, compare, success, failure: readList(reader, () => readTxnOp(reader)) };
+    }
+    case "optimisticTxn": {
+      const reads = readList(reader, (): ReadVersion => ({
+        key: readString(reader),
+        version: reader.uint(),
+      }));
+      return { type, reads, writes: readList(reader, () => readWriteOp(reader)) };
+    }
+    case "leaseGrant":
+      return { type, ttlSeconds: reader.uint() };
+    case "leaseRevoke":
+      return { type, id: reader.uint() };
+    case "leaseExpire":
+      return { type, ids: readList(reader, () => reader.uint()) };
+    case "meta":
+      return { type, name: readString(reader), value: readString(reader) };
+    case "noop":
+      return { type };
+  }
+}
+
+function writePut(writer: ByteWriter, put: PutItem): void {
+  writer.string(put.key);
+  writer.string(put.value);
+  writer.uint(put.lease);
+}
+
+function readPut(reader: ByteReader): PutItem {
+  return { key: readString(reader), value: readString(reader), lease: reader.uint() };
+}
+
+function writeRange(writer: ByteWriter, range: KeyRange): void {
+  if ("prefix" in range) {
+    writer.u8(0);
+    return writer.string(range.prefix);
+  }
+  writer.u8(1);
+  writer.string(range.start);
+  writer.string(range.end);
+}
+
+function readRange(reader: ByteReader): KeyRange {
+  const kind = reader.u8();
+  if (kind === 0) return { prefix: readString(reader) };
+  if (kind === 1) return { start: readString(reader), end: readString(reader) };
+  throw new AspenError("bad_request", `Cannot decode command: unknown range kind ${kind}`);
+}
+
+function writeCompare(writer: ByteWriter, compare: Compare): void {
+  writer.string(compare.key);
+  writer.u8(TARGETS.indexOf(compare.target));
+  writer.u8(OPS.indexOf(compare.op));
+  if (compare.target === "value") return writer.string(compare.value);
+  writer.uint(compare.value);
+}
+
+function readCompare(reader: ByteReader): Compare {
+  const key = readString(reader);
+  const target = pick(TARGETS, reader.u8(), "compare target");
+  const op = pick(OPS, reader.u8(), "compare operator");
+  if (target === "value") return { key, target, op, value: readString(reader) };
+  return { key, target, op, value: reader.uint() };
+}
+
+function writeTxnOp(writer: ByteWriter, op: TxnOp): void {
+  writer.u8(TXN_OP_TAGS.indexOf(op.type));
+  switch (op.type) {
+    case "put":
+      writePut(writer, op);
+      return writer.bool(op.prevKv);
+    case "delete":
+      writer.string(op.key);
+      return writer.bool(op.prevKv);
+    case "get":
+      return writer.string(op.key);
+    case "range":
+      return writeRangeRequest(writer, op.request);
+  }
+}
+
+function readTxnOp(reader: ByteReader): TxnOp {
+  const type = pick(TXN_OP_TAGS, reader.u8(), "txn op");
+  switch (type) {
+    case "put":
+      return { type, ...readPut(reader), prevKv: reader.bool() };
+    case "delete":
+      return { type, key: readString(reader), prevKv: reader.bool() };
+    case "get":
+      return { type, key: readString(reader) };
+    case "range":
+      return { type, request: readRangeRequest(reader) };
+  }
+}
+
+function writeRangeRequest(writer: ByteWriter, request: RangeRequest): void {
+  writeRange(writer, request.range);
+  writer.uint(request.limit);
+  writer.bool(request.after !== null);
+  if (request.after !== null) writer.string(request.after);
+  writer.bool(request.keysOnly);
+  writer.bool(request.countOnly);
+  writer.bool(request.reverse);
+}
+
+function readRangeRequest(reader: ByteReader): RangeRequest {
+  const range = readRange(reader);
+  const limit = reader.uint();
+  const after = reader.bool() ? readString(reader) : null;
+  const keysOnly = reader.bool();
+  const countOnly = reader.bool();
+  return { range, limit, after, keysOnly, countOnly, reverse: reader.bool() };
+}
+
+function writeWriteOp(writer: ByteWriter, write: WriteOp): void {
+  writer.string(write.key);
+  writer.bool(write.op === "set");
+  if (write.op === "set") writer.string(write.value);
+}
+
+function readWriteOp(reader: ByteReader): WriteOp {
+  const key = readString(reader);
+  if (reader.bool()) return { op: "set", key, value: readString(reader) };
+  return { op: "delete", key };
+}
+
+function writeList<T>(writer: ByteWriter, list: readonly T[], writeItem: (item: T) => void): void {
+  writer.uint(list.length);
+  for (const item of list) writeItem(item);
+}
+
+function readList<T>(reader: ByteReader, readItem: () => T): T[] {
+  // Every item takes at least one byte, so the request limit bounds the count.
+  const count = reader.count(REQUEST_BYTES_MAX);
+  const items: T[] = [];
+  for (let i = 0; i < count; i++) items.push(readItem());
+  return items;
+}
+
+function readString(reader: ByteReader): string {
+  return reader.string(REQUEST_BYTES_MAX);
+}
+
+function pick<T>(choices: readonly T[], index: number, what: string): T {
+  const choice = choices[index];
+  if (choice === undefined) {
+    throw new AspenError("bad_request", `Cannot decode command: unknown ${what} tag ${index}`);
+  }
+  return choice;
+}

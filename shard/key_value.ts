@@ -1,0 +1,202 @@
+/**
+ * Keys, values and key ranges: the shapes every read and write of the state machine shares.
+ *
+ * Keys and values are UTF-8 strings. Keys are ordered by their UTF-8 bytes (the order SQLite
+ * uses for the BLOB keys it stores), which equals Unicode code point order. JavaScript's own
+ * `<` compares UTF-16 code units and disagrees for characters above U+FFFF, so every comparison
+ * of keys or values goes through {@linkcode compareUtf8}.
+ */
+
+import { Buffer } from "node:buffer";
+import { assert } from "../raft/mod.ts";
+import { AspenError } from "./errors.ts";
+import { KEY_BYTES_MAX, KV_RESPONSE_OVERHEAD_BYTES, VALUE_BYTES_MAX } from "./limits.ts";
+
+/** A stored key with its metadata, as the HTTP API returns it. */
+export interface KeyValue {
+  readonly key: string;
+  readonly value: string;
+  /** 1 when created, +1 on every change. */
+  readonly version: number;
+  /** The log index of the entry that created the key. */
+  readonly createRevision: number;
+  /** The log index of the entry that last changed the key. */
+  readonly modRevision: number;
+  /** The lease the key is attached to; 0 when none. */
+  readonly lease: number;
+}
+
+/** A set of keys: every key that starts with `prefix`, or every key in `[start, end)`. */
+export type KeyRange =
+  | { readonly prefix: string }
+  | { readonly start: string; readonly end: string };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Compares two strings by their UTF-8 bytes (equivalently, by code points).
+ *
+ * @returns a negative number, zero or a positive number, like `Array.prototype.sort` expects.
+ */
+export function compareUtf8(left: string, right: string): number {
+  const length = Math.min(left.length, right.length);
+  for (let i = 0; i < length; i++) {
+    const a = left.charCodeAt(i);
+    const b = right.charCodeAt(i);
+    if (a !== b) return codeUnitRank(a) - codeUnitRank(b);
+  }
+  return left.length - right.length;
+}
+
+/** Ranks a UTF-16 code unit so that surrogates sort after U+E000..U+FFFF, as in UTF-8. */
+function codeUnitRank(unit: number): number {
+  if (unit >= 0xd800) {
+    if (unit <= 0xdfff) return unit + 0x2000;
+    return unit - 0x800;
+  }
+  return unit;
+}
+
+/** The number of bytes `text` takes in UTF-8. */
+export function utf8ByteLength(text: string): number {
+  return Buffer.byteLength(text, "utf8");
+}
+
+/** Encodes a key to the UTF-8 bytes stored in SQLite. */
+export function encodeKey(key: string): Uint8Array {
+  return encoder.encode(key);
+}
+
+/** Decodes UTF-8 key bytes read from SQLite. */
+export function decodeKey(bytes: Uint8Array): string {
+  return decoder.decode(bytes);
+}
+
+/**
+ * The size of one kv in a response: key bytes, value bytes and a fixed overhead.
+ *
+ * Range reads and conditional batches bound their responses with this count, so it is part of
+ * the replicated semantics: the reference model in tests/ computes the same number.
+ */
+export function kvResponseBytes(kv: KeyValue): number {
+  return KV_RESPONSE_OVERHEAD_BYTES + utf8ByteLength(kv.key) + utf8ByteLength(kv.value);
+}
+
+/**
+ * The byte bounds of a range: keys `k` with `lower <= k` and, when `upper` is not null,
+ * `k < upper`.
+ */
+export interface KeyBounds {
+  readonly lower: Uint8Array;
+  readonly upper: Uint8Array | null;
+}
+
+/** Converts a {@linkcode KeyRange} to byte bounds. */
+export function keyRangeBounds(range: KeyRange): KeyBounds {
+  if ("prefix" in range) {
+    const lower = encodeKey(range.prefix);
+    return { lower, upper: prefixEnd(lower) };
+  }
+  return { lower: encodeKey(range.start), upper: encodeKey(range.end) };
+}
+
+/** Whether `key` lies in `range`. */
+export function keyRangeContains(range: KeyRange, key: string): boolean {
+  if ("prefix" in range) return key.startsWith(range.prefix);
+  return compareUtf8(range.start, key) <= 0 && compareUtf8(key, range.end) < 0;
+}
+
+/**
+ * The smallest byte string greater than every string that starts with `prefix`, or null when
+ * there is none (empty prefix, or only 0xff bytes, which UTF-8 never contains).
+ */
+export function prefixEnd(prefix: Uint8Array): Uint8Array | null {
+  let length = prefix.length;
+  while (length > 0 && prefix[length - 1] === 0xff) length--;
+  if (length === 0) return null;
+  const end = prefix.slice(0, length);
+  const last = end[length - 1];
+  assert(last !== undefined && last < 0xff, "prefixEnd: the last byte can be incremented");
+  end[length - 1] = last + 1;
+  return end;
+}
+
+/**
+ * Checks a key from a client: a non-empty, well-formed string of at most KEY_BYTES_MAX bytes.
+ *
+ * @throws {AspenError} `bad_request` for an empty or malformed key, `key_too_large` past the
+ * limit.
+ */
+export function validateKey(key: unknown, action: string): asserts key is string {
+  if (typeof key !== "string") {
+    throw new AspenError("bad_request", `Cannot ${action}: the key is not a string`);
+  }
+  if (key.length === 0) throw new AspenError("bad_request", `Cannot ${action}: the key is empty`);
+  validateText(key, `${action}: the key`);
+  const bytes = utf8ByteLength(key);
+  if (bytes > KEY_BYTES_MAX) {
+    throw new AspenError(
+      "key_too_large",
+      `Cannot ${action}: key "${key.slice(0, 32)}…" is ${bytes} bytes but the limit is ` +
+        `${KEY_BYTES_MAX}`,
+      { bytes, limit: KEY_BYTES_MAX },
+    );
+  }
+}
+
+/**
+ * Checks a value from a client: a well-formed string of at most VALUE_BYTES_MAX bytes.
+ *
+ * @throws {AspenError} `bad_request` for a malformed value, `value_too_large` past the limit.
+ */
+export function validateValue(value: unknown, action: string): asserts value is string {
+  if (typeof value !== "string") {
+    throw new AspenError("bad_request", `Cannot ${action}: the value is not a string`);
+  }
+  validateText(value, `${action}: the value`);
+  const bytes = utf8ByteLength(value);
+  if (bytes > VALUE_BYTES_MAX) {
+    throw new AspenError(
+      "value_too_large",
+      `Cannot ${action}: value is ${bytes} bytes but the limit is ${VALUE_BYTES_MAX}`,
+      { bytes, limit: VALUE_BYTES_MAX },
+    );
+  }
+}
+
+/**
+ * Checks that a string is well-formed UTF-16 (no lone surrogate), so that it survives UTF-8.
+ *
+ * @throws {AspenError} `bad_request` otherwise.
+ */
+export function validateText(text: string, what: string): void {
+  if (!text.isWellFormed()) {
+    throw new AspenError("bad_request", `Cannot ${what} holds a lone surrogate`);
+  }
+}
+
+/**
+ * Checks a key range: a prefix (possibly empty, meaning every key) or a start and an end.
+ *
+ * @throws {AspenError} `bad_request` or `key_too_large`.
+ */
+export function validateKeyRange(range: unknown, action: string): asserts range is KeyRange {
+  if (typeof range !== "object" || range === null) {
+    throw new AspenError("bad_request", `Cannot ${action}: the range is not an object`);
+  }
+  if ("prefix" in range) {
+    const prefix = range.prefix;
+    if (prefix !== "") validateKey(prefix, `${action} with prefix`);
+    return;
+  }
+  if ("start" in range && "end" in range) {
+    validateKey(range.start, `${action} from start`);
+    validateKey(range.end, `${action} to end`);
+    return;
+  }
+  throw new AspenError(
+    "bad_request",
+    `Cannot ${action}: the range needs a prefix or start and end`,
+  );
+}

@@ -1,0 +1,88 @@
+/**
+ * Named limits of the shard state machine, its commands, reads and watch machinery.
+ *
+ * Every bound that user input or history can push against lives here (STYLE §6). Limits that
+ * change what an applied entry does (for example how many keys one delete-range may remove) are
+ * constants, never configuration: every replica must reach the same result from the same entry.
+ * Relationships between them are asserted when the module loads.
+ */
+
+import { assert } from "../raft/mod.ts";
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+
+/** The largest key, in UTF-8 bytes. */
+export const KEY_BYTES_MAX = 4 * KIB;
+/** The largest value, in UTF-8 bytes. */
+export const VALUE_BYTES_MAX = 1 * MIB;
+/** The largest encoded command (one Raft entry's data), in bytes. */
+export const REQUEST_BYTES_MAX = 2 * MIB;
+/** The most compares, and separately the most operations per branch, of a conditional batch. */
+export const TXN_OPS_MAX = 128;
+/** The most reads in the read set of an optimistic transaction. */
+export const OPTIMISTIC_READS_MAX = 1024;
+/** The most writes in the write set of an optimistic transaction. */
+export const OPTIMISTIC_WRITES_MAX = 1024;
+/** The most keys of one multi-put. */
+export const MULTI_PUT_KEYS_MAX = 1024;
+/** The most bytes the read results of one conditional batch may hold; past it the batch fails. */
+export const TXN_RESPONSE_BYTES_MAX = 4 * MIB;
+
+/** The most keys one range read returns. */
+export const RANGE_LIMIT_MAX = 10_000;
+/** The most bytes one range read returns (counted as {@linkcode kvResponseBytes} does). */
+export const RANGE_RESPONSE_BYTES_MAX = 2 * MIB;
+/** Fixed per-kv cost added to key and value bytes when response sizes are counted. */
+export const KV_RESPONSE_OVERHEAD_BYTES = 64;
+/** The most keys one delete-range may remove; a larger range fails and removes nothing. */
+export const DELETE_RANGE_KEYS_MAX = 10_000;
+
+/** The shortest lease time to live, in seconds. */
+export const LEASE_TTL_SECONDS_MIN = 1;
+/** The longest lease time to live, in seconds (one year). */
+export const LEASE_TTL_SECONDS_MAX = 365 * 24 * 3600;
+/** The most leases a shard holds at once. */
+export const LEASES_MAX = 10_000;
+/** The most keys attached to one lease. */
+export const LEASE_KEYS_MAX = 10_000;
+/** The most lease ids in one lease-expire command. */
+export const LEASE_EXPIRE_IDS_MAX = 64;
+/** How long the leader waits before proposing the expiry of the same lease again, in ms. */
+export const LEASE_EXPIRE_RETRY_MS = 2_000;
+
+/** The longest name of a meta record, in UTF-8 bytes. */
+export const META_NAME_BYTES_MAX = 256;
+/** The largest value of a meta record, in UTF-8 bytes. */
+export const META_VALUE_BYTES_MAX = 1 * MIB;
+
+/** The most entries one call to `StateMachine.apply()` accepts. */
+export const APPLY_BATCH_ENTRIES_MAX = 10_000;
+
+/** Retention of the watch history: the most events it keeps before compacting. */
+export const WATCH_HISTORY_EVENTS_MAX = 50_000;
+/** Retention of the watch history: the most bytes of events it keeps before compacting. */
+export const WATCH_HISTORY_BYTES_MAX = 64 * MIB;
+/** Fixed per-event cost added to key and value bytes when history sizes are counted. */
+export const WATCH_EVENT_OVERHEAD_BYTES = 96;
+/** The most events buffered for one watcher; a live watcher past it is cancelled. */
+export const WATCH_BUFFER_EVENTS_MAX = 1024;
+/** The most bytes buffered for one watcher; a live watcher past it is cancelled. */
+export const WATCH_BUFFER_BYTES_MAX = 8 * MIB;
+/** The most watchers of one shard. */
+export const WATCHERS_MAX = 1024;
+
+/** The largest kv as counted in a response: the biggest key and value plus the overhead. */
+export const KV_RESPONSE_BYTES_MAX = KEY_BYTES_MAX + VALUE_BYTES_MAX + KV_RESPONSE_OVERHEAD_BYTES;
+/** The largest watch event: a key, a value, a previous value and the overhead. */
+export const WATCH_EVENT_BYTES_MAX = KEY_BYTES_MAX + 2 * VALUE_BYTES_MAX +
+  WATCH_EVENT_OVERHEAD_BYTES;
+
+assert(KEY_BYTES_MAX + VALUE_BYTES_MAX < REQUEST_BYTES_MAX, "a single put must fit a request");
+assert(KV_RESPONSE_BYTES_MAX <= RANGE_RESPONSE_BYTES_MAX, "a single kv must fit a range page");
+assert(RANGE_RESPONSE_BYTES_MAX <= TXN_RESPONSE_BYTES_MAX, "a range page must fit a txn");
+assert(WATCH_EVENT_BYTES_MAX <= WATCH_BUFFER_BYTES_MAX, "a single event must fit a buffer");
+assert(WATCH_EVENT_BYTES_MAX <= WATCH_HISTORY_BYTES_MAX, "a single event must fit history");
+assert(WATCH_BUFFER_EVENTS_MAX < WATCH_HISTORY_EVENTS_MAX, "buffers are smaller than history");
+assert(LEASE_TTL_SECONDS_MIN <= LEASE_TTL_SECONDS_MAX, "lease ttl bounds are ordered");
+assert(LEASE_EXPIRE_IDS_MAX <= LEASES_MAX, "an expire command names at most all leases");

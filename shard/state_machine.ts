@@ -1,0 +1,416 @@
+/**
+ * The shard state machine: keys with versions and revisions, leases, meta records and a watch
+ * history, in one SQLite file (`<shard dir>/state-machine.db`).
+ *
+ * Raft hands it committed entries in index order; {@linkcode StateMachine.apply} applies a
+ * batch in one SQLite transaction together with `last_applied`, so a crash leaves either the
+ * whole batch or none of it, and replaying from `appliedIndex() + 1` reaches the same state.
+ * Nothing in apply reads a clock or a random source: every replica computes the same state and
+ * the same results from the same log. Reads are served locally and synchronously.
+ */
+
+import type { DatabaseSync } from "node:sqlite";
+import { dirname } from "node:path";
+import { assert } from "../raft/mod.ts";
+import {
+  type ApplyResult,
+  errorResult,
+  type LeaseGrant,
+  type RangeResult,
+} from "./apply_result.ts";
+import { type Command, type RangeRequest, validateCount, validateRangeRequest } from "./command.ts";
+import { decodeCommand } from "./command_codec.ts";
+import { AspenError } from "./errors.ts";
+import { type KeyRange, type KeyValue, validateKey } from "./key_value.ts";
+import {
+  APPLY_BATCH_ENTRIES_MAX,
+  RANGE_LIMIT_MAX,
+  RANGE_RESPONSE_BYTES_MAX,
+  WATCH_HISTORY_BYTES_MAX,
+  WATCH_HISTORY_EVENTS_MAX,
+} from "./limits.ts";
+import type { HistoryPage, HistoryQuery, WatchFilter } from "./watch_event.ts";
+import {
+  type SubscribeOptions,
+  WATCH_HUB_DEFAULTS,
+  type Watcher,
+  WatchHub,
+  type WatchHubOptions,
+} from "./watch_hub.ts";
+import { execute, needsSavepoint, type OccCounters } from "./_executor.ts";
+import { History, type HistoryCounters } from "./_history.ts";
+import { type EntryContext, KvStore } from "./_kv_store.ts";
+import { readRange } from "./_range.ts";
+import { openDatabase, readSys, type Synchronous } from "./_schema.ts";
+import { checkSnapshot, openMemoryCopy, snapshotBytes, stateHash } from "./_snapshot.ts";
+
+/** The file name of a shard's state machine inside its directory. */
+export const STATE_MACHINE_FILE_NAME = "state-machine.db";
+
+/** One committed Raft entry: its log index (the revision it writes) and its data. */
+export interface ApplyEntry {
+  readonly index: number;
+  readonly data: Uint8Array;
+}
+
+/**
+ * Sees each entry inside the apply transaction, after it was applied and before the batch
+ * commits: a tracing and fault-injection seam (the crash-replay test stops the process here).
+ */
+export interface ApplyObserver {
+  afterEntry(index: number): void;
+}
+
+/** How to open a state machine. */
+export interface StateMachineOptions {
+  /** The database file (`<shard dir>/state-machine.db`), or `":memory:"`. */
+  readonly path: string;
+  /** `normal` suffices: entries lost by a power failure are replayed from the Raft log. */
+  readonly synchronous: Synchronous;
+  /** History retention in events; at most WATCH_HISTORY_EVENTS_MAX. */
+  readonly historyEventsMax?: number;
+  /** History retention in bytes; at most WATCH_HISTORY_BYTES_MAX. */
+  readonly historyBytesMax?: number;
+  readonly watch?: WatchHubOptions;
+  readonly observer?: ApplyObserver;
+}
+
+/** A range read; omitted fields take their defaults (whole limit, forward, with values). */
+export interface RangeOptions {
+  readonly range: KeyRange;
+  /** 1..RANGE_LIMIT_MAX; default RANGE_LIMIT_MAX. */
+  readonly limit?: number;
+  readonly after?: string | null;
+  readonly keysOnly?: boolean;
+  readonly countOnly?: boolean;
+  readonly reverse?: boolean;
+  /** 1..RANGE_RESPONSE_BYTES_MAX; default RANGE_RESPONSE_BYTES_MAX. */
+  readonly bytesMax?: number;
+}
+
+/** A lease with the keys attached to it. */
+export interface LeaseInfo extends LeaseGrant {
+  readonly keys: readonly string[];
+}
+
+/** Counters of one shard, for the console and metrics. */
+export interface ShardStats {
+  readonly appliedIndex: number;
+  readonly optimisticTxns: number;
+  readonly conflicts: number;
+  readonly historyEvents: number;
+  readonly historyBytes: number;
+  readonly compactedRevision: number;
+  readonly watchers: number;
+}
+
+/** A shard's state machine on SQLite. */
+export class StateMachine {
+  readonly #options: StateMachineOptions;
+  readonly #hub: WatchHub;
+  #db: DatabaseSync;
+  #store: KvStore;
+  #history: History;
+  #lastApplied = 0;
+  #occ: OccCounters = { optimisticTxns: 0, conflicts: 0 };
+  #counters: HistoryCounters = { events: 0, bytes: 0, compactedRevision: 0 };
+  #isOpen = true;
+
+  private constructor(options: StateMachineOptions, db: DatabaseSync) {
+    this.#options = options;
+    this.#db = db;
+    this.#store = new KvStore(db);
+    this.#history = this.#newHistory();
+    this.#load();
+    this.#hub = new WatchHub({
+      appliedIndex: () => this.#lastApplied,
+      compactedRevision: () => this.#counters.compactedRevision,
+      readEvents: (query: HistoryQuery): HistoryPage => this.#history.read(query),
+    }, options.watch ?? WATCH_HUB_DEFAULTS);
+  }
+
+  /**
+   * Opens or creates the state machine at `options.path`.
+   *
+   * @throws {AspenError} `storage_corrupt` when the file exists but is not a healthy state
+   * machine database.
+   */
+  static open(options: StateMachineOptions): StateMachine {
+    const eventsMax = options.historyEventsMax ?? WATCH_HISTORY_EVENTS_MAX;
+    const bytesMax = options.historyBytesMax ?? WATCH_HISTORY_BYTES_MAX;
+    validateCount(eventsMax, { min: 1, action: "open state machine", field: "historyEventsMax" });
+    validateCount(bytesMax, { min: 1, action: "open state machine", field: "historyBytesMax" });
+    assert(eventsMax <= WATCH_HISTORY_EVENTS_MAX, "StateMachine.open: history events bound");
+    assert(bytesMax <= WATCH_HISTORY_BYTES_MAX, "StateMachine.open: history bytes bound");
+    return new StateMachine(options, openDatabase(options.path, options.synchronous));
+  }
+
+  /**
+   * Applies committed entries in one transaction and returns one result per entry.
+   *
+   * Entries at or below the applied index are skipped (result `skipped`); the others must
+   * follow it without a gap. Expected failures are `error` results that changed nothing.
+   * Any other exception rolls the whole batch back and propagates (a bug or a storage failure).
+   */
+  apply(entries: readonly ApplyEntry[]): ApplyResult[] {
+    assert(this.#isOpen, "StateMachine.apply: the state machine is open");
+    assert(entries.length <= APPLY_BATCH_ENTRIES_MAX, "StateMachine.apply: batch is bounded");
+    const results: ApplyResult[] = [];
+    let applied = this.#lastApplied;
+    try {
+      for (const entry of entries) {
+        assert(Number.isSafeInteger(entry.index) && entry.index >= 1, "apply: index is valid");
+        if (entry.index <= this.#lastApplied) {
+          assert(applied === this.#lastApplied, "apply: skipped entries come first");
+          results.push({ type: "skipped", revision: entry.index });
+          continue;
+        }
+        assert(entry.index === applied + 1, "apply: entries follow the applied index");
+        if (applied === this.#lastApplied) this.#db.exec("BEGIN");
+        results.push(this.#applyEntry(entry));
+        applied = entry.index;
+        this.#options.observer?.afterEntry(entry.index);
+      }
+      if (applied > this.#lastApplied) this.#commit(applied);
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      this.#load();
+      throw error;
+    }
+    assert(this.#lastApplied === applied, "apply: the applied index is the last entry's");
+    assert(results.length === entries.length, "apply: one result per entry");
+    if (entries.length > 0) this.#hub.notify();
+    return results;
+  }
+
+  /** The index of the last applied entry (0 before any). */
+  appliedIndex(): number {
+    return this.#lastApplied;
+  }
+
+  /**
+   * The current state of `key`, or null when absent.
+   *
+   * @throws {AspenError} `bad_request` or `key_too_large` for a bad key.
+   */
+  get(key: string): KeyValue | null {
+    this.#assertOpen();
+    validateKey(key, "get");
+    return this.#store.get(key);
+  }
+
+  /**
+   * One page of a range read, bounded by `limit` kvs and `bytesMax` bytes.
+   *
+   * @throws {AspenError} `bad_request` or `key_too_large` for bad options.
+   */
+  range(options: RangeOptions): RangeResult {
+    this.#assertOpen();
+    const request: RangeRequest = {
+      range: options.range,
+      limit: options.limit ?? RANGE_LIMIT_MAX,
+      after: options.after ?? null,
+      keysOnly: options.keysOnly ?? false,
+      countOnly: options.countOnly ?? false,
+      reverse: options.reverse ?? false,
+    };
+    validateRangeRequest(request);
+    const bytesMax = options.bytesMax ?? RANGE_RESPONSE_BYTES_MAX;
+    validateCount(bytesMax, { min: 1, action: "read range", field: "bytesMax" });
+    if (bytesMax > RANGE_RESPONSE_BYTES_MAX) {
+      throw new AspenError(
+        "bad_request",
+        `Cannot read range: bytesMax is ${bytesMax} but the limit is ${RANGE_RESPONSE_BYTES_MAX}`,
+        { limit: RANGE_RESPONSE_BYTES_MAX },
+      );
+    }
+    return readRange(this.#store, request, bytesMax);
+  }
+
+  /** Lease `id` with its keys, or null when it does not exist. */
+  lease(id: number): LeaseInfo | null {
+    this.#assertOpen();
+    validateCount(id, { min: 1, action: "read lease", field: "id" });
+    const lease = this.#store.lease(id);
+    if (lease === null) return null;
+    const keys = this.#store.leaseKeys(id);
+    assert(keys.length === lease.keyCount, "StateMachine.lease: the key count is exact");
+    return { id: lease.id, ttlSeconds: lease.ttlSeconds, keys };
+  }
+
+  /** Every lease, by id (at most LEASES_MAX). */
+  leases(): LeaseGrant[] {
+    this.#assertOpen();
+    return this.#store.leases();
+  }
+
+  /** The meta record `name` (a system record kept apart from user keys), or null. */
+  getMeta(name: string): string | null {
+    this.#assertOpen();
+    return this.#store.getMeta(name);
+  }
+
+  /** Counters of this shard. */
+  stats(): ShardStats {
+    this.#assertOpen();
+    return {
+      appliedIndex: this.#lastApplied,
+      optimisticTxns: this.#occ.optimisticTxns,
+      conflicts: this.#occ.conflicts,
+      historyEvents: this.#counters.events,
+      historyBytes: this.#counters.bytes,
+      compactedRevision: this.#counters.compactedRevision,
+      watchers: this.#hub.size,
+    };
+  }
+
+  /**
+   * Watches a key or a prefix: replays history from `options.fromRevision`, then streams.
+   *
+   * @throws {AspenError} `compacted`, `limit_exceeded` or `bad_request`; see
+   * {@linkcode WatchHub.subscribe}.
+   */
+  watch(filter: WatchFilter, options: SubscribeOptions = {}): Watcher {
+    this.#assertOpen();
+    return this.#hub.subscribe(filter, options);
+  }
+
+  /** The canonical bytes of the whole state (deterministic for equal state), for Raft. */
+  snapshot(): Uint8Array {
+    this.#assertOpen();
+    assert(!this.#db.isTransaction, "StateMachine.snapshot: no batch is in flight");
+    return snapshotBytes(this.#db);
+  }
+
+  /**
+   * Replaces the whole state with a snapshot. The file is swapped atomically (write, fsync,
+   * rename), so a crash leaves either the old or the new state.
+   *
+   * @throws {AspenError} `bad_request` when the bytes are not a valid state machine snapshot.
+   */
+  restore(bytes: Uint8Array): void {
+    this.#assertOpen();
+    checkSnapshot(bytes);
+    if (this.#options.path === ":memory:") {
+      const memory = openMemoryCopy(bytes);
+      const copy = memory.serialize();
+      memory.close();
+      this.#db.deserialize(copy);
+    } else {
+      this.#db.close();
+      replaceFile(this.#options.path, bytes);
+      this.#db = openDatabase(this.#options.path, this.#options.synchronous);
+    }
+    this.#store = new KvStore(this.#db);
+    this.#history = this.#newHistory();
+    this.#load();
+    this.#hub.notify();
+  }
+
+  /** The sha-256 (hex) of the replicated state; equal on replicas at the same index. */
+  stateHash(): string {
+    this.#assertOpen();
+    return stateHash(this.#db);
+  }
+
+  /** Ends every watcher and closes the database. */
+  close(): void {
+    if (!this.#isOpen) return;
+    this.#isOpen = false;
+    this.#hub.close();
+    this.#db.close();
+  }
+
+  #applyEntry(entry: ApplyEntry): ApplyResult {
+    const context: EntryContext = { revision: entry.index, seq: 0, eventBytes: 0 };
+    let command: Command;
+    try {
+      command = decodeCommand(entry.data);
+    } catch (error) {
+      if (error instanceof AspenError) return errorResult(entry.index, error);
+      throw error;
+    }
+    const occ = { ...this.#occ };
+    const isSavepoint = needsSavepoint(command);
+    if (isSavepoint) this.#db.exec("SAVEPOINT entry");
+    let result: ApplyResult;
+    try {
+      result = execute(this.#store, context, command, this.#occ);
+      if (isSavepoint) this.#db.exec("RELEASE entry");
+    } catch (error) {
+      if (!(error instanceof AspenError)) throw error;
+      if (isSavepoint) this.#db.exec("ROLLBACK TO entry; RELEASE entry");
+      else assert(context.seq === 0, "apply: a command without a savepoint fails before writing");
+      this.#occ = occ;
+      return errorResult(entry.index, error);
+    }
+    assert(result.revision === entry.index, "apply: the result names its entry");
+    this.#counters.events += context.seq;
+    this.#counters.bytes += context.eventBytes;
+    this.#history.compact(this.#counters);
+    return result;
+  }
+
+  #commit(applied: number): void {
+    const update = this.#store.statement("UPDATE sys SET value = ? WHERE name = ?");
+    update.run(applied, "last_applied");
+    update.run(this.#counters.compactedRevision, "compacted_revision");
+    update.run(this.#occ.optimisticTxns, "optimistic_txns");
+    update.run(this.#occ.conflicts, "conflicts");
+    this.#db.exec("COMMIT");
+    this.#lastApplied = applied;
+  }
+
+  #load(): void {
+    this.#lastApplied = readSys(this.#db, "last_applied");
+    this.#occ = {
+      optimisticTxns: readSys(this.#db, "optimistic_txns"),
+      conflicts: readSys(this.#db, "conflicts"),
+    };
+    this.#counters = this.#history.measure(readSys(this.#db, "compacted_revision"));
+    assert(this.#occ.conflicts <= this.#occ.optimisticTxns, "load: conflicts are txns");
+    assert(this.#counters.compactedRevision <= this.#lastApplied, "load: compaction is applied");
+  }
+
+  #newHistory(): History {
+    return new History(this.#store, {
+      eventsMax: this.#options.historyEventsMax ?? WATCH_HISTORY_EVENTS_MAX,
+      bytesMax: this.#options.historyBytesMax ?? WATCH_HISTORY_BYTES_MAX,
+    });
+  }
+
+  #assertOpen(): void {
+    assert(this.#isOpen, "StateMachine: the state machine is open");
+  }
+}
+
+/** Writes `bytes` beside `path`, syncs, and renames it over `path`. */
+function replaceFile(path: string, bytes: Uint8Array): void {
+  const temporary = `${path}.restore`;
+  const file = Deno.openSync(temporary, { write: true, create: true, truncate: true });
+  try {
+    let written = 0;
+    while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+    file.syncSync();
+  } finally {
+    file.close();
+  }
+  // The old database was closed cleanly, so its WAL was checkpointed and no frame of it may
+  // be replayed onto the new file.
+  for (const suffix of ["-wal", "-shm"]) removeIfPresent(`${path}${suffix}`);
+  Deno.renameSync(temporary, path);
+  const directory = Deno.openSync(dirname(path), { read: true });
+  try {
+    directory.syncSync();
+  } finally {
+    directory.close();
+  }
+}
+
+function removeIfPresent(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
