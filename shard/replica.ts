@@ -69,12 +69,11 @@ export interface ReplicaStateMachine<Result> {
   /**
    * Applies entries in index order in one transaction; entries at or below the applied index
    * are skipped. Entries with empty data (no-ops, membership changes) only advance the index.
-   * Returns one result per entry that was applied, keyed by index.
+   * Returns one result per entry, in the same order.
    */
-  apply(entries: readonly { readonly index: number; readonly data: Uint8Array }[]): Map<
-    number,
-    Result
-  >;
+  apply(
+    entries: readonly { readonly index: number; readonly data: Uint8Array }[],
+  ): readonly Result[];
   /** The whole state as bytes, at the applied index. */
   snapshot(): Uint8Array;
   /** Replaces the whole state with a snapshot's bytes taken at `index`. */
@@ -452,9 +451,10 @@ export class ShardReplica<Result> {
       data: entry.type === "normal" ? entry.data : EMPTY,
     }));
     const results = this.#options.stateMachine.apply(input);
+    assert(results.length === entries.length, "apply returns one result per entry");
     const last = entries[entries.length - 1]!;
     assert(this.#options.stateMachine.appliedIndex() === last.index, "apply must reach the end");
-    for (const entry of entries) this.#settle(entry, results.get(entry.index));
+    entries.forEach((entry, i) => this.#settle(entry, results[i]));
     this.#stats.applied += entries.length;
     const elapsed = this.#options.nowMs() - started;
     this.#stats.applyMsMax = Math.max(this.#stats.applyMsMax, elapsed);

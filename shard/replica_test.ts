@@ -44,13 +44,14 @@ class ListMachine implements ReplicaStateMachine<number> {
   appliedIndex(): number {
     return this.applied;
   }
-  apply(entries: readonly { index: number; data: Uint8Array }[]): Map<number, number> {
-    const results = new Map<number, number>();
+  apply(entries: readonly { index: number; data: Uint8Array }[]): number[] {
+    const results: number[] = [];
     for (const entry of entries) {
-      if (entry.index <= this.applied) continue;
-      if (entry.data.byteLength > 0) this.items.push(decoder.decode(entry.data));
-      this.applied = entry.index;
-      results.set(entry.index, this.items.length);
+      if (entry.index > this.applied) {
+        if (entry.data.byteLength > 0) this.items.push(decoder.decode(entry.data));
+        this.applied = entry.index;
+      }
+      results.push(this.items.length);
     }
     return results;
   }

@@ -1,0 +1,334 @@
+/**
+ * One shard replica hosted by this node: its SQLite log, its SQLite state machine, its lessor
+ * and its driver, plus the code that executes a {@linkcode ShardRequest} against them.
+ *
+ * Files live in `<data_dir>/shard-<id>/`: `raft-log.db` and `state-machine.db`.
+ */
+import {
+  type ConfState,
+  type Message,
+  type RaftConfig,
+  type ReplicaId,
+  replicaId,
+} from "../../raft/mod.ts";
+import {
+  type ApplyResult,
+  applyResultError,
+  AspenError,
+  encodeCommand,
+  Lessor,
+  type ReplicaStatus,
+  ShardReplica,
+  SqliteLogStorage,
+  StateMachine,
+} from "../../shard/mod.ts";
+import type { Logger } from "../log.ts";
+import type { ShardRange, ShardRequest } from "./shard_request.ts";
+
+/** How often a leader looks for expired leases. */
+export const LEASE_CHECK_INTERVAL_MS = 500;
+/** The window over which proposals per second are measured. */
+export const RATE_WINDOW_MS = 1_000;
+
+/** A replica's view of the shard for `/v1/cluster/status`. */
+export interface ShardStatusView {
+  readonly id: number;
+  readonly leader: number | null;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastIndex: number;
+  readonly replicas: readonly {
+    readonly node: number;
+    readonly role: "leader" | "follower" | "learner" | "candidate";
+    readonly matchIndex: number;
+    readonly lag: number;
+    readonly status: "up" | "down";
+  }[];
+  readonly stats: {
+    readonly proposalsPerSecond: number;
+    readonly optimisticTxns: number;
+    readonly conflicts: number;
+    readonly applyLatencyMsP99: number;
+    readonly turnMsMax: number;
+  };
+}
+
+/** What opening a local shard needs. */
+export interface LocalShardOptions {
+  readonly shard: number;
+  readonly nodeId: number;
+  readonly dir: string;
+  /** The initial membership, used only when the shard's storage is new. */
+  readonly voters: readonly number[];
+  readonly raft: Omit<RaftConfig, "id" | "applied">;
+  readonly tickMs: number;
+  readonly send: (messages: readonly Message[]) => void;
+  readonly nowMs: () => number;
+  readonly logger: Logger;
+}
+
+/** A shard replica hosted here. */
+export class LocalShard {
+  readonly shard: number;
+  readonly replica: ShardReplica<ApplyResult>;
+  readonly stateMachine: StateMachine;
+  readonly #lessor = new Lessor();
+  readonly #options: LocalShardOptions;
+  readonly #leaseTimer: ReturnType<typeof setInterval>;
+  #rateSample = { atMs: 0, proposals: 0, perSecond: 0 };
+
+  private constructor(
+    options: LocalShardOptions,
+    stateMachine: StateMachine,
+    storage: SqliteLogStorage,
+  ) {
+    this.shard = options.shard;
+    this.#options = options;
+    this.stateMachine = stateMachine;
+    this.#lessor.load(stateMachine.leases(), options.nowMs());
+    this.replica = new ShardReplica<ApplyResult>({
+      shard: options.shard,
+      raft: { ...options.raft, id: replicaId(options.nodeId) },
+      storage,
+      stateMachine: this.#observedStateMachine(),
+      send: options.send,
+      nowMs: options.nowMs,
+      tickMs: options.tickMs,
+      onLeaderChange: (status) => this.#onLeaderChange(status),
+    });
+    this.#leaseTimer = setInterval(() => this.#expireLeases(), LEASE_CHECK_INTERVAL_MS);
+  }
+
+  /**
+   * Opens (or creates) the shard's files and starts its replica.
+   *
+   * @throws {AspenError} `storage_corrupt` when a file is damaged.
+   */
+  static async open(options: LocalShardOptions): Promise<LocalShard> {
+    await Deno.mkdir(options.dir, { recursive: true });
+    const confState: ConfState = { voters: options.voters.map(replicaId), learners: [] };
+    const storage = SqliteLogStorage.open({ path: `${options.dir}/raft-log.db`, confState });
+    let stateMachine: StateMachine;
+    try {
+      stateMachine = StateMachine.open({
+        path: `${options.dir}/state-machine.db`,
+        synchronous: "normal",
+      });
+    } catch (error) {
+      storage.close();
+      throw error;
+    }
+    const shard = new LocalShard(options, stateMachine, storage);
+    shard.replica.start();
+    return shard;
+  }
+
+  /**
+   * Executes a request against this replica (as the leader, unless it is serializable).
+   *
+   * @throws {AspenError} `not_leader` with a hint when this replica cannot serve it.
+   */
+  async execute(request: ShardRequest): Promise<unknown> {
+    const machine = this.stateMachine;
+    switch (request.kind) {
+      case "propose":
+        return await this.replica.propose(encodeCommand(request.command));
+      case "get":
+        return await this.#read(request.serializable, () => ({
+          kv: machine.get(request.key),
+          revision: machine.appliedIndex(),
+        }));
+      case "range":
+        return await this.#read(request.serializable, () => this.#range(request.range));
+      case "leaseKeepAlive":
+        return this.#keepAlive(request.id);
+      case "leaseInfo":
+        return await this.#read(false, () => this.#leaseInfo(request.id));
+      case "status":
+        return this.statusView();
+      case "transferLeader":
+        this.replica.transferLeadership(replicaId(request.to) as ReplicaId);
+        return { shard: this.shard };
+    }
+  }
+
+  /** Proposes and turns an error result into a thrown `AspenError`. */
+  async proposeChecked(request: Extract<ShardRequest, { kind: "propose" }>): Promise<ApplyResult> {
+    const result = await this.execute(request) as ApplyResult;
+    const error = applyResultError(result);
+    if (error !== null) throw error;
+    return result;
+  }
+
+  /** This replica's view of the shard; a leader knows every replica's progress. */
+  statusView(): ShardStatusView {
+    const status = this.replica.status();
+    const stats = this.stateMachine.stats();
+    const isLeader = status.role === "leader";
+    const voters = status.confState.voters as readonly number[];
+    const learners = status.confState.learners as readonly number[];
+    const replicas = [...voters, ...learners].map((node) => {
+      const progress = status.progress.find((item) => item.id === node);
+      const matchIndex = node === status.id ? status.lastIndex : progress?.match ?? 0;
+      const isUp = node === status.id || (isLeader && progress?.isRecentActive === true);
+      return {
+        node,
+        role: roleOf(node, status, learners.includes(node)),
+        matchIndex,
+        lag: isLeader ? Math.max(0, status.lastIndex - matchIndex) : 0,
+        status: isUp || !isLeader ? "up" as const : "down" as const,
+      };
+    });
+    return {
+      id: this.shard,
+      leader: status.leader,
+      term: status.term,
+      commitIndex: status.commit,
+      appliedIndex: this.stateMachine.appliedIndex(),
+      lastIndex: status.lastIndex,
+      replicas,
+      stats: {
+        proposalsPerSecond: this.#proposalRate(status),
+        optimisticTxns: stats.optimisticTxns,
+        conflicts: stats.conflicts,
+        applyLatencyMsP99: percentile(status.stats.applyMsRecent, 0.99),
+        turnMsMax: status.stats.turnMsMax,
+      },
+    };
+  }
+
+  /** Stops the driver and closes both databases. */
+  close(): void {
+    clearInterval(this.#leaseTimer);
+    this.replica.close();
+  }
+
+  #read<T>(serializable: boolean, read: () => T): Promise<T> | T {
+    return serializable ? read() : this.replica.read(read);
+  }
+
+  #range(range: ShardRange): unknown {
+    const result = this.stateMachine.range({
+      range: range.range,
+      limit: range.limit,
+      after: range.after,
+      keysOnly: range.keysOnly,
+      countOnly: range.countOnly,
+      reverse: range.reverse,
+    });
+    return { ...result, revision: this.stateMachine.appliedIndex() };
+  }
+
+  #keepAlive(id: number): unknown {
+    const result = this.#lessor.keepAlive(id, this.#options.nowMs());
+    if (result.type === "not_leader") {
+      const status = this.replica.status();
+      throw new AspenError("not_leader", `Cannot keep lease ${id} alive here: not the leader`, {
+        shard: this.shard,
+        leader: status.leader,
+      });
+    }
+    if (result.type === "not_found") {
+      throw new AspenError("lease_not_found", `Cannot keep lease ${id} alive: it does not exist`);
+    }
+    return { id, ttl: result.lease.ttlSeconds, remainingMs: result.remainingMs };
+  }
+
+  #leaseInfo(id: number): unknown {
+    const lease = this.stateMachine.lease(id);
+    if (lease === null) {
+      throw new AspenError("lease_not_found", `Cannot read lease ${id}: it does not exist`);
+    }
+    const remainingMs = this.#lessor.remainingMs(id, this.#options.nowMs()) ?? 0;
+    return { id, ttl: lease.ttlSeconds, remainingMs, keys: lease.keys };
+  }
+
+  /** The state machine as the driver sees it, feeding apply results to the lessor. */
+  #observedStateMachine() {
+    const machine = this.stateMachine;
+    const lessor = this.#lessor;
+    const nowMs = this.#options.nowMs;
+    return {
+      appliedIndex: () => machine.appliedIndex(),
+      apply: (entries: readonly { index: number; data: Uint8Array }[]) => {
+        const results = machine.apply(entries.map(asCommandEntry));
+        for (const result of results) lessor.observe(result, nowMs());
+        return results;
+      },
+      snapshot: () => machine.snapshot(),
+      restore: (data: Uint8Array) => {
+        machine.restore(data);
+        lessor.load(machine.leases(), nowMs());
+        if (this.replica.status().role === "leader") lessor.onBecomeLeader(nowMs());
+      },
+      close: () => machine.close(),
+    };
+  }
+
+  #onLeaderChange(status: ReplicaStatus): void {
+    const now = this.#options.nowMs();
+    if (status.role === "leader") {
+      this.#lessor.onBecomeLeader(now);
+      this.#options.logger.info("Became leader", { shard: this.shard, term: status.term });
+    } else {
+      this.#lessor.onBecomeFollower();
+      this.#options.logger.debug("Leadership changed", {
+        shard: this.shard,
+        role: status.role,
+        term: status.term,
+        leader: status.leader,
+      });
+    }
+  }
+
+  #expireLeases(): void {
+    const ids = this.#lessor.expired(this.#options.nowMs());
+    if (ids.length === 0) return;
+    this.replica.propose(encodeCommand({ type: "leaseExpire", ids })).catch((error: unknown) => {
+      this.#options.logger.warn("Cannot expire leases yet", {
+        shard: this.shard,
+        reason: error instanceof Error ? error.message : String(error),
+      });
+    });
+  }
+
+  #proposalRate(status: ReplicaStatus): number {
+    const now = this.#options.nowMs();
+    const sample = this.#rateSample;
+    const elapsed = now - sample.atMs;
+    if (elapsed >= RATE_WINDOW_MS) {
+      const perSecond = (status.stats.proposals - sample.proposals) * 1000 / elapsed;
+      this.#rateSample = { atMs: now, proposals: status.stats.proposals, perSecond };
+    }
+    return Math.round(this.#rateSample.perSecond * 10) / 10;
+  }
+}
+
+const NOOP = encodeCommand({ type: "noop" });
+
+/** Empty entries (a leader's no-op, a membership change) apply as the `noop` command. */
+function asCommandEntry(entry: { index: number; data: Uint8Array }) {
+  return entry.data.byteLength === 0 ? { index: entry.index, data: NOOP } : entry;
+}
+
+function roleOf(
+  node: number,
+  status: ReplicaStatus,
+  isLearner: boolean,
+): "leader" | "follower" | "learner" | "candidate" {
+  if (node === status.leader) return "leader";
+  if (isLearner) return "learner";
+  if (node === status.id && status.role !== "follower" && status.role !== "leader") {
+    return "candidate";
+  }
+  return "follower";
+}
+
+/** The p-th percentile of `samples` (0 when empty). */
+export function percentile(samples: readonly number[], p: number): number {
+  if (samples.length === 0) return 0;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1);
+  return Math.round(sorted[Math.max(0, index)]! * 100) / 100;
+}
