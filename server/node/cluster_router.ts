@@ -1,0 +1,195 @@
+/**
+ * Routes a shard request to the replica that can serve it: this node's replica when it leads
+ * the shard (or the read may be served locally), else the shard's leader over the peer
+ * channel, retrying on leader changes until the request's deadline.
+ *
+ * Retry rules keep writes exactly-once: a request is retried elsewhere only when it certainly
+ * did not run (`not_leader`, `unknown_shard`, or no connection to the target at all). A write
+ * whose answer was lost or late is reported as `timeout` or `shard_unavailable`, outcome unknown,
+ * and never sent twice. Reads are idempotent and may be retried on any failure.
+ */
+import { AspenError } from "../../shard/mod.ts";
+import type { Logger } from "../log.ts";
+import type { LocalShard } from "./local_shard.ts";
+import { replicasOf } from "./placement.ts";
+import {
+  decodeShardResponse,
+  encodeShardRequest,
+  isIdempotent,
+  isSerializable,
+  type ShardRequest,
+} from "./shard_request.ts";
+
+/** How long to wait before retrying when no leader is known (an election is under way). */
+export const NO_LEADER_BACKOFF_MS = 50;
+/** The longest one forwarded attempt of an idempotent request may take before a retry. */
+export const FORWARD_ATTEMPT_MS_MAX = 2_000;
+/** The most attempts one request makes. */
+export const ROUTE_ATTEMPTS_MAX = 64;
+
+/** The part of the peer transport the router uses. */
+export interface PeerChannel {
+  request(
+    toNode: number,
+    shard: number,
+    payload: Uint8Array,
+    options: { readonly deadlineMs: number },
+  ): Promise<Uint8Array>;
+  /** Whether an authenticated connection to `node` is up right now. */
+  isConnected(node: number): boolean;
+}
+
+/** What the router needs to know about the cluster. */
+export interface RouterOptions {
+  readonly nodeId: number;
+  readonly members: readonly number[];
+  readonly replicationFactor: number;
+  readonly local: ReadonlyMap<number, LocalShard>;
+  readonly peers: PeerChannel;
+  readonly nowMs: () => number;
+  readonly logger: Logger;
+}
+
+/** Counters for `/metrics`. */
+export interface RouterStats {
+  forwarded: number;
+  retries: number;
+}
+
+/** Sends shard requests to whichever replica can serve them. */
+export class ClusterRouter {
+  readonly stats: RouterStats = { forwarded: 0, retries: 0 };
+  readonly #options: RouterOptions;
+  readonly #leaderHints = new Map<number, number>();
+
+  constructor(options: RouterOptions) {
+    this.#options = options;
+  }
+
+  /** The nodes that host `shard`. */
+  replicasOf(shard: number): number[] {
+    return replicasOf(this.#options.members, shard, this.#options.replicationFactor);
+  }
+
+  /** The node believed to lead `shard`, or null. */
+  leaderOf(shard: number): number | null {
+    const local = this.#options.local.get(shard);
+    const known = local?.replica.status().leader ?? null;
+    return known ?? this.#leaderHints.get(shard) ?? null;
+  }
+
+  /**
+   * Runs `request` on the right replica of `shard` before `deadlineAtMs`.
+   *
+   * @throws {AspenError} the request's own error, `timeout`, or `shard_unavailable`.
+   */
+  async execute<T>(shard: number, request: ShardRequest, deadlineAtMs: number): Promise<T> {
+    const local = this.#options.local.get(shard);
+    if (local !== undefined && isSerializable(request)) return await local.execute(request) as T;
+    const replicas = this.replicasOf(shard);
+    let target = this.leaderOf(shard) ?? replicas[0]!;
+    let lastError: AspenError | null = null;
+    for (let attempt = 0; attempt < ROUTE_ATTEMPTS_MAX; attempt++) {
+      const remainingMs = deadlineAtMs - this.#options.nowMs();
+      if (remainingMs <= 0) break;
+      if (attempt > 0) this.stats.retries++;
+      try {
+        return await this.#attempt<T>(shard, target, request, remainingMs);
+      } catch (error) {
+        if (!(error instanceof AspenError)) throw error;
+        lastError = error;
+        const next = this.#nextTarget(shard, target, replicas, request, error);
+        if (next === null) throw error;
+        if (next.waitMs > 0) await sleep(Math.min(next.waitMs, remainingMs));
+        target = next.target;
+      }
+    }
+    throw new AspenError(
+      lastError?.code === "timeout" ? "timeout" : "shard_unavailable",
+      `Cannot reach a leader of shard ${shard} in time` +
+        (lastError === null ? "" : `: ${lastError.message}`),
+      { shard },
+    );
+  }
+
+  async #attempt<T>(
+    shard: number,
+    target: number,
+    request: ShardRequest,
+    remainingMs: number,
+  ): Promise<T> {
+    if (target === this.#options.nodeId) {
+      const local = this.#options.local.get(shard);
+      if (local === undefined) {
+        throw new AspenError("unknown_shard", `Shard ${shard} is not hosted here`, { shard });
+      }
+      return await withDeadline(local.execute(request), remainingMs, shard) as T;
+    }
+    if (!this.#options.peers.isConnected(target)) {
+      throw new AspenError("shard_unavailable", `Cannot reach node ${target}: not connected`, {
+        shard,
+        node: target,
+        isNotSent: true,
+      });
+    }
+    const deadlineMs = Math.ceil(
+      isIdempotent(request) ? Math.min(remainingMs, FORWARD_ATTEMPT_MS_MAX) : remainingMs,
+    );
+    this.stats.forwarded++;
+    const bytes = await this.#options.peers.request(target, shard, encodeShardRequest(request), {
+      deadlineMs: Math.max(1, deadlineMs),
+    });
+    this.#leaderHints.set(shard, target);
+    return decodeShardResponse<T>(bytes);
+  }
+
+  /** Where to try next after `error`, or null when the error must reach the client. */
+  #nextTarget(
+    shard: number,
+    target: number,
+    replicas: readonly number[],
+    request: ShardRequest,
+    error: AspenError,
+  ): { target: number; waitMs: number } | null {
+    const following = replicas[(replicas.indexOf(target) + 1) % replicas.length] ?? target;
+    if (error.code === "not_leader") {
+      const hint = error.details.leader;
+      if (typeof hint === "number" && hint !== target && replicas.includes(hint)) {
+        this.#leaderHints.set(shard, hint);
+        return { target: hint, waitMs: 0 };
+      }
+      this.#leaderHints.delete(shard);
+      return { target: following, waitMs: NO_LEADER_BACKOFF_MS };
+    }
+    if (error.code === "unknown_shard") return { target: following, waitMs: 0 };
+    if (error.code === "proposal_dropped") {
+      // Dropped proposals were never applied (see ShardReplica): retrying is safe.
+      return { target: this.leaderOf(shard) ?? following, waitMs: NO_LEADER_BACKOFF_MS };
+    }
+    const isNotSent = error.details.isNotSent === true;
+    const isTransient = error.code === "shard_unavailable" || error.code === "timeout";
+    if (isTransient && (isNotSent || isIdempotent(request))) {
+      this.#leaderHints.delete(shard);
+      return { target: following, waitMs: isNotSent ? NO_LEADER_BACKOFF_MS : 0 };
+    }
+    return null;
+  }
+}
+
+async function withDeadline<T>(promise: Promise<T>, ms: number, shard: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new AspenError("timeout", `Shard ${shard} did not answer in time`, { shard }));
+    }, ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
