@@ -3,15 +3,112 @@
  * A shard: one partition of the keyspace with its own Raft group, KV state machine and SQLite
  * storage, plus the driver loop and key-to-shard routing.
  *
+ * The state machine half lives here today: commands and their encoding (what the runtime
+ * proposes through Raft), {@linkcode StateMachine} (apply, local reads, snapshots, state hash,
+ * watch), the {@linkcode Lessor} (lease deadlines on the leader), the {@linkcode WatchHub} and
+ * the client {@linkcode TransactionBuilder}.
+ *
  * Allowed dependencies: raft/ (through raft/mod.ts), `node:` built-ins. Never server/ or ui/.
  *
  * @example
  * ```ts
- * import { AspenError } from "./mod.ts";
- * const error = new AspenError("key_not_found", 'Cannot get key "a": it does not exist');
- * console.log(error.code);
+ * import { encodeCommand, StateMachine } from "./mod.ts";
+ * const sm = StateMachine.open({ path: ":memory:", synchronous: "normal" });
+ * const data = encodeCommand({ type: "put", key: "a", value: "1", lease: 0, prevKv: false });
+ * const [result] = sm.apply([{ index: 1, data }]);
+ * console.log(result, sm.get("a")?.version); // { type: "put", revision: 1, ... } 1
+ * sm.close();
  * ```
  */
 export { AspenError } from "./errors.ts";
 export type { ErrorCode, ErrorDetails } from "./errors.ts";
 export { fnv1a64, jumpHash, ROUTER_SHARDS_MAX, shardForKey } from "./router.ts";
+export * from "./limits.ts";
+export {
+  compareUtf8,
+  type KeyRange,
+  keyRangeContains,
+  type KeyValue,
+  kvResponseBytes,
+  utf8ByteLength,
+  validateKey,
+  validateKeyRange,
+  validateValue,
+} from "./key_value.ts";
+export {
+  type Command,
+  type CommandType,
+  type Compare,
+  type CompareOp,
+  type CompareTarget,
+  type PutItem,
+  type RangeRequest,
+  type ReadVersion,
+  type TxnOp,
+  validateCommand,
+  validateRangeRequest,
+  type WriteOp,
+} from "./command.ts";
+export { decodeCommand, encodeCommand } from "./command_codec.ts";
+export {
+  type ApplyResult,
+  applyResultError,
+  type Conflict,
+  type LeaseGrant,
+  type RangeResult,
+  type TxnOpResult,
+} from "./apply_result.ts";
+export { evaluateCompare } from "./compare.ts";
+export { validateReadSet, type VersionReader } from "./occ.ts";
+export {
+  type ApplyEntry,
+  type ApplyObserver,
+  type LeaseInfo,
+  type RangeOptions,
+  type ShardStats,
+  STATE_MACHINE_FILE_NAME,
+  StateMachine,
+  type StateMachineOptions,
+} from "./state_machine.ts";
+export type { Synchronous } from "./_schema.ts";
+export {
+  type EventCursor,
+  type HistoryEvent,
+  type HistoryPage,
+  type HistoryQuery,
+  type HistorySource,
+  type WatchEvent,
+  type WatchFilter,
+} from "./watch_event.ts";
+export {
+  type SubscribeOptions,
+  WATCH_HUB_DEFAULTS,
+  Watcher,
+  WatchHub,
+  type WatchHubOptions,
+  type WatchItem,
+} from "./watch_hub.ts";
+export { type KeepAliveResult, Lessor } from "./lessor.ts";
+export {
+  type CommitOutcome,
+  runTransaction,
+  TRANSACTION_ATTEMPTS_MAX,
+  TransactionBuilder,
+  type TransactionStore,
+} from "./transaction_builder.ts";
+export {
+  APPLY_SAMPLES_MAX,
+  INBOUND_MESSAGES_MAX,
+  LOG_RETAINED_ENTRIES,
+  notLeaderError,
+  PROPOSALS_PENDING_MAX,
+  READ_WAITERS_MAX,
+  READY_ROUNDS_PER_TURN_MAX,
+  type ReplicaLogStorage,
+  type ReplicaOptions,
+  type ReplicaStateMachine,
+  type ReplicaStats,
+  type ReplicaStatus,
+  ShardReplica,
+  SNAPSHOT_INTERVAL_ENTRIES,
+} from "./replica.ts";

@@ -40,7 +40,7 @@ export const INBOUND_MESSAGES_MAX = 16_384;
 /** Most proposals waiting for a turn or for their entry to apply. */
 export const PROPOSALS_PENDING_MAX = 16_384;
 /** Most linearizable reads waiting. */
-export const READS_PENDING_MAX = 16_384;
+export const READ_WAITERS_MAX = 16_384;
 /** Most Ready rounds handled in one turn before yielding to the event loop. */
 export const READY_ROUNDS_PER_TURN_MAX = 64;
 /** Applied entries between two state-machine snapshots. */
@@ -261,12 +261,12 @@ export class ShardReplica<Result> {
    */
   read<T>(read: () => T): Promise<T> {
     if (this.#isClosed) return Promise.reject(closedError(this.shard));
-    if (this.#reads.length >= READS_PENDING_MAX) {
+    if (this.#reads.length >= READ_WAITERS_MAX) {
       return Promise.reject(
         new AspenError(
           "too_many_requests",
           `Cannot read shard ${this.shard}: ` +
-            `${this.#reads.length} reads are pending and the limit is ${READS_PENDING_MAX}`,
+            `${this.#reads.length} reads are pending and the limit is ${READ_WAITERS_MAX}`,
         ),
       );
     }
