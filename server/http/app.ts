@@ -1,0 +1,108 @@
+/**
+ * The HTTP API as one Hono app: authentication, routes, and the single error handler that maps
+ * every failure to a status and a JSON body (STYLE §7). Tests call it in process with
+ * `app.request()`; the node serves it with `Deno.serve`.
+ */
+import { Hono } from "hono";
+import { AspenError } from "../../shard/mod.ts";
+import type { TokenRole } from "../auth.ts";
+import type { Logger } from "../log.ts";
+import type { KvService } from "../node/mod.ts";
+import { errorResponse, internalErrorResponse } from "./errors.ts";
+import { addKvRoutes } from "./kv_routes.ts";
+
+/** What the app needs from the node. */
+export interface AppOptions {
+  readonly nodeId: number;
+  readonly service: KvService;
+  /** Returns the role of a bearer token, or null; null for the function means auth is off. */
+  readonly authenticate: ((token: string) => TokenRole | null) | null;
+  readonly logger: Logger;
+  /** `/v1/cluster/status`. */
+  readonly status: () => Promise<unknown>;
+  /** `POST /v1/shards/{id}/transfer-leader`. */
+  readonly transferLeader: (shard: number, to: number) => Promise<unknown>;
+  /** `/metrics` in Prometheus text. */
+  readonly metrics: () => Promise<string>;
+  /** Extra routes (watch, console) added after the API routes. */
+  readonly extend?: (app: Hono) => void;
+}
+
+/** Methods that only read; everything else needs a root token. */
+const READ_METHODS = new Set(["GET", "HEAD"]);
+
+/** Builds the API app. */
+export function createApp(options: AppOptions): Hono {
+  const app = new Hono();
+  let requestCounter = 0;
+  app.onError((error, c) => {
+    if (error instanceof AspenError) {
+      const { status, body } = errorResponse(error);
+      return c.json(body, status as 400);
+    }
+    const requestId = `${options.nodeId}-${++requestCounter}`;
+    options.logger.error("Request failed", {
+      requestId,
+      method: c.req.method,
+      path: c.req.path,
+      error: error instanceof Error ? error.stack ?? error.message : String(error),
+    });
+    const { status, body } = internalErrorResponse(requestId);
+    return c.json(body, status as 500);
+  });
+  app.notFound((c) => {
+    return c.json({
+      error: { code: "not_found", message: `No route for ${c.req.method} ${c.req.path}` },
+    }, 404);
+  });
+  app.get("/v1/health", (c) => c.json({ status: "ok", node: options.nodeId }));
+  app.use("/v1/*", authMiddleware(options));
+  app.use("/metrics", authMiddleware(options));
+  addKvRoutes(app, options.service);
+  app.get("/v1/cluster/status", async (c) => c.json(await options.status()));
+  app.post("/v1/shards/:id/transfer-leader", async (c) => {
+    const shard = Number(c.req.param("id"));
+    if (!Number.isSafeInteger(shard) || shard < 0 || shard >= options.service.shardCount) {
+      throw new AspenError(
+        "bad_request",
+        `Cannot transfer leadership: no shard "${c.req.param("id")}"`,
+      );
+    }
+    const body = await c.req.json().catch((error: unknown) => {
+      throw new AspenError("bad_request", "Cannot transfer leadership: the body is not JSON", {}, {
+        cause: error,
+      });
+    }) as { to?: unknown };
+    if (typeof body?.to !== "number" || !Number.isSafeInteger(body.to) || body.to < 1) {
+      throw new AspenError("bad_request", 'Cannot transfer leadership: "to" must be a node id');
+    }
+    return c.json(await options.transferLeader(shard, body.to));
+  });
+  app.get("/metrics", async (c) => {
+    return c.text(await options.metrics(), 200, { "content-type": "text/plain; version=0.0.4" });
+  });
+  options.extend?.(app);
+  return app;
+}
+
+function authMiddleware(options: AppOptions) {
+  return async function authenticate(
+    c: { req: { header(name: string): string | undefined; method: string } },
+    next: () => Promise<void>,
+  ): Promise<void> {
+    if (options.authenticate === null) return await next();
+    const header = c.req.header("authorization") ?? "";
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (match === null) {
+      throw new AspenError("unauthorized", "Cannot authorize: send Authorization: Bearer <token>");
+    }
+    const role = options.authenticate(match[1]!);
+    if (role === null) {
+      throw new AspenError("unauthorized", "Cannot authorize: the token is not valid");
+    }
+    if (role === "read" && !READ_METHODS.has(c.req.method)) {
+      throw new AspenError("forbidden", `Cannot ${c.req.method}: this token is read-only`);
+    }
+    await next();
+  };
+}

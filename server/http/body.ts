@@ -1,0 +1,199 @@
+/**
+ * Request parsing at the edge (STYLE §7, kind 3): bodies are read with a byte limit, parsed as
+ * JSON objects, and every field is checked for presence, type and unknown names before anything
+ * reaches a shard. Each failure is a `bad_request` (or `request_too_large`) naming the field.
+ */
+import { AspenError, REQUEST_BYTES_MAX } from "../../shard/mod.ts";
+
+/** A JSON object from a request body. */
+export type JsonObject = Readonly<Record<string, unknown>>;
+
+/**
+ * Reads a request body of at most {@linkcode REQUEST_BYTES_MAX} bytes as a JSON object.
+ *
+ * @throws {AspenError} `request_too_large` past the limit, `bad_request` for non-JSON or a
+ * non-object, or a field not in `allowed`.
+ */
+export async function readJsonObject(
+  request: Request,
+  action: string,
+  allowed: readonly string[],
+): Promise<JsonObject> {
+  const text = await readText(request, action);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new AspenError("bad_request", `Cannot ${action}: the body is not valid JSON`, {}, {
+      cause: error,
+    });
+  }
+  return asObject(value, action, "the body", allowed);
+}
+
+/** Checks that `value` is a plain object with only `allowed` fields. */
+export function asObject(
+  value: unknown,
+  action: string,
+  what: string,
+  allowed: readonly string[],
+): JsonObject {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new AspenError("bad_request", `Cannot ${action}: ${what} must be a JSON object`);
+  }
+  for (const field of Object.keys(value)) {
+    if (!allowed.includes(field)) {
+      throw new AspenError(
+        "bad_request",
+        `Cannot ${action}: ${what} has an unknown field "${field}"; expected ` +
+          allowed.map((name) => `"${name}"`).join(", "),
+        { field },
+      );
+    }
+  }
+  return value as JsonObject;
+}
+
+/** A required string field. */
+export function stringField(object: JsonObject, field: string, action: string): string {
+  const value = object[field];
+  if (typeof value !== "string") {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action}: field "${field}" must be a string` +
+        (value === undefined ? " and is missing" : ""),
+      { field },
+    );
+  }
+  return value;
+}
+
+/** An optional non-negative integer field, with a default. */
+export function integerField(
+  object: JsonObject,
+  field: string,
+  action: string,
+  defaultValue: number,
+): number {
+  const value = object[field];
+  if (value === undefined) return defaultValue;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action}: field "${field}" must be a non-negative integer`,
+      { field },
+    );
+  }
+  return value;
+}
+
+/** An optional boolean field, default false. */
+export function booleanField(object: JsonObject, field: string, action: string): boolean {
+  const value = object[field];
+  if (value === undefined) return false;
+  if (typeof value !== "boolean") {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action}: field "${field}" must be true or false`,
+      {
+        field,
+      },
+    );
+  }
+  return value;
+}
+
+/** An optional array field with at most `max` items. */
+export function arrayField(
+  object: JsonObject,
+  field: string,
+  action: string,
+  max: number,
+): readonly unknown[] {
+  const value = object[field];
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) {
+    throw new AspenError("bad_request", `Cannot ${action}: field "${field}" must be a list`, {
+      field,
+    });
+  }
+  if (value.length > max) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action}: field "${field}" has ${value.length} items but the limit is ${max}`,
+      { field, limit: max },
+    );
+  }
+  return value;
+}
+
+/** Parses a query flag: absent or "false" is false, "true" (or empty) is true. */
+export function queryFlag(value: string | undefined, name: string, action: string): boolean {
+  if (value === undefined || value === "false") return false;
+  if (value === "true" || value === "") return true;
+  throw new AspenError(
+    "bad_request",
+    `Cannot ${action}: query parameter "${name}" must be true or false, not "${value}"`,
+    { parameter: name },
+  );
+}
+
+/** Parses an integer query parameter within [min, max]. */
+export function queryInteger(
+  value: string | undefined,
+  name: string,
+  action: string,
+  range: { readonly min: number; readonly max: number; readonly defaultValue: number },
+): number {
+  if (value === undefined) return range.defaultValue;
+  const number = Number(value);
+  if (!/^[0-9]+$/.test(value) || number < range.min || number > range.max) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action}: query parameter "${name}" is "${value}" but must be an integer from ` +
+        `${range.min} to ${range.max}`,
+      { parameter: name },
+    );
+  }
+  return number;
+}
+
+async function readText(request: Request, action: string): Promise<string> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > REQUEST_BYTES_MAX) throw tooLarge(action, declared);
+  if (request.body === null) return "";
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > REQUEST_BYTES_MAX) {
+      await reader.cancel();
+      throw tooLarge(action, total);
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (error) {
+    throw new AspenError("bad_request", `Cannot ${action}: the body is not valid UTF-8`, {}, {
+      cause: error,
+    });
+  }
+}
+
+function tooLarge(action: string, bytes: number): AspenError {
+  return new AspenError(
+    "request_too_large",
+    `Cannot ${action}: the body is over ${REQUEST_BYTES_MAX} bytes (${bytes} so far)`,
+    { limit: REQUEST_BYTES_MAX },
+  );
+}

@@ -1,0 +1,278 @@
+/**
+ * The key, transaction and lease routes of the client API (API.md): parse and check the
+ * request, call the KV service, shape the response.
+ */
+import type { Context, Hono } from "hono";
+import {
+  AspenError,
+  type Compare,
+  type KeyRange,
+  OPTIMISTIC_READS_MAX,
+  OPTIMISTIC_WRITES_MAX,
+  RANGE_LIMIT_MAX,
+  TXN_OPS_MAX,
+  type TxnOp,
+  validateKey,
+  validateValue,
+} from "../../shard/mod.ts";
+import type { KvService } from "../node/mod.ts";
+import {
+  arrayField,
+  asObject,
+  booleanField,
+  integerField,
+  type JsonObject,
+  queryFlag,
+  queryInteger,
+  readJsonObject,
+  stringField,
+} from "./body.ts";
+
+/** The default page size of a range read. */
+export const RANGE_LIMIT_DEFAULT = 1_000;
+
+/** Adds the key, txn and lease routes to `app`. */
+export function addKvRoutes(app: Hono, service: KvService): void {
+  app.get("/v1/kv/*", async (c) => {
+    const key = keyFromPath(c, "get key");
+    const serializable = consistency(c, "get key");
+    return c.json(await service.get(key, serializable));
+  });
+  app.put("/v1/kv/*", async (c) => {
+    const key = keyFromPath(c, "put key");
+    const body = await readJsonObject(c.req.raw, "put key", ["value", "lease", "prevKv"]);
+    const value = stringField(body, "value", `put key "${key}"`);
+    validateValue(value, `put key "${key}"`);
+    const lease = integerField(body, "lease", "put key", 0);
+    return c.json(await service.put(key, value, lease, booleanField(body, "prevKv", "put key")));
+  });
+  app.delete("/v1/kv/*", async (c) => {
+    const key = keyFromPath(c, "delete key");
+    const prevKv = queryFlag(c.req.query("prevKv"), "prevKv", "delete key");
+    return c.json(await service.delete(key, prevKv));
+  });
+  app.get("/v1/kv", async (c) => {
+    const action = "read range";
+    const query = c.req.query();
+    return c.json(
+      await service.range({
+        range: rangeFromQuery(query, action),
+        limit: queryInteger(query.limit, "limit", action, {
+          min: 1,
+          max: RANGE_LIMIT_MAX,
+          defaultValue: RANGE_LIMIT_DEFAULT,
+        }),
+        after: query.after ?? null,
+        keysOnly: queryFlag(query.keysOnly, "keysOnly", action),
+        countOnly: queryFlag(query.countOnly, "countOnly", action),
+        reverse: queryFlag(query.reverse, "reverse", action),
+        serializable: consistency(c, action),
+      }),
+    );
+  });
+  app.delete("/v1/kv", async (c) => {
+    const range = rangeFromQuery(c.req.query(), "delete range");
+    return c.json(await service.deleteRange(range));
+  });
+  addTxnRoutes(app, service);
+  addLeaseRoutes(app, service);
+}
+
+function addTxnRoutes(app: Hono, service: KvService): void {
+  app.post("/v1/txn", async (c) => {
+    const action = "run txn";
+    const body = await readJsonObject(c.req.raw, action, ["compare", "success", "failure"]);
+    const compare = arrayField(body, "compare", action, TXN_OPS_MAX).map((item, i) =>
+      parseCompare(item, `${action}: compare[${i}]`)
+    );
+    const success = arrayField(body, "success", action, TXN_OPS_MAX).map((item, i) =>
+      parseTxnOp(item, `${action}: success[${i}]`)
+    );
+    const failure = arrayField(body, "failure", action, TXN_OPS_MAX).map((item, i) =>
+      parseTxnOp(item, `${action}: failure[${i}]`)
+    );
+    return c.json(await service.txn(compare, success, failure));
+  });
+  app.post("/v1/txn/optimistic", async (c) => {
+    const action = "commit optimistic txn";
+    const body = await readJsonObject(c.req.raw, action, ["reads", "writes"]);
+    const reads = arrayField(body, "reads", action, OPTIMISTIC_READS_MAX).map((item, i) => {
+      const read = asObject(item, action, `reads[${i}]`, ["key", "version"]);
+      return {
+        key: stringField(read, "key", action),
+        version: integerField(read, "version", action, -1),
+      };
+    });
+    const writes = arrayField(body, "writes", action, OPTIMISTIC_WRITES_MAX).map((item, i) => {
+      const write = asObject(item, action, `writes[${i}]`, ["op", "key", "value"]);
+      const op = stringField(write, "op", action);
+      const key = stringField(write, "key", action);
+      if (op === "set") return { op, key, value: stringField(write, "value", action) } as const;
+      if (op === "delete") return { op, key } as const;
+      throw new AspenError(
+        "bad_request",
+        `Cannot ${action}: writes[${i}].op must be "set" or "delete"`,
+      );
+    });
+    for (const read of reads) {
+      if (read.version < 0) {
+        throw new AspenError("bad_request", `Cannot ${action}: every read needs a "version"`);
+      }
+    }
+    return c.json(await service.optimistic({ type: "optimisticTxn", reads, writes }));
+  });
+}
+
+function addLeaseRoutes(app: Hono, service: KvService): void {
+  app.post("/v1/leases", async (c) => {
+    const action = "grant lease";
+    const body = await readJsonObject(c.req.raw, action, ["ttl", "key"]);
+    const ttl = integerField(body, "ttl", action, -1);
+    if (ttl < 1) throw new AspenError("bad_request", `Cannot ${action}: "ttl" must be 1 or more`);
+    const key = body.key === undefined ? null : stringField(body, "key", action);
+    if (key !== null) validateKey(key, action);
+    const { id, ttl: granted } = await service.leaseGrant(ttl, key);
+    return c.json({ id, ttl: granted });
+  });
+  app.post("/v1/leases/:id/keepalive", async (c) => {
+    return c.json(await service.leaseKeepAlive(leaseId(c.req.param("id"), "keep lease alive")));
+  });
+  app.get("/v1/leases/:id", async (c) => {
+    return c.json(await service.leaseInfo(leaseId(c.req.param("id"), "read lease")));
+  });
+  app.delete("/v1/leases/:id", async (c) => {
+    return c.json(await service.leaseRevoke(leaseId(c.req.param("id"), "revoke lease")));
+  });
+}
+
+/** The key named by the rest of the path after `/v1/kv/`, percent-decoded. */
+function keyFromPath(c: Context, action: string): string {
+  const path = new URL(c.req.url).pathname;
+  let key: string;
+  try {
+    key = decodeURIComponent(path.slice("/v1/kv/".length));
+  } catch (error) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action}: the key is not valid percent-encoding`,
+      {},
+      {
+        cause: error,
+      },
+    );
+  }
+  validateKey(key, action);
+  return key;
+}
+
+function consistency(c: Context, action: string): boolean {
+  const value = c.req.query("consistency");
+  if (value === undefined || value === "linearizable") return false;
+  if (value === "serializable") return true;
+  throw new AspenError(
+    "bad_request",
+    `Cannot ${action}: consistency must be "linearizable" or "serializable", not "${value}"`,
+  );
+}
+
+function rangeFromQuery(query: Record<string, string>, action: string): KeyRange {
+  const { prefix, start, end } = query;
+  if (prefix !== undefined) {
+    if (start !== undefined || end !== undefined) {
+      throw new AspenError("bad_request", `Cannot ${action}: give either prefix or start/end`);
+    }
+    return { prefix };
+  }
+  if (start === undefined || end === undefined) {
+    throw new AspenError("bad_request", `Cannot ${action}: give prefix, or both start and end`);
+  }
+  return { start, end };
+}
+
+function leaseId(text: string, action: string): number {
+  const id = Number(text);
+  if (!/^[0-9]{1,16}$/.test(text) || !Number.isSafeInteger(id) || id < 1) {
+    throw new AspenError("bad_request", `Cannot ${action}: "${text}" is not a lease id`);
+  }
+  return id;
+}
+
+const COMPARE_TARGETS = ["value", "version", "createRevision", "modRevision", "lease"];
+const COMPARE_OPS = ["=", "!=", "<", ">"];
+
+function parseCompare(item: unknown, where: string): Compare {
+  const object = asObject(item, where, "the compare", ["key", "target", "op", "value"]);
+  const key = stringField(object, "key", where);
+  const target = stringField(object, "target", where);
+  const op = stringField(object, "op", where) as Compare["op"];
+  if (!COMPARE_TARGETS.includes(target)) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${where}: target must be one of ${COMPARE_TARGETS.join(", ")}`,
+    );
+  }
+  if (!COMPARE_OPS.includes(op)) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${where}: op must be one of ${COMPARE_OPS.join(" ")}`,
+    );
+  }
+  if (target === "value") return { key, target, op, value: stringField(object, "value", where) };
+  const value = object.value;
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) {
+    throw new AspenError("bad_request", `Cannot ${where}: value must be an integer for ${target}`);
+  }
+  return { key, target: target as Exclude<Compare["target"], "value">, op, value };
+}
+
+function parseTxnOp(item: unknown, where: string): TxnOp {
+  const object = asObject(item, where, "the operation", ["put", "delete", "get", "range"]);
+  const [kind, ...others] = Object.keys(object);
+  if (kind === undefined || others.length > 0) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${where}: name exactly one of put, delete, get, range`,
+    );
+  }
+  const fields: Record<string, readonly string[]> = {
+    put: ["key", "value", "lease", "prevKv"],
+    delete: ["key", "prevKv"],
+    get: ["key"],
+    range: ["prefix", "start", "end", "limit", "after", "keysOnly", "countOnly", "reverse"],
+  };
+  const body: JsonObject = asObject(object[kind], where, kind, fields[kind] ?? []);
+  switch (kind) {
+    case "put":
+      return {
+        type: "put",
+        key: stringField(body, "key", where),
+        value: stringField(body, "value", where),
+        lease: integerField(body, "lease", where, 0),
+        prevKv: booleanField(body, "prevKv", where),
+      };
+    case "delete":
+      return {
+        type: "delete",
+        key: stringField(body, "key", where),
+        prevKv: booleanField(body, "prevKv", where),
+      };
+    case "get":
+      return { type: "get", key: stringField(body, "key", where) };
+    default:
+      return { type: "range", request: parseTxnRange(body, where) };
+  }
+}
+
+function parseTxnRange(body: JsonObject, where: string) {
+  const range: KeyRange = body.prefix !== undefined
+    ? { prefix: stringField(body, "prefix", where) }
+    : { start: stringField(body, "start", where), end: stringField(body, "end", where) };
+  return {
+    range,
+    limit: integerField(body, "limit", where, RANGE_LIMIT_DEFAULT),
+    after: body.after === undefined ? null : stringField(body, "after", where),
+    keysOnly: booleanField(body, "keysOnly", where),
+    countOnly: booleanField(body, "countOnly", where),
+    reverse: booleanField(body, "reverse", where),
+  };
+}

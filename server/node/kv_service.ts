@@ -1,0 +1,373 @@
+/**
+ * The operations of the client API (API.md), one method each, over the cluster router: keys
+ * are routed to their shard by jump hash, multi-shard reads fan out in parallel and merge in
+ * key order with the limit applied globally, and results take the API's JSON shape.
+ *
+ * Transactions (conditional batches and optimistic transactions) are atomic within a shard;
+ * one whose keys live on several shards is refused with a message naming two of them, until
+ * cross-shard transactions land. Leases live on a shard too: a lease id carries its shard in
+ * its low bits (`id = grantIndex * 1024 + shard`), and a key can use a lease of its own shard.
+ */
+import {
+  type ApplyResult,
+  applyResultError,
+  AspenError,
+  type Command,
+  type Compare,
+  compareUtf8,
+  type KeyRange,
+  type KeyValue,
+  kvResponseBytes,
+  RANGE_RESPONSE_BYTES_MAX,
+  type RangeResult,
+  shardForKey,
+  type TxnOp,
+  validateCommand,
+} from "../../shard/mod.ts";
+import type { ClusterRouter } from "./cluster_router.ts";
+import type { ShardRange, ShardRequest } from "./shard_request.ts";
+
+/** Lease ids carry their shard in the low bits: `id = grantIndex * LEASE_SHARD_SPAN + shard`. */
+export const LEASE_SHARD_SPAN = 1024;
+
+/** What the service needs. */
+export interface KvServiceOptions {
+  readonly router: ClusterRouter;
+  readonly shardCount: number;
+  readonly nowMs: () => number;
+  /** Every request's deadline. */
+  readonly requestTimeoutMs: number;
+}
+
+/** A range read as the API asks for it. */
+export interface RangeQuery {
+  readonly range: KeyRange;
+  readonly limit: number;
+  readonly after: string | null;
+  readonly keysOnly: boolean;
+  readonly countOnly: boolean;
+  readonly reverse: boolean;
+  readonly serializable: boolean;
+}
+
+/** The client API's operations. */
+export class KvService {
+  readonly #options: KvServiceOptions;
+
+  constructor(options: KvServiceOptions) {
+    this.#options = options;
+  }
+
+  /** The shard that owns `key`. */
+  shardOf(key: string): number {
+    return shardForKey(key, this.#options.shardCount);
+  }
+
+  /** The number of shards. */
+  get shardCount(): number {
+    return this.#options.shardCount;
+  }
+
+  /** @throws {AspenError} `key_not_found` (with shard and revision) when absent. */
+  async get(key: string, serializable: boolean) {
+    const shard = this.shardOf(key);
+    const result = await this.#run<{ kv: KeyValue | null; revision: number }>(shard, {
+      kind: "get",
+      key,
+      serializable,
+    });
+    if (result.kv === null) {
+      throw new AspenError("key_not_found", `Cannot get key "${key}": it does not exist`, {
+        shard,
+        revision: result.revision,
+      });
+    }
+    return { kv: result.kv, shard, revision: result.revision };
+  }
+
+  async put(key: string, value: string, lease: number, prevKv: boolean) {
+    const shard = this.shardOf(key);
+    const command: Command = {
+      type: "put",
+      key,
+      value,
+      lease: this.#localLease(lease, shard, key),
+      prevKv,
+    };
+    const result = await this.#propose(shard, command) as Extract<ApplyResult, { type: "put" }>;
+    return {
+      shard,
+      revision: result.revision,
+      version: result.version,
+      ...(prevKv && result.prevKv !== null ? { prevKv: this.#globalKv(result.prevKv, shard) } : {}),
+    };
+  }
+
+  async delete(key: string, prevKv: boolean) {
+    const shard = this.shardOf(key);
+    const result = await this.#propose(shard, { type: "delete", key, prevKv }) as Extract<
+      ApplyResult,
+      { type: "delete" }
+    >;
+    return {
+      deleted: result.deleted,
+      shard,
+      revision: result.revision,
+      ...(prevKv && result.prevKv !== null ? { prevKv: this.#globalKv(result.prevKv, shard) } : {}),
+    };
+  }
+
+  /** Reads a range over every shard, merged in key order with the limit applied globally. */
+  async range(query: RangeQuery) {
+    const shardRange: ShardRange = {
+      range: query.range,
+      limit: query.limit,
+      after: query.after,
+      keysOnly: query.keysOnly,
+      countOnly: query.countOnly,
+      reverse: query.reverse,
+    };
+    const pages = await Promise.all(
+      this.#allShards().map((shard) =>
+        this.#run<RangeResult & { revision: number }>(shard, {
+          kind: "range",
+          range: shardRange,
+          serializable: query.serializable,
+        }).then((page) => ({ shard, page }))
+      ),
+    );
+    if (query.countOnly) {
+      const count = pages.reduce((sum, { page }) => sum + page.count, 0);
+      return { kvs: [], count, more: false };
+    }
+    return mergePages(pages, query, (kv, shard) => this.#globalKv(kv, shard));
+  }
+
+  /** Deletes a range on every shard; each shard's part is atomic. */
+  async deleteRange(range: KeyRange) {
+    const command: Command = { type: "deleteRange", range };
+    validateCommand(command);
+    const results = await Promise.all(
+      this.#allShards().map((shard) => this.#propose(shard, command)),
+    );
+    let deleted = 0;
+    for (const result of results) {
+      if (result.type === "deleteRange") deleted += result.deleted;
+    }
+    return { deleted };
+  }
+
+  /** An etcd-style conditional batch on the one shard that owns all of its keys. */
+  async txn(
+    compare: readonly Compare[],
+    success: readonly TxnOp[],
+    failure: readonly TxnOp[],
+  ) {
+    const keys = [
+      ...compare.map((item) => item.key),
+      ...[...success, ...failure].flatMap(opKeys),
+    ];
+    const shard = this.#singleShard(keys, "run txn", [...success, ...failure]);
+    const localOps = (ops: readonly TxnOp[]) =>
+      ops.map((op) =>
+        op.type === "put" ? { ...op, lease: this.#localLease(op.lease, shard, op.key) } : op
+      );
+    const command: Command = {
+      type: "txn",
+      compare: compare.map((item) =>
+        item.target === "lease"
+          ? { ...item, value: this.#localLease(item.value, shard, item.key) }
+          : item
+      ),
+      success: localOps(success),
+      failure: localOps(failure),
+    };
+    const result = await this.#propose(shard, command) as Extract<ApplyResult, { type: "txn" }>;
+    return {
+      succeeded: result.succeeded,
+      results: result.results,
+      shard,
+      revision: result.revision,
+    };
+  }
+
+  /** A FoundationDB-style optimistic transaction on one shard. */
+  async optimistic(command: Extract<Command, { type: "optimisticTxn" }>) {
+    const keys = [...command.reads.map((read) => read.key), ...command.writes.map((w) => w.key)];
+    const shard = this.#singleShard(keys, "commit optimistic txn", []);
+    const result = await this.#propose(shard, command);
+    return { committed: true, shard, revision: result.revision };
+  }
+
+  async leaseGrant(ttlSeconds: number, key: string | null) {
+    const shard = key === null ? 0 : this.shardOf(key);
+    const result = await this.#propose(shard, { type: "leaseGrant", ttlSeconds }) as Extract<
+      ApplyResult,
+      { type: "leaseGrant" }
+    >;
+    return { id: result.lease.id * LEASE_SHARD_SPAN + shard, ttl: result.lease.ttlSeconds, shard };
+  }
+
+  async leaseKeepAlive(id: number) {
+    const { shard, local } = this.#splitLease(id);
+    const result = await this.#run<{ ttl: number }>(shard, { kind: "leaseKeepAlive", id: local });
+    return { id, ttl: result.ttl };
+  }
+
+  async leaseInfo(id: number) {
+    const { shard, local } = this.#splitLease(id);
+    const result = await this.#run<{ ttl: number; remainingMs: number; keys: string[] }>(shard, {
+      kind: "leaseInfo",
+      id: local,
+    });
+    return {
+      id,
+      ttl: result.ttl,
+      remaining: Math.ceil(result.remainingMs / 1000),
+      keys: result.keys,
+    };
+  }
+
+  async leaseRevoke(id: number) {
+    const { shard, local } = this.#splitLease(id);
+    await this.#propose(shard, { type: "leaseRevoke", id: local });
+    return { revoked: true };
+  }
+
+  /** Runs a request on `shard` with this service's deadline. */
+  run<T>(shard: number, request: ShardRequest, timeoutMs = this.#options.requestTimeoutMs) {
+    return this.#options.router.execute<T>(shard, request, this.#options.nowMs() + timeoutMs);
+  }
+
+  #run<T>(shard: number, request: ShardRequest): Promise<T> {
+    return this.run<T>(shard, request);
+  }
+
+  /** Proposes a command and turns an error result into a thrown error. */
+  async #propose(shard: number, command: Command): Promise<ApplyResult> {
+    validateCommand(command);
+    const result = await this.#run<ApplyResult>(shard, { kind: "propose", command });
+    const error = applyResultError(result);
+    if (error !== null) throw this.#globalLeaseError(error, shard);
+    return result;
+  }
+
+  #allShards(): number[] {
+    return Array.from({ length: this.#options.shardCount }, (_, shard) => shard);
+  }
+
+  #singleShard(keys: readonly string[], action: string, ops: readonly TxnOp[]): number {
+    const hasRange = ops.some((op) => op.type === "range");
+    if (hasRange && this.#options.shardCount > 1) {
+      throw new AspenError(
+        "bad_request",
+        `Cannot ${action}: range operations span every shard and transactions are ` +
+          `single-shard; read ranges with GET /v1/kv`,
+      );
+    }
+    let shard: number | null = null;
+    let firstKey = "";
+    for (const key of keys) {
+      const owner = this.shardOf(key);
+      if (shard === null) {
+        shard = owner;
+        firstKey = key;
+      } else if (owner !== shard) {
+        throw new AspenError(
+          "bad_request",
+          `Cannot ${action}: keys "${firstKey}" (shard ${shard}) and "${key}" (shard ${owner}) ` +
+            `live on different shards, and transactions span one shard`,
+          { shard, otherShard: owner },
+        );
+      }
+    }
+    return shard ?? 0;
+  }
+
+  #splitLease(id: number): { shard: number; local: number } {
+    const shard = id % LEASE_SHARD_SPAN;
+    const local = Math.floor(id / LEASE_SHARD_SPAN);
+    if (!Number.isSafeInteger(id) || id < 1 || local < 1 || shard >= this.#options.shardCount) {
+      throw new AspenError("lease_not_found", `Cannot find lease ${id}: no such lease`);
+    }
+    return { shard, local };
+  }
+
+  #localLease(lease: number, shard: number, key: string): number {
+    if (lease === 0) return 0;
+    const split = this.#splitLease(lease);
+    if (split.shard !== shard) {
+      throw new AspenError(
+        "bad_request",
+        `Cannot attach key "${key}" (shard ${shard}) to lease ${lease}: the lease lives on ` +
+          `shard ${split.shard}; grant it with {"key": "${key}"} to place it on the key's shard`,
+        { shard, leaseShard: split.shard },
+      );
+    }
+    return split.local;
+  }
+
+  #globalKv(kv: KeyValue, shard: number): KeyValue {
+    return kv.lease === 0 ? kv : { ...kv, lease: kv.lease * LEASE_SHARD_SPAN + shard };
+  }
+
+  #globalLeaseError(error: AspenError, shard: number): AspenError {
+    if (error.code !== "lease_not_found") return error;
+    return new AspenError(
+      error.code,
+      error.message.replace(
+        /lease (\d+)/,
+        (_, local: string) => `lease ${Number(local) * LEASE_SHARD_SPAN + shard}`,
+      ),
+      error.details,
+    );
+  }
+}
+
+function opKeys(op: TxnOp): string[] {
+  return op.type === "range" ? [] : [op.key];
+}
+
+/**
+ * Merges per-shard pages into one page: key order (descending when reversed), the limit and
+ * byte bound applied globally, and never past a shard page that was cut short (its last key
+ * is a horizon the merged page must not pass, or keys of that shard could be skipped).
+ */
+export function mergePages(
+  pages: readonly { shard: number; page: RangeResult }[],
+  query: Pick<RangeQuery, "limit" | "reverse">,
+  toGlobal: (kv: KeyValue, shard: number) => KeyValue,
+) {
+  const direction = query.reverse ? -1 : 1;
+  const compare = (a: string, b: string) => direction * compareUtf8(a, b);
+  let horizon: string | null = null;
+  for (const { page } of pages) {
+    const last = page.kvs[page.kvs.length - 1];
+    if (page.more && last !== undefined && (horizon === null || compare(last.key, horizon) < 0)) {
+      horizon = last.key;
+    }
+  }
+  const all = pages.flatMap(({ shard, page }) => page.kvs.map((kv) => toGlobal(kv, shard)));
+  all.sort((a, b) => compare(a.key, b.key));
+  const kvs: KeyValue[] = [];
+  let bytes = 0;
+  let isCut = pages.some(({ page }) => page.more);
+  for (const kv of all) {
+    if (horizon !== null && compare(kv.key, horizon) > 0) break;
+    const size = kvResponseBytes(kv);
+    if (kvs.length >= query.limit || (kvs.length > 0 && bytes + size > RANGE_RESPONSE_BYTES_MAX)) {
+      isCut = true;
+      break;
+    }
+    kvs.push(kv);
+    bytes += size;
+  }
+  if (kvs.length < all.length && !isCut) isCut = true;
+  const last = kvs[kvs.length - 1];
+  return {
+    kvs,
+    count: kvs.length,
+    more: isCut,
+    ...(isCut && last !== undefined ? { next: last.key } : {}),
+  };
+}

@@ -1,0 +1,31 @@
+/**
+ * @module
+ * The node runtime: local shard replicas, the cluster router that forwards to shard leaders,
+ * the KV service behind the HTTP API, and the node that wires them to the peer transport.
+ *
+ * Allowed dependencies: the rest of server/ (peer/, config, log, auth), shard/ and raft/
+ * through their mod.ts.
+ *
+ * @example
+ * ```ts
+ * import { startNode } from "./mod.ts";
+ * declare const config: Parameters<typeof startNode>[0];
+ * declare const runtime: Parameters<typeof startNode>[1];
+ * const node = await startNode(config, runtime);
+ * await node.close();
+ * ```
+ */
+export { ClusterRouter, type PeerChannel, type RouterStats } from "./cluster_router.ts";
+export { KvService, LEASE_SHARD_SPAN, mergePages, type RangeQuery } from "./kv_service.ts";
+export { LocalShard, type ShardStatusView } from "./local_shard.ts";
+export {
+  type AspenNode,
+  ELECTION_TICKS,
+  HEARTBEAT_TICKS,
+  type NodeRuntime,
+  REQUEST_TIMEOUT_MS,
+  startNode,
+  TICK_MS,
+} from "./node.ts";
+export { replicasOf, shardsOf } from "./placement.ts";
+export { type ShardRequest } from "./shard_request.ts";

@@ -1,0 +1,279 @@
+/**
+ * One Aspen node: the shared resources (config, data dir, credentials, QUIC peer transport,
+ * HTTP server) and one replica per local shard, wired together and torn down in order.
+ *
+ * ```text
+ *   HTTP (Hono) ──▶ KvService ──▶ ClusterRouter ──┬─▶ LocalShard (leader here)
+ *                                                 └─▶ PeerTransport.request ─▶ peer's LocalShard
+ *   LocalShard.replica ──send──▶ PeerTransport.send ──▶ peer ──▶ replica.deliver
+ * ```
+ */
+import { decodeMessage, encodeMessage, type Message, SeededPrng } from "../../raft/mod.ts";
+import { AspenError } from "../../shard/mod.ts";
+import {
+  type ClusterCredentials,
+  createCredentials,
+  formatCredentials,
+  parseCredentials,
+} from "../auth.ts";
+import { type Config, shardCount } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { loadOrCreatePeerIdentity, PeerTransport } from "../peer/mod.ts";
+import { ClusterRouter } from "./cluster_router.ts";
+import { KvService } from "./kv_service.ts";
+import { LocalShard } from "./local_shard.ts";
+import { replicasOf, shardsOf } from "./placement.ts";
+import { decodeShardRequest, encodeShardResponse } from "./shard_request.ts";
+
+/** Milliseconds per Raft tick. */
+export const TICK_MS = 50;
+/** Ticks without a leader before a follower campaigns (0.5 s to 1 s with jitter). */
+export const ELECTION_TICKS = 10;
+/** Ticks between heartbeats. */
+export const HEARTBEAT_TICKS = 2;
+/** The deadline of every client request. */
+export const REQUEST_TIMEOUT_MS = 5_000;
+
+/** What a node needs from its process. */
+export interface NodeRuntime {
+  readonly logger: Logger;
+  /** Monotonic milliseconds. */
+  readonly nowMs: () => number;
+  readonly randomBytes: (count: number) => Uint8Array;
+  readonly version: string;
+  /** A seed for election jitter (from a secure source in production). */
+  readonly seed: number;
+}
+
+/** A started node. */
+export interface AspenNode {
+  readonly config: Config;
+  readonly credentials: ClusterCredentials;
+  readonly shards: ReadonlyMap<number, LocalShard>;
+  readonly router: ClusterRouter;
+  readonly service: KvService;
+  readonly transport: PeerTransport;
+  readonly members: readonly number[];
+  /** Stops the node: leadership handed over, files flushed and closed. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a node from a validated config.
+ *
+ * @throws {AspenError} `bad_config` for missing credentials or an inconsistent membership,
+ * `storage_corrupt` for damaged files.
+ */
+export async function startNode(config: Config, runtime: NodeRuntime): Promise<AspenNode> {
+  const { logger } = runtime;
+  await Deno.mkdir(config.node.dataDir, { recursive: true });
+  const credentials = await loadCredentials(config, runtime);
+  const members = membersOf(config);
+  const count = shardCount(config);
+  const localIds = localShardIds(config, members, count);
+  const shards = new Map<number, LocalShard>();
+  const transport = await startTransport(config, credentials, shards, runtime);
+  try {
+    for (const shard of localIds) {
+      shards.set(shard, await openShard(config, shard, members, transport, runtime));
+    }
+  } catch (error) {
+    for (const shard of shards.values()) shard.close();
+    await transport.close();
+    throw error;
+  }
+  const router = new ClusterRouter({
+    nodeId: config.node.id,
+    members,
+    replicationFactor: config.sharding.replicationFactor,
+    local: shards,
+    peers: {
+      request: (to, shard, payload, options) => transport.request(to, shard, payload, options),
+      isConnected: (node) =>
+        transport.stats().peers.some((peer) => peer.nodeId === node && peer.isUp),
+    },
+    nowMs: runtime.nowMs,
+    logger,
+  });
+  const service = new KvService({
+    router,
+    shardCount: count,
+    nowMs: runtime.nowMs,
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  });
+  logger.info("Node started", {
+    node: config.node.id,
+    shards: [...shards.keys()].join(","),
+    members: members.join(","),
+  });
+  return {
+    config,
+    credentials,
+    shards,
+    router,
+    service,
+    transport,
+    members,
+    close: () => closeNode(config, shards, transport, logger),
+  };
+}
+
+async function loadCredentials(config: Config, runtime: NodeRuntime): Promise<ClusterCredentials> {
+  const path = config.cluster.credentialsFile ?? `${config.node.dataDir}/cluster.json`;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    const others = config.cluster.peers.filter((peer) => peer.id !== config.node.id);
+    if (others.length > 0) {
+      throw new AspenError(
+        "bad_config",
+        `Cannot start node ${config.node.id}: no cluster credentials at "${path}"; run ` +
+          `'aspen cluster init --out ${path}' once and give that file to every node`,
+      );
+    }
+    const created = createCredentials(runtime.randomBytes);
+    await Deno.writeTextFile(path, formatCredentials(created.credentials), { mode: 0o600 });
+    runtime.logger.warn("Created cluster credentials for a single-node cluster", {
+      path,
+      rootToken: created.rootToken,
+      readToken: created.readToken,
+      note: "the tokens are shown once",
+    });
+    return created.credentials;
+  }
+  return parseCredentials(path, text);
+}
+
+/** The cluster's member ids: the peers list, or this node alone. */
+function membersOf(config: Config): number[] {
+  const peers = config.cluster.peers;
+  if (peers.length === 0) return [config.node.id];
+  if (!peers.some((peer) => peer.id === config.node.id)) {
+    throw new AspenError(
+      "bad_config",
+      `Cannot start node ${config.node.id}: the peers list does not include it; list every ` +
+        `member, this node too (${config.node.id}=${config.node.peerListen})`,
+    );
+  }
+  return peers.map((peer) => peer.id).sort((a, b) => a - b);
+}
+
+function localShardIds(config: Config, members: readonly number[], count: number): number[] {
+  const rf = config.sharding.replicationFactor;
+  const placed = shardsOf(members, config.node.id, count, rf);
+  const wanted = config.sharding.localShards;
+  if (wanted === null) return placed;
+  for (const shard of wanted) {
+    if (!placed.includes(shard)) {
+      throw new AspenError(
+        "bad_config",
+        `Cannot host shard ${shard} on node ${config.node.id}: placement puts it on nodes ` +
+          `${replicasOf(members, shard, rf).join(", ")}`,
+      );
+    }
+  }
+  return [...wanted].sort((a, b) => a - b);
+}
+
+async function startTransport(
+  config: Config,
+  credentials: ClusterCredentials,
+  shards: ReadonlyMap<number, LocalShard>,
+  runtime: NodeRuntime,
+): Promise<PeerTransport> {
+  const identity = await loadOrCreatePeerIdentity({
+    dir: config.node.dataDir,
+    listen: config.node.peerListen,
+    credentials,
+  });
+  const peers = new Map(
+    config.cluster.peers.filter((peer) => peer.id !== config.node.id).map((peer) => [
+      peer.id,
+      { address: peer.address },
+    ]),
+  );
+  const logger = runtime.logger.child({ component: "peer" });
+  return await PeerTransport.start({
+    nodeId: config.node.id,
+    listen: config.node.peerListen,
+    identity,
+    clusterSecret: credentials.secret,
+    trust: { caCertificatePem: credentials.caCertificatePem },
+    peers,
+    handlers: {
+      hostsShard: (shard) => shards.has(shard),
+      onRaftMessage: (_from, shard, payload) => deliverRaft(shards, shard, payload, logger),
+      onRequest: async (_from, shard, payload) => {
+        const local = shards.get(shard);
+        if (local === undefined) {
+          throw new AspenError("unknown_shard", `Shard ${shard} is not hosted here`, { shard });
+        }
+        return encodeShardResponse(await local.execute(decodeShardRequest(payload)));
+      },
+    },
+    logger: {
+      debug: (message, fields) => logger.debug(message, fields),
+      info: (message, fields) => logger.info(message, fields),
+      warn: (message, fields) => logger.warn(message, fields),
+      error: (message, fields) => logger.error(message, fields),
+    },
+  });
+}
+
+function deliverRaft(
+  shards: ReadonlyMap<number, LocalShard>,
+  shard: number,
+  payload: Uint8Array,
+  logger: Logger,
+): void {
+  const decoded = decodeMessage(payload);
+  if (!decoded.ok) {
+    logger.warn("Dropped an undecodable Raft message", { shard, reason: decoded.error });
+    return;
+  }
+  shards.get(shard)?.replica.deliver(decoded.message);
+}
+
+async function openShard(
+  config: Config,
+  shard: number,
+  members: readonly number[],
+  transport: PeerTransport,
+  runtime: NodeRuntime,
+): Promise<LocalShard> {
+  return await LocalShard.open({
+    shard,
+    nodeId: config.node.id,
+    dir: `${config.node.dataDir}/shard-${shard}`,
+    voters: replicasOf(members, shard, config.sharding.replicationFactor),
+    raft: {
+      electionTicks: ELECTION_TICKS,
+      heartbeatTicks: HEARTBEAT_TICKS,
+      prng: new SeededPrng(runtime.seed + shard),
+      preVote: true,
+      checkQuorum: true,
+      leaseReads: false,
+    },
+    tickMs: TICK_MS,
+    send: (messages: readonly Message[]) => {
+      for (const message of messages) transport.send(message.to, shard, encodeMessage(message));
+    },
+    nowMs: runtime.nowMs,
+    logger: runtime.logger.child({ shard }),
+  });
+}
+
+async function closeNode(
+  config: Config,
+  shards: ReadonlyMap<number, LocalShard>,
+  transport: PeerTransport,
+  logger: Logger,
+): Promise<void> {
+  for (const shard of shards.values()) shard.handOverLeadership();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  for (const shard of shards.values()) shard.close();
+  await transport.close();
+  logger.info("Node stopped", { node: config.node.id });
+}
