@@ -5,6 +5,10 @@
 import { ASPEN_VERSION, runCli } from "./server/mod.ts";
 
 const encoder = new TextEncoder();
+const shutdown = new AbortController();
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, () => shutdown.abort());
+}
 
 const code = await runCli(Deno.args, {
   env: Deno.env.toObject(),
@@ -12,6 +16,8 @@ const code = await runCli(Deno.args, {
   stderr: (text) => Deno.stderr.writeSync(encoder.encode(text)),
   readTextFile: (path) => Deno.readTextFile(path),
   nowMs: () => Date.now(),
+  monotonicMs: () => performance.now(),
+  shutdown: shutdown.signal,
   randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
   writeNewFile: writeNewFile,
   versions: { aspen: ASPEN_VERSION, deno: Deno.version.deno },

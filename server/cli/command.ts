@@ -15,6 +15,10 @@ export interface CliIo {
   readonly readTextFile: (path: string) => Promise<string>;
   /** Wall-clock milliseconds, for log timestamps. */
   readonly nowMs: () => number;
+  /** Monotonic milliseconds, for deadlines and durations. */
+  readonly monotonicMs: () => number;
+  /** Aborted when the process is asked to stop (SIGINT, SIGTERM). */
+  readonly shutdown: AbortSignal;
   /** Cryptographically secure random bytes. */
   readonly randomBytes: (count: number) => Uint8Array;
   /**

@@ -5,6 +5,8 @@
 import { AspenError } from "../../shard/mod.ts";
 import { type Config, formatConfig, loadConfig, type Setting, SETTINGS } from "../config.ts";
 import { type CliIo, type Command, EXIT_USAGE, type FlagSpec, type ParsedArgs } from "./command.ts";
+import { Logger } from "../log.ts";
+import { serveNode } from "../serve.ts";
 import { CLUSTER_COMMAND, SHARD_COMMAND } from "./cluster_command.ts";
 import { CLIENT_FLAGS, KV_COMMAND } from "./kv_command.ts";
 import { formatCommandUsage, formatMainUsage } from "./usage.ts";
@@ -102,7 +104,22 @@ export const COMMANDS: readonly Command[] = [
         io.stdout(formatConfig(config));
         return 0;
       }
-      return notYet("node", "running a node (the node runtime)")(args, io);
+      const logger = new Logger({
+        level: config.log.level,
+        format: config.log.format,
+        write: (line) => io.stderr(line + "\n"),
+        nowMs: io.nowMs,
+      }).child({ node: config.node.id });
+      const seedBytes = io.randomBytes(4);
+      await serveNode(config, {
+        logger,
+        nowMs: io.monotonicMs,
+        wallMs: io.nowMs,
+        randomBytes: io.randomBytes,
+        version: io.versions.aspen,
+        seed: new DataView(seedBytes.buffer, seedBytes.byteOffset, 4).getUint32(0),
+      }, io.shutdown);
+      return 0;
     },
   },
   {

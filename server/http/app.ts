@@ -24,6 +24,10 @@ export interface AppOptions {
   readonly transferLeader: (shard: number, to: number) => Promise<unknown>;
   /** `/metrics` in Prometheus text. */
   readonly metrics: () => Promise<string>;
+  /** Records the latency of one request, by route group. */
+  readonly observe?: (route: string, seconds: number) => void;
+  /** Monotonic milliseconds, for latency. */
+  readonly nowMs?: () => number;
   /** Extra routes (watch, console) added after the API routes. */
   readonly extend?: (app: Hono) => void;
 }
@@ -55,6 +59,14 @@ export function createApp(options: AppOptions): Hono {
       error: { code: "not_found", message: `No route for ${c.req.method} ${c.req.path}` },
     }, 404);
   });
+  if (options.observe !== undefined && options.nowMs !== undefined) {
+    const { observe, nowMs } = options;
+    app.use("*", async function measure(c, next) {
+      const started = nowMs();
+      await next();
+      observe(routeGroup(c.req.method, c.req.path), (nowMs() - started) / 1000);
+    });
+  }
   app.get("/v1/health", (c) => c.json({ status: "ok", node: options.nodeId }));
   app.use("/v1/*", authMiddleware(options));
   app.use("/metrics", authMiddleware(options));
@@ -105,4 +117,16 @@ function authMiddleware(options: AppOptions) {
     }
     await next();
   };
+}
+
+/** A small, bounded set of route names for metrics labels (never raw paths). */
+export function routeGroup(method: string, path: string): string {
+  const parts = path.split("/");
+  const area = parts[2] ?? "";
+  if (path.startsWith("/v1/kv/")) return `kv_${method.toLowerCase()}`;
+  if (path === "/v1/kv") return `range_${method.toLowerCase()}`;
+  if (["txn", "leases", "watch", "cluster", "shards", "health"].includes(area)) {
+    return `${area}_${method.toLowerCase()}`;
+  }
+  return path === "/metrics" ? "metrics" : "other";
 }

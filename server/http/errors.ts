@@ -22,6 +22,8 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
   value_too_large: 413,
   request_too_large: 413,
   too_many_requests: 429,
+  limit_exceeded: 429,
+  watch_cancelled: 410,
   storage_corrupt: 500,
   not_implemented: 501,
   not_leader: 503,

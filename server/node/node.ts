@@ -20,6 +20,7 @@ import { type Config, shardCount } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { loadOrCreatePeerIdentity, PeerTransport } from "../peer/mod.ts";
 import { ClusterRouter } from "./cluster_router.ts";
+import { NODE_CHANNEL_SHARD, type NodeInfo } from "./cluster_status.ts";
 import { KvService } from "./kv_service.ts";
 import { LocalShard } from "./local_shard.ts";
 import { replicasOf, shardsOf } from "./placement.ts";
@@ -43,6 +44,8 @@ export interface NodeRuntime {
   readonly version: string;
   /** A seed for election jitter (from a secure source in production). */
   readonly seed: number;
+  /** Wall-clock milliseconds, for uptime. */
+  readonly wallMs: () => number;
 }
 
 /** A started node. */
@@ -183,6 +186,13 @@ async function startTransport(
   shards: ReadonlyMap<number, LocalShard>,
   runtime: NodeRuntime,
 ): Promise<PeerTransport> {
+  const self: NodeInfo = {
+    id: config.node.id,
+    peerAddress: config.node.peerListen,
+    httpAddress: config.node.httpListen,
+    version: runtime.version,
+    startedAtMs: runtime.wallMs(),
+  };
   const identity = await loadOrCreatePeerIdentity({
     dir: config.node.dataDir,
     listen: config.node.peerListen,
@@ -203,9 +213,10 @@ async function startTransport(
     trust: { caCertificatePem: credentials.caCertificatePem },
     peers,
     handlers: {
-      hostsShard: (shard) => shards.has(shard),
+      hostsShard: (shard) => shard === NODE_CHANNEL_SHARD || shards.has(shard),
       onRaftMessage: (_from, shard, payload) => deliverRaft(shards, shard, payload, logger),
       onRequest: async (_from, shard, payload) => {
+        if (shard === NODE_CHANNEL_SHARD) return encodeShardResponse(self);
         const local = shards.get(shard);
         if (local === undefined) {
           throw new AspenError("unknown_shard", `Shard ${shard} is not hosted here`, { shard });

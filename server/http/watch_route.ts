@@ -1,0 +1,139 @@
+/**
+ * `GET /v1/watch?key=` or `?prefix=` (optionally `&fromRevision=`): Server-Sent Events of puts
+ * and deletes, served from the replicas this node hosts.
+ *
+ * A key watch follows its one shard; a prefix watch follows every shard (revisions are per
+ * shard, so `fromRevision` needs a key when there are several). Each event names its shard.
+ * The stream ends with an `error` event when the history no longer holds the asked revision
+ * (`compacted`, with `oldestRevision`) or when the watcher falls too far behind.
+ */
+import type { Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import {
+  AspenError,
+  type KeyValue,
+  validateKey,
+  type Watcher,
+  type WatchFilter,
+} from "../../shard/mod.ts";
+import { type KvService, LEASE_SHARD_SPAN, type LocalShard } from "../node/mod.ts";
+import { queryInteger } from "./body.ts";
+
+/** Seconds between keep-alive comments on an idle stream. */
+export const WATCH_KEEPALIVE_MS = 15_000;
+
+/** Adds the watch route. */
+export function addWatchRoute(
+  app: Hono,
+  service: KvService,
+  shards: ReadonlyMap<number, LocalShard>,
+): void {
+  app.get("/v1/watch", (c) => {
+    const action = "watch";
+    const key = c.req.query("key");
+    const prefix = c.req.query("prefix");
+    if ((key === undefined) === (prefix === undefined)) {
+      throw new AspenError("bad_request", "Cannot watch: give exactly one of key or prefix");
+    }
+    if (key !== undefined) validateKey(key, action);
+    const fromText = c.req.query("fromRevision");
+    const fromRevision = fromText === undefined
+      ? undefined
+      : queryInteger(fromText, "fromRevision", action, {
+        min: 1,
+        max: Number.MAX_SAFE_INTEGER,
+        defaultValue: 1,
+      });
+    const ids = key !== undefined ? [service.shardOf(key)] : allShards(service.shardCount);
+    if (fromRevision !== undefined && ids.length > 1) {
+      throw new AspenError(
+        "bad_request",
+        "Cannot watch: fromRevision needs a key, because revisions are per shard",
+      );
+    }
+    const filter: WatchFilter = key !== undefined ? { key } : { prefix: prefix ?? "" };
+    const watchers = subscribe(ids, shards, filter, fromRevision);
+    return streamSSE(c, async (stream) => {
+      const keepAlive = setInterval(() => {
+        stream.write(": keep-alive\n\n").catch(() => clearInterval(keepAlive));
+      }, WATCH_KEEPALIVE_MS);
+      stream.onAbort(() => {
+        clearInterval(keepAlive);
+        for (const { watcher } of watchers) watcher.cancel();
+      });
+      try {
+        await Promise.all(
+          watchers.map(({ shard, watcher }) =>
+            pump(shard, watcher, (data) => stream.writeSSE({ data }))
+          ),
+        );
+      } finally {
+        clearInterval(keepAlive);
+        for (const { watcher } of watchers) watcher.cancel();
+      }
+    });
+  });
+}
+
+function subscribe(
+  ids: readonly number[],
+  shards: ReadonlyMap<number, LocalShard>,
+  filter: WatchFilter,
+  fromRevision: number | undefined,
+): { shard: number; watcher: Watcher }[] {
+  const watchers: { shard: number; watcher: Watcher }[] = [];
+  try {
+    for (const shard of ids) {
+      const local = shards.get(shard);
+      if (local === undefined) {
+        throw new AspenError(
+          "shard_unavailable",
+          `Cannot watch shard ${shard} through this node: it hosts no replica of it; ` +
+            "watch through a node that does",
+          { shard },
+        );
+      }
+      const options = fromRevision === undefined ? {} : { fromRevision };
+      watchers.push({ shard, watcher: local.stateMachine.watch(filter, options) });
+    }
+  } catch (error) {
+    for (const { watcher } of watchers) watcher.cancel();
+    throw error;
+  }
+  return watchers;
+}
+
+async function pump(
+  shard: number,
+  watcher: Watcher,
+  write: (data: string) => Promise<void>,
+): Promise<void> {
+  for await (const item of watcher) {
+    if (item.type === "error") {
+      const details = item.error.details;
+      await write(JSON.stringify({
+        type: "error",
+        code: item.error.code,
+        message: item.error.message,
+        shard,
+        ...details,
+      }));
+      return;
+    }
+    await write(JSON.stringify({
+      type: item.type,
+      kv: globalLease(item.kv, shard),
+      ...(item.prevKv === null ? {} : { prevKv: globalLease(item.prevKv, shard) }),
+      shard,
+      revision: item.revision,
+    }));
+  }
+}
+
+function globalLease(kv: KeyValue, shard: number): KeyValue {
+  return kv.lease === 0 ? kv : { ...kv, lease: kv.lease * LEASE_SHARD_SPAN + shard };
+}
+
+function allShards(count: number): number[] {
+  return Array.from({ length: count }, (_, shard) => shard);
+}

@@ -1,0 +1,149 @@
+/**
+ * `/v1/cluster/status`: nodes (from the peer channel and each node's own answer) and shards
+ * (from each shard's leader, which alone knows every replica's progress), gathered in parallel
+ * with short deadlines so that a down node or a leaderless shard shows as such instead of
+ * stalling the answer.
+ */
+import type { ClusterCredentials } from "../auth.ts";
+import type { ClusterRouter } from "./cluster_router.ts";
+import type { LocalShard, ShardStatusView } from "./local_shard.ts";
+
+/** How long the status waits for any one node or shard. */
+export const STATUS_PART_TIMEOUT_MS = 1_000;
+/** The reserved shard id of node-level requests on the peer channel. */
+export const NODE_CHANNEL_SHARD = 0xffff_ffff;
+
+/** What a node says about itself. */
+export interface NodeInfo {
+  readonly id: number;
+  readonly peerAddress: string;
+  readonly httpAddress: string;
+  readonly version: string;
+  readonly startedAtMs: number;
+}
+
+/** What the status needs from the node. */
+export interface StatusSources {
+  readonly self: NodeInfo;
+  readonly members: readonly { readonly id: number; readonly peerAddress: string }[];
+  readonly credentials: ClusterCredentials;
+  readonly shardCount: number;
+  readonly router: ClusterRouter;
+  readonly shards: ReadonlyMap<number, LocalShard>;
+  readonly wallMs: () => number;
+  /** Monotonic milliseconds, for deadlines. */
+  readonly nowMs: () => number;
+  /** Whether the peer connection to `node` is up. */
+  readonly isUp: (node: number) => boolean;
+  /** Asks `node` for its NodeInfo over the peer channel. */
+  readonly askNodeInfo: (node: number) => Promise<NodeInfo>;
+}
+
+/** Builds the cluster status document of API.md (extended with uptime and stats). */
+export class ClusterStatus {
+  readonly #sources: StatusSources;
+  /** The last answer of each node, shown (marked down) while it does not answer. */
+  readonly #knownInfo = new Map<number, NodeInfo>();
+
+  constructor(sources: StatusSources) {
+    this.#sources = sources;
+  }
+
+  /** The whole status document. */
+  async collect() {
+    const sources = this.#sources;
+    const [nodes, shards] = await Promise.all([
+      nodeStatuses(sources, this.#knownInfo),
+      shardStatuses(sources),
+    ]);
+    return {
+      clusterId: sources.credentials.clusterId,
+      node: sources.self.id,
+      nodes,
+      shardMap: shardMapOf(sources),
+      shards,
+    };
+  }
+}
+
+async function nodeStatuses(sources: StatusSources, knownInfo: Map<number, NodeInfo>) {
+  const now = sources.wallMs();
+  return await Promise.all(sources.members.map(async (member) => {
+    let info: NodeInfo | undefined = member.id === sources.self.id ? sources.self : undefined;
+    let isUp = info !== undefined;
+    if (info === undefined && sources.isUp(member.id)) {
+      info = await sources.askNodeInfo(member.id).catch(() => undefined);
+      if (info !== undefined) knownInfo.set(member.id, info);
+      isUp = info !== undefined;
+    }
+    const shown = info ?? knownInfo.get(member.id);
+    return {
+      id: member.id,
+      peerAddress: member.peerAddress,
+      httpAddress: shown?.httpAddress ?? "",
+      status: isUp ? "up" : "down",
+      version: shown?.version ?? "",
+      uptimeSeconds: isUp && shown !== undefined ? Math.floor((now - shown.startedAtMs) / 1000) : 0,
+    };
+  }));
+}
+
+async function shardStatuses(sources: StatusSources): Promise<ShardStatusView[]> {
+  const ids = Array.from({ length: sources.shardCount }, (_, shard) => shard);
+  return await Promise.all(ids.map(async (shard) => {
+    const local = sources.shards.get(shard);
+    const deadline = sources.nowMs() + STATUS_PART_TIMEOUT_MS;
+    // When no leader answers in time, this node's own view (or "unknown") is shown instead.
+    const view = await sources.router.execute<ShardStatusView>(shard, { kind: "status" }, deadline)
+      .catch(() => null);
+    if (view !== null && view.leader !== null) return withDownReplicas(view, sources);
+    return local?.statusView() ?? unknownShard(shard, sources);
+  }));
+}
+
+/** A leader marks a replica down when it has not heard from it; so does a dead peer link. */
+function withDownReplicas(view: ShardStatusView, sources: StatusSources): ShardStatusView {
+  return {
+    ...view,
+    replicas: view.replicas.map((replica) =>
+      replica.node !== sources.self.id && !sources.isUp(replica.node) &&
+        replica.node !== view.leader
+        ? { ...replica, status: "down" as const }
+        : replica
+    ),
+  };
+}
+
+function unknownShard(shard: number, sources: StatusSources): ShardStatusView {
+  return {
+    id: shard,
+    leader: null,
+    term: 0,
+    commitIndex: 0,
+    appliedIndex: 0,
+    lastIndex: 0,
+    replicas: sources.router.replicasOf(shard).map((node) => ({
+      node,
+      role: "follower" as const,
+      matchIndex: 0,
+      lag: 0,
+      status: sources.isUp(node) ? "up" as const : "down" as const,
+    })),
+    stats: {
+      proposalsPerSecond: 0,
+      optimisticTxns: 0,
+      conflicts: 0,
+      applyLatencyMsP99: 0,
+      turnMsMax: 0,
+    },
+  };
+}
+
+function shardMapOf(sources: StatusSources): { epoch: number; numShards: number } {
+  const record = sources.shards.get(0)?.stateMachine.getMeta("shardMap") ?? null;
+  if (record !== null) {
+    const parsed = JSON.parse(record) as { epoch: number; numShards: number };
+    return { epoch: parsed.epoch, numShards: parsed.numShards };
+  }
+  return { epoch: 1, numShards: sources.shardCount };
+}

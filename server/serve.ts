@@ -1,0 +1,102 @@
+/**
+ * Runs one node until asked to stop: starts the shards and peer channel, serves the HTTP API
+ * (and the console), and on shutdown stops accepting, hands over leadership, flushes and closes.
+ */
+import type { Config } from "./config.ts";
+import { addWatchRoute } from "./http/watch_route.ts";
+import { createApp } from "./http/app.ts";
+import type { Logger } from "./log.ts";
+import { ClusterStatus, NODE_CHANNEL_SHARD, type NodeInfo } from "./node/cluster_status.ts";
+import { formatMetrics, HttpLatency } from "./node/metrics.ts";
+import { type NodeRuntime, startNode } from "./node/mod.ts";
+import { verifyToken } from "./auth.ts";
+import { decodeShardResponse } from "./node/shard_request.ts";
+
+/** How long a node info request to a peer may take. */
+export const NODE_INFO_TIMEOUT_MS = 500;
+
+/**
+ * Starts a node and serves it until `shutdown` aborts.
+ *
+ * @throws {AspenError} `bad_config` or `storage_corrupt` when the node cannot start.
+ */
+export async function serveNode(
+  config: Config,
+  runtime: NodeRuntime,
+  shutdown: AbortSignal,
+): Promise<void> {
+  const node = await startNode(config, runtime);
+  const logger: Logger = runtime.logger;
+  const latency = new HttpLatency();
+  const status = new ClusterStatus({
+    self: {
+      id: config.node.id,
+      peerAddress: config.node.peerListen,
+      httpAddress: config.node.httpListen,
+      version: runtime.version,
+      startedAtMs: runtime.wallMs(),
+    },
+    members: node.members.map((id) => ({
+      id,
+      peerAddress: config.cluster.peers.find((peer) => peer.id === id)?.address ??
+        config.node.peerListen,
+    })),
+    credentials: node.credentials,
+    shardCount: node.service.shardCount,
+    router: node.router,
+    shards: node.shards,
+    wallMs: runtime.wallMs,
+    nowMs: runtime.nowMs,
+    isUp: (id) => node.transport.stats().peers.some((peer) => peer.nodeId === id && peer.isUp),
+    askNodeInfo: async (id) =>
+      decodeShardResponse<NodeInfo>(
+        await node.transport.request(id, NODE_CHANNEL_SHARD, new Uint8Array(0), {
+          deadlineMs: NODE_INFO_TIMEOUT_MS,
+        }),
+      ),
+  });
+  const app = createApp({
+    nodeId: config.node.id,
+    service: node.service,
+    authenticate: config.auth.enabled ? (token) => verifyToken(node.credentials, token) : null,
+    logger,
+    status: () => status.collect(),
+    transferLeader: async (shard, to) => {
+      await node.service.run(shard, { kind: "transferLeader", to });
+      return { shard, leader: to };
+    },
+    metrics: () =>
+      Promise.resolve(formatMetrics({
+        nodeId: config.node.id,
+        shards: node.shards,
+        router: node.router.stats,
+        peers: () => node.transport.stats(),
+        http: latency,
+      })),
+    observe: (route, seconds) => latency.observe(route, seconds),
+    nowMs: runtime.nowMs,
+    extend: (app) => addWatchRoute(app, node.service, node.shards),
+  });
+  const [hostname, port] = splitAddress(config.node.httpListen);
+  const stopServing = new AbortController();
+  const server = Deno.serve({
+    hostname,
+    port,
+    signal: stopServing.signal,
+    onListen: () => logger.info("Serving HTTP", { address: config.node.httpListen }),
+  }, app.fetch);
+  await new Promise<void>((resolve) => {
+    if (shutdown.aborted) resolve();
+    shutdown.addEventListener("abort", () => resolve(), { once: true });
+  });
+  logger.info("Stopping", { node: config.node.id });
+  stopServing.abort();
+  await server.finished;
+  await node.close();
+}
+
+function splitAddress(address: string): [string, number] {
+  const colon = address.lastIndexOf(":");
+  const host = address.slice(0, colon).replace(/^\[|\]$/g, "");
+  return [host, Number(address.slice(colon + 1))];
+}
