@@ -18,6 +18,7 @@ const code = await runCli(Deno.args, {
   nowMs: () => Date.now(),
   monotonicMs: () => performance.now(),
   shutdown: shutdown.signal,
+  selfCommand: selfCommand(),
   randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
   writeNewFile: writeNewFile,
   versions: { aspen: ASPEN_VERSION, deno: Deno.version.deno },
@@ -36,4 +37,12 @@ async function writeNewFile(
     if (error instanceof Deno.errors.AlreadyExists) return false;
     throw error;
   }
+}
+
+/** How to run this same executable: the compiled binary itself, or deno on this module. */
+function selfCommand(): string[] {
+  const exec = Deno.execPath();
+  const isDeno = /(^|[/\\])deno(\.exe)?$/.test(exec);
+  if (!isDeno) return [exec];
+  return [exec, "run", "-A", "--unstable-net", new URL(Deno.mainModule).pathname];
 }

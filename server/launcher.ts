@@ -204,8 +204,10 @@ export class LocalCluster {
       `--peer-listen=${node.peerAddress}`,
       `--http-listen=${node.httpAddress}`,
       `--peers=${peers}`,
-      "--sharding-enabled",
-      `--sharding-num-shards=${this.record.shards}`,
+      // One shard runs the unsharded default path (sharding disabled means shard 0 only).
+      ...(this.record.shards === 1
+        ? []
+        : ["--sharding-enabled", `--sharding-num-shards=${this.record.shards}`]),
       `--cluster-file=${this.record.credentialsFile}`,
       `--log-level=${this.#options.logLevel ?? "info"}`,
       ...(this.#options.extraNodeArgs ?? []),

@@ -35,6 +35,7 @@ async function run(
     nowMs: () => 0,
     monotonicMs: () => 0,
     shutdown: new AbortController().signal,
+    selfCommand: ["aspen"],
     randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
     writeNewFile: (path, text, { overwrite }) => {
       if (written.has(path) && !overwrite) return Promise.resolve(false);
@@ -89,7 +90,7 @@ Deno.test("usage errors name the problem and exit 2", async (t) => {
 });
 
 Deno.test("commands that have not landed say so and exit 2", async (t) => {
-  for (const argv of [["dev"], ["bench", "put"]]) {
+  for (const argv of [["bench", "put"]]) {
     await t.step(argv.join(" "), async () => {
       const result = await run(argv);
       equal(result.code, 2);

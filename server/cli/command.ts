@@ -19,6 +19,8 @@ export interface CliIo {
   readonly monotonicMs: () => number;
   /** Aborted when the process is asked to stop (SIGINT, SIGTERM). */
   readonly shutdown: AbortSignal;
+  /** The command that runs this same executable (for `aspen dev`'s node processes). */
+  readonly selfCommand: readonly string[];
   /** Cryptographically secure random bytes. */
   readonly randomBytes: (count: number) => Uint8Array;
   /**

@@ -8,6 +8,7 @@ import { type CliIo, type Command, EXIT_USAGE, type FlagSpec, type ParsedArgs } 
 import { Logger } from "../log.ts";
 import { serveNode } from "../serve.ts";
 import { CLUSTER_COMMAND, SHARD_COMMAND } from "./cluster_command.ts";
+import { DEV_COMMAND } from "./dev_command.ts";
 import { CLIENT_FLAGS, KV_COMMAND } from "./kv_command.ts";
 import { formatCommandUsage, formatMainUsage } from "./usage.ts";
 
@@ -122,19 +123,7 @@ export const COMMANDS: readonly Command[] = [
       return 0;
     },
   },
-  {
-    name: "dev",
-    summary: "start a local multi-node cluster and print the console URL",
-    usage: ["dev [--nodes N] [--shards N] [--dir DIR]"],
-    flags: {
-      nodes: { type: "string", valueName: "N", help: "number of nodes", defaultText: "3" },
-      shards: { type: "string", valueName: "N", help: "number of shards", defaultText: "4" },
-      dir: { type: "string", valueName: "DIR", help: "data folder", defaultText: ".aspen-dev" },
-      help: HELP_FLAG,
-    },
-    positionalsMax: 0,
-    run: notYet("dev", "the local dev cluster"),
-  },
+  DEV_COMMAND,
   KV_COMMAND,
   SHARD_COMMAND,
   CLUSTER_COMMAND,
