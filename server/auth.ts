@@ -24,8 +24,15 @@ export interface ClusterCredentials {
   readonly clusterId: string;
   /** 32 random bytes as hex; the peer channel's shared secret. */
   readonly secret: string;
+  /** The cluster CA that issues every node's peer certificate (PEM). */
+  readonly caCertificatePem: string;
+  /** The CA's private key (PKCS8 PEM): as secret as `secret`. */
+  readonly caKeyPem: string;
   readonly tokens: readonly TokenRecord[];
 }
+
+/** Creates the cluster CA's key and certificate (injected: the peer layer implements it). */
+export type CreateClusterCa = () => Promise<{ keyPem: string; certificatePem: string }>;
 
 /** The most tokens one credentials file may hold. */
 export const TOKENS_MAX = 64;
@@ -38,17 +45,23 @@ const SECRET_BYTES = 32;
 export type RandomBytes = (count: number) => Uint8Array;
 
 /** Creates new credentials with one root and one read-only token; tokens are returned once. */
-export function createCredentials(randomBytes: RandomBytes): {
+export async function createCredentials(
+  randomBytes: RandomBytes,
+  createCa: CreateClusterCa,
+): Promise<{
   readonly credentials: ClusterCredentials;
   readonly rootToken: string;
   readonly readToken: string;
-} {
+}> {
   const rootToken = newToken(randomBytes);
   const readToken = newToken(randomBytes);
+  const ca = await createCa();
   const credentials: ClusterCredentials = {
     format: 1,
     clusterId: toHex(randomBytes(8)),
     secret: toHex(randomBytes(SECRET_BYTES)),
+    caCertificatePem: ca.certificatePem,
+    caKeyPem: ca.keyPem,
     tokens: [{ hash: hashToken(rootToken), role: "root" }, {
       hash: hashToken(readToken),
       role: "read",
@@ -96,6 +109,9 @@ export function parseCredentials(path: string, text: string): ClusterCredentials
   if (typeof record.secret !== "string" || !/^[0-9a-f]{64}$/.test(record.secret)) {
     throw fail("secret must be 64 hex digits");
   }
+  if (!isPem(record.caCertificatePem, "CERTIFICATE") || !isPem(record.caKeyPem, "PRIVATE KEY")) {
+    throw fail("caCertificatePem and caKeyPem must hold the cluster CA in PEM");
+  }
   if (!Array.isArray(record.tokens) || record.tokens.length > TOKENS_MAX) {
     throw fail(`tokens must be a list of at most ${TOKENS_MAX}`);
   }
@@ -108,6 +124,8 @@ export function parseCredentials(path: string, text: string): ClusterCredentials
     format: 1,
     clusterId: record.clusterId,
     secret: record.secret,
+    caCertificatePem: record.caCertificatePem,
+    caKeyPem: record.caKeyPem,
     tokens: record.tokens.map((token) => ({ hash: token.hash, role: token.role })),
   };
 }
@@ -128,4 +146,9 @@ function newToken(randomBytes: RandomBytes): string {
 
 function toHex(bytes: Uint8Array): string {
   return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+function isPem(value: unknown, label: string): value is string {
+  return typeof value === "string" && value.includes(`-----BEGIN ${label}-----`) &&
+    value.includes(`-----END ${label}-----`);
 }

@@ -13,9 +13,15 @@ import {
 } from "./auth.ts";
 
 const random = (count: number) => new Uint8Array(randomBytes(count));
+/** A stand-in CA: these tests check the file format, not certificates (see tests/peer_*). */
+const fakeCa = () =>
+  Promise.resolve({
+    certificatePem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    keyPem: "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+  });
 
-Deno.test("createCredentials() tokens verify with their roles, stored as hashes", () => {
-  const { credentials, rootToken, readToken } = createCredentials(random);
+Deno.test("createCredentials() tokens verify with their roles, stored as hashes", async () => {
+  const { credentials, rootToken, readToken } = await createCredentials(random, fakeCa);
   equal(verifyToken(credentials, rootToken), "root");
   equal(verifyToken(credentials, readToken), "read");
   notEqual(rootToken, readToken);
@@ -24,16 +30,16 @@ Deno.test("createCredentials() tokens verify with their roles, stored as hashes"
   equal(file.includes(hashToken(rootToken)), true);
 });
 
-Deno.test("verifyToken() rejects wrong, empty, truncated and foreign tokens", () => {
-  const { credentials, rootToken } = createCredentials(random);
-  const other = createCredentials(random);
+Deno.test("verifyToken() rejects wrong, empty, truncated and foreign tokens", async () => {
+  const { credentials, rootToken } = await createCredentials(random, fakeCa);
+  const other = await createCredentials(random, fakeCa);
   for (const token of ["", "aspen_", rootToken.slice(0, -1), rootToken + "x", other.rootToken]) {
     equal(verifyToken(credentials, token), null, JSON.stringify(token));
   }
 });
 
 Deno.test("parseCredentials() round-trips and refuses damaged files", async (t) => {
-  const { credentials } = createCredentials(random);
+  const { credentials } = await createCredentials(random, fakeCa);
   const text = formatCredentials(credentials);
   equal(JSON.stringify(parseCredentials("c.json", text)), JSON.stringify(credentials));
   const cases: [string, string, RegExp][] = [
@@ -41,6 +47,7 @@ Deno.test("parseCredentials() round-trips and refuses damaged files", async (t) 
     ["wrong format", '{"format": 2}', /not an Aspen credentials file/],
     ["short secret", text.replace(credentials.secret, "abcd"), /secret must be 64 hex/],
     ["bad role", text.replace('"root"', '"admin"'), /role "root" or "read"/],
+    ["no CA", text.replace("BEGIN CERTIFICATE", "BEGIN NOTHING"), /cluster CA in PEM/],
   ];
   for (const [name, input, expected] of cases) {
     await t.step(name, () => {

@@ -8,6 +8,7 @@
  */
 import { AspenError } from "../shard/mod.ts";
 import { createCredentials, formatCredentials, type RandomBytes } from "./auth.ts";
+import { createClusterCa } from "./peer/mod.ts";
 
 /** How long a launch waits for every shard to elect a leader. */
 export const LAUNCH_LEADERS_TIMEOUT_MS = 60_000;
@@ -249,7 +250,10 @@ async function prepareFolder(options: LaunchOptions): Promise<LocalClusterRecord
     }
     return withFreshAddresses(previous);
   }
-  const { credentials, rootToken, readToken } = createCredentials(options.randomBytes);
+  const { credentials, rootToken, readToken } = await createCredentials(
+    options.randomBytes,
+    createClusterCa,
+  );
   const credentialsFile = `${await Deno.realPath(options.dir)}/cluster.json`;
   await Deno.writeTextFile(credentialsFile, formatCredentials(credentials), { mode: 0o600 });
   const nodes = [];

@@ -47,7 +47,7 @@ export async function serveNode(
     shards: node.shards,
     wallMs: runtime.wallMs,
     nowMs: runtime.nowMs,
-    isUp: (id) => node.transport.stats().peers.some((peer) => peer.nodeId === id && peer.isUp),
+    isUp: (id) => node.transport.isPeerUp(id),
     askNodeInfo: async (id) =>
       decodeShardResponse<NodeInfo>(
         await node.transport.request(id, NODE_CHANNEL_SHARD, new Uint8Array(0), {

@@ -2,6 +2,7 @@
  * `aspen cluster init|status` and `aspen shard list|transfer-leader`.
  */
 import { createCredentials, formatCredentials } from "../auth.ts";
+import { createClusterCa } from "../peer/mod.ts";
 import { type CliIo, type Command, type ParsedArgs, UsageError } from "./command.ts";
 import {
   clientFrom,
@@ -83,7 +84,10 @@ async function clusterInit(args: ParsedArgs, io: CliIo): Promise<number> {
   onlyFlags(args, "cluster init", ["out", "force"]);
   const out = args.values.out;
   if (typeof out !== "string") throw new UsageError("cluster init needs --out FILE");
-  const { credentials, rootToken, readToken } = createCredentials(io.randomBytes);
+  const { credentials, rootToken, readToken } = await createCredentials(
+    io.randomBytes,
+    createClusterCa,
+  );
   const isWritten = await io.writeNewFile(out, formatCredentials(credentials), {
     overwrite: args.values.force === true,
   });

@@ -18,7 +18,7 @@ import {
 } from "../auth.ts";
 import { type Config, shardCount } from "../config.ts";
 import type { Logger } from "../log.ts";
-import { loadOrCreatePeerIdentity, PeerTransport } from "../peer/mod.ts";
+import { createClusterCa, loadOrCreatePeerIdentity, PeerTransport } from "../peer/mod.ts";
 import { ClusterRouter } from "./cluster_router.ts";
 import { NODE_CHANNEL_SHARD, type NodeInfo } from "./cluster_status.ts";
 import { KvService } from "./kv_service.ts";
@@ -136,7 +136,7 @@ async function loadCredentials(config: Config, runtime: NodeRuntime): Promise<Cl
           `'aspen cluster init --out ${path}' once and give that file to every node`,
       );
     }
-    const created = createCredentials(runtime.randomBytes);
+    const created = await createCredentials(runtime.randomBytes, createClusterCa);
     await Deno.writeTextFile(path, formatCredentials(created.credentials), { mode: 0o600 });
     runtime.logger.warn("Created cluster credentials for a single-node cluster", {
       path,
@@ -194,9 +194,10 @@ async function startTransport(
     startedAtMs: runtime.wallMs(),
   };
   const identity = await loadOrCreatePeerIdentity({
-    dir: config.node.dataDir,
-    listen: config.node.peerListen,
-    credentials,
+    directory: config.node.dataDir,
+    nodeId: config.node.id,
+    listenHost: config.node.peerListen.slice(0, config.node.peerListen.lastIndexOf(":")),
+    ca: { keyPem: credentials.caKeyPem, certificatePem: credentials.caCertificatePem },
   });
   const peers = new Map(
     config.cluster.peers.filter((peer) => peer.id !== config.node.id).map((peer) => [
