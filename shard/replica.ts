@@ -223,6 +223,21 @@ export class ShardReplica<Result> {
     this.#schedule();
   }
 
+  /**
+   * Advances logical time by one tick and runs a turn now. The node ticks all its replicas
+   * from one timer this way and then flushes the peer channel once, so that the heartbeats of
+   * every shard bound for a peer leave in one frame.
+   */
+  tickNow(): void {
+    if (this.#isClosed) return;
+    this.#pendingTicks++;
+    if (this.#scheduled !== null) {
+      clearTimeout(this.#scheduled);
+      this.#scheduled = null;
+    }
+    this.#turn();
+  }
+
   /** Advances logical time by `ticks` ticks at the next turn (tests and simulations). */
   tick(ticks = 1): void {
     this.#pendingTicks += ticks;

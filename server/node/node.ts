@@ -85,6 +85,10 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     await transport.close();
     throw error;
   }
+  const ticker = setInterval(() => {
+    for (const shard of shards.values()) shard.replica.tickNow();
+    transport.flush();
+  }, TICK_MS);
   const router = new ClusterRouter({
     nodeId: config.node.id,
     members,
@@ -117,7 +121,10 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     service,
     transport,
     members,
-    close: () => closeNode(config, shards, transport, logger),
+    close: () => {
+      clearInterval(ticker);
+      return closeNode(config, shards, transport, logger);
+    },
   };
 }
 
@@ -268,7 +275,8 @@ async function openShard(
       checkQuorum: true,
       leaseReads: false,
     },
-    tickMs: TICK_MS,
+    // The node ticks every replica from one timer (see startNode), so replicas have none.
+    tickMs: 0,
     send: (messages: readonly Message[]) => {
       for (const message of messages) transport.send(message.to, shard, encodeMessage(message));
     },
