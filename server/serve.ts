@@ -8,7 +8,8 @@ import { createApp } from "./http/app.ts";
 import type { Logger } from "./log.ts";
 import { ClusterStatus, NODE_CHANNEL_SHARD, type NodeInfo } from "./node/cluster_status.ts";
 import { formatMetrics, HttpLatency } from "./node/metrics.ts";
-import { type NodeRuntime, startNode } from "./node/mod.ts";
+import { type AspenNode, type NodeRuntime, startNode } from "./node/mod.ts";
+import type { Hono } from "hono";
 import { verifyToken } from "./auth.ts";
 import { decodeShardResponse } from "./node/shard_request.ts";
 
@@ -26,6 +27,35 @@ export async function serveNode(
   shutdown: AbortSignal,
 ): Promise<void> {
   const node = await startNode(config, runtime);
+  const logger = runtime.logger;
+  const app = createNodeApp(node, runtime);
+  const [hostname, port] = splitAddress(config.node.httpListen);
+  const stopServing = new AbortController();
+  const server = Deno.serve({
+    hostname,
+    port,
+    signal: stopServing.signal,
+    onListen: () => logger.info("Serving HTTP", { address: config.node.httpListen }),
+  }, app.fetch);
+  await new Promise<void>((resolve) => {
+    if (shutdown.aborted) resolve();
+    shutdown.addEventListener("abort", () => resolve(), { once: true });
+  });
+  logger.info("Stopping", { node: config.node.id });
+  stopServing.abort();
+  await server.finished;
+  await node.close();
+}
+
+function splitAddress(address: string): [string, number] {
+  const colon = address.lastIndexOf(":");
+  const host = address.slice(0, colon).replace(/^\[|\]$/g, "");
+  return [host, Number(address.slice(colon + 1))];
+}
+
+/** Builds the HTTP app (API, watch, status, metrics) of a started node. */
+export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
+  const config = node.config;
   const logger: Logger = runtime.logger;
   const latency = new HttpLatency();
   const status = new ClusterStatus({
@@ -55,7 +85,7 @@ export async function serveNode(
         }),
       ),
   });
-  const app = createApp({
+  return createApp({
     nodeId: config.node.id,
     service: node.service,
     authenticate: config.auth.enabled ? (token) => verifyToken(node.credentials, token) : null,
@@ -77,26 +107,4 @@ export async function serveNode(
     nowMs: runtime.nowMs,
     extend: (app) => addWatchRoute(app, node.service, node.shards),
   });
-  const [hostname, port] = splitAddress(config.node.httpListen);
-  const stopServing = new AbortController();
-  const server = Deno.serve({
-    hostname,
-    port,
-    signal: stopServing.signal,
-    onListen: () => logger.info("Serving HTTP", { address: config.node.httpListen }),
-  }, app.fetch);
-  await new Promise<void>((resolve) => {
-    if (shutdown.aborted) resolve();
-    shutdown.addEventListener("abort", () => resolve(), { once: true });
-  });
-  logger.info("Stopping", { node: config.node.id });
-  stopServing.abort();
-  await server.finished;
-  await node.close();
-}
-
-function splitAddress(address: string): [string, number] {
-  const colon = address.lastIndexOf(":");
-  const host = address.slice(0, colon).replace(/^\[|\]$/g, "");
-  return [host, Number(address.slice(colon + 1))];
 }
