@@ -89,16 +89,6 @@ Deno.test("usage errors name the problem and exit 2", async (t) => {
   }
 });
 
-Deno.test("commands that have not landed say so and exit 2", async (t) => {
-  for (const argv of [["bench", "put"]]) {
-    await t.step(argv.join(" "), async () => {
-      const result = await run(argv);
-      equal(result.code, 2);
-      match(result.stderr, /is not available in this build yet/);
-    });
-  }
-});
-
 Deno.test("aspen node --print-config merges file, env and flags", async () => {
   const files = { "x.toml": '[node]\nid = 7\ndata_dir = "d"\n[log]\nformat = "json"' };
   const result = await run(["node", "--print-config", "--config", "x.toml", "--log-level=debug"], {
@@ -140,6 +130,10 @@ Deno.test("client commands name the missing argument or misplaced flag", async (
     [["kv", "get", "a", "--endpoints", "ftp://x"], /flag --endpoints has "ftp:\/\/x"/],
     [["shard", "transfer-leader", "x", "2"], /<shard> is "x"/],
     [["cluster", "init"], /cluster init needs --out FILE/],
+    [["bench"], /<workload> must be one of put, get, mixed, cas, txn, scan/],
+    [["bench", "mixed", "--read-ratio", "2"], /--read-ratio is "2"/],
+    [["bench", "get", "--consistency", "eventual"], /--consistency is "eventual"/],
+    [["bench", "put", "--clients", "0"], /--clients is "0"/],
   ];
   for (const [argv, expected] of cases) {
     await t.step(argv.join(" "), async () => {

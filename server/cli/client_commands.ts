@@ -15,6 +15,15 @@ export const DEFAULT_ENDPOINT = "http://127.0.0.1:8001";
 
 /** Builds a client from flags, environment or the dev cluster record. */
 export async function clientFrom(args: ParsedArgs, io: CliIo): Promise<AspenClient> {
+  const { endpoints, token } = await clientEndpoints(args, io);
+  return new AspenClient({ endpoints, token });
+}
+
+/** The endpoints and token from flags, environment or the dev cluster record. */
+export async function clientEndpoints(
+  args: ParsedArgs,
+  io: CliIo,
+): Promise<{ endpoints: string[]; token: string | null }> {
   let endpoints = (args.values.endpoints as string | undefined) ?? io.env.ASPEN_ENDPOINTS;
   let token = (args.values.token as string | undefined) ?? io.env.ASPEN_TOKEN ?? null;
   if (endpoints === undefined || token === null) {
@@ -28,7 +37,7 @@ export async function clientFrom(args: ParsedArgs, io: CliIo): Promise<AspenClie
       throw new UsageError(`flag --endpoints has "${endpoint}"; expected http://host:port`);
     }
   }
-  return new AspenClient({ endpoints: list, token });
+  return { endpoints: list.map((endpoint) => endpoint.replace(/\/+$/, "")), token };
 }
 
 async function readDevRecord(

@@ -7,6 +7,7 @@ import { type Config, formatConfig, loadConfig, type Setting, SETTINGS } from ".
 import { type CliIo, type Command, EXIT_USAGE, type FlagSpec, type ParsedArgs } from "./command.ts";
 import { Logger } from "../log.ts";
 import { serveNode } from "../serve.ts";
+import { BENCH_COMMAND } from "./bench_command.ts";
 import { CLUSTER_COMMAND, SHARD_COMMAND } from "./cluster_command.ts";
 import { DEV_COMMAND } from "./dev_command.ts";
 import { CLIENT_FLAGS, KV_COMMAND } from "./kv_command.ts";
@@ -82,13 +83,6 @@ export async function loadNodeConfig(args: ParsedArgs, io: CliIo): Promise<Confi
   return loadConfig({ flags, env: io.env, file });
 }
 
-function notYet(name: string, what: string): (args: ParsedArgs, io: CliIo) => Promise<number> {
-  return function notAvailable(_args, io) {
-    io.stderr(`aspen ${name}: ${what} is not available in this build yet\n`);
-    return Promise.resolve(EXIT_USAGE);
-  };
-}
-
 /** Every `aspen` subcommand, in the order `aspen help` lists them. */
 export const COMMANDS: readonly Command[] = [
   {
@@ -127,14 +121,7 @@ export const COMMANDS: readonly Command[] = [
   KV_COMMAND,
   SHARD_COMMAND,
   CLUSTER_COMMAND,
-  {
-    name: "bench",
-    summary: "measure a running cluster (put, get, mixed, cas, txn, scan)",
-    usage: ["bench <workload> [flags]"],
-    flags: CLIENT_FLAGS,
-    positionalsMax: 1,
-    run: notYet("bench", "the benchmark client"),
-  },
+  BENCH_COMMAND,
   {
     name: "version",
     summary: "print the version",

@@ -1,0 +1,190 @@
+/**
+ * Benchmark workloads against the HTTP API, modelled on etcd's benchmark tool: each workload
+ * makes one operation at a time per client; keys come from a fixed key space (random or
+ * sequential), values are fixed-size.
+ *
+ * - `put`: PUT a key.
+ * - `get`: GET a key (linearizable, or serializable with `--consistency serializable`).
+ * - `mixed`: a GET with probability `readRatio`, else a PUT.
+ * - `cas`: a one-compare txn on the key's version, then put (etcd-style compare-and-swap).
+ * - `txn`: the same write as an optimistic transaction (read set = the key's version); its
+ *   cost against `cas` is the optimistic transaction overhead.
+ * - `scan`: a range read of `scanLimit` keys from a random start.
+ */
+
+/** The workloads `aspen bench` knows. */
+export const WORKLOADS = ["put", "get", "mixed", "cas", "txn", "scan"] as const;
+/** One of {@linkcode WORKLOADS}. */
+export type WorkloadName = typeof WORKLOADS[number];
+
+/** The shape of a run. */
+export interface WorkloadOptions {
+  readonly workload: WorkloadName;
+  readonly keySize: number;
+  readonly valueSize: number;
+  readonly keyspace: number;
+  readonly isSequential: boolean;
+  readonly readRatio: number;
+  readonly serializable: boolean;
+  readonly scanLimit: number;
+}
+
+/** One HTTP call a client makes; the runner sends it and times it. */
+export interface BenchRequest {
+  readonly method: "GET" | "PUT" | "POST";
+  readonly path: string;
+  readonly body: string | null;
+  /** What the operation is counted as in the report. */
+  readonly kind: "put" | "get" | "cas" | "txn" | "scan";
+  /** Learns from the answer (CAS and txn track each key's version). */
+  readonly onAnswer?: (status: number, body: unknown) => void;
+}
+
+/** The key prefix every benchmark key starts with. */
+export const BENCH_PREFIX = "bench/";
+
+/** Builds the requests of one client. */
+export class WorkloadClient {
+  readonly #options: WorkloadOptions;
+  readonly #value: string;
+  readonly #versions = new Map<number, number>();
+  #state: number;
+  #sequence: number;
+
+  constructor(options: WorkloadOptions, clientIndex: number, clientCount: number) {
+    this.#options = options;
+    this.#value = "v".repeat(options.valueSize);
+    this.#state = (0x9e3779b9 ^ (clientIndex * 0x85ebca6b)) >>> 0 || 1;
+    this.#sequence = Math.floor(options.keyspace * clientIndex / clientCount);
+  }
+
+  /** The key numbered `index`, padded to the key size. */
+  static key(index: number, keySize: number): string {
+    const digits = String(index);
+    const body = BENCH_PREFIX + digits;
+    return body.length >= keySize
+      ? body
+      : BENCH_PREFIX + digits.padStart(keySize - BENCH_PREFIX.length, "0");
+  }
+
+  /** The next operation. */
+  next(): BenchRequest {
+    const options = this.#options;
+    switch (options.workload) {
+      case "put":
+        return this.#put();
+      case "get":
+        return this.#get();
+      case "mixed":
+        return this.#random() / 4294967296 < options.readRatio ? this.#get() : this.#put();
+      case "cas":
+        return this.#cas();
+      case "txn":
+        return this.#optimistic();
+      case "scan":
+        return this.#scan();
+    }
+  }
+
+  #put(): BenchRequest {
+    const key = this.#keyName(this.#pick());
+    return {
+      method: "PUT",
+      path: `/v1/kv/${encodeURIComponent(key)}`,
+      body: this.#valueBody(),
+      kind: "put",
+    };
+  }
+
+  #get(): BenchRequest {
+    const key = this.#keyName(this.#pick());
+    const query = this.#options.serializable ? "?consistency=serializable" : "";
+    return {
+      method: "GET",
+      path: `/v1/kv/${encodeURIComponent(key)}${query}`,
+      body: null,
+      kind: "get",
+    };
+  }
+
+  #cas(): BenchRequest {
+    const index = this.#pick();
+    const key = this.#keyName(index);
+    const version = this.#versions.get(index) ?? 0;
+    return {
+      method: "POST",
+      path: "/v1/txn",
+      body: JSON.stringify({
+        compare: [{ key, target: "version", op: "=", value: version }],
+        success: [{ put: { key, value: this.#value } }],
+        failure: [{ get: { key } }],
+      }),
+      kind: "cas",
+      onAnswer: (status, body) => {
+        const answer = body as { succeeded?: boolean; results?: { kv?: { version: number } }[] };
+        if (status !== 200) return;
+        if (answer.succeeded === true) this.#versions.set(index, version + 1);
+        else this.#versions.set(index, answer.results?.[0]?.kv?.version ?? 0);
+      },
+    };
+  }
+
+  #optimistic(): BenchRequest {
+    const index = this.#pick();
+    const key = this.#keyName(index);
+    const version = this.#versions.get(index) ?? 0;
+    return {
+      method: "POST",
+      path: "/v1/txn/optimistic",
+      body: JSON.stringify({
+        reads: [{ key, version }],
+        writes: [{ op: "set", key, value: this.#value }],
+      }),
+      kind: "txn",
+      onAnswer: (status, body) => {
+        if (status === 200) this.#versions.set(index, version + 1);
+        const actual = (body as { error?: { actual?: number } }).error?.actual;
+        if (status === 409 && typeof actual === "number") this.#versions.set(index, actual);
+      },
+    };
+  }
+
+  #scan(): BenchRequest {
+    const start = this.#keyName(this.#pick());
+    const limit = this.#options.scanLimit;
+    return {
+      method: "GET",
+      path: `/v1/kv?start=${encodeURIComponent(start)}&end=${
+        encodeURIComponent(BENCH_PREFIX + "~")
+      }&limit=${limit}`,
+      body: null,
+      kind: "scan",
+    };
+  }
+
+  #valueBody(): string {
+    return `{"value":"${this.#value}"}`;
+  }
+
+  #keyName(index: number): string {
+    return WorkloadClient.key(index, this.#options.keySize);
+  }
+
+  #pick(): number {
+    if (this.#options.isSequential) {
+      const index = this.#sequence;
+      this.#sequence = (this.#sequence + 1) % this.#options.keyspace;
+      return index;
+    }
+    return this.#random() % this.#options.keyspace;
+  }
+
+  #random(): number {
+    let x = this.#state;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.#state = x >>> 0;
+    return this.#state;
+  }
+}

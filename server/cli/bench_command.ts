@@ -1,0 +1,127 @@
+/**
+ * `aspen bench <workload>`: measures a running cluster the way etcd's benchmark tool does, and
+ * prints ops/s, latency percentiles and errors by code (or `--json`).
+ */
+import { type BenchReport, runBench } from "../bench/runner.ts";
+import { type WorkloadName, WORKLOADS } from "../bench/workload.ts";
+import { type CliIo, type Command, type ParsedArgs, UsageError } from "./command.ts";
+import { clientEndpoints, formatTable, integerFlag } from "./client_commands.ts";
+import { CLIENT_FLAGS } from "./kv_command.ts";
+
+/** The most concurrent benchmark clients. */
+export const BENCH_CLIENTS_MAX = 10_000;
+/** The most HTTP connection pools. */
+export const BENCH_CONNS_MAX = 1_000;
+/** The longest benchmark run, in seconds. */
+export const BENCH_SECONDS_MAX = 3_600;
+
+/** `aspen bench`. */
+export const BENCH_COMMAND: Command = {
+  name: "bench",
+  summary: "measure a running cluster (put, get, mixed, cas, txn, scan)",
+  usage: [`bench <${WORKLOADS.join("|")}> [flags]`],
+  details: "Keys are bench/<n> padded to --key-size; read workloads first write the key space.",
+  flags: {
+    ...CLIENT_FLAGS,
+    clients: { type: "string", valueName: "N", help: "concurrent clients", defaultText: "1" },
+    conns: { type: "string", valueName: "N", help: "HTTP connection pools", defaultText: "1" },
+    duration: { type: "string", valueName: "SECONDS", help: "run time", defaultText: "10" },
+    total: { type: "string", valueName: "N", help: "stop after N operations instead" },
+    "key-size": { type: "string", valueName: "BYTES", help: "key size", defaultText: "8" },
+    "value-size": { type: "string", valueName: "BYTES", help: "value size", defaultText: "256" },
+    keyspace: { type: "string", valueName: "N", help: "distinct keys", defaultText: "10000" },
+    "sequential-keys": { type: "boolean", help: "walk keys in order instead of at random" },
+    "read-ratio": {
+      type: "string",
+      valueName: "R",
+      help: "mixed: share of reads, 0..1",
+      defaultText: "0.5",
+    },
+    consistency: {
+      type: "string",
+      valueName: "linearizable|serializable",
+      help: "get and mixed reads",
+      defaultText: "linearizable",
+    },
+    "scan-limit": {
+      type: "string",
+      valueName: "N",
+      help: "scan: keys per range read",
+      defaultText: "100",
+    },
+  },
+  positionalsMax: 1,
+  run: runBenchCommand,
+};
+
+async function runBenchCommand(args: ParsedArgs, io: CliIo): Promise<number> {
+  const workload = args.positionals[0];
+  if (workload === undefined || !(WORKLOADS as readonly string[]).includes(workload)) {
+    throw new UsageError(`<workload> must be one of ${WORKLOADS.join(", ")}`);
+  }
+  const ratioText = (args.values["read-ratio"] as string | undefined) ?? "0.5";
+  const readRatio = Number(ratioText);
+  if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(ratioText)) {
+    throw new UsageError(`flag --read-ratio is "${ratioText}" but must be a number from 0 to 1`);
+  }
+  const consistency = (args.values.consistency as string | undefined) ?? "linearizable";
+  if (consistency !== "linearizable" && consistency !== "serializable") {
+    throw new UsageError(
+      `flag --consistency is "${consistency}"; expected linearizable or serializable`,
+    );
+  }
+  const { endpoints, token } = await clientEndpoints(args, io);
+  const total = integerFlag(args, "total", 1, Number.MAX_SAFE_INTEGER) ?? null;
+  const report = await runBench({
+    endpoints,
+    token,
+    clients: integerFlag(args, "clients", 1, BENCH_CLIENTS_MAX) ?? 1,
+    conns: integerFlag(args, "conns", 1, BENCH_CONNS_MAX) ?? 1,
+    durationMs: (integerFlag(args, "duration", 1, BENCH_SECONDS_MAX) ?? 10) * 1000,
+    total,
+    workload: {
+      workload: workload as WorkloadName,
+      keySize: integerFlag(args, "key-size", 1, 4096) ?? 8,
+      valueSize: integerFlag(args, "value-size", 0, 1024 * 1024) ?? 256,
+      keyspace: integerFlag(args, "keyspace", 1, 100_000_000) ?? 10_000,
+      isSequential: args.values["sequential-keys"] === true,
+      readRatio,
+      serializable: consistency === "serializable",
+      scanLimit: integerFlag(args, "scan-limit", 1, 10_000) ?? 100,
+    },
+    nowMs: io.monotonicMs,
+    onProgress: (progress) =>
+      io.stderr(
+        `\r${(progress.elapsedMs / 1000).toFixed(1)}s  ${progress.operations} ops  ` +
+          `${Math.round(progress.operationsPerSecond)} ops/s  ${progress.errors} errors   `,
+      ),
+  });
+  io.stderr("\n");
+  io.stdout(args.values.json === true ? JSON.stringify(report) + "\n" : formatReport(report));
+  return Object.keys(report.errors).length === 0 ? 0 : 1;
+}
+
+/** The human-readable report. */
+export function formatReport(report: BenchReport): string {
+  const ms = (value: number) => value.toFixed(2);
+  const latency = report.latency;
+  let text =
+    `${report.workload}: ${report.operations} ops in ${(report.elapsedMs / 1000).toFixed(1)}s` +
+    ` with ${report.clients} clients over ${report.conns} connections` +
+    ` (key ${report.keySize} B, value ${report.valueSize} B, keyspace ${report.keyspace})\n\n`;
+  text += formatTable(
+    ["OPS/S", "MEAN MS", "P50 MS", "P90 MS", "P99 MS", "MAX MS", "CONFLICTS", "ERRORS"],
+    [[
+      report.operationsPerSecond,
+      ms(latency.meanMs),
+      ms(latency.p50Ms),
+      ms(latency.p90Ms),
+      ms(latency.p99Ms),
+      ms(latency.maxMs),
+      report.conflicts,
+      Object.values(report.errors).reduce((sum, count) => sum + count, 0),
+    ]],
+  );
+  for (const [code, count] of Object.entries(report.errors)) text += `  error ${code}: ${count}\n`;
+  return text;
+}
