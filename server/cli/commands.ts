@@ -10,7 +10,7 @@ import { serveNode } from "../serve.ts";
 import { BENCH_COMMAND } from "./bench_command.ts";
 import { CLUSTER_COMMAND, SHARD_COMMAND } from "./cluster_command.ts";
 import { DEV_COMMAND } from "./dev_command.ts";
-import { CLIENT_FLAGS, KV_COMMAND } from "./kv_command.ts";
+import { KV_COMMAND } from "./kv_command.ts";
 import { formatCommandUsage, formatMainUsage } from "./usage.ts";
 
 const HELP_FLAG: FlagSpec = { type: "boolean", help: "print this help" };
