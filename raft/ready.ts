@@ -31,4 +31,3 @@ export interface Ready {
   /** Whether the writes must be synced to disk before the messages go out. */
   readonly mustSync: boolean;
 }
-
