@@ -7,6 +7,7 @@
 import {
   decodeConfChange,
   decodeMessage,
+  DEFAULT_RAFT_LIMITS,
   encodeMessage,
   MemoryStorage,
   RawNode,
@@ -63,8 +64,12 @@ export class SimReplica {
 }
 
 interface PendingOperation {
+  readonly id: number;
   readonly data: Uint8Array;
   proposedAt: number;
+  /** Where the last proposal landed, as a client would remember it; null when refused. */
+  leader: number | null;
+  term: number;
 }
 
 /** The whole simulated world of one run. */
@@ -77,6 +82,9 @@ export class SimCluster {
   now = 0;
   traceHash = 0;
   isHealing = false;
+  /** Network and disk latency bounds; healing lowers them to a healthy datacenter's. */
+  latencyUnitsMax: number;
+  diskLatencyUnitsMax: number;
   readonly blocked = new Set<number>();
   readonly pending = new Map<number, PendingOperation>();
   readonly acked = new Set<number>();
@@ -90,10 +98,13 @@ export class SimCluster {
   #proposals = new Map<string, number>();
   #reads = new Map<string, number>();
   #lastLeaderTerm = new Map<number, number>();
+  #linkLastAt = new Map<number, number>();
 
   constructor(seed: number, options: SimOptions) {
     this.seed = seed;
     this.options = options;
+    this.latencyUnitsMax = options.latencyUnitsMax;
+    this.diskLatencyUnitsMax = options.diskLatencyUnitsMax;
     this.prng = new SeededPrng(seed * 7919 + 17);
     const voters: ReplicaId[] = [];
     for (let id = 1; id <= options.voterCount; id++) voters.push(replicaId(id));
@@ -131,6 +142,8 @@ export class SimCluster {
   heal(): void {
     this.isHealing = true;
     this.blocked.clear();
+    this.latencyUnitsMax = Math.min(this.latencyUnitsMax, 5);
+    this.diskLatencyUnitsMax = Math.min(this.diskLatencyUnitsMax, 2);
     for (const replica of this.replicas.values()) {
       if (replica.node === null && !replica.isDestroyed) this.#start(replica);
     }
@@ -180,6 +193,11 @@ export class SimCluster {
       preVote: options.preVote,
       checkQuorum: options.checkQuorum,
       leaseReads: options.leaseReads,
+      limits: {
+        appendBytesMax: DEFAULT_RAFT_LIMITS.appendBytesMax,
+        appendEntriesMax: options.appendEntriesMax,
+        uncommittedBytesMax: options.uncommittedBytesMax,
+      },
     }, replica.storage);
     const snapshot = replica.storage.snapshot();
     replica.machine = SimStateMachine.restore(snapshot.data);
@@ -202,8 +220,13 @@ export class SimCluster {
     const bytes = encodeMessage(message);
     if (this.isHealing === false && this.prng.nextFloat() < this.options.dropRate) return;
     const copies = this.prng.nextFloat() < this.options.duplicateRate ? 2 : 1;
+    const link = message.from * 64 + message.to;
     for (let i = 0; i < copies; i++) {
-      const at = this.now + 1 + this.prng.nextInt(this.options.latencyUnitsMax);
+      let at = this.now + 1 + this.prng.nextInt(this.latencyUnitsMax);
+      // Links are FIFO like the real transport's streams, except when a reorder fault fires.
+      const isReordered = this.prng.nextFloat() < this.options.reorderRate;
+      if (!isReordered) at = Math.max(at, this.#linkLastAt.get(link) ?? 0);
+      this.#linkLastAt.set(link, Math.max(at, this.#linkLastAt.get(link) ?? 0));
       this.#network.push({ at, seq: this.#seq++, from: message.from, to: message.to, bytes });
     }
     if (message.type === "snapshotChunk") this.stats.snapshotsSent++;
@@ -234,7 +257,7 @@ export class SimCluster {
       const node = replica.node;
       if (node === null || !node.hasReady()) continue;
       if (replica.readyAt === null) {
-        replica.readyAt = this.now + this.prng.nextInt(this.options.diskLatencyUnitsMax + 1);
+        replica.readyAt = this.now + this.prng.nextInt(this.diskLatencyUnitsMax + 1);
       }
       if (this.now >= replica.readyAt) {
         replica.readyAt = null;
@@ -352,35 +375,49 @@ export class SimCluster {
     if (!this.isHealing && this.prng.nextFloat() < options.proposeRate) {
       const id = this.#nextOperationId++;
       const data = encodeOperation(id, this.prng.nextInt(options.payloadBytesMax + 1));
-      this.pending.set(id, { data, proposedAt: this.now });
-      this.#propose(id, data);
+      const operation = { id, data, proposedAt: this.now, leader: null, term: 0 };
+      this.pending.set(id, operation);
+      this.#propose(operation);
     }
     const retryUnits = options.electionTicks * options.tickUnits * 2;
-    let retries = 0;
     for (const [id, operation] of this.pending) {
-      if (this.now - operation.proposedAt < retryUnits || retries >= 16) break;
+      if (this.now - operation.proposedAt < retryUnits) break;
       // Re-inserting keeps the map ordered by last proposal time.
       this.pending.delete(id);
-      operation.proposedAt = this.now;
       this.pending.set(id, operation);
-      this.#propose(id, operation.data);
-      retries++;
+      const isStillLeading = this.#isLeading(operation.leader, operation.term);
+      if (isStillLeading && this.now - operation.proposedAt < retryUnits * 10) {
+        operation.proposedAt = this.now;
+        continue;
+      }
+      operation.proposedAt = this.now;
+      this.#propose(operation);
+      break;
     }
     if (!this.isHealing && this.prng.nextFloat() < options.readRate) this.#read();
   }
 
-  #propose(id: number, data: Uint8Array): void {
+  #propose(operation: PendingOperation): void {
     let replica = this.#randomLive();
+    operation.leader = null;
     for (let attempt = 0; attempt < 2 && replica !== null && replica.node !== null; attempt++) {
-      const result = replica.node.propose(data);
+      const result = replica.node.propose(operation.data);
       this.stats.proposals++;
       if (result.kind === "ok") {
-        this.#proposals.set(`${replica.id}:${result.index}:${result.term}`, id);
+        this.#proposals.set(`${replica.id}:${result.index}:${result.term}`, operation.id);
+        operation.leader = replica.id;
+        operation.term = result.term;
         return;
       }
       if (result.kind !== "not_leader" || result.leader === null) return;
       replica = this.replicas.get(result.leader) ?? null;
     }
+  }
+
+  #isLeading(id: number | null, term: number): boolean {
+    if (id === null) return false;
+    const status = this.replicas.get(id)?.node?.status();
+    return status !== undefined && status.role === "leader" && status.term === term;
   }
 
   #read(): void {

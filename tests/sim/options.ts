@@ -18,6 +18,7 @@ export interface SimOptions {
   readonly diskLatencyUnitsMax: number;
   readonly dropRate: number;
   readonly duplicateRate: number;
+  readonly reorderRate: number;
   readonly proposeRate: number;
   readonly payloadBytesMax: number;
   readonly readRate: number;
@@ -29,6 +30,8 @@ export interface SimOptions {
   readonly snapshotEvery: number;
   readonly compactionLag: number;
   readonly snapshotPaddingBytes: number;
+  readonly appendEntriesMax: number;
+  readonly uncommittedBytesMax: number;
 }
 
 /** Draws the options of one run. */
@@ -49,6 +52,7 @@ export function drawOptions(prng: SeededPrng): SimOptions {
     diskLatencyUnitsMax: pick([0, 0, 3, 10]),
     dropRate: pick([0, 0.01, 0.05, 0.2]),
     duplicateRate: pick([0, 0.01, 0.05]),
+    reorderRate: pick([0, 0.01, 0.1, 1]),
     proposeRate: pick([0.05, 0.2, 0.5]),
     payloadBytesMax: pick([0, 16, 256]),
     readRate: pick([0, 0.02, 0.1]),
@@ -60,5 +64,7 @@ export function drawOptions(prng: SeededPrng): SimOptions {
     snapshotEvery: pick([5, 20, 100, 1_000_000]),
     compactionLag: pick([0, 3, 20]),
     snapshotPaddingBytes: pick([0, 0, 0, 100, 700_000]),
+    appendEntriesMax: pick([1, 2, 4, 1024]),
+    uncommittedBytesMax: pick([512, 32 * 1024 * 1024]),
   };
 }
