@@ -14,3 +14,8 @@
  */
 export { AspenError } from "./errors.ts";
 export type { ErrorCode, ErrorDetails } from "./errors.ts";
+export {
+  type ReadyWrites,
+  SqliteLogStorage,
+  type SqliteLogStorageOptions,
+} from "./raft_log_storage.ts";
