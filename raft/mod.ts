@@ -68,7 +68,14 @@ export { SeededPrng } from "./prng.ts";
 export type { RaftConfig, RaftLimits } from "./config.ts";
 export { checkRaftConfig, DEFAULT_RAFT_LIMITS, RaftConfigError } from "./config.ts";
 export type { InitialState, LogStorage, WritableLogStorage } from "./storage.ts";
-export { checkAppendable, EMPTY_CONF_STATE, initialSnapshot, MemoryStorage } from "./storage.ts";
+export {
+  bootstrapEntries,
+  bootstrapHardState,
+  checkAppendable,
+  EMPTY_CONF_STATE,
+  initialSnapshot,
+  MemoryStorage,
+} from "./storage.ts";
 export type { Ready } from "./ready.ts";
 export type { ProgressStatus, Status } from "./raw_node.ts";
 export { RawNode } from "./raw_node.ts";

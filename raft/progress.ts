@@ -21,7 +21,7 @@
  */
 import { assert } from "./assert.ts";
 import { INFLIGHT_APPENDS_MAX, INFLIGHT_BYTES_MAX } from "./limits.ts";
-import type { LogIndex } from "./types.ts";
+import type { LogIndex, Snapshot } from "./types.ts";
 
 /** The flow-control state of one follower's progress. */
 export type ProgressState = "probe" | "replicate" | "snapshot";
@@ -112,6 +112,11 @@ export class Progress {
   isProbeSent = false;
   /** In snapshot state: the index of the snapshot being sent. */
   pendingSnapshotIndex = 0 as LogIndex;
+  /**
+   * In snapshot state: the snapshot being sent. It is kept even when the leader takes a newer
+   * one, so that frequent snapshots cannot restart a long transfer forever.
+   */
+  pendingSnapshot: Snapshot | null = null;
   /** In snapshot state: the bytes of the snapshot the follower has acknowledged. */
   snapshotOffset = 0;
   /** In snapshot state: a chunk was sent and is not yet acknowledged. */
@@ -154,11 +159,12 @@ export class Progress {
     this.next = (this.match + 1) as LogIndex;
   }
 
-  /** Enters snapshot state for the snapshot at `snapshotIndex`. */
-  becomeSnapshot(snapshotIndex: LogIndex): void {
-    assert(snapshotIndex > this.match, "a snapshot must be ahead of the match");
+  /** Enters snapshot state to send `snapshot`. */
+  becomeSnapshot(snapshot: Snapshot): void {
+    assert(snapshot.metadata.index > this.match, "a snapshot must be ahead of the match");
     this.#reset("snapshot");
-    this.pendingSnapshotIndex = snapshotIndex;
+    this.pendingSnapshotIndex = snapshot.metadata.index;
+    this.pendingSnapshot = snapshot;
   }
 
   /** Records an accepted append up to `index`; returns whether the match moved forward. */
@@ -207,6 +213,7 @@ export class Progress {
     this.state = state;
     this.isProbeSent = false;
     this.pendingSnapshotIndex = 0 as LogIndex;
+    this.pendingSnapshot = null;
     this.snapshotOffset = 0;
     this.isChunkInflight = false;
     this.inflights.reset();

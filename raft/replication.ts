@@ -272,22 +272,16 @@ function handleSnapshotAck(raft: Raft, message: SnapshotAckMessage): void {
 function startSnapshot(raft: Raft, to: ReplicaId, progress: Progress): void {
   const snapshot = raft.log.unstable.snapshot ?? raft.log.storage.snapshot();
   assert(snapshot.metadata.index >= progress.next - 1, "a snapshot must cover missing entries");
-  progress.becomeSnapshot(snapshot.metadata.index);
+  progress.becomeSnapshot(snapshot);
   sendSnapshotChunk(raft, to, progress);
 }
 
 /** Sends the chunk after what the follower acknowledged; restarts on a newer snapshot. */
 function sendSnapshotChunk(raft: Raft, to: ReplicaId, progress: Progress): void {
   if (progress.isChunkInflight) return;
-  const snapshot = raft.log.unstable.snapshot ?? raft.log.storage.snapshot();
+  const snapshot = progress.pendingSnapshot;
+  assert(snapshot !== null, "snapshot state keeps the snapshot being sent");
   const { metadata, data } = snapshot;
-  if (metadata.index !== progress.pendingSnapshotIndex) {
-    if (metadata.index <= progress.match) {
-      progress.becomeProbe();
-      return;
-    }
-    progress.becomeSnapshot(metadata.index);
-  }
   let offset = Math.min(progress.snapshotOffset, data.byteLength);
   if (offset === data.byteLength && offset > 0) {
     // Everything was acknowledged but the install answer got lost: resend the last chunk,

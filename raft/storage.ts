@@ -14,10 +14,15 @@
  *
  * A snapshot is created at an applied index without discarding entries, so that followers a
  * little behind still get entries; `compact(index)` later drops entries up to an index no higher
- * than the snapshot's. A fresh storage holds the empty snapshot at index 0, whose `confState` is
- * the initial membership (empty for a replica that joins an existing group).
+ * than the snapshot's. A fresh storage holds the empty snapshot at index 0.
+ *
+ * Bootstrap: the founding members of a group each start with the same log, one membership
+ * change per member at term 1, all committed ({@linkcode bootstrapEntries}). Keeping the
+ * initial membership in the log (not only in a snapshot) means a replica added later learns it
+ * from the log like any other change. A replica that joins an existing group starts empty.
  */
 import { assert } from "./assert.ts";
+import { encodeConfChange } from "./membership.ts";
 import type { ConfState, Entry, HardState, LogIndex, Snapshot, Term } from "./types.ts";
 import { EMPTY_HARD_STATE } from "./types.ts";
 
@@ -71,6 +76,26 @@ export function initialSnapshot(confState: ConfState): Snapshot {
 /** The membership of a replica that waits to be added to an existing group. */
 export const EMPTY_CONF_STATE: ConfState = { voters: [], learners: [] };
 
+/** The identical first entries of every founding member: one change per member, term 1. */
+export function bootstrapEntries(confState: ConfState): Entry[] {
+  const changes = [
+    ...confState.voters.map((id) => ({ type: "addVoter" as const, replicaId: id })),
+    ...confState.learners.map((id) => ({ type: "addLearner" as const, replicaId: id })),
+  ];
+  return changes.map((change, i) => ({
+    term: 1 as Term,
+    index: (i + 1) as LogIndex,
+    type: "confChange" as const,
+    data: encodeConfChange(change),
+  }));
+}
+
+/** The hard state that goes with {@linkcode bootstrapEntries}: term 1, all of them committed. */
+export function bootstrapHardState(confState: ConfState): HardState {
+  const count = confState.voters.length + confState.learners.length;
+  return { term: 1 as Term, vote: null, commit: count as LogIndex };
+}
+
 /**
  * An in-memory {@linkcode WritableLogStorage} for tests and the simulator.
  *
@@ -88,10 +113,16 @@ export class MemoryStorage implements WritableLogStorage {
   #offsetTerm: Term;
   #entries: Entry[] = [];
 
+  /** A storage for a founding member of a group with `confState`, or an empty one. */
   constructor(confState: ConfState = EMPTY_CONF_STATE) {
-    this.#snapshot = initialSnapshot(confState);
+    this.#snapshot = initialSnapshot(EMPTY_CONF_STATE);
     this.#offset = 0 as LogIndex;
     this.#offsetTerm = 0 as Term;
+    const entries = bootstrapEntries(confState);
+    if (entries.length > 0) {
+      this.append(entries);
+      this.setHardState(bootstrapHardState(confState));
+    }
   }
 
   initialState(): InitialState {

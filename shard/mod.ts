@@ -112,3 +112,8 @@ export {
   ShardReplica,
   SNAPSHOT_INTERVAL_ENTRIES,
 } from "./replica.ts";
+export {
+  type ReadyWrites,
+  SqliteLogStorage,
+  type SqliteLogStorageOptions,
+} from "./raft_log_storage.ts";

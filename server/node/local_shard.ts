@@ -108,7 +108,7 @@ export class LocalShard {
   static async open(options: LocalShardOptions): Promise<LocalShard> {
     await Deno.mkdir(options.dir, { recursive: true });
     const confState: ConfState = { voters: options.voters.map(replicaId), learners: [] };
-    const storage = SqliteLogStorage.open({ path: `${options.dir}/raft-log.db`, confState });
+    const storage = SqliteLogStorage.open({ path: `${options.dir}/raft-log.db`, bootstrap: confState });
     let stateMachine: StateMachine;
     try {
       stateMachine = StateMachine.open({

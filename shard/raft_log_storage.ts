@@ -1,0 +1,399 @@
+/**
+ * The durable Raft log of one replica in SQLite (`raft-log.db`, `node:sqlite`, WAL mode).
+ *
+ * Tables: `entries` (index, term, type, data), `state` (one row: hard state plus the compacted
+ * prefix's last index and term) and `snapshot` (one row: metadata and the data blob).
+ *
+ * Durability: {@linkcode SqliteLogStorage.persist} writes everything of one Ready in ONE
+ * transaction. When the Ready says `mustSync`, the commit runs with `synchronous = FULL`, so the
+ * WAL is fsynced before `persist` returns; otherwise with `synchronous = NORMAL`, which survives
+ * a process crash but may lose the last commits on power loss. That is what Raft allows: only a
+ * Ready that changes nothing but the commit index skips the sync, and a commit index can always
+ * be learned again. Because the WAL is sequential, a later FULL commit also makes every earlier
+ * NORMAL one durable. Snapshots and compaction always commit with FULL.
+ *
+ * Everything read back is validated (safe non-negative integers, contiguous indexes,
+ * non-decreasing terms, known entry types); a violation is reported as
+ * `AspenError("storage_corrupt")`, never silently repaired.
+ */
+import { DatabaseSync } from "node:sqlite";
+import {
+  assert,
+  bootstrapEntries,
+  bootstrapHardState,
+  checkAppendable,
+  EMPTY_CONF_STATE,
+  EMPTY_HARD_STATE,
+  initialSnapshot,
+} from "../raft/mod.ts";
+import type {
+  ConfState,
+  Entry,
+  HardState,
+  InitialState,
+  LogIndex,
+  ReplicaId,
+  Snapshot,
+  Term,
+  WritableLogStorage,
+} from "../raft/mod.ts";
+import { AspenError } from "./errors.ts";
+
+/** The writes of one Ready, persisted together. */
+export interface ReadyWrites {
+  readonly hardState: HardState | null;
+  readonly entries: readonly Entry[];
+  readonly snapshot: Snapshot | null;
+}
+
+/** How to open a log storage. */
+export interface SqliteLogStorageOptions {
+  /** The path of the database file (conventionally `<dir>/raft-log.db`). */
+  readonly path: string;
+  /** For a founding member of a new group: its initial membership; null to join empty. */
+  readonly bootstrap: ConfState | null;
+}
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS entries (
+    idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, type INTEGER NOT NULL, data BLOB NOT NULL
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS state (
+    id INTEGER PRIMARY KEY CHECK (id = 1), term INTEGER NOT NULL, vote INTEGER NOT NULL,
+    commit_index INTEGER NOT NULL, offset_index INTEGER NOT NULL, offset_term INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS snapshot (
+    id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL, term INTEGER NOT NULL,
+    voters TEXT NOT NULL, learners TEXT NOT NULL, data BLOB NOT NULL
+  ) STRICT;
+`;
+
+/**
+ * A {@linkcode WritableLogStorage} in SQLite. Open with {@linkcode SqliteLogStorage.open}, and
+ * always {@linkcode SqliteLogStorage.close} it.
+ *
+ * @example
+ * ```ts
+ * const storage = SqliteLogStorage.open({ path: "data/raft-log.db", bootstrap: null });
+ * try {
+ *   storage.persist({ hardState, entries, snapshot }, ready.mustSync);
+ * } finally {
+ *   storage.close();
+ * }
+ * ```
+ */
+export class SqliteLogStorage implements WritableLogStorage {
+  readonly #db: DatabaseSync;
+  readonly #path: string;
+  #hardState: HardState = EMPTY_HARD_STATE;
+  #snapshot: Snapshot = initialSnapshot(EMPTY_CONF_STATE);
+  #offset = 0 as LogIndex;
+  #offsetTerm = 0 as Term;
+  #lastIndex = 0 as LogIndex;
+  #isFullSync: boolean | null = null;
+  #isOpen = true;
+
+  private constructor(db: DatabaseSync, path: string) {
+    this.#db = db;
+    this.#path = path;
+  }
+
+  /**
+   * Opens (creating if needed) the log at `options.path`.
+   *
+   * @throws {AspenError} `storage_corrupt` when the file holds invalid data.
+   */
+  static open(options: SqliteLogStorageOptions): SqliteLogStorage {
+    const db = new DatabaseSync(options.path);
+    const storage = new SqliteLogStorage(db, options.path);
+    try {
+      db.exec("PRAGMA journal_mode = WAL");
+      db.exec(SCHEMA);
+      storage.#load(options.bootstrap);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    return storage;
+  }
+
+  /** Closes the database; the storage must not be used afterwards. */
+  close(): void {
+    if (!this.#isOpen) return;
+    this.#isOpen = false;
+    this.#db.close();
+  }
+
+  initialState(): InitialState {
+    return { hardState: this.#hardState, confState: this.#snapshot.metadata.confState };
+  }
+
+  firstIndex(): LogIndex {
+    return (this.#offset + 1) as LogIndex;
+  }
+
+  lastIndex(): LogIndex {
+    return this.#lastIndex;
+  }
+
+  term(index: LogIndex): Term | null {
+    if (index === this.#offset) return this.#offsetTerm;
+    if (index < this.#offset || index > this.#lastIndex) return null;
+    const row = this.#read(() =>
+      this.#db.prepare("SELECT term FROM entries WHERE idx = ?").get(index)
+    );
+    if (row === undefined) this.#corrupt(`entry ${index} is missing`);
+    return this.#readInteger(row.term, `term of entry ${index}`) as Term;
+  }
+
+  entries(low: LogIndex, high: LogIndex, bytesMax: number): readonly Entry[] | null {
+    assert(low <= high, "entries() needs low <= high");
+    assert(high <= this.#lastIndex + 1, "entries() past the last index");
+    if (low <= this.#offset) return null;
+    const statement = this.#db.prepare(
+      "SELECT idx, term, type, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+    );
+    const result: Entry[] = [];
+    let bytes = 0;
+    this.#read(() => {
+      for (const row of statement.iterate(low, high)) {
+        const entry = this.#readEntry(row, (low + result.length) as LogIndex);
+        bytes += entry.data.byteLength;
+        if (result.length > 0 && bytes > bytesMax) break;
+        result.push(entry);
+      }
+    });
+    if (result.length === 0 && low < high) this.#corrupt(`entry ${low} is missing`);
+    return result;
+  }
+
+  snapshot(): Snapshot {
+    return this.#snapshot;
+  }
+
+  /** Persists one Ready's writes in one transaction, fsynced when `mustSync`. */
+  persist(writes: ReadyWrites, mustSync: boolean): void {
+    this.#transaction(mustSync, () => {
+      if (writes.snapshot !== null) this.#writeSnapshot(writes.snapshot);
+      if (writes.entries.length > 0) this.#writeEntries(writes.entries);
+      if (writes.hardState !== null) this.#writeHardState(writes.hardState);
+    });
+  }
+
+  append(entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    this.#transaction(true, () => this.#writeEntries(entries));
+  }
+
+  setHardState(hardState: HardState): void {
+    this.#transaction(true, () => this.#writeHardState(hardState));
+  }
+
+  applySnapshot(snapshot: Snapshot): void {
+    this.#transaction(true, () => this.#writeSnapshot(snapshot));
+  }
+
+  createSnapshot(index: LogIndex, confState: ConfState, data: Uint8Array): void {
+    assert(index > this.#snapshot.metadata.index, "createSnapshot() needs a newer index");
+    assert(index <= this.#lastIndex, "createSnapshot() past the last index");
+    const snapshotTerm = this.term(index);
+    assert(snapshotTerm !== null, "createSnapshot() at a compacted index");
+    const snapshot = { metadata: { index, term: snapshotTerm, confState }, data };
+    this.#transaction(true, () => this.#saveSnapshotRow(snapshot));
+    this.#snapshot = snapshot;
+  }
+
+  compact(index: LogIndex): void {
+    assert(index <= this.#snapshot.metadata.index, "compact() must not pass the snapshot");
+    if (index <= this.#offset) return;
+    const compactedTerm = this.term(index);
+    assert(compactedTerm !== null, "compact() index must be stored");
+    this.#transaction(true, () => {
+      this.#db.prepare("DELETE FROM entries WHERE idx <= ?").run(index);
+      this.#db.prepare("UPDATE state SET offset_index = ?, offset_term = ? WHERE id = 1")
+        .run(index, compactedTerm);
+    });
+    this.#offset = index;
+    this.#offsetTerm = compactedTerm;
+  }
+
+  #transaction(isFullSync: boolean, body: () => void): void {
+    assert(this.#isOpen, `the log storage "${this.#path}" is closed`);
+    if (this.#isFullSync !== isFullSync) {
+      this.#db.exec(`PRAGMA synchronous = ${isFullSync ? "FULL" : "NORMAL"}`);
+      this.#isFullSync = isFullSync;
+    }
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      body();
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      // The in-memory caches may be ahead of the rolled-back file: reload them.
+      this.#loadState();
+      throw error;
+    }
+  }
+
+  #writeEntries(entries: readonly Entry[]): void {
+    checkAppendable(this, entries);
+    const first = entries[0];
+    assert(first !== undefined, "#writeEntries() needs entries");
+    assert(first.index > this.#offset, "append() must not rewrite compacted entries");
+    this.#db.prepare("DELETE FROM entries WHERE idx >= ?").run(first.index);
+    const insert = this.#db.prepare(
+      "INSERT INTO entries (idx, term, type, data) VALUES (?, ?, ?, ?)",
+    );
+    for (const entry of entries) {
+      insert.run(entry.index, entry.term, entry.type === "normal" ? 0 : 1, entry.data);
+    }
+    this.#lastIndex = entries[entries.length - 1]!.index;
+  }
+
+  #writeHardState(hardState: HardState): void {
+    assert(hardState.term >= this.#hardState.term, "the persisted term must not go back");
+    this.#db.prepare("UPDATE state SET term = ?, vote = ?, commit_index = ? WHERE id = 1")
+      .run(hardState.term, hardState.vote ?? 0, hardState.commit);
+    this.#hardState = hardState;
+  }
+
+  #writeSnapshot(snapshot: Snapshot): void {
+    const { index, term } = snapshot.metadata;
+    assert(index > this.#snapshot.metadata.index, "applySnapshot() needs a newer snapshot");
+    this.#saveSnapshotRow(snapshot);
+    this.#db.exec("DELETE FROM entries");
+    this.#db.prepare("UPDATE state SET offset_index = ?, offset_term = ? WHERE id = 1")
+      .run(index, term);
+    this.#snapshot = snapshot;
+    this.#offset = index;
+    this.#offsetTerm = term;
+    this.#lastIndex = index;
+  }
+
+  #saveSnapshotRow(snapshot: Snapshot): void {
+    const { index, term, confState } = snapshot.metadata;
+    this.#db.prepare(
+      "INSERT OR REPLACE INTO snapshot (id, idx, term, voters, learners, data) " +
+        "VALUES (1, ?, ?, ?, ?, ?)",
+    ).run(
+      index,
+      term,
+      JSON.stringify(confState.voters),
+      JSON.stringify(confState.learners),
+      snapshot.data,
+    );
+  }
+
+  #load(bootstrap: ConfState | null): void {
+    const row = this.#db.prepare("SELECT id FROM state WHERE id = 1").get();
+    if (row === undefined) {
+      const counts = this.#db.prepare(
+        "SELECT (SELECT count(*) FROM entries) + (SELECT count(*) FROM snapshot) AS n",
+      ).get();
+      if (counts?.n !== 0) this.#corrupt("the state row is missing but the log is not empty");
+      this.#db.prepare("INSERT INTO state VALUES (1, 0, 0, 0, 0, 0)").run();
+      if (bootstrap !== null && bootstrap.voters.length > 0) {
+        this.#transaction(true, () => {
+          this.#writeEntries(bootstrapEntries(bootstrap));
+          this.#writeHardState(bootstrapHardState(bootstrap));
+        });
+      }
+    }
+    this.#read(() => this.#loadState());
+  }
+
+  /** Runs a read; node:sqlite's RangeError for an integer past 2^53 means a corrupt file. */
+  #read<T>(body: () => T): T {
+    try {
+      return body();
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      return this.#corrupt(error.message);
+    }
+  }
+
+  #loadState(): void {
+    const state = this.#db.prepare("SELECT * FROM state WHERE id = 1").get();
+    if (state === undefined) return this.#corrupt("the state row is missing");
+    const vote = this.#readInteger(state.vote, "vote");
+    this.#hardState = {
+      term: this.#readInteger(state.term, "term") as Term,
+      vote: vote === 0 ? null : vote as ReplicaId,
+      commit: this.#readInteger(state.commit_index, "commit index") as LogIndex,
+    };
+    this.#offset = this.#readInteger(state.offset_index, "offset index") as LogIndex;
+    this.#offsetTerm = this.#readInteger(state.offset_term, "offset term") as Term;
+    this.#snapshot = this.#loadSnapshot();
+    const last = this.#db.prepare("SELECT max(idx) AS last, count(*) AS n FROM entries").get();
+    const count = this.#readInteger(last?.n, "entry count");
+    const lastIndex = count === 0 ? this.#offset : this.#readInteger(last?.last, "last index");
+    if (lastIndex - this.#offset !== count) this.#corrupt("the stored entries have gaps");
+    this.#lastIndex = lastIndex as LogIndex;
+    if (this.#snapshot.metadata.index < this.#offset) {
+      this.#corrupt("the snapshot is older than the compacted prefix");
+    }
+    if (this.#hardState.commit > this.#lastIndex) this.#corrupt("commit is past the last entry");
+  }
+
+  #loadSnapshot(): Snapshot {
+    const row = this.#db.prepare("SELECT * FROM snapshot WHERE id = 1").get();
+    if (row === undefined) return initialSnapshot(EMPTY_CONF_STATE);
+    if (!(row.data instanceof Uint8Array)) return this.#corrupt("snapshot data is not a blob");
+    return {
+      metadata: {
+        index: this.#readInteger(row.idx, "snapshot index") as LogIndex,
+        term: this.#readInteger(row.term, "snapshot term") as Term,
+        confState: {
+          voters: this.#readIds(row.voters, "snapshot voters"),
+          learners: this.#readIds(row.learners, "snapshot learners"),
+        },
+      },
+      data: row.data,
+    };
+  }
+
+  #readEntry(row: Record<string, unknown>, expected: LogIndex): Entry {
+    const index = this.#readInteger(row.idx, "entry index");
+    if (index !== expected) this.#corrupt(`expected entry ${expected} but found ${index}`);
+    const type = this.#readInteger(row.type, `type of entry ${index}`);
+    if (type > 1) this.#corrupt(`entry ${index} has unknown type ${type}`);
+    if (!(row.data instanceof Uint8Array)) this.#corrupt(`entry ${index} data is not a blob`);
+    return {
+      index: index as LogIndex,
+      term: this.#readInteger(row.term, `term of entry ${index}`) as Term,
+      type: type === 0 ? "normal" : "confChange",
+      data: row.data as Uint8Array,
+    };
+  }
+
+  #readInteger(value: unknown, what: string): number {
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+      return this.#corrupt(`${what} is ${String(value)}, not a non-negative integer`);
+    }
+    return value;
+  }
+
+  #readIds(value: unknown, what: string): ReplicaId[] {
+    let parsed: unknown = null;
+    try {
+      parsed = typeof value === "string" ? JSON.parse(value) : null;
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+      return this.#corrupt(`${what} is not valid JSON: ${error.message}`);
+    }
+    if (!Array.isArray(parsed)) return this.#corrupt(`${what} is not a list`);
+    return parsed.map((id) => {
+      const checked = this.#readInteger(id, what);
+      if (checked === 0) this.#corrupt(`${what} holds replica id 0`);
+      return checked as ReplicaId;
+    });
+  }
+
+  #corrupt(reason: string): never {
+    throw new AspenError(
+      "storage_corrupt",
+      `Cannot read the Raft log "${this.#path}": ${reason}`,
+      { path: this.#path },
+    );
+  }
+}

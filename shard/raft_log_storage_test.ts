@@ -1,0 +1,213 @@
+/**
+ * SqliteLogStorage beyond the shared conformance suite (tests/raft_storage_conformance_test.ts):
+ * a corrupt file is reported as AspenError("storage_corrupt") for each kind of damage, a failed
+ * persist() rolls back the whole Ready, and a three-replica cluster on SQLite survives every
+ * replica closing and reopening its file, restarting from snapshot plus log with nothing lost.
+ */
+import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { AssertionError, RawNode, replicaId, SeededPrng } from "../raft/mod.ts";
+import type { Entry, LogIndex, Message, ReplicaId, Term } from "../raft/mod.ts";
+import { AspenError } from "./errors.ts";
+import { SqliteLogStorage } from "./raft_log_storage.ts";
+
+const VOTERS = { voters: [replicaId(1), replicaId(2), replicaId(3)], learners: [] };
+
+function withDir(body: (dir: string) => void): void {
+  const dir = Deno.makeTempDirSync({ prefix: "aspen-raft-log-" });
+  try {
+    body(dir);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+}
+
+function damage(path: string, sql: string): void {
+  const db = new DatabaseSync(path);
+  try {
+    db.exec(sql);
+  } finally {
+    db.close();
+  }
+}
+
+Deno.test("SqliteLogStorage.open() reports each kind of corruption as storage_corrupt", async (t) => {
+  const cases: Record<string, string> = {
+    "a negative term": "UPDATE state SET term = -1",
+    "a term past 2^53": "UPDATE state SET term = 9007199254740993",
+    "a gap in the entries": "DELETE FROM entries WHERE idx = 2",
+    "a commit past the log": "UPDATE state SET commit_index = 99",
+    "a missing state row": "DELETE FROM state",
+    "voters that are not JSON": "INSERT INTO snapshot VALUES (1, 0, 0, '[1,', '[]', x'')",
+    "a replica id of zero": "INSERT INTO snapshot VALUES (1, 0, 0, '[0]', '[]', x'')",
+  };
+  for (const [name, sql] of Object.entries(cases)) {
+    await t.step(name, () => {
+      withDir((dir) => {
+        const path = `${dir}/raft-log.db`;
+        SqliteLogStorage.open({ path, bootstrap: VOTERS }).close();
+        damage(path, sql);
+        const error = (() => {
+          try {
+            SqliteLogStorage.open({ path, bootstrap: null }).close();
+          } catch (caught) {
+            return caught;
+          }
+          return null;
+        })();
+        ok(error instanceof AspenError, `expected AspenError, got ${error}`);
+        equal(error.code, "storage_corrupt");
+      });
+    });
+  }
+});
+
+Deno.test("SqliteLogStorage.entries() reports a corrupt entry type on read", () => {
+  withDir((dir) => {
+    const path = `${dir}/raft-log.db`;
+    SqliteLogStorage.open({ path, bootstrap: VOTERS }).close();
+    damage(path, "UPDATE entries SET type = 7 WHERE idx = 2");
+    const storage = SqliteLogStorage.open({ path, bootstrap: null });
+    try {
+      throws(() => storage.entries(1 as LogIndex, 4 as LogIndex, 1e9), AspenError);
+    } finally {
+      storage.close();
+    }
+  });
+});
+
+Deno.test("SqliteLogStorage.persist() writes a Ready in one transaction or not at all", () => {
+  withDir((dir) => {
+    const path = `${dir}/raft-log.db`;
+    const storage = SqliteLogStorage.open({ path, bootstrap: VOTERS });
+    try {
+      const good: Entry = {
+        term: 2 as Term,
+        index: 4 as LogIndex,
+        type: "normal",
+        data: new Uint8Array([1]),
+      };
+      // The hard state is invalid (its term goes back), so the entry must not stay either.
+      throws(
+        () =>
+          storage.persist({
+            hardState: { term: 0 as Term, vote: null, commit: 0 as LogIndex },
+            entries: [good],
+            snapshot: null,
+          }, true),
+        AssertionError,
+      );
+      equal(storage.lastIndex(), 3);
+      storage.persist({
+        hardState: { term: 2 as Term, vote: replicaId(1), commit: 4 as LogIndex },
+        entries: [good],
+        snapshot: null,
+      }, false);
+      equal(storage.lastIndex(), 4);
+    } finally {
+      storage.close();
+    }
+    const reopened = SqliteLogStorage.open({ path, bootstrap: null });
+    try {
+      equal(reopened.lastIndex(), 4);
+      deepStrictEqual(reopened.initialState().hardState, { term: 2, vote: 1, commit: 4 });
+    } finally {
+      reopened.close();
+    }
+  });
+});
+
+interface Member {
+  id: ReplicaId;
+  storage: SqliteLogStorage;
+  node: RawNode;
+  applied: string[];
+}
+
+function startMember(dir: string, id: ReplicaId, bootstrap: boolean): Member {
+  const storage = SqliteLogStorage.open({
+    path: `${dir}/raft-log-${id}.db`,
+    bootstrap: bootstrap ? VOTERS : null,
+  });
+  const node = new RawNode({
+    id,
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    prng: new SeededPrng(id),
+    preVote: true,
+    checkQuorum: true,
+    leaseReads: false,
+  }, storage);
+  const snapshot = storage.snapshot();
+  const applied = snapshot.data.byteLength === 0
+    ? []
+    : JSON.parse(new TextDecoder().decode(snapshot.data)) as string[];
+  return { id, storage, node, applied };
+}
+
+function drain(members: Map<number, Member>): void {
+  for (let round = 0; round < 100; round++) {
+    const outbox: Message[] = [];
+    for (const member of members.values()) {
+      if (!member.node.hasReady()) continue;
+      const ready = member.node.ready();
+      member.storage.persist(ready, ready.mustSync);
+      if (ready.snapshot !== null) {
+        member.applied = JSON.parse(new TextDecoder().decode(ready.snapshot.data));
+      }
+      for (const entry of ready.committed) {
+        if (entry.type === "normal" && entry.data.byteLength > 0) {
+          member.applied.push(new TextDecoder().decode(entry.data));
+        }
+      }
+      outbox.push(...ready.messages);
+      member.node.advance(ready);
+      const status = member.node.status();
+      if (status.applied - member.storage.snapshot().metadata.index >= 5) {
+        const data = new TextEncoder().encode(JSON.stringify(member.applied));
+        member.storage.createSnapshot(
+          status.applied,
+          member.node.confStateAt(status.applied),
+          data,
+        );
+        member.storage.compact(status.applied);
+      }
+    }
+    if (outbox.length === 0) return;
+    for (const message of outbox) members.get(message.to)?.node.step(message);
+  }
+}
+
+Deno.test("RawNode on SqliteLogStorage restarts from snapshot plus log without losing writes", () => {
+  withDir((dir) => {
+    const members = new Map<number, Member>();
+    try {
+      for (const id of VOTERS.voters) members.set(id, startMember(dir, id, true));
+      members.get(1)!.node.campaign();
+      drain(members);
+      equal(members.get(1)!.node.status().role, "leader");
+      const written: string[] = [];
+      for (let i = 0; i < 23; i++) {
+        const text = `write-${i}`;
+        equal(members.get(1)!.node.propose(new TextEncoder().encode(text)).kind, "ok");
+        written.push(text);
+        drain(members);
+        if (i % 7 === 3) {
+          // Restart every replica from its file: snapshot plus the log after it.
+          for (const [id, member] of members) {
+            member.storage.close();
+            members.set(id, startMember(dir, member.id, false));
+          }
+          members.get(1)!.node.campaign();
+          drain(members);
+        }
+      }
+      for (const member of members.values()) {
+        deepStrictEqual(member.applied, written, `replica ${member.id} applied the same writes`);
+        ok(member.storage.firstIndex() > 1, "the log was compacted");
+      }
+    } finally {
+      for (const member of members.values()) member.storage.close();
+    }
+  });
+});

@@ -1,0 +1,201 @@
+/**
+ * Safety checkers for the simulator, fed after every persisted Ready and every step:
+ * - election safety: at most one leader per term (Raft §5.2);
+ * - log matching: two logs with an entry of the same index and term agree on every entry up to
+ *   it (Raft §5.3), checked through prefix hashes of persisted logs;
+ * - committed entries are never lost or changed, and never truncated from a log;
+ * - leader completeness: a leader's log holds every entry committed in an earlier term (§5.4);
+ * - state machine safety: every replica applies the same sequence (running hash per index).
+ * The first violation is recorded with the simulated time; checking stops there.
+ */
+import type { Entry, LogIndex, SnapshotMetadata, Term } from "../../raft/mod.ts";
+import { hashBytes, mix } from "./hash.ts";
+
+/** Prefix hashes of one replica's persisted log. */
+class LogTracker {
+  base = 0;
+  baseHash = 0;
+  hashes: number[] = [];
+  terms: number[] = [];
+  checkedCommit = 0;
+
+  get lastIndex(): number {
+    return this.base + this.hashes.length;
+  }
+
+  hashAt(index: number): number | null {
+    if (index === this.base) return this.baseHash;
+    if (index < this.base || index > this.lastIndex) return null;
+    return this.hashes[index - this.base - 1] ?? null;
+  }
+
+  termAt(index: number): number | null {
+    if (index <= this.base || index > this.lastIndex) return null;
+    return this.terms[index - this.base - 1] ?? null;
+  }
+}
+
+/** Entry fingerprint chained onto the previous prefix hash. */
+export function chainHash(previous: number, entry: Entry): number {
+  return mix(mix(mix(mix(previous, entry.index), entry.term), hashBytes(entry.data)), 7);
+}
+
+/** The global record of what the run has committed and applied, and its checks. */
+export class SafetyChecker {
+  violation: string | null = null;
+  now = 0;
+  #trackers = new Map<number, LogTracker>();
+  #leaders = new Map<number, number>();
+  /** committedHashes[i], committedTerms[i]: the committed entry at index i (index 0 unused). */
+  #committedHashes: number[] = [0];
+  #committedTerms: number[] = [0];
+  #seenEntries = new Map<number, number>();
+  #stateHashes: number[] = [0];
+
+  get committedIndex(): number {
+    return this.#committedHashes.length - 1;
+  }
+
+  fail(message: string): void {
+    if (this.violation === null) this.violation = `t=${this.now}: ${message}`;
+  }
+
+  tracker(id: number): LogTracker {
+    let tracker = this.#trackers.get(id);
+    if (tracker === undefined) {
+      tracker = new LogTracker();
+      this.#trackers.set(id, tracker);
+    }
+    return tracker;
+  }
+
+  /** A replica is leader in `term` (election safety). */
+  onLeader(id: number, term: number): void {
+    const existing = this.#leaders.get(term);
+    if (existing === undefined) {
+      this.#leaders.set(term, id);
+    } else if (existing !== id) {
+      this.fail(`two leaders in term ${term}: ${existing} and ${id}`);
+    }
+  }
+
+  /** A replica persisted `entries` (which may overwrite a suffix of its log). */
+  onAppend(id: number, entries: readonly Entry[]): void {
+    const first = entries[0];
+    if (first === undefined) return;
+    const tracker = this.tracker(id);
+    if (first.index <= tracker.base) {
+      this.fail(`replica ${id} appended ${first.index} at or below its snapshot ${tracker.base}`);
+      return;
+    }
+    if (first.index > tracker.lastIndex + 1) {
+      this.fail(`replica ${id} appended ${first.index} after a gap (last ${tracker.lastIndex})`);
+      return;
+    }
+    this.#checkTruncation(id, tracker, entries);
+    tracker.hashes.length = first.index - tracker.base - 1;
+    tracker.terms.length = first.index - tracker.base - 1;
+    let previous = tracker.hashAt(first.index - 1) ?? 0;
+    for (const entry of entries) {
+      const hash = chainHash(previous, entry);
+      tracker.hashes.push(hash);
+      tracker.terms.push(entry.term);
+      this.#checkLogMatching(id, entry, hash);
+      previous = hash;
+    }
+  }
+
+  /** A replica persisted a snapshot received from the leader: its log restarts there. */
+  onSnapshot(id: number, metadata: SnapshotMetadata): void {
+    const tracker = this.tracker(id);
+    const hash = this.#committedHashes[metadata.index];
+    if (hash === undefined) {
+      this.fail(`replica ${id} installed snapshot ${metadata.index}, which is not committed`);
+      return;
+    }
+    if (this.#committedTerms[metadata.index] !== metadata.term) {
+      this.fail(`snapshot ${metadata.index} has term ${metadata.term}, committed differs`);
+    }
+    tracker.base = metadata.index;
+    tracker.baseHash = hash;
+    tracker.hashes = [];
+    tracker.terms = [];
+    tracker.checkedCommit = Math.max(tracker.checkedCommit, metadata.index);
+  }
+
+  /** A replica persisted commit index `commit`: everything up to it is committed for good. */
+  onCommit(id: number, commit: LogIndex): void {
+    const tracker = this.tracker(id);
+    for (let index = tracker.checkedCommit + 1; index <= commit; index++) {
+      if (index <= tracker.base) continue;
+      const hash = tracker.hashAt(index);
+      const entryTerm = tracker.termAt(index);
+      if (hash === null || entryTerm === null) {
+        this.fail(`replica ${id} commits ${commit} past its persisted log ${tracker.lastIndex}`);
+        return;
+      }
+      const known = this.#committedHashes[index];
+      if (known === undefined) {
+        if (index !== this.#committedHashes.length) {
+          this.fail(`commit record has a gap before ${index}`);
+          return;
+        }
+        this.#committedHashes.push(hash);
+        this.#committedTerms.push(entryTerm);
+      } else if (known !== hash) {
+        this.fail(`replica ${id} committed a different entry at ${index} (term ${entryTerm})`);
+        return;
+      }
+    }
+    tracker.checkedCommit = Math.max(tracker.checkedCommit, commit);
+  }
+
+  /** A leader of `term` persisted a Ready: it must hold all entries of earlier terms. */
+  onLeaderPersisted(id: number, term: Term): void {
+    const tracker = this.tracker(id);
+    let low = 0;
+    let high = this.committedIndex;
+    while (low < high) {
+      const middle = Math.ceil((low + high) / 2);
+      if ((this.#committedTerms[middle] ?? 0) < term) low = middle;
+      else high = middle - 1;
+    }
+    if (low <= tracker.base) return;
+    if (tracker.hashAt(low) !== this.#committedHashes[low]) {
+      this.fail(`leader ${id} of term ${term} lacks committed entry ${low}`);
+    }
+  }
+
+  /** A replica's state machine reached `index` with running hash `hash`. */
+  onStateMachine(id: number, index: number, hash: number): void {
+    const known = this.#stateHashes[index];
+    if (known === undefined) {
+      if (index === this.#stateHashes.length) this.#stateHashes.push(hash);
+    } else if (known !== hash) {
+      this.fail(`replica ${id} applied a different sequence through ${index}`);
+    }
+  }
+
+  #checkTruncation(id: number, tracker: LogTracker, entries: readonly Entry[]): void {
+    const first = entries[0]!;
+    const end = Math.min(tracker.lastIndex, this.committedIndex);
+    for (let index = first.index; index <= end; index++) {
+      if (tracker.hashAt(index) !== this.#committedHashes[index]) continue;
+      const replacement = entries[index - first.index];
+      if (replacement === undefined || replacement.term !== this.#committedTerms[index]) {
+        this.fail(`replica ${id} truncated committed entry ${index}`);
+        return;
+      }
+    }
+  }
+
+  #checkLogMatching(id: number, entry: Entry, hash: number): void {
+    const key = entry.index * 1_048_576 + entry.term;
+    const known = this.#seenEntries.get(key);
+    if (known === undefined) {
+      this.#seenEntries.set(key, hash);
+    } else if (known !== hash) {
+      this.fail(`log matching broken at ${id}: index ${entry.index} term ${entry.term} differs`);
+    }
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Per-seed simulation settings, drawn from the run's PRNG (swarm testing): each seed turns a
+ * different mix of faults and features on, at different rates.
+ */
+import type { SeededPrng } from "../../raft/mod.ts";
+
+/** Everything a run varies. Rates are probabilities per step (or per message). */
+export interface SimOptions {
+  readonly voterCount: number;
+  readonly spareCount: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly tickUnits: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly leaseReads: boolean;
+  readonly latencyUnitsMax: number;
+  readonly diskLatencyUnitsMax: number;
+  readonly dropRate: number;
+  readonly duplicateRate: number;
+  readonly reorderRate: number;
+  readonly proposeRate: number;
+  readonly payloadBytesMax: number;
+  readonly readRate: number;
+  readonly crashRate: number;
+  readonly downUnitsMax: number;
+  readonly partitionRate: number;
+  readonly membershipRate: number;
+  readonly transferRate: number;
+  readonly snapshotEvery: number;
+  readonly compactionLag: number;
+  readonly snapshotPaddingBytes: number;
+  readonly appendEntriesMax: number;
+  readonly uncommittedBytesMax: number;
+}
+
+/** Draws the options of one run. */
+export function drawOptions(prng: SeededPrng): SimOptions {
+  const pick = <T>(items: readonly T[]): T => items[prng.nextInt(items.length)]!;
+  const checkQuorum = prng.nextInt(3) > 0;
+  const heartbeatTicks = pick([1, 1, 2, 3]);
+  return {
+    voterCount: pick([1, 3, 3, 3, 5, 5]),
+    spareCount: pick([0, 2, 3]),
+    electionTicks: heartbeatTicks * pick([3, 5, 10]),
+    heartbeatTicks,
+    tickUnits: 10,
+    preVote: prng.nextInt(3) > 0,
+    checkQuorum,
+    leaseReads: checkQuorum && prng.nextInt(2) === 0,
+    latencyUnitsMax: pick([1, 5, 10, 30]),
+    diskLatencyUnitsMax: pick([0, 0, 3, 10]),
+    dropRate: pick([0, 0.01, 0.05, 0.2]),
+    duplicateRate: pick([0, 0.01, 0.05]),
+    reorderRate: pick([0, 0.01, 0.1, 1]),
+    proposeRate: pick([0.05, 0.2, 0.5]),
+    payloadBytesMax: pick([0, 16, 256]),
+    readRate: pick([0, 0.02, 0.1]),
+    crashRate: pick([0, 0.0005, 0.002, 0.005]),
+    downUnitsMax: pick([50, 300, 1000]),
+    partitionRate: pick([0, 0.001, 0.005]),
+    membershipRate: pick([0, 0, 0.002, 0.01]),
+    transferRate: pick([0, 0.001, 0.005]),
+    snapshotEvery: pick([5, 20, 100, 1_000_000]),
+    compactionLag: pick([0, 3, 20]),
+    snapshotPaddingBytes: pick([0, 0, 0, 100, 700_000]),
+    appendEntriesMax: pick([1, 2, 4, 1024]),
+    uncommittedBytesMax: pick([512, 32 * 1024 * 1024]),
+  };
+}
