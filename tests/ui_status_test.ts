@@ -50,7 +50,10 @@ Deno.test("parseClusterStatus() reads an API.md example without the console's fi
 });
 
 Deno.test("parseClusterStatus() names the first bad field", async (t) => {
-  const cases: [string, (body: Record<string, any>) => void, RegExp][] = [
+  // Each case damages a parsed JSON body in place, so the body is loosely typed on purpose.
+  // deno-lint-ignore no-explicit-any
+  type Body = Record<string, any>;
+  const cases: [string, (body: Body) => void, RegExp][] = [
     ["not an object", (body) => (body.shardMap = []), /shardMap is not an object/],
     ["a missing list", (body) => delete body.nodes, /nodes is not a list/],
     ["a negative index", (body) => (body.shards[1].commitIndex = -1), /shards\[1\]\.commitIndex/],
