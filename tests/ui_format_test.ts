@@ -54,7 +54,7 @@ Deno.test("formatCompact() switches style at 10, 1000 and 1e6", async (t) => {
   ]);
 });
 
-Deno.test("formatPercent() shows tiny ratios as <0.1% and never rounds up to 100% falsely", async (t) => {
+Deno.test("formatPercent() shows tiny ratios as <0.1% and rounds only true 100%", async (t) => {
   await table(t, formatPercent, [
     [0, "0%"],
     [0.0004, "<0.1%"],

@@ -17,7 +17,8 @@ class Harness {
   readonly cluster = new FakeCluster({ nodeCount: 3, shardCount: 4, replicationFactor: 3 });
   readonly stored = new Map<string, string>();
   readonly timers = new Map<number, () => void>();
-  mode: "up" | "down" | "unauthorized" = "up";
+  /** "frozen" answers without advancing the fake cluster, like a node serving a cache. */
+  mode: "up" | "frozen" | "down" | "unauthorized" = "up";
   wallMs = 1_000_000;
   #nextTimer = 1;
   readonly store = new ConsoleStore({
@@ -31,9 +32,8 @@ class Harness {
     setTimer: (callback) => {
       const id = this.#nextTimer++;
       this.timers.set(id, callback);
-      return id;
+      return () => void this.timers.delete(id);
     },
-    clearTimer: (id) => void this.timers.delete(id),
   });
 
   /** Fires the one pending timer and waits until the poll it starts has scheduled the next. */
@@ -150,6 +150,20 @@ Deno.test("ConsoleStore signs out on a 401 and forgets the token and the data", 
   equal(harness.stored.size, 0);
   equal(harness.store.history.value.length, 0);
   equal(harness.timers.size, 0);
+});
+
+Deno.test("ConsoleStore replaces a snapshot served again instead of adding it", async () => {
+  const harness = new Harness();
+  await harness.store.signIn(TOKEN);
+  await harness.poll();
+  harness.mode = "frozen";
+  await harness.poll();
+  await harness.poll();
+  equal(harness.store.history.value.length, 2);
+  harness.mode = "up";
+  await harness.poll();
+  equal(harness.store.history.value.length, 3);
+  harness.store.dispose();
 });
 
 Deno.test("ConsoleStore keeps a bounded history", async () => {

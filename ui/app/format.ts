@@ -102,3 +102,8 @@ export function formatBytes(bytes: number): string {
   if (bytes < 1_048_576) return `${trimZero((bytes / 1_024).toFixed(1))} KiB`;
   return `${trimZero((bytes / 1_048_576).toFixed(1))} MiB`;
 }
+
+/** Formats the size of a value as the server counts it, in UTF-8 bytes. */
+export function formatValueSize(value: string): string {
+  return formatBytes(new TextEncoder().encode(value).length);
+}

@@ -23,7 +23,7 @@ export const EVENTS_MAX = 200;
 /** Events shown on the overview; the whole feed is on its own page. */
 export const EVENTS_OVERVIEW_MAX = 12;
 /** Keys per page in the key browser. */
-export const SCAN_PAGE_KEYS = 50;
+export const SCAN_PAGE_KEYS = 25;
 /** Pages of cursors kept for "Previous" in the key browser. */
 export const SCAN_PAGES_MAX = 1_000;
 /** Characters of a value shown in the key list before it is cut. */

@@ -110,7 +110,8 @@ function list(value: unknown, where: string, lengthMax: number): readonly unknow
   }
   if (value.length > lengthMax) {
     throw new StatusFormatError(
-      `Cannot read cluster status: ${where} has ${value.length} items but the limit is ${lengthMax}`,
+      `Cannot read cluster status: ${where} has ${value.length} items ` +
+        `but the limit is ${lengthMax}`,
     );
   }
   return value;

@@ -58,8 +58,8 @@ export interface StoreDeps {
   readonly transport: ApiTransport;
   readonly storage: Pick<Storage, "getItem" | "setItem" | "removeItem"> | null;
   readonly nowMs: () => number;
-  readonly setTimer: (callback: () => void, delayMs: number) => number;
-  readonly clearTimer: (id: number) => void;
+  /** Runs `callback` once after `delayMs`; returns a function that cancels it. */
+  readonly setTimer: (callback: () => void, delayMs: number) => () => void;
 }
 
 /** The console's state and actions; see the module doc. */
@@ -78,7 +78,7 @@ export class ConsoleStore {
   });
   readonly #deps: StoreDeps;
   #generation = 0;
-  #timer: number | null = null;
+  #cancelTimer: (() => void) | null = null;
   #nextEventId = 1;
   /** Failed polls in a row. */
   #failures = 0;
@@ -159,13 +159,13 @@ export class ConsoleStore {
 
   #stopPolling(): void {
     this.#generation++;
-    if (this.#timer !== null) this.#deps.clearTimer(this.#timer);
-    this.#timer = null;
+    this.#cancelTimer?.();
+    this.#cancelTimer = null;
   }
 
   #schedule(generation: number, delayMs: number): void {
-    this.#timer = this.#deps.setTimer(() => {
-      this.#timer = null;
+    this.#cancelTimer = this.#deps.setTimer(() => {
+      this.#cancelTimer = null;
       this.#poll(generation).catch((error) => this.#fail(error));
     }, delayMs);
   }
@@ -188,7 +188,10 @@ export class ConsoleStore {
     const history = this.history.value;
     const previous = history.length === 0 ? null : history[history.length - 1]!;
     const sample: Sample = { atMs: status.generatedAtMs ?? nowMs, status };
-    const next = [...history, sample];
+    // A status stamped with the same time as the last one is the same snapshot served again
+    // (a cache, a frozen node): it replaces the last sample, so no zero-length step dilutes rates.
+    const isRepeat = previous !== null && previous.atMs === sample.atMs;
+    const next = isRepeat ? [...history.slice(0, -1), sample] : [...history, sample];
     this.history.value = next.length > HISTORY_SAMPLES_MAX
       ? next.slice(next.length - HISTORY_SAMPLES_MAX)
       : next;

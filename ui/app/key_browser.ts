@@ -1,0 +1,114 @@
+/**
+ * The key browser's state and requests, as a hook: a prefix scan with cursor paging (each page
+ * remembers the cursor it was read with, so "Previous" re-reads it), the selected key's details,
+ * and put and delete. Views call the actions; every failure lands in the state as a message.
+ */
+import { useState } from "preact/hooks";
+import type {
+  DeleteKvResponse,
+  GetKvResponse,
+  PutKvResponse,
+  RangeResponse,
+} from "../../server/api_types.ts";
+import { ApiError, kvPath } from "./api.ts";
+import { useStore } from "./context.ts";
+import { SCAN_PAGE_KEYS, SCAN_PAGES_MAX } from "./limits.ts";
+
+/** A request's state in a view. */
+export type Loadable<T> =
+  | { readonly kind: "idle" }
+  | { readonly kind: "loading" }
+  | { readonly kind: "ok"; readonly value: T }
+  | { readonly kind: "error"; readonly message: string };
+
+/** The current page of a scan. */
+export interface ScanPage {
+  readonly prefix: string;
+  /** The cursor of each page read so far; the last one is the current page's. */
+  readonly cursors: readonly (string | null)[];
+  readonly result: Loadable<RangeResponse>;
+}
+
+/** A selected key: its details, or "missing" if it is gone. */
+export type KeyDetail = Loadable<GetKvResponse | "missing">;
+
+/** The key browser's state and actions. */
+export interface KeyBrowser {
+  readonly scan: ScanPage;
+  readonly selected: string | null;
+  readonly detail: KeyDetail;
+  runScan(prefix: string, cursors: readonly (string | null)[]): Promise<void>;
+  nextPage(): Promise<void>;
+  previousPage(): Promise<void>;
+  select(key: string | null): Promise<void>;
+  put(key: string, value: string): Promise<PutKvResponse>;
+  remove(key: string): Promise<DeleteKvResponse>;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The key browser's state, kept by the page that renders it. */
+export function useKeyBrowser(): KeyBrowser {
+  const store = useStore();
+  const [scan, setScan] = useState<ScanPage>({ prefix: "", cursors: [], result: { kind: "idle" } });
+  const [selected, setSelected] = useState<string | null>(null);
+  const [detail, setDetail] = useState<KeyDetail>({ kind: "idle" });
+
+  async function runScan(prefix: string, cursors: readonly (string | null)[]): Promise<void> {
+    const pages = cursors.length === 0 ? [null] : cursors.slice(-SCAN_PAGES_MAX);
+    setScan({ prefix, cursors: pages, result: { kind: "loading" } });
+    const query = new URLSearchParams({ prefix, limit: String(SCAN_PAGE_KEYS) });
+    const after = pages[pages.length - 1];
+    if (after !== null && after !== undefined) query.set("after", after);
+    try {
+      const body = await store.request({ method: "GET", path: `/v1/kv?${query}` });
+      setScan({ prefix, cursors: pages, result: { kind: "ok", value: body as RangeResponse } });
+    } catch (error) {
+      setScan({ prefix, cursors: pages, result: { kind: "error", message: messageOf(error) } });
+    }
+  }
+
+  async function select(key: string | null): Promise<void> {
+    setSelected(key);
+    if (key === null) return setDetail({ kind: "idle" });
+    setDetail({ kind: "loading" });
+    try {
+      const body = await store.request({ method: "GET", path: kvPath(key) });
+      setDetail({ kind: "ok", value: body as GetKvResponse });
+    } catch (error) {
+      const isMissing = error instanceof ApiError && error.code === "key_not_found";
+      setDetail(
+        isMissing ? { kind: "ok", value: "missing" } : {
+          kind: "error",
+          message: messageOf(error),
+        },
+      );
+    }
+  }
+
+  return {
+    scan,
+    selected,
+    detail,
+    runScan,
+    select,
+    async nextPage() {
+      if (scan.result.kind !== "ok" || scan.result.value.next === undefined) return;
+      await runScan(scan.prefix, [...scan.cursors, scan.result.value.next]);
+    },
+    async previousPage() {
+      if (scan.cursors.length <= 1) return;
+      await runScan(scan.prefix, scan.cursors.slice(0, -1));
+    },
+    async put(key: string, value: string) {
+      const body = await store.request({ method: "PUT", path: kvPath(key), body: { value } });
+      return body as PutKvResponse;
+    },
+    async remove(key: string) {
+      const body = await store.request({ method: "DELETE", path: kvPath(key) });
+      return body as DeleteKvResponse;
+    },
+  };
+}
