@@ -4,7 +4,8 @@
  * none; each kind of malformed body is refused with a message that names the field.
  */
 import { deepEqual, equal, throws } from "node:assert/strict";
-import { parseClusterStatus, StatusFormatError } from "../ui/app/status.ts";
+import { JsonFormatError } from "../ui/app/json_read.ts";
+import { parseClusterStatus } from "../ui/app/status.ts";
 import { FakeCluster } from "./fixtures/ui_cluster.ts";
 
 function fakeStatus() {
@@ -58,8 +59,12 @@ Deno.test("parseClusterStatus() names the first bad field", async (t) => {
     ["a missing list", (body) => delete body.nodes, /nodes is not a list/],
     ["a negative index", (body) => (body.shards[1].commitIndex = -1), /shards\[1\]\.commitIndex/],
     ["a fractional term", (body) => (body.shards[0].term = 1.5), /shards\[0\]\.term is 1\.5/],
-    ["an unknown role", (body) => (body.shards[2].replicas[1].role = "boss"), /Raft role/],
-    ["a bad status", (body) => (body.nodes[0].status = "sleepy"), /"up" or "down"/],
+    [
+      "an unknown role",
+      (body) => (body.shards[2].replicas[1].role = "boss"),
+      /"leader", "follower", "learner", "candidate"/,
+    ],
+    ["a bad status", (body) => (body.nodes[0].status = "sleepy"), /must be one of "up", "down"/],
     ["a string count", (body) => (body.shards[0].stats.conflicts = "3"), /stats\.conflicts/],
     ["too many shards", (body) => (body.shards = new Array(2_000).fill(body.shards[0])), /limit/],
     ["a NaN rate", (body) => (body.shards[0].stats.proposalsPerSecond = NaN), /non-negative/],
@@ -69,9 +74,9 @@ Deno.test("parseClusterStatus() names the first bad field", async (t) => {
       const body = JSON.parse(JSON.stringify(fakeStatus()));
       damage(body);
       throws(() => parseClusterStatus(body), (error: unknown) => {
-        return error instanceof StatusFormatError && expected.test(error.message);
+        return error instanceof JsonFormatError && expected.test(error.message);
       });
     });
   }
-  throws(() => parseClusterStatus(null), StatusFormatError);
+  throws(() => parseClusterStatus(null), JsonFormatError);
 });

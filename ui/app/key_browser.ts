@@ -11,6 +11,12 @@ import type {
   RangeResponse,
 } from "../../server/api_types.ts";
 import { ApiError, kvPath } from "./api.ts";
+import {
+  parseDeleteKvResponse,
+  parseGetKvResponse,
+  parsePutKvResponse,
+  parseRangeResponse,
+} from "./kv_parse.ts";
 import { useStore } from "./context.ts";
 import { SCAN_PAGE_KEYS, SCAN_PAGES_MAX } from "./limits.ts";
 
@@ -64,7 +70,7 @@ export function useKeyBrowser(): KeyBrowser {
     if (after !== null && after !== undefined) query.set("after", after);
     try {
       const body = await store.request({ method: "GET", path: `/v1/kv?${query}` });
-      setScan({ prefix, cursors: pages, result: { kind: "ok", value: body as RangeResponse } });
+      setScan({ prefix, cursors: pages, result: { kind: "ok", value: parseRangeResponse(body) } });
     } catch (error) {
       setScan({ prefix, cursors: pages, result: { kind: "error", message: messageOf(error) } });
     }
@@ -76,7 +82,7 @@ export function useKeyBrowser(): KeyBrowser {
     setDetail({ kind: "loading" });
     try {
       const body = await store.request({ method: "GET", path: kvPath(key) });
-      setDetail({ kind: "ok", value: body as GetKvResponse });
+      setDetail({ kind: "ok", value: parseGetKvResponse(body) });
     } catch (error) {
       const isMissing = error instanceof ApiError && error.code === "key_not_found";
       setDetail(
@@ -104,11 +110,11 @@ export function useKeyBrowser(): KeyBrowser {
     },
     async put(key: string, value: string) {
       const body = await store.request({ method: "PUT", path: kvPath(key), body: { value } });
-      return body as PutKvResponse;
+      return parsePutKvResponse(body);
     },
     async remove(key: string) {
       const body = await store.request({ method: "DELETE", path: kvPath(key) });
-      return body as DeleteKvResponse;
+      return parseDeleteKvResponse(body);
     },
   };
 }

@@ -7,9 +7,10 @@
  * moves its leadership to another replica.
  */
 import { useState } from "preact/hooks";
-import type { ShardStatus, TransferLeaderResponse } from "../../server/api_types.ts";
+import type { ShardStatus } from "../../server/api_types.ts";
 import { useStore } from "./context.ts";
 import { formatCompact, formatInteger, formatLatencyMs, formatPercent } from "./format.ts";
+import { parseTransferLeaderResponse } from "./kv_parse.ts";
 import { LAG_BAR_FULL_ENTRIES_MIN, RATE_WINDOW_SAMPLES } from "./limits.ts";
 import { ConfirmDialog } from "./modal.tsx";
 import { shardRates } from "./rates.ts";
@@ -175,11 +176,13 @@ function TransferDialog(props: { shard: ShardStatus; onDone: (message: string | 
     setBusy(true);
     setError(null);
     try {
-      const body = await store.request({
-        method: "POST",
-        path: `/v1/shards/${shard.id}/transfer-leader`,
-        body: { to: target },
-      }) as TransferLeaderResponse;
+      const body = parseTransferLeaderResponse(
+        await store.request({
+          method: "POST",
+          path: `/v1/shards/${shard.id}/transfer-leader`,
+          body: { to: target },
+        }),
+      );
       props.onDone(`Shard ${body.shard}: leadership moved to node ${body.leader}`);
     } catch (failure) {
       setError(failure instanceof Error ? failure.message : String(failure));
