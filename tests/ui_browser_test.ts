@@ -75,7 +75,7 @@ function expectedShardCards(status: ClusterStatus) {
     commitIndex: formatInteger(shard.commitIndex),
     appliedIndex: formatInteger(shard.appliedIndex),
     lastIndex: formatInteger(shard.lastIndex),
-    replicas: shard.replicas.map((replica) =>
+    replicas: [...shard.replicas].sort((a, b) => a.node - b.node).map((replica) =>
       `${replica.node}:${formatInteger(replica.matchIndex)}:${replica.lag}`
     ),
   }));

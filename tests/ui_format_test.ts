@@ -68,6 +68,7 @@ Deno.test("formatPercent() shows tiny ratios as <0.1% and rounds only true 100%"
 
 Deno.test("formatLatencyMs() picks precision by size", async (t) => {
   await table(t, formatLatencyMs, [
+    [0, "0 ms"],
     [0.423, "0.42 ms"],
     [4.25, "4.3 ms"],
     [42.4, "42 ms"],

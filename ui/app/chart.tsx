@@ -5,8 +5,9 @@
  * A live line chart of one metric per shard over the last {@linkcode CHART_WINDOW_MS}, drawn as
  * SVG in a fixed coordinate box. Each poll changes only the lines' path data and the labels, so
  * the chart never flickers or moves the page. With more shards than
- * {@linkcode CHART_SERIES_MAX}, the busiest shards over the window are drawn, in id order. A
- * gap in the data (the node did not answer) is a gap in the lines.
+ * {@linkcode CHART_SERIES_MAX}, the busiest shards over the window are drawn, in id order, each
+ * in its own colour (the stylesheet has one per drawn line). A gap in the data (the node did not
+ * answer) is a gap in the lines.
  */
 import { linePath, niceScale, project } from "./chart_math.ts";
 import { useStore } from "./context.ts";
@@ -74,11 +75,13 @@ export function MetricChart(props: { metric: ChartMetric; id: string }) {
     project(atMs, [endMs - CHART_WINDOW_MS, endMs], [PLOT.left, WIDTH - PLOT.right]);
   const y = (value: number) => project(value, [0, scale.top], [HEIGHT - PLOT.bottom, PLOT.top]);
   const summary = series.map((line) => `shard ${line.shard} ${info.format(line.latest)}`);
+  const shardCount = history.length === 0 ? 0 : history[history.length - 1]!.status.shards.length;
+  const subset = series.length < shardCount ? ` · busiest ${series.length} of ${shardCount}` : "";
   return (
     <figure class="panel chart" aria-labelledby={`${props.id}-title`} data-metric={props.metric}>
       <figcaption class="panel-head">
         <h2 id={`${props.id}-title`}>{info.title}</h2>
-        <span class="panel-note">{info.unit}, last 5 minutes</span>
+        <span class="panel-note">{info.unit}, last 5 minutes{subset}</span>
       </figcaption>
       <svg
         viewBox={`0 0 ${WIDTH} ${HEIGHT}`}
@@ -105,10 +108,10 @@ export function MetricChart(props: { metric: ChartMetric; id: string }) {
             {minutes === 0 ? "now" : `−${minutes} m`}
           </text>
         ))}
-        {series.map((line) => (
+        {series.map((line, i) => (
           <path
             key={line.shard}
-            class={`chart-line series-${line.shard % CHART_SERIES_MAX}`}
+            class={`chart-line series-${i}`}
             d={linePath(
               withGaps(line.points).map((p) => ({
                 x: x(p.atMs),
@@ -126,9 +129,9 @@ export function MetricChart(props: { metric: ChartMetric; id: string }) {
 function Legend(props: { series: readonly Series[]; format: (value: number | null) => string }) {
   return (
     <ul class="legend" aria-label="Latest value per shard">
-      {props.series.map((line) => (
+      {props.series.map((line, i) => (
         <li key={line.shard} data-shard={line.shard}>
-          <span class={`swatch series-${line.shard % CHART_SERIES_MAX}`} aria-hidden="true" />
+          <span class={`swatch series-${i}`} aria-hidden="true" />
           Shard {line.shard}
           <span class="legend-value num">{props.format(line.latest)}</span>
         </li>

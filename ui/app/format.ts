@@ -57,6 +57,7 @@ export function formatPercent(ratio: number | null): string {
 /** Formats a latency: "0.42 ms", "4.2 ms", "42 ms", "1.2 s". */
 export function formatLatencyMs(ms: number | null): string {
   if (ms === null) return UNKNOWN;
+  if (ms === 0) return "0 ms";
   if (ms < 1) return `${ms.toFixed(2)} ms`;
   if (ms < 10) return `${trimZero(ms.toFixed(1))} ms`;
   if (ms < 1_000) return `${Math.round(ms)} ms`;

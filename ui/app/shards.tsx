@@ -136,7 +136,7 @@ function ReplicaTable(props: { shard: ShardStatus; lagFull: number }) {
         </tr>
       </thead>
       <tbody>
-        {shard.replicas.map((replica) => (
+        {[...shard.replicas].sort((a, b) => a.node - b.node).map((replica) => (
           <tr key={replica.node} data-node={replica.node}>
             <th scope="row">Node {replica.node}</th>
             <td data-field="role">
