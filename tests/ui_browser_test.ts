@@ -27,6 +27,7 @@ const SEEDED_KEYS = 60;
 
 /** Browser console errors that a step provokes on purpose, by step. */
 const EXPECTED_401 = /status of 401/;
+const EXPECTED_503 = /status of 503/;
 const EXPECTED_OUTAGE = /net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE)/;
 
 function checkErrors(watched: WatchedPage, allowed: RegExp | null): void {
@@ -150,6 +151,40 @@ Deno.test("the console in a real browser against a stand-in node", async (t) => 
       await signIn(page, TOKEN);
       await page.locator(".stats").waitFor();
       equal(await page.evaluate(() => sessionStorage.getItem("aspen.console.token")), TOKEN);
+    });
+
+    await t.step("a failing status before any data gives an error state", async () => {
+      standin.isStatusFailing = true;
+      await page.reload();
+      const state = page.getByRole("alert").filter({ hasText: "Cannot load the cluster status" });
+      await state.getByText("no leader reachable").waitFor();
+      equal(await page.locator("[data-connection]").getAttribute("data-connection"), "error");
+      await screenshot(page, "overview-error-light");
+      standin.isStatusFailing = false;
+      await page.locator(".stats").waitFor();
+      checkErrors(light, EXPECTED_503);
+    });
+
+    await t.step("the console is usable from the keyboard", async () => {
+      await page.locator("body").focus();
+      const focusedText = () => page.evaluate(() => document.activeElement?.textContent ?? "");
+      for (let i = 0; i < 12 && await focusedText() !== "Shards"; i++) {
+        await page.keyboard.press("Tab");
+      }
+      equal(await focusedText(), "Shards", "Tab reaches the Shards link");
+      await page.keyboard.press("Enter");
+      await page.locator(".shard-card").first().waitFor();
+      equal(new URL(page.url()).hash, "#/shards");
+      const transfer = page.getByRole("button", { name: "Transfer leadership of shard 1" });
+      await transfer.focus();
+      await page.keyboard.press("Enter");
+      const dialog = page.getByRole("dialog", { name: "Transfer leadership of shard 1" });
+      await dialog.waitFor();
+      await page.keyboard.press("Escape");
+      await dialog.waitFor({ state: "detached" });
+      deepEqual(standin.log.transfers, [], "Escape cancels without a request");
+      await page.getByRole("link", { name: "Overview" }).click();
+      checkErrors(light, null);
     });
 
     await t.step("the overview shows the served leaders, terms and roles", async () => {

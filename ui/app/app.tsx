@@ -121,7 +121,10 @@ function DataPage(props: { route: Exclude<Route, "keys"> }) {
       return (
         <StateMessage kind="error" title="Cannot load the cluster status">
           <p>{connection.error}</p>
-          <p class="muted">Retrying every second ({connection.failures} failed so far).</p>
+          <p class="muted">
+            Retrying every second; {connection.failures}{" "}
+            {connection.failures === 1 ? "attempt has" : "attempts have"} failed so far.
+          </p>
         </StateMessage>
       );
     }
