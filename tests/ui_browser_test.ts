@@ -99,9 +99,14 @@ function readShardCards() {
   }));
 }
 
+/** Status polls a screen may take to show a frozen status before the test fails. */
+const POLLS_TO_CONVERGE_MAX = 8;
+
 /**
- * Freezes the stand-in's status and waits until `read` on the page gives `expected(status)`;
- * on timeout, fails with the difference.
+ * Freezes the stand-in's status and waits, one status poll at a time, until `read` on the page
+ * gives `expected(status)`; otherwise fails with the difference. (The page runs under the
+ * console's content security policy, which forbids string evaluation, so `read` is passed to
+ * the page as a function.)
  */
 async function expectScreen<T>(
   page: Page,
@@ -114,11 +119,11 @@ async function expectScreen<T>(
     // From here on the stand-in serves this status to every poll, so the screen converges on it.
     const status = standin.lastStatus!;
     const want = expected(status);
-    const source = `(${read.toString()})()`;
-    const check = `JSON.stringify(${source}) === ${JSON.stringify(JSON.stringify(want))}`;
-    await page.waitForFunction(check).catch(async (error) => {
-      deepEqual(await page.evaluate(source), want, String(error));
-    });
+    for (let poll = 0; poll < POLLS_TO_CONVERGE_MAX; poll++) {
+      if (JSON.stringify(await page.evaluate(read)) === JSON.stringify(want)) return status;
+      await page.waitForResponse((response) => response.url().endsWith("/v1/cluster/status"));
+    }
+    deepEqual(await page.evaluate(read), want);
     return status;
   } finally {
     standin.freeze(false);

@@ -8,7 +8,13 @@
  */
 import { equal, match, notEqual, ok } from "node:assert/strict";
 import { buildConsole, BUNDLE_MODULE_PATH, minifyCss } from "../ui/build.ts";
-import { CONSOLE_ASSET_VERSION, CONSOLE_PATHS, consoleAsset } from "../ui/mod.ts";
+import {
+  APP_JS,
+  CONSOLE_ASSET_VERSION,
+  CONSOLE_CONTENT_SECURITY_POLICY,
+  CONSOLE_PATHS,
+  consoleAsset,
+} from "../ui/mod.ts";
 import { PROJECT_ROOT } from "./_source_files.ts";
 
 Deno.test("consoleAsset() serves the page, the script and the stylesheet", () => {
@@ -18,9 +24,12 @@ Deno.test("consoleAsset() serves the page, the script and the stylesheet", () =>
   ok(page.body.includes(`<script type="module" src="/app.js?v=${CONSOLE_ASSET_VERSION}">`));
   ok(page.body.includes(`href="/app.css?v=${CONSOLE_ASSET_VERSION}"`));
   equal(consoleAsset("/index.html")?.body, page.body);
+  equal(page.headers["content-security-policy"], CONSOLE_CONTENT_SECURITY_POLICY);
+  equal(page.headers["content-type"], page.contentType);
   const script = consoleAsset("/app.js");
   equal(script?.contentType, "text/javascript; charset=utf-8");
   ok((script?.body.length ?? 0) > 10_000);
+  equal(script?.body, APP_JS);
   const style = consoleAsset("/app.css");
   equal(style?.contentType, "text/css; charset=utf-8");
   ok(style?.body.includes("prefers-color-scheme: dark"));
