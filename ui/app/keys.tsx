@@ -84,6 +84,7 @@ function ScanResult(props: { browser: KeyBrowser; onOpen: (key: string) => void 
   const { scan, selected } = props.browser;
   const result = scan.result;
   if (result.kind === "idle" || result.kind === "loading") {
+    // Only the first scan shows this; later ones keep the page on screen while they load.
     return <StateMessage kind="loading" title="Scanning keys…" />;
   }
   if (result.kind === "error") {
@@ -142,11 +143,13 @@ function Pager(props: { browser: KeyBrowser; summary: string }) {
   const hasNext = scan.result.kind === "ok" && scan.result.value.more;
   return (
     <nav class="pager" aria-label="Key pages">
-      <span class="muted" role="status">{props.summary}</span>
+      <span class="muted" role="status">
+        {scan.isLoading ? "Loading…" : props.summary}
+      </span>
       <button
         type="button"
         class="button button-small"
-        disabled={scan.cursors.length <= 1}
+        disabled={scan.isLoading || scan.cursors.length <= 1}
         onClick={() => void props.browser.previousPage()}
       >
         Previous
@@ -154,7 +157,7 @@ function Pager(props: { browser: KeyBrowser; summary: string }) {
       <button
         type="button"
         class="button button-small"
-        disabled={!hasNext}
+        disabled={scan.isLoading || !hasNext}
         onClick={() => void props.browser.nextPage()}
       >
         Next
