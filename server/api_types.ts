@@ -1,0 +1,345 @@
+/**
+ * @module
+ * The client HTTP API contract as TypeScript types: every request body and response body of
+ * API.md (v1), for the server that produces them and for the web console and the CLI that read
+ * them. Types only: this file holds no runtime code, so that ui/ may `import type` from it
+ * without pulling server code into the browser bundle (STYLE §2).
+ *
+ * Field names are camelCase, as on the wire. Numbers that are terms, indexes, revisions, counts
+ * and node or shard ids are non-negative safe integers. A field marked "added by the console"
+ * extends API.md: servers must fill it in (with `null` where the doc allows it), and clients
+ * must accept its absence from older servers.
+ *
+ * @example
+ * ```ts
+ * import type { ClusterStatus } from "./api_types.ts";
+ * function leaders(status: ClusterStatus): (number | null)[] {
+ *   return status.shards.map((shard) => shard.leader);
+ * }
+ * ```
+ */
+import type { ErrorCode } from "../shard/mod.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/** A code in an error body: one of Aspen's stable codes (shard/errors.ts). */
+export type ApiErrorCode = ErrorCode;
+
+/**
+ * The body of every 4xx and 5xx response. Details ride beside `code` and `message`: a
+ * `conflict` carries `key`, `expected` and `actual`; `shard_unavailable` carries `shard`;
+ * a 500 carries `requestId`.
+ */
+export interface ApiErrorBody {
+  readonly error: {
+    readonly code: ApiErrorCode;
+    readonly message: string;
+    readonly [detail: string]: string | number | boolean | null;
+  };
+}
+
+/** The details of a 409 `conflict` from `POST /v1/txn/optimistic`. */
+export interface ConflictErrorBody {
+  readonly error: {
+    readonly code: "conflict";
+    readonly message: string;
+    readonly key: string;
+    /** The version the transaction read (0: expected absent). */
+    readonly expected: number;
+    /** The version the key has now (0: absent). */
+    readonly actual: number;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+/** A stored key. `version` counts changes from 1; `lease` is 0 when the key has none. */
+export interface Kv {
+  readonly key: string;
+  readonly value: string;
+  readonly version: number;
+  /** The Raft log index (per shard) of the entry that created the key. */
+  readonly createRevision: number;
+  /** The Raft log index (per shard) of the entry that last changed the key. */
+  readonly modRevision: number;
+  readonly lease: number;
+}
+
+/** Fields that every successful single-shard response carries. */
+export interface ShardRevision {
+  /** The shard the request touched. */
+  readonly shard: number;
+  /** That shard's applied index after the request. */
+  readonly revision: number;
+}
+
+/** `GET /v1/kv/{key}` 200. A missing key is a 404 `key_not_found`. */
+export interface GetKvResponse extends ShardRevision {
+  readonly kv: Kv;
+}
+
+/** `PUT /v1/kv/{key}` body. */
+export interface PutKvRequest {
+  readonly value: string;
+  /** A lease id from `POST /v1/leases`; 0 or absent for none. */
+  readonly lease?: number;
+  /** Return the previous key in `prevKv`. */
+  readonly prevKv?: boolean;
+}
+
+/** `PUT /v1/kv/{key}` 200. */
+export interface PutKvResponse extends ShardRevision {
+  /** The key's version after the put. */
+  readonly version: number;
+  readonly prevKv?: Kv;
+}
+
+/** `DELETE /v1/kv/{key}` 200 (`?prevKv=true` adds `prevKv`). */
+export interface DeleteKvResponse extends ShardRevision {
+  readonly deleted: 0 | 1;
+  readonly prevKv?: Kv;
+}
+
+/**
+ * `GET /v1/kv` query: a prefix or a `[start, end)` range, in key order across all shards.
+ * Query strings carry strings; the numbers and flags below are their parsed meaning.
+ */
+export interface RangeQuery {
+  readonly prefix?: string;
+  readonly start?: string;
+  readonly end?: string;
+  readonly limit?: number;
+  /** The `next` cursor of the previous page. */
+  readonly after?: string;
+  readonly keysOnly?: boolean;
+  readonly countOnly?: boolean;
+  readonly reverse?: boolean;
+}
+
+/** `GET /v1/kv?...` 200. With `keysOnly`, each kv's `value` is "". */
+export interface RangeResponse {
+  readonly kvs: readonly Kv[];
+  /** The number of keys in the whole range, not only on this page. */
+  readonly count: number;
+  readonly more: boolean;
+  /** Present when `more`: pass it as `after` to read the next page. */
+  readonly next?: string;
+}
+
+/** `DELETE /v1/kv?prefix=` or `?start=&end=` 200. */
+export interface DeleteRangeResponse {
+  readonly deleted: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transactions
+
+/** What a compare looks at. */
+export type CompareTarget = "value" | "version" | "createRevision" | "modRevision" | "lease";
+
+/** One condition of a conditional batch. */
+export interface Compare {
+  readonly key: string;
+  readonly target: CompareTarget;
+  readonly op: "=" | "!=" | "<" | ">";
+  /** A string for `value`, a number for the other targets. */
+  readonly value: string | number;
+}
+
+/** One operation of a conditional batch. */
+export type TxnOp =
+  | { readonly put: { readonly key: string; readonly value: string; readonly lease?: number } }
+  | { readonly delete: { readonly key: string } }
+  | { readonly get: { readonly key: string } };
+
+/** `POST /v1/txn` body: at most 128 operations in all. */
+export interface TxnRequest {
+  readonly compare: readonly Compare[];
+  readonly success: readonly TxnOp[];
+  readonly failure: readonly TxnOp[];
+}
+
+/** The result of one operation, in the order of the branch that ran. */
+export type TxnOpResult =
+  | { readonly put: { readonly revision: number; readonly version: number } }
+  | { readonly delete: { readonly deleted: 0 | 1 } }
+  | { readonly get: { readonly kv: Kv | null } };
+
+/** `POST /v1/txn` 200. */
+export interface TxnResponse extends ShardRevision {
+  readonly succeeded: boolean;
+  readonly results: readonly TxnOpResult[];
+}
+
+/** A key read by an optimistic transaction, at the version seen (0: expected absent). */
+export interface OptimisticRead {
+  readonly key: string;
+  readonly version: number;
+}
+
+/** A write of an optimistic transaction. */
+export type OptimisticWrite =
+  | { readonly op: "set"; readonly key: string; readonly value: string }
+  | { readonly op: "delete"; readonly key: string };
+
+/** `POST /v1/txn/optimistic` body. */
+export interface OptimisticTxnRequest {
+  readonly reads: readonly OptimisticRead[];
+  readonly writes: readonly OptimisticWrite[];
+}
+
+/** `POST /v1/txn/optimistic` 200. A conflict is a 409 {@linkcode ConflictErrorBody}. */
+export interface OptimisticTxnResponse extends ShardRevision {
+  readonly committed: true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases
+
+/** `POST /v1/leases` body. */
+export interface LeaseGrantRequest {
+  readonly ttl: number;
+}
+
+/** `POST /v1/leases` and `POST /v1/leases/{id}/keepalive` 200; `ttl` in seconds. */
+export interface LeaseResponse {
+  readonly id: number;
+  readonly ttl: number;
+}
+
+/** `GET /v1/leases/{id}` 200. */
+export interface LeaseInfoResponse extends LeaseResponse {
+  /** Seconds left before the lease expires. */
+  readonly remaining: number;
+  readonly keys: readonly string[];
+}
+
+/** `DELETE /v1/leases/{id}` 200. */
+export interface LeaseRevokeResponse {
+  readonly revoked: true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watch (Server-Sent Events: each event's data is one of these)
+
+/** A change to a watched key. */
+export interface WatchChangeEvent extends ShardRevision {
+  readonly type: "put" | "delete";
+  readonly kv: Kv;
+  readonly prevKv?: Kv;
+}
+
+/** The watch asked for history older than the shard retains. */
+export interface WatchErrorEvent {
+  readonly type: "error";
+  readonly code: "compacted";
+  readonly oldestRevision: number;
+}
+
+/** The data of one watch event. */
+export type WatchEvent = WatchChangeEvent | WatchErrorEvent;
+
+// ---------------------------------------------------------------------------------------------
+// Cluster and operations
+
+/** `GET /v1/health` 200 (no auth). */
+export interface HealthResponse {
+  readonly status: "ok";
+  readonly node: number;
+}
+
+/** Whether a node or replica answers. */
+export type UpDown = "up" | "down";
+
+/** A replica's Raft role. */
+export type ReplicaRole = "leader" | "follower" | "learner" | "candidate";
+
+/** One node of the cluster, as seen by the node that answers. */
+export interface NodeStatus {
+  readonly id: number;
+  readonly peerAddress: string;
+  readonly httpAddress: string;
+  readonly status: UpDown;
+  readonly version: string;
+  /**
+   * Added by the console: milliseconds since the node started, as last reported by it; null
+   * when unknown (for a node that is down, or that has not reported yet).
+   */
+  readonly uptimeMs: number | null;
+}
+
+/** The shard map: how many shards the keyspace has, and its version. */
+export interface ShardMap {
+  readonly epoch: number;
+  readonly numShards: number;
+}
+
+/** One member of a shard's Raft group. */
+export interface ReplicaStatus {
+  readonly node: number;
+  readonly role: ReplicaRole;
+  /** The highest log index known to be replicated on this replica (Raft §5.3). */
+  readonly matchIndex: number;
+  /** Entries behind the leader's last index: `lastIndex - matchIndex`, 0 for the leader. */
+  readonly lag: number;
+  readonly status: UpDown;
+}
+
+/** Throughput and contention of one shard. */
+export interface ShardStats {
+  /** Proposals per second on the shard's leader, averaged by the server. */
+  readonly proposalsPerSecond: number;
+  /** Optimistic transactions that reached this shard since its leader started: a counter. */
+  readonly optimisticTxns: number;
+  /** Of those, how many failed with a conflict: a counter (`conflicts <= optimisticTxns`). */
+  readonly conflicts: number;
+  /**
+   * Added by the console: the 99th percentile of the time from a proposal to its entry being
+   * applied on the leader, in milliseconds, over the last minute; null when nothing was
+   * applied in that minute.
+   */
+  readonly applyLatencyP99Ms: number | null;
+}
+
+/** One shard: its Raft group as seen by the node that answers. */
+export interface ShardStatus {
+  readonly id: number;
+  /** The leader's node id; null while the shard has no known leader. */
+  readonly leader: number | null;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly lastIndex: number;
+  readonly replicas: readonly ReplicaStatus[];
+  readonly stats: ShardStats;
+}
+
+/** `GET /v1/cluster/status` 200. */
+export interface ClusterStatus {
+  readonly clusterId: string;
+  /** The id of the node that answered. */
+  readonly node: number;
+  /**
+   * Added by the console: the answering node's wall clock when it built this status, in
+   * milliseconds since the Unix epoch. Clients compute rates from counters between two
+   * statuses with it; null if the node cannot tell.
+   */
+  readonly generatedAtMs: number | null;
+  readonly nodes: readonly NodeStatus[];
+  readonly shardMap: ShardMap;
+  readonly shards: readonly ShardStatus[];
+}
+
+/** `POST /v1/shards/{id}/transfer-leader` body. */
+export interface TransferLeaderRequest {
+  /** The node whose replica should become the leader. */
+  readonly to: number;
+}
+
+/** `POST /v1/shards/{id}/transfer-leader` 200. */
+export interface TransferLeaderResponse {
+  readonly shard: number;
+  readonly leader: number;
+}

@@ -1,0 +1,82 @@
+/**
+ * parseClusterStatus(): a status that follows the contract comes back equal (with the
+ * console's added fields kept); older servers' omissions become null and a leader of 0 means
+ * none; each kind of malformed body is refused with a message that names the field.
+ */
+import { deepEqual, equal, throws } from "node:assert/strict";
+import { JsonFormatError } from "../ui/app/json_read.ts";
+import { parseClusterStatus } from "../ui/app/status.ts";
+import { FakeCluster } from "./fixtures/ui_cluster.ts";
+
+function fakeStatus() {
+  const cluster = new FakeCluster({ nodeCount: 3, shardCount: 4, replicationFactor: 3 });
+  cluster.tick();
+  return cluster.status();
+}
+
+Deno.test("parseClusterStatus() returns a well-formed status unchanged", () => {
+  const status = fakeStatus();
+  deepEqual(parseClusterStatus(JSON.parse(JSON.stringify(status))), status);
+});
+
+Deno.test("parseClusterStatus() reads an API.md example without the console's fields", () => {
+  const example = {
+    clusterId: "c",
+    node: 1,
+    nodes: [{
+      id: 1,
+      peerAddress: "127.0.0.1:7001",
+      httpAddress: "127.0.0.1:8001",
+      status: "up",
+      version: "0.1.0",
+    }],
+    shardMap: { epoch: 1, numShards: 1 },
+    shards: [{
+      id: 0,
+      leader: 0,
+      term: 3,
+      commitIndex: 120,
+      appliedIndex: 120,
+      lastIndex: 121,
+      replicas: [{ node: 1, role: "candidate", matchIndex: 121, lag: 0, status: "up" }],
+      stats: { proposalsPerSecond: 0, optimisticTxns: 0, conflicts: 0 },
+    }],
+  };
+  const status = parseClusterStatus(example);
+  equal(status.generatedAtMs, null);
+  equal(status.nodes[0]!.uptimeMs, null);
+  equal(status.shards[0]!.leader, null);
+  equal(status.shards[0]!.stats.applyLatencyP99Ms, null);
+  equal(status.shards[0]!.replicas[0]!.role, "candidate");
+});
+
+Deno.test("parseClusterStatus() names the first bad field", async (t) => {
+  // Each case damages a parsed JSON body in place, so the body is loosely typed on purpose.
+  // deno-lint-ignore no-explicit-any
+  type Body = Record<string, any>;
+  const cases: [string, (body: Body) => void, RegExp][] = [
+    ["not an object", (body) => (body.shardMap = []), /shardMap is not an object/],
+    ["a missing list", (body) => delete body.nodes, /nodes is not a list/],
+    ["a negative index", (body) => (body.shards[1].commitIndex = -1), /shards\[1\]\.commitIndex/],
+    ["a fractional term", (body) => (body.shards[0].term = 1.5), /shards\[0\]\.term is 1\.5/],
+    [
+      "an unknown role",
+      (body) => (body.shards[2].replicas[1].role = "boss"),
+      /"leader", "follower", "learner", "candidate"/,
+    ],
+    ["a bad status", (body) => (body.nodes[0].status = "sleepy"), /must be one of "up", "down"/],
+    ["a string count", (body) => (body.shards[0].stats.conflicts = "3"), /stats\.conflicts/],
+    ["too many shards", (body) => (body.shards = new Array(2_000).fill(body.shards[0])), /limit/],
+    ["a NaN rate", (body) => (body.shards[0].stats.proposalsPerSecond = NaN), /non-negative/],
+  ];
+  for (const [name, damage, expected] of cases) {
+    await t.step(name, () => {
+      const body = JSON.parse(JSON.stringify(fakeStatus()));
+      damage(body);
+      throws(() => parseClusterStatus(body), (error: unknown) => {
+        return error instanceof JsonFormatError && expected.test(error.message);
+      });
+    });
+  }
+  throws(() => parseClusterStatus(null), JsonFormatError);
+});

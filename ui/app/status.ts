@@ -1,0 +1,97 @@
+/**
+ * Reads a `/v1/cluster/status` body into a checked {@linkcode ClusterStatus}. Fields that the
+ * console added to the contract (uptime, apply latency, generation time) become null when an
+ * older server leaves them out, and a leader of 0 means "no leader".
+ */
+import type {
+  ClusterStatus,
+  NodeStatus,
+  ReplicaRole,
+  ReplicaStatus,
+  ShardStats,
+  ShardStatus,
+  UpDown,
+} from "../../server/api_types.ts";
+import { JsonReader } from "./json_read.ts";
+import { STATUS_NODES_MAX, STATUS_REPLICAS_MAX, STATUS_SHARDS_MAX } from "./limits.ts";
+
+const read: JsonReader = new JsonReader("cluster status");
+const UP_DOWN: readonly UpDown[] = ["up", "down"];
+const ROLES: readonly ReplicaRole[] = ["leader", "follower", "learner", "candidate"];
+
+/**
+ * Checks `body` against the status contract and returns it normalised.
+ *
+ * @throws {JsonFormatError} naming the first field that is missing or of the wrong kind.
+ */
+export function parseClusterStatus(body: unknown): ClusterStatus {
+  const fields = read.object(body, "status");
+  const shardMap = read.object(fields.shardMap, "shardMap");
+  return {
+    clusterId: read.text(fields.clusterId, "clusterId"),
+    node: read.count(fields.node, "node"),
+    generatedAtMs: read.optionalNumber(fields.generatedAtMs, "generatedAtMs"),
+    nodes: read.list(fields.nodes, "nodes", STATUS_NODES_MAX).map(parseNode),
+    shardMap: {
+      epoch: read.count(shardMap.epoch, "shardMap.epoch"),
+      numShards: read.count(shardMap.numShards, "shardMap.numShards"),
+    },
+    shards: read.list(fields.shards, "shards", STATUS_SHARDS_MAX).map(parseShard),
+  };
+}
+
+function parseNode(value: unknown, i: number): NodeStatus {
+  const where = `nodes[${i}]`;
+  const fields = read.object(value, where);
+  return {
+    id: read.count(fields.id, `${where}.id`),
+    peerAddress: read.text(fields.peerAddress, `${where}.peerAddress`),
+    httpAddress: read.text(fields.httpAddress, `${where}.httpAddress`),
+    status: read.choice(fields.status, `${where}.status`, UP_DOWN),
+    version: read.text(fields.version, `${where}.version`),
+    uptimeMs: read.optionalNumber(fields.uptimeMs, `${where}.uptimeMs`),
+  };
+}
+
+function parseShard(value: unknown, i: number): ShardStatus {
+  const where = `shards[${i}]`;
+  const fields = read.object(value, where);
+  const leader = fields.leader === null || fields.leader === undefined
+    ? 0
+    : read.count(fields.leader, `${where}.leader`);
+  const replicas = read.list(fields.replicas, `${where}.replicas`, STATUS_REPLICAS_MAX);
+  return {
+    id: read.count(fields.id, `${where}.id`),
+    leader: leader === 0 ? null : leader,
+    term: read.count(fields.term, `${where}.term`),
+    commitIndex: read.count(fields.commitIndex, `${where}.commitIndex`),
+    appliedIndex: read.count(fields.appliedIndex, `${where}.appliedIndex`),
+    lastIndex: read.count(fields.lastIndex, `${where}.lastIndex`),
+    replicas: replicas.map((replica, r) => parseReplica(replica, `${where}.replicas[${r}]`)),
+    stats: parseStats(fields.stats, `${where}.stats`),
+  };
+}
+
+function parseReplica(value: unknown, where: string): ReplicaStatus {
+  const fields = read.object(value, where);
+  return {
+    node: read.count(fields.node, `${where}.node`),
+    role: read.choice(fields.role, `${where}.role`, ROLES),
+    matchIndex: read.count(fields.matchIndex, `${where}.matchIndex`),
+    lag: read.count(fields.lag, `${where}.lag`),
+    status: read.choice(fields.status, `${where}.status`, UP_DOWN),
+  };
+}
+
+function parseStats(value: unknown, where: string): ShardStats {
+  const fields = read.object(value, where);
+  return {
+    proposalsPerSecond: read.number(fields.proposalsPerSecond, `${where}.proposalsPerSecond`),
+    optimisticTxns: read.count(fields.optimisticTxns, `${where}.optimisticTxns`),
+    conflicts: read.count(fields.conflicts, `${where}.conflicts`),
+    applyLatencyP99Ms: read.optionalNumber(
+      fields.applyLatencyP99Ms,
+      `${where}.applyLatencyP99Ms`,
+    ),
+  };
+}
