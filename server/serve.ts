@@ -10,6 +10,7 @@ import { ClusterStatus, NODE_CHANNEL_SHARD, type NodeInfo } from "./node/cluster
 import { formatMetrics, HttpLatency } from "./node/metrics.ts";
 import { type AspenNode, type NodeRuntime, startNode } from "./node/mod.ts";
 import type { Hono } from "hono";
+import { CONSOLE_PATHS, consoleAsset } from "../ui/mod.ts";
 import { verifyToken } from "./auth.ts";
 import { decodeShardResponse } from "./node/shard_request.ts";
 
@@ -105,6 +106,20 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
       })),
     observe: (route, seconds) => latency.observe(route, seconds),
     nowMs: runtime.nowMs,
-    extend: (app) => addWatchRoute(app, node.service, node.shards),
+    extend: (app) => {
+      addWatchRoute(app, node.service, node.shards);
+      addConsoleRoutes(app);
+    },
   });
+}
+
+/** Serves the web console's page and assets (built into the binary) at `/`. */
+function addConsoleRoutes(app: Hono): void {
+  for (const path of CONSOLE_PATHS) {
+    app.get(path, () => {
+      const asset = consoleAsset(path);
+      if (asset === null) return new Response("Not found", { status: 404 });
+      return new Response(asset.body, { headers: asset.headers });
+    });
+  }
 }

@@ -57,6 +57,7 @@ export class ClusterStatus {
       shardStatuses(sources),
     ]);
     return {
+      generatedAtMs: sources.wallMs(),
       clusterId: sources.credentials.clusterId,
       node: sources.self.id,
       nodes,
@@ -83,7 +84,7 @@ async function nodeStatuses(sources: StatusSources, knownInfo: Map<number, NodeI
       httpAddress: shown?.httpAddress ?? "",
       status: isUp ? "up" : "down",
       version: shown?.version ?? "",
-      uptimeSeconds: isUp && shown !== undefined ? Math.floor((now - shown.startedAtMs) / 1000) : 0,
+      uptimeMs: isUp && shown !== undefined ? now - shown.startedAtMs : null,
     };
   }));
 }
@@ -133,7 +134,7 @@ function unknownShard(shard: number, sources: StatusSources): ShardStatusView {
       proposalsPerSecond: 0,
       optimisticTxns: 0,
       conflicts: 0,
-      applyLatencyMsP99: 0,
+      applyLatencyP99Ms: null,
       turnMsMax: 0,
     },
   };

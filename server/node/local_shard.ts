@@ -49,7 +49,8 @@ export interface ShardStatusView {
     readonly proposalsPerSecond: number;
     readonly optimisticTxns: number;
     readonly conflicts: number;
-    readonly applyLatencyMsP99: number;
+    /** p99 of recent apply batches on this replica, ms; null before any. */
+    readonly applyLatencyP99Ms: number | null;
     readonly turnMsMax: number;
   };
 }
@@ -108,7 +109,10 @@ export class LocalShard {
   static async open(options: LocalShardOptions): Promise<LocalShard> {
     await Deno.mkdir(options.dir, { recursive: true });
     const confState: ConfState = { voters: options.voters.map(replicaId), learners: [] };
-    const storage = SqliteLogStorage.open({ path: `${options.dir}/raft-log.db`, bootstrap: confState });
+    const storage = SqliteLogStorage.open({
+      path: `${options.dir}/raft-log.db`,
+      bootstrap: confState,
+    });
     let stateMachine: StateMachine;
     try {
       stateMachine = StateMachine.open({
@@ -192,7 +196,9 @@ export class LocalShard {
         proposalsPerSecond: this.#proposalRate(status),
         optimisticTxns: stats.optimisticTxns,
         conflicts: stats.conflicts,
-        applyLatencyMsP99: percentile(status.stats.applyMsRecent, 0.99),
+        applyLatencyP99Ms: status.stats.applyMsRecent.length === 0
+          ? null
+          : percentile(status.stats.applyMsRecent, 0.99),
         turnMsMax: status.stats.turnMsMax,
       },
     };
