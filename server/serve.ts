@@ -2,6 +2,7 @@
  * Runs one node until asked to stop: starts the shards and peer channel, serves the HTTP API
  * (and the console), and on shutdown stops accepting, hands over leadership, flushes and closes.
  */
+import { AspenError } from "../shard/mod.ts";
 import type { Config } from "./config.ts";
 import { addWatchRoute } from "./http/watch_route.ts";
 import { createApp } from "./http/app.ts";
@@ -32,12 +33,26 @@ export async function serveNode(
   const app = createNodeApp(node, runtime);
   const [hostname, port] = splitAddress(config.node.httpListen);
   const stopServing = new AbortController();
-  const server = Deno.serve({
-    hostname,
-    port,
-    signal: stopServing.signal,
-    onListen: () => logger.info("Serving HTTP", { address: config.node.httpListen }),
-  }, app.fetch);
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      hostname,
+      port,
+      signal: stopServing.signal,
+      onListen: () => logger.info("Serving HTTP", { address: config.node.httpListen }),
+    }, app.fetch);
+  } catch (error) {
+    await node.close();
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new AspenError(
+        "bad_config",
+        `Cannot serve HTTP on "${config.node.httpListen}": the address is in use`,
+        {},
+        { cause: error },
+      );
+    }
+    throw error;
+  }
   await new Promise<void>((resolve) => {
     if (shutdown.aborted) resolve();
     shutdown.addEventListener("abort", () => resolve(), { once: true });

@@ -42,6 +42,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stderr(`aspen ${name}: ${error.message}\n`);
       return EXIT_USAGE;
     }
+    if (error instanceof AspenError) {
+      // An expected failure (a damaged data file, a port in use): say what, without a trace.
+      io.stderr(`aspen ${name}: ${error.code}: ${error.message}\n`);
+      return 1;
+    }
     throw error;
   }
 }
