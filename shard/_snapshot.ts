@@ -20,13 +20,23 @@ const HEADER_WRITE_VERSION_OFFSET = 18;
 const HEADER_READ_VERSION_OFFSET = 19;
 const HEADER_BYTES = 100;
 const LEGACY_JOURNAL = 1;
+/** Header counters that record how a file was produced, not what it holds. */
+const HEADER_COUNTER_OFFSETS = [
+  24, // file change counter
+  40, // schema cookie
+  92, // version-valid-for number (must equal the change counter)
+];
 
 /** The canonical bytes of the whole database behind `db`. */
 export function snapshotBytes(db: DatabaseSync): Uint8Array {
   const memory = openMemoryCopy(db.serialize());
   try {
     memory.exec("VACUUM");
-    return memory.serialize();
+    const bytes = memory.serialize();
+    // Reset the counters so that a snapshot of a restored snapshot has the same bytes.
+    const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
+    for (const offset of HEADER_COUNTER_OFFSETS) view.setUint32(offset, 1);
+    return bytes;
   } finally {
     memory.close();
   }
