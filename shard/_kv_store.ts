@@ -67,11 +67,7 @@ export class KvStore {
 
   /** The current state of `key`, or null when absent. */
   get(key: string): KeyValue | null {
-    const row = this.#selectKv.get(encodeKey(key));
-    if (row === undefined) return null;
-    const kv = kvFromRow(row);
-    assert(kv.key === key, "KvStore.get: the row holds the requested key");
-    return kv;
+    return this.#read(key, encodeKey(key));
   }
 
   /**
@@ -81,7 +77,8 @@ export class KvStore {
    * write.
    */
   put(context: EntryContext, item: PutItem): { kv: KeyValue; prev: KeyValue | null } {
-    const prev = this.get(item.key);
+    const key = encodeKey(item.key);
+    const prev = this.#read(item.key, key);
     const isLeaseChanged = prev === null ? item.lease !== 0 : prev.lease !== item.lease;
     if (isLeaseChanged && item.lease !== 0) this.#checkLeaseRoom(item.key, item.lease);
     const kv: KeyValue = {
@@ -94,7 +91,6 @@ export class KvStore {
     };
     assert(Number.isSafeInteger(kv.version), "KvStore.put: the version stays a safe integer");
     assert(kv.createRevision <= kv.modRevision, "KvStore.put: created no later than modified");
-    const key = encodeKey(kv.key);
     this.#upsertKv.run(key, kv.value, kv.version, kv.createRevision, kv.modRevision, kv.lease);
     if (isLeaseChanged) {
       if (prev !== null && prev.lease !== 0) this.#adjustLeaseKeys(prev.lease, -1);
@@ -106,9 +102,9 @@ export class KvStore {
 
   /** Deletes `key` if present and returns what it held. */
   remove(context: EntryContext, key: string): KeyValue | null {
-    const prev = this.get(key);
-    if (prev === null) return null;
     const keyBytes = encodeKey(key);
+    const prev = this.#read(key, keyBytes);
+    if (prev === null) return null;
     const changes = this.#deleteKv.run(keyBytes).changes;
     assert(changes === 1, "KvStore.remove: exactly one row is deleted");
     if (prev.lease !== 0) this.#adjustLeaseKeys(prev.lease, -1);
@@ -197,6 +193,13 @@ export class KvStore {
   /** Writes the meta record `name`. */
   setMeta(name: string, value: string): void {
     this.statement("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)").run(name, value);
+  }
+
+  #read(key: string, keyBytes: Uint8Array): KeyValue | null {
+    const row = this.#selectKv.get(keyBytes);
+    if (row === undefined) return null;
+    assert(equalBytes(bytesOf(row.key), keyBytes), "KvStore: the row holds the requested key");
+    return kvFromRow(row, key);
   }
 
   #checkLeaseRoom(key: string, id: number): void {
@@ -300,9 +303,9 @@ export function boundsWhere(bounds: KeyBounds): { sql: string; params: Uint8Arra
 }
 
 /** Builds a {@linkcode KeyValue} from a kv row, checking every column. */
-export function kvFromRow(row: Record<string, unknown>): KeyValue {
+export function kvFromRow(row: Record<string, unknown>, key?: string): KeyValue {
   const kv: KeyValue = {
-    key: decodeKey(bytesOf(row.key)),
+    key: key ?? decodeKey(bytesOf(row.key)),
     value: typeof row.value === "string" ? row.value : "",
     version: integer(row.version),
     createRevision: integer(row.create_revision),
@@ -312,6 +315,12 @@ export function kvFromRow(row: Record<string, unknown>): KeyValue {
   assert(kv.version >= 1, "kvFromRow: a stored key has a version");
   assert(kv.createRevision >= 1, "kvFromRow: a stored key has a create revision");
   return kv;
+}
+
+function equalBytes(left: Uint8Array, right: Uint8Array): boolean {
+  if (left.length !== right.length) return false;
+  for (let i = 0; i < left.length; i++) if (left[i] !== right[i]) return false;
+  return true;
 }
 
 /** Checks that a SQLite column holds a non-negative safe integer. */
