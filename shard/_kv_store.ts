@@ -253,7 +253,8 @@ export class KvStore {
   #removeWhere(context: EntryContext, where: Where): number {
     const firstSeq = context.seq;
     this.statement(
-      `INSERT INTO history (${EVENT_COLUMNS}) SELECT ?, ? + row_number() OVER (ORDER BY key) - 1, ` +
+      `INSERT INTO history (${EVENT_COLUMNS}) ` +
+        "SELECT ?, ? + row_number() OVER (ORDER BY key) - 1, " +
         `${EVENT_DELETE}, key, NULL, NULL, NULL, NULL, value, version, create_revision, ` +
         `mod_revision, lease, ${WATCH_EVENT_OVERHEAD_BYTES} + length(key) + ` +
         `length(CAST(value AS BLOB)) FROM kv WHERE ${where.sql}`,

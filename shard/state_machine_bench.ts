@@ -1,7 +1,8 @@
 /**
  * Benchmarks of StateMachine.apply(): puts of 100-byte values in batches of 1 and of 1000
- * entries (encoding is not timed), on a WAL file with synchronous=normal (the default for a state machine) and with
- * synchronous=full, plus local reads. Applies per second = batch size / time per iteration.
+ * entries (encoding is not timed), on a WAL file with synchronous=normal (the state machine's
+ * usual setting) and with synchronous=full, plus local reads. Applies per second = batch size /
+ * time per iteration.
  *
  * Run with: deno bench -A shard/state_machine_bench.ts
  */

@@ -51,12 +51,15 @@ function resultCode(harness: Harness, command: Command): string {
   return applyResultError(result)?.code ?? "ok";
 }
 
-Deno.test("encodeCommand() enforces every command limit", async (t) => {
-  const key = (bytes: number) => "k".repeat(bytes);
-  const puts = (count: number) =>
-    Array.from({ length: count }, (_, i) => ({ key: `k${i}`, value: "", lease: 0 }));
-  const ops = (count: number) => Array.from({ length: count }, () => putOp("k", ""));
-  const cases: [string, Command, string][] = [
+const key = (bytes: number) => "k".repeat(bytes);
+const puts = (count: number) =>
+  Array.from({ length: count }, (_, i) => ({ key: `k${i}`, value: "", lease: 0 }));
+const ops = (count: number) => Array.from({ length: count }, () => putOp("k", ""));
+
+type LimitCase = [name: string, command: Command, code: string];
+
+function keyAndValueCases(): LimitCase[] {
+  return [
     ["key of KEY_BYTES_MAX", put(key(KEY_BYTES_MAX), ""), "ok"],
     ["key past KEY_BYTES_MAX", put(key(KEY_BYTES_MAX + 1), ""), "key_too_large"],
     ["empty key", put("", "v"), "bad_request"],
@@ -69,6 +72,11 @@ Deno.test("encodeCommand() enforces every command limit", async (t) => {
     }, "request_too_large"],
     ["MULTI_PUT_KEYS_MAX puts", { type: "multiPut", puts: puts(MULTI_PUT_KEYS_MAX) }, "ok"],
     ["one put more", { type: "multiPut", puts: puts(MULTI_PUT_KEYS_MAX + 1) }, "request_too_large"],
+  ];
+}
+
+function txnCases(): LimitCase[] {
+  return [
     ["TXN_OPS_MAX ops", { type: "txn", compare: [], success: ops(TXN_OPS_MAX), failure: [] }, "ok"],
     ["one success op more", {
       type: "txn",
@@ -118,6 +126,11 @@ Deno.test("encodeCommand() enforces every command limit", async (t) => {
       }],
       failure: [],
     }, "bad_request"],
+  ];
+}
+
+function otherCases(): LimitCase[] {
+  return [
     ["optimistic reads past the limit", {
       type: "optimisticTxn",
       reads: Array.from({ length: OPTIMISTIC_READS_MAX + 1 }, () => ({ key: "k", version: 0 })),
@@ -162,6 +175,10 @@ Deno.test("encodeCommand() enforces every command limit", async (t) => {
     ["empty range start", { type: "deleteRange", range: { start: "", end: "b" } }, "bad_request"],
     ["unknown command", { type: "drop" } as unknown as Command, "bad_request"],
   ];
+}
+
+Deno.test("encodeCommand() enforces every command limit", async (t) => {
+  const cases = [...keyAndValueCases(), ...txnCases(), ...otherCases()];
   for (const [name, command, code] of cases) {
     await t.step(name, () => assert.equal(codeOf(() => encodeCommand(command)), code));
   }
@@ -313,7 +330,7 @@ Deno.test("reads reject bad arguments with typed errors", async (t) => {
   harness.close();
 });
 
-Deno.test("StateMachine.open() refuses a corrupt or foreign file with storage_corrupt", async (t) => {
+Deno.test("StateMachine.open() refuses a corrupt or foreign file as storage_corrupt", async (t) => {
   const directory = Deno.makeTempDirSync();
   const path = `${directory}/state-machine.db`;
   const open = () => StateMachine.open({ path, synchronous: "normal" }).close();
