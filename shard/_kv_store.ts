@@ -29,6 +29,13 @@ export interface EntryContext {
   seq: number;
   /** Bytes of watch events the entry has written. */
   eventBytes: number;
+  /** History retention: an entry whose events exceed it writes none of them. */
+  readonly historyLimits: { readonly eventsMax: number; readonly bytesMax: number };
+  /**
+   * Set when a bulk delete would write more events than the history can retain: the entry
+   * then writes no events and the history is compacted through its revision.
+   */
+  isHistoryDropped: boolean;
 }
 
 /** A lease row. */
@@ -38,6 +45,8 @@ export interface LeaseRow extends LeaseGrant {
 
 const EVENT_PUT = 1;
 const EVENT_DELETE = 2;
+/** The bytes of a delete event, computed in SQL from a kv row (same as #appendEvent). */
+const EVENT_BYTES_SQL = `${WATCH_EVENT_OVERHEAD_BYTES} + length(key) + length(CAST(value AS BLOB))`;
 const KV_COLUMNS = "key, value, version, create_revision, mod_revision, lease";
 const EVENT_COLUMNS = "revision, seq, type, key, value, version, create_revision, lease, " +
   "prev_value, prev_version, prev_create_revision, prev_mod_revision, prev_lease, bytes";
@@ -226,13 +235,15 @@ export class KvStore {
   }
 
   #appendEvent(context: EntryContext, event: EventRow): void {
+    context.seq++;
+    if (context.isHistoryDropped) return;
     const prev = event.prev;
     const bytes = WATCH_EVENT_OVERHEAD_BYTES + event.key.length +
       (event.kv === null ? 0 : utf8ByteLength(event.kv.value)) +
       (prev === null ? 0 : utf8ByteLength(prev.value));
     this.#insertEvent.run(
       context.revision,
-      context.seq,
+      context.seq - 1,
       event.type,
       event.key,
       event.kv?.value ?? null,
@@ -246,18 +257,29 @@ export class KvStore {
       prev?.lease ?? null,
       bytes,
     );
-    context.seq++;
     context.eventBytes += bytes;
   }
 
   #removeWhere(context: EntryContext, where: Where): number {
     const firstSeq = context.seq;
+    const size = this.statement(
+      `SELECT COUNT(*) AS n, COALESCE(SUM(${EVENT_BYTES_SQL}), 0) AS bytes FROM kv ` +
+        `WHERE ${where.sql}`,
+    ).get(...where.params);
+    const isTooBig = context.seq + countOf(size) > context.historyLimits.eventsMax ||
+      context.eventBytes + integer(size?.bytes) > context.historyLimits.bytesMax;
+    if (isTooBig) context.isHistoryDropped = true;
+    if (context.isHistoryDropped) {
+      const changes = this.statement(`DELETE FROM kv WHERE ${where.sql}`).run(...where.params);
+      assert(changes.changes === countOf(size), "KvStore: every counted key is deleted");
+      context.seq += countOf(size);
+      return countOf(size);
+    }
     this.statement(
       `INSERT INTO history (${EVENT_COLUMNS}) ` +
         "SELECT ?, ? + row_number() OVER (ORDER BY key) - 1, " +
         `${EVENT_DELETE}, key, NULL, NULL, NULL, NULL, value, version, create_revision, ` +
-        `mod_revision, lease, ${WATCH_EVENT_OVERHEAD_BYTES} + length(key) + ` +
-        `length(CAST(value AS BLOB)) FROM kv WHERE ${where.sql}`,
+        `mod_revision, lease, ${EVENT_BYTES_SQL} FROM kv WHERE ${where.sql}`,
     ).run(context.revision, firstSeq, ...where.params);
     const removed = Number(
       this.statement(`DELETE FROM kv WHERE ${where.sql}`).run(...where.params)

@@ -38,7 +38,7 @@ import {
   type WatchHubOptions,
 } from "./watch_hub.ts";
 import { execute, needsSavepoint, type OccCounters } from "./_executor.ts";
-import { History, type HistoryCounters } from "./_history.ts";
+import { History, type HistoryCounters, type HistoryLimits } from "./_history.ts";
 import { type EntryContext, KvStore } from "./_kv_store.ts";
 import { readRange } from "./_range.ts";
 import { openDatabase, readSys, type Synchronous } from "./_schema.ts";
@@ -322,7 +322,13 @@ export class StateMachine {
   }
 
   #applyEntry(entry: ApplyEntry): ApplyResult {
-    const context: EntryContext = { revision: entry.index, seq: 0, eventBytes: 0 };
+    const context: EntryContext = {
+      revision: entry.index,
+      seq: 0,
+      eventBytes: 0,
+      historyLimits: this.#historyLimits(),
+      isHistoryDropped: false,
+    };
     let command: Command;
     try {
       command = decodeCommand(entry.data);
@@ -345,9 +351,13 @@ export class StateMachine {
       return errorResult(entry.index, error);
     }
     assert(result.revision === entry.index, "apply: the result names its entry");
-    this.#counters.events += context.seq;
-    this.#counters.bytes += context.eventBytes;
-    this.#history.compact(this.#counters);
+    if (context.isHistoryDropped) {
+      this.#history.dropThrough(this.#counters, entry.index);
+    } else {
+      this.#counters.events += context.seq;
+      this.#counters.bytes += context.eventBytes;
+      this.#history.compact(this.#counters);
+    }
     return result;
   }
 
@@ -373,10 +383,14 @@ export class StateMachine {
   }
 
   #newHistory(): History {
-    return new History(this.#store, {
+    return new History(this.#store, this.#historyLimits());
+  }
+
+  #historyLimits(): HistoryLimits {
+    return {
       eventsMax: this.#options.historyEventsMax ?? WATCH_HISTORY_EVENTS_MAX,
       bytesMax: this.#options.historyBytesMax ?? WATCH_HISTORY_BYTES_MAX,
-    });
+    };
   }
 
   #assertOpen(): void {

@@ -286,3 +286,25 @@ Deno.test("history retention is bounded by bytes as well as events", () => {
   assert.ok(stats.historyEvents < 40 - stats.compactedRevision + 1);
   h.close();
 });
+
+Deno.test("a bulk delete too big for the history compacts it instead of writing it", async () => {
+  const h = harness({ historyEventsMax: 20 });
+  h.apply(...Array.from({ length: 15 }, (_, i) => put(`r/${i}`, "v")));
+  h.apply(...Array.from({ length: 15 }, (_, i) => put(`s/${i}`, "v")));
+  const watcher = h.sm.watch({ prefix: "" });
+  const [result] = h.apply({ type: "deleteRange", range: { start: "r/", end: "t" } });
+  assert.deepEqual(result, { type: "deleteRange", revision: 31, deleted: 30 });
+  const stats = h.sm.stats();
+  assert.equal(stats.compactedRevision, 31);
+  assert.equal(stats.historyEvents, 0);
+  const items = await drain(watcher);
+  assert.equal(items.length, 1);
+  const item = items[0];
+  assert.ok(item?.type === "error" && item.error.code === "compacted");
+  assert.equal(item.error.details.oldestRevision, 32);
+  h.apply(put("after", "1"));
+  assert.deepEqual(summary(await drain(h.sm.watch({ prefix: "" }, { fromRevision: 32 }))), [
+    "put after@32",
+  ]);
+  h.close();
+});
