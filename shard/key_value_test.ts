@@ -9,7 +9,23 @@ import { Buffer } from "node:buffer";
 import { compareUtf8, encodeKey, keyRangeContains, prefixEnd, validateKey } from "./key_value.ts";
 import { AspenError } from "./errors.ts";
 import { KEY_BYTES_MAX } from "./limits.ts";
-import { Prng } from "../tests/kv_workload.ts";
+
+/** A tiny seeded PRNG (a linear congruential generator), enough to draw test strings. */
+class Prng {
+  #state: number;
+  constructor(seed: number) {
+    this.#state = seed;
+  }
+  int(n: number): number {
+    this.#state = (Math.imul(this.#state, 1_103_515_245) + 12_345) >>> 0;
+    return (this.#state >>> 8) % n;
+  }
+  pick<T>(items: readonly T[]): T {
+    const item = items[this.int(items.length)];
+    if (item === undefined) throw new Error("empty list");
+    return item;
+  }
+}
 
 const ALPHABET = [
   "a",

@@ -159,7 +159,7 @@ Deno.test("runTransaction() retries a conflicting body until it commits", async 
   );
 });
 
-Deno.test("TransactionBuilder on the StateMachine: the second of two racers conflicts", async () => {
+Deno.test("TransactionBuilder on the StateMachine: the later of two racers conflicts", async () => {
   const sm = StateMachine.open({ path: ":memory:", synchronous: "normal" });
   const store = new StateMachineStore(sm);
   const setup = new TransactionBuilder(store);

@@ -7,12 +7,15 @@
  */
 
 import assert from "node:assert/strict";
-import { AspenError } from "./errors.ts";
-import { type Command } from "./command.ts";
-import { decodeCommand, encodeCommand } from "./command_codec.ts";
-import { ByteWriter } from "./_binary.ts";
-import { KEY_BYTES_MAX, REQUEST_BYTES_MAX } from "./limits.ts";
-import { Prng, Workload } from "../tests/kv_workload.ts";
+import {
+  AspenError,
+  type Command,
+  decodeCommand,
+  encodeCommand,
+  KEY_BYTES_MAX,
+  REQUEST_BYTES_MAX,
+} from "../shard/mod.ts";
+import { Prng, Workload } from "./kv_workload.ts";
 
 function commands(count: number): Command[] {
   const workload = new Workload(42);
@@ -95,14 +98,11 @@ Deno.test("decodeCommand() rejects malformed bytes", async (t) => {
 
 Deno.test("decodeCommand() applies every limit to hand-made bytes", async (t) => {
   await t.step("a key past KEY_BYTES_MAX is key_too_large", () => {
-    const writer = new ByteWriter();
-    writer.u8(1);
-    writer.u8(0);
-    writer.string("k".repeat(KEY_BYTES_MAX + 1));
-    writer.string("v");
-    writer.uint(0);
-    writer.bool(false);
-    assert.equal(decodeError(writer.finish()).code, "key_too_large");
+    // put: format 1, tag 0, key length as a varint (4097 = 0x81 0x20), key, value "v", lease 0,
+    // prevKv false.
+    const key = new Uint8Array(KEY_BYTES_MAX + 1).fill(0x6b);
+    const bytes = Uint8Array.from([1, 0, 0x81, 0x20, ...key, 1, 0x76, 0, 0]);
+    assert.equal(decodeError(bytes).code, "key_too_large");
   });
   await t.step("an empty key is bad_request", () => {
     assert.equal(decodeError(Uint8Array.from([1, 0, 0, 1, 0x76, 0, 0])).code, "bad_request");
