@@ -49,7 +49,9 @@ export const STATE_MACHINE_FILE_NAME = "state-machine.db";
 
 /** One committed Raft entry: its log index (the revision it writes) and its data. */
 export interface ApplyEntry {
+  /** The Raft log index; the revision of every change the entry makes. */
   readonly index: number;
+  /** The encoded command; empty data is a noop. */
   readonly data: Uint8Array;
 }
 
@@ -58,6 +60,7 @@ export interface ApplyEntry {
  * commits: a tracing and fault-injection seam (the crash-replay test stops the process here).
  */
 export interface ApplyObserver {
+  /** Called with the index of each applied entry, before the batch commits. */
   afterEntry(index: number): void;
 }
 
@@ -71,18 +74,25 @@ export interface StateMachineOptions {
   readonly historyEventsMax?: number;
   /** History retention in bytes; at most WATCH_HISTORY_BYTES_MAX. */
   readonly historyBytesMax?: number;
+  /** Bounds of the watch hub; the named limits by default. */
   readonly watch?: WatchHubOptions;
+  /** Sees every applied entry inside the transaction. */
   readonly observer?: ApplyObserver;
 }
 
 /** A range read; omitted fields take their defaults (whole limit, forward, with values). */
 export interface RangeOptions {
+  /** The keys to read. */
   readonly range: KeyRange;
   /** 1..RANGE_LIMIT_MAX; default RANGE_LIMIT_MAX. */
   readonly limit?: number;
+  /** Continue after this key (before it when `reverse`): the previous page's `next`. */
   readonly after?: string | null;
+  /** Return kvs with empty values. */
   readonly keysOnly?: boolean;
+  /** Return only the number of keys in the range after the cursor. */
   readonly countOnly?: boolean;
+  /** Walk the range in descending key order. */
   readonly reverse?: boolean;
   /** 1..RANGE_RESPONSE_BYTES_MAX; default RANGE_RESPONSE_BYTES_MAX. */
   readonly bytesMax?: number;
@@ -90,17 +100,25 @@ export interface RangeOptions {
 
 /** A lease with the keys attached to it. */
 export interface LeaseInfo extends LeaseGrant {
+  /** The attached keys, in key order (at most LEASE_KEYS_MAX). */
   readonly keys: readonly string[];
 }
 
 /** Counters of one shard, for the console and metrics. */
 export interface ShardStats {
+  /** The index of the last applied entry: the shard's revision. */
   readonly appliedIndex: number;
+  /** Optimistic transactions applied, committed or not. */
   readonly optimisticTxns: number;
+  /** Optimistic transactions that failed with a conflict. */
   readonly conflicts: number;
+  /** Watch events retained. */
   readonly historyEvents: number;
+  /** Bytes of watch events retained. */
   readonly historyBytes: number;
+  /** The newest revision whose events were dropped; 0 if none. */
   readonly compactedRevision: number;
+  /** Open watchers. */
   readonly watchers: number;
 }
 
