@@ -119,7 +119,9 @@ export class History {
         isComplete = false;
         break;
       }
-      events.push({ event: eventFromRow(row), seq: integer(row.seq), bytes: size });
+      const event = eventFromRow(row);
+      assert(event.revision <= query.untilRevision, "History.read: no event past the bound");
+      events.push({ event, seq: integer(row.seq), bytes: size });
       bytes += size;
     }
     return { events, isComplete };

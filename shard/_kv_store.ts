@@ -100,7 +100,15 @@ export class KvStore {
     };
     assert(Number.isSafeInteger(kv.version), "KvStore.put: the version stays a safe integer");
     assert(kv.createRevision <= kv.modRevision, "KvStore.put: created no later than modified");
-    this.#upsertKv.run(key, kv.value, kv.version, kv.createRevision, kv.modRevision, kv.lease);
+    const written = this.#upsertKv.run(
+      key,
+      kv.value,
+      kv.version,
+      kv.createRevision,
+      kv.modRevision,
+      kv.lease,
+    );
+    assert(written.changes === 1, "KvStore.put: exactly one row is written");
     if (isLeaseChanged) {
       if (prev !== null && prev.lease !== 0) this.#adjustLeaseKeys(prev.lease, -1);
       if (kv.lease !== 0) this.#adjustLeaseKeys(kv.lease, 1);

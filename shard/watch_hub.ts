@@ -253,6 +253,9 @@ export class Watcher implements AsyncIterable<WatchItem> {
     });
     for (const { event, seq, bytes } of page.events) {
       assert(bytes <= WATCH_EVENT_BYTES_MAX, "Watcher.pull: events are bounded");
+      const isForward = event.revision > this.#cursor.revision ||
+        (event.revision === this.#cursor.revision && seq > this.#cursor.seq);
+      assert(isForward, "Watcher.pull: the cursor only moves forward");
       this.#buffer.push(event);
       this.#bufferSizes.push(bytes);
       this.#bufferBytes += bytes;
