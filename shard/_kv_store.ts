@@ -20,6 +20,7 @@ import {
 import type { LeaseGrant } from "./apply_result.ts";
 import type { PutItem } from "./command.ts";
 import { LEASE_KEYS_MAX, WATCH_EVENT_OVERHEAD_BYTES } from "./limits.ts";
+import { kvChecksum, metaChecksum, verifyChecksum } from "./_row_checksum.ts";
 
 /** What one entry has done so far; the apply loop folds it into the shard's counters. */
 export interface EntryContext {
@@ -47,7 +48,7 @@ const EVENT_PUT = 1;
 const EVENT_DELETE = 2;
 /** The bytes of a delete event, computed in SQL from a kv row (same as #appendEvent). */
 const EVENT_BYTES_SQL = `${WATCH_EVENT_OVERHEAD_BYTES} + length(key) + length(CAST(value AS BLOB))`;
-const KV_COLUMNS = "key, value, version, create_revision, mod_revision, lease";
+const KV_COLUMNS = "key, value, version, create_revision, mod_revision, lease, crc";
 const EVENT_COLUMNS = "revision, seq, type, key, value, version, create_revision, lease, " +
   "prev_value, prev_version, prev_create_revision, prev_mod_revision, prev_lease, bytes";
 
@@ -65,7 +66,7 @@ export class KvStore {
   constructor(db: DatabaseSync) {
     this.#db = db;
     this.#selectKv = db.prepare(`SELECT ${KV_COLUMNS} FROM kv WHERE key = ?`);
-    this.#upsertKv = db.prepare(`INSERT OR REPLACE INTO kv (${KV_COLUMNS}) VALUES (?,?,?,?,?,?)`);
+    this.#upsertKv = db.prepare(`INSERT OR REPLACE INTO kv (${KV_COLUMNS}) VALUES (?,?,?,?,?,?,?)`);
     this.#deleteKv = db.prepare("DELETE FROM kv WHERE key = ?");
     this.#insertEvent = db.prepare(
       `INSERT INTO history (${EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
@@ -107,6 +108,7 @@ export class KvStore {
       kv.createRevision,
       kv.modRevision,
       kv.lease,
+      kvChecksum(key, kv),
     );
     assert(written.changes === 1, "KvStore.put: exactly one row is written");
     if (isLeaseChanged) {
@@ -201,15 +203,17 @@ export class KvStore {
 
   /** The meta record `name`, or null. */
   getMeta(name: string): string | null {
-    const row = this.statement("SELECT value FROM meta WHERE name = ?").get(name);
+    const row = this.statement("SELECT value, crc FROM meta WHERE name = ?").get(name);
     if (row === undefined) return null;
     assert(typeof row.value === "string", "KvStore.getMeta: meta values are text");
+    verifyChecksum(row.crc, metaChecksum(name, row.value), `meta record "${name}"`);
     return row.value;
   }
 
   /** Writes the meta record `name`. */
   setMeta(name: string, value: string): void {
-    this.statement("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)").run(name, value);
+    const sql = "INSERT OR REPLACE INTO meta (name, value, crc) VALUES (?, ?, ?)";
+    this.statement(sql).run(name, value, metaChecksum(name, value));
   }
 
   #read(key: string, keyBytes: Uint8Array): KeyValue | null {
@@ -333,7 +337,12 @@ export function boundsWhere(bounds: KeyBounds): { sql: string; params: Uint8Arra
   return { sql: "key >= ? AND key < ?", params: [bounds.lower, bounds.upper] };
 }
 
-/** Builds a {@linkcode KeyValue} from a kv row, checking every column. */
+/**
+ * Builds a {@linkcode KeyValue} from a kv row, checking every column, and the row checksum
+ * when the row carries its value and checksum.
+ *
+ * @throws {AspenError} `storage_corrupt` when the checksum does not match.
+ */
 export function kvFromRow(row: Record<string, unknown>, key?: string): KeyValue {
   const kv: KeyValue = {
     key: key ?? decodeKey(bytesOf(row.key)),
@@ -345,6 +354,9 @@ export function kvFromRow(row: Record<string, unknown>, key?: string): KeyValue 
   };
   assert(kv.version >= 1, "kvFromRow: a stored key has a version");
   assert(kv.createRevision >= 1, "kvFromRow: a stored key has a create revision");
+  if (row.crc !== undefined && row.value !== null) {
+    verifyChecksum(row.crc, kvChecksum(bytesOf(row.key), kv), `key "${kv.key}"`);
+  }
   return kv;
 }
 
@@ -352,6 +364,20 @@ function equalBytes(left: Uint8Array, right: Uint8Array): boolean {
   if (left.length !== right.length) return false;
   for (let i = 0; i < left.length; i++) if (left[i] !== right[i]) return false;
   return true;
+}
+
+/**
+ * Reads every kv and meta row and checks its checksum (at open and before a restore).
+ *
+ * @throws {AspenError} `storage_corrupt` at the first damaged row.
+ */
+export function verifyRows(db: DatabaseSync): void {
+  for (const row of db.prepare(`SELECT ${KV_COLUMNS} FROM kv`).iterate()) kvFromRow(row);
+  for (const row of db.prepare("SELECT name, value, crc FROM meta").iterate()) {
+    assert(typeof row.name === "string", "verifyRows: meta names are text");
+    const name = row.name;
+    verifyChecksum(row.crc, metaChecksum(name, String(row.value)), `meta record "${name}"`);
+  }
 }
 
 /** Checks that a SQLite column holds a non-negative safe integer. */

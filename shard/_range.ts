@@ -27,7 +27,7 @@ export function readRange(store: KvStore, request: RangeRequest, bytesMax: numbe
     const count = integer(store.statement(sql).get(...where.params)?.n);
     return { kvs: [], count, more: false, next: null };
   }
-  const value = request.keysOnly ? "NULL AS value" : "value";
+  const value = request.keysOnly ? "NULL AS value" : "value, crc";
   const order = request.reverse ? "DESC" : "ASC";
   const sql = `SELECT key, ${value}, version, create_revision, mod_revision, lease FROM kv ` +
     `WHERE ${where.sql} ORDER BY key ${order} LIMIT ?`;

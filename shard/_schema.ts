@@ -10,6 +10,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { assert } from "../raft/mod.ts";
 import { AspenError } from "./errors.ts";
+import { verifyRows } from "./_kv_store.ts";
 
 /** The schema version stored in `sys`; bump it with a migration when the schema changes. */
 export const SCHEMA_VERSION = 1;
@@ -36,8 +37,8 @@ const SCHEMA: ReadonlyMap<string, string> = new Map([
   [
     "kv",
     "CREATE TABLE kv (key BLOB PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL, " +
-    "create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL, lease INTEGER NOT NULL) " +
-    "WITHOUT ROWID",
+    "create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL, lease INTEGER NOT NULL, " +
+    "crc INTEGER NOT NULL) WITHOUT ROWID",
   ],
   ["kv_by_lease", "CREATE INDEX kv_by_lease ON kv (lease, key) WHERE lease != 0"],
   [
@@ -45,7 +46,11 @@ const SCHEMA: ReadonlyMap<string, string> = new Map([
     "CREATE TABLE lease (id INTEGER PRIMARY KEY, ttl_seconds INTEGER NOT NULL, " +
     "key_count INTEGER NOT NULL)",
   ],
-  ["meta", "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"],
+  [
+    "meta",
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL, crc INTEGER NOT NULL) " +
+    "WITHOUT ROWID",
+  ],
   ["sys", "CREATE TABLE sys (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID"],
   [
     "history",
@@ -138,6 +143,12 @@ export function verifyDatabase(db: DatabaseSync, path: string): void {
   }
   const version = sys.find((row) => row.name === "schema_version")?.value;
   if (version !== SCHEMA_VERSION) throw corrupt(path, `schema version is ${String(version)}`);
+  try {
+    verifyRows(db);
+  } catch (error) {
+    if (error instanceof AspenError) throw corrupt(path, error.message);
+    throw error;
+  }
 }
 
 /** Reads one sys row, asserting it is a non-negative safe integer. */

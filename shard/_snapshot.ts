@@ -11,8 +11,8 @@ import { createHash } from "node:crypto";
 import { DatabaseSync } from "node:sqlite";
 import { assert } from "../raft/mod.ts";
 import { AspenError } from "./errors.ts";
-import { decodeKey } from "./key_value.ts";
-import { bytesOf, integer } from "./_kv_store.ts";
+import { integer, kvFromRow } from "./_kv_store.ts";
+import { metaChecksum, verifyChecksum } from "./_row_checksum.ts";
 import { readSys, verifyDatabase } from "./_schema.ts";
 
 const SQLITE_MAGIC = "SQLite format 3\u0000";
@@ -101,17 +101,11 @@ export function stateHash(db: DatabaseSync): string {
     hash.update(`${name} ${readSys(db, name)}\n`);
   }
   const kvs = db.prepare(
-    "SELECT key, value, version, create_revision, mod_revision, lease FROM kv ORDER BY key",
+    "SELECT key, value, version, create_revision, mod_revision, lease, crc FROM kv ORDER BY key",
   );
   for (const row of kvs.iterate()) {
-    const fields = [
-      decodeKey(bytesOf(row.key)),
-      String(row.value),
-      integer(row.version),
-      integer(row.create_revision),
-      integer(row.mod_revision),
-      integer(row.lease),
-    ];
+    const kv = kvFromRow(row);
+    const fields = [kv.key, kv.value, kv.version, kv.createRevision, kv.modRevision, kv.lease];
     hash.update(`kv ${JSON.stringify(fields)}\n`);
   }
   const leases = db.prepare("SELECT id, ttl_seconds, key_count FROM lease ORDER BY id");
@@ -119,9 +113,11 @@ export function stateHash(db: DatabaseSync): string {
     const fields = [integer(row.id), integer(row.ttl_seconds), integer(row.key_count)];
     hash.update(`lease ${JSON.stringify(fields)}\n`);
   }
-  for (const row of db.prepare("SELECT name, value FROM meta ORDER BY name").iterate()) {
+  for (const row of db.prepare("SELECT name, value, crc FROM meta ORDER BY name").iterate()) {
     assert(typeof row.name === "string", "stateHash: meta names are text");
-    hash.update(`meta ${JSON.stringify([row.name, String(row.value)])}\n`);
+    const value = String(row.value);
+    verifyChecksum(row.crc, metaChecksum(row.name, value), `meta record "${row.name}"`);
+    hash.update(`meta ${JSON.stringify([row.name, value])}\n`);
   }
   return hash.digest("hex");
 }

@@ -362,7 +362,8 @@ export class StateMachine {
       result = execute(this.#store, context, command, this.#occ);
       if (isSavepoint) this.#db.exec("RELEASE entry");
     } catch (error) {
-      if (!(error instanceof AspenError)) throw error;
+      // Damaged storage is never an entry's result: the batch fails and the node stops.
+      if (!(error instanceof AspenError) || error.code === "storage_corrupt") throw error;
       if (isSavepoint) this.#db.exec("ROLLBACK TO entry; RELEASE entry");
       else assert(context.seq === 0, "apply: a command without a savepoint fails before writing");
       this.#occ = occ;

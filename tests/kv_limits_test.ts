@@ -378,3 +378,60 @@ function zeroRange(bytes: Uint8Array, offset: number, length: number): Uint8Arra
   copy.fill(0, offset, offset + length);
   return copy;
 }
+
+Deno.test("a damaged row is storage_corrupt at open and in a snapshot", async (t) => {
+  const directory = Deno.makeTempDirSync();
+  const path = `${directory}/state-machine.db`;
+  try {
+    const harness = new Harness({ path });
+    harness.apply(put("a", "plain"), put("b", "MARKER-0123456789"), {
+      type: "meta",
+      name: "shardMap",
+      value: "{}",
+    });
+    const snapshot = harness.sm.snapshot();
+    harness.close();
+    const healthy = Deno.readFileSync(path);
+    await t.step("a flipped byte inside a value", () => {
+      // "0" becomes "9" in every copy (the kv row and the watch history): still valid UTF-8,
+      // still a structurally healthy page.
+      Deno.writeFileSync(path, flipMarker(healthy));
+      assert.equal(
+        codeOf(() => StateMachine.open({ path, synchronous: "normal" })),
+        "storage_corrupt",
+      );
+    });
+    await t.step("a wrong checksum column", () => {
+      Deno.writeFileSync(path, healthy);
+      const db = new DatabaseSync(path);
+      db.exec("UPDATE meta SET crc = crc + 1");
+      db.close();
+      assert.equal(
+        codeOf(() => StateMachine.open({ path, synchronous: "normal" })),
+        "storage_corrupt",
+      );
+    });
+    await t.step("a snapshot with a flipped byte is refused", () => {
+      const target = new Harness();
+      assert.equal(codeOf(() => target.sm.restore(flipMarker(snapshot))), "bad_request");
+      target.close();
+    });
+  } finally {
+    Deno.removeSync(directory, { recursive: true });
+  }
+});
+
+function flipMarker(bytes: Uint8Array): Uint8Array {
+  const copy = bytes.slice();
+  const needle = new TextEncoder().encode("MARKER-0123456789");
+  let found = 0;
+  for (let i = 0; i + needle.length <= copy.length; i++) {
+    let j = 0;
+    while (j < needle.length && copy[i + j] === needle[j]) j++;
+    if (j < needle.length) continue;
+    copy[i + 7] = 0x39;
+    found++;
+  }
+  assert.ok(found > 0, "the value is stored inline");
+  return copy;
+}
