@@ -20,7 +20,13 @@ import {
 import type { LeaseGrant } from "./apply_result.ts";
 import type { PutItem } from "./command.ts";
 import { LEASE_KEYS_MAX, WATCH_EVENT_OVERHEAD_BYTES } from "./limits.ts";
-import { kvChecksum, metaChecksum, verifyChecksum } from "./_row_checksum.ts";
+import {
+  damagedRow,
+  kvChecksum,
+  kvRowChecksum,
+  metaChecksum,
+  verifyChecksum,
+} from "./_row_checksum.ts";
 
 /** What one entry has done so far; the apply loop folds it into the shard's counters. */
 export interface EntryContext {
@@ -372,7 +378,24 @@ function equalBytes(left: Uint8Array, right: Uint8Array): boolean {
  * @throws {AspenError} `storage_corrupt` at the first damaged row.
  */
 export function verifyRows(db: DatabaseSync): void {
-  for (const row of db.prepare(`SELECT ${KV_COLUMNS} FROM kv`).iterate()) kvFromRow(row);
+  // A SQL function keeps rows out of JavaScript objects: about 2 us per key.
+  db.function(
+    "aspen_kv_crc",
+    { deterministic: true },
+    function aspenKvCrc(key, value, version, createRevision, modRevision, lease) {
+      assert(typeof value === "string", "verifyRows: values are text");
+      const numbers = [integer(version), integer(createRevision), integer(modRevision)] as const;
+      return kvRowChecksum(bytesOf(key), value, [...numbers, integer(lease)]);
+    },
+  );
+  const damaged = db.prepare(
+    "SELECT key FROM kv WHERE aspen_kv_crc(key, value, version, create_revision, " +
+      "mod_revision, lease) != crc LIMIT 1",
+  ).get();
+  if (damaged !== undefined) {
+    const key = new TextDecoder().decode(bytesOf(damaged.key));
+    throw damagedRow(`key "${key}"`);
+  }
   for (const row of db.prepare("SELECT name, value, crc FROM meta").iterate()) {
     assert(typeof row.name === "string", "verifyRows: meta names are text");
     const name = row.name;

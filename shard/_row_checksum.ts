@@ -13,8 +13,21 @@ import type { KeyValue } from "./key_value.ts";
 
 /** The checksum of a kv row: its key bytes, value and metadata. */
 export function kvChecksum(keyBytes: Uint8Array, kv: KeyValue): number {
-  const text = crc32(kv.value, crc32(keyBytes));
-  return crc32(`\u0000${kv.version},${kv.createRevision},${kv.modRevision},${kv.lease}`, text);
+  return kvRowChecksum(keyBytes, kv.value, [
+    kv.version,
+    kv.createRevision,
+    kv.modRevision,
+    kv.lease,
+  ]);
+}
+
+/** The checksum of a kv row from its columns (also called from SQL, see verifyRows). */
+export function kvRowChecksum(
+  keyBytes: Uint8Array,
+  value: string,
+  numbers: readonly [number, number, number, number],
+): number {
+  return crc32(`\u0000${numbers.join(",")}`, crc32(value, crc32(keyBytes)));
 }
 
 /** The checksum of a meta row. */
@@ -28,10 +41,14 @@ export function metaChecksum(name: string, value: string): number {
  * @throws {AspenError} `storage_corrupt` naming the damaged row.
  */
 export function verifyChecksum(stored: unknown, computed: number, row: string): void {
-  if (stored === computed) return;
-  throw new AspenError(
+  if (stored !== computed) throw damagedRow(row);
+}
+
+/** The error for a row whose content does not match its checksum. */
+export function damagedRow(row: string): AspenError {
+  return new AspenError(
     "storage_corrupt",
-    `Cannot read ${row}: its checksum is ${String(stored)} but its content hashes to ${computed}`,
+    `Cannot read ${row}: its content does not match its checksum`,
     { row },
   );
 }

@@ -65,6 +65,19 @@ const SCHEMA: ReadonlyMap<string, string> = new Map([
 /** How hard SQLite syncs commits (the state machine can be rebuilt from the Raft log). */
 export type Synchronous = "normal" | "full";
 
+/** What {@linkcode verifyDatabase} checks. */
+export interface VerifyOptions {
+  /** Named in errors. */
+  readonly path: string;
+  /** Whether to check every row's checksum (false only for a file verified just before). */
+  readonly isRowCheckNeeded: boolean;
+}
+
+/** How to open a state machine database. */
+export interface OpenOptions extends VerifyOptions {
+  readonly synchronous: Synchronous;
+}
+
 const SQLITE_BUSY = 5;
 const SQLITE_LOCKED = 6;
 
@@ -76,14 +89,15 @@ const SQLITE_LOCKED = 6;
  *
  * @throws {AspenError} `storage_corrupt` when the file is not a healthy state machine database.
  */
-export function openDatabase(path: string, synchronous: Synchronous): DatabaseSync {
+export function openDatabase(options: OpenOptions): DatabaseSync {
+  const { path, synchronous } = options;
   const db = new DatabaseSync(path);
   try {
     db.exec("PRAGMA locking_mode = EXCLUSIVE");
     if (path !== ":memory:") db.exec("PRAGMA journal_mode = WAL");
     db.exec(`PRAGMA synchronous = ${synchronous === "full" ? "FULL" : "NORMAL"}`);
     db.exec("PRAGMA foreign_keys = OFF");
-    prepareSchema(db, path);
+    prepareSchema(db, options);
     return db;
   } catch (error) {
     db.close();
@@ -99,13 +113,13 @@ export function openDatabase(path: string, synchronous: Synchronous): DatabaseSy
 }
 
 /** Creates the schema in an empty database, or verifies the schema of an existing one. */
-export function prepareSchema(db: DatabaseSync, path: string): void {
+function prepareSchema(db: DatabaseSync, options: OpenOptions): void {
   const names = db.prepare("SELECT name FROM sqlite_schema").all();
   if (names.length === 0) {
     createSchema(db);
     return;
   }
-  verifyDatabase(db, path);
+  verifyDatabase(db, options);
 }
 
 function createSchema(db: DatabaseSync): void {
@@ -121,7 +135,8 @@ function createSchema(db: DatabaseSync): void {
  *
  * @throws {AspenError} `storage_corrupt` on any mismatch.
  */
-export function verifyDatabase(db: DatabaseSync, path: string): void {
+export function verifyDatabase(db: DatabaseSync, options: VerifyOptions): void {
+  const path = options.path;
   const check = db.prepare("PRAGMA quick_check").all();
   const verdict = check.length === 1 ? check[0]?.quick_check : undefined;
   if (verdict !== "ok") {
@@ -143,6 +158,7 @@ export function verifyDatabase(db: DatabaseSync, path: string): void {
   }
   const version = sys.find((row) => row.name === "schema_version")?.value;
   if (version !== SCHEMA_VERSION) throw corrupt(path, `schema version is ${String(version)}`);
+  if (!options.isRowCheckNeeded) return;
   try {
     verifyRows(db);
   } catch (error) {

@@ -56,7 +56,7 @@ export function checkSnapshot(bytes: Uint8Array): number {
   let memory: DatabaseSync | null = null;
   try {
     memory = openMemoryCopy(bytes);
-    verifyDatabase(memory, "snapshot");
+    verifyDatabase(memory, { path: "snapshot", isRowCheckNeeded: true });
     return readSys(memory, "last_applied");
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error);

@@ -160,7 +160,8 @@ export class StateMachine {
     validateCount(bytesMax, { min: 1, action: "open state machine", field: "historyBytesMax" });
     assert(eventsMax <= WATCH_HISTORY_EVENTS_MAX, "StateMachine.open: history events bound");
     assert(bytesMax <= WATCH_HISTORY_BYTES_MAX, "StateMachine.open: history bytes bound");
-    return new StateMachine(options, openDatabase(options.path, options.synchronous));
+    const { path, synchronous } = options;
+    return new StateMachine(options, openDatabase({ path, synchronous, isRowCheckNeeded: true }));
   }
 
   /**
@@ -317,7 +318,9 @@ export class StateMachine {
     } else {
       this.#db.close();
       replaceFile(this.#options.path, bytes);
-      this.#db = openDatabase(this.#options.path, this.#options.synchronous);
+      // checkSnapshot() verified every row a moment ago; quick_check still runs.
+      const { path, synchronous } = this.#options;
+      this.#db = openDatabase({ path, synchronous, isRowCheckNeeded: false });
     }
     this.#store = new KvStore(this.#db);
     this.#history = this.#newHistory();
