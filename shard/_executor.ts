@@ -124,6 +124,7 @@ function executeTxn(
     }
     results.push(result);
   }
+  assert(results.length === ops.length, "executeTxn: one result per op of the branch");
   return { type: "txn", revision: context.revision, succeeded, results };
 }
 
@@ -168,6 +169,7 @@ function executeOptimistic(
   });
   counters.optimisticTxns++;
   if (conflict !== null) {
+    assert(conflict.actual !== conflict.expected, "executeOptimistic: a conflict is a mismatch");
     counters.conflicts++;
     return { type: "conflict", revision, ...conflict };
   }
@@ -191,6 +193,7 @@ function grantLease(store: KvStore, context: EntryContext, ttlSeconds: number): 
   const lease = { id: context.revision, ttlSeconds };
   assert(store.lease(lease.id) === null, "grantLease: a lease id is never reused");
   store.insertLease(lease);
+  assert(store.lease(lease.id)?.keyCount === 0, "grantLease: the new lease reads back empty");
   return { type: "leaseGrant", revision: context.revision, lease };
 }
 
@@ -202,6 +205,7 @@ function revokeLease(store: KvStore, context: EntryContext, id: number): ApplyRe
   }
   const deleted = store.removeLeaseKeys(context, id);
   store.deleteLease(id);
+  assert(store.lease(id) === null, "revokeLease: the lease is gone");
   return { type: "leaseRevoke", revision: context.revision, id, deleted };
 }
 
@@ -215,5 +219,6 @@ function expireLeases(store: KvStore, context: EntryContext, ids: readonly numbe
     store.deleteLease(id);
     expired.push(id);
   }
+  assert(expired.length <= ids.length, "expireLeases: only named leases expire");
   return { type: "leaseExpire", revision: context.revision, expired, deleted };
 }

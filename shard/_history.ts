@@ -80,6 +80,20 @@ export class History {
     counters.compactedRevision = cutoff;
   }
 
+  /**
+   * Drops the whole history through `revision`, the newest one: its entry was too big for
+   * the history and wrote no events.
+   */
+  dropThrough(counters: HistoryCounters, revision: number): void {
+    assert(revision > counters.compactedRevision, "History.dropThrough: moves forward");
+    this.#store.statement("DELETE FROM history WHERE revision <= ?").run(revision);
+    const left = this.measure(revision);
+    assert(left.events === 0, "History.dropThrough: no event is newer than the entry");
+    counters.events = 0;
+    counters.bytes = 0;
+    counters.compactedRevision = revision;
+  }
+
   /** Reads matching events after a cursor, bounded by count and bytes. */
   read(query: HistoryQuery): HistoryPage {
     assert(query.limit >= 0 && query.bytesMax >= 0, "History.read: bounds are counts");
@@ -105,7 +119,9 @@ export class History {
         isComplete = false;
         break;
       }
-      events.push({ event: eventFromRow(row), seq: integer(row.seq), bytes: size });
+      const event = eventFromRow(row);
+      assert(event.revision <= query.untilRevision, "History.read: no event past the bound");
+      events.push({ event, seq: integer(row.seq), bytes: size });
       bytes += size;
     }
     return { events, isComplete };

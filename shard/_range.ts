@@ -9,7 +9,13 @@
 import { assert } from "../raft/mod.ts";
 import type { RangeResult } from "./apply_result.ts";
 import type { RangeRequest } from "./command.ts";
-import { encodeKey, keyRangeBounds, type KeyValue, kvResponseBytes } from "./key_value.ts";
+import {
+  compareUtf8,
+  encodeKey,
+  keyRangeBounds,
+  type KeyValue,
+  kvResponseBytes,
+} from "./key_value.ts";
 import { integer, kvFromRow, type KvStore } from "./_kv_store.ts";
 
 /** Reads one page of `request`, bounded by `bytesMax` response bytes. */
@@ -21,7 +27,7 @@ export function readRange(store: KvStore, request: RangeRequest, bytesMax: numbe
     const count = integer(store.statement(sql).get(...where.params)?.n);
     return { kvs: [], count, more: false, next: null };
   }
-  const value = request.keysOnly ? "NULL AS value" : "value";
+  const value = request.keysOnly ? "NULL AS value" : "value, crc";
   const order = request.reverse ? "DESC" : "ASC";
   const sql = `SELECT key, ${value}, version, create_revision, mod_revision, lease FROM kv ` +
     `WHERE ${where.sql} ORDER BY key ${order} LIMIT ?`;
@@ -30,6 +36,11 @@ export function readRange(store: KvStore, request: RangeRequest, bytesMax: numbe
   let more = false;
   for (const row of store.statement(sql).iterate(...where.params, request.limit + 1)) {
     const kv = kvFromRow(row);
+    const previous = kvs[kvs.length - 1];
+    if (previous !== undefined) {
+      const order = compareUtf8(previous.key, kv.key);
+      assert(request.reverse ? order > 0 : order < 0, "readRange: keys come in range order");
+    }
     const size = kvResponseBytes(kv);
     const isFull = kvs.length === request.limit || (kvs.length > 0 && bytes + size > bytesMax);
     if (isFull) {

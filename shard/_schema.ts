@@ -10,6 +10,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { assert } from "../raft/mod.ts";
 import { AspenError } from "./errors.ts";
+import { verifyRows } from "./_kv_store.ts";
 
 /** The schema version stored in `sys`; bump it with a migration when the schema changes. */
 export const SCHEMA_VERSION = 1;
@@ -36,8 +37,8 @@ const SCHEMA: ReadonlyMap<string, string> = new Map([
   [
     "kv",
     "CREATE TABLE kv (key BLOB PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL, " +
-    "create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL, lease INTEGER NOT NULL) " +
-    "WITHOUT ROWID",
+    "create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL, lease INTEGER NOT NULL, " +
+    "crc INTEGER NOT NULL) WITHOUT ROWID",
   ],
   ["kv_by_lease", "CREATE INDEX kv_by_lease ON kv (lease, key) WHERE lease != 0"],
   [
@@ -45,7 +46,11 @@ const SCHEMA: ReadonlyMap<string, string> = new Map([
     "CREATE TABLE lease (id INTEGER PRIMARY KEY, ttl_seconds INTEGER NOT NULL, " +
     "key_count INTEGER NOT NULL)",
   ],
-  ["meta", "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"],
+  [
+    "meta",
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL, crc INTEGER NOT NULL) " +
+    "WITHOUT ROWID",
+  ],
   ["sys", "CREATE TABLE sys (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID"],
   [
     "history",
@@ -60,6 +65,19 @@ const SCHEMA: ReadonlyMap<string, string> = new Map([
 /** How hard SQLite syncs commits (the state machine can be rebuilt from the Raft log). */
 export type Synchronous = "normal" | "full";
 
+/** What {@linkcode verifyDatabase} checks. */
+export interface VerifyOptions {
+  /** Named in errors. */
+  readonly path: string;
+  /** Whether to check every row's checksum (false only for a file verified just before). */
+  readonly isRowCheckNeeded: boolean;
+}
+
+/** How to open a state machine database. */
+export interface OpenOptions extends VerifyOptions {
+  readonly synchronous: Synchronous;
+}
+
 const SQLITE_BUSY = 5;
 const SQLITE_LOCKED = 6;
 
@@ -71,14 +89,15 @@ const SQLITE_LOCKED = 6;
  *
  * @throws {AspenError} `storage_corrupt` when the file is not a healthy state machine database.
  */
-export function openDatabase(path: string, synchronous: Synchronous): DatabaseSync {
+export function openDatabase(options: OpenOptions): DatabaseSync {
+  const { path, synchronous } = options;
   const db = new DatabaseSync(path);
   try {
     db.exec("PRAGMA locking_mode = EXCLUSIVE");
     if (path !== ":memory:") db.exec("PRAGMA journal_mode = WAL");
     db.exec(`PRAGMA synchronous = ${synchronous === "full" ? "FULL" : "NORMAL"}`);
     db.exec("PRAGMA foreign_keys = OFF");
-    prepareSchema(db, path);
+    prepareSchema(db, options);
     return db;
   } catch (error) {
     db.close();
@@ -94,13 +113,13 @@ export function openDatabase(path: string, synchronous: Synchronous): DatabaseSy
 }
 
 /** Creates the schema in an empty database, or verifies the schema of an existing one. */
-export function prepareSchema(db: DatabaseSync, path: string): void {
+function prepareSchema(db: DatabaseSync, options: OpenOptions): void {
   const names = db.prepare("SELECT name FROM sqlite_schema").all();
   if (names.length === 0) {
     createSchema(db);
     return;
   }
-  verifyDatabase(db, path);
+  verifyDatabase(db, options);
 }
 
 function createSchema(db: DatabaseSync): void {
@@ -116,7 +135,8 @@ function createSchema(db: DatabaseSync): void {
  *
  * @throws {AspenError} `storage_corrupt` on any mismatch.
  */
-export function verifyDatabase(db: DatabaseSync, path: string): void {
+export function verifyDatabase(db: DatabaseSync, options: VerifyOptions): void {
+  const path = options.path;
   const check = db.prepare("PRAGMA quick_check").all();
   const verdict = check.length === 1 ? check[0]?.quick_check : undefined;
   if (verdict !== "ok") {
@@ -138,6 +158,13 @@ export function verifyDatabase(db: DatabaseSync, path: string): void {
   }
   const version = sys.find((row) => row.name === "schema_version")?.value;
   if (version !== SCHEMA_VERSION) throw corrupt(path, `schema version is ${String(version)}`);
+  if (!options.isRowCheckNeeded) return;
+  try {
+    verifyRows(db);
+  } catch (error) {
+    if (error instanceof AspenError) throw corrupt(path, error.message);
+    throw error;
+  }
 }
 
 /** Reads one sys row, asserting it is a non-negative safe integer. */

@@ -11,8 +11,8 @@ import { createHash } from "node:crypto";
 import { DatabaseSync } from "node:sqlite";
 import { assert } from "../raft/mod.ts";
 import { AspenError } from "./errors.ts";
-import { decodeKey } from "./key_value.ts";
-import { bytesOf, integer } from "./_kv_store.ts";
+import { integer, kvFromRow } from "./_kv_store.ts";
+import { metaChecksum, verifyChecksum } from "./_row_checksum.ts";
 import { readSys, verifyDatabase } from "./_schema.ts";
 
 const SQLITE_MAGIC = "SQLite format 3\u0000";
@@ -20,13 +20,23 @@ const HEADER_WRITE_VERSION_OFFSET = 18;
 const HEADER_READ_VERSION_OFFSET = 19;
 const HEADER_BYTES = 100;
 const LEGACY_JOURNAL = 1;
+/** Header counters that record how a file was produced, not what it holds. */
+const HEADER_COUNTER_OFFSETS = [
+  24, // file change counter
+  40, // schema cookie
+  92, // version-valid-for number (must equal the change counter)
+];
 
 /** The canonical bytes of the whole database behind `db`. */
 export function snapshotBytes(db: DatabaseSync): Uint8Array {
   const memory = openMemoryCopy(db.serialize());
   try {
     memory.exec("VACUUM");
-    return memory.serialize();
+    const bytes = memory.serialize();
+    // Reset the counters so that a snapshot of a restored snapshot has the same bytes.
+    const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
+    for (const offset of HEADER_COUNTER_OFFSETS) view.setUint32(offset, 1);
+    return bytes;
   } finally {
     memory.close();
   }
@@ -46,7 +56,7 @@ export function checkSnapshot(bytes: Uint8Array): number {
   let memory: DatabaseSync | null = null;
   try {
     memory = openMemoryCopy(bytes);
-    verifyDatabase(memory, "snapshot");
+    verifyDatabase(memory, { path: "snapshot", isRowCheckNeeded: true });
     return readSys(memory, "last_applied");
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error);
@@ -91,17 +101,11 @@ export function stateHash(db: DatabaseSync): string {
     hash.update(`${name} ${readSys(db, name)}\n`);
   }
   const kvs = db.prepare(
-    "SELECT key, value, version, create_revision, mod_revision, lease FROM kv ORDER BY key",
+    "SELECT key, value, version, create_revision, mod_revision, lease, crc FROM kv ORDER BY key",
   );
   for (const row of kvs.iterate()) {
-    const fields = [
-      decodeKey(bytesOf(row.key)),
-      String(row.value),
-      integer(row.version),
-      integer(row.create_revision),
-      integer(row.mod_revision),
-      integer(row.lease),
-    ];
+    const kv = kvFromRow(row);
+    const fields = [kv.key, kv.value, kv.version, kv.createRevision, kv.modRevision, kv.lease];
     hash.update(`kv ${JSON.stringify(fields)}\n`);
   }
   const leases = db.prepare("SELECT id, ttl_seconds, key_count FROM lease ORDER BY id");
@@ -109,9 +113,11 @@ export function stateHash(db: DatabaseSync): string {
     const fields = [integer(row.id), integer(row.ttl_seconds), integer(row.key_count)];
     hash.update(`lease ${JSON.stringify(fields)}\n`);
   }
-  for (const row of db.prepare("SELECT name, value FROM meta ORDER BY name").iterate()) {
+  for (const row of db.prepare("SELECT name, value, crc FROM meta ORDER BY name").iterate()) {
     assert(typeof row.name === "string", "stateHash: meta names are text");
-    hash.update(`meta ${JSON.stringify([row.name, String(row.value)])}\n`);
+    const value = String(row.value);
+    verifyChecksum(row.crc, metaChecksum(row.name, value), `meta record "${row.name}"`);
+    hash.update(`meta ${JSON.stringify([row.name, value])}\n`);
   }
   return hash.digest("hex");
 }

@@ -23,8 +23,11 @@ export interface RangeResult {
 
 /** Why an optimistic transaction did not commit: the first read whose version moved. */
 export interface Conflict {
+  /** The read key whose version moved. */
   readonly key: string;
+  /** The version the transaction read (0: absent). */
   readonly expected: number;
+  /** The version the key has now (0: absent). */
   readonly actual: number;
 }
 
@@ -32,6 +35,7 @@ export interface Conflict {
 export interface LeaseGrant {
   /** The lease id: the log index of the entry that granted it. */
   readonly id: number;
+  /** The time to live the lease was granted with. */
   readonly ttlSeconds: number;
 }
 

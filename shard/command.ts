@@ -52,13 +52,17 @@ export type Compare =
 
 /** A fully specified range read (inside a conditional batch, or after defaults are applied). */
 export interface RangeRequest {
+  /** The keys to read. */
   readonly range: KeyRange;
   /** The most kvs to return, 1..RANGE_LIMIT_MAX. */
   readonly limit: number;
   /** Continue after this key (before it when `reverse`); null to start at the range's edge. */
   readonly after: string | null;
+  /** Return kvs with empty values. */
   readonly keysOnly: boolean;
+  /** Return no kvs, only how many keys the range holds after the cursor. */
   readonly countOnly: boolean;
+  /** Walk the range in descending key order. */
   readonly reverse: boolean;
 }
 
@@ -77,14 +81,19 @@ export type TxnOp =
 
 /** One key of a multi-put. */
 export interface PutItem {
+  /** The key to write. */
   readonly key: string;
+  /** Its new value. */
   readonly value: string;
+  /** The lease to attach it to; 0 for none (detaches it). */
   readonly lease: number;
 }
 
 /** One entry of an optimistic transaction's read set: the version seen, 0 when absent. */
 export interface ReadVersion {
+  /** The key that was read. */
   readonly key: string;
+  /** The version it had: 0 when it was absent. */
   readonly version: number;
 }
 

@@ -14,7 +14,9 @@ import { KEY_BYTES_MAX, KV_RESPONSE_OVERHEAD_BYTES, VALUE_BYTES_MAX } from "./li
 
 /** A stored key with its metadata, as the HTTP API returns it. */
 export interface KeyValue {
+  /** The key (non-empty UTF-8, at most KEY_BYTES_MAX bytes). */
   readonly key: string;
+  /** The value (UTF-8, at most VALUE_BYTES_MAX bytes; empty in keys-only reads). */
   readonly value: string;
   /** 1 when created, +1 on every change. */
   readonly version: number;

@@ -73,9 +73,10 @@ export const WATCH_BUFFER_BYTES_MAX = 8 * MIB;
 export const WATCHERS_MAX = 1024;
 
 /** The largest kv as counted in a response: the biggest key and value plus the overhead. */
-export const KV_RESPONSE_BYTES_MAX = KEY_BYTES_MAX + VALUE_BYTES_MAX + KV_RESPONSE_OVERHEAD_BYTES;
+export const KV_RESPONSE_BYTES_MAX: number = KEY_BYTES_MAX + VALUE_BYTES_MAX +
+  KV_RESPONSE_OVERHEAD_BYTES;
 /** The largest watch event: a key, a value, a previous value and the overhead. */
-export const WATCH_EVENT_BYTES_MAX = KEY_BYTES_MAX + 2 * VALUE_BYTES_MAX +
+export const WATCH_EVENT_BYTES_MAX: number = KEY_BYTES_MAX + 2 * VALUE_BYTES_MAX +
   WATCH_EVENT_OVERHEAD_BYTES;
 
 assert(KEY_BYTES_MAX + VALUE_BYTES_MAX < REQUEST_BYTES_MAX, "a single put must fit a request");

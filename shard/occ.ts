@@ -16,6 +16,7 @@ import type { Conflict } from "./apply_result.ts";
 
 /** Reads the current version of a key: 0 when absent. */
 export interface VersionReader {
+  /** The version of `key` now; 0 when absent. */
   versionOf(key: string): number;
 }
 

@@ -38,7 +38,7 @@ import {
   type WatchHubOptions,
 } from "./watch_hub.ts";
 import { execute, needsSavepoint, type OccCounters } from "./_executor.ts";
-import { History, type HistoryCounters } from "./_history.ts";
+import { History, type HistoryCounters, type HistoryLimits } from "./_history.ts";
 import { type EntryContext, KvStore } from "./_kv_store.ts";
 import { readRange } from "./_range.ts";
 import { openDatabase, readSys, type Synchronous } from "./_schema.ts";
@@ -49,7 +49,9 @@ export const STATE_MACHINE_FILE_NAME = "state-machine.db";
 
 /** One committed Raft entry: its log index (the revision it writes) and its data. */
 export interface ApplyEntry {
+  /** The Raft log index; the revision of every change the entry makes. */
   readonly index: number;
+  /** The encoded command; empty data is a noop. */
   readonly data: Uint8Array;
 }
 
@@ -58,6 +60,7 @@ export interface ApplyEntry {
  * commits: a tracing and fault-injection seam (the crash-replay test stops the process here).
  */
 export interface ApplyObserver {
+  /** Called with the index of each applied entry, before the batch commits. */
   afterEntry(index: number): void;
 }
 
@@ -71,18 +74,25 @@ export interface StateMachineOptions {
   readonly historyEventsMax?: number;
   /** History retention in bytes; at most WATCH_HISTORY_BYTES_MAX. */
   readonly historyBytesMax?: number;
+  /** Bounds of the watch hub; the named limits by default. */
   readonly watch?: WatchHubOptions;
+  /** Sees every applied entry inside the transaction. */
   readonly observer?: ApplyObserver;
 }
 
 /** A range read; omitted fields take their defaults (whole limit, forward, with values). */
 export interface RangeOptions {
+  /** The keys to read. */
   readonly range: KeyRange;
   /** 1..RANGE_LIMIT_MAX; default RANGE_LIMIT_MAX. */
   readonly limit?: number;
+  /** Continue after this key (before it when `reverse`): the previous page's `next`. */
   readonly after?: string | null;
+  /** Return kvs with empty values. */
   readonly keysOnly?: boolean;
+  /** Return only the number of keys in the range after the cursor. */
   readonly countOnly?: boolean;
+  /** Walk the range in descending key order. */
   readonly reverse?: boolean;
   /** 1..RANGE_RESPONSE_BYTES_MAX; default RANGE_RESPONSE_BYTES_MAX. */
   readonly bytesMax?: number;
@@ -90,17 +100,25 @@ export interface RangeOptions {
 
 /** A lease with the keys attached to it. */
 export interface LeaseInfo extends LeaseGrant {
+  /** The attached keys, in key order (at most LEASE_KEYS_MAX). */
   readonly keys: readonly string[];
 }
 
 /** Counters of one shard, for the console and metrics. */
 export interface ShardStats {
+  /** The index of the last applied entry: the shard's revision. */
   readonly appliedIndex: number;
+  /** Optimistic transactions applied, committed or not. */
   readonly optimisticTxns: number;
+  /** Optimistic transactions that failed with a conflict. */
   readonly conflicts: number;
+  /** Watch events retained. */
   readonly historyEvents: number;
+  /** Bytes of watch events retained. */
   readonly historyBytes: number;
+  /** The newest revision whose events were dropped; 0 if none. */
   readonly compactedRevision: number;
+  /** Open watchers. */
   readonly watchers: number;
 }
 
@@ -142,7 +160,8 @@ export class StateMachine {
     validateCount(bytesMax, { min: 1, action: "open state machine", field: "historyBytesMax" });
     assert(eventsMax <= WATCH_HISTORY_EVENTS_MAX, "StateMachine.open: history events bound");
     assert(bytesMax <= WATCH_HISTORY_BYTES_MAX, "StateMachine.open: history bytes bound");
-    return new StateMachine(options, openDatabase(options.path, options.synchronous));
+    const { path, synchronous } = options;
+    return new StateMachine(options, openDatabase({ path, synchronous, isRowCheckNeeded: true }));
   }
 
   /**
@@ -299,7 +318,9 @@ export class StateMachine {
     } else {
       this.#db.close();
       replaceFile(this.#options.path, bytes);
-      this.#db = openDatabase(this.#options.path, this.#options.synchronous);
+      // checkSnapshot() verified every row a moment ago; quick_check still runs.
+      const { path, synchronous } = this.#options;
+      this.#db = openDatabase({ path, synchronous, isRowCheckNeeded: false });
     }
     this.#store = new KvStore(this.#db);
     this.#history = this.#newHistory();
@@ -322,7 +343,13 @@ export class StateMachine {
   }
 
   #applyEntry(entry: ApplyEntry): ApplyResult {
-    const context: EntryContext = { revision: entry.index, seq: 0, eventBytes: 0 };
+    const context: EntryContext = {
+      revision: entry.index,
+      seq: 0,
+      eventBytes: 0,
+      historyLimits: this.#historyLimits(),
+      isHistoryDropped: false,
+    };
     let command: Command;
     try {
       command = decodeCommand(entry.data);
@@ -338,16 +365,21 @@ export class StateMachine {
       result = execute(this.#store, context, command, this.#occ);
       if (isSavepoint) this.#db.exec("RELEASE entry");
     } catch (error) {
-      if (!(error instanceof AspenError)) throw error;
+      // Damaged storage is never an entry's result: the batch fails and the node stops.
+      if (!(error instanceof AspenError) || error.code === "storage_corrupt") throw error;
       if (isSavepoint) this.#db.exec("ROLLBACK TO entry; RELEASE entry");
       else assert(context.seq === 0, "apply: a command without a savepoint fails before writing");
       this.#occ = occ;
       return errorResult(entry.index, error);
     }
     assert(result.revision === entry.index, "apply: the result names its entry");
-    this.#counters.events += context.seq;
-    this.#counters.bytes += context.eventBytes;
-    this.#history.compact(this.#counters);
+    if (context.isHistoryDropped) {
+      this.#history.dropThrough(this.#counters, entry.index);
+    } else {
+      this.#counters.events += context.seq;
+      this.#counters.bytes += context.eventBytes;
+      this.#history.compact(this.#counters);
+    }
     return result;
   }
 
@@ -373,10 +405,14 @@ export class StateMachine {
   }
 
   #newHistory(): History {
-    return new History(this.#store, {
+    return new History(this.#store, this.#historyLimits());
+  }
+
+  #historyLimits(): HistoryLimits {
+    return {
       eventsMax: this.#options.historyEventsMax ?? WATCH_HISTORY_EVENTS_MAX,
       bytesMax: this.#options.historyBytesMax ?? WATCH_HISTORY_BYTES_MAX,
-    });
+    };
   }
 
   #assertOpen(): void {

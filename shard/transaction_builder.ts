@@ -39,6 +39,7 @@ export class TransactionBuilder {
   readonly #writes = new Map<string, WriteOp>();
   #isCommitted = false;
 
+  /** A new, empty transaction over `store`. */
   constructor(store: TransactionStore) {
     this.#store = store;
   }

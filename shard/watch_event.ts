@@ -10,7 +10,9 @@ import type { KeyRange, KeyValue } from "./key_value.ts";
 
 /** A change to one key. A delete's `kv` has the key, an empty value and version 0. */
 export interface WatchEvent {
+  /** `put` for a write, `delete` for a removal. */
   readonly type: "put" | "delete";
+  /** The key after the change. */
   readonly kv: KeyValue;
   /** The key's state before the change; null when it was created. */
   readonly prevKv: KeyValue | null;
@@ -23,6 +25,7 @@ export type WatchFilter = { readonly key: string } | { readonly prefix: string }
 
 /** A position in the history: after event `seq` of revision `revision`. */
 export interface EventCursor {
+  /** The revision of the last event consumed. */
   readonly revision: number;
   /** The last sequence number consumed in `revision`; SEQ_END when all of it is. */
   readonly seq: number;
@@ -33,8 +36,11 @@ export const SEQ_END = Number.MAX_SAFE_INTEGER;
 
 /** An event with its position and size, as the history returns it. */
 export interface HistoryEvent {
+  /** The change. */
   readonly event: WatchEvent;
+  /** Its position within its revision, from 0. */
   readonly seq: number;
+  /** Its size as counted by the history and the watch buffers. */
   readonly bytes: number;
 }
 
@@ -44,6 +50,7 @@ export interface HistoryQuery {
   readonly after: EventCursor;
   /** Return events of revisions up to and including this one. */
   readonly untilRevision: number;
+  /** Only events of these keys. */
   readonly filter: WatchFilter;
   /** The most events to return (may be 0). */
   readonly limit: number;
@@ -53,6 +60,7 @@ export interface HistoryQuery {
 
 /** What a history read found. */
 export interface HistoryPage {
+  /** The events, in revision and sequence order. */
   readonly events: readonly HistoryEvent[];
   /** True when no matching event up to `untilRevision` was left out. */
   readonly isComplete: boolean;
@@ -64,6 +72,7 @@ export interface HistorySource {
   appliedIndex(): number;
   /** Every event of this revision and older is gone; 0 when nothing was compacted. */
   compactedRevision(): number;
+  /** Reads one bounded page of events. */
   readEvents(query: HistoryQuery): HistoryPage;
 }
 

@@ -37,8 +37,11 @@ import {
 
 /** Bounds of a hub; each is at most its named limit. */
 export interface WatchHubOptions {
+  /** Events buffered per watcher, at most WATCH_BUFFER_EVENTS_MAX. */
   readonly bufferEventsMax: number;
+  /** Bytes buffered per watcher, at most WATCH_BUFFER_BYTES_MAX. */
   readonly bufferBytesMax: number;
+  /** Watchers per shard, at most WATCHERS_MAX. */
   readonly watchersMax: number;
 }
 
@@ -66,6 +69,7 @@ export class WatchHub {
   #nextId = 1;
   #isClosed = false;
 
+  /** A hub reading `source`, with the given bounds. */
   constructor(source: HistorySource, options: WatchHubOptions = WATCH_HUB_DEFAULTS) {
     validateCount(options.bufferEventsMax, { min: 1, action: "watch", field: "bufferEventsMax" });
     validateCount(options.bufferBytesMax, { min: 1, action: "watch", field: "bufferBytesMax" });
@@ -145,7 +149,9 @@ interface WatcherLink {
  * cancels it.
  */
 export class Watcher implements AsyncIterable<WatchItem> {
+  /** Unique within its hub. */
   readonly id: number;
+  /** The keys it follows. */
   readonly filter: WatchFilter;
   readonly #link: WatcherLink;
   #cursor: EventCursor;
@@ -199,6 +205,7 @@ export class Watcher implements AsyncIterable<WatchItem> {
     this.#wake();
   }
 
+  /** Yields items until the watcher closes; leaving the loop early cancels the watcher. */
   async *[Symbol.asyncIterator](): AsyncGenerator<WatchItem, void, undefined> {
     try {
       for (let item = await this.next(); item !== null; item = await this.next()) yield item;
@@ -246,6 +253,9 @@ export class Watcher implements AsyncIterable<WatchItem> {
     });
     for (const { event, seq, bytes } of page.events) {
       assert(bytes <= WATCH_EVENT_BYTES_MAX, "Watcher.pull: events are bounded");
+      const isForward = event.revision > this.#cursor.revision ||
+        (event.revision === this.#cursor.revision && seq > this.#cursor.seq);
+      assert(isForward, "Watcher.pull: the cursor only moves forward");
       this.#buffer.push(event);
       this.#bufferSizes.push(bytes);
       this.#bufferBytes += bytes;

@@ -259,21 +259,42 @@ class Execution {
       }
       case "txn":
         return this.txn(command);
-      case "optimisticTxn": {
-        this.state.optimisticTxns++;
-        for (const read of command.reads) {
-          const actual = this.version(read.key);
-          if (actual !== read.version) {
-            this.state.conflicts++;
-            return { type: "conflict", revision, key: read.key, expected: read.version, actual };
-          }
-        }
-        for (const write of command.writes) {
-          if (write.op === "set") this.put(write.key, write.value, 0);
-          else this.remove(write.key);
-        }
-        return { type: "optimisticTxn", revision, committed: true };
+      case "optimisticTxn":
+        return this.optimistic(command);
+      case "leaseGrant":
+      case "leaseRevoke":
+      case "leaseExpire":
+        return this.leaseCommand(command);
+      case "meta":
+        this.state.meta.set(command.name, command.value);
+        return { type: "meta", revision, name: command.name };
+      case "noop":
+        return { type: "noop", revision };
+    }
+  }
+
+  optimistic(command: Extract<Command, { type: "optimisticTxn" }>): ApplyResult {
+    const revision = this.revision;
+    this.state.optimisticTxns++;
+    for (const read of command.reads) {
+      const actual = this.version(read.key);
+      if (actual !== read.version) {
+        this.state.conflicts++;
+        return { type: "conflict", revision, key: read.key, expected: read.version, actual };
       }
+    }
+    for (const write of command.writes) {
+      if (write.op === "set") this.put(write.key, write.value, 0);
+      else this.remove(write.key);
+    }
+    return { type: "optimisticTxn", revision, committed: true };
+  }
+
+  leaseCommand(
+    command: Extract<Command, { type: "leaseGrant" | "leaseRevoke" | "leaseExpire" }>,
+  ): ApplyResult {
+    const revision = this.revision;
+    switch (command.type) {
       case "leaseGrant": {
         if (this.state.leases.size >= LEASES_MAX) {
           throw new AspenError("limit_exceeded", "too many", {
@@ -309,11 +330,6 @@ class Execution {
         }
         return { type: "leaseExpire", revision, expired, deleted };
       }
-      case "meta":
-        this.state.meta.set(command.name, command.value);
-        return { type: "meta", revision, name: command.name };
-      case "noop":
-        return { type: "noop", revision };
     }
   }
 
