@@ -15,6 +15,7 @@ import {
   type Command,
   type Compare,
   compareUtf8,
+  DELETE_RANGE_KEYS_MAX,
   type KeyRange,
   type KeyValue,
   kvResponseBytes,
@@ -26,6 +27,9 @@ import {
 } from "../../shard/mod.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
 import type { ShardRange, ShardRequest } from "./shard_request.ts";
+
+/** The most pieces one shard's part of a range delete is split into. */
+export const DELETE_RANGE_ROUNDS_MAX = 1_000;
 
 /** Lease ids carry their shard in the low bits: `id = grantIndex * LEASE_SHARD_SPAN + shard`. */
 export const LEASE_SHARD_SPAN = 1024;
@@ -143,18 +147,55 @@ export class KvService {
     return mergePages(pages, query, (kv, shard) => this.#globalKv(kv, shard));
   }
 
-  /** Deletes a range on every shard; each shard's part is atomic. */
+  /**
+   * Deletes a range on every shard. Each shard's part is one atomic entry when it holds at
+   * most DELETE_RANGE_KEYS_MAX keys; a larger part is deleted in pieces of that many keys.
+   */
   async deleteRange(range: KeyRange) {
-    const command: Command = { type: "deleteRange", range };
-    validateCommand(command);
-    const results = await Promise.all(
-      this.#allShards().map((shard) => this.#propose(shard, command)),
+    validateCommand({ type: "deleteRange", range });
+    const counts = await Promise.all(
+      this.#allShards().map((shard) => this.#deleteRangeOnShard(shard, range)),
     );
+    return { deleted: counts.reduce((sum, count) => sum + count, 0) };
+  }
+
+  async #deleteRangeOnShard(shard: number, range: KeyRange): Promise<number> {
     let deleted = 0;
-    for (const result of results) {
-      if (result.type === "deleteRange") deleted += result.deleted;
+    for (let round = 0; round < DELETE_RANGE_ROUNDS_MAX; round++) {
+      const whole = await this.#propose(shard, { type: "deleteRange", range }).catch(
+        (error: unknown) => {
+          if (error instanceof AspenError && error.code === "limit_exceeded") return null;
+          throw error;
+        },
+      );
+      if (whole !== null && whole.type === "deleteRange") return deleted + whole.deleted;
+      const page = await this.#run<RangeResult>(shard, {
+        kind: "range",
+        range: {
+          range,
+          limit: DELETE_RANGE_KEYS_MAX,
+          after: null,
+          keysOnly: true,
+          countOnly: false,
+          reverse: false,
+        },
+        serializable: false,
+      });
+      const last = page.kvs[page.kvs.length - 1];
+      if (last === undefined) return deleted;
+      const start = "prefix" in range ? range.prefix : range.start;
+      const piece = await this.#propose(shard, {
+        type: "deleteRange",
+        range: { start, end: `${last.key}\u0000` },
+      });
+      if (piece.type === "deleteRange") deleted += piece.deleted;
     }
-    return { deleted };
+    throw new AspenError(
+      "limit_exceeded",
+      `Cannot delete the range on shard ${shard}: more than ` +
+        `${DELETE_RANGE_ROUNDS_MAX * DELETE_RANGE_KEYS_MAX} keys; delete it in parts`,
+      { shard },
+    );
   }
 
   /** An etcd-style conditional batch on the one shard that owns all of its keys. */
