@@ -17,6 +17,7 @@ import {
   AspenError,
   encodeCommand,
   Lessor,
+  notLeaderError,
   type ReplicaStatus,
   ShardReplica,
   SqliteLogStorage,
@@ -149,8 +150,12 @@ export class LocalShard {
         return this.#keepAlive(request.id);
       case "leaseInfo":
         return await this.#read(false, () => this.#leaseInfo(request.id));
-      case "status":
+      case "status": {
+        // Only the leader knows every replica's progress: others send the caller there.
+        const status = this.replica.status();
+        if (status.role !== "leader") throw notLeaderError(this.shard, status.leader);
         return this.statusView();
+      }
       case "transferLeader":
         this.replica.transferLeadership(replicaId(request.to) as ReplicaId);
         return { shard: this.shard };
