@@ -4,16 +4,22 @@
  */
 import { AspenError } from "../shard/mod.ts";
 import type { Config } from "./config.ts";
-import { addWatchRoute } from "./http/watch_route.ts";
-import { createApp } from "./http/app.ts";
+import { addWatchRoute, createApp } from "./http/mod.ts";
 import type { Logger } from "./log.ts";
-import { ClusterStatus, NODE_CHANNEL_SHARD, type NodeInfo } from "./node/cluster_status.ts";
-import { formatMetrics, HttpLatency } from "./node/metrics.ts";
-import { type AspenNode, type NodeRuntime, startNode } from "./node/mod.ts";
+import {
+  type AspenNode,
+  ClusterStatus,
+  decodeShardResponse,
+  formatMetrics,
+  HttpLatency,
+  NODE_CHANNEL_SHARD,
+  type NodeInfo,
+  type NodeRuntime,
+  startNode,
+} from "./node/mod.ts";
 import type { Hono } from "hono";
 import { CONSOLE_PATHS, consoleAsset } from "../ui/mod.ts";
 import { verifyToken } from "./auth.ts";
-import { decodeShardResponse } from "./node/shard_request.ts";
 
 /** How long a node info request to a peer may take. */
 export const NODE_INFO_TIMEOUT_MS = 500;

@@ -74,65 +74,80 @@ export interface MetricsSources {
 export function formatMetrics(sources: MetricsSources): string {
   const node = `node="${sources.nodeId}"`;
   const lines: string[] = [];
-  const gauge = (name: string, help: string, type = "gauge") => {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-  };
-  const perShard = (name: string, help: string, type: string, value: (s: LocalShard) => number) => {
-    gauge(name, help, type);
-    for (const [id, shard] of sources.shards) {
-      lines.push(`${name}{${node},shard="${id}"} ${value(shard)}`);
-    }
-  };
+  shardLines(sources, node, lines);
+  nodeLines(sources, node, lines);
+  lines.push(...sources.http.format(node));
+  return lines.join("\n") + "\n";
+}
+
+function header(lines: string[], name: string, help: string, type: string): void {
+  lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+}
+
+/** Per-shard series: one line per local replica. */
+function shardLines(sources: MetricsSources, node: string, lines: string[]): void {
   const status = new Map([...sources.shards].map(([id, shard]) => [id, shard.replica.status()]));
-  const of = (shard: LocalShard) => status.get(shard.shard)!;
-  perShard(
-    "aspen_shard_leader",
-    "1 when this node's replica leads the shard.",
-    "gauge",
-    (s) => of(s).role === "leader" ? 1 : 0,
+  const series: [string, string, string, (id: number, shard: LocalShard) => number][] = [
+    [
+      "aspen_shard_leader",
+      "1 when this node's replica leads the shard.",
+      "gauge",
+      (id) => status.get(id)!.role === "leader" ? 1 : 0,
+    ],
+    ["aspen_shard_term", "Current Raft term.", "gauge", (id) => status.get(id)!.term],
+    ["aspen_shard_commit_index", "Raft commit index.", "gauge", (id) => status.get(id)!.commit],
+    [
+      "aspen_shard_applied_index",
+      "Applied index.",
+      "gauge",
+      (_, shard) => shard.stateMachine.appliedIndex(),
+    ],
+    ["aspen_shard_last_index", "Last log index.", "gauge", (id) => status.get(id)!.lastIndex],
+    [
+      "aspen_shard_proposals_total",
+      "Proposals accepted.",
+      "counter",
+      (id) => status.get(id)!.stats.proposals,
+    ],
+    [
+      "aspen_shard_proposals_dropped_total",
+      "Proposals refused.",
+      "counter",
+      (id) => status.get(id)!.stats.proposalsDropped,
+    ],
+    [
+      "aspen_shard_optimistic_txns_total",
+      "Optimistic transactions applied.",
+      "counter",
+      (_, s) => s.stateMachine.stats().optimisticTxns,
+    ],
+    [
+      "aspen_shard_conflicts_total",
+      "Optimistic transactions that conflicted.",
+      "counter",
+      (_, s) => s.stateMachine.stats().conflicts,
+    ],
+    [
+      "aspen_shard_loop_turn_ms_max",
+      "Longest driver turn (event loop stall), ms.",
+      "gauge",
+      (id) => status.get(id)!.stats.turnMsMax,
+    ],
+  ];
+  for (const [name, help, type, value] of series) {
+    header(lines, name, help, type);
+    for (const [id, shard] of sources.shards) {
+      lines.push(`${name}{${node},shard="${id}"} ${value(id, shard)}`);
+    }
+  }
+  header(
+    lines,
+    "aspen_shard_apply_latency_ms",
+    "Apply time of recent entry batches, ms.",
+    "summary",
   );
-  perShard("aspen_shard_term", "Current Raft term.", "gauge", (s) => of(s).term);
-  perShard("aspen_shard_commit_index", "Raft commit index.", "gauge", (s) => of(s).commit);
-  perShard(
-    "aspen_shard_applied_index",
-    "Applied index.",
-    "gauge",
-    (s) => s.stateMachine.appliedIndex(),
-  );
-  perShard("aspen_shard_last_index", "Last log index.", "gauge", (s) => of(s).lastIndex);
-  perShard(
-    "aspen_shard_proposals_total",
-    "Proposals accepted.",
-    "counter",
-    (s) => of(s).stats.proposals,
-  );
-  perShard(
-    "aspen_shard_proposals_dropped_total",
-    "Proposals refused.",
-    "counter",
-    (s) => of(s).stats.proposalsDropped,
-  );
-  perShard(
-    "aspen_shard_optimistic_txns_total",
-    "Optimistic transactions applied.",
-    "counter",
-    (s) => s.stateMachine.stats().optimisticTxns,
-  );
-  perShard(
-    "aspen_shard_conflicts_total",
-    "Optimistic transactions that conflicted.",
-    "counter",
-    (s) => s.stateMachine.stats().conflicts,
-  );
-  perShard(
-    "aspen_shard_loop_turn_ms_max",
-    "Longest driver turn (event loop stall) in ms.",
-    "gauge",
-    (s) => of(s).stats.turnMsMax,
-  );
-  gauge("aspen_shard_apply_latency_ms", "Apply time of recent entry batches, ms.", "summary");
-  for (const [id, shard] of sources.shards) {
-    const samples = of(shard).stats.applyMsRecent;
+  for (const id of sources.shards.keys()) {
+    const samples = status.get(id)!.stats.applyMsRecent;
     for (const q of [0.5, 0.99]) {
       lines.push(
         `aspen_shard_apply_latency_ms{${node},shard="${id}",quantile="${q}"} ${
@@ -141,21 +156,33 @@ export function formatMetrics(sources: MetricsSources): string {
       );
     }
   }
-  gauge("aspen_node_forwarded_requests_total", "Requests forwarded to another node.", "counter");
+}
+
+/** Node and peer series. */
+function nodeLines(sources: MetricsSources, node: string, lines: string[]): void {
+  header(
+    lines,
+    "aspen_node_forwarded_requests_total",
+    "Requests forwarded to a leader.",
+    "counter",
+  );
   lines.push(`aspen_node_forwarded_requests_total{${node}} ${sources.router.forwarded}`);
-  gauge("aspen_node_route_retries_total", "Routing retries after leader changes.", "counter");
+  header(
+    lines,
+    "aspen_node_route_retries_total",
+    "Routing retries after leader changes.",
+    "counter",
+  );
   lines.push(`aspen_node_route_retries_total{${node}} ${sources.router.retries}`);
   const peers = sources.peers().peers;
-  gauge("aspen_peer_up", "1 when the peer connection is up.");
+  header(lines, "aspen_peer_up", "1 when the peer connection is up.", "gauge");
   for (const peer of peers) {
     lines.push(`aspen_peer_up{${node},peer="${peer.nodeId}"} ${peer.isUp ? 1 : 0}`);
   }
-  gauge("aspen_peer_rtt_ms", "Smoothed round-trip time to the peer, ms.");
+  header(lines, "aspen_peer_rtt_ms", "Smoothed round-trip time to the peer, ms.", "gauge");
   for (const peer of peers) {
     if (peer.rttMsSmoothed !== null) {
       lines.push(`aspen_peer_rtt_ms{${node},peer="${peer.nodeId}"} ${peer.rttMsSmoothed}`);
     }
   }
-  lines.push(...sources.http.format(node));
-  return lines.join("\n") + "\n";
 }

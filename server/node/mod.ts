@@ -16,6 +16,19 @@
  * ```
  */
 export { ClusterRouter, type PeerChannel, type RouterStats } from "./cluster_router.ts";
+export {
+  ClusterStatus,
+  NODE_CHANNEL_SHARD,
+  type NodeInfo,
+  STATUS_PART_TIMEOUT_MS,
+  type StatusSources,
+} from "./cluster_status.ts";
+export {
+  formatMetrics,
+  HTTP_BUCKETS_SECONDS,
+  HttpLatency,
+  type MetricsSources,
+} from "./metrics.ts";
 export { KvService, LEASE_SHARD_SPAN, mergePages, type RangeQuery } from "./kv_service.ts";
 export { LocalShard, type ShardStatusView } from "./local_shard.ts";
 export {
@@ -28,4 +41,4 @@ export {
   TICK_MS,
 } from "./node.ts";
 export { replicasOf, shardsOf } from "./placement.ts";
-export { type ShardRequest } from "./shard_request.ts";
+export { decodeShardResponse, type ShardRequest } from "./shard_request.ts";

@@ -1,0 +1,18 @@
+/**
+ * @module
+ * The HTTP API (Hono): routes, request parsing, authentication and the error mapping.
+ *
+ * Allowed dependencies: server/node (the KV service), the rest of server/, shard/ and raft/
+ * through their mod.ts, `hono`.
+ *
+ * @example
+ * ```ts
+ * import { createApp } from "./mod.ts";
+ * declare const options: Parameters<typeof createApp>[0];
+ * const app = createApp(options);
+ * const response = await app.request("/v1/health");
+ * ```
+ */
+export { type AppOptions, createApp, routeGroup } from "./app.ts";
+export { ERROR_STATUS, errorResponse } from "./errors.ts";
+export { addWatchRoute, WATCH_KEEPALIVE_MS } from "./watch_route.ts";
