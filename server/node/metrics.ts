@@ -5,6 +5,7 @@
  */
 import type { PeerTransportStats } from "../peer/mod.ts";
 import type { RouterStats } from "./cluster_router.ts";
+import type { ReplicaStatus } from "../../shard/mod.ts";
 import { type LocalShard, percentile } from "./local_shard.ts";
 
 /** Upper bounds of the HTTP latency histogram buckets, in seconds. */
@@ -140,13 +141,21 @@ function shardLines(sources: MetricsSources, node: string, lines: string[]): voi
       lines.push(`${name}{${node},shard="${id}"} ${value(id, shard)}`);
     }
   }
+  applyLatencyLines(status, node, lines);
+}
+
+function applyLatencyLines(
+  status: ReadonlyMap<number, ReplicaStatus>,
+  node: string,
+  lines: string[],
+): void {
   header(
     lines,
     "aspen_shard_apply_latency_ms",
     "Apply time of recent entry batches, ms.",
     "summary",
   );
-  for (const id of sources.shards.keys()) {
+  for (const id of status.keys()) {
     const samples = status.get(id)!.stats.applyMsRecent;
     for (const q of [0.5, 0.99]) {
       lines.push(
