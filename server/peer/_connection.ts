@@ -202,7 +202,8 @@ export class PeerConnection {
   async #readLoop(): Promise<void> {
     const onFrame = (body: Uint8Array) => this.#handleFrame(body);
     try {
-      for (const body of this.#link.leftoverFrames) onFrame(body);
+      this.#counters.bytesIn += this.#link.leftoverBytes.length;
+      this.#link.decoder.push(this.#link.leftoverBytes, onFrame);
       while (!this.#isClosed) {
         const chunk = await this.#readChunk();
         if (chunk === null) break;

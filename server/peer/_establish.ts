@@ -14,7 +14,6 @@ import {
   encodeHello,
   encodeProof,
   FrameDecoder,
-  FrameType,
   parseFrame,
   type PeerProtocol,
   PROTOCOL_VERSION,
@@ -39,8 +38,8 @@ export interface PeerLink {
   readonly reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly decoder: FrameDecoder;
-  /** Frames decoded during the handshake that belong to the traffic phase, in order. */
-  readonly leftoverFrames: readonly Uint8Array[];
+  /** Bytes read during the handshake that belong to the traffic phase (not yet decoded). */
+  readonly leftoverBytes: Uint8Array;
   readonly remoteNodeId: number;
   readonly protocol: PeerProtocol;
   readonly role: "dialer" | "listener";
@@ -123,7 +122,6 @@ export async function dialPeer(
     if (!await verifyProof(context.secretKey, "listener", transcript, challenge.proof)) {
       throw authenticationError("the listener's proof is wrong");
     }
-    channel.decoder.frameBytesMax = FRAME_BYTES_MAX;
     channel.write(encodeProof(await computeProof(context.secretKey, "dialer", transcript)));
     return channel.toLink({
       conn,
@@ -210,14 +208,15 @@ function checkHello(
 }
 
 /**
- * Reads handshake frames one at a time with a small frame limit, keeping any frames that
- * arrive behind the last handshake frame for the traffic phase.
+ * Reads handshake frames one at a time with a small frame limit. Bytes behind the last
+ * handshake frame are not decoded here: they are handed to the traffic phase untouched, so
+ * the full frame limit applies only once the peer is authenticated.
  */
 class HandshakeChannel {
-  readonly decoder = new FrameDecoder(HANDSHAKE_FRAME_BYTES_MAX);
+  readonly #decoder = new FrameDecoder(HANDSHAKE_FRAME_BYTES_MAX);
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #frames: Uint8Array[] = [];
+  #rest: Uint8Array = new Uint8Array(0);
   #writeFailure: unknown = null;
 
   constructor(
@@ -230,18 +229,19 @@ class HandshakeChannel {
 
   /** Returns the next frame body, reading more chunks as needed. */
   async next(): Promise<Uint8Array> {
-    while (this.#frames.length === 0) {
+    for (;;) {
+      let frame: Uint8Array | null = null;
+      const consumed = this.#decoder.push(this.#rest, (body) => {
+        frame = body;
+        return false;
+      });
+      this.#rest = this.#rest.subarray(consumed);
+      if (frame !== null) return frame;
       if (this.#writeFailure !== null) throw this.#writeFailure;
       const result = await this.#reader.read();
       if (result.done) throw handshakeError("the stream ended during the handshake");
-      this.decoder.push(result.value, (body) => {
-        this.#frames.push(body);
-        // Traffic may follow the dialer's proof in the same read: accept full-size frames
-        // from here on; the proof is checked before any of them is handled.
-        if (body[0] === FrameType.proof) this.decoder.frameBytesMax = FRAME_BYTES_MAX;
-      });
+      this.#rest = result.value;
     }
-    return this.#frames.shift()!;
   }
 
   /** Writes a handshake frame; a failure surfaces at the next read. */
@@ -251,15 +251,17 @@ class HandshakeChannel {
     });
   }
 
+  /** Hands the stream to the traffic phase; call only after the peer is authenticated. */
   toLink(
     fields: Pick<PeerLink, "conn" | "closed" | "remoteNodeId" | "protocol" | "role">,
   ): PeerLink {
+    this.#decoder.frameBytesMax = FRAME_BYTES_MAX;
     return {
       ...fields,
       reader: this.#reader,
       writer: this.#writer,
-      decoder: this.decoder,
-      leftoverFrames: this.#frames.splice(0),
+      decoder: this.#decoder,
+      leftoverBytes: this.#rest,
     };
   }
 }

@@ -329,23 +329,29 @@ export class FrameDecoder {
   }
 
   /**
-   * Feeds one chunk; calls `onFrame` with each complete frame body in order.
+   * Feeds one chunk; calls `onFrame` with each complete frame body in order. When `onFrame`
+   * returns `false`, decoding stops right after that frame and the bytes consumed so far are
+   * returned; the caller keeps the rest (the handshake reads one frame at a time this way).
    *
+   * @returns the number of bytes of `chunk` consumed (all of them unless stopped).
    * @throws {FrameError} `frame_too_large` or `frame_malformed` (a zero length).
    */
-  push(chunk: Uint8Array, onFrame: (body: Uint8Array) => void): void {
+  push(chunk: Uint8Array, onFrame: (body: Uint8Array) => unknown): number {
     let offset = 0;
     while (offset < chunk.length) {
       if (this.#partial !== null) {
-        offset = this.#fillPartial(chunk, offset, onFrame);
+        const partial = this.#partial;
+        offset = this.#fillPartial(chunk, offset);
+        if (this.#partial === null && onFrame(partial) === false) return offset;
         continue;
       }
       if (this.#headerFilled === 0 && chunk.length - offset >= FRAME_HEADER_BYTES) {
         const length = this.#checkLength(readUint32(chunk, offset));
         const end = offset + FRAME_HEADER_BYTES + length;
         if (end <= chunk.length) {
-          onFrame(chunk.subarray(offset + FRAME_HEADER_BYTES, end));
+          const body = chunk.subarray(offset + FRAME_HEADER_BYTES, end);
           offset = end;
+          if (onFrame(body) === false) return offset;
         } else {
           this.#partial = new Uint8Array(length);
           this.#partialFilled = 0;
@@ -363,9 +369,11 @@ export class FrameDecoder {
       }
     }
     assert(offset === chunk.length, "push() consumed the whole chunk");
+    return offset;
   }
 
-  #fillPartial(chunk: Uint8Array, offset: number, onFrame: (body: Uint8Array) => void): number {
+  /** Copies bytes into the partial frame; clears it when complete. Returns the new offset. */
+  #fillPartial(chunk: Uint8Array, offset: number): number {
     const partial = this.#partial;
     assert(partial !== null, "fillPartial() has a partial frame");
     const take = Math.min(partial.length - this.#partialFilled, chunk.length - offset);
@@ -374,7 +382,6 @@ export class FrameDecoder {
     if (this.#partialFilled === partial.length) {
       this.#partial = null;
       this.#partialFilled = 0;
-      onFrame(partial);
     }
     return offset + take;
   }

@@ -184,6 +184,24 @@ Deno.test("FrameDecoder.push() yields the same frames for every way of cutting t
   }
 });
 
+Deno.test("FrameDecoder.push() stops after a frame when onFrame returns false", () => {
+  const first = encodeProof(filled(32, 1));
+  const second = encodePingOrPong("ping", 2);
+  const stream = concat([first, second]);
+  for (const cut of [stream.length, first.length - 3]) {
+    const decoder = new FrameDecoder(HANDSHAKE_FRAME_BYTES_MAX);
+    const bodies: Uint8Array[] = [];
+    let consumed = decoder.push(stream.subarray(0, cut), (body) => bodies.push(body) && false);
+    if (cut < stream.length) {
+      assert.equal(consumed, cut, "a split frame is buffered, not stopped on");
+      consumed = cut + decoder.push(stream.subarray(cut), (body) => bodies.push(body) && false);
+    }
+    assert.equal(consumed, first.length, "decoding stopped right after the first frame");
+    assert.equal(bodies.length, 1);
+    assert.equal(bodies[0]![0], 0x03);
+  }
+});
+
 Deno.test("FrameDecoder.push() hands out whole frames in one read as views, not copies", () => {
   const chunk = encodeRequestOrResponse(
     "request",

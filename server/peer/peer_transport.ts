@@ -617,17 +617,18 @@ export class PeerTransport {
 
   async #acceptOne(incoming: Deno.QuicIncoming): Promise<void> {
     this.#pendingHandshakes += 1;
+    // Never read incoming.remoteAddr: in Deno 2.9 any use of the incoming resource besides
+    // accept() consumes it, and accept() then fails with BadResource.
+    let from = "unknown";
     let link: PeerLink;
     try {
       const conn = await incoming.accept();
+      from = formatHostPort(conn.remoteAddr);
       link = await acceptPeer({ ...this.#handshake, conn });
     } catch (error) {
       this.#inboundHandshakeFailures += 1;
       if (!this.#isClosing) {
-        this.#logger.warn("Cannot accept a peer connection", {
-          from: formatHostPort(incoming.remoteAddr),
-          error: describeError(error),
-        });
+        this.#logger.warn("Cannot accept a peer connection", { from, error: describeError(error) });
       }
       return;
     } finally {
