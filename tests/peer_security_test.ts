@@ -265,3 +265,24 @@ Deno.test("the legacy ALPN carries unprefixed messages for shard 0", async (t) =
     await cluster.close();
   }
 });
+
+Deno.test("a peer that stays silent is closed at the handshake timeout", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [two] = await cluster.startAll([2], { limits: { handshakeTimeoutMs: 100 } });
+    const raw = await RawPeer.open({
+      address: two!.transport.listenAddress,
+      certificatePem: two!.identity.certificatePem,
+    });
+    await raw.write(new Uint8Array(0));
+    const HANDSHAKE_TIMEOUT = 4;
+    assert.equal(closeCodeOf(await raw.closed), HANDSHAKE_TIMEOUT);
+    await raw.close();
+    await cluster.until(
+      () => two!.transport.stats().inboundHandshakeFailures === 1,
+      "the failure to be counted",
+    );
+  } finally {
+    await cluster.close();
+  }
+});

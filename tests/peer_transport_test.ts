@@ -107,7 +107,7 @@ Deno.test("three transports exchange messages and RPCs in every direction at onc
   }
 });
 
-Deno.test("PeerTransport.send() coalesces one turn's messages into one frame by itself", async () => {
+Deno.test("PeerTransport.send() coalesces one turn's messages into one frame", async () => {
   const cluster = new TestCluster();
   try {
     const [one, two] = await cluster.startAll([1, 2]);
@@ -321,6 +321,61 @@ Deno.test("PeerFaults drops and delays traffic to chosen peers when enabled", as
     faults.clear();
     assert.equal(one.transport.send(2, 0, text("normal")), true);
     await cluster.until(() => two.received.length === 4, "the last message");
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("PeerTransport.flush() splits a queue over the frame and count limits", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [two] = await cluster.startAll([2]);
+    const one = await cluster.node(1);
+    await one.start({ nodeId: 1, limits: { queueMessagesMax: 20_000 } }, [two!]);
+    await cluster.until(() => one.transport.isPeerUp(2), "the connection");
+    await one.transport.request(2, 0, text("settle"), { deadlineMs: 10_000 });
+    const big = (fill: number) => new Uint8Array(1_500_000).fill(fill);
+    let before = peerStats(one, 2).framesOut;
+    for (const fill of [1, 2, 3]) one.transport.send(2, fill, big(fill));
+    one.transport.flush();
+    assert.equal(peerStats(one, 2).framesOut - before, 2, "4 MiB frames hold two 1.5 MB messages");
+    before = peerStats(one, 2).framesOut;
+    for (let i = 0; i < 20_000; i += 1) one.transport.send(2, 0, text("x"));
+    one.transport.flush();
+    assert.equal(peerStats(one, 2).framesOut - before, 2, "16,384 messages per frame at most");
+    await cluster.until(() => two!.received.length === 20_003, "every message");
+    for (const fill of [1, 2, 3]) {
+      const [message] = two!.received.filter((m) => m.shardId === fill);
+      assert.equal(message?.text.length, 1_500_000);
+      assert.equal(message?.text.charCodeAt(0), fill);
+    }
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("PeerTransport.setPeer() and removePeer() change whom a node dials", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [two] = await cluster.startAll([2]);
+    const one = await cluster.node(1);
+    await one.start({ nodeId: 1 }, []);
+    assert.equal(one.transport.isPeerUp(2), false);
+    await one.transport.setPeer(2, two!.endpoint);
+    await cluster.until(() => one.transport.isPeerUp(2) && two!.transport.isPeerUp(1), "up");
+    one.transport.removePeer(2);
+    assert.equal(one.transport.isPeerUp(2), false);
+    assert.deepEqual(one.transport.stats().peers, []);
+    await cluster.until(() => !two!.transport.isPeerUp(1), "node 2 to see the close");
+    await assert.rejects(
+      () => one.transport.setPeer(1, two!.endpoint),
+      hasCode("bad_config"),
+      "a node is not its own peer",
+    );
+    await assert.rejects(
+      () => one.transport.setPeer(3, { address: "nowhere", certificatePem: "" }),
+      hasCode("bad_config"),
+    );
   } finally {
     await cluster.close();
   }

@@ -3,7 +3,7 @@
  * decoder that copes with frames split across reads and many frames in one read.
  *
  * ```text
- * frame      := length:u32  type:u8  body            (length counts type + body, 1..FRAME_BYTES_MAX)
+ * frame      := length:u32 type:u8 body     (length counts type + body: 1..FRAME_BYTES_MAX)
  * hello      := 0x01 version:u8 dialerNode:u32 listenerNode:u32 nonce:32B
  * challenge  := 0x02 listenerNode:u32 nonce:32B proof:32B
  * proof      := 0x03 proof:32B

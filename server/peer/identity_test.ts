@@ -17,7 +17,7 @@ import {
   PEER_KEY_FILE,
 } from "./identity.ts";
 
-Deno.test("createPeerIdentity() makes a self-signed end-entity certificate for localhost", async () => {
+Deno.test("createPeerIdentity() makes a self-signed end-entity certificate", async () => {
   const identity = await createPeerIdentity({ nodeId: 7, listenHost: "10.1.2.3" });
   const certificate = new X509Certificate(identity.certificatePem);
   assert.equal(certificate.ca, false);
@@ -60,7 +60,7 @@ Deno.test("loadOrCreatePeerIdentity() creates once and reuses the files on resta
   }
 });
 
-Deno.test("loadOrCreatePeerIdentity() reports broken identity files as storage_corrupt", async (t) => {
+Deno.test("loadOrCreatePeerIdentity() reports broken files as storage_corrupt", async (t) => {
   const directory = await Deno.makeTempDir();
   const options = { directory, nodeId: 1, listenHost: "127.0.0.1" };
   const isCorrupt = (error: unknown) =>
