@@ -20,7 +20,7 @@
  * and dropped. Requests fail fast with a typed error instead (see errors.ts).
  */
 
-import { assert, AssertionError } from "../../raft/mod.ts";
+import { assert } from "../../raft/mod.ts";
 import { AspenError } from "../../shard/mod.ts";
 import { type ConnectionEvents, PeerConnection } from "./_connection.ts";
 import {
@@ -31,33 +31,21 @@ import {
   type PeerLink,
   quicTransportOptions,
 } from "./_establish.ts";
-import { formatHostPort, type HostPort, parseHostPort } from "./address.ts";
-import { PeerRequestError, toWireError } from "./errors.ts";
-import { type PeerFaultOptions, PeerFaults } from "./faults.ts";
+import { InboundDispatcher } from "./_inbound.ts";
+import { createPeerState, encodeBatchFrames, type PeerState, snapshotPeer } from "./_peer_state.ts";
+import { formatHostPort, parseHostPort } from "./address.ts";
+import { PeerRequestError } from "./errors.ts";
+import { PeerFaults } from "./faults.ts";
 import {
-  ALPN_LEGACY,
-  ALPN_SHARDED,
-  BATCH_OVERHEAD_BYTES,
-  batchMessageBytes,
-  checkNodeId,
   checkShardId,
-  encodeError,
-  encodeRaftBatch,
-  encodeRequestOrResponse,
-  FRAME_HEADER_BYTES,
   type FrameError,
   type PeerProtocol,
-  type ShardMessage,
   WIRE_ID_MAX,
   type WireError,
 } from "./frame_codec.ts";
 import { importClusterSecret } from "./handshake.ts";
-import { certificateFingerprint, type PeerIdentity } from "./identity.ts";
+import { certificateFingerprint } from "./identity.ts";
 import {
-  BATCH_MESSAGES_MAX,
-  findInvalidPeerLimit,
-  FRAME_BYTES_MAX,
-  PEER_LIMITS_DEFAULT,
   PEER_PAYLOAD_BYTES_MAX,
   type PeerLimits,
   PEERS_MAX,
@@ -65,71 +53,18 @@ import {
 } from "./limits.ts";
 import { createConsoleLogger, describeError, type PeerLogger } from "./logger.ts";
 import {
-  createPeerCounters,
-  type PeerCounters,
-  type PeerStats,
-  type PeerTransportStats,
-} from "./stats.ts";
+  checkPeerId,
+  type PeerEndpoint,
+  type PeerHandlers,
+  type PeerTransportOptions,
+  type ResolvedEndpoint,
+  resolveEndpoint,
+  resolveLimits,
+  resolveProtocols,
+} from "./options.ts";
+import type { PeerTransportStats } from "./stats.ts";
 
-/** Where a peer listens and the certificate it must present (pinned; see mod.ts). */
-export interface PeerEndpoint {
-  /** "host:port" of the peer's QUIC listener. */
-  readonly address: string;
-  /** The peer's self-signed certificate, PEM, learned when it joined. */
-  readonly certificatePem: string;
-}
-
-/** What the node runtime does with traffic from peers. */
-export interface PeerHandlers {
-  /** True when this node hosts a replica of `shardId`; false means "unknown shard". */
-  hostsShard(shardId: number): boolean;
-  /** One Raft message for a local replica; must not throw (a throw is treated as a bug). */
-  onRaftMessage(fromNodeId: number, shardId: number, payload: Uint8Array): void;
-  /** A forwarded request; reject with an AspenError to send a typed error back. */
-  onRequest(fromNodeId: number, shardId: number, payload: Uint8Array): Promise<Uint8Array>;
-  /** Called when the connection to a peer comes up or goes down. */
-  onPeerStateChange?(nodeId: number, isUp: boolean): void;
-}
-
-/** Options of {@linkcode PeerTransport.start}. */
-export interface PeerTransportOptions {
-  /** This node's id, 1..2^32-1. */
-  readonly nodeId: number;
-  /** "host:port" to listen on; port 0 picks a free port (see `listenAddress`). */
-  readonly listen: string;
-  readonly identity: PeerIdentity;
-  /** The cluster secret from `cluster init`; never sent, only used as an HMAC key. */
-  readonly clusterSecret: string;
-  /** Known peers. Only peers with a larger id are dialed; smaller ones dial us. */
-  readonly peers: ReadonlyMap<number, PeerEndpoint>;
-  readonly handlers: PeerHandlers;
-  /** Tunables; missing fields take PEER_LIMITS_DEFAULT. */
-  readonly limits?: Partial<PeerLimits>;
-  readonly logger?: PeerLogger;
-  /** ALPNs offered and accepted, by preference. Default: sharded, then legacy. */
-  readonly protocols?: readonly PeerProtocol[];
-  /** Test-only fault injection; disabled unless `{ enabled: true }`. */
-  readonly faults?: PeerFaultOptions;
-  /** Receives errors that are bugs (a handler threw). Default: rethrow, ending the process. */
-  readonly onFatalError?: (error: unknown) => void;
-}
-
-interface ResolvedEndpoint extends HostPort {
-  readonly address: string;
-  readonly certificatePem: string;
-  readonly fingerprint: string;
-}
-
-interface PeerState {
-  readonly nodeId: number;
-  readonly counters: PeerCounters;
-  endpoint: ResolvedEndpoint | null;
-  connection: PeerConnection | null;
-  queue: ShardMessage[];
-  queueBytes: number;
-  dialLoop: Promise<void> | null;
-  isRemoved: boolean;
-}
+export type { PeerEndpoint, PeerHandlers, PeerTransportOptions } from "./options.ts";
 
 interface Sleeper {
   readonly timer: ReturnType<typeof setTimeout>;
@@ -166,6 +101,7 @@ export class PeerTransport {
   readonly #tasks = new Set<Promise<void>>();
   readonly #sleepers = new Set<Sleeper>();
   readonly #events: ConnectionEvents;
+  readonly #inbound: InboundDispatcher;
   #flushTimer: ReturnType<typeof setTimeout> | null = null;
   #requestIdNext = 1;
   #pendingHandshakes = 0;
@@ -247,6 +183,15 @@ export class PeerTransport {
     this.#handshake = parts.handshake;
     this.#onFatalError = options.onFatalError ?? rethrowLater;
     this.#events = this.#createEvents();
+    this.#inbound = new InboundDispatcher({
+      nodeId: this.nodeId,
+      handlers: this.#handlers,
+      limits: this.#limits,
+      logger: this.#logger,
+      faults: this.faults,
+      countersOf: (nodeId) => this.#peers.get(nodeId)?.counters,
+      onFatal: (error) => this.#fatal(error),
+    });
   }
 
   /** The bound listen address, "host:port" (useful after listening on port 0). */
@@ -386,20 +331,7 @@ export class PeerTransport {
 
   /** A snapshot of every peer's state and counters. */
   stats(): PeerTransportStats {
-    const peers: PeerStats[] = [];
-    for (const peer of this.#peers.values()) {
-      const counters = peer.counters;
-      peers.push({
-        ...counters,
-        nodeId: peer.nodeId,
-        isUp: peer.connection !== null,
-        protocol: peer.connection?.protocol ?? null,
-        reconnects: Math.max(0, counters.connectionsOpened - 1),
-        messagesDropped: counters.messagesDroppedQueueFull + counters.messagesDroppedDisconnected +
-          counters.messagesDroppedFault + counters.messagesDroppedLegacy,
-        queueMessages: peer.queue.length,
-      });
-    }
+    const peers = [...this.#peers.values()].map(snapshotPeer);
     peers.sort((a, b) => a.nodeId - b.nodeId);
     return {
       nodeId: this.nodeId,
@@ -451,16 +383,7 @@ export class PeerTransport {
 
   #addPeer(nodeId: number): PeerState | null {
     if (this.#peers.size >= PEERS_MAX) return null;
-    const peer: PeerState = {
-      nodeId,
-      counters: createPeerCounters(),
-      endpoint: null,
-      connection: null,
-      queue: [],
-      queueBytes: 0,
-      dialLoop: null,
-      isRemoved: false,
-    };
+    const peer = createPeerState(nodeId);
     this.#peers.set(nodeId, peer);
     return peer;
   }
@@ -527,21 +450,9 @@ export class PeerTransport {
     peer.queue = [];
     peer.queueBytes = 0;
     const delayMs = this.faults.delayMs(peer.nodeId);
-    const codec = connection.codec;
-    let start = 0;
-    let frameBytes = BATCH_OVERHEAD_BYTES - FRAME_HEADER_BYTES;
-    for (let i = 0; i < messages.length; i += 1) {
-      const messageBytes = batchMessageBytes(messages[i]!.payload.length, codec);
-      const isFull = frameBytes + messageBytes > FRAME_BYTES_MAX ||
-        i - start >= BATCH_MESSAGES_MAX;
-      if (i > start && isFull) {
-        connection.write(encodeRaftBatch(messages, { start, end: i }, codec), delayMs);
-        start = i;
-        frameBytes = BATCH_OVERHEAD_BYTES - FRAME_HEADER_BYTES;
-      }
-      frameBytes += messageBytes;
+    for (const frame of encodeBatchFrames(messages, connection.codec)) {
+      connection.write(frame, delayMs);
     }
-    connection.write(encodeRaftBatch(messages, { start, end: messages.length }, codec), delayMs);
     peer.counters.messagesOut += messages.length;
   }
 
@@ -664,8 +575,8 @@ export class PeerTransport {
 
   #createEvents(): ConnectionEvents {
     return {
-      onRaftBatch: (connection, messages) => this.#onRaftBatch(connection, messages),
-      onRequest: (connection, request) => this.#onRequest(connection, request),
+      onRaftBatch: (connection, messages) => this.#inbound.onRaftBatch(connection, messages),
+      onRequest: (connection, request) => this.#inbound.onRequest(connection, request),
       onRaftError: (connection, shardId, error) => this.#onRaftError(connection, shardId, error),
       onWritable: (connection) => {
         const peer = this.#peers.get(connection.remoteNodeId);
@@ -675,94 +586,6 @@ export class PeerTransport {
       onProtocolError: (connection, error) => this.#onProtocolError(connection, error),
       onFatal: (error) => this.#fatal(error),
     };
-  }
-
-  #onRaftBatch(connection: PeerConnection, messages: readonly ShardMessage[]): void {
-    const fromNodeId = connection.remoteNodeId;
-    let unknownShards: Set<number> | null = null;
-    for (const message of messages) {
-      if (this.#handlers.hostsShard(message.shardId)) {
-        this.#handlers.onRaftMessage(fromNodeId, message.shardId, message.payload);
-      } else {
-        unknownShards ??= new Set();
-        unknownShards.add(message.shardId);
-      }
-    }
-    if (unknownShards === null) return;
-    for (const shardId of unknownShards) {
-      const error = this.#unknownShardError(shardId, "deliver a Raft message");
-      connection.write(encodeError({ requestId: 0, shardId, error }, connection.codec), 0);
-    }
-  }
-
-  #onRequest(
-    connection: PeerConnection,
-    request: { requestId: number; shardId: number; payload: Uint8Array },
-  ): void {
-    const fromNodeId = connection.remoteNodeId;
-    const peer = this.#peers.get(fromNodeId);
-    if (peer !== undefined) peer.counters.requestsIn += 1;
-    const reply = (frame: Uint8Array) => {
-      if (!this.faults.shouldDrop(fromNodeId)) {
-        connection.write(frame, this.faults.delayMs(fromNodeId));
-      }
-    };
-    const replyError = (error: WireError) =>
-      reply(encodeError({ ...request, error }, connection.codec));
-    if (connection.inboundRequestsInflight >= this.#limits.inboundRequestsInflightMax) {
-      replyError({
-        code: "too_many_requests",
-        message: `Cannot take a request from node ${fromNodeId}: ` +
-          `${connection.inboundRequestsInflight} are in flight already`,
-        details: { limit: this.#limits.inboundRequestsInflightMax },
-      });
-      return;
-    }
-    if (!this.#handlers.hostsShard(request.shardId)) {
-      replyError(this.#unknownShardError(request.shardId, "handle a request"));
-      return;
-    }
-    connection.inboundRequestsInflight += 1;
-    this.#answer(connection, request, reply).catch((error: unknown) => this.#fatal(error));
-  }
-
-  async #answer(
-    connection: PeerConnection,
-    request: { requestId: number; shardId: number; payload: Uint8Array },
-    reply: (frame: Uint8Array) => void,
-  ): Promise<void> {
-    const codec = connection.codec;
-    try {
-      const payload = await this.#handlers.onRequest(
-        connection.remoteNodeId,
-        request.shardId,
-        request.payload,
-      );
-      assert(payload instanceof Uint8Array, "onRequest() resolves to a Uint8Array");
-      if (payload.length <= PEER_PAYLOAD_BYTES_MAX) {
-        reply(encodeRequestOrResponse("response", { ...request, payload }, codec));
-        return;
-      }
-      const error: WireError = {
-        code: "request_too_large",
-        message: `Cannot answer request ${request.requestId}: response is ${payload.length} ` +
-          `bytes but the limit is ${PEER_PAYLOAD_BYTES_MAX}`,
-        details: { limit: PEER_PAYLOAD_BYTES_MAX },
-      };
-      reply(encodeError({ ...request, error }, codec));
-    } catch (error) {
-      if (error instanceof AssertionError) throw error;
-      if (!(error instanceof AspenError)) {
-        this.#logger.error("A peer request handler failed", {
-          node: connection.remoteNodeId,
-          shard: request.shardId,
-          error: describeError(error),
-        });
-      }
-      reply(encodeError({ ...request, error: toWireError(error) }, codec));
-    } finally {
-      connection.inboundRequestsInflight -= 1;
-    }
   }
 
   #onRaftError(connection: PeerConnection, shardId: number, error: WireError): void {
@@ -796,14 +619,6 @@ export class PeerTransport {
     });
   }
 
-  #unknownShardError(shardId: number, action: string): WireError {
-    return {
-      code: "unknown_shard",
-      message: `Cannot ${action} for shard ${shardId}: node ${this.nodeId} does not host it`,
-      details: { shard: shardId, node: this.nodeId },
-    };
-  }
-
   #sleep(delayMs: number): Promise<void> {
     const { promise, resolve } = Promise.withResolvers<void>();
     const sleeper: Sleeper = {
@@ -829,55 +644,6 @@ export class PeerTransport {
     this.#logger.error("The peer transport hit a bug", { error: describeError(error) });
     this.#onFatalError(error);
   }
-}
-
-function resolveLimits(overrides: Partial<PeerLimits> | undefined): PeerLimits {
-  const limits: PeerLimits = { ...PEER_LIMITS_DEFAULT, ...overrides };
-  const invalid = findInvalidPeerLimit(limits);
-  if (invalid !== null) {
-    const value = String(limits[invalid as keyof PeerLimits]);
-    throw new AspenError(
-      "bad_config",
-      `Cannot use peer limit ${invalid} = ${value}: out of range`,
-      {
-        limit: invalid,
-      },
-    );
-  }
-  return limits;
-}
-
-function resolveProtocols(protocols: readonly PeerProtocol[] | undefined): readonly PeerProtocol[] {
-  const resolved = protocols ?? [ALPN_SHARDED, ALPN_LEGACY];
-  const isValid = resolved.length >= 1 && resolved.length <= 2 &&
-    new Set(resolved).size === resolved.length &&
-    resolved.every((protocol) => protocol === ALPN_SHARDED || protocol === ALPN_LEGACY);
-  if (!isValid) {
-    throw new AspenError("bad_config", `Cannot use peer protocols "${resolved.join(",")}"`);
-  }
-  return resolved;
-}
-
-function checkPeerId(nodeId: number, selfNodeId: number): void {
-  const isValid = Number.isInteger(nodeId) && nodeId >= 1 && nodeId <= WIRE_ID_MAX;
-  if (!isValid || nodeId === selfNodeId) {
-    throw new AspenError("bad_config", `Cannot use peer node id ${nodeId}`, { node: nodeId });
-  }
-  checkNodeId(nodeId);
-}
-
-async function resolveEndpoint(nodeId: number, endpoint: PeerEndpoint): Promise<ResolvedEndpoint> {
-  const hostPort = parseHostPort(endpoint.address, {
-    what: `the address of node ${nodeId}`,
-    isListen: false,
-  });
-  const fingerprint = await certificateFingerprint(endpoint.certificatePem);
-  return {
-    ...hostPort,
-    address: endpoint.address,
-    certificatePem: endpoint.certificatePem,
-    fingerprint,
-  };
 }
 
 /** Spreads reconnects of many nodes apart: 75%..125% of the delay. */
