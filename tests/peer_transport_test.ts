@@ -10,7 +10,13 @@
 
 import assert from "node:assert/strict";
 import { AspenError } from "../shard/mod.ts";
-import { PEER_PAYLOAD_BYTES_MAX, PeerRequestError } from "../server/peer/mod.ts";
+import {
+  PEER_PAYLOAD_BYTES_MAX,
+  type PeerProtocol,
+  PeerRequestError,
+  PeerTransport,
+  type PeerTransportOptions,
+} from "../server/peer/mod.ts";
 import {
   hasCode,
   peerStats,
@@ -378,5 +384,55 @@ Deno.test("PeerTransport.setPeer() and removePeer() change whom a node dials", a
     );
   } finally {
     await cluster.close();
+  }
+});
+
+Deno.test("PeerTransport.start() refuses bad options with bad_config", async (t) => {
+  const cluster = new TestCluster();
+  const node = await cluster.node(1);
+  const peer = await cluster.node(2);
+  const base = {
+    nodeId: 1,
+    listen: "127.0.0.1:0",
+    identity: node.identity,
+    clusterSecret: "test-cluster-secret-0123456789",
+    peers: new Map(),
+    handlers: {
+      hostsShard: () => true,
+      onRaftMessage: () => {},
+      onRequest: () => Promise.resolve(new Uint8Array(0)),
+    },
+  };
+  const cases: { name: string; options: Partial<PeerTransportOptions> }[] = [
+    { name: "node id 0", options: { nodeId: 0 } },
+    { name: "a short secret", options: { clusterSecret: "short" } },
+    { name: "a bad listen address", options: { listen: "127.0.0.1" } },
+    { name: "a bad limit", options: { limits: { queueMessagesMax: 0 } } },
+    { name: "keep-alive not below idle", options: { limits: { keepAliveIntervalMs: 9_000 } } },
+    { name: "an unknown protocol", options: { protocols: ["h3" as PeerProtocol] } },
+    { name: "itself as a peer", options: { peers: new Map([[1, peer.endpointFor("x:1")]]) } },
+    {
+      name: "a peer without a certificate",
+      options: {
+        peers: new Map([[2, { address: "127.0.0.1:1", certificatePem: "" }]]),
+      },
+    },
+    {
+      name: "an identity with a broken key",
+      options: {
+        identity: {
+          ...node.identity,
+          keyPem: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        },
+      },
+    },
+  ];
+  for (const testCase of cases) {
+    await t.step(testCase.name, async () => {
+      await assert.rejects(
+        () => PeerTransport.start({ ...base, ...testCase.options }),
+        hasCode("bad_config"),
+      );
+    });
   }
 });
