@@ -24,6 +24,7 @@ import {
   type WireError,
 } from "./frame_codec.ts";
 import type { PeerLimits } from "./limits.ts";
+import { describeError } from "./logger.ts";
 import { type PeerCounters, recordRoundTrip } from "./stats.ts";
 
 /** What a connection reports to its transport. */
@@ -87,6 +88,8 @@ export class PeerConnection {
   #pingOutstanding: { id: number; sentAtMs: number } | null = null;
   #pingIdNext = 1;
   #isClosed = false;
+  #closeReason = "";
+  #readFailure: string | null = null;
   #done: Promise<void> | null = null;
 
   constructor(
@@ -121,6 +124,11 @@ export class PeerConnection {
 
   get isClosed(): boolean {
     return this.#isClosed;
+  }
+
+  /** Why the connection closed, for logs; empty while open. */
+  get closeReason(): string {
+    return this.#closeReason;
   }
 
   /** False while more than `sendBufferBytesMax` bytes wait inside the QUIC stream. */
@@ -182,6 +190,7 @@ export class PeerConnection {
   close(closeCode: number, reason: string, kind: LocalErrorKind = "unreachable"): void {
     if (this.#isClosed) return;
     this.#isClosed = true;
+    this.#closeReason = this.#readFailure ?? reason;
     if (this.#pingTimer !== null) clearInterval(this.#pingTimer);
     for (const timer of this.#delayTimers) clearTimeout(timer);
     this.#delayTimers.clear();
@@ -231,7 +240,7 @@ export class PeerConnection {
     } catch (error) {
       // The connection broke (peer closed, idle timeout, reset): the read loop ends and
       // close() rejects what is in flight; the transport reconnects if it is the dialer.
-      assert(error !== undefined, "a failed read has a reason");
+      this.#readFailure = describeError(error);
       return null;
     }
   }

@@ -607,7 +607,11 @@ export class PeerTransport {
     peer.counters.messagesDroppedDisconnected += peer.queue.length;
     peer.queue = [];
     peer.queueBytes = 0;
-    if (!this.#isClosing) this.#logger.info(`Disconnected from node ${peer.nodeId}`);
+    if (!this.#isClosing) {
+      this.#logger.info(`Disconnected from node ${peer.nodeId}`, {
+        reason: connection.closeReason,
+      });
+    }
     this.#handlers.onPeerStateChange?.(peer.nodeId, false);
   }
 
