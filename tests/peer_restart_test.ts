@@ -2,12 +2,14 @@
  * Checks reconnection over real QUIC after one side restarts: in one process (a clean close,
  * so the peer sees a QUIC close frame) for the listener and for the dialer; and with a real
  * node process killed by SIGKILL (no close frame at all), where the survivor must replace or
- * re-dial its dead connection. The restarted side keeps its identity files, so the pinned
- * certificate still matches. Waits are event-driven (fixture hub), never timed sleeps.
+ * re-dial its dead connection. The restarted process reuses the identity its data dir holds
+ * (the certificate file is byte for byte the same), and every identity chains to the one
+ * cluster CA, so nothing but addresses is configured. Waits are event-driven (fixture hub),
+ * never timed sleeps.
  */
 
 import assert from "node:assert/strict";
-import { loadOrCreatePeerIdentity, PEER_CERTIFICATE_FILE } from "../server/peer/mod.ts";
+import { PEER_CERTIFICATE_FILE } from "../server/peer/mod.ts";
 import { peerStats, TestCluster, TestNode, text, untext } from "./fixtures/peer_cluster.ts";
 
 Deno.test("a dialer reconnects after its listener restarts", async () => {
@@ -20,7 +22,7 @@ Deno.test("a dialer reconnects after its listener restarts", async () => {
     // In one process the old port stays bound until the endpoint is garbage collected, so the
     // restarted listener takes a new port (the process test below reuses the same one).
     await two.start({ nodeId: 2 }, []);
-    await one.transport.setPeer(2, two.endpoint);
+    one.transport.setPeer(2, two.endpoint);
     await cluster.until(() => one.transport.isPeerUp(2), "the reconnect");
     assert.equal(peerStats(one, 2).reconnects, 1);
     one.transport.send(2, 1, text("after restart"));
@@ -94,13 +96,12 @@ Deno.test("a listener recovers when its dialer process is killed and restarted",
   const process = new NodeProcess();
   try {
     const [two] = await cluster.startAll([2]) as [TestNode];
-    const certificateFile = `${directory}/node-2.pem`;
-    await Deno.writeTextFile(certificateFile, two.identity.certificatePem);
     const config = {
       nodeId: 1,
       listen: "127.0.0.1:0",
       directory: `${directory}/node-1`,
-      peers: [{ nodeId: 2, address: two.transport.listenAddress, certificateFile }],
+      caFile: await writeCaFile(cluster, directory),
+      peers: [{ nodeId: 2, address: two.transport.listenAddress }],
     };
     await process.start({ ...config, incarnation: "first" });
     await cluster.until(() => two.textsFrom(1, 0).includes("first"), "the first incarnation");
@@ -127,23 +128,20 @@ Deno.test("a dialer recovers when its listener process is killed and restarted",
   const directory = await Deno.makeTempDir();
   const process = new NodeProcess();
   try {
-    const identity = await loadOrCreatePeerIdentity({
-      directory: `${directory}/node-2`,
-      nodeId: 2,
-      listenHost: "127.0.0.1",
-    });
-    const certificatePem = await Deno.readTextFile(`${directory}/node-2/${PEER_CERTIFICATE_FILE}`);
-    assert.equal(certificatePem, identity.certificatePem);
-    const config = { nodeId: 2, directory: `${directory}/node-2`, peers: [] };
+    const caFile = await writeCaFile(cluster, directory);
+    const config = { nodeId: 2, directory: `${directory}/node-2`, caFile, peers: [] };
     const address = await process.start({ ...config, listen: "127.0.0.1:0", incarnation: "first" });
+    const certificateFile = `${directory}/node-2/${PEER_CERTIFICATE_FILE}`;
+    const firstCertificate = await Deno.readTextFile(certificateFile);
     const one = await cluster.node(1);
     await one.start({ nodeId: 1 }, []);
-    await one.transport.setPeer(2, { address, certificatePem });
+    one.transport.setPeer(2, { address });
     await cluster.until(() => one.textsFrom(2, 0).includes("first"), "the first incarnation");
     await process.kill();
     // The dead process no longer holds the port, so the new one listens on the same address.
     await process.start({ ...config, listen: address, incarnation: "second" });
     await cluster.until(() => one.textsFrom(2, 0).includes("second"), "the second incarnation");
+    assert.equal(await Deno.readTextFile(certificateFile), firstCertificate, "identity reused");
     assert.equal(peerStats(one, 2).reconnects, 1);
     const answer = await one.transport.request(2, 0, text("who"), { deadlineMs: 10_000 });
     assert.equal(untext(answer), "second");
@@ -153,3 +151,11 @@ Deno.test("a dialer recovers when its listener process is killed and restarted",
     await Deno.remove(directory, { recursive: true });
   }
 });
+
+/** Writes the cluster's CA where a node process reads it, standing in for the credentials. */
+async function writeCaFile(cluster: TestCluster, directory: string): Promise<string> {
+  const ca = await cluster.ca();
+  const caFile = `${directory}/ca.json`;
+  await Deno.writeTextFile(caFile, JSON.stringify(ca), { mode: 0o600 });
+  return caFile;
+}

@@ -3,7 +3,9 @@
  * peer without the cluster secret delivers nothing (no Raft message, no request) and is
  * disconnected, whether it sends a wrong proof, traffic before the handshake, or traffic
  * piggybacked behind a wrong proof; a listener with the wrong secret is refused by the
- * dialer; a wrongly pinned certificate fails TLS; a malformed or over-limit frame from an
+ * dialer; a listener whose certificate another cluster's CA issued fails the dialer's TLS
+ * (the dialer trusts its own CA only), and a proof over another CA's fingerprint is refused
+ * although TLS passed; a malformed or over-limit frame from an
  * authenticated peer closes that one connection while the node keeps serving another peer;
  * and the legacy ALPN maps messages without a shard prefix to shard 0.
  */
@@ -11,6 +13,7 @@
 import assert from "node:assert/strict";
 import {
   ALPN_LEGACY,
+  createClusterCa,
   encodeProof,
   encodeRaftBatch,
   encodeRequestOrResponse,
@@ -75,20 +78,52 @@ Deno.test("a transport with the wrong cluster secret delivers nothing", async (t
   }
 });
 
-Deno.test("a dialer that pinned the wrong certificate fails TLS", async () => {
+Deno.test("a listener whose certificate another CA issued is refused by TLS", async () => {
   const cluster = new TestCluster();
   try {
     const [two] = await cluster.startAll([2]);
+    const stranger = await cluster.node(3, { ca: await createClusterCa() });
+    await stranger.start({ nodeId: 3 }, []);
     const one = await cluster.node(1);
-    const stranger = await cluster.node(9);
-    await one.start({ nodeId: 1 }, []);
-    await one.transport.setPeer(2, {
+    await one.start({ nodeId: 1 }, [two!]);
+    one.transport.setPeer(3, stranger.endpoint);
+    await cluster.until(() => peerStats(one, 3).connectFailures >= 2, "TLS failures");
+    await cluster.until(() => one.transport.isPeerUp(2), "the CA-issued peer to connect");
+    assert.equal(one.transport.isPeerUp(3), false);
+    assert.equal(stranger.transport.isPeerUp(1), false);
+    assert.equal(stranger.transport.stats().peers.length, 0, "no hello got through");
+    const failures = one.logs.filter((line) => line.fields?.address === stranger.endpoint.address);
+    assert.ok(failures.length >= 2);
+    for (const line of failures) {
+      // rustls: the stranger's chain names a CA called like ours, but our CA did not sign it.
+      assert.match(String(line.fields?.error), /invalid peer certificate: BadSignature/);
+    }
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("a proof over another CA's fingerprint is refused after TLS passed", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [two] = await cluster.startAll([2]);
+    const otherCa = await createClusterCa();
+    const raw = await RawPeer.open({
       address: two!.transport.listenAddress,
-      certificatePem: stranger.identity.certificatePem,
+      caCertificatePem: two!.caCertificatePem,
     });
-    await cluster.until(() => peerStats(one, 2).connectFailures >= 2, "TLS failures");
-    assert.equal(one.transport.isPeerUp(2), false);
-    assert.equal(two!.transport.isPeerUp(1), false);
+    const challenge = await raw.handshake({
+      dialerNodeId: 1,
+      listenerNodeId: 2,
+      secret: TEST_SECRET,
+      caCertificatePem: otherCa.certificatePem,
+      trailing: raftBatch(0, "inject"),
+    });
+    assert.equal(challenge?.type, "challenge", "TLS and the hello passed");
+    assert.equal(closeCodeOf(await raw.closed), AUTHENTICATION_FAILED);
+    await raw.close();
+    assert.deepEqual(two!.received, []);
+    assert.equal(two!.transport.stats().inboundHandshakeFailures, 1);
   } finally {
     await cluster.close();
   }
@@ -106,7 +141,7 @@ Deno.test("a raw peer without the secret is disconnected and delivers nothing", 
     });
     const target = {
       address: two!.transport.listenAddress,
-      certificatePem: two!.identity.certificatePem,
+      caCertificatePem: two!.caCertificatePem,
     };
     await t.step("a wrong proof with traffic right behind it", async () => {
       const raw = await RawPeer.open(target);
@@ -115,7 +150,7 @@ Deno.test("a raw peer without the secret is disconnected and delivers nothing", 
         dialerNodeId: 1,
         listenerNodeId: 2,
         secret: WRONG_SECRET,
-        certificatePem: target.certificatePem,
+        caCertificatePem: target.caCertificatePem,
         trailing,
       });
       assert.equal(challenge?.type, "challenge", "the listener answered the hello");
@@ -136,7 +171,7 @@ Deno.test("a raw peer without the secret is disconnected and delivers nothing", 
         dialerNodeId: 3,
         listenerNodeId: 2,
         secret: TEST_SECRET,
-        certificatePem: target.certificatePem,
+        caCertificatePem: target.caCertificatePem,
       });
       assert.equal(challenge, null, "the listener closed instead of answering");
       await raw.close();
@@ -156,7 +191,7 @@ Deno.test("a malformed frame closes that connection while the node serves others
     const [three, five] = await cluster.startAll([3, 5]);
     const target = {
       address: five!.transport.listenAddress,
-      certificatePem: five!.identity.certificatePem,
+      caCertificatePem: five!.caCertificatePem,
     };
     const cases = [
       { name: "an unknown frame type", bytes: Uint8Array.of(0, 0, 0, 2, 0x7f, 0) },
@@ -175,7 +210,7 @@ Deno.test("a malformed frame closes that connection while the node serves others
           dialerNodeId: 1,
           listenerNodeId: 5,
           secret: TEST_SECRET,
-          certificatePem: target.certificatePem,
+          caCertificatePem: target.caCertificatePem,
           trailing: new Uint8Array([...raftBatch(0, `before ${closedCount}`), ...testCase.bytes]),
         });
         assert.equal(closeCodeOf(await raw.closed), PROTOCOL_ERROR);
@@ -229,7 +264,7 @@ Deno.test("the legacy ALPN carries unprefixed messages for shard 0", async (t) =
       const [two] = await cluster.startAll([7], { protocols: [ALPN_LEGACY] });
       const target = {
         address: two!.transport.listenAddress,
-        certificatePem: two!.identity.certificatePem,
+        caCertificatePem: two!.caCertificatePem,
         protocol: ALPN_LEGACY,
       } as const;
       const raw = await RawPeer.open(target);
@@ -254,7 +289,7 @@ Deno.test("the legacy ALPN carries unprefixed messages for shard 0", async (t) =
         dialerNodeId: 1,
         listenerNodeId: 7,
         secret: TEST_SECRET,
-        certificatePem: target.certificatePem,
+        caCertificatePem: target.caCertificatePem,
         trailing: legacyBatch,
       });
       await cluster.until(() => two!.received.length === 1, "the legacy message");
@@ -272,7 +307,7 @@ Deno.test("a peer that stays silent is closed at the handshake timeout", async (
     const [two] = await cluster.startAll([2], { limits: { handshakeTimeoutMs: 100 } });
     const raw = await RawPeer.open({
       address: two!.transport.listenAddress,
-      certificatePem: two!.identity.certificatePem,
+      caCertificatePem: two!.caCertificatePem,
     });
     await raw.write(new Uint8Array(0));
     const HANDSHAKE_TIMEOUT = 4;

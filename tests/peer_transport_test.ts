@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { AspenError } from "../shard/mod.ts";
 import {
+  createClusterCa,
   PEER_PAYLOAD_BYTES_MAX,
   type PeerProtocol,
   PeerRequestError,
@@ -367,21 +368,18 @@ Deno.test("PeerTransport.setPeer() and removePeer() change whom a node dials", a
     const one = await cluster.node(1);
     await one.start({ nodeId: 1 }, []);
     assert.equal(one.transport.isPeerUp(2), false);
-    await one.transport.setPeer(2, two!.endpoint);
+    one.transport.setPeer(2, two!.endpoint);
     await cluster.until(() => one.transport.isPeerUp(2) && two!.transport.isPeerUp(1), "up");
     one.transport.removePeer(2);
     assert.equal(one.transport.isPeerUp(2), false);
     assert.deepEqual(one.transport.stats().peers, []);
     await cluster.until(() => !two!.transport.isPeerUp(1), "node 2 to see the close");
-    await assert.rejects(
+    assert.throws(
       () => one.transport.setPeer(1, two!.endpoint),
       hasCode("bad_config"),
       "a node is not its own peer",
     );
-    await assert.rejects(
-      () => one.transport.setPeer(3, { address: "nowhere", certificatePem: "" }),
-      hasCode("bad_config"),
-    );
+    assert.throws(() => one.transport.setPeer(3, { address: "nowhere" }), hasCode("bad_config"));
   } finally {
     await cluster.close();
   }
@@ -390,11 +388,12 @@ Deno.test("PeerTransport.setPeer() and removePeer() change whom a node dials", a
 Deno.test("PeerTransport.start() refuses bad options with bad_config", async (t) => {
   const cluster = new TestCluster();
   const node = await cluster.node(1);
-  const peer = await cluster.node(2);
+  const stranger = await cluster.node(2, { ca: await createClusterCa() });
   const base = {
     nodeId: 1,
     listen: "127.0.0.1:0",
     identity: node.identity,
+    trust: { caCertificatePem: node.caCertificatePem },
     clusterSecret: "test-cluster-secret-0123456789",
     peers: new Map(),
     handlers: {
@@ -410,12 +409,17 @@ Deno.test("PeerTransport.start() refuses bad options with bad_config", async (t)
     { name: "a bad limit", options: { limits: { queueMessagesMax: 0 } } },
     { name: "keep-alive not below idle", options: { limits: { keepAliveIntervalMs: 9_000 } } },
     { name: "an unknown protocol", options: { protocols: ["h3" as PeerProtocol] } },
-    { name: "itself as a peer", options: { peers: new Map([[1, peer.endpointFor("x:1")]]) } },
+    { name: "itself as a peer", options: { peers: new Map([[1, { address: "x:1" }]]) } },
+    { name: "a peer without a port", options: { peers: new Map([[2, { address: "x" }]]) } },
+    { name: "an identity another CA issued", options: { identity: stranger.identity } },
     {
-      name: "a peer without a certificate",
-      options: {
-        peers: new Map([[2, { address: "127.0.0.1:1", certificatePem: "" }]]),
-      },
+      name: "an identity that is the CA's own certificate",
+      options: { identity: { ...(await cluster.ca()), fingerprint: "" } },
+    },
+    { name: "a CA that holds no certificate", options: { trust: { caCertificatePem: "x" } } },
+    {
+      name: "a CA that is not the identity's issuer",
+      options: { trust: { caCertificatePem: stranger.caCertificatePem } },
     },
     {
       name: "an identity with a broken key",

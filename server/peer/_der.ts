@@ -1,15 +1,34 @@
 /**
- * A minimal DER (X.690) encoder and PEM helpers, private to the peer folder.
+ * A minimal DER (X.690) encoder and reader, and PEM helpers, private to the peer folder.
  *
- * It writes exactly the ASN.1 shapes that a self-signed X.509 v3 certificate needs and nothing
- * else, which is why it is small enough to read in one sitting. Every function returns a fresh
- * `Uint8Array` holding one complete TLV (tag, length, value).
+ * The encoder writes exactly the ASN.1 shapes that Aspen's X.509 v3 certificates need (a CA
+ * certificate and the node certificates it issues) and nothing else, which is why it is small
+ * enough to read in one sitting. Every encoder returns a fresh `Uint8Array` holding one
+ * complete TLV (tag, length, value).
+ *
+ * The reader ({@linkcode derRead}, {@linkcode derChildren}) walks certificates read back from
+ * disk or from configuration. It accepts single-byte tags and definite lengths up to
+ * DER_LENGTH_MAX, checks every bound, and returns null for anything else: it never throws on
+ * bad input and never reads past the element it was given.
  */
 
 import { assert } from "../../raft/mod.ts";
 
-/** The largest DER length we ever write; certificates are a few hundred bytes. */
+/** The largest DER length we ever write or read; certificates are a few hundred bytes. */
 const DER_LENGTH_MAX = 0xffff;
+/** The most children {@linkcode derChildren} reads from one element (a TBSCertificate has 10). */
+const DER_CHILDREN_MAX = 64;
+
+/** Where one TLV lies inside a byte array: `[start, end)` is the whole element. */
+export interface DerElement {
+  readonly tag: number;
+  /** Offset of the tag byte. */
+  readonly start: number;
+  /** Offset of the first content byte. */
+  readonly contentStart: number;
+  /** Offset just past the element. */
+  readonly end: number;
+}
 
 /** Concatenates byte arrays into one fresh array. */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
@@ -120,6 +139,59 @@ export function derContext(
   assert(Number.isInteger(number) && number >= 0 && number < 31, "context tag is 0..30");
   const tag = 0x80 | (options.isConstructed ? 0x20 : 0) | number;
   return derTlv(tag, content);
+}
+
+/**
+ * Reads the TLV that starts at `offset` and ends at or before `limit`; null when the bytes there
+ * are not one (multi-byte tag, indefinite or over-long length, or running past `limit`).
+ */
+export function derRead(bytes: Uint8Array, offset: number, limit: number): DerElement | null {
+  assert(limit <= bytes.length, "derRead() stays inside the array");
+  if (offset + 2 > limit) return null;
+  const tag = bytes[offset]!;
+  if ((tag & 0x1f) === 0x1f) return null; // a multi-byte tag: never in our certificates
+  const first = bytes[offset + 1]!;
+  let length = first;
+  let contentStart = offset + 2;
+  if (first >= 0x80) {
+    const lengthBytes = first & 0x7f;
+    if (lengthBytes < 1 || lengthBytes > 2 || contentStart + lengthBytes > limit) return null;
+    length = 0;
+    for (let i = 0; i < lengthBytes; i += 1) length = length * 256 + bytes[contentStart + i]!;
+    contentStart += lengthBytes;
+  }
+  const end = contentStart + length;
+  if (end > limit) return null;
+  assert(length <= DER_LENGTH_MAX, "two length bytes hold at most DER_LENGTH_MAX");
+  return { tag, start: offset, contentStart, end };
+}
+
+/**
+ * Reads the children of a constructed element, which must fill its content exactly; null when
+ * one does not parse or there are more than DER_CHILDREN_MAX.
+ */
+export function derChildren(bytes: Uint8Array, parent: DerElement): DerElement[] | null {
+  const children: DerElement[] = [];
+  let offset = parent.contentStart;
+  while (offset < parent.end) {
+    if (children.length === DER_CHILDREN_MAX) return null;
+    const child = derRead(bytes, offset, parent.end);
+    if (child === null) return null;
+    children.push(child);
+    offset = child.end;
+  }
+  assert(offset === parent.end, "the children fill the parent exactly");
+  return children;
+}
+
+/** The content bytes of an element (a view, not a copy). */
+export function derContent(bytes: Uint8Array, element: DerElement): Uint8Array {
+  return bytes.subarray(element.contentStart, element.end);
+}
+
+/** The whole element, tag and length included (a view, not a copy). */
+export function derWhole(bytes: Uint8Array, element: DerElement): Uint8Array {
+  return bytes.subarray(element.start, element.end);
 }
 
 /** Wraps DER bytes in a PEM block with 64-column base64 lines. */

@@ -20,6 +20,7 @@ import {
 } from "./frame_codec.ts";
 import { computeProof, createNonce, type HandshakeTranscript, verifyProof } from "./handshake.ts";
 import { FRAME_BYTES_MAX, HANDSHAKE_FRAME_BYTES_MAX, type PeerLimits } from "./limits.ts";
+import type { ResolvedTrust } from "./options.ts";
 
 /** QUIC application close codes used by the peer channel. */
 export const CloseCode = Object.freeze({
@@ -52,6 +53,8 @@ export interface HandshakeContext {
   readonly selfNodeId: number;
   readonly secretKey: CryptoKey;
   readonly limits: PeerLimits;
+  /** The cluster CA: the dialer's only extra TLS root, and bound into every proof. */
+  readonly trust: ResolvedTrust;
 }
 
 /** The QUIC transport options shared by dialing and listening. */
@@ -66,21 +69,15 @@ export function quicTransportOptions(limits: PeerLimits): Deno.QuicTransportOpti
 }
 
 /**
- * Dials `target`, verifies its certificate against the pinned one, and runs the dialer side of
- * the handshake.
+ * Dials `target`, verifies that its certificate chains to the cluster CA, and runs the dialer
+ * side of the handshake.
  *
  * @throws {Error} when the connection, TLS or the Aspen handshake fails, or times out.
  */
 export async function dialPeer(
   context: HandshakeContext & {
     readonly endpoint: Deno.QuicEndpoint;
-    readonly target: {
-      nodeId: number;
-      hostname: string;
-      port: number;
-      certificatePem: string;
-      fingerprint: string;
-    };
+    readonly target: { nodeId: number; hostname: string; port: number };
     readonly protocols: readonly PeerProtocol[];
   },
 ): Promise<PeerLink> {
@@ -89,10 +86,10 @@ export async function dialPeer(
     endpoint: context.endpoint,
     hostname: context.target.hostname,
     port: context.target.port,
-    // Every Aspen certificate names "localhost"; the pinned certificate is the only extra root
-    // and public CAs never issue for "localhost", so only the pinned peer can pass TLS.
+    // Every Aspen certificate names "localhost"; the cluster CA is the only extra root and
+    // public CAs never issue for "localhost", so only a CA-issued certificate passes TLS.
     serverName: "localhost",
-    caCerts: [context.target.certificatePem],
+    caCerts: [context.trust.caCertificatePem],
     alpnProtocols: [...context.protocols],
   });
   const closed = settleClosed(conn);
@@ -117,7 +114,7 @@ export async function dialPeer(
       listenerNodeId: context.target.nodeId,
       dialerNonce,
       listenerNonce: challenge.nonce.slice(),
-      listenerFingerprint: context.target.fingerprint,
+      caFingerprint: context.trust.caFingerprint,
     };
     if (!await verifyProof(context.secretKey, "listener", transcript, challenge.proof)) {
       throw authenticationError("the listener's proof is wrong");
@@ -140,7 +137,7 @@ export async function dialPeer(
  * @throws {Error} when the handshake fails or times out; the connection is closed by then.
  */
 export async function acceptPeer(
-  context: HandshakeContext & { readonly conn: Deno.QuicConn; readonly fingerprint: string },
+  context: HandshakeContext & { readonly conn: Deno.QuicConn },
 ): Promise<PeerLink> {
   const { conn } = context;
   const closed = settleClosed(conn);
@@ -163,7 +160,7 @@ export async function acceptPeer(
       listenerNodeId: context.selfNodeId,
       dialerNonce: hello.nonce.slice(),
       listenerNonce: createNonce(),
-      listenerFingerprint: context.fingerprint,
+      caFingerprint: context.trust.caFingerprint,
     };
     channel.write(encodeChallenge({
       listenerNodeId: context.selfNodeId,

@@ -1,11 +1,18 @@
 /**
  * The cluster-secret challenge-response that opens every peer connection.
  *
- * QUIC in Deno has no client certificates, so TLS only authenticates the listener (through
- * the pinned certificate, see mod.ts). Both sides then prove that they hold the cluster
- * secret without sending it: each proof is HMAC-SHA256 keyed by the secret over a transcript
- * that binds the protocol version, the role of the prover, the negotiated ALPN, both node ids,
- * both fresh 32-byte nonces and the listener's certificate fingerprint.
+ * QUIC in Deno has no client certificates, so TLS only authenticates the listener (its
+ * certificate must chain to the cluster CA, see mod.ts). Both sides then prove that they hold
+ * the cluster secret without sending it: each proof is HMAC-SHA256 keyed by the secret over a
+ * transcript that binds the protocol version, the role of the prover, the negotiated ALPN, both
+ * node ids, both fresh 32-byte nonces and the fingerprint of the cluster CA certificate, the
+ * root that the dialer's TLS verified the listener against.
+ *
+ * Why the CA's fingerprint and not the listener's own: Deno's `QuicConn` does not expose the
+ * certificate the server presented (only ALPN, addresses and server name), so a dialer cannot
+ * learn which leaf it got. A leaf sent inside the handshake would not help: nothing ties those
+ * bytes to the TLS session, so a relay could forward a genuine listener's leaf and proof. The
+ * CA is the one certificate fact that TLS verified and that both sides know.
  *
  * ```text
  * dialer                                   listener
@@ -36,8 +43,8 @@ export interface HandshakeTranscript {
   readonly listenerNodeId: number;
   readonly dialerNonce: Uint8Array;
   readonly listenerNonce: Uint8Array;
-  /** Lowercase hex SHA-256 of the listener's certificate (the one the dialer pinned). */
-  readonly listenerFingerprint: string;
+  /** Lowercase hex SHA-256 of the cluster CA certificate that both sides trust. */
+  readonly caFingerprint: string;
 }
 
 /**
@@ -99,10 +106,10 @@ function encodeTranscript(
 ): Uint8Array<ArrayBuffer> {
   assert(transcript.dialerNonce.length === NONCE_BYTES, "dialer nonce has NONCE_BYTES");
   assert(transcript.listenerNonce.length === NONCE_BYTES, "listener nonce has NONCE_BYTES");
-  assert(/^[0-9a-f]{64}$/.test(transcript.listenerFingerprint), "fingerprint is SHA-256 hex");
+  assert(/^[0-9a-f]{64}$/.test(transcript.caFingerprint), "fingerprint is SHA-256 hex");
   const label = new TextEncoder().encode(
     `aspen-peer-handshake-v${PROTOCOL_VERSION}\0${role}\0${transcript.alpn}\0` +
-      `${transcript.listenerFingerprint}\0`,
+      `${transcript.caFingerprint}\0`,
   );
   const data = new Uint8Array(label.length + 8 + 2 * NONCE_BYTES);
   const view = new DataView(data.buffer);

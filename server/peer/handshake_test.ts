@@ -1,6 +1,6 @@
 /**
  * Checks the cluster-secret proofs: a proof verifies only for the same secret, role and
- * transcript; changing any single field (ids, nonces, ALPN, fingerprint), swapping the role
+ * transcript; changing any single field (ids, nonces, ALPN, CA fingerprint), swapping the role
  * (reflection) or using another secret makes it fail; short secrets are refused as config.
  */
 
@@ -22,7 +22,7 @@ const transcript: HandshakeTranscript = {
   listenerNodeId: 2,
   dialerNonce: new Uint8Array(32).fill(1),
   listenerNonce: new Uint8Array(32).fill(2),
-  listenerFingerprint: "ab".repeat(32),
+  caFingerprint: "ab".repeat(32),
 };
 
 Deno.test("verifyProof() accepts the proof of the same secret, role and transcript", async () => {
@@ -43,7 +43,7 @@ Deno.test("verifyProof() rejects any change to the transcript, role or secret", 
     { name: "listener id", transcript: { ...transcript, listenerNodeId: 3 } },
     { name: "dialer nonce", transcript: { ...transcript, dialerNonce: createNonce() } },
     { name: "listener nonce", transcript: { ...transcript, listenerNonce: createNonce() } },
-    { name: "fingerprint", transcript: { ...transcript, listenerFingerprint: "cd".repeat(32) } },
+    { name: "CA fingerprint", transcript: { ...transcript, caFingerprint: "cd".repeat(32) } },
   ];
   for (const testCase of changed) {
     await t.step(testCase.name, async () => {

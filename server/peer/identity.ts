@@ -1,43 +1,46 @@
 /**
- * A node's peer identity: an ECDSA P-256 key and a self-signed X.509 certificate for QUIC.
+ * The cluster certificate authority and the node identities it issues, for QUIC's TLS.
  *
- * QUIC always runs TLS, so every listener needs a certificate. Aspen nodes have no CA: each node
- * makes its own key and a self-signed end-entity certificate on first start and keeps both in
- * its data dir, so that its certificate (and so its fingerprint) stays the same across
- * restarts. Peers pin that certificate (see the trust model in mod.ts).
+ * QUIC always runs TLS, so every listener needs a certificate, and a dialer needs a root to
+ * verify it against. `aspen cluster init` makes one cluster CA ({@linkcode createClusterCa}) and
+ * puts its key and certificate in the shared credentials file. Each node, on first start, makes
+ * its own ECDSA P-256 key and has the CA issue it a certificate
+ * ({@linkcode loadOrCreatePeerIdentity}), and keeps both in its data dir. Dialers trust the CA
+ * certificate only, so a node needs nothing about its peers but their addresses (see the trust
+ * model in mod.ts).
  *
- * The certificate follows what rustls (under Deno's QUIC) demands: a subjectAltName with
- * `DNS:localhost` (dialers always verify the name "localhost") plus the listen host when it is a
- * concrete IP or name, BasicConstraints with cA false (a CA certificate fails as an end entity),
- * and the key in PKCS8 PEM. The encoder lives in _der.ts; we add no npm dependency for it.
+ * The certificates follow what rustls (under Deno's QUIC) demands; the profiles are described
+ * in _x509.ts and the encoder lives in _der.ts: we add no npm dependency for either.
  */
 
 import { assert } from "../../raft/mod.ts";
 import { AspenError } from "../../shard/mod.ts";
+import { pemDecode, pemEncode } from "./_der.ts";
 import {
-  derBitString,
-  derBoolean,
-  derContext,
-  derGeneralizedTime,
-  derOctetString,
-  derOid,
-  derSequence,
-  derSet,
-  derSmallInteger,
-  derTlv,
-  derUnsignedInteger,
-  derUtf8String,
-  pemDecode,
-  pemEncode,
-} from "./_der.ts";
+  bytesEqual,
+  type CertificateFields,
+  commonName,
+  ECDSA_P256,
+  isIssuedBy,
+  issueCertificate,
+  parseCertificate,
+} from "./_x509.ts";
 
-/** A node's TLS key and certificate for the peer channel, both as PEM text. */
-export interface PeerIdentity {
-  /** The ECDSA P-256 private key, PKCS8 PEM. Never leaves the node. */
+/** The cluster CA: made once per cluster, shared by every node through the credentials file. */
+export interface ClusterCa {
+  /** The CA's ECDSA P-256 private key, PKCS8 PEM. Whoever holds it can mint node identities. */
   readonly keyPem: string;
-  /** The self-signed certificate, PEM. Public: peers pin it. */
+  /** The self-signed CA certificate, PEM: the one root that dialers trust. */
   readonly certificatePem: string;
-  /** Lowercase hex SHA-256 of the certificate's DER bytes; shown in logs and membership. */
+}
+
+/** A node's TLS key and CA-issued certificate for the peer channel, both as PEM text. */
+export interface PeerIdentity {
+  /** The node's ECDSA P-256 private key, PKCS8 PEM. Never leaves the node. */
+  readonly keyPem: string;
+  /** The node's certificate, issued by the cluster CA, PEM. */
+  readonly certificatePem: string;
+  /** Lowercase hex SHA-256 of the certificate's DER bytes; shown in logs. */
   readonly fingerprint: string;
 }
 
@@ -47,6 +50,8 @@ export interface PeerIdentityOptions {
   readonly nodeId: number;
   /** The host part of the peer listen address; becomes a subjectAltName when concrete. */
   readonly listenHost: string;
+  /** The cluster CA that issues the certificate. */
+  readonly ca: ClusterCa;
 }
 
 /** File names inside the identity directory. */
@@ -54,88 +59,115 @@ export const PEER_KEY_FILE = "peer_key.pem";
 /** File name of the certificate inside the identity directory. */
 export const PEER_CERTIFICATE_FILE = "peer_cert.pem";
 
-const OID_ECDSA_WITH_SHA256 = "1.2.840.10045.4.3.2";
-const OID_COMMON_NAME = "2.5.4.3";
-const OID_BASIC_CONSTRAINTS = "2.5.29.19";
-const OID_KEY_USAGE = "2.5.29.15";
-const OID_EXTENDED_KEY_USAGE = "2.5.29.37";
-const OID_SUBJECT_ALT_NAME = "2.5.29.17";
-const OID_SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
-const OID_CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
-/** Fixed and far in the past, so that clock skew between nodes never fails a handshake. */
-const CERTIFICATE_NOT_BEFORE = new Date("2020-01-01T00:00:00Z");
-/** RFC 5280 §4.1.2.5: 99991231235959Z means "no well-defined expiration date". */
-const CERTIFICATE_NOT_AFTER = new Date("9999-12-31T23:59:59Z");
-const ECDSA_P256 = { name: "ECDSA", namedCurve: "P-256" } as const;
+/**
+ * The CA's common name. Every Aspen CA has the same one on purpose: a dialer then refuses
+ * another cluster's node because the signature does not verify, not merely because a name
+ * differs, and the tests exercise exactly that check.
+ */
+const CA_COMMON_NAME = "aspen-cluster-ca";
+
+/** A CA, parsed and with its signing key imported. */
+interface LoadedCa {
+  readonly certificate: CertificateFields;
+  readonly privateKey: CryptoKey;
+}
 
 /**
- * Creates a fresh key and self-signed certificate in memory.
+ * Creates a cluster CA: an ECDSA P-256 key and a self-signed certificate with BasicConstraints
+ * cA true (critical, pathLen 0), keyUsage keyCertSign and cRLSign, valid from 2020 to 9999.
  *
  * @example
  * ```ts
- * const identity = await createPeerIdentity({ nodeId: 1, listenHost: "127.0.0.1" });
- * console.log(identity.fingerprint);
+ * const ca = await createClusterCa();
+ * const identity = await createPeerIdentity({ nodeId: 1, listenHost: "127.0.0.1", ca });
  * ```
  */
-export async function createPeerIdentity(options: PeerIdentityOptions): Promise<PeerIdentity> {
-  assert(Number.isSafeInteger(options.nodeId), "nodeId is an integer");
+export async function createClusterCa(): Promise<ClusterCa> {
   const keyPair = await crypto.subtle.generateKey(ECDSA_P256, true, ["sign", "verify"]);
   const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keyPair.publicKey));
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keyPair.privateKey));
-  const tbs = buildTbsCertificate({ ...options, spki, serial: randomSerial() });
-  const rawSignature = new Uint8Array(
-    await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, keyPair.privateKey, tbs),
-  );
-  assert(rawSignature.length === 64, "a P-256 signature is r||s, 64 bytes");
-  const signature = derSequence([
-    derUnsignedInteger(rawSignature.subarray(0, 32)),
-    derUnsignedInteger(rawSignature.subarray(32)),
-  ]);
-  const certificate = derSequence([tbs, signatureAlgorithm(), derBitString(signature)]);
-  return {
-    keyPem: pemEncode("PRIVATE KEY", pkcs8),
-    certificatePem: pemEncode("CERTIFICATE", certificate),
-    fingerprint: await fingerprintDer(certificate),
-  };
+  const name = commonName(CA_COMMON_NAME);
+  const der = await issueCertificate({
+    profile: { kind: "ca" },
+    subjectName: name,
+    subjectSpki: spki,
+    issuer: { name, spki, privateKey: keyPair.privateKey },
+  });
+  return { keyPem: pemEncode("PRIVATE KEY", pkcs8), certificatePem: pemEncode("CERTIFICATE", der) };
+}
+
+/**
+ * Creates a fresh node key and has the CA issue its certificate, in memory.
+ *
+ * @throws {AspenError} `bad_config` when the CA certificate or key does not parse, or when the
+ *   key does not belong to the certificate.
+ * @example
+ * ```ts
+ * const identity = await createPeerIdentity({ nodeId: 1, listenHost: "127.0.0.1", ca });
+ * console.error(identity.fingerprint);
+ * ```
+ */
+export async function createPeerIdentity(options: PeerIdentityOptions): Promise<PeerIdentity> {
+  return await issueIdentity(options, await loadCa(options.ca));
 }
 
 /**
  * Loads the identity kept in `directory`, or creates and stores one on first start.
  *
- * The key file is written with mode 0600. Files are written to a temporary name and renamed,
- * so a crash never leaves half a key behind. A later change of listen host keeps the old
- * certificate on purpose: its fingerprint is what peers pinned, and dialers verify the name
- * "localhost", which every Aspen certificate carries.
+ * The stored files are reused when the certificate was issued by `ca` (its issuer names the CA
+ * and the CA's key signed it); otherwise (the cluster was re-initialised with a new CA) a new
+ * key and certificate replace them. The key file is written with mode 0600. Files are written
+ * to a temporary name and renamed, so a crash never leaves half a key behind; a crash between
+ * the two renames leaves an old certificate, which the next start replaces again. A change of
+ * listen host keeps the certificate: dialers verify the name "localhost", which it carries.
  *
  * @throws {AspenError} `storage_corrupt` when only one of the two files exists, when a file
- *   does not parse, or when the key does not match the certificate.
+ *   does not parse, or when the key does not match a certificate issued by this CA;
+ *   `bad_config` when the CA does not parse.
  */
 export async function loadOrCreatePeerIdentity(
   options: PeerIdentityOptions & { readonly directory: string },
 ): Promise<PeerIdentity> {
+  const ca = await loadCa(options.ca);
   const keyPath = `${options.directory}/${PEER_KEY_FILE}`;
   const certificatePath = `${options.directory}/${PEER_CERTIFICATE_FILE}`;
   const keyPem = await readTextIfExists(keyPath);
   const certificatePem = await readTextIfExists(certificatePath);
-  if (keyPem === null && certificatePem === null) {
-    const identity = await createPeerIdentity(options);
-    await Deno.mkdir(options.directory, { recursive: true });
-    await writeFileAtomic(keyPath, identity.keyPem, 0o600);
-    await writeFileAtomic(certificatePath, identity.certificatePem, 0o644);
-    return identity;
+  const corrupt = corruptError(options.directory);
+  if (keyPem !== null && certificatePem !== null) {
+    const der = pemDecode("CERTIFICATE", certificatePem);
+    if (der === null) throw corrupt(`${PEER_CERTIFICATE_FILE} holds no PEM CERTIFICATE`);
+    const certificate = parseCertificate(der);
+    if (certificate === null) throw corrupt(`${PEER_CERTIFICATE_FILE} is not a certificate`);
+    if (await isIssuedBy(certificate, ca.certificate)) {
+      await checkKeyMatches({ keyPem, spki: certificate.spki, corrupt });
+      return { keyPem, certificatePem, fingerprint: await fingerprintDer(der) };
+    }
+  } else if (keyPem !== null || certificatePem !== null) {
+    throw corrupt(`found only ${keyPem === null ? PEER_CERTIFICATE_FILE : PEER_KEY_FILE}`);
   }
-  if (keyPem === null || certificatePem === null) {
-    throw new AspenError(
-      "storage_corrupt",
-      `Cannot load the peer identity in "${options.directory}": ` +
-        `found only ${keyPem === null ? PEER_CERTIFICATE_FILE : PEER_KEY_FILE}`,
-      { directory: options.directory },
-    );
-  }
-  await checkKeyMatchesCertificate({ keyPem, certificatePem, directory: options.directory });
+  const identity = await issueIdentity(options, ca);
+  await Deno.mkdir(options.directory, { recursive: true });
+  await writeFileAtomic(keyPath, identity.keyPem, 0o600);
+  await writeFileAtomic(certificatePath, identity.certificatePem, 0o644);
+  return identity;
+}
+
+/**
+ * True when `certificatePem` was issued by the CA of `caCertificatePem`: its issuer names the
+ * CA and the CA's key signed it. False when either text holds no parsable certificate.
+ */
+export async function isCertificateIssuedBy(
+  certificatePem: string,
+  caCertificatePem: string,
+): Promise<boolean> {
   const der = pemDecode("CERTIFICATE", certificatePem);
-  assert(der !== null, "checkKeyMatchesCertificate() parsed the certificate");
-  return { keyPem, certificatePem, fingerprint: await fingerprintDer(der) };
+  const caDer = pemDecode("CERTIFICATE", caCertificatePem);
+  if (der === null || caDer === null) return false;
+  const certificate = parseCertificate(der);
+  const ca = parseCertificate(caDer);
+  if (certificate === null || ca === null) return false;
+  return await isIssuedBy(certificate, ca);
 }
 
 /**
@@ -157,126 +189,83 @@ export async function fingerprintDer(der: Uint8Array<ArrayBuffer>): Promise<stri
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-function buildTbsCertificate(
-  options: PeerIdentityOptions & { spki: Uint8Array; serial: Uint8Array },
-): Uint8Array<ArrayBuffer> {
-  const name = derSequence([
-    derSet([derSequence([derOid(OID_COMMON_NAME), derUtf8String(`aspen-node-${options.nodeId}`)])]),
-  ]);
-  const extensions = derSequence([
-    extension(OID_BASIC_CONSTRAINTS, true, derSequence([])),
-    // KeyUsage digitalSignature: a BIT STRING with 7 unused bits and the first bit set.
-    extension(OID_KEY_USAGE, true, derTlv(0x03, Uint8Array.of(7, 0x80))),
-    extension(
-      OID_EXTENDED_KEY_USAGE,
-      false,
-      derSequence([derOid(OID_SERVER_AUTH), derOid(OID_CLIENT_AUTH)]),
-    ),
-    extension(OID_SUBJECT_ALT_NAME, false, subjectAltNames(options.listenHost)),
-  ]);
-  return derSequence([
-    derContext(0, derSmallInteger(2), { isConstructed: true }), // version v3
-    derUnsignedInteger(options.serial),
-    signatureAlgorithm(),
-    name,
-    derSequence([
-      derGeneralizedTime(CERTIFICATE_NOT_BEFORE),
-      derGeneralizedTime(CERTIFICATE_NOT_AFTER),
-    ]),
-    name,
-    options.spki,
-    derContext(3, extensions, { isConstructed: true }),
-  ]);
-}
-
-function extension(oid: string, isCritical: boolean, value: Uint8Array): Uint8Array<ArrayBuffer> {
-  const parts = [derOid(oid)];
-  if (isCritical) parts.push(derBoolean(true)); // DER omits the default (false)
-  parts.push(derOctetString(value));
-  return derSequence(parts);
-}
-
-function signatureAlgorithm(): Uint8Array<ArrayBuffer> {
-  return derSequence([derOid(OID_ECDSA_WITH_SHA256)]);
-}
-
-/** DNS:localhost, plus the listen host as an IP or DNS name unless it is a wildcard. */
-function subjectAltNames(listenHost: string): Uint8Array<ArrayBuffer> {
-  const encoder = new TextEncoder();
-  const names = [derContext(2, encoder.encode("localhost"), { isConstructed: false })];
-  const host = listenHost.replace(/^\[|\]$/g, "");
-  const ip = parseIpAddress(host);
-  if (ip !== null) {
-    const isWildcard = ip.every((byte) => byte === 0);
-    if (!isWildcard) names.push(derContext(7, ip, { isConstructed: false }));
-  } else if (host !== "localhost" && /^[A-Za-z0-9.-]{1,253}$/.test(host)) {
-    names.push(derContext(2, encoder.encode(host), { isConstructed: false }));
-  }
-  return derSequence(names);
-}
-
-/** Parses an IPv4 or IPv6 literal into 4 or 16 bytes; null when it is not one. */
-export function parseIpAddress(text: string): Uint8Array<ArrayBuffer> | null {
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (v4 !== null) {
-    const bytes = v4.slice(1).map(Number);
-    if (bytes.some((byte) => byte > 255)) return null;
-    return Uint8Array.from(bytes);
-  }
-  if (!/^[0-9A-Fa-f:]{2,39}$/.test(text)) return null;
-  const halves = text.split("::");
-  if (halves.length > 2) return null;
-  const head = halves[0] === "" ? [] : halves[0]!.split(":");
-  const tail = halves.length === 2 && halves[1] !== "" ? halves[1]!.split(":") : [];
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 1 && missing !== 0) return null;
-  if (halves.length === 2 && missing < 1) return null;
-  const groups = [...head, ...Array<string>(Math.max(missing, 0)).fill("0"), ...tail];
-  const bytes = new Uint8Array(16);
-  for (let i = 0; i < 8; i += 1) {
-    const group = groups[i]!;
-    if (!/^[0-9A-Fa-f]{1,4}$/.test(group)) return null;
-    const value = parseInt(group, 16);
-    bytes[i * 2] = value >> 8;
-    bytes[i * 2 + 1] = value & 0xff;
-  }
-  return bytes;
-}
-
-function randomSerial(): Uint8Array<ArrayBuffer> {
-  const serial = crypto.getRandomValues(new Uint8Array(16));
-  serial[0] = (serial[0]! & 0x7f) | 0x01; // positive and never zero
-  return serial;
-}
-
-async function checkKeyMatchesCertificate(
-  options: { keyPem: string; certificatePem: string; directory: string },
-): Promise<void> {
-  const pkcs8 = pemDecode("PRIVATE KEY", options.keyPem);
-  const der = pemDecode("CERTIFICATE", options.certificatePem);
-  const corrupt = (reason: string, cause?: unknown) =>
+/** Parses the CA and imports its key, checking that the two belong together. */
+async function loadCa(ca: ClusterCa): Promise<LoadedCa> {
+  const fail = (reason: string, cause?: unknown) =>
     new AspenError(
-      "storage_corrupt",
-      `Cannot load the peer identity in "${options.directory}": ${reason}`,
-      { directory: options.directory },
+      "bad_config",
+      `Cannot use the cluster CA: ${reason}`,
+      {},
       cause === undefined ? undefined : { cause },
     );
+  const der = pemDecode("CERTIFICATE", ca.certificatePem);
+  const certificate = der === null ? null : parseCertificate(der);
+  if (certificate === null) throw fail("its certificate does not parse");
+  const pkcs8 = pemDecode("PRIVATE KEY", ca.keyPem);
+  if (pkcs8 === null) throw fail("its key holds no PEM PRIVATE KEY");
+  let privateKey: CryptoKey;
+  let spki: Uint8Array;
+  try {
+    privateKey = await crypto.subtle.importKey("pkcs8", pkcs8, ECDSA_P256, true, ["sign"]);
+    spki = await spkiOfPrivateKey(privateKey);
+  } catch (error) {
+    throw fail("its key is not a P-256 PKCS8 key", error);
+  }
+  if (!bytesEqual(spki, certificate.spki)) throw fail("its key does not match its certificate");
+  return { certificate, privateKey };
+}
+
+async function issueIdentity(
+  options: PeerIdentityOptions,
+  ca: LoadedCa,
+): Promise<PeerIdentity> {
+  assert(Number.isSafeInteger(options.nodeId), "nodeId is an integer");
+  const keyPair = await crypto.subtle.generateKey(ECDSA_P256, true, ["sign", "verify"]);
+  const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keyPair.publicKey));
+  const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keyPair.privateKey));
+  const der = await issueCertificate({
+    profile: { kind: "leaf", listenHost: options.listenHost },
+    subjectName: commonName(`aspen-node-${options.nodeId}`),
+    subjectSpki: spki,
+    issuer: {
+      name: ca.certificate.subjectName,
+      spki: ca.certificate.spki,
+      privateKey: ca.privateKey,
+    },
+  });
+  const issued = parseCertificate(der);
+  assert(issued !== null, "an issued certificate parses back");
+  assert(await isIssuedBy(issued, ca.certificate), "an issued certificate verifies with the CA");
+  return {
+    keyPem: pemEncode("PRIVATE KEY", pkcs8),
+    certificatePem: pemEncode("CERTIFICATE", der),
+    fingerprint: await fingerprintDer(der),
+  };
+}
+
+async function checkKeyMatches(options: {
+  keyPem: string;
+  spki: Uint8Array;
+  corrupt: (reason: string, cause?: unknown) => AspenError;
+}): Promise<void> {
+  const { corrupt } = options;
+  const pkcs8 = pemDecode("PRIVATE KEY", options.keyPem);
   if (pkcs8 === null) throw corrupt(`${PEER_KEY_FILE} holds no PEM PRIVATE KEY`);
-  if (der === null) throw corrupt(`${PEER_CERTIFICATE_FILE} holds no PEM CERTIFICATE`);
-  let privateJwk: JsonWebKey;
+  let spki: Uint8Array;
   try {
     const key = await crypto.subtle.importKey("pkcs8", pkcs8, ECDSA_P256, true, ["sign"]);
-    privateJwk = await crypto.subtle.exportKey("jwk", key);
+    spki = await spkiOfPrivateKey(key);
   } catch (error) {
     throw corrupt(`${PEER_KEY_FILE} is not a P-256 PKCS8 key`, error);
   }
-  const spki = await spkiOfPrivateKey(privateJwk);
-  if (indexOfBytes(der, spki) < 0) {
+  if (!bytesEqual(spki, options.spki)) {
     throw corrupt(`the key in ${PEER_KEY_FILE} does not match ${PEER_CERTIFICATE_FILE}`);
   }
 }
 
-async function spkiOfPrivateKey(privateJwk: JsonWebKey): Promise<Uint8Array<ArrayBuffer>> {
+/** The SPKI of the public half of an extractable P-256 private key. */
+async function spkiOfPrivateKey(privateKey: CryptoKey): Promise<Uint8Array<ArrayBuffer>> {
+  const privateJwk = await crypto.subtle.exportKey("jwk", privateKey);
   const publicJwk: JsonWebKey = {
     kty: privateJwk.kty!,
     crv: privateJwk.crv!,
@@ -287,15 +276,14 @@ async function spkiOfPrivateKey(privateJwk: JsonWebKey): Promise<Uint8Array<Arra
   return new Uint8Array(await crypto.subtle.exportKey("spki", publicKey));
 }
 
-function indexOfBytes(haystack: Uint8Array, needle: Uint8Array): number {
-  const first = needle[0];
-  for (let i = 0; i + needle.length <= haystack.length; i += 1) {
-    if (haystack[i] !== first) continue;
-    let j = 1;
-    while (j < needle.length && haystack[i + j] === needle[j]) j += 1;
-    if (j === needle.length) return i;
-  }
-  return -1;
+function corruptError(directory: string): (reason: string, cause?: unknown) => AspenError {
+  return (reason, cause) =>
+    new AspenError(
+      "storage_corrupt",
+      `Cannot load the peer identity in "${directory}": ${reason}`,
+      { directory },
+      cause === undefined ? undefined : { cause },
+    );
 }
 
 async function readTextIfExists(path: string): Promise<string | null> {

@@ -1,6 +1,7 @@
 /**
  * The logger the peer channel writes to. The node runtime passes its own; the default writes
- * to the console with a `[peer n]` prefix.
+ * warnings and errors to stderr with a `[peer n]` prefix and drops info lines, so that a
+ * library never prints to stdout (the tidy test bans `console.log` in production code).
  */
 
 /** Structured fields attached to a log line. */
@@ -13,13 +14,16 @@ export interface PeerLogger {
   error(message: string, fields?: LogFields): void;
 }
 
-/** A logger that writes one line per event to the console. */
+/**
+ * The default logger: one line per warning (`console.warn`) or error (`console.error`), both on
+ * stderr; info lines (connects and disconnects) are dropped.
+ */
 export function createConsoleLogger(nodeId: number): PeerLogger {
   const format = (message: string, fields?: LogFields) =>
     fields === undefined ? `[peer ${nodeId}] ${message}` : `[peer ${nodeId}] ${message} ` +
       JSON.stringify(fields);
   return {
-    info: (message, fields) => console.log(format(message, fields)),
+    info: dropLine,
     warn: (message, fields) => console.warn(format(message, fields)),
     error: (message, fields) => console.error(format(message, fields)),
   };
@@ -32,4 +36,8 @@ export function describeError(error: unknown): string {
     return `${error.name}: ${error.message}${cause}`;
   }
   return String(error);
+}
+
+function dropLine(_message: string, _fields?: LogFields): void {
+  // Info lines are for the node runtime's own logger; the default keeps stderr for problems.
 }

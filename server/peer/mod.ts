@@ -5,7 +5,7 @@
  * Raft message codec lives in raft/ and the request codec in server/, not here.
  *
  * Allowed dependencies: raft/ (assertions) and shard/ (AspenError) through their mod.ts,
- * Deno's QUIC and WebCrypto APIs. No npm packages: the X.509 encoder is our own _der.ts.
+ * Deno's QUIC and WebCrypto APIs. No npm packages: X.509 is our own _der.ts and _x509.ts.
  *
  * ## What it does
  * - One QUIC connection per pair of nodes, shared by every shard. The node with the smaller id
@@ -25,45 +25,60 @@
  *   connection state and reconnects.
  *
  * ## Trust model
- * Each node creates an ECDSA P-256 key and a self-signed certificate on first start
- * ({@linkcode loadOrCreatePeerIdentity}) and keeps them in its data dir. Two checks guard
- * every connection:
+ * `aspen cluster init` makes the cluster credentials once: the cluster secret and a cluster
+ * certificate authority ({@linkcode createClusterCa}: an ECDSA P-256 key and a self-signed
+ * CA:TRUE certificate). Every node gets the same credentials file. On first start a node makes
+ * its own P-256 key and has the CA issue it an end-entity certificate (SAN `DNS:localhost`
+ * plus its listen IP), and keeps both in its data dir ({@linkcode loadOrCreatePeerIdentity});
+ * a later start reuses them while they were issued by the same CA, and re-issues otherwise.
+ * So a node needs only its peers' addresses to dial them: no certificate is exchanged. Two
+ * checks guard every connection:
  *
- * 1. **Certificate pinning (authenticates the listener, encrypts the link).** A dialer knows
- *    each peer's certificate (`PeerEndpoint.certificatePem`, learned when the peer joined:
- *    recorded with its address in the cluster membership). It connects with
- *    `caCerts: [that certificate]` and `serverName: "localhost"`. Every Aspen certificate names
- *    `DNS:localhost`, so the pinned certificate is the only root that can vouch for it: public
- *    CAs never issue for "localhost". A listener holding any other key fails TLS.
+ * 1. **CA-verified TLS (authenticates the listener as a CA-issued node, encrypts the link).**
+ *    A dialer connects with `caCerts: [the CA certificate]` (`trust.caCertificatePem`) and
+ *    `serverName: "localhost"`. Public CAs never issue for "localhost", so the only chain that
+ *    can pass is leaf -> cluster CA: a listener whose certificate another CA issued (even one
+ *    with the same name) fails with BadSignature, a self-signed one with UnknownIssuer.
+ *    `start()` also refuses an identity that the configured CA did not issue.
  * 2. **Cluster-secret handshake (authenticates both sides, proves membership).** QUIC in Deno
  *    has no client certificates, so the first thing on a connection is an HMAC-SHA256
  *    challenge-response keyed by the cluster secret, over both nonces, both node ids, the ALPN
- *    and the listener's certificate fingerprint (handshake.ts). The secret never crosses the
- *    wire. Until the dialer's proof checks out, the listener reads nothing but handshake
- *    frames (at most 128 bytes each) and delivers nothing; a failure closes the connection.
+ *    and the CA certificate's fingerprint (handshake.ts). The secret never crosses the wire.
+ *    Until the dialer's proof checks out, the listener reads nothing but handshake frames (at
+ *    most 128 bytes each) and delivers nothing; a failure closes the connection.
  *
- * So a process without the cluster secret cannot deliver a Raft message or a request, and
- * cannot pose as a listener; a process with the secret but not a peer's key cannot pose as
- * that peer's listener. A secret holder can claim any node id as a dialer: the secret is the
- * cluster's membership credential, and whoever holds it is trusted as a member.
+ * What the transcript binds. With pinning, the transcript bound the listener's own certificate
+ * fingerprint, which the dialer knew in advance. Deno's `QuicConn` does not expose the
+ * certificate the server presented, so a dialer cannot learn which CA-issued leaf it got. A
+ * leaf sent inside the handshake would not fix that: nothing ties those bytes to the TLS
+ * session, so a relay could forward a genuine listener's leaf and proof unchanged. The proof
+ * therefore binds the fact TLS did verify, the CA, and no more is claimed.
  *
- * The dialer needs the listener's certificate; the listener needs nothing about the dialer
- * but the secret. Because the smaller id dials, a newly added node with a larger id can be
- * reached before it knows anyone's certificate.
+ * So a process without the cluster secret cannot deliver a Raft message or a request (it
+ * cannot make a dialer's proof) and cannot answer as a listener (it cannot make a listener's
+ * proof); without a CA-issued key it cannot even finish TLS as a listener. The cluster
+ * credentials (secret and CA key) are the membership credential: whoever holds them can mint
+ * a certificate and claim any node id, as dialer or listener, and is trusted as a member. A
+ * leaked node key without the secret lets an on-path attacker relay (and read) connections
+ * between members, because every node certificate is valid for "localhost"; keep node keys
+ * as private as the credentials file (they sit beside it, mode 0600).
  *
  * @example
  * ```ts
  * import { loadOrCreatePeerIdentity, PeerTransport } from "./mod.ts";
  *
+ * // From the credentials file written by `aspen cluster init` (createClusterCa()).
+ * const ca = { keyPem: credentials.caKeyPem, certificatePem: credentials.caCertificatePem };
  * const identity = await loadOrCreatePeerIdentity({
- *   directory: "data/node-1", nodeId: 1, listenHost: "127.0.0.1",
+ *   directory: "data/node-1", nodeId: 1, listenHost: "127.0.0.1", ca,
  * });
  * const transport = await PeerTransport.start({
  *   nodeId: 1,
  *   listen: "127.0.0.1:7001",
  *   identity,
- *   clusterSecret,
- *   peers: new Map([[2, { address: "127.0.0.1:7002", certificatePem: node2Certificate }]]),
+ *   trust: { caCertificatePem: ca.certificatePem },
+ *   clusterSecret: credentials.peerSecret,
+ *   peers: new Map([[2, { address: "127.0.0.1:7002" }], [3, { address: "127.0.0.1:7003" }]]),
  *   handlers: {
  *     hostsShard: (shardId) => replicas.has(shardId),
  *     onRaftMessage: (from, shardId, payload) => replicas.get(shardId)!.inbox.push(payload),
@@ -81,6 +96,7 @@ export {
   type PeerHandlers,
   PeerTransport,
   type PeerTransportOptions,
+  type PeerTrust,
 } from "./peer_transport.ts";
 export { INTERNAL_ERROR_CODE, type PeerErrorKind, PeerRequestError } from "./errors.ts";
 export {
@@ -91,7 +107,10 @@ export {
 } from "./faults.ts";
 export {
   certificateFingerprint,
+  type ClusterCa,
+  createClusterCa,
   createPeerIdentity,
+  isCertificateIssuedBy,
   loadOrCreatePeerIdentity,
   PEER_CERTIFICATE_FILE,
   PEER_KEY_FILE,

@@ -14,16 +14,23 @@ import {
   type PeerProtocol,
   WIRE_ID_MAX,
 } from "./frame_codec.ts";
-import { certificateFingerprint, type PeerIdentity } from "./identity.ts";
+import { certificateFingerprint, isCertificateIssuedBy, type PeerIdentity } from "./identity.ts";
 import { findInvalidPeerLimit, PEER_LIMITS_DEFAULT, type PeerLimits } from "./limits.ts";
 import type { PeerLogger } from "./logger.ts";
 
-/** Where a peer listens and the certificate it must present (pinned; see mod.ts). */
+/** Where a peer listens. Its certificate needs no configuration: it must chain to the CA. */
 export interface PeerEndpoint {
   /** "host:port" of the peer's QUIC listener. */
   readonly address: string;
-  /** The peer's self-signed certificate, PEM, learned when it joined. */
-  readonly certificatePem: string;
+}
+
+/** The roots of trust of the peer channel (see the trust model in mod.ts). */
+export interface PeerTrust {
+  /**
+   * The cluster CA certificate, PEM, from the credentials file. Dialers accept a listener only
+   * if its certificate chains to it, and this node's own identity must have been issued by it.
+   */
+  readonly caCertificatePem: string;
 }
 
 /** What the node runtime does with traffic from peers. */
@@ -44,7 +51,10 @@ export interface PeerTransportOptions {
   readonly nodeId: number;
   /** "host:port" to listen on; port 0 picks a free port (see `listenAddress`). */
   readonly listen: string;
+  /** This node's key and CA-issued certificate (`loadOrCreatePeerIdentity()`). */
   readonly identity: PeerIdentity;
+  /** The cluster CA that every node's certificate must chain to. */
+  readonly trust: PeerTrust;
   /** The cluster secret from `cluster init`; never sent, only used as an HMAC key. */
   readonly clusterSecret: string;
   /** Known peers. Only peers with a larger id are dialed; smaller ones dial us. */
@@ -52,6 +62,7 @@ export interface PeerTransportOptions {
   readonly handlers: PeerHandlers;
   /** Tunables; missing fields take PEER_LIMITS_DEFAULT. */
   readonly limits?: Partial<PeerLimits>;
+  /** Receives the transport's log lines. Default: warnings and errors to stderr, no info. */
   readonly logger?: PeerLogger;
   /** ALPNs offered and accepted, by preference. Default: sharded, then legacy. */
   readonly protocols?: readonly PeerProtocol[];
@@ -61,11 +72,16 @@ export interface PeerTransportOptions {
   readonly onFatalError?: (error: unknown) => void;
 }
 
-/** A peer endpoint, parsed and with its certificate fingerprint. */
+/** A peer endpoint, parsed. */
 export interface ResolvedEndpoint extends HostPort {
   readonly address: string;
-  readonly certificatePem: string;
-  readonly fingerprint: string;
+}
+
+/** The trust of a running transport: the CA to dial with and its fingerprint. */
+export interface ResolvedTrust {
+  readonly caCertificatePem: string;
+  /** Lowercase hex SHA-256 of the CA certificate; bound into every handshake proof. */
+  readonly caFingerprint: string;
 }
 
 /** Merges limit overrides with the defaults and validates them.
@@ -111,20 +127,45 @@ export function checkPeerId(nodeId: number, selfNodeId: number): void {
   checkNodeId(nodeId);
 }
 
-/** Parses a peer endpoint and computes the fingerprint of its pinned certificate. */
-export async function resolveEndpoint(
-  nodeId: number,
-  endpoint: PeerEndpoint,
-): Promise<ResolvedEndpoint> {
+/** Parses a peer endpoint.
+ *
+ * @throws {AspenError} `bad_config` when the address is not "host:port".
+ */
+export function resolveEndpoint(nodeId: number, endpoint: PeerEndpoint): ResolvedEndpoint {
   const hostPort = parseHostPort(endpoint.address, {
     what: `the address of node ${nodeId}`,
     isListen: false,
   });
-  const fingerprint = await certificateFingerprint(endpoint.certificatePem);
-  return {
-    ...hostPort,
-    address: endpoint.address,
-    certificatePem: endpoint.certificatePem,
-    fingerprint,
-  };
+  return { ...hostPort, address: endpoint.address };
+}
+
+/**
+ * Checks that the node's identity was issued by the cluster CA (a node with a stray
+ * certificate would be refused by every dialer, so it stops at startup instead).
+ *
+ * @throws {AspenError} `bad_config` when the CA holds no certificate, did not issue the
+ *   identity's certificate, or is the identity's certificate.
+ */
+export async function resolveTrust(
+  trust: PeerTrust,
+  identity: PeerIdentity,
+): Promise<ResolvedTrust> {
+  const caFingerprint = await certificateFingerprint(trust.caCertificatePem);
+  if (await certificateFingerprint(identity.certificatePem) === caFingerprint) {
+    throw new AspenError(
+      "bad_config",
+      "Cannot use the peer identity: it is the cluster CA itself, and TLS refuses a CA " +
+        "certificate as a node certificate (CaUsedAsEndEntity)",
+      { ca: caFingerprint },
+    );
+  }
+  if (!await isCertificateIssuedBy(identity.certificatePem, trust.caCertificatePem)) {
+    throw new AspenError(
+      "bad_config",
+      "Cannot use the peer identity: its certificate was not issued by the cluster CA " +
+        `(identity ${identity.fingerprint}, CA ${caFingerprint})`,
+      { identity: identity.fingerprint, ca: caFingerprint },
+    );
+  }
+  return { caCertificatePem: trust.caCertificatePem, caFingerprint };
 }

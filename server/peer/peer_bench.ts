@@ -12,6 +12,7 @@
  */
 
 import {
+  createClusterCa,
   createPeerIdentity,
   encodeRaftBatch,
   encodeRequestOrResponse,
@@ -77,13 +78,16 @@ const handlers = {
   },
   onRequest: (_from: number, _shard: number, payload: Uint8Array) => Promise.resolve(payload),
 };
+const ca = await createClusterCa();
+const trust = { caCertificatePem: ca.certificatePem };
 const identities = await Promise.all(
-  [1, 2].map((nodeId) => createPeerIdentity({ nodeId, listenHost: "127.0.0.1" })),
+  [1, 2].map((nodeId) => createPeerIdentity({ nodeId, listenHost: "127.0.0.1", ca })),
 );
 const receiver = await PeerTransport.start({
   nodeId: 2,
   listen: "127.0.0.1:0",
   identity: identities[1]!,
+  trust,
   clusterSecret: secret,
   peers: new Map(),
   handlers,
@@ -94,11 +98,9 @@ const sender = await PeerTransport.start({
   nodeId: 1,
   listen: "127.0.0.1:0",
   identity: identities[0]!,
+  trust,
   clusterSecret: secret,
-  peers: new Map([[2, {
-    address: receiver.listenAddress,
-    certificatePem: identities[1]!.certificatePem,
-  }]]),
+  peers: new Map([[2, { address: receiver.listenAddress }]]),
   handlers: {
     ...handlers,
     onPeerStateChange: (_node: number, isUp: boolean) => isUp && markConnected(),

@@ -44,7 +44,6 @@ import {
   type WireError,
 } from "./frame_codec.ts";
 import { importClusterSecret } from "./handshake.ts";
-import { certificateFingerprint } from "./identity.ts";
 import {
   PEER_PAYLOAD_BYTES_MAX,
   type PeerLimits,
@@ -61,10 +60,11 @@ import {
   resolveEndpoint,
   resolveLimits,
   resolveProtocols,
+  resolveTrust,
 } from "./options.ts";
 import type { PeerTransportStats } from "./stats.ts";
 
-export type { PeerEndpoint, PeerHandlers, PeerTransportOptions } from "./options.ts";
+export type { PeerEndpoint, PeerHandlers, PeerTransportOptions, PeerTrust } from "./options.ts";
 
 interface Sleeper {
   readonly timer: ReturnType<typeof setTimeout>;
@@ -78,7 +78,8 @@ interface Sleeper {
  * ```ts
  * const transport = await PeerTransport.start({
  *   nodeId: 1, listen: "127.0.0.1:7001", identity, clusterSecret, handlers,
- *   peers: new Map([[2, { address: "127.0.0.1:7002", certificatePem: node2Certificate }]]),
+ *   trust: { caCertificatePem: credentials.caCertificatePem },
+ *   peers: new Map([[2, { address: "127.0.0.1:7002" }]]),
  * });
  * transport.send(2, 0, raftMessageBytes);
  * const answer = await transport.request(2, 3, requestBytes, { deadlineMs: 2000 });
@@ -95,7 +96,7 @@ export class PeerTransport {
   readonly #protocols: readonly PeerProtocol[];
   readonly #endpoint: Deno.QuicEndpoint;
   readonly #listener: Deno.QuicListener;
-  readonly #handshake: HandshakeContext & { fingerprint: string };
+  readonly #handshake: HandshakeContext;
   readonly #onFatalError: (error: unknown) => void;
   readonly #peers = new Map<number, PeerState>();
   readonly #tasks = new Set<Promise<void>>();
@@ -114,8 +115,8 @@ export class PeerTransport {
   /**
    * Validates the options, binds the endpoint, and starts listening and dialing.
    *
-   * @throws {AspenError} `bad_config` for a bad node id, address, limit, certificate or a
-   *   cluster secret that is too short.
+   * @throws {AspenError} `bad_config` for a bad node id, address or limit, an identity that
+   *   the cluster CA did not issue, or a cluster secret that is too short.
    */
   static async start(options: PeerTransportOptions): Promise<PeerTransport> {
     const limits = resolveLimits(options.limits);
@@ -124,11 +125,11 @@ export class PeerTransport {
       throw new AspenError("bad_config", `Cannot use node id ${options.nodeId}: must be 1..2^32-1`);
     }
     const secretKey = await importClusterSecret(options.clusterSecret);
-    const fingerprint = await certificateFingerprint(options.identity.certificatePem);
+    const trust = await resolveTrust(options.trust, options.identity);
     const peers = new Map<number, ResolvedEndpoint>();
     for (const [nodeId, endpoint] of options.peers) {
       checkPeerId(nodeId, options.nodeId);
-      peers.set(nodeId, await resolveEndpoint(nodeId, endpoint));
+      peers.set(nodeId, resolveEndpoint(nodeId, endpoint));
     }
     const listen = parseHostPort(options.listen, {
       what: "the peer listen address",
@@ -149,7 +150,7 @@ export class PeerTransport {
         address: options.listen,
       }, { cause: error });
     }
-    const handshake = { selfNodeId: options.nodeId, secretKey, limits, fingerprint };
+    const handshake = { selfNodeId: options.nodeId, secretKey, limits, trust };
     const transport = new PeerTransport(options, {
       limits,
       protocols,
@@ -169,7 +170,7 @@ export class PeerTransport {
       protocols: readonly PeerProtocol[];
       endpoint: Deno.QuicEndpoint;
       listener: Deno.QuicListener;
-      handshake: HandshakeContext & { fingerprint: string };
+      handshake: HandshakeContext;
     },
   ) {
     this.nodeId = options.nodeId;
@@ -295,14 +296,14 @@ export class PeerTransport {
   }
 
   /**
-   * Adds a peer or changes its address or certificate (membership changes, joins). A changed
-   * endpoint closes the current outbound connection so the next dial uses the new one.
+   * Adds a peer or changes its address (membership changes, joins). A changed address closes
+   * the current outbound connection so the next dial uses the new one. Ignored after close().
    *
-   * @throws {AspenError} `bad_config` for a bad id, address or certificate, or past PEERS_MAX.
+   * @throws {AspenError} `bad_config` for a bad id or address, or past PEERS_MAX.
    */
-  async setPeer(nodeId: number, endpoint: PeerEndpoint): Promise<void> {
+  setPeer(nodeId: number, endpoint: PeerEndpoint): void {
     checkPeerId(nodeId, this.nodeId);
-    const resolved = await resolveEndpoint(nodeId, endpoint);
+    const resolved = resolveEndpoint(nodeId, endpoint);
     if (this.#isClosing) return;
     const peer = this.#peers.get(nodeId) ?? this.#addPeer(nodeId);
     if (peer === null) {
@@ -310,8 +311,7 @@ export class PeerTransport {
     }
     const previous = peer.endpoint;
     peer.endpoint = resolved;
-    const isChanged = previous !== null &&
-      (previous.address !== resolved.address || previous.fingerprint !== resolved.fingerprint);
+    const isChanged = previous !== null && previous.address !== resolved.address;
     if (isChanged && peer.connection?.role === "dialer") {
       peer.connection.close(CloseCode.normal, "peer endpoint changed");
     }
