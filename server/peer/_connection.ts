@@ -1,0 +1,333 @@
+/**
+ * One authenticated peer connection, private to the peer folder: the read loop that decodes
+ * frames, the write path with its byte accounting, the table of requests in flight, and the
+ * ping timer that measures the round-trip time.
+ *
+ * It knows nothing of shards or handlers: decoded traffic goes up to the transport through
+ * {@linkcode ConnectionEvents}. It never throws out of its loops: a malformed frame closes this
+ * connection (and only this one), and a failing handler is reported as fatal to the transport.
+ */
+
+import { assert } from "../../raft/mod.ts";
+import { CloseCode, type PeerLink } from "./_establish.ts";
+import { type PeerErrorKind, PeerRequestError } from "./errors.ts";
+import {
+  ALPN_SHARDED,
+  type CodecOptions,
+  encodePingOrPong,
+  encodeRequestOrResponse,
+  FrameError,
+  parseFrame,
+  type PeerProtocol,
+  type ShardMessage,
+  WIRE_ID_MAX,
+  type WireError,
+} from "./frame_codec.ts";
+import type { PeerLimits } from "./limits.ts";
+import { describeError } from "./logger.ts";
+import { type PeerCounters, recordRoundTrip } from "./stats.ts";
+
+/** What a connection reports to its transport. */
+export interface ConnectionEvents {
+  onRaftBatch(connection: PeerConnection, messages: readonly ShardMessage[]): void;
+  onRequest(
+    connection: PeerConnection,
+    request: { requestId: number; shardId: number; payload: Uint8Array },
+  ): void;
+  /** An error frame about a Raft message we sent (requestId 0). */
+  onRaftError(connection: PeerConnection, shardId: number, error: WireError): void;
+  /** The send buffer drained below its limit after being full. */
+  onWritable(connection: PeerConnection): void;
+  /** Called once, synchronously, when the connection closes for any reason. */
+  onClosed(connection: PeerConnection): void;
+  onProtocolError(connection: PeerConnection, error: FrameError): void;
+  /** A handler threw: a bug. The transport decides how the process ends. */
+  onFatal(error: unknown): void;
+}
+
+/** One outbound request to send on a connection. */
+export interface OutboundRequest {
+  readonly requestId: number;
+  readonly shardId: number;
+  readonly payload: Uint8Array;
+  readonly deadlineMs: number;
+  /** An injected fault: register the request but never send it, so it times out. */
+  readonly isDropped: boolean;
+  readonly delayMs: number;
+}
+
+/** A timer handle, whatever type the runtime's timer functions return. */
+type TimerId = ReturnType<typeof setTimeout>;
+
+/** The failure kinds a connection raises itself. */
+type LocalErrorKind = Exclude<PeerErrorKind, "remote">;
+
+interface PendingRequest {
+  readonly shardId: number;
+  readonly resolve: (payload: Uint8Array) => void;
+  readonly reject: (error: PeerRequestError) => void;
+  readonly timer: TimerId;
+}
+
+/** An authenticated connection carrying frames both ways on one stream. */
+export class PeerConnection {
+  readonly remoteNodeId: number;
+  readonly protocol: PeerProtocol;
+  readonly role: "dialer" | "listener";
+  readonly codec: CodecOptions;
+  /** Requests the remote node has in flight here; kept by the transport. */
+  inboundRequestsInflight = 0;
+  readonly #link: PeerLink;
+  readonly #events: ConnectionEvents;
+  readonly #counters: PeerCounters;
+  readonly #limits: PeerLimits;
+  readonly #pending = new Map<number, PendingRequest>();
+  readonly #delayTimers = new Set<TimerId>();
+  #bytesUnacked = 0;
+  #pingTimer: TimerId | null = null;
+  #pingOutstanding: { id: number; sentAtMs: number } | null = null;
+  #pingIdNext = 1;
+  #isClosed = false;
+  #closeReason = "";
+  #readFailure: string | null = null;
+  #done: Promise<void> | null = null;
+
+  constructor(
+    link: PeerLink,
+    context: { events: ConnectionEvents; counters: PeerCounters; limits: PeerLimits },
+  ) {
+    this.#link = link;
+    this.remoteNodeId = link.remoteNodeId;
+    this.protocol = link.protocol;
+    this.role = link.role;
+    this.codec = { hasShardPrefix: link.protocol === ALPN_SHARDED };
+    this.#events = context.events;
+    this.#counters = context.counters;
+    this.#limits = context.limits;
+  }
+
+  /** Starts the read loop and the ping timer; call once. */
+  start(): void {
+    assert(this.#done === null, "PeerConnection.start() runs once");
+    const readLoop = this.#readLoop();
+    this.#done = Promise.all([readLoop, this.#link.closed]).then(() => undefined);
+    if (this.#isClosed) return;
+    this.#pingTimer = setInterval(() => this.#ping(), this.#limits.pingIntervalMs);
+    this.#ping();
+  }
+
+  /** Settles when the read loop has ended and QUIC has closed the connection. */
+  get done(): Promise<void> {
+    assert(this.#done !== null, "PeerConnection.done is read after start()");
+    return this.#done;
+  }
+
+  get isClosed(): boolean {
+    return this.#isClosed;
+  }
+
+  /** Why the connection closed, for logs; empty while open. */
+  get closeReason(): string {
+    return this.#closeReason;
+  }
+
+  /** False while more than `sendBufferBytesMax` bytes wait inside the QUIC stream. */
+  get hasSendCapacity(): boolean {
+    return this.#bytesUnacked < this.#limits.sendBufferBytesMax;
+  }
+
+  /** Requests this node has in flight on the connection. */
+  get requestsInflight(): number {
+    return this.#pending.size;
+  }
+
+  /** True when `requestId` is waiting for an answer here. */
+  hasPendingRequest(requestId: number): boolean {
+    return this.#pending.has(requestId);
+  }
+
+  /** Writes one encoded frame, after `delayMs` when a fault delays it; false when closed. */
+  write(frame: Uint8Array, delayMs: number): boolean {
+    if (this.#isClosed) return false;
+    if (delayMs === 0) {
+      this.#writeNow(frame);
+      return true;
+    }
+    const timer = setTimeout(() => {
+      this.#delayTimers.delete(timer);
+      this.#writeNow(frame);
+    }, delayMs);
+    this.#delayTimers.add(timer);
+    return true;
+  }
+
+  /** Sends a request and resolves with the response payload, or rejects with its failure. */
+  request(request: OutboundRequest): Promise<Uint8Array> {
+    assert(!this.#isClosed, "request() is only called on an open connection");
+    assert(!this.#pending.has(request.requestId), "request ids are unique per connection");
+    const { promise, resolve, reject } = Promise.withResolvers<Uint8Array>();
+    const timer = setTimeout(() => {
+      this.#pending.delete(request.requestId);
+      reject(PeerRequestError.local(
+        "timeout",
+        { nodeId: this.remoteNodeId, shardId: request.shardId },
+        `Cannot get an answer from node ${this.remoteNodeId} for shard ${request.shardId}: ` +
+          `no response within ${request.deadlineMs} ms`,
+      ));
+    }, request.deadlineMs);
+    this.#pending.set(request.requestId, { shardId: request.shardId, resolve, reject, timer });
+    if (!request.isDropped) {
+      const frame = encodeRequestOrResponse("request", request, this.codec);
+      this.write(frame, request.delayMs);
+    }
+    return promise;
+  }
+
+  /**
+   * Closes the connection once; rejects every request in flight with `kind`.
+   * Later calls do nothing.
+   */
+  close(closeCode: number, reason: string, kind: LocalErrorKind = "unreachable"): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    this.#closeReason = this.#readFailure ?? reason;
+    if (this.#pingTimer !== null) clearInterval(this.#pingTimer);
+    for (const timer of this.#delayTimers) clearTimeout(timer);
+    this.#delayTimers.clear();
+    for (const pending of this.#pending.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(PeerRequestError.local(
+        kind,
+        { nodeId: this.remoteNodeId, shardId: pending.shardId },
+        `Cannot get an answer from node ${this.remoteNodeId} for shard ${pending.shardId}: ` +
+          `the connection closed (${reason})`,
+      ));
+    }
+    this.#pending.clear();
+    this.#link.conn.close({ closeCode, reason });
+    this.#events.onClosed(this);
+  }
+
+  async #readLoop(): Promise<void> {
+    const onFrame = (body: Uint8Array) => this.#handleFrame(body);
+    try {
+      this.#counters.bytesIn += this.#link.leftoverBytes.length;
+      this.#link.decoder.push(this.#link.leftoverBytes, onFrame);
+      while (!this.#isClosed) {
+        const chunk = await this.#readChunk();
+        if (chunk === null) break;
+        this.#counters.bytesIn += chunk.length;
+        this.#link.decoder.push(chunk, onFrame);
+      }
+    } catch (error) {
+      if (error instanceof FrameError) {
+        this.#events.onProtocolError(this, error);
+        this.close(CloseCode.protocolError, error.reason);
+      } else {
+        this.close(CloseCode.internalError, "internal error");
+        this.#events.onFatal(error);
+      }
+    } finally {
+      this.close(CloseCode.normal, "stream ended");
+    }
+  }
+
+  /** The next chunk, or null when the stream ended or the connection broke. */
+  async #readChunk(): Promise<Uint8Array | null> {
+    try {
+      const result = await this.#link.reader.read();
+      return result.done ? null : result.value;
+    } catch (error) {
+      // The connection broke (peer closed, idle timeout, reset): the read loop ends and
+      // close() rejects what is in flight; the transport reconnects if it is the dialer.
+      this.#readFailure = describeError(error);
+      return null;
+    }
+  }
+
+  #handleFrame(body: Uint8Array): void {
+    this.#counters.framesIn += 1;
+    const frame = parseFrame(body, this.codec);
+    switch (frame.type) {
+      case "raft_batch":
+        this.#counters.messagesIn += frame.messages.length;
+        this.#events.onRaftBatch(this, frame.messages);
+        return;
+      case "request":
+        this.#events.onRequest(this, frame);
+        return;
+      case "response":
+        this.#settle(frame.requestId, frame.shardId, { payload: frame.payload });
+        return;
+      case "error":
+        if (frame.requestId === 0) this.#events.onRaftError(this, frame.shardId, frame.error);
+        else this.#settle(frame.requestId, frame.shardId, { error: frame.error });
+        return;
+      case "ping":
+        this.#writeNow(encodePingOrPong("pong", frame.pingId));
+        return;
+      case "pong":
+        this.#onPong(frame.pingId);
+        return;
+      default:
+        throw new FrameError(
+          "frame_malformed",
+          `Cannot accept a ${frame.type} frame after the handshake`,
+        );
+    }
+  }
+
+  #settle(
+    requestId: number,
+    shardId: number,
+    outcome: { payload: Uint8Array } | { error: WireError },
+  ): void {
+    const pending = this.#pending.get(requestId);
+    // An answer after the deadline finds nothing: the caller has had its timeout already.
+    if (pending === undefined) return;
+    if (pending.shardId !== shardId) {
+      throw new FrameError("frame_malformed", `Cannot match response ${requestId}: wrong shard`);
+    }
+    this.#pending.delete(requestId);
+    clearTimeout(pending.timer);
+    if ("payload" in outcome) {
+      pending.resolve(outcome.payload);
+    } else {
+      pending.reject(
+        PeerRequestError.remote(outcome.error, { nodeId: this.remoteNodeId, shardId }),
+      );
+    }
+  }
+
+  #ping(): void {
+    if (this.#isClosed || this.#pingOutstanding !== null) return;
+    const id = this.#pingIdNext;
+    this.#pingIdNext = id === WIRE_ID_MAX ? 1 : id + 1;
+    this.#pingOutstanding = { id, sentAtMs: performance.now() };
+    this.#writeNow(encodePingOrPong("ping", id));
+  }
+
+  #onPong(pingId: number): void {
+    const outstanding = this.#pingOutstanding;
+    if (outstanding === null || outstanding.id !== pingId) return;
+    this.#pingOutstanding = null;
+    recordRoundTrip(this.#counters, performance.now() - outstanding.sentAtMs);
+  }
+
+  #writeNow(frame: Uint8Array): void {
+    if (this.#isClosed) return;
+    const length = frame.length;
+    this.#bytesUnacked += length;
+    this.#counters.framesOut += 1;
+    this.#counters.bytesOut += length;
+    this.#link.writer.write(frame).then(
+      () => {
+        const wasFull = !this.hasSendCapacity;
+        this.#bytesUnacked -= length;
+        assert(this.#bytesUnacked >= 0, "unacknowledged bytes never go negative");
+        if (wasFull && this.hasSendCapacity) this.#events.onWritable(this);
+      },
+      () => this.close(CloseCode.normal, "write failed"),
+    );
+  }
+}
