@@ -345,7 +345,7 @@ function isPortFree(address: string): boolean {
 }
 
 async function pipeLines(
-  stream: ReadableStream<Uint8Array>,
+  stream: ReadableStream<Uint8Array<ArrayBuffer>>,
   onLine: (line: string) => void,
 ): Promise<void> {
   let pending = "";

@@ -71,7 +71,7 @@ async function call(
   const response = await harness.app.request(path, {
     method,
     headers,
-    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    body: body === undefined ? null : typeof body === "string" ? body : JSON.stringify(body),
   });
   return { status: response.status, json: await response.json() };
 }

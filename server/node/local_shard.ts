@@ -88,7 +88,7 @@ export class LocalShard {
     this.shard = options.shard;
     this.#options = options;
     this.stateMachine = stateMachine;
-    this.#lessor.load(stateMachine.leases(), options.nowMs());
+    this.#lessor.load(stateMachine.leases(), Math.floor(options.nowMs()));
     this.replica = new ShardReplica<ApplyResult>({
       shard: options.shard,
       raft: { ...options.raft, id: replicaId(options.nodeId) },
@@ -237,6 +237,11 @@ export class LocalShard {
     this.replica.close();
   }
 
+  /** The lessor counts whole milliseconds. */
+  #lessorNow(): number {
+    return Math.floor(this.#options.nowMs());
+  }
+
   #read<T>(serializable: boolean, read: () => T): Promise<T> | T {
     return serializable ? read() : this.replica.read(read);
   }
@@ -254,7 +259,7 @@ export class LocalShard {
   }
 
   #keepAlive(id: number): unknown {
-    const result = this.#lessor.keepAlive(id, this.#options.nowMs());
+    const result = this.#lessor.keepAlive(id, this.#lessorNow());
     if (result.type === "not_leader") {
       const status = this.replica.status();
       throw new AspenError("not_leader", `Cannot keep lease ${id} alive here: not the leader`, {
@@ -273,7 +278,7 @@ export class LocalShard {
     if (lease === null) {
       throw new AspenError("lease_not_found", `Cannot read lease ${id}: it does not exist`);
     }
-    const remainingMs = this.#lessor.remainingMs(id, this.#options.nowMs()) ?? 0;
+    const remainingMs = this.#lessor.remainingMs(id, this.#lessorNow()) ?? 0;
     return { id, ttl: lease.ttlSeconds, remainingMs, keys: lease.keys };
   }
 
@@ -281,7 +286,7 @@ export class LocalShard {
   #observedStateMachine() {
     const machine = this.stateMachine;
     const lessor = this.#lessor;
-    const nowMs = this.#options.nowMs;
+    const nowMs = () => this.#lessorNow();
     return {
       appliedIndex: () => machine.appliedIndex(),
       apply: (entries: readonly { index: number; data: Uint8Array }[]) => {
@@ -300,7 +305,7 @@ export class LocalShard {
   }
 
   #onLeaderChange(status: ReplicaStatus): void {
-    const now = this.#options.nowMs();
+    const now = this.#lessorNow();
     if (status.role === "leader") {
       this.#lessor.onBecomeLeader(now);
       this.#options.logger.info("Became leader", { shard: this.shard, term: status.term });
@@ -316,7 +321,7 @@ export class LocalShard {
   }
 
   #expireLeases(): void {
-    const ids = this.#lessor.expired(this.#options.nowMs());
+    const ids = this.#lessor.expired(this.#lessorNow());
     if (ids.length === 0) return;
     this.replica.propose(encodeCommand({ type: "leaseExpire", ids })).catch((error: unknown) => {
       this.#options.logger.warn("Cannot expire leases yet", {
@@ -327,7 +332,7 @@ export class LocalShard {
   }
 
   #proposalRate(status: ReplicaStatus): number {
-    const now = this.#options.nowMs();
+    const now = this.#lessorNow();
     const sample = this.#rateSample;
     const elapsed = now - sample.atMs;
     if (elapsed >= RATE_WINDOW_MS) {

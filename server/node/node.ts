@@ -233,7 +233,6 @@ async function startTransport(
       },
     },
     logger: {
-      debug: (message, fields) => logger.debug(message, fields),
       info: (message, fields) => logger.info(message, fields),
       warn: (message, fields) => logger.warn(message, fields),
       error: (message, fields) => logger.error(message, fields),
