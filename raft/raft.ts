@@ -361,7 +361,7 @@ export class Raft {
     const canVote = this.vote === message.from ||
       (this.vote === null && this.leader === null) ||
       (message.type === "preVote" && message.term > this.term);
-    if (canVote && this.log.isUpToDate(message.lastIndex, message.lastTerm)) {
+    if (canVote && this.log.isAtLeastAsNew(message.lastIndex, message.lastTerm)) {
       this.#respondVote(message, false);
       if (message.type === "vote") {
         this.electionElapsed = 0;

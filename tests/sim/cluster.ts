@@ -379,22 +379,27 @@ export class SimCluster {
       this.pending.set(id, operation);
       this.#propose(operation);
     }
-    const retryUnits = options.electionTicks * options.tickUnits * 2;
-    for (const [id, operation] of this.pending) {
-      if (this.now - operation.proposedAt < retryUnits) break;
-      // Re-inserting keeps the map ordered by last proposal time.
-      this.pending.delete(id);
-      this.pending.set(id, operation);
+    if (this.now % 10 === 0) this.#retryPending();
+    if (!this.isHealing && this.prng.nextFloat() < options.readRate) this.#read();
+  }
+
+  /**
+   * Re-proposes pending writes like a client that times out: soon when its leader lost the
+   * role, and after a long wait in any case (a leader can lose unsynced entries in a crash and
+   * come back leading the same term).
+   */
+  #retryPending(): void {
+    const retryUnits = this.options.electionTicks * this.options.tickUnits * 2;
+    let retries = 0;
+    for (const operation of this.pending.values()) {
+      const waited = this.now - operation.proposedAt;
+      if (waited < retryUnits || retries >= 8) continue;
       const isStillLeading = this.#isLeading(operation.leader, operation.term);
-      if (isStillLeading && this.now - operation.proposedAt < retryUnits * 10) {
-        operation.proposedAt = this.now;
-        continue;
-      }
+      if (isStillLeading && waited < retryUnits * 5) continue;
       operation.proposedAt = this.now;
       this.#propose(operation);
-      break;
+      retries++;
     }
-    if (!this.isHealing && this.prng.nextFloat() < options.readRate) this.#read();
   }
 
   #propose(operation: PendingOperation): void {
