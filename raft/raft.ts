@@ -72,6 +72,11 @@ export class Raft {
   /** Ticks since this replica became leader; the clock of read leases. */
   leaderTicks = 0;
   leadTransferee: ReplicaId | null = null;
+  /**
+   * This leader sent a TimeoutNow in its term. Voters ignore their lease for the election it
+   * starts, whenever it arrives, so this leader may never serve a lease read again.
+   */
+  hasSentTimeoutNow = false;
   /** Leader only: (index, bytes) of proposals not yet committed, oldest first. */
   uncommitted: { index: LogIndex; bytes: number }[] = [];
   uncommittedBytes = 0;
@@ -393,6 +398,7 @@ export class Raft {
     this.votes.clear();
     this.progress.clear();
     this.leadTransferee = null;
+    this.hasSentTimeoutNow = false;
     this.uncommitted = [];
     this.uncommittedBytes = 0;
     this.readOnly.reset();

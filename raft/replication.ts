@@ -302,7 +302,9 @@ function sendSnapshotChunk(raft: Raft, to: ReplicaId, progress: Progress): void 
   progress.isChunkInflight = true;
 }
 
+/** Asks `to` to campaign at once; ends this leader's lease reads for the rest of its term. */
 export function sendTimeoutNow(raft: Raft, to: ReplicaId): void {
+  raft.hasSentTimeoutNow = true;
   raft.send({ type: "timeoutNow", from: raft.id, to, term: raft.term });
 }
 

@@ -97,7 +97,8 @@ export function readIndex(raft: Raft, requestId: number): ReadIndexResult {
     raft.readOnly.readStates.push({ requestId, index: committed });
     return { kind: "ok" };
   }
-  if (raft.config.leaseReads && raft.leadTransferee === null && isLeaseValid(raft)) {
+  const isLeaseUsable = raft.leadTransferee === null && !raft.hasSentTimeoutNow;
+  if (raft.config.leaseReads && isLeaseUsable && isLeaseValid(raft)) {
     raft.readOnly.readStates.push({ requestId, index: committed });
     return { kind: "ok" };
   }
