@@ -211,6 +211,7 @@ function handleAppendResponse(raft: Raft, message: AppendResponseMessage): void 
   if (maybeCommit(raft)) {
     broadcastAppend(raft);
   } else if (wasPaused) {
+    // The follower was paused when the commit index last moved: this tells it (even empty).
     sendAppend(raft, message.from, true);
   }
   while (raft.role === "leader" && sendAppend(raft, message.from, false)) {
