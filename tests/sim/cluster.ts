@@ -113,7 +113,7 @@ export class SimCluster {
       const replica = new SimReplica(id, storage);
       const bootstrap = storage.entries(1 as LogIndex, (storage.lastIndex() + 1) as LogIndex, 1e9);
       this.checker.onAppend(id, bootstrap ?? []);
-      this.checker.onCommit(id, storage.initialState().hardState.commit);
+      this.checker.onCommit(id, storage.initialState().hardState.commit, 1);
       this.replicas.set(id, replica);
       this.#start(replica);
     }
@@ -279,7 +279,7 @@ export class SimCluster {
     }
     if (ready.hardState !== null) {
       storage.setHardState(ready.hardState);
-      this.checker.onCommit(replica.id, ready.hardState.commit);
+      this.checker.onCommit(replica.id, ready.hardState.commit, ready.hardState.term);
     }
     if (ready.mustSync) replica.durableHardState = storage.initialState().hardState;
     const status = node.status();

@@ -12,4 +12,9 @@ export const REGRESSION_SEEDS: readonly { seed: number; note: string }[] = [
   { seed: 191, note: "liveness: frequent snapshots restarted a snapshot transfer forever" },
   { seed: 524, note: "liveness: election timeout below the network round trip (sim options)" },
   { seed: 1643, note: "liveness: a leader re-elected in the same term fooled the sim client" },
+  {
+    seed: 100252,
+    note: "checker: leader completeness must count commits by the deciding leader's term, " +
+      "not the entry's term (a stale leader of term 29 lacked an entry leader 30 committed)",
+  },
 ];
