@@ -128,6 +128,23 @@ export class Raft {
         this.hup(false);
       }
     }
+    this.checkInvariants();
+  }
+
+  /** Asserts the invariants every input must preserve; cheap enough to run after each one. */
+  checkInvariants(): void {
+    const log = this.log;
+    assert(log.applied <= log.committed, "Invariant: applied <= committed");
+    assert(log.committed <= log.lastIndex(), "Invariant: committed <= lastIndex");
+    if (this.role === "leader") {
+      assert(this.leader === this.id, "a leader knows it leads");
+      assert(this.vote === this.id, "a leader voted for itself");
+    } else {
+      assert(this.progress.size === 0, "only a leader tracks progress");
+      assert(this.leadTransferee === null, "only a leader transfers leadership");
+    }
+    if (this.role === "candidate") assert(this.vote === this.id, "a candidate votes for itself");
+    if (this.vote !== null) assert(this.term > 0, "a vote belongs to a term");
   }
 
   /** Starts an election (a pre-vote first when enabled, unless it is a leader transfer). */
@@ -160,6 +177,7 @@ export class Raft {
       this.#stepCandidate(message);
     }
     this.checkRemovedLeader();
+    this.checkInvariants();
   }
 
   becomeFollower(newTerm: Term, leader: ReplicaId | null): void {
