@@ -1,8 +1,9 @@
 /**
  * Runs the deterministic simulation (tests/sim/) inside `deno test`: 200 fixed seeds plus every
  * regression seed must finish with no safety violation and converge in the liveness phase, and
- * a sample of seeds run twice must produce the same trace hash (determinism). A failure prints
- * the command that replays the seed.
+ * a sample of seeds run twice must produce the same trace hash (determinism). A few seeds also
+ * run on SqliteLogStorage and must produce exactly the trace they produce on MemoryStorage, a
+ * storage conformance check under load. A failure prints the command that replays the seed.
  */
 import { equal } from "node:assert/strict";
 import { REGRESSION_SEEDS } from "./sim/regressions.ts";
@@ -30,5 +31,13 @@ Deno.test("simulation: every regression seed passes", () => {
 Deno.test("simulation: the same seed gives the same trace hash", () => {
   for (const seed of [1, 2, 3, 5, 8, 13]) {
     equal(runSeed(seed).traceHash, runSeed(seed).traceHash, `seed ${seed} is nondeterministic`);
+  }
+});
+
+Deno.test("simulation: SqliteLogStorage gives the same trace as MemoryStorage", () => {
+  for (const seed of [1, 4, 7, 10, 13, 16]) {
+    const onSqlite = runSeed(seed, 3000, "sqlite");
+    equal(onSqlite.violation, null, `seed ${seed} on SQLite: ${onSqlite.violation}`);
+    equal(onSqlite.traceHash, runSeed(seed).traceHash, `seed ${seed} differs on SQLite`);
   }
 });

@@ -14,7 +14,16 @@ import {
   replicaId,
   SeededPrng,
 } from "../../raft/mod.ts";
-import type { Entry, HardState, LogIndex, Message, ReplicaId } from "../../raft/mod.ts";
+import type {
+  ConfState,
+  Entry,
+  HardState,
+  LogIndex,
+  Message,
+  ReplicaId,
+  WritableLogStorage,
+} from "../../raft/mod.ts";
+import { SqliteLogStorage } from "../../shard/mod.ts";
 import { SafetyChecker } from "./checker.ts";
 import { mix } from "./hash.ts";
 import { TimedHeap } from "./heap.ts";
@@ -46,7 +55,7 @@ interface InFlight {
 /** One simulated replica: its disk survives crashes, everything else does not. */
 export class SimReplica {
   readonly id: ReplicaId;
-  readonly storage: MemoryStorage;
+  readonly storage: WritableLogStorage;
   durableHardState: HardState;
   node: RawNode | null = null;
   machine = new SimStateMachine();
@@ -56,7 +65,7 @@ export class SimReplica {
   isDestroyed = false;
   starts = 0;
 
-  constructor(id: ReplicaId, storage: MemoryStorage) {
+  constructor(id: ReplicaId, storage: WritableLogStorage) {
     this.id = id;
     this.storage = storage;
     this.durableHardState = storage.initialState().hardState;
@@ -100,7 +109,12 @@ export class SimCluster {
   #lastLeaderTerm = new Map<number, number>();
   #linkLastAt = new Map<number, number>();
 
-  constructor(seed: number, options: SimOptions) {
+  /** Every SQLite storage opened, closed by {@linkcode SimCluster.close}. */
+  readonly #sqliteStorages: SqliteLogStorage[] = [];
+  readonly #storageKind: "memory" | "sqlite";
+
+  constructor(seed: number, options: SimOptions, storageKind: "memory" | "sqlite" = "memory") {
+    this.#storageKind = storageKind;
     this.seed = seed;
     this.options = options;
     this.latencyUnitsMax = options.latencyUnitsMax;
@@ -109,7 +123,7 @@ export class SimCluster {
     const voters: ReplicaId[] = [];
     for (let id = 1; id <= options.voterCount; id++) voters.push(replicaId(id));
     for (const id of voters) {
-      const storage = new MemoryStorage({ voters, learners: [] });
+      const storage = this.#openStorage({ voters, learners: [] });
       const replica = new SimReplica(id, storage);
       const bootstrap = storage.entries(1 as LogIndex, (storage.lastIndex() + 1) as LogIndex, 1e9);
       this.checker.onAppend(id, bootstrap ?? []);
@@ -118,6 +132,18 @@ export class SimCluster {
       this.#start(replica);
     }
     this.#nextSpareId = options.voterCount + 1;
+  }
+
+  /** Releases the storages (SQLite databases are in memory, but must be closed). */
+  close(): void {
+    for (const storage of this.#sqliteStorages) storage.close();
+  }
+
+  #openStorage(bootstrap: ConfState | null): WritableLogStorage {
+    if (this.#storageKind === "memory") return new MemoryStorage(bootstrap ?? undefined);
+    const storage = SqliteLogStorage.open({ path: ":memory:", bootstrap });
+    this.#sqliteStorages.push(storage);
+    return storage;
   }
 
   /** Advances the world by one time unit and runs every check. */
@@ -478,7 +504,7 @@ export class SimCluster {
       const result = leader.node.proposeConfChange({ type: "addLearner", replicaId: id });
       if (result.kind !== "ok") return;
       this.#nextSpareId++;
-      const replica = new SimReplica(id, new MemoryStorage());
+      const replica = new SimReplica(id, this.#openStorage(null));
       this.replicas.set(id, replica);
       this.#start(replica);
     } else if (choice === 1 && learners.length > 0) {
