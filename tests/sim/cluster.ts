@@ -265,7 +265,10 @@ export class SimCluster {
       this.#network.pop();
       const target = this.replicas.get(next.to);
       if (target === undefined || target.node === null) continue;
-      if (this.blocked.has(next.from * 64 + next.to)) continue;
+      if (this.blocked.has(next.from * 64 + next.to)) {
+        this.#reportLoss(next);
+        continue;
+      }
       const decoded = decodeMessage(next.bytes);
       if (!decoded.ok) {
         this.checker.fail(`codec failed to decode its own message: ${decoded.error}`);
@@ -276,6 +279,15 @@ export class SimCluster {
       this.traceHash = mix(this.traceHash, MESSAGE_TYPES.indexOf(message.type) + message.term);
       target.node.step(message);
     }
+  }
+
+  /** Like a transport that notices a broken link, sometimes tells the sender about the loss. */
+  #reportLoss(lost: InFlight): void {
+    const sender = this.replicas.get(lost.from)?.node;
+    if (sender === undefined || sender === null || this.prng.nextInt(2) === 0) return;
+    const to = replicaId(lost.to);
+    if (this.prng.nextInt(4) === 0) sender.reportSnapshot(to, false);
+    else sender.reportUnreachable(to);
   }
 
   #processReadys(): void {
