@@ -17,4 +17,9 @@ export const REGRESSION_SEEDS: readonly { seed: number; note: string }[] = [
     note: "checker: leader completeness must count commits by the deciding leader's term, " +
       "not the entry's term (a stale leader of term 29 lacked an entry leader 30 committed)",
   },
+  {
+    seed: 101558,
+    note: "liveness: the budget after healing ignored a 1,400-write backlog behind a " +
+      "512-byte uncommitted limit (sim budget, not Raft)",
+  },
 ];

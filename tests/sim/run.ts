@@ -58,7 +58,10 @@ function runPhases(cluster: SimCluster, steps: number): string | null {
   }
   cluster.heal();
   const options = cluster.options;
-  const budgetUnits = options.electionTicks * options.tickUnits * 40 + 4000;
+  // A fixed allowance for elections and catch-up, plus time for the client's backlog: with a
+  // small uncommitted-bytes limit only a few writes fit in each round trip.
+  const budgetUnits = options.electionTicks * options.tickUnits * 40 + 4000 +
+    10 * cluster.pending.size;
   for (let i = 0; i < budgetUnits; i++) {
     cluster.step();
     if (cluster.checker.violation !== null) return cluster.checker.violation;
