@@ -21,6 +21,7 @@ import { ConfigHistory, decodeConfChange } from "./membership.ts";
 import type { Progress } from "./progress.ts";
 import { voteResult } from "./quorum.ts";
 import { ReadOnly } from "./read_only.ts";
+import type { RaftCore, Role, SnapshotAssembly } from "./raft_core.ts";
 import type { LogStorage } from "./storage.ts";
 import type {
   ConfState,
@@ -36,20 +37,8 @@ import { LOG_SCAN_BYTES_MAX } from "./limits.ts";
 import * as follower from "./follower.ts";
 import * as replication from "./replication.ts";
 
-/** The role a replica plays in its group. */
-export type Role = "follower" | "preCandidate" | "candidate" | "leader";
-
-/** A snapshot being reassembled from chunks on a follower. */
-export interface SnapshotAssembly {
-  readonly index: LogIndex;
-  readonly term: Term;
-  readonly totalBytes: number;
-  readonly chunks: Uint8Array[];
-  receivedBytes: number;
-}
-
 /** The core state machine. Fields are internal to raft/; RawNode is the public driver. */
-export class Raft {
+export class Raft implements RaftCore {
   readonly id: ReplicaId;
   readonly config: RaftConfig;
   readonly limits: RaftLimits;

@@ -7,7 +7,7 @@ import type { RaftConfig } from "./config.ts";
 import { checkRaftConfig, RaftConfigError } from "./config.ts";
 import { COMMITTED_BYTES_PER_READY_MAX } from "./limits.ts";
 import type { ProgressState } from "./progress.ts";
-import type { Role } from "./raft.ts";
+import type { Role } from "./raft_core.ts";
 import { Raft } from "./raft.ts";
 import type { Ready } from "./ready.ts";
 import type { ProposeResult, ReadIndexResult, TransferResult } from "./requests.ts";
