@@ -5,7 +5,7 @@
  */
 import { assert } from "./assert.ts";
 import { SNAPSHOT_BYTES_MAX } from "./limits.ts";
-import type { Raft } from "./raft.ts";
+import type { RaftCore } from "./raft_core.ts";
 import type {
   AppendMessage,
   HeartbeatMessage,
@@ -17,7 +17,7 @@ import type {
 } from "./types.ts";
 
 /** Handles a message at a follower. */
-export function stepFollower(raft: Raft, message: Message): void {
+export function stepFollower(raft: RaftCore, message: Message): void {
   assert(raft.role === "follower", "stepFollower() needs a follower");
   switch (message.type) {
     case "append":
@@ -41,7 +41,7 @@ export function stepFollower(raft: Raft, message: Message): void {
   }
 }
 
-function hearFromLeader(raft: Raft, leader: Message["from"]): void {
+function hearFromLeader(raft: RaftCore, leader: Message["from"]): void {
   if (raft.leader !== null) {
     assert(raft.leader === leader, `two leaders in term ${raft.term}`);
   }
@@ -49,7 +49,7 @@ function hearFromLeader(raft: Raft, leader: Message["from"]): void {
   raft.leader = leader;
 }
 
-function acceptUpTo(raft: Raft, to: Message["from"], index: LogIndex): void {
+function acceptUpTo(raft: RaftCore, to: Message["from"], index: LogIndex): void {
   raft.send({
     type: "appendResponse",
     from: raft.id,
@@ -62,7 +62,7 @@ function acceptUpTo(raft: Raft, to: Message["from"], index: LogIndex): void {
   });
 }
 
-function handleAppend(raft: Raft, message: AppendMessage): void {
+function handleAppend(raft: RaftCore, message: AppendMessage): void {
   const log = raft.log;
   if (message.prevIndex < log.committed) {
     // Everything up to our commit index is settled; say so, and the leader moves on.
@@ -98,7 +98,7 @@ function handleAppend(raft: Raft, message: AppendMessage): void {
   });
 }
 
-function handleHeartbeat(raft: Raft, message: HeartbeatMessage): void {
+function handleHeartbeat(raft: RaftCore, message: HeartbeatMessage): void {
   assert(message.commit <= raft.log.lastIndex(), "a heartbeat commit is within our match");
   raft.log.commitTo(message.commit);
   raft.send({
@@ -110,7 +110,7 @@ function handleHeartbeat(raft: Raft, message: HeartbeatMessage): void {
   });
 }
 
-function ackChunk(raft: Raft, message: SnapshotChunkMessage, offset: number): void {
+function ackChunk(raft: RaftCore, message: SnapshotChunkMessage, offset: number): void {
   raft.send({
     type: "snapshotAck",
     from: raft.id,
@@ -122,7 +122,7 @@ function ackChunk(raft: Raft, message: SnapshotChunkMessage, offset: number): vo
 }
 
 /** Reassembles chunks in offset order; a chunk out of order is answered with what we have. */
-function handleSnapshotChunk(raft: Raft, message: SnapshotChunkMessage): void {
+function handleSnapshotChunk(raft: RaftCore, message: SnapshotChunkMessage): void {
   const { metadata } = message;
   if (metadata.index <= raft.log.committed) {
     raft.snapshotAssembly = null;
@@ -164,7 +164,7 @@ function handleSnapshotChunk(raft: Raft, message: SnapshotChunkMessage): void {
 }
 
 /** Installs a complete snapshot, or only fast-forwards the commit when the log has it. */
-function restore(raft: Raft, leader: Message["from"], snapshot: Snapshot): void {
+function restore(raft: RaftCore, leader: Message["from"], snapshot: Snapshot): void {
   const { index, term, confState } = snapshot.metadata;
   assert(index > raft.log.committed, "restore() needs a snapshot past the commit index");
   if (raft.log.matchTerm(index, term)) {

@@ -103,7 +103,7 @@ export class RaftLog {
   }
 
   /** Raft §5.4.1: whether a log ending at (`index`, `lastTerm`) is at least as up to date. */
-  isUpToDate(index: LogIndex, lastTerm: Term): boolean {
+  isAtLeastAsNew(index: LogIndex, lastTerm: Term): boolean {
     const ownTerm = this.lastTerm();
     if (lastTerm !== ownTerm) return lastTerm > ownTerm;
     return index >= this.lastIndex();

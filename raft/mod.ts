@@ -79,7 +79,7 @@ export {
 export type { Ready } from "./ready.ts";
 export type { ProgressStatus, Status } from "./raw_node.ts";
 export { RawNode } from "./raw_node.ts";
-export type { Role } from "./raft.ts";
+export type { Role } from "./raft_core.ts";
 export type { ProgressState } from "./progress.ts";
 export type { NotLeader, ProposeResult, ReadIndexResult, TransferResult } from "./requests.ts";
 export type { DecodeResult } from "./codec.ts";

@@ -21,6 +21,7 @@ import { ConfigHistory, decodeConfChange } from "./membership.ts";
 import type { Progress } from "./progress.ts";
 import { voteResult } from "./quorum.ts";
 import { ReadOnly } from "./read_only.ts";
+import type { RaftCore, Role, SnapshotAssembly } from "./raft_core.ts";
 import type { LogStorage } from "./storage.ts";
 import type {
   ConfState,
@@ -36,20 +37,8 @@ import { LOG_SCAN_BYTES_MAX } from "./limits.ts";
 import * as follower from "./follower.ts";
 import * as replication from "./replication.ts";
 
-/** The role a replica plays in its group. */
-export type Role = "follower" | "preCandidate" | "candidate" | "leader";
-
-/** A snapshot being reassembled from chunks on a follower. */
-export interface SnapshotAssembly {
-  readonly index: LogIndex;
-  readonly term: Term;
-  readonly totalBytes: number;
-  readonly chunks: Uint8Array[];
-  receivedBytes: number;
-}
-
 /** The core state machine. Fields are internal to raft/; RawNode is the public driver. */
-export class Raft {
+export class Raft implements RaftCore {
   readonly id: ReplicaId;
   readonly config: RaftConfig;
   readonly limits: RaftLimits;
@@ -72,6 +61,11 @@ export class Raft {
   /** Ticks since this replica became leader; the clock of read leases. */
   leaderTicks = 0;
   leadTransferee: ReplicaId | null = null;
+  /**
+   * This leader sent a TimeoutNow in its term. Voters ignore their lease for the election it
+   * starts, whenever it arrives, so this leader may never serve a lease read again.
+   */
+  hasSentTimeoutNow = false;
   /** Leader only: (index, bytes) of proposals not yet committed, oldest first. */
   uncommitted: { index: LogIndex; bytes: number }[] = [];
   uncommittedBytes = 0;
@@ -123,6 +117,23 @@ export class Raft {
         this.hup(false);
       }
     }
+    this.checkInvariants();
+  }
+
+  /** Asserts the invariants every input must preserve; cheap enough to run after each one. */
+  checkInvariants(): void {
+    const log = this.log;
+    assert(log.applied <= log.committed, "Invariant: applied <= committed");
+    assert(log.committed <= log.lastIndex(), "Invariant: committed <= lastIndex");
+    if (this.role === "leader") {
+      assert(this.leader === this.id, "a leader knows it leads");
+      assert(this.vote === this.id, "a leader voted for itself");
+    } else {
+      assert(this.progress.size === 0, "only a leader tracks progress");
+      assert(this.leadTransferee === null, "only a leader transfers leadership");
+    }
+    if (this.role === "candidate") assert(this.vote === this.id, "a candidate votes for itself");
+    if (this.vote !== null) assert(this.term > 0, "a vote belongs to a term");
   }
 
   /** Starts an election (a pre-vote first when enabled, unless it is a leader transfer). */
@@ -155,6 +166,7 @@ export class Raft {
       this.#stepCandidate(message);
     }
     this.checkRemovedLeader();
+    this.checkInvariants();
   }
 
   becomeFollower(newTerm: Term, leader: ReplicaId | null): void {
@@ -361,7 +373,7 @@ export class Raft {
     const canVote = this.vote === message.from ||
       (this.vote === null && this.leader === null) ||
       (message.type === "preVote" && message.term > this.term);
-    if (canVote && this.log.isUpToDate(message.lastIndex, message.lastTerm)) {
+    if (canVote && this.log.isAtLeastAsNew(message.lastIndex, message.lastTerm)) {
       this.#respondVote(message, false);
       if (message.type === "vote") {
         this.electionElapsed = 0;
@@ -393,6 +405,7 @@ export class Raft {
     this.votes.clear();
     this.progress.clear();
     this.leadTransferee = null;
+    this.hasSentTimeoutNow = false;
     this.uncommitted = [];
     this.uncommittedBytes = 0;
     this.readOnly.reset();

@@ -7,7 +7,7 @@ import type { RaftConfig } from "./config.ts";
 import { checkRaftConfig, RaftConfigError } from "./config.ts";
 import { COMMITTED_BYTES_PER_READY_MAX } from "./limits.ts";
 import type { ProgressState } from "./progress.ts";
-import type { Role } from "./raft.ts";
+import type { Role } from "./raft_core.ts";
 import { Raft } from "./raft.ts";
 import type { Ready } from "./ready.ts";
 import type { ProposeResult, ReadIndexResult, TransferResult } from "./requests.ts";
@@ -98,7 +98,9 @@ export class RawNode {
   /** Proposes a client command; `ok` gives the index and term it will commit at, if it does. */
   propose(data: Uint8Array): ProposeResult {
     this.#checkIdle("propose");
-    return requests.propose(this.#raft, data);
+    const result = requests.propose(this.#raft, data);
+    this.#raft.checkInvariants();
+    return result;
   }
 
   /** Proposes a single-replica membership change. */
@@ -183,6 +185,7 @@ export class RawNode {
       mustSync: entries.length > 0 || snapshot !== null || isVoteChanged,
     };
     raft.messages = [];
+    checkReady(ready, raft.log.applied);
     this.#pendingReady = ready;
     return ready;
   }
@@ -259,5 +262,25 @@ export class RawNode {
 
   #checkIdle(method: string): void {
     assert(this.#pendingReady === null, `${method}() called between ready() and advance()`);
+  }
+}
+
+/** Asserts the shape a Ready promises its caller: contiguous, ordered, nothing stale. */
+function checkReady(ready: Ready, applied: LogIndex): void {
+  const snapshotIndex = ready.snapshot?.metadata.index ?? 0;
+  let expected = Math.max(applied, snapshotIndex) + 1;
+  for (const entry of ready.committed) {
+    assert(entry.index === expected, "committed entries follow the applied index in order");
+    expected++;
+  }
+  const firstEntry = ready.entries[0];
+  if (firstEntry !== undefined && ready.snapshot !== null) {
+    assert(firstEntry.index > snapshotIndex, "entries to persist follow the snapshot");
+  }
+  if (ready.hardState !== null) {
+    assert(ready.hardState.commit >= snapshotIndex, "the commit covers the snapshot");
+  }
+  if (ready.entries.length > 0 || ready.snapshot !== null) {
+    assert(ready.mustSync, "new entries or a snapshot must be synced");
   }
 }

@@ -7,7 +7,7 @@ import { assert } from "./assert.ts";
 import { SNAPSHOT_CHUNK_BYTES_MAX } from "./limits.ts";
 import { Progress } from "./progress.ts";
 import { quorumValue } from "./quorum.ts";
-import type { Raft } from "./raft.ts";
+import type { RaftCore } from "./raft_core.ts";
 import type {
   AppendResponseMessage,
   Entry,
@@ -20,13 +20,13 @@ import type {
 import { entriesBytes } from "./types.ts";
 
 /** Gives every member a fresh progress at `lastIndex + 1` (a new leader's view). */
-export function resetProgress(raft: Raft): void {
+export function resetProgress(raft: RaftCore): void {
   raft.progress.clear();
   syncProgress(raft);
 }
 
 /** Adds progress for new members and drops it for removed ones. */
-export function syncProgress(raft: Raft): void {
+export function syncProgress(raft: RaftCore): void {
   const { voters, learners } = raft.confState();
   const members = new Set([...voters, ...learners]);
   for (const id of [...raft.progress.keys()]) {
@@ -44,7 +44,7 @@ export function syncProgress(raft: Raft): void {
 }
 
 /** Appends the leader's own entries (terms and indexes already set) and commits if it can. */
-export function appendAsLeader(raft: Raft, entries: readonly Entry[]): void {
+export function appendAsLeader(raft: RaftCore, entries: readonly Entry[]): void {
   assert(raft.role === "leader", "appendAsLeader() needs a leader");
   const first = entries[0];
   assert(first !== undefined, "appendAsLeader() needs entries");
@@ -60,12 +60,12 @@ export function appendAsLeader(raft: Raft, entries: readonly Entry[]): void {
 }
 
 /** Sends appends (or just the commit index) to every follower that is not paused. */
-export function broadcastAppend(raft: Raft): void {
+export function broadcastAppend(raft: RaftCore): void {
   for (const id of raft.progress.keys()) sendAppend(raft, id, true);
 }
 
 /** Starts a heartbeat round: every follower gets the commit index it can safely use. */
-export function broadcastHeartbeat(raft: Raft): void {
+export function broadcastHeartbeat(raft: RaftCore): void {
   const round = raft.readOnly.nextRound(raft.leaderTicks);
   for (const [id, progress] of raft.progress) {
     raft.send({
@@ -85,7 +85,7 @@ export function broadcastHeartbeat(raft: Raft): void {
  * Sends the next append to `to` if flow control allows; falls back to a snapshot when the
  * entries it needs are compacted. Returns whether anything was sent.
  */
-export function sendAppend(raft: Raft, to: ReplicaId, isEmptyAllowed: boolean): boolean {
+export function sendAppend(raft: RaftCore, to: ReplicaId, isEmptyAllowed: boolean): boolean {
   const progress = raft.progress.get(to);
   assert(progress !== undefined, "sendAppend() to a replica without progress");
   if (progress.isPaused) return false;
@@ -117,7 +117,7 @@ export function sendAppend(raft: Raft, to: ReplicaId, isEmptyAllowed: boolean): 
 }
 
 /** Handles a message at a leader. */
-export function stepLeader(raft: Raft, message: Message): void {
+export function stepLeader(raft: RaftCore, message: Message): void {
   switch (message.type) {
     case "appendResponse":
       handleAppendResponse(raft, message);
@@ -140,7 +140,7 @@ export function stepLeader(raft: Raft, message: Message): void {
 }
 
 /** Advances the commit index to what a quorum has matched, if it is of the current term. */
-export function maybeCommit(raft: Raft): boolean {
+export function maybeCommit(raft: RaftCore): boolean {
   const { voters } = raft.confState();
   if (voters.length === 0) return false;
   const lastIndex = raft.log.lastIndex();
@@ -162,7 +162,7 @@ export function maybeCommit(raft: Raft): boolean {
 }
 
 /** With check-quorum: whether a majority of voters answered since the last check; resets. */
-export function isQuorumActive(raft: Raft): boolean {
+export function isQuorumActive(raft: RaftCore): boolean {
   const { voters } = raft.confState();
   const active = quorumValue(voters, (id) => {
     if (id === raft.id) return 1;
@@ -173,12 +173,12 @@ export function isQuorumActive(raft: Raft): boolean {
 }
 
 /** Releases the reads a quorum has confirmed, counting this leader at the latest round. */
-export function releaseReads(raft: Raft): void {
+export function releaseReads(raft: RaftCore): void {
   raft.readOnly.release(quorumRound(raft));
 }
 
 /** The latest heartbeat round that a majority of voters (this leader included) acked. */
-export function quorumRound(raft: Raft): number {
+export function quorumRound(raft: RaftCore): number {
   const { voters } = raft.confState();
   if (voters.length === 0) return 0;
   return quorumValue(voters, (id) => {
@@ -187,7 +187,7 @@ export function quorumRound(raft: Raft): number {
   });
 }
 
-function handleAppendResponse(raft: Raft, message: AppendResponseMessage): void {
+function handleAppendResponse(raft: RaftCore, message: AppendResponseMessage): void {
   const progress = raft.progress.get(message.from);
   if (progress === undefined) return;
   progress.isRecentActive = true;
@@ -211,6 +211,7 @@ function handleAppendResponse(raft: Raft, message: AppendResponseMessage): void 
   if (maybeCommit(raft)) {
     broadcastAppend(raft);
   } else if (wasPaused) {
+    // The follower was paused when the commit index last moved: this tells it (even empty).
     sendAppend(raft, message.from, true);
   }
   while (raft.role === "leader" && sendAppend(raft, message.from, false)) {
@@ -220,7 +221,7 @@ function handleAppendResponse(raft: Raft, message: AppendResponseMessage): void 
   if (raft.leadTransferee === message.from && isCaughtUp) sendTimeoutNow(raft, message.from);
 }
 
-function handleRejection(raft: Raft, message: AppendResponseMessage, progress: Progress): void {
+function handleRejection(raft: RaftCore, message: AppendResponseMessage, progress: Progress): void {
   let nextCandidate = (message.rejectHintIndex + 1) as LogIndex;
   if (message.rejectHintTerm > 0) {
     const found = raft.log.findConflictByTerm(message.rejectHintIndex, message.rejectHintTerm);
@@ -236,7 +237,7 @@ function handleRejection(raft: Raft, message: AppendResponseMessage, progress: P
   sendAppend(raft, message.from, true);
 }
 
-function handleHeartbeatResponse(raft: Raft, message: HeartbeatResponseMessage): void {
+function handleHeartbeatResponse(raft: RaftCore, message: HeartbeatResponseMessage): void {
   const progress = raft.progress.get(message.from);
   if (progress === undefined) return;
   progress.isRecentActive = true;
@@ -258,7 +259,7 @@ function handleHeartbeatResponse(raft: Raft, message: HeartbeatResponseMessage):
   }
 }
 
-function handleSnapshotAck(raft: Raft, message: SnapshotAckMessage): void {
+function handleSnapshotAck(raft: RaftCore, message: SnapshotAckMessage): void {
   const progress = raft.progress.get(message.from);
   if (progress === undefined) return;
   progress.isRecentActive = true;
@@ -269,7 +270,7 @@ function handleSnapshotAck(raft: Raft, message: SnapshotAckMessage): void {
   sendSnapshotChunk(raft, message.from, progress);
 }
 
-function startSnapshot(raft: Raft, to: ReplicaId, progress: Progress): void {
+function startSnapshot(raft: RaftCore, to: ReplicaId, progress: Progress): void {
   const snapshot = raft.log.unstable.snapshot ?? raft.log.storage.snapshot();
   assert(snapshot.metadata.index >= progress.next - 1, "a snapshot must cover missing entries");
   progress.becomeSnapshot(snapshot);
@@ -277,7 +278,7 @@ function startSnapshot(raft: Raft, to: ReplicaId, progress: Progress): void {
 }
 
 /** Sends the chunk after what the follower acknowledged; restarts on a newer snapshot. */
-function sendSnapshotChunk(raft: Raft, to: ReplicaId, progress: Progress): void {
+function sendSnapshotChunk(raft: RaftCore, to: ReplicaId, progress: Progress): void {
   if (progress.isChunkInflight) return;
   const snapshot = progress.pendingSnapshot;
   assert(snapshot !== null, "snapshot state keeps the snapshot being sent");
@@ -302,11 +303,13 @@ function sendSnapshotChunk(raft: Raft, to: ReplicaId, progress: Progress): void 
   progress.isChunkInflight = true;
 }
 
-export function sendTimeoutNow(raft: Raft, to: ReplicaId): void {
+/** Asks `to` to campaign at once; ends this leader's lease reads for the rest of its term. */
+export function sendTimeoutNow(raft: RaftCore, to: ReplicaId): void {
+  raft.hasSentTimeoutNow = true;
   raft.send({ type: "timeoutNow", from: raft.id, to, term: raft.term });
 }
 
-function releaseUncommitted(raft: Raft): void {
+function releaseUncommitted(raft: RaftCore): void {
   let count = 0;
   for (const item of raft.uncommitted) {
     if (item.index > raft.log.committed) break;

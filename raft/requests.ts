@@ -6,7 +6,7 @@
 import { assert } from "./assert.ts";
 import { ENTRY_BYTES_MAX, REQUEST_ID_MAX } from "./limits.ts";
 import { checkConfChange, encodeConfChange } from "./membership.ts";
-import type { Raft } from "./raft.ts";
+import type { RaftCore } from "./raft_core.ts";
 import * as replication from "./replication.ts";
 import type { ConfChange, Entry, EntryType, LogIndex, ReplicaId, Term } from "./types.ts";
 
@@ -39,7 +39,11 @@ export type TransferResult =
   | { readonly kind: "invalid_target"; readonly reason: string };
 
 /** Appends a client command (see ProposeResult for every refusal). */
-export function propose(raft: Raft, data: Uint8Array, type: EntryType = "normal"): ProposeResult {
+export function propose(
+  raft: RaftCore,
+  data: Uint8Array,
+  type: EntryType = "normal",
+): ProposeResult {
   if (raft.role !== "leader") return { kind: "not_leader", leader: raft.leader };
   if (raft.leadTransferee !== null) {
     return { kind: "dropped", reason: `leadership is moving to ${raft.leadTransferee}` };
@@ -65,7 +69,7 @@ export function propose(raft: Raft, data: Uint8Array, type: EntryType = "normal"
 }
 
 /** Appends a membership change, one at a time (see membership.ts for the rules and why). */
-export function proposeConfChange(raft: Raft, change: ConfChange): ProposeResult {
+export function proposeConfChange(raft: RaftCore, change: ConfChange): ProposeResult {
   if (raft.role !== "leader") return { kind: "not_leader", leader: raft.leader };
   const committed = raft.log.committed;
   if (raft.configHistory.lastChangeIndex() > committed) {
@@ -81,7 +85,7 @@ export function proposeConfChange(raft: Raft, change: ConfChange): ProposeResult
 }
 
 /** Registers a linearizable read (thesis §6.4); its ReadState arrives in a later Ready. */
-export function readIndex(raft: Raft, requestId: number): ReadIndexResult {
+export function readIndex(raft: RaftCore, requestId: number): ReadIndexResult {
   assert(Number.isSafeInteger(requestId), "readIndex() needs an integer request id");
   assert(requestId >= 0 && requestId <= REQUEST_ID_MAX, "readIndex() request id out of range");
   if (raft.role !== "leader") return { kind: "not_leader", leader: raft.leader };
@@ -97,7 +101,8 @@ export function readIndex(raft: Raft, requestId: number): ReadIndexResult {
     raft.readOnly.readStates.push({ requestId, index: committed });
     return { kind: "ok" };
   }
-  if (raft.config.leaseReads && raft.leadTransferee === null && isLeaseValid(raft)) {
+  const isLeaseUsable = raft.leadTransferee === null && !raft.hasSentTimeoutNow;
+  if (raft.config.leaseReads && isLeaseUsable && isLeaseValid(raft)) {
     raft.readOnly.readStates.push({ requestId, index: committed });
     return { kind: "ok" };
   }
@@ -106,7 +111,7 @@ export function readIndex(raft: Raft, requestId: number): ReadIndexResult {
 }
 
 /** Starts moving leadership to `to` (thesis §3.10); proposals are dropped meanwhile. */
-export function transferLeadership(raft: Raft, to: ReplicaId): TransferResult {
+export function transferLeadership(raft: RaftCore, to: ReplicaId): TransferResult {
   if (raft.role !== "leader") return { kind: "not_leader", leader: raft.leader };
   if (to === raft.id) return { kind: "invalid_target", reason: `replica ${to} already leads` };
   const progress = raft.progress.get(to);
@@ -125,7 +130,7 @@ export function transferLeadership(raft: Raft, to: ReplicaId): TransferResult {
   return { kind: "ok" };
 }
 
-function isLeaseValid(raft: Raft): boolean {
+function isLeaseValid(raft: RaftCore): boolean {
   return raft.readOnly.isLeaseValid({
     quorumRound: replication.quorumRound(raft),
     leaderTicks: raft.leaderTicks,

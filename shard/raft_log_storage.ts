@@ -16,7 +16,7 @@
  * non-decreasing terms, known entry types); a violation is reported as
  * `AspenError("storage_corrupt")`, never silently repaired.
  */
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import {
   assert,
   bootstrapEntries,
@@ -92,6 +92,7 @@ export class SqliteLogStorage implements WritableLogStorage {
   #lastIndex = 0 as LogIndex;
   #isFullSync: boolean | null = null;
   #isOpen = true;
+  readonly #statements = new Map<string, StatementSync>();
 
   private constructor(db: DatabaseSync, path: string) {
     this.#db = db;
@@ -140,7 +141,7 @@ export class SqliteLogStorage implements WritableLogStorage {
     if (index === this.#offset) return this.#offsetTerm;
     if (index < this.#offset || index > this.#lastIndex) return null;
     const row = this.#read(() =>
-      this.#db.prepare("SELECT term FROM entries WHERE idx = ?").get(index)
+      this.#prepare("SELECT term FROM entries WHERE idx = ?").get(index)
     );
     if (row === undefined) this.#corrupt(`entry ${index} is missing`);
     return this.#readInteger(row.term, `term of entry ${index}`) as Term;
@@ -150,7 +151,7 @@ export class SqliteLogStorage implements WritableLogStorage {
     assert(low <= high, "entries() needs low <= high");
     assert(high <= this.#lastIndex + 1, "entries() past the last index");
     if (low <= this.#offset) return null;
-    const statement = this.#db.prepare(
+    const statement = this.#prepare(
       "SELECT idx, term, type, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
     );
     const result: Entry[] = [];
@@ -209,12 +210,22 @@ export class SqliteLogStorage implements WritableLogStorage {
     const compactedTerm = this.term(index);
     assert(compactedTerm !== null, "compact() index must be stored");
     this.#transaction(true, () => {
-      this.#db.prepare("DELETE FROM entries WHERE idx <= ?").run(index);
-      this.#db.prepare("UPDATE state SET offset_index = ?, offset_term = ? WHERE id = 1")
+      this.#prepare("DELETE FROM entries WHERE idx <= ?").run(index);
+      this.#prepare("UPDATE state SET offset_index = ?, offset_term = ? WHERE id = 1")
         .run(index, compactedTerm);
     });
     this.#offset = index;
     this.#offsetTerm = compactedTerm;
+  }
+
+  /** Prepares `sql` once per connection; the hot reads (term, entries) run many times. */
+  #prepare(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
   }
 
   #transaction(isFullSync: boolean, body: () => void): void {
@@ -240,8 +251,8 @@ export class SqliteLogStorage implements WritableLogStorage {
     const first = entries[0];
     assert(first !== undefined, "#writeEntries() needs entries");
     assert(first.index > this.#offset, "append() must not rewrite compacted entries");
-    this.#db.prepare("DELETE FROM entries WHERE idx >= ?").run(first.index);
-    const insert = this.#db.prepare(
+    this.#prepare("DELETE FROM entries WHERE idx >= ?").run(first.index);
+    const insert = this.#prepare(
       "INSERT INTO entries (idx, term, type, data) VALUES (?, ?, ?, ?)",
     );
     for (const entry of entries) {
@@ -252,7 +263,7 @@ export class SqliteLogStorage implements WritableLogStorage {
 
   #writeHardState(hardState: HardState): void {
     assert(hardState.term >= this.#hardState.term, "the persisted term must not go back");
-    this.#db.prepare("UPDATE state SET term = ?, vote = ?, commit_index = ? WHERE id = 1")
+    this.#prepare("UPDATE state SET term = ?, vote = ?, commit_index = ? WHERE id = 1")
       .run(hardState.term, hardState.vote ?? 0, hardState.commit);
     this.#hardState = hardState;
   }
@@ -262,7 +273,7 @@ export class SqliteLogStorage implements WritableLogStorage {
     assert(index > this.#snapshot.metadata.index, "applySnapshot() needs a newer snapshot");
     this.#saveSnapshotRow(snapshot);
     this.#db.exec("DELETE FROM entries");
-    this.#db.prepare("UPDATE state SET offset_index = ?, offset_term = ? WHERE id = 1")
+    this.#prepare("UPDATE state SET offset_index = ?, offset_term = ? WHERE id = 1")
       .run(index, term);
     this.#snapshot = snapshot;
     this.#offset = index;
@@ -272,7 +283,7 @@ export class SqliteLogStorage implements WritableLogStorage {
 
   #saveSnapshotRow(snapshot: Snapshot): void {
     const { index, term, confState } = snapshot.metadata;
-    this.#db.prepare(
+    this.#prepare(
       "INSERT OR REPLACE INTO snapshot (id, idx, term, voters, learners, data) " +
         "VALUES (1, ?, ?, ?, ?, ?)",
     ).run(
@@ -285,13 +296,13 @@ export class SqliteLogStorage implements WritableLogStorage {
   }
 
   #load(bootstrap: ConfState | null): void {
-    const row = this.#db.prepare("SELECT id FROM state WHERE id = 1").get();
+    const row = this.#prepare("SELECT id FROM state WHERE id = 1").get();
     if (row === undefined) {
-      const counts = this.#db.prepare(
+      const counts = this.#prepare(
         "SELECT (SELECT count(*) FROM entries) + (SELECT count(*) FROM snapshot) AS n",
       ).get();
       if (counts?.n !== 0) this.#corrupt("the state row is missing but the log is not empty");
-      this.#db.prepare("INSERT INTO state VALUES (1, 0, 0, 0, 0, 0)").run();
+      this.#prepare("INSERT INTO state VALUES (1, 0, 0, 0, 0, 0)").run();
       if (bootstrap !== null && bootstrap.voters.length > 0) {
         this.#transaction(true, () => {
           this.#writeEntries(bootstrapEntries(bootstrap));
@@ -313,7 +324,7 @@ export class SqliteLogStorage implements WritableLogStorage {
   }
 
   #loadState(): void {
-    const state = this.#db.prepare("SELECT * FROM state WHERE id = 1").get();
+    const state = this.#prepare("SELECT * FROM state WHERE id = 1").get();
     if (state === undefined) return this.#corrupt("the state row is missing");
     const vote = this.#readInteger(state.vote, "vote");
     this.#hardState = {
@@ -324,7 +335,7 @@ export class SqliteLogStorage implements WritableLogStorage {
     this.#offset = this.#readInteger(state.offset_index, "offset index") as LogIndex;
     this.#offsetTerm = this.#readInteger(state.offset_term, "offset term") as Term;
     this.#snapshot = this.#loadSnapshot();
-    const last = this.#db.prepare("SELECT max(idx) AS last, count(*) AS n FROM entries").get();
+    const last = this.#prepare("SELECT max(idx) AS last, count(*) AS n FROM entries").get();
     const count = this.#readInteger(last?.n, "entry count");
     const lastIndex = count === 0 ? this.#offset : this.#readInteger(last?.last, "last index");
     if (lastIndex - this.#offset !== count) this.#corrupt("the stored entries have gaps");
@@ -336,7 +347,7 @@ export class SqliteLogStorage implements WritableLogStorage {
   }
 
   #loadSnapshot(): Snapshot {
-    const row = this.#db.prepare("SELECT * FROM snapshot WHERE id = 1").get();
+    const row = this.#prepare("SELECT * FROM snapshot WHERE id = 1").get();
     if (row === undefined) return initialSnapshot(EMPTY_CONF_STATE);
     if (!(row.data instanceof Uint8Array)) return this.#corrupt("snapshot data is not a blob");
     return {

@@ -31,7 +31,7 @@ function damage(path: string, sql: string): void {
   }
 }
 
-Deno.test("SqliteLogStorage.open() reports each kind of corruption as storage_corrupt", async (t) => {
+Deno.test("SqliteLogStorage.open() reports corruption as storage_corrupt", async (t) => {
   const cases: Record<string, string> = {
     "a negative term": "UPDATE state SET term = -1",
     "a term past 2^53": "UPDATE state SET term = 9007199254740993",
@@ -178,7 +178,7 @@ function drain(members: Map<number, Member>): void {
   }
 }
 
-Deno.test("RawNode on SqliteLogStorage restarts from snapshot plus log without losing writes", () => {
+Deno.test("RawNode on SqliteLogStorage restarts from snapshot plus log, losing nothing", () => {
   withDir((dir) => {
     const members = new Map<number, Member>();
     try {

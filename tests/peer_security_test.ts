@@ -120,7 +120,7 @@ Deno.test("a proof over another CA's fingerprint is refused after TLS passed", a
       trailing: raftBatch(0, "inject"),
     });
     assert.equal(challenge?.type, "challenge", "TLS and the hello passed");
-    assert.equal(closeCodeOf(await raw.closed), AUTHENTICATION_FAILED);
+    assert.equal(await closeCode(cluster, raw), AUTHENTICATION_FAILED);
     await raw.close();
     assert.deepEqual(two!.received, []);
     assert.equal(two!.transport.stats().inboundHandshakeFailures, 1);
@@ -154,14 +154,14 @@ Deno.test("a raw peer without the secret is disconnected and delivers nothing", 
         trailing,
       });
       assert.equal(challenge?.type, "challenge", "the listener answered the hello");
-      assert.equal(closeCodeOf(await raw.closed), AUTHENTICATION_FAILED);
+      assert.equal(await closeCode(cluster, raw), AUTHENTICATION_FAILED);
       assert.equal(raw.frames.length, 1, "nothing but the challenge came back");
       await raw.close();
     });
     await t.step("traffic before any handshake", async () => {
       const raw = await RawPeer.open(target);
       await raw.write(raftBatch(0, "inject"));
-      assert.equal(closeCodeOf(await raw.closed), PROTOCOL_ERROR);
+      assert.equal(await closeCode(cluster, raw), PROTOCOL_ERROR);
       assert.deepEqual(raw.frames, []);
       await raw.close();
     });
@@ -213,7 +213,7 @@ Deno.test("a malformed frame closes that connection while the node serves others
           caCertificatePem: target.caCertificatePem,
           trailing: new Uint8Array([...raftBatch(0, `before ${closedCount}`), ...testCase.bytes]),
         });
-        assert.equal(closeCodeOf(await raw.closed), PROTOCOL_ERROR);
+        assert.equal(await closeCode(cluster, raw), PROTOCOL_ERROR);
         await raw.close();
         closedCount += 1;
         await cluster.until(
@@ -311,7 +311,7 @@ Deno.test("a peer that stays silent is closed at the handshake timeout", async (
     });
     await raw.write(new Uint8Array(0));
     const HANDSHAKE_TIMEOUT = 4;
-    assert.equal(closeCodeOf(await raw.closed), HANDSHAKE_TIMEOUT);
+    assert.equal(await closeCode(cluster, raw), HANDSHAKE_TIMEOUT);
     await raw.close();
     await cluster.until(
       () => two!.transport.stats().inboundHandshakeFailures === 1,
@@ -321,3 +321,14 @@ Deno.test("a peer that stays silent is closed at the handshake timeout", async (
     await cluster.close();
   }
 });
+
+/** How `raw` was closed; fails instead of hanging when the listener leaves it open. */
+async function closeCode(cluster: TestCluster, raw: RawPeer): Promise<number | null> {
+  const outcome: { closed: Deno.QuicCloseInfo | Error | null } = { closed: null };
+  void raw.closed.then((closed) => {
+    outcome.closed = closed;
+    cluster.hub.notify();
+  });
+  await cluster.until(() => outcome.closed !== null, "the listener to close the connection");
+  return closeCodeOf(outcome.closed!);
+}

@@ -33,24 +33,7 @@ export const RANGE_LIMIT_DEFAULT = 1_000;
 
 /** Adds the key, txn and lease routes to `app`. */
 export function addKvRoutes(app: Hono, service: KvService): void {
-  app.get("/v1/kv/*", async (c) => {
-    const key = keyFromPath(c, "get key");
-    const serializable = consistency(c, "get key");
-    return c.json(await service.get(key, serializable));
-  });
-  app.put("/v1/kv/*", async (c) => {
-    const key = keyFromPath(c, "put key");
-    const body = await readJsonObject(c.req.raw, "put key", ["value", "lease", "prevKv"]);
-    const value = stringField(body, "value", `put key "${key}"`);
-    validateValue(value, `put key "${key}"`);
-    const lease = integerField(body, "lease", "put key", 0);
-    return c.json(await service.put(key, value, lease, booleanField(body, "prevKv", "put key")));
-  });
-  app.delete("/v1/kv/*", async (c) => {
-    const key = keyFromPath(c, "delete key");
-    const prevKv = queryFlag(c.req.query("prevKv"), "prevKv", "delete key");
-    return c.json(await service.delete(key, prevKv));
-  });
+  // The range routes come first: Hono's /v1/kv/* would also match /v1/kv.
   app.get("/v1/kv", async (c) => {
     const action = "read range";
     const query = c.req.query();
@@ -73,6 +56,24 @@ export function addKvRoutes(app: Hono, service: KvService): void {
   app.delete("/v1/kv", async (c) => {
     const range = rangeFromQuery(c.req.query(), "delete range");
     return c.json(await service.deleteRange(range));
+  });
+  app.get("/v1/kv/*", async (c) => {
+    const key = keyFromPath(c, "get key");
+    const serializable = consistency(c, "get key");
+    return c.json(await service.get(key, serializable));
+  });
+  app.put("/v1/kv/*", async (c) => {
+    const key = keyFromPath(c, "put key");
+    const body = await readJsonObject(c.req.raw, "put key", ["value", "lease", "prevKv"]);
+    const value = stringField(body, "value", `put key "${key}"`);
+    validateValue(value, `put key "${key}"`);
+    const lease = integerField(body, "lease", "put key", 0);
+    return c.json(await service.put(key, value, lease, booleanField(body, "prevKv", "put key")));
+  });
+  app.delete("/v1/kv/*", async (c) => {
+    const key = keyFromPath(c, "delete key");
+    const prevKv = queryFlag(c.req.query("prevKv"), "prevKv", "delete key");
+    return c.json(await service.delete(key, prevKv));
   });
   addTxnRoutes(app, service);
   addLeaseRoutes(app, service);

@@ -23,6 +23,7 @@ import {
   type RangeResult,
   shardForKey,
   type TxnOp,
+  type TxnOpResult,
   validateCommand,
 } from "../../shard/mod.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
@@ -86,7 +87,7 @@ export class KvService {
         revision: result.revision,
       });
     }
-    return { kv: result.kv, shard, revision: result.revision };
+    return { kv: this.#globalKv(result.kv, shard), shard, revision: result.revision };
   }
 
   async put(key: string, value: string, lease: number, prevKv: boolean) {
@@ -350,6 +351,19 @@ export class KvService {
 
   #globalKv(kv: KeyValue, shard: number): KeyValue {
     return kv.lease === 0 ? kv : { ...kv, lease: kv.lease * LEASE_SHARD_SPAN + shard };
+  }
+
+  #globalOpResult(result: TxnOpResult, shard: number): TxnOpResult {
+    const kv = (value: KeyValue | null) => value === null ? null : this.#globalKv(value, shard);
+    switch (result.type) {
+      case "put":
+      case "delete":
+        return { ...result, prevKv: kv(result.prevKv) };
+      case "get":
+        return { ...result, kv: kv(result.kv) };
+      case "range":
+        return { ...result, kvs: result.kvs.map((item) => this.#globalKv(item, shard)) };
+    }
   }
 
   #globalLeaseError(error: AspenError, shard: number): AspenError {

@@ -61,7 +61,7 @@
  * a certificate and claim any node id, as dialer or listener, and is trusted as a member. A
  * leaked node key without the secret lets an on-path attacker relay (and read) connections
  * between members, because every node certificate is valid for "localhost"; keep node keys
- * as private as the credentials file (they sit beside it, mode 0600).
+ * as private as the credentials file (the key file is written with mode 0600).
  *
  * @example
  * ```ts

@@ -49,6 +49,12 @@ export class SafetyChecker {
   /** committedHashes[i], committedTerms[i]: the committed entry at index i (index 0 unused). */
   #committedHashes: number[] = [0];
   #committedTerms: number[] = [0];
+  /**
+   * decidedTerms[i]: an upper bound on the term of the leader that committed index i (the
+   * lowest term of any replica seen holding the commit). Kept non-decreasing in i, since a
+   * prefix is always committed no later than what follows it.
+   */
+  #decidedTerms: number[] = [0];
   #seenEntries = new Map<number, number>();
   #stateHashes: number[] = [0];
 
@@ -123,8 +129,12 @@ export class SafetyChecker {
     tracker.checkedCommit = Math.max(tracker.checkedCommit, metadata.index);
   }
 
-  /** A replica persisted commit index `commit`: everything up to it is committed for good. */
-  onCommit(id: number, commit: LogIndex): void {
+  /**
+   * A replica at term `observerTerm` persisted commit index `commit`: everything up to it is
+   * committed for good, by a leader of term `observerTerm` or earlier.
+   */
+  onCommit(id: number, commit: LogIndex, observerTerm: number): void {
+    this.#lowerDecidedTerms(Math.min(commit, this.committedIndex), observerTerm);
     const tracker = this.tracker(id);
     for (let index = tracker.checkedCommit + 1; index <= commit; index++) {
       if (index <= tracker.base) continue;
@@ -142,6 +152,7 @@ export class SafetyChecker {
         }
         this.#committedHashes.push(hash);
         this.#committedTerms.push(entryTerm);
+        this.#decidedTerms.push(observerTerm);
       } else if (known !== hash) {
         this.fail(`replica ${id} committed a different entry at ${index} (term ${entryTerm})`);
         return;
@@ -150,14 +161,17 @@ export class SafetyChecker {
     tracker.checkedCommit = Math.max(tracker.checkedCommit, commit);
   }
 
-  /** A leader of `term` persisted a Ready: it must hold all entries of earlier terms. */
+  /**
+   * A leader of `term` persisted a Ready: it must hold every entry committed by a leader of an
+   * earlier term (Raft §5.4 leader completeness).
+   */
   onLeaderPersisted(id: number, term: Term): void {
     const tracker = this.tracker(id);
     let low = 0;
     let high = this.committedIndex;
     while (low < high) {
       const middle = Math.ceil((low + high) / 2);
-      if ((this.#committedTerms[middle] ?? 0) < term) low = middle;
+      if ((this.#decidedTerms[middle] ?? 0) < term) low = middle;
       else high = middle - 1;
     }
     if (low <= tracker.base) return;
@@ -173,6 +187,13 @@ export class SafetyChecker {
       if (index === this.#stateHashes.length) this.#stateHashes.push(hash);
     } else if (known !== hash) {
       this.fail(`replica ${id} applied a different sequence through ${index}`);
+    }
+  }
+
+  #lowerDecidedTerms(through: number, observerTerm: number): void {
+    for (let index = through; index > 0; index--) {
+      if ((this.#decidedTerms[index] ?? 0) <= observerTerm) break;
+      this.#decidedTerms[index] = observerTerm;
     }
   }
 

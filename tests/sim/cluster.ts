@@ -14,7 +14,16 @@ import {
   replicaId,
   SeededPrng,
 } from "../../raft/mod.ts";
-import type { Entry, HardState, LogIndex, Message, ReplicaId } from "../../raft/mod.ts";
+import type {
+  ConfState,
+  Entry,
+  HardState,
+  LogIndex,
+  Message,
+  ReplicaId,
+  WritableLogStorage,
+} from "../../raft/mod.ts";
+import { SqliteLogStorage } from "../../shard/mod.ts";
 import { SafetyChecker } from "./checker.ts";
 import { mix } from "./hash.ts";
 import { TimedHeap } from "./heap.ts";
@@ -46,7 +55,7 @@ interface InFlight {
 /** One simulated replica: its disk survives crashes, everything else does not. */
 export class SimReplica {
   readonly id: ReplicaId;
-  readonly storage: MemoryStorage;
+  readonly storage: WritableLogStorage;
   durableHardState: HardState;
   node: RawNode | null = null;
   machine = new SimStateMachine();
@@ -56,7 +65,7 @@ export class SimReplica {
   isDestroyed = false;
   starts = 0;
 
-  constructor(id: ReplicaId, storage: MemoryStorage) {
+  constructor(id: ReplicaId, storage: WritableLogStorage) {
     this.id = id;
     this.storage = storage;
     this.durableHardState = storage.initialState().hardState;
@@ -100,7 +109,12 @@ export class SimCluster {
   #lastLeaderTerm = new Map<number, number>();
   #linkLastAt = new Map<number, number>();
 
-  constructor(seed: number, options: SimOptions) {
+  /** Every SQLite storage opened, closed by {@linkcode SimCluster.close}. */
+  readonly #sqliteStorages: SqliteLogStorage[] = [];
+  readonly #storageKind: "memory" | "sqlite";
+
+  constructor(seed: number, options: SimOptions, storageKind: "memory" | "sqlite" = "memory") {
+    this.#storageKind = storageKind;
     this.seed = seed;
     this.options = options;
     this.latencyUnitsMax = options.latencyUnitsMax;
@@ -109,15 +123,27 @@ export class SimCluster {
     const voters: ReplicaId[] = [];
     for (let id = 1; id <= options.voterCount; id++) voters.push(replicaId(id));
     for (const id of voters) {
-      const storage = new MemoryStorage({ voters, learners: [] });
+      const storage = this.#openStorage({ voters, learners: [] });
       const replica = new SimReplica(id, storage);
       const bootstrap = storage.entries(1 as LogIndex, (storage.lastIndex() + 1) as LogIndex, 1e9);
       this.checker.onAppend(id, bootstrap ?? []);
-      this.checker.onCommit(id, storage.initialState().hardState.commit);
+      this.checker.onCommit(id, storage.initialState().hardState.commit, 1);
       this.replicas.set(id, replica);
       this.#start(replica);
     }
     this.#nextSpareId = options.voterCount + 1;
+  }
+
+  /** Releases the storages (SQLite databases are in memory, but must be closed). */
+  close(): void {
+    for (const storage of this.#sqliteStorages) storage.close();
+  }
+
+  #openStorage(bootstrap: ConfState | null): WritableLogStorage {
+    if (this.#storageKind === "memory") return new MemoryStorage(bootstrap ?? undefined);
+    const storage = SqliteLogStorage.open({ path: ":memory:", bootstrap });
+    this.#sqliteStorages.push(storage);
+    return storage;
   }
 
   /** Advances the world by one time unit and runs every check. */
@@ -239,7 +265,10 @@ export class SimCluster {
       this.#network.pop();
       const target = this.replicas.get(next.to);
       if (target === undefined || target.node === null) continue;
-      if (this.blocked.has(next.from * 64 + next.to)) continue;
+      if (this.blocked.has(next.from * 64 + next.to)) {
+        this.#reportLoss(next);
+        continue;
+      }
       const decoded = decodeMessage(next.bytes);
       if (!decoded.ok) {
         this.checker.fail(`codec failed to decode its own message: ${decoded.error}`);
@@ -250,6 +279,15 @@ export class SimCluster {
       this.traceHash = mix(this.traceHash, MESSAGE_TYPES.indexOf(message.type) + message.term);
       target.node.step(message);
     }
+  }
+
+  /** Like a transport that notices a broken link, sometimes tells the sender about the loss. */
+  #reportLoss(lost: InFlight): void {
+    const sender = this.replicas.get(lost.from)?.node;
+    if (sender === undefined || sender === null || this.prng.nextInt(2) === 0) return;
+    const to = replicaId(lost.to);
+    if (this.prng.nextInt(4) === 0) sender.reportSnapshot(to, false);
+    else sender.reportUnreachable(to);
   }
 
   #processReadys(): void {
@@ -279,7 +317,7 @@ export class SimCluster {
     }
     if (ready.hardState !== null) {
       storage.setHardState(ready.hardState);
-      this.checker.onCommit(replica.id, ready.hardState.commit);
+      this.checker.onCommit(replica.id, ready.hardState.commit, ready.hardState.term);
     }
     if (ready.mustSync) replica.durableHardState = storage.initialState().hardState;
     const status = node.status();
@@ -379,22 +417,27 @@ export class SimCluster {
       this.pending.set(id, operation);
       this.#propose(operation);
     }
-    const retryUnits = options.electionTicks * options.tickUnits * 2;
-    for (const [id, operation] of this.pending) {
-      if (this.now - operation.proposedAt < retryUnits) break;
-      // Re-inserting keeps the map ordered by last proposal time.
-      this.pending.delete(id);
-      this.pending.set(id, operation);
+    if (this.now % 10 === 0) this.#retryPending();
+    if (!this.isHealing && this.prng.nextFloat() < options.readRate) this.#read();
+  }
+
+  /**
+   * Re-proposes pending writes like a client that times out: soon when its leader lost the
+   * role, and after a long wait in any case (a leader can lose unsynced entries in a crash and
+   * come back leading the same term).
+   */
+  #retryPending(): void {
+    const retryUnits = this.options.electionTicks * this.options.tickUnits * 2;
+    let retries = 0;
+    for (const operation of this.pending.values()) {
+      const waited = this.now - operation.proposedAt;
+      if (waited < retryUnits || retries >= 8) continue;
       const isStillLeading = this.#isLeading(operation.leader, operation.term);
-      if (isStillLeading && this.now - operation.proposedAt < retryUnits * 10) {
-        operation.proposedAt = this.now;
-        continue;
-      }
+      if (isStillLeading && waited < retryUnits * 5) continue;
       operation.proposedAt = this.now;
       this.#propose(operation);
-      break;
+      retries++;
     }
-    if (!this.isHealing && this.prng.nextFloat() < options.readRate) this.#read();
   }
 
   #propose(operation: PendingOperation): void {
@@ -473,7 +516,7 @@ export class SimCluster {
       const result = leader.node.proposeConfChange({ type: "addLearner", replicaId: id });
       if (result.kind !== "ok") return;
       this.#nextSpareId++;
-      const replica = new SimReplica(id, new MemoryStorage());
+      const replica = new SimReplica(id, this.#openStorage(null));
       this.replicas.set(id, replica);
       this.#start(replica);
     } else if (choice === 1 && learners.length > 0) {

@@ -20,10 +20,17 @@ export interface RunResult {
 /** The default number of safety-phase steps (time units). */
 export const SAFETY_STEPS_DEFAULT = 3000;
 
-/** Runs `seed` for `steps` safety steps plus the liveness phase. */
-export function runSeed(seed: number, steps = SAFETY_STEPS_DEFAULT): RunResult {
+/**
+ * Runs `seed` for `steps` safety steps plus the liveness phase, on in-memory storage or on
+ * SqliteLogStorage (in-memory SQLite databases).
+ */
+export function runSeed(
+  seed: number,
+  steps = SAFETY_STEPS_DEFAULT,
+  storageKind: "memory" | "sqlite" = "memory",
+): RunResult {
   const options = drawOptions(new SeededPrng(seed));
-  const cluster = new SimCluster(seed, options);
+  const cluster = new SimCluster(seed, options, storageKind);
   let violation: string | null = null;
   try {
     violation = runPhases(cluster, steps);
@@ -31,6 +38,8 @@ export function runSeed(seed: number, steps = SAFETY_STEPS_DEFAULT): RunResult {
     if (!(error instanceof AssertionError) && !(error instanceof Error)) throw error;
     const kind = error instanceof AssertionError ? "assertion" : "exception";
     violation = `t=${cluster.now}: ${kind}: ${error.message}\n${error.stack ?? ""}`;
+  } finally {
+    cluster.close();
   }
   return {
     seed,
@@ -49,7 +58,10 @@ function runPhases(cluster: SimCluster, steps: number): string | null {
   }
   cluster.heal();
   const options = cluster.options;
-  const budgetUnits = options.electionTicks * options.tickUnits * 40 + 4000;
+  // A fixed allowance for elections and catch-up, plus time for the client's backlog: with a
+  // small uncommitted-bytes limit only a few writes fit in each round trip.
+  const budgetUnits = options.electionTicks * options.tickUnits * 40 + 4000 +
+    10 * cluster.pending.size;
   for (let i = 0; i < budgetUnits; i++) {
     cluster.step();
     if (cluster.checker.violation !== null) return cluster.checker.violation;

@@ -1,0 +1,196 @@
+/**
+ * RawNode's contract with its caller: what a Ready holds and when it must be synced, that the
+ * ready()/advance() handshake is enforced, and every typed refusal of propose(),
+ * proposeConfChange(), readIndex() and transferLeadership(). Replicas here are wired by a
+ * tiny in-test loop that persists each Ready to MemoryStorage and delivers messages at once.
+ */
+import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
+import { AssertionError } from "./assert.ts";
+import { ENTRY_BYTES_MAX } from "./limits.ts";
+import { SeededPrng } from "./prng.ts";
+import { RawNode } from "./raw_node.ts";
+import type { Ready } from "./ready.ts";
+import { MemoryStorage } from "./storage.ts";
+import type { ConfState, Message, ReplicaId } from "./types.ts";
+
+const id = (value: number) => value as ReplicaId;
+
+interface Replica {
+  node: RawNode;
+  storage: MemoryStorage;
+}
+
+function makeCluster(count: number, options: { uncommittedBytesMax?: number } = {}) {
+  const voters = Array.from({ length: count }, (_, i) => id(i + 1));
+  const confState: ConfState = { voters, learners: [] };
+  const replicas = new Map<number, Replica>();
+  for (const voter of voters) {
+    const storage = new MemoryStorage(confState);
+    const node = new RawNode({
+      id: voter,
+      electionTicks: 10,
+      heartbeatTicks: 1,
+      prng: new SeededPrng(voter),
+      preVote: false,
+      checkQuorum: false,
+      leaseReads: false,
+      limits: {
+        appendBytesMax: 1024 * 1024,
+        appendEntriesMax: 64,
+        uncommittedBytesMax: options.uncommittedBytesMax ?? 1024 * 1024,
+      },
+    }, storage);
+    replicas.set(voter, { node, storage });
+  }
+  return replicas;
+}
+
+function persist(replica: Replica, ready: Ready): void {
+  if (ready.snapshot !== null) replica.storage.applySnapshot(ready.snapshot);
+  replica.storage.append(ready.entries);
+  if (ready.hardState !== null) replica.storage.setHardState(ready.hardState);
+}
+
+function settle(
+  replicas: Map<number, Replica>,
+  observe: (replicaId: ReplicaId, ready: Ready) => void = () => {},
+): void {
+  for (let round = 0; round < 50; round++) {
+    const outbox: Message[] = [];
+    for (const [replicaId, replica] of replicas) {
+      if (!replica.node.hasReady()) continue;
+      const ready = replica.node.ready();
+      observe(id(replicaId), ready);
+      persist(replica, ready);
+      outbox.push(...ready.messages);
+      replica.node.advance(ready);
+    }
+    if (outbox.length === 0) return;
+    for (const message of outbox) replicas.get(message.to)?.node.step(message);
+  }
+}
+
+function elect(replicas: Map<number, Replica>, leader = 1): RawNode {
+  const node = replicas.get(leader)!.node;
+  node.campaign();
+  settle(replicas);
+  equal(node.status().role, "leader");
+  return node;
+}
+
+Deno.test("RawNode: a single voter elects itself and commits its no-op in one Ready", () => {
+  const replicas = makeCluster(1);
+  const node = replicas.get(1)!.node;
+  node.campaign();
+  const ready = node.ready();
+  deepStrictEqual(ready.hardState, { term: 2, vote: 1, commit: 2 });
+  deepStrictEqual(ready.entries.map((entry) => [entry.index, entry.term]), [[2, 2]]);
+  deepStrictEqual(ready.committed.map((entry) => entry.index), [1, 2]);
+  ok(ready.mustSync, "a new term, a vote and entries must be synced");
+  node.advance(ready);
+  equal(node.status().applied, 2);
+  equal(node.hasReady(), false);
+});
+
+Deno.test("RawNode enforces the ready()/advance() handshake", () => {
+  const replicas = makeCluster(1);
+  const node = replicas.get(1)!.node;
+  node.campaign();
+  const ready = node.ready();
+  throws(() => node.ready(), AssertionError);
+  throws(() => node.tick(), AssertionError);
+  throws(() => node.propose(new Uint8Array(1)), AssertionError);
+  throws(() => node.advance({ ...ready }), AssertionError);
+  node.advance(ready);
+  throws(() => node.advance(ready), AssertionError);
+});
+
+Deno.test("RawNode: a Ready that only moves the commit index does not need a sync", () => {
+  const replicas = makeCluster(3);
+  const leader = elect(replicas);
+  equal(leader.propose(new Uint8Array([1])).kind, "ok");
+  const kinds: string[] = [];
+  settle(replicas, (replicaId, ready) => {
+    if (replicaId !== 2) return;
+    if (ready.entries.length > 0) kinds.push(`entries:${ready.mustSync}`);
+    else if (ready.hardState !== null) kinds.push(`commit:${ready.mustSync}`);
+  });
+  deepStrictEqual(kinds, ["entries:true", "commit:false"]);
+});
+
+Deno.test("RawNode.propose() returns each refusal as a typed result", async (t) => {
+  const replicas = makeCluster(3, { uncommittedBytesMax: 100 });
+  const leader = elect(replicas);
+  const follower = replicas.get(2)!.node;
+  await t.step("not_leader with a hint", () => {
+    deepStrictEqual(follower.propose(new Uint8Array(1)), { kind: "not_leader", leader: 1 });
+  });
+  await t.step("entry_too_large", () => {
+    const result = leader.propose(new Uint8Array(ENTRY_BYTES_MAX + 1));
+    deepStrictEqual(result, {
+      kind: "entry_too_large",
+      bytes: ENTRY_BYTES_MAX + 1,
+      bytesMax: ENTRY_BYTES_MAX,
+    });
+  });
+  await t.step("uncommitted_too_large", () => {
+    equal(leader.propose(new Uint8Array(80)).kind, "ok");
+    deepStrictEqual(leader.propose(new Uint8Array(30)), {
+      kind: "uncommitted_too_large",
+      bytes: 110,
+      bytesMax: 100,
+    });
+    settle(replicas);
+    equal(leader.propose(new Uint8Array(30)).kind, "ok", "commit frees the budget");
+  });
+  await t.step("dropped while leadership moves", () => {
+    replicas.get(3)!.node.tick();
+    equal(leader.transferLeadership(id(3)).kind, "ok");
+    equal(leader.propose(new Uint8Array(1)).kind, "dropped");
+    settle(replicas);
+    equal(replicas.get(3)!.node.status().role, "leader");
+  });
+});
+
+Deno.test("RawNode.proposeConfChange() allows one change at a time", () => {
+  const replicas = makeCluster(3);
+  const leader = elect(replicas);
+  const add = { type: "addLearner" as const, replicaId: id(4) };
+  equal(leader.proposeConfChange(add).kind, "ok");
+  equal(
+    leader.proposeConfChange({ type: "removeReplica", replicaId: id(3) }).kind,
+    "conf_change_pending",
+  );
+  settle(replicas);
+  deepStrictEqual(leader.status().confState.learners, [4]);
+  deepStrictEqual(leader.proposeConfChange(add), {
+    kind: "invalid_conf_change",
+    reason: "replica 4 is already a learner",
+  });
+  equal(replicas.get(2)!.node.proposeConfChange(add).kind, "not_leader");
+});
+
+Deno.test("RawNode.readIndex() releases a batch of reads after one heartbeat round", () => {
+  const replicas = makeCluster(3);
+  const leader = elect(replicas);
+  equal(replicas.get(2)!.node.readIndex(7).kind, "not_leader");
+  equal(leader.readIndex(7).kind, "ok");
+  equal(leader.readIndex(8).kind, "ok");
+  let heartbeats = 0;
+  const reads: unknown[] = [];
+  settle(replicas, (replicaId, ready) => {
+    if (replicaId !== 1) return;
+    heartbeats += ready.messages.filter((message) => message.type === "heartbeat").length;
+    reads.push(...ready.readStates);
+  });
+  equal(heartbeats, 2, "both reads share one round: one heartbeat per follower");
+  deepStrictEqual(reads, [{ requestId: 7, index: 4 }, { requestId: 8, index: 4 }]);
+});
+
+Deno.test("RawNode.transferLeadership() refuses non-voters and itself", () => {
+  const replicas = makeCluster(3);
+  const leader = elect(replicas);
+  equal(leader.transferLeadership(id(1)).kind, "invalid_target");
+  equal(leader.transferLeadership(id(9)).kind, "invalid_target");
+  equal(replicas.get(2)!.node.transferLeadership(id(3)).kind, "not_leader");
+});
