@@ -3,7 +3,8 @@
  * same checker runs on the real tree and on planted violations (a test of the test).
  *
  * Rules checked:
- * - raft/ imports only raft/ files: no other folder of ours, no npm package, no `node:` module.
+ * - raft/ imports only raft/ files: no other folder of ours, no npm package, no `node:` module
+ *   (its `_test.ts` and `_bench.ts` files may use test packages such as `node:assert`).
  * - shard/ may import raft/ (through raft/mod.ts) and `node:` modules; no npm package.
  * - server/ may import shard/ and raft/ (through their mod.ts), npm packages and `node:`.
  * - ui/ imports nothing at run time from raft/, shard/ or server/; the one exception is
@@ -62,7 +63,7 @@ export function checkImports(files: ReadonlyMap<string, string>): string[] {
 
 function checkEdge(edge: ImportEdge, files: ReadonlyMap<string, string>): string | null {
   const from = topFolder(edge.from);
-  if (edge.to === null) return checkPackage(from, edge.specifier);
+  if (edge.to === null) return checkPackage(isTestFile(edge.from) ? "tests" : from, edge.specifier);
   if (!files.has(edge.to)) return `imports "${edge.specifier}", which does not exist`;
   const to = topFolder(edge.to);
   const folderProblem = checkFolders(from, to, edge);
@@ -70,6 +71,11 @@ function checkEdge(edge: ImportEdge, files: ReadonlyMap<string, string>): string
   if (from === "tests") return null;
   if (isUiTypeContract(from, edge)) return null;
   return checkEntry(edge);
+}
+
+/** Tests and benchmarks beside the code may use test packages (`node:assert`). */
+function isTestFile(path: string): boolean {
+  return path.endsWith("_test.ts") || path.endsWith("_bench.ts");
 }
 
 function checkPackage(from: string, specifier: string): string | null {

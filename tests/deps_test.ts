@@ -49,6 +49,14 @@ Deno.test("checkImports() catches planted violations", async (t) => {
       expected: /raft\/ must not import packages/,
     },
     {
+      name: "a raft test may use node:assert, raft code may not",
+      files: {
+        "raft/ok_test.ts": 'import "node:assert/strict";',
+        "raft/bad.ts": 'import "node:assert";',
+      },
+      expected: /raft\/bad\.ts: raft\/ must not import packages/,
+    },
+    {
       name: "shard imports server",
       files: { "shard/bad.ts": 'export { x } from "../server/mod.ts";' },
       expected: /shard\/ must not import server\//,
