@@ -207,6 +207,24 @@ export class RawNode {
     raft.configHistory.compactTo(Math.min(raft.log.firstIndex() - 1, raft.log.applied) as LogIndex);
   }
 
+  /**
+   * The leader this replica knows of, or null: `status().leader` without building the whole
+   * status, for callers that ask on every request (routing).
+   */
+  get leader(): ReplicaId | null {
+    return this.#raft.leader;
+  }
+
+  /** The current role: `status().role`, cheaply. */
+  get role(): Role {
+    return this.#raft.role;
+  }
+
+  /** The current term: `status().term`, cheaply. */
+  get term(): Term {
+    return this.#raft.term;
+  }
+
   /** The replica's current state. */
   status(): Status {
     const raft = this.#raft;

@@ -194,3 +194,26 @@ Deno.test("RawNode.transferLeadership() refuses non-voters and itself", () => {
   equal(leader.transferLeadership(id(9)).kind, "invalid_target");
   equal(replicas.get(2)!.node.transferLeadership(id(3)).kind, "not_leader");
 });
+
+Deno.test("RawNode leader, role and term match status() on every replica", () => {
+  const replicas = makeCluster(3);
+  const check = () => {
+    for (const { node } of replicas.values()) {
+      const status = node.status();
+      deepStrictEqual([node.leader, node.role, node.term], [
+        status.leader,
+        status.role,
+        status.term,
+      ]);
+    }
+  };
+  check();
+  elect(replicas, 2);
+  check();
+  equal(replicas.get(1)!.node.leader, 2);
+  replicas.get(3)!.node.campaign();
+  check();
+  equal(replicas.get(3)!.node.role === "leader", false, "a campaign alone elects nobody");
+  settle(replicas);
+  check();
+});

@@ -6,9 +6,11 @@ import { equal, match, notEqual, throws } from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import {
   createCredentials,
+  createTokenVerifier,
   formatCredentials,
   hashToken,
   parseCredentials,
+  VERIFIED_TOKENS_MAX,
   verifyToken,
 } from "./auth.ts";
 
@@ -35,6 +37,32 @@ Deno.test("verifyToken() rejects wrong, empty, truncated and foreign tokens", as
   const other = await createCredentials(random, fakeCa);
   for (const token of ["", "aspen_", rootToken.slice(0, -1), rootToken + "x", other.rootToken]) {
     equal(verifyToken(credentials, token), null, JSON.stringify(token));
+  }
+});
+
+Deno.test("createTokenVerifier() answers like verifyToken(), again and again", async () => {
+  const { credentials, rootToken, readToken } = await createCredentials(random, fakeCa);
+  const other = await createCredentials(random, fakeCa);
+  const verify = createTokenVerifier(credentials);
+  const bad = ["", "aspen_", rootToken.slice(0, -1), rootToken + "x", other.rootToken];
+  for (let round = 0; round < 3; round++) {
+    equal(verify(rootToken), "root");
+    equal(verify(readToken), "read");
+    for (const token of bad) equal(verify(token), null, JSON.stringify(token));
+  }
+});
+
+Deno.test("createTokenVerifier() stays right past its memory bound", async () => {
+  const { credentials } = await createCredentials(random, fakeCa);
+  // More valid tokens than the verifier remembers: it starts over when full, answers the same.
+  const tokens = Array.from({ length: VERIFIED_TOKENS_MAX + 6 }, (_, i) => `aspen_token${i}`);
+  const verify = createTokenVerifier({
+    ...credentials,
+    tokens: tokens.map((token, i) => ({ hash: hashToken(token), role: i % 2 ? "read" : "root" })),
+  });
+  for (let round = 0; round < 2; round++) {
+    tokens.forEach((token, i) => equal(verify(token), i % 2 ? "read" : "root"));
+    equal(verify("aspen_token"), null);
   }
 });
 

@@ -19,7 +19,7 @@ import {
 } from "./node/mod.ts";
 import type { Hono } from "hono";
 import { CONSOLE_PATHS, consoleAsset } from "../ui/mod.ts";
-import { verifyToken } from "./auth.ts";
+import { createTokenVerifier } from "./auth.ts";
 
 /** How long a node info request to a peer may take. */
 export const NODE_INFO_TIMEOUT_MS = 500;
@@ -110,7 +110,7 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
   return createApp({
     nodeId: config.node.id,
     service: node.service,
-    authenticate: config.auth.enabled ? (token) => verifyToken(node.credentials, token) : null,
+    authenticate: config.auth.enabled ? createTokenVerifier(node.credentials) : null,
     logger,
     status: () => status.collect(),
     transferLeader: async (shard, to) => {

@@ -74,7 +74,7 @@ export class ClusterRouter {
   /** The node believed to lead `shard`, or null. */
   leaderOf(shard: number): number | null {
     const local = this.#options.local.get(shard);
-    const known = local?.replica.status().leader ?? null;
+    const known = local?.replica.leader() ?? null;
     return known ?? this.#leaderHints.get(shard) ?? null;
   }
 

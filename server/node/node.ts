@@ -96,8 +96,8 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     local: shards,
     peers: {
       request: (to, shard, payload, options) => transport.request(to, shard, payload, options),
-      isConnected: (node) =>
-        transport.stats().peers.some((peer) => peer.nodeId === node && peer.isUp),
+      // Not transport.stats(): that snapshots every peer's counters, on every forwarded request.
+      isConnected: (node) => transport.isPeerUp(node),
     },
     nowMs: runtime.nowMs,
     logger,
