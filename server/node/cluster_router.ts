@@ -3,6 +3,9 @@
  * the shard (or the read may be served locally), else the shard's leader over the peer
  * channel, retrying on leader changes until the request's deadline.
  *
+ * A linearizable read of keys on a shard this node hosts as a follower is served here after
+ * a read index from the leader (see follower_reads.ts); if that fails it is forwarded instead.
+ *
  * Retry rules keep writes exactly-once: a request is retried elsewhere only when it certainly
  * did not run (`not_leader`, `unknown_shard`, or no connection to the target at all). A write
  * whose answer was lost or late is reported as `timeout` or `shard_unavailable`, outcome unknown,
@@ -10,11 +13,13 @@
  */
 import { AspenError } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
+import { FollowerReads } from "./follower_reads.ts";
 import type { LocalShard } from "./local_shard.ts";
 import { replicasOf } from "./placement.ts";
 import {
   decodeShardResponse,
   encodeShardRequest,
+  isFollowerReadable,
   isIdempotent,
   isSerializable,
   type ShardRequest,
@@ -54,16 +59,36 @@ export interface RouterOptions {
 export interface RouterStats {
   forwarded: number;
   retries: number;
+  /** Linearizable reads served by a local follower after a read index from the leader. */
+  followerReads: number;
+  /** Follower reads that failed and were forwarded to the leader instead. */
+  followerReadFallbacks: number;
 }
+
+const READ_INDEX_REQUEST = encodeShardRequest({ kind: "readIndex" });
 
 /** Sends shard requests to whichever replica can serve them. */
 export class ClusterRouter {
-  readonly stats: RouterStats = { forwarded: 0, retries: 0 };
+  readonly stats: RouterStats = {
+    forwarded: 0,
+    retries: 0,
+    followerReads: 0,
+    followerReadFallbacks: 0,
+  };
   readonly #options: RouterOptions;
   readonly #leaderHints = new Map<number, number>();
+  readonly #followerReads: FollowerReads;
 
   constructor(options: RouterOptions) {
     this.#options = options;
+    this.#followerReads = new FollowerReads({
+      askReadIndex: async (leader, shard, timeoutMs) => {
+        const bytes = await options.peers.request(leader, shard, READ_INDEX_REQUEST, {
+          deadlineMs: timeoutMs,
+        });
+        return checkReadIndex(decodeShardResponse<unknown>(bytes), leader, shard);
+      },
+    });
   }
 
   /** The nodes that host `shard`. */
@@ -86,6 +111,10 @@ export class ClusterRouter {
   async execute<T>(shard: number, request: ShardRequest, deadlineAtMs: number): Promise<T> {
     const local = this.#options.local.get(shard);
     if (local !== undefined && isSerializable(request)) return await local.execute(request) as T;
+    if (local !== undefined && isFollowerReadable(request)) {
+      const served = await this.#readOnFollower(local, request, deadlineAtMs);
+      if (served !== null) return served.value as T;
+    }
     const replicas = this.replicasOf(shard);
     let target = this.leaderOf(shard) ?? replicas[0]!;
     let lastError: AspenError | null = null;
@@ -110,6 +139,41 @@ export class ClusterRouter {
         (lastError === null ? "" : `: ${lastError.message}`),
       { shard },
     );
+  }
+
+  /**
+   * Serves a linearizable read on this node's follower replica, or returns null when it
+   * should be forwarded: this replica leads (the normal path is local then), no leader is
+   * known or connected, or the follower read failed (counted; the forward retries it).
+   */
+  async #readOnFollower(
+    local: LocalShard,
+    request: Extract<ShardRequest, { kind: "get" | "range" }>,
+    deadlineAtMs: number,
+  ): Promise<{ value: unknown } | null> {
+    const leader = local.replica.leader();
+    if (leader === null || leader === this.#options.nodeId) return null;
+    if (!this.#options.peers.isConnected(leader)) return null;
+    const remainingMs = deadlineAtMs - this.#options.nowMs();
+    if (remainingMs <= 0) return null;
+    const read = async () => {
+      const index = await this.#followerReads.readIndex(local.shard, leader);
+      await local.waitApplied(index);
+      return await local.execute({ ...request, serializable: true });
+    };
+    try {
+      const value = await withDeadline(
+        read(),
+        Math.min(remainingMs, FORWARD_ATTEMPT_MS_MAX),
+        local.shard,
+      );
+      this.stats.followerReads++;
+      return { value };
+    } catch (error) {
+      if (!(error instanceof AspenError)) throw error;
+      this.stats.followerReadFallbacks++;
+      return null;
+    }
   }
 
   async #attempt<T>(
@@ -188,6 +252,16 @@ async function withDeadline<T>(promise: Promise<T>, ms: number, shard: number): 
   } finally {
     clearTimeout(timer);
   }
+}
+
+function checkReadIndex(value: unknown, leader: number, shard: number): number {
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value;
+  throw new AspenError(
+    "shard_unavailable",
+    `Cannot read shard ${shard} on a follower: node ${leader} answered a read index of ` +
+      `${JSON.stringify(value)}`,
+    { shard },
+  );
 }
 
 function sleep(ms: number): Promise<void> {

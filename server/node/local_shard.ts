@@ -30,6 +30,8 @@ import type { ShardRange, ShardRequest } from "./shard_request.ts";
 export const LEASE_CHECK_INTERVAL_MS = 500;
 /** The window over which proposals per second are measured. */
 export const RATE_WINDOW_MS = 1_000;
+/** The most reads waiting for this replica to apply an index (follower reads). */
+export const APPLIED_WAITERS_MAX = 16_384;
 
 /** A replica's view of the shard for `/v1/cluster/status`. */
 export interface ShardStatusView {
@@ -78,6 +80,8 @@ export class LocalShard {
   readonly #lessor = new Lessor();
   readonly #options: LocalShardOptions;
   readonly #leaseTimer: ReturnType<typeof setInterval>;
+  /** Waiters for an applied index, released in index order as entries apply. */
+  #appliedWaiters: { index: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
   #rateSample = { atMs: 0, proposals: 0, perSecond: 0 };
 
   private constructor(
@@ -159,7 +163,33 @@ export class LocalShard {
       case "transferLeader":
         this.replica.transferLeadership(replicaId(request.to) as ReplicaId);
         return { shard: this.shard };
+      case "readIndex":
+        // Applied once the ReadIndex round confirmed leadership: at least the read index.
+        return await this.replica.read(() => this.stateMachine.appliedIndex());
     }
+  }
+
+  /**
+   * Resolves once this replica has applied `index` (at once when it has).
+   *
+   * @throws {AspenError} `too_many_requests` past APPLIED_WAITERS_MAX, `shard_unavailable`
+   * when the shard closes first.
+   */
+  waitApplied(index: number): Promise<void> {
+    if (this.stateMachine.appliedIndex() >= index) return Promise.resolve();
+    if (this.#appliedWaiters.length >= APPLIED_WAITERS_MAX) {
+      return Promise.reject(
+        new AspenError(
+          "too_many_requests",
+          `Cannot wait for shard ${this.shard} to apply index ${index}: ` +
+            `${this.#appliedWaiters.length} reads wait and the limit is ${APPLIED_WAITERS_MAX}`,
+          { shard: this.shard },
+        ),
+      );
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#appliedWaiters.push({ index, resolve, reject });
+    return promise;
   }
 
   /** Proposes and turns an error result into a thrown `AspenError`. */
@@ -234,6 +264,10 @@ export class LocalShard {
   /** Stops the driver and closes both databases. */
   close(): void {
     clearInterval(this.#leaseTimer);
+    const error = new AspenError("shard_unavailable", `Cannot read shard ${this.shard}: closed`, {
+      shard: this.shard,
+    });
+    for (const waiter of this.#appliedWaiters.splice(0)) waiter.reject(error);
     this.replica.close();
   }
 
@@ -292,6 +326,7 @@ export class LocalShard {
       apply: (entries: readonly { index: number; data: Uint8Array }[]) => {
         const results = machine.apply(entries.map(asCommandEntry));
         for (const result of results) lessor.observe(result, nowMs());
+        this.#releaseApplied();
         return results;
       },
       snapshot: () => machine.snapshot(),
@@ -299,9 +334,22 @@ export class LocalShard {
         machine.restore(data);
         lessor.load(machine.leases(), nowMs());
         if (this.replica.status().role === "leader") lessor.onBecomeLeader(nowMs());
+        this.#releaseApplied();
       },
       close: () => machine.close(),
     };
+  }
+
+  /** Resolves the waiters whose index is applied (their reads run after this turn). */
+  #releaseApplied(): void {
+    if (this.#appliedWaiters.length === 0) return;
+    const applied = this.stateMachine.appliedIndex();
+    const waiting = [];
+    for (const waiter of this.#appliedWaiters) {
+      if (waiter.index <= applied) waiter.resolve();
+      else waiting.push(waiter);
+    }
+    this.#appliedWaiters = waiting;
   }
 
   #onLeaderChange(status: ReplicaStatus): void {

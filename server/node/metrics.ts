@@ -183,6 +183,22 @@ function nodeLines(sources: MetricsSources, node: string, lines: string[]): void
     "counter",
   );
   lines.push(`aspen_node_route_retries_total{${node}} ${sources.router.retries}`);
+  header(
+    lines,
+    "aspen_node_follower_reads_total",
+    "Linearizable reads served by a local follower after a read index from the leader.",
+    "counter",
+  );
+  lines.push(`aspen_node_follower_reads_total{${node}} ${sources.router.followerReads}`);
+  header(
+    lines,
+    "aspen_node_follower_read_fallbacks_total",
+    "Follower reads that failed and were forwarded to the leader instead.",
+    "counter",
+  );
+  lines.push(
+    `aspen_node_follower_read_fallbacks_total{${node}} ${sources.router.followerReadFallbacks}`,
+  );
   const peers = sources.peers().peers;
   header(lines, "aspen_peer_up", "1 when the peer connection is up.", "gauge");
   for (const peer of peers) {

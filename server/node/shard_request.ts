@@ -27,11 +27,20 @@ export type ShardRequest =
   | { readonly kind: "leaseKeepAlive"; readonly id: number }
   | { readonly kind: "leaseInfo"; readonly id: number }
   | { readonly kind: "status" }
+  /** A leader's read index for a follower's linearizable reads (see follower_reads.ts). */
+  | { readonly kind: "readIndex" }
   | { readonly kind: "transferLeader"; readonly to: number };
 
 /** Request kinds that a follower may serve from its own state. */
 export function isSerializable(request: ShardRequest): boolean {
   return (request.kind === "get" || request.kind === "range") && request.serializable;
+}
+
+/** Linearizable reads of keys that a follower may serve after a read index from the leader. */
+export function isFollowerReadable(
+  request: ShardRequest,
+): request is Extract<ShardRequest, { kind: "get" | "range" }> {
+  return (request.kind === "get" || request.kind === "range") && !request.serializable;
 }
 
 /** Request kinds that are safe to retry on another replica when the first did not answer. */
@@ -73,6 +82,7 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
     case "leaseInfo":
     case "status":
     case "transferLeader":
+    case "readIndex":
       return request;
     default:
       throw new AspenError("bad_request", `Cannot decode a forwarded request of kind ${kind}`);

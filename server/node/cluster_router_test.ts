@@ -1,0 +1,122 @@
+/**
+ * ClusterRouter's follower reads, with a fake local replica and a fake leader: a linearizable
+ * read on a follower asks the leader for a read index and runs only once the local replica has
+ * applied it (a replica that lags must not answer); any failure of that path forwards the read
+ * to the leader instead; serializable reads, writes and reads on the leader never ask for a
+ * read index.
+ */
+import { deepEqual, equal } from "node:assert/strict";
+import { AspenError } from "../../shard/mod.ts";
+import { ClusterRouter } from "./cluster_router.ts";
+import type { LocalShard } from "./local_shard.ts";
+import { Logger } from "../log.ts";
+import { decodeShardRequest, encodeShardResponse, type ShardRequest } from "./shard_request.ts";
+
+interface Fake {
+  readonly router: ClusterRouter;
+  /** Kinds of requests the leader received, in order. */
+  readonly atLeader: string[];
+  /** Requests the local replica executed. */
+  readonly local: ShardRequest[];
+  applied: number;
+  readIndex: number | AspenError;
+  readonly release: () => void;
+}
+
+function fake(options: { leader: number; nodeId?: number }): Fake {
+  const waiters: { index: number; resolve: () => void }[] = [];
+  const state: Fake = {
+    router: undefined as unknown as ClusterRouter,
+    atLeader: [],
+    local: [],
+    applied: 0,
+    readIndex: 0,
+    release: () => {
+      for (const waiter of waiters.splice(0)) {
+        if (waiter.index <= state.applied) waiter.resolve();
+        else waiters.push(waiter);
+      }
+    },
+  };
+  const shard = {
+    shard: 0,
+    replica: { leader: () => options.leader },
+    waitApplied: (index: number) => {
+      if (state.applied >= index) return Promise.resolve();
+      const { promise, resolve } = Promise.withResolvers<void>();
+      waiters.push({ index, resolve });
+      return promise;
+    },
+    execute: (request: ShardRequest) => {
+      state.local.push(request);
+      return Promise.resolve({ servedBy: "local", applied: state.applied });
+    },
+  } as unknown as LocalShard;
+  const router = new ClusterRouter({
+    nodeId: options.nodeId ?? 1,
+    members: [1, 2, 3],
+    replicationFactor: 3,
+    local: new Map([[0, shard]]),
+    peers: {
+      isConnected: () => true,
+      request: (_to, _shard, payload) => {
+        const request = decodeShardRequest(payload);
+        state.atLeader.push(request.kind);
+        if (request.kind !== "readIndex") {
+          return Promise.resolve(encodeShardResponse({ servedBy: "leader" }));
+        }
+        const answer = state.readIndex;
+        if (answer instanceof AspenError) return Promise.reject(answer);
+        return Promise.resolve(encodeShardResponse(answer));
+      },
+    },
+    nowMs: () => performance.now(),
+    logger: new Logger({ level: "error", format: "json", write: () => {}, nowMs: () => 0 }),
+  });
+  return Object.assign(state, { router });
+}
+
+const GET: ShardRequest = { kind: "get", key: "a", serializable: false };
+
+Deno.test("ClusterRouter: a follower read waits until the read index is applied", async () => {
+  const f = fake({ leader: 2 });
+  f.applied = 5;
+  f.readIndex = 9;
+  let isDone = false;
+  const read = f.router.execute(0, GET, performance.now() + 5_000).then((value) => {
+    isDone = true;
+    return value;
+  });
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+  deepEqual(f.atLeader, ["readIndex"]);
+  equal(isDone, false, "a replica at 5 must not answer a read at read index 9");
+  f.applied = 8;
+  f.release();
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+  equal(isDone, false, "still behind");
+  f.applied = 9;
+  f.release();
+  deepEqual(await read, { servedBy: "local", applied: 9 });
+  deepEqual(f.local, [{ ...GET, serializable: true }]);
+  equal(f.router.stats.followerReads, 1);
+});
+
+Deno.test("ClusterRouter: a failed follower read is forwarded to the leader", async () => {
+  const f = fake({ leader: 2 });
+  f.readIndex = new AspenError("not_leader", "Not the leader", { leader: 3 });
+  deepEqual(await f.router.execute(0, GET, performance.now() + 5_000), { servedBy: "leader" });
+  deepEqual(f.atLeader, ["readIndex", "get"]);
+  equal(f.router.stats.followerReadFallbacks, 1);
+  equal(f.local.length, 0);
+});
+
+Deno.test("ClusterRouter: only linearizable reads on a follower ask for a read index", async () => {
+  const follower = fake({ leader: 2 });
+  await follower.router.execute(0, { ...GET, serializable: true }, performance.now() + 5_000);
+  await follower.router.execute(0, { kind: "leaseInfo", id: 1 }, performance.now() + 5_000);
+  deepEqual(follower.atLeader, ["leaseInfo"], "lease reads need the leader's lessor");
+  const leader = fake({ leader: 1 });
+  await leader.router.execute(0, GET, performance.now() + 5_000);
+  deepEqual(leader.atLeader, [], "the leader reads locally");
+  deepEqual(leader.local, [GET], "with its own ReadIndex");
+});
