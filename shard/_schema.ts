@@ -11,6 +11,7 @@ import { DatabaseSync } from "node:sqlite";
 import { assert } from "../raft/mod.ts";
 import { AspenError } from "./errors.ts";
 import { verifyRows } from "./_kv_store.ts";
+import { STATE_MACHINE_WAL_CHECKPOINT_PAGES } from "./limits.ts";
 
 /** The schema version stored in `sys`; bump it with a migration when the schema changes. */
 export const SCHEMA_VERSION = 1;
@@ -94,7 +95,10 @@ export function openDatabase(options: OpenOptions): DatabaseSync {
   const db = new DatabaseSync(path);
   try {
     db.exec("PRAGMA locking_mode = EXCLUSIVE");
-    if (path !== ":memory:") db.exec("PRAGMA journal_mode = WAL");
+    if (path !== ":memory:") {
+      db.exec("PRAGMA journal_mode = WAL");
+      db.exec(`PRAGMA wal_autocheckpoint = ${STATE_MACHINE_WAL_CHECKPOINT_PAGES}`);
+    }
     db.exec(`PRAGMA synchronous = ${synchronous === "full" ? "FULL" : "NORMAL"}`);
     db.exec("PRAGMA foreign_keys = OFF");
     prepareSchema(db, options);
