@@ -103,6 +103,17 @@ export class RawNode {
     return result;
   }
 
+  /**
+   * Proposes several client commands at once: one append per follower for all of them (see
+   * requests.proposeBatch); one result per command, in order.
+   */
+  proposeBatch(datas: readonly Uint8Array[]): ProposeResult[] {
+    this.#checkIdle("proposeBatch");
+    const results = requests.proposeBatch(this.#raft, datas);
+    this.#raft.checkInvariants();
+    return results;
+  }
+
   /** Proposes a single-replica membership change. */
   proposeConfChange(change: ConfChange): ProposeResult {
     this.#checkIdle("proposeConfChange");

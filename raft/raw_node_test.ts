@@ -217,3 +217,41 @@ Deno.test("RawNode leader, role and term match status() on every replica", () =>
   settle(replicas);
   check();
 });
+
+Deno.test("RawNode.proposeBatch sends one append per follower for many commands", () => {
+  const replicas = makeCluster(3);
+  const leader = elect(replicas, 1);
+  const commands = Array.from({ length: 20 }, (_, i) => new TextEncoder().encode(`c${i}`));
+  const results = leader.proposeBatch(commands);
+  equal(results.length, 20);
+  const first = leader.status().lastIndex - 19;
+  results.forEach((result, i) =>
+    deepStrictEqual(result, { kind: "ok", index: first + i, term: 2 })
+  );
+  const ready = leader.ready();
+  const appends = ready.messages.filter((message) => message.type === "append");
+  deepStrictEqual(appends.map((message) => message.to).sort(), [2, 3], "one per follower");
+  for (const append of appends) {
+    if (append.type !== "append") continue;
+    deepStrictEqual(append.entries.map((entry) => entry.data), commands);
+  }
+  persist(replicas.get(1)!, ready);
+  leader.advance(ready);
+  for (const message of ready.messages) replicas.get(message.to)!.node.step(message);
+  settle(replicas);
+  for (const { node } of replicas.values()) equal(node.status().commit, first + 19);
+});
+
+Deno.test("RawNode.proposeBatch refuses one command without stopping the others", () => {
+  const replicas = makeCluster(1);
+  const leader = elect(replicas, 1);
+  const small = new Uint8Array(8);
+  const results = leader.proposeBatch([small, new Uint8Array(ENTRY_BYTES_MAX + 1), small]);
+  deepStrictEqual(results.map((result) => result.kind), ["ok", "entry_too_large", "ok"]);
+  const [a, , b] = results;
+  ok(a?.kind === "ok" && b?.kind === "ok" && b.index === a.index + 1, "no gap is left");
+  deepStrictEqual(makeCluster(3).get(2)!.node.proposeBatch([small]), [{
+    kind: "not_leader",
+    leader: null,
+  }]);
+});

@@ -44,6 +44,38 @@ export function propose(
   data: Uint8Array,
   type: EntryType = "normal",
 ): ProposeResult {
+  const result = appendProposal(raft, data, type);
+  if (result.kind !== "ok") return result;
+  replication.broadcastAppend(raft);
+  raft.checkRemovedLeader();
+  return result;
+}
+
+/**
+ * Appends several client commands, then sends them in one append per follower. propose()
+ * sends one append per command, and each append costs a follower a turn and a response: a
+ * driver that proposes everything queued during one turn this way sends a follower one
+ * message instead of one per command. One result per command, in order; a refused command
+ * does not stop the ones after it.
+ */
+export function proposeBatch(raft: RaftCore, datas: readonly Uint8Array[]): ProposeResult[] {
+  const results: ProposeResult[] = [];
+  let appended = 0;
+  for (const data of datas) {
+    const result = appendProposal(raft, data, "normal");
+    if (result.kind === "ok") appended++;
+    results.push(result);
+  }
+  assert(results.length === datas.length, "proposeBatch() has one result per command");
+  if (appended > 0) {
+    replication.broadcastAppend(raft);
+    raft.checkRemovedLeader();
+  }
+  return results;
+}
+
+/** Checks one command and appends it to the leader's log, without sending anything. */
+function appendProposal(raft: RaftCore, data: Uint8Array, type: EntryType): ProposeResult {
   if (raft.role !== "leader") return { kind: "not_leader", leader: raft.leader };
   if (raft.leadTransferee !== null) {
     return { kind: "dropped", reason: `leadership is moving to ${raft.leadTransferee}` };
@@ -63,8 +95,7 @@ export function propose(
     data,
   };
   replication.appendAsLeader(raft, [entry]);
-  replication.broadcastAppend(raft);
-  raft.checkRemovedLeader();
+  assert(raft.log.lastIndex() === entry.index, "the proposal is the last entry");
   return { kind: "ok", index: entry.index, term: entry.term };
 }
 

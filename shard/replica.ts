@@ -405,12 +405,18 @@ export class ShardReplica<Result> {
   #drainInputs(): void {
     for (; this.#pendingTicks > 0; this.#pendingTicks--) this.#node.tick();
     for (const message of this.#inbound.splice(0)) this.#node.step(message);
-    for (const proposal of this.#proposals.splice(0)) this.#proposeOne(proposal);
+    if (this.#proposals.length > 0) this.#proposeAll(this.#proposals.splice(0));
     if (this.#reads.length > 0) this.#requestRead(this.#reads.splice(0));
   }
 
-  #proposeOne(proposal: QueuedProposal<Result>): void {
-    const result: ProposeResult = this.#node.propose(proposal.data);
+  /** Proposes everything queued since the last turn: one append per follower for them all. */
+  #proposeAll(proposals: readonly QueuedProposal<Result>[]): void {
+    const results = this.#node.proposeBatch(proposals.map((proposal) => proposal.data));
+    assert(results.length === proposals.length, "one propose result per proposal");
+    proposals.forEach((proposal, i) => this.#settleProposal(proposal, results[i]!));
+  }
+
+  #settleProposal(proposal: QueuedProposal<Result>, result: ProposeResult): void {
     if (result.kind === "ok") {
       this.#stats.proposals++;
       assert(!this.#waiters.has(result.index), "two proposals at one index");
