@@ -38,6 +38,7 @@ import type {
   WritableLogStorage,
 } from "../raft/mod.ts";
 import { AspenError } from "./errors.ts";
+import { EntryCache } from "./_entry_cache.ts";
 
 /** The writes of one Ready, persisted together. */
 export interface ReadyWrites {
@@ -93,6 +94,8 @@ export class SqliteLogStorage implements WritableLogStorage {
   #isFullSync: boolean | null = null;
   #isOpen = true;
   readonly #statements = new Map<string, StatementSync>();
+  /** The newest entries, as written; reads it covers skip SQLite (see _entry_cache.ts). */
+  readonly #cache = new EntryCache();
 
   private constructor(db: DatabaseSync, path: string) {
     this.#db = db;
@@ -140,6 +143,8 @@ export class SqliteLogStorage implements WritableLogStorage {
   term(index: LogIndex): Term | null {
     if (index === this.#offset) return this.#offsetTerm;
     if (index < this.#offset || index > this.#lastIndex) return null;
+    const cached = this.#cache.term(index);
+    if (cached !== null) return cached;
     const row = this.#read(() =>
       this.#prepare("SELECT term FROM entries WHERE idx = ?").get(index)
     );
@@ -151,6 +156,8 @@ export class SqliteLogStorage implements WritableLogStorage {
     assert(low <= high, "entries() needs low <= high");
     assert(high <= this.#lastIndex + 1, "entries() past the last index");
     if (low <= this.#offset) return null;
+    const cached = this.#cache.slice(low, high, bytesMax);
+    if (cached !== null) return cached;
     const statement = this.#prepare(
       "SELECT idx, term, type, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
     );
@@ -216,6 +223,7 @@ export class SqliteLogStorage implements WritableLogStorage {
     });
     this.#offset = index;
     this.#offsetTerm = compactedTerm;
+    this.#cache.dropThrough(index);
   }
 
   /** Prepares `sql` once per connection; the hot reads (term, entries) run many times. */
@@ -241,6 +249,7 @@ export class SqliteLogStorage implements WritableLogStorage {
     } catch (error) {
       this.#db.exec("ROLLBACK");
       // The in-memory caches may be ahead of the rolled-back file: reload them.
+      this.#cache.clear();
       this.#loadState();
       throw error;
     }
@@ -259,6 +268,7 @@ export class SqliteLogStorage implements WritableLogStorage {
       insert.run(entry.index, entry.term, entry.type === "normal" ? 0 : 1, entry.data);
     }
     this.#lastIndex = entries[entries.length - 1]!.index;
+    this.#cache.append(entries);
   }
 
   #writeHardState(hardState: HardState): void {
@@ -273,6 +283,7 @@ export class SqliteLogStorage implements WritableLogStorage {
     assert(index > this.#snapshot.metadata.index, "applySnapshot() needs a newer snapshot");
     this.#saveSnapshotRow(snapshot);
     this.#db.exec("DELETE FROM entries");
+    this.#cache.clear();
     this.#prepare("UPDATE state SET offset_index = ?, offset_term = ? WHERE id = 1")
       .run(index, term);
     this.#snapshot = snapshot;

@@ -1,12 +1,15 @@
 /**
  * SqliteLogStorage beyond the shared conformance suite (tests/raft_storage_conformance_test.ts):
  * a corrupt file is reported as AspenError("storage_corrupt") for each kind of damage, a failed
- * persist() rolls back the whole Ready, and a three-replica cluster on SQLite survives every
+ * persist() rolls back the whole Ready, the in-memory cache of recent entries always answers
+ * what the file holds (checked against a fresh connection after appends, overwrites,
+ * compactions and a rolled-back write), and a three-replica cluster on SQLite survives every
  * replica closing and reopening its file, restarting from snapshot plus log with nothing lost.
  */
 import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { AssertionError, RawNode, replicaId, SeededPrng } from "../raft/mod.ts";
+import type { Prng } from "../raft/mod.ts";
 import type { Entry, LogIndex, Message, ReplicaId, Term } from "../raft/mod.ts";
 import { AspenError } from "./errors.ts";
 import { SqliteLogStorage } from "./raft_log_storage.ts";
@@ -116,6 +119,75 @@ Deno.test("SqliteLogStorage.persist() writes a Ready in one transaction or not a
     }
   });
 });
+
+/** Compares every term and some slices of `storage` with a fresh, cache-less connection. */
+function checkAgainstFile(storage: SqliteLogStorage, path: string, prng: Prng): void {
+  const fresh = SqliteLogStorage.open({ path, bootstrap: null });
+  try {
+    equal(storage.firstIndex(), fresh.firstIndex());
+    equal(storage.lastIndex(), fresh.lastIndex());
+    for (let index = storage.firstIndex() - 1; index <= storage.lastIndex(); index++) {
+      equal(storage.term(index as LogIndex), fresh.term(index as LogIndex), `term ${index}`);
+    }
+    for (let probe = 0; probe < 8; probe++) {
+      const span = storage.lastIndex() - storage.firstIndex() + 1;
+      const low = storage.firstIndex() + prng.nextInt(span);
+      const high = low + prng.nextInt(storage.lastIndex() + 2 - low);
+      const bytesMax = 1 + prng.nextInt(400);
+      deepStrictEqual(
+        storage.entries(low as LogIndex, high as LogIndex, bytesMax),
+        fresh.entries(low as LogIndex, high as LogIndex, bytesMax),
+        `entries [${low}, ${high}) under ${bytesMax} bytes`,
+      );
+    }
+  } finally {
+    fresh.close();
+  }
+}
+
+Deno.test("SqliteLogStorage's entry cache answers what the file holds", () => {
+  withDir((dir) => {
+    const path = `${dir}/raft-log.db`;
+    const storage = SqliteLogStorage.open({ path, bootstrap: VOTERS });
+    const prng = new SeededPrng(11);
+    try {
+      let term = 1;
+      for (let step = 0; step < 40; step++) {
+        const last = storage.lastIndex();
+        const floor = Math.max(storage.firstIndex(), storage.initialState().hardState.commit + 1);
+        const isOverwrite = prng.nextInt(4) === 0 && last >= floor;
+        const first = isOverwrite ? Math.max(floor, last - prng.nextInt(5)) : last + 1;
+        term += isOverwrite ? 1 : prng.nextInt(2);
+        const entries = Array.from({ length: 1 + prng.nextInt(30) }, (_, i): Entry => ({
+          index: (first + i) as LogIndex,
+          term: term as Term,
+          type: "normal",
+          data: new Uint8Array(prng.nextInt(100)).fill(step),
+        }));
+        storage.persist({ hardState: null, entries, snapshot: null }, true);
+        if (step % 10 === 9) {
+          const index = storage.lastIndex() - 10;
+          storage.createSnapshot(index as LogIndex, VOTERS, new Uint8Array([step]));
+          storage.compact((index - 3) as LogIndex);
+        }
+        checkAgainstFile(storage, path, prng);
+      }
+      // A failed write that overwrote the last entry rolls back: the cache must forget it.
+      const last = storage.lastIndex();
+      throws(() =>
+        storage.persist({
+          hardState: { term: 0 as Term, vote: null, commit: 0 as LogIndex },
+          entries: [{ index: last, term: (term + 1) as Term, type: "normal", data: EMPTY }],
+          snapshot: null,
+        }, true), AssertionError);
+      checkAgainstFile(storage, path, prng);
+    } finally {
+      storage.close();
+    }
+  });
+});
+
+const EMPTY = new Uint8Array(0);
 
 interface Member {
   id: ReplicaId;
