@@ -119,12 +119,16 @@ function authMiddleware(options: AppOptions) {
   };
 }
 
+const KV_GROUPS = new Map(
+  ["GET", "PUT", "DELETE"].map((method) => [method, `kv_${method.toLowerCase()}`]),
+);
+
 /** A small, bounded set of route names for metrics labels (never raw paths). */
 export function routeGroup(method: string, path: string): string {
-  const parts = path.split("/");
-  const area = parts[2] ?? "";
-  if (path.startsWith("/v1/kv/")) return `kv_${method.toLowerCase()}`;
+  // The key routes first, without splitting the path: they are nearly every request.
+  if (path.startsWith("/v1/kv/")) return KV_GROUPS.get(method) ?? `kv_${method.toLowerCase()}`;
   if (path === "/v1/kv") return `range_${method.toLowerCase()}`;
+  const area = path.split("/")[2] ?? "";
   if (["txn", "leases", "watch", "cluster", "shards", "health"].includes(area)) {
     return `${area}_${method.toLowerCase()}`;
   }

@@ -13,6 +13,7 @@
  */
 import { AspenError } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
+import { DeadlineTimer } from "./deadline_timer.ts";
 import { FollowerReads } from "./follower_reads.ts";
 import type { LocalShard } from "./local_shard.ts";
 import { replicasOf } from "./placement.ts";
@@ -78,9 +79,11 @@ export class ClusterRouter {
   readonly #options: RouterOptions;
   readonly #leaderHints = new Map<number, number>();
   readonly #followerReads: FollowerReads;
+  readonly #deadlines: DeadlineTimer;
 
   constructor(options: RouterOptions) {
     this.#options = options;
+    this.#deadlines = new DeadlineTimer(options.nowMs);
     this.#followerReads = new FollowerReads({
       askReadIndex: async (leader, shard, timeoutMs) => {
         const bytes = await options.peers.request(leader, shard, READ_INDEX_REQUEST, {
@@ -162,7 +165,7 @@ export class ClusterRouter {
       return await local.execute({ ...request, serializable: true });
     };
     try {
-      const value = await withDeadline(
+      const value = await this.#withDeadline(
         read(),
         Math.min(remainingMs, FORWARD_ATTEMPT_MS_MAX),
         local.shard,
@@ -187,7 +190,7 @@ export class ClusterRouter {
       if (local === undefined) {
         throw new AspenError("unknown_shard", `Shard ${shard} is not hosted here`, { shard });
       }
-      return await withDeadline(local.execute(request), remainingMs, shard) as T;
+      return await this.#withDeadline(local.execute(request), remainingMs, shard) as T;
     }
     if (!this.#options.peers.isConnected(target)) {
       throw new AspenError("shard_unavailable", `Cannot reach node ${target}: not connected`, {
@@ -205,6 +208,15 @@ export class ClusterRouter {
     });
     this.#leaderHints.set(shard, target);
     return decodeShardResponse<T>(bytes);
+  }
+
+  /** `promise`, or a `timeout` error once `ms` have passed (one shared timer for all). */
+  #withDeadline<T>(promise: Promise<T>, ms: number, shard: number): Promise<T> {
+    return this.#deadlines.race(
+      promise,
+      this.#options.nowMs() + ms,
+      () => new AspenError("timeout", `Shard ${shard} did not answer in time`, { shard }),
+    );
   }
 
   /** Where to try next after `error`, or null when the error must reach the client. */
@@ -237,20 +249,6 @@ export class ClusterRouter {
       return { target: following, waitMs: isNotSent ? NO_LEADER_BACKOFF_MS : 0 };
     }
     return null;
-  }
-}
-
-async function withDeadline<T>(promise: Promise<T>, ms: number, shard: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(new AspenError("timeout", `Shard ${shard} did not answer in time`, { shard }));
-    }, ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
