@@ -171,7 +171,8 @@ export class ShardReplica<Result> {
   readonly #proposals: QueuedProposal<Result>[] = [];
   readonly #waiters = new Map<number, ProposalWaiter<Result>>();
   readonly #reads: ReadWaiter[] = [];
-  readonly #readBatches = new Map<number, ReadWaiter[]>();
+  /** ReadIndex requests in flight, by request id: the term they were made in, and waiters. */
+  readonly #readBatches = new Map<number, { term: number; waiters: ReadWaiter[] }>();
   readonly #readyReads: { index: number; waiters: ReadWaiter[] }[] = [];
   readonly #stats: ReplicaStats;
   #pendingTicks = 0;
@@ -358,7 +359,9 @@ export class ShardReplica<Result> {
     for (const waiter of this.#waiters.values()) waiter.reject(error);
     this.#waiters.clear();
     for (const read of this.#reads.splice(0)) read.reject(error);
-    for (const batch of this.#readBatches.values()) for (const read of batch) read.reject(error);
+    for (const batch of this.#readBatches.values()) {
+      for (const read of batch.waiters) read.reject(error);
+    }
     this.#readBatches.clear();
     for (const batch of this.#readyReads.splice(0)) {
       for (const read of batch.waiters) read.reject(error);
@@ -393,6 +396,9 @@ export class ShardReplica<Result> {
         rounds++;
       }
       if (this.#node.hasReady()) this.#schedule();
+      this.#failOrphanedReads();
+      // The batch in flight came back: the reads that waited for it get the next round.
+      if (this.#reads.length > 0 && this.#readBatches.size === 0) this.#schedule();
       this.#serveReadyReads();
       this.#maybeSnapshot();
     } finally {
@@ -406,7 +412,27 @@ export class ShardReplica<Result> {
     for (; this.#pendingTicks > 0; this.#pendingTicks--) this.#node.tick();
     for (const message of this.#inbound.splice(0)) this.#node.step(message);
     if (this.#proposals.length > 0) this.#proposeAll(this.#proposals.splice(0));
-    if (this.#reads.length > 0) this.#requestRead(this.#reads.splice(0));
+    // One ReadIndex request in flight at a time: reads that arrive meanwhile wait and share
+    // the next one. Each request costs a heartbeat round on every replica; issuing one per
+    // turn under a read load meant thousands of rounds a second with a few reads each.
+    if (this.#reads.length > 0 && this.#readBatches.size === 0) {
+      this.#requestRead(this.#reads.splice(0));
+    }
+  }
+
+  /**
+   * Fails the reads whose ReadIndex request the core dropped: it forgets pending reads when
+   * this replica stops leading or the term changes (they would otherwise wait forever, and
+   * hold back every read after them).
+   */
+  #failOrphanedReads(): void {
+    for (const [requestId, batch] of this.#readBatches) {
+      const isOrphaned = this.#node.role !== "leader" || this.#node.term !== batch.term;
+      if (!isOrphaned) continue;
+      this.#readBatches.delete(requestId);
+      const error = notLeaderError(this.shard, this.#node.leader);
+      for (const waiter of batch.waiters) waiter.reject(error);
+    }
   }
 
   /** Proposes everything queued since the last turn: one append per follower for them all. */
@@ -435,7 +461,7 @@ export class ShardReplica<Result> {
     const requestId = ++this.#readRequestId;
     const result = this.#node.readIndex(requestId);
     if (result.kind === "ok") {
-      this.#readBatches.set(requestId, waiters);
+      this.#readBatches.set(requestId, { term: this.#node.term, waiters });
       return;
     }
     const error = result.kind === "not_leader"
@@ -454,10 +480,10 @@ export class ShardReplica<Result> {
     if (ready.snapshot !== null) this.#restore(ready.snapshot);
     if (ready.committed.length > 0) this.#apply(ready.committed);
     for (const state of ready.readStates) {
-      const waiters = this.#readBatches.get(state.requestId);
-      if (waiters === undefined) continue;
+      const batch = this.#readBatches.get(state.requestId);
+      if (batch === undefined) continue;
       this.#readBatches.delete(state.requestId);
-      this.#readyReads.push({ index: state.index, waiters });
+      this.#readyReads.push({ index: state.index, waiters: batch.waiters });
     }
     this.#node.advance(ready);
   }

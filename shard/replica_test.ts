@@ -71,6 +71,8 @@ interface Group {
   machines: Map<number, ListMachine>;
   storages: Map<number, MemoryLogStorage>;
   isolated: Set<number>;
+  /** Heartbeats sent, isolated or not: one per follower per ReadIndex round. */
+  heartbeats: number;
 }
 
 function makeGroup(snapshotIntervalEntries = 1000): Group {
@@ -79,6 +81,7 @@ function makeGroup(snapshotIntervalEntries = 1000): Group {
     machines: new Map(),
     storages: new Map(),
     isolated: new Set(),
+    heartbeats: 0,
   };
   const voters = [1, 2, 3].map(replicaId);
   for (const id of [1, 2, 3]) {
@@ -100,6 +103,7 @@ function makeGroup(snapshotIntervalEntries = 1000): Group {
       stateMachine: machine,
       send: (messages: readonly Message[]) => {
         for (const message of messages) {
+          if (message.type === "heartbeat") group.heartbeats++;
           if (group.isolated.has(message.to) || group.isolated.has(message.from)) continue;
           group.replicas.get(message.to)?.deliver(message);
         }
@@ -187,6 +191,59 @@ Deno.test("ShardReplica.read() sees every write acknowledged before it", async (
     const seen = await leader.read(() => [...machine.items]);
     deepEqual(seen, ["w1"]);
     equal(leader.status().stats.readsServed, 1);
+  } finally {
+    closeGroup(group);
+  }
+});
+
+Deno.test("ShardReplica keeps one ReadIndex round in flight; later reads share one", async () => {
+  const group = makeGroup();
+  try {
+    const leader = await electOne(group);
+    await leader.propose(encoder.encode("w1"));
+    group.isolated.add(2);
+    group.isolated.add(3);
+    const before = group.heartbeats;
+    const first = leader.read(() => "first");
+    await settle();
+    equal(group.heartbeats - before, 2, "one round for the first read");
+    const later = [];
+    for (let i = 0; i < 5; i++) {
+      later.push(leader.read(() => `later ${i}`));
+      await settle();
+    }
+    equal(group.heartbeats - before, 2, "no round while the first is unanswered");
+    group.isolated.clear();
+    leader.tick();
+    await settle();
+    equal(await first, "first");
+    deepEqual(await Promise.all(later), [0, 1, 2, 3, 4].map((i) => `later ${i}`));
+    ok(group.heartbeats - before <= 2 + 2 + 2, "the later reads shared one round");
+  } finally {
+    closeGroup(group);
+  }
+});
+
+Deno.test("ShardReplica fails the reads of a leader that stepped down", async () => {
+  const group = makeGroup();
+  try {
+    const leader = await electOne(group);
+    group.isolated.add(1);
+    let outcome = "pending";
+    leader.read(() => "never").then(
+      () => outcome = "served",
+      (error: AspenError) => outcome = error.code,
+    );
+    await settle();
+    // Check-quorum: without answers for an election timeout, the leader steps down.
+    for (let i = 0; i < 25 && leader.status().role === "leader"; i++) {
+      leader.tick();
+      await settle(2);
+    }
+    equal(leader.status().role, "follower");
+    await settle();
+    equal(outcome, "not_leader", "the read waiting on the old round fails at once");
+    await rejects(leader.read(() => "after"), (error: AspenError) => error.code === "not_leader");
   } finally {
     closeGroup(group);
   }
