@@ -4,6 +4,10 @@
  * usual setting) and with synchronous=full, plus local reads. Applies per second = batch size /
  * time per iteration.
  *
+ * A last group is the cluster benchmark's shape in steady state: 256-byte values over 10,000
+ * keys, batches of 200, with the watch history already full (so every batch also compacts it
+ * now and then), which is what a replica applies under `bench:cluster`'s put rows.
+ *
  * Run with: deno bench -A shard/state_machine_bench.ts
  */
 
@@ -42,6 +46,36 @@ bench("apply 1 put (synchronous=normal)", "normal", 1);
 bench("apply 1 put (synchronous=full)", "full", 1);
 bench("apply 1000 puts (synchronous=normal)", "normal", 1000);
 bench("apply 1000 puts (synchronous=full)", "full", 1000);
+
+const STEADY_VALUE = "v".repeat(256);
+const STEADY_BATCH = 200;
+const steady = StateMachine.open({ path: `${directory}/steady.db`, synchronous: "normal" });
+machines.push(steady);
+let steadyIndex = 0;
+
+function steadyBatch(): ApplyEntry[] {
+  const entries: ApplyEntry[] = [];
+  for (let i = 0; i < STEADY_BATCH; i++) {
+    steadyIndex++;
+    const key = `bench/${(steadyIndex * 7919) % KEYS}`;
+    const command = { type: "put", key, value: STEADY_VALUE, lease: 0, prevKv: false } as const;
+    entries.push({ index: steadyIndex, data: encodeCommand(command) });
+  }
+  return entries;
+}
+
+// Fill the key space and the watch history (50,000 events) before timing.
+while (steadyIndex < 60_000) steady.apply(steadyBatch());
+Deno.bench({
+  name: "apply 200 puts of 256 B, 10,000 keys, full watch history",
+  group: "steady state",
+  fn(context) {
+    const entries = steadyBatch();
+    context.start();
+    steady.apply(entries);
+    context.end();
+  },
+});
 
 const reader = machines[0];
 if (reader === undefined) throw new Error("no state machine");
