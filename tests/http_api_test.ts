@@ -271,6 +271,12 @@ Deno.test({
         const { json } = await call(harness, "GET", "/v1/cluster/status");
         equal((json.shards as unknown[]).length, 4);
         equal((json.nodes as { status: string }[])[0]!.status, "up");
+        for (let i = 0; i < 100; i++) {
+          if (harness.node.shards.get(0)!.stateMachine.getMeta("shardMap") !== null) break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        const recorded = JSON.parse(harness.node.shards.get(0)!.stateMachine.getMeta("shardMap")!);
+        deepEqual(recorded, { epoch: 1, numShards: 4, members: [1], replicationFactor: 3 });
         const metrics = await harness.app.request("/metrics", {
           headers: { authorization: `Bearer ${harness.root}` },
         });

@@ -24,6 +24,7 @@ import { NODE_CHANNEL_SHARD, type NodeInfo } from "./cluster_status.ts";
 import { KvService } from "./kv_service.ts";
 import { LocalShard } from "./local_shard.ts";
 import { replicasOf, shardsOf } from "./placement.ts";
+import { maintainShardMap } from "./shard_map.ts";
 import { decodeShardRequest, encodeShardResponse } from "./shard_request.ts";
 
 /** Milliseconds per Raft tick. */
@@ -89,6 +90,16 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     for (const shard of shards.values()) shard.replica.tickNow();
     transport.flush();
   }, TICK_MS);
+  const stopShardMap = maintainShardMap({
+    expected: {
+      epoch: 1,
+      numShards: count,
+      members,
+      replicationFactor: config.sharding.replicationFactor,
+    },
+    shards,
+    logger,
+  });
   const router = new ClusterRouter({
     nodeId: config.node.id,
     members,
@@ -123,6 +134,7 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     members,
     close: () => {
       clearInterval(ticker);
+      stopShardMap();
       return closeNode(config, shards, transport, logger);
     },
   };
