@@ -67,6 +67,8 @@ export interface LocalShardOptions {
   readonly tickMs: number;
   readonly send: (messages: readonly Message[]) => void;
   readonly nowMs: () => number;
+  /** Whether the peer link to `node` is up (for replica status). */
+  readonly isPeerUp: (node: number) => boolean;
   readonly logger: Logger;
 }
 
@@ -180,13 +182,15 @@ export class LocalShard {
     const replicas = [...voters, ...learners].map((node) => {
       const progress = status.progress.find((item) => item.id === node);
       const matchIndex = node === status.id ? status.lastIndex : progress?.match ?? 0;
-      const isUp = node === status.id || (isLeader && progress?.isRecentActive === true);
+      // The peer link says whether a replica's node is reachable from here; a leader's
+      // "recently active" flag is reset every election timeout and would flicker.
+      const isUp = node === status.id || this.#options.isPeerUp(node);
       return {
         node,
         role: roleOf(node, status, learners.includes(node)),
         matchIndex,
         lag: isLeader ? Math.max(0, status.lastIndex - matchIndex) : 0,
-        status: isUp || !isLeader ? "up" as const : "down" as const,
+        status: isUp ? "up" as const : "down" as const,
       };
     });
     return {

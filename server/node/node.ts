@@ -292,6 +292,7 @@ async function openShard(
       for (const message of messages) transport.send(message.to, shard, encodeMessage(message));
     },
     nowMs: runtime.nowMs,
+    isPeerUp: (node) => transport.isPeerUp(node),
     logger: runtime.logger.child({ shard }),
   });
 }
