@@ -100,19 +100,7 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     shards,
     logger,
   });
-  const router = new ClusterRouter({
-    nodeId: config.node.id,
-    members,
-    replicationFactor: config.sharding.replicationFactor,
-    local: shards,
-    peers: {
-      request: (to, shard, payload, options) => transport.request(to, shard, payload, options),
-      isConnected: (node) =>
-        transport.stats().peers.some((peer) => peer.nodeId === node && peer.isUp),
-    },
-    nowMs: runtime.nowMs,
-    logger,
-  });
+  const router = createRouter(config, members, shards, transport, runtime);
   const service = new KvService({
     router,
     shardCount: count,
@@ -138,6 +126,27 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
       return closeNode(config, shards, transport, logger);
     },
   };
+}
+
+function createRouter(
+  config: Config,
+  members: readonly number[],
+  shards: ReadonlyMap<number, LocalShard>,
+  transport: PeerTransport,
+  runtime: NodeRuntime,
+): ClusterRouter {
+  return new ClusterRouter({
+    nodeId: config.node.id,
+    members,
+    replicationFactor: config.sharding.replicationFactor,
+    local: shards,
+    peers: {
+      request: (to, shard, payload, options) => transport.request(to, shard, payload, options),
+      isConnected: (node) => transport.isPeerUp(node),
+    },
+    nowMs: runtime.nowMs,
+    logger: runtime.logger,
+  });
 }
 
 async function loadCredentials(config: Config, runtime: NodeRuntime): Promise<ClusterCredentials> {
