@@ -6,6 +6,9 @@
  * client keeps working while one node is down. API errors come back as {@linkcode ApiError}
  * with the server's code and details; a node that cannot be reached at all is `unavailable`.
  */
+import type { Kv } from "../api_types.ts";
+
+export type { Kv };
 
 /** An error answered by the API, or a failure to reach any endpoint. */
 export class ApiError extends Error {
@@ -194,16 +197,6 @@ export class AspenClient {
       details,
     );
   }
-}
-
-/** A stored key as the API returns it. */
-export interface Kv {
-  readonly key: string;
-  readonly value: string;
-  readonly version: number;
-  readonly createRevision: number;
-  readonly modRevision: number;
-  readonly lease: number;
 }
 
 /** Percent-encodes a key for a path, slashes included. */
