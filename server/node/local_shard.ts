@@ -16,15 +16,31 @@ import {
   applyResultError,
   AspenError,
   encodeCommand,
+  type ErrorDetails,
   Lessor,
   notLeaderError,
   type ReplicaStatus,
   ShardReplica,
   SqliteLogStorage,
   StateMachine,
+  type WatchEvent,
 } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
 import type { ShardRange, ShardRequest } from "./shard_request.ts";
+
+/** The most events one remote watch poll returns. */
+export const WATCH_POLL_EVENTS_MAX = 1_000;
+/** The longest a remote watch poll waits for events. */
+export const WATCH_POLL_WAIT_MS_MAX = 2_000;
+
+/** One poll of a remote watch: events (or a final error) and where to continue. */
+export interface WatchPoll {
+  readonly items: readonly (
+    | WatchEvent
+    | { type: "error"; code: string; message: string; details: ErrorDetails }
+  )[];
+  readonly nextRevision: number;
+}
 
 /** How often a leader looks for expired leases. */
 export const LEASE_CHECK_INTERVAL_MS = 500;
@@ -158,6 +174,8 @@ export class LocalShard {
         if (status.role !== "leader") throw notLeaderError(this.shard, status.leader);
         return this.statusView();
       }
+      case "watchPoll":
+        return await this.#watchPoll(request);
       case "transferLeader":
         this.replica.transferLeadership(replicaId(request.to) as ReplicaId);
         return { shard: this.shard };
@@ -239,6 +257,41 @@ export class LocalShard {
   close(): void {
     clearInterval(this.#leaseTimer);
     this.replica.close();
+  }
+
+  /**
+   * Serves one poll of a watch for a node that hosts no replica of this shard: the events
+   * from `fromRevision` that arrive within `waitMs` (at most WATCH_POLL_EVENTS_MAX), and the
+   * revision to ask for next. A final error (compacted, cancelled) ends the list.
+   */
+  async #watchPoll(request: Extract<ShardRequest, { kind: "watchPoll" }>): Promise<WatchPoll> {
+    const from = request.fromRevision ?? this.stateMachine.appliedIndex() + 1;
+    const watcher = this.stateMachine.watch(request.filter, { fromRevision: from });
+    const items: WatchPoll["items"][number][] = [];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), Math.min(request.waitMs, WATCH_POLL_WAIT_MS_MAX));
+    });
+    try {
+      while (items.length < WATCH_POLL_EVENTS_MAX) {
+        const item = await Promise.race([watcher.next(), timeout]);
+        if (item === null) break;
+        if (item.type === "error") {
+          items.push({
+            type: "error",
+            code: item.error.code,
+            message: item.error.message,
+            details: item.error.details,
+          });
+          break;
+        }
+        items.push(item);
+      }
+      return { items, nextRevision: watcher.resumeRevision() };
+    } finally {
+      clearTimeout(timer);
+      watcher.cancel();
+    }
   }
 
   /** The lessor counts whole milliseconds. */

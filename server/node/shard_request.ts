@@ -7,7 +7,13 @@
  * and a local one run the very same code. Errors cross back as `AspenError`s with their code
  * and details (the peer channel carries them).
  */
-import { AspenError, type Command, type KeyRange, validateCommand } from "../../shard/mod.ts";
+import {
+  AspenError,
+  type Command,
+  type KeyRange,
+  validateCommand,
+  type WatchFilter,
+} from "../../shard/mod.ts";
 
 /** A range read as a shard executes it. */
 export interface ShardRange {
@@ -27,10 +33,18 @@ export type ShardRequest =
   | { readonly kind: "leaseKeepAlive"; readonly id: number }
   | { readonly kind: "leaseInfo"; readonly id: number }
   | { readonly kind: "status" }
+  | {
+    readonly kind: "watchPoll";
+    readonly filter: WatchFilter;
+    /** The first revision wanted; null means "from the next applied entry". */
+    readonly fromRevision: number | null;
+    readonly waitMs: number;
+  }
   | { readonly kind: "transferLeader"; readonly to: number };
 
 /** Request kinds that a follower may serve from its own state. */
 export function isSerializable(request: ShardRequest): boolean {
+  if (request.kind === "watchPoll") return true;
   return (request.kind === "get" || request.kind === "range") && request.serializable;
 }
 
@@ -73,6 +87,7 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
     case "leaseInfo":
     case "status":
     case "transferLeader":
+    case "watchPoll":
       return request;
     default:
       throw new AspenError("bad_request", `Cannot decode a forwarded request of kind ${kind}`);
