@@ -120,6 +120,14 @@ Deno.test({
         equal(kv.modRevision, second.json.revision);
         equal(got.json.shard, first.json.shard);
       });
+      await t.step("a value of exactly the 1 MiB limit is stored whole", async () => {
+        const value = "x".repeat(1024 * 1024);
+        equal((await call(harness, "PUT", "/v1/kv/big", { value })).status, 200);
+        equal(
+          ((await call(harness, "GET", "/v1/kv/big")).json.kv as { value: string }).value,
+          value,
+        );
+      });
       await t.step("a missing key is 404 key_not_found", async () => {
         const { status, json } = await call(harness, "GET", "/v1/kv/nope");
         equal(status, 404);

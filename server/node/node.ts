@@ -8,8 +8,16 @@
  *   LocalShard.replica ──send──▶ PeerTransport.send ──▶ peer ──▶ replica.deliver
  * ```
  */
-import { decodeMessage, encodeMessage, type Message, SeededPrng } from "../../raft/mod.ts";
-import { AspenError } from "../../shard/mod.ts";
+import {
+  assert,
+  decodeMessage,
+  encodeMessage,
+  ENTRY_BYTES_MAX,
+  type Message,
+  MESSAGE_BYTES_MAX,
+  SeededPrng,
+} from "../../raft/mod.ts";
+import { AspenError, REQUEST_BYTES_MAX } from "../../shard/mod.ts";
 import {
   type ClusterCredentials,
   createCredentials,
@@ -18,7 +26,12 @@ import {
 } from "../auth.ts";
 import { type Config, shardCount } from "../config.ts";
 import type { Logger } from "../log.ts";
-import { createClusterCa, loadOrCreatePeerIdentity, PeerTransport } from "../peer/mod.ts";
+import {
+  createClusterCa,
+  loadOrCreatePeerIdentity,
+  PEER_PAYLOAD_BYTES_MAX,
+  PeerTransport,
+} from "../peer/mod.ts";
 import { ClusterRouter } from "./cluster_router.ts";
 import { NODE_CHANNEL_SHARD, type NodeInfo } from "./cluster_status.ts";
 import { KvService } from "./kv_service.ts";
@@ -26,6 +39,11 @@ import { LocalShard } from "./local_shard.ts";
 import { replicasOf, shardsOf } from "./placement.ts";
 import { maintainShardMap } from "./shard_map.ts";
 import { decodeShardRequest, encodeShardResponse } from "./shard_request.ts";
+
+// A client request (at most REQUEST_BYTES_MAX) becomes one Raft entry, and every Raft message
+// must fit one peer frame: the limits of the three layers must agree.
+assert(ENTRY_BYTES_MAX >= REQUEST_BYTES_MAX + 64 * 1024, "a whole request fits one entry");
+assert(MESSAGE_BYTES_MAX <= PEER_PAYLOAD_BYTES_MAX, "a Raft message fits one peer frame");
 
 /** Milliseconds per Raft tick. */
 export const TICK_MS = 50;
