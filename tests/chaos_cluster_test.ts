@@ -35,7 +35,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const report = await runChaos(options({ nodes: 3, durationMs: 50_000 }));
+    const report = await runChaos(options({ nodes: 3, durationMs: 45_000 }));
     console.log(formatReport(report));
     equal(report.anomalies.length, 0, report.anomalies.join("\n"));
     ok(report.faults.total >= 5, "the nemesis injected faults");
@@ -49,7 +49,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const report = await runChaos(options({ nodes: 5, durationMs: 25_000 }));
+    const report = await runChaos(options({ nodes: 5, durationMs: 20_000 }));
     console.log(formatReport(report));
     equal(report.anomalies.length, 0, report.anomalies.join("\n"));
     ok(report.faults.total >= 3, "the nemesis injected faults");
@@ -64,7 +64,7 @@ Deno.test({
   async fn() {
     const report = await runChaos(options({
       nodes: 3,
-      durationMs: 15_000,
+      durationMs: 12_000,
       kinds: ["partition-minority"],
       readConsistency: "serializable",
       outputDir: null,

@@ -20,7 +20,7 @@ export const FAULT_KINDS = [
   "pause",
   "partition-minority",
   "partition-leader",
-  "partition-ring",
+  "partition-majorities-ring",
   "flaky-network",
 ] as const;
 
@@ -112,7 +112,7 @@ export class Nemesis {
         const leader = await this.#randomLeader();
         return leader === null ? null : await this.#isolate([leader], kind);
       }
-      case "partition-ring":
+      case "partition-majorities-ring":
         return await this.#cut(this.#ringCuts(), kind, { dropProbability: 1, delayMs: 0 });
       case "flaky-network":
         return await this.#flaky();
@@ -163,7 +163,7 @@ export class Nemesis {
     kind: FaultKind,
     rule: { dropProbability: number; delayMs: number },
   ): Promise<() => Promise<void>> {
-    if (kind === "partition-ring") {
+    if (kind === "partition-majorities-ring") {
       this.#options.log(`${kind}: cut ${cuts.map(([a, b]) => `${a}-${b}`).join(" ")}`);
     }
     for (const [a, b] of cuts) {
