@@ -6,7 +6,7 @@ import { AspenError } from "../../shard/mod.ts";
 import { type Config, formatConfig, loadConfig, type Setting, SETTINGS } from "../config.ts";
 import { type CliIo, type Command, EXIT_USAGE, type FlagSpec, type ParsedArgs } from "./command.ts";
 import { Logger } from "../log.ts";
-import { serveNode } from "../serve.ts";
+import { serveNode, TEST_FAULTS_FLAG } from "../serve.ts";
 import { BENCH_COMMAND } from "./bench_command.ts";
 import { CLUSTER_COMMAND, SHARD_COMMAND } from "./cluster_command.ts";
 import { DEV_COMMAND } from "./dev_command.ts";
@@ -24,6 +24,11 @@ function nodeFlags(): Record<string, FlagSpec> {
     flags[setting.flag] = settingFlag(setting);
   }
   flags["print-config"] = { type: "boolean", help: "print the effective config as TOML and exit" };
+  // A flag only, never a config-file key or variable: a test harness must ask for it each run.
+  flags[TEST_FAULTS_FLAG] = {
+    type: "boolean",
+    help: "TESTS ONLY: accept PUT/DELETE /v1/test/faults, which drop or delay peer traffic",
+  };
   flags.help = HELP_FLAG;
   return flags;
 }
@@ -113,6 +118,7 @@ export const COMMANDS: readonly Command[] = [
         randomBytes: io.randomBytes,
         version: io.versions.aspen,
         seed: new DataView(seedBytes.buffer, seedBytes.byteOffset, 4).getUint32(0),
+        isFaultInjectionEnabled: args.values[TEST_FAULTS_FLAG] === true,
       }, io.shutdown);
       return 0;
     },

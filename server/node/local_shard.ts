@@ -127,18 +127,26 @@ export class LocalShard {
    */
   static async open(options: LocalShardOptions): Promise<LocalShard> {
     await Deno.mkdir(options.dir, { recursive: true });
+    const paths: ShardPaths = {
+      log: `${options.dir}/raft-log.db`,
+      stateMachine: `${options.dir}/state-machine.db`,
+    };
+    // Decide before opening: opening creates a missing file, and a refused start must leave
+    // the folder as it found it.
+    const isLogNew = await isMissingOrEmpty(paths.log);
+    const isStateMachineNew = await isMissingOrEmpty(paths.stateMachine);
+    if (isLogNew && !isStateMachineNew) {
+      throw logLostError(options.shard, paths, "missing or empty");
+    }
     const confState: ConfState = { voters: options.voters.map(replicaId), learners: [] };
-    const storage = SqliteLogStorage.open({
-      path: `${options.dir}/raft-log.db`,
-      bootstrap: confState,
-    });
-    let stateMachine: StateMachine;
+    const storage = SqliteLogStorage.open({ path: paths.log, bootstrap: confState });
+    let stateMachine: StateMachine | null = null;
     try {
-      stateMachine = StateMachine.open({
-        path: `${options.dir}/state-machine.db`,
-        synchronous: "normal",
-      });
+      if (isStateMachineNew) checkNothingCommitted(storage, paths, options);
+      stateMachine = StateMachine.open({ path: paths.stateMachine, synchronous: "normal" });
+      checkLogCoversApplied(storage, stateMachine, paths, options.shard);
     } catch (error) {
+      stateMachine?.close();
       storage.close();
       throw error;
     }
@@ -355,7 +363,10 @@ export class LocalShard {
       restore: (data: Uint8Array) => {
         machine.restore(data);
         lessor.load(machine.leases(), nowMs());
-        if (this.replica.status().role === "leader") lessor.onBecomeLeader(nowMs());
+        // The replica's constructor may restore (finishing an interrupted snapshot install)
+        // before `this.replica` is set; a replica being built is no leader yet.
+        const replica = this.replica as ShardReplica<ApplyResult> | undefined;
+        if (replica?.status().role === "leader") lessor.onBecomeLeader(nowMs());
       },
       close: () => machine.close(),
     };
@@ -397,6 +408,74 @@ export class LocalShard {
       this.#rateSample = { atMs: now, proposals: status.stats.proposals, perSecond };
     }
     return Math.round(this.#rateSample.perSecond * 10) / 10;
+  }
+}
+
+/** The two files of a replica. */
+interface ShardPaths {
+  readonly log: string;
+  readonly stateMachine: string;
+}
+
+/**
+ * Checks that a new (missing or empty) state machine goes with a log that committed nothing
+ * but its bootstrap membership (one entry per voter): both files are created together, before
+ * anything commits. SQLite opens an empty file as a new, healthy database, so without this
+ * check a truncated state machine would be rebuilt silently or, past compaction, served empty.
+ *
+ * @throws {AspenError} `storage_corrupt` naming the state machine file.
+ */
+function checkNothingCommitted(
+  storage: SqliteLogStorage,
+  paths: ShardPaths,
+  options: LocalShardOptions,
+): void {
+  const commit = storage.initialState().hardState.commit;
+  if (commit <= options.voters.length) return;
+  throw new AspenError(
+    "storage_corrupt",
+    `Cannot open shard ${options.shard}: the state machine "${paths.stateMachine}" is ` +
+      `missing or empty but the Raft log has committed entries up to ${commit}; the file ` +
+      "was lost or truncated",
+    { path: paths.stateMachine, shard: options.shard },
+  );
+}
+
+/**
+ * Checks that the log still holds every entry the state machine applied.
+ * Invariant: an entry is in the log before it is applied, and applied entries are committed,
+ * so never truncated: applied index <= last index.
+ *
+ * @throws {AspenError} `storage_corrupt` naming the log file.
+ */
+function checkLogCoversApplied(
+  storage: SqliteLogStorage,
+  stateMachine: StateMachine,
+  paths: ShardPaths,
+  shard: number,
+): void {
+  const applied = stateMachine.appliedIndex();
+  const last = storage.lastIndex();
+  if (applied <= last) return;
+  throw logLostError(shard, paths, `ends at index ${last} but ${applied} entries were applied`);
+}
+
+function logLostError(shard: number, paths: ShardPaths, detail: string): AspenError {
+  return new AspenError(
+    "storage_corrupt",
+    `Cannot open shard ${shard}: the Raft log "${paths.log}" ${detail} while the state ` +
+      `machine "${paths.stateMachine}" holds data; the log file was lost, truncated or replaced`,
+    { path: paths.log, shard },
+  );
+}
+
+/** True when `path` does not exist or holds no bytes (SQLite would start a new database). */
+async function isMissingOrEmpty(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).size === 0;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return true;
+    throw error;
   }
 }
 

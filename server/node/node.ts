@@ -65,6 +65,11 @@ export interface NodeRuntime {
   readonly seed: number;
   /** Wall-clock milliseconds, for uptime. */
   readonly wallMs: () => number;
+  /**
+   * Test only: lets the peer transport drop or delay traffic on request (the fault tests'
+   * `PUT /v1/test/faults`). Only `aspen node --enable-test-faults` sets it; absent is false.
+   */
+  readonly isFaultInjectionEnabled?: boolean;
 }
 
 /** A started node. */
@@ -276,6 +281,7 @@ async function startTransport(
       warn: (message, fields) => logger.warn(message, fields),
       error: (message, fields) => logger.error(message, fields),
     },
+    faults: { enabled: runtime.isFaultInjectionEnabled === true },
   });
 }
 
