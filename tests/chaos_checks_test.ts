@@ -28,7 +28,12 @@ Deno.test("classifyAnswer() maps statuses to outcomes", async (t) => {
   }
 });
 
-Deno.test("isNeverSent() is true only for a refused connection", () => {
+Deno.test("isNeverSent() is true only for a refused connection", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const refused = await fetch(`http://127.0.0.1:${port}/`).then(() => null, (error) => error);
+  equal(isNeverSent(refused), true, `a real refused fetch: ${refused}`);
   equal(isNeverSent(new TypeError("tcp connect error: Connection refused (os error 111)")), true);
   equal(isNeverSent(new TypeError("connection reset by peer")), false);
   equal(isNeverSent(new DOMException("timed out", "TimeoutError")), false);

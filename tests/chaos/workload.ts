@@ -72,9 +72,14 @@ export function classifyAnswer(status: number | null): OutcomeKind {
   return "unknown";
 }
 
-/** Whether a fetch error proves that the request was never sent (nobody listened). */
+/**
+ * Whether a fetch error proves that the request was never sent (nobody listened). Deno's fetch
+ * says "fetch failed" and keeps the connect error in `cause`.
+ */
 export function isNeverSent(error: unknown): boolean {
-  return error instanceof TypeError && /Connection refused/i.test(error.message);
+  if (!(error instanceof TypeError)) return false;
+  const cause = error.cause instanceof Error ? error.cause.message : "";
+  return /Connection refused/i.test(`${error.message} ${cause}`);
 }
 
 /** Error codes that a well-formed workload request must never get. */
