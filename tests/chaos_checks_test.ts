@@ -1,12 +1,12 @@
 /**
  * The pure parts of the chaos harness, table-driven: how an HTTP answer counts for the history
- * (2xx ok, 4xx not applied, 5xx and no answer unknown; a refused connection never sent), and
+ * (2xx ok, 4xx not applied, 5xx and no answer unknown), and
  * how replica reports are compared (settled only when every replica of every shard reports one
  * applied index; equal indexes with different state hashes are divergence).
  */
 import { deepEqual, equal } from "node:assert/strict";
 import { compareReplicas } from "./chaos/verify.ts";
-import { classifyAnswer, isNeverSent } from "./chaos/workload.ts";
+import { classifyAnswer } from "./chaos/workload.ts";
 import type { ReplicaDebugState } from "../server/http/mod.ts";
 
 Deno.test("classifyAnswer() maps statuses to outcomes", async (t) => {
@@ -26,12 +26,6 @@ Deno.test("classifyAnswer() maps statuses to outcomes", async (t) => {
   for (const [status, expected] of cases) {
     await t.step(`${status} is ${expected}`, () => equal(classifyAnswer(status), expected));
   }
-});
-
-Deno.test("isNeverSent() is true only for a refused connection", () => {
-  equal(isNeverSent(new TypeError("tcp connect error: Connection refused (os error 111)")), true);
-  equal(isNeverSent(new TypeError("connection reset by peer")), false);
-  equal(isNeverSent(new DOMException("timed out", "TimeoutError")), false);
 });
 
 function replica(shard: number, appliedIndex: number, stateHash = "h"): ReplicaDebugState {

@@ -2,9 +2,11 @@
  * The CI chaos runs: real clusters of `aspen node` processes (3 nodes and 5 nodes, 4 shards)
  * under concurrent clients while a seeded nemesis kills leaders and nodes (-9), restarts,
  * pauses (SIGSTOP/SIGCONT), partitions minorities, leaders and majorities rings, and makes the
- * network lossy. Each run then heals the cluster, reads every key, and requires: a linearizable
- * history (every acknowledged write explained), replicas of every shard converged to the same
- * applied index and state hash, no unexpected process exit, and no internal error answered.
+ * network lossy or a node slow. The 3-node run snapshots every 50 entries, so that a node
+ * back from any fault catches up from a snapshot. Each run then heals the cluster, reads every
+ * key, and requires: a linearizable history (every acknowledged write explained), replicas of
+ * every shard converged to the same applied index and state hash, no unexpected process exit,
+ * and no internal error answered.
  *
  * A third run proves the checks can fail: its clients read with `consistency=serializable`
  * (the local replica) while only minority partitions are injected, and the checker must find
@@ -35,7 +37,9 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const report = await runChaos(options({ nodes: 3, durationMs: 45_000 }));
+    const report = await runChaos(
+      options({ nodes: 3, durationMs: 40_000, snapshotIntervalEntries: 50 }),
+    );
     console.log(formatReport(report));
     equal(report.anomalies.length, 0, report.anomalies.join("\n"));
     ok(report.faults.total >= 5, "the nemesis injected faults");
@@ -64,7 +68,7 @@ Deno.test({
   async fn() {
     const report = await runChaos(options({
       nodes: 3,
-      durationMs: 12_000,
+      durationMs: 10_000,
       kinds: ["partition-minority"],
       readConsistency: "serializable",
       outputDir: null,

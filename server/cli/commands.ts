@@ -2,7 +2,7 @@
  * The table of `aspen` subcommands. The first word of the command line picks one; the rest is
  * parsed strictly against its flags.
  */
-import { AspenError } from "../../shard/mod.ts";
+import { AspenError, SNAPSHOT_INTERVAL_ENTRIES } from "../../shard/mod.ts";
 import { type Config, formatConfig, loadConfig, type Setting, SETTINGS } from "../config.ts";
 import { type CliIo, type Command, EXIT_USAGE, type FlagSpec, type ParsedArgs } from "./command.ts";
 import { Logger } from "../log.ts";
@@ -28,6 +28,12 @@ function nodeFlags(): Record<string, FlagSpec> {
   flags[TEST_FAULTS_FLAG] = {
     type: "boolean",
     help: "TESTS ONLY: accept PUT/DELETE /v1/test/faults, which drop or delay peer traffic",
+  };
+  flags[TEST_SNAPSHOT_FLAG] = {
+    type: "string",
+    valueName: "N",
+    help: `TESTS ONLY: snapshot every N applied entries (${TEST_SNAPSHOT_ENTRIES_MIN}..` +
+      `${SNAPSHOT_INTERVAL_ENTRIES}) to exercise compaction and snapshot installs`,
   };
   flags.help = HELP_FLAG;
   return flags;
@@ -60,6 +66,33 @@ function settingFlag(setting: Setting): FlagSpec {
     ? "ID,..."
     : "PATH";
   return { type: "string", valueName, help: setting.help, ...common };
+}
+
+/** The test flag that lowers the snapshot interval (a flag only, never a setting). */
+const TEST_SNAPSHOT_FLAG = "test-snapshot-interval-entries";
+/** The smallest snapshot interval the test flag accepts. */
+const TEST_SNAPSHOT_ENTRIES_MIN = 10;
+
+/**
+ * Parses `--test-snapshot-interval-entries`.
+ *
+ * @throws {AspenError} `bad_config` naming the flag, the value and the range.
+ */
+function testSnapshotInterval(
+  value: string | boolean | undefined,
+): { snapshotIntervalEntries?: number } {
+  if (value === undefined) return {};
+  const entries = Number(value);
+  const isValid = typeof value === "string" && /^[0-9]+$/.test(value) &&
+    entries >= TEST_SNAPSHOT_ENTRIES_MIN && entries <= SNAPSHOT_INTERVAL_ENTRIES;
+  if (!isValid) {
+    throw new AspenError(
+      "bad_config",
+      `Invalid --${TEST_SNAPSHOT_FLAG} "${value}": must be an integer from ` +
+        `${TEST_SNAPSHOT_ENTRIES_MIN} to ${SNAPSHOT_INTERVAL_ENTRIES}`,
+    );
+  }
+  return { snapshotIntervalEntries: entries };
 }
 
 /**
@@ -119,6 +152,7 @@ export const COMMANDS: readonly Command[] = [
         version: io.versions.aspen,
         seed: new DataView(seedBytes.buffer, seedBytes.byteOffset, 4).getUint32(0),
         isFaultInjectionEnabled: args.values[TEST_FAULTS_FLAG] === true,
+        ...testSnapshotInterval(args.values[TEST_SNAPSHOT_FLAG]),
       }, io.shutdown);
       return 0;
     },

@@ -81,6 +81,8 @@ export interface LocalShardOptions {
   readonly voters: readonly number[];
   readonly raft: Omit<RaftConfig, "id" | "applied">;
   readonly tickMs: number;
+  /** Applied entries between snapshots; absent: the replica's default. */
+  readonly snapshotIntervalEntries?: number;
   readonly send: (messages: readonly Message[]) => void;
   readonly nowMs: () => number;
   /** Whether the peer link to `node` is up (for replica status). */
@@ -115,6 +117,9 @@ export class LocalShard {
       send: options.send,
       nowMs: options.nowMs,
       tickMs: options.tickMs,
+      ...(options.snapshotIntervalEntries === undefined
+        ? {}
+        : { snapshotIntervalEntries: options.snapshotIntervalEntries }),
       onLeaderChange: (status) => this.#onLeaderChange(status),
     });
     this.#leaseTimer = setInterval(() => this.#expireLeases(), LEASE_CHECK_INTERVAL_MS);
@@ -367,6 +372,10 @@ export class LocalShard {
         // before `this.replica` is set; a replica being built is no leader yet.
         const replica = this.replica as ShardReplica<ApplyResult> | undefined;
         if (replica?.status().role === "leader") lessor.onBecomeLeader(nowMs());
+        this.#options.logger.info("Installed a snapshot", {
+          shard: this.#options.shard,
+          index: machine.appliedIndex(),
+        });
       },
       close: () => machine.close(),
     };

@@ -70,6 +70,12 @@ export interface NodeRuntime {
    * `PUT /v1/test/faults`). Only `aspen node --enable-test-faults` sets it; absent is false.
    */
   readonly isFaultInjectionEnabled?: boolean;
+  /**
+   * Test only: applied entries between snapshots, lowered so that fault tests exercise log
+   * compaction and snapshot installs (`aspen node --test-snapshot-interval-entries`).
+   * Absent: SNAPSHOT_INTERVAL_ENTRIES.
+   */
+  readonly snapshotIntervalEntries?: number;
 }
 
 /** A started node. */
@@ -321,6 +327,9 @@ async function openShard(
     },
     // The node ticks every replica from one timer (see startNode), so replicas have none.
     tickMs: 0,
+    ...(runtime.snapshotIntervalEntries === undefined
+      ? {}
+      : { snapshotIntervalEntries: runtime.snapshotIntervalEntries }),
     send: (messages: readonly Message[]) => {
       for (const message of messages) transport.send(message.to, shard, encodeMessage(message));
     },

@@ -42,9 +42,9 @@ export interface ChaosClusterOptions {
 export class ChaosCluster {
   readonly cluster: LocalCluster;
   readonly dir: string;
-  readonly #logs = new Map<number, string[]>();
+  readonly #logs: NodeLogs;
 
-  private constructor(cluster: LocalCluster, dir: string, logs: Map<number, string[]>) {
+  private constructor(cluster: LocalCluster, dir: string, logs: NodeLogs) {
     this.cluster = cluster;
     this.dir = dir;
     this.#logs = logs;
@@ -53,20 +53,20 @@ export class ChaosCluster {
   /** Starts every node in a new temporary folder and waits until every shard has a leader. */
   static async launch(options: ChaosClusterOptions): Promise<ChaosCluster> {
     const dir = await Deno.makeTempDir({ prefix: "aspen-chaos-" });
-    const logs = new Map<number, string[]>();
+    const logs = new NodeLogs();
     const cluster = await LocalCluster.launch({
       dir,
       nodes: options.nodes,
       shards: options.shards,
       selfCommand: NODE_COMMAND,
       randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
-      onLine: (id, line) => appendLine(logs, id, line),
+      onLine: (id, line) => logs.append(id, line),
       extraNodeArgs: [
         ...(options.isFaultInjectionEnabled === false ? [] : ["--enable-test-faults"]),
         ...(options.extraNodeArgs ?? []),
       ],
       logLevel: options.logLevel ?? "info",
-      onUnexpectedExit: (exit) => appendLine(logs, exit.node, `EXITED ${JSON.stringify(exit)}`),
+      onUnexpectedExit: (exit) => logs.append(exit.node, `EXITED ${JSON.stringify(exit)}`),
     });
     const chaos = new ChaosCluster(cluster, dir, logs);
     try {
@@ -151,7 +151,12 @@ export class ChaosCluster {
 
   /** The newest log lines of node `id`. */
   logsOf(id: number): readonly string[] {
-    return this.#logs.get(id) ?? [];
+    return this.#logs.linesOf(id);
+  }
+
+  /** How many lines of every node's output matched each notable event so far. */
+  get events(): Readonly<Record<string, number>> {
+    return this.#logs.events;
   }
 
   /** Writes every node's log into `dir` (node-<id>.log). */
@@ -170,14 +175,33 @@ export class ChaosCluster {
   }
 }
 
-function appendLine(logs: Map<number, string[]>, id: number, line: string): void {
-  let lines = logs.get(id);
-  if (lines === undefined) {
-    lines = [];
-    logs.set(id, lines);
+/** Notable log lines, counted over the whole run (the kept lines are only the newest). */
+const NOTABLE_EVENTS: readonly [string, RegExp][] = [
+  ["leaderElected", /Became leader/],
+  ["snapshotInstalled", /Installed a snapshot/],
+];
+
+/** Every node's newest output lines, and counts of notable events. */
+class NodeLogs {
+  readonly events: Record<string, number> = {};
+  readonly #lines = new Map<number, string[]>();
+
+  append(id: number, line: string): void {
+    let lines = this.#lines.get(id);
+    if (lines === undefined) {
+      lines = [];
+      this.#lines.set(id, lines);
+    }
+    lines.push(line);
+    if (lines.length > NODE_LOG_LINES_MAX) lines.splice(0, lines.length - NODE_LOG_LINES_MAX);
+    for (const [name, pattern] of NOTABLE_EVENTS) {
+      if (pattern.test(line)) this.events[name] = (this.events[name] ?? 0) + 1;
+    }
   }
-  lines.push(line);
-  if (lines.length > NODE_LOG_LINES_MAX) lines.splice(0, lines.length - NODE_LOG_LINES_MAX);
+
+  linesOf(id: number): readonly string[] {
+    return this.#lines.get(id) ?? [];
+  }
 }
 
 function parseJson(text: string): Record<string, unknown> | null {

@@ -5,9 +5,11 @@
  * Faults: kill -9 the leader of a random shard, kill -9 any node, graceful restart, pause a
  * node (SIGSTOP, later SIGCONT), isolate a random minority, isolate a shard leader, a
  * "majorities ring" (every node still reaches a majority, but no two agree on which: for 3
- * nodes, two nodes lose their link and the third bridges them), and a flaky network (random
- * loss and delay on every link). Partitions drop traffic in both directions through each
- * node's `/v1/test/faults`.
+ * nodes, two nodes lose their link and the third bridges them), a flaky network (random loss
+ * and delay on every link), and a slow node (every frame to and from it delayed by about an
+ * election timeout). Partitions and delays apply in both directions through each node's
+ * `/v1/test/faults`. Long runs add "kill-node-long": a node down for 20-40 s, so that it may
+ * have to catch up from a snapshot.
  */
 import type { SeededPrng } from "../../raft/mod.ts";
 import type { ChaosCluster } from "./cluster.ts";
@@ -22,10 +24,20 @@ export const FAULT_KINDS = [
   "partition-leader",
   "partition-majorities-ring",
   "flaky-network",
+  "slow-node",
 ] as const;
 
+/**
+ * Faults for long runs only: a node down long enough (20-40 s) that the log may be compacted
+ * past it, so that it must catch up from a snapshot.
+ */
+export const LONG_FAULT_KINDS = ["kill-node-long"] as const;
+
 /** One kind of fault. */
-export type FaultKind = typeof FAULT_KINDS[number];
+export type FaultKind = typeof FAULT_KINDS[number] | typeof LONG_FAULT_KINDS[number];
+
+/** How long a "kill-node-long" keeps its node down. */
+const LONG_DOWN_MS = { min: 20_000, max: 40_000 };
 
 /** How long a restarted node may take to serve HTTP again. */
 export const NODE_BOOT_TIMEOUT_MS = 60_000;
@@ -70,7 +82,7 @@ export class Nemesis {
     const kinds = this.#options.kinds ?? FAULT_KINDS;
     while (nowMs() < untilMs) {
       const kind = kinds[prng.nextInt(kinds.length)]!;
-      const holdMs = between(prng, this.#options.holdMs);
+      const holdMs = between(prng, kind === "kill-node-long" ? LONG_DOWN_MS : this.#options.holdMs);
       const undo = await this.#inject(kind);
       if (undo !== null) {
         this.total++;
@@ -99,6 +111,7 @@ export class Nemesis {
       case "kill-leader":
         return await this.#kill(await this.#randomLeader(), kind);
       case "kill-node":
+      case "kill-node-long":
         return await this.#kill(this.#randomNode(), kind);
       case "restart":
         return await this.#restart(this.#randomNode());
@@ -116,6 +129,8 @@ export class Nemesis {
         return await this.#cut(this.#ringCuts(), kind, { dropProbability: 1, delayMs: 0 });
       case "flaky-network":
         return await this.#flaky();
+      case "slow-node":
+        return await this.#slow(this.#randomNode());
     }
   }
 
@@ -192,6 +207,15 @@ export class Nemesis {
       this.#options.log("flaky-network: heal");
       await this.#clearAll();
     };
+  }
+
+  /** Delays every frame to and from one node by 100..800 ms (about an election timeout). */
+  async #slow(id: number): Promise<() => Promise<void>> {
+    const delayMs = 100 + this.#options.prng.nextInt(701);
+    this.#options.log(`slow-node: delay node ${id}'s links by ${delayMs} ms`);
+    const others = this.#options.cluster.nodeIds.filter((other) => other !== id);
+    const links: [number, number][] = others.map((other) => [id, other]);
+    return await this.#cut(links, "slow-node", { dropProbability: 0, delayMs });
   }
 
   async #clearAll(): Promise<void> {

@@ -11,7 +11,7 @@
 import { SeededPrng } from "../../raft/mod.ts";
 import { checkHistory } from "../linearizability.ts";
 import { ChaosCluster } from "./cluster.ts";
-import { FAULT_KINDS, type FaultKind, Nemesis } from "./nemesis.ts";
+import { FAULT_KINDS, type FaultKind, LONG_FAULT_KINDS, Nemesis } from "./nemesis.ts";
 import { awaitConvergence } from "./verify.ts";
 import { Workload, type WorkloadCounts } from "./workload.ts";
 
@@ -32,6 +32,8 @@ export interface ChaosOptions {
   readonly seed: number;
   readonly clients: number;
   readonly kinds?: readonly FaultKind[];
+  /** Applied entries between snapshots on every node (a test flag); absent: the default. */
+  readonly snapshotIntervalEntries?: number;
   /** How clients read (see WorkloadOptions); linearizable unless a test plants stale reads. */
   readonly readConsistency?: "linearizable" | "serializable";
   /** Receives progress lines (the nemesis timeline, phase changes). */
@@ -48,6 +50,8 @@ export interface ChaosReport {
   readonly chaosMs: number;
   readonly operations: WorkloadCounts;
   readonly faults: { readonly total: number; readonly byKind: Record<string, number> };
+  /** Notable node events: leader elections, snapshot installs. */
+  readonly events: Readonly<Record<string, number>>;
   readonly history: {
     readonly keys: number;
     readonly operationsChecked: number;
@@ -62,9 +66,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const nowMs = () => performance.now();
   options.log(
     `chaos: seed ${options.seed}, ${options.nodes} nodes, ${options.shards} shards, ` +
-      `${Math.round(options.durationMs / 1000)} s`,
+      `${Math.round(options.durationMs / 1000)} s, snapshot every ` +
+      `${options.snapshotIntervalEntries ?? "(default)"} entries`,
   );
-  const chaos = await ChaosCluster.launch({ nodes: options.nodes, shards: options.shards });
+  const chaos = await ChaosCluster.launch({
+    nodes: options.nodes,
+    shards: options.shards,
+    extraNodeArgs: options.snapshotIntervalEntries === undefined
+      ? []
+      : [`--test-snapshot-interval-entries=${options.snapshotIntervalEntries}`],
+  });
   const timeline: string[] = [];
   const log = (line: string) => {
     const stamped = `${(nowMs() / 1000).toFixed(1)}s ${line}`;
@@ -158,6 +169,7 @@ async function checkRun(run: {
     chaosMs: Math.round(run.chaosMs),
     operations: workload.counts,
     faults: { total: nemesis.total, byKind: { ...nemesis.counts } },
+    events: { ...chaos.events },
     history: {
       keys: workload.keys.length,
       operationsChecked: verdict.operationsChecked,
@@ -190,6 +202,7 @@ export function formatReport(report: ChaosReport): string {
     `unknown ${operations.unknown}) by type ${JSON.stringify(operations.byType)}`,
     `errors: ${JSON.stringify(operations.errors)}`,
     `faults injected: ${report.faults.total} ${JSON.stringify(report.faults.byKind)}`,
+    `node events: ${JSON.stringify(report.events)}`,
     `histories checked: ${report.history.keys} keys, ${report.history.operationsChecked} ` +
     `operations, linearizable: ${report.history.isLinearizable} ` +
     `(${report.history.checkMs} ms)`,
@@ -199,4 +212,4 @@ export function formatReport(report: ChaosReport): string {
   return lines.join("\n");
 }
 
-export { FAULT_KINDS };
+export { FAULT_KINDS, LONG_FAULT_KINDS };
