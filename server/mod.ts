@@ -14,7 +14,15 @@
  * const code = await runCli(["version"], io);
  * ```
  */
+export {
+  type BenchReport,
+  runBench,
+  type RunOptions,
+  type WorkloadName,
+  type WorkloadOptions,
+} from "./bench/mod.ts";
 export { type CliIo, runCli } from "./cli/mod.ts";
 export { type Config, formatConfig, loadConfig, SETTINGS, shardCount } from "./config.ts";
+export { type LaunchOptions, LocalCluster } from "./launcher.ts";
 export { Logger, type LoggerOptions } from "./log.ts";
 export { ASPEN_VERSION } from "./version.ts";

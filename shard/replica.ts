@@ -33,6 +33,7 @@ import {
   type Status,
   type WritableLogStorage,
 } from "../raft/mod.ts";
+import { clearImmediate, setImmediate } from "node:timers";
 import { AspenError } from "./errors.ts";
 
 /** Most messages from peers waiting for a turn; more are dropped (Raft tolerates loss). */
@@ -169,7 +170,7 @@ export class ShardReplica<Result> {
   readonly #stats: ReplicaStats;
   #pendingTicks = 0;
   #readRequestId = 0;
-  #scheduled: ReturnType<typeof setTimeout> | null = null;
+  #scheduled: ReturnType<typeof setImmediate> | null = null;
   #isInTurn = false;
   #isClosed = false;
   #timer: ReturnType<typeof setInterval> | null = null;
@@ -239,7 +240,7 @@ export class ShardReplica<Result> {
     if (this.#isClosed) return;
     this.#pendingTicks++;
     if (this.#scheduled !== null) {
-      clearTimeout(this.#scheduled);
+      clearImmediate(this.#scheduled);
       this.#scheduled = null;
     }
     this.#turn();
@@ -347,7 +348,7 @@ export class ShardReplica<Result> {
     if (this.#isClosed) return;
     this.#isClosed = true;
     if (this.#timer !== null) clearInterval(this.#timer);
-    if (this.#scheduled !== null) clearTimeout(this.#scheduled);
+    if (this.#scheduled !== null) clearImmediate(this.#scheduled);
     const error = closedError(this.shard);
     for (const proposal of this.#proposals.splice(0)) proposal.reject(error);
     for (const waiter of this.#waiters.values()) waiter.reject(error);
@@ -362,12 +363,17 @@ export class ShardReplica<Result> {
     this.#options.storage.close();
   }
 
+  /**
+   * Runs a turn after the I/O that is ready now has been handled (setImmediate), so that
+   * everything arriving together is batched into one turn. Not setTimeout(0): Deno clamps it
+   * to 1 ms, and to 4 ms once nested, which was most of a single write's latency.
+   */
   #schedule(): void {
     if (this.#scheduled !== null || this.#isClosed) return;
-    this.#scheduled = setTimeout(() => {
+    this.#scheduled = setImmediate(() => {
       this.#scheduled = null;
       if (!this.#isClosed) this.#turn();
-    }, 0);
+    });
   }
 
   /** One turn of the driver loop. Invariant: never re-entered. */

@@ -9,7 +9,7 @@
  * - server/ may import shard/ and raft/ (through their mod.ts), npm packages and `node:`.
  * - ui/ imports nothing at run time from raft/, shard/ or server/; the one exception is
  *   `import type` from server/api_types.ts. server/ may import ui/mod.ts (the built console).
- * - Nothing but main.ts and tests/ imports server/.
+ * - Nothing but main.ts, tests/ and the benchmark scripts in bench/ imports server/.
  * - An import into another folder goes through that folder's mod.ts (a deep import that skips
  *   mod.ts is an error); `_private.ts` files are imported only from their own folder.
  * - No import cycles among the files.
@@ -94,7 +94,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   server: ["server", "shard", "raft", "ui"],
   ui: ["ui"],
   "main.ts": ["server", "shard", "raft"],
-  tests: ["tests", "server", "shard", "raft", "ui", "main.ts"],
+  bench: ["bench", "server"],
+  tests: ["tests", "server", "shard", "raft", "ui", "main.ts", "bench"],
 };
 
 function checkFolders(from: string, to: string, edge: ImportEdge): string | null {

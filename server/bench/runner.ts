@@ -1,8 +1,10 @@
 /**
  * Runs a benchmark: `clients` concurrent loops, each sending one request at a time over one of
- * `conns` HTTP connection pools, spread over the endpoints, for a duration or a total count.
- * Latency is timed around the whole request (send to last byte of the answer).
+ * `conns` keep-alive HTTP/1.1 connections (clients that share a connection pipeline their
+ * requests on it), the connections spread round-robin over the endpoints, for a duration or a
+ * total count. Latency is timed around the whole request (send to last byte of the answer).
  */
+import { type HttpAnswer, HttpConnection, HttpConnectionError } from "./http_connection.ts";
 import { LatencyRecorder, type LatencySummary } from "./latency.ts";
 import { type BenchRequest, WorkloadClient, type WorkloadOptions } from "./workload.ts";
 
@@ -10,6 +12,8 @@ import { type BenchRequest, WorkloadClient, type WorkloadOptions } from "./workl
 export const POPULATE_KEYS_MAX = 100_000;
 /** Milliseconds between progress reports. */
 export const PROGRESS_INTERVAL_MS = 1_000;
+/** Tries per key when writing the key space before a read workload. */
+export const POPULATE_ATTEMPTS_MAX = 5;
 
 /** How to run. */
 export interface RunOptions {
@@ -21,8 +25,14 @@ export interface RunOptions {
   readonly durationMs: number;
   readonly total: number | null;
   readonly workload: WorkloadOptions;
+  /** Write the key space before a read workload (default true); false when already written. */
+  readonly populate?: boolean;
+  /** Run the workload this long first, untimed, to open connections and warm up (default 0). */
+  readonly warmupMs?: number;
   readonly nowMs: () => number;
   readonly onProgress?: (progress: Progress) => void;
+  /** Called when the timed run starts (after populating and warming up). */
+  readonly onStart?: () => void;
 }
 
 /** A live view of a run. */
@@ -52,16 +62,28 @@ export interface BenchReport {
 
 /** Runs one benchmark and returns its report. */
 export async function runBench(options: RunOptions): Promise<BenchReport> {
-  const pools = Array.from({ length: options.conns }, () => Deno.createHttpClient({}));
+  const authorization = options.token === null ? null : `Bearer ${options.token}`;
+  const connections = Array.from(
+    { length: options.conns },
+    (_, index) =>
+      new HttpConnection(options.endpoints[index % options.endpoints.length]!, authorization),
+  );
   try {
-    if (options.workload.workload !== "put") await populate(options, pools);
-    return await measure(options, pools);
+    const isRead = options.workload.workload !== "put";
+    if (isRead && options.populate !== false) await populate(options, connections);
+    const warmupMs = options.warmupMs ?? 0;
+    if (warmupMs > 0) {
+      const { onProgress: _, ...quiet } = options;
+      await measure({ ...quiet, durationMs: warmupMs, total: null }, connections);
+    }
+    options.onStart?.();
+    return await measure(options, connections);
   } finally {
-    for (const pool of pools) pool.close();
+    for (const connection of connections) connection.close();
   }
 }
 
-async function measure(options: RunOptions, pools: Deno.HttpClient[]): Promise<BenchReport> {
+async function measure(options: RunOptions, connections: HttpConnection[]): Promise<BenchReport> {
   const latency = new LatencyRecorder();
   const errors: Record<string, number> = {};
   const state = { issued: 0, done: 0, conflicts: 0, errors: 0 };
@@ -85,13 +107,12 @@ async function measure(options: RunOptions, pools: Deno.HttpClient[]): Promise<B
   try {
     await Promise.all(Array.from({ length: options.clients }, async (_, index) => {
       const workload = new WorkloadClient(options.workload, index, options.clients);
-      const endpoint = options.endpoints[index % options.endpoints.length]!;
-      const pool = pools[index % pools.length]!;
+      const connection = connections[index % connections.length]!;
       while (!isOver()) {
         state.issued++;
         const request = workload.next();
         const before = options.nowMs();
-        const outcome = await send(endpoint, options.token, pool, request);
+        const outcome = await send(connection, request);
         latency.record(options.nowMs() - before);
         state.done++;
         if (outcome === "conflict") state.conflicts++;
@@ -122,52 +143,55 @@ async function measure(options: RunOptions, pools: Deno.HttpClient[]): Promise<B
 }
 
 /** Sends one request; returns "ok", "conflict", or the error code. */
-async function send(
-  endpoint: string,
-  token: string | null,
-  pool: Deno.HttpClient,
-  request: BenchRequest,
-): Promise<string> {
-  const headers: Record<string, string> = {};
-  if (token !== null) headers.authorization = `Bearer ${token}`;
-  if (request.body !== null) headers["content-type"] = "application/json";
-  let response: Response;
+async function send(connection: HttpConnection, request: BenchRequest): Promise<string> {
+  let answer: HttpAnswer;
   try {
-    response = await fetch(endpoint + request.path, {
-      method: request.method,
-      headers,
-      body: request.body,
-      client: pool,
-    });
+    answer = await connection.request(request.method, request.path, request.body);
   } catch (error) {
-    return error instanceof TypeError ? "connection_failed" : "client_error";
+    if (error instanceof HttpConnectionError) return "connection_failed";
+    throw error;
   }
-  const text = await response.text();
-  const body = text === "" ? null : JSON.parse(text);
-  request.onAnswer?.(response.status, body);
-  if (response.ok) {
+  const body = parseBody(answer.body);
+  request.onAnswer?.(answer.status, body);
+  if (answer.status >= 200 && answer.status < 300) {
     const isFailedCompare = request.kind === "cas" && body?.succeeded === false;
     return isFailedCompare ? "conflict" : "ok";
   }
-  const code = body?.error?.code ?? `http_${response.status}`;
+  const code = body?.error?.code ?? `http_${answer.status}`;
   return code === "conflict" ? "conflict" : code;
 }
 
-/** Writes the key space once so that reads find keys (not timed). */
-async function populate(options: RunOptions, pools: Deno.HttpClient[]): Promise<void> {
+// deno-lint-ignore no-explicit-any
+function parseBody(text: string): any {
+  if (text === "") return null;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    if (error instanceof SyntaxError) return { error: { code: "malformed_answer" } };
+    throw error;
+  }
+}
+
+/** Writes the key space once so that reads find keys (not timed); retries transient errors. */
+async function populate(options: RunOptions, connections: HttpConnection[]): Promise<void> {
   const count = Math.min(options.workload.keyspace, POPULATE_KEYS_MAX);
   const value = JSON.stringify({ value: "v".repeat(options.workload.valueSize) });
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(options.clients, 64) }, async (_, index) => {
-    const endpoint = options.endpoints[index % options.endpoints.length]!;
+  const writers = Math.min(options.clients, 64);
+  await Promise.all(Array.from({ length: writers }, async (_, index) => {
+    const connection = connections[index % connections.length]!;
     for (let key = next++; key < count; key = next++) {
       const name = WorkloadClient.key(key, options.workload.keySize);
-      const outcome = await send(endpoint, options.token, pools[index % pools.length]!, {
+      const request: BenchRequest = {
         method: "PUT",
         path: `/v1/kv/${encodeURIComponent(name)}`,
         body: value,
         kind: "put",
-      });
+      };
+      let outcome = "";
+      for (let attempt = 0; attempt < POPULATE_ATTEMPTS_MAX && outcome !== "ok"; attempt++) {
+        outcome = await send(connection, request);
+      }
       if (outcome !== "ok") throw new Error(`Cannot populate key ${name}: ${outcome}`);
     }
   }));

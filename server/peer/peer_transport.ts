@@ -20,6 +20,7 @@
  * and dropped. Requests fail fast with a typed error instead (see errors.ts).
  */
 
+import { clearImmediate, setImmediate } from "node:timers";
 import { assert } from "../../raft/mod.ts";
 import { AspenError } from "../../shard/mod.ts";
 import { type ConnectionEvents, PeerConnection } from "./_connection.ts";
@@ -103,7 +104,7 @@ export class PeerTransport {
   readonly #sleepers = new Set<Sleeper>();
   readonly #events: ConnectionEvents;
   readonly #inbound: InboundDispatcher;
-  #flushTimer: ReturnType<typeof setTimeout> | null = null;
+  #flushTimer: ReturnType<typeof setImmediate> | null = null;
   #requestIdNext = 1;
   #pendingHandshakes = 0;
   #closing: Promise<void> | null = null;
@@ -248,7 +249,7 @@ export class PeerTransport {
   /** Writes every queued message now, one batch frame (or a few, if large) per peer. */
   flush(): void {
     if (this.#flushTimer !== null) {
-      clearTimeout(this.#flushTimer);
+      clearImmediate(this.#flushTimer);
       this.#flushTimer = null;
     }
     for (const peer of this.#peers.values()) {
@@ -356,7 +357,7 @@ export class PeerTransport {
   }
 
   async #shutdown(): Promise<void> {
-    if (this.#flushTimer !== null) clearTimeout(this.#flushTimer);
+    if (this.#flushTimer !== null) clearImmediate(this.#flushTimer);
     this.#flushTimer = null;
     for (const sleeper of this.#sleepers) {
       clearTimeout(sleeper.timer);
@@ -433,12 +434,13 @@ export class PeerTransport {
     }
   }
 
+  /** Flushes once the I/O ready now is handled (setImmediate; setTimeout(0) waits 1-4 ms). */
   #scheduleFlush(): void {
     if (this.#flushTimer !== null || this.#isClosing) return;
-    this.#flushTimer = setTimeout(() => {
+    this.#flushTimer = setImmediate(() => {
       this.#flushTimer = null;
       this.flush();
-    }, 0);
+    });
   }
 
   #flushPeer(peer: PeerState): void {

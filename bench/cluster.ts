@@ -1,0 +1,329 @@
+/**
+ * `deno task bench:cluster`: starts dev clusters (1 node / 1 shard, 3 nodes / 1 shard, 3 nodes /
+ * 4 shards) with LocalCluster, runs the standard workloads against each with the `aspen bench`
+ * runner, and writes BENCHMARKS.md and BENCHMARKS.json at the project root.
+ *
+ * The benchmark client runs in this process and the nodes in their own processes, all on the
+ * same machine: every figure is shared CPU, and the CPU each process used is recorded beside
+ * it. Flags (all optional):
+ *
+ *   --duration S      timed seconds per row (10)      --warmup S     untimed seconds first (2)
+ *   --clusters LIST   e.g. 1x1,3x1,3x4 (nodes x shards, default all three)
+ *   --rows LIST       row ids, e.g. put-1,put-256 (default all)
+ *   --endpoints all|leader   clients spread over every node (default) or the shard-0 leader
+ *   --rounds N        cas/txn alternating rounds per cluster (6; 0 skips the comparison)
+ *   --round-seconds S seconds of each cas or txn round (3)
+ *   --cpu-prof DIR    run every node with --cpu-prof, profiles written to DIR
+ *   --out PREFIX      output files PREFIX.md and PREFIX.json (default <root>/BENCHMARKS);
+ *                     "-" prints the table only
+ */
+import { parseArgs } from "node:util";
+import { type BenchReport, LocalCluster, runBench } from "../server/mod.ts";
+import { cpuTimeMs, machineInfo } from "./machine.ts";
+import {
+  type CasTxnComparison,
+  clusterName,
+  type ClusterShape,
+  type CpuUse,
+  type RowResult,
+  type RowSpec,
+  type RunParameters,
+  STANDARD_CLUSTERS,
+  STANDARD_ROWS,
+} from "./plan.ts";
+import { formatMarkdown, formatRow } from "./report.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+/** Hand-written analysis (profiles, what bounds each figure) appended to BENCHMARKS.md. */
+const NOTES_PATH = `${ROOT}bench/NOTES.md`;
+const encoder = new TextEncoder();
+
+/** Pause between rows so that snapshots and compaction of one row do not land in the next. */
+const SETTLE_MS = 500;
+
+interface ScriptOptions {
+  readonly parameters: RunParameters;
+  readonly clusters: readonly ClusterShape[];
+  readonly rows: readonly RowSpec[];
+  readonly cpuProfileDir: string | null;
+  readonly out: string | null;
+}
+
+if (import.meta.main) await main(Deno.args);
+
+async function main(argv: string[]): Promise<void> {
+  const options = parseOptions(argv);
+  const machine = await machineInfo(ROOT);
+  const startedAt = new Date().toISOString();
+  print(
+    `Aspen cluster benchmark on ${machine.cores} cores, ${machine.memoryGiB} GiB, Deno ` +
+      `${machine.deno}, commit ${machine.commit}${machine.isDirty ? " (dirty)" : ""}\n`,
+  );
+  const rows: RowResult[] = [];
+  const comparisons: CasTxnComparison[] = [];
+  for (const shape of options.clusters) {
+    const measured = await benchCluster(shape, options);
+    rows.push(...measured.rows);
+    if (measured.comparison !== null) comparisons.push(measured.comparison);
+  }
+  const result = { startedAt, parameters: options.parameters, rows, comparisons };
+  if (options.out === null) return;
+  const notes = await Deno.readTextFile(NOTES_PATH).catch((error: unknown) => {
+    if (error instanceof Deno.errors.NotFound) return "";
+    throw error;
+  });
+  await Deno.writeTextFile(`${options.out}.md`, formatMarkdown(machine, result, notes));
+  await Deno.writeTextFile(
+    `${options.out}.json`,
+    JSON.stringify({ machine, ...result }, null, 2) + "\n",
+  );
+  print(`Wrote ${options.out}.md and ${options.out}.json\n`);
+}
+
+async function benchCluster(
+  shape: ClusterShape,
+  options: ScriptOptions,
+): Promise<{ rows: RowResult[]; comparison: CasTxnComparison | null }> {
+  const dir = await Deno.makeTempDir({ prefix: "aspen-bench-" });
+  const profile = options.cpuProfileDir === null
+    ? []
+    : ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`];
+  const cluster = await LocalCluster.launch({
+    dir,
+    nodes: shape.nodes,
+    shards: shape.shards,
+    selfCommand: [Deno.execPath(), "run", "-A", "--unstable-net", ...profile, `${ROOT}main.ts`],
+    randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
+    logLevel: "warn",
+    onLine: (id, line) => console.error(`n${id} | ${line}`),
+  });
+  try {
+    await cluster.waitForLeaders();
+    const endpoints = await chooseEndpoints(cluster, options.parameters.endpoints);
+    print(`\n${clusterName(shape)} (endpoints ${endpoints.join(" ")})\n`);
+    const rows: RowResult[] = [];
+    let isPopulated = false;
+    for (const spec of options.rows) {
+      const context = { cluster, shape, endpoints, parameters: options.parameters };
+      const result = await benchRow(context, spec, !isPopulated);
+      isPopulated ||= spec.workload !== "put";
+      rows.push(result);
+      print(formatRow(result) + "\n");
+      await sleep(SETTLE_MS);
+    }
+    const comparison = options.parameters.casTxnRounds === 0
+      ? null
+      : await compareCasTxn({ cluster, shape, endpoints, parameters: options.parameters });
+    return { rows, comparison };
+  } finally {
+    await cluster.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+interface RowContext {
+  readonly cluster: LocalCluster;
+  readonly shape: ClusterShape;
+  readonly endpoints: readonly string[];
+  readonly parameters: RunParameters;
+}
+
+async function benchRow(
+  context: RowContext,
+  spec: RowSpec,
+  shouldPopulate: boolean,
+  seconds = context.parameters.durationSeconds,
+): Promise<RowResult> {
+  const { cluster, parameters } = context;
+  const pids = () => cluster.nodes.map((node) => node.pid);
+  let before: (number | null)[] = [];
+  let startedAt = 0;
+  const loadAverage = Deno.loadavg()[0] ?? 0;
+  const report = await runBench({
+    endpoints: context.endpoints,
+    token: cluster.record.rootToken,
+    clients: spec.clients,
+    conns: Math.min(spec.clients, parameters.connsMax),
+    durationMs: seconds * 1000,
+    total: null,
+    workload: {
+      workload: spec.workload,
+      keySize: parameters.keySize,
+      valueSize: parameters.valueSize,
+      keyspace: parameters.keyspace,
+      isSequential: false,
+      readRatio: 0.5,
+      serializable: spec.serializable,
+      scanLimit: 100,
+    },
+    populate: shouldPopulate,
+    warmupMs: parameters.warmupSeconds * 1000,
+    nowMs: () => performance.now(),
+    onStart: () => {
+      before = [cpuTimeMs("self"), ...pids().map(cpuTimeMs)];
+      startedAt = performance.now();
+    },
+  });
+  const after = [cpuTimeMs("self"), ...pids().map(cpuTimeMs)];
+  const cpu = cpuUse(before, after, performance.now() - startedAt, report);
+  return { cluster: context.shape, id: spec.id, title: spec.title, report, cpu, loadAverage };
+}
+
+function cpuUse(
+  before: readonly (number | null)[],
+  after: readonly (number | null)[],
+  elapsedMs: number,
+  report: BenchReport,
+): CpuUse {
+  const used = after.map((end, i) => {
+    const start = before[i];
+    return end === null || start === null || start === undefined ? null : end - start;
+  });
+  const percent = (ms: number | null) => ms === null ? null : Math.round(100 * ms / elapsedMs);
+  const nodes = used.slice(1);
+  const isKnown = nodes.every((ms) => ms !== null) && report.operations > 0;
+  const nodesMs = nodes.reduce<number>((sum, ms) => sum + (ms ?? 0), 0);
+  return {
+    clientPercent: percent(used[0] ?? null),
+    nodePercents: nodes.map(percent),
+    nodesUsPerOp: isKnown ? Math.round(nodesMs * 1000 / report.operations) : null,
+  };
+}
+
+/**
+ * CAS and the equivalent optimistic transaction in alternating short rounds, so that drift on
+ * a shared machine hits both alike; the overhead is the median of the per-round ratios.
+ */
+async function compareCasTxn(context: RowContext): Promise<CasTxnComparison> {
+  const rounds = context.parameters.casTxnRounds;
+  const seconds = context.parameters.casTxnRoundSeconds;
+  const cas = STANDARD_ROWS.find((spec) => spec.workload === "cas")!;
+  const txn = STANDARD_ROWS.find((spec) => spec.workload === "txn")!;
+  const measured = { cas: [] as RowResult[], txn: [] as RowResult[] };
+  for (let round = 0; round < rounds; round++) {
+    // Alternate which goes first, so that neither always follows the other.
+    const order = round % 2 === 0 ? [cas, txn] : [txn, cas];
+    for (const spec of order) {
+      const result = await benchRow(context, spec, false, seconds);
+      measured[spec.workload === "cas" ? "cas" : "txn"].push(result);
+    }
+  }
+  const ratios = measured.cas.map((casRow, i) => {
+    const txnRow = measured.txn[i]!;
+    const casUs = casRow.cpu.nodesUsPerOp;
+    const txnUs = txnRow.cpu.nodesUsPerOp;
+    return {
+      throughput: 1 - txnRow.report.operationsPerSecond / casRow.report.operationsPerSecond,
+      cpu: casUs === null || txnUs === null ? null : txnUs / casUs - 1,
+    };
+  });
+  const cpuRatios = ratios.map((ratio) => ratio.cpu).filter((value) => value !== null);
+  const comparison = {
+    cluster: context.shape,
+    casOpsPerSecond: measured.cas.map((row) => row.report.operationsPerSecond),
+    txnOpsPerSecond: measured.txn.map((row) => row.report.operationsPerSecond),
+    casNodesUsPerOp: measured.cas.map((row) => row.cpu.nodesUsPerOp ?? 0),
+    txnNodesUsPerOp: measured.txn.map((row) => row.cpu.nodesUsPerOp ?? 0),
+    throughputOverheadPercent: roundTo(100 * median(ratios.map((ratio) => ratio.throughput)), 1),
+    cpuOverheadPercent: cpuRatios.length === 0 ? null : roundTo(100 * median(cpuRatios), 1),
+  };
+  print(
+    `cas vs txn: txn throughput overhead ${comparison.throughputOverheadPercent}%, ` +
+      `CPU per op overhead ${comparison.cpuOverheadPercent}% (median of ${rounds} rounds)\n`,
+  );
+  return comparison;
+}
+
+async function chooseEndpoints(
+  cluster: LocalCluster,
+  policy: "all" | "leader",
+): Promise<string[]> {
+  const all = cluster.nodes.map((node) => cluster.url(node.id));
+  if (policy === "all") return all;
+  const response = await fetch(`${all[0]}/v1/cluster/status`, {
+    headers: { authorization: `Bearer ${cluster.record.rootToken}` },
+  });
+  const status = await response.json() as { shards: { id: number; leader: number | null }[] };
+  const leader = status.shards.find((shard) => shard.id === 0)?.leader ?? null;
+  if (leader === null) throw new Error("Cannot target the leader: shard 0 has none");
+  return [cluster.url(leader)];
+}
+
+function parseOptions(argv: string[]): ScriptOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      duration: { type: "string", default: "10" },
+      warmup: { type: "string", default: "2" },
+      clusters: {
+        type: "string",
+        default: STANDARD_CLUSTERS.map((shape) => `${shape.nodes}x${shape.shards}`).join(","),
+      },
+      rows: { type: "string" },
+      endpoints: { type: "string", default: "all" },
+      rounds: { type: "string", default: "6" },
+      "round-seconds": { type: "string", default: "3" },
+      "cpu-prof": { type: "string" },
+      out: { type: "string", default: `${ROOT}BENCHMARKS` },
+    },
+  });
+  const endpoints = values.endpoints;
+  if (endpoints !== "all" && endpoints !== "leader") {
+    throw new Error(`--endpoints is "${endpoints}" but must be all or leader`);
+  }
+  const wanted = values.rows?.split(",");
+  const rows = STANDARD_ROWS.filter((spec) => wanted === undefined || wanted.includes(spec.id));
+  if (rows.length === 0) throw new Error(`--rows "${values.rows}" names no standard row`);
+  return {
+    parameters: {
+      durationSeconds: positive(values.duration, "--duration"),
+      warmupSeconds: positive(values.warmup, "--warmup", 0),
+      keySize: 8,
+      valueSize: 256,
+      keyspace: 10_000,
+      connsMax: 256,
+      endpoints,
+      casTxnRounds: positive(values.rounds, "--rounds", 0),
+      casTxnRoundSeconds: positive(values["round-seconds"], "--round-seconds"),
+    },
+    clusters: values.clusters.split(",").map(parseShape),
+    rows,
+    cpuProfileDir: values["cpu-prof"] ?? null,
+    out: values.out === "-" ? null : values.out,
+  };
+}
+
+function parseShape(text: string): ClusterShape {
+  const match = /^(\d+)x(\d+)$/.exec(text.trim());
+  if (match === null) throw new Error(`--clusters has "${text}"; expected NODESxSHARDS, e.g. 3x4`);
+  return { nodes: Number(match[1]), shards: Number(match[2]) };
+}
+
+function positive(text: string, flag: string, min = 1): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min) {
+    throw new Error(`${flag} is "${text}" but must be an integer of at least ${min}`);
+  }
+  return value;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return 0;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+function roundTo(value: number, digits: number): number {
+  const scale = 10 ** digits;
+  return Math.round(value * scale) / scale;
+}
+
+function print(text: string): void {
+  Deno.stdout.writeSync(encoder.encode(text));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

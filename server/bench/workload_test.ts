@@ -1,0 +1,108 @@
+/**
+ * WorkloadClient, the request generator of `aspen bench`: key naming and padding, keys inside
+ * the key space (random and sequential, clients starting apart), the read ratio of `mixed`,
+ * the request shape of every workload, and how cas and txn learn each key's version from the
+ * answers so that their compares keep succeeding.
+ */
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { BENCH_PREFIX, WorkloadClient, type WorkloadOptions } from "./workload.ts";
+
+const BASE: WorkloadOptions = {
+  workload: "put",
+  keySize: 8,
+  valueSize: 4,
+  keyspace: 100,
+  isSequential: false,
+  readRatio: 0.5,
+  serializable: false,
+  scanLimit: 10,
+};
+
+function keyOf(path: string): string {
+  return decodeURIComponent(path.slice("/v1/kv/".length).split("?")[0]!);
+}
+
+Deno.test("WorkloadClient.key pads numbers to the key size", () => {
+  equal(WorkloadClient.key(7, 8), "bench/07");
+  equal(WorkloadClient.key(7, 12), "bench/000007");
+  equal(WorkloadClient.key(12345, 8), "bench/12345");
+  equal(WorkloadClient.key(12345, 8).startsWith(BENCH_PREFIX), true);
+});
+
+Deno.test("WorkloadClient picks random keys inside the key space", () => {
+  const client = new WorkloadClient(BASE, 0, 1);
+  const seen = new Set<string>();
+  for (let i = 0; i < 2000; i++) {
+    const request = client.next();
+    equal(request.method, "PUT");
+    equal(request.body, '{"value":"vvvv"}');
+    seen.add(keyOf(request.path));
+  }
+  const valid = new Set(Array.from({ length: 100 }, (_, i) => WorkloadClient.key(i, 8)));
+  for (const key of seen) ok(valid.has(key), `key ${key} is in the key space`);
+  ok(seen.size > 90, `random keys cover the key space (${seen.size} of 100)`);
+});
+
+Deno.test("WorkloadClient walks keys in order, each client from its own start", () => {
+  const options = { ...BASE, isSequential: true };
+  const first = new WorkloadClient(options, 0, 4);
+  const third = new WorkloadClient(options, 2, 4);
+  deepEqual([0, 1, 2].map(() => keyOf(first.next().path)), ["bench/00", "bench/01", "bench/02"]);
+  equal(keyOf(third.next().path), "bench/50");
+  const wrapping = new WorkloadClient(options, 3, 4);
+  const keys = Array.from({ length: 26 }, () => keyOf(wrapping.next().path));
+  equal(keys[0], "bench/75");
+  equal(keys[25], "bench/00", "the walk wraps around the key space");
+});
+
+Deno.test("WorkloadClient mixes reads and writes at the read ratio", () => {
+  const client = new WorkloadClient({ ...BASE, workload: "mixed", readRatio: 0.8 }, 1, 2);
+  let reads = 0;
+  for (let i = 0; i < 10_000; i++) if (client.next().method === "GET") reads++;
+  ok(Math.abs(reads / 10_000 - 0.8) < 0.02, `read share ${reads / 10_000}`);
+  const writesOnly = new WorkloadClient({ ...BASE, workload: "mixed", readRatio: 0 }, 0, 1);
+  for (let i = 0; i < 100; i++) equal(writesOnly.next().method, "PUT");
+});
+
+Deno.test("WorkloadClient builds get, serializable get and scan requests", () => {
+  const get = new WorkloadClient({ ...BASE, workload: "get" }, 0, 1).next();
+  equal(get.method, "GET");
+  equal(get.body, null);
+  ok(!get.path.includes("consistency"));
+  const serializable = new WorkloadClient({ ...BASE, workload: "get", serializable: true }, 0, 1);
+  ok(serializable.next().path.endsWith("?consistency=serializable"));
+  const scan = new WorkloadClient({ ...BASE, workload: "scan" }, 0, 1).next();
+  const url = new URL(`http://x${scan.path}`);
+  equal(url.pathname, "/v1/kv");
+  ok(url.searchParams.get("start")!.startsWith(BENCH_PREFIX));
+  equal(url.searchParams.get("end"), `${BENCH_PREFIX}~`);
+  equal(url.searchParams.get("limit"), "10");
+});
+
+Deno.test("WorkloadClient cas compares the version it learned from answers", () => {
+  const client = new WorkloadClient({ ...BASE, workload: "cas", keyspace: 1 }, 0, 1);
+  const body = (request: ReturnType<WorkloadClient["next"]>) => JSON.parse(request.body!);
+  const first = client.next();
+  equal(first.path, "/v1/txn");
+  deepEqual(body(first).compare, [{ key: "bench/00", target: "version", op: "=", value: 0 }]);
+  first.onAnswer?.(200, { succeeded: true });
+  const second = client.next();
+  equal(body(second).compare[0].value, 1, "a success bumps the expected version");
+  second.onAnswer?.(200, { succeeded: false, results: [{ kv: { version: 9 } }] });
+  equal(body(client.next()).compare[0].value, 9, "a failed compare learns the real version");
+});
+
+Deno.test("WorkloadClient txn reads the version it learned from answers", () => {
+  const client = new WorkloadClient({ ...BASE, workload: "txn", keyspace: 1 }, 0, 1);
+  const first = client.next();
+  equal(first.path, "/v1/txn/optimistic");
+  deepEqual(JSON.parse(first.body!), {
+    reads: [{ key: "bench/00", version: 0 }],
+    writes: [{ op: "set", key: "bench/00", value: "vvvv" }],
+  });
+  first.onAnswer?.(200, { committed: true });
+  const second = client.next();
+  equal(JSON.parse(second.body!).reads[0].version, 1);
+  second.onAnswer?.(409, { error: { code: "conflict", actual: 5 } });
+  equal(JSON.parse(client.next().body!).reads[0].version, 5, "a conflict learns the version");
+});

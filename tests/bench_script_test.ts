@@ -1,0 +1,150 @@
+/**
+ * `deno task bench:cluster` (bench/cluster.ts): the script run for real on a 1-node cluster
+ * with tiny durations must write BENCHMARKS-style Markdown and JSON holding every requested row
+ * and the cas/txn comparison; and the Markdown renderer, fed a synthetic run, must state the
+ * machine, the shared cores and the parameters, and judge each target from the right row.
+ */
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import type { MachineInfo } from "../bench/machine.ts";
+import type { RowResult, RunResult } from "../bench/plan.ts";
+import { formatMarkdown } from "../bench/report.ts";
+import { PROJECT_ROOT } from "./_source_files.ts";
+
+Deno.test("bench/cluster.ts writes the table and the JSON of a run", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "aspen-bench-script-" });
+  try {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--unstable-net",
+        `${PROJECT_ROOT}bench/cluster.ts`,
+        "--clusters=1x1",
+        "--rows=put-1,get-256",
+        "--duration=1",
+        "--warmup=0",
+        "--rounds=1",
+        "--round-seconds=1",
+        `--out=${dir}/B`,
+      ],
+      env: { NO_COLOR: "1" },
+    }).output();
+    const stdout = new TextDecoder().decode(output.stdout);
+    equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    match(stdout, /1 node \/ 1 shard/);
+    const json = JSON.parse(await Deno.readTextFile(`${dir}/B.json`));
+    deepEqual(json.rows.map((row: RowResult) => row.id), ["put-1", "get-256"]);
+    for (const row of json.rows as RowResult[]) {
+      ok(row.report.operations > 0, `${row.id} ran operations`);
+      deepEqual(row.report.errors, {}, `${row.id} had no errors`);
+    }
+    equal(json.comparisons.length, 1);
+    equal(json.comparisons[0].casOpsPerSecond.length, 1);
+    equal(typeof json.machine.cores, "number");
+    const markdown = await Deno.readTextFile(`${dir}/B.md`);
+    match(markdown, /\| 1 node \/ 1 shard \| put \| 1 \|/);
+    match(markdown, /\| 1 node \/ 1 shard \| get, linearizable \| 256 \|/);
+    match(markdown, /## CAS against the equivalent optimistic transaction/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const MACHINE: MachineInfo = {
+  cores: 2,
+  cpuModel: "Test CPU",
+  memoryGiB: 24,
+  os: "linux 6.1",
+  deno: "2.9.6",
+  v8: "15.0",
+  commit: "abc123",
+  isDirty: false,
+  loadAverage: [0.5, 0.4, 0.3],
+};
+
+function row(nodes: number, shards: number, id: string, ops: number, p50Ms = 1): RowResult {
+  return {
+    cluster: { nodes, shards },
+    id,
+    title: id,
+    loadAverage: 0.5,
+    cpu: { clientPercent: 20, nodePercents: [50, 40, 40], nodesUsPerOp: 100 },
+    report: {
+      workload: id.split("-")[0]!,
+      clients: id.endsWith("-1") ? 1 : 256,
+      conns: 1,
+      keySize: 8,
+      valueSize: 256,
+      keyspace: 10_000,
+      elapsedMs: 10_000,
+      operations: ops * 10,
+      operationsPerSecond: ops,
+      latency: { count: ops * 10, meanMs: p50Ms, p50Ms, p90Ms: 2, p99Ms: 3, maxMs: 9 },
+      conflicts: 0,
+      errors: {},
+    },
+  };
+}
+
+function run(putOps: number, shardedPutOps: number, overheadPercent: number): RunResult {
+  return {
+    startedAt: "2026-01-01T00:00:00.000Z",
+    parameters: {
+      durationSeconds: 10,
+      warmupSeconds: 2,
+      keySize: 8,
+      valueSize: 256,
+      keyspace: 10_000,
+      connsMax: 256,
+      endpoints: "all",
+      casTxnRounds: 2,
+      casTxnRoundSeconds: 3,
+    },
+    rows: [
+      row(3, 1, "put-1", 900, 1.5),
+      row(3, 1, "put-256", putOps),
+      row(3, 1, "get-256", 41_000),
+      row(3, 4, "put-256", shardedPutOps),
+    ],
+    comparisons: [{
+      cluster: { nodes: 3, shards: 1 },
+      casOpsPerSecond: [1000, 1000],
+      txnOpsPerSecond: [990, 980],
+      casNodesUsPerOp: [100, 100],
+      txnNodesUsPerOp: [101, 102],
+      throughputOverheadPercent: overheadPercent,
+      cpuOverheadPercent: 1.5,
+    }],
+  };
+}
+
+Deno.test("formatMarkdown states the machine, the shared cores and the parameters", () => {
+  const markdown = formatMarkdown(MACHINE, run(16_000, 17_000, 1.5), "## Notes\n\nBy hand.");
+  match(markdown, /2 cores \(Test CPU\), 24 GiB memory/);
+  match(markdown, /Deno 2\.9\.6/);
+  match(markdown, /commit `abc123`/);
+  match(markdown, /benchmark client and every node share these 2 cores/);
+  match(markdown, /at least 8 bytes\), 10,000 distinct keys/);
+  match(
+    markdown,
+    /\| 3 nodes \/ 4 shards \| put-256 \| 256 \| 17,000 \| 1\.00 \| 2\.00 \| 3\.00 \|/,
+  );
+  match(markdown, /## Notes\n\nBy hand\.\n$/);
+});
+
+Deno.test("formatMarkdown judges each target from the right row", async (t) => {
+  await t.step("all met", () => {
+    const markdown = formatMarkdown(MACHINE, run(16_000, 16_000, 1.5));
+    match(markdown, /put >= 15,000\/s on 1 shard \| 16,000\/s \| yes/);
+    match(markdown, /single-client put p50 < 2 ms \| 1\.5 ms \| yes/);
+    match(markdown, /linearizable get >= 40,000\/s \| 41,000\/s \| yes/);
+    match(markdown, /4 shards put no less than 1 shard \| 1\.00x \| yes/);
+    match(markdown, /optimistic txn overhead < 5% vs CAS \| 1\.5% \| yes/);
+  });
+  await t.step("some missed", () => {
+    const markdown = formatMarkdown(MACHINE, run(9_000, 8_000, 7));
+    match(markdown, /put >= 15,000\/s on 1 shard \| 9,000\/s \| no/);
+    match(markdown, /4 shards put no less than 1 shard \| 0\.89x \| no/);
+    match(markdown, /optimistic txn overhead < 5% vs CAS \| 7% \| no/);
+  });
+});
