@@ -97,9 +97,11 @@ Deno.test("decodeMessage() rejects bad tags, varints and limits", async (t) => {
     ok(!decoded.ok && decoded.error.includes("entries"));
   });
   await t.step("entry length over ENTRY_BYTES_MAX", () => {
-    const length = ENTRY_BYTES_MAX + 1;
-    const varint = [(length % 128) | 0x80, (Math.floor(length / 128) % 128) | 0x80];
-    const input = bytes(1, 4, 3, 7, 1, 0, 0, 0, 1, 1, 0, ...varint, Math.floor(length / 16384));
+    const varint: number[] = [];
+    for (let rest = ENTRY_BYTES_MAX + 1; rest > 0; rest = Math.floor(rest / 128)) {
+      varint.push((rest % 128) | (rest >= 128 ? 0x80 : 0));
+    }
+    const input = bytes(1, 4, 3, 7, 1, 0, 0, 0, 1, 1, 0, ...varint);
     const decoded = decodeMessage(input);
     ok(!decoded.ok && decoded.error.includes("limit"));
   });

@@ -2,6 +2,7 @@
  * Config validation: each invalid field is refused by the RawNode constructor with a message
  * that names the field, its value and the allowed range; a valid config passes.
  */
+import { APPEND_BYTES_MAX } from "./limits.ts";
 import { equal, throws } from "node:assert/strict";
 import type { RaftConfig } from "./config.ts";
 import { checkRaftConfig, RaftConfigError } from "./config.ts";
@@ -51,7 +52,7 @@ Deno.test("RawNode refuses invalid configs with precise messages", async (t) => 
       "an append limit above the maximum",
       { limits: { appendBytesMax: 1e12, appendEntriesMax: 1, uncommittedBytesMax: 1 } },
       "Cannot start replica 1: limits.appendBytesMax is 1000000000000 but must be an integer " +
-      "in 1..1048576",
+      `in 1..${APPEND_BYTES_MAX}`,
     ],
   ];
   for (const [name, change, message] of cases) {

@@ -5,9 +5,9 @@
 import { assert } from "./assert.ts";
 
 /** Largest payload of one log entry, in bytes; larger proposals get `entry_too_large`. */
-export const ENTRY_BYTES_MAX = 1024 * 1024;
+export const ENTRY_BYTES_MAX = 3 * 1024 * 1024;
 /** Largest total payload of one append message, in bytes (one entry may reach it alone). */
-export const APPEND_BYTES_MAX = 1024 * 1024;
+export const APPEND_BYTES_MAX = 3 * 1024 * 1024;
 /** Most entries in one append message. */
 export const APPEND_ENTRIES_MAX = 1024;
 /** Most append messages in flight to one follower in the replicate state (pipelining). */
@@ -23,7 +23,7 @@ export const SNAPSHOT_CHUNK_BYTES_MAX = 512 * 1024;
 /** Largest snapshot a follower accepts to reassemble, in bytes. */
 export const SNAPSHOT_BYTES_MAX = 1024 * 1024 * 1024;
 /** Largest encoded message, in bytes; the decoder rejects anything longer. */
-export const MESSAGE_BYTES_MAX = 4 * 1024 * 1024;
+export const MESSAGE_BYTES_MAX = 4 * 1024 * 1024 - 1024;
 /** Most voters plus learners in one group. */
 export const REPLICAS_MAX = 16;
 /** Most ReadIndex requests waiting at a leader; more get `too_many_reads`. */

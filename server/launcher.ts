@@ -26,6 +26,15 @@ export interface LocalNode {
   pid: number | null;
 }
 
+/** A node process that ended although the harness neither killed nor stopped it. */
+export interface UnexpectedExit {
+  readonly node: number;
+  readonly pid: number;
+  /** The exit code, or null when a signal ended it. */
+  readonly code: number | null;
+  readonly signal: string | null;
+}
+
 /** The `dev-cluster.json` record. */
 export interface LocalClusterRecord {
   readonly nodes: readonly Omit<LocalNode, "dataDir">[];
@@ -49,6 +58,8 @@ export interface LaunchOptions {
   /** Extra flags for every node (tests use it for fault injection and logging). */
   readonly extraNodeArgs?: readonly string[];
   readonly logLevel?: string;
+  /** Called when a node process ends that was neither killed nor stopped through the cluster. */
+  readonly onUnexpectedExit?: (exit: UnexpectedExit) => void;
 }
 
 /**
@@ -67,7 +78,8 @@ export class LocalCluster {
   readonly record: LocalClusterRecord;
   readonly #options: LaunchOptions;
   readonly #nodes: Map<number, LocalNode>;
-  readonly #processes = new Map<number, { child: Deno.ChildProcess; done: Promise<void> }>();
+  readonly #processes = new Map<number, NodeProcess>();
+  readonly #unexpectedExits: UnexpectedExit[] = [];
 
   private constructor(options: LaunchOptions, record: LocalClusterRecord) {
     this.#options = options;
@@ -115,15 +127,33 @@ export class LocalCluster {
       env: { NO_COLOR: "1" },
     }).spawn();
     node.pid = child.pid;
-    const done = Promise.all([
+    const process: NodeProcess = { child, done: Promise.resolve(), isExitExpected: false };
+    process.done = Promise.all([
       pipeLines(child.stdout, (line) => this.#options.onLine(id, line)),
       pipeLines(child.stderr, (line) => this.#options.onLine(id, line)),
       child.status,
-    ]).then(() => {
+    ]).then(([, , status]) => {
       this.#processes.delete(id);
       node.pid = null;
+      if (process.isExitExpected) return;
+      const exit = {
+        node: id,
+        pid: child.pid,
+        code: status.signal === null ? status.code : null,
+        signal: status.signal,
+      };
+      this.#unexpectedExits.push(exit);
+      this.#options.onUnexpectedExit?.(exit);
     });
-    this.#processes.set(id, { child, done });
+    this.#processes.set(id, process);
+  }
+
+  /**
+   * The node processes that ended on their own (a crash, an assertion, a failed start) rather
+   * than through {@linkcode kill} or {@linkcode stopNode}, oldest first.
+   */
+  get unexpectedExits(): readonly UnexpectedExit[] {
+    return this.#unexpectedExits;
   }
 
   /** Whether node `id`'s process is running. */
@@ -131,10 +161,14 @@ export class LocalCluster {
     return this.#processes.has(id);
   }
 
-  /** Sends `signal` to node `id`; for SIGKILL and SIGTERM, waits until the process is gone. */
+  /**
+   * Sends `signal` to node `id`; for SIGKILL and SIGTERM, waits until the process is gone.
+   * An exit after any signal but SIGSTOP and SIGCONT counts as expected.
+   */
   async kill(id: number, signal: Deno.Signal): Promise<void> {
     const process = this.#processes.get(id);
     if (process === undefined) return;
+    if (signal !== "SIGSTOP" && signal !== "SIGCONT") process.isExitExpected = true;
     process.child.kill(signal);
     if (signal === "SIGKILL" || signal === "SIGTERM") await process.done;
   }
@@ -143,6 +177,7 @@ export class LocalCluster {
   async stopNode(id: number): Promise<void> {
     const process = this.#processes.get(id);
     if (process === undefined) return;
+    process.isExitExpected = true;
     process.child.kill("SIGTERM");
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<"timeout">((resolve) => {
@@ -233,6 +268,14 @@ export class LocalCluster {
     };
     await Deno.writeTextFile(recordPath(this.#options.dir), JSON.stringify(record, null, 2) + "\n");
   }
+}
+
+interface NodeProcess {
+  readonly child: Deno.ChildProcess;
+  /** Settles once the process ended and its output was read. */
+  done: Promise<void>;
+  /** Set before the harness signals the process, so that its exit is not reported. */
+  isExitExpected: boolean;
 }
 
 async function prepareFolder(options: LaunchOptions): Promise<LocalClusterRecord> {

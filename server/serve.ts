@@ -4,7 +4,7 @@
  */
 import { AspenError } from "../shard/mod.ts";
 import type { Config } from "./config.ts";
-import { addWatchRoute, createApp } from "./http/mod.ts";
+import { addDebugRoutes, addWatchRoute, createApp, type ReplicaDebugState } from "./http/mod.ts";
 import type { Logger } from "./log.ts";
 import {
   type AspenNode,
@@ -12,6 +12,7 @@ import {
   decodeShardResponse,
   formatMetrics,
   HttpLatency,
+  type LocalShard,
   NODE_CHANNEL_SHARD,
   type NodeInfo,
   type NodeRuntime,
@@ -20,6 +21,8 @@ import {
 import type { Hono } from "hono";
 import { CONSOLE_PATHS, consoleAsset } from "../ui/mod.ts";
 import { createTokenVerifier } from "./auth.ts";
+
+export { TEST_FAULTS_FLAG } from "./http/mod.ts";
 
 /** How long a node info request to a peer may take. */
 export const NODE_INFO_TIMEOUT_MS = 500;
@@ -107,10 +110,11 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
         }),
       ),
   });
+  const authenticate = config.auth.enabled ? createTokenVerifier(node.credentials) : null;
   return createApp({
     nodeId: config.node.id,
     service: node.service,
-    authenticate: config.auth.enabled ? createTokenVerifier(node.credentials) : null,
+    authenticate,
     logger,
     status: () => status.collect(),
     transferLeader: async (shard, to) => {
@@ -129,9 +133,30 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
     nowMs: runtime.nowMs,
     extend: (app) => {
       addWatchRoute(app, node.service, node.shards);
+      addDebugRoutes(app, {
+        nodeId: config.node.id,
+        members: node.members,
+        faults: node.transport.faults,
+        replicas: () => [...node.shards.values()].map(replicaDebugState),
+        authenticate,
+      });
       addConsoleRoutes(app);
     },
   });
+}
+
+/** One local replica's indexes and state hash, read in one synchronous step. */
+function replicaDebugState(shard: LocalShard): ReplicaDebugState {
+  const status = shard.replica.status();
+  return {
+    shard: shard.shard,
+    role: status.role,
+    term: status.term,
+    leader: status.leader,
+    commitIndex: status.commit,
+    appliedIndex: shard.stateMachine.appliedIndex(),
+    stateHash: shard.stateMachine.stateHash(),
+  };
 }
 
 /** Serves the web console's page and assets (built into the binary) at `/`. */

@@ -112,11 +112,17 @@ export class SqliteLogStorage implements WritableLogStorage {
     const storage = new SqliteLogStorage(db, options.path);
     try {
       db.exec("PRAGMA journal_mode = WAL");
+      // SQLite reads pages lazily: check them all now rather than fail in the middle of a run.
+      const check = db.prepare("PRAGMA quick_check").all();
+      if (check.length !== 1 || check[0]?.quick_check !== "ok") {
+        storage.#corrupt(`quick_check reports ${JSON.stringify(check.slice(0, 3))}`);
+      }
       db.exec(SCHEMA);
       storage.#load(options.bootstrap);
     } catch (error) {
       db.close();
-      throw error;
+      if (error instanceof AspenError || !isSqliteDamage(error)) throw error;
+      return storage.#corrupt(error instanceof Error ? error.message : String(error));
     }
     return storage;
   }
@@ -418,4 +424,15 @@ export class SqliteLogStorage implements WritableLogStorage {
       { path: this.#path },
     );
   }
+}
+
+/**
+ * Whether an error thrown while opening says the file is damaged. node:sqlite in Deno reports
+ * every SQLite failure as `ERR_SQLITE_ERROR` without the result code, so a lock held by another
+ * process (busy, locked) is told apart by its message; it is not damage.
+ */
+function isSqliteDamage(error: unknown): boolean {
+  if (!(error instanceof Error) || !("code" in error)) return false;
+  if (error.code !== "ERR_SQLITE_ERROR") return false;
+  return !/\b(locked|busy)\b/i.test(error.message);
 }

@@ -187,9 +187,16 @@ export class ShardReplica<Result> {
   constructor(options: ReplicaOptions<Result>) {
     this.shard = options.shard;
     this.#options = options;
+    const snapshot = options.storage.snapshot();
+    const snapshotIndex = snapshot.metadata.index;
+    if (options.stateMachine.appliedIndex() < snapshotIndex) {
+      // A crash between persisting a received snapshot (the log forgets the entries it covers)
+      // and restoring the state machine from it leaves the machine behind: finish the restore,
+      // or the replica would apply later entries on top of a state that lacks the snapshot.
+      options.stateMachine.restore(snapshot.data, snapshotIndex);
+    }
     const applied = options.stateMachine.appliedIndex();
-    const snapshotIndex = options.storage.snapshot().metadata.index;
-    assert(applied >= snapshotIndex || applied === 0, "state machine is behind the log snapshot");
+    assert(applied >= snapshotIndex, "state machine is behind the log snapshot");
     this.#lastSnapshotIndex = snapshotIndex;
     this.#node = new RawNode(
       { ...options.raft, applied: Math.max(applied, snapshotIndex) as LogIndex },

@@ -81,6 +81,12 @@ Deno.test({
           equal(kv?.value, `value-${writer.id}`);
         }
       }
+      const big = "b".repeat(1024 * 1024);
+      await client(cluster, [1]).put("big-value", big);
+      for (const reader of cluster.nodes) {
+        const { kv } = await client(cluster, [reader.id]).get("big-value");
+        equal(kv?.value.length, big.length, `the 1 MiB value through node ${reader.id}`);
+      }
       const page = await client(cluster, [2]).range({ prefix: "key-from-" });
       deepEqual(page.kvs.map((kv) => kv.key), ["key-from-1", "key-from-2", "key-from-3"]);
     } finally {

@@ -2,7 +2,8 @@
  * The real `aspen` executable, as real processes: main.ts run from source, and the offline
  * stand-in for `deno compile` (PLATFORM.md): `deno bundle --platform deno` of main.ts copied into
  * an empty folder and run with an empty DENO_DIR and network access denied. If the bundle
- * answers there, every module and asset it needs is inside it, and so will the compiled binary.
+ * answers there, every module and asset it needs is inside it, and so will the compiled binary:
+ * it prints its version and help, and runs a node that serves the API and the console.
  */
 import { equal, match } from "node:assert/strict";
 import { PROJECT_ROOT } from "./_source_files.ts";
@@ -81,7 +82,78 @@ Deno.test("the bundled executable runs offline from an empty folder", async () =
     const config = await run(["node", "--print-config", "--node-id", "4"]);
     equal(config.code, 0, config.stderr);
     match(config.stdout, /id = 4/);
+    await serveFromBundle(empty);
   } finally {
     await Deno.remove(work, { recursive: true });
   }
 });
+
+/** Runs a one-node cluster from the bundle alone and uses its API and console over HTTP. */
+async function serveFromBundle(folder: string): Promise<void> {
+  const [http, peer] = [freePort(), freePort()];
+  const child = new Deno.Command(DENO, {
+    args: [
+      "run",
+      "--unstable-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-net=127.0.0.1",
+      "aspen.bundle.js",
+      "node",
+      "--data-dir=data",
+      `--http-listen=127.0.0.1:${http}`,
+      `--peer-listen=127.0.0.1:${peer}`,
+    ],
+    cwd: folder,
+    env: { DENO_DIR: `${folder}/deno-dir`, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const reading = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) lines.push(chunk);
+  })();
+  try {
+    const base = `http://127.0.0.1:${http}`;
+    let token = "";
+    for (let i = 0; i < 200 && token === ""; i++) {
+      token = /rootToken=(\S+)/.exec(lines.join(""))?.[1] ?? "";
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const auth = { authorization: `Bearer ${token}` };
+    let put: Response | null = null;
+    for (let i = 0; i < 100; i++) {
+      put = await fetch(`${base}/v1/kv/bundled`, {
+        method: "PUT",
+        headers: auth,
+        body: JSON.stringify({ value: "works" }),
+      }).catch(() => null);
+      if (put?.ok) break;
+      await put?.body?.cancel();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    equal(put?.status, 200, lines.join(""));
+    await put?.body?.cancel();
+    const got = await (await fetch(`${base}/v1/kv/bundled`, { headers: auth })).json();
+    equal(got.kv.value, "works");
+    const page = await fetch(`${base}/`);
+    equal(page.status, 200);
+    match(await page.text(), /<html/i);
+    const script = await fetch(`${base}/app.js`);
+    equal(script.status, 200);
+    await script.body?.cancel();
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await reading;
+  }
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}

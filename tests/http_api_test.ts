@@ -120,6 +120,14 @@ Deno.test({
         equal(kv.modRevision, second.json.revision);
         equal(got.json.shard, first.json.shard);
       });
+      await t.step("a value of exactly the 1 MiB limit is stored whole", async () => {
+        const value = "x".repeat(1024 * 1024);
+        equal((await call(harness, "PUT", "/v1/kv/big", { value })).status, 200);
+        equal(
+          ((await call(harness, "GET", "/v1/kv/big")).json.kv as { value: string }).value,
+          value,
+        );
+      });
       await t.step("a missing key is 404 key_not_found", async () => {
         const { status, json } = await call(harness, "GET", "/v1/kv/nope");
         equal(status, 404);
@@ -271,6 +279,12 @@ Deno.test({
         const { json } = await call(harness, "GET", "/v1/cluster/status");
         equal((json.shards as unknown[]).length, 4);
         equal((json.nodes as { status: string }[])[0]!.status, "up");
+        for (let i = 0; i < 100; i++) {
+          if (harness.node.shards.get(0)!.stateMachine.getMeta("shardMap") !== null) break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        const recorded = JSON.parse(harness.node.shards.get(0)!.stateMachine.getMeta("shardMap")!);
+        deepEqual(recorded, { epoch: 1, numShards: 4, members: [1], replicationFactor: 3 });
         const metrics = await harness.app.request("/metrics", {
           headers: { authorization: `Bearer ${harness.root}` },
         });

@@ -2,11 +2,11 @@
  * The table of `aspen` subcommands. The first word of the command line picks one; the rest is
  * parsed strictly against its flags.
  */
-import { AspenError } from "../../shard/mod.ts";
+import { AspenError, SNAPSHOT_INTERVAL_ENTRIES } from "../../shard/mod.ts";
 import { type Config, formatConfig, loadConfig, type Setting, SETTINGS } from "../config.ts";
 import { type CliIo, type Command, EXIT_USAGE, type FlagSpec, type ParsedArgs } from "./command.ts";
 import { Logger } from "../log.ts";
-import { serveNode } from "../serve.ts";
+import { serveNode, TEST_FAULTS_FLAG } from "../serve.ts";
 import { BENCH_COMMAND } from "./bench_command.ts";
 import { CLUSTER_COMMAND, SHARD_COMMAND } from "./cluster_command.ts";
 import { DEV_COMMAND } from "./dev_command.ts";
@@ -24,6 +24,17 @@ function nodeFlags(): Record<string, FlagSpec> {
     flags[setting.flag] = settingFlag(setting);
   }
   flags["print-config"] = { type: "boolean", help: "print the effective config as TOML and exit" };
+  // A flag only, never a config-file key or variable: a test harness must ask for it each run.
+  flags[TEST_FAULTS_FLAG] = {
+    type: "boolean",
+    help: "TESTS ONLY: accept PUT/DELETE /v1/test/faults, which drop or delay peer traffic",
+  };
+  flags[TEST_SNAPSHOT_FLAG] = {
+    type: "string",
+    valueName: "N",
+    help: `TESTS ONLY: snapshot every N applied entries (${TEST_SNAPSHOT_ENTRIES_MIN}..` +
+      `${SNAPSHOT_INTERVAL_ENTRIES}) to exercise compaction and snapshot installs`,
+  };
   flags.help = HELP_FLAG;
   return flags;
 }
@@ -55,6 +66,33 @@ function settingFlag(setting: Setting): FlagSpec {
     ? "ID,..."
     : "PATH";
   return { type: "string", valueName, help: setting.help, ...common };
+}
+
+/** The test flag that lowers the snapshot interval (a flag only, never a setting). */
+const TEST_SNAPSHOT_FLAG = "test-snapshot-interval-entries";
+/** The smallest snapshot interval the test flag accepts. */
+const TEST_SNAPSHOT_ENTRIES_MIN = 10;
+
+/**
+ * Parses `--test-snapshot-interval-entries`.
+ *
+ * @throws {AspenError} `bad_config` naming the flag, the value and the range.
+ */
+function testSnapshotInterval(
+  value: string | boolean | undefined,
+): { snapshotIntervalEntries?: number } {
+  if (value === undefined) return {};
+  const entries = Number(value);
+  const isValid = typeof value === "string" && /^[0-9]+$/.test(value) &&
+    entries >= TEST_SNAPSHOT_ENTRIES_MIN && entries <= SNAPSHOT_INTERVAL_ENTRIES;
+  if (!isValid) {
+    throw new AspenError(
+      "bad_config",
+      `Invalid --${TEST_SNAPSHOT_FLAG} "${value}": must be an integer from ` +
+        `${TEST_SNAPSHOT_ENTRIES_MIN} to ${SNAPSHOT_INTERVAL_ENTRIES}`,
+    );
+  }
+  return { snapshotIntervalEntries: entries };
 }
 
 /**
@@ -113,6 +151,8 @@ export const COMMANDS: readonly Command[] = [
         randomBytes: io.randomBytes,
         version: io.versions.aspen,
         seed: new DataView(seedBytes.buffer, seedBytes.byteOffset, 4).getUint32(0),
+        isFaultInjectionEnabled: args.values[TEST_FAULTS_FLAG] === true,
+        ...testSnapshotInterval(args.values[TEST_SNAPSHOT_FLAG]),
       }, io.shutdown);
       return 0;
     },

@@ -45,6 +45,11 @@ async function runDev(args: ParsedArgs, io: CliIo): Promise<number> {
     randomBytes: io.randomBytes,
     logLevel,
     onLine: (id, line) => io.stderr(`n${id} | ${line}\n`),
+    onUnexpectedExit: (exit) =>
+      io.stderr(
+        `aspen dev: node ${exit.node} (pid ${exit.pid}) exited on its own with ` +
+          `${exit.signal ?? `code ${exit.code}`}\n`,
+      ),
   });
   try {
     await cluster.waitForLeaders();

@@ -2,10 +2,15 @@
  * The HTTP client of the Aspen API (the contract in API.md), used by the CLI, `aspen bench` and
  * the end-to-end tests.
  *
- * It tries the endpoints in order and moves to the next one when a node does not answer, so a
- * client keeps working while one node is down. API errors come back as {@linkcode ApiError}
- * with the server's code and details; a node that cannot be reached at all is `unavailable`.
+ * Reads try the endpoints in order and move to the next one when a node does not answer, so
+ * reading keeps working while one node is down. A write that cannot reach its node fails with
+ * `unavailable` instead, because it may have been applied (Deno's fetch resends a request
+ * after a pooled connection dies); it is never sent to a second node. API errors come back as
+ * {@linkcode ApiError} with the server's code and details.
  */
+import type { Kv } from "../api_types.ts";
+
+export type { Kv };
 
 /** An error answered by the API, or a failure to reach any endpoint. */
 export class ApiError extends Error {
@@ -81,6 +86,16 @@ export class AspenClient {
           throw new ApiError(0, "timeout", `No answer from ${endpoints[index]} in time`);
         }
         lastError = error;
+        // Deno's fetch may have resent a write on a fresh connection before failing, so a
+        // write that failed to connect may still have been applied: only reads fail over.
+        if (request.method !== "GET") {
+          const reason = error instanceof Error ? error.message : String(error);
+          throw new ApiError(
+            0,
+            "unavailable",
+            `Cannot reach ${endpoints[index]} (the write's outcome is unknown): ${reason}`,
+          );
+        }
         continue;
       }
       this.#preferred = index;
@@ -194,16 +209,6 @@ export class AspenClient {
       details,
     );
   }
-}
-
-/** A stored key as the API returns it. */
-export interface Kv {
-  readonly key: string;
-  readonly value: string;
-  readonly version: number;
-  readonly createRevision: number;
-  readonly modRevision: number;
-  readonly lease: number;
 }
 
 /** Percent-encodes a key for a path, slashes included. */

@@ -166,7 +166,7 @@ async function readText(request: Request, action: string): Promise<string> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    const { done, value } = await readChunk(reader, action);
     if (done) break;
     total += value.byteLength;
     if (total > REQUEST_BYTES_MAX) {
@@ -187,6 +187,27 @@ async function readText(request: Request, action: string): Promise<string> {
     throw new AspenError("bad_request", `Cannot ${action}: the body is not valid UTF-8`, {}, {
       cause: error,
     });
+  }
+}
+
+/**
+ * Reads the next chunk of a body. The stream fails when the client sends less than its
+ * Content-Length or breaks the chunked encoding: the client's fault, so a 400, not a 500.
+ */
+async function readChunk(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  action: string,
+): Promise<ReadableStreamReadResult<Uint8Array>> {
+  try {
+    return await reader.read();
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action}: the body could not be read (cut short?): ${reason}`,
+      {},
+      { cause: error },
+    );
   }
 }
 

@@ -14,5 +14,11 @@
  * ```
  */
 export { type AppOptions, createApp, routeGroup } from "./app.ts";
+export {
+  addDebugRoutes,
+  type DebugRoutesOptions,
+  type ReplicaDebugState,
+  TEST_FAULTS_FLAG,
+} from "./debug_routes.ts";
 export { ERROR_STATUS, errorResponse } from "./errors.ts";
 export { addWatchRoute, WATCH_KEEPALIVE_MS } from "./watch_route.ts";

@@ -1,6 +1,7 @@
 /**
  * `GET /v1/watch?key=` or `?prefix=` (optionally `&fromRevision=`): Server-Sent Events of puts
- * and deletes, served from the replicas this node hosts.
+ * and deletes, from the replicas this node hosts, and for shards it does not host by polling a
+ * replica that does over the peer channel.
  *
  * A key watch follows its one shard; a prefix watch follows every shard (revisions are per
  * shard, so `fromRevision` needs a key when there are several). Each event names its shard.
@@ -14,13 +15,18 @@ import {
   type KeyValue,
   validateKey,
   type Watcher,
+  type WatchEvent,
   type WatchFilter,
 } from "../../shard/mod.ts";
-import { type KvService, LEASE_SHARD_SPAN, type LocalShard } from "../node/mod.ts";
+import { type KvService, LEASE_SHARD_SPAN, type LocalShard, type WatchPoll } from "../node/mod.ts";
 import { queryInteger } from "./body.ts";
 
-/** Seconds between keep-alive comments on an idle stream. */
+/** Milliseconds between keep-alive comments on an idle stream. */
 export const WATCH_KEEPALIVE_MS = 15_000;
+/** How long one poll of a remote shard waits for events. */
+export const REMOTE_POLL_WAIT_MS = 1_000;
+/** The pause before polling a remote shard again after a failure. */
+export const REMOTE_RETRY_MS = 500;
 
 /** Adds the watch route. */
 export function addWatchRoute(
@@ -53,21 +59,27 @@ export function addWatchRoute(
     }
     const filter: WatchFilter = key !== undefined ? { key } : { prefix: prefix ?? "" };
     const watchers = subscribe(ids, shards, filter, fromRevision);
+    const remote = ids.filter((shard) => !shards.has(shard));
     return streamSSE(c, async (stream) => {
+      const stop = new AbortController();
       const keepAlive = setInterval(() => {
         stream.write(": keep-alive\n\n").catch(() => clearInterval(keepAlive));
       }, WATCH_KEEPALIVE_MS);
       stream.onAbort(() => {
+        stop.abort();
         clearInterval(keepAlive);
         for (const { watcher } of watchers) watcher.cancel();
       });
       try {
-        await Promise.all(
-          watchers.map(({ shard, watcher }) =>
-            pump(shard, watcher, (data) => stream.writeSSE({ data }))
+        const write = (data: string) => stream.writeSSE({ data });
+        await Promise.all([
+          ...watchers.map(({ shard, watcher }) => pump(shard, watcher, write)),
+          ...remote.map((shard) =>
+            pumpRemote({ service, shard, filter, fromRevision, signal: stop.signal, write })
           ),
-        );
+        ]);
       } finally {
+        stop.abort();
         clearInterval(keepAlive);
         for (const { watcher } of watchers) watcher.cancel();
       }
@@ -85,14 +97,7 @@ function subscribe(
   try {
     for (const shard of ids) {
       const local = shards.get(shard);
-      if (local === undefined) {
-        throw new AspenError(
-          "shard_unavailable",
-          `Cannot watch shard ${shard} through this node: it hosts no replica of it; ` +
-            "watch through a node that does",
-          { shard },
-        );
-      }
+      if (local === undefined) continue;
       const options = fromRevision === undefined ? {} : { fromRevision };
       watchers.push({ shard, watcher: local.stateMachine.watch(filter, options) });
     }
@@ -120,14 +125,62 @@ async function pump(
       }));
       return;
     }
-    await write(JSON.stringify({
-      type: item.type,
-      kv: globalLease(item.kv, shard),
-      ...(item.prevKv === null ? {} : { prevKv: globalLease(item.prevKv, shard) }),
-      shard,
-      revision: item.revision,
-    }));
+    await write(JSON.stringify(eventJson(item, shard)));
   }
+}
+
+/**
+ * Follows a shard this node does not host by polling a replica that does, over the peer
+ * channel; the stream survives leader changes and unreachable replicas (it retries).
+ */
+async function pumpRemote(options: {
+  service: KvService;
+  shard: number;
+  filter: WatchFilter;
+  fromRevision: number | undefined;
+  signal: AbortSignal;
+  write: (data: string) => Promise<void>;
+}): Promise<void> {
+  let from: number | null = options.fromRevision ?? null;
+  while (!options.signal.aborted) {
+    let poll: WatchPoll;
+    try {
+      poll = await options.service.run<WatchPoll>(options.shard, {
+        kind: "watchPoll",
+        filter: options.filter,
+        fromRevision: from,
+        waitMs: REMOTE_POLL_WAIT_MS,
+      }, REMOTE_POLL_WAIT_MS + 3_000);
+    } catch (error) {
+      if (!(error instanceof AspenError)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, REMOTE_RETRY_MS));
+      continue;
+    }
+    for (const item of poll.items) {
+      if (item.type === "error") {
+        await options.write(JSON.stringify({
+          type: "error",
+          code: item.code,
+          message: item.message,
+          shard: options.shard,
+          ...item.details,
+        }));
+        return;
+      }
+      await options.write(JSON.stringify(eventJson(item, options.shard)));
+    }
+    from = poll.nextRevision;
+  }
+}
+
+function eventJson(item: WatchEvent, shard: number) {
+  return {
+    type: item.type,
+    kv: globalLease(item.kv, shard),
+    ...(item.prevKv === null ? {} : { prevKv: globalLease(item.prevKv, shard) }),
+    shard,
+    revision: item.revision,
+  };
 }
 
 function globalLease(kv: KeyValue, shard: number): KeyValue {

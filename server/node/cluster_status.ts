@@ -7,6 +7,7 @@
 import type { ClusterCredentials } from "../auth.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
 import type { LocalShard, ShardStatusView } from "./local_shard.ts";
+import { readShardMap } from "./shard_map.ts";
 
 /** How long the status waits for any one node or shard. */
 export const STATUS_PART_TIMEOUT_MS = 1_000;
@@ -141,10 +142,7 @@ function unknownShard(shard: number, sources: StatusSources): ShardStatusView {
 }
 
 function shardMapOf(sources: StatusSources): { epoch: number; numShards: number } {
-  const record = sources.shards.get(0)?.stateMachine.getMeta("shardMap") ?? null;
-  if (record !== null) {
-    const parsed = JSON.parse(record) as { epoch: number; numShards: number };
-    return { epoch: parsed.epoch, numShards: parsed.numShards };
-  }
+  const record = readShardMap(sources.shards.get(0));
+  if (record !== null) return { epoch: record.epoch, numShards: record.numShards };
   return { epoch: 1, numShards: sources.shardCount };
 }

@@ -16,15 +16,31 @@ import {
   applyResultError,
   AspenError,
   encodeCommand,
+  type ErrorDetails,
   Lessor,
   notLeaderError,
   type ReplicaStatus,
   ShardReplica,
   SqliteLogStorage,
   StateMachine,
+  type WatchEvent,
 } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
 import type { ShardRange, ShardRequest } from "./shard_request.ts";
+
+/** The most events one remote watch poll returns. */
+export const WATCH_POLL_EVENTS_MAX = 1_000;
+/** The longest a remote watch poll waits for events. */
+export const WATCH_POLL_WAIT_MS_MAX = 2_000;
+
+/** One poll of a remote watch: events (or a final error) and where to continue. */
+export interface WatchPoll {
+  readonly items: readonly (
+    | WatchEvent
+    | { type: "error"; code: string; message: string; details: ErrorDetails }
+  )[];
+  readonly nextRevision: number;
+}
 
 /** How often a leader looks for expired leases. */
 export const LEASE_CHECK_INTERVAL_MS = 500;
@@ -67,8 +83,12 @@ export interface LocalShardOptions {
   readonly voters: readonly number[];
   readonly raft: Omit<RaftConfig, "id" | "applied">;
   readonly tickMs: number;
+  /** Applied entries between snapshots; absent: the replica's default. */
+  readonly snapshotIntervalEntries?: number;
   readonly send: (messages: readonly Message[]) => void;
   readonly nowMs: () => number;
+  /** Whether the peer link to `node` is up (for replica status). */
+  readonly isPeerUp: (node: number) => boolean;
   readonly logger: Logger;
 }
 
@@ -101,6 +121,9 @@ export class LocalShard {
       send: options.send,
       nowMs: options.nowMs,
       tickMs: options.tickMs,
+      ...(options.snapshotIntervalEntries === undefined
+        ? {}
+        : { snapshotIntervalEntries: options.snapshotIntervalEntries }),
       onLeaderChange: (status) => this.#onLeaderChange(status),
     });
     this.#leaseTimer = setInterval(() => this.#expireLeases(), LEASE_CHECK_INTERVAL_MS);
@@ -113,18 +136,26 @@ export class LocalShard {
    */
   static async open(options: LocalShardOptions): Promise<LocalShard> {
     await Deno.mkdir(options.dir, { recursive: true });
+    const paths: ShardPaths = {
+      log: `${options.dir}/raft-log.db`,
+      stateMachine: `${options.dir}/state-machine.db`,
+    };
+    // Decide before opening: opening creates a missing file, and a refused start must leave
+    // the folder as it found it.
+    const isLogNew = await isMissingOrEmpty(paths.log);
+    const isStateMachineNew = await isMissingOrEmpty(paths.stateMachine);
+    if (isLogNew && !isStateMachineNew) {
+      throw logLostError(options.shard, paths, "missing or empty");
+    }
     const confState: ConfState = { voters: options.voters.map(replicaId), learners: [] };
-    const storage = SqliteLogStorage.open({
-      path: `${options.dir}/raft-log.db`,
-      bootstrap: confState,
-    });
-    let stateMachine: StateMachine;
+    const storage = SqliteLogStorage.open({ path: paths.log, bootstrap: confState });
+    let stateMachine: StateMachine | null = null;
     try {
-      stateMachine = StateMachine.open({
-        path: `${options.dir}/state-machine.db`,
-        synchronous: "normal",
-      });
+      if (isStateMachineNew) checkNothingCommitted(storage, paths, options);
+      stateMachine = StateMachine.open({ path: paths.stateMachine, synchronous: "normal" });
+      checkLogCoversApplied(storage, stateMachine, paths, options.shard);
     } catch (error) {
+      stateMachine?.close();
       storage.close();
       throw error;
     }
@@ -160,6 +191,8 @@ export class LocalShard {
         if (status.role !== "leader") throw notLeaderError(this.shard, status.leader);
         return this.statusView();
       }
+      case "watchPoll":
+        return await this.#watchPoll(request);
       case "transferLeader":
         this.replica.transferLeadership(replicaId(request.to) as ReplicaId);
         return { shard: this.shard };
@@ -210,13 +243,15 @@ export class LocalShard {
     const replicas = [...voters, ...learners].map((node) => {
       const progress = status.progress.find((item) => item.id === node);
       const matchIndex = node === status.id ? status.lastIndex : progress?.match ?? 0;
-      const isUp = node === status.id || (isLeader && progress?.isRecentActive === true);
+      // The peer link says whether a replica's node is reachable from here; a leader's
+      // "recently active" flag is reset every election timeout and would flicker.
+      const isUp = node === status.id || this.#options.isPeerUp(node);
       return {
         node,
         role: roleOf(node, status, learners.includes(node)),
         matchIndex,
         lag: isLeader ? Math.max(0, status.lastIndex - matchIndex) : 0,
-        status: isUp || !isLeader ? "up" as const : "down" as const,
+        status: isUp ? "up" as const : "down" as const,
       };
     });
     return {
@@ -269,6 +304,41 @@ export class LocalShard {
     });
     for (const waiter of this.#appliedWaiters.splice(0)) waiter.reject(error);
     this.replica.close();
+  }
+
+  /**
+   * Serves one poll of a watch for a node that hosts no replica of this shard: the events
+   * from `fromRevision` that arrive within `waitMs` (at most WATCH_POLL_EVENTS_MAX), and the
+   * revision to ask for next. A final error (compacted, cancelled) ends the list.
+   */
+  async #watchPoll(request: Extract<ShardRequest, { kind: "watchPoll" }>): Promise<WatchPoll> {
+    const from = request.fromRevision ?? this.stateMachine.appliedIndex() + 1;
+    const watcher = this.stateMachine.watch(request.filter, { fromRevision: from });
+    const items: WatchPoll["items"][number][] = [];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), Math.min(request.waitMs, WATCH_POLL_WAIT_MS_MAX));
+    });
+    try {
+      while (items.length < WATCH_POLL_EVENTS_MAX) {
+        const item = await Promise.race([watcher.next(), timeout]);
+        if (item === null) break;
+        if (item.type === "error") {
+          items.push({
+            type: "error",
+            code: item.error.code,
+            message: item.error.message,
+            details: item.error.details,
+          });
+          break;
+        }
+        items.push(item);
+      }
+      return { items, nextRevision: watcher.resumeRevision() };
+    } finally {
+      clearTimeout(timer);
+      watcher.cancel();
+    }
   }
 
   /** The lessor counts whole milliseconds. */
@@ -333,7 +403,14 @@ export class LocalShard {
       restore: (data: Uint8Array) => {
         machine.restore(data);
         lessor.load(machine.leases(), nowMs());
-        if (this.replica.status().role === "leader") lessor.onBecomeLeader(nowMs());
+        // The replica's constructor may restore (finishing an interrupted snapshot install)
+        // before `this.replica` is set; a replica being built is no leader yet.
+        const replica = this.replica as ShardReplica<ApplyResult> | undefined;
+        if (replica?.status().role === "leader") lessor.onBecomeLeader(nowMs());
+        this.#options.logger.info("Installed a snapshot", {
+          shard: this.#options.shard,
+          index: machine.appliedIndex(),
+        });
         this.#releaseApplied();
       },
       close: () => machine.close(),
@@ -388,6 +465,74 @@ export class LocalShard {
       this.#rateSample = { atMs: now, proposals: status.stats.proposals, perSecond };
     }
     return Math.round(this.#rateSample.perSecond * 10) / 10;
+  }
+}
+
+/** The two files of a replica. */
+interface ShardPaths {
+  readonly log: string;
+  readonly stateMachine: string;
+}
+
+/**
+ * Checks that a new (missing or empty) state machine goes with a log that committed nothing
+ * but its bootstrap membership (one entry per voter): both files are created together, before
+ * anything commits. SQLite opens an empty file as a new, healthy database, so without this
+ * check a truncated state machine would be rebuilt silently or, past compaction, served empty.
+ *
+ * @throws {AspenError} `storage_corrupt` naming the state machine file.
+ */
+function checkNothingCommitted(
+  storage: SqliteLogStorage,
+  paths: ShardPaths,
+  options: LocalShardOptions,
+): void {
+  const commit = storage.initialState().hardState.commit;
+  if (commit <= options.voters.length) return;
+  throw new AspenError(
+    "storage_corrupt",
+    `Cannot open shard ${options.shard}: the state machine "${paths.stateMachine}" is ` +
+      `missing or empty but the Raft log has committed entries up to ${commit}; the file ` +
+      "was lost or truncated",
+    { path: paths.stateMachine, shard: options.shard },
+  );
+}
+
+/**
+ * Checks that the log still holds every entry the state machine applied.
+ * Invariant: an entry is in the log before it is applied, and applied entries are committed,
+ * so never truncated: applied index <= last index.
+ *
+ * @throws {AspenError} `storage_corrupt` naming the log file.
+ */
+function checkLogCoversApplied(
+  storage: SqliteLogStorage,
+  stateMachine: StateMachine,
+  paths: ShardPaths,
+  shard: number,
+): void {
+  const applied = stateMachine.appliedIndex();
+  const last = storage.lastIndex();
+  if (applied <= last) return;
+  throw logLostError(shard, paths, `ends at index ${last} but ${applied} entries were applied`);
+}
+
+function logLostError(shard: number, paths: ShardPaths, detail: string): AspenError {
+  return new AspenError(
+    "storage_corrupt",
+    `Cannot open shard ${shard}: the Raft log "${paths.log}" ${detail} while the state ` +
+      `machine "${paths.stateMachine}" holds data; the log file was lost, truncated or replaced`,
+    { path: paths.log, shard },
+  );
+}
+
+/** True when `path` does not exist or holds no bytes (SQLite would start a new database). */
+async function isMissingOrEmpty(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).size === 0;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return true;
+    throw error;
   }
 }
 

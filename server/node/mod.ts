@@ -30,7 +30,12 @@ export {
   type MetricsSources,
 } from "./metrics.ts";
 export { KvService, LEASE_SHARD_SPAN, mergePages, type RangeQuery } from "./kv_service.ts";
-export { LocalShard, type ShardStatusView } from "./local_shard.ts";
+export {
+  LocalShard,
+  type ShardStatusView,
+  WATCH_POLL_EVENTS_MAX,
+  type WatchPoll,
+} from "./local_shard.ts";
 export {
   type AspenNode,
   ELECTION_TICKS,

@@ -8,8 +8,16 @@
  *   LocalShard.replica ──send──▶ PeerTransport.send ──▶ peer ──▶ replica.deliver
  * ```
  */
-import { decodeMessage, encodeMessage, type Message, SeededPrng } from "../../raft/mod.ts";
-import { AspenError } from "../../shard/mod.ts";
+import {
+  assert,
+  decodeMessage,
+  encodeMessage,
+  ENTRY_BYTES_MAX,
+  type Message,
+  MESSAGE_BYTES_MAX,
+  SeededPrng,
+} from "../../raft/mod.ts";
+import { AspenError, REQUEST_BYTES_MAX } from "../../shard/mod.ts";
 import {
   type ClusterCredentials,
   createCredentials,
@@ -18,13 +26,24 @@ import {
 } from "../auth.ts";
 import { type Config, shardCount } from "../config.ts";
 import type { Logger } from "../log.ts";
-import { createClusterCa, loadOrCreatePeerIdentity, PeerTransport } from "../peer/mod.ts";
+import {
+  createClusterCa,
+  loadOrCreatePeerIdentity,
+  PEER_PAYLOAD_BYTES_MAX,
+  PeerTransport,
+} from "../peer/mod.ts";
 import { ClusterRouter } from "./cluster_router.ts";
 import { NODE_CHANNEL_SHARD, type NodeInfo } from "./cluster_status.ts";
 import { KvService } from "./kv_service.ts";
 import { LocalShard } from "./local_shard.ts";
 import { replicasOf, shardsOf } from "./placement.ts";
+import { maintainShardMap } from "./shard_map.ts";
 import { decodeShardRequest, encodeShardResponse } from "./shard_request.ts";
+
+// A client request (at most REQUEST_BYTES_MAX) becomes one Raft entry, and every Raft message
+// must fit one peer frame: the limits of the three layers must agree.
+assert(ENTRY_BYTES_MAX >= REQUEST_BYTES_MAX + 64 * 1024, "a whole request fits one entry");
+assert(MESSAGE_BYTES_MAX <= PEER_PAYLOAD_BYTES_MAX, "a Raft message fits one peer frame");
 
 /** Milliseconds per Raft tick. */
 export const TICK_MS = 50;
@@ -46,6 +65,17 @@ export interface NodeRuntime {
   readonly seed: number;
   /** Wall-clock milliseconds, for uptime. */
   readonly wallMs: () => number;
+  /**
+   * Test only: lets the peer transport drop or delay traffic on request (the fault tests'
+   * `PUT /v1/test/faults`). Only `aspen node --enable-test-faults` sets it; absent is false.
+   */
+  readonly isFaultInjectionEnabled?: boolean;
+  /**
+   * Test only: applied entries between snapshots, lowered so that fault tests exercise log
+   * compaction and snapshot installs (`aspen node --test-snapshot-interval-entries`).
+   * Absent: SNAPSHOT_INTERVAL_ENTRIES.
+   */
+  readonly snapshotIntervalEntries?: number;
 }
 
 /** A started node. */
@@ -89,19 +119,17 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     for (const shard of shards.values()) shard.replica.tickNow();
     transport.flush();
   }, TICK_MS);
-  const router = new ClusterRouter({
-    nodeId: config.node.id,
-    members,
-    replicationFactor: config.sharding.replicationFactor,
-    local: shards,
-    peers: {
-      request: (to, shard, payload, options) => transport.request(to, shard, payload, options),
-      // Not transport.stats(): that snapshots every peer's counters, on every forwarded request.
-      isConnected: (node) => transport.isPeerUp(node),
+  const stopShardMap = maintainShardMap({
+    expected: {
+      epoch: 1,
+      numShards: count,
+      members,
+      replicationFactor: config.sharding.replicationFactor,
     },
-    nowMs: runtime.nowMs,
+    shards,
     logger,
   });
+  const router = createRouter(config, members, shards, transport, runtime);
   const service = new KvService({
     router,
     shardCount: count,
@@ -123,9 +151,31 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     members,
     close: () => {
       clearInterval(ticker);
+      stopShardMap();
       return closeNode(config, shards, transport, logger);
     },
   };
+}
+
+function createRouter(
+  config: Config,
+  members: readonly number[],
+  shards: ReadonlyMap<number, LocalShard>,
+  transport: PeerTransport,
+  runtime: NodeRuntime,
+): ClusterRouter {
+  return new ClusterRouter({
+    nodeId: config.node.id,
+    members,
+    replicationFactor: config.sharding.replicationFactor,
+    local: shards,
+    peers: {
+      request: (to, shard, payload, options) => transport.request(to, shard, payload, options),
+      isConnected: (node) => transport.isPeerUp(node),
+    },
+    nowMs: runtime.nowMs,
+    logger: runtime.logger,
+  });
 }
 
 async function loadCredentials(config: Config, runtime: NodeRuntime): Promise<ClusterCredentials> {
@@ -237,6 +287,7 @@ async function startTransport(
       warn: (message, fields) => logger.warn(message, fields),
       error: (message, fields) => logger.error(message, fields),
     },
+    faults: { enabled: runtime.isFaultInjectionEnabled === true },
   });
 }
 
@@ -276,10 +327,14 @@ async function openShard(
     },
     // The node ticks every replica from one timer (see startNode), so replicas have none.
     tickMs: 0,
+    ...(runtime.snapshotIntervalEntries === undefined
+      ? {}
+      : { snapshotIntervalEntries: runtime.snapshotIntervalEntries }),
     send: (messages: readonly Message[]) => {
       for (const message of messages) transport.send(message.to, shard, encodeMessage(message));
     },
     nowMs: runtime.nowMs,
+    isPeerUp: (node) => transport.isPeerUp(node),
     logger: runtime.logger.child({ shard }),
   });
 }

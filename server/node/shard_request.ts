@@ -7,7 +7,15 @@
  * and a local one run the very same code. Errors cross back as `AspenError`s with their code
  * and details (the peer channel carries them).
  */
-import { AspenError, type Command, type KeyRange, validateCommand } from "../../shard/mod.ts";
+import {
+  AspenError,
+  type Command,
+  type KeyRange,
+  validateCommand,
+  validateKey,
+  validateRangeRequest,
+  type WatchFilter,
+} from "../../shard/mod.ts";
 
 /** A range read as a shard executes it. */
 export interface ShardRange {
@@ -29,10 +37,18 @@ export type ShardRequest =
   | { readonly kind: "status" }
   /** A leader's read index for a follower's linearizable reads (see follower_reads.ts). */
   | { readonly kind: "readIndex" }
+  | {
+    readonly kind: "watchPoll";
+    readonly filter: WatchFilter;
+    /** The first revision wanted; null means "from the next applied entry". */
+    readonly fromRevision: number | null;
+    readonly waitMs: number;
+  }
   | { readonly kind: "transferLeader"; readonly to: number };
 
 /** Request kinds that a follower may serve from its own state. */
 export function isSerializable(request: ShardRequest): boolean {
+  if (request.kind === "watchPoll") return true;
   return (request.kind === "get" || request.kind === "range") && request.serializable;
 }
 
@@ -70,23 +86,96 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
       cause: error,
     });
   }
-  const request = value as ShardRequest;
-  const kind = (value as { kind?: unknown } | null)?.kind;
-  switch (kind) {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new AspenError("bad_request", "Cannot decode a forwarded request: not an object");
+  }
+  // Every field is checked here: a peer is authenticated, not infallible, and a bad value
+  // deeper down (a node id that is not an integer) would trip an assertion and stop the node.
+  const request = value as Record<string, unknown>;
+  switch (request.kind) {
     case "propose":
-      validateCommand(request.kind === "propose" ? request.command : ({} as Command));
-      return request;
+      return { kind: "propose", command: checkedCommand(request.command) };
     case "get":
+      validateKey(request.key, "decode a forwarded get");
+      return { kind: "get", key: request.key, serializable: flag(request.serializable) };
     case "range":
+      return {
+        kind: "range",
+        range: checkedRange(request.range),
+        serializable: flag(request.serializable),
+      };
     case "leaseKeepAlive":
     case "leaseInfo":
+      return { kind: request.kind, id: positiveInteger(request.id, "id") };
     case "status":
+      return { kind: "status" };
     case "transferLeader":
+      return { kind: "transferLeader", to: positiveInteger(request.to, "to") };
     case "readIndex":
-      return request;
+      return { kind: "readIndex" };
+    case "watchPoll":
+      return {
+        kind: "watchPoll",
+        filter: checkedFilter(request.filter),
+        fromRevision: request.fromRevision === null
+          ? null
+          : positiveInteger(request.fromRevision, "fromRevision"),
+        waitMs: positiveInteger(request.waitMs, "waitMs"),
+      };
     default:
-      throw new AspenError("bad_request", `Cannot decode a forwarded request of kind ${kind}`);
+      throw new AspenError(
+        "bad_request",
+        `Cannot decode a forwarded request of kind ${JSON.stringify(request.kind) ?? "(none)"}`,
+      );
   }
+}
+
+function checkedFilter(filter: unknown): WatchFilter {
+  const object = filter as { key?: unknown; prefix?: unknown } | null;
+  if (typeof object?.key === "string") {
+    validateKey(object.key, "decode a forwarded watch");
+    return { key: object.key };
+  }
+  if (typeof object?.prefix === "string") return { prefix: object.prefix };
+  throw new AspenError("bad_request", "Cannot decode a forwarded watch: no key or prefix");
+}
+
+function checkedCommand(command: unknown): Command {
+  if (typeof command !== "object" || command === null || Array.isArray(command)) {
+    throw new AspenError("bad_request", "Cannot decode a forwarded proposal: no command");
+  }
+  validateCommand(command as Command);
+  return command as Command;
+}
+
+function checkedRange(range: unknown): ShardRange {
+  if (typeof range !== "object" || range === null || Array.isArray(range)) {
+    throw new AspenError("bad_request", "Cannot decode a forwarded range read: no range");
+  }
+  validateRangeRequest(range as ShardRange);
+  return range as ShardRange;
+}
+
+function flag(value: unknown): boolean {
+  if (typeof value !== "boolean") {
+    throw new AspenError(
+      "bad_request",
+      "Cannot decode a forwarded read: serializable is not a flag",
+    );
+  }
+  return value;
+}
+
+/** A positive safe integer (a lease id, a node id). */
+function positiveInteger(value: unknown, field: string): number {
+  const isId = typeof value === "number" && Number.isSafeInteger(value) && value >= 1;
+  if (!isId) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot decode a forwarded request: ${field} must be a positive integer`,
+    );
+  }
+  return value;
 }
 
 /** Encodes a response value for the peer channel. */

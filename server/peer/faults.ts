@@ -91,6 +91,11 @@ export class PeerFaults {
     else this.#rules.delete(nodeId);
   }
 
+  /** The rules in force, by peer node id (for the test endpoint that shows them). */
+  list(): { readonly peer: number; readonly rule: PeerFaultRule }[] {
+    return [...this.#rules].map(([peer, rule]) => ({ peer, rule }));
+  }
+
   /** Decides whether the next unit of traffic to `nodeId` is dropped. */
   shouldDrop(nodeId: number): boolean {
     const rule = this.#rules.get(nodeId);

@@ -1,0 +1,215 @@
+/**
+ * A real cluster for fault tests: `aspen node` processes started by the LocalCluster launcher
+ * with `--enable-test-faults`, plus the controls the nemesis and the checks use over HTTP
+ * (peer faults, per-replica debug state) and a bounded log of every node's output.
+ */
+import { LocalCluster, type UnexpectedExit } from "../../server/launcher.ts";
+import type { ReplicaDebugState } from "../../server/http/mod.ts";
+import { PROJECT_ROOT } from "../_source_files.ts";
+
+/** The command that runs one node: this checkout's main.ts under the running deno. */
+export const NODE_COMMAND: readonly string[] = [
+  Deno.execPath(),
+  "run",
+  "-A",
+  "--unstable-net",
+  `${PROJECT_ROOT}main.ts`,
+];
+
+/** Log lines kept per node (the newest), written out when a run finds an anomaly. */
+export const NODE_LOG_LINES_MAX = 4_000;
+/** The deadline of the harness's own control requests (faults, debug state, status). */
+export const CONTROL_TIMEOUT_MS = 3_000;
+
+/** The answer to one HTTP request: status and parsed JSON (null when the body is not JSON). */
+export interface HttpAnswer {
+  readonly status: number;
+  readonly json: Record<string, unknown> | null;
+}
+
+/** How to start a chaos cluster. */
+export interface ChaosClusterOptions {
+  readonly nodes: number;
+  readonly shards: number;
+  /** Extra node flags. */
+  readonly extraNodeArgs?: readonly string[];
+  /** Whether nodes get `--enable-test-faults` (default true). */
+  readonly isFaultInjectionEnabled?: boolean;
+  readonly logLevel?: string;
+}
+
+/** A running cluster under test. */
+export class ChaosCluster {
+  readonly cluster: LocalCluster;
+  readonly dir: string;
+  readonly #logs: NodeLogs;
+
+  private constructor(cluster: LocalCluster, dir: string, logs: NodeLogs) {
+    this.cluster = cluster;
+    this.dir = dir;
+    this.#logs = logs;
+  }
+
+  /** Starts every node in a new temporary folder and waits until every shard has a leader. */
+  static async launch(options: ChaosClusterOptions): Promise<ChaosCluster> {
+    const dir = await Deno.makeTempDir({ prefix: "aspen-chaos-" });
+    const logs = new NodeLogs();
+    const cluster = await LocalCluster.launch({
+      dir,
+      nodes: options.nodes,
+      shards: options.shards,
+      selfCommand: NODE_COMMAND,
+      randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
+      onLine: (id, line) => logs.append(id, line),
+      extraNodeArgs: [
+        ...(options.isFaultInjectionEnabled === false ? [] : ["--enable-test-faults"]),
+        ...(options.extraNodeArgs ?? []),
+      ],
+      logLevel: options.logLevel ?? "info",
+      onUnexpectedExit: (exit) => logs.append(exit.node, `EXITED ${JSON.stringify(exit)}`),
+    });
+    const chaos = new ChaosCluster(cluster, dir, logs);
+    try {
+      await cluster.waitForLeaders();
+    } catch (error) {
+      await chaos.destroy({ keepDir: false });
+      throw error;
+    }
+    return chaos;
+  }
+
+  /** Every node id. */
+  get nodeIds(): number[] {
+    return this.cluster.nodes.map((node) => node.id);
+  }
+
+  /** The root token. */
+  get token(): string {
+    return this.cluster.record.rootToken;
+  }
+
+  /** Processes that ended without the harness killing them. */
+  get unexpectedExits(): readonly UnexpectedExit[] {
+    return this.cluster.unexpectedExits;
+  }
+
+  /**
+   * Sends one request to node `id` with the root token.
+   *
+   * @throws the fetch error (connection refused, reset, timeout) when there is no answer.
+   */
+  async call(
+    id: number,
+    request: { method: string; path: string; body?: unknown; timeoutMs?: number },
+  ): Promise<HttpAnswer> {
+    const response = await fetch(`${this.cluster.url(id)}${request.path}`, {
+      method: request.method,
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        ...(request.body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      body: request.body === undefined ? null : JSON.stringify(request.body),
+      signal: AbortSignal.timeout(request.timeoutMs ?? CONTROL_TIMEOUT_MS),
+    });
+    const text = await response.text();
+    return { status: response.status, json: parseJson(text) };
+  }
+
+  /** Makes node `from` drop (or delay) everything it sends to node `to`. */
+  async setFault(
+    from: number,
+    to: number,
+    rule: { dropProbability: number; delayMs: number },
+  ): Promise<void> {
+    const answer = await this.call(from, {
+      method: "PUT",
+      path: "/v1/test/faults",
+      body: { peer: to, ...rule },
+    });
+    if (answer.status !== 200) {
+      throw new Error(`Cannot set a fault on node ${from}: ${JSON.stringify(answer)}`);
+    }
+  }
+
+  /** Clears every fault rule of node `id`. */
+  async clearFaults(id: number): Promise<void> {
+    const answer = await this.call(id, { method: "DELETE", path: "/v1/test/faults" });
+    if (answer.status !== 200) {
+      throw new Error(`Cannot clear the faults of node ${id}: ${JSON.stringify(answer)}`);
+    }
+  }
+
+  /** Node `id`'s local replicas: role, term, indexes and state hash. */
+  async debugState(id: number): Promise<ReplicaDebugState[]> {
+    const answer = await this.call(id, { method: "GET", path: "/v1/debug/state" });
+    const shards = answer.json?.shards;
+    if (answer.status !== 200 || !Array.isArray(shards)) {
+      throw new Error(`Cannot read the debug state of node ${id}: ${JSON.stringify(answer)}`);
+    }
+    return shards as ReplicaDebugState[];
+  }
+
+  /** The newest log lines of node `id`. */
+  logsOf(id: number): readonly string[] {
+    return this.#logs.linesOf(id);
+  }
+
+  /** How many lines of every node's output matched each notable event so far. */
+  get events(): Readonly<Record<string, number>> {
+    return this.#logs.events;
+  }
+
+  /** Writes every node's log into `dir` (node-<id>.log). */
+  async writeLogs(dir: string): Promise<void> {
+    await Deno.mkdir(dir, { recursive: true });
+    for (const id of this.nodeIds) {
+      await Deno.writeTextFile(`${dir}/node-${id}.log`, this.logsOf(id).join("\n") + "\n");
+    }
+  }
+
+  /** Resumes paused nodes, stops every node and removes the folder (unless kept). */
+  async destroy(options: { keepDir: boolean }): Promise<void> {
+    for (const id of this.nodeIds) await this.cluster.kill(id, "SIGCONT");
+    await this.cluster.stop();
+    if (!options.keepDir) await Deno.remove(this.dir, { recursive: true });
+  }
+}
+
+/** Notable log lines, counted over the whole run (the kept lines are only the newest). */
+const NOTABLE_EVENTS: readonly [string, RegExp][] = [
+  ["leaderElected", /Became leader/],
+  ["snapshotInstalled", /Installed a snapshot/],
+];
+
+/** Every node's newest output lines, and counts of notable events. */
+class NodeLogs {
+  readonly events: Record<string, number> = {};
+  readonly #lines = new Map<number, string[]>();
+
+  append(id: number, line: string): void {
+    let lines = this.#lines.get(id);
+    if (lines === undefined) {
+      lines = [];
+      this.#lines.set(id, lines);
+    }
+    lines.push(line);
+    if (lines.length > NODE_LOG_LINES_MAX) lines.splice(0, lines.length - NODE_LOG_LINES_MAX);
+    for (const [name, pattern] of NOTABLE_EVENTS) {
+      if (pattern.test(line)) this.events[name] = (this.events[name] ?? 0) + 1;
+    }
+  }
+
+  linesOf(id: number): readonly string[] {
+    return this.#lines.get(id) ?? [];
+  }
+}
+
+function parseJson(text: string): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null ? value as Record<string, unknown> : null;
+  } catch (error) {
+    if (error instanceof SyntaxError) return null;
+    throw error;
+  }
+}

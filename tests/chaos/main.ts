@@ -1,0 +1,97 @@
+/**
+ * `deno task chaos --minutes N [--nodes 3|5|3,5] [--seed S] [--shards 4] [--clients C]
+ * [--round-minutes 10] [--snapshots default,1000,50] [--quiet]`: a long chaos run against real
+ * clusters. Runs back-to-back rounds (a fresh cluster and seed each; `--nodes 3,5` alternates
+ * sizes, `--snapshots` cycles the nodes' snapshot interval) until the time is up,
+ * prints each round's figures and the totals, and exits non-zero if any round found an
+ * anomaly. Evidence of a failing round (node logs, timeline, history) is kept in
+ * test-output/chaos-<seed>/.
+ */
+import { parseArgs } from "node:util";
+import { type ChaosReport, FAULT_KINDS, formatReport, LONG_FAULT_KINDS, runChaos } from "./run.ts";
+
+const args = parseArgs({
+  args: Deno.args,
+  options: {
+    minutes: { type: "string", default: "1" },
+    nodes: { type: "string", default: "3" },
+    "round-minutes": { type: "string", default: "10" },
+    snapshots: { type: "string", default: "default,1000,50" },
+    shards: { type: "string", default: "4" },
+    seed: { type: "string" },
+    clients: { type: "string" },
+    quiet: { type: "boolean", default: false },
+  },
+  strict: true,
+});
+
+const minutes = Number(args.values.minutes);
+const sizes = args.values.nodes.split(",").map(Number);
+const shards = Number(args.values.shards);
+const roundMs = Number(args.values["round-minutes"]) * 60_000;
+const snapshotIntervals = args.values.snapshots.split(",");
+const isValid = minutes > 0 && roundMs >= 30_000 && Number.isSafeInteger(shards) && shards >= 1 &&
+  sizes.every((size) => size === 3 || size === 5);
+if (!isValid) {
+  console.error(
+    "usage: deno task chaos --minutes N [--nodes 3|5|3,5] [--seed S] [--shards N] " +
+      "[--round-minutes M (at least 0.5)] [--clients C] [--quiet]",
+  );
+  Deno.exit(2);
+}
+let seed = args.values.seed === undefined
+  ? crypto.getRandomValues(new Uint32Array(1))[0]!
+  : Number(args.values.seed);
+const totalMs = minutes * 60_000;
+const started = performance.now();
+const reports: ChaosReport[] = [];
+while (performance.now() - started < totalMs - 10_000) {
+  const leftMs = totalMs - (performance.now() - started);
+  const nodes = sizes[reports.length % sizes.length]!;
+  const snapshotText = snapshotIntervals[reports.length % snapshotIntervals.length]!;
+  const clients = args.values.clients === undefined ? 2 * nodes + 2 : Number(args.values.clients);
+  const report = await runChaos({
+    nodes,
+    shards,
+    seed,
+    clients,
+    durationMs: Math.min(roundMs, leftMs),
+    kinds: [...FAULT_KINDS, ...LONG_FAULT_KINDS],
+    ...(snapshotText === "default" ? {} : { snapshotIntervalEntries: Number(snapshotText) }),
+    log: (line) => {
+      if (!args.values.quiet) console.error(line);
+    },
+    outputDir: `test-output/chaos-${seed}`,
+  });
+  reports.push(report);
+  console.log(formatReport(report));
+  console.log("");
+  seed += 1000;
+}
+console.log(formatTotals(reports));
+Deno.exit(reports.every((report) => report.anomalies.length === 0) ? 0 : 1);
+
+function formatTotals(all: readonly ChaosReport[]): string {
+  const sum = (pick: (report: ChaosReport) => number) =>
+    all.reduce((total, report) => total + pick(report), 0);
+  return [
+    `TOTAL ${all.length} rounds, ${(sum((r) => r.chaosMs) / 60_000).toFixed(1)} min of chaos`,
+    `operations: ${sum((r) => r.operations.total)} (ok ${sum((r) => r.operations.ok)}, ` +
+    `failed ${sum((r) => r.operations.failed)}, unknown ${sum((r) => r.operations.unknown)})`,
+    `faults injected: ${sum((r) => r.faults.total)} ${
+      JSON.stringify(merge(all.map((r) => r.faults.byKind)))
+    }`,
+    `node events: ${JSON.stringify(merge(all.map((r) => r.events)))}`,
+    `histories checked: ${sum((r) => r.history.keys)} keys, ` +
+    `${sum((r) => r.history.operationsChecked)} operations`,
+    `anomalies: ${sum((r) => r.anomalies.length)}`,
+  ].join("\n");
+}
+
+function merge(counts: readonly Readonly<Record<string, number>>[]): Record<string, number> {
+  const total: Record<string, number> = {};
+  for (const one of counts) {
+    for (const [name, count] of Object.entries(one)) total[name] = (total[name] ?? 0) + count;
+  }
+  return total;
+}
