@@ -100,6 +100,16 @@ export interface ReplicaStats {
   proposalsDropped: number;
   applied: number;
   readsServed: number;
+  /** Driver turns run. */
+  turns: number;
+  /** Ready rounds handled: each one log write (entries, hard state or snapshot) and its sends. */
+  readyRounds: number;
+  /** Ready rounds whose log write was fsynced (entries or a changed term/vote). */
+  logSyncs: number;
+  /** Time spent writing the log (including fsync, which holds the event loop), ms. */
+  logWriteMs: number;
+  /** Time spent applying committed entries to the state machine, ms. */
+  applyMs: number;
   messagesDroppedInbound: number;
   snapshotsCreated: number;
   snapshotsRestored: number;
@@ -206,6 +216,11 @@ export class ShardReplica<Result> {
       proposals: 0,
       proposalsDropped: 0,
       applied: 0,
+      turns: 0,
+      readyRounds: 0,
+      logSyncs: 0,
+      logWriteMs: 0,
+      applyMs: 0,
       readsServed: 0,
       messagesDroppedInbound: 0,
       snapshotsCreated: 0,
@@ -395,6 +410,7 @@ export class ShardReplica<Result> {
     assert(!this.#isInTurn, "the replica loop was re-entered");
     this.#isInTurn = true;
     const started = this.#options.nowMs();
+    this.#stats.turns++;
     try {
       this.#drainInputs();
       let rounds = 0;
@@ -479,10 +495,14 @@ export class ShardReplica<Result> {
 
   #handleReady(): void {
     const ready = this.#node.ready();
+    this.#stats.readyRounds++;
+    if (ready.mustSync) this.#stats.logSyncs++;
+    const started = this.#options.nowMs();
     this.#options.storage.persist(
       { hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot },
       ready.mustSync,
     );
+    this.#stats.logWriteMs += this.#options.nowMs() - started;
     if (ready.messages.length > 0) this.#options.send(ready.messages);
     if (ready.snapshot !== null) this.#restore(ready.snapshot);
     if (ready.committed.length > 0) this.#apply(ready.committed);
@@ -528,6 +548,7 @@ export class ShardReplica<Result> {
     entries.forEach((entry, i) => this.#settle(entry, results[i]));
     this.#stats.applied += entries.length;
     const elapsed = this.#options.nowMs() - started;
+    this.#stats.applyMs += elapsed;
     this.#stats.applyMsMax = Math.max(this.#stats.applyMsMax, elapsed);
     this.#stats.applyMsRecent.push(elapsed);
     if (this.#stats.applyMsRecent.length > APPLY_SAMPLES_MAX) this.#stats.applyMsRecent.shift();

@@ -117,6 +117,42 @@ function shardLines(sources: MetricsSources, node: string, lines: string[]): voi
       (id) => status.get(id)!.stats.proposalsDropped,
     ],
     [
+      "aspen_shard_turns_total",
+      "Driver turns run.",
+      "counter",
+      (id) => status.get(id)!.stats.turns,
+    ],
+    [
+      "aspen_shard_ready_rounds_total",
+      "Raft Ready rounds handled (one log write and its sends each).",
+      "counter",
+      (id) => status.get(id)!.stats.readyRounds,
+    ],
+    [
+      "aspen_shard_log_syncs_total",
+      "Raft log writes that were fsynced.",
+      "counter",
+      (id) => status.get(id)!.stats.logSyncs,
+    ],
+    [
+      "aspen_shard_log_write_seconds_total",
+      "Time spent writing (and fsyncing) the Raft log; it holds the event loop.",
+      "counter",
+      (id) => status.get(id)!.stats.logWriteMs / 1000,
+    ],
+    [
+      "aspen_shard_apply_seconds_total",
+      "Time spent applying committed entries to the state machine.",
+      "counter",
+      (id) => status.get(id)!.stats.applyMs / 1000,
+    ],
+    [
+      "aspen_shard_applied_entries_total",
+      "Log entries applied to the state machine.",
+      "counter",
+      (id) => status.get(id)!.stats.applied,
+    ],
+    [
       "aspen_shard_optimistic_txns_total",
       "Optimistic transactions applied.",
       "counter",
@@ -203,6 +239,21 @@ function nodeLines(sources: MetricsSources, node: string, lines: string[]): void
   header(lines, "aspen_peer_up", "1 when the peer connection is up.", "gauge");
   for (const peer of peers) {
     lines.push(`aspen_peer_up{${node},peer="${peer.nodeId}"} ${peer.isUp ? 1 : 0}`);
+  }
+  const peerCounters: [string, string, (peer: (typeof peers)[number]) => number][] = [
+    ["aspen_peer_messages_sent_total", "Raft messages sent to the peer.", (p) => p.messagesOut],
+    ["aspen_peer_frames_sent_total", "Frames sent to the peer.", (p) => p.framesOut],
+    [
+      "aspen_peer_stream_writes_total",
+      "Stream writes to the peer (frames of one burst share one).",
+      (p) => p.streamWrites,
+    ],
+    ["aspen_peer_bytes_sent_total", "Bytes sent to the peer.", (p) => p.bytesOut],
+    ["aspen_peer_frames_received_total", "Frames received from the peer.", (p) => p.framesIn],
+  ];
+  for (const [name, help, value] of peerCounters) {
+    header(lines, name, help, "counter");
+    for (const peer of peers) lines.push(`${name}{${node},peer="${peer.nodeId}"} ${value(peer)}`);
   }
   header(lines, "aspen_peer_rtt_ms", "Smoothed round-trip time to the peer, ms.", "gauge");
   for (const peer of peers) {

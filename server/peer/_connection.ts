@@ -349,6 +349,7 @@ export class PeerConnection {
     this.#outbox = [];
     this.#outboxBytes = 0;
     this.#isWriting = true;
+    this.#counters.streamWrites += 1;
     this.#link.writer.write(chunk).then(
       () => {
         this.#isWriting = false;

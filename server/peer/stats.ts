@@ -11,6 +11,8 @@ import type { PeerProtocol } from "./frame_codec.ts";
 /** The mutable counters the transport keeps per peer. */
 export interface PeerCounters {
   framesOut: number;
+  /** Stream writes: frames queued while a write is in flight go out together in the next. */
+  streamWrites: number;
   framesIn: number;
   bytesOut: number;
   bytesIn: number;
@@ -72,6 +74,7 @@ export interface PeerTransportStats {
 export function createPeerCounters(): PeerCounters {
   return {
     framesOut: 0,
+    streamWrites: 0,
     framesIn: 0,
     bytesOut: 0,
     bytesIn: 0,
