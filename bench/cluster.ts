@@ -16,10 +16,12 @@
  *   --cpu-prof DIR    run every node with --cpu-prof, profiles written to DIR
  *   --out PREFIX      output files PREFIX.md and PREFIX.json (default <root>/BENCHMARKS);
  *                     "-" prints the table only
+ *   --render FILE     measure nothing: rewrite PREFIX.md from the JSON of an earlier run and
+ *                     the current bench/NOTES.md (the table stays that run's)
  */
 import { parseArgs } from "node:util";
 import { type BenchReport, LocalCluster, runBench } from "../server/mod.ts";
-import { cpuTimeMs, machineInfo } from "./machine.ts";
+import { cpuTimeMs, type MachineInfo, machineInfo } from "./machine.ts";
 import {
   type CasTxnComparison,
   clusterName,
@@ -28,6 +30,7 @@ import {
   type RowResult,
   type RowSpec,
   type RunParameters,
+  type RunResult,
   STANDARD_CLUSTERS,
   STANDARD_ROWS,
 } from "./plan.ts";
@@ -47,12 +50,15 @@ interface ScriptOptions {
   readonly rows: readonly RowSpec[];
   readonly cpuProfileDir: string | null;
   readonly out: string | null;
+  /** A JSON file of an earlier run to render instead of measuring. */
+  readonly render: string | null;
 }
 
 if (import.meta.main) await main(Deno.args);
 
 async function main(argv: string[]): Promise<void> {
   const options = parseOptions(argv);
+  if (options.render !== null) return await render(options.render, options.out);
   const machine = await machineInfo(ROOT);
   const startedAt = new Date().toISOString();
   print(
@@ -68,16 +74,29 @@ async function main(argv: string[]): Promise<void> {
   }
   const result = { startedAt, parameters: options.parameters, rows, comparisons };
   if (options.out === null) return;
-  const notes = await Deno.readTextFile(NOTES_PATH).catch((error: unknown) => {
-    if (error instanceof Deno.errors.NotFound) return "";
-    throw error;
-  });
-  await Deno.writeTextFile(`${options.out}.md`, formatMarkdown(machine, result, notes));
+  await Deno.writeTextFile(`${options.out}.md`, formatMarkdown(machine, result, await readNotes()));
   await Deno.writeTextFile(
     `${options.out}.json`,
     JSON.stringify({ machine, ...result }, null, 2) + "\n",
   );
   print(`Wrote ${options.out}.md and ${options.out}.json\n`);
+}
+
+async function readNotes(): Promise<string> {
+  return await Deno.readTextFile(NOTES_PATH).catch((error: unknown) => {
+    if (error instanceof Deno.errors.NotFound) return "";
+    throw error;
+  });
+}
+
+/** Rewrites the Markdown of an earlier run from its JSON, with the current notes. */
+async function render(jsonPath: string, out: string | null): Promise<void> {
+  if (out === null) throw new Error("--render needs --out PREFIX, not -");
+  const { machine, ...result } = JSON.parse(await Deno.readTextFile(jsonPath)) as
+    & RunResult
+    & { machine: MachineInfo };
+  await Deno.writeTextFile(`${out}.md`, formatMarkdown(machine, result, await readNotes()));
+  print(`Wrote ${out}.md from ${jsonPath}\n`);
 }
 
 async function benchCluster(
@@ -133,6 +152,7 @@ async function benchRow(
   spec: RowSpec,
   shouldPopulate: boolean,
   seconds = context.parameters.durationSeconds,
+  isClientKeys = false,
 ): Promise<RowResult> {
   const { cluster, parameters } = context;
   const pids = () => cluster.nodes.map((node) => node.pid);
@@ -152,6 +172,7 @@ async function benchRow(
       valueSize: parameters.valueSize,
       keyspace: parameters.keyspace,
       isSequential: false,
+      isClientKeys,
       readRatio: 0.5,
       serializable: spec.serializable,
       scanLimit: 100,
@@ -204,7 +225,8 @@ async function compareCasTxn(context: RowContext): Promise<CasTxnComparison> {
     // Alternate which goes first, so that neither always follows the other.
     const order = round % 2 === 0 ? [cas, txn] : [txn, cas];
     for (const spec of order) {
-      const result = await benchRow(context, spec, false, seconds);
+      // Each client writes its own keys: both sides measure successful writes, not conflicts.
+      const result = await benchRow(context, spec, false, seconds, true);
       measured[spec.workload === "cas" ? "cas" : "txn"].push(result);
     }
   }
@@ -224,6 +246,9 @@ async function compareCasTxn(context: RowContext): Promise<CasTxnComparison> {
     txnOpsPerSecond: measured.txn.map((row) => row.report.operationsPerSecond),
     casNodesUsPerOp: measured.cas.map((row) => row.cpu.nodesUsPerOp ?? 0),
     txnNodesUsPerOp: measured.txn.map((row) => row.cpu.nodesUsPerOp ?? 0),
+    casConflicts: sum(measured.cas.map((row) => row.report.conflicts)),
+    txnConflicts: sum(measured.txn.map((row) => row.report.conflicts)),
+    operations: sum([...measured.cas, ...measured.txn].map((row) => row.report.operations)),
     throughputOverheadPercent: roundTo(100 * median(ratios.map((ratio) => ratio.throughput)), 1),
     cpuOverheadPercent: cpuRatios.length === 0 ? null : roundTo(100 * median(cpuRatios), 1),
   };
@@ -266,6 +291,7 @@ function parseOptions(argv: string[]): ScriptOptions {
       "round-seconds": { type: "string", default: "3" },
       "cpu-prof": { type: "string" },
       out: { type: "string", default: `${ROOT}BENCHMARKS` },
+      render: { type: "string" },
     },
   });
   const endpoints = values.endpoints;
@@ -291,6 +317,7 @@ function parseOptions(argv: string[]): ScriptOptions {
     rows,
     cpuProfileDir: values["cpu-prof"] ?? null,
     out: values.out === "-" ? null : values.out,
+    render: values.render ?? null,
   };
 }
 
@@ -306,6 +333,10 @@ function positive(text: string, flag: string, min = 1): number {
     throw new Error(`${flag} is "${text}" but must be an integer of at least ${min}`);
   }
   return value;
+}
+
+function sum(values: readonly number[]): number {
+  return values.reduce((total, value) => total + value, 0);
 }
 
 function median(values: readonly number[]): number {

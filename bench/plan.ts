@@ -91,6 +91,11 @@ export interface CasTxnComparison {
   readonly txnOpsPerSecond: readonly number[];
   readonly casNodesUsPerOp: readonly number[];
   readonly txnNodesUsPerOp: readonly number[];
+  /** Failed compares and conflicts over all rounds (each client owns its keys: few). */
+  readonly casConflicts: number;
+  readonly txnConflicts: number;
+  /** Operations of all rounds, both sides. */
+  readonly operations: number;
   /** Median over rounds of 1 - txn/cas throughput, percent (negative: txn was faster). */
   readonly throughputOverheadPercent: number;
   /** Median over rounds of txn/cas node CPU per operation - 1, percent. */

@@ -45,6 +45,20 @@ Deno.test("bench/cluster.ts writes the table and the JSON of a run", async () =>
     match(markdown, /\| 1 node \/ 1 shard \| put \| 1 \|/);
     match(markdown, /\| 1 node \/ 1 shard \| get, linearizable \| 256 \|/);
     match(markdown, /## CAS against the equivalent optimistic transaction/);
+    // --render rewrites the Markdown from the JSON alone: the same table, nothing measured.
+    await Deno.remove(`${dir}/B.md`);
+    const rendered = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${PROJECT_ROOT}bench/cluster.ts`,
+        `--render=${dir}/B.json`,
+        `--out=${dir}/B`,
+      ],
+      env: { NO_COLOR: "1" },
+    }).output();
+    equal(rendered.code, 0, new TextDecoder().decode(rendered.stderr));
+    equal(await Deno.readTextFile(`${dir}/B.md`), markdown);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -114,6 +128,9 @@ function run(putOps: number, shardedPutOps: number, overheadPercent: number): Ru
       txnNodesUsPerOp: [101, 102],
       throughputOverheadPercent: overheadPercent,
       cpuOverheadPercent: 1.5,
+      casConflicts: 3,
+      txnConflicts: 4,
+      operations: 12_000,
     }],
   };
 }

@@ -10,6 +10,11 @@
  * - `txn`: the same write as an optimistic transaction (read set = the key's version); its
  *   cost against `cas` is the optimistic transaction overhead.
  * - `scan`: a range read of `scanLimit` keys from a random start.
+ *
+ * With `isClientKeys`, each client draws from its own slice of the key space, so no two
+ * clients touch one key: `cas` and `txn` then measure successful writes, not conflicts (with a
+ * shared key space most compares fail, since a client only learns a key's version from its own
+ * answers).
  */
 
 /** The workloads `aspen bench` knows. */
@@ -24,6 +29,8 @@ export interface WorkloadOptions {
   readonly valueSize: number;
   readonly keyspace: number;
   readonly isSequential: boolean;
+  /** Each client uses its own slice of the key space (no contention between clients). */
+  readonly isClientKeys: boolean;
   readonly readRatio: number;
   readonly serializable: boolean;
   readonly scanLimit: number;
@@ -50,12 +57,20 @@ export class WorkloadClient {
   readonly #versions = new Map<number, number>();
   #state: number;
   #sequence: number;
+  /** The keys this client draws from: [first, first + count). */
+  readonly #slice: { readonly first: number; readonly count: number };
 
   constructor(options: WorkloadOptions, clientIndex: number, clientCount: number) {
     this.#options = options;
     this.#value = "v".repeat(options.valueSize);
     this.#state = (0x9e3779b9 ^ (clientIndex * 0x85ebca6b)) >>> 0 || 1;
     this.#sequence = Math.floor(options.keyspace * clientIndex / clientCount);
+    const first = options.isClientKeys ? this.#sequence : 0;
+    const end = options.isClientKeys
+      ? Math.floor(options.keyspace * (clientIndex + 1) / clientCount)
+      : options.keyspace;
+    // More clients than keys: some clients share their one key.
+    this.#slice = { first: Math.min(first, options.keyspace - 1), count: Math.max(1, end - first) };
   }
 
   /** The key numbered `index`, padded to the key size. */
@@ -171,12 +186,15 @@ export class WorkloadClient {
   }
 
   #pick(): number {
+    const { first, count } = this.#slice;
     if (this.#options.isSequential) {
       const index = this.#sequence;
-      this.#sequence = (this.#sequence + 1) % this.#options.keyspace;
+      this.#sequence = this.#options.isClientKeys
+        ? first + (this.#sequence - first + 1) % count
+        : (this.#sequence + 1) % this.#options.keyspace;
       return index;
     }
-    return this.#random() % this.#options.keyspace;
+    return first + this.#random() % count;
   }
 
   #random(): number {

@@ -13,6 +13,7 @@ const BASE: WorkloadOptions = {
   valueSize: 4,
   keyspace: 100,
   isSequential: false,
+  isClientKeys: false,
   readRatio: 0.5,
   serializable: false,
   scanLimit: 10,
@@ -53,6 +54,30 @@ Deno.test("WorkloadClient walks keys in order, each client from its own start", 
   const keys = Array.from({ length: 26 }, () => keyOf(wrapping.next().path));
   equal(keys[0], "bench/75");
   equal(keys[25], "bench/00", "the walk wraps around the key space");
+});
+
+Deno.test("WorkloadClient with client keys: no two clients touch one key", () => {
+  const clients = 8;
+  for (const isSequential of [false, true]) {
+    const options = { ...BASE, workload: "cas" as const, isClientKeys: true, isSequential };
+    const owner = new Map<string, number>();
+    for (let index = 0; index < clients; index++) {
+      const client = new WorkloadClient(options, index, clients);
+      const mine = new Set<string>();
+      for (let i = 0; i < 500; i++) {
+        const key = JSON.parse(client.next().body!).compare[0].key as string;
+        equal(owner.get(key) ?? index, index, `${key} belongs to one client`);
+        owner.set(key, index);
+        mine.add(key);
+      }
+      const slice = Math.floor(100 * (index + 1) / clients) - Math.floor(100 * index / clients);
+      equal(mine.size, slice, `client ${index} covers its slice`);
+    }
+    equal(owner.size, 100, "the slices cover the key space");
+  }
+  // More clients than keys: each still gets a key inside the key space.
+  const crowded = new WorkloadClient({ ...BASE, keyspace: 2, isClientKeys: true }, 5, 8);
+  ok(["bench/00", "bench/01"].includes(keyOf(crowded.next().path)));
 });
 
 Deno.test("WorkloadClient mixes reads and writes at the read ratio", () => {

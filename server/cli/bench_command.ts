@@ -30,6 +30,10 @@ export const BENCH_COMMAND: Command = {
     "value-size": { type: "string", valueName: "BYTES", help: "value size", defaultText: "256" },
     keyspace: { type: "string", valueName: "N", help: "distinct keys", defaultText: "10000" },
     "sequential-keys": { type: "boolean", help: "walk keys in order instead of at random" },
+    "client-keys": {
+      type: "boolean",
+      help: "each client uses its own slice of the key space (no conflicts between clients)",
+    },
     "read-ratio": {
       type: "string",
       valueName: "R",
@@ -84,6 +88,7 @@ async function runBenchCommand(args: ParsedArgs, io: CliIo): Promise<number> {
       valueSize: integerFlag(args, "value-size", 0, 1024 * 1024) ?? 256,
       keyspace: integerFlag(args, "keyspace", 1, 100_000_000) ?? 10_000,
       isSequential: args.values["sequential-keys"] === true,
+      isClientKeys: args.values["client-keys"] === true,
       readRatio,
       serializable: consistency === "serializable",
       scanLimit: integerFlag(args, "scan-limit", 1, 10_000) ?? 100,
