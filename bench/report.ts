@@ -184,11 +184,7 @@ function target(
   unit = "/s",
 ): string {
   if (value === undefined) return `| ${name} | not measured | |`;
-  const shown = unit === "x"
-    ? value.toFixed(2)
-    : unit === "/s"
-    ? value.toLocaleString("en")
-    : value;
+  const shown = unit === "/s" ? value.toLocaleString("en") : value.toFixed(unit === "%" ? 1 : 2);
   return `| ${name} | ${shown}${unit} | ${isMet(value) ? "yes" : "no"} |`;
 }
 

@@ -105,6 +105,17 @@ Deno.test("aspen bench runs every workload against a real 1-node cluster", async
         ok(report.conflicts < 200, "versions are learned, so most operations succeed");
       });
     }
+    for (const workload of ["cas", "txn"]) {
+      await t.step(`${workload} with --client-keys fails only each key's first write`, async () => {
+        // Keys 0..7 were written above, so each client's first compare on a key (version 0)
+        // fails once and learns it; no other client ever writes its keys after that.
+        const extra = ["--total=200", "--clients=4", "--keyspace=8", "--client-keys"];
+        const report = await bench(workload, extra);
+        equal(report.operations, 200);
+        deepEqual(report.errors, {});
+        ok(report.conflicts <= 8, `at most one conflict per key (${report.conflicts})`);
+      });
+    }
     await t.step("the human report", async () => {
       const run = await aspen(["bench", "put", ...flags, "--total=50", "--key-size=16"]);
       equal(run.code, 0);

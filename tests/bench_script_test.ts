@@ -153,7 +153,7 @@ Deno.test("formatMarkdown judges each target from the right row", async (t) => {
   await t.step("all met", () => {
     const markdown = formatMarkdown(MACHINE, run(16_000, 16_000, 1.5));
     match(markdown, /put >= 15,000\/s on 1 shard \| 16,000\/s \| yes/);
-    match(markdown, /single-client put p50 < 2 ms \| 1\.5 ms \| yes/);
+    match(markdown, /single-client put p50 < 2 ms \| 1\.50 ms \| yes/);
     match(markdown, /linearizable get >= 40,000\/s \| 41,000\/s \| yes/);
     match(markdown, /4 shards put no less than 1 shard \| 1\.00x \| yes/);
     match(markdown, /optimistic txn overhead < 5% vs CAS \| 1\.5% \| yes/);
@@ -162,6 +162,6 @@ Deno.test("formatMarkdown judges each target from the right row", async (t) => {
     const markdown = formatMarkdown(MACHINE, run(9_000, 8_000, 7));
     match(markdown, /put >= 15,000\/s on 1 shard \| 9,000\/s \| no/);
     match(markdown, /4 shards put no less than 1 shard \| 0\.89x \| no/);
-    match(markdown, /optimistic txn overhead < 5% vs CAS \| 7% \| no/);
+    match(markdown, /optimistic txn overhead < 5% vs CAS \| 7\.0% \| no/);
   });
 });

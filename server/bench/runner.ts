@@ -68,22 +68,32 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
     (_, index) =>
       new HttpConnection(options.endpoints[index % options.endpoints.length]!, authorization),
   );
+  // One workload client per bench client for warm-up and measurement alike: what cas and txn
+  // clients learn of their keys' versions while warming up keeps their compares succeeding.
+  const workloads = Array.from(
+    { length: options.clients },
+    (_, index) => new WorkloadClient(options.workload, index, options.clients),
+  );
   try {
     const isRead = options.workload.workload !== "put";
     if (isRead && options.populate !== false) await populate(options, connections);
     const warmupMs = options.warmupMs ?? 0;
     if (warmupMs > 0) {
       const { onProgress: _, ...quiet } = options;
-      await measure({ ...quiet, durationMs: warmupMs, total: null }, connections);
+      await measure({ ...quiet, durationMs: warmupMs, total: null }, connections, workloads);
     }
     options.onStart?.();
-    return await measure(options, connections);
+    return await measure(options, connections, workloads);
   } finally {
     for (const connection of connections) connection.close();
   }
 }
 
-async function measure(options: RunOptions, connections: HttpConnection[]): Promise<BenchReport> {
+async function measure(
+  options: RunOptions,
+  connections: HttpConnection[],
+  workloads: readonly WorkloadClient[],
+): Promise<BenchReport> {
   const latency = new LatencyRecorder();
   const errors: Record<string, number> = {};
   const state = { issued: 0, done: 0, conflicts: 0, errors: 0 };
@@ -106,7 +116,7 @@ async function measure(options: RunOptions, connections: HttpConnection[]): Prom
   }, PROGRESS_INTERVAL_MS);
   try {
     await Promise.all(Array.from({ length: options.clients }, async (_, index) => {
-      const workload = new WorkloadClient(options.workload, index, options.clients);
+      const workload = workloads[index]!;
       const connection = connections[index % connections.length]!;
       while (!isOver()) {
         state.issued++;
