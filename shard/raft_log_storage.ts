@@ -12,6 +12,14 @@
  * be learned again. Because the WAL is sequential, a later FULL commit also makes every earlier
  * NORMAL one durable. Snapshots and compaction always commit with FULL.
  *
+ * With `isFlushDeferred`, `persist` commits with NORMAL even when `mustSync`, and
+ * {@linkcode SqliteLogStorage.flush} makes the log durable afterwards by fsyncing the WAL file
+ * on Deno's blocking thread pool: `node:sqlite` is synchronous, and a FULL commit holds the
+ * event loop (and every other shard of the node) for the whole fsync. The WAL holds every
+ * commit since the last checkpoint, and a checkpoint (at commit, in this thread) syncs the WAL
+ * and the database before it lets the WAL restart, so syncing the WAL file makes every
+ * committed transaction durable.
+ *
  * Everything read back is validated (safe non-negative integers, contiguous indexes,
  * non-decreasing terms, known entry types); a violation is reported as
  * `AspenError("storage_corrupt")`, never silently repaired.
@@ -53,6 +61,8 @@ export interface SqliteLogStorageOptions {
   readonly path: string;
   /** For a founding member of a new group: its initial membership; null to join empty. */
   readonly bootstrap: ConfState | null;
+  /** `persist` never waits for the disk; `flush()` syncs off the event loop (see above). */
+  readonly isFlushDeferred?: boolean;
 }
 
 const SCHEMA = `
@@ -86,6 +96,11 @@ const SCHEMA = `
 export class SqliteLogStorage implements WritableLogStorage {
   readonly #db: DatabaseSync;
   readonly #path: string;
+  readonly #isFlushDeferred: boolean;
+  /** Commits made with NORMAL that a flush has not yet made durable. */
+  #isFlushNeeded = false;
+  /** The WAL file, opened at the first flush (SQLite creates it). */
+  #wal: Deno.FsFile | null = null;
   #hardState: HardState = EMPTY_HARD_STATE;
   #snapshot: Snapshot = initialSnapshot(EMPTY_CONF_STATE);
   #offset = 0 as LogIndex;
@@ -97,9 +112,10 @@ export class SqliteLogStorage implements WritableLogStorage {
   /** The newest entries, as written; reads it covers skip SQLite (see _entry_cache.ts). */
   readonly #cache = new EntryCache();
 
-  private constructor(db: DatabaseSync, path: string) {
+  private constructor(db: DatabaseSync, path: string, isFlushDeferred: boolean) {
     this.#db = db;
     this.#path = path;
+    this.#isFlushDeferred = isFlushDeferred;
   }
 
   /**
@@ -109,7 +125,8 @@ export class SqliteLogStorage implements WritableLogStorage {
    */
   static open(options: SqliteLogStorageOptions): SqliteLogStorage {
     const db = new DatabaseSync(options.path);
-    const storage = new SqliteLogStorage(db, options.path);
+    const isFlushDeferred = (options.isFlushDeferred ?? false) && options.path !== ":memory:";
+    const storage = new SqliteLogStorage(db, options.path, isFlushDeferred);
     try {
       db.exec("PRAGMA journal_mode = WAL");
       // SQLite reads pages lazily: check them all now rather than fail in the middle of a run.
@@ -131,6 +148,7 @@ export class SqliteLogStorage implements WritableLogStorage {
   close(): void {
     if (!this.#isOpen) return;
     this.#isOpen = false;
+    this.#wal?.close();
     this.#db.close();
   }
 
@@ -185,13 +203,32 @@ export class SqliteLogStorage implements WritableLogStorage {
     return this.#snapshot;
   }
 
-  /** Persists one Ready's writes in one transaction, fsynced when `mustSync`. */
+  /**
+   * Persists one Ready's writes in one transaction, fsynced when `mustSync` (unless flushes are
+   * deferred: then {@linkcode SqliteLogStorage.flush} makes it durable).
+   */
   persist(writes: ReadyWrites, mustSync: boolean): void {
-    this.#transaction(mustSync, () => {
+    this.#transaction(mustSync && !this.#isFlushDeferred, () => {
       if (writes.snapshot !== null) this.#writeSnapshot(writes.snapshot);
       if (writes.entries.length > 0) this.#writeEntries(writes.entries);
       if (writes.hardState !== null) this.#writeHardState(writes.hardState);
     });
+    if (mustSync && this.#isFlushDeferred) this.#isFlushNeeded = true;
+  }
+
+  /**
+   * Makes every committed write durable without blocking the event loop: fsyncs the WAL file
+   * on Deno's blocking thread pool. Resolves at once when nothing waits for it (a storage
+   * without deferred flushes syncs in `persist`).
+   *
+   * @throws when the disk reports a failure: what is durable is then unknown.
+   */
+  async flush(): Promise<void> {
+    if (!this.#isFlushNeeded) return;
+    assert(this.#isOpen, `the log storage "${this.#path}" is closed`);
+    this.#isFlushNeeded = false;
+    this.#wal ??= await Deno.open(`${this.#path}-wal`, { read: true, write: true });
+    await this.#wal.syncData();
   }
 
   append(entries: readonly Entry[]): void {
@@ -244,6 +281,8 @@ export class SqliteLogStorage implements WritableLogStorage {
 
   #transaction(isFullSync: boolean, body: () => void): void {
     assert(this.#isOpen, `the log storage "${this.#path}" is closed`);
+    // A FULL commit syncs the WAL, and with it every deferred commit before it.
+    if (isFullSync) this.#isFlushNeeded = false;
     if (this.#isFullSync !== isFullSync) {
       this.#db.exec(`PRAGMA synchronous = ${isFullSync ? "FULL" : "NORMAL"}`);
       this.#isFullSync = isFullSync;

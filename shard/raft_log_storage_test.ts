@@ -283,3 +283,54 @@ Deno.test("RawNode on SqliteLogStorage restarts from snapshot plus log, losing n
     }
   });
 });
+
+Deno.test("SqliteLogStorage with deferred flushes: flush() makes persist() durable", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "aspen-raft-log-" });
+  try {
+    const path = `${dir}/raft-log.db`;
+    const entry = (index: number): Entry => ({
+      term: 2 as Term,
+      index: index as LogIndex,
+      type: "normal",
+      data: new Uint8Array([index]),
+    });
+    const hardState = { term: 2 as Term, vote: replicaId(1), commit: 3 as LogIndex };
+    const storage = SqliteLogStorage.open({ path, bootstrap: VOTERS, isFlushDeferred: true });
+    try {
+      await storage.flush(); // nothing to flush: resolves at once
+      storage.persist({ hardState, entries: [entry(4), entry(5)], snapshot: null }, true);
+      equal(storage.lastIndex(), 5);
+      await storage.flush();
+      await storage.flush();
+    } finally {
+      storage.close();
+    }
+    const reopened = SqliteLogStorage.open({ path, bootstrap: VOTERS, isFlushDeferred: true });
+    try {
+      equal(reopened.lastIndex(), 5);
+      deepStrictEqual(reopened.initialState().hardState, hardState);
+      // A failed sync is reported, never taken for success (here: the WAL file is gone).
+      reopened.persist({ hardState: null, entries: [entry(6)], snapshot: null }, true);
+      await Deno.remove(`${path}-wal`);
+      let failure: unknown = null;
+      await reopened.flush().catch((error) => failure = error);
+      ok(failure instanceof Deno.errors.NotFound, `flush() rejects: ${failure}`);
+    } finally {
+      reopened.close();
+    }
+    // Without deferral (and in memory) persist() syncs itself and flush() has nothing to do.
+    const memory = SqliteLogStorage.open({
+      path: ":memory:",
+      bootstrap: VOTERS,
+      isFlushDeferred: true,
+    });
+    try {
+      memory.persist({ hardState, entries: [entry(4)], snapshot: null }, true);
+      await memory.flush();
+    } finally {
+      memory.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -17,6 +17,15 @@
  * A proposal's promise settles when the entry at its (index, term) is applied: with the
  * state machine's result, or as dropped when another entry took that index. A linearizable
  * read waits for its ReadIndex and for the applied index to reach it (Raft thesis §6.4).
+ *
+ * A storage with `flush()` writes without waiting for the disk and syncs off the event loop's
+ * thread. A Ready that must be durable then waits for the flush before anything that depends
+ * on it: its messages go out (a follower's acknowledgements, votes), its entries apply, and the
+ * core advances; the turn stops there and resumes when the flush resolves, with every input
+ * that arrived meanwhile (which therefore batches into the next Ready). A leader's own messages
+ * (appends, heartbeats) go out before its flush, so that the followers write while the leader
+ * does (Raft thesis §10.2.1): nothing commits on them until the leader has resumed, and it
+ * resumes only after its flush, because acknowledgements are stepped in turns.
  */
 import {
   assert,
@@ -28,6 +37,7 @@ import {
   type ProposeResult,
   type RaftConfig,
   RawNode,
+  type Ready,
   type ReplicaId,
   type Snapshot,
   type Status,
@@ -66,6 +76,12 @@ export interface ReplicaLogStorage extends WritableLogStorage {
     },
     mustSync: boolean,
   ): void;
+  /**
+   * Optional. When present, `persist` does not wait for the disk even when `mustSync`, and
+   * this makes everything persisted so far durable without blocking the event loop; it
+   * rejects when the disk failed.
+   */
+  flush?(): Promise<void>;
   close(): void;
 }
 
@@ -193,6 +209,10 @@ export class ShardReplica<Result> {
   #timer: ReturnType<typeof setInterval> | null = null;
   #lastSnapshotIndex: number;
   #lastLeadership = "";
+  /** A persisted Ready waiting for its flush; no turn runs until it is handled. */
+  #flushing: { readonly ready: Ready; readonly isSent: boolean } | null = null;
+  /** The term and vote last persisted (a leader's Ready that keeps them may send early). */
+  #persistedVote: { term: number; vote: number | null };
 
   constructor(options: ReplicaOptions<Result>) {
     this.shard = options.shard;
@@ -208,6 +228,8 @@ export class ShardReplica<Result> {
     const applied = options.stateMachine.appliedIndex();
     assert(applied >= snapshotIndex, "state machine is behind the log snapshot");
     this.#lastSnapshotIndex = snapshotIndex;
+    const { term, vote } = options.storage.initialState().hardState;
+    this.#persistedVote = { term, vote };
     this.#node = new RawNode(
       { ...options.raft, applied: Math.max(applied, snapshotIndex) as LogIndex },
       options.storage,
@@ -261,6 +283,7 @@ export class ShardReplica<Result> {
   tickNow(): void {
     if (this.#isClosed) return;
     this.#pendingTicks++;
+    if (this.#flushing !== null) return;
     if (this.#scheduled !== null) {
       clearImmediate(this.#scheduled);
       this.#scheduled = null;
@@ -405,9 +428,13 @@ export class ShardReplica<Result> {
     });
   }
 
-  /** One turn of the driver loop. Invariant: never re-entered. */
+  /**
+   * One turn of the driver loop. Invariant: never re-entered, and never run while a Ready
+   * waits for its flush (the flush resumes the loop).
+   */
   #turn(): void {
     assert(!this.#isInTurn, "the replica loop was re-entered");
+    if (this.#flushing !== null) return;
     this.#isInTurn = true;
     const started = this.#options.nowMs();
     this.#stats.turns++;
@@ -415,20 +442,41 @@ export class ShardReplica<Result> {
       this.#drainInputs();
       let rounds = 0;
       while (this.#node.hasReady() && rounds < READY_ROUNDS_PER_TURN_MAX) {
-        this.#handleReady();
         rounds++;
+        if (!this.#handleReady()) break;
       }
-      if (this.#node.hasReady()) this.#schedule();
-      this.#failOrphanedReads();
-      // The batch in flight came back: the reads that waited for it get the next round.
-      if (this.#reads.length > 0 && this.#readBatches.size === 0) this.#schedule();
-      this.#serveReadyReads();
-      this.#maybeSnapshot();
+      this.#endTurn();
     } finally {
       this.#isInTurn = false;
     }
     this.#stats.turnMsMax = Math.max(this.#stats.turnMsMax, this.#options.nowMs() - started);
     this.#noticeLeadership();
+  }
+
+  /** What every turn does after its Ready rounds (some of it waits while a flush runs). */
+  #endTurn(): void {
+    const isFlushing = this.#flushing !== null;
+    if (!isFlushing && this.#node.hasReady()) this.#schedule();
+    this.#failOrphanedReads();
+    // The batch in flight came back: the reads that waited for it get the next round.
+    if (!isFlushing && this.#reads.length > 0 && this.#readBatches.size === 0) this.#schedule();
+    this.#serveReadyReads();
+    if (!isFlushing) this.#maybeSnapshot();
+  }
+
+  /** The flush of `ready` resolved: finish it, then run the turn the flush held back. */
+  #flushed(ready: Ready): void {
+    const flushing = this.#flushing;
+    assert(flushing?.ready === ready, "the flush resolved for the Ready that waits");
+    this.#flushing = null;
+    if (this.#isClosed) return;
+    this.#isInTurn = true;
+    try {
+      this.#finishReady(ready, !flushing.isSent);
+    } finally {
+      this.#isInTurn = false;
+    }
+    this.#turn();
   }
 
   #drainInputs(): void {
@@ -493,17 +541,64 @@ export class ShardReplica<Result> {
     for (const waiter of waiters) waiter.reject(error);
   }
 
-  #handleReady(): void {
+  /** Handles one Ready; false when it waits for a flush (the turn must stop). */
+  #handleReady(): boolean {
     const ready = this.#node.ready();
     this.#stats.readyRounds++;
     if (ready.mustSync) this.#stats.logSyncs++;
     const started = this.#options.nowMs();
-    this.#options.storage.persist(
+    const storage = this.#options.storage;
+    // Decided before this Ready's hard state counts as persisted.
+    const isLeader = this.#isLeaderReady(ready);
+    storage.persist(
       { hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot },
       ready.mustSync,
     );
+    if (ready.hardState !== null) {
+      this.#persistedVote = { term: ready.hardState.term, vote: ready.hardState.vote };
+    }
     this.#stats.logWriteMs += this.#options.nowMs() - started;
-    if (ready.messages.length > 0) this.#options.send(ready.messages);
+    if (!ready.mustSync || storage.flush === undefined) {
+      this.#finishReady(ready, true);
+      return true;
+    }
+    if (isLeader && ready.messages.length > 0) this.#options.send(ready.messages);
+    this.#flushing = { ready, isSent: isLeader };
+    const flushStarted = this.#options.nowMs();
+    storage.flush().then(
+      () => {
+        this.#stats.logWriteMs += this.#options.nowMs() - flushStarted;
+        this.#flushed(ready);
+      },
+      (error: unknown) => {
+        // A replica closed meanwhile no longer cares; a failed disk sync is fatal, as a failed
+        // write is: what is durable is unknown, so the node must stop.
+        if (this.#isClosed) return;
+        queueMicrotask(() => {
+          throw error;
+        });
+      },
+    );
+    return false;
+  }
+
+  /**
+   * Whether `ready` is a leader's whose term and vote are already durable: its messages are
+   * appends and heartbeats that may leave before its new entries are. Not when the Ready
+   * itself changes the term or vote (a single voter elects itself in one step): a message of a
+   * term the node could forget must never leave.
+   */
+  #isLeaderReady(ready: Ready): boolean {
+    const hardState = ready.hardState;
+    const persisted = this.#persistedVote;
+    const isVoteDurable = hardState === null ||
+      (hardState.term === persisted.term && hardState.vote === persisted.vote);
+    return this.#node.role === "leader" && isVoteDurable;
+  }
+
+  /** Sends (unless already sent), restores, applies and advances a persisted Ready. */
+  #finishReady(ready: Ready, isSendNeeded: boolean): void {
+    if (isSendNeeded && ready.messages.length > 0) this.#options.send(ready.messages);
     if (ready.snapshot !== null) this.#restore(ready.snapshot);
     if (ready.committed.length > 0) this.#apply(ready.committed);
     for (const state of ready.readStates) {

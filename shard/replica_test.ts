@@ -21,6 +21,25 @@ import { type ReplicaLogStorage, type ReplicaStateMachine, ShardReplica } from "
 
 class MemoryLogStorage extends MemoryStorage implements ReplicaLogStorage {
   appendCalls = 0;
+  /** When true, flush() exists and waits until release() (see DeferredFlush tests). */
+  isFlushHeld = false;
+  readonly heldFlushes: (() => void)[] = [];
+  flushCalls = 0;
+  flush?: () => Promise<void>;
+  /** Gives this storage a flush() that completes at once or, while held, on release(). */
+  deferFlushes(): void {
+    this.flush = () => {
+      this.flushCalls++;
+      if (!this.isFlushHeld) return Promise.resolve();
+      const { promise, resolve } = Promise.withResolvers<void>();
+      this.heldFlushes.push(resolve);
+      return promise;
+    };
+  }
+  release(): void {
+    this.isFlushHeld = false;
+    for (const resolve of this.heldFlushes.splice(0)) resolve();
+  }
   persist(
     write: { hardState: HardState | null; entries: readonly Entry[]; snapshot: Snapshot | null },
   ): void {
@@ -73,6 +92,8 @@ interface Group {
   isolated: Set<number>;
   /** Heartbeats sent, isolated or not: one per follower per ReadIndex round. */
   heartbeats: number;
+  /** Every message sent, in order. */
+  sent: Message[];
 }
 
 function makeGroup(snapshotIntervalEntries = 1000): Group {
@@ -82,6 +103,7 @@ function makeGroup(snapshotIntervalEntries = 1000): Group {
     storages: new Map(),
     isolated: new Set(),
     heartbeats: 0,
+    sent: [],
   };
   const voters = [1, 2, 3].map(replicaId);
   for (const id of [1, 2, 3]) {
@@ -103,6 +125,7 @@ function makeGroup(snapshotIntervalEntries = 1000): Group {
       stateMachine: machine,
       send: (messages: readonly Message[]) => {
         for (const message of messages) {
+          group.sent.push(message);
           if (message.type === "heartbeat") group.heartbeats++;
           if (group.isolated.has(message.to) || group.isolated.has(message.from)) continue;
           group.replicas.get(message.to)?.deliver(message);
@@ -279,4 +302,115 @@ Deno.test("ShardReplica.close() fails pending proposals", async () => {
   await settle();
   closeGroup(group);
   await rejects(pending, (error: AspenError) => error.code === "shard_unavailable");
+});
+
+Deno.test("ShardReplica with deferred flushes: a follower answers only after its flush", async () => {
+  const group = makeGroup();
+  for (const storage of group.storages.values()) storage.deferFlushes();
+  try {
+    const leader = await electOne(group);
+    const follower = group.storages.get(2)!;
+    follower.isFlushHeld = true;
+    group.isolated.add(3);
+    const sentBefore = group.sent.length;
+    let isResolved = false;
+    const pending = leader.propose(encoder.encode("x")).then((result) => {
+      isResolved = true;
+      return result;
+    });
+    await settle();
+    const lastIndex = leader.status().lastIndex;
+    equal(follower.lastIndex(), lastIndex, "the follower wrote the entry");
+    equal(follower.heldFlushes.length, 1, "and waits for its flush");
+    const answers = group.sent.slice(sentBefore).filter((message) => message.from === 2);
+    deepEqual(answers, [], "nothing leaves the follower before its flush");
+    group.replicas.get(2)!.tickNow(); // a tick while flushing waits for the flush
+    equal(isResolved, false, "nothing commits on an unflushed acknowledgement");
+    equal(group.machines.get(2)!.items.length, 0);
+    follower.release();
+    equal(await pending, 1);
+    const acks = group.sent.slice(sentBefore).filter((message) =>
+      message.from === 2 && message.type === "appendResponse"
+    );
+    ok(acks.length >= 1, "the follower acknowledged after its flush");
+  } finally {
+    closeGroup(group);
+  }
+});
+
+Deno.test("ShardReplica with deferred flushes: a leader's appends leave before its flush", async () => {
+  const group = makeGroup();
+  for (const storage of group.storages.values()) storage.deferFlushes();
+  try {
+    const leader = await electOne(group);
+    const storage = group.storages.get(1)!;
+    storage.isFlushHeld = true;
+    let isResolved = false;
+    const pending = leader.propose(encoder.encode("y")).then(() => isResolved = true);
+    await settle();
+    equal(storage.heldFlushes.length, 1, "the leader waits for its flush");
+    const lastIndex = storage.lastIndex();
+    equal(group.storages.get(2)!.lastIndex(), lastIndex, "the followers have the entry already");
+    equal(group.storages.get(3)!.lastIndex(), lastIndex);
+    // Both followers acknowledged, but the leader steps nothing until its own flush is done.
+    equal(isResolved, false, "nothing commits before the leader's own entries are durable");
+    equal(leader.status().commit < lastIndex, true);
+    storage.release();
+    await pending;
+    equal(isResolved, true);
+    await settle();
+    for (const machine of group.machines.values()) deepEqual(machine.items, ["y"]);
+  } finally {
+    closeGroup(group);
+  }
+});
+
+Deno.test("ShardReplica with deferred flushes: close() while a flush runs", async () => {
+  const group = makeGroup();
+  for (const storage of group.storages.values()) storage.deferFlushes();
+  const leader = await electOne(group);
+  const storage = group.storages.get(1)!;
+  storage.isFlushHeld = true;
+  const pending = leader.propose(encoder.encode("z"));
+  await settle();
+  equal(storage.heldFlushes.length, 1);
+  closeGroup(group);
+  await rejects(pending, (error: AspenError) => error.code === "shard_unavailable");
+  storage.release(); // the flush finishing after close changes nothing
+  await settle();
+});
+
+Deno.test("ShardReplica with deferred flushes: a new term's messages wait for the flush", () => {
+  // A single voter elects itself in one step: the Ready that makes it leader also changes its
+  // term and vote, so even its appends (to the learner) must wait until they are durable.
+  const storage = new MemoryLogStorage({ voters: [replicaId(1)], learners: [replicaId(2)] });
+  storage.deferFlushes();
+  storage.isFlushHeld = true;
+  const sent: Message[] = [];
+  const replica = new ShardReplica<number>({
+    shard: 0,
+    raft: {
+      id: replicaId(1),
+      electionTicks: 10,
+      heartbeatTicks: 1,
+      prng: new SeededPrng(1),
+      preVote: false,
+      checkQuorum: false,
+      leaseReads: false,
+    },
+    storage,
+    stateMachine: new ListMachine(),
+    send: (messages) => sent.push(...messages),
+    nowMs: () => performance.now(),
+    tickMs: 0,
+  });
+  try {
+    replica.campaign();
+    replica.runTurn();
+    equal(replica.status().role, "leader");
+    equal(storage.heldFlushes.length, 1, "the new term waits for its flush");
+    deepEqual(sent, [], "no message of an unflushed term left");
+  } finally {
+    replica.close();
+  }
 });

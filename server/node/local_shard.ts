@@ -148,7 +148,13 @@ export class LocalShard {
       throw logLostError(options.shard, paths, "missing or empty");
     }
     const confState: ConfState = { voters: options.voters.map(replicaId), learners: [] };
-    const storage = SqliteLogStorage.open({ path: paths.log, bootstrap: confState });
+    // Log fsyncs run off the event loop (see SqliteLogStorage.flush): a FULL commit blocked
+    // every shard of the node for the whole fsync, once per shard and Ready.
+    const storage = SqliteLogStorage.open({
+      path: paths.log,
+      bootstrap: confState,
+      isFlushDeferred: true,
+    });
     let stateMachine: StateMachine | null = null;
     try {
       if (isStateMachineNew) checkNothingCommitted(storage, paths, options);
