@@ -304,7 +304,7 @@ Deno.test("ShardReplica.close() fails pending proposals", async () => {
   await rejects(pending, (error: AspenError) => error.code === "shard_unavailable");
 });
 
-Deno.test("ShardReplica with deferred flushes: a follower answers only after its flush", async () => {
+Deno.test("ShardReplica, deferred flushes: a follower answers after its flush", async () => {
   const group = makeGroup();
   for (const storage of group.storages.values()) storage.deferFlushes();
   try {
@@ -338,7 +338,7 @@ Deno.test("ShardReplica with deferred flushes: a follower answers only after its
   }
 });
 
-Deno.test("ShardReplica with deferred flushes: a leader's appends leave before its flush", async () => {
+Deno.test("ShardReplica, deferred flushes: leader appends leave before its flush", async () => {
   const group = makeGroup();
   for (const storage of group.storages.values()) storage.deferFlushes();
   try {

@@ -85,10 +85,25 @@ function header(lines: string[], name: string, help: string, type: string): void
   lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
 }
 
+/** One per-shard series: name, help, type and the value for a local replica. */
+type ShardSeries = [string, string, string, (id: number, shard: LocalShard) => number];
+
 /** Per-shard series: one line per local replica. */
 function shardLines(sources: MetricsSources, node: string, lines: string[]): void {
   const status = new Map([...sources.shards].map(([id, shard]) => [id, shard.replica.status()]));
-  const series: [string, string, string, (id: number, shard: LocalShard) => number][] = [
+  const series = [...raftSeries(status), ...workSeries(status)];
+  for (const [name, help, type, value] of series) {
+    header(lines, name, help, type);
+    for (const [id, shard] of sources.shards) {
+      lines.push(`${name}{${node},shard="${id}"} ${value(id, shard)}`);
+    }
+  }
+  applyLatencyLines(status, node, lines);
+}
+
+/** The Raft state and proposals of each replica. */
+function raftSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
+  return [
     [
       "aspen_shard_leader",
       "1 when this node's replica leads the shard.",
@@ -116,6 +131,12 @@ function shardLines(sources: MetricsSources, node: string, lines: string[]): voi
       "counter",
       (id) => status.get(id)!.stats.proposalsDropped,
     ],
+  ];
+}
+
+/** The work each replica did: turns, log writes, applies (what BENCHMARKS.md is read by). */
+function workSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
+  return [
     [
       "aspen_shard_turns_total",
       "Driver turns run.",
@@ -171,13 +192,6 @@ function shardLines(sources: MetricsSources, node: string, lines: string[]): voi
       (id) => status.get(id)!.stats.turnMsMax,
     ],
   ];
-  for (const [name, help, type, value] of series) {
-    header(lines, name, help, type);
-    for (const [id, shard] of sources.shards) {
-      lines.push(`${name}{${node},shard="${id}"} ${value(id, shard)}`);
-    }
-  }
-  applyLatencyLines(status, node, lines);
 }
 
 function applyLatencyLines(
