@@ -12,6 +12,8 @@ import { createClusterCa } from "./peer/mod.ts";
 
 /** How long a launch waits for every shard to elect a leader. */
 export const LAUNCH_LEADERS_TIMEOUT_MS = 60_000;
+/** Output lines kept per node, to explain a cluster that does not come up. */
+export const RECENT_LINES_MAX = 12;
 /** How long a stopping node gets after SIGTERM before it is killed. */
 export const STOP_GRACE_MS = 10_000;
 /** The most nodes a local cluster may have. */
@@ -80,6 +82,7 @@ export class LocalCluster {
   readonly #nodes: Map<number, LocalNode>;
   readonly #processes = new Map<number, NodeProcess>();
   readonly #unexpectedExits: UnexpectedExit[] = [];
+  readonly #recentLines = new Map<number, string[]>();
 
   private constructor(options: LaunchOptions, record: LocalClusterRecord) {
     this.#options = options;
@@ -128,9 +131,16 @@ export class LocalCluster {
     }).spawn();
     node.pid = child.pid;
     const process: NodeProcess = { child, done: Promise.resolve(), isExitExpected: false };
+    const onLine = (line: string) => {
+      const recent = this.#recentLines.get(id) ?? [];
+      recent.push(line);
+      if (recent.length > RECENT_LINES_MAX) recent.shift();
+      this.#recentLines.set(id, recent);
+      this.#options.onLine(id, line);
+    };
     process.done = Promise.all([
-      pipeLines(child.stdout, (line) => this.#options.onLine(id, line)),
-      pipeLines(child.stderr, (line) => this.#options.onLine(id, line)),
+      pipeLines(child.stdout, onLine),
+      pipeLines(child.stderr, onLine),
       child.status,
     ]).then(([, , status]) => {
       this.#processes.delete(id);
@@ -196,7 +206,8 @@ export class LocalCluster {
   /**
    * Polls node `via` until every shard reports a leader.
    *
-   * @throws {AspenError} `timeout` naming the shards still without a leader.
+   * @throws {AspenError} `timeout` naming the shards still without a leader, or
+   * `shard_unavailable` at once when a node exited on its own; both end with each node's last lines.
    */
   async waitForLeaders(
     via = this.nodes[0]!.id,
@@ -205,14 +216,29 @@ export class LocalCluster {
     const deadline = Date.now() + timeoutMs;
     let missing = "no answer yet";
     while (Date.now() < deadline) {
+      const exit = this.#unexpectedExits[0];
+      if (exit !== undefined) {
+        throw new AspenError(
+          "shard_unavailable",
+          `Cannot start the cluster: node ${exit.node} exited (code ${exit.code}, signal ` +
+            `${exit.signal})${this.#recentOutput()}`,
+        );
+      }
       missing = await this.#shardsWithoutLeader(via);
       if (missing === "") return;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     throw new AspenError(
       "timeout",
-      `Cannot start the cluster: after ${timeoutMs} ms ${missing}`,
+      `Cannot start the cluster: after ${timeoutMs} ms ${missing}${this.#recentOutput()}`,
     );
+  }
+
+  #recentOutput(): string {
+    const parts = [...this.#recentLines].map(([id, lines]) =>
+      lines.map((line) => `\n  n${id} | ${line}`).join("")
+    );
+    return parts.length === 0 ? "" : `; last output:${parts.join("")}`;
   }
 
   async #shardsWithoutLeader(via: number): Promise<string> {
