@@ -207,7 +207,8 @@ export class LocalCluster {
    * Polls node `via` until every shard reports a leader.
    *
    * @throws {AspenError} `timeout` naming the shards still without a leader, or
-   * `shard_unavailable` at once when a node exited on its own; both end with each node's last lines.
+   * `shard_unavailable` at once when a node exited on its own and was not started again; both
+   * end with each node's last output lines.
    */
   async waitForLeaders(
     via = this.nodes[0]!.id,
@@ -216,7 +217,8 @@ export class LocalCluster {
     const deadline = Date.now() + timeoutMs;
     let missing = "no answer yet";
     while (Date.now() < deadline) {
-      const exit = this.#unexpectedExits[0];
+      // A node that exited on its own and was not started again will not elect anything.
+      const exit = this.#unexpectedExits.findLast((item) => !this.#processes.has(item.node));
       if (exit !== undefined) {
         throw new AspenError(
           "shard_unavailable",
