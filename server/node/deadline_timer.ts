@@ -7,6 +7,8 @@
  * armed and no request touches it; when the set empties it is cleared.
  */
 
+import { EarliestTimer } from "../peer/mod.ts";
+
 interface Waiting {
   readonly deadlineAtMs: number;
   readonly expire: () => void;
@@ -24,12 +26,12 @@ interface Waiting {
 export class DeadlineTimer {
   readonly #nowMs: () => number;
   readonly #waiting = new Set<Waiting>();
-  #timer: ReturnType<typeof setTimeout> | null = null;
-  #timerAtMs = Infinity;
+  readonly #timer: EarliestTimer;
 
   /** `nowMs` is the monotonic clock deadlines are measured on. */
   constructor(nowMs: () => number) {
     this.#nowMs = nowMs;
+    this.#timer = new EarliestTimer(nowMs, () => this.#fire());
   }
 
   /** Requests waiting on a deadline. */
@@ -45,7 +47,7 @@ export class DeadlineTimer {
     return new Promise<T>((resolve, reject) => {
       const waiting: Waiting = { deadlineAtMs, expire: () => reject(timeoutError()) };
       this.#waiting.add(waiting);
-      this.#arm(deadlineAtMs);
+      this.#timer.arm(deadlineAtMs);
       promise.then(
         (value) => {
           if (this.#forget(waiting)) resolve(value);
@@ -60,27 +62,11 @@ export class DeadlineTimer {
   /** Removes `waiting`; false when its deadline already failed it. */
   #forget(waiting: Waiting): boolean {
     if (!this.#waiting.delete(waiting)) return false;
-    if (this.#waiting.size === 0) this.#disarm();
+    if (this.#waiting.size === 0) this.#timer.disarm();
     return true;
   }
 
-  #arm(deadlineAtMs: number): void {
-    if (this.#timer !== null && this.#timerAtMs <= deadlineAtMs) return;
-    this.#disarm();
-    this.#timerAtMs = deadlineAtMs;
-    const delayMs = Math.max(0, Math.ceil(deadlineAtMs - this.#nowMs()));
-    this.#timer = setTimeout(() => this.#fire(), delayMs);
-  }
-
-  #disarm(): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-    this.#timerAtMs = Infinity;
-  }
-
   #fire(): void {
-    this.#timer = null;
-    this.#timerAtMs = Infinity;
     const now = this.#nowMs();
     let earliest = Infinity;
     for (const waiting of this.#waiting) {
@@ -91,6 +77,6 @@ export class DeadlineTimer {
       this.#waiting.delete(waiting);
       waiting.expire();
     }
-    if (earliest !== Infinity) this.#arm(earliest);
+    if (earliest !== Infinity) this.#timer.arm(earliest);
   }
 }

@@ -9,6 +9,7 @@
  */
 
 import { assert } from "../../raft/mod.ts";
+import { EarliestTimer } from "./earliest_timer.ts";
 import { CloseCode, type PeerLink } from "./_establish.ts";
 import { type PeerErrorKind, PeerRequestError } from "./errors.ts";
 import {
@@ -89,8 +90,10 @@ export class PeerConnection {
    * One timer for every request deadline, armed for the earliest one it knows of. A timer per
    * request (created, then cleared on the answer) was 12-15% of the CPU of a busy RPC loop.
    */
-  #deadlineTimer: TimerId | null = null;
-  #deadlineTimerAtMs = Infinity;
+  readonly #deadlineTimer = new EarliestTimer(
+    () => performance.now(),
+    () => this.#expireRequests(),
+  );
   /** Frames waiting for the write in flight; written together as one chunk after it. */
   #outbox: Uint8Array[] = [];
   #outboxBytes = 0;
@@ -186,7 +189,7 @@ export class PeerConnection {
       deadlineAtMs,
       deadlineMs: request.deadlineMs,
     });
-    this.#armDeadlineTimer(deadlineAtMs);
+    this.#deadlineTimer.arm(deadlineAtMs);
     if (!request.isDropped) {
       const frame = encodeRequestOrResponse("request", request, this.codec);
       this.write(frame, request.delayMs);
@@ -205,7 +208,7 @@ export class PeerConnection {
     if (this.#pingTimer !== null) clearInterval(this.#pingTimer);
     for (const timer of this.#delayTimers) clearTimeout(timer);
     this.#delayTimers.clear();
-    this.#disarmDeadlineTimer();
+    this.#deadlineTimer.disarm();
     this.#outbox = [];
     this.#outboxBytes = 0;
     for (const pending of this.#pending.values()) {
@@ -302,7 +305,7 @@ export class PeerConnection {
       throw new FrameError("frame_malformed", `Cannot match response ${requestId}: wrong shard`);
     }
     this.#pending.delete(requestId);
-    if (this.#pending.size === 0) this.#disarmDeadlineTimer();
+    if (this.#pending.size === 0) this.#deadlineTimer.disarm();
     if ("payload" in outcome) {
       pending.resolve(outcome.payload);
     } else {
@@ -366,25 +369,8 @@ export class PeerConnection {
     );
   }
 
-  /** Makes sure the deadline timer fires no later than `deadlineAtMs`. */
-  #armDeadlineTimer(deadlineAtMs: number): void {
-    if (this.#deadlineTimer !== null && this.#deadlineTimerAtMs <= deadlineAtMs) return;
-    this.#disarmDeadlineTimer();
-    this.#deadlineTimerAtMs = deadlineAtMs;
-    const delayMs = Math.max(0, Math.ceil(deadlineAtMs - performance.now()));
-    this.#deadlineTimer = setTimeout(() => this.#expireRequests(), delayMs);
-  }
-
-  #disarmDeadlineTimer(): void {
-    if (this.#deadlineTimer !== null) clearTimeout(this.#deadlineTimer);
-    this.#deadlineTimer = null;
-    this.#deadlineTimerAtMs = Infinity;
-  }
-
   /** Fails every request past its deadline, then re-arms for the earliest one left. */
   #expireRequests(): void {
-    this.#deadlineTimer = null;
-    this.#deadlineTimerAtMs = Infinity;
     const now = performance.now();
     let earliest = Infinity;
     for (const [requestId, pending] of this.#pending) {
@@ -400,7 +386,7 @@ export class PeerConnection {
           `no response within ${pending.deadlineMs} ms`,
       ));
     }
-    if (earliest !== Infinity) this.#armDeadlineTimer(earliest);
+    if (earliest !== Infinity) this.#deadlineTimer.arm(earliest);
   }
 }
 

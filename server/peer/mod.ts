@@ -130,6 +130,7 @@ export {
 export type { PeerCounters, PeerStats, PeerTransportStats } from "./stats.ts";
 export { createConsoleLogger, type LogFields, type PeerLogger } from "./logger.ts";
 export { formatHostPort, type HostPort, parseHostPort } from "./address.ts";
+export { EarliestTimer } from "./earliest_timer.ts";
 // The wire format and handshake, for tools and for tests that speak the protocol by hand.
 export {
   ALPN_LEGACY,
