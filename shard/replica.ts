@@ -122,7 +122,7 @@ export interface ReplicaStats {
   readyRounds: number;
   /** Ready rounds whose log write was fsynced (entries or a changed term/vote). */
   logSyncs: number;
-  /** Time spent writing the log (including fsync, which holds the event loop), ms. */
+  /** Time spent writing the log, ms: the commit, plus the wait for a deferred fsync. */
   logWriteMs: number;
   /** Time spent applying committed entries to the state machine, ms. */
   applyMs: number;

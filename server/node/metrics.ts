@@ -157,7 +157,7 @@ function workSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
     ],
     [
       "aspen_shard_log_write_seconds_total",
-      "Time spent writing (and fsyncing) the Raft log; it holds the event loop.",
+      "Time spent writing the Raft log: commits, plus waiting for deferred fsyncs (off-thread).",
       "counter",
       (id) => status.get(id)!.stats.logWriteMs / 1000,
     ],
