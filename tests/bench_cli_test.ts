@@ -6,10 +6,8 @@
  * the human report and the progress line name what was measured.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { type CliIo, LocalCluster, runCli } from "../server/mod.ts";
-import { PROJECT_ROOT } from "./_source_files.ts";
-
-const SELF = [Deno.execPath(), "run", "-A", "--unstable-net", `${PROJECT_ROOT}main.ts`];
+import { type CliIo, runCli } from "../server/mod.ts";
+import { ASPEN_COMMAND, launchTestCluster } from "./_cluster.ts";
 
 interface Run {
   readonly code: number;
@@ -28,7 +26,7 @@ async function aspen(argv: string[]): Promise<Run> {
     nowMs: () => Date.now(),
     monotonicMs: () => performance.now(),
     shutdown: new AbortController().signal,
-    selfCommand: SELF,
+    selfCommand: ASPEN_COMMAND,
     randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
     writeNewFile: () => Promise.resolve(false),
     versions: { aspen: "test", deno: Deno.version.deno },
@@ -48,16 +46,7 @@ interface JsonReport {
 }
 
 Deno.test("aspen bench runs every workload against a real 1-node cluster", async (t) => {
-  const dir = await Deno.makeTempDir({ prefix: "aspen-bench-test-" });
-  const lines: string[] = [];
-  const cluster = await LocalCluster.launch({
-    dir,
-    nodes: 1,
-    shards: 1,
-    selfCommand: SELF,
-    randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
-    onLine: (id, line) => lines.push(`n${id} | ${line}`),
-  });
+  const { cluster, lines, close } = await launchTestCluster({ nodes: 1, shards: 1 });
   try {
     await cluster.waitForLeaders();
     const flags = [`--endpoints=${cluster.url(1)}`, `--token=${cluster.record.rootToken}`];
@@ -127,7 +116,6 @@ Deno.test("aspen bench runs every workload against a real 1-node cluster", async
     console.error(lines.slice(-40).join("\n"));
     throw error;
   } finally {
-    await cluster.stop();
-    await Deno.remove(dir, { recursive: true });
+    await close();
   }
 });

@@ -9,9 +9,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { AspenClient } from "../server/client/mod.ts";
 import { LocalCluster } from "../server/launcher.ts";
-import { PROJECT_ROOT } from "./_source_files.ts";
-
-const SELF = [Deno.execPath(), "run", "-A", "--unstable-net", `${PROJECT_ROOT}main.ts`];
+import { ASPEN_COMMAND } from "./_cluster.ts";
 
 async function launch(nodes: number, shards: number, lines: string[] = []): Promise<LocalCluster> {
   const dir = await Deno.makeTempDir({ prefix: "aspen-e2e-" });
@@ -19,7 +17,7 @@ async function launch(nodes: number, shards: number, lines: string[] = []): Prom
     dir,
     nodes,
     shards,
-    selfCommand: SELF,
+    selfCommand: ASPEN_COMMAND,
     randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
     onLine: (id, line) => {
       lines.push(`n${id} | ${line}`);

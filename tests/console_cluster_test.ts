@@ -14,11 +14,9 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import type { Page } from "playwright-core";
 import { AspenClient } from "../server/client/mod.ts";
-import { LocalCluster } from "../server/launcher.ts";
 import { launchBrowser, openPage, screenshot } from "./fixtures/ui_browser.ts";
-import { PROJECT_ROOT } from "./_source_files.ts";
+import { launchTestCluster } from "./_cluster.ts";
 
-const SELF = [Deno.execPath(), "run", "-A", "--unstable-net", `${PROJECT_ROOT}main.ts`];
 const POLLS_MAX = 20;
 
 interface Status {
@@ -94,15 +92,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const dir = await Deno.makeTempDir({ prefix: "aspen-console-" });
-    const cluster = await LocalCluster.launch({
-      dir,
-      nodes: 3,
-      shards: 4,
-      selfCommand: SELF,
-      randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
-      onLine: () => {},
-    });
+    const { cluster, close } = await launchTestCluster({ nodes: 3, shards: 4 });
     const browser = await launchBrowser();
     try {
       await cluster.waitForLeaders();
@@ -163,8 +153,7 @@ Deno.test({
       await watched.context.close();
     } finally {
       await browser.close();
-      await cluster.stop();
-      await Deno.remove(dir, { recursive: true });
+      await close();
     }
   },
 });

@@ -8,10 +8,9 @@
  */
 import { equal, ok } from "node:assert/strict";
 import { AspenClient } from "../server/client/mod.ts";
-import { LocalCluster } from "../server/launcher.ts";
-import { PROJECT_ROOT } from "./_source_files.ts";
+import type { LocalCluster } from "../server/launcher.ts";
+import { launchTestCluster } from "./_cluster.ts";
 
-const SELF = [Deno.execPath(), "run", "-A", "--unstable-net", `${PROJECT_ROOT}main.ts`];
 const ROUNDS = 60;
 
 async function metric(cluster: LocalCluster, node: number, name: string): Promise<number> {
@@ -24,16 +23,7 @@ async function metric(cluster: LocalCluster, node: number, name: string): Promis
 }
 
 Deno.test("followers serve linearizable reads that see every acknowledged write", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "aspen-follower-reads-" });
-  const lines: string[] = [];
-  const cluster = await LocalCluster.launch({
-    dir,
-    nodes: 3,
-    shards: 1,
-    selfCommand: SELF,
-    randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
-    onLine: (id, line) => lines.push(`n${id} | ${line}`),
-  });
+  const { cluster, lines, close } = await launchTestCluster({ nodes: 3, shards: 1 });
   const client = (node: number) =>
     new AspenClient({ endpoints: [cluster.url(node)], token: cluster.record.rootToken });
   try {
@@ -88,7 +78,6 @@ Deno.test("followers serve linearizable reads that see every acknowledged write"
     console.error(lines.slice(-40).join("\n"));
     throw error;
   } finally {
-    await cluster.stop();
-    await Deno.remove(dir, { recursive: true });
+    await close();
   }
 });

@@ -6,9 +6,7 @@
 import { match, rejects } from "node:assert/strict";
 import { LocalCluster } from "../server/launcher.ts";
 import type { AspenError } from "../shard/mod.ts";
-import { PROJECT_ROOT } from "./_source_files.ts";
-
-const SELF = [Deno.execPath(), "run", "-A", "--unstable-net", `${PROJECT_ROOT}main.ts`];
+import { ASPEN_COMMAND } from "./_cluster.ts";
 
 Deno.test("waitForLeaders() fails at once with the output of a node that exited", async () => {
   const dir = await Deno.makeTempDir({ prefix: "aspen-launcher-" });
@@ -16,7 +14,7 @@ Deno.test("waitForLeaders() fails at once with the output of a node that exited"
     dir,
     nodes: 1,
     shards: 1,
-    selfCommand: SELF,
+    selfCommand: ASPEN_COMMAND,
     randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
     onLine: () => {},
     extraNodeArgs: ["--no-such-flag"],

@@ -7,10 +7,7 @@
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { AspenClient } from "../server/client/mod.ts";
-import { LocalCluster } from "../server/launcher.ts";
-import { PROJECT_ROOT } from "./_source_files.ts";
-
-const SELF = [Deno.execPath(), "run", "-A", "--unstable-net", `${PROJECT_ROOT}main.ts`];
+import { launchTestCluster } from "./_cluster.ts";
 
 interface WatchEventJson {
   type: string;
@@ -63,14 +60,9 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "aspen-watch-" });
-    const cluster = await LocalCluster.launch({
-      dir,
+    const { cluster, close } = await launchTestCluster({
       nodes: 3,
       shards: 3,
-      selfCommand: SELF,
-      randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
-      onLine: () => {},
       extraNodeArgs: ["--replication-factor=1"],
     });
     try {
@@ -114,8 +106,7 @@ Deno.test({
       );
       deepEqual(replay.map((event) => event.kv.value), ["old", "new"]);
     } finally {
-      await cluster.stop();
-      await Deno.remove(dir, { recursive: true });
+      await close();
     }
   },
 });
