@@ -12,9 +12,9 @@
  * be learned again. Because the WAL is sequential, a later FULL commit also makes every earlier
  * NORMAL one durable. Snapshots and compaction always commit with FULL.
  *
- * With `isFlushDeferred`, `persist` commits with NORMAL even when `mustSync`, and
- * {@linkcode SqliteLogStorage.flush} makes the log durable afterwards by fsyncing the WAL file
- * on Deno's blocking thread pool: `node:sqlite` is synchronous, and a FULL commit holds the
+ * With `isFlushDeferred`, `persist` commits with NORMAL even when `mustSync`, and returns a
+ * promise of {@linkcode SqliteLogStorage.flush}, which makes the log durable by fsyncing the WAL
+ * file on Deno's blocking thread pool: `node:sqlite` is synchronous, and a FULL commit holds the
  * event loop (and every other shard of the node) for the whole fsync. The WAL holds every
  * commit since the last checkpoint, and a checkpoint (at commit, in this thread) syncs the WAL
  * and the database before it lets the WAL restart, so syncing the WAL file makes every
@@ -97,8 +97,10 @@ export class SqliteLogStorage implements WritableLogStorage {
   readonly #db: DatabaseSync;
   readonly #path: string;
   readonly #isFlushDeferred: boolean;
-  /** Commits made with NORMAL that a flush has not yet made durable. */
+  /** Commits made with NORMAL that no fsync started since covers. */
   #isFlushNeeded = false;
+  /** The fsync in flight, if any. */
+  #syncing: Promise<void> | null = null;
   /** The WAL file, opened at the first flush (SQLite creates it). */
   #wal: Deno.FsFile | null = null;
   #hardState: HardState = EMPTY_HARD_STATE;
@@ -204,31 +206,45 @@ export class SqliteLogStorage implements WritableLogStorage {
   }
 
   /**
-   * Persists one Ready's writes in one transaction, fsynced when `mustSync` (unless flushes are
-   * deferred: then {@linkcode SqliteLogStorage.flush} makes it durable).
+   * Persists one Ready's writes in one transaction. When `mustSync`, they are durable on
+   * return, or, with deferred flushes, once the returned {@linkcode flush} resolves.
    */
-  persist(writes: ReadyWrites, mustSync: boolean): void {
+  persist(writes: ReadyWrites, mustSync: boolean): Promise<void> | undefined {
     this.#transaction(mustSync && !this.#isFlushDeferred, () => {
       if (writes.snapshot !== null) this.#writeSnapshot(writes.snapshot);
       if (writes.entries.length > 0) this.#writeEntries(writes.entries);
       if (writes.hardState !== null) this.#writeHardState(writes.hardState);
     });
-    if (mustSync && this.#isFlushDeferred) this.#isFlushNeeded = true;
+    if (!mustSync || !this.#isFlushDeferred) return undefined;
+    this.#isFlushNeeded = true;
+    return this.flush();
   }
 
   /**
-   * Makes every committed write durable without blocking the event loop: fsyncs the WAL file
-   * on Deno's blocking thread pool. Resolves at once when nothing waits for it (a storage
-   * without deferred flushes syncs in `persist`).
+   * Makes every write committed before this call durable without blocking the event loop:
+   * fsyncs the WAL file on Deno's blocking thread pool (waiting first for an fsync already
+   * running, which may have started before those writes). Resolves at once when nothing waits
+   * (a storage without deferred flushes syncs in `persist`).
    *
    * @throws when the disk reports a failure: what is durable is then unknown.
    */
   async flush(): Promise<void> {
-    if (!this.#isFlushNeeded) return;
+    while (this.#isFlushNeeded || this.#syncing !== null) {
+      this.#syncing ??= this.#syncWal().finally(() => this.#syncing = null);
+      await this.#syncing;
+    }
+  }
+
+  async #syncWal(): Promise<void> {
     assert(this.#isOpen, `the log storage "${this.#path}" is closed`);
     this.#isFlushNeeded = false;
-    this.#wal ??= await Deno.open(`${this.#path}-wal`, { read: true, write: true });
-    await this.#wal.syncData();
+    try {
+      this.#wal ??= await Deno.open(`${this.#path}-wal`, { read: true, write: true });
+      await this.#wal.syncData();
+    } catch (error) {
+      this.#isFlushNeeded = true;
+      throw error;
+    }
   }
 
   append(entries: readonly Entry[]): void {

@@ -298,9 +298,14 @@ Deno.test("SqliteLogStorage with deferred flushes: flush() makes persist() durab
     const storage = SqliteLogStorage.open({ path, bootstrap: VOTERS, isFlushDeferred: true });
     try {
       await storage.flush(); // nothing to flush: resolves at once
-      storage.persist({ hardState, entries: [entry(4), entry(5)], snapshot: null }, true);
+      const persisted = storage.persist(
+        { hardState, entries: [entry(4), entry(5)], snapshot: null },
+        true,
+      );
       equal(storage.lastIndex(), 5);
+      // flush() called while persist()'s fsync runs waits for it.
       await storage.flush();
+      await persisted;
       await storage.flush();
     } finally {
       storage.close();
@@ -309,10 +314,18 @@ Deno.test("SqliteLogStorage with deferred flushes: flush() makes persist() durab
     try {
       equal(reopened.lastIndex(), 5);
       deepStrictEqual(reopened.initialState().hardState, hardState);
-      // A failed sync is reported, never taken for success (here: the WAL file is gone).
-      reopened.persist({ hardState: null, entries: [entry(6)], snapshot: null }, true);
+      // A failed sync is reported, never taken for success (here: the WAL file is gone), by
+      // persist() and by every flush() after it.
       await Deno.remove(`${path}-wal`);
+      const persisted = reopened.persist(
+        { hardState: null, entries: [entry(6)], snapshot: null },
+        true,
+      );
+      ok(persisted !== undefined, "a deferred must-sync write returns its flush");
       let failure: unknown = null;
+      await persisted.catch((error) => failure = error);
+      ok(failure instanceof Deno.errors.NotFound, `persist() rejects: ${failure}`);
+      failure = null;
       await reopened.flush().catch((error) => failure = error);
       ok(failure instanceof Deno.errors.NotFound, `flush() rejects: ${failure}`);
     } finally {
@@ -325,7 +338,7 @@ Deno.test("SqliteLogStorage with deferred flushes: flush() makes persist() durab
       isFlushDeferred: true,
     });
     try {
-      memory.persist({ hardState, entries: [entry(4)], snapshot: null }, true);
+      equal(memory.persist({ hardState, entries: [entry(4)], snapshot: null }, true), undefined);
       await memory.flush();
     } finally {
       memory.close();

@@ -18,8 +18,8 @@
  * state machine's result, or as dropped when another entry took that index. A linearizable
  * read waits for its ReadIndex and for the applied index to reach it (Raft thesis §6.4).
  *
- * A storage with `flush()` writes without waiting for the disk and syncs off the event loop's
- * thread. A Ready that must be durable then waits for the flush before anything that depends
+ * A storage may write without waiting for the disk and sync off the event loop's thread
+ * (`persist` then returns a promise). A Ready that must be durable then waits for that flush before anything that depends
  * on it: its messages go out (a follower's acknowledgements, votes), its entries apply, and the
  * core advances; the turn stops there and resumes when the flush resolves, with every input
  * that arrived meanwhile (which therefore batches into the next Ready). A leader's own messages
@@ -67,7 +67,11 @@ export const LOG_RETAINED_ENTRIES = 2_000;
 
 /** The log storage a replica writes: the core's interface plus one-transaction persistence. */
 export interface ReplicaLogStorage extends WritableLogStorage {
-  /** Writes the hard state, entries and snapshot of one Ready in one transaction. */
+  /**
+   * Writes the hard state, entries and snapshot of one Ready in one transaction. When
+   * `mustSync`, they are durable on return, or, for a storage that syncs without blocking the
+   * event loop, once the returned promise resolves (it rejects when the disk failed).
+   */
   persist(
     write: {
       readonly hardState: HardState | null;
@@ -75,13 +79,7 @@ export interface ReplicaLogStorage extends WritableLogStorage {
       readonly snapshot: Snapshot | null;
     },
     mustSync: boolean,
-  ): void;
-  /**
-   * Optional. When present, `persist` does not wait for the disk even when `mustSync`, and
-   * this makes everything persisted so far durable without blocking the event loop; it
-   * rejects when the disk failed.
-   */
-  flush?(): Promise<void>;
+  ): Promise<void> | undefined;
   close(): void;
 }
 
@@ -550,7 +548,7 @@ export class ShardReplica<Result> {
     const storage = this.#options.storage;
     // Decided before this Ready's hard state counts as persisted.
     const isLeader = this.#isLeaderReady(ready);
-    storage.persist(
+    const durable = storage.persist(
       { hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot },
       ready.mustSync,
     );
@@ -558,14 +556,14 @@ export class ShardReplica<Result> {
       this.#persistedVote = { term: ready.hardState.term, vote: ready.hardState.vote };
     }
     this.#stats.logWriteMs += this.#options.nowMs() - started;
-    if (!ready.mustSync || storage.flush === undefined) {
+    if (durable === undefined) {
       this.#finishReady(ready, true);
       return true;
     }
     if (isLeader && ready.messages.length > 0) this.#options.send(ready.messages);
     this.#flushing = { ready, isSent: isLeader };
     const flushStarted = this.#options.nowMs();
-    storage.flush().then(
+    durable.then(
       () => {
         this.#stats.logWriteMs += this.#options.nowMs() - flushStarted;
         this.#flushed(ready);

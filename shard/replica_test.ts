@@ -21,20 +21,14 @@ import { type ReplicaLogStorage, type ReplicaStateMachine, ShardReplica } from "
 
 class MemoryLogStorage extends MemoryStorage implements ReplicaLogStorage {
   appendCalls = 0;
-  /** When true, flush() exists and waits until release() (see DeferredFlush tests). */
+  /** Whether a must-sync persist returns a flush promise (see the deferred-flush tests). */
+  #isFlushDeferred = false;
+  /** While true, those flushes wait until release(). */
   isFlushHeld = false;
   readonly heldFlushes: (() => void)[] = [];
-  flushCalls = 0;
-  flush?: () => Promise<void>;
-  /** Gives this storage a flush() that completes at once or, while held, on release(). */
+  /** Makes must-sync writes durable through a flush that completes at once or on release(). */
   deferFlushes(): void {
-    this.flush = () => {
-      this.flushCalls++;
-      if (!this.isFlushHeld) return Promise.resolve();
-      const { promise, resolve } = Promise.withResolvers<void>();
-      this.heldFlushes.push(resolve);
-      return promise;
-    };
+    this.#isFlushDeferred = true;
   }
   release(): void {
     this.isFlushHeld = false;
@@ -42,13 +36,19 @@ class MemoryLogStorage extends MemoryStorage implements ReplicaLogStorage {
   }
   persist(
     write: { hardState: HardState | null; entries: readonly Entry[]; snapshot: Snapshot | null },
-  ): void {
+    mustSync: boolean,
+  ): Promise<void> | undefined {
     if (write.snapshot !== null) this.applySnapshot(write.snapshot);
     if (write.entries.length > 0) {
       this.appendCalls++;
       this.append(write.entries);
     }
     if (write.hardState !== null) this.setHardState(write.hardState);
+    if (!mustSync || !this.#isFlushDeferred) return undefined;
+    if (!this.isFlushHeld) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.heldFlushes.push(resolve);
+    return promise;
   }
   close(): void {}
 }
