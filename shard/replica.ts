@@ -21,11 +21,12 @@
  * A storage may write without waiting for the disk and sync off the event loop's thread
  * (`persist` then returns a promise). A Ready that must be durable then waits for that flush
  * before anything that depends on it: its messages go out (a follower's acknowledgements,
- * votes), its entries apply, and the core advances; the turn stops there and resumes when the flush resolves, with every input
- * that arrived meanwhile (which therefore batches into the next Ready). A leader's own messages
- * (appends, heartbeats) go out before its flush, so that the followers write while the leader
- * does (Raft thesis §10.2.1): nothing commits on them until the leader has resumed, and it
- * resumes only after its flush, because acknowledgements are stepped in turns.
+ * votes), its entries apply, and the core advances; the turn stops there and resumes when the
+ * flush resolves, with every input that arrived meanwhile (which therefore batches into the
+ * next Ready). A leader's own messages (appends, heartbeats) go out before its flush, so that
+ * the followers write while the leader does (Raft thesis §10.2.1): nothing commits on them
+ * until the leader has resumed, and it resumes only after its flush, because acknowledgements
+ * are stepped in turns.
  */
 import {
   assert,
