@@ -18,6 +18,13 @@ export const INFLIGHT_BYTES_MAX = 16 * 1024 * 1024;
 export const UNCOMMITTED_BYTES_MAX = 32 * 1024 * 1024;
 /** Most payload bytes of committed entries handed out in one Ready (at least one entry). */
 export const COMMITTED_BYTES_PER_READY_MAX = 8 * 1024 * 1024;
+/**
+ * Most committed entries handed out in one Ready. A follower catching up after a long outage
+ * learns of tens of thousands of committed entries at once; small ones fit the byte cap by the
+ * hundred thousand, but the caller applies each Ready's entries in one batch and its state
+ * machine bounds a batch by count (shard/limits.ts asserts that this limit fits it).
+ */
+export const COMMITTED_ENTRIES_PER_READY_MAX = 4_096;
 /** Bytes of snapshot data in one snapshot chunk message. */
 export const SNAPSHOT_CHUNK_BYTES_MAX = 512 * 1024;
 /** Largest snapshot a follower accepts to reassemble, in bytes. */
@@ -44,6 +51,7 @@ assert(APPEND_BYTES_MAX + 64 * 1024 <= MESSAGE_BYTES_MAX, "an append must fit in
 assert(SNAPSHOT_CHUNK_BYTES_MAX + 64 * 1024 <= MESSAGE_BYTES_MAX, "a chunk must fit a message");
 assert(ENTRY_BYTES_MAX <= UNCOMMITTED_BYTES_MAX, "one entry must fit the uncommitted budget");
 assert(ENTRY_BYTES_MAX <= COMMITTED_BYTES_PER_READY_MAX, "one entry must fit in a Ready");
+assert(COMMITTED_ENTRIES_PER_READY_MAX >= 1, "a Ready must be able to carry one entry");
 assert(INFLIGHT_APPENDS_MAX >= 1, "pipelining needs at least one inflight append");
 assert(APPEND_BYTES_MAX <= INFLIGHT_BYTES_MAX, "one full append must fit in flight");
 assert(REPLICAS_MAX >= 1 && REPLICAS_MAX <= 255, "replica count must fit one byte");

@@ -83,10 +83,22 @@ export class Raft implements RaftCore {
     this.configHistory = new ConfigHistory(snapshot.index, snapshot.confState);
     this.#loadConfigHistory();
     if (config.applied !== undefined && config.applied > this.log.applied) {
-      assert(config.applied <= this.log.committed, "config.applied must not pass the commit");
-      this.log.appliedTo(config.applied);
+      this.#restoreApplied(config.applied);
     }
     this.becomeFollower(this.term, null);
+  }
+
+  /**
+   * Starts from the state machine's applied index. It may be past the stored commit index: a
+   * Ready that only moves the commit index is not synced, while the state machine's own writes
+   * are durable on their own, so after a power loss the machine can be ahead of the hard state.
+   * Every applied entry was committed, so the commit index moves up to it (the entries are in
+   * the log: a replica applies only entries whose append was synced).
+   */
+  #restoreApplied(applied: LogIndex): void {
+    assert(applied <= this.log.lastIndex(), "config.applied must not pass the last index");
+    if (applied > this.log.committed) this.log.commitTo(applied);
+    this.log.appliedTo(applied);
   }
 
   /** The configuration in force (the latest in the log). */

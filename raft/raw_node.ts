@@ -5,7 +5,7 @@
 import { assert } from "./assert.ts";
 import type { RaftConfig } from "./config.ts";
 import { checkRaftConfig, RaftConfigError } from "./config.ts";
-import { COMMITTED_BYTES_PER_READY_MAX } from "./limits.ts";
+import { COMMITTED_BYTES_PER_READY_MAX, COMMITTED_ENTRIES_PER_READY_MAX } from "./limits.ts";
 import type { ProgressState } from "./progress.ts";
 import type { Role } from "./raft_core.ts";
 import { Raft } from "./raft.ts";
@@ -282,10 +282,17 @@ export class RawNode {
   #committedToApply(): readonly Entry[] {
     const raft = this.#raft;
     const low = (this.#appliedFloor() + 1) as LogIndex;
-    const high = (raft.log.committed + 1) as LogIndex;
+    const high = Math.min(
+      raft.log.committed + 1,
+      low + COMMITTED_ENTRIES_PER_READY_MAX,
+    ) as LogIndex;
     if (low >= high) return [];
     const entries = raft.log.slice(low, high, COMMITTED_BYTES_PER_READY_MAX);
     assert(entries !== null, "committed entries past the applied index are never compacted");
+    assert(
+      entries.length <= COMMITTED_ENTRIES_PER_READY_MAX,
+      "a Ready's committed entries are bounded",
+    );
     return entries;
   }
 

@@ -6,12 +6,12 @@
  */
 import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
 import { AssertionError } from "./assert.ts";
-import { ENTRY_BYTES_MAX } from "./limits.ts";
+import { COMMITTED_ENTRIES_PER_READY_MAX, ENTRY_BYTES_MAX } from "./limits.ts";
 import { SeededPrng } from "./prng.ts";
 import { RawNode } from "./raw_node.ts";
 import type { Ready } from "./ready.ts";
 import { MemoryStorage } from "./storage.ts";
-import type { ConfState, Message, ReplicaId } from "./types.ts";
+import type { ConfState, LogIndex, Message, ReplicaId, Term } from "./types.ts";
 
 const id = (value: number) => value as ReplicaId;
 
@@ -254,4 +254,62 @@ Deno.test("RawNode.proposeBatch refuses one command without stopping the others"
     kind: "not_leader",
     leader: null,
   }]);
+});
+
+/** A single voter whose storage holds `count` one-byte entries, committed up to `commit`. */
+function storedReplica(options: { count: number; commit: number; applied?: number }): RawNode {
+  const storage = new MemoryStorage({ voters: [id(1)], learners: [] });
+  const entries = Array.from({ length: options.count }, (_, i) => ({
+    index: (i + 1) as LogIndex,
+    term: 1 as Term,
+    type: "normal" as const,
+    data: new Uint8Array([i % 256]),
+  }));
+  storage.append(entries);
+  storage.setHardState({ term: 1 as Term, vote: id(1), commit: options.commit as LogIndex });
+  return new RawNode({
+    id: id(1),
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    prng: new SeededPrng(1),
+    preVote: false,
+    checkQuorum: false,
+    leaseReads: false,
+    ...(options.applied === undefined ? {} : { applied: options.applied as LogIndex }),
+  }, storage);
+}
+
+Deno.test("RawNode.ready() bounds its committed entries by COMMITTED_ENTRIES_PER_READY_MAX", () => {
+  // A follower back from a long outage learns of far more small committed entries than one
+  // apply batch holds; each Ready must stay within the count bound, in order, with no gap.
+  const count = 2 * COMMITTED_ENTRIES_PER_READY_MAX + 5;
+  const node = storedReplica({ count, commit: count });
+  let applied = 0;
+  let readies = 0;
+  while (node.hasReady()) {
+    const ready = node.ready();
+    readies++;
+    ok(ready.committed.length <= COMMITTED_ENTRIES_PER_READY_MAX, "bounded by count");
+    for (const entry of ready.committed) equal(entry.index, ++applied);
+    node.advance(ready);
+  }
+  equal(applied, count);
+  equal(readies, 3);
+});
+
+Deno.test("RawNode starts from an applied index past the stored commit (power loss)", () => {
+  // The state machine's writes are durable on their own while a commit-only hard state is not
+  // synced: after a power loss the machine may be ahead of the stored commit index.
+  const node = storedReplica({ count: 10, commit: 4, applied: 7 });
+  equal(node.status().commit, 7);
+  equal(node.status().applied, 7);
+  ok(node.hasReady(), "the raised commit index is persisted by the next Ready");
+  const ready = node.ready();
+  equal(ready.hardState?.commit, 7);
+  deepStrictEqual(ready.committed, []);
+  node.advance(ready);
+});
+
+Deno.test("RawNode refuses an applied index past the last stored entry", () => {
+  throws(() => storedReplica({ count: 5, commit: 5, applied: 6 }), AssertionError);
 });

@@ -7,7 +7,7 @@
  * Relationships between them are asserted when the module loads.
  */
 
-import { assert } from "../raft/mod.ts";
+import { assert, COMMITTED_ENTRIES_PER_READY_MAX } from "../raft/mod.ts";
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
@@ -65,7 +65,10 @@ export const META_VALUE_BYTES_MAX = 1 * MIB;
  */
 export const STATE_MACHINE_WAL_CHECKPOINT_PAGES = 10_000;
 
-/** The most entries one call to `StateMachine.apply()` accepts. */
+/**
+ * The most entries one call to `StateMachine.apply()` accepts. A replica applies each Ready's
+ * committed entries in one call, so the Raft core's count per Ready must fit (asserted below).
+ */
 export const APPLY_BATCH_ENTRIES_MAX = 10_000;
 
 /** Retention of the watch history: the most events it keeps before compacting. */
@@ -96,3 +99,7 @@ assert(WATCH_EVENT_BYTES_MAX <= WATCH_HISTORY_BYTES_MAX, "a single event must fi
 assert(WATCH_BUFFER_EVENTS_MAX < WATCH_HISTORY_EVENTS_MAX, "buffers are smaller than history");
 assert(LEASE_TTL_SECONDS_MIN <= LEASE_TTL_SECONDS_MAX, "lease ttl bounds are ordered");
 assert(LEASE_EXPIRE_IDS_MAX <= LEASES_MAX, "an expire command names at most all leases");
+assert(
+  COMMITTED_ENTRIES_PER_READY_MAX <= APPLY_BATCH_ENTRIES_MAX,
+  "the committed entries of one Ready must fit one apply batch",
+);
