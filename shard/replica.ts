@@ -2,16 +2,21 @@
  * The driver of one shard replica: it owns a Raft core, its log storage and its state machine,
  * and runs them at its own pace (STYLE §1.8).
  *
- * Inputs (messages from peers, proposals, reads, ticks) go into bounded queues; each loop turn
- * drains them into the core, then handles every Ready in the contract's order: persist (one
- * SQLite transaction), send, apply (one SQLite transaction), advance. Proposals that arrive in
- * the same turn are committed together (group commit). Nothing else calls `step()` directly.
+ * Inputs (messages from peers, proposals, reads, ticks, admin calls) go into bounded queues;
+ * each loop turn drains them into the core, then handles every Ready in the contract's order:
+ * persist (one SQLite transaction), send, apply (one SQLite transaction), advance. Proposals
+ * that arrive in the same turn are committed together (group commit). Nothing outside the loop
+ * calls into the core but its read-only getters: between `ready()` and `advance()` (while a
+ * Ready waits for its flush) any other call would break the Ready contract, and the core
+ * asserts that it does not happen.
  *
  * ```text
- *  peers ──deliver()──▶ inbound ─┐
- *  clients ─propose()─▶ proposals ├─▶ turn: tick/step/propose/readIndex ─▶ Ready
- *  clients ─read()────▶ reads ───┘     persist ─▶ send ─▶ apply+resolve ─▶ advance
- *  timer ──────────────▶ ticks
+ *  peers ────deliver()────────▶ inbound ───┐
+ *  clients ──propose()────────▶ proposals ─┤
+ *  clients ──read()───────────▶ reads ─────┼─▶ turn: admin calls, tick/step/propose/readIndex
+ *  operators ─transferLeadership()         │    ─▶ Ready: persist ─▶ send ─▶ apply ─▶ advance
+ *             campaign() ─────▶ admin ─────┤
+ *  timer ─────────────────────▶ ticks ─────┘
  * ```
  *
  * A proposal's promise settles when the entry at its (index, term) is applied: with the
@@ -53,6 +58,12 @@ export const INBOUND_MESSAGES_MAX = 16_384;
 export const PROPOSALS_PENDING_MAX = 16_384;
 /** Most linearizable reads waiting. */
 export const READ_WAITERS_MAX = 16_384;
+/**
+ * Most admin calls (leadership transfers, elections) waiting for a turn; more are refused with
+ * `too_many_requests`. Operators make them by hand, a handful at a time: a long queue means a
+ * replica whose loop is stuck, and piling more on it helps nobody.
+ */
+export const ADMIN_CALLS_PENDING_MAX = 64;
 /** Most Ready rounds handled in one turn before yielding to the event loop. */
 export const READY_ROUNDS_PER_TURN_MAX = 64;
 /**
@@ -171,6 +182,14 @@ interface QueuedProposal<Result> {
   readonly reject: (error: AspenError) => void;
 }
 
+/** A call into the core on an operator's behalf, run by the driver at the start of a turn. */
+interface AdminCall {
+  /** Runs the call against the core: null when it took effect, or the refusal. */
+  readonly run: () => AspenError | null;
+  readonly resolve: () => void;
+  readonly reject: (error: AspenError) => void;
+}
+
 interface ReadWaiter {
   readonly run: () => void;
   readonly reject: (error: AspenError) => void;
@@ -196,6 +215,7 @@ export class ShardReplica<Result> {
   readonly #proposals: QueuedProposal<Result>[] = [];
   readonly #waiters = new Map<number, ProposalWaiter<Result>>();
   readonly #reads: ReadWaiter[] = [];
+  readonly #adminCalls: AdminCall[] = [];
   /** ReadIndex requests in flight, by request id: the term they were made in, and waiters. */
   readonly #readBatches = new Map<number, { term: number; waiters: ReadWaiter[] }>();
   readonly #readyReads: { index: number; waiters: ReadWaiter[] }[] = [];
@@ -363,28 +383,39 @@ export class ShardReplica<Result> {
   }
 
   /**
-   * Starts moving leadership to `to`.
+   * Starts moving leadership to `to` (Raft thesis §3.10): resolves once the core accepted the
+   * transfer, which completes when `to` has caught up and won the election it is told to start.
+   * The driver runs it at the start of its next turn, as it does every input.
    *
-   * @throws {AspenError} `not_leader` or `bad_request` for an invalid target.
+   * @throws {AspenError} `not_leader` (with `leader`), `bad_request` for an invalid target,
+   * `too_many_requests`, `shard_unavailable` when the replica is or gets closed first.
    */
-  transferLeadership(to: ReplicaId): void {
-    assert(!this.#isInTurn, "transferLeadership() inside a turn");
-    const result = this.#node.transferLeadership(to);
-    if (result.kind === "not_leader") throw notLeaderError(this.shard, result.leader);
-    if (result.kind === "invalid_target") {
-      throw new AspenError(
-        "bad_request",
-        `Cannot transfer leadership of shard ${this.shard} to node ${to}: ${result.reason}`,
-      );
-    }
-    this.#schedule();
+  transferLeadership(to: ReplicaId): Promise<void> {
+    return this.#queueAdminCall(`transfer leadership of shard ${this.shard}`, () => {
+      const result = this.#node.transferLeadership(to);
+      if (result.kind === "not_leader") return notLeaderError(this.shard, result.leader);
+      if (result.kind === "invalid_target") {
+        return new AspenError(
+          "bad_request",
+          `Cannot transfer leadership of shard ${this.shard} to node ${to}: ${result.reason}`,
+        );
+      }
+      return null;
+    });
   }
 
-  /** Starts an election now (tests, and a node that wants to lead after a restart). */
-  campaign(): void {
-    assert(!this.#isInTurn, "campaign() inside a turn");
-    this.#node.campaign();
-    this.#schedule();
+  /**
+   * Starts an election (tests, and a node that wants to lead after a restart): resolves once
+   * the driver has run it, at the start of its next turn.
+   *
+   * @throws {AspenError} `too_many_requests`, `shard_unavailable` when the replica is or gets
+   * closed first.
+   */
+  campaign(): Promise<void> {
+    return this.#queueAdminCall(`start an election in shard ${this.shard}`, () => {
+      this.#node.campaign();
+      return null;
+    });
   }
 
   /** Runs one turn now; tests use it to drive the loop without the event loop. */
@@ -403,6 +434,7 @@ export class ShardReplica<Result> {
     for (const waiter of this.#waiters.values()) waiter.reject(error);
     this.#waiters.clear();
     for (const read of this.#reads.splice(0)) read.reject(error);
+    for (const call of this.#adminCalls.splice(0)) call.reject(error);
     for (const batch of this.#readBatches.values()) {
       for (const read of batch.waiters) read.reject(error);
     }
@@ -412,6 +444,26 @@ export class ShardReplica<Result> {
     }
     this.#options.stateMachine.close();
     this.#options.storage.close();
+  }
+
+  /** Queues `run` for the next turn; the promise settles with its outcome. */
+  #queueAdminCall(action: string, run: () => AspenError | null): Promise<void> {
+    if (this.#isClosed) return Promise.reject(closedError(this.shard));
+    const pending = this.#adminCalls.length;
+    if (pending >= ADMIN_CALLS_PENDING_MAX) {
+      return Promise.reject(
+        new AspenError(
+          "too_many_requests",
+          `Cannot ${action}: ${pending} admin calls are pending and the limit is ` +
+            `${ADMIN_CALLS_PENDING_MAX}`,
+          { shard: this.shard },
+        ),
+      );
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#adminCalls.push({ run, resolve, reject });
+    this.#schedule();
+    return promise;
   }
 
   /**
@@ -479,6 +531,13 @@ export class ShardReplica<Result> {
   }
 
   #drainInputs(): void {
+    // Admin calls first: an operator's call acts on the state it was made against, before
+    // this turn's messages and proposals change it.
+    for (const call of this.#adminCalls.splice(0)) {
+      const refusal = call.run();
+      if (refusal === null) call.resolve();
+      else call.reject(refusal);
+    }
     for (; this.#pendingTicks > 0; this.#pendingTicks--) this.#node.tick();
     for (const message of this.#inbound.splice(0)) this.#node.step(message);
     if (this.#proposals.length > 0) this.#proposeAll(this.#proposals.splice(0));

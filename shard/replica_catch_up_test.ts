@@ -76,7 +76,7 @@ Deno.test("ShardReplica: a follower far behind catches up in bounded apply batch
   }
   try {
     const leader = replicas.get(1)!;
-    leader.campaign();
+    await leader.campaign();
     await settle(() => leader.status().role === "leader", replicas);
     const followerApplied = machines.get(3)!.appliedIndex();
     const count = APPLY_BATCH_ENTRIES_MAX + 2_000;

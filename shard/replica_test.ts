@@ -3,7 +3,9 @@
  * machine, wired by a message bus that delivers through each replica's own queue. Checks that a
  * leader is elected, proposals resolve with their apply result on every replica in the same
  * order, group commit batches concurrent proposals, reads wait for ReadIndex, followers refuse
- * with a leader hint, snapshots are taken and a lagging replica catches up from one.
+ * with a leader hint, snapshots are taken and a lagging replica catches up from one. Admin calls
+ * (leadership transfer, campaign) made while a Ready waits for its held flush are queued, take
+ * effect after the flush and settle their promises; the queue is bounded and close() fails it.
  * The same behaviour on real SQLite storage and real processes is covered by the node tests.
  */
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
@@ -17,7 +19,12 @@ import {
   type Snapshot,
 } from "../raft/mod.ts";
 import type { AspenError } from "./errors.ts";
-import { type ReplicaLogStorage, type ReplicaStateMachine, ShardReplica } from "./replica.ts";
+import {
+  ADMIN_CALLS_PENDING_MAX,
+  type ReplicaLogStorage,
+  type ReplicaStateMachine,
+  ShardReplica,
+} from "./replica.ts";
 
 class MemoryLogStorage extends MemoryStorage implements ReplicaLogStorage {
   appendCalls = 0;
@@ -147,7 +154,7 @@ async function settle(rounds = 20): Promise<void> {
 }
 
 async function electOne(group: Group): Promise<ShardReplica<number>> {
-  group.replicas.get(1)!.campaign();
+  await group.replicas.get(1)!.campaign();
   await settle();
   const leader = group.replicas.get(1)!;
   equal(leader.status().role, "leader");
@@ -380,7 +387,7 @@ Deno.test("ShardReplica with deferred flushes: close() while a flush runs", asyn
   await settle();
 });
 
-Deno.test("ShardReplica with deferred flushes: a new term's messages wait for the flush", () => {
+Deno.test("ShardReplica, deferred flushes: a new term's messages wait for the flush", async () => {
   // A single voter elects itself in one step: the Ready that makes it leader also changes its
   // term and vote, so even its appends (to the learner) must wait until they are durable.
   const storage = new MemoryLogStorage({ voters: [replicaId(1)], learners: [replicaId(2)] });
@@ -405,12 +412,124 @@ Deno.test("ShardReplica with deferred flushes: a new term's messages wait for th
     tickMs: 0,
   });
   try {
-    replica.campaign();
+    const campaigned = replica.campaign();
     replica.runTurn();
+    await campaigned;
     equal(replica.status().role, "leader");
     equal(storage.heldFlushes.length, 1, "the new term waits for its flush");
     deepEqual(sent, [], "no message of an unflushed term left");
   } finally {
     replica.close();
   }
+});
+
+/**
+ * Makes replica `id` hold a Ready that waits for its flush: a write reaches it and its flush is
+ * held. Until release(), the core has handed out a Ready that is not advanced yet.
+ */
+async function holdFlushOn(group: Group, leader: ShardReplica<number>, id: number) {
+  const storage = group.storages.get(id)!;
+  storage.isFlushHeld = true;
+  const written = watch(leader.propose(encoder.encode(`held on ${id}`)));
+  await settle();
+  equal(storage.heldFlushes.length, 1, `replica ${id} waits for its flush`);
+  return { storage, written };
+}
+
+/** A promise's outcome as it happens: "pending", "ok", or the code of its error. */
+interface Watched {
+  outcome: string;
+  error: AspenError | null;
+  readonly done: Promise<void>;
+}
+
+function watch(promise: Promise<unknown>): Watched {
+  const watched: Watched = {
+    outcome: "pending",
+    error: null,
+    done: promise.then(
+      () => {
+        watched.outcome = "ok";
+      },
+      (error: AspenError) => {
+        watched.outcome = error.code;
+        watched.error = error;
+      },
+    ),
+  };
+  return watched;
+}
+
+Deno.test("ShardReplica.transferLeadership() while a Ready waits for its flush", async () => {
+  const group = makeGroup();
+  for (const storage of group.storages.values()) storage.deferFlushes();
+  try {
+    const leader = await electOne(group);
+    const { storage, written } = await holdFlushOn(group, leader, 1);
+    const transfer = watch(leader.transferLeadership(replicaId(2)));
+    const toNonVoter = watch(leader.transferLeadership(replicaId(9)));
+    const onFollower = watch(group.replicas.get(3)!.transferLeadership(replicaId(2)));
+    await settle();
+    equal(transfer.outcome, "pending", "the transfer waits for the leader's turn");
+    equal(toNonVoter.outcome, "pending");
+    equal(leader.status().leadTransferee, null);
+    equal(onFollower.outcome, "not_leader", "a follower refuses in its next turn");
+    equal(onFollower.error?.details.leader, 1);
+    storage.release();
+    await Promise.all([transfer.done, toNonVoter.done, written.done]);
+    equal(transfer.outcome, "ok");
+    equal(toNonVoter.outcome, "bad_request");
+    ok(toNonVoter.error?.message.includes("not a voter"), toNonVoter.error?.message);
+    equal(written.outcome, "ok", "the write made before the transfer commits");
+    await settle();
+    equal(group.replicas.get(2)!.status().role, "leader", "leadership moved to replica 2");
+    equal(leader.status().role, "follower");
+    for (const machine of group.machines.values()) deepEqual(machine.items, ["held on 1"]);
+  } finally {
+    closeGroup(group);
+  }
+});
+
+Deno.test("ShardReplica.campaign() while a Ready waits for its flush", async () => {
+  const group = makeGroup();
+  for (const storage of group.storages.values()) storage.deferFlushes();
+  try {
+    const leader = await electOne(group);
+    const { storage, written } = await holdFlushOn(group, leader, 3);
+    const replica = group.replicas.get(3)!;
+    const sentBefore = group.sent.length;
+    const campaigned = watch(replica.campaign());
+    await settle();
+    equal(campaigned.outcome, "pending", "the election waits for the replica's turn");
+    equal(replica.status().role, "follower");
+    storage.release();
+    await Promise.all([campaigned.done, written.done]);
+    equal(campaigned.outcome, "ok");
+    equal(written.outcome, "ok");
+    const requests = group.sent.slice(sentBefore).filter((message) =>
+      message.from === 3 && message.type === "preVote"
+    );
+    equal(requests.length, 2, "replica 3 asked both peers for a pre-vote");
+  } finally {
+    closeGroup(group);
+  }
+});
+
+Deno.test("ShardReplica admin calls are bounded and fail on close()", async () => {
+  const group = makeGroup();
+  for (const storage of group.storages.values()) storage.deferFlushes();
+  const leader = await electOne(group);
+  const { written } = await holdFlushOn(group, leader, 1);
+  const queued: Watched[] = [];
+  for (let i = 0; i < ADMIN_CALLS_PENDING_MAX; i++) {
+    queued.push(watch(i % 2 === 0 ? leader.transferLeadership(replicaId(2)) : leader.campaign()));
+  }
+  const refused = watch(leader.transferLeadership(replicaId(3)));
+  await refused.done;
+  equal(refused.outcome, "too_many_requests");
+  ok(refused.error?.message.includes(`limit is ${ADMIN_CALLS_PENDING_MAX}`));
+  closeGroup(group);
+  const afterClose = watch(leader.campaign());
+  await Promise.all([...queued, written, afterClose].map((call) => call.done));
+  for (const call of [...queued, written, afterClose]) equal(call.outcome, "shard_unavailable");
 });

@@ -200,7 +200,7 @@ export class LocalShard {
       case "watchPoll":
         return await this.#watchPoll(request);
       case "transferLeader":
-        this.replica.transferLeadership(replicaId(request.to) as ReplicaId);
+        await this.replica.transferLeadership(replicaId(request.to) as ReplicaId);
         return { shard: this.shard };
       case "readIndex":
         // Applied once the ReadIndex round confirmed leadership: at least the read index.
@@ -292,14 +292,14 @@ export class LocalShard {
       .sort((a, b) => b.match - a.match);
     const target = candidates[0];
     if (target === undefined) return;
-    try {
-      this.replica.transferLeadership(target.id);
-    } catch (error) {
+    // Not awaited: the node closes after a grace period whether or not the replica's loop
+    // got to it (a replica waiting for a stalled disk never would).
+    this.replica.transferLeadership(target.id).catch((error: unknown) => {
       this.#options.logger.warn("Cannot hand over leadership", {
         shard: this.shard,
         reason: error instanceof Error ? error.message : String(error),
       });
-    }
+    });
   }
 
   /** Stops the driver and closes both databases. */
