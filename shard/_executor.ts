@@ -165,11 +165,14 @@ function executeOptimistic(
 ): ApplyResult {
   const revision = context.revision;
   const conflict = validateReadSet(command.reads, {
-    versionOf: (key) => store.get(key)?.version ?? 0,
+    versionOf(key) {
+      const kv = store.get(key);
+      return { version: kv?.version ?? 0, modRevision: kv?.modRevision ?? 0 };
+    },
   });
   counters.optimisticTxns++;
   if (conflict !== null) {
-    assert(conflict.actual !== conflict.expected, "executeOptimistic: a conflict is a mismatch");
+    assert(conflict.actualModRevision < revision, "executeOptimistic: keys changed before now");
     counters.conflicts++;
     return { type: "conflict", revision, ...conflict };
   }

@@ -277,10 +277,30 @@ class Execution {
     const revision = this.revision;
     this.state.optimisticTxns++;
     for (const read of command.reads) {
-      const actual = this.version(read.key);
-      if (actual !== read.version) {
+      const kv = this.state.kvs.get(read.key);
+      const actual = kv?.version ?? 0;
+      const actualModRevision = kv?.modRevision ?? 0;
+      // Every field a read names is a condition: the same modRevision, the same version, and
+      // no change after the read's revision.
+      let field: "modRevision" | "version" | "revision" | null = null;
+      if (read.revision !== null && actualModRevision > read.revision) field = "revision";
+      if (read.version !== null && actual !== read.version) field = "version";
+      if (read.modRevision !== null && actualModRevision !== read.modRevision) {
+        field = "modRevision";
+      }
+      if (field !== null) {
         this.state.conflicts++;
-        return { type: "conflict", revision, key: read.key, expected: read.version, actual };
+        return {
+          type: "conflict",
+          revision,
+          key: read.key,
+          field,
+          expected: read.version,
+          actual,
+          expectedModRevision: read.modRevision,
+          actualModRevision,
+          readRevision: read.revision,
+        };
       }
     }
     for (const write of command.writes) {
