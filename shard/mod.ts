@@ -60,6 +60,7 @@ export {
   type TxnOpResult,
 } from "./apply_result.ts";
 export { evaluateCompare } from "./compare.ts";
+export { leaseError, type LeaseFault, leaseFaultOf } from "./lease_error.ts";
 export { type KeyVersion, validateReadSet, type VersionReader } from "./occ.ts";
 export {
   type ApplyEntry,

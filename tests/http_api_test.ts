@@ -254,6 +254,46 @@ Deno.test({
         const current = await commit([{ key: "aba", modRevision: now.modRevision }]);
         equal(current.json.committed, true, "the current modRevision commits");
       });
+      await t.step("txn results and lease errors name leases by their API id", async () => {
+        const key = "leased/txn";
+        const grant = await call(harness, "POST", "/v1/leases", { ttl: 60, key });
+        const id = grant.json.id as number;
+        const local = Math.floor(id / 1024);
+        equal((await call(harness, "PUT", `/v1/kv/${key}`, { value: "v", lease: id })).status, 200);
+        const txn = await call(harness, "POST", "/v1/txn", {
+          success: [
+            { get: { key } },
+            { put: { key, value: "w", lease: id, prevKv: true } },
+            { delete: { key, prevKv: true } },
+          ],
+        });
+        equal(txn.status, 200, JSON.stringify(txn.json));
+        const [got, put, removed] = txn.json.results as {
+          kv?: { lease: number };
+          prevKv?: { lease: number };
+        }[];
+        equal(got?.kv?.lease, id, "a get result");
+        equal(put?.prevKv?.lease, id, "a put's prevKv");
+        equal(removed?.prevKv?.lease, id, "a delete's prevKv");
+        equal((await call(harness, "DELETE", `/v1/leases/${id}`)).status, 200);
+        const requests: [string, string, unknown][] = [
+          ["DELETE", `/v1/leases/${id}`, undefined],
+          ["POST", `/v1/leases/${id}/keepalive`, undefined],
+          ["GET", `/v1/leases/${id}`, undefined],
+          ["PUT", `/v1/kv/${key}`, { value: "v", lease: id }],
+          ["POST", "/v1/txn", { success: [{ put: { key, value: "v", lease: id } }] }],
+        ];
+        for (const [method, path, body] of requests) {
+          const { status, json } = await call(harness, method, path, body);
+          const error = json.error as { code: string; message: string; lease: number };
+          const what = `${method} ${path}: ${JSON.stringify(json)}`;
+          equal(status, 404, what);
+          equal(error.code, "lease_not_found", what);
+          equal(error.lease, id, what);
+          match(error.message, new RegExp(`lease ${id}\\b`), what);
+          ok(!new RegExp(`lease ${local}\\b`).test(error.message), what);
+        }
+      });
       await t.step("leases: grant, attach, keep alive, info, revoke deletes keys", async () => {
         const grant = await call(harness, "POST", "/v1/leases", { ttl: 60, key: "leased" });
         const id = grant.json.id as number;

@@ -223,7 +223,11 @@ Deno.test("apply reports state-dependent errors and leaves no partial write", as
       failure: [],
     };
     const result = harness.one(txn);
-    assert.deepEqual(result.type === "error" && result.details, { lease: 77 });
+    assert.deepEqual(result.type === "error" && result.details, {
+      action: "attach",
+      lease: 77,
+      key: "second",
+    });
     assert.equal(harness.sm.get("first"), null, "the first put of the failed txn was undone");
     assert.equal(harness.sm.stats().historyEvents, 0, "no watch event either");
   });

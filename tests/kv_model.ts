@@ -331,7 +331,7 @@ class Execution {
       }
       case "leaseRevoke": {
         if (!this.state.leases.has(command.id)) {
-          throw new AspenError("lease_not_found", "gone", { lease: command.id });
+          throw new AspenError("lease_not_found", "gone", { action: "revoke", lease: command.id });
         }
         return {
           type: "leaseRevoke",
@@ -361,11 +361,15 @@ class Execution {
     const prev = this.state.kvs.get(key) ?? null;
     if (lease !== 0 && prev?.lease !== lease) {
       if (!this.state.leases.has(lease)) {
-        throw new AspenError("lease_not_found", "no lease", { lease });
+        throw new AspenError("lease_not_found", "no lease", { action: "attach", lease, key });
       }
-      if (leaseKeys(this.state, lease).length >= LEASE_KEYS_MAX) {
+      const keyCount = leaseKeys(this.state, lease).length;
+      if (keyCount >= LEASE_KEYS_MAX) {
         throw new AspenError("limit_exceeded", "full", {
+          action: "attach",
           lease,
+          key,
+          keyCount,
           limit: LEASE_KEYS_MAX,
           name: "LEASE_KEYS_MAX",
         });
