@@ -108,12 +108,12 @@ function casTxnSection(
   const lines = [
     "## CAS against the equivalent optimistic transaction",
     "",
-    `Both write one key after checking its version (${MANY_CLIENTS} clients, each writing its ` +
-    "own slice of the key space, so that both sides measure successful writes: a client learns " +
-    "a key's version from its own answers, and the first write of each key fails and teaches " +
-    `it). They ran in ${rounds} alternating rounds of ${seconds} s; the overhead is the median ` +
-    "over rounds. The cas and txn rows of the table above share one key space among all " +
-    "clients instead: they measure contention, and most of their operations conflict.",
+    `Both write one key after checking its modRevision (${MANY_CLIENTS} clients, each writing ` +
+    "its own slice of the key space, so that both sides measure successful writes: a client " +
+    "learns a key's modRevision from its own answers, and the first write of each key fails " +
+    `and teaches it). They ran in ${rounds} alternating rounds of ${seconds} s; the overhead ` +
+    "is the median over rounds. The cas and txn rows of the table above share one key space " +
+    "among all clients instead: they measure contention, and most of their operations conflict.",
     "",
     "| cluster | cas ops/s by round | txn ops/s by round | txn throughput overhead | " +
     "txn CPU/op overhead | failed compares / conflicts |",

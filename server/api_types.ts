@@ -39,16 +39,27 @@ export interface ApiErrorBody {
   };
 }
 
-/** The details of a 409 `conflict` from `POST /v1/txn/optimistic`. */
+/**
+ * The details of a 409 `conflict` from `POST /v1/txn/optimistic`: the first read that no longer
+ * holds, what it recorded and what the key has now.
+ */
 export interface ConflictErrorBody {
   readonly error: {
     readonly code: "conflict";
     readonly message: string;
     readonly key: string;
-    /** The version the transaction read (0: expected absent). */
-    readonly expected: number;
+    /** The read's field whose check failed. */
+    readonly field: "modRevision" | "version" | "revision";
+    /** The version the read named (0: expected absent); null when it named none. */
+    readonly expected: number | null;
     /** The version the key has now (0: absent). */
     readonly actual: number;
+    /** The modRevision the read named (0: expected absent); null when it named none. */
+    readonly expectedModRevision: number | null;
+    /** The modRevision the key has now (0: absent). */
+    readonly actualModRevision: number;
+    /** The revision the read named; null when it named none. */
+    readonly readRevision: number | null;
   };
 }
 
@@ -173,10 +184,21 @@ export interface TxnResponse extends ShardRevision {
   readonly results: readonly TxnOpResult[];
 }
 
-/** A key read by an optimistic transaction, at the version seen (0: expected absent). */
+/**
+ * A key read by an optimistic transaction and what was seen; name `modRevision`, `version` or
+ * both. The read holds when the key's modRevision is still `modRevision` (0: expected absent),
+ * its version is still `version` (0: expected absent), and it changed at no revision after
+ * `revision`. Only `modRevision`, or `version` with `revision`, sees a key deleted and
+ * re-created since the read: a re-created key starts again at version 1.
+ */
 export interface OptimisticRead {
   readonly key: string;
-  readonly version: number;
+  /** The key's `modRevision` as read (preferred); 0 when it was absent. */
+  readonly modRevision?: number;
+  /** The key's `version` as read; 0 when it was absent. */
+  readonly version?: number;
+  /** The `revision` of the answer the read came from. */
+  readonly revision?: number;
 }
 
 /** A write of an optimistic transaction. */

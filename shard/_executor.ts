@@ -12,6 +12,7 @@ import type { ApplyResult, TxnOpResult } from "./apply_result.ts";
 import type { Command, TxnOp } from "./command.ts";
 import { evaluateCompare } from "./compare.ts";
 import { AspenError } from "./errors.ts";
+import { leaseError } from "./lease_error.ts";
 import { keyRangeBounds, type KeyValue, kvResponseBytes } from "./key_value.ts";
 import {
   DELETE_RANGE_KEYS_MAX,
@@ -165,11 +166,14 @@ function executeOptimistic(
 ): ApplyResult {
   const revision = context.revision;
   const conflict = validateReadSet(command.reads, {
-    versionOf: (key) => store.get(key)?.version ?? 0,
+    versionOf(key) {
+      const kv = store.get(key);
+      return { version: kv?.version ?? 0, modRevision: kv?.modRevision ?? 0 };
+    },
   });
   counters.optimisticTxns++;
   if (conflict !== null) {
-    assert(conflict.actual !== conflict.expected, "executeOptimistic: a conflict is a mismatch");
+    assert(conflict.actualModRevision < revision, "executeOptimistic: keys changed before now");
     counters.conflicts++;
     return { type: "conflict", revision, ...conflict };
   }
@@ -199,9 +203,7 @@ function grantLease(store: KvStore, context: EntryContext, ttlSeconds: number): 
 
 function revokeLease(store: KvStore, context: EntryContext, id: number): ApplyResult {
   if (store.lease(id) === null) {
-    throw new AspenError("lease_not_found", `Cannot revoke lease ${id}: it does not exist`, {
-      lease: id,
-    });
+    throw leaseError({ code: "lease_not_found", action: "revoke", lease: id });
   }
   const deleted = store.removeLeaseKeys(context, id);
   store.deleteLease(id);

@@ -9,7 +9,6 @@
 
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { assert } from "../raft/mod.ts";
-import { AspenError } from "./errors.ts";
 import {
   decodeKey,
   encodeKey,
@@ -19,6 +18,7 @@ import {
 } from "./key_value.ts";
 import type { LeaseGrant } from "./apply_result.ts";
 import type { PutItem } from "./command.ts";
+import { leaseError } from "./lease_error.ts";
 import { LEASE_KEYS_MAX, WATCH_EVENT_OVERHEAD_BYTES } from "./limits.ts";
 import {
   damagedRow,
@@ -232,18 +232,11 @@ export class KvStore {
   #checkLeaseRoom(key: string, id: number): void {
     const lease = this.lease(id);
     if (lease === null) {
-      throw new AspenError(
-        "lease_not_found",
-        `Cannot put key "${key}": lease ${id} does not exist`,
-        { lease: id },
-      );
+      throw leaseError({ code: "lease_not_found", action: "attach", lease: id, key });
     }
     if (lease.keyCount >= LEASE_KEYS_MAX) {
-      throw new AspenError(
-        "limit_exceeded",
-        `Cannot put key "${key}": lease ${id} already holds ${lease.keyCount} keys, the limit`,
-        { lease: id, limit: LEASE_KEYS_MAX, name: "LEASE_KEYS_MAX" },
-      );
+      const keyCount = lease.keyCount;
+      throw leaseError({ code: "limit_exceeded", action: "attach", lease: id, key, keyCount });
     }
   }
 

@@ -21,14 +21,25 @@ export interface RangeResult {
   readonly next: string | null;
 }
 
-/** Why an optimistic transaction did not commit: the first read whose version moved. */
+/**
+ * Why an optimistic transaction did not commit: the first read that no longer holds, what it
+ * recorded and what the key has now. `field` names the check that failed (shard/occ.ts).
+ */
 export interface Conflict {
-  /** The read key whose version moved. */
+  /** The read key that changed. */
   readonly key: string;
-  /** The version the transaction read (0: absent). */
-  readonly expected: number;
+  /** The read's field whose check failed. */
+  readonly field: "modRevision" | "version" | "revision";
+  /** The version the read recorded (0: absent); null when it named none. */
+  readonly expected: number | null;
   /** The version the key has now (0: absent). */
   readonly actual: number;
+  /** The modRevision the read recorded (0: absent); null when it named none. */
+  readonly expectedModRevision: number | null;
+  /** The modRevision the key has now (0: absent). */
+  readonly actualModRevision: number;
+  /** The shard revision the read was made at; null when it named none. */
+  readonly readRevision: number | null;
 }
 
 /** A lease as the state machine stores it. */
@@ -109,17 +120,30 @@ export function errorResult(revision: number, error: AspenError): ApplyResult {
 /**
  * The error a client should see for a result, or null when the result is a success.
  *
- * A `conflict` becomes an `AspenError("conflict")` whose details carry key, expected and actual.
+ * A `conflict` becomes an `AspenError("conflict")` whose details are the {@linkcode Conflict}.
  */
 export function applyResultError(result: ApplyResult): AspenError | null {
   if (result.type === "error") return new AspenError(result.code, result.message, result.details);
   if (result.type === "conflict") {
-    return new AspenError(
-      "conflict",
-      `Cannot commit optimistic txn: key "${result.key}" is at version ${result.actual} but ` +
-        `the transaction read version ${result.expected}`,
-      { key: result.key, expected: result.expected, actual: result.actual },
-    );
+    const { type: _type, revision: _revision, ...conflict } = result;
+    const message = `Cannot commit optimistic txn: ${describeConflict(conflict)}`;
+    return new AspenError("conflict", message, conflict);
   }
   return null;
+}
+
+/** Says which check of a read failed and the values it compared (a message's detail part). */
+export function describeConflict(conflict: Conflict): string {
+  const key = `key "${conflict.key}"`;
+  switch (conflict.field) {
+    case "modRevision":
+      return `${key} has modRevision ${conflict.actualModRevision} but the transaction read ` +
+        `modRevision ${conflict.expectedModRevision} (0: absent)`;
+    case "version":
+      return `${key} is at version ${conflict.actual} but the transaction read version ` +
+        `${conflict.expected} (0: absent)`;
+    case "revision":
+      return `${key} changed at revision ${conflict.actualModRevision}, after the read at ` +
+        `revision ${conflict.readRevision}`;
+  }
 }

@@ -89,12 +89,19 @@ export interface PutItem {
   readonly lease: number;
 }
 
-/** One entry of an optimistic transaction's read set: the version seen, 0 when absent. */
-export interface ReadVersion {
+/**
+ * One entry of an optimistic transaction's read set: what the read saw, null for what it does
+ * not say. It names a `modRevision`, a `version`, or both; shard/occ.ts says what each checks.
+ */
+export interface ReadRecord {
   /** The key that was read. */
   readonly key: string;
-  /** The version it had: 0 when it was absent. */
-  readonly version: number;
+  /** The modRevision it had (0: absent): the check that sees every change. */
+  readonly modRevision: number | null;
+  /** The version it had (0: absent). */
+  readonly version: number | null;
+  /** The shard revision of the answer the read came from: the key must not change after it. */
+  readonly revision: number | null;
 }
 
 /** One entry of an optimistic transaction's write set. */
@@ -122,7 +129,7 @@ export type Command =
   }
   | {
     readonly type: "optimisticTxn";
-    readonly reads: readonly ReadVersion[];
+    readonly reads: readonly ReadRecord[];
     readonly writes: readonly WriteOp[];
   }
   | { readonly type: "leaseGrant"; readonly ttlSeconds: number }
@@ -259,14 +266,11 @@ export function validateRangeRequest(request: RangeRequest): void {
   validateFlag(request.reverse, "read range", "reverse");
 }
 
-function validateOptimistic(reads: readonly ReadVersion[], writes: readonly WriteOp[]): void {
+function validateOptimistic(reads: readonly ReadRecord[], writes: readonly WriteOp[]): void {
   const action = "commit optimistic txn";
   validateList(reads, { max: OPTIMISTIC_READS_MAX, action, field: "reads" });
   validateList(writes, { max: OPTIMISTIC_WRITES_MAX, action, field: "writes" });
-  for (const read of reads) {
-    validateKey(read.key, action);
-    validateCount(read.version, { min: 0, action, field: "version" });
-  }
+  for (const read of reads) validateRead(read, action);
   for (const write of writes) {
     validateKey(write.key, action);
     if (write.op === "set") {
@@ -275,6 +279,24 @@ function validateOptimistic(reads: readonly ReadVersion[], writes: readonly Writ
       const unknown: { op?: unknown } = write;
       throw new AspenError("bad_request", `Cannot ${action}: unknown write "${unknown.op}"`);
     }
+  }
+}
+
+function validateRead(read: ReadRecord, action: string): void {
+  if (typeof read !== "object" || read === null) {
+    throw new AspenError("bad_request", `Cannot ${action}: a read is not an object`);
+  }
+  validateKey(read.key, action);
+  if (read.modRevision === null && read.version === null) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action}: the read of key "${read.key}" names neither a modRevision nor a version`,
+      { field: "modRevision" },
+    );
+  }
+  for (const field of ["modRevision", "version", "revision"] as const) {
+    const value = read[field];
+    if (value !== null) validateCount(value, { min: 0, action, field });
   }
 }
 

@@ -2,10 +2,19 @@
  * The binary encoding of {@linkcode Command}s, the data of a shard's Raft entries.
  *
  * Layout: a format byte, a command tag byte, then the fields in declaration order (varint
- * integers, length-prefixed UTF-8 strings, 0/1 booleans). One command has exactly one encoding.
- * Empty data decodes to a noop, because the Raft layer appends empty entries of its own.
+ * integers, length-prefixed UTF-8 strings, 0/1 booleans, and a nullable integer as a boolean
+ * "present" then the integer). One command has exactly one encoding. Empty data decodes to a
+ * noop, because the Raft layer appends empty entries of its own.
+ *
+ * Versioning: the layout of a tag never changes. A new layout for a command takes a new tag,
+ * and the old tag stays decodable forever, since replicas replay their logs and leaders send
+ * lagging followers entries written before the change. A new tag rather than a new format byte
+ * keeps every other command readable by a replica that does not know the new layout yet. Tag 5
+ * is the optimistic transaction whose reads carry only a version (the layout before reads could
+ * name a modRevision and a revision); tag 11 replaced it.
  */
 
+import { assert } from "../raft/mod.ts";
 import { AspenError } from "./errors.ts";
 import { ByteReader, ByteWriter } from "./_binary.ts";
 import {
@@ -14,7 +23,7 @@ import {
   type CompareOp,
   type PutItem,
   type RangeRequest,
-  type ReadVersion,
+  type ReadRecord,
   type TxnOp,
   validateCommand,
   type WriteOp,
@@ -23,19 +32,23 @@ import type { KeyRange } from "./key_value.ts";
 import { REQUEST_BYTES_MAX } from "./limits.ts";
 
 const FORMAT_VERSION = 1;
+/** The command type of each tag; a type's current tag is its last one (see the module doc). */
 const COMMAND_TAGS: readonly Command["type"][] = [
   "put",
   "delete",
   "deleteRange",
   "multiPut",
   "txn",
-  "optimisticTxn",
+  "optimisticTxn", // Decoded only: reads are (key, version).
   "leaseGrant",
   "leaseRevoke",
   "leaseExpire",
   "meta",
   "noop",
+  "optimisticTxn", // Reads are (key, modRevision?, version?, revision?).
 ];
+/** The tag of the optimistic transaction whose reads carry only a version. */
+const OPTIMISTIC_VERSION_ONLY_TAG = 5;
 const TARGETS: readonly Compare["target"][] = [
   "value",
   "version",
@@ -56,7 +69,10 @@ export function encodeCommand(command: Command): Uint8Array {
   validateCommand(command);
   const writer = new ByteWriter();
   writer.u8(FORMAT_VERSION);
-  writer.u8(COMMAND_TAGS.indexOf(command.type));
+  const tag = COMMAND_TAGS.lastIndexOf(command.type);
+  assert(tag >= 0, "encodeCommand: every command type has a tag");
+  assert(tag !== OPTIMISTIC_VERSION_ONLY_TAG, "encodeCommand: old layouts are only decoded");
+  writer.u8(tag);
   writeFields(writer, command);
   const bytes = writer.finish();
   if (bytes.length > REQUEST_BYTES_MAX) {
@@ -90,7 +106,11 @@ export function decodeCommand(bytes: Uint8Array): Command {
   if (format !== FORMAT_VERSION) {
     throw new AspenError("bad_request", `Cannot decode command: unknown format ${format}`);
   }
-  const command = readFields(reader, pick(COMMAND_TAGS, reader.u8(), "command"));
+  const tag = reader.u8();
+  const type = pick(COMMAND_TAGS, tag, "command");
+  const command = tag === OPTIMISTIC_VERSION_ONLY_TAG
+    ? readVersionOnlyOptimistic(reader)
+    : readFields(reader, type);
   reader.end();
   validateCommand(command);
   return command;
@@ -115,7 +135,9 @@ function writeFields(writer: ByteWriter, command: Command): void {
     case "optimisticTxn":
       writeList(writer, command.reads, (read) => {
         writer.string(read.key);
-        writer.uint(read.version);
+        writeNullableUint(writer, read.modRevision);
+        writeNullableUint(writer, read.version);
+        writeNullableUint(writer, read.revision);
       });
       return writeList(writer, command.writes, (write) => writeWriteOp(writer, write));
     case "leaseGrant":
@@ -148,9 +170,11 @@ function readFields(reader: ByteReader, type: Command["type"]): Command {
       return { type, compare, success, failure: readList(reader, () => readTxnOp(reader)) };
     }
     case "optimisticTxn": {
-      const reads = readList(reader, (): ReadVersion => ({
+      const reads = readList(reader, (): ReadRecord => ({
         key: readString(reader),
-        version: reader.uint(),
+        modRevision: readNullableUint(reader),
+        version: readNullableUint(reader),
+        revision: readNullableUint(reader),
       }));
       return { type, reads, writes: readList(reader, () => readWriteOp(reader)) };
     }
@@ -165,6 +189,24 @@ function readFields(reader: ByteReader, type: Command["type"]): Command {
     case "noop":
       return { type };
   }
+}
+
+/** An optimistic transaction of tag 5, whose reads are (key, version). */
+function readVersionOnlyOptimistic(reader: ByteReader): Command {
+  const reads = readList(reader, (): ReadRecord => {
+    const key = readString(reader);
+    return { key, modRevision: null, version: reader.uint(), revision: null };
+  });
+  return { type: "optimisticTxn", reads, writes: readList(reader, () => readWriteOp(reader)) };
+}
+
+function writeNullableUint(writer: ByteWriter, value: number | null): void {
+  writer.bool(value !== null);
+  if (value !== null) writer.uint(value);
+}
+
+function readNullableUint(reader: ByteReader): number | null {
+  return reader.bool() ? reader.uint() : null;
 }
 
 function writePut(writer: ByteWriter, put: PutItem): void {

@@ -43,7 +43,7 @@ export {
   type CompareTarget,
   type PutItem,
   type RangeRequest,
-  type ReadVersion,
+  type ReadRecord,
   type TxnOp,
   validateCommand,
   validateRangeRequest,
@@ -54,12 +54,14 @@ export {
   type ApplyResult,
   applyResultError,
   type Conflict,
+  describeConflict,
   type LeaseGrant,
   type RangeResult,
   type TxnOpResult,
 } from "./apply_result.ts";
 export { evaluateCompare } from "./compare.ts";
-export { validateReadSet, type VersionReader } from "./occ.ts";
+export { leaseError, type LeaseFault, leaseFaultOf } from "./lease_error.ts";
+export { type KeyVersion, validateReadSet, type VersionReader } from "./occ.ts";
 export {
   type ApplyEntry,
   type ApplyObserver,

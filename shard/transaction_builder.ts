@@ -1,17 +1,18 @@
 /**
  * A client-side optimistic transaction, in the style of FoundationDB.
  *
- * `get()` reads through a {@linkcode TransactionStore} and records the version it saw (0 when
- * the key was absent); `set()` and `delete()` buffer writes; `commit()` sends the read set and
- * the write set together. The shard commits only if every read key still has the recorded
- * version, otherwise nothing is written and the outcome names the conflicting key. Reads of a
+ * `get()` reads through a {@linkcode TransactionStore} and records the modRevision and version it
+ * saw (0 when the key was absent); `set()` and `delete()` buffer writes; `commit()` sends the
+ * read set and the write set together. The shard commits only if no read key changed since it
+ * was read (its modRevision, which never repeats for a key, is the one recorded), otherwise
+ * nothing is written and the outcome names the conflicting key. Reads of a
  * key the transaction wrote return the buffered write, and a key read twice returns the first
  * answer, so one transaction sees one consistent picture.
  */
 
 import { assert } from "../raft/mod.ts";
-import type { Conflict } from "./apply_result.ts";
-import type { ReadVersion, WriteOp } from "./command.ts";
+import { type Conflict, describeConflict } from "./apply_result.ts";
+import type { ReadRecord, WriteOp } from "./command.ts";
 import { AspenError } from "./errors.ts";
 import { type KeyValue, validateKey, validateValue } from "./key_value.ts";
 import { OPTIMISTIC_READS_MAX, OPTIMISTIC_WRITES_MAX } from "./limits.ts";
@@ -21,7 +22,7 @@ export interface TransactionStore {
   /** The current state of `key`; `version` is 0 when it is absent. */
   get(key: string): Promise<{ kv: KeyValue | null; version: number }>;
   /** Commits `writes` if every read still holds; never throws for a conflict. */
-  commit(reads: readonly ReadVersion[], writes: readonly WriteOp[]): Promise<CommitOutcome>;
+  commit(reads: readonly ReadRecord[], writes: readonly WriteOp[]): Promise<CommitOutcome>;
 }
 
 /** How a commit ended. */
@@ -32,10 +33,17 @@ export type CommitOutcome =
 /** The most attempts {@linkcode runTransaction} may be asked to make. */
 export const TRANSACTION_ATTEMPTS_MAX = 100;
 
+/** What a read saw: the value (null when absent) and the key's counters (0 when absent). */
+interface SeenRead {
+  readonly value: string | null;
+  readonly version: number;
+  readonly modRevision: number;
+}
+
 /** One optimistic transaction; use it once. */
 export class TransactionBuilder {
   readonly #store: TransactionStore;
-  readonly #reads = new Map<string, { value: string | null; version: number }>();
+  readonly #reads = new Map<string, SeenRead>();
   readonly #writes = new Map<string, WriteOp>();
   #isCommitted = false;
 
@@ -44,9 +52,14 @@ export class TransactionBuilder {
     this.#store = store;
   }
 
-  /** The read set so far: each key with the version first seen. */
-  get reads(): ReadVersion[] {
-    return [...this.#reads].map(([key, read]) => ({ key, version: read.version }));
+  /** The read set so far: each key with the modRevision and version first seen. */
+  get reads(): ReadRecord[] {
+    return [...this.#reads].map(([key, read]) => ({
+      key,
+      modRevision: read.modRevision,
+      version: read.version,
+      revision: null,
+    }));
   }
 
   /** The buffered writes, one per key (the last one wins). */
@@ -70,9 +83,10 @@ export class TransactionBuilder {
     const { kv, version } = await this.#store.get(key);
     assert(Number.isSafeInteger(version) && version >= 0, "get: versions are counts");
     assert((kv === null) === (version === 0), "get: only an absent key has version 0");
+    if (kv !== null) assert(kv.version === version, "get: the version is the kv's");
     const raced = this.#reads.get(key);
     if (raced !== undefined) return raced.value;
-    this.#reads.set(key, { value: kv?.value ?? null, version });
+    this.#reads.set(key, { value: kv?.value ?? null, version, modRevision: kv?.modRevision ?? 0 });
     return kv?.value ?? null;
   }
 
@@ -134,9 +148,8 @@ export async function runTransaction<T>(
   assert(conflict !== null, "runTransaction: every failed attempt names a conflict");
   throw new AspenError(
     "conflict",
-    `Cannot commit transaction after ${attemptsMax} attempts: key "${conflict.key}" moved ` +
-      `from version ${conflict.expected} to ${conflict.actual}`,
-    { key: conflict.key, expected: conflict.expected, actual: conflict.actual },
+    `Cannot commit transaction after ${attemptsMax} attempts: ${describeConflict(conflict)}`,
+    { ...conflict },
   );
 }
 

@@ -1,14 +1,17 @@
 /**
- * Tests of TransactionBuilder: once against a small in-memory committer (a Map with versions)
- * to pin down the builder's own behaviour (recorded versions, read-your-writes, buffered
- * writes, limits, retries), and once against the real StateMachine, where two interleaved
- * transactions race and the loser gets a conflict naming the key and both versions.
+ * Tests of TransactionBuilder: once against a small in-memory committer (a Map with versions
+ * and revisions, validated by the real validateReadSet) to pin down the builder's own behaviour
+ * (recorded modRevisions and versions, read-your-writes, buffered writes, limits, retries), and
+ * once against the real StateMachine, where two interleaved transactions race and the loser
+ * gets a conflict naming the key, and where a key deleted and re-created behind a transaction's
+ * back (back at the version it read) still conflicts.
  */
 
 import assert from "node:assert/strict";
 import { AspenError } from "./errors.ts";
 import type { KeyValue } from "./key_value.ts";
-import type { ReadVersion, WriteOp } from "./command.ts";
+import type { ReadRecord, WriteOp } from "./command.ts";
+import { validateReadSet } from "./occ.ts";
 import { encodeCommand } from "./command_codec.ts";
 import { StateMachine } from "./state_machine.ts";
 import { OPTIMISTIC_WRITES_MAX } from "./limits.ts";
@@ -19,34 +22,32 @@ import {
   type TransactionStore,
 } from "./transaction_builder.ts";
 
-/** A committer over a Map, validating reads exactly like the state machine does. */
+/** A committer over a Map; every write (a commit's, or one made behind it) is a revision. */
 class MemoryStore implements TransactionStore {
   readonly kvs = new Map<string, KeyValue>();
   revision = 0;
-  commits: { reads: readonly ReadVersion[]; writes: readonly WriteOp[] }[] = [];
+  commits: { reads: readonly ReadRecord[]; writes: readonly WriteOp[] }[] = [];
 
   get(key: string): Promise<{ kv: KeyValue | null; version: number }> {
     const kv = this.kvs.get(key) ?? null;
     return Promise.resolve({ kv, version: kv?.version ?? 0 });
   }
 
-  commit(reads: readonly ReadVersion[], writes: readonly WriteOp[]): Promise<CommitOutcome> {
+  commit(reads: readonly ReadRecord[], writes: readonly WriteOp[]): Promise<CommitOutcome> {
     this.commits.push({ reads, writes });
-    this.revision++;
-    for (const read of reads) {
-      const actual = this.kvs.get(read.key)?.version ?? 0;
-      if (actual !== read.version) {
-        return Promise.resolve({
-          committed: false,
-          conflict: { key: read.key, expected: read.version, actual },
-        });
-      }
-    }
-    for (const write of writes) this.write(write);
-    return Promise.resolve({ committed: true, revision: this.revision });
+    const revision = ++this.revision;
+    const conflict = validateReadSet(reads, {
+      versionOf: (key) => {
+        const kv = this.kvs.get(key);
+        return { version: kv?.version ?? 0, modRevision: kv?.modRevision ?? 0 };
+      },
+    });
+    if (conflict !== null) return Promise.resolve({ committed: false, conflict });
+    for (const write of writes) this.write(write, revision);
+    return Promise.resolve({ committed: true, revision });
   }
 
-  write(write: WriteOp): void {
+  write(write: WriteOp, revision = ++this.revision): void {
     if (write.op === "delete") {
       this.kvs.delete(write.key);
       return;
@@ -56,8 +57,8 @@ class MemoryStore implements TransactionStore {
       key: write.key,
       value: write.value,
       version: (prev?.version ?? 0) + 1,
-      createRevision: prev?.createRevision ?? this.revision,
-      modRevision: this.revision,
+      createRevision: prev?.createRevision ?? revision,
+      modRevision: revision,
       lease: 0,
     });
   }
@@ -73,31 +74,36 @@ class StateMachineStore implements TransactionStore {
     return Promise.resolve({ kv, version: kv?.version ?? 0 });
   }
 
-  commit(reads: readonly ReadVersion[], writes: readonly WriteOp[]): Promise<CommitOutcome> {
+  commit(reads: readonly ReadRecord[], writes: readonly WriteOp[]): Promise<CommitOutcome> {
     const data = encodeCommand({ type: "optimisticTxn", reads, writes });
     const [result] = this.sm.apply([{ index: ++this.index, data }]);
     if (result?.type === "optimisticTxn") {
       return Promise.resolve({ committed: true, revision: result.revision });
     }
     assert.ok(result?.type === "conflict", `unexpected result ${JSON.stringify(result)}`);
-    const { key, expected, actual } = result;
-    return Promise.resolve({ committed: false, conflict: { key, expected, actual } });
+    const { type: _type, revision: _revision, ...conflict } = result;
+    return Promise.resolve({ committed: false, conflict });
   }
 }
 
-Deno.test("TransactionBuilder records the version each read saw, 0 when absent", async () => {
+/** A read record as the builder sends it: the modRevision and the version it saw. */
+function seen(key: string, modRevision: number, version: number): ReadRecord {
+  return { key, modRevision, version, revision: null };
+}
+
+Deno.test("TransactionBuilder records what each read saw, 0 when absent", async () => {
   const store = new MemoryStore();
   store.write({ op: "set", key: "a", value: "1" });
   store.write({ op: "set", key: "a", value: "2" });
   const txn = new TransactionBuilder(store);
   assert.equal(await txn.get("a"), "2");
   assert.equal(await txn.get("missing"), null);
-  assert.deepEqual(txn.reads, [{ key: "a", version: 2 }, { key: "missing", version: 0 }]);
+  assert.deepEqual(txn.reads, [seen("a", 2, 2), seen("missing", 0, 0)]);
   txn.set("b", "x");
   txn.delete("c");
-  assert.deepEqual(await txn.commit(), { committed: true, revision: 1 });
+  assert.deepEqual(await txn.commit(), { committed: true, revision: 3 });
   assert.deepEqual(store.commits[0], {
-    reads: [{ key: "a", version: 2 }, { key: "missing", version: 0 }],
+    reads: [seen("a", 2, 2), seen("missing", 0, 0)],
     writes: [{ op: "set", key: "b", value: "x" }, { op: "delete", key: "c" }],
   });
 });
@@ -113,12 +119,20 @@ Deno.test("TransactionBuilder reads its own writes and repeats its reads", async
   assert.equal(await txn.get("b"), "mine");
   txn.delete("b");
   assert.equal(await txn.get("b"), null);
-  assert.deepEqual(txn.reads, [{ key: "a", version: 1 }], "own writes are not reads");
+  assert.deepEqual(txn.reads, [seen("a", 1, 1)], "own writes are not reads");
   assert.deepEqual(txn.writes, [{ op: "delete", key: "b" }], "the last write per key wins");
   const outcome = await txn.commit();
   assert.deepEqual(outcome, {
     committed: false,
-    conflict: { key: "a", expected: 1, actual: 2 },
+    conflict: {
+      key: "a",
+      field: "modRevision",
+      expected: 1,
+      actual: 2,
+      expectedModRevision: 1,
+      actualModRevision: 2,
+      readRevision: null,
+    },
   });
 });
 
@@ -147,7 +161,7 @@ Deno.test("runTransaction() retries a conflicting body until it commits", async 
   });
   assert.equal(attempts, 3);
   assert.equal(value, 20);
-  assert.equal(revision, 3);
+  assert.equal(revision, 5, "two writes behind its back and two conflicts came first");
   assert.equal(store.kvs.get("counter")?.value, "21");
   await assert.rejects(
     () =>
@@ -177,11 +191,48 @@ Deno.test("TransactionBuilder on the StateMachine: the later of two racers confl
   assert.deepEqual(await first.commit(), { committed: true, revision: 2 });
   assert.deepEqual(await second.commit(), {
     committed: false,
-    conflict: { key: "balance/alice", expected: 1, actual: 2 },
+    conflict: {
+      key: "balance/alice",
+      field: "modRevision",
+      expected: 1,
+      actual: 2,
+      expectedModRevision: 1,
+      actualModRevision: 2,
+      readRevision: null,
+    },
   });
   assert.equal(sm.get("balance/alice")?.value, "70");
   assert.equal(sm.get("balance/bob")?.value, "30");
   assert.deepEqual(sm.stats().optimisticTxns, 3);
   assert.deepEqual(sm.stats().conflicts, 1);
+  sm.close();
+});
+
+Deno.test("TransactionBuilder on the StateMachine: a delete and re-create conflicts", async () => {
+  const sm = StateMachine.open({ path: ":memory:", synchronous: "normal" });
+  const store = new StateMachineStore(sm);
+  const setup = new TransactionBuilder(store);
+  setup.set("k", "old");
+  assert.equal((await setup.commit()).committed, true);
+  const txn = new TransactionBuilder(store);
+  assert.equal(await txn.get("k"), "old");
+  for (
+    const write of [{ op: "delete", key: "k" }, { op: "set", key: "k", value: "new" }] as const
+  ) {
+    assert.equal((await store.commit([], [write])).committed, true);
+  }
+  assert.equal(sm.get("k")?.version, 1, "the key is back at the version the transaction read");
+  txn.set("k", "old, edited");
+  const outcome = await txn.commit();
+  assert.equal(outcome.committed, false);
+  if (!outcome.committed) {
+    assert.equal(outcome.conflict.key, "k");
+    assert.equal(outcome.conflict.field, "modRevision");
+    assert.deepEqual([outcome.conflict.expectedModRevision, outcome.conflict.actualModRevision], [
+      1,
+      3,
+    ]);
+  }
+  assert.equal(sm.get("k")?.value, "new");
   sm.close();
 });

@@ -200,6 +200,100 @@ Deno.test({
         equal(error.expected, version);
         equal(error.actual, version + 1);
       });
+      await t.step("optimistic txn sees a key deleted and re-created since the read", async () => {
+        // The reproduction of issue 12: the key comes back at the version that was read.
+        await call(harness, "PUT", "/v1/kv/aba", { value: "first" });
+        const read = await call(harness, "GET", "/v1/kv/aba");
+        const seen = read.json.kv as { version: number; modRevision: number };
+        equal(seen.version, 1);
+        equal((await call(harness, "DELETE", "/v1/kv/aba")).json.deleted, 1);
+        const again = await call(harness, "PUT", "/v1/kv/aba", { value: "second" });
+        equal(again.json.version, 1, "back at the version that was read");
+        const commit = (reads: unknown[]) =>
+          call(harness, "POST", "/v1/txn/optimistic", {
+            reads,
+            writes: [{ op: "set", key: "aba", value: "edited" }],
+          });
+        const byModRevision = await commit([{ key: "aba", modRevision: seen.modRevision }]);
+        equal(byModRevision.status, 409);
+        deepEqual(byModRevision.json.error, {
+          code: "conflict",
+          message: `Cannot commit optimistic txn: key "aba" has modRevision ` +
+            `${again.json.revision} but the transaction read modRevision ${seen.modRevision} ` +
+            "(0: absent)",
+          key: "aba",
+          field: "modRevision",
+          expected: null,
+          actual: 1,
+          expectedModRevision: seen.modRevision,
+          actualModRevision: again.json.revision,
+          readRevision: null,
+        });
+        const atRevision = await commit([
+          { key: "aba", version: seen.version, revision: read.json.revision },
+        ]);
+        equal(atRevision.status, 409);
+        const error = atRevision.json.error as Record<string, unknown>;
+        equal(error.code, "conflict");
+        equal(error.key, "aba");
+        equal(error.field, "revision");
+        deepEqual([error.expected, error.actual], [1, 1]);
+        deepEqual([error.readRevision, error.actualModRevision], [
+          read.json.revision,
+          again.json.revision,
+        ]);
+        equal(
+          ((await call(harness, "GET", "/v1/kv/aba")).json.kv as { value: string }).value,
+          "second",
+        );
+        // The documented limit (README, optimistic transactions): a version alone cannot tell
+        // the re-created key from the one that was read.
+        const byVersion = await commit([{ key: "aba", version: seen.version }]);
+        equal(byVersion.status, 200);
+        const now = (await call(harness, "GET", "/v1/kv/aba")).json.kv as { modRevision: number };
+        const current = await commit([{ key: "aba", modRevision: now.modRevision }]);
+        equal(current.json.committed, true, "the current modRevision commits");
+      });
+      await t.step("txn results and lease errors name leases by their API id", async () => {
+        const key = "leased/txn";
+        const grant = await call(harness, "POST", "/v1/leases", { ttl: 60, key });
+        const id = grant.json.id as number;
+        const local = Math.floor(id / 1024);
+        equal((await call(harness, "PUT", `/v1/kv/${key}`, { value: "v", lease: id })).status, 200);
+        const txn = await call(harness, "POST", "/v1/txn", {
+          success: [
+            { get: { key } },
+            { put: { key, value: "w", lease: id, prevKv: true } },
+            { delete: { key, prevKv: true } },
+          ],
+        });
+        equal(txn.status, 200, JSON.stringify(txn.json));
+        const [got, put, removed] = txn.json.results as {
+          kv?: { lease: number };
+          prevKv?: { lease: number };
+        }[];
+        equal(got?.kv?.lease, id, "a get result");
+        equal(put?.prevKv?.lease, id, "a put's prevKv");
+        equal(removed?.prevKv?.lease, id, "a delete's prevKv");
+        equal((await call(harness, "DELETE", `/v1/leases/${id}`)).status, 200);
+        const requests: [string, string, unknown][] = [
+          ["DELETE", `/v1/leases/${id}`, undefined],
+          ["POST", `/v1/leases/${id}/keepalive`, undefined],
+          ["GET", `/v1/leases/${id}`, undefined],
+          ["PUT", `/v1/kv/${key}`, { value: "v", lease: id }],
+          ["POST", "/v1/txn", { success: [{ put: { key, value: "v", lease: id } }] }],
+        ];
+        for (const [method, path, body] of requests) {
+          const { status, json } = await call(harness, method, path, body);
+          const error = json.error as { code: string; message: string; lease: number };
+          const what = `${method} ${path}: ${JSON.stringify(json)}`;
+          equal(status, 404, what);
+          equal(error.code, "lease_not_found", what);
+          equal(error.lease, id, what);
+          match(error.message, new RegExp(`lease ${id}\\b`), what);
+          ok(!new RegExp(`lease ${local}\\b`).test(error.message), what);
+        }
+      });
       await t.step("leases: grant, attach, keep alive, info, revoke deletes keys", async () => {
         const grant = await call(harness, "POST", "/v1/leases", { ttl: 60, key: "leased" });
         const id = grant.json.id as number;
@@ -249,7 +343,34 @@ Deno.test({
             400,
             /exactly one/,
           ],
-          ["POST", "/v1/txn/optimistic", { reads: [{ key: "a" }] }, 400, /version/],
+          [
+            "POST",
+            "/v1/txn/optimistic",
+            { reads: [{ key: "a" }] },
+            400,
+            /"modRevision".*"version"/,
+          ],
+          [
+            "POST",
+            "/v1/txn/optimistic",
+            { reads: [{ key: "a", revision: 4 }] },
+            400,
+            /reads\[0\]: name the "modRevision"/,
+          ],
+          [
+            "POST",
+            "/v1/txn/optimistic",
+            { reads: [{ key: "a", modRevision: -1 }] },
+            400,
+            /"modRevision" must be a non-negative integer/,
+          ],
+          [
+            "POST",
+            "/v1/txn/optimistic",
+            { reads: [{ key: "a", modRevision: 1, rev: 2 }] },
+            400,
+            /unknown field "rev"/,
+          ],
           ["POST", "/v1/leases", { ttl: 0 }, 400, /ttl/],
           ["GET", "/v1/leases/abc", undefined, 400, /not a lease id/],
           ["GET", "/v1/nothing", undefined, 404, /No route/],

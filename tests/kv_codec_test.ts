@@ -46,6 +46,48 @@ Deno.test("encodeCommand() and decodeCommand() round-trip every command type", (
   assert.equal(seen.size, 11, "every command type was generated");
 });
 
+Deno.test("decodeCommand() reads optimistic txns written before reads named modRevision", () => {
+  // Tag 5, as logs written before issue 12 hold it: reads are (key, version). Format 1, tag 5,
+  // 1 read ("k", version 3), 1 write (set "k" to "v").
+  const old = Uint8Array.from([1, 5, 1, 1, 0x6b, 3, 1, 1, 0x6b, 1, 1, 0x76]);
+  const command: Command = {
+    type: "optimisticTxn",
+    reads: [{ key: "k", modRevision: null, version: 3, revision: null }],
+    writes: [{ op: "set", key: "k", value: "v" }],
+  };
+  assert.deepEqual(decodeCommand(old), command);
+  const current = encodeCommand(command);
+  assert.deepEqual([...current.subarray(0, 2)], [1, 11], "new entries use tag 11");
+  assert.deepEqual(decodeCommand(current), command);
+  assert.equal(decodeError(Uint8Array.from([...old, 0])).code, "bad_request", "no extra bytes");
+});
+
+Deno.test("encodeCommand() writes each field of a read, null or not", () => {
+  const reads = [
+    { key: "a", modRevision: 7, version: null, revision: null },
+    { key: "b", modRevision: null, version: 2, revision: 9 },
+    { key: "c", modRevision: 0, version: 0, revision: 0 },
+  ];
+  const command: Command = { type: "optimisticTxn", reads, writes: [] };
+  const bytes = encodeCommand(command);
+  // Per read: key, then (present, value) for modRevision, version and revision.
+  assert.deepEqual([...bytes], [
+    ...[1, 11, 3],
+    ...[1, 0x61, 1, 7, 0, 0],
+    ...[1, 0x62, 0, 1, 2, 1, 9],
+    ...[1, 0x63, 1, 0, 1, 0, 1, 0],
+    0,
+  ]);
+  assert.deepEqual(decodeCommand(bytes), command);
+});
+
+Deno.test("decodeCommand() rejects a read that names neither modRevision nor version", () => {
+  const bytes = Uint8Array.from([1, 11, 1, 1, 0x6b, 0, 0, 1, 4, 0]);
+  const error = decodeError(bytes);
+  assert.equal(error.code, "bad_request");
+  assert.match(error.message, /neither a modRevision nor a version/);
+});
+
 Deno.test("decodeCommand() reads empty data as a noop", () => {
   assert.deepEqual(decodeCommand(new Uint8Array()), { type: "noop" });
 });
@@ -77,7 +119,7 @@ Deno.test("decodeCommand() rejects malformed bytes", async (t) => {
   const put = encodeCommand({ type: "put", key: "k", value: "v", lease: 0, prevKv: false });
   const cases: [string, number[] | Uint8Array, string][] = [
     ["unknown format", [2, 0], "unknown format 2"],
-    ["unknown command tag", [1, 11], "unknown command tag 11"],
+    ["unknown command tag", [1, 12], "unknown command tag 12"],
     ["trailing bytes", [...put, 0], "1 bytes follow the command"],
     ["bool that is not 0 or 1", [...put.subarray(0, put.length - 1), 2], "not a boolean"],
     ["non-canonical varint", [1, 7, 0x81, 0x00], "canonical"],

@@ -9,6 +9,7 @@ import {
   encodeCommand,
   type KeyRange,
   type RangeRequest,
+  type ReadRecord,
   StateMachine,
   type StateMachineOptions,
   type TxnOp,
@@ -54,6 +55,14 @@ export function del(key: string): Command {
 
 export function putOp(key: string, value: string, lease = 0): TxnOp {
   return { type: "put", key, value, lease, prevKv: false };
+}
+
+/** An optimistic read of `key` naming only the given fields. */
+export function read(
+  key: string,
+  fields: Partial<Omit<ReadRecord, "key">>,
+): ReadRecord {
+  return { key, modRevision: null, version: null, revision: null, ...fields };
 }
 
 export function rangeRequest(range: KeyRange, limit = 100): RangeRequest {

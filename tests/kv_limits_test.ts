@@ -32,7 +32,7 @@ import {
   VALUE_BYTES_MAX,
 } from "../shard/mod.ts";
 import { AssertionError } from "../raft/mod.ts";
-import { Harness, put, putOp, rangeRequest } from "./kv_harness.ts";
+import { Harness, put, putOp, rangeRequest, read } from "./kv_harness.ts";
 
 const MIB = 1024 * 1024;
 
@@ -133,7 +133,7 @@ function otherCases(): LimitCase[] {
   return [
     ["optimistic reads past the limit", {
       type: "optimisticTxn",
-      reads: Array.from({ length: OPTIMISTIC_READS_MAX + 1 }, () => ({ key: "k", version: 0 })),
+      reads: Array.from({ length: OPTIMISTIC_READS_MAX + 1 }, () => read("k", { version: 0 })),
       writes: [],
     }, "request_too_large"],
     ["optimistic writes past the limit", {
@@ -147,9 +147,29 @@ function otherCases(): LimitCase[] {
     }, "request_too_large"],
     ["fractional version", {
       type: "optimisticTxn",
-      reads: [{ key: "k", version: 1.5 }],
+      reads: [read("k", { version: 1.5 })],
       writes: [],
     }, "bad_request"],
+    ["negative modRevision", {
+      type: "optimisticTxn",
+      reads: [read("k", { modRevision: -1 })],
+      writes: [],
+    }, "bad_request"],
+    ["fractional revision", {
+      type: "optimisticTxn",
+      reads: [read("k", { version: 1, revision: 2.5 })],
+      writes: [],
+    }, "bad_request"],
+    ["a read that names neither modRevision nor version", {
+      type: "optimisticTxn",
+      reads: [read("k", { revision: 3 })],
+      writes: [],
+    }, "bad_request"],
+    ["a read that names all three", {
+      type: "optimisticTxn",
+      reads: [read("k", { modRevision: 0, version: 0, revision: 0 })],
+      writes: [],
+    }, "ok"],
     ["lease ttl 0", { type: "leaseGrant", ttlSeconds: 0 }, "bad_request"],
     ["lease ttl at the maximum", { type: "leaseGrant", ttlSeconds: LEASE_TTL_SECONDS_MAX }, "ok"],
     ["lease ttl past the maximum", {
@@ -203,19 +223,32 @@ Deno.test("apply reports state-dependent errors and leaves no partial write", as
       failure: [],
     };
     const result = harness.one(txn);
-    assert.deepEqual(result.type === "error" && result.details, { lease: 77 });
+    assert.deepEqual(result.type === "error" && result.details, {
+      action: "attach",
+      lease: 77,
+      key: "second",
+    });
     assert.equal(harness.sm.get("first"), null, "the first put of the failed txn was undone");
     assert.equal(harness.sm.stats().historyEvents, 0, "no watch event either");
   });
   await t.step("conflict carries key, expected and actual", () => {
-    harness.one(put("c", "1"));
+    const created = harness.one(put("c", "1")).revision;
     const error = applyResultError(harness.one({
       type: "optimisticTxn",
-      reads: [{ key: "c", version: 0 }],
+      reads: [read("c", { version: 0 })],
       writes: [],
     }));
     assert.equal(error?.code, "conflict");
-    assert.deepEqual(error?.details, { key: "c", expected: 0, actual: 1 });
+    assert.deepEqual(error?.details, {
+      key: "c",
+      field: "version",
+      expected: 0,
+      actual: 1,
+      expectedModRevision: null,
+      actualModRevision: created,
+      readRevision: null,
+    });
+    assert.match(error?.message ?? "", /key "c" is at version 1 but the transaction read/);
   });
   await t.step("bad_request for undecodable data", () => {
     const [result] = harness.sm.apply([{ index: ++harness.index, data: Uint8Array.of(9) }]);

@@ -277,10 +277,30 @@ class Execution {
     const revision = this.revision;
     this.state.optimisticTxns++;
     for (const read of command.reads) {
-      const actual = this.version(read.key);
-      if (actual !== read.version) {
+      const kv = this.state.kvs.get(read.key);
+      const actual = kv?.version ?? 0;
+      const actualModRevision = kv?.modRevision ?? 0;
+      // Every field a read names is a condition: the same modRevision, the same version, and
+      // no change after the read's revision.
+      let field: "modRevision" | "version" | "revision" | null = null;
+      if (read.revision !== null && actualModRevision > read.revision) field = "revision";
+      if (read.version !== null && actual !== read.version) field = "version";
+      if (read.modRevision !== null && actualModRevision !== read.modRevision) {
+        field = "modRevision";
+      }
+      if (field !== null) {
         this.state.conflicts++;
-        return { type: "conflict", revision, key: read.key, expected: read.version, actual };
+        return {
+          type: "conflict",
+          revision,
+          key: read.key,
+          field,
+          expected: read.version,
+          actual,
+          expectedModRevision: read.modRevision,
+          actualModRevision,
+          readRevision: read.revision,
+        };
       }
     }
     for (const write of command.writes) {
@@ -311,7 +331,7 @@ class Execution {
       }
       case "leaseRevoke": {
         if (!this.state.leases.has(command.id)) {
-          throw new AspenError("lease_not_found", "gone", { lease: command.id });
+          throw new AspenError("lease_not_found", "gone", { action: "revoke", lease: command.id });
         }
         return {
           type: "leaseRevoke",
@@ -341,11 +361,15 @@ class Execution {
     const prev = this.state.kvs.get(key) ?? null;
     if (lease !== 0 && prev?.lease !== lease) {
       if (!this.state.leases.has(lease)) {
-        throw new AspenError("lease_not_found", "no lease", { lease });
+        throw new AspenError("lease_not_found", "no lease", { action: "attach", lease, key });
       }
-      if (leaseKeys(this.state, lease).length >= LEASE_KEYS_MAX) {
+      const keyCount = leaseKeys(this.state, lease).length;
+      if (keyCount >= LEASE_KEYS_MAX) {
         throw new AspenError("limit_exceeded", "full", {
+          action: "attach",
           lease,
+          key,
+          keyCount,
           limit: LEASE_KEYS_MAX,
           name: "LEASE_KEYS_MAX",
         });

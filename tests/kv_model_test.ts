@@ -59,7 +59,7 @@ function comparable(results: readonly ApplyResult[]): unknown[] {
 async function runSeed(seed: number, path: string): Promise<void> {
   const model = new KvModel();
   const prng = new Prng(seed ^ 0x5eed);
-  const workload = new Workload(seed, { versionOf: (key) => model.get(key)?.version ?? 0 });
+  const workload = new Workload(seed, { kvOf: (key) => model.get(key) });
   let sm = StateMachine.open({ path, synchronous: "normal" });
   let watcher = sm.watch({ prefix: "" }, { fromRevision: 1 });
   let eventsSeen = 0;

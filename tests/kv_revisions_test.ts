@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import type { Command, KeyValue } from "../shard/mod.ts";
-import { del, Harness, put, putOp } from "./kv_harness.ts";
+import { del, Harness, put, putOp, read } from "./kv_harness.ts";
 
 function meta(kv: KeyValue | null): [number, number, number] | null {
   return kv === null ? null : [kv.version, kv.createRevision, kv.modRevision];
@@ -126,7 +126,7 @@ Deno.test("optimistic transaction keeps version and revisions", () => {
   const harness = new Harness();
   const optimistic = (value: string): Command => ({
     type: "optimisticTxn",
-    reads: [{ key: "k", version: harness.sm.get("k")?.version ?? 0 }],
+    reads: [read("k", { modRevision: harness.sm.get("k")?.modRevision ?? 0 })],
     writes: [{ op: "set", key: "k", value }],
   });
   checkPath(harness, optimistic, () => ({
@@ -137,15 +137,19 @@ Deno.test("optimistic transaction keeps version and revisions", () => {
   const before = harness.sm.get("k");
   const conflict = harness.one({
     type: "optimisticTxn",
-    reads: [{ key: "k", version: 7 }],
+    reads: [read("k", { version: 7 })],
     writes: [{ op: "set", key: "k", value: "no" }],
   });
   assert.deepEqual(conflict, {
     type: "conflict",
     revision: harness.index,
     key: "k",
+    field: "version",
     expected: 7,
     actual: 1,
+    expectedModRevision: null,
+    actualModRevision: before?.modRevision,
+    readRevision: null,
   });
   assert.deepEqual(harness.sm.get("k"), before, "a conflict writes nothing");
   harness.close();

@@ -14,8 +14,10 @@ import {
   type CompareOp,
   encodeCommand,
   type KeyRange,
+  type KeyValue,
   type PutItem,
   type RangeRequest,
+  type ReadRecord,
   type TxnOp,
   type WriteOp,
 } from "../shard/mod.ts";
@@ -76,8 +78,8 @@ const OPS: readonly CompareOp[] = ["=", "!=", "<", ">"];
 
 /** Hooks that let a generator draw realistic numbers from the current state. */
 export interface WorkloadOptions {
-  /** The current version of a key (0 when absent); random small numbers when omitted. */
-  readonly versionOf?: (key: string) => number;
+  /** The current state of a key (null when absent); random small numbers when omitted. */
+  readonly kvOf?: (key: string) => KeyValue | null;
 }
 
 /** Generates entries with consecutive indexes starting at 1. */
@@ -201,10 +203,7 @@ export class Workload {
   }
 
   optimistic(): Command {
-    const reads = this.list(3, () => {
-      const key = this.key();
-      return { key, version: this.version(key) };
-    });
+    const reads = this.list(3, () => this.read());
     const writes = this.list(3, (): WriteOp => {
       if (this.prng.chance(0.7)) return { op: "set", key: this.key(), value: this.value() };
       return { op: "delete", key: this.key() };
@@ -212,9 +211,49 @@ export class Workload {
     return { type: "optimisticTxn", reads, writes };
   }
 
+  /**
+   * A read of an optimistic transaction in one of its forms: a modRevision, a version, a
+   * version at a revision, or all three, each the key's current one most of the time.
+   */
+  read(): ReadRecord {
+    const key = this.key();
+    const form = this.prng.pick(["modRevision", "version", "versionAt", "all"] as const);
+    const hasVersion = form !== "modRevision";
+    const hasModRevision = form === "modRevision" || form === "all";
+    const hasRevision = form === "versionAt" || form === "all";
+    return {
+      key,
+      modRevision: hasModRevision ? this.modRevision(key) : null,
+      version: hasVersion ? this.version(key) : null,
+      revision: hasRevision ? this.revision(key) : null,
+    };
+  }
+
   /** The key's current version most of the time, otherwise a near miss. */
   version(key: string): number {
-    const current = this.#options.versionOf?.(key) ?? this.prng.int(4);
+    const current = this.#currentOf(key)?.version ?? this.prng.int(4);
+    return this.#nearly(current);
+  }
+
+  /** The key's current modRevision most of the time, otherwise a near miss. */
+  modRevision(key: string): number {
+    const current = this.#currentOf(key)?.modRevision ?? this.prng.int(this.#index + 1);
+    return this.#nearly(current);
+  }
+
+  /** A revision at or after the key's last change most of the time, otherwise before it. */
+  revision(key: string): number {
+    const changed = this.#currentOf(key)?.modRevision ?? this.prng.int(this.#index + 1);
+    if (this.prng.chance(0.8)) return changed + this.prng.int(this.#index - changed + 1);
+    return this.prng.int(changed + 1);
+  }
+
+  #currentOf(key: string): { version: number; modRevision: number } | null {
+    if (this.#options.kvOf === undefined) return null;
+    return this.#options.kvOf(key) ?? { version: 0, modRevision: 0 };
+  }
+
+  #nearly(current: number): number {
     if (this.prng.chance(0.75)) return current;
     return Math.max(0, current + this.prng.pick([-1, 1, 2]));
   }

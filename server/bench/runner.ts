@@ -69,7 +69,7 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
       new HttpConnection(options.endpoints[index % options.endpoints.length]!, authorization),
   );
   // One workload client per bench client for warm-up and measurement alike: what cas and txn
-  // clients learn of their keys' versions while warming up keeps their compares succeeding.
+  // clients learn of their keys' modRevisions while warming up keeps their compares succeeding.
   const workloads = Array.from(
     { length: options.clients },
     (_, index) => new WorkloadClient(options.workload, index, options.clients),

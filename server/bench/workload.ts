@@ -6,15 +6,18 @@
  * - `put`: PUT a key.
  * - `get`: GET a key (linearizable, or serializable with `--consistency serializable`).
  * - `mixed`: a GET with probability `readRatio`, else a PUT.
- * - `cas`: a one-compare txn on the key's version, then put (etcd-style compare-and-swap).
- * - `txn`: the same write as an optimistic transaction (read set = the key's version); its
+ * - `cas`: a one-compare txn on the key's modRevision, then put (etcd-style compare-and-swap).
+ * - `txn`: the same write as an optimistic transaction (read set = the key's modRevision); its
  *   cost against `cas` is the optimistic transaction overhead.
+ *
+ * `cas` and `txn` check the modRevision, not the version: a version comes back to 1 when a key
+ * is deleted and re-created, a modRevision never repeats (README, HTTP API).
  * - `scan`: a range read of `scanLimit` keys from a random start.
  *
  * With `isClientKeys`, each client draws from its own slice of the key space, so no two
  * clients touch one key: `cas` and `txn` then measure successful writes, not conflicts (with a
- * shared key space most compares fail, since a client only learns a key's version from its own
- * answers).
+ * shared key space most compares fail, since a client only learns a key's modRevision from its
+ * own answers).
  */
 
 /** The workloads `aspen bench` knows. */
@@ -43,7 +46,7 @@ export interface BenchRequest {
   readonly body: string | null;
   /** What the operation is counted as in the report. */
   readonly kind: "put" | "get" | "cas" | "txn" | "scan";
-  /** Learns from the answer (CAS and txn track each key's version). */
+  /** Learns from the answer (CAS and txn track each key's modRevision). */
   readonly onAnswer?: (status: number, body: unknown) => void;
 }
 
@@ -54,7 +57,8 @@ export const BENCH_PREFIX = "bench/";
 export class WorkloadClient {
   readonly #options: WorkloadOptions;
   readonly #value: string;
-  readonly #versions = new Map<number, number>();
+  /** The modRevision this client last learned for each key index; absent means 0. */
+  readonly #modRevisions = new Map<number, number>();
   #state: number;
   #sequence: number;
   /** The keys this client draws from: [first, first + count). */
@@ -125,21 +129,25 @@ export class WorkloadClient {
   #cas(): BenchRequest {
     const index = this.#pick();
     const key = this.#keyName(index);
-    const version = this.#versions.get(index) ?? 0;
+    const modRevision = this.#modRevisions.get(index) ?? 0;
     return {
       method: "POST",
       path: "/v1/txn",
       body: JSON.stringify({
-        compare: [{ key, target: "version", op: "=", value: version }],
+        compare: [{ key, target: "modRevision", op: "=", value: modRevision }],
         success: [{ put: { key, value: this.#value } }],
         failure: [{ get: { key } }],
       }),
       kind: "cas",
       onAnswer: (status, body) => {
-        const answer = body as { succeeded?: boolean; results?: { kv?: { version: number } }[] };
+        const answer = body as {
+          succeeded?: boolean;
+          revision?: number;
+          results?: { kv?: { modRevision: number } | null }[];
+        };
         if (status !== 200) return;
-        if (answer.succeeded === true) this.#versions.set(index, version + 1);
-        else this.#versions.set(index, answer.results?.[0]?.kv?.version ?? 0);
+        if (answer.succeeded === true) this.#learn(index, answer.revision);
+        else this.#learn(index, answer.results?.[0]?.kv?.modRevision ?? 0);
       },
     };
   }
@@ -147,21 +155,27 @@ export class WorkloadClient {
   #optimistic(): BenchRequest {
     const index = this.#pick();
     const key = this.#keyName(index);
-    const version = this.#versions.get(index) ?? 0;
+    const modRevision = this.#modRevisions.get(index) ?? 0;
     return {
       method: "POST",
       path: "/v1/txn/optimistic",
       body: JSON.stringify({
-        reads: [{ key, version }],
+        reads: [{ key, modRevision }],
         writes: [{ op: "set", key, value: this.#value }],
       }),
       kind: "txn",
       onAnswer: (status, body) => {
-        if (status === 200) this.#versions.set(index, version + 1);
-        const actual = (body as { error?: { actual?: number } }).error?.actual;
-        if (status === 409 && typeof actual === "number") this.#versions.set(index, actual);
+        // A commit wrote the key at the answer's revision; a conflict says what the key has.
+        if (status === 200) this.#learn(index, (body as { revision?: number }).revision);
+        const error = (body as { error?: { actualModRevision?: number } }).error;
+        if (status === 409) this.#learn(index, error?.actualModRevision);
       },
     };
+  }
+
+  /** Records a key's modRevision from an answer; an answer without one teaches nothing. */
+  #learn(index: number, modRevision: number | undefined): void {
+    if (typeof modRevision === "number") this.#modRevisions.set(index, modRevision);
   }
 
   #scan(): BenchRequest {

@@ -104,30 +104,36 @@ Deno.test("WorkloadClient builds get, serializable get and scan requests", () =>
   equal(url.searchParams.get("limit"), "10");
 });
 
-Deno.test("WorkloadClient cas compares the version it learned from answers", () => {
+Deno.test("WorkloadClient cas compares the modRevision it learned from answers", () => {
   const client = new WorkloadClient({ ...BASE, workload: "cas", keyspace: 1 }, 0, 1);
   const body = (request: ReturnType<WorkloadClient["next"]>) => JSON.parse(request.body!);
   const first = client.next();
   equal(first.path, "/v1/txn");
-  deepEqual(body(first).compare, [{ key: "bench/00", target: "version", op: "=", value: 0 }]);
-  first.onAnswer?.(200, { succeeded: true });
+  deepEqual(body(first).compare, [{ key: "bench/00", target: "modRevision", op: "=", value: 0 }]);
+  first.onAnswer?.(200, { succeeded: true, revision: 17 });
   const second = client.next();
-  equal(body(second).compare[0].value, 1, "a success bumps the expected version");
-  second.onAnswer?.(200, { succeeded: false, results: [{ kv: { version: 9 } }] });
-  equal(body(client.next()).compare[0].value, 9, "a failed compare learns the real version");
+  equal(body(second).compare[0].value, 17, "a success learns the put's revision");
+  second.onAnswer?.(200, { succeeded: false, results: [{ kv: { modRevision: 40 } }] });
+  const third = client.next();
+  equal(body(third).compare[0].value, 40, "a failed compare learns the real modRevision");
+  third.onAnswer?.(200, { succeeded: false, results: [{ kv: null }] });
+  equal(body(client.next()).compare[0].value, 0, "a deleted key is expected absent");
 });
 
-Deno.test("WorkloadClient txn reads the version it learned from answers", () => {
+Deno.test("WorkloadClient txn reads the modRevision it learned from answers", () => {
   const client = new WorkloadClient({ ...BASE, workload: "txn", keyspace: 1 }, 0, 1);
   const first = client.next();
   equal(first.path, "/v1/txn/optimistic");
   deepEqual(JSON.parse(first.body!), {
-    reads: [{ key: "bench/00", version: 0 }],
+    reads: [{ key: "bench/00", modRevision: 0 }],
     writes: [{ op: "set", key: "bench/00", value: "vvvv" }],
   });
-  first.onAnswer?.(200, { committed: true });
+  first.onAnswer?.(200, { committed: true, shard: 0, revision: 12 });
   const second = client.next();
-  equal(JSON.parse(second.body!).reads[0].version, 1);
-  second.onAnswer?.(409, { error: { code: "conflict", actual: 5 } });
-  equal(JSON.parse(client.next().body!).reads[0].version, 5, "a conflict learns the version");
+  equal(JSON.parse(second.body!).reads[0].modRevision, 12);
+  second.onAnswer?.(409, { error: { code: "conflict", actual: 5, actualModRevision: 30 } });
+  const third = client.next();
+  equal(JSON.parse(third.body!).reads[0].modRevision, 30, "a conflict learns the modRevision");
+  third.onAnswer?.(503, { error: { code: "shard_unavailable" } });
+  equal(JSON.parse(client.next().body!).reads[0].modRevision, 30, "an error teaches nothing");
 });

@@ -8,7 +8,7 @@
  * after a pooled connection dies); it is never sent to a second node. API errors come back as
  * {@linkcode ApiError} with the server's code and details.
  */
-import type { Kv } from "../api_types.ts";
+import type { Kv, OptimisticTxnRequest } from "../api_types.ts";
 
 export type { Kv };
 
@@ -164,11 +164,10 @@ export class AspenClient {
     return this.request({ method: "POST", path: "/v1/txn", body });
   }
 
-  /** POST /v1/txn/optimistic. */
-  optimistic(body: {
-    reads: readonly { key: string; version: number }[];
-    writes: readonly ({ op: "set"; key: string; value: string } | { op: "delete"; key: string })[];
-  }): Promise<{ committed: boolean; shard: number; revision: number }> {
+  /** POST /v1/txn/optimistic; name each read's `modRevision` to see every change. */
+  optimistic(
+    body: OptimisticTxnRequest,
+  ): Promise<{ committed: boolean; shard: number; revision: number }> {
     return this.request({ method: "POST", path: "/v1/txn/optimistic", body });
   }
 

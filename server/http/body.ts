@@ -87,6 +87,16 @@ export function integerField(
   return value;
 }
 
+/** An optional non-negative integer field: null when absent. */
+export function nullableCountField(
+  object: JsonObject,
+  field: string,
+  action: string,
+): number | null {
+  if (object[field] === undefined) return null;
+  return integerField(object, field, action, 0);
+}
+
 /** An optional boolean field, default false. */
 export function booleanField(object: JsonObject, field: string, action: string): boolean {
   const value = object[field];

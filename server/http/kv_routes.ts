@@ -10,6 +10,7 @@ import {
   OPTIMISTIC_READS_MAX,
   OPTIMISTIC_WRITES_MAX,
   RANGE_LIMIT_MAX,
+  type ReadRecord,
   TXN_OPS_MAX,
   type TxnOp,
   validateKey,
@@ -22,6 +23,7 @@ import {
   booleanField,
   integerField,
   type JsonObject,
+  nullableCountField,
   queryFlag,
   queryInteger,
   readJsonObject,
@@ -97,13 +99,9 @@ function addTxnRoutes(app: Hono, service: KvService): void {
   app.post("/v1/txn/optimistic", async (c) => {
     const action = "commit optimistic txn";
     const body = await readJsonObject(c.req.raw, action, ["reads", "writes"]);
-    const reads = arrayField(body, "reads", action, OPTIMISTIC_READS_MAX).map((item, i) => {
-      const read = asObject(item, action, `reads[${i}]`, ["key", "version"]);
-      return {
-        key: stringField(read, "key", action),
-        version: integerField(read, "version", action, -1),
-      };
-    });
+    const reads = arrayField(body, "reads", action, OPTIMISTIC_READS_MAX).map((item, i) =>
+      parseRead(item, `${action}: reads[${i}]`)
+    );
     const writes = arrayField(body, "writes", action, OPTIMISTIC_WRITES_MAX).map((item, i) => {
       const write = asObject(item, action, `writes[${i}]`, ["op", "key", "value"]);
       const op = stringField(write, "op", action);
@@ -115,11 +113,6 @@ function addTxnRoutes(app: Hono, service: KvService): void {
         `Cannot ${action}: writes[${i}].op must be "set" or "delete"`,
       );
     });
-    for (const read of reads) {
-      if (read.version < 0) {
-        throw new AspenError("bad_request", `Cannot ${action}: every read needs a "version"`);
-      }
-    }
     return c.json(await service.optimistic({ type: "optimisticTxn", reads, writes }));
   });
 }
@@ -247,6 +240,23 @@ function parseCompare(item: unknown, where: string): Compare {
     throw new AspenError("bad_request", `Cannot ${where}: value must be an integer for ${target}`);
   }
   return { key, target: target as Exclude<Compare["target"], "value">, op, value };
+}
+
+/** One read of an optimistic transaction: a key and what was seen (shard/occ.ts). */
+function parseRead(item: unknown, where: string): ReadRecord {
+  const read = asObject(item, where, "the read", ["key", "modRevision", "version", "revision"]);
+  const key = stringField(read, "key", where);
+  const modRevision = nullableCountField(read, "modRevision", where);
+  const version = nullableCountField(read, "version", where);
+  if (modRevision === null && version === null) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${where}: name the "modRevision" the key had (preferred; 0: absent) or its ` +
+        `"version"`,
+      { field: "modRevision" },
+    );
+  }
+  return { key, modRevision, version, revision: nullableCountField(read, "revision", where) };
 }
 
 function parseTxnOp(item: unknown, where: string): TxnOp {

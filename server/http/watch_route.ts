@@ -12,13 +12,12 @@ import type { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import {
   AspenError,
-  type KeyValue,
   validateKey,
   type Watcher,
   type WatchEvent,
   type WatchFilter,
 } from "../../shard/mod.ts";
-import { type KvService, LEASE_SHARD_SPAN, type LocalShard, type WatchPoll } from "../node/mod.ts";
+import { apiKv, type KvService, type LocalShard, type WatchPoll } from "../node/mod.ts";
 import { queryInteger } from "./body.ts";
 
 /** Milliseconds between keep-alive comments on an idle stream. */
@@ -176,15 +175,11 @@ async function pumpRemote(options: {
 function eventJson(item: WatchEvent, shard: number) {
   return {
     type: item.type,
-    kv: globalLease(item.kv, shard),
-    ...(item.prevKv === null ? {} : { prevKv: globalLease(item.prevKv, shard) }),
+    kv: apiKv(item.kv, shard),
+    ...(item.prevKv === null ? {} : { prevKv: apiKv(item.prevKv, shard) }),
     shard,
     revision: item.revision,
   };
-}
-
-function globalLease(kv: KeyValue, shard: number): KeyValue {
-  return kv.lease === 0 ? kv : { ...kv, lease: kv.lease * LEASE_SHARD_SPAN + shard };
 }
 
 function allShards(count: number): number[] {

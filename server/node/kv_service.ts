@@ -19,21 +19,20 @@ import {
   type KeyRange,
   type KeyValue,
   kvResponseBytes,
+  leaseError,
+  type LeaseFault,
   RANGE_RESPONSE_BYTES_MAX,
   type RangeResult,
   shardForKey,
   type TxnOp,
-  type TxnOpResult,
   validateCommand,
 } from "../../shard/mod.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
+import { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult, LEASE_SHARD_SPAN } from "./lease_ids.ts";
 import type { ShardRange, ShardRequest } from "./shard_request.ts";
 
 /** The most pieces one shard's part of a range delete is split into. */
 export const DELETE_RANGE_ROUNDS_MAX = 1_000;
-
-/** Lease ids carry their shard in the low bits: `id = grantIndex * LEASE_SHARD_SPAN + shard`. */
-export const LEASE_SHARD_SPAN = 1024;
 
 /** What the service needs. */
 export interface KvServiceOptions {
@@ -42,6 +41,14 @@ export interface KvServiceOptions {
   readonly nowMs: () => number;
   /** Every request's deadline. */
   readonly requestTimeoutMs: number;
+}
+
+/** A lease id from a request, and the key it is attached to or compared with. */
+interface LeaseUse {
+  readonly lease: number;
+  readonly shard: number;
+  readonly key: string;
+  readonly action: "attach" | "compare";
 }
 
 /** A range read as the API asks for it. */
@@ -87,7 +94,7 @@ export class KvService {
         revision: result.revision,
       });
     }
-    return { kv: this.#globalKv(result.kv, shard), shard, revision: result.revision };
+    return { kv: apiKv(result.kv, shard), shard, revision: result.revision };
   }
 
   async put(key: string, value: string, lease: number, prevKv: boolean) {
@@ -96,7 +103,7 @@ export class KvService {
       type: "put",
       key,
       value,
-      lease: this.#localLease(lease, shard, key),
+      lease: this.#localLease({ lease, shard, key, action: "attach" }),
       prevKv,
     };
     const result = await this.#propose(shard, command) as Extract<ApplyResult, { type: "put" }>;
@@ -104,7 +111,7 @@ export class KvService {
       shard,
       revision: result.revision,
       version: result.version,
-      ...(prevKv && result.prevKv !== null ? { prevKv: this.#globalKv(result.prevKv, shard) } : {}),
+      ...(prevKv && result.prevKv !== null ? { prevKv: apiKv(result.prevKv, shard) } : {}),
     };
   }
 
@@ -118,7 +125,7 @@ export class KvService {
       deleted: result.deleted,
       shard,
       revision: result.revision,
-      ...(prevKv && result.prevKv !== null ? { prevKv: this.#globalKv(result.prevKv, shard) } : {}),
+      ...(prevKv && result.prevKv !== null ? { prevKv: apiKv(result.prevKv, shard) } : {}),
     };
   }
 
@@ -145,7 +152,7 @@ export class KvService {
       const count = pages.reduce((sum, { page }) => sum + page.count, 0);
       return { kvs: [], count, more: false };
     }
-    return mergePages(pages, query, (kv, shard) => this.#globalKv(kv, shard));
+    return mergePages(pages, query, apiKv);
   }
 
   /**
@@ -212,13 +219,21 @@ export class KvService {
     const shard = this.#singleShard(keys, "run txn", [...success, ...failure]);
     const localOps = (ops: readonly TxnOp[]) =>
       ops.map((op) =>
-        op.type === "put" ? { ...op, lease: this.#localLease(op.lease, shard, op.key) } : op
+        op.type === "put"
+          ? {
+            ...op,
+            lease: this.#localLease({ lease: op.lease, shard, key: op.key, action: "attach" }),
+          }
+          : op
       );
     const command: Command = {
       type: "txn",
       compare: compare.map((item) =>
         item.target === "lease"
-          ? { ...item, value: this.#localLease(item.value, shard, item.key) }
+          ? {
+            ...item,
+            value: this.#localLease({ lease: item.value, shard, key: item.key, action: "compare" }),
+          }
           : item
       ),
       success: localOps(success),
@@ -227,7 +242,7 @@ export class KvService {
     const result = await this.#propose(shard, command) as Extract<ApplyResult, { type: "txn" }>;
     return {
       succeeded: result.succeeded,
-      results: result.results,
+      results: result.results.map((item) => apiTxnOpResult(item, shard)),
       shard,
       revision: result.revision,
     };
@@ -247,17 +262,25 @@ export class KvService {
       ApplyResult,
       { type: "leaseGrant" }
     >;
-    return { id: result.lease.id * LEASE_SHARD_SPAN + shard, ttl: result.lease.ttlSeconds, shard };
+    return { id: apiLeaseId(result.lease.id, shard), ttl: result.lease.ttlSeconds, shard };
   }
 
   async leaseKeepAlive(id: number) {
-    const { shard, local } = this.#splitLease(id);
+    const { shard, local } = this.#splitLease({
+      code: "lease_not_found",
+      action: "keepAlive",
+      lease: id,
+    });
     const result = await this.#run<{ ttl: number }>(shard, { kind: "leaseKeepAlive", id: local });
     return { id, ttl: result.ttl };
   }
 
   async leaseInfo(id: number) {
-    const { shard, local } = this.#splitLease(id);
+    const { shard, local } = this.#splitLease({
+      code: "lease_not_found",
+      action: "read",
+      lease: id,
+    });
     const result = await this.#run<{ ttl: number; remainingMs: number; keys: string[] }>(shard, {
       kind: "leaseInfo",
       id: local,
@@ -271,7 +294,11 @@ export class KvService {
   }
 
   async leaseRevoke(id: number) {
-    const { shard, local } = this.#splitLease(id);
+    const { shard, local } = this.#splitLease({
+      code: "lease_not_found",
+      action: "revoke",
+      lease: id,
+    });
     await this.#propose(shard, { type: "leaseRevoke", id: local });
     return { revoked: true };
   }
@@ -281,8 +308,14 @@ export class KvService {
     return this.#options.router.execute<T>(shard, request, this.#options.nowMs() + timeoutMs);
   }
 
-  #run<T>(shard: number, request: ShardRequest): Promise<T> {
-    return this.run<T>(shard, request);
+  /** Runs a request on `shard`; an error that names a lease names it by its API id. */
+  async #run<T>(shard: number, request: ShardRequest): Promise<T> {
+    try {
+      return await this.run<T>(shard, request);
+    } catch (error) {
+      if (error instanceof AspenError) throw apiLeaseError(error, shard);
+      throw error;
+    }
   }
 
   /** Proposes a command and turns an error result into a thrown error. */
@@ -290,7 +323,7 @@ export class KvService {
     validateCommand(command);
     const result = await this.#run<ApplyResult>(shard, { kind: "propose", command });
     const error = applyResultError(result);
-    if (error !== null) throw this.#globalLeaseError(error, shard);
+    if (error !== null) throw apiLeaseError(error, shard);
     return result;
   }
 
@@ -326,56 +359,36 @@ export class KvService {
     return shard ?? 0;
   }
 
-  #splitLease(id: number): { shard: number; local: number } {
+  /**
+   * The shard and shard-local id of the lease the API calls `notFound.lease`.
+   *
+   * @throws {AspenError} `notFound` when the id names no lease any shard could hold.
+   */
+  #splitLease(notFound: Extract<LeaseFault, { code: "lease_not_found" }>) {
+    const id = notFound.lease;
     const shard = id % LEASE_SHARD_SPAN;
     const local = Math.floor(id / LEASE_SHARD_SPAN);
     if (!Number.isSafeInteger(id) || id < 1 || local < 1 || shard >= this.#options.shardCount) {
-      throw new AspenError("lease_not_found", `Cannot find lease ${id}: no such lease`);
+      throw leaseError(notFound);
     }
     return { shard, local };
   }
 
-  #localLease(lease: number, shard: number, key: string): number {
+  /** The shard-local id of the API lease a key of `shard` is attached to or compared with. */
+  #localLease(use: LeaseUse): number {
+    const { lease, shard, key, action } = use;
     if (lease === 0) return 0;
-    const split = this.#splitLease(lease);
+    const split = this.#splitLease({ code: "lease_not_found", action, lease, key });
     if (split.shard !== shard) {
+      const doing = action === "attach" ? "attach key" : "compare key";
       throw new AspenError(
         "bad_request",
-        `Cannot attach key "${key}" (shard ${shard}) to lease ${lease}: the lease lives on ` +
+        `Cannot ${doing} "${key}" (shard ${shard}) to lease ${lease}: the lease lives on ` +
           `shard ${split.shard}; grant it with {"key": "${key}"} to place it on the key's shard`,
         { shard, leaseShard: split.shard },
       );
     }
     return split.local;
-  }
-
-  #globalKv(kv: KeyValue, shard: number): KeyValue {
-    return kv.lease === 0 ? kv : { ...kv, lease: kv.lease * LEASE_SHARD_SPAN + shard };
-  }
-
-  #globalOpResult(result: TxnOpResult, shard: number): TxnOpResult {
-    const kv = (value: KeyValue | null) => value === null ? null : this.#globalKv(value, shard);
-    switch (result.type) {
-      case "put":
-      case "delete":
-        return { ...result, prevKv: kv(result.prevKv) };
-      case "get":
-        return { ...result, kv: kv(result.kv) };
-      case "range":
-        return { ...result, kvs: result.kvs.map((item) => this.#globalKv(item, shard)) };
-    }
-  }
-
-  #globalLeaseError(error: AspenError, shard: number): AspenError {
-    if (error.code !== "lease_not_found") return error;
-    return new AspenError(
-      error.code,
-      error.message.replace(
-        /lease (\d+)/,
-        (_, local: string) => `lease ${Number(local) * LEASE_SHARD_SPAN + shard}`,
-      ),
-      error.details,
-    );
   }
 }
 

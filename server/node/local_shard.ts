@@ -17,6 +17,7 @@ import {
   AspenError,
   encodeCommand,
   type ErrorDetails,
+  leaseError,
   Lessor,
   notLeaderError,
   type ReplicaStatus,
@@ -378,7 +379,7 @@ export class LocalShard {
       });
     }
     if (result.type === "not_found") {
-      throw new AspenError("lease_not_found", `Cannot keep lease ${id} alive: it does not exist`);
+      throw leaseError({ code: "lease_not_found", action: "keepAlive", lease: id });
     }
     return { id, ttl: result.lease.ttlSeconds, remainingMs: result.remainingMs };
   }
@@ -386,7 +387,7 @@ export class LocalShard {
   #leaseInfo(id: number): unknown {
     const lease = this.stateMachine.lease(id);
     if (lease === null) {
-      throw new AspenError("lease_not_found", `Cannot read lease ${id}: it does not exist`);
+      throw leaseError({ code: "lease_not_found", action: "read", lease: id });
     }
     const remainingMs = this.#lessor.remainingMs(id, this.#lessorNow()) ?? 0;
     return { id, ttl: lease.ttlSeconds, remainingMs, keys: lease.keys };

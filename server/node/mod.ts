@@ -29,7 +29,8 @@ export {
   HttpLatency,
   type MetricsSources,
 } from "./metrics.ts";
-export { KvService, LEASE_SHARD_SPAN, mergePages, type RangeQuery } from "./kv_service.ts";
+export { KvService, mergePages, type RangeQuery } from "./kv_service.ts";
+export { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult, LEASE_SHARD_SPAN } from "./lease_ids.ts";
 export {
   LocalShard,
   type ShardStatusView,

@@ -1,0 +1,52 @@
+/**
+ * Lease ids as the client API names them.
+ *
+ * A shard names a lease by the index of the entry that granted it, which is unique only within
+ * the shard. The API adds the shard in the low bits: `id = grantIndex * LEASE_SHARD_SPAN +
+ * shard`. Every value that leaves a shard and names a lease goes through one of these
+ * functions on its way to a client: a kv (`lease`), a txn op result that carries kvs, and a
+ * lease error (its details and its message, rebuilt from the details by shard/lease_error.ts).
+ */
+import {
+  type AspenError,
+  type KeyValue,
+  leaseError,
+  leaseFaultOf,
+  type TxnOpResult,
+} from "../../shard/mod.ts";
+
+/** Lease ids carry their shard in the low bits: `id = grantIndex * LEASE_SHARD_SPAN + shard`. */
+export const LEASE_SHARD_SPAN = 1024;
+
+/** The API id of the lease `local` of `shard`. */
+export function apiLeaseId(local: number, shard: number): number {
+  return local * LEASE_SHARD_SPAN + shard;
+}
+
+/** `kv` with its lease named by its API id (0, no lease, stays 0). */
+export function apiKv(kv: KeyValue, shard: number): KeyValue {
+  return kv.lease === 0 ? kv : { ...kv, lease: apiLeaseId(kv.lease, shard) };
+}
+
+/** A txn op result with every kv it carries given API lease ids. */
+export function apiTxnOpResult(result: TxnOpResult, shard: number): TxnOpResult {
+  switch (result.type) {
+    case "put":
+    case "delete":
+      return { ...result, prevKv: result.prevKv === null ? null : apiKv(result.prevKv, shard) };
+    case "get":
+      return { ...result, kv: result.kv === null ? null : apiKv(result.kv, shard) };
+    case "range":
+      return { ...result, kvs: result.kvs.map((kv) => apiKv(kv, shard)) };
+  }
+}
+
+/**
+ * A shard's error with the lease it names given its API id, in the details and the message
+ * alike; any error that names no lease is returned as it is.
+ */
+export function apiLeaseError(error: AspenError, shard: number): AspenError {
+  const fault = leaseFaultOf(error);
+  if (fault === null) return error;
+  return leaseError({ ...fault, lease: apiLeaseId(fault.lease, shard) });
+}
