@@ -408,6 +408,10 @@ Deno.test("PeerTransport.start() refuses bad options with bad_config", async (t)
     { name: "a bad listen address", options: { listen: "127.0.0.1" } },
     { name: "a bad limit", options: { limits: { queueMessagesMax: 0 } } },
     { name: "keep-alive not below idle", options: { limits: { keepAliveIntervalMs: 9_000 } } },
+    {
+      name: "an answer buffer below the send buffer",
+      options: { limits: { answerBufferBytesMax: 1 } },
+    },
     { name: "an unknown protocol", options: { protocols: ["h3" as PeerProtocol] } },
     { name: "itself as a peer", options: { peers: new Map([[1, { address: "x:1" }]]) } },
     { name: "a peer without a port", options: { peers: new Map([[2, { address: "x" }]]) } },

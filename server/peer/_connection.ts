@@ -151,6 +151,19 @@ export class PeerConnection {
     return this.#bytesUnacked < this.#limits.sendBufferBytesMax;
   }
 
+  /**
+   * False while `answerBufferBytesMax` bytes or more wait inside the QUIC stream: the peer is
+   * not reading what this node writes, and answers to it must be shed (see writeAnswer()).
+   */
+  get hasAnswerCapacity(): boolean {
+    return this.#bytesUnacked < this.#limits.answerBufferBytesMax;
+  }
+
+  /** Bytes written to this connection that the QUIC stream has not accepted yet. */
+  get sendBufferBytes(): number {
+    return this.#bytesUnacked;
+  }
+
   /** Requests this node has in flight on the connection. */
   get requestsInflight(): number {
     return this.#pending.size;
@@ -174,6 +187,21 @@ export class PeerConnection {
     }, delayMs);
     this.#delayTimers.add(timer);
     return true;
+  }
+
+  /**
+   * Writes an answer to the peer (a response, an error frame), or drops and counts it when
+   * the peer has stopped reading: without this bound, a peer that sends requests and never
+   * reads would grow this node's outbox with every answer. A dropped answer costs the peer
+   * a `timeout` at its deadline, as a lost packet would. Returns false when not written.
+   */
+  writeAnswer(frame: Uint8Array, delayMs: number): boolean {
+    if (this.#isClosed) return false;
+    if (!this.hasAnswerCapacity) {
+      this.#counters.answersDropped += 1;
+      return false;
+    }
+    return this.write(frame, delayMs);
   }
 
   /** Sends a request and resolves with the response payload, or rejects with its failure. */
@@ -280,7 +308,9 @@ export class PeerConnection {
         else this.#settle(frame.requestId, frame.shardId, { error: frame.error });
         return;
       case "ping":
-        this.#writeNow(encodePingOrPong("pong", frame.pingId));
+        // A pong is an answer too: a peer that pings and never reads must not grow the outbox.
+        if (this.hasAnswerCapacity) this.#writeNow(encodePingOrPong("pong", frame.pingId));
+        else this.#counters.answersDropped += 1;
         return;
       case "pong":
         this.#onPong(frame.pingId);
@@ -316,10 +346,15 @@ export class PeerConnection {
   }
 
   #ping(): void {
-    if (this.#isClosed || this.#pingOutstanding !== null) return;
+    if (this.#isClosed) return;
+    const now = performance.now();
+    const outstanding = this.#pingOutstanding;
+    // A pong may be shed by a peer whose answers back up (see writeAnswer()): a ping with no
+    // pong for an idle timeout is taken as lost, so that the round trip is measured again.
+    if (outstanding !== null && now - outstanding.sentAtMs < this.#limits.idleTimeoutMs) return;
     const id = this.#pingIdNext;
     this.#pingIdNext = id === WIRE_ID_MAX ? 1 : id + 1;
-    this.#pingOutstanding = { id, sentAtMs: performance.now() };
+    this.#pingOutstanding = { id, sentAtMs: now };
     this.#writeNow(encodePingOrPong("ping", id));
   }
 

@@ -2,6 +2,20 @@
  * Inbound traffic of authenticated connections, private to the peer folder: Raft batches go
  * to the handlers shard by shard, requests run the request handler and their answers (or
  * typed errors) go back on the same connection.
+ *
+ * Back-pressure on answers. A peer that sends requests and does not read the answers (stuck,
+ * buggy or hostile) would make this node buffer every answer. Past `answerBufferBytesMax`
+ * unaccepted bytes on its connection, this node sheds: new requests from that peer are not
+ * run and get no answer, and answers that finish are dropped; the peer's requests end in
+ * `timeout` at their deadlines, which callers already handle (a write's outcome is then
+ * unknown and it is never retried blindly; see cluster_router.ts). Memory stays bounded by the
+ * limit plus one answer, and no work is done for answers nobody reads.
+ *
+ * Two other answers were rejected. Pausing the read loop (back-pressure through QUIC flow
+ * control, as HTTP/2 does per stream) would also stop the Raft traffic and the responses that
+ * share this one stream, and two nodes whose buffers to each other are full would then wait
+ * on each other forever. Closing the connection would cut Raft traffic to a peer that is only
+ * briefly slow, and reconnect churn under load; shedding lets it recover by itself.
  */
 
 import { assert, AssertionError } from "../../raft/mod.ts";
@@ -54,7 +68,7 @@ export class InboundDispatcher {
     if (unknownShards === null) return;
     for (const shardId of unknownShards) {
       const error = unknownShardError(this.#context.nodeId, shardId, "deliver a Raft message");
-      connection.write(encodeError({ requestId: 0, shardId, error }, connection.codec), 0);
+      connection.writeAnswer(encodeError({ requestId: 0, shardId, error }, connection.codec), 0);
     }
   }
 
@@ -66,9 +80,14 @@ export class InboundDispatcher {
     const fromNodeId = connection.remoteNodeId;
     const counters = this.#context.countersOf(fromNodeId);
     if (counters !== undefined) counters.requestsIn += 1;
+    if (!connection.hasAnswerCapacity) {
+      // The peer is not reading its answers: shed the request unrun (see the module doc).
+      if (counters !== undefined) counters.requestsShed += 1;
+      return;
+    }
     const reply = (frame: Uint8Array) => {
       if (!this.#context.faults.shouldDrop(fromNodeId)) {
-        connection.write(frame, this.#context.faults.delayMs(fromNodeId));
+        connection.writeAnswer(frame, this.#context.faults.delayMs(fromNodeId));
       }
     };
     const replyError = (error: WireError) =>
