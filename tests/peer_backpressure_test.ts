@@ -9,7 +9,12 @@
  */
 
 import assert from "node:assert/strict";
-import { encodePingOrPong, encodeRaftBatch, encodeRequestOrResponse } from "../server/peer/mod.ts";
+import {
+  encodePingOrPong,
+  encodeRaftBatch,
+  encodeRequest,
+  encodeResponse,
+} from "../server/peer/mod.ts";
 import { RawPeer } from "./fixtures/peer_raw_client.ts";
 import {
   HANG_GUARD_MS,
@@ -62,7 +67,7 @@ Deno.test("a peer that sends requests and never reads gets its answers shed", as
     });
     raw.stopReading();
     const fromRaw = () => two!.transport.stats().peers.find((peer) => peer.nodeId === 1);
-    const answerFrameBytes = encodeRequestOrResponse("response", {
+    const answerFrameBytes = encodeResponse({
       requestId: 1,
       shardId: 0,
       payload: big,
@@ -72,8 +77,13 @@ Deno.test("a peer that sends requests and never reads gets its answers shed", as
     for (let wave = 0; wave < WAVES; wave++) {
       for (let i = 1; i <= REQUESTS_PER_WAVE; i++) {
         const requestId = wave * REQUESTS_PER_WAVE + i;
-        const request = { requestId, shardId: 0, payload: text(`q${requestId}`) };
-        await raw.write(encodeRequestOrResponse("request", request, SHARDED));
+        const request = {
+          requestId,
+          shardId: 0,
+          deadlineMs: 10_000,
+          payload: text(`q${requestId}`),
+        };
+        await raw.write(encodeRequest(request, SHARDED));
       }
       await raw.write(encodePingOrPong("ping", wave + 1));
       // A Raft message after the wave: once delivered, every request before it was taken in.

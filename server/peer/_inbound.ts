@@ -20,15 +20,10 @@
 
 import { assert, AssertionError } from "../../raft/mod.ts";
 import { AspenError } from "../../shard/mod.ts";
-import type { PeerConnection } from "./_connection.ts";
+import type { InboundRequest, PeerConnection } from "./_connection.ts";
 import { toWireError } from "./errors.ts";
 import type { PeerFaults } from "./faults.ts";
-import {
-  encodeError,
-  encodeRequestOrResponse,
-  type ShardMessage,
-  type WireError,
-} from "./frame_codec.ts";
+import { encodeError, encodeResponse, type ShardMessage, type WireError } from "./frame_codec.ts";
 import { PEER_PAYLOAD_BYTES_MAX, type PeerLimits } from "./limits.ts";
 import { describeError, type PeerLogger } from "./logger.ts";
 import type { PeerHandlers } from "./options.ts";
@@ -72,11 +67,13 @@ export class InboundDispatcher {
     }
   }
 
-  /** Checks limits and the shard, then runs the handler and writes its answer back. */
-  onRequest(
-    connection: PeerConnection,
-    request: { requestId: number; shardId: number; payload: Uint8Array },
-  ): void {
+  /**
+   * Checks the deadline, limits and the shard, then runs the handler and writes its answer
+   * back. The handler gets what is left of the caller's deadline, capped at this node's
+   * `requestDeadlineMsMax`; a request whose caller has given up already is answered `timeout`
+   * and never run.
+   */
+  onRequest(connection: PeerConnection, request: InboundRequest): void {
     const fromNodeId = connection.remoteNodeId;
     const counters = this.#context.countersOf(fromNodeId);
     if (counters !== undefined) counters.requestsIn += 1;
@@ -92,6 +89,16 @@ export class InboundDispatcher {
     };
     const replyError = (error: WireError) =>
       reply(encodeError({ ...request, error }, connection.codec));
+    const deadlineMs = Math.min(request.deadlineMs, this.#context.limits.requestDeadlineMsMax);
+    if (deadlineMs === 0) {
+      replyError({
+        code: "timeout",
+        message: `Cannot handle request ${request.requestId} from node ${fromNodeId}: ` +
+          "its deadline passed before it arrived",
+        details: { shard: request.shardId },
+      });
+      return;
+    }
     if (connection.inboundRequestsInflight >= this.#context.limits.inboundRequestsInflightMax) {
       replyError({
         code: "too_many_requests",
@@ -106,14 +113,14 @@ export class InboundDispatcher {
       return;
     }
     connection.inboundRequestsInflight += 1;
-    this.#answer(connection, request, reply).catch((error: unknown) =>
+    this.#answer(connection, { ...request, deadlineMs }, reply).catch((error: unknown) =>
       this.#context.onFatal(error)
     );
   }
 
   async #answer(
     connection: PeerConnection,
-    request: { requestId: number; shardId: number; payload: Uint8Array },
+    request: InboundRequest,
     reply: (frame: Uint8Array) => void,
   ): Promise<void> {
     const codec = connection.codec;
@@ -122,10 +129,12 @@ export class InboundDispatcher {
         connection.remoteNodeId,
         request.shardId,
         request.payload,
+        { deadlineMs: request.deadlineMs },
       );
       assert(payload instanceof Uint8Array, "onRequest() resolves to a Uint8Array");
       if (payload.length <= PEER_PAYLOAD_BYTES_MAX) {
-        reply(encodeRequestOrResponse("response", { ...request, payload }, codec));
+        const { requestId, shardId } = request;
+        reply(encodeResponse({ requestId, shardId, payload }, codec));
         return;
       }
       const error: WireError = {
