@@ -6,31 +6,46 @@
  * they are `AssertionError`s from raft/assert.ts and end the process.
  */
 
-/** Stable error codes, shared by the state machine, the server and the CLI. */
-export type ErrorCode =
-  | "bad_request"
-  | "bad_config"
-  | "key_too_large"
-  | "value_too_large"
-  | "request_too_large"
-  | "unauthorized"
-  | "forbidden"
-  | "key_not_found"
-  | "lease_not_found"
-  | "conflict"
-  | "compacted"
-  | "too_many_requests"
-  | "shard_unavailable"
-  | "not_leader"
-  | "unknown_shard"
-  | "proposal_dropped"
-  | "timeout"
-  | "storage_corrupt"
-  | "not_implemented"
+/**
+ * Every stable error code, one per line: the single runtime list, shared by the state machine,
+ * the server (HTTP statuses, the peer channel's error frames) and the CLI. Add a code here and
+ * the compiler asks for its HTTP status; the peer channel carries it unchanged.
+ */
+export const ERROR_CODES = [
+  "bad_request",
+  "bad_config",
+  "key_too_large",
+  "value_too_large",
+  "request_too_large",
+  "unauthorized",
+  "forbidden",
+  "key_not_found",
+  "lease_not_found",
+  "conflict",
+  "compacted",
+  "too_many_requests",
+  "shard_unavailable",
+  "not_leader",
+  "unknown_shard",
+  "proposal_dropped",
+  "timeout",
+  "storage_corrupt",
+  "not_implemented",
   // A state-dependent bound was hit (keys in a delete-range, keys on a lease, leases, watchers).
-  | "limit_exceeded"
+  "limit_exceeded",
   // A watch stream was ended by the server: a slow watcher, or its shard closed.
-  | "watch_cancelled";
+  "watch_cancelled",
+] as const;
+
+/** A stable error code: one of {@linkcode ERROR_CODES}. */
+export type ErrorCode = typeof ERROR_CODES[number];
+
+const ERROR_CODE_SET: ReadonlySet<string> = new Set(ERROR_CODES);
+
+/** True when `code` is one of {@linkcode ERROR_CODES} (a code read off the wire, say). */
+export function isErrorCode(code: string): code is ErrorCode {
+  return ERROR_CODE_SET.has(code);
+}
 
 /** Structured details attached to an error; they reach clients as extra JSON fields. */
 export type ErrorDetails = Readonly<Record<string, string | number | boolean | null>>;

@@ -20,7 +20,7 @@
  * sm.close();
  * ```
  */
-export { AspenError } from "./errors.ts";
+export { AspenError, ERROR_CODES, isErrorCode } from "./errors.ts";
 export type { ErrorCode, ErrorDetails } from "./errors.ts";
 export { fnv1a64, jumpHash, ROUTER_SHARDS_MAX, shardForKey } from "./router.ts";
 export * from "./limits.ts";

@@ -19,7 +19,8 @@ import { parseCredentials } from "../server/auth.ts";
 import {
   encodeProof,
   encodeRaftBatch,
-  encodeRequestOrResponse,
+  encodeRequest,
+  encodeResponse,
   type Frame,
 } from "../server/peer/mod.ts";
 import { ChaosCluster } from "./chaos/cluster.ts";
@@ -120,8 +121,35 @@ const INPUTS: readonly InputMaker[] = [
     expect: "error_frame",
   }),
   (prng) => ({
+    label: "request whose deadline passed",
+    bytes: encodeRequest({
+      requestId: 7,
+      shardId: prng.nextInt(2),
+      deadlineMs: 0,
+      payload: encoder.encode('{"kind":"status"}'),
+    }, SHARDED),
+    expect: "error_frame",
+  }),
+  (prng) => ({
+    // Version 1 had no deadline: the payload's first bytes are read as one, the rest is junk.
+    label: "request frame of protocol version 1",
+    bytes: frameOf(Uint8Array.of(
+      0x11,
+      0,
+      0,
+      0,
+      7,
+      0,
+      0,
+      0,
+      prng.nextInt(2),
+      ...encoder.encode('{"kind":"status"}'),
+    )),
+    expect: "error_frame",
+  }),
+  (prng) => ({
     label: "response nobody asked for",
-    bytes: encodeRequestOrResponse("response", {
+    bytes: encodeResponse({
       requestId: 1 + prng.nextInt(1000),
       shardId: 0,
       payload: randomBytes(prng, 8),
@@ -287,7 +315,15 @@ function raftBatch(shardId: number, payload: Uint8Array): Uint8Array {
 }
 
 function request(shardId: number, payload: Uint8Array): Uint8Array {
-  return encodeRequestOrResponse("request", { requestId: 7, shardId, payload }, SHARDED);
+  return encodeRequest({ requestId: 7, shardId, deadlineMs: ANSWER_TIMEOUT_MS, payload }, SHARDED);
+}
+
+/** Prefixes a frame body with its length. */
+function frameOf(body: Uint8Array): Uint8Array {
+  const frame = new Uint8Array(4 + body.length);
+  new DataView(frame.buffer).setUint32(0, body.length);
+  frame.set(body, 4);
+  return frame;
 }
 
 function randomBytes(prng: SeededPrng, count: number): Uint8Array {

@@ -16,7 +16,7 @@ import {
   createClusterCa,
   encodeProof,
   encodeRaftBatch,
-  encodeRequestOrResponse,
+  encodeRequest,
   PeerRequestError,
 } from "../server/peer/mod.ts";
 import { closeCodeOf, RawPeer } from "./fixtures/peer_raw_client.ts";
@@ -31,7 +31,7 @@ const raftBatch = (shardId: number, value: string) =>
     hasShardPrefix: true,
   });
 const requestFrame = (shardId: number, value: string) =>
-  encodeRequestOrResponse("request", { requestId: 1, shardId, payload: text(value) }, {
+  encodeRequest({ requestId: 1, shardId, deadlineMs: 10_000, payload: text(value) }, {
     hasShardPrefix: true,
   });
 

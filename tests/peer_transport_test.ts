@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { AspenError } from "../shard/mod.ts";
+import { AspenError, ERROR_CODES, type ErrorCode } from "../shard/mod.ts";
 import {
   createClusterCa,
   PEER_PAYLOAD_BYTES_MAX,
@@ -182,6 +182,29 @@ Deno.test("PeerTransport.request() carries remote errors with their code and det
     assert.equal(internal.details.remoteCode, "internal");
     assert.ok(two.logs.some((line) => line.level === "error"), "the remote logged its bug");
     assert.equal(peerStats(one, 2).requestsFailed, 2);
+  } finally {
+    await cluster.close();
+  }
+});
+
+Deno.test("PeerTransport.request() carries every ErrorCode through unchanged", async () => {
+  const cluster = new TestCluster();
+  try {
+    const [one] = await cluster.startAll([1, 2], {
+      onRequest: (_from, _shardId, payload) => {
+        const code = untext(payload) as ErrorCode;
+        throw new AspenError(code, `Cannot do it: ${code}`, { detail: code });
+      },
+    });
+    for (const code of ERROR_CODES) {
+      const error = await one!.transport.request(2, 0, text(code), { deadlineMs: 10_000 })
+        .then(() => null, (failure: unknown) => failure);
+      assert.ok(error instanceof PeerRequestError, code);
+      assert.equal(error.code, code);
+      assert.equal(error.message, `Cannot do it: ${code}`);
+      assert.equal(error.details.detail, code);
+      assert.equal(error.details.remoteCode, undefined, `${code} is known to the channel`);
+    }
   } finally {
     await cluster.close();
   }
@@ -408,6 +431,10 @@ Deno.test("PeerTransport.start() refuses bad options with bad_config", async (t)
     { name: "a bad listen address", options: { listen: "127.0.0.1" } },
     { name: "a bad limit", options: { limits: { queueMessagesMax: 0 } } },
     { name: "keep-alive not below idle", options: { limits: { keepAliveIntervalMs: 9_000 } } },
+    {
+      name: "an answer buffer below the send buffer",
+      options: { limits: { answerBufferBytesMax: 1 } },
+    },
     { name: "an unknown protocol", options: { protocols: ["h3" as PeerProtocol] } },
     { name: "itself as a peer", options: { peers: new Map([[1, { address: "x:1" }]]) } },
     { name: "a peer without a port", options: { peers: new Map([[2, { address: "x" }]]) } },

@@ -6,12 +6,15 @@
  * A key watch follows its one shard; a prefix watch follows every shard (revisions are per
  * shard, so `fromRevision` needs a key when there are several). Each event names its shard.
  * The stream ends with an `error` event when the history no longer holds the asked revision
- * (`compacted`, with `oldestRevision`) or when the watcher falls too far behind.
+ * (`compacted`, with `oldestRevision`), when the watcher falls too far behind, or when polling
+ * a remote shard fails with an error that another poll cannot cure (`limit_exceeded`, say).
  */
 import type { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import {
   AspenError,
+  type ErrorCode,
+  type ErrorDetails,
   validateKey,
   type Watcher,
   type WatchEvent,
@@ -26,6 +29,22 @@ export const WATCH_KEEPALIVE_MS = 15_000;
 export const REMOTE_POLL_WAIT_MS = 1_000;
 /** The pause before polling a remote shard again after a failure. */
 export const REMOTE_RETRY_MS = 500;
+
+/**
+ * Errors after which a remote watch polls again: the replica asked was unreachable, busy, slow,
+ * closing or not the one to ask, and a later poll (of it or another replica) can succeed. Any
+ * other error (`limit_exceeded`, `compacted`, `bad_request`, ...) would come back on every
+ * poll: it ends the stream with an error event, as it does for a local watch.
+ */
+export const REMOTE_RETRY_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "timeout",
+  "shard_unavailable",
+  "not_leader",
+  "unknown_shard",
+  "proposal_dropped",
+  "too_many_requests",
+  "watch_cancelled",
+]);
 
 /** Adds the watch route. */
 export function addWatchRoute(
@@ -114,14 +133,7 @@ async function pump(
 ): Promise<void> {
   for await (const item of watcher) {
     if (item.type === "error") {
-      const details = item.error.details;
-      await write(JSON.stringify({
-        type: "error",
-        code: item.error.code,
-        message: item.error.message,
-        shard,
-        ...details,
-      }));
+      await write(errorEventJson(item.error, shard));
       return;
     }
     await write(JSON.stringify(eventJson(item, shard)));
@@ -152,24 +164,36 @@ async function pumpRemote(options: {
       }, REMOTE_POLL_WAIT_MS + 3_000);
     } catch (error) {
       if (!(error instanceof AspenError)) throw error;
+      if (!REMOTE_RETRY_CODES.has(error.code)) {
+        await options.write(errorEventJson(error, options.shard));
+        return;
+      }
       await new Promise((resolve) => setTimeout(resolve, REMOTE_RETRY_MS));
       continue;
     }
     for (const item of poll.items) {
       if (item.type === "error") {
-        await options.write(JSON.stringify({
-          type: "error",
-          code: item.code,
-          message: item.message,
-          shard: options.shard,
-          ...item.details,
-        }));
+        await options.write(errorEventJson(item, options.shard));
         return;
       }
       await options.write(JSON.stringify(eventJson(item, options.shard)));
     }
     from = poll.nextRevision;
   }
+}
+
+/** The final `error` event of a stream: code, message, shard and the error's details. */
+function errorEventJson(
+  error: { code: string; message: string; details: ErrorDetails },
+  shard: number,
+): string {
+  return JSON.stringify({
+    type: "error",
+    code: error.code,
+    message: error.message,
+    shard,
+    ...error.details,
+  });
 }
 
 function eventJson(item: WatchEvent, shard: number) {

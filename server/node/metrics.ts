@@ -264,6 +264,16 @@ function nodeLines(sources: MetricsSources, node: string, lines: string[]): void
     ],
     ["aspen_peer_bytes_sent_total", "Bytes sent to the peer.", (p) => p.bytesOut],
     ["aspen_peer_frames_received_total", "Frames received from the peer.", (p) => p.framesIn],
+    [
+      "aspen_peer_requests_shed_total",
+      "Requests from the peer shed unrun because it was not reading its answers.",
+      (p) => p.requestsShed,
+    ],
+    [
+      "aspen_peer_answers_dropped_total",
+      "Responses, error frames and pongs dropped because the peer was not reading them.",
+      (p) => p.answersDropped,
+    ],
   ];
   for (const [name, help, value] of peerCounters) {
     header(lines, name, help, "counter");

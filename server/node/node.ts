@@ -33,6 +33,7 @@ import {
   PeerTransport,
 } from "../peer/mod.ts";
 import { ClusterRouter } from "./cluster_router.ts";
+import { ForwardedRequests } from "./forwarded_requests.ts";
 import { NODE_CHANNEL_SHARD, type NodeInfo } from "./cluster_status.ts";
 import { KvService } from "./kv_service.ts";
 import { LocalShard } from "./local_shard.ts";
@@ -263,6 +264,7 @@ async function startTransport(
     ]),
   );
   const logger = runtime.logger.child({ component: "peer" });
+  const forwarded = new ForwardedRequests(runtime.nowMs);
   return await PeerTransport.start({
     nodeId: config.node.id,
     listen: config.node.peerListen,
@@ -273,13 +275,14 @@ async function startTransport(
     handlers: {
       hostsShard: (shard) => shard === NODE_CHANNEL_SHARD || shards.has(shard),
       onRaftMessage: (_from, shard, payload) => deliverRaft(shards, shard, payload, logger),
-      onRequest: async (_from, shard, payload) => {
+      onRequest: async (_from, shard, payload, { deadlineMs }) => {
         if (shard === NODE_CHANNEL_SHARD) return encodeShardResponse(self);
         const local = shards.get(shard);
         if (local === undefined) {
           throw new AspenError("unknown_shard", `Shard ${shard} is not hosted here`, { shard });
         }
-        return encodeShardResponse(await local.execute(decodeShardRequest(payload)));
+        const request = decodeShardRequest(payload);
+        return encodeShardResponse(await forwarded.execute(local, request, deadlineMs));
       },
     },
     logger: {

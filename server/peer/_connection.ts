@@ -16,7 +16,7 @@ import {
   ALPN_SHARDED,
   type CodecOptions,
   encodePingOrPong,
-  encodeRequestOrResponse,
+  encodeRequest,
   FrameError,
   parseFrame,
   type PeerProtocol,
@@ -31,10 +31,7 @@ import { type PeerCounters, recordRoundTrip } from "./stats.ts";
 /** What a connection reports to its transport. */
 export interface ConnectionEvents {
   onRaftBatch(connection: PeerConnection, messages: readonly ShardMessage[]): void;
-  onRequest(
-    connection: PeerConnection,
-    request: { requestId: number; shardId: number; payload: Uint8Array },
-  ): void;
+  onRequest(connection: PeerConnection, request: InboundRequest): void;
   /** An error frame about a Raft message we sent (requestId 0). */
   onRaftError(connection: PeerConnection, shardId: number, error: WireError): void;
   /** The send buffer drained below its limit after being full. */
@@ -44,6 +41,15 @@ export interface ConnectionEvents {
   onProtocolError(connection: PeerConnection, error: FrameError): void;
   /** A handler threw: a bug. The transport decides how the process ends. */
   onFatal(error: unknown): void;
+}
+
+/** One request from the peer, as its frame carried it. */
+export interface InboundRequest {
+  readonly requestId: number;
+  readonly shardId: number;
+  /** What was left of the caller's deadline when the peer wrote the frame, ms; 0 = expired. */
+  readonly deadlineMs: number;
+  readonly payload: Uint8Array;
 }
 
 /** One outbound request to send on a connection. */
@@ -151,6 +157,19 @@ export class PeerConnection {
     return this.#bytesUnacked < this.#limits.sendBufferBytesMax;
   }
 
+  /**
+   * False while `answerBufferBytesMax` bytes or more wait inside the QUIC stream: the peer is
+   * not reading what this node writes, and answers to it must be shed (see writeAnswer()).
+   */
+  get hasAnswerCapacity(): boolean {
+    return this.#bytesUnacked < this.#limits.answerBufferBytesMax;
+  }
+
+  /** Bytes written to this connection that the QUIC stream has not accepted yet. */
+  get sendBufferBytes(): number {
+    return this.#bytesUnacked;
+  }
+
   /** Requests this node has in flight on the connection. */
   get requestsInflight(): number {
     return this.#pending.size;
@@ -164,16 +183,23 @@ export class PeerConnection {
   /** Writes one encoded frame, after `delayMs` when a fault delays it; false when closed. */
   write(frame: Uint8Array, delayMs: number): boolean {
     if (this.#isClosed) return false;
-    if (delayMs === 0) {
-      this.#writeNow(frame);
-      return true;
-    }
-    const timer = setTimeout(() => {
-      this.#delayTimers.delete(timer);
-      this.#writeNow(frame);
-    }, delayMs);
-    this.#delayTimers.add(timer);
+    this.#writeAfter(delayMs, () => this.#writeNow(frame));
     return true;
+  }
+
+  /**
+   * Writes an answer to the peer (a response, an error frame), or drops and counts it when
+   * the peer has stopped reading: without this bound, a peer that sends requests and never
+   * reads would grow this node's outbox with every answer. A dropped answer costs the peer
+   * a `timeout` at its deadline, as a lost packet would. Returns false when not written.
+   */
+  writeAnswer(frame: Uint8Array, delayMs: number): boolean {
+    if (this.#isClosed) return false;
+    if (!this.hasAnswerCapacity) {
+      this.#counters.answersDropped += 1;
+      return false;
+    }
+    return this.write(frame, delayMs);
   }
 
   /** Sends a request and resolves with the response payload, or rejects with its failure. */
@@ -182,17 +208,17 @@ export class PeerConnection {
     assert(!this.#pending.has(request.requestId), "request ids are unique per connection");
     const { promise, resolve, reject } = Promise.withResolvers<Uint8Array>();
     const deadlineAtMs = performance.now() + request.deadlineMs;
-    this.#pending.set(request.requestId, {
+    const pending: PendingRequest = {
       shardId: request.shardId,
       resolve,
       reject,
       deadlineAtMs,
       deadlineMs: request.deadlineMs,
-    });
+    };
+    this.#pending.set(request.requestId, pending);
     this.#deadlineTimer.arm(deadlineAtMs);
     if (!request.isDropped) {
-      const frame = encodeRequestOrResponse("request", request, this.codec);
-      this.write(frame, request.delayMs);
+      this.#writeAfter(request.delayMs, () => this.#writeRequest(request, pending));
     }
     return promise;
   }
@@ -222,6 +248,36 @@ export class PeerConnection {
     this.#pending.clear();
     this.#link.conn.close({ closeCode, reason });
     this.#events.onClosed(this);
+  }
+
+  /** Runs `write` now, or after `delayMs` when a fault delays traffic to the peer. */
+  #writeAfter(delayMs: number, write: () => void): void {
+    if (delayMs === 0) {
+      write();
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#delayTimers.delete(timer);
+      write();
+    }, delayMs);
+    this.#delayTimers.add(timer);
+  }
+
+  /**
+   * Writes a request frame that carries what is left of its deadline at this moment, unless
+   * nothing is left: a request that waited past its deadline (behind an injected delay) is
+   * never sent, so the peer never runs work whose caller has given up. The deadline timer
+   * fails it with `timeout`.
+   */
+  #writeRequest(request: OutboundRequest, pending: PendingRequest): void {
+    // Answered or expired meanwhile (its id may even belong to a newer request now).
+    if (this.#pending.get(request.requestId) !== pending) return;
+    const remainingMs = Math.floor(pending.deadlineAtMs - performance.now());
+    if (remainingMs < 1) return;
+    const { requestId, shardId, payload } = request;
+    this.#writeNow(
+      encodeRequest({ requestId, shardId, deadlineMs: remainingMs, payload }, this.codec),
+    );
   }
 
   async #readLoop(): Promise<void> {
@@ -280,7 +336,9 @@ export class PeerConnection {
         else this.#settle(frame.requestId, frame.shardId, { error: frame.error });
         return;
       case "ping":
-        this.#writeNow(encodePingOrPong("pong", frame.pingId));
+        // A pong is an answer too: a peer that pings and never reads must not grow the outbox.
+        if (this.hasAnswerCapacity) this.#writeNow(encodePingOrPong("pong", frame.pingId));
+        else this.#counters.answersDropped += 1;
         return;
       case "pong":
         this.#onPong(frame.pingId);
@@ -316,10 +374,15 @@ export class PeerConnection {
   }
 
   #ping(): void {
-    if (this.#isClosed || this.#pingOutstanding !== null) return;
+    if (this.#isClosed) return;
+    const now = performance.now();
+    const outstanding = this.#pingOutstanding;
+    // A pong may be shed by a peer whose answers back up (see writeAnswer()): a ping with no
+    // pong for an idle timeout is taken as lost, so that the round trip is measured again.
+    if (outstanding !== null && now - outstanding.sentAtMs < this.#limits.idleTimeoutMs) return;
     const id = this.#pingIdNext;
     this.#pingIdNext = id === WIRE_ID_MAX ? 1 : id + 1;
-    this.#pingOutstanding = { id, sentAtMs: performance.now() };
+    this.#pingOutstanding = { id, sentAtMs: now };
     this.#writeNow(encodePingOrPong("ping", id));
   }
 

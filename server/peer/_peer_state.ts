@@ -59,6 +59,7 @@ export function snapshotPeer(peer: PeerState): PeerStats {
     messagesDropped: counters.messagesDroppedQueueFull + counters.messagesDroppedDisconnected +
       counters.messagesDroppedFault + counters.messagesDroppedLegacy,
     queueMessages: peer.queue.length,
+    sendBufferBytes: peer.connection?.sendBufferBytes ?? 0,
   };
 }
 

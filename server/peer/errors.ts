@@ -7,7 +7,7 @@
  * message and details intact (a `not_leader` with its leader hint, say).
  */
 
-import { AspenError, type ErrorCode, type ErrorDetails } from "../../shard/mod.ts";
+import { AspenError, type ErrorCode, type ErrorDetails, isErrorCode } from "../../shard/mod.ts";
 import type { WireError } from "./frame_codec.ts";
 
 /** What went wrong with a peer request. */
@@ -35,29 +35,6 @@ const CODE_OF_KIND: Readonly<Record<Exclude<PeerErrorKind, "remote">, ErrorCode>
   unknown_shard: "unknown_shard",
   closed: "shard_unavailable",
 };
-
-/** Every code a remote error may carry through unchanged; others become shard_unavailable. */
-const KNOWN_ERROR_CODES: ReadonlySet<string> = new Set<ErrorCode>([
-  "bad_request",
-  "bad_config",
-  "key_too_large",
-  "value_too_large",
-  "request_too_large",
-  "unauthorized",
-  "forbidden",
-  "key_not_found",
-  "lease_not_found",
-  "conflict",
-  "compacted",
-  "too_many_requests",
-  "shard_unavailable",
-  "not_leader",
-  "unknown_shard",
-  "proposal_dropped",
-  "timeout",
-  "storage_corrupt",
-  "not_implemented",
-]);
 
 /** The code an error frame carries for a handler failure that was not an AspenError. */
 export const INTERNAL_ERROR_CODE = "internal";
@@ -111,8 +88,10 @@ export class PeerRequestError extends AspenError {
     error: WireError,
     target: { nodeId: number; shardId: number },
   ): PeerRequestError {
-    const isKnown = KNOWN_ERROR_CODES.has(error.code);
-    const code = isKnown ? error.code as ErrorCode : "shard_unavailable";
+    // Peers of one cluster run one version, so every code they send is in ERROR_CODES; an
+    // unknown one (a bug, or a newer peer mid-upgrade) becomes shard_unavailable, keeping it.
+    const isKnown = isErrorCode(error.code);
+    const code: ErrorCode = isKnown ? error.code : "shard_unavailable";
     const kind: PeerErrorKind = error.code === "unknown_shard" ? "unknown_shard" : "remote";
     const details = isKnown ? error.details : { ...error.details, remoteCode: error.code };
     return new PeerRequestError({ kind, code, message: error.message, details, ...target });

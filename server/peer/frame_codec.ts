@@ -8,7 +8,7 @@
  * challenge  := 0x02 listenerNode:u32 nonce:32B proof:32B
  * proof      := 0x03 proof:32B
  * raft_batch := 0x10 count:u32 { [shard:u32] length:u32 payload }*count
- * request    := 0x11 requestId:u32 [shard:u32] payload          (payload = rest of the frame)
+ * request    := 0x11 requestId:u32 [shard:u32] deadlineMs:u32 payload  (payload = the rest)
  * response   := 0x12 requestId:u32 [shard:u32] payload
  * error      := 0x13 requestId:u32 [shard:u32] json {"code","message","details"}
  * ping, pong := 0x20 / 0x21 pingId:u32
@@ -17,6 +17,13 @@
  * All integers are big-endian. `[shard:u32]` is present under ALPN `aspen-raft-shard` and
  * absent under the legacy ALPN `aspen-raft`, where every message belongs to shard 0. An error
  * frame with requestId 0 answers a Raft message (for example, an unknown shard).
+ *
+ * A request's `deadlineMs` is what was left of the caller's deadline when the frame was
+ * written: a duration, never a clock reading, because the two nodes' clocks are unrelated. The
+ * receiver's deadline is its own clock at receipt plus that duration (time in transit is not
+ * counted); 0 means the caller has given up already. Version 2 of the protocol added the field;
+ * the hello's version byte keeps a version 1 node and a version 2 node from ever exchanging a
+ * request frame (the handshake refuses the pair).
  *
  * Payloads handed out by the parser are views into the received chunk, never copies; the
  * transport never writes into received chunks, so the views stay valid. Every decoding
@@ -38,8 +45,8 @@ export const ALPN_LEGACY = "aspen-raft";
 /** One of the two ALPN protocols the peer channel speaks. */
 export type PeerProtocol = typeof ALPN_SHARDED | typeof ALPN_LEGACY;
 
-/** The version byte of the hello frame. */
-export const PROTOCOL_VERSION = 1;
+/** The version byte of the hello frame; 2 since request frames carry a deadline. */
+export const PROTOCOL_VERSION = 2;
 /** Bytes of a handshake nonce and of an HMAC-SHA256 proof. */
 export const NONCE_BYTES = 32;
 /** Bytes of an HMAC-SHA256 proof. */
@@ -107,7 +114,15 @@ export type Frame =
   | { readonly type: "proof"; readonly proof: Uint8Array }
   | { readonly type: "raft_batch"; readonly messages: readonly ShardMessage[] }
   | {
-    readonly type: "request" | "response";
+    readonly type: "request";
+    readonly requestId: number;
+    readonly shardId: number;
+    /** What was left of the caller's deadline when the frame was written, ms; 0 = expired. */
+    readonly deadlineMs: number;
+    readonly payload: Uint8Array;
+  }
+  | {
+    readonly type: "response";
     readonly requestId: number;
     readonly shardId: number;
     readonly payload: Uint8Array;
@@ -205,16 +220,30 @@ export function encodeRaftBatch(
   return bytes;
 }
 
-/** Encodes a request or response frame. */
-export function encodeRequestOrResponse(
-  type: "request" | "response",
+/** Encodes a request frame; `deadlineMs` is what is left of the caller's deadline. */
+export function encodeRequest(
+  message: { requestId: number; shardId: number; deadlineMs: number; payload: Uint8Array },
+  options: CodecOptions,
+): Uint8Array {
+  assert(message.payload.length <= PEER_PAYLOAD_BYTES_MAX, "payload fits the payload limit");
+  assert(Number.isInteger(message.deadlineMs), "deadlineMs is an integer");
+  assert(message.deadlineMs >= 0 && message.deadlineMs <= 0xffff_ffff, "deadlineMs is u32");
+  const prefixBytes = 4 + (options.hasShardPrefix ? 4 : 0);
+  const frame = allocateFrame(FrameType.request, prefixBytes + 4 + message.payload.length);
+  writeRequestPrefix(frame.view, message, options);
+  frame.view.setUint32(5 + prefixBytes, message.deadlineMs);
+  frame.bytes.set(message.payload, 5 + prefixBytes + 4);
+  return frame.bytes;
+}
+
+/** Encodes a response frame. */
+export function encodeResponse(
   message: { requestId: number; shardId: number; payload: Uint8Array },
   options: CodecOptions,
 ): Uint8Array {
   assert(message.payload.length <= PEER_PAYLOAD_BYTES_MAX, "payload fits the payload limit");
   const prefixBytes = 4 + (options.hasShardPrefix ? 4 : 0);
-  const typeByte = type === "request" ? FrameType.request : FrameType.response;
-  const frame = allocateFrame(typeByte, prefixBytes + message.payload.length);
+  const frame = allocateFrame(FrameType.response, prefixBytes + message.payload.length);
   writeRequestPrefix(frame.view, message, options);
   frame.bytes.set(message.payload, 5 + prefixBytes);
   return frame.bytes;
@@ -439,12 +468,22 @@ function parseRequestLike(
   if (body.length < prefixBytes) throw malformed("request frame is shorter than its header");
   const requestId = view.getUint32(1);
   const shardId = options.hasShardPrefix ? view.getUint32(5) : 0;
-  const payload = body.subarray(prefixBytes);
   if (type === FrameType.error) {
-    return { type: "error", requestId, shardId, error: parseWireError(payload) };
+    return { type: "error", requestId, shardId, error: parseWireError(body.subarray(prefixBytes)) };
   }
   if (requestId === 0) throw malformed("request id 0 is reserved");
-  return { type: type === FrameType.request ? "request" : "response", requestId, shardId, payload };
+  if (type === FrameType.response) {
+    return { type: "response", requestId, shardId, payload: body.subarray(prefixBytes) };
+  }
+  if (body.length < prefixBytes + 4) throw malformed("request frame has no deadline");
+  const deadlineMs = view.getUint32(prefixBytes);
+  return {
+    type: "request",
+    requestId,
+    shardId,
+    deadlineMs,
+    payload: body.subarray(prefixBytes + 4),
+  };
 }
 
 /** The most detail fields an error frame may carry. */

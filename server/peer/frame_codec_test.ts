@@ -15,7 +15,8 @@ import {
   encodePingOrPong,
   encodeProof,
   encodeRaftBatch,
-  encodeRequestOrResponse,
+  encodeRequest,
+  encodeResponse,
   type Frame,
   FrameDecoder,
   FrameError,
@@ -65,7 +66,7 @@ const roundTripCases: {
     options: SHARDED,
     expected: {
       type: "hello",
-      version: 1,
+      version: 2,
       dialerNodeId: 1,
       listenerNodeId: 2,
       nonce: filled(32, 1),
@@ -102,21 +103,28 @@ const roundTripCases: {
   },
   {
     name: "sharded request",
-    frame: encodeRequestOrResponse(
-      "request",
-      { requestId: 5, shardId: 3, payload: bytes("get a") },
+    frame: encodeRequest(
+      { requestId: 5, shardId: 3, deadlineMs: 1500, payload: bytes("get a") },
       SHARDED,
     ),
     options: SHARDED,
-    expected: { type: "request", requestId: 5, shardId: 3, payload: bytes("get a") },
+    expected: {
+      type: "request",
+      requestId: 5,
+      shardId: 3,
+      deadlineMs: 1500,
+      payload: bytes("get a"),
+    },
+  },
+  {
+    name: "legacy request whose deadline passed",
+    frame: encodeRequest({ requestId: 6, shardId: 0, deadlineMs: 0, payload: bytes("") }, LEGACY),
+    options: LEGACY,
+    expected: { type: "request", requestId: 6, shardId: 0, deadlineMs: 0, payload: bytes("") },
   },
   {
     name: "legacy response",
-    frame: encodeRequestOrResponse(
-      "response",
-      { requestId: 0xffff_ffff, shardId: 0, payload: bytes("") },
-      LEGACY,
-    ),
+    frame: encodeResponse({ requestId: 0xffff_ffff, shardId: 0, payload: bytes("") }, LEGACY),
     options: LEGACY,
     expected: { type: "response", requestId: 0xffff_ffff, shardId: 0, payload: bytes("") },
   },
@@ -161,11 +169,7 @@ Deno.test("FrameDecoder.push() yields the same frames for every way of cutting t
   const frames = [
     encodeRaftBatch(batch, { start: 0, end: 3 }, SHARDED),
     encodePingOrPong("ping", 1),
-    encodeRequestOrResponse(
-      "request",
-      { requestId: 1, shardId: 2, payload: filled(40, 5) },
-      SHARDED,
-    ),
+    encodeRequest({ requestId: 1, shardId: 2, deadlineMs: 9, payload: filled(40, 5) }, SHARDED),
     encodeProof(filled(32, 6)),
   ];
   const stream = concat(frames);
@@ -209,9 +213,8 @@ Deno.test("FrameDecoder.push() stops after a frame when onFrame returns false", 
 });
 
 Deno.test("FrameDecoder.push() hands out whole frames in one read as views, not copies", () => {
-  const chunk = encodeRequestOrResponse(
-    "request",
-    { requestId: 1, shardId: 2, payload: filled(10, 1) },
+  const chunk = encodeRequest(
+    { requestId: 1, shardId: 2, deadlineMs: 1, payload: filled(10, 1) },
     SHARDED,
   );
   const decoder = new FrameDecoder(FRAME_BYTES_MAX);
@@ -224,7 +227,7 @@ Deno.test("FrameDecoder.push() hands out whole frames in one read as views, not 
 Deno.test("FrameDecoder.push() assembles a large frame cut into many reads", () => {
   const payload = new Uint8Array(1024 * 1024);
   for (let i = 0; i < payload.length; i += 1) payload[i] = i % 251;
-  const frame = encodeRequestOrResponse("response", { requestId: 3, shardId: 1, payload }, SHARDED);
+  const frame = encodeResponse({ requestId: 3, shardId: 1, payload }, SHARDED);
   const chunks: Uint8Array[] = [];
   for (let offset = 0; offset < frame.length; offset += 65_521) {
     chunks.push(frame.subarray(offset, offset + 65_521));
@@ -270,9 +273,8 @@ Deno.test("FrameDecoder.push() enforces the frame length limit", async (t) => {
   });
   await t.step("raising the limit takes effect for the next header", () => {
     const decoder = new FrameDecoder(HANDSHAKE_FRAME_BYTES_MAX);
-    const big = encodeRequestOrResponse(
-      "request",
-      { requestId: 1, shardId: 0, payload: filled(1000, 1) },
+    const big = encodeRequest(
+      { requestId: 1, shardId: 0, deadlineMs: 1, payload: filled(1000, 1) },
       SHARDED,
     );
     const frames: Uint8Array[] = [];
@@ -314,7 +316,9 @@ Deno.test("parseFrame() rejects malformed bodies with FrameError", async (t) => 
     { name: "batch count one too few (trailing bytes)", body: withCount(2) },
     { name: "sharded batch read as legacy", body: validBatch, options: LEGACY },
     { name: "request shorter than its header", body: Uint8Array.of(0x11, 0, 0, 1) },
-    { name: "request id 0", body: Uint8Array.of(0x11, 0, 0, 0, 0, 0, 0, 0, 1) },
+    { name: "request id 0", body: Uint8Array.of(0x11, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9) },
+    // Version 1 of the protocol had no deadline: such a frame with a short payload is cut.
+    { name: "request without a deadline", body: Uint8Array.of(0x11, 0, 0, 0, 1, 0, 0, 0, 2, 7) },
     { name: "error JSON does not parse", body: errorBody("{") },
     { name: "error JSON is an array", body: errorBody("[]") },
     {
@@ -375,7 +379,7 @@ Deno.test("FrameDecoder and parseFrame() throw only FrameError on random bytes",
       { requestId: 1, shardId: 0, error: { code: "x", message: "", details: {} } },
       SHARDED,
     ),
-    encodeRequestOrResponse("request", { requestId: 1, shardId: 1, payload: bytes("p") }, SHARDED),
+    encodeRequest({ requestId: 1, shardId: 1, deadlineMs: 50, payload: bytes("p") }, SHARDED),
   ];
   let frameCount = 0;
   for (let run = 0; run < 3_000; run += 1) {

@@ -33,6 +33,13 @@ export interface PeerLimits {
   readonly queueBytesMax: number;
   /** Bytes handed to the QUIC stream and not yet accepted by it; past it flushes wait. */
   readonly sendBufferBytesMax: number;
+  /**
+   * Bytes handed to the QUIC stream and not yet accepted by it past which this node stops
+   * answering the peer: its requests are shed unrun, and responses, error frames and pongs
+   * are dropped (see InboundDispatcher). At least `sendBufferBytesMax`, so that answers are
+   * shed only once Raft traffic to the peer is held back already.
+   */
+  readonly answerBufferBytesMax: number;
   /** Requests this node has in flight to one peer; past it `request()` is refused. */
   readonly requestsInflightMax: number;
   /** Requests one peer may have in flight at this node; past it they are refused. */
@@ -59,6 +66,8 @@ export const QUEUE_MESSAGES_MAX_DEFAULT = 8_192;
 export const QUEUE_BYTES_MAX_DEFAULT = 32 * 1024 * 1024;
 /** Default for {@linkcode PeerLimits.sendBufferBytesMax}. */
 export const SEND_BUFFER_BYTES_MAX_DEFAULT = 8 * 1024 * 1024;
+/** Default for {@linkcode PeerLimits.answerBufferBytesMax}. */
+export const ANSWER_BUFFER_BYTES_MAX_DEFAULT = 16 * 1024 * 1024;
 /** Default for {@linkcode PeerLimits.requestsInflightMax}. */
 export const REQUESTS_INFLIGHT_MAX_DEFAULT = 4_096;
 /** Default for {@linkcode PeerLimits.inboundRequestsInflightMax}. */
@@ -83,6 +92,7 @@ export const PEER_LIMITS_DEFAULT: PeerLimits = Object.freeze({
   queueMessagesMax: QUEUE_MESSAGES_MAX_DEFAULT,
   queueBytesMax: QUEUE_BYTES_MAX_DEFAULT,
   sendBufferBytesMax: SEND_BUFFER_BYTES_MAX_DEFAULT,
+  answerBufferBytesMax: ANSWER_BUFFER_BYTES_MAX_DEFAULT,
   requestsInflightMax: REQUESTS_INFLIGHT_MAX_DEFAULT,
   inboundRequestsInflightMax: INBOUND_REQUESTS_INFLIGHT_MAX_DEFAULT,
   requestDeadlineMsMax: REQUEST_DEADLINE_MS_MAX_DEFAULT,
@@ -99,7 +109,8 @@ export const PEER_LIMIT_VALUE_MAX = 2_000_000_000;
 
 /**
  * Checks a limits object and returns the name of the first bad field, or null when all are good.
- * Relationships are checked too: backoff min <= max, keep-alive < idle timeout.
+ * Relationships are checked too: backoff min <= max, keep-alive < idle timeout, the answer
+ * buffer at least the send buffer.
  */
 export function findInvalidPeerLimit(limits: PeerLimits): string | null {
   for (const [name, value] of Object.entries(limits)) {
@@ -109,6 +120,7 @@ export function findInvalidPeerLimit(limits: PeerLimits): string | null {
   if (limits.reconnectDelayMsMin > limits.reconnectDelayMsMax) return "reconnectDelayMsMin";
   if (limits.keepAliveIntervalMs >= limits.idleTimeoutMs) return "keepAliveIntervalMs";
   if (limits.queueBytesMax < PEER_PAYLOAD_BYTES_MAX) return "queueBytesMax";
+  if (limits.answerBufferBytesMax < limits.sendBufferBytesMax) return "answerBufferBytesMax";
   return null;
 }
 

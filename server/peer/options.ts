@@ -39,8 +39,18 @@ export interface PeerHandlers {
   hostsShard(shardId: number): boolean;
   /** One Raft message for a local replica; must not throw (a throw is treated as a bug). */
   onRaftMessage(fromNodeId: number, shardId: number, payload: Uint8Array): void;
-  /** A forwarded request; reject with an AspenError to send a typed error back. */
-  onRequest(fromNodeId: number, shardId: number, payload: Uint8Array): Promise<Uint8Array>;
+  /**
+   * A forwarded request; reject with an AspenError to send a typed error back. `deadlineMs`
+   * is what is left of the caller's deadline (at least 1, at most `requestDeadlineMsMax`),
+   * measured from now on this node's clock: past it nobody waits for the answer, so the
+   * handler should not start work then, nor wait longer (answer `timeout`).
+   */
+  onRequest(
+    fromNodeId: number,
+    shardId: number,
+    payload: Uint8Array,
+    options: { readonly deadlineMs: number },
+  ): Promise<Uint8Array>;
   /** Called when the connection to a peer comes up or goes down. */
   onPeerStateChange?(nodeId: number, isUp: boolean): void;
 }

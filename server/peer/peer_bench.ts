@@ -15,7 +15,7 @@ import {
   createClusterCa,
   createPeerIdentity,
   encodeRaftBatch,
-  encodeRequestOrResponse,
+  encodeRequest,
   FRAME_BYTES_MAX,
   FrameDecoder,
   parseFrame,
@@ -34,7 +34,7 @@ const encodedBatch = encodeRaftBatch(batch, { start: 0, end: batch.length }, SHA
 const smallFrames: Uint8Array[] = Array.from(
   { length: 2_000 },
   (_, i) =>
-    encodeRequestOrResponse("request", { requestId: i + 1, shardId: 1, payload: PAYLOAD }, SHARDED),
+    encodeRequest({ requestId: i + 1, shardId: 1, deadlineMs: 1_000, payload: PAYLOAD }, SHARDED),
 );
 const stream = new Uint8Array(smallFrames.reduce((sum, frame) => sum + frame.length, 0));
 smallFrames.reduce((offset, frame) => (stream.set(frame, offset), offset + frame.length), 0);

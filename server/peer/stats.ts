@@ -28,6 +28,10 @@ export interface PeerCounters {
   messagesDroppedLegacy: number;
   requestsOut: number;
   requestsIn: number;
+  /** Requests from the peer shed unrun because its answers were backing up (not read). */
+  requestsShed: number;
+  /** Responses, error frames and pongs dropped because the peer was not reading them. */
+  answersDropped: number;
   /** Outbound requests that ended in an error of any kind. */
   requestsFailed: number;
   /** Error frames the peer sent about our Raft messages (unknown shard). */
@@ -54,6 +58,8 @@ export interface PeerStats extends Readonly<PeerCounters> {
   readonly messagesDropped: number;
   /** Raft messages waiting for the next flush. */
   readonly queueMessages: number;
+  /** Bytes written to the connection that its QUIC stream has not accepted yet. */
+  readonly sendBufferBytes: number;
 }
 
 /** A snapshot of the whole transport. */
@@ -86,6 +92,8 @@ export function createPeerCounters(): PeerCounters {
     messagesDroppedLegacy: 0,
     requestsOut: 0,
     requestsIn: 0,
+    requestsShed: 0,
+    answersDropped: 0,
     requestsFailed: 0,
     unknownShardErrorsIn: 0,
     connectionsOpened: 0,
