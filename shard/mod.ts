@@ -113,6 +113,13 @@ export {
   SNAPSHOT_INTERVAL_ENTRIES,
 } from "./replica.ts";
 export {
+  describeStorageFailure,
+  FatalStorageError,
+  type StorageFailureKind,
+  storageFailureKind,
+  syncFailedError,
+} from "./storage_failure.ts";
+export {
   type ReadyWrites,
   SqliteLogStorage,
   type SqliteLogStorageOptions,
