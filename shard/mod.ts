@@ -111,7 +111,14 @@ export {
   type ReplicaStatus,
   ShardReplica,
   SNAPSHOT_INTERVAL_ENTRIES,
+  SNAPSHOT_RETRY_MS,
 } from "./replica.ts";
+export {
+  type StallStage,
+  STORAGE_RETRY_TICKS_MAX,
+  STORAGE_RETRY_TICKS_MIN,
+  type StorageStallStatus,
+} from "./_storage_stall.ts";
 export {
   describeStorageFailure,
   FatalStorageError,
