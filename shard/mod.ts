@@ -41,6 +41,7 @@ export {
   type Compare,
   type CompareOp,
   type CompareTarget,
+  isDeleteOnly,
   type PutItem,
   type RangeRequest,
   type ReadVersion,

@@ -378,13 +378,18 @@ export class ShardReplica<Result> {
     return this.#node.leader;
   }
 
+  /** The write this replica keeps retrying because storage failed, or null (cheap). */
+  storageStall(): StorageStallStatus | null {
+    return this.#stall?.status() ?? null;
+  }
+
   /** The replica's Raft status and counters. */
   status(): ReplicaStatus {
     return {
       ...this.#node.status(),
       shard: this.shard,
       stats: this.#stats,
-      stall: this.#stall?.status() ?? null,
+      stall: this.storageStall(),
     };
   }
 
