@@ -18,8 +18,11 @@ export const TMPFS_SKIP_REASON: string | null = Deno.uid() === 0
 export interface SmallFilesystem {
   /** The mount point: an empty folder on the new file system. */
   readonly dir: string;
-  /** Writes the ballast file until the file system is full; returns the bytes written. */
-  fill(): Promise<number>;
+  /**
+   * Writes the ballast file until the file system is full, or until it holds `bytesMax` bytes;
+   * returns the bytes written.
+   */
+  fill(bytesMax?: number): Promise<number>;
   /** Removes the ballast file, giving its space back. */
   free(): Promise<void>;
   /** Free bytes as the file system reports them. */
@@ -39,7 +42,7 @@ export async function mountSmallFilesystem(sizeMib: number): Promise<SmallFilesy
   const ballast = `${dir}/ballast`;
   return {
     dir,
-    fill: () => fillFile(ballast),
+    fill: (bytesMax = Number.MAX_SAFE_INTEGER) => fillFile(ballast, bytesMax),
     free: async () => {
       await Deno.remove(ballast);
     },
@@ -57,14 +60,14 @@ export function freeBytesOf(path: string): number {
   return stats.bavail * stats.bsize;
 }
 
-async function fillFile(path: string): Promise<number> {
+async function fillFile(path: string, bytesMax: number): Promise<number> {
   const chunk = new Uint8Array(BALLAST_CHUNK_BYTES).fill(0x5a);
   const file = await Deno.open(path, { write: true, create: true, append: true });
   let written = 0;
   try {
-    for (;;) {
+    while (written < bytesMax) {
       try {
-        written += await file.write(chunk);
+        written += await file.write(chunk.subarray(0, Math.min(chunk.length, bytesMax - written)));
       } catch (error) {
         if (error instanceof Error && "code" in error && error.code === "ENOSPC") break;
         throw error;

@@ -15,6 +15,7 @@ import {
   type ApplyResult,
   applyResultError,
   AspenError,
+  type Command,
   encodeCommand,
   type ErrorDetails,
   Lessor,
@@ -89,6 +90,11 @@ export interface LocalShardOptions {
   readonly nowMs: () => number;
   /** Whether the peer link to `node` is up (for replica status). */
   readonly isPeerUp: (node: number) => boolean;
+  /**
+   * The error for a client write this node must refuse while it leads the shard (its disk is
+   * below the reserve), or null to propose it. Absent: every write is proposed.
+   */
+  readonly refuseWrite?: (command: Command) => AspenError | null;
   readonly logger: Logger;
 }
 
@@ -179,6 +185,7 @@ export class LocalShard {
     const machine = this.stateMachine;
     switch (request.kind) {
       case "propose":
+        this.#checkWritable(request.command);
         return await this.replica.propose(encodeCommand(request.command));
       case "get":
         return await this.#read(request.serializable, () => ({
@@ -345,6 +352,19 @@ export class LocalShard {
       clearTimeout(timer);
       watcher.cancel();
     }
+  }
+
+  /**
+   * Refuses a client write the node turned away (a disk below its reserve). Only a leader
+   * does: elsewhere the replica answers `not_leader`, so the write goes to the leader, whose
+   * disk is the one that matters.
+   *
+   * @throws {AspenError} `no_space` or `storage_error`.
+   */
+  #checkWritable(command: Command): void {
+    if (this.replica.leader() !== this.#options.nodeId) return;
+    const refusal = this.#options.refuseWrite?.(command) ?? null;
+    if (refusal !== null) throw refusal;
   }
 
   /** The lessor counts whole milliseconds. */

@@ -32,6 +32,7 @@ import {
   PEER_PAYLOAD_BYTES_MAX,
   PeerTransport,
 } from "../peer/mod.ts";
+import { NodeAlarms } from "./alarms.ts";
 import { ClusterRouter } from "./cluster_router.ts";
 import { NODE_CHANNEL_SHARD, type NodeInfo } from "./cluster_status.ts";
 import { KvService } from "./kv_service.ts";
@@ -87,6 +88,8 @@ export interface AspenNode {
   readonly service: KvService;
   readonly transport: PeerTransport;
   readonly members: readonly number[];
+  /** Its storage alarms (a disk below the reserve, stalled replicas). */
+  readonly alarms: NodeAlarms;
   /** Stops the node: leadership handed over, files flushed and closed. */
   close(): Promise<void>;
 }
@@ -105,16 +108,18 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   const count = shardCount(config);
   const localIds = localShardIds(config, members, count);
   const shards = new Map<number, LocalShard>();
-  const transport = await startTransport(config, credentials, shards, runtime);
+  const alarms = createAlarms(config, shards, runtime);
+  const transport = await startTransport(config, credentials, { shards, alarms }, runtime);
   try {
     for (const shard of localIds) {
-      shards.set(shard, await openShard(config, shard, members, transport, runtime));
+      shards.set(shard, await openShard(config, shard, members, { transport, alarms }, runtime));
     }
   } catch (error) {
     for (const shard of shards.values()) shard.close();
     await transport.close();
     throw error;
   }
+  alarms.start();
   const ticker = setInterval(() => {
     for (const shard of shards.values()) shard.replica.tickNow();
     transport.flush();
@@ -149,12 +154,30 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     service,
     transport,
     members,
+    alarms,
     close: () => {
       clearInterval(ticker);
       stopShardMap();
+      alarms.close();
       return closeNode(config, shards, transport, logger);
     },
   };
+}
+
+function createAlarms(
+  config: Config,
+  shards: ReadonlyMap<number, LocalShard>,
+  runtime: NodeRuntime,
+): NodeAlarms {
+  return new NodeAlarms({
+    nodeId: config.node.id,
+    dataDir: config.node.dataDir,
+    reserveBytes: config.node.diskReserveMib * 1024 * 1024,
+    shards,
+    nowMs: runtime.nowMs,
+    wallMs: runtime.wallMs,
+    logger: runtime.logger,
+  });
 }
 
 function createRouter(
@@ -240,9 +263,10 @@ function localShardIds(config: Config, members: readonly number[], count: number
 async function startTransport(
   config: Config,
   credentials: ClusterCredentials,
-  shards: ReadonlyMap<number, LocalShard>,
+  hosted: { readonly shards: ReadonlyMap<number, LocalShard>; readonly alarms: NodeAlarms },
   runtime: NodeRuntime,
 ): Promise<PeerTransport> {
+  const shards = hosted.shards;
   const self: NodeInfo = {
     id: config.node.id,
     peerAddress: config.node.peerListen,
@@ -274,7 +298,9 @@ async function startTransport(
       hostsShard: (shard) => shard === NODE_CHANNEL_SHARD || shards.has(shard),
       onRaftMessage: (_from, shard, payload) => deliverRaft(shards, shard, payload, logger),
       onRequest: async (_from, shard, payload) => {
-        if (shard === NODE_CHANNEL_SHARD) return encodeShardResponse(self);
+        if (shard === NODE_CHANNEL_SHARD) {
+          return encodeShardResponse({ ...self, alarms: hosted.alarms.list() });
+        }
         const local = shards.get(shard);
         if (local === undefined) {
           throw new AspenError("unknown_shard", `Shard ${shard} is not hosted here`, { shard });
@@ -309,9 +335,10 @@ async function openShard(
   config: Config,
   shard: number,
   members: readonly number[],
-  transport: PeerTransport,
+  node: { readonly transport: PeerTransport; readonly alarms: NodeAlarms },
   runtime: NodeRuntime,
 ): Promise<LocalShard> {
+  const transport = node.transport;
   return await LocalShard.open({
     shard,
     nodeId: config.node.id,
@@ -334,7 +361,8 @@ async function openShard(
       for (const message of messages) transport.send(message.to, shard, encodeMessage(message));
     },
     nowMs: runtime.nowMs,
-    isPeerUp: (node) => transport.isPeerUp(node),
+    isPeerUp: (id) => transport.isPeerUp(id),
+    refuseWrite: (command) => node.alarms.refusal(shard, command),
     logger: runtime.logger.child({ shard }),
   });
 }
