@@ -10,6 +10,8 @@
  *    acknowledged key has its value, and the alarm is gone.
  * 2. With a reserve, the node refuses writes before the disk is full: once free space is below
  *    the reserve, puts get `no_space` but deletes are still accepted; freeing space lifts it.
+ * 3. Started again on a disk with no space left at all, the node cannot open its files (SQLite
+ *    cannot create the log's shared-memory file); it exits saying so and how much space is free.
  *
  * Needs root to mount the tmpfs; skipped with that reason otherwise.
  */
@@ -210,5 +212,31 @@ Deno.test({
       deepEqual(await alarmsOf(node), []);
       equal((await node.call("GET", "/v1/kv/keep/a")).status, 404);
     });
+  },
+});
+
+Deno.test({
+  name: "a node started on a full disk exits saying how much space its data disk has",
+  ignore: TMPFS_SKIP_REASON !== null,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const fs = await mountSmallFilesystem(FILESYSTEM_MIB);
+    let node: TestNode | null = null;
+    try {
+      node = await launchNode(fs, 0);
+      equal((await node.call("PUT", "/v1/kv/before", { value: "v" })).status, 200);
+      await node.cluster.stopNode(1);
+      await fs.fill();
+      node.cluster.start(1);
+      const failure = await node.cluster.waitForLeaders().then(() => null, (error) => error);
+      match(String(failure), /node 1 exited \(code 1/);
+      const said = node.lines.find((line) => line.includes("aspen node:")) ?? "";
+      match(said, /aspen node: (no_space|storage_error): Cannot open /);
+      match(said, /the data disk of ".*" has 0\.0 MiB free: free space on it/);
+    } finally {
+      await node?.cluster.stop();
+      await fs.close();
+    }
   },
 });

@@ -17,7 +17,7 @@ import {
   MESSAGE_BYTES_MAX,
   SeededPrng,
 } from "../../raft/mod.ts";
-import { AspenError, REQUEST_BYTES_MAX } from "../../shard/mod.ts";
+import { AspenError, REQUEST_BYTES_MAX, storageFailureKind } from "../../shard/mod.ts";
 import {
   type ClusterCredentials,
   createCredentials,
@@ -117,7 +117,7 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   } catch (error) {
     for (const shard of shards.values()) shard.close();
     await transport.close();
-    throw error;
+    throw withFreeSpace(error, config, alarms);
   }
   alarms.start();
   const ticker = setInterval(() => {
@@ -178,6 +178,26 @@ function createAlarms(
     wallMs: runtime.wallMs,
     logger: runtime.logger,
   });
+}
+
+/**
+ * A shard that cannot be opened for lack of space (SQLite reports the -shm file it cannot map
+ * on a full disk as an I/O error): the error, with the free space of the data disk added, so
+ * that the operator knows what to do. Any other error is returned as it is.
+ */
+function withFreeSpace(error: unknown, config: Config, alarms: NodeAlarms): unknown {
+  if (!(error instanceof AspenError) || storageFailureKind(error) === null) return error;
+  alarms.check();
+  const free = alarms.space().freeBytes;
+  if (free === null) return error;
+  const mib = (free / (1024 * 1024)).toFixed(1);
+  return new AspenError(
+    error.code,
+    `${error.message}; the data disk of "${config.node.dataDir}" has ${mib} MiB free: free ` +
+      "space on it (or fix the disk) and start the node again",
+    error.details,
+    { cause: error },
+  );
 }
 
 function createRouter(
