@@ -321,7 +321,10 @@ export class ShardReplica<Result> {
    */
   propose(data: Uint8Array): Promise<Result> {
     if (this.#isClosed) return Promise.reject(closedError(this.shard));
-    if (this.#stall !== null) return Promise.reject(this.#stallRefusal("write to"));
+    if (this.#stall !== null) {
+      this.#stats.proposalsDropped++;
+      return Promise.reject(this.#stallRefusal("write to"));
+    }
     const pending = this.#proposals.length + this.#waiters.size;
     if (pending >= PROPOSALS_PENDING_MAX) {
       return Promise.reject(

@@ -503,6 +503,7 @@ Deno.test("ShardReplica holds a Ready whose log write failed and retries it", as
     deepEqual(attempts[1], attempts[2]);
     equal(await replica.propose(encoder.encode("d")), 3, "writes resume");
     equal(replica.status().stats.storageFailures, 2);
+    equal(replica.status().stats.proposalsDropped, 1, "the refused proposal is counted");
   } finally {
     replica.close();
   }
