@@ -11,7 +11,9 @@
  * - `no_space` or `storage_error` of a shard: its replica is stalled, holding a write that
  *   failed on storage and retrying it (see shard/_storage_stall.ts); it refuses every write.
  *   This is the backstop when the reserve was not enough (or is 0).
- * - `storage_error` of the node: its free space cannot be read.
+ * - `storage_error` of the node: its free space cannot be read (writes are not refused for it).
+ *   A process not allowed to read it (Deno without `--allow-sys=statfs`) raises no alarm: it
+ *   logs once that the reserve is not enforced.
  *
  * A timer samples the disk every DISK_CHECK_INTERVAL_MS and logs each alarm as it is raised
  * and cleared.
@@ -86,6 +88,8 @@ export class NodeAlarms {
   #diskAlarm: Alarm | null = null;
   /** The alarms logged as raised, by type and shard. */
   #logged = new Map<string, Alarm>();
+  /** Whether the process may not read the free space (warned once; no reserve then). */
+  #isStatfsDenied = false;
   #timer: ReturnType<typeof setInterval> | null = null;
 
   constructor(options: NodeAlarmsOptions) {
@@ -153,7 +157,7 @@ export class NodeAlarms {
    */
   refusal(shard: number, command: Command): AspenError | null {
     const alarm = this.#diskAlarm;
-    if (alarm === null || isDeleteOnly(command)) return null;
+    if (alarm?.type !== "no_space" || isDeleteOnly(command)) return null;
     return new AspenError(
       alarm.type,
       `Cannot write to shard ${shard} on node ${this.#options.nodeId}: ${alarm.message}`,
@@ -164,6 +168,7 @@ export class NodeAlarms {
   /** Reads the free space; the node's own alarm, kept if it was already raised. */
   #readDisk(): Alarm | null {
     const { dataDir, reserveBytes } = this.#options;
+    if (this.#isStatfsDenied) return null;
     let type: AlarmType | null = null;
     let message = "";
     try {
@@ -177,6 +182,13 @@ export class NodeAlarms {
       }
     } catch (error) {
       this.#space = { freeBytes: null, reserveBytes };
+      if (error instanceof Deno.errors.NotCapable) {
+        this.#isStatfsDenied = true;
+        this.#options.logger.warn("Cannot check free disk space: the reserve is not enforced", {
+          reason: error.message,
+        });
+        return null;
+      }
       type = "storage_error";
       message = `Cannot read the free space of "${dataDir}": ` +
         (error instanceof Error ? error.message : String(error));

@@ -2,8 +2,9 @@
  * NodeAlarms with an injected free-space reading, injected clocks and stand-in replicas: the
  * node's own `no_space` alarm follows the free space against the reserve (raised below it,
  * kept with its first `sinceMs`, cleared above it); a stalled replica shows as its shard's
- * alarm, stamped on the wall clock; a failing statfs is a `storage_error`; writes are refused
- * with the alarm's code only while the disk is below the reserve, and deletes never; every
+ * alarm, stamped on the wall clock; a failing statfs is a `storage_error` (refusing nothing),
+ * and one the process may not run is warned about once; writes are refused with the alarm's
+ * code only while the disk is below the reserve, and deletes never; every
  * alarm is logged once when raised and once when cleared. The metrics page shows the alarms.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
@@ -99,7 +100,7 @@ Deno.test("NodeAlarms shows a stalled replica as its shard's alarm, on the wall 
   ok(lines.some((line) => line.includes("Alarm cleared") && line.includes("shard=3")));
 });
 
-Deno.test("NodeAlarms reports an unreadable free space as a storage_error", () => {
+Deno.test("NodeAlarms reports an unreadable free space as storage_error, refusing nothing", () => {
   const { alarms, disk } = setup();
   disk.freeBytes = Object.assign(new Error("ENOENT: no such file or directory"), {
     code: "ENOENT",
@@ -108,6 +109,17 @@ Deno.test("NodeAlarms reports an unreadable free space as a storage_error", () =
   equal(alarms.list()[0]?.type, "storage_error");
   match(alarms.list()[0]?.message ?? "", /Cannot read the free space of "\/data": ENOENT/);
   equal(alarms.space().freeBytes, null);
+  equal(alarms.refusal(0, PUT), null, "not knowing the free space refuses no write");
+});
+
+Deno.test("NodeAlarms without permission to read the free space warns once, with no alarm", () => {
+  const { alarms, disk, lines } = setup();
+  disk.freeBytes = new Deno.errors.NotCapable('Requires sys access to "statfs"');
+  alarms.check();
+  alarms.check();
+  deepEqual(alarms.list(), []);
+  equal(alarms.refusal(0, PUT), null);
+  equal(lines.filter((line) => line.includes("the reserve is not enforced")).length, 1);
 });
 
 Deno.test("formatMetrics() shows one aspen_alarm gauge per type and the disk space", () => {
