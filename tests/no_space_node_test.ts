@@ -4,7 +4,9 @@
  *
  * 1. With no reserve (`--disk-reserve-mib=0`), writes run until SQLite finds the disk full.
  *    Then: writes are answered 507 `no_space` at once; the process is still running; acknowledged
- *    keys read back (linearizable and serializable); `/v1/cluster/status` lists the shard's
+ *    keys read back (linearizable and serializable); a leadership transfer is refused with
+ *    `no_space` too (the Raft core takes no call while it holds the failed Ready);
+ *    `/v1/cluster/status` lists the shard's
  *    `no_space` alarm and `/metrics` has `aspen_alarm{type="no_space"} 1`. A ballast file the
  *    test put on the same file system is removed, and writes resume by themselves; every
  *    acknowledged key has its value, and the alarm is gone.
@@ -165,6 +167,8 @@ Deno.test({
       equal(local.status, 200, "serializable reads still work");
       const alarms = await alarmsOf(node);
       deepEqual(alarms.map((alarm) => [alarm.type, alarm.shard]), [["no_space", 0]]);
+      const transfer = await node.call("POST", "/v1/shards/0/transfer-leader", { to: 1 });
+      equal(transfer.status, 507, "an admin call waits for the stall to end");
       match(await node.metrics(), /^aspen_alarm\{node="1",type="no_space"\} 1$/m);
       match(await node.metrics(), /^aspen_shard_storage_stalled\{node="1",shard="0"\} 1$/m);
 

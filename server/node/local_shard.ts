@@ -207,6 +207,7 @@ export class LocalShard {
       case "watchPoll":
         return await this.#watchPoll(request);
       case "transferLeader":
+        this.#checkNotStalled("transfer the leadership of");
         this.replica.transferLeadership(replicaId(request.to) as ReplicaId);
         return { shard: this.shard };
       case "readIndex":
@@ -293,7 +294,7 @@ export class LocalShard {
    */
   handOverLeadership(): void {
     const status = this.replica.status();
-    if (status.role !== "leader") return;
+    if (status.role !== "leader" || status.stall !== null) return;
     const candidates = status.progress
       .filter((progress) => progress.id !== status.id && !progress.isLearner)
       .sort((a, b) => b.match - a.match);
@@ -365,6 +366,23 @@ export class LocalShard {
     if (this.replica.leader() !== this.#options.nodeId) return;
     const refusal = this.#options.refuseWrite?.(command) ?? null;
     if (refusal !== null) throw refusal;
+  }
+
+  /**
+   * Refuses an admin call while the replica holds a Ready that failed on storage: the Raft
+   * core takes no call until that Ready is advanced.
+   *
+   * @throws {AspenError} `no_space` or `storage_error`.
+   */
+  #checkNotStalled(action: string): void {
+    const stall = this.replica.storageStall();
+    if (stall === null) return;
+    throw new AspenError(
+      stall.kind,
+      `Cannot ${action} shard ${this.shard} now: its storage is stalled (${stall.reason}); ` +
+        "try again once the alarm clears",
+      { shard: this.shard },
+    );
   }
 
   /** The lessor counts whole milliseconds. */
