@@ -11,7 +11,8 @@
  *    test put on the same file system is removed, and writes resume by themselves; every
  *    acknowledged key has its value, and the alarm is gone.
  * 2. With a reserve, the node refuses writes before the disk is full: once free space is below
- *    the reserve, puts get `no_space` but deletes are still accepted; freeing space lifts it.
+ *    the reserve (the node logs the alarm), puts get `no_space` but deletes are still accepted,
+ *    with room to spare on the disk; freeing space lifts it.
  * 3. Started again on a disk with no space left at all, the node cannot open its files (SQLite
  *    cannot create the log's shared-memory file); it exits saying so and how much space is free.
  *
@@ -129,6 +130,15 @@ async function alarmsOf(node: TestNode): Promise<NonNullable<ClusterStatus["node
   return alarms;
 }
 
+/** Waits until the node logged a line with `text` (alarms are logged by a 250 ms check). */
+async function waitForLine(node: TestNode, text: string): Promise<void> {
+  const deadline = Date.now() + RESUME_TIMEOUT_MS;
+  while (!node.lines.some((line) => line.includes(text))) {
+    ok(Date.now() < deadline, `the node did not log "${text}"`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** Puts `key` until it is acknowledged, or fails after RESUME_TIMEOUT_MS. */
 async function putUntilAccepted(node: TestNode, key: string): Promise<number> {
   const deadline = Date.now() + RESUME_TIMEOUT_MS;
@@ -182,7 +192,7 @@ Deno.test({
         equal((answer.body.kv as { value: string }).value, valueOf(key));
       }
       ok(node.lines.some((line) => line.includes("Alarm raised")), "the alarm was logged");
-      ok(node.lines.some((line) => line.includes("Alarm cleared")));
+      await waitForLine(node, "Alarm cleared");
     });
   },
 });
@@ -199,13 +209,16 @@ Deno.test({
         equal((await node.call("PUT", `/v1/kv/${key}`, { value: "v" })).status, 200);
       }
       await fs.fill(fs.freeBytes() - (reserveMib / 2) * MIB);
-      const { refusal } = await fillUntilNoSpace(node);
+      await waitForLine(node, "Alarm raised");
+      const alarms = await alarmsOf(node);
+      deepEqual(alarms.map((alarm) => [alarm.type, alarm.shard]), [["no_space", undefined]]);
+      const refusal = await node.call("PUT", "/v1/kv/refused", { value: "v" });
+      equal(refusal.status, 507);
       const error = refusal.body.error as Record<string, unknown>;
       equal(error.code, "no_space");
       match(String(error.message), /^Cannot write to shard 0 on node 1: the data disk/);
       match(String(error.message), /below the reserve of 16\.0 MiB/);
-      const alarms = await alarmsOf(node);
-      deepEqual(alarms.map((alarm) => [alarm.type, alarm.shard]), [["no_space", undefined]]);
+      ok(fs.freeBytes() > 0, "refused before the disk is full");
       const removed = await node.call("DELETE", "/v1/kv/keep/a");
       equal(removed.status, 200, "deletes are accepted under the alarm");
       equal(removed.body.deleted, 1);

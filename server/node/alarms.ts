@@ -16,7 +16,9 @@
  *   logs once that the reserve is not enforced.
  *
  * A timer samples the disk every DISK_CHECK_INTERVAL_MS and logs each alarm as it is raised
- * and cleared.
+ * and cleared. Writes sample it too, at most every DISK_RECHECK_ON_WRITE_MS: a node written
+ * at 60 MB/s (64 KiB values, measured on a tmpfs) would otherwise go 15 MB past the reserve
+ * between two timer samples.
  */
 import { statfsSync } from "node:fs";
 import {
@@ -30,6 +32,8 @@ import type { Logger } from "../log.ts";
 
 /** How often a node reads the free space of its data folder's file system. */
 export const DISK_CHECK_INTERVAL_MS = 250;
+/** How old a free-space sample may be when a write asks whether it must be refused. */
+export const DISK_RECHECK_ON_WRITE_MS = 20;
 
 const MIB = 1024 * 1024;
 
@@ -90,6 +94,8 @@ export class NodeAlarms {
   #logged = new Map<string, Alarm>();
   /** Whether the process may not read the free space (warned once; no reserve then). */
   #isStatfsDenied = false;
+  /** When the free space was last read, monotonic ms. */
+  #sampledAtMs = Number.NEGATIVE_INFINITY;
   #timer: ReturnType<typeof setInterval> | null = null;
 
   constructor(options: NodeAlarmsOptions) {
@@ -156,6 +162,9 @@ export class NodeAlarms {
    * its reserve, or null: deletes pass (they let an operator make room).
    */
   refusal(shard: number, command: Command): AspenError | null {
+    if (this.#options.nowMs() - this.#sampledAtMs >= DISK_RECHECK_ON_WRITE_MS) {
+      this.#diskAlarm = this.#readDisk();
+    }
     const alarm = this.#diskAlarm;
     if (alarm?.type !== "no_space" || isDeleteOnly(command)) return null;
     return new AspenError(
@@ -169,6 +178,7 @@ export class NodeAlarms {
   #readDisk(): Alarm | null {
     const { dataDir, reserveBytes } = this.#options;
     if (this.#isStatfsDenied) return null;
+    this.#sampledAtMs = this.#options.nowMs();
     let type: AlarmType | null = null;
     let message = "";
     try {

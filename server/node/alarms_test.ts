@@ -4,13 +4,14 @@
  * kept with its first `sinceMs`, cleared above it); a stalled replica shows as its shard's
  * alarm, stamped on the wall clock; a failing statfs is a `storage_error` (refusing nothing),
  * and one the process may not run is warned about once; writes are refused with the alarm's
- * code only while the disk is below the reserve, and deletes never; every
+ * code only while the disk is below the reserve (a write samples it again when the last sample
+ * is old), and deletes never; every
  * alarm is logged once when raised and once when cleared. The metrics page shows the alarms.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { Command, StorageStallStatus } from "../../shard/mod.ts";
 import { Logger } from "../log.ts";
-import { NodeAlarms } from "./alarms.ts";
+import { DISK_RECHECK_ON_WRITE_MS, NodeAlarms } from "./alarms.ts";
 import { formatMetrics, HttpLatency } from "./metrics.ts";
 
 const MIB = 1024 * 1024;
@@ -145,4 +146,13 @@ Deno.test("formatMetrics() shows one aspen_alarm gauge per type and the disk spa
   match(text, /^aspen_alarm\{node="4",type="storage_error"\} 0$/m);
   match(text, new RegExp(`^aspen_disk_free_bytes\\{node="4"\\} ${3 * MIB}$`, "m"));
   match(text, new RegExp(`^aspen_disk_reserve_bytes\\{node="4"\\} ${64 * MIB}$`, "m"));
+});
+
+Deno.test("NodeAlarms: a write samples the free space again once the last sample is old", () => {
+  const { alarms, clock, disk } = setup();
+  disk.freeBytes = 1 * MIB;
+  equal(alarms.refusal(0, PUT), null, "the sample taken a moment ago still holds");
+  clock.monotonicMs += DISK_RECHECK_ON_WRITE_MS;
+  equal(alarms.refusal(0, PUT)?.code, "no_space", "a write between timer checks sees it");
+  equal(alarms.list()[0]?.type, "no_space");
 });

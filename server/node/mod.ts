@@ -20,6 +20,7 @@ export {
   ALARM_TYPES,
   type AlarmType,
   DISK_CHECK_INTERVAL_MS,
+  DISK_RECHECK_ON_WRITE_MS,
   type DiskSpace,
   NodeAlarms,
 } from "./alarms.ts";
