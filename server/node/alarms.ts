@@ -16,9 +16,9 @@
  *   logs once that the reserve is not enforced.
  *
  * A timer samples the disk every DISK_CHECK_INTERVAL_MS and logs each alarm as it is raised
- * and cleared. Writes sample it too, at most every DISK_RECHECK_ON_WRITE_MS: a node written
- * at 60 MB/s (64 KiB values, measured on a tmpfs) would otherwise go 15 MB past the reserve
- * between two timer samples.
+ * and cleared. Writes sample it too, at most every DISK_RECHECK_ON_WRITE_MS: four clients
+ * writing 64 KiB values filled the 8 MiB left under a 16 MiB reserve on a tmpfs before the next
+ * timer sample (tests/no_space_node_test.ts, before this was added).
  */
 import { statfsSync } from "node:fs";
 import {
