@@ -11,8 +11,10 @@
  */
 import { deepEqual, equal, ok, rejects, throws } from "node:assert/strict";
 import {
+  type ConfState,
   type Entry,
   type HardState,
+  type LogIndex,
   MemoryStorage,
   type Message,
   replicaId,
@@ -20,7 +22,12 @@ import {
   type Snapshot,
 } from "../raft/mod.ts";
 import type { AspenError } from "./errors.ts";
-import { type ReplicaLogStorage, type ReplicaStateMachine, ShardReplica } from "./replica.ts";
+import {
+  type ReplicaLogStorage,
+  type ReplicaStateMachine,
+  ShardReplica,
+  SNAPSHOT_RETRY_MS,
+} from "./replica.ts";
 
 class MemoryLogStorage extends MemoryStorage implements ReplicaLogStorage {
   appendCalls = 0;
@@ -28,6 +35,13 @@ class MemoryLogStorage extends MemoryStorage implements ReplicaLogStorage {
   readonly failures: Error[] = [];
   /** The entries of every persist() call, failed ones included. */
   readonly persisted: (readonly Entry[])[] = [];
+  /** Errors the next createSnapshot() calls throw, one each, before writing anything. */
+  readonly snapshotFailures: Error[] = [];
+  override createSnapshot(index: LogIndex, confState: ConfState, data: Uint8Array): void {
+    const failure = this.snapshotFailures.shift();
+    if (failure !== undefined) throw failure;
+    super.createSnapshot(index, confState, data);
+  }
   /** Whether a must-sync persist returns a flush promise (see the deferred-flush tests). */
   #isFlushDeferred = false;
   /** While true, those flushes wait until release(). */
@@ -442,7 +456,7 @@ function isCode(code: string): (error: AspenError) => boolean {
 }
 
 /** A group of one voter, elected, ticked by hand. */
-function singleVoter(): {
+function singleVoter(options: { nowMs?: () => number; snapshotIntervalEntries?: number } = {}): {
   replica: ShardReplica<number>;
   storage: MemoryLogStorage;
   machine: ListMachine;
@@ -463,8 +477,9 @@ function singleVoter(): {
     storage,
     stateMachine: machine,
     send: () => {},
-    nowMs: () => performance.now(),
+    nowMs: options.nowMs ?? (() => performance.now()),
     tickMs: 0,
+    snapshotIntervalEntries: options.snapshotIntervalEntries ?? 1000,
   });
   replica.campaign();
   replica.runTurn();
@@ -560,6 +575,28 @@ Deno.test("ShardReplica: a stalled follower refuses with not_leader; others go o
     deepEqual(group.machines.get(2)!.items, ["p"], "the follower caught up");
   } finally {
     closeGroup(group);
+  }
+});
+
+Deno.test("ShardReplica: a snapshot that failed on storage is tried again later", async () => {
+  let nowMs = 0;
+  const { replica, storage } = singleVoter({ nowMs: () => nowMs, snapshotIntervalEntries: 5 });
+  try {
+    storage.snapshotFailures.push(diskFullError());
+    for (let i = 0; i < 5; i++) await replica.propose(encoder.encode(`${i}`));
+    await settle();
+    const stats = replica.status().stats;
+    equal(stats.snapshotFailures, 1, "the snapshot failed once");
+    equal(stats.snapshotsCreated, 0);
+    equal(replica.status().stall, null, "a failed snapshot stalls nothing");
+    await replica.propose(encoder.encode("more"));
+    equal(replica.status().stats.snapshotFailures, 1, "not tried again at once");
+    nowMs += SNAPSHOT_RETRY_MS;
+    await replica.propose(encoder.encode("later"));
+    equal(replica.status().stats.snapshotsCreated, 1, "tried again once the wait passed");
+    ok(storage.snapshot().metadata.index > 0);
+  } finally {
+    replica.close();
   }
 });
 
