@@ -14,6 +14,15 @@ export const TMPFS_SKIP_REASON: string | null = Deno.uid() === 0
   ? null
   : "needs root to mount a small tmpfs (CI runs as root)";
 
+/**
+ * The test options that run `name` only where a tmpfs can be mounted; elsewhere the test is
+ * ignored, and its name says why.
+ */
+export function tmpfsTestOptions(name: string): { name: string; ignore: boolean } {
+  if (TMPFS_SKIP_REASON === null) return { name, ignore: false };
+  return { name: `${name} (skipped: ${TMPFS_SKIP_REASON})`, ignore: true };
+}
+
 /** A mounted tmpfs, its ballast, and how to get rid of it. */
 export interface SmallFilesystem {
   /** The mount point: an empty folder on the new file system. */

@@ -22,7 +22,7 @@ import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { ClusterStatus } from "../server/api_types.ts";
 import { LocalCluster } from "../server/launcher.ts";
 import { ASPEN_COMMAND } from "./_cluster.ts";
-import { mountSmallFilesystem, type SmallFilesystem, TMPFS_SKIP_REASON } from "./_tmpfs.ts";
+import { mountSmallFilesystem, type SmallFilesystem, tmpfsTestOptions } from "./_tmpfs.ts";
 
 const MIB = 1024 * 1024;
 /** The file system for the node: its files plus the ballast. */
@@ -154,8 +154,9 @@ async function putUntilAccepted(node: TestNode, key: string): Promise<number> {
 }
 
 Deno.test({
-  name: "a node on a full disk answers no_space, keeps reading, and resumes when space returns",
-  ignore: TMPFS_SKIP_REASON !== null,
+  ...tmpfsTestOptions(
+    "a node on a full disk answers no_space, keeps reading, and resumes when space returns",
+  ),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -198,8 +199,9 @@ Deno.test({
 });
 
 Deno.test({
-  name: "below its disk reserve a node refuses puts, accepts deletes, and lifts it with space",
-  ignore: TMPFS_SKIP_REASON !== null,
+  ...tmpfsTestOptions(
+    "below its disk reserve a node refuses puts, accepts deletes, and lifts it with space",
+  ),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -233,8 +235,9 @@ Deno.test({
 });
 
 Deno.test({
-  name: "a node started on a full disk exits saying how much space its data disk has",
-  ignore: TMPFS_SKIP_REASON !== null,
+  ...tmpfsTestOptions(
+    "a node started on a full disk exits saying how much space its data disk has",
+  ),
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {

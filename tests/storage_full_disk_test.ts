@@ -16,7 +16,7 @@ import {
   StateMachine,
   storageFailureKind,
 } from "../shard/mod.ts";
-import { mountSmallFilesystem, type SmallFilesystem, TMPFS_SKIP_REASON } from "./_tmpfs.ts";
+import { mountSmallFilesystem, type SmallFilesystem, tmpfsTestOptions } from "./_tmpfs.ts";
 
 /** Large enough for SQLite's files and a few entries, small enough to fill at once. */
 const FILESYSTEM_MIB = 4;
@@ -49,8 +49,9 @@ function put(index: number, key: string, value: string) {
 }
 
 Deno.test({
-  name: "SqliteLogStorage on a full disk: no_space, nothing written, the same write later",
-  ignore: TMPFS_SKIP_REASON !== null,
+  ...tmpfsTestOptions(
+    "SqliteLogStorage on a full disk: no_space, nothing written, the same write later",
+  ),
   async fn() {
     await withSmallFilesystem(async (fs) => {
       const path = `${fs.dir}/raft-log.db`;
@@ -93,8 +94,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "SqliteLogStorage.open() on a full disk is no_space, not storage_corrupt",
-  ignore: TMPFS_SKIP_REASON !== null,
+  ...tmpfsTestOptions("SqliteLogStorage.open() on a full disk is no_space, not storage_corrupt"),
   async fn() {
     await withSmallFilesystem(async (fs) => {
       await fs.fill();
@@ -107,8 +107,9 @@ Deno.test({
 });
 
 Deno.test({
-  name: "StateMachine.apply() on a full disk: no_space, nothing applied, the same batch later",
-  ignore: TMPFS_SKIP_REASON !== null,
+  ...tmpfsTestOptions(
+    "StateMachine.apply() on a full disk: no_space, nothing applied, the same batch later",
+  ),
   async fn() {
     await withSmallFilesystem(async (fs) => {
       const machine = StateMachine.open({ path: `${fs.dir}/sm.db`, synchronous: "normal" });
@@ -133,8 +134,9 @@ Deno.test({
 });
 
 Deno.test({
-  name: "StateMachine.restore() on a full disk keeps the old state open and works later",
-  ignore: TMPFS_SKIP_REASON !== null,
+  ...tmpfsTestOptions(
+    "StateMachine.restore() on a full disk keeps the old state open and works later",
+  ),
   async fn() {
     await withSmallFilesystem(async (fs) => {
       const source = StateMachine.open({ path: ":memory:", synchronous: "normal" });
