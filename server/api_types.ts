@@ -29,7 +29,9 @@ export type ApiErrorCode = ErrorCode;
 /**
  * The body of every 4xx and 5xx response. Details ride beside `code` and `message`: a
  * `conflict` carries `key`, `expected` and `actual`; `shard_unavailable` carries `shard`;
- * a 500 carries `requestId`.
+ * a 500 carries `requestId`. A write refused for storage is a 507 `no_space` (the disk is
+ * full, or below the node's reserve; deletes are still accepted in the latter case) or a 503
+ * `storage_error` (writing failed), both carrying `shard`; they clear by themselves.
  */
 export interface ApiErrorBody {
   readonly error: {
@@ -278,6 +280,25 @@ export type UpDown = "up" | "down";
 /** A replica's Raft role. */
 export type ReplicaRole = "leader" | "follower" | "learner" | "candidate";
 
+/** What a storage alarm is about: a full disk (or one below the reserve), or failing writes. */
+export type AlarmType = "no_space" | "storage_error";
+
+/**
+ * A storage condition an operator must act on (after etcd's NOSPACE alarm); it clears by
+ * itself once the condition is gone. While a `no_space` alarm of a node (no `shard`) lasts,
+ * its shard leaders refuse writes other than deletes; while one of a shard lasts, that
+ * shard's replica on the node retries a failed write and refuses every write.
+ */
+export interface Alarm {
+  readonly type: AlarmType;
+  /** The shard whose replica raised it; absent for the node's own alarm (its disk). */
+  readonly shard?: number;
+  /** When it was raised: milliseconds since the Unix epoch, on the node's clock. */
+  readonly sinceMs: number;
+  /** What is wrong and what is refused, in a sentence. */
+  readonly message: string;
+}
+
 /** One node of the cluster, as seen by the node that answers. */
 export interface NodeStatus {
   readonly id: number;
@@ -290,6 +311,11 @@ export interface NodeStatus {
    * when unknown (for a node that is down, or that has not reported yet).
    */
   readonly uptimeMs: number | null;
+  /**
+   * Added with storage alarms: the node's alarms as it reported them for this status, empty
+   * when it has none; null when unknown (a node that is down, or that predates alarms).
+   */
+  readonly alarms: readonly Alarm[] | null;
 }
 
 /** The shard map: how many shards the keyspace has, and its version. */

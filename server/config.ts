@@ -20,6 +20,15 @@ export const REPLICATION_FACTOR_MAX = 7;
 export const PEERS_MAX = 64;
 /** The largest config file read, in bytes. */
 export const CONFIG_FILE_BYTES_MAX = 1024 * 1024;
+/**
+ * The default free space kept on the data folder's file system, in MiB: below it a node
+ * refuses writes other than deletes with `no_space` (see server/node/alarms.ts). It must hold
+ * what is already accepted when the alarm trips: the Raft log and state machine growth of the
+ * writes of one disk check interval, the state machine's WAL, and hard states and heartbeats.
+ */
+export const DISK_RESERVE_MIB_DEFAULT = 64;
+/** The largest free-space reserve, in MiB (1 TiB). */
+export const DISK_RESERVE_MIB_MAX = 1024 * 1024;
 
 /** Log verbosity, most verbose first. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -39,6 +48,8 @@ export interface Config {
     readonly dataDir: string;
     readonly peerListen: string;
     readonly httpListen: string;
+    /** Free space kept on the data folder's disk, MiB; 0 keeps none (writes fail when full). */
+    readonly diskReserveMib: number;
   };
   readonly sharding: {
     readonly enabled: boolean;
@@ -116,6 +127,15 @@ export const SETTINGS: readonly Setting[] = [
     kind: { type: "address" },
     defaultValue: "127.0.0.1:8001",
     help: "host:port of the HTTP API and console",
+  },
+  {
+    section: "node",
+    key: "disk_reserve_mib",
+    flag: "disk-reserve-mib",
+    env: "ASPEN_DISK_RESERVE_MIB",
+    kind: { type: "integer", min: 0, max: DISK_RESERVE_MIB_MAX },
+    defaultValue: DISK_RESERVE_MIB_DEFAULT,
+    help: "free MiB kept on the data disk: below it, writes but deletes get no_space",
   },
   {
     section: "sharding",
@@ -448,6 +468,7 @@ function buildConfig(values: ReadonlyMap<Setting, Value>): Config {
       dataDir: get("node", "data_dir") as string,
       peerListen: get("node", "peer_listen") as string,
       httpListen: get("node", "http_listen") as string,
+      diskReserveMib: get("node", "disk_reserve_mib") as number,
     },
     sharding: {
       enabled: get("sharding", "enabled") as boolean,

@@ -19,6 +19,7 @@ Deno.test("loadConfig() gives the documented defaults", () => {
   const config = loadConfig(sources({}));
   equal(config.node.id, 1);
   equal(config.node.peerListen, "127.0.0.1:7001");
+  equal(config.node.diskReserveMib, 64);
   equal(config.sharding.enabled, false);
   equal(shardCount(config), 1);
   equal(config.sharding.localShards, null);
@@ -70,6 +71,7 @@ Deno.test("loadConfig() rejects bad values, naming source, value and range", asy
     ["bad address", { flags: { "peer-listen": "localhost" } }, /--peer-listen.*host:port/],
     ["port too big", { flags: { "http-listen": "a:70000" } }, /--http-listen/],
     ["shard count", { flags: { "sharding-num-shards": "5000" } }, /1 to 1024/],
+    ["negative reserve", { flags: { "disk-reserve-mib": "-1" } }, /--disk-reserve-mib.*0 to/],
     ["log level", { env: { ASPEN_LOG_LEVEL: "loud" } }, /one of debug, info, warn, error/],
     ["boolean", { env: { ASPEN_SHARDING_ENABLED: "yes" } }, /true or false/],
     ["shard list", { flags: { "local-shards": "0,x" } }, /--local-shards.*shard ids/],
@@ -112,6 +114,7 @@ Deno.test("formatConfig() output loads back to the same config", () => {
       "local-shards": "1,3",
       peers: "1=127.0.0.1:7001,2=127.0.0.1:7002",
       "log-format": "json",
+      "disk-reserve-mib": "0",
     },
   }));
   const reloaded = loadConfig(sources({ file: file(formatConfig(original)) }));

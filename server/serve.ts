@@ -109,6 +109,7 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
           deadlineMs: NODE_INFO_TIMEOUT_MS,
         }),
       ),
+    alarms: () => node.alarms.list(),
   });
   const authenticate = config.auth.enabled ? createTokenVerifier(node.credentials) : null;
   return createApp({
@@ -128,6 +129,7 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
         router: node.router.stats,
         peers: () => node.transport.stats(),
         http: latency,
+        alarms: node.alarms,
       })),
     observe: (route, seconds) => latency.observe(route, seconds),
     nowMs: runtime.nowMs,

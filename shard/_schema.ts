@@ -10,6 +10,7 @@
 import { DatabaseSync } from "node:sqlite";
 import { assert } from "../raft/mod.ts";
 import { AspenError } from "./errors.ts";
+import { storageFailureKind } from "./storage_failure.ts";
 import { verifyRows } from "./_kv_store.ts";
 import { STATE_MACHINE_WAL_CHECKPOINT_PAGES } from "./limits.ts";
 
@@ -88,7 +89,8 @@ const SQLITE_LOCKED = 6;
  * The connection takes an exclusive lock, so a second process cannot open the same file, and
  * uses WAL. `":memory:"` opens a private in-memory database (for tests and snapshot checks).
  *
- * @throws {AspenError} `storage_corrupt` when the file is not a healthy state machine database.
+ * @throws {AspenError} `storage_corrupt` when the file is not a healthy state machine database;
+ * `no_space` or `storage_error` when it cannot be read or prepared.
  */
 export function openDatabase(options: OpenOptions): DatabaseSync {
   const { path, synchronous } = options;
@@ -107,6 +109,16 @@ export function openDatabase(options: OpenOptions): DatabaseSync {
     db.close();
     if (error instanceof AspenError) throw error;
     if (isLockError(error)) throw error;
+    const failure = storageFailureKind(error);
+    if (failure !== null) {
+      // A full disk or an I/O error says nothing about the file's health.
+      throw new AspenError(
+        failure,
+        `Cannot open state machine "${path}": ${describe(error)}`,
+        { path },
+        { cause: error },
+      );
+    }
     throw new AspenError(
       "storage_corrupt",
       `Cannot open state machine "${path}": ${describe(error)}`,

@@ -151,6 +151,32 @@ const COMPARE_TARGETS: readonly string[] = [
 const COMPARE_OPS: readonly string[] = ["=", "!=", "<", ">"];
 
 /**
+ * Whether `command` only removes data (or reads): deletes, range deletes, lease revocations,
+ * and transactions whose writes are all deletes. A node short of disk space still accepts these
+ * (as etcd does under its NOSPACE alarm): they let an operator make room. They do not shrink the
+ * files at once, but the pages they free inside SQLite are reused by later writes.
+ */
+export function isDeleteOnly(command: Command): boolean {
+  switch (command.type) {
+    case "delete":
+    case "deleteRange":
+    case "leaseRevoke":
+      return true;
+    case "txn":
+      return [...command.success, ...command.failure].every((op) => op.type !== "put");
+    case "optimisticTxn":
+      return command.writes.every((write) => write.op === "delete");
+    case "put":
+    case "multiPut":
+    case "leaseGrant":
+    case "leaseExpire":
+    case "meta":
+    case "noop":
+      return false;
+  }
+}
+
+/**
  * Checks a command against its shape and every limit.
  *
  * @throws {AspenError} `bad_request`, `key_too_large`, `value_too_large` or

@@ -30,6 +30,10 @@ export const ERROR_CODES = [
   "proposal_dropped",
   "timeout",
   "storage_corrupt",
+  // The disk is full or below the node's free-space reserve: writes wait until space returns.
+  "no_space",
+  // Writing to storage failed with an I/O error; the write is retried until it succeeds.
+  "storage_error",
   "not_implemented",
   // A state-dependent bound was hit (keys in a delete-range, keys on a lease, leases, watchers).
   "limit_exceeded",

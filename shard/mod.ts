@@ -41,6 +41,7 @@ export {
   type Compare,
   type CompareOp,
   type CompareTarget,
+  isDeleteOnly,
   type PutItem,
   type RangeRequest,
   type ReadRecord,
@@ -113,7 +114,21 @@ export {
   type ReplicaStatus,
   ShardReplica,
   SNAPSHOT_INTERVAL_ENTRIES,
+  SNAPSHOT_RETRY_MS,
 } from "./replica.ts";
+export {
+  type StallStage,
+  STORAGE_RETRY_TICKS_MAX,
+  STORAGE_RETRY_TICKS_MIN,
+  type StorageStallStatus,
+} from "./_storage_stall.ts";
+export {
+  describeStorageFailure,
+  FatalStorageError,
+  type StorageFailureKind,
+  storageFailureKind,
+  syncFailedError,
+} from "./storage_failure.ts";
 export {
   type ReadyWrites,
   SqliteLogStorage,

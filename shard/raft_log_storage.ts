@@ -23,6 +23,12 @@
  * Everything read back is validated (safe non-negative integers, contiguous indexes,
  * non-decreasing terms, known entry types); a violation is reported as
  * `AspenError("storage_corrupt")`, never silently repaired.
+ *
+ * A write that fails (a full disk, an I/O error) leaves nothing behind: its transaction is
+ * rolled back, the in-memory state is reloaded from the file, and it throws `no_space` or
+ * `storage_error`, so the caller may try the same write again later (see storage_failure.ts).
+ * A failed fsync is never retried: it throws a {@linkcode FatalStorageError}, and so does an
+ * I/O error in a commit that syncs (SQLite reports a failed fsync as a plain I/O error).
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import {
@@ -46,6 +52,13 @@ import type {
   WritableLogStorage,
 } from "../raft/mod.ts";
 import { AspenError } from "./errors.ts";
+import {
+  describeStorageFailure,
+  FatalStorageError,
+  type StorageFailureKind,
+  storageFailureKind,
+  syncFailedError,
+} from "./storage_failure.ts";
 import { EntryCache } from "./_entry_cache.ts";
 
 /** The writes of one Ready, persisted together. */
@@ -63,6 +76,8 @@ export interface SqliteLogStorageOptions {
   readonly bootstrap: ConfState | null;
   /** `persist` never waits for the disk; `flush()` syncs off the event loop (see above). */
   readonly isFlushDeferred?: boolean;
+  /** How `flush()` syncs the WAL file; `file.syncData()` unless a test injects a failure. */
+  readonly syncData?: (file: Deno.FsFile) => Promise<void>;
 }
 
 const SCHEMA = `
@@ -97,6 +112,7 @@ export class SqliteLogStorage implements WritableLogStorage {
   readonly #db: DatabaseSync;
   readonly #path: string;
   readonly #isFlushDeferred: boolean;
+  readonly #syncData: (file: Deno.FsFile) => Promise<void>;
   /** Commits made with NORMAL that no fsync started since covers. */
   #isFlushNeeded = false;
   /** The fsync in flight, if any. */
@@ -114,21 +130,22 @@ export class SqliteLogStorage implements WritableLogStorage {
   /** The newest entries, as written; reads it covers skip SQLite (see _entry_cache.ts). */
   readonly #cache = new EntryCache();
 
-  private constructor(db: DatabaseSync, path: string, isFlushDeferred: boolean) {
+  private constructor(db: DatabaseSync, path: string, options: SqliteLogStorageOptions) {
     this.#db = db;
     this.#path = path;
-    this.#isFlushDeferred = isFlushDeferred;
+    this.#isFlushDeferred = (options.isFlushDeferred ?? false) && path !== ":memory:";
+    this.#syncData = options.syncData ?? ((file) => file.syncData());
   }
 
   /**
    * Opens (creating if needed) the log at `options.path`.
    *
-   * @throws {AspenError} `storage_corrupt` when the file holds invalid data.
+   * @throws {AspenError} `storage_corrupt` when the file holds invalid data, `no_space` or
+   * `storage_error` when it cannot be read or prepared.
    */
   static open(options: SqliteLogStorageOptions): SqliteLogStorage {
     const db = new DatabaseSync(options.path);
-    const isFlushDeferred = (options.isFlushDeferred ?? false) && options.path !== ":memory:";
-    const storage = new SqliteLogStorage(db, options.path, isFlushDeferred);
+    const storage = new SqliteLogStorage(db, options.path, options);
     try {
       db.exec("PRAGMA journal_mode = WAL");
       // SQLite reads pages lazily: check them all now rather than fail in the middle of a run.
@@ -140,7 +157,10 @@ export class SqliteLogStorage implements WritableLogStorage {
       storage.#load(options.bootstrap);
     } catch (error) {
       db.close();
-      if (error instanceof AspenError || !isSqliteDamage(error)) throw error;
+      if (error instanceof AspenError) throw error;
+      const failure = storageFailureKind(error);
+      if (failure !== null) throw storage.#failure(failure, "open", error);
+      if (!isSqliteDamage(error)) throw error;
       return storage.#corrupt(error instanceof Error ? error.message : String(error));
     }
     return storage;
@@ -208,6 +228,9 @@ export class SqliteLogStorage implements WritableLogStorage {
   /**
    * Persists one Ready's writes in one transaction. When `mustSync`, they are durable on
    * return, or, with deferred flushes, once the returned {@linkcode flush} resolves.
+   *
+   * @throws {AspenError} `no_space` or `storage_error`: nothing was written; retry later.
+   * @throws {FatalStorageError} when a syncing commit failed with an I/O error.
    */
   persist(writes: ReadyWrites, mustSync: boolean): Promise<void> | undefined {
     this.#transaction(mustSync && !this.#isFlushDeferred, () => {
@@ -226,7 +249,7 @@ export class SqliteLogStorage implements WritableLogStorage {
    * running, which may have started before those writes). Resolves at once when nothing waits
    * (a storage without deferred flushes syncs in `persist`).
    *
-   * @throws when the disk reports a failure: what is durable is then unknown.
+   * @throws {FatalStorageError} when the sync fails: what is durable is then unknown.
    */
   async flush(): Promise<void> {
     while (this.#isFlushNeeded || this.#syncing !== null) {
@@ -240,10 +263,11 @@ export class SqliteLogStorage implements WritableLogStorage {
     this.#isFlushNeeded = false;
     try {
       this.#wal ??= await Deno.open(`${this.#path}-wal`, { read: true, write: true });
-      await this.#wal.syncData();
+      await this.#syncData(this.#wal);
     } catch (error) {
       this.#isFlushNeeded = true;
-      throw error;
+      // Never retried: after a failed fsync, a second one may succeed without the lost pages.
+      throw syncFailedError(`the Raft log "${this.#path}"`, error);
     }
   }
 
@@ -295,25 +319,68 @@ export class SqliteLogStorage implements WritableLogStorage {
     return statement;
   }
 
+  /**
+   * Runs `body` in one transaction. On failure nothing of it is written and the in-memory state
+   * is reloaded from the file, so the same write can be tried again.
+   *
+   * @throws {AspenError} `no_space` or `storage_error` for a failed write that may be retried.
+   * @throws {FatalStorageError} when an I/O error hit a synchronous commit (it may be a failed
+   * fsync), or the state cannot be reloaded after a failed write.
+   */
   #transaction(isFullSync: boolean, body: () => void): void {
     assert(this.#isOpen, `the log storage "${this.#path}" is closed`);
+    const wasFlushNeeded = this.#isFlushNeeded;
     // A FULL commit syncs the WAL, and with it every deferred commit before it.
     if (isFullSync) this.#isFlushNeeded = false;
-    if (this.#isFullSync !== isFullSync) {
-      this.#db.exec(`PRAGMA synchronous = ${isFullSync ? "FULL" : "NORMAL"}`);
-      this.#isFullSync = isFullSync;
-    }
-    this.#db.exec("BEGIN IMMEDIATE");
     try {
+      if (this.#isFullSync !== isFullSync) {
+        this.#db.exec(`PRAGMA synchronous = ${isFullSync ? "FULL" : "NORMAL"}`);
+        this.#isFullSync = isFullSync;
+      }
+      this.#db.exec("BEGIN IMMEDIATE");
       body();
       this.#db.exec("COMMIT");
     } catch (error) {
-      this.#db.exec("ROLLBACK");
-      // The in-memory caches may be ahead of the rolled-back file: reload them.
+      this.#isFlushNeeded = wasFlushNeeded;
+      this.#rollBack(error);
+      const failure = storageFailureKind(error);
+      if (failure === null) throw error;
+      if (isFullSync && failure === "storage_error") {
+        throw syncFailedError(`the Raft log "${this.#path}"`, error);
+      }
+      throw this.#failure(failure, "write", error);
+    }
+  }
+
+  /**
+   * Undoes a failed transaction. SQLite may have rolled it back itself (it does after a full
+   * disk or an I/O error at COMMIT); the in-memory caches may be ahead of the file either way.
+   */
+  #rollBack(cause: unknown): void {
+    try {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       this.#cache.clear();
       this.#loadState();
-      throw error;
+    } catch (error) {
+      if (error instanceof AspenError && error.code === "storage_corrupt") throw error;
+      throw new FatalStorageError(
+        `Cannot reload the Raft log "${this.#path}" after a failed write ` +
+          `(${describeStorageFailure(cause)}): ${describeStorageFailure(error)}; what it holds ` +
+          "is unknown, so this node stops",
+        { cause: error },
+      );
     }
+  }
+
+  /** The retryable error for a failed write or open of this log. */
+  #failure(kind: StorageFailureKind, action: "open" | "write", cause: unknown): AspenError {
+    const what = kind === "no_space" ? "the disk is full" : "an I/O error";
+    return new AspenError(
+      kind,
+      `Cannot ${action} the Raft log "${this.#path}": ${what} (${describeStorageFailure(cause)})`,
+      { path: this.#path },
+      { cause },
+    );
   }
 
   #writeEntries(entries: readonly Entry[]): void {

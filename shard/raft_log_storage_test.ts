@@ -13,6 +13,7 @@ import type { Prng } from "../raft/mod.ts";
 import type { Entry, LogIndex, Message, ReplicaId, Term } from "../raft/mod.ts";
 import { AspenError } from "./errors.ts";
 import { SqliteLogStorage } from "./raft_log_storage.ts";
+import { FatalStorageError } from "./storage_failure.ts";
 
 const VOTERS = { voters: [replicaId(1), replicaId(2), replicaId(3)], learners: [] };
 
@@ -314,8 +315,8 @@ Deno.test("SqliteLogStorage with deferred flushes: flush() makes persist() durab
     try {
       equal(reopened.lastIndex(), 5);
       deepStrictEqual(reopened.initialState().hardState, hardState);
-      // A failed sync is reported, never taken for success (here: the WAL file is gone), by
-      // persist() and by every flush() after it.
+      // A failed sync is reported as fatal, never taken for success (here: the WAL file is
+      // gone), by persist() and by every flush() after it.
       await Deno.remove(`${path}-wal`);
       const persisted = reopened.persist(
         { hardState: null, entries: [entry(6)], snapshot: null },
@@ -324,10 +325,11 @@ Deno.test("SqliteLogStorage with deferred flushes: flush() makes persist() durab
       ok(persisted !== undefined, "a deferred must-sync write returns its flush");
       let failure: unknown = null;
       await persisted.catch((error) => failure = error);
-      ok(failure instanceof Deno.errors.NotFound, `persist() rejects: ${failure}`);
+      ok(failure instanceof FatalStorageError, `persist() rejects: ${failure}`);
+      ok(failure.cause instanceof Deno.errors.NotFound, `with the cause: ${failure.cause}`);
       failure = null;
       await reopened.flush().catch((error) => failure = error);
-      ok(failure instanceof Deno.errors.NotFound, `flush() rejects: ${failure}`);
+      ok(failure instanceof FatalStorageError, `flush() rejects: ${failure}`);
     } finally {
       reopened.close();
     }

@@ -51,6 +51,8 @@ import {
 } from "../raft/mod.ts";
 import { clearImmediate, setImmediate } from "node:timers";
 import { AspenError } from "./errors.ts";
+import { FatalStorageError, storageFailureKind, syncFailedError } from "./storage_failure.ts";
+import { type StallStage, StorageStall, type StorageStallStatus } from "./_storage_stall.ts";
 
 /** Most messages from peers waiting for a turn; more are dropped (Raft tolerates loss). */
 export const INBOUND_MESSAGES_MAX = 16_384;
@@ -76,6 +78,8 @@ export const READY_ROUNDS_PER_TURN_MAX = 64;
 export const SNAPSHOT_INTERVAL_ENTRIES = 100_000;
 /** Entries kept behind a snapshot so that slightly lagging followers need no snapshot. */
 export const LOG_RETAINED_ENTRIES = 2_000;
+/** How long after a failed snapshot or compaction the next attempt waits, ms. */
+export const SNAPSHOT_RETRY_MS = 30_000;
 
 /** The log storage a replica writes: the core's interface plus one-transaction persistence. */
 export interface ReplicaLogStorage extends WritableLogStorage {
@@ -118,6 +122,8 @@ export interface ReplicaStateMachine<Result> {
 export interface ReplicaStatus extends Status {
   readonly shard: number;
   readonly stats: ReplicaStats;
+  /** The write this replica keeps retrying because storage failed, or null. */
+  readonly stall: StorageStallStatus | null;
 }
 
 /** Counters of one replica since it started. */
@@ -139,6 +145,10 @@ export interface ReplicaStats {
   messagesDroppedInbound: number;
   snapshotsCreated: number;
   snapshotsRestored: number;
+  /** Log writes, restores and applies that failed on storage (each retry counts). */
+  storageFailures: number;
+  /** Snapshots and compactions that failed on storage. */
+  snapshotFailures: number;
   /** The longest loop turn, in ms: how long this shard held the event loop at once. */
   turnMsMax: number;
   /** The longest apply of one Ready's committed entries, in ms. */
@@ -232,6 +242,10 @@ export class ShardReplica<Result> {
   #flushing: { readonly ready: Ready; readonly isSent: boolean } | null = null;
   /** The term and vote last persisted (a leader's Ready that keeps them may send early). */
   #persistedVote: { term: number; vote: number | null };
+  /** A Ready whose write failed on storage; no input reaches the core until it succeeds. */
+  #stall: StorageStall | null = null;
+  /** No snapshot or compaction is tried before this time (after one failed). */
+  #snapshotRetryAtMs = 0;
 
   constructor(options: ReplicaOptions<Result>) {
     this.shard = options.shard;
@@ -266,6 +280,8 @@ export class ShardReplica<Result> {
       messagesDroppedInbound: 0,
       snapshotsCreated: 0,
       snapshotsRestored: 0,
+      storageFailures: 0,
+      snapshotFailures: 0,
       turnMsMax: 0,
       applyMsMax: 0,
       applyMsRecent: [],
@@ -320,10 +336,15 @@ export class ShardReplica<Result> {
    * Proposes an encoded command; resolves with its result once applied.
    *
    * @throws {AspenError} `not_leader` (with `leader`), `too_many_requests`,
-   * `proposal_dropped`, `request_too_large`.
+   * `proposal_dropped`, `request_too_large`; `no_space` or `storage_error` at once while the
+   * storage is stalled.
    */
   propose(data: Uint8Array): Promise<Result> {
     if (this.#isClosed) return Promise.reject(closedError(this.shard));
+    if (this.#stall !== null) {
+      this.#stats.proposalsDropped++;
+      return Promise.reject(this.#stallRefusal("write to"));
+    }
     const pending = this.#proposals.length + this.#waiters.size;
     if (pending >= PROPOSALS_PENDING_MAX) {
       return Promise.reject(
@@ -342,9 +363,12 @@ export class ShardReplica<Result> {
 
   /**
    * Runs `read` against the state machine once it reflects every write acknowledged before
-   * this call (ReadIndex); only a leader can serve it.
+   * this call (ReadIndex); only a leader can serve it. While the storage is stalled no ReadIndex
+   * round can run: a leader that is its group's only voter serves the read at once (no other
+   * replica can have committed anything), any other refuses it.
    *
-   * @throws {AspenError} `not_leader` (with `leader`), `too_many_requests`.
+   * @throws {AspenError} `not_leader` (with `leader`), `too_many_requests`; `no_space` or
+   * `storage_error` while the storage is stalled.
    */
   read<T>(read: () => T): Promise<T> {
     if (this.#isClosed) return Promise.reject(closedError(this.shard));
@@ -377,9 +401,19 @@ export class ShardReplica<Result> {
     return this.#node.leader;
   }
 
+  /** The write this replica keeps retrying because storage failed, or null (cheap). */
+  storageStall(): StorageStallStatus | null {
+    return this.#stall?.status() ?? null;
+  }
+
   /** The replica's Raft status and counters. */
   status(): ReplicaStatus {
-    return { ...this.#node.status(), shard: this.shard, stats: this.#stats };
+    return {
+      ...this.#node.status(),
+      shard: this.shard,
+      stats: this.#stats,
+      stall: this.storageStall(),
+    };
   }
 
   /**
@@ -490,11 +524,14 @@ export class ShardReplica<Result> {
     const started = this.#options.nowMs();
     this.#stats.turns++;
     try {
-      this.#drainInputs();
-      let rounds = 0;
-      while (this.#node.hasReady() && rounds < READY_ROUNDS_PER_TURN_MAX) {
-        rounds++;
-        if (!this.#handleReady()) break;
+      if (this.#stall !== null) this.#whileStalled(this.#stall);
+      if (this.#stall === null && this.#flushing === null) {
+        this.#drainInputs();
+        let rounds = 0;
+        while (this.#node.hasReady() && rounds < READY_ROUNDS_PER_TURN_MAX) {
+          rounds++;
+          if (!this.#handleReady()) break;
+        }
       }
       this.#endTurn();
     } finally {
@@ -504,15 +541,15 @@ export class ShardReplica<Result> {
     this.#noticeLeadership();
   }
 
-  /** What every turn does after its Ready rounds (some of it waits while a flush runs). */
+  /** What every turn does after its Ready rounds (some of it waits for a flush or a stall). */
   #endTurn(): void {
-    const isFlushing = this.#flushing !== null;
-    if (!isFlushing && this.#node.hasReady()) this.#schedule();
+    const isWaiting = this.#flushing !== null || this.#stall !== null;
+    if (!isWaiting && this.#node.hasReady()) this.#schedule();
     this.#failOrphanedReads();
     // The batch in flight came back: the reads that waited for it get the next round.
-    if (!isFlushing && this.#reads.length > 0 && this.#readBatches.size === 0) this.#schedule();
+    if (!isWaiting && this.#reads.length > 0 && this.#readBatches.size === 0) this.#schedule();
     this.#serveReadyReads();
-    if (!isFlushing) this.#maybeSnapshot();
+    if (!isWaiting) this.#maybeSnapshot();
   }
 
   /** The flush of `ready` resolved: finish it, then run the turn the flush held back. */
@@ -599,27 +636,39 @@ export class ShardReplica<Result> {
     for (const waiter of waiters) waiter.reject(error);
   }
 
-  /** Handles one Ready; false when it waits for a flush (the turn must stop). */
+  /** Handles one Ready; false when it waits for a flush or stalled (the turn must stop). */
   #handleReady(): boolean {
     const ready = this.#node.ready();
     this.#stats.readyRounds++;
     if (ready.mustSync) this.#stats.logSyncs++;
+    return this.#persistReady(ready);
+  }
+
+  /**
+   * Persists `ready`, then finishes it now or once its flush resolves; false when it waits
+   * for the flush or stalled on storage (the turn must stop).
+   */
+  #persistReady(ready: Ready): boolean {
     const started = this.#options.nowMs();
     const storage = this.#options.storage;
     // Decided before this Ready's hard state counts as persisted.
     const isLeader = this.#isLeaderReady(ready);
-    const durable = storage.persist(
-      { hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot },
-      ready.mustSync,
-    );
+    let durable: Promise<void> | undefined;
+    try {
+      durable = storage.persist(
+        { hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot },
+        ready.mustSync,
+      );
+    } catch (error) {
+      // Nothing was written and nothing sent: the same Ready is persisted again later.
+      this.#stallOn(error, ready, "persist");
+      return false;
+    }
     if (ready.hardState !== null) {
       this.#persistedVote = { term: ready.hardState.term, vote: ready.hardState.vote };
     }
     this.#stats.logWriteMs += this.#options.nowMs() - started;
-    if (durable === undefined) {
-      this.#finishReady(ready, true);
-      return true;
-    }
+    if (durable === undefined) return this.#finishReady(ready, true);
     if (isLeader && ready.messages.length > 0) this.#options.send(ready.messages);
     this.#flushing = { ready, isSent: isLeader };
     const flushStarted = this.#options.nowMs();
@@ -629,11 +678,15 @@ export class ShardReplica<Result> {
         this.#flushed(ready);
       },
       (error: unknown) => {
-        // A replica closed meanwhile no longer cares; a failed disk sync is fatal, as a failed
-        // write is: what is durable is unknown, so the node must stop.
+        // A replica closed meanwhile no longer cares. A failed sync is fatal, unlike a failed
+        // write: what is durable is unknown, and a retried fsync may succeed without the lost
+        // pages (see storage_failure.ts), so the node must stop.
         if (this.#isClosed) return;
+        const fatal = error instanceof FatalStorageError
+          ? error
+          : syncFailedError(`the Raft log of shard ${this.shard}`, error);
         queueMicrotask(() => {
-          throw error;
+          throw fatal;
         });
       },
     );
@@ -654,11 +707,30 @@ export class ShardReplica<Result> {
     return this.#node.role === "leader" && isVoteDurable;
   }
 
-  /** Sends (unless already sent), restores, applies and advances a persisted Ready. */
-  #finishReady(ready: Ready, isSendNeeded: boolean): void {
+  /**
+   * Sends (unless already sent), restores, applies and advances a persisted Ready; false when
+   * the restore or apply stalled on storage.
+   */
+  #finishReady(ready: Ready, isSendNeeded: boolean): boolean {
     if (isSendNeeded && ready.messages.length > 0) this.#options.send(ready.messages);
-    if (ready.snapshot !== null) this.#restore(ready.snapshot);
-    if (ready.committed.length > 0) this.#apply(ready.committed);
+    return this.#applyReady(ready, "restore");
+  }
+
+  /**
+   * Restores (from `stage` "restore"), applies and advances a persisted Ready whose messages
+   * are out; false when a step failed on storage: the stall retries it from that step.
+   */
+  #applyReady(ready: Ready, from: "restore" | "apply"): boolean {
+    let stage: "restore" | "apply" = from;
+    try {
+      if (stage === "restore" && ready.snapshot !== null) this.#restore(ready.snapshot);
+      stage = "apply";
+      if (ready.committed.length > 0) this.#apply(ready.committed);
+    } catch (error) {
+      // The state machine rolled back: nothing of the batch was applied or answered.
+      this.#stallOn(error, ready, stage);
+      return false;
+    }
     for (const state of ready.readStates) {
       const batch = this.#readBatches.get(state.requestId);
       if (batch === undefined) continue;
@@ -666,6 +738,79 @@ export class ShardReplica<Result> {
       this.#readyReads.push({ index: state.index, waiters: batch.waiters });
     }
     this.#node.advance(ready);
+    return true;
+  }
+
+  /**
+   * Holds `ready` after its `stage` failed: a storage failure (full disk, I/O error) stalls the
+   * replica and is retried; anything else (a bug, corruption, a failed sync) is rethrown and
+   * stops the node. Proposals that have not reached the core are refused from now on.
+   */
+  #stallOn(error: unknown, ready: Ready, stage: StallStage): void {
+    const kind = storageFailureKind(error);
+    if (kind === null) throw error;
+    this.#stats.storageFailures++;
+    assert(this.#stall === null, "one stall at a time");
+    this.#stall = new StorageStall({ ready, stage, kind, error, nowMs: this.#options.nowMs() });
+    this.#refuseWhileStalled();
+  }
+
+  /**
+   * A turn's work while stalled: count ticks down and retry the held Ready's failed step when
+   * due. The core gets no input meanwhile (it holds the Ready until advance()), so the ticks
+   * are used up here: its logical time stands still until the write succeeds.
+   */
+  #whileStalled(stall: StorageStall): void {
+    assert(this.#flushing === null, "a stalled Ready is not flushing");
+    const isDue = stall.countTicks(this.#pendingTicks);
+    this.#pendingTicks = 0;
+    if (isDue) {
+      this.#stall = null;
+      const stage = stall.stage;
+      if (stage === "persist") this.#persistReady(stall.ready);
+      else this.#applyReady(stall.ready, stage);
+      const next = this.#stall as StorageStall | null;
+      if (next === null) return;
+      // Failed again (perhaps at a later step): one stall, continued, waiting longer.
+      stall.continueAs(next);
+    }
+    this.#refuseWhileStalled();
+  }
+
+  /**
+   * Answers what cannot wait for the storage: queued proposals are refused (they never reached
+   * the log), and so are linearizable reads, unless this replica leads as its group's only
+   * voter: then no other replica can have committed anything, and its state machine holds
+   * every acknowledged write, so they are served from it.
+   */
+  #refuseWhileStalled(): void {
+    for (const proposal of this.#proposals.splice(0)) {
+      this.#stats.proposalsDropped++;
+      proposal.reject(this.#stallRefusal("write to"));
+    }
+    if (this.#reads.length === 0) return;
+    const status = this.#node.status();
+    const voters = status.confState.voters;
+    const isSoleVoter = voters.length === 1 && voters[0] === status.id;
+    for (const read of this.#reads.splice(0)) {
+      if (status.role === "leader" && isSoleVoter) {
+        this.#stats.readsServed++;
+        read.run();
+      } else {
+        read.reject(this.#stallRefusal("read"));
+      }
+    }
+  }
+
+  /**
+   * The error for a request refused while stalled: the storage failure's own code on a leader;
+   * `not_leader`, as without a stall, elsewhere (so that the request is sent to the leader).
+   */
+  #stallRefusal(action: string): AspenError {
+    const stall = this.#stall;
+    assert(stall !== null, "a stall refusal needs a stall");
+    if (this.#node.role !== "leader") return notLeaderError(this.shard, this.#node.leader);
+    return stall.refusal(this.shard, action);
   }
 
   #restore(snapshot: Snapshot): void {
@@ -736,17 +881,31 @@ export class ShardReplica<Result> {
     }
   }
 
+  /**
+   * Takes a snapshot every `interval` applied entries and compacts the log behind it. Both are
+   * optional: one that fails on storage is tried again SNAPSHOT_RETRY_MS later (a snapshot
+   * copies the whole state machine, too costly to retry every turn).
+   */
   #maybeSnapshot(): void {
+    if (this.#options.nowMs() < this.#snapshotRetryAtMs) return;
     const applied = this.#options.stateMachine.appliedIndex();
     const interval = this.#options.snapshotIntervalEntries ?? SNAPSHOT_INTERVAL_ENTRIES;
-    if (applied - this.#lastSnapshotIndex < interval) return;
     const storage = this.#options.storage;
-    const confState: ConfState = this.#node.confStateAt(applied as LogIndex);
-    storage.createSnapshot(applied as LogIndex, confState, this.#options.stateMachine.snapshot());
-    this.#lastSnapshotIndex = applied;
-    this.#stats.snapshotsCreated++;
-    const compactTo = applied - Math.min(LOG_RETAINED_ENTRIES, interval);
-    if (compactTo > storage.firstIndex()) storage.compact(compactTo as LogIndex);
+    try {
+      if (applied - this.#lastSnapshotIndex >= interval) {
+        const confState: ConfState = this.#node.confStateAt(applied as LogIndex);
+        const data = this.#options.stateMachine.snapshot();
+        storage.createSnapshot(applied as LogIndex, confState, data);
+        this.#lastSnapshotIndex = applied;
+        this.#stats.snapshotsCreated++;
+      }
+      const compactTo = this.#lastSnapshotIndex - Math.min(LOG_RETAINED_ENTRIES, interval);
+      if (compactTo > storage.firstIndex()) storage.compact(compactTo as LogIndex);
+    } catch (error) {
+      if (storageFailureKind(error) === null) throw error;
+      this.#stats.snapshotFailures++;
+      this.#snapshotRetryAtMs = this.#options.nowMs() + SNAPSHOT_RETRY_MS;
+    }
   }
 
   #noticeLeadership(): void {

@@ -6,12 +6,17 @@
  * with a leader hint, snapshots are taken and a lagging replica catches up from one. Admin calls
  * (leadership transfer, campaign) made while a Ready waits for its held flush are queued, take
  * effect after the flush and settle their promises; the queue is bounded and close() fails it.
+ * Storage failures are injected at the storage seams (a persist or an apply that throws the
+ * error SQLite throws on a full disk): the replica holds the Ready, refuses writes with the
+ * failure's code, keeps serving reads, and retries the same write until it succeeds.
  * The same behaviour on real SQLite storage and real processes is covered by the node tests.
  */
-import { deepEqual, equal, ok, rejects } from "node:assert/strict";
+import { deepEqual, equal, ok, rejects, throws } from "node:assert/strict";
 import {
+  type ConfState,
   type Entry,
   type HardState,
+  type LogIndex,
   MemoryStorage,
   type Message,
   replicaId,
@@ -24,10 +29,22 @@ import {
   type ReplicaLogStorage,
   type ReplicaStateMachine,
   ShardReplica,
+  SNAPSHOT_RETRY_MS,
 } from "./replica.ts";
 
 class MemoryLogStorage extends MemoryStorage implements ReplicaLogStorage {
   appendCalls = 0;
+  /** Errors the next persist() calls throw, one each, before writing anything. */
+  readonly failures: Error[] = [];
+  /** The entries of every persist() call, failed ones included. */
+  readonly persisted: (readonly Entry[])[] = [];
+  /** Errors the next createSnapshot() calls throw, one each, before writing anything. */
+  readonly snapshotFailures: Error[] = [];
+  override createSnapshot(index: LogIndex, confState: ConfState, data: Uint8Array): void {
+    const failure = this.snapshotFailures.shift();
+    if (failure !== undefined) throw failure;
+    super.createSnapshot(index, confState, data);
+  }
   /** Whether a must-sync persist returns a flush promise (see the deferred-flush tests). */
   #isFlushDeferred = false;
   /** While true, those flushes wait until release(). */
@@ -45,6 +62,9 @@ class MemoryLogStorage extends MemoryStorage implements ReplicaLogStorage {
     write: { hardState: HardState | null; entries: readonly Entry[]; snapshot: Snapshot | null },
     mustSync: boolean,
   ): Promise<void> | undefined {
+    this.persisted.push(write.entries);
+    const failure = this.failures.shift();
+    if (failure !== undefined) throw failure;
     if (write.snapshot !== null) this.applySnapshot(write.snapshot);
     if (write.entries.length > 0) {
       this.appendCalls++;
@@ -67,10 +87,14 @@ const encoder = new TextEncoder();
 class ListMachine implements ReplicaStateMachine<number> {
   items: string[] = [];
   applied = 0;
+  /** Errors the next apply() calls throw, one each, before applying anything. */
+  readonly failures: Error[] = [];
   appliedIndex(): number {
     return this.applied;
   }
   apply(entries: readonly { index: number; data: Uint8Array }[]): number[] {
+    const failure = this.failures.shift();
+    if (failure !== undefined) throw failure;
     const results: number[] = [];
     for (const entry of entries) {
       if (entry.index > this.applied) {
@@ -490,6 +514,114 @@ Deno.test("ShardReplica.transferLeadership() while a Ready waits for its flush",
   }
 });
 
+/** The error node:sqlite throws when a write finds the disk full. */
+function diskFullError(): Error {
+  return Object.assign(new Error("database or disk is full"), { code: "ERR_SQLITE_ERROR" });
+}
+
+function isCode(code: string): (error: AspenError) => boolean {
+  return (error) => {
+    equal(error.code, code, error.message);
+    return true;
+  };
+}
+
+/** A group of one voter, elected, ticked by hand. */
+function singleVoter(options: { nowMs?: () => number; snapshotIntervalEntries?: number } = {}): {
+  replica: ShardReplica<number>;
+  storage: MemoryLogStorage;
+  machine: ListMachine;
+} {
+  const storage = new MemoryLogStorage({ voters: [replicaId(1)], learners: [] });
+  const machine = new ListMachine();
+  const replica = new ShardReplica<number>({
+    shard: 7,
+    raft: {
+      id: replicaId(1),
+      electionTicks: 10,
+      heartbeatTicks: 1,
+      prng: new SeededPrng(1),
+      preVote: false,
+      checkQuorum: false,
+      leaseReads: false,
+    },
+    storage,
+    stateMachine: machine,
+    send: () => {},
+    nowMs: options.nowMs ?? (() => performance.now()),
+    tickMs: 0,
+    snapshotIntervalEntries: options.snapshotIntervalEntries ?? 1000,
+  });
+  replica.campaign();
+  replica.runTurn();
+  equal(replica.status().role, "leader");
+  return { replica, storage, machine };
+}
+
+Deno.test("ShardReplica holds a Ready whose log write failed and retries it", async () => {
+  const { replica, storage, machine } = singleVoter();
+  try {
+    equal(await replica.propose(encoder.encode("a")), 1);
+    const lastIndex = storage.lastIndex();
+    storage.failures.push(diskFullError(), diskFullError());
+    const pending = replica.propose(encoder.encode("b"));
+    await settle();
+    const stall = replica.status().stall;
+    equal(stall?.kind, "no_space");
+    equal(stall?.stage, "persist");
+    equal(stall?.attempts, 1);
+    equal(storage.lastIndex(), lastIndex, "nothing was written");
+    await rejects(replica.propose(encoder.encode("c")), isCode("no_space"));
+    equal(await replica.read(() => machine.items.join()), "a", "a sole voter still reads");
+    replica.tick();
+    await settle();
+    equal(replica.status().stall?.attempts, 2, "the first retry failed too");
+    replica.tick();
+    await settle();
+    equal(replica.status().stall?.attempts, 2, "the wait doubled: no retry after one tick");
+    replica.tick();
+    await settle();
+    equal(replica.status().stall, null, "the second retry succeeded");
+    equal(await pending, 2, "the proposal in the held Ready committed");
+    deepEqual(machine.items, ["a", "b"]);
+    const attempts = storage.persisted.slice(-3);
+    deepEqual(attempts[0], attempts[2], "the retries wrote the same Ready");
+    deepEqual(attempts[1], attempts[2]);
+    equal(await replica.propose(encoder.encode("d")), 3, "writes resume");
+    equal(replica.status().stats.storageFailures, 2);
+    equal(replica.status().stats.proposalsDropped, 1, "the refused proposal is counted");
+  } finally {
+    replica.close();
+  }
+});
+
+Deno.test("ShardReplica holds a Ready whose apply failed and retries only the apply", async () => {
+  const group = makeGroup();
+  try {
+    const leader = await electOne(group);
+    const machine = group.machines.get(1)!;
+    machine.failures.push(diskFullError());
+    const pending = leader.propose(encoder.encode("x"));
+    await settle();
+    equal(leader.status().stall?.stage, "apply");
+    equal(machine.items.length, 0);
+    await rejects(leader.propose(encoder.encode("y")), isCode("no_space"));
+    await rejects(leader.read(() => 0), isCode("no_space"), "no ReadIndex round while stalled");
+    leader.tick();
+    await settle();
+    equal(leader.status().stall, null);
+    equal(await pending, 1);
+    for (let i = 0; i < 3; i++) {
+      leader.tick();
+      await settle();
+    }
+    for (const replica of group.machines.values()) deepEqual(replica.items, ["x"]);
+    equal(new Set(group.sent).size, group.sent.length, "no message was sent twice");
+  } finally {
+    closeGroup(group);
+  }
+});
+
 Deno.test("ShardReplica.campaign() while a Ready waits for its flush", async () => {
   const group = makeGroup();
   for (const storage of group.storages.values()) storage.deferFlushes();
@@ -515,6 +647,33 @@ Deno.test("ShardReplica.campaign() while a Ready waits for its flush", async () 
   }
 });
 
+Deno.test("ShardReplica: a stalled follower refuses with not_leader; others go on", async () => {
+  const group = makeGroup();
+  try {
+    await electOne(group);
+    const leader = group.replicas.get(1)!;
+    group.storages.get(2)!.failures.push(diskFullError());
+    equal(await leader.propose(encoder.encode("p")), 1, "replica 3 makes the quorum");
+    const follower = group.replicas.get(2)!;
+    equal(follower.status().stall?.kind, "no_space");
+    await rejects(follower.propose(encoder.encode("q")), (error: AspenError) => {
+      equal(error.code, "not_leader");
+      equal(error.details.leader, 1);
+      return true;
+    });
+    follower.tick();
+    await settle();
+    equal(follower.status().stall, null);
+    for (let i = 0; i < 3; i++) {
+      leader.tick();
+      await settle();
+    }
+    deepEqual(group.machines.get(2)!.items, ["p"], "the follower caught up");
+  } finally {
+    closeGroup(group);
+  }
+});
+
 Deno.test("ShardReplica admin calls are bounded and fail on close()", async () => {
   const group = makeGroup();
   for (const storage of group.storages.values()) storage.deferFlushes();
@@ -532,4 +691,36 @@ Deno.test("ShardReplica admin calls are bounded and fail on close()", async () =
   const afterClose = watch(leader.campaign());
   await Promise.all([...queued, written, afterClose].map((call) => call.done));
   for (const call of [...queued, written, afterClose]) equal(call.outcome, "shard_unavailable");
+});
+
+Deno.test("ShardReplica: a snapshot that failed on storage is tried again later", async () => {
+  let nowMs = 0;
+  const { replica, storage } = singleVoter({ nowMs: () => nowMs, snapshotIntervalEntries: 5 });
+  try {
+    storage.snapshotFailures.push(diskFullError());
+    for (let i = 0; i < 5; i++) await replica.propose(encoder.encode(`${i}`));
+    await settle();
+    const stats = replica.status().stats;
+    equal(stats.snapshotFailures, 1, "the snapshot failed once");
+    equal(stats.snapshotsCreated, 0);
+    equal(replica.status().stall, null, "a failed snapshot stalls nothing");
+    await replica.propose(encoder.encode("more"));
+    equal(replica.status().stats.snapshotFailures, 1, "not tried again at once");
+    nowMs += SNAPSHOT_RETRY_MS;
+    await replica.propose(encoder.encode("later"));
+    equal(replica.status().stats.snapshotsCreated, 1, "tried again once the wait passed");
+    ok(storage.snapshot().metadata.index > 0);
+  } finally {
+    replica.close();
+  }
+});
+
+Deno.test("ShardReplica: an error that is no storage failure still ends the turn", async () => {
+  const { replica, storage } = singleVoter();
+  storage.failures.push(new Error("boom"));
+  const pending = replica.propose(encoder.encode("z"));
+  throws(() => replica.runTurn(), /boom/);
+  equal(replica.status().stall, null, "not held as a stall");
+  replica.close();
+  await rejects(pending, isCode("shard_unavailable"));
 });

@@ -21,6 +21,11 @@ import {
 import { type Command, type RangeRequest, validateCount, validateRangeRequest } from "./command.ts";
 import { decodeCommand } from "./command_codec.ts";
 import { AspenError } from "./errors.ts";
+import {
+  describeStorageFailure,
+  FatalStorageError,
+  storageFailureKind,
+} from "./storage_failure.ts";
 import { type KeyRange, type KeyValue, validateKey } from "./key_value.ts";
 import {
   APPLY_BATCH_ENTRIES_MAX,
@@ -170,6 +175,9 @@ export class StateMachine {
    * Entries at or below the applied index are skipped (result `skipped`); the others must
    * follow it without a gap. Expected failures are `error` results that changed nothing.
    * Any other exception rolls the whole batch back and propagates (a bug or a storage failure).
+   *
+   * @throws {AspenError} `no_space` or `storage_error` when the write failed: nothing of the
+   * batch was applied, and the same batch may be applied again later.
    */
   apply(entries: readonly ApplyEntry[]): ApplyResult[] {
     assert(this.#isOpen, "StateMachine.apply: the state machine is open");
@@ -192,9 +200,8 @@ export class StateMachine {
       }
       if (applied > this.#lastApplied) this.#commit(applied);
     } catch (error) {
-      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-      this.#load();
-      throw error;
+      this.#rollBack(error);
+      throw this.#failure(error, `apply entries up to ${entries.at(-1)?.index}`) ?? error;
     }
     assert(this.#lastApplied === applied, "apply: the applied index is the last entry's");
     assert(results.length === entries.length, "apply: one result per entry");
@@ -303,9 +310,11 @@ export class StateMachine {
 
   /**
    * Replaces the whole state with a snapshot. The file is swapped atomically (write, fsync,
-   * rename), so a crash leaves either the old or the new state.
+   * rename), so a crash leaves either the old or the new state. When the new file cannot be
+   * written, the old state stays in place and open, and the restore may be tried again.
    *
-   * @throws {AspenError} `bad_request` when the bytes are not a valid state machine snapshot.
+   * @throws {AspenError} `bad_request` when the bytes are not a valid state machine snapshot;
+   * `no_space` or `storage_error` when the new file cannot be written.
    */
   restore(bytes: Uint8Array): void {
     this.#assertOpen();
@@ -315,16 +324,10 @@ export class StateMachine {
       const copy = memory.serialize();
       memory.close();
       this.#db.deserialize(copy);
+      this.#reload();
     } else {
-      this.#db.close();
-      replaceFile(this.#options.path, bytes);
-      // checkSnapshot() verified every row a moment ago; quick_check still runs.
-      const { path, synchronous } = this.#options;
-      this.#db = openDatabase({ path, synchronous, isRowCheckNeeded: false });
+      this.#replaceDatabase(bytes);
     }
-    this.#store = new KvStore(this.#db);
-    this.#history = this.#newHistory();
-    this.#load();
     this.#hub.notify();
   }
 
@@ -340,6 +343,62 @@ export class StateMachine {
     this.#isOpen = false;
     this.#hub.close();
     this.#db.close();
+  }
+
+  /** Swaps the database file for `bytes` and reopens it: the old one if the swap failed. */
+  #replaceDatabase(bytes: Uint8Array): void {
+    const { path, synchronous } = this.#options;
+    // A failed restore before may have left the database closed (its reopen failed too).
+    if (this.#db.isOpen) this.#db.close();
+    try {
+      replaceFile(path, bytes);
+    } catch (error) {
+      throw this.#failure(error, "write the snapshot") ?? error;
+    } finally {
+      // The new file's rows were checked by checkSnapshot() a moment ago, and the old file was
+      // in use a moment ago; quick_check still runs.
+      this.#db = openDatabase({ path, synchronous, isRowCheckNeeded: false });
+      this.#reload();
+    }
+  }
+
+  /** Rebuilds everything bound to the database handle, and the counters, from the file. */
+  #reload(): void {
+    this.#store = new KvStore(this.#db);
+    this.#history = this.#newHistory();
+    this.#load();
+  }
+
+  /**
+   * Undoes a failed apply: SQLite may have rolled the transaction back itself (it does after a
+   * full disk or an I/O error at COMMIT). Then reloads the counters kept in memory.
+   */
+  #rollBack(cause: unknown): void {
+    try {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      this.#load();
+    } catch (error) {
+      throw new FatalStorageError(
+        `Cannot reload the state machine "${this.#options.path}" after a failed apply ` +
+          `(${describeStorageFailure(cause)}): ${describeStorageFailure(error)}; what it ` +
+          "holds is unknown, so this node stops",
+        { cause: error },
+      );
+    }
+  }
+
+  /** The retryable error for a failed write, or null when `cause` is not a storage failure. */
+  #failure(cause: unknown, action: string): AspenError | null {
+    const kind = storageFailureKind(cause);
+    if (kind === null) return null;
+    const what = kind === "no_space" ? "the disk is full" : "an I/O error";
+    return new AspenError(
+      kind,
+      `Cannot ${action} in the state machine "${this.#options.path}": ${what} ` +
+        `(${describeStorageFailure(cause)})`,
+      { path: this.#options.path },
+      { cause },
+    );
   }
 
   #applyEntry(entry: ApplyEntry): ApplyResult {
@@ -420,16 +479,18 @@ export class StateMachine {
   }
 }
 
-/** Writes `bytes` beside `path`, syncs, and renames it over `path`. */
+/**
+ * Writes `bytes` beside `path`, syncs, and renames it over `path`. A file that could not be
+ * written whole is removed (it holds space, and nothing refers to it): a failed sync of it is
+ * harmless, since the next attempt writes a new one.
+ */
 function replaceFile(path: string, bytes: Uint8Array): void {
   const temporary = `${path}.restore`;
-  const file = Deno.openSync(temporary, { write: true, create: true, truncate: true });
   try {
-    let written = 0;
-    while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
-    file.syncSync();
-  } finally {
-    file.close();
+    writeSynced(temporary, bytes);
+  } catch (error) {
+    removeIfPresent(temporary);
+    throw error;
   }
   // The old database was closed cleanly, so its WAL was checkpointed and no frame of it may
   // be replayed onto the new file.
@@ -440,6 +501,17 @@ function replaceFile(path: string, bytes: Uint8Array): void {
     directory.syncSync();
   } finally {
     directory.close();
+  }
+}
+
+function writeSynced(path: string, bytes: Uint8Array): void {
+  const file = Deno.openSync(path, { write: true, create: true, truncate: true });
+  try {
+    let written = 0;
+    while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+    file.syncSync();
+  } finally {
+    file.close();
   }
 }
 

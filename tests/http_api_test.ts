@@ -400,6 +400,7 @@ Deno.test({
         const { json } = await call(harness, "GET", "/v1/cluster/status");
         equal((json.shards as unknown[]).length, 4);
         equal((json.nodes as { status: string }[])[0]!.status, "up");
+        deepEqual((json.nodes as { alarms: unknown }[])[0]!.alarms, [], "no alarm on a fresh node");
         for (let i = 0; i < 100; i++) {
           if (harness.node.shards.get(0)!.stateMachine.getMeta("shardMap") !== null) break;
           await new Promise((resolve) => setTimeout(resolve, 50));
@@ -409,7 +410,9 @@ Deno.test({
         const metrics = await harness.app.request("/metrics", {
           headers: { authorization: `Bearer ${harness.root}` },
         });
-        match(await metrics.text(), /aspen_shard_leader\{node="1",shard="0"\} 1/);
+        const text = await metrics.text();
+        match(text, /aspen_shard_leader\{node="1",shard="0"\} 1/);
+        match(text, /^aspen_alarm\{node="1",type="no_space"\} 0$/m);
       });
     } finally {
       await stopHarness(harness);

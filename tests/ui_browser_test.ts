@@ -9,9 +9,11 @@
  * compared), and the rates equal the fake cluster's known rates; the key browser pages through
  * a scan, and its put and delete (after confirmation) reach the stand-in; a leadership transfer
  * reaches it and the new leader is shown; a killed node is shown down with its shards' new
- * leaders and an event; when the node stops answering the stale banner appears over the kept
- * data, and goes when it answers again; the browser logs no errors beyond the network failures
- * each step provokes. Screenshots of every page, light and dark, go to test-output/ui/.
+ * leaders and an event; storage alarms raised on a node show in a banner, as a badge on its row
+ * and as events, and go when they clear; when the node stops answering the stale banner
+ * appears over the kept data, and goes when it answers again; the browser logs no errors
+ * beyond the network failures each step provokes. Screenshots of every page, light and dark,
+ * go to test-output/ui/.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { Page } from "playwright-core";
@@ -299,6 +301,37 @@ Deno.test("the console in a real browser against a stand-in node", async (t) => 
       await screenshot(page, "overview-node-down-light");
       checkErrors(light, null);
     });
+
+    await t.step(
+      "a storage alarm shows as a banner, a badge and an event until cleared",
+      async () => {
+        const reserve = 'the data disk of "/data" has 3.0 MiB free, below the reserve of 64.0 MiB';
+        cluster.raiseAlarm(2, { type: "no_space", message: reserve });
+        cluster.raiseAlarm(2, {
+          type: "no_space",
+          shard: 1,
+          message: "Shard 1 cannot write (persist failed 3 times, retrying): disk is full",
+        });
+        const banner = page.locator("[data-banner=alarm]");
+        await banner.waitFor();
+        deepEqual(await banner.locator("[data-field=place]").allTextContents(), [
+          "Node 2",
+          "Node 2 · shard 1",
+        ]);
+        match(await banner.textContent() ?? "", /below the reserve of 64\.0 MiB/);
+        const badge = page.locator('tr[data-node="2"] [data-field=alarm]');
+        equal(await badge.textContent(), "No space", "one badge per alarm type");
+        equal(await page.locator('tr[data-node="1"] [data-field=alarm]').count(), 0);
+        await page.locator(".events").getByText("Node 2 · shard 1: No space alarm: Shard 1")
+          .waitFor();
+        await screenshot(page, "overview-alarm-light");
+        cluster.clearAlarms(2);
+        await banner.waitFor({ state: "detached" });
+        equal(await badge.count(), 0);
+        await page.locator(".events").getByText("Node 2: No space alarm cleared").waitFor();
+        checkErrors(light, null);
+      },
+    );
 
     await t.step("a node that stops answering gives the stale banner over kept data", async () => {
       await standin.stop();

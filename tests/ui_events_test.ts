@@ -105,3 +105,25 @@ Deno.test("deriveEvents() reports shards and nodes that appear or go", () => {
     ["shard-removed", 3],
   ]);
 });
+
+Deno.test("deriveEvents() reports storage alarms raised and cleared, not a node going down", () => {
+  const fake = cluster();
+  const first = fake.status();
+  fake.raiseAlarm(2, { type: "no_space", message: "below the reserve" });
+  fake.raiseAlarm(3, { type: "storage_error", shard: 1, message: "disk I/O error" });
+  const second = fake.status();
+  deepEqual(
+    deriveEvents(first, second).map((event) => [event.kind, event.severity, event.message]),
+    [
+      ["alarm-raised", "critical", "Node 2: No space alarm: below the reserve"],
+      ["alarm-raised", "critical", "Node 3 · shard 1: Storage error alarm: disk I/O error"],
+    ],
+  );
+  fake.killNode(3);
+  fake.clearAlarms(2);
+  const third = fake.status();
+  const events = deriveEvents(second, third).filter((event) => event.kind.startsWith("alarm"));
+  deepEqual(events.map((event) => [event.kind, event.node, event.shard, event.message]), [
+    ["alarm-cleared", 2, null, "Node 2: No space alarm cleared"],
+  ], "a node that went down reports nothing about its alarms");
+});

@@ -19,6 +19,18 @@ Deno.test("parseClusterStatus() returns a well-formed status unchanged", () => {
   deepEqual(parseClusterStatus(JSON.parse(JSON.stringify(status))), status);
 });
 
+Deno.test("parseClusterStatus() keeps node and shard alarms", () => {
+  const cluster = new FakeCluster({ nodeCount: 3, shardCount: 4, replicationFactor: 3 });
+  cluster.raiseAlarm(2, { type: "no_space", message: "below the reserve" });
+  cluster.raiseAlarm(2, { type: "storage_error", shard: 3, message: "disk I/O error" });
+  cluster.killNode(3);
+  const status = parseClusterStatus(JSON.parse(JSON.stringify(cluster.status())));
+  deepEqual(status.nodes.map((node) => node.alarms?.length ?? null), [0, 2, null]);
+  equal(status.nodes[1]!.alarms![0]!.shard, undefined, "the node's own alarm has no shard");
+  equal(status.nodes[1]!.alarms![1]!.shard, 3);
+  deepEqual(status, cluster.status());
+});
+
 Deno.test("parseClusterStatus() reads an API.md example without the console's fields", () => {
   const example = {
     clusterId: "c",
@@ -45,6 +57,7 @@ Deno.test("parseClusterStatus() reads an API.md example without the console's fi
   const status = parseClusterStatus(example);
   equal(status.generatedAtMs, null);
   equal(status.nodes[0]!.uptimeMs, null);
+  equal(status.nodes[0]!.alarms, null, "a server before alarms");
   equal(status.shards[0]!.leader, null);
   equal(status.shards[0]!.stats.applyLatencyP99Ms, null);
   equal(status.shards[0]!.replicas[0]!.role, "candidate");
@@ -68,6 +81,16 @@ Deno.test("parseClusterStatus() names the first bad field", async (t) => {
     ["a string count", (body) => (body.shards[0].stats.conflicts = "3"), /stats\.conflicts/],
     ["too many shards", (body) => (body.shards = new Array(2_000).fill(body.shards[0])), /limit/],
     ["a NaN rate", (body) => (body.shards[0].stats.proposalsPerSecond = NaN), /non-negative/],
+    [
+      "an unknown alarm",
+      (body) => (body.nodes[1].alarms = [{ type: "on_fire", sinceMs: 1, message: "m" }]),
+      /nodes\[1\]\.alarms\[0\]\.type is "on_fire" but must be one of "no_space"/,
+    ],
+    [
+      "an alarm without a message",
+      (body) => (body.nodes[0].alarms = [{ type: "no_space", sinceMs: 1 }]),
+      /nodes\[0\]\.alarms\[0\]\.message/,
+    ],
   ];
   for (const [name, damage, expected] of cases) {
     await t.step(name, () => {

@@ -28,8 +28,10 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
   not_implemented: 501,
   not_leader: 503,
   proposal_dropped: 503,
+  storage_error: 503,
   shard_unavailable: 503,
   timeout: 504,
+  no_space: 507,
 };
 
 /** A JSON error body as the API returns it. */

@@ -5,6 +5,7 @@
  * stalling the answer.
  */
 import type { ClusterCredentials } from "../auth.ts";
+import type { Alarm } from "./alarms.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
 import type { LocalShard, ShardStatusView } from "./local_shard.ts";
 import { readShardMap } from "./shard_map.ts";
@@ -21,6 +22,8 @@ export interface NodeInfo {
   readonly httpAddress: string;
   readonly version: string;
   readonly startedAtMs: number;
+  /** Its alarms when it answered; absent from nodes that predate alarms. */
+  readonly alarms?: readonly Alarm[];
 }
 
 /** What the status needs from the node. */
@@ -38,6 +41,8 @@ export interface StatusSources {
   readonly isUp: (node: number) => boolean;
   /** Asks `node` for its NodeInfo over the peer channel. */
   readonly askNodeInfo: (node: number) => Promise<NodeInfo>;
+  /** This node's alarms now. */
+  readonly alarms: () => readonly Alarm[];
 }
 
 /** Builds the cluster status document of API.md (extended with uptime and stats). */
@@ -71,7 +76,9 @@ export class ClusterStatus {
 async function nodeStatuses(sources: StatusSources, knownInfo: Map<number, NodeInfo>) {
   const now = sources.wallMs();
   return await Promise.all(sources.members.map(async (member) => {
-    let info: NodeInfo | undefined = member.id === sources.self.id ? sources.self : undefined;
+    let info: NodeInfo | undefined = member.id === sources.self.id
+      ? { ...sources.self, alarms: sources.alarms() }
+      : undefined;
     let isUp = info !== undefined;
     if (info === undefined && sources.isUp(member.id)) {
       info = await sources.askNodeInfo(member.id).catch(() => undefined);
@@ -86,6 +93,8 @@ async function nodeStatuses(sources: StatusSources, knownInfo: Map<number, NodeI
       status: isUp ? "up" : "down",
       version: shown?.version ?? "",
       uptimeMs: isUp && shown !== undefined ? now - shown.startedAtMs : null,
+      // Only a node that answered now can say: an old list would show alarms that cleared.
+      alarms: isUp ? info?.alarms ?? null : null,
     };
   }));
 }

@@ -15,6 +15,7 @@ import {
   type ApplyResult,
   applyResultError,
   AspenError,
+  type Command,
   encodeCommand,
   type ErrorDetails,
   leaseError,
@@ -90,6 +91,11 @@ export interface LocalShardOptions {
   readonly nowMs: () => number;
   /** Whether the peer link to `node` is up (for replica status). */
   readonly isPeerUp: (node: number) => boolean;
+  /**
+   * The error for a client write this node must refuse while it leads the shard (its disk is
+   * below the reserve), or null to propose it. Absent: every write is proposed.
+   */
+  readonly refuseWrite?: (command: Command) => AspenError | null;
   readonly logger: Logger;
 }
 
@@ -180,6 +186,7 @@ export class LocalShard {
     const machine = this.stateMachine;
     switch (request.kind) {
       case "propose":
+        this.#checkWritable(request.command);
         return await this.replica.propose(encodeCommand(request.command));
       case "get":
         return await this.#read(request.serializable, () => ({
@@ -201,6 +208,7 @@ export class LocalShard {
       case "watchPoll":
         return await this.#watchPoll(request);
       case "transferLeader":
+        this.#checkNotStalled("transfer the leadership of");
         await this.replica.transferLeadership(replicaId(request.to) as ReplicaId);
         return { shard: this.shard };
       case "readIndex":
@@ -287,7 +295,7 @@ export class LocalShard {
    */
   handOverLeadership(): void {
     const status = this.replica.status();
-    if (status.role !== "leader") return;
+    if (status.role !== "leader" || status.stall !== null) return;
     const candidates = status.progress
       .filter((progress) => progress.id !== status.id && !progress.isLearner)
       .sort((a, b) => b.match - a.match);
@@ -346,6 +354,36 @@ export class LocalShard {
       clearTimeout(timer);
       watcher.cancel();
     }
+  }
+
+  /**
+   * Refuses a client write the node turned away (a disk below its reserve). Only a leader
+   * does: elsewhere the replica answers `not_leader`, so the write goes to the leader, whose
+   * disk is the one that matters.
+   *
+   * @throws {AspenError} `no_space` or `storage_error`.
+   */
+  #checkWritable(command: Command): void {
+    if (this.replica.leader() !== this.#options.nodeId) return;
+    const refusal = this.#options.refuseWrite?.(command) ?? null;
+    if (refusal !== null) throw refusal;
+  }
+
+  /**
+   * Refuses an admin call while the replica holds a Ready that failed on storage: the Raft
+   * core takes no call until that Ready is advanced.
+   *
+   * @throws {AspenError} `no_space` or `storage_error`.
+   */
+  #checkNotStalled(action: string): void {
+    const stall = this.replica.storageStall();
+    if (stall === null) return;
+    throw new AspenError(
+      stall.kind,
+      `Cannot ${action} shard ${this.shard} now: its storage is stalled (${stall.reason}); ` +
+        "try again once the alarm clears",
+      { shard: this.shard },
+    );
   }
 
   /** The lessor counts whole milliseconds. */

@@ -1,9 +1,11 @@
 /**
  * `/metrics` in the Prometheus text format: per local shard (leader flag, term, indexes,
- * proposals, apply latency, optimistic transactions, conflicts, longest loop turn), per node
- * (forwarded requests, retries), per peer (up, round-trip time) and HTTP latency histograms.
+ * proposals, apply latency, optimistic transactions, conflicts, longest loop turn, storage
+ * stalls), per node (alarms, free disk space, forwarded requests, retries), per peer (up,
+ * round-trip time) and HTTP latency histograms.
  */
 import type { PeerTransportStats } from "../peer/mod.ts";
+import { type Alarm, ALARM_TYPES, type DiskSpace } from "./alarms.ts";
 import type { RouterStats } from "./cluster_router.ts";
 import type { ReplicaStatus } from "../../shard/mod.ts";
 import { type LocalShard, percentile } from "./local_shard.ts";
@@ -69,16 +71,42 @@ export interface MetricsSources {
   readonly router: RouterStats;
   readonly peers: () => PeerTransportStats;
   readonly http: HttpLatency;
+  readonly alarms: { list(): readonly Alarm[]; space(): DiskSpace };
 }
 
 /** Renders the metrics page. */
 export function formatMetrics(sources: MetricsSources): string {
   const node = `node="${sources.nodeId}"`;
   const lines: string[] = [];
+  alarmLines(sources, node, lines);
   shardLines(sources, node, lines);
   nodeLines(sources, node, lines);
   lines.push(...sources.http.format(node));
   return lines.join("\n") + "\n";
+}
+
+/** One gauge per alarm type (0 or 1), and the disk space behind the node's own alarm. */
+function alarmLines(sources: MetricsSources, node: string, lines: string[]): void {
+  const raised = new Set(sources.alarms.list().map((alarm) => alarm.type));
+  header(
+    lines,
+    "aspen_alarm",
+    "1 while the node has an alarm of this type (details in /v1/cluster/status).",
+    "gauge",
+  );
+  for (const type of ALARM_TYPES) {
+    lines.push(`aspen_alarm{${node},type="${type}"} ${raised.has(type) ? 1 : 0}`);
+  }
+  const space = sources.alarms.space();
+  header(lines, "aspen_disk_free_bytes", "Free bytes on the data folder's disk.", "gauge");
+  if (space.freeBytes !== null) lines.push(`aspen_disk_free_bytes{${node}} ${space.freeBytes}`);
+  header(
+    lines,
+    "aspen_disk_reserve_bytes",
+    "Free bytes kept on the data disk: below them, writes but deletes are refused.",
+    "gauge",
+  );
+  lines.push(`aspen_disk_reserve_bytes{${node}} ${space.reserveBytes}`);
 }
 
 function header(lines: string[], name: string, help: string, type: string): void {
@@ -190,6 +218,31 @@ function workSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
       "Longest driver turn (event loop stall), ms.",
       "gauge",
       (id) => status.get(id)!.stats.turnMsMax,
+    ],
+    ...storageSeries(status),
+  ];
+}
+
+/** Storage failures of each replica: a stall now, and failed attempts so far. */
+function storageSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
+  return [
+    [
+      "aspen_shard_storage_stalled",
+      "1 while the replica holds a write that failed on storage and retries it.",
+      "gauge",
+      (id) => status.get(id)!.stall === null ? 0 : 1,
+    ],
+    [
+      "aspen_shard_storage_failures_total",
+      "Log writes, restores and applies that failed on storage (each retry counts).",
+      "counter",
+      (id) => status.get(id)!.stats.storageFailures,
+    ],
+    [
+      "aspen_shard_snapshot_failures_total",
+      "Snapshots and log compactions that failed on storage.",
+      "counter",
+      (id) => status.get(id)!.stats.snapshotFailures,
     ],
   ];
 }

@@ -15,6 +15,15 @@
  * await node.close();
  * ```
  */
+export {
+  type Alarm,
+  ALARM_TYPES,
+  type AlarmType,
+  DISK_CHECK_INTERVAL_MS,
+  DISK_RECHECK_ON_WRITE_MS,
+  type DiskSpace,
+  NodeAlarms,
+} from "./alarms.ts";
 export { ClusterRouter, type PeerChannel, type RouterStats } from "./cluster_router.ts";
 export {
   ClusterStatus,

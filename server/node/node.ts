@@ -17,7 +17,7 @@ import {
   MESSAGE_BYTES_MAX,
   SeededPrng,
 } from "../../raft/mod.ts";
-import { AspenError, REQUEST_BYTES_MAX } from "../../shard/mod.ts";
+import { AspenError, REQUEST_BYTES_MAX, storageFailureKind } from "../../shard/mod.ts";
 import {
   type ClusterCredentials,
   createCredentials,
@@ -32,6 +32,7 @@ import {
   PEER_PAYLOAD_BYTES_MAX,
   PeerTransport,
 } from "../peer/mod.ts";
+import { NodeAlarms } from "./alarms.ts";
 import { ClusterRouter } from "./cluster_router.ts";
 import { ForwardedRequests } from "./forwarded_requests.ts";
 import { NODE_CHANNEL_SHARD, type NodeInfo } from "./cluster_status.ts";
@@ -88,6 +89,8 @@ export interface AspenNode {
   readonly service: KvService;
   readonly transport: PeerTransport;
   readonly members: readonly number[];
+  /** Its storage alarms (a disk below the reserve, stalled replicas). */
+  readonly alarms: NodeAlarms;
   /** Stops the node: leadership handed over, files flushed and closed. */
   close(): Promise<void>;
 }
@@ -106,16 +109,18 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   const count = shardCount(config);
   const localIds = localShardIds(config, members, count);
   const shards = new Map<number, LocalShard>();
-  const transport = await startTransport(config, credentials, shards, runtime);
+  const alarms = createAlarms(config, shards, runtime);
+  const transport = await startTransport(config, credentials, { shards, alarms }, runtime);
   try {
     for (const shard of localIds) {
-      shards.set(shard, await openShard(config, shard, members, transport, runtime));
+      shards.set(shard, await openShard(config, shard, members, { transport, alarms }, runtime));
     }
   } catch (error) {
     for (const shard of shards.values()) shard.close();
     await transport.close();
-    throw error;
+    throw withFreeSpace(error, config, alarms);
   }
+  alarms.start();
   const ticker = setInterval(() => {
     for (const shard of shards.values()) shard.replica.tickNow();
     transport.flush();
@@ -150,12 +155,50 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     service,
     transport,
     members,
+    alarms,
     close: () => {
       clearInterval(ticker);
       stopShardMap();
+      alarms.close();
       return closeNode(config, shards, transport, logger);
     },
   };
+}
+
+function createAlarms(
+  config: Config,
+  shards: ReadonlyMap<number, LocalShard>,
+  runtime: NodeRuntime,
+): NodeAlarms {
+  return new NodeAlarms({
+    nodeId: config.node.id,
+    dataDir: config.node.dataDir,
+    reserveBytes: config.node.diskReserveMib * 1024 * 1024,
+    shards,
+    nowMs: runtime.nowMs,
+    wallMs: runtime.wallMs,
+    logger: runtime.logger,
+  });
+}
+
+/**
+ * A shard that cannot be opened for lack of space (SQLite reports the -shm file it cannot map
+ * on a full disk as an I/O error): the error, with the free space of the data disk added, so
+ * that the operator knows what to do. Any other error is returned as it is.
+ */
+function withFreeSpace(error: unknown, config: Config, alarms: NodeAlarms): unknown {
+  if (!(error instanceof AspenError) || storageFailureKind(error) === null) return error;
+  alarms.check();
+  const free = alarms.space().freeBytes;
+  if (free === null) return error;
+  const mib = (free / (1024 * 1024)).toFixed(1);
+  return new AspenError(
+    error.code,
+    `${error.message}; the data disk of "${config.node.dataDir}" has ${mib} MiB free: free ` +
+      "space on it (or fix the disk) and start the node again",
+    error.details,
+    { cause: error },
+  );
 }
 
 function createRouter(
@@ -241,9 +284,10 @@ function localShardIds(config: Config, members: readonly number[], count: number
 async function startTransport(
   config: Config,
   credentials: ClusterCredentials,
-  shards: ReadonlyMap<number, LocalShard>,
+  hosted: { readonly shards: ReadonlyMap<number, LocalShard>; readonly alarms: NodeAlarms },
   runtime: NodeRuntime,
 ): Promise<PeerTransport> {
+  const shards = hosted.shards;
   const self: NodeInfo = {
     id: config.node.id,
     peerAddress: config.node.peerListen,
@@ -276,7 +320,9 @@ async function startTransport(
       hostsShard: (shard) => shard === NODE_CHANNEL_SHARD || shards.has(shard),
       onRaftMessage: (_from, shard, payload) => deliverRaft(shards, shard, payload, logger),
       onRequest: async (_from, shard, payload, { deadlineMs }) => {
-        if (shard === NODE_CHANNEL_SHARD) return encodeShardResponse(self);
+        if (shard === NODE_CHANNEL_SHARD) {
+          return encodeShardResponse({ ...self, alarms: hosted.alarms.list() });
+        }
         const local = shards.get(shard);
         if (local === undefined) {
           throw new AspenError("unknown_shard", `Shard ${shard} is not hosted here`, { shard });
@@ -312,9 +358,10 @@ async function openShard(
   config: Config,
   shard: number,
   members: readonly number[],
-  transport: PeerTransport,
+  node: { readonly transport: PeerTransport; readonly alarms: NodeAlarms },
   runtime: NodeRuntime,
 ): Promise<LocalShard> {
+  const transport = node.transport;
   return await LocalShard.open({
     shard,
     nodeId: config.node.id,
@@ -337,7 +384,8 @@ async function openShard(
       for (const message of messages) transport.send(message.to, shard, encodeMessage(message));
     },
     nowMs: runtime.nowMs,
-    isPeerUp: (node) => transport.isPeerUp(node),
+    isPeerUp: (id) => transport.isPeerUp(id),
+    refuseWrite: (command) => node.alarms.refusal(shard, command),
     logger: runtime.logger.child({ shard }),
   });
 }

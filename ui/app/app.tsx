@@ -3,18 +3,20 @@
 /// <reference lib="dom" />
 /**
  * The console's frame: sign-in when there is no session; otherwise the header (cluster,
- * navigation, connection state, sign-out), the stale banner, and the current page. Pages that
- * need data show an honest loading or error state until the first status arrives, and keep the
- * last data, marked stale, when the node stops answering.
+ * navigation, connection state, sign-out), the stale banner, the storage alarm banner, and the
+ * current page. Pages that need data show an honest loading or error state until the first
+ * status arrives, and keep the last data, marked stale, when the node stops answering.
  */
 import type { ReadonlySignal } from "@preact/signals";
 import type { ComponentChildren } from "preact";
+import { alarmLabel, alarmPlace, clusterAlarms } from "./alarms.ts";
 import { useStore } from "./context.ts";
 import { formatAgo, formatClock } from "./format.ts";
 import { KeysPage } from "./keys.tsx";
 import { Logo } from "./logo.tsx";
 import { MetricsPage } from "./metrics.tsx";
 import { OverviewPage } from "./overview.tsx";
+import { ALARMS_SHOWN_MAX } from "./limits.ts";
 import { hashOf, type Route, ROUTES } from "./router.ts";
 import { ShardsPage } from "./shards.tsx";
 import { SignIn } from "./sign_in.tsx";
@@ -31,6 +33,7 @@ export function App(props: { route: ReadonlySignal<Route> }) {
       <a class="skip-link" href="#main">Skip to content</a>
       <Header route={route} />
       <StaleBanner />
+      <AlarmBanner />
       <main id="main" class="page" tabIndex={-1}>
         {route === "keys" ? <KeysPage /> : <DataPage route={route} />}
       </main>
@@ -109,6 +112,34 @@ function StaleBanner() {
       <strong>{who} is not answering.</strong> The figures below are from{" "}
       {formatClock(connection.lastOkAtMs)} ({age}) and are not updating. Retrying every second.{" "}
       <span class="banner-error">{connection.error}</span>
+    </div>
+  );
+}
+
+/** The storage alarms of the last status, on every page, until they clear. */
+function AlarmBanner() {
+  const store = useStore();
+  const latest = store.latest.value;
+  const alarms = latest === null ? [] : clusterAlarms(latest.status);
+  if (alarms.length === 0) return null;
+  const hidden = alarms.length - ALARMS_SHOWN_MAX;
+  return (
+    <div class="banner banner-alarm" role="alert" data-banner="alarm">
+      <strong>
+        Storage alarm: writes are refused where a disk is full or failing (deletes still work where
+        a disk is only below its reserve). Reads go on; writes resume by themselves.
+      </strong>
+      <ul class="alarm-list">
+        {alarms.slice(0, ALARMS_SHOWN_MAX).map((alarm) => (
+          <li key={`${alarm.node}/${alarm.type}/${alarm.shard}`} data-alarm={alarm.type}>
+            <span class="badge badge-alarm">{alarmLabel(alarm.type)}</span>{" "}
+            <span data-field="place">{alarmPlace(alarm)}</span> since {formatClock(alarm.sinceMs)}
+            {": "}
+            <span class="banner-error">{alarm.message}</span>
+          </li>
+        ))}
+      </ul>
+      {hidden > 0 ? <p class="muted">and {hidden} more</p> : null}
     </div>
   );
 }

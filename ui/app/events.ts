@@ -6,12 +6,14 @@
  * - a node that goes down or comes back up (or joins or leaves the node list);
  * - a shard whose leader changes, or that loses its leader;
  * - a term that advances: an election happened, even if the same node won it again;
- * - a shard that appears or disappears (resharding).
+ * - a shard that appears or disappears (resharding);
+ * - a storage alarm raised or cleared on a node that reported its alarms both times.
  *
  * Changes that happen and revert between two polls are not seen; the feed says what the
  * console observed, and says when.
  */
 import type { ClusterStatus, ShardStatus } from "../../server/api_types.ts";
+import { alarmKey, alarmLabel, alarmPlace, clusterAlarms, type NodeAlarm } from "./alarms.ts";
 
 /** How loud an event is: the feed colours and labels it by this. */
 export type EventSeverity = "info" | "warning" | "critical";
@@ -27,6 +29,8 @@ export type EventKind =
   | "term-advanced"
   | "shard-added"
   | "shard-removed"
+  | "alarm-raised"
+  | "alarm-cleared"
   | "connected"
   | "connection-lost"
   | "connection-restored";
@@ -48,7 +52,45 @@ export interface ConsoleEvent extends EventDraft {
 
 /** Lists what changed from `older` to `newer`, nodes first, then shards in id order. */
 export function deriveEvents(older: ClusterStatus, newer: ClusterStatus): EventDraft[] {
-  return [...nodeEvents(older, newer), ...shardEvents(older, newer)];
+  return [...nodeEvents(older, newer), ...shardEvents(older, newer), ...alarmEvents(older, newer)];
+}
+
+/** Alarms raised and cleared, on nodes that reported their alarms in both snapshots. */
+function alarmEvents(older: ClusterStatus, newer: ClusterStatus): EventDraft[] {
+  const reporting = (status: ClusterStatus) =>
+    status.nodes.filter((node) => node.alarms !== null).map((node) => node.id);
+  const olderIds = new Set(reporting(older));
+  const both = new Set(reporting(newer).filter((id) => olderIds.has(id)));
+  const byKey = (status: ClusterStatus) =>
+    new Map(
+      clusterAlarms(status).filter((alarm) => both.has(alarm.node)).map((alarm) => [
+        alarmKey(alarm),
+        alarm,
+      ]),
+    );
+  const before = byKey(older);
+  const after = byKey(newer);
+  const drafts: EventDraft[] = [];
+  for (const [key, alarm] of after) {
+    if (before.has(key)) continue;
+    const message = `${alarmPlace(alarm)}: ${alarmLabel(alarm.type)} alarm: ${alarm.message}`;
+    drafts.push(alarmDraft("alarm-raised", "critical", alarm, message));
+  }
+  for (const [key, alarm] of before) {
+    if (after.has(key)) continue;
+    const message = `${alarmPlace(alarm)}: ${alarmLabel(alarm.type)} alarm cleared`;
+    drafts.push(alarmDraft("alarm-cleared", "info", alarm, message));
+  }
+  return drafts;
+}
+
+function alarmDraft(
+  kind: EventKind,
+  severity: EventSeverity,
+  alarm: NodeAlarm,
+  message: string,
+): EventDraft {
+  return { kind, severity, shard: alarm.shard ?? null, node: alarm.node, message };
 }
 
 function nodeEvents(older: ClusterStatus, newer: ClusterStatus): EventDraft[] {

@@ -36,6 +36,10 @@ export const STATUS_NODES_MAX = 1_024;
 export const STATUS_SHARDS_MAX = 1_024;
 /** Replicas one shard may list (the replication factor is 1 to 7, plus learners). */
 export const STATUS_REPLICAS_MAX = 16;
+/** Alarms one node may list: its own, and one per shard it hosts. */
+export const STATUS_ALARMS_MAX: number = 1 + STATUS_SHARDS_MAX;
+/** Alarms the banner lists; it counts the others. */
+export const ALARMS_SHOWN_MAX = 6;
 
 assert(REQUEST_TIMEOUT_MS > POLL_INTERVAL_MS, "a request may outlive one poll period");
 assert(STALE_AFTER_FAILURES >= 1, "stale needs at least one failure");

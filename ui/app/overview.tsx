@@ -6,6 +6,7 @@
  * events feed, live throughput and conflict charts, and the nodes.
  */
 import type { ClusterStatus, NodeStatus } from "../../server/api_types.ts";
+import { alarmLabel } from "./alarms.ts";
 import { MetricChart } from "./chart.tsx";
 import { useStore } from "./context.ts";
 import { EventsFeed } from "./events_feed.tsx";
@@ -190,6 +191,9 @@ function NodeRow(props: { node: NodeStatus; status: ClusterStatus }) {
       </th>
       <td data-field="status">
         <StatusPill status={node.status} />
+        {[...new Set((node.alarms ?? []).map((alarm) => alarm.type))].map((type) => (
+          <span key={type} class="badge badge-alarm" data-field="alarm">{alarmLabel(type)}</span>
+        ))}
       </td>
       <td class="mono">{node.httpAddress}</td>
       <td class="mono">{node.peerAddress}</td>

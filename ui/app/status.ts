@@ -1,9 +1,11 @@
 /**
- * Reads a `/v1/cluster/status` body into a checked {@linkcode ClusterStatus}. Fields that the
- * console added to the contract (uptime, apply latency, generation time) become null when an
- * older server leaves them out, and a leader of 0 means "no leader".
+ * Reads a `/v1/cluster/status` body into a checked {@linkcode ClusterStatus}. Fields added to
+ * the contract (uptime, apply latency, generation time, alarms) become null when an older
+ * server leaves them out, and a leader of 0 means "no leader".
  */
 import type {
+  Alarm,
+  AlarmType,
   ClusterStatus,
   NodeStatus,
   ReplicaRole,
@@ -13,11 +15,17 @@ import type {
   UpDown,
 } from "../../server/api_types.ts";
 import { JsonReader } from "./json_read.ts";
-import { STATUS_NODES_MAX, STATUS_REPLICAS_MAX, STATUS_SHARDS_MAX } from "./limits.ts";
+import {
+  STATUS_ALARMS_MAX,
+  STATUS_NODES_MAX,
+  STATUS_REPLICAS_MAX,
+  STATUS_SHARDS_MAX,
+} from "./limits.ts";
 
 const read: JsonReader = new JsonReader("cluster status");
 const UP_DOWN: readonly UpDown[] = ["up", "down"];
 const ROLES: readonly ReplicaRole[] = ["leader", "follower", "learner", "candidate"];
+const ALARM_TYPES: readonly AlarmType[] = ["no_space", "storage_error"];
 
 /**
  * Checks `body` against the status contract and returns it normalised.
@@ -50,7 +58,24 @@ function parseNode(value: unknown, i: number): NodeStatus {
     status: read.choice(fields.status, `${where}.status`, UP_DOWN),
     version: read.text(fields.version, `${where}.version`),
     uptimeMs: read.optionalNumber(fields.uptimeMs, `${where}.uptimeMs`),
+    alarms: parseAlarms(fields.alarms, `${where}.alarms`),
   };
+}
+
+/** A node's alarms; null when it did not say (it is down, or predates alarms). */
+function parseAlarms(value: unknown, where: string): Alarm[] | null {
+  if (value === null || value === undefined) return null;
+  return read.list(value, where, STATUS_ALARMS_MAX).map((item, i) => {
+    const at = `${where}[${i}]`;
+    const fields = read.object(item, at);
+    const alarm = {
+      type: read.choice(fields.type, `${at}.type`, ALARM_TYPES),
+      sinceMs: read.number(fields.sinceMs, `${at}.sinceMs`),
+      message: read.text(fields.message, `${at}.message`),
+    };
+    if (fields.shard === undefined) return alarm;
+    return { ...alarm, shard: read.count(fields.shard, `${at}.shard`) };
+  });
 }
 
 function parseShard(value: unknown, i: number): ShardStatus {
