@@ -4,6 +4,7 @@
  * `app.request()`; the node serves it with `Deno.serve`.
  */
 import { Hono } from "hono";
+import { AssertionError } from "../../raft/mod.ts";
 import { AspenError } from "../../shard/mod.ts";
 import type { TokenRole } from "../auth.ts";
 import type { Logger } from "../log.ts";
@@ -30,6 +31,12 @@ export interface AppOptions {
   readonly nowMs?: () => number;
   /** Extra routes (watch, console) added after the API routes. */
   readonly extend?: (app: Hono) => void;
+  /**
+   * Called with an assertion failure (a bug) that a request ran into, after it was logged; by
+   * default it ends the process (STYLE §6: a node restarts from durable state, it never
+   * answers a bug with a 500 and carries on). Tests record it instead.
+   */
+  readonly onBug?: (error: AssertionError) => void;
 }
 
 /** Methods that only read; everything else needs a root token. */
@@ -52,6 +59,7 @@ export function createApp(options: AppOptions): Hono {
       error: error instanceof Error ? error.stack ?? error.message : String(error),
     });
     const { status, body } = internalErrorResponse(requestId);
+    if (error instanceof AssertionError) (options.onBug ?? crashOnBug)(error);
     return c.json(body, status as 500);
   });
   app.notFound((c) => {
@@ -133,4 +141,11 @@ export function routeGroup(method: string, path: string): string {
     return `${area}_${method.toLowerCase()}`;
   }
   return path === "/metrics" ? "metrics" : "other";
+}
+
+/** Ends the process with the assertion failure, outside Hono's and Deno.serve's handlers. */
+function crashOnBug(error: AssertionError): void {
+  queueMicrotask(() => {
+    throw error;
+  });
 }
