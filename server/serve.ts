@@ -138,6 +138,17 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
         members: node.members,
         faults: node.transport.faults,
         replicas: () => [...node.shards.values()].map(replicaDebugState),
+        campaign: async (shard) => {
+          const local = node.shards.get(shard);
+          if (local === undefined) {
+            throw new AspenError(
+              "unknown_shard",
+              `Cannot start a campaign: node ${config.node.id} hosts no replica of shard ${shard}`,
+              { shard },
+            );
+          }
+          await local.replica.campaign();
+        },
         authenticate,
       });
       addConsoleRoutes(app);
