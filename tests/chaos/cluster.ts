@@ -3,9 +3,15 @@
  * with `--enable-test-faults`, plus the controls the nemesis and the checks use over HTTP
  * (peer faults, per-replica debug state) and a bounded log of every node's output.
  */
-import { LocalCluster, type UnexpectedExit } from "../../server/launcher.ts";
+import { LocalCluster, type LocalNode, type UnexpectedExit } from "../../server/launcher.ts";
 import type { ReplicaDebugState } from "../../server/http/mod.ts";
 import { PROJECT_ROOT } from "../_source_files.ts";
+import {
+  powerLossEnv,
+  resetJournals,
+  type RollbackFigures,
+  rollBackToLastSync,
+} from "./power_loss.ts";
 
 /** The command that runs one node: this checkout's main.ts under the running deno. */
 export const NODE_COMMAND: readonly string[] = [
@@ -36,18 +42,31 @@ export interface ChaosClusterOptions {
   /** Whether nodes get `--enable-test-faults` (default true). */
   readonly isFaultInjectionEnabled?: boolean;
   readonly logLevel?: string;
+  /**
+   * The power-loss shim (power_loss.ts) to run every node under, or absent: with it,
+   * {@linkcode ChaosCluster.powerLoss} can restart a node from its last fsynced bytes.
+   */
+  readonly powerLossShim?: string;
 }
 
 /** A running cluster under test. */
 export class ChaosCluster {
   readonly cluster: LocalCluster;
   readonly dir: string;
+  /** Whether nodes run under the power-loss shim. */
+  readonly isPowerLossTracked: boolean;
   readonly #logs: NodeLogs;
 
-  private constructor(cluster: LocalCluster, dir: string, logs: NodeLogs) {
+  private constructor(
+    cluster: LocalCluster,
+    dir: string,
+    logs: NodeLogs,
+    isPowerLossTracked: boolean,
+  ) {
     this.cluster = cluster;
     this.dir = dir;
     this.#logs = logs;
+    this.isPowerLossTracked = isPowerLossTracked;
   }
 
   /** Starts every node in a new temporary folder and waits until every shard has a leader. */
@@ -66,9 +85,12 @@ export class ChaosCluster {
         ...(options.extraNodeArgs ?? []),
       ],
       logLevel: options.logLevel ?? "info",
+      ...(options.powerLossShim === undefined
+        ? {}
+        : { nodeEnv: (node: LocalNode) => trackedEnv(options.powerLossShim!, dir, node) }),
       onUnexpectedExit: (exit) => logs.append(exit.node, `EXITED ${JSON.stringify(exit)}`),
     });
-    const chaos = new ChaosCluster(cluster, dir, logs);
+    const chaos = new ChaosCluster(cluster, dir, logs, options.powerLossShim !== undefined);
     try {
       await cluster.waitForLeaders();
     } catch (error) {
@@ -139,6 +161,20 @@ export class ChaosCluster {
     }
   }
 
+  /**
+   * Kills node `id` with -9 and rolls its data files back to their last fsynced bytes, as a
+   * power cut would leave them; the caller starts it again.
+   */
+  async powerLoss(id: number): Promise<RollbackFigures> {
+    if (!this.isPowerLossTracked) throw new Error("The nodes do not run under the shim");
+    await this.cluster.kill(id, "SIGKILL");
+    const node = this.cluster.nodes.find((candidate) => candidate.id === id)!;
+    return await rollBackToLastSync({
+      dataDir: node.dataDir,
+      journalDir: journalDir(this.dir, id),
+    });
+  }
+
   /** Node `id`'s local replicas: role, term, indexes and state hash. */
   async debugState(id: number): Promise<ReplicaDebugState[]> {
     const answer = await this.call(id, { method: "GET", path: "/v1/debug/state" });
@@ -202,6 +238,18 @@ class NodeLogs {
   linesOf(id: number): readonly string[] {
     return this.#lines.get(id) ?? [];
   }
+}
+
+/** Where the shim keeps node `id`'s journals: beside, not inside, its data folder. */
+function journalDir(dir: string, id: number): string {
+  return `${dir}/power-loss/node-${id}`;
+}
+
+/** The environment of a tracked node; empties its journals first (a fresh process). */
+function trackedEnv(shim: string, dir: string, node: LocalNode): Record<string, string> {
+  const journals = journalDir(dir, node.id);
+  resetJournals(journals);
+  return powerLossEnv(shim, { dataDir: node.dataDir, journalDir: journals });
 }
 
 function parseJson(text: string): Record<string, unknown> | null {
