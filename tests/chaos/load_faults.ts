@@ -7,7 +7,7 @@
  *   the shard's commit index at the restart minus the one at the kill.
  * - "transfer-storm": leadership transfers (`POST /v1/shards/{id}/transfer-leader`, shards and
  *   targets rotating) and campaigns (`POST /v1/test/campaign`) in quick succession.
- * - "power-loss": one node (every third time: every node at once) loses power under the
+ * - "power-loss": one node (every second time: every node at once) loses power under the
  *   writes: killed with -9, its data files rolled back to their last fsynced bytes
  *   (power_loss.ts), and started again.
  *
@@ -51,8 +51,8 @@ export const LONG_LOAD_FAULT_SIZES: LoadFaultSizes = {
 
 /** How long a node back from an outage may take to catch up before the nemesis moves on. */
 export const CATCH_UP_TIMEOUT_MS = 120_000;
-/** Every this many power losses, the next hits every node at once (the others hit one). */
-const EVERY_NODE_POWER_LOSS_PERIOD = 3;
+/** Every second power loss hits every node at once (the others hit one node). */
+const EVERY_NODE_POWER_LOSS_PERIOD = 2;
 /** How often an outage polls the shard's indexes. */
 const POLL_MS = 250;
 
