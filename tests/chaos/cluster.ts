@@ -215,6 +215,8 @@ export class ChaosCluster {
 const NOTABLE_EVENTS: readonly [string, RegExp][] = [
   ["leaderElected", /Became leader/],
   ["snapshotInstalled", /Installed a snapshot/],
+  // The power-loss shim saw a write it cannot journal (a shared writable mmap of a data file).
+  ["powerLossShimWarning", /^power-loss shim: /],
 ];
 
 /** Every node's newest output lines, and counts of notable events. */

@@ -23,10 +23,12 @@ const ERROR_PAUSE_MS = 20;
 const KEY_SEARCH_MAX = 1_000;
 
 /** Fate of a key: never written (skipped), unknown, acknowledged, failed (not applied). */
-const UNWRITTEN = 0;
-const UNKNOWN = 1;
-const ACKNOWLEDGED = 2;
-const FAILED = 3;
+export const UNWRITTEN = 0;
+export const UNKNOWN = 1;
+export const ACKNOWLEDGED = 2;
+export const FAILED = 3;
+/** Problems listed one by one at most; the count of lost writes comes on top. */
+const PROBLEMS_LISTED_MAX = 20;
 
 /** How the heavy writer runs. */
 export interface HeavyWriterOptions {
@@ -106,34 +108,11 @@ export class HeavyWriter {
       after = answer.next;
     }
     this.counts.checked = found.size;
-    return this.#compare(found);
-  }
-
-  #compare(found: ReadonlyMap<number, string>): string[] {
-    const problems: string[] = [];
-    const note = (problem: string) => {
-      if (problems.length < 20) problems.push(`heavy check: ${problem}`);
-    };
-    let lost = 0;
-    for (let sequence = 0; sequence < this.#nextKey; sequence++) {
-      const fate = this.#fates[sequence];
-      const value = found.get(sequence);
-      if (value !== undefined && value !== valueOf(sequence)) {
-        note(`key ${this.#keyOf(sequence)} holds "${value}", not "${valueOf(sequence)}"`);
-      }
-      if (fate === ACKNOWLEDGED && value === undefined) {
-        lost++;
-        note(`acknowledged key ${this.#keyOf(sequence)} is missing`);
-      }
-      if ((fate === FAILED || fate === UNWRITTEN) && value !== undefined) {
-        note(`key ${this.#keyOf(sequence)} exists although its put failed or never ran`);
-      }
-    }
-    for (const sequence of found.keys()) {
-      if (sequence >= this.#nextKey) note(`key ${this.#keyOf(sequence)} was never written`);
-    }
-    if (lost > 0) problems.push(`heavy check: ${lost} acknowledged writes lost in all`);
-    return problems;
+    return checkHeavyKeys(
+      this.#fates.subarray(0, this.#nextKey),
+      found,
+      (sequence) => this.#keyOf(sequence),
+    );
   }
 
   async #runLoop(): Promise<void> {
@@ -235,16 +214,56 @@ export class HeavyWriter {
   }
 }
 
+/**
+ * Compares the keys read back with every key's fate: an acknowledged key must hold its value,
+ * a failed or never-written key must be absent, an unknown one may be either, and no key past
+ * the last one written may exist.
+ *
+ * @param fates one fate per sequence number written so far
+ * @param found the values read back, by sequence number
+ * @returns the problems (at most PROBLEMS_LISTED_MAX listed, plus a count of lost writes)
+ */
+export function checkHeavyKeys(
+  fates: Uint8Array,
+  found: ReadonlyMap<number, string>,
+  keyOf: (sequence: number) => string,
+): string[] {
+  const problems: string[] = [];
+  const note = (problem: string) => {
+    if (problems.length < PROBLEMS_LISTED_MAX) problems.push(`heavy check: ${problem}`);
+  };
+  let lost = 0;
+  for (let sequence = 0; sequence < fates.length; sequence++) {
+    const fate = fates[sequence];
+    const value = found.get(sequence);
+    if (value !== undefined && value !== valueOf(sequence)) {
+      note(`key ${keyOf(sequence)} holds "${value}", not "${valueOf(sequence)}"`);
+    }
+    if (fate === ACKNOWLEDGED && value === undefined) {
+      lost++;
+      note(`acknowledged key ${keyOf(sequence)} is missing`);
+    }
+    if ((fate === FAILED || fate === UNWRITTEN) && value !== undefined) {
+      note(`key ${keyOf(sequence)} exists although its put failed or never ran`);
+    }
+  }
+  for (const sequence of found.keys()) {
+    if (sequence >= fates.length) note(`key ${keyOf(sequence)} was never written`);
+  }
+  if (lost > 0) problems.push(`heavy check: ${lost} acknowledged writes lost in all`);
+  return problems;
+}
+
+/** The value written to a key: small, and derived from the key so a check needs no table. */
+export function valueOf(sequence: number): string {
+  return `v${sequence}`;
+}
+
 /** One page of a range read. */
 interface RangePage {
   readonly kvs: readonly { readonly key: string; readonly value: string }[];
   readonly more: boolean;
   readonly next: string | null;
-}
-
-/** The value written to a key: small, and derived from the key so a check needs no table. */
-function valueOf(sequence: number): string {
-  return `v${sequence}`;
 }
 
 function sleep(ms: number): Promise<void> {

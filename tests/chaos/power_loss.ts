@@ -8,8 +8,9 @@
  * writes, or tear one; this is the strictest clean case).
  *
  * What is modelled: file contents only. Directory entries (a file created, renamed or unlinked)
- * are taken as durable at once; our code fsyncs the folder after its one rename, and SQLite
- * fsyncs it after creating a journal.
+ * are taken as durable at once; our code fsyncs the folder after its renames, and SQLite fsyncs
+ * it after creating a journal. The files as they stand when a tracked process starts count as
+ * durable (its journals start empty): a power loss is modelled within one process's life.
  */
 import { PROJECT_ROOT } from "../_source_files.ts";
 
