@@ -195,6 +195,11 @@ export class ChaosCluster {
     return this.#logs.events;
   }
 
+  /** How many of node `id`'s lines matched each notable event so far. */
+  eventsOf(id: number): Readonly<Record<string, number>> {
+    return this.#logs.eventsOf(id);
+  }
+
   /** Writes every node's log into `dir` (node-<id>.log). */
   async writeLogs(dir: string): Promise<void> {
     await Deno.mkdir(dir, { recursive: true });
@@ -223,6 +228,7 @@ const NOTABLE_EVENTS: readonly [string, RegExp][] = [
 class NodeLogs {
   readonly events: Record<string, number> = {};
   readonly #lines = new Map<number, string[]>();
+  readonly #eventsByNode = new Map<number, Record<string, number>>();
 
   append(id: number, line: string): void {
     let lines = this.#lines.get(id);
@@ -233,8 +239,16 @@ class NodeLogs {
     lines.push(line);
     if (lines.length > NODE_LOG_LINES_MAX) lines.splice(0, lines.length - NODE_LOG_LINES_MAX);
     for (const [name, pattern] of NOTABLE_EVENTS) {
-      if (pattern.test(line)) this.events[name] = (this.events[name] ?? 0) + 1;
+      if (!pattern.test(line)) continue;
+      this.events[name] = (this.events[name] ?? 0) + 1;
+      const own = this.#eventsByNode.get(id) ?? {};
+      own[name] = (own[name] ?? 0) + 1;
+      this.#eventsByNode.set(id, own);
     }
+  }
+
+  eventsOf(id: number): Readonly<Record<string, number>> {
+    return this.#eventsByNode.get(id) ?? {};
   }
 
   linesOf(id: number): readonly string[] {

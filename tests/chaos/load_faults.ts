@@ -43,7 +43,7 @@ export interface LoadFaultSizes {
 /** The sizes of long runs: outages of 100,000 entries. */
 export const LONG_LOAD_FAULT_SIZES: LoadFaultSizes = {
   outageEntries: 100_000,
-  outageMsMax: 240_000,
+  outageMsMax: 180_000,
   stormActions: { min: 20, max: 60 },
   stormGapMs: { min: 50, max: 800 },
   powerLossLeadMs: { min: 500, max: 3_000 },
@@ -65,6 +65,8 @@ export interface OutageFigure {
   readonly entries: number;
   /** Whether the node caught up within CATCH_UP_TIMEOUT_MS. */
   readonly isCaughtUp: boolean;
+  /** Snapshots the node installed while catching up (0: from the log alone). */
+  readonly snapshotsInstalled: number;
 }
 
 /** What the heavy-load faults did. */
@@ -164,10 +166,23 @@ export class LoadFaults {
       }
       const entries = commit - view.commit;
       log(`${kind}: node ${victim} is ${entries} entries behind on shard ${shard}: start it`);
+      const installedBefore = cluster.eventsOf(victim).snapshotInstalled ?? 0;
       await this.#tools.start(victim);
       const isCaughtUp = await this.#awaitCatchUp(victim, shard, commit);
-      log(`${kind}: node ${victim} ${isCaughtUp ? "caught up" : "did NOT catch up"}`);
-      this.figures.outages.push({ kind, node: victim, shard, entries, isCaughtUp });
+      const snapshotsInstalled = (cluster.eventsOf(victim).snapshotInstalled ?? 0) -
+        installedBefore;
+      log(
+        `${kind}: node ${victim} ${isCaughtUp ? "caught up" : "did NOT catch up"} ` +
+          `(${snapshotsInstalled} snapshots installed)`,
+      );
+      this.figures.outages.push({
+        kind,
+        node: victim,
+        shard,
+        entries,
+        isCaughtUp,
+        snapshotsInstalled,
+      });
     } finally {
       await heavy.stop();
     }

@@ -353,6 +353,7 @@ function loadLines(report: ChaosReport): string[] {
   if (load !== null) {
     const outages = load.outages.map((outage) =>
       `${outage.kind} n${outage.node} shard ${outage.shard}: ${outage.entries}` +
+      (outage.snapshotsInstalled > 0 ? " (snapshot)" : "") +
       (outage.isCaughtUp ? "" : " (not caught up)")
     );
     lines.push(
@@ -374,4 +375,4 @@ function loadLines(report: ChaosReport): string[] {
   return lines;
 }
 
-export { FAULT_KINDS, LOAD_FAULT_KINDS, LONG_FAULT_KINDS };
+export { FAULT_KINDS, type FaultKind, LOAD_FAULT_KINDS, LONG_FAULT_KINDS };
