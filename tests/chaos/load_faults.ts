@@ -53,6 +53,8 @@ export const LONG_LOAD_FAULT_SIZES: LoadFaultSizes = {
 export const CATCH_UP_TIMEOUT_MS = 120_000;
 /** Every second power loss hits every node at once (the others hit one node). */
 const EVERY_NODE_POWER_LOSS_PERIOD = 2;
+/** The shortest outage, even at the end of a run. */
+const OUTAGE_MS_MIN = 10_000;
 /** How often an outage polls the shard's indexes. */
 const POLL_MS = 250;
 
@@ -128,20 +130,24 @@ export class LoadFaults {
     this.#tools = tools;
   }
 
-  /** Injects `kind` and undoes it; false when it could not be injected. */
-  async inject(kind: LoadFaultKind): Promise<boolean> {
+  /**
+   * Injects `kind` and undoes it; false when it could not be injected. An outage or a storm
+   * ends early at `untilMs` (the run's end), an outage no sooner than OUTAGE_MS_MIN after it
+   * began.
+   */
+  async inject(kind: LoadFaultKind, untilMs: number): Promise<boolean> {
     switch (kind) {
       case "outage-follower":
       case "outage-leader":
-        return await this.#outage(kind);
+        return await this.#outage(kind, untilMs);
       case "transfer-storm":
-        return await this.#storm();
+        return await this.#storm(untilMs);
       case "power-loss":
         return await this.#powerLoss();
     }
   }
 
-  async #outage(kind: LoadFaultKind): Promise<boolean> {
+  async #outage(kind: LoadFaultKind, untilMs: number): Promise<boolean> {
     const { prng, cluster, heavy, log, sizes, nowMs } = this.#tools;
     const shard = prng.nextInt(this.#tools.shards);
     const view = await this.#view(shard);
@@ -158,7 +164,10 @@ export class LoadFaults {
     this.figures.kills++;
     heavy.start(shard);
     try {
-      const deadline = nowMs() + sizes.outageMsMax;
+      const deadline = Math.min(
+        nowMs() + sizes.outageMsMax,
+        Math.max(untilMs, nowMs() + OUTAGE_MS_MIN),
+      );
       let commit = view.commit;
       while (commit - view.commit < sizes.outageEntries && nowMs() < deadline) {
         await sleep(POLL_MS);
@@ -202,8 +211,8 @@ export class LoadFaults {
     return false;
   }
 
-  async #storm(): Promise<boolean> {
-    const { prng, heavy, log, sizes, cluster } = this.#tools;
+  async #storm(untilMs: number): Promise<boolean> {
+    const { prng, heavy, log, sizes, cluster, nowMs } = this.#tools;
     const actions = between(prng, sizes.stormActions);
     const ids = cluster.nodeIds;
     const offset = prng.nextInt(ids.length);
@@ -211,6 +220,7 @@ export class LoadFaults {
     heavy.start(null);
     try {
       for (let i = 0; i < actions && cluster.unexpectedExits.length === 0; i++) {
+        if (i > 0 && nowMs() >= untilMs) break;
         const nodes = this.#tools.reachableNodes();
         const shard = i % this.#tools.shards;
         if (nodes.length > 0) {

@@ -145,7 +145,7 @@ export class Nemesis {
       const holdMs = SELF_TIMED_KINDS.has(kind)
         ? 0
         : between(prng, kind === "kill-node-long" ? LONG_DOWN_MS : this.#options.holdMs);
-      const undo = await this.#inject(kind);
+      const undo = await this.#inject(kind, untilMs);
       if (undo !== null) {
         this.total++;
         this.counts[kind] = (this.counts[kind] ?? 0) + 1;
@@ -168,7 +168,7 @@ export class Nemesis {
   }
 
   /** Injects one fault; returns how to undo it, or null when it could not be injected. */
-  async #inject(kind: FaultKind): Promise<(() => Promise<void>) | null> {
+  async #inject(kind: FaultKind, untilMs: number): Promise<(() => Promise<void>) | null> {
     switch (kind) {
       case "kill-leader":
         return await this.#kill(await this.#randomLeader(), kind);
@@ -197,7 +197,7 @@ export class Nemesis {
       case "outage-leader":
       case "transfer-storm":
       case "power-loss": {
-        const isInjected = this.load === null ? false : await this.load.inject(kind);
+        const isInjected = this.load === null ? false : await this.load.inject(kind, untilMs);
         return isInjected ? () => Promise.resolve() : null;
       }
     }

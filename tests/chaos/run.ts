@@ -30,8 +30,11 @@ import { Workload, type WorkloadCounts } from "./workload.ts";
 export const REPLICATION_FACTOR = 3;
 /** How long the healed cluster may take to elect every leader. */
 export const SETTLE_TIMEOUT_MS = 60_000;
-/** How long the replicas may take to converge after the final reads. */
-export const CONVERGENCE_TIMEOUT_MS = 60_000;
+/**
+ * How long the replicas may take to converge after the final reads (a node back from a long
+ * outage under heavy writes may still be applying tens of thousands of entries).
+ */
+export const CONVERGENCE_TIMEOUT_MS = 120_000;
 /** Attempts of each final read. */
 const FINAL_READ_ATTEMPTS_MAX = 50;
 /** Puts in flight of the heavy writer. */
