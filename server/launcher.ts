@@ -60,6 +60,11 @@ export interface LaunchOptions {
   /** Extra flags for every node (tests use it for fault injection and logging). */
   readonly extraNodeArgs?: readonly string[];
   readonly logLevel?: string;
+  /**
+   * Extra environment of a node's process, asked at each start (tests run nodes under an
+   * LD_PRELOAD shim this way); absent: none.
+   */
+  readonly nodeEnv?: (node: LocalNode) => Readonly<Record<string, string>>;
   /** Called when a node process ends that was neither killed nor stopped through the cluster. */
   readonly onUnexpectedExit?: (exit: UnexpectedExit) => void;
 }
@@ -127,7 +132,7 @@ export class LocalCluster {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1" },
+      env: { NO_COLOR: "1", ...this.#options.nodeEnv?.(node) },
     }).spawn();
     node.pid = child.pid;
     const process: NodeProcess = { child, done: Promise.resolve(), isExitExpected: false };

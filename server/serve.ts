@@ -140,11 +140,29 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
         members: node.members,
         faults: node.transport.faults,
         replicas: () => [...node.shards.values()].map(replicaDebugState),
+        campaign: (shard) => campaignLocal(node, shard),
         authenticate,
       });
       addConsoleRoutes(app);
     },
   });
+}
+
+/**
+ * Makes this node's replica of `shard` campaign (`POST /v1/test/campaign`).
+ *
+ * @throws {AspenError} `unknown_shard` when the node hosts no replica of the shard.
+ */
+async function campaignLocal(node: AspenNode, shard: number): Promise<void> {
+  const local = node.shards.get(shard);
+  if (local === undefined) {
+    throw new AspenError(
+      "unknown_shard",
+      `Cannot start a campaign: node ${node.config.node.id} hosts no replica of shard ${shard}`,
+      { shard },
+    );
+  }
+  await local.replica.campaign();
 }
 
 /** One local replica's indexes and state hash, read in one synchronous step. */

@@ -1,15 +1,17 @@
 /**
  * The test-only controls the chaos harness relies on, and that they stay shut in production:
  * - in process (`app.request()` on a started node): without `--enable-test-faults` every
- *   `/v1/test/faults` method answers 404 naming the flag; read-only tokens get 403 and no token
- *   401; `/v1/debug/state` answers the root token only, with every local shard's applied index
- *   and state hash; with fault injection on, rules are validated, listed and cleared.
+ *   `/v1/test/faults` method and `POST /v1/test/campaign` answer 404 naming the flag;
+ *   read-only tokens get 403 and no token 401; `/v1/debug/state` answers the root token only,
+ *   with every local shard's applied index and state hash; with fault injection on, rules are
+ *   validated, listed and cleared, and a campaign request is validated and makes the replica
+ *   start an election.
  * - on a real 3-node cluster: isolating a node through the endpoints really cuts it off (a
  *   write through it fails with 503/504 while the others keep serving), healing lets its
- *   replicas converge to the same state hash, and a node that dies without the launcher's
- *   doing is reported as an unexpected exit.
+ *   replicas converge to the same state hash, and a node that dies without the launcher's doing
+ *   is reported as an unexpected exit.
  */
-import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
 import type { Hono } from "hono";
 import { createCredentials, formatCredentials } from "../server/auth.ts";
 import { loadConfig } from "../server/config.ts";
@@ -92,6 +94,13 @@ Deno.test({
         const none = await call(target, { method, path: "/v1/test/faults", token: null });
         equal(none.status, 401, `${method} without a token`);
       }
+      const campaign = await call(target, {
+        method: "POST",
+        path: "/v1/test/campaign",
+        body: { shard: 0 },
+      });
+      equal(campaign.status, 404, "POST /v1/test/campaign");
+      match((campaign.json.error as { message: string }).message, /--enable-test-faults/);
       equal(target.node.transport.faults.isEnabled, false);
     } finally {
       await target.node.close();
@@ -178,6 +187,44 @@ Deno.test({
       deepEqual(listed.json.faults, [{ peer: 2, dropProbability: 0.5, delayMs: 0 }]);
       const all = await call(target, { method: "DELETE", path: "/v1/test/faults" });
       deepEqual(all.json.faults, []);
+    } finally {
+      await target.node.close();
+      await Deno.remove(target.dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "with --enable-test-faults POST /v1/test/campaign validates and starts an election",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const target = await startInProcess(true);
+    try {
+      const post = (body: unknown, token: string = target.root) =>
+        call(target, { method: "POST", path: "/v1/test/campaign", body, token });
+      for (const bad of [{}, { shard: "0" }, { shard: -1 }, { shard: 0.5 }, { shard: 0, x: 1 }]) {
+        equal((await post(bad)).status, 400, JSON.stringify(bad));
+      }
+      const unknown = await post({ shard: 7 });
+      equal(unknown.status, 404);
+      equal((unknown.json.error as { code: string }).code, "unknown_shard");
+      equal((await post({ shard: 0 }, target.read)).status, 403);
+      // The route calls the replica's own campaign(): count the calls that reach it.
+      const replica = target.node.shards.get(0)!.replica;
+      const campaign = replica.campaign.bind(replica);
+      let calls = 0;
+      replica.campaign = () => {
+        calls++;
+        return campaign();
+      };
+      equal(calls, 0, "no rejected request reached the replica");
+      const answer = await post({ shard: 0 });
+      equal(answer.status, 200);
+      deepEqual(answer.json, { node: 1, shard: 0 });
+      equal(calls, 1, "the replica was told to campaign");
+      // Node 2 never runs: with pre-vote the replica campaigns without moving its term.
+      notEqual(replica.status().role, "leader");
     } finally {
       await target.node.close();
       await Deno.remove(target.dir, { recursive: true });

@@ -27,13 +27,15 @@ function nodeFlags(): Record<string, FlagSpec> {
   // A flag only, never a config-file key or variable: a test harness must ask for it each run.
   flags[TEST_FAULTS_FLAG] = {
     type: "boolean",
-    help: "TESTS ONLY: accept PUT/DELETE /v1/test/faults, which drop or delay peer traffic",
+    help: "TESTS ONLY: accept PUT/DELETE /v1/test/faults, which drop or delay peer traffic, " +
+      "and POST /v1/test/campaign",
   };
   flags[TEST_SNAPSHOT_FLAG] = {
     type: "string",
     valueName: "N",
     help: `TESTS ONLY: snapshot every N applied entries (${TEST_SNAPSHOT_ENTRIES_MIN}..` +
-      `${SNAPSHOT_INTERVAL_ENTRIES}) to exercise compaction and snapshot installs`,
+      `${TEST_SNAPSHOT_ENTRIES_MAX}; default ${SNAPSHOT_INTERVAL_ENTRIES}) to exercise ` +
+      "compaction and snapshot installs, or to keep snapshots out of a test",
   };
   flags.help = HELP_FLAG;
   return flags;
@@ -72,6 +74,11 @@ function settingFlag(setting: Setting): FlagSpec {
 const TEST_SNAPSHOT_FLAG = "test-snapshot-interval-entries";
 /** The smallest snapshot interval the test flag accepts. */
 const TEST_SNAPSHOT_ENTRIES_MIN = 10;
+/**
+ * The largest: far above the default, so that a chaos run can keep snapshots out of a long
+ * outage (its node then catches up from the log alone).
+ */
+export const TEST_SNAPSHOT_ENTRIES_MAX = 100 * SNAPSHOT_INTERVAL_ENTRIES;
 
 /**
  * Parses `--test-snapshot-interval-entries`.
@@ -84,12 +91,12 @@ function testSnapshotInterval(
   if (value === undefined) return {};
   const entries = Number(value);
   const isValid = typeof value === "string" && /^[0-9]+$/.test(value) &&
-    entries >= TEST_SNAPSHOT_ENTRIES_MIN && entries <= SNAPSHOT_INTERVAL_ENTRIES;
+    entries >= TEST_SNAPSHOT_ENTRIES_MIN && entries <= TEST_SNAPSHOT_ENTRIES_MAX;
   if (!isValid) {
     throw new AspenError(
       "bad_config",
       `Invalid --${TEST_SNAPSHOT_FLAG} "${value}": must be an integer from ` +
-        `${TEST_SNAPSHOT_ENTRIES_MIN} to ${SNAPSHOT_INTERVAL_ENTRIES}`,
+        `${TEST_SNAPSHOT_ENTRIES_MIN} to ${TEST_SNAPSHOT_ENTRIES_MAX}`,
     );
   }
   return { snapshotIntervalEntries: entries };

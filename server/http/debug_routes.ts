@@ -3,15 +3,18 @@
  * - `GET /v1/debug/state`: per local shard replica, its applied index and a hash of its
  *   replicated state, so a test can check that the replicas of a shard converged.
  * - `GET|PUT|DELETE /v1/test/faults`: drop or delay this node's outbound peer traffic to chosen
- *   nodes (partitions). Only a node started with `--enable-test-faults` accepts them; any other
- *   node answers 404 and names the flag, so a production node can never be told to cut itself
- *   off.
+ *   nodes (partitions).
+ * - `POST /v1/test/campaign {"shard"}`: makes this node's replica of the shard start an
+ *   election now (chaos tests pit campaigns against leadership transfers under load).
+ *
+ * Only a node started with `--enable-test-faults` accepts the `/v1/test/` routes; any other node
+ * answers 404 and names the flag, so a production node can never be told to cut itself off.
  */
 import type { Context, Hono } from "hono";
 import { AspenError } from "../../shard/mod.ts";
 import type { TokenRole } from "../auth.ts";
 import type { PeerFaults } from "../peer/mod.ts";
-import { readJsonObject } from "./body.ts";
+import { integerField, readJsonObject } from "./body.ts";
 
 /** The `aspen node` flag that enables the fault endpoints (a flag only, never a setting). */
 export const TEST_FAULTS_FLAG = "enable-test-faults";
@@ -37,6 +40,12 @@ export interface DebugRoutesOptions {
   readonly faults: PeerFaults;
   /** Every local replica's state, read synchronously so index and hash agree. */
   readonly replicas: () => readonly ReplicaDebugState[];
+  /**
+   * Makes the local replica of `shard` campaign (`ShardReplica.campaign()`).
+   *
+   * @throws {AspenError} `unknown_shard` when this node hosts no replica of the shard.
+   */
+  readonly campaign: (shard: number) => Promise<void>;
   /** As in AppOptions: a token's role, or null; null for the function means auth is off. */
   readonly authenticate: ((token: string) => TokenRole | null) | null;
 }
@@ -76,6 +85,20 @@ export function addDebugRoutes(app: Hono, options: DebugRoutesOptions): void {
     if (text === undefined) options.faults.clear();
     else options.faults.clear(peerField(Number(text), options, action));
     return c.json(faultsBody(options));
+  });
+  app.post("/v1/test/campaign", async (c) => {
+    const action = "start a campaign";
+    const disabled = refuseUnlessEnabled(c, options, action);
+    if (disabled !== null) return disabled;
+    const body = await readJsonObject(c.req.raw, action, ["shard"]);
+    if (body.shard === undefined) {
+      throw new AspenError("bad_request", `Cannot ${action}: field "shard" is missing`, {
+        field: "shard",
+      });
+    }
+    const shard = integerField(body, "shard", action, 0);
+    await options.campaign(shard);
+    return c.json({ node: options.nodeId, shard });
   });
 }
 

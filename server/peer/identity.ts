@@ -295,8 +295,27 @@ async function readTextIfExists(path: string): Promise<string | null> {
   }
 }
 
+/**
+ * Writes `text` to `path` so that a crash or a power loss leaves the old file or the new one:
+ * the temporary file is synced before the rename (else the rename may reach the disk before
+ * the data, leaving an empty file), and the folder after it.
+ */
 async function writeFileAtomic(path: string, text: string, mode: number): Promise<void> {
   const temporaryPath = `${path}.tmp`;
-  await Deno.writeTextFile(temporaryPath, text, { mode });
+  const file = await Deno.open(temporaryPath, { write: true, create: true, truncate: true, mode });
+  try {
+    const bytes = new TextEncoder().encode(text);
+    let written = 0;
+    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+    await file.sync();
+  } finally {
+    file.close();
+  }
   await Deno.rename(temporaryPath, path);
+  const folder = await Deno.open(path.slice(0, path.lastIndexOf("/")) || "/", { read: true });
+  try {
+    await folder.sync();
+  } finally {
+    folder.close();
+  }
 }

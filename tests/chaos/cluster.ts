@@ -3,9 +3,15 @@
  * with `--enable-test-faults`, plus the controls the nemesis and the checks use over HTTP
  * (peer faults, per-replica debug state) and a bounded log of every node's output.
  */
-import { LocalCluster, type UnexpectedExit } from "../../server/launcher.ts";
+import { LocalCluster, type LocalNode, type UnexpectedExit } from "../../server/launcher.ts";
 import type { ReplicaDebugState } from "../../server/http/mod.ts";
 import { PROJECT_ROOT } from "../_source_files.ts";
+import {
+  powerLossEnv,
+  resetJournals,
+  type RollbackFigures,
+  rollBackToLastSync,
+} from "./power_loss.ts";
 
 /** The command that runs one node: this checkout's main.ts under the running deno. */
 export const NODE_COMMAND: readonly string[] = [
@@ -36,18 +42,31 @@ export interface ChaosClusterOptions {
   /** Whether nodes get `--enable-test-faults` (default true). */
   readonly isFaultInjectionEnabled?: boolean;
   readonly logLevel?: string;
+  /**
+   * The power-loss shim (power_loss.ts) to run every node under, or absent: with it,
+   * {@linkcode ChaosCluster.powerLoss} can restart a node from its last fsynced bytes.
+   */
+  readonly powerLossShim?: string;
 }
 
 /** A running cluster under test. */
 export class ChaosCluster {
   readonly cluster: LocalCluster;
   readonly dir: string;
+  /** Whether nodes run under the power-loss shim. */
+  readonly isPowerLossTracked: boolean;
   readonly #logs: NodeLogs;
 
-  private constructor(cluster: LocalCluster, dir: string, logs: NodeLogs) {
+  private constructor(
+    cluster: LocalCluster,
+    dir: string,
+    logs: NodeLogs,
+    isPowerLossTracked: boolean,
+  ) {
     this.cluster = cluster;
     this.dir = dir;
     this.#logs = logs;
+    this.isPowerLossTracked = isPowerLossTracked;
   }
 
   /** Starts every node in a new temporary folder and waits until every shard has a leader. */
@@ -66,9 +85,12 @@ export class ChaosCluster {
         ...(options.extraNodeArgs ?? []),
       ],
       logLevel: options.logLevel ?? "info",
+      ...(options.powerLossShim === undefined
+        ? {}
+        : { nodeEnv: (node: LocalNode) => trackedEnv(options.powerLossShim!, dir, node) }),
       onUnexpectedExit: (exit) => logs.append(exit.node, `EXITED ${JSON.stringify(exit)}`),
     });
-    const chaos = new ChaosCluster(cluster, dir, logs);
+    const chaos = new ChaosCluster(cluster, dir, logs, options.powerLossShim !== undefined);
     try {
       await cluster.waitForLeaders();
     } catch (error) {
@@ -139,6 +161,20 @@ export class ChaosCluster {
     }
   }
 
+  /**
+   * Kills node `id` with -9 and rolls its data files back to their last fsynced bytes, as a
+   * power cut would leave them; the caller starts it again.
+   */
+  async powerLoss(id: number): Promise<RollbackFigures> {
+    if (!this.isPowerLossTracked) throw new Error("The nodes do not run under the shim");
+    await this.cluster.kill(id, "SIGKILL");
+    const node = this.cluster.nodes.find((candidate) => candidate.id === id)!;
+    return await rollBackToLastSync({
+      dataDir: node.dataDir,
+      journalDir: journalDir(this.dir, id),
+    });
+  }
+
   /** Node `id`'s local replicas: role, term, indexes and state hash. */
   async debugState(id: number): Promise<ReplicaDebugState[]> {
     const answer = await this.call(id, { method: "GET", path: "/v1/debug/state" });
@@ -157,6 +193,11 @@ export class ChaosCluster {
   /** How many lines of every node's output matched each notable event so far. */
   get events(): Readonly<Record<string, number>> {
     return this.#logs.events;
+  }
+
+  /** How many of node `id`'s lines matched each notable event so far. */
+  eventsOf(id: number): Readonly<Record<string, number>> {
+    return this.#logs.eventsOf(id);
   }
 
   /** Writes every node's log into `dir` (node-<id>.log). */
@@ -179,12 +220,15 @@ export class ChaosCluster {
 const NOTABLE_EVENTS: readonly [string, RegExp][] = [
   ["leaderElected", /Became leader/],
   ["snapshotInstalled", /Installed a snapshot/],
+  // The power-loss shim saw a write it cannot journal (a shared writable mmap of a data file).
+  ["powerLossShimWarning", /^power-loss shim: /],
 ];
 
 /** Every node's newest output lines, and counts of notable events. */
 class NodeLogs {
   readonly events: Record<string, number> = {};
   readonly #lines = new Map<number, string[]>();
+  readonly #eventsByNode = new Map<number, Record<string, number>>();
 
   append(id: number, line: string): void {
     let lines = this.#lines.get(id);
@@ -195,13 +239,33 @@ class NodeLogs {
     lines.push(line);
     if (lines.length > NODE_LOG_LINES_MAX) lines.splice(0, lines.length - NODE_LOG_LINES_MAX);
     for (const [name, pattern] of NOTABLE_EVENTS) {
-      if (pattern.test(line)) this.events[name] = (this.events[name] ?? 0) + 1;
+      if (!pattern.test(line)) continue;
+      this.events[name] = (this.events[name] ?? 0) + 1;
+      const own = this.#eventsByNode.get(id) ?? {};
+      own[name] = (own[name] ?? 0) + 1;
+      this.#eventsByNode.set(id, own);
     }
+  }
+
+  eventsOf(id: number): Readonly<Record<string, number>> {
+    return this.#eventsByNode.get(id) ?? {};
   }
 
   linesOf(id: number): readonly string[] {
     return this.#lines.get(id) ?? [];
   }
+}
+
+/** Where the shim keeps node `id`'s journals: beside, not inside, its data folder. */
+function journalDir(dir: string, id: number): string {
+  return `${dir}/power-loss/node-${id}`;
+}
+
+/** The environment of a tracked node; empties its journals first (a fresh process). */
+function trackedEnv(shim: string, dir: string, node: LocalNode): Record<string, string> {
+  const journals = journalDir(dir, node.id);
+  resetJournals(journals);
+  return powerLossEnv(shim, { dataDir: node.dataDir, journalDir: journals });
 }
 
 function parseJson(text: string): Record<string, unknown> | null {

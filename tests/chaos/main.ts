@@ -1,14 +1,27 @@
 /**
  * `deno task chaos --minutes N [--nodes 3|5|3,5] [--seed S] [--shards 4] [--clients C]
- * [--round-minutes 10] [--snapshots default,1000,50] [--quiet]`: a long chaos run against real
- * clusters. Runs back-to-back rounds (a fresh cluster and seed each; `--nodes 3,5` alternates
- * sizes, `--snapshots` cycles the nodes' snapshot interval) until the time is up,
- * prints each round's figures and the totals, and exits non-zero if any round found an
- * anomaly. Evidence of a failing round (node logs, timeline, history) is kept in
- * test-output/chaos-<seed>/.
+ * [--round-minutes 10] [--snapshots default,1000,50,off] [--quiet]`: a long chaos run against
+ * real clusters. Runs back-to-back rounds (a fresh cluster and seed each; `--nodes 3,5`
+ * alternates sizes, `--snapshots` cycles the nodes' snapshot interval, where "off" is an
+ * interval no round reaches) until the time is up, prints each round's figures and the totals
+ * (rounds, kills, the longest outage in entries, power-loss restarts, operations checked), and
+ * exits non-zero if any round found an anomaly. Rounds with the default snapshot interval or none
+ * run every kind of fault, the heavy-load ones at full size (outages of 100,000 entries); rounds
+ * with frequent snapshots run the others. Evidence of a failing round (node logs, timeline,
+ * history) is kept in test-output/chaos-<seed>/.
  */
 import { parseArgs } from "node:util";
-import { type ChaosReport, FAULT_KINDS, formatReport, LONG_FAULT_KINDS, runChaos } from "./run.ts";
+import { TEST_SNAPSHOT_ENTRIES_MAX } from "../../server/cli/commands.ts";
+import {
+  type ChaosReport,
+  FAULT_KINDS,
+  type FaultKind,
+  formatReport,
+  LOAD_FAULT_KINDS,
+  LONG_FAULT_KINDS,
+  longestOutageEntries,
+  runChaos,
+} from "./run.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -16,7 +29,7 @@ const args = parseArgs({
     minutes: { type: "string", default: "1" },
     nodes: { type: "string", default: "3" },
     "round-minutes": { type: "string", default: "10" },
-    snapshots: { type: "string", default: "default,1000,50" },
+    snapshots: { type: "string", default: "default,1000,50,off" },
     shards: { type: "string", default: "4" },
     seed: { type: "string" },
     clients: { type: "string" },
@@ -56,8 +69,8 @@ while (performance.now() - started < totalMs - 10_000) {
     seed,
     clients,
     durationMs: Math.min(roundMs, leftMs),
-    kinds: [...FAULT_KINDS, ...LONG_FAULT_KINDS],
-    ...(snapshotText === "default" ? {} : { snapshotIntervalEntries: Number(snapshotText) }),
+    kinds: kindsFor(snapshotText),
+    ...snapshotOption(snapshotText),
     log: (line) => {
       if (!args.values.quiet) console.error(line);
     },
@@ -84,8 +97,35 @@ function formatTotals(all: readonly ChaosReport[]): string {
     `node events: ${JSON.stringify(merge(all.map((r) => r.events)))}`,
     `histories checked: ${sum((r) => r.history.keys)} keys, ` +
     `${sum((r) => r.history.operationsChecked)} operations`,
+    `kills (-9): ${sum((r) => r.kills)}, power-loss restarts: ` +
+    `${sum((r) => r.load?.powerLossRestarts ?? 0)}, longest outage: ` +
+    `${Math.max(0, ...all.map(longestOutageEntries))} entries, outages: ` +
+    `${sum((r) => r.load?.outages.length ?? 0)}, transfers and campaigns: ` +
+    `${sum((r) => (r.load?.transfers ?? 0) + (r.load?.campaigns ?? 0))}`,
+    `heavy writes: ${sum((r) => r.heavy?.acknowledged ?? 0)} acknowledged, ` +
+    `${sum((r) => r.heavy?.checked ?? 0)} keys read back`,
     `anomalies: ${sum((r) => r.anomalies.length)}`,
   ].join("\n");
+}
+
+/**
+ * The faults of a round. The heavy-load ones need the default interval or none: each snapshot
+ * holds the whole state, and under heavy writes (hundreds of thousands of keys) a snapshot every
+ * 1,000 or 50 entries leaves the nodes little time for anything else. Those rounds test
+ * snapshot catch-ups with the other faults; an outage of 100,000 entries under the default
+ * interval crosses a snapshot, so its node catches up from one.
+ */
+function kindsFor(snapshotText: string): FaultKind[] {
+  const isHeavyRound = snapshotText === "default" || snapshotText === "off";
+  if (isHeavyRound) return [...FAULT_KINDS, ...LOAD_FAULT_KINDS, ...LONG_FAULT_KINDS];
+  return [...FAULT_KINDS, "kill-node-long"];
+}
+
+/** The snapshot interval of a round: "default", "off" (never reached) or a number. */
+function snapshotOption(text: string): { snapshotIntervalEntries?: number } {
+  if (text === "default") return {};
+  if (text === "off") return { snapshotIntervalEntries: TEST_SNAPSHOT_ENTRIES_MAX };
+  return { snapshotIntervalEntries: Number(text) };
 }
 
 function merge(counts: readonly Readonly<Record<string, number>>[]): Record<string, number> {

@@ -10,9 +10,23 @@
  * election timeout). Partitions and delays apply in both directions through each node's
  * `/v1/test/faults`. Long runs add "kill-node-long": a node down for 20-40 s, so that it may
  * have to catch up from a snapshot.
+ *
+ * Faults under heavy load (load_faults.ts, with the heavy writer running while they last):
+ * leadership transfers and campaigns in quick succession, power losses (a node, or all of them,
+ * restarted from their last fsynced bytes), and, in long runs, outages of a follower or a
+ * leader while its shard's log grows by 100,000 entries.
  */
 import type { SeededPrng } from "../../raft/mod.ts";
 import type { ChaosCluster } from "./cluster.ts";
+import type { HeavyWriter } from "./heavy.ts";
+import {
+  LOAD_FAULT_KINDS,
+  type LoadFaultKind,
+  LoadFaults,
+  type LoadFaultSizes,
+  LONG_LOAD_FAULT_SIZES,
+  OUTAGE_KINDS,
+} from "./load_faults.ts";
 
 /** Every kind of fault the nemesis injects. */
 export const FAULT_KINDS = [
@@ -29,12 +43,21 @@ export const FAULT_KINDS = [
 
 /**
  * Faults for long runs only: a node down long enough (20-40 s) that the log may be compacted
- * past it, so that it must catch up from a snapshot.
+ * past it, so that it must catch up from a snapshot; a follower or a leader down while its
+ * shard's log grows by 100,000 entries.
  */
-export const LONG_FAULT_KINDS = ["kill-node-long"] as const;
+export const LONG_FAULT_KINDS = ["kill-node-long", ...OUTAGE_KINDS] as const;
 
 /** One kind of fault. */
-export type FaultKind = typeof FAULT_KINDS[number] | typeof LONG_FAULT_KINDS[number];
+export type FaultKind =
+  | typeof FAULT_KINDS[number]
+  | typeof LONG_FAULT_KINDS[number]
+  | LoadFaultKind;
+
+export { LOAD_FAULT_KINDS };
+
+/** Kinds that time themselves (the fault is over when injecting it returns). */
+const SELF_TIMED_KINDS: ReadonlySet<FaultKind> = new Set([...LOAD_FAULT_KINDS, ...OUTAGE_KINDS]);
 
 /** How long a "kill-node-long" keeps its node down. */
 const LONG_DOWN_MS = { min: 20_000, max: 40_000 };
@@ -51,6 +74,16 @@ export interface NemesisOptions {
   readonly holdMs: { readonly min: number; readonly max: number };
   readonly calmMs: { readonly min: number; readonly max: number };
   readonly kinds?: readonly FaultKind[];
+  /** Take the kinds in turn rather than at random (CI runs that must see each kind). */
+  readonly isCycling?: boolean;
+  /** Stop after this many faults (absent: only the deadline stops the schedule). */
+  readonly faultsMax?: number;
+  /** The heavy writer the load faults run; absent: those faults are skipped. */
+  readonly heavy?: HeavyWriter;
+  /** How many shards the cluster has (the load faults pick one). */
+  readonly shards: number;
+  /** How big the load faults are; absent: LONG_LOAD_FAULT_SIZES. */
+  readonly loadSizes?: LoadFaultSizes;
   /** Monotonic milliseconds. */
   readonly nowMs: () => number;
   /** Receives one line per action (the run's timeline). */
@@ -61,11 +94,31 @@ export interface NemesisOptions {
 export class Nemesis {
   readonly counts: Record<string, number> = {};
   total = 0;
+  /** The load faults, when there is a heavy writer. */
+  readonly load: LoadFaults | null;
   readonly #options: NemesisOptions;
   readonly #paused = new Set<number>();
 
   constructor(options: NemesisOptions) {
     this.#options = options;
+    this.load = options.heavy === undefined ? null : new LoadFaults({
+      cluster: options.cluster,
+      prng: options.prng,
+      heavy: options.heavy,
+      shards: options.shards,
+      sizes: options.loadSizes ?? LONG_LOAD_FAULT_SIZES,
+      nowMs: options.nowMs,
+      log: options.log,
+      reachableNodes: () => this.reachableNodes(),
+      start: (id) => this.#start(id),
+    });
+  }
+
+  /** Nodes killed with -9 so far, by any fault. */
+  get kills(): number {
+    const killKinds = ["kill-leader", "kill-node", "kill-node-long"];
+    const direct = killKinds.reduce((total, kind) => total + (this.counts[kind] ?? 0), 0);
+    return direct + (this.load?.figures.kills ?? 0);
   }
 
   /** Nodes that run and are not paused: where clients may send. */
@@ -80,10 +133,19 @@ export class Nemesis {
   async run(untilMs: number): Promise<void> {
     const { prng, nowMs } = this.#options;
     const kinds = this.#options.kinds ?? FAULT_KINDS;
-    while (nowMs() < untilMs) {
-      const kind = kinds[prng.nextInt(kinds.length)]!;
-      const holdMs = between(prng, kind === "kill-node-long" ? LONG_DOWN_MS : this.#options.holdMs);
-      const undo = await this.#inject(kind);
+    const faultsMax = this.#options.faultsMax ?? Number.MAX_SAFE_INTEGER;
+    for (let round = 0; nowMs() < untilMs && round < faultsMax; round++) {
+      if (this.#options.cluster.unexpectedExits.length > 0) {
+        this.#options.log("a node exited unasked: the schedule stops (the run has failed)");
+        return;
+      }
+      const kind = this.#options.isCycling === true
+        ? kinds[round % kinds.length]!
+        : kinds[prng.nextInt(kinds.length)]!;
+      const holdMs = SELF_TIMED_KINDS.has(kind)
+        ? 0
+        : between(prng, kind === "kill-node-long" ? LONG_DOWN_MS : this.#options.holdMs);
+      const undo = await this.#inject(kind, untilMs);
       if (undo !== null) {
         this.total++;
         this.counts[kind] = (this.counts[kind] ?? 0) + 1;
@@ -106,7 +168,7 @@ export class Nemesis {
   }
 
   /** Injects one fault; returns how to undo it, or null when it could not be injected. */
-  async #inject(kind: FaultKind): Promise<(() => Promise<void>) | null> {
+  async #inject(kind: FaultKind, untilMs: number): Promise<(() => Promise<void>) | null> {
     switch (kind) {
       case "kill-leader":
         return await this.#kill(await this.#randomLeader(), kind);
@@ -131,6 +193,13 @@ export class Nemesis {
         return await this.#flaky();
       case "slow-node":
         return await this.#slow(this.#randomNode());
+      case "outage-follower":
+      case "outage-leader":
+      case "transfer-storm":
+      case "power-loss": {
+        const isInjected = this.load === null ? false : await this.load.inject(kind, untilMs);
+        return isInjected ? () => Promise.resolve() : null;
+      }
     }
   }
 

@@ -6,12 +6,23 @@
  * 3. the whole history is linearizable (per-key register model, unknown outcomes allowed),
  *    which also proves every acknowledged write is accounted for;
  * 4. the replicas of each shard converge to the same applied index and state hash;
- * 5. no node exited that the nemesis did not kill, and no answer pointed at a bug (a 500).
+ * 5. every write the heavy writer saw acknowledged is readable with its value (load faults);
+ * 6. no node exited that the nemesis did not kill, and no answer pointed at a bug (a 500).
+ * A nemesis that cannot go on (a node that no longer starts) ends the run with an anomaly.
  */
 import { SeededPrng } from "../../raft/mod.ts";
 import { checkHistory } from "../linearizability.ts";
 import { ChaosCluster } from "./cluster.ts";
-import { FAULT_KINDS, type FaultKind, LONG_FAULT_KINDS, Nemesis } from "./nemesis.ts";
+import { type HeavyCounts, HeavyWriter } from "./heavy.ts";
+import type { LoadFaultSizes, LoadFigures } from "./load_faults.ts";
+import {
+  FAULT_KINDS,
+  type FaultKind,
+  LOAD_FAULT_KINDS,
+  LONG_FAULT_KINDS,
+  Nemesis,
+} from "./nemesis.ts";
+import { buildPowerLossShim } from "./power_loss.ts";
 import { awaitConvergence } from "./verify.ts";
 import { Workload, type WorkloadCounts } from "./workload.ts";
 
@@ -19,10 +30,21 @@ import { Workload, type WorkloadCounts } from "./workload.ts";
 export const REPLICATION_FACTOR = 3;
 /** How long the healed cluster may take to elect every leader. */
 export const SETTLE_TIMEOUT_MS = 60_000;
-/** How long the replicas may take to converge after the final reads. */
-export const CONVERGENCE_TIMEOUT_MS = 60_000;
+/**
+ * How long the replicas may take to converge after the final reads (a node back from a long
+ * outage under heavy writes may still be applying tens of thousands of entries).
+ */
+export const CONVERGENCE_TIMEOUT_MS = 120_000;
 /** Attempts of each final read. */
 const FINAL_READ_ATTEMPTS_MAX = 50;
+/** Puts in flight of the heavy writer. */
+export const HEAVY_IN_FLIGHT_DEFAULT = 128;
+/** Kinds that need the heavy writer. */
+const HEAVY_KINDS: ReadonlySet<FaultKind> = new Set([
+  ...LOAD_FAULT_KINDS,
+  "outage-follower",
+  "outage-leader",
+]);
 
 /** What to run. */
 export interface ChaosOptions {
@@ -32,6 +54,14 @@ export interface ChaosOptions {
   readonly seed: number;
   readonly clients: number;
   readonly kinds?: readonly FaultKind[];
+  /** Take the kinds in turn rather than at random (see NemesisOptions). */
+  readonly isCycling?: boolean;
+  /** Stop the nemesis after this many faults. */
+  readonly faultsMax?: number;
+  /** How big the load faults are (CI runs smaller ones); absent: the long-run sizes. */
+  readonly loadSizes?: LoadFaultSizes;
+  /** Puts in flight of the heavy writer; absent: HEAVY_IN_FLIGHT_DEFAULT. */
+  readonly heavyInFlight?: number;
   /** Applied entries between snapshots on every node (a test flag); absent: the default. */
   readonly snapshotIntervalEntries?: number;
   /** How clients read (see WorkloadOptions); linearizable unless a test plants stale reads. */
@@ -58,6 +88,14 @@ export interface ChaosReport {
     readonly isLinearizable: boolean;
     readonly checkMs: number;
   };
+  /** Nodes killed with -9 by any fault. */
+  readonly kills: number;
+  /** The load faults' figures, when the run had any. */
+  readonly load: LoadFigures | null;
+  /** The heavy writer's figures, when the run had one. */
+  readonly heavy: HeavyCounts | null;
+  /** Why something was skipped (no C compiler for the power-loss shim). */
+  readonly notes: readonly string[];
   readonly anomalies: readonly string[];
 }
 
@@ -69,25 +107,37 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       `${Math.round(options.durationMs / 1000)} s, snapshot every ` +
       `${options.snapshotIntervalEntries ?? "(default)"} entries`,
   );
-  const chaos = await ChaosCluster.launch({
-    nodes: options.nodes,
-    shards: options.shards,
-    extraNodeArgs: options.snapshotIntervalEntries === undefined
-      ? []
-      : [`--test-snapshot-interval-entries=${options.snapshotIntervalEntries}`],
-  });
+  const kinds = options.kinds ?? FAULT_KINDS;
+  const { chaos, notes, shimDir } = await launchCluster(options, kinds);
   const timeline: string[] = [];
   const log = (line: string) => {
     const stamped = `${(nowMs() / 1000).toFixed(1)}s ${line}`;
     timeline.push(stamped);
     options.log(stamped);
   };
-  const nemesis = new Nemesis({
+  for (const note of notes) log(`note: ${note}`);
+  const isHeavy = kinds.some((kind) => HEAVY_KINDS.has(kind));
+  const heavy: HeavyWriter | null = isHeavy
+    ? new HeavyWriter({
+      inFlight: options.heavyInFlight ?? HEAVY_IN_FLIGHT_DEFAULT,
+      keyPrefix: `h${options.seed}/`,
+      shards: options.shards,
+      nodes: (): number[] => nemesis.reachableNodes(),
+      url: (node) => chaos.cluster.url(node),
+      token: chaos.token,
+    })
+    : null;
+  const nemesis: Nemesis = new Nemesis({
     cluster: chaos,
     prng: new SeededPrng(options.seed),
     holdMs: { min: 1_000, max: 5_000 },
     calmMs: { min: 500, max: 2_000 },
-    ...(options.kinds === undefined ? {} : { kinds: options.kinds }),
+    kinds,
+    ...(options.isCycling === undefined ? {} : { isCycling: options.isCycling }),
+    ...(options.faultsMax === undefined ? {} : { faultsMax: options.faultsMax }),
+    shards: options.shards,
+    ...(heavy === null ? {} : { heavy }),
+    ...(options.loadSizes === undefined ? {} : { loadSizes: options.loadSizes }),
     nowMs,
     log,
   });
@@ -104,15 +154,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     nowMs,
     readConsistency: options.readConsistency ?? "linearizable",
   });
+  const run: RunParts = { options, chaos, nemesis, workload, heavy, notes, log, nowMs };
   let report: ChaosReport | null = null;
   try {
-    const started = nowMs();
-    workload.start();
-    await nemesis.run(started + options.durationMs);
-    await workload.stop();
-    const chaosMs = nowMs() - started;
-    log(`chaos over after ${Math.round(chaosMs)} ms: healing`);
-    report = await checkRun({ options, chaos, nemesis, workload, chaosMs, log, nowMs });
+    report = await runAndCheck(run);
     return report;
   } finally {
     const isKept = report === null || report.anomalies.length > 0;
@@ -121,19 +166,100 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       options.log(`chaos: logs, timeline and history kept in ${options.outputDir}`);
     }
     await chaos.destroy({ keepDir: false });
+    if (shimDir !== null) await Deno.remove(shimDir, { recursive: true });
   }
 }
 
-async function checkRun(run: {
-  options: ChaosOptions;
-  chaos: ChaosCluster;
-  nemesis: Nemesis;
-  workload: Workload;
-  chaosMs: number;
-  log: (line: string) => void;
-  nowMs: () => number;
-}): Promise<ChaosReport> {
-  const { options, chaos, nemesis, workload, log, nowMs } = run;
+/** Starts the cluster, under the power-loss shim when the run may cut power. */
+async function launchCluster(
+  options: ChaosOptions,
+  kinds: readonly FaultKind[],
+): Promise<{ chaos: ChaosCluster; notes: string[]; shimDir: string | null }> {
+  const notes: string[] = [];
+  let shimDir: string | null = null;
+  let powerLossShim: string | undefined;
+  if (kinds.includes("power-loss")) {
+    shimDir = await Deno.makeTempDir({ prefix: "aspen-shim-" });
+    const shim = await buildPowerLossShim(shimDir);
+    if ("path" in shim) powerLossShim = shim.path;
+    else notes.push(`power-loss skipped: ${shim.skipReason}`);
+  }
+  const chaos = await ChaosCluster.launch({
+    nodes: options.nodes,
+    shards: options.shards,
+    extraNodeArgs: options.snapshotIntervalEntries === undefined
+      ? []
+      : [`--test-snapshot-interval-entries=${options.snapshotIntervalEntries}`],
+    ...(powerLossShim === undefined ? {} : { powerLossShim }),
+  });
+  return { chaos, notes, shimDir };
+}
+
+/** The parts of one run. */
+interface RunParts {
+  readonly options: ChaosOptions;
+  readonly chaos: ChaosCluster;
+  readonly nemesis: Nemesis;
+  readonly workload: Workload;
+  readonly heavy: HeavyWriter | null;
+  readonly notes: readonly string[];
+  readonly log: (line: string) => void;
+  readonly nowMs: () => number;
+}
+
+/** Runs clients and nemesis for the run's duration, then heals and checks. */
+async function runAndCheck(run: RunParts): Promise<ChaosReport> {
+  const { options, nemesis, workload, heavy, log, nowMs } = run;
+  const started = nowMs();
+  workload.start();
+  let stopped: unknown = null;
+  try {
+    await nemesis.run(started + options.durationMs);
+  } catch (error) {
+    stopped = error;
+    log(`the nemesis stopped: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  await workload.stop();
+  if (heavy?.isRunning) await heavy.stop();
+  const chaosMs = nowMs() - started;
+  const anomalies: string[] = [];
+  let verdict = { operationsChecked: 0, isLinearizable: false, checkMs: 0 };
+  if (stopped === null && run.chaos.unexpectedExits.length > 0) {
+    log("a node exited unasked: no checks (the run has failed)");
+  } else if (stopped === null) {
+    log(`chaos over after ${Math.round(chaosMs)} ms: healing`);
+    try {
+      verdict = await checkRun(run, anomalies);
+    } catch (error) {
+      anomalies.push(`the checks could not finish: ${describe(error)}`);
+    }
+  } else {
+    anomalies.push(`the nemesis could not go on: ${describe(stopped)}`);
+  }
+  anomalies.push(...exitAnomalies(run.chaos));
+  return {
+    seed: options.seed,
+    nodes: options.nodes,
+    shards: options.shards,
+    chaosMs: Math.round(chaosMs),
+    operations: workload.counts,
+    faults: { total: nemesis.total, byKind: { ...nemesis.counts } },
+    events: { ...run.chaos.events },
+    history: { keys: workload.keys.length, ...verdict },
+    kills: nemesis.kills,
+    load: nemesis.load?.figures ?? null,
+    heavy: heavy?.counts ?? null,
+    notes: run.notes,
+    anomalies,
+  };
+}
+
+/** Heals, reads every key, checks the history, the heavy writes and convergence. */
+async function checkRun(
+  run: RunParts,
+  anomalies: string[],
+): Promise<{ operationsChecked: number; isLinearizable: boolean; checkMs: number }> {
+  const { options, chaos, nemesis, workload, heavy, log, nowMs } = run;
   await nemesis.healAll();
   for (const id of chaos.nodeIds) await chaos.cluster.waitForLeaders(id, SETTLE_TIMEOUT_MS);
   log("every shard has a leader: final reads");
@@ -144,12 +270,17 @@ async function checkRun(run: {
   const verdict = checkHistory(workload.history);
   const checkMs = nowMs() - checkStarted;
   log(`history of ${verdict.operationsChecked} operations checked in ${Math.round(checkMs)} ms`);
-  const anomalies: string[] = [
+  anomalies.push(
     ...verdict.violations.map((violation) =>
       `not linearizable: key "${violation.key}": ${violation.detail}`
     ),
     ...workload.anomalies,
-  ];
+    ...(nemesis.load?.anomalies ?? []),
+  );
+  if (heavy !== null) {
+    anomalies.push(...heavy.anomalies, ...await heavy.verify(chaos.nodeIds));
+    log(`heavy writes checked: ${heavy.counts.checked} keys read back`);
+  }
   anomalies.push(
     ...await awaitConvergence(chaos, {
       shards: options.shards,
@@ -159,25 +290,25 @@ async function checkRun(run: {
     }),
   );
   log(`convergence checked: ${anomalies.length} anomalies so far`);
-  for (const exit of chaos.unexpectedExits) {
-    anomalies.push(`node ${exit.node} exited unexpectedly: ${JSON.stringify(exit)}`);
-  }
   return {
-    seed: options.seed,
-    nodes: options.nodes,
-    shards: options.shards,
-    chaosMs: Math.round(run.chaosMs),
-    operations: workload.counts,
-    faults: { total: nemesis.total, byKind: { ...nemesis.counts } },
-    events: { ...chaos.events },
-    history: {
-      keys: workload.keys.length,
-      operationsChecked: verdict.operationsChecked,
-      isLinearizable: verdict.isLinearizable,
-      checkMs: Math.round(checkMs),
-    },
-    anomalies,
+    operationsChecked: verdict.operationsChecked,
+    isLinearizable: verdict.isLinearizable,
+    checkMs: Math.round(checkMs),
   };
+}
+
+/** Nodes that exited unasked, each with its last lines that name an error. */
+function exitAnomalies(chaos: ChaosCluster): string[] {
+  return chaos.unexpectedExits.map((exit) => {
+    const lines = chaos.logsOf(exit.node).filter((line) => /Error: |panicked/.test(line));
+    const last = lines.slice(-2).map((line) => line.slice(0, 400)).join(" | ");
+    return `node ${exit.node} exited unexpectedly: ${JSON.stringify(exit)}` +
+      (last === "" ? "" : `: ${last}`);
+  });
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 async function keepEvidence(
@@ -206,10 +337,45 @@ export function formatReport(report: ChaosReport): string {
     `histories checked: ${report.history.keys} keys, ${report.history.operationsChecked} ` +
     `operations, linearizable: ${report.history.isLinearizable} ` +
     `(${report.history.checkMs} ms)`,
+    ...loadLines(report),
+    ...report.notes.map((note) => `note: ${note}`),
     `anomalies: ${report.anomalies.length}`,
     ...report.anomalies.map((anomaly) => `  - ${anomaly}`),
   ];
   return lines.join("\n");
 }
 
-export { FAULT_KINDS, LONG_FAULT_KINDS };
+/** The longest outage of a report, in entries (0 without outages). */
+export function longestOutageEntries(report: ChaosReport): number {
+  return Math.max(0, ...(report.load?.outages ?? []).map((outage) => outage.entries));
+}
+
+function loadLines(report: ChaosReport): string[] {
+  const lines = [`kills (-9): ${report.kills}`];
+  const load = report.load;
+  if (load !== null) {
+    const outages = load.outages.map((outage) =>
+      `${outage.kind} n${outage.node} shard ${outage.shard}: ${outage.entries}` +
+      (outage.snapshotsInstalled > 0 ? " (snapshot)" : "") +
+      (outage.isCaughtUp ? "" : " (not caught up)")
+    );
+    lines.push(
+      `outages: ${load.outages.length}, longest ${longestOutageEntries(report)} entries` +
+        (outages.length === 0 ? "" : ` [${outages.join("; ")}]`),
+      `power-loss restarts: ${load.powerLossRestarts} (${load.writesUndone} unsynced writes, ` +
+        `${load.bytesUndone} bytes undone)`,
+      `transfers: ${load.transfers}, campaigns: ${load.campaigns}, answers ` +
+        JSON.stringify(load.answers),
+    );
+  }
+  const heavy = report.heavy;
+  if (heavy !== null) {
+    lines.push(
+      `heavy writes: acknowledged ${heavy.acknowledged}, failed ${heavy.failed}, unknown ` +
+        `${heavy.unknown}; ${heavy.checked} keys read back`,
+    );
+  }
+  return lines;
+}
+
+export { FAULT_KINDS, type FaultKind, LOAD_FAULT_KINDS, LONG_FAULT_KINDS };
