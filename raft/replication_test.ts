@@ -78,7 +78,7 @@ function heartbeatRound(members: Map<number, Member>): Message[] {
   return settle(members, () => false);
 }
 
-Deno.test("replication: a leader refuses a snapshot over the limit, then sends one that fits", () => {
+Deno.test("replication: a leader refuses a snapshot over the limit, sends one that fits", () => {
   const members = makeGroup();
   const leader = members.get(1)!;
   leader.node.campaign();
