@@ -6,8 +6,10 @@ import type { Prng } from "./prng.ts";
 import {
   APPEND_BYTES_MAX,
   APPEND_ENTRIES_MAX,
+  COMMITTED_ENTRIES_PER_READY_MAX,
   ELECTION_TICKS_MAX,
   ELECTION_TO_HEARTBEAT_RATIO_MIN,
+  SNAPSHOT_BYTES_MAX,
   UNCOMMITTED_BYTES_MAX,
 } from "./limits.ts";
 import type { LogIndex, ReplicaId } from "./types.ts";
@@ -20,6 +22,17 @@ export interface RaftLimits {
   readonly appendEntriesMax: number;
   /** Uncommitted payload bytes at a leader, 1..UNCOMMITTED_BYTES_MAX. */
   readonly uncommittedBytesMax: number;
+  /**
+   * Committed entries handed out per Ready, 1..COMMITTED_ENTRIES_PER_READY_MAX. The caller
+   * applies one Ready's entries in one batch, so this must fit its state machine's batch bound;
+   * the simulator lowers it (and its state machine's bound with it) to reach the bound quickly.
+   */
+  readonly committedEntriesPerReadyMax: number;
+  /**
+   * The largest snapshot, in bytes, 1..SNAPSHOT_BYTES_MAX: a follower refuses to reassemble a
+   * larger one, and a leader refuses to send one (every replica of a group has the same limits).
+   */
+  readonly snapshotBytesMax: number;
 }
 
 /** The limits used when a config names none: the compiled-in maximums. */
@@ -27,6 +40,8 @@ export const DEFAULT_RAFT_LIMITS: RaftLimits = {
   appendBytesMax: APPEND_BYTES_MAX,
   appendEntriesMax: APPEND_ENTRIES_MAX,
   uncommittedBytesMax: UNCOMMITTED_BYTES_MAX,
+  committedEntriesPerReadyMax: COMMITTED_ENTRIES_PER_READY_MAX,
+  snapshotBytesMax: SNAPSHOT_BYTES_MAX,
 };
 
 /** The configuration of a {@linkcode RawNode}. */
@@ -93,6 +108,13 @@ function checkLimits(prefix: string, limits: RaftLimits): string | null {
       1,
       UNCOMMITTED_BYTES_MAX,
     ),
+    checkRange(
+      "limits.committedEntriesPerReadyMax",
+      limits.committedEntriesPerReadyMax,
+      1,
+      COMMITTED_ENTRIES_PER_READY_MAX,
+    ),
+    checkRange("limits.snapshotBytesMax", limits.snapshotBytesMax, 1, SNAPSHOT_BYTES_MAX),
   ];
   const problem = problems.find((item) => item !== null);
   return problem === undefined || problem === null ? null : `${prefix}: ${problem}`;

@@ -2,10 +2,10 @@
  * Config validation: each invalid field is refused by the RawNode constructor with a message
  * that names the field, its value and the allowed range; a valid config passes.
  */
-import { APPEND_BYTES_MAX } from "./limits.ts";
+import { APPEND_BYTES_MAX, COMMITTED_ENTRIES_PER_READY_MAX, SNAPSHOT_BYTES_MAX } from "./limits.ts";
 import { equal, throws } from "node:assert/strict";
 import type { RaftConfig } from "./config.ts";
-import { checkRaftConfig, RaftConfigError } from "./config.ts";
+import { checkRaftConfig, DEFAULT_RAFT_LIMITS, RaftConfigError } from "./config.ts";
 import { SeededPrng } from "./prng.ts";
 import { RawNode } from "./raw_node.ts";
 import { MemoryStorage } from "./storage.ts";
@@ -50,9 +50,21 @@ Deno.test("RawNode refuses invalid configs with precise messages", async (t) => 
     ],
     [
       "an append limit above the maximum",
-      { limits: { appendBytesMax: 1e12, appendEntriesMax: 1, uncommittedBytesMax: 1 } },
+      { limits: { ...DEFAULT_RAFT_LIMITS, appendBytesMax: 1e12 } },
       "Cannot start replica 1: limits.appendBytesMax is 1000000000000 but must be an integer " +
       `in 1..${APPEND_BYTES_MAX}`,
+    ],
+    [
+      "a committed entries per Ready limit of zero",
+      { limits: { ...DEFAULT_RAFT_LIMITS, committedEntriesPerReadyMax: 0 } },
+      "Cannot start replica 1: limits.committedEntriesPerReadyMax is 0 but must be an integer " +
+      `in 1..${COMMITTED_ENTRIES_PER_READY_MAX}`,
+    ],
+    [
+      "a snapshot limit above the maximum",
+      { limits: { ...DEFAULT_RAFT_LIMITS, snapshotBytesMax: SNAPSHOT_BYTES_MAX + 1 } },
+      `Cannot start replica 1: limits.snapshotBytesMax is ${SNAPSHOT_BYTES_MAX + 1} but must ` +
+      `be an integer in 1..${SNAPSHOT_BYTES_MAX}`,
     ],
   ];
   for (const [name, change, message] of cases) {

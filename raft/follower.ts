@@ -4,7 +4,6 @@
  * Ready that holds the state it acknowledges has been persisted.
  */
 import { assert } from "./assert.ts";
-import { SNAPSHOT_BYTES_MAX } from "./limits.ts";
 import type { RaftCore } from "./raft_core.ts";
 import type {
   AppendMessage,
@@ -129,7 +128,7 @@ function handleSnapshotChunk(raft: RaftCore, message: SnapshotChunkMessage): voi
     acceptUpTo(raft, message.from, raft.log.committed);
     return;
   }
-  if (message.totalBytes > SNAPSHOT_BYTES_MAX) return;
+  if (message.totalBytes > raft.limits.snapshotBytesMax) return;
   if (message.offset === 0) {
     raft.snapshotAssembly = {
       index: metadata.index,

@@ -80,7 +80,7 @@ export type { Ready } from "./ready.ts";
 export type { ProgressStatus, Status } from "./raw_node.ts";
 export { RawNode } from "./raw_node.ts";
 export type { Role } from "./raft_core.ts";
-export type { ProgressState } from "./progress.ts";
+export type { ProgressState, SnapshotTooLarge } from "./progress.ts";
 export type { NotLeader, ProposeResult, ReadIndexResult, TransferResult } from "./requests.ts";
 export type { DecodeResult } from "./codec.ts";
 export { decodeMessage, encodeMessage } from "./codec.ts";

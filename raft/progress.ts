@@ -15,6 +15,11 @@
  *    +-----------+
  * ```
  *
+ * A snapshot larger than the group's snapshot limit is never sent: the follower would drop it
+ * and stay behind for good. The progress then stays in `snapshot` state with nothing in flight
+ * and records the refusal (`snapshotTooLarge`); every heartbeat answer looks again, and sending
+ * resumes once a snapshot that fits is available.
+ *
  * In `probe` the leader sends one append and waits for an answer (or a heartbeat answer) before
  * sending another; in `replicate` it pipelines appends up to the inflight window; in `snapshot`
  * it sends only snapshot chunks, one at a time.
@@ -22,6 +27,16 @@
 import { assert } from "./assert.ts";
 import { INFLIGHT_APPENDS_MAX, INFLIGHT_BYTES_MAX } from "./limits.ts";
 import type { LogIndex, Snapshot } from "./types.ts";
+
+/** A snapshot a leader will not send because it is over the group's snapshot limit. */
+export interface SnapshotTooLarge {
+  /** The index of the snapshot that was refused. */
+  readonly index: LogIndex;
+  /** Its size, in bytes. */
+  readonly bytes: number;
+  /** The limit it passes (`RaftLimits.snapshotBytesMax`), in bytes. */
+  readonly limit: number;
+}
 
 /** The flow-control state of one follower's progress. */
 export type ProgressState = "probe" | "replicate" | "snapshot";
@@ -121,6 +136,8 @@ export class Progress {
   snapshotOffset = 0;
   /** In snapshot state: a chunk was sent and is not yet acknowledged. */
   isChunkInflight = false;
+  /** In snapshot state: the snapshot the follower needs is too large to send; nothing is. */
+  snapshotTooLarge: SnapshotTooLarge | null = null;
   /** Whether the follower answered during the current check-quorum period. */
   isRecentActive = false;
   /** The highest heartbeat round this follower has acknowledged (ReadIndex, leases). */
@@ -165,6 +182,18 @@ export class Progress {
     this.#reset("snapshot");
     this.pendingSnapshotIndex = snapshot.metadata.index;
     this.pendingSnapshot = snapshot;
+  }
+
+  /**
+   * Enters snapshot state without a transfer: the follower needs `refusal.index` but that
+   * snapshot is over the limit. Paused like a transfer; a probe later looks again.
+   */
+  refuseSnapshot(refusal: SnapshotTooLarge): void {
+    assert(refusal.bytes > refusal.limit, "only a snapshot over the limit is refused");
+    assert(refusal.index > this.match, "a refused snapshot is ahead of the match");
+    this.#reset("snapshot");
+    this.snapshotTooLarge = refusal;
+    assert(this.pendingSnapshot === null, "a refused snapshot is not being sent");
   }
 
   /** Records an accepted append up to `index`; returns whether the match moved forward. */
@@ -216,6 +245,7 @@ export class Progress {
     this.pendingSnapshot = null;
     this.snapshotOffset = 0;
     this.isChunkInflight = false;
+    this.snapshotTooLarge = null;
     this.inflights.reset();
   }
 }

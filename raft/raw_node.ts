@@ -5,8 +5,8 @@
 import { assert } from "./assert.ts";
 import type { RaftConfig } from "./config.ts";
 import { checkRaftConfig, RaftConfigError } from "./config.ts";
-import { COMMITTED_BYTES_PER_READY_MAX, COMMITTED_ENTRIES_PER_READY_MAX } from "./limits.ts";
-import type { ProgressState } from "./progress.ts";
+import { COMMITTED_BYTES_PER_READY_MAX } from "./limits.ts";
+import type { ProgressState, SnapshotTooLarge } from "./progress.ts";
 import type { Role } from "./raft_core.ts";
 import { Raft } from "./raft.ts";
 import type { Ready } from "./ready.ts";
@@ -34,6 +34,8 @@ export interface ProgressStatus {
   readonly state: ProgressState;
   readonly isRecentActive: boolean;
   readonly isLearner: boolean;
+  /** The snapshot this replica needs but that is over the limit, so it is not sent; or null. */
+  readonly snapshotTooLarge: SnapshotTooLarge | null;
 }
 
 /** A snapshot of a replica's state for dashboards, tests and routing decisions. */
@@ -249,6 +251,7 @@ export class RawNode {
         state: item.state,
         isRecentActive: item.isRecentActive,
         isLearner: confState.learners.includes(id),
+        snapshotTooLarge: item.snapshotTooLarge,
       });
     }
     return {
@@ -282,17 +285,12 @@ export class RawNode {
   #committedToApply(): readonly Entry[] {
     const raft = this.#raft;
     const low = (this.#appliedFloor() + 1) as LogIndex;
-    const high = Math.min(
-      raft.log.committed + 1,
-      low + COMMITTED_ENTRIES_PER_READY_MAX,
-    ) as LogIndex;
+    const countMax = raft.limits.committedEntriesPerReadyMax;
+    const high = Math.min(raft.log.committed + 1, low + countMax) as LogIndex;
     if (low >= high) return [];
     const entries = raft.log.slice(low, high, COMMITTED_BYTES_PER_READY_MAX);
     assert(entries !== null, "committed entries past the applied index are never compacted");
-    assert(
-      entries.length <= COMMITTED_ENTRIES_PER_READY_MAX,
-      "a Ready's committed entries are bounded",
-    );
+    assert(entries.length <= countMax, "a Ready's committed entries are bounded");
     return entries;
   }
 

@@ -6,6 +6,8 @@
  */
 import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
 import { AssertionError } from "./assert.ts";
+import type { RaftLimits } from "./config.ts";
+import { DEFAULT_RAFT_LIMITS } from "./config.ts";
 import { COMMITTED_ENTRIES_PER_READY_MAX, ENTRY_BYTES_MAX } from "./limits.ts";
 import { SeededPrng } from "./prng.ts";
 import { RawNode } from "./raw_node.ts";
@@ -20,7 +22,7 @@ interface Replica {
   storage: MemoryStorage;
 }
 
-function makeCluster(count: number, options: { uncommittedBytesMax?: number } = {}) {
+function makeCluster(count: number, options: Partial<RaftLimits> = {}) {
   const voters = Array.from({ length: count }, (_, i) => id(i + 1));
   const confState: ConfState = { voters, learners: [] };
   const replicas = new Map<number, Replica>();
@@ -35,9 +37,11 @@ function makeCluster(count: number, options: { uncommittedBytesMax?: number } = 
       checkQuorum: false,
       leaseReads: false,
       limits: {
+        ...DEFAULT_RAFT_LIMITS,
         appendBytesMax: 1024 * 1024,
         appendEntriesMax: 64,
-        uncommittedBytesMax: options.uncommittedBytesMax ?? 1024 * 1024,
+        uncommittedBytesMax: 1024 * 1024,
+        ...options,
       },
     }, storage);
     replicas.set(voter, { node, storage });

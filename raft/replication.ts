@@ -98,7 +98,7 @@ export function sendAppend(raft: RaftCore, to: ReplicaId, isEmptyAllowed: boolea
     : raft.log.slice(progress.next, high, raft.limits.appendBytesMax);
   if (prevTerm === null || entries === null) {
     startSnapshot(raft, to, progress);
-    return true;
+    return progress.snapshotTooLarge === null;
   }
   if (entries.length === 0 && !isEmptyAllowed) return false;
   raft.send({
@@ -201,7 +201,7 @@ function handleAppendResponse(raft: RaftCore, message: AppendResponseMessage): v
   if (progress.state === "probe") {
     progress.becomeReplicate();
   } else if (progress.state === "snapshot") {
-    if (progress.match >= progress.pendingSnapshotIndex) {
+    if (progress.snapshotTooLarge === null && progress.match >= progress.pendingSnapshotIndex) {
       progress.becomeProbe();
       progress.becomeReplicate();
     }
@@ -246,6 +246,12 @@ function handleHeartbeatResponse(raft: RaftCore, message: HeartbeatResponseMessa
     progress.ackedRound = message.round;
     releaseReads(raft);
   }
+  if (progress.state === "snapshot" && progress.snapshotTooLarge !== null) {
+    // Look again: a newer snapshot may fit now. Sends nothing while it still does not.
+    progress.becomeProbe();
+    sendAppend(raft, message.from, true);
+    return;
+  }
   if (progress.state === "snapshot") {
     progress.isChunkInflight = false;
     sendSnapshotChunk(raft, message.from, progress);
@@ -270,9 +276,20 @@ function handleSnapshotAck(raft: RaftCore, message: SnapshotAckMessage): void {
   sendSnapshotChunk(raft, message.from, progress);
 }
 
+/**
+ * Starts sending the latest snapshot to `to`, unless it is over the group's snapshot limit:
+ * the follower would drop every chunk of it, so the leader records the refusal instead (shown
+ * in the status) and sends nothing.
+ */
 function startSnapshot(raft: RaftCore, to: ReplicaId, progress: Progress): void {
   const snapshot = raft.log.unstable.snapshot ?? raft.log.storage.snapshot();
   assert(snapshot.metadata.index >= progress.next - 1, "a snapshot must cover missing entries");
+  const limit = raft.limits.snapshotBytesMax;
+  const bytes = snapshot.data.byteLength;
+  if (bytes > limit) {
+    progress.refuseSnapshot({ index: snapshot.metadata.index, bytes, limit });
+    return;
+  }
   progress.becomeSnapshot(snapshot);
   sendSnapshotChunk(raft, to, progress);
 }

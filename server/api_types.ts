@@ -333,6 +333,12 @@ export interface ReplicaStatus {
   /** Entries behind the leader's last index: `lastIndex - matchIndex`, 0 for the leader. */
   readonly lag: number;
   readonly status: UpDown;
+  /**
+   * Present only while the leader refuses to send this replica the snapshot it needs because
+   * the snapshot is over the snapshot limit (sizes in bytes): the replica stays behind until a
+   * smaller snapshot exists or the limit is raised.
+   */
+  readonly snapshotTooLarge?: { readonly bytes: number; readonly limit: number };
 }
 
 /** Throughput and contention of one shard. */

@@ -28,6 +28,7 @@ import {
   type WatchEvent,
 } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
+import { type ReplicaView, replicaViews, snapshotRefusals } from "./replica_view.ts";
 import type { ShardRange, ShardRequest } from "./shard_request.ts";
 
 /** The most events one remote watch poll returns. */
@@ -44,7 +45,7 @@ export interface WatchPoll {
   readonly nextRevision: number;
 }
 
-/** How often a leader looks for expired leases. */
+/** How often a leader looks for expired leases (and for snapshots it refuses to send). */
 export const LEASE_CHECK_INTERVAL_MS = 500;
 /** The window over which proposals per second are measured. */
 export const RATE_WINDOW_MS = 1_000;
@@ -59,13 +60,7 @@ export interface ShardStatusView {
   readonly commitIndex: number;
   readonly appliedIndex: number;
   readonly lastIndex: number;
-  readonly replicas: readonly {
-    readonly node: number;
-    readonly role: "leader" | "follower" | "learner" | "candidate";
-    readonly matchIndex: number;
-    readonly lag: number;
-    readonly status: "up" | "down";
-  }[];
+  readonly replicas: readonly ReplicaView[];
   readonly stats: {
     readonly proposalsPerSecond: number;
     readonly optimisticTxns: number;
@@ -107,6 +102,8 @@ export class LocalShard {
   readonly #lessor = new Lessor();
   readonly #options: LocalShardOptions;
   readonly #leaseTimer: ReturnType<typeof setInterval>;
+  /** The snapshot index whose refusal was logged, per replica, while it is refused. */
+  readonly #refusalsLogged = new Map<number, number>();
   /** Waiters for an applied index, released in index order as entries apply. */
   #appliedWaiters: { index: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
   #rateSample = { atMs: 0, proposals: 0, perSecond: 0 };
@@ -133,7 +130,10 @@ export class LocalShard {
         : { snapshotIntervalEntries: options.snapshotIntervalEntries }),
       onLeaderChange: (status) => this.#onLeaderChange(status),
     });
-    this.#leaseTimer = setInterval(() => this.#expireLeases(), LEASE_CHECK_INTERVAL_MS);
+    this.#leaseTimer = setInterval(() => {
+      this.#expireLeases();
+      this.#noticeSnapshotRefusals();
+    }, LEASE_CHECK_INTERVAL_MS);
   }
 
   /**
@@ -252,23 +252,7 @@ export class LocalShard {
   statusView(): ShardStatusView {
     const status = this.replica.status();
     const stats = this.stateMachine.stats();
-    const isLeader = status.role === "leader";
-    const voters = status.confState.voters as readonly number[];
-    const learners = status.confState.learners as readonly number[];
-    const replicas = [...voters, ...learners].map((node) => {
-      const progress = status.progress.find((item) => item.id === node);
-      const matchIndex = node === status.id ? status.lastIndex : progress?.match ?? 0;
-      // The peer link says whether a replica's node is reachable from here; a leader's
-      // "recently active" flag is reset every election timeout and would flicker.
-      const isUp = node === status.id || this.#options.isPeerUp(node);
-      return {
-        node,
-        role: roleOf(node, status, learners.includes(node)),
-        matchIndex,
-        lag: isLeader ? Math.max(0, status.lastIndex - matchIndex) : 0,
-        status: isUp ? "up" as const : "down" as const,
-      };
-    });
+    const replicas = replicaViews(status, this.#options.isPeerUp);
     return {
       id: this.shard,
       leader: status.leader,
@@ -490,6 +474,29 @@ export class LocalShard {
     }
   }
 
+  /**
+   * Logs an error once per refused snapshot: a replica that needs a snapshot over the limit
+   * stays behind until a smaller one exists (the status and /metrics show it meanwhile).
+   */
+  #noticeSnapshotRefusals(): void {
+    const refusals = snapshotRefusals(this.replica.status());
+    const logged = this.#refusalsLogged;
+    for (const node of [...logged.keys()]) {
+      if (!refusals.some((refusal) => refusal.node === node)) logged.delete(node);
+    }
+    for (const refusal of refusals) {
+      if (logged.get(refusal.node) === refusal.index) continue;
+      logged.set(refusal.node, refusal.index);
+      this.#options.logger.error("Cannot send a snapshot: it is larger than the snapshot limit", {
+        shard: this.shard,
+        replica: refusal.node,
+        index: refusal.index,
+        bytes: refusal.bytes,
+        limit: refusal.limit,
+      });
+    }
+  }
+
   #expireLeases(): void {
     const ids = this.#lessor.expired(this.#lessorNow());
     if (ids.length === 0) return;
@@ -586,19 +593,6 @@ const NOOP = encodeCommand({ type: "noop" });
 /** Empty entries (a leader's no-op, a membership change) apply as the `noop` command. */
 function asCommandEntry(entry: { index: number; data: Uint8Array }) {
   return entry.data.byteLength === 0 ? { index: entry.index, data: NOOP } : entry;
-}
-
-function roleOf(
-  node: number,
-  status: ReplicaStatus,
-  isLearner: boolean,
-): "leader" | "follower" | "learner" | "candidate" {
-  if (node === status.leader) return "leader";
-  if (isLearner) return "learner";
-  if (node === status.id && status.role !== "follower" && status.role !== "leader") {
-    return "candidate";
-  }
-  return "follower";
 }
 
 /** The p-th percentile of `samples` (0 when empty). */

@@ -9,6 +9,7 @@ import { type Alarm, ALARM_TYPES, type DiskSpace } from "./alarms.ts";
 import type { RouterStats } from "./cluster_router.ts";
 import type { ReplicaStatus } from "../../shard/mod.ts";
 import { type LocalShard, percentile } from "./local_shard.ts";
+import { snapshotRefusals } from "./replica_view.ts";
 
 /** Upper bounds of the HTTP latency histogram buckets, in seconds. */
 export const HTTP_BUCKETS_SECONDS = [
@@ -158,6 +159,12 @@ function raftSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
       "Proposals refused.",
       "counter",
       (id) => status.get(id)!.stats.proposalsDropped,
+    ],
+    [
+      "aspen_shard_snapshots_too_large",
+      "Replicas this leader cannot catch up: the snapshot they need is over the snapshot limit.",
+      "gauge",
+      (id) => snapshotRefusals(status.get(id)!).length,
     ],
   ];
 }

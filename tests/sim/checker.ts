@@ -5,10 +5,12 @@
  *   it (Raft §5.3), checked through prefix hashes of persisted logs;
  * - committed entries are never lost or changed, and never truncated from a log;
  * - leader completeness: a leader's log holds every entry committed in an earlier term (§5.4);
- * - state machine safety: every replica applies the same sequence (running hash per index).
+ * - state machine safety: every replica applies the same sequence (running hash per index);
+ * - durability: after a power loss, the log a replica kept holds exactly the committed entries
+ *   up to its stored commit index, and its state machine one of the committed states.
  * The first violation is recorded with the simulated time; checking stops there.
  */
-import type { Entry, LogIndex, SnapshotMetadata, Term } from "../../raft/mod.ts";
+import type { Entry, LogIndex, LogStorage, SnapshotMetadata, Term } from "../../raft/mod.ts";
 import { hashBytes, mix } from "./hash.ts";
 
 /** Prefix hashes of one replica's persisted log. */
@@ -109,6 +111,29 @@ export class SafetyChecker {
       this.#checkLogMatching(id, entry, hash);
       previous = hash;
     }
+  }
+
+  /**
+   * A replica lost power: its log is now what `storage` kept. Its record restarts from there,
+   * and every entry up to the stored commit index must be the committed one.
+   */
+  onRestart(id: number, storage: LogStorage): void {
+    const tracker = new LogTracker();
+    const offset = storage.firstIndex() - 1;
+    const baseHash = offset === 0 ? 0 : this.#committedHashes[offset];
+    if (baseHash === undefined) {
+      this.fail(`replica ${id} kept a log compacted to ${offset}, which is not committed`);
+      return;
+    }
+    tracker.base = offset;
+    tracker.baseHash = baseHash;
+    tracker.checkedCommit = offset;
+    this.#trackers.set(id, tracker);
+    const last = storage.lastIndex();
+    const entries = storage.entries((offset + 1) as LogIndex, (last + 1) as LogIndex, Infinity);
+    this.onAppend(id, entries ?? []);
+    const { hardState } = storage.initialState();
+    this.onCommit(id, hardState.commit, hardState.term);
   }
 
   /** A replica persisted a snapshot received from the leader: its log restarts there. */

@@ -2,6 +2,7 @@
  * Per-seed simulation settings, drawn from the run's PRNG (swarm testing): each seed turns a
  * different mix of faults and features on, at different rates.
  */
+import { COMMITTED_ENTRIES_PER_READY_MAX } from "../../raft/mod.ts";
 import type { SeededPrng } from "../../raft/mod.ts";
 
 /** Everything a run varies. Rates are probabilities per step (or per message). */
@@ -32,6 +33,16 @@ export interface SimOptions {
   readonly snapshotPaddingBytes: number;
   readonly appendEntriesMax: number;
   readonly uncommittedBytesMax: number;
+  /** The Raft core's committed entries per Ready; the state machine's batch bound follows. */
+  readonly committedEntriesPerReadyMax: number;
+  /** The share of crashes that are power losses (the others are process crashes). */
+  readonly powerLossRate: number;
+  /** The chance that the state machine syncs after a batch (a checkpoint). */
+  readonly machineSyncRate: number;
+  /** The chance per step that a client proposes a burst of tiny writes at once. */
+  readonly burstRate: number;
+  /** The writes in one burst. */
+  readonly burstEntries: number;
 }
 
 /** Draws the options of one run. */
@@ -66,5 +77,11 @@ export function drawOptions(prng: SeededPrng): SimOptions {
     snapshotPaddingBytes: pick([0, 0, 0, 100, 700_000]),
     appendEntriesMax: pick([1, 2, 4, 1024]),
     uncommittedBytesMax: pick([512, 32 * 1024 * 1024]),
+    // Drawn after the options above, so that older seeds keep their earlier choices.
+    committedEntriesPerReadyMax: pick([8, 32, 128, COMMITTED_ENTRIES_PER_READY_MAX]),
+    powerLossRate: pick([0, 0.5, 1]),
+    machineSyncRate: pick([0.05, 0.3, 1]),
+    burstRate: pick([0, 0, 0.001, 0.004]),
+    burstEntries: pick([32, 128, 256]),
   };
 }

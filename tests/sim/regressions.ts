@@ -22,4 +22,17 @@ export const REGRESSION_SEEDS: readonly { seed: number; note: string }[] = [
     note: "liveness: the budget after healing ignored a 1,400-write backlog behind a " +
       "512-byte uncommitted limit (sim budget, not Raft)",
   },
+  {
+    seed: 1068,
+    note: "apply batch bound: without a count bound on committed entries per Ready, a replica " +
+      "back from crashes during write bursts got more entries in one Ready than the state " +
+      "machine's batch bound and it asserted 'batch is bounded' (issue 12; found with the fix " +
+      "of b09cc83 reverted)",
+  },
+  {
+    seed: 1000,
+    note: "power loss: a state machine applied past the log's durable commit index (commit-only " +
+      "hard states are not synced) and the core refused to start on 'config.applied must not " +
+      "pass the commit' (issue 12; found with the fix of b09cc83 reverted)",
+  },
 ];

@@ -1,0 +1,118 @@
+/**
+ * A leader never sends a snapshot over the group's snapshot limit (`snapshotBytesMax`): the
+ * follower would drop every chunk and stay behind for good while the leader resent it forever.
+ * Three voters with a 100-byte limit; follower 3 is cut off while the leader snapshots (200
+ * bytes) and compacts its log. Once 3 is back, the leader must send no chunk, record the
+ * refusal in its status, and send nothing more per heartbeat than heartbeats; once a snapshot
+ * that fits exists, the transfer must start and 3 must catch up.
+ */
+import { deepStrictEqual, equal, ok } from "node:assert/strict";
+import { DEFAULT_RAFT_LIMITS } from "./config.ts";
+import { SeededPrng } from "./prng.ts";
+import { RawNode } from "./raw_node.ts";
+import { MemoryStorage } from "./storage.ts";
+import type { ConfState, LogIndex, Message, ReplicaId } from "./types.ts";
+
+const SNAPSHOT_LIMIT_BYTES = 100;
+
+interface Member {
+  readonly node: RawNode;
+  readonly storage: MemoryStorage;
+}
+
+function makeGroup(): Map<number, Member> {
+  const voters = [1, 2, 3] as ReplicaId[];
+  const confState: ConfState = { voters, learners: [] };
+  const members = new Map<number, Member>();
+  for (const voter of voters) {
+    const storage = new MemoryStorage(confState);
+    const node = new RawNode({
+      id: voter,
+      electionTicks: 10,
+      heartbeatTicks: 1,
+      prng: new SeededPrng(voter),
+      preVote: false,
+      checkQuorum: false,
+      leaseReads: false,
+      limits: { ...DEFAULT_RAFT_LIMITS, snapshotBytesMax: SNAPSHOT_LIMIT_BYTES },
+    }, storage);
+    members.set(voter, { node, storage });
+  }
+  return members;
+}
+
+/** Drains every Ready and delivers messages until quiet; returns every message sent. */
+function settle(members: Map<number, Member>, isCut: (id: number) => boolean): Message[] {
+  const sent: Message[] = [];
+  for (let round = 0; round < 50; round++) {
+    const outbox: Message[] = [];
+    for (const { node, storage } of members.values()) {
+      if (!node.hasReady()) continue;
+      const ready = node.ready();
+      if (ready.snapshot !== null) storage.applySnapshot(ready.snapshot);
+      storage.append(ready.entries);
+      if (ready.hardState !== null) storage.setHardState(ready.hardState);
+      outbox.push(...ready.messages);
+      node.advance(ready);
+    }
+    if (outbox.length === 0) return sent;
+    sent.push(...outbox);
+    for (const message of outbox) {
+      if (isCut(message.from) || isCut(message.to)) continue;
+      members.get(message.to)?.node.step(message);
+    }
+  }
+  throw new Error("the group did not settle");
+}
+
+/** Takes a snapshot of `bytes` at the leader's applied index and compacts the log to it. */
+function snapshotLeader(leader: Member, bytes: number): LogIndex {
+  const applied = leader.node.status().applied;
+  leader.storage.createSnapshot(applied, leader.node.confStateAt(applied), new Uint8Array(bytes));
+  leader.storage.compact(applied);
+  return applied;
+}
+
+function heartbeatRound(members: Map<number, Member>): Message[] {
+  members.get(1)!.node.tick();
+  return settle(members, () => false);
+}
+
+Deno.test("replication: a leader refuses a snapshot over the limit, sends one that fits", () => {
+  const members = makeGroup();
+  const leader = members.get(1)!;
+  leader.node.campaign();
+  settle(members, () => false);
+  equal(leader.node.status().role, "leader");
+  for (let i = 0; i < 5; i++) leader.node.propose(new Uint8Array([i]));
+  settle(members, (id) => id === 3);
+  const tooLargeIndex = snapshotLeader(leader, 2 * SNAPSHOT_LIMIT_BYTES);
+
+  const sentPerRound: number[] = [];
+  for (let round = 0; round < 5; round++) {
+    const sent = heartbeatRound(members);
+    const chunks = sent.filter((message) => message.type === "snapshotChunk");
+    equal(chunks.length, 0, "no chunk of a snapshot over the limit is sent");
+    sentPerRound.push(sent.filter((message) => message.to === 3).length);
+  }
+  // The first round finds out (an append is rejected); after it, only heartbeats go to 3.
+  deepStrictEqual(sentPerRound.slice(1), [1, 1, 1, 1], "one heartbeat per round, nothing else");
+  const progress = leader.node.status().progress.find((item) => item.id === 3);
+  equal(progress?.state, "snapshot");
+  deepStrictEqual(progress?.snapshotTooLarge, {
+    index: tooLargeIndex,
+    bytes: 2 * SNAPSHOT_LIMIT_BYTES,
+    limit: SNAPSHOT_LIMIT_BYTES,
+  });
+
+  leader.node.propose(new Uint8Array([9]));
+  settle(members, () => false);
+  const fitsIndex = snapshotLeader(leader, SNAPSHOT_LIMIT_BYTES);
+  const sent = heartbeatRound(members);
+  ok(sent.some((message) => message.type === "snapshotChunk"), "a snapshot that fits is sent");
+  const status = leader.node.status();
+  const caughtUp = status.progress.find((item) => item.id === 3);
+  equal(caughtUp?.snapshotTooLarge, null);
+  equal(caughtUp?.match, status.lastIndex);
+  equal(members.get(3)!.storage.snapshot().metadata.index, fitsIndex);
+});
