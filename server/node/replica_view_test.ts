@@ -52,7 +52,10 @@ function leaderStatus(refused: { index: number; bytes: number; limit: number } |
       turnMsMax: 0,
       applyMsMax: 0,
       applyMsRecent: [],
+      storageFailures: 0,
+      snapshotFailures: 0,
     },
+    stall: null,
   };
   return status;
 }
