@@ -155,6 +155,7 @@ export class SqliteLogStorage implements WritableLogStorage {
       }
       db.exec(SCHEMA);
       storage.#load(options.bootstrap);
+      if (options.path !== ":memory:") syncExistingFiles([options.path, `${options.path}-wal`]);
     } catch (error) {
       db.close();
       if (error instanceof AspenError) throw error;
@@ -557,4 +558,28 @@ function isSqliteDamage(error: unknown): boolean {
   if (!(error instanceof Error) || !("code" in error)) return false;
   if (error.code !== "ERR_SQLITE_ERROR") return false;
   return !/\b(locked|busy)\b/i.test(error.message);
+}
+
+/**
+ * Makes what the log holds at open durable before anything is built on it. After a crash of
+ * the process (not of the machine) the page cache can still hold log writes that no fsync
+ * covered; the replica reads them, applies them, and its state machine makes that durable on
+ * its own. A power loss after that would take the entries back and leave the state machine
+ * ahead of the log. Missing files are skipped (SQLite creates the WAL on the first write).
+ */
+function syncExistingFiles(paths: readonly string[]): void {
+  for (const path of paths) {
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(path, { read: true, write: true });
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) continue;
+      throw error;
+    }
+    try {
+      file.syncDataSync();
+    } finally {
+      file.close();
+    }
+  }
 }

@@ -283,10 +283,10 @@ export class SimCluster {
     replica.starts++;
     replica.restartAt = null;
     replica.stop();
-    // What a restarted replica reads must be durable: without this sync, a process crash during
-    // a flush and a later power loss lose entries that the state machine applied and synced
-    // meanwhile (the replica then refuses to start). TODO(issue 12): SqliteLogStorage.open()
-    // does not sync what it reads yet (seed 119 fails without this line).
+    // What a restarted replica reads is made durable, as SqliteLogStorage.open() does: without
+    // it, a process crash during a flush and a later power loss lose entries that the state
+    // machine applied and synced meanwhile, and the replica cannot start (seed 119 found it;
+    // tests/log_open_sync_test.ts checks the real storage).
     replica.disk.sync();
     const options = this.options;
     const snapshot = replica.storage.snapshot();
