@@ -11,6 +11,7 @@ import { createCredentials, formatCredentials } from "../server/auth.ts";
 import { loadConfig } from "../server/config.ts";
 import { type AspenNode, startNode } from "../server/node/mod.ts";
 import { createClusterCa } from "../server/peer/mod.ts";
+import { HTTP_BODY_BYTES_MAX } from "../server/http/mod.ts";
 import { createNodeApp } from "../server/serve.ts";
 
 interface Harness {
@@ -127,6 +128,23 @@ Deno.test({
           ((await call(harness, "GET", "/v1/kv/big")).json.kv as { value: string }).value,
           value,
         );
+      });
+      await t.step("a 1 MiB value of characters JSON escapes is stored whole", async () => {
+        // `"` takes two bytes of JSON and a control character six: the body is far larger
+        // than the encoded command, and HTTP_BODY_BYTES_MAX allows for it.
+        for (const [name, character] of [["quotes", '"'], ["controls", "\u0001"]]) {
+          const value = character!.repeat(1024 * 1024);
+          const put = await call(harness, "PUT", `/v1/kv/escaped-${name}`, { value });
+          equal(put.status, 200, JSON.stringify(put.json).slice(0, 200));
+          const got = await call(harness, "GET", `/v1/kv/escaped-${name}`);
+          equal((got.json.kv as { value: string }).value, value);
+        }
+      });
+      await t.step("a body over HTTP_BODY_BYTES_MAX is 413 naming the limit", async () => {
+        const body = JSON.stringify({ value: "x" }) + " ".repeat(HTTP_BODY_BYTES_MAX);
+        const result = await call(harness, "PUT", "/v1/kv/too-big", body);
+        equal(result.status, 413);
+        equal((result.json.error as { name: string }).name, "HTTP_BODY_BYTES_MAX");
       });
       await t.step("a missing key is 404 key_not_found", async () => {
         const { status, json } = await call(harness, "GET", "/v1/kv/nope");

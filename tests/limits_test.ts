@@ -11,6 +11,7 @@
  * refuses to send a snapshot over the limit and reports it (raft/replication_test.ts).
  */
 import { equal, ok } from "node:assert/strict";
+import { HTTP_BODY_BYTES_MAX } from "../server/http/mod.ts";
 import {
   APPEND_BYTES_MAX,
   APPEND_ENTRIES_MAX,
@@ -201,12 +202,17 @@ Deno.test("limits: the largest put fits REQUEST_BYTES_MAX, which fits ENTRY_BYTE
   ok(REQUEST_BYTES_MAX <= ENTRY_BYTES_MAX, "an accepted command fits an entry");
 });
 
-Deno.test("limits: the largest plain put's HTTP body fits REQUEST_BYTES_MAX", () => {
-  // server/http/body.ts reads at most REQUEST_BYTES_MAX bytes of body.
-  const body = JSON.stringify({
-    value: "v".repeat(VALUE_BYTES_MAX),
-    lease: Number.MAX_SAFE_INTEGER,
-    prevKv: true,
-  });
-  ok(new TextEncoder().encode(body).byteLength <= REQUEST_BYTES_MAX, "the body fits");
+Deno.test("limits: a put's HTTP body fits HTTP_BODY_BYTES_MAX whatever its characters", () => {
+  // server/http/body.ts reads at most HTTP_BODY_BYTES_MAX bytes of body; JSON spells a control
+  // character in six bytes, so the largest value of them is six times VALUE_BYTES_MAX.
+  for (const character of ["v", '"', "\u0001", "\u{1F600}"]) {
+    const body = JSON.stringify({
+      value: character.repeat(VALUE_BYTES_MAX / new TextEncoder().encode(character).length),
+      lease: Number.MAX_SAFE_INTEGER,
+      prevKv: true,
+    });
+    const bytes = new TextEncoder().encode(body).byteLength;
+    ok(bytes <= HTTP_BODY_BYTES_MAX, `${JSON.stringify(character)}: ${bytes} bytes fit`);
+  }
+  ok(6 * REQUEST_BYTES_MAX <= HTTP_BODY_BYTES_MAX, "any escaped command fits a body");
 });

@@ -3,13 +3,25 @@
  * JSON objects, and every field is checked for presence, type and unknown names before anything
  * reaches a shard. Each failure is a `bad_request` (or `request_too_large`) naming the field.
  */
+import { assert } from "../../raft/mod.ts";
 import { AspenError, REQUEST_BYTES_MAX } from "../../shard/mod.ts";
+
+/**
+ * The largest request body, in bytes. A command is bounded once encoded (REQUEST_BYTES_MAX),
+ * but JSON may spell one byte of a string in up to six (`\u001f` for a control character), so a
+ * body must be allowed six times that, plus room for the JSON around the strings: every value
+ * within VALUE_BYTES_MAX can then be written, whatever its characters.
+ */
+export const HTTP_BODY_BYTES_MAX = 6 * REQUEST_BYTES_MAX + 64 * 1024;
+
+assert(HTTP_BODY_BYTES_MAX >= 6 * REQUEST_BYTES_MAX, "any string JSON escapes must fit a body");
 
 /** A JSON object from a request body. */
 export type JsonObject = Readonly<Record<string, unknown>>;
 
 /**
- * Reads a request body of at most {@linkcode REQUEST_BYTES_MAX} bytes as a JSON object.
+ * Reads a request body of at most {@linkcode HTTP_BODY_BYTES_MAX} bytes as a JSON object (the
+ * command it becomes is bounded by REQUEST_BYTES_MAX when it is encoded).
  *
  * @throws {AspenError} `request_too_large` past the limit, `bad_request` for non-JSON or a
  * non-object, or a field not in `allowed`.
@@ -170,7 +182,7 @@ export function queryInteger(
 
 async function readText(request: Request, action: string): Promise<string> {
   const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > REQUEST_BYTES_MAX) throw tooLarge(action, declared);
+  if (declared > HTTP_BODY_BYTES_MAX) throw tooLarge(action, declared);
   if (request.body === null) return "";
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -179,7 +191,7 @@ async function readText(request: Request, action: string): Promise<string> {
     const { done, value } = await readChunk(reader, action);
     if (done) break;
     total += value.byteLength;
-    if (total > REQUEST_BYTES_MAX) {
+    if (total > HTTP_BODY_BYTES_MAX) {
       await reader.cancel();
       throw tooLarge(action, total);
     }
@@ -224,7 +236,7 @@ async function readChunk(
 function tooLarge(action: string, bytes: number): AspenError {
   return new AspenError(
     "request_too_large",
-    `Cannot ${action}: the body is over ${REQUEST_BYTES_MAX} bytes (${bytes} so far)`,
-    { limit: REQUEST_BYTES_MAX },
+    `Cannot ${action}: the body is over ${HTTP_BODY_BYTES_MAX} bytes (${bytes} so far)`,
+    { limit: HTTP_BODY_BYTES_MAX, name: "HTTP_BODY_BYTES_MAX" },
   );
 }
