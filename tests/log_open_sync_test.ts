@@ -13,10 +13,11 @@ import { equal } from "node:assert/strict";
 import { SqliteLogStorage } from "../shard/mod.ts";
 import { PROJECT_ROOT } from "./_source_files.ts";
 import {
-  buildPowerLossShim,
   powerLossEnv,
   resetJournals,
   rollBackToLastSync,
+  runUntilLineAndKill,
+  withPowerLossShim,
 } from "./chaos/power_loss.ts";
 
 const ENTRIES = 500;
@@ -45,23 +46,22 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const dir = await Deno.makeTempDir({ prefix: "aspen-log-open-sync-" });
-    try {
-      const shim = await buildPowerLossShim(dir);
-      if ("skipReason" in shim) {
-        console.log(`skipped: ${shim.skipReason}`);
-        await t.step({ name: shim.skipReason, ignore: true, fn: () => {} });
-        return;
-      }
+    await withPowerLossShim(t, async ({ dir, shimPath }) => {
       const dataDir = `${dir}/data`;
       const journalDir = `${dir}/journals`;
       await Deno.mkdir(dataDir);
       await Deno.writeTextFile(`${dir}/program.ts`, PROGRAM);
       resetJournals(journalDir);
-      const env = powerLossEnv(shim.path, { dataDir, journalDir });
+      const env = powerLossEnv(shimPath, { dataDir, journalDir });
       const path = `${dataDir}/raft-log.db`;
-      equal(await runAndKill(`${dir}/program.ts`, [path, "write"], env), `ready ${ENTRIES}`);
-      equal(await runAndKill(`${dir}/program.ts`, [path, "open"], env), `ready ${ENTRIES}`);
+      equal(
+        await runUntilLineAndKill(`${dir}/program.ts`, [path, "write"], env),
+        `ready ${ENTRIES}`,
+      );
+      equal(
+        await runUntilLineAndKill(`${dir}/program.ts`, [path, "open"], env),
+        `ready ${ENTRIES}`,
+      );
       await rollBackToLastSync({ dataDir, journalDir });
       const storage = SqliteLogStorage.open({ path, bootstrap: null });
       try {
@@ -69,33 +69,6 @@ Deno.test({
       } finally {
         storage.close();
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
-
-/** Runs the program until it prints its "ready" line, kills it with -9, returns the line. */
-async function runAndKill(
-  program: string,
-  args: readonly string[],
-  env: Record<string, string>,
-): Promise<string> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `--config=${PROJECT_ROOT}deno.json`, program, ...args],
-    env,
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let output = "";
-  while (!output.includes("\n")) {
-    const chunk = await reader.read();
-    if (chunk.done) throw new Error(`The program ended before it was ready: ${output}`);
-    output += chunk.value;
-  }
-  child.kill("SIGKILL");
-  await reader.cancel();
-  await child.status;
-  return output.trim();
-}

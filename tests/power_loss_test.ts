@@ -17,10 +17,11 @@ import { DatabaseSync } from "node:sqlite";
 import { createClusterCa, loadOrCreatePeerIdentity } from "../server/peer/mod.ts";
 import { PROJECT_ROOT } from "./_source_files.ts";
 import {
-  buildPowerLossShim,
   powerLossEnv,
   resetJournals,
   rollBackToLastSync,
+  runUntilLineAndKill,
+  withPowerLossShim,
 } from "./chaos/power_loss.ts";
 
 /** Rows committed with synchronous = FULL, then rows committed with syncs off. */
@@ -69,24 +70,17 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const dir = await Deno.makeTempDir({ prefix: "aspen-power-loss-" });
-    try {
-      const shim = await buildPowerLossShim(dir);
-      if ("skipReason" in shim) {
-        console.log(`skipped: ${shim.skipReason}`);
-        await t.step({ name: shim.skipReason, ignore: true, fn: () => {} });
-        return;
-      }
+    await withPowerLossShim(t, async ({ dir, shimPath }) => {
       const dataDir = `${dir}/data`;
       const journalDir = `${dir}/journals`;
       await Deno.mkdir(dataDir);
       await Deno.writeTextFile(`${dataDir}/replaced.bin`, "old content");
       await Deno.writeTextFile(`${dir}/program.js`, PROGRAM);
       resetJournals(journalDir);
-      await runAndKill(
+      await runUntilLineAndKill(
         `${dir}/program.js`,
-        dataDir,
-        powerLossEnv(shim.path, { dataDir, journalDir }),
+        [dataDir],
+        powerLossEnv(shimPath, { dataDir, journalDir }),
       );
       const rolledBack = await rollBackToLastSync({ dataDir, journalDir });
       const read = (name: string) => Deno.readTextFile(`${dataDir}/${name}`);
@@ -102,9 +96,7 @@ Deno.test({
         db.close();
       }
       console.log(`rolled back ${JSON.stringify(rolledBack)}`);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -113,14 +105,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const dir = await Deno.makeTempDir({ prefix: "aspen-power-loss-" });
-    try {
-      const shim = await buildPowerLossShim(dir);
-      if ("skipReason" in shim) {
-        console.log(`skipped: ${shim.skipReason}`);
-        await t.step({ name: shim.skipReason, ignore: true, fn: () => {} });
-        return;
-      }
+    await withPowerLossShim(t, async ({ dir, shimPath }) => {
       const dataDir = `${dir}/data`;
       const journalDir = `${dir}/journals`;
       await Deno.mkdir(dataDir);
@@ -128,10 +113,10 @@ Deno.test({
       await Deno.writeTextFile(`${dir}/ca.json`, JSON.stringify(ca));
       await Deno.writeTextFile(`${dir}/program.ts`, IDENTITY_PROGRAM);
       resetJournals(journalDir);
-      const output = await runAndKill(
+      const output = await runUntilLineAndKill(
         `${dir}/program.ts`,
-        dataDir,
-        powerLossEnv(shim.path, { dataDir, journalDir }),
+        [dataDir],
+        powerLossEnv(shimPath, { dataDir, journalDir }),
       );
       await rollBackToLastSync({ dataDir, journalDir });
       const identity = await loadOrCreatePeerIdentity({
@@ -140,10 +125,8 @@ Deno.test({
         ca,
         directory: dataDir,
       });
-      equal(output.trim(), `ready ${identity.fingerprint}`, "the stored identity is kept");
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+      equal(output, `ready ${identity.fingerprint}`, "the stored identity is kept");
+    });
   },
 });
 
@@ -160,32 +143,3 @@ const identity = await loadOrCreatePeerIdentity({
 console.log("ready " + identity.fingerprint);
 setInterval(() => {}, 1000);
 `;
-
-/**
- * Runs the program under `env` until it prints "ready", then kills it with -9.
- *
- * @returns what it printed.
- */
-async function runAndKill(
-  program: string,
-  dataDir: string,
-  env: Record<string, string>,
-): Promise<string> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `--config=${PROJECT_ROOT}deno.json`, program, dataDir],
-    env,
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let output = "";
-  while (!output.includes("ready")) {
-    const chunk = await reader.read();
-    if (chunk.done) throw new Error(`The program ended before it was ready: ${output}`);
-    output += chunk.value;
-  }
-  child.kill("SIGKILL");
-  await reader.cancel();
-  await child.status;
-  return output;
-}

@@ -9,8 +9,10 @@
  *
  * What is modelled: file contents only. Directory entries (a file created, renamed or unlinked)
  * are taken as durable at once; our code fsyncs the folder after its renames, and SQLite fsyncs
- * it after creating a journal. The files as they stand when a tracked process starts count as
- * durable (its journals start empty): a power loss is modelled within one process's life.
+ * it after creating a journal. The chaos harness resets the journals whenever it starts a node,
+ * so the files as they stand then count as durable: a power loss is modelled within one
+ * process's life. A test that keeps the journals across processes models a process crash
+ * followed later by a power loss (tests/log_open_sync_test.ts).
  */
 import { PROJECT_ROOT } from "../_source_files.ts";
 
@@ -197,4 +199,57 @@ async function filesByInode(dir: string): Promise<Map<string, string>> {
     }
   }
   return files;
+}
+
+/**
+ * Runs a Deno program (with the project's config) under `env` until it prints its first line,
+ * then kills it with -9: a process crash at a known point, for the power-loss tests.
+ *
+ * @returns the first line it printed, trimmed.
+ * @throws when the program ends before printing a line.
+ */
+export async function runUntilLineAndKill(
+  program: string,
+  args: readonly string[],
+  env: Record<string, string>,
+): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `--config=${PROJECT_ROOT}deno.json`, program, ...args],
+    env,
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let output = "";
+  while (!output.includes("\n")) {
+    const chunk = await reader.read();
+    if (chunk.done) throw new Error(`The program ended before it printed a line: ${output}`);
+    output += chunk.value;
+  }
+  child.kill("SIGKILL");
+  await reader.cancel();
+  await child.status;
+  return output.trim();
+}
+
+/**
+ * Runs `body` with the shim built in a fresh temporary folder (removed afterwards), or ignores
+ * the test step with the reason where no C compiler can build it.
+ */
+export async function withPowerLossShim(
+  t: Deno.TestContext,
+  body: (setup: { readonly dir: string; readonly shimPath: string }) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "aspen-power-loss-" });
+  try {
+    const shim = await buildPowerLossShim(dir);
+    if ("skipReason" in shim) {
+      console.log(`skipped: ${shim.skipReason}`);
+      await t.step({ name: shim.skipReason, ignore: true, fn: () => {} });
+      return;
+    }
+    await body({ dir, shimPath: shim.path });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
