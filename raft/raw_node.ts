@@ -238,6 +238,11 @@ export class RawNode {
     return this.#raft.term;
   }
 
+  /** The voter a leadership transfer in progress hands over to, or null: cheaply. */
+  get leadTransferee(): ReplicaId | null {
+    return this.#raft.leadTransferee;
+  }
+
   /** The replica's current state. */
   status(): Status {
     const raft = this.#raft;

@@ -78,6 +78,15 @@ function splitAddress(address: string): [string, number] {
   return [host, Number(address.slice(colon + 1))];
 }
 
+/**
+ * `POST /v1/shards/{id}/transfer-leader`, answered once the transfer happened: `leader` is who
+ * leads now (`to`, or whoever won the election it started); an abandoned transfer is an error.
+ */
+async function transferLeader(node: AspenNode, shard: number, to: number) {
+  const moved = await node.service.run<{ leader: number }>(shard, { kind: "transferLeader", to });
+  return { shard, leader: moved.leader };
+}
+
 /** Builds the HTTP app (API, watch, status, metrics) of a started node. */
 export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
   const config = node.config;
@@ -118,10 +127,7 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
     authenticate,
     logger,
     status: () => status.collect(),
-    transferLeader: async (shard, to) => {
-      await node.service.run(shard, { kind: "transferLeader", to });
-      return { shard, leader: to };
-    },
+    transferLeader: (shard, to) => transferLeader(node, shard, to),
     metrics: () =>
       Promise.resolve(formatMetrics({
         nodeId: config.node.id,

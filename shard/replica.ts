@@ -53,6 +53,7 @@ import { clearImmediate, setImmediate } from "node:timers";
 import { AspenError } from "./errors.ts";
 import { FatalStorageError, storageFailureKind, syncFailedError } from "./storage_failure.ts";
 import { type StallStage, StorageStall, type StorageStallStatus } from "./_storage_stall.ts";
+import { TransferWaiters } from "./_transfers.ts";
 
 /** Most messages from peers waiting for a turn; more are dropped (Raft tolerates loss). */
 export const INBOUND_MESSAGES_MAX = 16_384;
@@ -226,6 +227,7 @@ export class ShardReplica<Result> {
   readonly #waiters = new Map<number, ProposalWaiter<Result>>();
   readonly #reads: ReadWaiter[] = [];
   readonly #adminCalls: AdminCall[] = [];
+  readonly #transfers: TransferWaiters;
   /** ReadIndex requests in flight, by request id: the term they were made in, and waiters. */
   readonly #readBatches = new Map<number, { term: number; waiters: ReadWaiter[] }>();
   readonly #readyReads: { index: number; waiters: ReadWaiter[] }[] = [];
@@ -261,6 +263,7 @@ export class ShardReplica<Result> {
     const applied = options.stateMachine.appliedIndex();
     assert(applied >= snapshotIndex, "state machine is behind the log snapshot");
     this.#lastSnapshotIndex = snapshotIndex;
+    this.#transfers = new TransferWaiters(options.shard, options.raft.id);
     const { term, vote } = options.storage.initialState().hardState;
     this.#persistedVote = { term, vote };
     this.#node = new RawNode(
@@ -417,15 +420,17 @@ export class ShardReplica<Result> {
   }
 
   /**
-   * Starts moving leadership to `to` (Raft thesis §3.10): resolves once the core accepted the
-   * transfer, which completes when `to` has caught up and won the election it is told to start.
-   * The driver runs it at the start of its next turn, as it does every input.
+   * Moves leadership to `to` (Raft thesis §3.10). The driver runs the call at the start of its
+   * next turn, as it does every input; the core then waits for `to` to catch up and tells it to
+   * campaign. Resolves with the leader once another replica leads (`to`, or whoever won the
+   * election it started).
    *
    * @throws {AspenError} `not_leader` (with `leader`), `bad_request` for an invalid target,
+   * `timeout` when the core abandoned the transfer and this replica still leads,
    * `too_many_requests`, `shard_unavailable` when the replica is or gets closed first.
    */
-  transferLeadership(to: ReplicaId): Promise<void> {
-    return this.#queueAdminCall(`transfer leadership of shard ${this.shard}`, () => {
+  async transferLeadership(to: ReplicaId): Promise<number> {
+    await this.#queueAdminCall(`transfer leadership of shard ${this.shard}`, () => {
       const result = this.#node.transferLeadership(to);
       if (result.kind === "not_leader") return notLeaderError(this.shard, result.leader);
       if (result.kind === "invalid_target") {
@@ -436,6 +441,10 @@ export class ShardReplica<Result> {
       }
       return null;
     });
+    if (this.#isClosed) throw closedError(this.shard);
+    const outcome = this.#transfers.add(to);
+    this.#settleTransfers();
+    return await outcome;
   }
 
   /**
@@ -469,6 +478,7 @@ export class ShardReplica<Result> {
     this.#waiters.clear();
     for (const read of this.#reads.splice(0)) read.reject(error);
     for (const call of this.#adminCalls.splice(0)) call.reject(error);
+    this.#transfers.rejectAll(error);
     for (const batch of this.#readBatches.values()) {
       for (const read of batch.waiters) read.reject(error);
     }
@@ -483,7 +493,8 @@ export class ShardReplica<Result> {
   /** Queues `run` for the next turn; the promise settles with its outcome. */
   #queueAdminCall(action: string, run: () => AspenError | null): Promise<void> {
     if (this.#isClosed) return Promise.reject(closedError(this.shard));
-    const pending = this.#adminCalls.length;
+    // A transfer waiting for its outcome counts: it holds its caller as a queued call does.
+    const pending = this.#adminCalls.length + this.#transfers.size;
     if (pending >= ADMIN_CALLS_PENDING_MAX) {
       return Promise.reject(
         new AspenError(
@@ -539,6 +550,7 @@ export class ShardReplica<Result> {
     }
     this.#stats.turnMsMax = Math.max(this.#stats.turnMsMax, this.#options.nowMs() - started);
     this.#noticeLeadership();
+    this.#settleTransfers();
   }
 
   /** What every turn does after its Ready rounds (some of it waits for a flush or a stall). */
@@ -906,6 +918,17 @@ export class ShardReplica<Result> {
       this.#stats.snapshotFailures++;
       this.#snapshotRetryAtMs = this.#options.nowMs() + SNAPSHOT_RETRY_MS;
     }
+  }
+
+  /** Settles the transfers whose outcome the core shows now. */
+  #settleTransfers(): void {
+    if (this.#transfers.size === 0) return;
+    const node = this.#node;
+    this.#transfers.settle({
+      isLeader: node.role === "leader",
+      leader: node.leader,
+      leadTransferee: node.leadTransferee,
+    });
   }
 
   #noticeLeadership(): void {

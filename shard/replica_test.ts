@@ -484,6 +484,41 @@ function watch(promise: Promise<unknown>): Watched {
   return watched;
 }
 
+Deno.test("ShardReplica.transferLeadership() answers with the leader once it moved", async () => {
+  const group = makeGroup();
+  try {
+    const leader = await electOne(group);
+    const moved = leader.transferLeadership(replicaId(2));
+    await settle();
+    equal(await moved, 2, "resolves with the new leader");
+    equal(group.replicas.get(2)!.status().role, "leader");
+    equal(leader.status().role, "follower");
+  } finally {
+    closeGroup(group);
+  }
+});
+
+Deno.test("ShardReplica.transferLeadership() to an unreachable replica fails in time", async () => {
+  const group = makeGroup();
+  try {
+    const leader = await electOne(group);
+    group.isolated.add(3);
+    const transfer = watch(leader.transferLeadership(replicaId(3)));
+    await settle();
+    equal(transfer.outcome, "pending", "the core waits for replica 3 to catch up");
+    equal(leader.status().leadTransferee, 3);
+    for (let i = 0; i < 12 && transfer.outcome === "pending"; i++) {
+      leader.tick();
+      await settle(2);
+    }
+    equal(transfer.outcome, "timeout", "abandoned after an election timeout");
+    equal(transfer.error?.details.leader, 1, "and it says who still leads");
+    equal(leader.status().role, "leader");
+  } finally {
+    closeGroup(group);
+  }
+});
+
 Deno.test("ShardReplica.transferLeadership() while a Ready waits for its flush", async () => {
   const group = makeGroup();
   for (const storage of group.storages.values()) storage.deferFlushes();

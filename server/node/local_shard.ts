@@ -209,8 +209,10 @@ export class LocalShard {
         return await this.#watchPoll(request);
       case "transferLeader":
         this.#checkNotStalled("transfer the leadership of");
-        await this.replica.transferLeadership(replicaId(request.to) as ReplicaId);
-        return { shard: this.shard };
+        return {
+          shard: this.shard,
+          leader: await this.replica.transferLeadership(replicaId(request.to) as ReplicaId),
+        };
       case "readIndex":
         // Applied once the ReadIndex round confirmed leadership: at least the read index.
         return await this.replica.read(() => this.stateMachine.appliedIndex());
