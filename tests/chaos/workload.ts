@@ -8,8 +8,9 @@
  * timeout or any connection error (even "refused", see below) is an unknown outcome (the entry
  * gets `returnMs: null`). A get with an unknown outcome constrains nothing and is left out.
  *
- * Keys rotate: each key takes a bounded number of operations and is then replaced by a fresh
- * one, so every key's sub-history stays small enough for the checker's search.
+ * Keys rotate: each key takes a bounded number of operations (and of writes whose outcome is
+ * unknown) and is then replaced by a fresh one, so every key's sub-history stays small enough
+ * for the checker's search.
  */
 import type { SeededPrng } from "../../raft/mod.ts";
 import type { HistoryEntry, KvOperation, RegisterState } from "../linearizability.ts";
@@ -18,6 +19,12 @@ import type { HistoryEntry, KvOperation, RegisterState } from "../linearizabilit
 export const CLIENT_REQUEST_TIMEOUT_MS = 6_000;
 /** Values per key remembered as candidates for a compare-and-swap's expected value. */
 const RECENT_VALUES_MAX = 4;
+/**
+ * Writes with an unknown outcome a key takes before it is retired. Each stays concurrent with
+ * everything after it, so the checker's search doubles with each: a power loss of every node
+ * leaves dozens at once, and without this bound one key's history could outgrow the search.
+ */
+export const UNKNOWN_WRITES_PER_KEY_MAX = 8;
 
 /** What one operation's answer means for the history. */
 export type OutcomeKind = "ok" | "failed" | "unknown";
@@ -193,6 +200,7 @@ export class Workload {
     // A read whose answer never came constrains nothing: leave it out.
     if (entry.returnMs === null && entry.operation.type === "get") return;
     this.history.push(entry);
+    if (entry.returnMs === null) this.#keys.noteUnknownWrite(entry.key);
   }
 
   #count(operation: KvOperation, kind: OutcomeKind, code: string | null): void {
@@ -296,7 +304,7 @@ function errorCode(json: Record<string, unknown> | null): string | null {
 class KeySpace {
   readonly used: string[] = [];
   readonly #options: WorkloadOptions;
-  readonly #active: { key: string; started: number }[] = [];
+  readonly #active: { key: string; started: number; unknownWrites: number }[] = [];
   readonly #recent = new Map<string, string[]>();
 
   constructor(options: WorkloadOptions) {
@@ -311,6 +319,15 @@ class KeySpace {
     chosen.started++;
     if (chosen.started >= this.#options.operationsPerKey) this.#active[slot] = this.#fresh();
     return chosen.key;
+  }
+
+  /** Counts a write to `key` whose outcome is unknown; retires the key past the bound. */
+  noteUnknownWrite(key: string): void {
+    const slot = this.#active.findIndex((active) => active.key === key);
+    if (slot < 0) return;
+    const active = this.#active[slot]!;
+    active.unknownWrites++;
+    if (active.unknownWrites >= UNKNOWN_WRITES_PER_KEY_MAX) this.#active[slot] = this.#fresh();
   }
 
   /** A random operation on `key`: 35% get, 25% put, 25% cas, 15% delete. */
@@ -347,9 +364,9 @@ class KeySpace {
     this.#recent.set(key, list);
   }
 
-  #fresh(): { key: string; started: number } {
+  #fresh(): { key: string; started: number; unknownWrites: number } {
     const key = `${this.#options.keyPrefix}k${this.used.length}`;
     this.used.push(key);
-    return { key, started: 0 };
+    return { key, started: 0, unknownWrites: 0 };
   }
 }
