@@ -145,7 +145,8 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
         nodeId: config.node.id,
         members: node.members,
         faults: node.transport.faults,
-        replicas: () => [...node.shards.values()].map(replicaDebugState),
+        replicas: ({ isHashed }) =>
+          [...node.shards.values()].map((shard) => replicaDebugState(shard, isHashed)),
         campaign: (shard) => campaignLocal(node, shard),
         authenticate,
       });
@@ -171,8 +172,8 @@ async function campaignLocal(node: AspenNode, shard: number): Promise<void> {
   await local.replica.campaign();
 }
 
-/** One local replica's indexes and state hash, read in one synchronous step. */
-function replicaDebugState(shard: LocalShard): ReplicaDebugState {
+/** One local replica's indexes and state hash (if asked), read in one synchronous step. */
+function replicaDebugState(shard: LocalShard, isHashed: boolean): ReplicaDebugState {
   const status = shard.replica.status();
   return {
     shard: shard.shard,
@@ -181,7 +182,7 @@ function replicaDebugState(shard: LocalShard): ReplicaDebugState {
     leader: status.leader,
     commitIndex: status.commit,
     appliedIndex: shard.stateMachine.appliedIndex(),
-    stateHash: shard.stateMachine.stateHash(),
+    stateHash: isHashed ? shard.stateMachine.stateHash() : null,
   };
 }
 

@@ -32,7 +32,11 @@ Deno.test("classifyAnswer() maps statuses to outcomes", async (t) => {
   }
 });
 
-function replica(shard: number, appliedIndex: number, stateHash = "h"): ReplicaDebugState {
+function replica(
+  shard: number,
+  appliedIndex: number,
+  stateHash: string | null = "h",
+): ReplicaDebugState {
   return {
     shard,
     role: "follower",
@@ -68,6 +72,13 @@ Deno.test("compareReplicas() settles, waits and finds divergence", async (t) => 
     const verdict = compareReplicas(states, shape);
     equal(verdict.isSettled, false);
     deepEqual(verdict.pending, ["shard 1: 0 of 2 replicas answer"]);
+  });
+  await t.step("states read without hashes settle the indexes only", () => {
+    const states = new Map([[1, [replica(0, 9, null), replica(1, 4, null)]], [2, [
+      replica(0, 9, null),
+      replica(1, 4, null),
+    ]]]);
+    deepEqual(compareReplicas(states, shape), { isSettled: true, divergences: [], pending: [] });
   });
   await t.step("equal indexes, different hashes: divergence", () => {
     const states = new Map([[1, [replica(0, 9, "aaaa"), replica(1, 4)]], [2, [

@@ -127,6 +127,14 @@ Deno.test({
           ok(Number.isSafeInteger((shard as unknown as Record<string, number>)[field]), field);
         }
       }
+      const cheap = await call(target, { method: "GET", path: "/v1/debug/state?stateHash=false" });
+      equal(cheap.status, 200);
+      for (const shard of cheap.json.shards as { stateHash: string | null }[]) {
+        equal(shard.stateHash, null, "no hash when asked for none");
+      }
+      const bad = await call(target, { method: "GET", path: "/v1/debug/state?stateHash=no" });
+      equal(bad.status, 400);
+      match((bad.json.error as { message: string }).message, /"stateHash" is "no"/);
       const read = await call(target, {
         method: "GET",
         path: "/v1/debug/state",

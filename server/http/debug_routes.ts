@@ -1,7 +1,9 @@
 /**
  * Routes for fault tests and operators, root token only:
  * - `GET /v1/debug/state`: per local shard replica, its applied index and a hash of its
- *   replicated state, so a test can check that the replicas of a shard converged.
+ *   replicated state, so a test can check that the replicas of a shard converged. Hashing
+ *   reads the whole state machine and holds the event loop meanwhile (about a second for a
+ *   few hundred thousand keys): `?stateHash=false` leaves it out, for cheap polling.
  * - `GET|PUT|DELETE /v1/test/faults`: drop or delay this node's outbound peer traffic to chosen
  *   nodes (partitions).
  * - `POST /v1/test/campaign {"shard"}`: makes this node's replica of the shard start an
@@ -27,8 +29,11 @@ export interface ReplicaDebugState {
   readonly leader: number | null;
   readonly commitIndex: number;
   readonly appliedIndex: number;
-  /** sha-256 hex of the replicated state at `appliedIndex` (StateMachine.stateHash()). */
-  readonly stateHash: string;
+  /**
+   * sha-256 hex of the replicated state at `appliedIndex` (StateMachine.stateHash()); null
+   * when the request asked for `stateHash=false`.
+   */
+  readonly stateHash: string | null;
 }
 
 /** What the debug routes need from the node. */
@@ -39,7 +44,7 @@ export interface DebugRoutesOptions {
   /** The peer transport's fault rules. */
   readonly faults: PeerFaults;
   /** Every local replica's state, read synchronously so index and hash agree. */
-  readonly replicas: () => readonly ReplicaDebugState[];
+  readonly replicas: (options: { readonly isHashed: boolean }) => readonly ReplicaDebugState[];
   /**
    * Makes the local replica of `shard` campaign (`ShardReplica.campaign()`).
    *
@@ -53,8 +58,18 @@ export interface DebugRoutesOptions {
 /** Adds the debug and test-fault routes (after the app's own auth middleware). */
 export function addDebugRoutes(app: Hono, options: DebugRoutesOptions): void {
   app.get("/v1/debug/state", (c) => {
-    requireRoot(c, options, "read the debug state");
-    return c.json({ node: options.nodeId, shards: options.replicas() });
+    const action = "read the debug state";
+    requireRoot(c, options, action);
+    const stateHash = c.req.query("stateHash") ?? "true";
+    if (stateHash !== "true" && stateHash !== "false") {
+      throw new AspenError(
+        "bad_request",
+        `Cannot ${action}: query parameter "stateHash" is "${stateHash}" but must be true or false`,
+        { parameter: "stateHash" },
+      );
+    }
+    const shards = options.replicas({ isHashed: stateHash === "true" });
+    return c.json({ node: options.nodeId, shards });
   });
   app.get("/v1/test/faults", (c) => {
     const disabled = refuseUnlessEnabled(c, options, "read peer faults");

@@ -175,9 +175,10 @@ export class ChaosCluster {
     });
   }
 
-  /** Node `id`'s local replicas: role, term, indexes and state hash. */
-  async debugState(id: number): Promise<ReplicaDebugState[]> {
-    const answer = await this.call(id, { method: "GET", path: "/v1/debug/state" });
+  /** Node `id`'s local replicas: role, term, indexes and (when `isHashed`) state hash. */
+  async debugState(id: number, isHashed = true): Promise<ReplicaDebugState[]> {
+    const path = isHashed ? "/v1/debug/state" : "/v1/debug/state?stateHash=false";
+    const answer = await this.call(id, { method: "GET", path });
     const shards = answer.json?.shards;
     if (answer.status !== 200 || !Array.isArray(shards)) {
       throw new Error(`Cannot read the debug state of node ${id}: ${JSON.stringify(answer)}`);
