@@ -8,7 +8,7 @@
  */
 import { AspenError } from "../shard/mod.ts";
 import { createCredentials, formatCredentials, type RandomBytes } from "./auth.ts";
-import { createClusterCa } from "./peer/mod.ts";
+import { createClusterCa } from "../transport/mod.ts";
 
 /** How long a launch waits for every shard to elect a leader. */
 export const LAUNCH_LEADERS_TIMEOUT_MS = 60_000;

@@ -6,7 +6,10 @@
  * - raft/ imports only raft/ files: no other folder of ours, no npm package, no `node:` module
  *   (its `_test.ts` and `_bench.ts` files may use test packages such as `node:assert`).
  * - shard/ may import raft/ (through raft/mod.ts) and `node:` modules; no npm package.
- * - server/ may import shard/ and raft/ (through their mod.ts), npm packages and `node:`.
+ * - transport/ (the QUIC peer channel) may import shard/ and raft/ (through their mod.ts), npm
+ *   packages and `node:`; it needs nothing from the node runtime.
+ * - server/ may import transport/, shard/ and raft/ (through their mod.ts), npm packages and
+ *   `node:`.
  * - ui/ imports nothing at run time from raft/, shard/ or server/; the one exception is
  *   `import type` from server/api_types.ts. server/ may import ui/mod.ts (the built console).
  * - Nothing but main.ts, tests/ and the benchmark scripts in bench/ imports server/.
@@ -91,11 +94,12 @@ function checkPackage(from: string, specifier: string): string | null {
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   raft: ["raft"],
   shard: ["shard", "raft"],
-  server: ["server", "shard", "raft", "ui"],
+  transport: ["transport", "shard", "raft"],
+  server: ["server", "transport", "shard", "raft", "ui"],
   ui: ["ui"],
-  "main.ts": ["server", "shard", "raft"],
+  "main.ts": ["server", "transport", "shard", "raft"],
   bench: ["bench", "server"],
-  tests: ["tests", "server", "shard", "raft", "ui", "main.ts", "bench"],
+  tests: ["tests", "server", "transport", "shard", "raft", "ui", "main.ts", "bench"],
 };
 
 function checkFolders(from: string, to: string, edge: ImportEdge): string | null {

@@ -17,7 +17,8 @@ const CLEAN: Readonly<Record<string, string>> = {
   "raft/mod.ts": 'export { assert } from "./assert.ts";',
   "raft/assert.ts": "export function assert() {}",
   "shard/mod.ts": 'import { assert } from "../raft/mod.ts";\nimport "node:sqlite";',
-  "server/mod.ts": 'import { Hono } from "hono";\nimport "../shard/mod.ts";',
+  "transport/mod.ts": 'import "../shard/mod.ts";\nimport "node:timers";',
+  "server/mod.ts": 'import { Hono } from "hono";\nimport "../transport/mod.ts";',
   "server/api_types.ts": "export type Status = {};",
   "ui/app.tsx": 'import type { Status } from "../server/api_types.ts";\nimport "preact";',
   "tests/x_test.ts": 'import "../raft/assert.ts";',
@@ -60,6 +61,16 @@ Deno.test("checkImports() catches planted violations", async (t) => {
       name: "shard imports server",
       files: { "shard/bad.ts": 'export { x } from "../server/mod.ts";' },
       expected: /shard\/ must not import server\//,
+    },
+    {
+      name: "shard imports transport",
+      files: { "shard/bad.ts": 'import "../transport/mod.ts";' },
+      expected: /shard\/ must not import transport\//,
+    },
+    {
+      name: "transport imports the node runtime",
+      files: { "transport/bad.ts": 'import "../server/mod.ts";' },
+      expected: /transport\/ must not import server\//,
     },
     {
       name: "shard imports an npm package",
