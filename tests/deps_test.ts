@@ -13,7 +13,8 @@ Deno.test("the project's import graph follows the dependency rules", async () =>
 });
 
 const CLEAN: Readonly<Record<string, string>> = {
-  "main.ts": 'import { runCli } from "./server/mod.ts";',
+  "main.ts": 'import { runCli } from "./cli/mod.ts";',
+  "cli/mod.ts": 'import "../server/mod.ts";\nimport "../transport/mod.ts";',
   "raft/mod.ts": 'export { assert } from "./assert.ts";',
   "raft/assert.ts": "export function assert() {}",
   "shard/mod.ts": 'import { assert } from "../raft/mod.ts";\nimport "node:sqlite";',
@@ -71,6 +72,16 @@ Deno.test("checkImports() catches planted violations", async (t) => {
       name: "transport imports the node runtime",
       files: { "transport/bad.ts": 'import "../server/mod.ts";' },
       expected: /transport\/ must not import server\//,
+    },
+    {
+      name: "the node runtime imports the command line",
+      files: { "server/bad.ts": 'import { runCli } from "../cli/mod.ts";' },
+      expected: /server\/ must not import cli\//,
+    },
+    {
+      name: "a folder imports a script",
+      files: { "cli/bad.ts": 'import "../main.ts";' },
+      expected: /imports the script "\.\.\/main\.ts"/,
     },
     {
       name: "shard imports an npm package",
