@@ -21,7 +21,7 @@
  */
 import { parseArgs } from "node:util";
 import { LocalCluster } from "../cli/mod.ts";
-import { type BenchReport, runBench } from "../server/mod.ts";
+import { type BenchReport, runBench } from "./runner.ts";
 import { cpuTimeMs, type MachineInfo, machineInfo } from "./machine.ts";
 import {
   type CasTxnComparison,

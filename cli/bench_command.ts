@@ -2,7 +2,7 @@
  * `aspen bench <workload>`: measures a running cluster the way etcd's benchmark tool does, and
  * prints ops/s, latency percentiles and errors by code (or `--json`).
  */
-import { type BenchReport, runBench, type WorkloadName, WORKLOADS } from "../server/bench/mod.ts";
+import { type BenchReport, runBench, type WorkloadName, WORKLOADS } from "../bench/mod.ts";
 import { type CliIo, type Command, type ParsedArgs, UsageError } from "./command.ts";
 import { clientEndpoints, formatTable, integerFlag } from "./client_commands.ts";
 import { CLIENT_FLAGS } from "./kv_command.ts";

@@ -19,13 +19,6 @@
  * await serveNode(loadConfig(sources), runtime, shutdown.signal);
  * ```
  */
-export {
-  type BenchReport,
-  runBench,
-  type RunOptions,
-  type WorkloadName,
-  type WorkloadOptions,
-} from "./bench/mod.ts";
 export { createCredentials, formatCredentials, type RandomBytes } from "./auth.ts";
 export {
   type Config,

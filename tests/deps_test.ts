@@ -14,7 +14,9 @@ Deno.test("the project's import graph follows the dependency rules", async () =>
 
 const CLEAN: Readonly<Record<string, string>> = {
   "main.ts": 'import { runCli } from "./cli/mod.ts";',
-  "cli/mod.ts": 'import "../server/mod.ts";\nimport "../transport/mod.ts";',
+  "cli/mod.ts": 'import "../server/mod.ts";\nimport "../bench/mod.ts";',
+  "bench/mod.ts": "export function runBench() {}",
+  "bench/cluster.ts": 'import "../cli/mod.ts";\nimport "./mod.ts";',
   "raft/mod.ts": 'export { assert } from "./assert.ts";',
   "raft/assert.ts": "export function assert() {}",
   "shard/mod.ts": 'import { assert } from "../raft/mod.ts";\nimport "node:sqlite";',
@@ -77,6 +79,21 @@ Deno.test("checkImports() catches planted violations", async (t) => {
       name: "the node runtime imports the command line",
       files: { "server/bad.ts": 'import { runCli } from "../cli/mod.ts";' },
       expected: /server\/ must not import cli\//,
+    },
+    {
+      name: "the bench runner imports the command line",
+      files: { "bench/runner.ts": 'import "../cli/mod.ts";' },
+      expected: /bench\/ must not import cli\//,
+    },
+    {
+      name: "the bench script imports the node runtime",
+      files: { "bench/cluster.ts": 'import "../server/mod.ts";' },
+      expected: /bench\/cluster\.ts must not import server\//,
+    },
+    {
+      name: "the command line imports the bench script",
+      files: { "cli/bad.ts": 'import "../bench/cluster.ts";' },
+      expected: /imports the script "\.\.\/bench\/cluster\.ts"/,
     },
     {
       name: "a folder imports a script",
