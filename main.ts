@@ -2,7 +2,8 @@
  * The `aspen` executable. The only module that reads the process environment, the real clock
  * and the standard streams; it wires them into the CLI and exits with the command's code.
  */
-import { ASPEN_VERSION, runCli } from "./server/mod.ts";
+import { runCli } from "./cli/mod.ts";
+import { ASPEN_VERSION } from "./server/mod.ts";
 
 const encoder = new TextEncoder();
 const shutdown = new AbortController();

@@ -20,7 +20,8 @@
  *                     the current bench/NOTES.md (the table stays that run's)
  */
 import { parseArgs } from "node:util";
-import { type BenchReport, LocalCluster, runBench } from "../server/mod.ts";
+import { LocalCluster } from "../cli/mod.ts";
+import { type BenchReport, runBench } from "./runner.ts";
 import { cpuTimeMs, type MachineInfo, machineInfo } from "./machine.ts";
 import {
   type CasTxnComparison,

@@ -3,7 +3,8 @@
  * etcd's published benchmark: 8-byte keys, 256-byte values, 1 client and many clients), and
  * the shapes of the results it writes.
  */
-import type { BenchReport, WorkloadName } from "../server/mod.ts";
+import type { BenchReport } from "./runner.ts";
+import type { WorkloadName } from "./workload.ts";
 
 /** One dev cluster to launch. */
 export interface ClusterShape {

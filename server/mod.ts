@@ -1,28 +1,34 @@
 /**
  * @module
- * The node runtime: CLI, configuration, logging, and (as they land) the HTTP API, the QUIC peer
- * transport and process lifecycle.
+ * The node runtime: configuration, credentials and tokens, logging, the node (its replicas and
+ * cluster router, in node/) and its HTTP API (http/), and `serveNode()`, which runs one node
+ * until asked to stop. The `aspen` command line that starts it lives in cli/.
  *
- * Allowed dependencies: shard/ and raft/ (through their mod.ts), npm packages from the import
- * map (Hono, smol-toml), `node:` built-ins. Only main.ts and tests/ import this folder.
+ * Allowed dependencies: transport/, shard/ and raft/ (through their mod.ts), ui/mod.ts (the
+ * built console), npm packages from the import map (Hono, smol-toml), `node:` built-ins. Only
+ * cli/, main.ts and tests/ import this folder.
  *
  * @example
  * ```ts
- * import { runCli } from "./mod.ts";
- * // main.ts passes the real environment, streams, clock and random source as `io`.
- * declare const io: Parameters<typeof runCli>[1];
- * const code = await runCli(["version"], io);
+ * import { loadConfig, serveNode } from "./mod.ts";
+ * // `aspen node` (cli/) gathers the sources from flags, ASPEN_* variables and a config file,
+ * // and passes the real logger, clocks and random source as the runtime.
+ * declare const sources: Parameters<typeof loadConfig>[0];
+ * declare const runtime: Parameters<typeof serveNode>[1];
+ * const shutdown = new AbortController();
+ * await serveNode(loadConfig(sources), runtime, shutdown.signal);
  * ```
  */
+export { createCredentials, formatCredentials, type RandomBytes } from "./auth.ts";
 export {
-  type BenchReport,
-  runBench,
-  type RunOptions,
-  type WorkloadName,
-  type WorkloadOptions,
-} from "./bench/mod.ts";
-export { type CliIo, runCli } from "./cli/mod.ts";
-export { type Config, formatConfig, loadConfig, SETTINGS, shardCount } from "./config.ts";
-export { type LaunchOptions, LocalCluster } from "./launcher.ts";
+  type Config,
+  formatConfig,
+  loadConfig,
+  type Setting,
+  SETTINGS,
+  shardCount,
+  SHARDS_MAX,
+} from "./config.ts";
 export { Logger, type LoggerOptions } from "./log.ts";
+export { serveNode, TEST_FAULTS_FLAG } from "./serve.ts";
 export { ASPEN_VERSION } from "./version.ts";

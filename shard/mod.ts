@@ -8,7 +8,8 @@
  * watch), the {@linkcode Lessor} (lease deadlines on the leader), the {@linkcode WatchHub} and
  * the client {@linkcode TransactionBuilder}.
  *
- * Allowed dependencies: raft/ (through raft/mod.ts), `node:` built-ins. Never server/ or ui/.
+ * Allowed dependencies: raft/ (through raft/mod.ts), `node:` built-ins. Never a folder above it
+ * (transport/, server/, cli/, bench/, ui/).
  *
  * @example
  * ```ts

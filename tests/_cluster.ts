@@ -1,7 +1,7 @@
 /**
  * Real clusters of `aspen node` processes for tests, each in a temporary folder of its own.
  */
-import { LocalCluster } from "../server/launcher.ts";
+import { LocalCluster } from "../cli/launcher.ts";
 import { PROJECT_ROOT } from "./_source_files.ts";
 
 /** How a test starts this checkout's `aspen` (as `deno run`, so no build is needed). */

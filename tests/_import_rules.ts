@@ -6,10 +6,19 @@
  * - raft/ imports only raft/ files: no other folder of ours, no npm package, no `node:` module
  *   (its `_test.ts` and `_bench.ts` files may use test packages such as `node:assert`).
  * - shard/ may import raft/ (through raft/mod.ts) and `node:` modules; no npm package.
- * - server/ may import shard/ and raft/ (through their mod.ts), npm packages and `node:`.
+ * - transport/ (the QUIC peer channel) may import shard/ and raft/ (through their mod.ts), npm
+ *   packages and `node:`; it needs nothing from the node runtime.
+ * - server/ may import transport/, shard/ and raft/ (through their mod.ts), npm packages and
+ *   `node:`.
+ * - cli/ (the `aspen` command line and the local-cluster launcher) may import server/,
+ *   transport/, shard/, raft/ and bench/ through their mod.ts, npm packages and `node:`.
+ * - bench/ (the `aspen bench` runner) imports nothing of ours but bench/.
  * - ui/ imports nothing at run time from raft/, shard/ or server/; the one exception is
  *   `import type` from server/api_types.ts. server/ may import ui/mod.ts (the built console).
- * - Nothing but main.ts, tests/ and the benchmark scripts in bench/ imports server/.
+ * - Nothing but cli/, the scripts and tests/ imports server/.
+ * - Scripts are run, never imported: main.ts (the `aspen` executable) and bench/cluster.ts
+ *   (`deno task bench:cluster`). They stand above every folder and may import cli/; nothing
+ *   but tests/ imports them, so cli/ importing bench/ never closes a loop.
  * - An import into another folder goes through that folder's mod.ts (a deep import that skips
  *   mod.ts is an error); `_private.ts` files are imported only from their own folder.
  * - No import cycles among the files.
@@ -65,6 +74,9 @@ function checkEdge(edge: ImportEdge, files: ReadonlyMap<string, string>): string
   const from = topFolder(edge.from);
   if (edge.to === null) return checkPackage(isTestFile(edge.from) ? "tests" : from, edge.specifier);
   if (!files.has(edge.to)) return `imports "${edge.specifier}", which does not exist`;
+  if (edge.to in SCRIPTS && from !== "tests") {
+    return `imports the script "${edge.specifier}"; scripts are run, not imported`;
+  }
   const to = topFolder(edge.to);
   const folderProblem = checkFolders(from, to, edge);
   if (folderProblem !== null) return folderProblem;
@@ -91,15 +103,27 @@ function checkPackage(from: string, specifier: string): string | null {
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   raft: ["raft"],
   shard: ["shard", "raft"],
-  server: ["server", "shard", "raft", "ui"],
+  transport: ["transport", "shard", "raft"],
+  server: ["server", "transport", "shard", "raft", "ui"],
+  cli: ["cli", "server", "transport", "shard", "raft", "bench"],
   ui: ["ui"],
-  "main.ts": ["server", "shard", "raft"],
-  bench: ["bench", "server"],
-  tests: ["tests", "server", "shard", "raft", "ui", "main.ts", "bench"],
+  bench: ["bench"],
+  tests: ["tests", "cli", "server", "transport", "shard", "raft", "ui", "main.ts", "bench"],
+};
+
+/** What each script may import, in place of its folder's rule (see the module comment). */
+const SCRIPTS: Readonly<Record<string, readonly string[]>> = {
+  "main.ts": ["cli", "server", "transport", "shard", "raft"],
+  "bench/cluster.ts": ["bench", "cli"],
 };
 
 function checkFolders(from: string, to: string, edge: ImportEdge): string | null {
   if (isUiTypeContract(from, edge)) return null;
+  const script = SCRIPTS[edge.from];
+  if (script !== undefined) {
+    if (!script.includes(to)) return `${edge.from} must not import ${to}/ ("${edge.specifier}")`;
+    return null;
+  }
   const allowed = ALLOWED[from] ?? [];
   if (!allowed.includes(to)) return `${from}/ must not import ${to}/ ("${edge.specifier}")`;
   return null;

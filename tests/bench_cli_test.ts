@@ -6,7 +6,7 @@
  * the human report and the progress line name what was measured.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { type CliIo, runCli } from "../server/mod.ts";
+import { type CliIo, runCli } from "../cli/mod.ts";
 import { ASPEN_COMMAND, launchTestCluster } from "./_cluster.ts";
 
 interface Run {

@@ -17,7 +17,7 @@ import { createCredentials, formatCredentials } from "../server/auth.ts";
 import { loadConfig } from "../server/config.ts";
 import { Logger } from "../server/log.ts";
 import { type AspenNode, startNode } from "../server/node/mod.ts";
-import { createClusterCa } from "../server/peer/mod.ts";
+import { createClusterCa } from "../transport/mod.ts";
 import { createNodeApp } from "../server/serve.ts";
 import { ChaosCluster } from "./chaos/cluster.ts";
 import { awaitConvergence } from "./chaos/verify.ts";

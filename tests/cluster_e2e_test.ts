@@ -8,7 +8,7 @@
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { AspenClient } from "../server/client/mod.ts";
-import { LocalCluster } from "../server/launcher.ts";
+import { LocalCluster } from "../cli/launcher.ts";
 import { ASPEN_COMMAND } from "./_cluster.ts";
 
 async function launch(nodes: number, shards: number, lines: string[] = []): Promise<LocalCluster> {

@@ -13,11 +13,15 @@ Deno.test("the project's import graph follows the dependency rules", async () =>
 });
 
 const CLEAN: Readonly<Record<string, string>> = {
-  "main.ts": 'import { runCli } from "./server/mod.ts";',
+  "main.ts": 'import { runCli } from "./cli/mod.ts";',
+  "cli/mod.ts": 'import "../server/mod.ts";\nimport "../bench/mod.ts";',
+  "bench/mod.ts": "export function runBench() {}",
+  "bench/cluster.ts": 'import "../cli/mod.ts";\nimport "./mod.ts";',
   "raft/mod.ts": 'export { assert } from "./assert.ts";',
   "raft/assert.ts": "export function assert() {}",
   "shard/mod.ts": 'import { assert } from "../raft/mod.ts";\nimport "node:sqlite";',
-  "server/mod.ts": 'import { Hono } from "hono";\nimport "../shard/mod.ts";',
+  "transport/mod.ts": 'import "../shard/mod.ts";\nimport "node:timers";',
+  "server/mod.ts": 'import { Hono } from "hono";\nimport "../transport/mod.ts";',
   "server/api_types.ts": "export type Status = {};",
   "ui/app.tsx": 'import type { Status } from "../server/api_types.ts";\nimport "preact";',
   "tests/x_test.ts": 'import "../raft/assert.ts";',
@@ -60,6 +64,41 @@ Deno.test("checkImports() catches planted violations", async (t) => {
       name: "shard imports server",
       files: { "shard/bad.ts": 'export { x } from "../server/mod.ts";' },
       expected: /shard\/ must not import server\//,
+    },
+    {
+      name: "shard imports transport",
+      files: { "shard/bad.ts": 'import "../transport/mod.ts";' },
+      expected: /shard\/ must not import transport\//,
+    },
+    {
+      name: "transport imports the node runtime",
+      files: { "transport/bad.ts": 'import "../server/mod.ts";' },
+      expected: /transport\/ must not import server\//,
+    },
+    {
+      name: "the node runtime imports the command line",
+      files: { "server/bad.ts": 'import { runCli } from "../cli/mod.ts";' },
+      expected: /server\/ must not import cli\//,
+    },
+    {
+      name: "the bench runner imports the command line",
+      files: { "bench/runner.ts": 'import "../cli/mod.ts";' },
+      expected: /bench\/ must not import cli\//,
+    },
+    {
+      name: "the bench script imports the node runtime",
+      files: { "bench/cluster.ts": 'import "../server/mod.ts";' },
+      expected: /bench\/cluster\.ts must not import server\//,
+    },
+    {
+      name: "the command line imports the bench script",
+      files: { "cli/bad.ts": 'import "../bench/cluster.ts";' },
+      expected: /imports the script "\.\.\/bench\/cluster\.ts"/,
+    },
+    {
+      name: "a folder imports a script",
+      files: { "cli/bad.ts": 'import "../main.ts";' },
+      expected: /imports the script "\.\.\/main\.ts"/,
     },
     {
       name: "shard imports an npm package",

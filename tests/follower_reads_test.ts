@@ -8,7 +8,7 @@
  */
 import { equal, ok } from "node:assert/strict";
 import { AspenClient } from "../server/client/mod.ts";
-import type { LocalCluster } from "../server/launcher.ts";
+import type { LocalCluster } from "../cli/launcher.ts";
 import { launchTestCluster } from "./_cluster.ts";
 
 const ROUNDS = 60;

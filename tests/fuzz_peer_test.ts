@@ -22,7 +22,7 @@ import {
   encodeRequest,
   encodeResponse,
   type Frame,
-} from "../server/peer/mod.ts";
+} from "../transport/mod.ts";
 import { ChaosCluster } from "./chaos/cluster.ts";
 import { awaitConvergence } from "./chaos/verify.ts";
 import { closeCodeOf, RawPeer } from "./fixtures/peer_raw_client.ts";
@@ -33,7 +33,7 @@ const FUZZ_CONNECTIONS = Number(Deno.env.get("ASPEN_FUZZ_CONNECTIONS") ?? 60);
 const ANSWER_TIMEOUT_MS = 10_000;
 /** Frames read while looking for an answer among heartbeats. */
 const ANSWER_FRAMES_MAX = 10_000;
-/** The close code of a protocol error (server/peer/_establish.ts). */
+/** The close code of a protocol error (transport/_establish.ts). */
 const PROTOCOL_ERROR = 1;
 const SHARDED = { hasShardPrefix: true };
 

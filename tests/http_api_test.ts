@@ -10,7 +10,7 @@ import { Logger } from "../server/log.ts";
 import { createCredentials, formatCredentials } from "../server/auth.ts";
 import { loadConfig } from "../server/config.ts";
 import { type AspenNode, startNode } from "../server/node/mod.ts";
-import { createClusterCa } from "../server/peer/mod.ts";
+import { createClusterCa } from "../transport/mod.ts";
 import { HTTP_BODY_BYTES_MAX } from "../server/http/mod.ts";
 import { createNodeApp } from "../server/serve.ts";
 

@@ -4,7 +4,7 @@
  * and its last output lines.
  */
 import { match, rejects } from "node:assert/strict";
-import { LocalCluster } from "../server/launcher.ts";
+import { LocalCluster } from "../cli/launcher.ts";
 import type { AspenError } from "../shard/mod.ts";
 import { ASPEN_COMMAND } from "./_cluster.ts";
 

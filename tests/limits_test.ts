@@ -50,7 +50,7 @@ import {
   parseFrame,
   PEER_LIMITS_DEFAULT,
   PEER_PAYLOAD_BYTES_MAX,
-} from "../server/peer/mod.ts";
+} from "../transport/mod.ts";
 
 /** Large enough that every varint in a message takes its longest form. */
 const BIG = Number.MAX_SAFE_INTEGER - 10 * APPEND_ENTRIES_MAX;

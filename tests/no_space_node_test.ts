@@ -20,7 +20,7 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { ClusterStatus } from "../server/api_types.ts";
-import { LocalCluster } from "../server/launcher.ts";
+import { LocalCluster } from "../cli/launcher.ts";
 import { ASPEN_COMMAND } from "./_cluster.ts";
 import { mountSmallFilesystem, type SmallFilesystem, tmpfsTestOptions } from "./_tmpfs.ts";
 

@@ -14,7 +14,7 @@ import {
   encodeRaftBatch,
   encodeRequest,
   encodeResponse,
-} from "../server/peer/mod.ts";
+} from "../transport/mod.ts";
 import { RawPeer } from "./fixtures/peer_raw_client.ts";
 import {
   HANG_GUARD_MS,

@@ -14,12 +14,12 @@ import {
   type Frame,
   PEER_LIMITS_DEFAULT,
   PeerRequestError,
-} from "../server/peer/mod.ts";
+} from "../transport/mod.ts";
 import { closeCodeOf, RawPeer } from "./fixtures/peer_raw_client.ts";
 import { TEST_SECRET, TestCluster, type TestNode, text, untext } from "./fixtures/peer_cluster.ts";
 
 const SHARDED = { hasShardPrefix: true };
-/** The close code of a protocol error (server/peer/_establish.ts). */
+/** The close code of a protocol error (transport/_establish.ts). */
 const PROTOCOL_ERROR = 1;
 
 /** Requests node 2's handler ran: payload text and the deadline it was given. */

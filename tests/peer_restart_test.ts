@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { PEER_CERTIFICATE_FILE } from "../server/peer/mod.ts";
+import { PEER_CERTIFICATE_FILE } from "../transport/mod.ts";
 import { peerStats, TestCluster, TestNode, text, untext } from "./fixtures/peer_cluster.ts";
 
 Deno.test("a dialer reconnects after its listener restarts", async () => {

@@ -18,7 +18,7 @@ import {
   encodeRaftBatch,
   encodeRequest,
   PeerRequestError,
-} from "../server/peer/mod.ts";
+} from "../transport/mod.ts";
 import { closeCodeOf, RawPeer } from "./fixtures/peer_raw_client.ts";
 import { peerStats, TEST_SECRET, TestCluster, text, untext } from "./fixtures/peer_cluster.ts";
 

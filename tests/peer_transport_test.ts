@@ -17,7 +17,7 @@ import {
   PeerRequestError,
   PeerTransport,
   type PeerTransportOptions,
-} from "../server/peer/mod.ts";
+} from "../transport/mod.ts";
 import {
   hasCode,
   peerStats,

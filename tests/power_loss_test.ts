@@ -14,7 +14,7 @@
  */
 import { equal } from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { createClusterCa, loadOrCreatePeerIdentity } from "../server/peer/mod.ts";
+import { createClusterCa, loadOrCreatePeerIdentity } from "../transport/mod.ts";
 import { PROJECT_ROOT } from "./_source_files.ts";
 import {
   powerLossEnv,
@@ -131,7 +131,7 @@ Deno.test({
 });
 
 const IDENTITY_PROGRAM = `
-import { loadOrCreatePeerIdentity } from "${PROJECT_ROOT}server/peer/mod.ts";
+import { loadOrCreatePeerIdentity } from "${PROJECT_ROOT}transport/mod.ts";
 const dir = Deno.args[0];
 const ca = JSON.parse(await Deno.readTextFile(dir + "/../ca.json"));
 const identity = await loadOrCreatePeerIdentity({

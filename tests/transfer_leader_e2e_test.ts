@@ -11,7 +11,7 @@
 import { equal, ok } from "node:assert/strict";
 import { ApiError, AspenClient } from "../server/client/mod.ts";
 import type { ReplicaDebugState } from "../server/http/mod.ts";
-import type { LocalCluster } from "../server/launcher.ts";
+import type { LocalCluster } from "../cli/launcher.ts";
 import { launchTestCluster } from "./_cluster.ts";
 import { compareReplicas } from "./chaos/verify.ts";
 

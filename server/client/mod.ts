@@ -1,6 +1,6 @@
 /**
  * @module
- * The HTTP client of the Aspen API, shared by the CLI, `aspen bench` and end-to-end tests.
+ * The HTTP client of the Aspen API, shared by the CLI (cli/) and the end-to-end tests.
  *
  * Allowed dependencies: none beyond the web platform (`fetch`).
  *

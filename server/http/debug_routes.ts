@@ -15,7 +15,7 @@
 import type { Context, Hono } from "hono";
 import { AspenError } from "../../shard/mod.ts";
 import type { TokenRole } from "../auth.ts";
-import type { PeerFaults } from "../peer/mod.ts";
+import type { PeerFaults } from "../../transport/mod.ts";
 import { integerField, readJsonObject } from "./body.ts";
 
 /** The `aspen node` flag that enables the fault endpoints (a flag only, never a setting). */

@@ -2,8 +2,8 @@
  * @module
  * The HTTP API (Hono): routes, request parsing, authentication and the error mapping.
  *
- * Allowed dependencies: server/node (the KV service), the rest of server/, shard/ and raft/
- * through their mod.ts, `hono`.
+ * Allowed dependencies: server/node (the KV service), the rest of server/, transport/ (fault
+ * injection, peer errors), shard/ and raft/ through their mod.ts, `hono`.
  *
  * @example
  * ```ts

@@ -10,7 +10,7 @@ import { Hono } from "hono";
 import type { ErrorCode } from "../../shard/mod.ts";
 import { Logger } from "../log.ts";
 import { ClusterRouter, KvService, type PeerChannel } from "../node/mod.ts";
-import { PeerRequestError } from "../peer/mod.ts";
+import { PeerRequestError } from "../../transport/mod.ts";
 import { addWatchRoute } from "./watch_route.ts";
 
 /** Polls allowed before a stream that should have ended counts as retrying forever. */

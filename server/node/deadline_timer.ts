@@ -7,7 +7,7 @@
  * armed and no request touches it; when the set empties it is cleared.
  */
 
-import { EarliestTimer } from "../peer/mod.ts";
+import { EarliestTimer } from "../../transport/mod.ts";
 
 interface Waiting {
   readonly deadlineAtMs: number;

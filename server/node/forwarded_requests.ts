@@ -3,7 +3,7 @@
  * callers' deadlines.
  *
  * The peer channel hands each request the remaining deadline its caller sent (a duration,
- * since clocks differ between nodes; see server/peer/frame_codec.ts) and never runs one whose
+ * since clocks differ between nodes; see transport/frame_codec.ts) and never runs one whose
  * deadline had passed on arrival. Here every wait the request would make (its proposal to
  * commit and apply, a read index, a remote watch poll) is bounded by that deadline: past it
  * the caller has given up, so the answer is `timeout` and the slot the request held on the

@@ -4,7 +4,7 @@
  * stalls), per node (alarms, free disk space, forwarded requests, retries), per peer (up,
  * round-trip time) and HTTP latency histograms.
  */
-import type { PeerTransportStats } from "../peer/mod.ts";
+import type { PeerTransportStats } from "../../transport/mod.ts";
 import { type Alarm, ALARM_TYPES, type DiskSpace } from "./alarms.ts";
 import type { RouterStats } from "./cluster_router.ts";
 import type { ReplicaStatus } from "../../shard/mod.ts";

@@ -3,8 +3,8 @@
  * The node runtime: local shard replicas, the cluster router that forwards to shard leaders,
  * the KV service behind the HTTP API, and the node that wires them to the peer transport.
  *
- * Allowed dependencies: the rest of server/ (peer/, config, log, auth), shard/ and raft/
- * through their mod.ts.
+ * Allowed dependencies: the rest of server/ (config, log, auth), transport/ (the peer channel),
+ * shard/ and raft/ through their mod.ts.
  *
  * @example
  * ```ts

@@ -31,7 +31,7 @@ import {
   loadOrCreatePeerIdentity,
   PEER_PAYLOAD_BYTES_MAX,
   PeerTransport,
-} from "../peer/mod.ts";
+} from "../../transport/mod.ts";
 import { NodeAlarms } from "./alarms.ts";
 import { ClusterRouter } from "./cluster_router.ts";
 import { ForwardedRequests } from "./forwarded_requests.ts";

@@ -3,7 +3,7 @@
  * with `--enable-test-faults`, plus the controls the nemesis and the checks use over HTTP
  * (peer faults, per-replica debug state) and a bounded log of every node's output.
  */
-import { LocalCluster, type LocalNode, type UnexpectedExit } from "../../server/launcher.ts";
+import { LocalCluster, type LocalNode, type UnexpectedExit } from "../../cli/launcher.ts";
 import type { ReplicaDebugState } from "../../server/http/mod.ts";
 import { PROJECT_ROOT } from "../_source_files.ts";
 import {

@@ -11,7 +11,7 @@
  * history) is kept in test-output/chaos-<seed>/.
  */
 import { parseArgs } from "node:util";
-import { TEST_SNAPSHOT_ENTRIES_MAX } from "../../server/cli/commands.ts";
+import { TEST_SNAPSHOT_ENTRIES_MAX } from "../../cli/commands.ts";
 import {
   type ChaosReport,
   FAULT_KINDS,

@@ -6,7 +6,7 @@
  * whose defaults are the `*_DEFAULT` constants below; tests pass smaller timers.
  */
 
-import { assert } from "../../raft/mod.ts";
+import { assert } from "../raft/mod.ts";
 
 /** The largest frame body (everything after the 4-byte length) that either side accepts. */
 export const FRAME_BYTES_MAX = 4 * 1024 * 1024;

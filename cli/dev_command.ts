@@ -4,8 +4,8 @@
  * URL and the root token, prefixes each node's log lines, and stops everything on Ctrl-C. Run
  * again on the same folder, it resumes the same data.
  */
-import { SHARDS_MAX } from "../config.ts";
-import { LOCAL_NODES_MAX, LocalCluster } from "../launcher.ts";
+import { SHARDS_MAX } from "../server/mod.ts";
+import { LOCAL_NODES_MAX, LocalCluster } from "./launcher.ts";
 import type { CliIo, Command, ParsedArgs } from "./command.ts";
 import { integerFlag } from "./client_commands.ts";
 

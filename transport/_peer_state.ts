@@ -4,7 +4,7 @@
  * cuts a queue into batch frames.
  */
 
-import { assert } from "../../raft/mod.ts";
+import { assert } from "../raft/mod.ts";
 import type { PeerConnection } from "./_connection.ts";
 import {
   BATCH_OVERHEAD_BYTES,

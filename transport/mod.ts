@@ -6,6 +6,8 @@
  *
  * Allowed dependencies: raft/ (assertions) and shard/ (AspenError) through their mod.ts,
  * Deno's QUIC and WebCrypto APIs. No npm packages: X.509 is our own _der.ts and _x509.ts.
+ * Nothing from the node runtime (server/) or above: the node imports this folder, not the
+ * other way round.
  *
  * ## What it does
  * - One QUIC connection per pair of nodes, shared by every shard. The node with the smaller id

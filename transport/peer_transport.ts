@@ -21,8 +21,8 @@
  */
 
 import { clearImmediate, setImmediate } from "node:timers";
-import { assert } from "../../raft/mod.ts";
-import { AspenError } from "../../shard/mod.ts";
+import { assert } from "../raft/mod.ts";
+import { AspenError } from "../shard/mod.ts";
 import { type ConnectionEvents, PeerConnection } from "./_connection.ts";
 import {
   acceptPeer,

@@ -8,7 +8,7 @@
  * connection (and only this one), and a failing handler is reported as fatal to the transport.
  */
 
-import { assert } from "../../raft/mod.ts";
+import { assert } from "../raft/mod.ts";
 import { EarliestTimer } from "./earliest_timer.ts";
 import { CloseCode, type PeerLink } from "./_establish.ts";
 import { type PeerErrorKind, PeerRequestError } from "./errors.ts";

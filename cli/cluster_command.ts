@@ -1,8 +1,8 @@
 /**
  * `aspen cluster init|status` and `aspen shard list|transfer-leader`.
  */
-import { createCredentials, formatCredentials } from "../auth.ts";
-import { createClusterCa } from "../peer/mod.ts";
+import { createCredentials, formatCredentials } from "../server/mod.ts";
+import { createClusterCa } from "../transport/mod.ts";
 import { type CliIo, type Command, type ParsedArgs, UsageError } from "./command.ts";
 import {
   clientFrom,

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { AspenError } from "../../shard/mod.ts";
+import { AspenError } from "../shard/mod.ts";
 import {
   computeProof,
   createNonce,

@@ -18,8 +18,8 @@
  * briefly slow, and reconnect churn under load; shedding lets it recover by itself.
  */
 
-import { assert, AssertionError } from "../../raft/mod.ts";
-import { AspenError } from "../../shard/mod.ts";
+import { assert, AssertionError } from "../raft/mod.ts";
+import { AspenError } from "../shard/mod.ts";
 import type { InboundRequest, PeerConnection } from "./_connection.ts";
 import { toWireError } from "./errors.ts";
 import type { PeerFaults } from "./faults.ts";

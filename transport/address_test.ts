@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { AspenError } from "../../shard/mod.ts";
+import { AspenError } from "../shard/mod.ts";
 import { formatHostPort, parseHostPort } from "./address.ts";
 
 Deno.test("parseHostPort() parses good addresses and formats them back", async (t) => {

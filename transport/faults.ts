@@ -10,8 +10,8 @@
  * the connection itself stays up and the round-trip time stays truthful.
  */
 
-import { assert } from "../../raft/mod.ts";
-import { AspenError } from "../../shard/mod.ts";
+import { assert } from "../raft/mod.ts";
+import { AspenError } from "../shard/mod.ts";
 
 /** The longest injected delay. */
 export const FAULT_DELAY_MS_MAX = 60_000;

@@ -30,7 +30,7 @@
  * failure is a {@linkcode FrameError}; nothing else is thrown for any input (fuzz-tested).
  */
 
-import { assert } from "../../raft/mod.ts";
+import { assert } from "../raft/mod.ts";
 import {
   BATCH_MESSAGES_MAX,
   ERROR_JSON_BYTES_MAX,

@@ -2,11 +2,18 @@
  * The table of `aspen` subcommands. The first word of the command line picks one; the rest is
  * parsed strictly against its flags.
  */
-import { AspenError, SNAPSHOT_INTERVAL_ENTRIES } from "../../shard/mod.ts";
-import { type Config, formatConfig, loadConfig, type Setting, SETTINGS } from "../config.ts";
+import { AspenError, SNAPSHOT_INTERVAL_ENTRIES } from "../shard/mod.ts";
+import {
+  type Config,
+  formatConfig,
+  loadConfig,
+  Logger,
+  serveNode,
+  type Setting,
+  SETTINGS,
+  TEST_FAULTS_FLAG,
+} from "../server/mod.ts";
 import { type CliIo, type Command, EXIT_USAGE, type FlagSpec, type ParsedArgs } from "./command.ts";
-import { Logger } from "../log.ts";
-import { serveNode, TEST_FAULTS_FLAG } from "../serve.ts";
 import { BENCH_COMMAND } from "./bench_command.ts";
 import { CLUSTER_COMMAND, SHARD_COMMAND } from "./cluster_command.ts";
 import { DEV_COMMAND } from "./dev_command.ts";

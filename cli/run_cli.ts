@@ -2,7 +2,7 @@
  * The `aspen` entry point: picks the subcommand named by the first word, parses its flags
  * strictly and runs it, turning usage and config errors into a message and exit code 2.
  */
-import { AspenError } from "../../shard/mod.ts";
+import { AspenError } from "../shard/mod.ts";
 import { type CliIo, EXIT_USAGE, parseCommandArgs, UsageError } from "./command.ts";
 import { COMMANDS } from "./commands.ts";
 import { formatCommandUsage, formatMainUsage } from "./usage.ts";

@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { AspenError } from "../../shard/mod.ts";
+import { AspenError } from "../shard/mod.ts";
 import { pemEncode } from "./_der.ts";
 import {
   type ClusterCa,

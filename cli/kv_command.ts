@@ -1,7 +1,7 @@
 /**
  * `aspen kv get|put|del|scan|txn`: the key-value client on the command line.
  */
-import type { Kv } from "../client/mod.ts";
+import type { Kv } from "../server/client/mod.ts";
 import { type CliIo, type Command, type FlagSpec, type ParsedArgs, UsageError } from "./command.ts";
 import {
   clientFrom,

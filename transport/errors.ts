@@ -7,7 +7,7 @@
  * message and details intact (a `not_leader` with its leader hint, say).
  */
 
-import { AspenError, type ErrorCode, type ErrorDetails, isErrorCode } from "../../shard/mod.ts";
+import { AspenError, type ErrorCode, type ErrorDetails, isErrorCode } from "../shard/mod.ts";
 import type { WireError } from "./frame_codec.ts";
 
 /** What went wrong with a peer request. */

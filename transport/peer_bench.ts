@@ -1,5 +1,5 @@
 /**
- * Benchmarks of the peer channel (`deno bench -A server/peer/peer_bench.ts`).
+ * Benchmarks of the peer channel (`deno bench -A transport/peer_bench.ts`).
  *
  * - Frame encode and decode of a 64-message batch of 100-byte Raft messages, and decode of a
  *   stream of small frames cut into 16 KiB reads (the shape QUIC delivers).

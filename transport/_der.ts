@@ -12,7 +12,7 @@
  * bad input and never reads past the element it was given.
  */
 
-import { assert } from "../../raft/mod.ts";
+import { assert } from "../raft/mod.ts";
 
 /** The largest DER length we ever write or read; certificates are a few hundred bytes. */
 const DER_LENGTH_MAX = 0xffff;

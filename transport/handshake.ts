@@ -28,8 +28,8 @@
  * before any frame after it is read; a listener whose proof fails is never sent anything.
  */
 
-import { assert } from "../../raft/mod.ts";
-import { AspenError } from "../../shard/mod.ts";
+import { assert } from "../raft/mod.ts";
+import { AspenError } from "../shard/mod.ts";
 import { NONCE_BYTES, PROOF_BYTES, PROTOCOL_VERSION } from "./frame_codec.ts";
 import { CLUSTER_SECRET_BYTES_MIN } from "./limits.ts";
 

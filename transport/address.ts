@@ -2,7 +2,7 @@
  * Parsing of "host:port" peer addresses, including bracketed IPv6 ("[::1]:7000").
  */
 
-import { AspenError } from "../../shard/mod.ts";
+import { AspenError } from "../shard/mod.ts";
 
 /** A parsed address. */
 export interface HostPort {

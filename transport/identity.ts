@@ -13,8 +13,8 @@
  * in _x509.ts and the encoder lives in _der.ts: we add no npm dependency for either.
  */
 
-import { assert } from "../../raft/mod.ts";
-import { AspenError } from "../../shard/mod.ts";
+import { assert } from "../raft/mod.ts";
+import { AspenError } from "../shard/mod.ts";
 import { pemDecode, pemEncode } from "./_der.ts";
 import {
   bytesEqual,

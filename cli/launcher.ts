@@ -1,14 +1,16 @@
 /**
- * Starts and supervises a local cluster of real `aspen node` processes on loopback: what
- * `aspen dev` runs, and what the end-to-end and fault tests drive (kill, restart, pause).
+ * The local-cluster launcher: starts and supervises real `aspen node` processes on loopback.
+ * `aspen dev` runs it; the end-to-end and fault tests drive it (kill, restart, pause with
+ * SIGSTOP); `deno task bench:cluster` benchmarks the clusters it starts. It lives in cli/, not
+ * in the node runtime, because it is a tool that runs nodes, not part of one.
  *
  * One folder holds everything: `cluster.json` (credentials), `dev-cluster.json` (every node's
  * id, addresses and pid, the console URL and the root token, for scripts) and `node-<id>/` data
  * folders. Started again on the same folder, the cluster resumes with the same data and token.
  */
 import { AspenError } from "../shard/mod.ts";
-import { createCredentials, formatCredentials, type RandomBytes } from "./auth.ts";
-import { createClusterCa } from "./peer/mod.ts";
+import { createCredentials, formatCredentials, type RandomBytes } from "../server/mod.ts";
+import { createClusterCa } from "../transport/mod.ts";
 
 /** How long a launch waits for every shard to elect a leader. */
 export const LAUNCH_LEADERS_TIMEOUT_MS = 60_000;
@@ -70,7 +72,8 @@ export interface LaunchOptions {
 }
 
 /**
- * A running local cluster: its nodes' processes, and the controls tests use on them.
+ * A running local cluster: its nodes' processes, and the controls that `aspen dev`, the tests
+ * and the cluster benchmarks use on them (start, stop, kill, pause, wait for leaders).
  *
  * @example
  * ```ts

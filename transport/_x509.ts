@@ -12,7 +12,7 @@
  *   Subject and Authority key identifiers that RFC 5280 asks for (webpki chains by name).
  */
 
-import { assert } from "../../raft/mod.ts";
+import { assert } from "../raft/mod.ts";
 import {
   derBitString,
   derBoolean,

@@ -4,7 +4,7 @@
  * option and its value, so that a misconfigured node stops at startup.
  */
 
-import { AspenError } from "../../shard/mod.ts";
+import { AspenError } from "../shard/mod.ts";
 import { type HostPort, parseHostPort } from "./address.ts";
 import type { PeerFaultOptions } from "./faults.ts";
 import {
