@@ -13,6 +13,7 @@
  */
 import { deepEqual, equal, ok, rejects, throws } from "node:assert/strict";
 import {
+  COMMITTED_ENTRIES_PER_READY_MAX,
   type ConfState,
   type Entry,
   type HardState,
@@ -22,14 +23,17 @@ import {
   replicaId,
   SeededPrng,
   type Snapshot,
+  type Term,
 } from "../raft/mod.ts";
 import type { AspenError } from "./errors.ts";
 import {
   ADMIN_CALLS_PENDING_MAX,
+  INBOUND_ENTRIES_PER_TURN_MAX,
   type ReplicaLogStorage,
   type ReplicaStateMachine,
   ShardReplica,
   SNAPSHOT_RETRY_MS,
+  TURN_WORK_MS_MAX,
 } from "./replica.ts";
 
 class MemoryLogStorage extends MemoryStorage implements ReplicaLogStorage {
@@ -758,4 +762,90 @@ Deno.test("ShardReplica: an error that is no storage failure still ends the turn
   equal(replica.status().stall, null, "not held as a stall");
   replica.close();
   await rejects(pending, isCode("shard_unavailable"));
+});
+
+/** A replica of a three-voter group, ticked by hand, with the clock and storage given. */
+function lonelyReplica(id: number, storage: MemoryLogStorage, nowMs: () => number) {
+  const machine = new ListMachine();
+  const replica = new ShardReplica<number>({
+    shard: 0,
+    raft: {
+      id: replicaId(id),
+      electionTicks: 10,
+      heartbeatTicks: 1,
+      prng: new SeededPrng(id),
+      preVote: true,
+      checkQuorum: true,
+      leaseReads: false,
+    },
+    storage,
+    stateMachine: machine,
+    send: () => {},
+    nowMs,
+    tickMs: 0,
+    snapshotIntervalEntries: 1_000_000,
+  });
+  return { replica, machine };
+}
+
+function entriesFrom(first: number, count: number): Entry[] {
+  return Array.from({ length: count }, (_, i) => ({
+    index: (first + i) as LogIndex,
+    term: 1 as Term,
+    type: "normal" as const,
+    data: encoder.encode(`e${first + i}`),
+  }));
+}
+
+Deno.test("ShardReplica steps at most INBOUND_ENTRIES_PER_TURN_MAX entries a turn", () => {
+  // A leader pipelines many full appends to a follower that catches up; stepped at once they
+  // made one huge log write that held the node's event loop.
+  const voters = [1, 2, 3].map(replicaId);
+  const storage = new MemoryLogStorage({ voters, learners: [] });
+  const { replica } = lonelyReplica(2, storage, () => performance.now());
+  try {
+    const perMessage = 1024;
+    const messages = 2 * INBOUND_ENTRIES_PER_TURN_MAX / perMessage;
+    const first = storage.lastIndex(); // after the bootstrap entries (term 1, committed)
+    for (let i = 0; i < messages; i++) {
+      const prevIndex = first + i * perMessage;
+      replica.deliver({
+        type: "append",
+        from: replicaId(1),
+        to: replicaId(2),
+        term: 1 as Term,
+        prevIndex: prevIndex as LogIndex,
+        prevTerm: 1 as Term,
+        entries: entriesFrom(prevIndex + 1, perMessage),
+        commit: first,
+      });
+    }
+    replica.runTurn();
+    equal(storage.lastIndex() - first, INBOUND_ENTRIES_PER_TURN_MAX, "the first turn stops");
+    replica.runTurn();
+    equal(storage.lastIndex() - first, 2 * INBOUND_ENTRIES_PER_TURN_MAX, "the next goes on");
+  } finally {
+    replica.close();
+  }
+});
+
+Deno.test("ShardReplica yields after TURN_WORK_MS_MAX of Ready rounds", () => {
+  // A replica with a long backlog of committed entries applies one Ready's worth a turn once
+  // the turn has run for TURN_WORK_MS_MAX, instead of up to READY_ROUNDS_PER_TURN_MAX rounds.
+  const storage = new MemoryLogStorage({ voters: [replicaId(1)], learners: [] });
+  const count = 3 * COMMITTED_ENTRIES_PER_READY_MAX;
+  storage.append(entriesFrom(1, count));
+  storage.setHardState({ term: 1 as Term, vote: replicaId(1), commit: count as LogIndex });
+  let nowMs = 0;
+  const clock = () => (nowMs += TURN_WORK_MS_MAX);
+  const { replica, machine } = lonelyReplica(1, storage, clock);
+  try {
+    replica.runTurn();
+    equal(machine.applied, COMMITTED_ENTRIES_PER_READY_MAX, "one Ready's worth in the turn");
+    replica.runTurn();
+    replica.runTurn();
+    equal(machine.applied, count, "the next turns go on");
+  } finally {
+    replica.close();
+  }
 });
