@@ -146,7 +146,7 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
         members: node.members,
         faults: node.transport.faults,
         replicas: ({ isHashed }) =>
-          [...node.shards.values()].map((shard) => replicaDebugState(shard, isHashed)),
+          Promise.all([...node.shards.values()].map((shard) => replicaDebugState(shard, isHashed))),
         campaign: (shard) => campaignLocal(node, shard),
         authenticate,
       });
@@ -172,17 +172,24 @@ async function campaignLocal(node: AspenNode, shard: number): Promise<void> {
   await local.replica.campaign();
 }
 
-/** One local replica's indexes and state hash (if asked), read in one synchronous step. */
-function replicaDebugState(shard: LocalShard, isHashed: boolean): ReplicaDebugState {
+/**
+ * One local replica's indexes and, if asked, its state hash with the applied index the hash
+ * was taken at (hashed in steps: StateMachine.stateHashInSteps()).
+ */
+async function replicaDebugState(
+  shard: LocalShard,
+  isHashed: boolean,
+): Promise<ReplicaDebugState> {
   const status = shard.replica.status();
+  const hashed = isHashed ? await shard.stateMachine.stateHashInSteps() : null;
   return {
     shard: shard.shard,
     role: status.role,
     term: status.term,
     leader: status.leader,
     commitIndex: status.commit,
-    appliedIndex: shard.stateMachine.appliedIndex(),
-    stateHash: isHashed ? shard.stateMachine.stateHash() : null,
+    appliedIndex: hashed?.appliedIndex ?? shard.stateMachine.appliedIndex(),
+    stateHash: hashed?.stateHash ?? null,
   };
 }
 

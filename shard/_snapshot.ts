@@ -95,11 +95,28 @@ export function openMemoryCopy(bytes: Uint8Array): DatabaseSync {
  * reference model in tests/ writes the same dump.
  */
 export function stateHash(db: DatabaseSync): string {
+  const steps = stateHashSteps(db);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/** Rows {@linkcode stateHashSteps} hashes between two of its pauses. */
+export const STATE_HASH_ROWS_PER_STEP = 2_000;
+
+/**
+ * {@linkcode stateHash} in steps: the generator pauses after every STATE_HASH_ROWS_PER_STEP
+ * rows and returns the hash, so that a caller can let other work run in between (the rows
+ * must then be read inside one read transaction of a connection nobody else writes through).
+ */
+export function* stateHashSteps(db: DatabaseSync): Generator<void, string> {
   const hash = createHash("sha256");
   hash.update("aspen-state-v1\n");
   for (const name of ["last_applied", "optimistic_txns", "conflicts"] as const) {
     hash.update(`${name} ${readSys(db, name)}\n`);
   }
+  let rows = 0;
   const kvs = db.prepare(
     "SELECT key, value, version, create_revision, mod_revision, lease, crc FROM kv ORDER BY key",
   );
@@ -107,11 +124,13 @@ export function stateHash(db: DatabaseSync): string {
     const kv = kvFromRow(row);
     const fields = [kv.key, kv.value, kv.version, kv.createRevision, kv.modRevision, kv.lease];
     hash.update(`kv ${JSON.stringify(fields)}\n`);
+    if (++rows % STATE_HASH_ROWS_PER_STEP === 0) yield;
   }
   const leases = db.prepare("SELECT id, ttl_seconds, key_count FROM lease ORDER BY id");
   for (const row of leases.iterate()) {
     const fields = [integer(row.id), integer(row.ttl_seconds), integer(row.key_count)];
     hash.update(`lease ${JSON.stringify(fields)}\n`);
+    if (++rows % STATE_HASH_ROWS_PER_STEP === 0) yield;
   }
   for (const row of db.prepare("SELECT name, value, crc FROM meta ORDER BY name").iterate()) {
     assert(typeof row.name === "string", "stateHash: meta names are text");

@@ -11,6 +11,7 @@
 
 import type { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
+import { setImmediate } from "node:timers";
 import { assert } from "../raft/mod.ts";
 import {
   type ApplyResult,
@@ -47,7 +48,13 @@ import { History, type HistoryCounters, type HistoryLimits } from "./_history.ts
 import { type EntryContext, KvStore } from "./_kv_store.ts";
 import { readRange } from "./_range.ts";
 import { openDatabase, readSys, type Synchronous } from "./_schema.ts";
-import { checkSnapshot, openMemoryCopy, snapshotBytes, stateHash } from "./_snapshot.ts";
+import {
+  checkSnapshot,
+  openMemoryCopy,
+  snapshotBytes,
+  stateHash,
+  stateHashSteps,
+} from "./_snapshot.ts";
 
 /** The file name of a shard's state machine inside its directory. */
 export const STATE_MACHINE_FILE_NAME = "state-machine.db";
@@ -335,6 +342,29 @@ export class StateMachine {
   stateHash(): string {
     this.#assertOpen();
     return stateHash(this.#db);
+  }
+
+  /**
+   * The state hash with the applied index it belongs to, without holding the event loop for
+   * long: hashing reads every key (about a second for a few hundred thousand), and a node that
+   * stops that long misses the heartbeats of every shard it leads. The database is copied into
+   * memory in one short synchronous step (the connection holds an exclusive lock, so no second
+   * connection can read it), and the copy is hashed in steps that let the event loop run.
+   */
+  async stateHashInSteps(): Promise<{ appliedIndex: number; stateHash: string }> {
+    this.#assertOpen();
+    const appliedIndex = this.#lastApplied;
+    const copy = openMemoryCopy(this.#db.serialize());
+    try {
+      const steps = stateHashSteps(copy);
+      for (;;) {
+        const step = steps.next();
+        if (step.done === true) return { appliedIndex, stateHash: step.value };
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      copy.close();
+    }
   }
 
   /** Ends every watcher and closes the database. */

@@ -2,8 +2,9 @@
  * Routes for fault tests and operators, root token only:
  * - `GET /v1/debug/state`: per local shard replica, its applied index and a hash of its
  *   replicated state, so a test can check that the replicas of a shard converged. Hashing
- *   reads the whole state machine and holds the event loop meanwhile (about a second for a
- *   few hundred thousand keys): `?stateHash=false` leaves it out, for cheap polling.
+ *   reads the whole state machine (in steps that let the node go on meanwhile, and still
+ *   about a second of work for a few hundred thousand keys): `?stateHash=false` leaves it
+ *   out, for cheap polling.
  * - `GET|PUT|DELETE /v1/test/faults`: drop or delay this node's outbound peer traffic to chosen
  *   nodes (partitions).
  * - `POST /v1/test/campaign {"shard"}`: makes this node's replica of the shard start an
@@ -43,8 +44,10 @@ export interface DebugRoutesOptions {
   readonly members: readonly number[];
   /** The peer transport's fault rules. */
   readonly faults: PeerFaults;
-  /** Every local replica's state, read synchronously so index and hash agree. */
-  readonly replicas: (options: { readonly isHashed: boolean }) => readonly ReplicaDebugState[];
+  /** Every local replica's state; a hash comes with the applied index it was taken at. */
+  readonly replicas: (
+    options: { readonly isHashed: boolean },
+  ) => Promise<readonly ReplicaDebugState[]>;
   /**
    * Makes the local replica of `shard` campaign (`ShardReplica.campaign()`).
    *
@@ -57,7 +60,7 @@ export interface DebugRoutesOptions {
 
 /** Adds the debug and test-fault routes (after the app's own auth middleware). */
 export function addDebugRoutes(app: Hono, options: DebugRoutesOptions): void {
-  app.get("/v1/debug/state", (c) => {
+  app.get("/v1/debug/state", async (c) => {
     const action = "read the debug state";
     requireRoot(c, options, action);
     const stateHash = c.req.query("stateHash") ?? "true";
@@ -68,7 +71,7 @@ export function addDebugRoutes(app: Hono, options: DebugRoutesOptions): void {
         { parameter: "stateHash" },
       );
     }
-    const shards = options.replicas({ isHashed: stateHash === "true" });
+    const shards = await options.replicas({ isHashed: stateHash === "true" });
     return c.json({ node: options.nodeId, shards });
   });
   app.get("/v1/test/faults", (c) => {

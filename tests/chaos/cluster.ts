@@ -175,8 +175,11 @@ export class ChaosCluster {
     });
   }
 
-  /** Node `id`'s local replicas: role, term, indexes and (when `isHashed`) state hash. */
-  async debugState(id: number, isHashed = true): Promise<ReplicaDebugState[]> {
+  /**
+   * Node `id`'s local replicas: role, term, indexes and, when `isHashed`, state hashes (which
+   * read each replica's whole state: only the convergence check asks for them).
+   */
+  async debugState(id: number, isHashed = false): Promise<ReplicaDebugState[]> {
     const path = isHashed ? "/v1/debug/state" : "/v1/debug/state?stateHash=false";
     const answer = await this.call(id, { method: "GET", path });
     const shards = answer.json?.shards;
