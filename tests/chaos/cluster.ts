@@ -26,6 +26,11 @@ export const NODE_COMMAND: readonly string[] = [
 export const NODE_LOG_LINES_MAX = 4_000;
 /** The deadline of the harness's own control requests (faults, debug state, status). */
 export const CONTROL_TIMEOUT_MS = 3_000;
+/**
+ * The deadline of a debug state read with state hashes: a node hashes every key of every
+ * shard it hosts (in steps), several seconds for the 700,000 keys a long heavy round writes.
+ */
+export const STATE_HASH_TIMEOUT_MS = 60_000;
 
 /** The answer to one HTTP request: status and parsed JSON (null when the body is not JSON). */
 export interface HttpAnswer {
@@ -181,7 +186,8 @@ export class ChaosCluster {
    */
   async debugState(id: number, isHashed = false): Promise<ReplicaDebugState[]> {
     const path = isHashed ? "/v1/debug/state" : "/v1/debug/state?stateHash=false";
-    const answer = await this.call(id, { method: "GET", path });
+    const timeoutMs = isHashed ? STATE_HASH_TIMEOUT_MS : CONTROL_TIMEOUT_MS;
+    const answer = await this.call(id, { method: "GET", path, timeoutMs });
     const shards = answer.json?.shards;
     if (answer.status !== 200 || !Array.isArray(shards)) {
       throw new Error(`Cannot read the debug state of node ${id}: ${JSON.stringify(answer)}`);
