@@ -131,6 +131,25 @@ interface Group {
   sent: Message[];
 }
 
+/**
+ * The Raft settings of the replicas here: pre-vote and check-quorum on, as nodes run them, or
+ * both off where a test elects a single voter by hand.
+ */
+function raftConfig(
+  id: number,
+  options: { isElectionGuarded: boolean } = { isElectionGuarded: true },
+) {
+  return {
+    id: replicaId(id),
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    prng: new SeededPrng(id),
+    preVote: options.isElectionGuarded,
+    checkQuorum: options.isElectionGuarded,
+    leaseReads: false,
+  };
+}
+
 function makeGroup(snapshotIntervalEntries = 1000): Group {
   const group: Group = {
     replicas: new Map(),
@@ -147,15 +166,7 @@ function makeGroup(snapshotIntervalEntries = 1000): Group {
     group.storages.set(id, storage);
     const replica = new ShardReplica<number>({
       shard: 0,
-      raft: {
-        id: replicaId(id),
-        electionTicks: 10,
-        heartbeatTicks: 1,
-        prng: new SeededPrng(id),
-        preVote: true,
-        checkQuorum: true,
-        leaseReads: false,
-      },
+      raft: raftConfig(id),
       storage,
       stateMachine: machine,
       send: (messages: readonly Message[]) => {
@@ -424,15 +435,7 @@ Deno.test("ShardReplica, deferred flushes: a new term's messages wait for the fl
   const sent: Message[] = [];
   const replica = new ShardReplica<number>({
     shard: 0,
-    raft: {
-      id: replicaId(1),
-      electionTicks: 10,
-      heartbeatTicks: 1,
-      prng: new SeededPrng(1),
-      preVote: false,
-      checkQuorum: false,
-      leaseReads: false,
-    },
+    raft: raftConfig(1, { isElectionGuarded: false }),
     storage,
     stateMachine: new ListMachine(),
     send: (messages) => sent.push(...messages),
@@ -575,15 +578,7 @@ function singleVoter(options: { nowMs?: () => number; snapshotIntervalEntries?: 
   const machine = new ListMachine();
   const replica = new ShardReplica<number>({
     shard: 7,
-    raft: {
-      id: replicaId(1),
-      electionTicks: 10,
-      heartbeatTicks: 1,
-      prng: new SeededPrng(1),
-      preVote: false,
-      checkQuorum: false,
-      leaseReads: false,
-    },
+    raft: raftConfig(1, { isElectionGuarded: false }),
     storage,
     stateMachine: machine,
     send: () => {},
@@ -769,15 +764,7 @@ function lonelyReplica(id: number, storage: MemoryLogStorage, nowMs: () => numbe
   const machine = new ListMachine();
   const replica = new ShardReplica<number>({
     shard: 0,
-    raft: {
-      id: replicaId(id),
-      electionTicks: 10,
-      heartbeatTicks: 1,
-      prng: new SeededPrng(id),
-      preVote: true,
-      checkQuorum: true,
-      leaseReads: false,
-    },
+    raft: raftConfig(id),
     storage,
     stateMachine: machine,
     send: () => {},
