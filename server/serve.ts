@@ -145,8 +145,7 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
         nodeId: config.node.id,
         members: node.members,
         faults: node.transport.faults,
-        replicas: ({ isHashed }) =>
-          Promise.all([...node.shards.values()].map((shard) => replicaDebugState(shard, isHashed))),
+        replicas: ({ isHashed, shard }) => localDebugStates(node, { isHashed, shard }),
         campaign: (shard) => campaignLocal(node, shard),
         authenticate,
       });
@@ -170,6 +169,22 @@ async function campaignLocal(node: AspenNode, shard: number): Promise<void> {
     );
   }
   await local.replica.campaign();
+}
+
+/**
+ * The local replicas (of one shard, or all), one after another: hashing several state machines
+ * at once would copy them all into memory in the same moment and hold the event loop longer.
+ */
+async function localDebugStates(
+  node: AspenNode,
+  options: { readonly isHashed: boolean; readonly shard: number | null },
+): Promise<ReplicaDebugState[]> {
+  const states: ReplicaDebugState[] = [];
+  for (const local of node.shards.values()) {
+    if (options.shard !== null && local.shard !== options.shard) continue;
+    states.push(await replicaDebugState(local, options.isHashed));
+  }
+  return states;
 }
 
 /**

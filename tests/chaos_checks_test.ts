@@ -73,6 +73,14 @@ Deno.test("compareReplicas() settles, waits and finds divergence", async (t) => 
     equal(verdict.isSettled, false);
     deepEqual(verdict.pending, ["shard 1: 0 of 2 replicas answer"]);
   });
+  await t.step("one shard compared on its own", () => {
+    const states = new Map([[1, [replica(1, 4, "aaaa")]], [2, [replica(1, 4, "bbbb")]]]);
+    const verdict = compareReplicas(states, { ...shape, shards: 1, firstShard: 1 });
+    deepEqual(verdict.pending, []);
+    deepEqual(verdict.divergences, [
+      "shard 1: replicas at applied index 4 differ: n1=aaaa n2=bbbb",
+    ]);
+  });
   await t.step("states read without hashes settle the indexes only", () => {
     const states = new Map([[1, [replica(0, 9, null), replica(1, 4, null)]], [2, [
       replica(0, 9, null),

@@ -132,6 +132,10 @@ Deno.test({
       for (const shard of cheap.json.shards as { stateHash: string | null }[]) {
         equal(shard.stateHash, null, "no hash when asked for none");
       }
+      const one = await call(target, { method: "GET", path: "/v1/debug/state?shard=1" });
+      deepEqual((one.json.shards as { shard: number }[]).map((shard) => shard.shard), [1]);
+      const badShard = await call(target, { method: "GET", path: "/v1/debug/state?shard=x" });
+      equal(badShard.status, 400);
       const bad = await call(target, { method: "GET", path: "/v1/debug/state?stateHash=no" });
       equal(bad.status, 400);
       match((bad.json.error as { message: string }).message, /"stateHash" is "no"/);

@@ -4,7 +4,7 @@
  *   replicated state, so a test can check that the replicas of a shard converged. Hashing
  *   reads the whole state machine (in steps that let the node go on meanwhile, and still
  *   about a second of work for a few hundred thousand keys): `?stateHash=false` leaves it
- *   out, for cheap polling.
+ *   out, for cheap polling, and `?shard=N` answers for one shard only.
  * - `GET|PUT|DELETE /v1/test/faults`: drop or delay this node's outbound peer traffic to chosen
  *   nodes (partitions).
  * - `POST /v1/test/campaign {"shard"}`: makes this node's replica of the shard start an
@@ -14,10 +14,10 @@
  * answers 404 and names the flag, so a production node can never be told to cut itself off.
  */
 import type { Context, Hono } from "hono";
-import { AspenError } from "../../shard/mod.ts";
+import { AspenError, ROUTER_SHARDS_MAX } from "../../shard/mod.ts";
 import type { TokenRole } from "../auth.ts";
 import type { PeerFaults } from "../../transport/mod.ts";
-import { integerField, readJsonObject } from "./body.ts";
+import { integerField, queryInteger, readJsonObject } from "./body.ts";
 
 /** The `aspen node` flag that enables the fault endpoints (a flag only, never a setting). */
 export const TEST_FAULTS_FLAG = "enable-test-faults";
@@ -46,7 +46,7 @@ export interface DebugRoutesOptions {
   readonly faults: PeerFaults;
   /** Every local replica's state; a hash comes with the applied index it was taken at. */
   readonly replicas: (
-    options: { readonly isHashed: boolean },
+    options: { readonly isHashed: boolean; readonly shard: number | null },
   ) => Promise<readonly ReplicaDebugState[]>;
   /**
    * Makes the local replica of `shard` campaign (`ShardReplica.campaign()`).
@@ -71,7 +71,14 @@ export function addDebugRoutes(app: Hono, options: DebugRoutesOptions): void {
         { parameter: "stateHash" },
       );
     }
-    const shards = await options.replicas({ isHashed: stateHash === "true" });
+    const shard = c.req.query("shard") === undefined
+      ? null
+      : queryInteger(c.req.query("shard"), "shard", action, {
+        min: 0,
+        max: ROUTER_SHARDS_MAX - 1,
+        defaultValue: 0,
+      });
+    const shards = await options.replicas({ isHashed: stateHash === "true", shard });
     return c.json({ node: options.nodeId, shards });
   });
   app.get("/v1/test/faults", (c) => {

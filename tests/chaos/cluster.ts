@@ -184,8 +184,18 @@ export class ChaosCluster {
    * Node `id`'s local replicas: role, term, indexes and, when `isHashed`, state hashes (which
    * read each replica's whole state: only the convergence check asks for them).
    */
-  async debugState(id: number, isHashed = false): Promise<ReplicaDebugState[]> {
-    const path = isHashed ? "/v1/debug/state" : "/v1/debug/state?stateHash=false";
+  async debugState(
+    id: number,
+    options: { readonly isHashed: boolean; readonly shard?: number } = { isHashed: false },
+  ): Promise<ReplicaDebugState[]> {
+    const isHashed = options.isHashed;
+    const query = [
+      `stateHash=${isHashed}`,
+      ...(options.shard === undefined ? [] : [
+        `shard=${options.shard}`,
+      ]),
+    ];
+    const path = `/v1/debug/state?${query.join("&")}`;
     const timeoutMs = isHashed ? STATE_HASH_TIMEOUT_MS : CONTROL_TIMEOUT_MS;
     const answer = await this.call(id, { method: "GET", path, timeoutMs });
     const shards = answer.json?.shards;

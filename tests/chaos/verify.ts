@@ -24,11 +24,17 @@ export interface ReplicaComparison {
  */
 export function compareReplicas(
   states: ReadonlyMap<number, readonly ReplicaDebugState[]>,
-  shape: { readonly shards: number; readonly replicasPerShard: number },
+  shape: {
+    readonly shards: number;
+    readonly replicasPerShard: number;
+    /** The first shard compared (shards `firstShard` to `firstShard + shards - 1`); 0. */
+    readonly firstShard?: number;
+  },
 ): ReplicaComparison {
   const { replicasPerShard } = shape;
+  const first = shape.firstShard ?? 0;
   const byShard = new Map<number, { node: number; state: ReplicaDebugState }[]>();
-  for (let shard = 0; shard < shape.shards; shard++) byShard.set(shard, []);
+  for (let shard = first; shard < first + shape.shards; shard++) byShard.set(shard, []);
   for (const [node, replicas] of states) {
     for (const state of replicas) {
       const list = byShard.get(state.shard) ?? [];
@@ -63,44 +69,58 @@ export function compareReplicas(
 }
 
 /**
- * Polls every node's applied indexes (cheaply, without state hashes) until each shard's
- * replicas share one, then reads the hashes and returns the divergences found (none on a
- * healthy cluster). Hashing reads a node's whole state and holds its event loop meanwhile:
- * polled with hashes every 250 ms, a node of a few hundred thousand keys missed heartbeats,
- * its shards elected new leaders, each election appended an entry, and the indexes never
- * settled.
+ * Waits until the replicas of every shard are seen at one applied index with one state hash,
+ * and returns the divergences found (none on a healthy cluster). Shard by shard: once a
+ * shard's replicas report one applied index (cheap polls without hashes), each of its nodes
+ * hashes that shard alone; a shard verified at one index stays verified. Hashing reads a whole
+ * state machine: done for every shard at once and every 250 ms, it starved nodes of a few
+ * hundred thousand keys, their shards elected new leaders, each election appended an entry,
+ * and no moment came when every shard agreed.
  *
- * @returns anomalies: divergent replicas, or replicas that did not converge in time.
+ * @returns anomalies: divergent replicas, or shards not seen to converge in time.
  */
 export async function awaitConvergence(
   chaos: ChaosCluster,
   options: { shards: number; replicasPerShard: number; timeoutMs: number; nowMs: () => number },
 ): Promise<string[]> {
   const deadline = options.nowMs() + options.timeoutMs;
-  let last: ReplicaComparison | null = null;
+  const verified = new Set<number>();
+  let pending: readonly string[] = ["no node answered"];
   while (options.nowMs() < deadline) {
-    last = compareReplicas(await readStates(chaos, false), options);
-    if (last.isSettled) {
-      last = compareReplicas(await readStates(chaos, true), options);
-      if (last.divergences.length > 0) return [...last.divergences];
-      if (last.isSettled) return [];
+    const indexes = compareReplicas(await readStates(chaos, { isHashed: false }), options);
+    pending = indexes.pending;
+    for (let shard = 0; shard < options.shards; shard++) {
+      if (verified.has(shard) || isShardPending(indexes, shard)) continue;
+      const hashed = compareReplicas(
+        await readStates(chaos, { isHashed: true, shard }),
+        { shards: 1, replicasPerShard: options.replicasPerShard, firstShard: shard },
+      );
+      if (hashed.divergences.length > 0) return [...hashed.divergences];
+      if (hashed.isSettled) verified.add(shard);
     }
+    if (verified.size === options.shards) return [];
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
+  const unverified = [...Array(options.shards).keys()].filter((shard) => !verified.has(shard));
   return [
-    `replicas did not converge within ${options.timeoutMs} ms: ` +
-    (last?.pending.join("; ") ?? "no node answered"),
+    `replicas did not converge within ${options.timeoutMs} ms: shards ${unverified.join(", ")} ` +
+    `not seen at one index and hash (${pending.join("; ") || "indexes agreed while hashing"})`,
   ];
 }
 
-/** Every answering node's replicas, with or without state hashes. */
+/** Whether `comparison` lists `shard` as not settled. */
+function isShardPending(comparison: ReplicaComparison, shard: number): boolean {
+  return comparison.pending.some((line) => line.startsWith(`shard ${shard}:`));
+}
+
+/** Every answering node's replicas (of one shard, or all), with or without state hashes. */
 async function readStates(
   chaos: ChaosCluster,
-  isHashed: boolean,
+  options: { readonly isHashed: boolean; readonly shard?: number },
 ): Promise<Map<number, ReplicaDebugState[]>> {
   const states = new Map<number, ReplicaDebugState[]>();
   for (const id of chaos.nodeIds) {
-    const replicas = await chaos.debugState(id, isHashed).catch(() => null);
+    const replicas = await chaos.debugState(id, options).catch(() => null);
     if (replicas !== null) states.set(id, replicas);
   }
   return states;
