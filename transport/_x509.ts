@@ -1,7 +1,8 @@
 /**
  * X.509 v3 certificates for the peer channel, private to the peer folder: issuing one (ECDSA
- * P-256 with SHA-256) and reading back the few fields Aspen checks (who issued a certificate,
- * and whether the issuer's key signed it).
+ * P-256 with SHA-256) and reading back the few things Aspen checks (who issued a certificate,
+ * and whether the issuer's key signed it). The ASN.1 work is done by `@peculiar/x509`, on
+ * WebCrypto; this file only chooses what goes into a certificate.
  *
  * Two profiles, both shaped by what rustls (under Deno's QUIC) and webpki accept:
  * - `ca`: the cluster CA. BasicConstraints cA true with pathLen 0 (it issues node certificates
@@ -12,26 +13,27 @@
  *   Subject and Authority key identifiers that RFC 5280 asks for (webpki chains by name).
  */
 
-import { assert } from "../raft/mod.ts";
 import {
-  derBitString,
-  derBoolean,
-  derChildren,
-  derContent,
-  derContext,
-  type DerElement,
-  derGeneralizedTime,
-  derOctetString,
-  derOid,
-  derRead,
-  derSequence,
-  derSet,
-  derSmallInteger,
-  derTlv,
-  derUnsignedInteger,
-  derUtf8String,
-  derWhole,
-} from "./_der.ts";
+  AuthorityKeyIdentifierExtension,
+  BasicConstraintsExtension,
+  ExtendedKeyUsage,
+  ExtendedKeyUsageExtension,
+  type Extension,
+  type JsonGeneralName,
+  KeyUsageFlags,
+  KeyUsagesExtension,
+  Name,
+  PemConverter,
+  PublicKey,
+  SubjectAlternativeNameExtension,
+  SubjectKeyIdentifierExtension,
+  X509Certificate,
+  X509CertificateGenerator,
+} from "@peculiar/x509";
+import { isIPv4, isIPv6 } from "node:net";
+import { assert, AssertionError } from "../raft/mod.ts";
+
+export { X509Certificate };
 
 /** Which kind of certificate to issue. */
 export type CertificateProfile =
@@ -40,272 +42,136 @@ export type CertificateProfile =
 
 /** The signer of a certificate; for a self-signed one, the subject itself. */
 export interface CertificateIssuer {
-  /** The issuer's subject Name, DER; copied byte for byte into the new certificate. */
-  readonly name: Uint8Array;
+  /** The issuer's subject Name; copied into the new certificate as its issuer. */
+  readonly name: Name;
   /** The issuer's SubjectPublicKeyInfo, DER, for the AuthorityKeyIdentifier. */
-  readonly spki: Uint8Array;
+  readonly spki: Uint8Array<ArrayBuffer>;
   /** The issuer's ECDSA P-256 private key. */
   readonly privateKey: CryptoKey;
 }
 
-/** The fields of a certificate that Aspen reads, as views into its DER bytes. */
-export interface CertificateFields {
-  /** The whole TBSCertificate element: the signed bytes. */
-  readonly tbs: Uint8Array;
-  readonly issuerName: Uint8Array;
-  readonly subjectName: Uint8Array;
-  /** The whole SubjectPublicKeyInfo element. */
-  readonly spki: Uint8Array;
-  /** The whole outer signatureAlgorithm element. */
-  readonly signatureAlgorithm: Uint8Array;
-  /** The BIT STRING contents after the unused-bits byte: a DER Ecdsa-Sig-Value. */
-  readonly signature: Uint8Array;
-}
-
 /** ECDSA over P-256, the only key type Aspen makes or accepts. */
 export const ECDSA_P256 = { name: "ECDSA", namedCurve: "P-256" } as const;
-
-const OID_ECDSA_WITH_SHA256 = "1.2.840.10045.4.3.2";
-const OID_COMMON_NAME = "2.5.4.3";
-const OID_SUBJECT_KEY_IDENTIFIER = "2.5.29.14";
-const OID_KEY_USAGE = "2.5.29.15";
-const OID_SUBJECT_ALT_NAME = "2.5.29.17";
-const OID_BASIC_CONSTRAINTS = "2.5.29.19";
-const OID_AUTHORITY_KEY_IDENTIFIER = "2.5.29.35";
-const OID_EXTENDED_KEY_USAGE = "2.5.29.37";
-const OID_SERVER_AUTH = "1.3.6.1.5.5.7.3.1";
-const OID_CLIENT_AUTH = "1.3.6.1.5.5.7.3.2";
+/** The one signature algorithm Aspen makes or accepts. */
+const ECDSA_SHA256 = { name: "ECDSA", hash: "SHA-256" } as const;
 /** Fixed and far in the past, so that clock skew between nodes never fails a handshake. */
 const CERTIFICATE_NOT_BEFORE = new Date("2020-01-01T00:00:00Z");
 /** RFC 5280 §4.1.2.5: 99991231235959Z means "no well-defined expiration date". */
 const CERTIFICATE_NOT_AFTER = new Date("9999-12-31T23:59:59Z");
 /** RFC 7093 method 1: the leftmost 160 bits of the SHA-256 of the public key. */
 const KEY_IDENTIFIER_BYTES = 20;
-/** The length of each of r and s in a P-256 signature. */
-const P256_SCALAR_BYTES = 32;
+/** The longest common name we issue (RFC 5280's ub-common-name). */
+const COMMON_NAME_LENGTH_MAX = 64;
+/** The longest DNS name put in a subjectAltName (RFC 1035). */
+const DNS_NAME_LENGTH_MAX = 253;
 
 /** A Name with one common name, the only shape Aspen issues. */
-export function commonName(text: string): Uint8Array<ArrayBuffer> {
-  assert(text.length > 0 && text.length <= 64, "a common name has 1..64 characters");
-  return derSequence([derSet([derSequence([derOid(OID_COMMON_NAME), derUtf8String(text)])])]);
+export function commonName(text: string): Name {
+  assert(text.length > 0, "a common name is not empty");
+  assert(text.length <= COMMON_NAME_LENGTH_MAX, "a common name has at most 64 characters");
+  assert(/^[A-Za-z0-9-]+$/.test(text), "a common name needs no escaping");
+  return new Name(`CN=${text}`);
 }
 
-/** Issues a certificate for `subjectSpki`, signed by the issuer's key, and returns its DER. */
+/** Issues a certificate for `subjectSpki`, signed by the issuer's key. */
 export async function issueCertificate(options: {
   readonly profile: CertificateProfile;
-  readonly subjectName: Uint8Array;
-  readonly subjectSpki: Uint8Array;
+  readonly subjectName: Name;
+  readonly subjectSpki: Uint8Array<ArrayBuffer>;
   readonly issuer: CertificateIssuer;
-}): Promise<Uint8Array<ArrayBuffer>> {
+}): Promise<X509Certificate> {
   const subjectKeyId = await keyIdentifier(options.subjectSpki);
   const extensions = options.profile.kind === "ca" ? caExtensions(subjectKeyId) : leafExtensions({
     subjectKeyId,
     issuerKeyId: await keyIdentifier(options.issuer.spki),
     listenHost: options.profile.listenHost,
   });
-  const tbs = derSequence([
-    derContext(0, derSmallInteger(2), { isConstructed: true }), // version v3
-    derUnsignedInteger(randomSerial()),
-    signatureAlgorithm(),
-    options.issuer.name,
-    derSequence([
-      derGeneralizedTime(CERTIFICATE_NOT_BEFORE),
-      derGeneralizedTime(CERTIFICATE_NOT_AFTER),
-    ]),
-    options.subjectName,
-    options.subjectSpki,
-    derContext(3, derSequence(extensions), { isConstructed: true }),
-  ]);
-  const rawSignature = new Uint8Array(
-    await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, options.issuer.privateKey, tbs),
+  const certificate = await X509CertificateGenerator.create({
+    subject: options.subjectName,
+    issuer: options.issuer.name,
+    notBefore: CERTIFICATE_NOT_BEFORE,
+    notAfter: CERTIFICATE_NOT_AFTER,
+    publicKey: options.subjectSpki,
+    signingKey: options.issuer.privateKey,
+    signingAlgorithm: ECDSA_SHA256,
+    extensions,
+  }, crypto);
+  assert(
+    bytesEqual(nameBytes(certificate.issuerName), nameBytes(options.issuer.name)),
+    "an issued certificate names its issuer byte for byte",
   );
-  assert(rawSignature.length === 2 * P256_SCALAR_BYTES, "a P-256 signature is r||s, 64 bytes");
-  const signature = derSequence([
-    derUnsignedInteger(rawSignature.subarray(0, P256_SCALAR_BYTES)),
-    derUnsignedInteger(rawSignature.subarray(P256_SCALAR_BYTES)),
-  ]);
-  return derSequence([tbs, signatureAlgorithm(), derBitString(signature)]);
+  return certificate;
 }
 
 /**
- * Reads the fields Aspen checks from certificate DER; null when it is not a certificate of the
- * shape X.509 v1..v3 prescribes (the fields are not validated beyond their position and tag).
+ * Reads a certificate from DER; null when the bytes are not one. The library parses the whole
+ * structure; nothing beyond its shape is checked here (the signature check always follows).
  */
-export function parseCertificate(der: Uint8Array): CertificateFields | null {
-  const outer = derRead(der, 0, der.length);
-  if (outer === null || outer.tag !== 0x30 || outer.end !== der.length) return null;
-  const parts = derChildren(der, outer);
-  if (parts === null || parts.length !== 3) return null;
-  const [tbs, algorithm, signature] = parts as [DerElement, DerElement, DerElement];
-  if (tbs.tag !== 0x30 || algorithm.tag !== 0x30 || signature.tag !== 0x03) return null;
-  const fields = derChildren(der, tbs);
-  if (fields === null) return null;
-  const first = fields[0]?.tag === 0xa0 ? 1 : 0; // the version is optional (v1)
-  const issuer = fields[first + 2];
-  const subject = fields[first + 4];
-  const spki = fields[first + 5];
-  if (issuer?.tag !== 0x30 || subject?.tag !== 0x30 || spki?.tag !== 0x30) return null;
-  const bits = derContent(der, signature);
-  if (bits.length < 1 || bits[0] !== 0) return null; // a signature has no unused bits
-  return {
-    tbs: derWhole(der, tbs),
-    issuerName: derWhole(der, issuer),
-    subjectName: derWhole(der, subject),
-    spki: derWhole(der, spki),
-    signatureAlgorithm: derWhole(der, algorithm),
-    signature: bits.subarray(1),
-  };
+export function parseCertificate(der: Uint8Array<ArrayBuffer>): X509Certificate | null {
+  try {
+    const certificate = new X509Certificate(der);
+    // The library parses fields lazily; read the ones we use so that a damaged one fails here.
+    void certificate.subjectName;
+    void certificate.issuerName;
+    void certificate.publicKey;
+    void certificate.signatureAlgorithm;
+    return certificate;
+  } catch (error) {
+    // The parser throws plain Errors of several kinds on bad input; a bug of ours still crashes.
+    if (error instanceof AssertionError) throw error;
+    return null;
+  }
 }
 
 /**
  * True when `certificate` names `issuer` as its issuer and the issuer's key signed it with
- * ECDSA P-256 and SHA-256, the only algorithm Aspen uses.
+ * ECDSA P-256 and SHA-256, the only algorithm Aspen uses. Validity dates are not checked:
+ * Aspen's certificates are valid from 2020 to 9999 on purpose.
  */
 export async function isIssuedBy(
-  certificate: CertificateFields,
-  issuer: CertificateFields,
+  certificate: X509Certificate,
+  issuer: X509Certificate,
 ): Promise<boolean> {
-  if (!bytesEqual(certificate.issuerName, issuer.subjectName)) return false;
-  if (!bytesEqual(certificate.signatureAlgorithm, signatureAlgorithm())) return false;
-  const rawSignature = rawEcdsaSignature(certificate.signature);
-  if (rawSignature === null) return false;
-  const publicKey = await importP256PublicKey(issuer.spki);
+  if (!bytesEqual(nameBytes(certificate.issuerName), nameBytes(issuer.subjectName))) return false;
+  if (!isEcdsaSha256(certificate.signatureAlgorithm)) return false;
+  const publicKey = await importP256PublicKey(spkiOf(issuer));
   if (publicKey === null) return false;
-  return await crypto.subtle.verify(
-    { name: "ECDSA", hash: "SHA-256" },
-    publicKey,
-    rawSignature,
-    certificate.tbs.slice(),
-  );
-}
-
-/** Imports an SPKI as a P-256 verification key; null when it is not one. */
-async function importP256PublicKey(spki: Uint8Array): Promise<CryptoKey | null> {
   try {
-    return await crypto.subtle.importKey("spki", spki.slice(), ECDSA_P256, false, ["verify"]);
+    return await certificate.verify({ publicKey, signatureOnly: true }, crypto);
   } catch (error) {
-    // Another key type or curve cannot have signed an Aspen certificate: not issued by it.
-    if (error instanceof DOMException) return null;
-    throw error;
+    // A signature value that is not an ECDSA-Sig-Value makes the library throw: not signed.
+    if (error instanceof AssertionError) throw error;
+    return false;
   }
 }
 
-/** Converts a DER Ecdsa-Sig-Value to WebCrypto's r||s; null when it is not a P-256 one. */
-function rawEcdsaSignature(der: Uint8Array): Uint8Array<ArrayBuffer> | null {
-  const outer = derRead(der, 0, der.length);
-  if (outer === null || outer.tag !== 0x30 || outer.end !== der.length) return null;
-  const parts = derChildren(der, outer);
-  if (parts === null || parts.length !== 2) return null;
-  const raw = new Uint8Array(2 * P256_SCALAR_BYTES);
-  for (const [index, part] of parts.entries()) {
-    if (part.tag !== 0x02) return null;
-    let value = derContent(der, part);
-    if (value.length === P256_SCALAR_BYTES + 1 && value[0] === 0) value = value.subarray(1);
-    if (value.length < 1 || value.length > P256_SCALAR_BYTES) return null;
-    raw.set(value, (index + 1) * P256_SCALAR_BYTES - value.length);
+/** The certificate's SubjectPublicKeyInfo, DER. */
+export function spkiOf(certificate: X509Certificate): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(certificate.publicKey.rawData);
+}
+
+/** The certificate's DER bytes. */
+export function derOf(certificate: X509Certificate): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(certificate.rawData);
+}
+
+/** Wraps DER bytes in a PEM block with 64-column base64 lines and a final newline. */
+export function pemEncode(label: string, der: Uint8Array<ArrayBuffer>): string {
+  return `${PemConverter.encode(der, label)}\n`;
+}
+
+/** Extracts the DER bytes of the first PEM block with `label`, or null when there is none. */
+export function pemDecode(label: string, pem: string): Uint8Array<ArrayBuffer> | null {
+  let blocks: ReturnType<typeof PemConverter.decodeWithHeaders>;
+  try {
+    blocks = PemConverter.decodeWithHeaders(pem);
+  } catch (error) {
+    // Malformed PEM headers make the library throw: there is no usable block.
+    if (error instanceof AssertionError) throw error;
+    return null;
   }
-  return raw;
-}
-
-function caExtensions(subjectKeyId: Uint8Array): Uint8Array<ArrayBuffer>[] {
-  return [
-    // cA TRUE, pathLenConstraint 0: the CA signs node certificates, never another CA.
-    extension(OID_BASIC_CONSTRAINTS, true, derSequence([derBoolean(true), derSmallInteger(0)])),
-    // keyCertSign (bit 5) and cRLSign (bit 6): 0b0000_0110 with 1 unused bit.
-    extension(OID_KEY_USAGE, true, derTlv(0x03, Uint8Array.of(1, 0x06))),
-    extension(OID_SUBJECT_KEY_IDENTIFIER, false, derOctetString(subjectKeyId)),
-  ];
-}
-
-function leafExtensions(options: {
-  subjectKeyId: Uint8Array;
-  issuerKeyId: Uint8Array;
-  listenHost: string;
-}): Uint8Array<ArrayBuffer>[] {
-  return [
-    extension(OID_BASIC_CONSTRAINTS, true, derSequence([])), // cA defaults to false
-    // digitalSignature (bit 0): 0b1000_0000 with 7 unused bits.
-    extension(OID_KEY_USAGE, true, derTlv(0x03, Uint8Array.of(7, 0x80))),
-    extension(
-      OID_EXTENDED_KEY_USAGE,
-      false,
-      derSequence([derOid(OID_SERVER_AUTH), derOid(OID_CLIENT_AUTH)]),
-    ),
-    extension(OID_SUBJECT_ALT_NAME, false, subjectAltNames(options.listenHost)),
-    extension(OID_SUBJECT_KEY_IDENTIFIER, false, derOctetString(options.subjectKeyId)),
-    extension(
-      OID_AUTHORITY_KEY_IDENTIFIER,
-      false,
-      derSequence([derContext(0, options.issuerKeyId, { isConstructed: false })]),
-    ),
-  ];
-}
-
-function extension(oid: string, isCritical: boolean, value: Uint8Array): Uint8Array<ArrayBuffer> {
-  const parts = [derOid(oid)];
-  if (isCritical) parts.push(derBoolean(true)); // DER omits the default (false)
-  parts.push(derOctetString(value));
-  return derSequence(parts);
-}
-
-function signatureAlgorithm(): Uint8Array<ArrayBuffer> {
-  return derSequence([derOid(OID_ECDSA_WITH_SHA256)]);
-}
-
-/** The key identifier of an SPKI: a hash of its subjectPublicKey bits (RFC 7093 method 1). */
-async function keyIdentifier(spki: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
-  const outer = derRead(spki, 0, spki.length);
-  assert(outer !== null && outer.tag === 0x30, "an SPKI is a SEQUENCE");
-  const parts = derChildren(spki, outer);
-  assert(parts !== null && parts.length === 2, "an SPKI has an algorithm and a key");
-  const key = parts[1]!;
-  assert(key.tag === 0x03, "the subjectPublicKey is a BIT STRING");
-  const bits = derContent(spki, key).subarray(1); // past the unused-bits byte
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bits.slice()));
-  return digest.slice(0, KEY_IDENTIFIER_BYTES);
-}
-
-/** DNS:localhost, plus the listen host as an IP or DNS name unless it is a wildcard. */
-function subjectAltNames(listenHost: string): Uint8Array<ArrayBuffer> {
-  const encoder = new TextEncoder();
-  const names = [derContext(2, encoder.encode("localhost"), { isConstructed: false })];
-  const host = listenHost.replace(/^\[|\]$/g, "");
-  const ip = parseIpAddress(host);
-  if (ip !== null) {
-    const isWildcard = ip.every((byte) => byte === 0);
-    if (!isWildcard) names.push(derContext(7, ip, { isConstructed: false }));
-  } else if (host !== "localhost" && /^[A-Za-z0-9.-]{1,253}$/.test(host)) {
-    names.push(derContext(2, encoder.encode(host), { isConstructed: false }));
-  }
-  return derSequence(names);
-}
-
-/** Parses an IPv4 or IPv6 literal into 4 or 16 bytes; null when it is not one. */
-export function parseIpAddress(text: string): Uint8Array<ArrayBuffer> | null {
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (v4 !== null) {
-    const bytes = v4.slice(1).map(Number);
-    if (bytes.some((byte) => byte > 255)) return null;
-    return Uint8Array.from(bytes);
-  }
-  if (!/^[0-9A-Fa-f:]{2,39}$/.test(text)) return null;
-  const halves = text.split("::");
-  if (halves.length > 2) return null;
-  const head = halves[0] === "" ? [] : halves[0]!.split(":");
-  const tail = halves.length === 2 && halves[1] !== "" ? halves[1]!.split(":") : [];
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 1 && missing !== 0) return null;
-  if (halves.length === 2 && missing < 1) return null;
-  const groups = [...head, ...Array<string>(Math.max(missing, 0)).fill("0"), ...tail];
-  const bytes = new Uint8Array(16);
-  for (let i = 0; i < 8; i += 1) {
-    const group = groups[i]!;
-    if (!/^[0-9A-Fa-f]{1,4}$/.test(group)) return null;
-    const value = parseInt(group, 16);
-    bytes[i * 2] = value >> 8;
-    bytes[i * 2 + 1] = value & 0xff;
-  }
-  return bytes;
+  const block = blocks.find((candidate) => candidate.type === label);
+  return block === undefined ? null : new Uint8Array(block.rawData);
 }
 
 /** True when two byte arrays hold the same bytes. */
@@ -317,8 +183,91 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-function randomSerial(): Uint8Array<ArrayBuffer> {
-  const serial = crypto.getRandomValues(new Uint8Array(16));
-  serial[0] = (serial[0]! & 0x7f) | 0x01; // positive and never zero
-  return serial;
+/**
+ * The listen host as a canonical IP literal for an iPAddress subjectAltName ("10.0.0.1",
+ * "fd00::2"); null when it is not an IP literal. IPv6 goes through the URL parser, which also
+ * rewrites an embedded IPv4 tail ("::ffff:1.2.3.4") into hex groups the library can encode.
+ */
+export function ipLiteral(host: string): string | null {
+  if (isIPv4(host)) return host;
+  if (!isIPv6(host)) return null;
+  if (host.includes("%")) return null; // a zone id names an interface, not an address
+  const bracketed = new URL(`http://[${host}]/`).hostname;
+  assert(bracketed.startsWith("[") && bracketed.endsWith("]"), "URL keeps IPv6 in brackets");
+  return bracketed.slice(1, -1);
+}
+
+/** Imports an SPKI as a P-256 verification key; null when it is not one. */
+async function importP256PublicKey(spki: Uint8Array<ArrayBuffer>): Promise<CryptoKey | null> {
+  try {
+    return await crypto.subtle.importKey("spki", spki, ECDSA_P256, false, ["verify"]);
+  } catch (error) {
+    // Another key type or curve cannot have signed an Aspen certificate: not issued by it.
+    if (error instanceof DOMException) return null;
+    throw error;
+  }
+}
+
+function isEcdsaSha256(algorithm: Algorithm): boolean {
+  if (algorithm.name !== ECDSA_SHA256.name) return false;
+  const hash = (algorithm as EcdsaParams).hash;
+  const hashName = typeof hash === "string" ? hash : hash?.name;
+  return hashName === ECDSA_SHA256.hash;
+}
+
+function nameBytes(name: Name): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(name.toArrayBuffer());
+}
+
+function caExtensions(subjectKeyId: string): Extension[] {
+  return [
+    // cA TRUE, pathLenConstraint 0: the CA signs node certificates, never another CA.
+    new BasicConstraintsExtension(true, 0, true),
+    new KeyUsagesExtension(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign, true),
+    new SubjectKeyIdentifierExtension(subjectKeyId, false),
+  ];
+}
+
+function leafExtensions(options: {
+  subjectKeyId: string;
+  issuerKeyId: string;
+  listenHost: string;
+}): Extension[] {
+  return [
+    new BasicConstraintsExtension(false, undefined, true),
+    new KeyUsagesExtension(KeyUsageFlags.digitalSignature, true),
+    new ExtendedKeyUsageExtension([ExtendedKeyUsage.serverAuth, ExtendedKeyUsage.clientAuth]),
+    new SubjectAlternativeNameExtension(subjectAltNames(options.listenHost), false),
+    new SubjectKeyIdentifierExtension(options.subjectKeyId, false),
+    new AuthorityKeyIdentifierExtension(options.issuerKeyId, false),
+  ];
+}
+
+/**
+ * The key identifier of an SPKI as hex: a hash of its subjectPublicKey bits (RFC 7093
+ * method 1).
+ */
+async function keyIdentifier(spki: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = await new PublicKey(spki).getKeyIdentifier("SHA-256", crypto);
+  const identifier = new Uint8Array(digest).subarray(0, KEY_IDENTIFIER_BYTES);
+  return Array.from(identifier, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+/** DNS:localhost, plus the listen host as an IP or DNS name unless it is a wildcard. */
+function subjectAltNames(listenHost: string): JsonGeneralName[] {
+  const names: JsonGeneralName[] = [{ type: "dns", value: "localhost" }];
+  const host = listenHost.replace(/^\[|\]$/g, "");
+  const ip = ipLiteral(host);
+  if (ip !== null) {
+    const isWildcard = ip === "0.0.0.0" || ip === "::";
+    if (!isWildcard) names.push({ type: "ip", value: ip });
+  } else if (host !== "localhost" && isDnsName(host)) {
+    names.push({ type: "dns", value: host });
+  }
+  return names;
+}
+
+function isDnsName(host: string): boolean {
+  if (host.length > DNS_NAME_LENGTH_MAX) return false;
+  return /^[A-Za-z0-9.-]+$/.test(host);
 }

@@ -5,22 +5,32 @@
  * issued by another CA of the same name (BadSignature), a self-signed node certificate
  * (UnknownIssuer), a forgery that names the CA as issuer but was signed by another key
  * (BadSignature) and the CA certificate itself (CaUsedAsEndEntity) are refused, and the
- * listener's accept() fails. `isCertificateIssuedBy()` refuses the same certificates without a
- * network; the DER reader returns null, never throws, on every truncation and byte flip; IP
- * literals parse as expected.
+ * listener's accept() fails. A CA made by the hand-written encoder Aspen used before
+ * `@peculiar/x509` (a fixture) still issues node certificates that rustls accepts.
+ * `isCertificateIssuedBy()` refuses the same certificates without a network;
+ * parseCertificate() returns null, never throws, on every truncation and byte flip; IP
+ * literals are recognised and made canonical for the subjectAltName.
  */
 
 import assert from "node:assert/strict";
-import { pemDecode, pemEncode } from "./_der.ts";
 import {
   commonName,
+  derOf,
   ECDSA_P256,
+  ipLiteral,
   issueCertificate,
   parseCertificate,
-  parseIpAddress,
+  pemDecode,
+  pemEncode,
+  spkiOf,
 } from "./_x509.ts";
 import { ALPN_SHARDED } from "./frame_codec.ts";
-import { createClusterCa, createPeerIdentity, isCertificateIssuedBy } from "./identity.ts";
+import {
+  type ClusterCa,
+  createClusterCa,
+  createPeerIdentity,
+  isCertificateIssuedBy,
+} from "./identity.ts";
 import type { LogFields } from "./logger.ts";
 import { PeerTransport } from "./peer_transport.ts";
 
@@ -30,6 +40,13 @@ const SECRET = "x509-test-cluster-secret-0123456789";
 
 const ca = await createClusterCa();
 const otherCa = await createClusterCa();
+/** A CA made by the hand-written DER encoder that Aspen used before `@peculiar/x509`. */
+const legacyCa: ClusterCa = {
+  keyPem: await Deno.readTextFile(new URL("./testdata/x509/legacy_ca_key.pem", import.meta.url)),
+  certificatePem: await Deno.readTextFile(
+    new URL("./testdata/x509/legacy_ca_cert.pem", import.meta.url),
+  ),
+};
 
 /** A key and a certificate a listener presents. */
 interface Presented {
@@ -39,7 +56,12 @@ interface Presented {
 
 Deno.test("the dialer's TLS accepts only a certificate that the cluster CA issued", async (t) => {
   const selfSigned = await selfSignedLeaf();
-  const cases: { name: string; presented: Presented; refusal: string | null }[] = [
+  const cases: {
+    name: string;
+    presented: Presented;
+    refusal: string | null;
+    trust?: ClusterCa;
+  }[] = [
     {
       name: "a node certificate the CA issued",
       presented: await createPeerIdentity({ nodeId: 2, listenHost: "127.0.0.1", ca }),
@@ -57,10 +79,16 @@ Deno.test("the dialer's TLS accepts only a certificate that the cluster CA issue
       refusal: "BadSignature",
     },
     { name: "the CA certificate itself", presented: ca, refusal: "CaUsedAsEndEntity" },
+    {
+      name: "a node certificate issued today by a CA made before @peculiar/x509",
+      presented: await createPeerIdentity({ nodeId: 2, listenHost: "127.0.0.1", ca: legacyCa }),
+      refusal: null,
+      trust: legacyCa,
+    },
   ];
   for (const testCase of cases) {
     await t.step(testCase.name, async () => {
-      const outcome = await dialOnce(testCase.presented);
+      const outcome = await dialOnce(testCase.presented, testCase.trust ?? ca);
       if (testCase.refusal === null) {
         assert.equal(outcome.accepted, true, "the listener finished TLS");
         assert.doesNotMatch(outcome.dialError, /invalid peer certificate/);
@@ -112,32 +140,39 @@ Deno.test("parseCertificate() returns null, never throws, on damaged certificate
   assert.ok(parsedCount < der.length, "some flips break the structure");
 });
 
-Deno.test("parseIpAddress() parses IPv4 and IPv6 literals and nothing else", async (t) => {
-  const cases: { text: string; expected: number[] | null }[] = [
-    { text: "127.0.0.1", expected: [127, 0, 0, 1] },
+Deno.test("ipLiteral() gives IP literals in canonical form and nothing else", async (t) => {
+  const cases: { text: string; expected: string | null }[] = [
+    { text: "127.0.0.1", expected: "127.0.0.1" },
     { text: "256.0.0.1", expected: null },
-    { text: "::1", expected: [...Array(15).fill(0), 1] },
-    { text: "::", expected: Array(16).fill(0) },
-    { text: "fe80::1:2", expected: [0xfe, 0x80, ...Array(10).fill(0), 0, 1, 0, 2] },
-    { text: "1:2:3:4:5:6:7:8", expected: [0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 0, 7, 0, 8] },
+    { text: "::1", expected: "::1" },
+    { text: "::", expected: "::" },
+    { text: "0:0:0:0:0:0:0:0", expected: "::" },
+    { text: "FE80:0:0:0:0:0:1:2", expected: "fe80::1:2" },
+    { text: "1:2:3:4:5:6:7:8", expected: "1:2:3:4:5:6:7:8" },
+    { text: "::ffff:10.0.0.1", expected: "::ffff:a00:1" },
     { text: "1:2:3:4:5:6:7", expected: null },
     { text: "1::2::3", expected: null },
+    { text: "1:2:3:4:5:6:7:8g", expected: null },
+    { text: "fe80::1%eth0", expected: null },
     { text: "localhost", expected: null },
+    { text: "db1.example.com", expected: null },
   ];
   for (const testCase of cases) {
     await t.step(testCase.text, () => {
-      const parsed = parseIpAddress(testCase.text);
-      assert.deepEqual(parsed === null ? null : Array.from(parsed), testCase.expected);
+      assert.equal(ipLiteral(testCase.text), testCase.expected);
     });
   }
 });
 
 /**
- * Lets a transport that trusts `ca` dial a bare QUIC listener presenting `presented`, once.
+ * Lets a transport that trusts `trust` dial a bare QUIC listener presenting `presented`, once.
  * Resolves with whether the listener finished TLS and the error the dialer logged (a TLS
  * refusal, or for an accepted certificate the handshake failure after the listener hangs up).
  */
-async function dialOnce(presented: Presented): Promise<{ accepted: boolean; dialError: string }> {
+async function dialOnce(
+  presented: Presented,
+  trust: ClusterCa,
+): Promise<{ accepted: boolean; dialError: string }> {
   const endpoint = new Deno.QuicEndpoint({ hostname: "127.0.0.1", port: 0 });
   const listener = endpoint.listen({
     alpnProtocols: [ALPN_SHARDED],
@@ -156,8 +191,8 @@ async function dialOnce(presented: Presented): Promise<{ accepted: boolean; dial
   const dialer = await PeerTransport.start({
     nodeId: 1,
     listen: "127.0.0.1:0",
-    identity: await createPeerIdentity({ nodeId: 1, listenHost: "127.0.0.1", ca }),
-    trust: { caCertificatePem: ca.certificatePem },
+    identity: await createPeerIdentity({ nodeId: 1, listenHost: "127.0.0.1", ca: trust }),
+    trust: { caCertificatePem: trust.certificatePem },
     clusterSecret: SECRET,
     peers: new Map([[2, { address: `127.0.0.1:${endpoint.addr.port}` }]]),
     handlers: {
@@ -185,7 +220,7 @@ async function selfSignedLeaf(): Promise<Presented & { privateKey: CryptoKey }> 
   const keyPair = await crypto.subtle.generateKey(ECDSA_P256, true, ["sign", "verify"]);
   const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keyPair.publicKey));
   const name = commonName("aspen-node-2");
-  const der = await issueCertificate({
+  const certificate = await issueCertificate({
     profile: { kind: "leaf", listenHost: "127.0.0.1" },
     subjectName: name,
     subjectSpki: spki,
@@ -194,7 +229,7 @@ async function selfSignedLeaf(): Promise<Presented & { privateKey: CryptoKey }> 
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keyPair.privateKey));
   return {
     keyPem: pemEncode("PRIVATE KEY", pkcs8),
-    certificatePem: pemEncode("CERTIFICATE", der),
+    certificatePem: pemEncode("CERTIFICATE", derOf(certificate)),
     privateKey: keyPair.privateKey,
   };
 }
@@ -209,17 +244,17 @@ async function forgedLeaf(subject?: { keyPem: string; privateKey: CryptoKey }): 
     const keyPair = await crypto.subtle.generateKey(ECDSA_P256, true, ["sign", "verify"]);
     privateKey = keyPair.privateKey;
   }
-  const caFields = parseCertificate(pemDecode("CERTIFICATE", ca.certificatePem)!)!;
-  const der = await issueCertificate({
+  const caCertificate = parseCertificate(pemDecode("CERTIFICATE", ca.certificatePem)!)!;
+  const certificate = await issueCertificate({
     profile: { kind: "leaf", listenHost: "127.0.0.1" },
     subjectName: commonName("aspen-node-2"),
-    subjectSpki: await spkiOf(privateKey),
-    issuer: { name: caFields.subjectName, spki: caFields.spki, privateKey },
+    subjectSpki: await publicSpkiOf(privateKey),
+    issuer: { name: caCertificate.subjectName, spki: spkiOf(caCertificate), privateKey },
   });
-  return pemEncode("CERTIFICATE", der);
+  return pemEncode("CERTIFICATE", derOf(certificate));
 }
 
-async function spkiOf(privateKey: CryptoKey): Promise<Uint8Array<ArrayBuffer>> {
+async function publicSpkiOf(privateKey: CryptoKey): Promise<Uint8Array<ArrayBuffer>> {
   const jwk = await crypto.subtle.exportKey("jwk", privateKey);
   const publicJwk = { kty: jwk.kty!, crv: jwk.crv!, x: jwk.x!, y: jwk.y! };
   const publicKey = await crypto.subtle.importKey("jwk", publicJwk, ECDSA_P256, true, ["verify"]);

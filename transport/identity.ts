@@ -10,20 +10,23 @@
  * model in mod.ts).
  *
  * The certificates follow what rustls (under Deno's QUIC) demands; the profiles are described
- * in _x509.ts and the encoder lives in _der.ts: we add no npm dependency for either.
+ * in _x509.ts, which builds and reads them with `@peculiar/x509`.
  */
 
 import { assert } from "../raft/mod.ts";
 import { AspenError } from "../shard/mod.ts";
-import { pemDecode, pemEncode } from "./_der.ts";
 import {
   bytesEqual,
-  type CertificateFields,
   commonName,
+  derOf,
   ECDSA_P256,
   isIssuedBy,
   issueCertificate,
   parseCertificate,
+  pemDecode,
+  pemEncode,
+  spkiOf,
+  type X509Certificate,
 } from "./_x509.ts";
 
 /** The cluster CA: made once per cluster, shared by every node through the credentials file. */
@@ -68,7 +71,7 @@ const CA_COMMON_NAME = "aspen-cluster-ca";
 
 /** A CA, parsed and with its signing key imported. */
 interface LoadedCa {
-  readonly certificate: CertificateFields;
+  readonly certificate: X509Certificate;
   readonly privateKey: CryptoKey;
 }
 
@@ -87,13 +90,16 @@ export async function createClusterCa(): Promise<ClusterCa> {
   const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keyPair.publicKey));
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keyPair.privateKey));
   const name = commonName(CA_COMMON_NAME);
-  const der = await issueCertificate({
+  const certificate = await issueCertificate({
     profile: { kind: "ca" },
     subjectName: name,
     subjectSpki: spki,
     issuer: { name, spki, privateKey: keyPair.privateKey },
   });
-  return { keyPem: pemEncode("PRIVATE KEY", pkcs8), certificatePem: pemEncode("CERTIFICATE", der) };
+  return {
+    keyPem: pemEncode("PRIVATE KEY", pkcs8),
+    certificatePem: pemEncode("CERTIFICATE", derOf(certificate)),
+  };
 }
 
 /**
@@ -140,7 +146,7 @@ export async function loadOrCreatePeerIdentity(
     const certificate = parseCertificate(der);
     if (certificate === null) throw corrupt(`${PEER_CERTIFICATE_FILE} is not a certificate`);
     if (await isIssuedBy(certificate, ca.certificate)) {
-      await checkKeyMatches({ keyPem, spki: certificate.spki, corrupt });
+      await checkKeyMatches({ keyPem, spki: spkiOf(certificate), corrupt });
       return { keyPem, certificatePem, fingerprint: await fingerprintDer(der) };
     }
   } else if (keyPem !== null || certificatePem !== null) {
@@ -211,7 +217,7 @@ async function loadCa(ca: ClusterCa): Promise<LoadedCa> {
   } catch (error) {
     throw fail("its key is not a P-256 PKCS8 key", error);
   }
-  if (!bytesEqual(spki, certificate.spki)) throw fail("its key does not match its certificate");
+  if (!bytesEqual(spki, spkiOf(certificate))) throw fail("its key does not match its certificate");
   return { certificate, privateKey };
 }
 
@@ -223,16 +229,17 @@ async function issueIdentity(
   const keyPair = await crypto.subtle.generateKey(ECDSA_P256, true, ["sign", "verify"]);
   const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keyPair.publicKey));
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keyPair.privateKey));
-  const der = await issueCertificate({
+  const certificate = await issueCertificate({
     profile: { kind: "leaf", listenHost: options.listenHost },
     subjectName: commonName(`aspen-node-${options.nodeId}`),
     subjectSpki: spki,
     issuer: {
       name: ca.certificate.subjectName,
-      spki: ca.certificate.spki,
+      spki: spkiOf(ca.certificate),
       privateKey: ca.privateKey,
     },
   });
+  const der = derOf(certificate);
   const issued = parseCertificate(der);
   assert(issued !== null, "an issued certificate parses back");
   assert(await isIssuedBy(issued, ca.certificate), "an issued certificate verifies with the CA");

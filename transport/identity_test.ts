@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { AspenError } from "../shard/mod.ts";
-import { pemEncode } from "./_der.ts";
+import { pemEncode } from "./_x509.ts";
 import {
   type ClusterCa,
   createClusterCa,
@@ -59,6 +59,10 @@ Deno.test("createPeerIdentity() puts the right subjectAltNames for each listen h
   const cases = [
     { host: "0.0.0.0", names: "DNS:localhost" },
     { host: "[::1]", names: "DNS:localhost, IP Address:::1" },
+    { host: "[fd00:0:0::2]", names: "DNS:localhost, IP Address:fd00::2" },
+    { host: "[::]", names: "DNS:localhost" },
+    { host: "[::ffff:10.0.0.1]", names: "DNS:localhost, IP Address:::ffff:10.0.0.1" },
+    { host: "[fe80::1%eth0]", names: "DNS:localhost" },
     { host: "db1.example.com", names: "DNS:localhost, DNS:db1.example.com" },
     { host: "localhost", names: "DNS:localhost" },
   ];

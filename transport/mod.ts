@@ -5,7 +5,8 @@
  * Raft message codec lives in raft/ and the request codec in server/, not here.
  *
  * Allowed dependencies: raft/ (assertions) and shard/ (AspenError) through their mod.ts,
- * Deno's QUIC and WebCrypto APIs. No npm packages: X.509 is our own _der.ts and _x509.ts.
+ * Deno's QUIC and WebCrypto APIs, and one npm package: `@peculiar/x509` (on WebCrypto) builds
+ * and reads the cluster CA and node certificates in _x509.ts.
  * Nothing from the node runtime (server/) or above: the node imports this folder, not the
  * other way round.
  *
