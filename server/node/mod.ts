@@ -40,12 +40,9 @@ export {
 } from "./metrics.ts";
 export { KvService, mergePages, type RangeQuery } from "./kv_service.ts";
 export { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult, LEASE_SHARD_SPAN } from "./lease_ids.ts";
-export {
-  LocalShard,
-  type ShardStatusView,
-  WATCH_POLL_EVENTS_MAX,
-  type WatchPoll,
-} from "./local_shard.ts";
+export { LocalShard } from "./local_shard.ts";
+export { WATCH_POLL_EVENTS_MAX, type WatchPoll } from "./remote_watch.ts";
+export { type ShardStatusView } from "./shard_status_view.ts";
 export {
   type AspenNode,
   ELECTION_TICKS,
