@@ -22,6 +22,7 @@ import {
 } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
 import { LeaseTimer } from "./lease_timer.ts";
+import { RemoteWatchStreams } from "./remote_watch.ts";
 import { dispatchShardRequest, type ShardDispatchContext } from "./shard_dispatch.ts";
 import { openCheckedShardFiles } from "./shard_integrity.ts";
 import type { ShardRequest } from "./shard_request.ts";
@@ -63,6 +64,7 @@ export class LocalShard {
   readonly #leaseTimer: LeaseTimer;
   readonly #dispatch: ShardDispatchContext;
   readonly #rate = new ProposalRate();
+  readonly #remoteWatches: RemoteWatchStreams;
   /** Waiters for an applied index, released in index order as entries apply. */
   #appliedWaiters: { index: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
 
@@ -88,12 +90,14 @@ export class LocalShard {
         : { snapshotIntervalEntries: options.snapshotIntervalEntries }),
       onLeaderChange: (status) => this.#onLeaderChange(status),
     });
+    this.#remoteWatches = new RemoteWatchStreams(stateMachine);
     this.#dispatch = {
       shard: options.shard,
       nodeId: options.nodeId,
       replica: this.replica,
       stateMachine,
       lessor: this.#lessor,
+      remoteWatches: this.#remoteWatches,
       nowMs: () => this.#lessorNow(),
       statusView: () => this.statusView(),
       refuseWrite: options.refuseWrite,
@@ -196,6 +200,7 @@ export class LocalShard {
   /** Stops the driver and closes both databases. */
   close(): void {
     this.#leaseTimer.close();
+    this.#remoteWatches.close();
     const error = new AspenError("shard_unavailable", `Cannot read shard ${this.shard}: closed`, {
       shard: this.shard,
     });

@@ -15,7 +15,7 @@ import {
   type ShardReplica,
   type StateMachine,
 } from "../../shard/mod.ts";
-import { serveWatchPoll } from "./remote_watch.ts";
+import { type RemoteWatchStreams, serveWatchPoll } from "./remote_watch.ts";
 import type { ShardStatusView } from "./shard_status_view.ts";
 import type { ShardRange, ShardRequest } from "./shard_request.ts";
 
@@ -26,6 +26,8 @@ export interface ShardDispatchContext {
   readonly replica: ShardReplica<ApplyResult>;
   readonly stateMachine: StateMachine;
   readonly lessor: Lessor;
+  /** The remote watch streams this replica serves. */
+  readonly remoteWatches: RemoteWatchStreams;
   /** The lessor's clock, whole milliseconds. */
   readonly nowMs: () => number;
   /** This replica's view of the shard. */
@@ -70,6 +72,11 @@ export async function dispatchShardRequest(
     }
     case "watchPoll":
       return await serveWatchPoll(machine, request);
+    case "watchStream":
+      return await context.remoteWatches.pull(request);
+    case "watchCancel":
+      context.remoteWatches.cancel(request.streamId);
+      return { cancelled: true };
     case "transferLeader":
       checkNotStalled(context, "transfer the leadership of");
       return {
