@@ -7,7 +7,7 @@
  */
 import { deepEqual, equal } from "node:assert/strict";
 import { Hono } from "hono";
-import type { ErrorCode } from "../../shard/mod.ts";
+import { AspenError, type ErrorCode } from "../../shard/mod.ts";
 import { Logger } from "../log.ts";
 import {
   ClusterRouter,
@@ -17,7 +17,7 @@ import {
   type ShardRequest,
 } from "../node/mod.ts";
 import { PeerRequestError } from "../../transport/mod.ts";
-import { addWatchRoute } from "./watch_route.ts";
+import { addWatchRoute, startRevisions } from "./watch_route.ts";
 
 const NULL = new TextEncoder().encode("null");
 
@@ -221,4 +221,58 @@ Deno.test("a remote watch falls back to polling a replica that predates watchStr
     "watchPoll",
     "watchPoll",
   ]);
+});
+
+Deno.test("startRevisions() reads fromRevision for a key and fromRevisions for a prefix", async (t) => {
+  const prefix = { ids: [0, 1, 2], isKey: false, shardCount: 3, fromRevision: undefined };
+  const key = { ids: [1], isKey: true, shardCount: 3, fromRevisions: undefined };
+  const cases: { name: string; query: Parameters<typeof startRevisions>[0]; want: unknown }[] = [
+    {
+      name: "a map per shard",
+      query: { ...prefix, fromRevisions: "0:5,2:9" },
+      want: [[0, 5], [2, 9]],
+    },
+    { name: "no start", query: { ...prefix, fromRevisions: undefined }, want: [] },
+    { name: "a key's revision", query: { ...key, fromRevision: "7" }, want: [[1, 7]] },
+    {
+      name: "fromRevision on a prefix",
+      query: { ...prefix, fromRevision: "7", fromRevisions: undefined },
+      want: "needs a key",
+    },
+    {
+      name: "fromRevisions on a key",
+      query: { ...key, fromRevision: undefined, fromRevisions: "1:3" },
+      want: "for a prefix",
+    },
+    {
+      name: "both",
+      query: { ...prefix, fromRevision: "1", fromRevisions: "0:1" },
+      want: "not both",
+    },
+    {
+      name: "unknown shard",
+      query: { ...prefix, fromRevisions: "3:1" },
+      want: "shard 3 does not exist",
+    },
+    { name: "shard twice", query: { ...prefix, fromRevisions: "1:1,1:2" }, want: "named twice" },
+    { name: "revision 0", query: { ...prefix, fromRevisions: "1:0" }, want: "positive integer" },
+    { name: "not a pair", query: { ...prefix, fromRevisions: "1" }, want: "not shard:revision" },
+    { name: "too many", query: { ...prefix, fromRevisions: "0:1,1:1,2:1,0:2" }, want: "4 entries" },
+  ];
+  for (const { name, query, want } of cases) {
+    await t.step(name, () => {
+      if (typeof want !== "string") {
+        deepEqual([...startRevisions(query)], want);
+        return;
+      }
+      try {
+        startRevisions(query);
+      } catch (error) {
+        equal(error instanceof AspenError && error.code === "bad_request", true);
+        equal((error as Error).message.includes(want), true, (error as Error).message);
+        return;
+      }
+      throw new Error(`${name}: accepted`);
+    });
+  }
 });
