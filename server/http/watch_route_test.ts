@@ -223,7 +223,7 @@ Deno.test("a remote watch falls back to polling a replica that predates watchStr
   ]);
 });
 
-Deno.test("startRevisions() reads fromRevision for a key and fromRevisions for a prefix", async (t) => {
+Deno.test("startRevisions() reads fromRevision (key) and fromRevisions (prefix)", async (t) => {
   const prefix = { ids: [0, 1, 2], isKey: false, shardCount: 3, fromRevision: undefined };
   const key = { ids: [1], isKey: true, shardCount: 3, fromRevisions: undefined };
   const cases: { name: string; query: Parameters<typeof startRevisions>[0]; want: unknown }[] = [
