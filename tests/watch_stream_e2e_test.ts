@@ -28,7 +28,7 @@ class WatchReader {
       signal: this.#abort.signal,
     });
     ok(response.ok, `the watch opened: ${response.status}`);
-    this.#done = this.#read(response.body!);
+    this.#done = this.#read(response);
   }
 
   /** Resolves once `count` events arrived, or fails after `timeoutMs`. */
@@ -52,9 +52,9 @@ class WatchReader {
     await this.#done.catch(() => undefined);
   }
 
-  async #read(body: ReadableStream<Uint8Array>): Promise<void> {
+  async #read(response: Response): Promise<void> {
     let buffer = "";
-    for await (const text of body.pipeThrough(new TextDecoderStream())) {
+    for await (const text of response.body!.pipeThrough(new TextDecoderStream())) {
       buffer += text;
       for (let end = buffer.indexOf("\n\n"); end !== -1; end = buffer.indexOf("\n\n")) {
         const data = /^data: (.*)$/m.exec(buffer.slice(0, end))?.[1];
