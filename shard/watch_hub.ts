@@ -314,7 +314,7 @@ function compactedError(fromRevision: number, compacted: number): AspenError {
     "compacted",
     `Cannot watch from revision ${fromRevision}: history before revision ${compacted + 1} ` +
       "was compacted",
-    { oldestRevision: compacted + 1, fromRevision },
+    { oldestRevision: compacted + 1, compactRevision: compacted, fromRevision },
   );
 }
 

@@ -122,7 +122,11 @@ Deno.test("watching a compacted revision fails with the oldest retained revision
     error = caught;
   }
   assert.ok(error instanceof AspenError && error.code === "compacted");
-  assert.deepEqual(error.details, { oldestRevision: compacted + 1, fromRevision: 1 });
+  assert.deepEqual(error.details, {
+    oldestRevision: compacted + 1,
+    compactRevision: compacted,
+    fromRevision: 1,
+  });
   const watcher = h.sm.watch({ prefix: "" }, { fromRevision: compacted + 1 });
   const items = summary(await drain(watcher));
   assert.equal(items.length, 30 - compacted);

@@ -1,50 +1,43 @@
 /**
- * `GET /v1/watch?key=` or `?prefix=` (optionally `&fromRevision=`): Server-Sent Events of puts
- * and deletes, from the replicas this node hosts, and for shards it does not host by polling a
- * replica that does over the peer channel.
+ * `GET /v1/watch?key=` or `?prefix=` (optionally `&fromRevision=`, or `&fromRevisions=` for a
+ * prefix): Server-Sent Events of puts and deletes, from the replicas this node hosts, and for
+ * shards it does not host from a replica that does, streamed over the peer channel
+ * (remote_watch_pump.ts).
  *
- * A key watch follows its one shard; a prefix watch follows every shard (revisions are per
- * shard, so `fromRevision` needs a key when there are several). Each event names its shard.
- * The stream ends with an `error` event when the history no longer holds the asked revision
- * (`compacted`, with `oldestRevision`), when the watcher falls too far behind, or when polling
- * a remote shard fails with an error that another poll cannot cure (`limit_exceeded`, say).
+ * A key watch follows its one shard; a prefix watch follows every shard. Revisions are per
+ * shard, so a prefix watch that starts in the past names a revision per shard:
+ * `fromRevisions=0:120,3:98` (shard:revision, comma-separated); shards it does not name start
+ * at their next revision. `fromRevision` alone needs a key (or a cluster of one shard). Each
+ * event names its shard, so a client that resumes builds the map from the last event of each
+ * shard. A shard's part of the stream ends with an `error` event naming the shard when its
+ * history no longer holds the asked revision (`compacted`, with `oldestRevision` and
+ * `compactRevision`), when the watcher falls too far behind, or when a remote shard fails with
+ * an error that asking again cannot cure (`limit_exceeded`, say).
  */
 import type { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import {
   AspenError,
-  type ErrorCode,
   type ErrorDetails,
   validateKey,
   type Watcher,
   type WatchEvent,
   type WatchFilter,
 } from "../../shard/mod.ts";
-import { apiKv, type KvService, type LocalShard, type WatchPoll } from "../node/mod.ts";
+import { apiKv, type KvService, type LocalShard } from "../node/mod.ts";
 import { queryInteger } from "./body.ts";
+import { pumpRemote, type RemoteWatchItem } from "./remote_watch_pump.ts";
 
 /** Milliseconds between keep-alive comments on an idle stream. */
 export const WATCH_KEEPALIVE_MS = 15_000;
-/** How long one poll of a remote shard waits for events. */
-export const REMOTE_POLL_WAIT_MS = 1_000;
-/** The pause before polling a remote shard again after a failure. */
-export const REMOTE_RETRY_MS = 500;
 
-/**
- * Errors after which a remote watch polls again: the replica asked was unreachable, busy, slow,
- * closing or not the one to ask, and a later poll (of it or another replica) can succeed. Any
- * other error (`limit_exceeded`, `compacted`, `bad_request`, ...) would come back on every
- * poll: it ends the stream with an error event, as it does for a local watch.
- */
-export const REMOTE_RETRY_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  "timeout",
-  "shard_unavailable",
-  "not_leader",
-  "unknown_shard",
-  "proposal_dropped",
-  "too_many_requests",
-  "watch_cancelled",
-]);
+/** Where each shard of a watch starts: a revision, or absent for "the next one". */
+type StartRevisions = ReadonlyMap<number, number>;
+
+/** One shard of a watch hosted here: its watcher, or the error that refused it. */
+type LocalPart =
+  | { readonly shard: number; readonly watcher: Watcher }
+  | { readonly shard: number; readonly error: AspenError };
 
 /** Adds the watch route. */
 export function addWatchRoute(
@@ -52,137 +45,195 @@ export function addWatchRoute(
   service: KvService,
   shards: ReadonlyMap<number, LocalShard>,
 ): void {
+  let streamsOpened = 0;
   app.get("/v1/watch", (c) => {
-    const action = "watch";
     const key = c.req.query("key");
     const prefix = c.req.query("prefix");
     if ((key === undefined) === (prefix === undefined)) {
       throw new AspenError("bad_request", "Cannot watch: give exactly one of key or prefix");
     }
-    if (key !== undefined) validateKey(key, action);
-    const fromText = c.req.query("fromRevision");
-    const fromRevision = fromText === undefined
-      ? undefined
-      : queryInteger(fromText, "fromRevision", action, {
-        min: 1,
-        max: Number.MAX_SAFE_INTEGER,
-        defaultValue: 1,
-      });
+    if (key !== undefined) validateKey(key, "watch");
     const ids = key !== undefined ? [service.shardOf(key)] : allShards(service.shardCount);
-    if (fromRevision !== undefined && ids.length > 1) {
-      throw new AspenError(
-        "bad_request",
-        "Cannot watch: fromRevision needs a key, because revisions are per shard",
-      );
-    }
+    const starts = startRevisions({
+      fromRevision: c.req.query("fromRevision"),
+      fromRevisions: c.req.query("fromRevisions"),
+      ids,
+      isKey: key !== undefined,
+      shardCount: service.shardCount,
+    });
     const filter: WatchFilter = key !== undefined ? { key } : { prefix: prefix ?? "" };
-    const watchers = subscribe(ids, shards, filter, fromRevision);
+    // A single shard's refusal (compacted, say) is the HTTP answer; with several shards it is
+    // that shard's error event, and the other shards stream on.
+    const locals = subscribe({ ids, shards, filter, starts, isRefusalThrown: ids.length === 1 });
     const remote = ids.filter((shard) => !shards.has(shard));
     return streamSSE(c, async (stream) => {
       const stop = new AbortController();
+      const cancelAll = () => {
+        stop.abort();
+        clearInterval(keepAlive);
+        for (const part of locals) if ("watcher" in part) part.watcher.cancel();
+      };
       const keepAlive = setInterval(() => {
         stream.write(": keep-alive\n\n").catch(() => clearInterval(keepAlive));
       }, WATCH_KEEPALIVE_MS);
-      stream.onAbort(() => {
-        stop.abort();
-        clearInterval(keepAlive);
-        for (const { watcher } of watchers) watcher.cancel();
-      });
+      stream.onAbort(cancelAll);
       try {
-        const write = (data: string) => stream.writeSSE({ data });
+        const writeItem = (shard: number) => (item: RemoteWatchItem) =>
+          stream.writeSSE({ data: itemJson(item, shard) });
         await Promise.all([
-          ...watchers.map(({ shard, watcher }) => pump(shard, watcher, write)),
+          ...locals.map((part) => pumpLocal(part, writeItem(part.shard))),
           ...remote.map((shard) =>
-            pumpRemote({ service, shard, filter, fromRevision, signal: stop.signal, write })
+            pumpRemote({
+              service,
+              shard,
+              filter,
+              fromRevision: starts.get(shard),
+              streamId: `${service.nodeId}-${++streamsOpened}`,
+              signal: stop.signal,
+              write: writeItem(shard),
+            })
           ),
         ]);
       } finally {
-        stop.abort();
-        clearInterval(keepAlive);
-        for (const { watcher } of watchers) watcher.cancel();
+        cancelAll();
       }
     });
   });
 }
 
-function subscribe(
-  ids: readonly number[],
-  shards: ReadonlyMap<number, LocalShard>,
-  filter: WatchFilter,
-  fromRevision: number | undefined,
-): { shard: number; watcher: Watcher }[] {
-  const watchers: { shard: number; watcher: Watcher }[] = [];
+/**
+ * The start revision of each watched shard from `fromRevision` (one shard) or `fromRevisions`
+ * (a prefix: `shard:revision,...`).
+ *
+ * @throws {AspenError} `bad_request` naming the parameter and what is wrong with it.
+ */
+export function startRevisions(query: {
+  readonly fromRevision: string | undefined;
+  readonly fromRevisions: string | undefined;
+  readonly ids: readonly number[];
+  readonly isKey: boolean;
+  readonly shardCount: number;
+}): StartRevisions {
+  if (query.fromRevision !== undefined && query.fromRevisions !== undefined) {
+    throw new AspenError(
+      "bad_request",
+      "Cannot watch: give fromRevision or fromRevisions, not both",
+    );
+  }
+  if (query.fromRevision !== undefined) {
+    if (query.ids.length > 1) {
+      throw new AspenError(
+        "bad_request",
+        "Cannot watch: fromRevision needs a key, because revisions are per shard; " +
+          "a prefix watch names one per shard with fromRevisions=shard:revision,...",
+      );
+    }
+    const revision = queryInteger(query.fromRevision, "fromRevision", "watch", REVISION_RANGE);
+    return new Map([[query.ids[0]!, revision]]);
+  }
+  if (query.fromRevisions === undefined) return new Map();
+  if (query.isKey) {
+    throw new AspenError(
+      "bad_request",
+      "Cannot watch: fromRevisions is for a prefix watch; a key watch takes fromRevision",
+    );
+  }
+  return parseFromRevisions(query.fromRevisions, query.shardCount);
+}
+
+const REVISION_RANGE = { min: 1, max: Number.MAX_SAFE_INTEGER, defaultValue: 1 };
+
+/** Parses `shard:revision,...`, at most one entry per shard of the cluster. */
+function parseFromRevisions(text: string, shardCount: number): StartRevisions {
+  const starts = new Map<number, number>();
+  const entries = text.split(",");
+  if (entries.length > shardCount) {
+    throw badFromRevisions(
+      text,
+      `it has ${entries.length} entries but there are ${shardCount} shards`,
+    );
+  }
+  for (const entry of entries) {
+    const match = /^([0-9]{1,10}):([0-9]{1,16})$/.exec(entry);
+    if (match === null) throw badFromRevisions(text, `"${entry}" is not shard:revision`);
+    const shard = Number(match[1]);
+    const revision = Number(match[2]);
+    if (shard >= shardCount) {
+      throw badFromRevisions(text, `shard ${shard} does not exist (shards 0 to ${shardCount - 1})`);
+    }
+    if (revision < 1 || !Number.isSafeInteger(revision)) {
+      throw badFromRevisions(text, `the revision of shard ${shard} must be a positive integer`);
+    }
+    if (starts.has(shard)) throw badFromRevisions(text, `shard ${shard} is named twice`);
+    starts.set(shard, revision);
+  }
+  return starts;
+}
+
+function badFromRevisions(text: string, detail: string): AspenError {
+  return new AspenError(
+    "bad_request",
+    `Cannot watch: query parameter "fromRevisions" is "${text.slice(0, 200)}": ${detail}`,
+    { parameter: "fromRevisions" },
+  );
+}
+
+function subscribe(options: {
+  ids: readonly number[];
+  shards: ReadonlyMap<number, LocalShard>;
+  filter: WatchFilter;
+  starts: StartRevisions;
+  isRefusalThrown: boolean;
+}): LocalPart[] {
+  const parts: LocalPart[] = [];
   try {
-    for (const shard of ids) {
-      const local = shards.get(shard);
+    for (const shard of options.ids) {
+      const local = options.shards.get(shard);
       if (local === undefined) continue;
-      const options = fromRevision === undefined ? {} : { fromRevision };
-      watchers.push({ shard, watcher: local.stateMachine.watch(filter, options) });
+      const fromRevision = options.starts.get(shard);
+      const subscribeOptions = fromRevision === undefined ? {} : { fromRevision };
+      try {
+        parts.push({ shard, watcher: local.stateMachine.watch(options.filter, subscribeOptions) });
+      } catch (error) {
+        if (options.isRefusalThrown || !(error instanceof AspenError)) throw error;
+        if (error.code !== "compacted") throw error;
+        parts.push({ shard, error });
+      }
     }
   } catch (error) {
-    for (const { watcher } of watchers) watcher.cancel();
+    for (const part of parts) if ("watcher" in part) part.watcher.cancel();
     throw error;
   }
-  return watchers;
+  return parts;
 }
 
-async function pump(
-  shard: number,
-  watcher: Watcher,
-  write: (data: string) => Promise<void>,
+async function pumpLocal(
+  part: LocalPart,
+  write: (item: RemoteWatchItem) => Promise<void>,
 ): Promise<void> {
-  for await (const item of watcher) {
+  if ("error" in part) {
+    await write(errorItem(part.error));
+    return;
+  }
+  for await (const item of part.watcher) {
     if (item.type === "error") {
-      await write(errorEventJson(item.error, shard));
+      await write(errorItem(item.error));
       return;
     }
-    await write(JSON.stringify(eventJson(item, shard)));
+    await write(item);
   }
 }
 
-/**
- * Follows a shard this node does not host by polling a replica that does, over the peer
- * channel; the stream survives leader changes and unreachable replicas (it retries).
- */
-async function pumpRemote(options: {
-  service: KvService;
-  shard: number;
-  filter: WatchFilter;
-  fromRevision: number | undefined;
-  signal: AbortSignal;
-  write: (data: string) => Promise<void>;
-}): Promise<void> {
-  let from: number | null = options.fromRevision ?? null;
-  while (!options.signal.aborted) {
-    let poll: WatchPoll;
-    try {
-      poll = await options.service.run<WatchPoll>(options.shard, {
-        kind: "watchPoll",
-        filter: options.filter,
-        fromRevision: from,
-        waitMs: REMOTE_POLL_WAIT_MS,
-      }, REMOTE_POLL_WAIT_MS + 3_000);
-    } catch (error) {
-      if (!(error instanceof AspenError)) throw error;
-      if (!REMOTE_RETRY_CODES.has(error.code)) {
-        await options.write(errorEventJson(error, options.shard));
-        return;
-      }
-      await new Promise((resolve) => setTimeout(resolve, REMOTE_RETRY_MS));
-      continue;
-    }
-    for (const item of poll.items) {
-      if (item.type === "error") {
-        await options.write(errorEventJson(item, options.shard));
-        return;
-      }
-      await options.write(JSON.stringify(eventJson(item, options.shard)));
-    }
-    from = poll.nextRevision;
-  }
+function errorItem(error: AspenError): RemoteWatchItem {
+  return { type: "error", code: error.code, message: error.message, details: error.details };
 }
 
-/** The final `error` event of a stream: code, message, shard and the error's details. */
+/** One SSE data line: an event, or a shard's final `error` event with the error's details. */
+function itemJson(item: RemoteWatchItem, shard: number): string {
+  if (item.type === "error") return errorEventJson(item, shard);
+  return JSON.stringify(eventJson(item, shard));
+}
+
 function errorEventJson(
   error: { code: string; message: string; details: ErrorDetails },
   shard: number,

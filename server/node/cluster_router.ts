@@ -94,6 +94,11 @@ export class ClusterRouter {
     });
   }
 
+  /** This node's id. */
+  get nodeId(): number {
+    return this.#options.nodeId;
+  }
+
   /** The nodes that host `shard`. */
   replicasOf(shard: number): number[] {
     return replicasOf(this.#options.members, shard, this.#options.replicationFactor);

@@ -7,7 +7,8 @@
 import type { ClusterCredentials } from "../auth.ts";
 import type { Alarm } from "./alarms.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
-import type { LocalShard, ShardStatusView } from "./local_shard.ts";
+import type { LocalShard } from "./local_shard.ts";
+import type { ShardStatusView } from "./shard_status_view.ts";
 import { readShardMap } from "./shard_map.ts";
 
 /** How long the status waits for any one node or shard. */

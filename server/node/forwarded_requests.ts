@@ -61,7 +61,7 @@ export class ForwardedRequests {
  * gives up (a poll that ran into the deadline would be answered `timeout` and polled again).
  */
 export function withinDeadline(request: ShardRequest, deadlineMs: number): ShardRequest {
-  if (request.kind !== "watchPoll") return request;
+  if (request.kind !== "watchPoll" && request.kind !== "watchStream") return request;
   const waitMs = Math.max(1, Math.min(request.waitMs, Math.floor(deadlineMs / 2)));
   return { ...request, waitMs };
 }

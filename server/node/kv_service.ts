@@ -70,6 +70,11 @@ export class KvService {
     this.#options = options;
   }
 
+  /** This node's id. */
+  get nodeId(): number {
+    return this.#options.router.nodeId;
+  }
+
   /** The shard that owns `key`. */
   shardOf(key: string): number {
     return shardForKey(key, this.#options.shardCount);

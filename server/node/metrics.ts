@@ -8,7 +8,8 @@ import type { PeerTransportStats } from "../../transport/mod.ts";
 import { type Alarm, ALARM_TYPES, type DiskSpace } from "./alarms.ts";
 import type { RouterStats } from "./cluster_router.ts";
 import type { ReplicaStatus } from "../../shard/mod.ts";
-import { type LocalShard, percentile } from "./local_shard.ts";
+import type { LocalShard } from "./local_shard.ts";
+import { percentile } from "./shard_status_view.ts";
 import { snapshotRefusals } from "./replica_view.ts";
 
 /** Upper bounds of the HTTP latency histogram buckets, in seconds. */

@@ -40,12 +40,16 @@ export {
 } from "./metrics.ts";
 export { KvService, mergePages, type RangeQuery } from "./kv_service.ts";
 export { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult, LEASE_SHARD_SPAN } from "./lease_ids.ts";
+export { LocalShard } from "./local_shard.ts";
 export {
-  LocalShard,
-  type ShardStatusView,
+  REMOTE_WATCH_BATCH_EVENTS_MAX,
+  REMOTE_WATCH_STREAMS_MAX,
   WATCH_POLL_EVENTS_MAX,
   type WatchPoll,
-} from "./local_shard.ts";
+  type WatchPosition,
+  type WatchStreamBatch,
+} from "./remote_watch.ts";
+export { type ShardStatusView } from "./shard_status_view.ts";
 export {
   type AspenNode,
   ELECTION_TICKS,
@@ -56,4 +60,4 @@ export {
   TICK_MS,
 } from "./node.ts";
 export { replicasOf, shardsOf } from "./placement.ts";
-export { decodeShardResponse, type ShardRequest } from "./shard_request.ts";
+export { decodeShardRequest, decodeShardResponse, type ShardRequest } from "./shard_request.ts";

@@ -17,6 +17,9 @@ import {
   type WatchFilter,
 } from "../../shard/mod.ts";
 
+/** The longest id of a remote watch stream. */
+export const REMOTE_WATCH_STREAM_ID_CHARS_MAX = 64;
+
 /** A range read as a shard executes it. */
 export interface ShardRange {
   readonly range: KeyRange;
@@ -44,11 +47,27 @@ export type ShardRequest =
     readonly fromRevision: number | null;
     readonly waitMs: number;
   }
+  /**
+   * One pull of a remote watch stream (see remote_watch.ts): the events from `position` (null:
+   * from the next applied entry), answered as soon as one is ready. Added after `watchPoll`; a
+   * node that predates it answers `bad_request`, and the caller falls back to `watchPoll`.
+   */
+  | {
+    readonly kind: "watchStream";
+    readonly filter: WatchFilter;
+    /** Chosen by the watching node, unique among its streams. */
+    readonly streamId: string;
+    readonly position: { readonly revision: number; readonly skip: number } | null;
+    readonly waitMs: number;
+  }
+  /** Ends a remote watch stream whose client went away. */
+  | { readonly kind: "watchCancel"; readonly streamId: string }
   | { readonly kind: "transferLeader"; readonly to: number };
 
 /** Request kinds that a follower may serve from its own state. */
 export function isSerializable(request: ShardRequest): boolean {
-  if (request.kind === "watchPoll") return true;
+  if (request.kind === "watchPoll" || request.kind === "watchStream") return true;
+  if (request.kind === "watchCancel") return true;
   return (request.kind === "get" || request.kind === "range") && request.serializable;
 }
 
@@ -122,6 +141,16 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
           : positiveInteger(request.fromRevision, "fromRevision"),
         waitMs: positiveInteger(request.waitMs, "waitMs"),
       };
+    case "watchStream":
+      return {
+        kind: "watchStream",
+        filter: checkedFilter(request.filter),
+        streamId: checkedStreamId(request.streamId),
+        position: checkedPosition(request.position),
+        waitMs: positiveInteger(request.waitMs, "waitMs"),
+      };
+    case "watchCancel":
+      return { kind: "watchCancel", streamId: checkedStreamId(request.streamId) };
     default:
       throw new AspenError(
         "bad_request",
@@ -138,6 +167,33 @@ function checkedFilter(filter: unknown): WatchFilter {
   }
   if (typeof object?.prefix === "string") return { prefix: object.prefix };
   throw new AspenError("bad_request", "Cannot decode a forwarded watch: no key or prefix");
+}
+
+function checkedStreamId(id: unknown): string {
+  const isId = typeof id === "string" && id.length >= 1 &&
+    id.length <= REMOTE_WATCH_STREAM_ID_CHARS_MAX;
+  if (!isId) {
+    throw new AspenError(
+      "bad_request",
+      "Cannot decode a forwarded watch stream: streamId must be a string of 1 to " +
+        `${REMOTE_WATCH_STREAM_ID_CHARS_MAX} characters`,
+    );
+  }
+  return id;
+}
+
+function checkedPosition(position: unknown): { revision: number; skip: number } | null {
+  if (position === null) return null;
+  const object = position as { revision?: unknown; skip?: unknown } | undefined;
+  const skip = object?.skip;
+  const isSkip = typeof skip === "number" && Number.isSafeInteger(skip) && skip >= 0;
+  if (!isSkip) {
+    throw new AspenError(
+      "bad_request",
+      "Cannot decode a forwarded watch stream: position.skip must be a non-negative integer",
+    );
+  }
+  return { revision: positiveInteger(object?.revision, "position.revision"), skip };
 }
 
 function checkedCommand(command: unknown): Command {

@@ -1,0 +1,164 @@
+/**
+ * Request dispatch for a local shard: executes one {@linkcode ShardRequest} against the
+ * replica, its state machine and its lessor (as the leader, unless the request is
+ * serializable), whether the request came from this node or over the peer channel.
+ */
+import { type ReplicaId, replicaId } from "../../raft/mod.ts";
+import {
+  type ApplyResult,
+  AspenError,
+  type Command,
+  encodeCommand,
+  leaseError,
+  type Lessor,
+  notLeaderError,
+  type ShardReplica,
+  type StateMachine,
+} from "../../shard/mod.ts";
+import { type RemoteWatchStreams, serveWatchPoll } from "./remote_watch.ts";
+import type { ShardStatusView } from "./shard_status_view.ts";
+import type { ShardRange, ShardRequest } from "./shard_request.ts";
+
+/** What a request runs against. */
+export interface ShardDispatchContext {
+  readonly shard: number;
+  readonly nodeId: number;
+  readonly replica: ShardReplica<ApplyResult>;
+  readonly stateMachine: StateMachine;
+  readonly lessor: Lessor;
+  /** The remote watch streams this replica serves. */
+  readonly remoteWatches: RemoteWatchStreams;
+  /** The lessor's clock, whole milliseconds. */
+  readonly nowMs: () => number;
+  /** This replica's view of the shard. */
+  readonly statusView: () => ShardStatusView;
+  /**
+   * The error for a client write this node must refuse while it leads the shard (its disk is
+   * below the reserve), or null to propose it. Absent: every write is proposed.
+   */
+  readonly refuseWrite?: ((command: Command) => AspenError | null) | undefined;
+}
+
+/**
+ * Executes a request against this replica (as the leader, unless it is serializable).
+ *
+ * @throws {AspenError} `not_leader` with a hint when this replica cannot serve it.
+ */
+export async function dispatchShardRequest(
+  context: ShardDispatchContext,
+  request: ShardRequest,
+): Promise<unknown> {
+  const machine = context.stateMachine;
+  switch (request.kind) {
+    case "propose":
+      checkWritable(context, request.command);
+      return await context.replica.propose(encodeCommand(request.command));
+    case "get":
+      return await read(context, request.serializable, () => ({
+        kv: machine.get(request.key),
+        revision: machine.appliedIndex(),
+      }));
+    case "range":
+      return await read(context, request.serializable, () => range(machine, request.range));
+    case "leaseKeepAlive":
+      return keepAlive(context, request.id);
+    case "leaseInfo":
+      return await read(context, false, () => leaseInfo(context, request.id));
+    case "status": {
+      // Only the leader knows every replica's progress: others send the caller there.
+      const status = context.replica.status();
+      if (status.role !== "leader") throw notLeaderError(context.shard, status.leader);
+      return context.statusView();
+    }
+    case "watchPoll":
+      return await serveWatchPoll(machine, request);
+    case "watchStream":
+      return await context.remoteWatches.pull(request);
+    case "watchCancel":
+      context.remoteWatches.cancel(request.streamId);
+      return { cancelled: true };
+    case "transferLeader":
+      checkNotStalled(context, "transfer the leadership of");
+      return {
+        shard: context.shard,
+        leader: await context.replica.transferLeadership(replicaId(request.to) as ReplicaId),
+      };
+    case "readIndex":
+      // Applied once the ReadIndex round confirmed leadership: at least the read index.
+      return await context.replica.read(() => machine.appliedIndex());
+  }
+}
+
+/**
+ * Refuses a client write the node turned away (a disk below its reserve). Only a leader
+ * does: elsewhere the replica answers `not_leader`, so the write goes to the leader, whose
+ * disk is the one that matters.
+ *
+ * @throws {AspenError} `no_space` or `storage_error`.
+ */
+function checkWritable(context: ShardDispatchContext, command: Command): void {
+  if (context.replica.leader() !== context.nodeId) return;
+  const refusal = context.refuseWrite?.(command) ?? null;
+  if (refusal !== null) throw refusal;
+}
+
+/**
+ * Refuses an admin call while the replica holds a Ready that failed on storage: the Raft
+ * core takes no call until that Ready is advanced.
+ *
+ * @throws {AspenError} `no_space` or `storage_error`.
+ */
+function checkNotStalled(context: ShardDispatchContext, action: string): void {
+  const stall = context.replica.storageStall();
+  if (stall === null) return;
+  throw new AspenError(
+    stall.kind,
+    `Cannot ${action} shard ${context.shard} now: its storage is stalled (${stall.reason}); ` +
+      "try again once the alarm clears",
+    { shard: context.shard },
+  );
+}
+
+function read<T>(
+  context: ShardDispatchContext,
+  serializable: boolean,
+  reader: () => T,
+): Promise<T> | T {
+  return serializable ? reader() : context.replica.read(reader);
+}
+
+function range(machine: StateMachine, range: ShardRange): unknown {
+  const result = machine.range({
+    range: range.range,
+    limit: range.limit,
+    after: range.after,
+    keysOnly: range.keysOnly,
+    countOnly: range.countOnly,
+    reverse: range.reverse,
+  });
+  return { ...result, revision: machine.appliedIndex() };
+}
+
+function keepAlive(context: ShardDispatchContext, id: number): unknown {
+  const result = context.lessor.keepAlive(id, context.nowMs());
+  if (result.type === "not_leader") {
+    const status = context.replica.status();
+    throw new AspenError("not_leader", `Cannot keep lease ${id} alive here: not the leader`, {
+      shard: context.shard,
+      leader: status.leader,
+    });
+  }
+  if (result.type === "not_found") {
+    throw leaseError({ code: "lease_not_found", action: "keepAlive", lease: id });
+  }
+  return { id, ttl: result.lease.ttlSeconds, remainingMs: result.remainingMs };
+}
+
+function leaseInfo(context: ShardDispatchContext, id: number): unknown {
+  const lease = context.stateMachine.lease(id);
+  if (lease === null) {
+    throw leaseError({ code: "lease_not_found", action: "read", lease: id });
+  }
+  const remainingMs = context.lessor.remainingMs(id, context.nowMs()) ?? 0;
+  return { id, ttl: lease.ttlSeconds, remainingMs, keys: lease.keys };
+}
