@@ -22,6 +22,7 @@ import {
 } from "../../shard/mod.ts";
 import { apiKv, type KvService, type LocalShard, type WatchPoll } from "../node/mod.ts";
 import { queryInteger } from "./body.ts";
+import { kvJsonText } from "./value_encoding.ts";
 
 /** Milliseconds between keep-alive comments on an idle stream. */
 export const WATCH_KEEPALIVE_MS = 15_000;
@@ -136,7 +137,7 @@ async function pump(
       await write(errorEventJson(item.error, shard));
       return;
     }
-    await write(JSON.stringify(eventJson(item, shard)));
+    await write(kvJsonText(eventJson(item, shard), "text"));
   }
 }
 
@@ -176,7 +177,7 @@ async function pumpRemote(options: {
         await options.write(errorEventJson(item, options.shard));
         return;
       }
-      await options.write(JSON.stringify(eventJson(item, options.shard)));
+      await options.write(kvJsonText(eventJson(item, options.shard), "text"));
     }
     from = poll.nextRevision;
   }
