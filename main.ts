@@ -16,6 +16,8 @@ const code = await runCli(Deno.args, {
   stdout: (text) => Deno.stdout.writeSync(encoder.encode(text)),
   stderr: (text) => Deno.stderr.writeSync(encoder.encode(text)),
   readTextFile: (path) => Deno.readTextFile(path),
+  readFile: (path) => Deno.readFile(path),
+  writeFile: (path, bytes) => Deno.writeFile(path, bytes),
   nowMs: () => Date.now(),
   monotonicMs: () => performance.now(),
   shutdown: shutdown.signal,

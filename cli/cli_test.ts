@@ -6,6 +6,7 @@
 import { equal, match } from "node:assert/strict";
 import type { CliIo } from "./command.ts";
 import { COMMANDS } from "./commands.ts";
+import { devTryLines } from "./dev_command.ts";
 import { runCli } from "./run_cli.ts";
 
 interface Run {
@@ -31,6 +32,16 @@ async function run(
       return text === undefined
         ? Promise.reject(new Deno.errors.NotFound(`No such file: ${path}`))
         : Promise.resolve(text);
+    },
+    readFile: (path) => {
+      const text = options.files?.[path];
+      return text === undefined
+        ? Promise.reject(new Deno.errors.NotFound(`No such file: ${path}`))
+        : Promise.resolve(new TextEncoder().encode(text));
+    },
+    writeFile: (path, bytes) => {
+      written.set(path, new TextDecoder().decode(bytes));
+      return Promise.resolve();
     },
     nowMs: () => 0,
     monotonicMs: () => 0,
@@ -127,6 +138,11 @@ Deno.test("client commands name the missing argument or misplaced flag", async (
     [["kv", "scan", "--prefix", "a", "--start", "b"], /--prefix cannot be used with --start/],
     [["kv", "scan", "--limit", "0"], /flag --limit is "0"/],
     [["kv", "txn"], /kv txn needs --file FILE/],
+    [["kv", "put", "a", "b", "--value-file", "f"], /give <value> or --value-file, not both/],
+    [["kv", "put", "a", "--value-file", "f", "--base64"], /--base64 applies to <value>/],
+    [["kv", "put", "a", "not base64", "--base64"], /with --base64, <value> must be padded/],
+    [["kv", "get", "a", "--base64", "--out", "f"], /give --base64 or --out, not both/],
+    [["kv", "del", "a", "--out", "f"], /flag --out does not apply to kv del/],
     [["kv", "get", "a", "--endpoints", "ftp://x"], /flag --endpoints has "ftp:\/\/x"/],
     [["shard", "transfer-leader", "x", "2"], /<shard> is "x"/],
     [["cluster", "init"], /cluster init needs --out FILE/],
@@ -163,4 +179,11 @@ Deno.test("aspen cluster init writes credentials once and prints the tokens", as
   const forced = await run(["cluster", "init", "--out", "c.json", "--force", "--json"]);
   equal(forced.code, 0);
   equal(typeof JSON.parse(forced.stdout).rootToken, "string");
+});
+
+Deno.test("aspen dev's banner names a command that works where it was started", () => {
+  const fromSource = devTryLines(["/usr/bin/deno", "run", "-A", "/src/main.ts"]);
+  match(fromSource, /Try: +deno task aspen kv put hello world +\(from this folder\)\n/);
+  match(fromSource, /deno install -A -g -n aspen --config deno\.json main\.ts/);
+  equal(devTryLines(["/opt/aspen"]), "  Try:         /opt/aspen kv put hello world\n");
 });

@@ -13,6 +13,10 @@ export interface CliIo {
   readonly stdout: (text: string) => void;
   readonly stderr: (text: string) => void;
   readonly readTextFile: (path: string) => Promise<string>;
+  /** Reads a file's bytes (`kv put --value-file`). */
+  readonly readFile: (path: string) => Promise<Uint8Array>;
+  /** Writes bytes to a file, replacing it (`kv get --out`). */
+  readonly writeFile: (path: string, bytes: Uint8Array) => Promise<void>;
   /** Wall-clock milliseconds, for log timestamps. */
   readonly nowMs: () => number;
   /** Monotonic milliseconds, for deadlines and durations. */

@@ -61,7 +61,7 @@ async function runDev(args: ParsedArgs, io: CliIo): Promise<number> {
         `  Root token:  ${record.rootToken}\n` +
         `  Read token:  ${record.readToken}\n` +
         `  Nodes:       ${cluster.nodes.map((node) => `http://${node.httpAddress}`).join("  ")}\n` +
-        `  Try:         aspen kv put hello world   (run from this folder)\n` +
+        devTryLines(io.selfCommand) +
         `Press Ctrl-C to stop.\n\n`,
     );
     await new Promise<void>((resolve) => {
@@ -73,4 +73,22 @@ async function runDev(args: ParsedArgs, io: CliIo): Promise<number> {
     await cluster.stop();
   }
   return 0;
+}
+
+/** How to install `aspen` on the PATH from a checkout (README, "The CLI"). */
+export const DEV_INSTALL_COMMAND = "deno install -A -g -n aspen --config deno.json main.ts";
+
+/**
+ * The banner lines that say how to reach the cluster from the folder `aspen dev` runs in. A
+ * fresh checkout has no `aspen` on its PATH: run from source, the command that works there is
+ * the `aspen` task of deno.json; a compiled binary names itself.
+ *
+ * @param selfCommand how this process runs itself ({@linkcode CliIo.selfCommand}): one item
+ * for a compiled binary, `deno run ... main.ts` otherwise.
+ */
+export function devTryLines(selfCommand: readonly string[]): string {
+  const binary = selfCommand.length === 1 ? selfCommand[0] : undefined;
+  if (binary !== undefined) return `  Try:         ${binary} kv put hello world\n`;
+  return `  Try:         deno task aspen kv put hello world   (from this folder)\n` +
+    `  On PATH:     ${DEV_INSTALL_COMMAND}   (then: aspen kv get hello)\n`;
 }

@@ -1,7 +1,7 @@
 /**
  * `aspen kv get|put|del|scan|txn`: the key-value client on the command line.
  */
-import type { Kv } from "../server/client/mod.ts";
+import { base64Of, bytesOfBase64, type Kv } from "../server/client/mod.ts";
 import { type CliIo, type Command, type FlagSpec, type ParsedArgs, UsageError } from "./command.ts";
 import {
   clientFrom,
@@ -40,8 +40,8 @@ export const KV_COMMAND: Command = {
   name: "kv",
   summary: "read and write keys (get, put, del, scan, txn)",
   usage: [
-    "kv get <key> [--serializable]",
-    "kv put <key> <value> [--lease ID] [--prev-kv]",
+    "kv get <key> [--serializable] [--base64 | --out FILE]",
+    "kv put <key> (<value> [--base64] | --value-file FILE) [--lease ID] [--prev-kv]",
     "kv del <key> [--prev-kv]",
     "kv scan [--prefix P | --start S --end E] [--limit N] [--after K] [--keys-only]" +
     " [--count-only] [--reverse]",
@@ -61,6 +61,12 @@ export const KV_COMMAND: Command = {
     "count-only": { type: "boolean", help: "scan: only the count" },
     reverse: { type: "boolean", help: "scan: descending key order" },
     file: { type: "string", valueName: "FILE", help: "txn: JSON request body" },
+    base64: {
+      type: "boolean",
+      help: "put: <value> is base64 of the bytes; get: print the value's bytes as base64",
+    },
+    "value-file": { type: "string", valueName: "FILE", help: "put: the value is FILE's bytes" },
+    out: { type: "string", valueName: "FILE", help: "get: write the value's bytes to FILE" },
   },
   positionalsMax: 3,
   run(args, io) {
@@ -84,12 +90,23 @@ export const KV_COMMAND: Command = {
 };
 
 async function kvGet(args: ParsedArgs, io: CliIo): Promise<number> {
-  onlyFlags(args, "kv get", ["serializable"]);
+  onlyFlags(args, "kv get", ["serializable", "base64", "out"]);
   const key = positional(args, 1, "key", "kv get <key>");
+  const out = args.values.out as string | undefined;
+  const isBase64 = args.values.base64 === true;
+  if (out !== undefined && isBase64) {
+    throw new UsageError("kv get: give --base64 or --out, not both");
+  }
+  const isBytes = out !== undefined || isBase64;
   const client = await clientFrom(args, io);
   const consistency = args.values.serializable === true ? "serializable" : "linearizable";
-  const result = await client.get(key, { consistency });
-  if (args.values.json === true) {
+  const result = await client.get(key, { consistency, encoding: isBytes ? "base64" : "text" });
+  if (isBytes && result.kv !== null) {
+    const bytes = bytesOfBase64(result.kv.valueBase64 ?? "");
+    if (bytes === null) throw new Error(`kv get: the node sent no valueBase64 for "${key}"`);
+    if (out === undefined) io.stdout(`${base64Of(bytes)}\n`);
+    else await io.writeFile(out, bytes);
+  } else if (args.values.json === true) {
     io.stdout(JSON.stringify(result) + "\n");
   } else if (result.kv === null) {
     io.stderr(`aspen kv: key "${key}" not found\n`);
@@ -100,9 +117,9 @@ async function kvGet(args: ParsedArgs, io: CliIo): Promise<number> {
 }
 
 async function kvPut(args: ParsedArgs, io: CliIo): Promise<number> {
-  onlyFlags(args, "kv put", ["lease", "prev-kv"]);
+  onlyFlags(args, "kv put", ["lease", "prev-kv", "base64", "value-file"]);
   const key = positional(args, 1, "key", "kv put <key> <value>");
-  const value = positional(args, 2, "value", "kv put <key> <value>");
+  const value = await putValue(args, io);
   const lease = integerFlag(args, "lease", 1, Number.MAX_SAFE_INTEGER);
   const client = await clientFrom(args, io);
   const result = await client.put(key, value, {
@@ -116,6 +133,28 @@ async function kvPut(args: ParsedArgs, io: CliIo): Promise<number> {
     if (result.prevKv !== undefined) io.stdout(formatTable(KV_COLUMNS, [kvRow(result.prevKv)]));
   }
   return 0;
+}
+
+/** The value of `kv put`: the argument (text, or base64 with --base64) or --value-file. */
+async function putValue(args: ParsedArgs, io: CliIo): Promise<string | Uint8Array> {
+  const file = args.values["value-file"] as string | undefined;
+  const argument = args.positionals[2];
+  if (file !== undefined) {
+    if (argument !== undefined) {
+      throw new UsageError(`kv put: give <value> or --value-file, not both ("${argument}")`);
+    }
+    if (args.values.base64 === true) {
+      throw new UsageError("kv put: --base64 applies to <value>, not to --value-file");
+    }
+    return await io.readFile(file);
+  }
+  const value = positional(args, 2, "value", "kv put <key> <value> (or --value-file FILE)");
+  if (args.values.base64 !== true) return value;
+  const bytes = bytesOfBase64(value);
+  if (bytes === null) {
+    throw new UsageError(`kv put: with --base64, <value> must be padded base64, not "${value}"`);
+  }
+  return bytes;
 }
 
 async function kvDelete(args: ParsedArgs, io: CliIo): Promise<number> {

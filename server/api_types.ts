@@ -71,7 +71,13 @@ export interface ConflictErrorBody {
 /** A stored key. `version` counts changes from 1; `lease` is 0 when the key has none. */
 export interface Kv {
   readonly key: string;
+  /** The value as text; a value that is not UTF-8 reads with U+FFFD here (see valueBase64). */
   readonly value: string;
+  /**
+   * The value's exact bytes in base64: present when they are not UTF-8, and on every kv of an
+   * answer to a request with `?encoding=base64`.
+   */
+  readonly valueBase64?: string;
   readonly version: number;
   /** The Raft log index (per shard) of the entry that created the key. */
   readonly createRevision: number;
@@ -95,7 +101,10 @@ export interface GetKvResponse extends ShardRevision {
 
 /** `PUT /v1/kv/{key}` body. */
 export interface PutKvRequest {
-  readonly value: string;
+  /** The value as text; give exactly one of `value` and `valueBase64`. */
+  readonly value?: string;
+  /** The value as base64 of any bytes (at most VALUE_BYTES_MAX of them once decoded). */
+  readonly valueBase64?: string;
   /** A lease id from `POST /v1/leases`; 0 or absent for none. */
   readonly lease?: number;
   /** Return the previous key in `prevKv`. */
@@ -157,13 +166,23 @@ export interface Compare {
   readonly key: string;
   readonly target: CompareTarget;
   readonly op: "=" | "!=" | "<" | ">";
-  /** A string for `value`, a number for the other targets. */
-  readonly value: string | number;
+  /** A string for `value` (or give `valueBase64`), a number for the other targets. */
+  readonly value?: string | number;
+  /** For target `value`: the compared bytes in base64, instead of `value`. */
+  readonly valueBase64?: string;
 }
 
 /** One operation of a conditional batch. */
 export type TxnOp =
-  | { readonly put: { readonly key: string; readonly value: string; readonly lease?: number } }
+  | {
+    readonly put: {
+      readonly key: string;
+      /** Exactly one of `value` (text) and `valueBase64` (any bytes). */
+      readonly value?: string;
+      readonly valueBase64?: string;
+      readonly lease?: number;
+    };
+  }
   | { readonly delete: { readonly key: string } }
   | { readonly get: { readonly key: string } };
 
@@ -205,7 +224,13 @@ export interface OptimisticRead {
 
 /** A write of an optimistic transaction. */
 export type OptimisticWrite =
-  | { readonly op: "set"; readonly key: string; readonly value: string }
+  | {
+    readonly op: "set";
+    readonly key: string;
+    /** Exactly one of `value` (text) and `valueBase64` (any bytes). */
+    readonly value?: string;
+    readonly valueBase64?: string;
+  }
   | { readonly op: "delete"; readonly key: string };
 
 /** `POST /v1/txn/optimistic` body. */

@@ -44,7 +44,11 @@ export class ByteWriter {
 
   /** Appends a string as its UTF-8 length and bytes. */
   string(value: string): void {
-    const bytes = encoder.encode(value);
+    this.bytes(encoder.encode(value));
+  }
+
+  /** Appends bytes as their length and themselves. */
+  bytes(bytes: Uint8Array): void {
     this.uint(bytes.length);
     this.#reserve(bytes.length);
     this.#bytes.set(bytes, this.#length);
@@ -110,11 +114,7 @@ export class ByteReader {
 
   /** Reads a string of at most `bytesMax` UTF-8 bytes. */
   string(bytesMax: number): string {
-    const length = this.uint();
-    if (length > bytesMax) throw malformed(`a string of ${length} bytes exceeds ${bytesMax}`);
-    if (length > this.#bytes.length - this.#offset) throw malformed("a string is truncated");
-    const slice = this.#bytes.subarray(this.#offset, this.#offset + length);
-    this.#offset += length;
+    const slice = this.bytes(bytesMax);
     try {
       return decoder.decode(slice);
     } catch (error) {
@@ -122,6 +122,16 @@ export class ByteReader {
         cause: error,
       });
     }
+  }
+
+  /** Reads at most `bytesMax` bytes written by {@linkcode ByteWriter.bytes} (a view). */
+  bytes(bytesMax: number): Uint8Array {
+    const length = this.uint();
+    if (length > bytesMax) throw malformed(`a string of ${length} bytes exceeds ${bytesMax}`);
+    if (length > this.#bytes.length - this.#offset) throw malformed("a string is truncated");
+    const slice = this.#bytes.subarray(this.#offset, this.#offset + length);
+    this.#offset += length;
+    return slice;
   }
 
   /** Reads a list length, at most `countMax`. */

@@ -10,7 +10,7 @@
 
 import { assert } from "../raft/mod.ts";
 import { decodeKey, keyRangeBounds, type KeyValue } from "./key_value.ts";
-import { boundsWhere, bytesOf, integer, type KvStore } from "./_kv_store.ts";
+import { boundsWhere, bytesOf, integer, type KvStore, valueOfColumn } from "./_kv_store.ts";
 import {
   filterRange,
   type HistoryEvent,
@@ -133,7 +133,7 @@ function eventFromRow(row: Record<string, unknown>): HistoryEvent["event"] {
   const key = decodeKey(bytesOf(row.key));
   const prevKv: KeyValue | null = row.prev_version === null ? null : {
     key,
-    value: String(row.prev_value),
+    value: valueOfColumn(row.prev_value),
     version: integer(row.prev_version),
     createRevision: integer(row.prev_create_revision),
     modRevision: integer(row.prev_mod_revision),
@@ -142,7 +142,7 @@ function eventFromRow(row: Record<string, unknown>): HistoryEvent["event"] {
   if (integer(row.type) === EVENT_PUT) {
     const kv: KeyValue = {
       key,
-      value: String(row.value),
+      value: valueOfColumn(row.value),
       version: integer(row.version),
       createRevision: integer(row.create_revision),
       modRevision: revision,

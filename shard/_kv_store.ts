@@ -14,7 +14,9 @@ import {
   encodeKey,
   type KeyBounds,
   type KeyValue,
-  utf8ByteLength,
+  valueByteLength,
+  valueFromBytes,
+  valueToBytes,
 } from "./key_value.ts";
 import type { LeaseGrant } from "./apply_result.ts";
 import type { PutItem } from "./command.ts";
@@ -109,7 +111,7 @@ export class KvStore {
     assert(kv.createRevision <= kv.modRevision, "KvStore.put: created no later than modified");
     const written = this.#upsertKv.run(
       key,
-      kv.value,
+      valueColumn(kv.value),
       kv.version,
       kv.createRevision,
       kv.modRevision,
@@ -250,18 +252,18 @@ export class KvStore {
     if (context.isHistoryDropped) return;
     const prev = event.prev;
     const bytes = WATCH_EVENT_OVERHEAD_BYTES + event.key.length +
-      (event.kv === null ? 0 : utf8ByteLength(event.kv.value)) +
-      (prev === null ? 0 : utf8ByteLength(prev.value));
+      (event.kv === null ? 0 : valueByteLength(event.kv.value)) +
+      (prev === null ? 0 : valueByteLength(prev.value));
     this.#insertEvent.run(
       context.revision,
       context.seq - 1,
       event.type,
       event.key,
-      event.kv?.value ?? null,
+      event.kv === null ? null : valueColumn(event.kv.value),
       event.kv?.version ?? null,
       event.kv?.createRevision ?? null,
       event.kv?.lease ?? null,
-      prev?.value ?? null,
+      prev === null ? null : valueColumn(prev.value),
       prev?.version ?? null,
       prev?.createRevision ?? null,
       prev?.modRevision ?? null,
@@ -317,6 +319,24 @@ export class KvStore {
   }
 }
 
+/**
+ * How a value is stored in a TEXT column: text as text (as always), and a binary value or
+ * text holding U+0000 as a BLOB of its bytes (SQLite keeps a BLOB as given whatever the
+ * column's affinity). As text, SQLite would replace lone surrogates with U+FFFD, and reads
+ * text only up to its first NUL.
+ */
+export function valueColumn(value: string): string | Uint8Array {
+  if (value.isWellFormed() && !value.includes("\u0000")) return value;
+  return valueToBytes(value);
+}
+
+/** The value stored in a column by {@linkcode valueColumn}. */
+export function valueOfColumn(column: unknown): string {
+  if (typeof column === "string") return column;
+  assert(column instanceof Uint8Array, "valueOfColumn: a value is text or a BLOB");
+  return valueFromBytes(column);
+}
+
 interface EventRow {
   readonly type: number;
   readonly key: Uint8Array;
@@ -345,7 +365,7 @@ export function boundsWhere(bounds: KeyBounds): { sql: string; params: Uint8Arra
 export function kvFromRow(row: Record<string, unknown>, key?: string): KeyValue {
   const kv: KeyValue = {
     key: key ?? decodeKey(bytesOf(row.key)),
-    value: typeof row.value === "string" ? row.value : "",
+    value: row.value === null || row.value === undefined ? "" : valueOfColumn(row.value),
     version: integer(row.version),
     createRevision: integer(row.create_revision),
     modRevision: integer(row.mod_revision),
@@ -376,7 +396,7 @@ export function verifyRows(db: DatabaseSync): void {
     "aspen_kv_crc",
     { deterministic: true },
     function aspenKvCrc(key, value, version, createRevision, modRevision, lease) {
-      assert(typeof value === "string", "verifyRows: values are text");
+      assert(typeof value === "string" || value instanceof Uint8Array, "verifyRows: a value");
       const numbers = [integer(version), integer(createRevision), integer(modRevision)] as const;
       return kvRowChecksum(bytesOf(key), value, [...numbers, integer(lease)]);
     },

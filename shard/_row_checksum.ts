@@ -9,11 +9,13 @@
 
 import { crc32 } from "node:zlib";
 import { AspenError } from "./errors.ts";
-import type { KeyValue } from "./key_value.ts";
+import { type KeyValue, valueToBytes } from "./key_value.ts";
 
 /** The checksum of a kv row: its key bytes, value and metadata. */
 export function kvChecksum(keyBytes: Uint8Array, kv: KeyValue): number {
-  return kvRowChecksum(keyBytes, kv.value, [
+  const value = kv.value.isWellFormed() ? kv.value : valueToBytes(kv.value);
+  // Text and its UTF-8 bytes have the same CRC, so text stored as a BLOB checks the same.
+  return kvRowChecksum(keyBytes, value, [
     kv.version,
     kv.createRevision,
     kv.modRevision,
@@ -24,7 +26,7 @@ export function kvChecksum(keyBytes: Uint8Array, kv: KeyValue): number {
 /** The checksum of a kv row from its columns (also called from SQL, see verifyRows). */
 export function kvRowChecksum(
   keyBytes: Uint8Array,
-  value: string,
+  value: string | Uint8Array,
   numbers: readonly [number, number, number, number],
 ): number {
   return crc32(`\u0000${numbers.join(",")}`, crc32(value, crc32(keyBytes)));

@@ -28,7 +28,7 @@ import {
   validateCommand,
   type WriteOp,
 } from "./command.ts";
-import type { KeyRange } from "./key_value.ts";
+import { type KeyRange, valueFromBytes, valueToBytes } from "./key_value.ts";
 import { REQUEST_BYTES_MAX } from "./limits.ts";
 
 const FORMAT_VERSION = 1;
@@ -211,12 +211,12 @@ function readNullableUint(reader: ByteReader): number | null {
 
 function writePut(writer: ByteWriter, put: PutItem): void {
   writer.string(put.key);
-  writer.string(put.value);
+  writeValue(writer, put.value);
   writer.uint(put.lease);
 }
 
 function readPut(reader: ByteReader): PutItem {
-  return { key: readString(reader), value: readString(reader), lease: reader.uint() };
+  return { key: readString(reader), value: readValue(reader), lease: reader.uint() };
 }
 
 function writeRange(writer: ByteWriter, range: KeyRange): void {
@@ -240,7 +240,7 @@ function writeCompare(writer: ByteWriter, compare: Compare): void {
   writer.string(compare.key);
   writer.u8(TARGETS.indexOf(compare.target));
   writer.u8(OPS.indexOf(compare.op));
-  if (compare.target === "value") return writer.string(compare.value);
+  if (compare.target === "value") return writeValue(writer, compare.value);
   writer.uint(compare.value);
 }
 
@@ -248,7 +248,7 @@ function readCompare(reader: ByteReader): Compare {
   const key = readString(reader);
   const target = pick(TARGETS, reader.u8(), "compare target");
   const op = pick(OPS, reader.u8(), "compare operator");
-  if (target === "value") return { key, target, op, value: readString(reader) };
+  if (target === "value") return { key, target, op, value: readValue(reader) };
   return { key, target, op, value: reader.uint() };
 }
 
@@ -304,12 +304,12 @@ function readRangeRequest(reader: ByteReader): RangeRequest {
 function writeWriteOp(writer: ByteWriter, write: WriteOp): void {
   writer.string(write.key);
   writer.bool(write.op === "set");
-  if (write.op === "set") writer.string(write.value);
+  if (write.op === "set") writeValue(writer, write.value);
 }
 
 function readWriteOp(reader: ByteReader): WriteOp {
   const key = readString(reader);
-  if (reader.bool()) return { op: "set", key, value: readString(reader) };
+  if (reader.bool()) return { op: "set", key, value: readValue(reader) };
   return { op: "delete", key };
 }
 
@@ -328,6 +328,16 @@ function readList<T>(reader: ByteReader, readItem: () => T): T[] {
 
 function readString(reader: ByteReader): string {
   return reader.string(REQUEST_BYTES_MAX);
+}
+
+/** Writes a value as the bytes it stands for (text as UTF-8, so text is encoded as before). */
+function writeValue(writer: ByteWriter, value: string): void {
+  writer.bytes(valueToBytes(value));
+}
+
+/** Reads a value: any bytes, text or not ({@linkcode valueFromBytes}). */
+function readValue(reader: ByteReader): string {
+  return valueFromBytes(reader.bytes(REQUEST_BYTES_MAX));
 }
 
 function pick<T>(choices: readonly T[], index: number, what: string): T {

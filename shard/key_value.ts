@@ -1,10 +1,11 @@
 /**
  * Keys, values and key ranges: the shapes every read and write of the state machine shares.
  *
- * Keys and values are UTF-8 strings. Keys are ordered by their UTF-8 bytes (the order SQLite
- * uses for the BLOB keys it stores), which equals Unicode code point order. JavaScript's own
- * `<` compares UTF-16 code units and disagrees for characters above U+FFFF, so every comparison
- * of keys or values goes through {@linkcode compareUtf8}.
+ * Keys are UTF-8 strings; values are UTF-8 text or any bytes (see {@linkcode valueToBytes}).
+ * Keys are ordered by their UTF-8 bytes (the order SQLite uses for the BLOB keys it stores),
+ * which equals Unicode code point order. JavaScript's own `<` compares UTF-16 code units and
+ * disagrees for characters above U+FFFF, so every comparison of keys goes through
+ * {@linkcode compareUtf8}, and of values through {@linkcode compareValues}.
  */
 
 import { Buffer } from "node:buffer";
@@ -65,6 +66,125 @@ export function utf8ByteLength(text: string): number {
   return Buffer.byteLength(text, "utf8");
 }
 
+/**
+ * The bytes a stored value stands for. A value is held as a string: valid UTF-8 bytes as
+ * their text, and every byte that is not part of a valid UTF-8 sequence as the lone surrogate
+ * U+DC80..U+DCFF (byte 0x80..0xFF; bytes below 0x80 are always valid). Text values are thus
+ * exactly what they always were, and any bytes map to one canonical string, losslessly
+ * (see {@linkcode valueFromBytes}).
+ */
+export function valueToBytes(value: string): Uint8Array {
+  if (value.isWellFormed()) return encoder.encode(value);
+  const bytes: number[] = [];
+  for (const char of value) {
+    const point = char.codePointAt(0);
+    assert(point !== undefined, "valueToBytes: a character has a code point");
+    if (point >= ESCAPE_FIRST && point <= ESCAPE_LAST) {
+      bytes.push(point - ESCAPE_BASE);
+    } else {
+      assert(point < 0xd800 || point > 0xdfff, "valueToBytes: no lone surrogate but escapes");
+      bytes.push(...encoder.encode(char));
+    }
+  }
+  return Uint8Array.from(bytes);
+}
+
+/** The canonical value string of `bytes` (the inverse of {@linkcode valueToBytes}). */
+export function valueFromBytes(bytes: Uint8Array): string {
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    // Not valid UTF-8: the bytes are a binary value, decoded sequence by sequence below.
+  }
+  let text = "";
+  let i = 0;
+  while (i < bytes.length) {
+    const length = utf8SequenceLength(bytes, i);
+    if (length === 0) {
+      text += String.fromCharCode(ESCAPE_BASE + (bytes[i] ?? 0));
+      i++;
+    } else {
+      text += decoder.decode(bytes.subarray(i, i + length));
+      i += length;
+    }
+  }
+  assert(valueToBytes(text).length === bytes.length, "valueFromBytes: every byte is kept");
+  return text;
+}
+
+/** Whether a value holds bytes that are not UTF-8 text (see {@linkcode valueToBytes}). */
+export function isBinaryValue(value: string): boolean {
+  return !value.isWellFormed();
+}
+
+/** The number of bytes a value stands for. */
+export function valueByteLength(value: string): number {
+  if (value.isWellFormed()) return utf8ByteLength(value);
+  return valueToBytes(value).length;
+}
+
+/** Compares two values by their bytes. */
+export function compareValues(left: string, right: string): number {
+  if (left.isWellFormed() && right.isWellFormed()) return compareUtf8(left, right);
+  const a = valueToBytes(left);
+  const b = valueToBytes(right);
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const order = (a[i] ?? 0) - (b[i] ?? 0);
+    if (order !== 0) return order;
+  }
+  return a.length - b.length;
+}
+
+/** Whether a string with lone surrogates is the canonical string of some bytes. */
+function isCanonicalBinary(value: string): boolean {
+  for (const char of value) {
+    const point = char.codePointAt(0) ?? 0;
+    const isSurrogate = point >= 0xd800 && point <= 0xdfff;
+    if (isSurrogate && (point < ESCAPE_FIRST || point > ESCAPE_LAST)) return false;
+  }
+  return valueFromBytes(valueToBytes(value)) === value;
+}
+
+/** The first code point that stands for a byte of a binary value (byte 0x80). */
+const ESCAPE_FIRST = 0xdc80;
+/** The last code point that stands for a byte of a binary value (byte 0xff). */
+const ESCAPE_LAST = 0xdcff;
+const ESCAPE_BASE = 0xdc00;
+
+/**
+ * The length of the valid UTF-8 sequence at `bytes[start]`, or 0 when none starts there
+ * (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+ */
+function utf8SequenceLength(bytes: Uint8Array, start: number): number {
+  const lead = bytes[start] ?? 0;
+  if (lead < 0x80) return 1;
+  let length: number;
+  let low = 0x80;
+  let high = 0xbf;
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    length = 2;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    if (lead === 0xe0) low = 0xa0;
+    if (lead === 0xed) high = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    if (lead === 0xf0) low = 0x90;
+    if (lead === 0xf4) high = 0x8f;
+  } else {
+    return 0;
+  }
+  for (let i = 1; i < length; i++) {
+    const byte = bytes[start + i];
+    if (byte === undefined) return 0;
+    const min = i === 1 ? low : 0x80;
+    const max = i === 1 ? high : 0xbf;
+    if (byte < min || byte > max) return 0;
+  }
+  return length;
+}
+
 /** Encodes a key to the UTF-8 bytes stored in SQLite. */
 export function encodeKey(key: string): Uint8Array {
   return encoder.encode(key);
@@ -82,7 +202,7 @@ export function decodeKey(bytes: Uint8Array): string {
  * the replicated semantics: the reference model in tests/ computes the same number.
  */
 export function kvResponseBytes(kv: KeyValue): number {
-  return KV_RESPONSE_OVERHEAD_BYTES + utf8ByteLength(kv.key) + utf8ByteLength(kv.value);
+  return KV_RESPONSE_OVERHEAD_BYTES + utf8ByteLength(kv.key) + valueByteLength(kv.value);
 }
 
 /**
@@ -148,7 +268,9 @@ export function validateKey(key: unknown, action: string): asserts key is string
 }
 
 /**
- * Checks a value from a client: a well-formed string of at most VALUE_BYTES_MAX bytes.
+ * Checks a value: text, or the canonical string of binary bytes ({@linkcode valueToBytes}), of
+ * at most VALUE_BYTES_MAX bytes. Text from a client's `value` field must also pass
+ * {@linkcode validateText}: only `valueBase64` may carry bytes that are not UTF-8.
  *
  * @throws {AspenError} `bad_request` for a malformed value, `value_too_large` past the limit.
  */
@@ -156,8 +278,10 @@ export function validateValue(value: unknown, action: string): asserts value is 
   if (typeof value !== "string") {
     throw new AspenError("bad_request", `Cannot ${action}: the value is not a string`);
   }
-  validateText(value, `${action}: the value`);
-  const bytes = utf8ByteLength(value);
+  if (!value.isWellFormed() && !isCanonicalBinary(value)) {
+    throw new AspenError("bad_request", `Cannot ${action}: the value holds a lone surrogate`);
+  }
+  const bytes = valueByteLength(value);
   if (bytes > VALUE_BYTES_MAX) {
     throw new AspenError(
       "value_too_large",

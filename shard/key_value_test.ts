@@ -1,12 +1,26 @@
 /**
  * Tests of key ordering and ranges: compareUtf8() is checked against the obvious slow oracle
  * (comparing UTF-8 bytes) on many seeded random strings rich in surrogate pairs and characters
- * near the surrogate block, and prefixEnd()/keyRangeContains() on tables of cases.
+ * near the surrogate block, and prefixEnd()/keyRangeContains() on tables of cases. Binary
+ * values: every byte and seeded random byte strings round-trip through the value string
+ * (valueFromBytes/valueToBytes), and compareValues() follows byte order.
  */
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { compareUtf8, encodeKey, keyRangeContains, prefixEnd, validateKey } from "./key_value.ts";
+import {
+  compareUtf8,
+  compareValues,
+  encodeKey,
+  isBinaryValue,
+  keyRangeContains,
+  prefixEnd,
+  validateKey,
+  validateValue,
+  valueByteLength,
+  valueFromBytes,
+  valueToBytes,
+} from "./key_value.ts";
 import { AspenError } from "./errors.ts";
 import { KEY_BYTES_MAX } from "./limits.ts";
 
@@ -106,5 +120,53 @@ Deno.test("validateKey() rejects empty, malformed and oversized keys", async (t)
         return error instanceof AspenError && error.code === code;
       });
     });
+  }
+});
+
+Deno.test("valueFromBytes() and valueToBytes() round-trip any bytes, text unchanged", async (t) => {
+  await t.step("every single byte", () => {
+    for (let byte = 0; byte < 256; byte++) {
+      const value = valueFromBytes(Uint8Array.of(byte));
+      assert.deepEqual(valueToBytes(value), Uint8Array.of(byte));
+      assert.equal(isBinaryValue(value), byte >= 0x80, `byte ${byte}`);
+      assert.equal(valueByteLength(value), 1);
+    }
+  });
+  await t.step("seeded random byte strings, valid UTF-8 and not", () => {
+    const prng = new Prng(17);
+    for (let i = 0; i < 2_000; i++) {
+      const pool = [0x00, 0x41, 0x80, 0xbf, 0xc2, 0xc3, 0xa9, 0xe0, 0xed, 0xa0, 0xf0, 0xf4, 0xff];
+      const bytes = Uint8Array.from({ length: prng.int(12) }, () => {
+        return prng.int(2) === 0 ? (pool[prng.int(pool.length)] ?? 0) : prng.int(256);
+      });
+      const value = valueFromBytes(bytes);
+      assert.deepEqual(valueToBytes(value), bytes, `bytes ${bytes.join(",")}`);
+      assert.equal(valueFromBytes(valueToBytes(value)), value, "the string is canonical");
+      validateValue(value, "test");
+    }
+  });
+  await t.step("text is its UTF-8 bytes", () => {
+    for (const text of ["", "hello", "é", "\u{1f600}", "\ufffd", "a\u0000b"]) {
+      assert.deepEqual(valueToBytes(text), new TextEncoder().encode(text));
+      assert.equal(valueFromBytes(new TextEncoder().encode(text)), text);
+      assert.equal(isBinaryValue(text), false);
+    }
+  });
+});
+
+Deno.test("validateValue() refuses lone surrogates that stand for no bytes", () => {
+  for (const value of ["\ud800", "a\udc00", "\udcc3\udca9", "\udfff"]) {
+    assert.throws(() => validateValue(value, "put"), AspenError, JSON.stringify(value));
+  }
+});
+
+Deno.test("compareValues() orders binary values by their bytes", () => {
+  const values = [[0x00], [0x41], [0x7f], [0x80], [0xc3, 0xa9], [0xe2, 0x82, 0xac], [0xff]]
+    .map((bytes) => valueFromBytes(Uint8Array.from(bytes)));
+  for (let i = 0; i + 1 < values.length; i++) {
+    const [left, right] = [values[i] ?? "", values[i + 1] ?? ""];
+    assert.ok(compareValues(left, right) < 0, `${i} < ${i + 1}`);
+    assert.ok(compareValues(right, left) > 0, `${i + 1} > ${i}`);
+    assert.equal(compareValues(left, left), 0);
   }
 });

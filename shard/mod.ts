@@ -34,7 +34,11 @@ export {
   utf8ByteLength,
   validateKey,
   validateKeyRange,
+  validateText,
   validateValue,
+  valueByteLength,
+  valueFromBytes,
+  valueToBytes,
 } from "./key_value.ts";
 export {
   type Command,

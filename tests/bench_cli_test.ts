@@ -23,6 +23,8 @@ async function aspen(argv: string[]): Promise<Run> {
     stdout: (text) => stdout += text,
     stderr: (text) => stderr += text,
     readTextFile: (path) => Deno.readTextFile(path),
+    readFile: (path) => Deno.readFile(path),
+    writeFile: (path, bytes) => Deno.writeFile(path, bytes),
     nowMs: () => Date.now(),
     monotonicMs: () => performance.now(),
     shutdown: new AbortController().signal,

@@ -338,7 +338,13 @@ Deno.test({
       await t.step("bad input: 4xx JSON errors that name the problem", async () => {
         const cases: [string, string, unknown, number, RegExp][] = [
           ["PUT", "/v1/kv/k", "{not json", 400, /not valid JSON/],
-          ["PUT", "/v1/kv/k", { value: 5 }, 400, /field "value" must be a string/],
+          [
+            "PUT",
+            "/v1/kv/k",
+            { value: 5 },
+            400,
+            /field "value" \(or "valueBase64"\) must be a string/,
+          ],
           ["PUT", "/v1/kv/k", { valu: "x" }, 400, /unknown field "valu"/],
           ["PUT", "/v1/kv/k", [], 400, /must be a JSON object/],
           ["PUT", `/v1/kv/${"k".repeat(5000)}`, { value: "x" }, 413, /limit is 4096/],

@@ -248,7 +248,9 @@ Deno.test("the console in a real browser against a stand-in node", async (t) => 
       const summary = page.locator(".pager [role=status]");
       await summary.getByText(`Keys 1–${SCAN_PAGE_KEYS} of ${SEEDED_KEYS}`).waitFor();
       await page.getByRole("button", { name: "Next" }).click();
-      await summary.getByText(`Keys ${SCAN_PAGE_KEYS + 1}–${2 * SCAN_PAGE_KEYS}`).waitFor();
+      await summary.getByText(
+        `Keys ${SCAN_PAGE_KEYS + 1}–${2 * SCAN_PAGE_KEYS} of ${SEEDED_KEYS} in the cluster`,
+      ).waitFor();
       await page.getByRole("button", { name: "Previous" }).click();
       await summary.getByText(`Keys 1–${SCAN_PAGE_KEYS} of`).waitFor();
       await page.getByLabel("Key prefix").fill("users/01");

@@ -112,9 +112,17 @@ export class AspenClient {
   /** GET /v1/kv/{key}; `kv` is null when the key is absent. */
   async get(
     key: string,
-    options: { consistency?: "linearizable" | "serializable" } = {},
+    options: {
+      consistency?: "linearizable" | "serializable";
+      /** "base64": every kv carries `valueBase64` (binary values always do). */
+      encoding?: "text" | "base64";
+    } = {},
   ): Promise<{ kv: Kv | null; shard: number; revision: number }> {
-    const query = options.consistency === "serializable" ? "?consistency=serializable" : "";
+    const parameters = [
+      ...(options.consistency === "serializable" ? ["consistency=serializable"] : []),
+      ...(options.encoding === "base64" ? ["encoding=base64"] : []),
+    ];
+    const query = parameters.length === 0 ? "" : `?${parameters.join("&")}`;
     try {
       return await this.request({ method: "GET", path: `/v1/kv/${encodeKey(key)}${query}` });
     } catch (error) {
@@ -127,16 +135,17 @@ export class AspenClient {
     }
   }
 
-  /** PUT /v1/kv/{key}. */
+  /** PUT /v1/kv/{key}: text as `value`, bytes as `valueBase64`. */
   put(
     key: string,
-    value: string,
+    value: string | Uint8Array,
     options: { lease?: number; prevKv?: boolean } = {},
   ): Promise<{ shard: number; revision: number; version: number; prevKv?: Kv }> {
+    const field = typeof value === "string" ? { value } : { valueBase64: base64Of(value) };
     return this.request({
       method: "PUT",
       path: `/v1/kv/${encodeKey(key)}`,
-      body: { value, ...options },
+      body: { ...field, ...options },
     });
   }
 
@@ -221,4 +230,22 @@ function toQuery(query: Readonly<Record<string, string | number | boolean | unde
     if (value !== undefined) parts.push(`${name}=${encodeURIComponent(String(value))}`);
   }
   return parts.length === 0 ? "" : `?${parts.join("&")}`;
+}
+
+/** Base64 (RFC 4648, padded) of `bytes`, as `valueBase64` carries them. */
+export function base64Of(bytes: Uint8Array): string {
+  let binary = "";
+  const chunk = 0x8000;
+  for (let i = 0; i < bytes.length; i += chunk) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + chunk));
+  }
+  return btoa(binary);
+}
+
+/** The bytes of base64 text; null when it is not base64. */
+export function bytesOfBase64(base64: string): Uint8Array | null {
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(base64)) {
+    return null;
+  }
+  return Uint8Array.from(atob(base64), (char) => char.charCodeAt(0));
 }

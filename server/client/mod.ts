@@ -14,6 +14,8 @@ export {
   ApiError,
   type ApiRequest,
   AspenClient,
+  base64Of,
+  bytesOfBase64,
   type ClientOptions,
   type Kv,
 } from "./http_client.ts";

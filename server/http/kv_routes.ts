@@ -14,8 +14,8 @@ import {
   TXN_OPS_MAX,
   type TxnOp,
   validateKey,
-  validateValue,
 } from "../../shard/mod.ts";
+import { kvJson, valueEncoding, valueField } from "./value_encoding.ts";
 import type { KvService } from "../node/mod.ts";
 import {
   arrayField,
@@ -39,7 +39,9 @@ export function addKvRoutes(app: Hono, service: KvService): void {
   app.get("/v1/kv", async (c) => {
     const action = "read range";
     const query = c.req.query();
-    return c.json(
+    const encoding = valueEncoding(c, action);
+    return kvJson(
+      c,
       await service.range({
         range: rangeFromQuery(query, action),
         limit: queryInteger(query.limit, "limit", action, {
@@ -53,29 +55,35 @@ export function addKvRoutes(app: Hono, service: KvService): void {
         reverse: queryFlag(query.reverse, "reverse", action),
         serializable: consistency(c, action),
       }),
+      encoding,
     );
   });
   app.delete("/v1/kv", async (c) => {
     const range = rangeFromQuery(c.req.query(), "delete range");
-    return c.json(await service.deleteRange(range));
+    const encoding = valueEncoding(c, "delete range");
+    return kvJson(c, await service.deleteRange(range), encoding);
   });
   app.get("/v1/kv/*", async (c) => {
     const key = keyFromPath(c, "get key");
     const serializable = consistency(c, "get key");
-    return c.json(await service.get(key, serializable));
+    const encoding = valueEncoding(c, "get key");
+    return kvJson(c, await service.get(key, serializable), encoding);
   });
   app.put("/v1/kv/*", async (c) => {
     const key = keyFromPath(c, "put key");
-    const body = await readJsonObject(c.req.raw, "put key", ["value", "lease", "prevKv"]);
-    const value = stringField(body, "value", `put key "${key}"`);
-    validateValue(value, `put key "${key}"`);
+    const encoding = valueEncoding(c, "put key");
+    const fields = ["value", "valueBase64", "lease", "prevKv"];
+    const body = await readJsonObject(c.req.raw, "put key", fields);
+    const value = valueField(body, `put key "${key}"`);
     const lease = integerField(body, "lease", "put key", 0);
-    return c.json(await service.put(key, value, lease, booleanField(body, "prevKv", "put key")));
+    const prevKv = booleanField(body, "prevKv", "put key");
+    return kvJson(c, await service.put(key, value, lease, prevKv), encoding);
   });
   app.delete("/v1/kv/*", async (c) => {
     const key = keyFromPath(c, "delete key");
     const prevKv = queryFlag(c.req.query("prevKv"), "prevKv", "delete key");
-    return c.json(await service.delete(key, prevKv));
+    const encoding = valueEncoding(c, "delete key");
+    return kvJson(c, await service.delete(key, prevKv), encoding);
   });
   addTxnRoutes(app, service);
   addLeaseRoutes(app, service);
@@ -84,6 +92,7 @@ export function addKvRoutes(app: Hono, service: KvService): void {
 function addTxnRoutes(app: Hono, service: KvService): void {
   app.post("/v1/txn", async (c) => {
     const action = "run txn";
+    const encoding = valueEncoding(c, action);
     const body = await readJsonObject(c.req.raw, action, ["compare", "success", "failure"]);
     const compare = arrayField(body, "compare", action, TXN_OPS_MAX).map((item, i) =>
       parseCompare(item, `${action}: compare[${i}]`)
@@ -94,7 +103,7 @@ function addTxnRoutes(app: Hono, service: KvService): void {
     const failure = arrayField(body, "failure", action, TXN_OPS_MAX).map((item, i) =>
       parseTxnOp(item, `${action}: failure[${i}]`)
     );
-    return c.json(await service.txn(compare, success, failure));
+    return kvJson(c, await service.txn(compare, success, failure), encoding);
   });
   app.post("/v1/txn/optimistic", async (c) => {
     const action = "commit optimistic txn";
@@ -103,10 +112,13 @@ function addTxnRoutes(app: Hono, service: KvService): void {
       parseRead(item, `${action}: reads[${i}]`)
     );
     const writes = arrayField(body, "writes", action, OPTIMISTIC_WRITES_MAX).map((item, i) => {
-      const write = asObject(item, action, `writes[${i}]`, ["op", "key", "value"]);
+      const fields = ["op", "key", "value", "valueBase64"];
+      const write = asObject(item, action, `writes[${i}]`, fields);
       const op = stringField(write, "op", action);
       const key = stringField(write, "key", action);
-      if (op === "set") return { op, key, value: stringField(write, "value", action) } as const;
+      if (op === "set") {
+        return { op, key, value: valueField(write, `${action}: writes[${i}]`) } as const;
+      }
       if (op === "delete") return { op, key } as const;
       throw new AspenError(
         "bad_request",
@@ -218,7 +230,8 @@ const COMPARE_TARGETS = ["value", "version", "createRevision", "modRevision", "l
 const COMPARE_OPS = ["=", "!=", "<", ">"];
 
 function parseCompare(item: unknown, where: string): Compare {
-  const object = asObject(item, where, "the compare", ["key", "target", "op", "value"]);
+  const fields = ["key", "target", "op", "value", "valueBase64"];
+  const object = asObject(item, where, "the compare", fields);
   const key = stringField(object, "key", where);
   const target = stringField(object, "target", where);
   const op = stringField(object, "op", where) as Compare["op"];
@@ -234,7 +247,7 @@ function parseCompare(item: unknown, where: string): Compare {
       `Cannot ${where}: op must be one of ${COMPARE_OPS.join(" ")}`,
     );
   }
-  if (target === "value") return { key, target, op, value: stringField(object, "value", where) };
+  if (target === "value") return { key, target, op, value: valueField(object, where) };
   const value = object.value;
   if (typeof value !== "number" || !Number.isSafeInteger(value)) {
     throw new AspenError("bad_request", `Cannot ${where}: value must be an integer for ${target}`);
@@ -269,7 +282,7 @@ function parseTxnOp(item: unknown, where: string): TxnOp {
     );
   }
   const fields: Record<string, readonly string[]> = {
-    put: ["key", "value", "lease", "prevKv"],
+    put: ["key", "value", "valueBase64", "lease", "prevKv"],
     delete: ["key", "prevKv"],
     get: ["key"],
     range: ["prefix", "start", "end", "limit", "after", "keysOnly", "countOnly", "reverse"],
@@ -280,7 +293,7 @@ function parseTxnOp(item: unknown, where: string): TxnOp {
       return {
         type: "put",
         key: stringField(body, "key", where),
-        value: stringField(body, "value", where),
+        value: valueField(body, where),
         lease: integerField(body, "lease", where, 0),
         prevKv: booleanField(body, "prevKv", where),
       };

@@ -27,6 +27,7 @@ import {
 import { apiKv, type KvService, type LocalShard } from "../node/mod.ts";
 import { queryInteger } from "./body.ts";
 import { pumpRemote, type RemoteWatchItem } from "./remote_watch_pump.ts";
+import { kvJsonText } from "./value_encoding.ts";
 
 /** Milliseconds between keep-alive comments on an idle stream. */
 export const WATCH_KEEPALIVE_MS = 15_000;
@@ -231,7 +232,7 @@ function errorItem(error: AspenError): RemoteWatchItem {
 /** One SSE data line: an event, or a shard's final `error` event with the error's details. */
 function itemJson(item: RemoteWatchItem, shard: number): string {
   if (item.type === "error") return errorEventJson(item, shard);
-  return JSON.stringify(eventJson(item, shard));
+  return kvJsonText(eventJson(item, shard), "text");
 }
 
 function errorEventJson(

@@ -20,6 +20,7 @@ import {
   parseRangeResponse,
 } from "./kv_parse.ts";
 import { useStore } from "./context.ts";
+import { formatInteger } from "./format.ts";
 import { SCAN_PAGE_KEYS, SCAN_PAGES_MAX } from "./limits.ts";
 
 /** A request's state in a view. */
@@ -36,7 +37,27 @@ export interface ScanPage {
   readonly cursors: readonly (string | null)[];
   /** The page on screen; while a new page loads, the previous one stays (no layout jump). */
   readonly result: Loadable<RangeResponse>;
+  /**
+   * How many keys the whole scan holds (a `countOnly` read: a page's own `count` is only its
+   * length); null when that read failed.
+   */
+  readonly total: number | null;
   readonly isLoading: boolean;
+}
+
+/**
+ * The line under a page of keys: "Keys 26–50 of 22,542 with prefix "a/"", or, without a total,
+ * an honest "first" that claims no count.
+ */
+export function scanSummary(options: {
+  readonly first: number;
+  readonly last: number;
+  readonly total: number | null;
+  readonly where: string;
+}): string {
+  const range = `${options.first}–${options.last}`;
+  if (options.total === null) return `Keys ${range} ${options.where} (total unknown)`;
+  return `Keys ${range} of ${formatInteger(options.total)} ${options.where}`;
 }
 
 /** A selected key: its details, or "missing" if it is gone. */
@@ -85,6 +106,7 @@ function useScan(store: Store): Pick<KeyBrowser, "scan" | "runScan" | "nextPage"
     prefix: "",
     cursors: [],
     result: { kind: "idle" },
+    total: null,
     isLoading: false,
   });
   const scanNumber = useRef(0);
@@ -96,6 +118,11 @@ function useScan(store: Store): Pick<KeyBrowser, "scan" | "runScan" | "nextPage"
     const query = new URLSearchParams({ prefix, limit: String(SCAN_PAGE_KEYS) });
     const after = pages[pages.length - 1];
     if (after !== null && after !== undefined) query.set("after", after);
+    const countQuery = new URLSearchParams({ prefix, countOnly: "true" });
+    const counting = store.request({ method: "GET", path: `/v1/kv?${countQuery}` }).then(
+      (body) => parseRangeResponse(body).count,
+      () => null, // The page still shows; the summary then says the total is unknown.
+    );
     let result: Loadable<RangeResponse>;
     try {
       const body = await store.request({ method: "GET", path: `/v1/kv?${query}` });
@@ -103,8 +130,9 @@ function useScan(store: Store): Pick<KeyBrowser, "scan" | "runScan" | "nextPage"
     } catch (error) {
       result = { kind: "error", message: messageOf(error) };
     }
+    const total = await counting;
     if (number === scanNumber.current) {
-      setScan({ prefix, cursors: pages, result, isLoading: false });
+      setScan({ prefix, cursors: pages, result, total, isLoading: false });
     }
   }
 

@@ -8,7 +8,7 @@
  */
 import { useEffect, useState } from "preact/hooks";
 import { formatInteger, truncate } from "./format.ts";
-import { type KeyBrowser, useKeyBrowser } from "./key_browser.ts";
+import { type KeyBrowser, scanSummary, useKeyBrowser } from "./key_browser.ts";
 import { KeyPanel } from "./key_panel.tsx";
 import { SCAN_PAGE_KEYS, VALUE_PREVIEW_CHARS } from "./limits.ts";
 import { Panel, StateMessage } from "./widgets.tsx";
@@ -132,7 +132,7 @@ function ScanResult(props: { browser: KeyBrowser; onOpen: (key: string) => void 
       </div>
       <Pager
         browser={props.browser}
-        summary={`Keys ${first}–${last} of ${formatInteger(page.count)} ${where}`}
+        summary={scanSummary({ first, last, total: scan.total, where })}
       />
     </div>
   );
