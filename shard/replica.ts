@@ -50,7 +50,7 @@ import {
   type WritableLogStorage,
 } from "../raft/mod.ts";
 import { clearImmediate, setImmediate } from "node:timers";
-import { AspenError } from "./errors.ts";
+import { AspenError, notLeaderError } from "./errors.ts";
 import { FatalStorageError, storageFailureKind, syncFailedError } from "./storage_failure.ts";
 import { type StallStage, StorageStall, type StorageStallStatus } from "./_storage_stall.ts";
 import { TransferWaiters } from "./_transfers.ts";
@@ -980,16 +980,6 @@ function closedError(shard: number): AspenError {
   return new AspenError("shard_unavailable", `Cannot use shard ${shard}: its replica is closed`, {
     shard,
   });
-}
-
-/** The error for a request that reached a replica that does not lead its shard. */
-export function notLeaderError(shard: number, leader: number | null): AspenError {
-  return new AspenError(
-    "not_leader",
-    `Cannot serve shard ${shard} here: this replica is not the leader` +
-      (leader === null ? " and no leader is known" : ` (node ${leader} is)`),
-    { shard, leader },
-  );
 }
 
 function proposeError(shard: number, result: Exclude<ProposeResult, { kind: "ok" }>): AspenError {

@@ -12,6 +12,7 @@
 import type { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import {
+  allShardIds,
   AspenError,
   type ErrorCode,
   type ErrorDetails,
@@ -68,7 +69,7 @@ export function addWatchRoute(
         max: Number.MAX_SAFE_INTEGER,
         defaultValue: 1,
       });
-    const ids = key !== undefined ? [service.shardOf(key)] : allShards(service.shardCount);
+    const ids = key !== undefined ? [service.shardOf(key)] : allShardIds(service.shardCount);
     if (fromRevision !== undefined && ids.length > 1) {
       throw new AspenError(
         "bad_request",
@@ -204,8 +205,4 @@ function eventJson(item: WatchEvent, shard: number) {
     shard,
     revision: item.revision,
   };
-}
-
-function allShards(count: number): number[] {
-  return Array.from({ length: count }, (_, shard) => shard);
 }

@@ -396,11 +396,7 @@ export class LocalShard {
   #keepAlive(id: number): unknown {
     const result = this.#lessor.keepAlive(id, this.#lessorNow());
     if (result.type === "not_leader") {
-      const status = this.replica.status();
-      throw new AspenError("not_leader", `Cannot keep lease ${id} alive here: not the leader`, {
-        shard: this.shard,
-        leader: status.leader,
-      });
+      throw notLeaderError(this.shard, this.replica.status().leader, `keep lease ${id} alive`);
     }
     if (result.type === "not_found") {
       throw leaseError({ code: "lease_not_found", action: "keepAlive", lease: id });
