@@ -184,19 +184,41 @@ export class HttpConnection {
   }
 }
 
-/** Incremental parser of HTTP/1.1 responses. */
+/** The longest chunk-size line accepted (hex size, optional extensions). */
+export const CHUNK_LINE_BYTES_MAX = 1024;
+/** The buffer a parser starts with; it grows (doubling) to hold the largest answer. */
+const BUFFER_BYTES_INITIAL = 64 * 1024;
+
+/** What is known of the answer being parsed once its head has arrived. */
+type Framing =
+  | { readonly kind: "length"; readonly status: number; readonly size: number }
+  | { readonly kind: "chunked"; readonly status: number };
+
+/**
+ * Incremental parser of HTTP/1.1 responses, linear in the bytes received: received bytes go
+ * into one growable buffer with a read offset (a read copies only its own bytes, plus an
+ * amortised compaction), a head is scanned once, and a chunked body is taken chunk by chunk
+ * into a body buffer, each chunk once, whatever the pieces the socket hands over.
+ *
+ * Invariant: 0 <= start <= end <= buffer.length; the unread bytes are buffer[start, end).
+ */
 export class ResponseParser {
-  #buffer = new Uint8Array(0);
+  #buffer = new Uint8Array(BUFFER_BYTES_INITIAL);
   #start = 0;
+  #end = 0;
+  /** How far past `start` the search for the end of the head has looked. */
+  #headScanned = 0;
+  /** The answer whose head was read (`start` is then in its body), or null between answers. */
+  #framing: Framing | null = null;
+  /** The chunked body so far: `#body[0, #bodyLength)`. */
+  #body = new Uint8Array(0);
+  #bodyLength = 0;
 
   /** Appends received bytes. */
   push(bytes: Uint8Array): void {
-    const unread = this.#buffer.length - this.#start;
-    const next = new Uint8Array(unread + bytes.length);
-    next.set(this.#buffer.subarray(this.#start), 0);
-    next.set(bytes, unread);
-    this.#buffer = next;
-    this.#start = 0;
+    if (this.#end + bytes.length > this.#buffer.length) this.#makeRoom(bytes.length);
+    this.#buffer.set(bytes, this.#end);
+    this.#end += bytes.length;
   }
 
   /**
@@ -205,61 +227,118 @@ export class ResponseParser {
    * @throws {HttpConnectionError} for a malformed or oversized response.
    */
   next(): HttpAnswer | null {
-    const buffer = this.#buffer;
-    const headEnd = indexOfHeadEnd(buffer, this.#start);
-    if (headEnd === -1) {
-      if (buffer.length - this.#start > RESPONSE_HEAD_BYTES_MAX) {
-        throw new HttpConnectionError("the response head is too large");
-      }
-      return null;
-    }
-    const head = decoder.decode(buffer.subarray(this.#start, headEnd));
-    const status = parseStatus(head);
-    const bodyStart = headEnd + 4;
-    const length = headerValue(head, "content-length");
-    if (length !== null) {
-      const size = Number(length);
-      if (!Number.isSafeInteger(size) || size < 0 || size > RESPONSE_BODY_BYTES_MAX) {
-        throw new HttpConnectionError(`the content-length "${length}" is not acceptable`);
-      }
-      if (buffer.length < bodyStart + size) return null;
-      this.#start = bodyStart + size;
-      return { status, body: decoder.decode(buffer.subarray(bodyStart, bodyStart + size)) };
-    }
-    if (headerValue(head, "transfer-encoding")?.toLowerCase() === "chunked") {
-      return this.#chunked(status, bodyStart);
-    }
-    if (status === 204 || status === 304) {
-      this.#start = bodyStart;
-      return { status, body: "" };
-    }
-    throw new HttpConnectionError("the response has neither a length nor chunked encoding");
+    if (this.#framing === null && !this.#readHead()) return null;
+    const framing = this.#framing;
+    if (framing === null) return null;
+    const body = framing.kind === "length" ? this.#lengthBody(framing.size) : this.#chunkedBody();
+    if (body === null) return null;
+    this.#framing = null;
+    return { status: framing.status, body };
   }
 
-  #chunked(status: number, bodyStart: number): HttpAnswer | null {
+  /** Makes room for `incoming` more bytes: moves the unread bytes down, or grows the buffer. */
+  #makeRoom(incoming: number): void {
+    const unread = this.#end - this.#start;
+    const needed = unread + incoming;
+    // Compacting only while at most half is unread frees at least half the buffer for every
+    // byte it moves, so each received byte is moved a bounded number of times.
+    if (needed <= this.#buffer.length && unread <= this.#buffer.length / 2) {
+      this.#buffer.copyWithin(0, this.#start, this.#end);
+    } else {
+      const grown = new Uint8Array(Math.max(needed, this.#buffer.length * 2));
+      grown.set(this.#buffer.subarray(this.#start, this.#end));
+      this.#buffer = grown;
+    }
+    this.#start = 0;
+    this.#end = unread;
+  }
+
+  /** Reads the head of the next answer into `#framing`; false until it has all arrived. */
+  #readHead(): boolean {
     const buffer = this.#buffer;
-    const parts: Uint8Array[] = [];
-    let offset = bodyStart;
-    for (let total = 0;;) {
-      const lineEnd = indexOfCrlf(buffer, offset);
-      if (lineEnd === -1) return null;
-      const size = parseInt(decoder.decode(buffer.subarray(offset, lineEnd)), 16);
+    const from = this.#start + Math.max(0, this.#headScanned - 3);
+    const headEnd = indexOfHeadEnd(buffer, from, this.#end);
+    if (headEnd === -1) {
+      this.#headScanned = this.#end - this.#start;
+      if (this.#headScanned > RESPONSE_HEAD_BYTES_MAX) {
+        throw new HttpConnectionError("the response head is too large");
+      }
+      return false;
+    }
+    const head = decoder.decode(buffer.subarray(this.#start, headEnd));
+    this.#headScanned = 0;
+    this.#start = headEnd + 4;
+    this.#framing = framingOf(head);
+    this.#bodyLength = 0;
+    return true;
+  }
+
+  #lengthBody(size: number): string | null {
+    if (this.#end - this.#start < size) return null;
+    const body = decoder.decode(this.#buffer.subarray(this.#start, this.#start + size));
+    this.#start += size;
+    return body;
+  }
+
+  /** Takes every complete chunk into the body; the body once the last chunk has arrived. */
+  #chunkedBody(): string | null {
+    const buffer = this.#buffer;
+    for (;;) {
+      const lineEnd = indexOfCrlf(buffer, this.#start, this.#end);
+      if (lineEnd === -1) {
+        if (this.#end - this.#start > CHUNK_LINE_BYTES_MAX) {
+          throw new HttpConnectionError("a chunk-size line is too long");
+        }
+        return null;
+      }
+      const size = parseInt(decoder.decode(buffer.subarray(this.#start, lineEnd)), 16);
       if (!Number.isSafeInteger(size) || size < 0) {
         throw new HttpConnectionError("a chunk size is malformed");
       }
-      total += size;
-      if (total > RESPONSE_BODY_BYTES_MAX) throw new HttpConnectionError("the body is too large");
-      const dataStart = lineEnd + 2;
-      if (buffer.length < dataStart + size + 2) return null;
-      if (size === 0) {
-        // No trailers are expected: the last chunk is followed by one empty line.
-        this.#start = dataStart + 2;
-        return { status, body: decoder.decode(concat(parts)) };
+      if (this.#bodyLength + size > RESPONSE_BODY_BYTES_MAX) {
+        throw new HttpConnectionError("the body is too large");
       }
-      parts.push(buffer.subarray(dataStart, dataStart + size));
-      offset = dataStart + size + 2;
+      const dataStart = lineEnd + 2;
+      // The chunk waits whole in the buffer (its line is read again when it is complete).
+      if (this.#end < dataStart + size + 2) return null;
+      if (buffer[dataStart + size] !== CR || buffer[dataStart + size + 1] !== LF) {
+        // After the last chunk, that is where trailers would be: none are expected.
+        throw new HttpConnectionError("a chunk is not followed by CRLF");
+      }
+      this.#start = dataStart + size + 2;
+      if (size === 0) return decoder.decode(this.#body.subarray(0, this.#bodyLength));
+      this.#appendBody(buffer.subarray(dataStart, dataStart + size));
     }
   }
+
+  #appendBody(data: Uint8Array): void {
+    const length = this.#bodyLength + data.length;
+    if (length > this.#body.length) {
+      const grown = new Uint8Array(Math.max(length, this.#body.length * 2, BUFFER_BYTES_INITIAL));
+      grown.set(this.#body.subarray(0, this.#bodyLength));
+      this.#body = grown;
+    }
+    this.#body.set(data, this.#bodyLength);
+    this.#bodyLength = length;
+  }
+}
+
+/** How the body of an answer with this head is delimited. */
+function framingOf(head: string): Framing {
+  const status = parseStatus(head);
+  const length = headerValue(head, "content-length");
+  if (length !== null) {
+    const size = Number(length);
+    if (!Number.isSafeInteger(size) || size < 0 || size > RESPONSE_BODY_BYTES_MAX) {
+      throw new HttpConnectionError(`the content-length "${length}" is not acceptable`);
+    }
+    return { kind: "length", status, size };
+  }
+  if (headerValue(head, "transfer-encoding")?.toLowerCase() === "chunked") {
+    return { kind: "chunked", status };
+  }
+  if (status === 204 || status === 304) return { kind: "length", status, size: 0 };
+  throw new HttpConnectionError("the response has neither a length nor chunked encoding");
 }
 
 function parseStatus(head: string): number {
@@ -277,8 +356,8 @@ function headerValue(head: string, name: string): string | null {
   return head.slice(start, end === -1 ? head.length : end).trim();
 }
 
-function indexOfHeadEnd(buffer: Uint8Array, from: number): number {
-  for (let i = from; i + 3 < buffer.length; i++) {
+function indexOfHeadEnd(buffer: Uint8Array, from: number, end: number): number {
+  for (let i = from; i + 3 < end; i++) {
     if (buffer[i] === CR && buffer[i + 1] === LF && buffer[i + 2] === CR && buffer[i + 3] === LF) {
       return i;
     }
@@ -286,8 +365,8 @@ function indexOfHeadEnd(buffer: Uint8Array, from: number): number {
   return -1;
 }
 
-function indexOfCrlf(buffer: Uint8Array, from: number): number {
-  for (let i = from; i + 1 < buffer.length; i++) {
+function indexOfCrlf(buffer: Uint8Array, from: number, end: number): number {
+  for (let i = from; i + 1 < end; i++) {
     if (buffer[i] === CR && buffer[i + 1] === LF) return i;
   }
   return -1;

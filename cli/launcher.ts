@@ -10,7 +10,7 @@
  */
 import { AspenError } from "../shard/mod.ts";
 import { createCredentials, formatCredentials, type RandomBytes } from "../server/mod.ts";
-import { createClusterCa } from "../transport/mod.ts";
+import { createClusterCa, parseHostPort } from "../transport/mod.ts";
 
 /** How long a launch waits for every shard to elect a leader. */
 export const LAUNCH_LEADERS_TIMEOUT_MS = 60_000;
@@ -411,11 +411,12 @@ function freePort(): number {
   throw new AspenError("bad_config", "Cannot find a free loopback port after 100 tries");
 }
 
+/** True when both TCP and UDP can bind `address` now (a record's address, or a fresh one). */
 function isPortFree(address: string): boolean {
-  const port = Number(address.slice(address.lastIndexOf(":") + 1));
+  const { hostname, port } = parseHostPort(address, { what: "the node address", isListen: false });
   try {
-    Deno.listen({ hostname: "127.0.0.1", port }).close();
-    Deno.listenDatagram({ hostname: "127.0.0.1", port, transport: "udp" }).close();
+    Deno.listen({ hostname, port }).close();
+    Deno.listenDatagram({ hostname, port, transport: "udp" }).close();
     return true;
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) return false;

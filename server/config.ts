@@ -9,6 +9,7 @@
 import { parse as parseToml, stringify as stringifyToml } from "smol-toml";
 import { assert } from "../raft/mod.ts";
 import { AspenError, ROUTER_SHARDS_MAX } from "../shard/mod.ts";
+import { PEERS_MAX, PORT_MAX, readHostPort } from "../transport/mod.ts";
 
 /** The largest node id; ids are small positive integers that also name Raft replicas. */
 export const NODE_ID_MAX = 65_535;
@@ -16,8 +17,6 @@ export const NODE_ID_MAX = 65_535;
 export const SHARDS_MAX = ROUTER_SHARDS_MAX;
 /** The largest replication factor (replicas per shard). */
 export const REPLICATION_FACTOR_MAX = 7;
-/** The largest number of peers listed in `[cluster] peers`. */
-export const PEERS_MAX = 64;
 /** The largest config file read, in bytes. */
 export const CONFIG_FILE_BYTES_MAX = 1024 * 1024;
 /**
@@ -367,9 +366,11 @@ function parseText(setting: Setting, text: string, source: string): Value {
       if (text.trim() === "") throw invalid(source, shown, describe(kind));
       return text;
     }
-    case "address":
-      if (!isAddress(text)) throw invalid(source, shown, describe(kind));
+    case "address": {
+      const read = readHostPort(text, { isListen: true });
+      if ("problem" in read) throw invalid(source, shown, `${describe(kind)}: ${read.problem}`);
       return text;
+    }
     case "choice":
       if (!kind.choices.includes(text)) throw invalid(source, shown, describe(kind));
       return text;
@@ -423,8 +424,12 @@ function parsePeerList(text: string, source: string): readonly Peer[] {
     const match = /^([0-9]+)=(.+)$/.exec(item);
     const id = Number(match?.[1]);
     const address = match?.[2] ?? "";
-    if (match === null || id < 1 || id > NODE_ID_MAX || !isAddress(address)) {
+    if (match === null || id < 1 || id > NODE_ID_MAX) {
       throw invalid(source, JSON.stringify(item), expected);
+    }
+    const read = readHostPort(address, { isListen: false });
+    if ("problem" in read) {
+      throw invalid(source, JSON.stringify(item), `${expected}: ${read.problem}`);
     }
     if (peers.some((peer) => peer.id === id)) {
       throw invalid(source, JSON.stringify(text), `${expected}, each id listed once`);
@@ -494,13 +499,6 @@ function settingValue(config: Config, setting: Setting): Value {
   return section?.[camel] ?? null;
 }
 
-/** Splits "host:port" (IPv6 hosts in brackets) and checks both parts. */
-export function isAddress(text: string): boolean {
-  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(text);
-  if (match === null) return false;
-  return Number(match[2]) <= 65_535;
-}
-
 function describe(kind: Kind): string {
   switch (kind.type) {
     case "integer":
@@ -510,7 +508,7 @@ function describe(kind: Kind): string {
     case "string":
       return "a non-empty string";
     case "address":
-      return "host:port with a port from 0 to 65535";
+      return `host:port with a port from 0 to ${PORT_MAX}`;
     case "choice":
       return `one of ${kind.choices.join(", ")}`;
     case "shard_list":

@@ -5,6 +5,7 @@
  */
 import { deepEqual, equal, match, throws } from "node:assert/strict";
 import { AspenError } from "../shard/mod.ts";
+import { PEERS_MAX } from "../transport/mod.ts";
 import { type ConfigSources, formatConfig, loadConfig, shardCount } from "./config.ts";
 
 function sources(partial: Partial<ConfigSources>): ConfigSources {
@@ -61,6 +62,15 @@ Deno.test("loadConfig() parses sharding and peers", () => {
   equal(config.cluster.peers[2]?.address, "[::1]:7003");
 });
 
+Deno.test("loadConfig() takes bracketed IPv6 listen addresses, port 0 only to listen", () => {
+  const config = loadConfig(sources({
+    flags: { "peer-listen": "[::1]:7001", "http-listen": "[::1]:0", peers: "1=[::1]:7001" },
+  }));
+  equal(config.node.peerListen, "[::1]:7001");
+  equal(config.node.httpListen, "[::1]:0");
+  deepEqual(config.cluster.peers, [{ id: 1, address: "[::1]:7001" }]);
+});
+
 Deno.test("loadConfig() rejects bad values, naming source, value and range", async (t) => {
   const cases: [string, Partial<ConfigSources>, RegExp][] = [
     ["node id zero (flag)", { flags: { "node-id": "0" } }, /flag --node-id is "0".*1 to 65535/],
@@ -70,6 +80,31 @@ Deno.test("loadConfig() rejects bad values, naming source, value and range", asy
     ["huge node id", { file: file("[node]\nid = 99999999999999999999") }, /1 to 65535/],
     ["bad address", { flags: { "peer-listen": "localhost" } }, /--peer-listen.*host:port/],
     ["port too big", { flags: { "http-listen": "a:70000" } }, /--http-listen/],
+    [
+      "unbracketed IPv6 listen address",
+      { flags: { "peer-listen": "::1:7001" } },
+      /--peer-listen is "::1:7001".*: an IPv6 host must be in brackets, as in "\[::1\]:7000"$/,
+    ],
+    [
+      "peer IPv6 without port",
+      { flags: { peers: "2=[::1]" } },
+      /--peers is "2=\[::1\]".*id=host:port.*: expected "host:port" but there is no port$/,
+    ],
+    [
+      "peer at port 0 (cannot be dialled)",
+      { flags: { peers: "2=[::1]:0" } },
+      /"2=\[::1\]:0".*: the port is 0 but must be from 1 to 65535$/,
+    ],
+    [
+      "peer host with a space",
+      { flags: { peers: "2=my host:7002" } },
+      /the host "my host" has a character not allowed there$/,
+    ],
+    [
+      "more peers than PEERS_MAX",
+      { flags: { peers: Array.from({ length: PEERS_MAX + 1 }, (_, i) => `${i + 1}=h:1`).join() } },
+      new RegExp(`at most ${PEERS_MAX} peers`),
+    ],
     ["shard count", { flags: { "sharding-num-shards": "5000" } }, /1 to 1024/],
     ["negative reserve", { flags: { "disk-reserve-mib": "-1" } }, /--disk-reserve-mib.*0 to/],
     ["log level", { env: { ASPEN_LOG_LEVEL: "loud" } }, /one of debug, info, warn, error/],

@@ -3,6 +3,7 @@
  * (and the console), and on shutdown stops accepting, hands over leadership, flushes and closes.
  */
 import { AspenError } from "../shard/mod.ts";
+import { parseHostPort } from "../transport/mod.ts";
 import type { Config } from "./config.ts";
 import { addDebugRoutes, addWatchRoute, createApp, type ReplicaDebugState } from "./http/mod.ts";
 import type { Logger } from "./log.ts";
@@ -40,7 +41,10 @@ export async function serveNode(
   const node = await startNode(config, runtime);
   const logger = runtime.logger;
   const app = createNodeApp(node, runtime);
-  const [hostname, port] = splitAddress(config.node.httpListen);
+  const { hostname, port } = parseHostPort(config.node.httpListen, {
+    what: "http_listen",
+    isListen: true,
+  });
   const stopServing = new AbortController();
   let server: Deno.HttpServer;
   try {
@@ -70,12 +74,6 @@ export async function serveNode(
   stopServing.abort();
   await server.finished;
   await node.close();
-}
-
-function splitAddress(address: string): [string, number] {
-  const colon = address.lastIndexOf(":");
-  const host = address.slice(0, colon).replace(/^\[|\]$/g, "");
-  return [host, Number(address.slice(colon + 1))];
 }
 
 /**

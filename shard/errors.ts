@@ -79,3 +79,25 @@ export class AspenError extends Error {
     this.details = details;
   }
 }
+
+/**
+ * The error for a request that reached a replica that does not lead its shard: the one
+ * `not_leader` error, whose `leader` detail (null when none is known) lets the caller retry at
+ * the leader.
+ *
+ * @param action what failed, as in "keep lease 7 alive"; "serve shard N" when not given.
+ * @example
+ * ```ts
+ * const error = notLeaderError(3, 2);
+ * // error.message: "Cannot serve shard 3 here: this replica is not the leader (node 2 is)"
+ * ```
+ */
+export function notLeaderError(shard: number, leader: number | null, action?: string): AspenError {
+  const failed = action === undefined ? `serve shard ${shard}` : `${action} on shard ${shard}`;
+  return new AspenError(
+    "not_leader",
+    `Cannot ${failed} here: this replica is not the leader` +
+      (leader === null ? " and no leader is known" : ` (node ${leader} is)`),
+    { shard, leader },
+  );
+}

@@ -21,9 +21,9 @@
  * sm.close();
  * ```
  */
-export { AspenError, ERROR_CODES, isErrorCode } from "./errors.ts";
+export { AspenError, ERROR_CODES, isErrorCode, notLeaderError } from "./errors.ts";
 export type { ErrorCode, ErrorDetails } from "./errors.ts";
-export { fnv1a64, jumpHash, ROUTER_SHARDS_MAX, shardForKey } from "./router.ts";
+export { allShardIds, fnv1a64, jumpHash, ROUTER_SHARDS_MAX, shardForKey } from "./router.ts";
 export * from "./limits.ts";
 export {
   compareUtf8,
@@ -108,7 +108,6 @@ export {
   APPLY_SAMPLES_MAX,
   INBOUND_MESSAGES_MAX,
   LOG_RETAINED_ENTRIES,
-  notLeaderError,
   PROPOSALS_PENDING_MAX,
   READ_WAITERS_MAX,
   READY_ROUNDS_PER_TURN_MAX,

@@ -35,189 +35,50 @@
  */
 import {
   assert,
-  type ConfState,
-  type Entry,
-  type HardState,
   type LogIndex,
   type Message,
-  type ProposeResult,
-  type RaftConfig,
   RawNode,
   type Ready,
   type ReplicaId,
-  type Snapshot,
-  type Status,
-  type WritableLogStorage,
 } from "../raft/mod.ts";
 import { clearImmediate, setImmediate } from "node:timers";
-import { AspenError } from "./errors.ts";
+import { AspenError, notLeaderError } from "./errors.ts";
 import { FatalStorageError, storageFailureKind, syncFailedError } from "./storage_failure.ts";
 import { type StallStage, StorageStall, type StorageStallStatus } from "./_storage_stall.ts";
 import { TransferWaiters } from "./_transfers.ts";
+import { AdminCalls } from "./_admin_calls.ts";
+import { applyCommitted } from "./_apply.ts";
+import { Proposals } from "./_proposals.ts";
+import { Reads } from "./_reads.ts";
+import { closedError } from "./_replica_errors.ts";
+import { recoverStateMachine, Snapshots } from "./_snapshots.ts";
+import {
+  ADMIN_CALLS_PENDING_MAX,
+  INBOUND_ENTRIES_PER_TURN_MAX,
+  INBOUND_MESSAGES_MAX,
+  READY_ROUNDS_PER_TURN_MAX,
+  TURN_WORK_MS_MAX,
+} from "./replica_limits.ts";
+import type { ReplicaOptions } from "./replica_options.ts";
+import { newReplicaStats, type ReplicaStats, type ReplicaStatus } from "./replica_stats.ts";
 
-/** Most messages from peers waiting for a turn; more are dropped (Raft tolerates loss). */
-export const INBOUND_MESSAGES_MAX = 16_384;
-/** Most proposals waiting for a turn or for their entry to apply. */
-export const PROPOSALS_PENDING_MAX = 16_384;
-/** Most linearizable reads waiting. */
-export const READ_WAITERS_MAX = 16_384;
-/**
- * Most admin calls (leadership transfers, elections) waiting for a turn; more are refused with
- * `too_many_requests`. Operators make them by hand, a handful at a time: a long queue means a
- * replica whose loop is stuck, and piling more on it helps nobody.
- */
-export const ADMIN_CALLS_PENDING_MAX = 64;
-/** Most Ready rounds handled in one turn before yielding to the event loop. */
-export const READY_ROUNDS_PER_TURN_MAX = 64;
-/**
- * Milliseconds of Ready rounds after which a turn yields to the event loop and goes on in the
- * next one. Every shard of a node shares one event loop: a follower catching up on 100,000
- * entries applied them 4,096 a round for up to 64 rounds in one turn, holding the loop for
- * seconds, and the shards this node led missed their heartbeats and elected new leaders.
- */
-export const TURN_WORK_MS_MAX = 25;
-/**
- * Most entries of inbound appends stepped in one turn; the rest wait for the next. A leader
- * pipelines up to 64 appends of up to 1,024 entries to a follower that catches up: stepped at
- * once, they made one Ready whose log write alone held the event loop for hundreds of ms.
- */
-export const INBOUND_ENTRIES_PER_TURN_MAX = 4_096;
-/**
- * Applied entries between two state-machine snapshots. A snapshot copies the whole state
- * machine (keys and watch history: 28 MB for 10,000 keys of 256 bytes with a full history) and
- * writes it into the Raft log with an fsync, holding the event loop 100-400 ms. Every 10,000
- * entries that was 5-9% of every node's CPU under a put load; the state machine is durable on
- * its own, so snapshots only bound the log (as etcd's default of 100,000 does).
- */
-export const SNAPSHOT_INTERVAL_ENTRIES = 100_000;
-/** Entries kept behind a snapshot so that slightly lagging followers need no snapshot. */
-export const LOG_RETAINED_ENTRIES = 2_000;
-/** How long after a failed snapshot or compaction the next attempt waits, ms. */
-export const SNAPSHOT_RETRY_MS = 30_000;
-
-/** The log storage a replica writes: the core's interface plus one-transaction persistence. */
-export interface ReplicaLogStorage extends WritableLogStorage {
-  /**
-   * Writes the hard state, entries and snapshot of one Ready in one transaction. When
-   * `mustSync`, they are durable on return, or, for a storage that syncs without blocking the
-   * event loop, once the returned promise resolves (it rejects when the disk failed).
-   */
-  persist(
-    write: {
-      readonly hardState: HardState | null;
-      readonly entries: readonly Entry[];
-      readonly snapshot: Snapshot | null;
-    },
-    mustSync: boolean,
-  ): Promise<void> | undefined;
-  close(): void;
-}
-
-/** The state machine a replica applies committed entries to. */
-export interface ReplicaStateMachine<Result> {
-  /** The index of the last entry applied (durable together with the state). */
-  appliedIndex(): number;
-  /**
-   * Applies entries in index order in one transaction; entries at or below the applied index
-   * are skipped. Entries with empty data (no-ops, membership changes) only advance the index.
-   * Returns one result per entry, in the same order.
-   */
-  apply(
-    entries: readonly { readonly index: number; readonly data: Uint8Array }[],
-  ): readonly Result[];
-  /** The whole state as bytes, at the applied index. */
-  snapshot(): Uint8Array;
-  /** Replaces the whole state with a snapshot's bytes taken at `index`. */
-  restore(data: Uint8Array, index: number): void;
-  close(): void;
-}
-
-/** What a replica reports of itself, for status, metrics and routing. */
-export interface ReplicaStatus extends Status {
-  readonly shard: number;
-  readonly stats: ReplicaStats;
-  /** The write this replica keeps retrying because storage failed, or null. */
-  readonly stall: StorageStallStatus | null;
-}
-
-/** Counters of one replica since it started. */
-export interface ReplicaStats {
-  proposals: number;
-  proposalsDropped: number;
-  applied: number;
-  readsServed: number;
-  /** Driver turns run. */
-  turns: number;
-  /** Ready rounds handled: each one log write (entries, hard state or snapshot) and its sends. */
-  readyRounds: number;
-  /** Ready rounds whose log write was fsynced (entries or a changed term/vote). */
-  logSyncs: number;
-  /** Time spent writing the log, ms: the commit, plus the wait for a deferred fsync. */
-  logWriteMs: number;
-  /** Time spent applying committed entries to the state machine, ms. */
-  applyMs: number;
-  messagesDroppedInbound: number;
-  snapshotsCreated: number;
-  snapshotsRestored: number;
-  /** Log writes, restores and applies that failed on storage (each retry counts). */
-  storageFailures: number;
-  /** Snapshots and compactions that failed on storage. */
-  snapshotFailures: number;
-  /** The longest loop turn, in ms: how long this shard held the event loop at once. */
-  turnMsMax: number;
-  /** The longest apply of one Ready's committed entries, in ms. */
-  applyMsMax: number;
-  /** Recent apply latencies per entry batch, ms, newest last (bounded). */
-  readonly applyMsRecent: number[];
-}
-
-/** How many recent apply durations a replica keeps for percentiles. */
-export const APPLY_SAMPLES_MAX = 512;
-
-/** Everything a replica needs from its owner. */
-export interface ReplicaOptions<Result> {
-  readonly shard: number;
-  readonly raft: Omit<RaftConfig, "applied">;
-  readonly storage: ReplicaLogStorage;
-  readonly stateMachine: ReplicaStateMachine<Result>;
-  /** Sends messages to peers; called after the writes they depend on are durable. */
-  readonly send: (messages: readonly Message[]) => void;
-  /** Monotonic milliseconds, for stats and deadlines. */
-  readonly nowMs: () => number;
-  /** Length of one Raft tick in ms; 0 disables the timer (tests tick by hand). */
-  readonly tickMs: number;
-  /** Applied entries between snapshots; defaults to SNAPSHOT_INTERVAL_ENTRIES. */
-  readonly snapshotIntervalEntries?: number;
-  /** Called after a turn in which the role, term or leader changed. */
-  readonly onLeaderChange?: (status: ReplicaStatus) => void;
-  /** Called after entries are applied, with the applied index (watch, leases). */
-  readonly onApplied?: (appliedIndex: number) => void;
-}
-
-interface ProposalWaiter<Result> {
-  readonly term: number;
-  readonly resolve: (result: Result) => void;
-  readonly reject: (error: AspenError) => void;
-}
-
-interface QueuedProposal<Result> {
-  readonly data: Uint8Array;
-  readonly resolve: (result: Result) => void;
-  readonly reject: (error: AspenError) => void;
-}
-
-/** A call into the core on an operator's behalf, run by the driver at the start of a turn. */
-interface AdminCall {
-  /** Runs the call against the core: null when it took effect, or the refusal. */
-  readonly run: () => AspenError | null;
-  readonly resolve: () => void;
-  readonly reject: (error: AspenError) => void;
-}
-
-interface ReadWaiter {
-  readonly run: () => void;
-  readonly reject: (error: AspenError) => void;
-}
+// The replica's limits and its owner's interfaces live in their own files; they are exported
+// from here too, where the replica's users have always found them.
+export {
+  ADMIN_CALLS_PENDING_MAX,
+  APPLY_SAMPLES_MAX,
+  INBOUND_ENTRIES_PER_TURN_MAX,
+  INBOUND_MESSAGES_MAX,
+  LOG_RETAINED_ENTRIES,
+  PROPOSALS_PENDING_MAX,
+  READ_WAITERS_MAX,
+  READY_ROUNDS_PER_TURN_MAX,
+  SNAPSHOT_INTERVAL_ENTRIES,
+  SNAPSHOT_RETRY_MS,
+  TURN_WORK_MS_MAX,
+} from "./replica_limits.ts";
+export type { ReplicaLogStorage, ReplicaOptions, ReplicaStateMachine } from "./replica_options.ts";
+export type { ReplicaStats, ReplicaStatus } from "./replica_stats.ts";
 
 /**
  * One shard replica and its driver loop.
@@ -236,22 +97,17 @@ export class ShardReplica<Result> {
   readonly #options: ReplicaOptions<Result>;
   readonly #node: RawNode;
   readonly #inbound: Message[] = [];
-  readonly #proposals: QueuedProposal<Result>[] = [];
-  readonly #waiters = new Map<number, ProposalWaiter<Result>>();
-  readonly #reads: ReadWaiter[] = [];
-  readonly #adminCalls: AdminCall[] = [];
+  readonly #proposals: Proposals<Result>;
+  readonly #reads: Reads;
+  readonly #adminCalls = new AdminCalls();
   readonly #transfers: TransferWaiters;
-  /** ReadIndex requests in flight, by request id: the term they were made in, and waiters. */
-  readonly #readBatches = new Map<number, { term: number; waiters: ReadWaiter[] }>();
-  readonly #readyReads: { index: number; waiters: ReadWaiter[] }[] = [];
-  readonly #stats: ReplicaStats;
+  readonly #snapshots: Snapshots<Result>;
+  readonly #stats: ReplicaStats = newReplicaStats();
   #pendingTicks = 0;
-  #readRequestId = 0;
   #scheduled: ReturnType<typeof setImmediate> | null = null;
   #isInTurn = false;
   #isClosed = false;
   #timer: ReturnType<typeof setInterval> | null = null;
-  #lastSnapshotIndex: number;
   #lastLeadership = "";
   /** A persisted Ready waiting for its flush; no turn runs until it is handled. */
   #flushing: { readonly ready: Ready; readonly isSent: boolean } | null = null;
@@ -259,23 +115,14 @@ export class ShardReplica<Result> {
   #persistedVote: { term: number; vote: number | null };
   /** A Ready whose write failed on storage; no input reaches the core until it succeeds. */
   #stall: StorageStall | null = null;
-  /** No snapshot or compaction is tried before this time (after one failed). */
-  #snapshotRetryAtMs = 0;
 
   constructor(options: ReplicaOptions<Result>) {
     this.shard = options.shard;
     this.#options = options;
-    const snapshot = options.storage.snapshot();
-    const snapshotIndex = snapshot.metadata.index;
-    if (options.stateMachine.appliedIndex() < snapshotIndex) {
-      // A crash between persisting a received snapshot (the log forgets the entries it covers)
-      // and restoring the state machine from it leaves the machine behind: finish the restore,
-      // or the replica would apply later entries on top of a state that lacks the snapshot.
-      options.stateMachine.restore(snapshot.data, snapshotIndex);
-    }
-    const applied = options.stateMachine.appliedIndex();
-    assert(applied >= snapshotIndex, "state machine is behind the log snapshot");
-    this.#lastSnapshotIndex = snapshotIndex;
+    const { snapshotIndex, applied } = recoverStateMachine(options);
+    this.#snapshots = new Snapshots(options, { stats: this.#stats, snapshotIndex });
+    this.#proposals = new Proposals(options.shard, this.#stats);
+    this.#reads = new Reads(options.shard, this.#stats);
     this.#transfers = new TransferWaiters(options.shard, options.raft.id);
     const { term, vote } = options.storage.initialState().hardState;
     this.#persistedVote = { term, vote };
@@ -283,25 +130,6 @@ export class ShardReplica<Result> {
       { ...options.raft, applied: Math.max(applied, snapshotIndex) as LogIndex },
       options.storage,
     );
-    this.#stats = {
-      proposals: 0,
-      proposalsDropped: 0,
-      applied: 0,
-      turns: 0,
-      readyRounds: 0,
-      logSyncs: 0,
-      logWriteMs: 0,
-      applyMs: 0,
-      readsServed: 0,
-      messagesDroppedInbound: 0,
-      snapshotsCreated: 0,
-      snapshotsRestored: 0,
-      storageFailures: 0,
-      snapshotFailures: 0,
-      turnMsMax: 0,
-      applyMsMax: 0,
-      applyMsRecent: [],
-    };
   }
 
   /** Starts the tick timer. */
@@ -361,20 +189,11 @@ export class ShardReplica<Result> {
       this.#stats.proposalsDropped++;
       return Promise.reject(this.#stallRefusal("write to"));
     }
-    const pending = this.#proposals.length + this.#waiters.size;
-    if (pending >= PROPOSALS_PENDING_MAX) {
-      return Promise.reject(
-        new AspenError(
-          "too_many_requests",
-          `Cannot propose to shard ${this.shard}: ` +
-            `${pending} proposals are pending and the limit is ${PROPOSALS_PENDING_MAX}`,
-        ),
-      );
-    }
-    return new Promise<Result>((resolve, reject) => {
-      this.#proposals.push({ data, resolve, reject });
-      this.#schedule();
-    });
+    const refusal = this.#proposals.limitError();
+    if (refusal !== null) return Promise.reject(refusal);
+    const applied = this.#proposals.enqueue(data);
+    this.#schedule();
+    return applied;
   }
 
   /**
@@ -388,28 +207,11 @@ export class ShardReplica<Result> {
    */
   read<T>(read: () => T): Promise<T> {
     if (this.#isClosed) return Promise.reject(closedError(this.shard));
-    if (this.#reads.length >= READ_WAITERS_MAX) {
-      return Promise.reject(
-        new AspenError(
-          "too_many_requests",
-          `Cannot read shard ${this.shard}: ` +
-            `${this.#reads.length} reads are pending and the limit is ${READ_WAITERS_MAX}`,
-        ),
-      );
-    }
-    return new Promise<T>((resolve, reject) => {
-      this.#reads.push({
-        run: () => {
-          try {
-            resolve(read());
-          } catch (error) {
-            reject(error);
-          }
-        },
-        reject,
-      });
-      this.#schedule();
-    });
+    const refusal = this.#reads.limitError();
+    if (refusal !== null) return Promise.reject(refusal);
+    const value = this.#reads.enqueue(read);
+    this.#schedule();
+    return value;
   }
 
   /** The leader this replica knows of, or null; cheap enough to ask on every request. */
@@ -486,19 +288,11 @@ export class ShardReplica<Result> {
     if (this.#timer !== null) clearInterval(this.#timer);
     if (this.#scheduled !== null) clearImmediate(this.#scheduled);
     const error = closedError(this.shard);
-    for (const proposal of this.#proposals.splice(0)) proposal.reject(error);
-    for (const waiter of this.#waiters.values()) waiter.reject(error);
-    this.#waiters.clear();
-    for (const read of this.#reads.splice(0)) read.reject(error);
-    for (const call of this.#adminCalls.splice(0)) call.reject(error);
+    this.#proposals.rejectAll(error);
+    this.#reads.rejectQueued(error);
+    this.#adminCalls.rejectAll(error);
     this.#transfers.rejectAll(error);
-    for (const batch of this.#readBatches.values()) {
-      for (const read of batch.waiters) read.reject(error);
-    }
-    this.#readBatches.clear();
-    for (const batch of this.#readyReads.splice(0)) {
-      for (const read of batch.waiters) read.reject(error);
-    }
+    this.#reads.rejectStarted(error);
     this.#options.stateMachine.close();
     this.#options.storage.close();
   }
@@ -507,7 +301,7 @@ export class ShardReplica<Result> {
   #queueAdminCall(action: string, run: () => AspenError | null): Promise<void> {
     if (this.#isClosed) return Promise.reject(closedError(this.shard));
     // A transfer waiting for its outcome counts: it holds its caller as a queued call does.
-    const pending = this.#adminCalls.length + this.#transfers.size;
+    const pending = this.#adminCalls.size + this.#transfers.size;
     if (pending >= ADMIN_CALLS_PENDING_MAX) {
       return Promise.reject(
         new AspenError(
@@ -518,10 +312,9 @@ export class ShardReplica<Result> {
         ),
       );
     }
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
-    this.#adminCalls.push({ run, resolve, reject });
+    const outcome = this.#adminCalls.enqueue(run);
     this.#schedule();
-    return promise;
+    return outcome;
   }
 
   /**
@@ -572,11 +365,11 @@ export class ShardReplica<Result> {
   #endTurn(): void {
     const isWaiting = this.#flushing !== null || this.#stall !== null;
     if (!isWaiting && this.#node.hasReady()) this.#schedule();
-    this.#failOrphanedReads();
+    this.#reads.failOrphaned(this.#node);
     // The batch in flight came back: the reads that waited for it get the next round.
-    if (!isWaiting && this.#reads.length > 0 && this.#readBatches.size === 0) this.#schedule();
-    this.#serveReadyReads();
-    if (!isWaiting) this.#maybeSnapshot();
+    if (!isWaiting && this.#reads.isRoundDue) this.#schedule();
+    this.#reads.serveApplied(this.#options.stateMachine.appliedIndex());
+    if (!isWaiting) this.#snapshots.maybeSnapshot((index) => this.#node.confStateAt(index));
   }
 
   /** The flush of `ready` resolved: finish it, then run the turn the flush held back. */
@@ -597,20 +390,12 @@ export class ShardReplica<Result> {
   #drainInputs(): void {
     // Admin calls first: an operator's call acts on the state it was made against, before
     // this turn's messages and proposals change it.
-    for (const call of this.#adminCalls.splice(0)) {
-      const refusal = call.run();
-      if (refusal === null) call.resolve();
-      else call.reject(refusal);
-    }
+    this.#adminCalls.runAll();
     for (; this.#pendingTicks > 0; this.#pendingTicks--) this.#node.tick();
     this.#stepInbound();
-    if (this.#proposals.length > 0) this.#proposeAll(this.#proposals.splice(0));
-    // One ReadIndex request in flight at a time: reads that arrive meanwhile wait and share
-    // the next one. Each request costs a heartbeat round on every replica; issuing one per
-    // turn under a read load meant thousands of rounds a second with a few reads each.
-    if (this.#reads.length > 0 && this.#readBatches.size === 0) {
-      this.#requestRead(this.#reads.splice(0));
-    }
+    this.#proposals.proposeQueued(this.#node);
+    // One ReadIndex request in flight at a time (see _reads.ts).
+    this.#reads.requestQueued(this.#node);
   }
 
   /**
@@ -629,56 +414,6 @@ export class ShardReplica<Result> {
     }
     this.#inbound.splice(0, stepped);
     if (this.#inbound.length > 0) this.#schedule();
-  }
-
-  /**
-   * Fails the reads whose ReadIndex request the core dropped: it forgets pending reads when
-   * this replica stops leading or the term changes (they would otherwise wait forever, and
-   * hold back every read after them).
-   */
-  #failOrphanedReads(): void {
-    for (const [requestId, batch] of this.#readBatches) {
-      const isOrphaned = this.#node.role !== "leader" || this.#node.term !== batch.term;
-      if (!isOrphaned) continue;
-      this.#readBatches.delete(requestId);
-      const error = notLeaderError(this.shard, this.#node.leader);
-      for (const waiter of batch.waiters) waiter.reject(error);
-    }
-  }
-
-  /** Proposes everything queued since the last turn: one append per follower for them all. */
-  #proposeAll(proposals: readonly QueuedProposal<Result>[]): void {
-    const results = this.#node.proposeBatch(proposals.map((proposal) => proposal.data));
-    assert(results.length === proposals.length, "one propose result per proposal");
-    proposals.forEach((proposal, i) => this.#settleProposal(proposal, results[i]!));
-  }
-
-  #settleProposal(proposal: QueuedProposal<Result>, result: ProposeResult): void {
-    if (result.kind === "ok") {
-      this.#stats.proposals++;
-      assert(!this.#waiters.has(result.index), "two proposals at one index");
-      this.#waiters.set(result.index, {
-        term: result.term,
-        resolve: proposal.resolve,
-        reject: proposal.reject,
-      });
-      return;
-    }
-    this.#stats.proposalsDropped++;
-    proposal.reject(proposeError(this.shard, result));
-  }
-
-  #requestRead(waiters: ReadWaiter[]): void {
-    const requestId = ++this.#readRequestId;
-    const result = this.#node.readIndex(requestId);
-    if (result.kind === "ok") {
-      this.#readBatches.set(requestId, { term: this.#node.term, waiters });
-      return;
-    }
-    const error = result.kind === "not_leader"
-      ? notLeaderError(this.shard, result.leader)
-      : new AspenError("too_many_requests", `Cannot read shard ${this.shard}: too many reads`);
-    for (const waiter of waiters) waiter.reject(error);
   }
 
   /** Handles one Ready; false when it waits for a flush or stalled (the turn must stop). */
@@ -768,20 +503,21 @@ export class ShardReplica<Result> {
   #applyReady(ready: Ready, from: "restore" | "apply"): boolean {
     let stage: "restore" | "apply" = from;
     try {
-      if (stage === "restore" && ready.snapshot !== null) this.#restore(ready.snapshot);
+      if (stage === "restore" && ready.snapshot !== null) {
+        this.#snapshots.restore(ready.snapshot);
+        this.#proposals.rejectRestored(ready.snapshot.metadata.index);
+      }
       stage = "apply";
-      if (ready.committed.length > 0) this.#apply(ready.committed);
+      if (ready.committed.length > 0) {
+        const context = { options: this.#options, stats: this.#stats, proposals: this.#proposals };
+        applyCommitted(context, ready.committed);
+      }
     } catch (error) {
       // The state machine rolled back: nothing of the batch was applied or answered.
       this.#stallOn(error, ready, stage);
       return false;
     }
-    for (const state of ready.readStates) {
-      const batch = this.#readBatches.get(state.requestId);
-      if (batch === undefined) continue;
-      this.#readBatches.delete(state.requestId);
-      this.#readyReads.push({ index: state.index, waiters: batch.waiters });
-    }
+    this.#reads.confirm(ready.readStates);
     this.#node.advance(ready);
     return true;
   }
@@ -829,15 +565,12 @@ export class ShardReplica<Result> {
    * every acknowledged write, so they are served from it.
    */
   #refuseWhileStalled(): void {
-    for (const proposal of this.#proposals.splice(0)) {
-      this.#stats.proposalsDropped++;
-      proposal.reject(this.#stallRefusal("write to"));
-    }
-    if (this.#reads.length === 0) return;
+    this.#proposals.refuseQueued(() => this.#stallRefusal("write to"));
+    if (!this.#reads.hasQueued) return;
     const status = this.#node.status();
     const voters = status.confState.voters;
     const isSoleVoter = voters.length === 1 && voters[0] === status.id;
-    for (const read of this.#reads.splice(0)) {
+    for (const read of this.#reads.takeQueued()) {
       if (status.role === "leader" && isSoleVoter) {
         this.#stats.readsServed++;
         read.run();
@@ -858,101 +591,6 @@ export class ShardReplica<Result> {
     return stall.refusal(this.shard, action);
   }
 
-  #restore(snapshot: Snapshot): void {
-    const index = snapshot.metadata.index;
-    this.#options.stateMachine.restore(snapshot.data, index);
-    assert(this.#options.stateMachine.appliedIndex() === index, "restore must set applied");
-    this.#lastSnapshotIndex = index;
-    this.#stats.snapshotsRestored++;
-    // Entries up to the snapshot were applied inside it: their outcome is unknown here.
-    for (const [waiterIndex, waiter] of this.#waiters) {
-      if (waiterIndex > index) continue;
-      this.#waiters.delete(waiterIndex);
-      waiter.reject(
-        new AspenError(
-          "timeout",
-          `Cannot tell the outcome of a write to shard ${this.shard}: ` +
-            "the replica was replaced by a snapshot",
-        ),
-      );
-    }
-  }
-
-  #apply(entries: readonly Entry[]): void {
-    const started = this.#options.nowMs();
-    const input = entries.map((entry) => ({
-      index: entry.index as number,
-      data: entry.type === "normal" ? entry.data : EMPTY,
-    }));
-    const results = this.#options.stateMachine.apply(input);
-    assert(results.length === entries.length, "apply returns one result per entry");
-    const last = entries[entries.length - 1]!;
-    assert(this.#options.stateMachine.appliedIndex() === last.index, "apply must reach the end");
-    entries.forEach((entry, i) => this.#settle(entry, results[i]));
-    this.#stats.applied += entries.length;
-    const elapsed = this.#options.nowMs() - started;
-    this.#stats.applyMs += elapsed;
-    this.#stats.applyMsMax = Math.max(this.#stats.applyMsMax, elapsed);
-    this.#stats.applyMsRecent.push(elapsed);
-    if (this.#stats.applyMsRecent.length > APPLY_SAMPLES_MAX) this.#stats.applyMsRecent.shift();
-    this.#options.onApplied?.(last.index);
-  }
-
-  #settle(entry: Entry, result: Result | undefined): void {
-    const waiter = this.#waiters.get(entry.index);
-    if (waiter === undefined) return;
-    this.#waiters.delete(entry.index);
-    if (waiter.term !== entry.term) {
-      waiter.reject(
-        new AspenError(
-          "proposal_dropped",
-          `Cannot write to shard ${this.shard}: leadership ` +
-            `changed and the proposal at index ${entry.index} was replaced`,
-        ),
-      );
-      return;
-    }
-    assert(result !== undefined, "an applied proposal has a result");
-    waiter.resolve(result);
-  }
-
-  #serveReadyReads(): void {
-    const applied = this.#options.stateMachine.appliedIndex();
-    while (this.#readyReads.length > 0 && this.#readyReads[0]!.index <= applied) {
-      for (const waiter of this.#readyReads.shift()!.waiters) {
-        this.#stats.readsServed++;
-        waiter.run();
-      }
-    }
-  }
-
-  /**
-   * Takes a snapshot every `interval` applied entries and compacts the log behind it. Both are
-   * optional: one that fails on storage is tried again SNAPSHOT_RETRY_MS later (a snapshot
-   * copies the whole state machine, too costly to retry every turn).
-   */
-  #maybeSnapshot(): void {
-    if (this.#options.nowMs() < this.#snapshotRetryAtMs) return;
-    const applied = this.#options.stateMachine.appliedIndex();
-    const interval = this.#options.snapshotIntervalEntries ?? SNAPSHOT_INTERVAL_ENTRIES;
-    const storage = this.#options.storage;
-    try {
-      if (applied - this.#lastSnapshotIndex >= interval) {
-        const confState: ConfState = this.#node.confStateAt(applied as LogIndex);
-        const data = this.#options.stateMachine.snapshot();
-        storage.createSnapshot(applied as LogIndex, confState, data);
-        this.#lastSnapshotIndex = applied;
-        this.#stats.snapshotsCreated++;
-      }
-      const compactTo = this.#lastSnapshotIndex - Math.min(LOG_RETAINED_ENTRIES, interval);
-      if (compactTo > storage.firstIndex()) storage.compact(compactTo as LogIndex);
-    } catch (error) {
-      if (storageFailureKind(error) === null) throw error;
-      this.#stats.snapshotFailures++;
-      this.#snapshotRetryAtMs = this.#options.nowMs() + SNAPSHOT_RETRY_MS;
-    }
-  }
-
   /** Settles the transfers whose outcome the core shows now. */
   #settleTransfers(): void {
     if (this.#transfers.size === 0) return;
@@ -971,54 +609,5 @@ export class ShardReplica<Result> {
     if (key === this.#lastLeadership) return;
     this.#lastLeadership = key;
     this.#options.onLeaderChange(this.status());
-  }
-}
-
-const EMPTY = new Uint8Array(0);
-
-function closedError(shard: number): AspenError {
-  return new AspenError("shard_unavailable", `Cannot use shard ${shard}: its replica is closed`, {
-    shard,
-  });
-}
-
-/** The error for a request that reached a replica that does not lead its shard. */
-export function notLeaderError(shard: number, leader: number | null): AspenError {
-  return new AspenError(
-    "not_leader",
-    `Cannot serve shard ${shard} here: this replica is not the leader` +
-      (leader === null ? " and no leader is known" : ` (node ${leader} is)`),
-    { shard, leader },
-  );
-}
-
-function proposeError(shard: number, result: Exclude<ProposeResult, { kind: "ok" }>): AspenError {
-  switch (result.kind) {
-    case "not_leader":
-      return notLeaderError(shard, result.leader);
-    case "dropped":
-    case "conf_change_pending":
-    case "invalid_conf_change":
-      return new AspenError(
-        "proposal_dropped",
-        `Cannot write to shard ${shard}: ${result.reason}`,
-        {
-          shard,
-        },
-      );
-    case "entry_too_large":
-      return new AspenError(
-        "request_too_large",
-        `Cannot write to shard ${shard}: the entry is ${result.bytes} bytes but the limit is ` +
-          `${result.bytesMax}`,
-        { bytes: result.bytes, limit: result.bytesMax },
-      );
-    case "uncommitted_too_large":
-      return new AspenError(
-        "too_many_requests",
-        `Cannot write to shard ${shard}: ${result.bytes} bytes would be uncommitted but the ` +
-          `limit is ${result.bytesMax}`,
-        { shard },
-      );
   }
 }

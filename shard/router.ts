@@ -28,6 +28,19 @@ export function shardForKey(key: string, shardCount: number): number {
   return shard;
 }
 
+/**
+ * Every shard id of a keyspace split into `shardCount` shards, in order: 0 to shardCount - 1.
+ * The one place that spells out the id range, for fan-out over all shards (status, watches,
+ * cross-shard requests).
+ */
+export function allShardIds(shardCount: number): number[] {
+  assert(Number.isSafeInteger(shardCount), "shard count must be an integer");
+  assert(shardCount >= 1 && shardCount <= ROUTER_SHARDS_MAX, "shard count out of range");
+  const ids = Array.from({ length: shardCount }, (_, shard) => shard);
+  assert(ids.length === shardCount, "one id per shard");
+  return ids;
+}
+
 /** 64-bit FNV-1a of `bytes`, as an unsigned BigInt. */
 export function fnv1a64(bytes: Uint8Array): bigint {
   let high = FNV_OFFSET_HIGH;

@@ -1,10 +1,11 @@
 /**
  * Routing: FNV-1a 64 against published test vectors and a BigInt oracle, jump hash against a
  * direct transcription of the published algorithm, an even spread of keys over shards, and the
- * minimal-movement property that resharding relies on.
+ * minimal-movement property that resharding relies on; allShardIds() spells the id range.
  */
-import { equal, ok } from "node:assert/strict";
-import { fnv1a64, jumpHash, shardForKey } from "./router.ts";
+import { deepEqual, equal, ok, throws } from "node:assert/strict";
+import { AssertionError } from "../raft/mod.ts";
+import { allShardIds, fnv1a64, jumpHash, ROUTER_SHARDS_MAX, shardForKey } from "./router.ts";
 
 const encoder = new TextEncoder();
 
@@ -72,4 +73,13 @@ Deno.test("shardForKey() moves only keys into the new shard when one is added", 
 
 Deno.test("shardForKey() with one shard is always shard 0", () => {
   equal(shardForKey("anything", 1), 0);
+});
+
+Deno.test("allShardIds() lists 0 to count - 1 and refuses counts out of range", () => {
+  deepEqual(allShardIds(1), [0]);
+  deepEqual(allShardIds(4), [0, 1, 2, 3]);
+  equal(allShardIds(ROUTER_SHARDS_MAX).at(-1), ROUTER_SHARDS_MAX - 1);
+  throws(() => allShardIds(0), AssertionError);
+  throws(() => allShardIds(ROUTER_SHARDS_MAX + 1), AssertionError);
+  throws(() => allShardIds(2.5), AssertionError);
 });

@@ -15,6 +15,7 @@
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { SeededPrng } from "../raft/mod.ts";
+import { parseHostPort } from "../transport/mod.ts";
 import { ChaosCluster } from "./chaos/cluster.ts";
 import { type FuzzRequest, hostileRequests, rawHostileRequests } from "./fixtures/chaos_http.ts";
 
@@ -131,8 +132,8 @@ async function sendRaw(
   address: string,
   raw: { label: string; bytes: Uint8Array },
 ): Promise<string | null> {
-  const [hostname, port] = address.split(":");
-  const conn = await Deno.connect({ hostname: hostname!, port: Number(port) });
+  const { hostname, port } = parseHostPort(address, { what: "the node address", isListen: false });
+  const conn = await Deno.connect({ hostname, port });
   const timer = setTimeout(() => closeConnection(conn), FUZZ_TIMEOUT_MS);
   let text = "";
   try {

@@ -18,8 +18,16 @@ export const PEER_PAYLOAD_BYTES_MAX = FRAME_BYTES_MAX - 64;
 export const BATCH_MESSAGES_MAX = 16_384;
 /** The longest error code, and the longest error JSON, carried by an error frame. */
 export const ERROR_JSON_BYTES_MAX = 16 * 1024;
-/** The most peers one node tracks (configured plus authenticated inbound ones). */
-export const PEERS_MAX = 1024;
+/**
+ * The most nodes in a cluster: the most entries in the config's `[cluster] peers` list (this
+ * node included) and the most peers one node's channel tracks (configured plus authenticated
+ * inbound ones). One constant for both, so that start() can never be handed more configured
+ * peers than the channel tracks. 64 rather than 1,024: each peer may hold up to
+ * QUEUE_BYTES_MAX_DEFAULT + ANSWER_BUFFER_BYTES_MAX_DEFAULT (48 MiB) of queued bytes, so 64
+ * peers bound that at 3 GiB where 1,024 would allow 48 GiB, and shard placement, status fan-out
+ * and the peers list itself are sized for tens of nodes, not thousands.
+ */
+export const PEERS_MAX = 64;
 /** The fewest bytes a cluster secret may have: a shorter one is guessable offline. */
 export const CLUSTER_SECRET_BYTES_MIN = 16;
 /** Inbound connections that may sit in the TLS or Aspen handshake at once. */

@@ -132,7 +132,15 @@ export {
 } from "./limits.ts";
 export type { PeerCounters, PeerStats, PeerTransportStats } from "./stats.ts";
 export { createConsoleLogger, type LogFields, type PeerLogger } from "./logger.ts";
-export { formatHostPort, type HostPort, parseHostPort } from "./address.ts";
+export {
+  formatHostPort,
+  HOSTNAME_LENGTH_MAX,
+  type HostPort,
+  type HostPortOptions,
+  parseHostPort,
+  PORT_MAX,
+  readHostPort,
+} from "./address.ts";
 export { EarliestTimer } from "./earliest_timer.ts";
 // The wire format and handshake, for tools and for tests that speak the protocol by hand.
 export {

@@ -10,6 +10,7 @@ import type { TokenRole } from "../auth.ts";
 import type { Logger } from "../log.ts";
 import type { KvService } from "../node/mod.ts";
 import { errorResponse, internalErrorResponse } from "./errors.ts";
+import { limitBody } from "./body.ts";
 import { addKvRoutes } from "./kv_routes.ts";
 
 /** What the app needs from the node. */
@@ -78,6 +79,7 @@ export function createApp(options: AppOptions): Hono {
   app.get("/v1/health", (c) => c.json({ status: "ok", node: options.nodeId }));
   app.use("/v1/*", authMiddleware(options));
   app.use("/metrics", authMiddleware(options));
+  app.use("/v1/*", limitBody());
   addKvRoutes(app, options.service);
   app.get("/v1/cluster/status", async (c) => c.json(await options.status()));
   app.post("/v1/shards/:id/transfer-leader", async (c) => {

@@ -17,6 +17,7 @@
 import type { Hono } from "hono";
 import { streamSSE } from "hono/streaming";
 import {
+  allShardIds,
   AspenError,
   type ErrorDetails,
   validateKey,
@@ -54,7 +55,7 @@ export function addWatchRoute(
       throw new AspenError("bad_request", "Cannot watch: give exactly one of key or prefix");
     }
     if (key !== undefined) validateKey(key, "watch");
-    const ids = key !== undefined ? [service.shardOf(key)] : allShards(service.shardCount);
+    const ids = key !== undefined ? [service.shardOf(key)] : allShardIds(service.shardCount);
     const starts = startRevisions({
       fromRevision: c.req.query("fromRevision"),
       fromRevisions: c.req.query("fromRevisions"),
@@ -256,8 +257,4 @@ function eventJson(item: WatchEvent, shard: number) {
     shard,
     revision: item.revision,
   };
-}
-
-function allShards(count: number): number[] {
-  return Array.from({ length: count }, (_, shard) => shard);
 }

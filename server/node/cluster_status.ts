@@ -4,6 +4,7 @@
  * with short deadlines so that a down node or a leaderless shard shows as such instead of
  * stalling the answer.
  */
+import { allShardIds } from "../../shard/mod.ts";
 import type { ClusterCredentials } from "../auth.ts";
 import type { Alarm } from "./alarms.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
@@ -101,7 +102,7 @@ async function nodeStatuses(sources: StatusSources, knownInfo: Map<number, NodeI
 }
 
 async function shardStatuses(sources: StatusSources): Promise<ShardStatusView[]> {
-  const ids = Array.from({ length: sources.shardCount }, (_, shard) => shard);
+  const ids = allShardIds(sources.shardCount);
   return await Promise.all(ids.map(async (shard) => {
     const local = sources.shards.get(shard);
     const deadline = sources.nowMs() + STATUS_PART_TIMEOUT_MS;

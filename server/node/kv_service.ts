@@ -9,6 +9,7 @@
  * its low bits (`id = grantIndex * 1024 + shard`), and a key can use a lease of its own shard.
  */
 import {
+  allShardIds,
   type ApplyResult,
   applyResultError,
   AspenError,
@@ -145,7 +146,7 @@ export class KvService {
       reverse: query.reverse,
     };
     const pages = await Promise.all(
-      this.#allShards().map((shard) =>
+      allShardIds(this.#options.shardCount).map((shard) =>
         this.#run<RangeResult & { revision: number }>(shard, {
           kind: "range",
           range: shardRange,
@@ -167,7 +168,7 @@ export class KvService {
   async deleteRange(range: KeyRange) {
     validateCommand({ type: "deleteRange", range });
     const counts = await Promise.all(
-      this.#allShards().map((shard) => this.#deleteRangeOnShard(shard, range)),
+      allShardIds(this.#options.shardCount).map((shard) => this.#deleteRangeOnShard(shard, range)),
     );
     return { deleted: counts.reduce((sum, count) => sum + count, 0) };
   }
@@ -330,10 +331,6 @@ export class KvService {
     const error = applyResultError(result);
     if (error !== null) throw apiLeaseError(error, shard);
     return result;
-  }
-
-  #allShards(): number[] {
-    return Array.from({ length: this.#options.shardCount }, (_, shard) => shard);
   }
 
   #singleShard(keys: readonly string[], action: string, ops: readonly TxnOp[]): number {

@@ -29,6 +29,7 @@ import type { Logger } from "../log.ts";
 import {
   createClusterCa,
   loadOrCreatePeerIdentity,
+  parseHostPort,
   PEER_PAYLOAD_BYTES_MAX,
   PeerTransport,
 } from "../../transport/mod.ts";
@@ -298,7 +299,8 @@ async function startTransport(
   const identity = await loadOrCreatePeerIdentity({
     directory: config.node.dataDir,
     nodeId: config.node.id,
-    listenHost: config.node.peerListen.slice(0, config.node.peerListen.lastIndexOf(":")),
+    listenHost: parseHostPort(config.node.peerListen, { what: "peer_listen", isListen: true })
+      .hostname,
     ca: { keyPem: credentials.caKeyPem, certificatePem: credentials.caCertificatePem },
   });
   const peers = new Map(

@@ -142,11 +142,7 @@ function range(machine: StateMachine, range: ShardRange): unknown {
 function keepAlive(context: ShardDispatchContext, id: number): unknown {
   const result = context.lessor.keepAlive(id, context.nowMs());
   if (result.type === "not_leader") {
-    const status = context.replica.status();
-    throw new AspenError("not_leader", `Cannot keep lease ${id} alive here: not the leader`, {
-      shard: context.shard,
-      leader: status.leader,
-    });
+    throw notLeaderError(context.shard, context.replica.status().leader, `keep lease ${id} alive`);
   }
   if (result.type === "not_found") {
     throw leaseError({ code: "lease_not_found", action: "keepAlive", lease: id });

@@ -1,0 +1,134 @@
+/**
+ * A shard replica's proposals (private to shard/): those queued for the next turn, and those
+ * the core accepted, waiting for their entry to apply.
+ *
+ * A proposal's promise settles when the entry at its (index, term) is applied: with the state
+ * machine's result, or as dropped when another entry took that index (a new leader overwrote
+ * it). Queued and waiting proposals count together against PROPOSALS_PENDING_MAX.
+ */
+import { assert, type Entry, type ProposeResult, type RawNode } from "../raft/mod.ts";
+import { AspenError } from "./errors.ts";
+import { proposeError } from "./_replica_errors.ts";
+import { PROPOSALS_PENDING_MAX } from "./replica_limits.ts";
+import type { ReplicaStats } from "./replica_stats.ts";
+
+interface ProposalWaiter<Result> {
+  readonly term: number;
+  readonly resolve: (result: Result) => void;
+  readonly reject: (error: AspenError) => void;
+}
+
+interface QueuedProposal<Result> {
+  readonly data: Uint8Array;
+  readonly resolve: (result: Result) => void;
+  readonly reject: (error: AspenError) => void;
+}
+
+/** The proposals of one replica, queued and waiting. */
+export class Proposals<Result> {
+  readonly #shard: number;
+  readonly #stats: ReplicaStats;
+  readonly #queued: QueuedProposal<Result>[] = [];
+  readonly #waiters = new Map<number, ProposalWaiter<Result>>();
+
+  constructor(shard: number, stats: ReplicaStats) {
+    this.#shard = shard;
+    this.#stats = stats;
+  }
+
+  /** The refusal for one more proposal when the queue and the waiters are full, else null. */
+  limitError(): AspenError | null {
+    const pending = this.#queued.length + this.#waiters.size;
+    if (pending < PROPOSALS_PENDING_MAX) return null;
+    return new AspenError(
+      "too_many_requests",
+      `Cannot propose to shard ${this.#shard}: ` +
+        `${pending} proposals are pending and the limit is ${PROPOSALS_PENDING_MAX}`,
+    );
+  }
+
+  /** Queues `data` for the next turn; settles once its entry applies. */
+  enqueue(data: Uint8Array): Promise<Result> {
+    assert(this.limitError() === null, "a proposal is queued only within the limit");
+    return new Promise<Result>((resolve, reject) => {
+      this.#queued.push({ data, resolve, reject });
+    });
+  }
+
+  /** Proposes everything queued since the last turn: one append per follower for them all. */
+  proposeQueued(node: RawNode): void {
+    if (this.#queued.length === 0) return;
+    const proposals = this.#queued.splice(0);
+    const results = node.proposeBatch(proposals.map((proposal) => proposal.data));
+    assert(results.length === proposals.length, "one propose result per proposal");
+    proposals.forEach((proposal, i) => this.#settleProposal(proposal, results[i]!));
+  }
+
+  /** Refuses every queued proposal (they never reached the log) with `refusal()`. */
+  refuseQueued(refusal: () => AspenError): void {
+    for (const proposal of this.#queued.splice(0)) {
+      this.#stats.proposalsDropped++;
+      proposal.reject(refusal());
+    }
+  }
+
+  /** Settles the proposal of an applied entry, if this replica made it. */
+  settleApplied(entry: Entry, result: Result | undefined): void {
+    const waiter = this.#waiters.get(entry.index);
+    if (waiter === undefined) return;
+    this.#waiters.delete(entry.index);
+    if (waiter.term !== entry.term) {
+      waiter.reject(
+        new AspenError(
+          "proposal_dropped",
+          `Cannot write to shard ${this.#shard}: leadership ` +
+            `changed and the proposal at index ${entry.index} was replaced`,
+        ),
+      );
+      return;
+    }
+    assert(result !== undefined, "an applied proposal has a result");
+    waiter.resolve(result);
+  }
+
+  /**
+   * Fails the waiters up to `index` after a snapshot replaced the state machine: their entries
+   * were applied inside it, so their outcome is unknown here.
+   */
+  rejectRestored(index: number): void {
+    for (const [waiterIndex, waiter] of this.#waiters) {
+      if (waiterIndex > index) continue;
+      this.#waiters.delete(waiterIndex);
+      waiter.reject(
+        new AspenError(
+          "timeout",
+          `Cannot tell the outcome of a write to shard ${this.#shard}: ` +
+            "the replica was replaced by a snapshot",
+        ),
+      );
+    }
+  }
+
+  /** Fails every proposal, queued ones first (the replica closes). */
+  rejectAll(error: AspenError): void {
+    for (const proposal of this.#queued.splice(0)) proposal.reject(error);
+    for (const waiter of this.#waiters.values()) waiter.reject(error);
+    this.#waiters.clear();
+    assert(this.#queued.length === 0, "no proposal is left queued");
+  }
+
+  #settleProposal(proposal: QueuedProposal<Result>, result: ProposeResult): void {
+    if (result.kind === "ok") {
+      this.#stats.proposals++;
+      assert(!this.#waiters.has(result.index), "two proposals at one index");
+      this.#waiters.set(result.index, {
+        term: result.term,
+        resolve: proposal.resolve,
+        reject: proposal.reject,
+      });
+      return;
+    }
+    this.#stats.proposalsDropped++;
+    proposal.reject(proposeError(this.#shard, result));
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * The limits and intervals of a shard replica's driver loop (STYLE §6: every queue has a named
+ * maximum). Re-exported by replica.ts and shard/mod.ts.
+ */
+
+/** Most messages from peers waiting for a turn; more are dropped (Raft tolerates loss). */
+export const INBOUND_MESSAGES_MAX = 16_384;
+/** Most proposals waiting for a turn or for their entry to apply. */
+export const PROPOSALS_PENDING_MAX = 16_384;
+/** Most linearizable reads waiting. */
+export const READ_WAITERS_MAX = 16_384;
+/**
+ * Most admin calls (leadership transfers, elections) waiting for a turn; more are refused with
+ * `too_many_requests`. Operators make them by hand, a handful at a time: a long queue means a
+ * replica whose loop is stuck, and piling more on it helps nobody.
+ */
+export const ADMIN_CALLS_PENDING_MAX = 64;
+/** Most Ready rounds handled in one turn before yielding to the event loop. */
+export const READY_ROUNDS_PER_TURN_MAX = 64;
+/**
+ * Milliseconds of Ready rounds after which a turn yields to the event loop and goes on in the
+ * next one. Every shard of a node shares one event loop: a follower catching up on 100,000
+ * entries applied them 4,096 a round for up to 64 rounds in one turn, holding the loop for
+ * seconds, and the shards this node led missed their heartbeats and elected new leaders.
+ */
+export const TURN_WORK_MS_MAX = 25;
+/**
+ * Most entries of inbound appends stepped in one turn; the rest wait for the next. A leader
+ * pipelines up to 64 appends of up to 1,024 entries to a follower that catches up: stepped at
+ * once, they made one Ready whose log write alone held the event loop for hundreds of ms.
+ */
+export const INBOUND_ENTRIES_PER_TURN_MAX = 4_096;
+/**
+ * Applied entries between two state-machine snapshots. A snapshot copies the whole state
+ * machine (keys and watch history: 28 MB for 10,000 keys of 256 bytes with a full history) and
+ * writes it into the Raft log with an fsync, holding the event loop 100-400 ms. Every 10,000
+ * entries that was 5-9% of every node's CPU under a put load; the state machine is durable on
+ * its own, so snapshots only bound the log (as etcd's default of 100,000 does).
+ */
+export const SNAPSHOT_INTERVAL_ENTRIES = 100_000;
+/** Entries kept behind a snapshot so that slightly lagging followers need no snapshot. */
+export const LOG_RETAINED_ENTRIES = 2_000;
+/** How long after a failed snapshot or compaction the next attempt waits, ms. */
+export const SNAPSHOT_RETRY_MS = 30_000;
+
+/** How many recent apply durations a replica keeps for percentiles. */
+export const APPLY_SAMPLES_MAX = 512;
