@@ -8,6 +8,7 @@
  * cross-shard transactions land. Leases live on a shard too: a lease id carries its shard in
  * its low bits (`id = grantIndex * 1024 + shard`), and a key can use a lease of its own shard.
  */
+import { leaseIdParts } from "../../api/mod.ts";
 import {
   type ApplyResult,
   applyResultError,
@@ -28,7 +29,7 @@ import {
   validateCommand,
 } from "../../shard/mod.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
-import { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult, LEASE_SHARD_SPAN } from "./lease_ids.ts";
+import { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult } from "./lease_ids.ts";
 import type { ShardRange, ShardRequest } from "./shard_request.ts";
 
 /** The most pieces one shard's part of a range delete is split into. */
@@ -365,13 +366,9 @@ export class KvService {
    * @throws {AspenError} `notFound` when the id names no lease any shard could hold.
    */
   #splitLease(notFound: Extract<LeaseFault, { code: "lease_not_found" }>) {
-    const id = notFound.lease;
-    const shard = id % LEASE_SHARD_SPAN;
-    const local = Math.floor(id / LEASE_SHARD_SPAN);
-    if (!Number.isSafeInteger(id) || id < 1 || local < 1 || shard >= this.#options.shardCount) {
-      throw leaseError(notFound);
-    }
-    return { shard, local };
+    const parts = leaseIdParts(notFound.lease);
+    if (parts === null || parts.shard >= this.#options.shardCount) throw leaseError(notFound);
+    return { shard: parts.shard, local: parts.grantIndex };
   }
 
   /** The shard-local id of the API lease a key of `shard` is attached to or compared with. */

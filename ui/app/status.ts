@@ -13,7 +13,7 @@ import type {
   ShardStats,
   ShardStatus,
   UpDown,
-} from "../../server/api_types.ts";
+} from "../../api/mod.ts";
 import { JsonReader } from "./json_read.ts";
 import {
   STATUS_ALARMS_MAX,

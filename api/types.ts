@@ -1,9 +1,9 @@
 /**
  * @module
  * The client HTTP API contract as TypeScript types: every request body and response body of
- * API.md (v1), for the server that produces them and for the web console and the CLI that read
- * them. Types only: this file holds no runtime code, so that ui/ may `import type` from it
- * without pulling server code into the browser bundle (STYLE §2).
+ * API.md (v1), for the server that produces them (its handlers are typed against these) and for
+ * the web console, the CLI and the bench runner that read them. Types only: the runtime parts
+ * of the contract (error codes, lease ids, key lists) live beside this file in api/.
  *
  * Field names are camelCase, as on the wire. Numbers that are terms, indexes, revisions, counts
  * and node or shard ids are non-negative safe integers. A field marked "added by the console"
@@ -12,19 +12,16 @@
  *
  * @example
  * ```ts
- * import type { ClusterStatus } from "./api_types.ts";
+ * import type { ClusterStatus } from "./types.ts";
  * function leaders(status: ClusterStatus): (number | null)[] {
  *   return status.shards.map((shard) => shard.leader);
  * }
  * ```
  */
-import type { ErrorCode } from "../shard/mod.ts";
+import type { ApiErrorCode } from "./errors.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Errors
-
-/** A code in an error body: one of Aspen's stable codes (shard/errors.ts). */
-export type ApiErrorCode = ErrorCode;
 
 /**
  * The body of every 4xx and 5xx response. Details ride beside `code` and `message`: a
