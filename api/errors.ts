@@ -15,6 +15,8 @@ export const ERROR_STATUS = {
   unauthorized: 401,
   forbidden: 403,
   key_not_found: 404,
+  // No route for the method and path.
+  not_found: 404,
   lease_not_found: 404,
   unknown_shard: 404,
   conflict: 409,

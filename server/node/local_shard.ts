@@ -4,6 +4,7 @@
  *
  * Files live in `<data_dir>/shard-<id>/`: `raft-log.db` and `state-machine.db`.
  */
+import type { ShardStatus } from "../../api/mod.ts";
 import {
   type ConfState,
   type Message,
@@ -28,7 +29,7 @@ import {
   type WatchEvent,
 } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
-import { type ReplicaView, replicaViews, snapshotRefusals } from "./replica_view.ts";
+import { replicaViews, snapshotRefusals } from "./replica_view.ts";
 import type { ShardRange, ShardRequest } from "./shard_request.ts";
 
 /** The most events one remote watch poll returns. */
@@ -52,24 +53,8 @@ export const RATE_WINDOW_MS = 1_000;
 /** The most reads waiting for this replica to apply an index (follower reads). */
 export const APPLIED_WAITERS_MAX = 16_384;
 
-/** A replica's view of the shard for `/v1/cluster/status`. */
-export interface ShardStatusView {
-  readonly id: number;
-  readonly leader: number | null;
-  readonly term: number;
-  readonly commitIndex: number;
-  readonly appliedIndex: number;
-  readonly lastIndex: number;
-  readonly replicas: readonly ReplicaView[];
-  readonly stats: {
-    readonly proposalsPerSecond: number;
-    readonly optimisticTxns: number;
-    readonly conflicts: number;
-    /** p99 of recent apply batches on this replica, ms; null before any. */
-    readonly applyLatencyP99Ms: number | null;
-    readonly turnMsMax: number;
-  };
-}
+/** A replica's view of the shard for `/v1/cluster/status`: the contract's shard status. */
+export type ShardStatusView = ShardStatus;
 
 /** What opening a local shard needs. */
 export interface LocalShardOptions {
@@ -255,6 +240,8 @@ export class LocalShard {
     const status = this.replica.status();
     const stats = this.stateMachine.stats();
     const replicas = replicaViews(status, this.#options.isPeerUp);
+    const recent = status.stats.applyMsRecent;
+    const applyBatchMsP99 = recent.length === 0 ? null : percentile(recent, 0.99);
     return {
       id: this.shard,
       leader: status.leader,
@@ -267,9 +254,8 @@ export class LocalShard {
         proposalsPerSecond: this.#proposalRate(status),
         optimisticTxns: stats.optimisticTxns,
         conflicts: stats.conflicts,
-        applyLatencyP99Ms: status.stats.applyMsRecent.length === 0
-          ? null
-          : percentile(status.stats.applyMsRecent, 0.99),
+        applyBatchMsP99: applyBatchMsP99,
+        applyLatencyP99Ms: applyBatchMsP99,
         turnMsMax: status.stats.turnMsMax,
       },
     };
