@@ -15,7 +15,7 @@
  *   `node:`.
  * - cli/ (the `aspen` command line and the local-cluster launcher) may import server/,
  *   transport/, shard/, raft/ and bench/ through their mod.ts, npm packages and `node:`.
- * - bench/ (the `aspen bench` runner) imports nothing of ours but bench/.
+ * - bench/ (the `aspen bench` runner) imports nothing of ours but bench/ and api/.
  * - ui/ imports nothing from raft/, shard/, transport/ or server/: its one link to them is HTTP,
  *   through the contract in api/. server/ may import ui/mod.ts (the built console).
  * - Nothing but cli/, the scripts and tests/ imports server/.
