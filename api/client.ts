@@ -105,7 +105,11 @@ export class AspenClient {
           continue;
         }
         this.#preferred = index;
-        return await decode<T>(response, request.path);
+        return await decode<T>(response, request.path).catch((error: unknown) => {
+          // The deadline can also pass while the body arrives.
+          if (error instanceof ApiError || !controller.signal.aborted) throw error;
+          throw timedOut(endpoint, timeoutMs, error);
+        });
       } finally {
         clearTimeout(timer);
       }

@@ -2,7 +2,7 @@
  * AspenClient against real local HTTP servers: a read moves on from a node that cannot be
  * reached, a write never does (its outcome is unknown, so it must not be sent twice); error
  * answers become ApiErrors with the server's code, status and details; an answer that is not
- * JSON, or none in time, gets a client code.
+ * JSON, or none in time (no headers, or a body that stalls), gets a client code.
  */
 import { deepEqual, equal, rejects } from "node:assert/strict";
 import { AspenClient } from "./client.ts";
@@ -50,6 +50,17 @@ Deno.test("AspenClient turns error bodies, bad answers and silence into ApiError
       return new Response("late");
     }
     const path = new URL(request.url).pathname;
+    if (path === "/v1/kv/slow") {
+      // Headers at once, then a body that stalls past the client's deadline.
+      const body = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(new TextEncoder().encode("{"));
+          await release.promise;
+          controller.close();
+        },
+      });
+      return new Response(body, { headers: { "content-type": "application/json" } });
+    }
     if (path === "/v1/txn/optimistic") return Response.json({ error: conflict }, { status: 409 });
     if (path === "/v1/kv/html") return new Response("<html>", { status: 502 });
     return new Response("not json", { status: 200 });
@@ -66,6 +77,10 @@ Deno.test("AspenClient turns error bodies, bad answers and silence into ApiError
     await rejects(client.request({ method: "GET", path: "/v1/kv/a" }), (error: ApiError) => {
       deepEqual([error.code, error.httpStatus], ["bad_response", 200]);
       return /not JSON: not json/.test(error.message);
+    });
+    await rejects(client.request({ method: "GET", path: "/v1/kv/slow" }), (error: ApiError) => {
+      deepEqual([error.code, error.httpStatus], ["client_timeout", 0]);
+      return true;
     });
     isSilent = true;
     await rejects(client.request({ method: "GET", path: "/v1/kv/a" }), (error: ApiError) => {
