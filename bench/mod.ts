@@ -7,9 +7,10 @@
  * runs the standard workloads of plan.ts with this runner, and writes BENCHMARKS.md and
  * BENCHMARKS.json (report.ts, machine.ts; NOTES.md is the analysis it quotes).
  *
- * Allowed dependencies: the web platform and Deno's TCP API; nothing of ours, so that cli/ may
- * import it. Only the script cluster.ts imports cli/ (for LocalCluster), and nothing imports
- * the script.
+ * Allowed dependencies: the web platform, Deno's TCP API and the client contract (api/mod.ts,
+ * a leaf: answers are read with its types and error codes); nothing else of ours, so that cli/
+ * may import it. Only the script cluster.ts imports cli/ (for LocalCluster), and nothing
+ * imports the script.
  *
  * @example
  * ```ts

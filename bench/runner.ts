@@ -4,6 +4,7 @@
  * requests on it), the connections spread round-robin over the endpoints, for a duration or a
  * total count. Latency is timed around the whole request (send to last byte of the answer).
  */
+import { apiErrorOf, type TxnResponse } from "../api/mod.ts";
 import { type HttpAnswer, HttpConnection, HttpConnectionError } from "./http_connection.ts";
 import { LatencyRecorder, type LatencySummary } from "./latency.ts";
 import { type BenchRequest, WorkloadClient, type WorkloadOptions } from "./workload.ts";
@@ -152,7 +153,11 @@ async function measure(
   };
 }
 
-/** Sends one request; returns "ok", "conflict", or the error code. */
+/**
+ * Sends one request; returns "ok", "conflict", or the error code: the API's code of an error
+ * answer (read by the contract's apiErrorOf, `bad_response` for one that is not an error body
+ * of the API), or `connection_failed`.
+ */
 async function send(connection: HttpConnection, request: BenchRequest): Promise<string> {
   let answer: HttpAnswer;
   try {
@@ -164,20 +169,23 @@ async function send(connection: HttpConnection, request: BenchRequest): Promise<
   const body = parseBody(answer.body);
   request.onAnswer?.(answer.status, body);
   if (answer.status >= 200 && answer.status < 300) {
-    const isFailedCompare = request.kind === "cas" && body?.succeeded === false;
+    const isFailedCompare = request.kind === "cas" &&
+      (body as Partial<TxnResponse> | null)?.succeeded === false;
     return isFailedCompare ? "conflict" : "ok";
   }
-  const code = body?.error?.code ?? `http_${answer.status}`;
-  return code === "conflict" ? "conflict" : code;
+  return apiErrorOf({ httpStatus: answer.status, body }).code;
 }
 
-// deno-lint-ignore no-explicit-any
-function parseBody(text: string): any {
+/**
+ * The JSON of an answer; null for an empty or malformed one (an error answer then reads as
+ * `bad_response`).
+ */
+function parseBody(text: string): unknown {
   if (text === "") return null;
   try {
     return JSON.parse(text);
   } catch (error) {
-    if (error instanceof SyntaxError) return { error: { code: "malformed_answer" } };
+    if (error instanceof SyntaxError) return null;
     throw error;
   }
 }

@@ -19,6 +19,7 @@
  * shared key space most compares fail, since a client only learns a key's modRevision from its
  * own answers).
  */
+import type { ConflictErrorBody, OptimisticTxnResponse, TxnResponse } from "../api/mod.ts";
 
 /** The workloads `aspen bench` knows. */
 export const WORKLOADS = ["put", "get", "mixed", "cas", "txn", "scan"] as const;
@@ -140,14 +141,11 @@ export class WorkloadClient {
       }),
       kind: "cas",
       onAnswer: (status, body) => {
-        const answer = body as {
-          succeeded?: boolean;
-          revision?: number;
-          results?: { kv?: { modRevision: number } | null }[];
-        };
         if (status !== 200) return;
-        if (answer.succeeded === true) this.#learn(index, answer.revision);
-        else this.#learn(index, answer.results?.[0]?.kv?.modRevision ?? 0);
+        const answer = body as Partial<TxnResponse> | null;
+        const first = answer?.results?.[0];
+        if (answer?.succeeded === true) this.#learn(index, answer.revision);
+        else if (first?.type === "get") this.#learn(index, first.kv?.modRevision ?? 0);
       },
     };
   }
@@ -166,8 +164,10 @@ export class WorkloadClient {
       kind: "txn",
       onAnswer: (status, body) => {
         // A commit wrote the key at the answer's revision; a conflict says what the key has.
-        if (status === 200) this.#learn(index, (body as { revision?: number }).revision);
-        const error = (body as { error?: { actualModRevision?: number } }).error;
+        if (status === 200) {
+          this.#learn(index, (body as Partial<OptimisticTxnResponse> | null)?.revision);
+        }
+        const error = (body as Partial<ConflictErrorBody> | null)?.error;
         if (status === 409) this.#learn(index, error?.actualModRevision);
       },
     };

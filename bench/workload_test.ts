@@ -113,10 +113,10 @@ Deno.test("WorkloadClient cas compares the modRevision it learned from answers",
   first.onAnswer?.(200, { succeeded: true, revision: 17 });
   const second = client.next();
   equal(body(second).compare[0].value, 17, "a success learns the put's revision");
-  second.onAnswer?.(200, { succeeded: false, results: [{ kv: { modRevision: 40 } }] });
+  second.onAnswer?.(200, { succeeded: false, results: [{ type: "get", kv: { modRevision: 40 } }] });
   const third = client.next();
   equal(body(third).compare[0].value, 40, "a failed compare learns the real modRevision");
-  third.onAnswer?.(200, { succeeded: false, results: [{ kv: null }] });
+  third.onAnswer?.(200, { succeeded: false, results: [{ type: "get", kv: null }] });
   equal(body(client.next()).compare[0].value, 0, "a deleted key is expected absent");
 });
 

@@ -163,7 +163,7 @@ Deno.test("client commands name the missing argument or misplaced flag", async (
 Deno.test("a client command reports an unreachable cluster and exits 1", async () => {
   const result = await run(["kv", "get", "a", "--endpoints", "http://127.0.0.1:1"]);
   equal(result.code, 1);
-  match(result.stderr, /aspen kv: unavailable: Cannot reach any endpoint/);
+  match(result.stderr, /aspen kv: unreachable: Cannot reach http:\/\/127\.0\.0\.1:1: /);
 });
 
 Deno.test("aspen cluster init writes credentials once and prints the tokens", async () => {

@@ -7,7 +7,7 @@
  * then, for convenience after `aspen dev`, from `.aspen-dev/dev-cluster.json` in the current
  * folder.
  */
-import { ApiError, AspenClient } from "../server/client/mod.ts";
+import { ApiError, AspenClient } from "../api/mod.ts";
 import { type CliIo, type ParsedArgs, UsageError } from "./command.ts";
 
 /** The default endpoint when none is given. */

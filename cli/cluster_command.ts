@@ -1,6 +1,7 @@
 /**
  * `aspen cluster init|status` and `aspen shard list|transfer-leader`.
  */
+import type { ClusterStatus, TransferLeaderResponse } from "../api/mod.ts";
 import { createCredentials, formatCredentials } from "../server/mod.ts";
 import { createClusterCa } from "../transport/mod.ts";
 import { type CliIo, type Command, type ParsedArgs, UsageError } from "./command.ts";
@@ -12,29 +13,6 @@ import {
   withClientErrors,
 } from "./client_commands.ts";
 import { CLIENT_FLAGS } from "./kv_command.ts";
-
-/** The parts of `/v1/cluster/status` the CLI prints. */
-interface StatusView {
-  readonly clusterId: string;
-  readonly node: number;
-  readonly nodes: readonly {
-    id: number;
-    peerAddress: string;
-    httpAddress: string;
-    status: string;
-    version: string;
-  }[];
-  readonly shardMap: { readonly epoch: number; readonly numShards: number };
-  readonly shards: readonly {
-    id: number;
-    leader: number | null;
-    term: number;
-    commitIndex: number;
-    appliedIndex: number;
-    lastIndex: number;
-    replicas: readonly { node: number; role: string; lag: number; status: string }[];
-  }[];
-}
 
 /** `aspen cluster`. */
 export const CLUSTER_COMMAND: Command = {
@@ -109,7 +87,7 @@ async function clusterInit(args: ParsedArgs, io: CliIo): Promise<number> {
 async function clusterStatus(args: ParsedArgs, io: CliIo): Promise<number> {
   onlyFlags(args, "cluster status", []);
   const client = await clientFrom(args, io);
-  const status = await client.request<StatusView>({ method: "GET", path: "/v1/cluster/status" });
+  const status = await client.request<ClusterStatus>({ method: "GET", path: "/v1/cluster/status" });
   if (args.values.json === true) {
     io.stdout(JSON.stringify(status) + "\n");
     return 0;
@@ -135,7 +113,7 @@ async function clusterStatus(args: ParsedArgs, io: CliIo): Promise<number> {
 async function shardList(args: ParsedArgs, io: CliIo): Promise<number> {
   onlyFlags(args, "shard list", []);
   const client = await clientFrom(args, io);
-  const status = await client.request<StatusView>({ method: "GET", path: "/v1/cluster/status" });
+  const status = await client.request<ClusterStatus>({ method: "GET", path: "/v1/cluster/status" });
   io.stdout(
     args.values.json === true ? JSON.stringify(status.shards) + "\n" : formatShards(status),
   );
@@ -150,7 +128,7 @@ async function shardTransfer(args: ParsedArgs, io: CliIo): Promise<number> {
   if (!/^[0-9]+$/.test(shard)) throw new UsageError(`<shard> is "${shard}"; expected a shard id`);
   if (!/^[0-9]+$/.test(node)) throw new UsageError(`<node> is "${node}"; expected a node id`);
   const client = await clientFrom(args, io);
-  const result = await client.request<{ shard: number; leader: number }>({
+  const result = await client.request<TransferLeaderResponse>({
     method: "POST",
     path: `/v1/shards/${shard}/transfer-leader`,
     body: { to: Number(node) },
@@ -163,7 +141,7 @@ async function shardTransfer(args: ParsedArgs, io: CliIo): Promise<number> {
   return 0;
 }
 
-function formatShards(status: StatusView): string {
+function formatShards(status: ClusterStatus): string {
   return formatTable(
     ["SHARD", "LEADER", "TERM", "COMMIT", "APPLIED", "LAST", "REPLICAS"],
     status.shards.map((shard) => [

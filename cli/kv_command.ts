@@ -1,7 +1,7 @@
 /**
  * `aspen kv get|put|del|scan|txn`: the key-value client on the command line.
  */
-import { base64Of, bytesOfBase64, type Kv } from "../server/client/mod.ts";
+import { base64Of, bytesOfBase64, type Kv, type TxnRequest } from "../api/mod.ts";
 import { type CliIo, type Command, type FlagSpec, type ParsedArgs, UsageError } from "./command.ts";
 import {
   clientFrom,
@@ -215,7 +215,7 @@ async function kvTxn(args: ParsedArgs, io: CliIo): Promise<number> {
     throw new UsageError(`flag --file "${path}" is not a readable JSON file: ${reason}`);
   }
   const client = await clientFrom(args, io);
-  const result = await client.txn(body);
+  const result = await client.txn(body as TxnRequest);
   io.stdout(JSON.stringify(result, null, args.values.json === true ? 0 : 2) + "\n");
   return result.succeeded ? 0 : 1;
 }

@@ -2,54 +2,14 @@
  * Typed errors for expected operating conditions (STYLE §7, kind 2).
  *
  * Every error a client can meet carries a stable snake_case `code` and structured details; the
- * server's single error handler maps the code to an HTTP status. Bugs are not `AspenError`s:
- * they are `AssertionError`s from raft/assert.ts and end the process.
+ * server's single error handler maps the code to an HTTP status. The codes and their statuses
+ * are part of the client contract, so their one list lives in api/errors.ts; this module
+ * re-exports it for the rest of shard/. Bugs are not `AspenError`s: they are `AssertionError`s
+ * from raft/assert.ts and end the process.
  */
+import type { ErrorCode } from "../api/mod.ts";
 
-/**
- * Every stable error code, one per line: the single runtime list, shared by the state machine,
- * the server (HTTP statuses, the peer channel's error frames) and the CLI. Add a code here and
- * the compiler asks for its HTTP status; the peer channel carries it unchanged.
- */
-export const ERROR_CODES = [
-  "bad_request",
-  "bad_config",
-  "key_too_large",
-  "value_too_large",
-  "request_too_large",
-  "unauthorized",
-  "forbidden",
-  "key_not_found",
-  "lease_not_found",
-  "conflict",
-  "compacted",
-  "too_many_requests",
-  "shard_unavailable",
-  "not_leader",
-  "unknown_shard",
-  "proposal_dropped",
-  "timeout",
-  "storage_corrupt",
-  // The disk is full or below the node's free-space reserve: writes wait until space returns.
-  "no_space",
-  // Writing to storage failed with an I/O error; the write is retried until it succeeds.
-  "storage_error",
-  "not_implemented",
-  // A state-dependent bound was hit (keys in a delete-range, keys on a lease, leases, watchers).
-  "limit_exceeded",
-  // A watch stream was ended by the server: a slow watcher, or its shard closed.
-  "watch_cancelled",
-] as const;
-
-/** A stable error code: one of {@linkcode ERROR_CODES}. */
-export type ErrorCode = typeof ERROR_CODES[number];
-
-const ERROR_CODE_SET: ReadonlySet<string> = new Set(ERROR_CODES);
-
-/** True when `code` is one of {@linkcode ERROR_CODES} (a code read off the wire, say). */
-export function isErrorCode(code: string): code is ErrorCode {
-  return ERROR_CODE_SET.has(code);
-}
+export { ERROR_CODES, type ErrorCode, isErrorCode } from "../api/mod.ts";
 
 /** Structured details attached to an error; they reach clients as extra JSON fields. */
 export type ErrorDetails = Readonly<Record<string, string | number | boolean | null>>;

@@ -3,6 +3,9 @@
  * same checker runs on the real tree and on planted violations (a test of the test).
  *
  * Rules checked:
+ * - api/ (the client HTTP contract) is a leaf: it imports nothing of ours and no package (its
+ *   `_test.ts` files may use test packages). Every folder but raft/ may import it, through
+ *   api/mod.ts; ui/ too, at run time, since it pulls nothing else into the browser bundle.
  * - raft/ imports only raft/ files: no other folder of ours, no npm package, no `node:` module
  *   (its `_test.ts` and `_bench.ts` files may use test packages such as `node:assert`).
  * - shard/ may import raft/ (through raft/mod.ts) and `node:` modules; no npm package.
@@ -12,9 +15,9 @@
  *   `node:`.
  * - cli/ (the `aspen` command line and the local-cluster launcher) may import server/,
  *   transport/, shard/, raft/ and bench/ through their mod.ts, npm packages and `node:`.
- * - bench/ (the `aspen bench` runner) imports nothing of ours but bench/.
- * - ui/ imports nothing at run time from raft/, shard/ or server/; the one exception is
- *   `import type` from server/api_types.ts. server/ may import ui/mod.ts (the built console).
+ * - bench/ (the `aspen bench` runner) imports nothing of ours but bench/ and api/.
+ * - ui/ imports nothing from raft/, shard/, transport/ or server/: its one link to them is HTTP,
+ *   through the contract in api/. server/ may import ui/mod.ts (the built console).
  * - Nothing but cli/, the scripts and tests/ imports server/.
  * - Scripts are run, never imported: main.ts (the `aspen` executable) and bench/cluster.ts
  *   (`deno task bench:cluster`). They stand above every folder and may import cli/; nothing
@@ -81,7 +84,6 @@ function checkEdge(edge: ImportEdge, files: ReadonlyMap<string, string>): string
   const folderProblem = checkFolders(from, to, edge);
   if (folderProblem !== null) return folderProblem;
   if (from === "tests") return null;
-  if (isUiTypeContract(from, edge)) return null;
   return checkEntry(edge);
 }
 
@@ -93,6 +95,7 @@ function isTestFile(path: string): boolean {
 function checkPackage(from: string, specifier: string): string | null {
   const isNode = specifier.startsWith("node:");
   if (from === "raft") return `raft/ must not import packages, but imports "${specifier}"`;
+  if (from === "api") return `api/ must not import packages, but imports "${specifier}"`;
   if (from === "shard" && !isNode) {
     return `shard/ may import only node: built-ins, but imports "${specifier}"`;
   }
@@ -101,24 +104,24 @@ function checkPackage(from: string, specifier: string): string | null {
 }
 
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
+  api: ["api"],
   raft: ["raft"],
-  shard: ["shard", "raft"],
-  transport: ["transport", "shard", "raft"],
-  server: ["server", "transport", "shard", "raft", "ui"],
-  cli: ["cli", "server", "transport", "shard", "raft", "bench"],
-  ui: ["ui"],
-  bench: ["bench"],
-  tests: ["tests", "cli", "server", "transport", "shard", "raft", "ui", "main.ts", "bench"],
+  shard: ["shard", "raft", "api"],
+  transport: ["transport", "shard", "raft", "api"],
+  server: ["server", "transport", "shard", "raft", "ui", "api"],
+  cli: ["cli", "server", "transport", "shard", "raft", "bench", "api"],
+  ui: ["ui", "api"],
+  bench: ["bench", "api"],
+  tests: ["tests", "cli", "server", "transport", "shard", "raft", "ui", "main.ts", "bench", "api"],
 };
 
 /** What each script may import, in place of its folder's rule (see the module comment). */
 const SCRIPTS: Readonly<Record<string, readonly string[]>> = {
-  "main.ts": ["cli", "server", "transport", "shard", "raft"],
-  "bench/cluster.ts": ["bench", "cli"],
+  "main.ts": ["cli", "server", "transport", "shard", "raft", "api"],
+  "bench/cluster.ts": ["bench", "cli", "api"],
 };
 
 function checkFolders(from: string, to: string, edge: ImportEdge): string | null {
-  if (isUiTypeContract(from, edge)) return null;
   const script = SCRIPTS[edge.from];
   if (script !== undefined) {
     if (!script.includes(to)) return `${edge.from} must not import ${to}/ ("${edge.specifier}")`;
@@ -127,10 +130,6 @@ function checkFolders(from: string, to: string, edge: ImportEdge): string | null
   const allowed = ALLOWED[from] ?? [];
   if (!allowed.includes(to)) return `${from}/ must not import ${to}/ ("${edge.specifier}")`;
   return null;
-}
-
-function isUiTypeContract(from: string, edge: ImportEdge): boolean {
-  return from === "ui" && edge.isTypeOnly && edge.to === "server/api_types.ts";
 }
 
 /** A cross-folder import must target a mod.ts; `_private` files stay in their folder. */

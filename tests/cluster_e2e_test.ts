@@ -7,7 +7,7 @@
  * - a 1-node cluster, and the unsharded default (one shard), serve reads and writes.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { AspenClient } from "../server/client/mod.ts";
+import { AspenClient } from "../api/mod.ts";
 import { LocalCluster } from "../cli/launcher.ts";
 import { ASPEN_COMMAND } from "./_cluster.ts";
 

@@ -13,7 +13,7 @@
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import type { Page } from "playwright-core";
-import { AspenClient } from "../server/client/mod.ts";
+import { AspenClient } from "../api/mod.ts";
 import { launchBrowser, openPage, screenshot } from "./fixtures/ui_browser.ts";
 import { launchTestCluster } from "./_cluster.ts";
 

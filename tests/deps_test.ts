@@ -22,8 +22,13 @@ const CLEAN: Readonly<Record<string, string>> = {
   "shard/mod.ts": 'import { assert } from "../raft/mod.ts";\nimport "node:sqlite";',
   "transport/mod.ts": 'import "../shard/mod.ts";\nimport "node:timers";',
   "server/mod.ts": 'import { Hono } from "hono";\nimport "../transport/mod.ts";',
-  "server/api_types.ts": "export type Status = {};",
-  "ui/app.tsx": 'import type { Status } from "../server/api_types.ts";\nimport "preact";',
+  "api/mod.ts":
+    'export type { Status } from "./types.ts";\nexport { ApiError } from "./errors.ts";',
+  "api/types.ts": "export type Status = {};",
+  "api/errors.ts": "export class ApiError {}",
+  "shard/errors.ts": 'export { ApiError } from "../api/mod.ts";',
+  "ui/app.tsx": 'import { type Status, ApiError } from "../api/mod.ts";\nimport "preact";',
+  "bench/runner.ts": 'import { ApiError } from "../api/mod.ts";',
   "tests/x_test.ts": 'import "../raft/assert.ts";',
 };
 
@@ -111,9 +116,24 @@ Deno.test("checkImports() catches planted violations", async (t) => {
       expected: /ui\/ must not import server\//,
     },
     {
-      name: "ui imports a value from the type contract",
-      files: { "ui/bad.ts": 'import { Status } from "../server/api_types.ts";' },
-      expected: /ui\/ must not import server\//,
+      name: "the contract imports shard",
+      files: { "api/bad.ts": 'import { AspenError } from "../shard/mod.ts";' },
+      expected: /api\/ must not import shard\//,
+    },
+    {
+      name: "the contract imports a package",
+      files: { "api/bad.ts": 'import "node:fs";' },
+      expected: /api\/ must not import packages/,
+    },
+    {
+      name: "raft imports the contract",
+      files: { "raft/bad.ts": 'import type { Status } from "../api/mod.ts";' },
+      expected: /raft\/ must not import api\//,
+    },
+    {
+      name: "ui imports the contract past its mod.ts",
+      files: { "ui/bad.ts": 'import type { Status } from "../api/types.ts";' },
+      expected: /go through api\/mod\.ts/,
     },
     {
       name: "a deep import skips mod.ts",

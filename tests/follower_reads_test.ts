@@ -7,7 +7,7 @@
  * lagging fake replica, in server/node/cluster_router_test.ts.
  */
 import { equal, ok } from "node:assert/strict";
-import { AspenClient } from "../server/client/mod.ts";
+import { AspenClient } from "../api/mod.ts";
 import type { LocalCluster } from "../cli/launcher.ts";
 import { launchTestCluster } from "./_cluster.ts";
 

@@ -19,7 +19,7 @@
  * Needs root to mount the tmpfs; skipped with that reason otherwise.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import type { ClusterStatus } from "../server/api_types.ts";
+import type { ClusterStatus } from "../api/mod.ts";
 import { LocalCluster } from "../cli/launcher.ts";
 import { ASPEN_COMMAND } from "./_cluster.ts";
 import { mountSmallFilesystem, type SmallFilesystem, tmpfsTestOptions } from "./_tmpfs.ts";

@@ -9,7 +9,7 @@
  * index and one state hash, as the chaos suite checks).
  */
 import { equal, ok } from "node:assert/strict";
-import { ApiError, AspenClient } from "../server/client/mod.ts";
+import { ApiError, AspenClient } from "../api/mod.ts";
 import type { ReplicaDebugState } from "../server/http/mod.ts";
 import type { LocalCluster } from "../cli/launcher.ts";
 import { launchTestCluster } from "./_cluster.ts";

@@ -17,7 +17,7 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { Page } from "playwright-core";
-import type { ClusterStatus } from "../server/api_types.ts";
+import type { ClusterStatus } from "../api/mod.ts";
 import { formatCompact, formatInteger, formatPercent } from "../ui/app/format.ts";
 import { SCAN_PAGE_KEYS } from "../ui/app/limits.ts";
 import { launchBrowser, openPage, screenshot, type WatchedPage } from "./fixtures/ui_browser.ts";

@@ -6,7 +6,7 @@
  * cluster gives no events.
  */
 import { deepEqual, equal } from "node:assert/strict";
-import type { ClusterStatus } from "../server/api_types.ts";
+import type { ClusterStatus } from "../api/mod.ts";
 import { deriveEvents } from "../ui/app/events.ts";
 import { FakeCluster } from "./fixtures/ui_cluster.ts";
 

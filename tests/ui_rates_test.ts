@@ -18,7 +18,7 @@ import {
   fakeProposalsPerSecond,
   fakeTxnsPerSecond,
 } from "./fixtures/ui_cluster.ts";
-import type { ClusterStatus } from "../server/api_types.ts";
+import type { ClusterStatus } from "../api/mod.ts";
 
 function samplesOf(cluster: FakeCluster, count: number): Sample[] {
   const samples: Sample[] = [];

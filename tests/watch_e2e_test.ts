@@ -6,7 +6,7 @@
  * a key watch from an old revision that replays history first.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { AspenClient } from "../server/client/mod.ts";
+import { AspenClient } from "../api/mod.ts";
 import { launchTestCluster } from "./_cluster.ts";
 
 interface WatchEventJson {

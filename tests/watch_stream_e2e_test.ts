@@ -7,7 +7,7 @@
  * that the shard has a quorum again) loses no event and repeats none.
  */
 import { deepEqual, ok } from "node:assert/strict";
-import { AspenClient } from "../server/client/mod.ts";
+import { AspenClient } from "../api/mod.ts";
 import { replicasOf } from "../server/node/mod.ts";
 import { shardForKey } from "../shard/mod.ts";
 import { launchTestCluster } from "./_cluster.ts";

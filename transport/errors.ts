@@ -7,6 +7,7 @@
  * message and details intact (a `not_leader` with its leader hint, say).
  */
 
+import { INTERNAL_ERROR_CODE } from "../api/mod.ts";
 import { AspenError, type ErrorCode, type ErrorDetails, isErrorCode } from "../shard/mod.ts";
 import type { WireError } from "./frame_codec.ts";
 
@@ -37,7 +38,7 @@ const CODE_OF_KIND: Readonly<Record<Exclude<PeerErrorKind, "remote">, ErrorCode>
 };
 
 /** The code an error frame carries for a handler failure that was not an AspenError. */
-export const INTERNAL_ERROR_CODE = "internal";
+export { INTERNAL_ERROR_CODE };
 
 /**
  * A failed peer request.

@@ -4,9 +4,9 @@
  * This module hands the server the built assets (ui/bundle/mod.ts, made by ui/build.ts); the
  * server needs nothing else to serve the console, and no file beside the executable.
  *
- * Allowed dependencies: ui/ files only. The browser code talks to the server over HTTP and may
- * `import type` from server/api_types.ts (the one contract file); nothing in ui/ imports server,
- * shard or raft code at run time.
+ * Allowed dependencies: ui/ files and the client contract (api/mod.ts, a leaf: its types, its
+ * ApiError and its fetch-based client). The browser code talks to the server over HTTP only;
+ * nothing in ui/ imports server, transport, shard or raft code.
  *
  * @example
  * ```ts

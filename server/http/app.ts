@@ -4,6 +4,12 @@
  * `app.request()`; the node serves it with `Deno.serve`.
  */
 import { Hono } from "hono";
+import type {
+  ApiErrorBody,
+  ClusterStatus,
+  HealthResponse,
+  TransferLeaderResponse,
+} from "../../api/mod.ts";
 import { AssertionError } from "../../raft/mod.ts";
 import { AspenError } from "../../shard/mod.ts";
 import type { TokenRole } from "../auth.ts";
@@ -21,9 +27,9 @@ export interface AppOptions {
   readonly authenticate: ((token: string) => TokenRole | null) | null;
   readonly logger: Logger;
   /** `/v1/cluster/status`. */
-  readonly status: () => Promise<unknown>;
+  readonly status: () => Promise<ClusterStatus>;
   /** `POST /v1/shards/{id}/transfer-leader`. */
-  readonly transferLeader: (shard: number, to: number) => Promise<unknown>;
+  readonly transferLeader: (shard: number, to: number) => Promise<TransferLeaderResponse>;
   /** `/metrics` in Prometheus text. */
   readonly metrics: () => Promise<string>;
   /** Records the latency of one request, by route group. */
@@ -64,9 +70,10 @@ export function createApp(options: AppOptions): Hono {
     return c.json(body, status as 500);
   });
   app.notFound((c) => {
-    return c.json({
+    const body: ApiErrorBody = {
       error: { code: "not_found", message: `No route for ${c.req.method} ${c.req.path}` },
-    }, 404);
+    };
+    return c.json(body, 404);
   });
   if (options.observe !== undefined && options.nowMs !== undefined) {
     const { observe, nowMs } = options;
@@ -76,7 +83,10 @@ export function createApp(options: AppOptions): Hono {
       observe(routeGroup(c.req.method, c.req.path), (nowMs() - started) / 1000);
     });
   }
-  app.get("/v1/health", (c) => c.json({ status: "ok", node: options.nodeId }));
+  app.get(
+    "/v1/health",
+    (c) => c.json({ status: "ok", node: options.nodeId } satisfies HealthResponse),
+  );
   app.use("/v1/*", authMiddleware(options));
   app.use("/metrics", authMiddleware(options));
   app.use("/v1/*", limitBody());

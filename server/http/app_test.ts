@@ -18,8 +18,8 @@ function appThrowing(error: Error, bugs: AssertionError[]): Hono {
     service: {} as KvService,
     authenticate: null,
     logger: new Logger({ level: "error", format: "text", write: () => {}, nowMs: Date.now }),
-    status: () => Promise.resolve({}),
-    transferLeader: () => Promise.resolve({}),
+    status: () => Promise.reject(new Error("the status is not asked for here")),
+    transferLeader: () => Promise.reject(new Error("no leader is transferred here")),
     metrics: () => Promise.resolve(""),
     extend: (app) => {
       app.get("/v1/test/throw", () => {

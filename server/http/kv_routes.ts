@@ -3,6 +3,7 @@
  * request, call the KV service, shape the response.
  */
 import type { Context, Hono } from "hono";
+import type { LeaseResponse } from "../../api/mod.ts";
 import {
   AspenError,
   type Compare,
@@ -138,7 +139,7 @@ function addLeaseRoutes(app: Hono, service: KvService): void {
     const key = body.key === undefined ? null : stringField(body, "key", action);
     if (key !== null) validateKey(key, action);
     const { id, ttl: granted } = await service.leaseGrant(ttl, key);
-    return c.json({ id, ttl: granted });
+    return c.json({ id, ttl: granted } satisfies LeaseResponse);
   });
   app.post("/v1/leases/:id/keepalive", async (c) => {
     return c.json(await service.leaseKeepAlive(leaseId(c.req.param("id"), "keep lease alive")));

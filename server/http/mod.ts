@@ -21,5 +21,5 @@ export {
   TEST_FAULTS_FLAG,
 } from "./debug_routes.ts";
 export { HTTP_BODY_BYTES_MAX } from "./body.ts";
-export { ERROR_STATUS, errorResponse } from "./errors.ts";
+export { errorResponse } from "./errors.ts";
 export { addWatchRoute, WATCH_KEEPALIVE_MS } from "./watch_route.ts";

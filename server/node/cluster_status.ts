@@ -5,6 +5,7 @@
  * stalling the answer.
  */
 import { allShardIds } from "../../shard/mod.ts";
+import type { ClusterStatus as ClusterStatusBody, NodeStatus, ShardMap } from "../../api/mod.ts";
 import type { ClusterCredentials } from "../auth.ts";
 import type { Alarm } from "./alarms.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
@@ -58,7 +59,7 @@ export class ClusterStatus {
   }
 
   /** The whole status document. */
-  async collect() {
+  async collect(): Promise<ClusterStatusBody> {
     const sources = this.#sources;
     const [nodes, shards] = await Promise.all([
       nodeStatuses(sources, this.#knownInfo),
@@ -75,9 +76,12 @@ export class ClusterStatus {
   }
 }
 
-async function nodeStatuses(sources: StatusSources, knownInfo: Map<number, NodeInfo>) {
+async function nodeStatuses(
+  sources: StatusSources,
+  knownInfo: Map<number, NodeInfo>,
+): Promise<NodeStatus[]> {
   const now = sources.wallMs();
-  return await Promise.all(sources.members.map(async (member) => {
+  return await Promise.all(sources.members.map(async (member): Promise<NodeStatus> => {
     let info: NodeInfo | undefined = member.id === sources.self.id
       ? { ...sources.self, alarms: sources.alarms() }
       : undefined;
@@ -146,13 +150,14 @@ function unknownShard(shard: number, sources: StatusSources): ShardStatusView {
       proposalsPerSecond: 0,
       optimisticTxns: 0,
       conflicts: 0,
+      applyBatchMsP99: null,
       applyLatencyP99Ms: null,
       turnMsMax: 0,
     },
   };
 }
 
-function shardMapOf(sources: StatusSources): { epoch: number; numShards: number } {
+function shardMapOf(sources: StatusSources): ShardMap {
   const record = readShardMap(sources.shards.get(0));
   if (record !== null) return { epoch: record.epoch, numShards: record.numShards };
   return { epoch: 1, numShards: sources.shardCount };

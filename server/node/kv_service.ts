@@ -9,6 +9,20 @@
  * its low bits (`id = grantIndex * 1024 + shard`), and a key can use a lease of its own shard.
  */
 import {
+  type DeleteKvResponse,
+  type DeleteRangeResponse,
+  type GetKvResponse,
+  leaseIdParts,
+  type LeaseInfoResponse,
+  type LeaseResponse,
+  type LeaseRevokeResponse,
+  type OptimisticTxnResponse,
+  type PutKvResponse,
+  type RangeResponse,
+  type TxnResponse,
+} from "../../api/mod.ts";
+import { assert } from "../../raft/mod.ts";
+import {
   allShardIds,
   type ApplyResult,
   applyResultError,
@@ -29,7 +43,7 @@ import {
   validateCommand,
 } from "../../shard/mod.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
-import { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult, LEASE_SHARD_SPAN } from "./lease_ids.ts";
+import { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult } from "./lease_ids.ts";
 import type { ShardRange, ShardRequest } from "./shard_request.ts";
 
 /** The most pieces one shard's part of a range delete is split into. */
@@ -87,7 +101,7 @@ export class KvService {
   }
 
   /** @throws {AspenError} `key_not_found` (with shard and revision) when absent. */
-  async get(key: string, serializable: boolean) {
+  async get(key: string, serializable: boolean): Promise<GetKvResponse> {
     const shard = this.shardOf(key);
     const result = await this.#run<{ kv: KeyValue | null; revision: number }>(shard, {
       kind: "get",
@@ -103,7 +117,7 @@ export class KvService {
     return { kv: apiKv(result.kv, shard), shard, revision: result.revision };
   }
 
-  async put(key: string, value: string, lease: number, prevKv: boolean) {
+  async put(key: string, value: string, lease: number, prevKv: boolean): Promise<PutKvResponse> {
     const shard = this.shardOf(key);
     const command: Command = {
       type: "put",
@@ -121,14 +135,16 @@ export class KvService {
     };
   }
 
-  async delete(key: string, prevKv: boolean) {
+  async delete(key: string, prevKv: boolean): Promise<DeleteKvResponse> {
     const shard = this.shardOf(key);
     const result = await this.#propose(shard, { type: "delete", key, prevKv }) as Extract<
       ApplyResult,
       { type: "delete" }
     >;
+    const deleted = result.deleted;
+    assert(deleted === 0 || deleted === 1, "a key delete deletes at most one key");
     return {
-      deleted: result.deleted,
+      deleted,
       shard,
       revision: result.revision,
       ...(prevKv && result.prevKv !== null ? { prevKv: apiKv(result.prevKv, shard) } : {}),
@@ -136,7 +152,7 @@ export class KvService {
   }
 
   /** Reads a range over every shard, merged in key order with the limit applied globally. */
-  async range(query: RangeQuery) {
+  async range(query: RangeQuery): Promise<RangeResponse> {
     const shardRange: ShardRange = {
       range: query.range,
       limit: query.limit,
@@ -165,7 +181,7 @@ export class KvService {
    * Deletes a range on every shard. Each shard's part is one atomic entry when it holds at
    * most DELETE_RANGE_KEYS_MAX keys; a larger part is deleted in pieces of that many keys.
    */
-  async deleteRange(range: KeyRange) {
+  async deleteRange(range: KeyRange): Promise<DeleteRangeResponse> {
     validateCommand({ type: "deleteRange", range });
     const counts = await Promise.all(
       allShardIds(this.#options.shardCount).map((shard) => this.#deleteRangeOnShard(shard, range)),
@@ -217,7 +233,7 @@ export class KvService {
     compare: readonly Compare[],
     success: readonly TxnOp[],
     failure: readonly TxnOp[],
-  ) {
+  ): Promise<TxnResponse> {
     const keys = [
       ...compare.map((item) => item.key),
       ...[...success, ...failure].flatMap(opKeys),
@@ -255,14 +271,20 @@ export class KvService {
   }
 
   /** A FoundationDB-style optimistic transaction on one shard. */
-  async optimistic(command: Extract<Command, { type: "optimisticTxn" }>) {
+  async optimistic(
+    command: Extract<Command, { type: "optimisticTxn" }>,
+  ): Promise<OptimisticTxnResponse> {
     const keys = [...command.reads.map((read) => read.key), ...command.writes.map((w) => w.key)];
     const shard = this.#singleShard(keys, "commit optimistic txn", []);
     const result = await this.#propose(shard, command);
     return { committed: true, shard, revision: result.revision };
   }
 
-  async leaseGrant(ttlSeconds: number, key: string | null) {
+  /** Grants a lease; `shard` (the shard that holds it) is for the caller, not the answer. */
+  async leaseGrant(
+    ttlSeconds: number,
+    key: string | null,
+  ): Promise<LeaseResponse & { readonly shard: number }> {
     const shard = key === null ? 0 : this.shardOf(key);
     const result = await this.#propose(shard, { type: "leaseGrant", ttlSeconds }) as Extract<
       ApplyResult,
@@ -271,7 +293,7 @@ export class KvService {
     return { id: apiLeaseId(result.lease.id, shard), ttl: result.lease.ttlSeconds, shard };
   }
 
-  async leaseKeepAlive(id: number) {
+  async leaseKeepAlive(id: number): Promise<LeaseResponse> {
     const { shard, local } = this.#splitLease({
       code: "lease_not_found",
       action: "keepAlive",
@@ -281,7 +303,7 @@ export class KvService {
     return { id, ttl: result.ttl };
   }
 
-  async leaseInfo(id: number) {
+  async leaseInfo(id: number): Promise<LeaseInfoResponse> {
     const { shard, local } = this.#splitLease({
       code: "lease_not_found",
       action: "read",
@@ -299,7 +321,7 @@ export class KvService {
     };
   }
 
-  async leaseRevoke(id: number) {
+  async leaseRevoke(id: number): Promise<LeaseRevokeResponse> {
     const { shard, local } = this.#splitLease({
       code: "lease_not_found",
       action: "revoke",
@@ -367,13 +389,9 @@ export class KvService {
    * @throws {AspenError} `notFound` when the id names no lease any shard could hold.
    */
   #splitLease(notFound: Extract<LeaseFault, { code: "lease_not_found" }>) {
-    const id = notFound.lease;
-    const shard = id % LEASE_SHARD_SPAN;
-    const local = Math.floor(id / LEASE_SHARD_SPAN);
-    if (!Number.isSafeInteger(id) || id < 1 || local < 1 || shard >= this.#options.shardCount) {
-      throw leaseError(notFound);
-    }
-    return { shard, local };
+    const parts = leaseIdParts(notFound.lease);
+    if (parts === null || parts.shard >= this.#options.shardCount) throw leaseError(notFound);
+    return { shard: parts.shard, local: parts.grantIndex };
   }
 
   /** The shard-local id of the API lease a key of `shard` is attached to or compared with. */
@@ -407,7 +425,7 @@ export function mergePages(
   pages: readonly { shard: number; page: RangeResult }[],
   query: Pick<RangeQuery, "limit" | "reverse">,
   toGlobal: (kv: KeyValue, shard: number) => KeyValue,
-) {
+): RangeResponse {
   const direction = query.reverse ? -1 : 1;
   const compare = (a: string, b: string) => direction * compareUtf8(a, b);
   let horizon: string | null = null;

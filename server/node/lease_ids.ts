@@ -1,12 +1,11 @@
 /**
- * Lease ids as the client API names them.
- *
- * A shard names a lease by the index of the entry that granted it, which is unique only within
- * the shard. The API adds the shard in the low bits: `id = grantIndex * LEASE_SHARD_SPAN +
- * shard`. Every value that leaves a shard and names a lease goes through one of these
- * functions on its way to a client: a kv (`lease`), a txn op result that carries kvs, and a
- * lease error (its details and its message, rebuilt from the details by shard/lease_error.ts).
+ * Lease ids on their way out of a shard. The encoding itself (`id = grantIndex *
+ * LEASE_SHARD_SPAN + shard`) is part of the client contract and lives in api/lease_id.ts.
+ * Every value that leaves a shard and names a lease goes through one of these functions on its
+ * way to a client: a kv (`lease`), a txn op result that carries kvs, and a lease error (its
+ * details and its message, rebuilt from the details by shard/lease_error.ts).
  */
+import { apiLeaseId } from "../../api/mod.ts";
 import {
   type AspenError,
   type KeyValue,
@@ -15,13 +14,7 @@ import {
   type TxnOpResult,
 } from "../../shard/mod.ts";
 
-/** Lease ids carry their shard in the low bits: `id = grantIndex * LEASE_SHARD_SPAN + shard`. */
-export const LEASE_SHARD_SPAN = 1024;
-
-/** The API id of the lease `local` of `shard`. */
-export function apiLeaseId(local: number, shard: number): number {
-  return local * LEASE_SHARD_SPAN + shard;
-}
+export { apiLeaseId, LEASE_SHARD_SPAN } from "../../api/mod.ts";
 
 /** `kv` with its lease named by its API id (0, no lease, stays 0). */
 export function apiKv(kv: KeyValue, shard: number): KeyValue {

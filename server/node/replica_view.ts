@@ -4,6 +4,7 @@
  * refuses to send to a replica because it is over the snapshot limit (that replica stays
  * behind until a snapshot that fits exists, so operators must see it).
  */
+import type { ReplicaStatus as ReplicaStatusBody } from "../../api/mod.ts";
 import type { ReplicaStatus } from "../../shard/mod.ts";
 
 /** A snapshot a leader will not send to a replica: its size and the limit, in bytes. */
@@ -12,16 +13,8 @@ export interface SnapshotTooLargeView {
   readonly limit: number;
 }
 
-/** One member of a shard's group as the status shows it. */
-export interface ReplicaView {
-  readonly node: number;
-  readonly role: "leader" | "follower" | "learner" | "candidate";
-  readonly matchIndex: number;
-  readonly lag: number;
-  readonly status: "up" | "down";
-  /** Present only while the leader refuses to send this replica an oversized snapshot. */
-  readonly snapshotTooLarge?: SnapshotTooLargeView;
-}
+/** One member of a shard's group as the status shows it: the contract's replica status. */
+export type ReplicaView = ReplicaStatusBody;
 
 /** A leader's refusal to send a snapshot to `node`. */
 export interface SnapshotRefusal extends SnapshotTooLargeView {

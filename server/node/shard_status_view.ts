@@ -2,30 +2,15 @@
  * A replica's view of its shard for `/v1/cluster/status`: Raft progress, replicas and the
  * shard's recent statistics.
  */
+import type { ShardStatus } from "../../api/mod.ts";
 import type { ReplicaStatus, StateMachine } from "../../shard/mod.ts";
-import { type ReplicaView, replicaViews } from "./replica_view.ts";
+import { replicaViews } from "./replica_view.ts";
 
 /** The window over which proposals per second are measured. */
 export const RATE_WINDOW_MS = 1_000;
 
-/** A replica's view of the shard for `/v1/cluster/status`. */
-export interface ShardStatusView {
-  readonly id: number;
-  readonly leader: number | null;
-  readonly term: number;
-  readonly commitIndex: number;
-  readonly appliedIndex: number;
-  readonly lastIndex: number;
-  readonly replicas: readonly ReplicaView[];
-  readonly stats: {
-    readonly proposalsPerSecond: number;
-    readonly optimisticTxns: number;
-    readonly conflicts: number;
-    /** p99 of recent apply batches on this replica, ms; null before any. */
-    readonly applyLatencyP99Ms: number | null;
-    readonly turnMsMax: number;
-  };
-}
+/** A replica's view of the shard for `/v1/cluster/status`: the contract's shard status. */
+export type ShardStatusView = ShardStatus;
 
 /** What a status view is built from. */
 export interface StatusViewSources {
@@ -44,6 +29,8 @@ export function shardStatusView(sources: StatusViewSources): ShardStatusView {
   const status = sources.status;
   const stats = sources.stateMachine.stats();
   const replicas = replicaViews(status, sources.isPeerUp);
+  const recent = status.stats.applyMsRecent;
+  const applyBatchMsP99 = recent.length === 0 ? null : percentile(recent, 0.99);
   return {
     id: sources.shard,
     leader: status.leader,
@@ -56,9 +43,8 @@ export function shardStatusView(sources: StatusViewSources): ShardStatusView {
       proposalsPerSecond: sources.rate.perSecond(status, sources.nowMs),
       optimisticTxns: stats.optimisticTxns,
       conflicts: stats.conflicts,
-      applyLatencyP99Ms: status.stats.applyMsRecent.length === 0
-        ? null
-        : percentile(status.stats.applyMsRecent, 0.99),
+      applyBatchMsP99,
+      applyLatencyP99Ms: applyBatchMsP99,
       turnMsMax: status.stats.turnMsMax,
     },
   };

@@ -3,7 +3,7 @@
  * list (node order, then the node's own alarm before its shards'), with the words the console
  * shows for them. Pure, so that the banner, the node table and the events feed agree.
  */
-import type { Alarm, AlarmType, ClusterStatus } from "../../server/api_types.ts";
+import type { Alarm, AlarmType, ClusterStatus } from "../../api/mod.ts";
 
 /** An alarm and the node that reported it. */
 export interface NodeAlarm extends Alarm {

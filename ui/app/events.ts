@@ -12,7 +12,7 @@
  * Changes that happen and revert between two polls are not seen; the feed says what the
  * console observed, and says when.
  */
-import type { ClusterStatus, ShardStatus } from "../../server/api_types.ts";
+import type { ClusterStatus, ShardStatus } from "../../api/mod.ts";
 import { alarmKey, alarmLabel, alarmPlace, clusterAlarms, type NodeAlarm } from "./alarms.ts";
 
 /** How loud an event is: the feed colours and labels it by this. */

@@ -11,7 +11,7 @@ import type {
   GetKvResponse,
   PutKvResponse,
   RangeResponse,
-} from "../../server/api_types.ts";
+} from "../../api/mod.ts";
 import { ApiError, kvPath } from "./api.ts";
 import {
   parseDeleteKvResponse,

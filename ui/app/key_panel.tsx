@@ -7,7 +7,7 @@
  * and the current page are read again, so the screen shows what the cluster now holds.
  */
 import { useState } from "preact/hooks";
-import type { GetKvResponse } from "../../server/api_types.ts";
+import type { GetKvResponse } from "../../api/mod.ts";
 import { formatInteger, formatValueSize } from "./format.ts";
 import type { KeyBrowser } from "./key_browser.ts";
 import { ConfirmDialog } from "./modal.tsx";

@@ -9,7 +9,7 @@ import type {
   PutKvResponse,
   RangeResponse,
   TransferLeaderResponse,
-} from "../../server/api_types.ts";
+} from "../../api/mod.ts";
 import { JsonReader } from "./json_read.ts";
 import { SCAN_PAGE_KEYS } from "./limits.ts";
 

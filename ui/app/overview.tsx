@@ -5,7 +5,7 @@
  * The overview: headline figures, where every shard's replicas live and which one leads, the
  * events feed, live throughput and conflict charts, and the nodes.
  */
-import type { ClusterStatus, NodeStatus } from "../../server/api_types.ts";
+import type { ClusterStatus, NodeStatus } from "../../api/mod.ts";
 import { alarmLabel } from "./alarms.ts";
 import { MetricChart } from "./chart.tsx";
 import { useStore } from "./context.ts";

@@ -8,7 +8,7 @@
  * step whose time does not advance contributes nothing. A rate over no elapsed time, or a
  * conflict rate over no transactions, is unknown (null), never zero.
  */
-import type { ClusterStatus, ShardStatus } from "../../server/api_types.ts";
+import type { ClusterStatus, ShardStatus } from "../../api/mod.ts";
 import { assert } from "./assert.ts";
 
 /** One status snapshot and the time it describes, in milliseconds since the Unix epoch. */

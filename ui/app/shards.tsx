@@ -7,7 +7,7 @@
  * moves its leadership to another replica.
  */
 import { useState } from "preact/hooks";
-import type { ShardStatus } from "../../server/api_types.ts";
+import type { ShardStatus } from "../../api/mod.ts";
 import { useStore } from "./context.ts";
 import { formatCompact, formatInteger, formatLatencyMs, formatPercent } from "./format.ts";
 import { parseTransferLeaderResponse } from "./kv_parse.ts";

@@ -13,7 +13,7 @@ import type {
   ShardStats,
   ShardStatus,
   UpDown,
-} from "../../server/api_types.ts";
+} from "../../api/mod.ts";
 import { JsonReader } from "./json_read.ts";
 import {
   STATUS_ALARMS_MAX,
@@ -114,9 +114,14 @@ function parseStats(value: unknown, where: string): ShardStats {
     proposalsPerSecond: read.number(fields.proposalsPerSecond, `${where}.proposalsPerSecond`),
     optimisticTxns: read.count(fields.optimisticTxns, `${where}.optimisticTxns`),
     conflicts: read.count(fields.conflicts, `${where}.conflicts`),
+    applyBatchMsP99: read.optionalNumber(fields.applyBatchMsP99, `${where}.applyBatchMsP99`),
     applyLatencyP99Ms: read.optionalNumber(
       fields.applyLatencyP99Ms,
       `${where}.applyLatencyP99Ms`,
     ),
+    // Older servers do not send it; the console shows none of it, so 0 stands in.
+    turnMsMax: fields.turnMsMax === undefined
+      ? 0
+      : read.number(fields.turnMsMax, `${where}.turnMsMax`),
   };
 }

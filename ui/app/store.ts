@@ -20,7 +20,7 @@
  * ```
  */
 import { computed, type ReadonlySignal, signal } from "@preact/signals";
-import type { ClusterStatus } from "../../server/api_types.ts";
+import type { ClusterStatus } from "../../api/mod.ts";
 import { ApiError, type ApiRequest, type ApiTransport, requestJson } from "./api.ts";
 import { type ConsoleEvent, deriveEvents, type EventDraft } from "./events.ts";
 import {

@@ -7,7 +7,7 @@
  * chip and bar also says what it means in text.
  */
 import type { ComponentChildren } from "preact";
-import type { ReplicaRole, UpDown } from "../../server/api_types.ts";
+import type { ReplicaRole, UpDown } from "../../api/mod.ts";
 import { formatInteger } from "./format.ts";
 
 /** A titled section of a page. */

@@ -1,9 +1,9 @@
 /**
  * @module
  * The client HTTP API contract as TypeScript types: every request body and response body of
- * API.md (v1), for the server that produces them and for the web console and the CLI that read
- * them. Types only: this file holds no runtime code, so that ui/ may `import type` from it
- * without pulling server code into the browser bundle (STYLE §2).
+ * API.md (v1), for the server that produces them (its handlers are typed against these) and for
+ * the web console, the CLI and the bench runner that read them. Types only: the runtime parts
+ * of the contract (error codes, lease ids, key lists) live beside this file in api/.
  *
  * Field names are camelCase, as on the wire. Numbers that are terms, indexes, revisions, counts
  * and node or shard ids are non-negative safe integers. A field marked "added by the console"
@@ -12,19 +12,16 @@
  *
  * @example
  * ```ts
- * import type { ClusterStatus } from "./api_types.ts";
+ * import type { ClusterStatus } from "./types.ts";
  * function leaders(status: ClusterStatus): (number | null)[] {
  *   return status.shards.map((shard) => shard.leader);
  * }
  * ```
  */
-import type { ErrorCode } from "../shard/mod.ts";
+import type { ApiErrorCode } from "./errors.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Errors
-
-/** A code in an error body: one of Aspen's stable codes (shard/errors.ts). */
-export type ApiErrorCode = ErrorCode;
 
 /**
  * The body of every 4xx and 5xx response. Details ride beside `code` and `message`: a
@@ -172,7 +169,7 @@ export interface Compare {
   readonly valueBase64?: string;
 }
 
-/** One operation of a conditional batch. */
+/** One operation of a conditional batch; `prevKv` asks for the key before the change. */
 export type TxnOp =
   | {
     readonly put: {
@@ -181,10 +178,12 @@ export type TxnOp =
       readonly value?: string;
       readonly valueBase64?: string;
       readonly lease?: number;
+      readonly prevKv?: boolean;
     };
   }
-  | { readonly delete: { readonly key: string } }
-  | { readonly get: { readonly key: string } };
+  | { readonly delete: { readonly key: string; readonly prevKv?: boolean } }
+  | { readonly get: { readonly key: string } }
+  | { readonly range: RangeQuery };
 
 /** `POST /v1/txn` body: at most 128 operations in all. */
 export interface TxnRequest {
@@ -193,11 +192,22 @@ export interface TxnRequest {
   readonly failure: readonly TxnOp[];
 }
 
-/** The result of one operation, in the order of the branch that ran. */
+/**
+ * The result of one operation, in the order of the branch that ran, told apart by `type`.
+ * `prevKv` is null unless the operation asked for it and the key existed; a range's `next` is
+ * null when `more` is false. Every result's revision is the response's `revision`.
+ */
 export type TxnOpResult =
-  | { readonly put: { readonly revision: number; readonly version: number } }
-  | { readonly delete: { readonly deleted: 0 | 1 } }
-  | { readonly get: { readonly kv: Kv | null } };
+  | { readonly type: "put"; readonly version: number; readonly prevKv: Kv | null }
+  | { readonly type: "delete"; readonly deleted: number; readonly prevKv: Kv | null }
+  | { readonly type: "get"; readonly kv: Kv | null }
+  | {
+    readonly type: "range";
+    readonly kvs: readonly Kv[];
+    readonly count: number;
+    readonly more: boolean;
+    readonly next: string | null;
+  };
 
 /** `POST /v1/txn` 200. */
 export interface TxnResponse extends ShardRevision {
@@ -250,6 +260,8 @@ export interface OptimisticTxnResponse extends ShardRevision {
 /** `POST /v1/leases` body. */
 export interface LeaseGrantRequest {
   readonly ttl: number;
+  /** A key whose shard should hold the lease (keys attach only to leases of their shard). */
+  readonly key?: string;
 }
 
 /** `POST /v1/leases` and `POST /v1/leases/{id}/keepalive` 200; `ttl` in seconds. */
@@ -375,11 +387,23 @@ export interface ShardStats {
   /** Of those, how many failed with a conflict: a counter (`conflicts <= optimisticTxns`). */
   readonly conflicts: number;
   /**
-   * Added by the console: the 99th percentile of the time from a proposal to its entry being
-   * applied on the leader, in milliseconds, over the last minute; null when nothing was
-   * applied in that minute.
+   * The 99th percentile of how long the replica that answered for the shard (its leader, when
+   * it has one) took to apply one batch of committed entries to its state machine, over its
+   * last APPLY_SAMPLES_MAX (512) batches, in milliseconds; null before its first batch. It
+   * leaves out the time from proposal to commit (replication, fsync).
+   */
+  readonly applyBatchMsP99: number | null;
+  /**
+   * Added by the console, and misnamed: the same value as `applyBatchMsP99` (it was once
+   * documented as proposal-to-apply time over a minute, which it never measured). Kept for
+   * clients that read it.
    */
   readonly applyLatencyP99Ms: number | null;
+  /**
+   * The longest turn of that replica's driver loop since it started, in milliseconds: how
+   * long the shard held its node's event loop at once.
+   */
+  readonly turnMsMax: number;
 }
 
 /** One shard: its Raft group as seen by the node that answers. */

@@ -1,0 +1,150 @@
+/**
+ * The drift guard against a real node (one `aspen node` process, one shard): every main
+ * request of the API (kv get, put, delete, range, range delete; txn with every op kind;
+ * optimistic txn, committed and in conflict; leases; health; cluster status; error answers)
+ * is sent with fetch, and the keys of each raw JSON answer must all be named by the contract's
+ * key lists in api/contract_keys.ts. A field the server sends but the contract lacks fails
+ * here, naming its path (api/contract_keys_test.ts shows the checker catching planted ones).
+ */
+import { deepEqual, equal } from "node:assert/strict";
+import {
+  CLUSTER_STATUS_KEYS,
+  CONFLICT_ERROR_KEYS,
+  DELETE_KV_KEYS,
+  DELETE_RANGE_KEYS,
+  ERROR_BODY_KEYS,
+  GET_KV_KEYS,
+  HEALTH_KEYS,
+  keysOutsideContract,
+  LEASE_INFO_KEYS,
+  LEASE_KEYS,
+  LEASE_REVOKE_KEYS,
+  OPTIMISTIC_TXN_KEYS,
+  PUT_KV_KEYS,
+  RANGE_KEYS,
+  type RuntimeShape,
+  TXN_KEYS,
+} from "../api/mod.ts";
+import { launchTestCluster } from "./_cluster.ts";
+
+Deno.test("a real node's answers stay within the contract's keys", async () => {
+  const test = await launchTestCluster({ nodes: 1, shards: 1 });
+  try {
+    await test.cluster.waitForLeaders();
+    const base = test.cluster.url(1);
+    const token = test.cluster.record.rootToken;
+    const seen: string[] = [];
+    const expect = checker({ base, token, seen });
+    await runKvRequests(expect);
+    await runTxnRequests(expect);
+    await runLeaseRequests(expect);
+    await expect({ method: "GET", path: "/v1/health" }, { status: 200, shape: HEALTH_KEYS });
+    const status = await expect({ method: "GET", path: "/v1/cluster/status" }, {
+      status: 200,
+      shape: CLUSTER_STATUS_KEYS,
+    });
+    equal((status.shards as unknown[]).length, 1, "the status shows the shard");
+    equal(seen.length, 19, "every request was checked");
+  } catch (error) {
+    console.error(test.lines.slice(-40).join("\n"));
+    throw error;
+  } finally {
+    await test.close();
+  }
+});
+
+type Expect = (
+  request: { method: string; path: string; body?: unknown },
+  answer: { status: number; shape: RuntimeShape },
+) => Promise<Record<string, unknown>>;
+
+/** Sends a request with the root token and checks the answer's status and keys. */
+function checker(node: { base: string; token: string; seen: string[] }): Expect {
+  return async function expect(request, answer) {
+    const response = await fetch(`${node.base}${request.path}`, {
+      method: request.method,
+      headers: { authorization: `Bearer ${node.token}`, "content-type": "application/json" },
+      body: request.body === undefined ? null : JSON.stringify(request.body),
+    });
+    const json = await response.json();
+    const where = `${request.method} ${request.path}`;
+    equal(response.status, answer.status, `${where}: ${JSON.stringify(json)}`);
+    deepEqual(keysOutsideContract(json, answer.shape), [], `${where}: ${JSON.stringify(json)}`);
+    node.seen.push(where);
+    return json;
+  };
+}
+
+async function runKvRequests(expect: Expect): Promise<void> {
+  const put = { method: "PUT", path: "/v1/kv/a", body: { value: "1" } };
+  await expect(put, { status: 200, shape: PUT_KV_KEYS });
+  const again = { ...put, body: { value: "2", prevKv: true } };
+  const answer = await expect(again, { status: 200, shape: PUT_KV_KEYS });
+  equal(typeof answer.prevKv, "object", "prevKv was asked for and sent");
+  await expect({ method: "GET", path: "/v1/kv/a" }, { status: 200, shape: GET_KV_KEYS });
+  const range = { method: "GET", path: "/v1/kv?prefix=&limit=1" };
+  await expect({ method: "PUT", path: "/v1/kv/b", body: { value: "3" } }, {
+    status: 200,
+    shape: PUT_KV_KEYS,
+  });
+  const page = await expect(range, { status: 200, shape: RANGE_KEYS });
+  equal(page.more, true, "the page has a next cursor to check");
+  await expect({ method: "GET", path: "/v1/kv?prefix=&countOnly=true" }, {
+    status: 200,
+    shape: RANGE_KEYS,
+  });
+  await expect({ method: "DELETE", path: "/v1/kv/a?prevKv=true" }, {
+    status: 200,
+    shape: DELETE_KV_KEYS,
+  });
+  await expect({ method: "GET", path: "/v1/kv/a" }, { status: 404, shape: ERROR_BODY_KEYS });
+  await expect({ method: "DELETE", path: "/v1/kv?prefix=b" }, {
+    status: 200,
+    shape: DELETE_RANGE_KEYS,
+  });
+}
+
+async function runTxnRequests(expect: Expect): Promise<void> {
+  const txn = {
+    compare: [{ key: "t", target: "version", op: "=", value: 0 }],
+    success: [
+      { put: { key: "t", value: "1", prevKv: true } },
+      { get: { key: "t" } },
+      { range: { prefix: "t" } },
+      { delete: { key: "u", prevKv: true } },
+    ],
+    failure: [],
+  };
+  const result = await expect({ method: "POST", path: "/v1/txn", body: txn }, {
+    status: 200,
+    shape: TXN_KEYS,
+  });
+  equal((result.results as unknown[]).length, 4, "every op kind answered");
+  const read = { key: "t", modRevision: 1 };
+  const writes = [{ op: "set", key: "t", value: "2" }];
+  await expect({ method: "POST", path: "/v1/txn/optimistic", body: { reads: [read], writes } }, {
+    status: 409,
+    shape: CONFLICT_ERROR_KEYS,
+  });
+  const current = await expect({ method: "GET", path: "/v1/kv/t" }, {
+    status: 200,
+    shape: GET_KV_KEYS,
+  });
+  const modRevision = (current.kv as { modRevision: number }).modRevision;
+  const body = { reads: [{ key: "t", modRevision }], writes };
+  await expect({ method: "POST", path: "/v1/txn/optimistic", body }, {
+    status: 200,
+    shape: OPTIMISTIC_TXN_KEYS,
+  });
+}
+
+async function runLeaseRequests(expect: Expect): Promise<void> {
+  const lease = await expect({ method: "POST", path: "/v1/leases", body: { ttl: 60 } }, {
+    status: 200,
+    shape: LEASE_KEYS,
+  });
+  const path = `/v1/leases/${lease.id}`;
+  await expect({ method: "POST", path: `${path}/keepalive` }, { status: 200, shape: LEASE_KEYS });
+  await expect({ method: "GET", path }, { status: 200, shape: LEASE_INFO_KEYS });
+  await expect({ method: "DELETE", path }, { status: 200, shape: LEASE_REVOKE_KEYS });
+}
