@@ -28,6 +28,7 @@ import {
   type WatchEvent,
 } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
+import { MetaSwaps } from "./meta_swaps.ts";
 import { type ReplicaView, replicaViews, snapshotRefusals } from "./replica_view.ts";
 import type { ShardRange, ShardRequest } from "./shard_request.ts";
 
@@ -107,6 +108,11 @@ export class LocalShard {
   /** Waiters for an applied index, released in index order as entries apply. */
   #appliedWaiters: { index: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
   #rateSample = { atMs: 0, proposals: 0, perSecond: 0 };
+  readonly #metaSwaps = new MetaSwaps({
+    read: (read) => this.replica.read(read),
+    getMeta: (name) => this.stateMachine.getMeta(name),
+    propose: (command) => this.proposeChecked({ kind: "propose", command }),
+  });
 
   private constructor(
     options: LocalShardOptions,
@@ -216,6 +222,10 @@ export class LocalShard {
       case "readIndex":
         // Applied once the ReadIndex round confirmed leadership: at least the read index.
         return await this.replica.read(() => this.stateMachine.appliedIndex());
+      case "metaRead":
+        return await this.replica.read(() => ({ value: machine.getMeta(request.name) }));
+      case "metaSwap":
+        return await this.#metaSwaps.swap(request);
     }
   }
 
