@@ -21,6 +21,8 @@ export const ERROR_CODES = [
   "forbidden",
   "key_not_found",
   "lease_not_found",
+  // No runtime client token has that id (DELETE /v1/auth/tokens/{id}).
+  "token_not_found",
   "conflict",
   "compacted",
   "too_many_requests",

@@ -16,7 +16,7 @@ function appThrowing(error: Error, bugs: AssertionError[]): Hono {
   return createApp({
     nodeId: 1,
     service: {} as KvService,
-    authenticate: null,
+    tokens: null,
     logger: new Logger({ level: "error", format: "text", write: () => {}, nowMs: Date.now }),
     status: () => Promise.resolve({}),
     transferLeader: () => Promise.resolve({}),

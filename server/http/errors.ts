@@ -15,6 +15,7 @@ export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
   forbidden: 403,
   key_not_found: 404,
   lease_not_found: 404,
+  token_not_found: 404,
   unknown_shard: 404,
   conflict: 409,
   compacted: 410,
