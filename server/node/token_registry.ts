@@ -169,7 +169,8 @@ export class TokenRegistry {
 
   /** Every runtime token (after a fresh read), without hashes. */
   async list(): Promise<TokenView[]> {
-    this.#use(await this.#options.store.read());
+    const startedAtMs = this.#options.nowMs();
+    this.#use(await this.#options.store.read(), startedAtMs);
     const nowMs = this.#options.wallMs();
     return this.#tokens.map((token) => tokenView(token, nowMs));
   }
@@ -218,8 +219,9 @@ export class TokenRegistry {
     let current = await this.#options.store.read();
     for (let attempt = 0; attempt < TOKEN_CHANGE_ATTEMPTS_MAX; attempt++) {
       const before = decodeRuntimeTokens(current);
+      const startedAtMs = this.#options.nowMs();
       const result = await this.#options.store.swap(current, encodeRuntimeTokens(next(before)));
-      this.#use(result.value);
+      this.#use(result.value, startedAtMs);
       if (result.isSwapped) return before;
       current = result.value;
     }
@@ -233,8 +235,7 @@ export class TokenRegistry {
   async #read(): Promise<void> {
     const startedAtMs = this.#options.nowMs();
     try {
-      this.#use(await this.#options.store.read());
-      this.#refreshedAtMs = startedAtMs;
+      this.#use(await this.#options.store.read(), startedAtMs);
       if (this.#isFailing) this.#options.logger.info("Reading the runtime tokens works again");
       this.#isFailing = false;
     } catch (error) {
@@ -247,12 +248,17 @@ export class TokenRegistry {
     }
   }
 
-  /** Replaces the copy with the record's text, when it changed. */
-  #use(text: string | null): void {
-    if (text === this.#text) return;
-    this.#tokens = decodeRuntimeTokens(text);
-    this.#text = text;
-    this.#accepted.clear();
+  /**
+   * Takes the record's text, read by a request that started at `startedAtMs` (a linearizable
+   * read or a swap: the record as of then or later), as the copy.
+   */
+  #use(text: string | null, startedAtMs: number): void {
+    if (text !== this.#text) {
+      this.#tokens = decodeRuntimeTokens(text);
+      this.#text = text;
+      this.#accepted.clear();
+    }
+    this.#refreshedAtMs = Math.max(this.#refreshedAtMs ?? startedAtMs, startedAtMs);
   }
 
   /** The runtime token whose hash matches, compared in constant time; remembered once found. */
