@@ -197,6 +197,7 @@ function createTokenRegistry(
     nowMs: runtime.nowMs,
     wallMs: runtime.wallMs,
     randomBytes: runtime.randomBytes,
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     logger: runtime.logger,
   });
 }

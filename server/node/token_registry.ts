@@ -11,8 +11,9 @@
  *   leader) refuses every runtime token with 503 `shard_unavailable` rather than trust a list
  *   that may miss a revocation; bootstrap tokens keep working.
  * - A runtime token this node does not know yet (created through another node a moment ago)
- *   makes it read the record again before refusing, at most once per
- *   {@linkcode TOKENS_MISS_REFRESH_MS_MIN}, so a new token works at once on every node.
+ *   makes it read the record again before refusing, so a new token works at once on every
+ *   node; such reads are at least {@linkcode TOKENS_MISS_REFRESH_MS_MIN} apart (a wrong token
+ *   waits up to that long for its 401).
  */
 import { timingSafeEqual } from "node:crypto";
 import { assert } from "../../raft/mod.ts";
@@ -81,6 +82,8 @@ export interface TokenRegistryOptions {
   /** Wall-clock milliseconds (creation and expiry times, shared by every node). */
   readonly wallMs: () => number;
   readonly randomBytes: RandomBytes;
+  /** Waits `ms` milliseconds (a timer in production; the tests' clock in unit tests). */
+  readonly sleep: (ms: number) => Promise<void>;
   readonly logger: Logger;
 }
 
@@ -100,6 +103,7 @@ export class TokenRegistry {
   /** When the last successful read started (monotonic); null before the first. */
   #refreshedAtMs: number | null = null;
   #missRefreshAtMs = -Infinity;
+  #missRefresh: Promise<void> | null = null;
   #refreshing: Promise<void> | null = null;
   #isFailing = false;
   #timer: ReturnType<typeof setInterval> | null = null;
@@ -120,6 +124,7 @@ export class TokenRegistry {
   async close(): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
+    await this.#missRefresh;
     await this.#refreshing;
   }
 
@@ -143,9 +148,8 @@ export class TokenRegistry {
     if (role !== null) return { kind: "accepted", role };
     if (!isTokenShaped(token)) return { kind: "unknown" };
     let found = this.#find(token);
-    if (found === null && this.#mayRefreshOnMiss()) {
-      this.#missRefreshAtMs = this.#options.nowMs();
-      await this.refresh();
+    if (found === null) {
+      await this.#refreshOnMiss();
       found = this.#find(token);
     }
     this.#checkFresh();
@@ -279,8 +283,22 @@ export class TokenRegistry {
     return found;
   }
 
-  #mayRefreshOnMiss(): boolean {
-    return this.#options.nowMs() - this.#missRefreshAtMs >= TOKENS_MISS_REFRESH_MS_MIN;
+  /**
+   * A read of the record that starts after this call, for a token not found: it waits until
+   * {@linkcode TOKENS_MISS_REFRESH_MS_MIN} has passed since the last such read, and every miss
+   * meanwhile shares it. So a stream of wrong tokens costs shard 0 a few reads per second, each
+   * wrong token waits a little, and a token created a moment ago on another node is found.
+   */
+  #refreshOnMiss(): Promise<void> {
+    this.#missRefresh ??= (async () => {
+      // A read under way may have started before the token was created: let it finish first.
+      await this.#refreshing;
+      const waitMs = this.#missRefreshAtMs + TOKENS_MISS_REFRESH_MS_MIN - this.#options.nowMs();
+      if (waitMs > 0) await this.#options.sleep(waitMs);
+      this.#missRefreshAtMs = this.#options.nowMs();
+      await this.refresh();
+    })().finally(() => this.#missRefresh = null);
+    return this.#missRefresh;
   }
 
   #staleMs(): number {
