@@ -13,6 +13,7 @@
  * node/token_registry.ts.
  */
 import { AspenError } from "../shard/mod.ts";
+import type { TokenInfo } from "./api_types.ts";
 import type { TokenRole } from "./auth.ts";
 
 /** The meta record (in shard 0) that holds the runtime tokens. */
@@ -52,14 +53,7 @@ export interface TokenCreateRequest {
 }
 
 /** A runtime token as the API lists it: no hash, times as ISO 8601 strings. */
-export interface TokenView {
-  readonly id: string;
-  readonly role: TokenRole;
-  readonly name: string | null;
-  readonly createdAt: string;
-  readonly expiresAt: string | null;
-  readonly isExpired: boolean;
-}
+export type TokenView = TokenInfo;
 
 /** The fields of a `POST /v1/auth/tokens` body. */
 export const TOKEN_CREATE_FIELDS: readonly string[] = ["role", "name", "ttlSeconds"];
