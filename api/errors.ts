@@ -18,6 +18,8 @@ export const ERROR_STATUS = {
   // No route for the method and path.
   not_found: 404,
   lease_not_found: 404,
+  // No runtime client token has that id (DELETE /v1/auth/tokens/{id}).
+  token_not_found: 404,
   unknown_shard: 404,
   conflict: 409,
   compacted: 410,

@@ -283,6 +283,47 @@ export interface LeaseRevokeResponse {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Runtime client tokens (root token only)
+
+/** What a token may do: everything, or reads only. */
+export type TokenRole = "root" | "read";
+
+/** `POST /v1/auth/tokens` body; no `ttlSeconds`: the token never expires. */
+export interface CreateTokenRequest {
+  readonly role: TokenRole;
+  readonly name?: string;
+  readonly ttlSeconds?: number;
+}
+
+/** A runtime token as listed: never the token or its hash. Times are ISO 8601. */
+export interface TokenInfo {
+  /** 16 hex digits. */
+  readonly id: string;
+  readonly role: TokenRole;
+  readonly name: string | null;
+  readonly createdAt: string;
+  /** null: it never expires. */
+  readonly expiresAt: string | null;
+  readonly isExpired: boolean;
+}
+
+/** `POST /v1/auth/tokens` 200: the token itself, shown this once. */
+export interface CreateTokenResponse extends TokenInfo {
+  readonly token: string;
+}
+
+/** `GET /v1/auth/tokens` 200. */
+export interface ListTokensResponse {
+  readonly tokens: readonly TokenInfo[];
+}
+
+/** `DELETE /v1/auth/tokens/{id}` 200. */
+export interface RevokeTokenResponse {
+  readonly revoked: true;
+  readonly token: TokenInfo;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Watch (Server-Sent Events: each event's data is one of these)
 
 /** A change to a watched key. */

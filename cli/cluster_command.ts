@@ -1,5 +1,5 @@
 /**
- * `aspen cluster init|status` and `aspen shard list|transfer-leader`.
+ * `aspen cluster init|status|token` and `aspen shard list|transfer-leader`.
  */
 import type { ClusterStatus, TransferLeaderResponse } from "../api/mod.ts";
 import { createCredentials, formatCredentials } from "../server/mod.ts";
@@ -13,27 +13,48 @@ import {
   withClientErrors,
 } from "./client_commands.ts";
 import { CLIENT_FLAGS } from "./kv_command.ts";
+import { clusterToken } from "./token_command.ts";
 
 /** `aspen cluster`. */
 export const CLUSTER_COMMAND: Command = {
   name: "cluster",
-  summary: "create and inspect a cluster (init, status)",
-  usage: ["cluster init --out FILE [--force]", "cluster status"],
+  summary: "create and inspect a cluster, manage client tokens (init, status, token)",
+  usage: [
+    "cluster init --out FILE [--force]",
+    "cluster status",
+    "cluster token create --role root|read [--ttl DURATION] [--name NAME]",
+    "cluster token list",
+    "cluster token revoke <id>",
+  ],
   details: "init writes new cluster credentials (id, peer secret, token hashes) to FILE and\n" +
-    "prints a root token and a read-only token once; give FILE to every node (--cluster-file).",
+    "prints a root token and a read-only token once; give FILE to every node (--cluster-file).\n" +
+    "token creates, lists and revokes runtime tokens while the cluster runs (root token\n" +
+    "needed); a created token is printed once, and a revoked one is refused on every node\n" +
+    "within about a second.",
   flags: {
     ...CLIENT_FLAGS,
     out: { type: "string", valueName: "FILE", help: "init: where to write the credentials" },
     force: { type: "boolean", help: "init: overwrite an existing FILE" },
+    role: { type: "string", valueName: "ROLE", help: "token create: root or read" },
+    ttl: {
+      type: "string",
+      valueName: "DURATION",
+      help: "token create: lifetime (90s, 30m, 24h, 7d)",
+      defaultText: "never expires",
+    },
+    name: { type: "string", valueName: "NAME", help: "token create: a label for the list" },
   },
-  positionalsMax: 1,
+  positionalsMax: 3,
   run(args, io) {
     const action = args.positionals[0];
+    if (action === "token") return withClientErrors("cluster", io, () => clusterToken(args, io));
+    const extra = args.positionals[1];
+    if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
     if (action === "init") return clusterInit(args, io);
     if (action === "status") return withClientErrors("cluster", io, () => clusterStatus(args, io));
     throw new UsageError(
       `${action === undefined ? "missing action" : `unknown action "${action}"`}; ` +
-        "expected init or status",
+        "expected init, status or token",
     );
   },
 };

@@ -39,6 +39,8 @@ export const TOKENS_MAX = 64;
 /** The largest credentials file read, in bytes. */
 export const CREDENTIALS_FILE_BYTES_MAX = 64 * 1024;
 const TOKEN_PREFIX = "aspen_";
+/** The longest token looked at; longer ones are refused without hashing. */
+export const TOKEN_CHARS_MAX = 200;
 const SECRET_BYTES = 32;
 
 /** A source of cryptographically secure random bytes, injected by the caller. */
@@ -53,8 +55,8 @@ export async function createCredentials(
   readonly rootToken: string;
   readonly readToken: string;
 }> {
-  const rootToken = newToken(randomBytes);
-  const readToken = newToken(randomBytes);
+  const rootToken = generateToken(randomBytes);
+  const readToken = generateToken(randomBytes);
   const ca = await createCa();
   const credentials: ClusterCredentials = {
     format: 1,
@@ -72,7 +74,7 @@ export async function createCredentials(
 
 /** Returns the role of `token`, or null when it is not one of the cluster's tokens. */
 export function verifyToken(credentials: ClusterCredentials, token: string): TokenRole | null {
-  if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return null;
+  if (!isTokenShaped(token)) return null;
   const presented = Buffer.from(hashToken(token), "hex");
   let role: TokenRole | null = null;
   for (const record of credentials.tokens) {
@@ -82,6 +84,11 @@ export function verifyToken(credentials: ClusterCredentials, token: string): Tok
     }
   }
   return role;
+}
+
+/** Whether `token` looks like an Aspen token (the prefix, a bounded length); cheap, no hash. */
+export function isTokenShaped(token: string): boolean {
+  return token.startsWith(TOKEN_PREFIX) && token.length <= TOKEN_CHARS_MAX;
 }
 
 /** The most accepted tokens a {@linkcode createTokenVerifier} verifier remembers. */
@@ -166,11 +173,13 @@ export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
-function newToken(randomBytes: RandomBytes): string {
+/** A new random token: the prefix and 32 random bytes, base64url (shown once, never stored). */
+export function generateToken(randomBytes: RandomBytes): string {
   return TOKEN_PREFIX + Buffer.from(randomBytes(SECRET_BYTES)).toString("base64url");
 }
 
-function toHex(bytes: Uint8Array): string {
+/** Bytes as lowercase hex. */
+export function toHex(bytes: Uint8Array): string {
   return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 

@@ -21,7 +21,6 @@ import {
 } from "./node/mod.ts";
 import type { Hono } from "hono";
 import { CONSOLE_PATHS, consoleAsset } from "../ui/mod.ts";
-import { createTokenVerifier } from "./auth.ts";
 
 export { TEST_FAULTS_FLAG } from "./http/mod.ts";
 
@@ -118,11 +117,14 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
       ),
     alarms: () => node.alarms.list(),
   });
-  const authenticate = config.auth.enabled ? createTokenVerifier(node.credentials) : null;
+  const tokens = node.tokens;
+  // The debug routes check the role of the token again, synchronously, from what the node
+  // knows (the request already passed the app's bearer check).
+  const authenticate = tokens === null ? null : (token: string) => tokens.cachedRole(token);
   return createApp({
     nodeId: config.node.id,
     service: node.service,
-    authenticate,
+    tokens,
     logger,
     status: () => status.collect(),
     transferLeader: (shard, to) => transferLeader(node, shard, to),

@@ -4,6 +4,7 @@
  * `app.request()`; the node serves it with `Deno.serve`.
  */
 import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
 import type {
   ApiErrorBody,
   ClusterStatus,
@@ -12,19 +13,20 @@ import type {
 } from "../../api/mod.ts";
 import { AssertionError } from "../../raft/mod.ts";
 import { AspenError } from "../../shard/mod.ts";
-import type { TokenRole } from "../auth.ts";
 import type { Logger } from "../log.ts";
-import type { KvService } from "../node/mod.ts";
+import type { KvService, TokenRegistry } from "../node/mod.ts";
+import { createRequestAuth } from "./auth_middleware.ts";
 import { errorResponse, internalErrorResponse } from "./errors.ts";
 import { limitBody } from "./body.ts";
 import { addKvRoutes } from "./kv_routes.ts";
+import { addTokenRoutes } from "./token_routes.ts";
 
 /** What the app needs from the node. */
 export interface AppOptions {
   readonly nodeId: number;
   readonly service: KvService;
-  /** Returns the role of a bearer token, or null; null for the function means auth is off. */
-  readonly authenticate: ((token: string) => TokenRole | null) | null;
+  /** The node's client tokens (it checks bearer tokens); null means auth is off. */
+  readonly tokens: Pick<TokenRegistry, "verify" | "create" | "list" | "revoke"> | null;
   readonly logger: Logger;
   /** `/v1/cluster/status`. */
   readonly status: () => Promise<ClusterStatus>;
@@ -46,9 +48,6 @@ export interface AppOptions {
   readonly onBug?: (error: AssertionError) => void;
 }
 
-/** Methods that only read; everything else needs a root token. */
-const READ_METHODS = new Set(["GET", "HEAD"]);
-
 /** Builds the API app. */
 export function createApp(options: AppOptions): Hono {
   const app = new Hono();
@@ -58,6 +57,8 @@ export function createApp(options: AppOptions): Hono {
       const { status, body } = errorResponse(error);
       return c.json(body, status as 400);
     }
+    // bearer-auth's refusals: their response already holds our JSON error body.
+    if (error instanceof HTTPException) return error.getResponse();
     const requestId = `${options.nodeId}-${++requestCounter}`;
     options.logger.error("Request failed", {
       requestId,
@@ -87,10 +88,12 @@ export function createApp(options: AppOptions): Hono {
     "/v1/health",
     (c) => c.json({ status: "ok", node: options.nodeId } satisfies HealthResponse),
   );
-  app.use("/v1/*", authMiddleware(options));
-  app.use("/metrics", authMiddleware(options));
+  const auth = createRequestAuth(options.tokens);
+  app.use("/v1/*", ...auth.middleware);
+  app.use("/metrics", ...auth.middleware);
   app.use("/v1/*", limitBody());
   addKvRoutes(app, options.service);
+  addTokenRoutes(app, { tokens: options.tokens, auth });
   app.get("/v1/cluster/status", async (c) => c.json(await options.status()));
   app.post("/v1/shards/:id/transfer-leader", async (c) => {
     const shard = Number(c.req.param("id"));
@@ -117,28 +120,6 @@ export function createApp(options: AppOptions): Hono {
   return app;
 }
 
-function authMiddleware(options: AppOptions) {
-  return async function authenticate(
-    c: { req: { header(name: string): string | undefined; method: string } },
-    next: () => Promise<void>,
-  ): Promise<void> {
-    if (options.authenticate === null) return await next();
-    const header = c.req.header("authorization") ?? "";
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (match === null) {
-      throw new AspenError("unauthorized", "Cannot authorize: send Authorization: Bearer <token>");
-    }
-    const role = options.authenticate(match[1]!);
-    if (role === null) {
-      throw new AspenError("unauthorized", "Cannot authorize: the token is not valid");
-    }
-    if (role === "read" && !READ_METHODS.has(c.req.method)) {
-      throw new AspenError("forbidden", `Cannot ${c.req.method}: this token is read-only`);
-    }
-    await next();
-  };
-}
-
 const KV_GROUPS = new Map(
   ["GET", "PUT", "DELETE"].map((method) => [method, `kv_${method.toLowerCase()}`]),
 );
@@ -149,7 +130,7 @@ export function routeGroup(method: string, path: string): string {
   if (path.startsWith("/v1/kv/")) return KV_GROUPS.get(method) ?? `kv_${method.toLowerCase()}`;
   if (path === "/v1/kv") return `range_${method.toLowerCase()}`;
   const area = path.split("/")[2] ?? "";
-  if (["txn", "leases", "watch", "cluster", "shards", "health"].includes(area)) {
+  if (["txn", "leases", "watch", "cluster", "shards", "health", "auth"].includes(area)) {
     return `${area}_${method.toLowerCase()}`;
   }
   return path === "/metrics" ? "metrics" : "other";

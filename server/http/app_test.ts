@@ -16,7 +16,7 @@ function appThrowing(error: Error, bugs: AssertionError[]): Hono {
   return createApp({
     nodeId: 1,
     service: {} as KvService,
-    authenticate: null,
+    tokens: null,
     logger: new Logger({ level: "error", format: "text", write: () => {}, nowMs: Date.now }),
     status: () => Promise.reject(new Error("the status is not asked for here")),
     transferLeader: () => Promise.reject(new Error("no leader is transferred here")),

@@ -27,6 +27,7 @@ import { dispatchShardRequest, type ShardDispatchContext } from "./shard_dispatc
 import { openCheckedShardFiles } from "./shard_integrity.ts";
 import type { ShardRequest } from "./shard_request.ts";
 import { ProposalRate, type ShardStatusView, shardStatusView } from "./shard_status_view.ts";
+import { MetaSwaps } from "./meta_swaps.ts";
 
 /** The most reads waiting for this replica to apply an index (follower reads). */
 export const APPLIED_WAITERS_MAX = 16_384;
@@ -67,6 +68,11 @@ export class LocalShard {
   readonly #remoteWatches: RemoteWatchStreams;
   /** Waiters for an applied index, released in index order as entries apply. */
   #appliedWaiters: { index: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  readonly #metaSwaps = new MetaSwaps({
+    read: (read) => this.replica.read(read),
+    getMeta: (name) => this.stateMachine.getMeta(name),
+    propose: (command) => this.proposeChecked({ kind: "propose", command }),
+  });
 
   private constructor(
     options: LocalShardOptions,
@@ -101,6 +107,7 @@ export class LocalShard {
       nowMs: () => this.#lessorNow(),
       statusView: () => this.statusView(),
       refuseWrite: options.refuseWrite,
+      metaSwaps: this.#metaSwaps,
     };
     this.#leaseTimer = new LeaseTimer({
       shard: options.shard,

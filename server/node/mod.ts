@@ -61,3 +61,16 @@ export {
 } from "./node.ts";
 export { replicasOf, shardsOf } from "./placement.ts";
 export { decodeShardRequest, decodeShardResponse, type ShardRequest } from "./shard_request.ts";
+export {
+  type CreatedToken,
+  TOKEN_CHANGE_ATTEMPTS_MAX,
+  type TokenRecordStore,
+  TokenRegistry,
+  type TokenRegistryOptions,
+  TOKENS_MISS_REFRESH_MS_MIN,
+  TOKENS_READ_TIMEOUT_MS,
+  TOKENS_REFRESH_MS,
+  TOKENS_STALE_MS_MAX,
+  type TokenVerdict,
+} from "./token_registry.ts";
+export { META_SWAPS_WAITING_MAX } from "./meta_swaps.ts";

@@ -42,6 +42,8 @@ import { LocalShard } from "./local_shard.ts";
 import { replicasOf, shardsOf } from "./placement.ts";
 import { maintainShardMap } from "./shard_map.ts";
 import { decodeShardRequest, encodeShardResponse } from "./shard_request.ts";
+import { TokenRegistry, TOKENS_READ_TIMEOUT_MS } from "./token_registry.ts";
+import { TOKENS_META } from "../runtime_tokens.ts";
 
 // A client request (at most REQUEST_BYTES_MAX) becomes one Raft entry, and every Raft message
 // must fit one peer frame: the limits of the three layers must agree.
@@ -92,6 +94,8 @@ export interface AspenNode {
   readonly members: readonly number[];
   /** Its storage alarms (a disk below the reserve, stalled replicas). */
   readonly alarms: NodeAlarms;
+  /** The client tokens (bootstrap and runtime); null when authentication is off. */
+  readonly tokens: TokenRegistry | null;
   /** Stops the node: leadership handed over, files flushed and closed. */
   close(): Promise<void>;
 }
@@ -143,6 +147,8 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     nowMs: runtime.nowMs,
     requestTimeoutMs: REQUEST_TIMEOUT_MS,
   });
+  const tokens = config.auth.enabled ? createTokenRegistry(credentials, service, runtime) : null;
+  tokens?.start();
   logger.info("Node started", {
     node: config.node.id,
     shards: [...shards.keys()].join(","),
@@ -157,13 +163,44 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     transport,
     members,
     alarms,
-    close: () => {
+    tokens,
+    close: async () => {
       clearInterval(ticker);
       stopShardMap();
       alarms.close();
-      return closeNode(config, shards, transport, logger);
+      await tokens?.close();
+      return await closeNode(config, shards, transport, logger);
     },
   };
+}
+
+/** The node's tokens, with the runtime token record read and swapped in shard 0's meta. */
+function createTokenRegistry(
+  credentials: ClusterCredentials,
+  service: KvService,
+  runtime: NodeRuntime,
+): TokenRegistry {
+  return new TokenRegistry({
+    credentials,
+    store: {
+      read: async () => {
+        const request = { kind: "metaRead", name: TOKENS_META } as const;
+        const read = await service.run<{ value: string | null }>(
+          0,
+          request,
+          TOKENS_READ_TIMEOUT_MS,
+        );
+        return read.value;
+      },
+      swap: (expected, value) =>
+        service.run(0, { kind: "metaSwap", name: TOKENS_META, expected, value }),
+    },
+    nowMs: runtime.nowMs,
+    wallMs: runtime.wallMs,
+    randomBytes: runtime.randomBytes,
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    logger: runtime.logger,
+  });
 }
 
 function createAlarms(

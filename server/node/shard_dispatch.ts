@@ -15,6 +15,7 @@ import {
   type ShardReplica,
   type StateMachine,
 } from "../../shard/mod.ts";
+import type { MetaSwaps } from "./meta_swaps.ts";
 import { type RemoteWatchStreams, serveWatchPoll } from "./remote_watch.ts";
 import type { ShardStatusView } from "./shard_status_view.ts";
 import type { ShardRange, ShardRequest } from "./shard_request.ts";
@@ -37,6 +38,8 @@ export interface ShardDispatchContext {
    * below the reserve), or null to propose it. Absent: every write is proposed.
    */
   readonly refuseWrite?: ((command: Command) => AspenError | null) | undefined;
+  /** Compare-and-swaps of meta records, one at a time on this replica. */
+  readonly metaSwaps: MetaSwaps;
 }
 
 /**
@@ -86,6 +89,10 @@ export async function dispatchShardRequest(
     case "readIndex":
       // Applied once the ReadIndex round confirmed leadership: at least the read index.
       return await context.replica.read(() => machine.appliedIndex());
+    case "metaRead":
+      return await context.replica.read(() => ({ value: machine.getMeta(request.name) }));
+    case "metaSwap":
+      return await context.metaSwaps.swap(request);
   }
 }
 

@@ -62,7 +62,20 @@ export type ShardRequest =
   }
   /** Ends a remote watch stream whose client went away. */
   | { readonly kind: "watchCancel"; readonly streamId: string }
-  | { readonly kind: "transferLeader"; readonly to: number };
+  | { readonly kind: "transferLeader"; readonly to: number }
+  /** A linearizable read of a meta record (cluster-wide records such as the runtime tokens). */
+  | { readonly kind: "metaRead"; readonly name: string }
+  /**
+   * Writes the meta record `name` only if it still holds `expected` (null: absent), on the
+   * leader: a compare-and-swap for records that nodes change by read-modify-write (see
+   * meta_swaps.ts).
+   */
+  | {
+    readonly kind: "metaSwap";
+    readonly name: string;
+    readonly expected: string | null;
+    readonly value: string;
+  };
 
 /** Request kinds that a follower may serve from its own state. */
 export function isSerializable(request: ShardRequest): boolean {
@@ -80,7 +93,7 @@ export function isFollowerReadable(
 
 /** Request kinds that are safe to retry on another replica when the first did not answer. */
 export function isIdempotent(request: ShardRequest): boolean {
-  return request.kind !== "propose";
+  return request.kind !== "propose" && request.kind !== "metaSwap";
 }
 
 const encoder = new TextEncoder();
@@ -132,6 +145,18 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
       return { kind: "transferLeader", to: positiveInteger(request.to, "to") };
     case "readIndex":
       return { kind: "readIndex" };
+    case "metaRead":
+      checkMeta(request.name, "");
+      return { kind: "metaRead", name: request.name as string };
+    case "metaSwap":
+      checkMeta(request.name, request.value);
+      if (request.expected !== null) checkMeta(request.name, request.expected);
+      return {
+        kind: "metaSwap",
+        name: request.name as string,
+        expected: request.expected as string | null,
+        value: request.value as string,
+      };
     case "watchPoll":
       return {
         kind: "watchPoll",
@@ -202,6 +227,11 @@ function checkedCommand(command: unknown): Command {
   }
   validateCommand(command as Command);
   return command as Command;
+}
+
+/** Checks a meta record's name and value as a meta write would. */
+function checkMeta(name: unknown, value: unknown): void {
+  validateCommand({ type: "meta", name, value } as Command);
 }
 
 function checkedRange(range: unknown): ShardRange {
