@@ -42,27 +42,29 @@ export interface RequestAuth {
 
 /** Builds request authentication over `authority`; null turns authentication off. */
 export function createRequestAuth(authority: TokenAuthority | null): RequestAuth {
-  const roles = new WeakMap<Request, TokenRole>();
-  const refusals = new WeakMap<Request, AspenError>();
+  // Keyed by the request's Context, not by c.req.raw: the body-limit middleware that runs after
+  // authentication replaces the raw Request with one that counts the bytes of its body.
+  const roles = new WeakMap<Context, TokenRole>();
+  const refusals = new WeakMap<Context, AspenError>();
   const roleOf = (c: Context): TokenRole => {
     if (authority === null) return "root";
-    const role = roles.get(c.req.raw);
+    const role = roles.get(c);
     if (role === undefined) throw new AspenError("unauthorized", "Cannot authorize: no token");
     return role;
   };
   const refuse = (c: Context) =>
     jsonError(
-      refusals.get(c.req.raw) ??
+      refusals.get(c) ??
         new AspenError("unauthorized", "Cannot authorize: send Authorization: Bearer <token>"),
     );
   const bearer = bearerAuth({
     verifyToken: async function verifyBearer(token, c) {
       const verdict = await authority!.verify(token);
       if (verdict.kind === "accepted") {
-        roles.set(c.req.raw, verdict.role);
+        roles.set(c, verdict.role);
         return true;
       }
-      refusals.set(c.req.raw, refusalOf(verdict));
+      refusals.set(c, refusalOf(verdict));
       return false;
     },
     noAuthenticationHeader: { message: refuse },

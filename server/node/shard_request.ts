@@ -146,17 +146,8 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
     case "readIndex":
       return { kind: "readIndex" };
     case "metaRead":
-      checkMeta(request.name, "");
-      return { kind: "metaRead", name: request.name as string };
     case "metaSwap":
-      checkMeta(request.name, request.value);
-      if (request.expected !== null) checkMeta(request.name, request.expected);
-      return {
-        kind: "metaSwap",
-        name: request.name as string,
-        expected: request.expected as string | null,
-        value: request.value as string,
-      };
+      return checkedMetaRequest(request);
     case "watchPoll":
       return {
         kind: "watchPoll",
@@ -182,6 +173,21 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
         `Cannot decode a forwarded request of kind ${JSON.stringify(request.kind) ?? "(none)"}`,
       );
   }
+}
+
+function checkedMetaRequest(request: Record<string, unknown>): ShardRequest {
+  if (request.kind === "metaRead") {
+    checkMeta(request.name, "");
+    return { kind: "metaRead", name: request.name as string };
+  }
+  checkMeta(request.name, request.value);
+  if (request.expected !== null) checkMeta(request.name, request.expected);
+  return {
+    kind: "metaSwap",
+    name: request.name as string,
+    expected: request.expected as string | null,
+    value: request.value as string,
+  };
 }
 
 function checkedFilter(filter: unknown): WatchFilter {
