@@ -427,7 +427,8 @@ function parsePeerList(text: string, source: string): readonly Peer[] {
     if (match === null || id < 1 || id > NODE_ID_MAX) {
       throw invalid(source, JSON.stringify(item), expected);
     }
-    const read = readHostPort(address, { isListen: false });
+    // Port 0 is checked once the node id is known: only this node's own entry may use it.
+    const read = readHostPort(address, { isListen: true });
     if ("problem" in read) {
       throw invalid(source, JSON.stringify(item), `${expected}: ${read.problem}`);
     }
@@ -449,6 +450,15 @@ function checkConfig(config: Config): void {
         `Invalid config: local_shards lists shard ${shard} but the cluster has ${count} ` +
           `shard${count === 1 ? "" : "s"} (ids 0 to ${count - 1}` +
           `${sharding.enabled ? "" : "; sharding is disabled"})`,
+      );
+    }
+  }
+  for (const peer of cluster.peers) {
+    const read = readHostPort(peer.address, { isListen: true });
+    if (peer.id !== node.id && "hostPort" in read && read.hostPort.port === 0) {
+      throw badConfig(
+        `Invalid config: peers lists node ${peer.id} at "${peer.address}": port 0 cannot be ` +
+          `dialled (only this node's own entry may use it, when peer_listen is at port 0)`,
       );
     }
   }

@@ -69,6 +69,11 @@ Deno.test("loadConfig() takes bracketed IPv6 listen addresses, port 0 only to li
   equal(config.node.peerListen, "[::1]:7001");
   equal(config.node.httpListen, "[::1]:0");
   deepEqual(config.cluster.peers, [{ id: 1, address: "[::1]:7001" }]);
+  // A node listening on an ephemeral port lists itself there; nobody dials its own entry.
+  const ephemeral = loadConfig(sources({
+    flags: { "peer-listen": "127.0.0.1:0", peers: "1=127.0.0.1:0,2=127.0.0.1:7002" },
+  }));
+  deepEqual(ephemeral.cluster.peers.map((peer) => peer.address), ["127.0.0.1:0", "127.0.0.1:7002"]);
 });
 
 Deno.test("loadConfig() rejects bad values, naming source, value and range", async (t) => {
@@ -93,7 +98,7 @@ Deno.test("loadConfig() rejects bad values, naming source, value and range", asy
     [
       "peer at port 0 (cannot be dialled)",
       { flags: { peers: "2=[::1]:0" } },
-      /"2=\[::1\]:0".*: the port is 0 but must be from 1 to 65535$/,
+      /peers lists node 2 at "\[::1\]:0": port 0 cannot be dialled/,
     ],
     [
       "peer host with a space",
