@@ -20,6 +20,8 @@ export const ERROR_STATUS = {
   lease_not_found: 404,
   // No runtime client token has that id (DELETE /v1/auth/tokens/{id}).
   token_not_found: 404,
+  // No cross-shard transaction has that id (GET /v1/txn/{id}), or its record was dropped.
+  txn_not_found: 404,
   unknown_shard: 404,
   conflict: 409,
   compacted: 410,
