@@ -20,8 +20,6 @@ export const ERROR_STATUS = {
   lease_not_found: 404,
   // No runtime client token has that id (DELETE /v1/auth/tokens/{id}).
   token_not_found: 404,
-  // No cross-shard transaction has that id (GET /v1/txn/{id}), or its record was dropped.
-  txn_not_found: 404,
   unknown_shard: 404,
   // No record of that cross-shard transaction (GET /v1/txn/{id}); it may have been forgotten.
   txn_not_found: 404,
