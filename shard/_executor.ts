@@ -79,6 +79,11 @@ export function execute(
       return { type: "meta", revision, name: command.name };
     case "noop":
       return { type: "noop", revision };
+    case "txnPrepare":
+    case "txnDecide":
+    case "txnResolve":
+      // TODO(issue 13, xs-sm): cross-shard transaction apply lands in the next commit.
+      throw new AspenError("not_implemented", `Cannot apply ${command.type}: not implemented yet`);
   }
 }
 
