@@ -19,27 +19,25 @@
  * seeded simulation (txn_sim_test.ts) drives it.
  */
 import {
+  type ApplyResult,
   applyResultError,
   AspenError,
+  type Command,
   type Compare,
   type Conflict,
   describeConflict,
   type ReadRecord,
   shardForKey,
+  TXN_ID_CHARS_MAX,
+  type TxnBranch,
+  type TxnHolder,
   type TxnOp,
   type TxnOpResult,
+  type TxnOutcome,
+  type TxnRecord,
   type WriteOp,
 } from "../../shard/mod.ts";
 import { assert } from "../../raft/mod.ts";
-import {
-  TXN_ID_CHARS_MAX,
-  type TxnApplyResult,
-  type TxnBranch,
-  type TxnCommand,
-  type TxnHolder,
-  type TxnOutcome,
-  type TxnRecord,
-} from "./_txn_scratch_types.ts";
 import { mergeResults, planTxn, type TxnPlan, type TxnSpec } from "./txn_plan.ts";
 
 /** How long after its start a pusher may abort a transaction (coordinator wall clock). */
@@ -58,8 +56,8 @@ assert(INTENT_WAIT_MS < TXN_DEADLINE_MS, "txn limits: the wait is shorter than a
 
 /** Proposes the steps of a cross-shard transaction on the shards' leaders. */
 export interface TxnTransport {
-  /** Proposes `command` on `shard`'s leader (retrying not_leader / unavailable) and returns its result. */
-  run(shard: number, command: TxnCommand, deadlineMs: number): Promise<TxnApplyResult>;
+  /** Proposes `command` on `shard`'s leader (retrying not_leader / unavailable); its result. */
+  run(shard: number, command: Command, deadlineMs: number): Promise<ApplyResult>;
   /** A linearizable read of txnId's record on its home shard (null when absent). */
   readRecord(home: number, txnId: string, deadlineMs: number): Promise<TxnRecord | null>;
 }
@@ -101,7 +99,7 @@ export interface CrossShardOptimisticResult {
   readonly revisions: ReadonlyMap<number, number>;
 }
 
-type Prepared = Extract<TxnApplyResult, { type: "txnPrepared" }>;
+type Prepared = Extract<ApplyResult, { type: "txnPrepared" }>;
 
 /** How one attempt ended short of a commit. */
 type Attempt =
@@ -338,8 +336,8 @@ export class TxnCoordinator {
     txnId: string,
     decision: { outcome: TxnOutcome; branch: TxnBranch | null },
     deadlineMs: number,
-  ): Promise<Extract<TxnApplyResult, { type: "txnResolved" }>> {
-    const command: TxnCommand = { type: "txnResolve", txnId, ...decision };
+  ): Promise<Extract<ApplyResult, { type: "txnResolved" }>> {
+    const command: Command = { type: "txnResolve", txnId, ...decision };
     return expectResult(await this.#step(shard, command, deadlineMs), "txnResolved");
   }
 
@@ -354,7 +352,7 @@ export class TxnCoordinator {
   }
 
   /** Runs an idempotent step, again when its answer was lost. */
-  async #step(shard: number, command: TxnCommand, deadlineMs: number): Promise<TxnApplyResult> {
+  async #step(shard: number, command: Command, deadlineMs: number): Promise<ApplyResult> {
     for (let attempt = 1;; attempt++) {
       try {
         return await this.#options.transport.run(shard, command, deadlineMs);
@@ -431,15 +429,15 @@ function lockedError(key: string, holder: TxnHolder, polls: number): AspenError 
 }
 
 /** Narrows a step's result to the expected type; an error result becomes the thrown error. */
-function expectResult<T extends TxnApplyResult["type"]>(
-  result: TxnApplyResult,
+function expectResult<T extends ApplyResult["type"]>(
+  result: ApplyResult,
   type: T,
-): Extract<TxnApplyResult, { type: T }> {
+): Extract<ApplyResult, { type: T }> {
   if (result.type === "error") {
     const error = applyResultError(result);
     assert(error !== null, "expectResult: an error result is an error");
     throw error;
   }
   assert(result.type === type, `expectResult: expected ${type}, got ${result.type}`);
-  return result as Extract<TxnApplyResult, { type: T }>;
+  return result as Extract<ApplyResult, { type: T }>;
 }

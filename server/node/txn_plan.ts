@@ -11,11 +11,12 @@ import {
   type Compare,
   compareUtf8,
   type ReadRecord,
+  TXN_SHARDS_MAX,
+  type TxnBranch,
   type TxnOp,
   type TxnOpResult,
 } from "../../shard/mod.ts";
 import { assert } from "../../raft/mod.ts";
-import { TXN_SHARDS_MAX, type TxnBranch } from "./_txn_scratch_types.ts";
 
 /** What one participant shard is asked to prepare. */
 export interface ShardPart {
