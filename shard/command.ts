@@ -127,6 +127,11 @@ export interface TxnPrepareCommand {
   readonly type: "txnPrepare";
   /** The coordinator's id of the transaction, unique cluster-wide (printable ASCII). */
   readonly txnId: string;
+  /**
+   * The shard this prepare is addressed to. A state machine does not know its own shard id, and
+   * it must know whether it is the home shard (which creates the record).
+   */
+  readonly shard: number;
   /** The shard that holds the transaction record (the shard of the smallest key). */
   readonly home: number;
   /** Every participant shard, ascending; holds `home`. */
@@ -445,6 +450,7 @@ function validateMeta(name: string, value: string): void {
 function validateTxnPrepare(command: TxnPrepareCommand): void {
   const action = "prepare txn";
   validateTxnId(command.txnId, action);
+  validateShardId(command.shard, action, "shard");
   validateShardId(command.home, action, "home");
   validateList(command.participants, { max: TXN_SHARDS_MAX, action, field: "participants" });
   command.participants.forEach((shard, i) => {
@@ -457,11 +463,13 @@ function validateTxnPrepare(command: TxnPrepareCommand): void {
       );
     }
   });
-  if (!command.participants.includes(command.home)) {
-    throw new AspenError(
-      "bad_request",
-      `Cannot ${action} "${command.txnId}": home shard ${command.home} is not a participant`,
-    );
+  for (const [field, shard] of [["home", command.home], ["shard", command.shard]] as const) {
+    if (!command.participants.includes(shard)) {
+      throw new AspenError(
+        "bad_request",
+        `Cannot ${action} "${command.txnId}": ${field} ${shard} is not a participant`,
+      );
+    }
   }
   validateCount(command.deadlineMs, { min: 0, action, field: "deadlineMs" });
   validateList(command.compare, { max: TXN_OPS_MAX, action, field: "compare" });

@@ -217,6 +217,7 @@ function readFields(reader: ByteReader, type: Command["type"]): Command {
 
 function writeTxnPrepare(writer: ByteWriter, command: TxnPrepareCommand): void {
   writer.string(command.txnId);
+  writer.uint(command.shard);
   writer.uint(command.home);
   writeList(writer, command.participants, (shard) => writer.uint(shard));
   writer.uint(command.deadlineMs);
@@ -228,6 +229,7 @@ function writeTxnPrepare(writer: ByteWriter, command: TxnPrepareCommand): void {
 
 function readTxnPrepare(reader: ByteReader): TxnPrepareCommand {
   const txnId = readString(reader);
+  const shard = reader.uint();
   const home = reader.uint();
   const participants = readList(reader, () => reader.uint());
   const deadlineMs = reader.uint();
@@ -238,6 +240,7 @@ function readTxnPrepare(reader: ByteReader): TxnPrepareCommand {
   return {
     type: "txnPrepare",
     txnId,
+    shard,
     home,
     participants,
     deadlineMs,

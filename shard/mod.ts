@@ -89,6 +89,7 @@ export {
   type StateMachineOptions,
 } from "./state_machine.ts";
 export type { Synchronous } from "./_schema.ts";
+export type { IntentEntry } from "./_txn_store.ts";
 export {
   type EventCursor,
   type HistoryEvent,

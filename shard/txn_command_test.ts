@@ -18,6 +18,7 @@ import {
 const PREPARE: TxnPrepareCommand = {
   type: "txnPrepare",
   txnId: "2.1767000000000.7",
+  shard: 3,
   home: 1,
   participants: [1, 3],
   deadlineMs: 1_767_000_005_000,
@@ -92,12 +93,18 @@ Deno.test("validateCommand() refuses malformed txn commands, naming the problem"
     ],
     ["txnId with a space", { ...PREPARE, txnId: "a b" }, "bad_request", /printable ASCII/],
     ["txnId not ASCII", { ...PREPARE, txnId: "tö" }, "bad_request", /printable ASCII/],
-    ["home not a participant", { ...PREPARE, home: 2 }, "bad_request", /not a participant/],
+    ["home not a participant", { ...PREPARE, home: 2 }, "bad_request", /home 2 is not/],
+    [
+      "shard not a participant",
+      { ...PREPARE, shard: 2 },
+      "bad_request",
+      /shard 2 is not a participant/,
+    ],
     ["participants unsorted", { ...PREPARE, participants: [3, 1] }, "bad_request", /ascending/],
     ["participants repeated", { ...PREPARE, participants: [1, 1] }, "bad_request", /ascending/],
     [
       "too many participants",
-      { ...PREPARE, home: 0, participants: tooMany },
+      { ...PREPARE, home: 0, shard: 0, participants: tooMany },
       "request_too_large",
       /limit is 16/,
     ],
