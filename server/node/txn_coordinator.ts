@@ -263,6 +263,7 @@ export class TxnCoordinator {
       const result = await this.#step(shard, {
         type: "txnPrepare",
         txnId: txn.txnId,
+        shard,
         home: plan.home,
         participants: plan.participants,
         deadlineMs: txn.recordDeadlineMs,
