@@ -7,9 +7,11 @@
  * id); and intents left by a coordinator that stopped (planted with raw shard commands) are
  * pushed by plain reads and writes: a committed one is finished (the reader sees the new
  * values, never half of them), an abandoned one is aborted (the reader sees the old ones).
+ * The cross-shard answers go through the contract's drift guard (api/contract_keys.ts).
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { Hono } from "hono";
+import { keysOutsideContract, OPTIMISTIC_TXN_KEYS, TXN_KEYS, TXN_STATUS_KEYS } from "../api/mod.ts";
 import { Logger } from "../server/log.ts";
 import { createCredentials, formatCredentials } from "../server/auth.ts";
 import { loadConfig } from "../server/config.ts";
@@ -198,6 +200,7 @@ Deno.test({
           equal(status, 200, JSON.stringify(json));
           equal(json.succeeded, true);
           equal(typeof json.txnId, "string");
+          deepEqual(keysOutsideContract(json, TXN_KEYS), [], "the contract names every field");
           committedTxnId = json.txnId as string;
           equal(json.shard, shards[0], "the home is the smallest key's shard");
           const revisions = json.revisions as Record<string, number>;
@@ -231,6 +234,7 @@ Deno.test({
         const first = await call(harness, "POST", "/v1/txn/optimistic", { reads, writes });
         equal(first.status, 200, JSON.stringify(first.json));
         equal(first.json.committed, true);
+        deepEqual(keysOutsideContract(first.json, OPTIMISTIC_TXN_KEYS), []);
         equal(typeof first.json.txnId, "string");
         deepEqual(
           Object.keys(first.json.revisions as object).sort(),
@@ -282,6 +286,7 @@ Deno.test({
         equal(status, 200, JSON.stringify(json));
         const shards = committedKeys.map((key) => shardForKey(key, SHARDS)).sort((a, b) => a - b);
         equal(json.txnId, committedTxnId);
+        deepEqual(keysOutsideContract(json, TXN_STATUS_KEYS), []);
         equal(json.status, "committed");
         equal(json.branch, "success");
         deepEqual(json.participants, shards);
