@@ -274,6 +274,7 @@ class TxnSim {
     for (let attempt = 0;; attempt++) {
       const result = await transport.run(request.shard, request.command, deadlineMs);
       if (result.type !== "locked" || attempt >= 3) return result;
+      this.#count("push");
       await coordinator.push(request.shard, result.key, result.holder, deadlineMs);
     }
   }

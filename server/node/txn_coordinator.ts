@@ -286,13 +286,24 @@ export class TxnCoordinator {
     return prepared;
   }
 
-  /** Aborts the record and resolves abort everywhere; best effort, pushers finish the rest. */
+  /**
+   * Aborts the record, then resolves abort everywhere; best effort, pushers finish the rest.
+   *
+   * Invariant: a participant resolves only after the record is decided, aborts included. A
+   * record left pending with its intents gone would never be pushed, so it would stay pending
+   * forever; intents left behind an undecided record are found and pushed. So when the decide
+   * gets no answer, nothing is resolved (the simulation caught the parallel version).
+   */
   async #abortAll(plan: TxnPlan, txnId: string, reason: string, deadlineMs: number) {
     const abort = { outcome: "abort" as const, branch: null };
-    await Promise.allSettled([
+    const [decided] = await Promise.allSettled([
       this.#decide(plan.home, { txnId, ...abort, reason }, deadlineMs),
-      ...plan.participants.map((shard) => this.#resolveOne(shard, txnId, abort, deadlineMs)),
     ]);
+    if (decided.status === "rejected") return;
+    assert(decided.value.outcome === "abort", "abortAll: only its coordinator commits a txn");
+    await Promise.allSettled(
+      plan.participants.map((shard) => this.#resolveOne(shard, txnId, abort, deadlineMs)),
+    );
   }
 
   async #decide(
