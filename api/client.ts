@@ -21,6 +21,7 @@ import type {
   RangeResponse,
   TxnRequest,
   TxnResponse,
+  TxnStatusResponse,
 } from "./types.ts";
 
 /** The default per-request deadline. */
@@ -177,6 +178,11 @@ export class AspenClient {
   /** POST /v1/txn/optimistic; name each read's `modRevision` to see every change. */
   optimistic(body: OptimisticTxnRequest): Promise<OptimisticTxnResponse> {
     return this.request({ method: "POST", path: "/v1/txn/optimistic", body });
+  }
+
+  /** GET /v1/txn/{id}: a cross-shard transaction's record and its participants' receipts. */
+  txnStatus(id: string): Promise<TxnStatusResponse> {
+    return this.request({ method: "GET", path: `/v1/txn/${encodeURIComponent(id)}` });
   }
 
   async #send(endpoint: string, request: ApiRequest, signal: AbortSignal): Promise<Response> {

@@ -28,6 +28,7 @@ import type {
   TransferLeaderResponse,
   TxnOpResult,
   TxnResponse,
+  TxnStatusResponse,
 } from "./types.ts";
 
 /**
@@ -122,6 +123,8 @@ export const TXN_KEYS = {
   results: [TXN_OP_RESULT_KEYS],
   shard: true,
   revision: true,
+  txnId: true,
+  revisions: true,
 } as const satisfies KeyShape<TxnResponse>;
 
 /** `POST /v1/txn/optimistic` 200. */
@@ -129,7 +132,22 @@ export const OPTIMISTIC_TXN_KEYS = {
   committed: true,
   shard: true,
   revision: true,
+  txnId: true,
+  revisions: true,
 } as const satisfies KeyShape<OptimisticTxnResponse>;
+
+/** `GET /v1/txn/{id}`. */
+export const TXN_STATUS_KEYS = {
+  txnId: true,
+  status: true,
+  home: true,
+  participants: true,
+  branch: true,
+  createdRevision: true,
+  decidedRevision: true,
+  reason: true,
+  receipts: [{ shard: true, status: true, resolvedRevision: true }],
+} as const satisfies KeyShape<TxnStatusResponse>;
 
 /** Every error answer: details beside `code` and `message` are open by design. */
 export const ERROR_BODY_KEYS = { error: true } as const satisfies KeyShape<ApiErrorBody>;

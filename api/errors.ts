@@ -21,7 +21,11 @@ export const ERROR_STATUS = {
   // No runtime client token has that id (DELETE /v1/auth/tokens/{id}).
   token_not_found: 404,
   unknown_shard: 404,
+  // No record of that cross-shard transaction (GET /v1/txn/{id}); it may have been forgotten.
+  txn_not_found: 404,
   conflict: 409,
+  // A commit reached a shard where the cross-shard transaction was never prepared (a bug).
+  txn_not_prepared: 409,
   compacted: 410,
   // A watch stream was ended by the server: a slow watcher, or its shard closed.
   watch_cancelled: 410,

@@ -53,6 +53,7 @@ export {
   TRANSFER_LEADER_KEYS,
   TXN_KEYS,
   TXN_OP_RESULT_KEYS,
+  TXN_STATUS_KEYS,
 } from "./contract_keys.ts";
 export {
   ApiError,

@@ -209,8 +209,20 @@ export type TxnOpResult =
     readonly next: string | null;
   };
 
+/**
+ * What a transaction over keys of several shards adds to its reply (two-phase commit): the
+ * transaction's id (`GET /v1/txn/{id}` reads its record) and every participant shard's revision
+ * (the revision of the entry that applied the transaction there, by shard id as a string). Then
+ * `shard` and `revision` are the home shard's (the shard of the smallest key, which holds the
+ * record). A single-shard reply has neither field.
+ */
+export interface CrossShardFields {
+  readonly txnId?: string;
+  readonly revisions?: Readonly<Record<string, number>>;
+}
+
 /** `POST /v1/txn` 200. */
-export interface TxnResponse extends ShardRevision {
+export interface TxnResponse extends ShardRevision, CrossShardFields {
   readonly succeeded: boolean;
   readonly results: readonly TxnOpResult[];
 }
@@ -250,8 +262,40 @@ export interface OptimisticTxnRequest {
 }
 
 /** `POST /v1/txn/optimistic` 200. A conflict is a 409 {@linkcode ConflictErrorBody}. */
-export interface OptimisticTxnResponse extends ShardRevision {
+export interface OptimisticTxnResponse extends ShardRevision, CrossShardFields {
   readonly committed: true;
+}
+
+/** A cross-shard transaction's state: pending until decided, then committed or aborted. */
+export type TxnStatus = "pending" | "committed" | "aborted";
+
+/** One participant shard's part of a cross-shard transaction, read from its own row. */
+export interface TxnReceipt {
+  readonly shard: number;
+  /** `pending`: prepared (or not yet prepared) there; else how it resolved there. */
+  readonly status: TxnStatus;
+  /** The shard's revision of the entry that resolved it there; null while pending. */
+  readonly resolvedRevision: number | null;
+}
+
+/** `GET /v1/txn/{id}` 200: the record on the home shard. Unknown ids are 404 `txn_not_found`. */
+export interface TxnStatusResponse {
+  readonly txnId: string;
+  /** The commit point: the record's status in the home shard's log. */
+  readonly status: TxnStatus;
+  readonly home: number;
+  /** The participant shards, ascending. */
+  readonly participants: readonly number[];
+  /** The branch that runs on commit (`success` or `failure`); null until committed. */
+  readonly branch: "success" | "failure" | null;
+  /** The home shard's revision of the entry that created the record. */
+  readonly createdRevision: number;
+  /** The home shard's revision of the entry that decided it; null while pending. */
+  readonly decidedRevision: number | null;
+  /** Why it was aborted ("conflict", "locked", "deadline", "pushed", ...); "" otherwise. */
+  readonly reason: string;
+  /** One per participant, ascending by shard. */
+  readonly receipts: readonly TxnReceipt[];
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import { BENCH_COMMAND } from "./bench_command.ts";
 import { CLUSTER_COMMAND, SHARD_COMMAND } from "./cluster_command.ts";
 import { DEV_COMMAND } from "./dev_command.ts";
 import { KV_COMMAND } from "./kv_command.ts";
+import { TXN_COMMAND } from "./txn_command.ts";
 import { formatCommandUsage, formatMainUsage } from "./usage.ts";
 
 const HELP_FLAG: FlagSpec = { type: "boolean", help: "print this help" };
@@ -173,6 +174,7 @@ export const COMMANDS: readonly Command[] = [
   },
   DEV_COMMAND,
   KV_COMMAND,
+  TXN_COMMAND,
   SHARD_COMMAND,
   CLUSTER_COMMAND,
   BENCH_COMMAND,

@@ -45,7 +45,7 @@ export const KV_COMMAND: Command = {
     "kv del <key> [--prev-kv]",
     "kv scan [--prefix P | --start S --end E] [--limit N] [--after K] [--keys-only]" +
     " [--count-only] [--reverse]",
-    "kv txn --file FILE   (a JSON body of POST /v1/txn)",
+    "kv txn --file FILE   (a JSON body of POST /v1/txn; keys may span shards)",
   ],
   flags: {
     ...CLIENT_FLAGS,

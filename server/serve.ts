@@ -136,6 +136,7 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
         peers: () => node.transport.stats(),
         http: latency,
         alarms: node.alarms,
+        crossShard: node.service.crossShard,
       })),
     observe: (route, seconds) => latency.observe(route, seconds),
     nowMs: runtime.nowMs,

@@ -8,21 +8,18 @@
  */
 
 import { assert } from "../raft/mod.ts";
-import type { ApplyResult, TxnOpResult } from "./apply_result.ts";
-import type { Command, TxnOp } from "./command.ts";
+import type { ApplyResult } from "./apply_result.ts";
+import type { Command } from "./command.ts";
 import { evaluateCompare } from "./compare.ts";
 import { AspenError } from "./errors.ts";
 import { leaseError } from "./lease_error.ts";
-import { keyRangeBounds, type KeyValue, kvResponseBytes } from "./key_value.ts";
-import {
-  DELETE_RANGE_KEYS_MAX,
-  LEASES_MAX,
-  RANGE_RESPONSE_BYTES_MAX,
-  TXN_RESPONSE_BYTES_MAX,
-} from "./limits.ts";
+import { keyRangeBounds } from "./key_value.ts";
+import { DELETE_RANGE_KEYS_MAX, LEASES_MAX } from "./limits.ts";
 import { validateReadSet } from "./occ.ts";
 import type { EntryContext, KvStore } from "./_kv_store.ts";
-import { readRange } from "./_range.ts";
+import { executeTxnPhase, lockedBy } from "./_txn_apply.ts";
+import { runTxnOps } from "./_txn_ops.ts";
+import type { TxnStore } from "./_txn_store.ts";
 
 /** Per-shard counters of optimistic transactions, part of the replicated state. */
 export interface OccCounters {
@@ -32,22 +29,37 @@ export interface OccCounters {
 
 /** Whether a command may fail after it has written, and so needs a savepoint. */
 export function needsSavepoint(command: Command): boolean {
-  return command.type === "txn" || command.type === "multiPut";
+  switch (command.type) {
+    case "txn":
+    case "multiPut":
+    case "txnPrepare":
+    case "txnDecide":
+    case "txnResolve":
+      return true;
+    default:
+      return false;
+  }
 }
 
 /**
- * Applies `command` at `context.revision`.
+ * Applies `command` at `context.revision`. A write that meets another transaction's intent
+ * changes nothing and returns `locked`; while no intent exists that check costs nothing.
  *
  * @throws {AspenError} for an expected failure (`lease_not_found`, `limit_exceeded`,
  * `request_too_large`).
  */
 export function execute(
   store: KvStore,
+  txns: TxnStore,
   context: EntryContext,
   command: Command,
   counters: OccCounters,
 ): ApplyResult {
   const revision = context.revision;
+  if (txns.intentCount > 0) {
+    const locked = lockedBy(txns, command);
+    if (locked !== null) return { type: "locked", revision, ...locked };
+  }
   switch (command.type) {
     case "put": {
       const { kv, prev } = store.put(context, command);
@@ -79,6 +91,10 @@ export function execute(
       return { type: "meta", revision, name: command.name };
     case "noop":
       return { type: "noop", revision };
+    case "txnPrepare":
+    case "txnDecide":
+    case "txnResolve":
+      return executeTxnPhase(store, txns, context, command);
   }
 }
 
@@ -110,52 +126,8 @@ function executeTxn(
   const succeeded = command.compare.every((compare) =>
     evaluateCompare(compare, store.get(compare.key))
   );
-  const ops = succeeded ? command.success : command.failure;
-  const results: TxnOpResult[] = [];
-  let bytes = 0;
-  for (const op of ops) {
-    const result = executeTxnOp(store, context, op);
-    bytes += txnOpResultBytes(result);
-    if (bytes > TXN_RESPONSE_BYTES_MAX) {
-      throw new AspenError(
-        "request_too_large",
-        `Cannot run txn: its results exceed ${TXN_RESPONSE_BYTES_MAX} bytes; read less per txn`,
-        { limit: TXN_RESPONSE_BYTES_MAX },
-      );
-    }
-    results.push(result);
-  }
-  assert(results.length === ops.length, "executeTxn: one result per op of the branch");
+  const results = runTxnOps(store, context, succeeded ? command.success : command.failure);
   return { type: "txn", revision: context.revision, succeeded, results };
-}
-
-function executeTxnOp(store: KvStore, context: EntryContext, op: TxnOp): TxnOpResult {
-  switch (op.type) {
-    case "put": {
-      const { kv, prev } = store.put(context, op);
-      return { type: "put", version: kv.version, prevKv: op.prevKv ? prev : null };
-    }
-    case "delete": {
-      const prev = store.remove(context, op.key);
-      return { type: "delete", deleted: prev === null ? 0 : 1, prevKv: op.prevKv ? prev : null };
-    }
-    case "get":
-      return { type: "get", kv: store.get(op.key) };
-    case "range":
-      return { type: "range", ...readRange(store, op.request, RANGE_RESPONSE_BYTES_MAX) };
-  }
-}
-
-/** The response bytes of one txn op result, counted like range pages. */
-export function txnOpResultBytes(result: TxnOpResult): number {
-  const kvs: readonly (KeyValue | null)[] = result.type === "range"
-    ? result.kvs
-    : result.type === "get"
-    ? [result.kv]
-    : [result.prevKv];
-  let bytes = 0;
-  for (const kv of kvs) if (kv !== null) bytes += kvResponseBytes(kv);
-  return bytes;
 }
 
 function executeOptimistic(

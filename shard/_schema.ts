@@ -14,8 +14,11 @@ import { storageFailureKind } from "./storage_failure.ts";
 import { verifyRows } from "./_kv_store.ts";
 import { STATE_MACHINE_WAL_CHECKPOINT_PAGES } from "./limits.ts";
 
-/** The schema version stored in `sys`; bump it with a migration when the schema changes. */
-export const SCHEMA_VERSION = 1;
+/**
+ * The schema version stored in `sys`; bump it with a migration when the schema changes.
+ * Version 2 added the cross-shard transaction tables ({@linkcode migrateSchema}).
+ */
+export const SCHEMA_VERSION = 2;
 
 /** The names of the integer rows of the `sys` table. */
 export type SysName =
@@ -34,8 +37,8 @@ const SYS_INITIAL: readonly [SysName, number][] = [
   ["conflicts", 0],
 ];
 
-/** The exact CREATE statements, as SQLite keeps them in sqlite_schema, keyed by name. */
-const SCHEMA: ReadonlyMap<string, string> = new Map([
+/** The exact CREATE statements of version 1, as SQLite keeps them in sqlite_schema. */
+const SCHEMA_V1: ReadonlyMap<string, string> = new Map([
   [
     "kv",
     "CREATE TABLE kv (key BLOB PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL, " +
@@ -63,6 +66,47 @@ const SCHEMA: ReadonlyMap<string, string> = new Map([
     "bytes INTEGER NOT NULL, PRIMARY KEY (revision, seq)) WITHOUT ROWID",
   ],
 ]);
+
+/**
+ * The tables version 2 added: cross-shard transaction intents (one lock per key), the home
+ * shard's transaction records, and each participant's row (its branches as JSON, and after
+ * the resolve the op results as JSON). The partial indexes order the resolved ones for
+ * retention (TXN_RECORDS_RETAIN).
+ */
+const SCHEMA_TXN: ReadonlyMap<string, string> = new Map([
+  [
+    "txn_intent",
+    "CREATE TABLE txn_intent (key BLOB PRIMARY KEY, txn_id TEXT NOT NULL, " +
+    "home INTEGER NOT NULL) WITHOUT ROWID",
+  ],
+  ["txn_intent_by_txn", "CREATE INDEX txn_intent_by_txn ON txn_intent (txn_id, key)"],
+  [
+    "txn_record",
+    "CREATE TABLE txn_record (txn_id TEXT PRIMARY KEY, status TEXT NOT NULL, " +
+    "home INTEGER NOT NULL, participants TEXT NOT NULL, branch TEXT, " +
+    "deadline_ms INTEGER NOT NULL, created_revision INTEGER NOT NULL, " +
+    "decided_revision INTEGER, reason TEXT NOT NULL) WITHOUT ROWID",
+  ],
+  [
+    "txn_record_by_decided",
+    "CREATE INDEX txn_record_by_decided ON txn_record (decided_revision, txn_id) " +
+    "WHERE decided_revision IS NOT NULL",
+  ],
+  [
+    "txn_participant",
+    "CREATE TABLE txn_participant (txn_id TEXT PRIMARY KEY, home INTEGER NOT NULL, " +
+    "state TEXT NOT NULL, prepared TEXT NOT NULL, success TEXT NOT NULL, " +
+    "failure TEXT NOT NULL, results TEXT, resolved_revision INTEGER) WITHOUT ROWID",
+  ],
+  [
+    "txn_participant_by_resolved",
+    "CREATE INDEX txn_participant_by_resolved ON txn_participant (resolved_revision, txn_id) " +
+    "WHERE resolved_revision IS NOT NULL",
+  ],
+]);
+
+/** Every CREATE statement of the current version, keyed by name. */
+const SCHEMA: ReadonlyMap<string, string> = new Map([...SCHEMA_V1, ...SCHEMA_TXN]);
 
 /** How hard SQLite syncs commits (the state machine can be rebuilt from the Raft log). */
 export type Synchronous = "normal" | "full";
@@ -135,7 +179,30 @@ function prepareSchema(db: DatabaseSync, options: OpenOptions): void {
     createSchema(db);
     return;
   }
+  migrateSchema(db);
   verifyDatabase(db, options);
+}
+
+/**
+ * Brings a database written by an older version up to SCHEMA_VERSION, in one transaction:
+ * version 1 gains the (empty) cross-shard transaction tables. A database of the current
+ * version is left alone; anything else is left for {@linkcode verifyDatabase} to refuse.
+ */
+export function migrateSchema(db: DatabaseSync): void {
+  const sys = db.prepare("SELECT name FROM sqlite_schema WHERE name = 'sys'").get();
+  if (sys === undefined) return;
+  const row = db.prepare("SELECT value FROM sys WHERE name = 'schema_version'").get();
+  if (row?.value !== 1) return;
+  db.exec("BEGIN");
+  try {
+    for (const sql of SCHEMA_TXN.values()) db.exec(sql);
+    db.prepare("UPDATE sys SET value = ? WHERE name = 'schema_version'").run(SCHEMA_VERSION);
+    db.exec("COMMIT");
+  } catch (error) {
+    if (db.isTransaction) db.exec("ROLLBACK");
+    throw error;
+  }
+  assert(readSys(db, "schema_version") === SCHEMA_VERSION, "migrateSchema: version is current");
 }
 
 function createSchema(db: DatabaseSync): void {

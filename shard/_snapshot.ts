@@ -13,7 +13,8 @@ import { assert } from "../raft/mod.ts";
 import { AspenError } from "./errors.ts";
 import { integer, kvFromRow } from "./_kv_store.ts";
 import { metaChecksum, verifyChecksum } from "./_row_checksum.ts";
-import { readSys, verifyDatabase } from "./_schema.ts";
+import { migrateSchema, readSys, verifyDatabase } from "./_schema.ts";
+import { hashTxnRows } from "./_txn_store.ts";
 
 const SQLITE_MAGIC = "SQLite format 3\u0000";
 const HEADER_WRITE_VERSION_OFFSET = 18;
@@ -56,6 +57,8 @@ export function checkSnapshot(bytes: Uint8Array): number {
   let memory: DatabaseSync | null = null;
   try {
     memory = openMemoryCopy(bytes);
+    // A snapshot sent by a replica of the previous version is migrated like its files are.
+    migrateSchema(memory);
     verifyDatabase(memory, { path: "snapshot", isRowCheckNeeded: true });
     return readSys(memory, "last_applied");
   } catch (error) {
@@ -91,8 +94,10 @@ export function openMemoryCopy(bytes: Uint8Array): DatabaseSync {
  *
  * The dump is text lines: a version line, `last_applied`, `optimistic_txns` and `conflicts`
  * lines, then one `kv` line per key in key byte order, one `lease` line per lease by id
- * (with its key count), and one `meta` line per record by name, each a JSON array. The
- * reference model in tests/ writes the same dump.
+ * (with its key count), and one `meta` line per record by name, each a JSON array; then the
+ * cross-shard transaction rows (`intent`, `txn`, `participant` lines, see
+ * {@linkcode hashTxnRows}), of which a shard without any has none. The reference model in
+ * tests/ writes the same dump (it has no cross-shard transactions).
  */
 export function stateHash(db: DatabaseSync): string {
   const steps = stateHashSteps(db);
@@ -138,5 +143,6 @@ export function* stateHashSteps(db: DatabaseSync): Generator<void, string> {
     verifyChecksum(row.crc, metaChecksum(row.name, value), `meta record "${row.name}"`);
     hash.update(`meta ${JSON.stringify([row.name, value])}\n`);
   }
+  yield* hashTxnRows(db, hash);
   return hash.digest("hex");
 }

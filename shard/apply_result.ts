@@ -7,6 +7,7 @@
  */
 
 import { AspenError, type ErrorCode, type ErrorDetails } from "./errors.ts";
+import type { TxnBranch, TxnOutcome } from "./command.ts";
 import type { KeyValue } from "./key_value.ts";
 
 /** The page a range read returns. */
@@ -57,6 +58,55 @@ export type TxnOpResult =
   | { readonly type: "get"; readonly kv: KeyValue | null }
   | ({ readonly type: "range" } & RangeResult);
 
+/** The cross-shard transaction that holds an intent (a lock) on a key. */
+export interface TxnHolder {
+  /** The transaction's id. */
+  readonly txnId: string;
+  /** The shard that holds its record: where a pusher reads or decides it. */
+  readonly home: number;
+}
+
+/** The status of a cross-shard transaction's record. */
+export type TxnStatus = "pending" | "committed" | "aborted";
+
+/** A cross-shard transaction's record, kept by its home shard. */
+export interface TxnRecord {
+  readonly txnId: string;
+  /** Pending until a `txnDecide` sets it; never changes after that. */
+  readonly status: TxnStatus;
+  /**
+   * The home shard. -1 when the record was created by a decide whose prepare never applied on
+   * this shard (a pusher's abort): the state machine does not know its own shard id.
+   */
+  readonly home: number;
+  /** Every participant, ascending; empty for a record created by a decide. */
+  readonly participants: readonly number[];
+  /** The branch that runs; null unless committed. */
+  readonly branch: TxnBranch | null;
+  /** The coordinator's wall clock ms after which a pusher may abort it; 0 when unknown. */
+  readonly deadlineMs: number;
+  /** The revision of the entry that created the record. */
+  readonly createdRevision: number;
+  /** The revision of the decide that ended it; null while pending. */
+  readonly decidedRevision: number | null;
+  /** Why it was decided ("" while pending or for a commit without a reason). */
+  readonly reason: string;
+}
+
+/** The state of a participant shard's part of a cross-shard transaction. */
+export type TxnParticipantState = "prepared" | "committed" | "aborted";
+
+/** A participant shard's row of a cross-shard transaction. */
+export interface TxnParticipantRow {
+  readonly txnId: string;
+  /** The transaction's home shard. */
+  readonly home: number;
+  /** Prepared (holding intents) until a resolve sets committed or aborted. */
+  readonly state: TxnParticipantState;
+  /** The revision of the resolve (or the abort) that ended it; null while prepared. */
+  readonly resolvedRevision: number | null;
+}
+
 /** The result of applying one entry; `revision` is the entry's log index. */
 export type ApplyResult =
   | {
@@ -96,6 +146,45 @@ export type ApplyResult =
   }
   | { readonly type: "meta"; readonly revision: number; readonly name: string }
   | { readonly type: "noop"; readonly revision: number }
+  | {
+    readonly type: "txnPrepared";
+    readonly revision: number;
+    readonly ok: true;
+    /** Whether every compare of this shard held. */
+    readonly compareSucceeded: boolean;
+    /** The first optimistic read of this shard that no longer holds. */
+    readonly conflict: Conflict | null;
+  }
+  | {
+    readonly type: "txnPrepared";
+    readonly revision: number;
+    readonly ok: false;
+    /** `locked`: another transaction holds `key`; `aborted`: the txn was aborted already. */
+    readonly reason: "locked" | "aborted";
+    readonly key: string | null;
+    readonly holder: TxnHolder | null;
+  }
+  | {
+    readonly type: "txnDecided";
+    readonly revision: number;
+    /** The record's status after the command (a lost race shows the winner's). */
+    readonly status: "committed" | "aborted";
+    readonly branch: TxnBranch | null;
+  }
+  | {
+    readonly type: "txnResolved";
+    readonly revision: number;
+    readonly outcome: TxnOutcome;
+    /** The results of the branch's ops on this shard, in order; empty on abort. */
+    readonly results: readonly TxnOpResult[];
+  }
+  /** A write met another transaction's intent on `key` and changed nothing: push, retry. */
+  | {
+    readonly type: "locked";
+    readonly revision: number;
+    readonly key: string;
+    readonly holder: TxnHolder;
+  }
   /** The entry was at or below the applied index and was not applied again. */
   | { readonly type: "skipped"; readonly revision: number }
   | {
@@ -120,7 +209,9 @@ export function errorResult(revision: number, error: AspenError): ApplyResult {
 /**
  * The error a client should see for a result, or null when the result is a success.
  *
- * A `conflict` becomes an `AspenError("conflict")` whose details are the {@linkcode Conflict}.
+ * A `conflict` becomes an `AspenError("conflict")` whose details are the {@linkcode Conflict};
+ * a `locked` one becomes a `conflict` naming the key and the holder (`key`, `holderTxnId`,
+ * `home`), so a caller that does not push still answers a clear, retryable 409.
  */
 export function applyResultError(result: ApplyResult): AspenError | null {
   if (result.type === "error") return new AspenError(result.code, result.message, result.details);
@@ -128,6 +219,15 @@ export function applyResultError(result: ApplyResult): AspenError | null {
     const { type: _type, revision: _revision, ...conflict } = result;
     const message = `Cannot commit optimistic txn: ${describeConflict(conflict)}`;
     return new AspenError("conflict", message, conflict);
+  }
+  if (result.type === "locked") {
+    const { key, holder } = result;
+    return new AspenError(
+      "conflict",
+      `Cannot write key "${key}": it is locked by cross-shard txn "${holder.txnId}" ` +
+        `(home shard ${holder.home}); retry`,
+      { key, holderTxnId: holder.txnId, home: holder.home },
+    );
   }
   return null;
 }

@@ -27,8 +27,12 @@ import {
   OPTIMISTIC_READS_MAX,
   OPTIMISTIC_WRITES_MAX,
   RANGE_LIMIT_MAX,
+  TXN_ID_CHARS_MAX,
   TXN_OPS_MAX,
+  TXN_REASON_BYTES_MAX,
+  TXN_SHARDS_MAX,
 } from "./limits.ts";
+import { ROUTER_SHARDS_MAX } from "./router.ts";
 
 /** What a compare looks at. */
 export type CompareTarget = "value" | "version" | "createRevision" | "modRevision" | "lease";
@@ -109,6 +113,61 @@ export type WriteOp =
   | { readonly op: "set"; readonly key: string; readonly value: string }
   | { readonly op: "delete"; readonly key: string };
 
+/** How a cross-shard transaction ends. */
+export type TxnOutcome = "commit" | "abort";
+/** The branch of a cross-shard transaction that runs when it commits. */
+export type TxnBranch = "success" | "failure";
+
+/**
+ * Phase 1 of a cross-shard transaction, on each participant: check this shard's compares and
+ * reads, and lock every key the transaction names on this shard with an intent. On the home
+ * shard it also creates the transaction record.
+ */
+export interface TxnPrepareCommand {
+  readonly type: "txnPrepare";
+  /** The coordinator's id of the transaction, unique cluster-wide (printable ASCII). */
+  readonly txnId: string;
+  /**
+   * The shard this prepare is addressed to. A state machine does not know its own shard id, and
+   * it must know whether it is the home shard (which creates the record).
+   */
+  readonly shard: number;
+  /** The shard that holds the transaction record (the shard of the smallest key). */
+  readonly home: number;
+  /** Every participant shard, ascending; holds `home`. */
+  readonly participants: readonly number[];
+  /** Coordinator wall clock ms after which a pusher may abort the transaction. */
+  readonly deadlineMs: number;
+  /** This shard's compares. */
+  readonly compare: readonly Compare[];
+  /** This shard's optimistic reads. */
+  readonly reads: readonly ReadRecord[];
+  /** This shard's ops of the success branch, in request order (no range ops). */
+  readonly success: readonly TxnOp[];
+  /** This shard's ops of the failure branch, in request order (no range ops). */
+  readonly failure: readonly TxnOp[];
+}
+
+/** Phase 2, on the home shard only: the commit point (or a pusher's abort). */
+export interface TxnDecideCommand {
+  readonly type: "txnDecide";
+  readonly txnId: string;
+  readonly outcome: TxnOutcome;
+  /** The branch to run when `outcome` is commit; null for abort. */
+  readonly branch: TxnBranch | null;
+  /** Why, as in "conflict", "locked", "deadline", "pushed"; may be empty for a commit. */
+  readonly reason: string;
+}
+
+/** Phase 3, on every participant: apply the decided outcome and release the intents. */
+export interface TxnResolveCommand {
+  readonly type: "txnResolve";
+  readonly txnId: string;
+  readonly outcome: TxnOutcome;
+  /** The branch to run when `outcome` is commit; null for abort. */
+  readonly branch: TxnBranch | null;
+}
+
 /** Every command a shard's log carries. */
 export type Command =
   | {
@@ -136,7 +195,10 @@ export type Command =
   | { readonly type: "leaseRevoke"; readonly id: number }
   | { readonly type: "leaseExpire"; readonly ids: readonly number[] }
   | { readonly type: "meta"; readonly name: string; readonly value: string }
-  | { readonly type: "noop" };
+  | { readonly type: "noop" }
+  | TxnPrepareCommand
+  | TxnDecideCommand
+  | TxnResolveCommand;
 
 /** The `type` of a command. */
 export type CommandType = Command["type"];
@@ -166,6 +228,11 @@ export function isDeleteOnly(command: Command): boolean {
       return [...command.success, ...command.failure].every((op) => op.type !== "put");
     case "optimisticTxn":
       return command.writes.every((write) => write.op === "delete");
+    case "txnDecide":
+    case "txnResolve":
+      // An abort only releases intents; letting it through frees the keys it locked.
+      return command.outcome === "abort";
+    case "txnPrepare":
     case "put":
     case "multiPut":
     case "leaseGrant":
@@ -207,6 +274,15 @@ export function validateCommand(command: Command): void {
       return validateMeta(command.name, command.value);
     case "noop":
       return;
+    case "txnPrepare":
+      return validateTxnPrepare(command);
+    case "txnDecide":
+      validateTxnId(command.txnId, "decide txn");
+      validateOutcome(command, "decide txn");
+      return validateReason(command.txnId, command.reason);
+    case "txnResolve":
+      validateTxnId(command.txnId, "resolve txn");
+      return validateOutcome(command, "resolve txn");
   }
   const unknown: { type?: unknown } = command;
   throw new AspenError("bad_request", `Cannot run command "${String(unknown.type)}": unknown type`);
@@ -367,6 +443,121 @@ function validateMeta(name: string, value: string): void {
       `Cannot write meta record "${name}": value is ${bytes} bytes but the limit is ` +
         `${META_VALUE_BYTES_MAX}`,
       { bytes, limit: META_VALUE_BYTES_MAX },
+    );
+  }
+}
+
+function validateTxnPrepare(command: TxnPrepareCommand): void {
+  const action = "prepare txn";
+  validateTxnId(command.txnId, action);
+  validateShardId(command.shard, action, "shard");
+  validateShardId(command.home, action, "home");
+  validateList(command.participants, { max: TXN_SHARDS_MAX, action, field: "participants" });
+  command.participants.forEach((shard, i) => {
+    validateShardId(shard, action, "participant");
+    const previous = command.participants[i - 1];
+    if (previous !== undefined && previous >= shard) {
+      throw new AspenError(
+        "bad_request",
+        `Cannot ${action} "${command.txnId}": participants are not in ascending order`,
+      );
+    }
+  });
+  for (const [field, shard] of [["home", command.home], ["shard", command.shard]] as const) {
+    if (!command.participants.includes(shard)) {
+      throw new AspenError(
+        "bad_request",
+        `Cannot ${action} "${command.txnId}": ${field} ${shard} is not a participant`,
+      );
+    }
+  }
+  validateCount(command.deadlineMs, { min: 0, action, field: "deadlineMs" });
+  validateList(command.compare, { max: TXN_OPS_MAX, action, field: "compare" });
+  validateList(command.reads, { max: OPTIMISTIC_READS_MAX, action, field: "reads" });
+  validateList(command.success, { max: OPTIMISTIC_WRITES_MAX, action, field: "success" });
+  validateList(command.failure, { max: OPTIMISTIC_WRITES_MAX, action, field: "failure" });
+  for (const item of command.compare) validateCompare(item);
+  for (const read of command.reads) validateRead(read, action);
+  for (const op of [...command.success, ...command.failure]) {
+    validateTxnOp(op);
+    if (op.type === "range") {
+      throw new AspenError(
+        "bad_request",
+        `Cannot ${action} "${command.txnId}": a range op cannot run in a cross-shard txn`,
+        { op: "range" },
+      );
+    }
+  }
+}
+
+function validateTxnId(txnId: unknown, action: string): void {
+  if (typeof txnId !== "string" || txnId.length === 0) {
+    throw new AspenError("bad_request", `Cannot ${action}: txnId is empty or not a string`);
+  }
+  if (txnId.length > TXN_ID_CHARS_MAX) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action}: txnId has ${txnId.length} characters but the limit is ` +
+        `${TXN_ID_CHARS_MAX} (TXN_ID_CHARS_MAX)`,
+      { limit: TXN_ID_CHARS_MAX, name: "TXN_ID_CHARS_MAX" },
+    );
+  }
+  if (!/^[\x21-\x7e]+$/.test(txnId)) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action}: txnId "${txnId}" is not printable ASCII without spaces`,
+    );
+  }
+}
+
+function validateShardId(shard: unknown, action: string, field: string): void {
+  validateCount(shard, { min: 0, action, field });
+  if (shard >= ROUTER_SHARDS_MAX) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action}: ${field} is shard ${shard} but shard ids are below ${ROUTER_SHARDS_MAX}`,
+    );
+  }
+}
+
+function validateOutcome(
+  command: { readonly txnId: string; readonly outcome: unknown; readonly branch: unknown },
+  action: string,
+): void {
+  const { txnId, outcome, branch } = command;
+  if (outcome === "commit") {
+    if (branch !== "success" && branch !== "failure") {
+      throw new AspenError(
+        "bad_request",
+        `Cannot ${action} "${txnId}": a commit names the branch "success" or "failure", ` +
+          `not ${JSON.stringify(branch)}`,
+      );
+    }
+    return;
+  }
+  if (outcome !== "abort") {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action} "${txnId}": outcome is ${JSON.stringify(outcome)}, not commit or abort`,
+    );
+  }
+  if (branch !== null) {
+    throw new AspenError("bad_request", `Cannot ${action} "${txnId}": an abort names no branch`);
+  }
+}
+
+function validateReason(txnId: string, reason: unknown): void {
+  if (typeof reason !== "string") {
+    throw new AspenError("bad_request", `Cannot decide txn "${txnId}": reason is not a string`);
+  }
+  validateText(reason, "decide txn: the reason");
+  const bytes = utf8ByteLength(reason);
+  if (bytes > TXN_REASON_BYTES_MAX) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot decide txn "${txnId}": the reason is ${bytes} bytes but the limit is ` +
+        `${TXN_REASON_BYTES_MAX} (TXN_REASON_BYTES_MAX)`,
+      { limit: TXN_REASON_BYTES_MAX, name: "TXN_REASON_BYTES_MAX" },
     );
   }
 }

@@ -11,7 +11,8 @@
  * lagging followers entries written before the change. A new tag rather than a new format byte
  * keeps every other command readable by a replica that does not know the new layout yet. Tag 5
  * is the optimistic transaction whose reads carry only a version (the layout before reads could
- * name a modRevision and a revision); tag 11 replaced it.
+ * name a modRevision and a revision); tag 11 replaced it. Tags 12 to 14 are the phases of a
+ * cross-shard transaction (txnPrepare, txnDecide, txnResolve).
  */
 
 import { assert } from "../raft/mod.ts";
@@ -24,7 +25,10 @@ import {
   type PutItem,
   type RangeRequest,
   type ReadRecord,
+  type TxnBranch,
   type TxnOp,
+  type TxnOutcome,
+  type TxnPrepareCommand,
   validateCommand,
   type WriteOp,
 } from "./command.ts";
@@ -46,6 +50,9 @@ const COMMAND_TAGS: readonly Command["type"][] = [
   "meta",
   "noop",
   "optimisticTxn", // Reads are (key, modRevision?, version?, revision?).
+  "txnPrepare",
+  "txnDecide",
+  "txnResolve",
 ];
 /** The tag of the optimistic transaction whose reads carry only a version. */
 const OPTIMISTIC_VERSION_ONLY_TAG = 5;
@@ -58,6 +65,9 @@ const TARGETS: readonly Compare["target"][] = [
 ];
 const OPS: readonly CompareOp[] = ["=", "!=", "<", ">"];
 const TXN_OP_TAGS: readonly TxnOp["type"][] = ["put", "delete", "get", "range"];
+const OUTCOMES: readonly TxnOutcome[] = ["commit", "abort"];
+/** A nullable branch: tag 0 is null. */
+const BRANCHES: readonly (TxnBranch | null)[] = [null, "success", "failure"];
 
 /**
  * Encodes a command for a Raft entry, after validating it.
@@ -133,12 +143,7 @@ function writeFields(writer: ByteWriter, command: Command): void {
       writeList(writer, command.success, (op) => writeTxnOp(writer, op));
       return writeList(writer, command.failure, (op) => writeTxnOp(writer, op));
     case "optimisticTxn":
-      writeList(writer, command.reads, (read) => {
-        writer.string(read.key);
-        writeNullableUint(writer, read.modRevision);
-        writeNullableUint(writer, read.version);
-        writeNullableUint(writer, read.revision);
-      });
+      writeList(writer, command.reads, (read) => writeRead(writer, read));
       return writeList(writer, command.writes, (write) => writeWriteOp(writer, write));
     case "leaseGrant":
       return writer.uint(command.ttlSeconds);
@@ -151,6 +156,17 @@ function writeFields(writer: ByteWriter, command: Command): void {
       return writer.string(command.value);
     case "noop":
       return;
+    case "txnPrepare":
+      return writeTxnPrepare(writer, command);
+    case "txnDecide":
+      writer.string(command.txnId);
+      writer.u8(OUTCOMES.indexOf(command.outcome));
+      writer.u8(BRANCHES.indexOf(command.branch));
+      return writer.string(command.reason);
+    case "txnResolve":
+      writer.string(command.txnId);
+      writer.u8(OUTCOMES.indexOf(command.outcome));
+      return writer.u8(BRANCHES.indexOf(command.branch));
   }
 }
 
@@ -170,12 +186,7 @@ function readFields(reader: ByteReader, type: Command["type"]): Command {
       return { type, compare, success, failure: readList(reader, () => readTxnOp(reader)) };
     }
     case "optimisticTxn": {
-      const reads = readList(reader, (): ReadRecord => ({
-        key: readString(reader),
-        modRevision: readNullableUint(reader),
-        version: readNullableUint(reader),
-        revision: readNullableUint(reader),
-      }));
+      const reads = readList(reader, () => readRead(reader));
       return { type, reads, writes: readList(reader, () => readWriteOp(reader)) };
     }
     case "leaseGrant":
@@ -188,7 +199,72 @@ function readFields(reader: ByteReader, type: Command["type"]): Command {
       return { type, name: readString(reader), value: readString(reader) };
     case "noop":
       return { type };
+    case "txnPrepare":
+      return readTxnPrepare(reader);
+    case "txnDecide": {
+      const txnId = readString(reader);
+      const outcome = pick(OUTCOMES, reader.u8(), "txn outcome");
+      const branch = pick(BRANCHES, reader.u8(), "txn branch");
+      return { type, txnId, outcome, branch, reason: readString(reader) };
+    }
+    case "txnResolve": {
+      const txnId = readString(reader);
+      const outcome = pick(OUTCOMES, reader.u8(), "txn outcome");
+      return { type, txnId, outcome, branch: pick(BRANCHES, reader.u8(), "txn branch") };
+    }
   }
+}
+
+function writeTxnPrepare(writer: ByteWriter, command: TxnPrepareCommand): void {
+  writer.string(command.txnId);
+  writer.uint(command.shard);
+  writer.uint(command.home);
+  writeList(writer, command.participants, (shard) => writer.uint(shard));
+  writer.uint(command.deadlineMs);
+  writeList(writer, command.compare, (compare) => writeCompare(writer, compare));
+  writeList(writer, command.reads, (read) => writeRead(writer, read));
+  writeList(writer, command.success, (op) => writeTxnOp(writer, op));
+  writeList(writer, command.failure, (op) => writeTxnOp(writer, op));
+}
+
+function readTxnPrepare(reader: ByteReader): TxnPrepareCommand {
+  const txnId = readString(reader);
+  const shard = reader.uint();
+  const home = reader.uint();
+  const participants = readList(reader, () => reader.uint());
+  const deadlineMs = reader.uint();
+  const compare = readList(reader, () => readCompare(reader));
+  const reads = readList(reader, () => readRead(reader));
+  const success = readList(reader, () => readTxnOp(reader));
+  const failure = readList(reader, () => readTxnOp(reader));
+  return {
+    type: "txnPrepare",
+    txnId,
+    shard,
+    home,
+    participants,
+    deadlineMs,
+    compare,
+    reads,
+    success,
+    failure,
+  };
+}
+
+function writeRead(writer: ByteWriter, read: ReadRecord): void {
+  writer.string(read.key);
+  writeNullableUint(writer, read.modRevision);
+  writeNullableUint(writer, read.version);
+  writeNullableUint(writer, read.revision);
+}
+
+function readRead(reader: ByteReader): ReadRecord {
+  return {
+    key: readString(reader),
+    modRevision: readNullableUint(reader),
+    version: readNullableUint(reader),
+    revision: readNullableUint(reader),
+  };
 }
 
 /** An optimistic transaction of tag 5, whose reads are (key, version). */

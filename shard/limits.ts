@@ -84,6 +84,18 @@ export const WATCH_BUFFER_BYTES_MAX = 8 * MIB;
 /** The most watchers of one shard. */
 export const WATCHERS_MAX = 1024;
 
+/** The longest cross-shard transaction id (`<nodeId>.<wallMs>.<seq>`), in ASCII characters. */
+export const TXN_ID_CHARS_MAX = 64;
+/** The most shards one cross-shard transaction may touch (its participants). */
+export const TXN_SHARDS_MAX = 16;
+/**
+ * Resolved cross-shard transactions a shard remembers (home records and participant rows,
+ * each counted apart); past it the oldest resolved ones are dropped at apply, in order.
+ */
+export const TXN_RECORDS_RETAIN = 10_000;
+/** The longest reason of a cross-shard transaction decision, in UTF-8 bytes. */
+export const TXN_REASON_BYTES_MAX = 256;
+
 /** The largest kv as counted in a response: the biggest key and value plus the overhead. */
 export const KV_RESPONSE_BYTES_MAX: number = KEY_BYTES_MAX + VALUE_BYTES_MAX +
   KV_RESPONSE_OVERHEAD_BYTES;
@@ -98,6 +110,8 @@ assert(WATCH_EVENT_BYTES_MAX <= WATCH_BUFFER_BYTES_MAX, "a single event must fit
 assert(WATCH_EVENT_BYTES_MAX <= WATCH_HISTORY_BYTES_MAX, "a single event must fit history");
 assert(WATCH_BUFFER_EVENTS_MAX < WATCH_HISTORY_EVENTS_MAX, "buffers are smaller than history");
 assert(LEASE_TTL_SECONDS_MIN <= LEASE_TTL_SECONDS_MAX, "lease ttl bounds are ordered");
+assert(TXN_OPS_MAX <= OPTIMISTIC_WRITES_MAX, "a prepare's branch holds any txn's or writes");
+assert(TXN_SHARDS_MAX >= 2, "a cross-shard transaction may touch two shards");
 assert(LEASE_EXPIRE_IDS_MAX <= LEASES_MAX, "an expire command names at most all leases");
 assert(
   COMMITTED_ENTRIES_PER_READY_MAX <= APPLY_BATCH_ENTRIES_MAX,

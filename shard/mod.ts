@@ -50,7 +50,12 @@ export {
   type PutItem,
   type RangeRequest,
   type ReadRecord,
+  type TxnBranch,
+  type TxnDecideCommand,
   type TxnOp,
+  type TxnOutcome,
+  type TxnPrepareCommand,
+  type TxnResolveCommand,
   validateCommand,
   validateRangeRequest,
   type WriteOp,
@@ -63,7 +68,12 @@ export {
   describeConflict,
   type LeaseGrant,
   type RangeResult,
+  type TxnHolder,
   type TxnOpResult,
+  type TxnParticipantRow,
+  type TxnParticipantState,
+  type TxnRecord,
+  type TxnStatus,
 } from "./apply_result.ts";
 export { evaluateCompare } from "./compare.ts";
 export { leaseError, type LeaseFault, leaseFaultOf } from "./lease_error.ts";
@@ -79,6 +89,7 @@ export {
   type StateMachineOptions,
 } from "./state_machine.ts";
 export type { Synchronous } from "./_schema.ts";
+export type { IntentEntry } from "./_txn_store.ts";
 export {
   type EventCursor,
   type HistoryEvent,

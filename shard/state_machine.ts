@@ -18,6 +18,9 @@ import {
   errorResult,
   type LeaseGrant,
   type RangeResult,
+  type TxnHolder,
+  type TxnParticipantRow,
+  type TxnRecord,
 } from "./apply_result.ts";
 import { type Command, type RangeRequest, validateCount, validateRangeRequest } from "./command.ts";
 import { decodeCommand } from "./command_codec.ts";
@@ -27,7 +30,13 @@ import {
   FatalStorageError,
   storageFailureKind,
 } from "./storage_failure.ts";
-import { type KeyRange, type KeyValue, validateKey } from "./key_value.ts";
+import {
+  type KeyRange,
+  keyRangeBounds,
+  type KeyValue,
+  validateKey,
+  validateKeyRange,
+} from "./key_value.ts";
 import {
   APPLY_BATCH_ENTRIES_MAX,
   RANGE_LIMIT_MAX,
@@ -47,7 +56,8 @@ import { execute, needsSavepoint, type OccCounters } from "./_executor.ts";
 import { History, type HistoryCounters, type HistoryLimits } from "./_history.ts";
 import { type EntryContext, KvStore } from "./_kv_store.ts";
 import { readRange } from "./_range.ts";
-import { openDatabase, readSys, type Synchronous } from "./_schema.ts";
+import { migrateSchema, openDatabase, readSys, type Synchronous } from "./_schema.ts";
+import { type IntentEntry, TxnStore } from "./_txn_store.ts";
 import {
   checkSnapshot,
   openMemoryCopy,
@@ -140,6 +150,7 @@ export class StateMachine {
   readonly #hub: WatchHub;
   #db: DatabaseSync;
   #store: KvStore;
+  #txns: TxnStore;
   #history: History;
   #lastApplied = 0;
   #occ: OccCounters = { optimisticTxns: 0, conflicts: 0 };
@@ -150,6 +161,7 @@ export class StateMachine {
     this.#options = options;
     this.#db = db;
     this.#store = new KvStore(db);
+    this.#txns = new TxnStore(db);
     this.#history = this.#newHistory();
     this.#load();
     this.#hub = new WatchHub({
@@ -283,6 +295,58 @@ export class StateMachine {
     return this.#store.getMeta(name);
   }
 
+  /**
+   * The cross-shard transaction holding an intent on `key`, or null: a reader that meets one
+   * must push the holder before it answers.
+   *
+   * @throws {AspenError} `bad_request` or `key_too_large` for a bad key.
+   */
+  intentOf(key: string): TxnHolder | null {
+    this.#assertOpen();
+    validateKey(key, "read intent");
+    return this.#txns.intentOf(key);
+  }
+
+  /**
+   * The intents within `range`, in key order, at most `limit` (1..RANGE_LIMIT_MAX).
+   *
+   * @throws {AspenError} `bad_request` or `key_too_large` for a bad range or limit.
+   */
+  intentsIn(range: KeyRange, limit: number): IntentEntry[] {
+    this.#assertOpen();
+    validateKeyRange(range, "read intents");
+    validateCount(limit, { min: 1, action: "read intents", field: "limit" });
+    if (limit > RANGE_LIMIT_MAX) {
+      throw new AspenError(
+        "bad_request",
+        `Cannot read intents: limit is ${limit} but the maximum is ${RANGE_LIMIT_MAX}`,
+        { limit: RANGE_LIMIT_MAX },
+      );
+    }
+    return this.#txns.intentsIn(keyRangeBounds(range), limit);
+  }
+
+  /** How many keys cross-shard transactions hold locked on this shard. */
+  intentCount(): number {
+    this.#assertOpen();
+    return this.#txns.intentCount;
+  }
+
+  /** The record of cross-shard transaction `txnId` when this is its home shard, or null. */
+  txnRecord(txnId: string): TxnRecord | null {
+    this.#assertOpen();
+    return this.#txns.record(txnId);
+  }
+
+  /** This shard's row of cross-shard transaction `txnId`, or null. */
+  txnParticipant(txnId: string): TxnParticipantRow | null {
+    this.#assertOpen();
+    const row = this.#txns.participant(txnId);
+    if (row === null) return null;
+    const { txnId: id, home, state, resolvedRevision } = row;
+    return { txnId: id, home, state, resolvedRevision };
+  }
+
   /** Counters of this shard. */
   stats(): ShardStats {
     this.#assertOpen();
@@ -328,6 +392,7 @@ export class StateMachine {
     checkSnapshot(bytes);
     if (this.#options.path === ":memory:") {
       const memory = openMemoryCopy(bytes);
+      migrateSchema(memory);
       const copy = memory.serialize();
       memory.close();
       this.#db.deserialize(copy);
@@ -395,6 +460,7 @@ export class StateMachine {
   /** Rebuilds everything bound to the database handle, and the counters, from the file. */
   #reload(): void {
     this.#store = new KvStore(this.#db);
+    this.#txns = new TxnStore(this.#db);
     this.#history = this.#newHistory();
     this.#load();
   }
@@ -451,7 +517,7 @@ export class StateMachine {
     if (isSavepoint) this.#db.exec("SAVEPOINT entry");
     let result: ApplyResult;
     try {
-      result = execute(this.#store, context, command, this.#occ);
+      result = execute(this.#store, this.#txns, context, command, this.#occ);
       if (isSavepoint) this.#db.exec("RELEASE entry");
     } catch (error) {
       // Damaged storage is never an entry's result: the batch fails and the node stops.
@@ -459,6 +525,8 @@ export class StateMachine {
       if (isSavepoint) this.#db.exec("ROLLBACK TO entry; RELEASE entry");
       else assert(context.seq === 0, "apply: a command without a savepoint fails before writing");
       this.#occ = occ;
+      // The rollback may have undone intents the entry wrote.
+      if (isSavepoint) this.#txns.reload();
       return errorResult(entry.index, error);
     }
     assert(result.revision === entry.index, "apply: the result names its entry");
@@ -484,6 +552,7 @@ export class StateMachine {
 
   #load(): void {
     this.#lastApplied = readSys(this.#db, "last_applied");
+    this.#txns.reload();
     this.#occ = {
       optimisticTxns: readSys(this.#db, "optimistic_txns"),
       conflicts: readSys(this.#db, "conflicts"),

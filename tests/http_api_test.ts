@@ -410,15 +410,16 @@ Deno.test({
         }
         equal((await call(harness, "GET", "/v1/kv/k")).status, 404, "nothing was written");
       });
-      await t.step("a txn over keys of two shards is refused by name", async () => {
+      await t.step("a txn over keys of two shards commits with a txnId", async () => {
         const keys = ["a", "b", "c", "d", "e", "f"];
         const shards = keys.map((key) => harness.node.service.shardOf(key));
         const other = keys.find((_, i) => shards[i] !== shards[0])!;
         const { status, json } = await call(harness, "POST", "/v1/txn", {
           success: [{ put: { key: "a", value: "1" } }, { put: { key: other, value: "2" } }],
         });
-        equal(status, 400);
-        match((json.error as { message: string }).message, /live on different shards/);
+        equal(status, 200, JSON.stringify(json));
+        equal(typeof json.txnId, "string");
+        equal(json.shard, shards[0]);
       });
       await t.step("status and metrics", async () => {
         const { json } = await call(harness, "GET", "/v1/cluster/status");

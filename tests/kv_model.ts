@@ -270,6 +270,11 @@ class Execution {
         return { type: "meta", revision, name: command.name };
       case "noop":
         return { type: "noop", revision };
+      case "txnPrepare":
+      case "txnDecide":
+      case "txnResolve":
+        // The model covers single-shard state; cross-shard phases are tested in shard/.
+        throw new AspenError("not_implemented", `The model does not run ${command.type}`);
     }
   }
 

@@ -17,7 +17,7 @@ import {
   validateKey,
 } from "../../shard/mod.ts";
 import { kvJson, valueEncoding, valueField } from "./value_encoding.ts";
-import type { KvService } from "../node/mod.ts";
+import { checkedTxnId, type KvService } from "../node/mod.ts";
 import {
   arrayField,
   asObject,
@@ -127,6 +127,10 @@ function addTxnRoutes(app: Hono, service: KvService): void {
       );
     });
     return c.json(await service.optimistic({ type: "optimisticTxn", reads, writes }));
+  });
+  app.get("/v1/txn/:id", async (c) => {
+    const id = checkedTxnId(c.req.param("id"), "read");
+    return c.json(await service.txnStatus(id));
   });
 }
 

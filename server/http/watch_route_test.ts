@@ -19,6 +19,13 @@ import {
 import { PeerRequestError } from "../../transport/mod.ts";
 import { addWatchRoute, startRevisions } from "./watch_route.ts";
 
+/** No test here runs a cross-shard transaction: the service gets a coordinator that refuses. */
+const NO_COORDINATOR = {
+  txn: () => Promise.reject(new Error("no cross-shard txn in this test")),
+  optimistic: () => Promise.reject(new Error("no cross-shard txn in this test")),
+  push: () => Promise.reject(new Error("no cross-shard txn in this test")),
+};
+
 const NULL = new TextEncoder().encode("null");
 
 /** Polls allowed before a stream that should have ended counts as retrying forever. */
@@ -57,7 +64,13 @@ async function watchRemote(answers: readonly ErrorCode[]): Promise<WatchRun> {
     nowMs,
     logger,
   });
-  const service = new KvService({ router, shardCount: 1, nowMs, requestTimeoutMs: 5_000 });
+  const service = new KvService({
+    router,
+    shardCount: 1,
+    nowMs,
+    requestTimeoutMs: 5_000,
+    coordinator: NO_COORDINATOR,
+  });
   const app = new Hono();
   addWatchRoute(app, service, new Map());
   const response = await app.request("/v1/watch?key=a");
@@ -142,7 +155,13 @@ async function watchScripted(options: {
     nowMs,
     logger,
   });
-  const service = new KvService({ router, shardCount: 1, nowMs, requestTimeoutMs: 5_000 });
+  const service = new KvService({
+    router,
+    shardCount: 1,
+    nowMs,
+    requestTimeoutMs: 5_000,
+    coordinator: NO_COORDINATOR,
+  });
   const app = new Hono();
   addWatchRoute(app, service, new Map());
   const response = await app.request("/v1/watch?key=a");

@@ -13,6 +13,7 @@ import type { Command, StorageStallStatus } from "../../shard/mod.ts";
 import { Logger } from "../log.ts";
 import { DISK_RECHECK_ON_WRITE_MS, NodeAlarms } from "./alarms.ts";
 import { formatMetrics, HttpLatency } from "./metrics.ts";
+import { CrossShardStats } from "./cross_shard_stats.ts";
 
 const MIB = 1024 * 1024;
 const PUT: Command = { type: "put", key: "k", value: "v", lease: 0, prevKv: false };
@@ -141,6 +142,7 @@ Deno.test("formatMetrics() shows one aspen_alarm gauge per type and the disk spa
     }),
     http: new HttpLatency(),
     alarms,
+    crossShard: new CrossShardStats(),
   });
   match(text, /^aspen_alarm\{node="4",type="no_space"\} 1$/m);
   match(text, /^aspen_alarm\{node="4",type="storage_error"\} 0$/m);

@@ -3,10 +3,13 @@
  * are routed to their shard by jump hash, multi-shard reads fan out in parallel and merge in
  * key order with the limit applied globally, and results take the API's JSON shape.
  *
- * Transactions (conditional batches and optimistic transactions) are atomic within a shard;
- * one whose keys live on several shards is refused with a message naming two of them, until
- * cross-shard transactions land. Leases live on a shard too: a lease id carries its shard in
- * its low bits (`id = grantIndex * 1024 + shard`), and a key can use a lease of its own shard.
+ * Transactions (conditional batches and optimistic transactions) whose keys live on one shard
+ * are one entry there; those whose keys span shards go to the TxnCoordinator (two-phase commit
+ * with intents and a record on the home shard). A write that meets an intent (`locked`) and a
+ * read that reports one push the holder through the coordinator and try again, on this node
+ * (the one serving the client) wherever the read itself ran. Leases live on a shard: a lease id
+ * carries its shard in its low bits (`id = grantIndex * 1024 + shard`), and a key can use a
+ * lease of its own shard.
  */
 import {
   type DeleteKvResponse,
@@ -20,6 +23,7 @@ import {
   type PutKvResponse,
   type RangeResponse,
   type TxnResponse,
+  type TxnStatusResponse,
 } from "../../api/mod.ts";
 import { assert } from "../../raft/mod.ts";
 import {
@@ -39,15 +43,25 @@ import {
   RANGE_RESPONSE_BYTES_MAX,
   type RangeResult,
   shardForKey,
+  TXN_SHARDS_MAX,
   type TxnOp,
   validateCommand,
 } from "../../shard/mod.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
+import { CrossShardStats, outcomeOfError } from "./cross_shard_stats.ts";
+import { crossShardFields, readTxnStatus } from "./cross_shard_txns.ts";
 import { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult } from "./lease_ids.ts";
-import type { ShardRange, ShardRequest } from "./shard_request.ts";
+import type { ReadIntent, ShardRange, ShardRequest } from "./shard_request.ts";
+import type { TxnCoordinator } from "./txn_coordinator.ts";
+import { RouterTxnTransport } from "./txn_transport.ts";
 
 /** The most pieces one shard's part of a range delete is split into. */
 export const DELETE_RANGE_ROUNDS_MAX = 1_000;
+/**
+ * The most times one request pushes a cross-shard transaction's intent out of its way and
+ * tries again (its deadline usually ends it first).
+ */
+export const PUSH_ROUNDS_MAX = 100;
 
 /** What the service needs. */
 export interface KvServiceOptions {
@@ -56,7 +70,12 @@ export interface KvServiceOptions {
   readonly nowMs: () => number;
   /** Every request's deadline. */
   readonly requestTimeoutMs: number;
+  /** Runs transactions over keys of several shards, and pushes their intents out of the way. */
+  readonly coordinator: Pick<TxnCoordinator, "txn" | "optimistic" | "push">;
 }
+
+/** A read answer that may report intents on the keys it read (see shard_dispatch.ts). */
+type IntentReporting = { readonly intents?: readonly ReadIntent[] };
 
 /** A lease id from a request, and the key it is attached to or compared with. */
 interface LeaseUse {
@@ -79,10 +98,14 @@ export interface RangeQuery {
 
 /** The client API's operations. */
 export class KvService {
+  /** The cross-shard transactions this node coordinated, for `/metrics`. */
+  readonly crossShard = new CrossShardStats();
   readonly #options: KvServiceOptions;
+  readonly #transport: RouterTxnTransport;
 
   constructor(options: KvServiceOptions) {
     this.#options = options;
+    this.#transport = new RouterTxnTransport(options.router);
   }
 
   /** This node's id. */
@@ -103,7 +126,7 @@ export class KvService {
   /** @throws {AspenError} `key_not_found` (with shard and revision) when absent. */
   async get(key: string, serializable: boolean): Promise<GetKvResponse> {
     const shard = this.shardOf(key);
-    const result = await this.#run<{ kv: KeyValue | null; revision: number }>(shard, {
+    const result = await this.#read<{ kv: KeyValue | null; revision: number }>(shard, {
       kind: "get",
       key,
       serializable,
@@ -163,7 +186,7 @@ export class KvService {
     };
     const pages = await Promise.all(
       allShardIds(this.#options.shardCount).map((shard) =>
-        this.#run<RangeResult & { revision: number }>(shard, {
+        this.#read<RangeResult & { revision: number }>(shard, {
           kind: "range",
           range: shardRange,
           serializable: query.serializable,
@@ -228,7 +251,10 @@ export class KvService {
     );
   }
 
-  /** An etcd-style conditional batch on the one shard that owns all of its keys. */
+  /**
+   * An etcd-style conditional batch: one entry on the shard that owns all of its keys, or a
+   * cross-shard transaction (two-phase commit by the coordinator) when they span shards.
+   */
   async txn(
     compare: readonly Compare[],
     success: readonly TxnOp[],
@@ -238,29 +264,42 @@ export class KvService {
       ...compare.map((item) => item.key),
       ...[...success, ...failure].flatMap(opKeys),
     ];
-    const shard = this.#singleShard(keys, "run txn", [...success, ...failure]);
+    this.#checkNoRangeOp("run txn", { success, failure });
+    const shards = this.#shardsOf(keys, "run txn");
     const localOps = (ops: readonly TxnOp[]) =>
       ops.map((op) =>
         op.type === "put"
           ? {
             ...op,
-            lease: this.#localLease({ lease: op.lease, shard, key: op.key, action: "attach" }),
+            lease: this.#localLease({
+              lease: op.lease,
+              shard: this.shardOf(op.key),
+              key: op.key,
+              action: "attach",
+            }),
           }
           : op
       );
-    const command: Command = {
+    const command: Extract<Command, { type: "txn" }> = {
       type: "txn",
       compare: compare.map((item) =>
         item.target === "lease"
           ? {
             ...item,
-            value: this.#localLease({ lease: item.value, shard, key: item.key, action: "compare" }),
+            value: this.#localLease({
+              lease: item.value,
+              shard: this.shardOf(item.key),
+              key: item.key,
+              action: "compare",
+            }),
           }
           : item
       ),
       success: localOps(success),
       failure: localOps(failure),
     };
+    if (shards.length > 1) return await this.#crossShardTxn(command);
+    const shard = shards[0] ?? 0;
     const result = await this.#propose(shard, command) as Extract<ApplyResult, { type: "txn" }>;
     return {
       succeeded: result.succeeded,
@@ -270,14 +309,66 @@ export class KvService {
     };
   }
 
-  /** A FoundationDB-style optimistic transaction on one shard. */
+  /**
+   * A FoundationDB-style optimistic transaction: one entry on the shard that owns all of its
+   * keys, or a cross-shard transaction when they span shards.
+   *
+   * @throws {AspenError} `conflict` with the first failed read's details.
+   */
   async optimistic(
     command: Extract<Command, { type: "optimisticTxn" }>,
   ): Promise<OptimisticTxnResponse> {
     const keys = [...command.reads.map((read) => read.key), ...command.writes.map((w) => w.key)];
-    const shard = this.#singleShard(keys, "commit optimistic txn", []);
+    const shards = this.#shardsOf(keys, "commit optimistic txn");
+    if (shards.length > 1) {
+      validateCommand(command);
+      const result = await this.#measured(() =>
+        this.#options.coordinator.optimistic(command, this.#deadline())
+      );
+      return { committed: true, ...crossShardFields(result) };
+    }
+    const shard = shards[0] ?? 0;
     const result = await this.#propose(shard, command);
     return { committed: true, shard, revision: result.revision };
+  }
+
+  /**
+   * A cross-shard transaction's record on its home shard, with one receipt per participant.
+   *
+   * @throws {AspenError} `txn_not_found` when no shard holds a record of `txnId`.
+   */
+  txnStatus(txnId: string): Promise<TxnStatusResponse> {
+    return readTxnStatus({
+      txnId,
+      shardCount: this.#options.shardCount,
+      transport: this.#transport,
+      deadlineMs: this.#deadline(),
+    });
+  }
+
+  async #crossShardTxn(command: Extract<Command, { type: "txn" }>): Promise<TxnResponse> {
+    validateCommand(command);
+    const result = await this.#measured(() =>
+      this.#options.coordinator.txn(command, this.#deadline())
+    );
+    return {
+      succeeded: result.succeeded,
+      results: result.results.map((item) => apiTxnOpResult(item.result, item.shard)),
+      ...crossShardFields(result),
+    };
+  }
+
+  /** Runs a cross-shard transaction and counts how it ended. */
+  async #measured<T>(run: () => Promise<T>): Promise<T> {
+    const started = this.#options.nowMs();
+    try {
+      const result = await run();
+      this.crossShard.record("committed", (this.#options.nowMs() - started) / 1000);
+      return result;
+    } catch (error) {
+      this.crossShard.record(outcomeOfError(error), (this.#options.nowMs() - started) / 1000);
+      throw error;
+    }
   }
 
   /** Grants a lease; `shard` (the shard that holds it) is for the caller, not the answer. */
@@ -336,51 +427,133 @@ export class KvService {
     return this.#options.router.execute<T>(shard, request, this.#options.nowMs() + timeoutMs);
   }
 
+  /** A new request's deadline, on the `nowMs` clock. */
+  #deadline(): number {
+    return this.#options.nowMs() + this.#options.requestTimeoutMs;
+  }
+
   /** Runs a request on `shard`; an error that names a lease names it by its API id. */
-  async #run<T>(shard: number, request: ShardRequest): Promise<T> {
+  async #run<T>(shard: number, request: ShardRequest, deadlineMs = this.#deadline()): Promise<T> {
     try {
-      return await this.run<T>(shard, request);
+      return await this.#options.router.execute<T>(shard, request, deadlineMs);
     } catch (error) {
       if (error instanceof AspenError) throw apiLeaseError(error, shard);
       throw error;
     }
   }
 
-  /** Proposes a command and turns an error result into a thrown error. */
-  async #propose(shard: number, command: Command): Promise<ApplyResult> {
-    validateCommand(command);
-    const result = await this.#run<ApplyResult>(shard, { kind: "propose", command });
-    const error = applyResultError(result);
-    if (error !== null) throw apiLeaseError(error, shard);
-    return result;
-  }
-
-  #singleShard(keys: readonly string[], action: string, ops: readonly TxnOp[]): number {
-    const hasRange = ops.some((op) => op.type === "range");
-    if (hasRange && this.#options.shardCount > 1) {
-      throw new AspenError(
-        "bad_request",
-        `Cannot ${action}: range operations span every shard and transactions are ` +
-          `single-shard; read ranges with GET /v1/kv`,
+  /**
+   * Runs a get or range read; when it reports intents of cross-shard transactions on keys it
+   * read, pushes each holder (wait, then resolve or abort it) and reads again, so that no
+   * answer shows a transaction half-applied.
+   *
+   * @throws {AspenError} `conflict` naming the key and the holder when the deadline passes.
+   */
+  async #read<T>(shard: number, request: ShardRequest): Promise<T> {
+    const deadlineMs = this.#deadline();
+    for (let round = 0; round < PUSH_ROUNDS_MAX; round++) {
+      const answer = await this.#run<T & IntentReporting>(shard, request, deadlineMs);
+      const intents = answer.intents ?? [];
+      if (intents.length === 0) return answer;
+      // One push per holder: resolving a transaction on a shard clears all of its intents.
+      const byHolder = new Map(intents.map((intent) => [intent.holder.txnId, intent]));
+      await Promise.all(
+        [...byHolder.values()].map((intent) => this.#push(shard, intent, deadlineMs)),
       );
     }
-    let shard: number | null = null;
-    let firstKey = "";
-    for (const key of keys) {
-      const owner = this.shardOf(key);
-      if (shard === null) {
-        shard = owner;
-        firstKey = key;
-      } else if (owner !== shard) {
-        throw new AspenError(
-          "bad_request",
-          `Cannot ${action}: keys "${firstKey}" (shard ${shard}) and "${key}" (shard ${owner}) ` +
-            `live on different shards, and transactions span one shard`,
-          { shard, otherShard: owner },
-        );
+    throw new AspenError(
+      "conflict",
+      `Cannot read shard ${shard}: cross-shard transactions kept locking its keys through ` +
+        `${PUSH_ROUNDS_MAX} (PUSH_ROUNDS_MAX) pushes; retry`,
+      { shard },
+    );
+  }
+
+  /**
+   * Proposes a command and turns an error result into a thrown error. A command that met an
+   * intent (`locked`) pushes the holder and is proposed again: it changed nothing.
+   *
+   * @throws {AspenError} `conflict` naming the key and the holder when the deadline passes.
+   */
+  async #propose(shard: number, command: Command): Promise<ApplyResult> {
+    validateCommand(command);
+    const deadlineMs = this.#deadline();
+    for (let round = 0; round < PUSH_ROUNDS_MAX; round++) {
+      const result = await this.#run<ApplyResult>(shard, { kind: "propose", command }, deadlineMs);
+      if (result.type === "locked") {
+        await this.#push(shard, { key: result.key, holder: result.holder }, deadlineMs);
+        continue;
       }
+      const error = applyResultError(result);
+      if (error !== null) throw apiLeaseError(error, shard);
+      return result;
     }
-    return shard ?? 0;
+    throw new AspenError(
+      "conflict",
+      `Cannot write to shard ${shard}: cross-shard transactions kept locking its keys through ` +
+        `${PUSH_ROUNDS_MAX} (PUSH_ROUNDS_MAX) pushes; retry`,
+      { shard },
+    );
+  }
+
+  /**
+   * Makes the intent go away (see TxnCoordinator.push).
+   *
+   * @throws {AspenError} `conflict` naming the key and the holder once the deadline passed.
+   */
+  async #push(shard: number, intent: ReadIntent, deadlineMs: number): Promise<void> {
+    const { key, holder } = intent;
+    if (this.#options.nowMs() >= deadlineMs) {
+      throw new AspenError(
+        "conflict",
+        `Cannot use key "${key}" (shard ${shard}): cross-shard txn "${holder.txnId}" (home ` +
+          `shard ${holder.home}) holds it past the request's deadline; retry`,
+        { shard, key, holderTxnId: holder.txnId, home: holder.home },
+      );
+    }
+    await this.#options.coordinator.push(shard, key, holder, deadlineMs);
+  }
+
+  /**
+   * Refuses range operations in a transaction when there are several shards: a range spans
+   * every shard, and a transaction over several shards cannot hold one (yet).
+   *
+   * @throws {AspenError} `bad_request` naming the operation.
+   */
+  #checkNoRangeOp(
+    action: string,
+    branches: { readonly success: readonly TxnOp[]; readonly failure: readonly TxnOp[] },
+  ): void {
+    if (this.#options.shardCount === 1) return;
+    for (const [name, ops] of Object.entries(branches)) {
+      const index = ops.findIndex((op) => op.type === "range");
+      if (index === -1) continue;
+      throw new AspenError(
+        "bad_request",
+        `Cannot ${action}: ${name}[${index}] is a range operation, and a range spans every ` +
+          `shard: a transaction over several shards cannot hold one; read ranges with ` +
+          "GET /v1/kv",
+        { op: `${name}[${index}]` },
+      );
+    }
+  }
+
+  /**
+   * The shards that own `keys`, ascending.
+   *
+   * @throws {AspenError} `bad_request` naming TXN_SHARDS_MAX when there are more.
+   */
+  #shardsOf(keys: readonly string[], action: string): number[] {
+    const shards = [...new Set(keys.map((key) => this.shardOf(key)))].sort((a, b) => a - b);
+    if (shards.length > TXN_SHARDS_MAX) {
+      throw new AspenError(
+        "bad_request",
+        `Cannot ${action}: its keys fall on ${shards.length} shards but a transaction may ` +
+          `span at most ${TXN_SHARDS_MAX} (TXN_SHARDS_MAX)`,
+        { shards: shards.length, limit: TXN_SHARDS_MAX },
+      );
+    }
+    return shards;
   }
 
   /**

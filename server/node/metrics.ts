@@ -1,12 +1,14 @@
 /**
  * `/metrics` in the Prometheus text format: per local shard (leader flag, term, indexes,
- * proposals, apply latency, optimistic transactions, conflicts, longest loop turn, storage
- * stalls), per node (alarms, free disk space, forwarded requests, retries), per peer (up,
- * round-trip time) and HTTP latency histograms.
+ * proposals, apply latency, optimistic transactions, conflicts, intents held, longest loop
+ * turn, storage stalls), per node (alarms, free disk space, forwarded requests, retries,
+ * cross-shard transactions by outcome and their commit latency), per peer (up, round-trip
+ * time) and HTTP latency histograms.
  */
 import type { PeerTransportStats } from "../../transport/mod.ts";
 import { type Alarm, ALARM_TYPES, type DiskSpace } from "./alarms.ts";
 import type { RouterStats } from "./cluster_router.ts";
+import type { CrossShardStats } from "./cross_shard_stats.ts";
 import type { ReplicaStatus } from "../../shard/mod.ts";
 import type { LocalShard } from "./local_shard.ts";
 import { percentile } from "./shard_status_view.ts";
@@ -74,6 +76,8 @@ export interface MetricsSources {
   readonly peers: () => PeerTransportStats;
   readonly http: HttpLatency;
   readonly alarms: { list(): readonly Alarm[]; space(): DiskSpace };
+  /** The cross-shard transactions this node coordinated. */
+  readonly crossShard: Pick<CrossShardStats, "format">;
 }
 
 /** Renders the metrics page. */
@@ -83,6 +87,7 @@ export function formatMetrics(sources: MetricsSources): string {
   alarmLines(sources, node, lines);
   shardLines(sources, node, lines);
   nodeLines(sources, node, lines);
+  lines.push(...sources.crossShard.format(node));
   lines.push(...sources.http.format(node));
   return lines.join("\n") + "\n";
 }
@@ -220,6 +225,12 @@ function workSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
       "Optimistic transactions that conflicted.",
       "counter",
       (_, s) => s.stateMachine.stats().conflicts,
+    ],
+    [
+      "aspen_intents",
+      "Keys locked by intents of cross-shard transactions not yet resolved on this replica.",
+      "gauge",
+      (_, s) => s.stateMachine.intentCount(),
     ],
     [
       "aspen_shard_loop_turn_ms_max",

@@ -38,7 +38,13 @@ export {
   HttpLatency,
   type MetricsSources,
 } from "./metrics.ts";
-export { KvService, mergePages, type RangeQuery } from "./kv_service.ts";
+export {
+  DELETE_RANGE_ROUNDS_MAX,
+  KvService,
+  mergePages,
+  PUSH_ROUNDS_MAX,
+  type RangeQuery,
+} from "./kv_service.ts";
 export { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult, LEASE_SHARD_SPAN } from "./lease_ids.ts";
 export { LocalShard } from "./local_shard.ts";
 export {
@@ -60,7 +66,21 @@ export {
   TICK_MS,
 } from "./node.ts";
 export { replicasOf, shardsOf } from "./placement.ts";
-export { decodeShardRequest, decodeShardResponse, type ShardRequest } from "./shard_request.ts";
+export {
+  checkedTxnId,
+  decodeShardRequest,
+  decodeShardResponse,
+  READ_INTENTS_MAX,
+  type ReadIntent,
+  type ShardRequest,
+} from "./shard_request.ts";
+export {
+  CROSS_SHARD_COMMIT_BUCKETS_SECONDS,
+  CROSS_SHARD_OUTCOMES,
+  type CrossShardOutcome,
+  CrossShardStats,
+} from "./cross_shard_stats.ts";
+export { RouterTxnTransport } from "./txn_transport.ts";
 export {
   type CreatedToken,
   TOKEN_CHANGE_ATTEMPTS_MAX,

@@ -38,6 +38,8 @@ import { ClusterRouter } from "./cluster_router.ts";
 import { ForwardedRequests } from "./forwarded_requests.ts";
 import { NODE_CHANNEL_SHARD, type NodeInfo } from "./cluster_status.ts";
 import { KvService } from "./kv_service.ts";
+import { TxnCoordinator } from "./txn_coordinator.ts";
+import { RouterTxnTransport } from "./txn_transport.ts";
 import { LocalShard } from "./local_shard.ts";
 import { replicasOf, shardsOf } from "./placement.ts";
 import { maintainShardMap } from "./shard_map.ts";
@@ -141,12 +143,7 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     logger,
   });
   const router = createRouter(config, members, shards, transport, runtime);
-  const service = new KvService({
-    router,
-    shardCount: count,
-    nowMs: runtime.nowMs,
-    requestTimeoutMs: REQUEST_TIMEOUT_MS,
-  });
+  const service = createService(config, { router, shardCount: count }, runtime);
   const tokens = config.auth.enabled ? createTokenRegistry(credentials, service, runtime) : null;
   tokens?.start();
   logger.info("Node started", {
@@ -172,6 +169,29 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
       return await closeNode(config, shards, transport, logger);
     },
   };
+}
+
+/** The KV service, with the coordinator of cross-shard transactions this node runs. */
+function createService(
+  config: Config,
+  cluster: { readonly router: ClusterRouter; readonly shardCount: number },
+  runtime: NodeRuntime,
+): KvService {
+  const { router, shardCount } = cluster;
+  return new KvService({
+    router,
+    shardCount,
+    nowMs: runtime.nowMs,
+    requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    coordinator: new TxnCoordinator({
+      nodeId: config.node.id,
+      shardCount,
+      transport: new RouterTxnTransport(router),
+      nowMs: runtime.nowMs,
+      wallMs: runtime.wallMs,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    }),
+  });
 }
 
 /** The node's tokens, with the runtime token record read and swapped in shard 0's meta. */

@@ -8,17 +8,24 @@ import {
   type ApplyResult,
   AspenError,
   type Command,
+  compareUtf8,
   encodeCommand,
   leaseError,
   type Lessor,
   notLeaderError,
+  type RangeResult,
   type ShardReplica,
   type StateMachine,
 } from "../../shard/mod.ts";
 import type { MetaSwaps } from "./meta_swaps.ts";
 import { type RemoteWatchStreams, serveWatchPoll } from "./remote_watch.ts";
 import type { ShardStatusView } from "./shard_status_view.ts";
-import type { ShardRange, ShardRequest } from "./shard_request.ts";
+import {
+  READ_INTENTS_MAX,
+  type ReadIntent,
+  type ShardRange,
+  type ShardRequest,
+} from "./shard_request.ts";
 
 /** What a request runs against. */
 export interface ShardDispatchContext {
@@ -57,12 +64,13 @@ export async function dispatchShardRequest(
       checkWritable(context, request.command);
       return await context.replica.propose(encodeCommand(request.command));
     case "get":
-      return await read(context, request.serializable, () => ({
-        kv: machine.get(request.key),
-        revision: machine.appliedIndex(),
-      }));
+      return await read(context, request.serializable, () => get(machine, request.key));
     case "range":
       return await read(context, request.serializable, () => range(machine, request.range));
+    case "txnRecord":
+      return await context.replica.read(() => ({ record: machine.txnRecord(request.txnId) }));
+    case "txnParticipant":
+      return await context.replica.read(() => ({ row: machine.txnParticipant(request.txnId) }));
     case "leaseKeepAlive":
       return keepAlive(context, request.id);
     case "leaseInfo":
@@ -134,6 +142,18 @@ function read<T>(
   return serializable ? reader() : context.replica.read(reader);
 }
 
+/** A key read, with the intent on it when a cross-shard transaction holds it. */
+function get(machine: StateMachine, key: string): unknown {
+  const answer = { kv: machine.get(key), revision: machine.appliedIndex() };
+  // The cheap check first: most of the time no transaction holds any key of the shard.
+  if (machine.intentCount() === 0) return answer;
+  const holder = machine.intentOf(key);
+  if (holder === null) return answer;
+  const intents: ReadIntent[] = [{ key, holder }];
+  return { ...answer, intents };
+}
+
+/** A range page, with the intents on the keys it covers (see pageIntents). */
 function range(machine: StateMachine, range: ShardRange): unknown {
   const result = machine.range({
     range: range.range,
@@ -143,7 +163,29 @@ function range(machine: StateMachine, range: ShardRange): unknown {
     countOnly: range.countOnly,
     reverse: range.reverse,
   });
-  return { ...result, revision: machine.appliedIndex() };
+  const answer = { ...result, revision: machine.appliedIndex() };
+  if (machine.intentCount() === 0) return answer;
+  const intents = pageIntents(machine, range, result);
+  return intents.length === 0 ? answer : { ...answer, intents };
+}
+
+/**
+ * The intents on keys that a page covered: within the range, past `after`, and not beyond
+ * the page's last key when the page was cut short (in the read's direction). A locked key
+ * that does not exist yet counts too: the transaction may be creating it.
+ */
+function pageIntents(
+  machine: StateMachine,
+  range: ShardRange,
+  page: RangeResult,
+): ReadIntent[] {
+  const direction = range.reverse ? -1 : 1;
+  const last = page.more ? page.kvs[page.kvs.length - 1]?.key ?? null : null;
+  const found = machine.intentsIn(range.range, READ_INTENTS_MAX);
+  return found.filter(({ key }) => {
+    if (range.after !== null && direction * compareUtf8(key, range.after) <= 0) return false;
+    return last === null || direction * compareUtf8(key, last) <= 0;
+  }).map(({ key, holder }) => ({ key, holder }));
 }
 
 function keepAlive(context: ShardDispatchContext, id: number): unknown {

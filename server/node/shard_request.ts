@@ -11,6 +11,8 @@ import {
   AspenError,
   type Command,
   type KeyRange,
+  TXN_ID_CHARS_MAX,
+  type TxnHolder,
   validateCommand,
   validateKey,
   validateRangeRequest,
@@ -75,7 +77,30 @@ export type ShardRequest =
     readonly name: string;
     readonly expected: string | null;
     readonly value: string;
-  };
+  }
+  /**
+   * A linearizable read of a cross-shard transaction's record on its home shard: answered
+   * `{ record: TxnRecord | null }` (see txn_transport.ts).
+   */
+  | { readonly kind: "txnRecord"; readonly txnId: string }
+  /**
+   * A linearizable read of a participant shard's row of a cross-shard transaction: answered
+   * `{ row: TxnParticipantRow | null }` (the receipts of `GET /v1/txn/{id}`).
+   */
+  | { readonly kind: "txnParticipant"; readonly txnId: string };
+
+/**
+ * An intent that a get or range read found on a key it read: the answer lists them
+ * (`intents`, absent when there are none) so that the node serving the client pushes the
+ * holder and reads again, wherever the read ran.
+ */
+export interface ReadIntent {
+  readonly key: string;
+  readonly holder: TxnHolder;
+}
+
+/** The most intents one read reports; the rest are found by the read after the push. */
+export const READ_INTENTS_MAX = 64;
 
 /** Request kinds that a follower may serve from its own state. */
 export function isSerializable(request: ShardRequest): boolean {
@@ -167,6 +192,9 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
       };
     case "watchCancel":
       return { kind: "watchCancel", streamId: checkedStreamId(request.streamId) };
+    case "txnRecord":
+    case "txnParticipant":
+      return { kind: request.kind, txnId: checkedTxnId(request.txnId, "decode a forwarded") };
     default:
       throw new AspenError(
         "bad_request",
@@ -188,6 +216,25 @@ function checkedMetaRequest(request: Record<string, unknown>): ShardRequest {
     expected: request.expected as string | null,
     value: request.value as string,
   };
+}
+
+/**
+ * A transaction id as the coordinator makes them (`<nodeId>.<wallMs>.<seq>`): 1 to
+ * TXN_ID_CHARS_MAX printable ASCII characters.
+ *
+ * @throws {AspenError} `bad_request` naming the limit.
+ */
+export function checkedTxnId(id: unknown, action: string): string {
+  const isId = typeof id === "string" && id.length >= 1 && id.length <= TXN_ID_CHARS_MAX &&
+    /^[\x21-\x7e]+$/.test(id);
+  if (!isId) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action} txn: the txn id must be 1 to ${TXN_ID_CHARS_MAX} (TXN_ID_CHARS_MAX) ` +
+        "printable ASCII characters",
+    );
+  }
+  return id;
 }
 
 function checkedFilter(filter: unknown): WatchFilter {

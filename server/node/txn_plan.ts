@@ -1,0 +1,137 @@
+/**
+ * How a cross-shard transaction splits by shard, and how its per-shard results merge back.
+ *
+ * The coordinator (txn_coordinator.ts) sends each participant only its own compares, reads and
+ * operations, in request order; a participant's results come back in that same order, so the
+ * merge walks the request's branch once and takes each operation's result from its shard's
+ * queue. Pure functions: the simulation and the unit tests call them without any transport.
+ */
+import {
+  AspenError,
+  type Compare,
+  compareUtf8,
+  type ReadRecord,
+  TXN_SHARDS_MAX,
+  type TxnBranch,
+  type TxnOp,
+  type TxnOpResult,
+} from "../../shard/mod.ts";
+import { assert } from "../../raft/mod.ts";
+
+/** What one participant shard is asked to prepare. */
+export interface ShardPart {
+  /** The shard id. */
+  readonly shard: number;
+  /** Its compares, in request order. */
+  readonly compare: Compare[];
+  /** Its optimistic reads, in request order. */
+  readonly reads: ReadRecord[];
+  /** Its success operations, in request order. */
+  readonly success: TxnOp[];
+  /** Its failure operations, in request order. */
+  readonly failure: TxnOp[];
+}
+
+/** A transaction split by shard. */
+export interface TxnPlan {
+  /** The shard of the smallest key (UTF-8 byte order): it holds the transaction record. */
+  readonly home: number;
+  /** Every participant shard id, sorted ascending; home is one of them. */
+  readonly participants: readonly number[];
+  /** The part of each participant. */
+  readonly parts: ReadonlyMap<number, ShardPart>;
+  /** The shard of each success operation, in request order. */
+  readonly successShards: readonly number[];
+  /** The shard of each failure operation, in request order. */
+  readonly failureShards: readonly number[];
+}
+
+/** A transaction as the coordinator receives it (optimistic writes already turned into ops). */
+export interface TxnSpec {
+  readonly compare: readonly Compare[];
+  readonly reads: readonly ReadRecord[];
+  readonly success: readonly TxnOp[];
+  readonly failure: readonly TxnOp[];
+}
+
+/**
+ * Splits `spec` by the shard of each key.
+ *
+ * @throws {AspenError} `bad_request` for a range operation (it would span every shard), for a
+ * transaction without keys, or with more than TXN_SHARDS_MAX participants.
+ */
+export function planTxn(spec: TxnSpec, shardOf: (key: string) => number): TxnPlan {
+  const parts = new Map<number, ShardPart>();
+  let smallest: string | null = null;
+  const partOf = (key: string): ShardPart => {
+    if (smallest === null || compareUtf8(key, smallest) < 0) smallest = key;
+    const shard = shardOf(key);
+    let part = parts.get(shard);
+    if (part === undefined) {
+      part = { shard, compare: [], reads: [], success: [], failure: [] };
+      parts.set(shard, part);
+    }
+    return part;
+  };
+  for (const compare of spec.compare) partOf(compare.key).compare.push(compare);
+  for (const read of spec.reads) partOf(read.key).reads.push(read);
+  const successShards = spec.success.map((op) => placeOp(op, "success", partOf));
+  const failureShards = spec.failure.map((op) => placeOp(op, "failure", partOf));
+  if (smallest === null) {
+    throw new AspenError("bad_request", "Cannot run cross-shard txn: it names no key");
+  }
+  const participants = [...parts.keys()].sort((a, b) => a - b);
+  if (participants.length > TXN_SHARDS_MAX) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot run cross-shard txn: its keys span ${participants.length} shards but the limit ` +
+        `is ${TXN_SHARDS_MAX} (TXN_SHARDS_MAX)`,
+      { shards: participants.length, limit: TXN_SHARDS_MAX },
+    );
+  }
+  const home = shardOf(smallest);
+  assert(parts.has(home), "planTxn: the home shard is a participant");
+  return { home, participants, parts, successShards, failureShards };
+}
+
+function placeOp(
+  op: TxnOp,
+  branch: TxnBranch,
+  partOf: (key: string) => ShardPart,
+): number {
+  if (op.type === "range") {
+    throw new AspenError(
+      "bad_request",
+      `Cannot run cross-shard txn: ${branch} has a range operation, and range operations are ` +
+        `single-shard only; use get operations for single keys`,
+    );
+  }
+  const part = partOf(op.key);
+  part[branch].push(op);
+  return part.shard;
+}
+
+/**
+ * Merges each participant's results of `branch` back into request order.
+ *
+ * @param byShard each participant's results, in its own operation order.
+ */
+export function mergeResults(
+  plan: TxnPlan,
+  branch: TxnBranch,
+  byShard: ReadonlyMap<number, readonly TxnOpResult[]>,
+): { shard: number; result: TxnOpResult }[] {
+  const shards = branch === "success" ? plan.successShards : plan.failureShards;
+  const taken = new Map<number, number>();
+  const merged = shards.map((shard) => {
+    const position = taken.get(shard) ?? 0;
+    taken.set(shard, position + 1);
+    const result = byShard.get(shard)?.[position];
+    assert(result !== undefined, "mergeResults: every operation has a result");
+    return { shard, result };
+  });
+  for (const [shard, count] of taken) {
+    assert(byShard.get(shard)?.length === count, "mergeResults: no result is left over");
+  }
+  return merged;
+}

@@ -1,0 +1,52 @@
+/**
+ * The cross-shard transaction coordinator's way to the shards: proposals go to each shard's
+ * leader through the cluster router, with the router's retry rules (a command is sent again
+ * only when it certainly did not run; txnPrepare, txnDecide and txnResolve are idempotent by
+ * txnId anyway, so the coordinator may retry them itself), and the record is read with a
+ * linearizable `txnRecord` shard request on the home shard.
+ */
+import type { ApplyResult, Command, TxnParticipantRow, TxnRecord } from "../../shard/mod.ts";
+import type { ClusterRouter } from "./cluster_router.ts";
+import type { TxnTransport } from "./txn_coordinator.ts";
+
+/** A {@linkcode TxnTransport} over the cluster router. */
+export class RouterTxnTransport implements TxnTransport {
+  readonly #router: Pick<ClusterRouter, "execute">;
+
+  constructor(router: Pick<ClusterRouter, "execute">) {
+    this.#router = router;
+  }
+
+  /** @throws {AspenError} `timeout` or `shard_unavailable` when no leader answered in time. */
+  run(shard: number, command: Command, deadlineMs: number): Promise<ApplyResult> {
+    return this.#router.execute<ApplyResult>(shard, { kind: "propose", command }, deadlineMs);
+  }
+
+  /** @throws {AspenError} `timeout` or `shard_unavailable` when no leader answered in time. */
+  async readRecord(home: number, txnId: string, deadlineMs: number): Promise<TxnRecord | null> {
+    const answer = await this.#router.execute<{ record: TxnRecord | null }>(
+      home,
+      { kind: "txnRecord", txnId },
+      deadlineMs,
+    );
+    return answer.record;
+  }
+
+  /**
+   * A linearizable read of `shard`'s row of the transaction (null when it has none).
+   *
+   * @throws {AspenError} `timeout` or `shard_unavailable` when no leader answered in time.
+   */
+  async readParticipant(
+    shard: number,
+    txnId: string,
+    deadlineMs: number,
+  ): Promise<TxnParticipantRow | null> {
+    const answer = await this.#router.execute<{ row: TxnParticipantRow | null }>(
+      shard,
+      { kind: "txnParticipant", txnId },
+      deadlineMs,
+    );
+    return answer.row;
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * Applying the three phases of a cross-shard transaction, and the intent check of every other
+ * write (private to shard/).
+ *
+ * Every phase is idempotent by txnId, and deterministic: it reads only the command, the
+ * entry's revision and the state.
+ *
+ * ```text
+ *   participant row:  (none) --prepare--> prepared --resolve commit--> committed
+ *                       |                    '------resolve abort---> aborted
+ *                       '-------resolve abort (prepare never applied)--> aborted
+ *   home record:      (none) --prepare--> pending --decide--> committed | aborted
+ *                       '---------decide (a pusher's abort)--> aborted
+ * ```
+ *
+ * A prepare that meets another transaction's intent locks nothing and stores nothing: the
+ * coordinator pushes the holder and may send the same prepare again, which is then evaluated
+ * afresh. A resolve-abort that finds no row stores an aborted one, so that a prepare arriving
+ * late finds it and locks nothing.
+ */
+
+import { assert } from "../raft/mod.ts";
+import type { ApplyResult, TxnOpResult } from "./apply_result.ts";
+import type { Command, TxnDecideCommand, TxnPrepareCommand, TxnResolveCommand } from "./command.ts";
+import { evaluateCompare } from "./compare.ts";
+import { AspenError } from "./errors.ts";
+import { keyRangeBounds } from "./key_value.ts";
+import { validateReadSet } from "./occ.ts";
+import type { EntryContext, KvStore } from "./_kv_store.ts";
+import { runTxnOps } from "./_txn_ops.ts";
+import type { IntentEntry, ParticipantData, TxnStore } from "./_txn_store.ts";
+
+/** The three phase commands. */
+export type TxnPhaseCommand = TxnPrepareCommand | TxnDecideCommand | TxnResolveCommand;
+
+/** Applies one phase of a cross-shard transaction at `context.revision`. */
+export function executeTxnPhase(
+  store: KvStore,
+  txns: TxnStore,
+  context: EntryContext,
+  command: TxnPhaseCommand,
+): ApplyResult {
+  switch (command.type) {
+    case "txnPrepare":
+      return prepare(store, txns, context.revision, command);
+    case "txnDecide":
+      return decide(txns, context.revision, command);
+    case "txnResolve":
+      return resolve(store, txns, context, command);
+  }
+}
+
+/**
+ * The first key `command` touches that another transaction holds, or null. A range delete, or
+ * a lease revocation or expiry, meets an intent when any key it would remove is locked.
+ *
+ * Lease expiry: an expiry that would delete a locked key expires nothing (not even the other
+ * leases it names) and returns `locked`. The lessor proposes the expiry again after
+ * LEASE_EXPIRE_RETRY_MS while the lease lives, by which time the transaction has normally
+ * resolved; skipping the locked lease alone would report it expired while it still exists.
+ */
+export function lockedBy(txns: TxnStore, command: Command): IntentEntry | null {
+  switch (command.type) {
+    case "put":
+    case "delete":
+      return txns.firstLocked([command.key], null);
+    case "multiPut":
+      return txns.firstLocked(command.puts.map((put) => put.key), null);
+    case "deleteRange":
+      return txns.intentsIn(keyRangeBounds(command.range), 1)[0] ?? null;
+    case "txn":
+      return lockedByTxn(txns, command);
+    case "optimisticTxn": {
+      const keys = [...command.reads, ...command.writes].map((item) => item.key);
+      return txns.firstLocked(keys, null);
+    }
+    case "leaseRevoke":
+      return txns.leaseIntent(command.id);
+    case "leaseExpire":
+      for (const id of command.ids) {
+        const locked = txns.leaseIntent(id);
+        if (locked !== null) return locked;
+      }
+      return null;
+    case "leaseGrant":
+    case "meta":
+    case "noop":
+    case "txnPrepare":
+    case "txnDecide":
+    case "txnResolve":
+      return null;
+  }
+}
+
+function lockedByTxn(
+  txns: TxnStore,
+  command: Extract<Command, { type: "txn" }>,
+): IntentEntry | null {
+  const keys: string[] = command.compare.map((compare) => compare.key);
+  for (const op of [...command.success, ...command.failure]) {
+    if (op.type !== "range") {
+      keys.push(op.key);
+      continue;
+    }
+    const inRange = txns.intentsIn(keyRangeBounds(op.request.range), 1)[0];
+    if (inRange !== undefined) return inRange;
+  }
+  return txns.firstLocked(keys, null);
+}
+
+function prepare(
+  store: KvStore,
+  txns: TxnStore,
+  revision: number,
+  command: TxnPrepareCommand,
+): ApplyResult {
+  const { txnId, home } = command;
+  const row = txns.participant(txnId);
+  if (row !== null) return preparedAgain(row, revision);
+  const isHome = command.shard === home;
+  const record = isHome ? txns.record(txnId) : null;
+  if (record !== null && record.status !== "pending") return refused(revision, "aborted");
+  const keys = prepareKeys(command);
+  const locked = txns.firstLocked(keys, txnId);
+  if (locked !== null) {
+    return { type: "txnPrepared", revision, ok: false, reason: "locked", ...locked };
+  }
+  const compareSucceeded = command.compare.every((compare) =>
+    evaluateCompare(compare, store.get(compare.key))
+  );
+  const conflict = validateReadSet(command.reads, {
+    versionOf(key) {
+      const kv = store.get(key);
+      return { version: kv?.version ?? 0, modRevision: kv?.modRevision ?? 0 };
+    },
+  });
+  if (isHome && record === null) {
+    txns.writeRecord({
+      txnId,
+      status: "pending",
+      home,
+      participants: command.participants,
+      branch: null,
+      deadlineMs: command.deadlineMs,
+      createdRevision: revision,
+      decidedRevision: null,
+      reason: "",
+    });
+  }
+  txns.lock(keys, { txnId, home });
+  txns.writeParticipant({
+    txnId,
+    home,
+    state: "prepared",
+    resolvedRevision: null,
+    prepared: { compareSucceeded, conflict },
+    success: command.success,
+    failure: command.failure,
+    results: null,
+  });
+  return { type: "txnPrepared", revision, ok: true, compareSucceeded, conflict };
+}
+
+/** Every key a prepare locks, once each, in the order the command names them. */
+function prepareKeys(command: TxnPrepareCommand): string[] {
+  const keys = new Set<string>();
+  for (const compare of command.compare) keys.add(compare.key);
+  for (const read of command.reads) keys.add(read.key);
+  for (const op of [...command.success, ...command.failure]) {
+    assert(op.type !== "range", "prepare: validation refuses range ops");
+    keys.add(op.key);
+  }
+  return [...keys];
+}
+
+function preparedAgain(row: ParticipantData, revision: number): ApplyResult {
+  if (row.state === "aborted") return refused(revision, "aborted");
+  return { type: "txnPrepared", revision, ok: true, ...row.prepared };
+}
+
+function refused(revision: number, reason: "aborted"): ApplyResult {
+  return { type: "txnPrepared", revision, ok: false, reason, key: null, holder: null };
+}
+
+function decide(txns: TxnStore, revision: number, command: TxnDecideCommand): ApplyResult {
+  const record = txns.record(command.txnId);
+  if (record !== null && record.status !== "pending") {
+    return { type: "txnDecided", revision, status: record.status, branch: record.branch };
+  }
+  // Without a record the home prepare never applied: only an abort is possible.
+  const isCommitted = record !== null && command.outcome === "commit";
+  const status = isCommitted ? "committed" : "aborted";
+  const branch = isCommitted ? command.branch : null;
+  const reason = record === null && command.outcome === "commit"
+    ? "no record: the prepare never applied on the home shard"
+    : command.reason;
+  txns.writeRecord({
+    txnId: command.txnId,
+    status,
+    home: record?.home ?? -1,
+    participants: record?.participants ?? [],
+    branch,
+    deadlineMs: record?.deadlineMs ?? 0,
+    createdRevision: record?.createdRevision ?? revision,
+    decidedRevision: revision,
+    reason,
+  });
+  txns.retain();
+  assert(txns.record(command.txnId)?.status === status, "decide: the record reads back");
+  return { type: "txnDecided", revision, status, branch };
+}
+
+function resolve(
+  store: KvStore,
+  txns: TxnStore,
+  context: EntryContext,
+  command: TxnResolveCommand,
+): ApplyResult {
+  const revision = context.revision;
+  const { txnId, outcome } = command;
+  const row = txns.participant(txnId);
+  if (row === null) {
+    if (outcome === "commit") {
+      throw new AspenError(
+        "txn_not_prepared",
+        `Cannot commit txn "${txnId}" on this shard: it was never prepared here`,
+        { txnId },
+      );
+    }
+    txns.writeParticipant({
+      txnId,
+      home: -1,
+      state: "aborted",
+      resolvedRevision: revision,
+      prepared: { compareSucceeded: false, conflict: null },
+      success: [],
+      failure: [],
+      results: [],
+    });
+    txns.retain();
+    return { type: "txnResolved", revision, outcome, results: [] };
+  }
+  if (row.state !== "prepared") {
+    const stored = row.state === "committed" ? "commit" : "abort";
+    return { type: "txnResolved", revision, outcome: stored, results: row.results ?? [] };
+  }
+  let results: TxnOpResult[] = [];
+  if (outcome === "commit") {
+    results = runTxnOps(store, context, command.branch === "failure" ? row.failure : row.success);
+  }
+  txns.unlock(txnId);
+  const state = outcome === "commit" ? "committed" : "aborted";
+  txns.writeParticipant({ ...row, state, resolvedRevision: revision, results });
+  txns.retain();
+  assert(txns.firstLocked(prepareKeysOf(row), null) === null, "resolve: no intent is left");
+  return { type: "txnResolved", revision, outcome, results };
+}
+
+function prepareKeysOf(row: ParticipantData): string[] {
+  return [...row.success, ...row.failure].flatMap((op) => op.type === "range" ? [] : [op.key]);
+}

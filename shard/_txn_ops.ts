@@ -1,0 +1,73 @@
+/**
+ * Runs the operations of a conditional batch's branch (private to shard/): the one path both
+ * the single-shard txn and a cross-shard txn's commit-resolve take, so that they give the same
+ * results, watch events, history and revisions.
+ */
+
+import { assert } from "../raft/mod.ts";
+import type { TxnOpResult } from "./apply_result.ts";
+import type { TxnOp } from "./command.ts";
+import { AspenError } from "./errors.ts";
+import { type KeyValue, kvResponseBytes } from "./key_value.ts";
+import { RANGE_RESPONSE_BYTES_MAX, TXN_RESPONSE_BYTES_MAX } from "./limits.ts";
+import type { EntryContext, KvStore } from "./_kv_store.ts";
+import { readRange } from "./_range.ts";
+
+/**
+ * Runs `ops` in order at `context.revision` and returns one result per op.
+ *
+ * @throws {AspenError} `request_too_large` when the results exceed TXN_RESPONSE_BYTES_MAX, and
+ * whatever a put throws (`lease_not_found`, `limit_exceeded`); the caller's savepoint undoes
+ * the ops that ran.
+ */
+export function runTxnOps(
+  store: KvStore,
+  context: EntryContext,
+  ops: readonly TxnOp[],
+): TxnOpResult[] {
+  const results: TxnOpResult[] = [];
+  let bytes = 0;
+  for (const op of ops) {
+    const result = executeTxnOp(store, context, op);
+    bytes += txnOpResultBytes(result);
+    if (bytes > TXN_RESPONSE_BYTES_MAX) {
+      throw new AspenError(
+        "request_too_large",
+        `Cannot run txn: its results exceed ${TXN_RESPONSE_BYTES_MAX} bytes; read less per txn`,
+        { limit: TXN_RESPONSE_BYTES_MAX },
+      );
+    }
+    results.push(result);
+  }
+  assert(results.length === ops.length, "runTxnOps: one result per op of the branch");
+  return results;
+}
+
+function executeTxnOp(store: KvStore, context: EntryContext, op: TxnOp): TxnOpResult {
+  switch (op.type) {
+    case "put": {
+      const { kv, prev } = store.put(context, op);
+      return { type: "put", version: kv.version, prevKv: op.prevKv ? prev : null };
+    }
+    case "delete": {
+      const prev = store.remove(context, op.key);
+      return { type: "delete", deleted: prev === null ? 0 : 1, prevKv: op.prevKv ? prev : null };
+    }
+    case "get":
+      return { type: "get", kv: store.get(op.key) };
+    case "range":
+      return { type: "range", ...readRange(store, op.request, RANGE_RESPONSE_BYTES_MAX) };
+  }
+}
+
+/** The response bytes of one txn op result, counted like range pages. */
+export function txnOpResultBytes(result: TxnOpResult): number {
+  const kvs: readonly (KeyValue | null)[] = result.type === "range"
+    ? result.kvs
+    : result.type === "get"
+    ? [result.kv]
+    : [result.prevKv];
+  let bytes = 0;
+  for (const kv of kvs) if (kv !== null) bytes += kvResponseBytes(kv);
+  return bytes;
+}

@@ -1,0 +1,300 @@
+/**
+ * Row-level access to the cross-shard transaction tables (private to shard/): intents (one
+ * lock per key, naming the holding transaction and its home shard), the home shard's
+ * transaction records, and each participant's row with its stored branches.
+ *
+ * The store keeps the number of intents in memory, so that the write path of every other
+ * command skips the intent lookups entirely while no intent exists (the usual case). The count
+ * is reloaded from the table whenever SQLite may have undone writes (a failed entry or batch).
+ */
+
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { Hash } from "node:crypto";
+import { assert } from "../raft/mod.ts";
+import type {
+  Conflict,
+  TxnHolder,
+  TxnOpResult,
+  TxnParticipantRow,
+  TxnParticipantState,
+  TxnRecord,
+  TxnStatus,
+} from "./apply_result.ts";
+import type { TxnBranch, TxnOp } from "./command.ts";
+import { decodeKey, encodeKey, type KeyBounds } from "./key_value.ts";
+import { TXN_RECORDS_RETAIN } from "./limits.ts";
+import { boundsWhere, bytesOf, integer } from "./_kv_store.ts";
+
+/** A locked key and the transaction that holds it. */
+export interface IntentEntry {
+  readonly key: string;
+  readonly holder: TxnHolder;
+}
+
+/** What a successful prepare found; a duplicate prepare returns it again. */
+export interface PrepareVerdict {
+  readonly compareSucceeded: boolean;
+  readonly conflict: Conflict | null;
+}
+
+/** A participant row with everything the resolve needs. */
+export interface ParticipantData extends TxnParticipantRow {
+  readonly prepared: PrepareVerdict;
+  readonly success: readonly TxnOp[];
+  readonly failure: readonly TxnOp[];
+  /** The op results of the resolve; null while prepared. */
+  readonly results: readonly TxnOpResult[] | null;
+}
+
+/** Rows hashed between two pauses of the state hash. */
+const HASH_ROWS_PER_STEP = 2_000;
+const RECORD_COLUMNS = "txn_id, status, home, participants, branch, deadline_ms, " +
+  "created_revision, decided_revision, reason";
+const PARTICIPANT_COLUMNS = "txn_id, home, state, prepared, success, failure, results, " +
+  "resolved_revision";
+const STATUSES: readonly TxnStatus[] = ["pending", "committed", "aborted"];
+const STATES: readonly TxnParticipantState[] = ["prepared", "committed", "aborted"];
+
+/** Typed statements over the transaction tables of one open database. */
+export class TxnStore {
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+  readonly #selectIntent: StatementSync;
+  #intentCount = 0;
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+    this.#selectIntent = db.prepare("SELECT txn_id, home FROM txn_intent WHERE key = ?");
+    this.reload();
+  }
+
+  /** How many intents exist (kept in memory). */
+  get intentCount(): number {
+    return this.#intentCount;
+  }
+
+  /** Reads the intent count from the table again (after SQLite undid writes). */
+  reload(): void {
+    const row = this.#statement("SELECT COUNT(*) AS n FROM txn_intent").get();
+    this.#intentCount = integer(row?.n);
+  }
+
+  /** The transaction holding `key`, or null. */
+  intentOf(key: string): TxnHolder | null {
+    if (this.#intentCount === 0) return null;
+    const row = this.#selectIntent.get(encodeKey(key));
+    return row === undefined ? null : holderOf(row);
+  }
+
+  /** The first of `keys` locked by a transaction other than `txnId` (null: any), or null. */
+  firstLocked(keys: Iterable<string>, txnId: string | null): IntentEntry | null {
+    if (this.#intentCount === 0) return null;
+    for (const key of keys) {
+      const holder = this.intentOf(key);
+      if (holder !== null && holder.txnId !== txnId) return { key, holder };
+    }
+    return null;
+  }
+
+  /** The intents within `bounds`, in key order, at most `limit`. */
+  intentsIn(bounds: KeyBounds, limit: number): IntentEntry[] {
+    assert(Number.isSafeInteger(limit) && limit >= 1, "TxnStore.intentsIn: limit is positive");
+    if (this.#intentCount === 0) return [];
+    const where = boundsWhere(bounds);
+    const sql = `SELECT key, txn_id, home FROM txn_intent WHERE ${where.sql} ORDER BY key LIMIT ?`;
+    const rows = this.#statement(sql).all(...where.params, limit);
+    assert(rows.length <= limit, "TxnStore.intentsIn: at most limit rows");
+    return rows.map((row) => ({ key: decodeKey(bytesOf(row.key)), holder: holderOf(row) }));
+  }
+
+  /** A locked key attached to lease `id`, or null. */
+  leaseIntent(id: number): IntentEntry | null {
+    if (this.#intentCount === 0) return null;
+    const row = this.#statement(
+      "SELECT i.key AS key, i.txn_id AS txn_id, i.home AS home FROM txn_intent i " +
+        "JOIN kv ON kv.key = i.key WHERE kv.lease = ? ORDER BY i.key LIMIT 1",
+    ).get(id);
+    if (row === undefined) return null;
+    return { key: decodeKey(bytesOf(row.key)), holder: holderOf(row) };
+  }
+
+  /** Locks `keys` for `holder`; a key it already holds stays locked once. */
+  lock(keys: readonly string[], holder: TxnHolder): void {
+    const insert = this.#statement(
+      "INSERT OR IGNORE INTO txn_intent (key, txn_id, home) VALUES (?, ?, ?)",
+    );
+    for (const key of keys) {
+      this.#intentCount += Number(insert.run(encodeKey(key), holder.txnId, holder.home).changes);
+      assert(this.intentOf(key)?.txnId === holder.txnId, "TxnStore.lock: the key is locked");
+    }
+  }
+
+  /** Releases every intent of `txnId`; returns how many. */
+  unlock(txnId: string): number {
+    const sql = "DELETE FROM txn_intent WHERE txn_id = ?";
+    const removed = Number(this.#statement(sql).run(txnId).changes);
+    this.#intentCount -= removed;
+    assert(this.#intentCount >= 0, "TxnStore.unlock: the count stays non-negative");
+    return removed;
+  }
+
+  /** The record of `txnId`, or null. */
+  record(txnId: string): TxnRecord | null {
+    const sql = `SELECT ${RECORD_COLUMNS} FROM txn_record WHERE txn_id = ?`;
+    const row = this.#statement(sql).get(txnId);
+    return row === undefined ? null : recordOf(row);
+  }
+
+  /** Creates or replaces a record. */
+  writeRecord(record: TxnRecord): void {
+    assert(record.status !== "pending" || record.decidedRevision === null, "pending: undecided");
+    this.#statement(
+      `INSERT OR REPLACE INTO txn_record (${RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)`,
+    ).run(
+      record.txnId,
+      record.status,
+      record.home,
+      JSON.stringify(record.participants),
+      record.branch,
+      record.deadlineMs,
+      record.createdRevision,
+      record.decidedRevision,
+      record.reason,
+    );
+  }
+
+  /** The participant row of `txnId`, or null. */
+  participant(txnId: string): ParticipantData | null {
+    const sql = `SELECT ${PARTICIPANT_COLUMNS} FROM txn_participant WHERE txn_id = ?`;
+    const row = this.#statement(sql).get(txnId);
+    return row === undefined ? null : participantOf(row);
+  }
+
+  /** Creates or replaces a participant row. */
+  writeParticipant(row: ParticipantData): void {
+    assert((row.state === "prepared") === (row.resolvedRevision === null), "resolved iff ended");
+    assert((row.state === "prepared") === (row.results === null), "results iff resolved");
+    this.#statement(
+      `INSERT OR REPLACE INTO txn_participant (${PARTICIPANT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)`,
+    ).run(
+      row.txnId,
+      row.home,
+      row.state,
+      JSON.stringify(row.prepared),
+      JSON.stringify(row.success),
+      JSON.stringify(row.failure),
+      row.results === null ? null : JSON.stringify(row.results),
+      row.resolvedRevision,
+    );
+  }
+
+  /**
+   * Drops the oldest decided records and resolved participant rows past TXN_RECORDS_RETAIN
+   * (by the revision that ended them, then by id: the same rows on every replica). Pending
+   * records and prepared rows are never dropped.
+   */
+  retain(): void {
+    const tables = [["txn_record", "decided_revision"], ["txn_participant", "resolved_revision"]];
+    for (const [table, column] of tables) {
+      const count = integer(
+        this.#statement(`SELECT COUNT(*) AS n FROM ${table} WHERE ${column} IS NOT NULL`).get()?.n,
+      );
+      if (count <= TXN_RECORDS_RETAIN) continue;
+      const excess = count - TXN_RECORDS_RETAIN;
+      const removed = this.#statement(
+        `DELETE FROM ${table} WHERE txn_id IN (SELECT txn_id FROM ${table} ` +
+          `WHERE ${column} IS NOT NULL ORDER BY ${column}, txn_id LIMIT ?)`,
+      ).run(excess).changes;
+      assert(Number(removed) === excess, "TxnStore.retain: the excess is dropped");
+    }
+  }
+
+  #statement(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+}
+
+/**
+ * Hashes the transaction rows for the state hash: `intent` lines by key, `txn` lines (records)
+ * and `participant` lines by id, each a JSON array; nothing when the tables are empty.
+ */
+export function* hashTxnRows(db: DatabaseSync, hash: Hash): Generator<void, void> {
+  let rows = 0;
+  const intents = db.prepare("SELECT key, txn_id, home FROM txn_intent ORDER BY key");
+  for (const row of intents.iterate()) {
+    const holder = holderOf(row);
+    const fields = [decodeKey(bytesOf(row.key)), holder.txnId, holder.home];
+    hash.update(`intent ${JSON.stringify(fields)}\n`);
+    if (++rows % HASH_ROWS_PER_STEP === 0) yield;
+  }
+  const records = db.prepare(`SELECT ${RECORD_COLUMNS} FROM txn_record ORDER BY txn_id`);
+  for (const row of records.iterate()) {
+    hash.update(`txn ${JSON.stringify(Object.values(recordOf(row)))}\n`);
+    if (++rows % HASH_ROWS_PER_STEP === 0) yield;
+  }
+  const sql = `SELECT ${PARTICIPANT_COLUMNS} FROM txn_participant ORDER BY txn_id`;
+  for (const row of db.prepare(sql).iterate()) {
+    hash.update(`participant ${JSON.stringify(Object.values(participantOf(row)))}\n`);
+    if (++rows % HASH_ROWS_PER_STEP === 0) yield;
+  }
+}
+
+function holderOf(row: Record<string, unknown>): TxnHolder {
+  assert(typeof row.txn_id === "string", "txn_intent: txn ids are text");
+  return { txnId: row.txn_id, home: shardOf(row.home) };
+}
+
+function recordOf(row: Record<string, unknown>): TxnRecord {
+  assert(typeof row.txn_id === "string", "txn_record: txn ids are text");
+  const status = STATUSES.find((status) => status === row.status);
+  assert(status !== undefined, "txn_record: the status is known");
+  const participants: unknown = JSON.parse(String(row.participants));
+  assert(Array.isArray(participants), "txn_record: participants are a list");
+  const record: TxnRecord = {
+    txnId: row.txn_id,
+    status,
+    home: shardOf(row.home),
+    participants: participants.map(integer),
+    branch: branchOf(row.branch),
+    deadlineMs: integer(row.deadline_ms),
+    createdRevision: integer(row.created_revision),
+    decidedRevision: row.decided_revision === null ? null : integer(row.decided_revision),
+    reason: String(row.reason),
+  };
+  assert((status === "pending") === (record.decidedRevision === null), "decided iff not pending");
+  return record;
+}
+
+function participantOf(row: Record<string, unknown>): ParticipantData {
+  assert(typeof row.txn_id === "string", "txn_participant: txn ids are text");
+  const state = STATES.find((state) => state === row.state);
+  assert(state !== undefined, "txn_participant: the state is known");
+  return {
+    txnId: row.txn_id,
+    home: shardOf(row.home),
+    state,
+    resolvedRevision: row.resolved_revision === null ? null : integer(row.resolved_revision),
+    prepared: JSON.parse(String(row.prepared)),
+    success: JSON.parse(String(row.success)),
+    failure: JSON.parse(String(row.failure)),
+    results: row.results === null ? null : JSON.parse(String(row.results)),
+  };
+}
+
+function branchOf(value: unknown): TxnBranch | null {
+  if (value === null) return null;
+  assert(value === "success" || value === "failure", "txn_record: the branch is known");
+  return value;
+}
+
+/** A shard id column: -1 when unknown (see TxnRecord.home). */
+function shardOf(value: unknown): number {
+  assert(typeof value === "number" && Number.isSafeInteger(value), "a shard id is an integer");
+  assert(value >= -1, "a shard id is -1 (unknown) or more");
+  return value;
+}

@@ -1,0 +1,498 @@
+/**
+ * The shard half of cross-shard transactions: txnPrepare, txnDecide and txnResolve applied to
+ * real state machines (SQLite in memory or in a temp file). Each phase is checked for its
+ * result and its effect, duplicates included; then the races the design names (a late prepare
+ * after an abort, decide abort-then-commit and commit-then-abort), a commit-resolve against a
+ * single-shard txn of the same ops on a twin state machine, every existing write meeting an
+ * intent, snapshots and the state hash with intents, retention, and opening a database
+ * written by the previous schema version.
+ */
+import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { type ApplyResult, applyResultError } from "./apply_result.ts";
+import type { Command, TxnOp, TxnPrepareCommand } from "./command.ts";
+import { encodeCommand } from "./command_codec.ts";
+import { TXN_RECORDS_RETAIN } from "./limits.ts";
+import { StateMachine } from "./state_machine.ts";
+
+/** A state machine with a log index counter. */
+class Shard {
+  readonly sm: StateMachine;
+  index = 0;
+
+  constructor(path = ":memory:") {
+    this.sm = StateMachine.open({ path, synchronous: "normal" });
+  }
+
+  run(command: Command): ApplyResult {
+    this.index++;
+    const [result] = this.sm.apply([{ index: this.index, data: encodeCommand(command) }]);
+    return result!;
+  }
+
+  runMany(commands: readonly Command[]): void {
+    const entries = commands.map((command) => ({
+      index: ++this.index,
+      data: encodeCommand(command),
+    }));
+    this.sm.apply(entries);
+  }
+
+  keys(): unknown {
+    return this.sm.range({ range: { prefix: "" } }).kvs;
+  }
+}
+
+function put(key: string, value: string): Command {
+  return { type: "put", key, value, lease: 0, prevKv: false };
+}
+
+function prepare(fields: Partial<TxnPrepareCommand> = {}): TxnPrepareCommand {
+  return {
+    type: "txnPrepare",
+    txnId: "1.1000.1",
+    shard: 0,
+    home: 0,
+    participants: [0, 1],
+    deadlineMs: 5_000,
+    compare: [{ key: "a", target: "value", op: "=", value: "1" }],
+    reads: [],
+    success: [{ type: "put", key: "b", value: "new", lease: 0, prevKv: true }],
+    failure: [],
+    ...fields,
+  };
+}
+
+function resolve(txnId: string, outcome: "commit" | "abort"): Command {
+  return { type: "txnResolve", txnId, outcome, branch: outcome === "commit" ? "success" : null };
+}
+
+function decide(txnId: string, outcome: "commit" | "abort"): Command {
+  const branch = outcome === "commit" ? "success" : null;
+  return { type: "txnDecide", txnId, outcome, branch, reason: outcome === "abort" ? "pushed" : "" };
+}
+
+Deno.test("txnPrepare locks every key, creates the record on the home shard only", () => {
+  const home = new Shard();
+  home.run(put("a", "1"));
+  const result = home.run(prepare());
+  deepEqual(result, {
+    type: "txnPrepared",
+    revision: 2,
+    ok: true,
+    compareSucceeded: true,
+    conflict: null,
+  });
+  equal(home.sm.intentCount(), 2);
+  deepEqual(home.sm.intentOf("a"), { txnId: "1.1000.1", home: 0 });
+  deepEqual(home.sm.intentsIn({ prefix: "" }, 10).map((entry) => entry.key), ["a", "b"]);
+  equal(home.sm.intentOf("c"), null);
+  deepEqual(home.sm.txnRecord("1.1000.1"), {
+    txnId: "1.1000.1",
+    status: "pending",
+    home: 0,
+    participants: [0, 1],
+    branch: null,
+    deadlineMs: 5_000,
+    createdRevision: 2,
+    decidedRevision: null,
+    reason: "",
+  });
+  deepEqual(home.sm.txnParticipant("1.1000.1"), {
+    txnId: "1.1000.1",
+    home: 0,
+    state: "prepared",
+    resolvedRevision: null,
+  });
+  // A duplicate returns the stored verdict, even though the compare no longer matters.
+  deepEqual(home.run(prepare({ compare: [] })), { ...result, revision: 3 });
+  equal(home.sm.intentCount(), 2);
+
+  const other = new Shard();
+  const verdict = other.run(prepare({ shard: 1, compare: [] }));
+  equal(verdict.type === "txnPrepared" && verdict.ok, true);
+  equal(other.sm.txnRecord("1.1000.1"), null);
+  equal(other.sm.txnParticipant("1.1000.1")?.state, "prepared");
+});
+
+Deno.test("txnPrepare reports failed compares and OCC conflicts and still locks", () => {
+  const shard = new Shard();
+  shard.run(put("a", "2"));
+  const reads = [{ key: "a", modRevision: 0, version: null, revision: null }];
+  const result = shard.run(prepare({ reads }));
+  ok(result.type === "txnPrepared" && result.ok);
+  equal(result.compareSucceeded, false);
+  equal(result.conflict?.key, "a");
+  equal(result.conflict?.actualModRevision, 1);
+  equal(shard.sm.intentCount(), 2);
+});
+
+Deno.test("txnPrepare on a key locked by another txn locks and stores nothing", () => {
+  const shard = new Shard();
+  shard.run(prepare({ txnId: "holder", success: [] }));
+  const result = shard.run(prepare({ txnId: "late", home: 1, participants: [0, 1] }));
+  deepEqual(result, {
+    type: "txnPrepared",
+    revision: 2,
+    ok: false,
+    reason: "locked",
+    key: "a",
+    holder: { txnId: "holder", home: 0 },
+  });
+  equal(shard.sm.intentOf("b"), null);
+  equal(shard.sm.txnParticipant("late"), null);
+  // Once the holder resolves, the same prepare is evaluated afresh and succeeds.
+  shard.run(resolve("holder", "abort"));
+  const retried = shard.run(prepare({ txnId: "late", home: 1, participants: [0, 1] }));
+  equal(retried.type === "txnPrepared" && retried.ok, true);
+  deepEqual(shard.sm.intentOf("b"), { txnId: "late", home: 1 });
+});
+
+Deno.test("a prepare arriving after an abort locks nothing", async (t) => {
+  await t.step("after a resolve-abort that found no row", () => {
+    const shard = new Shard();
+    deepEqual(shard.run(resolve("t", "abort")), {
+      type: "txnResolved",
+      revision: 1,
+      outcome: "abort",
+      results: [],
+    });
+    equal(shard.sm.txnParticipant("t")?.state, "aborted");
+    deepEqual(shard.run(prepare({ txnId: "t", shard: 1 })), {
+      type: "txnPrepared",
+      revision: 2,
+      ok: false,
+      reason: "aborted",
+      key: null,
+      holder: null,
+    });
+    equal(shard.sm.intentCount(), 0);
+  });
+  await t.step("on the home shard after a pusher's decide-abort", () => {
+    const shard = new Shard();
+    deepEqual(shard.run(decide("t", "abort")), {
+      type: "txnDecided",
+      revision: 1,
+      status: "aborted",
+      branch: null,
+    });
+    equal(shard.sm.txnRecord("t")?.home, -1);
+    const late = shard.run(prepare({ txnId: "t" }));
+    equal(late.type === "txnPrepared" && !late.ok && late.reason, "aborted");
+    equal(shard.sm.intentCount(), 0);
+    equal(shard.sm.txnRecord("t")?.status, "aborted");
+  });
+});
+
+Deno.test("txnDecide: the first decision wins and later ones learn it", async (t) => {
+  await t.step("abort then commit: aborted", () => {
+    const shard = new Shard();
+    shard.run(prepare());
+    equal(shard.run(decide("1.1000.1", "abort")).type, "txnDecided");
+    deepEqual(shard.run(decide("1.1000.1", "commit")), {
+      type: "txnDecided",
+      revision: 3,
+      status: "aborted",
+      branch: null,
+    });
+    equal(shard.sm.txnRecord("1.1000.1")?.decidedRevision, 2);
+    equal(shard.sm.txnRecord("1.1000.1")?.reason, "pushed");
+  });
+  await t.step("commit then abort: committed", () => {
+    const shard = new Shard();
+    shard.run(prepare());
+    deepEqual(shard.run(decide("1.1000.1", "commit")), {
+      type: "txnDecided",
+      revision: 2,
+      status: "committed",
+      branch: "success",
+    });
+    deepEqual(shard.run(decide("1.1000.1", "abort")), {
+      type: "txnDecided",
+      revision: 3,
+      status: "committed",
+      branch: "success",
+    });
+    equal(shard.sm.txnRecord("1.1000.1")?.status, "committed");
+  });
+  await t.step("commit without a record: aborted", () => {
+    const shard = new Shard();
+    const result = shard.run(decide("nobody", "commit"));
+    equal(result.type === "txnDecided" && result.status, "aborted");
+  });
+});
+
+const OPS: TxnOp[] = [
+  { type: "put", key: "a", value: "A2", lease: 0, prevKv: true },
+  { type: "delete", key: "b", prevKv: true },
+  { type: "get", key: "c" },
+  { type: "put", key: "d", value: "D1", lease: 0, prevKv: false },
+  { type: "get", key: "a" },
+];
+
+Deno.test("a commit-resolve gives the results, state and events of a one-shard txn", async () => {
+  const cross = new Shard();
+  const single = new Shard();
+  for (const shard of [cross, single]) {
+    shard.runMany([put("a", "A1"), put("b", "B1"), put("c", "C")]);
+  }
+  cross.run(prepare({ compare: [], success: OPS }));
+  cross.run(decide("1.1000.1", "commit"));
+  single.runMany([{ type: "noop" }, { type: "noop" }]);
+  const resolved = cross.run(resolve("1.1000.1", "commit"));
+  const txn = single.run({ type: "txn", compare: [], success: OPS, failure: [] });
+  ok(resolved.type === "txnResolved" && txn.type === "txn");
+  equal(resolved.revision, txn.revision);
+  deepEqual(resolved.results, txn.results);
+  deepEqual(cross.keys(), single.keys());
+  equal(cross.sm.intentCount(), 0);
+  deepEqual(cross.sm.txnParticipant("1.1000.1"), {
+    txnId: "1.1000.1",
+    home: 0,
+    state: "committed",
+    resolvedRevision: 6,
+  });
+  const events = [];
+  for (const shard of [cross, single]) {
+    const watcher = shard.sm.watch({ prefix: "" }, { fromRevision: 6 });
+    events.push([await watcher.next(), await watcher.next(), await watcher.next()]);
+    watcher.cancel();
+  }
+  deepEqual(events[0], events[1]);
+  equal(events[0]?.length, 3);
+  // A duplicate returns the stored outcome and results and writes nothing.
+  deepEqual(cross.run(resolve("1.1000.1", "commit")), { ...resolved, revision: 7 });
+  deepEqual(cross.run(resolve("1.1000.1", "abort")), { ...resolved, revision: 8 });
+  equal(cross.sm.get("a")?.version, 2);
+});
+
+Deno.test("an abort-resolve releases the intents and writes nothing", () => {
+  const shard = new Shard();
+  shard.run(put("a", "1"));
+  shard.run(prepare());
+  const before = shard.keys();
+  deepEqual(shard.run(resolve("1.1000.1", "abort")), {
+    type: "txnResolved",
+    revision: 3,
+    outcome: "abort",
+    results: [],
+  });
+  deepEqual(shard.keys(), before);
+  equal(shard.sm.intentCount(), 0);
+  equal(shard.sm.txnParticipant("1.1000.1")?.state, "aborted");
+  equal(shard.run(put("b", "free")).type, "put");
+});
+
+Deno.test("a commit-resolve where the txn was never prepared is a txn_not_prepared error", () => {
+  const shard = new Shard();
+  const result = shard.run(resolve("ghost", "commit"));
+  equal(result.type === "error" && result.code, "txn_not_prepared");
+  equal(shard.sm.txnParticipant("ghost"), null);
+});
+
+Deno.test("a commit-resolve whose op fails undoes itself and keeps the intents", () => {
+  const shard = new Shard();
+  const success: TxnOp[] = [
+    { type: "put", key: "a", value: "x", lease: 0, prevKv: false },
+    { type: "put", key: "b", value: "x", lease: 99, prevKv: false },
+  ];
+  shard.run(prepare({ compare: [], success }));
+  const result = shard.run(resolve("1.1000.1", "commit"));
+  equal(result.type === "error" && result.code, "lease_not_found");
+  equal(shard.sm.get("a"), null);
+  equal(shard.sm.intentCount(), 2);
+  equal(shard.sm.txnParticipant("1.1000.1")?.state, "prepared");
+});
+
+Deno.test("every existing write on a locked key returns locked and changes nothing", async (t) => {
+  const locked = { key: "a", holder: { txnId: "1.1000.1", home: 0 } };
+  const range = {
+    range: { prefix: "a" },
+    limit: 10,
+    after: null,
+    keysOnly: false,
+    countOnly: false,
+    reverse: false,
+  };
+  const cases: [string, (lease: number) => Command][] = [
+    ["put", () => put("a", "x")],
+    ["delete", () => ({ type: "delete", key: "a", prevKv: false })],
+    ["deleteRange over it", () => ({ type: "deleteRange", range: { start: "0", end: "z" } })],
+    [
+      "multiPut",
+      () => ({
+        type: "multiPut",
+        puts: [{ key: "z", value: "1", lease: 0 }, { key: "a", value: "1", lease: 0 }],
+      }),
+    ],
+    [
+      "txn comparing it",
+      () => ({
+        type: "txn",
+        compare: [{ key: "a", target: "version", op: ">", value: 0 }],
+        success: [],
+        failure: [],
+      }),
+    ],
+    [
+      "txn getting it",
+      () => ({ type: "txn", compare: [], success: [], failure: [{ type: "get", key: "a" }] }),
+    ],
+    [
+      "txn reading a range over it",
+      () => ({
+        type: "txn",
+        compare: [],
+        success: [{ type: "range", request: range }],
+        failure: [],
+      }),
+    ],
+    [
+      "optimisticTxn reading it",
+      () => ({
+        type: "optimisticTxn",
+        reads: [{ key: "a", modRevision: 2, version: null, revision: null }],
+        writes: [{ op: "set", key: "z", value: "1" }],
+      }),
+    ],
+    [
+      "optimisticTxn writing it",
+      () => ({ type: "optimisticTxn", reads: [], writes: [{ op: "delete", key: "a" }] }),
+    ],
+    ["leaseRevoke", (lease) => ({ type: "leaseRevoke", id: lease })],
+    ["leaseExpire", (lease) => ({ type: "leaseExpire", ids: [lease] })],
+  ];
+  for (const [name, command] of cases) {
+    await t.step(name, () => {
+      const shard = new Shard();
+      shard.run({ type: "leaseGrant", ttlSeconds: 60 });
+      shard.run({ type: "put", key: "a", value: "1", lease: 1, prevKv: false });
+      shard.run(prepare({ success: [] }));
+      const before = [shard.keys(), shard.sm.leases()];
+      const result = shard.run(command(1));
+      deepEqual(result, { type: "locked", revision: 4, ...locked });
+      deepEqual([shard.keys(), shard.sm.leases()], before);
+      const error = applyResultError(result);
+      equal(error?.code, "conflict");
+      deepEqual(error?.details, { key: "a", holderTxnId: "1.1000.1", home: 0 });
+      ok(error?.message.includes('"a"') && error.message.includes('"1.1000.1"'));
+    });
+  }
+  await t.step("writes to other keys go through", () => {
+    const shard = new Shard();
+    shard.run(prepare({ success: [] }));
+    equal(shard.run(put("b", "1")).type, "put");
+    equal(shard.run({ type: "deleteRange", range: { prefix: "b" } }).type, "deleteRange");
+  });
+});
+
+Deno.test("snapshots and the state hash carry the intents, records and rows", () => {
+  const shard = new Shard();
+  const twin = new Shard();
+  shard.run(put("a", "1"));
+  twin.run(put("a", "1"));
+  shard.run(prepare());
+  twin.run({ type: "noop" });
+  notEqual(shard.sm.stateHash(), twin.sm.stateHash());
+  const restored = new Shard();
+  restored.sm.restore(shard.sm.snapshot());
+  restored.index = 2;
+  equal(restored.sm.stateHash(), shard.sm.stateHash());
+  equal(restored.sm.intentCount(), 2);
+  deepEqual(restored.sm.intentOf("b"), { txnId: "1.1000.1", home: 0 });
+  equal(restored.run(put("b", "x")).type, "locked");
+  restored.run(decide("1.1000.1", "commit"));
+  const result = restored.run(resolve("1.1000.1", "commit"));
+  equal(result.type === "txnResolved" && result.results.length, 1);
+  equal(restored.sm.get("b")?.value, "new");
+  // Restoring a snapshot without intents clears the in-memory count too.
+  restored.sm.restore(twin.sm.snapshot());
+  equal(restored.sm.intentCount(), 0);
+  equal(restored.sm.stateHash(), twin.sm.stateHash());
+});
+
+Deno.test("at most TXN_RECORDS_RETAIN decided records and resolved rows are kept", () => {
+  const shard = new Shard();
+  shard.run(prepare({ txnId: "pending" }));
+  const total = TXN_RECORDS_RETAIN + 2;
+  const id = (i: number) => `t.${String(i).padStart(6, "0")}`;
+  for (let start = 0; start < total; start += 1000) {
+    const commands: Command[] = [];
+    for (let i = start; i < Math.min(total, start + 1000); i++) {
+      commands.push(decide(id(i), "abort"), resolve(id(i), "abort"));
+    }
+    shard.runMany(commands);
+  }
+  equal(shard.sm.txnRecord(id(0)), null);
+  equal(shard.sm.txnRecord(id(1)), null);
+  equal(shard.sm.txnRecord(id(2))?.status, "aborted");
+  equal(shard.sm.txnParticipant(id(1)), null);
+  equal(shard.sm.txnParticipant(id(2))?.state, "aborted");
+  equal(shard.sm.txnRecord("pending")?.status, "pending");
+  equal(shard.sm.txnParticipant("pending")?.state, "prepared");
+});
+
+/** The schema of version 1, as the previous release created it. */
+const SCHEMA_V1 = [
+  "CREATE TABLE kv (key BLOB PRIMARY KEY, value TEXT NOT NULL, version INTEGER NOT NULL, " +
+  "create_revision INTEGER NOT NULL, mod_revision INTEGER NOT NULL, lease INTEGER NOT NULL, " +
+  "crc INTEGER NOT NULL) WITHOUT ROWID",
+  "CREATE INDEX kv_by_lease ON kv (lease, key) WHERE lease != 0",
+  "CREATE TABLE lease (id INTEGER PRIMARY KEY, ttl_seconds INTEGER NOT NULL, " +
+  "key_count INTEGER NOT NULL)",
+  "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL, crc INTEGER NOT NULL) " +
+  "WITHOUT ROWID",
+  "CREATE TABLE sys (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+  "CREATE TABLE history (revision INTEGER NOT NULL, seq INTEGER NOT NULL, " +
+  "type INTEGER NOT NULL, key BLOB NOT NULL, value TEXT, version INTEGER, " +
+  "create_revision INTEGER, lease INTEGER, prev_value TEXT, prev_version INTEGER, " +
+  "prev_create_revision INTEGER, prev_mod_revision INTEGER, prev_lease INTEGER, " +
+  "bytes INTEGER NOT NULL, PRIMARY KEY (revision, seq)) WITHOUT ROWID",
+];
+
+function writeVersion1(path: string): void {
+  const db = new DatabaseSync(path);
+  for (const sql of SCHEMA_V1) db.exec(sql);
+  const insert = db.prepare("INSERT INTO sys (name, value) VALUES (?, ?)");
+  for (const name of ["last_applied", "compacted_revision", "optimistic_txns", "conflicts"]) {
+    insert.run(name, name === "last_applied" ? 7 : 0);
+  }
+  insert.run("schema_version", 1);
+  db.close();
+}
+
+Deno.test("a database and a snapshot of schema version 1 open with empty txn tables", () => {
+  const directory = Deno.makeTempDirSync({ prefix: "aspen-txn-" });
+  try {
+    const path = `${directory}/state-machine.db`;
+    writeVersion1(path);
+    const shard = new Shard(path);
+    shard.index = 7;
+    equal(shard.sm.appliedIndex(), 7);
+    equal(shard.sm.intentCount(), 0);
+    const result = shard.run(prepare());
+    equal(result.type === "txnPrepared" && result.ok, true);
+    shard.sm.close();
+    const reopened = new Shard(path);
+    equal(reopened.sm.intentCount(), 2);
+    reopened.sm.close();
+
+    const oldPath = `${directory}/old.db`;
+    writeVersion1(oldPath);
+    const old = new DatabaseSync(oldPath);
+    const bytes = old.serialize();
+    old.close();
+    const memory = new Shard();
+    memory.sm.restore(bytes);
+    equal(memory.sm.appliedIndex(), 7);
+    const fileBacked = new Shard(`${directory}/restored.db`);
+    fileBacked.sm.restore(bytes);
+    equal(fileBacked.sm.appliedIndex(), 7);
+    fileBacked.index = 7;
+    equal(fileBacked.run(prepare()).type, "txnPrepared");
+    fileBacked.sm.close();
+    memory.sm.close();
+  } finally {
+    Deno.removeSync(directory, { recursive: true });
+  }
+});

@@ -1,0 +1,390 @@
+/**
+ * The seeded simulation of cross-shard transactions (issue 13): bank accounts on several real
+ * shard state machines, clients that move money by etcd-style and optimistic cross-shard
+ * transactions and by single-shard transactions, read every account in one read-only
+ * transaction, and put tag keys that the transfers lock too; coordinators crash at any step,
+ * and the network delays, duplicates and loses calls (txn_sim_world.ts).
+ *
+ * After the workload every fault stops, the clock passes every transaction's deadline, and
+ * pushers resolve whatever intents are left. Then the checks: the total is unchanged, every
+ * read-only transaction saw it, no intent is left, every record is committed or aborted, and
+ * each committed transaction ran on all of its participants and each aborted one on none.
+ */
+import { SeededPrng } from "../raft/mod.ts";
+import {
+  type ApplyResult,
+  AspenError,
+  type KeyValue,
+  shardForKey,
+  type TxnHolder,
+} from "../shard/mod.ts";
+import { TXN_DEADLINE_MS, TxnCoordinator } from "../server/node/txn_coordinator.ts";
+import {
+  CrashingTransport,
+  drawFaults,
+  openShards,
+  SimClock,
+  SimNetwork,
+  type SimShard,
+} from "./txn_sim_world.ts";
+
+/** What one run does. */
+export interface TxnSimOptions {
+  readonly seed: number;
+  readonly shardCount: number;
+  readonly clients: number;
+  readonly opsPerClient: number;
+  /** Runs the coordinators with a planted protocol bug (the simulation's test of itself). */
+  readonly plantedBug?: "resolveBeforeDecide";
+}
+
+/** What one run found. */
+export interface TxnSimReport {
+  readonly seed: number;
+  readonly violations: string[];
+  readonly trace: number;
+  readonly counts: Record<string, number>;
+}
+
+const BALANCE_START = 100;
+const ACCOUNTS_PER_SHARD = 2;
+const TAGS = 3;
+const REQUEST_MS = 800;
+const WALL_EPOCH_MS = 1_780_000_000_000;
+const RECOVERY_ROUNDS_MAX = 20;
+
+/** Runs one seed in a fresh temporary directory and reports every broken invariant. */
+export async function runTxnSim(options: TxnSimOptions): Promise<TxnSimReport> {
+  const dir = await Deno.makeTempDir({ prefix: "aspen-txn-sim-" });
+  const shards = openShards(dir, options.shardCount);
+  try {
+    return await new TxnSim(options, shards).run();
+  } finally {
+    for (const shard of shards) shard.machine.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+class TxnSim {
+  readonly #options: TxnSimOptions;
+  readonly #shards: readonly SimShard[];
+  readonly #prng: SeededPrng;
+  readonly #clock = new SimClock();
+  readonly #network: SimNetwork;
+  readonly #accounts: string[];
+  readonly #tags: string[];
+  readonly violations: string[] = [];
+  readonly counts: Record<string, number> = {};
+  #incarnations = 0;
+
+  constructor(options: TxnSimOptions, shards: readonly SimShard[]) {
+    this.#options = options;
+    this.#shards = shards;
+    this.#prng = new SeededPrng(options.seed);
+    this.#network = new SimNetwork(this.#clock, this.#prng, shards, drawFaults(this.#prng));
+    this.#accounts = pickKeys("acct/", options.shardCount, ACCOUNTS_PER_SHARD);
+    this.#tags = Array.from({ length: TAGS }, (_, i) => `tag/${i}`);
+  }
+
+  async run(): Promise<TxnSimReport> {
+    for (const key of this.#accounts) this.#putDirect(key, String(BALANCE_START));
+    let isDone = false;
+    const flow = this.#workload().then(
+      () => this.#recover(),
+    ).finally(() => isDone = true);
+    const isFinished = await this.#clock.drive(() => isDone);
+    if (!isFinished) this.violations.push(`the run stalled at ${this.#clock.nowMs} ms`);
+    else await flow;
+    this.#check();
+    return {
+      seed: this.#options.seed,
+      violations: this.violations,
+      trace: this.#network.trace,
+      counts: this.counts,
+    };
+  }
+
+  async #workload(): Promise<void> {
+    const clients = Array.from({ length: this.#options.clients }, (_, client) => client);
+    await Promise.all(clients.map((client) => this.#client(client)));
+  }
+
+  async #client(client: number): Promise<void> {
+    for (let op = 0; op < this.#options.opsPerClient; op++) {
+      await this.#clock.sleep(this.#prng.nextInt(20));
+      const crash = this.#crashPlan();
+      let onCrash = () => {};
+      const crashed = new Promise<string>((resolve) => onCrash = () => resolve("crashed"));
+      const transport = new CrashingTransport(this.#network, { ...crash, onCrash });
+      const coordinator = this.#coordinator(transport, client);
+      const kind = await Promise.race([this.#operation(coordinator, transport), crashed]);
+      this.#count(kind);
+    }
+  }
+
+  #crashPlan() {
+    const isCrashing = this.#prng.nextInt(100) < 15;
+    return {
+      callsBeforeCrash: isCrashing ? this.#prng.nextInt(10) : Number.MAX_SAFE_INTEGER,
+      isDeliveredAtCrash: this.#prng.nextInt(2) === 0,
+    };
+  }
+
+  #coordinator(transport: CrashingTransport, client: number): TxnCoordinator {
+    this.#incarnations++;
+    const skewMs = this.#prng.nextInt(20);
+    return new TxnCoordinator({
+      nodeId: client * 10_000 + this.#incarnations,
+      shardCount: this.#options.shardCount,
+      transport,
+      nowMs: () => this.#clock.nowMs,
+      wallMs: () => WALL_EPOCH_MS + this.#clock.nowMs + skewMs,
+      sleep: (ms) => transport.hangIfCrashed(this.#clock.sleep(ms)),
+      ...(this.#options.plantedBug === undefined ? {} : { plantedBug: this.#options.plantedBug }),
+    });
+  }
+
+  /** Runs one random operation; returns what it was and how it ended, for the counts. */
+  async #operation(coordinator: TxnCoordinator, transport: CrashingTransport): Promise<string> {
+    const deadlineMs = this.#clock.nowMs + REQUEST_MS;
+    const choice = this.#prng.nextInt(10);
+    try {
+      if (choice < 3) return await this.#transferTxn(coordinator, deadlineMs);
+      if (choice < 6) return await this.#transferOptimistic(coordinator, deadlineMs);
+      if (choice < 8) return await this.#readAll(coordinator, deadlineMs);
+      if (choice < 9) return await this.#localTransfer(coordinator, transport, deadlineMs);
+      return await this.#tagPut(coordinator, transport, deadlineMs);
+    } catch (error) {
+      if (error instanceof AspenError && ["conflict", "timeout"].includes(error.code)) {
+        return `failed:${error.code}`;
+      }
+      this.violations.push(`unexpected error: ${String(error)}`);
+      return "failed:unexpected";
+    }
+  }
+
+  async #transferTxn(coordinator: TxnCoordinator, deadlineMs: number): Promise<string> {
+    const [from, to] = this.#twoAccounts(false);
+    const amount = 1 + this.#prng.nextInt(9);
+    const tag = this.#pick(this.#tags);
+    const result = await coordinator.txn({
+      compare: [from, to].map((kv) => ({
+        key: kv.key,
+        target: "modRevision" as const,
+        op: "=" as const,
+        value: kv.modRevision,
+      })),
+      success: [
+        put(from.key, String(Number(from.value) - amount)),
+        put(to.key, String(Number(to.value) + amount)),
+        put(tag, `moved ${amount}`),
+      ],
+      failure: [{ type: "get", key: from.key }],
+    }, deadlineMs);
+    return result.succeeded ? "transfer-txn:committed" : "transfer-txn:compare-failed";
+  }
+
+  async #transferOptimistic(coordinator: TxnCoordinator, deadlineMs: number): Promise<string> {
+    const [from, to] = this.#twoAccounts(false);
+    const amount = 1 + this.#prng.nextInt(9);
+    await coordinator.optimistic({
+      reads: [from, to].map((kv) => ({
+        key: kv.key,
+        modRevision: kv.modRevision,
+        version: null,
+        revision: null,
+      })),
+      writes: [
+        { op: "set", key: from.key, value: String(Number(from.value) - amount) },
+        { op: "set", key: to.key, value: String(Number(to.value) + amount) },
+      ],
+    }, deadlineMs);
+    return "transfer-optimistic:committed";
+  }
+
+  async #readAll(coordinator: TxnCoordinator, deadlineMs: number): Promise<string> {
+    const result = await coordinator.txn({
+      compare: [],
+      success: this.#accounts.map((key) => ({ type: "get" as const, key })),
+      failure: [],
+    }, deadlineMs);
+    let total = 0;
+    for (const { result: item } of result.results) {
+      if (item.type !== "get" || item.kv === null) {
+        this.violations.push(`read-only txn ${result.txnId} missed an account`);
+        return "read:torn";
+      }
+      total += Number(item.kv.value);
+    }
+    const expected = BALANCE_START * this.#accounts.length;
+    if (total !== expected) {
+      this.violations.push(`read-only txn ${result.txnId} saw total ${total}, not ${expected}`);
+    }
+    return "read:ok";
+  }
+
+  /** A single-shard conditional transfer, pushing the intents it meets. */
+  async #localTransfer(
+    coordinator: TxnCoordinator,
+    transport: CrashingTransport,
+    deadlineMs: number,
+  ): Promise<string> {
+    const [from, to] = this.#twoAccounts(true);
+    const amount = 1 + this.#prng.nextInt(9);
+    const shard = shardForKey(from.key, this.#options.shardCount);
+    const result = await this.#runPushing(coordinator, transport, {
+      shard,
+      command: {
+        type: "txn",
+        compare: [from, to].map((kv) => ({
+          key: kv.key,
+          target: "modRevision" as const,
+          op: "=" as const,
+          value: kv.modRevision,
+        })),
+        success: [
+          put(from.key, String(Number(from.value) - amount)),
+          put(to.key, String(Number(to.value) + amount)),
+        ],
+        failure: [],
+      },
+    }, deadlineMs);
+    return `local-transfer:${result.type}`;
+  }
+
+  async #tagPut(
+    coordinator: TxnCoordinator,
+    transport: CrashingTransport,
+    deadlineMs: number,
+  ): Promise<string> {
+    const tag = this.#pick(this.#tags);
+    const shard = shardForKey(tag, this.#options.shardCount);
+    const command = { type: "put" as const, key: tag, value: "plain", lease: 0, prevKv: false };
+    const result = await this.#runPushing(coordinator, transport, { shard, command }, deadlineMs);
+    return `tag-put:${result.type}`;
+  }
+
+  /** Runs a single-shard write; on `locked`, pushes the holder and runs it again. */
+  async #runPushing(
+    coordinator: TxnCoordinator,
+    transport: CrashingTransport,
+    request: { shard: number; command: Parameters<CrashingTransport["run"]>[1] },
+    deadlineMs: number,
+  ): Promise<ApplyResult> {
+    for (let attempt = 0;; attempt++) {
+      const result = await transport.run(request.shard, request.command, deadlineMs);
+      if (result.type !== "locked" || attempt >= 3) return result;
+      this.#count("push");
+      await coordinator.push(request.shard, result.key, result.holder, deadlineMs);
+    }
+  }
+
+  /** Pushes every intent left, with faults off and every deadline passed. */
+  async #recover(): Promise<void> {
+    this.#network.faults = { ...this.#network.faults, lossBeforePerMille: 0, lossAfterPerMille: 0 };
+    await this.#clock.sleep(TXN_DEADLINE_MS + 1_000);
+    const transport = new CrashingTransport(this.#network, {
+      callsBeforeCrash: Number.MAX_SAFE_INTEGER,
+      isDeliveredAtCrash: false,
+      onCrash: () => {},
+    });
+    const pusher = this.#coordinator(transport, this.#options.clients);
+    for (let round = 0; round < RECOVERY_ROUNDS_MAX; round++) {
+      const left = this.#leftIntents();
+      if (left.length === 0) return;
+      for (const { shard, key, holder } of left) {
+        await pusher.push(shard, key, holder, this.#clock.nowMs + 10 * TXN_DEADLINE_MS);
+      }
+    }
+  }
+
+  #leftIntents(): { shard: number; key: string; holder: TxnHolder }[] {
+    const left = [];
+    for (const key of [...this.#accounts, ...this.#tags]) {
+      const shard = shardForKey(key, this.#options.shardCount);
+      const holder = this.#shards[shard]!.machine.intentOf(key);
+      if (holder !== null) left.push({ shard, key, holder });
+    }
+    return left;
+  }
+
+  #check(): void {
+    let total = 0;
+    for (const key of this.#accounts) total += Number(this.#read(key).value);
+    const expected = BALANCE_START * this.#accounts.length;
+    if (total !== expected) this.violations.push(`total is ${total}, not ${expected}`);
+    for (const shard of this.#shards) {
+      const count = shard.machine.intentCount();
+      if (count !== 0) this.violations.push(`shard ${shard.id} still holds ${count} intents`);
+    }
+    for (const [txnId, sent] of this.#network.sent) this.#checkTxn(txnId, sent);
+  }
+
+  #checkTxn(txnId: string, sent: { home: number; participants: readonly number[] }): void {
+    const record = this.#shards[sent.home]!.machine.txnRecord(txnId);
+    const status = record?.status ?? "absent";
+    this.#count(`record:${status}`);
+    if (status === "pending") this.violations.push(`txn ${txnId} is still pending`);
+    for (const shard of sent.participants) {
+      const row = this.#shards[shard]!.machine.txnParticipant(txnId);
+      const state = row?.state ?? "absent";
+      if (state === "prepared") this.violations.push(`txn ${txnId} is prepared on ${shard}`);
+      if (status === "committed" && state !== "committed") {
+        this.violations.push(`committed txn ${txnId} is ${state} on shard ${shard}`);
+      }
+      if (status !== "committed" && state === "committed") {
+        this.violations.push(`${status} txn ${txnId} was applied on shard ${shard}`);
+      }
+    }
+  }
+
+  /** Two accounts on different shards (or, with `sameShard`, on one). */
+  #twoAccounts(sameShard: boolean): [KeyValue, KeyValue] {
+    const first = this.#pick(this.#accounts);
+    const shardOf = (key: string) => shardForKey(key, this.#options.shardCount);
+    const others = this.#accounts.filter((key) =>
+      key !== first && (shardOf(key) === shardOf(first)) === sameShard
+    );
+    return [this.#read(first), this.#read(this.#pick(others))];
+  }
+
+  #read(key: string): KeyValue {
+    const kv = this.#shards[shardForKey(key, this.#options.shardCount)]!.machine.get(key);
+    if (kv === null) throw new Error(`txn sim: account ${key} is missing`);
+    return kv;
+  }
+
+  #putDirect(key: string, value: string): void {
+    const shard = this.#shards[shardForKey(key, this.#options.shardCount)]!;
+    shard.apply({ type: "put", key, value, lease: 0, prevKv: false });
+  }
+
+  #pick<T>(items: readonly T[]): T {
+    const item = items[this.#prng.nextInt(items.length)];
+    if (item === undefined) throw new Error("txn sim: picked from an empty list");
+    return item;
+  }
+
+  #count(name: string): void {
+    this.counts[name] = (this.counts[name] ?? 0) + 1;
+  }
+}
+
+function put(key: string, value: string) {
+  return { type: "put" as const, key, value, lease: 0, prevKv: false };
+}
+
+/** `perShard` keys `<prefix><n>` on each of `shardCount` shards. */
+function pickKeys(prefix: string, shardCount: number, perShard: number): string[] {
+  const keys: string[] = [];
+  const counts = new Array<number>(shardCount).fill(0);
+  for (let n = 0; keys.length < shardCount * perShard; n++) {
+    const key = `${prefix}${n}`;
+    const shard = shardForKey(key, shardCount);
+    if (counts[shard]! < perShard) {
+      counts[shard]!++;
+      keys.push(key);
+    }
+  }
+  return keys;
+}
