@@ -12,7 +12,7 @@ import { DatabaseSync } from "node:sqlite";
 import { type ApplyResult, applyResultError } from "./apply_result.ts";
 import type { Command, TxnOp, TxnPrepareCommand } from "./command.ts";
 import { encodeCommand } from "./command_codec.ts";
-import { TXN_RECORDS_RETAIN } from "./limits.ts";
+import { TXN_RECORDS_RETAIN, TXN_RESPONSE_BYTES_MAX, VALUE_BYTES_MAX } from "./limits.ts";
 import { StateMachine } from "./state_machine.ts";
 
 /** A state machine with a log index counter. */
@@ -291,14 +291,18 @@ Deno.test("a commit-resolve where the txn was never prepared is a txn_not_prepar
 });
 
 Deno.test("a commit-resolve whose op fails undoes itself and keeps the intents", () => {
+  // Results past TXN_RESPONSE_BYTES_MAX fail the resolve like they fail a one-shard txn.
+  // Known gap: such a transaction stays locked until an operator intervenes.
   const shard = new Shard();
+  shard.run(put("big", "v".repeat(VALUE_BYTES_MAX)));
+  const gets = Math.ceil(TXN_RESPONSE_BYTES_MAX / VALUE_BYTES_MAX) + 1;
   const success: TxnOp[] = [
     { type: "put", key: "a", value: "x", lease: 0, prevKv: false },
-    { type: "put", key: "b", value: "x", lease: 99, prevKv: false },
+    ...Array.from({ length: gets }, (): TxnOp => ({ type: "get", key: "big" })),
   ];
   shard.run(prepare({ compare: [], success }));
   const result = shard.run(resolve("1.1000.1", "commit"));
-  equal(result.type === "error" && result.code, "lease_not_found");
+  equal(result.type === "error" && result.code, "request_too_large");
   equal(shard.sm.get("a"), null);
   equal(shard.sm.intentCount(), 2);
   equal(shard.sm.txnParticipant("1.1000.1")?.state, "prepared");
