@@ -21,10 +21,17 @@
 
 import { assert } from "../raft/mod.ts";
 import type { ApplyResult, TxnOpResult } from "./apply_result.ts";
-import type { Command, TxnDecideCommand, TxnPrepareCommand, TxnResolveCommand } from "./command.ts";
+import type {
+  Command,
+  TxnDecideCommand,
+  TxnOp,
+  TxnPrepareCommand,
+  TxnResolveCommand,
+} from "./command.ts";
 import { evaluateCompare } from "./compare.ts";
 import { AspenError } from "./errors.ts";
-import { keyRangeBounds } from "./key_value.ts";
+import { keyRangeBounds, type KeyValue, kvResponseBytes } from "./key_value.ts";
+import { TXN_RESPONSE_BYTES_MAX } from "./limits.ts";
 import { validateReadSet } from "./occ.ts";
 import type { EntryContext, KvStore } from "./_kv_store.ts";
 import { runTxnOps } from "./_txn_ops.ts";
@@ -125,6 +132,9 @@ function prepare(
   if (locked !== null) {
     return { type: "txnPrepared", revision, ok: false, reason: "locked", ...locked };
   }
+  // Checked before anything is written: the locked keys cannot change until the resolve, so
+  // a commit-resolve then cannot fail on the size of its results.
+  for (const ops of [command.success, command.failure]) checkResultBytes(store, txnId, ops);
   const compareSucceeded = command.compare.every((compare) =>
     evaluateCompare(compare, store.get(compare.key))
   );
@@ -160,6 +170,43 @@ function prepare(
   });
   return { type: "txnPrepared", revision, ok: true, compareSucceeded, conflict };
 }
+
+/**
+ * Throws when `ops` would return more than TXN_RESPONSE_BYTES_MAX bytes of results, counted as
+ * {@linkcode runTxnOps} counts them, by a dry run over the current state of their keys.
+ *
+ * @throws {AspenError} `request_too_large`.
+ */
+function checkResultBytes(store: KvStore, txnId: string, ops: readonly TxnOp[]): void {
+  const values = new Map<string, string | null>();
+  let bytes = 0;
+  for (const op of ops) {
+    assert(op.type !== "range", "checkResultBytes: validation refuses range ops");
+    if (!values.has(op.key)) values.set(op.key, store.get(op.key)?.value ?? null);
+    const value = values.get(op.key) ?? null;
+    const isReturned = op.type === "get" || op.prevKv;
+    if (isReturned && value !== null) bytes += kvResponseBytes({ ...EMPTY_KV, key: op.key, value });
+    if (op.type === "put") values.set(op.key, op.value);
+    if (op.type === "delete") values.set(op.key, null);
+  }
+  if (bytes > TXN_RESPONSE_BYTES_MAX) {
+    throw new AspenError(
+      "request_too_large",
+      `Cannot prepare txn "${txnId}": its results on this shard would exceed ` +
+        `${TXN_RESPONSE_BYTES_MAX} bytes; read less per txn`,
+      { limit: TXN_RESPONSE_BYTES_MAX },
+    );
+  }
+}
+
+const EMPTY_KV: KeyValue = {
+  key: "",
+  value: "",
+  version: 1,
+  createRevision: 1,
+  modRevision: 1,
+  lease: 0,
+};
 
 /** Every key a prepare locks, once each, in the order the command names them. */
 function prepareKeys(command: TxnPrepareCommand): string[] {
@@ -245,6 +292,8 @@ function resolve(
     return { type: "txnResolved", revision, outcome: stored, results: row.results ?? [] };
   }
   let results: TxnOpResult[] = [];
+  // This cannot fail: the prepare checked the result bytes over keys locked ever since, and
+  // refused puts that name a lease (the lease of a locked key cannot be revoked either).
   if (outcome === "commit") {
     results = runTxnOps(store, context, command.branch === "failure" ? row.failure : row.success);
   }

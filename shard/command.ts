@@ -487,6 +487,15 @@ function validateTxnPrepare(command: TxnPrepareCommand): void {
         { op: "range" },
       );
     }
+    // A lease may be revoked between prepare and commit, and a commit must not fail.
+    if (op.type === "put" && op.lease !== 0) {
+      throw new AspenError(
+        "bad_request",
+        `Cannot ${action} "${command.txnId}": the put of key "${op.key}" names lease ` +
+          `${op.lease}, but a cross-shard txn cannot attach keys to leases`,
+        { op: "put", key: op.key },
+      );
+    }
   }
 }
 

@@ -130,6 +130,12 @@ Deno.test("validateCommand() refuses malformed txn commands, naming the problem"
       /range op cannot run/,
     ],
     [
+      "put with a lease",
+      { ...PREPARE, failure: [{ type: "put", key: "k", value: "v", lease: 3, prevKv: false }] },
+      "bad_request",
+      /key "k" names lease 3/,
+    ],
+    [
       "too many ops",
       { ...PREPARE, failure: Array.from({ length: OPTIMISTIC_WRITES_MAX + 1 }, () => get) },
       "request_too_large",

@@ -12,7 +12,12 @@ import { DatabaseSync } from "node:sqlite";
 import { type ApplyResult, applyResultError } from "./apply_result.ts";
 import type { Command, TxnOp, TxnPrepareCommand } from "./command.ts";
 import { encodeCommand } from "./command_codec.ts";
-import { TXN_RECORDS_RETAIN } from "./limits.ts";
+import {
+  KV_RESPONSE_OVERHEAD_BYTES,
+  TXN_RECORDS_RETAIN,
+  TXN_RESPONSE_BYTES_MAX,
+  VALUE_BYTES_MAX,
+} from "./limits.ts";
 import { StateMachine } from "./state_machine.ts";
 
 /** A state machine with a log index counter. */
@@ -290,18 +295,29 @@ Deno.test("a commit-resolve where the txn was never prepared is a txn_not_prepar
   equal(shard.sm.txnParticipant("ghost"), null);
 });
 
-Deno.test("a commit-resolve whose op fails undoes itself and keeps the intents", () => {
+Deno.test("a prepare whose results would be too large fails before it locks", () => {
+  // The locked keys cannot change before the resolve, so the commit-resolve could not fail.
   const shard = new Shard();
-  const success: TxnOp[] = [
-    { type: "put", key: "a", value: "x", lease: 0, prevKv: false },
-    { type: "put", key: "b", value: "x", lease: 99, prevKv: false },
+  shard.run(put("big", "v".repeat(VALUE_BYTES_MAX)));
+  const kvBytes = KV_RESPONSE_OVERHEAD_BYTES + "big".length + VALUE_BYTES_MAX;
+  const gets = Math.floor(TXN_RESPONSE_BYTES_MAX / kvBytes);
+  const success: TxnOp[] = Array.from({ length: gets }, () => ({ type: "get", key: "big" }));
+  const fits = shard.run(prepare({ txnId: "fits", compare: [], success }));
+  equal(fits.type === "txnPrepared" && fits.ok, true);
+  shard.run(resolve("fits", "commit"));
+  const result = shard.run(prepare({ compare: [], success: [...success, success[0]!] }));
+  equal(result.type === "error" && result.code, "request_too_large");
+  equal(shard.sm.intentCount(), 0);
+  equal(shard.sm.txnParticipant("1.1000.1"), null);
+  equal(shard.sm.txnRecord("1.1000.1"), null);
+  // A value the branch writes first counts as what a later op returns.
+  const small: TxnOp[] = [
+    { type: "put", key: "big", value: "small", lease: 0, prevKv: false },
+    ...success,
+    ...success,
   ];
-  shard.run(prepare({ compare: [], success }));
-  const result = shard.run(resolve("1.1000.1", "commit"));
-  equal(result.type === "error" && result.code, "lease_not_found");
-  equal(shard.sm.get("a"), null);
-  equal(shard.sm.intentCount(), 2);
-  equal(shard.sm.txnParticipant("1.1000.1")?.state, "prepared");
+  const rewritten = shard.run(prepare({ txnId: "small", compare: [], success: small }));
+  equal(rewritten.type === "txnPrepared" && rewritten.ok, true);
 });
 
 Deno.test("every existing write on a locked key returns locked and changes nothing", async (t) => {
