@@ -26,6 +26,7 @@ import {
   type Compare,
   type Conflict,
   describeConflict,
+  type ErrorCode,
   type ReadRecord,
   shardForKey,
   TXN_ID_CHARS_MAX,
@@ -388,7 +389,13 @@ export class TxnCoordinator {
   }
 }
 
-const RETRYABLE_CODES: readonly string[] = ["timeout", "unavailable", "not_leader"];
+/** Codes of a step that may not have run; its commands are idempotent, so it is sent again. */
+const RETRYABLE_CODES: readonly ErrorCode[] = [
+  "timeout",
+  "shard_unavailable",
+  "not_leader",
+  "proposal_dropped",
+];
 
 type Refusal =
   | {

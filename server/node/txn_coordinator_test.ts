@@ -257,22 +257,27 @@ Deno.test("TxnCoordinator.optimistic() turns a read conflict into a conflict", a
   ]);
 });
 
-Deno.test("TxnCoordinator retries a step whose answer was lost", async () => {
-  const base = healthy();
-  let lost = 1;
-  const { coordinator, types } = harness((shard, command) => {
-    if (command.type === "txnResolve" && shard === 0 && lost-- > 0) {
-      throw new AspenError("timeout", "lost");
-    }
-    return base(shard, command);
-  });
-  const result = await coordinator.txn({
-    compare: [],
-    success: [put(A, "1"), put(B, "2")],
-    failure: [],
-  }, FAR_MS);
-  strictEqual(result.succeeded, true);
-  strictEqual(types().filter((type) => type === "txnResolve@0").length, 2);
+Deno.test("TxnCoordinator retries a step that may not have run", async (t) => {
+  // What the cluster router throws when a leader did not answer or was not found in time.
+  for (const code of ["timeout", "shard_unavailable", "not_leader", "proposal_dropped"] as const) {
+    await t.step(code, async () => {
+      const base = healthy();
+      let lost = 1;
+      const { coordinator, types } = harness((shard, command) => {
+        if (command.type === "txnResolve" && shard === 0 && lost-- > 0) {
+          throw new AspenError(code, "lost");
+        }
+        return base(shard, command);
+      });
+      const result = await coordinator.txn({
+        compare: [],
+        success: [put(A, "1"), put(B, "2")],
+        failure: [],
+      }, FAR_MS);
+      strictEqual(result.succeeded, true);
+      strictEqual(types().filter((type) => type === "txnResolve@0").length, 2);
+    });
+  }
 });
 
 Deno.test("TxnCoordinator.push() waits, then aborts a holder past its deadline", async () => {
