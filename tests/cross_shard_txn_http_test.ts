@@ -17,6 +17,7 @@ import { createCredentials, formatCredentials } from "../server/auth.ts";
 import { loadConfig } from "../server/config.ts";
 import { type AspenNode, startNode } from "../server/node/mod.ts";
 import { createClusterCa } from "../transport/mod.ts";
+import { INTENT_SWEEP_MS } from "../server/node/intent_sweeper.ts";
 import { createNodeApp } from "../server/serve.ts";
 import {
   type ApplyResult,
@@ -345,6 +346,32 @@ Deno.test({
         equal(await value(harness, keys[0]!), "mine");
         const after = await call(harness, "GET", `/v1/txn/${txnId}`);
         ok((after.json.receipts as { status: string }[]).every((r) => r.status === "aborted"));
+      });
+
+      await t.step("the sweeper aborts an abandoned txn whose keys nobody touches", async () => {
+        const keys = keysOnShards("xw/", 2);
+        for (const key of keys) await call(harness, "PUT", `/v1/kv/${key}`, { value: "old" });
+        const txnId = "1.1.9003";
+        const { participants } = await plantPrepared(harness, {
+          txnId,
+          keys,
+          next: "new",
+          deadlineMs: Date.now() - 1,
+        });
+        const intents = () =>
+          participants.reduce(
+            (sum, id) => sum + harness.node.shards.get(id)!.stateMachine.intentCount(),
+            0,
+          );
+        ok(intents() > 0, "planted intents");
+        const deadline = Date.now() + 4 * INTENT_SWEEP_MS + 2_000;
+        while (intents() > 0 && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        equal(intents(), 0, "no intent left without any read or write");
+        const record = await call(harness, "GET", `/v1/txn/${txnId}`);
+        equal(record.json.status, "aborted");
+        for (const key of keys) equal(await value(harness, key), "old");
       });
 
       await t.step("metrics count cross-shard transactions and intents", async () => {

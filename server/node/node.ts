@@ -38,6 +38,7 @@ import { ClusterRouter } from "./cluster_router.ts";
 import { ForwardedRequests } from "./forwarded_requests.ts";
 import { NODE_CHANNEL_SHARD, type NodeInfo } from "./cluster_status.ts";
 import { KvService } from "./kv_service.ts";
+import { IntentSweeper } from "./intent_sweeper.ts";
 import { TxnCoordinator } from "./txn_coordinator.ts";
 import { RouterTxnTransport } from "./txn_transport.ts";
 import { LocalShard } from "./local_shard.ts";
@@ -143,7 +144,12 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     logger,
   });
   const router = createRouter(config, members, shards, transport, runtime);
-  const service = createService(config, { router, shardCount: count }, runtime);
+  const { service, sweeper } = createService(
+    config,
+    { router, shards, shardCount: count },
+    runtime,
+  );
+  sweeper.start();
   const tokens = config.auth.enabled ? createTokenRegistry(credentials, service, runtime) : null;
   tokens?.start();
   logger.info("Node started", {
@@ -164,6 +170,7 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     close: async () => {
       clearInterval(ticker);
       stopShardMap();
+      await sweeper.close();
       alarms.close();
       await tokens?.close();
       return await closeNode(config, shards, transport, logger);
@@ -171,27 +178,42 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   };
 }
 
-/** The KV service, with the coordinator of cross-shard transactions this node runs. */
+/**
+ * The KV service, with the coordinator of the cross-shard transactions this node runs, and the
+ * sweeper that pushes the intents of transactions nobody finished on the shards it leads.
+ */
 function createService(
   config: Config,
-  cluster: { readonly router: ClusterRouter; readonly shardCount: number },
+  cluster: {
+    readonly router: ClusterRouter;
+    readonly shards: ReadonlyMap<number, LocalShard>;
+    readonly shardCount: number;
+  },
   runtime: NodeRuntime,
-): KvService {
-  const { router, shardCount } = cluster;
-  return new KvService({
-    router,
-    shardCount,
+): { service: KvService; sweeper: IntentSweeper } {
+  const coordinator = new TxnCoordinator({
+    nodeId: config.node.id,
+    shardCount: cluster.shardCount,
+    transport: new RouterTxnTransport(cluster.router),
+    nowMs: runtime.nowMs,
+    wallMs: runtime.wallMs,
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  });
+  const service = new KvService({
+    router: cluster.router,
+    shardCount: cluster.shardCount,
     nowMs: runtime.nowMs,
     requestTimeoutMs: REQUEST_TIMEOUT_MS,
-    coordinator: new TxnCoordinator({
-      nodeId: config.node.id,
-      shardCount,
-      transport: new RouterTxnTransport(router),
-      nowMs: runtime.nowMs,
-      wallMs: runtime.wallMs,
-      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-    }),
+    coordinator,
   });
+  const sweeper = new IntentSweeper({
+    nodeId: config.node.id,
+    shards: cluster.shards,
+    push: (shard, key, holder, deadlineMs) => coordinator.push(shard, key, holder, deadlineMs),
+    nowMs: runtime.nowMs,
+    logger: runtime.logger,
+  });
+  return { service, sweeper };
 }
 
 /** The node's tokens, with the runtime token record read and swapped in shard 0's meta. */

@@ -1,0 +1,82 @@
+/**
+ * IntentSweeper against stand-in shards (a mock of the two state machine reads and the leader)
+ * and a recording push; tests/cross_shard_txn_http_test.ts shows a real node finishing an
+ * abandoned transaction that nobody reads.
+ */
+import { deepEqual, equal } from "node:assert/strict";
+import type { TxnHolder } from "../../shard/mod.ts";
+import { Logger } from "../log.ts";
+import { INTENT_SWEEP_KEYS_MAX, IntentSweeper, type SweptShard } from "./intent_sweeper.ts";
+
+function shard(leader: number, intents: { key: string; holder: TxnHolder }[]): SweptShard {
+  return {
+    replica: { leader: () => leader },
+    stateMachine: {
+      intentCount: () => intents.length,
+      intentsIn: (_range, limit) => intents.slice(0, limit),
+    },
+  };
+}
+
+function sweeper(shards: Map<number, SweptShard>, failing: ReadonlySet<string> = new Set()) {
+  const pushes: string[] = [];
+  const sweeps = new IntentSweeper({
+    nodeId: 1,
+    shards,
+    push: (shardId, key, holder) => {
+      pushes.push(`${shardId}:${key}:${holder.txnId}`);
+      return failing.has(holder.txnId)
+        ? Promise.reject(new Error("still pending"))
+        : Promise.resolve();
+    },
+    nowMs: () => 0,
+    logger: new Logger({ level: "error", format: "text", write: () => {}, nowMs: () => 0 }),
+  });
+  return { sweeps, pushes };
+}
+
+const T1 = { txnId: "2.100.1", home: 0 };
+const T2 = { txnId: "2.100.2", home: 1 };
+
+Deno.test("IntentSweeper pushes a transaction whose intents outlived one sweep", async () => {
+  const intents = [{ key: "a", holder: T1 }, { key: "b", holder: T1 }];
+  const shards = new Map([[0, shard(1, intents)]]);
+  const { sweeps, pushes } = sweeper(shards);
+  deepEqual(await sweeps.sweep(), [], "first seen: left to its coordinator");
+  intents.push({ key: "c", holder: T2 });
+  deepEqual(await sweeps.sweep(), ["0:2.100.1"], "seen twice: pushed once, by its first key");
+  deepEqual(pushes, ["0:a:2.100.1"]);
+  deepEqual(await sweeps.sweep(), ["0:2.100.1", "0:2.100.2"]);
+});
+
+Deno.test("IntentSweeper sweeps only shards this node leads and that hold intents", async () => {
+  const shards = new Map([
+    [0, shard(2, [{ key: "a", holder: T1 }])],
+    [1, shard(1, [])],
+  ]);
+  const { sweeps, pushes } = sweeper(shards);
+  await sweeps.sweep();
+  await sweeps.sweep();
+  deepEqual(pushes, []);
+});
+
+Deno.test("IntentSweeper keeps sweeping past a push that failed", async () => {
+  const shards = new Map([
+    [0, shard(1, [{ key: "a", holder: T1 }, { key: "b", holder: T2 }])],
+  ]);
+  const { sweeps, pushes } = sweeper(shards, new Set([T1.txnId]));
+  await sweeps.sweep();
+  deepEqual(await sweeps.sweep(), ["0:2.100.1", "0:2.100.2"]);
+  equal(pushes.length, 2);
+  deepEqual(await sweeps.sweep(), ["0:2.100.1", "0:2.100.2"], "the failed one is tried again");
+});
+
+Deno.test("IntentSweeper reads at most INTENT_SWEEP_KEYS_MAX intents per shard", async () => {
+  const intents = Array.from({ length: INTENT_SWEEP_KEYS_MAX + 10 }, (_, i) => ({
+    key: `k${i}`,
+    holder: { txnId: `3.1.${i}`, home: 0 },
+  }));
+  const { sweeps } = sweeper(new Map([[0, shard(1, intents)]]));
+  await sweeps.sweep();
+  equal((await sweeps.sweep()).length, INTENT_SWEEP_KEYS_MAX);
+});
