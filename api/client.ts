@@ -22,10 +22,20 @@ import type {
   TxnRequest,
   TxnResponse,
   TxnStatusResponse,
+  WatchEvent,
 } from "./types.ts";
 
 /** The default per-request deadline. */
 export const CLIENT_TIMEOUT_MS = 10_000;
+
+/** What {@linkcode AspenClient.watch} follows: one key, or a prefix over every shard. */
+export type WatchQuery =
+  | { readonly key: string; readonly fromRevision?: number }
+  | {
+    readonly prefix: string;
+    /** Where each shard starts (shard id to revision); shards not named start now. */
+    readonly fromRevisions?: Readonly<Record<number, number>>;
+  };
 
 /** The most characters of a non-JSON answer quoted in an error message. */
 const QUOTED_ANSWER_CHARS_MAX = 200;
@@ -185,6 +195,75 @@ export class AspenClient {
     return this.request({ method: "GET", path: `/v1/txn/${encodeURIComponent(id)}` });
   }
 
+  /**
+   * GET /v1/watch as events (Server-Sent Events), until `signal` aborts (the generator then
+   * returns) or the node ends the stream. Connecting tries the endpoints in order within the
+   * client's timeout; once connected the stream stays with that node, and a caller resumes
+   * after a failure from the revisions it last saw (`fromRevision`, `fromRevisions`).
+   *
+   * @throws {ApiError} for an error answer (400, 410 `compacted`, ...) or when no node answers.
+   */
+  async *watch(query: WatchQuery, signal: AbortSignal): AsyncGenerator<WatchEvent> {
+    const response = await this.#openWatch(watchPath(query), signal);
+    if (response === null) return;
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    const stop = () => reader.cancel().catch(() => {});
+    signal.addEventListener("abort", stop, { once: true });
+    try {
+      let buffer = "";
+      while (!signal.aborted) {
+        const { value, done } = await reader.read().catch((error: unknown) => {
+          if (signal.aborted) return { value: undefined, done: true as const };
+          throw unreachable(`the watch stream of ${this.#describeEndpoints()}`, error);
+        });
+        if (done) return;
+        buffer += value;
+        for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block.split("\n").filter((line) => line.startsWith("data:"))
+            .map((line) => line.slice(5).trimStart()).join("\n");
+          if (data !== "") yield JSON.parse(data) as WatchEvent;
+        }
+      }
+    } finally {
+      signal.removeEventListener("abort", stop);
+      await stop();
+    }
+  }
+
+  /** Opens a watch on the first endpoint that answers; null when `signal` aborted first. */
+  async #openWatch(path: string, signal: AbortSignal): Promise<Response | null> {
+    let lastError: unknown = null;
+    for (const endpoint of this.#options.endpoints) {
+      const controller = new AbortController();
+      const abort = () => controller.abort();
+      signal.addEventListener("abort", abort, { once: true });
+      const timeoutMs = this.#options.timeoutMs ?? CLIENT_TIMEOUT_MS;
+      const timer = setTimeout(abort, timeoutMs);
+      try {
+        const response = await this.#send(endpoint, { method: "GET", path }, controller.signal);
+        if (!response.ok) return await decode<never>(response, path);
+        // The listener stays: the stream lives as long as the caller's signal.
+        return response;
+      } catch (error) {
+        signal.removeEventListener("abort", abort);
+        if (error instanceof ApiError) throw error;
+        if (signal.aborted) return null;
+        if (controller.signal.aborted) throw timedOut(endpoint, timeoutMs, error);
+        lastError = error;
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    throw unreachable(this.#describeEndpoints(), lastError);
+  }
+
+  #describeEndpoints(): string {
+    const endpoints = this.#options.endpoints;
+    return endpoints.length === 1 ? nodeName(endpoints[0]!) : `any of ${endpoints.join(", ")}`;
+  }
+
   async #send(endpoint: string, request: ApiRequest, signal: AbortSignal): Promise<Response> {
     const headers: Record<string, string> = { accept: "application/json" };
     const token = this.#options.token;
@@ -221,6 +300,22 @@ async function decode<T>(response: Response, path: string): Promise<T> {
   }
   if (response.ok) return body as T;
   throw apiErrorOf({ httpStatus: response.status, body });
+}
+
+/** The path and query of a watch. */
+export function watchPath(query: WatchQuery): string {
+  const parts: string[] = [];
+  if ("key" in query) {
+    parts.push(`key=${encodeURIComponent(query.key)}`);
+    if (query.fromRevision !== undefined) parts.push(`fromRevision=${query.fromRevision}`);
+  } else {
+    parts.push(`prefix=${encodeURIComponent(query.prefix)}`);
+    const starts = Object.entries(query.fromRevisions ?? {});
+    if (starts.length > 0) {
+      parts.push(`fromRevisions=${starts.map(([shard, rev]) => `${shard}:${rev}`).join(",")}`);
+    }
+  }
+  return `/v1/watch?${parts.join("&")}`;
 }
 
 function nodeName(endpoint: string): string {

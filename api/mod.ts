@@ -29,6 +29,8 @@ export {
   type ClientOptions,
   type GetKvResult,
   kvPath,
+  watchPath,
+  type WatchQuery,
 } from "./client.ts";
 export {
   CLUSTER_STATUS_KEYS,

@@ -377,11 +377,18 @@ export interface WatchChangeEvent extends ShardRevision {
   readonly prevKv?: Kv;
 }
 
-/** The watch asked for history older than the shard retains. */
+/**
+ * A shard's part of the watch ended: most often `compacted` (the asked revision is older than the
+ * shard retains; `oldestRevision` is the oldest it has, `compactRevision` where it compacted).
+ * The other shards of a prefix watch stream on.
+ */
 export interface WatchErrorEvent {
   readonly type: "error";
-  readonly code: "compacted";
-  readonly oldestRevision: number;
+  readonly code: string;
+  readonly message?: string;
+  readonly shard?: number;
+  readonly oldestRevision?: number;
+  readonly compactRevision?: number;
 }
 
 /** The data of one watch event. */

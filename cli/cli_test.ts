@@ -129,7 +129,7 @@ Deno.test("boolean settings can be turned off with --no-", async () => {
 
 Deno.test("client commands name the missing argument or misplaced flag", async (t) => {
   const cases: [string[], RegExp][] = [
-    [["kv"], /aspen kv: missing action; expected get, put, del, scan or txn/],
+    [["kv"], /aspen kv: missing action; expected get, put, del, scan, txn or watch/],
     [["kv", "frob"], /unknown action "frob"/],
     [["kv", "get"], /missing <key>: usage is aspen kv get <key>/],
     [["kv", "put", "a"], /missing <value>/],

@@ -1,7 +1,14 @@
 /**
- * `aspen kv get|put|del|scan|txn`: the key-value client on the command line.
+ * `aspen kv get|put|del|scan|txn|watch`: the key-value client on the command line.
  */
-import { base64Of, bytesOfBase64, type Kv, type TxnRequest } from "../api/mod.ts";
+import {
+  base64Of,
+  bytesOfBase64,
+  type Kv,
+  type TxnRequest,
+  type WatchEvent,
+  type WatchQuery,
+} from "../api/mod.ts";
 import { type CliIo, type Command, type FlagSpec, type ParsedArgs, UsageError } from "./command.ts";
 import {
   clientFrom,
@@ -38,7 +45,7 @@ function kvRow(kv: Kv): unknown[] {
 /** `aspen kv`. */
 export const KV_COMMAND: Command = {
   name: "kv",
-  summary: "read and write keys (get, put, del, scan, txn)",
+  summary: "read, write and watch keys (get, put, del, scan, txn, watch)",
   usage: [
     "kv get <key> [--serializable] [--base64 | --out FILE]",
     "kv put <key> (<value> [--base64] | --value-file FILE) [--lease ID] [--prev-kv]",
@@ -46,13 +53,25 @@ export const KV_COMMAND: Command = {
     "kv scan [--prefix P | --start S --end E] [--limit N] [--after K] [--keys-only]" +
     " [--count-only] [--reverse]",
     "kv txn --file FILE   (a JSON body of POST /v1/txn; keys may span shards)",
+    "kv watch (<key> [--from-revision N] | --prefix P [--from-revisions S:N,...]) [--count N]",
   ],
   flags: {
     ...CLIENT_FLAGS,
     serializable: { type: "boolean", help: "get: read the local replica, maybe stale" },
     lease: { type: "string", valueName: "ID", help: "put: attach the key to a lease" },
     "prev-kv": { type: "boolean", help: "put, del: also print the previous kv" },
-    prefix: { type: "string", valueName: "P", help: "scan: keys starting with P" },
+    prefix: { type: "string", valueName: "P", help: "scan, watch: keys starting with P" },
+    "from-revision": {
+      type: "string",
+      valueName: "N",
+      help: "watch <key>: start at revision N of the key's shard (replays history)",
+    },
+    "from-revisions": {
+      type: "string",
+      valueName: "S:N,...",
+      help: "watch --prefix: start shard S at revision N (revisions are per shard)",
+    },
+    count: { type: "string", valueName: "N", help: "watch: exit after N events" },
     start: { type: "string", valueName: "S", help: "scan: keys from S (inclusive)" },
     end: { type: "string", valueName: "E", help: "scan: keys up to E (exclusive)" },
     limit: { type: "string", valueName: "N", help: "scan: at most N keys", defaultText: "100" },
@@ -77,12 +96,13 @@ export const KV_COMMAND: Command = {
       del: kvDelete,
       scan: kvScan,
       txn: kvTxn,
+      watch: kvWatch,
     };
     const run = action === undefined ? undefined : actions[action];
     if (run === undefined) {
       throw new UsageError(
         `${action === undefined ? "missing action" : `unknown action "${action}"`}; ` +
-          "expected get, put, del, scan or txn",
+          "expected get, put, del, scan, txn or watch",
       );
     }
     return withClientErrors("kv", io, () => run(args, io));
@@ -218,4 +238,79 @@ async function kvTxn(args: ParsedArgs, io: CliIo): Promise<number> {
   const result = await client.txn(body as TxnRequest);
   io.stdout(JSON.stringify(result, null, args.values.json === true ? 0 : 2) + "\n");
   return result.succeeded ? 0 : 1;
+}
+
+/** The most events `kv watch --count` waits for. */
+export const WATCH_COUNT_MAX = 1_000_000;
+
+async function kvWatch(args: ParsedArgs, io: CliIo): Promise<number> {
+  onlyFlags(args, "kv watch", ["prefix", "from-revision", "from-revisions", "count"]);
+  const query = watchQuery(args);
+  const count = integerFlag(args, "count", 1, WATCH_COUNT_MAX);
+  const client = await clientFrom(args, io);
+  const stop = new AbortController();
+  const onShutdown = () => stop.abort();
+  io.shutdown.addEventListener("abort", onShutdown, { once: true });
+  let seen = 0;
+  let failed = false;
+  try {
+    for await (const event of client.watch(query, stop.signal)) {
+      io.stdout(args.values.json === true ? `${JSON.stringify(event)}\n` : watchLine(event));
+      if (event.type === "error") failed = true;
+      if (count !== undefined && ++seen >= count) break;
+    }
+  } finally {
+    io.shutdown.removeEventListener("abort", onShutdown);
+    stop.abort();
+  }
+  return failed ? 1 : 0;
+}
+
+/** The watch the flags ask for. */
+function watchQuery(args: ParsedArgs): WatchQuery {
+  const key = args.positionals[1];
+  const prefix = args.values.prefix as string | undefined;
+  if ((key === undefined) === (prefix === undefined)) {
+    throw new UsageError("kv watch needs a <key> or --prefix P (one of them)");
+  }
+  if (args.positionals.length > 2) throw new UsageError("kv watch takes one <key>");
+  if (key !== undefined) {
+    if (args.values["from-revisions"] !== undefined) {
+      throw new UsageError("flag --from-revisions is for --prefix; a key takes --from-revision");
+    }
+    const fromRevision = integerFlag(args, "from-revision", 1, Number.MAX_SAFE_INTEGER);
+    return fromRevision === undefined ? { key } : { key, fromRevision };
+  }
+  if (args.values["from-revision"] !== undefined) {
+    throw new UsageError(
+      "flag --from-revision needs a <key>: revisions are per shard, so a prefix takes " +
+        "--from-revisions S:N,...",
+    );
+  }
+  const text = args.values["from-revisions"] as string | undefined;
+  if (text === undefined) return { prefix: prefix! };
+  const fromRevisions: Record<number, number> = {};
+  for (const item of text.split(",")) {
+    const match = /^([0-9]+):([1-9][0-9]*)$/.exec(item.trim());
+    const shard = Number(match?.[1]);
+    const revision = Number(match?.[2]);
+    if (match === null || !Number.isSafeInteger(revision) || shard in fromRevisions) {
+      throw new UsageError(
+        `flag --from-revisions is "${text}" but must be shard:revision pairs such as 0:12,3:40 ` +
+          "(each shard once, revisions from 1)",
+      );
+    }
+    fromRevisions[shard] = revision;
+  }
+  return { prefix: prefix!, fromRevisions };
+}
+
+/** One line per event: what happened, to which key, at which shard revision. */
+function watchLine(event: WatchEvent): string {
+  if (event.type === "error") {
+    return `ERROR ${event.code} shard=${event.shard ?? "?"}: ${event.message ?? ""}\n`;
+  }
+  const value = event.type === "put" ? ` ${event.kv.valueBase64 ?? event.kv.value}` : "";
+  return `${event.type.toUpperCase()} ${event.kv.key}${value} ` +
+    `shard=${event.shard} revision=${event.revision}\n`;
 }
