@@ -4,9 +4,12 @@
  * how replica reports are compared (settled only when every replica of every shard reports one
  * applied index; equal indexes with different state hashes are divergence), how the heavy
  * writer's keys read back are judged (lost, changed, stray or unexpected keys are caught), and
- * which records of a power-loss journal are undone (those after the last completed sync).
+ * which records of a power-loss journal are undone (those after the last completed sync), and
+ * how the bank workload's reads and final balances are judged (a torn total, a missing account
+ * or a changed final total is caught).
  */
 import { deepEqual, equal } from "node:assert/strict";
+import { bankAccounts, checkBankFinal, checkBankReads } from "./chaos/bank.ts";
 import { ACKNOWLEDGED, checkHeavyKeys, FAILED, UNKNOWN, UNWRITTEN } from "./chaos/heavy.ts";
 import { unsyncedRecords } from "./chaos/power_loss.ts";
 import { compareReplicas } from "./chaos/verify.ts";
@@ -165,5 +168,47 @@ Deno.test("unsyncedRecords() keeps the writes after the last completed sync", as
   });
   await t.step("an empty journal (restarted by a full sync) undoes nothing", () => {
     deepEqual(summary(new Uint8Array(0)), []);
+  });
+});
+
+Deno.test("checkBankReads() and checkBankFinal() catch torn and changed totals", async (t) => {
+  const accounts = ["a", "b", "c"];
+  const read = (balances: Record<string, number | null>, node = 1) => ({
+    node,
+    callMs: 100,
+    returnMs: 140,
+    balances,
+  });
+  await t.step("consistent reads: no anomaly", () => {
+    deepEqual(
+      checkBankReads([read({ a: 10, b: 20, c: 30 }), read({ a: 0, b: 5, c: 55 })], accounts, 60),
+      [],
+    );
+  });
+  await t.step("a read that saw half a transfer is torn", () => {
+    // A transfer of 7 from a to c: the reader saw a debited, c not yet credited.
+    const reads = [read({ a: 10, b: 20, c: 30 }), read({ a: 3, b: 20, c: 30 }, 2)];
+    deepEqual(checkBankReads(reads, accounts, 60), [
+      "bank: a read-only txn through node 2 (100-140 ms) saw a torn state: total 53, not 60",
+    ]);
+  });
+  await t.step("a read missing an account", () => {
+    deepEqual(checkBankReads([read({ a: 30, b: null, c: 30 })], accounts, 60), [
+      "bank: a read-only txn through node 1 (100-140 ms) found no account b",
+    ]);
+  });
+  await t.step("final balances: unchanged, changed, missing", () => {
+    deepEqual(checkBankFinal(new Map([["a", 1], ["b", 2], ["c", 57]]), accounts, 60), []);
+    deepEqual(checkBankFinal(new Map([["a", 1], ["b", 2], ["c", 50]]), accounts, 60), [
+      "bank: final total 53, not 60: money was made or lost",
+    ]);
+    deepEqual(checkBankFinal(new Map([["a", 1], ["c", 59]]), accounts, 60), [
+      "bank: final read found no account b",
+    ]);
+  });
+  await t.step("accounts spread evenly over the shards", () => {
+    const keys = bankAccounts("b1/", 4);
+    equal(keys.length, 12);
+    deepEqual(keys, [...keys].sort());
   });
 });

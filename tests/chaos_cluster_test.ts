@@ -6,7 +6,10 @@
  * back from any fault catches up from a snapshot. Each run then heals the cluster, reads every
  * key, and requires: a linearizable history (every acknowledged write explained), replicas of
  * every shard converged to the same applied index and state hash, no unexpected process exit,
- * and no internal error answered.
+ * and no internal error answered. Beside the clients, each run's bank workload moves money
+ * between accounts on different shards (etcd-style and optimistic transactions through random
+ * nodes, so kills hit coordinators mid-transaction) while a reader checks the total in
+ * read-only transactions: no torn total, and the final total unchanged.
  *
  * A third run proves the checks can fail: its clients read with `consistency=serializable`
  * (the local replica) while only minority partitions are injected, and the checker must find
@@ -14,7 +17,8 @@
  * a failing run keeps node logs, timeline and history in test-output/.
  */
 import { equal, ok } from "node:assert/strict";
-import { type ChaosOptions, formatReport, runChaos } from "./chaos/run.ts";
+import { BANK_BALANCE_START } from "./chaos/bank.ts";
+import { type ChaosOptions, type ChaosReport, formatReport, runChaos } from "./chaos/run.ts";
 
 const SEED = Number(Deno.env.get("ASPEN_CHAOS_SEED") ?? 8_001);
 
@@ -32,6 +36,16 @@ function options(overrides: Partial<ChaosOptions> & Pick<ChaosOptions, "nodes">)
   };
 }
 
+/** The bank workload ran across shards, its totals were checked, and the final total held. */
+function expectBank(report: ChaosReport): void {
+  const bank = report.bank;
+  ok(bank.committed >= 20, `cross-shard transfers committed: ${bank.committed}`);
+  ok(bank.totalsChecked >= 5, `read-only totals checked: ${bank.totalsChecked}`);
+  equal(bank.totalMin, bank.accounts * BANK_BALANCE_START, "every total seen was the opening one");
+  equal(bank.totalMax, bank.totalMin);
+  equal(bank.finalTotal, bank.accounts * BANK_BALANCE_START, "the final total is unchanged");
+}
+
 Deno.test({
   name: "chaos: 3 nodes x 4 shards stay linearizable and converge under faults",
   sanitizeResources: false,
@@ -45,6 +59,7 @@ Deno.test({
     ok(report.faults.total >= 5, "the nemesis injected faults");
     ok(report.operations.ok >= 500, "the clients got answers");
     ok(report.history.operationsChecked >= report.operations.ok, "every answer was checked");
+    expectBank(report);
   },
 });
 
@@ -58,6 +73,7 @@ Deno.test({
     equal(report.anomalies.length, 0, report.anomalies.join("\n"));
     ok(report.faults.total >= 3, "the nemesis injected faults");
     ok(report.operations.ok >= 300, "the clients got answers");
+    expectBank(report);
   },
 });
 

@@ -43,8 +43,12 @@ interface BankRun {
   conflicts: number;
   /** Requests that failed otherwise (unreachable, timeout, unavailable): outcome unknown. */
   unknown: number;
+  /** The error codes of the unknown outcomes. */
+  unknownCodes: Record<string, number>;
   /** Read-only totals checked. */
   totals: number;
+  /** Read-only txns answered 409 conflict (printed: the coordinator's retries keep it low). */
+  readConflicts: number;
   /** Totals that were not ACCOUNTS * BALANCE_START. */
   torn: string[];
   /** A txnId of an acknowledged cross-shard transfer. */
@@ -73,7 +77,9 @@ Deno.test("cross-shard bank: both txn kinds keep the total through a node kill",
       committed: 0,
       conflicts: 0,
       unknown: 0,
+      unknownCodes: {},
       totals: 0,
+      readConflicts: 0,
       torn: [],
       txnIds: [],
       isRestarted: false,
@@ -88,6 +94,13 @@ Deno.test("cross-shard bank: both txn kinds keep the total through a node kill",
       killAndRestart(cluster, run),
     ];
     await Promise.all(workers);
+    console.log(
+      `bank: ${run.committed} transfers committed, ${run.conflicts} conflicts, ${run.unknown} ` +
+        `unknown ${
+          JSON.stringify(run.unknownCodes)
+        }; read-only txns: ${run.totals} totals checked, ${run.readConflicts} conflicts ` +
+        `(${(100 * run.readConflicts / Math.max(1, run.totals + run.readConflicts)).toFixed(1)}%)`,
+    );
     ok(run.torn.length === 0, `a read-only txn saw a torn state: ${run.torn.slice(0, 5)}`);
     ok(
       run.committed >= COMMITTED_TRANSFERS_MIN,
@@ -173,6 +186,7 @@ async function transferLoop(
         continue;
       }
       run.unknown++;
+      run.unknownCodes[error.code] = (run.unknownCodes[error.code] ?? 0) + 1;
       if (error.code === "unreachable") node = (node % NODES) + 1;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
@@ -270,6 +284,7 @@ async function readerLoop(
       if (sum !== total) run.torn.push(`round ${round}: ${sum}`);
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
+      if (error.code === "conflict") run.readConflicts++;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }

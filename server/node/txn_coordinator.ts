@@ -3,13 +3,22 @@
  * transaction record on the home shard (Percolator / CockroachDB style).
  *
  * ```text
- *   prepare every participant ──any locked──> abort, push the holder, retry once (new txnId)
- *        │ (locks keys, record "pending" on home)  ──conflict / aborted──> abort: 409 conflict
+ *   prepare every participant ──any locked──> abort, push the holder, pause, try again
+ *        │ (locks keys, record "pending" on home)  ──OCC conflict──> abort: 409 conflict
+ *        │                                         ──aborted (pushed)──> abort, pause, try again
  *        ▼
- *   decide on home (the commit point) ──"aborted" (a pusher won)──> resolve abort: 409
+ *   decide on home (the commit point) ──"aborted" (a pusher won)──> resolve abort, try again
  *        ▼
  *   resolve every participant (runs the branch's ops, drops the intents) ──> reply
  * ```
+ *
+ * An attempt that met a lock or was aborted by a pusher changed nothing, so it is tried again
+ * under a new txnId, up to TXN_LOCK_ATTEMPTS_MAX attempts within the request's deadline (less
+ * TXN_ATTEMPT_RESERVE_MS, so the last attempt has time to finish), with a
+ * pause that doubles from TXN_RETRY_PAUSE_MS (capped at TXN_RETRY_PAUSE_MS_MAX) and is jittered
+ * by the coordinator's own seeded generator (so contenders spread out, and the simulation stays
+ * deterministic). Only then does the caller see a 409 from locks alone; a failed compare or an
+ * OCC read conflict is a real outcome and answered at once.
  *
  * Every step is idempotent by txnId on the shard, so a step whose answer was lost is retried.
  * A coordinator that dies at any step leaves intents behind; whoever meets one pushes
@@ -38,7 +47,7 @@ import {
   type TxnRecord,
   type WriteOp,
 } from "../../shard/mod.ts";
-import { assert } from "../../raft/mod.ts";
+import { assert, SeededPrng } from "../../raft/mod.ts";
 import { mergeResults, planTxn, type TxnPlan, type TxnSpec } from "./txn_plan.ts";
 
 /** How long after its start a pusher may abort a transaction (coordinator wall clock). */
@@ -51,9 +60,24 @@ export const INTENT_POLL_MS = 10;
 export const TXN_PUSH_WAIT_MS = 2 * INTENT_WAIT_MS;
 /** Tries of one idempotent step whose answer was lost (timeout, unavailable, not leader). */
 export const TXN_STEP_ATTEMPTS_MAX = 4;
+/**
+ * Attempts of one transaction that met locks or was aborted by a pusher (each under a new
+ * txnId) before it answers 409 conflict; the request's deadline may end them sooner.
+ */
+export const TXN_LOCK_ATTEMPTS_MAX = 10;
+/** The pause after the first attempt that met a lock; it doubles after each further one. */
+export const TXN_RETRY_PAUSE_MS = 4;
+/** The longest pause between two attempts. */
+export const TXN_RETRY_PAUSE_MS_MAX = 250;
+/**
+ * The part of the request's deadline a new attempt must have left after its pause: an attempt
+ * cut short by the deadline answers 504 with an unknown outcome, worse than a clean 409.
+ */
+export const TXN_ATTEMPT_RESERVE_MS = 1_000;
 
 assert(INTENT_POLL_MS < INTENT_WAIT_MS, "txn limits: a pusher polls within its wait");
 assert(INTENT_WAIT_MS < TXN_DEADLINE_MS, "txn limits: the wait is shorter than a txn deadline");
+assert(TXN_RETRY_PAUSE_MS <= TXN_RETRY_PAUSE_MS_MAX, "txn limits: pauses grow to their cap");
 
 /** Proposes the steps of a cross-shard transaction on the shards' leaders. */
 export interface TxnTransport {
@@ -102,10 +126,16 @@ export interface CrossShardOptimisticResult {
 
 type Prepared = Extract<ApplyResult, { type: "txnPrepared" }>;
 
-/** How one attempt ended short of a commit. */
+/** How one attempt ended: committed, or refused by locks alone (worth another attempt). */
 type Attempt =
   | { readonly kind: "done"; readonly txnId: string; readonly result: Committed }
-  | { readonly kind: "locked"; readonly shard: number; readonly key: string; holder: TxnHolder };
+  | {
+    readonly kind: "locked";
+    readonly shard: number;
+    readonly key: string;
+    readonly holder: TxnHolder;
+  }
+  | { readonly kind: "aborted"; readonly error: AspenError };
 
 interface Committed {
   readonly txnId: string;
@@ -117,6 +147,8 @@ interface Committed {
 /** Runs cross-shard transactions from one node, and pushes intents for its readers and writers. */
 export class TxnCoordinator {
   readonly #options: TxnCoordinatorOptions;
+  /** Jitters the pauses between attempts; seeded by the node id, so runs replay exactly. */
+  readonly #jitter: SeededPrng;
   #sequence = 0;
 
   constructor(options: TxnCoordinatorOptions) {
@@ -124,6 +156,7 @@ export class TxnCoordinator {
     assert(Number.isSafeInteger(options.shardCount), "coordinator: shard count is an integer");
     assert(options.shardCount >= 1, "coordinator: at least one shard");
     this.#options = options;
+    this.#jitter = new SeededPrng(options.nodeId + 1);
   }
 
   /**
@@ -210,15 +243,43 @@ export class TxnCoordinator {
     return planTxn(spec, (key) => shardForKey(key, this.#options.shardCount));
   }
 
-  /** Runs the protocol; on a lock, aborts, pushes the holder once and tries once more. */
+  /**
+   * Runs the protocol. An attempt that met a lock (pushing its holder for up to
+   * TXN_PUSH_WAIT_MS) or that a pusher aborted is tried again after a growing pause, up to
+   * TXN_LOCK_ATTEMPTS_MAX attempts and while the deadline leaves TXN_ATTEMPT_RESERVE_MS for
+   * another; then the last refusal is the answer (409 conflict).
+   */
   async #commit(plan: TxnPlan, deadlineMs: number, action: string): Promise<Committed> {
-    const first = await this.#attempt(plan, deadlineMs, action);
-    if (first.kind === "done") return first.result;
-    const pushDeadlineMs = Math.min(deadlineMs, this.#options.nowMs() + TXN_PUSH_WAIT_MS);
-    await this.push(first.shard, first.key, first.holder, pushDeadlineMs);
-    const second = await this.#attempt(plan, deadlineMs, action);
-    if (second.kind === "done") return second.result;
-    throw lockedError(second.key, second.holder, 1);
+    for (let attempt = 1;; attempt++) {
+      const tried = await this.#attempt(plan, deadlineMs, action);
+      if (tried.kind === "done") return tried.result;
+      const error = tried.kind === "aborted"
+        ? tried.error
+        : lockedAttemptsError(action, tried, attempt);
+      if (attempt >= TXN_LOCK_ATTEMPTS_MAX) throw error;
+      if (tried.kind === "locked") {
+        const pushDeadlineMs = Math.min(deadlineMs, this.#options.nowMs() + TXN_PUSH_WAIT_MS);
+        try {
+          await this.push(tried.shard, tried.key, tried.holder, pushDeadlineMs);
+        } catch (pushError) {
+          // The holder is still pending: pause and try again, as after any other lock.
+          if (!(pushError instanceof AspenError && pushError.code === "conflict")) throw pushError;
+        }
+      }
+      const pauseMs = this.#retryPauseMs(attempt);
+      if (this.#options.nowMs() + pauseMs + TXN_ATTEMPT_RESERVE_MS > deadlineMs) throw error;
+      await this.#options.sleep(pauseMs);
+    }
+  }
+
+  /**
+   * The pause after the `attempt`-th refused attempt: TXN_RETRY_PAUSE_MS doubled per attempt,
+   * capped at TXN_RETRY_PAUSE_MS_MAX, drawn between half of that and all of it.
+   */
+  #retryPauseMs(attempt: number): number {
+    const ceilingMs = Math.min(TXN_RETRY_PAUSE_MS_MAX, TXN_RETRY_PAUSE_MS * 2 ** (attempt - 1));
+    const halfMs = Math.ceil(ceilingMs / 2);
+    return halfMs + this.#jitter.nextInt(ceilingMs - halfMs + 1);
   }
 
   /** One try under a fresh txnId: prepare, decide, resolve. */
@@ -230,7 +291,9 @@ export class TxnCoordinator {
     if (refusal !== null) {
       await this.#abortAll(plan, txnId, refusal.reason, deadlineMs);
       if (refusal.kind === "locked") return refusal;
-      throw refusalError(refusal, txnId, action);
+      const error = refusalError(refusal, txnId, action);
+      if (refusal.kind === "aborted") return { kind: "aborted", error };
+      throw error;
     }
     const isSuccess = [...prepared.values()].every((result) =>
       result.ok && result.compareSucceeded
@@ -243,11 +306,10 @@ export class TxnCoordinator {
     const decided = await this.#decide(plan.home, { txnId, ...commit, reason: "" }, deadlineMs);
     if (decided.outcome === "abort") {
       await this.#abortAll(plan, txnId, "aborted", deadlineMs);
-      throw new AspenError(
-        "conflict",
-        `Cannot ${action}: txn "${txnId}" was aborted by a concurrent reader or writer`,
-        { txnId },
-      );
+      return {
+        kind: "aborted",
+        error: refusalError({ kind: "aborted", reason: "aborted" }, txnId, action),
+      };
     }
     const result = await this.#resolveAll(plan, txnId, commit, deadlineMs);
     return { kind: "done", txnId, result: { txnId, branch, ...result } };
@@ -438,11 +500,27 @@ function refusalError(refusal: Refusal, txnId: string, action: string): AspenErr
   );
 }
 
-function lockedError(key: string, holder: TxnHolder, polls: number): AspenError {
+/** The answer of a transaction whose attempts kept meeting locks. */
+function lockedAttemptsError(
+  action: string,
+  lock: { readonly key: string; readonly holder: TxnHolder },
+  attempts: number,
+): AspenError {
+  const { key, holder } = lock;
+  return new AspenError(
+    "conflict",
+    `Cannot ${action}: key "${key}" is locked by txn "${holder.txnId}" (home shard ` +
+      `${holder.home}) after ${attempts} attempts (at most TXN_LOCK_ATTEMPTS_MAX = ` +
+      `${TXN_LOCK_ATTEMPTS_MAX} within the request's deadline); retry`,
+    { key, holder: holder.txnId, home: holder.home },
+  );
+}
+
+function lockedError(key: string, holder: TxnHolder, checks: number): AspenError {
   return new AspenError(
     "conflict",
     `Cannot use key "${key}": it is locked by txn "${holder.txnId}" (home shard ${holder.home}), ` +
-      `still pending after ${polls} checks before the deadline; retry`,
+      `still pending after ${checks} checks before the deadline; retry`,
     { key, holder: holder.txnId, home: holder.home },
   );
 }

@@ -11,7 +11,16 @@ import {
   shardForKey,
   type TxnRecord,
 } from "../../shard/mod.ts";
-import { INTENT_WAIT_MS, TXN_DEADLINE_MS, TxnCoordinator } from "./txn_coordinator.ts";
+import {
+  INTENT_WAIT_MS,
+  TXN_ATTEMPT_RESERVE_MS,
+  TXN_DEADLINE_MS,
+  TXN_LOCK_ATTEMPTS_MAX,
+  TXN_PUSH_WAIT_MS,
+  TXN_RETRY_PAUSE_MS,
+  TXN_RETRY_PAUSE_MS_MAX,
+  TxnCoordinator,
+} from "./txn_coordinator.ts";
 
 const SHARDS = 2;
 
@@ -36,6 +45,9 @@ function harness(answer: (shard: number, command: Command) => ApplyResult, recor
   read: (home: number, txnId: string) => TxnRecord | null;
 }) {
   const sent: Sent[] = [];
+  const sleeps: number[] = [];
+  /** How many commands had been sent at each sleep. */
+  const sleptAfter: number[] = [];
   let nowMs = 0;
   const coordinator = new TxnCoordinator({
     nodeId: 7,
@@ -54,11 +66,24 @@ function harness(answer: (shard: number, command: Command) => ApplyResult, recor
     nowMs: () => nowMs,
     wallMs: () => 1_000_000 + nowMs,
     sleep: (ms) => {
+      sleeps.push(ms);
+      sleptAfter.push(sent.length);
       nowMs += ms;
       return Promise.resolve();
     },
   });
-  return { coordinator, sent, types: () => sent.map((s) => `${s.command.type}@${s.shard}`) };
+  return {
+    coordinator,
+    sent,
+    sleeps,
+    /** The last sleep before each prepare that follows a sleep: the pauses between attempts. */
+    pauses: () =>
+      sleeps.filter((_, i) =>
+        sleptAfter[i + 1] !== sleptAfter[i] && sent[sleptAfter[i]!]?.command.type === "txnPrepare"
+      ),
+    nowMs: () => nowMs,
+    types: () => sent.map((s) => `${s.command.type}@${s.shard}`),
+  };
 }
 
 /**
@@ -160,7 +185,13 @@ Deno.test("TxnCoordinator.txn() runs failure when one shard's compare fails", as
   ok(decide.type === "txnDecide" && decide.branch === "failure" && decide.outcome === "commit");
 });
 
-Deno.test("TxnCoordinator.txn() answers conflict when a pusher aborted it first", async () => {
+/** The distinct txnIds of the prepares sent, in order: one per attempt. */
+function attemptIds(sent: readonly Sent[]): string[] {
+  const ids = sent.flatMap((s) => s.command.type === "txnPrepare" ? [s.command.txnId] : []);
+  return [...new Set(ids)];
+}
+
+Deno.test("TxnCoordinator.txn() retries while pushers abort it, then answers conflict", async () => {
   const base = healthy();
   const { coordinator, sent: commands, types } = harness((shard, command) =>
     command.type === "txnDecide"
@@ -169,14 +200,14 @@ Deno.test("TxnCoordinator.txn() answers conflict when a pusher aborted it first"
   );
   await rejects(
     coordinator.txn({ compare: [], success: [put(A, "1"), put(B, "2")], failure: [] }, FAR_MS),
-    (error: unknown) => error instanceof AspenError && error.code === "conflict",
+    (error: unknown) =>
+      error instanceof AspenError && error.code === "conflict" &&
+      /aborted by a concurrent reader or writer/.test(error.message),
   );
-  const sent = types();
+  strictEqual(attemptIds(commands).length, TXN_LOCK_ATTEMPTS_MAX);
   ok(commands.every(({ command }) => command.type !== "txnResolve" || command.outcome === "abort"));
-  deepStrictEqual(sent.filter((type) => type.startsWith("txnResolve")).sort(), [
-    "txnResolve@0",
-    "txnResolve@1",
-  ]);
+  const resolves = types().filter((type) => type.startsWith("txnResolve"));
+  strictEqual(resolves.length, 2 * TXN_LOCK_ATTEMPTS_MAX, "every attempt is resolved abort");
 });
 
 Deno.test("TxnCoordinator.txn() meeting a lock aborts, pushes, retries (new id)", async () => {
@@ -224,6 +255,104 @@ Deno.test("TxnCoordinator.txn() meeting a lock aborts, pushes, retries (new id)"
   ok(firstAbort !== undefined, "the locked attempt is aborted");
 });
 
+/** A holder's record, pending within its deadline (a push waits and gives up). */
+function pendingRecord(holder: { txnId: string; home: number }): TxnRecord {
+  return {
+    txnId: holder.txnId,
+    status: "pending",
+    home: holder.home,
+    participants: [0, 1],
+    branch: null,
+    deadlineMs: 1_000_000 + 100 * TXN_DEADLINE_MS,
+    createdRevision: 1,
+    decidedRevision: null,
+    reason: "",
+  };
+}
+
+/** Answers `locked` to shard 1's prepares while `isLocked()` says so, healthy otherwise. */
+function lockedWhile(isLocked: () => boolean, holder: { txnId: string; home: number }) {
+  const base = healthy();
+  return (shard: number, command: Command): ApplyResult => {
+    if (command.type === "txnPrepare" && shard === 1 && isLocked()) {
+      return { type: "txnPrepared", revision: 3, ok: false, reason: "locked", key: B, holder };
+    }
+    return base(shard, command);
+  };
+}
+
+Deno.test("TxnCoordinator.txn() keeps trying past locks with growing pauses", async () => {
+  const holder = { txnId: "9.1.1", home: 1 };
+  const lockedAttempts = 6;
+  let prepares = 0;
+  const { coordinator, sent, sleeps, pauses: pausesOf } = harness(
+    lockedWhile(() => ++prepares <= lockedAttempts, holder),
+    { read: () => pendingRecord(holder) },
+  );
+  const result = await coordinator.txn({
+    compare: [],
+    success: [put(A, "1"), put(B, "2")],
+    failure: [],
+  }, FAR_MS);
+  strictEqual(result.succeeded, true);
+  const ids = attemptIds(sent);
+  strictEqual(ids.length, lockedAttempts + 1, "one attempt per lock, then the commit");
+  strictEqual(result.txnId, ids[ids.length - 1]);
+  // Between attempts: the push's polls, then the pause.
+  const pauses = pausesOf();
+  strictEqual(pauses.length, lockedAttempts, `pauses ${sleeps}`);
+  for (const [index, pauseMs] of pauses.entries()) {
+    const ceilingMs = Math.min(TXN_RETRY_PAUSE_MS_MAX, TXN_RETRY_PAUSE_MS * 2 ** index);
+    ok(pauseMs >= ceilingMs / 2 && pauseMs <= ceilingMs, `pause ${index}: ${pauseMs} ms`);
+  }
+  ok(pauses[lockedAttempts - 1]! > pauses[0]!, `the pauses grow: ${pauses}`);
+  // The pauses come from the coordinator's seeded generator: a second run draws the same.
+  prepares = 0;
+  const again = harness(lockedWhile(() => ++prepares <= lockedAttempts, holder), {
+    read: () => pendingRecord(holder),
+  });
+  await again.coordinator.txn(
+    { compare: [], success: [put(A, "1"), put(B, "2")], failure: [] },
+    FAR_MS,
+  );
+  deepStrictEqual(again.sleeps, sleeps);
+});
+
+Deno.test("TxnCoordinator.txn() stops retrying a lock at the deadline or the limit", async (t) => {
+  const holder = { txnId: "9.1.1", home: 1 };
+  const request = { compare: [], success: [put(A, "1"), put(B, "2")], failure: [] };
+  await t.step("the request's deadline ends the attempts", async () => {
+    const deadlineMs = TXN_ATTEMPT_RESERVE_MS + 3 * TXN_PUSH_WAIT_MS;
+    const { coordinator, sent, nowMs } = harness(lockedWhile(() => true, holder), {
+      read: () => pendingRecord(holder),
+    });
+    await rejects(
+      coordinator.txn(request, deadlineMs),
+      (error: unknown) =>
+        error instanceof AspenError && error.code === "conflict" && error.details.key === B &&
+        error.details.holder === holder.txnId,
+    );
+    const attempts = attemptIds(sent).length;
+    ok(attempts >= 2 && attempts < TXN_LOCK_ATTEMPTS_MAX, `${attempts} attempts`);
+    ok(
+      nowMs() <= deadlineMs - TXN_ATTEMPT_RESERVE_MS,
+      `stopped at ${nowMs()} ms, leaving the reserve before the deadline`,
+    );
+  });
+  await t.step("TXN_LOCK_ATTEMPTS_MAX ends them on a far deadline", async () => {
+    const { coordinator, sent } = harness(lockedWhile(() => true, holder), {
+      read: () => pendingRecord(holder),
+    });
+    await rejects(
+      coordinator.txn(request, 100 * FAR_MS),
+      (error: unknown) =>
+        error instanceof AspenError && error.code === "conflict" &&
+        error.message.includes(`TXN_LOCK_ATTEMPTS_MAX = ${TXN_LOCK_ATTEMPTS_MAX}`),
+    );
+    strictEqual(attemptIds(sent).length, TXN_LOCK_ATTEMPTS_MAX);
+  });
+});
+
 Deno.test("TxnCoordinator.optimistic() turns a read conflict into a conflict", async () => {
   const base = healthy();
   const conflict = {
@@ -235,7 +364,7 @@ Deno.test("TxnCoordinator.optimistic() turns a read conflict into a conflict", a
     actualModRevision: 6,
     readRevision: null,
   };
-  const { coordinator, types } = harness((shard, command) =>
+  const { coordinator, types, sent: commands, sleeps } = harness((shard, command) =>
     command.type === "txnPrepare" && shard === 1
       ? { type: "txnPrepared", revision: 3, ok: true, compareSucceeded: true, conflict }
       : base(shard, command)
@@ -249,6 +378,8 @@ Deno.test("TxnCoordinator.optimistic() turns a read conflict into a conflict", a
       error instanceof AspenError && error.code === "conflict" && error.details.key === B &&
       error.details.actualModRevision === 6,
   );
+  strictEqual(attemptIds(commands).length, 1, "a read conflict is answered at once");
+  deepStrictEqual(sleeps, []);
   const sent = types();
   ok(sent.includes(`txnDecide@${shardForKey([A, B].sort()[0]!, SHARDS)}`), "the record is aborted");
   deepStrictEqual(sent.filter((type) => type.startsWith("txnResolve")).sort(), [

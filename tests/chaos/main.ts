@@ -4,7 +4,8 @@
  * real clusters. Runs back-to-back rounds (a fresh cluster and seed each; `--nodes 3,5`
  * alternates sizes, `--snapshots` cycles the nodes' snapshot interval, where "off" is an
  * interval no round reaches) until the time is up, prints each round's figures and the totals
- * (rounds, kills, the longest outage in entries, power-loss restarts, operations checked), and
+ * (rounds, kills, the longest outage in entries, power-loss restarts, operations checked, the
+ * bank's cross-shard transfers and read-only totals), and
  * exits non-zero if any round found an anomaly. Rounds with the default snapshot interval or none
  * run every kind of fault, the heavy-load ones at full size (outages of 100,000 entries); rounds
  * with frequent snapshots run the others. Evidence of a failing round (node logs, timeline,
@@ -12,6 +13,7 @@
  */
 import { parseArgs } from "node:util";
 import { TEST_SNAPSHOT_ENTRIES_MAX } from "../../cli/commands.ts";
+import { BANK_BALANCE_START } from "./bank.ts";
 import {
   type ChaosReport,
   FAULT_KINDS,
@@ -95,6 +97,17 @@ function formatTotals(all: readonly ChaosReport[]): string {
       JSON.stringify(merge(all.map((r) => r.faults.byKind)))
     }`,
     `node events: ${JSON.stringify(merge(all.map((r) => r.events)))}`,
+    `bank: transfers committed ${sum((r) => r.bank.committed)}, conflicted ` +
+    `${sum((r) => r.bank.conflicted)}, unknown ${sum((r) => r.bank.unknown)} ` +
+    `(${sum((r) => r.bank.noAnswer)} without an answer, ${
+      sum((r) => r.bank.coordinatorsStopped)
+    } in flight on a node killed or stopped); totals checked ` +
+    `${sum((r) => r.bank.totalsChecked)} (seen ${totalRange(all)}, read conflicts ` +
+    `${sum((r) => r.bank.readConflicts)}); final totals unchanged in ` +
+    `${
+      all.filter((r) => r.bank.finalTotal !== null && r.bank.finalTotal === bankTotal(r)).length
+    }` +
+    ` of ${all.length} rounds`,
     `histories checked: ${sum((r) => r.history.keys)} keys, ` +
     `${sum((r) => r.history.operationsChecked)} operations`,
     `kills (-9): ${sum((r) => r.kills)}, power-loss restarts: ` +
@@ -126,6 +139,19 @@ function snapshotOption(text: string): { snapshotIntervalEntries?: number } {
   if (text === "default") return {};
   if (text === "off") return { snapshotIntervalEntries: TEST_SNAPSHOT_ENTRIES_MAX };
   return { snapshotIntervalEntries: Number(text) };
+}
+
+/** The total every read of a round's bank should see. */
+function bankTotal(report: ChaosReport): number {
+  return report.bank.accounts * BANK_BALANCE_START;
+}
+
+/** The smallest and largest bank totals any round's reader saw, as "min..max". */
+function totalRange(all: readonly ChaosReport[]): string {
+  const seen = all.flatMap((r) =>
+    r.bank.totalMin === null ? [] : [r.bank.totalMin, r.bank.totalMax!]
+  );
+  return seen.length === 0 ? "none" : `${Math.min(...seen)}..${Math.max(...seen)}`;
 }
 
 function merge(counts: readonly Readonly<Record<string, number>>[]): Record<string, number> {

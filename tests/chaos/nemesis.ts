@@ -88,6 +88,8 @@ export interface NemesisOptions {
   readonly nowMs: () => number;
   /** Receives one line per action (the run's timeline). */
   readonly log: (line: string) => void;
+  /** Told just before a node is killed -9 or stopped by a kill or restart fault. */
+  readonly onStop?: (node: number) => void;
 }
 
 /** Injects faults until told to stop, and heals the cluster afterwards. */
@@ -206,6 +208,7 @@ export class Nemesis {
   async #kill(id: number | null, kind: FaultKind): Promise<(() => Promise<void>) | null> {
     if (id === null) return null;
     this.#options.log(`${kind}: kill -9 node ${id}`);
+    this.#options.onStop?.(id);
     await this.#options.cluster.cluster.kill(id, "SIGKILL");
     return async () => {
       this.#options.log(`${kind}: start node ${id}`);
@@ -215,6 +218,7 @@ export class Nemesis {
 
   async #restart(id: number): Promise<() => Promise<void>> {
     this.#options.log(`restart: stop node ${id} (SIGTERM) and start it again`);
+    this.#options.onStop?.(id);
     await this.#options.cluster.cluster.stopNode(id);
     await this.#start(id);
     return () => Promise.resolve();

@@ -7,10 +7,13 @@
  *    which also proves every acknowledged write is accounted for;
  * 4. the replicas of each shard converge to the same applied index and state hash;
  * 5. every write the heavy writer saw acknowledged is readable with its value (load faults);
- * 6. no node exited that the nemesis did not kill, and no answer pointed at a bug (a 500).
+ * 6. no node exited that the nemesis did not kill, and no answer pointed at a bug (a 500);
+ * 7. the bank workload (bank.ts), running beside the clients, never saw a torn total in a
+ *    read-only transaction, and every account read back holds the opening total.
  * A nemesis that cannot go on (a node that no longer starts) ends the run with an anomaly.
  */
 import { SeededPrng } from "../../raft/mod.ts";
+import { type BankCounts, BankWorkload } from "./bank.ts";
 import { checkHistory } from "../linearizability.ts";
 import { ChaosCluster } from "./cluster.ts";
 import { type HeavyCounts, HeavyWriter } from "./heavy.ts";
@@ -64,6 +67,8 @@ export interface ChaosOptions {
   readonly heavyInFlight?: number;
   /** Applied entries between snapshots on every node (a test flag); absent: the default. */
   readonly snapshotIntervalEntries?: number;
+  /** Transfer clients of the bank workload (a reader runs besides); absent: one per node. */
+  readonly bankClients?: number;
   /** How clients read (see WorkloadOptions); linearizable unless a test plants stale reads. */
   readonly readConsistency?: "linearizable" | "serializable";
   /** Receives progress lines (the nemesis timeline, phase changes). */
@@ -79,6 +84,8 @@ export interface ChaosReport {
   readonly shards: number;
   readonly chaosMs: number;
   readonly operations: WorkloadCounts;
+  /** The bank workload's figures (cross-shard transfers and read-only totals). */
+  readonly bank: BankCounts;
   readonly faults: { readonly total: number; readonly byKind: Record<string, number> };
   /** Notable node events: leader elections, snapshot installs. */
   readonly events: Readonly<Record<string, number>>;
@@ -140,6 +147,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     ...(options.loadSizes === undefined ? {} : { loadSizes: options.loadSizes }),
     nowMs,
     log,
+    onStop: (node) => bank.noteStop(node),
   });
   const workload = new Workload({
     clients: options.clients,
@@ -154,7 +162,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     nowMs,
     readConsistency: options.readConsistency ?? "linearizable",
   });
-  const run: RunParts = { options, chaos, nemesis, workload, heavy, notes, log, nowMs };
+  const bank = new BankWorkload({
+    clients: options.bankClients ?? options.nodes,
+    shards: options.shards,
+    prng: new SeededPrng(options.seed + 2),
+    keyPrefix: `b${options.seed}/`,
+    thinkMsMax: 10,
+    nodes: () => nemesis.reachableNodes(),
+    url: (node) => chaos.cluster.url(node),
+    token: chaos.token,
+    nowMs,
+  });
+  const run: RunParts = { options, chaos, nemesis, workload, bank, heavy, notes, log, nowMs };
   let report: ChaosReport | null = null;
   try {
     report = await runAndCheck(run);
@@ -162,7 +181,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   } finally {
     const isKept = report === null || report.anomalies.length > 0;
     if (isKept && options.outputDir !== null) {
-      await keepEvidence(options.outputDir, chaos, timeline, workload);
+      await keepEvidence(options.outputDir, chaos, timeline, { workload, bank });
       options.log(`chaos: logs, timeline and history kept in ${options.outputDir}`);
     }
     await chaos.destroy({ keepDir: false });
@@ -201,6 +220,7 @@ interface RunParts {
   readonly chaos: ChaosCluster;
   readonly nemesis: Nemesis;
   readonly workload: Workload;
+  readonly bank: BankWorkload;
   readonly heavy: HeavyWriter | null;
   readonly notes: readonly string[];
   readonly log: (line: string) => void;
@@ -209,9 +229,11 @@ interface RunParts {
 
 /** Runs clients and nemesis for the run's duration, then heals and checks. */
 async function runAndCheck(run: RunParts): Promise<ChaosReport> {
-  const { options, nemesis, workload, heavy, log, nowMs } = run;
+  const { options, nemesis, workload, bank, heavy, log, nowMs } = run;
+  await bank.open();
   const started = nowMs();
   workload.start();
+  bank.start();
   let stopped: unknown = null;
   try {
     await nemesis.run(started + options.durationMs);
@@ -220,6 +242,7 @@ async function runAndCheck(run: RunParts): Promise<ChaosReport> {
     log(`the nemesis stopped: ${error instanceof Error ? error.message : String(error)}`);
   }
   await workload.stop();
+  await bank.stop();
   if (heavy?.isRunning) await heavy.stop();
   const chaosMs = nowMs() - started;
   const anomalies: string[] = [];
@@ -243,6 +266,7 @@ async function runAndCheck(run: RunParts): Promise<ChaosReport> {
     shards: options.shards,
     chaosMs: Math.round(chaosMs),
     operations: workload.counts,
+    bank: bank.counts,
     faults: { total: nemesis.total, byKind: { ...nemesis.counts } },
     events: { ...run.chaos.events },
     history: { keys: workload.keys.length, ...verdict },
@@ -259,7 +283,7 @@ async function checkRun(
   run: RunParts,
   anomalies: string[],
 ): Promise<{ operationsChecked: number; isLinearizable: boolean; checkMs: number }> {
-  const { options, chaos, nemesis, workload, heavy, log, nowMs } = run;
+  const { options, chaos, nemesis, workload, bank, heavy, log, nowMs } = run;
   await nemesis.healAll();
   for (const id of chaos.nodeIds) await chaos.cluster.waitForLeaders(id, SETTLE_TIMEOUT_MS);
   log("every shard has a leader: final reads");
@@ -276,6 +300,11 @@ async function checkRun(
     ),
     ...workload.anomalies,
     ...(nemesis.load?.anomalies ?? []),
+  );
+  anomalies.push(...bank.anomalies, ...await bank.verify(chaos.nodeIds));
+  log(
+    `bank checked: ${bank.counts.totalsChecked} read-only totals, final total ` +
+      `${bank.counts.finalTotal} of ${bank.total}`,
   );
   if (heavy !== null) {
     anomalies.push(...heavy.anomalies, ...await heavy.verify(chaos.nodeIds));
@@ -315,12 +344,14 @@ async function keepEvidence(
   dir: string,
   chaos: ChaosCluster,
   timeline: readonly string[],
-  workload: Workload,
+  clients: { workload: Workload; bank: BankWorkload },
 ): Promise<void> {
   await chaos.writeLogs(dir);
   await Deno.writeTextFile(`${dir}/timeline.txt`, timeline.join("\n") + "\n");
-  const lines = workload.history.map((entry) => JSON.stringify(entry));
+  const lines = clients.workload.history.map((entry) => JSON.stringify(entry));
   await Deno.writeTextFile(`${dir}/history.jsonl`, lines.join("\n") + "\n");
+  const reads = clients.bank.reads.map((read) => JSON.stringify(read));
+  await Deno.writeTextFile(`${dir}/bank-reads.jsonl`, reads.join("\n") + "\n");
 }
 
 /** The report as a few readable lines. */
@@ -332,6 +363,7 @@ export function formatReport(report: ChaosReport): string {
     `operations: ${operations.total} (ok ${operations.ok}, failed ${operations.failed}, ` +
     `unknown ${operations.unknown}) by type ${JSON.stringify(operations.byType)}`,
     `errors: ${JSON.stringify(operations.errors)}`,
+    ...bankLines(report.bank),
     `faults injected: ${report.faults.total} ${JSON.stringify(report.faults.byKind)}`,
     `node events: ${JSON.stringify(report.events)}`,
     `histories checked: ${report.history.keys} keys, ${report.history.operationsChecked} ` +
@@ -343,6 +375,19 @@ export function formatReport(report: ChaosReport): string {
     ...report.anomalies.map((anomaly) => `  - ${anomaly}`),
   ];
   return lines.join("\n");
+}
+
+/** The bank workload's figures as two lines. */
+export function bankLines(bank: BankCounts): string[] {
+  const range = bank.totalMin === null ? "none" : `${bank.totalMin}..${bank.totalMax}`;
+  return [
+    `bank: ${bank.accounts} accounts, transfers committed ${bank.committed}, conflicted ` +
+    `${bank.conflicted}, unknown ${bank.unknown} (${bank.noAnswer} without an answer, ` +
+    `${bank.coordinatorsStopped} in flight on a node killed or stopped); ` +
+    `totals checked ${bank.totalsChecked} (seen ${range}, read conflicts ${bank.readConflicts}, ` +
+    `unknown ${bank.readsUnknown}), final total ${bank.finalTotal ?? "unchecked"}`,
+    `bank errors: ${JSON.stringify(bank.errors)}`,
+  ];
 }
 
 /** The longest outage of a report, in entries (0 without outages). */
