@@ -119,15 +119,8 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   const localIds = localShardIds(config, members, count);
   const shards = new Map<number, LocalShard>();
   const alarms = createAlarms(config, shards, runtime);
-  // The transport answers other nodes' status questions before the service exists: it reads
-  // the service's counters through this slot, empty until the service is built below.
-  const crossShard: { stats: CrossShardStats | null } = { stats: null };
-  const transport = await startTransport(
-    config,
-    credentials,
-    { shards, alarms, crossShard },
-    runtime,
-  );
+  const hosted = { shards, alarms, crossShard: { stats: null as CrossShardStats | null } };
+  const transport = await startTransport(config, credentials, hosted, runtime);
   try {
     for (const shard of localIds) {
       shards.set(shard, await openShard(config, shard, members, { transport, alarms }, runtime));
@@ -158,7 +151,7 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     { router, shards, shardCount: count },
     runtime,
   );
-  crossShard.stats = service.crossShard;
+  hosted.crossShard.stats = service.crossShard;
   sweeper.start();
   const tokens = config.auth.enabled ? createTokenRegistry(credentials, service, runtime) : null;
   tokens?.start();
@@ -377,6 +370,10 @@ async function startTransport(
   hosted: {
     readonly shards: ReadonlyMap<number, LocalShard>;
     readonly alarms: NodeAlarms;
+    /**
+     * The transport answers other nodes' status questions before the service exists: it reads
+     * the service's cross-shard counters through this slot, empty until the service is built.
+     */
     readonly crossShard: { readonly stats: CrossShardStats | null };
   },
   runtime: NodeRuntime,

@@ -206,15 +206,9 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
       return { kind: "watchCancel", streamId: checkedStreamId(request.streamId) };
     case "txnRecord":
     case "txnParticipant":
-      return { kind: request.kind, txnId: checkedTxnId(request.txnId, "decode a forwarded") };
     case "txnList":
-      return {
-        kind: "txnList",
-        status: checkedTxnStatus(request.status),
-        limit: checkedListLimit(request.limit),
-      };
     case "txnParticipants":
-      return { kind: "txnParticipants", txnIds: checkedTxnIds(request.txnIds) };
+      return checkedTxnRequest(request);
     default:
       throw new AspenError(
         "bad_request",
@@ -255,6 +249,22 @@ export function checkedTxnId(id: unknown, action: string): string {
     );
   }
   return id;
+}
+
+/** The cross-shard transaction reads, checked. */
+function checkedTxnRequest(request: Record<string, unknown>): ShardRequest {
+  if (request.kind === "txnList") {
+    return {
+      kind: "txnList",
+      status: checkedTxnStatus(request.status),
+      limit: checkedListLimit(request.limit),
+    };
+  }
+  if (request.kind === "txnParticipants") {
+    return { kind: "txnParticipants", txnIds: checkedTxnIds(request.txnIds) };
+  }
+  const kind = request.kind === "txnRecord" ? "txnRecord" : "txnParticipant";
+  return { kind, txnId: checkedTxnId(request.txnId, "decode a forwarded") };
 }
 
 const TXN_STATUSES: readonly TxnStatus[] = ["pending", "committed", "aborted"];
