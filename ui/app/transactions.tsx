@@ -129,7 +129,7 @@ function TxnFigures() {
         label="Conflict rate"
         field="xs-conflicts"
         value={formatPercent(rates.conflictRate)}
-        detail="conflicts / cross-shard txns ended"
+        detail="conflicts / txns ended"
       />
       <StatCard
         label="Intents held"
@@ -206,7 +206,7 @@ function TxnTable(props: { txns: readonly TxnListItem[] }) {
             <th scope="col">Txn id</th>
             <th scope="col">Status</th>
             <th scope="col" class="num">Home</th>
-            <th scope="col">Deadline</th>
+            <th scope="col">Deadline or decision</th>
             <th scope="col">Receipts (shard → state)</th>
           </tr>
         </thead>
@@ -220,7 +220,9 @@ function TxnTable(props: { txns: readonly TxnListItem[] }) {
               </td>
               <td class="num" data-field="home">{txn.home < 0 ? "—" : txn.home}</td>
               <td data-field="deadline">
-                {txn.status === "pending" ? deadlineText(txn.deadlineMs, nowMs) : "decided"}
+                {txn.status === "pending"
+                  ? deadlineText(txn.deadlineMs, nowMs)
+                  : `decided at revision ${formatInteger(txn.decidedRevision)}`}
               </td>
               <td data-field="receipts">
                 {txn.receipts.length === 0
