@@ -26,6 +26,7 @@ import type {
   ReplicaStatus,
   ShardStatus,
   TransferLeaderResponse,
+  TxnListResponse,
   TxnOpResult,
   TxnResponse,
   TxnStatusResponse,
@@ -149,6 +150,24 @@ export const TXN_STATUS_KEYS = {
   receipts: [{ shard: true, status: true, resolvedRevision: true }],
 } as const satisfies KeyShape<TxnStatusResponse>;
 
+/** `GET /v1/txn?status=&limit=`. */
+export const TXN_LIST_KEYS = {
+  status: true,
+  txns: [{
+    txnId: true,
+    status: true,
+    home: true,
+    participants: true,
+    branch: true,
+    createdRevision: true,
+    decidedRevision: true,
+    reason: true,
+    deadlineMs: true,
+    receipts: [{ shard: true, status: true, resolvedRevision: true }],
+  }],
+  unavailableShards: true,
+} as const satisfies KeyShape<TxnListResponse>;
+
 /** Every error answer: details beside `code` and `message` are open by design. */
 export const ERROR_BODY_KEYS = { error: true } as const satisfies KeyShape<ApiErrorBody>;
 
@@ -208,6 +227,7 @@ const NODE_STATUS_KEYS = {
   version: true,
   uptimeMs: true,
   alarms: [ALARM_KEYS],
+  crossShardTxns: { committed: true, conflict: true, timeout: true, error: true },
 } as const satisfies KeyShape<NodeStatus>;
 
 const REPLICA_STATUS_KEYS = {
@@ -234,6 +254,7 @@ const SHARD_STATUS_KEYS = {
     applyBatchMsP99: true,
     applyLatencyP99Ms: true,
     turnMsMax: true,
+    intents: true,
   },
 } as const satisfies KeyShape<ShardStatus>;
 

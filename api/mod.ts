@@ -54,6 +54,7 @@ export {
   type RuntimeShape,
   TRANSFER_LEADER_KEYS,
   TXN_KEYS,
+  TXN_LIST_KEYS,
   TXN_OP_RESULT_KEYS,
   TXN_STATUS_KEYS,
 } from "./contract_keys.ts";

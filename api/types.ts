@@ -298,6 +298,53 @@ export interface TxnStatusResponse {
   readonly receipts: readonly TxnReceipt[];
 }
 
+/**
+ * A participant's receipt in a listing: as in {@linkcode TxnReceipt}, or `unknown` when the
+ * participant shard did not answer in time.
+ */
+export interface TxnListReceipt {
+  readonly shard: number;
+  readonly status: TxnStatus | "unknown";
+  /** The shard's revision of the entry that resolved it there; null while pending or unknown. */
+  readonly resolvedRevision: number | null;
+}
+
+/** One transaction of `GET /v1/txn`: its record on the home shard, and its receipts. */
+export interface TxnListItem {
+  readonly txnId: string;
+  readonly status: TxnStatus;
+  /** The shard that holds the record (the one that listed it). */
+  readonly home: number;
+  /** The participant shards, ascending (empty for a record a pusher's abort created). */
+  readonly participants: readonly number[];
+  readonly branch: "success" | "failure" | null;
+  readonly createdRevision: number;
+  readonly decidedRevision: number | null;
+  readonly reason: string;
+  /**
+   * The coordinator's wall clock deadline, in milliseconds since the Unix epoch, after which
+   * a reader or the intent sweeper may abort it; 0 when unknown.
+   */
+  readonly deadlineMs: number;
+  /** One per participant, ascending by shard. */
+  readonly receipts: readonly TxnListReceipt[];
+}
+
+/**
+ * `GET /v1/txn?status=&limit=` 200: the cross-shard transactions whose record has `status`,
+ * across all shards, at most `limit`. Pending ones come oldest deadline first; committed and
+ * aborted ones (each shard's most recently decided) latest deadline first.
+ */
+export interface TxnListResponse {
+  readonly status: TxnStatus;
+  readonly txns: readonly TxnListItem[];
+  /**
+   * Shards whose records could not be listed (no leader answered in time), ascending: the
+   * list lacks their transactions. Empty when every shard answered.
+   */
+  readonly unavailableShards: readonly number[];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Leases
 
@@ -445,6 +492,23 @@ export interface NodeStatus {
    * when it has none; null when unknown (a node that is down, or that predates alarms).
    */
   readonly alarms: readonly Alarm[] | null;
+  /**
+   * Added with the console's Transactions view: the cross-shard transactions this node
+   * coordinated since it started, by how they ended (counters, as in `/metrics`); null when
+   * unknown (a node that is down); absent from servers that predate it.
+   */
+  readonly crossShardTxns?: CrossShardTxnCounts | null;
+}
+
+/** How the cross-shard transactions a node coordinated ended: counters from its start. */
+export interface CrossShardTxnCounts {
+  readonly committed: number;
+  /** Aborted on a conflict (a compare, read or lock that did not hold). */
+  readonly conflict: number;
+  /** Not finished by the request's deadline. */
+  readonly timeout: number;
+  /** Failed for any other reason. */
+  readonly error: number;
 }
 
 /** The shard map: how many shards the keyspace has, and its version. */
@@ -496,6 +560,12 @@ export interface ShardStats {
    * long the shard held its node's event loop at once.
    */
   readonly turnMsMax: number;
+  /**
+   * Added with the console's Transactions view: how many keys of the shard cross-shard
+   * transactions hold locked (intents) on the replica that answered; absent from servers
+   * that predate it.
+   */
+  readonly intents?: number;
 }
 
 /** One shard: its Raft group as seen by the node that answers. */

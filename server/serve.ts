@@ -116,6 +116,7 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
         }),
       ),
     alarms: () => node.alarms.list(),
+    crossShardTxns: () => node.service.crossShard.counts(),
   });
   const tokens = node.tokens;
   // The debug routes check the role of the token again, synchronously, from what the node

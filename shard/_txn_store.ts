@@ -145,6 +145,22 @@ export class TxnStore {
     return row === undefined ? null : recordOf(row);
   }
 
+  /**
+   * At most `limit` records with `status`: pending ones oldest first (by deadline, then id),
+   * decided ones newest first (by the revision that decided them, then id).
+   */
+  records(status: TxnStatus, limit: number): TxnRecord[] {
+    assert(Number.isSafeInteger(limit) && limit >= 1, "TxnStore.records: limit is positive");
+    const order = status === "pending"
+      ? "deadline_ms, txn_id"
+      : "decided_revision DESC, txn_id DESC";
+    const sql = `SELECT ${RECORD_COLUMNS} FROM txn_record WHERE status = ? ORDER BY ${order} ` +
+      "LIMIT ?";
+    const rows = this.#statement(sql).all(status, limit);
+    assert(rows.length <= limit, "TxnStore.records: at most limit rows");
+    return rows.map(recordOf);
+  }
+
   /** Creates or replaces a record. */
   writeRecord(record: TxnRecord): void {
     assert(record.status !== "pending" || record.decidedRevision === null, "pending: undecided");

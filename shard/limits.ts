@@ -95,6 +95,8 @@ export const TXN_SHARDS_MAX = 16;
 export const TXN_RECORDS_RETAIN = 10_000;
 /** The longest reason of a cross-shard transaction decision, in UTF-8 bytes. */
 export const TXN_REASON_BYTES_MAX = 256;
+/** The most transaction records one listing of a shard's records returns. */
+export const TXN_LIST_LIMIT_MAX = 100;
 
 /** The largest kv as counted in a response: the biggest key and value plus the overhead. */
 export const KV_RESPONSE_BYTES_MAX: number = KEY_BYTES_MAX + VALUE_BYTES_MAX +

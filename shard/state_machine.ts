@@ -21,6 +21,7 @@ import {
   type TxnHolder,
   type TxnParticipantRow,
   type TxnRecord,
+  type TxnStatus,
 } from "./apply_result.ts";
 import { type Command, type RangeRequest, validateCount, validateRangeRequest } from "./command.ts";
 import { decodeCommand } from "./command_codec.ts";
@@ -41,6 +42,7 @@ import {
   APPLY_BATCH_ENTRIES_MAX,
   RANGE_LIMIT_MAX,
   RANGE_RESPONSE_BYTES_MAX,
+  TXN_LIST_LIMIT_MAX,
   WATCH_HISTORY_BYTES_MAX,
   WATCH_HISTORY_EVENTS_MAX,
 } from "./limits.ts";
@@ -336,6 +338,28 @@ export class StateMachine {
   txnRecord(txnId: string): TxnRecord | null {
     this.#assertOpen();
     return this.#txns.record(txnId);
+  }
+
+  /**
+   * The records this home shard holds with `status`, at most `limit` (1..TXN_LIST_LIMIT_MAX):
+   * pending ones oldest first (by deadline, then id), decided ones newest first (by the
+   * revision that decided them). The console lists the oldest pending transactions with it.
+   *
+   * @throws {AspenError} `bad_request` for a limit out of range.
+   */
+  txnRecords(status: TxnStatus, limit: number): TxnRecord[] {
+    this.#assertOpen();
+    validateCount(limit, { min: 1, action: "list txn records", field: "limit" });
+    if (limit > TXN_LIST_LIMIT_MAX) {
+      throw new AspenError(
+        "bad_request",
+        `Cannot list txn records: limit is ${limit} but the maximum is ${TXN_LIST_LIMIT_MAX}`,
+        { limit: TXN_LIST_LIMIT_MAX },
+      );
+    }
+    const records = this.#txns.records(status, limit);
+    assert(records.every((record) => record.status === status), "txnRecords: status matches");
+    return records;
   }
 
   /** This shard's row of cross-shard transaction `txnId`, or null. */

@@ -11,7 +11,14 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { Hono } from "hono";
-import { keysOutsideContract, OPTIMISTIC_TXN_KEYS, TXN_KEYS, TXN_STATUS_KEYS } from "../api/mod.ts";
+import {
+  CLUSTER_STATUS_KEYS,
+  keysOutsideContract,
+  OPTIMISTIC_TXN_KEYS,
+  TXN_KEYS,
+  TXN_LIST_KEYS,
+  TXN_STATUS_KEYS,
+} from "../api/mod.ts";
 import { Logger } from "../server/log.ts";
 import { createCredentials, formatCredentials } from "../server/auth.ts";
 import { loadConfig } from "../server/config.ts";
@@ -24,6 +31,7 @@ import {
   type Command,
   shardForKey,
   TXN_ID_CHARS_MAX,
+  TXN_LIST_LIMIT_MAX,
   TXN_SHARDS_MAX,
 } from "../shard/mod.ts";
 
@@ -386,6 +394,74 @@ Deno.test({
         match(text, /^aspen_cross_shard_transactions_total\{node="1",outcome="conflict"\} 1$/m);
         match(text, /^aspen_cross_shard_commit_seconds_count\{node="1"\} [4-9]/m);
         match(text, /^aspen_intents\{node="1",shard="0"\} 0$/m);
+      });
+
+      await t.step("GET /v1/txn lists the oldest pending txns with receipts", async () => {
+        const keys = keysOnShards("xl/", 2);
+        const older = await plantPrepared(harness, {
+          txnId: "1.1.9101",
+          keys,
+          next: "new",
+          deadlineMs: Date.now() + 30_000,
+        });
+        await plantPrepared(harness, {
+          txnId: "1.1.9102",
+          keys: keysOnShards("xm/", 3),
+          next: "new",
+          deadlineMs: Date.now() + 60_000,
+        });
+        const listed = await call(harness, "GET", "/v1/txn?status=pending&limit=5");
+        equal(listed.status, 200, JSON.stringify(listed.json));
+        deepEqual(keysOutsideContract(listed.json, TXN_LIST_KEYS), []);
+        const txns = listed.json.txns as {
+          txnId: string;
+          home: number;
+          participants: number[];
+          status: string;
+          receipts: { shard: number; status: string }[];
+        }[];
+        deepEqual(txns.map((txn) => txn.txnId), ["1.1.9101", "1.1.9102"], "oldest first");
+        equal(txns[0]!.home, older.home);
+        deepEqual(txns[0]!.participants, older.participants);
+        deepEqual(
+          txns[0]!.receipts,
+          older.participants.map((shard) => ({ shard, status: "pending", resolvedRevision: null })),
+        );
+        deepEqual(listed.json.unavailableShards, []);
+        const one = await call(harness, "GET", "/v1/txn?limit=1");
+        deepEqual((one.json.txns as { txnId: string }[]).map((txn) => txn.txnId), ["1.1.9101"]);
+        const committed = await call(harness, "GET", "/v1/txn?status=committed");
+        const decided = committed.json.txns as { status: string; receipts: { status: string }[] }[];
+        ok(decided.length >= 4, "the commits of the steps above are listed");
+        ok(decided.every((txn) => txn.status === "committed"));
+        ok(decided[0]!.receipts.every((receipt) => receipt.status === "committed"));
+        const status = await call(harness, "GET", "/v1/cluster/status");
+        deepEqual(keysOutsideContract(status.json, CLUSTER_STATUS_KEYS), []);
+        const shards = status.json.shards as { id: number; stats: { intents: number } }[];
+        for (const shard of older.participants) {
+          ok(shards.find((entry) => entry.id === shard)!.stats.intents >= 1, `intents on ${shard}`);
+        }
+        const counts =
+          (status.json.nodes as { crossShardTxns: { committed: number; conflict: number } }[])[0]!
+            .crossShardTxns;
+        ok(counts.committed >= 4, JSON.stringify(counts));
+        equal(counts.conflict, 1);
+      });
+
+      await t.step("GET /v1/txn refuses bad parameters with a 400 naming them", async () => {
+        const cases = [
+          ["status=done", "status"],
+          ["limit=0", "limit"],
+          [`limit=${TXN_LIST_LIMIT_MAX + 1}`, "limit"],
+          ["limit=ten", "limit"],
+          ["shard=1", "shard"],
+        ];
+        for (const [query, name] of cases) {
+          const { status, json } = await call(harness, "GET", `/v1/txn?${query}`);
+          equal(status, 400, query);
+          equal(errorOf(json).code, "bad_request");
+          match(errorOf(json).message, new RegExp(`"${name}"`), query);
+        }
       });
     } finally {
       await harness.node.close();

@@ -12,8 +12,10 @@ import {
   OPTIMISTIC_WRITES_MAX,
   RANGE_LIMIT_MAX,
   type ReadRecord,
+  TXN_LIST_LIMIT_MAX,
   TXN_OPS_MAX,
   type TxnOp,
+  type TxnStatus,
   validateKey,
 } from "../../shard/mod.ts";
 import { kvJson, valueEncoding, valueField } from "./value_encoding.ts";
@@ -33,6 +35,11 @@ import {
 
 /** The default page size of a range read. */
 export const RANGE_LIMIT_DEFAULT = 1_000;
+
+/** The default number of transactions `GET /v1/txn` lists. */
+export const TXN_LIST_LIMIT_DEFAULT = 20;
+const TXN_LIST_PARAMETERS: readonly string[] = ["status", "limit"];
+const TXN_STATUSES: readonly TxnStatus[] = ["pending", "committed", "aborted"];
 
 /** Adds the key, txn and lease routes to `app`. */
 export function addKvRoutes(app: Hono, service: KvService): void {
@@ -128,10 +135,47 @@ function addTxnRoutes(app: Hono, service: KvService): void {
     });
     return c.json(await service.optimistic({ type: "optimisticTxn", reads, writes }));
   });
+  app.get("/v1/txn", async (c) => {
+    const action = "list txns";
+    const query = c.req.query();
+    const unknown = Object.keys(query).find((name) => !TXN_LIST_PARAMETERS.includes(name));
+    if (unknown !== undefined) {
+      throw new AspenError(
+        "bad_request",
+        `Cannot ${action}: unknown query parameter "${unknown}" (allowed: status, limit)`,
+        { parameter: unknown },
+      );
+    }
+    return c.json(
+      await service.txnList({
+        status: txnStatusQuery(query.status, action),
+        limit: queryInteger(query.limit, "limit", action, {
+          min: 1,
+          max: TXN_LIST_LIMIT_MAX,
+          defaultValue: TXN_LIST_LIMIT_DEFAULT,
+        }),
+      }),
+    );
+  });
   app.get("/v1/txn/:id", async (c) => {
     const id = checkedTxnId(c.req.param("id"), "read");
     return c.json(await service.txnStatus(id));
   });
+}
+
+/** The `status` of `GET /v1/txn`: pending when absent. */
+function txnStatusQuery(value: string | undefined, action: string): TxnStatus {
+  if (value === undefined) return "pending";
+  const status = TXN_STATUSES.find((known) => known === value);
+  if (status === undefined) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action}: query parameter "status" is "${value}" but must be pending, ` +
+        "committed or aborted",
+      { parameter: "status" },
+    );
+  }
+  return status;
 }
 
 function addLeaseRoutes(app: Hono, service: KvService): void {

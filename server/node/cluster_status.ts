@@ -5,7 +5,12 @@
  * stalling the answer.
  */
 import { allShardIds } from "../../shard/mod.ts";
-import type { ClusterStatus as ClusterStatusBody, NodeStatus, ShardMap } from "../../api/mod.ts";
+import type {
+  ClusterStatus as ClusterStatusBody,
+  CrossShardTxnCounts,
+  NodeStatus,
+  ShardMap,
+} from "../../api/mod.ts";
 import type { ClusterCredentials } from "../auth.ts";
 import type { Alarm } from "./alarms.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
@@ -27,6 +32,8 @@ export interface NodeInfo {
   readonly startedAtMs: number;
   /** Its alarms when it answered; absent from nodes that predate alarms. */
   readonly alarms?: readonly Alarm[];
+  /** Its cross-shard transaction counters; absent from nodes that predate them. */
+  readonly crossShardTxns?: CrossShardTxnCounts;
 }
 
 /** What the status needs from the node. */
@@ -46,6 +53,8 @@ export interface StatusSources {
   readonly askNodeInfo: (node: number) => Promise<NodeInfo>;
   /** This node's alarms now. */
   readonly alarms: () => readonly Alarm[];
+  /** This node's cross-shard transaction counters now. */
+  readonly crossShardTxns: () => CrossShardTxnCounts;
 }
 
 /** Builds the cluster status document of API.md (extended with uptime and stats). */
@@ -83,7 +92,7 @@ async function nodeStatuses(
   const now = sources.wallMs();
   return await Promise.all(sources.members.map(async (member): Promise<NodeStatus> => {
     let info: NodeInfo | undefined = member.id === sources.self.id
-      ? { ...sources.self, alarms: sources.alarms() }
+      ? { ...sources.self, alarms: sources.alarms(), crossShardTxns: sources.crossShardTxns() }
       : undefined;
     let isUp = info !== undefined;
     if (info === undefined && sources.isUp(member.id)) {
@@ -101,6 +110,7 @@ async function nodeStatuses(
       uptimeMs: isUp && shown !== undefined ? now - shown.startedAtMs : null,
       // Only a node that answered now can say: an old list would show alarms that cleared.
       alarms: isUp ? info?.alarms ?? null : null,
+      crossShardTxns: isUp ? info?.crossShardTxns ?? null : null,
     };
   }));
 }

@@ -3,6 +3,7 @@
  * ended (`aspen_cross_shard_transactions_total{outcome}`) and how long the committed ones took
  * from request to reply (`aspen_cross_shard_commit_seconds`, a histogram).
  */
+import type { CrossShardTxnCounts } from "../../api/mod.ts";
 import { AspenError } from "../../shard/mod.ts";
 
 /** How a cross-shard transaction ended, as the metric's `outcome` label. */
@@ -55,6 +56,16 @@ export class CrossShardStats {
   /** How many ended with `outcome`. */
   count(outcome: CrossShardOutcome): number {
     return this.#outcomes.get(outcome) ?? 0;
+  }
+
+  /** Every outcome's count, for `/v1/cluster/status` (the console's Transactions view). */
+  counts(): CrossShardTxnCounts {
+    return {
+      committed: this.count("committed"),
+      conflict: this.count("conflict"),
+      timeout: this.count("timeout"),
+      error: this.count("error"),
+    };
   }
 
   /** The Prometheus lines, with `labels` (the node's) on every series. */

@@ -22,6 +22,7 @@ import {
   type OptimisticTxnResponse,
   type PutKvResponse,
   type RangeResponse,
+  type TxnListResponse,
   type TxnResponse,
   type TxnStatusResponse,
 } from "../../api/mod.ts";
@@ -45,11 +46,13 @@ import {
   shardForKey,
   TXN_SHARDS_MAX,
   type TxnOp,
+  type TxnStatus,
   validateCommand,
 } from "../../shard/mod.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
 import { CrossShardStats, outcomeOfError } from "./cross_shard_stats.ts";
 import { crossShardFields, readTxnStatus } from "./cross_shard_txns.ts";
+import { listTxns } from "./txn_listing.ts";
 import { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult } from "./lease_ids.ts";
 import type { ReadIntent, ShardRange, ShardRequest } from "./shard_request.ts";
 import type { TxnCoordinator } from "./txn_coordinator.ts";
@@ -342,6 +345,16 @@ export class KvService {
       txnId,
       shardCount: this.#options.shardCount,
       transport: this.#transport,
+      deadlineMs: this.#deadline(),
+    });
+  }
+
+  /** The cross-shard transactions with `status` across all shards, at most `limit`. */
+  txnList(query: { readonly status: TxnStatus; readonly limit: number }): Promise<TxnListResponse> {
+    return listTxns({
+      ...query,
+      shardCount: this.#options.shardCount,
+      router: this.#options.router,
       deadlineMs: this.#deadline(),
     });
   }

@@ -37,6 +37,7 @@ import { NodeAlarms } from "./alarms.ts";
 import { ClusterRouter } from "./cluster_router.ts";
 import { ForwardedRequests } from "./forwarded_requests.ts";
 import { NODE_CHANNEL_SHARD, type NodeInfo } from "./cluster_status.ts";
+import type { CrossShardStats } from "./cross_shard_stats.ts";
 import { KvService } from "./kv_service.ts";
 import { IntentSweeper } from "./intent_sweeper.ts";
 import { TxnCoordinator } from "./txn_coordinator.ts";
@@ -118,7 +119,8 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   const localIds = localShardIds(config, members, count);
   const shards = new Map<number, LocalShard>();
   const alarms = createAlarms(config, shards, runtime);
-  const transport = await startTransport(config, credentials, { shards, alarms }, runtime);
+  const hosted = { shards, alarms, crossShard: { stats: null as CrossShardStats | null } };
+  const transport = await startTransport(config, credentials, hosted, runtime);
   try {
     for (const shard of localIds) {
       shards.set(shard, await openShard(config, shard, members, { transport, alarms }, runtime));
@@ -149,6 +151,7 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     { router, shards, shardCount: count },
     runtime,
   );
+  hosted.crossShard.stats = service.crossShard;
   sweeper.start();
   const tokens = config.auth.enabled ? createTokenRegistry(credentials, service, runtime) : null;
   tokens?.start();
@@ -364,7 +367,15 @@ function localShardIds(config: Config, members: readonly number[], count: number
 async function startTransport(
   config: Config,
   credentials: ClusterCredentials,
-  hosted: { readonly shards: ReadonlyMap<number, LocalShard>; readonly alarms: NodeAlarms },
+  hosted: {
+    readonly shards: ReadonlyMap<number, LocalShard>;
+    readonly alarms: NodeAlarms;
+    /**
+     * The transport answers other nodes' status questions before the service exists: it reads
+     * the service's cross-shard counters through this slot, empty until the service is built.
+     */
+    readonly crossShard: { readonly stats: CrossShardStats | null };
+  },
   runtime: NodeRuntime,
 ): Promise<PeerTransport> {
   const shards = hosted.shards;
@@ -402,7 +413,11 @@ async function startTransport(
       onRaftMessage: (_from, shard, payload) => deliverRaft(shards, shard, payload, logger),
       onRequest: async (_from, shard, payload, { deadlineMs }) => {
         if (shard === NODE_CHANNEL_SHARD) {
-          return encodeShardResponse({ ...self, alarms: hosted.alarms.list() });
+          const crossShardTxns = hosted.crossShard.stats?.counts();
+          const info: NodeInfo = crossShardTxns === undefined
+            ? { ...self, alarms: hosted.alarms.list() }
+            : { ...self, alarms: hosted.alarms.list(), crossShardTxns };
+          return encodeShardResponse(info);
         }
         const local = shards.get(shard);
         if (local === undefined) {

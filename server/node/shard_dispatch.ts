@@ -71,6 +71,14 @@ export async function dispatchShardRequest(
       return await context.replica.read(() => ({ record: machine.txnRecord(request.txnId) }));
     case "txnParticipant":
       return await context.replica.read(() => ({ row: machine.txnParticipant(request.txnId) }));
+    case "txnList": {
+      const { status, limit } = request;
+      return await context.replica.read(() => ({ records: machine.txnRecords(status, limit) }));
+    }
+    case "txnParticipants":
+      return await context.replica.read(() => ({
+        rows: request.txnIds.map((txnId) => machine.txnParticipant(txnId)),
+      }));
     case "leaseKeepAlive":
       return keepAlive(context, request.id);
     case "leaseInfo":

@@ -12,7 +12,9 @@ import {
   type Command,
   type KeyRange,
   TXN_ID_CHARS_MAX,
+  TXN_LIST_LIMIT_MAX,
   type TxnHolder,
+  type TxnStatus,
   validateCommand,
   validateKey,
   validateRangeRequest,
@@ -87,7 +89,17 @@ export type ShardRequest =
    * A linearizable read of a participant shard's row of a cross-shard transaction: answered
    * `{ row: TxnParticipantRow | null }` (the receipts of `GET /v1/txn/{id}`).
    */
-  | { readonly kind: "txnParticipant"; readonly txnId: string };
+  | { readonly kind: "txnParticipant"; readonly txnId: string }
+  /**
+   * A linearizable listing of the home shard's records with `status`, at most `limit`
+   * (1..TXN_LIST_LIMIT_MAX): answered `{ records: TxnRecord[] }` (`GET /v1/txn`).
+   */
+  | { readonly kind: "txnList"; readonly status: TxnStatus; readonly limit: number }
+  /**
+   * A linearizable read of a participant shard's rows of several transactions (at most
+   * TXN_LIST_LIMIT_MAX): answered `{ rows: (TxnParticipantRow | null)[] }`, one per id.
+   */
+  | { readonly kind: "txnParticipants"; readonly txnIds: readonly string[] };
 
 /**
  * An intent that a get or range read found on a key it read: the answer lists them
@@ -194,7 +206,9 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
       return { kind: "watchCancel", streamId: checkedStreamId(request.streamId) };
     case "txnRecord":
     case "txnParticipant":
-      return { kind: request.kind, txnId: checkedTxnId(request.txnId, "decode a forwarded") };
+    case "txnList":
+    case "txnParticipants":
+      return checkedTxnRequest(request);
     default:
       throw new AspenError(
         "bad_request",
@@ -235,6 +249,58 @@ export function checkedTxnId(id: unknown, action: string): string {
     );
   }
   return id;
+}
+
+/** The cross-shard transaction reads, checked. */
+function checkedTxnRequest(request: Record<string, unknown>): ShardRequest {
+  if (request.kind === "txnList") {
+    return {
+      kind: "txnList",
+      status: checkedTxnStatus(request.status),
+      limit: checkedListLimit(request.limit),
+    };
+  }
+  if (request.kind === "txnParticipants") {
+    return { kind: "txnParticipants", txnIds: checkedTxnIds(request.txnIds) };
+  }
+  const kind = request.kind === "txnRecord" ? "txnRecord" : "txnParticipant";
+  return { kind, txnId: checkedTxnId(request.txnId, "decode a forwarded") };
+}
+
+const TXN_STATUSES: readonly TxnStatus[] = ["pending", "committed", "aborted"];
+
+function checkedTxnStatus(status: unknown): TxnStatus {
+  const found = TXN_STATUSES.find((known) => known === status);
+  if (found === undefined) {
+    throw new AspenError(
+      "bad_request",
+      "Cannot decode a forwarded txn listing: status must be pending, committed or aborted",
+    );
+  }
+  return found;
+}
+
+function checkedListLimit(limit: unknown): number {
+  const value = positiveInteger(limit, "limit");
+  if (value > TXN_LIST_LIMIT_MAX) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot decode a forwarded txn listing: limit is ${value} but the maximum is ` +
+        `${TXN_LIST_LIMIT_MAX} (TXN_LIST_LIMIT_MAX)`,
+    );
+  }
+  return value;
+}
+
+function checkedTxnIds(ids: unknown): string[] {
+  const isList = Array.isArray(ids) && ids.length >= 1 && ids.length <= TXN_LIST_LIMIT_MAX;
+  if (!isList) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot decode a forwarded receipts read: txnIds must list 1 to ${TXN_LIST_LIMIT_MAX} ids`,
+    );
+  }
+  return ids.map((id) => checkedTxnId(id, "decode a forwarded"));
 }
 
 function checkedFilter(filter: unknown): WatchFilter {

@@ -46,6 +46,7 @@ export function shardStatusView(sources: StatusViewSources): ShardStatusView {
       applyBatchMsP99,
       applyLatencyP99Ms: applyBatchMsP99,
       turnMsMax: status.stats.turnMsMax,
+      intents: sources.stateMachine.intentCount(),
     },
   };
 }

@@ -20,6 +20,7 @@ import { ALARMS_SHOWN_MAX } from "./limits.ts";
 import { hashOf, type Route, ROUTES } from "./router.ts";
 import { ShardsPage } from "./shards.tsx";
 import { SignIn } from "./sign_in.tsx";
+import { TransactionsPage } from "./transactions.tsx";
 import type { Connection } from "./store.ts";
 import { StateMessage } from "./widgets.tsx";
 
@@ -165,6 +166,7 @@ function DataPage(props: { route: Exclude<Route, "keys"> }) {
     <StaleFrame isStale={connection.kind === "stale"}>
       {props.route === "overview" ? <OverviewPage /> : null}
       {props.route === "shards" ? <ShardsPage /> : null}
+      {props.route === "transactions" ? <TransactionsPage /> : null}
       {props.route === "metrics" ? <MetricsPage /> : null}
     </StaleFrame>
   );

@@ -38,6 +38,11 @@ export const STATUS_SHARDS_MAX = 1_024;
 export const STATUS_REPLICAS_MAX = 16;
 /** Alarms one node may list: its own, and one per shard it hosts. */
 export const STATUS_ALARMS_MAX: number = 1 + STATUS_SHARDS_MAX;
+/**
+ * Transactions the Transactions view lists (oldest pending, or latest decided); the server
+ * allows up to 100 (TXN_LIST_LIMIT_MAX).
+ */
+export const TXN_LIST_SHOWN = 20;
 /** Alarms the banner lists; it counts the others. */
 export const ALARMS_SHOWN_MAX = 6;
 

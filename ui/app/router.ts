@@ -4,12 +4,13 @@
  */
 
 /** A page of the console. */
-export type Route = "overview" | "shards" | "metrics" | "keys";
+export type Route = "overview" | "shards" | "transactions" | "metrics" | "keys";
 
 /** The pages in navigation order, with their labels. */
 export const ROUTES: readonly { readonly route: Route; readonly label: string }[] = [
   { route: "overview", label: "Overview" },
   { route: "shards", label: "Shards" },
+  { route: "transactions", label: "Transactions" },
   { route: "metrics", label: "Metrics" },
   { route: "keys", label: "Keys" },
 ];

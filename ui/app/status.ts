@@ -7,6 +7,7 @@ import type {
   Alarm,
   AlarmType,
   ClusterStatus,
+  CrossShardTxnCounts,
   NodeStatus,
   ReplicaRole,
   ReplicaStatus,
@@ -59,6 +60,28 @@ function parseNode(value: unknown, i: number): NodeStatus {
     version: read.text(fields.version, `${where}.version`),
     uptimeMs: read.optionalNumber(fields.uptimeMs, `${where}.uptimeMs`),
     alarms: parseAlarms(fields.alarms, `${where}.alarms`),
+    ...parseCrossShard(fields.crossShardTxns, `${where}.crossShardTxns`),
+  };
+}
+
+/**
+ * A node's cross-shard counters: absent from servers that predate them (left out here too, so
+ * the view can tell "not reported" from "unknown"), null for a node that is down.
+ */
+function parseCrossShard(
+  value: unknown,
+  where: string,
+): { crossShardTxns?: CrossShardTxnCounts | null } {
+  if (value === undefined) return {};
+  if (value === null) return { crossShardTxns: null };
+  const fields = read.object(value, where);
+  return {
+    crossShardTxns: {
+      committed: read.count(fields.committed, `${where}.committed`),
+      conflict: read.count(fields.conflict, `${where}.conflict`),
+      timeout: read.count(fields.timeout, `${where}.timeout`),
+      error: read.count(fields.error, `${where}.error`),
+    },
   };
 }
 
@@ -123,5 +146,9 @@ function parseStats(value: unknown, where: string): ShardStats {
     turnMsMax: fields.turnMsMax === undefined
       ? 0
       : read.number(fields.turnMsMax, `${where}.turnMsMax`),
+    // Absent from servers that predate the Transactions view: the view shows "—".
+    ...(fields.intents === undefined
+      ? {}
+      : { intents: read.count(fields.intents, `${where}.intents`) }),
   };
 }
