@@ -191,7 +191,7 @@ function attemptIds(sent: readonly Sent[]): string[] {
   return [...new Set(ids)];
 }
 
-Deno.test("TxnCoordinator.txn() retries while pushers abort it, then answers conflict", async () => {
+Deno.test("TxnCoordinator.txn() retries while pushers abort it, then conflicts", async () => {
   const base = healthy();
   const { coordinator, sent: commands, types } = harness((shard, command) =>
     command.type === "txnDecide"
