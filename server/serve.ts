@@ -138,6 +138,7 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
         http: latency,
         alarms: node.alarms,
         crossShard: node.service.crossShard,
+        wallMs: runtime.wallMs,
       })),
     observe: (route, seconds) => latency.observe(route, seconds),
     nowMs: runtime.nowMs,

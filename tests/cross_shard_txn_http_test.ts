@@ -360,12 +360,21 @@ Deno.test({
         const keys = keysOnShards("xw/", 2);
         for (const key of keys) await call(harness, "PUT", `/v1/kv/${key}`, { value: "old" });
         const txnId = "1.1.9003";
-        const { participants } = await plantPrepared(harness, {
+        const { participants, home } = await plantPrepared(harness, {
           txnId,
           keys,
           next: "new",
           deadlineMs: Date.now() - 1,
         });
+        const overdue = async () => {
+          const response = await harness.app.request("/metrics", {
+            headers: { authorization: `Bearer ${harness.root}` },
+          });
+          const text = await response.text();
+          const line = new RegExp(`^aspen_txns_overdue\\{node="1",shard="${home}"\\} (\\d+)$`, "m");
+          return Number(line.exec(text)?.[1]);
+        };
+        equal(await overdue(), 1, "the abandoned record is overdue on its home shard");
         const intents = () =>
           participants.reduce(
             (sum, id) => sum + harness.node.shards.get(id)!.stateMachine.intentCount(),
@@ -377,6 +386,7 @@ Deno.test({
           await new Promise((resolve) => setTimeout(resolve, 100));
         }
         equal(intents(), 0, "no intent left without any read or write");
+        equal(await overdue(), 0, "and its record is no longer overdue");
         const record = await call(harness, "GET", `/v1/txn/${txnId}`);
         equal(record.json.status, "aborted");
         for (const key of keys) equal(await value(harness, key), "old");

@@ -143,6 +143,7 @@ Deno.test("formatMetrics() shows one aspen_alarm gauge per type and the disk spa
     http: new HttpLatency(),
     alarms,
     crossShard: new CrossShardStats(),
+    wallMs: Date.now,
   });
   match(text, /^aspen_alarm\{node="4",type="no_space"\} 1$/m);
   match(text, /^aspen_alarm\{node="4",type="storage_error"\} 0$/m);

@@ -9,7 +9,7 @@ import type { PeerTransportStats } from "../../transport/mod.ts";
 import { type Alarm, ALARM_TYPES, type DiskSpace } from "./alarms.ts";
 import type { RouterStats } from "./cluster_router.ts";
 import type { CrossShardStats } from "./cross_shard_stats.ts";
-import type { ReplicaStatus } from "../../shard/mod.ts";
+import { type ReplicaStatus, TXN_LIST_LIMIT_MAX } from "../../shard/mod.ts";
 import type { LocalShard } from "./local_shard.ts";
 import { percentile } from "./shard_status_view.ts";
 import { snapshotRefusals } from "./replica_view.ts";
@@ -78,6 +78,8 @@ export interface MetricsSources {
   readonly alarms: { list(): readonly Alarm[]; space(): DiskSpace };
   /** The cross-shard transactions this node coordinated. */
   readonly crossShard: Pick<CrossShardStats, "format">;
+  /** Wall-clock milliseconds (transaction deadlines are wall-clock). */
+  readonly wallMs: () => number;
 }
 
 /** Renders the metrics page. */
@@ -126,7 +128,7 @@ type ShardSeries = [string, string, string, (id: number, shard: LocalShard) => n
 /** Per-shard series: one line per local replica. */
 function shardLines(sources: MetricsSources, node: string, lines: string[]): void {
   const status = new Map([...sources.shards].map(([id, shard]) => [id, shard.replica.status()]));
-  const series = [...raftSeries(status), ...workSeries(status)];
+  const series = [...raftSeries(status), ...workSeries(status), overdueSeries(sources.wallMs())];
   for (const [name, help, type, value] of series) {
     header(lines, name, help, type);
     for (const [id, shard] of sources.shards) {
@@ -239,6 +241,22 @@ function workSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
       (id) => status.get(id)!.stats.turnMsMax,
     ],
     ...storageSeries(status),
+  ];
+}
+
+/**
+ * Cross-shard transactions whose record this replica holds (it is their home), still pending
+ * past their deadline: their coordinator stopped and no pusher or intent sweep finished them
+ * yet. Counted among the oldest TXN_LIST_LIMIT_MAX pending records (the most it reads).
+ */
+function overdueSeries(nowWallMs: number): ShardSeries {
+  return [
+    "aspen_txns_overdue",
+    "Pending cross-shard transactions homed on this replica and past their deadline.",
+    "gauge",
+    (_, shard) =>
+      shard.stateMachine.txnRecords("pending", TXN_LIST_LIMIT_MAX)
+        .filter((record) => record.deadlineMs < nowWallMs).length,
   ];
 }
 
