@@ -84,12 +84,10 @@ async function transferLeader(node: AspenNode, shard: number, to: number) {
   return { shard, leader: moved.leader };
 }
 
-/** Builds the HTTP app (API, watch, status, metrics) of a started node. */
-export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
+/** The collector of `/v1/cluster/status` for a started node. */
+function clusterStatus(node: AspenNode, runtime: NodeRuntime): ClusterStatus {
   const config = node.config;
-  const logger: Logger = runtime.logger;
-  const latency = new HttpLatency();
-  const status = new ClusterStatus({
+  return new ClusterStatus({
     self: {
       id: config.node.id,
       peerAddress: config.node.peerListen,
@@ -118,6 +116,14 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
     alarms: () => node.alarms.list(),
     crossShardTxns: () => node.service.crossShard.counts(),
   });
+}
+
+/** Builds the HTTP app (API, watch, status, metrics) of a started node. */
+export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
+  const config = node.config;
+  const logger: Logger = runtime.logger;
+  const latency = new HttpLatency();
+  const status = clusterStatus(node, runtime);
   const tokens = node.tokens;
   // The debug routes check the role of the token again, synchronously, from what the node
   // knows (the request already passed the app's bearer check).
