@@ -66,6 +66,7 @@ Deno.test("a lease over 4 shards: revoked or expired, its keys vanish together",
     });
     deepEqual(info.keys, [...groups.a].sort(), "the lease lists its keys on every shard");
     const keepingAlive = keepAlive(api, leaseC);
+    keepingAlive.done.catch(() => {}); // Awaited below; a failed test stops the nodes under it.
 
     const seen = { a: newSightings(), b: newSightings() };
     let isStopped = false;
@@ -75,8 +76,8 @@ Deno.test("a lease over 4 shards: revoked or expired, its keys vanish together",
       while (!isStopped) {
         for (const name of ["a", "b"] as const) {
           // Two readers' read-only txns lock the same keys: one may meet the other's (409).
-          await retryConflicts(() => readTxn(reader, groups[name], seen[name]));
-          await retryConflicts(() => readRange(reader, `lease-${name}/`, groups[name], seen[name]));
+          await retryUnlucky(() => readTxn(reader, groups[name], seen[name]));
+          await retryUnlucky(() => readRange(reader, `lease-${name}/`, groups[name], seen[name]));
         }
       }
     });
@@ -87,10 +88,18 @@ Deno.test("a lease over 4 shards: revoked or expired, its keys vanish together",
     }
     while (seen.a.whole < 2 * READS_BEFORE_REVOKE * 2 && readerError === null) await delay(50);
 
-    const revoked = await api.request({ method: "DELETE", path: `/v1/leases/${leaseA}` });
-    deepEqual(revoked, { revoked: true });
-    const after = await clientOf(cluster, 3).range({ prefix: "lease-a/" });
-    deepEqual(after.kvs, [], "a range read that starts after the revocation sees no key");
+    // Keys are attached to A on every shard while it is revoked: each put commits before the
+    // revocation locks A (and its key is deleted with the others) or fails lease_not_found.
+    const attacher = attachUntilGone(clientOf(cluster, 2), leaseA);
+    attacher.catch(() => {}); // Awaited below; this only keeps a failure from going unhandled.
+    await delay(100);
+    await revoke(api, leaseA);
+    for (const prefix of ["lease-a/", "lease-a-late/"]) {
+      const after = await clientOf(cluster, 3).range({ prefix });
+      deepEqual(after.kvs, [], `a range read that starts after the revocation sees no ${prefix}`);
+    }
+    const attached = await attacher;
+    ok(attached > 0, "keys were attached to the lease just before its revocation");
     await expectLeaseNotFound(() => api.request({ method: "GET", path: `/v1/leases/${leaseA}` }));
 
     const deadline = Date.now() + EXPIRY_WAIT_MS;
@@ -105,6 +114,17 @@ Deno.test("a lease over 4 shards: revoked or expired, its keys vanish together",
 
     const keptAlive = await api.range({ prefix: "lease-c/" });
     equal(keptAlive.count, groups.c.length, "a lease kept alive keeps its keys on every shard");
+    // A txn whose one key is on another shard than its lease's attaches it too.
+    const [elsewhere] = keysOnEveryShard("txn-c/", 1).filter((key) =>
+      shardForKey(key, SHARDS) !== shardForKey(groups.c[0]!, SHARDS)
+    );
+    const txnPut = await api.txn({
+      compare: [],
+      success: [{ put: { key: elsewhere!, value: "v", lease: leaseC } }],
+      failure: [],
+    });
+    ok(txnPut.succeeded && typeof txnPut.txnId === "string", JSON.stringify(txnPut));
+    equal((await api.get(elsewhere!)).kv?.lease, leaseC);
     keepingAlive.stop();
     await keepingAlive.done;
 
@@ -122,17 +142,18 @@ Deno.test("a lease over 4 shards: revoked or expired, its keys vanish together",
     for (const key of keysOnEveryShard("late/", 1)) {
       await expectLeaseNotFound(() => api.put(key, "v", { lease: leaseA }));
     }
-    const txnPut = api.txn({
+    const lateTxn = api.txn({
       compare: [],
       success: keysOnEveryShard("late-txn/", 1).map((key) => ({
         put: { key, value: "v", lease: leaseA },
       })),
       failure: [],
     });
-    await expectLeaseNotFound(() => txnPut);
+    await expectLeaseNotFound(() => lateTxn);
     equal((await api.range({ prefix: "late" })).count, 0);
   } catch (error) {
     console.error(test.lines.slice(-80).join("\n"));
+    console.error(error);
     throw error;
   } finally {
     await test.close();
@@ -175,6 +196,21 @@ async function grantWithKeys(api: AspenClient, keys: string[], ttl: number): Pro
     equal(read.kv?.lease, granted.id, "a kv names its lease by its API id on any shard");
   }
   return granted.id;
+}
+
+/** Puts keys on every shard with `lease` until one fails with lease_not_found; how many did. */
+async function attachUntilGone(api: AspenClient, lease: number): Promise<number> {
+  const keys = keysOnEveryShard("lease-a-late/", 50);
+  for (const [index, key] of keys.entries()) {
+    try {
+      await api.put(key, "late", { lease });
+    } catch (error) {
+      if (error instanceof ApiError && UNLUCKY_CODES.includes(error.code)) continue;
+      if (error instanceof ApiError && error.code === "lease_not_found") return index;
+      throw error;
+    }
+  }
+  throw new Error(`${keys.length} keys were attached and the lease is still there`);
 }
 
 function keepAlive(api: AspenClient, lease: number): { stop(): void; done: Promise<void> } {
@@ -235,12 +271,34 @@ async function readRange(
   note(seen, found.size, keys.length);
 }
 
-async function retryConflicts(read: () => Promise<void>): Promise<void> {
+/**
+ * Codes a request may meet on a loaded machine without anything being wrong: a conflict with
+ * another txn (409, retryable), or no answer in time (the outcome of a write is then unknown).
+ */
+const UNLUCKY_CODES = ["conflict", "timeout", "client_timeout", "shard_unavailable"];
+
+/** Runs `read` until it does not fail with one of UNLUCKY_CODES. */
+async function retryUnlucky(read: () => Promise<void>): Promise<void> {
   for (;;) {
     try {
       return await read();
     } catch (error) {
-      if (!(error instanceof ApiError) || error.code !== "conflict") throw error;
+      if (!(error instanceof ApiError) || !UNLUCKY_CODES.includes(error.code)) throw error;
+    }
+  }
+}
+
+/** Revokes `lease`; after an attempt whose outcome is unknown, lease_not_found means done. */
+async function revoke(api: AspenClient, lease: number): Promise<void> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      const answer = await api.request({ method: "DELETE", path: `/v1/leases/${lease}` });
+      deepEqual(answer, { revoked: true });
+      return;
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      if (attempt > 1 && error.code === "lease_not_found") return;
+      if (!UNLUCKY_CODES.includes(error.code)) throw error;
     }
   }
 }

@@ -81,10 +81,11 @@ export interface KvServiceOptions {
 }
 
 /**
- * The most times a revocation reads the shards holding keys of its lease again because a key
- * was attached on a new shard in between (each time is one attach that committed first).
+ * The most times a revocation (or expiry) tries again, within its deadline, because a key was
+ * attached on a new shard between its read of the lease's shards and its lock, or because puts
+ * attaching keys kept the lease locked (each time, one attach committed first).
  */
-export const LEASE_REVOKE_ROUNDS_MAX = 8;
+export const LEASE_REVOKE_ROUNDS_MAX = 32;
 
 /** A shard's answer about a lease (shard_dispatch.ts). */
 interface LeaseAnswer {
@@ -539,6 +540,7 @@ export class KvService {
       action: "revoke",
       lease: id,
     });
+    const deadlineMs = this.#deadline();
     for (let round = 0; round < LEASE_REVOKE_ROUNDS_MAX; round++) {
       // Read linearizably on the home; its prepare checks the holders again under the lock.
       const { holders = [] } = await this.#run<LeaseAnswer>(home, { kind: "leaseInfo", id: local });
@@ -562,15 +564,16 @@ export class KvService {
         });
         return;
       } catch (error) {
-        // The holders changed between the read and the lock: read them again.
-        const isMoved = error instanceof AspenError && error.code === "conflict" &&
-          "leaseHolders" in error.details;
-        if (!isMoved) throw error;
+        // The holders changed between the read and the lock (read them again), puts attaching
+        // keys held the lease (the coordinator pushed them once), or a reader aborted the
+        // attempt: a revocation has no condition, so it tries again.
+        const isRetryable = error instanceof AspenError && error.code === "conflict";
+        if (!isRetryable || this.#options.nowMs() >= deadlineMs) throw error;
       }
     }
     throw new AspenError(
       "conflict",
-      `Cannot ${action} lease ${id}: keys kept being attached to it on new shards through ` +
+      `Cannot ${action} lease ${id}: keys kept being attached to it through ` +
         `${LEASE_REVOKE_ROUNDS_MAX} (LEASE_REVOKE_ROUNDS_MAX) tries; retry`,
       { lease: id },
     );
