@@ -239,3 +239,22 @@ Deno.test("a prepare's put names its shard's lease only when it exists", () => {
   const foreign: TxnOp[] = [{ type: "put", key: "k", value: "v", lease: standIn, prevKv: false }];
   equal(holder.run(prepare("u", 2, { success: foreign, leases: [] })).type, "txnPrepared");
 });
+
+Deno.test("a revocation in progress holds off every attach to the lease until it resolves", () => {
+  const home = homeWithLease();
+  home.run(prepare("r", 0, { leases: [{ action: "revoke", id: 1, holders: [] }] }));
+  const attach = { action: "attach", id: 1, holder: 2, key: "k" } as const;
+  deepEqual(home.run(prepare("a", 0, { leases: [attach] })), {
+    type: "txnPrepared",
+    revision: home.index,
+    ok: false,
+    reason: "locked",
+    key: leaseLockKey(1),
+    holder: { txnId: "r", home: 0 },
+  });
+  equal(home.run(put("x", 1)).type, "locked");
+  home.finish("r", "commit");
+  // Once the revocation committed, the same attach finds no lease.
+  equal(applyResultError(home.run(prepare("a", 0, { leases: [attach] })))?.code, "lease_not_found");
+  equal(applyResultError(home.run(put("x", 1)))?.code, "lease_not_found");
+});
