@@ -177,6 +177,16 @@ function revokeLease(store: KvStore, context: EntryContext, id: number): ApplyRe
   if (store.lease(id) === null) {
     throw leaseError({ code: "lease_not_found", action: "revoke", lease: id });
   }
+  const holders = store.leaseHolders(id);
+  if (holders.length > 0) {
+    // Deleting only this shard's keys would leave the others': a reader would see half.
+    throw new AspenError(
+      "conflict",
+      `Cannot revoke lease ${id} on its shard alone: shards ${holders.join(", ")} hold keys ` +
+        "of it too; revoke it with a cross-shard transaction",
+      { leaseHolders: holders.join(",") },
+    );
+  }
   const deleted = store.removeLeaseKeys(context, id);
   store.deleteLease(id);
   assert(store.lease(id) === null, "revokeLease: the lease is gone");
@@ -189,6 +199,9 @@ function expireLeases(store: KvStore, context: EntryContext, ids: readonly numbe
   // A lease revoked or expired since the leader proposed this entry is skipped.
   for (const id of ids) {
     if (store.lease(id) === null) continue;
+    // A lease with keys on other shards expires by a cross-shard transaction (the lessor
+    // keeps it until then and asks again).
+    if (store.leaseHolders(id).length > 0) continue;
     deleted += store.removeLeaseKeys(context, id);
     store.deleteLease(id);
     expired.push(id);

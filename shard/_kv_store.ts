@@ -21,7 +21,8 @@ import {
 import type { LeaseGrant } from "./apply_result.ts";
 import type { PutItem } from "./command.ts";
 import { leaseError } from "./lease_error.ts";
-import { LEASE_KEYS_MAX, WATCH_EVENT_OVERHEAD_BYTES } from "./limits.ts";
+import { isForeignLease } from "./foreign_lease.ts";
+import { FOREIGN_LEASE_BASE, LEASE_KEYS_MAX, WATCH_EVENT_OVERHEAD_BYTES } from "./limits.ts";
 import {
   damagedRow,
   kvChecksum,
@@ -180,9 +181,10 @@ export class KvStore {
     return lease;
   }
 
-  /** How many leases exist. */
+  /** How many leases of this shard exist (stand-ins of other shards' leases aside). */
   leaseCount(): number {
-    return countOf(this.statement("SELECT COUNT(*) AS n FROM lease").get());
+    const sql = "SELECT COUNT(*) AS n FROM lease WHERE id < ?";
+    return countOf(this.statement(sql).get(FOREIGN_LEASE_BASE));
   }
 
   /** Creates lease `id`. */
@@ -197,9 +199,10 @@ export class KvStore {
     assert(changes.changes === 1, "KvStore.deleteLease: an empty lease is deleted");
   }
 
-  /** Every lease, by id. */
+  /** Every lease of this shard, by id (stand-ins of other shards' leases aside). */
   leases(): LeaseGrant[] {
-    const rows = this.statement("SELECT id, ttl_seconds FROM lease ORDER BY id").all();
+    const sql = "SELECT id, ttl_seconds FROM lease WHERE id < ? ORDER BY id";
+    const rows = this.statement(sql).all(FOREIGN_LEASE_BASE);
     return rows.map((row) => ({ id: integer(row.id), ttlSeconds: integer(row.ttl_seconds) }));
   }
 
@@ -207,6 +210,25 @@ export class KvStore {
   leaseKeys(id: number): string[] {
     const sql = "SELECT key FROM kv WHERE lease = ? AND lease != 0 ORDER BY key";
     return this.statement(sql).all(id).map((row) => decodeKey(bytesOf(row.key)));
+  }
+
+  /**
+   * The other shards holding keys of lease `id` of this shard, ascending (kept in the meta
+   * record `lease-holders/<id>` while there are any).
+   */
+  leaseHolders(id: number): number[] {
+    const text = this.getMeta(leaseHoldersName(id));
+    if (text === null) return [];
+    const holders: unknown = JSON.parse(text);
+    assert(Array.isArray(holders), "KvStore.leaseHolders: a list of shards");
+    return holders.map(integer);
+  }
+
+  /** Replaces the list of {@linkcode KvStore.leaseHolders}; an empty list removes it. */
+  setLeaseHolders(id: number, holders: readonly number[]): void {
+    assert(holders.every((shard, i) => i === 0 || holders[i - 1]! < shard), "holders ascend");
+    if (holders.length > 0) return this.setMeta(leaseHoldersName(id), JSON.stringify(holders));
+    this.statement("DELETE FROM meta WHERE name = ?").run(leaseHoldersName(id));
   }
 
   /** The meta record `name`, or null. */
@@ -232,6 +254,8 @@ export class KvStore {
   }
 
   #checkLeaseRoom(key: string, id: number): void {
+    // Another shard's lease: its home checked that it exists, in the same transaction.
+    if (isForeignLease(id) && this.lease(id) === null) this.insertLease({ id, ttlSeconds: 0 });
     const lease = this.lease(id);
     if (lease === null) {
       throw leaseError({ code: "lease_not_found", action: "attach", lease: id, key });
@@ -317,6 +341,10 @@ export class KvStore {
     }
     return statement;
   }
+}
+
+function leaseHoldersName(id: number): string {
+  return `lease-holders/${id}`;
 }
 
 /**

@@ -35,6 +35,13 @@ import { TXN_RESPONSE_BYTES_MAX } from "./limits.ts";
 import { validateReadSet } from "./occ.ts";
 import type { EntryContext, KvStore } from "./_kv_store.ts";
 import { runTxnOps } from "./_txn_ops.ts";
+import { isForeignLease, leaseLockKey } from "./foreign_lease.ts";
+import {
+  applyLeaseEffects,
+  checkLeaseRoom,
+  checkLeaseSteps,
+  leaseStepKeys,
+} from "./_txn_leases.ts";
 import type { IntentEntry, ParticipantData, TxnStore } from "./_txn_store.ts";
 
 /** The three phase commands. */
@@ -69,10 +76,13 @@ export function executeTxnPhase(
 export function lockedBy(txns: TxnStore, command: Command): IntentEntry | null {
   switch (command.type) {
     case "put":
+      return txns.firstLocked([command.key, ...leaseLockKeys([command])], null);
     case "delete":
       return txns.firstLocked([command.key], null);
-    case "multiPut":
-      return txns.firstLocked(command.puts.map((put) => put.key), null);
+    case "multiPut": {
+      const keys = [...command.puts.map((put) => put.key), ...leaseLockKeys(command.puts)];
+      return txns.firstLocked(keys, null);
+    }
     case "deleteRange":
       return txns.intentsIn(keyRangeBounds(command.range), 1)[0] ?? null;
     case "txn":
@@ -82,10 +92,10 @@ export function lockedBy(txns: TxnStore, command: Command): IntentEntry | null {
       return txns.firstLocked(keys, null);
     }
     case "leaseRevoke":
-      return txns.leaseIntent(command.id);
+      return txns.firstLocked([leaseLockKey(command.id)], null) ?? txns.leaseIntent(command.id);
     case "leaseExpire":
       for (const id of command.ids) {
-        const locked = txns.leaseIntent(id);
+        const locked = txns.firstLocked([leaseLockKey(id)], null) ?? txns.leaseIntent(id);
         if (locked !== null) return locked;
       }
       return null;
@@ -106,13 +116,23 @@ function lockedByTxn(
   const keys: string[] = command.compare.map((compare) => compare.key);
   for (const op of [...command.success, ...command.failure]) {
     if (op.type !== "range") {
-      keys.push(op.key);
+      keys.push(op.key, ...(op.type === "put" ? leaseLockKeys([op]) : []));
       continue;
     }
     const inRange = txns.intentsIn(keyRangeBounds(op.request.range), 1)[0];
     if (inRange !== undefined) return inRange;
   }
   return txns.firstLocked(keys, null);
+}
+
+/**
+ * The lock keys of the leases of this shard that `puts` attach keys to: a put must not attach a
+ * key to a lease that a cross-shard transaction is revoking (or attaching to).
+ */
+function leaseLockKeys(puts: readonly { readonly lease: number }[]): string[] {
+  return puts.flatMap((put) =>
+    put.lease === 0 || isForeignLease(put.lease) ? [] : [leaseLockKey(put.lease)]
+  );
 }
 
 function prepare(
@@ -127,14 +147,19 @@ function prepare(
   const isHome = command.shard === home;
   const record = isHome ? txns.record(txnId) : null;
   if (record !== null && record.status !== "pending") return refused(revision, "aborted");
-  const keys = prepareKeys(command);
+  const keys = [...prepareKeys(command), ...leaseStepKeys(store, command.leases)];
   const locked = txns.firstLocked(keys, txnId);
   if (locked !== null) {
     return { type: "txnPrepared", revision, ok: false, reason: "locked", ...locked };
   }
-  // Checked before anything is written: the locked keys cannot change until the resolve, so
-  // a commit-resolve then cannot fail on the size of its results.
-  for (const ops of [command.success, command.failure]) checkResultBytes(store, txnId, ops);
+  // Checked before anything is written: the locked keys and leases cannot change until the
+  // resolve, so a commit-resolve then cannot fail on the size of its results, on a lease
+  // that is gone or on a lease's key limit.
+  for (const ops of [command.success, command.failure]) {
+    checkResultBytes(store, txnId, ops);
+    checkLeaseRoom(store, ops);
+  }
+  const leases = checkLeaseSteps(store, command);
   const compareSucceeded = command.compare.every((compare) =>
     evaluateCompare(compare, store.get(compare.key))
   );
@@ -157,13 +182,13 @@ function prepare(
       reason: "",
     });
   }
-  txns.lock(keys, { txnId, home });
+  txns.lock([...new Set(keys)], { txnId, home });
   txns.writeParticipant({
     txnId,
     home,
     state: "prepared",
     resolvedRevision: null,
-    prepared: { compareSucceeded, conflict },
+    prepared: { compareSucceeded, conflict, leases },
     success: command.success,
     failure: command.failure,
     results: null,
@@ -222,7 +247,8 @@ function prepareKeys(command: TxnPrepareCommand): string[] {
 
 function preparedAgain(row: ParticipantData, revision: number): ApplyResult {
   if (row.state === "aborted") return refused(revision, "aborted");
-  return { type: "txnPrepared", revision, ok: true, ...row.prepared };
+  const { compareSucceeded, conflict } = row.prepared;
+  return { type: "txnPrepared", revision, ok: true, compareSucceeded, conflict };
 }
 
 function refused(revision: number, reason: "aborted"): ApplyResult {
@@ -292,17 +318,21 @@ function resolve(
     return { type: "txnResolved", revision, outcome: stored, results: row.results ?? [] };
   }
   let results: TxnOpResult[] = [];
-  // This cannot fail: the prepare checked the result bytes over keys locked ever since, and
-  // refused puts that name a lease (the lease of a locked key cannot be revoked either).
+  let revokedLeases: number[] = [];
+  // This cannot fail: the prepare checked the result bytes and the leases' room over keys and
+  // leases locked ever since (a locked lease cannot be revoked, and the lease of a locked key
+  // cannot be either).
   if (outcome === "commit") {
     results = runTxnOps(store, context, command.branch === "failure" ? row.failure : row.success);
+    revokedLeases = applyLeaseEffects(store, context, row.prepared.leases ?? []);
   }
   txns.unlock(txnId);
   const state = outcome === "commit" ? "committed" : "aborted";
   txns.writeParticipant({ ...row, state, resolvedRevision: revision, results });
   txns.retain();
   assert(txns.firstLocked(prepareKeysOf(row), null) === null, "resolve: no intent is left");
-  return { type: "txnResolved", revision, outcome, results };
+  const removed = revokedLeases.length > 0 ? { revokedLeases } : {};
+  return { type: "txnResolved", revision, outcome, results, ...removed };
 }
 
 function prepareKeysOf(row: ParticipantData): string[] {

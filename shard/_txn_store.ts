@@ -24,6 +24,7 @@ import type { TxnBranch, TxnOp } from "./command.ts";
 import { decodeKey, encodeKey, type KeyBounds } from "./key_value.ts";
 import { TXN_RECORDS_RETAIN } from "./limits.ts";
 import { boundsWhere, bytesOf, integer } from "./_kv_store.ts";
+import type { LeaseEffect } from "./_txn_leases.ts";
 
 /** A locked key and the transaction that holds it. */
 export interface IntentEntry {
@@ -35,6 +36,8 @@ export interface IntentEntry {
 export interface PrepareVerdict {
   readonly compareSucceeded: boolean;
   readonly conflict: Conflict | null;
+  /** What the commit does to leases (absent in rows written before lease steps: none). */
+  readonly leases?: readonly LeaseEffect[];
 }
 
 /** A participant row with everything the resolve needs. */

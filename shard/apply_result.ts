@@ -177,6 +177,8 @@ export type ApplyResult =
     readonly outcome: TxnOutcome;
     /** The results of the branch's ops on this shard, in order; empty on abort. */
     readonly results: readonly TxnOpResult[];
+    /** The leases (or stand-ins) the commit removed here: the lessor stops tracking them. */
+    readonly revokedLeases?: readonly number[];
   }
   /** A write met another transaction's intent on `key` and changed nothing: push, retry. */
   | {

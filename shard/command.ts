@@ -19,6 +19,7 @@ import {
 } from "./key_value.ts";
 import {
   LEASE_EXPIRE_IDS_MAX,
+  LEASE_SHARDS_MAX,
   LEASE_TTL_SECONDS_MAX,
   LEASE_TTL_SECONDS_MIN,
   META_NAME_BYTES_MAX,
@@ -33,6 +34,7 @@ import {
   TXN_SHARDS_MAX,
 } from "./limits.ts";
 import { ROUTER_SHARDS_MAX } from "./router.ts";
+import { isForeignLease } from "./foreign_lease.ts";
 
 /** What a compare looks at. */
 export type CompareTarget = "value" | "version" | "createRevision" | "modRevision" | "lease";
@@ -146,7 +148,29 @@ export interface TxnPrepareCommand {
   readonly success: readonly TxnOp[];
   /** This shard's ops of the failure branch, in request order (no range ops). */
   readonly failure: readonly TxnOp[];
+  /** The leases of this shard (or stand-ins of other shards' leases) the txn locks. */
+  readonly leases: readonly TxnLeaseStep[];
 }
+
+/**
+ * What a cross-shard transaction does to one lease on one shard, besides its ops. Each step
+ * locks the lease there (an intent on its lock key) until the transaction resolves.
+ *
+ * - `attach`, on the lease's home: the lease must exist (else `lease_not_found`); the commit
+ *   records `holder` among the shards holding its keys (nothing when it is this shard).
+ * - `revoke`: locks every key attached to lease `id` here; the commit deletes them and the
+ *   lease (or its stand-in). On the home shard the lease must exist, and every shard holding
+ *   its keys must be among `holders` (else `conflict`: the caller reads them again).
+ */
+export type TxnLeaseStep =
+  | {
+    readonly action: "attach";
+    readonly id: number;
+    readonly holder: number;
+    /** A key the transaction attaches (named in errors). */
+    readonly key: string;
+  }
+  | { readonly action: "revoke"; readonly id: number; readonly holders: readonly number[] };
 
 /** Phase 2, on the home shard only: the commit point (or a pusher's abort). */
 export interface TxnDecideCommand {
@@ -487,15 +511,43 @@ function validateTxnPrepare(command: TxnPrepareCommand): void {
         { op: "range" },
       );
     }
-    // A lease may be revoked between prepare and commit, and a commit must not fail.
-    if (op.type === "put" && op.lease !== 0) {
+    // A lease of this shard must be locked by the same prepare: a commit must not fail on a
+    // lease revoked since the prepare. Another shard's lease is locked by its home's prepare.
+    const isUnlocked = op.type === "put" && op.lease !== 0 && !isForeignLease(op.lease) &&
+      !command.leases.some((step) => step.id === op.lease);
+    if (isUnlocked) {
       throw new AspenError(
         "bad_request",
         `Cannot ${action} "${command.txnId}": the put of key "${op.key}" names lease ` +
-          `${op.lease}, but a cross-shard txn cannot attach keys to leases`,
+          `${op.lease} of this shard, but the prepare does not lock it with a lease step`,
         { op: "put", key: op.key },
       );
     }
+  }
+  validateLeaseSteps(command, action);
+}
+
+function validateLeaseSteps(command: TxnPrepareCommand, action: string): void {
+  validateList(command.leases, { max: TXN_OPS_MAX, action, field: "leases" });
+  for (const step of command.leases) {
+    if (step.action !== "attach" && step.action !== "revoke") {
+      throw new AspenError("bad_request", `Cannot ${action}: unknown lease step action`);
+    }
+    validateCount(step.id, { min: 1, action, field: "leases.id" });
+    if (step.action === "attach") {
+      validateShardId(step.holder, action, "leases.holder");
+      validateKey(step.key, action);
+      if (isForeignLease(step.id)) {
+        throw new AspenError(
+          "bad_request",
+          `Cannot ${action} "${command.txnId}": lease ${step.id} is another shard's; a key is ` +
+            "attached to a lease on the lease's home shard",
+        );
+      }
+      continue;
+    }
+    validateList(step.holders, { max: LEASE_SHARDS_MAX, action, field: "leases.holders" });
+    for (const shard of step.holders) validateShardId(shard, action, "leases.holders");
   }
 }
 

@@ -12,7 +12,8 @@
  * keeps every other command readable by a replica that does not know the new layout yet. Tag 5
  * is the optimistic transaction whose reads carry only a version (the layout before reads could
  * name a modRevision and a revision); tag 11 replaced it. Tags 12 to 14 are the phases of a
- * cross-shard transaction (txnPrepare, txnDecide, txnResolve).
+ * cross-shard transaction (txnPrepare, txnDecide, txnResolve); tag 15 is the prepare
+ * with lease steps (cross-shard leases), which replaced tag 12.
  */
 
 import { assert } from "../raft/mod.ts";
@@ -26,6 +27,7 @@ import {
   type RangeRequest,
   type ReadRecord,
   type TxnBranch,
+  type TxnLeaseStep,
   type TxnOp,
   type TxnOutcome,
   type TxnPrepareCommand,
@@ -53,9 +55,13 @@ const COMMAND_TAGS: readonly Command["type"][] = [
   "txnPrepare",
   "txnDecide",
   "txnResolve",
+  "txnPrepare", // With lease steps.
 ];
 /** The tag of the optimistic transaction whose reads carry only a version. */
 const OPTIMISTIC_VERSION_ONLY_TAG = 5;
+/** The tag of the cross-shard prepare without lease steps. */
+const PREPARE_WITHOUT_LEASES_TAG = 12;
+const LEASE_ACTIONS: readonly TxnLeaseStep["action"][] = ["attach", "revoke"];
 const TARGETS: readonly Compare["target"][] = [
   "value",
   "version",
@@ -82,6 +88,7 @@ export function encodeCommand(command: Command): Uint8Array {
   const tag = COMMAND_TAGS.lastIndexOf(command.type);
   assert(tag >= 0, "encodeCommand: every command type has a tag");
   assert(tag !== OPTIMISTIC_VERSION_ONLY_TAG, "encodeCommand: old layouts are only decoded");
+  assert(tag !== PREPARE_WITHOUT_LEASES_TAG, "encodeCommand: old layouts are only decoded");
   writer.u8(tag);
   writeFields(writer, command);
   const bytes = writer.finish();
@@ -120,6 +127,8 @@ export function decodeCommand(bytes: Uint8Array): Command {
   const type = pick(COMMAND_TAGS, tag, "command");
   const command = tag === OPTIMISTIC_VERSION_ONLY_TAG
     ? readVersionOnlyOptimistic(reader)
+    : tag === PREPARE_WITHOUT_LEASES_TAG
+    ? { ...readTxnPrepare(reader), leases: [] }
     : readFields(reader, type);
   reader.end();
   validateCommand(command);
@@ -200,7 +209,7 @@ function readFields(reader: ByteReader, type: Command["type"]): Command {
     case "noop":
       return { type };
     case "txnPrepare":
-      return readTxnPrepare(reader);
+      return { ...readTxnPrepare(reader), leases: readList(reader, () => readLeaseStep(reader)) };
     case "txnDecide": {
       const txnId = readString(reader);
       const outcome = pick(OUTCOMES, reader.u8(), "txn outcome");
@@ -225,9 +234,28 @@ function writeTxnPrepare(writer: ByteWriter, command: TxnPrepareCommand): void {
   writeList(writer, command.reads, (read) => writeRead(writer, read));
   writeList(writer, command.success, (op) => writeTxnOp(writer, op));
   writeList(writer, command.failure, (op) => writeTxnOp(writer, op));
+  writeList(writer, command.leases, (step) => writeLeaseStep(writer, step));
 }
 
-function readTxnPrepare(reader: ByteReader): TxnPrepareCommand {
+function writeLeaseStep(writer: ByteWriter, step: TxnLeaseStep): void {
+  writer.u8(LEASE_ACTIONS.indexOf(step.action));
+  writer.uint(step.id);
+  if (step.action === "attach") {
+    writer.uint(step.holder);
+    return writer.string(step.key);
+  }
+  writeList(writer, step.holders, (shard) => writer.uint(shard));
+}
+
+function readLeaseStep(reader: ByteReader): TxnLeaseStep {
+  const action = pick(LEASE_ACTIONS, reader.u8(), "lease step");
+  const id = reader.uint();
+  if (action === "attach") return { action, id, holder: reader.uint(), key: readString(reader) };
+  return { action, id, holders: readList(reader, () => reader.uint()) };
+}
+
+/** The fields of a prepare up to its lease steps (all of a tag-12 prepare). */
+function readTxnPrepare(reader: ByteReader): Omit<TxnPrepareCommand, "leases"> {
   const txnId = readString(reader);
   const shard = reader.uint();
   const home = reader.uint();

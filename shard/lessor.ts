@@ -84,6 +84,9 @@ export class Lessor {
     if (result.type === "leaseGrant") this.onGranted(result.lease, nowMs);
     if (result.type === "leaseRevoke") this.onRemoved(result.id);
     if (result.type === "leaseExpire") { for (const id of result.expired) this.onRemoved(id); }
+    if (result.type === "txnResolved") {
+      for (const id of result.revokedLeases ?? []) this.onRemoved(id);
+    }
   }
 
   /** This replica became leader: every lease gets its full TTL from now. */

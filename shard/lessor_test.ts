@@ -77,7 +77,7 @@ Deno.test("Lessor.expired() is bounded, most overdue first, and retried later", 
   assert.deepEqual(retried, first, "an unapplied expiry is proposed again");
 });
 
-Deno.test("Lessor.observe() follows grants, revokes and expiries", () => {
+Deno.test("Lessor.observe() follows grants, revokes, expiries and cross-shard revocations", () => {
   const lessor = leader();
   lessor.observe({ type: "leaseGrant", revision: 3, lease: { id: 3, ttlSeconds: 5 } }, 0);
   lessor.observe({ type: "leaseGrant", revision: 4, lease: { id: 4, ttlSeconds: 5 } }, 0);
@@ -87,6 +87,12 @@ Deno.test("Lessor.observe() follows grants, revokes and expiries", () => {
   lessor.observe({ type: "leaseExpire", revision: 7, expired: [4], deleted: 0 }, 0);
   assert.equal(lessor.size, 1);
   assert.equal(lessor.remainingMs(3, 0), null);
+  // A cross-shard revocation or expiry removes the lease in its commit-resolve.
+  const resolved = { type: "txnResolved", revision: 8, outcome: "commit", results: [] } as const;
+  lessor.observe(resolved, 0);
+  assert.equal(lessor.size, 1, "a resolve that removed no lease changes nothing");
+  lessor.observe({ ...resolved, revision: 9, revokedLeases: [5] }, 0);
+  assert.equal(lessor.size, 0);
 });
 
 Deno.test("a leader's expiry, applied through the log, deletes the lease's keys", () => {

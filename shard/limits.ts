@@ -93,6 +93,17 @@ export const TXN_SHARDS_MAX = 16;
  * each counted apart); past it the oldest resolved ones are dropped at apply, in order.
  */
 export const TXN_RECORDS_RETAIN = 10_000;
+/**
+ * The most shards whose keys one lease may hold, its home shard included: revoking or expiring
+ * it is one cross-shard transaction over all of them, so it is TXN_SHARDS_MAX.
+ */
+export const LEASE_SHARDS_MAX = TXN_SHARDS_MAX;
+/**
+ * Where a shard's ids of other shards' leases begin. A key attached to a lease of another shard
+ * stores `FOREIGN_LEASE_BASE + the lease's API id`; own leases are named by their grant index,
+ * which stays far below (API ids are below it too: see shard/foreign_lease.ts).
+ */
+export const FOREIGN_LEASE_BASE = 2 ** 52;
 /** The longest reason of a cross-shard transaction decision, in UTF-8 bytes. */
 export const TXN_REASON_BYTES_MAX = 256;
 /** The most transaction records one listing of a shard's records returns. */
@@ -114,6 +125,8 @@ assert(WATCH_BUFFER_EVENTS_MAX < WATCH_HISTORY_EVENTS_MAX, "buffers are smaller 
 assert(LEASE_TTL_SECONDS_MIN <= LEASE_TTL_SECONDS_MAX, "lease ttl bounds are ordered");
 assert(TXN_OPS_MAX <= OPTIMISTIC_WRITES_MAX, "a prepare's branch holds any txn's or writes");
 assert(TXN_SHARDS_MAX >= 2, "a cross-shard transaction may touch two shards");
+assert(LEASE_SHARDS_MAX <= TXN_SHARDS_MAX, "a lease's revocation fits one transaction");
+assert(Number.isSafeInteger(2 * FOREIGN_LEASE_BASE - 1), "foreign lease ids are safe integers");
 assert(LEASE_EXPIRE_IDS_MAX <= LEASES_MAX, "an expire command names at most all leases");
 assert(
   COMMITTED_ENTRIES_PER_READY_MAX <= APPLY_BATCH_ENTRIES_MAX,

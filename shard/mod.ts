@@ -52,6 +52,7 @@ export {
   type ReadRecord,
   type TxnBranch,
   type TxnDecideCommand,
+  type TxnLeaseStep,
   type TxnOp,
   type TxnOutcome,
   type TxnPrepareCommand,
@@ -77,6 +78,12 @@ export {
 } from "./apply_result.ts";
 export { evaluateCompare } from "./compare.ts";
 export { leaseError, type LeaseFault, leaseFaultOf } from "./lease_error.ts";
+export {
+  apiIdOfForeignLease,
+  foreignLeaseId,
+  isForeignLease,
+  leaseLockKey,
+} from "./foreign_lease.ts";
 export { type KeyVersion, validateReadSet, type VersionReader } from "./occ.ts";
 export {
   type ApplyEntry,

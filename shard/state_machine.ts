@@ -291,6 +291,16 @@ export class StateMachine {
     return this.#store.leases();
   }
 
+  /**
+   * The other shards holding keys of lease `id` of this shard, ascending: a revocation or
+   * expiry of a lease with any is a cross-shard transaction over them.
+   */
+  leaseHolders(id: number): number[] {
+    this.#assertOpen();
+    validateCount(id, { min: 1, action: "read lease holders", field: "id" });
+    return this.#store.leaseHolders(id);
+  }
+
   /** The meta record `name` (a system record kept apart from user keys), or null. */
   getMeta(name: string): string | null {
     this.#assertOpen();

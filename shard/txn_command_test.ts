@@ -30,18 +30,28 @@ const PREPARE: TxnPrepareCommand = {
     { type: "get", key: "d" },
   ],
   failure: [{ type: "get", key: "a" }],
+  leases: [],
 };
 
-Deno.test("txn commands round-trip through the codec under tags 12 to 14", async (t) => {
+Deno.test("txn commands round-trip through the codec under tags 13 to 15", async (t) => {
   const cases: [string, Command, number][] = [
-    ["prepare", PREPARE, 12],
+    ["prepare", PREPARE, 15],
     ["prepare with empty lists", {
       ...PREPARE,
       compare: [],
       reads: [],
       success: [],
       failure: [],
-    }, 12],
+    }, 15],
+    ["prepare with lease steps", {
+      ...PREPARE,
+      success: [{ type: "put", key: "a", value: "v", lease: 9, prevKv: false }],
+      leases: [
+        { action: "attach", id: 9, holder: 1, key: "a" },
+        { action: "revoke", id: 2 ** 52 + 5123, holders: [] },
+        { action: "revoke", id: 4, holders: [0, 2] },
+      ],
+    }, 15],
     ["decide commit", {
       type: "txnDecide",
       txnId: "t",
@@ -70,6 +80,15 @@ Deno.test("txn commands round-trip through the codec under tags 12 to 14", async
       deepEqual(decodeCommand(bytes), command);
     });
   }
+});
+
+Deno.test("a prepare of tag 12 (before lease steps) decodes with no lease steps", () => {
+  const bytes = encodeCommand(PREPARE);
+  equal(bytes[1], 15);
+  equal(bytes.at(-1), 0, "the empty list of lease steps is the last byte");
+  const old = bytes.slice(0, -1);
+  old[1] = 12;
+  deepEqual(decodeCommand(old), PREPARE);
 });
 
 Deno.test("the old command tags keep their bytes", () => {
@@ -130,10 +149,25 @@ Deno.test("validateCommand() refuses malformed txn commands, naming the problem"
       /range op cannot run/,
     ],
     [
-      "put with a lease",
+      "put with a lease of the shard it does not lock",
       { ...PREPARE, failure: [{ type: "put", key: "k", value: "v", lease: 3, prevKv: false }] },
       "bad_request",
-      /key "k" names lease 3/,
+      /key "k" names lease 3 of this shard, but the prepare does not lock it/,
+    ],
+    [
+      "attach step naming another shard's lease",
+      { ...PREPARE, leases: [{ action: "attach", id: 2 ** 52 + 1025, holder: 3, key: "k" }] },
+      "bad_request",
+      /another shard's/,
+    ],
+    [
+      "revoke step with too many holders",
+      {
+        ...PREPARE,
+        leases: [{ action: "revoke", id: 4, holders: Array.from({ length: 17 }, (_, i) => i) }],
+      },
+      "request_too_large",
+      /leases.holders has 17 items/,
     ],
     [
       "too many ops",

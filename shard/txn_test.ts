@@ -64,6 +64,7 @@ function prepare(fields: Partial<TxnPrepareCommand> = {}): TxnPrepareCommand {
     reads: [],
     success: [{ type: "put", key: "b", value: "new", lease: 0, prevKv: true }],
     failure: [],
+    leases: [],
     ...fields,
   };
 }

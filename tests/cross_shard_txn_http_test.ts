@@ -144,6 +144,7 @@ async function plantPrepared(
       home,
       participants,
       deadlineMs: txn.deadlineMs,
+      leases: [],
       compare: [],
       reads: [],
       success: txn.keys.filter((_, i) => shards[i] === shard).map((key) => ({

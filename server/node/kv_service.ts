@@ -29,6 +29,7 @@ import {
 import { assert } from "../../raft/mod.ts";
 import {
   allShardIds,
+  apiIdOfForeignLease,
   type ApplyResult,
   applyResultError,
   AspenError,
@@ -36,15 +37,20 @@ import {
   type Compare,
   compareUtf8,
   DELETE_RANGE_KEYS_MAX,
+  FOREIGN_LEASE_BASE,
+  foreignLeaseId,
+  isForeignLease,
   type KeyRange,
   type KeyValue,
   kvResponseBytes,
   leaseError,
   type LeaseFault,
+  leaseFaultOf,
   RANGE_RESPONSE_BYTES_MAX,
   type RangeResult,
   shardForKey,
   TXN_SHARDS_MAX,
+  type TxnLeaseStep,
   type TxnOp,
   type TxnStatus,
   validateCommand,
@@ -55,7 +61,7 @@ import { crossShardFields, readTxnStatus } from "./cross_shard_txns.ts";
 import { listTxns } from "./txn_listing.ts";
 import { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult } from "./lease_ids.ts";
 import type { ReadIntent, ShardRange, ShardRequest } from "./shard_request.ts";
-import type { TxnCoordinator } from "./txn_coordinator.ts";
+import type { CrossShardTxnResult, TxnCoordinator } from "./txn_coordinator.ts";
 import { RouterTxnTransport } from "./txn_transport.ts";
 
 /** The most pieces one shard's part of a range delete is split into. */
@@ -75,6 +81,22 @@ export interface KvServiceOptions {
   readonly requestTimeoutMs: number;
   /** Runs transactions over keys of several shards, and pushes their intents out of the way. */
   readonly coordinator: Pick<TxnCoordinator, "txn" | "optimistic" | "push">;
+}
+
+/**
+ * The most times a revocation (or expiry) tries again, within its deadline, because a key was
+ * attached on a new shard between its read of the lease's shards and its lock, or because puts
+ * attaching keys kept the lease locked (each time, one attach committed first).
+ */
+export const LEASE_REVOKE_ROUNDS_MAX = 32;
+
+/** A shard's answer about a lease (shard_dispatch.ts). */
+interface LeaseAnswer {
+  readonly ttl: number;
+  readonly remainingMs: number;
+  readonly keys: string[];
+  /** The other shards holding keys of it (absent from nodes of a version before them). */
+  readonly holders?: number[];
 }
 
 /** A read answer that may report intents on the keys it read (see shard_dispatch.ts). */
@@ -143,21 +165,41 @@ export class KvService {
     return { kv: apiKv(result.kv, shard), shard, revision: result.revision };
   }
 
+  /**
+   * Puts a key. A key attached to a lease of another shard is a cross-shard transaction: it
+   * locks the lease on its home shard (which must hold it, and then records the key's shard
+   * among the lease's holders) and puts the key on its own.
+   */
   async put(key: string, value: string, lease: number, prevKv: boolean): Promise<PutKvResponse> {
     const shard = this.shardOf(key);
-    const command: Command = {
-      type: "put",
-      key,
-      value,
-      lease: this.#localLease({ lease, shard, key, action: "attach" }),
-      prevKv,
-    };
+    const local = this.#localLease({ lease, shard, key, action: "attach" });
+    if (isForeignLease(local)) return await this.#putAcrossShards({ key, value, lease, prevKv });
+    const command: Command = { type: "put", key, value, lease: local, prevKv };
     const result = await this.#propose(shard, command) as Extract<ApplyResult, { type: "put" }>;
     return {
       shard,
       revision: result.revision,
       version: result.version,
       ...(prevKv && result.prevKv !== null ? { prevKv: apiKv(result.prevKv, shard) } : {}),
+    };
+  }
+
+  async #putAcrossShards(
+    put: { key: string; value: string; lease: number; prevKv: boolean },
+  ): Promise<PutKvResponse> {
+    const shard = this.shardOf(put.key);
+    const op: TxnOp = { type: "put", ...put, lease: foreignLeaseId(put.lease) };
+    const leases = this.#attachSteps([op]);
+    const result = await this.#crossShardRun({ compare: [], success: [op], failure: [], leases });
+    const first = result.results[0]?.result;
+    assert(first?.type === "put", "putAcrossShards: the put has a put result");
+    const revision = result.revisions.get(shard);
+    assert(revision !== undefined, "putAcrossShards: the key's shard resolved");
+    return {
+      shard,
+      revision,
+      version: first.version,
+      ...(put.prevKv && first.prevKv !== null ? { prevKv: apiKv(first.prevKv, shard) } : {}),
     };
   }
 
@@ -301,7 +343,9 @@ export class KvService {
       success: localOps(success),
       failure: localOps(failure),
     };
-    if (shards.length > 1) return await this.#crossShardTxn(command);
+    const puts = [...command.success, ...command.failure];
+    const hasForeignLease = puts.some((op) => op.type === "put" && isForeignLease(op.lease));
+    if (shards.length > 1 || hasForeignLease) return await this.#crossShardTxn(command);
     const shard = shards[0] ?? 0;
     const result = await this.#propose(shard, command) as Extract<ApplyResult, { type: "txn" }>;
     return {
@@ -361,14 +405,61 @@ export class KvService {
 
   async #crossShardTxn(command: Extract<Command, { type: "txn" }>): Promise<TxnResponse> {
     validateCommand(command);
-    const result = await this.#measured(() =>
-      this.#options.coordinator.txn(command, this.#deadline())
-    );
+    const leases = this.#attachSteps([...command.success, ...command.failure]);
+    const result = await this.#crossShardRun({ ...command, leases });
     return {
       succeeded: result.succeeded,
       results: result.results.map((item) => apiTxnOpResult(item.result, item.shard)),
       ...crossShardFields(result),
     };
+  }
+
+  /**
+   * Runs a cross-shard transaction by the coordinator, counted; a lease error names the lease
+   * by its API id (a lease of this cluster's shards is checked on its home shard).
+   */
+  async #crossShardRun(
+    request: Parameters<KvServiceOptions["coordinator"]["txn"]>[0],
+  ): Promise<CrossShardTxnResult> {
+    try {
+      return await this.#measured(() => this.#options.coordinator.txn(request, this.#deadline()));
+    } catch (error) {
+      if (!(error instanceof AspenError)) throw error;
+      // A lease of its own fails on a lease step's shard: name it by that shard.
+      const fault = leaseFaultOf(error);
+      if (fault === null) throw error;
+      // A stand-in (another shard's lease) names its API id whatever the shard.
+      const owner = isForeignLease(fault.lease)
+        ? 0
+        : request.leases?.find(({ step }) => step.id === fault.lease)?.shard;
+      throw owner === undefined ? error : apiLeaseError(error, owner);
+    }
+  }
+
+  /**
+   * The attach steps of the puts of a cross-shard transaction that name leases: one per lease
+   * and key shard, run on the lease's home shard. A lease of the key's own shard is locked too,
+   * so that the commit cannot meet it revoked.
+   */
+  #attachSteps(ops: readonly TxnOp[]): { shard: number; step: TxnLeaseStep }[] {
+    const steps = new Map<string, { shard: number; step: TxnLeaseStep }>();
+    for (const op of ops) {
+      if (op.type !== "put" || op.lease === 0) continue;
+      const holder = this.shardOf(op.key);
+      const apiId = isForeignLease(op.lease)
+        ? apiIdOfForeignLease(op.lease)
+        : apiLeaseId(op.lease, holder);
+      const { shard, local } = this.#splitLease({
+        code: "lease_not_found",
+        action: "attach",
+        lease: apiId,
+        key: op.key,
+      });
+      const step: TxnLeaseStep = { action: "attach", id: local, holder, key: op.key };
+      const name = `${shard}/${local}/${holder}`;
+      if (!steps.has(name)) steps.set(name, { shard, step });
+    }
+    return [...steps.values()];
   }
 
   /** Runs a cross-shard transaction and counts how it ended. */
@@ -413,26 +504,92 @@ export class KvService {
       action: "read",
       lease: id,
     });
-    const result = await this.#run<{ ttl: number; remainingMs: number; keys: string[] }>(shard, {
-      kind: "leaseInfo",
-      id: local,
-    });
-    return {
-      id,
-      ttl: result.ttl,
-      remaining: Math.ceil(result.remainingMs / 1000),
-      keys: result.keys,
-    };
+    const result = await this.#run<LeaseAnswer>(shard, { kind: "leaseInfo", id: local });
+    // The keys on other shards, read one shard after the other (not one snapshot).
+    const elsewhere = await Promise.all((result.holders ?? []).map(async (holder) => {
+      try {
+        const answer = await this.#run<LeaseAnswer>(holder, {
+          kind: "leaseInfo",
+          id: foreignLeaseId(id),
+        });
+        return answer.keys;
+      } catch (error) {
+        if (error instanceof AspenError && error.code === "lease_not_found") return [];
+        throw error;
+      }
+    }));
+    const keys = [...result.keys, ...elsewhere.flat()].sort(compareUtf8);
+    return { id, ttl: result.ttl, remaining: Math.ceil(result.remainingMs / 1000), keys };
   }
 
+  /**
+   * Revokes a lease and deletes its keys. A lease whose keys are all on its home shard is one
+   * entry there; one with keys on other shards too is one cross-shard transaction that locks
+   * the lease and every key of it, then deletes them all at its commit.
+   *
+   * @throws {AspenError} `lease_not_found`; `conflict` when transactions kept it locked.
+   */
   async leaseRevoke(id: number): Promise<LeaseRevokeResponse> {
-    const { shard, local } = this.#splitLease({
+    await this.#revokeLease(id, "revoke");
+    return { revoked: true };
+  }
+
+  /**
+   * Expires lease `id` (its home shard's leader saw its time run out) when it holds keys on
+   * other shards: the same transaction as a revocation. A lease already gone is no error.
+   */
+  async expireLease(id: number): Promise<void> {
+    try {
+      await this.#revokeLease(id, "expire");
+    } catch (error) {
+      if (error instanceof AspenError && error.code === "lease_not_found") return;
+      throw error;
+    }
+  }
+
+  async #revokeLease(id: number, action: "revoke" | "expire"): Promise<void> {
+    const { shard: home, local } = this.#splitLease({
       code: "lease_not_found",
       action: "revoke",
       lease: id,
     });
-    await this.#propose(shard, { type: "leaseRevoke", id: local });
-    return { revoked: true };
+    const deadlineMs = this.#deadline();
+    for (let round = 0; round < LEASE_REVOKE_ROUNDS_MAX; round++) {
+      // Read linearizably on the home; its prepare checks the holders again under the lock.
+      const { holders = [] } = await this.#run<LeaseAnswer>(home, { kind: "leaseInfo", id: local });
+      try {
+        if (holders.length === 0 && action === "revoke") {
+          await this.#propose(home, { type: "leaseRevoke", id: local });
+          return;
+        }
+        const standIn = foreignLeaseId(id);
+        await this.#crossShardRun({
+          compare: [],
+          success: [],
+          failure: [],
+          leases: [
+            { shard: home, step: { action: "revoke", id: local, holders } },
+            ...holders.map((shard) => ({
+              shard,
+              step: { action: "revoke", id: standIn, holders: [] } as const,
+            })),
+          ],
+        });
+        return;
+      } catch (error) {
+        // The holders changed between the read and the lock (read them again), puts attaching
+        // keys held the lease (the coordinator pushed them once), or a reader aborted the
+        // attempt: a revocation has no condition, so it tries again.
+        const isRetryable = error instanceof AspenError && error.code === "conflict";
+        if (!isRetryable || this.#options.nowMs() >= deadlineMs) throw error;
+      }
+    }
+    throw new AspenError(
+      "conflict",
+      `Cannot ${action} lease ${id}: keys kept being attached to it through ` +
+        `${LEASE_REVOKE_ROUNDS_MAX} (LEASE_REVOKE_ROUNDS_MAX) tries; retry`,
+      { lease: id },
+    );
   }
 
   /** Runs a request on `shard` with this service's deadline. */
@@ -580,21 +737,20 @@ export class KvService {
     return { shard: parts.shard, local: parts.grantIndex };
   }
 
-  /** The shard-local id of the API lease a key of `shard` is attached to or compared with. */
+  /**
+   * The id under which `shard` stores the API lease a key of it is attached to or compared
+   * with: the grant index of a lease of its own, FOREIGN_LEASE_BASE + the API id of another
+   * shard's (see shard/foreign_lease.ts).
+   */
   #localLease(use: LeaseUse): number {
     const { lease, shard, key, action } = use;
     if (lease === 0) return 0;
     const split = this.#splitLease({ code: "lease_not_found", action, lease, key });
-    if (split.shard !== shard) {
-      const doing = action === "attach" ? "attach key" : "compare key";
-      throw new AspenError(
-        "bad_request",
-        `Cannot ${doing} "${key}" (shard ${shard}) to lease ${lease}: the lease lives on ` +
-          `shard ${split.shard}; grant it with {"key": "${key}"} to place it on the key's shard`,
-        { shard, leaseShard: split.shard },
-      );
+    if (split.shard === shard) return split.local;
+    if (lease >= FOREIGN_LEASE_BASE) {
+      throw leaseError({ code: "lease_not_found", action, lease, key });
     }
-    return split.local;
+    return foreignLeaseId(lease);
   }
 }
 

@@ -7,7 +7,9 @@
  */
 import { apiLeaseId } from "../../api/mod.ts";
 import {
+  apiIdOfForeignLease,
   type AspenError,
+  isForeignLease,
   type KeyValue,
   leaseError,
   leaseFaultOf,
@@ -16,9 +18,17 @@ import {
 
 export { apiLeaseId, LEASE_SHARD_SPAN } from "../../api/mod.ts";
 
+/**
+ * The API id of the lease `shard` stores as `id`: its own lease (a grant index), or another
+ * shard's lease that keys of `shard` are attached to (FOREIGN_LEASE_BASE + its API id).
+ */
+export function apiLeaseOf(id: number, shard: number): number {
+  return isForeignLease(id) ? apiIdOfForeignLease(id) : apiLeaseId(id, shard);
+}
+
 /** `kv` with its lease named by its API id (0, no lease, stays 0). */
 export function apiKv(kv: KeyValue, shard: number): KeyValue {
-  return kv.lease === 0 ? kv : { ...kv, lease: apiLeaseId(kv.lease, shard) };
+  return kv.lease === 0 ? kv : { ...kv, lease: apiLeaseOf(kv.lease, shard) };
 }
 
 /** A txn op result with every kv it carries given API lease ids. */
@@ -41,5 +51,5 @@ export function apiTxnOpResult(result: TxnOpResult, shard: number): TxnOpResult 
 export function apiLeaseError(error: AspenError, shard: number): AspenError {
   const fault = leaseFaultOf(error);
   if (fault === null) return error;
-  return leaseError({ ...fault, lease: apiLeaseId(fault.lease, shard) });
+  return leaseError({ ...fault, lease: apiLeaseOf(fault.lease, shard) });
 }

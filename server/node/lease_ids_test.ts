@@ -7,12 +7,20 @@
 import assert from "node:assert/strict";
 import {
   AspenError,
+  foreignLeaseId,
   type KeyValue,
   LEASE_KEYS_MAX,
   leaseError,
   type TxnOpResult,
 } from "../../shard/mod.ts";
-import { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult, LEASE_SHARD_SPAN } from "./lease_ids.ts";
+import {
+  apiKv,
+  apiLeaseError,
+  apiLeaseId,
+  apiLeaseOf,
+  apiTxnOpResult,
+  LEASE_SHARD_SPAN,
+} from "./lease_ids.ts";
 
 const SHARD = 3;
 const LOCAL = 5;
@@ -26,6 +34,24 @@ Deno.test("apiLeaseId() puts the shard in the low bits", () => {
   assert.equal(apiLeaseId(LOCAL, SHARD), API);
   assert.deepEqual(apiKv(kv("a", LOCAL), SHARD), kv("a", API));
   assert.deepEqual(apiKv(kv("a", 0), SHARD), kv("a", 0), "no lease stays 0");
+});
+
+Deno.test("a key of another shard's lease names it by the lease's API id on any shard", () => {
+  const standIn = foreignLeaseId(API);
+  for (const shard of [0, 1, SHARD]) {
+    assert.equal(apiLeaseOf(standIn, shard), API);
+    assert.deepEqual(apiKv(kv("a", standIn), shard), kv("a", API));
+  }
+  const error = leaseError({
+    code: "limit_exceeded",
+    action: "attach",
+    lease: standIn,
+    key: "a",
+    keyCount: LEASE_KEYS_MAX,
+  });
+  const restated = apiLeaseError(error, 1);
+  assert.equal(restated.details.lease, API);
+  assert.ok(restated.message.includes(`lease ${API} `), restated.message);
 });
 
 Deno.test("apiTxnOpResult() gives API lease ids to every kv a result carries", async (t) => {

@@ -1,6 +1,7 @@
 /**
  * The timer a local shard runs beside its replica: a leader proposes the expiry of the leases
- * whose time ran out, and every replica logs (once) each snapshot it refuses to send.
+ * whose time ran out (those with keys on other shards by a cross-shard transaction), and every
+ * replica logs (once) each snapshot it refuses to send.
  */
 import {
   type ApplyResult,
@@ -21,13 +22,24 @@ export interface LeaseTimerOptions {
   readonly lessor: Lessor;
   /** The lessor's clock, whole milliseconds. */
   readonly nowMs: () => number;
+  /** The other shards holding keys of lease `id` of this shard (the local state machine). */
+  readonly holdersOf: (id: number) => readonly number[];
   readonly logger: Logger;
 }
+
+/**
+ * Expires lease `id` of this shard by a cross-shard transaction (KvService.expireLease): the
+ * lease holds keys on other shards too.
+ */
+export type CrossShardExpiry = (id: number) => Promise<void>;
 
 /** Runs every LEASE_CHECK_INTERVAL_MS until closed. */
 export class LeaseTimer {
   readonly #options: LeaseTimerOptions;
   readonly #timer: ReturnType<typeof setInterval>;
+  /** The leases whose cross-shard expiry is running. */
+  readonly #expiring = new Set<number>();
+  #crossShardExpiry: CrossShardExpiry | null = null;
   /** The snapshot index whose refusal was logged, per replica, while it is refused. */
   readonly #refusalsLogged = new Map<number, number>();
 
@@ -38,6 +50,14 @@ export class LeaseTimer {
       this.#expireLeases();
       this.#noticeSnapshotRefusals();
     }, LEASE_CHECK_INTERVAL_MS);
+  }
+
+  /**
+   * Sets how leases with keys on other shards expire (the node builds it after its shards).
+   * Until then they wait: the lessor offers them again every LEASE_EXPIRE_RETRY_MS.
+   */
+  useCrossShardExpiry(expire: CrossShardExpiry): void {
+    this.#crossShardExpiry = expire;
   }
 
   /** Stops the timer. */
@@ -68,8 +88,26 @@ export class LeaseTimer {
     }
   }
 
+  #expireAcrossShards(id: number): void {
+    const expire = this.#crossShardExpiry;
+    if (expire === null || this.#expiring.has(id)) return;
+    this.#expiring.add(id);
+    expire(id).catch((error: unknown) => {
+      this.#options.logger.warn("Cannot expire a lease with keys on other shards yet", {
+        shard: this.#options.shard,
+        lease: id,
+        reason: error instanceof Error ? error.message : String(error),
+      });
+    }).finally(() => this.#expiring.delete(id));
+  }
+
   #expireLeases(): void {
-    const ids = this.#options.lessor.expired(this.#options.nowMs());
+    const expired = this.#options.lessor.expired(this.#options.nowMs());
+    // A lease with keys on other shards expires by a transaction over them all, retried (by
+    // the lessor) until it commits: its keys stay meanwhile, so no reader sees half of them.
+    const spanning = expired.filter((id) => this.#options.holdersOf(id).length > 0);
+    for (const id of spanning) this.#expireAcrossShards(id);
+    const ids = expired.filter((id) => !spanning.includes(id));
     if (ids.length === 0) return;
     const replica = this.#options.replica();
     replica.propose(encodeCommand({ type: "leaseExpire", ids })).catch((error: unknown) => {

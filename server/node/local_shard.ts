@@ -21,7 +21,7 @@ import {
   type StateMachine,
 } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
-import { LeaseTimer } from "./lease_timer.ts";
+import { type CrossShardExpiry, LeaseTimer } from "./lease_timer.ts";
 import { RemoteWatchStreams } from "./remote_watch.ts";
 import { dispatchShardRequest, type ShardDispatchContext } from "./shard_dispatch.ts";
 import { openCheckedShardFiles } from "./shard_integrity.ts";
@@ -114,6 +114,7 @@ export class LocalShard {
       replica: () => this.replica,
       lessor: this.#lessor,
       nowMs: () => this.#lessorNow(),
+      holdersOf: (id) => this.stateMachine.leaseHolders(id),
       logger: options.logger,
     });
   }
@@ -205,6 +206,11 @@ export class LocalShard {
   }
 
   /** Stops the driver and closes both databases. */
+  /** Sets how this shard's leases with keys on other shards expire (see LeaseTimer). */
+  useCrossShardExpiry(expire: CrossShardExpiry): void {
+    this.#leaseTimer.useCrossShardExpiry(expire);
+  }
+
   close(): void {
     this.#leaseTimer.close();
     this.#remoteWatches.close();

@@ -39,6 +39,7 @@ import { ForwardedRequests } from "./forwarded_requests.ts";
 import { NODE_CHANNEL_SHARD, type NodeInfo } from "./cluster_status.ts";
 import type { CrossShardStats } from "./cross_shard_stats.ts";
 import { KvService } from "./kv_service.ts";
+import { apiLeaseId } from "./lease_ids.ts";
 import { IntentSweeper } from "./intent_sweeper.ts";
 import { TxnCoordinator } from "./txn_coordinator.ts";
 import { RouterTxnTransport } from "./txn_transport.ts";
@@ -209,6 +210,10 @@ function createService(
     requestTimeoutMs: REQUEST_TIMEOUT_MS,
     coordinator,
   });
+  // A lease with keys on other shards expires by a cross-shard transaction of the service.
+  for (const shard of cluster.shards.values()) {
+    shard.useCrossShardExpiry((id) => service.expireLease(apiLeaseId(id, shard.shard)));
+  }
   const sweeper = new IntentSweeper({
     nodeId: config.node.id,
     shards: cluster.shards,

@@ -213,5 +213,6 @@ function leaseInfo(context: ShardDispatchContext, id: number): unknown {
     throw leaseError({ code: "lease_not_found", action: "read", lease: id });
   }
   const remainingMs = context.lessor.remainingMs(id, context.nowMs()) ?? 0;
-  return { id, ttl: lease.ttlSeconds, remainingMs, keys: lease.keys };
+  const holders = context.stateMachine.leaseHolders(id);
+  return { id, ttl: lease.ttlSeconds, remainingMs, keys: lease.keys, holders };
 }

@@ -170,6 +170,8 @@ export class TxnCoordinator {
       readonly compare: readonly Compare[];
       readonly success: readonly TxnOp[];
       readonly failure: readonly TxnOp[];
+      /** Lease steps with their shards (see TxnSpec.leases). */
+      readonly leases?: NonNullable<TxnSpec["leases"]>;
     },
     deadlineMs: number,
   ): Promise<CrossShardTxnResult> {
@@ -334,6 +336,7 @@ export class TxnCoordinator {
         reads: part.reads,
         success: part.success,
         failure: part.failure,
+        leases: part.leases,
       }, deadlineMs);
       return expectResult(result, "txnPrepared");
     }));

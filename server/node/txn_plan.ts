@@ -13,6 +13,7 @@ import {
   type ReadRecord,
   TXN_SHARDS_MAX,
   type TxnBranch,
+  type TxnLeaseStep,
   type TxnOp,
   type TxnOpResult,
 } from "../../shard/mod.ts";
@@ -30,6 +31,8 @@ export interface ShardPart {
   readonly success: TxnOp[];
   /** Its failure operations, in request order. */
   readonly failure: TxnOp[];
+  /** What the transaction does to leases on this shard (each locks its lease there). */
+  readonly leases: TxnLeaseStep[];
 }
 
 /** A transaction split by shard. */
@@ -52,6 +55,12 @@ export interface TxnSpec {
   readonly reads: readonly ReadRecord[];
   readonly success: readonly TxnOp[];
   readonly failure: readonly TxnOp[];
+  /**
+   * Lease steps and the shard each runs on (cross-shard leases). A shard with a step takes
+   * part even without keys; a transaction with steps but no keys (a lease revocation) has its
+   * home on the first step's shard.
+   */
+  readonly leases?: readonly { readonly shard: number; readonly step: TxnLeaseStep }[];
 }
 
 /**
@@ -63,21 +72,25 @@ export interface TxnSpec {
 export function planTxn(spec: TxnSpec, shardOf: (key: string) => number): TxnPlan {
   const parts = new Map<number, ShardPart>();
   let smallest: string | null = null;
-  const partOf = (key: string): ShardPart => {
-    if (smallest === null || compareUtf8(key, smallest) < 0) smallest = key;
-    const shard = shardOf(key);
+  const partAt = (shard: number): ShardPart => {
     let part = parts.get(shard);
     if (part === undefined) {
-      part = { shard, compare: [], reads: [], success: [], failure: [] };
+      part = { shard, compare: [], reads: [], success: [], failure: [], leases: [] };
       parts.set(shard, part);
     }
     return part;
   };
+  const partOf = (key: string): ShardPart => {
+    if (smallest === null || compareUtf8(key, smallest) < 0) smallest = key;
+    return partAt(shardOf(key));
+  };
+  for (const { shard, step } of spec.leases ?? []) partAt(shard).leases.push(step);
   for (const compare of spec.compare) partOf(compare.key).compare.push(compare);
   for (const read of spec.reads) partOf(read.key).reads.push(read);
   const successShards = spec.success.map((op) => placeOp(op, "success", partOf));
   const failureShards = spec.failure.map((op) => placeOp(op, "failure", partOf));
-  if (smallest === null) {
+  const firstLeaseShard = spec.leases?.[0]?.shard ?? null;
+  if (smallest === null && firstLeaseShard === null) {
     throw new AspenError("bad_request", "Cannot run cross-shard txn: it names no key");
   }
   const participants = [...parts.keys()].sort((a, b) => a - b);
@@ -89,7 +102,7 @@ export function planTxn(spec: TxnSpec, shardOf: (key: string) => number): TxnPla
       { shards: participants.length, limit: TXN_SHARDS_MAX },
     );
   }
-  const home = shardOf(smallest);
+  const home = smallest === null ? firstLeaseShard! : shardOf(smallest);
   assert(parts.has(home), "planTxn: the home shard is a participant");
   return { home, participants, parts, successShards, failureShards };
 }

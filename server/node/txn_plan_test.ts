@@ -85,3 +85,40 @@ Deno.test("mergeResults() puts each shard's results back in request order", () =
     "2/c",
   ]);
 });
+
+Deno.test("planTxn() places lease steps on their shards; without keys, homes at the first", () => {
+  const attach = { action: "attach", id: 4, holder: 2, key: "2/k" } as const;
+  const withKeys = planTxn({
+    compare: [],
+    reads: [],
+    success: [{
+      type: "put",
+      key: "2/k",
+      value: "v",
+      lease: 2 ** 52 + 4 * 1024 + 3,
+      prevKv: false,
+    }],
+    failure: [],
+    leases: [{ shard: 3, step: attach }],
+  }, shardOf);
+  strictEqual(withKeys.home, 2, "the home is still the smallest key's shard");
+  deepStrictEqual(withKeys.participants, [2, 3]);
+  deepStrictEqual(withKeys.parts.get(3)?.leases, [attach]);
+  deepStrictEqual(withKeys.parts.get(3)?.success, []);
+  deepStrictEqual(withKeys.parts.get(2)?.leases, []);
+
+  const revoke = planTxn({
+    compare: [],
+    reads: [],
+    success: [],
+    failure: [],
+    leases: [
+      { shard: 3, step: { action: "revoke", id: 4, holders: [0, 2] } },
+      { shard: 0, step: { action: "revoke", id: 2 ** 52 + 4099, holders: [] } },
+      { shard: 2, step: { action: "revoke", id: 2 ** 52 + 4099, holders: [] } },
+    ],
+  }, shardOf);
+  strictEqual(revoke.home, 3, "a revocation homes at the lease's shard");
+  deepStrictEqual(revoke.participants, [0, 2, 3]);
+  deepStrictEqual(mergeResults(revoke, "success", new Map([[0, []], [2, []], [3, []]])), []);
+});
