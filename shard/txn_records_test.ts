@@ -29,6 +29,7 @@ function prepare(txnId: string, deadlineMs: number): Command {
     reads: [],
     success: [{ type: "put", key: `k/${txnId}`, value: "v", lease: 0, prevKv: false }],
     failure: [],
+    leases: [],
   };
 }
 

@@ -138,6 +138,7 @@ async function plantPending(served: Served, keys: readonly string[]): Promise<nu
           prevKv: false,
         })),
         failure: [],
+        leases: [],
       },
     });
     ok(result.type === "txnPrepared" && result.ok, JSON.stringify(result));
