@@ -24,7 +24,7 @@ const SHARDS = 4;
 const NODES = 3;
 const KEYS_PER_SHARD = 2;
 const TTL_LONG_SECONDS = 60;
-const TTL_SHORT_SECONDS = 2;
+const TTL_SHORT_SECONDS = 5;
 const KEEP_ALIVE_MS = 500;
 /** How long the expiring lease may take past its TTL (expiry checks, retries, failover). */
 const EXPIRY_WAIT_MS = 20_000;
