@@ -7,62 +7,11 @@
  * machine, a snapshot restored into another replica.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import type { Hono } from "hono";
-import { Logger } from "../server/log.ts";
-import { createCredentials, formatCredentials } from "../server/auth.ts";
-import { loadConfig } from "../server/config.ts";
-import { type AspenNode, startNode } from "../server/node/mod.ts";
-import { createClusterCa } from "../transport/mod.ts";
-import { createNodeApp } from "../server/serve.ts";
 import { encodeBase64 } from "../server/http/value_encoding.ts";
 import { encodeCommand, StateMachine, VALUE_BYTES_MAX, valueFromBytes } from "../shard/mod.ts";
-
-interface Harness {
-  node: AspenNode;
-  app: Hono;
-  root: string;
-}
+import { type InProcessNode as Harness, startInProcessNode } from "./_in_process_node.ts";
 
 const ALL_BYTES = Uint8Array.from({ length: 256 }, (_, i) => i);
-
-async function startHarness(dir: string, root: string | null): Promise<Harness> {
-  const random = (count: number) => crypto.getRandomValues(new Uint8Array(count));
-  let token = root;
-  if (token === null) {
-    const created = await createCredentials(random, createClusterCa);
-    await Deno.writeTextFile(`${dir}/cluster.json`, formatCredentials(created.credentials));
-    token = created.rootToken;
-  }
-  const config = loadConfig({
-    flags: {
-      "data-dir": dir,
-      "peer-listen": "127.0.0.1:0",
-      "http-listen": "127.0.0.1:0",
-      "sharding-enabled": "true",
-      "sharding-num-shards": "2",
-    },
-    env: {},
-    file: null,
-  });
-  const logger = new Logger({ level: "error", format: "text", write: () => {}, nowMs: Date.now });
-  const runtime = {
-    logger,
-    nowMs: () => performance.now(),
-    wallMs: Date.now,
-    randomBytes: random,
-    version: "test",
-    seed: 7,
-  };
-  const node = await startNode(config, runtime);
-  const harness = { node, app: createNodeApp(node, runtime), root: token };
-  for (let i = 0; i < 200; i++) {
-    const { json } = await call(harness, "GET", "/v1/cluster/status");
-    const shards = json.shards as { leader: number | null }[] | undefined;
-    if (shards !== undefined && shards.every((shard) => shard.leader !== null)) return harness;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error("no leaders");
-}
 
 async function call(
   harness: Harness,
@@ -97,7 +46,7 @@ async function getKv(harness: Harness, key: string, query = ""): Promise<Record<
 
 Deno.test("binary values round-trip over HTTP and survive a restart", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "aspen-binary-" });
-  let harness = await startHarness(dir, null);
+  let harness = await startInProcessNode({ shards: 2, dir });
   try {
     await t.step("every byte, alone and all together", async () => {
       const puts = Array.from({ length: 256 }, (_, byte) => {
@@ -177,13 +126,13 @@ Deno.test("binary values round-trip over HTTP and survive a restart", async (t) 
       equal((await call(harness, "GET", "/v1/kv/bad")).status, 404, "nothing was written");
     });
     await t.step("a restarted node serves the same bytes", async () => {
-      await harness.node.close();
-      harness = await startHarness(dir, harness.root);
+      await harness.close();
+      harness = await startInProcessNode({ shards: 2, dir, restart: harness });
       deepEqual(bytesOf((await getKv(harness, "all")).valueBase64), ALL_BYTES);
       deepEqual(bytesOf((await getKv(harness, "byte/255")).valueBase64), Uint8Array.of(255));
     });
   } finally {
-    await harness.node.close();
+    await harness.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -12,54 +12,18 @@
  *   is reported as an unexpected exit.
  */
 import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
-import type { Hono } from "hono";
-import { createCredentials, formatCredentials } from "../server/auth.ts";
-import { loadConfig } from "../server/config.ts";
-import { Logger } from "../server/log.ts";
-import { type AspenNode, startNode } from "../server/node/mod.ts";
-import { createClusterCa } from "../transport/mod.ts";
-import { createNodeApp } from "../server/serve.ts";
 import { ChaosCluster } from "./chaos/cluster.ts";
 import { awaitConvergence } from "./chaos/verify.ts";
-
-interface InProcessNode {
-  readonly node: AspenNode;
-  readonly app: Hono;
-  readonly root: string;
-  readonly read: string;
-  readonly dir: string;
-}
+import { type InProcessNode, startInProcessNode } from "./_in_process_node.ts";
 
 /** Starts node 1 in process; `peers` lists a second member that never runs (for rules). */
-async function startInProcess(isFaultInjectionEnabled: boolean): Promise<InProcessNode> {
-  const dir = await Deno.makeTempDir({ prefix: "aspen-endpoints-" });
-  const random = (count: number) => crypto.getRandomValues(new Uint8Array(count));
-  const created = await createCredentials(random, createClusterCa);
-  await Deno.writeTextFile(`${dir}/cluster.json`, formatCredentials(created.credentials));
-  const config = loadConfig({
-    flags: {
-      "data-dir": dir,
-      "peer-listen": "127.0.0.1:0",
-      "http-listen": "127.0.0.1:0",
-      "sharding-enabled": "true",
-      "sharding-num-shards": "2",
-      peers: isFaultInjectionEnabled ? "1=127.0.0.1:0,2=127.0.0.1:9" : "",
-    },
-    env: {},
-    file: null,
-  });
-  const runtime = {
-    logger: new Logger({ level: "error", format: "text", write: () => {}, nowMs: Date.now }),
-    nowMs: () => performance.now(),
-    wallMs: Date.now,
-    randomBytes: random,
-    version: "test",
-    seed: 3,
+function startInProcess(isFaultInjectionEnabled: boolean): Promise<InProcessNode> {
+  return startInProcessNode({
+    shards: 2,
+    flags: { peers: isFaultInjectionEnabled ? "1=127.0.0.1:0,2=127.0.0.1:9" : "" },
     isFaultInjectionEnabled,
-  };
-  const node = await startNode(config, runtime);
-  const app = createNodeApp(node, runtime);
-  return { node, app, root: created.rootToken, read: created.readToken, dir };
+    waitForLeaders: false,
+  });
 }
 
 async function call(
@@ -103,8 +67,7 @@ Deno.test({
       match((campaign.json.error as { message: string }).message, /--enable-test-faults/);
       equal(target.node.transport.faults.isEnabled, false);
     } finally {
-      await target.node.close();
-      await Deno.remove(target.dir, { recursive: true });
+      await target.close();
     }
   },
 });
@@ -151,8 +114,7 @@ Deno.test({
         401,
       );
     } finally {
-      await target.node.close();
-      await Deno.remove(target.dir, { recursive: true });
+      await target.close();
     }
   },
 });
@@ -200,8 +162,7 @@ Deno.test({
       const all = await call(target, { method: "DELETE", path: "/v1/test/faults" });
       deepEqual(all.json.faults, []);
     } finally {
-      await target.node.close();
-      await Deno.remove(target.dir, { recursive: true });
+      await target.close();
     }
   },
 });
@@ -238,8 +199,7 @@ Deno.test({
       // Node 2 never runs: with pre-vote the replica campaigns without moving its term.
       notEqual(replica.status().role, "leader");
     } finally {
-      await target.node.close();
-      await Deno.remove(target.dir, { recursive: true });
+      await target.close();
     }
   },
 });

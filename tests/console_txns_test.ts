@@ -12,13 +12,9 @@
  * no error. Skipped without /usr/bin/chromium. Screenshots go to test-output/ui/txns-*.png.
  */
 import { equal, ok } from "node:assert/strict";
-import { createCredentials, formatCredentials } from "../server/auth.ts";
-import { loadConfig } from "../server/config.ts";
-import { Logger } from "../server/log.ts";
-import { type AspenNode, startNode } from "../server/node/mod.ts";
-import { createNodeApp } from "../server/serve.ts";
+import type { AspenNode } from "../server/node/mod.ts";
 import { type ApplyResult, shardForKey } from "../shard/mod.ts";
-import { createClusterCa } from "../transport/mod.ts";
+import { startInProcessNode } from "./_in_process_node.ts";
 import { CHROMIUM_PATH, launchBrowser, openPage, screenshot } from "./fixtures/ui_browser.ts";
 
 const SHARDS = 4;
@@ -32,42 +28,20 @@ interface Served {
   close: () => Promise<void>;
 }
 
+/** A real node in process, its app served on a loopback port for the browser. */
 async function serveNode(): Promise<Served> {
-  const dir = await Deno.makeTempDir({ prefix: "aspen-console-txns-" });
-  const random = (count: number) => crypto.getRandomValues(new Uint8Array(count));
-  const created = await createCredentials(random, createClusterCa);
-  await Deno.writeTextFile(`${dir}/cluster.json`, formatCredentials(created.credentials));
-  const config = loadConfig({
-    flags: {
-      "data-dir": dir,
-      "peer-listen": "127.0.0.1:0",
-      "http-listen": "127.0.0.1:0",
-      "sharding-enabled": "true",
-      "sharding-num-shards": String(SHARDS),
-    },
-    env: {},
-    file: null,
-  });
-  const logger = new Logger({ level: "error", format: "text", write: () => {}, nowMs: Date.now });
-  const runtime = {
-    logger,
-    nowMs: () => performance.now(),
-    wallMs: Date.now,
-    randomBytes: random,
-    version: "test",
-    seed: 11,
-  };
-  const node = await startNode(config, runtime);
-  const app = createNodeApp(node, runtime);
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, app.fetch);
+  const started = await startInProcessNode({ shards: SHARDS, waitForLeaders: false });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    started.app.fetch,
+  );
   return {
-    node,
+    node: started.node,
     url: `http://127.0.0.1:${server.addr.port}`,
-    root: created.rootToken,
+    root: started.root,
     close: async () => {
       await server.shutdown();
-      await node.close();
-      await Deno.remove(dir, { recursive: true });
+      await started.close();
     },
   };
 }

@@ -10,7 +10,6 @@
  * The cross-shard answers go through the contract's drift guard (api/contract_keys.ts).
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import type { Hono } from "hono";
 import {
   CLUSTER_STATUS_KEYS,
   keysOutsideContract,
@@ -19,13 +18,7 @@ import {
   TXN_LIST_KEYS,
   TXN_STATUS_KEYS,
 } from "../api/mod.ts";
-import { Logger } from "../server/log.ts";
-import { createCredentials, formatCredentials } from "../server/auth.ts";
-import { loadConfig } from "../server/config.ts";
-import { type AspenNode, startNode } from "../server/node/mod.ts";
-import { createClusterCa } from "../transport/mod.ts";
 import { INTENT_SWEEP_MS } from "../server/node/intent_sweeper.ts";
-import { createNodeApp } from "../server/serve.ts";
 import {
   type ApplyResult,
   type Command,
@@ -34,53 +27,10 @@ import {
   TXN_LIST_LIMIT_MAX,
   TXN_SHARDS_MAX,
 } from "../shard/mod.ts";
+import { type InProcessNode as Harness, startInProcessNode } from "./_in_process_node.ts";
 
 /** More shards than a transaction may span, so that the limit can be hit. */
 const SHARDS = TXN_SHARDS_MAX + 4;
-
-interface Harness {
-  node: AspenNode;
-  app: Hono;
-  root: string;
-  dir: string;
-}
-
-async function startHarness(): Promise<Harness> {
-  const dir = await Deno.makeTempDir({ prefix: "aspen-xs-http-" });
-  const random = (count: number) => crypto.getRandomValues(new Uint8Array(count));
-  const created = await createCredentials(random, createClusterCa);
-  await Deno.writeTextFile(`${dir}/cluster.json`, formatCredentials(created.credentials));
-  const config = loadConfig({
-    flags: {
-      "data-dir": dir,
-      "peer-listen": "127.0.0.1:0",
-      "http-listen": "127.0.0.1:0",
-      "sharding-enabled": "true",
-      "sharding-num-shards": String(SHARDS),
-    },
-    env: {},
-    file: null,
-  });
-  const logger = new Logger({ level: "error", format: "text", write: () => {}, nowMs: Date.now });
-  const runtime = {
-    logger,
-    nowMs: () => performance.now(),
-    wallMs: Date.now,
-    randomBytes: random,
-    version: "test",
-    seed: 7,
-  };
-  const node = await startNode(config, runtime);
-  const app = createNodeApp(node, runtime);
-  const harness = { node, app, root: created.rootToken, dir };
-  for (let i = 0; i < 400; i++) {
-    const { json } = await call(harness, "GET", "/v1/cluster/status");
-    const shards = json.shards as { leader: number | null }[] | undefined;
-    if (shards !== undefined && shards.every((shard) => shard.leader !== null)) return harness;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error("no leaders");
-}
 
 async function call(
   harness: Harness,
@@ -166,7 +116,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const harness = await startHarness();
+    const harness = await startInProcessNode({ shards: SHARDS });
     try {
       await t.step("a single-shard txn and optimistic txn keep their reply shape", async () => {
         const key = "single/a";
@@ -475,8 +425,7 @@ Deno.test({
         }
       });
     } finally {
-      await harness.node.close();
-      await Deno.remove(harness.dir, { recursive: true });
+      await harness.close();
     }
   },
 });

@@ -5,59 +5,8 @@
  * bad input gets a 4xx JSON error naming the problem and changes nothing.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import type { Hono } from "hono";
-import { Logger } from "../server/log.ts";
-import { createCredentials, formatCredentials } from "../server/auth.ts";
-import { loadConfig } from "../server/config.ts";
-import { type AspenNode, startNode } from "../server/node/mod.ts";
-import { createClusterCa } from "../transport/mod.ts";
 import { HTTP_BODY_BYTES_MAX } from "../server/http/mod.ts";
-import { createNodeApp } from "../server/serve.ts";
-
-interface Harness {
-  node: AspenNode;
-  app: Hono;
-  root: string;
-  read: string;
-  dir: string;
-}
-
-async function startHarness(): Promise<Harness> {
-  const dir = await Deno.makeTempDir({ prefix: "aspen-http-" });
-  const random = (count: number) => crypto.getRandomValues(new Uint8Array(count));
-  const created = await createCredentials(random, createClusterCa);
-  await Deno.writeTextFile(`${dir}/cluster.json`, formatCredentials(created.credentials));
-  const config = loadConfig({
-    flags: {
-      "data-dir": dir,
-      "peer-listen": "127.0.0.1:0",
-      "http-listen": "127.0.0.1:0",
-      "sharding-enabled": "true",
-      "sharding-num-shards": "4",
-    },
-    env: {},
-    file: null,
-  });
-  const logger = new Logger({ level: "error", format: "text", write: () => {}, nowMs: Date.now });
-  const runtime = {
-    logger,
-    nowMs: () => performance.now(),
-    wallMs: Date.now,
-    randomBytes: random,
-    version: "test",
-    seed: 7,
-  };
-  const node = await startNode(config, runtime);
-  const app = createNodeApp(node, runtime);
-  const harness = { node, app, root: created.rootToken, read: created.readToken, dir };
-  await waitForLeaders(harness);
-  return harness;
-}
-
-async function stopHarness(harness: Harness): Promise<void> {
-  await harness.node.close();
-  await Deno.remove(harness.dir, { recursive: true });
-}
+import { type InProcessNode as Harness, startInProcessNode } from "./_in_process_node.ts";
 
 async function call(
   harness: Harness,
@@ -77,16 +26,6 @@ async function call(
   return { status: response.status, json: await response.json() };
 }
 
-async function waitForLeaders(harness: Harness): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const { json } = await call(harness, "GET", "/v1/cluster/status");
-    const shards = json.shards as { leader: number | null }[] | undefined;
-    if (shards !== undefined && shards.every((shard) => shard.leader !== null)) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error("no leaders");
-}
-
 function errorCode(json: Record<string, unknown>): string {
   return (json.error as { code: string }).code;
 }
@@ -96,7 +35,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn(t) {
-    const harness = await startHarness();
+    const harness = await startInProcessNode({ shards: 4 });
     try {
       await t.step("health needs no token", async () => {
         const { status, json } = await call(harness, "GET", "/v1/health", undefined, null);
@@ -440,7 +379,7 @@ Deno.test({
         match(text, /^aspen_alarm\{node="1",type="no_space"\} 0$/m);
       });
     } finally {
-      await stopHarness(harness);
+      await harness.close();
     }
   },
 });
