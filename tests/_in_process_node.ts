@@ -100,3 +100,25 @@ export async function waitForInProcessLeaders(target: InProcessNode): Promise<vo
   }
   throw new Error("Cannot use the in-process node: a shard has no leader after 20 s");
 }
+
+/**
+ * Calls the node's API in process: `body` is sent as JSON (a string as it is), with the root
+ * token unless `token` says otherwise (null: none). Returns the status and the parsed body.
+ */
+export async function callInProcess(
+  target: InProcessNode,
+  method: string,
+  path: string,
+  body?: unknown,
+  token: string | null = target.root,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const headers: Record<string, string> = {};
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const response = await target.app.request(path, {
+    method,
+    headers,
+    body: body === undefined ? null : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return { status: response.status, json: await response.json() };
+}

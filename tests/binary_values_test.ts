@@ -9,25 +9,15 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { encodeBase64 } from "../server/http/value_encoding.ts";
 import { encodeCommand, StateMachine, VALUE_BYTES_MAX, valueFromBytes } from "../shard/mod.ts";
-import { type InProcessNode as Harness, startInProcessNode } from "./_in_process_node.ts";
+import {
+  callInProcess,
+  type InProcessNode as Harness,
+  startInProcessNode,
+} from "./_in_process_node.ts";
 
 const ALL_BYTES = Uint8Array.from({ length: 256 }, (_, i) => i);
 
-async function call(
-  harness: Harness,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const headers: Record<string, string> = { authorization: `Bearer ${harness.root}` };
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const response = await harness.app.request(path, {
-    method,
-    headers,
-    body: body === undefined ? null : JSON.stringify(body),
-  });
-  return { status: response.status, json: await response.json() };
-}
+const call = callInProcess;
 
 function base64Of(bytes: Uint8Array): string {
   return encodeBase64(bytes);

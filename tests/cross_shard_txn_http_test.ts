@@ -27,26 +27,16 @@ import {
   TXN_LIST_LIMIT_MAX,
   TXN_SHARDS_MAX,
 } from "../shard/mod.ts";
-import { type InProcessNode as Harness, startInProcessNode } from "./_in_process_node.ts";
+import {
+  callInProcess,
+  type InProcessNode as Harness,
+  startInProcessNode,
+} from "./_in_process_node.ts";
 
 /** More shards than a transaction may span, so that the limit can be hit. */
 const SHARDS = TXN_SHARDS_MAX + 4;
 
-async function call(
-  harness: Harness,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const headers: Record<string, string> = { authorization: `Bearer ${harness.root}` };
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const response = await harness.app.request(path, {
-    method,
-    headers,
-    body: body === undefined ? null : JSON.stringify(body),
-  });
-  return { status: response.status, json: await response.json() };
-}
+const call = callInProcess;
 
 /** One key on each of `count` different shards, named `prefix` + a number. */
 function keysOnShards(prefix: string, count: number): string[] {

@@ -6,25 +6,13 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { HTTP_BODY_BYTES_MAX } from "../server/http/mod.ts";
-import { type InProcessNode as Harness, startInProcessNode } from "./_in_process_node.ts";
+import {
+  callInProcess,
+  type InProcessNode as Harness,
+  startInProcessNode,
+} from "./_in_process_node.ts";
 
-async function call(
-  harness: Harness,
-  method: string,
-  path: string,
-  body?: unknown,
-  token: string | null = harness.root,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const headers: Record<string, string> = {};
-  if (token !== null) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers["content-type"] = "application/json";
-  const response = await harness.app.request(path, {
-    method,
-    headers,
-    body: body === undefined ? null : typeof body === "string" ? body : JSON.stringify(body),
-  });
-  return { status: response.status, json: await response.json() };
-}
+const call = callInProcess;
 
 function errorCode(json: Record<string, unknown>): string {
   return (json.error as { code: string }).code;
