@@ -7,14 +7,23 @@
 import { apiErrorOf, type TxnResponse } from "../api/mod.ts";
 import { type HttpAnswer, HttpConnection, HttpConnectionError } from "./http_connection.ts";
 import { LatencyRecorder, type LatencySummary } from "./latency.ts";
-import { type BenchRequest, WorkloadClient, type WorkloadOptions } from "./workload.ts";
+import {
+  type BenchRequest,
+  BenchSetupError,
+  needsKeyShards,
+  txnShape,
+  WorkloadClient,
+  type WorkloadOptions,
+} from "./workload.ts";
 
 /** The most keys written before a read workload starts. */
 export const POPULATE_KEYS_MAX = 100_000;
 /** Milliseconds between progress reports. */
 export const PROGRESS_INTERVAL_MS = 1_000;
-/** Tries per key when writing the key space before a read workload. */
+/** Tries per key when writing the key space before a read workload (or locating its keys). */
 export const POPULATE_ATTEMPTS_MAX = 5;
+/** Concurrent requests while writing or locating the key space. */
+const SETUP_CONCURRENCY_MAX = 64;
 
 /** How to run. */
 export interface RunOptions {
@@ -28,6 +37,11 @@ export interface RunOptions {
   readonly workload: WorkloadOptions;
   /** Write the key space before a read workload (default true); false when already written. */
   readonly populate?: boolean;
+  /**
+   * The shard of each key of the key space, for multi-key transactions (see locateKeys);
+   * located before the run when absent.
+   */
+  readonly keyShards?: readonly number[];
   /** Run the workload this long first, untimed, to open connections and warm up (default 0). */
   readonly warmupMs?: number;
   readonly nowMs: () => number;
@@ -52,6 +66,9 @@ export interface BenchReport {
   readonly keySize: number;
   readonly valueSize: number;
   readonly keyspace: number;
+  /** Keys in each transaction and the shards they fall on (1 and 1 for single-key workloads). */
+  readonly keysPerTxn: number;
+  readonly shardsPerTxn: number;
   readonly elapsedMs: number;
   readonly operations: number;
   readonly operationsPerSecond: number;
@@ -69,15 +86,18 @@ export async function runBench(options: RunOptions): Promise<BenchReport> {
     (_, index) =>
       new HttpConnection(options.endpoints[index % options.endpoints.length]!, authorization),
   );
-  // One workload client per bench client for warm-up and measurement alike: what cas and txn
-  // clients learn of their keys' modRevisions while warming up keeps their compares succeeding.
-  const workloads = Array.from(
-    { length: options.clients },
-    (_, index) => new WorkloadClient(options.workload, index, options.clients),
-  );
   try {
     const isRead = options.workload.workload !== "put";
     if (isRead && options.populate !== false) await populate(options, connections);
+    const keyShards = needsKeyShards(options.workload)
+      ? options.keyShards ?? await locateKeys(options, connections)
+      : null;
+    // One workload client per bench client for warm-up and measurement alike: what cas and txn
+    // clients learn of their keys' modRevisions while warming up keeps their compares succeeding.
+    const workloads = Array.from(
+      { length: options.clients },
+      (_, index) => new WorkloadClient(options.workload, index, options.clients, keyShards),
+    );
     const warmupMs = options.warmupMs ?? 0;
     if (warmupMs > 0) {
       const { onProgress: _, ...quiet } = options;
@@ -137,8 +157,12 @@ async function measure(
     clearInterval(progress);
   }
   const elapsedMs = options.nowMs() - started;
+  const shape = needsKeyShards(options.workload)
+    ? txnShape(options.workload)
+    : { keysPerTxn: 1, shardsPerTxn: 1 };
   return {
     workload: options.workload.workload,
+    ...shape,
     clients: options.clients,
     conns: options.conns,
     keySize: options.workload.keySize,
@@ -195,7 +219,7 @@ async function populate(options: RunOptions, connections: HttpConnection[]): Pro
   const count = Math.min(options.workload.keyspace, POPULATE_KEYS_MAX);
   const value = JSON.stringify({ value: "v".repeat(options.workload.valueSize) });
   let next = 0;
-  const writers = Math.min(options.clients, 64);
+  const writers = Math.min(options.clients, SETUP_CONCURRENCY_MAX);
   await Promise.all(Array.from({ length: writers }, async (_, index) => {
     const connection = connections[index % connections.length]!;
     for (let key = next++; key < count; key = next++) {
@@ -213,4 +237,71 @@ async function populate(options: RunOptions, connections: HttpConnection[]): Pro
       if (outcome !== "ok") throw new Error(`Cannot populate key ${name}: ${outcome}`);
     }
   }));
+}
+
+/**
+ * Asks the cluster for its shard count (GET /v1/cluster/status) and for the shard of every key
+ * of the key space (a serializable GET of each names its shard, found or not): the key-to-shard
+ * hash is the server's business, not the API's. Throws BenchSetupError when the cluster has
+ * fewer shards than each transaction should touch.
+ */
+export async function locateKeys(
+  options: RunOptions,
+  connections: readonly HttpConnection[],
+): Promise<number[]> {
+  const { shardsPerTxn } = txnShape(options.workload);
+  const statusAnswer = await connections[0]!.request("GET", "/v1/cluster/status", null);
+  const status = parseBody(statusAnswer.body) as
+    | { shardMap?: { numShards?: unknown } }
+    | null;
+  const shardCount = status?.shardMap?.numShards;
+  if (statusAnswer.status !== 200 || typeof shardCount !== "number") {
+    const code = apiErrorOf({ httpStatus: statusAnswer.status, body: status }).code;
+    throw new Error(`Cannot read the cluster's shard count: GET /v1/cluster/status gave ${code}`);
+  }
+  if (shardsPerTxn > shardCount) {
+    throw new BenchSetupError(
+      `${shardsPerTxn} shards per transaction, but the cluster has ${shardCount} shard(s)`,
+    );
+  }
+  const count = options.workload.keyspace;
+  if (count > POPULATE_KEYS_MAX) {
+    throw new BenchSetupError(
+      `Multi-key transactions locate every key first: a key space of at most ` +
+        `${POPULATE_KEYS_MAX} keys, not ${count}`,
+    );
+  }
+  const shards = new Array<number>(count);
+  let next = 0;
+  const readers = Math.min(connections.length, SETUP_CONCURRENCY_MAX);
+  await Promise.all(Array.from({ length: readers }, async (_, index) => {
+    const connection = connections[index]!;
+    for (let key = next++; key < count; key = next++) {
+      const name = WorkloadClient.key(key, options.workload.keySize);
+      const path = `/v1/kv/${encodeURIComponent(name)}?consistency=serializable`;
+      let shard: unknown = undefined;
+      for (let attempt = 0; attempt < POPULATE_ATTEMPTS_MAX && shard === undefined; attempt++) {
+        shard = await shardOfAnswer(connection, path);
+      }
+      if (typeof shard !== "number") throw new Error(`Cannot find the shard of key ${name}`);
+      shards[key] = shard;
+    }
+  }));
+  return shards;
+}
+
+/** The `shard` a GET answer names (a 404 key_not_found names it too); undefined if none. */
+async function shardOfAnswer(connection: HttpConnection, path: string): Promise<unknown> {
+  let answer: HttpAnswer;
+  try {
+    answer = await connection.request("GET", path, null);
+  } catch (error) {
+    if (error instanceof HttpConnectionError) return undefined;
+    throw error;
+  }
+  const body = parseBody(answer.body) as
+    | { shard?: unknown; error?: { shard?: unknown } }
+    | null;
+  const shard = answer.status === 200 ? body?.shard : body?.error?.shard;
+  return typeof shard === "number" ? shard : undefined;
 }

@@ -90,6 +90,8 @@ function row(nodes: number, shards: number, id: string, ops: number, p50Ms = 1):
       keySize: 8,
       valueSize: 256,
       keyspace: 10_000,
+      keysPerTxn: 1,
+      shardsPerTxn: 1,
       elapsedMs: 10_000,
       operations: ops * 10,
       operationsPerSecond: ops,
