@@ -75,8 +75,17 @@ export interface BenchReport {
   readonly latency: LatencySummary;
   /** Failed compares and optimistic conflicts: outcomes of cas and txn, not errors. */
   readonly conflicts: number;
+  /**
+   * The conflicts answered 409 `conflict`: transactions that wrote nothing because of another
+   * one (an optimistic read that no longer held, a key locked by a cross-shard transaction).
+   * A failed compare is not one: its transaction committed its failure branch.
+   */
+  readonly aborts: number;
   readonly errors: Readonly<Record<string, number>>;
 }
+
+/** The outcome of a cas whose compare failed (not an error code of the API). */
+const COMPARE_FAILED = "compare failed";
 
 /** Runs one benchmark and returns its report. */
 export async function runBench(options: RunOptions): Promise<BenchReport> {
@@ -117,7 +126,7 @@ async function measure(
 ): Promise<BenchReport> {
   const latency = new LatencyRecorder();
   const errors: Record<string, number> = {};
-  const state = { issued: 0, done: 0, conflicts: 0, errors: 0 };
+  const state = { issued: 0, done: 0, conflicts: 0, aborts: 0, errors: 0 };
   const started = options.nowMs();
   const deadline = started + options.durationMs;
   const isOver = () =>
@@ -146,7 +155,8 @@ async function measure(
         const outcome = await send(connection, request);
         latency.record(options.nowMs() - before);
         state.done++;
-        if (outcome === "conflict") state.conflicts++;
+        if (outcome === "conflict") state.aborts++;
+        if (outcome === "conflict" || outcome === COMPARE_FAILED) state.conflicts++;
         else if (outcome !== "ok") {
           state.errors++;
           errors[outcome] = (errors[outcome] ?? 0) + 1;
@@ -173,12 +183,14 @@ async function measure(
     operationsPerSecond: Math.round(state.done * 1000 / Math.max(1, elapsedMs)),
     latency: latency.summary(),
     conflicts: state.conflicts,
+    aborts: state.aborts,
     errors,
   };
 }
 
 /**
- * Sends one request; returns "ok", "conflict", or the error code: the API's code of an error
+ * Sends one request; returns "ok", COMPARE_FAILED (a cas that ran its failure branch), or the
+ * error code (`conflict` for a 409): the API's code of an error
  * answer (read by the contract's apiErrorOf, `bad_response` for one that is not an error body
  * of the API), or `connection_failed`.
  */
@@ -195,7 +207,7 @@ async function send(connection: HttpConnection, request: BenchRequest): Promise<
   if (answer.status >= 200 && answer.status < 300) {
     const isFailedCompare = request.kind === "cas" &&
       (body as Partial<TxnResponse> | null)?.succeeded === false;
-    return isFailedCompare ? "conflict" : "ok";
+    return isFailedCompare ? COMPARE_FAILED : "ok";
   }
   return apiErrorOf({ httpStatus: answer.status, body }).code;
 }

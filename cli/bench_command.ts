@@ -186,7 +186,7 @@ export function formatReport(report: BenchReport): string {
   if (report.workload === "cas" || report.workload === "txn") {
     const percent = 100 * report.conflicts / Math.max(1, report.operations);
     text += `  conflict rate: ${percent.toFixed(1)}% (${report.conflicts} of ${report.operations}` +
-      ` failed a compare or met a conflict)\n`;
+      ` failed a compare or met a conflict; ${report.aborts} aborted with 409 conflict)\n`;
   }
   for (const [code, count] of Object.entries(report.errors)) text += `  error ${code}: ${count}\n`;
   return text;

@@ -48,6 +48,7 @@ interface JsonReport {
   keysPerTxn: number;
   shardsPerTxn: number;
   conflicts: number;
+  aborts: number;
   errors: Record<string, number>;
   latency: { count: number; p50Ms: number; maxMs: number };
 }
@@ -158,8 +159,8 @@ Deno.test("aspen bench --shards-per-txn runs cross-shard transactions on a 4-sha
         deepEqual([report.operations, report.keysPerTxn, report.shardsPerTxn], [60, 2, 2]);
         deepEqual(report.errors, {});
         // Failed compares commit their failure branch; optimistic conflicts are 409s.
-        const committed = workload === "txn" ? 60 - report.conflicts : 60;
-        equal(crossShard, committed, "each operation that got through was cross-shard");
+        equal(report.aborts, workload === "txn" ? report.conflicts : 0);
+        equal(crossShard, 60 - report.aborts, "each operation that got through was cross-shard");
       });
     }
     await t.step("3 keys on 3 shards, with contention between clients", async () => {
@@ -167,7 +168,8 @@ Deno.test("aspen bench --shards-per-txn runs cross-shard transactions on a 4-sha
       const { report, crossShard } = await bench("txn", extra);
       equal(report.operations, 60);
       deepEqual(report.errors, {}, "locks met are conflicts, not errors");
-      equal(crossShard, 60 - report.conflicts);
+      equal(report.aborts, report.conflicts, "an optimistic conflict wrote nothing");
+      equal(crossShard, 60 - report.aborts);
     });
     await t.step("2 keys on 1 shard: multi-key, single-shard", async () => {
       const extra = ["--total=40", "--keys-per-txn=2", "--shards-per-txn=1", "--client-keys"];
@@ -179,7 +181,10 @@ Deno.test("aspen bench --shards-per-txn runs cross-shard transactions on a 4-sha
       const run = await aspen(["bench", "cas", ...flags, "--total=20", "--shards-per-txn=2"]);
       equal(run.code, 0);
       match(run.stdout, /with 1 clients over 1 connections \(2 keys on 2 shards per txn, key 8 B/);
-      match(run.stdout, /conflict rate: [\d.]+% \(\d+ of 20 failed a compare or met a conflict\)/);
+      match(
+        run.stdout,
+        /conflict rate: [\d.]+% \(\d+ of 20 failed a compare or met a conflict; 0 aborted with 409/,
+      );
     });
     await t.step("shapes the cluster or the flags cannot give are usage errors", async () => {
       const cases = [

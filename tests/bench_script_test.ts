@@ -98,6 +98,7 @@ function row(nodes: number, shards: number, id: string, ops: number, p50Ms = 1):
       operationsPerSecond: ops,
       latency: { count: ops * 10, meanMs: p50Ms, p50Ms, p90Ms: 2, p99Ms: 3, maxMs: 9 },
       conflicts: 0,
+      aborts: 0,
       errors: {},
     },
   };
