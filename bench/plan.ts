@@ -26,9 +26,9 @@ export interface RowSpec {
   readonly workload: WorkloadName;
   readonly clients: number;
   readonly serializable: boolean;
-  /** Shards each transaction's keys fall on; a row over more shards than a cluster has is skipped. */
+  /** Shards each transaction's keys fall on; a cluster with fewer shards skips the row. */
   readonly shardsPerTxn: number;
-  /** A key space of its own (a single client learns each key's revision in the warm-up); null: the run's. */
+  /** A key space of its own (one client learns each key's revision in the warm-up), or null. */
   readonly keyspace: number | null;
 }
 

@@ -138,7 +138,7 @@ async function crossShardCommitted(url: string, token: string): Promise<number> 
   return Number(found[1]);
 }
 
-Deno.test("aspen bench --shards-per-txn runs cross-shard transactions on a 4-shard node", async (t) => {
+Deno.test("aspen bench --shards-per-txn runs cross-shard txns on a 4-shard node", async (t) => {
   const { cluster, lines, close } = await launchTestCluster({ nodes: 1, shards: 4 });
   try {
     await cluster.waitForLeaders();
