@@ -124,6 +124,7 @@ async function benchCluster(
     const rows: RowResult[] = [];
     let isPopulated = false;
     for (const spec of options.rows) {
+      if (spec.shardsPerTxn > shape.shards) continue;
       const context = { cluster, shape, endpoints, parameters: options.parameters };
       const result = await benchRow(context, spec, !isPopulated);
       isPopulated ||= spec.workload !== "put";
@@ -171,12 +172,13 @@ async function benchRow(
       workload: spec.workload,
       keySize: parameters.keySize,
       valueSize: parameters.valueSize,
-      keyspace: parameters.keyspace,
+      keyspace: spec.keyspace ?? parameters.keyspace,
       isSequential: false,
       isClientKeys,
       readRatio: 0.5,
       serializable: spec.serializable,
       scanLimit: 100,
+      shardsPerTxn: spec.shardsPerTxn,
     },
     populate: shouldPopulate,
     warmupMs: parameters.warmupSeconds * 1000,

@@ -22,6 +22,7 @@
 export { LATENCY_SAMPLES_MAX, LatencyRecorder, type LatencySummary } from "./latency.ts";
 export {
   type BenchReport,
+  locateKeys,
   POPULATE_KEYS_MAX,
   type Progress,
   runBench,
@@ -29,7 +30,10 @@ export {
 } from "./runner.ts";
 export {
   BENCH_PREFIX,
+  BENCH_TXN_KEYS_MAX,
   type BenchRequest,
+  BenchSetupError,
+  needsKeyShards,
   WorkloadClient,
   type WorkloadName,
   type WorkloadOptions,

@@ -26,7 +26,14 @@ export interface RowSpec {
   readonly workload: WorkloadName;
   readonly clients: number;
   readonly serializable: boolean;
+  /** Shards each transaction's keys fall on; a cluster with fewer shards skips the row. */
+  readonly shardsPerTxn: number;
+  /** A key space of its own (one client learns each key's revision in the warm-up), or null. */
+  readonly keyspace: number | null;
 }
+
+/** The key space of the single-client transaction rows. */
+export const SINGLE_CLIENT_TXN_KEYSPACE = 100;
 
 /** The clients of the many-clients rows (etcd publishes 1 and 1000; 256 fits 2 cores). */
 export const MANY_CLIENTS = 256;
@@ -44,10 +51,28 @@ export const STANDARD_ROWS: readonly RowSpec[] = [
   row(`mixed-${MANY_CLIENTS}`, "mixed, 50% linearizable reads", MANY_CLIENTS, "mixed"),
   row(`cas-${MANY_CLIENTS}`, "cas (txn, 1 compare + put)", MANY_CLIENTS, "cas"),
   row(`txn-${MANY_CLIENTS}`, "txn (optimistic, 1 read + set)", MANY_CLIENTS, "txn"),
+  {
+    ...row("cas-1", `cas, ${SINGLE_CLIENT_TXN_KEYSPACE} keys`, 1, "cas"),
+    keyspace: SINGLE_CLIENT_TXN_KEYSPACE,
+  },
+  {
+    ...row("cas-2sh-1", `cas over 2 shards, ${SINGLE_CLIENT_TXN_KEYSPACE} keys`, 1, "cas"),
+    shardsPerTxn: 2,
+    keyspace: SINGLE_CLIENT_TXN_KEYSPACE,
+  },
+  {
+    ...row(
+      `cas-2sh-${MANY_CLIENTS}`,
+      "cas over 2 shards (2 compares + 2 puts)",
+      MANY_CLIENTS,
+      "cas",
+    ),
+    shardsPerTxn: 2,
+  },
 ];
 
 function row(id: string, title: string, clients: number, workload: WorkloadName): RowSpec {
-  return { id, title, workload, clients, serializable: false };
+  return { id, title, workload, clients, serializable: false, shardsPerTxn: 1, keyspace: null };
 }
 
 /** The fixed parameters of a run. */

@@ -18,6 +18,8 @@ export const TARGETS = {
   putSingleClientP50Ms: 2,
   getOpsPerSecond: 40_000,
   txnOverheadPercent: 5,
+  /** A 2-shard transaction's p50 against a 1-shard one's, 1 client (issue 13). */
+  crossShardP50Ratio: 2,
 } as const;
 
 /** One line for the terminal. */
@@ -139,6 +141,8 @@ function targetsSection(run: RunResult): string[] {
   const putSharded = find(run.rows, four, `put-${MANY_CLIENTS}`);
   const comparison = run.comparisons.find((item) => same(item.cluster, three));
   const ops = (row: RowResult | undefined) => row?.report.operationsPerSecond;
+  const casOne = find(run.rows, four, "cas-1")?.report.latency.p50Ms;
+  const casTwoShards = find(run.rows, four, "cas-2sh-1")?.report.latency.p50Ms;
   const lines = [
     "## Targets (3 nodes, 256-byte values, 256 clients)",
     "",
@@ -171,6 +175,12 @@ function targetsSection(run: RunResult): string[] {
       comparison?.throughputOverheadPercent,
       (v) => v < TARGETS.txnOverheadPercent,
       "%",
+    ),
+    target(
+      `2-shard cas p50 <= ${TARGETS.crossShardP50Ratio}x 1-shard cas, 1 client, 4 shards`,
+      casOne === undefined || casTwoShards === undefined ? undefined : casTwoShards / casOne,
+      (v) => v <= TARGETS.crossShardP50Ratio,
+      "x",
     ),
     "",
   ];

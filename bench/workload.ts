@@ -13,6 +13,13 @@
  * `cas` and `txn` check the modRevision, not the version: a version comes back to 1 when a key
  * is deleted and re-created, a modRevision never repeats (README, HTTP API).
  * - `scan`: a range read of `scanLimit` keys from a random start.
+ * - `read-txn`: a txn of gets only (no compare, nothing written): a read-only transaction.
+ *
+ * `cas`, `txn` and `read-txn` name `keysPerTxn` keys spread over `shardsPerTxn` different
+ * shards (1 and 1 by default): with `shardsPerTxn` > 1 each one is a cross-shard transaction,
+ * and `keysPerTxn` > 1 on one shard is its single-shard baseline with the same payload. The
+ * client learns each key's shard from the server (`keyShards`, see runner.ts locateKeys): the
+ * key-to-shard hash is not part of the API contract.
  *
  * With `isClientKeys`, each client draws from its own slice of the key space, so no two
  * clients touch one key: `cas` and `txn` then measure successful writes, not conflicts (with a
@@ -22,7 +29,7 @@
 import type { ConflictErrorBody, OptimisticTxnResponse, TxnResponse } from "../api/mod.ts";
 
 /** The workloads `aspen bench` knows. */
-export const WORKLOADS = ["put", "get", "mixed", "cas", "txn", "scan"] as const;
+export const WORKLOADS = ["put", "get", "mixed", "cas", "txn", "scan", "read-txn"] as const;
 /** One of {@linkcode WORKLOADS}. */
 export type WorkloadName = typeof WORKLOADS[number];
 
@@ -38,6 +45,25 @@ export interface WorkloadOptions {
   readonly readRatio: number;
   readonly serializable: boolean;
   readonly scanLimit: number;
+  /** Keys in each cas, txn or read-txn (default shardsPerTxn; never fewer). */
+  readonly keysPerTxn?: number;
+  /** Different shards those keys fall on (default 1; at most keysPerTxn). */
+  readonly shardsPerTxn?: number;
+}
+
+/** The most keys in one benchmark transaction (the API allows 128 operations). */
+export const BENCH_TXN_KEYS_MAX = 64;
+
+/** The cluster or the key space cannot run a workload as asked (too few shards or keys). */
+export class BenchSetupError extends Error {
+  override readonly name = "BenchSetupError";
+}
+
+/** Whether a workload needs each key's shard before it starts. */
+export function needsKeyShards(options: WorkloadOptions): boolean {
+  const isTxn = options.workload === "cas" || options.workload === "txn" ||
+    options.workload === "read-txn";
+  return isTxn && ((options.keysPerTxn ?? 1) > 1 || (options.shardsPerTxn ?? 1) > 1);
 }
 
 /** One HTTP call a client makes; the runner sends it and times it. */
@@ -64,8 +90,21 @@ export class WorkloadClient {
   #sequence: number;
   /** The keys this client draws from: [first, first + count). */
   readonly #slice: { readonly first: number; readonly count: number };
+  /** Each key index's shard, when the workload needs it (else null). */
+  readonly #keyShards: readonly number[] | null;
+  /** The keys of this client's slice by shard, for shards with enough keys for one txn. */
+  readonly #shardKeys: readonly (readonly number[])[];
 
-  constructor(options: WorkloadOptions, clientIndex: number, clientCount: number) {
+  /**
+   * `keyShards[i]` is the shard of key `i`; required when {@linkcode needsKeyShards}. Throws
+   * when this client's keys do not fall on enough shards for one transaction.
+   */
+  constructor(
+    options: WorkloadOptions,
+    clientIndex: number,
+    clientCount: number,
+    keyShards: readonly number[] | null = null,
+  ) {
     this.#options = options;
     this.#value = "v".repeat(options.valueSize);
     this.#state = (0x9e3779b9 ^ (clientIndex * 0x85ebca6b)) >>> 0 || 1;
@@ -76,6 +115,35 @@ export class WorkloadClient {
       : options.keyspace;
     // More clients than keys: some clients share their one key.
     this.#slice = { first: Math.min(first, options.keyspace - 1), count: Math.max(1, end - first) };
+    this.#keyShards = keyShards;
+    this.#shardKeys = needsKeyShards(options) ? this.#groupByShard(clientIndex) : [];
+  }
+
+  /** The keys of the slice by shard, keeping shards that can give one txn its share. */
+  #groupByShard(clientIndex: number): number[][] {
+    const { keysPerTxn, shardsPerTxn } = txnShape(this.#options);
+    const keyShards = this.#keyShards;
+    if (keyShards === null) throw new Error("This workload needs each key's shard (keyShards)");
+    const byShard = new Map<number, number[]>();
+    const { first, count } = this.#slice;
+    for (let index = first; index < first + count; index++) {
+      const shard = keyShards[index];
+      if (shard === undefined) throw new Error(`No shard is known for key ${index}`);
+      const keys = byShard.get(shard) ?? [];
+      keys.push(index);
+      byShard.set(shard, keys);
+    }
+    const perShard = Math.ceil(keysPerTxn / shardsPerTxn);
+    const usable = [...byShard.entries()].sort(([a], [b]) => a - b)
+      .map(([, keys]) => keys).filter((keys) => keys.length >= perShard);
+    if (usable.length < shardsPerTxn) {
+      throw new BenchSetupError(
+        `Client ${clientIndex}'s ${count} keys give ${usable.length} shard(s) with ${perShard} ` +
+          `key(s) each; ${keysPerTxn} keys on ${shardsPerTxn} shards need ${shardsPerTxn} ` +
+          "(raise --keyspace, or lower --clients with --client-keys)",
+      );
+    }
+    return usable;
   }
 
   /** The key numbered `index`, padded to the key size. */
@@ -90,6 +158,7 @@ export class WorkloadClient {
   /** The next operation. */
   next(): BenchRequest {
     const options = this.#options;
+    if (this.#shardKeys.length > 0) return this.#multiKey();
     switch (options.workload) {
       case "put":
         return this.#put();
@@ -103,7 +172,138 @@ export class WorkloadClient {
         return this.#optimistic();
       case "scan":
         return this.#scan();
+      case "read-txn":
+        return this.#readTxn([this.#pick()]);
     }
+  }
+
+  /** A cas, txn or read-txn over several keys (on one or several shards). */
+  #multiKey(): BenchRequest {
+    const indexes = this.#pickTxnKeys();
+    switch (this.#options.workload) {
+      case "cas":
+        return this.#multiCas(indexes);
+      case "txn":
+        return this.#multiOptimistic(indexes);
+      default:
+        return this.#readTxn(indexes);
+    }
+  }
+
+  /** `keysPerTxn` distinct keys on `shardsPerTxn` distinct shards, dealt round-robin. */
+  #pickTxnKeys(): number[] {
+    const { keysPerTxn, shardsPerTxn } = txnShape(this.#options);
+    const shards = [...this.#shardKeys];
+    // A partial Fisher-Yates shuffle chooses the shards.
+    for (let i = 0; i < shardsPerTxn; i++) {
+      const j = i + this.#random() % (shards.length - i);
+      [shards[i], shards[j]] = [shards[j]!, shards[i]!];
+    }
+    const picked: number[] = [];
+    for (let k = 0; k < keysPerTxn; k++) {
+      const keys = shards[k % shardsPerTxn]!;
+      let index = keys[this.#random() % keys.length]!;
+      // Each shard has enough keys (checked at construction): step past the taken ones.
+      for (let step = 1; picked.includes(index); step++) {
+        index = keys[(keys.indexOf(index) + 1) % keys.length]!;
+        if (step > keys.length) throw new Error("Too few keys on a shard for one txn");
+      }
+      picked.push(index);
+    }
+    return picked;
+  }
+
+  #multiCas(indexes: readonly number[]): BenchRequest {
+    const keys = indexes.map((index) => this.#keyName(index));
+    return {
+      method: "POST",
+      path: "/v1/txn",
+      body: JSON.stringify({
+        compare: keys.map((key, i) => ({
+          key,
+          target: "modRevision",
+          op: "=",
+          value: this.#modRevisions.get(indexes[i]!) ?? 0,
+        })),
+        success: keys.map((key) => ({ put: { key, value: this.#value } })),
+        failure: keys.map((key) => ({ get: { key } })),
+      }),
+      kind: "cas",
+      onAnswer: (status, body) => {
+        if (status === 200) {
+          const answer = body as Partial<TxnResponse> | null;
+          if (answer?.succeeded === true) this.#learnWritten(indexes, answer);
+          else {
+            indexes.forEach((index, i) => {
+              const result = answer?.results?.[i];
+              if (result?.type === "get") this.#learn(index, result.kv?.modRevision ?? 0);
+            });
+          }
+        }
+        if (status === 409) this.#learnConflict(indexes, body);
+      },
+    };
+  }
+
+  #multiOptimistic(indexes: readonly number[]): BenchRequest {
+    const keys = indexes.map((index) => this.#keyName(index));
+    return {
+      method: "POST",
+      path: "/v1/txn/optimistic",
+      body: JSON.stringify({
+        reads: keys.map((key, i) => ({
+          key,
+          modRevision: this.#modRevisions.get(indexes[i]!) ?? 0,
+        })),
+        writes: keys.map((key) => ({ op: "set", key, value: this.#value })),
+      }),
+      kind: "txn",
+      onAnswer: (status, body) => {
+        if (status === 200) {
+          this.#learnWritten(indexes, body as Partial<OptimisticTxnResponse> | null);
+        }
+        if (status === 409) this.#learnConflict(indexes, body);
+      },
+    };
+  }
+
+  /** A txn of gets only: no compare, so it always takes the success branch and writes nothing. */
+  #readTxn(indexes: readonly number[]): BenchRequest {
+    return {
+      method: "POST",
+      path: "/v1/txn",
+      body: JSON.stringify({
+        compare: [],
+        success: indexes.map((index) => ({ get: { key: this.#keyName(index) } })),
+        failure: [],
+      }),
+      kind: "txn",
+    };
+  }
+
+  /**
+   * A committed write set every key at its shard's revision: `revisions` by shard in a
+   * cross-shard answer, the one `revision` otherwise.
+   */
+  #learnWritten(
+    indexes: readonly number[],
+    answer: Partial<TxnResponse | OptimisticTxnResponse> | null,
+  ): void {
+    for (const index of indexes) {
+      const shard = this.#keyShards?.[index];
+      const revision = shard === undefined ? undefined : answer?.revisions?.[String(shard)];
+      this.#learn(index, revision ?? answer?.revision);
+    }
+  }
+
+  /**
+   * A 409 names one key; a failed read check also says what that key has now (a key locked by
+   * another transaction teaches nothing: the same compare may hold once the lock is gone).
+   */
+  #learnConflict(indexes: readonly number[], body: unknown): void {
+    const error = (body as Partial<ConflictErrorBody> | null)?.error;
+    const index = indexes.find((candidate) => this.#keyName(candidate) === error?.key);
+    if (index !== undefined) this.#learn(index, error?.actualModRevision);
   }
 
   #put(): BenchRequest {
@@ -219,4 +419,10 @@ export class WorkloadClient {
     this.#state = x >>> 0;
     return this.#state;
   }
+}
+
+/** The keys and shards of one transaction, defaults applied. */
+export function txnShape(options: WorkloadOptions): { keysPerTxn: number; shardsPerTxn: number } {
+  const shardsPerTxn = options.shardsPerTxn ?? 1;
+  return { keysPerTxn: Math.max(options.keysPerTxn ?? shardsPerTxn, shardsPerTxn), shardsPerTxn };
 }

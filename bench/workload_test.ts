@@ -4,8 +4,14 @@
  * the request shape of every workload, and how cas and txn learn each key's version from the
  * answers so that their compares keep succeeding.
  */
-import { deepEqual, equal, ok } from "node:assert/strict";
-import { BENCH_PREFIX, WorkloadClient, type WorkloadOptions } from "./workload.ts";
+import { deepEqual, equal, ok, throws } from "node:assert/strict";
+import {
+  BENCH_PREFIX,
+  BenchSetupError,
+  needsKeyShards,
+  WorkloadClient,
+  type WorkloadOptions,
+} from "./workload.ts";
 
 const BASE: WorkloadOptions = {
   workload: "put",
@@ -136,4 +142,106 @@ Deno.test("WorkloadClient txn reads the modRevision it learned from answers", ()
   equal(JSON.parse(third.body!).reads[0].modRevision, 30, "a conflict learns the modRevision");
   third.onAnswer?.(503, { error: { code: "shard_unavailable" } });
   equal(JSON.parse(client.next().body!).reads[0].modRevision, 30, "an error teaches nothing");
+});
+
+/** Key i on shard i % 4: what locateKeys would report for a 4-shard cluster. */
+const FOUR_SHARDS = Array.from({ length: 100 }, (_, index) => index % 4);
+
+function indexOf(key: string): number {
+  return Number(key.slice(BENCH_PREFIX.length));
+}
+
+Deno.test("WorkloadClient puts a txn's keys on --shards-per-txn different shards", () => {
+  const shapes = [
+    { workload: "cas" as const, keysPerTxn: 2, shardsPerTxn: 2 },
+    { workload: "txn" as const, keysPerTxn: 3, shardsPerTxn: 3 },
+    { workload: "read-txn" as const, keysPerTxn: 4, shardsPerTxn: 2 },
+    { workload: "cas" as const, keysPerTxn: 2, shardsPerTxn: 1 },
+  ];
+  for (const shape of shapes) {
+    const options = { ...BASE, ...shape };
+    equal(needsKeyShards(options), true);
+    const client = new WorkloadClient(options, 0, 1, FOUR_SHARDS);
+    const shardsSeen = new Set<number>();
+    for (let i = 0; i < 200; i++) {
+      const body = JSON.parse(client.next().body!);
+      const keys: string[] = shape.workload === "txn"
+        ? body.reads.map((read: { key: string }) => read.key)
+        : shape.workload === "cas"
+        ? body.compare.map((compare: { key: string }) => compare.key)
+        : body.success.map((op: { get: { key: string } }) => op.get.key);
+      equal(keys.length, shape.keysPerTxn, `${JSON.stringify(shape)}: keys per txn`);
+      equal(new Set(keys).size, keys.length, "the keys are distinct");
+      const shards = keys.map((key) => FOUR_SHARDS[indexOf(key)]!);
+      equal(new Set(shards).size, shape.shardsPerTxn, `${JSON.stringify(shape)}: shards`);
+      shards.forEach((shard) => shardsSeen.add(shard));
+    }
+    equal(shardsSeen.size, 4, "every shard takes part over many txns");
+  }
+});
+
+Deno.test("WorkloadClient keeps single-key cas, txn and read-txn as they were", () => {
+  for (const workload of ["cas", "txn", "read-txn"] as const) {
+    equal(needsKeyShards({ ...BASE, workload }), false, `${workload} needs no shard map`);
+  }
+  const read = new WorkloadClient({ ...BASE, workload: "read-txn", keyspace: 1 }, 0, 1).next();
+  equal(read.path, "/v1/txn");
+  deepEqual(JSON.parse(read.body!), {
+    compare: [],
+    success: [{ get: { key: "bench/00" } }],
+    failure: [],
+  });
+});
+
+Deno.test("WorkloadClient learns a cross-shard txn's revision of each key's shard", () => {
+  const options = { ...BASE, workload: "cas" as const, keyspace: 2, shardsPerTxn: 2 };
+  const client = new WorkloadClient(options, 0, 1, [0, 1]);
+  const values = (request: ReturnType<WorkloadClient["next"]>) =>
+    Object.fromEntries(
+      JSON.parse(request.body!).compare.map((c: { key: string; value: number }) => [
+        c.key,
+        c.value,
+      ]),
+    );
+  const first = client.next();
+  deepEqual(values(first), { "bench/00": 0, "bench/01": 0 });
+  first.onAnswer?.(200, { succeeded: true, shard: 0, revision: 7, revisions: { 0: 7, 1: 31 } });
+  const second = client.next();
+  deepEqual(values(second), { "bench/00": 7, "bench/01": 31 }, "each key its shard's revision");
+  const order = JSON.parse(second.body!).compare.map((c: { key: string }) => c.key);
+  const results = order.map((key: string) => ({
+    type: "get",
+    kv: key === "bench/00" ? { modRevision: 9 } : null,
+  }));
+  second.onAnswer?.(200, { succeeded: false, results });
+  deepEqual(values(client.next()), { "bench/00": 9, "bench/01": 0 }, "a failure's gets teach");
+
+  const optimistic = new WorkloadClient({ ...options, workload: "txn" }, 0, 1, [0, 1]);
+  const reads = (request: ReturnType<WorkloadClient["next"]>) =>
+    Object.fromEntries(
+      JSON.parse(request.body!).reads.map((r: { key: string; modRevision: number }) => [
+        r.key,
+        r.modRevision,
+      ]),
+    );
+  const conflicted = optimistic.next();
+  conflicted.onAnswer?.(409, {
+    error: { code: "conflict", key: "bench/01", actualModRevision: 5 },
+  });
+  const locked = optimistic.next();
+  deepEqual(reads(locked), { "bench/00": 0, "bench/01": 5 }, "a conflict teaches its key");
+  locked.onAnswer?.(409, { error: { code: "conflict", key: "bench/00", holder: "2.1.1" } });
+  deepEqual(reads(optimistic.next()), { "bench/00": 0, "bench/01": 5 }, "a lock teaches nothing");
+});
+
+Deno.test("WorkloadClient refuses a key slice that cannot fill a cross-shard txn", () => {
+  const options = { ...BASE, workload: "txn" as const, shardsPerTxn: 2, isClientKeys: true };
+  // Client 0 of 50 owns keys 0 and 1, both on shard 0 here.
+  const oneShard = Array.from({ length: 100 }, (_, index) => Math.floor(index / 4) % 4);
+  throws(() => new WorkloadClient(options, 0, 50, oneShard), BenchSetupError);
+  throws(() => new WorkloadClient(options, 0, 1, null), /needs each key's shard/);
+  // Two keys per shard on 2 shards need 2 keys on each of 2 shards: keys 0..3 give 1 shard.
+  const crowded = { ...options, keysPerTxn: 4, shardsPerTxn: 2 };
+  throws(() => new WorkloadClient(crowded, 0, 25, oneShard), /1 shard\(s\) with 2 key\(s\)/);
+  new WorkloadClient({ ...options, keysPerTxn: 4, shardsPerTxn: 2 }, 0, 1, oneShard);
 });

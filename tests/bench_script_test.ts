@@ -20,7 +20,8 @@ Deno.test("bench/cluster.ts writes the table and the JSON of a run", async () =>
         "--unstable-net",
         `${PROJECT_ROOT}bench/cluster.ts`,
         "--clusters=1x1",
-        "--rows=put-1,get-256",
+        // A 1-shard cluster skips the 2-shard row.
+        "--rows=put-1,get-256,cas-2sh-1",
         "--duration=1",
         "--warmup=0",
         "--rounds=1",
@@ -90,17 +91,25 @@ function row(nodes: number, shards: number, id: string, ops: number, p50Ms = 1):
       keySize: 8,
       valueSize: 256,
       keyspace: 10_000,
+      keysPerTxn: 1,
+      shardsPerTxn: 1,
       elapsedMs: 10_000,
       operations: ops * 10,
       operationsPerSecond: ops,
       latency: { count: ops * 10, meanMs: p50Ms, p50Ms, p90Ms: 2, p99Ms: 3, maxMs: 9 },
       conflicts: 0,
+      aborts: 0,
       errors: {},
     },
   };
 }
 
-function run(putOps: number, shardedPutOps: number, overheadPercent: number): RunResult {
+function run(
+  putOps: number,
+  shardedPutOps: number,
+  overheadPercent: number,
+  crossShardP50Ms = 7,
+): RunResult {
   return {
     startedAt: "2026-01-01T00:00:00.000Z",
     parameters: {
@@ -119,6 +128,9 @@ function run(putOps: number, shardedPutOps: number, overheadPercent: number): Ru
       row(3, 1, "put-256", putOps),
       row(3, 1, "get-256", 41_000),
       row(3, 4, "put-256", shardedPutOps),
+      row(3, 4, "cas-1", 250, 4),
+      row(3, 1, "cas-2sh-1", 1, 100),
+      row(3, 4, "cas-2sh-1", 90, crossShardP50Ms),
     ],
     comparisons: [{
       cluster: { nodes: 3, shards: 1 },
@@ -157,11 +169,13 @@ Deno.test("formatMarkdown judges each target from the right row", async (t) => {
     match(markdown, /linearizable get >= 40,000\/s \| 41,000\/s \| yes/);
     match(markdown, /4 shards put no less than 1 shard \| 1\.00x \| yes/);
     match(markdown, /optimistic txn overhead < 5% vs CAS \| 1\.5% \| yes/);
+    match(markdown, /2-shard cas p50 <= 2x 1-shard cas, 1 client, 4 shards \| 1\.75x \| yes/);
   });
   await t.step("some missed", () => {
-    const markdown = formatMarkdown(MACHINE, run(9_000, 8_000, 7));
+    const markdown = formatMarkdown(MACHINE, run(9_000, 8_000, 7, 12));
     match(markdown, /put >= 15,000\/s on 1 shard \| 9,000\/s \| no/);
     match(markdown, /4 shards put no less than 1 shard \| 0\.89x \| no/);
     match(markdown, /optimistic txn overhead < 5% vs CAS \| 7\.0% \| no/);
+    match(markdown, /2-shard cas p50 <= 2x 1-shard cas, 1 client, 4 shards \| 3\.00x \| no/);
   });
 });
