@@ -6,11 +6,7 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { HTTP_BODY_BYTES_MAX } from "../server/http/mod.ts";
-import {
-  callInProcess,
-  type InProcessNode as Harness,
-  startInProcessNode,
-} from "./_in_process_node.ts";
+import { callInProcess, startInProcessNode } from "./_in_process_node.ts";
 
 const call = callInProcess;
 
