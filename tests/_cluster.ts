@@ -1,8 +1,11 @@
 /**
  * Real clusters of `aspen node` processes for tests, each in a temporary folder of its own.
  */
+import { equal } from "node:assert/strict";
 import { LocalCluster } from "../cli/launcher.ts";
+import type { ReplicaDebugState } from "../server/http/mod.ts";
 import { PROJECT_ROOT } from "./_source_files.ts";
+import { compareReplicas } from "./chaos/verify.ts";
 
 /** How a test starts this checkout's `aspen` (as `deno run`, so no build is needed). */
 export const ASPEN_COMMAND = [
@@ -47,4 +50,35 @@ export async function launchTestCluster(options: {
       await Deno.remove(dir, { recursive: true });
     },
   };
+}
+
+/**
+ * Polls every node's debug state until the replicas of every shard share one applied index and
+ * state hash; a divergence fails at once.
+ *
+ * @throws {Error} naming the shards still apart after `timeoutMs`.
+ */
+export async function waitForConvergence(
+  cluster: LocalCluster,
+  shape: { readonly shards: number; readonly replicasPerShard: number },
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let pending: readonly string[] = [];
+  while (performance.now() < deadline) {
+    const states = new Map<number, readonly ReplicaDebugState[]>();
+    for (const node of cluster.nodes) {
+      const response = await fetch(`${cluster.url(node.id)}/v1/debug/state`, {
+        headers: { authorization: `Bearer ${cluster.record.rootToken}` },
+      });
+      equal(response.status, 200);
+      states.set(node.id, (await response.json() as { shards: ReplicaDebugState[] }).shards);
+    }
+    const comparison = compareReplicas(states, shape);
+    equal(comparison.divergences.length, 0, comparison.divergences.join("; "));
+    if (comparison.isSettled) return;
+    pending = comparison.pending;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`The replicas did not converge: ${pending.join("; ")}`);
 }

@@ -5,33 +5,9 @@
  * error naming the flag, before any request.
  */
 import { deepEqual, equal, match } from "node:assert/strict";
-import type { CliIo } from "../cli/command.ts";
 import { runCli } from "../cli/run_cli.ts";
+import { captureCliIo as io } from "./_cli_io.ts";
 import { launchTestCluster } from "./_cluster.ts";
-
-function io(): { io: CliIo; out: () => string; err: () => string } {
-  let stdout = "";
-  let stderr = "";
-  return {
-    io: {
-      env: {},
-      stdout: (text) => stdout += text,
-      stderr: (text) => stderr += text,
-      readTextFile: (path) => Promise.reject(new Deno.errors.NotFound(path)),
-      readFile: (path) => Promise.reject(new Deno.errors.NotFound(path)),
-      writeFile: () => Promise.reject(new Error("kv watch writes no file")),
-      nowMs: () => Date.now(),
-      monotonicMs: () => performance.now(),
-      shutdown: new AbortController().signal,
-      selfCommand: ["aspen"],
-      randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
-      writeNewFile: () => Promise.resolve(false),
-      versions: { aspen: "test", deno: Deno.version.deno },
-    },
-    out: () => stdout,
-    err: () => stderr,
-  };
-}
 
 Deno.test("kv watch: flag misuse is a usage error naming the flag", async (t) => {
   const cases: [string[], RegExp][] = [

@@ -13,12 +13,11 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { ApiError, AspenClient, type TxnResponse } from "../api/mod.ts";
 import type { LocalCluster } from "../cli/launcher.ts";
-import type { ReplicaDebugState } from "../server/http/mod.ts";
 import { shardForKey } from "../shard/mod.ts";
 import { runCli } from "../cli/run_cli.ts";
 import type { CliIo } from "../cli/command.ts";
-import { launchTestCluster } from "./_cluster.ts";
-import { compareReplicas } from "./chaos/verify.ts";
+import { captureCliIo } from "./_cli_io.ts";
+import { launchTestCluster, waitForConvergence } from "./_cluster.ts";
 
 const SHARDS = 4;
 const NODES = 3;
@@ -115,7 +114,11 @@ Deno.test("cross-shard bank: both txn kinds keep the total through a node kill",
     await checkRecord(cluster, run.txnIds[run.txnIds.length - 1]!);
     await checkNoIntents(cluster);
     await checkMetrics(cluster);
-    await checkConverged(cluster);
+    await waitForConvergence(
+      cluster,
+      { shards: SHARDS, replicasPerShard: NODES },
+      CONVERGE_TIMEOUT_MS,
+    );
     equal(cluster.unexpectedExits.length, 0, JSON.stringify(cluster.unexpectedExits));
   } catch (error) {
     console.error(test.lines.filter((line) => !/"level":"debug"/.test(line)).slice(-80).join("\n"));
@@ -376,21 +379,14 @@ async function checkCliTxn(cluster: LocalCluster): Promise<void> {
 }
 
 function cliIo(cluster: LocalCluster): CliIo {
-  return {
+  return captureCliIo({
     env: { ASPEN_TOKEN: cluster.record.rootToken },
     stdout: () => {},
     stderr: (text) => console.error(text),
     readTextFile: (path) => Deno.readTextFile(path),
     readFile: (path) => Deno.readFile(path),
     writeFile: (path, bytes) => Deno.writeFile(path, bytes),
-    nowMs: Date.now,
-    monotonicMs: () => performance.now(),
-    shutdown: new AbortController().signal,
-    selfCommand: ["aspen"],
-    randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
-    writeNewFile: () => Promise.resolve(false),
-    versions: { aspen: "test", deno: Deno.version.deno },
-  };
+  }).io;
 }
 
 /** The metrics of every node. */
@@ -429,26 +425,4 @@ async function checkMetrics(cluster: LocalCluster): Promise<void> {
   )].reduce((sum, found) => sum + Number(found[1]), 0);
   ok(committed > 0, "aspen_cross_shard_transactions_total counted committed transactions");
   match(pages, /^aspen_cross_shard_commit_seconds_bucket\{[^}]*le="\+Inf"\} [1-9]/m);
-}
-
-/** Polls every node's debug state until the replicas share one applied index and hash. */
-async function checkConverged(cluster: LocalCluster): Promise<void> {
-  const deadline = performance.now() + CONVERGE_TIMEOUT_MS;
-  let pending: readonly string[] = [];
-  while (performance.now() < deadline) {
-    const states = new Map<number, readonly ReplicaDebugState[]>();
-    for (const node of cluster.nodes) {
-      const response = await fetch(`${cluster.url(node.id)}/v1/debug/state`, {
-        headers: { authorization: `Bearer ${cluster.record.rootToken}` },
-      });
-      equal(response.status, 200);
-      states.set(node.id, (await response.json() as { shards: ReplicaDebugState[] }).shards);
-    }
-    const comparison = compareReplicas(states, { shards: SHARDS, replicasPerShard: NODES });
-    equal(comparison.divergences.length, 0, comparison.divergences.join("; "));
-    if (comparison.isSettled) return;
-    pending = comparison.pending;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`The replicas did not converge: ${pending.join("; ")}`);
 }

@@ -8,10 +8,10 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { runCli } from "../cli/run_cli.ts";
-import type { CliIo } from "../cli/command.ts";
 import type { LocalCluster } from "../cli/launcher.ts";
 import { TOKENS_READ_TIMEOUT_MS, TOKENS_REFRESH_MS } from "../server/node/mod.ts";
 import { RUNTIME_TOKENS_MAX } from "../server/runtime_tokens.ts";
+import { captureCliIo } from "./_cli_io.ts";
 import { launchTestCluster } from "./_cluster.ts";
 
 /** The bound a revoke must meet on other nodes (see node/token_registry.ts), with slack. */
@@ -236,23 +236,7 @@ Deno.test("runtime tokens: create, use, list, revoke across nodes; expiry; resta
 
 /** Runs the `aspen` CLI in process. */
 async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const io: CliIo = {
-    env: {},
-    stdout: (text) => stdout += text,
-    stderr: (text) => stderr += text,
-    readTextFile: (path) => Promise.reject(new Deno.errors.NotFound(path)),
-    readFile: (path) => Promise.reject(new Deno.errors.NotFound(path)),
-    writeFile: () => Promise.reject(new Error("the token commands write no file")),
-    nowMs: () => Date.now(),
-    monotonicMs: () => performance.now(),
-    shutdown: new AbortController().signal,
-    selfCommand: ["aspen"],
-    randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
-    writeNewFile: () => Promise.resolve(false),
-    versions: { aspen: "test", deno: Deno.version.deno },
-  };
-  const code = await runCli(argv, io);
-  return { code, stdout, stderr };
+  const run = captureCliIo();
+  const code = await runCli(argv, run.io);
+  return { code, stdout: run.out(), stderr: run.err() };
 }

@@ -10,10 +10,8 @@
  */
 import { equal, ok } from "node:assert/strict";
 import { ApiError, AspenClient } from "../api/mod.ts";
-import type { ReplicaDebugState } from "../server/http/mod.ts";
 import type { LocalCluster } from "../cli/launcher.ts";
-import { launchTestCluster } from "./_cluster.ts";
-import { compareReplicas } from "./chaos/verify.ts";
+import { launchTestCluster, waitForConvergence } from "./_cluster.ts";
 
 /** Concurrent writers, spread over the nodes. */
 const WRITERS = 48;
@@ -55,7 +53,7 @@ Deno.test("transfer-leader under load: nodes stay up, acknowledged writes surviv
     await cluster.waitForLeaders(1, 10_000);
     const stored = await readAll(cluster);
     for (const [key, value] of load.acknowledged) equal(stored.get(key), value, key);
-    await checkConverged(cluster);
+    await waitForConvergence(cluster, { shards: 1, replicasPerShard: 3 }, CONVERGE_TIMEOUT_MS);
     checkAlive(cluster, test.lines);
   } catch (error) {
     console.error(test.lines.slice(-60).join("\n"));
@@ -171,26 +169,4 @@ async function readAll(cluster: LocalCluster): Promise<Map<string, string>> {
     after = result.next;
   }
   throw new Error("Cannot read the written keys: more than 100 pages");
-}
-
-/** Polls every node's debug state until the replicas share one applied index and hash. */
-async function checkConverged(cluster: LocalCluster): Promise<void> {
-  const deadline = performance.now() + CONVERGE_TIMEOUT_MS;
-  let pending: readonly string[] = [];
-  while (performance.now() < deadline) {
-    const states = new Map<number, readonly ReplicaDebugState[]>();
-    for (const node of cluster.nodes) {
-      const response = await fetch(`${cluster.url(node.id)}/v1/debug/state`, {
-        headers: { authorization: `Bearer ${cluster.record.rootToken}` },
-      });
-      equal(response.status, 200);
-      states.set(node.id, (await response.json() as { shards: ReplicaDebugState[] }).shards);
-    }
-    const comparison = compareReplicas(states, { shards: 1, replicasPerShard: 3 });
-    equal(comparison.divergences.length, 0, comparison.divergences.join("; "));
-    if (comparison.isSettled) return;
-    pending = comparison.pending;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`The replicas did not converge: ${pending.join("; ")}`);
 }
