@@ -2,11 +2,12 @@
  * Binary values across the peer channel: on a real cluster of 3 nodes, 3 shards and a
  * replication factor of 2, a value of every byte 0..255 written through a node that hosts no
  * replica of the key's shard (a forwarded proposal) reads back byte for byte through every
- * node (forwarded get and range answers, local reads) and reaches a watch opened on that node
- * (a remote watch stream). Forwarded requests and answers are JSON over the peer channel: a
+ * node (forwarded get and range answers, local reads) and in a watch through that node from the
+ * put's revision (AspenClient.watch over a remote watch stream). Forwarded requests and answers are JSON over the peer channel: a
  * binary value held as lone surrogates must not be turned into U+FFFD on the way.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
+import { AspenClient, type WatchEvent } from "../api/mod.ts";
 import { replicasOf } from "../server/node/mod.ts";
 import { shardForKey } from "../shard/mod.ts";
 import { launchTestCluster } from "./_cluster.ts";
@@ -45,13 +46,8 @@ Deno.test({
         return json;
       };
 
-      const watch = await fetch(
-        `${cluster.url(1)}/v1/watch?key=${encodeURIComponent(key)}`,
-        { headers, signal: watchAbort.signal },
-      );
-      equal(watch.status, 200);
       const path = `/v1/kv/${encodeURIComponent(key)}`;
-      await call(1, "PUT", path, { valueBase64: ALL_BYTES_BASE64 });
+      const put = await call(1, "PUT", path, { valueBase64: ALL_BYTES_BASE64 });
 
       for (const node of [1, 2, 3]) {
         for (const consistency of ["", "&consistency=serializable"]) {
@@ -66,19 +62,21 @@ Deno.test({
         equal(found?.valueBase64, ALL_BYTES_BASE64, `range on n${node}`);
       }
 
-      const reader = watch.body!.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "";
-      const deadline = Date.now() + 10_000;
-      let event: { kv?: { valueBase64?: string } } | null = null;
-      while (event === null && Date.now() < deadline) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += value;
-        const data = /^data: (.*)$/m.exec(buffer)?.[1];
-        if (data !== undefined) event = JSON.parse(data);
+      // Through node 1, which hosts no replica of the shard: a remote watch stream.
+      const client = new AspenClient({ endpoints: [cluster.url(1)], token, timeoutMs: 10_000 });
+      let event: WatchEvent | null = null;
+      for await (
+        const seen of client.watch({ key, fromRevision: put.revision }, watchAbort.signal)
+      ) {
+        event = seen;
+        break;
       }
       ok(event !== null, "the watch on n1 saw the put");
-      equal(event.kv?.valueBase64, ALL_BYTES_BASE64, "the remote watch event keeps the bytes");
+      equal(
+        event.type === "error" ? null : event.kv.valueBase64,
+        ALL_BYTES_BASE64,
+        "the remote watch event keeps the bytes",
+      );
     } catch (error) {
       console.error(lines.slice(-40).join("\n"));
       throw error;
