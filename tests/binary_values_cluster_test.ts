@@ -3,8 +3,9 @@
  * replication factor of 2, a value of every byte 0..255 written through a node that hosts no
  * replica of the key's shard (a forwarded proposal) reads back byte for byte through every
  * node (forwarded get and range answers, local reads) and in a watch through that node from the
- * put's revision (AspenClient.watch over a remote watch stream). Forwarded requests and answers are JSON over the peer channel: a
- * binary value held as lone surrogates must not be turned into U+FFFD on the way.
+ * put's revision (AspenClient.watch over a remote watch stream). Forwarded requests and
+ * answers are JSON over the peer channel: a binary value held as lone surrogates must not be
+ * turned into U+FFFD on the way.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { AspenClient, type WatchEvent } from "../api/mod.ts";
