@@ -14,6 +14,9 @@
  *   --rounds N        cas/txn alternating rounds per cluster (6; 0 skips the comparison)
  *   --round-seconds S seconds of each cas or txn round (3)
  *   --cpu-prof DIR    run every node with --cpu-prof, profiles written to DIR
+ *   --etcd auto|off|PATH  also run the rows etcd can run against an etcd cluster of as many
+ *                     members as each 1-shard cluster has nodes (auto: `etcd` on PATH, and
+ *                     a line saying so when there is none; see etcd.ts)
  *   --out PREFIX      output files PREFIX.md and PREFIX.json (default <root>/BENCHMARKS);
  *                     "-" prints the table only
  *   --render FILE     measure nothing: rewrite PREFIX.md from the JSON of an earlier run and
@@ -23,11 +26,13 @@ import { parseArgs } from "node:util";
 import { LocalCluster } from "../cli/mod.ts";
 import { type BenchReport, runBench } from "./runner.ts";
 import { cpuTimeMs, type MachineInfo, machineInfo } from "./machine.ts";
+import { etcdVersion, findEtcd, launchEtcd } from "./etcd.ts";
 import {
   type CasTxnComparison,
   clusterName,
   type ClusterShape,
   type CpuUse,
+  isEtcdRow,
   type RowResult,
   type RowSpec,
   type RunParameters,
@@ -50,6 +55,8 @@ interface ScriptOptions {
   readonly clusters: readonly ClusterShape[];
   readonly rows: readonly RowSpec[];
   readonly cpuProfileDir: string | null;
+  /** "auto" (etcd on PATH if any), "off", or the etcd binary's path. */
+  readonly etcd: string;
   readonly out: string | null;
   /** A JSON file of an earlier run to render instead of measuring. */
   readonly render: string | null;
@@ -73,7 +80,15 @@ async function main(argv: string[]): Promise<void> {
     rows.push(...measured.rows);
     if (measured.comparison !== null) comparisons.push(measured.comparison);
   }
-  const result = { startedAt, parameters: options.parameters, rows, comparisons };
+  const etcd = await benchEtcdClusters(options);
+  rows.push(...etcd.rows);
+  const result = {
+    startedAt,
+    parameters: options.parameters,
+    rows,
+    comparisons,
+    etcdVersion: etcd.version,
+  };
   if (options.out === null) return;
   await Deno.writeTextFile(`${options.out}.md`, formatMarkdown(machine, result, await readNotes()));
   await Deno.writeTextFile(
@@ -121,20 +136,15 @@ async function benchCluster(
     await cluster.waitForLeaders();
     const endpoints = await chooseEndpoints(cluster, options.parameters.endpoints);
     print(`\n${clusterName(shape)} (endpoints ${endpoints.join(" ")})\n`);
-    const rows: RowResult[] = [];
-    let isPopulated = false;
-    for (const spec of options.rows) {
-      if (spec.shardsPerTxn > shape.shards) continue;
-      const context = { cluster, shape, endpoints, parameters: options.parameters };
-      const result = await benchRow(context, spec, !isPopulated);
-      isPopulated ||= spec.workload !== "put";
-      rows.push(result);
-      print(formatRow(result) + "\n");
-      await sleep(SETTLE_MS);
-    }
-    const comparison = options.parameters.casTxnRounds === 0
-      ? null
-      : await compareCasTxn({ cluster, shape, endpoints, parameters: options.parameters });
+    const context: RowContext = {
+      pids: () => cluster.nodes.map((node) => node.pid),
+      token: cluster.record.rootToken,
+      shape,
+      endpoints,
+      parameters: options.parameters,
+    };
+    const rows = await benchRows(context, options.rows);
+    const comparison = options.parameters.casTxnRounds === 0 ? null : await compareCasTxn(context);
     return { rows, comparison };
   } finally {
     await cluster.stop();
@@ -142,11 +152,79 @@ async function benchCluster(
   }
 }
 
+/** Runs `specs` in order on one cluster, skipping rows that need more shards than it has. */
+async function benchRows(context: RowContext, specs: readonly RowSpec[]): Promise<RowResult[]> {
+  const rows: RowResult[] = [];
+  let isPopulated = false;
+  for (const spec of specs) {
+    if (spec.shardsPerTxn > context.shape.shards) continue;
+    const result = await benchRow(context, spec, !isPopulated);
+    isPopulated ||= spec.workload !== "put";
+    rows.push(result);
+    print(formatRow(result) + "\n");
+    await sleep(SETTLE_MS);
+  }
+  return rows;
+}
+
+/**
+ * The rows etcd can run, against an etcd cluster of as many members as each 1-shard Aspen
+ * cluster of the run has nodes; nothing when `--etcd off` or when there is no etcd binary.
+ */
+async function benchEtcdClusters(
+  options: ScriptOptions,
+): Promise<{ rows: RowResult[]; version: string | null }> {
+  if (options.etcd === "off") return { rows: [], version: null };
+  const binary = await findEtcd(options.etcd === "auto" ? null : options.etcd);
+  if (binary === null) {
+    print(
+      `\netcd: ${options.etcd === "auto" ? "no etcd on PATH" : `no etcd at ${options.etcd}`}` +
+        "; no etcd rows (on Debian: apt-get install etcd-server)\n",
+    );
+    return { rows: [], version: null };
+  }
+  const version = await etcdVersion(binary);
+  const memberCounts = [
+    ...new Set(options.clusters.filter((shape) => shape.shards === 1).map((s) => s.nodes)),
+  ];
+  const rows: RowResult[] = [];
+  for (const members of memberCounts) {
+    const dir = await Deno.makeTempDir({ prefix: "aspen-bench-etcd-" });
+    const etcd = await launchEtcd({
+      binary,
+      dir,
+      members,
+      onLine: (id, line) => console.error(`etcd${id} | ${line}`),
+    });
+    try {
+      const shape: ClusterShape = { nodes: members, shards: 1, system: "etcd" };
+      print(`\n${clusterName(shape)} ${version} (endpoints ${etcd.urls.join(" ")})\n`);
+      const context = {
+        pids: () => [...etcd.pids],
+        token: null,
+        shape,
+        endpoints: options.parameters.endpoints === "all" ? etcd.urls : etcd.urls.slice(0, 1),
+        parameters: options.parameters,
+        api: "etcd" as const,
+      };
+      rows.push(...await benchRows(context, options.rows.filter(isEtcdRow)));
+    } finally {
+      await etcd.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+  return { rows, version };
+}
+
 interface RowContext {
-  readonly cluster: LocalCluster;
+  /** The process ids of the cluster's nodes (their CPU is measured). */
+  readonly pids: () => readonly (number | null)[];
+  readonly token: string | null;
   readonly shape: ClusterShape;
   readonly endpoints: readonly string[];
   readonly parameters: RunParameters;
+  /** The API of the endpoints (default Aspen's). */
+  readonly api?: "etcd";
 }
 
 async function benchRow(
@@ -156,19 +234,19 @@ async function benchRow(
   seconds = context.parameters.durationSeconds,
   isClientKeys = false,
 ): Promise<RowResult> {
-  const { cluster, parameters } = context;
-  const pids = () => cluster.nodes.map((node) => node.pid);
+  const { parameters, pids } = context;
   let before: (number | null)[] = [];
   let startedAt = 0;
   const loadAverage = Deno.loadavg()[0] ?? 0;
   const report = await runBench({
     endpoints: context.endpoints,
-    token: cluster.record.rootToken,
+    token: context.token,
     clients: spec.clients,
     conns: Math.min(spec.clients, parameters.connsMax),
     durationMs: seconds * 1000,
     total: null,
     workload: {
+      ...(context.api === undefined ? {} : { api: context.api }),
       workload: spec.workload,
       keySize: parameters.keySize,
       valueSize: parameters.valueSize,
@@ -293,6 +371,7 @@ function parseOptions(argv: string[]): ScriptOptions {
       rounds: { type: "string", default: "6" },
       "round-seconds": { type: "string", default: "3" },
       "cpu-prof": { type: "string" },
+      etcd: { type: "string", default: "auto" },
       out: { type: "string", default: `${ROOT}BENCHMARKS` },
       render: { type: "string" },
     },
@@ -319,6 +398,7 @@ function parseOptions(argv: string[]): ScriptOptions {
     clusters: values.clusters.split(",").map(parseShape),
     rows,
     cpuProfileDir: values["cpu-prof"] ?? null,
+    etcd: values.etcd,
     out: values.out === "-" ? null : values.out,
     render: values.render ?? null,
   };

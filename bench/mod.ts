@@ -5,7 +5,9 @@
  * pipelined HTTP/1.1 client (http_connection.ts) and latency recording (latency.ts). Beside it,
  * `deno task bench:cluster` (cluster.ts, a script) starts local clusters with cli/'s launcher,
  * runs the standard workloads of plan.ts with this runner, and writes BENCHMARKS.md and
- * BENCHMARKS.json (report.ts, machine.ts; NOTES.md is the analysis it quotes).
+ * BENCHMARKS.json (report.ts, machine.ts; NOTES.md is the analysis it quotes), with an etcd
+ * cluster beside Aspen's when etcd is installed (etcd.ts; the workloads speak etcd's JSON
+ * gateway through etcd_requests.ts).
  *
  * Allowed dependencies: the web platform, Deno's TCP API and the client contract (api/mod.ts,
  * a leaf: answers are read with its types and error codes); nothing else of ours, so that cli/

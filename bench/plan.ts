@@ -10,6 +10,8 @@ import type { WorkloadName } from "./workload.ts";
 export interface ClusterShape {
   readonly nodes: number;
   readonly shards: number;
+  /** Set for the etcd cluster measured beside Aspen's (nodes = members, shards = 1). */
+  readonly system?: "etcd";
 }
 
 /** The clusters of the standard run. */
@@ -37,6 +39,11 @@ export const SINGLE_CLIENT_TXN_KEYSPACE = 100;
 
 /** The clients of the many-clients rows (etcd publishes 1 and 1000; 256 fits 2 cores). */
 export const MANY_CLIENTS = 256;
+
+/** Whether etcd can run a row: it has no optimistic transaction and one Raft group. */
+export function isEtcdRow(spec: RowSpec): boolean {
+  return spec.workload !== "txn" && spec.shardsPerTxn === 1;
+}
 
 /** The standard rows, in the order they run. */
 export const STANDARD_ROWS: readonly RowSpec[] = [
@@ -134,10 +141,13 @@ export interface RunResult {
   readonly parameters: RunParameters;
   readonly rows: readonly RowResult[];
   readonly comparisons: readonly CasTxnComparison[];
+  /** The etcd version of the etcd rows; null when etcd was not found (absent in older runs). */
+  readonly etcdVersion?: string | null;
 }
 
-/** "3 nodes / 4 shards". */
+/** "3 nodes / 4 shards", or "etcd, 3 members". */
 export function clusterName(shape: ClusterShape): string {
   const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? "" : "s"}`;
+  if (shape.system === "etcd") return `etcd, ${plural(shape.nodes, "member")}`;
   return `${plural(shape.nodes, "node")} / ${plural(shape.shards, "shard")}`;
 }

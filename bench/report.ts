@@ -3,6 +3,7 @@
  * (machine, commit, parameters, the table, the CAS/txn comparison and the targets) at the end.
  */
 import type { MachineInfo } from "./machine.ts";
+import type { BenchReport } from "./runner.ts";
 import {
   type CasTxnComparison,
   clusterName,
@@ -20,6 +21,8 @@ export const TARGETS = {
   txnOverheadPercent: 5,
   /** A 2-shard transaction's p50 against a 1-shard one's, 1 client (issue 13). */
   crossShardP50Ratio: 2,
+  /** Issue 16: 3 nodes / 1 shard against 3 etcd members, same client, same run. */
+  versusEtcd: { put: 2, get: 6, putOneClient: 1, getOneClient: 1 },
 } as const;
 
 /** One line for the terminal. */
@@ -75,6 +78,7 @@ export function formatMarkdown(machine: MachineInfo, run: RunResult, notes = "")
     resultsTable(run.rows),
     "",
     ...casTxnSection(run.comparisons, p.casTxnRounds, p.casTxnRoundSeconds),
+    ...etcdSection(run),
     ...targetsSection(run),
     notes.trim() === "" ? "" : notes.trim() + "\n",
   ].join("\n");
@@ -182,9 +186,54 @@ function targetsSection(run: RunResult): string[] {
       (v) => v <= TARGETS.crossShardP50Ratio,
       "x",
     ),
+    ...(run.etcdVersion === undefined || run.etcdVersion === null ? [] : etcdTargets(run)),
     "",
   ];
   return lines;
+}
+
+/** Issue 16's targets: Aspen's 3 nodes / 1 shard against 3 etcd members. */
+function etcdTargets(run: RunResult): string[] {
+  const three = { nodes: 3, shards: 1 };
+  const etcd = { nodes: 3, shards: 1, system: "etcd" as const };
+  const versus = (id: string, of: (report: BenchReport) => number) => {
+    const a = find(run.rows, three, id)?.report;
+    const e = find(run.rows, etcd, id)?.report;
+    return a === undefined || e === undefined || of(e) === 0 ? undefined : of(a) / of(e);
+  };
+  const ops = (report: BenchReport) => report.operationsPerSecond;
+  const p50 = (report: BenchReport) => report.latency.p50Ms;
+  const goals = TARGETS.versusEtcd;
+  return [
+    target(
+      `put, ${MANY_CLIENTS} clients, >= ${goals.put}x etcd's`,
+      versus(
+        `put-${MANY_CLIENTS}`,
+        ops,
+      ),
+      (v) => v >= goals.put,
+      "x",
+    ),
+    target(
+      `linearizable get, ${MANY_CLIENTS} clients, >= ${goals.get}x etcd's`,
+      versus(`get-${MANY_CLIENTS}`, ops),
+      (v) => v >= goals.get,
+      "x",
+    ),
+    target(
+      `single-client put >= ${goals.putOneClient}x etcd's`,
+      versus("put-1", ops),
+      (v) => v >= goals.putOneClient,
+      "x",
+    ),
+    target("single-client put p50 no higher than etcd's", versus("put-1", p50), (v) => v <= 1, "x"),
+    target(
+      `single-client linearizable get >= ${goals.getOneClient}x etcd's`,
+      versus("get-1", ops),
+      (v) => v >= goals.getOneClient,
+      "x",
+    ),
+  ];
 }
 
 function target(
@@ -203,7 +252,53 @@ function find(rows: readonly RowResult[], shape: ClusterShape, id: string): RowR
 }
 
 function same(a: ClusterShape, b: ClusterShape): boolean {
-  return a.nodes === b.nodes && a.shards === b.shards;
+  return a.nodes === b.nodes && a.shards === b.shards && a.system === b.system;
+}
+
+/** Each etcd row beside the same row of the Aspen cluster with as many nodes and 1 shard. */
+function etcdPairs(run: RunResult): { aspen: RowResult; etcd: RowResult }[] {
+  return run.rows.filter((row) => row.cluster.system === "etcd").flatMap((etcd) => {
+    const aspen = find(run.rows, { nodes: etcd.cluster.nodes, shards: 1 }, etcd.id);
+    return aspen === undefined ? [] : [{ aspen, etcd }];
+  });
+}
+
+function etcdSection(run: RunResult): string[] {
+  if (run.etcdVersion === undefined) return [];
+  if (run.etcdVersion === null) {
+    return ["## Against etcd", "", "Not measured: there was no etcd binary on this machine.", ""];
+  }
+  const lines = [
+    "## Against etcd",
+    "",
+    `etcd ${run.etcdVersion} ran on the same machine in the same run, with the same client and ` +
+    "parameters, through its JSON gateway (`/v3/kv/put`, `/v3/kv/range`, `/v3/kv/txn`; " +
+    "bench/etcd_requests.ts), with its default settings (fsync on every WAL write), its " +
+    "members on loopback like Aspen's nodes. Each etcd row stands beside the Aspen row of the " +
+    "cluster with as many nodes and one shard. Ratios above 1 favour Aspen (for p50: etcd's " +
+    "latency over Aspen's).",
+    "",
+    "| Aspen cluster | workload | clients | Aspen ops/s | etcd ops/s | ops/s ratio | " +
+    "Aspen p50 ms | etcd p50 ms | p50 ratio | node CPU us/op Aspen / etcd |",
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+  ];
+  for (const { aspen, etcd } of etcdPairs(run)) {
+    const a = aspen.report;
+    const e = etcd.report;
+    lines.push(
+      `| ${clusterName(aspen.cluster)} | ${aspen.title} | ${a.clients} | ` +
+        `${a.operationsPerSecond.toLocaleString("en")} | ` +
+        `${e.operationsPerSecond.toLocaleString("en")} | ` +
+        `${ratio(a.operationsPerSecond, e.operationsPerSecond)} | ${ms(a.latency.p50Ms)} | ` +
+        `${ms(e.latency.p50Ms)} | ${ratio(e.latency.p50Ms, a.latency.p50Ms)} | ` +
+        `${aspen.cpu.nodesUsPerOp ?? "?"} / ${etcd.cpu.nodesUsPerOp ?? "?"} |`,
+    );
+  }
+  return [...lines, ""];
+}
+
+function ratio(numerator: number, denominator: number): string {
+  return denominator > 0 ? `${(numerator / denominator).toFixed(2)}x` : "?";
 }
 
 function ms(value: number): string {

@@ -11,6 +11,7 @@ import {
   type BenchRequest,
   BenchSetupError,
   needsKeyShards,
+  populateRequest,
   txnShape,
   WorkloadClient,
   type WorkloadOptions,
@@ -206,9 +207,11 @@ async function send(connection: HttpConnection, request: BenchRequest): Promise<
   request.onAnswer?.(answer.status, body);
   if (answer.status >= 200 && answer.status < 300) {
     const isFailedCompare = request.kind === "cas" &&
-      (body as Partial<TxnResponse> | null)?.succeeded === false;
+      (request.isFailedCompare?.(body) ??
+        (body as Partial<TxnResponse> | null)?.succeeded === false);
     return isFailedCompare ? COMPARE_FAILED : "ok";
   }
+  if (request.errorOf !== undefined) return request.errorOf(answer.status, body);
   return apiErrorOf({ httpStatus: answer.status, body }).code;
 }
 
@@ -229,24 +232,17 @@ function parseBody(text: string): unknown {
 /** Writes the key space once so that reads find keys (not timed); retries transient errors. */
 async function populate(options: RunOptions, connections: HttpConnection[]): Promise<void> {
   const count = Math.min(options.workload.keyspace, POPULATE_KEYS_MAX);
-  const value = JSON.stringify({ value: "v".repeat(options.workload.valueSize) });
   let next = 0;
   const writers = Math.min(options.clients, SETUP_CONCURRENCY_MAX);
   await Promise.all(Array.from({ length: writers }, async (_, index) => {
     const connection = connections[index % connections.length]!;
     for (let key = next++; key < count; key = next++) {
-      const name = WorkloadClient.key(key, options.workload.keySize);
-      const request: BenchRequest = {
-        method: "PUT",
-        path: `/v1/kv/${encodeURIComponent(name)}`,
-        body: value,
-        kind: "put",
-      };
+      const request = populateRequest(options.workload, key);
       let outcome = "";
       for (let attempt = 0; attempt < POPULATE_ATTEMPTS_MAX && outcome !== "ok"; attempt++) {
         outcome = await send(connection, request);
       }
-      if (outcome !== "ok") throw new Error(`Cannot populate key ${name}: ${outcome}`);
+      if (outcome !== "ok") throw new Error(`Cannot populate key ${key}: ${outcome}`);
     }
   }));
 }
@@ -262,6 +258,11 @@ export async function locateKeys(
   connections: readonly HttpConnection[],
 ): Promise<number[]> {
   const { shardsPerTxn } = txnShape(options.workload);
+  if (options.workload.api === "etcd") {
+    // etcd is one Raft group: every key is on its one "shard".
+    if (shardsPerTxn > 1) throw new BenchSetupError("etcd has one shard, not " + shardsPerTxn);
+    return new Array<number>(options.workload.keyspace).fill(0);
+  }
   const statusAnswer = await connections[0]!.request("GET", "/v1/cluster/status", null);
   const status = parseBody(statusAnswer.body) as
     | { shardMap?: { numShards?: unknown } }

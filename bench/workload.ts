@@ -27,15 +27,31 @@
  * own answers).
  */
 import type { ConflictErrorBody, OptimisticTxnResponse, TxnResponse } from "../api/mod.ts";
+import {
+  base64,
+  type EtcdCall,
+  etcdCas,
+  etcdCasOutcome,
+  etcdErrorOf,
+  etcdGet,
+  etcdPut,
+  etcdReadTxn,
+  etcdScan,
+} from "./etcd_requests.ts";
 
 /** The workloads `aspen bench` knows. */
 export const WORKLOADS = ["put", "get", "mixed", "cas", "txn", "scan", "read-txn"] as const;
 /** One of {@linkcode WORKLOADS}. */
 export type WorkloadName = typeof WORKLOADS[number];
 
+/** The API a run speaks: Aspen's, or etcd 3.4's JSON gateway (etcd_requests.ts). */
+export type BenchApi = "aspen" | "etcd";
+
 /** The shape of a run. */
 export interface WorkloadOptions {
   readonly workload: WorkloadName;
+  /** The API of the endpoints (default Aspen's). */
+  readonly api?: BenchApi;
   readonly keySize: number;
   readonly valueSize: number;
   readonly keyspace: number;
@@ -75,6 +91,10 @@ export interface BenchRequest {
   readonly kind: "put" | "get" | "cas" | "txn" | "scan";
   /** Learns from the answer (CAS and txn track each key's modRevision). */
   readonly onAnswer?: (status: number, body: unknown) => void;
+  /** Whether a 2xx answer of a cas ran its failure branch (absent: Aspen's `succeeded`). */
+  readonly isFailedCompare?: (body: unknown) => boolean;
+  /** The error code of a non-2xx answer (absent: Aspen's, by the API contract). */
+  readonly errorOf?: (status: number, body: unknown) => string;
 }
 
 /** The key prefix every benchmark key starts with. */
@@ -84,6 +104,8 @@ export const BENCH_PREFIX = "bench/";
 export class WorkloadClient {
   readonly #options: WorkloadOptions;
   readonly #value: string;
+  /** The value in base64, for etcd's gateway; null when speaking Aspen's API. */
+  readonly #valueBase64: string | null;
   /** The modRevision this client last learned for each key index; absent means 0. */
   readonly #modRevisions = new Map<number, number>();
   #state: number;
@@ -107,6 +129,10 @@ export class WorkloadClient {
   ) {
     this.#options = options;
     this.#value = "v".repeat(options.valueSize);
+    this.#valueBase64 = options.api === "etcd" ? base64(this.#value) : null;
+    if (options.api === "etcd" && options.workload === "txn") {
+      throw new BenchSetupError("etcd has no optimistic transaction: the txn workload is Aspen's");
+    }
     this.#state = (0x9e3779b9 ^ (clientIndex * 0x85ebca6b)) >>> 0 || 1;
     this.#sequence = Math.floor(options.keyspace * clientIndex / clientCount);
     const first = options.isClientKeys ? this.#sequence : 0;
@@ -214,6 +240,7 @@ export class WorkloadClient {
   }
 
   #multiCas(indexes: readonly number[]): BenchRequest {
+    if (this.#valueBase64 !== null) return this.#etcdCas(indexes);
     const keys = indexes.map((index) => this.#keyName(index));
     return {
       method: "POST",
@@ -269,6 +296,9 @@ export class WorkloadClient {
 
   /** A txn of gets only: no compare, so it always takes the success branch and writes nothing. */
   #readTxn(indexes: readonly number[]): BenchRequest {
+    if (this.#valueBase64 !== null) {
+      return this.#etcd(etcdReadTxn(indexes.map((index) => this.#keyName(index))), "txn");
+    }
     return {
       method: "POST",
       path: "/v1/txn",
@@ -308,6 +338,7 @@ export class WorkloadClient {
 
   #put(): BenchRequest {
     const key = this.#keyName(this.#pick());
+    if (this.#valueBase64 !== null) return this.#etcd(etcdPut(key, this.#valueBase64), "put");
     return {
       method: "PUT",
       path: `/v1/kv/${encodeURIComponent(key)}`,
@@ -318,6 +349,9 @@ export class WorkloadClient {
 
   #get(): BenchRequest {
     const key = this.#keyName(this.#pick());
+    if (this.#valueBase64 !== null) {
+      return this.#etcd(etcdGet(key, this.#options.serializable), "get");
+    }
     const query = this.#options.serializable ? "?consistency=serializable" : "";
     return {
       method: "GET",
@@ -329,6 +363,7 @@ export class WorkloadClient {
 
   #cas(): BenchRequest {
     const index = this.#pick();
+    if (this.#valueBase64 !== null) return this.#etcdCas([index]);
     const key = this.#keyName(index);
     const modRevision = this.#modRevisions.get(index) ?? 0;
     return {
@@ -381,6 +416,9 @@ export class WorkloadClient {
   #scan(): BenchRequest {
     const start = this.#keyName(this.#pick());
     const limit = this.#options.scanLimit;
+    if (this.#valueBase64 !== null) {
+      return this.#etcd(etcdScan(start, BENCH_PREFIX + "~", limit), "scan");
+    }
     return {
       method: "GET",
       path: `/v1/kv?start=${encodeURIComponent(start)}&end=${
@@ -393,6 +431,28 @@ export class WorkloadClient {
 
   #valueBody(): string {
     return `{"value":"${this.#value}"}`;
+  }
+
+  /** An operation in etcd's dialect, whose errors read as etcd's. */
+  #etcd(call: EtcdCall, kind: BenchRequest["kind"]): BenchRequest {
+    return { ...call, kind, errorOf: etcdErrorOf };
+  }
+
+  /** A cas of `indexes` in etcd's dialect; learns each key's mod_revision from the answer. */
+  #etcdCas(indexes: readonly number[]): BenchRequest {
+    const keys = indexes.map((index) => ({
+      key: this.#keyName(index),
+      modRevision: this.#modRevisions.get(index) ?? 0,
+    }));
+    return {
+      ...this.#etcd(etcdCas(keys, this.#valueBase64!), "cas"),
+      onAnswer: (status, body) => {
+        if (status !== 200) return;
+        const { modRevisions } = etcdCasOutcome(body, indexes.length);
+        indexes.forEach((index, i) => this.#learn(index, modRevisions[i] ?? undefined));
+      },
+      isFailedCompare: (body) => !etcdCasOutcome(body, 0).succeeded,
+    };
   }
 
   #keyName(index: number): string {
@@ -419,6 +479,21 @@ export class WorkloadClient {
     this.#state = x >>> 0;
     return this.#state;
   }
+}
+
+/** The put that writes key `index` before a read workload, in the run's API. */
+export function populateRequest(options: WorkloadOptions, index: number): BenchRequest {
+  const key = WorkloadClient.key(index, options.keySize);
+  const value = "v".repeat(options.valueSize);
+  if (options.api === "etcd") {
+    return { ...etcdPut(key, base64(value)), kind: "put", errorOf: etcdErrorOf };
+  }
+  return {
+    method: "PUT",
+    path: `/v1/kv/${encodeURIComponent(key)}`,
+    body: JSON.stringify({ value }),
+    kind: "put",
+  };
 }
 
 /** The keys and shards of one transaction, defaults applied. */

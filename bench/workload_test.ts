@@ -245,3 +245,63 @@ Deno.test("WorkloadClient refuses a key slice that cannot fill a cross-shard txn
   throws(() => new WorkloadClient(crowded, 0, 25, oneShard), /1 shard\(s\) with 2 key\(s\)/);
   new WorkloadClient({ ...options, keysPerTxn: 4, shardsPerTxn: 2 }, 0, 1, oneShard);
 });
+
+const ETCD: WorkloadOptions = { ...BASE, api: "etcd" };
+const json = (request: ReturnType<WorkloadClient["next"]>) => JSON.parse(request.body!);
+
+Deno.test("WorkloadClient speaks etcd's JSON gateway: put, get, scan, read-only txn", () => {
+  const put = new WorkloadClient({ ...ETCD, keyspace: 1 }, 0, 1).next();
+  deepEqual([put.method, put.path], ["POST", "/v3/kv/put"]);
+  deepEqual(json(put), { key: btoa("bench/00"), value: btoa("vvvv") });
+  const get = new WorkloadClient({ ...ETCD, workload: "get", keyspace: 1 }, 0, 1).next();
+  deepEqual([get.path, json(get)], ["/v3/kv/range", { key: btoa("bench/00") }]);
+  const serializable = new WorkloadClient(
+    { ...ETCD, workload: "get", keyspace: 1, serializable: true },
+    0,
+    1,
+  ).next();
+  equal(json(serializable).serializable, true);
+  const scan = json(new WorkloadClient({ ...ETCD, workload: "scan" }, 0, 1).next());
+  ok(atob(scan.key).startsWith(BENCH_PREFIX));
+  deepEqual([atob(scan.range_end), scan.limit], [`${BENCH_PREFIX}~`, "10"]);
+  const read = new WorkloadClient({ ...ETCD, workload: "read-txn", keyspace: 1 }, 0, 1).next();
+  deepEqual([read.path, json(read).success], ["/v3/kv/txn", [{
+    request_range: { key: btoa("bench/00") },
+  }]]);
+  // etcd's error answers keep etcd's gRPC code.
+  equal(put.errorOf?.(429, { error: "too many requests", code: 8 }), "etcd_8");
+  equal(put.errorOf?.(502, null), "http_502");
+});
+
+Deno.test("WorkloadClient etcd cas compares the mod_revision it learned from answers", () => {
+  const client = new WorkloadClient({ ...ETCD, workload: "cas", keyspace: 1 }, 0, 1);
+  const first = client.next();
+  equal(first.path, "/v3/kv/txn");
+  deepEqual(json(first).compare, [{
+    key: btoa("bench/00"),
+    target: "MOD",
+    result: "EQUAL",
+    mod_revision: "0",
+  }]);
+  deepEqual(json(first).success, [{ request_put: { key: btoa("bench/00"), value: btoa("vvvv") } }]);
+  const success = { header: { revision: "17" }, succeeded: true, responses: [] };
+  equal(first.isFailedCompare?.(success), false);
+  first.onAnswer?.(200, success);
+  const second = client.next();
+  equal(json(second).compare[0].mod_revision, "17", "a success learns the header's revision");
+  // The gateway leaves `succeeded` out when it is false.
+  const failure = {
+    header: { revision: "40" },
+    responses: [{ response_range: { kvs: [{ mod_revision: "33" }] } }],
+  };
+  equal(second.isFailedCompare?.(failure), true);
+  second.onAnswer?.(200, failure);
+  const third = client.next();
+  equal(json(third).compare[0].mod_revision, "33", "a failed compare learns the key's");
+  third.onAnswer?.(200, { header: { revision: "41" }, responses: [{ response_range: {} }] });
+  equal(json(client.next()).compare[0].mod_revision, "0", "an absent key is expected absent");
+});
+
+Deno.test("WorkloadClient refuses the optimistic txn workload against etcd", () => {
+  throws(() => new WorkloadClient({ ...ETCD, workload: "txn" }, 0, 1), BenchSetupError);
+});

@@ -73,6 +73,13 @@ export const BENCH_COMMAND: Command = {
       help: "cas, txn, read-txn: keys in each transaction, dealt over its shards",
       defaultText: "--shards-per-txn",
     },
+    api: {
+      type: "string",
+      valueName: "aspen|etcd",
+      help: "etcd: the --endpoints are etcd 3.4+ members (its JSON gateway), to compare with the " +
+        "same client; no token is sent, and txn is refused",
+      defaultText: "aspen",
+    },
     "scan-limit": {
       type: "string",
       valueName: "N",
@@ -100,18 +107,23 @@ async function runBenchCommand(args: ParsedArgs, io: CliIo): Promise<number> {
       `flag --consistency is "${consistency}"; expected linearizable or serializable`,
     );
   }
+  const api = (args.values.api as string | undefined) ?? "aspen";
+  if (api !== "aspen" && api !== "etcd") {
+    throw new UsageError(`flag --api is "${api}"; expected aspen or etcd`);
+  }
   const txnShape = parseTxnShape(args, workload);
   const { endpoints, token } = await clientEndpoints(args, io);
   const total = integerFlag(args, "total", 1, Number.MAX_SAFE_INTEGER) ?? null;
   const report = await runBench({
     endpoints,
-    token,
+    token: api === "etcd" ? null : token,
     clients: integerFlag(args, "clients", 1, BENCH_CLIENTS_MAX) ?? 1,
     conns: integerFlag(args, "conns", 1, BENCH_CONNS_MAX) ?? 1,
     durationMs: (integerFlag(args, "duration", 1, BENCH_SECONDS_MAX) ?? 10) * 1000,
     total,
     warmupMs: (integerFlag(args, "warmup", 0, BENCH_SECONDS_MAX) ?? 0) * 1000,
     workload: {
+      api,
       workload: workload as WorkloadName,
       keySize: integerFlag(args, "key-size", 1, 4096) ?? 8,
       valueSize: integerFlag(args, "value-size", 0, 1024 * 1024) ?? 256,

@@ -163,6 +163,7 @@ Deno.test("client commands name the missing argument or misplaced flag", async (
     [["bench", "cas", "--shards-per-txn", "0"], /--shards-per-txn is "0" but must be an integer/],
     [["bench", "txn", "--keys-per-txn", "65"], /--keys-per-txn is "65" but must be an integer/],
     [["bench", "cas", "--shards-per-txn", "3", "--keys-per-txn", "2"], /must be at least/],
+    [["bench", "put", "--api", "consul"], /flag --api is "consul"; expected aspen or etcd/],
     [["bench", "scan", "--keys-per-txn", "2"], /apply to cas, txn and read-txn, not scan/],
     [["bench", "put", "--warmup", "x"], /--warmup is "x"/],
     [["bench", "mixed", "--read-ratio", "2"], /--read-ratio is "2"/],

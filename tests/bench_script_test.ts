@@ -8,6 +8,7 @@ import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { MachineInfo } from "../bench/machine.ts";
 import type { RowResult, RunResult } from "../bench/plan.ts";
 import { formatMarkdown } from "../bench/report.ts";
+import { findEtcd } from "../bench/etcd.ts";
 import { PROJECT_ROOT } from "./_source_files.ts";
 
 Deno.test("bench/cluster.ts writes the table and the JSON of a run", async () => {
@@ -26,6 +27,7 @@ Deno.test("bench/cluster.ts writes the table and the JSON of a run", async () =>
         "--warmup=0",
         "--rounds=1",
         "--round-seconds=1",
+        "--etcd=off",
         `--out=${dir}/B`,
       ],
       env: { NO_COLOR: "1" },
@@ -60,6 +62,57 @@ Deno.test("bench/cluster.ts writes the table and the JSON of a run", async () =>
     }).output();
     equal(rendered.code, 0, new TextDecoder().decode(rendered.stderr));
     equal(await Deno.readTextFile(`${dir}/B.md`), markdown);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("bench/cluster.ts runs the same rows against etcd beside Aspen's", async () => {
+  // .ci/run installs etcd (Debian's etcd-server); without it the run says so and has no rows.
+  const etcd = await findEtcd(null);
+  const dir = await Deno.makeTempDir({ prefix: "aspen-bench-etcd-" });
+  try {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--unstable-net",
+        `${PROJECT_ROOT}bench/cluster.ts`,
+        "--clusters=1x1",
+        // etcd has no optimistic transaction: the txn row is Aspen's only.
+        "--rows=put-1,cas-1,txn-256",
+        "--duration=1",
+        "--warmup=0",
+        "--rounds=0",
+        `--out=${dir}/B`,
+      ],
+      env: { NO_COLOR: "1" },
+    }).output();
+    const stdout = new TextDecoder().decode(output.stdout);
+    equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    const json = JSON.parse(await Deno.readTextFile(`${dir}/B.json`));
+    const markdown = await Deno.readTextFile(`${dir}/B.md`);
+    if (etcd === null) {
+      match(stdout, /no etcd on PATH/);
+      equal(json.etcdVersion, null);
+      match(markdown, /## Against etcd\n\nNot measured/);
+      return;
+    }
+    match(stdout, /etcd, 1 member/);
+    match(json.etcdVersion, /^3\./);
+    const etcdRows = (json.rows as RowResult[]).filter((row) => row.cluster.system === "etcd");
+    deepEqual(etcdRows.map((row) => row.id), ["put-1", "cas-1"]);
+    for (const row of etcdRows) {
+      ok(row.report.operations > 0, `etcd ${row.id} ran operations`);
+      deepEqual(row.report.errors, {}, `etcd ${row.id} had no errors`);
+      ok(row.cpu.nodesUsPerOp !== null, `etcd ${row.id}: its CPU was measured`);
+    }
+    // The cas client learns its 100 keys' mod_revisions from etcd's answers: after the first
+    // miss of each key, its compares succeed.
+    const cas = etcdRows[1]!.report;
+    ok(cas.conflicts < cas.operations / 2, `etcd cas: ${cas.conflicts} of ${cas.operations}`);
+    match(markdown, /\| 1 node \/ 1 shard \| put \| 1 \| [\d,]+ \| [\d,]+ \| [\d.]+x \|/);
+    match(markdown, /\| etcd, 1 member \| cas, 100 keys \| 1 \|/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -178,4 +231,38 @@ Deno.test("formatMarkdown judges each target from the right row", async (t) => {
     match(markdown, /optimistic txn overhead < 5% vs CAS \| 7\.0% \| no/);
     match(markdown, /2-shard cas p50 <= 2x 1-shard cas, 1 client, 4 shards \| 3\.00x \| no/);
   });
+});
+
+Deno.test("formatMarkdown sets etcd's rows beside Aspen's and judges issue 16's targets", () => {
+  const etcd = (id: string, ops: number, p50Ms: number): RowResult => {
+    const base = row(3, 1, id, ops, p50Ms);
+    return { ...base, cluster: { nodes: 3, shards: 1, system: "etcd" } };
+  };
+  const base = run(16_000, 16_000, 1.5);
+  const markdown = formatMarkdown(MACHINE, {
+    ...base,
+    rows: [
+      ...base.rows,
+      row(3, 1, "get-1", 500, 1),
+      etcd("put-1", 1_000, 1.2),
+      etcd("put-256", 6_400, 1),
+      etcd("get-256", 8_000, 1),
+      etcd("get-1", 400, 0.9),
+    ],
+    etcdVersion: "3.4.23",
+  });
+  match(markdown, /etcd 3\.4\.23 ran on the same machine/);
+  // Aspen's put-1 makes 900/s at p50 1.5 ms, etcd's 1,000/s at 1.2 ms.
+  match(
+    markdown,
+    /\| 3 nodes \/ 1 shard \| put-1 \| 1 \| 900 \| 1,000 \| 0\.90x \| 1\.50 \| 1\.20 \| 0\.80x \|/,
+  );
+  match(markdown, /\| etcd, 3 members \| put-256 \| 256 \| 6,400 \|/);
+  match(markdown, /put, 256 clients, >= 2x etcd's \| 2\.50x \| yes/);
+  match(markdown, /linearizable get, 256 clients, >= 6x etcd's \| 5\.13x \| no/);
+  match(markdown, /single-client put >= 1x etcd's \| 0\.90x \| no/);
+  match(markdown, /single-client put p50 no higher than etcd's \| 1\.25x \| no/);
+  match(markdown, /single-client linearizable get >= 1x etcd's \| 1\.25x \| yes/);
+  // An etcd row is never taken for an Aspen one: the Aspen targets read Aspen's rows.
+  match(markdown, /put >= 15,000\/s on 1 shard \| 16,000\/s \| yes/);
 });
