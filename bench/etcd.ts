@@ -148,12 +148,10 @@ async function forwardLines(
   member: number,
   onLine: ((member: number, line: string) => void) | undefined,
 ): Promise<void> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  const decoder = new TextDecoder();
   let pending = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    pending += value;
+  for await (const chunk of stream) {
+    pending += decoder.decode(chunk, { stream: true });
     const lines = pending.split("\n");
     pending = lines.pop() ?? "";
     for (const line of lines) if (line !== "") onLine?.(member, line);
