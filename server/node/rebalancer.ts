@@ -51,8 +51,10 @@
  *   itself, but a transfer keeps the choice of the next leader with the planner);
  * - R2: the healthy voters of `V'` number at least the target, so a healthy voter goes only from
  *   a surplus and a dead or draining one only once its replacement is a voter;
- * - R3: when `n` is live, the live voters of `V'` number at least `min(rf, live nodes)`, so a
- *   drain never lowers the replication factor when no healthy node can take the replica;
+ * - R3: `V'` has at least `min(rf, live nodes)` voters, and so many live ones when `n` is
+ *   live: when no healthy node can take a replica, a drain stops (it would lower the factor)
+ *   and a dead voter stays (harmless: it never counted towards a majority's live members)
+ *   until a node joins to take its place;
  * - R4: the live voters of `V'` are a majority of `V'` (`|live V'| >= floor(|V'| / 2) + 1`), so
  *   a removal never leaves a shard unable to commit;
  * - R5: `V'` is not empty.
@@ -278,6 +280,9 @@ function removalProblem(shard: ShardView, node: number, rules: Rules): string | 
   if (healthy < rules.target) {
     return `R2: ${healthy} healthy voter(s) would remain, below the target ${rules.target}`;
   }
+  if (rest.length < rules.liveTarget) {
+    return `R3: ${rest.length} voter(s) would remain, below ${rules.liveTarget}`;
+  }
   const live = rest.filter((voter) => isLive(rules.states.get(voter))).length;
   if (isLive(rules.states.get(node)) && live < rules.liveTarget) {
     return `R3: ${live} live voter(s) would remain, below ${rules.liveTarget}`;
@@ -476,12 +481,17 @@ function nextLeaderMove(
   return null;
 }
 
-/** A shard with a live leader, no learners, no bad replica and exactly the target voters. */
+/**
+ * A shard with nothing of its own to do: a live leader, no learners, no dead or removed voter
+ * and exactly the target of healthy voters (a draining voter may remain when no healthy node
+ * can take it; it is never a move or transfer target).
+ */
 function isSettled(shard: ShardView, context: Context): boolean {
   if (context.busy.has(shard.shard) || shard.learners.length > 0) return false;
   if (liveLeader(shard, context.states) === null) return false;
-  if (shard.voters.length !== context.target) return false;
-  return shard.voters.every((voter) => isHealthy(context.states.get(voter)));
+  if (!shard.voters.every((voter) => isLive(context.states.get(voter)))) return false;
+  const healthy = shard.voters.filter((voter) => isHealthy(context.states.get(voter)));
+  return healthy.length === context.target;
 }
 
 /** Records `operation` in the plan and in the projected counts. */
@@ -546,12 +556,13 @@ function buildContext(cluster: ClusterView, limits: RebalanceLimits): Context {
 /** Shards in goal order: repair, drain, the rest; fewest healthy voters first; then id. */
 function shardsByUrgency(context: Context): ShardView[] {
   const rank = { repair: 0, drain: 1, balanceReplicas: 2, balanceLeaders: 3 };
-  const healthyVoters = (shard: ShardView) =>
-    shard.voters.filter((voter) => isHealthy(context.states.get(voter))).length;
-  return [...context.shards].sort((a, b) =>
-    rank[goalOf(a, context)] - rank[goalOf(b, context)] ||
-    healthyVoters(a) - healthyVoters(b) || a.shard - b.shard
-  );
+  const keyed = context.shards.map((shard) => ({
+    shard,
+    rank: rank[goalOf(shard, context)],
+    healthy: shard.voters.filter((voter) => isHealthy(context.states.get(voter))).length,
+  }));
+  keyed.sort((a, b) => a.rank - b.rank || a.healthy - b.healthy || a.shard.shard - b.shard.shard);
+  return keyed.map((entry) => entry.shard);
 }
 
 function goalOf(shard: ShardView, rules: Rules): RebalanceGoal {
