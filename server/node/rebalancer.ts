@@ -23,7 +23,10 @@
  *
  * Every shard aims at `target = min(rf, healthy nodes)` voters on healthy nodes and no learners.
  *
- * Goals, in order (earlier goals take the per-node move budget first):
+ * Goals, in order (earlier goals take the per-node move budget first). A move (a learner
+ * catching up) counts against both its node and the shard's leader, which sends the snapshot;
+ * no node takes part in more than `movesPerNodeMax` at once. Goals 3 and 4 only touch settled
+ * shards: a live leader, no learner, no dead voter and exactly the target of healthy voters.
  * 1. repair: shards with a dead/removed replica, or fewer healthy voters than the target;
  * 2. drain: shards with a replica or the leadership on a draining node;
  * 3. balance replicas: move a replica from the most to the least loaded healthy node while
@@ -53,7 +56,7 @@
  *   a surplus and a dead or draining one only once its replacement is a voter;
  * - R3: `V'` has at least `min(rf, live nodes)` voters, and so many live ones when `n` is
  *   live: when no healthy node can take a replica, a drain stops (it would lower the factor)
- *   and a dead voter stays (harmless: it never counted towards a majority's live members)
+ *   and a dead voter stays (removing it would not let the shard survive one more failure)
  *   until a node joins to take its place;
  * - R4: the live voters of `V'` are a majority of `V'` (`|live V'| >= floor(|V'| / 2) + 1`), so
  *   a removal never leaves a shard unable to commit;

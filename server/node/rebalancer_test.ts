@@ -136,6 +136,23 @@ Deno.test("checkOperation() states the removal rule", async (t) => {
   }
 });
 
+Deno.test("planRebalance() keeps a dead voter that nothing can replace", () => {
+  const states: Record<number, MemberState> = {
+    1: "active",
+    2: "active",
+    3: "dead",
+    4: "draining",
+  };
+  const view = cluster(states, [shard(0, [1, 2, 3], 1)]);
+  deepEqual(planRebalance(view).operations, []);
+  const operation = { type: "removeReplica", shard: 0, node: 3, goal: "repair" } as const;
+  match(checkOperation(view, operation) ?? "", /R3: 2 voter\(s\) would remain, below 3/);
+  const grown = cluster({ ...states, 5: "joining" }, [shard(0, [1, 2, 3], 1)]);
+  deepEqual(planRebalance(grown).operations, [
+    { type: "addLearner", shard: 0, node: 5, goal: "repair" },
+  ]);
+});
+
 Deno.test("planRebalance() diagnoses shards it cannot touch", () => {
   const states = { ...FOUR_ACTIVE, 3: "dead" as const, 4: "dead" as const };
   const plan = planRebalance(cluster(states, [shard(0, [1, 3, 4], 1), shard(1, [1, 2, 3], null)]));
