@@ -30,7 +30,7 @@
 
 import { assert } from "../raft/mod.ts";
 import { AspenError } from "../shard/mod.ts";
-import { NONCE_BYTES, PROOF_BYTES, PROTOCOL_VERSION } from "./frame_codec.ts";
+import { NONCE_BYTES, PROOF_BYTES, PROTOCOL_VERSION, SIGNATURE_BYTES } from "./frame_codec.ts";
 import { CLUSTER_SECRET_BYTES_MIN } from "./limits.ts";
 
 /** Who computes a proof. */
@@ -82,10 +82,34 @@ export async function computeProof(
   role: HandshakeRole,
   transcript: HandshakeTranscript,
 ): Promise<Uint8Array<ArrayBuffer>> {
-  const data = encodeTranscript(role, transcript);
+  const data = encodeTranscript(role, transcript, "hmac");
   const proof = new Uint8Array(await crypto.subtle.sign("HMAC", key, data));
   assert(proof.length === PROOF_BYTES, "an HMAC-SHA256 proof has PROOF_BYTES");
   return proof;
+}
+
+/** Signs the transcript of `role` with the node's P-256 key (ECDSA with SHA-256). */
+export async function signTranscript(
+  privateKey: CryptoKey,
+  role: HandshakeRole,
+  transcript: HandshakeTranscript,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const data = encodeTranscript(role, transcript, "signature");
+  const signature = new Uint8Array(await crypto.subtle.sign(ECDSA_SHA256, privateKey, data));
+  assert(signature.length === SIGNATURE_BYTES, "a P-256 signature has SIGNATURE_BYTES");
+  return signature;
+}
+
+/** True when `signature` is the signature of `role` over the transcript by `publicKey`. */
+export async function verifyTranscriptSignature(
+  publicKey: CryptoKey,
+  role: HandshakeRole,
+  transcript: HandshakeTranscript,
+  signature: Uint8Array,
+): Promise<boolean> {
+  if (signature.length !== SIGNATURE_BYTES) return false;
+  const data = encodeTranscript(role, transcript, "signature");
+  return await crypto.subtle.verify(ECDSA_SHA256, publicKey, signature.slice(), data);
 }
 
 /** Checks a proof of `role` in constant time; true when it is valid. */
@@ -96,19 +120,25 @@ export async function verifyProof(
   proof: Uint8Array,
 ): Promise<boolean> {
   if (proof.length !== PROOF_BYTES) return false;
-  const data = encodeTranscript(role, transcript);
+  const data = encodeTranscript(role, transcript, "hmac");
   return await crypto.subtle.verify("HMAC", key, proof.slice(), data);
 }
+
+/** The two proofs sign the same transcript under different labels (domain separation). */
+type ProofKind = "hmac" | "signature";
+
+const ECDSA_SHA256 = { name: "ECDSA", hash: "SHA-256" } as const;
 
 function encodeTranscript(
   role: HandshakeRole,
   transcript: HandshakeTranscript,
+  kind: ProofKind,
 ): Uint8Array<ArrayBuffer> {
   assert(transcript.dialerNonce.length === NONCE_BYTES, "dialer nonce has NONCE_BYTES");
   assert(transcript.listenerNonce.length === NONCE_BYTES, "listener nonce has NONCE_BYTES");
   assert(/^[0-9a-f]{64}$/.test(transcript.caFingerprint), "fingerprint is SHA-256 hex");
   const label = new TextEncoder().encode(
-    `aspen-peer-handshake-v${PROTOCOL_VERSION}\0${role}\0${transcript.alpn}\0` +
+    `aspen-peer-handshake-v${PROTOCOL_VERSION}\0${kind}\0${role}\0${transcript.alpn}\0` +
       `${transcript.caFingerprint}\0`,
   );
   const data = new Uint8Array(label.length + 8 + 2 * NONCE_BYTES);

@@ -45,7 +45,10 @@ Deno.test("createPeerIdentity() has the CA issue an end-entity certificate", asy
   assert.equal(certificate.ca, false);
   assert.equal(certificate.subject, "CN=aspen-node-7");
   assert.equal(certificate.issuer, caCertificate.subject);
-  assert.equal(certificate.subjectAltName, "DNS:localhost, IP Address:10.1.2.3");
+  assert.equal(
+    certificate.subjectAltName,
+    "DNS:localhost, DNS:node-7.aspen.invalid, URI:aspen://node/7, IP Address:10.1.2.3",
+  );
   assert.ok(certificate.checkIssued(caCertificate), "node:crypto sees the CA as the issuer");
   assert.ok(certificate.verify(caCertificate.publicKey), "the CA's key signed it");
   const otherKey = new X509Certificate(otherCa.certificatePem).publicKey;
@@ -56,15 +59,19 @@ Deno.test("createPeerIdentity() has the CA issue an end-entity certificate", asy
 });
 
 Deno.test("createPeerIdentity() puts the right subjectAltNames for each listen host", async (t) => {
+  const node = "DNS:localhost, DNS:node-1.aspen.invalid, URI:aspen://node/1";
   const cases = [
-    { host: "0.0.0.0", names: "DNS:localhost" },
-    { host: "[::1]", names: "DNS:localhost, IP Address:::1" },
-    { host: "[fd00:0:0::2]", names: "DNS:localhost, IP Address:fd00::2" },
-    { host: "[::]", names: "DNS:localhost" },
-    { host: "[::ffff:10.0.0.1]", names: "DNS:localhost, IP Address:::ffff:10.0.0.1" },
-    { host: "[fe80::1%eth0]", names: "DNS:localhost" },
-    { host: "db1.example.com", names: "DNS:localhost, DNS:db1.example.com" },
-    { host: "localhost", names: "DNS:localhost" },
+    { host: "0.0.0.0", names: node },
+    { host: "[::1]", names: `${node}, IP Address:::1` },
+    { host: "[fd00:0:0::2]", names: `${node}, IP Address:fd00::2` },
+    { host: "[::]", names: node },
+    { host: "[::ffff:10.0.0.1]", names: `${node}, IP Address:::ffff:10.0.0.1` },
+    { host: "[fe80::1%eth0]", names: node },
+    { host: "db1.example.com", names: `${node}, DNS:db1.example.com` },
+    { host: "localhost", names: node },
+    // A listen host may not claim another node's reserved name.
+    { host: "node-2.aspen.invalid", names: node },
+    { host: "NODE-2.Aspen.Invalid.", names: node },
   ];
   for (const testCase of cases) {
     await t.step(testCase.host, async () => {

@@ -109,26 +109,36 @@ export {
   PeerFaults,
 } from "./faults.ts";
 export {
+  certificateDer,
   certificateFingerprint,
+  type CheckedPeerCertificate,
+  checkPeerCertificate,
   type ClusterCa,
   createClusterCa,
   createPeerIdentity,
+  importPeerSigningKey,
   isCertificateIssuedBy,
   loadOrCreatePeerIdentity,
+  parseCaCertificate,
   PEER_CERTIFICATE_FILE,
   PEER_KEY_FILE,
   type PeerIdentity,
   type PeerIdentityOptions,
+  type TrustedCa,
+  writePeerIdentity,
 } from "./identity.ts";
+export { type RefusedPeers, RefusedPeerSet } from "./refused_peers.ts";
 export {
   BATCH_MESSAGES_MAX,
   CLUSTER_SECRET_BYTES_MIN,
   FRAME_BYTES_MAX,
   HANDSHAKE_FRAME_BYTES_MAX,
+  PEER_CERTIFICATE_BYTES_MAX,
   PEER_LIMITS_DEFAULT,
   PEER_PAYLOAD_BYTES_MAX,
   type PeerLimits,
   PEERS_MAX,
+  PEERS_REFUSED_MAX,
 } from "./limits.ts";
 export type { PeerCounters, PeerStats, PeerTransportStats } from "./stats.ts";
 export { createConsoleLogger, type LogFields, type PeerLogger } from "./logger.ts";
@@ -159,6 +169,7 @@ export {
   FrameError,
   type FrameErrorReason,
   FrameType,
+  type NodeProof,
   parseFrame,
   type PeerProtocol,
   type ShardMessage,
@@ -169,5 +180,7 @@ export {
   createNonce,
   type HandshakeTranscript,
   importClusterSecret,
+  signTranscript,
   verifyProof,
+  verifyTranscriptSignature,
 } from "./handshake.ts";
