@@ -216,6 +216,14 @@ export class PeerTransport {
   }
 
   /**
+   * The fingerprint of the certificate `nodeId` proved its id with on the open connection, or
+   * null when there is none.
+   */
+  peerCertificate(nodeId: number): string | null {
+    return this.#peers.get(nodeId)?.connection?.remoteCertificateFingerprint ?? null;
+  }
+
+  /**
    * Queues one Raft message for `toNodeId`. Everything queued for a peer before the next flush
    * (a later macrotask, or an explicit `flush()`) leaves as one batch frame.
    *
