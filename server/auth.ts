@@ -5,8 +5,9 @@
  * channel besides their node certificate; it is never sent), the cluster CA and tokens. A
  * credentials file may lack the CA key (`aspen cluster credentials --without-ca-key`): nodes
  * given such a file use the identity issued into their data dir (`aspen cluster issue-node`).
- * Tokens are shown once and kept only as SHA-256 hashes, so a stolen credentials file lets nobody call the API. A token is either
- * `root` (everything) or `read` (reads only: a write with it is 403).
+ * Tokens are shown once and kept only as SHA-256 hashes, so a stolen credentials file lets
+ * nobody call the API. A token is either `root` (everything) or `read` (reads only: a write
+ * with it is 403).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { AspenError } from "../shard/mod.ts";
