@@ -79,7 +79,7 @@ Deno.test("createNonce() returns fresh 32-byte nonces", () => {
   assert.notDeepEqual(first, createNonce());
 });
 
-Deno.test("verifyTranscriptSignature() accepts only the signer's key, role and transcript", async (t) => {
+Deno.test("verifyTranscriptSignature() needs the key, role and transcript", async (t) => {
   const pair = await crypto.subtle.generateKey(ECDSA_P256, false, ["sign", "verify"]);
   const other = await crypto.subtle.generateKey(ECDSA_P256, false, ["sign", "verify"]);
   const signature = await signTranscript(pair.privateKey, "listener", transcript);

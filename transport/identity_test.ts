@@ -242,7 +242,7 @@ Deno.test("loadOrCreatePeerIdentity() without the CA key names what is missing",
   });
 });
 
-Deno.test("checkPeerCertificate() accepts only the CA's certificate for the claimed id", async () => {
+Deno.test("checkPeerCertificate() accepts the CA's certificate for the id only", async () => {
   const caCertificate = parseCaCertificate(ca.certificatePem);
   const check = (certificatePem: string, nodeId: number) =>
     checkPeerCertificate(certificateDer(certificatePem)!, {
