@@ -202,7 +202,7 @@ Deno.test({
         identity: await createPeerIdentity({
           nodeId: 1,
           listenHost: "127.0.0.1",
-          ca: { keyPem: credentials.caKeyPem, certificatePem: credentials.caCertificatePem },
+          ca: { keyPem: credentials.caKeyPem!, certificatePem: credentials.caCertificatePem },
         }),
       };
       const prng = new SeededPrng(seed);

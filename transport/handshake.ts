@@ -1,26 +1,31 @@
 /**
- * The cluster-secret challenge-response that opens every peer connection.
+ * The handshake that opens every peer connection: each side proves the cluster secret and its
+ * node id.
  *
- * QUIC in Deno has no client certificates, so TLS only authenticates the listener (its
- * certificate must chain to the cluster CA, see mod.ts). Both sides then prove that they hold
- * the cluster secret without sending it: each proof is HMAC-SHA256 keyed by the secret over a
- * transcript that binds the protocol version, the role of the prover, the negotiated ALPN, both
- * node ids, both fresh 32-byte nonces and the fingerprint of the cluster CA certificate, the
- * root that the dialer's TLS verified the listener against.
+ * QUIC in Deno has no client certificates and does not expose the certificate the server
+ * presented, so TLS only tells the dialer that the listener holds the CA-issued certificate for
+ * the node name it asked for (see mod.ts). Both sides then prove themselves over a transcript
+ * that binds the protocol version, the role of the prover, the negotiated ALPN, both node ids,
+ * both fresh 32-byte nonces and the fingerprint of the cluster CA certificate, twice:
+ * - an HMAC-SHA256 keyed by the cluster secret ({@linkcode computeProof}), checked first, so
+ *   that nobody without the secret gets the verifier to parse a certificate;
+ * - an ECDSA P-256 signature with the node's own key ({@linkcode signTranscript}), sent with
+ *   the node's certificate: the verifier checks the certificate (issued by the cluster CA,
+ *   valid now, naming exactly the claimed node id, not refused) and the signature with its key.
+ * The two use different labels, so neither can stand in for the other.
  *
- * Why the CA's fingerprint and not the listener's own: Deno's `QuicConn` does not expose the
- * certificate the server presented (only ALPN, addresses and server name), so a dialer cannot
- * learn which leaf it got. A leaf sent inside the handshake would not help: nothing ties those
- * bytes to the TLS session, so a relay could forward a genuine listener's leaf and proof. The
- * CA is the one certificate fact that TLS verified and that both sides know.
+ * Why the CA's fingerprint and not the listener's certificate: the dialer cannot learn which
+ * leaf TLS got, and nothing ties handshake bytes to the TLS session, so the transcript binds
+ * the one certificate fact both sides know. A relay is kept out by TLS instead: a dialer asks
+ * for the name of the node it dials, which only that node's certificate carries.
  *
  * ```text
  * dialer                                   listener
  *   hello {dialer id, listener id, Nd}  ->
- *                                       <-  challenge {listener id, Nl, proof_L}
- *   check proof_L
- *   proof {proof_D}                     ->
- *   (sends Raft traffic at once)            check proof_D before reading anything else
+ *                                       <-  challenge {listener id, Nl, hmac_L, sig_L, cert_L}
+ *   check hmac_L, cert_L, sig_L
+ *   proof {hmac_D, sig_D, cert_D}       ->
+ *   (sends Raft traffic at once)            check hmac_D, cert_D, sig_D before reading more
  * ```
  *
  * The role label keeps a proof from being reflected back to its maker, and the fresh nonces

@@ -3,11 +3,13 @@
  *
  * QUIC always runs TLS, so every listener needs a certificate, and a dialer needs a root to
  * verify it against. `aspen cluster init` makes one cluster CA ({@linkcode createClusterCa}) and
- * puts its key and certificate in the shared credentials file. Each node, on first start, makes
- * its own ECDSA P-256 key and has the CA issue it a certificate
- * ({@linkcode loadOrCreatePeerIdentity}), and keeps both in its data dir. Dialers trust the CA
- * certificate only, so a node needs nothing about its peers but their addresses (see the trust
- * model in mod.ts).
+ * puts its key and certificate in the credentials file. Each node has its own ECDSA P-256 key and
+ * a certificate the CA issued for its node id, kept in its data dir: made on first start where
+ * the CA key is at hand ({@linkcode loadOrCreatePeerIdentity}), or issued elsewhere
+ * ({@linkcode createPeerIdentity}, {@linkcode writePeerIdentity}: `aspen cluster issue-node`,
+ * later the join flow). Peers check a node's certificate with {@linkcode checkPeerCertificate}.
+ * Dialers trust the CA certificate only, so a node needs nothing about its peers but their
+ * addresses (see the trust model in mod.ts).
  *
  * The certificates follow what rustls (under Deno's QUIC) demands; the profiles are described
  * in _x509.ts, which builds and reads them with `@peculiar/x509`.
