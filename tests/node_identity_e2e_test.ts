@@ -5,7 +5,9 @@
  * without the CA key: it refuses to start, naming what is missing. Once `aspen cluster
  * issue-node` has written its identity from the full file, it starts with the key-less
  * credentials, proves its node id to the others, catches up on the writes it missed over the
- * peer channel, and serves reads and writes through its own HTTP API.
+ * peer channel, and serves reads and writes through its own HTTP API. And a cluster whose
+ * nodes are started with `--refused-peers-file` listing `node 1` refuses node 1's handshakes
+ * (logged as such) while nodes 2 and 3 serve every shard.
  */
 
 import { equal, match, ok } from "node:assert/strict";
@@ -74,6 +76,42 @@ Deno.test("a node with an issued identity and no CA key joins and serves", async
     throw error;
   } finally {
     await test.close();
+  }
+});
+
+Deno.test("nodes started with a refused peers file refuse that node", async () => {
+  const refusedFile = await Deno.makeTempFile({ prefix: "aspen-refused-" });
+  await Deno.writeTextFile(refusedFile, "# node 1 was removed\nnode 1\n");
+  const test = await launchTestCluster({
+    nodes: 3,
+    shards: SHARDS,
+    extraNodeArgs: [`--refused-peers-file=${refusedFile}`],
+  });
+  const { cluster } = test;
+  try {
+    await cluster.waitForLeaders(2, WAIT_MS);
+    for (const listener of [2, 3]) {
+      const refusal = new RegExp(`^n${listener} \\| .*Refused node 1`);
+      await until(() => test.lines.some((line) => refusal.test(line)), `${listener} to refuse 1`);
+    }
+    const client = new AspenClient({
+      endpoints: [cluster.url(2)],
+      token: cluster.record.rootToken,
+    });
+    for (let i = 0; i < 5; i += 1) await client.put(`k/${i}`, `v${i}`);
+    equal((await client.get("k/4")).kv?.value, "v4");
+    const status = await client.request<{ nodes: { id: number; status: string }[] }>({
+      method: "GET",
+      path: "/v1/cluster/status",
+    });
+    equal(status.nodes.find((node) => node.id === 1)?.status, "down");
+    equal(status.nodes.find((node) => node.id === 3)?.status, "up");
+  } catch (error) {
+    console.error(test.lines.slice(-80).join("\n"));
+    throw error;
+  } finally {
+    await test.close();
+    await Deno.remove(refusedFile);
   }
 });
 
