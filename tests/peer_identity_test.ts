@@ -166,6 +166,10 @@ Deno.test("a refused certificate is refused and its open connection closed", asy
       await cluster.until(() => !three!.transport.isPeerUp(1), "node 3 to see the close");
       assert.equal(one!.transport.isPeerUp(2), true);
     });
+    await t.step("lifting a node id refusal makes the dialer dial again", async () => {
+      one!.transport.setRefusedPeers({});
+      await cluster.until(() => one!.transport.isPeerUp(3), "node 1 to redial node 3");
+    });
     await t.step("a malformed fingerprint is refused as config", () => {
       assert.throws(
         () => one!.transport.setRefusedPeers({ certificateFingerprints: ["abc"] }),

@@ -338,8 +338,9 @@ export class PeerTransport {
 
   /**
    * Replaces the set of refused peers (removed nodes), by certificate fingerprint or node id.
-   * Later handshakes from or to them fail, dialing a refused node id stops, and an open
-   * connection whose peer is now refused is closed at once.
+   * Later handshakes from or to them fail, dialing a refused node id stops (and starts again
+   * once it is no longer refused), and an open connection whose peer is now refused is closed
+   * at once.
    *
    * @throws {AspenError} `bad_config` for a malformed fingerprint or node id; the old set
    *   stays in force then.
@@ -359,6 +360,8 @@ export class PeerTransport {
       });
       connection.close(CloseCode.peerRefused, "peer refused");
     }
+    // A node id no longer refused is dialed again.
+    for (const peer of this.#peers.values()) this.#ensureDialLoop(peer);
   }
 
   /** Forgets a peer: closes its connection, drops its queue, and stops dialing it. */
