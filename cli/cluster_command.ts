@@ -12,29 +12,47 @@ import {
   positional,
   withClientErrors,
 } from "./client_commands.ts";
+import { clusterCredentials, clusterIssueNode } from "./cluster_identity_command.ts";
 import { CLIENT_FLAGS } from "./kv_command.ts";
 import { clusterToken } from "./token_command.ts";
 
 /** `aspen cluster`. */
 export const CLUSTER_COMMAND: Command = {
   name: "cluster",
-  summary: "create and inspect a cluster, manage client tokens (init, status, token)",
+  summary: "create and inspect a cluster, issue node identities, manage client tokens",
   usage: [
     "cluster init --out FILE [--force]",
+    "cluster issue-node --node-id N --data-dir DIR --cluster-file FILE [--force]",
+    "cluster credentials --cluster-file FILE --without-ca-key --out FILE [--force]",
     "cluster status",
     "cluster token create --role root|read [--ttl DURATION] [--name NAME]",
     "cluster token list",
     "cluster token revoke <id>",
   ],
   details: "init writes new cluster credentials (id, peer secret, token hashes) to FILE and\n" +
-    "prints a root token and a read-only token once; give FILE to every node (--cluster-file).\n" +
+    "prints a root token and a read-only token once; give FILE to the first nodes\n" +
+    "(--cluster-file). issue-node, run where that full file is, writes node N's peer key and\n" +
+    "certificate into DIR and prints the certificate's fingerprint; credentials\n" +
+    "--without-ca-key writes a copy without the CA key for nodes given an issued identity.\n" +
     "token creates, lists and revokes runtime tokens while the cluster runs (root token\n" +
     "needed); a created token is printed once, and a revoked one is refused on every node\n" +
     "within about a second.",
   flags: {
     ...CLIENT_FLAGS,
-    out: { type: "string", valueName: "FILE", help: "init: where to write the credentials" },
-    force: { type: "boolean", help: "init: overwrite an existing FILE" },
+    out: {
+      type: "string",
+      valueName: "FILE",
+      help: "init, credentials: where to write the credentials",
+    },
+    force: { type: "boolean", help: "init, credentials, issue-node: overwrite existing files" },
+    "node-id": { type: "string", valueName: "N", help: "issue-node: the node's id" },
+    "data-dir": { type: "string", valueName: "DIR", help: "issue-node: the node's data dir" },
+    "cluster-file": {
+      type: "string",
+      valueName: "FILE",
+      help: "issue-node, credentials: the full credentials file",
+    },
+    "without-ca-key": { type: "boolean", help: "credentials: leave the CA key out" },
     role: { type: "string", valueName: "ROLE", help: "token create: root or read" },
     ttl: {
       type: "string",
@@ -51,10 +69,12 @@ export const CLUSTER_COMMAND: Command = {
     const extra = args.positionals[1];
     if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
     if (action === "init") return clusterInit(args, io);
+    if (action === "issue-node") return clusterIssueNode(args, io);
+    if (action === "credentials") return clusterCredentials(args, io);
     if (action === "status") return withClientErrors("cluster", io, () => clusterStatus(args, io));
     throw new UsageError(
       `${action === undefined ? "missing action" : `unknown action "${action}"`}; ` +
-        "expected init, status or token",
+        "expected init, issue-node, credentials, status or token",
     );
   },
 };

@@ -1,10 +1,13 @@
 /**
  * Cluster credentials and client tokens.
  *
- * `aspen cluster init` creates a cluster id, a cluster secret (peers prove membership with it
- * on the QUIC channel; it is never sent) and tokens. Tokens are shown once and kept only as
- * SHA-256 hashes, so a stolen credentials file lets nobody call the API. A token is either
- * `root` (everything) or `read` (reads only: a write with it is 403).
+ * `aspen cluster init` creates a cluster id, a cluster secret (peers prove it on the QUIC
+ * channel besides their node certificate; it is never sent), the cluster CA and tokens. A
+ * credentials file may lack the CA key (`aspen cluster credentials --without-ca-key`): nodes
+ * given such a file use the identity issued into their data dir (`aspen cluster issue-node`).
+ * Tokens are shown once and kept only as SHA-256 hashes, so a stolen credentials file lets
+ * nobody call the API. A token is either `root` (everything) or `read` (reads only: a write
+ * with it is 403).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { AspenError } from "../shard/mod.ts";
@@ -26,8 +29,11 @@ export interface ClusterCredentials {
   readonly secret: string;
   /** The cluster CA that issues every node's peer certificate (PEM). */
   readonly caCertificatePem: string;
-  /** The CA's private key (PKCS8 PEM): as secret as `secret`. */
-  readonly caKeyPem: string;
+  /**
+   * The CA's private key (PKCS8 PEM), or null in a file made without it. Whoever holds it can
+   * issue a certificate for any node id: keep it only where nodes are set up.
+   */
+  readonly caKeyPem: string | null;
   readonly tokens: readonly TokenRecord[];
 }
 
@@ -142,8 +148,12 @@ export function parseCredentials(path: string, text: string): ClusterCredentials
   if (typeof record.secret !== "string" || !/^[0-9a-f]{64}$/.test(record.secret)) {
     throw fail("secret must be 64 hex digits");
   }
-  if (!isPem(record.caCertificatePem, "CERTIFICATE") || !isPem(record.caKeyPem, "PRIVATE KEY")) {
-    throw fail("caCertificatePem and caKeyPem must hold the cluster CA in PEM");
+  if (!isPem(record.caCertificatePem, "CERTIFICATE")) {
+    throw fail("caCertificatePem must hold the cluster CA certificate in PEM");
+  }
+  const caKeyPem = record.caKeyPem ?? null;
+  if (caKeyPem !== null && !isPem(caKeyPem, "PRIVATE KEY")) {
+    throw fail("caKeyPem, when present, must hold the cluster CA key in PEM");
   }
   if (!Array.isArray(record.tokens) || record.tokens.length > TOKENS_MAX) {
     throw fail(`tokens must be a list of at most ${TOKENS_MAX}`);
@@ -158,14 +168,20 @@ export function parseCredentials(path: string, text: string): ClusterCredentials
     clusterId: record.clusterId,
     secret: record.secret,
     caCertificatePem: record.caCertificatePem,
-    caKeyPem: record.caKeyPem,
+    caKeyPem,
     tokens: record.tokens.map((token) => ({ hash: token.hash, role: token.role })),
   };
 }
 
-/** Renders credentials as the file's JSON text. */
+/** Renders credentials as the file's JSON text; a missing CA key is left out. */
 export function formatCredentials(credentials: ClusterCredentials): string {
-  return JSON.stringify(credentials, null, 2) + "\n";
+  const { caKeyPem, ...rest } = credentials;
+  return JSON.stringify(caKeyPem === null ? rest : credentials, null, 2) + "\n";
+}
+
+/** The same credentials without the CA key, for nodes that get an issued identity. */
+export function withoutCaKey(credentials: ClusterCredentials): ClusterCredentials {
+  return { ...credentials, caKeyPem: null };
 }
 
 /** The stored hash of a token: SHA-256, hex. */

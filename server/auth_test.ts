@@ -12,6 +12,7 @@ import {
   parseCredentials,
   VERIFIED_TOKENS_MAX,
   verifyToken,
+  withoutCaKey,
 } from "./auth.ts";
 
 const random = (count: number) => new Uint8Array(randomBytes(count));
@@ -66,6 +67,16 @@ Deno.test("createTokenVerifier() stays right past its memory bound", async () =>
   }
 });
 
+Deno.test("withoutCaKey() credentials round-trip without the key in the file", async () => {
+  const { credentials } = await createCredentials(random, fakeCa);
+  const text = formatCredentials(withoutCaKey(credentials));
+  equal(text.includes("caKeyPem"), false);
+  const parsed = parseCredentials("c.json", text);
+  equal(parsed.caKeyPem, null);
+  equal(parsed.caCertificatePem, credentials.caCertificatePem);
+  equal(parsed.secret, credentials.secret);
+});
+
 Deno.test("parseCredentials() round-trips and refuses damaged files", async (t) => {
   const { credentials } = await createCredentials(random, fakeCa);
   const text = formatCredentials(credentials);
@@ -75,7 +86,8 @@ Deno.test("parseCredentials() round-trips and refuses damaged files", async (t) 
     ["wrong format", '{"format": 2}', /not an Aspen credentials file/],
     ["short secret", text.replace(credentials.secret, "abcd"), /secret must be 64 hex/],
     ["bad role", text.replace('"root"', '"admin"'), /role "root" or "read"/],
-    ["no CA", text.replace("BEGIN CERTIFICATE", "BEGIN NOTHING"), /cluster CA in PEM/],
+    ["no CA", text.replace("BEGIN CERTIFICATE", "BEGIN NOTHING"), /CA certificate in PEM/],
+    ["a CA key that is not PEM", text.replace("BEGIN PRIVATE KEY", "BEGIN X"), /CA key in PEM/],
   ];
   for (const [name, input, expected] of cases) {
     await t.step(name, () => {

@@ -61,6 +61,8 @@ export interface Config {
     readonly peers: readonly Peer[];
     /** The credentials file; `null` means `<data_dir>/cluster.json`. */
     readonly credentialsFile: string | null;
+    /** A file of refused peer certificates and node ids (removed nodes); `null`: none. */
+    readonly refusedPeersFile: string | null;
   };
   readonly auth: { readonly enabled: boolean };
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
@@ -189,6 +191,15 @@ export const SETTINGS: readonly Setting[] = [
     kind: { type: "string" },
     defaultValue: null,
     help: "cluster credentials from 'aspen cluster init' (default: <data_dir>/cluster.json)",
+  },
+  {
+    section: "cluster",
+    key: "refused_peers_file",
+    flag: "refused-peers-file",
+    env: "ASPEN_REFUSED_PEERS_FILE",
+    kind: { type: "string" },
+    defaultValue: null,
+    help: "peers refused on the peer channel: certificate fingerprints and node ids, one a line",
   },
   {
     section: "auth",
@@ -494,6 +505,7 @@ function buildConfig(values: ReadonlyMap<Setting, Value>): Config {
     cluster: {
       peers: get("cluster", "peers") as readonly Peer[],
       credentialsFile: get("cluster", "credentials_file") as string | null,
+      refusedPeersFile: get("cluster", "refused_peers_file") as string | null,
     },
     auth: { enabled: get("auth", "enabled") as boolean },
     log: {

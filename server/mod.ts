@@ -19,7 +19,14 @@
  * await serveNode(loadConfig(sources), runtime, shutdown.signal);
  * ```
  */
-export { createCredentials, formatCredentials, type RandomBytes } from "./auth.ts";
+export {
+  type ClusterCredentials,
+  createCredentials,
+  formatCredentials,
+  parseCredentials,
+  type RandomBytes,
+  withoutCaKey,
+} from "./auth.ts";
 export {
   type Config,
   formatConfig,

@@ -17,11 +17,13 @@ import { deepEqual, equal } from "node:assert/strict";
 import { SeededPrng } from "../raft/mod.ts";
 import { parseCredentials } from "../server/auth.ts";
 import {
+  createPeerIdentity,
   encodeProof,
   encodeRaftBatch,
   encodeRequest,
   encodeResponse,
   type Frame,
+  type PeerIdentity,
 } from "../transport/mod.ts";
 import { ChaosCluster } from "./chaos/cluster.ts";
 import { awaitConvergence } from "./chaos/verify.ts";
@@ -79,7 +81,11 @@ const INPUTS: readonly InputMaker[] = [
   }),
   () => ({
     label: "handshake after handshake",
-    bytes: encodeProof(new Uint8Array(32)),
+    bytes: encodeProof({
+      proof: new Uint8Array(32),
+      signature: new Uint8Array(64),
+      certificate: new Uint8Array(1),
+    }),
     expect: "close",
   }),
   (prng) => {
@@ -193,6 +199,11 @@ Deno.test({
       const target = {
         address: chaos.cluster.nodes.find((node) => node.id === 3)!.peerAddress,
         caCertificatePem: credentials.caCertificatePem,
+        identity: await createPeerIdentity({
+          nodeId: 1,
+          listenHost: "127.0.0.1",
+          ca: { keyPem: credentials.caKeyPem!, certificatePem: credentials.caCertificatePem },
+        }),
       };
       const prng = new SeededPrng(seed);
       const failures: string[] = [];
@@ -255,7 +266,7 @@ Deno.test({
 
 /** Opens a connection, authenticates as node 1, sends `input`; returns what went wrong, or null. */
 async function sendInput(
-  target: { address: string; caCertificatePem: string },
+  target: { address: string; caCertificatePem: string; identity: PeerIdentity },
   secret: string,
   input: PeerInput,
 ): Promise<string | null> {
@@ -264,6 +275,7 @@ async function sendInput(
     const challenge = await raw.handshake({
       dialerNodeId: 1,
       listenerNodeId: 3,
+      identity: target.identity,
       secret,
       caCertificatePem: target.caCertificatePem,
       trailing: input.bytes,

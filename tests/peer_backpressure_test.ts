@@ -61,6 +61,7 @@ Deno.test("a peer that sends requests and never reads gets its answers shed", as
     });
     await raw.handshake({
       dialerNodeId: 1,
+      identity: await cluster.identityFor(1),
       listenerNodeId: 2,
       secret: TEST_SECRET,
       caCertificatePem: two!.caCertificatePem,
@@ -129,6 +130,7 @@ Deno.test("a ping whose pong never comes is sent again after an idle timeout", a
     });
     await raw.handshake({
       dialerNodeId: 1,
+      identity: await cluster.identityFor(1),
       listenerNodeId: 2,
       secret: TEST_SECRET,
       caCertificatePem: two!.caCertificatePem,

@@ -43,7 +43,7 @@ async function startPair(
   return { one: one!, two: two! };
 }
 
-async function openRaw(two: TestNode): Promise<RawPeer> {
+async function openRaw(cluster: TestCluster, two: TestNode): Promise<RawPeer> {
   const raw = await RawPeer.open({
     address: two.transport.listenAddress,
     caCertificatePem: two.caCertificatePem,
@@ -51,6 +51,7 @@ async function openRaw(two: TestNode): Promise<RawPeer> {
   const challenge = await raw.handshake({
     dialerNodeId: 1,
     listenerNodeId: 2,
+    identity: await cluster.identityFor(1),
     secret: TEST_SECRET,
     caCertificatePem: two.caCertificatePem,
   });
@@ -87,7 +88,7 @@ Deno.test("a request frame whose deadline is 0 is answered timeout and never run
   const seen: Seen[] = [];
   try {
     const { two } = await startPair(cluster, seen);
-    const raw = await openRaw(two);
+    const raw = await openRaw(cluster, two);
     try {
       const frame = (requestId: number, deadlineMs: number, value: string) =>
         encodeRequest({ requestId, shardId: 0, deadlineMs, payload: text(value) }, SHARDED);

@@ -22,6 +22,12 @@ import {
 import { closeCodeOf, RawPeer } from "./fixtures/peer_raw_client.ts";
 import { peerStats, TEST_SECRET, TestCluster, text, untext } from "./fixtures/peer_cluster.ts";
 
+/** A well-formed proof frame's content; only its type matters where it is used. */
+const junkProof = {
+  proof: new Uint8Array(32),
+  signature: new Uint8Array(64),
+  certificate: new Uint8Array(1),
+};
 const WRONG_SECRET = "not-the-cluster-secret-at-all!";
 const PROTOCOL_ERROR = 1;
 const AUTHENTICATION_FAILED = 2;
@@ -114,6 +120,7 @@ Deno.test("a proof over another CA's fingerprint is refused after TLS passed", a
     });
     const challenge = await raw.handshake({
       dialerNodeId: 1,
+      identity: await cluster.identityFor(1),
       listenerNodeId: 2,
       secret: TEST_SECRET,
       caCertificatePem: otherCa.certificatePem,
@@ -148,6 +155,7 @@ Deno.test("a raw peer without the secret is disconnected and delivers nothing", 
       const trailing = new Uint8Array([...raftBatch(0, "inject"), ...requestFrame(0, "inject")]);
       const challenge = await raw.handshake({
         dialerNodeId: 1,
+        identity: await cluster.identityFor(1),
         listenerNodeId: 2,
         secret: WRONG_SECRET,
         caCertificatePem: target.caCertificatePem,
@@ -169,6 +177,7 @@ Deno.test("a raw peer without the secret is disconnected and delivers nothing", 
       const raw = await RawPeer.open(target);
       const challenge = await raw.handshake({
         dialerNodeId: 3,
+        identity: await cluster.identityFor(3),
         listenerNodeId: 2,
         secret: TEST_SECRET,
         caCertificatePem: target.caCertificatePem,
@@ -200,7 +209,7 @@ Deno.test("a malformed frame closes that connection while the node serves others
         name: "a batch whose count overruns it",
         bytes: Uint8Array.of(0, 0, 0, 5, 0x10, 0, 0, 0, 9),
       },
-      { name: "a handshake frame after the handshake", bytes: encodeProof(new Uint8Array(32)) },
+      { name: "a handshake frame after the handshake", bytes: encodeProof(junkProof) },
     ];
     let closedCount = 0;
     for (const testCase of cases) {
@@ -208,6 +217,7 @@ Deno.test("a malformed frame closes that connection while the node serves others
         const raw = await RawPeer.open(target);
         await raw.handshake({
           dialerNodeId: 1,
+          identity: await cluster.identityFor(1),
           listenerNodeId: 5,
           secret: TEST_SECRET,
           caCertificatePem: target.caCertificatePem,
@@ -287,6 +297,7 @@ Deno.test("the legacy ALPN carries unprefixed messages for shard 0", async (t) =
       );
       await raw.handshake({
         dialerNodeId: 1,
+        identity: await cluster.identityFor(1),
         listenerNodeId: 7,
         secret: TEST_SECRET,
         caCertificatePem: target.caCertificatePem,

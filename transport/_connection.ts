@@ -81,6 +81,8 @@ interface PendingRequest {
 /** An authenticated connection carrying frames both ways on one stream. */
 export class PeerConnection {
   readonly remoteNodeId: number;
+  /** The fingerprint of the certificate the peer proved its node id with. */
+  readonly remoteCertificateFingerprint: string;
   readonly protocol: PeerProtocol;
   readonly role: "dialer" | "listener";
   readonly codec: CodecOptions;
@@ -119,6 +121,7 @@ export class PeerConnection {
   ) {
     this.#link = link;
     this.remoteNodeId = link.remoteNodeId;
+    this.remoteCertificateFingerprint = link.remoteCertificateFingerprint;
     this.protocol = link.protocol;
     this.role = link.role;
     this.codec = { hasShardPrefix: link.protocol === ALPN_SHARDED };

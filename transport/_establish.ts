@@ -1,6 +1,7 @@
 /**
  * Opening a peer connection, private to the peer folder: the QUIC dial or accept, the single
- * long-lived bidirectional stream, and the cluster-secret handshake (see handshake.ts).
+ * long-lived bidirectional stream, and the handshake (see handshake.ts): each side proves the
+ * cluster secret and proves its node id with its CA-issued certificate and key.
  *
  * Both functions either return an authenticated {@linkcode PeerLink} or throw; on any failure
  * they close the QUIC connection themselves, so a caller never holds a half-open link.
@@ -14,13 +15,25 @@ import {
   encodeHello,
   encodeProof,
   FrameDecoder,
+  type NodeProof,
   parseFrame,
   type PeerProtocol,
   PROTOCOL_VERSION,
 } from "./frame_codec.ts";
-import { computeProof, createNonce, type HandshakeTranscript, verifyProof } from "./handshake.ts";
+import { nodeDnsName } from "./_x509.ts";
+import {
+  computeProof,
+  createNonce,
+  type HandshakeRole,
+  type HandshakeTranscript,
+  signTranscript,
+  verifyProof,
+  verifyTranscriptSignature,
+} from "./handshake.ts";
+import { checkPeerCertificate } from "./identity.ts";
 import { FRAME_BYTES_MAX, HANDSHAKE_FRAME_BYTES_MAX, type PeerLimits } from "./limits.ts";
 import type { ResolvedTrust } from "./options.ts";
+import type { RefusedPeerSet } from "./refused_peers.ts";
 
 /** QUIC application close codes used by the peer channel. */
 export const CloseCode = Object.freeze({
@@ -31,6 +44,7 @@ export const CloseCode = Object.freeze({
   handshakeTimeout: 4,
   peerRemoved: 5,
   internalError: 6,
+  peerRefused: 7,
 });
 
 /** An authenticated connection, ready for traffic. */
@@ -42,6 +56,8 @@ export interface PeerLink {
   /** Bytes read during the handshake that belong to the traffic phase (not yet decoded). */
   readonly leftoverBytes: Uint8Array;
   readonly remoteNodeId: number;
+  /** The SHA-256 fingerprint of the certificate the peer proved its node id with. */
+  readonly remoteCertificateFingerprint: string;
   readonly protocol: PeerProtocol;
   readonly role: "dialer" | "listener";
   /** Settles when the QUIC connection is closed; never rejects. */
@@ -55,6 +71,10 @@ export interface HandshakeContext {
   readonly limits: PeerLimits;
   /** The cluster CA: the dialer's only extra TLS root, and bound into every proof. */
   readonly trust: ResolvedTrust;
+  /** This node's own identity: its signing key and its certificate (DER) to send. */
+  readonly self: { readonly signingKey: CryptoKey; readonly certificateDer: Uint8Array };
+  /** Peers refused although their certificate is genuine (removed nodes). */
+  readonly refused: RefusedPeerSet;
 }
 
 /** The QUIC transport options shared by dialing and listening. */
@@ -86,9 +106,10 @@ export async function dialPeer(
     endpoint: context.endpoint,
     hostname: context.target.hostname,
     port: context.target.port,
-    // Every Aspen certificate names "localhost"; the cluster CA is the only extra root and
-    // public CAs never issue for "localhost", so only a CA-issued certificate passes TLS.
-    serverName: "localhost",
+    // The cluster CA issues node N's certificate for node-N.aspen.invalid, a reserved name
+    // that no public CA issues, so TLS passes only for a certificate the cluster CA issued to
+    // the node this dialer means to reach (see _x509.ts).
+    serverName: nodeDnsName(context.target.nodeId),
     caCerts: [context.trust.caCertificatePem],
     alpnProtocols: [...context.protocols],
   });
@@ -116,14 +137,18 @@ export async function dialPeer(
       listenerNonce: challenge.nonce.slice(),
       caFingerprint: context.trust.caFingerprint,
     };
-    if (!await verifyProof(context.secretKey, "listener", transcript, challenge.proof)) {
-      throw authenticationError("the listener's proof is wrong");
-    }
-    channel.write(encodeProof(await computeProof(context.secretKey, "dialer", transcript)));
+    const fingerprint = await checkNodeProof(context, {
+      role: "listener",
+      nodeId: context.target.nodeId,
+      transcript,
+      received: challenge,
+    });
+    channel.write(encodeProof(await makeNodeProof(context, "dialer", transcript)));
     return channel.toLink({
       conn,
       closed,
       remoteNodeId: context.target.nodeId,
+      remoteCertificateFingerprint: fingerprint,
       protocol,
       role: "dialer",
     });
@@ -165,26 +190,106 @@ export async function acceptPeer(
     channel.write(encodeChallenge({
       listenerNodeId: context.selfNodeId,
       nonce: transcript.listenerNonce,
-      proof: await computeProof(context.secretKey, "listener", transcript),
+      ...await makeNodeProof(context, "listener", transcript),
     }));
     const proof = parseFrame(await channel.next(), { hasShardPrefix: true });
     if (proof.type !== "proof") throw handshakeError("expected a proof frame");
-    if (!await verifyProof(context.secretKey, "dialer", transcript, proof.proof)) {
-      throw authenticationError(`the proof of node ${hello.dialerNodeId} is wrong`);
-    }
+    const fingerprint = await checkNodeProof(context, {
+      role: "dialer",
+      nodeId: hello.dialerNodeId,
+      transcript,
+      received: proof,
+    });
     return channel.toLink({
       conn,
       closed,
       remoteNodeId: hello.dialerNodeId,
+      remoteCertificateFingerprint: fingerprint,
       protocol,
       role: "listener",
     });
   });
 }
 
-/** Raised when a peer fails the cluster-secret check. */
+/** Raised when a peer fails the cluster-secret check or cannot prove its node id. */
 export class PeerAuthenticationError extends Error {
-  override readonly name = "PeerAuthenticationError";
+  override readonly name: string = "PeerAuthenticationError";
+}
+
+/** Raised when a peer proved its node id but is refused (a removed node). */
+export class PeerRefusedError extends PeerAuthenticationError {
+  override readonly name: string = "PeerRefusedError";
+  readonly nodeId: number;
+  readonly certificateFingerprint: string;
+
+  constructor(message: string, peer: { nodeId: number; certificateFingerprint: string }) {
+    super(message);
+    this.nodeId = peer.nodeId;
+    this.certificateFingerprint = peer.certificateFingerprint;
+  }
+}
+
+/** This side's proofs of `role`: the cluster-secret HMAC, and its signature and certificate. */
+async function makeNodeProof(
+  context: HandshakeContext,
+  role: HandshakeRole,
+  transcript: HandshakeTranscript,
+): Promise<NodeProof> {
+  return {
+    proof: await computeProof(context.secretKey, role, transcript),
+    signature: await signTranscript(context.self.signingKey, role, transcript),
+    certificate: context.self.certificateDer,
+  };
+}
+
+/**
+ * Checks the peer's proofs, in order of cost: the cluster-secret HMAC first (so that nobody
+ * without the secret makes this node parse a certificate or verify a signature), then its
+ * certificate (issued by the cluster CA, valid now, naming the node id it claims), then its
+ * signature with that certificate's key, then the refused set.
+ *
+ * @returns the fingerprint of the peer's certificate.
+ * @throws {PeerAuthenticationError} when a check fails; {@linkcode PeerRefusedError} when the
+ *   peer proved its id but is refused.
+ */
+async function checkNodeProof(
+  context: HandshakeContext,
+  check: {
+    role: HandshakeRole;
+    nodeId: number;
+    transcript: HandshakeTranscript;
+    received: NodeProof;
+  },
+): Promise<string> {
+  const { role, nodeId, transcript, received } = check;
+  const who = `the ${role} (node ${nodeId})`;
+  if (!await verifyProof(context.secretKey, role, transcript, received.proof)) {
+    throw authenticationError(`the cluster-secret proof of ${who} is wrong`);
+  }
+  const certificate = await checkPeerCertificate(received.certificate, {
+    ca: context.trust.caCertificate,
+    nodeId,
+    now: new Date(),
+  });
+  if ("refused" in certificate) throw authenticationError(`${who}: ${certificate.refused}`);
+  const fingerprint = certificate.fingerprint;
+  const isSigned = await verifyTranscriptSignature(
+    certificate.publicKey,
+    role,
+    transcript,
+    received.signature,
+  );
+  if (!isSigned) {
+    throw authenticationError(`the signature of ${who} does not verify with its certificate`);
+  }
+  const refusal = context.refused.reasonFor(nodeId, fingerprint);
+  if (refusal !== null) {
+    throw new PeerRefusedError(`Cannot authenticate a peer: ${who} is refused: ${refusal}`, {
+      nodeId,
+      certificateFingerprint: fingerprint,
+    });
+  }
+  return fingerprint;
 }
 
 function checkHello(
@@ -250,7 +355,10 @@ class HandshakeChannel {
 
   /** Hands the stream to the traffic phase; call only after the peer is authenticated. */
   toLink(
-    fields: Pick<PeerLink, "conn" | "closed" | "remoteNodeId" | "protocol" | "role">,
+    fields: Pick<
+      PeerLink,
+      "conn" | "closed" | "remoteNodeId" | "remoteCertificateFingerprint" | "protocol" | "role"
+    >,
   ): PeerLink {
     this.#decoder.frameBytesMax = FRAME_BYTES_MAX;
     return {

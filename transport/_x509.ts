@@ -9,8 +9,15 @@
  *   only), keyUsage keyCertSign and cRLSign, both critical, and a SubjectKeyIdentifier.
  * - `leaf`: a node certificate. BasicConstraints cA false (a CA certificate fails as an end
  *   entity), keyUsage digitalSignature, EKU serverAuth and clientAuth, a subjectAltName with
- *   `DNS:localhost` (dialers verify that name) plus the listen host when concrete, and the
- *   Subject and Authority key identifiers that RFC 5280 asks for (webpki chains by name).
+ *   the node's names (below) plus the listen host when concrete, and the Subject and Authority
+ *   key identifiers that RFC 5280 asks for (webpki chains by name).
+ *
+ * A leaf names its node id twice, both derived from the id the CA was asked to certify:
+ * `URI:aspen://node/<id>` (the peer handshake reads the node id from it, see
+ * {@linkcode nodeIdsOf}) and `DNS:node-<id>.aspen.invalid` (a dialer asks TLS for exactly that
+ * name, so TLS itself refuses a listener that holds another node's certificate). `.invalid` is
+ * reserved (RFC 6761): no public CA issues for it and no listen host can claim it. The leaf
+ * also keeps `DNS:localhost`, the name dialers verified before node-bound certificates.
  */
 
 import {
@@ -38,7 +45,17 @@ export { X509Certificate };
 /** Which kind of certificate to issue. */
 export type CertificateProfile =
   | { readonly kind: "ca" }
-  | { readonly kind: "leaf"; readonly listenHost: string };
+  | { readonly kind: "leaf"; readonly listenHost: string; readonly nodeId: number };
+
+/** The reserved DNS suffix of node names: `node-<id>.aspen.invalid`. */
+export const NODE_DNS_SUFFIX = ".aspen.invalid";
+/** The prefix of a node's URI subjectAltName: `aspen://node/<id>`. */
+export const NODE_URI_PREFIX = "aspen://node/";
+
+/** The DNS name a dialer asks TLS for when it dials node `nodeId`. */
+export function nodeDnsName(nodeId: number): string {
+  return `node-${nodeId}${NODE_DNS_SUFFIX}`;
+}
 
 /** The signer of a certificate; for a self-signed one, the subject itself. */
 export interface CertificateIssuer {
@@ -85,6 +102,7 @@ export async function issueCertificate(options: {
     subjectKeyId,
     issuerKeyId: await keyIdentifier(options.issuer.spki),
     listenHost: options.profile.listenHost,
+    nodeId: options.profile.nodeId,
   });
   const certificate = await X509CertificateGenerator.create({
     subject: options.subjectName,
@@ -143,6 +161,37 @@ export async function isIssuedBy(
     if (error instanceof AssertionError) throw error;
     return false;
   }
+}
+
+/**
+ * The node ids a certificate names in `URI:aspen://node/<id>` subjectAltNames, in order; empty
+ * for a certificate issued before node-bound certificates (or not for a node). A caller that
+ * trusts the issuer requires exactly one.
+ */
+export function nodeIdsOf(certificate: X509Certificate): number[] {
+  let extension: SubjectAlternativeNameExtension | null;
+  try {
+    extension = certificate.getExtension(SubjectAlternativeNameExtension);
+  } catch (error) {
+    // A damaged extension makes the library throw: the certificate names no node.
+    if (error instanceof AssertionError) throw error;
+    return [];
+  }
+  if (extension === null) return [];
+  const ids: number[] = [];
+  for (const name of extension.names.items) {
+    if (name.type !== "url" || !name.value.startsWith(NODE_URI_PREFIX)) continue;
+    const digits = name.value.slice(NODE_URI_PREFIX.length);
+    if (!/^[1-9][0-9]{0,9}$/.test(digits)) continue;
+    ids.push(Number(digits));
+  }
+  return ids;
+}
+
+/** True when `at` lies within the certificate's notBefore..notAfter. */
+export function isWithinValidity(certificate: X509Certificate, at: Date): boolean {
+  return certificate.notBefore.getTime() <= at.getTime() &&
+    at.getTime() <= certificate.notAfter.getTime();
 }
 
 /** The certificate's SubjectPublicKeyInfo, DER. */
@@ -232,12 +281,16 @@ function leafExtensions(options: {
   subjectKeyId: string;
   issuerKeyId: string;
   listenHost: string;
+  nodeId: number;
 }): Extension[] {
   return [
     new BasicConstraintsExtension(false, undefined, true),
     new KeyUsagesExtension(KeyUsageFlags.digitalSignature, true),
     new ExtendedKeyUsageExtension([ExtendedKeyUsage.serverAuth, ExtendedKeyUsage.clientAuth]),
-    new SubjectAlternativeNameExtension(subjectAltNames(options.listenHost), false),
+    new SubjectAlternativeNameExtension(
+      subjectAltNames(options.listenHost, options.nodeId),
+      false,
+    ),
     new SubjectKeyIdentifierExtension(options.subjectKeyId, false),
     new AuthorityKeyIdentifierExtension(options.issuerKeyId, false),
   ];
@@ -253,18 +306,31 @@ async function keyIdentifier(spki: Uint8Array<ArrayBuffer>): Promise<string> {
   return Array.from(identifier, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-/** DNS:localhost, plus the listen host as an IP or DNS name unless it is a wildcard. */
-function subjectAltNames(listenHost: string): JsonGeneralName[] {
-  const names: JsonGeneralName[] = [{ type: "dns", value: "localhost" }];
+/**
+ * DNS:localhost, the node's DNS and URI names, plus the listen host as an IP or DNS name unless
+ * it is a wildcard or under the reserved node suffix.
+ */
+function subjectAltNames(listenHost: string, nodeId: number): JsonGeneralName[] {
+  assert(Number.isSafeInteger(nodeId) && nodeId >= 1, "a node id is a positive integer");
+  const names: JsonGeneralName[] = [
+    { type: "dns", value: "localhost" },
+    { type: "dns", value: nodeDnsName(nodeId) },
+    { type: "url", value: `${NODE_URI_PREFIX}${nodeId}` },
+  ];
   const host = listenHost.replace(/^\[|\]$/g, "");
   const ip = ipLiteral(host);
   if (ip !== null) {
     const isWildcard = ip === "0.0.0.0" || ip === "::";
     if (!isWildcard) names.push({ type: "ip", value: ip });
-  } else if (host !== "localhost" && isDnsName(host)) {
+  } else if (host !== "localhost" && isDnsName(host) && !isReservedNodeName(host)) {
     names.push({ type: "dns", value: host });
   }
   return names;
+}
+
+function isReservedNodeName(host: string): boolean {
+  const lower = host.toLowerCase().replace(/\.$/, "");
+  return lower.endsWith(NODE_DNS_SUFFIX) || lower === NODE_DNS_SUFFIX.slice(1);
 }
 
 function isDnsName(host: string): boolean {

@@ -78,6 +78,11 @@ Deno.test("the dialer's TLS accepts only a certificate that the cluster CA issue
       presented: { keyPem: selfSigned.keyPem, certificatePem: await forgedLeaf(selfSigned) },
       refusal: "BadSignature",
     },
+    {
+      name: "a node certificate the CA issued for another node",
+      presented: await createPeerIdentity({ nodeId: 3, listenHost: "127.0.0.1", ca }),
+      refusal: 'not valid for name "node-2.aspen.invalid"',
+    },
     { name: "the CA certificate itself", presented: ca, refusal: "CaUsedAsEndEntity" },
     {
       name: "a node certificate issued today by a CA made before @peculiar/x509",
@@ -221,7 +226,7 @@ async function selfSignedLeaf(): Promise<Presented & { privateKey: CryptoKey }> 
   const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keyPair.publicKey));
   const name = commonName("aspen-node-2");
   const certificate = await issueCertificate({
-    profile: { kind: "leaf", listenHost: "127.0.0.1" },
+    profile: { kind: "leaf", listenHost: "127.0.0.1", nodeId: 2 },
     subjectName: name,
     subjectSpki: spki,
     issuer: { name, spki, privateKey: keyPair.privateKey },
@@ -246,7 +251,7 @@ async function forgedLeaf(subject?: { keyPem: string; privateKey: CryptoKey }): 
   }
   const caCertificate = parseCertificate(pemDecode("CERTIFICATE", ca.certificatePem)!)!;
   const certificate = await issueCertificate({
-    profile: { kind: "leaf", listenHost: "127.0.0.1" },
+    profile: { kind: "leaf", listenHost: "127.0.0.1", nodeId: 2 },
     subjectName: commonName("aspen-node-2"),
     subjectSpki: await publicSpkiOf(privateKey),
     issuer: { name: caCertificate.subjectName, spki: spkiOf(caCertificate), privateKey },

@@ -5,8 +5,8 @@
  * ```text
  * frame      := length:u32 type:u8 body     (length counts type + body: 1..FRAME_BYTES_MAX)
  * hello      := 0x01 version:u8 dialerNode:u32 listenerNode:u32 nonce:32B
- * challenge  := 0x02 listenerNode:u32 nonce:32B proof:32B
- * proof      := 0x03 proof:32B
+ * challenge  := 0x02 listenerNode:u32 nonce:32B proof:32B signature:64B certificate
+ * proof      := 0x03 proof:32B signature:64B certificate  (certificate = the rest, DER)
  * raft_batch := 0x10 count:u32 { [shard:u32] length:u32 payload }*count
  * request    := 0x11 requestId:u32 [shard:u32] deadlineMs:u32 payload  (payload = the rest)
  * response   := 0x12 requestId:u32 [shard:u32] payload
@@ -23,7 +23,8 @@
  * receiver's deadline is its own clock at receipt plus that duration (time in transit is not
  * counted); 0 means the caller has given up already. Version 2 of the protocol added the field;
  * the hello's version byte keeps a version 1 node and a version 2 node from ever exchanging a
- * request frame (the handshake refuses the pair).
+ * request frame (the handshake refuses the pair). Version 3 added the node's certificate and
+ * its signature to the challenge and proof frames (node-bound identities, see handshake.ts).
  *
  * Payloads handed out by the parser are views into the received chunk, never copies; the
  * transport never writes into received chunks, so the views stay valid. Every decoding
@@ -35,6 +36,7 @@ import {
   BATCH_MESSAGES_MAX,
   ERROR_JSON_BYTES_MAX,
   FRAME_BYTES_MAX,
+  PEER_CERTIFICATE_BYTES_MAX,
   PEER_PAYLOAD_BYTES_MAX,
 } from "./limits.ts";
 
@@ -45,12 +47,14 @@ export const ALPN_LEGACY = "aspen-raft";
 /** One of the two ALPN protocols the peer channel speaks. */
 export type PeerProtocol = typeof ALPN_SHARDED | typeof ALPN_LEGACY;
 
-/** The version byte of the hello frame; 2 since request frames carry a deadline. */
-export const PROTOCOL_VERSION = 2;
-/** Bytes of a handshake nonce and of an HMAC-SHA256 proof. */
+/** The version byte of the hello frame; 3 since nodes prove their node id with their key. */
+export const PROTOCOL_VERSION = 3;
+/** Bytes of a handshake nonce. */
 export const NONCE_BYTES = 32;
 /** Bytes of an HMAC-SHA256 proof. */
 export const PROOF_BYTES = 32;
+/** Bytes of an ECDSA P-256 signature in WebCrypto's raw form (r and s, 32 bytes each). */
+export const SIGNATURE_BYTES = 64;
 /** Bytes of the length prefix. */
 export const FRAME_HEADER_BYTES = 4;
 /** The largest node id and shard id (both travel as u32). Node id 0 is reserved. */
@@ -105,13 +109,12 @@ export type Frame =
     readonly listenerNodeId: number;
     readonly nonce: Uint8Array;
   }
-  | {
+  | ({
     readonly type: "challenge";
     readonly listenerNodeId: number;
     readonly nonce: Uint8Array;
-    readonly proof: Uint8Array;
-  }
-  | { readonly type: "proof"; readonly proof: Uint8Array }
+  } & NodeProof)
+  | ({ readonly type: "proof" } & NodeProof)
   | { readonly type: "raft_batch"; readonly messages: readonly ShardMessage[] }
   | {
     readonly type: "request";
@@ -135,6 +138,16 @@ export type Frame =
   }
   | { readonly type: "ping" | "pong"; readonly pingId: number };
 
+/** What each side of the handshake sends to prove itself (see handshake.ts). */
+export interface NodeProof {
+  /** HMAC-SHA256 of the transcript keyed by the cluster secret, PROOF_BYTES. */
+  readonly proof: Uint8Array;
+  /** ECDSA P-256 signature of the transcript with the node's key, SIGNATURE_BYTES. */
+  readonly signature: Uint8Array;
+  /** The node's certificate, DER, 1..PEER_CERTIFICATE_BYTES_MAX bytes. */
+  readonly certificate: Uint8Array;
+}
+
 /** Codec options that depend on the negotiated ALPN. */
 export interface CodecOptions {
   /** True under `aspen-raft-shard`; false under the legacy `aspen-raft`. */
@@ -154,25 +167,53 @@ export function encodeHello(
   return frame.bytes;
 }
 
-/** Encodes a challenge frame (listener to dialer: its nonce and its proof). */
+/** Encodes a challenge frame (listener to dialer: its nonce and its proofs). */
 export function encodeChallenge(
-  challenge: { listenerNodeId: number; nonce: Uint8Array; proof: Uint8Array },
+  challenge: { listenerNodeId: number; nonce: Uint8Array } & NodeProof,
 ): Uint8Array {
   assert(challenge.nonce.length === NONCE_BYTES, "challenge nonce has NONCE_BYTES");
-  assert(challenge.proof.length === PROOF_BYTES, "challenge proof has PROOF_BYTES");
-  const frame = allocateFrame(FrameType.challenge, 4 + NONCE_BYTES + PROOF_BYTES);
+  const frame = allocateFrame(FrameType.challenge, 4 + NONCE_BYTES + nodeProofBytes(challenge));
   frame.view.setUint32(5, checkNodeId(challenge.listenerNodeId));
   frame.bytes.set(challenge.nonce, 9);
-  frame.bytes.set(challenge.proof, 9 + NONCE_BYTES);
+  writeNodeProof(frame.bytes, 9 + NONCE_BYTES, challenge);
   return frame.bytes;
 }
 
-/** Encodes a proof frame (dialer to listener: the dialer's proof). */
-export function encodeProof(proof: Uint8Array): Uint8Array {
-  assert(proof.length === PROOF_BYTES, "proof has PROOF_BYTES");
-  const frame = allocateFrame(FrameType.proof, PROOF_BYTES);
-  frame.bytes.set(proof, 5);
+/** Encodes a proof frame (dialer to listener: the dialer's proofs). */
+export function encodeProof(proof: NodeProof): Uint8Array {
+  const frame = allocateFrame(FrameType.proof, nodeProofBytes(proof));
+  writeNodeProof(frame.bytes, 5, proof);
   return frame.bytes;
+}
+
+function nodeProofBytes(proof: NodeProof): number {
+  assert(proof.proof.length === PROOF_BYTES, "a proof has PROOF_BYTES");
+  assert(proof.signature.length === SIGNATURE_BYTES, "a signature has SIGNATURE_BYTES");
+  assert(proof.certificate.length >= 1, "a certificate is not empty");
+  assert(proof.certificate.length <= PEER_CERTIFICATE_BYTES_MAX, "a certificate fits");
+  return PROOF_BYTES + SIGNATURE_BYTES + proof.certificate.length;
+}
+
+function writeNodeProof(bytes: Uint8Array, offset: number, proof: NodeProof): void {
+  bytes.set(proof.proof, offset);
+  bytes.set(proof.signature, offset + PROOF_BYTES);
+  bytes.set(proof.certificate, offset + PROOF_BYTES + SIGNATURE_BYTES);
+}
+
+function parseNodeProof(body: Uint8Array, offset: number, name: string): NodeProof {
+  const certificateOffset = offset + PROOF_BYTES + SIGNATURE_BYTES;
+  const certificateBytes = body.length - certificateOffset;
+  if (certificateBytes < 1 || certificateBytes > PEER_CERTIFICATE_BYTES_MAX) {
+    throw malformed(
+      `${name} frame is ${body.length} bytes; its certificate must be ` +
+        `1..${PEER_CERTIFICATE_BYTES_MAX} bytes`,
+    );
+  }
+  return {
+    proof: body.subarray(offset, offset + PROOF_BYTES),
+    signature: body.subarray(offset + PROOF_BYTES, certificateOffset),
+    certificate: body.subarray(certificateOffset),
+  };
 }
 
 /** The encoded size of one message inside a batch frame. */
@@ -296,16 +337,14 @@ export function parseFrame(body: Uint8Array, options: CodecOptions): Frame {
         nonce: body.subarray(10, 10 + NONCE_BYTES),
       };
     case FrameType.challenge:
-      expectBodyBytes(body, 1 + 4 + NONCE_BYTES + PROOF_BYTES, "challenge");
       return {
         type: "challenge",
+        ...parseNodeProof(body, 5 + NONCE_BYTES, "challenge"),
         listenerNodeId: view.getUint32(1),
         nonce: body.subarray(5, 5 + NONCE_BYTES),
-        proof: body.subarray(5 + NONCE_BYTES),
       };
     case FrameType.proof:
-      expectBodyBytes(body, 1 + PROOF_BYTES, "proof");
-      return { type: "proof", proof: body.subarray(1) };
+      return { type: "proof", ...parseNodeProof(body, 1, "proof") };
     case FrameType.raftBatch:
       return { type: "raft_batch", messages: parseRaftBatch(body, view, options) };
     case FrameType.request:

@@ -23,7 +23,23 @@ import {
   parseFrame,
   type ShardMessage,
 } from "./frame_codec.ts";
-import { BATCH_MESSAGES_MAX, FRAME_BYTES_MAX, HANDSHAKE_FRAME_BYTES_MAX } from "./limits.ts";
+import {
+  BATCH_MESSAGES_MAX,
+  FRAME_BYTES_MAX,
+  HANDSHAKE_FRAME_BYTES_MAX,
+  PEER_CERTIFICATE_BYTES_MAX,
+} from "./limits.ts";
+
+/** A handshake proof with recognisable bytes (the codec does not look inside them). */
+function nodeProof(
+  fill: number,
+): { proof: Uint8Array; signature: Uint8Array; certificate: Uint8Array } {
+  return {
+    proof: filled(32, fill),
+    signature: filled(64, fill + 1),
+    certificate: filled(600, fill + 2),
+  };
+}
 
 const SHARDED: CodecOptions = { hasShardPrefix: true };
 const LEGACY: CodecOptions = { hasShardPrefix: false };
@@ -66,7 +82,7 @@ const roundTripCases: {
     options: SHARDED,
     expected: {
       type: "hello",
-      version: 2,
+      version: 3,
       dialerNodeId: 1,
       listenerNodeId: 2,
       nonce: filled(32, 1),
@@ -74,20 +90,20 @@ const roundTripCases: {
   },
   {
     name: "challenge",
-    frame: encodeChallenge({ listenerNodeId: 9, nonce: filled(32, 2), proof: filled(32, 3) }),
+    frame: encodeChallenge({ listenerNodeId: 9, nonce: filled(32, 2), ...nodeProof(3) }),
     options: SHARDED,
     expected: {
       type: "challenge",
       listenerNodeId: 9,
       nonce: filled(32, 2),
-      proof: filled(32, 3),
+      ...nodeProof(3),
     },
   },
   {
     name: "proof",
-    frame: encodeProof(filled(32, 4)),
+    frame: encodeProof(nodeProof(4)),
     options: SHARDED,
-    expected: { type: "proof", proof: filled(32, 4) },
+    expected: { type: "proof", ...nodeProof(4) },
   },
   {
     name: "sharded raft batch",
@@ -170,7 +186,7 @@ Deno.test("FrameDecoder.push() yields the same frames for every way of cutting t
     encodeRaftBatch(batch, { start: 0, end: 3 }, SHARDED),
     encodePingOrPong("ping", 1),
     encodeRequest({ requestId: 1, shardId: 2, deadlineMs: 9, payload: filled(40, 5) }, SHARDED),
-    encodeProof(filled(32, 6)),
+    encodeProof(nodeProof(6)),
   ];
   const stream = concat(frames);
   const expected = decodeAll(frames, SHARDED);
@@ -195,7 +211,7 @@ Deno.test("FrameDecoder.push() yields the same frames for every way of cutting t
 });
 
 Deno.test("FrameDecoder.push() stops after a frame when onFrame returns false", () => {
-  const first = encodeProof(filled(32, 1));
+  const first = encodeProof(nodeProof(1));
   const second = encodePingOrPong("ping", 2);
   const stream = concat([first, second]);
   for (const cut of [stream.length, first.length - 3]) {
@@ -278,7 +294,7 @@ Deno.test("FrameDecoder.push() enforces the frame length limit", async (t) => {
       SHARDED,
     );
     const frames: Uint8Array[] = [];
-    decoder.push(concat([encodeProof(filled(32, 1)), big]), (body) => {
+    decoder.push(concat([encodeProof(nodeProof(1)), big]), (body) => {
       frames.push(body);
       decoder.frameBytesMax = FRAME_BYTES_MAX;
     });
@@ -306,8 +322,15 @@ Deno.test("parseFrame() rejects malformed bodies with FrameError", async (t) => 
       ),
     },
     {
-      name: "long proof",
-      body: concat([encodeProof(filled(32, 0)).subarray(4), Uint8Array.of(1)]),
+      name: "proof without a certificate",
+      body: encodeProof(nodeProof(0)).subarray(4, 1 + 32 + 64),
+    },
+    {
+      name: "proof with a certificate over the limit",
+      body: concat([
+        encodeProof(nodeProof(0)).subarray(4),
+        new Uint8Array(PEER_CERTIFICATE_BYTES_MAX),
+      ]),
     },
     { name: "batch count 0", body: withCount(0) },
     { name: "batch count over the limit", body: withCount(BATCH_MESSAGES_MAX + 1) },

@@ -11,8 +11,12 @@ import {
   createNonce,
   type HandshakeTranscript,
   importClusterSecret,
+  signTranscript,
   verifyProof,
+  verifyTranscriptSignature,
 } from "./handshake.ts";
+
+const ECDSA_P256 = { name: "ECDSA", namedCurve: "P-256" } as const;
 
 const SECRET = "a-cluster-secret-of-enough-length";
 
@@ -73,4 +77,41 @@ Deno.test("createNonce() returns fresh 32-byte nonces", () => {
   const first = createNonce();
   assert.equal(first.length, 32);
   assert.notDeepEqual(first, createNonce());
+});
+
+Deno.test("verifyTranscriptSignature() needs the key, role and transcript", async (t) => {
+  const pair = await crypto.subtle.generateKey(ECDSA_P256, false, ["sign", "verify"]);
+  const other = await crypto.subtle.generateKey(ECDSA_P256, false, ["sign", "verify"]);
+  const signature = await signTranscript(pair.privateKey, "listener", transcript);
+  assert.equal(signature.length, 64);
+  assert.equal(
+    await verifyTranscriptSignature(pair.publicKey, "listener", transcript, signature),
+    true,
+  );
+  await t.step("another key", async () => {
+    assert.equal(
+      await verifyTranscriptSignature(other.publicKey, "listener", transcript, signature),
+      false,
+    );
+  });
+  await t.step("the other role", async () => {
+    assert.equal(
+      await verifyTranscriptSignature(pair.publicKey, "dialer", transcript, signature),
+      false,
+    );
+  });
+  await t.step("another dialer id", async () => {
+    const changed = { ...transcript, dialerNodeId: 3 };
+    assert.equal(
+      await verifyTranscriptSignature(pair.publicKey, "listener", changed, signature),
+      false,
+    );
+  });
+  await t.step("a truncated signature", async () => {
+    const short = signature.subarray(1);
+    assert.equal(
+      await verifyTranscriptSignature(pair.publicKey, "listener", transcript, short),
+      false,
+    );
+  });
 });

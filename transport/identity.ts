@@ -3,11 +3,13 @@
  *
  * QUIC always runs TLS, so every listener needs a certificate, and a dialer needs a root to
  * verify it against. `aspen cluster init` makes one cluster CA ({@linkcode createClusterCa}) and
- * puts its key and certificate in the shared credentials file. Each node, on first start, makes
- * its own ECDSA P-256 key and has the CA issue it a certificate
- * ({@linkcode loadOrCreatePeerIdentity}), and keeps both in its data dir. Dialers trust the CA
- * certificate only, so a node needs nothing about its peers but their addresses (see the trust
- * model in mod.ts).
+ * puts its key and certificate in the credentials file. Each node has its own ECDSA P-256 key and
+ * a certificate the CA issued for its node id, kept in its data dir: made on first start where
+ * the CA key is at hand ({@linkcode loadOrCreatePeerIdentity}), or issued elsewhere
+ * ({@linkcode createPeerIdentity}, {@linkcode writePeerIdentity}: `aspen cluster issue-node`,
+ * later the join flow). Peers check a node's certificate with {@linkcode checkPeerCertificate}.
+ * Dialers trust the CA certificate only, so a node needs nothing about its peers but their
+ * addresses (see the trust model in mod.ts).
  *
  * The certificates follow what rustls (under Deno's QUIC) demands; the profiles are described
  * in _x509.ts, which builds and reads them with `@peculiar/x509`.
@@ -22,6 +24,8 @@ import {
   ECDSA_P256,
   isIssuedBy,
   issueCertificate,
+  isWithinValidity,
+  nodeIdsOf,
   parseCertificate,
   pemDecode,
   pemEncode,
@@ -49,7 +53,11 @@ export interface PeerIdentity {
 
 /** Options for creating an identity. */
 export interface PeerIdentityOptions {
-  /** Used only in the certificate's common name, for people reading it. */
+  /**
+   * The node the certificate is for: named in its subjectAltNames (`URI:aspen://node/<id>`,
+   * `DNS:node-<id>.aspen.invalid`), which the handshake and the dialer's TLS check, and in its
+   * common name for people reading it.
+   */
   readonly nodeId: number;
   /** The host part of the peer listen address; becomes a subjectAltName when concrete. */
   readonly listenHost: string;
@@ -118,45 +126,108 @@ export async function createPeerIdentity(options: PeerIdentityOptions): Promise<
 }
 
 /**
+ * The CA as a node sees it: its certificate always, its key only where the operator put it
+ * (the first nodes' full credentials file). Without the key a node cannot issue itself an
+ * identity and must be given one (`aspen cluster issue-node`, {@linkcode writePeerIdentity}).
+ */
+export interface TrustedCa {
+  /** The self-signed CA certificate, PEM. */
+  readonly certificatePem: string;
+  /** The CA's private key, PKCS8 PEM, or null when this node does not hold it. */
+  readonly keyPem: string | null;
+}
+
+/**
  * Loads the identity kept in `directory`, or creates and stores one on first start.
  *
  * The stored files are reused when the certificate was issued by `ca` (its issuer names the CA
- * and the CA's key signed it); otherwise (the cluster was re-initialised with a new CA) a new
- * key and certificate replace them. The key file is written with mode 0600. Files are written
- * to a temporary name and renamed, so a crash never leaves half a key behind; a crash between
- * the two renames leaves an old certificate, which the next start replaces again. A change of
- * listen host keeps the certificate: dialers verify the name "localhost", which it carries.
+ * and the CA's key signed it) and names this node's id (`URI:aspen://node/<id>`). Otherwise, if
+ * the CA key is at hand, a new key and certificate replace them: the cluster was re-initialised
+ * with a new CA, the certificate predates node-bound certificates, or it is another node's.
+ * Without the CA key that is a configuration error naming what is missing. The key file is
+ * written with mode 0600. Files are written to a temporary name and renamed, so a crash never
+ * leaves half a key behind; a crash between the two renames leaves an old certificate, which
+ * the next start replaces again. A change of listen host keeps the certificate: dialers verify
+ * the node's name, `node-<id>.aspen.invalid`, which it carries.
  *
  * @throws {AspenError} `storage_corrupt` when only one of the two files exists, when a file
  *   does not parse, or when the key does not match a certificate issued by this CA;
- *   `bad_config` when the CA does not parse.
+ *   `bad_config` when the CA does not parse, or when there is no usable identity and no CA key.
  */
 export async function loadOrCreatePeerIdentity(
-  options: PeerIdentityOptions & { readonly directory: string },
+  options: Omit<PeerIdentityOptions, "ca"> & {
+    readonly directory: string;
+    readonly ca: TrustedCa;
+  },
 ): Promise<PeerIdentity> {
-  const ca = await loadCa(options.ca);
-  const keyPath = `${options.directory}/${PEER_KEY_FILE}`;
-  const certificatePath = `${options.directory}/${PEER_CERTIFICATE_FILE}`;
-  const keyPem = await readTextIfExists(keyPath);
-  const certificatePem = await readTextIfExists(certificatePath);
+  const stored = await loadStoredIdentity(options);
+  if (stored.identity !== null) return stored.identity;
+  const caKeyPem = options.ca.keyPem;
+  if (caKeyPem === null) {
+    throw new AspenError(
+      "bad_config",
+      `Cannot start node ${options.nodeId}: ${stored.problem} in "${options.directory}", and ` +
+        "the cluster credentials hold no CA key to issue one. Run 'aspen cluster issue-node " +
+        `--node-id ${options.nodeId} --data-dir ${options.directory} --cluster-file FILE' ` +
+        "where the full credentials file is, or start with credentials that include caKeyPem",
+      { node: options.nodeId, directory: options.directory },
+    );
+  }
+  const ca = await loadCa({ keyPem: caKeyPem, certificatePem: options.ca.certificatePem });
+  const identity = await issueIdentity(options, ca);
+  await writePeerIdentity(options.directory, identity);
+  return identity;
+}
+
+/**
+ * Stores `identity` in `directory` (created if needed) as {@linkcode PEER_KEY_FILE} (mode
+ * 0600) and {@linkcode PEER_CERTIFICATE_FILE}, each written atomically.
+ */
+export async function writePeerIdentity(directory: string, identity: PeerIdentity): Promise<void> {
+  await Deno.mkdir(directory, { recursive: true });
+  await writeFileAtomic(`${directory}/${PEER_KEY_FILE}`, identity.keyPem, 0o600);
+  await writeFileAtomic(`${directory}/${PEER_CERTIFICATE_FILE}`, identity.certificatePem, 0o644);
+}
+
+/** The stored identity when it is usable, else why not (for the error message). */
+async function loadStoredIdentity(options: {
+  readonly directory: string;
+  readonly nodeId: number;
+  readonly ca: TrustedCa;
+}): Promise<{ identity: PeerIdentity; problem: null } | { identity: null; problem: string }> {
+  const caCertificate = parseCaCertificate(options.ca.certificatePem);
+  const keyPem = await readTextIfExists(`${options.directory}/${PEER_KEY_FILE}`);
+  const certificatePem = await readTextIfExists(`${options.directory}/${PEER_CERTIFICATE_FILE}`);
   const corrupt = corruptError(options.directory);
-  if (keyPem !== null && certificatePem !== null) {
-    const der = pemDecode("CERTIFICATE", certificatePem);
-    if (der === null) throw corrupt(`${PEER_CERTIFICATE_FILE} holds no PEM CERTIFICATE`);
-    const certificate = parseCertificate(der);
-    if (certificate === null) throw corrupt(`${PEER_CERTIFICATE_FILE} is not a certificate`);
-    if (await isIssuedBy(certificate, ca.certificate)) {
-      await checkKeyMatches({ keyPem, spki: spkiOf(certificate), corrupt });
-      return { keyPem, certificatePem, fingerprint: await fingerprintDer(der) };
-    }
-  } else if (keyPem !== null || certificatePem !== null) {
+  if (keyPem === null && certificatePem === null) {
+    return { identity: null, problem: "there is no peer identity" };
+  }
+  if (keyPem === null || certificatePem === null) {
     throw corrupt(`found only ${keyPem === null ? PEER_CERTIFICATE_FILE : PEER_KEY_FILE}`);
   }
-  const identity = await issueIdentity(options, ca);
-  await Deno.mkdir(options.directory, { recursive: true });
-  await writeFileAtomic(keyPath, identity.keyPem, 0o600);
-  await writeFileAtomic(certificatePath, identity.certificatePem, 0o644);
-  return identity;
+  const der = pemDecode("CERTIFICATE", certificatePem);
+  if (der === null) throw corrupt(`${PEER_CERTIFICATE_FILE} holds no PEM CERTIFICATE`);
+  const certificate = parseCertificate(der);
+  if (certificate === null) throw corrupt(`${PEER_CERTIFICATE_FILE} is not a certificate`);
+  if (!await isIssuedBy(certificate, caCertificate)) {
+    return { identity: null, problem: "the peer certificate was issued by another CA" };
+  }
+  const nodeIds = nodeIdsOf(certificate);
+  if (nodeIds.length === 0) {
+    return {
+      identity: null,
+      problem: "the peer certificate names no node id (it predates node-bound certificates)",
+    };
+  }
+  if (nodeIds.length !== 1 || nodeIds[0] !== options.nodeId) {
+    return {
+      identity: null,
+      problem: `the peer certificate is for node ${nodeIds.join(", ")}, not ${options.nodeId}`,
+    };
+  }
+  await checkKeyMatches({ keyPem, spki: spkiOf(certificate), corrupt });
+  const identity = { keyPem, certificatePem, fingerprint: await fingerprintDer(der) };
+  return { identity, problem: null };
 }
 
 /**
@@ -174,6 +245,81 @@ export async function isCertificateIssuedBy(
   const ca = parseCertificate(caDer);
   if (certificate === null || ca === null) return false;
   return await isIssuedBy(certificate, ca);
+}
+
+/** A peer's certificate that passed {@linkcode checkPeerCertificate}. */
+export interface CheckedPeerCertificate {
+  readonly nodeId: number;
+  /** Lowercase hex SHA-256 of the certificate's DER bytes. */
+  readonly fingerprint: string;
+  /** The certificate's key, for checking the peer's handshake signature. */
+  readonly publicKey: CryptoKey;
+}
+
+/**
+ * Checks a certificate a peer sent in the handshake: it parses, the cluster CA issued it, it is
+ * within its validity at `now`, and it names exactly one node id, `nodeId`. Revocation is the
+ * transport's business (it knows the refused set); the signature is checked by the caller with
+ * the returned key.
+ *
+ * @returns the checked certificate, or the reason it is refused (for the log line).
+ */
+export async function checkPeerCertificate(
+  der: Uint8Array,
+  options: { readonly ca: X509Certificate; readonly nodeId: number; readonly now: Date },
+): Promise<CheckedPeerCertificate | { readonly refused: string }> {
+  const bytes = der.slice();
+  const certificate = parseCertificate(bytes);
+  if (certificate === null) return { refused: "its certificate does not parse" };
+  const fingerprint = await fingerprintDer(bytes);
+  if (!await isIssuedBy(certificate, options.ca)) {
+    return { refused: `its certificate ${fingerprint} was not issued by the cluster CA` };
+  }
+  if (!isWithinValidity(certificate, options.now)) {
+    return { refused: `its certificate ${fingerprint} is not valid now` };
+  }
+  const nodeIds = nodeIdsOf(certificate);
+  if (nodeIds.length !== 1 || nodeIds[0] !== options.nodeId) {
+    const named = nodeIds.length === 0 ? "no node" : `node ${nodeIds.join(", ")}`;
+    return {
+      refused: `its certificate ${fingerprint} names ${named}, not node ${options.nodeId}`,
+    };
+  }
+  let publicKey: CryptoKey;
+  try {
+    publicKey = await crypto.subtle.importKey("spki", spkiOf(certificate), ECDSA_P256, false, [
+      "verify",
+    ]);
+  } catch (error) {
+    if (!(error instanceof DOMException)) throw error;
+    return { refused: `its certificate ${fingerprint} holds no P-256 key` };
+  }
+  return { nodeId: options.nodeId, fingerprint, publicKey };
+}
+
+/**
+ * Imports the identity's private key for signing handshake transcripts.
+ *
+ * @throws {AspenError} `bad_config` when the key is not a P-256 PKCS8 key.
+ */
+export async function importPeerSigningKey(identity: PeerIdentity): Promise<CryptoKey> {
+  const pkcs8 = pemDecode("PRIVATE KEY", identity.keyPem);
+  try {
+    if (pkcs8 === null) throw new Error("no PEM PRIVATE KEY");
+    return await crypto.subtle.importKey("pkcs8", pkcs8, ECDSA_P256, false, ["sign"]);
+  } catch (error) {
+    throw new AspenError(
+      "bad_config",
+      "Cannot use the peer identity: its key is not a P-256 PKCS8 key",
+      { identity: identity.fingerprint },
+      { cause: error },
+    );
+  }
+}
+
+/** The DER bytes of a PEM certificate, or null when the text holds none. */
+export function certificateDer(certificatePem: string): Uint8Array<ArrayBuffer> | null {
+  return pemDecode("CERTIFICATE", certificatePem);
 }
 
 /**
@@ -195,6 +341,20 @@ export async function fingerprintDer(der: Uint8Array<ArrayBuffer>): Promise<stri
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * Parses the CA certificate.
+ *
+ * @throws {AspenError} `bad_config` when it does not parse.
+ */
+export function parseCaCertificate(certificatePem: string): X509Certificate {
+  const der = pemDecode("CERTIFICATE", certificatePem);
+  const certificate = der === null ? null : parseCertificate(der);
+  if (certificate === null) {
+    throw new AspenError("bad_config", "Cannot use the cluster CA: its certificate does not parse");
+  }
+  return certificate;
+}
+
 /** Parses the CA and imports its key, checking that the two belong together. */
 async function loadCa(ca: ClusterCa): Promise<LoadedCa> {
   const fail = (reason: string, cause?: unknown) =>
@@ -204,9 +364,7 @@ async function loadCa(ca: ClusterCa): Promise<LoadedCa> {
       {},
       cause === undefined ? undefined : { cause },
     );
-  const der = pemDecode("CERTIFICATE", ca.certificatePem);
-  const certificate = der === null ? null : parseCertificate(der);
-  if (certificate === null) throw fail("its certificate does not parse");
+  const certificate = parseCaCertificate(ca.certificatePem);
   const pkcs8 = pemDecode("PRIVATE KEY", ca.keyPem);
   if (pkcs8 === null) throw fail("its key holds no PEM PRIVATE KEY");
   let privateKey: CryptoKey;
@@ -222,15 +380,15 @@ async function loadCa(ca: ClusterCa): Promise<LoadedCa> {
 }
 
 async function issueIdentity(
-  options: PeerIdentityOptions,
+  options: Pick<PeerIdentityOptions, "nodeId" | "listenHost">,
   ca: LoadedCa,
 ): Promise<PeerIdentity> {
-  assert(Number.isSafeInteger(options.nodeId), "nodeId is an integer");
+  checkIssuableNodeId(options.nodeId);
   const keyPair = await crypto.subtle.generateKey(ECDSA_P256, true, ["sign", "verify"]);
   const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keyPair.publicKey));
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keyPair.privateKey));
   const certificate = await issueCertificate({
-    profile: { kind: "leaf", listenHost: options.listenHost },
+    profile: { kind: "leaf", listenHost: options.listenHost, nodeId: options.nodeId },
     subjectName: commonName(`aspen-node-${options.nodeId}`),
     subjectSpki: spki,
     issuer: {
@@ -243,11 +401,25 @@ async function issueIdentity(
   const issued = parseCertificate(der);
   assert(issued !== null, "an issued certificate parses back");
   assert(await isIssuedBy(issued, ca.certificate), "an issued certificate verifies with the CA");
+  assert(nodeIdsOf(issued).join() === String(options.nodeId), "it names exactly its node");
   return {
     keyPem: pemEncode("PRIVATE KEY", pkcs8),
     certificatePem: pemEncode("CERTIFICATE", der),
     fingerprint: await fingerprintDer(der),
   };
+}
+
+/** The largest node id, as on the wire (u32). */
+const NODE_ID_MAX = 2 ** 32 - 1;
+
+function checkIssuableNodeId(nodeId: number): void {
+  if (!Number.isSafeInteger(nodeId) || nodeId < 1 || nodeId > NODE_ID_MAX) {
+    throw new AspenError(
+      "bad_config",
+      `Cannot issue a peer certificate for node id ${nodeId}: must be 1..2^32-1`,
+      { node: nodeId },
+    );
+  }
 }
 
 async function checkKeyMatches(options: {

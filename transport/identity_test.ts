@@ -13,13 +13,17 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import { AspenError } from "../shard/mod.ts";
 import { pemEncode } from "./_x509.ts";
 import {
+  certificateDer,
+  checkPeerCertificate,
   type ClusterCa,
   createClusterCa,
   createPeerIdentity,
   isCertificateIssuedBy,
   loadOrCreatePeerIdentity,
+  parseCaCertificate,
   PEER_CERTIFICATE_FILE,
   PEER_KEY_FILE,
+  writePeerIdentity,
 } from "./identity.ts";
 
 const ca = await createClusterCa();
@@ -45,7 +49,10 @@ Deno.test("createPeerIdentity() has the CA issue an end-entity certificate", asy
   assert.equal(certificate.ca, false);
   assert.equal(certificate.subject, "CN=aspen-node-7");
   assert.equal(certificate.issuer, caCertificate.subject);
-  assert.equal(certificate.subjectAltName, "DNS:localhost, IP Address:10.1.2.3");
+  assert.equal(
+    certificate.subjectAltName,
+    "DNS:localhost, DNS:node-7.aspen.invalid, URI:aspen://node/7, IP Address:10.1.2.3",
+  );
   assert.ok(certificate.checkIssued(caCertificate), "node:crypto sees the CA as the issuer");
   assert.ok(certificate.verify(caCertificate.publicKey), "the CA's key signed it");
   const otherKey = new X509Certificate(otherCa.certificatePem).publicKey;
@@ -56,15 +63,19 @@ Deno.test("createPeerIdentity() has the CA issue an end-entity certificate", asy
 });
 
 Deno.test("createPeerIdentity() puts the right subjectAltNames for each listen host", async (t) => {
+  const node = "DNS:localhost, DNS:node-1.aspen.invalid, URI:aspen://node/1";
   const cases = [
-    { host: "0.0.0.0", names: "DNS:localhost" },
-    { host: "[::1]", names: "DNS:localhost, IP Address:::1" },
-    { host: "[fd00:0:0::2]", names: "DNS:localhost, IP Address:fd00::2" },
-    { host: "[::]", names: "DNS:localhost" },
-    { host: "[::ffff:10.0.0.1]", names: "DNS:localhost, IP Address:::ffff:10.0.0.1" },
-    { host: "[fe80::1%eth0]", names: "DNS:localhost" },
-    { host: "db1.example.com", names: "DNS:localhost, DNS:db1.example.com" },
-    { host: "localhost", names: "DNS:localhost" },
+    { host: "0.0.0.0", names: node },
+    { host: "[::1]", names: `${node}, IP Address:::1` },
+    { host: "[fd00:0:0::2]", names: `${node}, IP Address:fd00::2` },
+    { host: "[::]", names: node },
+    { host: "[::ffff:10.0.0.1]", names: `${node}, IP Address:::ffff:10.0.0.1` },
+    { host: "[fe80::1%eth0]", names: node },
+    { host: "db1.example.com", names: `${node}, DNS:db1.example.com` },
+    { host: "localhost", names: node },
+    // A listen host may not claim another node's reserved name.
+    { host: "node-2.aspen.invalid", names: node },
+    { host: "NODE-2.Aspen.Invalid.", names: node },
   ];
   for (const testCase of cases) {
     await t.step(testCase.host, async () => {
@@ -145,6 +156,125 @@ Deno.test("loadOrCreatePeerIdentity() reports broken files as storage_corrupt", 
   } finally {
     await Deno.remove(directory, { recursive: true });
   }
+});
+
+/** The legacy CA and node 2's identity as a node made it before node-bound certificates. */
+const testdata = (file: string) =>
+  Deno.readTextFile(new URL(`./testdata/x509/${file}`, import.meta.url));
+const legacyCa: ClusterCa = {
+  keyPem: await testdata("legacy_ca_key.pem"),
+  certificatePem: await testdata("legacy_ca_cert.pem"),
+};
+const preNodeId = {
+  keyPem: await testdata("pre_node_id_peer_key.pem"),
+  certificatePem: await testdata("pre_node_id_peer_cert.pem"),
+};
+
+async function withPreNodeIdDir(run: (directory: string) => Promise<void>): Promise<void> {
+  const directory = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${directory}/${PEER_KEY_FILE}`, preNodeId.keyPem);
+    await Deno.writeTextFile(`${directory}/${PEER_CERTIFICATE_FILE}`, preNodeId.certificatePem);
+    await run(directory);
+  } finally {
+    await Deno.remove(directory, { recursive: true });
+  }
+}
+
+const isBadConfig = (pattern: RegExp) => (error: unknown) => {
+  assert.ok(error instanceof AspenError && error.code === "bad_config", String(error));
+  assert.match(error.message, pattern);
+  return true;
+};
+
+Deno.test("loadOrCreatePeerIdentity() reissues a certificate without a node id", async () => {
+  await withPreNodeIdDir(async (directory) => {
+    const options = { directory, nodeId: 2, listenHost: "127.0.0.1", ca: legacyCa };
+    const identity = await loadOrCreatePeerIdentity(options);
+    assert.notEqual(identity.certificatePem, preNodeId.certificatePem);
+    assert.match(new X509Certificate(identity.certificatePem).subjectAltName!, /aspen:\/\/node\/2/);
+    const stored = await Deno.readTextFile(`${directory}/${PEER_CERTIFICATE_FILE}`);
+    assert.equal(stored, identity.certificatePem, "the reissued certificate is stored");
+    const keyless = { ...options, ca: { ...legacyCa, keyPem: null } };
+    assert.deepEqual(await loadOrCreatePeerIdentity(keyless), identity, "then used keyless");
+  });
+});
+
+Deno.test("loadOrCreatePeerIdentity() without the CA key names what is missing", async (t) => {
+  const keyless = { certificatePem: legacyCa.certificatePem, keyPem: null };
+  await t.step("a certificate from before node-bound certificates", async () => {
+    await withPreNodeIdDir(async (directory) => {
+      await assert.rejects(
+        () => loadOrCreatePeerIdentity({ directory, nodeId: 2, listenHost: "::", ca: keyless }),
+        isBadConfig(/names no node id .*no CA key.*aspen cluster issue-node --node-id 2/),
+      );
+    });
+  });
+  await t.step("another node's certificate", async () => {
+    await withPreNodeIdDir(async (directory) => {
+      const other = await createPeerIdentity({ nodeId: 3, listenHost: "::", ca: legacyCa });
+      await writePeerIdentity(directory, other);
+      await assert.rejects(
+        () => loadOrCreatePeerIdentity({ directory, nodeId: 2, listenHost: "::", ca: keyless }),
+        isBadConfig(/is for node 3, not 2/),
+      );
+    });
+  });
+  await t.step("no identity at all", async () => {
+    const directory = await Deno.makeTempDir();
+    try {
+      await assert.rejects(
+        () => loadOrCreatePeerIdentity({ directory, nodeId: 2, listenHost: "::", ca: keyless }),
+        isBadConfig(/there is no peer identity/),
+      );
+      const issued = await createPeerIdentity({ nodeId: 2, listenHost: "::", ca: legacyCa });
+      await writePeerIdentity(directory, issued);
+      const loaded = await loadOrCreatePeerIdentity({
+        directory,
+        nodeId: 2,
+        listenHost: "::",
+        ca: keyless,
+      });
+      assert.deepEqual(loaded, issued, "an issued identity is used without the CA key");
+    } finally {
+      await Deno.remove(directory, { recursive: true });
+    }
+  });
+});
+
+Deno.test("checkPeerCertificate() accepts the CA's certificate for the id only", async () => {
+  const caCertificate = parseCaCertificate(ca.certificatePem);
+  const check = (certificatePem: string, nodeId: number) =>
+    checkPeerCertificate(certificateDer(certificatePem)!, {
+      ca: caCertificate,
+      nodeId,
+      now: new Date(),
+    });
+  const two = await createPeerIdentity({ nodeId: 2, listenHost: "::", ca });
+  const accepted = await check(two.certificatePem, 2);
+  assert.ok("publicKey" in accepted && accepted.fingerprint === two.fingerprint);
+  const refusal = async (certificatePem: string, nodeId: number) => {
+    const result = await check(certificatePem, nodeId);
+    assert.ok("refused" in result, "refused");
+    return result.refused;
+  };
+  assert.match(await refusal(two.certificatePem, 3), /names node 2, not node 3/);
+  const foreign = await createPeerIdentity({ nodeId: 2, listenHost: "::", ca: otherCa });
+  assert.match(await refusal(foreign.certificatePem, 2), /not issued by the cluster CA/);
+  assert.match(await refusal(ca.certificatePem, 2), /names no node/);
+  const legacy = parseCaCertificate(legacyCa.certificatePem);
+  const old = await checkPeerCertificate(certificateDer(preNodeId.certificatePem)!, {
+    ca: legacy,
+    nodeId: 2,
+    now: new Date(),
+  });
+  assert.ok("refused" in old && /names no node/.test(old.refused), "no node id, no entry");
+  const past = await checkPeerCertificate(certificateDer(two.certificatePem)!, {
+    ca: caCertificate,
+    nodeId: 2,
+    now: new Date("2019-06-01T00:00:00Z"),
+  });
+  assert.ok("refused" in past && /not valid now/.test(past.refused), "outside its validity");
 });
 
 function pem(bytes: number[]): string {

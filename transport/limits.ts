@@ -10,8 +10,16 @@ import { assert } from "../raft/mod.ts";
 
 /** The largest frame body (everything after the 4-byte length) that either side accepts. */
 export const FRAME_BYTES_MAX = 4 * 1024 * 1024;
-/** Before authentication a peer may only send handshake frames, which are tiny. */
-export const HANDSHAKE_FRAME_BYTES_MAX = 128;
+/**
+ * The largest node certificate (DER) sent in the handshake. Aspen's are about 600 bytes (one
+ * P-256 key, a few names); the cap bounds what an unauthenticated peer makes a node parse.
+ */
+export const PEER_CERTIFICATE_BYTES_MAX = 2048;
+/**
+ * Before authentication a peer may only send handshake frames, which are small: the largest,
+ * a challenge, carries a node id, a nonce, an HMAC, a signature and one certificate.
+ */
+export const HANDSHAKE_FRAME_BYTES_MAX = PEER_CERTIFICATE_BYTES_MAX + 256;
 /** The largest payload of one Raft message or one request/response. */
 export const PEER_PAYLOAD_BYTES_MAX = FRAME_BYTES_MAX - 64;
 /** The most Raft messages in one batch frame; a larger flush is split into several frames. */
@@ -28,6 +36,8 @@ export const ERROR_JSON_BYTES_MAX = 16 * 1024;
  * and the peers list itself are sized for tens of nodes, not thousands.
  */
 export const PEERS_MAX = 64;
+/** The most refused certificate fingerprints, and the most refused node ids, per node. */
+export const PEERS_REFUSED_MAX = 4096;
 /** The fewest bytes a cluster secret may have: a shorter one is guessable offline. */
 export const CLUSTER_SECRET_BYTES_MIN = 16;
 /** Inbound connections that may sit in the TLS or Aspen handshake at once. */

@@ -30,47 +30,65 @@
  * ## Trust model
  * `aspen cluster init` makes the cluster credentials once: the cluster secret and a cluster
  * certificate authority ({@linkcode createClusterCa}: an ECDSA P-256 key and a self-signed
- * CA:TRUE certificate). Every node gets the same credentials file. On first start a node makes
- * its own P-256 key and has the CA issue it an end-entity certificate (SAN `DNS:localhost`
- * plus its listen IP), and keeps both in its data dir ({@linkcode loadOrCreatePeerIdentity});
- * a later start reuses them while they were issued by the same CA, and re-issues otherwise.
- * So a node needs only its peers' addresses to dial them: no certificate is exchanged. Two
- * checks guard every connection:
+ * CA:TRUE certificate). Every node has its own P-256 key and an end-entity certificate the CA
+ * issued for its node id: SAN `URI:aspen://node/<id>` and `DNS:node-<id>.aspen.invalid` (plus
+ * `DNS:localhost` and its listen IP), kept in its data dir. A node whose credentials hold the
+ * CA key issues its own on first start ({@linkcode loadOrCreatePeerIdentity}), and reissues
+ * one that names no node id or another one; a node given credentials without the CA key must
+ * be given its identity ({@linkcode createPeerIdentity} + {@linkcode writePeerIdentity}, which
+ * `aspen cluster issue-node` runs and the join flow will run over the network). So a node needs
+ * only its peers' addresses to dial them. Three checks guard every connection:
  *
- * 1. **CA-verified TLS (authenticates the listener as a CA-issued node, encrypts the link).**
- *    A dialer connects with `caCerts: [the CA certificate]` (`trust.caCertificatePem`) and
- *    `serverName: "localhost"`. Public CAs never issue for "localhost", so the only chain that
- *    can pass is leaf -> cluster CA: a listener whose certificate another CA issued (even one
- *    with the same name) fails with BadSignature, a self-signed one with UnknownIssuer.
- *    `start()` also refuses an identity that the configured CA did not issue.
- * 2. **Cluster-secret handshake (authenticates both sides, proves membership).** QUIC in Deno
- *    has no client certificates, so the first thing on a connection is an HMAC-SHA256
- *    challenge-response keyed by the cluster secret, over both nonces, both node ids, the ALPN
- *    and the CA certificate's fingerprint (handshake.ts). The secret never crosses the wire.
- *    Until the dialer's proof checks out, the listener reads nothing but handshake frames (at
- *    most 128 bytes each) and delivers nothing; a failure closes the connection.
+ * 1. **TLS for the node's name (authenticates the listener as the node dialed).** A dialer
+ *    connects with `caCerts: [the CA certificate]` and `serverName: "node-<id>.aspen.invalid"`
+ *    for the node id it dials. `.invalid` is reserved, no public CA issues for it, and the CA
+ *    issues that name only in node `<id>`'s certificate, so TLS passes only for a certificate
+ *    the cluster CA issued to that very node: another node's (NotValidForName), another CA's
+ *    (BadSignature) and a self-signed one (UnknownIssuer) fail. The link is encrypted.
+ * 2. **Per-node proof in the handshake (authenticates both sides' node ids).** Deno's QUIC has
+ *    no client certificates and does not expose the certificate the server presented, so
+ *    after TLS each side sends its certificate and an ECDSA P-256 signature, made with its node
+ *    key, over a transcript of both nonces, both node ids, the ALPN, the CA fingerprint and its
+ *    role (handshake.ts). The verifier checks that the CA issued the certificate, that it is
+ *    within its validity, that it names exactly the node id claimed, and that the signature
+ *    verifies with its key. Until the dialer's proofs check out, the listener reads nothing
+ *    but handshake frames (at most HANDSHAKE_FRAME_BYTES_MAX bytes each) and delivers nothing.
+ * 3. **Refused peers (removed nodes).** A certificate fingerprint or node id in the refused set
+ *    ({@linkcode PeerTransport.setRefusedPeers}, or `refusedPeers` at start) fails the
+ *    handshake on either side with a "Refused node N" log line; making a connected peer refused
+ *    closes its connection at once, and a refused node id is not dialed.
  *
- * What the transcript binds. With pinning, the transcript bound the listener's own certificate
- * fingerprint, which the dialer knew in advance. Deno's `QuicConn` does not expose the
- * certificate the server presented, so a dialer cannot learn which CA-issued leaf it got. A
- * leaf sent inside the handshake would not fix that: nothing ties those bytes to the TLS
- * session, so a relay could forward a genuine listener's leaf and proof unchanged. The proof
- * therefore binds the fact TLS did verify, the CA, and no more is claimed.
+ * The cluster-secret HMAC stays in the handshake, checked before anything else of the peer's
+ * proof. What it adds: a process that never held a node's files (no secret) cannot make a
+ * listener parse a certificate or verify a signature, so the X.509 parser and the ECDSA check
+ * face only past or present members. It is no longer the membership credential: every node,
+ * and every removed node, has it; the node key and certificate are.
  *
- * So a process without the cluster secret cannot deliver a Raft message or a request (it
- * cannot make a dialer's proof) and cannot answer as a listener (it cannot make a listener's
- * proof); without a CA-issued key it cannot even finish TLS as a listener. The cluster
- * credentials (secret and CA key) are the membership credential: whoever holds them can mint
- * a certificate and claim any node id, as dialer or listener, and is trusted as a member. A
- * leaked node key without the secret lets an on-path attacker relay (and read) connections
- * between members, because every node certificate is valid for "localhost"; keep node keys
- * as private as the credentials file (the key file is written with mode 0600).
+ * What an attacker can do:
+ * - **(c) With nothing**, even on the network path: no TLS as a listener (no CA-issued key for
+ *   the name), no proof as a dialer (no secret, no node key); it can drop and delay packets.
+ * - **(a) With one node's key and certificate (and its credentials file: the secret)**: act as
+ *   that node, dial and answer as it, read what is sent to it, until it is refused. It cannot
+ *   claim any other node id: its certificate names one node, TLS for another node's name fails,
+ *   and it cannot sign for another certificate's key. It cannot relay other nodes' connections
+ *   either: a dialer's TLS checks the name of the node it means to reach. If that node's
+ *   credentials file held the CA key, the attacker can mint any node's certificate: keep the CA
+ *   key off nodes that do not need it (`aspen cluster credentials --without-ca-key`).
+ * - **(b) With a removed node's files**, once its certificate fingerprint or node id is
+ *   refused on every node: nothing more than (c) plus the secret. Its handshakes fail on both
+ *   sides; nobody dials it; TLS still accepts its certificate (rustls checks no revocation), but
+ *   only for its own name, which members no longer dial. Before the refusal reaches a node, it
+ *   is as (a). Refusal by fingerprint alone does not cover a fresh certificate issued for the
+ *   same id; refuse the node id too when the id is retired.
+ *
+ * Keep node keys as private as the credentials file (the key file is written with mode 0600).
  *
  * @example
  * ```ts
  * import { loadOrCreatePeerIdentity, PeerTransport } from "./mod.ts";
  *
- * // From the credentials file written by `aspen cluster init` (createClusterCa()).
+ * // From the credentials file written by `aspen cluster init` (createClusterCa()); keyPem may
+ * // be null when the data dir holds an identity `aspen cluster issue-node` wrote.
  * const ca = { keyPem: credentials.caKeyPem, certificatePem: credentials.caCertificatePem };
  * const identity = await loadOrCreatePeerIdentity({
  *   directory: "data/node-1", nodeId: 1, listenHost: "127.0.0.1", ca,
@@ -80,7 +98,8 @@
  *   listen: "127.0.0.1:7001",
  *   identity,
  *   trust: { caCertificatePem: ca.certificatePem },
- *   clusterSecret: credentials.peerSecret,
+ *   clusterSecret: credentials.secret,
+ *   refusedPeers: { certificateFingerprints: [removedNodeFingerprint], nodeIds: [5] },
  *   peers: new Map([[2, { address: "127.0.0.1:7002" }], [3, { address: "127.0.0.1:7003" }]]),
  *   handlers: {
  *     hostsShard: (shardId) => replicas.has(shardId),
@@ -109,26 +128,36 @@ export {
   PeerFaults,
 } from "./faults.ts";
 export {
+  certificateDer,
   certificateFingerprint,
+  type CheckedPeerCertificate,
+  checkPeerCertificate,
   type ClusterCa,
   createClusterCa,
   createPeerIdentity,
+  importPeerSigningKey,
   isCertificateIssuedBy,
   loadOrCreatePeerIdentity,
+  parseCaCertificate,
   PEER_CERTIFICATE_FILE,
   PEER_KEY_FILE,
   type PeerIdentity,
   type PeerIdentityOptions,
+  type TrustedCa,
+  writePeerIdentity,
 } from "./identity.ts";
+export { type RefusedPeers, RefusedPeerSet } from "./refused_peers.ts";
 export {
   BATCH_MESSAGES_MAX,
   CLUSTER_SECRET_BYTES_MIN,
   FRAME_BYTES_MAX,
   HANDSHAKE_FRAME_BYTES_MAX,
+  PEER_CERTIFICATE_BYTES_MAX,
   PEER_LIMITS_DEFAULT,
   PEER_PAYLOAD_BYTES_MAX,
   type PeerLimits,
   PEERS_MAX,
+  PEERS_REFUSED_MAX,
 } from "./limits.ts";
 export type { PeerCounters, PeerStats, PeerTransportStats } from "./stats.ts";
 export { createConsoleLogger, type LogFields, type PeerLogger } from "./logger.ts";
@@ -159,6 +188,7 @@ export {
   FrameError,
   type FrameErrorReason,
   FrameType,
+  type NodeProof,
   parseFrame,
   type PeerProtocol,
   type ShardMessage,
@@ -169,5 +199,7 @@ export {
   createNonce,
   type HandshakeTranscript,
   importClusterSecret,
+  signTranscript,
   verifyProof,
+  verifyTranscriptSignature,
 } from "./handshake.ts";

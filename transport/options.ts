@@ -14,9 +14,17 @@ import {
   type PeerProtocol,
   WIRE_ID_MAX,
 } from "./frame_codec.ts";
-import { certificateFingerprint, isCertificateIssuedBy, type PeerIdentity } from "./identity.ts";
+import type { X509Certificate } from "./_x509.ts";
+import {
+  certificateDer,
+  certificateFingerprint,
+  checkPeerCertificate,
+  parseCaCertificate,
+  type PeerIdentity,
+} from "./identity.ts";
 import { findInvalidPeerLimit, PEER_LIMITS_DEFAULT, type PeerLimits } from "./limits.ts";
 import type { PeerLogger } from "./logger.ts";
+import type { RefusedPeers } from "./refused_peers.ts";
 
 /** Where a peer listens. Its certificate needs no configuration: it must chain to the CA. */
 export interface PeerEndpoint {
@@ -67,6 +75,11 @@ export interface PeerTransportOptions {
   readonly trust: PeerTrust;
   /** The cluster secret from `cluster init`; never sent, only used as an HMAC key. */
   readonly clusterSecret: string;
+  /**
+   * Peers to refuse although the cluster CA issued their certificate (removed nodes), by
+   * certificate fingerprint or node id. Replace it later with `setRefusedPeers()`.
+   */
+  readonly refusedPeers?: RefusedPeers;
   /** Known peers. Only peers with a larger id are dialed; smaller ones dial us. */
   readonly peers: ReadonlyMap<number, PeerEndpoint>;
   readonly handlers: PeerHandlers;
@@ -90,6 +103,8 @@ export interface ResolvedEndpoint extends HostPort {
 /** The trust of a running transport: the CA to dial with and its fingerprint. */
 export interface ResolvedTrust {
   readonly caCertificatePem: string;
+  /** The CA certificate, parsed: peers' certificates must chain to it. */
+  readonly caCertificate: X509Certificate;
   /** Lowercase hex SHA-256 of the CA certificate; bound into every handshake proof. */
   readonly caFingerprint: string;
 }
@@ -150,15 +165,17 @@ export function resolveEndpoint(nodeId: number, endpoint: PeerEndpoint): Resolve
 }
 
 /**
- * Checks that the node's identity was issued by the cluster CA (a node with a stray
- * certificate would be refused by every dialer, so it stops at startup instead).
+ * Checks that the node's identity was issued by the cluster CA for this node id (a node with a
+ * stray certificate would be refused by every peer, so it stops at startup instead).
  *
  * @throws {AspenError} `bad_config` when the CA holds no certificate, did not issue the
- *   identity's certificate, or is the identity's certificate.
+ *   identity's certificate, is the identity's certificate, or the certificate names another
+ *   node (or none: issued before node-bound certificates).
  */
 export async function resolveTrust(
   trust: PeerTrust,
   identity: PeerIdentity,
+  nodeId: number,
 ): Promise<ResolvedTrust> {
   const caFingerprint = await certificateFingerprint(trust.caCertificatePem);
   if (await certificateFingerprint(identity.certificatePem) === caFingerprint) {
@@ -169,13 +186,18 @@ export async function resolveTrust(
       { ca: caFingerprint },
     );
   }
-  if (!await isCertificateIssuedBy(identity.certificatePem, trust.caCertificatePem)) {
+  const caCertificate = parseCaCertificate(trust.caCertificatePem);
+  const der = certificateDer(identity.certificatePem);
+  const checked = der === null
+    ? { refused: "it holds no PEM certificate" }
+    : await checkPeerCertificate(der, { ca: caCertificate, nodeId, now: new Date() });
+  if ("refused" in checked) {
     throw new AspenError(
       "bad_config",
-      "Cannot use the peer identity: its certificate was not issued by the cluster CA " +
+      `Cannot use the peer identity of node ${nodeId}: ${checked.refused} ` +
         `(identity ${identity.fingerprint}, CA ${caFingerprint})`,
       { identity: identity.fingerprint, ca: caFingerprint },
     );
   }
-  return { caCertificatePem: trust.caCertificatePem, caFingerprint };
+  return { caCertificatePem: trust.caCertificatePem, caCertificate, caFingerprint };
 }

@@ -30,6 +30,7 @@ import {
   dialPeer,
   type HandshakeContext,
   type PeerLink,
+  PeerRefusedError,
   quicTransportOptions,
 } from "./_establish.ts";
 import { InboundDispatcher } from "./_inbound.ts";
@@ -45,6 +46,7 @@ import {
   type WireError,
 } from "./frame_codec.ts";
 import { importClusterSecret } from "./handshake.ts";
+import { certificateDer, importPeerSigningKey } from "./identity.ts";
 import {
   PEER_PAYLOAD_BYTES_MAX,
   type PeerLimits,
@@ -63,6 +65,7 @@ import {
   resolveProtocols,
   resolveTrust,
 } from "./options.ts";
+import { type RefusedPeers, RefusedPeerSet } from "./refused_peers.ts";
 import type { PeerTransportStats } from "./stats.ts";
 
 export type { PeerEndpoint, PeerHandlers, PeerTransportOptions, PeerTrust } from "./options.ts";
@@ -126,7 +129,13 @@ export class PeerTransport {
       throw new AspenError("bad_config", `Cannot use node id ${options.nodeId}: must be 1..2^32-1`);
     }
     const secretKey = await importClusterSecret(options.clusterSecret);
-    const trust = await resolveTrust(options.trust, options.identity);
+    const trust = await resolveTrust(options.trust, options.identity, options.nodeId);
+    const self = {
+      signingKey: await importPeerSigningKey(options.identity),
+      certificateDer: certificateDer(options.identity.certificatePem)!,
+    };
+    const refused = new RefusedPeerSet();
+    refused.replace(options.refusedPeers ?? {});
     const peers = new Map<number, ResolvedEndpoint>();
     for (const [nodeId, endpoint] of options.peers) {
       checkPeerId(nodeId, options.nodeId);
@@ -151,7 +160,7 @@ export class PeerTransport {
         address: options.listen,
       }, { cause: error });
     }
-    const handshake = { selfNodeId: options.nodeId, secretKey, limits, trust };
+    const handshake = { selfNodeId: options.nodeId, secretKey, limits, trust, self, refused };
     const transport = new PeerTransport(options, {
       limits,
       protocols,
@@ -204,6 +213,14 @@ export class PeerTransport {
   /** True while an authenticated connection to `nodeId` is open. */
   isPeerUp(nodeId: number): boolean {
     return (this.#peers.get(nodeId)?.connection ?? null) !== null;
+  }
+
+  /**
+   * The fingerprint of the certificate `nodeId` proved its id with on the open connection, or
+   * null when there is none.
+   */
+  peerCertificate(nodeId: number): string | null {
+    return this.#peers.get(nodeId)?.connection?.remoteCertificateFingerprint ?? null;
   }
 
   /**
@@ -317,6 +334,34 @@ export class PeerTransport {
       peer.connection.close(CloseCode.normal, "peer endpoint changed");
     }
     this.#ensureDialLoop(peer);
+  }
+
+  /**
+   * Replaces the set of refused peers (removed nodes), by certificate fingerprint or node id.
+   * Later handshakes from or to them fail, dialing a refused node id stops (and starts again
+   * once it is no longer refused), and an open connection whose peer is now refused is closed
+   * at once.
+   *
+   * @throws {AspenError} `bad_config` for a malformed fingerprint or node id; the old set
+   *   stays in force then.
+   */
+  setRefusedPeers(refused: RefusedPeers): void {
+    this.#handshake.refused.replace(refused);
+    for (const peer of this.#peers.values()) {
+      const connection = peer.connection;
+      if (connection === null) continue;
+      const reason = this.#handshake.refused.reasonFor(
+        peer.nodeId,
+        connection.remoteCertificateFingerprint,
+      );
+      if (reason === null) continue;
+      this.#logger.warn(`Closing the connection to node ${peer.nodeId}: ${reason}`, {
+        certificate: connection.remoteCertificateFingerprint,
+      });
+      connection.close(CloseCode.peerRefused, "peer refused");
+    }
+    // A node id no longer refused is dialed again.
+    for (const peer of this.#peers.values()) this.#ensureDialLoop(peer);
   }
 
   /** Forgets a peer: closes its connection, drops its queue, and stops dialing it. */
@@ -469,7 +514,8 @@ export class PeerTransport {
 
   #shouldDial(peer: PeerState): boolean {
     const isDialer = this.nodeId < peer.nodeId;
-    return isDialer && !this.#isClosing && !peer.isRemoved && peer.endpoint !== null;
+    return isDialer && !this.#isClosing && !peer.isRemoved && peer.endpoint !== null &&
+      !this.#handshake.refused.isNodeRefused(peer.nodeId);
   }
 
   async #dialLoop(peer: PeerState): Promise<void> {
@@ -500,9 +546,8 @@ export class PeerTransport {
     } catch (error) {
       peer.counters.connectFailures += 1;
       if (!this.#isClosing) {
-        this.#logger.warn(`Cannot connect to node ${peer.nodeId}`, {
+        this.#logHandshakeFailure(`Cannot connect to node ${peer.nodeId}`, error, {
           address: endpoint.address,
-          error: describeError(error),
         });
       }
       return null;
@@ -541,7 +586,7 @@ export class PeerTransport {
     } catch (error) {
       this.#inboundHandshakeFailures += 1;
       if (!this.#isClosing) {
-        this.#logger.warn("Cannot accept a peer connection", { from, error: describeError(error) });
+        this.#logHandshakeFailure("Cannot accept a peer connection", error, { from });
       }
       return;
     } finally {
@@ -573,6 +618,19 @@ export class PeerTransport {
     this.#logger.info(`Connected to node ${nodeId}`, { protocol: link.protocol, role: link.role });
     this.#handlers.onPeerStateChange?.(nodeId, true);
     return connection;
+  }
+
+  /** A refused (removed) peer gets its own log line naming it and its certificate. */
+  #logHandshakeFailure(message: string, error: unknown, fields: Record<string, string>): void {
+    if (error instanceof PeerRefusedError) {
+      this.#logger.warn(`Refused node ${error.nodeId}: its certificate or node id is refused`, {
+        ...fields,
+        node: error.nodeId,
+        certificate: error.certificateFingerprint,
+      });
+      return;
+    }
+    this.#logger.warn(message, { ...fields, error: describeError(error) });
   }
 
   #createEvents(): ConnectionEvents {

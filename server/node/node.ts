@@ -43,6 +43,7 @@ import { apiLeaseId } from "./lease_ids.ts";
 import { IntentSweeper } from "./intent_sweeper.ts";
 import { TxnCoordinator } from "./txn_coordinator.ts";
 import { RouterTxnTransport } from "./txn_transport.ts";
+import { readRefusedPeers } from "../refused_peers_file.ts";
 import { LocalShard } from "./local_shard.ts";
 import { replicasOf, shardsOf } from "./placement.ts";
 import { maintainShardMap } from "./shard_map.ts";
@@ -398,6 +399,10 @@ async function startTransport(
       .hostname,
     ca: { keyPem: credentials.caKeyPem, certificatePem: credentials.caCertificatePem },
   });
+  runtime.logger.info("Peer identity loaded", {
+    certificate: identity.fingerprint,
+    caKey: credentials.caKeyPem === null ? "absent" : "present",
+  });
   const peers = new Map(
     config.cluster.peers.filter((peer) => peer.id !== config.node.id).map((peer) => [
       peer.id,
@@ -406,10 +411,12 @@ async function startTransport(
   );
   const logger = runtime.logger.child({ component: "peer" });
   const forwarded = new ForwardedRequests(runtime.nowMs);
+  const refusedFile = config.cluster.refusedPeersFile;
   return await PeerTransport.start({
     nodeId: config.node.id,
     listen: config.node.peerListen,
     identity,
+    refusedPeers: refusedFile === null ? {} : await readRefusedPeers(refusedFile),
     clusterSecret: credentials.secret,
     trust: { caCertificatePem: credentials.caCertificatePem },
     peers,
