@@ -350,6 +350,10 @@ class TxnSim {
     const status = record?.status ?? "absent";
     this.#count(`record:${status}`);
     if (status === "pending") this.violations.push(`txn ${txnId} is still pending`);
+    // Committed while its coordinator never answered: a crash after the last prepare, and a
+    // pusher recovered the staging record (or the crash came between the resolves).
+    if (status === "committed" && !this.#answers.has(txnId)) this.#count("committed-unanswered");
+    if (this.#network.recoveredCommits.has(txnId)) this.#count("recovered-commit");
     const prepared = this.#network.prepared.get(txnId)?.size ?? 0;
     if (prepared === sent.participants.length && status !== "committed") {
       this.violations.push(`txn ${txnId} prepared on every participant but is ${status}`);

@@ -50,6 +50,14 @@ Deno.test("txn sim: every seed keeps the bank invariants through crashes and los
   ok((totals["crashed"] ?? 0) > 0, `no crashed in ${JSON.stringify(totals)}`);
   ok((totals["push"] ?? 0) > 0, `no push in ${JSON.stringify(totals)}`);
   ok((totals["record:aborted"] ?? 0) > 0, `no record:aborted in ${JSON.stringify(totals)}`);
+  ok(
+    (totals["committed-unanswered"] ?? 0) > 0,
+    `no committed-unanswered in ${JSON.stringify(totals)}`,
+  );
+  ok(
+    (totals["recovered-commit"] ?? 0) > 0,
+    `no recovered-commit (a pusher committing a staging txn) in ${JSON.stringify(totals)}`,
+  );
 });
 
 /** Seeds that once failed, with the options they failed with; each names what it caught. */

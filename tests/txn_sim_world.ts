@@ -136,6 +136,8 @@ export class SimNetwork implements TxnTransport {
    * transaction prepared so on every participant is committed, whatever happens next.
    */
   readonly prepared = new Map<string, Set<number>>();
+  /** The txnIds a commit decide was sent for: only a pusher's recovery of a staging txn does. */
+  readonly recoveredCommits = new Set<string>();
   readonly #clock: SimClock;
   readonly #prng: SeededPrng;
   readonly #shards: readonly SimShard[];
@@ -159,6 +161,9 @@ export class SimNetwork implements TxnTransport {
     }
     const target = this.#shards[shard];
     if (target === undefined) throw new Error(`SimNetwork.run: no shard ${shard}`);
+    if (command.type === "txnDecide" && command.outcome === "commit") {
+      this.recoveredCommits.add(command.txnId);
+    }
     const apply = () => {
       const result = target.apply(command);
       const isPrepared = result.type === "txnPrepared" && result.ok && result.conflict === null;
