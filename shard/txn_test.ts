@@ -240,6 +240,27 @@ Deno.test("the home's resolve decides its staging record in the same entry", asy
   });
 });
 
+Deno.test("readKeys() reports values, intents and any change after a revision", () => {
+  const shard = new Shard();
+  shard.run(put("a", "1"));
+  const first = shard.sm.readKeys(["a", "b"], null);
+  deepEqual(first.kvs.map((kv) => kv?.value ?? null), ["1", null]);
+  deepEqual(first.intents, [null, null]);
+  equal(first.revision, 1);
+  equal(first.changed, false);
+  shard.run(put("c", "other key"));
+  equal(shard.sm.readKeys(["a", "b"], first.revision).changed, false, "another key changed");
+  // "b" is created and deleted again: the same (absent) state, but it changed in between.
+  shard.run(put("b", "x"));
+  shard.run({ type: "delete", key: "b", prevKv: false });
+  const second = shard.sm.readKeys(["a", "b"], first.revision);
+  deepEqual(second.kvs.map((kv) => kv?.value ?? null), ["1", null]);
+  equal(second.changed, true);
+  equal(shard.sm.readKeys(["a", "b"], second.revision).changed, false);
+  shard.run(prepare({ txnId: "t", compare: [], success: [{ type: "get", key: "a" }] }));
+  deepEqual(shard.sm.readKeys(["a", "b"], null).intents, [{ txnId: "t", home: 0 }, null]);
+});
+
 Deno.test("txnDecide: the first decision wins and later ones learn it", async (t) => {
   await t.step("abort then commit: aborted", () => {
     const shard = new Shard();
