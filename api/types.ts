@@ -214,7 +214,8 @@ export type TxnOpResult =
  * transaction's id (`GET /v1/txn/{id}` reads its record) and every participant shard's revision
  * (the revision of the entry that applied the transaction there, by shard id as a string). Then
  * `shard` and `revision` are the home shard's (the shard of the smallest key, which holds the
- * record). A single-shard reply has neither field.
+ * record). A single-shard reply has neither field. A read-only cross-shard txn (gets and compares
+ * only) is lock-free and has no record: no `txnId`, and `revisions` are the revisions read at.
  */
 export interface CrossShardFields {
   readonly txnId?: string;

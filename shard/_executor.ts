@@ -35,6 +35,7 @@ export function needsSavepoint(command: Command): boolean {
     case "txnPrepare":
     case "txnDecide":
     case "txnResolve":
+    case "txnFence":
       return true;
     default:
       return false;
@@ -94,6 +95,7 @@ export function execute(
     case "txnPrepare":
     case "txnDecide":
     case "txnResolve":
+    case "txnFence":
       return executeTxnPhase(store, txns, context, command);
   }
 }

@@ -9,7 +9,7 @@
  */
 
 import { assert } from "../raft/mod.ts";
-import { decodeKey, keyRangeBounds, type KeyValue } from "./key_value.ts";
+import { decodeKey, encodeKey, keyRangeBounds, type KeyValue } from "./key_value.ts";
 import { boundsWhere, bytesOf, integer, type KvStore, valueOfColumn } from "./_kv_store.ts";
 import {
   filterRange,
@@ -92,6 +92,16 @@ export class History {
     counters.events = 0;
     counters.bytes = 0;
     counters.compactedRevision = revision;
+  }
+
+  /**
+   * Whether any of `keys` has an event after `revision` (the caller checks that the history
+   * still reaches back that far). Scans the events after `revision`, few when it is recent.
+   */
+  hasEventAfter(keys: readonly string[], revision: number): boolean {
+    const sql = "SELECT 1 AS hit FROM history WHERE revision > ? AND key = ? LIMIT 1";
+    const statement = this.#store.statement(sql);
+    return keys.some((key) => statement.get(revision, encodeKey(key)) !== undefined);
   }
 
   /** Reads matching events after a cursor, bounded by count and bytes. */

@@ -1,6 +1,6 @@
 /**
- * Applying the three phases of a cross-shard transaction, and the intent check of every other
- * write (private to shard/).
+ * Applying the phases of a cross-shard transaction, and the intent check of every other write
+ * (private to shard/).
  *
  * Every phase is idempotent by txnId, and deterministic: it reads only the command, the
  * entry's revision and the state.
@@ -8,15 +8,24 @@
  * ```text
  *   participant row:  (none) --prepare--> prepared --resolve commit--> committed
  *                       |                    '------resolve abort---> aborted
- *                       '-------resolve abort (prepare never applied)--> aborted
- *   home record:      (none) --prepare--> pending --decide--> committed | aborted
+ *                       '--resolve abort or fence (prepare never applied)--> aborted
+ *   home record:      (none) --prepare--> pending (staging) --home's resolve or decide-->
+ *                       |                                        committed | aborted
  *                       '---------decide (a pusher's abort)--> aborted
  * ```
  *
+ * Parallel commits: the record the home's prepare writes is a staging record that lists every
+ * participant, and the transaction is committed as soon as every participant's prepare applied
+ * without an optimistic read conflict (the branch: success when every compare held). So the
+ * commit point is no single entry; the record turns committed later, in the same entry as the
+ * home's commit-resolve (or by a pusher's decide), and never disagrees with the prepares: a
+ * row leaves `prepared` only by a resolve of the outcome the prepares imply, and a recovery
+ * that finds a participant without its prepare fences it (txnFence) before it aborts.
+ *
  * A prepare that meets another transaction's intent locks nothing and stores nothing: the
- * coordinator pushes the holder and may send the same prepare again, which is then evaluated
- * afresh. A resolve-abort that finds no row stores an aborted one, so that a prepare arriving
- * late finds it and locks nothing.
+ * coordinator fences that participant before it aborts (a copy of the prepare still in flight
+ * could otherwise lock later). A resolve-abort or a fence that finds no row stores an aborted
+ * one, so that a prepare arriving late finds it and locks nothing.
  */
 
 import { assert } from "../raft/mod.ts";
@@ -24,6 +33,7 @@ import type { ApplyResult, TxnOpResult } from "./apply_result.ts";
 import type {
   Command,
   TxnDecideCommand,
+  TxnFenceCommand,
   TxnOp,
   TxnPrepareCommand,
   TxnResolveCommand,
@@ -44,8 +54,12 @@ import {
 } from "./_txn_leases.ts";
 import type { IntentEntry, ParticipantData, TxnStore } from "./_txn_store.ts";
 
-/** The three phase commands. */
-export type TxnPhaseCommand = TxnPrepareCommand | TxnDecideCommand | TxnResolveCommand;
+/** The phase commands. */
+export type TxnPhaseCommand =
+  | TxnPrepareCommand
+  | TxnDecideCommand
+  | TxnResolveCommand
+  | TxnFenceCommand;
 
 /** Applies one phase of a cross-shard transaction at `context.revision`. */
 export function executeTxnPhase(
@@ -61,6 +75,8 @@ export function executeTxnPhase(
       return decide(txns, context.revision, command);
     case "txnResolve":
       return resolve(store, txns, context, command);
+    case "txnFence":
+      return fence(txns, context.revision, command.txnId);
   }
 }
 
@@ -105,6 +121,7 @@ export function lockedBy(txns: TxnStore, command: Command): IntentEntry | null {
     case "txnPrepare":
     case "txnDecide":
     case "txnResolve":
+    case "txnFence":
       return null;
   }
 }
@@ -300,23 +317,14 @@ function resolve(
         { txnId },
       );
     }
-    txns.writeParticipant({
-      txnId,
-      home: -1,
-      state: "aborted",
-      resolvedRevision: revision,
-      prepared: { compareSucceeded: false, conflict: null },
-      success: [],
-      failure: [],
-      results: [],
-    });
-    txns.retain();
+    writeRefusedRow(txns, txnId, revision);
     return { type: "txnResolved", revision, outcome, results: [] };
   }
   if (row.state !== "prepared") {
     const stored = row.state === "committed" ? "commit" : "abort";
     return { type: "txnResolved", revision, outcome: stored, results: row.results ?? [] };
   }
+  settleRecord(txns, revision, command);
   let results: TxnOpResult[] = [];
   let revokedLeases: number[] = [];
   // This cannot fail: the prepare checked the result bytes and the leases' room over keys and
@@ -337,4 +345,65 @@ function resolve(
 
 function prepareKeysOf(row: ParticipantData): string[] {
   return [...row.success, ...row.failure].flatMap((op) => op.type === "range" ? [] : [op.key]);
+}
+
+/** Stores the aborted row of a participant whose prepare never applied (refuses it forever). */
+function writeRefusedRow(txns: TxnStore, txnId: string, revision: number): void {
+  txns.writeParticipant({
+    txnId,
+    home: -1,
+    state: "aborted",
+    resolvedRevision: revision,
+    prepared: { compareSucceeded: false, conflict: null },
+    success: [],
+    failure: [],
+    results: [],
+  });
+  txns.retain();
+}
+
+/**
+ * The recovery's question to a participant: its prepare's verdict when it applied (also once
+ * resolved commit), `aborted` when it was resolved abort, and when it never applied, an aborted
+ * row stored now so that it never will.
+ */
+function fence(txns: TxnStore, revision: number, txnId: string): ApplyResult {
+  const row = txns.participant(txnId);
+  if (row !== null) return preparedAgain(row, revision);
+  writeRefusedRow(txns, txnId, revision);
+  return refused(revision, "aborted");
+}
+
+/**
+ * On the home shard (the one holding the record), the resolve of a prepared row also decides a
+ * pending (staging) record, in the same entry: its intents and its pending status end together,
+ * so a record is never left pending without an intent that a pusher would find. A resolve that
+ * contradicts a decided record is a protocol bug and changes nothing.
+ *
+ * A log written before parallel commits resolved only after the decide, so its records are
+ * already decided here and this changes nothing in its replay.
+ *
+ * @throws {AspenError} `txn_not_prepared` when the record was decided the other way.
+ */
+function settleRecord(txns: TxnStore, revision: number, command: TxnResolveCommand): void {
+  const record = txns.record(command.txnId);
+  if (record === null) return;
+  const status = command.outcome === "commit" ? "committed" : "aborted";
+  if (record.status === "pending") {
+    txns.writeRecord({
+      ...record,
+      status,
+      branch: command.outcome === "commit" ? command.branch : null,
+      decidedRevision: revision,
+      reason: command.outcome === "commit" ? "" : "resolved abort",
+    });
+    return;
+  }
+  if (record.status !== status) {
+    throw new AspenError(
+      "txn_not_prepared",
+      `Cannot ${command.outcome} txn "${command.txnId}": its record is ${record.status}`,
+      { txnId: command.txnId },
+    );
+  }
 }

@@ -4,8 +4,11 @@
  * transaction records, and each participant's row with its stored branches.
  *
  * The store keeps the number of intents in memory, so that the write path of every other
- * command skips the intent lookups entirely while no intent exists (the usual case). The count
- * is reloaded from the table whenever SQLite may have undone writes (a failed entry or batch).
+ * command skips the intent lookups entirely while no intent exists (the usual case), and the
+ * number of decided records and resolved rows, so that retention costs no count per entry (a
+ * COUNT over up to TXN_RECORDS_RETAIN rows on every resolve made each one slower as the tables
+ * filled). The counts are exact, so every replica prunes at the same entry; they are reloaded
+ * from the tables whenever SQLite may have undone writes (a failed entry or batch).
  */
 
 import type { DatabaseSync, StatementSync } from "node:sqlite";
@@ -64,6 +67,10 @@ export class TxnStore {
   readonly #statements = new Map<string, StatementSync>();
   readonly #selectIntent: StatementSync;
   #intentCount = 0;
+  /** Decided records (decided_revision set), kept exact. */
+  #decidedRecords = 0;
+  /** Resolved participant rows (resolved_revision set), kept exact. */
+  #resolvedRows = 0;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -76,10 +83,17 @@ export class TxnStore {
     return this.#intentCount;
   }
 
-  /** Reads the intent count from the table again (after SQLite undid writes). */
+  /** Reads the counts from the tables again (after SQLite undid writes). */
   reload(): void {
     const row = this.#statement("SELECT COUNT(*) AS n FROM txn_intent").get();
     this.#intentCount = integer(row?.n);
+    this.#decidedRecords = this.#countEnded("txn_record", "decided_revision");
+    this.#resolvedRows = this.#countEnded("txn_participant", "resolved_revision");
+  }
+
+  #countEnded(table: string, column: string): number {
+    const sql = `SELECT COUNT(*) AS n FROM ${table} WHERE ${column} IS NOT NULL`;
+    return integer(this.#statement(sql).get()?.n);
   }
 
   /** The transaction holding `key`, or null. */
@@ -167,6 +181,10 @@ export class TxnStore {
   /** Creates or replaces a record. */
   writeRecord(record: TxnRecord): void {
     assert(record.status !== "pending" || record.decidedRevision === null, "pending: undecided");
+    const before = this.#statement("SELECT decided_revision FROM txn_record WHERE txn_id = ?")
+      .get(record.txnId);
+    const wasDecided = before !== undefined && before.decided_revision !== null;
+    this.#decidedRecords += Number(record.decidedRevision !== null) - Number(wasDecided);
     this.#statement(
       `INSERT OR REPLACE INTO txn_record (${RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)`,
     ).run(
@@ -193,6 +211,11 @@ export class TxnStore {
   writeParticipant(row: ParticipantData): void {
     assert((row.state === "prepared") === (row.resolvedRevision === null), "resolved iff ended");
     assert((row.state === "prepared") === (row.results === null), "results iff resolved");
+    const before = this.#statement(
+      "SELECT resolved_revision FROM txn_participant WHERE txn_id = ?",
+    ).get(row.txnId);
+    const wasResolved = before !== undefined && before.resolved_revision !== null;
+    this.#resolvedRows += Number(row.resolvedRevision !== null) - Number(wasResolved);
     this.#statement(
       `INSERT OR REPLACE INTO txn_participant (${PARTICIPANT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)`,
     ).run(
@@ -213,19 +236,20 @@ export class TxnStore {
    * records and prepared rows are never dropped.
    */
   retain(): void {
-    const tables = [["txn_record", "decided_revision"], ["txn_participant", "resolved_revision"]];
-    for (const [table, column] of tables) {
-      const count = integer(
-        this.#statement(`SELECT COUNT(*) AS n FROM ${table} WHERE ${column} IS NOT NULL`).get()?.n,
-      );
-      if (count <= TXN_RECORDS_RETAIN) continue;
-      const excess = count - TXN_RECORDS_RETAIN;
-      const removed = this.#statement(
-        `DELETE FROM ${table} WHERE txn_id IN (SELECT txn_id FROM ${table} ` +
-          `WHERE ${column} IS NOT NULL ORDER BY ${column}, txn_id LIMIT ?)`,
-      ).run(excess).changes;
-      assert(Number(removed) === excess, "TxnStore.retain: the excess is dropped");
-    }
+    this.#decidedRecords = this.#drop("txn_record", "decided_revision", this.#decidedRecords);
+    this.#resolvedRows = this.#drop("txn_participant", "resolved_revision", this.#resolvedRows);
+  }
+
+  /** Drops the oldest ended rows of `table` past TXN_RECORDS_RETAIN; the count left. */
+  #drop(table: string, column: string, count: number): number {
+    if (count <= TXN_RECORDS_RETAIN) return count;
+    const excess = count - TXN_RECORDS_RETAIN;
+    const removed = this.#statement(
+      `DELETE FROM ${table} WHERE txn_id IN (SELECT txn_id FROM ${table} ` +
+        `WHERE ${column} IS NOT NULL ORDER BY ${column}, txn_id LIMIT ?)`,
+    ).run(excess).changes;
+    assert(Number(removed) === excess, "TxnStore.retain: the excess is dropped");
+    return TXN_RECORDS_RETAIN;
   }
 
   #statement(sql: string): StatementSync {

@@ -72,7 +72,10 @@ export type TxnStatus = "pending" | "committed" | "aborted";
 /** A cross-shard transaction's record, kept by its home shard. */
 export interface TxnRecord {
   readonly txnId: string;
-  /** Pending until a `txnDecide` sets it; never changes after that. */
+  /**
+   * Pending (staging: committed as soon as every participant prepared, see _txn_apply.ts)
+   * until the home's resolve or a `txnDecide` sets it; never changes after that.
+   */
   readonly status: TxnStatus;
   /**
    * The home shard. -1 when the record was created by a decide whose prepare never applied on
@@ -83,7 +86,7 @@ export interface TxnRecord {
   readonly participants: readonly number[];
   /** The branch that runs; null unless committed. */
   readonly branch: TxnBranch | null;
-  /** The coordinator's wall clock ms after which a pusher may abort it; 0 when unknown. */
+  /** The coordinator's wall clock ms after which a pusher may recover it; 0 when unknown. */
   readonly deadlineMs: number;
   /** The revision of the entry that created the record. */
   readonly createdRevision: number;

@@ -192,6 +192,17 @@ export interface TxnResolveCommand {
   readonly branch: TxnBranch | null;
 }
 
+/**
+ * Recovery of a cross-shard transaction, on one participant (parallel commits): answers like a
+ * duplicate prepare when this shard's prepare applied (its verdict, or `aborted`), and when it
+ * never applied stores an aborted row first, so that the prepare, should it still arrive, is
+ * refused forever. Changes nothing else: a prepared row stays prepared.
+ */
+export interface TxnFenceCommand {
+  readonly type: "txnFence";
+  readonly txnId: string;
+}
+
 /** Every command a shard's log carries. */
 export type Command =
   | {
@@ -222,7 +233,8 @@ export type Command =
   | { readonly type: "noop" }
   | TxnPrepareCommand
   | TxnDecideCommand
-  | TxnResolveCommand;
+  | TxnResolveCommand
+  | TxnFenceCommand;
 
 /** The `type` of a command. */
 export type CommandType = Command["type"];
@@ -256,6 +268,9 @@ export function isDeleteOnly(command: Command): boolean {
     case "txnResolve":
       // An abort only releases intents; letting it through frees the keys it locked.
       return command.outcome === "abort";
+    case "txnFence":
+      // It leads to an abort or a commit already made; letting it through frees locked keys.
+      return true;
     case "txnPrepare":
     case "put":
     case "multiPut":
@@ -307,6 +322,8 @@ export function validateCommand(command: Command): void {
     case "txnResolve":
       validateTxnId(command.txnId, "resolve txn");
       return validateOutcome(command, "resolve txn");
+    case "txnFence":
+      return validateTxnId(command.txnId, "fence txn");
   }
   const unknown: { type?: unknown } = command;
   throw new AspenError("bad_request", `Cannot run command "${String(unknown.type)}": unknown type`);

@@ -13,7 +13,8 @@
  * is the optimistic transaction whose reads carry only a version (the layout before reads could
  * name a modRevision and a revision); tag 11 replaced it. Tags 12 to 14 are the phases of a
  * cross-shard transaction (txnPrepare, txnDecide, txnResolve); tag 15 is the prepare
- * with lease steps (cross-shard leases), which replaced tag 12.
+ * with lease steps (cross-shard leases), which replaced tag 12. Tag 16 is txnFence (the recovery
+ * of a parallel commit).
  */
 
 import { assert } from "../raft/mod.ts";
@@ -56,6 +57,7 @@ const COMMAND_TAGS: readonly Command["type"][] = [
   "txnDecide",
   "txnResolve",
   "txnPrepare", // With lease steps.
+  "txnFence",
 ];
 /** The tag of the optimistic transaction whose reads carry only a version. */
 const OPTIMISTIC_VERSION_ONLY_TAG = 5;
@@ -176,6 +178,8 @@ function writeFields(writer: ByteWriter, command: Command): void {
       writer.string(command.txnId);
       writer.u8(OUTCOMES.indexOf(command.outcome));
       return writer.u8(BRANCHES.indexOf(command.branch));
+    case "txnFence":
+      return writer.string(command.txnId);
   }
 }
 
@@ -221,6 +225,8 @@ function readFields(reader: ByteReader, type: Command["type"]): Command {
       const outcome = pick(OUTCOMES, reader.u8(), "txn outcome");
       return { type, txnId, outcome, branch: pick(BRANCHES, reader.u8(), "txn branch") };
     }
+    case "txnFence":
+      return { type, txnId: readString(reader) };
   }
 }
 

@@ -88,6 +88,7 @@ export { type KeyVersion, validateReadSet, type VersionReader } from "./occ.ts";
 export {
   type ApplyEntry,
   type ApplyObserver,
+  type KeysRead,
   type LeaseInfo,
   type RangeOptions,
   type ShardStats,

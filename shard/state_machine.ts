@@ -146,6 +146,18 @@ export interface ShardStats {
   readonly watchers: number;
 }
 
+/** What {@linkcode StateMachine.readKeys} found. */
+export interface KeysRead {
+  /** The applied index the read saw. */
+  readonly revision: number;
+  /** Each key's state, in order (null: absent). */
+  readonly kvs: readonly (KeyValue | null)[];
+  /** The transaction holding each key, in order (null: none). */
+  readonly intents: readonly (TxnHolder | null)[];
+  /** Whether a key changed after the revision asked about. */
+  readonly changed: boolean;
+}
+
 /** A shard's state machine on SQLite. */
 export class StateMachine {
   readonly #options: StateMachineOptions;
@@ -305,6 +317,28 @@ export class StateMachine {
   getMeta(name: string): string | null {
     this.#assertOpen();
     return this.#store.getMeta(name);
+  }
+
+  /**
+   * A read of `keys` for a lock-free cross-shard read-only transaction: their state and intents
+   * at the applied index, and whether any of them changed after `changedAfter` (an earlier
+   * read's revision; true as well when the history no longer reaches back that far, so that
+   * a key deleted and created again in between cannot pass for unchanged).
+   *
+   * @throws {AspenError} `bad_request` or `key_too_large` for a bad key.
+   */
+  readKeys(keys: readonly string[], changedAfter: number | null): KeysRead {
+    this.#assertOpen();
+    for (const key of keys) validateKey(key, "read keys");
+    const changed = changedAfter !== null &&
+      (changedAfter < this.#counters.compactedRevision ||
+        this.#history.hasEventAfter(keys, changedAfter));
+    return {
+      revision: this.#lastApplied,
+      kvs: keys.map((key) => this.#store.get(key)),
+      intents: keys.map((key) => this.#txns.intentOf(key)),
+      changed,
+    };
   }
 
   /**

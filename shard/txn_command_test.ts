@@ -33,7 +33,7 @@ const PREPARE: TxnPrepareCommand = {
   leases: [],
 };
 
-Deno.test("txn commands round-trip through the codec under tags 13 to 15", async (t) => {
+Deno.test("txn commands round-trip through the codec under tags 13 to 16", async (t) => {
   const cases: [string, Command, number][] = [
     ["prepare", PREPARE, 15],
     ["prepare with empty lists", {
@@ -72,6 +72,7 @@ Deno.test("txn commands round-trip through the codec under tags 13 to 15", async
       14,
     ],
     ["resolve abort", { type: "txnResolve", txnId: "t", outcome: "abort", branch: null }, 14],
+    ["fence", { type: "txnFence", txnId: "2.1767000000000.7" }, 16],
   ];
   for (const [name, command, tag] of cases) {
     await t.step(name, () => {

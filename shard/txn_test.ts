@@ -190,6 +190,77 @@ Deno.test("a prepare arriving after an abort locks nothing", async (t) => {
   });
 });
 
+Deno.test("txnFence answers a prepare's verdict or refuses the prepare forever", async (t) => {
+  const fence = (txnId: string): Command => ({ type: "txnFence", txnId });
+  await t.step("before the prepare: an aborted row, the late prepare locks nothing", () => {
+    const shard = new Shard();
+    const refused = { type: "txnPrepared", ok: false, reason: "aborted", key: null, holder: null };
+    deepEqual(shard.run(fence("t")), { ...refused, revision: 1 });
+    equal(shard.sm.txnParticipant("t")?.state, "aborted");
+    deepEqual(shard.run(prepare({ txnId: "t", shard: 1 })), { ...refused, revision: 2 });
+    equal(shard.sm.intentCount(), 0);
+    deepEqual(shard.run(fence("t")), { ...refused, revision: 3 });
+  });
+  await t.step("after the prepare: its verdict, and the row stays prepared", () => {
+    const shard = new Shard();
+    shard.run(put("a", "2"));
+    shard.run(prepare());
+    const verdict = { type: "txnPrepared", ok: true, compareSucceeded: false, conflict: null };
+    deepEqual(shard.run(fence("1.1000.1")), { ...verdict, revision: 3 });
+    equal(shard.sm.txnParticipant("1.1000.1")?.state, "prepared");
+    equal(shard.sm.txnRecord("1.1000.1")?.status, "pending");
+    equal(shard.sm.intentCount(), 2);
+    shard.run(resolve("1.1000.1", "commit"));
+    deepEqual(shard.run(fence("1.1000.1")), { ...verdict, revision: 5 }, "committed: its verdict");
+  });
+});
+
+Deno.test("the home's resolve decides its staging record in the same entry", async (t) => {
+  for (const outcome of ["commit", "abort"] as const) {
+    await t.step(outcome, () => {
+      const shard = new Shard();
+      shard.run(prepare());
+      equal(shard.sm.txnRecord("1.1000.1")?.status, "pending");
+      shard.run(resolve("1.1000.1", outcome));
+      const record = shard.sm.txnRecord("1.1000.1");
+      equal(record?.status, outcome === "commit" ? "committed" : "aborted");
+      equal(record?.decidedRevision, 2);
+      equal(record?.branch, outcome === "commit" ? "success" : null);
+      equal(shard.sm.intentCount(), 0);
+    });
+  }
+  await t.step("a resolve against the decided record is refused and changes nothing", () => {
+    const shard = new Shard();
+    shard.run(prepare());
+    shard.run(decide("1.1000.1", "abort"));
+    const result = shard.run(resolve("1.1000.1", "commit"));
+    equal(result.type === "error" && result.code, "txn_not_prepared");
+    equal(shard.sm.txnParticipant("1.1000.1")?.state, "prepared");
+    equal(shard.sm.intentCount(), 2);
+  });
+});
+
+Deno.test("readKeys() reports values, intents and any change after a revision", () => {
+  const shard = new Shard();
+  shard.run(put("a", "1"));
+  const first = shard.sm.readKeys(["a", "b"], null);
+  deepEqual(first.kvs.map((kv) => kv?.value ?? null), ["1", null]);
+  deepEqual(first.intents, [null, null]);
+  equal(first.revision, 1);
+  equal(first.changed, false);
+  shard.run(put("c", "other key"));
+  equal(shard.sm.readKeys(["a", "b"], first.revision).changed, false, "another key changed");
+  // "b" is created and deleted again: the same (absent) state, but it changed in between.
+  shard.run(put("b", "x"));
+  shard.run({ type: "delete", key: "b", prevKv: false });
+  const second = shard.sm.readKeys(["a", "b"], first.revision);
+  deepEqual(second.kvs.map((kv) => kv?.value ?? null), ["1", null]);
+  equal(second.changed, true);
+  equal(shard.sm.readKeys(["a", "b"], second.revision).changed, false);
+  shard.run(prepare({ txnId: "t", compare: [], success: [{ type: "get", key: "a" }] }));
+  deepEqual(shard.sm.readKeys(["a", "b"], null).intents, [{ txnId: "t", home: 0 }, null]);
+});
+
 Deno.test("txnDecide: the first decision wins and later ones learn it", async (t) => {
   await t.step("abort then commit: aborted", () => {
     const shard = new Shard();

@@ -71,12 +71,20 @@ async function value(harness: Harness, key: string, serializable = false): Promi
  */
 async function plantPrepared(
   harness: Harness,
-  txn: { txnId: string; keys: readonly string[]; next: string; deadlineMs: number },
+  txn: {
+    txnId: string;
+    keys: readonly string[];
+    next: string;
+    deadlineMs: number;
+    /** Prepares the home shard only: a coordinator that stopped before its other prepares. */
+    homeOnly?: boolean;
+  },
 ): Promise<{ home: number; participants: number[] }> {
   const shards = txn.keys.map((key) => shardForKey(key, SHARDS));
   const participants = [...new Set(shards)].sort((a, b) => a - b);
   const home = shardForKey([...txn.keys].sort()[0]!, SHARDS);
   for (const shard of participants) {
+    if (txn.homeOnly === true && shard !== home) continue;
     const result = await propose(harness, shard, {
       type: "txnPrepare",
       txnId: txn.txnId,
@@ -285,16 +293,40 @@ Deno.test({
         const keys = keysOnShards("xa/", 2);
         for (const key of keys) await call(harness, "PUT", `/v1/kv/${key}`, { value: "old" });
         const txnId = "1.1.9002";
-        await plantPrepared(harness, { txnId, keys, next: "new", deadlineMs: Date.now() - 1 });
-        equal(await value(harness, keys[1]!), "old", "the get aborted the abandoned txn");
+        // Only the home prepared: the pusher fences the other participant, so it aborts.
+        const { home } = await plantPrepared(harness, {
+          txnId,
+          keys,
+          next: "new",
+          deadlineMs: Date.now() - 1,
+          homeOnly: true,
+        });
+        const homeKey = keys.find((key) => shardForKey(key, SHARDS) === home)!;
+        const otherKey = keys.find((key) => key !== homeKey)!;
+        equal(await value(harness, homeKey), "old", "the get aborted the abandoned txn");
         const record = await call(harness, "GET", `/v1/txn/${txnId}`);
         equal(record.json.status, "aborted");
         equal(record.json.reason, "pushed");
-        const put = await call(harness, "PUT", `/v1/kv/${keys[0]}`, { value: "mine" });
-        equal(put.status, 200, `the put pushed the intent: ${JSON.stringify(put.json)}`);
-        equal(await value(harness, keys[0]!), "mine");
+        const put = await call(harness, "PUT", `/v1/kv/${otherKey}`, { value: "mine" });
+        equal(put.status, 200, `the put went through: ${JSON.stringify(put.json)}`);
+        equal(await value(harness, otherKey), "mine");
         const after = await call(harness, "GET", `/v1/txn/${txnId}`);
         ok((after.json.receipts as { status: string }[]).every((r) => r.status === "aborted"));
+      });
+
+      await t.step("a read commits an abandoned txn that every participant prepared", async () => {
+        const keys = keysOnShards("xc/", 2);
+        for (const key of keys) await call(harness, "PUT", `/v1/kv/${key}`, { value: "old" });
+        const txnId = "1.1.9004";
+        // Parallel commits: prepared everywhere means committed, though the record is staging.
+        await plantPrepared(harness, { txnId, keys, next: "new", deadlineMs: Date.now() - 1 });
+        const staging = await call(harness, "GET", `/v1/txn/${txnId}`);
+        equal(staging.json.status, "pending");
+        equal(await value(harness, keys[1]!), "new", "the get recovered the commit");
+        equal(await value(harness, keys[0]!), "new");
+        const record = await call(harness, "GET", `/v1/txn/${txnId}`);
+        equal(record.json.status, "committed");
+        equal(record.json.branch, "success");
       });
 
       await t.step("the sweeper aborts an abandoned txn whose keys nobody touches", async () => {
@@ -306,6 +338,7 @@ Deno.test({
           keys,
           next: "new",
           deadlineMs: Date.now() - 1,
+          homeOnly: true,
         });
         const overdue = async () => {
           const response = await harness.app.request("/metrics", {

@@ -273,6 +273,7 @@ class Execution {
       case "txnPrepare":
       case "txnDecide":
       case "txnResolve":
+      case "txnFence":
         // The model covers single-shard state; cross-shard phases are tested in shard/.
         throw new AspenError("not_implemented", `The model does not run ${command.type}`);
     }

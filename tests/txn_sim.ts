@@ -7,8 +7,14 @@
  *
  * After the workload every fault stops, the clock passes every transaction's deadline, and
  * pushers resolve whatever intents are left. Then the checks: the total is unchanged, every
- * read-only transaction saw it, no intent is left, every record is committed or aborted, and
- * each committed transaction ran on all of its participants and each aborted one on none.
+ * read-only transaction saw it, no intent is left, every record is committed or aborted, each
+ * committed transaction ran on all of its participants and each aborted one on none, and every
+ * answer a coordinator gave agrees with its record (a success is committed, a conflict is not).
+ *
+ * A coordinator crashes after a random number of calls, so at every step: during the prepares,
+ * once every participant prepared (committed by parallel commits, yet nothing resolved and the
+ * record staging) and between the resolves; pushers recover such staging records by fencing
+ * their participants, and crash in the middle of that too.
  */
 import { SeededPrng } from "../raft/mod.ts";
 import {
@@ -35,7 +41,7 @@ export interface TxnSimOptions {
   readonly clients: number;
   readonly opsPerClient: number;
   /** Runs the coordinators with a planted protocol bug (the simulation's test of itself). */
-  readonly plantedBug?: "resolveBeforeDecide";
+  readonly plantedBug?: "abortStaging";
 }
 
 /** What one run found. */
@@ -75,6 +81,8 @@ class TxnSim {
   readonly #tags: string[];
   readonly violations: string[] = [];
   readonly counts: Record<string, number> = {};
+  /** What each coordinator answered, by txnId: the record must agree. */
+  readonly #answers = new Map<string, "committed" | "aborted">();
   #incarnations = 0;
 
   constructor(options: TxnSimOptions, shards: readonly SimShard[]) {
@@ -156,6 +164,10 @@ class TxnSim {
       return await this.#tagPut(coordinator, transport, deadlineMs);
     } catch (error) {
       if (error instanceof AspenError && ["conflict", "timeout"].includes(error.code)) {
+        const txnId = error.details.txnId;
+        if (error.code === "conflict" && typeof txnId === "string") {
+          this.#answers.set(txnId, "aborted");
+        }
         return `failed:${error.code}`;
       }
       this.violations.push(`unexpected error: ${String(error)}`);
@@ -181,13 +193,15 @@ class TxnSim {
       ],
       failure: [{ type: "get", key: from.key }],
     }, deadlineMs);
+    if (result.txnId === null) this.violations.push("a transfer ran as a read-only txn");
+    else this.#answers.set(result.txnId, "committed");
     return result.succeeded ? "transfer-txn:committed" : "transfer-txn:compare-failed";
   }
 
   async #transferOptimistic(coordinator: TxnCoordinator, deadlineMs: number): Promise<string> {
     const [from, to] = this.#twoAccounts(false);
     const amount = 1 + this.#prng.nextInt(9);
-    await coordinator.optimistic({
+    const result = await coordinator.optimistic({
       reads: [from, to].map((kv) => ({
         key: kv.key,
         modRevision: kv.modRevision,
@@ -199,6 +213,7 @@ class TxnSim {
         { op: "set", key: to.key, value: String(Number(to.value) + amount) },
       ],
     }, deadlineMs);
+    this.#answers.set(result.txnId, "committed");
     return "transfer-optimistic:committed";
   }
 
@@ -208,17 +223,19 @@ class TxnSim {
       success: this.#accounts.map((key) => ({ type: "get" as const, key })),
       failure: [],
     }, deadlineMs);
+    if (result.txnId !== null) this.violations.push(`read-only txn ${result.txnId} took locks`);
     let total = 0;
     for (const { result: item } of result.results) {
       if (item.type !== "get" || item.kv === null) {
-        this.violations.push(`read-only txn ${result.txnId} missed an account`);
+        this.violations.push(`a read-only txn missed an account`);
         return "read:torn";
       }
       total += Number(item.kv.value);
     }
     const expected = BALANCE_START * this.#accounts.length;
     if (total !== expected) {
-      this.violations.push(`read-only txn ${result.txnId} saw total ${total}, not ${expected}`);
+      const at = JSON.stringify([...result.revisions]);
+      this.violations.push(`a read-only txn saw total ${total}, not ${expected} (at ${at})`);
     }
     return "read:ok";
   }
@@ -318,6 +335,14 @@ class TxnSim {
       if (count !== 0) this.violations.push(`shard ${shard.id} still holds ${count} intents`);
     }
     for (const [txnId, sent] of this.#network.sent) this.#checkTxn(txnId, sent);
+    for (const [txnId, answer] of this.#answers) {
+      const sent = this.#network.sent.get(txnId);
+      const record = sent === undefined ? null : this.#shards[sent.home]!.machine.txnRecord(txnId);
+      const status = record?.status ?? "absent";
+      if ((answer === "committed") !== (status === "committed")) {
+        this.violations.push(`txn ${txnId} was answered ${answer} but its record is ${status}`);
+      }
+    }
   }
 
   #checkTxn(txnId: string, sent: { home: number; participants: readonly number[] }): void {
@@ -325,6 +350,14 @@ class TxnSim {
     const status = record?.status ?? "absent";
     this.#count(`record:${status}`);
     if (status === "pending") this.violations.push(`txn ${txnId} is still pending`);
+    // Committed while its coordinator never answered: a crash after the last prepare, and a
+    // pusher recovered the staging record (or the crash came between the resolves).
+    if (status === "committed" && !this.#answers.has(txnId)) this.#count("committed-unanswered");
+    if (this.#network.recoveredCommits.has(txnId)) this.#count("recovered-commit");
+    const prepared = this.#network.prepared.get(txnId)?.size ?? 0;
+    if (prepared === sent.participants.length && status !== "committed") {
+      this.violations.push(`txn ${txnId} prepared on every participant but is ${status}`);
+    }
     for (const shard of sent.participants) {
       const row = this.#shards[shard]!.machine.txnParticipant(txnId);
       const state = row?.state ?? "absent";

@@ -1,7 +1,8 @@
 /**
  * Runs the seeded cross-shard transaction simulation (txn_sim.ts) over many seeds and checks
  * every invariant of each run; one seed runs twice to prove a run is deterministic, and a
- * coordinator with a planted protocol bug (resolve before the commit point) must be caught.
+ * coordinator with a planted protocol bug (a pusher that aborts a staging record without asking
+ * its participants, which may all have prepared) must be caught.
  *
  * A failing seed is printed with its replay command: `ASPEN_TXN_SIM_SEED=<n> deno test -A
  * tests/txn_sim_test.ts` runs only that seed.
@@ -49,6 +50,14 @@ Deno.test("txn sim: every seed keeps the bank invariants through crashes and los
   ok((totals["crashed"] ?? 0) > 0, `no crashed in ${JSON.stringify(totals)}`);
   ok((totals["push"] ?? 0) > 0, `no push in ${JSON.stringify(totals)}`);
   ok((totals["record:aborted"] ?? 0) > 0, `no record:aborted in ${JSON.stringify(totals)}`);
+  ok(
+    (totals["committed-unanswered"] ?? 0) > 0,
+    `no committed-unanswered in ${JSON.stringify(totals)}`,
+  );
+  ok(
+    (totals["recovered-commit"] ?? 0) > 0,
+    `no recovered-commit (a pusher committing a staging txn) in ${JSON.stringify(totals)}`,
+  );
 });
 
 /** Seeds that once failed, with the options they failed with; each names what it caught. */
@@ -73,10 +82,10 @@ Deno.test("txn sim: one seed run twice gives the same trace", async () => {
   deepStrictEqual(second.counts, first.counts);
 });
 
-Deno.test("txn sim: a coordinator that resolves before deciding breaks an invariant", async () => {
+Deno.test("txn sim: a pusher that aborts a staging txn unasked breaks an invariant", async () => {
   const caught: string[] = [];
   for (let seed = FIRST_SEED; seed < FIRST_SEED + SEEDS && caught.length === 0; seed++) {
-    const report = await runTxnSim({ ...optionsOf(seed), plantedBug: "resolveBeforeDecide" });
+    const report = await runTxnSim({ ...optionsOf(seed), plantedBug: "abortStaging" });
     caught.push(...report.violations);
   }
   ok(caught.length > 0, "the planted bug went unnoticed");

@@ -16,6 +16,7 @@ import {
   AspenError,
   type Command,
   encodeCommand,
+  type KeysRead,
   StateMachine,
   type TxnRecord,
 } from "../shard/mod.ts";
@@ -130,6 +131,13 @@ export interface SentTxn {
 export class SimNetwork implements TxnTransport {
   faults: Faults;
   readonly sent = new Map<string, SentTxn>();
+  /**
+   * By txnId, the shards where a prepare applied without an OCC conflict. Parallel commits: a
+   * transaction prepared so on every participant is committed, whatever happens next.
+   */
+  readonly prepared = new Map<string, Set<number>>();
+  /** The txnIds a commit decide was sent for: only a pusher's recovery of a staging txn does. */
+  readonly recoveredCommits = new Set<string>();
   readonly #clock: SimClock;
   readonly #prng: SeededPrng;
   readonly #shards: readonly SimShard[];
@@ -153,12 +161,22 @@ export class SimNetwork implements TxnTransport {
     }
     const target = this.#shards[shard];
     if (target === undefined) throw new Error(`SimNetwork.run: no shard ${shard}`);
-    return this.#call(deadlineMs, () => {
+    if (command.type === "txnDecide" && command.outcome === "commit") {
+      this.recoveredCommits.add(command.txnId);
+    }
+    const apply = () => {
       const result = target.apply(command);
-      this.#mix(`${shard}:${command.type}:${result.type}:${result.revision}`);
-      if (this.#chance(this.faults.duplicatePerMille)) {
-        this.#clock.at(this.#delay(), () => target.apply(command));
+      const isPrepared = result.type === "txnPrepared" && result.ok && result.conflict === null;
+      if (command.type === "txnPrepare" && isPrepared) {
+        const shards = this.prepared.get(command.txnId) ?? new Set<number>();
+        this.prepared.set(command.txnId, shards.add(shard));
       }
+      return result;
+    };
+    return this.#call(deadlineMs, () => {
+      const result = apply();
+      this.#mix(`${shard}:${command.type}:${result.type}:${result.revision}`);
+      if (this.#chance(this.faults.duplicatePerMille)) this.#clock.at(this.#delay(), apply);
       return result;
     });
   }
@@ -167,6 +185,17 @@ export class SimNetwork implements TxnTransport {
     const target = this.#shards[home];
     if (target === undefined) throw new Error(`SimNetwork.readRecord: no shard ${home}`);
     return this.#call(deadlineMs, () => target.machine.txnRecord(txnId));
+  }
+
+  readKeys(
+    shard: number,
+    keys: readonly string[],
+    changedAfter: number | null,
+    deadlineMs: number,
+  ): Promise<KeysRead> {
+    const target = this.#shards[shard];
+    if (target === undefined) throw new Error(`SimNetwork.readKeys: no shard ${shard}`);
+    return this.#call(deadlineMs, () => target.machine.readKeys(keys, changedAfter));
   }
 
   /** Delivers `deliver` after a delay and answers after another, or loses the call. */
@@ -233,6 +262,15 @@ export class CrashingTransport implements TxnTransport {
 
   readRecord(home: number, txnId: string, deadlineMs: number): Promise<TxnRecord | null> {
     return this.#gate(() => this.#network.readRecord(home, txnId, deadlineMs));
+  }
+
+  readKeys(
+    shard: number,
+    keys: readonly string[],
+    changedAfter: number | null,
+    deadlineMs: number,
+  ): Promise<KeysRead> {
+    return this.#gate(() => this.#network.readKeys(shard, keys, changedAfter, deadlineMs));
   }
 
   /** A sleep that never ends once crashed. */

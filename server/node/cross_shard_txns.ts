@@ -16,8 +16,12 @@ import type { RouterTxnTransport } from "./txn_transport.ts";
 
 /** The fields every cross-shard reply carries beside its own. */
 export function crossShardFields(
-  result: { readonly txnId: string; readonly home: number; revisions: ReadonlyMap<number, number> },
-): { shard: number; revision: number; txnId: string; revisions: Record<string, number> } {
+  result: {
+    readonly txnId: string | null;
+    readonly home: number;
+    revisions: ReadonlyMap<number, number>;
+  },
+): { shard: number; revision: number; txnId?: string; revisions: Record<string, number> } {
   const revision = result.revisions.get(result.home);
   if (revision === undefined) {
     throw new AspenError(
@@ -30,7 +34,9 @@ export function crossShardFields(
   for (const shard of [...result.revisions.keys()].sort((a, b) => a - b)) {
     revisions[String(shard)] = result.revisions.get(shard)!;
   }
-  return { shard: result.home, revision, txnId: result.txnId, revisions };
+  // A lock-free read-only transaction has no record, so no id to look up.
+  const txnId = result.txnId === null ? {} : { txnId: result.txnId };
+  return { shard: result.home, revision, ...txnId, revisions };
 }
 
 /** What {@linkcode readTxnStatus} needs. */

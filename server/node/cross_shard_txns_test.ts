@@ -15,7 +15,12 @@ import {
 } from "../../shard/mod.ts";
 import { CrossShardStats, outcomeOfError } from "./cross_shard_stats.ts";
 import { crossShardFields, readTxnStatus } from "./cross_shard_txns.ts";
-import { decodeShardRequest, encodeShardRequest, type ShardRequest } from "./shard_request.ts";
+import {
+  decodeShardRequest,
+  encodeShardRequest,
+  type ShardRequest,
+  TXN_READ_KEYS_MAX,
+} from "./shard_request.ts";
 
 const RECORD: TxnRecord = {
   txnId: "1.5.7",
@@ -54,6 +59,37 @@ Deno.test("txnRecord and txnParticipant requests cross the peer channel checked"
         ok(error instanceof AspenError);
         equal(error.code, "bad_request");
         match(error.message, /TXN_ID_CHARS_MAX/);
+        return true;
+      });
+    });
+  }
+});
+
+Deno.test("txnReadKeys requests cross the peer channel checked", async (t) => {
+  await t.step("round trip", () => {
+    for (const changedAfter of [null, 0, 41]) {
+      const request: ShardRequest = { kind: "txnReadKeys", keys: ["a", "b/c"], changedAfter };
+      deepEqual(decodeShardRequest(encodeShardRequest(request)), request);
+    }
+  });
+  const bad: [string, Record<string, unknown>, RegExp][] = [
+    ["no keys", { keys: [], changedAfter: null }, /TXN_READ_KEYS_MAX/],
+    ["too many keys", {
+      keys: Array.from({ length: TXN_READ_KEYS_MAX + 1 }, (_, i) => `k${i}`),
+      changedAfter: null,
+    }, /TXN_READ_KEYS_MAX/],
+    ["keys not a list", { keys: "a", changedAfter: null }, /TXN_READ_KEYS_MAX/],
+    ["an empty key", { keys: [""], changedAfter: null }, /key/],
+    ["a negative revision", { keys: ["a"], changedAfter: -1 }, /changedAfter/],
+    ["a fractional revision", { keys: ["a"], changedAfter: 1.5 }, /changedAfter/],
+  ];
+  for (const [name, fields, message] of bad) {
+    await t.step(`refuses ${name}`, () => {
+      const bytes = new TextEncoder().encode(JSON.stringify({ kind: "txnReadKeys", ...fields }));
+      throws(() => decodeShardRequest(bytes), (error: unknown) => {
+        ok(error instanceof AspenError);
+        equal(error.code, "bad_request");
+        match(error.message, message);
         return true;
       });
     });

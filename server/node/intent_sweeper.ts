@@ -5,8 +5,9 @@
  *
  * Every INTENT_SWEEP_MS each shard this node leads lists up to INTENT_SWEEP_KEYS_MAX of its
  * intents; a transaction whose intent was already there at the previous sweep is pushed
- * (TxnCoordinator.push: it resolves a decided transaction and aborts one whose record is absent
- * or past its deadline, and leaves a live one alone until its own deadline). Seeing a holder
+ * (TxnCoordinator.push: it resolves a decided transaction and recovers one whose record is absent
+ * or past its deadline by fencing its participants, committing it when all had prepared and
+ * aborting it otherwise, and leaves a live one alone until its own deadline). Seeing a holder
  * twice first leaves a transaction in flight its normal course.
  */
 import type { KeyRange, TxnHolder } from "../../shard/mod.ts";

@@ -79,6 +79,8 @@ export async function dispatchShardRequest(
       return await context.replica.read(() => ({
         rows: request.txnIds.map((txnId) => machine.txnParticipant(txnId)),
       }));
+    case "txnReadKeys":
+      return await context.replica.read(() => machine.readKeys(request.keys, request.changedAfter));
     case "leaseKeepAlive":
       return keepAlive(context, request.id);
     case "leaseInfo":

@@ -13,6 +13,7 @@ import {
   type KeyRange,
   TXN_ID_CHARS_MAX,
   TXN_LIST_LIMIT_MAX,
+  TXN_OPS_MAX,
   type TxnHolder,
   type TxnStatus,
   validateCommand,
@@ -99,7 +100,20 @@ export type ShardRequest =
    * A linearizable read of a participant shard's rows of several transactions (at most
    * TXN_LIST_LIMIT_MAX): answered `{ rows: (TxnParticipantRow | null)[] }`, one per id.
    */
-  | { readonly kind: "txnParticipants"; readonly txnIds: readonly string[] };
+  | { readonly kind: "txnParticipants"; readonly txnIds: readonly string[] }
+  /**
+   * A linearizable read of keys with their intents for a lock-free cross-shard read-only
+   * transaction (at most TXN_READ_KEYS_MAX): answered as StateMachine.readKeys, whether a key
+   * changed after `changedAfter` included.
+   */
+  | {
+    readonly kind: "txnReadKeys";
+    readonly keys: readonly string[];
+    readonly changedAfter: number | null;
+  };
+
+/** The most keys of one `txnReadKeys` request: a txn's compares and both branches. */
+export const TXN_READ_KEYS_MAX = 3 * TXN_OPS_MAX;
 
 /**
  * An intent that a get or range read found on a key it read: the answer lists them
@@ -204,16 +218,9 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
       };
     case "watchCancel":
       return { kind: "watchCancel", streamId: checkedStreamId(request.streamId) };
-    case "txnRecord":
-    case "txnParticipant":
-    case "txnList":
-    case "txnParticipants":
-      return checkedTxnRequest(request);
     default:
-      throw new AspenError(
-        "bad_request",
-        `Cannot decode a forwarded request of kind ${JSON.stringify(request.kind) ?? "(none)"}`,
-      );
+      // The cross-shard transaction reads, or an unknown kind.
+      return checkedTxnRequest(request);
   }
 }
 
@@ -251,8 +258,37 @@ export function checkedTxnId(id: unknown, action: string): string {
   return id;
 }
 
+function checkedReadKeys(request: Record<string, unknown>): ShardRequest {
+  const { keys, changedAfter } = request;
+  if (!Array.isArray(keys) || keys.length === 0 || keys.length > TXN_READ_KEYS_MAX) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot decode a forwarded txn read: keys must be a list of 1 to ${TXN_READ_KEYS_MAX} ` +
+        "(TXN_READ_KEYS_MAX) keys",
+    );
+  }
+  for (const key of keys) validateKey(key, "decode a forwarded txn read");
+  const isRevision = changedAfter === null ||
+    (typeof changedAfter === "number" && Number.isSafeInteger(changedAfter) && changedAfter >= 0);
+  if (!isRevision) {
+    throw new AspenError(
+      "bad_request",
+      "Cannot decode a forwarded txn read: changedAfter must be null or a revision",
+    );
+  }
+  return { kind: "txnReadKeys", keys, changedAfter: changedAfter as number | null };
+}
+
 /** The cross-shard transaction reads, checked. */
 function checkedTxnRequest(request: Record<string, unknown>): ShardRequest {
+  if (request.kind === "txnReadKeys") return checkedReadKeys(request);
+  const kinds: unknown[] = ["txnRecord", "txnParticipant", "txnList", "txnParticipants"];
+  if (!kinds.includes(request.kind)) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot decode a forwarded request of kind ${JSON.stringify(request.kind) ?? "(none)"}`,
+    );
+  }
   if (request.kind === "txnList") {
     return {
       kind: "txnList",

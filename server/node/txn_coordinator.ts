@@ -1,16 +1,24 @@
 /**
  * The coordinator of cross-shard transactions (issue 13): two-phase commit with intents and a
- * transaction record on the home shard (Percolator / CockroachDB style).
+ * transaction record on the home shard (Percolator / CockroachDB style), with parallel commits.
  *
  * ```text
- *   prepare every participant ──any locked──> abort, push the holder, pause, try again
- *        │ (locks keys, record "pending" on home)  ──OCC conflict──> abort: 409 conflict
- *        │                                         ──aborted (pushed)──> abort, pause, try again
+ *   prepare every participant (locks keys; the home's writes the staging record listing them)
+ *        │ every prepare applied, no OCC conflict: the transaction IS committed
  *        ▼
- *   decide on home (the commit point) ──"aborted" (a pusher won)──> resolve abort, try again
- *        ▼
- *   resolve every participant (runs the branch's ops, drops the intents) ──> reply
+ *   resolve commit on every participant (runs the branch's ops, drops the intents; the home's
+ *   also marks the record committed) ──> reply with each shard's results and revision
+ *
+ *   a participant locked or unanswered ──> fence it (txnFence: its prepare can never apply)
+ *   any refusal (fenced, aborted, OCC conflict) ──> resolve abort everywhere, then:
+ *        locked: push the holder, pause, try again; aborted: pause, try again; conflict: 409
  * ```
+ *
+ * Two consensus rounds in a row (prepare, resolve) where plain two-phase commit needs three
+ * (prepare, decide, resolve): the commit point is not an entry but the set of prepares, and
+ * the record catches up in the home's resolve. The reply still waits for the resolves, so that
+ * `revisions` name the entries where the writes became visible and a `get` result is read
+ * where the branch runs (replying after the prepares would need both to change meaning).
  *
  * An attempt that met a lock or was aborted by a pusher changed nothing, so it is tried again
  * under a new txnId, up to TXN_LOCK_ATTEMPTS_MAX attempts within the request's deadline (less
@@ -22,10 +30,15 @@
  *
  * Every step is idempotent by txnId on the shard, so a step whose answer was lost is retried.
  * A coordinator that dies at any step leaves intents behind; whoever meets one pushes
- * ({@linkcode TxnCoordinator.push}): it reads the record and resolves the intent with the
- * record's outcome, or aborts a record that is absent or pending past its deadline. The
- * coordinator does no I/O of its own: the transport, clocks and sleep are injected, so the
- * seeded simulation (txn_sim_test.ts) drives it.
+ * ({@linkcode TxnCoordinator.push}): it reads the record, resolves the intent with a decided
+ * record's outcome, and recovers a record that is absent or staging past its deadline: it
+ * fences every participant (each answers its prepare's verdict, or is made to refuse the
+ * prepare forever), decides the outcome those imply (commit when every one prepared without a
+ * conflict, else abort) and resolves. A participant that resolved commit answers its verdict
+ * too, so it is never aborted. A read-only transaction (gets and compares only) takes no
+ * locks and no log entry at all (see {@linkcode TxnCoordinator.txn}). The coordinator does no
+ * I/O of its own: the transport, clocks and sleep are injected, so the seeded simulation
+ * (txn_sim_test.ts) drives it.
  */
 import {
   type ApplyResult,
@@ -36,6 +49,9 @@ import {
   type Conflict,
   describeConflict,
   type ErrorCode,
+  evaluateCompare,
+  type KeysRead,
+  type KeyValue,
   type ReadRecord,
   shardForKey,
   TXN_ID_CHARS_MAX,
@@ -79,12 +95,28 @@ assert(INTENT_POLL_MS < INTENT_WAIT_MS, "txn limits: a pusher polls within its w
 assert(INTENT_WAIT_MS < TXN_DEADLINE_MS, "txn limits: the wait is shorter than a txn deadline");
 assert(TXN_RETRY_PAUSE_MS <= TXN_RETRY_PAUSE_MS_MAX, "txn limits: pauses grow to their cap");
 
+/**
+ * Rounds of a lock-free read-only transaction that met a change or an intent before it answers
+ * 409 conflict; the request's deadline may end them sooner.
+ */
+export const READ_ONLY_ATTEMPTS_MAX = 10;
+
 /** Proposes the steps of a cross-shard transaction on the shards' leaders. */
 export interface TxnTransport {
   /** Proposes `command` on `shard`'s leader (retrying not_leader / unavailable); its result. */
   run(shard: number, command: Command, deadlineMs: number): Promise<ApplyResult>;
   /** A linearizable read of txnId's record on its home shard (null when absent). */
   readRecord(home: number, txnId: string, deadlineMs: number): Promise<TxnRecord | null>;
+  /**
+   * A linearizable read of `keys` on `shard` with their intents, and whether one changed after
+   * revision `changedAfter` (see StateMachine.readKeys).
+   */
+  readKeys(
+    shard: number,
+    keys: readonly string[],
+    changedAfter: number | null,
+    deadlineMs: number,
+  ): Promise<KeysRead>;
 }
 
 /** What a coordinator is built from. */
@@ -101,19 +133,21 @@ export interface TxnCoordinatorOptions {
   readonly sleep: (ms: number) => Promise<void>;
   /**
    * A protocol bug planted on purpose, for the simulation's test of itself only:
-   * `resolveBeforeDecide` resolves the participants before the commit point.
+   * `abortStaging` lets a pusher abort a staging record past its deadline without asking its
+   * participants (as plain two-phase commit may), though they may all have prepared.
    */
-  readonly plantedBug?: "resolveBeforeDecide";
+  readonly plantedBug?: "abortStaging";
 }
 
 /** The answer to a cross-shard etcd-style transaction. */
 export interface CrossShardTxnResult {
-  readonly txnId: string;
+  /** Null for a read-only transaction: it has no record. */
+  readonly txnId: string | null;
   readonly succeeded: boolean;
   readonly home: number;
   /** The result of each operation of the branch that ran, in request order. */
   readonly results: readonly { shard: number; result: TxnOpResult }[];
-  /** Each participant's resolve revision. */
+  /** Each participant's resolve revision (a read-only transaction: the revision it read at). */
   readonly revisions: ReadonlyMap<number, number>;
 }
 
@@ -176,6 +210,7 @@ export class TxnCoordinator {
     deadlineMs: number,
   ): Promise<CrossShardTxnResult> {
     const plan = this.#plan({ ...request, reads: [] });
+    if (isReadOnly(request)) return await this.#readOnly(plan, request, deadlineMs);
     const done = await this.#commit(plan, deadlineMs, "run txn");
     return {
       txnId: done.txnId,
@@ -226,18 +261,141 @@ export class TxnCoordinator {
       const hasWaited = this.#options.nowMs() - startMs >= INTENT_WAIT_MS;
       const isAbandoned = record === null || this.#options.wallMs() >= record.deadlineMs;
       if (hasWaited && isAbandoned) {
-        const decided = await this.#decide(holder.home, {
-          txnId: holder.txnId,
-          outcome: "abort",
-          branch: null,
-          reason: "pushed",
-        }, deadlineMs);
-        await this.#resolveOne(shard, holder.txnId, decided, deadlineMs);
-        return;
+        const decided = await this.#recover(holder, record, deadlineMs);
+        if (decided !== null) {
+          await this.#resolveOne(shard, holder.txnId, decided, deadlineMs);
+          return;
+        }
       }
       const pauseMs = hasWaited ? INTENT_WAIT_MS : INTENT_POLL_MS;
       if (this.#options.nowMs() + pauseMs >= deadlineMs) throw lockedError(key, holder, poll);
       await this.#options.sleep(pauseMs);
+    }
+  }
+
+  /**
+   * Decides an abandoned transaction (its record absent, or staging past its deadline) by what
+   * its participants did; null when the home's prepare turned out to have applied meanwhile
+   * (its record is there now: read it again).
+   *
+   * Without a record the participants are unknown, but the home's prepare writes the record, so
+   * fencing the home alone decides: refused forever means abort. With a staging record every
+   * participant is fenced: each answers its prepare's verdict, or refuses the prepare forever;
+   * the outcome those imply cannot change any more, and every pusher computes the same one.
+   */
+  async #recover(
+    holder: TxnHolder,
+    record: TxnRecord | null,
+    deadlineMs: number,
+  ): Promise<Decision | null> {
+    const { txnId, home } = holder;
+    const abort = { txnId, outcome: "abort" as const, branch: null, reason: "pushed" };
+    if (this.#options.plantedBug === "abortStaging") {
+      return await this.#decide(home, abort, deadlineMs);
+    }
+    if (record === null) {
+      const fenced = await this.#fence(home, txnId, deadlineMs);
+      return fenced.ok ? null : await this.#decide(home, abort, deadlineMs);
+    }
+    const answers = new Map<number, Prepared>();
+    await Promise.all(record.participants.map(async (shard) => {
+      answers.set(shard, await this.#fence(shard, txnId, deadlineMs));
+    }));
+    const outcome = outcomeOf(record.participants, answers);
+    assert(outcome !== null, "recover: every participant answered its fence");
+    if (outcome.kind === "abort") return await this.#decide(home, abort, deadlineMs);
+    const commit = { txnId, outcome: "commit" as const, branch: outcome.branch, reason: "" };
+    return await this.#decide(home, commit, deadlineMs);
+  }
+
+  async #fence(shard: number, txnId: string, deadlineMs: number): Promise<Prepared> {
+    return expectResult(
+      await this.#step(shard, { type: "txnFence", txnId }, deadlineMs),
+      "txnPrepared",
+    );
+  }
+
+  /**
+   * A read-only transaction (compares and gets only) without locks or log entries: every
+   * participant is read linearizably in parallel, then again once every first read answered;
+   * the answer is the second read, when no key held an intent in either read and none changed
+   * between them (no history event after the first read's revision). Otherwise the
+   * transaction waits for an intent's holder (pushing it) and reads again.
+   *
+   * Why that is one consistent snapshot: all second reads start after all first reads ended,
+   * so one instant T lies between the two reads of every shard, and each key held the value
+   * returned throughout its shard's interval, so at T. Suppose a transaction X had applied
+   * some of its writes to the keys read but not all at T: a write not applied yet belongs to a
+   * participant that had prepared (a resolve-commit follows every prepare), so that key was
+   * locked at T. Its intent lasts from X's prepare to X's resolve there: if the prepare came
+   * before the first read or the resolve after the second, a read saw the intent; otherwise the
+   * resolve fell between the reads and wrote the key, a change. Either way the round is not
+   * answered. So at T no transaction is half-visible on these keys: the answer is the state at
+   * T, which also holds every transaction committed before T (strictly serializable at T).
+   */
+  async #readOnly(
+    plan: TxnPlan,
+    request: { readonly compare: readonly Compare[]; readonly success: readonly TxnOp[] } & {
+      readonly failure: readonly TxnOp[];
+    },
+    deadlineMs: number,
+  ): Promise<CrossShardTxnResult> {
+    const keysOf = readKeysByShard(plan);
+    for (let attempt = 1;; attempt++) {
+      const first = await this.#readRound(keysOf, null, deadlineMs);
+      let held = firstIntent(keysOf, first);
+      if (held === null) {
+        const second = await this.#readRound(keysOf, first, deadlineMs);
+        held = firstIntent(keysOf, second);
+        const isChanged = [...second.values()].some((read) => read.changed);
+        if (held === null && !isChanged) return snapshotResult(plan, request, keysOf, second);
+      }
+      if (attempt >= READ_ONLY_ATTEMPTS_MAX) {
+        throw new AspenError(
+          "conflict",
+          `Cannot run read-only txn: its keys kept changing or being locked over ${attempt} ` +
+            `attempts (READ_ONLY_ATTEMPTS_MAX = ${READ_ONLY_ATTEMPTS_MAX}); retry`,
+        );
+      }
+      if (held !== null) await this.#waitFor(held, deadlineMs);
+      else await this.#options.sleep(this.#retryPauseMs(attempt));
+    }
+  }
+
+  async #readRound(
+    keysOf: ReadonlyMap<number, readonly string[]>,
+    previous: ReadonlyMap<number, KeysRead> | null,
+    deadlineMs: number,
+  ): Promise<Map<number, KeysRead>> {
+    const reads = new Map<number, KeysRead>();
+    await Promise.all([...keysOf].map(async ([shard, keys]) => {
+      const changedAfter = previous?.get(shard)?.revision ?? null;
+      for (let attempt = 1;; attempt++) {
+        try {
+          const read = await this.#options.transport.readKeys(
+            shard,
+            keys,
+            changedAfter,
+            deadlineMs,
+          );
+          reads.set(shard, read);
+          return;
+        } catch (error) {
+          if (!this.#isRetryable(error, attempt, deadlineMs)) throw error;
+        }
+      }
+    }));
+    return reads;
+  }
+
+  /** Pushes the holder of an intent a read met, for up to TXN_PUSH_WAIT_MS. */
+  async #waitFor(held: IntentMet, deadlineMs: number): Promise<void> {
+    const pushDeadlineMs = Math.min(deadlineMs, this.#options.nowMs() + TXN_PUSH_WAIT_MS);
+    try {
+      await this.push(held.shard, held.key, held.holder, pushDeadlineMs);
+    } catch (error) {
+      // Still pending: read again, up to READ_ONLY_ATTEMPTS_MAX rounds.
+      if (!(error instanceof AspenError && error.code === "conflict")) throw error;
     }
   }
 
@@ -284,44 +442,36 @@ export class TxnCoordinator {
     return halfMs + this.#jitter.nextInt(ceilingMs - halfMs + 1);
   }
 
-  /** One try under a fresh txnId: prepare, decide, resolve. */
+  /** One try under a fresh txnId: prepare, then resolve (fencing first when needed). */
   async #attempt(plan: TxnPlan, deadlineMs: number, action: string): Promise<Attempt> {
     const txnId = this.#newTxnId();
     const recordDeadlineMs = this.#options.wallMs() + TXN_DEADLINE_MS;
-    const prepared = await this.#prepareAll(plan, { txnId, recordDeadlineMs }, deadlineMs);
-    const refusal = firstRefusal(plan, prepared);
-    if (refusal !== null) {
-      await this.#abortAll(plan, txnId, refusal.reason, deadlineMs);
-      if (refusal.kind === "locked") return refusal;
-      const error = refusalError(refusal, txnId, action);
-      if (refusal.kind === "aborted") return { kind: "aborted", error };
+    const answers = await this.#prepareAll(plan, { txnId, recordDeadlineMs }, deadlineMs);
+    const lock = firstLock(plan, answers);
+    const settled = await this.#settle(plan, txnId, answers, deadlineMs);
+    if (settled.kind === "abort") {
+      const abort = { outcome: "abort" as const, branch: null };
+      await Promise.allSettled(
+        plan.participants.map((shard) => this.#resolveOne(shard, txnId, abort, deadlineMs)),
+      );
+      if (lock !== null) return lock;
+      const failure = firstFailure(plan, answers);
+      if (failure !== null) throw failure;
+      const error = refusalError(settled.refusal, txnId, action);
+      if (settled.refusal.kind === "aborted") return { kind: "aborted", error };
       throw error;
     }
-    const isSuccess = [...prepared.values()].every((result) =>
-      result.ok && result.compareSucceeded
-    );
-    const branch: TxnBranch = isSuccess ? "success" : "failure";
-    const commit = { outcome: "commit" as const, branch };
-    if (this.#options.plantedBug === "resolveBeforeDecide") {
-      await this.#resolveAll(plan, txnId, commit, deadlineMs);
-    }
-    const decided = await this.#decide(plan.home, { txnId, ...commit, reason: "" }, deadlineMs);
-    if (decided.outcome === "abort") {
-      await this.#abortAll(plan, txnId, "aborted", deadlineMs);
-      return {
-        kind: "aborted",
-        error: refusalError({ kind: "aborted", reason: "aborted" }, txnId, action),
-      };
-    }
+    const commit = { outcome: "commit" as const, branch: settled.branch };
     const result = await this.#resolveAll(plan, txnId, commit, deadlineMs);
-    return { kind: "done", txnId, result: { txnId, branch, ...result } };
+    return { kind: "done", txnId, result: { txnId, branch: settled.branch, ...result } };
   }
 
+  /** Every participant's prepare, in parallel; a participant that did not answer is a failure. */
   async #prepareAll(
     plan: TxnPlan,
     txn: { readonly txnId: string; readonly recordDeadlineMs: number },
     deadlineMs: number,
-  ): Promise<Map<number, Prepared>> {
+  ): Promise<Map<number, PromiseSettledResult<Prepared>>> {
     const settled = await Promise.allSettled(plan.participants.map(async (shard) => {
       const part = plan.parts.get(shard);
       assert(part !== undefined, "prepareAll: every participant has a part");
@@ -340,35 +490,45 @@ export class TxnCoordinator {
       }, deadlineMs);
       return expectResult(result, "txnPrepared");
     }));
-    const prepared = new Map<number, Prepared>();
-    for (const [position, outcome] of settled.entries()) {
-      if (outcome.status === "rejected") {
-        // A participant never answered: the attempt cannot commit. Leave nothing locked.
-        await this.#abortAll(plan, txn.txnId, "unavailable", deadlineMs);
-        throw outcome.reason;
-      }
-      prepared.set(plan.participants[position]!, outcome.value);
-    }
-    return prepared;
+    return new Map(settled.map((answer, position) => [plan.participants[position]!, answer]));
   }
 
   /**
-   * Aborts the record, then resolves abort everywhere; best effort, pushers finish the rest.
+   * The outcome the prepares imply. A participant that met a lock or did not answer may still
+   * prepare later (a copy of its prepare in flight), so unless another answer already forbids
+   * the commit it is fenced first: then its answer is final either way.
    *
-   * Invariant: a participant resolves only after the record is decided, aborts included. A
-   * record left pending with its intents gone would never be pushed, so it would stay pending
-   * forever; intents left behind an undecided record are found and pushed. So when the decide
-   * gets no answer, nothing is resolved (the simulation caught the parallel version).
+   * @throws {AspenError} `timeout` with the txnId when a fence got no answer and the outcome
+   * is still open (a pusher decides it later).
    */
-  async #abortAll(plan: TxnPlan, txnId: string, reason: string, deadlineMs: number) {
-    const abort = { outcome: "abort" as const, branch: null };
-    const [decided] = await Promise.allSettled([
-      this.#decide(plan.home, { txnId, ...abort, reason }, deadlineMs),
-    ]);
-    if (decided.status === "rejected") return;
-    assert(decided.value.outcome === "abort", "abortAll: only its coordinator commits a txn");
-    await Promise.allSettled(
-      plan.participants.map((shard) => this.#resolveOne(shard, txnId, abort, deadlineMs)),
+  async #settle(
+    plan: TxnPlan,
+    txnId: string,
+    answers: ReadonlyMap<number, PromiseSettledResult<Prepared>>,
+    deadlineMs: number,
+  ): Promise<Outcome> {
+    const known = new Map<number, Prepared>();
+    for (const [shard, answer] of answers) {
+      if (answer.status === "fulfilled" && !isLocked(answer.value)) known.set(shard, answer.value);
+    }
+    const outcome = outcomeOf(plan.participants, known);
+    if (outcome !== null) return outcome;
+    const open = plan.participants.filter((shard) => !known.has(shard));
+    const fences = await Promise.allSettled(
+      open.map((shard) => this.#fence(shard, txnId, deadlineMs)),
+    );
+    for (const [position, fence] of fences.entries()) {
+      if (fence.status === "fulfilled") known.set(open[position]!, fence.value);
+    }
+    const fenced = outcomeOf(plan.participants, known);
+    if (fenced !== null) return fenced;
+    const failure = fences.find((fence) => fence.status === "rejected");
+    throw new AspenError(
+      "timeout",
+      `Cannot confirm txn "${txnId}": a participant did not answer, so its outcome is not ` +
+        `known yet; GET /v1/txn/${txnId} tells it once decided`,
+      { txnId },
+      { cause: failure?.status === "rejected" ? failure.reason : undefined },
     );
   }
 
@@ -376,7 +536,7 @@ export class TxnCoordinator {
     home: number,
     decision: { txnId: string; outcome: TxnOutcome; branch: TxnBranch | null; reason: string },
     deadlineMs: number,
-  ): Promise<{ outcome: TxnOutcome; branch: TxnBranch | null }> {
+  ): Promise<Decision> {
     const result = await this.#step(home, { type: "txnDecide", ...decision }, deadlineMs);
     const decided = expectResult(result, "txnDecided");
     if (decided.status === "committed") return { outcome: "commit", branch: decided.branch };
@@ -454,6 +614,76 @@ export class TxnCoordinator {
   }
 }
 
+/** Whether a transaction only reads: compares and gets, no lease step. */
+function isReadOnly(
+  request: { readonly success: readonly TxnOp[]; readonly failure: readonly TxnOp[] } & {
+    readonly leases?: readonly unknown[];
+  },
+): boolean {
+  if ((request.leases?.length ?? 0) > 0) return false;
+  return [...request.success, ...request.failure].every((op) => op.type === "get");
+}
+
+/** Every key a read-only transaction reads on each participant, once each. */
+function readKeysByShard(plan: TxnPlan): Map<number, string[]> {
+  const keysOf = new Map<number, string[]>();
+  for (const [shard, part] of plan.parts) {
+    const keys = new Set<string>(part.compare.map((compare) => compare.key));
+    for (const op of [...part.success, ...part.failure]) {
+      if (op.type !== "range") keys.add(op.key);
+    }
+    keysOf.set(shard, [...keys]);
+  }
+  return keysOf;
+}
+
+interface IntentMet {
+  readonly shard: number;
+  readonly key: string;
+  readonly holder: TxnHolder;
+}
+
+function firstIntent(
+  keysOf: ReadonlyMap<number, readonly string[]>,
+  reads: ReadonlyMap<number, KeysRead>,
+): IntentMet | null {
+  for (const [shard, keys] of keysOf) {
+    const read = reads.get(shard);
+    assert(read !== undefined, "firstIntent: every shard was read");
+    const position = read.intents.findIndex((holder) => holder !== null);
+    if (position >= 0) return { shard, key: keys[position]!, holder: read.intents[position]! };
+  }
+  return null;
+}
+
+/** The answer of a read-only transaction from its snapshot. */
+function snapshotResult(
+  plan: TxnPlan,
+  request: { readonly compare: readonly Compare[]; readonly success: readonly TxnOp[] } & {
+    readonly failure: readonly TxnOp[];
+  },
+  keysOf: ReadonlyMap<number, readonly string[]>,
+  reads: ReadonlyMap<number, KeysRead>,
+): CrossShardTxnResult {
+  const snapshot = new Map<string, KeyValue | null>();
+  const revisions = new Map<number, number>();
+  for (const [shard, keys] of keysOf) {
+    const read = reads.get(shard)!;
+    revisions.set(shard, read.revision);
+    keys.forEach((key, position) => snapshot.set(key, read.kvs[position] ?? null));
+  }
+  const succeeded = request.compare.every((compare) =>
+    evaluateCompare(compare, snapshot.get(compare.key) ?? null)
+  );
+  const ops = succeeded ? request.success : request.failure;
+  const shards = succeeded ? plan.successShards : plan.failureShards;
+  const results = ops.map((op, position): { shard: number; result: TxnOpResult } => {
+    assert(op.type === "get", "snapshotResult: a read-only txn has gets only");
+    return { shard: shards[position]!, result: { type: "get", kv: snapshot.get(op.key) ?? null } };
+  });
+  return { txnId: null, succeeded, home: plan.home, results, revisions };
+}
+
 /** Codes of a step that may not have run; its commands are idempotent, so it is sent again. */
 const RETRYABLE_CODES: readonly ErrorCode[] = [
   "timeout",
@@ -462,33 +692,79 @@ const RETRYABLE_CODES: readonly ErrorCode[] = [
   "proposal_dropped",
 ];
 
-type Refusal =
-  | {
-    readonly kind: "locked";
-    readonly reason: "locked";
-    shard: number;
-    key: string;
-    holder: TxnHolder;
-  }
-  | { readonly kind: "conflict"; readonly reason: "conflict"; readonly conflict: Conflict }
-  | { readonly kind: "aborted"; readonly reason: "aborted" };
+/** An outcome and its branch, as a decide or a resolve names it. */
+interface Decision {
+  readonly outcome: TxnOutcome;
+  readonly branch: TxnBranch | null;
+}
 
-/** Why the prepares forbid a commit (a lock first, then an OCC conflict, then an abort). */
-function firstRefusal(plan: TxnPlan, prepared: ReadonlyMap<number, Prepared>): Refusal | null {
-  let refusal: Refusal | null = null;
-  for (const shard of plan.participants) {
-    const result = prepared.get(shard);
-    assert(result !== undefined, "firstRefusal: every participant answered");
-    if (!result.ok && result.reason === "locked") {
-      assert(result.key !== null && result.holder !== null, "firstRefusal: a lock names its key");
-      return { kind: "locked", reason: "locked", shard, key: result.key, holder: result.holder };
+type Refusal =
+  | { readonly kind: "conflict"; readonly conflict: Conflict }
+  | { readonly kind: "aborted" };
+
+/** What the prepares (or fences) of every participant imply; null while one is open. */
+type Outcome =
+  | { readonly kind: "commit"; readonly branch: TxnBranch }
+  | { readonly kind: "abort"; readonly refusal: Refusal };
+
+function isLocked(result: Prepared): boolean {
+  return !result.ok && result.reason === "locked";
+}
+
+/**
+ * The outcome `answers` imply: abort as soon as one participant refused (aborted or fenced)
+ * or found an OCC conflict, whatever the others do; commit when every participant prepared;
+ * null otherwise. Deterministic, so the coordinator and every pusher agree on it.
+ */
+function outcomeOf(
+  participants: readonly number[],
+  answers: ReadonlyMap<number, Prepared>,
+): Outcome | null {
+  let aborted = false;
+  for (const shard of participants) {
+    const answer = answers.get(shard);
+    if (answer?.ok === true && answer.conflict !== null) {
+      return { kind: "abort", refusal: { kind: "conflict", conflict: answer.conflict } };
     }
-    if (refusal !== null) continue;
-    if (result.ok && result.conflict !== null) {
-      refusal = { kind: "conflict", reason: "conflict", conflict: result.conflict };
-    } else if (!result.ok) refusal = { kind: "aborted", reason: "aborted" };
+    if (answer?.ok === false && answer.reason === "aborted") aborted = true;
   }
-  return refusal;
+  if (aborted) return { kind: "abort", refusal: { kind: "aborted" } };
+  let isSuccess = true;
+  for (const shard of participants) {
+    const answer = answers.get(shard);
+    if (answer === undefined || !answer.ok) return null;
+    isSuccess &&= answer.compareSucceeded;
+  }
+  return { kind: "commit", branch: isSuccess ? "success" : "failure" };
+}
+
+/** The first lock a prepare met, as an attempt to try again. */
+function firstLock(
+  plan: TxnPlan,
+  answers: ReadonlyMap<number, PromiseSettledResult<Prepared>>,
+): Extract<Attempt, { kind: "locked" }> | null {
+  for (const shard of plan.participants) {
+    const answer = answers.get(shard);
+    if (answer?.status !== "fulfilled" || answer.value.ok || answer.value.reason !== "locked") {
+      continue;
+    }
+    const { key, holder } = answer.value;
+    assert(key !== null && holder !== null, "firstLock: a lock names its key");
+    return { kind: "locked", shard, key, holder };
+  }
+  return null;
+}
+
+/** Why the first participant that did not answer its prepare failed, or null. */
+function firstFailure(
+  plan: TxnPlan,
+  answers: ReadonlyMap<number, PromiseSettledResult<Prepared>>,
+): unknown {
+  for (const shard of plan.participants) {
+    const answer = answers.get(shard);
+    if (answer?.status === "rejected") return answer.reason;
+  }
+  return null;
 }
 
 function refusalError(refusal: Refusal, txnId: string, action: string): AspenError {

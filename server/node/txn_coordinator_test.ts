@@ -8,6 +8,8 @@ import {
   type ApplyResult,
   AspenError,
   type Command,
+  type KeysRead,
+  type KeyValue,
   shardForKey,
   type TxnRecord,
 } from "../../shard/mod.ts";
@@ -19,6 +21,7 @@ import {
   TXN_PUSH_WAIT_MS,
   TXN_RETRY_PAUSE_MS,
   TXN_RETRY_PAUSE_MS_MAX,
+  TXN_STEP_ATTEMPTS_MAX,
   TxnCoordinator,
 } from "./txn_coordinator.ts";
 
@@ -43,6 +46,7 @@ interface Sent {
 
 function harness(answer: (shard: number, command: Command) => ApplyResult, records?: {
   read: (home: number, txnId: string) => TxnRecord | null;
+  readKeys?: (shard: number, keys: readonly string[], changedAfter: number | null) => KeysRead;
 }) {
   const sent: Sent[] = [];
   const sleeps: number[] = [];
@@ -62,6 +66,12 @@ function harness(answer: (shard: number, command: Command) => ApplyResult, recor
         }
       },
       readRecord: (home, txnId) => Promise.resolve(records?.read(home, txnId) ?? null),
+      readKeys: (shard, keys, changedAfter) => {
+        sent.push({ shard, command: { type: "meta", name: `read ${changedAfter}`, value: "" } });
+        const read = records?.readKeys;
+        if (read === undefined) throw new Error("unexpected readKeys");
+        return Promise.resolve(read(shard, keys, changedAfter));
+      },
     },
     nowMs: () => nowMs,
     wallMs: () => 1_000_000 + nowMs,
@@ -88,14 +98,33 @@ function harness(answer: (shard: number, command: Command) => ApplyResult, recor
 
 /**
  * Answers like healthy shards: prepares succeed (compares per `compareOk`), decides take
- * effect, and a commit resolve returns one result per op of the branch (a put's version is its
- * value, so a test can see which op a result belongs to).
+ * effect, a fence answers a prepare's verdict (or aborted where none was sent), and a commit
+ * resolve returns one result per op of the branch (a put's version is its value, so a test can
+ * see which op a result belongs to).
  */
 function healthy(compareOk: (shard: number) => boolean = () => true) {
   const prepares = new Map<string, Extract<Command, { type: "txnPrepare" }>>();
   return (shard: number, command: Command): ApplyResult => {
     const revision = 10 + shard;
     switch (command.type) {
+      case "txnFence":
+        if (!prepares.has(`${command.txnId}@${shard}`)) {
+          return {
+            type: "txnPrepared",
+            revision,
+            ok: false,
+            reason: "aborted",
+            key: null,
+            holder: null,
+          };
+        }
+        return {
+          type: "txnPrepared",
+          revision,
+          ok: true,
+          compareSucceeded: compareOk(shard),
+          conflict: null,
+        };
       case "txnPrepare":
         prepares.set(`${command.txnId}@${shard}`, command);
         return {
@@ -133,7 +162,7 @@ function put(key: string, value: string) {
 
 const FAR_MS = 60_000;
 
-Deno.test("TxnCoordinator.txn() prepares each shard's part, decides on home, merges", async () => {
+Deno.test("TxnCoordinator.txn() prepares each part, resolves (no decide), merges", async () => {
   const { coordinator, sent, types } = harness(healthy());
   const result = await coordinator.txn({
     compare: [{ key: B, target: "version", op: "=", value: 1 }],
@@ -152,19 +181,14 @@ Deno.test("TxnCoordinator.txn() prepares each shard's part, decides on home, mer
     ],
   );
   deepStrictEqual([...result.revisions].sort(), [[0, 20], [1, 21]]);
-  deepStrictEqual(types(), [
-    "txnPrepare@0",
-    "txnPrepare@1",
-    `txnDecide@${home}`,
-    "txnResolve@0",
-    "txnResolve@1",
-  ]);
+  // Parallel commits: the prepares are the commit point, the home's resolve decides the record.
+  deepStrictEqual(types(), ["txnPrepare@0", "txnPrepare@1", "txnResolve@0", "txnResolve@1"]);
   const prepareB = sent.find((s) => s.command.type === "txnPrepare" && s.shard === 1)!.command;
   ok(prepareB.type === "txnPrepare");
   deepStrictEqual(prepareB.success.map((op) => op.type === "put" && op.value), ["1", "3"]);
   strictEqual(prepareB.compare.length, 1);
   strictEqual(prepareB.deadlineMs, 1_000_000 + TXN_DEADLINE_MS);
-  ok(result.txnId.startsWith("7.1000000."));
+  ok(result.txnId?.startsWith("7.1000000."));
 });
 
 Deno.test("TxnCoordinator.txn() runs failure when one shard's compare fails", async () => {
@@ -181,8 +205,12 @@ Deno.test("TxnCoordinator.txn() runs failure when one shard's compare fails", as
   }, FAR_MS);
   strictEqual(result.succeeded, false);
   deepStrictEqual(result.results.map((r) => r.shard), [1]);
-  const decide = sent.find((s) => s.command.type === "txnDecide")!.command;
-  ok(decide.type === "txnDecide" && decide.branch === "failure" && decide.outcome === "commit");
+  const resolves = sent.filter((s) => s.command.type === "txnResolve").map((s) => s.command);
+  strictEqual(resolves.length, 2);
+  for (const resolve of resolves) {
+    ok(resolve.type === "txnResolve" && resolve.branch === "failure");
+    ok(resolve.outcome === "commit");
+  }
 });
 
 /** The distinct txnIds of the prepares sent, in order: one per attempt. */
@@ -193,9 +221,10 @@ function attemptIds(sent: readonly Sent[]): string[] {
 
 Deno.test("TxnCoordinator.txn() retries while pushers abort it, then conflicts", async () => {
   const base = healthy();
+  // A pusher fenced shard 1 (the attempt passed its deadline): its prepare is refused.
   const { coordinator, sent: commands, types } = harness((shard, command) =>
-    command.type === "txnDecide"
-      ? { type: "txnDecided", revision: 1, status: "aborted", branch: null }
+    command.type === "txnPrepare" && shard === 1
+      ? { type: "txnPrepared", revision: 1, ok: false, reason: "aborted", key: null, holder: null }
       : base(shard, command)
   );
   await rejects(
@@ -208,6 +237,7 @@ Deno.test("TxnCoordinator.txn() retries while pushers abort it, then conflicts",
   ok(commands.every(({ command }) => command.type !== "txnResolve" || command.outcome === "abort"));
   const resolves = types().filter((type) => type.startsWith("txnResolve"));
   strictEqual(resolves.length, 2 * TXN_LOCK_ATTEMPTS_MAX, "every attempt is resolved abort");
+  ok(!types().some((type) => type.startsWith("txnDecide") || type.startsWith("txnFence")));
 });
 
 Deno.test("TxnCoordinator.txn() meeting a lock aborts, pushes, retries (new id)", async () => {
@@ -249,10 +279,18 @@ Deno.test("TxnCoordinator.txn() meeting a lock aborts, pushes, retries (new id)"
   );
   ok(holderResolve !== undefined && holderResolve.shard === 1);
   ok(holderResolve.command.type === "txnResolve" && holderResolve.command.outcome === "commit");
-  const firstAbort = sent.find((s) =>
-    s.command.type === "txnDecide" && s.command.outcome === "abort"
-  );
-  ok(firstAbort !== undefined, "the locked attempt is aborted");
+  // The locked participant is fenced (a copy of its prepare may still be in flight), then
+  // every participant resolves abort; no decide.
+  const [first] = attemptIds(sent);
+  const firstSteps = sent.filter((s) => "txnId" in s.command && s.command.txnId === first);
+  deepStrictEqual(firstSteps.map((s) => `${s.command.type}@${s.shard}`), [
+    "txnPrepare@0",
+    "txnPrepare@1",
+    "txnFence@1",
+    "txnResolve@0",
+    "txnResolve@1",
+  ]);
+  ok(firstSteps.every((s) => s.command.type !== "txnResolve" || s.command.outcome === "abort"));
 });
 
 /** A holder's record, pending within its deadline (a push waits and gives up). */
@@ -380,12 +418,10 @@ Deno.test("TxnCoordinator.optimistic() turns a read conflict into a conflict", a
   );
   strictEqual(attemptIds(commands).length, 1, "a read conflict is answered at once");
   deepStrictEqual(sleeps, []);
-  const sent = types();
-  ok(sent.includes(`txnDecide@${shardForKey([A, B].sort()[0]!, SHARDS)}`), "the record is aborted");
-  deepStrictEqual(sent.filter((type) => type.startsWith("txnResolve")).sort(), [
-    "txnResolve@0",
-    "txnResolve@1",
-  ]);
+  // The conflict alone proves the abort: no fence, no decide (the home's resolve aborts the
+  // record).
+  deepStrictEqual(types(), ["txnPrepare@0", "txnPrepare@1", "txnResolve@0", "txnResolve@1"]);
+  ok(commands.every(({ command }) => command.type !== "txnResolve" || command.outcome === "abort"));
 });
 
 Deno.test("TxnCoordinator retries a step that may not have run", async (t) => {
@@ -414,7 +450,7 @@ Deno.test("TxnCoordinator retries a step that may not have run", async (t) => {
 Deno.test("TxnCoordinator.push() waits, then aborts a holder past its deadline", async () => {
   const holder = { txnId: "9.1.1", home: 1 };
   const base = healthy();
-  const { coordinator, types } = harness(base, {
+  const { coordinator, types, sent } = harness(base, {
     read: () => ({
       txnId: holder.txnId,
       status: "pending",
@@ -428,8 +464,79 @@ Deno.test("TxnCoordinator.push() waits, then aborts a holder past its deadline",
     }),
   });
   await coordinator.push(0, A, holder, FAR_MS);
-  deepStrictEqual(types(), ["txnDecide@1", "txnResolve@0"]);
+  // No participant prepared (the fences store refusals): abort.
+  deepStrictEqual(types(), ["txnFence@0", "txnFence@1", "txnDecide@1", "txnResolve@0"]);
+  ok(sent.every(({ command }) => command.type !== "txnDecide" || command.outcome === "abort"));
 });
+
+Deno.test("TxnCoordinator.push() commits a staging holder whose parts all prepared", async () => {
+  const holder = { txnId: "9.1.1", home: 1 };
+  const base = healthy((shard) => shard === 0);
+  for (const shard of [0, 1]) base(shard, { ...PREPARE, txnId: holder.txnId, shard });
+  const { coordinator, types, sent } = harness(base, {
+    read: () => ({ ...pendingRecord(holder), deadlineMs: 1_000_000 + 10 * INTENT_WAIT_MS }),
+  });
+  await coordinator.push(0, A, holder, FAR_MS);
+  deepStrictEqual(types(), ["txnFence@0", "txnFence@1", "txnDecide@1", "txnResolve@0"]);
+  const decide = sent.find((s) => s.command.type === "txnDecide")!.command;
+  // Shard 1's compare failed: the failure branch commits.
+  ok(decide.type === "txnDecide" && decide.outcome === "commit" && decide.branch === "failure");
+});
+
+Deno.test("TxnCoordinator.push() of an absent record fences the home, then aborts", async () => {
+  const holder = { txnId: "9.1.1", home: 1 };
+  const { coordinator, types } = harness(healthy(), { read: () => null });
+  await coordinator.push(0, A, holder, FAR_MS);
+  deepStrictEqual(types(), ["txnFence@1", "txnDecide@1", "txnResolve@0"]);
+});
+
+Deno.test("TxnCoordinator.txn() fences a prepare whose answer was lost", async (t) => {
+  await t.step("it had applied: the transaction commits", async () => {
+    const base = healthy();
+    let lost = TXN_STEP_ATTEMPTS_MAX;
+    const { coordinator, types } = harness((shard, command) => {
+      const answer = base(shard, command);
+      if (command.type === "txnPrepare" && shard === 1 && lost-- > 0) {
+        throw new AspenError("timeout", "lost");
+      }
+      return answer;
+    });
+    const result = await coordinator.txn(
+      { compare: [], success: [put(A, "1"), put(B, "2")], failure: [] },
+      FAR_MS,
+    );
+    strictEqual(result.succeeded, true);
+    ok(types().includes("txnFence@1"));
+  });
+  await t.step("it had not: abort, and the error is the prepare's", async () => {
+    const base = healthy();
+    const { coordinator, sent } = harness((shard, command) => {
+      if (command.type === "txnPrepare" && shard === 1) throw new AspenError("timeout", "lost");
+      return base(shard, command);
+    });
+    await rejects(
+      coordinator.txn({ compare: [], success: [put(A, "1"), put(B, "2")], failure: [] }, FAR_MS),
+      (error: unknown) => error instanceof AspenError && error.code === "timeout",
+    );
+    const resolves = sent.filter((s) => s.command.type === "txnResolve").map((s) => s.command);
+    strictEqual(resolves.length, 2);
+    ok(resolves.every((command) => command.type === "txnResolve" && command.outcome === "abort"));
+  });
+});
+
+const PREPARE: Extract<Command, { type: "txnPrepare" }> = {
+  type: "txnPrepare",
+  txnId: "",
+  shard: 0,
+  home: 1,
+  participants: [0, 1],
+  deadlineMs: 0,
+  compare: [],
+  reads: [],
+  success: [],
+  failure: [],
+  leases: [],
+};
 
 Deno.test("TxnCoordinator.push() answers conflict when its own deadline comes first", async () => {
   const holder = { txnId: "9.1.1", home: 1 };
@@ -452,4 +559,59 @@ Deno.test("TxnCoordinator.push() answers conflict when its own deadline comes fi
       error instanceof AspenError && error.code === "conflict" && error.details.key === A,
   );
   deepStrictEqual(types(), []);
+});
+
+function kv(key: string, value: string, modRevision: number): KeyValue {
+  return { key, value, version: 1, createRevision: 1, modRevision, lease: 0 };
+}
+
+Deno.test("TxnCoordinator.txn() reads a read-only txn twice, without locks", async (t) => {
+  const request = {
+    compare: [{ key: A, target: "value" as const, op: "=" as const, value: "a" }],
+    success: [{ type: "get" as const, key: B }, { type: "get" as const, key: A }],
+    failure: [],
+  };
+  await t.step("unchanged: the answer, in two rounds and no command", async () => {
+    const { coordinator, types } = harness(healthy(), {
+      read: () => null,
+      readKeys: (shard, keys) => ({
+        revision: 40 + shard,
+        kvs: keys.map((key) => kv(key, key === A ? "a" : "b", 3)),
+        intents: keys.map(() => null),
+        changed: false,
+      }),
+    });
+    const result = await coordinator.txn(request, FAR_MS);
+    strictEqual(result.txnId, null);
+    strictEqual(result.succeeded, true);
+    deepStrictEqual(result.results.map((r) => r.result.type === "get" && r.result.kv?.value), [
+      "b",
+      "a",
+    ]);
+    deepStrictEqual([...result.revisions].sort(), [[0, 40], [1, 41]]);
+    deepStrictEqual(types().sort(), ["meta@0", "meta@0", "meta@1", "meta@1"]);
+  });
+  await t.step("a change between the reads, or an intent, reads again", async () => {
+    let rounds = 0;
+    const holder = { txnId: "9.1.1", home: 0 };
+    const { coordinator, sent } = harness(healthy(), {
+      read: () => ({ ...pendingRecord(holder), status: "committed", branch: "success" }),
+      readKeys: (shard, keys, changedAfter) => {
+        if (shard === 0) rounds++;
+        return {
+          revision: 40 + rounds,
+          kvs: keys.map((key) => kv(key, key === A ? "a" : "b", 3)),
+          // Round 1: an intent on shard 1's key; round 2: a change on shard 0's.
+          intents: keys.map(() => shard === 1 && rounds === 1 ? holder : null),
+          changed: shard === 0 && changedAfter !== null && rounds <= 3,
+        };
+      },
+    });
+    const result = await coordinator.txn(request, FAR_MS);
+    strictEqual(result.succeeded, true);
+    // Round 1 met the intent (pushed: its holder is resolved), rounds 2-3 a change, 4-5 pass.
+    strictEqual(rounds, 5);
+    ok(sent.some((s) => s.command.type === "txnResolve" && s.command.txnId === holder.txnId));
+    ok(sent.every((s) => s.command.type !== "txnPrepare"), "no lock is taken");
+  });
 });

@@ -5,7 +5,13 @@
  * txnId anyway, so the coordinator may retry them itself), and the record is read with a
  * linearizable `txnRecord` shard request on the home shard.
  */
-import type { ApplyResult, Command, TxnParticipantRow, TxnRecord } from "../../shard/mod.ts";
+import type {
+  ApplyResult,
+  Command,
+  KeysRead,
+  TxnParticipantRow,
+  TxnRecord,
+} from "../../shard/mod.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
 import type { TxnTransport } from "./txn_coordinator.ts";
 
@@ -30,6 +36,17 @@ export class RouterTxnTransport implements TxnTransport {
       deadlineMs,
     );
     return answer.record;
+  }
+
+  /** @throws {AspenError} `timeout` or `shard_unavailable` when no leader answered in time. */
+  readKeys(
+    shard: number,
+    keys: readonly string[],
+    changedAfter: number | null,
+    deadlineMs: number,
+  ): Promise<KeysRead> {
+    const request = { kind: "txnReadKeys" as const, keys, changedAfter };
+    return this.#router.execute<KeysRead>(shard, request, deadlineMs);
   }
 
   /**
