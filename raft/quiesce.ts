@@ -29,17 +29,32 @@ import type { LogIndex } from "./types.ts";
 /** Whether a leader may quiesce now (see the module comment). */
 export function canQuiesce(raft: RaftCore): boolean {
   if (raft.role !== "leader" || raft.quiesced || raft.leadTransferee !== null) return false;
+  if (raft.config.quiesce === false) return false;
   const log = raft.log;
   const lastIndex = log.lastIndex();
   if (log.committed !== lastIndex || log.term(lastIndex) !== raft.term) return false;
   if (log.unstable.entries.length > 0 || log.unstable.snapshot !== null) return false;
   const readOnly = raft.readOnly;
-  if (readOnly.pendingCount > 0 || readOnly.isRoundNeeded || readOnly.round === 0) return false;
+  if (readOnly.pendingCount > 0 || readOnly.isRoundNeeded) return false;
+  if (raft.quietCommit !== log.committed || raft.quietRound > readOnly.round) return false;
   for (const progress of raft.progress.values()) {
     if (progress.state !== "replicate" || progress.match !== lastIndex) return false;
-    if (progress.ackedRound !== readOnly.round) return false;
+    if (progress.ackedRound < raft.quietRound) return false;
   }
   return true;
+}
+
+/**
+ * Before a leader's heartbeat round that does not quiesce: when the commit index moved since
+ * the last one, this round is the first that tells every follower the new commit, and the
+ * leader may quiesce once each follower answered it or a later one (answers to older rounds
+ * would not show that a follower is still there). Rounds may take longer than a heartbeat
+ * interval to come back, so it does not wait for an answer to the latest one.
+ */
+export function noteRound(raft: RaftCore): void {
+  if (raft.quietCommit === raft.log.committed) return;
+  raft.quietCommit = raft.log.committed;
+  raft.quietRound = raft.readOnly.round + 1;
 }
 
 /** Sends the quiescing heartbeat round and stops the leader's clock. */

@@ -35,7 +35,7 @@ import type {
 } from "./types.ts";
 import { LOG_SCAN_BYTES_MAX } from "./limits.ts";
 import * as follower from "./follower.ts";
-import { canQuiesce, quiesce } from "./quiesce.ts";
+import { canQuiesce, noteRound, quiesce } from "./quiesce.ts";
 import * as replication from "./replication.ts";
 
 /** The core state machine. Fields are internal to raft/; RawNode is the public driver. */
@@ -73,6 +73,8 @@ export class Raft implements RaftCore {
   snapshotAssembly: SnapshotAssembly | null = null;
   quiesced = false;
   leaderRound = 0;
+  quietCommit = -1;
+  quietRound = 0;
 
   constructor(config: RaftConfig, storage: LogStorage) {
     this.id = config.id;
@@ -300,8 +302,12 @@ export class Raft implements RaftCore {
     }
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      if (canQuiesce(this)) quiesce(this);
-      else replication.broadcastHeartbeat(this);
+      if (canQuiesce(this)) {
+        quiesce(this);
+      } else {
+        noteRound(this);
+        replication.broadcastHeartbeat(this);
+      }
     }
   }
 
@@ -447,6 +453,8 @@ export class Raft implements RaftCore {
     this.hasSentTimeoutNow = false;
     this.quiesced = false;
     this.leaderRound = 0;
+    this.quietCommit = -1;
+    this.quietRound = 0;
     this.uncommitted = [];
     this.uncommittedBytes = 0;
     this.readOnly.reset();

@@ -47,6 +47,9 @@ export interface RaftCore {
   quiesced: boolean;
   /** Follower only: the latest heartbeat round heard from the leader of this term. */
   leaderRound: number;
+  /** Leader only: the commit index of `quietRound`, the first round that carried it. */
+  quietCommit: number;
+  quietRound: number;
   /** Wakes a quiesced replica: its clocks run from zero again (quiesce.ts). */
   unquiesce(): void;
   /** The configuration in force (the latest in the log). */
