@@ -44,6 +44,7 @@ import { IntentSweeper } from "./intent_sweeper.ts";
 import { TxnCoordinator } from "./txn_coordinator.ts";
 import { RouterTxnTransport } from "./txn_transport.ts";
 import { LocalShard } from "./local_shard.ts";
+import { NodeLiveness, tickNode } from "./node_liveness.ts";
 import { replicasOf, shardsOf } from "./placement.ts";
 import { maintainShardMap } from "./shard_map.ts";
 import { decodeShardRequest, encodeShardResponse } from "./shard_request.ts";
@@ -63,6 +64,9 @@ export const ELECTION_TICKS = 10;
 export const HEARTBEAT_TICKS = 2;
 /** The deadline of every client request. */
 export const REQUEST_TIMEOUT_MS = 5_000;
+
+/** A node heartbeat (node_liveness.ts): its arrival is the message; it has no body. */
+const NODE_HEARTBEAT = new Uint8Array(0);
 
 /** What a node needs from its process. */
 export interface NodeRuntime {
@@ -120,7 +124,9 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   const localIds = localShardIds(config, members, count);
   const shards = new Map<number, LocalShard>();
   const alarms = createAlarms(config, shards, runtime);
-  const hosted = { shards, alarms, crossShard: { stats: null as CrossShardStats | null } };
+  const liveness = new NodeLiveness(members.filter((member) => member !== config.node.id));
+  const crossShard = { stats: null as CrossShardStats | null };
+  const hosted = { shards, alarms, liveness, crossShard };
   const transport = await startTransport(config, credentials, hosted, runtime);
   try {
     for (const shard of localIds) {
@@ -132,10 +138,7 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     throw withFreeSpace(error, config, alarms);
   }
   alarms.start();
-  const ticker = setInterval(() => {
-    for (const shard of shards.values()) shard.replica.tickNow();
-    transport.flush();
-  }, TICK_MS);
+  const ticker = startTicker(shards, transport, liveness);
   const stopShardMap = maintainShardMap({
     expected: {
       epoch: 1,
@@ -180,6 +183,24 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
       return await closeNode(config, shards, transport, logger);
     },
   };
+}
+
+/**
+ * The node's one timer: it ticks every replica (quiesced ones return at once), runs the node
+ * heartbeats (node_liveness.ts), then flushes the peer channel once, so that every message of
+ * the tick bound for a peer leaves in one frame.
+ */
+function startTicker(
+  shards: ReadonlyMap<number, LocalShard>,
+  transport: PeerTransport,
+  liveness: NodeLiveness,
+): ReturnType<typeof setInterval> {
+  return setInterval(() => {
+    tickNode(liveness, shards.values(), (peer) => {
+      transport.send(peer, NODE_CHANNEL_SHARD, NODE_HEARTBEAT);
+    });
+    transport.flush();
+  }, TICK_MS);
 }
 
 /**
@@ -375,6 +396,7 @@ async function startTransport(
   hosted: {
     readonly shards: ReadonlyMap<number, LocalShard>;
     readonly alarms: NodeAlarms;
+    readonly liveness: NodeLiveness;
     /**
      * The transport answers other nodes' status questions before the service exists: it reads
      * the service's cross-shard counters through this slot, empty until the service is built.
@@ -415,7 +437,10 @@ async function startTransport(
     peers,
     handlers: {
       hostsShard: (shard) => shard === NODE_CHANNEL_SHARD || shards.has(shard),
-      onRaftMessage: (_from, shard, payload) => deliverRaft(shards, shard, payload, logger),
+      onRaftMessage: (from, shard, payload) => {
+        hosted.liveness.heard(from);
+        if (shard !== NODE_CHANNEL_SHARD) deliverRaft(shards, shard, payload, logger);
+      },
       onRequest: async (_from, shard, payload, { deadlineMs }) => {
         if (shard === NODE_CHANNEL_SHARD) {
           const crossShardTxns = hosted.crossShard.stats?.counts();
