@@ -15,6 +15,12 @@ export const NODE_HEARTBEAT_TICKS = 5;
  * ticks at the default 10 (a paused or busy node must not wake every quiesced group at once).
  */
 export const NODE_DOWN_TICKS = 20;
+/**
+ * Ticks between two runs of the node's timer while every local replica is quiesced: it then
+ * only keeps the node heartbeats and the silence count, which need no finer clock. A replica
+ * that wakes ticks again within this long (its first tick is late, never early).
+ */
+export const IDLE_TICKS_PER_RUN = NODE_HEARTBEAT_TICKS;
 
 /** The silence of each peer, in ticks. */
 export class NodeLiveness {
@@ -38,17 +44,20 @@ export class NodeLiveness {
   }
 
   /**
-   * One tick of the node's timer: returns whether heartbeats are due now, and the peers that
-   * just crossed the silence bound (reported once per silence).
+   * `ticks` ticks of the node's timer passed: returns whether heartbeats are due now, and the
+   * peers that just crossed the silence bound (reported once per silence).
    */
-  tick(): { readonly isHeartbeatDue: boolean; readonly wentDown: readonly number[] } {
-    this.#ticks++;
+  tick(ticks = 1): { readonly isHeartbeatDue: boolean; readonly wentDown: readonly number[] } {
+    const before = this.#ticks;
+    this.#ticks += ticks;
     const wentDown: number[] = [];
     for (const [peer, silent] of this.#silentTicks) {
-      this.#silentTicks.set(peer, silent + 1);
-      if (silent + 1 === this.#downTicks) wentDown.push(peer);
+      this.#silentTicks.set(peer, silent + ticks);
+      if (silent < this.#downTicks && silent + ticks >= this.#downTicks) wentDown.push(peer);
     }
-    return { isHeartbeatDue: this.#ticks % NODE_HEARTBEAT_TICKS === 0, wentDown };
+    const isHeartbeatDue = Math.floor(this.#ticks / NODE_HEARTBEAT_TICKS) >
+      Math.floor(before / NODE_HEARTBEAT_TICKS);
+    return { isHeartbeatDue, wentDown };
   }
 
   /** The peers watched. */
@@ -62,22 +71,29 @@ export interface TickedShard {
   readonly replica: {
     tickNow(): void;
     reportLeaderDown(leader: number): void;
+    isQuiesced(): boolean;
   };
 }
 
 /**
- * One tick of the node's timer: ticks every replica (a quiesced one returns at once), wakes the
- * quiesced followers of peers that just went down, and sends the node heartbeats when due.
+ * One run of the node's timer, `ticks` ticks after the last: ticks every replica (a quiesced one
+ * returns at once), wakes the quiesced followers of peers that just went down, and sends the
+ * node heartbeats when due. Returns whether any replica is awake (then the timer runs every
+ * tick; while all sleep, every IDLE_TICKS_PER_RUN ticks).
  */
 export function tickNode(
   liveness: NodeLiveness,
   shards: Iterable<TickedShard>,
   sendHeartbeat: (peer: number) => void,
-): void {
-  const { isHeartbeatDue, wentDown } = liveness.tick();
+  ticks = 1,
+): boolean {
+  const { isHeartbeatDue, wentDown } = liveness.tick(ticks);
+  let isAwake = false;
   for (const shard of shards) {
     for (const peer of wentDown) shard.replica.reportLeaderDown(peer);
     shard.replica.tickNow();
+    if (!shard.replica.isQuiesced()) isAwake = true;
   }
   if (isHeartbeatDue) { for (const peer of liveness.peers) sendHeartbeat(peer); }
+  return isAwake;
 }
