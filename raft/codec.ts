@@ -126,6 +126,8 @@ function encodeBody(writer: Writer, message: Message): void {
     case "heartbeat":
       writer.uint(message.commit);
       writer.uint(message.round);
+      // Only a quiescing heartbeat carries the flag byte: every other one keeps the old bytes.
+      if (message.quiesce) writer.byte(1);
       break;
     case "heartbeatResponse":
       writer.uint(message.round);
@@ -201,7 +203,7 @@ function decodeFields(reader: Reader): Message {
         rejectHintTerm: reader.uint() as Term,
       };
     case "heartbeat":
-      return { ...header, type, commit: reader.uint() as LogIndex, round: reader.uint() };
+      return decodeHeartbeat(reader, header);
     case "heartbeatResponse":
       return { ...header, type, round: reader.uint() };
     case "snapshotChunk":
@@ -222,6 +224,18 @@ interface Header {
   readonly from: ReplicaId;
   readonly to: ReplicaId;
   readonly term: Term;
+}
+
+function decodeHeartbeat(reader: Reader, header: Header): Message {
+  const commit = reader.uint() as LogIndex;
+  const round = reader.uint();
+  // The flag byte is present only when set (a 0 byte would not be canonical).
+  let quiesce = false;
+  if (!reader.isAtEnd) {
+    if (reader.byte() !== 1) reader.fail("a heartbeat's quiesce byte must be 1 when present");
+    quiesce = true;
+  }
+  return { ...header, type: "heartbeat", commit, round, quiesce };
 }
 
 function decodeAppend(reader: Reader, header: Header): Message {
@@ -326,6 +340,10 @@ class Reader {
 
   constructor(bytes: Uint8Array) {
     this.#bytes = bytes;
+  }
+
+  get isAtEnd(): boolean {
+    return this.position >= this.#bytes.byteLength;
   }
 
   fail(reason: string): never {

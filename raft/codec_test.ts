@@ -36,7 +36,8 @@ const SAMPLES: Message[] = [
     rejectHintIndex: 40 as LogIndex,
     rejectHintTerm: 3 as Term,
   },
-  { ...header, type: "heartbeat", commit: 12 as LogIndex, round: 99 },
+  { ...header, type: "heartbeat", commit: 12 as LogIndex, round: 99, quiesce: false },
+  { ...header, type: "heartbeat", commit: 12 as LogIndex, round: 100, quiesce: true },
   { ...header, type: "heartbeatResponse", round: Number.MAX_SAFE_INTEGER },
   {
     ...header,
@@ -68,6 +69,10 @@ Deno.test("decodeMessage() rejects every truncation and any trailing byte", () =
   for (const message of SAMPLES) {
     const encoded = encodeMessage(message);
     for (let length = 0; length < encoded.length; length++) {
+      // Without its flag byte a quiescing heartbeat is a whole plain one (tested below).
+      const isPlainHeartbeat = message.type === "heartbeat" && length === encoded.length - 1 &&
+        message.quiesce;
+      if (isPlainHeartbeat) continue;
       equal(decodeMessage(encoded.subarray(0, length)).ok, false, `${message.type} @${length}`);
     }
     const longer = new Uint8Array(encoded.length + 1);
@@ -84,8 +89,16 @@ Deno.test("decodeMessage() rejects bad tags, varints and limits", async (t) => {
     ["non-canonical varint", bytes(1, 10, 0x81, 0x00, 1, 0)],
     ["varint over 8 bytes", bytes(1, 10, 1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1)],
     ["boolean byte 2", bytes(1, 2, 1, 2, 1, 2)],
+    // version, type heartbeat, from 3, to 7, term 1, commit 0, round 1, then a quiesce byte 0.
+    ["heartbeat quiesce byte 0", bytes(1, 6, 3, 7, 1, 0, 1, 0)],
   ];
   const tooMany = encodeMessage(SAMPLES[4]!);
+  await t.step("only a quiescing heartbeat adds a byte (the flag)", () => {
+    const base = { ...header, type: "heartbeat", commit: 12 as LogIndex, round: 99 } as const;
+    const plain = encodeMessage({ ...base, quiesce: false });
+    const quiet = encodeMessage({ ...base, quiesce: true });
+    deepStrictEqual([...quiet], [...plain, 1]);
+  });
   for (const [name, input] of cases) {
     await t.step(name, () => equal(decodeMessage(input).ok, false));
   }

@@ -60,6 +60,11 @@ export interface RaftConfig {
   readonly checkQuorum: boolean;
   /** Serve reads from a leader lease instead of a heartbeat round; needs `checkQuorum`. */
   readonly leaseReads: boolean;
+  /**
+   * Let an idle group go quiet (quiesce.ts); absent: true. The driver must then report peers
+   * that went down (RawNode.reportLeaderDown), or a quiesced group waits for its leader forever.
+   */
+  readonly quiesce?: boolean;
   /** The index the state machine has applied already (defaults to the snapshot's index). */
   readonly applied?: LogIndex;
   /** Lowered limits; defaults to {@linkcode DEFAULT_RAFT_LIMITS}. */

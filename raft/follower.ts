@@ -4,6 +4,7 @@
  * Ready that holds the state it acknowledges has been persisted.
  */
 import { assert } from "./assert.ts";
+import { maybeQuiesceFollower } from "./quiesce.ts";
 import type { RaftCore } from "./raft_core.ts";
 import type {
   AppendMessage,
@@ -100,6 +101,8 @@ function handleAppend(raft: RaftCore, message: AppendMessage): void {
 function handleHeartbeat(raft: RaftCore, message: HeartbeatMessage): void {
   assert(message.commit <= raft.log.lastIndex(), "a heartbeat commit is within our match");
   raft.log.commitTo(message.commit);
+  if (message.quiesce) maybeQuiesceFollower(raft, message.commit, message.round);
+  raft.leaderRound = Math.max(raft.leaderRound, message.round);
   raft.send({
     type: "heartbeatResponse",
     from: raft.id,

@@ -35,6 +35,7 @@ import type {
 } from "./types.ts";
 import { LOG_SCAN_BYTES_MAX } from "./limits.ts";
 import * as follower from "./follower.ts";
+import { canQuiesce, noteRound, quiesce } from "./quiesce.ts";
 import * as replication from "./replication.ts";
 
 /** The core state machine. Fields are internal to raft/; RawNode is the public driver. */
@@ -70,6 +71,10 @@ export class Raft implements RaftCore {
   uncommitted: { index: LogIndex; bytes: number }[] = [];
   uncommittedBytes = 0;
   snapshotAssembly: SnapshotAssembly | null = null;
+  quiesced = false;
+  leaderRound = 0;
+  quietCommit = -1;
+  quietRound = 0;
 
   constructor(config: RaftConfig, storage: LogStorage) {
     this.id = config.id;
@@ -120,6 +125,7 @@ export class Raft implements RaftCore {
   /** Advances logical time by one tick. */
   tick(): void {
     this.ticksSinceStart++;
+    if (this.quiesced) return;
     if (this.role === "leader") {
       this.#tickLeader();
     } else {
@@ -145,6 +151,9 @@ export class Raft implements RaftCore {
       assert(this.leadTransferee === null, "only a leader transfers leadership");
     }
     if (this.role === "candidate") assert(this.vote === this.id, "a candidate votes for itself");
+    if (this.quiesced) {
+      assert(this.role === "leader" || this.role === "follower", "only a group member sleeps");
+    }
     if (this.vote !== null) assert(this.term > 0, "a vote belongs to a term");
   }
 
@@ -162,6 +171,7 @@ export class Raft implements RaftCore {
   step(message: Message): void {
     assert(message.to === this.id, "step() got a message for another replica");
     assert(message.from !== this.id, "step() got a message from itself");
+    if (this.quiesced && this.#isWokenBy(message)) this.unquiesce();
     if (message.term > this.term) {
       if (!this.#acceptHigherTerm(message)) return;
     } else if (message.term < this.term) {
@@ -179,6 +189,24 @@ export class Raft implements RaftCore {
     }
     this.checkRemovedLeader();
     this.checkInvariants();
+  }
+
+  unquiesce(): void {
+    if (!this.quiesced) return;
+    this.quiesced = false;
+    // The clocks stood still: every timeout starts afresh, and a leader forgets the rounds it
+    // could have taken a lease from and needs fresh answers for check-quorum.
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    if (this.role !== "leader") return;
+    this.readOnly.forgetLeaseRounds();
+    for (const progress of this.progress.values()) progress.isRecentActive = false;
+  }
+
+  /** A quiesced leader sleeps through heartbeat answers; anything else wakes a replica. */
+  #isWokenBy(message: Message): boolean {
+    if (this.role === "leader") return message.type !== "heartbeatResponse";
+    return message.type !== "heartbeat" || !message.quiesce;
   }
 
   becomeFollower(newTerm: Term, leader: ReplicaId | null): void {
@@ -274,7 +302,12 @@ export class Raft implements RaftCore {
     }
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      replication.broadcastHeartbeat(this);
+      if (canQuiesce(this)) {
+        quiesce(this);
+      } else {
+        noteRound(this);
+        replication.broadcastHeartbeat(this);
+      }
     }
   }
 
@@ -418,6 +451,10 @@ export class Raft implements RaftCore {
     this.progress.clear();
     this.leadTransferee = null;
     this.hasSentTimeoutNow = false;
+    this.quiesced = false;
+    this.leaderRound = 0;
+    this.quietCommit = -1;
+    this.quietRound = 0;
     this.uncommitted = [];
     this.uncommittedBytes = 0;
     this.readOnly.reset();

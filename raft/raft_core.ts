@@ -43,6 +43,15 @@ export interface RaftCore {
   uncommitted: { index: LogIndex; bytes: number }[];
   uncommittedBytes: number;
   snapshotAssembly: SnapshotAssembly | null;
+  /** This replica's group is quiet: it ignores ticks until an input wakes it (quiesce.ts). */
+  quiesced: boolean;
+  /** Follower only: the latest heartbeat round heard from the leader of this term. */
+  leaderRound: number;
+  /** Leader only: the commit index of `quietRound`, the first round that carried it. */
+  quietCommit: number;
+  quietRound: number;
+  /** Wakes a quiesced replica: its clocks run from zero again (quiesce.ts). */
+  unquiesce(): void;
   /** The configuration in force (the latest in the log). */
   confState(): ConfState;
   /** Whether this replica may campaign. */

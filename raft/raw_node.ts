@@ -51,6 +51,8 @@ export interface Status {
   readonly lastIndex: LogIndex;
   readonly confState: ConfState;
   readonly leadTransferee: ReplicaId | null;
+  /** The group is quiet here: ticks do nothing until an input wakes it (quiesce.ts). */
+  readonly quiesced: boolean;
   /** Empty unless this replica leads. */
   readonly progress: readonly ProgressStatus[];
 }
@@ -100,6 +102,7 @@ export class RawNode {
   /** Proposes a client command; `ok` gives the index and term it will commit at, if it does. */
   propose(data: Uint8Array): ProposeResult {
     this.#checkIdle("propose");
+    this.#wakeLeader();
     const result = requests.propose(this.#raft, data);
     this.#raft.checkInvariants();
     return result;
@@ -111,6 +114,7 @@ export class RawNode {
    */
   proposeBatch(datas: readonly Uint8Array[]): ProposeResult[] {
     this.#checkIdle("proposeBatch");
+    this.#wakeLeader();
     const results = requests.proposeBatch(this.#raft, datas);
     this.#raft.checkInvariants();
     return results;
@@ -119,6 +123,7 @@ export class RawNode {
   /** Proposes a single-replica membership change. */
   proposeConfChange(change: ConfChange): ProposeResult {
     this.#checkIdle("proposeConfChange");
+    this.#wakeLeader();
     return requests.proposeConfChange(this.#raft, change);
   }
 
@@ -128,12 +133,14 @@ export class RawNode {
    */
   readIndex(requestId: number): ReadIndexResult {
     this.#checkIdle("readIndex");
+    this.#wakeLeader();
     return requests.readIndex(this.#raft, requestId);
   }
 
   /** Moves leadership to voter `to` via TimeoutNow once it has caught up. */
   transferLeadership(to: ReplicaId): TransferResult {
     this.#checkIdle("transferLeadership");
+    this.#wakeLeader();
     return requests.transferLeadership(this.#raft, to);
   }
 
@@ -157,6 +164,34 @@ export class RawNode {
     if (progress === undefined || progress.state !== "snapshot") return;
     if (!isSuccess) progress.snapshotOffset = 0;
     progress.becomeProbe();
+  }
+
+  /** Whether this replica's group is quiet here (see quiesce.ts); cheap. */
+  get isQuiesced(): boolean {
+    return this.#raft.quiesced;
+  }
+
+  /**
+   * Wakes a quiesced replica (an operator's call, or a driver that wants the group to tick
+   * again). A woken leader heartbeats at its next heartbeat tick, which wakes its followers.
+   */
+  unquiesce(): void {
+    this.#checkIdle("unquiesce");
+    this.#raft.unquiesce();
+  }
+
+  /**
+   * Tells a quiesced follower that the node of `leader` went quiet (the driver's node-level
+   * liveness): unless it heard from that leader since it quiesced, it wakes with its election
+   * timeout spent, so it campaigns (pre-vote first) within its jitter. Returns whether it woke.
+   */
+  reportLeaderDown(leader: ReplicaId): boolean {
+    this.#checkIdle("reportLeaderDown");
+    const raft = this.#raft;
+    if (!raft.quiesced || raft.role !== "follower" || raft.leader !== leader) return false;
+    raft.unquiesce();
+    raft.electionElapsed = raft.config.electionTicks;
+    return true;
   }
 
   /** The membership in force at `index` (at or after the applied index): for snapshots. */
@@ -271,6 +306,7 @@ export class RawNode {
       lastIndex: raft.log.lastIndex(),
       confState,
       leadTransferee: raft.leadTransferee,
+      quiesced: raft.quiesced,
       progress,
     };
   }
@@ -297,6 +333,11 @@ export class RawNode {
     assert(entries !== null, "committed entries past the applied index are never compacted");
     assert(entries.length <= countMax, "a Ready's committed entries are bounded");
     return entries;
+  }
+
+  /** A request for a leader wakes it; a follower stays asleep (its leader did not wake). */
+  #wakeLeader(): void {
+    if (this.#raft.role === "leader") this.#raft.unquiesce();
   }
 
   #checkIdle(method: string): void {

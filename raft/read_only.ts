@@ -80,6 +80,14 @@ export class ReadOnly {
     return this.round;
   }
 
+  /**
+   * Forgets when the rounds so far were sent: a leader that woke from quiescence had its lease
+   * clock stopped, so only rounds sent after it woke may grant a lease.
+   */
+  forgetLeaseRounds(): void {
+    this.#roundSendTicks.clear();
+  }
+
   /** Releases every read whose round a quorum has acknowledged (`quorumRound`). */
   release(quorumRound: number): void {
     assert(quorumRound <= this.round, "a quorum cannot ack a round not yet sent");

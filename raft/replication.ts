@@ -76,6 +76,7 @@ export function broadcastHeartbeat(raft: RaftCore): void {
       // Never more than the follower's match: its log past that may still disagree.
       commit: Math.min(progress.match, raft.log.committed) as LogIndex,
       round,
+      quiesce: false,
     });
   }
   releaseReads(raft);

@@ -132,11 +132,16 @@ export interface AppendResponseMessage extends MessageHeader {
   readonly rejectHintTerm: Term;
 }
 
-/** A leader's heartbeat; `round` numbers it so that ReadIndex and leases can count acks. */
+/**
+ * A leader's heartbeat; `round` numbers it so that ReadIndex and leases can count acks. With
+ * `quiesce` set it is the leader's last heartbeat before it goes quiet (see quiesce.ts): a
+ * follower whose log ends at `commit` stops its election timer until the next message.
+ */
 export interface HeartbeatMessage extends MessageHeader {
   readonly type: "heartbeat";
   readonly commit: LogIndex;
   readonly round: number;
+  readonly quiesce: boolean;
 }
 
 /** The answer to a heartbeat, echoing its round. */

@@ -234,6 +234,10 @@ export class SqliteLogStorage implements WritableLogStorage {
    * @throws {FatalStorageError} when a syncing commit failed with an I/O error.
    */
   persist(writes: ReadyWrites, mustSync: boolean): Promise<void> | undefined {
+    // A Ready of messages only (heartbeats and their answers) writes nothing: no transaction.
+    const isEmpty = writes.snapshot === null && writes.entries.length === 0 &&
+      writes.hardState === null;
+    if (isEmpty && !mustSync) return undefined;
     this.#transaction(mustSync && !this.#isFlushDeferred, () => {
       if (writes.snapshot !== null) this.#writeSnapshot(writes.snapshot);
       if (writes.entries.length > 0) this.#writeEntries(writes.entries);

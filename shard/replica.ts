@@ -109,6 +109,8 @@ export class ShardReplica<Result> {
   #isClosed = false;
   #timer: ReturnType<typeof setInterval> | null = null;
   #lastLeadership = "";
+  /** A peer node went quiet: its replica may have led this shard (see reportLeaderDown). */
+  #leaderDown: ReplicaId | null = null;
   /** A persisted Ready waiting for its flush; no turn runs until it is handled. */
   #flushing: { readonly ready: Ready; readonly isSent: boolean } | null = null;
   /** The term and vote last persisted (a leader's Ready that keeps them may send early). */
@@ -137,6 +139,7 @@ export class ShardReplica<Result> {
     assert(this.#timer === null, "replica started twice");
     if (this.#options.tickMs > 0) {
       this.#timer = setInterval(() => {
+        if (this.#isAsleep()) return;
         this.#pendingTicks++;
         this.#schedule();
       }, this.#options.tickMs);
@@ -160,7 +163,7 @@ export class ShardReplica<Result> {
    * every shard bound for a peer leave in one frame.
    */
   tickNow(): void {
-    if (this.#isClosed) return;
+    if (this.#isClosed || this.#isAsleep()) return;
     this.#pendingTicks++;
     if (this.#flushing !== null) return;
     if (this.#scheduled !== null) {
@@ -168,6 +171,26 @@ export class ShardReplica<Result> {
       this.#scheduled = null;
     }
     this.#turn();
+  }
+
+  /** Whether the group is quiet here (raft/quiesce.ts): ticks cost nothing then. */
+  isQuiesced(): boolean {
+    return this.#node.isQuiesced;
+  }
+
+  /**
+   * Tells this replica that the node of replica `leader` went quiet: if it is a quiesced
+   * follower of that leader, it wakes at its next turn and campaigns within its jitter.
+   */
+  reportLeaderDown(leader: ReplicaId): void {
+    if (this.#isClosed || !this.#node.isQuiesced || this.#node.leader !== leader) return;
+    this.#leaderDown = leader;
+    this.#schedule();
+  }
+
+  /** A quiesced replica with no input waiting skips ticks (a turn would do nothing). */
+  #isAsleep(): boolean {
+    return this.#node.isQuiesced && this.#stall === null && this.#leaderDown === null;
   }
 
   /** Advances logical time by `ticks` ticks at the next turn (tests and simulations). */
@@ -391,6 +414,10 @@ export class ShardReplica<Result> {
     // Admin calls first: an operator's call acts on the state it was made against, before
     // this turn's messages and proposals change it.
     this.#adminCalls.runAll();
+    if (this.#leaderDown !== null) {
+      if (this.#node.reportLeaderDown(this.#leaderDown)) this.#stats.leaderDownWakes++;
+      this.#leaderDown = null;
+    }
     for (; this.#pendingTicks > 0; this.#pendingTicks--) this.#node.tick();
     this.#stepInbound();
     this.#proposals.proposeQueued(this.#node);

@@ -31,6 +31,8 @@ export interface ReplicaStats {
   /** Time spent applying committed entries to the state machine, ms. */
   applyMs: number;
   messagesDroppedInbound: number;
+  /** Quiesced follower wakes because its leader's node went quiet (reportLeaderDown). */
+  leaderDownWakes: number;
   snapshotsCreated: number;
   snapshotsRestored: number;
   /** Log writes, restores and applies that failed on storage (each retry counts). */
@@ -58,6 +60,7 @@ export function newReplicaStats(): ReplicaStats {
     applyMs: 0,
     readsServed: 0,
     messagesDroppedInbound: 0,
+    leaderDownWakes: 0,
     snapshotsCreated: 0,
     snapshotsRestored: 0,
     storageFailures: 0,

@@ -147,6 +147,18 @@ function raftSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
       "gauge",
       (id) => status.get(id)!.role === "leader" ? 1 : 0,
     ],
+    [
+      "aspen_shard_quiesced",
+      "1 while the replica's group is quiesced: no ticks, no heartbeats (raft/quiesce.ts).",
+      "gauge",
+      (id) => status.get(id)!.quiesced ? 1 : 0,
+    ],
+    [
+      "aspen_shard_leader_down_wakes_total",
+      "Times this quiesced follower woke because its leader's node went quiet.",
+      "counter",
+      (id) => status.get(id)!.stats.leaderDownWakes,
+    ],
     ["aspen_shard_term", "Current Raft term.", "gauge", (id) => status.get(id)!.term],
     ["aspen_shard_commit_index", "Raft commit index.", "gauge", (id) => status.get(id)!.commit],
     [
@@ -307,8 +319,22 @@ function applyLatencyLines(
   }
 }
 
+/** How many local replicas sleep (raft/quiesce.ts). */
+function quiescedLines(sources: MetricsSources, node: string, lines: string[]): void {
+  header(
+    lines,
+    "aspen_shards_quiesced",
+    "Local replicas whose group is quiesced (they cost no ticks or heartbeats).",
+    "gauge",
+  );
+  let quiesced = 0;
+  for (const shard of sources.shards.values()) if (shard.replica.isQuiesced()) quiesced++;
+  lines.push(`aspen_shards_quiesced{${node}} ${quiesced}`);
+}
+
 /** Node and peer series. */
 function nodeLines(sources: MetricsSources, node: string, lines: string[]): void {
+  quiescedLines(sources, node, lines);
   header(
     lines,
     "aspen_node_forwarded_requests_total",

@@ -45,6 +45,7 @@ import { TxnCoordinator } from "./txn_coordinator.ts";
 import { RouterTxnTransport } from "./txn_transport.ts";
 import { readRefusedPeers } from "../refused_peers_file.ts";
 import { LocalShard } from "./local_shard.ts";
+import { IDLE_TICKS_PER_RUN, NodeLiveness, tickNode } from "./node_liveness.ts";
 import { replicasOf, shardsOf } from "./placement.ts";
 import { maintainShardMap } from "./shard_map.ts";
 import { decodeShardRequest, encodeShardResponse } from "./shard_request.ts";
@@ -64,6 +65,9 @@ export const ELECTION_TICKS = 10;
 export const HEARTBEAT_TICKS = 2;
 /** The deadline of every client request. */
 export const REQUEST_TIMEOUT_MS = 5_000;
+
+/** A node heartbeat (node_liveness.ts): its arrival is the message; it has no body. */
+const NODE_HEARTBEAT = new Uint8Array(0);
 
 /** What a node needs from its process. */
 export interface NodeRuntime {
@@ -121,7 +125,9 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   const localIds = localShardIds(config, members, count);
   const shards = new Map<number, LocalShard>();
   const alarms = createAlarms(config, shards, runtime);
-  const hosted = { shards, alarms, crossShard: { stats: null as CrossShardStats | null } };
+  const liveness = new NodeLiveness(members.filter((member) => member !== config.node.id));
+  const crossShard = { stats: null as CrossShardStats | null };
+  const hosted = { shards, alarms, liveness, crossShard };
   const transport = await startTransport(config, credentials, hosted, runtime);
   try {
     for (const shard of localIds) {
@@ -133,10 +139,7 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     throw withFreeSpace(error, config, alarms);
   }
   alarms.start();
-  const ticker = setInterval(() => {
-    for (const shard of shards.values()) shard.replica.tickNow();
-    transport.flush();
-  }, TICK_MS);
+  const stopTicker = startTicker(shards, transport, liveness);
   const stopShardMap = maintainShardMap({
     expected: {
       epoch: 1,
@@ -173,7 +176,7 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     alarms,
     tokens,
     close: async () => {
-      clearInterval(ticker);
+      stopTicker();
       stopShardMap();
       await sweeper.close();
       alarms.close();
@@ -181,6 +184,31 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
       return await closeNode(config, shards, transport, logger);
     },
   };
+}
+
+/**
+ * The node's one timer: it ticks every replica (quiesced ones return at once), runs the node
+ * heartbeats (node_liveness.ts), then flushes the peer channel once, so that every message of
+ * the tick bound for a peer leaves in one frame. While every replica sleeps it runs every
+ * IDLE_TICKS_PER_RUN ticks instead of every tick. Returns the function that stops it.
+ */
+function startTicker(
+  shards: ReadonlyMap<number, LocalShard>,
+  transport: PeerTransport,
+  liveness: NodeLiveness,
+): () => void {
+  let ticks = 1;
+  let timer: ReturnType<typeof setTimeout>;
+  const run = () => {
+    const isAwake = tickNode(liveness, shards.values(), (peer) => {
+      transport.send(peer, NODE_CHANNEL_SHARD, NODE_HEARTBEAT);
+    }, ticks);
+    transport.flush();
+    ticks = isAwake ? 1 : IDLE_TICKS_PER_RUN;
+    timer = setTimeout(run, ticks * TICK_MS);
+  };
+  timer = setTimeout(run, TICK_MS);
+  return () => clearTimeout(timer);
 }
 
 /**
@@ -376,6 +404,7 @@ async function startTransport(
   hosted: {
     readonly shards: ReadonlyMap<number, LocalShard>;
     readonly alarms: NodeAlarms;
+    readonly liveness: NodeLiveness;
     /**
      * The transport answers other nodes' status questions before the service exists: it reads
      * the service's cross-shard counters through this slot, empty until the service is built.
@@ -422,7 +451,10 @@ async function startTransport(
     peers,
     handlers: {
       hostsShard: (shard) => shard === NODE_CHANNEL_SHARD || shards.has(shard),
-      onRaftMessage: (_from, shard, payload) => deliverRaft(shards, shard, payload, logger),
+      onRaftMessage: (from, shard, payload) => {
+        hosted.liveness.heard(from);
+        if (shard !== NODE_CHANNEL_SHARD) deliverRaft(shards, shard, payload, logger);
+      },
       onRequest: async (_from, shard, payload, { deadlineMs }) => {
         if (shard === NODE_CHANNEL_SHARD) {
           const crossShardTxns = hosted.crossShard.stats?.counts();

@@ -35,6 +35,7 @@ function leaderStatus(refused: { index: number; bytes: number; limit: number } |
     lastIndex: 900 as LogIndex,
     confState: { voters: [replicaId(1), replicaId(2), replicaId(3)], learners: [] },
     leadTransferee: null,
+    quiesced: false,
     progress: [progress(2, 900), progress(3, 120)],
     stats: {
       proposals: 0,
@@ -47,6 +48,7 @@ function leaderStatus(refused: { index: number; bytes: number; limit: number } |
       logWriteMs: 0,
       applyMs: 0,
       messagesDroppedInbound: 0,
+      leaderDownWakes: 0,
       snapshotsCreated: 0,
       snapshotsRestored: 0,
       turnMsMax: 0,

@@ -159,6 +159,10 @@ export class SimCluster {
     reads: 0,
     bursts: 0,
     applyBatchEntriesMax: 0,
+    /** Quiesced followers woken because their leader's replica went quiet (node liveness). */
+    leaderDownWakes: 0,
+    /** Steps in which every live replica was quiesced. */
+    quietSteps: 0,
   };
   /** The state machine's batch bound, from the core's committed entries per Ready. */
   readonly applyBatchEntriesMax: number;
@@ -171,6 +175,11 @@ export class SimCluster {
   #reads = new Map<string, number>();
   #lastLeaderTerm = new Map<number, number>();
   #linkLastAt = new Map<number, number>();
+  /** Node liveness: when `observer * 64 + peer` last heard `peer`, and silences reported. */
+  #heardAt = new Map<number, number>();
+  #reportedDown = new Set<number>();
+  /** Since when each quiesced follower's leader has been down or cut off from it. */
+  #orphanedSince = new Map<number, number>();
 
   /** Every SQLite storage opened, closed by {@linkcode SimCluster.close}. */
   readonly #sqliteStorages: SqliteLogStorage[] = [];
@@ -226,10 +235,89 @@ export class SimCluster {
       }
       if (replica.restartAt !== null && this.now >= replica.restartAt) this.#start(replica);
     }
+    this.#watchNodes();
     if (!this.isHealing) this.#injectFaults();
     this.#workload();
     this.#processReadys();
     this.#checkLeaders();
+    this.#checkQuiesced();
+  }
+
+  /** Units of silence after which a node counts its peer as down (server/node_liveness.ts). */
+  get nodeDownUnits(): number {
+    return this.options.electionTicks * this.options.tickUnits * 2;
+  }
+
+  /** Whether this is one of the quiet stretches of the workload (SimOptions.quietUnits). */
+  get isQuietPeriod(): boolean {
+    const units = this.options.quietUnits;
+    return !this.isHealing && units > 0 && Math.floor(this.now / units) % 2 === 1;
+  }
+
+  /** Crashes replica `id` (a process crash) and keeps it down for `units`. */
+  crashFor(id: number, units: number): void {
+    const replica = this.replicas.get(id);
+    if (replica === undefined || replica.node === null) return;
+    replica.stop();
+    this.stats.crashes++;
+    replica.restartAt = this.now + units;
+  }
+
+  /**
+   * Node-to-node liveness, as every node runs it beside its shards: a replica hears each peer
+   * whose replica is up and whose link to it is open, and once a peer has been silent for
+   * nodeDownUnits it tells its core (RawNode.reportLeaderDown), once per silence.
+   */
+  #watchNodes(): void {
+    for (const observer of this.replicas.values()) {
+      for (const peer of this.replicas.values()) {
+        if (peer === observer) continue;
+        const key = observer.id * 64 + peer.id;
+        if (peer.node !== null && !this.blocked.has(peer.id * 64 + observer.id)) {
+          this.#heardAt.set(key, this.now);
+          this.#reportedDown.delete(key);
+          continue;
+        }
+        const silentUnits = this.now - (this.#heardAt.get(key) ?? 0);
+        if (silentUnits < this.nodeDownUnits || this.#reportedDown.has(key)) continue;
+        // A replica waiting for a flush takes the report once the flush ends.
+        if (observer.node === null || !observer.isIdle) continue;
+        this.#reportedDown.add(key);
+        if (observer.node.reportLeaderDown(peer.id)) this.stats.leaderDownWakes++;
+      }
+    }
+  }
+
+  /**
+   * Liveness of quiesced groups: a quiesced follower whose leader is down or cut off from it
+   * must wake (and campaign) within the node-liveness bound plus a flush.
+   */
+  #checkQuiesced(): void {
+    let live = 0;
+    let quiet = 0;
+    for (const replica of this.replicas.values()) {
+      const node = replica.node;
+      if (node === null) continue;
+      live++;
+      if (node.isQuiesced) quiet++;
+      const leader = node.leader === null ? undefined : this.replicas.get(node.leader);
+      const isOrphaned = node.isQuiesced && node.role === "follower" && leader !== undefined &&
+        (leader.node === null || this.blocked.has(leader.id * 64 + replica.id));
+      if (!isOrphaned) {
+        this.#orphanedSince.delete(replica.id);
+        continue;
+      }
+      const since = this.#orphanedSince.get(replica.id) ?? this.now;
+      this.#orphanedSince.set(replica.id, since);
+      const boundUnits = this.nodeDownUnits + this.options.tickUnits * 2 + this.diskLatencyUnitsMax;
+      if (this.now - since > boundUnits) {
+        this.checker.fail(
+          `t=${this.now}: quiesced replica ${replica.id} did not wake ${boundUnits} units ` +
+            `after its leader ${leader.id} went down or was cut off`,
+        );
+      }
+    }
+    if (live > 0 && quiet === live) this.stats.quietSteps++;
   }
 
   /** Liveness phase: heal the network, restart everyone, stop injecting faults. */
@@ -556,6 +644,10 @@ export class SimCluster {
 
   #workload(): void {
     const options = this.options;
+    if (this.isQuietPeriod) {
+      if (this.now % 10 === 0) this.#retryPending();
+      return;
+    }
     if (!this.isHealing && this.prng.nextFloat() < options.proposeRate) {
       const id = this.#nextOperationId++;
       const data = encodeOperation(id, this.prng.nextInt(options.payloadBytesMax + 1));
@@ -664,6 +756,7 @@ export class SimCluster {
       if (replica !== null) this.#crash(replica);
     }
     if (this.prng.nextFloat() < options.partitionRate) this.#partition();
+    if (this.isQuietPeriod) return;
     if (this.prng.nextFloat() < options.membershipRate) this.#changeMembership();
     if (this.prng.nextFloat() < options.transferRate) this.#transfer();
   }

@@ -18,6 +18,7 @@ interface NodeOptions {
   preVote: boolean;
   checkQuorum: boolean;
   leaseReads: boolean;
+  quiesce: boolean;
   electionTicks: number;
   heartbeatTicks: number;
 }
@@ -115,6 +116,7 @@ export class InteractionCluster {
       preVote: flags.get("preVote") === "true",
       checkQuorum: flags.get("checkQuorum") === "true",
       leaseReads: flags.get("leaseReads") === "true",
+      quiesce: flags.get("quiesce") !== "false",
       electionTicks: Number(flags.get("electionTicks") ?? 10),
       heartbeatTicks: Number(flags.get("heartbeatTicks") ?? 1),
     };

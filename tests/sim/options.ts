@@ -43,6 +43,11 @@ export interface SimOptions {
   readonly burstRate: number;
   /** The writes in one burst. */
   readonly burstEntries: number;
+  /**
+   * Quiet periods: every other stretch of this many units has no new writes, reads, membership
+   * changes or transfers (crashes and partitions go on), so groups quiesce; 0: never quiet.
+   */
+  readonly quietUnits: number;
 }
 
 /** Draws the options of one run. */
@@ -83,5 +88,6 @@ export function drawOptions(prng: SeededPrng): SimOptions {
     machineSyncRate: pick([0.05, 0.3, 1]),
     burstRate: pick([0, 0, 0.001, 0.004]),
     burstEntries: pick([32, 128, 256]),
+    quietUnits: pick([0, 0, 300, 1500]),
   };
 }

@@ -1,0 +1,79 @@
+/**
+ * NodeLiveness and tickNode: heartbeats every NODE_HEARTBEAT_TICKS whatever the shard count, a
+ * silent peer reported once per silence (also when the timer runs several ticks at once), and
+ * only the replicas the report concerns are told.
+ */
+import { deepStrictEqual, equal } from "node:assert/strict";
+import {
+  IDLE_TICKS_PER_RUN,
+  NODE_DOWN_TICKS,
+  NODE_HEARTBEAT_TICKS,
+  NodeLiveness,
+  tickNode,
+} from "./node_liveness.ts";
+
+class FakeReplica {
+  ticks = 0;
+  reports: number[] = [];
+  constructor(public quiesced: boolean) {}
+  tickNow(): void {
+    if (!this.quiesced) this.ticks++;
+  }
+  reportLeaderDown(leader: number): void {
+    this.reports.push(leader);
+  }
+  isQuiesced(): boolean {
+    return this.quiesced;
+  }
+}
+
+Deno.test("NodeLiveness: a silent peer is reported once per silence", () => {
+  const liveness = new NodeLiveness([2, 3]);
+  const down: number[][] = [];
+  for (let tick = 1; tick <= NODE_DOWN_TICKS * 3; tick++) {
+    if (tick % 2 === 0) liveness.heard(3);
+    const { wentDown } = liveness.tick();
+    if (wentDown.length > 0) down.push([tick, ...wentDown]);
+  }
+  deepStrictEqual(down, [[NODE_DOWN_TICKS, 2]], "peer 2 once; peer 3 was heard");
+  equal(liveness.isDown(2), true);
+  liveness.heard(2);
+  equal(liveness.isDown(2), false);
+  for (let tick = 1; tick < NODE_DOWN_TICKS; tick++) {
+    liveness.heard(3);
+    equal(liveness.tick().wentDown.length, 0);
+  }
+  liveness.heard(3);
+  deepStrictEqual(liveness.tick().wentDown, [2], "a new silence is reported again");
+});
+
+Deno.test("NodeLiveness: runs of several ticks count the same silence and heartbeats", () => {
+  const liveness = new NodeLiveness([2]);
+  let beats = 0;
+  let reported = 0;
+  for (let run = 0; run < (NODE_DOWN_TICKS * 2) / IDLE_TICKS_PER_RUN; run++) {
+    const result = liveness.tick(IDLE_TICKS_PER_RUN);
+    if (result.isHeartbeatDue) beats++;
+    reported += result.wentDown.length;
+  }
+  equal(beats, (NODE_DOWN_TICKS * 2) / NODE_HEARTBEAT_TICKS);
+  equal(reported, 1);
+});
+
+Deno.test("tickNode: heartbeats are per peer, not per shard; reports reach every replica", () => {
+  const liveness = new NodeLiveness([2, 3]);
+  const shards = Array.from({ length: 64 }, (_, i) => ({ replica: new FakeReplica(i > 0) }));
+  const sent: number[] = [];
+  let isAwake = false;
+  for (let tick = 0; tick < NODE_DOWN_TICKS; tick++) {
+    liveness.heard(3);
+    isAwake = tickNode(liveness, shards, (peer) => sent.push(peer));
+  }
+  equal(isAwake, true, "shard 0 is awake");
+  equal(sent.length, 2 * (NODE_DOWN_TICKS / NODE_HEARTBEAT_TICKS), "two peers, not 64 shards");
+  equal(shards[0]!.replica.ticks, NODE_DOWN_TICKS);
+  equal(shards[1]!.replica.ticks, 0, "a quiesced replica does not tick");
+  for (const shard of shards) deepStrictEqual(shard.replica.reports, [2]);
+  shards[0]!.replica.quiesced = true;
+  equal(tickNode(liveness, shards, () => {}), false, "all asleep: the timer may slow down");
+});
