@@ -124,6 +124,7 @@ export {
 } from "./transaction_builder.ts";
 export {
   APPLY_SAMPLES_MAX,
+  CLOCK_CATCH_UP_TICKS_MAX,
   INBOUND_MESSAGES_MAX,
   LOG_RETAINED_ENTRIES,
   PROPOSALS_PENDING_MAX,

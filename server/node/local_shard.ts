@@ -41,6 +41,8 @@ export interface LocalShardOptions {
   readonly voters: readonly number[];
   readonly raft: Omit<RaftConfig, "id" | "applied">;
   readonly tickMs: number;
+  /** See ReplicaOptions.clockTickMs. */
+  readonly clockTickMs?: number;
   /** Applied entries between snapshots; absent: the replica's default. */
   readonly snapshotIntervalEntries?: number;
   readonly send: (messages: readonly Message[]) => void;
@@ -91,6 +93,7 @@ export class LocalShard {
       send: options.send,
       nowMs: options.nowMs,
       tickMs: options.tickMs,
+      ...(options.clockTickMs === undefined ? {} : { clockTickMs: options.clockTickMs }),
       ...(options.snapshotIntervalEntries === undefined
         ? {}
         : { snapshotIntervalEntries: options.snapshotIntervalEntries }),

@@ -43,6 +43,12 @@ export interface SimOptions {
   readonly burstRate: number;
   /** The writes in one burst. */
   readonly burstEntries: number;
+  /**
+   * The chance per step that a live replica is paused (SIGSTOP: no timer, no message, no
+   * disk) for up to `downUnitsMax` units; it resumes as the real driver does (clockTickMs),
+   * counting the pause's ticks in its first turn, before the messages that waited.
+   */
+  readonly pauseRate: number;
 }
 
 /** Draws the options of one run. */
@@ -83,5 +89,6 @@ export function drawOptions(prng: SeededPrng): SimOptions {
     machineSyncRate: pick([0.05, 0.3, 1]),
     burstRate: pick([0, 0, 0.001, 0.004]),
     burstEntries: pick([32, 128, 256]),
+    pauseRate: pick([0, 0.0005, 0.002, 0.005]),
   };
 }
