@@ -124,7 +124,6 @@ export {
 } from "./transaction_builder.ts";
 export {
   APPLY_SAMPLES_MAX,
-  CLOCK_CATCH_UP_TICKS_MAX,
   INBOUND_MESSAGES_MAX,
   LOG_RETAINED_ENTRIES,
   PROPOSALS_PENDING_MAX,

@@ -54,7 +54,6 @@ import { closedError } from "./_replica_errors.ts";
 import { recoverStateMachine, Snapshots } from "./_snapshots.ts";
 import {
   ADMIN_CALLS_PENDING_MAX,
-  CLOCK_CATCH_UP_TICKS_MAX,
   INBOUND_ENTRIES_PER_TURN_MAX,
   INBOUND_MESSAGES_MAX,
   READY_ROUNDS_PER_TURN_MAX,
@@ -68,7 +67,6 @@ import { newReplicaStats, type ReplicaStats, type ReplicaStatus } from "./replic
 export {
   ADMIN_CALLS_PENDING_MAX,
   APPLY_SAMPLES_MAX,
-  CLOCK_CATCH_UP_TICKS_MAX,
   INBOUND_ENTRIES_PER_TURN_MAX,
   INBOUND_MESSAGES_MAX,
   LOG_RETAINED_ENTRIES,
@@ -106,10 +104,6 @@ export class ShardReplica<Result> {
   readonly #snapshots: Snapshots<Result>;
   readonly #stats: ReplicaStats = newReplicaStats();
   #pendingTicks = 0;
-  /** Where the clock stood when the ticks counted so far ended (with `clockTickMs`). */
-  #clockTickedAtMs: number;
-  /** Ticks the core did not get while its storage stalled; it gets them once it resumes. */
-  #ticksWhileStalled = 0;
   #scheduled: ReturnType<typeof setImmediate> | null = null;
   #isInTurn = false;
   #isClosed = false;
@@ -125,7 +119,6 @@ export class ShardReplica<Result> {
   constructor(options: ReplicaOptions<Result>) {
     this.shard = options.shard;
     this.#options = options;
-    this.#clockTickedAtMs = options.nowMs();
     const { snapshotIndex, applied } = recoverStateMachine(options);
     this.#snapshots = new Snapshots(options, { stats: this.#stats, snapshotIndex });
     this.#proposals = new Proposals(options.shard, this.#stats);
@@ -161,30 +154,6 @@ export class ShardReplica<Result> {
     this.#schedule();
   }
 
-  get #isClockDriven(): boolean {
-    return (this.#options.clockTickMs ?? 0) > 0;
-  }
-
-  /**
-   * Adds the whole ticks of the clock since the last count (with `clockTickMs`), at most
-   * CLOCK_CATCH_UP_TICKS_MAX at once: enough for every timeout and lease to run out after a
-   * long pause, without a burst of heartbeat rounds for each tick missed.
-   */
-  #countClockTicks(): void {
-    const tickMs = this.#options.clockTickMs ?? 0;
-    if (tickMs <= 0) return;
-    const now = this.#options.nowMs();
-    const due = Math.floor((now - this.#clockTickedAtMs) / tickMs);
-    if (due <= 0) return;
-    if (due > CLOCK_CATCH_UP_TICKS_MAX) {
-      this.#pendingTicks += CLOCK_CATCH_UP_TICKS_MAX;
-      this.#clockTickedAtMs = now;
-    } else {
-      this.#pendingTicks += due;
-      this.#clockTickedAtMs += due * tickMs;
-    }
-  }
-
   /**
    * Advances logical time by one tick and runs a turn now. The node ticks all its replicas
    * from one timer this way and then flushes the peer channel once, so that the heartbeats of
@@ -192,8 +161,7 @@ export class ShardReplica<Result> {
    */
   tickNow(): void {
     if (this.#isClosed) return;
-    // With clockTickMs the turn counts the ticks itself, from the clock.
-    if (!this.#isClockDriven) this.#pendingTicks++;
+    this.#pendingTicks++;
     if (this.#flushing !== null) return;
     if (this.#scheduled !== null) {
       clearImmediate(this.#scheduled);
@@ -373,7 +341,6 @@ export class ShardReplica<Result> {
     const started = this.#options.nowMs();
     this.#stats.turns++;
     try {
-      this.#countClockTicks();
       if (this.#stall !== null) this.#whileStalled(this.#stall);
       if (this.#stall === null && this.#flushing === null) {
         this.#drainInputs();
@@ -577,7 +544,6 @@ export class ShardReplica<Result> {
   #whileStalled(stall: StorageStall): void {
     assert(this.#flushing === null, "a stalled Ready is not flushing");
     const isDue = stall.countTicks(this.#pendingTicks);
-    this.#ticksWhileStalled += this.#pendingTicks;
     this.#pendingTicks = 0;
     if (isDue) {
       this.#stall = null;
@@ -585,14 +551,7 @@ export class ShardReplica<Result> {
       if (stage === "persist") this.#persistReady(stall.ready);
       else this.#applyReady(stall.ready, stage);
       const next = this.#stall as StorageStall | null;
-      if (next === null) {
-        // Resumed: with the clock, the time the core stood still counts (its leases ran on).
-        if (this.#isClockDriven) {
-          this.#pendingTicks += Math.min(this.#ticksWhileStalled, CLOCK_CATCH_UP_TICKS_MAX);
-        }
-        this.#ticksWhileStalled = 0;
-        return;
-      }
+      if (next === null) return;
       // Failed again (perhaps at a later step): one stall, continued, waiting longer.
       stall.continueAs(next);
     }

@@ -15,13 +15,6 @@ export const READ_WAITERS_MAX = 16_384;
  * replica whose loop is stuck, and piling more on it helps nobody.
  */
 export const ADMIN_CALLS_PENDING_MAX = 64;
-/**
- * Most ticks of the clock given to the core in one turn (with `clockTickMs`); a longer pause
- * counts as this many. It must exceed twice the election timeout (the node asserts it), so
- * that after any pause every lease and election timeout has run out; a tick per 50 ms missed
- * would otherwise be a burst of heartbeat rounds.
- */
-export const CLOCK_CATCH_UP_TICKS_MAX = 64;
 /** Most Ready rounds handled in one turn before yielding to the event loop. */
 export const READY_ROUNDS_PER_TURN_MAX = 64;
 /**

@@ -61,15 +61,6 @@ export interface ReplicaOptions<Result> {
   readonly nowMs: () => number;
   /** Length of one Raft tick in ms; 0 disables the timer (tests tick by hand). */
   readonly tickMs: number;
-  /**
-   * When set, the core's logical time follows the monotonic clock `nowMs` in ticks of this
-   * many ms, counted at the start of every turn, and `tickNow()` only runs a turn: time spent
-   * paused (SIGSTOP), behind a busy event loop or in a storage stall counts as time, as a
-   * leader's read lease needs (a lease counted in timer callbacks would outlive a pause). The
-   * owner calls `tickNow()` about once per tick. Absent: ticks come from `tick()`, `tickNow()`
-   * and the `tickMs` timer only.
-   */
-  readonly clockTickMs?: number;
   /** Applied entries between snapshots; defaults to SNAPSHOT_INTERVAL_ENTRIES. */
   readonly snapshotIntervalEntries?: number;
   /** Called after a turn in which the role, term or leader changed. */

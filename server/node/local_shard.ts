@@ -41,8 +41,6 @@ export interface LocalShardOptions {
   readonly voters: readonly number[];
   readonly raft: Omit<RaftConfig, "id" | "applied">;
   readonly tickMs: number;
-  /** See ReplicaOptions.clockTickMs. */
-  readonly clockTickMs?: number;
   /** Applied entries between snapshots; absent: the replica's default. */
   readonly snapshotIntervalEntries?: number;
   readonly send: (messages: readonly Message[]) => void;
@@ -93,7 +91,6 @@ export class LocalShard {
       send: options.send,
       nowMs: options.nowMs,
       tickMs: options.tickMs,
-      ...(options.clockTickMs === undefined ? {} : { clockTickMs: options.clockTickMs }),
       ...(options.snapshotIntervalEntries === undefined
         ? {}
         : { snapshotIntervalEntries: options.snapshotIntervalEntries }),

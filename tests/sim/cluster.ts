@@ -31,7 +31,7 @@ import type {
   ReplicaId,
   WritableLogStorage,
 } from "../../raft/mod.ts";
-import { CLOCK_CATCH_UP_TICKS_MAX, SqliteLogStorage } from "../../shard/mod.ts";
+import { SqliteLogStorage } from "../../shard/mod.ts";
 import { SafetyChecker } from "./checker.ts";
 import { SimDisk } from "./disk.ts";
 import { mix } from "./hash.ts";
@@ -314,6 +314,8 @@ export class SimCluster {
       preVote: options.preVote,
       checkQuorum: options.checkQuorum,
       leaseReads: options.leaseReads,
+      // As nodes run it: a lease also ends by the clock (here the simulated time).
+      leaseClock: { nowMs: () => this.now, tickMs: options.tickUnits },
       applied: machine.applied,
       limits: {
         ...DEFAULT_RAFT_LIMITS,
@@ -701,21 +703,19 @@ export class SimCluster {
   }
 
   /**
-   * A paused replica resumes as shard/replica.ts does with clockTickMs: its first turn counts
-   * the whole ticks the pause lasted (at most CLOCK_CATCH_UP_TICKS_MAX), then steps the
-   * messages that waited; a client read that waited in its socket comes before or after those
-   * (two times in three, when it believes it leads: the read a stale lease would answer).
+   * A paused replica resumes as a real process does: its timer fires once (the ticks of the
+   * pause are not made up), it steps the messages that waited, and a client read that waited
+   * in its socket comes before or after those (two times in three, when it believes it leads:
+   * the read a lease counted in ticks alone would answer from a stale state; the lease clock,
+   * the simulated time, ends that lease).
    */
   #resume(replica: SimReplica): void {
     replica.pausedUntil = null;
     const node = replica.node;
     if (node === null) return;
     const tickUnits = this.options.tickUnits;
-    const due = this.now < replica.nextTickAt
-      ? 0
-      : 1 + Math.floor((this.now - replica.nextTickAt) / tickUnits);
-    const ticks = Math.min(due, CLOCK_CATCH_UP_TICKS_MAX);
-    replica.nextTickAt += due * tickUnits;
+    const ticks = this.now < replica.nextTickAt ? 0 : 1;
+    while (replica.nextTickAt <= this.now) replica.nextTickAt += tickUnits;
     const held = replica.held.splice(0);
     if (replica.flushing !== null) {
       replica.pendingTicks += ticks;

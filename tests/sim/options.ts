@@ -45,8 +45,8 @@ export interface SimOptions {
   readonly burstEntries: number;
   /**
    * The chance per step that a live replica is paused (SIGSTOP: no timer, no message, no
-   * disk) for up to `downUnitsMax` units; it resumes as the real driver does (clockTickMs),
-   * counting the pause's ticks in its first turn, before the messages that waited.
+   * disk) for up to `downUnitsMax` units; it resumes as a real process does: one late timer
+   * tick, the messages that waited, and maybe a client read at a replica that believes it leads.
    */
   readonly pauseRate: number;
 }
