@@ -65,10 +65,26 @@ export interface RaftConfig {
    * that went down (RawNode.reportLeaderDown), or a quiesced group waits for its leader forever.
    */
   readonly quiesce?: boolean;
+  /**
+   * The driver's monotonic clock, for read leases: a lease then also ends by the clock, an
+   * election timeout less a tick after the heartbeat round it rests on was sent, however few
+   * ticks the driver delivered meanwhile (a process paused by SIGSTOP, or a starved event
+   * loop, gets its timer callbacks late and few). Without it a lease is measured in ticks only.
+   * Injected like `prng`, so that simulations stay deterministic.
+   */
+  readonly leaseClock?: LeaseClock;
   /** The index the state machine has applied already (defaults to the snapshot's index). */
   readonly applied?: LogIndex;
   /** Lowered limits; defaults to {@linkcode DEFAULT_RAFT_LIMITS}. */
   readonly limits?: RaftLimits;
+}
+
+/** A monotonic clock and the length of one tick on it (see RaftConfig.leaseClock). */
+export interface LeaseClock {
+  /** Monotonic milliseconds; it must keep running while the process is paused. */
+  readonly nowMs: () => number;
+  /** How long one tick is meant to be, in the same milliseconds. */
+  readonly tickMs: number;
 }
 
 /** Thrown by the RawNode constructor for an invalid {@linkcode RaftConfig}. */
@@ -93,6 +109,10 @@ export function checkRaftConfig(config: RaftConfig): string | null {
   }
   if (config.leaseReads && !config.checkQuorum) {
     return `${prefix}: leaseReads is true but needs checkQuorum to be true`;
+  }
+  const tickMs = config.leaseClock?.tickMs;
+  if (tickMs !== undefined && !(Number.isFinite(tickMs) && tickMs > 0)) {
+    return `${prefix}: leaseClock.tickMs is ${tickMs} but must be a positive number`;
   }
   if (config.applied !== undefined && !(Number.isSafeInteger(config.applied))) {
     return `${prefix}: applied must be a non-negative integer`;

@@ -44,6 +44,11 @@ Deno.test("RawNode refuses invalid configs with precise messages", async (t) => 
       "Cannot start replica 1: leaseReads is true but needs checkQuorum to be true",
     ],
     [
+      "a lease clock whose tick is not positive",
+      { leaseClock: { nowMs: () => 0, tickMs: 0 } },
+      "Cannot start replica 1: leaseClock.tickMs is 0 but must be a positive number",
+    ],
+    [
       "a negative applied index",
       { applied: -1 as LogIndex },
       "Cannot start replica 1: applied is -1 but must not be negative",

@@ -65,7 +65,7 @@ export {
 export * from "./limits.ts";
 export type { Prng } from "./prng.ts";
 export { SeededPrng } from "./prng.ts";
-export type { RaftConfig, RaftLimits } from "./config.ts";
+export type { LeaseClock, RaftConfig, RaftLimits } from "./config.ts";
 export { checkRaftConfig, DEFAULT_RAFT_LIMITS, RaftConfigError } from "./config.ts";
 export type { InitialState, LogStorage, WritableLogStorage } from "./storage.ts";
 export {

@@ -59,7 +59,7 @@ export function noteRound(raft: RaftCore): void {
 
 /** Sends the quiescing heartbeat round and stops the leader's clock. */
 export function quiesce(raft: RaftCore): void {
-  const round = raft.readOnly.nextRound(raft.leaderTicks);
+  const round = raft.readOnly.nextRound(raft.leaderTicks, raft.config.leaseClock?.nowMs() ?? null);
   for (const id of raft.progress.keys()) {
     raft.send({
       type: "heartbeat",

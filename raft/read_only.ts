@@ -10,8 +10,13 @@
  * latest commit index, so reads wait for that first.
  *
  * A lease read is served at once while a majority has answered a round sent less than an
- * election timeout ago; it relies on check-quorum voters refusing votes within that timeout and
- * on tick lengths that agree across replicas. A leader transfer ends the lease.
+ * election timeout (less one tick) ago; it relies on check-quorum voters refusing votes within
+ * that timeout of hearing from the leader, and on tick lengths that agree across replicas. A
+ * leader transfer ends the lease. With a lease clock the timeout is measured twice, in ticks
+ * and on the clock, and both must hold: a voter's ticks never run faster than its clock (timer
+ * callbacks come late, never early), so it refuses votes for at least that long on the clock;
+ * the leader's ticks may lag its clock (a pause, a starved event loop), so its ticks alone
+ * would let a lease outlive what the voters promised.
  */
 import { assert } from "./assert.ts";
 import { READ_ROUNDS_TRACKED_MAX, READS_PENDING_MAX } from "./limits.ts";
@@ -33,6 +38,8 @@ export class ReadOnly {
   #pending: PendingRead[] = [];
   #awaitingCommit: number[] = [];
   #roundSendTicks = new Map<number, number>();
+  /** When each tracked round was sent on the lease clock; absent without one. */
+  #roundSendMs = new Map<number, number>();
 
   /** The reads waiting, for the READS_PENDING_MAX check. */
   get pendingCount(): number {
@@ -49,6 +56,7 @@ export class ReadOnly {
     this.#pending = [];
     this.#awaitingCommit = [];
     this.#roundSendTicks.clear();
+    this.#roundSendMs.clear();
   }
 
   /** Queues a read until the leader commits an entry of its term. */
@@ -71,12 +79,17 @@ export class ReadOnly {
     for (const requestId of waiting) this.register(requestId, index);
   }
 
-  /** Starts a new round at leader tick `leaderTicks`; returns its number. */
-  nextRound(leaderTicks: number): number {
+  /**
+   * Starts a new round at leader tick `leaderTicks` (and lease clock time `clockMs`, null
+   * without a lease clock); returns its number.
+   */
+  nextRound(leaderTicks: number, clockMs: number | null = null): number {
     this.round++;
     this.isRoundNeeded = false;
     this.#roundSendTicks.set(this.round, leaderTicks);
     this.#roundSendTicks.delete(this.round - READ_ROUNDS_TRACKED_MAX);
+    if (clockMs !== null) this.#roundSendMs.set(this.round, clockMs);
+    this.#roundSendMs.delete(this.round - READ_ROUNDS_TRACKED_MAX);
     return this.round;
   }
 
@@ -86,6 +99,7 @@ export class ReadOnly {
    */
   forgetLeaseRounds(): void {
     this.#roundSendTicks.clear();
+    this.#roundSendMs.clear();
   }
 
   /** Releases every read whose round a quorum has acknowledged (`quorumRound`). */
@@ -100,13 +114,26 @@ export class ReadOnly {
     if (count > 0) this.#pending = this.#pending.slice(count);
   }
 
-  /** Whether a lease read is safe now, given the round a quorum acknowledged. */
-  isLeaseValid(options: { quorumRound: number; leaderTicks: number; electionTicks: number }) {
+  /**
+   * Whether a lease read is safe now, given the round a quorum acknowledged; with a lease
+   * `clock` (its reading now and its tick length) the lease must hold on it too.
+   */
+  isLeaseValid(options: {
+    quorumRound: number;
+    leaderTicks: number;
+    electionTicks: number;
+    clock: { readonly nowMs: number; readonly tickMs: number } | null;
+  }): boolean {
     const sentAt = this.#roundSendTicks.get(options.quorumRound);
     if (sentAt === undefined) return false;
     assert(sentAt <= options.leaderTicks, "a round is sent before it is acknowledged");
     // One tick of margin for tick boundaries that do not line up between replicas.
-    return options.leaderTicks - sentAt < options.electionTicks - 1;
+    const leaseTicks = options.electionTicks - 1;
+    if (options.leaderTicks - sentAt >= leaseTicks) return false;
+    if (options.clock === null) return true;
+    const sentMs = this.#roundSendMs.get(options.quorumRound);
+    if (sentMs === undefined) return false;
+    return options.clock.nowMs - sentMs < leaseTicks * options.clock.tickMs;
   }
 
   takeReadStates(): ReadState[] {

@@ -66,7 +66,7 @@ export function broadcastAppend(raft: RaftCore): void {
 
 /** Starts a heartbeat round: every follower gets the commit index it can safely use. */
 export function broadcastHeartbeat(raft: RaftCore): void {
-  const round = raft.readOnly.nextRound(raft.leaderTicks);
+  const round = raft.readOnly.nextRound(raft.leaderTicks, raft.config.leaseClock?.nowMs() ?? null);
   for (const [id, progress] of raft.progress) {
     raft.send({
       type: "heartbeat",

@@ -162,9 +162,11 @@ export function transferLeadership(raft: RaftCore, to: ReplicaId): TransferResul
 }
 
 function isLeaseValid(raft: RaftCore): boolean {
+  const clock = raft.config.leaseClock;
   return raft.readOnly.isLeaseValid({
     quorumRound: replication.quorumRound(raft),
     leaderTicks: raft.leaderTicks,
     electionTicks: raft.config.electionTicks,
+    clock: clock === undefined ? null : { nowMs: clock.nowMs(), tickMs: clock.tickMs },
   });
 }

@@ -513,7 +513,9 @@ async function openShard(
       prng: new SeededPrng(runtime.seed + shard),
       preVote: true,
       checkQuorum: true,
-      leaseReads: false,
+      leaseReads: true,
+      // A lease also ends by the monotonic clock, which runs on while a node is paused.
+      leaseClock: { nowMs: runtime.nowMs, tickMs: TICK_MS },
     },
     // The node ticks every replica from one timer (see startNode), so replicas have none.
     tickMs: 0,

@@ -89,6 +89,10 @@ export class SimReplica {
   isDestroyed = false;
   starts = 0;
   flushing: Flushing | null = null;
+  /** Until when the process is paused (SIGSTOP); null when it runs. */
+  pausedUntil: number | null = null;
+  /** Messages that arrived while paused, stepped when it resumes (they wait in the socket). */
+  held: Message[] = [];
   /** Inputs that arrived during a flush, taken once it ends (the real replica's queues). */
   inbox: Message[] = [];
   pendingTicks = 0;
@@ -110,7 +114,7 @@ export class SimReplica {
 
   /** Whether the replica takes inputs now: it is up and not waiting for a flush. */
   get isIdle(): boolean {
-    return this.node !== null && this.flushing === null;
+    return this.node !== null && this.flushing === null && this.pausedUntil === null;
   }
 
   /** Forgets everything that lives only in memory (a crash or a removal). */
@@ -120,6 +124,8 @@ export class SimReplica {
     this.inbox = [];
     this.pendingTicks = 0;
     this.queuedProposals = [];
+    this.pausedUntil = null;
+    this.held = [];
   }
 }
 
@@ -157,6 +163,7 @@ export class SimCluster {
     powerLosses: 0,
     elections: 0,
     reads: 0,
+    pauses: 0,
     bursts: 0,
     applyBatchEntriesMax: 0,
     /** Quiesced followers woken because their leader's replica went quiet (node liveness). */
@@ -228,6 +235,10 @@ export class SimCluster {
     this.checker.now = this.now;
     this.#deliverDue();
     for (const replica of this.replicas.values()) {
+      if (replica.pausedUntil !== null) {
+        if (this.now < replica.pausedUntil) continue;
+        this.#resume(replica);
+      }
       if (replica.node !== null && this.now >= replica.nextTickAt) {
         if (replica.flushing === null) replica.node.tick();
         else replica.pendingTicks++;
@@ -391,6 +402,8 @@ export class SimCluster {
       preVote: options.preVote,
       checkQuorum: options.checkQuorum,
       leaseReads: options.leaseReads,
+      // As nodes run it: a lease also ends by the clock (here the simulated time).
+      leaseClock: { nowMs: () => this.now, tickMs: options.tickUnits },
       applied: machine.applied,
       limits: {
         ...DEFAULT_RAFT_LIMITS,
@@ -459,7 +472,8 @@ export class SimCluster {
       const message = decoded.message;
       this.traceHash = mix(mix(mix(this.traceHash, this.now), next.from * 64 + next.to), 0);
       this.traceHash = mix(this.traceHash, MESSAGE_TYPES.indexOf(message.type) + message.term);
-      if (target.flushing === null) target.node.step(message);
+      if (target.pausedUntil !== null) target.held.push(message);
+      else if (target.flushing === null) target.node.step(message);
       else if (target.inbox.length < INBOX_MESSAGES_MAX) target.inbox.push(message);
     }
   }
@@ -475,6 +489,7 @@ export class SimCluster {
 
   #processReadys(): void {
     for (const replica of this.replicas.values()) {
+      if (replica.pausedUntil !== null) continue;
       const flushing = replica.flushing;
       if (flushing !== null && this.now >= flushing.at) this.#flushed(replica, flushing);
       for (let round = 0; round < READY_ROUNDS_PER_STEP_MAX; round++) {
@@ -738,13 +753,25 @@ export class SimCluster {
     return status !== undefined && status.role === "leader" && status.term === term;
   }
 
+  /**
+   * A client reads at a replica that believes it leads, of any term: a deposed leader that has
+   * not heard of its successor is asked too, as a client that knows only it would ask it.
+   */
   #read(): void {
-    const leader = this.leader();
-    if (leader === null || leader.node === null || !leader.isIdle) return;
+    const leaders = [...this.replicas.values()].filter((replica) =>
+      replica.isIdle && replica.node?.role === "leader"
+    );
+    if (leaders.length === 0) return;
+    this.#readAt(leaders[this.prng.nextInt(leaders.length)]!);
+  }
+
+  /** A linearizable read at `replica`; it must not be released below what was acked by now. */
+  #readAt(replica: SimReplica): void {
+    if (replica.node === null) return;
     const requestId = this.#nextRequestId++;
-    const result = leader.node.readIndex(requestId);
+    const result = replica.node.readIndex(requestId);
     if (result.kind === "ok") {
-      this.#reads.set(`${leader.id}:${requestId}`, this.maxAckedIndex);
+      this.#reads.set(`${replica.id}:${requestId}`, this.maxAckedIndex);
       this.stats.reads++;
     }
   }
@@ -759,6 +786,41 @@ export class SimCluster {
     if (this.isQuietPeriod) return;
     if (this.prng.nextFloat() < options.membershipRate) this.#changeMembership();
     if (this.prng.nextFloat() < options.transferRate) this.#transfer();
+    if (this.prng.nextFloat() < options.pauseRate) {
+      const replica = this.#randomLive();
+      if (replica !== null && replica.pausedUntil === null) {
+        replica.pausedUntil = this.now + 1 + this.prng.nextInt(options.downUnitsMax);
+        this.stats.pauses++;
+      }
+    }
+  }
+
+  /**
+   * A paused replica resumes as a real process does: its timer fires once (the ticks of the
+   * pause are not made up), it steps the messages that waited, and a client read that waited
+   * in its socket comes before or after those (two times in three, when it believes it leads:
+   * the read a lease counted in ticks alone would answer from a stale state; the lease clock,
+   * the simulated time, ends that lease).
+   */
+  #resume(replica: SimReplica): void {
+    replica.pausedUntil = null;
+    const node = replica.node;
+    if (node === null) return;
+    const tickUnits = this.options.tickUnits;
+    const ticks = this.now < replica.nextTickAt ? 0 : 1;
+    while (replica.nextTickAt <= this.now) replica.nextTickAt += tickUnits;
+    const held = replica.held.splice(0);
+    if (replica.flushing !== null) {
+      replica.pendingTicks += ticks;
+      replica.inbox.push(...held.slice(0, INBOX_MESSAGES_MAX - replica.inbox.length));
+      return;
+    }
+    for (let i = 0; i < ticks; i++) node.tick();
+    // The read and the peer messages reach the resumed process in either order.
+    const read = this.prng.nextInt(3);
+    if (read === 0 && node.role === "leader") this.#readAt(replica);
+    for (const message of held) node.step(message);
+    if (read === 1 && node.role === "leader") this.#readAt(replica);
   }
 
   #partition(): void {

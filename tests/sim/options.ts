@@ -48,6 +48,12 @@ export interface SimOptions {
    * changes or transfers (crashes and partitions go on), so groups quiesce; 0: never quiet.
    */
   readonly quietUnits: number;
+  /**
+   * The chance per step that a live replica is paused (SIGSTOP: no timer, no message, no
+   * disk) for up to `downUnitsMax` units; it resumes as a real process does: one late timer
+   * tick, the messages that waited, and maybe a client read at a replica that believes it leads.
+   */
+  readonly pauseRate: number;
 }
 
 /** Draws the options of one run. */
@@ -89,5 +95,6 @@ export function drawOptions(prng: SeededPrng): SimOptions {
     burstRate: pick([0, 0, 0.001, 0.004]),
     burstEntries: pick([32, 128, 256]),
     quietUnits: pick([0, 0, 300, 1500]),
+    pauseRate: pick([0, 0.0005, 0.002, 0.005]),
   };
 }
