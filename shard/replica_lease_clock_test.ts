@@ -53,6 +53,8 @@ function makeGroup(options: { isLeaseClocked: boolean }): Group {
         preVote: true,
         checkQuorum: true,
         leaseReads: true,
+        // Leases alone: an idle group would quiesce, and a woken leader starts without one.
+        quiesce: false,
         ...(options.isLeaseClocked
           ? { leaseClock: { nowMs: () => group.nowMs, tickMs: TICK_MS } }
           : {}),

@@ -65,6 +65,7 @@ function quietWorld(seed: number, voterCount: number): SimCluster {
     membershipRate: 0,
     transferRate: 0,
     quietUnits: 0,
+    pauseRate: 0,
   };
   return new SimCluster(seed, options);
 }

@@ -284,7 +284,9 @@ export class SimCluster {
       for (const peer of this.replicas.values()) {
         if (peer === observer) continue;
         const key = observer.id * 64 + peer.id;
-        if (peer.node !== null && !this.blocked.has(peer.id * 64 + observer.id)) {
+        // A paused process sends nothing, its node heartbeats included.
+        const isHeard = peer.node !== null && peer.pausedUntil === null;
+        if (isHeard && !this.blocked.has(peer.id * 64 + observer.id)) {
           this.#heardAt.set(key, this.now);
           this.#reportedDown.delete(key);
           continue;
@@ -313,8 +315,10 @@ export class SimCluster {
       if (node.isQuiesced) quiet++;
       const leader = node.leader === null ? undefined : this.replicas.get(node.leader);
       const isOrphaned = node.isQuiesced && node.role === "follower" && leader !== undefined &&
-        (leader.node === null || this.blocked.has(leader.id * 64 + replica.id));
-      if (!isOrphaned) {
+        (leader.node === null || leader.pausedUntil !== null ||
+          this.blocked.has(leader.id * 64 + replica.id));
+      // A paused replica cannot wake before it resumes; its bound starts again then.
+      if (!isOrphaned || replica.pausedUntil !== null) {
         this.#orphanedSince.delete(replica.id);
         continue;
       }
