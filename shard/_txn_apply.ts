@@ -105,7 +105,13 @@ export function lockedBy(txns: TxnStore, command: Command): IntentEntry | null {
     case "txnPrepare":
     case "txnDecide":
     case "txnResolve":
+    case "ownership":
+    case "dropMoved":
       return null;
+    case "import": {
+      // A new shard being filled holds no intents; checked all the same.
+      return txns.firstLocked([...command.kvs.map((kv) => kv.key), ...command.deletes], null);
+    }
   }
 }
 

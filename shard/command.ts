@@ -35,6 +35,22 @@ import {
 } from "./limits.ts";
 import { ROUTER_SHARDS_MAX } from "./router.ts";
 import { isForeignLease } from "./foreign_lease.ts";
+import { DROP_MOVED_KEYS_MAX, type Ownership, validateOwnership } from "./ownership.ts";
+
+/** The most keys (written and deleted together) one `import` command carries. */
+export const IMPORT_KEYS_MAX = 1_000;
+
+/**
+ * A key as a shard move copies it to its new shard: its value, version, createRevision and
+ * lease (as the new shard stores it: a lease of the old shard is a foreign lease there).
+ */
+export interface ImportedKv {
+  readonly key: string;
+  readonly value: string;
+  readonly version: number;
+  readonly createRevision: number;
+  readonly lease: number;
+}
 
 /** What a compare looks at. */
 export type CompareTarget = "value" | "version" | "createRevision" | "modRevision" | "lease";
@@ -220,6 +236,23 @@ export type Command =
   | { readonly type: "leaseExpire"; readonly ids: readonly number[] }
   | { readonly type: "meta"; readonly name: string; readonly value: string }
   | { readonly type: "noop" }
+  /** Sets the shard's ownership record (shard/ownership.ts): a move's fence, hand-off, etc. */
+  | { readonly type: "ownership"; readonly ownership: Ownership }
+  /**
+   * A move's copy on the new shard: writes `kvs` keeping their version and createRevision
+   * (modRevision is this entry's revision) and removes `deletes`, without watch events.
+   */
+  | {
+    readonly type: "import";
+    readonly kvs: readonly ImportedKv[];
+    readonly deletes: readonly string[];
+  }
+  /**
+   * A move's clean-up on a source: removes up to `limit` keys the shard no longer owns,
+   * without watch events (they moved, they were not deleted); settles the shard when none
+   * is left.
+   */
+  | { readonly type: "dropMoved"; readonly limit: number }
   | TxnPrepareCommand
   | TxnDecideCommand
   | TxnResolveCommand;
@@ -247,6 +280,8 @@ export function isDeleteOnly(command: Command): boolean {
     case "delete":
     case "deleteRange":
     case "leaseRevoke":
+    case "ownership":
+    case "dropMoved":
       return true;
     case "txn":
       return [...command.success, ...command.failure].every((op) => op.type !== "put");
@@ -263,6 +298,7 @@ export function isDeleteOnly(command: Command): boolean {
     case "leaseExpire":
     case "meta":
     case "noop":
+    case "import":
       return false;
   }
 }
@@ -298,6 +334,18 @@ export function validateCommand(command: Command): void {
       return validateMeta(command.name, command.value);
     case "noop":
       return;
+    case "ownership":
+      return validateOwnership(command.ownership);
+    case "import":
+      return validateImport(command.kvs, command.deletes);
+    case "dropMoved":
+      validateCount(command.limit, { min: 1, action: "drop moved keys", field: "limit" });
+      if (command.limit <= DROP_MOVED_KEYS_MAX) return;
+      throw new AspenError(
+        "bad_request",
+        `Cannot drop moved keys: limit is ${command.limit} but the maximum is ` +
+          `${DROP_MOVED_KEYS_MAX} (DROP_MOVED_KEYS_MAX)`,
+      );
     case "txnPrepare":
       return validateTxnPrepare(command);
     case "txnDecide":
@@ -316,6 +364,18 @@ function validatePut(put: Omit<PutItem, "lease"> & { lease: number }, action: st
   validateKey(put.key, action);
   validateValue(put.value, action);
   validateCount(put.lease, { min: 0, action, field: "lease" });
+}
+
+function validateImport(kvs: readonly ImportedKv[], deletes: readonly string[]): void {
+  const action = "import keys";
+  validateList(kvs, { max: IMPORT_KEYS_MAX, action, field: "kvs" });
+  validateList(deletes, { max: IMPORT_KEYS_MAX - kvs.length, action, field: "deletes" });
+  for (const kv of kvs) {
+    validatePut(kv, action);
+    validateCount(kv.version, { min: 1, action, field: "version" });
+    validateCount(kv.createRevision, { min: 1, action, field: "createRevision" });
+  }
+  for (const key of deletes) validateKey(key, action);
 }
 
 function validateFlag(flag: unknown, action: string, field: string): void {

@@ -273,7 +273,11 @@ class Execution {
       case "txnPrepare":
       case "txnDecide":
       case "txnResolve":
-        // The model covers single-shard state; cross-shard phases are tested in shard/.
+      case "ownership":
+      case "import":
+      case "dropMoved":
+        // The model covers single-shard state; cross-shard phases and shard moves are tested
+        // in shard/.
         throw new AspenError("not_implemented", `The model does not run ${command.type}`);
     }
   }
