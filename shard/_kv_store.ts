@@ -64,6 +64,16 @@ const KV_COLUMNS = "key, value, version, create_revision, mod_revision, lease, c
 const EVENT_COLUMNS = "revision, seq, type, key, value, version, create_revision, lease, " +
   "prev_value, prev_version, prev_create_revision, prev_mod_revision, prev_lease, bytes";
 
+/** Which keys a page of a move's copy holds (see KvStore.movingPage). */
+export interface MovingQuery {
+  readonly source: number;
+  readonly fromCount: number;
+  readonly target: number;
+  readonly count: number;
+  readonly after: string | null;
+  readonly until: string | null;
+}
+
 /** Typed statements over one open state machine database. */
 export class KvStore {
   readonly #db: DatabaseSync;
@@ -149,14 +159,16 @@ export class KvStore {
 
   /**
    * The keys after `after` (up to `until` included, when given) whose shard among `count`
-   * shards is `target`, in key order, at most `limit`.
+   * shards is `target` and among `fromCount` is `source`, in key order, at most `limit`.
    */
-  movingPage(
-    query: { target: number; count: number; after: string | null; until: string | null },
-    limit: number,
-  ): KeyValue[] {
-    const conditions = [`${SHARD_OF_SQL}(key, ?) = ?`];
-    const params: (number | Uint8Array)[] = [query.count, query.target];
+  movingPage(query: MovingQuery, limit: number): KeyValue[] {
+    const conditions = [`${SHARD_OF_SQL}(key, ?) = ?`, `${SHARD_OF_SQL}(key, ?) = ?`];
+    const params: (number | Uint8Array)[] = [
+      query.count,
+      query.target,
+      query.fromCount,
+      query.source,
+    ];
     if (query.after !== null) {
       conditions.push("key > ?");
       params.push(encodeKey(query.after));
