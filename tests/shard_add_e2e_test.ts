@@ -16,6 +16,8 @@ import { launchTestCluster, waitForConvergence } from "./_cluster.ts";
 const KEYS = 3_000;
 const WRITERS = 12;
 const PREFIX = "reshard-e2e/";
+const WATCH_PREFIX = "reshard-watch/";
+const WATCHED_KEYS = 30;
 /** The longest `shard add` may take here. */
 const SHARD_ADD_TIMEOUT_MS = 120_000;
 const CONVERGE_TIMEOUT_MS = 20_000;
@@ -29,6 +31,7 @@ interface KeyState {
 Deno.test("shard add under writes: every key keeps its last value and a third moves", async () => {
   await withCluster(async (cluster) => {
     const states = await preload(cluster);
+    const watch = startWatch(cluster);
     const writers = startWriters(cluster, states);
     try {
       await shardAdd(cluster, ["--count", "1"]);
@@ -37,6 +40,7 @@ Deno.test("shard add under writes: every key keeps its last value and a third mo
     }
     ok(writers.acked() > 0, "the writers were acknowledged during the move");
     await checkKeys(cluster, states);
+    await watch.check();
   });
 });
 
@@ -122,6 +126,34 @@ function startWriters(cluster: LocalCluster, states: Map<string, KeyState>) {
     stop: async () => {
       isStopped = true;
       await Promise.all(loops);
+    },
+  };
+}
+
+/**
+ * A prefix watch started through node 3 before the move: after it, WATCHED_KEYS puts under its
+ * prefix all arrive, those of the new shard too.
+ */
+function startWatch(cluster: LocalCluster) {
+  const stop = new AbortController();
+  const seen = new Map<string, number>();
+  const reading = (async () => {
+    const events = clientOf(cluster, [3]).watch({ prefix: WATCH_PREFIX }, stop.signal);
+    for await (const event of events) {
+      if (event.type === "put") seen.set(event.kv.key, event.shard);
+    }
+  })().catch((error: unknown) => {
+    if (!stop.signal.aborted) throw error;
+  });
+  return {
+    async check(): Promise<void> {
+      const client = clientOf(cluster, [1]);
+      for (let i = 0; i < WATCHED_KEYS; i++) await client.put(`${WATCH_PREFIX}${i}`, "w");
+      for (let wait = 0; wait < 100 && seen.size < WATCHED_KEYS; wait++) await sleep(100);
+      stop.abort();
+      await reading;
+      equal(seen.size, WATCHED_KEYS, `the watch saw every put: ${[...seen.keys()]}`);
+      ok([...seen.values()].includes(2), "and puts on the new shard");
     },
   };
 }
