@@ -103,6 +103,7 @@ export function execute(
     case "ownership":
     case "import":
     case "dropMoved":
+    case "leaseHolderAdd":
       return executeMove(store, context, command);
     case "meta":
       store.setMeta(command.name, command.value);

@@ -183,6 +183,12 @@ export class KvStore {
     return rows.map((row) => kvFromRow(row));
   }
 
+  /** The stand-ins of other shards' leases that hold keys here, by id. */
+  foreignLeases(): number[] {
+    const sql = "SELECT id FROM lease WHERE id >= ? AND key_count > 0 ORDER BY id";
+    return this.statement(sql).all(FOREIGN_LEASE_BASE).map((row) => integer(row.id));
+  }
+
   /** Keys and bytes (key plus value) per shard among `count` shards. */
   sizeByShard(count: number): Map<number, { keys: number; bytes: number }> {
     const rows = this.statement(

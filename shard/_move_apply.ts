@@ -96,7 +96,7 @@ export function isLeaseMoving(store: KvStore, ownership: Ownership | null, id: n
 export function executeMove(
   store: KvStore,
   context: EntryContext,
-  command: Extract<Command, { type: "ownership" | "import" | "dropMoved" }>,
+  command: Extract<Command, { type: "ownership" | "import" | "dropMoved" | "leaseHolderAdd" }>,
 ): ApplyResult {
   const revision = context.revision;
   switch (command.type) {
@@ -117,6 +117,15 @@ export function executeMove(
     }
     case "dropMoved":
       return { type: "deleteRange", revision, deleted: dropMoved(store, command.limit) };
+    case "leaseHolderAdd": {
+      // A lease revoked or expired meanwhile took its keys with it: nothing to record.
+      if (store.lease(command.id) !== null) {
+        const holders = new Set(store.leaseHolders(command.id));
+        holders.add(command.holder);
+        store.setLeaseHolders(command.id, [...holders].sort((a, b) => a - b));
+      }
+      return { type: "meta", revision, name: `lease-holders/${command.id}` };
+    }
   }
 }
 

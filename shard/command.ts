@@ -253,6 +253,12 @@ export type Command =
    * is left.
    */
   | { readonly type: "dropMoved"; readonly limit: number }
+  /**
+   * A move's hand-off on a lease's home: shard `holder` now holds keys of lease `id` (moved
+   * there from a third shard), so that the lease's revocation and expiry reach them. Waits
+   * (`locked`) while a cross-shard transaction holds the lease.
+   */
+  | { readonly type: "leaseHolderAdd"; readonly id: number; readonly holder: number }
   | TxnPrepareCommand
   | TxnDecideCommand
   | TxnResolveCommand;
@@ -299,6 +305,7 @@ export function isDeleteOnly(command: Command): boolean {
     case "meta":
     case "noop":
     case "import":
+    case "leaseHolderAdd":
       return false;
   }
 }
@@ -338,6 +345,14 @@ export function validateCommand(command: Command): void {
       return validateOwnership(command.ownership);
     case "import":
       return validateImport(command.kvs, command.deletes);
+    case "leaseHolderAdd":
+      validateCount(command.id, { min: 1, action: "add lease holder", field: "id" });
+      validateCount(command.holder, { min: 0, action: "add lease holder", field: "holder" });
+      if (command.holder < ROUTER_SHARDS_MAX && !isForeignLease(command.id)) return;
+      throw new AspenError(
+        "bad_request",
+        "Cannot add lease holder: the lease must be the shard's own and the holder a shard id",
+      );
     case "dropMoved":
       validateCount(command.limit, { min: 1, action: "drop moved keys", field: "limit" });
       if (command.limit <= DROP_MOVED_KEYS_MAX) return;

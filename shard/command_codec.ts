@@ -14,7 +14,8 @@
  * name a modRevision and a revision); tag 11 replaced it. Tags 12 to 14 are the phases of a
  * cross-shard transaction (txnPrepare, txnDecide, txnResolve); tag 15 is the prepare
  * with lease steps (cross-shard leases), which replaced tag 12. Tags 16 to 19 are kept for
- * another change; tags 20 to 22 are online resharding's (ownership, import, dropMoved).
+ * another change; tags 20 to 23 are online resharding's (ownership, import, dropMoved,
+ * leaseHolderAdd).
  */
 
 import { assert } from "../raft/mod.ts";
@@ -69,6 +70,7 @@ const COMMAND_TAGS: readonly (Command["type"] | null)[] = [
   "ownership",
   "import",
   "dropMoved",
+  "leaseHolderAdd",
 ];
 /** The tag of the optimistic transaction whose reads carry only a version. */
 const OPTIMISTIC_VERSION_ONLY_TAG = 5;
@@ -190,6 +192,9 @@ function writeFields(writer: ByteWriter, command: Command): void {
       return writeList(writer, command.deletes, (key) => writer.string(key));
     case "dropMoved":
       return writer.uint(command.limit);
+    case "leaseHolderAdd":
+      writer.uint(command.id);
+      return writer.uint(command.holder);
     case "txnDecide":
       writer.string(command.txnId);
       writer.u8(OUTCOMES.indexOf(command.outcome));
@@ -241,6 +246,8 @@ function readFields(reader: ByteReader, type: Command["type"]): Command {
     }
     case "dropMoved":
       return { type, limit: reader.uint() };
+    case "leaseHolderAdd":
+      return { type, id: reader.uint(), holder: reader.uint() };
     case "txnDecide": {
       const txnId = readString(reader);
       const outcome = pick(OUTCOMES, reader.u8(), "txn outcome");

@@ -50,7 +50,7 @@ function put(key: string, value = "v", lease = 0): Command {
   return { type: "put", key, value, lease, prevKv: false };
 }
 
-Deno.test("the move commands round-trip through the codec (tags 20 to 22)", () => {
+Deno.test("the move commands round-trip through the codec (tags 20 to 23)", () => {
   const commands: Command[] = [
     { type: "ownership", ownership: HANDED_OFF },
     {
@@ -59,6 +59,7 @@ Deno.test("the move commands round-trip through the codec (tags 20 to 22)", () =
       deletes: ["b"],
     },
     { type: "dropMoved", limit: 10 },
+    { type: "leaseHolderAdd", id: 7, holder: 3 },
   ];
   for (const [i, command] of commands.entries()) {
     const bytes = encodeCommand(command);

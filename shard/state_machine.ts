@@ -322,6 +322,12 @@ export class StateMachine {
     return this.#store.movingPage(query, limit);
   }
 
+  /** The stand-ins of other shards' leases holding keys here (foreign_lease.ts), by id. */
+  foreignLeases(): number[] {
+    this.#assertOpen();
+    return this.#store.foreignLeases();
+  }
+
   /** Keys and bytes (keys plus values) this shard holds, per shard among `count` shards. */
   sizeByShard(count: number): Map<number, { keys: number; bytes: number }> {
     this.#assertOpen();

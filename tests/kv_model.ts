@@ -276,6 +276,7 @@ class Execution {
       case "ownership":
       case "import":
       case "dropMoved":
+      case "leaseHolderAdd":
         // The model covers single-shard state; cross-shard phases and shard moves are tested
         // in shard/.
         throw new AspenError("not_implemented", `The model does not run ${command.type}`);

@@ -7,7 +7,14 @@
  * drives the move, in the middle of it and restarts it: the move resumes from its record.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { ApiError, AspenClient, type ClusterStatus, type ShardMovesResponse } from "../api/mod.ts";
+import {
+  ApiError,
+  AspenClient,
+  type ClusterStatus,
+  type LeaseInfoResponse,
+  type LeaseResponse,
+  type ShardMovesResponse,
+} from "../api/mod.ts";
 import type { LocalCluster } from "../cli/launcher.ts";
 import { runCli } from "../cli/run_cli.ts";
 import { captureCliIo } from "./_cli_io.ts";
@@ -18,6 +25,8 @@ const WRITERS = 12;
 const PREFIX = "reshard-e2e/";
 const WATCH_PREFIX = "reshard-watch/";
 const WATCHED_KEYS = 30;
+const LEASE_PREFIX = "reshard-lease/";
+const LEASED_KEYS = 30;
 /** The longest `shard add` may take here. */
 const SHARD_ADD_TIMEOUT_MS = 120_000;
 const CONVERGE_TIMEOUT_MS = 20_000;
@@ -31,6 +40,7 @@ interface KeyState {
 Deno.test("shard add under writes: every key keeps its last value and a third moves", async () => {
   await withCluster(async (cluster) => {
     const states = await preload(cluster);
+    const leased = await attachLeased(cluster);
     const watch = startWatch(cluster);
     const writers = startWriters(cluster, states);
     try {
@@ -41,6 +51,7 @@ Deno.test("shard add under writes: every key keeps its last value and a third mo
     ok(writers.acked() > 0, "the writers were acknowledged during the move");
     await checkKeys(cluster, states);
     await watch.check();
+    await leased.check();
   });
 });
 
@@ -126,6 +137,34 @@ function startWriters(cluster: LocalCluster, states: Map<string, KeyState>) {
     stop: async () => {
       isStopped = true;
       await Promise.all(loops);
+    },
+  };
+}
+
+/**
+ * LEASED_KEYS keys on every shard attached to one lease before the move: after it, the lease
+ * lists them all, and revoking it deletes them all, those on the new shard too.
+ */
+async function attachLeased(cluster: LocalCluster) {
+  const client = clientOf(cluster);
+  const keys = Array.from({ length: LEASED_KEYS }, (_, i) => `${LEASE_PREFIX}${i}`);
+  const { id } = await client.request<LeaseResponse>({
+    method: "POST",
+    path: "/v1/leases",
+    body: { ttl: 600, key: keys[0] },
+  });
+  for (const key of keys) await client.put(key, "leased", { lease: id });
+  return {
+    async check(): Promise<void> {
+      const info = await client.request<LeaseInfoResponse>({
+        method: "GET",
+        path: `/v1/leases/${id}`,
+      });
+      deepEqual([...info.keys].sort(), [...keys].sort());
+      const onNewShard = await Promise.all(keys.map(async (key) => (await client.get(key)).shard));
+      ok(onNewShard.includes(2), "some leased key moved");
+      await client.request({ method: "DELETE", path: `/v1/leases/${id}` });
+      for (const key of keys) equal((await client.get(key)).kv, null, `${key} is revoked`);
     },
   };
 }

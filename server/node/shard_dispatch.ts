@@ -96,6 +96,7 @@ export async function dispatchShardRequest(
         return {
           bySize: Object.fromEntries(machine.sizeByShard(request.count)),
           intents: machine.intentsNotOwned(ownership?.shard ?? context.shard, request.count),
+          foreignLeases: machine.foreignLeases(),
         };
       });
     case "txnRecord":

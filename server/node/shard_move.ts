@@ -11,7 +11,8 @@
  *   fence    each source refuses writes to moving keys (`wrong_shard`, retryable); the driver
  *            waits until no cross-shard intent is left on them
  *   delta    the same copy again: changed keys copied, keys deleted since removed
- *   handoff  each source refuses reads of moving keys (and range reads); new shards activated
+ *   handoff  each source refuses reads of moving keys (and range reads); the homes of leases
+ *            with keys on a new shard count it among their holders; new shards activated
  *   flip     the shard map written with epoch + 1 and n + N shards; nodes route by it
  *   cleanup  each source drops the moved keys silently (no watch event) and settles
  *   done
@@ -98,6 +99,10 @@ export interface MoveOps {
     target: number,
     change: { kvs: readonly KeyValue[]; deletes: readonly string[] },
   ): Promise<void>;
+  /** The stand-ins of other shards' leases that hold keys on `shard` (foreign_lease.ts). */
+  foreignLeases(shard: number): Promise<number[]>;
+  /** Records on the home of the lease stored as `standIn` that `holder` holds keys of it. */
+  addLeaseHolder(standIn: number, holder: number): Promise<void>;
   /** Removes a piece of the keys `shard` gave away; how many. */
   dropMoved(shard: number): Promise<number>;
   /** Writes the shard map with `toCount` shards (epoch + 1) unless it has them already. */
@@ -252,6 +257,13 @@ async function runPhase(ops: MoveOps, recorder: Recorder): Promise<void> {
     case "handoff":
       for (const shard of sources) {
         await ops.setOwnership(sourceOwnership(shard, move, "handoff"));
+      }
+      // The keys are frozen now: the homes of the leases they hold learn of the new holders
+      // before anyone can revoke those leases again (the sources refuse it while fenced).
+      for (const target of targetsOf(move)) {
+        for (const standIn of await ops.foreignLeases(target)) {
+          await ops.addLeaseHolder(standIn, target);
+        }
       }
       for (const target of targetsOf(move)) {
         await ops.setOwnership({

@@ -5,11 +5,14 @@
  */
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import {
+  apiIdOfForeignLease,
   type ApplyResult,
   applyResultError,
   type Command,
   DROP_MOVED_KEYS_MAX,
   encodeCommand,
+  foreignLeaseId,
+  isForeignLease,
   shardForKey,
   StateMachine,
 } from "../../shard/mod.ts";
@@ -21,6 +24,7 @@ import {
   type ShardMove,
   syncMovedKeys,
 } from "./shard_move.ts";
+import { apiLeaseId } from "./lease_ids.ts";
 
 class FakeShard {
   readonly sm = StateMachine.open({ path: ":memory:", synchronous: "normal" });
@@ -111,16 +115,29 @@ class FakeCluster {
         step(() =>
           void shard(target).propose({
             type: "import",
-            kvs: change.kvs.map(({ key, value, version, createRevision }) => ({
+            kvs: change.kvs.map(({ key, value, version, createRevision, lease }) => ({
               key,
               value,
               version,
               createRevision,
-              lease: 0,
+              lease: lease === 0 || isForeignLease(lease)
+                ? lease
+                : foreignLeaseId(apiLeaseId(lease, _source)),
             })),
             deletes: change.deletes,
           })
         ),
+      foreignLeases: (id) => step(() => shard(id).sm.foreignLeases()),
+      addLeaseHolder: (standIn, holder) =>
+        step(() => {
+          const apiId = apiIdOfForeignLease(standIn);
+          const command: Command = {
+            type: "leaseHolderAdd",
+            id: Math.floor(apiId / 1024),
+            holder,
+          };
+          shard(apiId % 1024).propose(command);
+        }),
       dropMoved: (id) =>
         step(() => {
           const result = shard(id).propose({ type: "dropMoved", limit: DROP_MOVED_KEYS_MAX });
@@ -258,4 +275,36 @@ Deno.test("sync removes keys the source no longer has and a failed import propag
   });
   cluster.shards.get(0)!.propose({ type: "delete", key: moving[1]!, prevKv: false });
   await rejects(syncMovedKeys(ops, pair, () => Promise.resolve()));
+});
+
+Deno.test("moved keys of leases: every lease's home counts the new shard as a holder", async () => {
+  const cluster = new FakeCluster(2, 0);
+  const home = cluster.shards.get(0)!;
+  const granted = home.propose({ type: "leaseGrant", ttlSeconds: 60 });
+  equal(granted.type, "leaseGrant");
+  const lease = granted.type === "leaseGrant" ? granted.lease.id : 0;
+  const apiId = apiLeaseId(lease, 0);
+  // Keys of shard 1 attached to a lease of shard 0: only the hand-off tells shard 0 of their
+  // new shard (a key of shard 0 itself would tell it at clean-up).
+  const keys = Array.from({ length: 60 }, (_, i) => `leased-${i}`)
+    .filter((key) => shardForKey(key, 2) === 1);
+  for (const key of keys) {
+    const put: Command = {
+      type: "put",
+      key,
+      value: "x",
+      lease: foreignLeaseId(apiId),
+      prevKv: false,
+    };
+    cluster.shards.get(1)!.propose(put);
+  }
+  home.propose({ type: "leaseHolderAdd", id: lease, holder: 1 });
+  cluster.start(3);
+  equal((await driveMove(cluster.ops()))?.phase, "done");
+  deepEqual(home.sm.leaseHolders(lease), [1, 2]);
+  const target = cluster.shards.get(2)!.sm;
+  const moved = keys.filter((key) => shardForKey(key, 3) === 2);
+  ok(moved.length > 0);
+  for (const key of moved) equal(target.get(key)?.lease, foreignLeaseId(apiId), key);
+  equal(target.lease(foreignLeaseId(apiId))?.keys.length, moved.length);
 });

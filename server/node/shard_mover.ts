@@ -7,9 +7,15 @@
  * voters by placement, and opens its replica when it sees the move; until then its peers'
  * messages for the shard are refused, and Raft sends them again.
  */
-import type { AddShardsResponse, ShardMoveStatus, ShardSizesResponse } from "../../api/mod.ts";
+import {
+  type AddShardsResponse,
+  leaseIdParts,
+  type ShardMoveStatus,
+  type ShardSizesResponse,
+} from "../../api/mod.ts";
 import {
   allShardIds,
+  apiIdOfForeignLease,
   AspenError,
   DROP_MOVED_KEYS_MAX,
   foreignLeaseId,
@@ -257,6 +263,12 @@ export class ShardMover {
       shard,
       proposal(command),
     );
+    if (result.type === "locked") {
+      // A cross-shard transaction holds what the step needs: the driver tries again later.
+      throw new AspenError("conflict", `Shard ${shard} has a move step's key locked; retry`, {
+        shard,
+      });
+    }
     if (result.type === "error") {
       throw new AspenError("shard_unavailable", `Shard ${shard} refused a move step`, {
         shard,
@@ -279,6 +291,18 @@ export class ShardMover {
       scan: (shard, query) =>
         this.#run(shard, { kind: "moveScan", ...query, limit: MOVE_PAGE_KEYS }),
       importKeys: (source, target, change) => this.#importKeys(source, target, change),
+      foreignLeases: async (shard) =>
+        (await this.#run<{ foreignLeases: number[] }>(shard, { kind: "moveSize", count: 1 }))
+          .foreignLeases,
+      addLeaseHolder: async (standIn, holder) => {
+        const parts = leaseIdParts(apiIdOfForeignLease(standIn));
+        if (parts === null) return;
+        await this.#propose(parts.shard, {
+          type: "leaseHolderAdd",
+          id: parts.grantIndex,
+          holder,
+        });
+      },
       dropMoved: async (shard) => {
         const result = await this.#propose(shard, {
           type: "dropMoved",
@@ -361,7 +385,8 @@ function proposal(
   command:
     | { type: "ownership"; ownership: Ownership }
     | { type: "import"; kvs: readonly ImportedKvShape[]; deletes: readonly string[] }
-    | { type: "dropMoved"; limit: number },
+    | { type: "dropMoved"; limit: number }
+    | { type: "leaseHolderAdd"; id: number; holder: number },
 ): ShardRequest {
   return { kind: "propose", command };
 }

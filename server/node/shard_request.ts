@@ -129,7 +129,8 @@ export type ShardRequest =
   }
   /**
    * A linearizable measure for a move: keys and bytes per shard among `count` (`bySize`),
-   * and the intents on keys the shard would not own (`intents`).
+   * the intents on keys the shard would not own (`intents`), and the stand-ins of other
+   * shards' leases holding keys here (`foreignLeases`).
    */
   | { readonly kind: "moveSize"; readonly count: number };
 
