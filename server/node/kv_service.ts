@@ -409,7 +409,40 @@ export class KvService {
   optimistic(
     command: Extract<Command, { type: "optimisticTxn" }>,
   ): Promise<OptimisticTxnResponse> {
-    return this.#rerouted(() => this.#optimistic(command));
+    return this.#rerouted(() =>
+      this.#optimistic(command).catch((error: unknown) => this.#movedReads(command, error))
+    );
+  }
+
+  /**
+   * Turns a `wrong_shard` refusal of an optimistic transaction whose reads name revisions
+   * into a `conflict`: revisions are per shard, so a read made on the shard a key left cannot
+   * be checked on the one it moved to (its version can: such reads are routed again). The
+   * conflict names the key as it is now, on its new shard.
+   */
+  async #movedReads(
+    command: Extract<Command, { type: "optimisticTxn" }>,
+    error: unknown,
+  ): Promise<never> {
+    const isWrongShard = error instanceof AspenError && error.code === "wrong_shard";
+    const read = command.reads.find((item) => item.modRevision !== null || item.revision !== null);
+    if (!isWrongShard || read === undefined) throw error;
+    await this.#options.refreshShardMap?.().catch(() => {});
+    const now = await this.#get(read.key, false).then((got) => got.kv).catch(() => null);
+    throw new AspenError(
+      "conflict",
+      `Cannot commit optimistic txn: key "${read.key}" moved to another shard since it was ` +
+        "read (a shard move), and revisions are per shard; read it again",
+      {
+        key: read.key,
+        field: read.modRevision !== null ? "modRevision" : "revision",
+        expected: read.version,
+        actual: now?.version ?? 0,
+        expectedModRevision: read.modRevision,
+        actualModRevision: now?.modRevision ?? 0,
+        readRevision: read.revision,
+      },
+    );
   }
 
   async #optimistic(
