@@ -6,7 +6,7 @@
  * once; the replicas converge. The second test kills (SIGKILL) the node leading shard 0, which
  * drives the move, in the middle of it and restarts it: the move resumes from its record.
  */
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
 import {
   ApiError,
   AspenClient,
@@ -58,9 +58,11 @@ Deno.test("shard add under writes: every key keeps its last value and a third mo
 Deno.test("shard add with the driving node killed mid-move: the move resumes", async () => {
   await withCluster(async (cluster) => {
     const states = await preload(cluster);
+    await checkDryRun(cluster);
     const writers = startWriters(cluster, states);
     try {
       const adding = shardAdd(cluster, ["--count", "1"]);
+      await checkSecondMoveRefused(cluster);
       const phase = await killDriverMidMove(cluster);
       await adding;
       ok(phase !== null, "the move was seen running before the kill");
@@ -68,6 +70,9 @@ Deno.test("shard add with the driving node killed mid-move: the move resumes", a
       await writers.stop();
     }
     await checkKeys(cluster, states);
+    const list = await cli(cluster, ["shard", "list"]);
+    match(list, /^SHARD\s+KEYS\s+BYTES\s+LEADER/);
+    equal(list.trim().split("\n").length, 4, list);
   });
 });
 
@@ -214,6 +219,56 @@ async function shardAdd(cluster: LocalCluster, flags: readonly string[]): Promis
   }
   ok(captured.out().includes("the cluster has 3 shards (was 2)"), captured.out());
   ok(/2 -> 3 shards, (copy|delta|done)/.test(captured.err()), captured.err());
+}
+
+/** Runs the CLI in process against every node; returns what it printed (exit 0). */
+async function cli(cluster: LocalCluster, args: readonly string[]): Promise<string> {
+  const endpoints = cluster.nodes.map((node) => cluster.url(node.id)).join(",");
+  const captured = captureCliIo({ env: { ASPEN_TOKEN: cluster.record.rootToken } });
+  const code = await runCli([...args, "--endpoints", endpoints], captured.io);
+  equal(code, 0, captured.err());
+  return captured.out();
+}
+
+/**
+ * `shard add --dry-run` names what would leave each shard and changes nothing; a count above
+ * the limit is 400 naming it.
+ */
+async function checkDryRun(cluster: LocalCluster): Promise<void> {
+  const out = await cli(cluster, ["shard", "add", "--count", "1", "--dry-run"]);
+  match(out, /dry run: 2 -> 3 shards; nothing changed/);
+  const rows = out.trim().split("\n").slice(2).map((line) => line.trim().split(/\s+/));
+  equal(rows.length, 2, out);
+  const moving = rows.reduce((sum, row) => sum + Number(row[1]), 0);
+  ok(moving > KEYS * 0.25 && moving < KEYS * 0.42, out);
+  const client = clientOf(cluster);
+  const tooMany = await client.request({
+    method: "POST",
+    path: "/v1/shards",
+    body: { count: 5_000, dryRun: true },
+  }).catch((error: unknown) => error);
+  ok(tooMany instanceof ApiError, String(tooMany));
+  equal(tooMany.code, "bad_request");
+  match(tooMany.message, /at most 1024/);
+  const status = await statusOf(client);
+  equal(status.shardMap.numShards, 2);
+}
+
+/** While a move runs, another is 409 `move_in_progress`. */
+async function checkSecondMoveRefused(cluster: LocalCluster): Promise<void> {
+  const client = clientOf(cluster);
+  for (let wait = 0; wait < 200; wait++) {
+    const { move } = await client.request<ShardMovesResponse>({
+      method: "GET",
+      path: "/v1/shards/moves",
+    });
+    if (move !== null) break;
+    await sleep(10);
+  }
+  const second = await client.request({ method: "POST", path: "/v1/shards", body: { count: 1 } })
+    .catch((error: unknown) => error);
+  ok(second instanceof ApiError, String(second));
+  equal(second.code, "move_in_progress", second.message);
 }
 
 /**
