@@ -13,6 +13,7 @@ import { AspenError } from "./errors.ts";
 import { isForeignLease } from "./foreign_lease.ts";
 import type { EntryContext, KvStore } from "./_kv_store.ts";
 import {
+  isRegression,
   type Ownership,
   OWNERSHIP_META,
   ownsKey,
@@ -100,15 +101,25 @@ export function executeMove(
 ): ApplyResult {
   const revision = context.revision;
   switch (command.type) {
-    case "ownership":
-      store.setMeta(OWNERSHIP_META, JSON.stringify(command.ownership));
-      return { type: "meta", revision, name: OWNERSHIP_META };
-    case "import": {
-      const ownership = readOwnership(store);
-      if (ownership === null || ownership.isActive) {
+    case "ownership": {
+      const current = readOwnership(store);
+      if (isRegression(current, command.ownership)) {
         throw new AspenError(
           "bad_request",
-          "Cannot import keys: this shard is not a new shard being filled by a move",
+          `Cannot set shard ownership ${JSON.stringify(command.ownership)}: the shard is past ` +
+            `it (${JSON.stringify(current)}); a move driver that is behind stops here`,
+        );
+      }
+      store.setMeta(OWNERSHIP_META, JSON.stringify(command.ownership));
+      return { type: "meta", revision, name: OWNERSHIP_META };
+    }
+    case "import": {
+      const ownership = readOwnership(store);
+      if (ownership === null || ownership.isActive || ownership.copyPass !== command.pass) {
+        throw new AspenError(
+          "bad_request",
+          `Cannot import keys of copy pass ${command.pass}: this shard is not a new shard ` +
+            "being filled by a move in that pass",
         );
       }
       const versions = command.kvs.map((kv) => importKv(store, context, kv));

@@ -244,6 +244,8 @@ export type Command =
    */
   | {
     readonly type: "import";
+    /** The copy pass it belongs to: the shard takes it only in that pass (ownership.ts). */
+    readonly pass: number;
     readonly kvs: readonly ImportedKv[];
     readonly deletes: readonly string[];
   }
@@ -344,6 +346,7 @@ export function validateCommand(command: Command): void {
     case "ownership":
       return validateOwnership(command.ownership);
     case "import":
+      validateCount(command.pass, { min: 1, action: "import keys", field: "pass" });
       return validateImport(command.kvs, command.deletes);
     case "leaseHolderAdd":
       validateCount(command.id, { min: 1, action: "add lease holder", field: "id" });

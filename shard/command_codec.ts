@@ -188,6 +188,7 @@ function writeFields(writer: ByteWriter, command: Command): void {
     case "ownership":
       return writeOwnership(writer, command.ownership);
     case "import":
+      writer.uint(command.pass);
       writeList(writer, command.kvs, (kv) => writeImported(writer, kv));
       return writeList(writer, command.deletes, (key) => writer.string(key));
     case "dropMoved":
@@ -241,8 +242,9 @@ function readFields(reader: ByteReader, type: Command["type"]): Command {
     case "ownership":
       return { type, ownership: readOwnership(reader) };
     case "import": {
+      const pass = reader.uint();
       const kvs = readList(reader, () => readImported(reader));
-      return { type, kvs, deletes: readList(reader, () => readString(reader)) };
+      return { type, pass, kvs, deletes: readList(reader, () => readString(reader)) };
     }
     case "dropMoved":
       return { type, limit: reader.uint() };
@@ -281,6 +283,7 @@ function writeOwnership(writer: ByteWriter, ownership: Ownership): void {
   writer.uint(ownership.writeCount);
   writer.bool(ownership.isActive);
   writer.bool(ownership.isSettled);
+  writer.uint(ownership.copyPass);
 }
 
 function readOwnership(reader: ByteReader): Ownership {
@@ -288,7 +291,8 @@ function readOwnership(reader: ByteReader): Ownership {
   const readCount = reader.uint();
   const writeCount = reader.uint();
   const isActive = reader.bool();
-  return { shard, readCount, writeCount, isActive, isSettled: reader.bool() };
+  const isSettled = reader.bool();
+  return { shard, readCount, writeCount, isActive, isSettled, copyPass: reader.uint() };
 }
 
 function writeImported(writer: ByteWriter, kv: ImportedKv): void {

@@ -43,6 +43,7 @@ const FENCED: Ownership = {
   writeCount: 2,
   isActive: true,
   isSettled: true,
+  copyPass: 0,
 };
 const HANDED_OFF: Ownership = { ...FENCED, readCount: 2, isSettled: false };
 
@@ -55,6 +56,7 @@ Deno.test("the move commands round-trip through the codec (tags 20 to 23)", () =
     { type: "ownership", ownership: HANDED_OFF },
     {
       type: "import",
+      pass: 2,
       kvs: [{ key: "a", value: "x", version: 7, createRevision: 3, lease: foreignLeaseId(1024) }],
       deletes: ["b"],
     },
@@ -109,19 +111,20 @@ Deno.test("import keeps version, createRevision and lease, writes no event, and 
     lease: foreignLeaseId(2048),
   };
   // An active shard (or one that never took part in a move) refuses imports.
-  equal(target.code({ type: "import", kvs: [kv], deletes: [] }), "bad_request");
+  equal(target.code({ type: "import", pass: 1, kvs: [kv], deletes: [] }), "bad_request");
   const inactive: Ownership = {
     shard: 1,
     readCount: 2,
     writeCount: 2,
     isActive: false,
     isSettled: true,
+    copyPass: 1,
   };
   target.run({ type: "ownership", ownership: inactive });
   equal(target.code(put("a")), "wrong_shard");
   const events = target.sm.stats().historyEvents;
   for (let round = 0; round < 2; round++) {
-    equal(target.code({ type: "import", kvs: [kv], deletes: [] }), null);
+    equal(target.code({ type: "import", pass: 1, kvs: [kv], deletes: [] }), null);
     const stored = target.sm.get("a");
     equal(stored?.version, 7);
     equal(stored?.createRevision, 900);
@@ -129,12 +132,12 @@ Deno.test("import keeps version, createRevision and lease, writes no event, and 
     equal(stored?.lease, kv.lease);
   }
   equal(target.sm.lease(kv.lease)?.keys.length, 1, "the stand-in counts the key once");
-  equal(target.code({ type: "import", kvs: [], deletes: ["a", "never-there"] }), null);
+  equal(target.code({ type: "import", pass: 1, kvs: [], deletes: ["a", "never-there"] }), null);
   equal(target.sm.get("a"), null);
   equal(target.sm.stats().historyEvents, events, "imports write no watch event");
   // Activated, the new shard takes writes of its keys; a put after the import bumps the
   // version although createRevision (from the old shard) is above this shard's revisions.
-  target.run({ type: "import", kvs: [kv], deletes: [] });
+  target.run({ type: "import", pass: 1, kvs: [kv], deletes: [] });
   target.run({ type: "ownership", ownership: { ...inactive, isActive: true } });
   const key = ["a", ...Array.from({ length: 20 }, (_, i) => `k${i}`)]
     .find((item) => shardForKey(item, 2) === 1)!;
@@ -185,4 +188,27 @@ Deno.test("a fenced shard does not expire a lease with moving keys until clean-u
   const expired = source.run({ type: "leaseExpire", ids: [1] });
   deepEqual(expired, { type: "leaseExpire", revision: source.index, expired: [], deleted: 0 });
   equal(source.sm.get(move[0]!)?.lease, 1);
+});
+
+Deno.test("ownership never goes back: a lagging driver's step is refused", () => {
+  const source = new Shard();
+  const set = (ownership: Ownership) => source.code({ type: "ownership", ownership });
+  equal(set(FENCED), null);
+  equal(set(FENCED), null, "the same step again is fine");
+  equal(set(HANDED_OFF), null);
+  equal(set(FENCED), "bad_request", "fenced again after the hand-off");
+  equal(source.run({ type: "dropMoved", limit: 5 }).type, "deleteRange");
+  equal(source.sm.ownership()?.isSettled, true);
+  equal(set(HANDED_OFF), "bad_request", "unsettled again after the clean-up");
+  equal(set({ ...HANDED_OFF, writeCount: 3, isSettled: true }), null, "the next move's fence");
+  const target = new Shard();
+  const filling: Ownership = { ...FENCED, shard: 1, readCount: 2, isActive: false, copyPass: 1 };
+  const setTarget = (ownership: Ownership) => target.code({ type: "ownership", ownership });
+  equal(setTarget(filling), null);
+  equal(setTarget({ ...filling, copyPass: 2 }), null);
+  equal(setTarget(filling), "bad_request", "the copy pass again after the delta's");
+  equal(target.code({ type: "import", pass: 1, kvs: [], deletes: ["k"] }), "bad_request");
+  equal(target.code({ type: "import", pass: 2, kvs: [], deletes: ["k"] }), null);
+  equal(setTarget({ ...filling, copyPass: 2, isActive: true }), null);
+  equal(setTarget({ ...filling, copyPass: 2 }), "bad_request", "inactive again");
 });

@@ -40,6 +40,30 @@ export interface Ownership {
    * range reads are refused then, since they would return such keys.
    */
   readonly isSettled: boolean;
+  /**
+   * On a new shard: the copy pass whose imports it takes (1 for the copy, 2 for the delta);
+   * an import of an earlier pass (a driver that lost its leadership and did not know yet) is
+   * refused. 0 on a source.
+   */
+  readonly copyPass: number;
+}
+
+/** The highest copy pass (copy, then delta). */
+export const COPY_PASS_MAX = 2;
+
+/**
+ * Whether `next` would take the shard back (fewer shards, inactive again, unsettled again, an
+ * earlier copy pass): a stale driver's step, refused so that only a driver in step changes it.
+ */
+export function isRegression(current: Ownership | null, next: Ownership): boolean {
+  if (current === null) return false;
+  if (next.shard !== current.shard) return true;
+  if (next.readCount < current.readCount || next.writeCount < current.writeCount) return true;
+  if (current.isActive && !next.isActive) return true;
+  const isSameCounts = next.readCount === current.readCount &&
+    next.writeCount === current.writeCount;
+  if (!isSameCounts) return false;
+  return (current.isSettled && !next.isSettled) || next.copyPass < current.copyPass;
 }
 
 /** Whether a client may read or write `key` on the shard whose record is `ownership`. */
@@ -110,5 +134,12 @@ export function validateOwnership(ownership: Ownership): void {
   }
   if (typeof ownership.isActive !== "boolean" || typeof ownership.isSettled !== "boolean") {
     throw new AspenError("bad_request", "Cannot set shard ownership: flags must be booleans");
+  }
+  const pass = ownership.copyPass;
+  if (!Number.isSafeInteger(pass) || pass < 0 || pass > COPY_PASS_MAX) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot set shard ownership: copyPass must be 0 to ${COPY_PASS_MAX} (COPY_PASS_MAX)`,
+    );
   }
 }

@@ -337,7 +337,14 @@ export class StateMachine {
   /** How many intents lie on keys whose shard among `count` shards is not `shard`. */
   intentsNotOwned(shard: number, count: number): number {
     this.#assertOpen();
-    const owner = { shard, readCount: count, writeCount: count, isActive: true, isSettled: true };
+    const owner = {
+      shard,
+      readCount: count,
+      writeCount: count,
+      isActive: true,
+      isSettled: true,
+      copyPass: 0,
+    };
     const all = this.#txns.intentsIn({ lower: new Uint8Array(), upper: null }, RANGE_LIMIT_MAX);
     return all.filter(({ key }) => !key.startsWith("\u0000") && !ownsKey(owner, key, "write"))
       .length;

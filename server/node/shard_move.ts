@@ -93,11 +93,14 @@ export interface MoveOps {
     after: string | null;
     until: string | null;
   }): Promise<{ kvs: KeyValue[]; more: boolean }>;
-  /** Writes `kvs` (leases as the source stores them) and removes `deletes` on `target`. */
+  /**
+   * Writes `kvs` (leases as the source stores them) and removes `deletes` on `target`, in copy
+   * pass `pass` (the target refuses another pass's imports).
+   */
   importKeys(
     source: number,
     target: number,
-    change: { kvs: readonly KeyValue[]; deletes: readonly string[] },
+    change: { pass: number; kvs: readonly KeyValue[]; deletes: readonly string[] },
   ): Promise<void>;
   /** The stand-ins of other shards' leases that hold keys on `shard` (foreign_lease.ts). */
   foreignLeases(shard: number): Promise<number[]>;
@@ -233,15 +236,9 @@ async function runPhase(ops: MoveOps, recorder: Recorder): Promise<void> {
   switch (move.phase) {
     case "copy":
       for (const target of targetsOf(move)) {
-        await ops.setOwnership({
-          shard: target,
-          readCount: toCount,
-          writeCount: toCount,
-          isActive: false,
-          isSettled: true,
-        });
+        await ops.setOwnership(targetOwnership(target, move, 1));
       }
-      return await copyAll(ops, recorder);
+      return await copyAll(ops, recorder, 1);
     case "fence":
       for (const shard of sources) {
         await ops.setOwnership(sourceOwnership(shard, move, "fence"));
@@ -253,7 +250,12 @@ async function runPhase(ops: MoveOps, recorder: Recorder): Promise<void> {
       }
       return;
     case "delta":
-      return await copyAll(ops, recorder);
+      // From here the new shards refuse the first pass's imports: a driver that lost the
+      // record while copying cannot write an old page over the delta.
+      for (const target of targetsOf(move)) {
+        await ops.setOwnership(targetOwnership(target, move, 2));
+      }
+      return await copyAll(ops, recorder, 2);
     case "handoff":
       for (const shard of sources) {
         await ops.setOwnership(sourceOwnership(shard, move, "handoff"));
@@ -266,13 +268,7 @@ async function runPhase(ops: MoveOps, recorder: Recorder): Promise<void> {
         }
       }
       for (const target of targetsOf(move)) {
-        await ops.setOwnership({
-          shard: target,
-          readCount: toCount,
-          writeCount: toCount,
-          isActive: true,
-          isSettled: true,
-        });
+        await ops.setOwnership({ ...targetOwnership(target, move, 2), isActive: true });
       }
       return;
     case "flip":
@@ -289,6 +285,22 @@ async function runPhase(ops: MoveOps, recorder: Recorder): Promise<void> {
   }
 }
 
+/** A new shard's ownership record while it is filled in copy pass `pass`. */
+export function targetOwnership(
+  shard: number,
+  move: Pick<ShardMove, "toCount">,
+  pass: number,
+): Ownership {
+  return {
+    shard,
+    readCount: move.toCount,
+    writeCount: move.toCount,
+    isActive: false,
+    isSettled: true,
+    copyPass: pass,
+  };
+}
+
 /** A source's ownership record while fenced or handed off. */
 export function sourceOwnership(
   shard: number,
@@ -301,11 +313,12 @@ export function sourceOwnership(
     writeCount: move.toCount,
     isActive: true,
     isSettled: phase === "fence",
+    copyPass: 0,
   };
 }
 
-/** One copy pass over every source and target, with the totals measured first. */
-async function copyAll(ops: MoveOps, recorder: Recorder): Promise<void> {
+/** Copy pass `pass` over every source and target, with the totals measured first. */
+async function copyAll(ops: MoveOps, recorder: Recorder, pass: number): Promise<void> {
   const move = recorder.move;
   const sources: SourceProgress[] = [];
   for (const source of move.sources) {
@@ -322,7 +335,13 @@ async function copyAll(ops: MoveOps, recorder: Recorder): Promise<void> {
   await recorder.save({ ...move, sources });
   for (const source of sources) {
     for (const target of targetsOf(move)) {
-      const pair = { source: source.shard, fromCount: move.fromCount, target, count: move.toCount };
+      const pair = {
+        source: source.shard,
+        fromCount: move.fromCount,
+        target,
+        count: move.toCount,
+        pass,
+      };
       await syncMovedKeys(ops, pair, (page) => {
         const now = recorder.move;
         const updated = now.sources.map((item) =>
@@ -353,18 +372,25 @@ export async function syncMovedKeys(
     readonly fromCount: number;
     readonly target: number;
     readonly count: number;
+    readonly pass: number;
   },
   onPage: (page: { keys: number; bytes: number }) => Promise<void>,
 ): Promise<void> {
-  const { source, target } = pair;
+  const { source, target, pass } = pair;
+  const query = {
+    source,
+    fromCount: pair.fromCount,
+    target,
+    count: pair.count,
+  };
   let after: string | null = null;
   for (;;) {
-    const page = await ops.scan(source, { ...pair, after, until: null });
+    const page = await ops.scan(source, { ...query, after, until: null });
     const until = page.more ? page.kvs[page.kvs.length - 1]?.key ?? null : null;
     const present = new Map<string, KeyValue>();
     let targetAfter = after;
     for (;;) {
-      const theirs = await ops.scan(target, { ...pair, after: targetAfter, until });
+      const theirs = await ops.scan(target, { ...query, after: targetAfter, until });
       for (const kv of theirs.kvs) present.set(kv.key, kv);
       if (!theirs.more) break;
       targetAfter = theirs.kvs[theirs.kvs.length - 1]?.key ?? null;
@@ -377,7 +403,7 @@ export async function syncMovedKeys(
     const kept = new Set(page.kvs.map((kv) => kv.key));
     const deletes = [...present.keys()].filter((key) => !kept.has(key));
     if (changed.length > 0 || deletes.length > 0) {
-      await ops.importKeys(source, target, { kvs: changed, deletes });
+      await ops.importKeys(source, target, { pass, kvs: changed, deletes });
     }
     const bytes = page.kvs.reduce((sum, kv) => sum + kv.key.length + kv.value.length, 0);
     await onPage({ keys: page.kvs.length, bytes });

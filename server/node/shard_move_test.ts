@@ -23,6 +23,7 @@ import {
   planMove,
   type ShardMove,
   syncMovedKeys,
+  targetOwnership,
 } from "./shard_move.ts";
 import { apiLeaseId } from "./lease_ids.ts";
 
@@ -115,6 +116,7 @@ class FakeCluster {
         step(() =>
           void shard(target).propose({
             type: "import",
+            pass: change.pass,
             kvs: change.kvs.map(({ key, value, version, createRevision, lease }) => ({
               key,
               value,
@@ -251,14 +253,8 @@ Deno.test("sync removes keys the source no longer has and a failed import propag
   const cluster = new FakeCluster(1, 30);
   cluster.start(2);
   const ops = cluster.ops();
-  await ops.setOwnership({
-    shard: 1,
-    readCount: 2,
-    writeCount: 2,
-    isActive: false,
-    isSettled: true,
-  });
-  const pair = { source: 0, fromCount: 1, target: 1, count: 2 };
+  await ops.setOwnership(targetOwnership(1, { toCount: 2 }, 1));
+  const pair = { source: 0, fromCount: 1, target: 1, count: 2, pass: 1 };
   await syncMovedKeys(ops, pair, () => Promise.resolve());
   const moving = [...cluster.acked.keys()].filter((key) => shardForKey(key, 2) === 1);
   cluster.shards.get(0)!.propose({ type: "delete", key: moving[0]!, prevKv: false });
@@ -266,13 +262,7 @@ Deno.test("sync removes keys the source no longer has and a failed import propag
   equal(cluster.shards.get(1)!.sm.get(moving[0]!), null);
   equal(cluster.shards.get(1)!.sm.get(moving[1]!)?.value, cluster.acked.get(moving[1]!));
   // An active target refuses imports: the error reaches the driver.
-  await ops.setOwnership({
-    shard: 1,
-    readCount: 2,
-    writeCount: 2,
-    isActive: true,
-    isSettled: true,
-  });
+  await ops.setOwnership({ ...targetOwnership(1, { toCount: 2 }, 1), isActive: true });
   cluster.shards.get(0)!.propose({ type: "delete", key: moving[1]!, prevKv: false });
   await rejects(syncMovedKeys(ops, pair, () => Promise.resolve()));
 });
@@ -307,4 +297,44 @@ Deno.test("moved keys of leases: every lease's home counts the new shard as a ho
   ok(moved.length > 0);
   for (const key of moved) equal(target.get(key)?.lease, foreignLeaseId(apiId), key);
   equal(target.lease(foreignLeaseId(apiId))?.keys.length, moved.length);
+});
+
+Deno.test("a driver that lost the record and goes on cannot write over the move", async () => {
+  const cluster = new FakeCluster(2, 200);
+  cluster.start(3);
+  const stale = cluster.ops();
+  const gate = Promise.withResolvers<void>();
+  let staleImport: Promise<void> | null = null;
+  let imports = 0;
+  // The stale driver stops in its second import of the copy, holding a page it read then.
+  const first = driveMove({
+    ...stale,
+    importKeys: async (source, target, change) => {
+      if (++imports === 2) {
+        await gate.promise;
+        staleImport = stale.importKeys(source, target, change);
+        return await staleImport;
+      }
+      return await stale.importKeys(source, target, change);
+    },
+  }).catch((error: unknown) => error);
+  while (imports < 2) await new Promise((resolve) => setTimeout(resolve, 1));
+  // The new driver runs the move; just before it activates the new shard, the stale one
+  // writes its old page (after the delta).
+  const fresh = cluster.ops();
+  const done = await driveMove({
+    ...fresh,
+    setOwnership: async (ownership) => {
+      if (ownership.isActive && ownership.shard === 2 && staleImport === null) {
+        gate.resolve();
+        while (staleImport === null) await new Promise((resolve) => setTimeout(resolve, 1));
+        await (staleImport as Promise<void>).catch(() => {});
+      }
+      await fresh.setOwnership(ownership);
+    },
+  });
+  equal(done?.phase, "done");
+  await rejects(staleImport!, /copy pass 1/);
+  ok(await first instanceof Error, "the stale driver stopped");
+  cluster.check();
 });

@@ -321,7 +321,7 @@ export class ShardMover {
   async #importKeys(
     source: number,
     target: number,
-    change: { kvs: readonly KeyValue[]; deletes: readonly string[] },
+    change: { pass: number; kvs: readonly KeyValue[]; deletes: readonly string[] },
   ): Promise<void> {
     let kvs: KeyValue[] = [];
     let bytes = 0;
@@ -335,7 +335,7 @@ export class ShardMover {
           ? kv.lease
           : foreignLeaseId(apiLeaseId(kv.lease, source)),
       }));
-      await this.#propose(target, { type: "import", kvs: imported, deletes });
+      await this.#propose(target, { type: "import", pass: change.pass, kvs: imported, deletes });
       kvs = [];
       bytes = 0;
     };
@@ -384,7 +384,12 @@ export class ShardMover {
 function proposal(
   command:
     | { type: "ownership"; ownership: Ownership }
-    | { type: "import"; kvs: readonly ImportedKvShape[]; deletes: readonly string[] }
+    | {
+      type: "import";
+      pass: number;
+      kvs: readonly ImportedKvShape[];
+      deletes: readonly string[];
+    }
     | { type: "dropMoved"; limit: number }
     | { type: "leaseHolderAdd"; id: number; holder: number },
 ): ShardRequest {
