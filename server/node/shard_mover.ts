@@ -17,6 +17,7 @@ import {
   allShardIds,
   apiIdOfForeignLease,
   AspenError,
+  type Command,
   DROP_MOVED_KEYS_MAX,
   foreignLeaseId,
   IMPORT_KEYS_MAX,
@@ -258,10 +259,10 @@ export class ShardMover {
     return new Map(Object.entries(answer.bySize).map(([key, size]) => [Number(key), size]));
   }
 
-  async #propose(shard: number, command: Parameters<typeof proposal>[0]): Promise<unknown> {
+  async #propose(shard: number, command: Command): Promise<unknown> {
     const result = await this.#run<{ type: string; code?: string; message?: string }>(
       shard,
-      proposal(command),
+      { kind: "propose", command },
     );
     if (result.type === "locked") {
       // A cross-shard transaction holds what the step needs: the driver tries again later.
@@ -270,10 +271,11 @@ export class ShardMover {
       });
     }
     if (result.type === "error") {
-      throw new AspenError("shard_unavailable", `Shard ${shard} refused a move step`, {
-        shard,
-        reason: result.message ?? "",
-      });
+      throw new AspenError(
+        "shard_unavailable",
+        `Shard ${shard} refused a move step: ${result.message ?? result.code ?? "?"}`,
+        { shard },
+      );
     }
     return result;
   }
@@ -379,30 +381,6 @@ export class ShardMover {
     this.#options.view.adopt(next);
   }
 }
-
-/** The propose request of a move command. */
-function proposal(
-  command:
-    | { type: "ownership"; ownership: Ownership }
-    | {
-      type: "import";
-      pass: number;
-      kvs: readonly ImportedKvShape[];
-      deletes: readonly string[];
-    }
-    | { type: "dropMoved"; limit: number }
-    | { type: "leaseHolderAdd"; id: number; holder: number },
-): ShardRequest {
-  return { kind: "propose", command };
-}
-
-type ImportedKvShape = {
-  key: string;
-  value: string;
-  version: number;
-  createRevision: number;
-  lease: number;
-};
 
 /** The API shape of a move record. */
 export function moveStatus(move: ShardMove): ShardMoveStatus {
