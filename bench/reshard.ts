@@ -11,6 +11,7 @@ import { AspenClient, type ShardMovesResponse } from "../api/mod.ts";
 import { LocalCluster } from "../cli/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
+const encoder = new TextEncoder();
 /** Clients of the put workload that runs throughout. */
 export const PUT_CLIENTS = 16;
 /** The measured window before and after the move. */
@@ -137,8 +138,6 @@ function report(run: { moveMs: number; moved: number; windows: readonly Window[]
     );
   }
 }
-
-const encoder = new TextEncoder();
 
 function print(text: string): void {
   Deno.stdout.writeSync(encoder.encode(`${text}\n`));
