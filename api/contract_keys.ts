@@ -7,6 +7,7 @@
  * lacks fails there, and a field added to the contract but not here fails to compile.
  */
 import type {
+  AddShardsResponse,
   Alarm,
   ApiErrorBody,
   ClusterStatus,
@@ -24,6 +25,9 @@ import type {
   PutKvResponse,
   RangeResponse,
   ReplicaStatus,
+  ShardMovesResponse,
+  ShardMoveStatus,
+  ShardSizesResponse,
   ShardStatus,
   TransferLeaderResponse,
   TxnListResponse,
@@ -258,6 +262,22 @@ const SHARD_STATUS_KEYS = {
   },
 } as const satisfies KeyShape<ShardStatus>;
 
+/** A shard move (`GET /v1/shards/moves`, the status, `POST /v1/shards`). */
+export const SHARD_MOVE_KEYS = {
+  fromCount: true,
+  toCount: true,
+  phase: true,
+  startedAtMs: true,
+  updatedAtMs: true,
+  sources: [{
+    shard: true,
+    keysTotal: true,
+    bytesTotal: true,
+    keysCopied: true,
+    bytesCopied: true,
+  }],
+} as const satisfies KeyShape<ShardMoveStatus>;
+
 /** `GET /v1/cluster/status`, down to every node, alarm, shard, replica and stat. */
 export const CLUSTER_STATUS_KEYS = {
   clusterId: true,
@@ -266,7 +286,29 @@ export const CLUSTER_STATUS_KEYS = {
   nodes: [NODE_STATUS_KEYS],
   shardMap: { epoch: true, numShards: true },
   shards: [SHARD_STATUS_KEYS],
+  shardMove: SHARD_MOVE_KEYS,
 } as const satisfies KeyShape<ClusterStatus>;
+
+/** `POST /v1/shards`. */
+export const ADD_SHARDS_KEYS = {
+  dryRun: true,
+  fromCount: true,
+  toCount: true,
+  sources: [{ shard: true, keys: true, bytes: true }],
+  move: SHARD_MOVE_KEYS,
+} as const satisfies KeyShape<AddShardsResponse>;
+
+/** `GET /v1/shards/moves`. */
+export const SHARD_MOVES_KEYS = { move: SHARD_MOVE_KEYS } as const satisfies KeyShape<
+  ShardMovesResponse
+>;
+
+/** `GET /v1/shards`. */
+export const SHARD_SIZES_KEYS = {
+  epoch: true,
+  numShards: true,
+  shards: [{ id: true, keys: true, bytes: true }],
+} as const satisfies KeyShape<ShardSizesResponse>;
 
 /** The most values {@linkcode keysOutsideContract} looks at in one answer. */
 export const CONTRACT_CHECK_VALUES_MAX = 1_000_000;

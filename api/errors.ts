@@ -24,6 +24,8 @@ export const ERROR_STATUS = {
   // No record of that cross-shard transaction (GET /v1/txn/{id}); it may have been forgotten.
   txn_not_found: 404,
   conflict: 409,
+  // A shard move (POST /v1/shards) is already running; wait for it (GET /v1/shards/moves).
+  move_in_progress: 409,
   // A commit reached a shard where the cross-shard transaction was never prepared (a bug).
   txn_not_prepared: 409,
   compacted: 410,
@@ -42,6 +44,8 @@ export const ERROR_STATUS = {
   // Writing to storage failed with an I/O error; the write is retried until it succeeds.
   storage_error: 503,
   shard_unavailable: 503,
+  // The shard does not serve that key (it moved, or the shard is new): route by the new map.
+  wrong_shard: 503,
   timeout: 504,
   // The disk is full or below the node's free-space reserve: writes wait until space returns.
   no_space: 507,

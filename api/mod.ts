@@ -33,6 +33,7 @@ export {
   type WatchQuery,
 } from "./client.ts";
 export {
+  ADD_SHARDS_KEYS,
   CLUSTER_STATUS_KEYS,
   CONFLICT_ERROR_KEYS,
   CONTRACT_CHECK_VALUES_MAX,
@@ -52,6 +53,9 @@ export {
   PUT_KV_KEYS,
   RANGE_KEYS,
   type RuntimeShape,
+  SHARD_MOVE_KEYS,
+  SHARD_MOVES_KEYS,
+  SHARD_SIZES_KEYS,
   TRANSFER_LEADER_KEYS,
   TXN_KEYS,
   TXN_LIST_KEYS,

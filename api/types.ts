@@ -596,6 +596,81 @@ export interface ClusterStatus {
   readonly nodes: readonly NodeStatus[];
   readonly shardMap: ShardMap;
   readonly shards: readonly ShardStatus[];
+  /**
+   * Added with shard moves: the move in progress, or the last one (phase `done`); null when
+   * the cluster never moved, or shard 0 did not answer. Absent from older servers.
+   */
+  readonly shardMove?: ShardMoveStatus | null;
+}
+
+/** The phases of a shard move, in order (README, architecture). */
+export type ShardMovePhase =
+  | "copy"
+  | "fence"
+  | "delta"
+  | "handoff"
+  | "flip"
+  | "cleanup"
+  | "done";
+
+/** One source shard's part of a shard move. */
+export interface ShardMoveSource {
+  readonly shard: number;
+  /** Keys and bytes (keys plus values) that move away from it (measured at each copy pass). */
+  readonly keysTotal: number;
+  readonly bytesTotal: number;
+  /** Keys and bytes copied in the current copy pass (`copy`, then again in `delta`). */
+  readonly keysCopied: number;
+  readonly bytesCopied: number;
+}
+
+/** A shard move: from `fromCount` to `toCount` shards. */
+export interface ShardMoveStatus {
+  readonly fromCount: number;
+  readonly toCount: number;
+  readonly phase: ShardMovePhase;
+  /** Wall clock, milliseconds since the Unix epoch. */
+  readonly startedAtMs: number;
+  readonly updatedAtMs: number;
+  readonly sources: readonly ShardMoveSource[];
+}
+
+/** `POST /v1/shards` body: add `count` shards (1 or more), or only measure (`dryRun`). */
+export interface AddShardsRequest {
+  readonly count: number;
+  readonly dryRun?: boolean;
+}
+
+/**
+ * `POST /v1/shards` 200 (dry run: `sources` says what would move, `move` is null) or 202 (the
+ * move started: `move` is its record, `sources` is empty).
+ */
+export interface AddShardsResponse {
+  readonly dryRun: boolean;
+  readonly fromCount: number;
+  readonly toCount: number;
+  readonly sources: readonly {
+    readonly shard: number;
+    readonly keys: number;
+    readonly bytes: number;
+  }[];
+  readonly move: ShardMoveStatus | null;
+}
+
+/** `GET /v1/shards/moves` 200. */
+export interface ShardMovesResponse {
+  readonly move: ShardMoveStatus | null;
+}
+
+/** `GET /v1/shards` 200: the map in force and each shard's keys and bytes (keys plus values). */
+export interface ShardSizesResponse {
+  readonly epoch: number;
+  readonly numShards: number;
+  readonly shards: readonly {
+    readonly id: number;
+    readonly keys: number;
+    readonly bytes: number;
+  }[];
 }
 
 /** `POST /v1/shards/{id}/transfer-leader` body. */

@@ -1,7 +1,12 @@
 /**
- * `aspen cluster init|status|token` and `aspen shard list|transfer-leader`.
+ * `aspen cluster init|status|token` and `aspen shard list|add|transfer-leader`.
  */
-import type { ClusterStatus, TransferLeaderResponse } from "../api/mod.ts";
+import {
+  ApiError,
+  type ClusterStatus,
+  type ShardSizesResponse,
+  type TransferLeaderResponse,
+} from "../api/mod.ts";
 import { createCredentials, formatCredentials } from "../server/mod.ts";
 import { createClusterCa } from "../transport/mod.ts";
 import { type CliIo, type Command, type ParsedArgs, UsageError } from "./command.ts";
@@ -15,6 +20,7 @@ import {
 import { clusterCredentials, clusterIssueNode } from "./cluster_identity_command.ts";
 import { CLIENT_FLAGS } from "./kv_command.ts";
 import { clusterToken } from "./token_command.ts";
+import { shardAdd } from "./shard_add_command.ts";
 
 /** `aspen cluster`. */
 export const CLUSTER_COMMAND: Command = {
@@ -82,19 +88,32 @@ export const CLUSTER_COMMAND: Command = {
 /** `aspen shard`. */
 export const SHARD_COMMAND: Command = {
   name: "shard",
-  summary: "list shards and move their leadership (list, transfer-leader)",
-  usage: ["shard list", "shard transfer-leader <shard> <node>"],
-  flags: CLIENT_FLAGS,
+  summary: "list shards, add shards online, move leadership (list, add, transfer-leader)",
+  usage: [
+    "shard list",
+    "shard add [--count N] [--dry-run]",
+    "shard transfer-leader <shard> <node>",
+  ],
+  details: "add grows the cluster by N shards (default 1) while it serves: about 1/(n+1) of\n" +
+    "each shard's keys move to the new shards. It prints progress and returns when the new\n" +
+    "shard map is in force; interrupted, the move goes on, and running add again follows it.\n" +
+    "--dry-run prints the keys and bytes that would move per shard and changes nothing.",
+  flags: {
+    ...CLIENT_FLAGS,
+    count: { type: "string", valueName: "N", help: "add: how many shards", defaultText: "1" },
+    "dry-run": { type: "boolean", help: "add: only print what would move" },
+  },
   positionalsMax: 3,
   run(args, io) {
     const action = args.positionals[0];
     if (action === "list") return withClientErrors("shard", io, () => shardList(args, io));
+    if (action === "add") return withClientErrors("shard", io, () => shardAdd(args, io));
     if (action === "transfer-leader") {
       return withClientErrors("shard", io, () => shardTransfer(args, io));
     }
     throw new UsageError(
       `${action === undefined ? "missing action" : `unknown action "${action}"`}; ` +
-        "expected list or transfer-leader",
+        "expected list, add or transfer-leader",
     );
   },
 };
@@ -155,9 +174,22 @@ async function shardList(args: ParsedArgs, io: CliIo): Promise<number> {
   onlyFlags(args, "shard list", []);
   const client = await clientFrom(args, io);
   const status = await client.request<ClusterStatus>({ method: "GET", path: "/v1/cluster/status" });
-  io.stdout(
-    args.values.json === true ? JSON.stringify(status.shards) + "\n" : formatShards(status),
-  );
+  // Servers before shard moves have no sizes: the list goes without them.
+  const sizes = await client.request<ShardSizesResponse>({ method: "GET", path: "/v1/shards" })
+    .catch((error: unknown) => {
+      if (error instanceof ApiError && error.code === "not_found") return null;
+      throw error;
+    });
+  if (args.values.json === true) {
+    const byId = new Map(sizes?.shards.map((shard) => [shard.id, shard]) ?? []);
+    const shards = status.shards.map((shard) => {
+      const size = byId.get(shard.id);
+      return size === undefined ? shard : { ...shard, keys: size.keys, bytes: size.bytes };
+    });
+    io.stdout(JSON.stringify(shards) + "\n");
+    return 0;
+  }
+  io.stdout(formatShards(status, sizes));
   return 0;
 }
 
@@ -182,11 +214,16 @@ async function shardTransfer(args: ParsedArgs, io: CliIo): Promise<number> {
   return 0;
 }
 
-function formatShards(status: ClusterStatus): string {
+function formatShards(status: ClusterStatus, sizes: ShardSizesResponse | null = null): string {
+  const byId = new Map(sizes?.shards.map((shard) => [shard.id, shard]) ?? []);
+  const sized = sizes === null ? [] : ["KEYS", "BYTES"];
   return formatTable(
-    ["SHARD", "LEADER", "TERM", "COMMIT", "APPLIED", "LAST", "REPLICAS"],
+    ["SHARD", ...sized, "LEADER", "TERM", "COMMIT", "APPLIED", "LAST", "REPLICAS"],
     status.shards.map((shard) => [
       shard.id,
+      ...(sizes === null
+        ? []
+        : [byId.get(shard.id)?.keys ?? "?", byId.get(shard.id)?.bytes ?? "?"]),
       shard.leader ?? "none",
       shard.term,
       shard.commitIndex,

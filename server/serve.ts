@@ -101,7 +101,11 @@ function clusterStatus(node: AspenNode, runtime: NodeRuntime): ClusterStatus {
         config.node.peerListen,
     })),
     credentials: node.credentials,
-    shardCount: node.service.shardCount,
+    get shardCount() {
+      return node.service.shardCount;
+    },
+    shardMap: () => node.shardMap.current,
+    shardMove: () => node.mover.move(),
     router: node.router,
     shards: node.shards,
     wallMs: runtime.wallMs,
@@ -135,6 +139,11 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
     logger,
     status: () => status.collect(),
     transferLeader: (shard, to) => transferLeader(node, shard, to),
+    shardMoves: {
+      add: (request) => node.mover.addShards(request),
+      move: () => node.mover.move(),
+      sizes: () => node.mover.shardSizes(),
+    },
     metrics: () =>
       Promise.resolve(formatMetrics({
         nodeId: config.node.id,

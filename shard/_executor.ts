@@ -20,6 +20,8 @@ import type { EntryContext, KvStore } from "./_kv_store.ts";
 import { executeTxnPhase, lockedBy } from "./_txn_apply.ts";
 import { runTxnOps } from "./_txn_ops.ts";
 import type { TxnStore } from "./_txn_store.ts";
+import { executeMove, isLeaseMoving, ownershipRefusal } from "./_move_apply.ts";
+import type { Ownership } from "./ownership.ts";
 
 /** Per-shard counters of optimistic transactions, part of the replicated state. */
 export interface OccCounters {
@@ -36,6 +38,8 @@ export function needsSavepoint(command: Command): boolean {
     case "txnDecide":
     case "txnResolve":
     case "txnFence":
+    case "import":
+    case "dropMoved":
       return true;
     default:
       return false;
@@ -46,17 +50,23 @@ export function needsSavepoint(command: Command): boolean {
  * Applies `command` at `context.revision`. A write that meets another transaction's intent
  * changes nothing and returns `locked`; while no intent exists that check costs nothing.
  *
+ * A client command that touches a key the shard does not own (see shard/ownership.ts) is
+ * refused with `wrong_shard` before anything else.
+ *
  * @throws {AspenError} for an expected failure (`lease_not_found`, `limit_exceeded`,
- * `request_too_large`).
+ * `request_too_large`, `wrong_shard`).
  */
 export function execute(
   store: KvStore,
   txns: TxnStore,
   context: EntryContext,
   command: Command,
-  counters: OccCounters,
+  state: { readonly counters: OccCounters; readonly ownership: Ownership | null },
 ): ApplyResult {
   const revision = context.revision;
+  const counters = state.counters;
+  const refusal = ownershipRefusal(store, state.ownership, command);
+  if (refusal !== null) throw refusal;
   if (txns.intentCount > 0) {
     const locked = lockedBy(txns, command);
     if (locked !== null) return { type: "locked", revision, ...locked };
@@ -85,8 +95,17 @@ export function execute(
       return grantLease(store, context, command.ttlSeconds);
     case "leaseRevoke":
       return revokeLease(store, context, command.id);
-    case "leaseExpire":
-      return expireLeases(store, context, command.ids);
+    case "leaseExpire": {
+      // Mid-move, a lease with keys that moved waits until the clean-up made the new shards
+      // its holders (the lessor proposes the expiry again).
+      const ids = command.ids.filter((id) => !isLeaseMoving(store, state.ownership, id));
+      return expireLeases(store, context, ids);
+    }
+    case "ownership":
+    case "import":
+    case "dropMoved":
+    case "leaseHolderAdd":
+      return executeMove(store, context, command);
     case "meta":
       store.setMeta(command.name, command.value);
       return { type: "meta", revision, name: command.name };

@@ -19,7 +19,8 @@ import {
   valueToBytes,
 } from "./key_value.ts";
 import type { LeaseGrant } from "./apply_result.ts";
-import type { PutItem } from "./command.ts";
+import type { ImportedKv, PutItem } from "./command.ts";
+import { shardForKey } from "./router.ts";
 import { leaseError } from "./lease_error.ts";
 import { isForeignLease } from "./foreign_lease.ts";
 import { FOREIGN_LEASE_BASE, LEASE_KEYS_MAX, WATCH_EVENT_OVERHEAD_BYTES } from "./limits.ts";
@@ -54,12 +55,24 @@ export interface LeaseRow extends LeaseGrant {
 }
 
 const EVENT_PUT = 1;
+/** The SQL function giving a stored key's shard (registered per connection). */
+const SHARD_OF_SQL = "aspen_shard_of";
 const EVENT_DELETE = 2;
 /** The bytes of a delete event, computed in SQL from a kv row (same as #appendEvent). */
 const EVENT_BYTES_SQL = `${WATCH_EVENT_OVERHEAD_BYTES} + length(key) + length(CAST(value AS BLOB))`;
 const KV_COLUMNS = "key, value, version, create_revision, mod_revision, lease, crc";
 const EVENT_COLUMNS = "revision, seq, type, key, value, version, create_revision, lease, " +
   "prev_value, prev_version, prev_create_revision, prev_mod_revision, prev_lease, bytes";
+
+/** Which keys a page of a move's copy holds (see KvStore.movingPage). */
+export interface MovingQuery {
+  readonly source: number;
+  readonly fromCount: number;
+  readonly target: number;
+  readonly count: number;
+  readonly after: string | null;
+  readonly until: string | null;
+}
 
 /** Typed statements over one open state machine database. */
 export class KvStore {
@@ -82,6 +95,109 @@ export class KvStore {
     );
     this.#selectLease = db.prepare("SELECT id, ttl_seconds, key_count FROM lease WHERE id = ?");
     this.#adjustLease = db.prepare("UPDATE lease SET key_count = key_count + ? WHERE id = ?");
+    // The shard of a stored key among `count` shards, for the scans of a shard move.
+    db.function(SHARD_OF_SQL, { deterministic: true }, (key, count) => {
+      assert(typeof count === "number", "aspen_shard_of: a count");
+      return shardForKey(decodeKey(bytesOf(key)), count);
+    });
+  }
+
+  /**
+   * Writes a key copied from another shard by a move: its value, version, createRevision and
+   * lease as given, modRevision = the entry's revision; no watch event (nothing changed for a
+   * client).
+   *
+   * @throws {AspenError} `lease_not_found` or `limit_exceeded`, before any write.
+   */
+  importKv(context: EntryContext, item: ImportedKv): void {
+    const key = encodeKey(item.key);
+    const prev = this.#read(item.key, key);
+    const isLeaseChanged = prev === null ? item.lease !== 0 : prev.lease !== item.lease;
+    if (isLeaseChanged && item.lease !== 0) this.#checkLeaseRoom(item.key, item.lease);
+    const kv: KeyValue = {
+      key: item.key,
+      value: item.value,
+      version: item.version,
+      createRevision: item.createRevision,
+      modRevision: context.revision,
+      lease: item.lease,
+    };
+    const row = [kv.version, kv.createRevision, kv.modRevision, kv.lease] as const;
+    this.#upsertKv.run(key, valueColumn(kv.value), ...row, kvChecksum(key, kv));
+    if (isLeaseChanged) {
+      if (prev !== null && prev.lease !== 0) this.#adjustLeaseKeys(prev.lease, -1);
+      if (kv.lease !== 0) this.#adjustLeaseKeys(kv.lease, 1);
+    }
+  }
+
+  /** Deletes `key` if present, with no watch event (a move's copy or clean-up). */
+  removeSilently(key: string): void {
+    const keyBytes = encodeKey(key);
+    const prev = this.#read(key, keyBytes);
+    if (prev === null) return;
+    this.#deleteKv.run(keyBytes);
+    if (prev.lease !== 0) this.#adjustLeaseKeys(prev.lease, -1);
+  }
+
+  /**
+   * Removes, silently, up to `limit` keys whose shard among `count` shards is not `shard`;
+   * returns each one's lease and new shard.
+   */
+  removeNotOwned(shard: number, count: number, limit: number): { lease: number; target: number }[] {
+    const rows = this.statement(
+      `SELECT key, lease, ${SHARD_OF_SQL}(key, ?) AS target FROM kv ` +
+        `WHERE ${SHARD_OF_SQL}(key, ?) != ? ORDER BY key LIMIT ?`,
+    ).all(count, count, shard, limit);
+    return rows.map((row) => {
+      const key = bytesOf(row.key);
+      const lease = integer(row.lease);
+      this.#deleteKv.run(key);
+      if (lease !== 0) this.#adjustLeaseKeys(lease, -1);
+      return { lease, target: integer(row.target) };
+    });
+  }
+
+  /**
+   * The keys after `after` (up to `until` included, when given) whose shard among `count`
+   * shards is `target` and among `fromCount` is `source`, in key order, at most `limit`.
+   */
+  movingPage(query: MovingQuery, limit: number): KeyValue[] {
+    const conditions = [`${SHARD_OF_SQL}(key, ?) = ?`, `${SHARD_OF_SQL}(key, ?) = ?`];
+    const params: (number | Uint8Array)[] = [
+      query.count,
+      query.target,
+      query.fromCount,
+      query.source,
+    ];
+    if (query.after !== null) {
+      conditions.push("key > ?");
+      params.push(encodeKey(query.after));
+    }
+    if (query.until !== null) {
+      conditions.push("key <= ?");
+      params.push(encodeKey(query.until));
+    }
+    const rows = this.statement(
+      `SELECT ${KV_COLUMNS} FROM kv WHERE ${conditions.join(" AND ")} ORDER BY key LIMIT ?`,
+    ).all(...params, limit);
+    return rows.map((row) => kvFromRow(row));
+  }
+
+  /** The stand-ins of other shards' leases that hold keys here, by id. */
+  foreignLeases(): number[] {
+    const sql = "SELECT id FROM lease WHERE id >= ? AND key_count > 0 ORDER BY id";
+    return this.statement(sql).all(FOREIGN_LEASE_BASE).map((row) => integer(row.id));
+  }
+
+  /** Keys and bytes (key plus value) per shard among `count` shards. */
+  sizeByShard(count: number): Map<number, { keys: number; bytes: number }> {
+    const rows = this.statement(
+      `SELECT ${SHARD_OF_SQL}(key, ?) AS shard, COUNT(*) AS n, ` +
+        "COALESCE(SUM(length(key) + length(CAST(value AS BLOB))), 0) AS bytes FROM kv GROUP BY 1",
+    ).all(count);
+    return new Map(
+      rows.map((row) => [integer(row.shard), { keys: integer(row.n), bytes: integer(row.bytes) }]),
+    );
   }
 
   /** The current state of `key`, or null when absent. */
@@ -109,7 +225,9 @@ export class KvStore {
       lease: item.lease,
     };
     assert(Number.isSafeInteger(kv.version), "KvStore.put: the version stays a safe integer");
-    assert(kv.createRevision <= kv.modRevision, "KvStore.put: created no later than modified");
+    // A key a move copied here keeps the createRevision of the shard it came from, which may
+    // be above this shard's revisions (see importKv); a key created here is created now.
+    assert(prev !== null || kv.createRevision === kv.modRevision, "KvStore.put: created now");
     const written = this.#upsertKv.run(
       key,
       valueColumn(kv.value),

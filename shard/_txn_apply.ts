@@ -122,7 +122,15 @@ export function lockedBy(txns: TxnStore, command: Command): IntentEntry | null {
     case "txnDecide":
     case "txnResolve":
     case "txnFence":
+    case "ownership":
+    case "dropMoved":
       return null;
+    case "leaseHolderAdd":
+      return txns.firstLocked([leaseLockKey(command.id)], null) ?? txns.leaseIntent(command.id);
+    case "import": {
+      // A new shard being filled holds no intents; checked all the same.
+      return txns.firstLocked([...command.kvs.map((kv) => kv.key), ...command.deletes], null);
+    }
   }
 }
 

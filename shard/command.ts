@@ -35,6 +35,22 @@ import {
 } from "./limits.ts";
 import { ROUTER_SHARDS_MAX } from "./router.ts";
 import { isForeignLease } from "./foreign_lease.ts";
+import { DROP_MOVED_KEYS_MAX, type Ownership, validateOwnership } from "./ownership.ts";
+
+/** The most keys (written and deleted together) one `import` command carries. */
+export const IMPORT_KEYS_MAX = 1_000;
+
+/**
+ * A key as a shard move copies it to its new shard: its value, version, createRevision and
+ * lease (as the new shard stores it: a lease of the old shard is a foreign lease there).
+ */
+export interface ImportedKv {
+  readonly key: string;
+  readonly value: string;
+  readonly version: number;
+  readonly createRevision: number;
+  readonly lease: number;
+}
 
 /** What a compare looks at. */
 export type CompareTarget = "value" | "version" | "createRevision" | "modRevision" | "lease";
@@ -231,6 +247,31 @@ export type Command =
   | { readonly type: "leaseExpire"; readonly ids: readonly number[] }
   | { readonly type: "meta"; readonly name: string; readonly value: string }
   | { readonly type: "noop" }
+  /** Sets the shard's ownership record (shard/ownership.ts): a move's fence, hand-off, etc. */
+  | { readonly type: "ownership"; readonly ownership: Ownership }
+  /**
+   * A move's copy on the new shard: writes `kvs` keeping their version and createRevision
+   * (modRevision is this entry's revision) and removes `deletes`, without watch events.
+   */
+  | {
+    readonly type: "import";
+    /** The copy pass it belongs to: the shard takes it only in that pass (ownership.ts). */
+    readonly pass: number;
+    readonly kvs: readonly ImportedKv[];
+    readonly deletes: readonly string[];
+  }
+  /**
+   * A move's clean-up on a source: removes up to `limit` keys the shard no longer owns,
+   * without watch events (they moved, they were not deleted); settles the shard when none
+   * is left.
+   */
+  | { readonly type: "dropMoved"; readonly limit: number }
+  /**
+   * A move's hand-off on a lease's home: shard `holder` now holds keys of lease `id` (moved
+   * there from a third shard), so that the lease's revocation and expiry reach them. Waits
+   * (`locked`) while a cross-shard transaction holds the lease.
+   */
+  | { readonly type: "leaseHolderAdd"; readonly id: number; readonly holder: number }
   | TxnPrepareCommand
   | TxnDecideCommand
   | TxnResolveCommand
@@ -259,6 +300,8 @@ export function isDeleteOnly(command: Command): boolean {
     case "delete":
     case "deleteRange":
     case "leaseRevoke":
+    case "ownership":
+    case "dropMoved":
       return true;
     case "txn":
       return [...command.success, ...command.failure].every((op) => op.type !== "put");
@@ -278,6 +321,8 @@ export function isDeleteOnly(command: Command): boolean {
     case "leaseExpire":
     case "meta":
     case "noop":
+    case "import":
+    case "leaseHolderAdd":
       return false;
   }
 }
@@ -313,6 +358,27 @@ export function validateCommand(command: Command): void {
       return validateMeta(command.name, command.value);
     case "noop":
       return;
+    case "ownership":
+      return validateOwnership(command.ownership);
+    case "import":
+      validateCount(command.pass, { min: 1, action: "import keys", field: "pass" });
+      return validateImport(command.kvs, command.deletes);
+    case "leaseHolderAdd":
+      validateCount(command.id, { min: 1, action: "add lease holder", field: "id" });
+      validateCount(command.holder, { min: 0, action: "add lease holder", field: "holder" });
+      if (command.holder < ROUTER_SHARDS_MAX && !isForeignLease(command.id)) return;
+      throw new AspenError(
+        "bad_request",
+        "Cannot add lease holder: the lease must be the shard's own and the holder a shard id",
+      );
+    case "dropMoved":
+      validateCount(command.limit, { min: 1, action: "drop moved keys", field: "limit" });
+      if (command.limit <= DROP_MOVED_KEYS_MAX) return;
+      throw new AspenError(
+        "bad_request",
+        `Cannot drop moved keys: limit is ${command.limit} but the maximum is ` +
+          `${DROP_MOVED_KEYS_MAX} (DROP_MOVED_KEYS_MAX)`,
+      );
     case "txnPrepare":
       return validateTxnPrepare(command);
     case "txnDecide":
@@ -333,6 +399,18 @@ function validatePut(put: Omit<PutItem, "lease"> & { lease: number }, action: st
   validateKey(put.key, action);
   validateValue(put.value, action);
   validateCount(put.lease, { min: 0, action, field: "lease" });
+}
+
+function validateImport(kvs: readonly ImportedKv[], deletes: readonly string[]): void {
+  const action = "import keys";
+  validateList(kvs, { max: IMPORT_KEYS_MAX, action, field: "kvs" });
+  validateList(deletes, { max: IMPORT_KEYS_MAX - kvs.length, action, field: "deletes" });
+  for (const kv of kvs) {
+    validatePut(kv, action);
+    validateCount(kv.version, { min: 1, action, field: "version" });
+    validateCount(kv.createRevision, { min: 1, action, field: "createRevision" });
+  }
+  for (const key of deletes) validateKey(key, action);
 }
 
 function validateFlag(flag: unknown, action: string, field: string): void {

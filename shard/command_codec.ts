@@ -14,7 +14,8 @@
  * name a modRevision and a revision); tag 11 replaced it. Tags 12 to 14 are the phases of a
  * cross-shard transaction (txnPrepare, txnDecide, txnResolve); tag 15 is the prepare
  * with lease steps (cross-shard leases), which replaced tag 12. Tag 16 is txnFence (the recovery
- * of a parallel commit).
+ * of a parallel commit); tags 17 to 19 are free; tags 20 to 23 are online resharding's
+ * (ownership, import, dropMoved, leaseHolderAdd).
  */
 
 import { assert } from "../raft/mod.ts";
@@ -24,6 +25,7 @@ import {
   type Command,
   type Compare,
   type CompareOp,
+  type ImportedKv,
   type PutItem,
   type RangeRequest,
   type ReadRecord,
@@ -37,10 +39,14 @@ import {
 } from "./command.ts";
 import { type KeyRange, valueFromBytes, valueToBytes } from "./key_value.ts";
 import { REQUEST_BYTES_MAX } from "./limits.ts";
+import type { Ownership } from "./ownership.ts";
 
 const FORMAT_VERSION = 1;
-/** The command type of each tag; a type's current tag is its last one (see the module doc). */
-const COMMAND_TAGS: readonly Command["type"][] = [
+/**
+ * The command type of each tag; a type's current tag is its last one (see the module doc).
+ * Null: a tag kept for a change that is not here.
+ */
+const COMMAND_TAGS: readonly (Command["type"] | null)[] = [
   "put",
   "delete",
   "deleteRange",
@@ -58,6 +64,13 @@ const COMMAND_TAGS: readonly Command["type"][] = [
   "txnResolve",
   "txnPrepare", // With lease steps.
   "txnFence",
+  null,
+  null,
+  null,
+  "ownership",
+  "import",
+  "dropMoved",
+  "leaseHolderAdd",
 ];
 /** The tag of the optimistic transaction whose reads carry only a version. */
 const OPTIMISTIC_VERSION_ONLY_TAG = 5;
@@ -127,6 +140,9 @@ export function decodeCommand(bytes: Uint8Array): Command {
   }
   const tag = reader.u8();
   const type = pick(COMMAND_TAGS, tag, "command");
+  if (type === null) {
+    throw new AspenError("bad_request", `Cannot decode command: unknown command tag ${tag}`);
+  }
   const command = tag === OPTIMISTIC_VERSION_ONLY_TAG
     ? readVersionOnlyOptimistic(reader)
     : tag === PREPARE_WITHOUT_LEASES_TAG
@@ -169,6 +185,17 @@ function writeFields(writer: ByteWriter, command: Command): void {
       return;
     case "txnPrepare":
       return writeTxnPrepare(writer, command);
+    case "ownership":
+      return writeOwnership(writer, command.ownership);
+    case "import":
+      writer.uint(command.pass);
+      writeList(writer, command.kvs, (kv) => writeImported(writer, kv));
+      return writeList(writer, command.deletes, (key) => writer.string(key));
+    case "dropMoved":
+      return writer.uint(command.limit);
+    case "leaseHolderAdd":
+      writer.uint(command.id);
+      return writer.uint(command.holder);
     case "txnDecide":
       writer.string(command.txnId);
       writer.u8(OUTCOMES.indexOf(command.outcome));
@@ -214,6 +241,17 @@ function readFields(reader: ByteReader, type: Command["type"]): Command {
       return { type };
     case "txnPrepare":
       return { ...readTxnPrepare(reader), leases: readList(reader, () => readLeaseStep(reader)) };
+    case "ownership":
+      return { type, ownership: readOwnership(reader) };
+    case "import": {
+      const pass = reader.uint();
+      const kvs = readList(reader, () => readImported(reader));
+      return { type, pass, kvs, deletes: readList(reader, () => readString(reader)) };
+    }
+    case "dropMoved":
+      return { type, limit: reader.uint() };
+    case "leaseHolderAdd":
+      return { type, id: reader.uint(), holder: reader.uint() };
     case "txnDecide": {
       const txnId = readString(reader);
       const outcome = pick(OUTCOMES, reader.u8(), "txn outcome");
@@ -241,6 +279,36 @@ function writeTxnPrepare(writer: ByteWriter, command: TxnPrepareCommand): void {
   writeList(writer, command.success, (op) => writeTxnOp(writer, op));
   writeList(writer, command.failure, (op) => writeTxnOp(writer, op));
   writeList(writer, command.leases, (step) => writeLeaseStep(writer, step));
+}
+
+function writeOwnership(writer: ByteWriter, ownership: Ownership): void {
+  writer.uint(ownership.shard);
+  writer.uint(ownership.readCount);
+  writer.uint(ownership.writeCount);
+  writer.bool(ownership.isActive);
+  writer.bool(ownership.isSettled);
+  writer.uint(ownership.copyPass);
+}
+
+function readOwnership(reader: ByteReader): Ownership {
+  const shard = reader.uint();
+  const readCount = reader.uint();
+  const writeCount = reader.uint();
+  const isActive = reader.bool();
+  const isSettled = reader.bool();
+  return { shard, readCount, writeCount, isActive, isSettled, copyPass: reader.uint() };
+}
+
+function writeImported(writer: ByteWriter, kv: ImportedKv): void {
+  writePut(writer, kv);
+  writer.uint(kv.version);
+  writer.uint(kv.createRevision);
+}
+
+function readImported(reader: ByteReader): ImportedKv {
+  const put = readPut(reader);
+  const version = reader.uint();
+  return { ...put, version, createRevision: reader.uint() };
 }
 
 function writeLeaseStep(writer: ByteWriter, step: TxnLeaseStep): void {

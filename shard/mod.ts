@@ -46,6 +46,8 @@ export {
   type Compare,
   type CompareOp,
   type CompareTarget,
+  IMPORT_KEYS_MAX,
+  type ImportedKv,
   isDeleteOnly,
   type PutItem,
   type RangeRequest,
@@ -62,6 +64,14 @@ export {
   type WriteOp,
 } from "./command.ts";
 export { decodeCommand, encodeCommand } from "./command_codec.ts";
+export {
+  DROP_MOVED_KEYS_MAX,
+  type Ownership,
+  OWNERSHIP_META,
+  ownsKey,
+  servesRange,
+  wrongShardError,
+} from "./ownership.ts";
 export {
   type ApplyResult,
   applyResultError,

@@ -56,8 +56,10 @@ import {
 } from "./watch_hub.ts";
 import { execute, needsSavepoint, type OccCounters } from "./_executor.ts";
 import { History, type HistoryCounters, type HistoryLimits } from "./_history.ts";
-import { type EntryContext, KvStore } from "./_kv_store.ts";
+import { type EntryContext, KvStore, type MovingQuery } from "./_kv_store.ts";
 import { readRange } from "./_range.ts";
+import { readOwnership } from "./_move_apply.ts";
+import { type Ownership, ownsKey } from "./ownership.ts";
 import { migrateSchema, openDatabase, readSys, type Synchronous } from "./_schema.ts";
 import { type IntentEntry, TxnStore } from "./_txn_store.ts";
 import {
@@ -170,6 +172,7 @@ export class StateMachine {
   #occ: OccCounters = { optimisticTxns: 0, conflicts: 0 };
   #counters: HistoryCounters = { events: 0, bytes: 0, compactedRevision: 0 };
   #isOpen = true;
+  #ownership: Ownership | null = null;
 
   private constructor(options: StateMachineOptions, db: DatabaseSync) {
     this.#options = options;
@@ -311,6 +314,52 @@ export class StateMachine {
     this.#assertOpen();
     validateCount(id, { min: 1, action: "read lease holders", field: "id" });
     return this.#store.leaseHolders(id);
+  }
+
+  /** Which keys this shard owns (shard/ownership.ts); null when it never took part in a move. */
+  ownership(): Ownership | null {
+    this.#assertOpen();
+    return this.#ownership;
+  }
+
+  /**
+   * A page of the keys a move copies from `source` (among `fromCount` shards) to `target`
+   * (among `count`): those after `after` (up to `until` included when given), in key order,
+   * at most `limit`. The new shard holds keys of every source: its pages name one.
+   */
+  movingKeys(query: MovingQuery, limit: number): KeyValue[] {
+    this.#assertOpen();
+    validateCount(limit, { min: 1, action: "read moving keys", field: "limit" });
+    assert(limit <= RANGE_LIMIT_MAX, "movingKeys: the limit is bounded");
+    return this.#store.movingPage(query, limit);
+  }
+
+  /** The stand-ins of other shards' leases holding keys here (foreign_lease.ts), by id. */
+  foreignLeases(): number[] {
+    this.#assertOpen();
+    return this.#store.foreignLeases();
+  }
+
+  /** Keys and bytes (keys plus values) this shard holds, per shard among `count` shards. */
+  sizeByShard(count: number): Map<number, { keys: number; bytes: number }> {
+    this.#assertOpen();
+    return this.#store.sizeByShard(count);
+  }
+
+  /** How many intents lie on keys whose shard among `count` shards is not `shard`. */
+  intentsNotOwned(shard: number, count: number): number {
+    this.#assertOpen();
+    const owner = {
+      shard,
+      readCount: count,
+      writeCount: count,
+      isActive: true,
+      isSettled: true,
+      copyPass: 0,
+    };
+    const all = this.#txns.intentsIn({ lower: new Uint8Array(), upper: null }, RANGE_LIMIT_MAX);
+    return all.filter(({ key }) => !key.startsWith("\u0000") && !ownsKey(owner, key, "write"))
+      .length;
   }
 
   /** The meta record `name` (a system record kept apart from user keys), or null. */
@@ -585,7 +634,10 @@ export class StateMachine {
     if (isSavepoint) this.#db.exec("SAVEPOINT entry");
     let result: ApplyResult;
     try {
-      result = execute(this.#store, this.#txns, context, command, this.#occ);
+      result = execute(this.#store, this.#txns, context, command, {
+        counters: this.#occ,
+        ownership: this.#ownership,
+      });
       if (isSavepoint) this.#db.exec("RELEASE entry");
     } catch (error) {
       // Damaged storage is never an entry's result: the batch fails and the node stops.
@@ -598,6 +650,9 @@ export class StateMachine {
       return errorResult(entry.index, error);
     }
     assert(result.revision === entry.index, "apply: the result names its entry");
+    if (command.type === "ownership" || command.type === "dropMoved") {
+      this.#ownership = readOwnership(this.#store);
+    }
     if (context.isHistoryDropped) {
       this.#history.dropThrough(this.#counters, entry.index);
     } else {
@@ -620,6 +675,7 @@ export class StateMachine {
 
   #load(): void {
     this.#lastApplied = readSys(this.#db, "last_applied");
+    this.#ownership = readOwnership(this.#store);
     this.#txns.reload();
     this.#occ = {
       optimisticTxns: readSys(this.#db, "optimistic_txns"),

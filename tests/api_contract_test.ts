@@ -8,6 +8,7 @@
  */
 import { deepEqual, equal } from "node:assert/strict";
 import {
+  ADD_SHARDS_KEYS,
   CLUSTER_STATUS_KEYS,
   CONFLICT_ERROR_KEYS,
   DELETE_KV_KEYS,
@@ -23,6 +24,8 @@ import {
   PUT_KV_KEYS,
   RANGE_KEYS,
   type RuntimeShape,
+  SHARD_MOVES_KEYS,
+  SHARD_SIZES_KEYS,
   TXN_KEYS,
 } from "../api/mod.ts";
 import { launchTestCluster } from "./_cluster.ts";
@@ -38,13 +41,15 @@ Deno.test("a real node's answers stay within the contract's keys", async () => {
     await runKvRequests(expect);
     await runTxnRequests(expect);
     await runLeaseRequests(expect);
+    await runShardRequests(expect, { base, token });
     await expect({ method: "GET", path: "/v1/health" }, { status: 200, shape: HEALTH_KEYS });
     const status = await expect({ method: "GET", path: "/v1/cluster/status" }, {
       status: 200,
       shape: CLUSTER_STATUS_KEYS,
     });
-    equal((status.shards as unknown[]).length, 1, "the status shows the shard");
-    equal(seen.length, 19, "every request was checked");
+    equal((status.shards as unknown[]).length, 2, "the status shows both shards");
+    equal((status.shardMove as { phase: string }).phase, "done", "and the move");
+    equal(seen.length, 23, "every request was checked");
   } catch (error) {
     console.error(test.lines.slice(-40).join("\n"));
     throw error;
@@ -52,6 +57,34 @@ Deno.test("a real node's answers stay within the contract's keys", async () => {
     await test.close();
   }
 });
+
+/** A dry run, a move from 1 to 2 shards (its record checked once done), the shard sizes. */
+async function runShardRequests(
+  expect: Expect,
+  node: { readonly base: string; readonly token: string },
+): Promise<void> {
+  const post = (dryRun: boolean) => ({
+    method: "POST",
+    path: "/v1/shards",
+    body: { count: 1, dryRun },
+  });
+  await expect(post(true), { status: 200, shape: ADD_SHARDS_KEYS });
+  await expect(post(false), { status: 202, shape: ADD_SHARDS_KEYS });
+  for (let poll = 0; poll < 600; poll++) {
+    const response = await fetch(`${node.base}/v1/shards/moves`, {
+      headers: { authorization: `Bearer ${node.token}` },
+    });
+    const { move } = await response.json() as { move: { phase: string } | null };
+    if (move?.phase === "done") break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const moves = await expect({ method: "GET", path: "/v1/shards/moves" }, {
+    status: 200,
+    shape: SHARD_MOVES_KEYS,
+  });
+  equal((moves.move as { phase: string }).phase, "done", "the move ended");
+  await expect({ method: "GET", path: "/v1/shards" }, { status: 200, shape: SHARD_SIZES_KEYS });
+}
 
 type Expect = (
   request: { method: string; path: string; body?: unknown },

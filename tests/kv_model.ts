@@ -274,7 +274,12 @@ class Execution {
       case "txnDecide":
       case "txnResolve":
       case "txnFence":
-        // The model covers single-shard state; cross-shard phases are tested in shard/.
+      case "ownership":
+      case "import":
+      case "dropMoved":
+      case "leaseHolderAdd":
+        // The model covers single-shard state; cross-shard phases and shard moves are tested
+        // in shard/.
         throw new AspenError("not_implemented", `The model does not run ${command.type}`);
     }
   }

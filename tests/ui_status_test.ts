@@ -103,3 +103,22 @@ Deno.test("parseClusterStatus() names the first bad field", async (t) => {
   }
   throws(() => parseClusterStatus(null), JsonFormatError);
 });
+
+Deno.test("parseClusterStatus() reads a shard move, and names a bad one's field", () => {
+  const shardMove = {
+    fromCount: 2,
+    toCount: 3,
+    phase: "copy",
+    startedAtMs: 1_000,
+    updatedAtMs: 2_000,
+    sources: [{ shard: 0, keysTotal: 10, bytesTotal: 300, keysCopied: 4, bytesCopied: 120 }],
+  };
+  const status = { ...fakeStatus(), shardMove };
+  deepEqual(parseClusterStatus(JSON.parse(JSON.stringify(status))).shardMove, shardMove);
+  equal(parseClusterStatus({ ...fakeStatus(), shardMove: null }).shardMove, null);
+  equal("shardMove" in parseClusterStatus(fakeStatus()), false, "older servers have none");
+  const bad = { ...status, shardMove: { ...shardMove, phase: "teleport" } };
+  throws(() => parseClusterStatus(bad), (error: unknown) => {
+    return error instanceof JsonFormatError && /shardMove\.phase/.test(error.message);
+  });
+});

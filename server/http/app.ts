@@ -6,9 +6,12 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type {
+  AddShardsResponse,
   ApiErrorBody,
   ClusterStatus,
   HealthResponse,
+  ShardMoveStatus,
+  ShardSizesResponse,
   TransferLeaderResponse,
 } from "../../api/mod.ts";
 import { AssertionError } from "../../raft/mod.ts";
@@ -32,6 +35,12 @@ export interface AppOptions {
   readonly status: () => Promise<ClusterStatus>;
   /** `POST /v1/shards/{id}/transfer-leader`. */
   readonly transferLeader: (shard: number, to: number) => Promise<TransferLeaderResponse>;
+  /** `POST /v1/shards`, `GET /v1/shards/moves`, `GET /v1/shards`; absent: 404. */
+  readonly shardMoves?: {
+    add(request: { count: number; dryRun: boolean }): Promise<AddShardsResponse>;
+    move(): Promise<ShardMoveStatus | null>;
+    sizes(): Promise<ShardSizesResponse>;
+  };
   /** `/metrics` in Prometheus text. */
   readonly metrics: () => Promise<string>;
   /** Records the latency of one request, by route group. */
@@ -94,7 +103,6 @@ export function createApp(options: AppOptions): Hono {
   app.use("/v1/*", limitBody());
   addKvRoutes(app, options.service);
   addTokenRoutes(app, { tokens: options.tokens, auth });
-  app.get("/v1/cluster/status", async (c) => c.json(await options.status()));
   app.post("/v1/shards/:id/transfer-leader", async (c) => {
     const shard = Number(c.req.param("id"));
     if (!Number.isSafeInteger(shard) || shard < 0 || shard >= options.service.shardCount) {
@@ -113,11 +121,60 @@ export function createApp(options: AppOptions): Hono {
     }
     return c.json(await options.transferLeader(shard, body.to));
   });
+  addClusterRoutes(app, options, auth);
   app.get("/metrics", async (c) => {
     return c.text(await options.metrics(), 200, { "content-type": "text/plain; version=0.0.4" });
   });
   options.extend?.(app);
   return app;
+}
+
+/**
+ * `GET /v1/cluster/status`, and the shard moves' `POST /v1/shards`, `GET /v1/shards/moves`
+ * and `GET /v1/shards` when the node has them.
+ */
+function addClusterRoutes(
+  app: Hono,
+  options: AppOptions,
+  auth: ReturnType<typeof createRequestAuth>,
+): void {
+  app.get("/v1/cluster/status", async (c) => c.json(await options.status()));
+  const moves = options.shardMoves;
+  if (moves === undefined) return;
+  app.post("/v1/shards", async (c) => {
+    auth.requireRoot(c, "add shards");
+    const request = parseAddShards(await c.req.json().catch(() => undefined));
+    const answer = await moves.add(request);
+    return c.json(answer, answer.dryRun ? 200 : 202);
+  });
+  app.get("/v1/shards/moves", async (c) => c.json({ move: await moves.move() }));
+  app.get("/v1/shards", async (c) => c.json(await moves.sizes()));
+}
+
+/**
+ * The body of `POST /v1/shards`: `{"count": N, "dryRun"?: boolean}`, N from 1.
+ *
+ * @throws {AspenError} `bad_request` naming the problem.
+ */
+export function parseAddShards(body: unknown): { count: number; dryRun: boolean } {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new AspenError("bad_request", 'Cannot add shards: the body must be {"count": N}');
+  }
+  const { count, dryRun, ...rest } = body as Record<string, unknown>;
+  const extra = Object.keys(rest);
+  if (extra.length > 0) {
+    throw new AspenError("bad_request", `Cannot add shards: unknown field "${extra[0]}"`);
+  }
+  if (typeof count !== "number" || !Number.isSafeInteger(count) || count < 1) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot add shards: "count" must be an integer of at least 1 (got ${JSON.stringify(count)})`,
+    );
+  }
+  if (dryRun !== undefined && typeof dryRun !== "boolean") {
+    throw new AspenError("bad_request", 'Cannot add shards: "dryRun" must be a boolean');
+  }
+  return { count, dryRun: dryRun === true };
 }
 
 const KV_GROUPS = new Map(

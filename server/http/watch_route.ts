@@ -30,6 +30,9 @@ import { queryInteger } from "./body.ts";
 import { pumpRemote, type RemoteWatchItem } from "./remote_watch_pump.ts";
 import { kvJsonText } from "./value_encoding.ts";
 
+/** How often a running watch looks for shards a move added (shard moves, issue 14). */
+export const WATCH_SHARD_MAP_CHECK_MS = 500;
+
 /** Milliseconds between keep-alive comments on an idle stream. */
 export const WATCH_KEEPALIVE_MS = 15_000;
 
@@ -82,24 +85,96 @@ export function addWatchRoute(
       try {
         const writeItem = (shard: number) => (item: RemoteWatchItem) =>
           stream.writeSSE({ data: itemJson(item, shard) });
-        await Promise.all([
+        const remotePump = (shard: number, fromRevision: number | undefined) =>
+          pumpRemote({
+            service,
+            shard,
+            filter,
+            fromRevision,
+            streamId: `${service.nodeId}-${++streamsOpened}`,
+            signal: stop.signal,
+            write: writeItem(shard),
+          });
+        // The stream ends when every shard's part ended (errors), as before shard moves.
+        const follow = new AbortController();
+        stop.signal.addEventListener("abort", () => follow.abort(), { once: true });
+        const parts = Promise.all([
           ...locals.map((part) => pumpLocal(part, writeItem(part.shard))),
-          ...remote.map((shard) =>
-            pumpRemote({
-              service,
-              shard,
-              filter,
-              fromRevision: starts.get(shard),
-              streamId: `${service.nodeId}-${++streamsOpened}`,
-              signal: stop.signal,
-              write: writeItem(shard),
-            })
-          ),
+          ...remote.map((shard) => remotePump(shard, starts.get(shard))),
+        ]).finally(() => follow.abort());
+        const wanted = () =>
+          key !== undefined ? [service.shardOf(key)] : allShardIds(service.shardCount);
+        const watch = { shards, filter, locals, writeItem, remotePump };
+        await Promise.all([
+          parts,
+          followNewShards({
+            watched: new Set(ids),
+            wanted,
+            signal: follow.signal,
+            pump: (shard) => pumpNewShard(watch, shard),
+          }),
         ]);
       } finally {
         cancelAll();
       }
     });
+  });
+}
+
+/**
+ * Follows the shard map while a watch runs: a shard that a move added (a prefix watch), or
+ * the new shard of a watched key that moved, joins the stream from its first revision. Moved
+ * keys arrive there without events (imports write none), so its history holds exactly the
+ * changes made since it went into service.
+ */
+async function followNewShards(options: {
+  readonly watched: Set<number>;
+  readonly wanted: () => readonly number[];
+  readonly signal: AbortSignal;
+  readonly pump: (shard: number) => Promise<void>;
+}): Promise<void> {
+  const pumps: Promise<void>[] = [];
+  while (!options.signal.aborted) {
+    await abortableSleep(WATCH_SHARD_MAP_CHECK_MS, options.signal);
+    if (options.signal.aborted) break;
+    for (const shard of options.wanted()) {
+      if (options.watched.has(shard)) continue;
+      options.watched.add(shard);
+      pumps.push(options.pump(shard));
+    }
+  }
+  await Promise.all(pumps);
+}
+
+/** Streams a shard that joined a running watch, from its first revision. */
+function pumpNewShard(
+  watch: {
+    readonly shards: ReadonlyMap<number, LocalShard>;
+    readonly filter: WatchFilter;
+    readonly locals: LocalPart[];
+    readonly writeItem: (shard: number) => (item: RemoteWatchItem) => Promise<void>;
+    readonly remotePump: (shard: number, fromRevision: number) => Promise<void>;
+  },
+  shard: number,
+): Promise<void> {
+  const { shards, filter } = watch;
+  if (!shards.has(shard)) return watch.remotePump(shard, 1);
+  const starts = new Map([[shard, 1]]);
+  const [part] = subscribe({ ids: [shard], shards, filter, starts, isRefusalThrown: false });
+  if (part === undefined) return Promise.resolve();
+  watch.locals.push(part);
+  return pumpLocal(part, watch.writeItem(shard));
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
   });
 }
 

@@ -10,6 +10,7 @@ import type {
   CrossShardTxnCounts,
   NodeStatus,
   ShardMap,
+  ShardMoveStatus,
 } from "../../api/mod.ts";
 import type { ClusterCredentials } from "../auth.ts";
 import type { Alarm } from "./alarms.ts";
@@ -55,6 +56,10 @@ export interface StatusSources {
   readonly alarms: () => readonly Alarm[];
   /** This node's cross-shard transaction counters now. */
   readonly crossShardTxns: () => CrossShardTxnCounts;
+  /** The shard map this node routes by; absent: read from its replica of shard 0. */
+  readonly shardMap?: () => { readonly epoch: number; readonly numShards: number };
+  /** The shard move in progress or the last one (absent: none is shown). */
+  readonly shardMove?: () => Promise<ShardMoveStatus | null>;
 }
 
 /** Builds the cluster status document of API.md (extended with uptime and stats). */
@@ -70,9 +75,10 @@ export class ClusterStatus {
   /** The whole status document. */
   async collect(): Promise<ClusterStatusBody> {
     const sources = this.#sources;
-    const [nodes, shards] = await Promise.all([
+    const [nodes, shards, shardMove] = await Promise.all([
       nodeStatuses(sources, this.#knownInfo),
       shardStatuses(sources),
+      sources.shardMove?.().catch(() => null) ?? Promise.resolve(undefined),
     ]);
     return {
       generatedAtMs: sources.wallMs(),
@@ -81,6 +87,7 @@ export class ClusterStatus {
       nodes,
       shardMap: shardMapOf(sources),
       shards,
+      ...(shardMove === undefined ? {} : { shardMove }),
     };
   }
 }
@@ -168,6 +175,8 @@ function unknownShard(shard: number, sources: StatusSources): ShardStatusView {
 }
 
 function shardMapOf(sources: StatusSources): ShardMap {
+  const routed = sources.shardMap?.();
+  if (routed !== undefined) return { epoch: routed.epoch, numShards: routed.numShards };
   const record = readShardMap(sources.shards.get(0));
   if (record !== null) return { epoch: record.epoch, numShards: record.numShards };
   return { epoch: 1, numShards: sources.shardCount };

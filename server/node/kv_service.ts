@@ -64,6 +64,9 @@ import type { ReadIntent, ShardRange, ShardRequest } from "./shard_request.ts";
 import type { CrossShardTxnResult, TxnCoordinator } from "./txn_coordinator.ts";
 import { RouterTxnTransport } from "./txn_transport.ts";
 
+/** The pause before a request refused with `wrong_shard` is routed again by a fresh map. */
+export const REROUTE_PAUSE_MS = 25;
+
 /** The most pieces one shard's part of a range delete is split into. */
 export const DELETE_RANGE_ROUNDS_MAX = 1_000;
 /**
@@ -75,7 +78,13 @@ export const PUSH_ROUNDS_MAX = 100;
 /** What the service needs. */
 export interface KvServiceOptions {
   readonly router: ClusterRouter;
+  /** The shard count keys are routed over now (a getter: a shard move changes it). */
   readonly shardCount: number;
+  /**
+   * Reads the shard map again, after a shard answered `wrong_shard` (shard_map.ts). Absent:
+   * such an answer reaches the client.
+   */
+  readonly refreshShardMap?: () => Promise<void>;
   readonly nowMs: () => number;
   /** Every request's deadline. */
   readonly requestTimeoutMs: number;
@@ -149,7 +158,11 @@ export class KvService {
   }
 
   /** @throws {AspenError} `key_not_found` (with shard and revision) when absent. */
-  async get(key: string, serializable: boolean): Promise<GetKvResponse> {
+  get(key: string, serializable: boolean): Promise<GetKvResponse> {
+    return this.#rerouted(() => this.#get(key, serializable));
+  }
+
+  async #get(key: string, serializable: boolean): Promise<GetKvResponse> {
     const shard = this.shardOf(key);
     const result = await this.#read<{ kv: KeyValue | null; revision: number }>(shard, {
       kind: "get",
@@ -170,7 +183,16 @@ export class KvService {
    * locks the lease on its home shard (which must hold it, and then records the key's shard
    * among the lease's holders) and puts the key on its own.
    */
-  async put(key: string, value: string, lease: number, prevKv: boolean): Promise<PutKvResponse> {
+  put(key: string, value: string, lease: number, prevKv: boolean): Promise<PutKvResponse> {
+    return this.#rerouted(() => this.#put(key, value, lease, prevKv));
+  }
+
+  async #put(
+    key: string,
+    value: string,
+    lease: number,
+    prevKv: boolean,
+  ): Promise<PutKvResponse> {
     const shard = this.shardOf(key);
     const local = this.#localLease({ lease, shard, key, action: "attach" });
     if (isForeignLease(local)) return await this.#putAcrossShards({ key, value, lease, prevKv });
@@ -203,7 +225,11 @@ export class KvService {
     };
   }
 
-  async delete(key: string, prevKv: boolean): Promise<DeleteKvResponse> {
+  delete(key: string, prevKv: boolean): Promise<DeleteKvResponse> {
+    return this.#rerouted(() => this.#delete(key, prevKv));
+  }
+
+  async #delete(key: string, prevKv: boolean): Promise<DeleteKvResponse> {
     const shard = this.shardOf(key);
     const result = await this.#propose(shard, { type: "delete", key, prevKv }) as Extract<
       ApplyResult,
@@ -220,7 +246,11 @@ export class KvService {
   }
 
   /** Reads a range over every shard, merged in key order with the limit applied globally. */
-  async range(query: RangeQuery): Promise<RangeResponse> {
+  range(query: RangeQuery): Promise<RangeResponse> {
+    return this.#rerouted(() => this.#range(query));
+  }
+
+  async #range(query: RangeQuery): Promise<RangeResponse> {
     const shardRange: ShardRange = {
       range: query.range,
       limit: query.limit,
@@ -229,12 +259,14 @@ export class KvService {
       countOnly: query.countOnly,
       reverse: query.reverse,
     };
+    const shardCount = this.#options.shardCount;
     const pages = await Promise.all(
-      allShardIds(this.#options.shardCount).map((shard) =>
+      allShardIds(shardCount).map((shard) =>
         this.#read<RangeResult & { revision: number }>(shard, {
           kind: "range",
           range: shardRange,
           serializable: query.serializable,
+          numShards: shardCount,
         }).then((page) => ({ shard, page }))
       ),
     );
@@ -249,7 +281,11 @@ export class KvService {
    * Deletes a range on every shard. Each shard's part is one atomic entry when it holds at
    * most DELETE_RANGE_KEYS_MAX keys; a larger part is deleted in pieces of that many keys.
    */
-  async deleteRange(range: KeyRange): Promise<DeleteRangeResponse> {
+  deleteRange(range: KeyRange): Promise<DeleteRangeResponse> {
+    return this.#rerouted(() => this.#deleteRange(range));
+  }
+
+  async #deleteRange(range: KeyRange): Promise<DeleteRangeResponse> {
     validateCommand({ type: "deleteRange", range });
     const counts = await Promise.all(
       allShardIds(this.#options.shardCount).map((shard) => this.#deleteRangeOnShard(shard, range)),
@@ -300,7 +336,15 @@ export class KvService {
    * An etcd-style conditional batch: one entry on the shard that owns all of its keys, or a
    * cross-shard transaction (two-phase commit by the coordinator) when they span shards.
    */
-  async txn(
+  txn(
+    compare: readonly Compare[],
+    success: readonly TxnOp[],
+    failure: readonly TxnOp[],
+  ): Promise<TxnResponse> {
+    return this.#rerouted(() => this.#txn(compare, success, failure));
+  }
+
+  async #txn(
     compare: readonly Compare[],
     success: readonly TxnOp[],
     failure: readonly TxnOp[],
@@ -362,7 +406,46 @@ export class KvService {
    *
    * @throws {AspenError} `conflict` with the first failed read's details.
    */
-  async optimistic(
+  optimistic(
+    command: Extract<Command, { type: "optimisticTxn" }>,
+  ): Promise<OptimisticTxnResponse> {
+    return this.#rerouted(() =>
+      this.#optimistic(command).catch((error: unknown) => this.#movedReads(command, error))
+    );
+  }
+
+  /**
+   * Turns a `wrong_shard` refusal of an optimistic transaction whose reads name revisions
+   * into a `conflict`: revisions are per shard, so a read made on the shard a key left cannot
+   * be checked on the one it moved to (its version can: such reads are routed again). The
+   * conflict names the key as it is now, on its new shard.
+   */
+  async #movedReads(
+    command: Extract<Command, { type: "optimisticTxn" }>,
+    error: unknown,
+  ): Promise<never> {
+    const isWrongShard = error instanceof AspenError && error.code === "wrong_shard";
+    const read = command.reads.find((item) => item.modRevision !== null || item.revision !== null);
+    if (!isWrongShard || read === undefined) throw error;
+    await this.#options.refreshShardMap?.().catch(() => {});
+    const now = await this.#get(read.key, false).then((got) => got.kv).catch(() => null);
+    throw new AspenError(
+      "conflict",
+      `Cannot commit optimistic txn: key "${read.key}" moved to another shard since it was ` +
+        "read (a shard move), and revisions are per shard; read it again",
+      {
+        key: read.key,
+        field: read.modRevision !== null ? "modRevision" : "revision",
+        expected: read.version,
+        actual: now?.version ?? 0,
+        expectedModRevision: read.modRevision,
+        actualModRevision: now?.modRevision ?? 0,
+        readRevision: read.revision,
+      },
+    );
+  }
+
+  async #optimistic(
     command: Extract<Command, { type: "optimisticTxn" }>,
   ): Promise<OptimisticTxnResponse> {
     const keys = [...command.reads.map((read) => read.key), ...command.writes.map((w) => w.key)];
@@ -476,7 +559,14 @@ export class KvService {
   }
 
   /** Grants a lease; `shard` (the shard that holds it) is for the caller, not the answer. */
-  async leaseGrant(
+  leaseGrant(
+    ttlSeconds: number,
+    key: string | null,
+  ): Promise<LeaseResponse & { readonly shard: number }> {
+    return this.#rerouted(() => this.#leaseGrant(ttlSeconds, key));
+  }
+
+  async #leaseGrant(
     ttlSeconds: number,
     key: string | null,
   ): Promise<LeaseResponse & { readonly shard: number }> {
@@ -530,7 +620,7 @@ export class KvService {
    * @throws {AspenError} `lease_not_found`; `conflict` when transactions kept it locked.
    */
   async leaseRevoke(id: number): Promise<LeaseRevokeResponse> {
-    await this.#revokeLease(id, "revoke");
+    await this.#rerouted(() => this.#revokeLease(id, "revoke"));
     return { revoked: true };
   }
 
@@ -540,7 +630,7 @@ export class KvService {
    */
   async expireLease(id: number): Promise<void> {
     try {
-      await this.#revokeLease(id, "expire");
+      await this.#rerouted(() => this.#revokeLease(id, "expire"));
     } catch (error) {
       if (error instanceof AspenError && error.code === "lease_not_found") return;
       throw error;
@@ -590,6 +680,27 @@ export class KvService {
         `${LEASE_REVOKE_ROUNDS_MAX} (LEASE_REVOKE_ROUNDS_MAX) tries; retry`,
       { lease: id },
     );
+  }
+
+  /**
+   * Runs `action`, and again (planned anew) after the shard map was read again each time a
+   * shard refused it with `wrong_shard` (a shard move), until the request's deadline. A
+   * refused command changed nothing, so running it again is safe.
+   */
+  async #rerouted<T>(action: () => Promise<T>): Promise<T> {
+    const deadlineMs = this.#deadline();
+    for (;;) {
+      try {
+        return await action();
+      } catch (error) {
+        const isWrongShard = error instanceof AspenError && error.code === "wrong_shard";
+        const refresh = this.#options.refreshShardMap;
+        if (!isWrongShard || refresh === undefined) throw error;
+        if (this.#options.nowMs() + REROUTE_PAUSE_MS >= deadlineMs) throw error;
+        await new Promise((resolve) => setTimeout(resolve, REROUTE_PAUSE_MS));
+        await refresh().catch(() => {});
+      }
+    }
   }
 
   /** Runs a request on `shard` with this service's deadline. */

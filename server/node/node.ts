@@ -24,7 +24,7 @@ import {
   formatCredentials,
   parseCredentials,
 } from "../auth.ts";
-import { type Config, shardCount } from "../config.ts";
+import { type Config, shardCount, SHARDS_MAX } from "../config.ts";
 import type { Logger } from "../log.ts";
 import {
   createClusterCa,
@@ -47,7 +47,14 @@ import { readRefusedPeers } from "../refused_peers_file.ts";
 import { LocalShard } from "./local_shard.ts";
 import { IDLE_TICKS_PER_RUN, NodeLiveness, tickNode } from "./node_liveness.ts";
 import { replicasOf, shardsOf } from "./placement.ts";
-import { maintainShardMap } from "./shard_map.ts";
+import {
+  maintainShardMap,
+  readShardMap,
+  SHARD_MAP_META,
+  type ShardMap,
+  ShardMapView,
+} from "./shard_map.ts";
+import { ShardMover } from "./shard_mover.ts";
 import { decodeShardRequest, encodeShardResponse } from "./shard_request.ts";
 import { TokenRegistry, TOKENS_READ_TIMEOUT_MS } from "./token_registry.ts";
 import { TOKENS_META } from "../runtime_tokens.ts";
@@ -102,6 +109,10 @@ export interface AspenNode {
   readonly service: KvService;
   readonly transport: PeerTransport;
   readonly members: readonly number[];
+  /** The shard map this node routes by (shard_map.ts). */
+  readonly shardMap: ShardMapView;
+  /** Its part in shard moves (shard_mover.ts). */
+  readonly mover: ShardMover;
   /** Its storage alarms (a disk below the reserve, stalled replicas). */
   readonly alarms: NodeAlarms;
   /** The client tokens (bootstrap and runtime); null when authentication is off. */
@@ -140,22 +151,19 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   }
   alarms.start();
   const stopTicker = startTicker(shards, transport, liveness);
-  const stopShardMap = maintainShardMap({
-    expected: {
-      epoch: 1,
-      numShards: count,
-      members,
-      replicationFactor: config.sharding.replicationFactor,
-    },
-    shards,
-    logger,
-  });
+  const rf = config.sharding.replicationFactor;
+  const initialMap = { epoch: 1, numShards: count, members, replicationFactor: rf };
   const router = createRouter(config, members, shards, transport, runtime);
-  const { service, sweeper } = createService(
+  const shardMap = createShardMapView(initialMap, router, shards, runtime);
+  const stopShardMap = maintainShardMap({ expected: initialMap, shards, logger, view: shardMap });
+  const { service, sweeper } = createService(config, { router, shards, shardMap }, runtime);
+  const mover = createMover(
     config,
-    { router, shards, shardCount: count },
+    { members, shards, router, shardMap, service },
+    async (shard) => await openShard(config, shard, members, { transport, alarms }, runtime),
     runtime,
   );
+  mover.start();
   hosted.crossShard.stats = service.crossShard;
   sweeper.start();
   const tokens = config.auth.enabled ? createTokenRegistry(credentials, service, runtime) : null;
@@ -173,11 +181,14 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     service,
     transport,
     members,
+    shardMap,
+    mover,
     alarms,
     tokens,
     close: async () => {
       stopTicker();
       stopShardMap();
+      mover.close();
       await sweeper.close();
       alarms.close();
       await tokens?.close();
@@ -220,13 +231,17 @@ function createService(
   cluster: {
     readonly router: ClusterRouter;
     readonly shards: ReadonlyMap<number, LocalShard>;
-    readonly shardCount: number;
+    readonly shardMap: ShardMapView;
   },
   runtime: NodeRuntime,
 ): { service: KvService; sweeper: IntentSweeper } {
+  const shardMap = cluster.shardMap;
   const coordinator = new TxnCoordinator({
     nodeId: config.node.id,
-    shardCount: cluster.shardCount,
+    // A getter: a shard move changes the count while the node runs.
+    get shardCount() {
+      return shardMap.numShards;
+    },
     transport: new RouterTxnTransport(cluster.router),
     nowMs: runtime.nowMs,
     wallMs: runtime.wallMs,
@@ -234,7 +249,10 @@ function createService(
   });
   const service = new KvService({
     router: cluster.router,
-    shardCount: cluster.shardCount,
+    get shardCount() {
+      return shardMap.numShards;
+    },
+    refreshShardMap: () => shardMap.refresh(),
     nowMs: runtime.nowMs,
     requestTimeoutMs: REQUEST_TIMEOUT_MS,
     coordinator,
@@ -251,6 +269,59 @@ function createService(
     logger: runtime.logger,
   });
   return { service, sweeper };
+}
+
+/** The node's part in shard moves; a new shard's leases expire through `cluster.service`. */
+function createMover(
+  config: Config,
+  cluster: {
+    readonly members: readonly number[];
+    readonly shards: Map<number, LocalShard>;
+    readonly router: ClusterRouter;
+    readonly shardMap: ShardMapView;
+    readonly service: KvService;
+  },
+  open: (shard: number) => Promise<LocalShard>,
+  runtime: NodeRuntime,
+): ShardMover {
+  return new ShardMover({
+    nodeId: config.node.id,
+    members: cluster.members,
+    replicationFactor: config.sharding.replicationFactor,
+    shards: cluster.shards,
+    router: cluster.router,
+    view: cluster.shardMap,
+    openShard: async (shard) => {
+      const opened = await open(shard);
+      opened.useCrossShardExpiry((id) => cluster.service.expireLease(apiLeaseId(id, shard)));
+      return opened;
+    },
+    maxShards: SHARDS_MAX,
+    logger: runtime.logger,
+    nowMs: runtime.nowMs,
+    wallMs: runtime.wallMs,
+  });
+}
+
+/** The shard map the node routes by, read from shard 0 (its local replica first). */
+function createShardMapView(
+  initial: ShardMap,
+  router: ClusterRouter,
+  shards: ReadonlyMap<number, LocalShard>,
+  runtime: NodeRuntime,
+): ShardMapView {
+  const view = new ShardMapView({
+    initial,
+    read: async () => {
+      const request = { kind: "metaRead", name: SHARD_MAP_META } as const;
+      const deadline = runtime.nowMs() + REQUEST_TIMEOUT_MS;
+      const read = await router.execute<{ value: string | null }>(0, request, deadline);
+      return read.value === null ? null : JSON.parse(read.value);
+    },
+    nowMs: runtime.nowMs,
+  });
+  view.adopt(readShardMap(shards.get(0)));
+  return view;
 }
 
 /** The node's tokens, with the runtime token record read and swapped in shard 0's meta. */

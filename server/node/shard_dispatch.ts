@@ -10,12 +10,17 @@ import {
   type Command,
   compareUtf8,
   encodeCommand,
+  kvResponseBytes,
   leaseError,
   type Lessor,
   notLeaderError,
+  ownsKey,
+  RANGE_RESPONSE_BYTES_MAX,
   type RangeResult,
+  servesRange,
   type ShardReplica,
   type StateMachine,
+  wrongShardError,
 } from "../../shard/mod.ts";
 import type { MetaSwaps } from "./meta_swaps.ts";
 import { type RemoteWatchStreams, serveWatchPoll } from "./remote_watch.ts";
@@ -66,7 +71,34 @@ export async function dispatchShardRequest(
     case "get":
       return await read(context, request.serializable, () => get(machine, request.key));
     case "range":
-      return await read(context, request.serializable, () => range(machine, request.range));
+      return await read(context, request.serializable, () => {
+        // Checked where the read runs: the ownership is the one of the state it reads.
+        if (!servesRange(machine.ownership(), request.numShards ?? null)) {
+          throw wrongShardError(machine.ownership(), null);
+        }
+        return range(machine, request.range);
+      });
+    case "moveScan":
+      return await context.replica.read(() => {
+        const kvs = machine.movingKeys(request, request.limit + 1);
+        const page = [];
+        let bytes = 0;
+        for (const kv of kvs.slice(0, request.limit)) {
+          bytes += kvResponseBytes(kv);
+          if (page.length > 0 && bytes > RANGE_RESPONSE_BYTES_MAX) break;
+          page.push(kv);
+        }
+        return { kvs: page, more: kvs.length > page.length };
+      });
+    case "moveSize":
+      return await context.replica.read(() => {
+        const ownership = machine.ownership();
+        return {
+          bySize: Object.fromEntries(machine.sizeByShard(request.count)),
+          intents: machine.intentsNotOwned(ownership?.shard ?? context.shard, request.count),
+          foreignLeases: machine.foreignLeases(),
+        };
+      });
     case "txnRecord":
       return await context.replica.read(() => ({ record: machine.txnRecord(request.txnId) }));
     case "txnParticipant":
@@ -154,6 +186,7 @@ function read<T>(
 
 /** A key read, with the intent on it when a cross-shard transaction holds it. */
 function get(machine: StateMachine, key: string): unknown {
+  if (!ownsKey(machine.ownership(), key, "read")) throw wrongShardError(machine.ownership(), key);
   const answer = { kv: machine.get(key), revision: machine.appliedIndex() };
   // The cheap check first: most of the time no transaction holds any key of the shard.
   if (machine.intentCount() === 0) return answer;

@@ -3,9 +3,14 @@
  * 0 (a `meta` entry named `shardMap`), so that every node agrees on it and a later resharding
  * can change it under a new epoch.
  *
- * Today the map is derived from the configuration: the leader of shard 0 writes epoch 1 when
- * the record is missing, and every node checks its own configuration against the record and
- * logs an error when they disagree (a node started with another shard count or member list).
+ * The configuration gives the first map: the leader of shard 0 writes epoch 1 when the record
+ * is missing, and every node checks its own configuration against the record and logs an
+ * error when they disagree (a node started with another member list). A shard move
+ * (shard_move.ts) writes the next epoch with more shards; the configured count is only the
+ * initial one then.
+ *
+ * Every node routes by one {@linkcode ShardMapView}: the newest map it has seen, refreshed
+ * from shard 0 every SHARD_MAP_CHECK_MS and at once when a shard answers `wrong_shard`.
  */
 import { encodeCommand } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
@@ -38,12 +43,17 @@ export function maintainShardMap(options: {
   readonly expected: ShardMap;
   readonly shards: ReadonlyMap<number, LocalShard>;
   readonly logger: Logger;
+  /** The view this node routes by: fed the local record, or refreshed over the network. */
+  readonly view?: ShardMapView;
 }): () => void {
   let isReported = false;
   let isProposing = false;
   const check = () => {
     const shardZero = options.shards.get(0);
-    if (shardZero === undefined) return;
+    if (shardZero === undefined) {
+      options.view?.refresh().catch(() => {});
+      return;
+    }
     const current = readShardMap(shardZero);
     if (current === null) {
       if (isProposing || shardZero.replica.status().role !== "leader") return;
@@ -58,7 +68,8 @@ export function maintainShardMap(options: {
         .finally(() => isProposing = false);
       return;
     }
-    const matches = current.numShards === options.expected.numShards &&
+    options.view?.adopt(current);
+    const matches = current.numShards >= options.expected.numShards &&
       current.replicationFactor === options.expected.replicationFactor &&
       current.members.join(",") === options.expected.members.join(",");
     if (!matches && !isReported) {
@@ -71,4 +82,60 @@ export function maintainShardMap(options: {
   };
   const timer = setInterval(check, SHARD_MAP_CHECK_MS);
   return () => clearInterval(timer);
+}
+
+/** The most often a view reads the record again after `wrong_shard` answers. */
+export const SHARD_MAP_REFRESH_MS_MIN = 20;
+
+/**
+ * The shard map this node routes by: the newest epoch it has seen. Reads of the record are
+ * shared (one at a time) and spaced by SHARD_MAP_REFRESH_MS_MIN.
+ */
+export class ShardMapView {
+  #map: ShardMap;
+  readonly #read: () => Promise<ShardMap | null>;
+  readonly #nowMs: () => number;
+  #reading: Promise<void> | null = null;
+  #lastReadMs = -Infinity;
+
+  constructor(options: {
+    readonly initial: ShardMap;
+    readonly read: () => Promise<ShardMap | null>;
+    readonly nowMs: () => number;
+  }) {
+    this.#map = options.initial;
+    this.#read = options.read;
+    this.#nowMs = options.nowMs;
+  }
+
+  /** The map in force here. */
+  get current(): ShardMap {
+    return this.#map;
+  }
+
+  /** The number of shards keys are routed over. */
+  get numShards(): number {
+    return this.#map.numShards;
+  }
+
+  /** Takes `map` when it is newer than the one in force. */
+  adopt(map: ShardMap | null): void {
+    if (map !== null && map.epoch > this.#map.epoch) this.#map = map;
+  }
+
+  /** Reads the record from shard 0 (linearizably) and adopts it. */
+  refresh(): Promise<void> {
+    if (this.#reading !== null) return this.#reading;
+    const waitMs = Math.max(0, this.#lastReadMs + SHARD_MAP_REFRESH_MS_MIN - this.#nowMs());
+    this.#reading = (async () => {
+      try {
+        if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+        this.adopt(await this.#read());
+      } finally {
+        this.#lastReadMs = this.#nowMs();
+        this.#reading = null;
+      }
+    })();
+    return this.#reading;
+  }
 }

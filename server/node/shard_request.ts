@@ -11,6 +11,8 @@ import {
   AspenError,
   type Command,
   type KeyRange,
+  RANGE_LIMIT_MAX,
+  ROUTER_SHARDS_MAX,
   TXN_ID_CHARS_MAX,
   TXN_LIST_LIMIT_MAX,
   TXN_OPS_MAX,
@@ -39,7 +41,16 @@ export interface ShardRange {
 export type ShardRequest =
   | { readonly kind: "propose"; readonly command: Command }
   | { readonly kind: "get"; readonly key: string; readonly serializable: boolean }
-  | { readonly kind: "range"; readonly range: ShardRange; readonly serializable: boolean }
+  | {
+    readonly kind: "range";
+    readonly range: ShardRange;
+    readonly serializable: boolean;
+    /**
+     * The shard count the read was planned with (shard moves): a shard that holds other keys
+     * than that plan gives it answers `wrong_shard`. Absent from nodes before moves.
+     */
+    readonly numShards?: number;
+  }
   | { readonly kind: "leaseKeepAlive"; readonly id: number }
   | { readonly kind: "leaseInfo"; readonly id: number }
   | { readonly kind: "status" }
@@ -110,7 +121,29 @@ export type ShardRequest =
     readonly kind: "txnReadKeys";
     readonly keys: readonly string[];
     readonly changedAfter: number | null;
-  };
+  }
+  /**
+   * A shard move's copy (shard_move.ts): a linearizable page of the keys whose shard among
+   * `count` is `target` and among `fromCount` is `source`, after `after` and up to `until`
+   * (included), at most `limit`, whatever the shard's ownership: answered
+   * `{ kvs: KeyValue[], more: boolean }`.
+   */
+  | {
+    readonly kind: "moveScan";
+    readonly source: number;
+    readonly fromCount: number;
+    readonly target: number;
+    readonly count: number;
+    readonly after: string | null;
+    readonly until: string | null;
+    readonly limit: number;
+  }
+  /**
+   * A linearizable measure for a move: keys and bytes per shard among `count` (`bySize`),
+   * the intents on keys the shard would not own (`intents`), and the stand-ins of other
+   * shards' leases holding keys here (`foreignLeases`).
+   */
+  | { readonly kind: "moveSize"; readonly count: number };
 
 /** The most keys of one `txnReadKeys` request: a txn's compares and both branches. */
 export const TXN_READ_KEYS_MAX = 3 * TXN_OPS_MAX;
@@ -182,11 +215,10 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
       validateKey(request.key, "decode a forwarded get");
       return { kind: "get", key: request.key, serializable: flag(request.serializable) };
     case "range":
-      return {
-        kind: "range",
-        range: checkedRange(request.range),
-        serializable: flag(request.serializable),
-      };
+      return checkedRangeRequest(request);
+    case "moveScan":
+    case "moveSize":
+      return checkedMoveRequest(request);
     case "leaseKeepAlive":
     case "leaseInfo":
       return { kind: request.kind, id: positiveInteger(request.id, "id") };
@@ -222,6 +254,59 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
       // The cross-shard transaction reads, or an unknown kind.
       return checkedTxnRequest(request);
   }
+}
+
+function checkedRangeRequest(request: Record<string, unknown>): ShardRequest {
+  return {
+    kind: "range",
+    range: checkedRange(request.range),
+    serializable: flag(request.serializable),
+    ...(request.numShards === undefined
+      ? {}
+      : { numShards: shardCountOf(request.numShards, "numShards") }),
+  };
+}
+
+function checkedMoveRequest(request: Record<string, unknown>): ShardRequest {
+  const count = shardCountOf(request.count, "count");
+  if (request.kind === "moveSize") return { kind: "moveSize", count };
+  const shardOf = (value: unknown) => {
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+      throw new AspenError("bad_request", "Cannot decode a forwarded move scan: bad shard id");
+    }
+    return value;
+  };
+  const limit = positiveInteger(request.limit, "limit");
+  if (limit >= RANGE_LIMIT_MAX) {
+    throw new AspenError("bad_request", "Cannot decode a forwarded move scan: limit too large");
+  }
+  const bound = (value: unknown) => {
+    if (value === null) return null;
+    validateKey(value, "decode a forwarded move scan");
+    return value as string;
+  };
+  return {
+    kind: "moveScan",
+    source: shardOf(request.source),
+    fromCount: shardCountOf(request.fromCount, "fromCount"),
+    target: shardOf(request.target),
+    count,
+    after: bound(request.after),
+    until: bound(request.until),
+    limit,
+  };
+}
+
+/** A shard count, 1..ROUTER_SHARDS_MAX. */
+function shardCountOf(value: unknown, field: string): number {
+  const count = positiveInteger(value, field);
+  if (count > ROUTER_SHARDS_MAX) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot decode a forwarded request: ${field} is above ${ROUTER_SHARDS_MAX}`,
+    );
+  }
+  return count;
 }
 
 function checkedMetaRequest(request: Record<string, unknown>): ShardRequest {

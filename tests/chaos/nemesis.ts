@@ -48,10 +48,18 @@ export const FAULT_KINDS = [
  */
 export const LONG_FAULT_KINDS = ["kill-node-long", ...OUTAGE_KINDS] as const;
 
+/**
+ * Resharding (opt-in, `kinds`): "shard-add" starts a move that adds one shard
+ * (`POST /v1/shards`) through a random reachable node, up to NemesisOptions.maxShards; the move
+ * runs on while the next faults come, and the checks wait for it to end.
+ */
+export const RESHARD_FAULT_KINDS = ["shard-add"] as const;
+
 /** One kind of fault. */
 export type FaultKind =
   | typeof FAULT_KINDS[number]
   | typeof LONG_FAULT_KINDS[number]
+  | typeof RESHARD_FAULT_KINDS[number]
   | LoadFaultKind;
 
 export { LOAD_FAULT_KINDS };
@@ -82,6 +90,8 @@ export interface NemesisOptions {
   readonly heavy?: HeavyWriter;
   /** How many shards the cluster has (the load faults pick one). */
   readonly shards: number;
+  /** The most shards "shard-add" grows the cluster to; absent: `shards + 2`. */
+  readonly maxShards?: number;
   /** How big the load faults are; absent: LONG_LOAD_FAULT_SIZES. */
   readonly loadSizes?: LoadFaultSizes;
   /** Monotonic milliseconds. */
@@ -193,6 +203,8 @@ export class Nemesis {
         return await this.#cut(this.#ringCuts(), kind, { dropProbability: 1, delayMs: 0 });
       case "flaky-network":
         return await this.#flaky();
+      case "shard-add":
+        return await this.#addShard();
       case "slow-node":
         return await this.#slow(this.#randomNode());
       case "outage-follower":
@@ -320,6 +332,28 @@ export class Nemesis {
         await sleep(200);
       }
     }
+  }
+
+  /**
+   * Starts a move adding one shard through a random reachable node; null (not counted) when
+   * the cluster has its most shards, a move runs already, or no node answered.
+   */
+  async #addShard(): Promise<(() => Promise<void>) | null> {
+    const chaos = this.#options.cluster;
+    const nodes = this.reachableNodes();
+    const via = nodes[this.#options.prng.nextInt(Math.max(1, nodes.length))];
+    if (via === undefined) return null;
+    const answer = await chaos.call(via, { method: "GET", path: "/v1/shards" }).catch(() => null);
+    const count = (answer?.json as { numShards?: number } | null)?.numShards;
+    const max = this.#options.maxShards ?? this.#options.shards + 2;
+    if (typeof count !== "number" || count >= max) return null;
+    const started = await chaos.call(via, {
+      method: "POST",
+      path: "/v1/shards",
+      body: { count: 1 },
+    }).catch((error: unknown) => ({ status: 0, json: String(error) }));
+    this.#options.log(`shard-add via node ${via}: ${count} -> ${count + 1}: ${started.status}`);
+    return started.status === 202 ? () => Promise.resolve() : null;
   }
 
   /** The node leading a random shard (the highest term seen wins), or null if none is known. */

@@ -38,6 +38,8 @@ export const SETTLE_TIMEOUT_MS = 60_000;
  * outage under heavy writes may still be applying tens of thousands of entries).
  */
 export const CONVERGENCE_TIMEOUT_MS = 120_000;
+/** How long the checks wait for a shard move (a "shard-add" fault's) to end. */
+export const MOVE_SETTLE_TIMEOUT_MS = 120_000;
 /** Attempts of each final read. */
 const FINAL_READ_ATTEMPTS_MAX = 50;
 /** Puts in flight of the heavy writer. */
@@ -310,9 +312,10 @@ async function checkRun(
     anomalies.push(...heavy.anomalies, ...await heavy.verify(chaos.nodeIds));
     log(`heavy writes checked: ${heavy.counts.checked} keys read back`);
   }
+  const shards = await settledShardCount(chaos, options.shards, nowMs, anomalies);
   anomalies.push(
     ...await awaitConvergence(chaos, {
-      shards: options.shards,
+      shards,
       replicasPerShard: Math.min(REPLICATION_FACTOR, options.nodes),
       timeoutMs: CONVERGENCE_TIMEOUT_MS,
       nowMs,
@@ -324,6 +327,34 @@ async function checkRun(
     isLinearizable: verdict.isLinearizable,
     checkMs: Math.round(checkMs),
   };
+}
+
+/**
+ * The cluster's shard count once no shard move runs (a "shard-add" fault may have started
+ * one); an anomaly when a move does not end within MOVE_SETTLE_TIMEOUT_MS.
+ */
+async function settledShardCount(
+  chaos: ChaosCluster,
+  initial: number,
+  nowMs: () => number,
+  anomalies: string[],
+): Promise<number> {
+  const deadline = nowMs() + MOVE_SETTLE_TIMEOUT_MS;
+  const via = chaos.nodeIds[0]!;
+  while (nowMs() < deadline) {
+    const moves = await chaos.call(via, { method: "GET", path: "/v1/shards/moves" })
+      .catch(() => null);
+    const move = (moves?.json as { move?: { phase: string; toCount: number } | null } | null)
+      ?.move;
+    if (moves?.status === 200 && (move === null || move?.phase === "done")) {
+      return move?.toCount ?? initial;
+    }
+    // A node of a version before shard moves: the count never changed.
+    if (moves?.status === 404) return initial;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  anomalies.push(`a shard move did not end within ${MOVE_SETTLE_TIMEOUT_MS} ms`);
+  return initial;
 }
 
 /** Nodes that exited unasked, each with its last lines that name an error. */

@@ -7,7 +7,7 @@
  * moves its leadership to another replica.
  */
 import { useState } from "preact/hooks";
-import type { ShardStatus } from "../../api/mod.ts";
+import type { ShardMoveStatus, ShardStatus } from "../../api/mod.ts";
 import { useStore } from "./context.ts";
 import { formatCompact, formatInteger, formatLatencyMs, formatPercent } from "./format.ts";
 import { parseTransferLeaderResponse } from "./kv_parse.ts";
@@ -15,6 +15,53 @@ import { LAG_BAR_FULL_ENTRIES_MIN, RATE_WINDOW_SAMPLES } from "./limits.ts";
 import { ConfirmDialog } from "./modal.tsx";
 import { shardRates } from "./rates.ts";
 import { LagBar, RoleChip } from "./widgets.tsx";
+
+/**
+ * A shard move in progress (`shardMove` of the status): its phase, and per source shard a bar
+ * of the bytes copied in the current copy pass. Hidden once the move is done.
+ */
+export function MovePanel(props: { move: ShardMoveStatus | null | undefined }) {
+  const move = props.move;
+  if (move === null || move === undefined || move.phase === "done") return null;
+  return (
+    <section class="card move-panel" aria-labelledby="move-title">
+      <h2 id="move-title">
+        Adding shards: {move.fromCount} → {move.toCount} <span class="chip">{move.phase}</span>
+      </h2>
+      <ul class="move-sources">
+        {move.sources.map((source) => (
+          <li key={source.shard}>
+            <span>shard {source.shard}</span>
+            <CopyBar copied={source.bytesCopied} total={source.bytesTotal} shard={source.shard} />
+            <span class="num">
+              {formatInteger(source.keysCopied)} / {formatInteger(source.keysTotal)} keys
+            </span>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+/** A source shard's copy progress: bytes copied of the bytes that move. */
+function CopyBar(props: { copied: number; total: number; shard: number }) {
+  const ratio = props.total <= 0 ? 1 : Math.min(1, props.copied / props.total);
+  return (
+    <span class="lag">
+      <span
+        class="lag-track"
+        role="progressbar"
+        aria-label={`shard ${props.shard}: bytes copied`}
+        aria-valuemin={0}
+        aria-valuemax={props.total}
+        aria-valuenow={Math.min(props.copied, props.total)}
+      >
+        <span class="lag-fill tone-ok" style={{ width: `${(ratio * 100).toFixed(1)}%` }} />
+      </span>
+      <span class="lag-text num">{formatPercent(ratio)}</span>
+    </span>
+  );
+}
 
 /** The shards page. */
 export function ShardsPage() {
@@ -30,6 +77,7 @@ export function ShardsPage() {
   return (
     <div class="stack">
       <p class="notice" role="status">{notice ?? ""}</p>
+      <MovePanel move={status.shardMove} />
       <div class="shard-grid">
         {status.shards.map((entry) => (
           <ShardCard

@@ -11,6 +11,8 @@ import type {
   NodeStatus,
   ReplicaRole,
   ReplicaStatus,
+  ShardMovePhase,
+  ShardMoveStatus,
   ShardStats,
   ShardStatus,
   UpDown,
@@ -46,6 +48,48 @@ export function parseClusterStatus(body: unknown): ClusterStatus {
       numShards: read.count(shardMap.numShards, "shardMap.numShards"),
     },
     shards: read.list(fields.shards, "shards", STATUS_SHARDS_MAX).map(parseShard),
+    ...parseShardMove(fields.shardMove),
+  };
+}
+
+const MOVE_PHASES: readonly ShardMovePhase[] = [
+  "copy",
+  "fence",
+  "delta",
+  "handoff",
+  "flip",
+  "cleanup",
+  "done",
+];
+
+/**
+ * The shard move: absent from servers that predate moves (left out here too), null when the
+ * cluster never moved or shard 0 did not answer.
+ */
+function parseShardMove(value: unknown): { shardMove?: ShardMoveStatus | null } {
+  if (value === undefined) return {};
+  if (value === null) return { shardMove: null };
+  const fields = read.object(value, "shardMove");
+  const sources = read.list(fields.sources, "shardMove.sources", STATUS_SHARDS_MAX);
+  return {
+    shardMove: {
+      fromCount: read.count(fields.fromCount, "shardMove.fromCount"),
+      toCount: read.count(fields.toCount, "shardMove.toCount"),
+      phase: read.choice(fields.phase, "shardMove.phase", MOVE_PHASES),
+      startedAtMs: read.count(fields.startedAtMs, "shardMove.startedAtMs"),
+      updatedAtMs: read.count(fields.updatedAtMs, "shardMove.updatedAtMs"),
+      sources: sources.map((source, i) => {
+        const where = `shardMove.sources[${i}]`;
+        const item = read.object(source, where);
+        return {
+          shard: read.count(item.shard, `${where}.shard`),
+          keysTotal: read.count(item.keysTotal, `${where}.keysTotal`),
+          bytesTotal: read.count(item.bytesTotal, `${where}.bytesTotal`),
+          keysCopied: read.count(item.keysCopied, `${where}.keysCopied`),
+          bytesCopied: read.count(item.bytesCopied, `${where}.bytesCopied`),
+        };
+      }),
+    },
   };
 }
 

@@ -1,0 +1,399 @@
+/**
+ * The node's part in shard moves (shard_move.ts): starts one (`POST /v1/shards`), reports it,
+ * opens this node's replicas of new shards when a move (or the shard map) names them, and
+ * drives the move while this node leads shard 0. Every node checks every MOVER_CHECK_MS.
+ *
+ * New shards are new Raft groups, bootstrapped as at startup: every node computes the same
+ * voters by placement, and opens its replica when it sees the move; until then its peers'
+ * messages for the shard are refused, and Raft sends them again.
+ */
+import {
+  type AddShardsResponse,
+  leaseIdParts,
+  type ShardMoveStatus,
+  type ShardSizesResponse,
+} from "../../api/mod.ts";
+import {
+  allShardIds,
+  apiIdOfForeignLease,
+  AspenError,
+  type Command,
+  DROP_MOVED_KEYS_MAX,
+  foreignLeaseId,
+  IMPORT_KEYS_MAX,
+  isForeignLease,
+  type KeyValue,
+  type Ownership,
+  REQUEST_BYTES_MAX,
+} from "../../shard/mod.ts";
+import type { Logger } from "../log.ts";
+import type { ClusterRouter } from "./cluster_router.ts";
+import { apiLeaseId } from "./lease_ids.ts";
+import type { LocalShard } from "./local_shard.ts";
+import type { MetaSwapResult } from "./meta_swaps.ts";
+import { replicasOf } from "./placement.ts";
+import { SHARD_MAP_META, type ShardMap, type ShardMapView } from "./shard_map.ts";
+import {
+  driveMove,
+  MOVE_PAGE_KEYS,
+  type MoveOps,
+  planMove,
+  SHARD_MOVE_META,
+  type ShardMove,
+} from "./shard_move.ts";
+import type { ShardRequest } from "./shard_request.ts";
+
+/** How often every node looks at the move record. */
+export const MOVER_CHECK_MS = 500;
+/** The deadline of each request a move makes. */
+export const MOVE_REQUEST_TIMEOUT_MS = 10_000;
+/** The pause after a driver failed before it tries again. */
+export const MOVE_RETRY_PAUSE_MS = 1_000;
+/** The most bytes of one import command (half a request, for the encoding's overhead). */
+export const IMPORT_BYTES_MAX = REQUEST_BYTES_MAX / 2;
+
+/** What the mover needs. */
+export interface ShardMoverOptions {
+  readonly nodeId: number;
+  readonly members: readonly number[];
+  readonly replicationFactor: number;
+  /** This node's replicas; the mover adds the new shards it opens. */
+  readonly shards: Map<number, LocalShard>;
+  readonly router: ClusterRouter;
+  readonly view: ShardMapView;
+  /** Opens this node's replica of `shard` (new storage: bootstrapped by placement). */
+  readonly openShard: (shard: number) => Promise<LocalShard>;
+  /** The most shards a cluster may have. */
+  readonly maxShards: number;
+  readonly logger: Logger;
+  readonly nowMs: () => number;
+  readonly wallMs: () => number;
+}
+
+/** Runs this node's part of shard moves. */
+export class ShardMover {
+  readonly #options: ShardMoverOptions;
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #isDriving = false;
+  #isChecking = false;
+  #isClosed = false;
+  #retryAtMs = 0;
+
+  constructor(options: ShardMoverOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => void this.#check(), MOVER_CHECK_MS);
+  }
+
+  close(): void {
+    this.#isClosed = true;
+    if (this.#timer !== null) clearInterval(this.#timer);
+  }
+
+  /**
+   * Starts a move adding `count` shards, or measures it (`dryRun`).
+   *
+   * @throws {AspenError} `bad_request`, `move_in_progress`.
+   */
+  async addShards(request: { count: number; dryRun: boolean }): Promise<AddShardsResponse> {
+    await this.#options.view.refresh();
+    const map = this.#options.view.current;
+    const current = await this.#readMove();
+    const move = planMove(map, current.move, {
+      toCount: map.numShards + request.count,
+      maxShards: this.#options.maxShards,
+      wallMs: this.#options.wallMs(),
+    });
+    if (request.dryRun) {
+      const sources = await Promise.all(
+        allShardIds(map.numShards).map(async (shard) => {
+          const sizes = await this.#sizes(shard, move.toCount);
+          let keys = 0;
+          let bytes = 0;
+          for (const [target, size] of sizes) {
+            if (target === shard) continue;
+            keys += size.keys;
+            bytes += size.bytes;
+          }
+          return { shard, keys, bytes };
+        }),
+      );
+      return {
+        dryRun: true,
+        fromCount: move.fromCount,
+        toCount: move.toCount,
+        sources,
+        move: null,
+      };
+    }
+    const swapped = await this.#swapMove(current.text, move);
+    if (!swapped.isSwapped) {
+      throw new AspenError("move_in_progress", "Cannot add shards: another move just started");
+    }
+    void this.#check();
+    return {
+      dryRun: false,
+      fromCount: move.fromCount,
+      toCount: move.toCount,
+      sources: [],
+      move: moveStatus(move),
+    };
+  }
+
+  /** The move in progress, or the last one (done), or null. */
+  async move(): Promise<ShardMoveStatus | null> {
+    const { move } = await this.#readMove();
+    return move === null ? null : moveStatus(move);
+  }
+
+  /** Each shard's keys and bytes, under the map in force. */
+  async shardSizes(): Promise<ShardSizesResponse> {
+    await this.#options.view.refresh().catch(() => {});
+    const map = this.#options.view.current;
+    const shards = await Promise.all(
+      allShardIds(map.numShards).map(async (id) => {
+        const sizes = await this.#sizes(id, map.numShards);
+        let keys = 0;
+        let bytes = 0;
+        for (const size of sizes.values()) {
+          keys += size.keys;
+          bytes += size.bytes;
+        }
+        return { id, keys, bytes };
+      }),
+    );
+    return { epoch: map.epoch, numShards: map.numShards, shards };
+  }
+
+  async #check(): Promise<void> {
+    if (this.#isChecking || this.#isClosed) return;
+    this.#isChecking = true;
+    try {
+      const move = this.#localMove() ?? (await this.#readMove().catch(() => null))?.move ?? null;
+      const active = move !== null && move.phase !== "done" ? move.toCount : 0;
+      await this.#openShards(Math.max(this.#options.view.numShards, active));
+      const isDue = this.#options.nowMs() >= this.#retryAtMs;
+      if (active > 0 && this.#isLeaderOfZero() && !this.#isDriving && isDue) this.#drive();
+    } catch (error) {
+      this.#options.logger.warn("Cannot check the shard move", { reason: describe(error) });
+    } finally {
+      this.#isChecking = false;
+    }
+  }
+
+  /** The record from this node's replica of shard 0 (may lag), or null. */
+  #localMove(): ShardMove | null {
+    const text = this.#options.shards.get(0)?.stateMachine.getMeta(SHARD_MOVE_META) ?? null;
+    return text === null ? null : JSON.parse(text) as ShardMove;
+  }
+
+  #isLeaderOfZero(): boolean {
+    return this.#options.shards.get(0)?.replica.status().role === "leader";
+  }
+
+  /** Opens this node's replicas of shards below `count` that it does not have yet. */
+  async #openShards(count: number): Promise<void> {
+    const { members, replicationFactor, nodeId, shards } = this.#options;
+    for (let shard = 0; shard < count; shard++) {
+      if (shards.has(shard)) continue;
+      if (!replicasOf(members, shard, replicationFactor).includes(nodeId)) continue;
+      const opened = await this.#options.openShard(shard);
+      if (this.#isClosed) {
+        opened.close();
+        return;
+      }
+      shards.set(shard, opened);
+      this.#options.logger.info("Opened a new shard's replica", { shard });
+    }
+  }
+
+  #drive(): void {
+    this.#isDriving = true;
+    driveMove(this.#ops())
+      .then((move) => {
+        if (move?.phase === "done") {
+          this.#options.logger.info("Shard move done", { numShards: move.toCount });
+        }
+      })
+      .catch((error: unknown) => {
+        this.#retryAtMs = this.#options.nowMs() + MOVE_RETRY_PAUSE_MS;
+        this.#options.logger.warn("The shard move stopped; it resumes", {
+          reason: describe(error),
+        });
+      })
+      .finally(() => this.#isDriving = false);
+  }
+
+  #run<T>(shard: number, request: ShardRequest): Promise<T> {
+    const deadline = this.#options.nowMs() + MOVE_REQUEST_TIMEOUT_MS;
+    return this.#options.router.execute<T>(shard, request, deadline);
+  }
+
+  async #readMove(): Promise<{ text: string | null; move: ShardMove | null }> {
+    const read = await this.#run<{ value: string | null }>(0, {
+      kind: "metaRead",
+      name: SHARD_MOVE_META,
+    });
+    return { text: read.value, move: read.value === null ? null : JSON.parse(read.value) };
+  }
+
+  #swapMove(expected: string | null, move: ShardMove): Promise<MetaSwapResult> {
+    return this.#run<MetaSwapResult>(0, {
+      kind: "metaSwap",
+      name: SHARD_MOVE_META,
+      expected,
+      value: JSON.stringify(move),
+    });
+  }
+
+  async #sizes(
+    shard: number,
+    count: number,
+  ): Promise<Map<number, { keys: number; bytes: number }>> {
+    const answer = await this.#run<{ bySize: Record<string, { keys: number; bytes: number }> }>(
+      shard,
+      { kind: "moveSize", count },
+    );
+    return new Map(Object.entries(answer.bySize).map(([key, size]) => [Number(key), size]));
+  }
+
+  async #propose(shard: number, command: Command): Promise<unknown> {
+    const result = await this.#run<{ type: string; code?: string; message?: string }>(
+      shard,
+      { kind: "propose", command },
+    );
+    if (result.type === "locked") {
+      // A cross-shard transaction holds what the step needs: the driver tries again later.
+      throw new AspenError("conflict", `Shard ${shard} has a move step's key locked; retry`, {
+        shard,
+      });
+    }
+    if (result.type === "error") {
+      throw new AspenError(
+        "shard_unavailable",
+        `Shard ${shard} refused a move step: ${result.message ?? result.code ?? "?"}`,
+        { shard },
+      );
+    }
+    return result;
+  }
+
+  #ops(): MoveOps {
+    return {
+      read: () => this.#readMove(),
+      swap: async (expected, move) => (await this.#swapMove(expected, move)).isSwapped,
+      setOwnership: async (ownership: Ownership) => {
+        await this.#propose(ownership.shard, { type: "ownership", ownership });
+      },
+      intentsElsewhere: async (shard, count) =>
+        (await this.#run<{ intents: number }>(shard, { kind: "moveSize", count })).intents,
+      sizes: (shard, count) => this.#sizes(shard, count),
+      scan: (shard, query) =>
+        this.#run(shard, { kind: "moveScan", ...query, limit: MOVE_PAGE_KEYS }),
+      importKeys: (source, target, change) => this.#importKeys(source, target, change),
+      foreignLeases: async (shard) =>
+        (await this.#run<{ foreignLeases: number[] }>(shard, { kind: "moveSize", count: 1 }))
+          .foreignLeases,
+      addLeaseHolder: async (standIn, holder) => {
+        const parts = leaseIdParts(apiIdOfForeignLease(standIn));
+        if (parts === null) return;
+        await this.#propose(parts.shard, {
+          type: "leaseHolderAdd",
+          id: parts.grantIndex,
+          holder,
+        });
+      },
+      dropMoved: async (shard) => {
+        const result = await this.#propose(shard, {
+          type: "dropMoved",
+          limit: DROP_MOVED_KEYS_MAX,
+        }) as { deleted: number };
+        return result.deleted;
+      },
+      flip: (fromCount, toCount) => this.#flip(fromCount, toCount),
+      isLeader: () => this.#isLeaderOfZero() && !this.#isClosed,
+      wallMs: this.#options.wallMs,
+      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    };
+  }
+
+  /** Imports in commands of at most IMPORT_KEYS_MAX keys and IMPORT_BYTES_MAX bytes. */
+  async #importKeys(
+    source: number,
+    target: number,
+    change: { pass: number; kvs: readonly KeyValue[]; deletes: readonly string[] },
+  ): Promise<void> {
+    let kvs: KeyValue[] = [];
+    let bytes = 0;
+    const flush = async (deletes: readonly string[]) => {
+      const imported = kvs.map((kv) => ({
+        key: kv.key,
+        value: kv.value,
+        version: kv.version,
+        createRevision: kv.createRevision,
+        lease: kv.lease === 0 || isForeignLease(kv.lease)
+          ? kv.lease
+          : foreignLeaseId(apiLeaseId(kv.lease, source)),
+      }));
+      await this.#propose(target, { type: "import", pass: change.pass, kvs: imported, deletes });
+      kvs = [];
+      bytes = 0;
+    };
+    for (const kv of change.kvs) {
+      const size = kv.key.length * 3 + kv.value.length * 3 + 64;
+      if (kvs.length > 0 && (kvs.length >= IMPORT_KEYS_MAX || bytes + size > IMPORT_BYTES_MAX)) {
+        await flush([]);
+      }
+      kvs.push(kv);
+      bytes += size;
+    }
+    const deletes = [...change.deletes];
+    while (kvs.length > 0 || deletes.length > 0) {
+      await flush(deletes.splice(0, IMPORT_KEYS_MAX - kvs.length));
+    }
+  }
+
+  /** Writes the shard map with `toCount` shards, once (compare-and-swap on the record). */
+  async #flip(fromCount: number, toCount: number): Promise<void> {
+    const read = await this.#run<{ value: string | null }>(0, {
+      kind: "metaRead",
+      name: SHARD_MAP_META,
+    });
+    const current = read.value === null ? this.#options.view.current : JSON.parse(read.value);
+    const map = current as ShardMap;
+    if (map.numShards >= toCount) return;
+    if (map.numShards !== fromCount) {
+      throw new AspenError(
+        "bad_request",
+        `Cannot flip the shard map: it has ${map.numShards} shards, not ${fromCount}`,
+      );
+    }
+    const next: ShardMap = { ...map, epoch: map.epoch + 1, numShards: toCount };
+    const swapped = await this.#run<MetaSwapResult>(0, {
+      kind: "metaSwap",
+      name: SHARD_MAP_META,
+      expected: read.value,
+      value: JSON.stringify(next),
+    });
+    if (!swapped.isSwapped) throw new AspenError("conflict", "The shard map changed meanwhile");
+    this.#options.view.adopt(next);
+  }
+}
+
+/** The API shape of a move record. */
+export function moveStatus(move: ShardMove): ShardMoveStatus {
+  return {
+    fromCount: move.fromCount,
+    toCount: move.toCount,
+    phase: move.phase,
+    startedAtMs: move.startedAtMs,
+    updatedAtMs: move.updatedAtMs,
+    sources: move.sources.map((source) => ({ ...source })),
+  };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
