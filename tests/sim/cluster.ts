@@ -298,8 +298,11 @@ export class SimCluster {
     replica.disk.sync();
     // A new process knows only the term and vote on disk (a power loss may have undone the
     // last ones written): shard/replica.ts reads them from storage when it starts.
-    const { term, vote } = replica.storage.initialState().hardState;
+    const { term, vote, commit } = replica.storage.initialState().hardState;
     replica.writtenVote = { term, vote };
+    // The commit index it reads is durable now, even when the Ready that wrote it crashed
+    // before its flush (and was not recorded then): the replica applies up to it.
+    this.checker.onCommit(replica.id, commit, term);
     const options = this.options;
     const snapshot = replica.storage.snapshot();
     if (replica.machine.current.applied < snapshot.metadata.index) {
