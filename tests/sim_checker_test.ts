@@ -59,6 +59,7 @@ Deno.test("checker: no message may carry a term that is not durable at its sende
     term: term as Term,
     commit: 1 as LogIndex,
     round: 1,
+    quiesce: false,
   });
   const preVote: Message = {
     type: "preVote",
