@@ -82,6 +82,15 @@ export class RaftLog {
     return this.unstable.lastIndex() ?? this.storage.lastIndex();
   }
 
+  /**
+   * The last index the caller has persisted: the unstable tail past it may still be lost. With
+   * a pending snapshot, the commit index (the snapshot's, committed by a quorum already).
+   */
+  persistedLastIndex(): LogIndex {
+    if (this.unstable.snapshot !== null) return this.committed;
+    return Math.min(this.lastIndex(), this.unstable.offset - 1) as LogIndex;
+  }
+
   lastTerm(): Term {
     const result = this.term(this.lastIndex());
     assert(result !== null, "the last index always has a term");

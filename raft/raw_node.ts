@@ -245,7 +245,13 @@ export class RawNode {
     const raft = this.#raft;
     if (ready.hardState !== null) this.#previousHardState = ready.hardState;
     const lastEntry = ready.entries[ready.entries.length - 1];
-    if (lastEntry !== undefined) raft.log.stableTo(lastEntry.index, lastEntry.term);
+    if (lastEntry !== undefined) {
+      raft.log.stableTo(lastEntry.index, lastEntry.term);
+      // A leader's own entries count toward its commit quorum once persisted.
+      if (raft.role === "leader" && replication.maybeCommit(raft)) {
+        replication.broadcastAppend(raft);
+      }
+    }
     if (ready.snapshot !== null) {
       raft.log.stableSnapshotTo(ready.snapshot.metadata.index);
       raft.log.appliedTo(ready.snapshot.metadata.index);

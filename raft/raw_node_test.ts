@@ -22,31 +22,36 @@ interface Replica {
   storage: MemoryStorage;
 }
 
-function makeCluster(count: number, options: Partial<RaftLimits> = {}) {
+function makeCluster(count: number, options: Partial<RaftLimits> = {}, learnerCount = 0) {
   const voters = Array.from({ length: count }, (_, i) => id(i + 1));
-  const confState: ConfState = { voters, learners: [] };
+  const learners = Array.from({ length: learnerCount }, (_, i) => id(count + i + 1));
+  const confState: ConfState = { voters, learners };
   const replicas = new Map<number, Replica>();
-  for (const voter of voters) {
+  for (const member of [...voters, ...learners]) {
     const storage = new MemoryStorage(confState);
-    const node = new RawNode({
-      id: voter,
-      electionTicks: 10,
-      heartbeatTicks: 1,
-      prng: new SeededPrng(voter),
-      preVote: false,
-      checkQuorum: false,
-      leaseReads: false,
-      limits: {
-        ...DEFAULT_RAFT_LIMITS,
-        appendBytesMax: 1024 * 1024,
-        appendEntriesMax: 64,
-        uncommittedBytesMax: 1024 * 1024,
-        ...options,
-      },
-    }, storage);
-    replicas.set(voter, { node, storage });
+    replicas.set(member, { node: startNode(member, storage, options), storage });
   }
   return replicas;
+}
+
+/** A RawNode on `storage`, as a (re)started process builds it. */
+function startNode(member: ReplicaId, storage: MemoryStorage, options: Partial<RaftLimits>) {
+  return new RawNode({
+    id: member,
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    prng: new SeededPrng(member),
+    preVote: false,
+    checkQuorum: false,
+    leaseReads: false,
+    limits: {
+      ...DEFAULT_RAFT_LIMITS,
+      appendBytesMax: 1024 * 1024,
+      appendEntriesMax: 64,
+      uncommittedBytesMax: 1024 * 1024,
+      ...options,
+    },
+  }, storage);
 }
 
 function persist(replica: Replica, ready: Ready): void {
@@ -82,18 +87,90 @@ function elect(replicas: Map<number, Replica>, leader = 1): RawNode {
   return node;
 }
 
-Deno.test("RawNode: a single voter elects itself and commits its no-op in one Ready", () => {
+Deno.test("RawNode: a single voter elects itself and commits its no-op once it is written", () => {
   const replicas = makeCluster(1);
-  const node = replicas.get(1)!.node;
+  const replica = replicas.get(1)!;
+  const node = replica.node;
   node.campaign();
   const ready = node.ready();
-  deepStrictEqual(ready.hardState, { term: 2, vote: 1, commit: 2 });
+  deepStrictEqual(ready.hardState, { term: 2, vote: 1, commit: 1 });
   deepStrictEqual(ready.entries.map((entry) => [entry.index, entry.term]), [[2, 2]]);
-  deepStrictEqual(ready.committed.map((entry) => entry.index), [1, 2]);
+  deepStrictEqual(ready.committed.map((entry) => entry.index), [1]);
   ok(ready.mustSync, "a new term, a vote and entries must be synced");
+  persist(replica, ready);
   node.advance(ready);
+  const commit = node.ready();
+  deepStrictEqual(commit.hardState, { term: 2, vote: 1, commit: 2 });
+  deepStrictEqual(commit.committed.map((entry) => entry.index), [2]);
+  equal(commit.mustSync, false);
+  node.advance(commit);
   equal(node.status().applied, 2);
   equal(node.hasReady(), false);
+});
+
+Deno.test("RawNode: a single voter reveals a commit only once its entries are persisted", () => {
+  // Drivers send a leader's messages before its own flush when its term and vote are durable
+  // (shard/replica.ts). A single voter's entry is committed only once it is persisted: an
+  // earlier commit index would reach the learner, which would apply an entry that a power loss
+  // at the leader erases and its next term replaces (sim seeds 132-like: leader completeness).
+  const replicas = makeCluster(1, {}, 1);
+  elect(replicas);
+  const leader = replicas.get(1)!;
+  settle(replicas);
+  const before = leader.node.status().commit;
+  equal(leader.node.propose(new Uint8Array([7])).kind, "ok");
+  const written = leader.node.ready();
+  const index = written.entries[0]?.index ?? 0;
+  ok(index > before, "the Ready writes the new entry");
+  equal(written.hardState?.commit ?? before, before, "not committed before it is persisted");
+  deepStrictEqual(written.committed, []);
+  for (const message of written.messages) {
+    if (message.type === "append" || message.type === "heartbeat") {
+      ok(message.commit < index, `${message.type} to ${message.to} reveals commit ${index}`);
+    }
+  }
+  persist(leader, written);
+  leader.node.advance(written);
+  const committed = leader.node.ready();
+  equal(committed.hardState?.commit, index);
+  equal(committed.mustSync, false);
+  deepStrictEqual(committed.committed.map((entry) => entry.index), [index]);
+  ok(committed.messages.some((message) => message.type === "append" && message.commit === index));
+  persist(leader, committed);
+  leader.node.advance(committed);
+});
+
+Deno.test("RawNode: a learner never applies what a power loss takes from its sole voter", () => {
+  // The scenario end to end: the leader's appends leave before its flush (as drivers send
+  // them), the learner persists them, the leader loses power before its flush, and it leads
+  // the next term with a different entry at the same index, which the learner must take.
+  const replicas = makeCluster(1, {}, 1);
+  elect(replicas);
+  settle(replicas);
+  const leader = replicas.get(1)!;
+  const learner = replicas.get(2)!;
+  const applied: string[] = [];
+  const observe = (replicaId: ReplicaId, ready: Ready) => {
+    if (replicaId !== 2) return;
+    for (const entry of ready.committed) applied.push(new TextDecoder().decode(entry.data));
+  };
+  equal(leader.node.propose(new TextEncoder().encode("lost")).kind, "ok");
+  const written = leader.node.ready();
+  for (const message of written.messages) learner.node.step(message);
+  while (learner.node.hasReady()) {
+    const ready = learner.node.ready();
+    observe(id(2), ready);
+    persist(learner, ready);
+    learner.node.advance(ready);
+  }
+  // The power loss: the leader's Ready never reached its disk; a new process starts.
+  leader.node = startNode(id(1), leader.storage, {});
+  leader.node.campaign();
+  equal(leader.node.propose(new TextEncoder().encode("kept")).kind, "ok");
+  settle(replicas, observe);
+  equal(applied.includes("lost"), false, "the learner applied an entry no voter kept");
+  ok(applied.includes("kept"));
+  equal(learner.node.status().applied, leader.node.status().commit);
 });
 
 Deno.test("RawNode enforces the ready()/advance() handshake", () => {

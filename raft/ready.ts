@@ -9,7 +9,10 @@ import type { Entry, HardState, Message, ReadState, Snapshot } from "./types.ts"
  * The contract (STYLE §1.6), in this order:
  * 1. Persist `hardState` (when not null), append `entries` (truncating any conflicting stored
  *    suffix) and apply `snapshot` (when not null) to storage, durably (fsync) when `mustSync`.
- * 2. Only then send `messages`: votes and acks in them promise that step 1 is durable.
+ * 2. Only then send `messages`: votes and acks in them promise that step 1 is durable. One
+ *    exception: a leader's Ready whose `hardState` keeps the term and vote already durable may
+ *    send its messages (appends, heartbeats) before its writes are durable (Raft thesis
+ *    §10.2.1), since a leader counts its own entries toward a commit only after `advance()`.
  * 3. Restore the state machine from `snapshot` when there is one, then apply `committed` in
  *    index order, and serve `readStates` once the applied index reaches each one's index.
  * 4. Call `advance(ready)`. Never ask for the next Ready before that, and never call any other

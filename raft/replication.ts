@@ -140,13 +140,20 @@ export function stepLeader(raft: RaftCore, message: Message): void {
   }
 }
 
-/** Advances the commit index to what a quorum has matched, if it is of the current term. */
+/**
+ * Advances the commit index to what a quorum has matched, if it is of the current term. The
+ * leader counts only the entries its caller persisted, as every follower's match is what it
+ * persisted (Raft thesis §10.2.1): drivers may send a leader's appends before its own flush,
+ * and a commit index covering entries that only the leader's volatile log holds would reach
+ * followers and learners, who would apply an entry that a power loss at the leader erases.
+ * A single voter therefore commits its entries in the Ready after the one that writes them.
+ */
 export function maybeCommit(raft: RaftCore): boolean {
   const { voters } = raft.confState();
   if (voters.length === 0) return false;
-  const lastIndex = raft.log.lastIndex();
+  const persisted = raft.log.persistedLastIndex();
   const matched = quorumValue(voters, (id) => {
-    if (id === raft.id) return lastIndex;
+    if (id === raft.id) return persisted;
     return raft.progress.get(id)?.match ?? 0;
   }) as LogIndex;
   if (matched <= raft.log.committed) return false;

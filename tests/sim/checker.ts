@@ -10,7 +10,14 @@
  *   up to its stored commit index, and its state machine one of the committed states.
  * The first violation is recorded with the simulated time; checking stops there.
  */
-import type { Entry, LogIndex, LogStorage, SnapshotMetadata, Term } from "../../raft/mod.ts";
+import type {
+  Entry,
+  LogIndex,
+  LogStorage,
+  Message,
+  SnapshotMetadata,
+  Term,
+} from "../../raft/mod.ts";
 import { hashBytes, mix } from "./hash.ts";
 
 /** Prefix hashes of one replica's persisted log. */
@@ -42,6 +49,22 @@ export function chainHash(previous: number, entry: Entry): number {
   return mix(mix(mix(mix(previous, entry.index), entry.term), hashBytes(entry.data)), 7);
 }
 
+/**
+ * An entry (index and term) some replica persisted: its prefix hash, the replica that first
+ * persisted it (the leader of its term, which created it) and whether another replica has
+ * persisted it too.
+ */
+interface SeenEntry {
+  readonly hash: number;
+  readonly owner: number;
+  isShared: boolean;
+}
+
+/** The key of an entry's index and term in the log matching record. */
+function entryKey(index: number, term: number): number {
+  return index * 1_048_576 + term;
+}
+
 /** The global record of what the run has committed and applied, and its checks. */
 export class SafetyChecker {
   violation: string | null = null;
@@ -57,7 +80,8 @@ export class SafetyChecker {
    * prefix is always committed no later than what follows it.
    */
   #decidedTerms: number[] = [0];
-  #seenEntries = new Map<number, number>();
+  /** Every entry persisted anywhere, by index and term (log matching); see SeenEntry. */
+  #seenEntries = new Map<number, SeenEntry>();
   #stateHashes: number[] = [0];
 
   get committedIndex(): number {
@@ -118,6 +142,7 @@ export class SafetyChecker {
    * and every entry up to the stored commit index must be the committed one.
    */
   onRestart(id: number, storage: LogStorage): void {
+    const lost = this.tracker(id);
     const tracker = new LogTracker();
     const offset = storage.firstIndex() - 1;
     const baseHash = offset === 0 ? 0 : this.#committedHashes[offset];
@@ -132,8 +157,46 @@ export class SafetyChecker {
     const last = storage.lastIndex();
     const entries = storage.entries((offset + 1) as LogIndex, (last + 1) as LogIndex, Infinity);
     this.onAppend(id, entries ?? []);
+    this.#forgetLost(id, lost, tracker);
     const { hardState } = storage.initialState();
     this.onCommit(id, hardState.commit, hardState.term);
+  }
+
+  /**
+   * Forgets the entries that only the lost suffix of replica `id`'s log ever held: it created
+   * them (as leader of their term) and no other replica persisted them. Such an entry was
+   * never seen: a leader sends no message of a term before that term is durable (checked by
+   * onSend), so when it loses an entry together with its term (a single voter elects itself
+   * and appends in one Ready, which a power loss undoes) nobody saw either, and the replica
+   * may legitimately lead the same term again and write a different entry at that index. If
+   * it kept the term, it cannot lead that term again, so forgetting hides nothing: a copy
+   * still in flight is recorded again when a replica persists it.
+   */
+  #forgetLost(id: number, lost: LogTracker, kept: LogTracker): void {
+    for (let index = lost.base + 1; index <= lost.lastIndex; index++) {
+      const hash = lost.hashAt(index);
+      const term = lost.termAt(index);
+      if (hash === null || term === null || kept.hashAt(index) === hash) continue;
+      const key = entryKey(index, term);
+      const seen = this.#seenEntries.get(key);
+      if (seen !== undefined && seen.owner === id && !seen.isShared && seen.hash === hash) {
+        this.#seenEntries.delete(key);
+      }
+    }
+  }
+
+  /**
+   * Replica `from` sends `message` while its durable term is `durableTerm`: no message may
+   * carry a term its sender could still forget (a pre-vote asks about a future term).
+   */
+  onSend(message: Message, durableTerm: number): void {
+    if (message.type === "preVote" || message.type === "preVoteResponse") return;
+    if (message.term > durableTerm) {
+      this.fail(
+        `replica ${message.from} sent ${message.type} of term ${message.term} before the term ` +
+          `was durable (durable ${durableTerm})`,
+      );
+    }
   }
 
   /** A replica persisted a snapshot received from the leader: its log restarts there. */
@@ -236,12 +299,14 @@ export class SafetyChecker {
   }
 
   #checkLogMatching(id: number, entry: Entry, hash: number): void {
-    const key = entry.index * 1_048_576 + entry.term;
+    const key = entryKey(entry.index, entry.term);
     const known = this.#seenEntries.get(key);
     if (known === undefined) {
-      this.#seenEntries.set(key, hash);
-    } else if (known !== hash) {
+      this.#seenEntries.set(key, { hash, owner: id, isShared: false });
+    } else if (known.hash !== hash) {
       this.fail(`log matching broken at ${id}: index ${entry.index} term ${entry.term} differs`);
+    } else if (known.owner !== id) {
+      known.isShared = true;
     }
   }
 }

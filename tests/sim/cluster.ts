@@ -147,6 +147,8 @@ export class SimCluster {
   readonly replicas = new Map<number, SimReplica>();
   now = 0;
   traceHash = 0;
+  /** Prints per-step events (`deno task sim --seed S --trace`); null (the default) is silent. */
+  tracer: ((line: string) => void) | null = null;
   isHealing = false;
   /** Network and disk latency bounds; healing lowers them to a healthy datacenter's. */
   latencyUnitsMax: number;
@@ -217,6 +219,11 @@ export class SimCluster {
   /** Releases the storages (SQLite databases are in memory, but must be closed). */
   close(): void {
     for (const storage of this.#sqliteStorages) storage.close();
+  }
+
+  /** Reports an event to the tracer; `describe` runs only when tracing is on. */
+  trace(describe: () => string): void {
+    if (this.tracer !== null) this.tracer(`t=${this.now} ${describe()}`);
   }
 
   #openDisk(bootstrap: ConfState | null): SimDisk {
@@ -384,6 +391,7 @@ export class SimCluster {
    */
   #start(replica: SimReplica): void {
     replica.starts++;
+    this.trace(() => `r${replica.id} start #${replica.starts}`);
     replica.restartAt = null;
     replica.stop();
     // What a restarted replica reads is made durable, as SqliteLogStorage.open() does: without
@@ -391,6 +399,13 @@ export class SimCluster {
     // machine applied and synced meanwhile, and the replica cannot start (seed 119 found it;
     // tests/log_open_sync_test.ts checks the real storage).
     replica.disk.sync();
+    // A new process knows only the term and vote on disk (a power loss may have undone the
+    // last ones written): shard/replica.ts reads them from storage when it starts.
+    const { term, vote, commit } = replica.storage.initialState().hardState;
+    replica.writtenVote = { term, vote };
+    // The commit index it reads is durable now, even when the Ready that wrote it crashed
+    // before its flush (and was not recorded then): the replica applies up to it.
+    this.checker.onCommit(replica.id, commit, term);
     const options = this.options;
     const snapshot = replica.storage.snapshot();
     if (replica.machine.current.applied < snapshot.metadata.index) {
@@ -426,7 +441,9 @@ export class SimCluster {
   #crash(replica: SimReplica): void {
     replica.stop();
     this.stats.crashes++;
-    if (this.prng.nextFloat() < this.options.powerLossRate) {
+    const isPowerLoss = this.prng.nextFloat() < this.options.powerLossRate;
+    this.trace(() => `r${replica.id} crash${isPowerLoss ? " (power loss)" : ""}`);
+    if (isPowerLoss) {
       this.stats.powerLosses++;
       replica.disk.losePower(this.#keptCount(replica.disk.volatileCount));
       replica.machine.losePower(this.#keptCount(replica.machine.volatileCount));
@@ -442,6 +459,8 @@ export class SimCluster {
   }
 
   send(message: Message): void {
+    const sender = this.replicas.get(message.from);
+    if (sender !== undefined) this.checker.onSend(message, sender.disk.durableTerm);
     const bytes = encodeMessage(message);
     if (this.isHealing === false && this.prng.nextFloat() < this.options.dropRate) return;
     const copies = this.prng.nextFloat() < this.options.duplicateRate ? 2 : 1;
@@ -513,6 +532,7 @@ export class SimCluster {
       (hardState.term === written.term && hardState.vote === written.vote);
     const isEarlySend = node.role === "leader" && isVoteWritten;
     replica.disk.persist(ready);
+    this.trace(() => `r${replica.id} ${node.role} ${describeReady(ready)} early ${isEarlySend}`);
     if (hardState !== null) replica.writtenVote = { term: hardState.term, vote: hardState.vote };
     this.#checkWrite(replica, ready);
     if (!ready.mustSync) {
@@ -537,9 +557,8 @@ export class SimCluster {
   }
 
   /**
-   * Records a Ready's commit index: once its flush ended when it must be durable (a single
-   * voter commits its own entries in the Ready that writes them, and a power loss during the
-   * flush loses both unseen), at once otherwise (the commit of entries a quorum holds).
+   * Records a Ready's commit index: once its flush ended when it must be durable (a power loss
+   * during the flush loses the hard state unseen), at once otherwise.
    */
   #checkCommit(replica: SimReplica, ready: Ready): void {
     if (ready.hardState === null) return;
@@ -548,6 +567,7 @@ export class SimCluster {
 
   /** The flush of a Ready ended: finish it, then take the inputs that waited. */
   #flushed(replica: SimReplica, flushing: Flushing): void {
+    this.trace(() => `r${replica.id} flushed`);
     replica.disk.sync();
     replica.flushing = null;
     this.#checkCommit(replica, flushing.ready);
@@ -593,6 +613,7 @@ export class SimCluster {
       if (this.#proposals.get(key) === id) {
         this.#proposals.delete(key);
         this.acked.add(id);
+        this.trace(() => `r${replica.id} acks write ${id} at ${entry.index}/${entry.term}`);
         this.stats.acked++;
         this.maxAckedIndex = Math.max(this.maxAckedIndex, entry.index);
       }
@@ -919,4 +940,24 @@ export class SimCluster {
       }
     }
   }
+}
+
+/** One line for a persisted Ready, for the tracer. */
+function describeReady(ready: Ready): string {
+  const hardState = ready.hardState;
+  const state = hardState === null
+    ? "-"
+    : `t${hardState.term}/v${hardState.vote}/c${hardState.commit}`;
+  const span = (entries: readonly Entry[]) => {
+    const first = entries[0];
+    const last = entries[entries.length - 1];
+    return first === undefined || last === undefined
+      ? "-"
+      : `${first.index}/${first.term}..${last.index}/${last.term}`;
+  };
+  const messages = ready.messages.map((message) => `${message.type}>${message.to}@${message.term}`)
+    .join(",");
+  return `ready hs ${state} entries ${span(ready.entries)} committed ${span(ready.committed)} ` +
+    `snap ${ready.snapshot?.metadata.index ?? "-"} sync ${ready.mustSync} ` +
+    `reads ${ready.readStates.length} msgs [${messages}]`;
 }

@@ -57,6 +57,11 @@ export class SimDisk {
     return this.#working;
   }
 
+  /** The term a power loss keeps now. */
+  get durableTerm(): number {
+    return this.#durable.initialState().hardState.term;
+  }
+
   /** The number of writes a power loss could lose now. */
   get volatileCount(): number {
     return this.#volatile.length;

@@ -1,8 +1,9 @@
 /**
- * The simulation CLI: `deno task sim --seeds N [--first-seed S] [--seed S] [--steps K]`.
+ * The simulation CLI: `deno task sim --seeds N [--first-seed S] [--seed S] [--steps K] [--trace]`.
  * Runs each seed twice and checks that both runs give the same trace hash, prints every failing
  * seed with the command that replays it, ends with `sim: N seeds, V violations`, and exits 1 on
- * any violation. `ASPEN_SEED=<n>` is the same as `--seed <n>`.
+ * any violation. `ASPEN_SEED=<n>` is the same as `--seed <n>`. `--trace` prints every Ready, flush,
+ * crash, start and acknowledgement of the first run.
  */
 import { parseArgs } from "node:util";
 import { runSeed, SAFETY_STEPS_DEFAULT } from "./run.ts";
@@ -16,6 +17,7 @@ function main(): number {
       seed: { type: "string" },
       steps: { type: "string", default: String(SAFETY_STEPS_DEFAULT) },
       verbose: { type: "boolean", default: false },
+      trace: { type: "boolean", default: false },
     },
   });
   const single = values.seed ?? Deno.env.get("ASPEN_SEED");
@@ -27,7 +29,8 @@ function main(): number {
     : [parseCount("--seed", single)];
   let violations = 0;
   for (const seed of seeds) {
-    const result = runSeed(seed, steps);
+    const tracer = values.trace ? (line: string) => console.log(line) : null;
+    const result = runSeed(seed, steps, "memory", tracer);
     const again = runSeed(seed, steps);
     let problem = result.violation;
     if (problem === null && again.traceHash !== result.traceHash) {

@@ -35,4 +35,22 @@ export const REGRESSION_SEEDS: readonly { seed: number; note: string }[] = [
       "hard states are not synced) and the core refused to start on 'config.applied must not " +
       "pass the commit' (issue 12; found with the fix of b09cc83 reverted)",
   },
+  {
+    seed: 4489,
+    note:
+      "leader completeness: a sole voter counted its unsynced entry 346 toward the commit and " +
+      "sent that commit to its learner before its own flush; a power loss erased the entry, the " +
+      "learner had applied it, and the voter led term 6 with another entry 346 (raft/ " +
+      "maybeCommit now counts the leader's persisted entries only)",
+  },
+  {
+    seed: 5953,
+    note: "leader completeness: same cause as seed 4489 (leader 1 of term 3 lacked entry 827)",
+  },
+  {
+    seed: 9954,
+    note: "checker: a process crash during a flush left a durable commit the checker never " +
+      "recorded, and a later power loss kept a log compacted past it (found with the fix of " +
+      "seed 4489 reverted; the checker now records the commit index a replica starts from)",
+  },
 ];

@@ -28,9 +28,11 @@ export function runSeed(
   seed: number,
   steps = SAFETY_STEPS_DEFAULT,
   storageKind: "memory" | "sqlite" = "memory",
+  tracer: ((line: string) => void) | null = null,
 ): RunResult {
   const options = drawOptions(new SeededPrng(seed));
   const cluster = new SimCluster(seed, options, storageKind);
+  cluster.tracer = tracer;
   let violation: string | null = null;
   try {
     violation = runPhases(cluster, steps);
