@@ -5,7 +5,7 @@
  */
 import { equal, match } from "node:assert/strict";
 import type { ShardMoveStatus } from "../api/mod.ts";
-import type { CliIo } from "./command.ts";
+import { captureCliIo } from "./_capture_io.ts";
 import { runCli } from "./run_cli.ts";
 import { progressLine } from "./shard_add_command.ts";
 
@@ -24,28 +24,6 @@ function move(phase: ShardMoveStatus["phase"], copied: number): ShardMoveStatus 
       bytesCopied: copied * 40,
     })),
   };
-}
-
-/** A CliIo whose output is kept (cli/ may not import the tests' helper). */
-function captureCliIo(env: Record<string, string>) {
-  let stdout = "";
-  let stderr = "";
-  const io: CliIo = {
-    env,
-    stdout: (text) => stdout += text,
-    stderr: (text) => stderr += text,
-    readTextFile: (path) => Promise.reject(new Deno.errors.NotFound(path)),
-    readFile: (path) => Promise.reject(new Deno.errors.NotFound(path)),
-    writeFile: (path) => Promise.reject(new Error(`This test writes no file (${path})`)),
-    nowMs: () => Date.now(),
-    monotonicMs: () => performance.now(),
-    shutdown: new AbortController().signal,
-    selfCommand: ["aspen"],
-    randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
-    writeNewFile: () => Promise.resolve(false),
-    versions: { aspen: "test", deno: Deno.version.deno },
-  };
-  return { io, out: () => stdout, err: () => stderr };
 }
 
 /** A node that answers the shard routes from `moves` (one per poll, the last one repeated). */
@@ -75,7 +53,7 @@ async function withFakeNode(
 
 Deno.test("shard add follows a move that runs already until it is done", async () => {
   await withFakeNode([move("copy", 10), move("copy", 60), move("done", 100)], async (url) => {
-    const captured = captureCliIo({ ASPEN_TOKEN: "t" });
+    const captured = captureCliIo({ env: { ASPEN_TOKEN: "t" } });
     const code = await runCli(["shard", "add", "--endpoints", url], captured.io);
     equal(code, 0, captured.err());
     match(captured.err(), /a move is already running: following it/);

@@ -11,29 +11,30 @@ import { formatMarkdown } from "../bench/report.ts";
 import { findEtcd } from "../bench/etcd.ts";
 import { PROJECT_ROOT } from "./_source_files.ts";
 
+/** Runs bench/cluster.ts with `flags`; returns what it printed, failing on a non-zero exit. */
+async function runScript(flags: readonly string[]): Promise<string> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--unstable-net", `${PROJECT_ROOT}bench/cluster.ts`, ...flags],
+    env: { NO_COLOR: "1" },
+  }).output();
+  equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  return new TextDecoder().decode(output.stdout);
+}
+
 Deno.test("bench/cluster.ts writes the table and the JSON of a run", async () => {
   const dir = await Deno.makeTempDir({ prefix: "aspen-bench-script-" });
   try {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--unstable-net",
-        `${PROJECT_ROOT}bench/cluster.ts`,
-        "--clusters=1x1",
-        // A 1-shard cluster skips the 2-shard row.
-        "--rows=put-1,get-256,cas-2sh-1",
-        "--duration=1",
-        "--warmup=0",
-        "--rounds=1",
-        "--round-seconds=1",
-        "--etcd=off",
-        `--out=${dir}/B`,
-      ],
-      env: { NO_COLOR: "1" },
-    }).output();
-    const stdout = new TextDecoder().decode(output.stdout);
-    equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    const stdout = await runScript([
+      "--clusters=1x1",
+      // A 1-shard cluster skips the 2-shard row.
+      "--rows=put-1,get-256,cas-2sh-1",
+      "--duration=1",
+      "--warmup=0",
+      "--rounds=1",
+      "--round-seconds=1",
+      "--etcd=off",
+      `--out=${dir}/B`,
+    ]);
     match(stdout, /1 node \/ 1 shard/);
     const json = JSON.parse(await Deno.readTextFile(`${dir}/B.json`));
     deepEqual(json.rows.map((row: RowResult) => row.id), ["put-1", "get-256"]);
@@ -72,24 +73,15 @@ Deno.test("bench/cluster.ts runs the same rows against etcd beside Aspen's", asy
   const etcd = await findEtcd(null);
   const dir = await Deno.makeTempDir({ prefix: "aspen-bench-etcd-" });
   try {
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--unstable-net",
-        `${PROJECT_ROOT}bench/cluster.ts`,
-        "--clusters=1x1",
-        // etcd has no optimistic transaction: the txn row is Aspen's only.
-        "--rows=put-1,cas-1,txn-256",
-        "--duration=1",
-        "--warmup=0",
-        "--rounds=0",
-        `--out=${dir}/B`,
-      ],
-      env: { NO_COLOR: "1" },
-    }).output();
-    const stdout = new TextDecoder().decode(output.stdout);
-    equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    const stdout = await runScript([
+      "--clusters=1x1",
+      // etcd has no optimistic transaction: the txn row is Aspen's only.
+      "--rows=put-1,cas-1,txn-256",
+      "--duration=1",
+      "--warmup=0",
+      "--rounds=0",
+      `--out=${dir}/B`,
+    ]);
     const json = JSON.parse(await Deno.readTextFile(`${dir}/B.json`));
     const markdown = await Deno.readTextFile(`${dir}/B.md`);
     if (etcd === null) {

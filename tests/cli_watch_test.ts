@@ -6,7 +6,7 @@
  */
 import { deepEqual, equal, match } from "node:assert/strict";
 import { runCli } from "../cli/run_cli.ts";
-import { captureCliIo as io } from "./_cli_io.ts";
+import { captureCliIo as io } from "../cli/_capture_io.ts";
 import { launchTestCluster } from "./_cluster.ts";
 
 Deno.test("kv watch: flag misuse is a usage error naming the flag", async (t) => {

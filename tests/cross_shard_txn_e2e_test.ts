@@ -16,7 +16,7 @@ import type { LocalCluster } from "../cli/launcher.ts";
 import { shardForKey } from "../shard/mod.ts";
 import { runCli } from "../cli/run_cli.ts";
 import type { CliIo } from "../cli/command.ts";
-import { captureCliIo } from "./_cli_io.ts";
+import { captureCliIo } from "../cli/_capture_io.ts";
 import { launchTestCluster, waitForConvergence } from "./_cluster.ts";
 
 const SHARDS = 4;

@@ -11,7 +11,7 @@ import { runCli } from "../cli/run_cli.ts";
 import type { LocalCluster } from "../cli/launcher.ts";
 import { TOKENS_READ_TIMEOUT_MS, TOKENS_REFRESH_MS } from "../server/node/mod.ts";
 import { RUNTIME_TOKENS_MAX } from "../server/runtime_tokens.ts";
-import { captureCliIo } from "./_cli_io.ts";
+import { captureCliIo } from "../cli/_capture_io.ts";
 import { launchTestCluster } from "./_cluster.ts";
 
 /** The bound a revoke must meet on other nodes (see node/token_registry.ts), with slack. */

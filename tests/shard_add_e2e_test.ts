@@ -17,7 +17,7 @@ import {
 } from "../api/mod.ts";
 import type { LocalCluster } from "../cli/launcher.ts";
 import { runCli } from "../cli/run_cli.ts";
-import { captureCliIo } from "./_cli_io.ts";
+import { captureCliIo } from "../cli/_capture_io.ts";
 import { launchTestCluster, waitForConvergence } from "./_cluster.ts";
 
 const KEYS = 3_000;

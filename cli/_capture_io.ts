@@ -1,8 +1,9 @@
 /**
- * The `aspen` CLI's I/O for tests that run it in process: output is captured, files are absent
- * unless a test passes its own readers and writers, and nothing is random but the bytes.
+ * The `aspen` CLI's I/O for tests that run it in process (cli/'s own tests and tests/): output
+ * is captured, files are absent unless a test passes its own readers and writers, and nothing
+ * is random but the bytes. Test support only: nothing but tests imports it.
  */
-import type { CliIo } from "../cli/command.ts";
+import type { CliIo } from "./command.ts";
 
 /** A CliIo whose output is kept, with what it printed so far. */
 export interface CapturedCliIo {
