@@ -56,7 +56,7 @@ import {
 } from "./watch_hub.ts";
 import { execute, needsSavepoint, type OccCounters } from "./_executor.ts";
 import { History, type HistoryCounters, type HistoryLimits } from "./_history.ts";
-import { type EntryContext, KvStore, type MovingQuery } from "./_kv_store.ts";
+import { type EntryContext, KvStore, type MovingQuery, type MovingRow } from "./_kv_store.ts";
 import { readRange } from "./_range.ts";
 import { readOwnership } from "./_move_apply.ts";
 import { type Ownership, ownsKey } from "./ownership.ts";
@@ -315,7 +315,7 @@ export class StateMachine {
    * (among `count`): those after `after` (up to `until` included when given), in key order,
    * at most `limit`. The new shard holds keys of every source: its pages name one.
    */
-  movingKeys(query: MovingQuery, limit: number): KeyValue[] {
+  movingKeys(query: MovingQuery, limit: number): MovingRow[] {
     this.#assertOpen();
     validateCount(limit, { min: 1, action: "read moving keys", field: "limit" });
     assert(limit <= RANGE_LIMIT_MAX, "movingKeys: the limit is bounded");
