@@ -72,6 +72,17 @@ export interface MovingQuery {
   readonly count: number;
   readonly after: string | null;
   readonly until: string | null;
+  /**
+   * Leave out the values of keys last changed at or before this revision (a delta pass needs
+   * only the values of keys changed since its copy began); null: every value.
+   */
+  readonly valuesAfter: number | null;
+}
+
+/** A row of a move's page; `hasValue` is false when the query left its value out (""). */
+export interface MovingRow {
+  readonly kv: KeyValue;
+  readonly hasValue: boolean;
 }
 
 /** Typed statements over one open state machine database. */
@@ -161,7 +172,7 @@ export class KvStore {
    * The keys after `after` (up to `until` included, when given) whose shard among `count`
    * shards is `target` and among `fromCount` is `source`, in key order, at most `limit`.
    */
-  movingPage(query: MovingQuery, limit: number): KeyValue[] {
+  movingPage(query: MovingQuery, limit: number): MovingRow[] {
     const conditions = [`${SHARD_OF_SQL}(key, ?) = ?`, `${SHARD_OF_SQL}(key, ?) = ?`];
     const params: (number | Uint8Array)[] = [
       query.count,
@@ -177,10 +188,25 @@ export class KvStore {
       conditions.push("key <= ?");
       params.push(encodeKey(query.until));
     }
+    // A value left out reads as NULL, which kvFromRow takes as "" without the checksum.
+    const value = query.valuesAfter === null
+      ? "value"
+      : `CASE WHEN mod_revision > ${integer(query.valuesAfter)} THEN value END AS value`;
+    const columns = KV_COLUMNS.replace("value", value);
     const rows = this.statement(
-      `SELECT ${KV_COLUMNS} FROM kv WHERE ${conditions.join(" AND ")} ORDER BY key LIMIT ?`,
+      `SELECT ${columns} FROM kv WHERE ${conditions.join(" AND ")} ORDER BY key LIMIT ?`,
     ).all(...params, limit);
-    return rows.map((row) => kvFromRow(row));
+    return rows.map((row) => ({ kv: kvFromRow(row), hasValue: row.value !== null }));
+  }
+
+  /**
+   * How many intents lie on user keys (not the U+0000 lock keys of leases) whose shard among
+   * `count` shards is not `shard`.
+   */
+  intentsElsewhere(shard: number, count: number): number {
+    const sql = "SELECT COUNT(*) AS n FROM txn_intent WHERE substr(key, 1, 1) != x'00' " +
+      `AND ${SHARD_OF_SQL}(key, ?) != ?`;
+    return countOf(this.statement(sql).get(count, shard));
   }
 
   /** The stand-ins of other shards' leases that hold keys here, by id. */

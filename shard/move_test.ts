@@ -212,3 +212,27 @@ Deno.test("ownership never goes back: a lagging driver's step is refused", () =>
   equal(setTarget({ ...filling, copyPass: 2, isActive: true }), null);
   equal(setTarget({ ...filling, copyPass: 2 }), "bad_request", "inactive again");
 });
+
+Deno.test("intents on moving keys are counted exactly, lease locks aside", () => {
+  const shard = new Shard();
+  const [stay, move] = splitKeys(40);
+  shard.run({ type: "leaseGrant", ttlSeconds: 60 });
+  const ops = [stay[0]!, move[0]!, move[1]!].map((key) => put(key) as never);
+  const prepared = shard.run({
+    type: "txnPrepare",
+    txnId: "t1",
+    shard: 0,
+    home: 0,
+    participants: [0],
+    deadlineMs: 5_000,
+    compare: [],
+    reads: [],
+    success: ops,
+    failure: [],
+    leases: [{ action: "revoke", id: 1, holders: [] }],
+  });
+  equal(prepared.type, "txnPrepared");
+  ok(shard.sm.intentCount() >= 4, "three keys and the lease's lock");
+  equal(shard.sm.intentsNotOwned(0, 2), 2);
+  equal(shard.sm.intentsNotOwned(0, 1), 0);
+});

@@ -56,10 +56,10 @@ import {
 } from "./watch_hub.ts";
 import { execute, needsSavepoint, type OccCounters } from "./_executor.ts";
 import { History, type HistoryCounters, type HistoryLimits } from "./_history.ts";
-import { type EntryContext, KvStore, type MovingQuery } from "./_kv_store.ts";
+import { type EntryContext, KvStore, type MovingQuery, type MovingRow } from "./_kv_store.ts";
 import { readRange } from "./_range.ts";
 import { readOwnership } from "./_move_apply.ts";
-import { type Ownership, ownsKey } from "./ownership.ts";
+import type { Ownership } from "./ownership.ts";
 import { migrateSchema, openDatabase, readSys, type Synchronous } from "./_schema.ts";
 import { type IntentEntry, TxnStore } from "./_txn_store.ts";
 import {
@@ -327,7 +327,7 @@ export class StateMachine {
    * (among `count`): those after `after` (up to `until` included when given), in key order,
    * at most `limit`. The new shard holds keys of every source: its pages name one.
    */
-  movingKeys(query: MovingQuery, limit: number): KeyValue[] {
+  movingKeys(query: MovingQuery, limit: number): MovingRow[] {
     this.#assertOpen();
     validateCount(limit, { min: 1, action: "read moving keys", field: "limit" });
     assert(limit <= RANGE_LIMIT_MAX, "movingKeys: the limit is bounded");
@@ -349,17 +349,8 @@ export class StateMachine {
   /** How many intents lie on keys whose shard among `count` shards is not `shard`. */
   intentsNotOwned(shard: number, count: number): number {
     this.#assertOpen();
-    const owner = {
-      shard,
-      readCount: count,
-      writeCount: count,
-      isActive: true,
-      isSettled: true,
-      copyPass: 0,
-    };
-    const all = this.#txns.intentsIn({ lower: new Uint8Array(), upper: null }, RANGE_LIMIT_MAX);
-    return all.filter(({ key }) => !key.startsWith("\u0000") && !ownsKey(owner, key, "write"))
-      .length;
+    if (this.#txns.intentCount === 0) return 0;
+    return this.#store.intentsElsewhere(shard, count);
   }
 
   /** The meta record `name` (a system record kept apart from user keys), or null. */

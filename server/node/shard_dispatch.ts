@@ -80,15 +80,17 @@ export async function dispatchShardRequest(
       });
     case "moveScan":
       return await context.replica.read(() => {
-        const kvs = machine.movingKeys(request, request.limit + 1);
+        const rows = machine.movingKeys(request, request.limit + 1);
         const page = [];
+        const valueless = [];
         let bytes = 0;
-        for (const kv of kvs.slice(0, request.limit)) {
+        for (const { kv, hasValue } of rows.slice(0, request.limit)) {
           bytes += kvResponseBytes(kv);
           if (page.length > 0 && bytes > RANGE_RESPONSE_BYTES_MAX) break;
           page.push(kv);
+          if (!hasValue) valueless.push(kv.key);
         }
-        return { kvs: page, more: kvs.length > page.length };
+        return { kvs: page, more: rows.length > page.length, valueless };
       });
     case "moveSize":
       return await context.replica.read(() => {
@@ -97,6 +99,7 @@ export async function dispatchShardRequest(
           bySize: Object.fromEntries(machine.sizeByShard(request.count)),
           intents: machine.intentsNotOwned(ownership?.shard ?? context.shard, request.count),
           foreignLeases: machine.foreignLeases(),
+          appliedIndex: machine.appliedIndex(),
         };
       });
     case "txnRecord":

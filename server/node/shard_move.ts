@@ -55,6 +55,11 @@ export interface SourceProgress {
   /** Keys and bytes copied in the current copy pass. */
   readonly keysCopied: number;
   readonly bytesCopied: number;
+  /**
+   * The source's revision when its copy pass began: the delta pass reads the values of keys
+   * changed after it only (the others were copied). Absent before the copy pass measured it.
+   */
+  readonly copyRevision?: number;
 }
 
 /** The move record. */
@@ -92,7 +97,11 @@ export interface MoveOps {
     count: number;
     after: string | null;
     until: string | null;
-  }): Promise<{ kvs: KeyValue[]; more: boolean }>;
+    /** Leave out the values of keys last changed at or before it; null: every value. */
+    valuesAfter: number | null;
+  }): Promise<{ kvs: KeyValue[]; more: boolean; valueless?: readonly string[] }>;
+  /** The applied index of `shard`'s leader (linearizable). */
+  appliedIndex(shard: number): Promise<number>;
   /**
    * Writes `kvs` (leases as the source stores them) and removes `deletes` on `target`, in copy
    * pass `pass` (the target refuses another pass's imports).
@@ -322,6 +331,8 @@ async function copyAll(ops: MoveOps, recorder: Recorder, pass: number): Promise<
   const move = recorder.move;
   const sources: SourceProgress[] = [];
   for (const source of move.sources) {
+    // Taken before any page of the pass is read, so every key changed after it is read again.
+    const copyRevision = pass === 1 ? await ops.appliedIndex(source.shard) : source.copyRevision;
     const sizes = await ops.sizes(source.shard, move.toCount);
     let keysTotal = 0;
     let bytesTotal = 0;
@@ -330,7 +341,14 @@ async function copyAll(ops: MoveOps, recorder: Recorder, pass: number): Promise<
       keysTotal += size.keys;
       bytesTotal += size.bytes;
     }
-    sources.push({ ...source, keysTotal, bytesTotal, keysCopied: 0, bytesCopied: 0 });
+    sources.push({
+      ...source,
+      keysTotal,
+      bytesTotal,
+      keysCopied: 0,
+      bytesCopied: 0,
+      ...(copyRevision === undefined ? {} : { copyRevision }),
+    });
   }
   await recorder.save({ ...move, sources });
   for (const source of sources) {
@@ -341,6 +359,7 @@ async function copyAll(ops: MoveOps, recorder: Recorder, pass: number): Promise<
         target,
         count: move.toCount,
         pass,
+        valuesAfter: pass === 1 ? null : source.copyRevision ?? null,
       };
       await syncMovedKeys(ops, pair, (page) => {
         const now = recorder.move;
@@ -360,6 +379,32 @@ async function copyAll(ops: MoveOps, recorder: Recorder, pass: number): Promise<
 }
 
 /**
+ * `kvs` with their values: those whose value the page left out (`valueless`, unchanged since
+ * the copy began, yet not on the new shard as they are: rare) are read again with values.
+ */
+async function withValues(
+  ops: Pick<MoveOps, "scan">,
+  span: Omit<Parameters<MoveOps["scan"]>[1], "valuesAfter">,
+  kvs: readonly KeyValue[],
+  valueless: readonly string[] = [],
+): Promise<KeyValue[]> {
+  const left = new Set(valueless);
+  const needed = new Set(kvs.filter((kv) => left.has(kv.key)).map((kv) => kv.key));
+  if (needed.size === 0) return [...kvs];
+  const found = new Map<string, KeyValue>();
+  let after = span.after;
+  for (;;) {
+    const page = await ops.scan(span.source, { ...span, after, valuesAfter: null });
+    for (const kv of page.kvs) if (needed.has(kv.key)) found.set(kv.key, kv);
+    const last = page.kvs[page.kvs.length - 1]?.key ?? null;
+    if (!page.more || found.size === needed.size || last === null) break;
+    after = last;
+  }
+  // A key gone meanwhile is left out: the next pass removes it from the new shard.
+  return kvs.flatMap((kv) => needed.has(kv.key) ? found.get(kv.key) ?? [] : [kv]);
+}
+
+/**
  * Makes `target` hold exactly the keys of `source` that move to it, as the source holds them:
  * pages of the source's moving keys, each compared with the target's keys in the same span;
  * a key missing or different (version, createRevision) is imported, a key the source no
@@ -373,6 +418,8 @@ export async function syncMovedKeys(
     readonly target: number;
     readonly count: number;
     readonly pass: number;
+    /** The source's values of keys changed at or before it are not read (null: all are). */
+    readonly valuesAfter?: number | null;
   },
   onPage: (page: { keys: number; bytes: number }) => Promise<void>,
 ): Promise<void> {
@@ -383,23 +430,31 @@ export async function syncMovedKeys(
     target,
     count: pair.count,
   };
+  const valuesAfter = pair.valuesAfter ?? null;
   let after: string | null = null;
   for (;;) {
-    const page = await ops.scan(source, { ...query, after, until: null });
+    const page = await ops.scan(source, { ...query, after, until: null, valuesAfter });
     const until = page.more ? page.kvs[page.kvs.length - 1]?.key ?? null : null;
     const present = new Map<string, KeyValue>();
     let targetAfter = after;
     for (;;) {
-      const theirs = await ops.scan(target, { ...query, after: targetAfter, until });
+      // The new shard's values are never needed: keys compare by version and createRevision.
+      const theirs = await ops.scan(target, {
+        ...query,
+        after: targetAfter,
+        until,
+        valuesAfter: Number.MAX_SAFE_INTEGER,
+      });
       for (const kv of theirs.kvs) present.set(kv.key, kv);
       if (!theirs.more) break;
       targetAfter = theirs.kvs[theirs.kvs.length - 1]?.key ?? null;
     }
-    const changed = page.kvs.filter((kv) => {
+    const stale = page.kvs.filter((kv) => {
       const there = present.get(kv.key);
       return there === undefined || there.version !== kv.version ||
         there.createRevision !== kv.createRevision;
     });
+    const changed = await withValues(ops, { ...query, after, until }, stale, page.valueless);
     const kept = new Set(page.kvs.map((kv) => kv.key));
     const deletes = [...present.keys()].filter((key) => !kept.has(key));
     if (changed.length > 0 || deletes.length > 0) {

@@ -292,6 +292,9 @@ export class ShardMover {
       sizes: (shard, count) => this.#sizes(shard, count),
       scan: (shard, query) =>
         this.#run(shard, { kind: "moveScan", ...query, limit: MOVE_PAGE_KEYS }),
+      appliedIndex: async (shard) =>
+        (await this.#run<{ appliedIndex: number }>(shard, { kind: "moveSize", count: 1 }))
+          .appliedIndex,
       importKeys: (source, target, change) => this.#importKeys(source, target, change),
       foreignLeases: async (shard) =>
         (await this.#run<{ foreignLeases: number[] }>(shard, { kind: "moveSize", count: 1 }))
@@ -390,7 +393,13 @@ export function moveStatus(move: ShardMove): ShardMoveStatus {
     phase: move.phase,
     startedAtMs: move.startedAtMs,
     updatedAtMs: move.updatedAtMs,
-    sources: move.sources.map((source) => ({ ...source })),
+    sources: move.sources.map((source) => ({
+      shard: source.shard,
+      keysTotal: source.keysTotal,
+      bytesTotal: source.bytesTotal,
+      keysCopied: source.keysCopied,
+      bytesCopied: source.bytesCopied,
+    })),
   };
 }
 

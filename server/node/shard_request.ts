@@ -126,7 +126,8 @@ export type ShardRequest =
    * A shard move's copy (shard_move.ts): a linearizable page of the keys whose shard among
    * `count` is `target` and among `fromCount` is `source`, after `after` and up to `until`
    * (included), at most `limit`, whatever the shard's ownership: answered
-   * `{ kvs: KeyValue[], more: boolean }`.
+   * `{ kvs: KeyValue[], more: boolean, valueless: string[] }` (the keys whose value was left
+   * out: they read "").
    */
   | {
     readonly kind: "moveScan";
@@ -137,11 +138,13 @@ export type ShardRequest =
     readonly after: string | null;
     readonly until: string | null;
     readonly limit: number;
+    /** Leave out the values of keys last changed at or before it (null: none left out). */
+    readonly valuesAfter: number | null;
   }
   /**
    * A linearizable measure for a move: keys and bytes per shard among `count` (`bySize`),
-   * the intents on keys the shard would not own (`intents`), and the stand-ins of other
-   * shards' leases holding keys here (`foreignLeases`).
+   * the intents on keys the shard would not own (`intents`), the stand-ins of other shards'
+   * leases holding keys here (`foreignLeases`), and the applied index (`appliedIndex`).
    */
   | { readonly kind: "moveSize"; readonly count: number };
 
@@ -294,6 +297,9 @@ function checkedMoveRequest(request: Record<string, unknown>): ShardRequest {
     after: bound(request.after),
     until: bound(request.until),
     limit,
+    valuesAfter: request.valuesAfter === null || request.valuesAfter === undefined
+      ? null
+      : shardOf(request.valuesAfter),
   };
 }
 
