@@ -119,7 +119,7 @@ Deno.test("decodeCommand() rejects malformed bytes", async (t) => {
   const put = encodeCommand({ type: "put", key: "k", value: "v", lease: 0, prevKv: false });
   const cases: [string, number[] | Uint8Array, string][] = [
     ["unknown format", [2, 0], "unknown format 2"],
-    ["unknown command tag", [1, 16], "unknown command tag 16"],
+    ["unknown command tag", [1, 200], "unknown command tag 200"],
     ["trailing bytes", [...put, 0], "1 bytes follow the command"],
     ["bool that is not 0 or 1", [...put.subarray(0, put.length - 1), 2], "not a boolean"],
     ["non-canonical varint", [1, 7, 0x81, 0x00], "canonical"],
