@@ -115,7 +115,13 @@ export async function dispatchShardRequest(
         rows: request.txnIds.map((txnId) => machine.txnParticipant(txnId)),
       }));
     case "txnReadKeys":
-      return await context.replica.read(() => machine.readKeys(request.keys, request.changedAfter));
+      return await context.replica.read(() => {
+        // A key this shard no longer serves (or not yet) is read again where the map says.
+        const ownership = machine.ownership();
+        const stray = request.keys.find((key) => !ownsKey(ownership, key, "read"));
+        if (stray !== undefined) throw wrongShardError(ownership, stray);
+        return machine.readKeys(request.keys, request.changedAfter);
+      });
     case "leaseKeepAlive":
       return keepAlive(context, request.id);
     case "leaseInfo":
