@@ -9,9 +9,8 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { Hono } from "hono";
 import type { AssertionError } from "../../raft/mod.ts";
-import { Logger } from "../log.ts";
-import type { KvService } from "../node/mod.ts";
 import { createApp } from "./app.ts";
+import { stubAppOptions } from "./_stub_app_options.ts";
 import { HTTP_BODY_BYTES_MAX, readJsonObject, stringField } from "./body.ts";
 
 const CHUNK_BYTES = 64 * 1024;
@@ -19,13 +18,7 @@ const CHUNK_BYTES = 64 * 1024;
 function echoApp(): Hono {
   const bugs: AssertionError[] = [];
   return createApp({
-    nodeId: 1,
-    service: {} as KvService,
-    tokens: null,
-    logger: new Logger({ level: "error", format: "text", write: () => {}, nowMs: Date.now }),
-    status: () => Promise.reject(new Error("the status is not asked for here")),
-    transferLeader: () => Promise.reject(new Error("no leader is transferred here")),
-    metrics: () => Promise.resolve(""),
+    ...stubAppOptions(),
     extend: (app) => {
       app.post("/v1/test/echo", async (c) => {
         const body = await readJsonObject(c.req.raw, "echo", ["value"]);

@@ -85,7 +85,7 @@ export async function pumpRemote(options: RemotePumpOptions): Promise<void> {
     while (!options.signal.aborted) {
       const items = await pullOnce(options, state);
       if (items === null) {
-        await sleep(REMOTE_RETRY_MS, options.signal);
+        await abortableSleep(REMOTE_RETRY_MS, options.signal);
         continue;
       }
       for (const item of items) {
@@ -193,7 +193,8 @@ function cancelStream(options: RemotePumpOptions): void {
   });
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Waits `ms`, or less when `signal` aborts (resolves either way; at once if aborted). */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(done, ms);

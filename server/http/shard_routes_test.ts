@@ -6,19 +6,12 @@
 import { deepEqual, equal, match } from "node:assert/strict";
 import type { AddShardsResponse } from "../../api/mod.ts";
 import { AspenError } from "../../shard/mod.ts";
-import { Logger } from "../log.ts";
-import type { KvService } from "../node/mod.ts";
 import { createApp } from "./app.ts";
+import { stubAppOptions } from "./_stub_app_options.ts";
 
 function appWithMoves(added: { count: number; dryRun: boolean }[], isRunning = false) {
   return createApp({
-    nodeId: 1,
-    service: {} as KvService,
-    tokens: null,
-    logger: new Logger({ level: "error", format: "text", write: () => {}, nowMs: Date.now }),
-    status: () => Promise.reject(new Error("the status is not asked for here")),
-    transferLeader: () => Promise.reject(new Error("no leader is transferred here")),
-    metrics: () => Promise.resolve(""),
+    ...stubAppOptions(),
     shardMoves: {
       add: (request) => {
         if (isRunning) {

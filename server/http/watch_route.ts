@@ -27,7 +27,7 @@ import {
 } from "../../shard/mod.ts";
 import { apiKv, type KvService, type LocalShard } from "../node/mod.ts";
 import { queryInteger } from "./body.ts";
-import { pumpRemote, type RemoteWatchItem } from "./remote_watch_pump.ts";
+import { abortableSleep, pumpRemote, type RemoteWatchItem } from "./remote_watch_pump.ts";
 import { kvJsonText } from "./value_encoding.ts";
 
 /** How often a running watch looks for shards a move added (shard moves, issue 14). */
@@ -164,18 +164,6 @@ function pumpNewShard(
   if (part === undefined) return Promise.resolve();
   watch.locals.push(part);
   return pumpLocal(part, watch.writeItem(shard));
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }
 
 /**
