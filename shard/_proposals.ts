@@ -78,13 +78,7 @@ export class Proposals<Result> {
     if (waiter === undefined) return;
     this.#waiters.delete(entry.index);
     if (waiter.term !== entry.term) {
-      waiter.reject(
-        new AspenError(
-          "proposal_dropped",
-          `Cannot write to shard ${this.#shard}: leadership ` +
-            `changed and the proposal at index ${entry.index} was replaced`,
-        ),
-      );
+      waiter.reject(this.#replacedError(entry.index));
       return;
     }
     assert(result !== undefined, "an applied proposal has a result");
@@ -117,10 +111,25 @@ export class Proposals<Result> {
     assert(this.#queued.length === 0, "no proposal is left queued");
   }
 
+  #replacedError(index: number): AspenError {
+    return new AspenError(
+      "proposal_dropped",
+      `Cannot write to shard ${this.#shard}: leadership ` +
+        `changed and the proposal at index ${index} was replaced`,
+    );
+  }
+
   #settleProposal(proposal: QueuedProposal<Result>, result: ProposeResult): void {
     if (result.kind === "ok") {
       this.#stats.proposals++;
-      assert(!this.#waiters.has(result.index), "two proposals at one index");
+      const stale = this.#waiters.get(result.index);
+      if (stale !== undefined) {
+        // An entry of an earlier term held this index and was overwritten before this replica
+        // applied it (leader at term T, truncated by a newer leader, leader again): the new
+        // proposal landing here proves the old one is gone.
+        assert(stale.term < result.term, "two proposals at one index in one term");
+        stale.reject(this.#replacedError(result.index));
+      }
       this.#waiters.set(result.index, {
         term: result.term,
         resolve: proposal.resolve,
