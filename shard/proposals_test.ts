@@ -37,7 +37,7 @@ function entry(index: number, term: number): Entry {
   return { index: logIndex(index), term: raftTerm(term), type: "normal", data: new Uint8Array() };
 }
 
-Deno.test("a proposal at an index whose earlier-term waiter was overwritten drops that waiter", async () => {
+Deno.test("a proposal at an index held by an earlier term's waiter drops that waiter", async () => {
   const proposals = new Proposals<string>(3, newReplicaStats());
   const old = [1, 2, 3].map(() => proposals.enqueue(new Uint8Array([1])));
   proposals.proposeQueued(stubNode([[

@@ -54,7 +54,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const report = await runChaos(
-      options({ nodes: 3, durationMs: 40_000, snapshotIntervalEntries: 50 }),
+      options({ nodes: 3, durationMs: 40_000, faultsMin: 5, snapshotIntervalEntries: 50 }),
     );
     console.log(formatReport(report));
     equal(report.anomalies.length, 0, report.anomalies.join("\n"));
@@ -70,7 +70,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const report = await runChaos(options({ nodes: 5, durationMs: 20_000 }));
+    const report = await runChaos(options({ nodes: 5, durationMs: 20_000, faultsMin: 3 }));
     console.log(formatReport(report));
     equal(report.anomalies.length, 0, report.anomalies.join("\n"));
     ok(report.faults.total >= 3, "the nemesis injected faults");

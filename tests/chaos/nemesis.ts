@@ -141,12 +141,19 @@ export class Nemesis {
     );
   }
 
-  /** Runs the schedule until `untilMs` (monotonic); the last fault is undone before it ends. */
-  async run(untilMs: number): Promise<void> {
+  /**
+   * Runs the schedule until `untilMs` (monotonic); the last fault is undone before it ends. A
+   * loaded machine injects fewer faults in the same time: while fewer than `faultsMin` were
+   * injected, the schedule runs on for up to `overtimeMs` more.
+   */
+  async run(untilMs: number, faultsMin = 0, overtimeMs = 0): Promise<void> {
     const { prng, nowMs } = this.#options;
     const kinds = this.#options.kinds ?? FAULT_KINDS;
     const faultsMax = this.#options.faultsMax ?? Number.MAX_SAFE_INTEGER;
-    for (let round = 0; nowMs() < untilMs && round < faultsMax; round++) {
+    for (let round = 0; round < faultsMax; round++) {
+      const isOvertime = nowMs() >= untilMs;
+      if (isOvertime && (this.total >= faultsMin || nowMs() >= untilMs + overtimeMs)) return;
+      const endMs = isOvertime ? untilMs + overtimeMs : untilMs;
       if (this.#options.cluster.unexpectedExits.length > 0) {
         this.#options.log("a node exited unasked: the schedule stops (the run has failed)");
         return;
@@ -157,11 +164,11 @@ export class Nemesis {
       const holdMs = SELF_TIMED_KINDS.has(kind)
         ? 0
         : between(prng, kind === "kill-node-long" ? LONG_DOWN_MS : this.#options.holdMs);
-      const undo = await this.#inject(kind, untilMs);
+      const undo = await this.#inject(kind, endMs);
       if (undo !== null) {
         this.total++;
         this.counts[kind] = (this.counts[kind] ?? 0) + 1;
-        await sleep(Math.max(0, Math.min(holdMs, untilMs - nowMs())));
+        await sleep(Math.max(0, Math.min(holdMs, endMs - nowMs())));
         await undo();
       }
       await sleep(between(prng, this.#options.calmMs));

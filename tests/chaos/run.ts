@@ -63,6 +63,8 @@ export interface ChaosOptions {
   readonly isCycling?: boolean;
   /** Stop the nemesis after this many faults. */
   readonly faultsMax?: number;
+  /** Run on past the duration (up to twice it) until this many faults were injected. */
+  readonly faultsMin?: number;
   /** How big the load faults are (CI runs smaller ones); absent: the long-run sizes. */
   readonly loadSizes?: LoadFaultSizes;
   /** Puts in flight of the heavy writer; absent: HEAVY_IN_FLIGHT_DEFAULT. */
@@ -238,7 +240,7 @@ async function runAndCheck(run: RunParts): Promise<ChaosReport> {
   bank.start();
   let stopped: unknown = null;
   try {
-    await nemesis.run(started + options.durationMs);
+    await nemesis.run(started + options.durationMs, options.faultsMin, options.durationMs);
   } catch (error) {
     stopped = error;
     log(`the nemesis stopped: ${error instanceof Error ? error.message : String(error)}`);
