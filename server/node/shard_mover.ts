@@ -31,7 +31,7 @@ import type { ClusterRouter } from "./cluster_router.ts";
 import { apiLeaseId } from "./lease_ids.ts";
 import type { LocalShard } from "./local_shard.ts";
 import type { MetaSwapResult } from "./meta_swaps.ts";
-import { replicasOf } from "./placement.ts";
+import { hostsShard } from "./placement.ts";
 import { SHARD_MAP_META, type ShardMap, type ShardMapView } from "./shard_map.ts";
 import {
   driveMove,
@@ -57,6 +57,12 @@ export interface ShardMoverOptions {
   readonly nodeId: number;
   readonly members: readonly number[];
   readonly replicationFactor: number;
+  /**
+   * The shards this node's configuration lists (`local_shards`), or null, and how many shards
+   * the configuration counts: see {@linkcode hostsShard}.
+   */
+  readonly localShards: readonly number[] | null;
+  readonly configuredCount: number;
   /** This node's replicas; the mover adds the new shards it opens. */
   readonly shards: Map<number, LocalShard>;
   readonly router: ClusterRouter;
@@ -84,7 +90,7 @@ export class ShardMover {
   }
 
   start(): void {
-    this.#timer = setInterval(() => void this.#check(), MOVER_CHECK_MS);
+    this.#timer = setInterval(() => void this.check(), MOVER_CHECK_MS);
   }
 
   close(): void {
@@ -132,7 +138,7 @@ export class ShardMover {
     if (!swapped.isSwapped) {
       throw new AspenError("move_in_progress", "Cannot add shards: another move just started");
     }
-    void this.#check();
+    void this.check();
     return {
       dryRun: false,
       fromCount: move.fromCount,
@@ -167,7 +173,11 @@ export class ShardMover {
     return { epoch: map.epoch, numShards: map.numShards, shards };
   }
 
-  async #check(): Promise<void> {
+  /**
+   * One turn of the check the timer runs: opens this node's replicas of the shards the map or a
+   * running move names, and drives the move when this node leads shard 0.
+   */
+  async check(): Promise<void> {
     if (this.#isChecking || this.#isClosed) return;
     this.#isChecking = true;
     try {
@@ -193,12 +203,14 @@ export class ShardMover {
     return this.#options.shards.get(0)?.replica.status().role === "leader";
   }
 
-  /** Opens this node's replicas of shards below `count` that it does not have yet. */
+  /** Opens this node's replicas of shards below `count` that it hosts and does not have yet. */
   async #openShards(count: number): Promise<void> {
     const { members, replicationFactor, nodeId, shards } = this.#options;
+    const { localShards, configuredCount } = this.#options;
     for (let shard = 0; shard < count; shard++) {
       if (shards.has(shard)) continue;
-      if (!replicasOf(members, shard, replicationFactor).includes(nodeId)) continue;
+      const placement = { members, node: nodeId, shard, replicationFactor };
+      if (!hostsShard({ ...placement, localShards, configuredCount })) continue;
       const opened = await this.#options.openShard(shard);
       if (this.#isClosed) {
         opened.close();
