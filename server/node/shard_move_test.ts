@@ -217,7 +217,37 @@ Deno.test("a move from 2 to 3 shards runs every phase in order under client writ
   equal(now.version, before.get(untouched)!.version);
   equal(now.createRevision, before.get(untouched)!.createRevision);
   const totals = done!.sources.reduce((sum, source) => sum + source.keysTotal, 0);
-  equal(totals, moved.length, "the delta pass measured every moving key");
+  equal(totals, moved.length, "the copy pass measured every moving key");
+});
+
+Deno.test("from the fence to the flip the driver reads only moving keys, all sources at once", async () => {
+  const cluster = new FakeCluster(3, 300);
+  cluster.start(4);
+  const ops = cluster.ops();
+  const phaseNow = () => (JSON.parse(cluster.text!) as ShardMove).phase;
+  const fenced = new Set(["fence", "delta", "handoff", "flip"]);
+  const measuredIn: string[] = [];
+  let inFlight = 0;
+  let inFlightMax = 0;
+  const setOwnership = ops.setOwnership;
+  const done = await driveMove({
+    ...ops,
+    // Measuring sizes reads every key of a source: the copy's totals serve the delta too.
+    sizes: (shard, count) => {
+      measuredIn.push(phaseNow());
+      return ops.sizes(shard, count);
+    },
+    setOwnership: async (ownership) => {
+      inFlightMax = Math.max(inFlightMax, ++inFlight);
+      await setOwnership(ownership);
+      inFlight--;
+    },
+  });
+  equal(done?.phase, "done");
+  deepEqual(measuredIn.filter((phase) => fenced.has(phase)), [], `sizes read in ${measuredIn}`);
+  equal(measuredIn.length, 3, "the copy measured each source once");
+  equal(inFlightMax, 3, "the three sources are fenced and handed off at once");
+  cluster.check();
 });
 
 Deno.test("a move crashed at any step resumes from its record and ends the same", async () => {
