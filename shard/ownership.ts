@@ -103,7 +103,33 @@ export function wrongShardError(ownership: Ownership | null, key: string | null)
     `Cannot serve ${what} on shard ${shard}: ${why}; read the shard map again and retry`,
     {
       shard,
+      ...(key === null ? {} : { key }),
       ...(ownership === null ? {} : { numShards: ownership.readCount }),
+    },
+  );
+}
+
+/** How long a client should wait before it retries a request refused with `keys_moving`. */
+export const KEYS_MOVING_RETRY_AFTER_MS = 1_000;
+
+/**
+ * The answer to a client whose request met `refusal` (a `wrong_shard`) until its deadline: its
+ * keys stayed fenced by a shard move (or the node could not learn the new shard map) that
+ * long. Retryable: a 503 `keys_moving` naming the moving shard, with a Retry-After.
+ */
+export function keysMovingError(refusal: AspenError): AspenError {
+  const shard = typeof refusal.details.shard === "number" ? refusal.details.shard : -1;
+  const key = typeof refusal.details.key === "string" ? refusal.details.key : null;
+  const what = key === null ? "the request's keys" : `key "${key}"`;
+  return new AspenError(
+    "keys_moving",
+    `Cannot serve ${what} yet: shard ${shard} is moving keys to new shards (a shard move) ` +
+      `and kept them fenced past the request's deadline; retry in ` +
+      `${KEYS_MOVING_RETRY_AFTER_MS} ms`,
+    {
+      shard,
+      ...(key === null ? {} : { key }),
+      retryAfterMs: KEYS_MOVING_RETRY_AFTER_MS,
     },
   );
 }

@@ -41,6 +41,7 @@ import {
   foreignLeaseId,
   isForeignLease,
   type KeyRange,
+  keysMovingError,
   type KeyValue,
   kvResponseBytes,
   leaseError,
@@ -686,6 +687,9 @@ export class KvService {
    * Runs `action`, and again (planned anew) after the shard map was read again each time a
    * shard refused it with `wrong_shard` (a shard move), until the request's deadline. A
    * refused command changed nothing, so running it again is safe.
+   *
+   * @throws {AspenError} `keys_moving` (retryable, naming the moving shard) when the keys stay
+   * refused until the deadline: the router's `wrong_shard` never reaches the client.
    */
   async #rerouted<T>(action: () => Promise<T>): Promise<T> {
     const deadlineMs = this.#deadline();
@@ -693,10 +697,10 @@ export class KvService {
       try {
         return await action();
       } catch (error) {
-        const isWrongShard = error instanceof AspenError && error.code === "wrong_shard";
+        if (!(error instanceof AspenError && error.code === "wrong_shard")) throw error;
         const refresh = this.#options.refreshShardMap;
-        if (!isWrongShard || refresh === undefined) throw error;
-        if (this.#options.nowMs() + REROUTE_PAUSE_MS >= deadlineMs) throw error;
+        if (refresh === undefined) throw keysMovingError(error);
+        if (this.#options.nowMs() + REROUTE_PAUSE_MS >= deadlineMs) throw keysMovingError(error);
         await new Promise((resolve) => setTimeout(resolve, REROUTE_PAUSE_MS));
         await refresh().catch(() => {});
       }
