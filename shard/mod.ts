@@ -71,6 +71,7 @@ export {
   type Ownership,
   OWNERSHIP_META,
   ownsKey,
+  rangeOwner,
   servesRange,
   wrongShardError,
 } from "./ownership.ts";

@@ -9,6 +9,7 @@
  * ```text
  *   source:  (none) --fence--> read n, write m --hand-off--> read m, write m, unsettled
  *                    --clean-up (dropMoved until none is left)--> settled
+ *            (range reads: all keys while settled; unsettled, only the keys it owns at m)
  *   target:  inactive (refuses every client request; takes imports) --activate--> read m, write m
  * ```
  *
@@ -17,6 +18,7 @@
  */
 
 import { AspenError } from "./errors.ts";
+import type { RangeOwner } from "./_range.ts";
 import { ROUTER_SHARDS_MAX, shardForKey } from "./router.ts";
 
 /** The meta record holding a shard's {@linkcode Ownership}. */
@@ -79,13 +81,26 @@ export function ownsKey(
 }
 
 /**
- * Whether a range read planned over `plannedCount` shards may run here: the shard holds
- * exactly the keys of that plan (it is active, settled, and reads at that count).
+ * Whether a range read planned over `plannedCount` shards may run here: the shard is active and
+ * reads at that count, so that it serves exactly the keys of that plan (between hand-off and
+ * clean-up, filtered by {@linkcode rangeOwner}). A plan without a count (a node of an older
+ * version) runs on a settled shard only.
  */
 export function servesRange(ownership: Ownership | null, plannedCount: number | null): boolean {
   if (ownership === null) return true;
-  if (!ownership.isActive || !ownership.isSettled) return false;
-  return plannedCount === null || plannedCount === ownership.readCount;
+  if (!ownership.isActive) return false;
+  if (plannedCount === null) return ownership.isSettled;
+  return plannedCount === ownership.readCount;
+}
+
+/**
+ * The keys a range read returns here: all of them (null), or, while the shard still holds keys
+ * it gave away (between hand-off and clean-up), only those it owns for reads. So a scan racing
+ * the flip and the clean-up sees each key once: on its owner at the count it was planned with.
+ */
+export function rangeOwner(ownership: Ownership | null): RangeOwner | null {
+  if (ownership === null || ownership.isSettled) return null;
+  return { shard: ownership.shard, count: ownership.readCount };
 }
 
 /**

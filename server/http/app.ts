@@ -15,7 +15,7 @@ import type {
   TransferLeaderResponse,
 } from "../../api/mod.ts";
 import { AssertionError } from "../../raft/mod.ts";
-import { AspenError, keysMovingError } from "../../shard/mod.ts";
+import { AspenError } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
 import type { KvService, TokenRegistry } from "../node/mod.ts";
 import { createRequestAuth } from "./auth_middleware.ts";
@@ -63,14 +63,8 @@ export function createApp(options: AppOptions): Hono {
   let requestCounter = 0;
   app.onError((error, c) => {
     if (error instanceof AspenError) {
-      // A refusal the node could not reroute (a path without rerouting): the keys are moving.
-      const answered = error.code === "wrong_shard" ? keysMovingError(error) : error;
-      const { status, body } = errorResponse(answered);
-      const retryAfterMs = answered.details.retryAfterMs;
-      if (typeof retryAfterMs === "number") {
-        c.header("Retry-After", String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
-      }
-      return c.json(body, status as 400);
+      const { status, body, headers } = errorResponse(error);
+      return c.json(body, status as 400, headers);
     }
     // bearer-auth's refusals: their response already holds our JSON error body.
     if (error instanceof HTTPException) return error.getResponse();

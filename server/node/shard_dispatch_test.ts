@@ -3,9 +3,10 @@
  * handed off is answered `wrong_shard`, so the service reads it again where the new map says,
  * and never "absent" from the source. The lock-free read of a cross-shard read-only txn
  * (`txnReadKeys`) once skipped the check, and a bank reader found an account missing mid-move
- * (tests/chaos_reshard_test.ts).
+ * (tests/chaos_reshard_test.ts). A range read planned at the new count runs on a handed-off
+ * shard, and returns only the keys it still owns.
  */
-import { deepEqual, equal, rejects } from "node:assert/strict";
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import {
   type AspenError,
   type Command,
@@ -68,6 +69,46 @@ Deno.test("reads of keys a shard handed off answer wrong_shard, txnReadKeys incl
     }) as { kvs: ({ value: string } | null)[] };
     deepEqual(read.kvs.map((kv) => kv?.value), ["s"]);
     equal(machine.ownership()?.readCount, 2);
+  } finally {
+    machine.close();
+  }
+});
+
+Deno.test("a handed-off shard serves ranges of the new count with the keys it owns", async () => {
+  const machine = StateMachine.open({ path: ":memory:", synchronous: "normal" });
+  try {
+    const keys = Array.from({ length: 40 }, (_, i) => `key-${String(i).padStart(2, "0")}`);
+    const commands: Command[] = [
+      ...keys.map((key): Command => ({ type: "put", key, value: "v", lease: 0, prevKv: false })),
+      { type: "ownership", ownership: HANDED_OFF },
+    ];
+    machine.apply(commands.map((command, i) => ({ index: i + 1, data: encodeCommand(command) })));
+    const ctx = context(machine);
+    const range = (numShards: number, limit: number, countOnly = false) =>
+      dispatchShardRequest(ctx, {
+        kind: "range",
+        range: {
+          range: { prefix: "key-" },
+          limit,
+          after: null,
+          keysOnly: true,
+          countOnly,
+          reverse: false,
+        },
+        serializable: false,
+        numShards,
+      }) as Promise<{ kvs: { key: string }[]; count: number; more: boolean }>;
+    // Planned at the old count (a node that has not seen the flip): refused, routed again.
+    await rejects(range(1, 100), (error: AspenError) => error.code === "wrong_shard");
+    const staying = keys.filter((key) => shardForKey(key, 2) === 0);
+    ok(staying.length > 5 && staying.length < 35, `a share stays: ${staying.length}`);
+    const page = await range(2, 100);
+    deepEqual(page.kvs.map((kv) => kv.key), staying, "only the keys it still owns, in order");
+    equal((await range(2, 100, true)).count, staying.length);
+    // The limit counts owned keys only, and the page goes on from its last one.
+    const first = await range(2, 3);
+    deepEqual(first.kvs.map((kv) => kv.key), staying.slice(0, 3));
+    equal(first.more, true);
   } finally {
     machine.close();
   }

@@ -55,7 +55,7 @@ function fakeShard(): LocalShard {
   } as unknown as LocalShard;
 }
 
-Deno.test("a node with local_shards opens the new shards placement gives it, and no other", async () => {
+Deno.test("with local_shards a node opens the new shards placed on it, no other", async () => {
   // Factor 2 over nodes 1-3: shard 2 is placed on 3 and 1, shards 3 and 5 on 1 and 2, 3 and 1.
   deepEqual(await openedAfterCheck([0]), [3, 5]);
   // Without local_shards, placement alone: node 1 has shards 0 and 2 open already.
