@@ -98,7 +98,9 @@ export async function dispatchShardRequest(
       return await context.replica.read(() => {
         const ownership = machine.ownership();
         return {
-          bySize: Object.fromEntries(machine.sizeByShard(request.count)),
+          bySize: request.sizes === false
+            ? {}
+            : Object.fromEntries(machine.sizeByShard(request.count)),
           intents: machine.intentsNotOwned(ownership?.shard ?? context.shard, request.count),
           foreignLeases: machine.foreignLeases(),
           appliedIndex: machine.appliedIndex(),

@@ -16,6 +16,7 @@ import {
   StateMachine,
 } from "../../shard/mod.ts";
 import { dispatchShardRequest, type ShardDispatchContext } from "./shard_dispatch.ts";
+import { decodeShardRequest, encodeShardRequest } from "./shard_request.ts";
 
 /** Shard 0 of 1, its reads handed off for a move to 2 shards. */
 const HANDED_OFF: Ownership = {
@@ -109,6 +110,26 @@ Deno.test("a handed-off shard serves ranges of the new count with the keys it ow
     const first = await range(2, 3);
     deepEqual(first.kvs.map((kv) => kv.key), staying.slice(0, 3));
     equal(first.more, true);
+  } finally {
+    machine.close();
+  }
+});
+
+Deno.test("a move's small questions skip the sizes, which hash every key", async () => {
+  const machine = StateMachine.open({ path: ":memory:", synchronous: "normal" });
+  try {
+    const put: Command = { type: "put", key: "a", value: "v", lease: 0, prevKv: false };
+    machine.apply([{ index: 1, data: encodeCommand(put) }]);
+    const ctx = context(machine);
+    const request = { kind: "moveSize", count: 2, sizes: false } as const;
+    // Forwarded to another node, the flag survives the peer encoding.
+    deepEqual(decodeShardRequest(encodeShardRequest(request)), request);
+    const small = await dispatchShardRequest(ctx, request) as Record<string, unknown>;
+    deepEqual(small, { bySize: {}, intents: 0, foreignLeases: [], appliedIndex: 1 });
+    const full = await dispatchShardRequest(ctx, { kind: "moveSize", count: 2 }) as {
+      bySize: Record<string, { keys: number }>;
+    };
+    equal(Object.values(full.bySize).reduce((sum, size) => sum + size.keys, 0), 1);
   } finally {
     machine.close();
   }

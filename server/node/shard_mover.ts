@@ -84,6 +84,8 @@ export class ShardMover {
   #isChecking = false;
   #isClosed = false;
   #retryAtMs = 0;
+  /** When this node's driver fenced the sources (`nowMs`), until it saw the flip; else null. */
+  #fencedAtMs: number | null = null;
 
   constructor(options: ShardMoverOptions) {
     this.#options = options;
@@ -295,22 +297,21 @@ export class ShardMover {
   #ops(): MoveOps {
     return {
       read: () => this.#readMove(),
-      swap: async (expected, move) => (await this.#swapMove(expected, move)).isSwapped,
+      swap: async (expected, move) => {
+        const isSwapped = (await this.#swapMove(expected, move)).isSwapped;
+        if (isSwapped) this.#noteFence(move);
+        return isSwapped;
+      },
       setOwnership: async (ownership: Ownership) => {
         await this.#propose(ownership.shard, { type: "ownership", ownership });
       },
-      intentsElsewhere: async (shard, count) =>
-        (await this.#run<{ intents: number }>(shard, { kind: "moveSize", count })).intents,
+      intentsElsewhere: async (shard, count) => (await this.#smallMoveAnswer(shard, count)).intents,
       sizes: (shard, count) => this.#sizes(shard, count),
       scan: (shard, query) =>
         this.#run(shard, { kind: "moveScan", ...query, limit: MOVE_PAGE_KEYS }),
-      appliedIndex: async (shard) =>
-        (await this.#run<{ appliedIndex: number }>(shard, { kind: "moveSize", count: 1 }))
-          .appliedIndex,
+      appliedIndex: async (shard) => (await this.#smallMoveAnswer(shard, 1)).appliedIndex,
       importKeys: (source, target, change) => this.#importKeys(source, target, change),
-      foreignLeases: async (shard) =>
-        (await this.#run<{ foreignLeases: number[] }>(shard, { kind: "moveSize", count: 1 }))
-          .foreignLeases,
+      foreignLeases: async (shard) => (await this.#smallMoveAnswer(shard, 1)).foreignLeases,
       addLeaseHolder: async (standIn, holder) => {
         const parts = leaseIdParts(apiIdOfForeignLease(standIn));
         if (parts === null) return;
@@ -332,6 +333,34 @@ export class ShardMover {
       wallMs: this.#options.wallMs,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     };
+  }
+
+  /**
+   * Logs how long writes to moving keys waited: from the record's fence phase to its clean-up
+   * (the flip done), when this node's driver ran both.
+   */
+  #noteFence(move: ShardMove): void {
+    if (move.phase === "fence") this.#fencedAtMs = this.#options.nowMs();
+    if (move.phase !== "cleanup" || this.#fencedAtMs === null) return;
+    const fenceMs = Math.round(this.#options.nowMs() - this.#fencedAtMs);
+    this.#fencedAtMs = null;
+    this.#options.logger.info("Shard map flipped; moving keys were fenced", {
+      fenceMs,
+      fromCount: move.fromCount,
+      toCount: move.toCount,
+    });
+  }
+
+  /**
+   * A shard's intents on keys that are not its own among `count`, its foreign leases and its
+   * applied index, without the sizes (a hash of every key): the fence polls it.
+   */
+  #smallMoveAnswer(shard: number, count: number) {
+    return this.#run<{ intents: number; foreignLeases: number[]; appliedIndex: number }>(shard, {
+      kind: "moveSize",
+      count,
+      sizes: false,
+    });
   }
 
   /** Imports in commands of at most IMPORT_KEYS_MAX keys and IMPORT_BYTES_MAX bytes. */
