@@ -20,6 +20,7 @@ import type {
   LeaseInfoResponse,
   LeaseResponse,
   LeaseRevokeResponse,
+  MovedReadConflictBody,
   NodeStatus,
   OptimisticTxnResponse,
   PutKvResponse,
@@ -71,6 +72,7 @@ export const KV_KEYS = {
   createRevision: true,
   modRevision: true,
   lease: true,
+  shard: true,
 } as const satisfies KeyShape<Kv>;
 
 /** `GET /v1/kv/{key}`. */
@@ -189,6 +191,11 @@ export const CONFLICT_ERROR_KEYS = {
     readRevision: true,
   },
 } as const satisfies KeyShape<ConflictErrorBody>;
+
+/** A 409 `conflict` for a read made on another shard than its key's (a shard move since). */
+export const MOVED_READ_CONFLICT_KEYS = {
+  error: { code: true, message: true, key: true, readShard: true, shard: true },
+} as const satisfies KeyShape<MovedReadConflictBody>;
 
 /** `POST /v1/leases` and `POST /v1/leases/{id}/keepalive`. */
 export const LEASE_KEYS = { id: true, ttl: true } as const satisfies KeyShape<LeaseResponse>;

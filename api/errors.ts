@@ -45,7 +45,11 @@ export const ERROR_STATUS = {
   storage_error: 503,
   shard_unavailable: 503,
   // The shard does not serve that key (it moved, or the shard is new): route by the new map.
+  // Nodes reroute it themselves; on the client API it is always keys_moving.
   wrong_shard: 503,
+  // A shard move kept the request's keys fenced past its deadline (it carries `shard`, the
+  // moving shard, and `retryAfterMs`; the answer has a Retry-After header): retry.
+  keys_moving: 503,
   timeout: 504,
   // The disk is full or below the node's free-space reserve: writes wait until space returns.
   no_space: 507,

@@ -81,6 +81,12 @@ export interface Kv {
   /** The Raft log index (per shard) of the entry that last changed the key. */
   readonly modRevision: number;
   readonly lease: number;
+  /**
+   * The shard the key was read on, whose revisions `createRevision` and `modRevision` are: on
+   * every kv of a range answer (`GET /v1/kv`; a single-key answer names it beside the kv). An
+   * optimistic read or a compare may carry it back (see {@linkcode OptimisticRead}).
+   */
+  readonly shard?: number;
 }
 
 /** Fields that every successful single-shard response carries. */
@@ -167,6 +173,12 @@ export interface Compare {
   readonly value?: string | number;
   /** For target `value`: the compared bytes in base64, instead of `value`. */
   readonly valueBase64?: string;
+  /**
+   * The shard the compared value was read on. Revisions are per shard: when the key is on
+   * another shard now (a shard move since the read), the txn is refused with a 409
+   * {@linkcode MovedReadConflictBody}. Absent: compared wherever the key is.
+   */
+  readonly shard?: number;
 }
 
 /** One operation of a conditional batch; `prevKv` asks for the key before the change. */
@@ -243,6 +255,28 @@ export interface OptimisticRead {
   readonly version?: number;
   /** The `revision` of the answer the read came from. */
   readonly revision?: number;
+  /**
+   * The shard the key was read on (the answer's `shard`). Revisions are per shard: when the key
+   * is on another shard at commit (a shard move since the read), the commit is refused with a
+   * 409 {@linkcode MovedReadConflictBody}. Absent: the read is checked wherever the key is.
+   */
+  readonly shard?: number;
+}
+
+/**
+ * A 409 `conflict` for a read or compare that names the shard it was read on when its key is on
+ * another shard now (a shard move since the read): read the key again and retry.
+ */
+export interface MovedReadConflictBody {
+  readonly error: {
+    readonly code: "conflict";
+    readonly message: string;
+    readonly key: string;
+    /** The shard the read names. */
+    readonly readShard: number;
+    /** The shard that holds the key now. */
+    readonly shard: number;
+  };
 }
 
 /** A write of an optimistic transaction. */

@@ -91,17 +91,20 @@ export const SHARD_COMMAND: Command = {
   summary: "list shards, add shards online, move leadership (list, add, transfer-leader)",
   usage: [
     "shard list",
-    "shard add [--count N] [--dry-run]",
+    "shard add [--count N] [--dry-run] [--follow]",
     "shard transfer-leader <shard> <node>",
   ],
   details: "add grows the cluster by N shards (default 1) while it serves: about 1/(n+1) of\n" +
     "each shard's keys move to the new shards. It prints progress and returns when the new\n" +
-    "shard map is in force; interrupted, the move goes on, and running add again follows it.\n" +
-    "--dry-run prints the keys and bytes that would move per shard and changes nothing.",
+    "shard map is in force. Interrupted (Ctrl-C, exit 130), the move goes on in the cluster:\n" +
+    "add --follow shows its progress again without starting a move (so does running add\n" +
+    "again while it runs). --dry-run prints the keys and bytes that would move per shard and\n" +
+    "changes nothing.",
   flags: {
     ...CLIENT_FLAGS,
     count: { type: "string", valueName: "N", help: "add: how many shards", defaultText: "1" },
     "dry-run": { type: "boolean", help: "add: only print what would move" },
+    follow: { type: "boolean", help: "add: follow the move that runs; start none" },
   },
   positionalsMax: 3,
   run(args, io) {

@@ -79,6 +79,9 @@ export class UsageError extends Error {
 /** Exit code of a usage error or an unavailable command. */
 export const EXIT_USAGE = 2;
 
+/** Exit code of a command stopped by SIGINT (Ctrl-C), as shells report it: 128 + 2. */
+export const EXIT_INTERRUPTED = 130;
+
 /**
  * Parses `argv` strictly against the command's flags.
  *

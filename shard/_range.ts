@@ -16,12 +16,31 @@ import {
   type KeyValue,
   kvResponseBytes,
 } from "./key_value.ts";
-import { integer, kvFromRow, type KvStore } from "./_kv_store.ts";
+import { integer, kvFromRow, type KvStore, SHARD_OF_SQL } from "./_kv_store.ts";
 
-/** Reads one page of `request`, bounded by `bytesMax` response bytes. */
-export function readRange(store: KvStore, request: RangeRequest, bytesMax: number): RangeResult {
+/**
+ * The keys a range read may return on a shard that still holds keys it gave away (a source
+ * between a shard move's hand-off and its clean-up): those whose shard among `count` is
+ * `shard`.
+ */
+export interface RangeOwner {
+  readonly shard: number;
+  readonly count: number;
+}
+
+/**
+ * Reads one page of `request`, bounded by `bytesMax` response bytes; with `owner`, of the keys
+ * it owns only (filtered in SQL, so limit, count and order hold as for any page).
+ */
+export function readRange(
+  store: KvStore,
+  request: RangeRequest,
+  bytesMax: number,
+  owner: RangeOwner | null = null,
+): RangeResult {
   assert(bytesMax > 0, "readRange: the byte budget is positive");
-  const where = rangeWhere(request);
+  if (owner !== null) assert(owner.shard < owner.count, "readRange: the owner is a shard");
+  const where = rangeWhere(request, owner);
   if (request.countOnly) {
     const sql = `SELECT COUNT(*) AS n FROM kv WHERE ${where.sql}`;
     const count = integer(store.statement(sql).get(...where.params)?.n);
@@ -56,10 +75,13 @@ export function readRange(store: KvStore, request: RangeRequest, bytesMax: numbe
   return { kvs, count: kvs.length, more, next: more && last !== undefined ? last.key : null };
 }
 
-function rangeWhere(request: RangeRequest): { sql: string; params: Uint8Array[] } {
+function rangeWhere(
+  request: RangeRequest,
+  owner: RangeOwner | null,
+): { sql: string; params: (Uint8Array | number)[] } {
   const bounds = keyRangeBounds(request.range);
   const conditions = ["key >= ?"];
-  const params = [bounds.lower];
+  const params: (Uint8Array | number)[] = [bounds.lower];
   if (bounds.upper !== null) {
     conditions.push("key < ?");
     params.push(bounds.upper);
@@ -67,6 +89,10 @@ function rangeWhere(request: RangeRequest): { sql: string; params: Uint8Array[] 
   if (request.after !== null) {
     conditions.push(request.reverse ? "key < ?" : "key > ?");
     params.push(encodeKey(request.after));
+  }
+  if (owner !== null) {
+    conditions.push(`${SHARD_OF_SQL}(key, ?) = ?`);
+    params.push(owner.count, owner.shard);
   }
   return { sql: conditions.join(" AND "), params };
 }

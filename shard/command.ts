@@ -57,20 +57,28 @@ export type CompareTarget = "value" | "version" | "createRevision" | "modRevisio
 /** How a compare compares. */
 export type CompareOp = "=" | "!=" | "<" | ">";
 
-/** One condition of a conditional batch. A value compare on an absent key is always false. */
+/**
+ * One condition of a conditional batch. A value compare on an absent key is always false.
+ * `shard`, when given, is the shard the compared value was read on: revisions are per shard, so
+ * the node refuses (409 `conflict`) to check it on another one, after a shard move. It is checked
+ * where the batch is routed and never reaches the log.
+ */
 export type Compare =
-  | {
-    readonly key: string;
-    readonly target: "value";
-    readonly op: CompareOp;
-    readonly value: string;
-  }
-  | {
-    readonly key: string;
-    readonly target: "version" | "createRevision" | "modRevision" | "lease";
-    readonly op: CompareOp;
-    readonly value: number;
-  };
+  & { readonly shard?: number }
+  & (
+    | {
+      readonly key: string;
+      readonly target: "value";
+      readonly op: CompareOp;
+      readonly value: string;
+    }
+    | {
+      readonly key: string;
+      readonly target: "version" | "createRevision" | "modRevision" | "lease";
+      readonly op: CompareOp;
+      readonly value: number;
+    }
+  );
 
 /** A fully specified range read (inside a conditional batch, or after defaults are applied). */
 export interface RangeRequest {
@@ -124,6 +132,12 @@ export interface ReadRecord {
   readonly version: number | null;
   /** The shard revision of the answer the read came from: the key must not change after it. */
   readonly revision: number | null;
+  /**
+   * The shard the read was made on, when the client names it: revisions are per shard, so the
+   * node refuses (409 `conflict`) to check the read on another one, after a shard move.
+   * Checked where the transaction is routed; it never reaches the log.
+   */
+  readonly shard?: number;
 }
 
 /** One entry of an optimistic transaction's write set. */

@@ -66,9 +66,12 @@ export {
 export { decodeCommand, encodeCommand } from "./command_codec.ts";
 export {
   DROP_MOVED_KEYS_MAX,
+  KEYS_MOVING_RETRY_AFTER_MS,
+  keysMovingError,
   type Ownership,
   OWNERSHIP_META,
   ownsKey,
+  rangeOwner,
   servesRange,
   wrongShardError,
 } from "./ownership.ts";

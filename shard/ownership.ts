@@ -9,6 +9,7 @@
  * ```text
  *   source:  (none) --fence--> read n, write m --hand-off--> read m, write m, unsettled
  *                    --clean-up (dropMoved until none is left)--> settled
+ *            (range reads: all keys while settled; unsettled, only the keys it owns at m)
  *   target:  inactive (refuses every client request; takes imports) --activate--> read m, write m
  * ```
  *
@@ -17,6 +18,7 @@
  */
 
 import { AspenError } from "./errors.ts";
+import type { RangeOwner } from "./_range.ts";
 import { ROUTER_SHARDS_MAX, shardForKey } from "./router.ts";
 
 /** The meta record holding a shard's {@linkcode Ownership}. */
@@ -79,13 +81,26 @@ export function ownsKey(
 }
 
 /**
- * Whether a range read planned over `plannedCount` shards may run here: the shard holds
- * exactly the keys of that plan (it is active, settled, and reads at that count).
+ * Whether a range read planned over `plannedCount` shards may run here: the shard is active and
+ * reads at that count, so that it serves exactly the keys of that plan (between hand-off and
+ * clean-up, filtered by {@linkcode rangeOwner}). A plan without a count (a node of an older
+ * version) runs on a settled shard only.
  */
 export function servesRange(ownership: Ownership | null, plannedCount: number | null): boolean {
   if (ownership === null) return true;
-  if (!ownership.isActive || !ownership.isSettled) return false;
-  return plannedCount === null || plannedCount === ownership.readCount;
+  if (!ownership.isActive) return false;
+  if (plannedCount === null) return ownership.isSettled;
+  return plannedCount === ownership.readCount;
+}
+
+/**
+ * The keys a range read returns here: all of them (null), or, while the shard still holds keys
+ * it gave away (between hand-off and clean-up), only those it owns for reads. So a scan racing
+ * the flip and the clean-up sees each key once: on its owner at the count it was planned with.
+ */
+export function rangeOwner(ownership: Ownership | null): RangeOwner | null {
+  if (ownership === null || ownership.isSettled) return null;
+  return { shard: ownership.shard, count: ownership.readCount };
 }
 
 /**
@@ -103,7 +118,33 @@ export function wrongShardError(ownership: Ownership | null, key: string | null)
     `Cannot serve ${what} on shard ${shard}: ${why}; read the shard map again and retry`,
     {
       shard,
+      ...(key === null ? {} : { key }),
       ...(ownership === null ? {} : { numShards: ownership.readCount }),
+    },
+  );
+}
+
+/** How long a client should wait before it retries a request refused with `keys_moving`. */
+export const KEYS_MOVING_RETRY_AFTER_MS = 1_000;
+
+/**
+ * The answer to a client whose request met `refusal` (a `wrong_shard`) until its deadline: its
+ * keys stayed fenced by a shard move (or the node could not learn the new shard map) that
+ * long. Retryable: a 503 `keys_moving` naming the moving shard, with a Retry-After.
+ */
+export function keysMovingError(refusal: AspenError): AspenError {
+  const shard = typeof refusal.details.shard === "number" ? refusal.details.shard : -1;
+  const key = typeof refusal.details.key === "string" ? refusal.details.key : null;
+  const what = key === null ? "the request's keys" : `key "${key}"`;
+  return new AspenError(
+    "keys_moving",
+    `Cannot serve ${what} yet: shard ${shard} is moving keys to new shards (a shard move) ` +
+      `and kept them fenced past the request's deadline; retry in ` +
+      `${KEYS_MOVING_RETRY_AFTER_MS} ms`,
+    {
+      shard,
+      ...(key === null ? {} : { key }),
+      retryAfterMs: KEYS_MOVING_RETRY_AFTER_MS,
     },
   );
 }

@@ -57,7 +57,7 @@ import {
 import { execute, needsSavepoint, type OccCounters } from "./_executor.ts";
 import { History, type HistoryCounters, type HistoryLimits } from "./_history.ts";
 import { type EntryContext, KvStore, type MovingQuery, type MovingRow } from "./_kv_store.ts";
-import { readRange } from "./_range.ts";
+import { type RangeOwner, readRange } from "./_range.ts";
 import { readOwnership } from "./_move_apply.ts";
 import type { Ownership } from "./ownership.ts";
 import { migrateSchema, openDatabase, readSys, type Synchronous } from "./_schema.ts";
@@ -122,6 +122,11 @@ export interface RangeOptions {
   readonly reverse?: boolean;
   /** 1..RANGE_RESPONSE_BYTES_MAX; default RANGE_RESPONSE_BYTES_MAX. */
   readonly bytesMax?: number;
+  /**
+   * Only the keys whose shard among `count` is `shard`: what a source between a shard move's
+   * hand-off and its clean-up still owns (see ownership.ts, `rangeOwner`). Default: every key.
+   */
+  readonly owner?: RangeOwner | null;
 }
 
 /** A lease with the keys attached to it. */
@@ -286,7 +291,7 @@ export class StateMachine {
         { limit: RANGE_RESPONSE_BYTES_MAX },
       );
     }
-    return readRange(this.#store, request, bytesMax);
+    return readRange(this.#store, request, bytesMax, options.owner ?? null);
   }
 
   /** Lease `id` with its keys, or null when it does not exist. */

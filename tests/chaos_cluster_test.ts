@@ -1,9 +1,10 @@
 /**
  * The CI chaos runs: real clusters of `aspen node` processes (3 nodes and 5 nodes, 4 shards)
  * under concurrent clients while a seeded nemesis kills leaders and nodes (-9), restarts,
- * pauses (SIGSTOP/SIGCONT), partitions minorities, leaders and majorities rings, and makes the
- * network lossy or a node slow. The 3-node run snapshots every 50 entries, so that a node
- * back from any fault catches up from a snapshot. Each run then heals the cluster, reads every
+ * pauses (SIGSTOP/SIGCONT), partitions minorities, leaders and majorities rings, makes the
+ * network lossy or a node slow, and adds shards (a move runs on under the next faults). The
+ * 3-node run snapshots every 50 entries, so that a node back from any fault catches up from a
+ * snapshot. Each run then heals the cluster, reads every
  * key, and requires: a linearizable history (every acknowledged write explained), replicas of
  * every shard converged to the same applied index and state hash, no unexpected process exit,
  * and no internal error answered. Beside the clients, each run's bank workload moves money

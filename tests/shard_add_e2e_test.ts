@@ -30,6 +30,8 @@ const LEASED_KEYS = 30;
 /** The longest `shard add` may take here. */
 const SHARD_ADD_TIMEOUT_MS = 120_000;
 const CONVERGE_TIMEOUT_MS = 20_000;
+/** The longest the fence may last here: the nodes' request deadline (5 s) and no more. */
+const FENCE_MS_MAX = 5_000;
 
 /** What a key may hold: its last acknowledged value, or a later write of unknown outcome. */
 interface KeyState {
@@ -38,7 +40,7 @@ interface KeyState {
 }
 
 Deno.test("shard add under writes: every key keeps its last value and a third moves", async () => {
-  await withCluster(async (cluster) => {
+  await withCluster(async (cluster, lines) => {
     const states = await preload(cluster);
     const leased = await attachLeased(cluster);
     const watch = startWatch(cluster);
@@ -49,6 +51,10 @@ Deno.test("shard add under writes: every key keeps its last value and a third mo
       await writers.stop();
     }
     ok(writers.acked() > 0, "the writers were acknowledged during the move");
+    // Writes to moving keys wait from the fence to the flip: well within a request's deadline.
+    const fenced = lines.map((line) => /fenceMs[=":]+(\d+)/.exec(line)?.[1]).find(Boolean);
+    ok(fenced !== undefined, "the driver logged its fence");
+    ok(Number(fenced) < FENCE_MS_MAX, `the fence lasted ${fenced} ms`);
     await checkKeys(cluster, states);
     await watch.check();
     await leased.check();
@@ -76,11 +82,13 @@ Deno.test("shard add with the driving node killed mid-move: the move resumes", a
   });
 });
 
-async function withCluster(run: (cluster: LocalCluster) => Promise<void>): Promise<void> {
+async function withCluster(
+  run: (cluster: LocalCluster, lines: readonly string[]) => Promise<void>,
+): Promise<void> {
   const test = await launchTestCluster({ nodes: 3, shards: 2 });
   try {
     await test.cluster.waitForLeaders();
-    await run(test.cluster);
+    await run(test.cluster, test.lines);
     equal(test.cluster.unexpectedExits.length, 0, "no node exited on its own");
   } catch (error) {
     console.error(test.lines.filter((line) => !/"level":"debug"/.test(line)).slice(-80).join("\n"));

@@ -63,8 +63,8 @@ export function createApp(options: AppOptions): Hono {
   let requestCounter = 0;
   app.onError((error, c) => {
     if (error instanceof AspenError) {
-      const { status, body } = errorResponse(error);
-      return c.json(body, status as 400);
+      const { status, body, headers } = errorResponse(error);
+      return c.json(body, status as 400, headers);
     }
     // bearer-auth's refusals: their response already holds our JSON error body.
     if (error instanceof HTTPException) return error.getResponse();

@@ -53,3 +53,20 @@ Deno.test("createApp() answers errors by kind and hands bugs to onBug", async (t
     deepEqual(bugs, [bug]);
   });
 });
+
+Deno.test("createApp() never answers wrong_shard: it is keys_moving with Retry-After", async () => {
+  const refusal = new AspenError("wrong_shard", 'Cannot serve key "k" on shard 1: it moved', {
+    shard: 1,
+    key: "k",
+    numShards: 3,
+  });
+  const response = await appThrowing(refusal, []).request("/v1/test/throw");
+  equal(response.status, 503);
+  equal(response.headers.get("Retry-After"), "1");
+  const body = await response.json();
+  equal(body.error.code, "keys_moving");
+  equal(body.error.shard, 1);
+  equal(body.error.key, "k");
+  equal(body.error.retryAfterMs, 1_000);
+  match(body.error.message, /shard 1 is moving keys/);
+});

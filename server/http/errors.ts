@@ -11,17 +11,28 @@ import {
   INTERNAL_ERROR_CODE,
   INTERNAL_ERROR_STATUS,
 } from "../../api/mod.ts";
-import { AspenError } from "../../shard/mod.ts";
+import { AspenError, keysMovingError } from "../../shard/mod.ts";
 
 /** A JSON error body as the API returns it (the contract's {@linkcode ApiErrorBody}). */
 export type ErrorBody = ApiErrorBody;
 
-/** The status and body for an expected error. */
-export function errorResponse(error: AspenError): { status: number; body: ErrorBody } {
-  const status: number = ERROR_STATUS[error.code];
+/**
+ * The status, body and headers for an expected error. A shard's `wrong_shard` that reached the
+ * edge (a path that does not reroute) is answered as `keys_moving`: clients never see the
+ * router's internals. An error that names `retryAfterMs` gets a Retry-After header (seconds).
+ */
+export function errorResponse(
+  error: AspenError,
+): { status: number; body: ErrorBody; headers: Record<string, string> } {
+  const answered = error.code === "wrong_shard" ? keysMovingError(error) : error;
+  const status: number = ERROR_STATUS[answered.code];
+  const retryAfterMs = answered.details.retryAfterMs;
   return {
     status,
-    body: { error: { ...error.details, code: error.code, message: error.message } },
+    body: { error: { ...answered.details, code: answered.code, message: answered.message } },
+    headers: typeof retryAfterMs === "number"
+      ? { "Retry-After": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) }
+      : {},
   };
 }
 

@@ -12,6 +12,7 @@ import {
   OPTIMISTIC_WRITES_MAX,
   RANGE_LIMIT_MAX,
   type ReadRecord,
+  ROUTER_SHARDS_MAX,
   TXN_LIST_LIMIT_MAX,
   TXN_OPS_MAX,
   type TxnOp,
@@ -279,8 +280,33 @@ const COMPARE_TARGETS = ["value", "version", "createRevision", "modRevision", "l
 const COMPARE_OPS = ["=", "!=", "<", ">"];
 
 function parseCompare(item: unknown, where: string): Compare {
-  const fields = ["key", "target", "op", "value", "valueBase64"];
+  const fields = ["key", "target", "op", "value", "valueBase64", "shard"];
   const object = asObject(item, where, "the compare", fields);
+  const shard = readShardField(object, where);
+  return shard === null
+    ? parseCondition(object, where)
+    : { ...parseCondition(object, where), shard };
+}
+
+/**
+ * The optional `shard` of a read or compare (the shard it was read on), or null.
+ *
+ * @throws {AspenError} `bad_request` naming the field when it is no shard id.
+ */
+function readShardField(object: JsonObject, where: string): number | null {
+  const shard = nullableCountField(object, "shard", where);
+  if (shard !== null && shard >= ROUTER_SHARDS_MAX) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${where}: field "shard" is ${shard} but shard ids are below ${ROUTER_SHARDS_MAX} ` +
+        "(ROUTER_SHARDS_MAX)",
+      { field: "shard" },
+    );
+  }
+  return shard;
+}
+
+function parseCondition(object: JsonObject, where: string): Compare {
   const key = stringField(object, "key", where);
   const target = stringField(object, "target", where);
   const op = stringField(object, "op", where) as Compare["op"];
@@ -306,7 +332,8 @@ function parseCompare(item: unknown, where: string): Compare {
 
 /** One read of an optimistic transaction: a key and what was seen (shard/occ.ts). */
 function parseRead(item: unknown, where: string): ReadRecord {
-  const read = asObject(item, where, "the read", ["key", "modRevision", "version", "revision"]);
+  const fields = ["key", "modRevision", "version", "revision", "shard"];
+  const read = asObject(item, where, "the read", fields);
   const key = stringField(read, "key", where);
   const modRevision = nullableCountField(read, "modRevision", where);
   const version = nullableCountField(read, "version", where);
@@ -318,7 +345,9 @@ function parseRead(item: unknown, where: string): ReadRecord {
       { field: "modRevision" },
     );
   }
-  return { key, modRevision, version, revision: nullableCountField(read, "revision", where) };
+  const revision = nullableCountField(read, "revision", where);
+  const shard = readShardField(read, where);
+  return { key, modRevision, version, revision, ...(shard === null ? {} : { shard }) };
 }
 
 function parseTxnOp(item: unknown, where: string): TxnOp {

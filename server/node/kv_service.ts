@@ -41,6 +41,7 @@ import {
   foreignLeaseId,
   isForeignLease,
   type KeyRange,
+  keysMovingError,
   type KeyValue,
   kvResponseBytes,
   leaseError,
@@ -62,6 +63,7 @@ import { listTxns } from "./txn_listing.ts";
 import { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult } from "./lease_ids.ts";
 import type { ReadIntent, ShardRange, ShardRequest } from "./shard_request.ts";
 import type { CrossShardTxnResult, TxnCoordinator } from "./txn_coordinator.ts";
+import { movedRead, movedReadConflict, type ShardedRead } from "./txn_plan.ts";
 import { RouterTxnTransport } from "./txn_transport.ts";
 
 /** The pause before a request refused with `wrong_shard` is routed again by a fresh map. */
@@ -274,7 +276,8 @@ export class KvService {
       const count = pages.reduce((sum, { page }) => sum + page.count, 0);
       return { kvs: [], count, more: false };
     }
-    return mergePages(pages, query, apiKv);
+    // Each kv names its shard: revisions are per shard, and a later optimistic read carries it.
+    return mergePages(pages, query, (kv, shard) => ({ ...apiKv(kv, shard), shard }));
   }
 
   /**
@@ -354,6 +357,7 @@ export class KvService {
       ...[...success, ...failure].flatMap(opKeys),
     ];
     this.#checkNoRangeOp("run txn", { success, failure });
+    await this.#checkReadShards(compare, "run txn");
     const shards = this.#shardsOf(keys, "run txn");
     const localOps = (ops: readonly TxnOp[]) =>
       ops.map((op) =>
@@ -425,7 +429,10 @@ export class KvService {
     error: unknown,
   ): Promise<never> {
     const isWrongShard = error instanceof AspenError && error.code === "wrong_shard";
-    const read = command.reads.find((item) => item.modRevision !== null || item.revision !== null);
+    // A read that names its shard is checked again, precisely, once rerouted.
+    const read = command.reads.find((item) =>
+      item.shard === undefined && (item.modRevision !== null || item.revision !== null)
+    );
     if (!isWrongShard || read === undefined) throw error;
     await this.#options.refreshShardMap?.().catch(() => {});
     const now = await this.#get(read.key, false).then((got) => got.kv).catch(() => null);
@@ -449,6 +456,7 @@ export class KvService {
     command: Extract<Command, { type: "optimisticTxn" }>,
   ): Promise<OptimisticTxnResponse> {
     const keys = [...command.reads.map((read) => read.key), ...command.writes.map((w) => w.key)];
+    await this.#checkReadShards(command.reads, "commit optimistic txn");
     const shards = this.#shardsOf(keys, "commit optimistic txn");
     if (shards.length > 1) {
       validateCommand(command);
@@ -686,6 +694,9 @@ export class KvService {
    * Runs `action`, and again (planned anew) after the shard map was read again each time a
    * shard refused it with `wrong_shard` (a shard move), until the request's deadline. A
    * refused command changed nothing, so running it again is safe.
+   *
+   * @throws {AspenError} `keys_moving` (retryable, naming the moving shard) when the keys stay
+   * refused until the deadline: the router's `wrong_shard` never reaches the client.
    */
   async #rerouted<T>(action: () => Promise<T>): Promise<T> {
     const deadlineMs = this.#deadline();
@@ -693,10 +704,10 @@ export class KvService {
       try {
         return await action();
       } catch (error) {
-        const isWrongShard = error instanceof AspenError && error.code === "wrong_shard";
+        if (!(error instanceof AspenError && error.code === "wrong_shard")) throw error;
         const refresh = this.#options.refreshShardMap;
-        if (!isWrongShard || refresh === undefined) throw error;
-        if (this.#options.nowMs() + REROUTE_PAUSE_MS >= deadlineMs) throw error;
+        if (refresh === undefined) throw keysMovingError(error);
+        if (this.#options.nowMs() + REROUTE_PAUSE_MS >= deadlineMs) throw keysMovingError(error);
         await new Promise((resolve) => setTimeout(resolve, REROUTE_PAUSE_MS));
         await refresh().catch(() => {});
       }
@@ -793,6 +804,21 @@ export class KvService {
       );
     }
     await this.#options.coordinator.push(shard, key, holder, deadlineMs);
+  }
+
+  /**
+   * Refuses a transaction with a read or compare that names another shard than the one its key
+   * is on now (a shard move since the read), after reading the shard map again once: a node
+   * with an old map would otherwise refuse a read made on a new shard.
+   *
+   * @throws {AspenError} `conflict` naming the key, the read's shard and the key's shard.
+   */
+  async #checkReadShards(reads: readonly ShardedRead[], action: string): Promise<void> {
+    const shardOf = (key: string) => this.shardOf(key);
+    if (movedRead(reads, shardOf) === null) return;
+    await this.#options.refreshShardMap?.().catch(() => {});
+    const moved = movedRead(reads, shardOf);
+    if (moved !== null) throw movedReadConflict(action, moved);
   }
 
   /**

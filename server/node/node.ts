@@ -288,6 +288,8 @@ function createMover(
     nodeId: config.node.id,
     members: cluster.members,
     replicationFactor: config.sharding.replicationFactor,
+    localShards: config.sharding.localShards,
+    configuredCount: shardCount(config),
     shards: cluster.shards,
     router: cluster.router,
     view: cluster.shardMap,

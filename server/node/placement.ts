@@ -38,3 +38,31 @@ export function shardsOf(
   }
   return shards;
 }
+
+/**
+ * Whether `node` hosts a replica of `shard`. Placement decides, with one exception: a node
+ * configured with `local_shards` hosts, of the shards its configuration counts (ids below
+ * `configuredCount`, the `num_shards` it starts with), only those listed, so that a restart or
+ * a shard move never opens a replica the operator left out. A shard added later by a shard
+ * move (id at or above `configuredCount`) is hosted where placement puts it, `local_shards` or
+ * not: every node computes the same voters for it, and a replica placed but never opened would
+ * leave the new shard short of its replication factor.
+ */
+export function hostsShard(options: {
+  readonly members: readonly number[];
+  readonly node: number;
+  readonly shard: number;
+  readonly replicationFactor: number;
+  readonly localShards: readonly number[] | null;
+  readonly configuredCount: number;
+}): boolean {
+  const { members, node, shard, replicationFactor, localShards, configuredCount } = options;
+  assert(Number.isSafeInteger(configuredCount), "hostsShard: the configured count is an integer");
+  assert(configuredCount >= 1, "hostsShard: at least one configured shard");
+  const isPlaced = replicasOf(members, shard, replicationFactor).includes(node);
+  if (localShards === null || shard >= configuredCount) return isPlaced;
+  const isListed = localShards.includes(shard);
+  // Config validation refuses a listed shard that placement does not put here.
+  if (isListed) assert(isPlaced, "hostsShard: a listed shard is placed on this node");
+  return isListed;
+}

@@ -16,6 +16,7 @@ import {
   notLeaderError,
   ownsKey,
   RANGE_RESPONSE_BYTES_MAX,
+  rangeOwner,
   type RangeResult,
   servesRange,
   type ShardReplica,
@@ -73,10 +74,11 @@ export async function dispatchShardRequest(
     case "range":
       return await read(context, request.serializable, () => {
         // Checked where the read runs: the ownership is the one of the state it reads.
-        if (!servesRange(machine.ownership(), request.numShards ?? null)) {
-          throw wrongShardError(machine.ownership(), null);
+        const ownership = machine.ownership();
+        if (!servesRange(ownership, request.numShards ?? null)) {
+          throw wrongShardError(ownership, null);
         }
-        return range(machine, request.range);
+        return range(machine, request.range, rangeOwner(ownership));
       });
     case "moveScan":
       return await context.replica.read(() => {
@@ -96,7 +98,9 @@ export async function dispatchShardRequest(
       return await context.replica.read(() => {
         const ownership = machine.ownership();
         return {
-          bySize: Object.fromEntries(machine.sizeByShard(request.count)),
+          bySize: request.sizes === false
+            ? {}
+            : Object.fromEntries(machine.sizeByShard(request.count)),
           intents: machine.intentsNotOwned(ownership?.shard ?? context.shard, request.count),
           foreignLeases: machine.foreignLeases(),
           appliedIndex: machine.appliedIndex(),
@@ -206,7 +210,11 @@ function get(machine: StateMachine, key: string): unknown {
 }
 
 /** A range page, with the intents on the keys it covers (see pageIntents). */
-function range(machine: StateMachine, range: ShardRange): unknown {
+function range(
+  machine: StateMachine,
+  range: ShardRange,
+  owner: ReturnType<typeof rangeOwner>,
+): unknown {
   const result = machine.range({
     range: range.range,
     limit: range.limit,
@@ -214,6 +222,7 @@ function range(machine: StateMachine, range: ShardRange): unknown {
     keysOnly: range.keysOnly,
     countOnly: range.countOnly,
     reverse: range.reverse,
+    owner,
   });
   const answer = { ...result, revision: machine.appliedIndex() };
   if (machine.intentCount() === 0) return answer;

@@ -212,6 +212,7 @@ class Recorder {
   #text: string;
   #move: ShardMove;
   #savedAtMs = 0;
+  #isSaving = false;
 
   constructor(ops: MoveOps, text: string, move: ShardMove) {
     this.#ops = ops;
@@ -231,10 +232,20 @@ class Recorder {
     this.#savedAtMs = this.#ops.wallMs();
   }
 
-  /** Records progress in memory, and in the record when the last save is old enough. */
+  /**
+   * Records progress in memory, and in the record when the last save is old enough and none
+   * is under way (sources copy at once: two saves from the same text would lose the record).
+   */
   async progress(move: ShardMove): Promise<void> {
     this.#move = move;
-    if (this.#ops.wallMs() - this.#savedAtMs >= MOVE_PROGRESS_EVERY_MS) await this.save(move);
+    if (this.#isSaving) return;
+    if (this.#ops.wallMs() - this.#savedAtMs < MOVE_PROGRESS_EVERY_MS) return;
+    this.#isSaving = true;
+    try {
+      await this.save(this.#move);
+    } finally {
+      this.#isSaving = false;
+    }
   }
 }
 
@@ -249,14 +260,17 @@ async function runPhase(ops: MoveOps, recorder: Recorder): Promise<void> {
       }
       return await copyAll(ops, recorder, 1);
     case "fence":
-      for (const shard of sources) {
-        await ops.setOwnership(sourceOwnership(shard, move, "fence"));
-      }
-      for (const shard of sources) {
+      // From here to the flip, writes to moving keys wait: every step of the fence, the delta
+      // and the hand-off runs on all sources at once, and nothing in it reads more than the
+      // moving keys.
+      await Promise.all(
+        sources.map((shard) => ops.setOwnership(sourceOwnership(shard, move, "fence"))),
+      );
+      await Promise.all(sources.map(async (shard) => {
         while ((await ops.intentsElsewhere(shard, toCount)) > 0) {
           await ops.sleep(MOVE_DRAIN_POLL_MS);
         }
-      }
+      }));
       return;
     case "delta":
       // From here the new shards refuse the first pass's imports: a driver that lost the
@@ -266,9 +280,9 @@ async function runPhase(ops: MoveOps, recorder: Recorder): Promise<void> {
       }
       return await copyAll(ops, recorder, 2);
     case "handoff":
-      for (const shard of sources) {
-        await ops.setOwnership(sourceOwnership(shard, move, "handoff"));
-      }
+      await Promise.all(
+        sources.map((shard) => ops.setOwnership(sourceOwnership(shard, move, "handoff"))),
+      );
       // The keys are frozen now: the homes of the leases they hold learn of the new holders
       // before anyone can revoke those leases again (the sources refuse it while fenced).
       for (const target of targetsOf(move)) {
@@ -276,9 +290,11 @@ async function runPhase(ops: MoveOps, recorder: Recorder): Promise<void> {
           await ops.addLeaseHolder(standIn, target);
         }
       }
-      for (const target of targetsOf(move)) {
-        await ops.setOwnership({ ...targetOwnership(target, move, 2), isActive: true });
-      }
+      await Promise.all(
+        targetsOf(move).map((target) =>
+          ops.setOwnership({ ...targetOwnership(target, move, 2), isActive: true })
+        ),
+      );
       return;
     case "flip":
       return await ops.flip(fromCount, toCount);
@@ -326,13 +342,21 @@ export function sourceOwnership(
   };
 }
 
-/** Copy pass `pass` over every source and target, with the totals measured first. */
+/**
+ * Copy pass `pass` over every source (at once) and target. The copy measures the totals first;
+ * the delta, which runs while writes to moving keys wait, keeps them (measuring reads every
+ * key of the source, not only the moving ones).
+ */
 async function copyAll(ops: MoveOps, recorder: Recorder, pass: number): Promise<void> {
   const move = recorder.move;
   const sources: SourceProgress[] = [];
   for (const source of move.sources) {
+    if (pass > 1) {
+      sources.push({ ...source, keysCopied: 0, bytesCopied: 0 });
+      continue;
+    }
     // Taken before any page of the pass is read, so every key changed after it is read again.
-    const copyRevision = pass === 1 ? await ops.appliedIndex(source.shard) : source.copyRevision;
+    const copyRevision = await ops.appliedIndex(source.shard);
     const sizes = await ops.sizes(source.shard, move.toCount);
     let keysTotal = 0;
     let bytesTotal = 0;
@@ -341,17 +365,10 @@ async function copyAll(ops: MoveOps, recorder: Recorder, pass: number): Promise<
       keysTotal += size.keys;
       bytesTotal += size.bytes;
     }
-    sources.push({
-      ...source,
-      keysTotal,
-      bytesTotal,
-      keysCopied: 0,
-      bytesCopied: 0,
-      ...(copyRevision === undefined ? {} : { copyRevision }),
-    });
+    sources.push({ ...source, keysTotal, bytesTotal, keysCopied: 0, bytesCopied: 0, copyRevision });
   }
   await recorder.save({ ...move, sources });
-  for (const source of sources) {
+  await Promise.all(sources.map(async (source) => {
     for (const target of targetsOf(move)) {
       const pair = {
         source: source.shard,
@@ -375,7 +392,7 @@ async function copyAll(ops: MoveOps, recorder: Recorder, pass: number): Promise<
         return recorder.progress({ ...now, sources: updated });
       });
     }
-  }
+  }));
 }
 
 /**

@@ -13,6 +13,9 @@ import {
   encodeCommand,
   foreignLeaseId,
   isForeignLease,
+  type KeyValue,
+  rangeOwner,
+  servesRange,
   shardForKey,
   StateMachine,
 } from "../../shard/mod.ts";
@@ -78,9 +81,13 @@ class FakeCluster {
     this.acked.set(key, value);
   }
 
+  /** Runs after the clients' writes between any two steps of the driver; null: nothing. */
+  betweenSteps: (() => void) | null = null;
+
   #step(): void {
     // Between any two steps of the driver, clients write.
     for (let i = 0; i < 3 && this.isWriting; i++) this.write(`key-${(this.#writes * 7) % 200}`);
+    this.betweenSteps?.();
     if (this.crashIn === null) return;
     if (this.crashIn-- <= 0) {
       this.crashIn = null;
@@ -217,7 +224,84 @@ Deno.test("a move from 2 to 3 shards runs every phase in order under client writ
   equal(now.version, before.get(untouched)!.version);
   equal(now.createRevision, before.get(untouched)!.createRevision);
   const totals = done!.sources.reduce((sum, source) => sum + source.keysTotal, 0);
-  equal(totals, moved.length, "the delta pass measured every moving key");
+  equal(totals, moved.length, "the copy pass measured every moving key");
+});
+
+Deno.test("fence to flip: the driver reads only moving keys, all sources at once", async () => {
+  const cluster = new FakeCluster(3, 300);
+  cluster.start(4);
+  const ops = cluster.ops();
+  const phaseNow = () => (JSON.parse(cluster.text!) as ShardMove).phase;
+  const fenced = new Set(["fence", "delta", "handoff", "flip"]);
+  const measuredIn: string[] = [];
+  let inFlight = 0;
+  let inFlightMax = 0;
+  const setOwnership = ops.setOwnership;
+  const done = await driveMove({
+    ...ops,
+    // Measuring sizes reads every key of a source: the copy's totals serve the delta too.
+    sizes: (shard, count) => {
+      measuredIn.push(phaseNow());
+      return ops.sizes(shard, count);
+    },
+    setOwnership: async (ownership) => {
+      inFlightMax = Math.max(inFlightMax, ++inFlight);
+      await setOwnership(ownership);
+      inFlight--;
+    },
+  });
+  equal(done?.phase, "done");
+  deepEqual(measuredIn.filter((phase) => fenced.has(phase)), [], `sizes read in ${measuredIn}`);
+  equal(measuredIn.length, 3, "the copy measured each source once");
+  equal(inFlightMax, 3, "the three sources are fenced and handed off at once");
+  cluster.check();
+});
+
+/**
+ * A prefix scan as a node plans it over `plannedCount` shards: each shard serves it when its
+ * ownership says so (as shard_dispatch.ts checks), with the keys rangeOwner() leaves; null when
+ * a shard refused it (the node reads the map again and plans anew).
+ */
+function scan(cluster: FakeCluster, plannedCount: number): KeyValue[] | null {
+  const kvs: KeyValue[] = [];
+  for (let id = 0; id < plannedCount; id++) {
+    const machine = cluster.shards.get(id)!.sm;
+    const ownership = machine.ownership();
+    if (!servesRange(ownership, plannedCount)) return null;
+    const page = machine.range({ range: { prefix: "key-" }, owner: rangeOwner(ownership) });
+    equal(page.more, false);
+    kvs.push(...page.kvs);
+  }
+  return kvs;
+}
+
+Deno.test("scans racing every step of a move return each key once, as last written", async () => {
+  const cluster = new FakeCluster(2, 200);
+  const served = new Map<string, number>();
+  let servedUnsettled = 0;
+  cluster.betweenSteps = () => {
+    const phase = (JSON.parse(cluster.text!) as ShardMove).phase;
+    // Planned by the map in force, and by the one before it (a node that missed the flip).
+    for (const plannedCount of new Set([cluster.numShards, 2])) {
+      const kvs = scan(cluster, plannedCount);
+      if (kvs === null) continue;
+      served.set(phase, (served.get(phase) ?? 0) + 1);
+      const sources = [0, 1].map((id) => cluster.shards.get(id)!.sm.ownership());
+      if (sources.some((ownership) => ownership?.isSettled === false)) servedUnsettled++;
+      const keys = kvs.map((kv) => kv.key);
+      equal(new Set(keys).size, keys.length, `no key twice (${phase}, planned ${plannedCount})`);
+      equal(keys.length, cluster.acked.size, `no key missed (${phase}, planned ${plannedCount})`);
+      for (const kv of kvs) equal(kv.value, cluster.acked.get(kv.key), `${kv.key} as last written`);
+    }
+  };
+  cluster.start(3);
+  equal((await driveMove(cluster.ops()))?.phase, "done");
+  // Every phase saw served scans, and so did the hand-off's aftermath: a source that still holds
+  // keys it gave away (after the flip, before its clean-up) serves those it owns.
+  for (const phase of ["copy", "fence", "delta", "cleanup"]) {
+    ok((served.get(phase) ?? 0) > 0, `scans served in ${phase}: ${JSON.stringify([...served])}`);
+  }
+  ok(servedUnsettled > 0, "scans were served while a source held moved keys");
 });
 
 Deno.test("a move crashed at any step resumes from its record and ends the same", async () => {

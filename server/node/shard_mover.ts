@@ -31,7 +31,7 @@ import type { ClusterRouter } from "./cluster_router.ts";
 import { apiLeaseId } from "./lease_ids.ts";
 import type { LocalShard } from "./local_shard.ts";
 import type { MetaSwapResult } from "./meta_swaps.ts";
-import { replicasOf } from "./placement.ts";
+import { hostsShard } from "./placement.ts";
 import { SHARD_MAP_META, type ShardMap, type ShardMapView } from "./shard_map.ts";
 import {
   driveMove,
@@ -57,6 +57,12 @@ export interface ShardMoverOptions {
   readonly nodeId: number;
   readonly members: readonly number[];
   readonly replicationFactor: number;
+  /**
+   * The shards this node's configuration lists (`local_shards`), or null, and how many shards
+   * the configuration counts: see {@linkcode hostsShard}.
+   */
+  readonly localShards: readonly number[] | null;
+  readonly configuredCount: number;
   /** This node's replicas; the mover adds the new shards it opens. */
   readonly shards: Map<number, LocalShard>;
   readonly router: ClusterRouter;
@@ -78,13 +84,15 @@ export class ShardMover {
   #isChecking = false;
   #isClosed = false;
   #retryAtMs = 0;
+  /** When this node's driver fenced the sources (`nowMs`), until it saw the flip; else null. */
+  #fencedAtMs: number | null = null;
 
   constructor(options: ShardMoverOptions) {
     this.#options = options;
   }
 
   start(): void {
-    this.#timer = setInterval(() => void this.#check(), MOVER_CHECK_MS);
+    this.#timer = setInterval(() => void this.check(), MOVER_CHECK_MS);
   }
 
   close(): void {
@@ -132,7 +140,7 @@ export class ShardMover {
     if (!swapped.isSwapped) {
       throw new AspenError("move_in_progress", "Cannot add shards: another move just started");
     }
-    void this.#check();
+    void this.check();
     return {
       dryRun: false,
       fromCount: move.fromCount,
@@ -167,7 +175,11 @@ export class ShardMover {
     return { epoch: map.epoch, numShards: map.numShards, shards };
   }
 
-  async #check(): Promise<void> {
+  /**
+   * One turn of the check the timer runs: opens this node's replicas of the shards the map or a
+   * running move names, and drives the move when this node leads shard 0.
+   */
+  async check(): Promise<void> {
     if (this.#isChecking || this.#isClosed) return;
     this.#isChecking = true;
     try {
@@ -193,12 +205,14 @@ export class ShardMover {
     return this.#options.shards.get(0)?.replica.status().role === "leader";
   }
 
-  /** Opens this node's replicas of shards below `count` that it does not have yet. */
+  /** Opens this node's replicas of shards below `count` that it hosts and does not have yet. */
   async #openShards(count: number): Promise<void> {
     const { members, replicationFactor, nodeId, shards } = this.#options;
+    const { localShards, configuredCount } = this.#options;
     for (let shard = 0; shard < count; shard++) {
       if (shards.has(shard)) continue;
-      if (!replicasOf(members, shard, replicationFactor).includes(nodeId)) continue;
+      const placement = { members, node: nodeId, shard, replicationFactor };
+      if (!hostsShard({ ...placement, localShards, configuredCount })) continue;
       const opened = await this.#options.openShard(shard);
       if (this.#isClosed) {
         opened.close();
@@ -283,22 +297,21 @@ export class ShardMover {
   #ops(): MoveOps {
     return {
       read: () => this.#readMove(),
-      swap: async (expected, move) => (await this.#swapMove(expected, move)).isSwapped,
+      swap: async (expected, move) => {
+        const isSwapped = (await this.#swapMove(expected, move)).isSwapped;
+        if (isSwapped) this.#noteFence(move);
+        return isSwapped;
+      },
       setOwnership: async (ownership: Ownership) => {
         await this.#propose(ownership.shard, { type: "ownership", ownership });
       },
-      intentsElsewhere: async (shard, count) =>
-        (await this.#run<{ intents: number }>(shard, { kind: "moveSize", count })).intents,
+      intentsElsewhere: async (shard, count) => (await this.#smallMoveAnswer(shard, count)).intents,
       sizes: (shard, count) => this.#sizes(shard, count),
       scan: (shard, query) =>
         this.#run(shard, { kind: "moveScan", ...query, limit: MOVE_PAGE_KEYS }),
-      appliedIndex: async (shard) =>
-        (await this.#run<{ appliedIndex: number }>(shard, { kind: "moveSize", count: 1 }))
-          .appliedIndex,
+      appliedIndex: async (shard) => (await this.#smallMoveAnswer(shard, 1)).appliedIndex,
       importKeys: (source, target, change) => this.#importKeys(source, target, change),
-      foreignLeases: async (shard) =>
-        (await this.#run<{ foreignLeases: number[] }>(shard, { kind: "moveSize", count: 1 }))
-          .foreignLeases,
+      foreignLeases: async (shard) => (await this.#smallMoveAnswer(shard, 1)).foreignLeases,
       addLeaseHolder: async (standIn, holder) => {
         const parts = leaseIdParts(apiIdOfForeignLease(standIn));
         if (parts === null) return;
@@ -320,6 +333,34 @@ export class ShardMover {
       wallMs: this.#options.wallMs,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     };
+  }
+
+  /**
+   * Logs how long writes to moving keys waited: from the record's fence phase to its clean-up
+   * (the flip done), when this node's driver ran both.
+   */
+  #noteFence(move: ShardMove): void {
+    if (move.phase === "fence") this.#fencedAtMs = this.#options.nowMs();
+    if (move.phase !== "cleanup" || this.#fencedAtMs === null) return;
+    const fenceMs = Math.round(this.#options.nowMs() - this.#fencedAtMs);
+    this.#fencedAtMs = null;
+    this.#options.logger.info("Shard map flipped; moving keys were fenced", {
+      fenceMs,
+      fromCount: move.fromCount,
+      toCount: move.toCount,
+    });
+  }
+
+  /**
+   * A shard's intents on keys that are not its own among `count`, its foreign leases and its
+   * applied index, without the sizes (a hash of every key): the fence polls it.
+   */
+  #smallMoveAnswer(shard: number, count: number) {
+    return this.#run<{ intents: number; foreignLeases: number[]; appliedIndex: number }>(shard, {
+      kind: "moveSize",
+      count,
+      sizes: false,
+    });
   }
 
   /** Imports in commands of at most IMPORT_KEYS_MAX keys and IMPORT_BYTES_MAX bytes. */

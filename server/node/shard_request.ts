@@ -146,7 +146,15 @@ export type ShardRequest =
    * the intents on keys the shard would not own (`intents`), the stand-ins of other shards'
    * leases holding keys here (`foreignLeases`), and the applied index (`appliedIndex`).
    */
-  | { readonly kind: "moveSize"; readonly count: number };
+  | {
+    readonly kind: "moveSize";
+    readonly count: number;
+    /**
+     * False: leave `bySize` out (empty), since it hashes every key of the shard; the fence's
+     * drain polls and the other small questions of a move ask without it. Absent: true.
+     */
+    readonly sizes?: boolean;
+  };
 
 /** The most keys of one `txnReadKeys` request: a txn's compares and both branches. */
 export const TXN_READ_KEYS_MAX = 3 * TXN_OPS_MAX;
@@ -272,7 +280,13 @@ function checkedRangeRequest(request: Record<string, unknown>): ShardRequest {
 
 function checkedMoveRequest(request: Record<string, unknown>): ShardRequest {
   const count = shardCountOf(request.count, "count");
-  if (request.kind === "moveSize") return { kind: "moveSize", count };
+  if (request.kind === "moveSize") {
+    if (request.sizes === undefined) return { kind: "moveSize", count };
+    if (typeof request.sizes !== "boolean") {
+      throw new AspenError("bad_request", "Cannot decode a forwarded move size: bad sizes flag");
+    }
+    return { kind: "moveSize", count, sizes: request.sizes };
+  }
   const shardOf = (value: unknown) => {
     if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
       throw new AspenError("bad_request", "Cannot decode a forwarded move scan: bad shard id");

@@ -63,11 +63,51 @@ export interface TxnSpec {
   readonly leases?: readonly { readonly shard: number; readonly step: TxnLeaseStep }[];
 }
 
+/** A read or compare that may name the shard it was read on. */
+export interface ShardedRead {
+  readonly key: string;
+  readonly shard?: number;
+}
+
+/**
+ * The first of `reads` (optimistic reads, compares) whose named shard is not the shard that owns
+ * its key now, or null. Revisions are per shard: such a read was made before a shard move and
+ * cannot be checked where its key is now.
+ */
+export function movedRead(
+  reads: readonly ShardedRead[],
+  shardOf: (key: string) => number,
+): { key: string; readShard: number; shard: number } | null {
+  for (const read of reads) {
+    if (read.shard === undefined) continue;
+    const shard = shardOf(read.key);
+    if (shard !== read.shard) return { key: read.key, readShard: read.shard, shard };
+  }
+  return null;
+}
+
+/**
+ * The refusal of a transaction with a read made on another shard than its key's (see
+ * {@linkcode movedRead}): a retryable 409 `conflict` naming the key and both shards.
+ */
+export function movedReadConflict(
+  action: string,
+  moved: { key: string; readShard: number; shard: number },
+): AspenError {
+  return new AspenError(
+    "conflict",
+    `Cannot ${action}: key "${moved.key}" was read on shard ${moved.readShard} but is on shard ` +
+      `${moved.shard} now (a shard move), and revisions are per shard; read it again and retry`,
+    { key: moved.key, readShard: moved.readShard, shard: moved.shard },
+  );
+}
+
 /**
  * Splits `spec` by the shard of each key.
  *
  * @throws {AspenError} `bad_request` for a range operation (it would span every shard), for a
- * transaction without keys, or with more than TXN_SHARDS_MAX participants.
+ * transaction without keys, or with more than TXN_SHARDS_MAX participants; `conflict` for a read
+ * or compare that names another shard than its key's.
  */
 export function planTxn(spec: TxnSpec, shardOf: (key: string) => number): TxnPlan {
   const parts = new Map<number, ShardPart>();
@@ -84,6 +124,9 @@ export function planTxn(spec: TxnSpec, shardOf: (key: string) => number): TxnPla
     if (smallest === null || compareUtf8(key, smallest) < 0) smallest = key;
     return partAt(shardOf(key));
   };
+  // The last guard: a read is checked on the shard it was made on, or not at all.
+  const moved = movedRead([...spec.compare, ...spec.reads], shardOf);
+  if (moved !== null) throw movedReadConflict("run cross-shard txn", moved);
   for (const { shard, step } of spec.leases ?? []) partAt(shard).leases.push(step);
   for (const compare of spec.compare) partOf(compare.key).compare.push(compare);
   for (const read of spec.reads) partOf(read.key).reads.push(read);

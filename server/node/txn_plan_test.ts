@@ -122,3 +122,24 @@ Deno.test("planTxn() places lease steps on their shards; without keys, homes at 
   deepStrictEqual(revoke.participants, [0, 2, 3]);
   deepStrictEqual(mergeResults(revoke, "success", new Map([[0, []], [2, []], [3, []]])), []);
 });
+
+Deno.test("planTxn() refuses a read or compare made on another shard than its key's", () => {
+  const shardOf = (key: string) => key === "moved" ? 2 : 0;
+  const read = { key: "moved", modRevision: 7, version: null, revision: null };
+  const refusal = (error: unknown) => {
+    strictEqual(error instanceof AspenError && error.code, "conflict");
+    deepStrictEqual((error as AspenError).details, { key: "moved", readShard: 0, shard: 2 });
+    return true;
+  };
+  const put: TxnOp = { type: "put", key: "a", value: "1", lease: 0, prevKv: false };
+  const spec = { compare: [], reads: [{ ...read, shard: 0 }], success: [put], failure: [] };
+  throws(() => planTxn(spec, shardOf), refusal);
+  const compare = { key: "moved", target: "modRevision", op: "=", value: 7, shard: 0 } as const;
+  throws(() => planTxn({ ...spec, reads: [], compare: [compare] }, shardOf), refusal);
+  // The read's own shard, or none named: planned as before.
+  deepStrictEqual(planTxn({ ...spec, reads: [{ ...read, shard: 2 }] }, shardOf).participants, [
+    0,
+    2,
+  ]);
+  deepStrictEqual(planTxn({ ...spec, reads: [read] }, shardOf).participants, [0, 2]);
+});

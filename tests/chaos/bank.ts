@@ -5,7 +5,8 @@
  *
  * Each transfer goes through a random running node, so the nemesis' kills and pauses hit
  * coordinators mid-transaction. Even clients transfer with an etcd-style `POST /v1/txn` (read
- * both balances, compare both modRevisions, put both balances); odd clients with
+ * both balances, compare both modRevisions, each named with the shard it was read on, put both
+ * balances); odd clients with
  * `POST /v1/txn/optimistic` (the same reads as the read set). A transfer is atomic, so the total
  * is conserved whatever its outcome: one whose answer never came (a killed coordinator, a
  * timeout) counts as unknown and is fine. The anomalies are a read-only transaction that saw
@@ -269,8 +270,8 @@ export class BankWorkload {
     const body = isEtcdStyle
       ? {
         compare: [
-          { key: from, target: "modRevision", op: "=", value: a.modRevision },
-          { key: to, target: "modRevision", op: "=", value: b.modRevision },
+          { key: from, target: "modRevision", op: "=", value: a.modRevision, shard: a.shard },
+          { key: to, target: "modRevision", op: "=", value: b.modRevision, shard: b.shard },
         ],
         success: [
           { put: { key: from, value: String(a.balance - amount) } },
@@ -279,7 +280,11 @@ export class BankWorkload {
         failure: [],
       }
       : {
-        reads: [{ key: from, modRevision: a.modRevision }, { key: to, modRevision: b.modRevision }],
+        // Each read names its shard: revisions are per shard, and a shard-add may move a key.
+        reads: [
+          { key: from, modRevision: a.modRevision, shard: a.shard },
+          { key: to, modRevision: b.modRevision, shard: b.shard },
+        ],
         writes: [
           { op: "set", key: from, value: String(a.balance - amount) },
           { op: "set", key: to, value: String(b.balance + amount) },
@@ -310,22 +315,24 @@ export class BankWorkload {
     return kind === "ok" || code === "conflict";
   }
 
-  /** A linearizable GET of one account: its balance and modRevision, or null. */
+  /** A linearizable GET of one account: its balance, modRevision and shard, or null. */
   async #getKv(
     node: number,
     key: string,
-  ): Promise<{ balance: number; modRevision: number } | null> {
+  ): Promise<{ balance: number; modRevision: number; shard: number } | null> {
     const path = `/v1/kv/${encodeURIComponent(key)}`;
     const answer = await this.#send(node, path, undefined).catch(noAnswer);
     if (answer === null) return null;
     this.#noteError(node, path, answer);
     const kv = answer.json?.kv as { value?: unknown; modRevision?: unknown } | undefined;
     if (answer.status !== 200) return null;
-    if (typeof kv?.value !== "string" || typeof kv.modRevision !== "number") {
+    const shard = answer.json?.shard;
+    const isWellFormed = typeof kv?.value === "string" && typeof kv.modRevision === "number";
+    if (!isWellFormed || typeof shard !== "number") {
       this.anomalies.push(`bank: malformed answer to GET ${key}: ${JSON.stringify(answer.json)}`);
       return null;
     }
-    return { balance: Number(kv.value), modRevision: kv.modRevision };
+    return { balance: Number(kv!.value), modRevision: kv!.modRevision as number, shard };
   }
 
   /**

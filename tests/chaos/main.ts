@@ -16,7 +16,7 @@ import { TEST_SNAPSHOT_ENTRIES_MAX } from "../../cli/commands.ts";
 import { BANK_BALANCE_START } from "./bank.ts";
 import {
   type ChaosReport,
-  FAULT_KINDS,
+  DEFAULT_FAULT_KINDS,
   type FaultKind,
   formatReport,
   LOAD_FAULT_KINDS,
@@ -130,8 +130,8 @@ function formatTotals(all: readonly ChaosReport[]): string {
  */
 function kindsFor(snapshotText: string): FaultKind[] {
   const isHeavyRound = snapshotText === "default" || snapshotText === "off";
-  if (isHeavyRound) return [...FAULT_KINDS, ...LOAD_FAULT_KINDS, ...LONG_FAULT_KINDS];
-  return [...FAULT_KINDS, "kill-node-long"];
+  if (isHeavyRound) return [...DEFAULT_FAULT_KINDS, ...LOAD_FAULT_KINDS, ...LONG_FAULT_KINDS];
+  return [...DEFAULT_FAULT_KINDS, "kill-node-long"];
 }
 
 /** The snapshot interval of a round: "default", "off" (never reached) or a number. */

@@ -49,11 +49,17 @@ export const FAULT_KINDS = [
 export const LONG_FAULT_KINDS = ["kill-node-long", ...OUTAGE_KINDS] as const;
 
 /**
- * Resharding (opt-in, `kinds`): "shard-add" starts a move that adds one shard
- * (`POST /v1/shards`) through a random reachable node, up to NemesisOptions.maxShards; the move
- * runs on while the next faults come, and the checks wait for it to end.
+ * Resharding: "shard-add" starts a move that adds one shard (`POST /v1/shards`) through a random
+ * reachable node, up to NemesisOptions.maxShards; the move runs on while the next faults come,
+ * and the checks wait for it to end.
  */
 export const RESHARD_FAULT_KINDS = ["shard-add"] as const;
+
+/**
+ * The mix a run takes when it names no kinds (`deno task chaos` and the CI runs): every fault of
+ * {@linkcode FAULT_KINDS} and the resharding one, so that moves meet kills and partitions.
+ */
+export const DEFAULT_FAULT_KINDS = [...FAULT_KINDS, ...RESHARD_FAULT_KINDS] as const;
 
 /** One kind of fault. */
 export type FaultKind =
@@ -148,7 +154,7 @@ export class Nemesis {
    */
   async run(untilMs: number, faultsMin = 0, overtimeMs = 0): Promise<void> {
     const { prng, nowMs } = this.#options;
-    const kinds = this.#options.kinds ?? FAULT_KINDS;
+    const kinds = this.#options.kinds ?? DEFAULT_FAULT_KINDS;
     const faultsMax = this.#options.faultsMax ?? Number.MAX_SAFE_INTEGER;
     for (let round = 0; round < faultsMax; round++) {
       const isOvertime = nowMs() >= untilMs;

@@ -19,11 +19,13 @@ import { ChaosCluster } from "./cluster.ts";
 import { type HeavyCounts, HeavyWriter } from "./heavy.ts";
 import type { LoadFaultSizes, LoadFigures } from "./load_faults.ts";
 import {
+  DEFAULT_FAULT_KINDS,
   FAULT_KINDS,
   type FaultKind,
   LOAD_FAULT_KINDS,
   LONG_FAULT_KINDS,
   Nemesis,
+  RESHARD_FAULT_KINDS,
 } from "./nemesis.ts";
 import { buildPowerLossShim } from "./power_loss.ts";
 import { awaitConvergence } from "./verify.ts";
@@ -118,7 +120,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       `${Math.round(options.durationMs / 1000)} s, snapshot every ` +
       `${options.snapshotIntervalEntries ?? "(default)"} entries`,
   );
-  const kinds = options.kinds ?? FAULT_KINDS;
+  const kinds = options.kinds ?? DEFAULT_FAULT_KINDS;
   const { chaos, notes, shimDir } = await launchCluster(options, kinds);
   const timeline: string[] = [];
   const log = (line: string) => {
@@ -456,4 +458,11 @@ function loadLines(report: ChaosReport): string[] {
   return lines;
 }
 
-export { FAULT_KINDS, type FaultKind, LOAD_FAULT_KINDS, LONG_FAULT_KINDS };
+export {
+  DEFAULT_FAULT_KINDS,
+  FAULT_KINDS,
+  type FaultKind,
+  LOAD_FAULT_KINDS,
+  LONG_FAULT_KINDS,
+  RESHARD_FAULT_KINDS,
+};
