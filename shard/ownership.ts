@@ -12,12 +12,15 @@
  *   target:  inactive (refuses every client request; takes imports) --activate--> read m, write m
  * ```
  *
- * Ownership is a pure function of the record ({@linkcode ownsKey}): a later per-prefix
- * placement override (tenants) adds a field here and nothing else needs to know.
+ * Ownership is a pure function of the record ({@linkcode ownsKey}): the shard counts plus the
+ * tenants placed for reads and for writes (tenants.ts). A tenant move (same count, one tenant
+ * placed anew) fences the same way: writes go by `writeTenants` first, reads follow at the
+ * hand-off.
  */
 
 import { AspenError } from "./errors.ts";
-import { ROUTER_SHARDS_MAX, shardForKey } from "./router.ts";
+import { ROUTER_SHARDS_MAX } from "./router.ts";
+import { placeKey, type TenantShards, validateTenantShards } from "./tenants.ts";
 
 /** The meta record holding a shard's {@linkcode Ownership}. */
 export const OWNERSHIP_META = "ownership";
@@ -46,7 +49,21 @@ export interface Ownership {
    * refused. 0 on a source.
    */
   readonly copyPass: number;
+  /** Tenants placed for reads (tenants.ts); absent: none. */
+  readonly readTenants?: TenantShards;
+  /** Tenants placed for writes (ahead of `readTenants` while a tenant move is fenced). */
+  readonly writeTenants?: TenantShards;
+  /**
+   * The step of the move that wrote the record: the shard map's epoch when the move began
+   * times MOVE_STAGES_PER_EPOCH, plus the phase. Records of one move and of later moves only
+   * go forward in it, which tells a stale driver's step even when no count changed (a tenant
+   * move). Absent on records written before tenants.
+   */
+  readonly stage?: number;
 }
+
+/** Room for the phases of one move in {@linkcode Ownership.stage}. */
+export const MOVE_STAGES_PER_EPOCH = 8;
 
 /** The highest copy pass (copy, then delta). */
 export const COPY_PASS_MAX = 2;
@@ -58,6 +75,13 @@ export const COPY_PASS_MAX = 2;
 export function isRegression(current: Ownership | null, next: Ownership): boolean {
   if (current === null) return false;
   if (next.shard !== current.shard) return true;
+  if (current.stage !== undefined || next.stage !== undefined) {
+    // A record without a stage is older than every record with one.
+    if (next.stage === undefined) return true;
+    if (current.stage === undefined) return false;
+    if (next.stage !== current.stage) return next.stage < current.stage;
+    return current.isSettled && !next.isSettled;
+  }
   if (next.readCount < current.readCount || next.writeCount < current.writeCount) return true;
   if (current.isActive && !next.isActive) return true;
   const isSameCounts = next.readCount === current.readCount &&
@@ -74,8 +98,10 @@ export function ownsKey(
 ): boolean {
   if (ownership === null) return true;
   if (!ownership.isActive) return false;
-  const count = access === "read" ? ownership.readCount : ownership.writeCount;
-  return shardForKey(key, count) === ownership.shard;
+  if (access === "read") {
+    return placeKey(key, ownership.readCount, ownership.readTenants) === ownership.shard;
+  }
+  return placeKey(key, ownership.writeCount, ownership.writeTenants) === ownership.shard;
 }
 
 /**
@@ -141,5 +167,15 @@ export function validateOwnership(ownership: Ownership): void {
       "bad_request",
       `Cannot set shard ownership: copyPass must be 0 to ${COPY_PASS_MAX} (COPY_PASS_MAX)`,
     );
+  }
+  if (ownership.readTenants !== undefined) {
+    validateTenantShards(ownership.readTenants, ownership.readCount);
+  }
+  if (ownership.writeTenants !== undefined) {
+    validateTenantShards(ownership.writeTenants, ownership.writeCount);
+  }
+  const stage = ownership.stage;
+  if (stage !== undefined && (!Number.isSafeInteger(stage) || stage < 0)) {
+    throw new AspenError("bad_request", "Cannot set shard ownership: stage must be an integer");
   }
 }

@@ -60,6 +60,7 @@ import { type EntryContext, KvStore, type MovingQuery, type MovingRow } from "./
 import { readRange } from "./_range.ts";
 import { readOwnership } from "./_move_apply.ts";
 import type { Ownership } from "./ownership.ts";
+import type { TenantShards } from "./tenants.ts";
 import { migrateSchema, openDatabase, readSys, type Synchronous } from "./_schema.ts";
 import { type IntentEntry, TxnStore } from "./_txn_store.ts";
 import {
@@ -341,16 +342,19 @@ export class StateMachine {
   }
 
   /** Keys and bytes (keys plus values) this shard holds, per shard among `count` shards. */
-  sizeByShard(count: number): Map<number, { keys: number; bytes: number }> {
+  sizeByShard(count: number, tenants?: TenantShards): Map<number, { keys: number; bytes: number }> {
     this.#assertOpen();
-    return this.#store.sizeByShard(count);
+    return this.#store.sizeByShard(count, tenants);
   }
 
-  /** How many intents lie on keys whose shard among `count` shards is not `shard`. */
-  intentsNotOwned(shard: number, count: number): number {
+  /**
+   * How many intents lie on keys whose shard among `count` shards (with `tenants` placed) is
+   * not `shard`.
+   */
+  intentsNotOwned(shard: number, count: number, tenants?: TenantShards): number {
     this.#assertOpen();
     if (this.#txns.intentCount === 0) return 0;
-    return this.#store.intentsElsewhere(shard, count);
+    return this.#store.intentsElsewhere(shard, count, tenants);
   }
 
   /** The meta record `name` (a system record kept apart from user keys), or null. */
