@@ -245,6 +245,16 @@ export class KvStore {
     );
   }
 
+  /** Keys and bytes (key plus value) under tenant `name`'s prefix `<name>/`. */
+  tenantSize(name: string): { keys: number; bytes: number } {
+    // Tenant names hold no '/', and '0' follows '/': the prefix is [name/, name0).
+    const row = this.statement(
+      "SELECT COUNT(*) AS n, COALESCE(SUM(length(key) + length(CAST(value AS BLOB))), 0) " +
+        "AS bytes FROM kv WHERE key >= ? AND key < ?",
+    ).get(encodeKey(`${name}/`), encodeKey(`${name}0`));
+    return { keys: integer(row?.n), bytes: integer(row?.bytes) };
+  }
+
   /** The current state of `key`, or null when absent. */
   get(key: string): KeyValue | null {
     return this.#read(key, encodeKey(key));

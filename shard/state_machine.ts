@@ -347,6 +347,13 @@ export class StateMachine {
     return this.#store.sizeByShard(count, tenants);
   }
 
+  /** Keys and bytes (key plus value) under tenant `name`'s prefix `<name>/`. */
+  tenantSize(name: string): { keys: number; bytes: number } {
+    this.#assertOpen();
+    assert(!name.includes("/"), "tenantSize: a tenant name holds no '/'");
+    return this.#store.tenantSize(name);
+  }
+
   /**
    * How many intents lie on keys whose shard among `count` shards (with `tenants` placed) is
    * not `shard`.

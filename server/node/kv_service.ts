@@ -46,9 +46,10 @@ import {
   leaseError,
   type LeaseFault,
   leaseFaultOf,
+  placeKey,
   RANGE_RESPONSE_BYTES_MAX,
   type RangeResult,
-  shardForKey,
+  type TenantShards,
   TXN_SHARDS_MAX,
   type TxnLeaseStep,
   type TxnOp,
@@ -80,6 +81,8 @@ export interface KvServiceOptions {
   readonly router: ClusterRouter;
   /** The shard count keys are routed over now (a getter: a shard move changes it). */
   readonly shardCount: number;
+  /** The tenants placed now (a getter, like the count; absent or undefined: none). */
+  readonly tenants?: TenantShards | undefined;
   /**
    * Reads the shard map again, after a shard answered `wrong_shard` (shard_map.ts). Absent:
    * such an answer reaches the client.
@@ -149,7 +152,7 @@ export class KvService {
 
   /** The shard that owns `key`. */
   shardOf(key: string): number {
-    return shardForKey(key, this.#options.shardCount);
+    return placeKey(key, this.#options.shardCount, this.#options.tenants);
   }
 
   /** The number of shards. */

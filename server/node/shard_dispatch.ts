@@ -96,8 +96,17 @@ export async function dispatchShardRequest(
       return await context.replica.read(() => {
         const ownership = machine.ownership();
         return {
-          bySize: Object.fromEntries(machine.sizeByShard(request.count)),
-          intents: machine.intentsNotOwned(ownership?.shard ?? context.shard, request.count),
+          bySize: Object.fromEntries(machine.sizeByShard(request.count, request.tenants)),
+          intents: machine.intentsNotOwned(
+            ownership?.shard ?? context.shard,
+            request.count,
+            request.tenants,
+          ),
+          ...(request.sizeOf === undefined ? {} : {
+            byTenant: Object.fromEntries(
+              request.sizeOf.map((name) => [name, machine.tenantSize(name)]),
+            ),
+          }),
           foreignLeases: machine.foreignLeases(),
           appliedIndex: machine.appliedIndex(),
         };

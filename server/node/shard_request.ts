@@ -13,6 +13,8 @@ import {
   type KeyRange,
   RANGE_LIMIT_MAX,
   ROUTER_SHARDS_MAX,
+  TENANTS_MAX,
+  type TenantShards,
   TXN_ID_CHARS_MAX,
   TXN_LIST_LIMIT_MAX,
   TXN_OPS_MAX,
@@ -21,6 +23,8 @@ import {
   validateCommand,
   validateKey,
   validateRangeRequest,
+  validateTenantName,
+  validateTenantShards,
   type WatchFilter,
 } from "../../shard/mod.ts";
 
@@ -135,6 +139,9 @@ export type ShardRequest =
     readonly fromCount: number;
     readonly target: number;
     readonly count: number;
+    /** The tenants placed with `fromCount` and with `count` (absent: none). */
+    readonly fromTenants?: TenantShards;
+    readonly tenants?: TenantShards;
     readonly after: string | null;
     readonly until: string | null;
     readonly limit: number;
@@ -146,7 +153,14 @@ export type ShardRequest =
    * the intents on keys the shard would not own (`intents`), the stand-ins of other shards'
    * leases holding keys here (`foreignLeases`), and the applied index (`appliedIndex`).
    */
-  | { readonly kind: "moveSize"; readonly count: number };
+  | {
+    readonly kind: "moveSize";
+    readonly count: number;
+    /** Tenants placed with `count` (absent: none). */
+    readonly tenants?: TenantShards;
+    /** Tenants whose keys and bytes the answer gives too (`byTenant`); at most TENANTS_MAX. */
+    readonly sizeOf?: readonly string[];
+  };
 
 /** The most keys of one `txnReadKeys` request: a txn's compares and both branches. */
 export const TXN_READ_KEYS_MAX = 3 * TXN_OPS_MAX;
@@ -272,7 +286,18 @@ function checkedRangeRequest(request: Record<string, unknown>): ShardRequest {
 
 function checkedMoveRequest(request: Record<string, unknown>): ShardRequest {
   const count = shardCountOf(request.count, "count");
-  if (request.kind === "moveSize") return { kind: "moveSize", count };
+  const tenants = request.tenants === undefined
+    ? undefined
+    : validateTenantShards(request.tenants, count);
+  const placed = tenants === undefined ? {} : { tenants };
+  if (request.kind === "moveSize") {
+    const sizeOf = request.sizeOf === undefined ? undefined : checkedTenantNames(request.sizeOf);
+    return { kind: "moveSize", count, ...placed, ...(sizeOf === undefined ? {} : { sizeOf }) };
+  }
+  const fromCount = shardCountOf(request.fromCount, "fromCount");
+  const fromTenants = request.fromTenants === undefined
+    ? {}
+    : { fromTenants: validateTenantShards(request.fromTenants, fromCount) };
   const shardOf = (value: unknown) => {
     if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
       throw new AspenError("bad_request", "Cannot decode a forwarded move scan: bad shard id");
@@ -291,9 +316,11 @@ function checkedMoveRequest(request: Record<string, unknown>): ShardRequest {
   return {
     kind: "moveScan",
     source: shardOf(request.source),
-    fromCount: shardCountOf(request.fromCount, "fromCount"),
+    fromCount,
     target: shardOf(request.target),
     count,
+    ...fromTenants,
+    ...placed,
     after: bound(request.after),
     until: bound(request.until),
     limit,
@@ -301,6 +328,18 @@ function checkedMoveRequest(request: Record<string, unknown>): ShardRequest {
       ? null
       : shardOf(request.valuesAfter),
   };
+}
+
+/** A list of at most TENANTS_MAX tenant names. */
+function checkedTenantNames(value: unknown): string[] {
+  if (!Array.isArray(value) || value.length > TENANTS_MAX) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot decode a forwarded request: sizeOf must list at most ${TENANTS_MAX} tenants`,
+    );
+  }
+  for (const name of value) validateTenantName(name, "decode a forwarded request");
+  return value as string[];
 }
 
 /** A shard count, 1..ROUTER_SHARDS_MAX. */
