@@ -40,7 +40,7 @@ export async function shardAdd(args: ParsedArgs, io: CliIo): Promise<number> {
     io.stdout(args.values.json === true ? JSON.stringify(started) + "\n" : formatDryRun(started));
     return 0;
   }
-  const done = await follow(client, io);
+  const done = await followMove(client, io);
   io.stdout(
     args.values.json === true
       ? JSON.stringify(done) + "\n"
@@ -59,8 +59,11 @@ function formatDryRun(answer: AddShardsResponse): string {
     formatTable(["SOURCE", "KEYS TO MOVE", "BYTES TO MOVE"], rows);
 }
 
-/** Polls the move until it is done, printing a line when its progress changes. */
-async function follow(client: AspenClient, io: CliIo): Promise<ShardMoveStatus> {
+/**
+ * Polls the move (a shard add or a tenant move) until it is done, printing a line when its
+ * progress changes.
+ */
+export async function followMove(client: AspenClient, io: CliIo): Promise<ShardMoveStatus> {
   let last = "";
   const startedMs = io.monotonicMs();
   for (;;) {
@@ -93,10 +96,14 @@ export function progressLine(move: ShardMoveStatus, elapsedMs: number): string {
     ? Math.round(elapsedMs * (total - copied) / copied)
     : null;
   const eta = leftMs === null ? "" : `, about ${Math.ceil(leftMs / 1000)} s left`;
-  return `${move.fromCount} -> ${move.toCount} shards, ${move.phase}: ${parts.join("; ")}${eta}`;
+  const what = move.tenant === undefined
+    ? `${move.fromCount} -> ${move.toCount} shards`
+    : `tenant "${move.tenant.name}" -> shard ${move.tenant.to}`;
+  return `${what}, ${move.phase}: ${parts.join("; ")}${eta}`;
 }
 
-function formatBytes(bytes: number): string {
+/** Bytes as B, KiB or MiB. */
+export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
