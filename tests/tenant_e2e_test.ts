@@ -34,7 +34,7 @@ interface KeyState {
   unsure: string[];
 }
 
-Deno.test("tenant create and move under writes: every value kept, keys on the tenant's shard", async () => {
+Deno.test("tenant create and move under writes: values kept, keys on its shard", async () => {
   const test = await launchTestCluster({ nodes: 3, shards: 2 });
   const cluster = test.cluster;
   try {
