@@ -434,9 +434,7 @@ export class ShardMover {
         value: kv.value,
         version: kv.version,
         createRevision: kv.createRevision,
-        lease: kv.lease === 0 || isForeignLease(kv.lease)
-          ? kv.lease
-          : foreignLeaseId(apiLeaseId(kv.lease, source)),
+        lease: importedLease(kv.lease, source, target),
       }));
       await this.#propose(target, { type: "import", pass: change.pass, kvs: imported, deletes });
       kvs = [];
@@ -518,6 +516,19 @@ export function moveStatus(move: ShardMove): ShardMoveStatus {
     })),
     ...(move.tenant === undefined ? {} : { tenant: move.tenant }),
   };
+}
+
+/**
+ * The lease id under which `target` stores a key of `source` attached to `lease` (as `source`
+ * stores it): a lease of the source becomes a foreign lease; a foreign lease stays one, unless
+ * `target` is its home (a tenant moving back to the shard of its keys' lease), where it is the
+ * home's own lease again.
+ */
+export function importedLease(lease: number, source: number, target: number): number {
+  if (lease === 0) return 0;
+  if (!isForeignLease(lease)) return foreignLeaseId(apiLeaseId(lease, source));
+  const parts = leaseIdParts(apiIdOfForeignLease(lease));
+  return parts !== null && parts.shard === target ? parts.grantIndex : lease;
 }
 
 function describe(error: unknown): string {
