@@ -120,7 +120,7 @@ export class ShardMover {
     if (request.dryRun) {
       const sources = await Promise.all(
         allShardIds(map.numShards).map(async (shard) => {
-          const sizes = await this.#sizes(shard, move.toCount);
+          const sizes = await this.#sizes(shard, move.toCount, map.tenants);
           let keys = 0;
           let bytes = 0;
           for (const [target, size] of sizes) {
