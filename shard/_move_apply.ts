@@ -151,10 +151,14 @@ export function executeMove(
 }
 
 function importKv(store: KvStore, context: EntryContext, kv: ImportedKv): number {
-  if (kv.lease !== 0 && !isForeignLease(kv.lease)) {
+  // A lease of this shard: a tenant's key coming back to its lease's home. It must exist here
+  // (importKv refuses it otherwise, lease_not_found); any other lease is a foreign one.
+  const isOwnLease = kv.lease !== 0 && !isForeignLease(kv.lease) && store.lease(kv.lease) !== null;
+  if (kv.lease !== 0 && !isForeignLease(kv.lease) && !isOwnLease) {
     throw new AspenError(
       "bad_request",
-      `Cannot import key "${kv.key}": lease ${kv.lease} must be stored as a foreign lease`,
+      `Cannot import key "${kv.key}": lease ${kv.lease} is neither a foreign lease nor one of ` +
+        "this shard's",
     );
   }
   store.importKv(context, kv);

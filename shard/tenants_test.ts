@@ -200,3 +200,17 @@ Deno.test("a tenant move on the state machines: fence, import, hand-off, clean-u
   const next = { ...SOURCE_HANDED_OFF, isSettled: true, stage: STAGE + MOVE_STAGES_PER_EPOCH };
   equal(source.code({ type: "ownership", ownership: next }), null, "a later move goes on");
 });
+
+Deno.test("an import takes a lease of the shard itself (a tenant back home)", () => {
+  const home = new Shard();
+  const granted = home.run({ type: "leaseGrant", ttlSeconds: 60 });
+  equal(granted.type, "leaseGrant");
+  const lease = granted.type === "leaseGrant" ? granted.lease.id : 0;
+  equal(home.code({ type: "ownership", ownership: TARGET_FILLING }), null);
+  const kv = { key: "acme/1", value: "x", version: 3, createRevision: 9 };
+  equal(home.code({ type: "import", pass: 1, kvs: [{ ...kv, lease }], deletes: [] }), null);
+  equal(home.sm.get("acme/1")?.lease, lease);
+  deepEqual(home.sm.lease(lease)?.keys, ["acme/1"]);
+  const unknown = { ...kv, key: "acme/2", lease: lease + 1_000 };
+  equal(home.code({ type: "import", pass: 1, kvs: [unknown], deletes: [] }), "bad_request");
+});

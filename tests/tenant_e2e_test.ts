@@ -11,6 +11,8 @@ import { deepEqual, equal, match, ok } from "node:assert/strict";
 import {
   ApiError,
   AspenClient,
+  type LeaseInfoResponse,
+  type LeaseResponse,
   type ShardMovesResponse,
   type TenantsResponse,
 } from "../api/mod.ts";
@@ -24,6 +26,7 @@ const TENANT = "acme";
 const TENANT_KEYS = 400;
 const OTHER_KEYS = 200;
 const WRITERS = 6;
+const LEASED_KEYS = 10;
 /** The longest a tenant command may take here. */
 const TENANT_COMMAND_TIMEOUT_MS = 120_000;
 const CONVERGE_TIMEOUT_MS = 20_000;
@@ -62,6 +65,7 @@ Deno.test("tenant create and move under writes: values kept, keys on its shard",
     const list = await cli(cluster, ["tenant", "list"]);
     match(list, /^TENANT\s+SHARD\s+KEYS\s+BYTES\n/);
     match(list, new RegExp(`\\n${TENANT}\\s+1\\s+${TENANT_KEYS}\\s`));
+    await checkLeaseAcrossMoves(cluster);
     await waitForConvergence(cluster, { shards: 2, replicasPerShard: 3 }, CONVERGE_TIMEOUT_MS);
     equal(cluster.unexpectedExits.length, 0, "no node exited on its own");
   } catch (error) {
@@ -148,6 +152,31 @@ async function checkKeys(
     const expected = [...states.keys()].filter((key) => key.startsWith(`${TENANT}/`));
     deepEqual(scanned.kvs.map((kv) => kv.key).sort(), expected.sort());
   }
+}
+
+/**
+ * Keys of the tenant attached to a lease of its shard (1) keep their lease through a move away
+ * (held there under a stand-in) and back (the home's own lease again): the lease lists them,
+ * and revoking it deletes them all.
+ */
+async function checkLeaseAcrossMoves(cluster: LocalCluster): Promise<void> {
+  const client = clientOf(cluster);
+  const keys = Array.from({ length: LEASED_KEYS }, (_, i) => `${TENANT}/leased-${i}`);
+  const { id } = await client.request<LeaseResponse>({
+    method: "POST",
+    path: "/v1/leases",
+    body: { ttl: 600, key: keys[0] },
+  });
+  for (const key of keys) await client.put(key, "leased", { lease: id });
+  const leaseKeys = async () =>
+    (await client.request<LeaseInfoResponse>({ method: "GET", path: `/v1/leases/${id}` }))
+      .keys;
+  match(await cli(cluster, ["tenant", "move", TENANT, "--to", "0"]), /is on shard 0/);
+  deepEqual([...await leaseKeys()].sort(), [...keys].sort(), "the lease holds them on shard 0");
+  match(await cli(cluster, ["tenant", "move", TENANT, "--to", "1"]), /is on shard 1/);
+  deepEqual([...await leaseKeys()].sort(), [...keys].sort(), "and back on its home");
+  await client.request({ method: "DELETE", path: `/v1/leases/${id}` });
+  for (const key of keys) equal((await client.get(key)).kv, null, `${key} is revoked`);
 }
 
 /** Bad requests: 4xx naming the problem; the tenant list is unchanged. */
