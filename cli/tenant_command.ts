@@ -4,9 +4,10 @@
  * POST /v1/tenants/{name}/move). create and move run the fenced copy of `shard add` and print
  * its progress like it; they return once the tenant is on its shard.
  */
-import type { TenantMoveResponse, TenantsResponse } from "../api/mod.ts";
+import { AspenClient, type TenantMoveResponse, type TenantsResponse } from "../api/mod.ts";
 import { type CliIo, type Command, type ParsedArgs, UsageError } from "./command.ts";
 import {
+  clientEndpoints,
   clientFrom,
   formatTable,
   integerFlag,
@@ -19,6 +20,11 @@ import { followMove, formatBytes } from "./shard_add_command.ts";
 
 /** The highest shard id the CLI passes on (the server checks the cluster's count). */
 const TENANT_SHARD_MAX = 1_023;
+/**
+ * How long `tenant create` waits for its answer: the node answers once the creating move is
+ * done, or after 30 s (TENANT_CREATE_WAIT_MS) while it still runs; this leaves room above it.
+ */
+export const TENANT_CREATE_TIMEOUT_MS = 40_000;
 
 /** `aspen tenant`. */
 export const TENANT_COMMAND: Command = {
@@ -56,7 +62,8 @@ async function tenantCreate(args: ParsedArgs, io: CliIo): Promise<number> {
   onlyFlags(args, "tenant create", ["shard"]);
   const name = positional(args, 1, "name", "tenant create <name> [--shard S]");
   const shard = integerFlag(args, "shard", 0, TENANT_SHARD_MAX);
-  const client = await clientFrom(args, io);
+  const { endpoints, token } = await clientEndpoints(args, io);
+  const client = new AspenClient({ endpoints, token, timeoutMs: TENANT_CREATE_TIMEOUT_MS });
   const started = await client.request<TenantMoveResponse>({
     method: "POST",
     path: "/v1/tenants",
