@@ -8,6 +8,7 @@
  * starts another name ("acme" and "acme-eu") is fine: their prefixes "acme/" and "acme-eu/"
  * differ at the '/'. The key "acme" itself (no '/') is placed by hash.
  */
+import { assert } from "../raft/mod.ts";
 import { AspenError } from "./errors.ts";
 import { shardForKey } from "./router.ts";
 
@@ -30,7 +31,12 @@ export function placeKey(key: string, count: number, tenants?: TenantShards): nu
     const slash = key.indexOf("/");
     if (slash > 0) {
       const name = key.slice(0, slash);
-      if (Object.hasOwn(tenants, name)) return tenants[name]!;
+      if (Object.hasOwn(tenants, name)) {
+        const shard = tenants[name]!;
+        assert(Number.isSafeInteger(shard) && shard >= 0, "placeKey: a tenant's shard is an id");
+        assert(shard < count, "placeKey: a tenant's shard is below the count");
+        return shard;
+      }
     }
   }
   return shardForKey(key, count);
