@@ -56,7 +56,7 @@ export interface LeaseRow extends LeaseGrant {
 
 const EVENT_PUT = 1;
 /** The SQL function giving a stored key's shard (registered per connection). */
-const SHARD_OF_SQL = "aspen_shard_of";
+export const SHARD_OF_SQL = "aspen_shard_of";
 const EVENT_DELETE = 2;
 /** The bytes of a delete event, computed in SQL from a kv row (same as #appendEvent). */
 const EVENT_BYTES_SQL = `${WATCH_EVENT_OVERHEAD_BYTES} + length(key) + length(CAST(value AS BLOB))`;

@@ -16,12 +16,18 @@ import {
   type KeyValue,
   kvResponseBytes,
 } from "./key_value.ts";
-import { integer, kvFromRow, type KvStore } from "./_kv_store.ts";
+import { integer, kvFromRow, type KvStore, SHARD_OF_SQL } from "./_kv_store.ts";
+import { type TenantShards, tenantsText } from "./tenants.ts";
 
 /** Reads one page of `request`, bounded by `bytesMax` response bytes. */
-export function readRange(store: KvStore, request: RangeRequest, bytesMax: number): RangeResult {
+export function readRange(
+  store: KvStore,
+  request: RangeRequest,
+  bytesMax: number,
+  owned?: OwnedFilter,
+): RangeResult {
   assert(bytesMax > 0, "readRange: the byte budget is positive");
-  const where = rangeWhere(request);
+  const where = rangeWhere(request, owned);
   if (request.countOnly) {
     const sql = `SELECT COUNT(*) AS n FROM kv WHERE ${where.sql}`;
     const count = integer(store.statement(sql).get(...where.params)?.n);
@@ -56,10 +62,20 @@ export function readRange(store: KvStore, request: RangeRequest, bytesMax: numbe
   return { kvs, count: kvs.length, more, next: more && last !== undefined ? last.key : null };
 }
 
-function rangeWhere(request: RangeRequest): { sql: string; params: Uint8Array[] } {
+/** Only the keys placed on `shard` among `count` shards with `tenants` (a filling target). */
+export interface OwnedFilter {
+  readonly shard: number;
+  readonly count: number;
+  readonly tenants?: TenantShards;
+}
+
+function rangeWhere(
+  request: RangeRequest,
+  owned?: OwnedFilter,
+): { sql: string; params: (Uint8Array | number | string)[] } {
   const bounds = keyRangeBounds(request.range);
   const conditions = ["key >= ?"];
-  const params = [bounds.lower];
+  const params: (Uint8Array | number | string)[] = [bounds.lower];
   if (bounds.upper !== null) {
     conditions.push("key < ?");
     params.push(bounds.upper);
@@ -67,6 +83,10 @@ function rangeWhere(request: RangeRequest): { sql: string; params: Uint8Array[] 
   if (request.after !== null) {
     conditions.push(request.reverse ? "key < ?" : "key > ?");
     params.push(encodeKey(request.after));
+  }
+  if (owned !== undefined) {
+    conditions.push(`${SHARD_OF_SQL}(key, ?, ?) = ?`);
+    params.push(owned.count, tenantsText(owned.tenants), owned.shard);
   }
   return { sql: conditions.join(" AND "), params };
 }

@@ -110,8 +110,20 @@ export function ownsKey(
  */
 export function servesRange(ownership: Ownership | null, plannedCount: number | null): boolean {
   if (ownership === null) return true;
-  if (!ownership.isActive || !ownership.isSettled) return false;
+  if (!ownership.isActive) return false;
+  // A tenant move's target holds copied keys it does not own yet: its range reads leave them
+  // out (StateMachine.range filters by the read placement), so it serves them meanwhile.
+  if (!ownership.isSettled && !isFillingTarget(ownership)) return false;
   return plannedCount === null || plannedCount === ownership.readCount;
+}
+
+/**
+ * Whether the shard is a tenant move's target being filled: in service for its own keys, and
+ * holding copied keys of the tenant that it does not own until the hand-off.
+ */
+export function isFillingTarget(ownership: Ownership | null): boolean {
+  if (ownership === null) return false;
+  return ownership.isActive && !ownership.isSettled && ownership.copyPass > 0;
 }
 
 /**

@@ -59,7 +59,7 @@ import { History, type HistoryCounters, type HistoryLimits } from "./_history.ts
 import { type EntryContext, KvStore, type MovingQuery, type MovingRow } from "./_kv_store.ts";
 import { readRange } from "./_range.ts";
 import { readOwnership } from "./_move_apply.ts";
-import type { Ownership } from "./ownership.ts";
+import { isFillingTarget, type Ownership } from "./ownership.ts";
 import type { TenantShards } from "./tenants.ts";
 import { migrateSchema, openDatabase, readSys, type Synchronous } from "./_schema.ts";
 import { type IntentEntry, TxnStore } from "./_txn_store.ts";
@@ -287,7 +287,16 @@ export class StateMachine {
         { limit: RANGE_RESPONSE_BYTES_MAX },
       );
     }
-    return readRange(this.#store, request, bytesMax);
+    const ownership = this.#ownership;
+    if (ownership === null || !isFillingTarget(ownership)) {
+      return readRange(this.#store, request, bytesMax);
+    }
+    // A tenant move's target leaves out the copied keys it does not own yet.
+    return readRange(this.#store, request, bytesMax, {
+      shard: ownership.shard,
+      count: ownership.readCount,
+      ...(ownership.readTenants === undefined ? {} : { tenants: ownership.readTenants }),
+    });
   }
 
   /** Lease `id` with its keys, or null when it does not exist. */

@@ -8,7 +8,7 @@ import type { ApplyResult } from "./apply_result.ts";
 import { applyResultError } from "./apply_result.ts";
 import type { Command } from "./command.ts";
 import { decodeCommand, encodeCommand } from "./command_codec.ts";
-import { MOVE_STAGES_PER_EPOCH, type Ownership, ownsKey } from "./ownership.ts";
+import { MOVE_STAGES_PER_EPOCH, type Ownership, ownsKey, servesRange } from "./ownership.ts";
 import { shardForKey } from "./router.ts";
 import { StateMachine } from "./state_machine.ts";
 import {
@@ -183,11 +183,19 @@ Deno.test("a tenant move on the state machines: fence, import, hand-off, clean-u
   });
   equal(target.code({ type: "import", pass: 1, kvs, deletes: [] }), null);
   equal(target.code({ type: "import", pass: 2, kvs, deletes: [] }), "bad_request");
+  // Range reads go on meanwhile, leaving out the copied keys the target does not own yet.
+  equal(servesRange(target.sm.ownership(), 2), true);
+  const everything = { range: { prefix: "" } };
+  deepEqual(target.sm.range(everything).kvs.map((kv) => kv.key), ["mine"]);
+  equal(target.sm.range({ ...everything, countOnly: true }).count, 1);
+  equal(target.sm.range({ ...everything, limit: 1 }).more, false);
   equal(source.code({ type: "ownership", ownership: SOURCE_FENCED }), null);
   equal(source.code(put(tenantKeys[0]!, "late")), "wrong_shard", "the tenant's keys fenced");
   equal(source.code(put(others[0]!, "fine")), null);
   equal(source.code({ type: "ownership", ownership: SOURCE_HANDED_OFF }), null);
   equal(target.code({ type: "ownership", ownership: TARGET_HANDED_OFF }), null);
+  equal(target.sm.range(everything).count, tenantKeys.length + 1, "the tenant's keys are its own");
+  equal(servesRange(source.sm.ownership(), 2), false, "the source holds keys it gave away");
   equal(target.code(put(tenantKeys[0]!, "new")), null);
   equal(target.sm.get(tenantKeys[0]!)?.version, 2, "the version went on from the copy");
   equal(target.code({ type: "import", pass: 1, kvs, deletes: [] }), "bad_request");

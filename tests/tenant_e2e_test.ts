@@ -53,14 +53,17 @@ Deno.test("tenant create and move under writes: values kept, keys on its shard",
     await checkKeys(cluster, states, 0);
     await checkBadRequests(cluster);
     const writers = startWriters(cluster, states);
+    const scanner = startScanner(cluster);
     try {
       const moving = cli(cluster, ["tenant", "move", TENANT, "--to", "1"]);
       await checkSecondMoveRefused(cluster);
       match(await moving, /tenant "acme" is on shard 1/);
     } finally {
       await writers.stop();
+      await scanner.stop();
     }
     ok(writers.acked() > 0, "the writers were acknowledged during the move");
+    ok(scanner.scans() > 0, "range reads were answered during the move");
     await checkKeys(cluster, states, 1);
     const list = await cli(cluster, ["tenant", "list"]);
     match(list, /^TENANT\s+SHARD\s+KEYS\s+BYTES\n/);
@@ -127,6 +130,33 @@ function startWriters(cluster: LocalCluster, states: Map<string, KeyState>) {
     stop: async () => {
       isStopped = true;
       await Promise.all(loops);
+    },
+  };
+}
+
+/**
+ * Scans the whole keyspace in a loop through every node while the tenant moves: each scan is
+ * answered (the new shard leaves out the keys it holds but does not own yet) and holds every
+ * key exactly once.
+ */
+function startScanner(cluster: LocalCluster) {
+  let isStopped = false;
+  let scans = 0;
+  const loop = (async () => {
+    for (let node = 0; !isStopped; node++) {
+      const client = clientOf(cluster, [(node % cluster.nodes.length) + 1]);
+      const page = await client.range({ prefix: "", limit: 1_000, keysOnly: true });
+      const keys = page.kvs.map((kv) => kv.key);
+      equal(keys.length, TENANT_KEYS + OTHER_KEYS, "a scan holds every key");
+      equal(new Set(keys).size, keys.length, "and each once");
+      scans++;
+    }
+  })();
+  return {
+    scans: () => scans,
+    stop: async () => {
+      isStopped = true;
+      await loop;
     },
   };
 }

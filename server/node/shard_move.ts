@@ -23,8 +23,9 @@
  *
  * A tenant move (tenant_move.ts) runs the same phases with the same count: its one target is
  * the tenant's new shard, already in service for its other keys (it refuses the tenant's keys
- * and range reads until the hand-off), and its sources hold the tenant's keys (every other
- * shard when the move creates the tenant: keys under its prefix placed by hash).
+ * until the hand-off, and its range reads leave out the keys copied so far), and its sources
+ * hold the tenant's keys (every other shard when the move creates the tenant: keys under its
+ * prefix placed by hash).
  */
 import {
   AspenError,
@@ -334,8 +335,8 @@ type MoveShape = Pick<
 
 /**
  * A new shard's ownership record while it is filled in copy pass `pass`; a tenant move's
- * target serves its other keys meanwhile (active, unsettled: the tenant's keys and range reads
- * are refused there until the hand-off).
+ * target serves its other keys meanwhile (active, unsettled: the tenant's keys are refused
+ * there until the hand-off, and range reads leave out the copied ones).
  */
 export function targetOwnership(
   shard: number,
