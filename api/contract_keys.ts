@@ -30,6 +30,8 @@ import type {
   ShardMoveStatus,
   ShardSizesResponse,
   ShardStatus,
+  TenantMoveResponse,
+  TenantsResponse,
   TransferLeaderResponse,
   TxnListResponse,
   TxnOpResult,
@@ -283,6 +285,7 @@ export const SHARD_MOVE_KEYS = {
     keysCopied: true,
     bytesCopied: true,
   }],
+  tenant: { name: true, to: true, isNew: true },
 } as const satisfies KeyShape<ShardMoveStatus>;
 
 /** `GET /v1/cluster/status`, down to every node, alarm, shard, replica and stat. */
@@ -316,6 +319,19 @@ export const SHARD_SIZES_KEYS = {
   numShards: true,
   shards: [{ id: true, keys: true, bytes: true }],
 } as const satisfies KeyShape<ShardSizesResponse>;
+
+/** `POST /v1/tenants`, `POST /v1/tenants/{name}/move`. */
+export const TENANT_MOVE_KEYS = {
+  name: true,
+  shard: true,
+  move: SHARD_MOVE_KEYS,
+} as const satisfies KeyShape<TenantMoveResponse>;
+
+/** `GET /v1/tenants`. */
+export const TENANTS_KEYS = {
+  epoch: true,
+  tenants: [{ name: true, shard: true, keys: true, bytes: true }],
+} as const satisfies KeyShape<TenantsResponse>;
 
 /** The most values {@linkcode keysOutsideContract} looks at in one answer. */
 export const CONTRACT_CHECK_VALUES_MAX = 1_000_000;

@@ -23,9 +23,13 @@ export const ERROR_STATUS = {
   unknown_shard: 404,
   // No record of that cross-shard transaction (GET /v1/txn/{id}); it may have been forgotten.
   txn_not_found: 404,
+  // No tenant of that name (POST /v1/tenants/{name}/move).
+  tenant_not_found: 404,
   conflict: 409,
   // A shard move (POST /v1/shards) is already running; wait for it (GET /v1/shards/moves).
   move_in_progress: 409,
+  // A tenant of that name exists already (POST /v1/tenants).
+  tenant_exists: 409,
   // A commit reached a shard where the cross-shard transaction was never prepared (a bug).
   txn_not_prepared: 409,
   compacted: 410,

@@ -667,6 +667,57 @@ export interface ShardMoveStatus {
   readonly startedAtMs: number;
   readonly updatedAtMs: number;
   readonly sources: readonly ShardMoveSource[];
+  /**
+   * A tenant move (same count): the tenant, its shard after the move, and whether the move
+   * creates it. Absent for a shard add.
+   */
+  readonly tenant?: TenantMoveTarget;
+}
+
+/** What a tenant move does (`ShardMoveStatus.tenant`). */
+export interface TenantMoveTarget {
+  readonly name: string;
+  readonly to: number;
+  readonly isNew: boolean;
+}
+
+/**
+ * `POST /v1/tenants` body: a tenant `name` (1 to 64 letters, digits, '.', '_', '-'), on
+ * `shard` (default: the shard with the fewest keys). Keys under `<name>/` live on its shard.
+ */
+export interface CreateTenantRequest {
+  readonly name: string;
+  readonly shard?: number;
+}
+
+/** `POST /v1/tenants/{name}/move` body: the tenant's new shard. */
+export interface MoveTenantRequest {
+  readonly to: number;
+}
+
+/**
+ * `POST /v1/tenants` 201 (the tenant is in the map: `move` is done) or 202 (the move that
+ * creates it still runs: see `GET /v1/shards/moves`), and `POST /v1/tenants/{name}/move` 202.
+ */
+export interface TenantMoveResponse {
+  readonly name: string;
+  /** The tenant's shard once the move is done. */
+  readonly shard: number;
+  readonly move: ShardMoveStatus;
+}
+
+/** One tenant of `GET /v1/tenants`: its shard, and its keys and bytes (keys plus values). */
+export interface TenantResponse {
+  readonly name: string;
+  readonly shard: number;
+  readonly keys: number;
+  readonly bytes: number;
+}
+
+/** `GET /v1/tenants` 200: the map's epoch and every tenant, by name. */
+export interface TenantsResponse {
+  readonly epoch: number;
+  readonly tenants: readonly TenantResponse[];
 }
 
 /** `POST /v1/shards` body: add `count` shards (1 or more), or only measure (`dryRun`). */

@@ -16,6 +16,7 @@ import {
 import { type CliIo, type Command, EXIT_USAGE, type FlagSpec, type ParsedArgs } from "./command.ts";
 import { BENCH_COMMAND } from "./bench_command.ts";
 import { CLUSTER_COMMAND, SHARD_COMMAND } from "./cluster_command.ts";
+import { TENANT_COMMAND } from "./tenant_command.ts";
 import { DEV_COMMAND } from "./dev_command.ts";
 import { KV_COMMAND } from "./kv_command.ts";
 import { TXN_COMMAND } from "./txn_command.ts";
@@ -176,6 +177,7 @@ export const COMMANDS: readonly Command[] = [
   KV_COMMAND,
   TXN_COMMAND,
   SHARD_COMMAND,
+  TENANT_COMMAND,
   CLUSTER_COMMAND,
   BENCH_COMMAND,
   {

@@ -51,7 +51,7 @@ export async function shardAdd(args: ParsedArgs, io: CliIo): Promise<number> {
     io.stdout(args.values.json === true ? JSON.stringify(started) + "\n" : formatDryRun(started));
     return 0;
   }
-  const done = await follow(client, io);
+  const done = await followMove(client, io);
   if (done === "interrupted") return EXIT_INTERRUPTED;
   if (done === null) {
     io.stderr("no shard move has run in this cluster\n");
@@ -97,10 +97,12 @@ function formatDryRun(answer: AddShardsResponse): string {
 }
 
 /**
- * Polls the move until it is done, printing a line when its progress changes; null when no move
- * ever ran. Interrupted, it says that the move goes on and how to follow it.
+/**
+ * Polls the move (a shard add or a tenant move) until it is done, printing a line when its
+ * progress changes; null when no move ever ran. Interrupted, it says that the move goes on and
+ * how to follow it.
  */
-async function follow(
+export async function followMove(
   client: AspenClient,
   io: CliIo,
 ): Promise<ShardMoveStatus | null | "interrupted"> {
@@ -179,10 +181,14 @@ export function progressLine(move: ShardMoveStatus, elapsedMs: number): string {
     ? Math.round(elapsedMs * (total - copied) / copied)
     : null;
   const eta = leftMs === null ? "" : `, about ${Math.ceil(leftMs / 1000)} s left`;
-  return `${move.fromCount} -> ${move.toCount} shards, ${move.phase}: ${parts.join("; ")}${eta}`;
+  const what = move.tenant === undefined
+    ? `${move.fromCount} -> ${move.toCount} shards`
+    : `tenant "${move.tenant.name}" -> shard ${move.tenant.to}`;
+  return `${what}, ${move.phase}: ${parts.join("; ")}${eta}`;
 }
 
-function formatBytes(bytes: number): string {
+/** Bytes as B, KiB or MiB. */
+export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;

@@ -144,6 +144,11 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
       move: () => node.mover.move(),
       sizes: () => node.mover.shardSizes(),
     },
+    tenants: {
+      create: (request) => node.mover.createTenant(request),
+      move: (request) => node.mover.moveTenant(request),
+      list: () => node.mover.tenants(),
+    },
     metrics: () =>
       Promise.resolve(formatMetrics({
         nodeId: config.node.id,

@@ -141,6 +141,11 @@ export class ByteReader {
     return count;
   }
 
+  /** Whether every byte has been read (a field added later is absent from older entries). */
+  isAtEnd(): boolean {
+    return this.#offset === this.#bytes.length;
+  }
+
   /** Throws unless every byte has been read. */
   end(): void {
     const rest = this.#bytes.length - this.#offset;

@@ -20,7 +20,7 @@ import {
 } from "./key_value.ts";
 import type { LeaseGrant } from "./apply_result.ts";
 import type { ImportedKv, PutItem } from "./command.ts";
-import { shardForKey } from "./router.ts";
+import { placeKey, type TenantShards, tenantsText } from "./tenants.ts";
 import { leaseError } from "./lease_error.ts";
 import { isForeignLease } from "./foreign_lease.ts";
 import { FOREIGN_LEASE_BASE, LEASE_KEYS_MAX, WATCH_EVENT_OVERHEAD_BYTES } from "./limits.ts";
@@ -55,8 +55,7 @@ export interface LeaseRow extends LeaseGrant {
 }
 
 const EVENT_PUT = 1;
-/** The SQL function giving a stored key's shard (registered per connection). */
-/** The SQL function giving a stored key's shard among a count: `aspen_shard_of(key, count)`. */
+/** The SQL function giving a stored key's shard: `aspen_shard_of(key, count, tenants)`. */
 export const SHARD_OF_SQL = "aspen_shard_of";
 const EVENT_DELETE = 2;
 /** The bytes of a delete event, computed in SQL from a kv row (same as #appendEvent). */
@@ -71,6 +70,9 @@ export interface MovingQuery {
   readonly fromCount: number;
   readonly target: number;
   readonly count: number;
+  /** The tenants placed before the move (with `fromCount`) and after it (with `count`). */
+  readonly fromTenants?: TenantShards;
+  readonly tenants?: TenantShards;
   readonly after: string | null;
   readonly until: string | null;
   /**
@@ -107,10 +109,18 @@ export class KvStore {
     );
     this.#selectLease = db.prepare("SELECT id, ttl_seconds, key_count FROM lease WHERE id = ?");
     this.#adjustLease = db.prepare("UPDATE lease SET key_count = key_count + ? WHERE id = ?");
-    // The shard of a stored key among `count` shards, for the scans of a shard move.
-    db.function(SHARD_OF_SQL, { deterministic: true }, (key, count) => {
+    // The shard of a stored key among `count` shards with the tenants given as JSON ("" for
+    // none), for the scans of a shard move. The last tenants text parsed is kept.
+    let parsedText = "";
+    let parsed: TenantShards | undefined = undefined;
+    db.function(SHARD_OF_SQL, { deterministic: true }, (key, count, tenants) => {
       assert(typeof count === "number", "aspen_shard_of: a count");
-      return shardForKey(decodeKey(bytesOf(key)), count);
+      assert(typeof tenants === "string", "aspen_shard_of: tenants as text");
+      if (tenants !== parsedText) {
+        parsed = tenants === "" ? undefined : JSON.parse(tenants) as TenantShards;
+        parsedText = tenants;
+      }
+      return placeKey(decodeKey(bytesOf(key)), count, parsed);
     });
   }
 
@@ -155,11 +165,17 @@ export class KvStore {
    * Removes, silently, up to `limit` keys whose shard among `count` shards is not `shard`;
    * returns each one's lease and new shard.
    */
-  removeNotOwned(shard: number, count: number, limit: number): { lease: number; target: number }[] {
+  removeNotOwned(
+    shard: number,
+    count: number,
+    limit: number,
+    tenants?: TenantShards,
+  ): { lease: number; target: number }[] {
+    const text = tenantsText(tenants);
     const rows = this.statement(
-      `SELECT key, lease, ${SHARD_OF_SQL}(key, ?) AS target FROM kv ` +
-        `WHERE ${SHARD_OF_SQL}(key, ?) != ? ORDER BY key LIMIT ?`,
-    ).all(count, count, shard, limit);
+      `SELECT key, lease, ${SHARD_OF_SQL}(key, ?, ?) AS target FROM kv ` +
+        `WHERE ${SHARD_OF_SQL}(key, ?, ?) != ? ORDER BY key LIMIT ?`,
+    ).all(count, text, count, text, shard, limit);
     return rows.map((row) => {
       const key = bytesOf(row.key);
       const lease = integer(row.lease);
@@ -174,11 +190,13 @@ export class KvStore {
    * shards is `target` and among `fromCount` is `source`, in key order, at most `limit`.
    */
   movingPage(query: MovingQuery, limit: number): MovingRow[] {
-    const conditions = [`${SHARD_OF_SQL}(key, ?) = ?`, `${SHARD_OF_SQL}(key, ?) = ?`];
-    const params: (number | Uint8Array)[] = [
+    const conditions = [`${SHARD_OF_SQL}(key, ?, ?) = ?`, `${SHARD_OF_SQL}(key, ?, ?) = ?`];
+    const params: (number | string | Uint8Array)[] = [
       query.count,
+      tenantsText(query.tenants),
       query.target,
       query.fromCount,
+      tenantsText(query.fromTenants),
       query.source,
     ];
     if (query.after !== null) {
@@ -204,10 +222,10 @@ export class KvStore {
    * How many intents lie on user keys (not the U+0000 lock keys of leases) whose shard among
    * `count` shards is not `shard`.
    */
-  intentsElsewhere(shard: number, count: number): number {
+  intentsElsewhere(shard: number, count: number, tenants?: TenantShards): number {
     const sql = "SELECT COUNT(*) AS n FROM txn_intent WHERE substr(key, 1, 1) != x'00' " +
-      `AND ${SHARD_OF_SQL}(key, ?) != ?`;
-    return countOf(this.statement(sql).get(count, shard));
+      `AND ${SHARD_OF_SQL}(key, ?, ?) != ?`;
+    return countOf(this.statement(sql).get(count, tenantsText(tenants), shard));
   }
 
   /** The stand-ins of other shards' leases that hold keys here, by id. */
@@ -217,14 +235,24 @@ export class KvStore {
   }
 
   /** Keys and bytes (key plus value) per shard among `count` shards. */
-  sizeByShard(count: number): Map<number, { keys: number; bytes: number }> {
+  sizeByShard(count: number, tenants?: TenantShards): Map<number, { keys: number; bytes: number }> {
     const rows = this.statement(
-      `SELECT ${SHARD_OF_SQL}(key, ?) AS shard, COUNT(*) AS n, ` +
+      `SELECT ${SHARD_OF_SQL}(key, ?, ?) AS shard, COUNT(*) AS n, ` +
         "COALESCE(SUM(length(key) + length(CAST(value AS BLOB))), 0) AS bytes FROM kv GROUP BY 1",
-    ).all(count);
+    ).all(count, tenantsText(tenants));
     return new Map(
       rows.map((row) => [integer(row.shard), { keys: integer(row.n), bytes: integer(row.bytes) }]),
     );
+  }
+
+  /** Keys and bytes (key plus value) under tenant `name`'s prefix `<name>/`. */
+  tenantSize(name: string): { keys: number; bytes: number } {
+    // Tenant names hold no '/', and '0' follows '/': the prefix is [name/, name0).
+    const row = this.statement(
+      "SELECT COUNT(*) AS n, COALESCE(SUM(length(key) + length(CAST(value AS BLOB))), 0) " +
+        "AS bytes FROM kv WHERE key >= ? AND key < ?",
+    ).get(encodeKey(`${name}/`), encodeKey(`${name}0`));
+    return { keys: integer(row?.n), bytes: integer(row?.bytes) };
   }
 
   /** The current state of `key`, or null when absent. */

@@ -12,6 +12,7 @@ import type { Command, ImportedKv, TxnOp } from "./command.ts";
 import { AspenError } from "./errors.ts";
 import { isForeignLease } from "./foreign_lease.ts";
 import type { EntryContext, KvStore } from "./_kv_store.ts";
+import { sameTenants } from "./tenants.ts";
 import {
   isRegression,
   type Ownership,
@@ -32,7 +33,13 @@ export function readOwnership(store: KvStore): Ownership | null {
 
 /** Whether the shard is in the middle of a move (fenced, or holding keys it gave away). */
 function isMoving(ownership: Ownership): boolean {
-  return ownership.writeCount !== ownership.readCount || !ownership.isSettled;
+  return !isHandedOff(ownership) || !ownership.isSettled;
+}
+
+/** Whether reads go where writes go (no move is fenced on the shard). */
+function isHandedOff(ownership: Ownership): boolean {
+  return ownership.writeCount === ownership.readCount &&
+    sameTenants(ownership.readTenants, ownership.writeTenants);
 }
 
 /**
@@ -115,10 +122,13 @@ export function executeMove(
     }
     case "import": {
       const ownership = readOwnership(store);
-      if (ownership === null || ownership.isActive || ownership.copyPass !== command.pass) {
+      // A new shard is inactive while filled; the target of a tenant move is active (it
+      // serves its other keys) but unsettled until the hand-off.
+      const isFilled = ownership !== null && (!ownership.isActive || !ownership.isSettled);
+      if (ownership === null || !isFilled || ownership.copyPass !== command.pass) {
         throw new AspenError(
           "bad_request",
-          `Cannot import keys of copy pass ${command.pass}: this shard is not a new shard ` +
+          `Cannot import keys of copy pass ${command.pass}: this shard is not a shard ` +
             "being filled by a move in that pass",
         );
       }
@@ -141,10 +151,14 @@ export function executeMove(
 }
 
 function importKv(store: KvStore, context: EntryContext, kv: ImportedKv): number {
-  if (kv.lease !== 0 && !isForeignLease(kv.lease)) {
+  // A lease of this shard: a tenant's key coming back to its lease's home. It must exist here
+  // (importKv refuses it otherwise, lease_not_found); any other lease is a foreign one.
+  const isOwnLease = kv.lease !== 0 && !isForeignLease(kv.lease) && store.lease(kv.lease) !== null;
+  if (kv.lease !== 0 && !isForeignLease(kv.lease) && !isOwnLease) {
     throw new AspenError(
       "bad_request",
-      `Cannot import key "${kv.key}": lease ${kv.lease} must be stored as a foreign lease`,
+      `Cannot import key "${kv.key}": lease ${kv.lease} is neither a foreign lease nor one of ` +
+        "this shard's",
     );
   }
   store.importKv(context, kv);
@@ -158,16 +172,21 @@ function importKv(store: KvStore, context: EntryContext, kv: ImportedKv): number
  */
 function dropMoved(store: KvStore, limit: number): number {
   const ownership = readOwnership(store);
-  if (ownership === null || ownership.writeCount === ownership.readCount && ownership.isSettled) {
+  if (ownership === null || isHandedOff(ownership) && ownership.isSettled) {
     return 0;
   }
-  if (ownership.readCount !== ownership.writeCount) {
+  if (!isHandedOff(ownership)) {
     throw new AspenError(
       "bad_request",
       "Cannot drop moved keys: the shard has not handed them off yet (reads still served)",
     );
   }
-  const dropped = store.removeNotOwned(ownership.shard, ownership.writeCount, limit);
+  const dropped = store.removeNotOwned(
+    ownership.shard,
+    ownership.writeCount,
+    limit,
+    ownership.writeTenants,
+  );
   for (const { lease, target } of dropped) {
     if (lease === 0 || isForeignLease(lease) || store.lease(lease) === null) continue;
     const holders = new Set(store.leaseHolders(lease));

@@ -17,30 +17,17 @@ import {
   kvResponseBytes,
 } from "./key_value.ts";
 import { integer, kvFromRow, type KvStore, SHARD_OF_SQL } from "./_kv_store.ts";
+import { type TenantShards, tenantsText } from "./tenants.ts";
 
-/**
- * The keys a range read may return on a shard that still holds keys it gave away (a source
- * between a shard move's hand-off and its clean-up): those whose shard among `count` is
- * `shard`.
- */
-export interface RangeOwner {
-  readonly shard: number;
-  readonly count: number;
-}
-
-/**
- * Reads one page of `request`, bounded by `bytesMax` response bytes; with `owner`, of the keys
- * it owns only (filtered in SQL, so limit, count and order hold as for any page).
- */
+/** Reads one page of `request`, bounded by `bytesMax` response bytes. */
 export function readRange(
   store: KvStore,
   request: RangeRequest,
   bytesMax: number,
-  owner: RangeOwner | null = null,
+  owned?: OwnedFilter,
 ): RangeResult {
   assert(bytesMax > 0, "readRange: the byte budget is positive");
-  if (owner !== null) assert(owner.shard < owner.count, "readRange: the owner is a shard");
-  const where = rangeWhere(request, owner);
+  const where = rangeWhere(request, owned);
   if (request.countOnly) {
     const sql = `SELECT COUNT(*) AS n FROM kv WHERE ${where.sql}`;
     const count = integer(store.statement(sql).get(...where.params)?.n);
@@ -75,13 +62,20 @@ export function readRange(
   return { kvs, count: kvs.length, more, next: more && last !== undefined ? last.key : null };
 }
 
+/** Only the keys placed on `shard` among `count` shards with `tenants` (a filling target). */
+export interface OwnedFilter {
+  readonly shard: number;
+  readonly count: number;
+  readonly tenants?: TenantShards;
+}
+
 function rangeWhere(
   request: RangeRequest,
-  owner: RangeOwner | null,
-): { sql: string; params: (Uint8Array | number)[] } {
+  owned?: OwnedFilter,
+): { sql: string; params: (Uint8Array | number | string)[] } {
   const bounds = keyRangeBounds(request.range);
   const conditions = ["key >= ?"];
-  const params: (Uint8Array | number)[] = [bounds.lower];
+  const params: (Uint8Array | number | string)[] = [bounds.lower];
   if (bounds.upper !== null) {
     conditions.push("key < ?");
     params.push(bounds.upper);
@@ -90,9 +84,9 @@ function rangeWhere(
     conditions.push(request.reverse ? "key < ?" : "key > ?");
     params.push(encodeKey(request.after));
   }
-  if (owner !== null) {
-    conditions.push(`${SHARD_OF_SQL}(key, ?) = ?`);
-    params.push(owner.count, owner.shard);
+  if (owned !== undefined) {
+    conditions.push(`${SHARD_OF_SQL}(key, ?, ?) = ?`);
+    params.push(owned.count, tenantsText(owned.tenants), owned.shard);
   }
   return { sql: conditions.join(" AND "), params };
 }

@@ -40,6 +40,7 @@ import {
 import { type KeyRange, valueFromBytes, valueToBytes } from "./key_value.ts";
 import { REQUEST_BYTES_MAX } from "./limits.ts";
 import type { Ownership } from "./ownership.ts";
+import type { TenantShards } from "./tenants.ts";
 
 const FORMAT_VERSION = 1;
 /**
@@ -288,6 +289,11 @@ function writeOwnership(writer: ByteWriter, ownership: Ownership): void {
   writer.bool(ownership.isActive);
   writer.bool(ownership.isSettled);
   writer.uint(ownership.copyPass);
+  // Tenants and the stage came later: an entry without them ends here (the command is the last
+  // thing in an entry, so a reader tells them apart by what is left).
+  const { readTenants, writeTenants, stage } = ownership;
+  if (readTenants === undefined && writeTenants === undefined && stage === undefined) return;
+  writer.string(JSON.stringify({ readTenants, writeTenants, stage }));
 }
 
 function readOwnership(reader: ByteReader): Ownership {
@@ -296,7 +302,29 @@ function readOwnership(reader: ByteReader): Ownership {
   const writeCount = reader.uint();
   const isActive = reader.bool();
   const isSettled = reader.bool();
-  return { shard, readCount, writeCount, isActive, isSettled, copyPass: reader.uint() };
+  const copyPass = reader.uint();
+  const ownership = { shard, readCount, writeCount, isActive, isSettled, copyPass };
+  if (reader.isAtEnd()) return ownership;
+  const text = readString(reader);
+  let extra: Record<string, unknown>;
+  try {
+    extra = JSON.parse(text);
+  } catch (error) {
+    throw new AspenError("bad_request", "Cannot decode command: ownership tenants not JSON", {}, {
+      cause: error,
+    });
+  }
+  if (typeof extra !== "object" || extra === null) {
+    throw new AspenError("bad_request", "Cannot decode command: ownership tenants not an object");
+  }
+  return {
+    ...ownership,
+    ...(extra.readTenants === undefined ? {} : { readTenants: extra.readTenants as TenantShards }),
+    ...(extra.writeTenants === undefined
+      ? {}
+      : { writeTenants: extra.writeTenants as TenantShards }),
+    ...(extra.stage === undefined ? {} : { stage: extra.stage as number }),
+  };
 }
 
 function writeImported(writer: ByteWriter, kv: ImportedKv): void {

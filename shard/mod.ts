@@ -24,6 +24,16 @@
 export { AspenError, ERROR_CODES, isErrorCode, notLeaderError } from "./errors.ts";
 export type { ErrorCode, ErrorDetails } from "./errors.ts";
 export { allShardIds, fnv1a64, jumpHash, ROUTER_SHARDS_MAX, shardForKey } from "./router.ts";
+export {
+  placeKey,
+  sameTenants,
+  TENANT_NAME_LENGTH_MAX,
+  tenantOfKey,
+  TENANTS_MAX,
+  type TenantShards,
+  validateTenantName,
+  validateTenantShards,
+} from "./tenants.ts";
 export * from "./limits.ts";
 export {
   compareUtf8,
@@ -68,6 +78,7 @@ export {
   DROP_MOVED_KEYS_MAX,
   KEYS_MOVING_RETRY_AFTER_MS,
   keysMovingError,
+  MOVE_STAGES_PER_EPOCH,
   type Ownership,
   OWNERSHIP_META,
   ownsKey,

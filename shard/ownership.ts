@@ -13,13 +13,16 @@
  *   target:  inactive (refuses every client request; takes imports) --activate--> read m, write m
  * ```
  *
- * Ownership is a pure function of the record ({@linkcode ownsKey}): a later per-prefix
- * placement override (tenants) adds a field here and nothing else needs to know.
+ * Ownership is a pure function of the record ({@linkcode ownsKey}): the shard counts plus the
+ * tenants placed for reads and for writes (tenants.ts). A tenant move (same count, one tenant
+ * placed anew) fences the same way: writes go by `writeTenants` first, reads follow at the
+ * hand-off.
  */
 
 import { AspenError } from "./errors.ts";
-import type { RangeOwner } from "./_range.ts";
-import { ROUTER_SHARDS_MAX, shardForKey } from "./router.ts";
+import type { OwnedFilter } from "./_range.ts";
+import { ROUTER_SHARDS_MAX } from "./router.ts";
+import { placeKey, type TenantShards, validateTenantShards } from "./tenants.ts";
 
 /** The meta record holding a shard's {@linkcode Ownership}. */
 export const OWNERSHIP_META = "ownership";
@@ -48,7 +51,21 @@ export interface Ownership {
    * refused. 0 on a source.
    */
   readonly copyPass: number;
+  /** Tenants placed for reads (tenants.ts); absent: none. */
+  readonly readTenants?: TenantShards;
+  /** Tenants placed for writes (ahead of `readTenants` while a tenant move is fenced). */
+  readonly writeTenants?: TenantShards;
+  /**
+   * The step of the move that wrote the record: the shard map's epoch when the move began
+   * times MOVE_STAGES_PER_EPOCH, plus the phase. Records of one move and of later moves only
+   * go forward in it, which tells a stale driver's step even when no count changed (a tenant
+   * move). Absent on records written before tenants.
+   */
+  readonly stage?: number;
 }
+
+/** Room for the phases of one move in {@linkcode Ownership.stage}. */
+export const MOVE_STAGES_PER_EPOCH = 8;
 
 /** The highest copy pass (copy, then delta). */
 export const COPY_PASS_MAX = 2;
@@ -60,6 +77,13 @@ export const COPY_PASS_MAX = 2;
 export function isRegression(current: Ownership | null, next: Ownership): boolean {
   if (current === null) return false;
   if (next.shard !== current.shard) return true;
+  if (current.stage !== undefined || next.stage !== undefined) {
+    // A record without a stage is older than every record with one.
+    if (next.stage === undefined) return true;
+    if (current.stage === undefined) return false;
+    if (next.stage !== current.stage) return next.stage < current.stage;
+    return current.isSettled && !next.isSettled;
+  }
   if (next.readCount < current.readCount || next.writeCount < current.writeCount) return true;
   if (current.isActive && !next.isActive) return true;
   const isSameCounts = next.readCount === current.readCount &&
@@ -76,31 +100,59 @@ export function ownsKey(
 ): boolean {
   if (ownership === null) return true;
   if (!ownership.isActive) return false;
-  const count = access === "read" ? ownership.readCount : ownership.writeCount;
-  return shardForKey(key, count) === ownership.shard;
+  if (access === "read") {
+    return placeKey(key, ownership.readCount, ownership.readTenants) === ownership.shard;
+  }
+  return placeKey(key, ownership.writeCount, ownership.writeTenants) === ownership.shard;
 }
 
 /**
- * Whether a range read planned over `plannedCount` shards may run here: the shard is active and
- * reads at that count, so that it serves exactly the keys of that plan (between hand-off and
- * clean-up, filtered by {@linkcode rangeOwner}). A plan without a count (a node of an older
- * version) runs on a settled shard only.
+ * Whether a range read planned over `plannedCount` shards under the map of `plannedEpoch` may
+ * run here, serving exactly the keys that plan routes here (filtered by
+ * {@linkcode rangeOwner} while the shard holds keys it does not own). A plan without a count or
+ * an epoch (a node of an older version) runs where no filter is needed to be exact.
  */
-export function servesRange(ownership: Ownership | null, plannedCount: number | null): boolean {
+export function servesRange(
+  ownership: Ownership | null,
+  plannedCount: number | null,
+  plannedEpoch: number | null = null,
+): boolean {
   if (ownership === null) return true;
   if (!ownership.isActive) return false;
-  if (plannedCount === null) return ownership.isSettled;
-  return plannedCount === ownership.readCount;
+  if (isFillingTarget(ownership)) {
+    // A tenant move's target holds copied keys it does not own yet: rangeOwner() leaves them
+    // out, and the plan was made under the map before the move's flip.
+    return plannedCount === null || plannedCount === ownership.readCount;
+  }
+  if (ownership.isSettled) return plannedCount === null || plannedCount === ownership.readCount;
+  // A source between hand-off and clean-up: it reads by the map after the flip, so a plan made
+  // under that map (every target in service) gets its owned keys; an older plan is refused.
+  if (plannedEpoch === null || ownership.stage === undefined) return false;
+  const movedAtEpoch = Math.floor(ownership.stage / MOVE_STAGES_PER_EPOCH);
+  return plannedEpoch > movedAtEpoch && plannedCount === ownership.readCount;
 }
 
 /**
- * The keys a range read returns here: all of them (null), or, while the shard still holds keys
- * it gave away (between hand-off and clean-up), only those it owns for reads. So a scan racing
- * the flip and the clean-up sees each key once: on its owner at the count it was planned with.
+ * The keys a range read returns here: all of them (null), or, while the shard holds keys it
+ * does not own for reads (a source between hand-off and clean-up, a tenant move's target being
+ * filled), only those it owns. So a scan racing the flip and the clean-up sees each key once.
  */
-export function rangeOwner(ownership: Ownership | null): RangeOwner | null {
+export function rangeOwner(ownership: Ownership | null): OwnedFilter | null {
   if (ownership === null || ownership.isSettled) return null;
-  return { shard: ownership.shard, count: ownership.readCount };
+  return {
+    shard: ownership.shard,
+    count: ownership.readCount,
+    ...(ownership.readTenants === undefined ? {} : { tenants: ownership.readTenants }),
+  };
+}
+
+/**
+ * Whether the shard is a tenant move's target being filled: in service for its own keys, and
+ * holding copied keys of the tenant that it does not own until the hand-off.
+ */
+export function isFillingTarget(ownership: Ownership | null): boolean {
+  if (ownership === null) return false;
+  return ownership.isActive && !ownership.isSettled && ownership.copyPass > 0;
 }
 
 /**
@@ -182,5 +234,15 @@ export function validateOwnership(ownership: Ownership): void {
       "bad_request",
       `Cannot set shard ownership: copyPass must be 0 to ${COPY_PASS_MAX} (COPY_PASS_MAX)`,
     );
+  }
+  if (ownership.readTenants !== undefined) {
+    validateTenantShards(ownership.readTenants, ownership.readCount);
+  }
+  if (ownership.writeTenants !== undefined) {
+    validateTenantShards(ownership.writeTenants, ownership.writeCount);
+  }
+  const stage = ownership.stage;
+  if (stage !== undefined && (!Number.isSafeInteger(stage) || stage < 0)) {
+    throw new AspenError("bad_request", "Cannot set shard ownership: stage must be an integer");
   }
 }

@@ -57,9 +57,10 @@ import {
 import { execute, needsSavepoint, type OccCounters } from "./_executor.ts";
 import { History, type HistoryCounters, type HistoryLimits } from "./_history.ts";
 import { type EntryContext, KvStore, type MovingQuery, type MovingRow } from "./_kv_store.ts";
-import { type RangeOwner, readRange } from "./_range.ts";
+import { type OwnedFilter, readRange } from "./_range.ts";
 import { readOwnership } from "./_move_apply.ts";
 import type { Ownership } from "./ownership.ts";
+import type { TenantShards } from "./tenants.ts";
 import { migrateSchema, openDatabase, readSys, type Synchronous } from "./_schema.ts";
 import { type IntentEntry, TxnStore } from "./_txn_store.ts";
 import {
@@ -123,10 +124,10 @@ export interface RangeOptions {
   /** 1..RANGE_RESPONSE_BYTES_MAX; default RANGE_RESPONSE_BYTES_MAX. */
   readonly bytesMax?: number;
   /**
-   * Only the keys whose shard among `count` is `shard`: what a source between a shard move's
-   * hand-off and its clean-up still owns (see ownership.ts, `rangeOwner`). Default: every key.
+   * Only the keys placed on `shard` among `count` with `tenants`: what a shard holding keys it
+   * does not own for reads still owns (see ownership.ts, `rangeOwner`). Default: every key.
    */
-  readonly owner?: RangeOwner | null;
+  readonly owner?: OwnedFilter | null;
 }
 
 /** A lease with the keys attached to it. */
@@ -291,7 +292,7 @@ export class StateMachine {
         { limit: RANGE_RESPONSE_BYTES_MAX },
       );
     }
-    return readRange(this.#store, request, bytesMax, options.owner ?? null);
+    return readRange(this.#store, request, bytesMax, options.owner ?? undefined);
   }
 
   /** Lease `id` with its keys, or null when it does not exist. */
@@ -346,16 +347,26 @@ export class StateMachine {
   }
 
   /** Keys and bytes (keys plus values) this shard holds, per shard among `count` shards. */
-  sizeByShard(count: number): Map<number, { keys: number; bytes: number }> {
+  sizeByShard(count: number, tenants?: TenantShards): Map<number, { keys: number; bytes: number }> {
     this.#assertOpen();
-    return this.#store.sizeByShard(count);
+    return this.#store.sizeByShard(count, tenants);
   }
 
-  /** How many intents lie on keys whose shard among `count` shards is not `shard`. */
-  intentsNotOwned(shard: number, count: number): number {
+  /** Keys and bytes (key plus value) under tenant `name`'s prefix `<name>/`. */
+  tenantSize(name: string): { keys: number; bytes: number } {
+    this.#assertOpen();
+    assert(!name.includes("/"), "tenantSize: a tenant name holds no '/'");
+    return this.#store.tenantSize(name);
+  }
+
+  /**
+   * How many intents lie on keys whose shard among `count` shards (with `tenants` placed) is
+   * not `shard`.
+   */
+  intentsNotOwned(shard: number, count: number, tenants?: TenantShards): number {
     this.#assertOpen();
     if (this.#txns.intentCount === 0) return 0;
-    return this.#store.intentsElsewhere(shard, count);
+    return this.#store.intentsElsewhere(shard, count, tenants);
   }
 
   /** The meta record `name` (a system record kept apart from user keys), or null. */

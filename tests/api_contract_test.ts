@@ -6,7 +6,7 @@
  * key lists in api/contract_keys.ts. A field the server sends but the contract lacks fails
  * here, naming its path (api/contract_keys_test.ts shows the checker catching planted ones).
  */
-import { deepEqual, equal } from "node:assert/strict";
+import { deepEqual, equal, match } from "node:assert/strict";
 import {
   ADD_SHARDS_KEYS,
   CLUSTER_STATUS_KEYS,
@@ -27,6 +27,8 @@ import {
   type RuntimeShape,
   SHARD_MOVES_KEYS,
   SHARD_SIZES_KEYS,
+  TENANT_MOVE_KEYS,
+  TENANTS_KEYS,
   TXN_KEYS,
 } from "../api/mod.ts";
 import { shardForKey } from "../shard/mod.ts";
@@ -44,6 +46,7 @@ Deno.test("a real node's answers stay within the contract's keys", async () => {
     await runTxnRequests(expect);
     await runLeaseRequests(expect);
     await runShardRequests(expect, { base, token });
+    await runTenantRequests(expect, { base, token });
     await expect({ method: "GET", path: "/v1/health" }, { status: 200, shape: HEALTH_KEYS });
     const status = await expect({ method: "GET", path: "/v1/cluster/status" }, {
       status: 200,
@@ -51,7 +54,7 @@ Deno.test("a real node's answers stay within the contract's keys", async () => {
     });
     equal((status.shards as unknown[]).length, 2, "the status shows both shards");
     equal((status.shardMove as { phase: string }).phase, "done", "and the move");
-    equal(seen.length, 30, "every request was checked");
+    equal(seen.length, 35, "every request was checked");
   } catch (error) {
     console.error(test.lines.slice(-40).join("\n"));
     throw error;
@@ -149,6 +152,43 @@ async function expectMovedReads(
     shape: RANGE_KEYS,
   });
   deepEqual((range.kvs as { shard: number }[]).map((kv) => kv.shard), [1]);
+}
+
+/** A tenant created on shard 1 (201 once done), listed, moved to 0 (202), created again (409). */
+async function runTenantRequests(
+  expect: Expect,
+  node: { readonly base: string; readonly token: string },
+): Promise<void> {
+  const created = await expect(
+    { method: "POST", path: "/v1/tenants", body: { name: "acme", shard: 1 } },
+    { status: 201, shape: TENANT_MOVE_KEYS },
+  );
+  equal((created.move as { phase: string }).phase, "done");
+  const listed = await expect({ method: "GET", path: "/v1/tenants" }, {
+    status: 200,
+    shape: TENANTS_KEYS,
+  });
+  deepEqual(listed.tenants, [{ name: "acme", shard: 1, keys: 0, bytes: 0 }]);
+  await expect(
+    { method: "POST", path: "/v1/tenants/acme/move", body: { to: 0 } },
+    { status: 202, shape: TENANT_MOVE_KEYS },
+  );
+  const again = { method: "POST", path: "/v1/tenants", body: { name: "acme" } };
+  const refused = await expect(again, { status: 409, shape: ERROR_BODY_KEYS });
+  match(String((refused.error as { code: string }).code), /tenant_exists|move_in_progress/);
+  for (let poll = 0; poll < 600; poll++) {
+    const response = await fetch(`${node.base}/v1/shards/moves`, {
+      headers: { authorization: `Bearer ${node.token}` },
+    });
+    const { move } = await response.json() as { move: { phase: string } | null };
+    if (move?.phase === "done") break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const moves = await expect({ method: "GET", path: "/v1/shards/moves" }, {
+    status: 200,
+    shape: SHARD_MOVES_KEYS,
+  });
+  deepEqual((moves.move as { tenant: unknown }).tenant, { name: "acme", to: 0, isNew: false });
 }
 
 type Expect = (

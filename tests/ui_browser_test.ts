@@ -7,7 +7,8 @@
  * Checks, in order: a wrong token is refused and the right one signs in; every shard's leader,
  * term, indexes and replica roles on screen equal the status the stand-in served (frozen while
  * compared), and the rates equal the fake cluster's known rates; the key browser pages through
- * a scan, and its put and delete (after confirmation) reach the stand-in; a leadership transfer
+ * a scan, and its put and delete (after confirmation) reach the stand-in; the shards page lists
+ * the tenants the stand-in serves (name, shard, keys, bytes); a leadership transfer
  * reaches it and the new leader is shown; a killed node is shown down with its shards' new
  * leaders and an event; storage alarms raised on a node show in a banner, as a badge on its row
  * and as events, and go when they clear; when the node stops answering the stale banner
@@ -18,7 +19,7 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { Page } from "playwright-core";
 import type { ClusterStatus } from "../api/mod.ts";
-import { formatCompact, formatInteger, formatPercent } from "../ui/app/format.ts";
+import { formatBytes, formatCompact, formatInteger, formatPercent } from "../ui/app/format.ts";
 import { SCAN_PAGE_KEYS } from "../ui/app/limits.ts";
 import { launchBrowser, openPage, screenshot, type WatchedPage } from "./fixtures/ui_browser.ts";
 import { FakeCluster, fakeConflictsPerSecond, fakeTxnsPerSecond } from "./fixtures/ui_cluster.ts";
@@ -213,6 +214,24 @@ Deno.test("the console in a real browser against a stand-in node", async (t) => 
         equal(await card.locator("[data-field=conflictRate]").textContent(), rate);
       }
       await screenshot(page, "shards-light");
+      checkErrors(light, null);
+    });
+
+    await t.step("the shards page lists the tenants with their shard, keys and bytes", async () => {
+      standin.tenants = [
+        { name: "acme", shard: 2, keys: 12_345, bytes: 3 * 1024 * 1024 },
+        { name: "globex", shard: 0, keys: 0, bytes: 0 },
+      ];
+      const table = page.getByRole("table", { name: "Tenants" });
+      await table.locator('[data-tenant="globex"]').waitFor();
+      const rows = await table.locator("tbody tr").evaluateAll((items) =>
+        items.map((row) => [...row.children].map((cell) => cell.textContent?.trim() ?? ""))
+      );
+      deepEqual(rows, [
+        ["acme", "2", formatInteger(12_345), formatBytes(3 * 1024 * 1024)],
+        ["globex", "0", "0", formatBytes(0)],
+      ]);
+      await screenshot(page, "shards-tenants-light");
       checkErrors(light, null);
     });
 

@@ -23,6 +23,7 @@ import { errorResponse, internalErrorResponse } from "./errors.ts";
 import { limitBody } from "./body.ts";
 import { addKvRoutes } from "./kv_routes.ts";
 import { addTokenRoutes } from "./token_routes.ts";
+import { addTenantRoutes, type TenantRoutesOptions } from "./tenant_routes.ts";
 
 /** What the app needs from the node. */
 export interface AppOptions {
@@ -41,6 +42,8 @@ export interface AppOptions {
     move(): Promise<ShardMoveStatus | null>;
     sizes(): Promise<ShardSizesResponse>;
   };
+  /** `POST /v1/tenants`, `GET /v1/tenants`, `POST /v1/tenants/{name}/move`; absent: 404. */
+  readonly tenants?: TenantRoutesOptions;
   /** `/metrics` in Prometheus text. */
   readonly metrics: () => Promise<string>;
   /** Records the latency of one request, by route group. */
@@ -139,6 +142,7 @@ function addClusterRoutes(
   auth: ReturnType<typeof createRequestAuth>,
 ): void {
   app.get("/v1/cluster/status", async (c) => c.json(await options.status()));
+  if (options.tenants !== undefined) addTenantRoutes(app, options.tenants, auth);
   const moves = options.shardMoves;
   if (moves === undefined) return;
   app.post("/v1/shards", async (c) => {
@@ -187,7 +191,7 @@ export function routeGroup(method: string, path: string): string {
   if (path.startsWith("/v1/kv/")) return KV_GROUPS.get(method) ?? `kv_${method.toLowerCase()}`;
   if (path === "/v1/kv") return `range_${method.toLowerCase()}`;
   const area = path.split("/")[2] ?? "";
-  if (["txn", "leases", "watch", "cluster", "shards", "health", "auth"].includes(area)) {
+  if (["txn", "leases", "watch", "cluster", "shards", "tenants", "health", "auth"].includes(area)) {
     return `${area}_${method.toLowerCase()}`;
   }
   return path === "/metrics" ? "metrics" : "other";

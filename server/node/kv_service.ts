@@ -47,9 +47,10 @@ import {
   leaseError,
   type LeaseFault,
   leaseFaultOf,
+  placeKey,
   RANGE_RESPONSE_BYTES_MAX,
   type RangeResult,
-  shardForKey,
+  type TenantShards,
   TXN_SHARDS_MAX,
   type TxnLeaseStep,
   type TxnOp,
@@ -82,6 +83,10 @@ export interface KvServiceOptions {
   readonly router: ClusterRouter;
   /** The shard count keys are routed over now (a getter: a shard move changes it). */
   readonly shardCount: number;
+  /** The tenants placed now (a getter, like the count; absent or undefined: none). */
+  readonly tenants?: TenantShards | undefined;
+  /** The epoch of the shard map in force (a getter, like the count; absent: not told). */
+  readonly mapEpoch?: number | undefined;
   /**
    * Reads the shard map again, after a shard answered `wrong_shard` (shard_map.ts). Absent:
    * such an answer reaches the client.
@@ -151,7 +156,7 @@ export class KvService {
 
   /** The shard that owns `key`. */
   shardOf(key: string): number {
-    return shardForKey(key, this.#options.shardCount);
+    return placeKey(key, this.#options.shardCount, this.#options.tenants);
   }
 
   /** The number of shards. */
@@ -262,6 +267,7 @@ export class KvService {
       reverse: query.reverse,
     };
     const shardCount = this.#options.shardCount;
+    const epoch = this.#options.mapEpoch;
     const pages = await Promise.all(
       allShardIds(shardCount).map((shard) =>
         this.#read<RangeResult & { revision: number }>(shard, {
@@ -269,6 +275,7 @@ export class KvService {
           range: shardRange,
           serializable: query.serializable,
           numShards: shardCount,
+          ...(epoch === undefined ? {} : { epoch }),
         }).then((page) => ({ shard, page }))
       ),
     );

@@ -242,6 +242,9 @@ function createService(
     get shardCount() {
       return shardMap.numShards;
     },
+    get tenants() {
+      return shardMap.tenants;
+    },
     transport: new RouterTxnTransport(cluster.router),
     nowMs: runtime.nowMs,
     wallMs: runtime.wallMs,
@@ -251,6 +254,12 @@ function createService(
     router: cluster.router,
     get shardCount() {
       return shardMap.numShards;
+    },
+    get tenants() {
+      return shardMap.tenants;
+    },
+    get mapEpoch() {
+      return shardMap.current.epoch;
     },
     refreshShardMap: () => shardMap.refresh(),
     nowMs: runtime.nowMs,

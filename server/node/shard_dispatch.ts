@@ -75,7 +75,7 @@ export async function dispatchShardRequest(
       return await read(context, request.serializable, () => {
         // Checked where the read runs: the ownership is the one of the state it reads.
         const ownership = machine.ownership();
-        if (!servesRange(ownership, request.numShards ?? null)) {
+        if (!servesRange(ownership, request.numShards ?? null, request.epoch ?? null)) {
           throw wrongShardError(ownership, null);
         }
         return range(machine, request.range, rangeOwner(ownership));
@@ -100,8 +100,17 @@ export async function dispatchShardRequest(
         return {
           bySize: request.sizes === false
             ? {}
-            : Object.fromEntries(machine.sizeByShard(request.count)),
-          intents: machine.intentsNotOwned(ownership?.shard ?? context.shard, request.count),
+            : Object.fromEntries(machine.sizeByShard(request.count, request.tenants)),
+          intents: machine.intentsNotOwned(
+            ownership?.shard ?? context.shard,
+            request.count,
+            request.tenants,
+          ),
+          ...(request.sizeOf === undefined ? {} : {
+            byTenant: Object.fromEntries(
+              request.sizeOf.map((name) => [name, machine.tenantSize(name)]),
+            ),
+          }),
           foreignLeases: machine.foreignLeases(),
           appliedIndex: machine.appliedIndex(),
         };

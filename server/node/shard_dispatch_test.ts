@@ -11,6 +11,7 @@ import {
   type AspenError,
   type Command,
   encodeCommand,
+  MOVE_STAGES_PER_EPOCH,
   type Ownership,
   shardForKey,
   StateMachine,
@@ -26,6 +27,8 @@ const HANDED_OFF: Ownership = {
   isActive: true,
   isSettled: false,
   copyPass: 0,
+  // Written by a move that began under the map of epoch 1 (the flip writes epoch 2).
+  stage: 1 * MOVE_STAGES_PER_EPOCH + 3,
 };
 
 function context(machine: StateMachine): ShardDispatchContext {
@@ -85,7 +88,7 @@ Deno.test("a handed-off shard serves ranges of the new count with the keys it ow
     ];
     machine.apply(commands.map((command, i) => ({ index: i + 1, data: encodeCommand(command) })));
     const ctx = context(machine);
-    const range = (numShards: number, limit: number, countOnly = false) =>
+    const range = (numShards: number, limit: number, countOnly = false, epoch = numShards) =>
       dispatchShardRequest(ctx, {
         kind: "range",
         range: {
@@ -98,9 +101,12 @@ Deno.test("a handed-off shard serves ranges of the new count with the keys it ow
         },
         serializable: false,
         numShards,
+        epoch,
       }) as Promise<{ kvs: { key: string }[]; count: number; more: boolean }>;
-    // Planned at the old count (a node that has not seen the flip): refused, routed again.
+    // Planned under the old map (a node that has not seen the flip): refused, routed again; so
+    // is a plan of the new count under the move's own epoch (a tenant move keeps the count).
     await rejects(range(1, 100), (error: AspenError) => error.code === "wrong_shard");
+    await rejects(range(2, 100, false, 1), (error: AspenError) => error.code === "wrong_shard");
     const staying = keys.filter((key) => shardForKey(key, 2) === 0);
     ok(staying.length > 5 && staying.length < 35, `a share stays: ${staying.length}`);
     const page = await range(2, 100);

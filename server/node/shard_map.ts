@@ -12,7 +12,7 @@
  * Every node routes by one {@linkcode ShardMapView}: the newest map it has seen, refreshed
  * from shard 0 every SHARD_MAP_CHECK_MS and at once when a shard answers `wrong_shard`.
  */
-import { encodeCommand } from "../../shard/mod.ts";
+import { encodeCommand, type TenantShards } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
 import type { LocalShard } from "./local_shard.ts";
 
@@ -27,6 +27,11 @@ export interface ShardMap {
   readonly numShards: number;
   readonly members: readonly number[];
   readonly replicationFactor: number;
+  /**
+   * Tenant name -> shard: keys under `<name>/` live there (shard/tenants.ts). Absent: none.
+   * Changed only by a tenant move, under a new epoch like the count.
+   */
+  readonly tenants?: TenantShards;
 }
 
 /** Reads the record from a local replica of shard 0, or null when absent or not hosted. */
@@ -116,6 +121,11 @@ export class ShardMapView {
   /** The number of shards keys are routed over. */
   get numShards(): number {
     return this.#map.numShards;
+  }
+
+  /** The tenants placed by the map in force (absent: none). */
+  get tenants(): TenantShards | undefined {
+    return this.#map.tenants;
   }
 
   /** Takes `map` when it is newer than the one in force. */

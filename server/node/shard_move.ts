@@ -20,8 +20,20 @@
  *
  * Jump hash moves keys only from old shards to new ones, so every old shard is a source and
  * each new shard gets keys from every source.
+ *
+ * A tenant move (tenant_move.ts) runs the same phases with the same count: its one target is
+ * the tenant's new shard, already in service for its other keys (it refuses the tenant's keys
+ * until the hand-off, and its range reads leave out the keys copied so far), and its sources
+ * hold the tenant's keys (every other shard when the move creates the tenant: keys under its
+ * prefix placed by hash).
  */
-import { AspenError, type KeyValue, type Ownership } from "../../shard/mod.ts";
+import {
+  AspenError,
+  type KeyValue,
+  MOVE_STAGES_PER_EPOCH,
+  type Ownership,
+  type TenantShards,
+} from "../../shard/mod.ts";
 import type { ShardMap } from "./shard_map.ts";
 
 /** The meta record of shard 0 holding the move in progress (or the last one, done). */
@@ -73,6 +85,13 @@ export interface ShardMove {
   readonly sources: readonly SourceProgress[];
   /** The last error the driver met (it keeps trying); absent when none. */
   readonly lastError?: string;
+  /** The shard map's epoch when the move began (absent on older records). */
+  readonly epoch?: number;
+  /** The tenants placed before and after the move (absent: none). */
+  readonly fromTenants?: TenantShards;
+  readonly toTenants?: TenantShards;
+  /** A tenant move: the tenant, its shard after the move, and whether the move creates it. */
+  readonly tenant?: { readonly name: string; readonly to: number; readonly isNew: boolean };
 }
 
 /** What the driver does to the cluster. */
@@ -82,10 +101,14 @@ export interface MoveOps {
   /** Writes the record if it still holds `expected`; false when it did not. */
   swap(expected: string, move: ShardMove): Promise<boolean>;
   setOwnership(ownership: Ownership): Promise<void>;
-  /** Intents on keys of `shard` whose shard among `count` is another. */
-  intentsElsewhere(shard: number, count: number): Promise<number>;
-  /** Keys and bytes of `shard` per shard among `count`. */
-  sizes(shard: number, count: number): Promise<Map<number, { keys: number; bytes: number }>>;
+  /** Intents on keys of `shard` whose shard among `count` (with `tenants`) is another. */
+  intentsElsewhere(shard: number, count: number, tenants?: TenantShards): Promise<number>;
+  /** Keys and bytes of `shard` per shard among `count` (with `tenants` placed). */
+  sizes(
+    shard: number,
+    count: number,
+    tenants?: TenantShards,
+  ): Promise<Map<number, { keys: number; bytes: number }>>;
   /**
    * A page of the keys of `shard` whose shard among `count` is `target` and among `fromCount`
    * is `source` (moveScan).
@@ -99,6 +122,9 @@ export interface MoveOps {
     until: string | null;
     /** Leave out the values of keys last changed at or before it; null: every value. */
     valuesAfter: number | null;
+    /** The tenants placed with `fromCount` and with `count` (absent: none). */
+    fromTenants?: TenantShards;
+    tenants?: TenantShards;
   }): Promise<{ kvs: KeyValue[]; more: boolean; valueless?: readonly string[] }>;
   /** The applied index of `shard`'s leader (linearizable). */
   appliedIndex(shard: number): Promise<number>;
@@ -117,8 +143,11 @@ export interface MoveOps {
   addLeaseHolder(standIn: number, holder: number): Promise<void>;
   /** Removes a piece of the keys `shard` gave away; how many. */
   dropMoved(shard: number): Promise<number>;
-  /** Writes the shard map with `toCount` shards (epoch + 1) unless it has them already. */
-  flip(fromCount: number, toCount: number): Promise<void>;
+  /**
+   * Writes the shard map with `toCount` shards (epoch + 1) unless it has them already; with
+   * `tenants`, with those tenants placed unless they are already.
+   */
+  flip(fromCount: number, toCount: number, tenants?: TenantShards): Promise<void>;
   /** Whether this node still leads shard 0 (a driver that lost it stops). */
   isLeader(): boolean;
   wallMs(): number;
@@ -168,11 +197,14 @@ export function planMove(
     startedAtMs: now,
     updatedAtMs: now,
     sources,
+    epoch: map.epoch,
+    ...(map.tenants === undefined ? {} : { fromTenants: map.tenants, toTenants: map.tenants }),
   };
 }
 
-/** The new shards of `move`. */
-export function targetsOf(move: Pick<ShardMove, "fromCount" | "toCount">): number[] {
+/** The new shards of `move` (a tenant move: the tenant's new shard). */
+export function targetsOf(move: Pick<ShardMove, "fromCount" | "toCount" | "tenant">): number[] {
+  if (move.tenant !== undefined) return [move.tenant.to];
   return Array.from({ length: move.toCount - move.fromCount }, (_, i) => move.fromCount + i);
 }
 
@@ -267,7 +299,7 @@ async function runPhase(ops: MoveOps, recorder: Recorder): Promise<void> {
         sources.map((shard) => ops.setOwnership(sourceOwnership(shard, move, "fence"))),
       );
       await Promise.all(sources.map(async (shard) => {
-        while ((await ops.intentsElsewhere(shard, toCount)) > 0) {
+        while ((await ops.intentsElsewhere(shard, toCount, move.toTenants)) > 0) {
           await ops.sleep(MOVE_DRAIN_POLL_MS);
         }
       }));
@@ -291,12 +323,11 @@ async function runPhase(ops: MoveOps, recorder: Recorder): Promise<void> {
         }
       }
       await Promise.all(
-        targetsOf(move).map((target) =>
-          ops.setOwnership({ ...targetOwnership(target, move, 2), isActive: true })
-        ),
+        targetsOf(move).map((target) => ops.setOwnership(activeTargetOwnership(target, move))),
       );
       return;
     case "flip":
+      if (move.tenant !== undefined) return await ops.flip(fromCount, toCount, move.toTenants);
       return await ops.flip(fromCount, toCount);
     case "cleanup":
       for (const shard of sources) {
@@ -310,26 +341,57 @@ async function runPhase(ops: MoveOps, recorder: Recorder): Promise<void> {
   }
 }
 
-/** A new shard's ownership record while it is filled in copy pass `pass`. */
+/** The parts of a move its ownership records depend on. */
+type MoveShape = Pick<
+  ShardMove,
+  "fromCount" | "toCount" | "epoch" | "fromTenants" | "toTenants" | "tenant"
+>;
+
+/**
+ * A new shard's ownership record while it is filled in copy pass `pass`; a tenant move's
+ * target serves its other keys meanwhile (active, unsettled: the tenant's keys are refused
+ * there until the hand-off, and range reads leave out the copied ones).
+ */
 export function targetOwnership(
   shard: number,
-  move: Pick<ShardMove, "toCount">,
+  move: Pick<ShardMove, "toCount"> & Partial<MoveShape>,
   pass: number,
 ): Ownership {
+  const isTenantMove = move.tenant !== undefined;
+  const tenants = isTenantMove ? move.fromTenants : move.toTenants;
   return {
     shard,
     readCount: move.toCount,
     writeCount: move.toCount,
-    isActive: false,
-    isSettled: true,
+    isActive: isTenantMove,
+    isSettled: !isTenantMove,
     copyPass: pass,
+    ...tenantFields(tenants, tenants),
+    ...stageField(move, pass === 1 ? "copy" : "delta"),
+  };
+}
+
+/** A target's ownership record from the hand-off: in service for the keys it took. */
+export function activeTargetOwnership(shard: number, move: MoveShape): Ownership {
+  if (move.tenant === undefined) {
+    return { ...targetOwnership(shard, move, 2), isActive: true, ...stageField(move, "handoff") };
+  }
+  return {
+    shard,
+    readCount: move.toCount,
+    writeCount: move.toCount,
+    isActive: true,
+    isSettled: true,
+    copyPass: 0,
+    ...tenantFields(move.toTenants, move.toTenants),
+    ...stageField(move, "handoff"),
   };
 }
 
 /** A source's ownership record while fenced or handed off. */
 export function sourceOwnership(
   shard: number,
-  move: Pick<ShardMove, "fromCount" | "toCount">,
+  move: Pick<ShardMove, "fromCount" | "toCount"> & Partial<MoveShape>,
   phase: "fence" | "handoff",
 ): Ownership {
   return {
@@ -339,7 +401,25 @@ export function sourceOwnership(
     isActive: true,
     isSettled: phase === "fence",
     copyPass: 0,
+    ...tenantFields(phase === "fence" ? move.fromTenants : move.toTenants, move.toTenants),
+    ...stageField(move, phase),
   };
+}
+
+function tenantFields(
+  read: TenantShards | undefined,
+  write: TenantShards | undefined,
+): Pick<Ownership, "readTenants" | "writeTenants"> {
+  return {
+    ...(read === undefined ? {} : { readTenants: read }),
+    ...(write === undefined ? {} : { writeTenants: write }),
+  };
+}
+
+/** The record's stage: the move's epoch and the phase (absent for a record without epoch). */
+function stageField(move: Partial<MoveShape>, phase: MovePhase): Pick<Ownership, "stage"> {
+  if (move.epoch === undefined) return {};
+  return { stage: move.epoch * MOVE_STAGES_PER_EPOCH + MOVE_PHASES.indexOf(phase) };
 }
 
 /**
@@ -357,7 +437,7 @@ async function copyAll(ops: MoveOps, recorder: Recorder, pass: number): Promise<
     }
     // Taken before any page of the pass is read, so every key changed after it is read again.
     const copyRevision = await ops.appliedIndex(source.shard);
-    const sizes = await ops.sizes(source.shard, move.toCount);
+    const sizes = await ops.sizes(source.shard, move.toCount, move.toTenants);
     let keysTotal = 0;
     let bytesTotal = 0;
     for (const [shard, size] of sizes) {
@@ -377,6 +457,8 @@ async function copyAll(ops: MoveOps, recorder: Recorder, pass: number): Promise<
         count: move.toCount,
         pass,
         valuesAfter: pass === 1 ? null : source.copyRevision ?? null,
+        ...(move.fromTenants === undefined ? {} : { fromTenants: move.fromTenants }),
+        ...(move.toTenants === undefined ? {} : { tenants: move.toTenants }),
       };
       await syncMovedKeys(ops, pair, (page) => {
         const now = recorder.move;
@@ -437,6 +519,8 @@ export async function syncMovedKeys(
     readonly pass: number;
     /** The source's values of keys changed at or before it are not read (null: all are). */
     readonly valuesAfter?: number | null;
+    readonly fromTenants?: TenantShards;
+    readonly tenants?: TenantShards;
   },
   onPage: (page: { keys: number; bytes: number }) => Promise<void>,
 ): Promise<void> {
@@ -446,6 +530,8 @@ export async function syncMovedKeys(
     fromCount: pair.fromCount,
     target,
     count: pair.count,
+    ...(pair.fromTenants === undefined ? {} : { fromTenants: pair.fromTenants }),
+    ...(pair.tenants === undefined ? {} : { tenants: pair.tenants }),
   };
   const valuesAfter = pair.valuesAfter ?? null;
   let after: string | null = null;

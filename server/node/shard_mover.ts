@@ -12,6 +12,8 @@ import {
   leaseIdParts,
   type ShardMoveStatus,
   type ShardSizesResponse,
+  type TenantMoveResponse,
+  type TenantsResponse,
 } from "../../api/mod.ts";
 import {
   allShardIds,
@@ -25,6 +27,8 @@ import {
   type KeyValue,
   type Ownership,
   REQUEST_BYTES_MAX,
+  sameTenants,
+  type TenantShards,
 } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
@@ -42,6 +46,13 @@ import {
   type ShardMove,
 } from "./shard_move.ts";
 import type { ShardRequest } from "./shard_request.ts";
+import {
+  leastLoadedShard,
+  planTenantMove,
+  TENANT_CREATE_POLL_MS,
+  TENANT_CREATE_WAIT_MS,
+  tenantList,
+} from "./tenant_move.ts";
 
 /** How often every node looks at the move record. */
 export const MOVER_CHECK_MS = 500;
@@ -117,7 +128,7 @@ export class ShardMover {
     if (request.dryRun) {
       const sources = await Promise.all(
         allShardIds(map.numShards).map(async (shard) => {
-          const sizes = await this.#sizes(shard, move.toCount);
+          const sizes = await this.#sizes(shard, move.toCount, map.tenants);
           let keys = 0;
           let bytes = 0;
           for (const [target, size] of sizes) {
@@ -148,6 +159,79 @@ export class ShardMover {
       sources: [],
       move: moveStatus(move),
     };
+  }
+
+  /**
+   * Creates tenant `name` on shard `to` (null: the shard with the fewest keys) by a tenant
+   * move, and waits up to TENANT_CREATE_WAIT_MS for it; `isDone` is false when it still runs.
+   *
+   * @throws {AspenError} `bad_request`, `tenant_exists`, `move_in_progress`, `limit_exceeded`.
+   */
+  async createTenant(
+    request: { name: string; to: number | null },
+  ): Promise<{ answer: TenantMoveResponse; isDone: boolean }> {
+    const to = request.to ?? leastLoadedShard((await this.shardSizes()).shards);
+    const started = await this.moveTenant({ name: request.name, to, isNew: true });
+    const deadline = this.#options.nowMs() + TENANT_CREATE_WAIT_MS;
+    while (this.#options.nowMs() < deadline && !this.#isClosed) {
+      const { move } = await this.#readMove();
+      const isOurs = move?.tenant?.name === request.name && move.tenant.isNew;
+      if (isOurs && move.phase === "done") {
+        this.#options.view.adopt(await this.#readMap());
+        return { answer: { ...started, move: moveStatus(move) }, isDone: true };
+      }
+      if (!isOurs) break;
+      await new Promise((resolve) => setTimeout(resolve, TENANT_CREATE_POLL_MS));
+    }
+    return { answer: started, isDone: false };
+  }
+
+  /**
+   * Starts a tenant move: tenant `name` to shard `to` (created by it when `isNew`).
+   *
+   * @throws {AspenError} `bad_request`, `tenant_exists`, `tenant_not_found`,
+   * `move_in_progress`, `limit_exceeded`.
+   */
+  async moveTenant(
+    request: { name: string; to: number; isNew: boolean },
+  ): Promise<TenantMoveResponse> {
+    // The move record first, then the map: a move that was done when its record was read has
+    // flipped the map before, so the plan starts from the map that move left.
+    const current = await this.#readMove();
+    const map = await this.#readMap();
+    this.#options.view.adopt(map);
+    const move = planTenantMove(map, current.move, { ...request, wallMs: this.#options.wallMs() });
+    const swapped = await this.#swapMove(current.text, move);
+    if (!swapped.isSwapped) {
+      throw new AspenError(
+        "move_in_progress",
+        `Cannot move tenant "${request.name}": another move just started`,
+      );
+    }
+    void this.check();
+    return { name: request.name, shard: request.to, move: moveStatus(move) };
+  }
+
+  /** Every tenant with its shard, keys and bytes, under the map in force. */
+  async tenants(): Promise<TenantsResponse> {
+    const map = await this.#readMap();
+    this.#options.view.adopt(map);
+    const byShard = new Map<number, string[]>();
+    for (const [name, shard] of Object.entries(map.tenants ?? {})) {
+      byShard.set(shard, [...byShard.get(shard) ?? [], name]);
+    }
+    const sizes = new Map<string, { keys: number; bytes: number }>();
+    await Promise.all([...byShard].map(async ([shard, names]) => {
+      const answer = await this.#run<{ byTenant: Record<string, { keys: number; bytes: number }> }>(
+        shard,
+        { kind: "moveSize", count: map.numShards, sizeOf: names },
+      );
+      for (const name of names) {
+        const size = answer.byTenant[name];
+        if (size !== undefined) sizes.set(name, size);
+      }
+    }));
+    return { epoch: map.epoch, tenants: tenantList(map, sizes) };
   }
 
   /** The move in progress, or the last one (done), or null. */
@@ -262,13 +346,23 @@ export class ShardMover {
     });
   }
 
+  /** The shard map record, read linearizably from shard 0 (the view's when absent). */
+  async #readMap(): Promise<ShardMap> {
+    const read = await this.#run<{ value: string | null }>(0, {
+      kind: "metaRead",
+      name: SHARD_MAP_META,
+    });
+    return read.value === null ? this.#options.view.current : JSON.parse(read.value) as ShardMap;
+  }
+
   async #sizes(
     shard: number,
     count: number,
+    tenants?: TenantShards,
   ): Promise<Map<number, { keys: number; bytes: number }>> {
     const answer = await this.#run<{ bySize: Record<string, { keys: number; bytes: number }> }>(
       shard,
-      { kind: "moveSize", count },
+      { kind: "moveSize", count, ...(tenants === undefined ? {} : { tenants }) },
     );
     return new Map(Object.entries(answer.bySize).map(([key, size]) => [Number(key), size]));
   }
@@ -305,8 +399,9 @@ export class ShardMover {
       setOwnership: async (ownership: Ownership) => {
         await this.#propose(ownership.shard, { type: "ownership", ownership });
       },
-      intentsElsewhere: async (shard, count) => (await this.#smallMoveAnswer(shard, count)).intents,
-      sizes: (shard, count) => this.#sizes(shard, count),
+      intentsElsewhere: async (shard, count, tenants) =>
+        (await this.#smallMoveAnswer(shard, count, tenants)).intents,
+      sizes: (shard, count, tenants) => this.#sizes(shard, count, tenants),
       scan: (shard, query) =>
         this.#run(shard, { kind: "moveScan", ...query, limit: MOVE_PAGE_KEYS }),
       appliedIndex: async (shard) => (await this.#smallMoveAnswer(shard, 1)).appliedIndex,
@@ -328,7 +423,7 @@ export class ShardMover {
         }) as { deleted: number };
         return result.deleted;
       },
-      flip: (fromCount, toCount) => this.#flip(fromCount, toCount),
+      flip: (fromCount, toCount, tenants) => this.#flip(fromCount, toCount, tenants),
       isLeader: () => this.#isLeaderOfZero() && !this.#isClosed,
       wallMs: this.#options.wallMs,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
@@ -355,11 +450,12 @@ export class ShardMover {
    * A shard's intents on keys that are not its own among `count`, its foreign leases and its
    * applied index, without the sizes (a hash of every key): the fence polls it.
    */
-  #smallMoveAnswer(shard: number, count: number) {
+  #smallMoveAnswer(shard: number, count: number, tenants?: TenantShards) {
     return this.#run<{ intents: number; foreignLeases: number[]; appliedIndex: number }>(shard, {
       kind: "moveSize",
       count,
       sizes: false,
+      ...(tenants === undefined ? {} : { tenants }),
     });
   }
 
@@ -377,9 +473,7 @@ export class ShardMover {
         value: kv.value,
         version: kv.version,
         createRevision: kv.createRevision,
-        lease: kv.lease === 0 || isForeignLease(kv.lease)
-          ? kv.lease
-          : foreignLeaseId(apiLeaseId(kv.lease, source)),
+        lease: importedLease(kv.lease, source, target),
       }));
       await this.#propose(target, { type: "import", pass: change.pass, kvs: imported, deletes });
       kvs = [];
@@ -399,14 +493,18 @@ export class ShardMover {
     }
   }
 
-  /** Writes the shard map with `toCount` shards, once (compare-and-swap on the record). */
-  async #flip(fromCount: number, toCount: number): Promise<void> {
+  /**
+   * Writes the shard map with `toCount` shards (or `tenants` placed, for a tenant move), once
+   * (compare-and-swap on the record).
+   */
+  async #flip(fromCount: number, toCount: number, tenants?: TenantShards): Promise<void> {
     const read = await this.#run<{ value: string | null }>(0, {
       kind: "metaRead",
       name: SHARD_MAP_META,
     });
     const current = read.value === null ? this.#options.view.current : JSON.parse(read.value);
     const map = current as ShardMap;
+    if (tenants !== undefined) return await this.#flipTenants(map, read.value, tenants);
     if (map.numShards >= toCount) return;
     if (map.numShards !== fromCount) {
       throw new AspenError(
@@ -419,6 +517,20 @@ export class ShardMover {
       kind: "metaSwap",
       name: SHARD_MAP_META,
       expected: read.value,
+      value: JSON.stringify(next),
+    });
+    if (!swapped.isSwapped) throw new AspenError("conflict", "The shard map changed meanwhile");
+    this.#options.view.adopt(next);
+  }
+
+  /** The tenant move's flip: the map with `tenants` placed, under the next epoch. */
+  async #flipTenants(map: ShardMap, text: string | null, tenants: TenantShards): Promise<void> {
+    if (sameTenants(map.tenants, tenants)) return;
+    const next: ShardMap = { ...map, epoch: map.epoch + 1, tenants };
+    const swapped = await this.#run<MetaSwapResult>(0, {
+      kind: "metaSwap",
+      name: SHARD_MAP_META,
+      expected: text,
       value: JSON.stringify(next),
     });
     if (!swapped.isSwapped) throw new AspenError("conflict", "The shard map changed meanwhile");
@@ -441,7 +553,21 @@ export function moveStatus(move: ShardMove): ShardMoveStatus {
       keysCopied: source.keysCopied,
       bytesCopied: source.bytesCopied,
     })),
+    ...(move.tenant === undefined ? {} : { tenant: move.tenant }),
   };
+}
+
+/**
+ * The lease id under which `target` stores a key of `source` attached to `lease` (as `source`
+ * stores it): a lease of the source becomes a foreign lease; a foreign lease stays one, unless
+ * `target` is its home (a tenant moving back to the shard of its keys' lease), where it is the
+ * home's own lease again.
+ */
+export function importedLease(lease: number, source: number, target: number): number {
+  if (lease === 0) return 0;
+  if (!isForeignLease(lease)) return foreignLeaseId(apiLeaseId(lease, source));
+  const parts = leaseIdParts(apiIdOfForeignLease(lease));
+  return parts !== null && parts.shard === target ? parts.grantIndex : lease;
 }
 
 function describe(error: unknown): string {

@@ -13,6 +13,8 @@ import {
   type KeyRange,
   RANGE_LIMIT_MAX,
   ROUTER_SHARDS_MAX,
+  TENANTS_MAX,
+  type TenantShards,
   TXN_ID_CHARS_MAX,
   TXN_LIST_LIMIT_MAX,
   TXN_OPS_MAX,
@@ -21,6 +23,8 @@ import {
   validateCommand,
   validateKey,
   validateRangeRequest,
+  validateTenantName,
+  validateTenantShards,
   type WatchFilter,
 } from "../../shard/mod.ts";
 
@@ -50,6 +54,12 @@ export type ShardRequest =
      * than that plan gives it answers `wrong_shard`. Absent from nodes before moves.
      */
     readonly numShards?: number;
+    /**
+     * The epoch of the shard map the read was planned under: a source between a move's hand-off
+     * and its clean-up serves only plans made after the move's flip (a tenant move keeps the
+     * count, so the count alone cannot tell). Absent from nodes before tenants.
+     */
+    readonly epoch?: number;
   }
   | { readonly kind: "leaseKeepAlive"; readonly id: number }
   | { readonly kind: "leaseInfo"; readonly id: number }
@@ -135,6 +145,9 @@ export type ShardRequest =
     readonly fromCount: number;
     readonly target: number;
     readonly count: number;
+    /** The tenants placed with `fromCount` and with `count` (absent: none). */
+    readonly fromTenants?: TenantShards;
+    readonly tenants?: TenantShards;
     readonly after: string | null;
     readonly until: string | null;
     readonly limit: number;
@@ -154,6 +167,10 @@ export type ShardRequest =
      * drain polls and the other small questions of a move ask without it. Absent: true.
      */
     readonly sizes?: boolean;
+    /** Tenants placed with `count` (absent: none). */
+    readonly tenants?: TenantShards;
+    /** Tenants whose keys and bytes the answer gives too (`byTenant`); at most TENANTS_MAX. */
+    readonly sizeOf?: readonly string[];
   };
 
 /** The most keys of one `txnReadKeys` request: a txn's compares and both branches. */
@@ -275,18 +292,41 @@ function checkedRangeRequest(request: Record<string, unknown>): ShardRequest {
     ...(request.numShards === undefined
       ? {}
       : { numShards: shardCountOf(request.numShards, "numShards") }),
+    ...(request.epoch === undefined ? {} : { epoch: mapEpochOf(request.epoch) }),
   };
+}
+
+function mapEpochOf(value: unknown): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new AspenError("bad_request", "Cannot decode a forwarded range: bad shard map epoch");
+  }
+  return value;
 }
 
 function checkedMoveRequest(request: Record<string, unknown>): ShardRequest {
   const count = shardCountOf(request.count, "count");
+  const tenants = request.tenants === undefined
+    ? undefined
+    : validateTenantShards(request.tenants, count);
+  const placed = tenants === undefined ? {} : { tenants };
   if (request.kind === "moveSize") {
-    if (request.sizes === undefined) return { kind: "moveSize", count };
-    if (typeof request.sizes !== "boolean") {
+    if (request.sizes !== undefined && typeof request.sizes !== "boolean") {
       throw new AspenError("bad_request", "Cannot decode a forwarded move size: bad sizes flag");
     }
-    return { kind: "moveSize", count, sizes: request.sizes };
+    const sizes = request.sizes === undefined ? {} : { sizes: request.sizes };
+    const sizeOf = request.sizeOf === undefined ? undefined : checkedTenantNames(request.sizeOf);
+    return {
+      kind: "moveSize",
+      count,
+      ...placed,
+      ...sizes,
+      ...(sizeOf === undefined ? {} : { sizeOf }),
+    };
   }
+  const fromCount = shardCountOf(request.fromCount, "fromCount");
+  const fromTenants = request.fromTenants === undefined
+    ? {}
+    : { fromTenants: validateTenantShards(request.fromTenants, fromCount) };
   const shardOf = (value: unknown) => {
     if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
       throw new AspenError("bad_request", "Cannot decode a forwarded move scan: bad shard id");
@@ -305,9 +345,11 @@ function checkedMoveRequest(request: Record<string, unknown>): ShardRequest {
   return {
     kind: "moveScan",
     source: shardOf(request.source),
-    fromCount: shardCountOf(request.fromCount, "fromCount"),
+    fromCount,
     target: shardOf(request.target),
     count,
+    ...fromTenants,
+    ...placed,
     after: bound(request.after),
     until: bound(request.until),
     limit,
@@ -315,6 +357,18 @@ function checkedMoveRequest(request: Record<string, unknown>): ShardRequest {
       ? null
       : shardOf(request.valuesAfter),
   };
+}
+
+/** A list of at most TENANTS_MAX tenant names. */
+function checkedTenantNames(value: unknown): string[] {
+  if (!Array.isArray(value) || value.length > TENANTS_MAX) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot decode a forwarded request: sizeOf must list at most ${TENANTS_MAX} tenants`,
+    );
+  }
+  for (const name of value) validateTenantName(name, "decode a forwarded request");
+  return value as string[];
 }
 
 /** A shard count, 1..ROUTER_SHARDS_MAX. */

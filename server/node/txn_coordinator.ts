@@ -52,8 +52,9 @@ import {
   evaluateCompare,
   type KeysRead,
   type KeyValue,
+  placeKey,
   type ReadRecord,
-  shardForKey,
+  type TenantShards,
   TXN_ID_CHARS_MAX,
   type TxnBranch,
   type TxnHolder,
@@ -125,6 +126,8 @@ export interface TxnCoordinatorOptions {
   readonly nodeId: number;
   /** How many shards the keyspace has. */
   readonly shardCount: number;
+  /** The tenants placed now (a getter, like the count; absent or undefined: none). */
+  readonly tenants?: TenantShards | undefined;
   readonly transport: TxnTransport;
   /** A monotonic clock (request deadlines). */
   readonly nowMs: () => number;
@@ -400,7 +403,7 @@ export class TxnCoordinator {
   }
 
   #plan(spec: TxnSpec): TxnPlan {
-    return planTxn(spec, (key) => shardForKey(key, this.#options.shardCount));
+    return planTxn(spec, (key) => placeKey(key, this.#options.shardCount, this.#options.tenants));
   }
 
   /**

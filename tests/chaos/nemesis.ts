@@ -51,9 +51,11 @@ export const LONG_FAULT_KINDS = ["kill-node-long", ...OUTAGE_KINDS] as const;
 /**
  * Resharding: "shard-add" starts a move that adds one shard (`POST /v1/shards`) through a random
  * reachable node, up to NemesisOptions.maxShards; the move runs on while the next faults come,
- * and the checks wait for it to end.
+ * and the checks wait for it to end. "tenant-move" creates the next of NemesisOptions.tenants on
+ * a random shard, or (all created) moves a random one to another shard (`POST /v1/tenants`,
+ * `POST /v1/tenants/{name}/move`), the same way.
  */
-export const RESHARD_FAULT_KINDS = ["shard-add"] as const;
+export const RESHARD_FAULT_KINDS = ["shard-add", "tenant-move"] as const;
 
 /**
  * The mix a run takes when it names no kinds (`deno task chaos` and the CI runs): every fault of
@@ -96,6 +98,11 @@ export interface NemesisOptions {
   readonly heavy?: HeavyWriter;
   /** How many shards the cluster has (the load faults pick one). */
   readonly shards: number;
+  /**
+   * The tenants "tenant-move" creates and moves (names of the workloads' key prefixes, so that
+   * their keys move); absent: ["chaos"].
+   */
+  readonly tenants?: readonly string[];
   /** The most shards "shard-add" grows the cluster to; absent: `shards + 2`. */
   readonly maxShards?: number;
   /** How big the load faults are; absent: LONG_LOAD_FAULT_SIZES. */
@@ -218,6 +225,8 @@ export class Nemesis {
         return await this.#flaky();
       case "shard-add":
         return await this.#addShard();
+      case "tenant-move":
+        return await this.#moveTenant();
       case "slow-node":
         return await this.#slow(this.#randomNode());
       case "outage-follower":
@@ -367,6 +376,62 @@ export class Nemesis {
     }).catch((error: unknown) => ({ status: 0, json: String(error) }));
     this.#options.log(`shard-add via node ${via}: ${count} -> ${count + 1}: ${started.status}`);
     return started.status === 202 ? () => Promise.resolve() : null;
+  }
+
+  /**
+   * Creates a tenant not created yet on a random shard, or moves a random tenant to another
+   * shard, through a random reachable node; null (not counted) when a move runs already, the
+   * cluster has one shard, or no node answered.
+   */
+  async #moveTenant(): Promise<(() => Promise<void>) | null> {
+    const chaos = this.#options.cluster;
+    const prng = this.#options.prng;
+    const nodes = this.reachableNodes();
+    const via = nodes[prng.nextInt(Math.max(1, nodes.length))];
+    if (via === undefined) return null;
+    const sizes = await chaos.call(via, { method: "GET", path: "/v1/shards" }).catch(() => null);
+    const count = (sizes?.json as { numShards?: number } | null)?.numShards;
+    const listed = await chaos.call(via, { method: "GET", path: "/v1/tenants" }).catch(() => null);
+    const known = (listed?.json as { tenants?: { name: string; shard: number }[] } | null)
+      ?.tenants;
+    if (typeof count !== "number" || count < 2 || known === undefined) return null;
+    const names = this.#options.tenants ?? ["chaos"];
+    const fresh = names.filter((name) => !known.some((tenant) => tenant.name === name));
+    const target = prng.nextInt(count);
+    const tenant = known[prng.nextInt(Math.max(1, known.length))];
+    const request = fresh.length > 0
+      ? { method: "POST", path: "/v1/tenants", body: { name: fresh[0], shard: target } }
+      : tenant === undefined
+      ? null
+      : {
+        method: "POST",
+        path: `/v1/tenants/${tenant.name}/move`,
+        body: { to: (tenant.shard + 1 + prng.nextInt(count - 1)) % count },
+      };
+    if (request === null) return null;
+    // A create answers once its move is done: the nemesis does not wait so long, and looks
+    // at the move record instead when no answer came in time.
+    const started = await chaos.call(via, request)
+      .catch((error: unknown) => ({ status: 0, json: String(error) }));
+    const isStarted = started.status === 201 || started.status === 202 ||
+      (started.status === 0 && await this.#isTenantMoving(via, request.path));
+    this.#options.log(
+      `tenant-move via node ${via}: ${request.path} ${JSON.stringify(request.body)}: ` +
+        `${started.status}${isStarted ? "" : " (not started)"}`,
+    );
+    return isStarted ? () => Promise.resolve() : null;
+  }
+
+  /** Whether the move record names the tenant of `path`'s request (a create's body's). */
+  async #isTenantMoving(via: number, path: string): Promise<boolean> {
+    const answer = await this.#options.cluster.call(via, {
+      method: "GET",
+      path: "/v1/shards/moves",
+    }).catch(() => null);
+    const move = (answer?.json as { move?: { tenant?: { name: string } } | null } | null)?.move;
+    const name = move?.tenant?.name;
+    if (name === undefined) return false;
+    return path === "/v1/tenants" ? (this.#options.tenants ?? ["chaos"]).includes(name) : true;
   }
 
   /** The node leading a random shard (the highest term seen wins), or null if none is known. */

@@ -149,6 +149,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     ...(options.isCycling === undefined ? {} : { isCycling: options.isCycling }),
     ...(options.faultsMax === undefined ? {} : { faultsMax: options.faultsMax }),
     shards: options.shards,
+    // The single-key workload's and the bank's prefixes: tenant moves move their keys.
+    tenants: [`s${options.seed}`, `b${options.seed}`],
     ...(heavy === null ? {} : { heavy }),
     ...(options.loadSizes === undefined ? {} : { loadSizes: options.loadSizes }),
     nowMs,

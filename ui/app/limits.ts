@@ -54,3 +54,5 @@ assert(
 );
 assert(RATE_WINDOW_SAMPLES < HISTORY_SAMPLES_MAX, "the rate window fits in the history");
 assert(EVENTS_OVERVIEW_MAX <= EVENTS_MAX, "the overview shows a part of the feed");
+/** The most tenants a `GET /v1/tenants` answer may list (the server's TENANTS_MAX). */
+export const TENANTS_LISTED_MAX = 1_000;

@@ -4,7 +4,7 @@
 /**
  * The shards page: one card per shard with its Raft state (term, leader, commit, applied and
  * last index), its rates, each replica's match index and lag as a bar, and the action that
- * moves its leadership to another replica.
+ * moves its leadership to another replica; a move in progress, and the tenants table.
  */
 import { useState } from "preact/hooks";
 import type { ShardMoveStatus, ShardStatus } from "../../api/mod.ts";
@@ -15,6 +15,7 @@ import { LAG_BAR_FULL_ENTRIES_MIN, RATE_WINDOW_SAMPLES } from "./limits.ts";
 import { ConfirmDialog } from "./modal.tsx";
 import { shardRates } from "./rates.ts";
 import { LagBar, RoleChip } from "./widgets.tsx";
+import { TenantsPanel } from "./tenants_panel.tsx";
 
 /**
  * A shard move in progress (`shardMove` of the status): its phase, and per source shard a bar
@@ -26,7 +27,10 @@ export function MovePanel(props: { move: ShardMoveStatus | null | undefined }) {
   return (
     <section class="card move-panel" aria-labelledby="move-title">
       <h2 id="move-title">
-        Adding shards: {move.fromCount} → {move.toCount} <span class="chip">{move.phase}</span>
+        {move.tenant === undefined
+          ? `Adding shards: ${move.fromCount} → ${move.toCount} `
+          : `Moving tenant ${move.tenant.name} → shard ${move.tenant.to} `}
+        <span class="chip">{move.phase}</span>
       </h2>
       <ul class="move-sources">
         {move.sources.map((source) => (
@@ -78,6 +82,7 @@ export function ShardsPage() {
     <div class="stack">
       <p class="notice" role="status">{notice ?? ""}</p>
       <MovePanel move={status.shardMove} />
+      <TenantsPanel />
       <div class="shard-grid">
         {status.shards.map((entry) => (
           <ShardCard
