@@ -76,6 +76,12 @@ export function validateTenantName(name: unknown, action: string): asserts name 
         "'-' (a '/' would let one tenant's prefix overlap another's)",
     );
   }
+  if (/^\.+$/.test(name)) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action}: tenant name "${name}" is only dots, which a URL path cannot carry`,
+    );
+  }
 }
 
 /**

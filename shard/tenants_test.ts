@@ -52,6 +52,8 @@ Deno.test("validateTenantName() refuses empty, long, '/' and odd names", async (
     ["a slash", "a/b"],
     ["a space", "a b"],
     ["a NUL", "a\u0000"],
+    ["a dot", "."],
+    ["two dots", ".."],
     ["too long", "x".repeat(TENANT_NAME_LENGTH_MAX + 1)],
   ];
   for (const [name, value] of bad) {

@@ -5,12 +5,17 @@
  * `aspen tenant move acme --to 1` moves the tenant. Afterwards every key holds its last
  * acknowledged value through every node, every tenant key answers from shard 1, the other keys
  * from their hash shard, a prefix scan returns each tenant key once, and `tenant list` shows
- * the tenant with its keys. Bad requests are 4xx naming the problem and change nothing.
+ * the tenant with its keys. Bad requests are 4xx naming the problem and change nothing. A
+ * whole-keyspace scanner runs during the move; leased tenant keys move away from their lease's
+ * shard and back, and revoking the lease deletes them all. The second test kills (SIGKILL) the
+ * node leading shard 0, which drives the move, in the middle of a 3 MB tenant's move under
+ * writers, and restarts it: the move resumes and every acknowledged value is kept.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import {
   ApiError,
   AspenClient,
+  type ClusterStatus,
   type LeaseInfoResponse,
   type LeaseResponse,
   type ShardMovesResponse,
@@ -27,6 +32,9 @@ const TENANT_KEYS = 400;
 const OTHER_KEYS = 200;
 const WRITERS = 6;
 const LEASED_KEYS = 10;
+/** The killed-driver test's tenant: enough keys and bytes that its copy takes a while. */
+const KILL_TENANT_KEYS = 3_000;
+const KILL_VALUE_PAD = "p".repeat(1_000);
 /** The longest a tenant command may take here. */
 const TENANT_COMMAND_TIMEOUT_MS = 120_000;
 const CONVERGE_TIMEOUT_MS = 20_000;
@@ -79,6 +87,63 @@ Deno.test("tenant create and move under writes: values kept, keys on its shard",
   }
 });
 
+Deno.test("a tenant move with its driving node killed mid-move resumes", async () => {
+  const test = await launchTestCluster({ nodes: 3, shards: 2 });
+  const cluster = test.cluster;
+  try {
+    await cluster.waitForLeaders();
+    const keys = Array.from({ length: KILL_TENANT_KEYS }, (_, i) => `${TENANT}/${i}`);
+    match(await cli(cluster, ["tenant", "create", TENANT, "--shard", "0"]), /is on shard 0/);
+    const states = await preload(cluster, keys, KILL_VALUE_PAD);
+    const writers = startWriters(cluster, states);
+    try {
+      const moving = cli(cluster, ["tenant", "move", TENANT, "--to", "1"]);
+      const phase = await killDriverMidMove(cluster);
+      ok(phase !== null, "the move was seen running before the kill");
+      match(await moving, /tenant "acme" is on shard 1/);
+    } finally {
+      await writers.stop();
+    }
+    await cluster.waitForLeaders(1, 20_000);
+    await checkKeys(cluster, states, 1);
+    await waitForConvergence(cluster, { shards: 2, replicasPerShard: 3 }, CONVERGE_TIMEOUT_MS);
+  } catch (error) {
+    console.error(test.lines.filter((line) => !/"level":"debug"/.test(line)).slice(-80).join("\n"));
+    throw error;
+  } finally {
+    await test.close();
+  }
+});
+
+/**
+ * Waits for the tenant move to copy, kills the node leading shard 0 (SIGKILL), and starts it
+ * again a second later. Returns the phase the move was in, or null when never seen running.
+ */
+async function killDriverMidMove(cluster: LocalCluster): Promise<string | null> {
+  const client = clientOf(cluster);
+  for (let poll = 0; poll < 2_000; poll++) {
+    const { move } = await client.request<ShardMovesResponse>({
+      method: "GET",
+      path: "/v1/shards/moves",
+    });
+    const isOurs = move?.tenant?.isNew === false && move.phase !== "done";
+    const isCopying = move?.phase === "copy" && move.sources.some((source) => source.keysTotal > 0);
+    if (move !== null && isOurs && (move.phase !== "copy" || isCopying)) {
+      const status = await client.request<ClusterStatus>({
+        method: "GET",
+        path: "/v1/cluster/status",
+      });
+      const leader = status.shards.find((shard) => shard.id === 0)?.leader ?? 1;
+      await cluster.kill(leader, "SIGKILL");
+      await sleep(1_000);
+      cluster.start(leader);
+      return move.phase;
+    }
+    await sleep(10);
+  }
+  return null;
+}
+
 function clientOf(cluster: LocalCluster, nodes = cluster.nodes.map((node) => node.id)) {
   return new AspenClient({
     endpoints: nodes.map((id) => cluster.url(id)),
@@ -86,14 +151,18 @@ function clientOf(cluster: LocalCluster, nodes = cluster.nodes.map((node) => nod
   });
 }
 
-async function preload(cluster: LocalCluster, keys: string[]): Promise<Map<string, KeyState>> {
+async function preload(
+  cluster: LocalCluster,
+  keys: string[],
+  pad = "",
+): Promise<Map<string, KeyState>> {
   const states = new Map<string, KeyState>();
   const client = clientOf(cluster);
   for (let start = 0; start < keys.length; start += 50) {
     await Promise.all(
       keys.slice(start, start + 50).map(async (key) => {
-        await client.put(key, `${key}=0`);
-        states.set(key, { acked: `${key}=0`, unsure: [] });
+        await client.put(key, `${key}=0${pad}`);
+        states.set(key, { acked: `${key}=0${pad}`, unsure: [] });
       }),
     );
   }
@@ -177,10 +246,9 @@ async function checkKeys(
       const shard = key.startsWith(`${TENANT}/`) ? tenantShard : shardForKey(key, 2);
       equal(got.shard, shard, `${key} via node ${node.id} answers from shard ${shard}`);
     }
-    const scanned = await client.range({ prefix: `${TENANT}/`, limit: 1_000, keysOnly: true });
-    equal(scanned.more, false);
+    const scanned = await scanAll(client, `${TENANT}/`);
     const expected = [...states.keys()].filter((key) => key.startsWith(`${TENANT}/`));
-    deepEqual(scanned.kvs.map((kv) => kv.key).sort(), expected.sort());
+    deepEqual(scanned.sort(), expected.sort(), `a scan via node ${node.id} holds each key once`);
   }
 }
 
@@ -280,6 +348,18 @@ async function cli(cluster: LocalCluster, args: readonly string[]): Promise<stri
     clearTimeout(timer);
   }
   return captured.out();
+}
+
+async function scanAll(client: AspenClient, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let after: string | undefined;
+  for (let page = 0; page < 100; page++) {
+    const result = await client.range({ prefix, limit: 1_000, after, keysOnly: true });
+    keys.push(...result.kvs.map((kv) => kv.key));
+    if (!result.more) return keys;
+    after = result.next;
+  }
+  throw new Error("more than 100 pages");
 }
 
 function sleep(ms: number): Promise<void> {
