@@ -183,6 +183,7 @@ export class StateMachine {
     this.#load();
     this.#hub = new WatchHub({
       appliedIndex: () => this.#lastApplied,
+      deliverableRevision: () => this.#deliverableRevision(),
       compactedRevision: () => this.#counters.compactedRevision,
       readEvents: (query: HistoryQuery): HistoryPage => this.#history.read(query),
     }, options.watch ?? WATCH_HUB_DEFAULTS);
@@ -675,6 +676,14 @@ export class StateMachine {
     this.#counters = this.#history.measure(readSys(this.#db, "compacted_revision"));
     assert(this.#occ.conflicts <= this.#occ.optimisticTxns, "load: conflicts are txns");
     assert(this.#counters.compactedRevision <= this.#lastApplied, "load: compaction is applied");
+  }
+
+  /** See HistorySource.deliverableRevision. */
+  #deliverableRevision(): number {
+    const reserved = this.#txns.oldestReservedRevision();
+    if (reserved === null) return this.#lastApplied;
+    assert(reserved <= this.#lastApplied, "deliverableRevision: a reserved revision is applied");
+    return reserved - 1;
   }
 
   #newHistory(): History {
