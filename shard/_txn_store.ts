@@ -87,6 +87,8 @@ export class TxnStore {
   #resolvedRows = 0;
   /** The revision each prepared row reserved, by txnId (rows without one are left out). */
   readonly #reserved = new Map<string, number>();
+  /** The oldest of #reserved (null: none), or undefined when it must be found again. */
+  #oldestReserved: number | null | undefined = null;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -106,6 +108,7 @@ export class TxnStore {
     this.#decidedRecords = this.#countEnded("txn_record", "decided_revision");
     this.#resolvedRows = this.#countEnded("txn_participant", "resolved_revision");
     this.#reserved.clear();
+    this.#oldestReserved = undefined;
     const sql = `SELECT ${PARTICIPANT_COLUMNS} FROM txn_participant WHERE state = 'prepared'`;
     for (const row of this.#statement(sql).iterate()) this.#track(participantOf(row));
   }
@@ -115,10 +118,12 @@ export class TxnStore {
    * at that revision, so no watcher may be given an event at or past it yet.
    */
   oldestReservedRevision(): number | null {
+    if (this.#oldestReserved !== undefined) return this.#oldestReserved;
     let oldest: number | null = null;
     for (const revision of this.#reserved.values()) {
       if (oldest === null || revision < oldest) oldest = revision;
     }
+    this.#oldestReserved = oldest;
     return oldest;
   }
 
@@ -128,9 +133,10 @@ export class TxnStore {
     if (row.state === "prepared" && revision !== undefined) {
       assert(Number.isSafeInteger(revision) && revision >= 1, "TxnStore: a reserved revision");
       this.#reserved.set(row.txnId, revision);
-    } else {
-      this.#reserved.delete(row.txnId);
+    } else if (!this.#reserved.delete(row.txnId)) {
+      return;
     }
+    this.#oldestReserved = undefined;
   }
 
   #countEnded(table: string, column: string): number {

@@ -183,7 +183,7 @@ export class StateMachine {
     this.#load();
     this.#hub = new WatchHub({
       appliedIndex: () => this.#lastApplied,
-      deliverableRevision: () => this.#deliverableRevision(),
+      deliverableRevision: () => this.deliverableRevision(),
       compactedRevision: () => this.#counters.compactedRevision,
       readEvents: (query: HistoryQuery): HistoryPage => this.#history.read(query),
     }, options.watch ?? WATCH_HUB_DEFAULTS);
@@ -249,6 +249,17 @@ export class StateMachine {
   /** The index of the last applied entry (0 before any). */
   appliedIndex(): number {
     return this.#lastApplied;
+  }
+
+  /**
+   * The newest revision whose watch events are all written (see
+   * HistorySource.deliverableRevision): where a watch "from now" starts after.
+   */
+  deliverableRevision(): number {
+    const reserved = this.#txns.oldestReservedRevision();
+    if (reserved === null) return this.#lastApplied;
+    assert(reserved <= this.#lastApplied, "deliverableRevision: a reserved revision is applied");
+    return reserved - 1;
   }
 
   /**
@@ -676,14 +687,6 @@ export class StateMachine {
     this.#counters = this.#history.measure(readSys(this.#db, "compacted_revision"));
     assert(this.#occ.conflicts <= this.#occ.optimisticTxns, "load: conflicts are txns");
     assert(this.#counters.compactedRevision <= this.#lastApplied, "load: compaction is applied");
-  }
-
-  /** See HistorySource.deliverableRevision. */
-  #deliverableRevision(): number {
-    const reserved = this.#txns.oldestReservedRevision();
-    if (reserved === null) return this.#lastApplied;
-    assert(reserved <= this.#lastApplied, "deliverableRevision: a reserved revision is applied");
-    return reserved - 1;
   }
 
   #newHistory(): History {

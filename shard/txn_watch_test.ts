@@ -158,3 +158,15 @@ Deno.test("a commit at a revision compacted meanwhile leaves compaction working"
   late.cancel();
   shard.sm.close();
 });
+
+Deno.test("a watch from now, begun while a commit is unresolved, gets its events", async () => {
+  const shard = new Shard();
+  shard.run(prepare("t", "a", "1")); // revision 1: the commit point may still be ahead
+  shard.run(put("z", "9")); // revision 2
+  const watcher = shard.sm.watch({ prefix: "" });
+  deepEqual(await drain(watcher), []);
+  shard.run(resolve("t", "commit"));
+  deepEqual(await drain(watcher), ["a=1@1", "z=9@2"]);
+  watcher.cancel();
+  shard.sm.close();
+});

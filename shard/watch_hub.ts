@@ -62,7 +62,10 @@ export type WatchItem = WatchEvent | { readonly type: "error"; readonly error: A
 
 /** Options of one subscription. */
 export interface SubscribeOptions {
-  /** The first revision to deliver; by default the next one applied. */
+  /**
+   * The first revision to deliver; by default the one after the deliverable revision (the
+   * next one applied, unless a cross-shard commit holds an older one).
+   */
   readonly fromRevision?: number;
 }
 
@@ -100,7 +103,9 @@ export class WatchHub {
   subscribe(filter: WatchFilter, options: SubscribeOptions = {}): Watcher {
     if (this.#isClosed) throw cancelled("shard_closed", "the shard is closed", 0);
     validateFilter(filter);
-    const fromRevision = options.fromRevision ?? this.#source.appliedIndex() + 1;
+    // "From now" starts after the deliverable revision: a cross-shard commit that reserved an
+    // older revision may still be committing, and its events must reach this watcher.
+    const fromRevision = options.fromRevision ?? this.#source.deliverableRevision() + 1;
     validateCount(fromRevision, { min: 1, action: "watch", field: "fromRevision" });
     const compacted = this.#source.compactedRevision();
     if (fromRevision <= compacted) throw compactedError(fromRevision, compacted);

@@ -209,8 +209,8 @@ export class TxnCoordinator {
   /** Jitters the pauses between attempts; seeded by the node id, so runs replay exactly. */
   readonly #jitter: SeededPrng;
   #sequence = 0;
-  /** The resolves running after their transaction's reply. */
-  readonly #resolvingLater = new Set<Promise<void>>();
+  /** The resolves running after their transaction's reply, by txnId, with the keys it locks. */
+  readonly #resolvingLater = new Map<string, ResolvingLater>();
 
   constructor(options: TxnCoordinatorOptions) {
     assert(Number.isSafeInteger(options.nodeId) && options.nodeId >= 0, "coordinator: node id");
@@ -250,7 +250,9 @@ export class TxnCoordinator {
 
   /** Settles once every resolve that runs after its transaction's reply has ended. */
   async settled(): Promise<void> {
-    while (this.#resolvingLater.size > 0) await Promise.all(this.#resolvingLater);
+    while (this.#resolvingLater.size > 0) {
+      await Promise.all([...this.#resolvingLater.values()].map((later) => later.done));
+    }
   }
 
   /**
@@ -282,6 +284,11 @@ export class TxnCoordinator {
    * own deadline, monotonic clock) comes first; `timeout` when the shards do not answer.
    */
   async push(shard: number, key: string, holder: TxnHolder, deadlineMs: number): Promise<void> {
+    // A transaction this coordinator committed and is resolving: its resolve ends the intent
+    // sooner than the record's polls would see it decided (one that failed leaves it, and the
+    // caller, meeting it again, pushes it the usual way).
+    const own = this.#resolvingLater.get(holder.txnId);
+    if (own !== undefined) return await own.done;
     const startMs = this.#options.nowMs();
     for (let poll = 0;; poll++) {
       const record = await this.#readRecord(holder, deadlineMs);
@@ -479,6 +486,12 @@ export class TxnCoordinator {
    * after the reply; a participant prepared before one-round commits is resolved first.
    */
   async #attempt(plan: TxnPlan, deadlineMs: number, action: string): Promise<Attempt> {
+    // Keys still locked by this coordinator's own committed transactions (a client's next
+    // transaction on the keys of its last one) are awaited rather than met as locks.
+    const keys = planKeys(plan);
+    for (const later of [...this.#resolvingLater.values()]) {
+      if (later.keys.some((key) => keys.has(key))) await later.done;
+    }
     const txnId = this.#newTxnId();
     const recordDeadlineMs = this.#options.wallMs() + TXN_DEADLINE_MS;
     const answers = await this.#prepareAll(plan, { txnId, recordDeadlineMs }, deadlineMs);
@@ -523,12 +536,13 @@ export class TxnCoordinator {
    * (TXN_RESOLVE_LATER_MS); a failure goes to `onResolveLaterError`.
    */
   #resolveLater(plan: TxnPlan, txnId: string, decision: Decision): void {
+    assert(!this.#resolvingLater.has(txnId), "resolveLater: one background resolve per txn");
     const deadlineMs = this.#options.nowMs() + TXN_RESOLVE_LATER_MS;
-    const resolving: Promise<void> = this.#resolveAll(plan, txnId, decision, deadlineMs).then(
+    const done = this.#resolveAll(plan, txnId, decision, deadlineMs).then(
       () => {},
       (error: unknown) => this.#options.onResolveLaterError(txnId, error),
-    ).finally(() => this.#resolvingLater.delete(resolving));
-    this.#resolvingLater.add(resolving);
+    ).finally(() => this.#resolvingLater.delete(txnId));
+    this.#resolvingLater.set(txnId, { done, keys: [...planKeys(plan)] });
   }
 
   /** Every participant's prepare, in parallel; a participant that did not answer is a failure. */
@@ -681,6 +695,26 @@ export class TxnCoordinator {
     assert(txnId.length <= TXN_ID_CHARS_MAX, "coordinator: txnId within TXN_ID_CHARS_MAX");
     return txnId;
   }
+}
+
+/** A resolve running after its transaction's reply. */
+interface ResolvingLater {
+  /** Settles when every participant resolved, or the resolve failed (and was reported). */
+  readonly done: Promise<void>;
+  /** Every key the transaction names (each locked until its shard resolves). */
+  readonly keys: readonly string[];
+}
+
+/** Every key a plan names: compares, reads and ops of every participant. */
+function planKeys(plan: TxnPlan): Set<string> {
+  const keys = new Set<string>();
+  for (const part of plan.parts.values()) {
+    for (const item of [...part.compare, ...part.reads]) keys.add(item.key);
+    for (const op of [...part.success, ...part.failure]) {
+      if (op.type !== "range") keys.add(op.key);
+    }
+  }
+  return keys;
 }
 
 /** Whether a transaction only reads: compares and gets, no lease step. */

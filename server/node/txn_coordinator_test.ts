@@ -231,6 +231,30 @@ Deno.test("TxnCoordinator.txn() replies once every participant prepared", async 
   deepStrictEqual(held.resolveErrors, []);
 });
 
+Deno.test("TxnCoordinator awaits its own later resolves: a push, a next txn", async () => {
+  const answer = healthy();
+  let releaseResolves = () => {};
+  const resolvesHeld = new Promise<void>((resolve) => releaseResolves = resolve);
+  let recordReads = 0;
+  const { coordinator, types } = harness(async (shard, command) => {
+    if (command.type === "txnResolve") await resolvesHeld;
+    return answer(shard, command);
+  }, { read: () => (recordReads++, null) });
+  const success = [put(A, "1"), put(B, "1")];
+  const first = await coordinator.txn({ compare: [], success, failure: [] }, FAR_MS);
+  const holder = { txnId: first.txnId!, home: first.home };
+  const pushed = coordinator.push(first.home, A, holder, FAR_MS);
+  const next = coordinator.txn({ compare: [], success: [put(A, "2")], failure: [] }, FAR_MS);
+  await Promise.resolve();
+  deepStrictEqual(types(), ["txnPrepare@0", "txnPrepare@1", "txnResolve@0", "txnResolve@1"]);
+  releaseResolves();
+  await pushed;
+  await next;
+  strictEqual(recordReads, 0, "the push read no record: it awaited the resolve");
+  strictEqual(types().filter((type) => type.startsWith("txnPrepare")).length, 3);
+  await coordinator.settled();
+});
+
 Deno.test("TxnCoordinator.txn() hands a failed later resolve to its supervisor", async () => {
   const answer = healthy();
   const { coordinator, resolveErrors } = harness((shard, command) => {
