@@ -512,7 +512,11 @@ export class TxnCoordinator {
     }
     const commit = { outcome: "commit" as const, branch: settled.branch };
     const early = preparedResult(plan, settled.branch, known);
-    if (early !== null && this.#resolvingLater.size < TXN_RESOLVES_LATER_MAX) {
+    // Lease steps keep the reply after the resolves: a lease's keep-alive, grant check and
+    // timer take no intent into account, so a revocation must have happened when it answers.
+    const hasLeaseSteps = [...plan.parts.values()].some((part) => part.leases.length > 0);
+    const isLater = !hasLeaseSteps && this.#resolvingLater.size < TXN_RESOLVES_LATER_MAX;
+    if (early !== null && isLater) {
       this.#resolveLater(plan, txnId, commit);
       return { kind: "done", txnId, result: { txnId, branch: settled.branch, ...early } };
     }

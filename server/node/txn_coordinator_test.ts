@@ -255,6 +255,29 @@ Deno.test("TxnCoordinator awaits its own later resolves: a push, a next txn", as
   await coordinator.settled();
 });
 
+Deno.test("TxnCoordinator.txn() with a lease step replies after its resolves", async () => {
+  const answer = healthy();
+  let releaseResolves = () => {};
+  const resolvesHeld = new Promise<void>((resolve) => releaseResolves = resolve);
+  const { coordinator } = harness(async (shard, command) => {
+    if (command.type === "txnResolve") await resolvesHeld;
+    return answer(shard, command);
+  });
+  let isAnswered = false;
+  const revoke = { action: "revoke" as const, id: 5, holders: [1] };
+  const running = coordinator.txn({
+    compare: [],
+    success: [put(A, "1"), put(B, "1")],
+    failure: [],
+    leases: [{ shard: 0, step: revoke }],
+  }, FAR_MS).then((result) => (isAnswered = true, result));
+  for (let turn = 0; turn < 10; turn++) await Promise.resolve();
+  strictEqual(isAnswered, false, "no reply before the resolves");
+  releaseResolves();
+  strictEqual((await running).succeeded, true);
+  await coordinator.settled();
+});
+
 Deno.test("TxnCoordinator.txn() hands a failed later resolve to its supervisor", async () => {
   const answer = healthy();
   const { coordinator, resolveErrors } = harness((shard, command) => {
