@@ -41,10 +41,10 @@ import type {
 import { evaluateCompare } from "./compare.ts";
 import { AspenError } from "./errors.ts";
 import { keyRangeBounds, type KeyValue, kvResponseBytes } from "./key_value.ts";
-import { TXN_RESPONSE_BYTES_MAX } from "./limits.ts";
+import { TXN_PREVIEW_BYTES_MAX, TXN_RESPONSE_BYTES_MAX } from "./limits.ts";
 import { validateReadSet } from "./occ.ts";
 import type { EntryContext, KvStore } from "./_kv_store.ts";
-import { runTxnOps } from "./_txn_ops.ts";
+import { runTxnOps, txnOpResultBytes } from "./_txn_ops.ts";
 import { isForeignLease, leaseLockKey } from "./foreign_lease.ts";
 import {
   applyLeaseEffects,
@@ -215,7 +215,7 @@ function prepare(
     home,
     state: "prepared",
     resolvedRevision: null,
-    prepared: { compareSucceeded, conflict, leases, revision, results },
+    prepared: { compareSucceeded, conflict, leases, revision, ...(results ? { results } : {}) },
     success: command.success,
     failure: command.failure,
     results: null,
@@ -227,7 +227,7 @@ function prepare(
     compareSucceeded,
     conflict,
     reservedRevision: revision,
-    results,
+    results: results ?? null,
   };
 }
 
@@ -235,19 +235,24 @@ function prepare(
  * The results each branch will give when it runs at the resolve, computed now by running it
  * at this entry's revision and undoing it. The resolve runs it at this same revision, over keys
  * (and leases) locked from now until then, so it gives the same results (it asserts so), and
- * the coordinator may answer as soon as every participant prepared.
+ * the coordinator may answer as soon as every participant prepared. Undefined when they hold
+ * more than TXN_PREVIEW_BYTES_MAX bytes: the resolve's answer carries them then.
  */
 function previewResults(
   store: KvStore,
   context: EntryContext,
   command: TxnPrepareCommand,
-): BranchResults {
+): BranchResults | undefined {
   const dryRun = (ops: readonly TxnOp[]) =>
     store.undone(() => runTxnOps(store, { ...context, seq: 0, eventBytes: 0 }, ops));
   const results = { success: dryRun(command.success), failure: dryRun(command.failure) };
   assert(results.success.length === command.success.length, "preview: one result per op");
   assert(results.failure.length === command.failure.length, "preview: one result per op");
-  return results;
+  let bytes = 0;
+  for (const result of [...results.success, ...results.failure]) {
+    bytes += txnOpResultBytes(result);
+  }
+  return bytes <= TXN_PREVIEW_BYTES_MAX ? results : undefined;
 }
 
 /**

@@ -47,7 +47,10 @@ export interface PrepareVerdict {
    * the resolve's own revision.
    */
   readonly revision?: number;
-  /** Each branch's op results, computed by the prepare (absent with `revision`). */
+  /**
+   * Each branch's op results, computed by the prepare (absent without `revision`, or past
+   * TXN_PREVIEW_BYTES_MAX).
+   */
   readonly results?: BranchResults;
 }
 

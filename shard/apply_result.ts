@@ -162,7 +162,10 @@ export type ApplyResult =
      * prepared before one-round commits (its changes carry its resolve's revision).
      */
     readonly reservedRevision: number | null;
-    /** Each branch's op results on this shard, in order (null with `reservedRevision`). */
+    /**
+     * Each branch's op results on this shard, in order; null when `reservedRevision` is, or
+     * when they exceed TXN_PREVIEW_BYTES_MAX (the resolve's answer carries them then).
+     */
     readonly results: {
       readonly success: readonly TxnOpResult[];
       readonly failure: readonly TxnOpResult[];

@@ -392,8 +392,12 @@ Deno.test("a prepare whose results would be too large fails before it locks", ()
   const gets = Math.floor(TXN_RESPONSE_BYTES_MAX / kvBytes);
   const success: TxnOp[] = Array.from({ length: gets }, () => ({ type: "get", key: "big" }));
   const fits = shard.run(prepare({ txnId: "fits", compare: [], success }));
-  equal(fits.type === "txnPrepared" && fits.ok, true);
-  shard.run(resolve("fits", "commit"));
+  ok(fits.type === "txnPrepared" && fits.ok);
+  // Past TXN_PREVIEW_BYTES_MAX the prepare reserves its revision but previews no results.
+  equal(fits.reservedRevision, fits.revision);
+  equal(fits.results, null);
+  const resolved = shard.run(resolve("fits", "commit"));
+  equal(resolved.type === "txnResolved" && resolved.results.length, gets);
   const result = shard.run(prepare({ compare: [], success: [...success, success[0]!] }));
   equal(result.type === "error" && result.code, "request_too_large");
   equal(shard.sm.intentCount(), 0);

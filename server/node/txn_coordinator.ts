@@ -848,7 +848,8 @@ function outcomeOf(
 /**
  * The answer of a committed transaction from its prepares alone: each participant's results of
  * `branch` and the revision it reserved. Null when one was prepared before one-round commits
- * (it gives neither): then the resolves give them.
+ * (it gives neither) or its results were too large to preview (TXN_PREVIEW_BYTES_MAX): then
+ * the resolves give them.
  */
 function preparedResult(
   plan: TxnPlan,

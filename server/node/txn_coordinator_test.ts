@@ -278,6 +278,34 @@ Deno.test("TxnCoordinator.txn() with a lease step replies after its resolves", a
   await coordinator.settled();
 });
 
+Deno.test("TxnCoordinator.txn() without a preview waits for the resolves' results", async () => {
+  const answer = healthy();
+  let releaseResolves = () => {};
+  const resolvesHeld = new Promise<void>((resolve) => releaseResolves = resolve);
+  const { coordinator } = harness(async (shard, command) => {
+    if (command.type === "txnResolve") await resolvesHeld;
+    const result = answer(shard, command);
+    // Shard 1's results were too large to preview (TXN_PREVIEW_BYTES_MAX).
+    return result.type === "txnPrepared" && result.ok && shard === 1
+      ? { ...result, results: null }
+      : result;
+  });
+  let isAnswered = false;
+  const running = coordinator.txn({
+    compare: [],
+    success: [put(A, "4"), put(B, "5")],
+    failure: [],
+  }, FAR_MS).then((result) => (isAnswered = true, result));
+  for (let turn = 0; turn < 10; turn++) await Promise.resolve();
+  strictEqual(isAnswered, false, "no reply before the resolves");
+  releaseResolves();
+  const result = await running;
+  deepStrictEqual(result.results.map((r) => r.result.type === "put" && r.result.version), [4, 5]);
+  // The revisions are still the reserved ones (the prepares'), not the resolves'.
+  deepStrictEqual([...result.revisions].sort(), [[0, 10], [1, 11]]);
+  await coordinator.settled();
+});
+
 Deno.test("TxnCoordinator.txn() hands a failed later resolve to its supervisor", async () => {
   const answer = healthy();
   const { coordinator, resolveErrors } = harness((shard, command) => {
