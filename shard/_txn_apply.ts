@@ -22,6 +22,13 @@
  * row leaves `prepared` only by a resolve of the outcome the prepares imply, and a recovery
  * that finds a participant without its prepare fences it (txnFence) before it aborts.
  *
+ * One-round commits: a prepare reserves its own entry's revision R (kept in its row) and
+ * returns both branches' results from a dry run at R, undone (see previewResults); the
+ * commit-resolve, a later entry, runs the branch at R. Nothing else changed those keys in
+ * between (they were locked), so the state, the results and the watch events are those the
+ * branch would have given at R; the shard's watchers wait below R until then
+ * (StateMachine.deliverableRevision). So the coordinator may answer after the prepares.
+ *
  * A prepare that meets another transaction's intent locks nothing and stores nothing: the
  * coordinator fences that participant before it aborts (a copy of the prepare still in flight
  * could otherwise lock later). A resolve-abort or a fence that finds no row stores an aborted

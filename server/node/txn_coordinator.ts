@@ -23,8 +23,9 @@
  * of its prepare entry (the resolve writes them at that revision later, over keys locked in
  * between, so nothing else wrote them), and its op results are those of a dry run at the
  * prepare (the resolve asserts it gets the same). Until a participant resolves, its intents
- * make every reader and writer of those keys push, and a push of a committed transaction
- * resolves it first, so a read after the reply sees the writes; and its watchers deliver no
+ * make every reader and writer of those keys push, and a push resolves the intent only once
+ * the record is decided (the home's resolve commits it, or a recovery does), so a read after
+ * the reply sees the writes; and its watchers deliver no
  * event past the reserved revision (see shard/watch_hub.ts), so events stay in revision
  * order. The resolves then run in the background (TXN_RESOLVE_LATER_MS; a failure is handed
  * to `onResolveLaterError`, and pushers or the sweeper finish the job).
@@ -483,7 +484,8 @@ export class TxnCoordinator {
 
   /**
    * One try under a fresh txnId: prepare (fencing first when needed), then reply and resolve
-   * after the reply; a participant prepared before one-round commits is resolved first.
+   * after the reply; when a participant previewed no results (too large, or a row prepared
+   * before one-round commits) or the txn has lease steps, resolve first and then reply.
    */
   async #attempt(plan: TxnPlan, deadlineMs: number, action: string): Promise<Attempt> {
     // Keys still locked by this coordinator's own committed transactions (a client's next
