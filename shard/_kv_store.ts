@@ -505,6 +505,21 @@ export class KvStore {
     return removed;
   }
 
+  /**
+   * Runs `dryRun` inside a savepoint and undoes everything it wrote (kv rows, lease counts,
+   * history events), also when it throws; returns what it returned. For a prepare that
+   * computes the results of ops it only runs later. `dryRun` must write nothing in memory.
+   */
+  undone<T>(dryRun: () => T): T {
+    assert(this.#db.isTransaction, "KvStore.undone: runs inside an entry's transaction");
+    this.#db.exec("SAVEPOINT undone");
+    try {
+      return dryRun();
+    } finally {
+      this.#db.exec("ROLLBACK TO undone; RELEASE undone");
+    }
+  }
+
   /** A prepared statement for `sql`, cached for the life of the store. */
   statement(sql: string): StatementSync {
     let statement = this.#bulk.get(sql);

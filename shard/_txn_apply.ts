@@ -22,6 +22,13 @@
  * row leaves `prepared` only by a resolve of the outcome the prepares imply, and a recovery
  * that finds a participant without its prepare fences it (txnFence) before it aborts.
  *
+ * One-round commits: a prepare reserves its own entry's revision R (kept in its row) and
+ * returns both branches' results from a dry run at R, undone (see previewResults); the
+ * commit-resolve, a later entry, runs the branch at R. Nothing else changed those keys in
+ * between (they were locked), so the state, the results and the watch events are those the
+ * branch would have given at R; the shard's watchers wait below R until then
+ * (StateMachine.deliverableRevision). So the coordinator may answer after the prepares.
+ *
  * A prepare that meets another transaction's intent locks nothing and stores nothing: the
  * coordinator fences that participant before it aborts (a copy of the prepare still in flight
  * could otherwise lock later). A resolve-abort or a fence that finds no row stores an aborted
@@ -41,10 +48,10 @@ import type {
 import { evaluateCompare } from "./compare.ts";
 import { AspenError } from "./errors.ts";
 import { keyRangeBounds, type KeyValue, kvResponseBytes } from "./key_value.ts";
-import { TXN_RESPONSE_BYTES_MAX } from "./limits.ts";
+import { TXN_PREVIEW_BYTES_MAX, TXN_RESPONSE_BYTES_MAX } from "./limits.ts";
 import { validateReadSet } from "./occ.ts";
 import type { EntryContext, KvStore } from "./_kv_store.ts";
-import { runTxnOps } from "./_txn_ops.ts";
+import { runTxnOps, txnOpResultBytes } from "./_txn_ops.ts";
 import { isForeignLease, leaseLockKey } from "./foreign_lease.ts";
 import {
   applyLeaseEffects,
@@ -52,7 +59,7 @@ import {
   checkLeaseSteps,
   leaseStepKeys,
 } from "./_txn_leases.ts";
-import type { IntentEntry, ParticipantData, TxnStore } from "./_txn_store.ts";
+import type { BranchResults, IntentEntry, ParticipantData, TxnStore } from "./_txn_store.ts";
 
 /** The phase commands. */
 export type TxnPhaseCommand =
@@ -70,7 +77,7 @@ export function executeTxnPhase(
 ): ApplyResult {
   switch (command.type) {
     case "txnPrepare":
-      return prepare(store, txns, context.revision, command);
+      return prepare(store, txns, context, command);
     case "txnDecide":
       return decide(txns, context.revision, command);
     case "txnResolve":
@@ -163,9 +170,10 @@ function leaseLockKeys(puts: readonly { readonly lease: number }[]): string[] {
 function prepare(
   store: KvStore,
   txns: TxnStore,
-  revision: number,
+  context: EntryContext,
   command: TxnPrepareCommand,
 ): ApplyResult {
+  const revision = context.revision;
   const { txnId, home } = command;
   const row = txns.participant(txnId);
   if (row !== null) return preparedAgain(row, revision);
@@ -194,6 +202,7 @@ function prepare(
       return { version: kv?.version ?? 0, modRevision: kv?.modRevision ?? 0 };
     },
   });
+  const results = previewResults(store, context, command);
   if (isHome && record === null) {
     txns.writeRecord({
       txnId,
@@ -213,12 +222,44 @@ function prepare(
     home,
     state: "prepared",
     resolvedRevision: null,
-    prepared: { compareSucceeded, conflict, leases },
+    prepared: { compareSucceeded, conflict, leases, revision, ...(results ? { results } : {}) },
     success: command.success,
     failure: command.failure,
     results: null,
   });
-  return { type: "txnPrepared", revision, ok: true, compareSucceeded, conflict };
+  return {
+    type: "txnPrepared",
+    revision,
+    ok: true,
+    compareSucceeded,
+    conflict,
+    reservedRevision: revision,
+    results: results ?? null,
+  };
+}
+
+/**
+ * The results each branch will give when it runs at the resolve, computed now by running it
+ * at this entry's revision and undoing it. The resolve runs it at this same revision, over keys
+ * (and leases) locked from now until then, so it gives the same results (it asserts so), and
+ * the coordinator may answer as soon as every participant prepared. Undefined when they hold
+ * more than TXN_PREVIEW_BYTES_MAX bytes: the resolve's answer carries them then.
+ */
+function previewResults(
+  store: KvStore,
+  context: EntryContext,
+  command: TxnPrepareCommand,
+): BranchResults | undefined {
+  const dryRun = (ops: readonly TxnOp[]) =>
+    store.undone(() => runTxnOps(store, { ...context, seq: 0, eventBytes: 0 }, ops));
+  const results = { success: dryRun(command.success), failure: dryRun(command.failure) };
+  assert(results.success.length === command.success.length, "preview: one result per op");
+  assert(results.failure.length === command.failure.length, "preview: one result per op");
+  let bytes = 0;
+  for (const result of [...results.success, ...results.failure]) {
+    bytes += txnOpResultBytes(result);
+  }
+  return bytes <= TXN_PREVIEW_BYTES_MAX ? results : undefined;
 }
 
 /**
@@ -273,7 +314,15 @@ function prepareKeys(command: TxnPrepareCommand): string[] {
 function preparedAgain(row: ParticipantData, revision: number): ApplyResult {
   if (row.state === "aborted") return refused(revision, "aborted");
   const { compareSucceeded, conflict } = row.prepared;
-  return { type: "txnPrepared", revision, ok: true, compareSucceeded, conflict };
+  return {
+    type: "txnPrepared",
+    revision,
+    ok: true,
+    compareSucceeded,
+    conflict,
+    reservedRevision: row.prepared.revision ?? null,
+    results: row.prepared.results ?? null,
+  };
 }
 
 function refused(revision: number, reason: "aborted"): ApplyResult {
@@ -339,8 +388,22 @@ function resolve(
   // leases locked ever since (a locked lease cannot be revoked, and the lease of a locked key
   // cannot be either).
   if (outcome === "commit") {
-    results = runTxnOps(store, context, command.branch === "failure" ? row.failure : row.success);
-    revokedLeases = applyLeaseEffects(store, context, row.prepared.leases ?? []);
+    const isFailure = command.branch === "failure";
+    // The changes carry the revision the prepare reserved (this entry's, for a row prepared
+    // before one-round commits); the entry's event counts still add up in `context`.
+    const reserved = row.prepared.revision ?? revision;
+    assert(reserved <= revision, "resolve: the reserved revision is not in the future");
+    const at: EntryContext = { ...context, revision: reserved };
+    results = runTxnOps(store, at, isFailure ? row.failure : row.success);
+    revokedLeases = applyLeaseEffects(store, at, row.prepared.leases ?? []);
+    context.seq = at.seq;
+    context.eventBytes = at.eventBytes;
+    context.isHistoryDropped = at.isHistoryDropped;
+    const preview = row.prepared.results;
+    if (preview !== undefined) {
+      const expected = JSON.stringify(isFailure ? preview.failure : preview.success);
+      assert(JSON.stringify(results) === expected, "resolve: the results its prepare previewed");
+    }
   }
   txns.unlock(txnId);
   const state = outcome === "commit" ? "committed" : "aborted";

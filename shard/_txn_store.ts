@@ -41,6 +41,23 @@ export interface PrepareVerdict {
   readonly conflict: Conflict | null;
   /** What the commit does to leases (absent in rows written before lease steps: none). */
   readonly leases?: readonly LeaseEffect[];
+  /**
+   * The revision the prepare reserved (its own entry's): the commit-resolve writes the
+   * branch's changes at it. Absent in rows prepared before one-round commits: those write at
+   * the resolve's own revision.
+   */
+  readonly revision?: number;
+  /**
+   * Each branch's op results, computed by the prepare (absent without `revision`, or past
+   * TXN_PREVIEW_BYTES_MAX).
+   */
+  readonly results?: BranchResults;
+}
+
+/** The op results of both branches of a participant, as its prepare computed them. */
+export interface BranchResults {
+  readonly success: readonly TxnOpResult[];
+  readonly failure: readonly TxnOpResult[];
 }
 
 /** A participant row with everything the resolve needs. */
@@ -71,6 +88,10 @@ export class TxnStore {
   #decidedRecords = 0;
   /** Resolved participant rows (resolved_revision set), kept exact. */
   #resolvedRows = 0;
+  /** The revision each prepared row reserved, by txnId (rows without one are left out). */
+  readonly #reserved = new Map<string, number>();
+  /** The oldest of #reserved (null: none), or undefined when it must be found again. */
+  #oldestReserved: number | null | undefined = null;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -89,6 +110,36 @@ export class TxnStore {
     this.#intentCount = integer(row?.n);
     this.#decidedRecords = this.#countEnded("txn_record", "decided_revision");
     this.#resolvedRows = this.#countEnded("txn_participant", "resolved_revision");
+    this.#reserved.clear();
+    this.#oldestReserved = undefined;
+    const sql = `SELECT ${PARTICIPANT_COLUMNS} FROM txn_participant WHERE state = 'prepared'`;
+    for (const row of this.#statement(sql).iterate()) this.#track(participantOf(row));
+  }
+
+  /**
+   * The oldest revision a prepared row reserved, or null when none did: its writes will appear
+   * at that revision, so no watcher may be given an event at or past it yet.
+   */
+  oldestReservedRevision(): number | null {
+    if (this.#oldestReserved !== undefined) return this.#oldestReserved;
+    let oldest: number | null = null;
+    for (const revision of this.#reserved.values()) {
+      if (oldest === null || revision < oldest) oldest = revision;
+    }
+    this.#oldestReserved = oldest;
+    return oldest;
+  }
+
+  /** Keeps #reserved in step with a row written. */
+  #track(row: ParticipantData): void {
+    const revision = row.prepared.revision;
+    if (row.state === "prepared" && revision !== undefined) {
+      assert(Number.isSafeInteger(revision) && revision >= 1, "TxnStore: a reserved revision");
+      this.#reserved.set(row.txnId, revision);
+    } else if (!this.#reserved.delete(row.txnId)) {
+      return;
+    }
+    this.#oldestReserved = undefined;
   }
 
   #countEnded(table: string, column: string): number {
@@ -228,6 +279,7 @@ export class TxnStore {
       row.results === null ? null : JSON.stringify(row.results),
       row.resolvedRevision,
     );
+    this.#track(row);
   }
 
   /**

@@ -157,6 +157,19 @@ export type ApplyResult =
     readonly compareSucceeded: boolean;
     /** The first optimistic read of this shard that no longer holds. */
     readonly conflict: Conflict | null;
+    /**
+     * The revision the prepare reserved: the commit's changes carry it here. Null for a row
+     * prepared before one-round commits (its changes carry its resolve's revision).
+     */
+    readonly reservedRevision: number | null;
+    /**
+     * Each branch's op results on this shard, in order; null when `reservedRevision` is, or
+     * when they exceed TXN_PREVIEW_BYTES_MAX (the resolve's answer carries them then).
+     */
+    readonly results: {
+      readonly success: readonly TxnOpResult[];
+      readonly failure: readonly TxnOpResult[];
+    } | null;
   }
   | {
     readonly type: "txnPrepared";

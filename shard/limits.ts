@@ -28,6 +28,12 @@ export const OPTIMISTIC_WRITES_MAX = 1024;
 export const MULTI_PUT_KEYS_MAX = 1024;
 /** The most bytes the read results of one conditional batch may hold; past it the batch fails. */
 export const TXN_RESPONSE_BYTES_MAX = 4 * MIB;
+/**
+ * The most bytes of op results (both branches together) a cross-shard prepare previews and
+ * returns; past it the prepare returns none, and the coordinator replies after the resolves,
+ * whose answers carry the results (a prepare's answer must fit one peer frame).
+ */
+export const TXN_PREVIEW_BYTES_MAX = 512 * 1024;
 
 /** The most keys one range read returns. */
 export const RANGE_LIMIT_MAX = 10_000;
@@ -119,6 +125,7 @@ export const WATCH_EVENT_BYTES_MAX: number = KEY_BYTES_MAX + 2 * VALUE_BYTES_MAX
 assert(KEY_BYTES_MAX + VALUE_BYTES_MAX < REQUEST_BYTES_MAX, "a single put must fit a request");
 assert(KV_RESPONSE_BYTES_MAX <= RANGE_RESPONSE_BYTES_MAX, "a single kv must fit a range page");
 assert(RANGE_RESPONSE_BYTES_MAX <= TXN_RESPONSE_BYTES_MAX, "a range page must fit a txn");
+assert(TXN_PREVIEW_BYTES_MAX <= TXN_RESPONSE_BYTES_MAX, "a previewed result fits a txn's");
 assert(WATCH_EVENT_BYTES_MAX <= WATCH_BUFFER_BYTES_MAX, "a single event must fit a buffer");
 assert(WATCH_EVENT_BYTES_MAX <= WATCH_HISTORY_BYTES_MAX, "a single event must fit history");
 assert(WATCH_BUFFER_EVENTS_MAX < WATCH_HISTORY_EVENTS_MAX, "buffers are smaller than history");

@@ -189,6 +189,7 @@ export class StateMachine {
     this.#load();
     this.#hub = new WatchHub({
       appliedIndex: () => this.#lastApplied,
+      deliverableRevision: () => this.deliverableRevision(),
       compactedRevision: () => this.#counters.compactedRevision,
       readEvents: (query: HistoryQuery): HistoryPage => this.#history.read(query),
     }, options.watch ?? WATCH_HUB_DEFAULTS);
@@ -254,6 +255,17 @@ export class StateMachine {
   /** The index of the last applied entry (0 before any). */
   appliedIndex(): number {
     return this.#lastApplied;
+  }
+
+  /**
+   * The newest revision whose watch events are all written (see
+   * HistorySource.deliverableRevision): where a watch "from now" starts after.
+   */
+  deliverableRevision(): number {
+    const reserved = this.#txns.oldestReservedRevision();
+    if (reserved === null) return this.#lastApplied;
+    assert(reserved <= this.#lastApplied, "deliverableRevision: a reserved revision is applied");
+    return reserved - 1;
   }
 
   /**

@@ -78,6 +78,8 @@ Deno.test("an attach step locks the lease on its home and records the holder at 
     ok: true,
     compareSucceeded: true,
     conflict: null,
+    reservedRevision: 3,
+    results: { success: [], failure: [] },
   });
   deepEqual(home.sm.intentOf(leaseLockKey(1)), { txnId: "t1", home: 0 });
   // While locked, nothing else attaches to the lease or revokes it on this shard.

@@ -88,6 +88,11 @@ Deno.test("txnPrepare locks every key, creates the record on the home shard only
     ok: true,
     compareSucceeded: true,
     conflict: null,
+    reservedRevision: 2,
+    results: {
+      success: [{ type: "put", version: 1, prevKv: null }],
+      failure: [],
+    },
   });
   equal(home.sm.intentCount(), 2);
   deepEqual(home.sm.intentOf("a"), { txnId: "1.1000.1", home: 0 });
@@ -205,7 +210,14 @@ Deno.test("txnFence answers a prepare's verdict or refuses the prepare forever",
     const shard = new Shard();
     shard.run(put("a", "2"));
     shard.run(prepare());
-    const verdict = { type: "txnPrepared", ok: true, compareSucceeded: false, conflict: null };
+    const verdict = {
+      type: "txnPrepared",
+      ok: true,
+      compareSucceeded: false,
+      conflict: null,
+      reservedRevision: 2,
+      results: { success: [{ type: "put", version: 1, prevKv: null }], failure: [] },
+    };
     deepEqual(shard.run(fence("1.1000.1")), { ...verdict, revision: 3 });
     equal(shard.sm.txnParticipant("1.1000.1")?.state, "prepared");
     equal(shard.sm.txnRecord("1.1000.1")?.status, "pending");
@@ -313,15 +325,20 @@ Deno.test("a commit-resolve gives the results, state and events of a one-shard t
   for (const shard of [cross, single]) {
     shard.runMany([put("a", "A1"), put("b", "B1"), put("c", "C")]);
   }
-  cross.run(prepare({ compare: [], success: OPS }));
+  // One-round commits: the prepare (revision 4) reserves the revision its changes carry, and
+  // previews the results; the one-shard txn runs at that same revision.
+  const prepared = cross.run(prepare({ compare: [], success: OPS }));
   cross.run(decide("1.1000.1", "commit"));
-  single.runMany([{ type: "noop" }, { type: "noop" }]);
   const resolved = cross.run(resolve("1.1000.1", "commit"));
   const txn = single.run({ type: "txn", compare: [], success: OPS, failure: [] });
-  ok(resolved.type === "txnResolved" && txn.type === "txn");
-  equal(resolved.revision, txn.revision);
+  ok(resolved.type === "txnResolved" && txn.type === "txn" && prepared.type === "txnPrepared");
+  ok(prepared.ok);
+  equal(prepared.reservedRevision, txn.revision);
+  equal(resolved.revision, 6);
   deepEqual(resolved.results, txn.results);
+  deepEqual(prepared.results?.success, txn.results);
   deepEqual(cross.keys(), single.keys());
+  equal(cross.sm.get("a")?.modRevision, 4);
   equal(cross.sm.intentCount(), 0);
   deepEqual(cross.sm.txnParticipant("1.1000.1"), {
     txnId: "1.1000.1",
@@ -331,7 +348,7 @@ Deno.test("a commit-resolve gives the results, state and events of a one-shard t
   });
   const events = [];
   for (const shard of [cross, single]) {
-    const watcher = shard.sm.watch({ prefix: "" }, { fromRevision: 6 });
+    const watcher = shard.sm.watch({ prefix: "" }, { fromRevision: 4 });
     events.push([await watcher.next(), await watcher.next(), await watcher.next()]);
     watcher.cancel();
   }
@@ -375,8 +392,12 @@ Deno.test("a prepare whose results would be too large fails before it locks", ()
   const gets = Math.floor(TXN_RESPONSE_BYTES_MAX / kvBytes);
   const success: TxnOp[] = Array.from({ length: gets }, () => ({ type: "get", key: "big" }));
   const fits = shard.run(prepare({ txnId: "fits", compare: [], success }));
-  equal(fits.type === "txnPrepared" && fits.ok, true);
-  shard.run(resolve("fits", "commit"));
+  ok(fits.type === "txnPrepared" && fits.ok);
+  // Past TXN_PREVIEW_BYTES_MAX the prepare reserves its revision but previews no results.
+  equal(fits.reservedRevision, fits.revision);
+  equal(fits.results, null);
+  const resolved = shard.run(resolve("fits", "commit"));
+  equal(resolved.type === "txnResolved" && resolved.results.length, gets);
   const result = shard.run(prepare({ compare: [], success: [...success, success[0]!] }));
   equal(result.type === "error" && result.code, "request_too_large");
   equal(shard.sm.intentCount(), 0);

@@ -70,6 +70,13 @@ export interface HistoryPage {
 export interface HistorySource {
   /** The revision of the last applied entry. */
   appliedIndex(): number;
+  /**
+   * The newest revision whose events are all written: the applied index, or, while a
+   * cross-shard transaction's writes are reserved at an older revision and not yet resolved,
+   * the revision just below the oldest such one. Watchers deliver no event past it, so events
+   * reach them in revision order (the resolved-ts of TiKV's change data capture).
+   */
+  deliverableRevision(): number;
   /** Every event of this revision and older is gone; 0 when nothing was compacted. */
   compactedRevision(): number;
   /** Reads one bounded page of events. */

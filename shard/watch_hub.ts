@@ -5,13 +5,18 @@
  * are the same code path:
  *
  * ```text
- *   subscribe(fromRevision) ──► replaying ──(a read reaches the applied index)──► live
+ *   subscribe(fromRevision) ──► replaying ──(a read reaches the head)──► live
  *        │                        │  paced by the consumer:        │  filled after every apply;
  *        │                        │  reads a page when its         │  a full buffer cancels it
  *        ▼                        ▼  buffer is empty               ▼  (slow watcher)
  *   `compacted` error       `compacted` error if history      `watch_cancelled`, then closed
  *                           was dropped under the cursor
  * ```
+ *
+ * The head is the source's deliverable revision: the applied index, but while a cross-shard
+ * transaction holds a revision it reserved and has not resolved yet, the one below it (its
+ * events are written at that older revision when it resolves, and must not reach a watcher
+ * after newer ones). A watcher that resumes from a revision goes through the same cursor.
  *
  * Memory is bounded: at most `watchersMax` watchers, each buffering at most `bufferEventsMax`
  * events and `bufferBytesMax` bytes (plus one event, so that a single large event can pass).
@@ -57,7 +62,10 @@ export type WatchItem = WatchEvent | { readonly type: "error"; readonly error: A
 
 /** Options of one subscription. */
 export interface SubscribeOptions {
-  /** The first revision to deliver; by default the next one applied. */
+  /**
+   * The first revision to deliver; by default the one after the deliverable revision (the
+   * next one applied, unless a cross-shard commit holds an older one).
+   */
   readonly fromRevision?: number;
 }
 
@@ -95,7 +103,9 @@ export class WatchHub {
   subscribe(filter: WatchFilter, options: SubscribeOptions = {}): Watcher {
     if (this.#isClosed) throw cancelled("shard_closed", "the shard is closed", 0);
     validateFilter(filter);
-    const fromRevision = options.fromRevision ?? this.#source.appliedIndex() + 1;
+    // "From now" starts after the deliverable revision: a cross-shard commit that reserved an
+    // older revision may still be committing, and its events must reach this watcher.
+    const fromRevision = options.fromRevision ?? this.#source.deliverableRevision() + 1;
     validateCount(fromRevision, { min: 1, action: "watch", field: "fromRevision" });
     const compacted = this.#source.compactedRevision();
     if (fromRevision <= compacted) throw compactedError(fromRevision, compacted);
@@ -237,7 +247,8 @@ export class Watcher implements AsyncIterable<WatchItem> {
   pull(): void {
     if (this.#final !== null || this.#isDone) return;
     const { source, options } = this.#link;
-    const head = source.appliedIndex();
+    const head = source.deliverableRevision();
+    assert(head <= source.appliedIndex(), "Watcher.pull: nothing past the applied index");
     const compacted = source.compactedRevision();
     if (compacted >= this.resumeRevision()) {
       return this.end(compactedError(this.resumeRevision(), compacted));

@@ -11,6 +11,14 @@
  * committed transaction ran on all of its participants and each aborted one on none, and every
  * answer a coordinator gave agrees with its record (a success is committed, a conflict is not).
  *
+ * One-round commits: a coordinator answers as soon as every participant prepared, and resolves
+ * after its reply. So the checks also hold every reply to what follows it: the record of a
+ * replied transaction ends committed with the branch the reply named, the writes of each
+ * participant carry the revision the reply named (the history holds them there), a read of
+ * each written key right after the reply (pushing the intent it meets, as every read does)
+ * sees the write or a newer one, and a watcher of every shard, live from the start, gets
+ * every event in revision order and ends with exactly each key's final state.
+ *
  * A coordinator crashes after a random number of calls, so at every step: during the prepares,
  * once every participant prepared (committed by parallel commits, yet nothing resolved and the
  * record staging) and between the resolves; pushers recover such staging records by fencing
@@ -23,6 +31,7 @@ import {
   type KeyValue,
   shardForKey,
   type TxnHolder,
+  type Watcher,
 } from "../shard/mod.ts";
 import { TXN_DEADLINE_MS, TxnCoordinator } from "../server/node/txn_coordinator.ts";
 import {
@@ -83,6 +92,10 @@ class TxnSim {
   readonly counts: Record<string, number> = {};
   /** What each coordinator answered, by txnId: the record must agree. */
   readonly #answers = new Map<string, "committed" | "aborted">();
+  /** What each replied etcd-style transfer named, by txnId: what follows must agree. */
+  readonly #replies = new Map<string, Reply>();
+  /** Every event each shard's watcher delivered, in delivery order. */
+  readonly #delivered: { key: string; value: string | null; revision: number }[][] = [];
   #incarnations = 0;
 
   constructor(options: TxnSimOptions, shards: readonly SimShard[]) {
@@ -95,6 +108,8 @@ class TxnSim {
   }
 
   async run(): Promise<TxnSimReport> {
+    const watchers = this.#shards.map((shard) => shard.machine.watch({ prefix: "" }));
+    const watching = watchers.map((watcher, shard) => this.#follow(shard, watcher));
     for (const key of this.#accounts) this.#putDirect(key, String(BALANCE_START));
     let isDone = false;
     const flow = this.#workload().then(
@@ -103,7 +118,11 @@ class TxnSim {
     const isFinished = await this.#clock.drive(() => isDone);
     if (!isFinished) this.violations.push(`the run stalled at ${this.#clock.nowMs} ms`);
     else await flow;
+    for (const watcher of watchers) watcher.cancel();
+    await Promise.all(watching);
     this.#check();
+    this.#checkReplies();
+    this.#checkWatch();
     return {
       seed: this.#options.seed,
       violations: this.violations,
@@ -148,6 +167,8 @@ class TxnSim {
       nowMs: () => this.#clock.nowMs,
       wallMs: () => WALL_EPOCH_MS + this.#clock.nowMs + skewMs,
       sleep: (ms) => transport.hangIfCrashed(this.#clock.sleep(ms)),
+      // Lost calls and crashes may stop the resolves after a reply: pushers finish them.
+      onResolveLaterError: () => this.#count("resolve-later-failed"),
       ...(this.#options.plantedBug === undefined ? {} : { plantedBug: this.#options.plantedBug }),
     });
   }
@@ -157,7 +178,7 @@ class TxnSim {
     const deadlineMs = this.#clock.nowMs + REQUEST_MS;
     const choice = this.#prng.nextInt(10);
     try {
-      if (choice < 3) return await this.#transferTxn(coordinator, deadlineMs);
+      if (choice < 3) return await this.#transferTxn(coordinator, transport, deadlineMs);
       if (choice < 6) return await this.#transferOptimistic(coordinator, deadlineMs);
       if (choice < 8) return await this.#readAll(coordinator, deadlineMs);
       if (choice < 9) return await this.#localTransfer(coordinator, transport, deadlineMs);
@@ -175,10 +196,19 @@ class TxnSim {
     }
   }
 
-  async #transferTxn(coordinator: TxnCoordinator, deadlineMs: number): Promise<string> {
+  async #transferTxn(
+    coordinator: TxnCoordinator,
+    transport: CrashingTransport,
+    deadlineMs: number,
+  ): Promise<string> {
     const [from, to] = this.#twoAccounts(false);
     const amount = 1 + this.#prng.nextInt(9);
     const tag = this.#pick(this.#tags);
+    const writes = new Map([
+      [from.key, String(Number(from.value) - amount)],
+      [to.key, String(Number(to.value) + amount)],
+      [tag, `moved ${amount}`],
+    ]);
     const result = await coordinator.txn({
       compare: [from, to].map((kv) => ({
         key: kv.key,
@@ -186,16 +216,51 @@ class TxnSim {
         op: "=" as const,
         value: kv.modRevision,
       })),
-      success: [
-        put(from.key, String(Number(from.value) - amount)),
-        put(to.key, String(Number(to.value) + amount)),
-        put(tag, `moved ${amount}`),
-      ],
+      success: [...writes].map(([key, value]) => put(key, value)),
       failure: [{ type: "get", key: from.key }],
     }, deadlineMs);
-    if (result.txnId === null) this.violations.push("a transfer ran as a read-only txn");
-    else this.#answers.set(result.txnId, "committed");
+    if (result.txnId === null) {
+      this.violations.push("a transfer ran as a read-only txn");
+      return "transfer-txn:read-only";
+    }
+    this.#answers.set(result.txnId, "committed");
+    const reply = { succeeded: result.succeeded, revisions: result.revisions, writes };
+    this.#replies.set(result.txnId, reply);
+    if (result.succeeded) await this.#readAfterReply(coordinator, transport, reply, deadlineMs);
     return result.succeeded ? "transfer-txn:committed" : "transfer-txn:compare-failed";
+  }
+
+  /**
+   * Reads every key a replied transfer wrote, pushing the intents it meets: each must show the
+   * transfer's write (at the revision the reply named) or a newer one.
+   */
+  async #readAfterReply(
+    coordinator: TxnCoordinator,
+    transport: CrashingTransport,
+    reply: Reply,
+    deadlineMs: number,
+  ): Promise<void> {
+    for (const [key, value] of reply.writes) {
+      const shard = shardForKey(key, this.#options.shardCount);
+      const revision = reply.revisions.get(shard);
+      let read = await transport.readKeys(shard, [key], null, deadlineMs);
+      for (let push = 0; read.intents[0] !== null && push < 3; push++) {
+        this.#count("push");
+        await coordinator.push(shard, key, read.intents[0]!, deadlineMs);
+        read = await transport.readKeys(shard, [key], null, deadlineMs);
+      }
+      const kv = read.kvs[0] ?? null;
+      if (read.intents[0] !== null) continue;
+      this.#count("read-after-reply");
+      const isSeen = kv !== null && revision !== undefined &&
+        (kv.modRevision > revision || (kv.modRevision === revision && kv.value === value));
+      if (!isSeen) {
+        this.violations.push(
+          `a read after the reply of a write of "${key}" at ${revision} saw ` +
+            JSON.stringify(kv),
+        );
+      }
+    }
   }
 
   async #transferOptimistic(coordinator: TxnCoordinator, deadlineMs: number): Promise<string> {
@@ -345,6 +410,84 @@ class TxnSim {
     }
   }
 
+  /** Delivers shard `shard`'s watch events into #delivered until the watcher ends. */
+  async #follow(shard: number, watcher: Watcher): Promise<void> {
+    const delivered: { key: string; value: string | null; revision: number }[] = [];
+    this.#delivered[shard] = delivered;
+    for await (const item of watcher) {
+      if (item.type === "error") {
+        this.violations.push(`the watcher of shard ${shard} ended: ${item.error.message}`);
+        return;
+      }
+      const value = item.type === "put" ? item.kv.value : null;
+      delivered.push({ key: item.kv.key, value, revision: item.revision });
+    }
+  }
+
+  /**
+   * Every replied transfer: committed with the branch it named, and (when it succeeded) its
+   * writes held by each participant's history at the revision the reply named for it.
+   */
+  #checkReplies(): void {
+    for (const [txnId, reply] of this.#replies) {
+      const home = this.#network.sent.get(txnId)?.home ?? -1;
+      const record = this.#shards[home]?.machine.txnRecord(txnId) ?? null;
+      const branch = reply.succeeded ? "success" : "failure";
+      if (record?.status !== "committed" || record.branch !== branch) {
+        const found = `${record?.status} ${record?.branch}`;
+        this.violations.push(`txn ${txnId} was answered ${branch} but its record is ${found}`);
+      }
+      if (!reply.succeeded) continue;
+      for (const [key, value] of reply.writes) {
+        const shard = shardForKey(key, this.#options.shardCount);
+        const revision = reply.revisions.get(shard) ?? -1;
+        const found = this.#delivered[shard]?.find((event) =>
+          event.revision === revision && event.key === key
+        );
+        if (found?.value !== value) {
+          this.violations.push(
+            `txn ${txnId} wrote "${key}" = "${value}" at revision ${revision} of shard ` +
+              `${shard}, but its watcher got ${JSON.stringify(found)} there`,
+          );
+        }
+      }
+    }
+  }
+
+  /** Each shard's watcher got its events in revision order, ending at each key's state. */
+  #checkWatch(): void {
+    for (const shard of this.#shards) {
+      const delivered = this.#delivered[shard.id] ?? [];
+      const last = new Map<string, { value: string | null; revision: number }>();
+      for (const [position, event] of delivered.entries()) {
+        const previous = delivered[position - 1];
+        if (previous !== undefined && event.revision < previous.revision) {
+          this.violations.push(
+            `the watcher of shard ${shard.id} got revision ${event.revision} after ` +
+              `${previous.revision}`,
+          );
+          break;
+        }
+        last.set(event.key, event);
+      }
+      this.#count("watch-events", delivered.length);
+      for (const key of [...this.#accounts, ...this.#tags]) {
+        if (shardForKey(key, this.#options.shardCount) !== shard.id) continue;
+        const kv = shard.machine.get(key);
+        const seen = last.get(key);
+        const isAgreed = kv === null
+          ? seen === undefined || seen.value === null
+          : seen?.value === kv.value && seen.revision === kv.modRevision;
+        if (!isAgreed) {
+          this.violations.push(
+            `the watcher of shard ${shard.id} ended "${key}" at ${JSON.stringify(seen)}, but ` +
+              `it holds ${JSON.stringify(kv)}`,
+          );
+        }
+      }
+    }
+  }
+
   #checkTxn(txnId: string, sent: { home: number; participants: readonly number[] }): void {
     const record = this.#shards[sent.home]!.machine.txnRecord(txnId);
     const status = record?.status ?? "absent";
@@ -398,9 +541,17 @@ class TxnSim {
     return item;
   }
 
-  #count(name: string): void {
-    this.counts[name] = (this.counts[name] ?? 0) + 1;
+  #count(name: string, by = 1): void {
+    this.counts[name] = (this.counts[name] ?? 0) + by;
   }
+}
+
+/** What a coordinator's reply to an etcd-style transfer named. */
+interface Reply {
+  readonly succeeded: boolean;
+  readonly revisions: ReadonlyMap<number, number>;
+  /** The keys its success branch writes, and their values. */
+  readonly writes: ReadonlyMap<string, string>;
 }
 
 function put(key: string, value: string) {

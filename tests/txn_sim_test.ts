@@ -1,8 +1,9 @@
 /**
  * Runs the seeded cross-shard transaction simulation (txn_sim.ts) over many seeds and checks
- * every invariant of each run; one seed runs twice to prove a run is deterministic, and a
- * coordinator with a planted protocol bug (a pusher that aborts a staging record without asking
- * its participants, which may all have prepared) must be caught.
+ * every invariant of each run (one-round commits included: every reply agrees with what
+ * follows it, and watchers get events in revision order); one seed runs twice to prove a run
+ * is deterministic, and a coordinator with a planted protocol bug (a pusher that aborts a
+ * staging record without asking its participants, which may all have prepared) must be caught.
  *
  * A failing seed is printed with its replay command: `ASPEN_TXN_SIM_SEED=<n> deno test -A
  * tests/txn_sim_test.ts` runs only that seed.
@@ -47,6 +48,11 @@ Deno.test("txn sim: every seed keeps the bank invariants through crashes and los
     `no transfer-optimistic:committed in ${JSON.stringify(totals)}`,
   );
   ok((totals["read:ok"] ?? 0) > 0, `no read:ok in ${JSON.stringify(totals)}`);
+  ok(
+    (totals["read-after-reply"] ?? 0) > 0,
+    `no read-after-reply in ${JSON.stringify(totals)}`,
+  );
+  ok((totals["watch-events"] ?? 0) > 0, `no watch-events in ${JSON.stringify(totals)}`);
   ok((totals["crashed"] ?? 0) > 0, `no crashed in ${JSON.stringify(totals)}`);
   ok((totals["push"] ?? 0) > 0, `no push in ${JSON.stringify(totals)}`);
   ok((totals["record:aborted"] ?? 0) > 0, `no record:aborted in ${JSON.stringify(totals)}`);

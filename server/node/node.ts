@@ -224,7 +224,8 @@ function startTicker(
 
 /**
  * The KV service, with the coordinator of the cross-shard transactions this node runs, and the
- * sweeper that pushes the intents of transactions nobody finished on the shards it leads.
+ * sweeper that pushes the intents of transactions nobody finished on the shards it leads (its
+ * close also awaits the coordinator's resolves that follow replies).
  */
 function createService(
   config: Config,
@@ -234,7 +235,7 @@ function createService(
     readonly shardMap: ShardMapView;
   },
   runtime: NodeRuntime,
-): { service: KvService; sweeper: IntentSweeper } {
+): { service: KvService; sweeper: Pick<IntentSweeper, "start" | "close"> } {
   const shardMap = cluster.shardMap;
   const coordinator = new TxnCoordinator({
     nodeId: config.node.id,
@@ -249,6 +250,11 @@ function createService(
     nowMs: runtime.nowMs,
     wallMs: runtime.wallMs,
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    onResolveLaterError: (txnId, error) =>
+      runtime.logger.warn("Cannot resolve a committed cross-shard txn after its reply", {
+        txnId,
+        error: error instanceof Error ? error.message : String(error),
+      }),
   });
   const service = new KvService({
     router: cluster.router,
@@ -277,7 +283,13 @@ function createService(
     nowMs: runtime.nowMs,
     logger: runtime.logger,
   });
-  return { service, sweeper };
+  // Closing also waits for the resolves that follow replies (they end, or fail and are logged)
+  // while the shards still run.
+  const close = async () => {
+    await sweeper.close();
+    await coordinator.settled();
+  };
+  return { service, sweeper: { start: () => sweeper.start(), close } };
 }
 
 /** The node's part in shard moves; a new shard's leases expire through `cluster.service`. */

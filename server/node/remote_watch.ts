@@ -41,7 +41,7 @@ export async function serveWatchPoll(
   stateMachine: StateMachine,
   request: Extract<ShardRequest, { kind: "watchPoll" }>,
 ): Promise<WatchPoll> {
-  const from = request.fromRevision ?? stateMachine.appliedIndex() + 1;
+  const from = request.fromRevision ?? stateMachine.deliverableRevision() + 1;
   const watcher = stateMachine.watch(request.filter, { fromRevision: from });
   const items: WatchPoll["items"][number][] = [];
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -189,7 +189,7 @@ export class RemoteWatchStreams {
       );
     }
     const position = request.position ??
-      { revision: this.#stateMachine.appliedIndex() + 1, skip: 0 };
+      { revision: this.#stateMachine.deliverableRevision() + 1, skip: 0 };
     const session: StreamSession = {
       id: request.streamId,
       watcher: this.#stateMachine.watch(request.filter, { fromRevision: position.revision }),

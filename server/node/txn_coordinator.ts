@@ -3,22 +3,32 @@
  * transaction record on the home shard (Percolator / CockroachDB style), with parallel commits.
  *
  * ```text
- *   prepare every participant (locks keys; the home's writes the staging record listing them)
+ *   prepare every participant (locks keys, reserves the entry's revision and previews both
+ *   branches' results; the home's writes the staging record listing them)
  *        │ every prepare applied, no OCC conflict: the transaction IS committed
  *        ▼
- *   resolve commit on every participant (runs the branch's ops, drops the intents; the home's
- *   also marks the record committed) ──> reply with each shard's results and revision
+ *   reply with each shard's previewed results and reserved revision, then (after the reply)
+ *   resolve commit on every participant (runs the branch's ops at the reserved revision,
+ *   drops the intents; the home's also marks the record committed)
  *
  *   a participant locked or unanswered ──> fence it (txnFence: its prepare can never apply)
  *   any refusal (fenced, aborted, OCC conflict) ──> resolve abort everywhere, then:
  *        locked: push the holder, pause, try again; aborted: pause, try again; conflict: 409
  * ```
  *
- * Two consensus rounds in a row (prepare, resolve) where plain two-phase commit needs three
- * (prepare, decide, resolve): the commit point is not an entry but the set of prepares, and
- * the record catches up in the home's resolve. The reply still waits for the resolves, so that
- * `revisions` name the entries where the writes became visible and a `get` result is read
- * where the branch runs (replying after the prepares would need both to change meaning).
+ * One consensus round before the reply (the prepares), where plain two-phase commit waits for
+ * three (prepare, decide, resolve): the commit point is not an entry but the set of prepares,
+ * and the record catches up in the home's resolve. The reply can come before the resolves
+ * because the prepare fixes everything it names: each participant's writes carry the revision
+ * of its prepare entry (the resolve writes them at that revision later, over keys locked in
+ * between, so nothing else wrote them), and its op results are those of a dry run at the
+ * prepare (the resolve asserts it gets the same). Until a participant resolves, its intents
+ * make every reader and writer of those keys push, and a push resolves the intent only once
+ * the record is decided (the home's resolve commits it, or a recovery does), so a read after
+ * the reply sees the writes; and its watchers deliver no
+ * event past the reserved revision (see shard/watch_hub.ts), so events stay in revision
+ * order. The resolves then run in the background (TXN_RESOLVE_LATER_MS; a failure is handed
+ * to `onResolveLaterError`, and pushers or the sweeper finish the job).
  *
  * An attempt that met a lock or was aborted by a pusher changed nothing, so it is tried again
  * under a new txnId, up to TXN_LOCK_ATTEMPTS_MAX attempts within the request's deadline (less
@@ -91,6 +101,13 @@ export const TXN_RETRY_PAUSE_MS_MAX = 250;
  * cut short by the deadline answers 504 with an unknown outcome, worse than a clean 409.
  */
 export const TXN_ATTEMPT_RESERVE_MS = 1_000;
+/**
+ * How long the resolves that follow a one-round commit's reply may take (their own deadline,
+ * from the reply). Past it the intents stay until a reader, writer or the sweeper pushes them.
+ */
+export const TXN_RESOLVE_LATER_MS = 2_000;
+/** Resolves after replies in flight at once; past it a commit waits for its resolves. */
+export const TXN_RESOLVES_LATER_MAX = 1_024;
 
 assert(INTENT_POLL_MS < INTENT_WAIT_MS, "txn limits: a pusher polls within its wait");
 assert(INTENT_WAIT_MS < TXN_DEADLINE_MS, "txn limits: the wait is shorter than a txn deadline");
@@ -135,6 +152,12 @@ export interface TxnCoordinatorOptions {
   readonly wallMs: () => number;
   readonly sleep: (ms: number) => Promise<void>;
   /**
+   * Told when the resolves that follow a one-round commit's reply failed (the supervisor of
+   * those background steps): the transaction is committed all the same, and the intents it
+   * left are resolved by whoever meets them.
+   */
+  readonly onResolveLaterError: (txnId: string, error: unknown) => void;
+  /**
    * A protocol bug planted on purpose, for the simulation's test of itself only:
    * `abortStaging` lets a pusher abort a staging record past its deadline without asking its
    * participants (as plain two-phase commit may), though they may all have prepared.
@@ -150,7 +173,10 @@ export interface CrossShardTxnResult {
   readonly home: number;
   /** The result of each operation of the branch that ran, in request order. */
   readonly results: readonly { shard: number; result: TxnOpResult }[];
-  /** Each participant's resolve revision (a read-only transaction: the revision it read at). */
+  /**
+   * Each participant's revision of the transaction's writes: the one its prepare reserved (a
+   * read-only transaction: the revision it read at).
+   */
   readonly revisions: ReadonlyMap<number, number>;
 }
 
@@ -187,6 +213,8 @@ export class TxnCoordinator {
   /** Jitters the pauses between attempts; seeded by the node id, so runs replay exactly. */
   readonly #jitter: SeededPrng;
   #sequence = 0;
+  /** The resolves running after their transaction's reply, by txnId, with the keys it locks. */
+  readonly #resolvingLater = new Map<string, ResolvingLater>();
 
   constructor(options: TxnCoordinatorOptions) {
     assert(Number.isSafeInteger(options.nodeId) && options.nodeId >= 0, "coordinator: node id");
@@ -224,6 +252,13 @@ export class TxnCoordinator {
     };
   }
 
+  /** Settles once every resolve that runs after its transaction's reply has ended. */
+  async settled(): Promise<void> {
+    while (this.#resolvingLater.size > 0) {
+      await Promise.all([...this.#resolvingLater.values()].map((later) => later.done));
+    }
+  }
+
   /**
    * An optimistic transaction over several shards.
    *
@@ -253,6 +288,11 @@ export class TxnCoordinator {
    * own deadline, monotonic clock) comes first; `timeout` when the shards do not answer.
    */
   async push(shard: number, key: string, holder: TxnHolder, deadlineMs: number): Promise<void> {
+    // A transaction this coordinator committed and is resolving: its resolve ends the intent
+    // sooner than the record's polls would see it decided (one that failed leaves it, and the
+    // caller, meeting it again, pushes it the usual way).
+    const own = this.#resolvingLater.get(holder.txnId);
+    if (own !== undefined) return await own.done;
     const startMs = this.#options.nowMs();
     for (let poll = 0;; poll++) {
       const record = await this.#readRecord(holder, deadlineMs);
@@ -445,13 +485,24 @@ export class TxnCoordinator {
     return halfMs + this.#jitter.nextInt(ceilingMs - halfMs + 1);
   }
 
-  /** One try under a fresh txnId: prepare, then resolve (fencing first when needed). */
+  /**
+   * One try under a fresh txnId: prepare (fencing first when needed), then reply and resolve
+   * after the reply; when a participant previewed no results (too large, or a row prepared
+   * before one-round commits) or the txn has lease steps, resolve first and then reply.
+   */
   async #attempt(plan: TxnPlan, deadlineMs: number, action: string): Promise<Attempt> {
+    // Keys still locked by this coordinator's own committed transactions (a client's next
+    // transaction on the keys of its last one) are awaited rather than met as locks.
+    const keys = planKeys(plan);
+    for (const later of [...this.#resolvingLater.values()]) {
+      if (later.keys.some((key) => keys.has(key))) await later.done;
+    }
     const txnId = this.#newTxnId();
     const recordDeadlineMs = this.#options.wallMs() + TXN_DEADLINE_MS;
     const answers = await this.#prepareAll(plan, { txnId, recordDeadlineMs }, deadlineMs);
     const lock = firstLock(plan, answers);
-    const settled = await this.#settle(plan, txnId, answers, deadlineMs);
+    const known = new Map<number, Prepared>();
+    const settled = await this.#settle(plan, txnId, { answers, known }, deadlineMs);
     if (settled.kind === "abort") {
       const abort = { outcome: "abort" as const, branch: null };
       await Promise.allSettled(
@@ -465,8 +516,42 @@ export class TxnCoordinator {
       throw error;
     }
     const commit = { outcome: "commit" as const, branch: settled.branch };
+    const early = preparedResult(plan, settled.branch, known);
+    // Lease steps keep the reply after the resolves: a lease's keep-alive, grant check and
+    // timer take no intent into account, so a revocation must have happened when it answers.
+    const hasLeaseSteps = [...plan.parts.values()].some((part) => part.leases.length > 0);
+    const isLater = !hasLeaseSteps && this.#resolvingLater.size < TXN_RESOLVES_LATER_MAX;
+    if (early !== null && isLater) {
+      this.#resolveLater(plan, txnId, commit);
+      return { kind: "done", txnId, result: { txnId, branch: settled.branch, ...early } };
+    }
     const result = await this.#resolveAll(plan, txnId, commit, deadlineMs);
-    return { kind: "done", txnId, result: { txnId, branch: settled.branch, ...result } };
+    // A participant prepared before one-round commits wrote at its resolve's revision.
+    const revisions = new Map<number, number>();
+    for (const [shard, resolved] of result.revisions) {
+      const answer = known.get(shard);
+      const reserved = answer?.ok === true ? answer.reservedRevision : null;
+      revisions.set(shard, reserved ?? resolved);
+    }
+    return {
+      kind: "done",
+      txnId,
+      result: { txnId, branch: settled.branch, byShard: result.byShard, revisions },
+    };
+  }
+
+  /**
+   * Resolves a committed transaction after its reply, under its own deadline
+   * (TXN_RESOLVE_LATER_MS); a failure goes to `onResolveLaterError`.
+   */
+  #resolveLater(plan: TxnPlan, txnId: string, decision: Decision): void {
+    assert(!this.#resolvingLater.has(txnId), "resolveLater: one background resolve per txn");
+    const deadlineMs = this.#options.nowMs() + TXN_RESOLVE_LATER_MS;
+    const done = this.#resolveAll(plan, txnId, decision, deadlineMs).then(
+      () => {},
+      (error: unknown) => this.#options.onResolveLaterError(txnId, error),
+    ).finally(() => this.#resolvingLater.delete(txnId));
+    this.#resolvingLater.set(txnId, { done, keys: [...planKeys(plan)] });
   }
 
   /** Every participant's prepare, in parallel; a participant that did not answer is a failure. */
@@ -507,10 +592,14 @@ export class TxnCoordinator {
   async #settle(
     plan: TxnPlan,
     txnId: string,
-    answers: ReadonlyMap<number, PromiseSettledResult<Prepared>>,
+    prepares: {
+      readonly answers: ReadonlyMap<number, PromiseSettledResult<Prepared>>;
+      /** Filled with each participant's final answer (its prepare's, or its fence's). */
+      readonly known: Map<number, Prepared>;
+    },
     deadlineMs: number,
   ): Promise<Outcome> {
-    const known = new Map<number, Prepared>();
+    const { answers, known } = prepares;
     for (const [shard, answer] of answers) {
       if (answer.status === "fulfilled" && !isLocked(answer.value)) known.set(shard, answer.value);
     }
@@ -615,6 +704,26 @@ export class TxnCoordinator {
     assert(txnId.length <= TXN_ID_CHARS_MAX, "coordinator: txnId within TXN_ID_CHARS_MAX");
     return txnId;
   }
+}
+
+/** A resolve running after its transaction's reply. */
+interface ResolvingLater {
+  /** Settles when every participant resolved, or the resolve failed (and was reported). */
+  readonly done: Promise<void>;
+  /** Every key the transaction names (each locked until its shard resolves). */
+  readonly keys: readonly string[];
+}
+
+/** Every key a plan names: compares, reads and ops of every participant. */
+function planKeys(plan: TxnPlan): Set<string> {
+  const keys = new Set<string>();
+  for (const part of plan.parts.values()) {
+    for (const item of [...part.compare, ...part.reads]) keys.add(item.key);
+    for (const op of [...part.success, ...part.failure]) {
+      if (op.type !== "range") keys.add(op.key);
+    }
+  }
+  return keys;
 }
 
 /** Whether a transaction only reads: compares and gets, no lease step. */
@@ -739,6 +848,29 @@ function outcomeOf(
     isSuccess &&= answer.compareSucceeded;
   }
   return { kind: "commit", branch: isSuccess ? "success" : "failure" };
+}
+
+/**
+ * The answer of a committed transaction from its prepares alone: each participant's results of
+ * `branch` and the revision it reserved. Null when one was prepared before one-round commits
+ * (it gives neither) or its results were too large to preview (TXN_PREVIEW_BYTES_MAX): then
+ * the resolves give them.
+ */
+function preparedResult(
+  plan: TxnPlan,
+  branch: TxnBranch,
+  known: ReadonlyMap<number, Prepared>,
+): Pick<Committed, "byShard" | "revisions"> | null {
+  const byShard = new Map<number, readonly TxnOpResult[]>();
+  const revisions = new Map<number, number>();
+  for (const shard of plan.participants) {
+    const answer = known.get(shard);
+    assert(answer !== undefined && answer.ok, "preparedResult: every participant prepared");
+    if (answer.reservedRevision === null || answer.results === null) return null;
+    byShard.set(shard, branch === "success" ? answer.results.success : answer.results.failure);
+    revisions.set(shard, answer.reservedRevision);
+  }
+  return { byShard, revisions };
 }
 
 /** The first lock a prepare met, as an attempt to try again. */

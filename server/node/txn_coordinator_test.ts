@@ -11,6 +11,8 @@ import {
   type KeysRead,
   type KeyValue,
   shardForKey,
+  type TxnOp,
+  type TxnOpResult,
   type TxnRecord,
 } from "../../shard/mod.ts";
 import {
@@ -44,15 +46,19 @@ interface Sent {
   readonly command: Command;
 }
 
-function harness(answer: (shard: number, command: Command) => ApplyResult, records?: {
-  read: (home: number, txnId: string) => TxnRecord | null;
-  readKeys?: (shard: number, keys: readonly string[], changedAfter: number | null) => KeysRead;
-}) {
+function harness(
+  answer: (shard: number, command: Command) => ApplyResult | Promise<ApplyResult>,
+  records?: {
+    read: (home: number, txnId: string) => TxnRecord | null;
+    readKeys?: (shard: number, keys: readonly string[], changedAfter: number | null) => KeysRead;
+  },
+) {
   const sent: Sent[] = [];
   const sleeps: number[] = [];
   /** How many commands had been sent at each sleep. */
   const sleptAfter: number[] = [];
   let nowMs = 0;
+  const resolveErrors: string[] = [];
   const coordinator = new TxnCoordinator({
     nodeId: 7,
     shardCount: SHARDS,
@@ -81,9 +87,11 @@ function harness(answer: (shard: number, command: Command) => ApplyResult, recor
       nowMs += ms;
       return Promise.resolve();
     },
+    onResolveLaterError: (txnId, error) => resolveErrors.push(`${txnId}: ${error}`),
   });
   return {
     coordinator,
+    resolveErrors,
     sent,
     sleeps,
     /** The last sleep before each prepare that follows a sleep: the pauses between attempts. */
@@ -118,22 +126,10 @@ function healthy(compareOk: (shard: number) => boolean = () => true) {
             holder: null,
           };
         }
-        return {
-          type: "txnPrepared",
-          revision,
-          ok: true,
-          compareSucceeded: compareOk(shard),
-          conflict: null,
-        };
+        return prepared(prepares.get(`${command.txnId}@${shard}`)!, revision, compareOk(shard));
       case "txnPrepare":
         prepares.set(`${command.txnId}@${shard}`, command);
-        return {
-          type: "txnPrepared",
-          revision,
-          ok: true,
-          compareSucceeded: compareOk(shard),
-          conflict: null,
-        };
+        return prepared(command, revision, compareOk(shard));
       case "txnDecide": {
         const status = command.outcome === "commit" ? "committed" : "aborted";
         return { type: "txnDecided", revision, status, branch: command.branch };
@@ -141,18 +137,38 @@ function healthy(compareOk: (shard: number) => boolean = () => true) {
       case "txnResolve": {
         const prepare = prepares.get(`${command.txnId}@${shard}`);
         const ops = command.branch === null || prepare === undefined ? [] : prepare[command.branch];
-        const results = command.outcome === "abort"
-          ? []
-          : ops.map((op) =>
-            op.type === "put"
-              ? { type: "put" as const, version: Number(op.value), prevKv: null }
-              : { type: "get" as const, kv: null }
-          );
+        const results = command.outcome === "abort" ? [] : opResults(ops);
         return { type: "txnResolved", revision: 20 + shard, outcome: command.outcome, results };
       }
       default:
         throw new Error(`unexpected ${command.type}`);
     }
+  };
+}
+
+/** One result per op, as a healthy shard's resolve (and its prepare's preview) gives them. */
+function opResults(ops: readonly TxnOp[]): TxnOpResult[] {
+  return ops.map((op) =>
+    op.type === "put"
+      ? { type: "put" as const, version: Number(op.value), prevKv: null }
+      : { type: "get" as const, kv: null }
+  );
+}
+
+/** A successful prepare's answer: the entry's revision reserved, both branches previewed. */
+function prepared(
+  command: Extract<Command, { type: "txnPrepare" }>,
+  revision: number,
+  compareSucceeded: boolean,
+): ApplyResult {
+  return {
+    type: "txnPrepared",
+    revision,
+    ok: true,
+    compareSucceeded,
+    conflict: null,
+    reservedRevision: revision,
+    results: { success: opResults(command.success), failure: opResults(command.failure) },
   };
 }
 
@@ -180,7 +196,9 @@ Deno.test("TxnCoordinator.txn() prepares each part, resolves (no decide), merges
       [1, 3],
     ],
   );
-  deepStrictEqual([...result.revisions].sort(), [[0, 20], [1, 21]]);
+  // The revisions the prepares reserved, not the resolves' entries.
+  deepStrictEqual([...result.revisions].sort(), [[0, 10], [1, 11]]);
+  await coordinator.settled();
   // Parallel commits: the prepares are the commit point, the home's resolve decides the record.
   deepStrictEqual(types(), ["txnPrepare@0", "txnPrepare@1", "txnResolve@0", "txnResolve@1"]);
   const prepareB = sent.find((s) => s.command.type === "txnPrepare" && s.shard === 1)!.command;
@@ -189,6 +207,120 @@ Deno.test("TxnCoordinator.txn() prepares each part, resolves (no decide), merges
   strictEqual(prepareB.compare.length, 1);
   strictEqual(prepareB.deadlineMs, 1_000_000 + TXN_DEADLINE_MS);
   ok(result.txnId?.startsWith("7.1000000."));
+});
+
+Deno.test("TxnCoordinator.txn() replies once every participant prepared", async () => {
+  const answer = healthy();
+  let releaseResolves = () => {};
+  const resolvesHeld = new Promise<void>((resolve) => releaseResolves = resolve);
+  const held = harness(async (shard, command) => {
+    if (command.type === "txnResolve") await resolvesHeld;
+    return answer(shard, command);
+  });
+  const result = await held.coordinator.txn({
+    compare: [],
+    success: [put(A, "4"), { type: "get", key: B }],
+    failure: [],
+  }, FAR_MS);
+  // The resolves have not answered: the reply came from the prepares alone.
+  deepStrictEqual(held.types(), ["txnPrepare@0", "txnPrepare@1", "txnResolve@0", "txnResolve@1"]);
+  deepStrictEqual(result.results.map((r) => r.result.type), ["put", "get"]);
+  deepStrictEqual([...result.revisions].sort(), [[0, 10], [1, 11]]);
+  releaseResolves();
+  await held.coordinator.settled();
+  deepStrictEqual(held.resolveErrors, []);
+});
+
+Deno.test("TxnCoordinator awaits its own later resolves: a push, a next txn", async () => {
+  const answer = healthy();
+  let releaseResolves = () => {};
+  const resolvesHeld = new Promise<void>((resolve) => releaseResolves = resolve);
+  let recordReads = 0;
+  const { coordinator, types } = harness(async (shard, command) => {
+    if (command.type === "txnResolve") await resolvesHeld;
+    return answer(shard, command);
+  }, { read: () => (recordReads++, null) });
+  const success = [put(A, "1"), put(B, "1")];
+  const first = await coordinator.txn({ compare: [], success, failure: [] }, FAR_MS);
+  const holder = { txnId: first.txnId!, home: first.home };
+  const pushed = coordinator.push(first.home, A, holder, FAR_MS);
+  const next = coordinator.txn({ compare: [], success: [put(A, "2")], failure: [] }, FAR_MS);
+  await Promise.resolve();
+  deepStrictEqual(types(), ["txnPrepare@0", "txnPrepare@1", "txnResolve@0", "txnResolve@1"]);
+  releaseResolves();
+  await pushed;
+  await next;
+  strictEqual(recordReads, 0, "the push read no record: it awaited the resolve");
+  strictEqual(types().filter((type) => type.startsWith("txnPrepare")).length, 3);
+  await coordinator.settled();
+});
+
+Deno.test("TxnCoordinator.txn() with a lease step replies after its resolves", async () => {
+  const answer = healthy();
+  let releaseResolves = () => {};
+  const resolvesHeld = new Promise<void>((resolve) => releaseResolves = resolve);
+  const { coordinator } = harness(async (shard, command) => {
+    if (command.type === "txnResolve") await resolvesHeld;
+    return answer(shard, command);
+  });
+  let isAnswered = false;
+  const revoke = { action: "revoke" as const, id: 5, holders: [1] };
+  const running = coordinator.txn({
+    compare: [],
+    success: [put(A, "1"), put(B, "1")],
+    failure: [],
+    leases: [{ shard: 0, step: revoke }],
+  }, FAR_MS).then((result) => (isAnswered = true, result));
+  for (let turn = 0; turn < 10; turn++) await Promise.resolve();
+  strictEqual(isAnswered, false, "no reply before the resolves");
+  releaseResolves();
+  strictEqual((await running).succeeded, true);
+  await coordinator.settled();
+});
+
+Deno.test("TxnCoordinator.txn() without a preview waits for the resolves' results", async () => {
+  const answer = healthy();
+  let releaseResolves = () => {};
+  const resolvesHeld = new Promise<void>((resolve) => releaseResolves = resolve);
+  const { coordinator } = harness(async (shard, command) => {
+    if (command.type === "txnResolve") await resolvesHeld;
+    const result = answer(shard, command);
+    // Shard 1's results were too large to preview (TXN_PREVIEW_BYTES_MAX).
+    return result.type === "txnPrepared" && result.ok && shard === 1
+      ? { ...result, results: null }
+      : result;
+  });
+  let isAnswered = false;
+  const running = coordinator.txn({
+    compare: [],
+    success: [put(A, "4"), put(B, "5")],
+    failure: [],
+  }, FAR_MS).then((result) => (isAnswered = true, result));
+  for (let turn = 0; turn < 10; turn++) await Promise.resolve();
+  strictEqual(isAnswered, false, "no reply before the resolves");
+  releaseResolves();
+  const result = await running;
+  deepStrictEqual(result.results.map((r) => r.result.type === "put" && r.result.version), [4, 5]);
+  // The revisions are still the reserved ones (the prepares'), not the resolves'.
+  deepStrictEqual([...result.revisions].sort(), [[0, 10], [1, 11]]);
+  await coordinator.settled();
+});
+
+Deno.test("TxnCoordinator.txn() hands a failed later resolve to its supervisor", async () => {
+  const answer = healthy();
+  const { coordinator, resolveErrors } = harness((shard, command) => {
+    if (command.type === "txnResolve") throw new AspenError("bad_request", "Planted failure");
+    return answer(shard, command);
+  });
+  const result = await coordinator.txn({
+    compare: [],
+    success: [put(A, "1"), put(B, "2")],
+    failure: [],
+  }, FAR_MS);
+  strictEqual(result.succeeded, true);
+  await coordinator.settled();
+  strictEqual(resolveErrors.length, 1);
+  ok(resolveErrors[0]?.includes("is commit but not every participant"), resolveErrors[0]);
 });
 
 Deno.test("TxnCoordinator.txn() runs failure when one shard's compare fails", async () => {
@@ -404,7 +536,7 @@ Deno.test("TxnCoordinator.optimistic() turns a read conflict into a conflict", a
   };
   const { coordinator, types, sent: commands, sleeps } = harness((shard, command) =>
     command.type === "txnPrepare" && shard === 1
-      ? { type: "txnPrepared", revision: 3, ok: true, compareSucceeded: true, conflict }
+      ? { ...prepared(command, 3, true), conflict } as ApplyResult
       : base(shard, command)
   );
   await rejects(
