@@ -287,6 +287,15 @@ export const CLUSTER_STATUS_KEYS = {
   shardMap: { epoch: true, numShards: true },
   shards: [SHARD_STATUS_KEYS],
   shardMove: SHARD_MOVE_KEYS,
+  members: [{
+    id: true,
+    peerAddress: true,
+    httpAddress: true,
+    state: true,
+    replicas: true,
+    leaders: true,
+  }],
+  learners: [{ shard: true, node: true, matchIndex: true, lag: true }],
 } as const satisfies KeyShape<ClusterStatus>;
 
 /** `POST /v1/shards`. */

@@ -582,6 +582,31 @@ export interface ShardStatus {
   readonly stats: ShardStats;
 }
 
+/** A member's place in the cluster's lifecycle (README, membership). */
+export type MemberState = "joining" | "active" | "draining" | "removed";
+
+/** One member of the cluster as the members record holds it, with its share of the shards. */
+export interface MemberStatus {
+  readonly id: number;
+  readonly peerAddress: string;
+  /** Empty until the node reported it. */
+  readonly httpAddress: string;
+  readonly state: MemberState;
+  /** The replicas (voters and learners) the node holds, as the shards' answers show them. */
+  readonly replicas: number;
+  /** The shards it leads. */
+  readonly leaders: number;
+}
+
+/** A learner catching up: a replica in motion onto `node`. */
+export interface LearnerStatus {
+  readonly shard: number;
+  readonly node: number;
+  readonly matchIndex: number;
+  /** Entries behind the leader's last index. */
+  readonly lag: number;
+}
+
 /** `GET /v1/cluster/status` 200. */
 export interface ClusterStatus {
   readonly clusterId: string;
@@ -601,6 +626,14 @@ export interface ClusterStatus {
    * the cluster never moved, or shard 0 did not answer. Absent from older servers.
    */
   readonly shardMove?: ShardMoveStatus | null;
+  /**
+   * Added with membership changes: every member of the members record (removed ones too),
+   * with its state and replica counts; null while the record is unknown to the answering
+   * node. Absent from older servers.
+   */
+  readonly members?: readonly MemberStatus[] | null;
+  /** Added with membership changes: the learners catching up now (replicas in motion). */
+  readonly learners?: readonly LearnerStatus[];
 }
 
 /** The phases of a shard move, in order (README, architecture). */

@@ -166,8 +166,32 @@ async function clusterStatus(args: ParsedArgs, io: CliIo): Promise<number> {
       node.version,
     ]),
   ));
+  if (status.members !== undefined && status.members !== null) {
+    io.stdout("\n" + formatMembers(status));
+  }
   io.stdout("\n" + formatShards(status));
   return 0;
+}
+
+/** The members record's table, then the learners catching up (replicas in motion). */
+function formatMembers(status: ClusterStatus): string {
+  const members = formatTable(
+    ["MEMBER", "STATE", "REPLICAS", "LEADERS", "PEER", "HTTP"],
+    (status.members ?? []).map((member) => [
+      member.id,
+      member.state,
+      member.replicas,
+      member.leaders,
+      member.peerAddress,
+      member.httpAddress === "" ? "?" : member.httpAddress,
+    ]),
+  );
+  const learners = status.learners ?? [];
+  if (learners.length === 0) return members;
+  return members + "\n" + formatTable(
+    ["MOVING SHARD", "TO NODE", "MATCH", "LAG"],
+    learners.map((learner) => [learner.shard, learner.node, learner.matchIndex, learner.lag]),
+  );
 }
 
 async function shardList(args: ParsedArgs, io: CliIo): Promise<number> {

@@ -100,6 +100,7 @@ function clusterStatus(node: AspenNode, runtime: NodeRuntime): ClusterStatus {
       peerAddress: config.cluster.peers.find((peer) => peer.id === id)?.address ??
         config.node.peerListen,
     })),
+    membersRecord: () => node.membership.current,
     credentials: node.credentials,
     get shardCount() {
       return node.service.shardCount;

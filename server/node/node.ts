@@ -32,6 +32,7 @@ import {
   parseHostPort,
   PEER_PAYLOAD_BYTES_MAX,
   PeerTransport,
+  type RefusedPeers,
 } from "../../transport/mod.ts";
 import { NodeAlarms } from "./alarms.ts";
 import { ClusterRouter } from "./cluster_router.ts";
@@ -55,6 +56,8 @@ import {
   ShardMapView,
 } from "./shard_map.ts";
 import { ShardMover } from "./shard_mover.ts";
+import { MEMBERS_REQUEST_TIMEOUT_MS, Membership } from "./membership.ts";
+import { MEMBERS_META } from "./members.ts";
 import { decodeShardRequest, encodeShardResponse } from "./shard_request.ts";
 import { TokenRegistry, TOKENS_READ_TIMEOUT_MS } from "./token_registry.ts";
 import { TOKENS_META } from "../runtime_tokens.ts";
@@ -117,6 +120,8 @@ export interface AspenNode {
   readonly alarms: NodeAlarms;
   /** The client tokens (bootstrap and runtime); null when authentication is off. */
   readonly tokens: TokenRegistry | null;
+  /** The members record as this node last read it (membership.ts). */
+  readonly membership: Membership;
   /** Stops the node: leadership handed over, files flushed and closed. */
   close(): Promise<void>;
 }
@@ -129,26 +134,9 @@ export interface AspenNode {
  */
 export async function startNode(config: Config, runtime: NodeRuntime): Promise<AspenNode> {
   const { logger } = runtime;
-  await Deno.mkdir(config.node.dataDir, { recursive: true });
-  const credentials = await loadCredentials(config, runtime);
-  const members = membersOf(config);
+  const { credentials, members, shards, alarms, liveness, crossShard, refusedFromFile, transport } =
+    await openLocalParts(config, runtime);
   const count = shardCount(config);
-  const localIds = localShardIds(config, members, count);
-  const shards = new Map<number, LocalShard>();
-  const alarms = createAlarms(config, shards, runtime);
-  const liveness = new NodeLiveness(members.filter((member) => member !== config.node.id));
-  const crossShard = { stats: null as CrossShardStats | null };
-  const hosted = { shards, alarms, liveness, crossShard };
-  const transport = await startTransport(config, credentials, hosted, runtime);
-  try {
-    for (const shard of localIds) {
-      shards.set(shard, await openShard(config, shard, members, { transport, alarms }, runtime));
-    }
-  } catch (error) {
-    for (const shard of shards.values()) shard.close();
-    await transport.close();
-    throw withFreeSpace(error, config, alarms);
-  }
   alarms.start();
   const stopTicker = startTicker(shards, transport, liveness);
   const rf = config.sharding.replicationFactor;
@@ -164,10 +152,16 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     runtime,
   );
   mover.start();
-  hosted.crossShard.stats = service.crossShard;
+  crossShard.stats = service.crossShard;
   sweeper.start();
   const tokens = config.auth.enabled ? createTokenRegistry(credentials, service, runtime) : null;
   tokens?.start();
+  const membership = createMembership(
+    config,
+    { router, shards, transport, refusedFromFile },
+    runtime,
+  );
+  membership.start();
   logger.info("Node started", {
     node: config.node.id,
     shards: [...shards.keys()].join(","),
@@ -185,7 +179,9 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     mover,
     alarms,
     tokens,
+    membership,
     close: async () => {
+      membership.close();
       stopTicker();
       stopShardMap();
       mover.close();
@@ -195,6 +191,35 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
       return await closeNode(config, shards, transport, logger);
     },
   };
+}
+
+/**
+ * The parts a node builds before it serves: credentials, the peer channel and the local
+ * replicas (closed again when one fails to open).
+ */
+async function openLocalParts(config: Config, runtime: NodeRuntime) {
+  await Deno.mkdir(config.node.dataDir, { recursive: true });
+  const credentials = await loadCredentials(config, runtime);
+  const members = membersOf(config);
+  const localIds = localShardIds(config, members, shardCount(config));
+  const shards = new Map<number, LocalShard>();
+  const alarms = createAlarms(config, shards, runtime);
+  const liveness = new NodeLiveness(members.filter((member) => member !== config.node.id));
+  const crossShard = { stats: null as CrossShardStats | null };
+  const refusedFile = config.cluster.refusedPeersFile;
+  const refusedFromFile = refusedFile === null ? {} : await readRefusedPeers(refusedFile);
+  const hosted = { shards, alarms, liveness, crossShard, refusedFromFile };
+  const transport = await startTransport(config, credentials, hosted, runtime);
+  try {
+    for (const shard of localIds) {
+      shards.set(shard, await openShard(config, shard, members, { transport, alarms }, runtime));
+    }
+  } catch (error) {
+    for (const shard of shards.values()) shard.close();
+    await transport.close();
+    throw withFreeSpace(error, config, alarms);
+  }
+  return { credentials, members, shards, alarms, liveness, crossShard, refusedFromFile, transport };
 }
 
 /**
@@ -322,6 +347,55 @@ function createShardMapView(
   });
   view.adopt(readShardMap(shards.get(0)));
   return view;
+}
+
+/**
+ * The node's view of the members record: read and swapped in shard 0's meta, applied to the
+ * peer channel (new members' addresses, removed members refused beside the refused-peers
+ * file's entries).
+ */
+function createMembership(
+  config: Config,
+  node: {
+    readonly router: ClusterRouter;
+    readonly shards: ReadonlyMap<number, LocalShard>;
+    readonly transport: PeerTransport;
+    readonly refusedFromFile: RefusedPeers;
+  },
+  runtime: NodeRuntime,
+): Membership {
+  const { router, shards, transport } = node;
+  const deadline = () => runtime.nowMs() + MEMBERS_REQUEST_TIMEOUT_MS;
+  return new Membership({
+    self: {
+      id: config.node.id,
+      peerAddress: config.node.peerListen,
+      httpAddress: config.node.httpListen,
+    },
+    peers: config.cluster.peers,
+    store: {
+      readLocal: () => shards.get(0)?.stateMachine.getMeta(MEMBERS_META) ?? null,
+      isShardZeroLeader: () => shards.get(0)?.replica.leader() === config.node.id,
+      read: async () => {
+        const request = { kind: "metaRead", name: MEMBERS_META } as const;
+        return (await router.execute<{ value: string | null }>(0, request, deadline())).value;
+      },
+      swap: (expected, value) =>
+        router.execute(0, { kind: "metaSwap", name: MEMBERS_META, expected, value }, deadline()),
+    },
+    effects: {
+      setPeerAddress: (id, address) => transport.setPeer(id, { address }),
+      refuse: (ids) => {
+        const fromFile = node.refusedFromFile;
+        transport.setRefusedPeers({
+          ...fromFile,
+          nodeIds: [...new Set([...(fromFile.nodeIds ?? []), ...ids])],
+        });
+        for (const id of ids) transport.removePeer(id);
+      },
+    },
+    logger: runtime.logger.child({ component: "membership" }),
+  });
 }
 
 /** The node's tokens, with the runtime token record read and swapped in shard 0's meta. */
@@ -481,6 +555,8 @@ async function startTransport(
      * the service's cross-shard counters through this slot, empty until the service is built.
      */
     readonly crossShard: { readonly stats: CrossShardStats | null };
+    /** The refused peers of `[cluster] refused_peers_file` (empty without one). */
+    readonly refusedFromFile: RefusedPeers;
   },
   runtime: NodeRuntime,
 ): Promise<PeerTransport> {
@@ -511,12 +587,11 @@ async function startTransport(
   );
   const logger = runtime.logger.child({ component: "peer" });
   const forwarded = new ForwardedRequests(runtime.nowMs);
-  const refusedFile = config.cluster.refusedPeersFile;
   return await PeerTransport.start({
     nodeId: config.node.id,
     listen: config.node.peerListen,
     identity,
-    refusedPeers: refusedFile === null ? {} : await readRefusedPeers(refusedFile),
+    refusedPeers: hosted.refusedFromFile,
     clusterSecret: credentials.secret,
     trust: { caCertificatePem: credentials.caCertificatePem },
     peers,
