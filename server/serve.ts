@@ -65,14 +65,27 @@ export async function serveNode(
     }
     throw error;
   }
+  let isRemoved = false;
   await new Promise<void>((resolve) => {
     if (shutdown.aborted) resolve();
     shutdown.addEventListener("abort", () => resolve(), { once: true });
+    node.removed.then(() => {
+      isRemoved = true;
+      resolve();
+    });
   });
   logger.info("Stopping", { node: config.node.id });
   stopServing.abort();
   await server.finished;
   await node.close();
+  if (isRemoved) {
+    throw new AspenError(
+      "node_removed",
+      `Node ${config.node.id} stopped: it was removed from the cluster; its data dir is ` +
+        "marked and will not start again",
+      { node: config.node.id },
+    );
+  }
 }
 
 /**

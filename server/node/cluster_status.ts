@@ -38,6 +38,8 @@ export interface NodeInfo {
   readonly alarms?: readonly Alarm[];
   /** Its cross-shard transaction counters; absent from nodes that predate them. */
   readonly crossShardTxns?: CrossShardTxnCounts;
+  /** The shards it hosts a replica of; absent from nodes that predate membership changes. */
+  readonly shards?: readonly number[];
 }
 
 /** What the status needs from the node. */

@@ -12,6 +12,7 @@ import {
   formatMembersRecord,
   memberOf,
   MEMBERS_MAX,
+  MEMBERS_META,
   parseMembersRecord,
   presentMemberIds,
   removedMemberIds,
@@ -127,10 +128,11 @@ class MemoryMeta {
 
   storeFor(nodeId: number, isHosting: boolean): MembersStore {
     return {
-      readLocal: () => isHosting ? this.text : null,
+      readLocal: (name) => isHosting && name === MEMBERS_META ? this.text : null,
       isShardZeroLeader: () => isHosting && this.leader === nodeId,
-      read: () => Promise.resolve(this.text),
-      swap: (expected, value) => {
+      read: (name) => Promise.resolve(name === MEMBERS_META ? this.text : null),
+      swap: (name, expected, value) => {
+        equal(name, MEMBERS_META);
         if (this.text !== expected) return Promise.resolve({ isSwapped: false, value: this.text });
         this.text = value;
         return Promise.resolve({ isSwapped: true, value });

@@ -9,9 +9,11 @@
  */
 import { AspenError } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
+import { parsePlacement, PLACEMENT_META, type PlacementRecord } from "./placement_record.ts";
 import {
   formatMembersRecord,
   memberOf,
+  MEMBERS_META,
   type MembersRecord,
   parseMembersRecord,
   presentMemberIds,
@@ -27,16 +29,17 @@ export const MEMBERS_REQUEST_TIMEOUT_MS = 2_000;
 /** How many times a read-modify-write of the record retries after losing a race. */
 export const MEMBERS_SWAP_ATTEMPTS_MAX = 8;
 
-/** How a node reads and swaps the record in shard 0. */
+/** How a node reads and swaps meta records (`name`) in shard 0. */
 export interface MembersStore {
   /** The record as this node's replica of shard 0 holds it (null: absent or not hosted). */
-  readLocal(): string | null;
+  readLocal(name: string): string | null;
   /** Whether this node leads shard 0 now. */
   isShardZeroLeader(): boolean;
   /** A linearizable read through shard 0's leader. */
-  read(): Promise<string | null>;
+  read(name: string): Promise<string | null>;
   /** A compare-and-swap on shard 0's leader. */
   swap(
+    name: string,
     expected: string | null,
     value: string,
   ): Promise<{ isSwapped: boolean; value: string | null }>;
@@ -48,6 +51,8 @@ export interface MembersEffects {
   setPeerAddress(id: number, address: string): void;
   /** Refuses the removed members' ids on the peer channel and stops dialing them. */
   refuse(ids: readonly number[]): void;
+  /** Called after every periodic check (the node saves its hosted-shards list). */
+  checked?(): Promise<void>;
 }
 
 /** The node's view of the members record. */
@@ -67,6 +72,8 @@ export class Membership {
   #running: Promise<void> | null = null;
   readonly #addresses = new Map<number, string>();
   #refused = "";
+  #placement: PlacementRecord = new Map();
+  #placementText: string | null = null;
 
   constructor(options: {
     readonly self: {
@@ -90,6 +97,34 @@ export class Membership {
   /** The newest record this node has read, or null before the first. */
   get current(): MembersRecord | null {
     return this.#record;
+  }
+
+  /** The nodes holding `shard`'s replicas per the placement record, or null when unlisted. */
+  placementOf(shard: number): readonly number[] | null {
+    return this.#placement.get(shard) ?? null;
+  }
+
+  /** The placement record's text as last read (null: none yet); the driver swaps it. */
+  get placementText(): string | null {
+    return this.#placementText;
+  }
+
+  /** Takes a placement record this node read or wrote. */
+  adoptPlacement(text: string): void {
+    if (text === this.#placementText) return;
+    this.#placement = parsePlacement(text);
+    this.#placementText = text;
+  }
+
+  /**
+   * Writes the placement record (the rebalance driver, on shard 0's leader) over the version
+   * this node read last; on a lost race it adopts the record it found instead.
+   *
+   * @throws the store's errors.
+   */
+  async writePlacement(value: string): Promise<void> {
+    const swapped = await this.#store.swap(PLACEMENT_META, this.#placementText, value);
+    if (swapped.value !== null) this.adoptPlacement(swapped.value);
   }
 
   /** Starts the periodic check. */
@@ -121,7 +156,7 @@ export class Membership {
    * @throws {AspenError} the read's errors; `storage_corrupt` for a malformed record.
    */
   async refresh(): Promise<MembersRecord | null> {
-    const text = await this.#store.read();
+    const text = await this.#store.read(MEMBERS_META);
     if (text !== null) this.#adopt(text);
     return text === null ? null : parseMembersRecord(text);
   }
@@ -135,7 +170,7 @@ export class Membership {
    */
   async update(change: (record: MembersRecord) => MembersRecord): Promise<MembersRecord> {
     for (let attempt = 0; attempt < MEMBERS_SWAP_ATTEMPTS_MAX; attempt++) {
-      const text = await this.#store.read();
+      const text = await this.#store.read(MEMBERS_META);
       if (text === null) {
         throw new AspenError(
           "shard_unavailable",
@@ -150,7 +185,7 @@ export class Membership {
         return record;
       }
       const value = formatMembersRecord(next);
-      const swapped = await this.#store.swap(text, value);
+      const swapped = await this.#store.swap(MEMBERS_META, text, value);
       if (swapped.isSwapped) {
         this.#adopt(value);
         return next;
@@ -163,13 +198,17 @@ export class Membership {
   }
 
   async #check(): Promise<void> {
-    const local = this.#store.readLocal();
+    await this.#effects.checked?.();
+    const local = this.#store.readLocal(MEMBERS_META);
     if (local === null && this.#store.isShardZeroLeader()) {
       await this.#seed();
       return;
     }
-    const text = local ?? await this.#store.read();
+    const text = local ?? await this.#store.read(MEMBERS_META);
     if (text === null) return;
+    const placement = this.#store.readLocal(PLACEMENT_META) ??
+      await this.#store.read(PLACEMENT_META);
+    if (placement !== null) this.adoptPlacement(placement);
     this.#adopt(text);
     const mine = memberOf(parseMembersRecord(text), this.#self.id);
     if (mine !== null && mine.state !== "removed" && mine.httpAddress !== this.#self.httpAddress) {
@@ -183,7 +222,7 @@ export class Membership {
 
   async #seed(): Promise<void> {
     const seed = formatMembersRecord(seedMembers(this.#seedPeers, this.#self));
-    const swapped = await this.#store.swap(null, seed);
+    const swapped = await this.#store.swap(MEMBERS_META, null, seed);
     if (swapped.value !== null) this.#adopt(swapped.value);
     if (swapped.isSwapped) {
       this.#logger.info("Recorded the cluster members", {

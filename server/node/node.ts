@@ -56,8 +56,11 @@ import {
   ShardMapView,
 } from "./shard_map.ts";
 import { ShardMover } from "./shard_mover.ts";
-import { MEMBERS_REQUEST_TIMEOUT_MS, Membership } from "./membership.ts";
-import { MEMBERS_META } from "./members.ts";
+import type { Membership } from "./membership.ts";
+import { decodeNodeRequest } from "./node_requests.ts";
+import { readHostedShards, type ReplicaHost } from "./replica_host.ts";
+import { checkNotRemoved } from "./removed_marker.ts";
+import { type NodeRequestSlot, startMembershipRuntime } from "./membership_wiring.ts";
 import { decodeShardRequest, encodeShardResponse } from "./shard_request.ts";
 import { TokenRegistry, TOKENS_READ_TIMEOUT_MS } from "./token_registry.ts";
 import { TOKENS_META } from "../runtime_tokens.ts";
@@ -122,6 +125,10 @@ export interface AspenNode {
   readonly tokens: TokenRegistry | null;
   /** The members record as this node last read it (membership.ts). */
   readonly membership: Membership;
+  /** The replicas it hosts, opened and dropped on the rebalance driver's demand. */
+  readonly replicaHost: ReplicaHost;
+  /** Resolves when the cluster told this node that it was removed: it must stop. */
+  readonly removed: Promise<void>;
   /** Stops the node: leadership handed over, files flushed and closed. */
   close(): Promise<void>;
 }
@@ -134,21 +141,25 @@ export interface AspenNode {
  */
 export async function startNode(config: Config, runtime: NodeRuntime): Promise<AspenNode> {
   const { logger } = runtime;
-  const { credentials, members, shards, alarms, liveness, crossShard, refusedFromFile, transport } =
-    await openLocalParts(config, runtime);
+  const parts = await openLocalParts(config, runtime);
+  const { credentials, members, shards, alarms, liveness, crossShard, transport } = parts;
   const count = shardCount(config);
   alarms.start();
   const stopTicker = startTicker(shards, transport, liveness);
   const rf = config.sharding.replicationFactor;
   const initialMap = { epoch: 1, numShards: count, members, replicationFactor: rf };
-  const router = createRouter(config, members, shards, transport, runtime);
+  const placement = { of: (_shard: number): readonly number[] | null => null };
+  const router = createRouter(config, members, shards, transport, runtime, placement);
   const shardMap = createShardMapView(initialMap, router, shards, runtime);
   const stopShardMap = maintainShardMap({ expected: initialMap, shards, logger, view: shardMap });
   const { service, sweeper } = createService(config, { router, shards, shardMap }, runtime);
   const mover = createMover(
     config,
     { members, shards, router, shardMap, service },
-    async (shard) => await openShard(config, shard, members, { transport, alarms }, runtime),
+    async (shard) => {
+      const voters = replicasOf(members, shard, rf);
+      return await openShard(config, shard, voters, { transport, alarms }, runtime);
+    },
     runtime,
   );
   mover.start();
@@ -156,12 +167,13 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   sweeper.start();
   const tokens = config.auth.enabled ? createTokenRegistry(credentials, service, runtime) : null;
   tokens?.start();
-  const membership = createMembership(
-    config,
-    { router, shards, transport, refusedFromFile },
-    runtime,
-  );
-  membership.start();
+  const membership = await startMembershipRuntime(config, {
+    ...parts,
+    router,
+    service,
+    openShard: (shard, voters) => openShard(config, shard, voters, { transport, alarms }, runtime),
+  }, runtime);
+  placement.of = (shard) => membership.membership.placementOf(shard);
   logger.info("Node started", {
     node: config.node.id,
     shards: [...shards.keys()].join(","),
@@ -179,7 +191,9 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     mover,
     alarms,
     tokens,
-    membership,
+    membership: membership.membership,
+    replicaHost: membership.replicaHost,
+    removed: membership.removed,
     close: async () => {
       membership.close();
       stopTicker();
@@ -199,27 +213,42 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
  */
 async function openLocalParts(config: Config, runtime: NodeRuntime) {
   await Deno.mkdir(config.node.dataDir, { recursive: true });
+  await checkNotRemoved(config.node.dataDir, config.node.id);
   const credentials = await loadCredentials(config, runtime);
   const members = membersOf(config);
-  const localIds = localShardIds(config, members, shardCount(config));
+  const hostedIds = await readHostedShards(config.node.dataDir, SHARDS_MAX);
+  const localIds = hostedIds ?? localShardIds(config, members, shardCount(config));
   const shards = new Map<number, LocalShard>();
   const alarms = createAlarms(config, shards, runtime);
   const liveness = new NodeLiveness(members.filter((member) => member !== config.node.id));
   const crossShard = { stats: null as CrossShardStats | null };
   const refusedFile = config.cluster.refusedPeersFile;
   const refusedFromFile = refusedFile === null ? {} : await readRefusedPeers(refusedFile);
-  const hosted = { shards, alarms, liveness, crossShard, refusedFromFile };
+  const nodeRequests: NodeRequestSlot = { handle: null };
+  const hosted = { shards, alarms, liveness, crossShard, refusedFromFile, nodeRequests };
   const transport = await startTransport(config, credentials, hosted, runtime);
+  const rf = config.sharding.replicationFactor;
   try {
     for (const shard of localIds) {
-      shards.set(shard, await openShard(config, shard, members, { transport, alarms }, runtime));
+      const voters = replicasOf(members, shard, rf);
+      shards.set(shard, await openShard(config, shard, voters, { transport, alarms }, runtime));
     }
   } catch (error) {
     for (const shard of shards.values()) shard.close();
     await transport.close();
     throw withFreeSpace(error, config, alarms);
   }
-  return { credentials, members, shards, alarms, liveness, crossShard, refusedFromFile, transport };
+  return {
+    credentials,
+    members,
+    shards,
+    alarms,
+    liveness,
+    crossShard,
+    refusedFromFile,
+    nodeRequests,
+    transport,
+  };
 }
 
 /**
@@ -349,55 +378,6 @@ function createShardMapView(
   return view;
 }
 
-/**
- * The node's view of the members record: read and swapped in shard 0's meta, applied to the
- * peer channel (new members' addresses, removed members refused beside the refused-peers
- * file's entries).
- */
-function createMembership(
-  config: Config,
-  node: {
-    readonly router: ClusterRouter;
-    readonly shards: ReadonlyMap<number, LocalShard>;
-    readonly transport: PeerTransport;
-    readonly refusedFromFile: RefusedPeers;
-  },
-  runtime: NodeRuntime,
-): Membership {
-  const { router, shards, transport } = node;
-  const deadline = () => runtime.nowMs() + MEMBERS_REQUEST_TIMEOUT_MS;
-  return new Membership({
-    self: {
-      id: config.node.id,
-      peerAddress: config.node.peerListen,
-      httpAddress: config.node.httpListen,
-    },
-    peers: config.cluster.peers,
-    store: {
-      readLocal: () => shards.get(0)?.stateMachine.getMeta(MEMBERS_META) ?? null,
-      isShardZeroLeader: () => shards.get(0)?.replica.leader() === config.node.id,
-      read: async () => {
-        const request = { kind: "metaRead", name: MEMBERS_META } as const;
-        return (await router.execute<{ value: string | null }>(0, request, deadline())).value;
-      },
-      swap: (expected, value) =>
-        router.execute(0, { kind: "metaSwap", name: MEMBERS_META, expected, value }, deadline()),
-    },
-    effects: {
-      setPeerAddress: (id, address) => transport.setPeer(id, { address }),
-      refuse: (ids) => {
-        const fromFile = node.refusedFromFile;
-        transport.setRefusedPeers({
-          ...fromFile,
-          nodeIds: [...new Set([...(fromFile.nodeIds ?? []), ...ids])],
-        });
-        for (const id of ids) transport.removePeer(id);
-      },
-    },
-    logger: runtime.logger.child({ component: "membership" }),
-  });
-}
-
 /** The node's tokens, with the runtime token record read and swapped in shard 0's meta. */
 function createTokenRegistry(
   credentials: ClusterCredentials,
@@ -463,17 +443,20 @@ function withFreeSpace(error: unknown, config: Config, alarms: NodeAlarms): unkn
   );
 }
 
+/** The router; `placement.of` is set once the members record's runtime exists. */
 function createRouter(
   config: Config,
   members: readonly number[],
   shards: ReadonlyMap<number, LocalShard>,
   transport: PeerTransport,
   runtime: NodeRuntime,
+  placement: { of: (shard: number) => readonly number[] | null },
 ): ClusterRouter {
   return new ClusterRouter({
     nodeId: config.node.id,
     members,
     replicationFactor: config.sharding.replicationFactor,
+    placementOf: (shard) => placement.of(shard),
     local: shards,
     peers: {
       request: (to, shard, payload, options) => transport.request(to, shard, payload, options),
@@ -557,6 +540,8 @@ async function startTransport(
     readonly crossShard: { readonly stats: CrossShardStats | null };
     /** The refused peers of `[cluster] refused_peers_file` (empty without one). */
     readonly refusedFromFile: RefusedPeers;
+    /** Answers node requests other than info; empty until the node is built. */
+    readonly nodeRequests: NodeRequestSlot;
   },
   runtime: NodeRuntime,
 ): Promise<PeerTransport> {
@@ -603,10 +588,17 @@ async function startTransport(
       },
       onRequest: async (_from, shard, payload, { deadlineMs }) => {
         if (shard === NODE_CHANNEL_SHARD) {
+          const request = decodeNodeRequest(payload);
+          if (request.kind !== "info") {
+            const handle = hosted.nodeRequests.handle;
+            if (handle === null) {
+              throw new AspenError("shard_unavailable", "Cannot serve node requests yet");
+            }
+            return encodeShardResponse(await handle(request));
+          }
           const crossShardTxns = hosted.crossShard.stats?.counts();
-          const info: NodeInfo = crossShardTxns === undefined
-            ? { ...self, alarms: hosted.alarms.list() }
-            : { ...self, alarms: hosted.alarms.list(), crossShardTxns };
+          const base = { ...self, alarms: hosted.alarms.list(), shards: [...shards.keys()] };
+          const info: NodeInfo = crossShardTxns === undefined ? base : { ...base, crossShardTxns };
           return encodeShardResponse(info);
         }
         const local = shards.get(shard);
@@ -643,7 +635,7 @@ function deliverRaft(
 async function openShard(
   config: Config,
   shard: number,
-  members: readonly number[],
+  voters: readonly number[],
   node: { readonly transport: PeerTransport; readonly alarms: NodeAlarms },
   runtime: NodeRuntime,
 ): Promise<LocalShard> {
@@ -652,7 +644,7 @@ async function openShard(
     shard,
     nodeId: config.node.id,
     dir: `${config.node.dataDir}/shard-${shard}`,
-    voters: replicasOf(members, shard, config.sharding.replicationFactor),
+    voters,
     raft: {
       electionTicks: ELECTION_TICKS,
       heartbeatTicks: HEARTBEAT_TICKS,
