@@ -24,6 +24,7 @@ import type {
   OptimisticTxnResponse,
   PutKvResponse,
   RangeResponse,
+  RemoveNodeResponse,
   ReplicaStatus,
   ShardMovesResponse,
   ShardMoveStatus,
@@ -297,6 +298,13 @@ export const CLUSTER_STATUS_KEYS = {
   }],
   learners: [{ shard: true, node: true, matchIndex: true, lag: true }],
 } as const satisfies KeyShape<ClusterStatus>;
+
+/** `POST /v1/cluster/nodes/{id}/remove` and `/replace`. */
+export const REMOVE_NODE_KEYS = {
+  node: true,
+  state: true,
+  previousState: true,
+} as const satisfies KeyShape<RemoveNodeResponse>;
 
 /** `POST /v1/shards`. */
 export const ADD_SHARDS_KEYS = {

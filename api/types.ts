@@ -598,6 +598,18 @@ export interface MemberStatus {
   readonly leaders: number;
 }
 
+/**
+ * `POST /v1/cluster/nodes/{id}/remove` and `/replace` 202: the node is draining now; its
+ * replicas move to other nodes and it becomes `removed` once it holds none (watch
+ * `GET /v1/cluster/status`).
+ */
+export interface RemoveNodeResponse {
+  readonly node: number;
+  readonly state: MemberState;
+  /** Its state before the call (`draining` when the call was repeated). */
+  readonly previousState: MemberState;
+}
+
 /** A learner catching up: a replica in motion onto `node`. */
 export interface LearnerStatus {
   readonly shard: number;

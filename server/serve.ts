@@ -17,6 +17,7 @@ import {
   NODE_CHANNEL_SHARD,
   type NodeInfo,
   type NodeRuntime,
+  removeNode,
   startNode,
 } from "./node/mod.ts";
 import type { Hono } from "hono";
@@ -153,6 +154,19 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
     logger,
     status: () => status.collect(),
     transferLeader: (shard, to) => transferLeader(node, shard, to),
+    members: {
+      remove: (id, mode) =>
+        removeNode(
+          {
+            refresh: () => node.membership.refresh(),
+            update: (change) => node.membership.update(change),
+            isUp: (other) => other === config.node.id || node.transport.isPeerUp(other),
+            replicationFactor: config.sharding.replicationFactor,
+          },
+          id,
+          mode,
+        ),
+    },
     shardMoves: {
       add: (request) => node.mover.addShards(request),
       move: () => node.mover.move(),

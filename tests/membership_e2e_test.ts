@@ -1,0 +1,211 @@
+/**
+ * Shrinking a real cluster (issue 15): 4 `aspen node` processes, 4 shards, replication factor
+ * 3, under a small write load. `POST /v1/cluster/nodes/4/remove` drains node 4 while node 2
+ * is killed (SIGKILL) in the middle of the move and started again. Checks that the status
+ * shows the members record (every node active, then node 4 draining, then removed), that node
+ * 4 ends holding no replica and stops by itself, that every shard ends with 3 voters on nodes
+ * 1-3 and no learner, that every acknowledged write reads back, that the replicas of every
+ * shard converge (one applied index and one state hash), that removing another node is
+ * refused with 409 insufficient_capacity (3 nodes cannot lose one at factor 3), and that node
+ * 4 started again with its old data refuses to start and says why.
+ */
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { ApiError, AspenClient, type ClusterStatus } from "../api/mod.ts";
+import type { LocalCluster } from "../cli/launcher.ts";
+import type { ReplicaDebugState } from "../server/http/mod.ts";
+import { compareReplicas } from "./chaos/verify.ts";
+import { launchTestCluster } from "./_cluster.ts";
+
+const SHARDS = 4;
+/** Concurrent writers through nodes 1 and 3 (2 is killed, 4 leaves). */
+const WRITERS = 6;
+const KEY_PREFIX = "members-e2e/";
+/** How long the drain may take, kill and restart included. */
+const DRAIN_TIMEOUT_MS = 45_000;
+const CONVERGE_TIMEOUT_MS = 15_000;
+
+Deno.test("remove-node drains a node under load, through a killed peer", async () => {
+  const test = await launchTestCluster({ nodes: 4, shards: SHARDS });
+  const { cluster } = test;
+  try {
+    await cluster.waitForLeaders();
+    const first = await waitForStatus(
+      cluster,
+      1,
+      (status) =>
+        status.members?.length === 4 && status.members.every((member) => member.httpAddress !== ""),
+    );
+    deepEqual(first.members?.map((member) => member.state), [
+      "active",
+      "active",
+      "active",
+      "active",
+    ]);
+    const load = startWriters(cluster);
+    let acknowledged: ReadonlyMap<string, string>;
+    try {
+      const removal = await post(cluster, 1, "/v1/cluster/nodes/4/remove");
+      equal(removal.status, 202, JSON.stringify(removal.body));
+      deepEqual(removal.body, { node: 4, state: "draining", previousState: "active" });
+      await waitForStatus(cluster, 1, (status) =>
+        (status.learners?.length ?? 0) > 0 ||
+        status.members?.find((member) => member.id === 4)?.replicas !== SHARDS);
+      await cluster.kill(2, "SIGKILL");
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      cluster.start(2);
+      await waitForStatus(
+        cluster,
+        1,
+        (status) => status.members?.find((member) => member.id === 4)?.state === "removed",
+        DRAIN_TIMEOUT_MS,
+      );
+    } finally {
+      acknowledged = await load.stop();
+    }
+    ok(acknowledged.size > 0, "some write was acknowledged");
+    const settled = await waitForStatus(
+      cluster,
+      1,
+      (status) =>
+        status.shards.every((shard) =>
+          shard.leader !== null && shard.replicas.length === 3 &&
+          shard.replicas.every((replica) => replica.node !== 4 && replica.role !== "learner")
+        ),
+    );
+    deepEqual(settled.members?.map((member) => member.replicas), [SHARDS, SHARDS, SHARDS, 0]);
+    deepEqual(settled.nodes.map((node) => node.id), [1, 2, 3]);
+    const stored = await readAll(cluster);
+    for (const [key, value] of acknowledged) equal(stored.get(key), value, key);
+    await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS);
+    const refused = await post(cluster, 1, "/v1/cluster/nodes/3/remove");
+    equal(refused.status, 409);
+    equal((refused.body as { error: { code: string } }).error.code, "insufficient_capacity");
+    await checkRemovedNodeRefusesToStart(cluster, test.lines);
+  } catch (error) {
+    console.error(test.lines.slice(-80).join("\n"));
+    throw error;
+  } finally {
+    await test.close();
+  }
+});
+
+/** Node 4 stopped by itself once removed; started again it exits naming the reason. */
+async function checkRemovedNodeRefusesToStart(cluster: LocalCluster, lines: string[]) {
+  await waitFor(() => !cluster.isRunning(4), 10_000, "node 4 stops once removed");
+  const before = lines.length;
+  cluster.start(4);
+  await waitFor(() => !cluster.isRunning(4), 20_000, "node 4 refuses to start again");
+  const output = lines.slice(before).filter((line) => line.startsWith("n4 |")).join("\n");
+  ok(/removed from the cluster/.test(output), output);
+}
+
+async function post(cluster: LocalCluster, node: number, path: string) {
+  const response = await fetch(`${cluster.url(node)}${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${cluster.record.rootToken}` },
+  });
+  return { status: response.status, body: await response.json() as unknown };
+}
+
+async function waitForStatus(
+  cluster: LocalCluster,
+  node: number,
+  isDone: (status: ClusterStatus) => boolean,
+  timeoutMs = 20_000,
+): Promise<ClusterStatus> {
+  const deadline = performance.now() + timeoutMs;
+  let last: ClusterStatus | null = null;
+  while (performance.now() < deadline) {
+    const response = await fetch(`${cluster.url(node)}/v1/cluster/status`, {
+      headers: { authorization: `Bearer ${cluster.record.rootToken}` },
+    }).catch(() => null);
+    if (response !== null && response.status === 200) {
+      last = await response.json() as ClusterStatus;
+      if (isDone(last)) return last;
+    } else {
+      await response?.body?.cancel();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`The status did not reach the expected state: ${JSON.stringify(last)}`);
+}
+
+async function waitFor(isDone: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (isDone()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`Timed out: ${what}`);
+}
+
+/** Polls nodes' debug states until every shard's 3 replicas share an index and a hash. */
+async function waitForReplicas(
+  cluster: LocalCluster,
+  nodes: readonly number[],
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let pending: readonly string[] = [];
+  while (performance.now() < deadline) {
+    const states = new Map<number, readonly ReplicaDebugState[]>();
+    for (const node of nodes) {
+      const response = await fetch(`${cluster.url(node)}/v1/debug/state`, {
+        headers: { authorization: `Bearer ${cluster.record.rootToken}` },
+      });
+      equal(response.status, 200);
+      states.set(node, (await response.json() as { shards: ReplicaDebugState[] }).shards);
+    }
+    const comparison = compareReplicas(states, { shards: SHARDS, replicasPerShard: 3 });
+    equal(comparison.divergences.length, 0, comparison.divergences.join("; "));
+    if (comparison.isSettled) return;
+    pending = comparison.pending;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`The replicas did not converge: ${pending.join("; ")}`);
+}
+
+/** WRITERS loops putting their own keys through nodes 1 and 3 until stopped. */
+function startWriters(cluster: LocalCluster) {
+  const acknowledged = new Map<string, string>();
+  let isStopped = false;
+  const loops = Array.from({ length: WRITERS }, async (_, writer) => {
+    const client = new AspenClient({
+      endpoints: [cluster.url(writer % 2 === 0 ? 1 : 3)],
+      token: cluster.record.rootToken,
+    });
+    for (let sequence = 0; !isStopped; sequence++) {
+      const key = `${KEY_PREFIX}${writer}/${sequence}`;
+      const value = `value ${writer}/${sequence}`;
+      try {
+        await client.put(key, value);
+        acknowledged.set(key, value);
+      } catch (error) {
+        // Refused or unknown outcome: not counted.
+        if (!(error instanceof ApiError)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  });
+  return {
+    async stop(): Promise<ReadonlyMap<string, string>> {
+      isStopped = true;
+      await Promise.all(loops);
+      return acknowledged;
+    },
+  };
+}
+
+/** Every key under KEY_PREFIX, read linearizably a page at a time through node 1. */
+async function readAll(cluster: LocalCluster): Promise<Map<string, string>> {
+  const client = new AspenClient({ endpoints: [cluster.url(1)], token: cluster.record.rootToken });
+  const stored = new Map<string, string>();
+  let after: string | undefined;
+  for (let page = 0; page < 100; page++) {
+    const result = await client.range({ prefix: KEY_PREFIX, limit: 5_000, after });
+    for (const kv of result.kvs) stored.set(kv.key, kv.value);
+    if (!result.more) return stored;
+    after = result.next;
+  }
+  throw new Error("Cannot read the written keys: more than 100 pages");
+}
