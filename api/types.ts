@@ -610,6 +610,30 @@ export interface RemoveNodeResponse {
   readonly previousState: MemberState;
 }
 
+/** `POST /v1/cluster/join`: a new node asks to become a member (root token). */
+export interface JoinRequest {
+  readonly nodeId: number;
+  /** Where the others dial it (host:port). */
+  readonly peerAddress: string;
+  /** Where clients reach it (host:port). */
+  readonly httpAddress: string;
+  /** Its peer key's public half, SPKI DER in base64: the CA certifies it for `nodeId`. */
+  readonly publicKey: string;
+}
+
+/** `POST /v1/cluster/join` 200: what the new node needs to start as a `joining` member. */
+export interface JoinResponse {
+  readonly clusterId: string;
+  /** The cluster credentials file's text, without the CA key. */
+  readonly credentials: string;
+  /** The node's certificate for the peer channel, PEM, issued by the cluster CA. */
+  readonly certificatePem: string;
+  /** Every member that is not removed, the new node included. */
+  readonly members: readonly { readonly id: number; readonly peerAddress: string }[];
+  readonly numShards: number;
+  readonly replicationFactor: number;
+}
+
 /** A learner catching up: a replica in motion onto `node`. */
 export interface LearnerStatus {
   readonly shard: number;

@@ -8,6 +8,7 @@ import type { Config } from "./config.ts";
 import { addDebugRoutes, addWatchRoute, createApp, type ReplicaDebugState } from "./http/mod.ts";
 import type { Logger } from "./log.ts";
 import {
+  admitNode,
   type AspenNode,
   ClusterStatus,
   decodeShardResponse,
@@ -166,6 +167,13 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
           id,
           mode,
         ),
+      join: (body) =>
+        admitNode({
+          credentials: node.credentials,
+          update: (change) => node.membership.update(change),
+          numShards: node.service.shardCount,
+          replicationFactor: config.sharding.replicationFactor,
+        }, body),
     },
     shardMoves: {
       add: (request) => node.mover.addShards(request),

@@ -1,5 +1,7 @@
 /**
- * Shrinking a real cluster (issue 15): 4 `aspen node` processes, 4 shards, replication factor
+ * Growing and shrinking a real cluster (issue 15).
+ *
+ * Shrink: 4 `aspen node` processes, 4 shards, replication factor
  * 3, under a small write load. `POST /v1/cluster/nodes/4/remove` drains node 4 while node 2
  * is killed (SIGKILL) in the middle of the move and started again. Checks that the status
  * shows the members record (every node active, then node 4 draining, then removed), that node
@@ -8,13 +10,19 @@
  * shard converge (one applied index and one state hash), that removing another node is
  * refused with 409 insufficient_capacity (3 nodes cannot lose one at factor 3), and that node
  * 4 started again with its old data refuses to start and says why.
+ *
+ * Grow: 3 nodes under the same load; a fourth process starts with an empty data dir and
+ * `--join` (its own key, certified by the member it asks), becomes active and receives
+ * replicas while node 2 is killed and restarted; it ends with exactly a quarter of the
+ * replicas, every acknowledged write reads back and the 4 nodes' replicas converge; then it is
+ * removed again and the 3 others converge without it.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { ApiError, AspenClient, type ClusterStatus } from "../api/mod.ts";
 import type { LocalCluster } from "../cli/launcher.ts";
 import type { ReplicaDebugState } from "../server/http/mod.ts";
 import { compareReplicas } from "./chaos/verify.ts";
-import { launchTestCluster } from "./_cluster.ts";
+import { ASPEN_COMMAND, launchTestCluster } from "./_cluster.ts";
 
 const SHARDS = 4;
 /** Concurrent writers through nodes 1 and 3 (2 is killed, 4 leaves). */
@@ -89,6 +97,139 @@ Deno.test("remove-node drains a node under load, through a killed peer", async (
   }
 });
 
+Deno.test("a node joins under load through a killed peer, takes replicas, leaves", async () => {
+  const test = await launchTestCluster({ nodes: 3, shards: SHARDS });
+  const { cluster } = test;
+  const dir = await Deno.makeTempDir({ prefix: "aspen-join-" });
+  let joiner: JoiningNode | null = null;
+  try {
+    await cluster.waitForLeaders();
+    await waitForStatus(cluster, 1, (status) => status.members?.length === 3);
+    const load = startWriters(cluster);
+    let acknowledged: ReadonlyMap<string, string>;
+    try {
+      joiner = startJoiningNode(cluster, dir, test.lines);
+      await waitForStatus(
+        cluster,
+        1,
+        (status) => (status.members?.find((member) => member.id === 4)?.replicas ?? 0) > 0,
+      );
+      await cluster.kill(2, "SIGKILL");
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      cluster.start(2);
+      await waitForStatus(
+        cluster,
+        1,
+        (status) =>
+          status.members?.find((member) => member.id === 4)?.state === "active" &&
+          (status.learners?.length ?? 1) === 0 &&
+          status.members.every((member) => member.replicas === SHARDS * 3 / 4),
+        DRAIN_TIMEOUT_MS,
+      );
+    } finally {
+      acknowledged = await load.stop();
+    }
+    ok(acknowledged.size > 0, "some write was acknowledged");
+    const stored = await readAll(cluster);
+    for (const [key, value] of acknowledged) equal(stored.get(key), value, key);
+    await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS, joiner.url);
+    const leave = await post(cluster, 3, "/v1/cluster/nodes/4/remove");
+    equal(leave.status, 202, JSON.stringify(leave.body));
+    await waitForStatus(
+      cluster,
+      1,
+      (status) =>
+        status.members?.find((member) => member.id === 4)?.state === "removed" &&
+        status.members.every((member) => member.replicas === (member.id === 4 ? 0 : SHARDS)),
+      DRAIN_TIMEOUT_MS,
+    );
+    await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS, null);
+    equal(await joiner.exited, false, "the removed node stops with an error status");
+  } catch (error) {
+    console.error(test.lines.slice(-80).join("\n"));
+    throw error;
+  } finally {
+    await joiner?.stop();
+    await test.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A node process started outside the launcher, joining through node 1. */
+interface JoiningNode {
+  readonly url: string;
+  /** Settles with whether the process exited with status 0. */
+  readonly exited: Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+function startJoiningNode(cluster: LocalCluster, dir: string, lines: string[]): JoiningNode {
+  const [http, peer] = [freePort(), freePort()];
+  const [program, ...prefix] = ASPEN_COMMAND;
+  const child = new Deno.Command(program!, {
+    args: [
+      ...prefix,
+      "node",
+      "--node-id=4",
+      `--data-dir=${dir}/node-4`,
+      `--peer-listen=127.0.0.1:${peer}`,
+      `--http-listen=127.0.0.1:${http}`,
+      "--sharding-enabled",
+      `--sharding-num-shards=${SHARDS}`,
+      `--join=${cluster.url(1)}`,
+      `--join-token=${cluster.record.rootToken}`,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const pipe = async (stream: ReadableStream<Uint8Array<ArrayBuffer>>) => {
+    for await (
+      const line of stream.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter())
+    ) {
+      lines.push(`n4 | ${line}`);
+    }
+  };
+  const done = Promise.all([pipe(child.stdout), pipe(child.stderr), child.status]);
+  let isStopped = false;
+  return {
+    url: `http://127.0.0.1:${http}`,
+    exited: done.then(([, , status]) => status.success),
+    stop: async () => {
+      if (isStopped) return;
+      isStopped = true;
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // It already exited (a removed node stops by itself).
+      }
+      await done;
+    },
+  };
+}
+
+function lineSplitter(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, controller) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop() ?? "";
+      for (const part of parts) controller.enqueue(part);
+    },
+    flush(controller) {
+      if (rest !== "") controller.enqueue(rest);
+    },
+  });
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
 /** Node 4 stopped by itself once removed; started again it exits naming the reason. */
 async function checkRemovedNodeRefusesToStart(cluster: LocalCluster, lines: string[]) {
   await waitFor(() => !cluster.isRunning(4), 10_000, "node 4 stops once removed");
@@ -144,13 +285,16 @@ async function waitForReplicas(
   cluster: LocalCluster,
   nodes: readonly number[],
   timeoutMs: number,
+  extraUrl: string | null = null,
 ): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   let pending: readonly string[] = [];
   while (performance.now() < deadline) {
     const states = new Map<number, readonly ReplicaDebugState[]>();
-    for (const node of nodes) {
-      const response = await fetch(`${cluster.url(node)}/v1/debug/state`, {
+    const urls = nodes.map((node) => [node, cluster.url(node)] as const);
+    if (extraUrl !== null) urls.push([4, extraUrl]);
+    for (const [node, url] of urls) {
+      const response = await fetch(`${url}/v1/debug/state`, {
         headers: { authorization: `Bearer ${cluster.record.rootToken}` },
       });
       equal(response.status, 200);

@@ -10,6 +10,7 @@ import type {
   ApiErrorBody,
   ClusterStatus,
   HealthResponse,
+  JoinResponse,
   RemoveNodeResponse,
   ShardMoveStatus,
   ShardSizesResponse,
@@ -40,6 +41,8 @@ export interface AppOptions {
   /** `POST /v1/cluster/nodes/{id}/remove` and `/replace`; absent: 404. */
   readonly members?: {
     remove(node: number, mode: "remove" | "replace"): Promise<RemoveNodeResponse>;
+    /** `POST /v1/cluster/join` with the body as it came (the node checks it). */
+    join(body: unknown): Promise<JoinResponse>;
   };
   /** `POST /v1/shards`, `GET /v1/shards/moves`, `GET /v1/shards`; absent: 404. */
   readonly shardMoves?: {
@@ -147,6 +150,15 @@ function addClusterRoutes(
   app.get("/v1/cluster/status", async (c) => c.json(await options.status()));
   const members = options.members;
   if (members !== undefined) {
+    app.post("/v1/cluster/join", async (c) => {
+      auth.requireRoot(c, "admit a node");
+      const body = await c.req.json().catch((error: unknown) => {
+        throw new AspenError("bad_request", "Cannot join: the body is not JSON", {}, {
+          cause: error,
+        });
+      });
+      return c.json(await members.join(body));
+    });
     for (const mode of ["remove", "replace"] as const) {
       app.post(`/v1/cluster/nodes/:id/${mode}`, async (c) => {
         auth.requireRoot(c, `${mode} a node`);

@@ -18,6 +18,7 @@ function appWith(remove: (node: number, mode: "remove" | "replace") => Promise<u
         calls.push([node, mode]);
         return remove(node, mode) as never;
       },
+      join: () => Promise.reject(new AspenError("conflict", "no join here")),
     },
   });
   return { app, calls };

@@ -60,6 +60,7 @@ import type { Membership } from "./membership.ts";
 import { decodeNodeRequest } from "./node_requests.ts";
 import { readHostedShards, type ReplicaHost } from "./replica_host.ts";
 import { checkNotRemoved } from "./removed_marker.ts";
+import { joinedState } from "./join.ts";
 import { type NodeRequestSlot, startMembershipRuntime } from "./membership_wiring.ts";
 import { decodeShardRequest, encodeShardResponse } from "./shard_request.ts";
 import { TokenRegistry, TOKENS_READ_TIMEOUT_MS } from "./token_registry.ts";
@@ -139,9 +140,10 @@ export interface AspenNode {
  * @throws {AspenError} `bad_config` for missing credentials or an inconsistent membership,
  * `storage_corrupt` for damaged files.
  */
-export async function startNode(config: Config, runtime: NodeRuntime): Promise<AspenNode> {
+export async function startNode(given: Config, runtime: NodeRuntime): Promise<AspenNode> {
   const { logger } = runtime;
-  const parts = await openLocalParts(config, runtime);
+  const parts = await openLocalParts(given, runtime);
+  const config = parts.config;
   const { credentials, members, shards, alarms, liveness, crossShard, transport } = parts;
   const count = shardCount(config);
   alarms.start();
@@ -150,12 +152,11 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   const initialMap = { epoch: 1, numShards: count, members, replicationFactor: rf };
   const placement = { of: (_shard: number): readonly number[] | null => null };
   const router = createRouter(config, members, shards, transport, runtime, placement);
-  const shardMap = createShardMapView(initialMap, router, shards, runtime);
-  const stopShardMap = maintainShardMap({ expected: initialMap, shards, logger, view: shardMap });
+  const { shardMap, stopShardMap } = startShardMap(initialMap, { router, shards, parts }, runtime);
   const { service, sweeper } = createService(config, { router, shards, shardMap }, runtime);
   const mover = createMover(
     config,
-    { members, shards, router, shardMap, service },
+    { members, shards, router, shardMap, service, placement },
     async (shard) => {
       const voters = replicasOf(members, shard, rf);
       return await openShard(config, shard, voters, { transport, alarms }, runtime);
@@ -211,9 +212,14 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
  * The parts a node builds before it serves: credentials, the peer channel and the local
  * replicas (closed again when one fails to open).
  */
-async function openLocalParts(config: Config, runtime: NodeRuntime) {
-  await Deno.mkdir(config.node.dataDir, { recursive: true });
-  await checkNotRemoved(config.node.dataDir, config.node.id);
+async function openLocalParts(given: Config, runtime: NodeRuntime) {
+  await Deno.mkdir(given.node.dataDir, { recursive: true });
+  await checkNotRemoved(given.node.dataDir, given.node.id);
+  const joined = await joinedState(given, runtime.logger);
+  // A joined node's peers are the members it joined (they include it): the static list.
+  const config = joined === null
+    ? given
+    : { ...given, cluster: { ...given.cluster, peers: joined.members } };
   const credentials = await loadCredentials(config, runtime);
   const members = membersOf(config);
   const hostedIds = await readHostedShards(config.node.dataDir, SHARDS_MAX);
@@ -239,6 +245,8 @@ async function openLocalParts(config: Config, runtime: NodeRuntime) {
     throw withFreeSpace(error, config, alarms);
   }
   return {
+    config,
+    isJoined: joined !== null,
     credentials,
     members,
     shards,
@@ -334,6 +342,7 @@ function createMover(
     readonly router: ClusterRouter;
     readonly shardMap: ShardMapView;
     readonly service: KvService;
+    readonly placement: { readonly of: (shard: number) => readonly number[] | null };
   },
   open: (shard: number) => Promise<LocalShard>,
   runtime: NodeRuntime,
@@ -350,11 +359,33 @@ function createMover(
       opened.useCrossShardExpiry((id) => cluster.service.expireLease(apiLeaseId(id, shard)));
       return opened;
     },
+    isPlacedByDriver: (shard) => cluster.placement.of(shard) !== null,
     maxShards: SHARDS_MAX,
     logger: runtime.logger,
     nowMs: runtime.nowMs,
     wallMs: runtime.wallMs,
   });
+}
+
+/** The shard map's view and its upkeep (shard_map.ts); a joined node's list is not checked. */
+function startShardMap(
+  initialMap: ShardMap,
+  node: {
+    readonly router: ClusterRouter;
+    readonly shards: ReadonlyMap<number, LocalShard>;
+    readonly parts: { readonly isJoined: boolean };
+  },
+  runtime: NodeRuntime,
+): { shardMap: ShardMapView; stopShardMap: () => void } {
+  const shardMap = createShardMapView(initialMap, node.router, node.shards, runtime);
+  const stopShardMap = maintainShardMap({
+    expected: initialMap,
+    shards: node.shards,
+    logger: runtime.logger,
+    view: shardMap,
+    isConfigChecked: !node.parts.isJoined,
+  });
+  return { shardMap, stopShardMap };
 }
 
 /** The shard map the node routes by, read from shard 0 (its local replica first). */

@@ -63,6 +63,12 @@ export interface ShardMoverOptions {
   readonly view: ShardMapView;
   /** Opens this node's replica of `shard` (new storage: bootstrapped by placement). */
   readonly openShard: (shard: number) => Promise<LocalShard>;
+  /**
+   * Whether the rebalance driver places `shard` (the placement record lists it): then the
+   * mover never opens it, since its replicas may have moved off the static placement and a
+   * replica bootstrapped from that placement would disagree with the group. Absent: never.
+   */
+  readonly isPlacedByDriver?: (shard: number) => boolean;
   /** The most shards a cluster may have. */
   readonly maxShards: number;
   readonly logger: Logger;
@@ -79,8 +85,15 @@ export class ShardMover {
   #isClosed = false;
   #retryAtMs = 0;
 
+  /**
+   * The shard count when the node started: the shards below it were opened at start (or are
+   * hosted on the rebalance driver's demand); the mover opens only shards a move adds.
+   */
+  readonly #startCount: number;
+
   constructor(options: ShardMoverOptions) {
     this.#options = options;
+    this.#startCount = options.view.numShards;
   }
 
   start(): void {
@@ -196,8 +209,9 @@ export class ShardMover {
   /** Opens this node's replicas of shards below `count` that it does not have yet. */
   async #openShards(count: number): Promise<void> {
     const { members, replicationFactor, nodeId, shards } = this.#options;
-    for (let shard = 0; shard < count; shard++) {
+    for (let shard = this.#startCount; shard < count; shard++) {
       if (shards.has(shard)) continue;
+      if (this.#options.isPlacedByDriver?.(shard) === true) continue;
       if (!replicasOf(members, shard, replicationFactor).includes(nodeId)) continue;
       const opened = await this.#options.openShard(shard);
       if (this.#isClosed) {
