@@ -58,7 +58,7 @@ import {
 import { ShardMover } from "./shard_mover.ts";
 import type { Membership } from "./membership.ts";
 import { decodeNodeRequest } from "./node_requests.ts";
-import { readHostedShards, type ReplicaHost } from "./replica_host.ts";
+import { readHostedShards, type ReplicaHost, shardDirsOf } from "./replica_host.ts";
 import { checkNotRemoved } from "./removed_marker.ts";
 import { joinedState } from "./join.ts";
 import { type NodeRequestSlot, startMembershipRuntime } from "./membership_wiring.ts";
@@ -223,7 +223,9 @@ async function openLocalParts(given: Config, runtime: NodeRuntime) {
   const credentials = await loadCredentials(config, runtime);
   const members = membersOf(config);
   const hostedIds = await readHostedShards(config.node.dataDir, SHARDS_MAX);
-  const localIds = hostedIds ?? localShardIds(config, members, shardCount(config));
+  const onDisk = await shardDirsOf(config.node.dataDir, SHARDS_MAX);
+  const listed = hostedIds ?? localShardIds(config, members, shardCount(config));
+  const localIds = [...new Set([...listed, ...onDisk])].sort((a, b) => a - b);
   const shards = new Map<number, LocalShard>();
   const alarms = createAlarms(config, shards, runtime);
   const liveness = new NodeLiveness(members.filter((member) => member !== config.node.id));

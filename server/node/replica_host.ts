@@ -57,6 +57,24 @@ export async function readHostedShards(
   return [...new Set(shards as number[])].sort((a, b) => a - b);
 }
 
+/**
+ * The shard ids of the `shard-<id>` folders in `dataDir`: replicas whose files exist. A node
+ * opens them at start beside its list, so that a replica opened just before a crash (before the
+ * list was written) is not forgotten; one the list already dropped is dropped again by the
+ * rebalancer (no group lists it).
+ */
+export async function shardDirsOf(dataDir: string, shardsMax: number): Promise<number[]> {
+  const shards: number[] = [];
+  for await (const entry of Deno.readDir(dataDir)) {
+    const match = /^shard-(0|[1-9][0-9]{0,5})$/.exec(entry.name);
+    if (match === null || !entry.isDirectory) continue;
+    const shard = Number(match[1]);
+    if (shard < shardsMax) shards.push(shard);
+    if (shards.length >= shardsMax) break;
+  }
+  return shards.sort((a, b) => a - b);
+}
+
 /** Writes the hosted shards of `dataDir` atomically. */
 export async function writeHostedShards(
   dataDir: string,
@@ -119,9 +137,9 @@ export class ReplicaHost {
    *
    * @throws {AspenError} `bad_request` for a shard id past the limit; the open's errors.
    */
-  host(shard: number): Promise<{ readonly shard: number; readonly isNew: boolean }> {
+  async host(shard: number): Promise<{ readonly shard: number; readonly isNew: boolean }> {
     this.#checkShard(shard);
-    return this.#serialized(async () => {
+    return await this.#serialized(async () => {
       if (this.#shards.has(shard)) return { shard, isNew: false };
       const opened = await this.#open(shard);
       this.#shards.set(shard, opened);
@@ -135,9 +153,9 @@ export class ReplicaHost {
    * Drops this node's replica of `shard` (after the group removed it): closes it, forgets it
    * and deletes its files. Nothing when it is not hosted.
    */
-  drop(shard: number): Promise<{ readonly shard: number; readonly isDropped: boolean }> {
+  async drop(shard: number): Promise<{ readonly shard: number; readonly isDropped: boolean }> {
     this.#checkShard(shard);
-    return this.#serialized(async () => {
+    return await this.#serialized(async () => {
       const local = this.#shards.get(shard);
       if (local === undefined) return { shard, isDropped: false };
       this.#shards.delete(shard);
