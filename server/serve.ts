@@ -161,7 +161,7 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
           {
             refresh: () => node.membership.refresh(),
             update: (change) => node.membership.update(change),
-            isUp: (other) => other === config.node.id || node.transport.isPeerUp(other),
+            isUp: (other) => node.isNodeUp(other),
             replicationFactor: config.sharding.replicationFactor,
           },
           id,

@@ -16,6 +16,10 @@
  * replicas while node 2 is killed and restarted; it ends with exactly a quarter of the
  * replicas, every acknowledged write reads back and the 4 nodes' replicas converge; then it is
  * removed again and the 3 others converge without it.
+ *
+ * Replace: 4 nodes under load; replacing node 4 while it is up is 409; once it is killed for
+ * good, `replace` rebuilds its replicas on nodes 1-3 from the survivors, it ends `removed`,
+ * every acknowledged write reads back and the replicas converge.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { ApiError, AspenClient, type ClusterStatus } from "../api/mod.ts";
@@ -152,6 +156,55 @@ Deno.test("a node joins under load through a killed peer, takes replicas, leaves
     await joiner?.stop();
     await test.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("replace-node rebuilds a dead node's replicas from the survivors", async () => {
+  const test = await launchTestCluster({ nodes: 4, shards: SHARDS });
+  const { cluster } = test;
+  try {
+    await cluster.waitForLeaders();
+    await waitForStatus(cluster, 1, (status) => status.members?.length === 4);
+    const load = startWriters(cluster);
+    let acknowledged: ReadonlyMap<string, string>;
+    try {
+      const refused = await post(cluster, 1, "/v1/cluster/nodes/4/replace");
+      equal(refused.status, 409, "a node that is up is drained with remove, not replaced");
+      await cluster.kill(4, "SIGKILL");
+      await waitForStatus(
+        cluster,
+        1,
+        (status) => status.nodes.find((node) => node.id === 4)?.status === "down",
+      );
+      // The answering node counts a peer down once it was silent for about a second.
+      let replaced = await post(cluster, 1, "/v1/cluster/nodes/4/replace");
+      for (let attempt = 0; attempt < 20 && replaced.status === 409; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        replaced = await post(cluster, 1, "/v1/cluster/nodes/4/replace");
+      }
+      equal(replaced.status, 202, JSON.stringify(replaced.body));
+      await waitForStatus(
+        cluster,
+        1,
+        (status) =>
+          status.members?.find((member) => member.id === 4)?.state === "removed" &&
+          status.shards.every((shard) =>
+            shard.replicas.length === 3 && shard.replicas.every((replica) => replica.node !== 4)
+          ),
+        DRAIN_TIMEOUT_MS,
+      );
+    } finally {
+      acknowledged = await load.stop();
+    }
+    ok(acknowledged.size > 0, "some write was acknowledged");
+    const stored = await readAll(cluster);
+    for (const [key, value] of acknowledged) equal(stored.get(key), value, key);
+    await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS);
+  } catch (error) {
+    console.error(test.lines.slice(-80).join("\n"));
+    throw error;
+  } finally {
+    await test.close();
   }
 });
 

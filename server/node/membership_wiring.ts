@@ -228,7 +228,8 @@ function createRebalanceDriver(
     },
     updateMembers: (change) => membership.update(change),
     observeShards: () => observeShards(router, node.service.shardCount, runtime),
-    isUp: (id) => id === self || transport.isPeerUp(id),
+    // A link can look up for a while after its peer died: its silence says more.
+    isUp: (id) => id === self || (transport.isPeerUp(id) && !node.liveness.isDown(id)),
     hostedShards: async (id) => {
       if (id === self) return replicaHost.hosted();
       const bytes = await transport.request(id, NODE_CHANNEL_SHARD, new Uint8Array(0), {

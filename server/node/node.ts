@@ -130,6 +130,8 @@ export interface AspenNode {
   readonly replicaHost: ReplicaHost;
   /** Resolves when the cluster told this node that it was removed: it must stop. */
   readonly removed: Promise<void>;
+  /** Whether node `id` is up: this node, or a peer with a link and heard within a second. */
+  isNodeUp(id: number): boolean;
   /** Stops the node: leadership handed over, files flushed and closed. */
   close(): Promise<void>;
 }
@@ -195,6 +197,8 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
     membership: membership.membership,
     replicaHost: membership.replicaHost,
     removed: membership.removed,
+    isNodeUp: (id) =>
+      id === config.node.id || (transport.isPeerUp(id) && !parts.liveness.isDown(id)),
     close: async () => {
       membership.close();
       stopTicker();
