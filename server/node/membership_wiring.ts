@@ -81,7 +81,9 @@ export async function handleNodeRequest(
   },
 ): Promise<unknown> {
   if (request.kind === "hostReplica") return await node.replicaHost.host(request.shard);
-  if (request.kind === "dropReplica") return await node.replicaHost.drop(request.shard);
+  if (request.kind === "dropReplica") {
+    return await node.replicaHost.drop(request.shard, request.term);
+  }
   const { config, runtime } = node;
   await writeRemovedMarker(config.node.dataDir, {
     nodeId: config.node.id,
@@ -221,11 +223,7 @@ function createRebalanceDriver(
   const cluster: DriverCluster = {
     isLeader: () => node.shards.get(0)?.replica.leader() === self,
     replicationFactor: config.sharding.replicationFactor,
-    readMembers: async () => {
-      const record = await membership.refresh();
-      if (record !== null) return record;
-      throw new AspenError("shard_unavailable", "The members record is not written yet");
-    },
+    readMembers: () => membership.refresh(),
     updateMembers: (change) => membership.update(change),
     observeShards: () => observeShards(router, node.service.shardCount, runtime),
     // A link can look up for a while after its peer died: its silence says more.
@@ -238,7 +236,8 @@ function createRebalanceDriver(
       return bytes === null ? null : decodeShardResponse<NodeInfo>(bytes).shards ?? null;
     },
     hostReplica: async (id, shard) => void await ask(id, { kind: "hostReplica", shard }),
-    dropReplica: async (id, shard) => void await ask(id, { kind: "dropReplica", shard }),
+    dropReplica: async (id, shard, term) =>
+      void await ask(id, { kind: "dropReplica", shard, term }),
     changeMembership: async (shard, change, id) =>
       void await step(shard, { kind: "confChange", change, node: id }),
     transferLeader: async (shard, to) => void await step(shard, { kind: "transferLeader", to }),
@@ -258,7 +257,7 @@ async function handleLocally(
   replicaHost: ReplicaHost,
 ): Promise<unknown> {
   if (request.kind === "hostReplica") return await replicaHost.host(request.shard);
-  if (request.kind === "dropReplica") return await replicaHost.drop(request.shard);
+  if (request.kind === "dropReplica") return await replicaHost.drop(request.shard, request.term);
   // The driver never removes the node it runs on: shard 0's leader is moved away first.
   throw new AspenError("conflict", "Cannot remove the node that runs the rebalance driver");
 }
@@ -275,11 +274,12 @@ async function observeShards(
       const view = await router.execute<ShardStatusView>(shard, { kind: "status" }, deadline)
         .catch(() => null);
       if (view === null || view.leader === null) {
-        return { shard, leader: null, voters: [], learners: [] };
+        return { shard, leader: null, term: 0, voters: [], learners: [] };
       }
       return {
         shard,
         leader: view.leader,
+        term: view.term,
         voters: view.replicas.filter((replica) => replica.role !== "learner")
           .map((replica) => replica.node),
         learners: view.replicas.filter((replica) => replica.role === "learner")

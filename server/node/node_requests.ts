@@ -9,7 +9,12 @@ import { AspenError } from "../../shard/mod.ts";
 export type NodeRequest =
   | { readonly kind: "info" }
   | { readonly kind: "hostReplica"; readonly shard: number }
-  | { readonly kind: "dropReplica"; readonly shard: number }
+  /**
+   * Drop the replica of `shard` that its group no longer lists, as seen by a leader of term
+   * `term`: a replica that has seen a later term is refused (the view came from a deposed
+   * leader, and the replica may be a member of the newer configuration).
+   */
+  | { readonly kind: "dropReplica"; readonly shard: number; readonly term: number }
   /** The node was removed from the cluster: it stops and refuses to start again. */
   | { readonly kind: "removed" };
 
@@ -47,7 +52,12 @@ export function decodeNodeRequest(payload: Uint8Array): NodeRequest {
     if (typeof shard !== "number" || !Number.isSafeInteger(shard) || shard < 0) {
       throw new AspenError("bad_request", "Cannot decode a node request: bad shard id");
     }
-    return { kind: request.kind, shard };
+    if (request.kind === "hostReplica") return { kind: request.kind, shard };
+    const term = request.term;
+    if (typeof term !== "number" || !Number.isSafeInteger(term) || term < 0) {
+      throw new AspenError("bad_request", "Cannot decode a node request: bad term");
+    }
+    return { kind: request.kind, shard, term };
   }
   throw new AspenError(
     "bad_request",

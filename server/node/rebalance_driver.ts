@@ -51,6 +51,8 @@ export const REBALANCE_OPERATIONS_PER_PASS_MAX = 32;
 export interface ShardObservation {
   readonly shard: number;
   readonly leader: number | null;
+  /** The leader's term (0 without a leader). */
+  readonly term: number;
   readonly voters: readonly number[];
   readonly learners: readonly { readonly node: number; readonly lag: number }[];
 }
@@ -60,8 +62,8 @@ export interface DriverCluster {
   /** Whether this node leads shard 0 now (the driver runs only there). */
   isLeader(): boolean;
   readonly replicationFactor: number;
-  /** The members record, read linearizably. */
-  readMembers(): Promise<MembersRecord>;
+  /** The members record, read linearizably; null before shard 0's leader wrote it. */
+  readMembers(): Promise<MembersRecord | null>;
   /** Changes the members record by compare-and-swap. */
   updateMembers(change: (record: MembersRecord) => MembersRecord): Promise<MembersRecord>;
   /** Every shard's configuration from its leader (leader null when none answered). */
@@ -71,7 +73,8 @@ export interface DriverCluster {
   /** The shards `node` hosts a replica of, or null when it did not answer. */
   hostedShards(node: number): Promise<readonly number[] | null>;
   hostReplica(node: number, shard: number): Promise<void>;
-  dropReplica(node: number, shard: number): Promise<void>;
+  /** Drops `node`'s replica, unless it has seen a term after `term` (a stale view). */
+  dropReplica(node: number, shard: number, term: number): Promise<void>;
   changeMembership(shard: number, change: MembershipChangeType, node: number): Promise<void>;
   transferLeader(shard: number, to: number): Promise<void>;
   /** Tells `node` it was removed (it writes its mark and stops). */
@@ -89,6 +92,15 @@ export interface PassReport {
   readonly memberChanges: readonly { readonly node: number; readonly state: MemberRecordState }[];
   readonly diagnoses: readonly string[];
 }
+
+/** A pass that found nothing to work from (no members record yet). */
+const EMPTY_REPORT: PassReport = {
+  operations: [],
+  hosted: [],
+  dropped: [],
+  memberChanges: [],
+  diagnoses: [],
+};
 
 /** Runs passes on shard 0's leader. */
 export class RebalanceDriver {
@@ -132,7 +144,9 @@ export class RebalanceDriver {
    */
   async pass(): Promise<PassReport> {
     const cluster = this.#cluster;
-    let record = await cluster.readMembers();
+    const read = await cluster.readMembers();
+    if (read === null) return EMPTY_REPORT;
+    let record = read;
     const observed = await cluster.observeShards();
     const hosting = await this.#hostingReports(record);
     const hosted = await this.#rehostLearners(observed, hosting);
@@ -144,7 +158,8 @@ export class RebalanceDriver {
     const operations: RebalanceOperation[] = [];
     for (const operation of plan.operations.slice(0, REBALANCE_OPERATIONS_PER_PASS_MAX)) {
       if (!this.#isSafeNow(operation, observed)) continue;
-      await this.#execute(operation);
+      const term = observed.find((shard) => shard.shard === operation.shard)?.term ?? 0;
+      await this.#execute(operation, term);
       operations.push(operation);
     }
     await this.#savePlacement(observed, operations);
@@ -199,7 +214,7 @@ export class RebalanceDriver {
         const isListed = view.voters.includes(node) ||
           view.learners.some((learner) => learner.node === node);
         if (isListed) continue;
-        await this.#cluster.dropReplica(node, shard);
+        await this.#cluster.dropReplica(node, shard, view.term);
         done.push({ node, shard });
       }
     }
@@ -236,7 +251,7 @@ export class RebalanceDriver {
     return shard.voters.every((voter) => voter === operation.node || cluster.isUp(voter));
   }
 
-  async #execute(operation: RebalanceOperation): Promise<void> {
+  async #execute(operation: RebalanceOperation, term: number): Promise<void> {
     const cluster = this.#cluster;
     this.#logger.info("Rebalance step", describe(operation));
     if (operation.type === "transferLeader") {
@@ -253,7 +268,9 @@ export class RebalanceDriver {
       return;
     }
     await cluster.changeMembership(operation.shard, "removeReplica", operation.node);
-    if (cluster.isUp(operation.node)) await cluster.dropReplica(operation.node, operation.shard);
+    if (cluster.isUp(operation.node)) {
+      await cluster.dropReplica(operation.node, operation.shard, term);
+    }
   }
 
   /**

@@ -32,6 +32,7 @@ interface FakeShard {
   voters: Set<number>;
   learners: Map<number, number>;
   leader: number;
+  term: number;
 }
 
 class FakeCluster implements DriverCluster {
@@ -56,7 +57,8 @@ class FakeCluster implements DriverCluster {
     for (let shard = 0; shard < options.shards; shard++) {
       const voters = replicasOf(options.nodes, shard, options.rf);
       for (const node of voters) this.hosting.get(node)!.add(shard);
-      this.shards.set(shard, { voters: new Set(voters), learners: new Map(), leader: voters[0]! });
+      const state = { voters: new Set(voters), learners: new Map(), leader: voters[0]!, term: 1 };
+      this.shards.set(shard, state);
     }
   }
 
@@ -74,7 +76,7 @@ class FakeCluster implements DriverCluster {
     return true;
   }
 
-  readMembers(): Promise<MembersRecord> {
+  readMembers(): Promise<MembersRecord | null> {
     return Promise.resolve(this.record);
   }
 
@@ -95,11 +97,15 @@ class FakeCluster implements DriverCluster {
       // A dead leader's group elects another leader when a majority of its voters is up.
       const live = [...state.voters].filter((voter) => this.up.has(voter)).sort((a, b) => a - b);
       const isElectable = live.length >= Math.floor(state.voters.size / 2) + 1;
-      if (!this.up.has(state.leader) && isElectable) state.leader = live[0]!;
+      if (!this.up.has(state.leader) && isElectable) {
+        state.leader = live[0]!;
+        state.term++;
+      }
       const isLeaderUp = this.up.has(state.leader);
       observed.push({
         shard,
         leader: isLeaderUp ? state.leader : null,
+        term: isLeaderUp ? state.term : 0,
         voters: isLeaderUp ? [...state.voters].sort((a, b) => a - b) : [],
         learners: isLeaderUp ? learners : [],
       });
@@ -123,9 +129,10 @@ class FakeCluster implements DriverCluster {
     return Promise.resolve();
   }
 
-  dropReplica(node: number, shard: number): Promise<void> {
+  dropReplica(node: number, shard: number, term: number): Promise<void> {
     this.#effect();
     const state = this.shards.get(shard)!;
+    equal(term, state.term, "a drop names the term of the view it rests on");
     ok(!state.voters.has(node) && !state.learners.has(node), `drop of configured ${node}/${shard}`);
     this.hosting.get(node)!.delete(shard);
     return Promise.resolve();
@@ -159,6 +166,7 @@ class FakeCluster implements DriverCluster {
     const state = this.shards.get(shard)!;
     ok(state.voters.has(to) && this.up.has(to), "transfer to an up voter");
     state.leader = to;
+    state.term++;
     return Promise.resolve();
   }
 

@@ -151,13 +151,28 @@ export class ReplicaHost {
 
   /**
    * Drops this node's replica of `shard` (after the group removed it): closes it, forgets it
-   * and deletes its files. Nothing when it is not hosted.
+   * and deletes its files. Nothing when it is not hosted. `termMax` is the term of the leader
+   * whose configuration lacks this replica.
+   *
+   * @throws {AspenError} `conflict` when the replica has seen a later term than `termMax`.
    */
-  async drop(shard: number): Promise<{ readonly shard: number; readonly isDropped: boolean }> {
+  async drop(
+    shard: number,
+    termMax: number,
+  ): Promise<{ readonly shard: number; readonly isDropped: boolean }> {
     this.#checkShard(shard);
     return await this.#serialized(async () => {
       const local = this.#shards.get(shard);
       if (local === undefined) return { shard, isDropped: false };
+      const term = local.replica.status().term;
+      if (term > termMax) {
+        throw new AspenError(
+          "conflict",
+          `Cannot drop the replica of shard ${shard}: it has seen term ${term}, after the ` +
+            `leader (term ${termMax}) that no longer lists it`,
+          { shard },
+        );
+      }
       this.#shards.delete(shard);
       await this.#save();
       local.close();

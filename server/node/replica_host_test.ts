@@ -1,7 +1,8 @@
 /**
  * ReplicaHost and the hosted-shards file: the list round-trips and a corrupt one is refused,
- * host() opens a replica once and records it, drop() closes it, deletes its folder and records
- * that, and shardDirsOf() finds the replica folders a crash may have left off the list.
+ * host() opens a replica once and records it, drop() refuses a replica that saw a later term
+ * than the leader whose view lacks it, else closes it, deletes its folder and records that,
+ * and shardDirsOf() finds the replica folders a crash may have left off the list.
  */
 import { deepEqual, equal, rejects } from "node:assert/strict";
 import { AspenError } from "../../shard/mod.ts";
@@ -49,7 +50,8 @@ Deno.test("ReplicaHost hosts once, drops with its files, and keeps the list", as
       open: async (shard) => {
         opens++;
         await Deno.mkdir(`${dir}/shard-${shard}`);
-        return { shard, close: () => closed.push(shard) } as unknown as LocalShard;
+        const replica = { status: () => ({ term: 5 }) };
+        return { shard, replica, close: () => closed.push(shard) } as unknown as LocalShard;
       },
       logger: quiet,
     });
@@ -58,11 +60,17 @@ Deno.test("ReplicaHost hosts once, drops with its files, and keeps the list", as
     equal(opens, 1);
     deepEqual(await readHostedShards(dir, 16), [2]);
     deepEqual(await shardDirsOf(dir, 16), [2]);
-    deepEqual(await host.drop(2), { shard: 2, isDropped: true });
+    await rejects(
+      host.drop(2, 4),
+      (error) => error instanceof AspenError && error.code === "conflict",
+      "a replica that saw a later term than the view's leader stays",
+    );
+    deepEqual(await readHostedShards(dir, 16), [2]);
+    deepEqual(await host.drop(2, 5), { shard: 2, isDropped: true });
     deepEqual(closed, [2]);
     deepEqual(await readHostedShards(dir, 16), []);
     deepEqual(await shardDirsOf(dir, 16), []);
-    deepEqual(await host.drop(2), { shard: 2, isDropped: false });
+    deepEqual(await host.drop(2, 5), { shard: 2, isDropped: false });
     await rejects(host.host(16), (error) => error instanceof AspenError);
   } finally {
     await Deno.remove(dir, { recursive: true });
