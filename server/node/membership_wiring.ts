@@ -57,9 +57,8 @@ export function createReplicaHost(
     shards: node.shards,
     dataDir: config.node.dataDir,
     shardsMax: SHARDS_MAX,
-    // No voters: the replica waits for its leader to send it the log or a snapshot.
-    open: async (shard) => {
-      const opened = await node.openShard(shard, []);
+    open: async (shard, voters) => {
+      const opened = await node.openShard(shard, voters);
       opened.useCrossShardExpiry((id) => node.service.expireLease(apiLeaseId(id, shard)));
       return opened;
     },

@@ -153,16 +153,14 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
   const rf = config.sharding.replicationFactor;
   const initialMap = { epoch: 1, numShards: count, members, replicationFactor: rf };
   const placement = { of: (_shard: number): readonly number[] | null => null };
+  const hostSlot: { host: ReplicaHost | null } = { host: null };
   const router = createRouter(config, members, shards, transport, runtime, placement);
   const { shardMap, stopShardMap } = startShardMap(initialMap, { router, shards, parts }, runtime);
   const { service, sweeper } = createService(config, { router, shards, shardMap }, runtime);
   const mover = createMover(
     config,
     { members, shards, router, shardMap, service, placement },
-    async (shard) => {
-      const voters = replicasOf(members, shard, rf);
-      return await openShard(config, shard, voters, { transport, alarms }, runtime);
-    },
+    moverOpener(config, { members, transport, alarms, hostSlot }, runtime),
     runtime,
   );
   mover.start();
@@ -177,6 +175,7 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
     openShard: (shard, voters) => openShard(config, shard, voters, { transport, alarms }, runtime),
   }, runtime);
   placement.of = (shard) => membership.membership.placementOf(shard);
+  hostSlot.host = membership.replicaHost;
   logger.info("Node started", {
     node: config.node.id,
     shards: [...shards.keys()].join(","),
@@ -337,6 +336,29 @@ function createService(
     logger: runtime.logger,
   });
   return { service, sweeper };
+}
+
+/**
+ * How the mover opens a new shard's replica, bootstrapped from the static placement: through
+ * the replica host once it exists, so that the rebalancer's opens and the mover's never open
+ * one shard twice.
+ */
+function moverOpener(
+  config: Config,
+  node: {
+    readonly members: readonly number[];
+    readonly transport: PeerTransport;
+    readonly alarms: NodeAlarms;
+    readonly hostSlot: { readonly host: ReplicaHost | null };
+  },
+  runtime: NodeRuntime,
+): (shard: number) => Promise<LocalShard> {
+  return async (shard) => {
+    const voters = replicasOf(node.members, shard, config.sharding.replicationFactor);
+    const host = node.hostSlot.host;
+    if (host !== null) return await host.openFor(shard, voters);
+    return await openShard(config, shard, voters, node, runtime);
+  };
 }
 
 /** The node's part in shard moves; a new shard's leases expire through `cluster.service`. */

@@ -179,18 +179,24 @@ export class RebalanceDriver {
     return reports;
   }
 
-  /** A learner whose node lacks the replica (a crash after addLearner): host it again. */
+  /**
+   * A learner whose node lacks the replica (a crash after addLearner): host it again. So for a
+   * voter whose node never opened its replica (down while a shard move created the shard):
+   * an empty replica, which its leader fills from the log or a snapshot. A voter that once
+   * held data and lost it (a wiped disk) looks the same; that is an operator's recovery.
+   */
   async #rehostLearners(
     observed: readonly ShardObservation[],
     hosting: ReadonlyMap<number, readonly number[] | null>,
   ): Promise<{ node: number; shard: number }[]> {
     const done: { node: number; shard: number }[] = [];
     for (const shard of observed) {
-      for (const learner of shard.learners) {
-        const report = hosting.get(learner.node) ?? null;
+      const nodes = [...shard.learners.map((learner) => learner.node), ...shard.voters];
+      for (const node of nodes) {
+        const report = hosting.get(node) ?? null;
         if (report === null || report.includes(shard.shard)) continue;
-        await this.#cluster.hostReplica(learner.node, shard.shard);
-        done.push({ node: learner.node, shard: shard.shard });
+        await this.#cluster.hostReplica(node, shard.shard);
+        done.push({ node, shard: shard.shard });
       }
     }
     return done;

@@ -310,3 +310,14 @@ Deno.test("RebalanceDriver removes no replica while another voter is down", asyn
   await converge(cluster);
   checkSettled(cluster, { rf: 3, gone: [3] });
 });
+
+Deno.test("RebalanceDriver gives a voter that never opened its replica an empty one", async () => {
+  const cluster = new FakeCluster({ nodes: [1, 2, 3], shards: 2, rf: 3 });
+  // Node 3 was down while a shard move created shard 1: a voter without its replica.
+  cluster.hosting.get(3)!.delete(1);
+  const report = await new RebalanceDriver(cluster, quiet).pass();
+  deepEqual(report.hosted, [{ node: 3, shard: 1 }]);
+  ok(cluster.hosting.get(3)!.has(1), "node 3 hosts shard 1 again");
+  await converge(cluster);
+  checkSettled(cluster, { rf: 3, gone: [] });
+});

@@ -92,7 +92,7 @@ export class ReplicaHost {
   readonly #shards: Map<number, LocalShard>;
   readonly #dataDir: string;
   readonly #shardsMax: number;
-  readonly #open: (shard: number) => Promise<LocalShard>;
+  readonly #open: (shard: number, voters: readonly number[]) => Promise<LocalShard>;
   readonly #logger: Logger;
   #tail: Promise<unknown> = Promise.resolve();
   #saved = "";
@@ -101,8 +101,11 @@ export class ReplicaHost {
     readonly shards: Map<number, LocalShard>;
     readonly dataDir: string;
     readonly shardsMax: number;
-    /** Opens an empty replica of `shard` (no voters: it waits for its leader). */
-    readonly open: (shard: number) => Promise<LocalShard>;
+    /**
+     * Opens a replica of `shard`; `voters` bootstrap new storage (none: an empty replica that
+     * waits for its leader to send it the log or a snapshot).
+     */
+    readonly open: (shard: number, voters: readonly number[]) => Promise<LocalShard>;
     readonly logger: Logger;
   }) {
     this.#shards = options.shards;
@@ -141,11 +144,28 @@ export class ReplicaHost {
     this.#checkShard(shard);
     return await this.#serialized(async () => {
       if (this.#shards.has(shard)) return { shard, isNew: false };
-      const opened = await this.#open(shard);
+      const opened = await this.#open(shard, []);
       this.#shards.set(shard, opened);
       await this.#save();
       this.#logger.info("Hosting a new replica", { shard });
       return { shard, isNew: true };
+    });
+  }
+
+  /**
+   * The replica of `shard`, opened now with `voters` when it is not hosted (a shard move's new
+   * shard, bootstrapped from the static placement). Serialized with host() and drop(), so a
+   * shard is never opened twice.
+   */
+  async openFor(shard: number, voters: readonly number[]): Promise<LocalShard> {
+    this.#checkShard(shard);
+    return await this.#serialized(async () => {
+      const hosted = this.#shards.get(shard);
+      if (hosted !== undefined) return hosted;
+      const opened = await this.#open(shard, voters);
+      this.#shards.set(shard, opened);
+      await this.#save();
+      return opened;
     });
   }
 
