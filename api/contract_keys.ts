@@ -25,6 +25,7 @@ import type {
   OptimisticTxnResponse,
   PutKvResponse,
   RangeResponse,
+  RemoveNodeResponse,
   ReplicaStatus,
   ShardMovesResponse,
   ShardMoveStatus,
@@ -297,7 +298,23 @@ export const CLUSTER_STATUS_KEYS = {
   shardMap: { epoch: true, numShards: true },
   shards: [SHARD_STATUS_KEYS],
   shardMove: SHARD_MOVE_KEYS,
+  members: [{
+    id: true,
+    peerAddress: true,
+    httpAddress: true,
+    state: true,
+    replicas: true,
+    leaders: true,
+  }],
+  learners: [{ shard: true, node: true, matchIndex: true, lag: true }],
 } as const satisfies KeyShape<ClusterStatus>;
+
+/** `POST /v1/cluster/nodes/{id}/remove` and `/replace`. */
+export const REMOVE_NODE_KEYS = {
+  node: true,
+  state: true,
+  previousState: true,
+} as const satisfies KeyShape<RemoveNodeResponse>;
 
 /** `POST /v1/shards`. */
 export const ADD_SHARDS_KEYS = {

@@ -25,6 +25,8 @@ export const ERROR_STATUS = {
   txn_not_found: 404,
   // No tenant of that name (POST /v1/tenants/{name}/move).
   tenant_not_found: 404,
+  // No member of the cluster has that node id (POST /v1/cluster/nodes/{id}/remove).
+  node_not_found: 404,
   conflict: 409,
   // A shard move (POST /v1/shards) is already running; wait for it (GET /v1/shards/moves).
   move_in_progress: 409,
@@ -32,6 +34,10 @@ export const ERROR_STATUS = {
   tenant_exists: 409,
   // A commit reached a shard where the cross-shard transaction was never prepared (a bug).
   txn_not_prepared: 409,
+  // Removing the node would leave fewer healthy nodes than the replication factor.
+  insufficient_capacity: 409,
+  // The node was removed from the cluster: its id and certificate are refused for good.
+  node_removed: 409,
   compacted: 410,
   // A watch stream was ended by the server: a slow watcher, or its shard closed.
   watch_cancelled: 410,

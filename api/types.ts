@@ -616,6 +616,67 @@ export interface ShardStatus {
   readonly stats: ShardStats;
 }
 
+/** A member's place in the cluster's lifecycle (README, membership). */
+export type MemberState = "joining" | "active" | "draining" | "removed";
+
+/** One member of the cluster as the members record holds it, with its share of the shards. */
+export interface MemberStatus {
+  readonly id: number;
+  readonly peerAddress: string;
+  /** Empty until the node reported it. */
+  readonly httpAddress: string;
+  readonly state: MemberState;
+  /** The replicas (voters and learners) the node holds, as the shards' answers show them. */
+  readonly replicas: number;
+  /** The shards it leads. */
+  readonly leaders: number;
+}
+
+/**
+ * `POST /v1/cluster/nodes/{id}/remove` and `/replace` 202: the node is draining now; its
+ * replicas move to other nodes and it becomes `removed` once it holds none (watch
+ * `GET /v1/cluster/status`).
+ */
+export interface RemoveNodeResponse {
+  readonly node: number;
+  readonly state: MemberState;
+  /** Its state before the call (`draining` when the call was repeated). */
+  readonly previousState: MemberState;
+}
+
+/** `POST /v1/cluster/join`: a new node asks to become a member (root token). */
+export interface JoinRequest {
+  readonly nodeId: number;
+  /** Where the others dial it (host:port). */
+  readonly peerAddress: string;
+  /** Where clients reach it (host:port). */
+  readonly httpAddress: string;
+  /** Its peer key's public half, SPKI DER in base64: the CA certifies it for `nodeId`. */
+  readonly publicKey: string;
+}
+
+/** `POST /v1/cluster/join` 200: what the new node needs to start as a `joining` member. */
+export interface JoinResponse {
+  readonly clusterId: string;
+  /** The cluster credentials file's text, without the CA key. */
+  readonly credentials: string;
+  /** The node's certificate for the peer channel, PEM, issued by the cluster CA. */
+  readonly certificatePem: string;
+  /** Every member that is not removed, the new node included. */
+  readonly members: readonly { readonly id: number; readonly peerAddress: string }[];
+  readonly numShards: number;
+  readonly replicationFactor: number;
+}
+
+/** A learner catching up: a replica in motion onto `node`. */
+export interface LearnerStatus {
+  readonly shard: number;
+  readonly node: number;
+  readonly matchIndex: number;
+  /** Entries behind the leader's last index. */
+  readonly lag: number;
+}
+
 /** `GET /v1/cluster/status` 200. */
 export interface ClusterStatus {
   readonly clusterId: string;
@@ -635,6 +696,14 @@ export interface ClusterStatus {
    * the cluster never moved, or shard 0 did not answer. Absent from older servers.
    */
   readonly shardMove?: ShardMoveStatus | null;
+  /**
+   * Added with membership changes: every member of the members record (removed ones too),
+   * with its state and replica counts; null while the record is unknown to the answering
+   * node. Absent from older servers.
+   */
+  readonly members?: readonly MemberStatus[] | null;
+  /** Added with membership changes: the learners catching up now (replicas in motion). */
+  readonly learners?: readonly LearnerStatus[];
 }
 
 /** The phases of a shard move, in order (README, architecture). */

@@ -90,6 +90,11 @@ Deno.test("usage errors name the problem and exit 2", async (t) => {
     [["version", "extra"], /unexpected argument "extra"/],
     [["help", "nothing"], /unknown command "nothing"/],
     [["dev", "--nodes"], /flag --nodes needs a value/],
+    [["dev", "--add-node", "--nodes", "4"], /flag --nodes does not go with --add-node/],
+    [["cluster", "remove-node"], /<id>/],
+    [["cluster", "remove-node", "x"], /<id> is "x"; expected a node id/],
+    [["cluster", "replace-node", "0"], /<id> is "0"; expected a node id/],
+    [["cluster", "remove-node", "4", "5"], /unexpected argument "5"/],
   ];
   for (const [argv, expected] of cases) {
     await t.step(argv.join(" "), async () => {
@@ -97,6 +102,17 @@ Deno.test("usage errors name the problem and exit 2", async (t) => {
       equal(result.code, 2);
       match(result.stderr, expected);
     });
+  }
+});
+
+Deno.test("aspen dev --add-node names the folder that holds no dev cluster", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const result = await run(["dev", "--add-node", "--dir", dir]);
+    equal(result.code === 0, false);
+    match(result.stderr, new RegExp(`--dir "${dir}" holds no dev cluster`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

@@ -4,6 +4,7 @@
 import {
   ApiError,
   type ClusterStatus,
+  type RemoveNodeResponse,
   type ShardSizesResponse,
   type TransferLeaderResponse,
 } from "../api/mod.ts";
@@ -31,6 +32,8 @@ export const CLUSTER_COMMAND: Command = {
     "cluster issue-node --node-id N --data-dir DIR --cluster-file FILE [--force]",
     "cluster credentials --cluster-file FILE --without-ca-key --out FILE [--force]",
     "cluster status",
+    "cluster remove-node <id>",
+    "cluster replace-node <id>",
     "cluster token create --role root|read [--ttl DURATION] [--name NAME]",
     "cluster token list",
     "cluster token revoke <id>",
@@ -40,6 +43,9 @@ export const CLUSTER_COMMAND: Command = {
     "(--cluster-file). issue-node, run where that full file is, writes node N's peer key and\n" +
     "certificate into DIR and prints the certificate's fingerprint; credentials\n" +
     "--without-ca-key writes a copy without the CA key for nodes given an issued identity.\n" +
+    "remove-node drains a running node (its replicas move to the others, then it is removed\n" +
+    "and stops); replace-node does the same for a dead node, rebuilding its replicas from the\n" +
+    "survivors. Both return at once; follow the move with cluster status.\n" +
     "token creates, lists and revokes runtime tokens while the cluster runs (root token\n" +
     "needed); a created token is printed once, and a revoked one is refused on every node\n" +
     "within about a second.",
@@ -72,6 +78,9 @@ export const CLUSTER_COMMAND: Command = {
   run(args, io) {
     const action = args.positionals[0];
     if (action === "token") return withClientErrors("cluster", io, () => clusterToken(args, io));
+    if (action === "remove-node" || action === "replace-node") {
+      return withClientErrors("cluster", io, () => clusterRemoveNode(args, io, action));
+    }
     const extra = args.positionals[1];
     if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
     if (action === "init") return clusterInit(args, io);
@@ -80,7 +89,7 @@ export const CLUSTER_COMMAND: Command = {
     if (action === "status") return withClientErrors("cluster", io, () => clusterStatus(args, io));
     throw new UsageError(
       `${action === undefined ? "missing action" : `unknown action "${action}"`}; ` +
-        "expected init, issue-node, credentials, status or token",
+        "expected init, issue-node, credentials, status, remove-node, replace-node or token",
     );
   },
 };
@@ -169,7 +178,57 @@ async function clusterStatus(args: ParsedArgs, io: CliIo): Promise<number> {
       node.version,
     ]),
   ));
+  if (status.members !== undefined && status.members !== null) {
+    io.stdout("\n" + formatMembers(status));
+  }
   io.stdout("\n" + formatShards(status));
+  return 0;
+}
+
+/** The members record's table, then the learners catching up (replicas in motion). */
+function formatMembers(status: ClusterStatus): string {
+  const members = formatTable(
+    ["MEMBER", "STATE", "REPLICAS", "LEADERS", "PEER", "HTTP"],
+    (status.members ?? []).map((member) => [
+      member.id,
+      member.state,
+      member.replicas,
+      member.leaders,
+      member.peerAddress,
+      member.httpAddress === "" ? "?" : member.httpAddress,
+    ]),
+  );
+  const learners = status.learners ?? [];
+  if (learners.length === 0) return members;
+  return members + "\n" + formatTable(
+    ["MOVING SHARD", "TO NODE", "MATCH", "LAG"],
+    learners.map((learner) => [learner.shard, learner.node, learner.matchIndex, learner.lag]),
+  );
+}
+
+async function clusterRemoveNode(
+  args: ParsedArgs,
+  io: CliIo,
+  action: "remove-node" | "replace-node",
+): Promise<number> {
+  onlyFlags(args, `cluster ${action}`, []);
+  const usage = `cluster ${action} <id>`;
+  const node = positional(args, 1, "id", usage);
+  const extra = args.positionals[2];
+  if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
+  if (!/^[1-9][0-9]*$/.test(node)) throw new UsageError(`<id> is "${node}"; expected a node id`);
+  const client = await clientFrom(args, io);
+  const mode = action === "remove-node" ? "remove" : "replace";
+  const result = await client.request<RemoveNodeResponse>({
+    method: "POST",
+    path: `/v1/cluster/nodes/${node}/${mode}`,
+  });
+  io.stdout(
+    args.values.json === true
+      ? JSON.stringify(result) + "\n"
+      : `node ${result.node} is ${result.state} (was ${result.previousState}); its replicas ` +
+        "move to the other nodes, then it is removed: follow with 'aspen cluster status'\n",
+  );
   return 0;
 }
 

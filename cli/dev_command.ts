@@ -6,16 +6,19 @@
  */
 import { SHARDS_MAX } from "../server/mod.ts";
 import { LOCAL_NODES_MAX, LocalCluster } from "./launcher.ts";
-import type { CliIo, Command, ParsedArgs } from "./command.ts";
+import { type CliIo, type Command, type ParsedArgs, UsageError } from "./command.ts";
+import { runDevAddNode } from "./dev_add_node.ts";
 import { integerFlag } from "./client_commands.ts";
 
 /** `aspen dev`. */
 export const DEV_COMMAND: Command = {
   name: "dev",
   summary: "start a local multi-node cluster and print the console URL",
-  usage: ["dev [--nodes N] [--shards N] [--dir DIR]"],
+  usage: ["dev [--nodes N] [--shards N] [--dir DIR]", "dev --add-node [--dir DIR]"],
   details: "Writes <dir>/dev-cluster.json (nodes, addresses, pids, console URL, tokens) for\n" +
-    "scripts. Ctrl-C stops every node; running it again resumes the same data.",
+    "scripts. Ctrl-C stops every node; running it again resumes the same data.\n" +
+    "--add-node, from another terminal while the cluster runs, starts one more node that\n" +
+    "joins it (a new node id each time), prints its addresses and runs until Ctrl-C.",
   flags: {
     nodes: { type: "string", valueName: "N", help: "number of nodes", defaultText: "3" },
     shards: { type: "string", valueName: "N", help: "number of shards", defaultText: "4" },
@@ -26,6 +29,7 @@ export const DEV_COMMAND: Command = {
       help: "the nodes' log level",
       defaultText: "info",
     },
+    "add-node": { type: "boolean", help: "add one node to the running dev cluster in DIR" },
     help: { type: "boolean", help: "print this help" },
   },
   positionalsMax: 0,
@@ -33,6 +37,17 @@ export const DEV_COMMAND: Command = {
 };
 
 async function runDev(args: ParsedArgs, io: CliIo): Promise<number> {
+  if (args.values["add-node"] === true) {
+    for (const flag of ["nodes", "shards"]) {
+      if (args.values[flag] !== undefined) {
+        throw new UsageError(`flag --${flag} does not go with --add-node`);
+      }
+    }
+    return await runDevAddNode({
+      dir: (args.values.dir as string | undefined) ?? ".aspen-dev",
+      logLevel: (args.values["log-level"] as string | undefined) ?? "info",
+    }, io);
+  }
   const nodes = integerFlag(args, "nodes", 1, LOCAL_NODES_MAX) ?? 3;
   const shards = integerFlag(args, "shards", 1, SHARDS_MAX) ?? 4;
   const dir = (args.values.dir as string | undefined) ?? ".aspen-dev";

@@ -373,7 +373,8 @@ function withFreshAddresses(record: LocalClusterRecord): LocalClusterRecord {
   return { ...record, nodes, consoleUrl: `http://${nodes[0]!.httpAddress}/` };
 }
 
-async function readRecord(dir: string): Promise<LocalClusterRecord | null> {
+/** The `dev-cluster.json` record of `dir`, or null when there is none. */
+export async function readRecord(dir: string): Promise<LocalClusterRecord | null> {
   let text: string;
   try {
     text = await Deno.readTextFile(recordPath(dir));
@@ -394,7 +395,7 @@ async function readRecord(dir: string): Promise<LocalClusterRecord | null> {
 }
 
 /** Picks a loopback port free for both TCP (HTTP) and UDP (QUIC) for each address. */
-function freeAddresses(): { httpAddress: string; peerAddress: string } {
+export function freeAddresses(): { httpAddress: string; peerAddress: string } {
   const http = freePort();
   let peer = freePort();
   while (peer === http) peer = freePort();
@@ -424,7 +425,8 @@ function isPortFree(address: string): boolean {
   }
 }
 
-async function pipeLines(
+/** Calls `onLine` with each line of `stream`. */
+export async function pipeLines(
   stream: ReadableStream<Uint8Array<ArrayBuffer>>,
   onLine: (line: string) => void,
 ): Promise<void> {
@@ -441,7 +443,8 @@ async function pipeLines(
   if (pending !== "") onLine(pending);
 }
 
-function nodeDir(dir: string, id: number): string {
+/** Node `id`'s data folder in a local cluster's folder. */
+export function nodeDir(dir: string, id: number): string {
   return `${dir}/node-${id}`;
 }
 

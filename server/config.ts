@@ -63,6 +63,10 @@ export interface Config {
     readonly credentialsFile: string | null;
     /** A file of refused peer certificates and node ids (removed nodes); `null`: none. */
     readonly refusedPeersFile: string | null;
+    /** The HTTP URL of a member to join through (a new node); `null`: not joining. */
+    readonly join: string | null;
+    /** The root token a join authenticates with; set exactly when `join` is. */
+    readonly joinToken: string | null;
   };
   readonly auth: { readonly enabled: boolean };
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
@@ -194,6 +198,24 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     section: "cluster",
+    key: "join",
+    flag: "join",
+    env: "ASPEN_JOIN",
+    kind: { type: "string" },
+    defaultValue: null,
+    help: "join a running cluster through this member's HTTP URL (a new node, empty data dir)",
+  },
+  {
+    section: "cluster",
+    key: "join_token",
+    flag: "join-token",
+    env: "ASPEN_JOIN_TOKEN",
+    kind: { type: "string" },
+    defaultValue: null,
+    help: "with --join: a root token of the cluster (not printed by --print-config)",
+  },
+  {
+    section: "cluster",
     key: "refused_peers_file",
     flag: "refused-peers-file",
     env: "ASPEN_REFUSED_PEERS_FILE",
@@ -262,6 +284,8 @@ export function formatConfig(config: Config): string {
   for (const setting of SETTINGS) {
     const value = settingValue(config, setting);
     if (value === null) continue;
+    // A secret: the printed config is for people and logs.
+    if (setting.key === "join_token") continue;
     const section = sections[setting.section] ??= {};
     section[setting.key] = setting.kind.type === "peer_list"
       ? (value as readonly Peer[]).map((peer) => `${peer.id}=${peer.address}`)
@@ -473,6 +497,7 @@ function checkConfig(config: Config): void {
       );
     }
   }
+  checkJoin(cluster);
   const self = cluster.peers.find((peer) => peer.id === node.id);
   if (self !== undefined && self.address !== node.peerListen) {
     throw badConfig(
@@ -480,6 +505,31 @@ function checkConfig(config: Config): void {
         `peer_listen is "${node.peerListen}"`,
     );
   }
+}
+
+/** `join` and `join_token` go together, with an http(s) URL and no static peers list. */
+function checkJoin(cluster: Config["cluster"]): void {
+  if (cluster.join === null) {
+    if (cluster.joinToken !== null) badJoin("join_token is set but join is not");
+    return;
+  }
+  if (cluster.joinToken === null) badJoin("join needs join_token (a root token of the cluster)");
+  let url: URL | null = null;
+  try {
+    url = new URL(cluster.join);
+  } catch {
+    url = null;
+  }
+  if (url === null || (url.protocol !== "http:" && url.protocol !== "https:")) {
+    badJoin(`join is "${cluster.join}" but must be a member's HTTP URL (http://host:port)`);
+  }
+  if (cluster.peers.length > 0) {
+    badJoin("join and peers exclude each other: a joining node learns the members");
+  }
+}
+
+function badJoin(message: string): never {
+  throw badConfig(`Invalid config: ${message}`);
 }
 
 function buildConfig(values: ReadonlyMap<Setting, Value>): Config {
@@ -506,6 +556,8 @@ function buildConfig(values: ReadonlyMap<Setting, Value>): Config {
       peers: get("cluster", "peers") as readonly Peer[],
       credentialsFile: get("cluster", "credentials_file") as string | null,
       refusedPeersFile: get("cluster", "refused_peers_file") as string | null,
+      join: get("cluster", "join") as string | null,
+      joinToken: get("cluster", "join_token") as string | null,
     },
     auth: { enabled: get("auth", "enabled") as boolean },
     log: {

@@ -132,6 +132,18 @@ Deno.test("loadConfig() rejects bad values, naming source, value and range", asy
       { flags: { peers: "1=127.0.0.1:9999" } },
       /peers lists this node \(1\) at "127\.0\.0\.1:9999"/,
     ],
+    ["join without a token", { flags: { join: "http://a:1" } }, /join needs join_token/],
+    ["a join token alone", { flags: { "join-token": "t" } }, /join_token is set but join/],
+    [
+      "join not an HTTP URL",
+      { flags: { join: "a:1", "join-token": "t" } },
+      /join is "a:1" but must be a member's HTTP URL/,
+    ],
+    [
+      "join with peers",
+      { flags: { join: "http://a:1", "join-token": "t", peers: "1=127.0.0.1:7001" } },
+      /join and peers exclude each other/,
+    ],
   ];
   for (const [name, partial, expected] of cases) {
     await t.step(name, () => {
@@ -143,6 +155,16 @@ Deno.test("loadConfig() rejects bad values, naming source, value and range", asy
       });
     });
   }
+});
+
+Deno.test("formatConfig() never prints the join token", () => {
+  const config = loadConfig(sources({
+    flags: { join: "http://127.0.0.1:8001", "join-token": "aspen_secret" },
+  }));
+  equal(config.cluster.joinToken, "aspen_secret");
+  const printed = formatConfig(config);
+  match(printed, /join = "http:\/\/127\.0\.0\.1:8001"/);
+  equal(printed.includes("aspen_secret"), false);
 });
 
 Deno.test("formatConfig() output loads back to the same config", () => {

@@ -8,6 +8,7 @@ import type { Config } from "./config.ts";
 import { addDebugRoutes, addWatchRoute, createApp, type ReplicaDebugState } from "./http/mod.ts";
 import type { Logger } from "./log.ts";
 import {
+  admitNode,
   type AspenNode,
   ClusterStatus,
   decodeShardResponse,
@@ -17,6 +18,7 @@ import {
   NODE_CHANNEL_SHARD,
   type NodeInfo,
   type NodeRuntime,
+  removeNode,
   startNode,
 } from "./node/mod.ts";
 import type { Hono } from "hono";
@@ -65,14 +67,27 @@ export async function serveNode(
     }
     throw error;
   }
+  let isRemoved = false;
   await new Promise<void>((resolve) => {
     if (shutdown.aborted) resolve();
     shutdown.addEventListener("abort", () => resolve(), { once: true });
+    node.removed.then(() => {
+      isRemoved = true;
+      resolve();
+    });
   });
   logger.info("Stopping", { node: config.node.id });
   stopServing.abort();
   await server.finished;
   await node.close();
+  if (isRemoved) {
+    throw new AspenError(
+      "node_removed",
+      `Node ${config.node.id} stopped: it was removed from the cluster; its data dir is ` +
+        "marked and will not start again",
+      { node: config.node.id },
+    );
+  }
 }
 
 /**
@@ -100,6 +115,7 @@ function clusterStatus(node: AspenNode, runtime: NodeRuntime): ClusterStatus {
       peerAddress: config.cluster.peers.find((peer) => peer.id === id)?.address ??
         config.node.peerListen,
     })),
+    membersRecord: () => node.membership.current,
     credentials: node.credentials,
     get shardCount() {
       return node.service.shardCount;
@@ -139,6 +155,26 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
     logger,
     status: () => status.collect(),
     transferLeader: (shard, to) => transferLeader(node, shard, to),
+    members: {
+      remove: (id, mode) =>
+        removeNode(
+          {
+            refresh: () => node.membership.refresh(),
+            update: (change) => node.membership.update(change),
+            isUp: (other) => node.isNodeUp(other),
+            replicationFactor: config.sharding.replicationFactor,
+          },
+          id,
+          mode,
+        ),
+      join: (body) =>
+        admitNode({
+          credentials: node.credentials,
+          update: (change) => node.membership.update(change),
+          numShards: node.service.shardCount,
+          replicationFactor: config.sharding.replicationFactor,
+        }, body),
+    },
     shardMoves: {
       add: (request) => node.mover.addShards(request),
       move: () => node.mover.move(),

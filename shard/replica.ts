@@ -35,6 +35,7 @@
  */
 import {
   assert,
+  type ConfChange,
   type LogIndex,
   type Message,
   RawNode,
@@ -283,6 +284,47 @@ export class ShardReplica<Result> {
     const outcome = this.#transfers.add(to);
     this.#settleTransfers();
     return await outcome;
+  }
+
+  /**
+   * Proposes one membership change (raft/membership.ts: add a learner, promote a learner with
+   * `addVoter`, remove a replica), run by the driver at the start of its next turn. Resolves
+   * with the index of the change's entry once it is in the leader's log; the caller waits for
+   * that index to apply to know it committed.
+   *
+   * @throws {AspenError} `not_leader` (with `leader`), `conflict` while an earlier change is
+   * uncommitted (try again), `bad_request` for a change the configuration refuses,
+   * `proposal_dropped`, `too_many_requests`, `shard_unavailable` when the replica is or gets
+   * closed first.
+   */
+  async changeMembership(change: ConfChange): Promise<number> {
+    let index = 0;
+    const what = `${change.type} ${change.replicaId} in shard ${this.shard}`;
+    await this.#queueAdminCall(`propose ${what}`, () => {
+      const result = this.#node.proposeConfChange(change);
+      if (result.kind === "ok") {
+        index = result.index;
+        return null;
+      }
+      if (result.kind === "not_leader") return notLeaderError(this.shard, result.leader);
+      if (result.kind === "conf_change_pending") {
+        return new AspenError("conflict", `Cannot propose ${what}: ${result.reason}`, {
+          shard: this.shard,
+        });
+      }
+      if (result.kind === "invalid_conf_change") {
+        return new AspenError("bad_request", `Cannot propose ${what}: ${result.reason}`, {
+          shard: this.shard,
+        });
+      }
+      const reason = "reason" in result ? result.reason : result.kind;
+      return new AspenError("proposal_dropped", `Cannot propose ${what}: ${reason}`, {
+        shard: this.shard,
+      });
+    });
+    assert(index > 0, "an accepted membership change has an index");
+    this.#schedule();
+    return index;
   }
 
   /**

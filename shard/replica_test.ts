@@ -25,7 +25,7 @@ import {
   type Snapshot,
   type Term,
 } from "../raft/mod.ts";
-import type { AspenError } from "./errors.ts";
+import { AspenError } from "./errors.ts";
 import {
   ADMIN_CALLS_PENDING_MAX,
   INBOUND_ENTRIES_PER_TURN_MAX,
@@ -837,5 +837,42 @@ Deno.test("ShardReplica yields after TURN_WORK_MS_MAX of Ready rounds", () => {
     equal(machine.applied, count, "the next turns go on");
   } finally {
     replica.close();
+  }
+});
+
+Deno.test("ShardReplica.changeMembership() proposes one change at a time", async () => {
+  const group = makeGroup();
+  const codeOf = (error: unknown) => error instanceof AspenError ? error.code : String(error);
+  try {
+    const leader = await electOne(group);
+    await leader.propose(encoder.encode("a"));
+    const follower = group.replicas.get(2)!;
+    await rejects(
+      follower.changeMembership({ type: "removeReplica", replicaId: replicaId(3) }),
+      (error) => codeOf(error) === "not_leader",
+    );
+    await rejects(
+      leader.changeMembership({ type: "addVoter", replicaId: replicaId(2) }),
+      (error) => codeOf(error) === "bad_request",
+    );
+    // Two changes in one turn: the second finds the first uncommitted.
+    const [first, second] = await Promise.allSettled([
+      leader.changeMembership({ type: "addLearner", replicaId: replicaId(4) }),
+      leader.changeMembership({ type: "removeReplica", replicaId: replicaId(3) }),
+    ]);
+    equal(first.status, "fulfilled");
+    equal(second.status === "rejected" && codeOf(second.reason), "conflict");
+    await settle();
+    deepEqual(leader.status().confState, { voters: [1, 2, 3], learners: [4] });
+    const index = await leader.changeMembership({
+      type: "removeReplica",
+      replicaId: replicaId(3),
+    });
+    ok(index > 0);
+    await settle();
+    deepEqual(leader.status().confState, { voters: [1, 2], learners: [4] });
+    deepEqual(group.replicas.get(2)!.status().confState, { voters: [1, 2], learners: [4] });
+  } finally {
+    closeGroup(group);
   }
 });

@@ -383,10 +383,18 @@ async function issueIdentity(
   options: Pick<PeerIdentityOptions, "nodeId" | "listenHost">,
   ca: LoadedCa,
 ): Promise<PeerIdentity> {
+  const key = await createPeerKey();
+  const issued = await issueFor(options, key.spki, ca);
+  return { keyPem: key.keyPem, ...issued };
+}
+
+/** Issues the certificate of `spki` for node `options.nodeId`, checked against the CA. */
+async function issueFor(
+  options: Pick<PeerIdentityOptions, "nodeId" | "listenHost">,
+  spki: Uint8Array<ArrayBuffer>,
+  ca: LoadedCa,
+): Promise<{ certificatePem: string; fingerprint: string }> {
   checkIssuableNodeId(options.nodeId);
-  const keyPair = await crypto.subtle.generateKey(ECDSA_P256, true, ["sign", "verify"]);
-  const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keyPair.publicKey));
-  const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keyPair.privateKey));
   const certificate = await issueCertificate({
     profile: { kind: "leaf", listenHost: options.listenHost, nodeId: options.nodeId },
     subjectName: commonName(`aspen-node-${options.nodeId}`),
@@ -402,11 +410,47 @@ async function issueIdentity(
   assert(issued !== null, "an issued certificate parses back");
   assert(await isIssuedBy(issued, ca.certificate), "an issued certificate verifies with the CA");
   assert(nodeIdsOf(issued).join() === String(options.nodeId), "it names exactly its node");
-  return {
-    keyPem: pemEncode("PRIVATE KEY", pkcs8),
-    certificatePem: pemEncode("CERTIFICATE", der),
-    fingerprint: await fingerprintDer(der),
-  };
+  return { certificatePem: pemEncode("CERTIFICATE", der), fingerprint: await fingerprintDer(der) };
+}
+
+/**
+ * A fresh node key (ECDSA P-256) made where it will be used: a joining node sends only the
+ * public half (`spki`, DER) to be certified, so neither its key nor the CA key travels.
+ */
+export async function createPeerKey(): Promise<{
+  readonly keyPem: string;
+  readonly spki: Uint8Array<ArrayBuffer>;
+}> {
+  const keyPair = await crypto.subtle.generateKey(ECDSA_P256, true, ["sign", "verify"]);
+  const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keyPair.publicKey));
+  const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", keyPair.privateKey));
+  return { keyPem: pemEncode("PRIVATE KEY", pkcs8), spki };
+}
+
+/**
+ * Has the CA certify a public key (`spki`, DER) for node `nodeId` (a join: the node made its
+ * own key). The key must be an ECDSA P-256 public key.
+ *
+ * @throws {AspenError} `bad_request` for a key that is not one, `bad_config` for a CA that
+ *   does not parse.
+ */
+export async function issuePeerCertificate(options: {
+  readonly nodeId: number;
+  readonly listenHost: string;
+  readonly spki: Uint8Array<ArrayBuffer>;
+  readonly ca: ClusterCa;
+}): Promise<{ readonly certificatePem: string; readonly fingerprint: string }> {
+  try {
+    await crypto.subtle.importKey("spki", options.spki, ECDSA_P256, true, ["verify"]);
+  } catch (error) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot certify node ${options.nodeId}: the public key is not an ECDSA P-256 key`,
+      {},
+      { cause: error },
+    );
+  }
+  return await issueFor(options, options.spki, await loadCa(options.ca));
 }
 
 /** The largest node id, as on the wire (u32). */

@@ -10,6 +10,8 @@ import type {
   ApiErrorBody,
   ClusterStatus,
   HealthResponse,
+  JoinResponse,
+  RemoveNodeResponse,
   ShardMoveStatus,
   ShardSizesResponse,
   TransferLeaderResponse,
@@ -17,6 +19,7 @@ import type {
 import { AssertionError } from "../../raft/mod.ts";
 import { AspenError } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
+import { NODE_ID_MAX } from "../config.ts";
 import type { KvService, TokenRegistry } from "../node/mod.ts";
 import { createRequestAuth } from "./auth_middleware.ts";
 import { errorResponse, internalErrorResponse } from "./errors.ts";
@@ -36,6 +39,12 @@ export interface AppOptions {
   readonly status: () => Promise<ClusterStatus>;
   /** `POST /v1/shards/{id}/transfer-leader`. */
   readonly transferLeader: (shard: number, to: number) => Promise<TransferLeaderResponse>;
+  /** `POST /v1/cluster/nodes/{id}/remove` and `/replace`; absent: 404. */
+  readonly members?: {
+    remove(node: number, mode: "remove" | "replace"): Promise<RemoveNodeResponse>;
+    /** `POST /v1/cluster/join` with the body as it came (the node checks it). */
+    join(body: unknown): Promise<JoinResponse>;
+  };
   /** `POST /v1/shards`, `GET /v1/shards/moves`, `GET /v1/shards`; absent: 404. */
   readonly shardMoves?: {
     add(request: { count: number; dryRun: boolean }): Promise<AddShardsResponse>;
@@ -143,6 +152,25 @@ function addClusterRoutes(
 ): void {
   app.get("/v1/cluster/status", async (c) => c.json(await options.status()));
   if (options.tenants !== undefined) addTenantRoutes(app, options.tenants, auth);
+  const members = options.members;
+  if (members !== undefined) {
+    app.post("/v1/cluster/join", async (c) => {
+      auth.requireRoot(c, "admit a node");
+      const body = await c.req.json().catch((error: unknown) => {
+        throw new AspenError("bad_request", "Cannot join: the body is not JSON", {}, {
+          cause: error,
+        });
+      });
+      return c.json(await members.join(body));
+    });
+    for (const mode of ["remove", "replace"] as const) {
+      app.post(`/v1/cluster/nodes/:id/${mode}`, async (c) => {
+        auth.requireRoot(c, `${mode} a node`);
+        const node = parseNodeId(c.req.param("id"), mode);
+        return c.json(await members.remove(node, mode), 202);
+      });
+    }
+  }
   const moves = options.shardMoves;
   if (moves === undefined) return;
   app.post("/v1/shards", async (c) => {
@@ -153,6 +181,22 @@ function addClusterRoutes(
   });
   app.get("/v1/shards/moves", async (c) => c.json({ move: await moves.move() }));
   app.get("/v1/shards", async (c) => c.json(await moves.sizes()));
+}
+
+/**
+ * The `{id}` of a node route.
+ *
+ * @throws {AspenError} `bad_request` naming the value.
+ */
+export function parseNodeId(text: string, action: string): number {
+  const id = /^[1-9][0-9]{0,5}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(id) || id > NODE_ID_MAX) {
+    throw new AspenError(
+      "bad_request",
+      `Cannot ${action} node "${text}": a node id is an integer from 1 to ${NODE_ID_MAX}`,
+    );
+  }
+  return id;
 }
 
 /**

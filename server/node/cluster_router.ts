@@ -50,6 +50,11 @@ export interface RouterOptions {
   readonly nodeId: number;
   readonly members: readonly number[];
   readonly replicationFactor: number;
+  /**
+   * The nodes holding `shard`'s replicas as the placement record says (placement_record.ts),
+   * or null for the static placement. Absent: static placement only.
+   */
+  readonly placementOf?: (shard: number) => readonly number[] | null;
   readonly local: ReadonlyMap<number, LocalShard>;
   readonly peers: PeerChannel;
   readonly nowMs: () => number;
@@ -101,6 +106,8 @@ export class ClusterRouter {
 
   /** The nodes that host `shard`. */
   replicasOf(shard: number): number[] {
+    const placed = this.#options.placementOf?.(shard) ?? null;
+    if (placed !== null && placed.length > 0) return [...placed];
     return replicasOf(this.#options.members, shard, this.#options.replicationFactor);
   }
 

@@ -8,6 +8,8 @@ import { allShardIds } from "../../shard/mod.ts";
 import type {
   ClusterStatus as ClusterStatusBody,
   CrossShardTxnCounts,
+  LearnerStatus,
+  MemberStatus,
   NodeStatus,
   ShardMap,
   ShardMoveStatus,
@@ -18,6 +20,7 @@ import type { ClusterRouter } from "./cluster_router.ts";
 import type { LocalShard } from "./local_shard.ts";
 import type { ShardStatusView } from "./shard_status_view.ts";
 import { readShardMap } from "./shard_map.ts";
+import type { MembersRecord } from "./members.ts";
 
 /** How long the status waits for any one node or shard. */
 export const STATUS_PART_TIMEOUT_MS = 1_000;
@@ -35,12 +38,17 @@ export interface NodeInfo {
   readonly alarms?: readonly Alarm[];
   /** Its cross-shard transaction counters; absent from nodes that predate them. */
   readonly crossShardTxns?: CrossShardTxnCounts;
+  /** The shards it hosts a replica of; absent from nodes that predate membership changes. */
+  readonly shards?: readonly number[];
 }
 
 /** What the status needs from the node. */
 export interface StatusSources {
   readonly self: NodeInfo;
+  /** The configured members: the node list until the members record is known. */
   readonly members: readonly { readonly id: number; readonly peerAddress: string }[];
+  /** The members record as this node last read it (null: not yet). */
+  readonly membersRecord?: () => MembersRecord | null;
   readonly credentials: ClusterCredentials;
   readonly shardCount: number;
   readonly router: ClusterRouter;
@@ -80,6 +88,7 @@ export class ClusterStatus {
       shardStatuses(sources),
       sources.shardMove?.().catch(() => null) ?? Promise.resolve(undefined),
     ]);
+    const record = sources.membersRecord?.() ?? null;
     return {
       generatedAtMs: sources.wallMs(),
       clusterId: sources.credentials.clusterId,
@@ -88,6 +97,8 @@ export class ClusterStatus {
       shardMap: shardMapOf(sources),
       shards,
       ...(shardMove === undefined ? {} : { shardMove }),
+      members: record === null ? null : memberStatuses(record, shards),
+      learners: learnersOf(shards),
     };
   }
 }
@@ -97,29 +108,73 @@ async function nodeStatuses(
   knownInfo: Map<number, NodeInfo>,
 ): Promise<NodeStatus[]> {
   const now = sources.wallMs();
-  return await Promise.all(sources.members.map(async (member): Promise<NodeStatus> => {
-    let info: NodeInfo | undefined = member.id === sources.self.id
-      ? { ...sources.self, alarms: sources.alarms(), crossShardTxns: sources.crossShardTxns() }
-      : undefined;
-    let isUp = info !== undefined;
-    if (info === undefined && sources.isUp(member.id)) {
-      info = await sources.askNodeInfo(member.id).catch(() => undefined);
-      if (info !== undefined) knownInfo.set(member.id, info);
-      isUp = info !== undefined;
-    }
-    const shown = info ?? knownInfo.get(member.id);
-    return {
-      id: member.id,
-      peerAddress: member.peerAddress,
-      httpAddress: shown?.httpAddress ?? "",
-      status: isUp ? "up" : "down",
-      version: shown?.version ?? "",
-      uptimeMs: isUp && shown !== undefined ? now - shown.startedAtMs : null,
-      // Only a node that answered now can say: an old list would show alarms that cleared.
-      alarms: isUp ? info?.alarms ?? null : null,
-      crossShardTxns: isUp ? info?.crossShardTxns ?? null : null,
-    };
+  return await Promise.all(
+    nodesOf(sources).map(async (member): Promise<NodeStatus> => {
+      let info: NodeInfo | undefined = member.id === sources.self.id
+        ? { ...sources.self, alarms: sources.alarms(), crossShardTxns: sources.crossShardTxns() }
+        : undefined;
+      let isUp = info !== undefined;
+      if (info === undefined && sources.isUp(member.id)) {
+        info = await sources.askNodeInfo(member.id).catch(() => undefined);
+        if (info !== undefined) knownInfo.set(member.id, info);
+        isUp = info !== undefined;
+      }
+      const shown = info ?? knownInfo.get(member.id);
+      return {
+        id: member.id,
+        peerAddress: member.peerAddress,
+        httpAddress: shown?.httpAddress ?? "",
+        status: isUp ? "up" : "down",
+        version: shown?.version ?? "",
+        uptimeMs: isUp && shown !== undefined ? now - shown.startedAtMs : null,
+        // Only a node that answered now can say: an old list would show alarms that cleared.
+        alarms: isUp ? info?.alarms ?? null : null,
+        crossShardTxns: isUp ? info?.crossShardTxns ?? null : null,
+      };
+    }),
+  );
+}
+
+/** The nodes to show: the record's members that are not removed, else the configured ones. */
+function nodesOf(
+  sources: StatusSources,
+): readonly { readonly id: number; readonly peerAddress: string }[] {
+  const record = sources.membersRecord?.() ?? null;
+  if (record === null) return sources.members;
+  return record.members.filter((member) => member.state !== "removed");
+}
+
+/** Every member of the record with the replicas and leaderships the shards' answers show. */
+export function memberStatuses(
+  record: MembersRecord,
+  shards: readonly ShardStatusView[],
+): MemberStatus[] {
+  return record.members.map((member) => ({
+    id: member.id,
+    peerAddress: member.peerAddress,
+    httpAddress: member.httpAddress,
+    state: member.state,
+    replicas: shards.filter((shard) => shard.replicas.some((replica) => replica.node === member.id))
+      .length,
+    leaders: shards.filter((shard) => shard.leader === member.id).length,
   }));
+}
+
+/** The learners the shards' leaders report: replicas catching up before they vote. */
+export function learnersOf(shards: readonly ShardStatusView[]): LearnerStatus[] {
+  const learners: LearnerStatus[] = [];
+  for (const shard of shards) {
+    for (const replica of shard.replicas) {
+      if (replica.role !== "learner") continue;
+      learners.push({
+        shard: shard.id,
+        node: replica.node,
+        matchIndex: replica.matchIndex,
+        lag: replica.lag,
+      });
+    }
+  }
+  return learners;
 }
 
 async function shardStatuses(sources: StatusSources): Promise<ShardStatusView[]> {

@@ -108,6 +108,7 @@ export class LocalShard {
       statusView: () => this.statusView(),
       refuseWrite: options.refuseWrite,
       metaSwaps: this.#metaSwaps,
+      waitApplied: (index) => this.waitApplied(index),
     };
     this.#leaseTimer = new LeaseTimer({
       shard: options.shard,

@@ -47,6 +47,8 @@ export {
 } from "./kv_service.ts";
 export { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult, LEASE_SHARD_SPAN } from "./lease_ids.ts";
 export { LocalShard } from "./local_shard.ts";
+export { removeNode } from "./node_removal.ts";
+export { admitNode } from "./node_admission.ts";
 export {
   REMOTE_WATCH_BATCH_EVENTS_MAX,
   REMOTE_WATCH_STREAMS_MAX,

@@ -32,6 +32,7 @@ import {
   parseHostPort,
   PEER_PAYLOAD_BYTES_MAX,
   PeerTransport,
+  type RefusedPeers,
 } from "../../transport/mod.ts";
 import { NodeAlarms } from "./alarms.ts";
 import { ClusterRouter } from "./cluster_router.ts";
@@ -55,6 +56,12 @@ import {
   ShardMapView,
 } from "./shard_map.ts";
 import { ShardMover } from "./shard_mover.ts";
+import type { Membership } from "./membership.ts";
+import { decodeNodeRequest } from "./node_requests.ts";
+import { readHostedShards, type ReplicaHost, shardDirsOf } from "./replica_host.ts";
+import { checkNotRemoved } from "./removed_marker.ts";
+import { joinedState } from "./join.ts";
+import { type NodeRequestSlot, startMembershipRuntime } from "./membership_wiring.ts";
 import { decodeShardRequest, encodeShardResponse } from "./shard_request.ts";
 import { TokenRegistry, TOKENS_READ_TIMEOUT_MS } from "./token_registry.ts";
 import { TOKENS_META } from "../runtime_tokens.ts";
@@ -117,6 +124,14 @@ export interface AspenNode {
   readonly alarms: NodeAlarms;
   /** The client tokens (bootstrap and runtime); null when authentication is off. */
   readonly tokens: TokenRegistry | null;
+  /** The members record as this node last read it (membership.ts). */
+  readonly membership: Membership;
+  /** The replicas it hosts, opened and dropped on the rebalance driver's demand. */
+  readonly replicaHost: ReplicaHost;
+  /** Resolves when the cluster told this node that it was removed: it must stop. */
+  readonly removed: Promise<void>;
+  /** Whether node `id` is up: this node, or a peer with a link and heard within a second. */
+  isNodeUp(id: number): boolean;
   /** Stops the node: leadership handed over, files flushed and closed. */
   close(): Promise<void>;
 }
@@ -127,47 +142,40 @@ export interface AspenNode {
  * @throws {AspenError} `bad_config` for missing credentials or an inconsistent membership,
  * `storage_corrupt` for damaged files.
  */
-export async function startNode(config: Config, runtime: NodeRuntime): Promise<AspenNode> {
+export async function startNode(given: Config, runtime: NodeRuntime): Promise<AspenNode> {
   const { logger } = runtime;
-  await Deno.mkdir(config.node.dataDir, { recursive: true });
-  const credentials = await loadCredentials(config, runtime);
-  const members = membersOf(config);
+  const parts = await openLocalParts(given, runtime);
+  const config = parts.config;
+  const { credentials, members, shards, alarms, liveness, crossShard, transport } = parts;
   const count = shardCount(config);
-  const localIds = localShardIds(config, members, count);
-  const shards = new Map<number, LocalShard>();
-  const alarms = createAlarms(config, shards, runtime);
-  const liveness = new NodeLiveness(members.filter((member) => member !== config.node.id));
-  const crossShard = { stats: null as CrossShardStats | null };
-  const hosted = { shards, alarms, liveness, crossShard };
-  const transport = await startTransport(config, credentials, hosted, runtime);
-  try {
-    for (const shard of localIds) {
-      shards.set(shard, await openShard(config, shard, members, { transport, alarms }, runtime));
-    }
-  } catch (error) {
-    for (const shard of shards.values()) shard.close();
-    await transport.close();
-    throw withFreeSpace(error, config, alarms);
-  }
   alarms.start();
   const stopTicker = startTicker(shards, transport, liveness);
   const rf = config.sharding.replicationFactor;
   const initialMap = { epoch: 1, numShards: count, members, replicationFactor: rf };
-  const router = createRouter(config, members, shards, transport, runtime);
-  const shardMap = createShardMapView(initialMap, router, shards, runtime);
-  const stopShardMap = maintainShardMap({ expected: initialMap, shards, logger, view: shardMap });
+  const placement = { of: (_shard: number): readonly number[] | null => null };
+  const hostSlot: { host: ReplicaHost | null } = { host: null };
+  const router = createRouter(config, members, shards, transport, runtime, placement);
+  const { shardMap, stopShardMap } = startShardMap(initialMap, { router, shards, parts }, runtime);
   const { service, sweeper } = createService(config, { router, shards, shardMap }, runtime);
   const mover = createMover(
     config,
-    { members, shards, router, shardMap, service },
-    async (shard) => await openShard(config, shard, members, { transport, alarms }, runtime),
+    { members, shards, router, shardMap, service, placement },
+    moverOpener(config, { members, transport, alarms, hostSlot }, runtime),
     runtime,
   );
   mover.start();
-  hosted.crossShard.stats = service.crossShard;
+  crossShard.stats = service.crossShard;
   sweeper.start();
   const tokens = config.auth.enabled ? createTokenRegistry(credentials, service, runtime) : null;
   tokens?.start();
+  const membership = await startMembershipRuntime(config, {
+    ...parts,
+    router,
+    service,
+    openShard: (shard, voters) => openShard(config, shard, voters, { transport, alarms }, runtime),
+  }, runtime);
+  placement.of = (shard) => membership.membership.placementOf(shard);
+  hostSlot.host = membership.replicaHost;
   logger.info("Node started", {
     node: config.node.id,
     shards: [...shards.keys()].join(","),
@@ -185,7 +193,13 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     mover,
     alarms,
     tokens,
+    membership: membership.membership,
+    replicaHost: membership.replicaHost,
+    removed: membership.removed,
+    isNodeUp: (id) =>
+      id === config.node.id || (transport.isPeerUp(id) && !parts.liveness.isDown(id)),
     close: async () => {
+      membership.close();
       stopTicker();
       stopShardMap();
       mover.close();
@@ -194,6 +208,59 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
       await tokens?.close();
       return await closeNode(config, shards, transport, logger);
     },
+  };
+}
+
+/**
+ * The parts a node builds before it serves: credentials, the peer channel and the local
+ * replicas (closed again when one fails to open).
+ */
+async function openLocalParts(given: Config, runtime: NodeRuntime) {
+  await Deno.mkdir(given.node.dataDir, { recursive: true });
+  await checkNotRemoved(given.node.dataDir, given.node.id);
+  const joined = await joinedState(given, runtime.logger);
+  // A joined node's peers are the members it joined (they include it): the static list.
+  const config = joined === null
+    ? given
+    : { ...given, cluster: { ...given.cluster, peers: joined.members } };
+  const credentials = await loadCredentials(config, runtime);
+  const members = membersOf(config);
+  const hostedIds = await readHostedShards(config.node.dataDir, SHARDS_MAX);
+  const onDisk = await shardDirsOf(config.node.dataDir, SHARDS_MAX);
+  const listed = hostedIds ?? localShardIds(config, members, shardCount(config));
+  const localIds = [...new Set([...listed, ...onDisk])].sort((a, b) => a - b);
+  const shards = new Map<number, LocalShard>();
+  const alarms = createAlarms(config, shards, runtime);
+  const liveness = new NodeLiveness(members.filter((member) => member !== config.node.id));
+  const crossShard = { stats: null as CrossShardStats | null };
+  const refusedFile = config.cluster.refusedPeersFile;
+  const refusedFromFile = refusedFile === null ? {} : await readRefusedPeers(refusedFile);
+  const nodeRequests: NodeRequestSlot = { handle: null };
+  const hosted = { shards, alarms, liveness, crossShard, refusedFromFile, nodeRequests };
+  const transport = await startTransport(config, credentials, hosted, runtime);
+  const rf = config.sharding.replicationFactor;
+  try {
+    for (const shard of localIds) {
+      const voters = replicasOf(members, shard, rf);
+      shards.set(shard, await openShard(config, shard, voters, { transport, alarms }, runtime));
+    }
+  } catch (error) {
+    for (const shard of shards.values()) shard.close();
+    await transport.close();
+    throw withFreeSpace(error, config, alarms);
+  }
+  return {
+    config,
+    isJoined: joined !== null,
+    credentials,
+    members,
+    shards,
+    alarms,
+    liveness,
+    crossShard,
+    refusedFromFile,
+    nodeRequests,
+    transport,
   };
 }
 
@@ -292,6 +359,29 @@ function createService(
   return { service, sweeper: { start: () => sweeper.start(), close } };
 }
 
+/**
+ * How the mover opens a new shard's replica, bootstrapped from the static placement: through
+ * the replica host once it exists, so that the rebalancer's opens and the mover's never open
+ * one shard twice.
+ */
+function moverOpener(
+  config: Config,
+  node: {
+    readonly members: readonly number[];
+    readonly transport: PeerTransport;
+    readonly alarms: NodeAlarms;
+    readonly hostSlot: { readonly host: ReplicaHost | null };
+  },
+  runtime: NodeRuntime,
+): (shard: number) => Promise<LocalShard> {
+  return async (shard) => {
+    const voters = replicasOf(node.members, shard, config.sharding.replicationFactor);
+    const host = node.hostSlot.host;
+    if (host !== null) return await host.openFor(shard, voters);
+    return await openShard(config, shard, voters, node, runtime);
+  };
+}
+
 /** The node's part in shard moves; a new shard's leases expire through `cluster.service`. */
 function createMover(
   config: Config,
@@ -301,6 +391,7 @@ function createMover(
     readonly router: ClusterRouter;
     readonly shardMap: ShardMapView;
     readonly service: KvService;
+    readonly placement: { readonly of: (shard: number) => readonly number[] | null };
   },
   open: (shard: number) => Promise<LocalShard>,
   runtime: NodeRuntime,
@@ -319,11 +410,33 @@ function createMover(
       opened.useCrossShardExpiry((id) => cluster.service.expireLease(apiLeaseId(id, shard)));
       return opened;
     },
+    isPlacedByDriver: (shard) => cluster.placement.of(shard) !== null,
     maxShards: SHARDS_MAX,
     logger: runtime.logger,
     nowMs: runtime.nowMs,
     wallMs: runtime.wallMs,
   });
+}
+
+/** The shard map's view and its upkeep (shard_map.ts); a joined node's list is not checked. */
+function startShardMap(
+  initialMap: ShardMap,
+  node: {
+    readonly router: ClusterRouter;
+    readonly shards: ReadonlyMap<number, LocalShard>;
+    readonly parts: { readonly isJoined: boolean };
+  },
+  runtime: NodeRuntime,
+): { shardMap: ShardMapView; stopShardMap: () => void } {
+  const shardMap = createShardMapView(initialMap, node.router, node.shards, runtime);
+  const stopShardMap = maintainShardMap({
+    expected: initialMap,
+    shards: node.shards,
+    logger: runtime.logger,
+    view: shardMap,
+    isConfigChecked: !node.parts.isJoined,
+  });
+  return { shardMap, stopShardMap };
 }
 
 /** The shard map the node routes by, read from shard 0 (its local replica first). */
@@ -412,17 +525,20 @@ function withFreeSpace(error: unknown, config: Config, alarms: NodeAlarms): unkn
   );
 }
 
+/** The router; `placement.of` is set once the members record's runtime exists. */
 function createRouter(
   config: Config,
   members: readonly number[],
   shards: ReadonlyMap<number, LocalShard>,
   transport: PeerTransport,
   runtime: NodeRuntime,
+  placement: { of: (shard: number) => readonly number[] | null },
 ): ClusterRouter {
   return new ClusterRouter({
     nodeId: config.node.id,
     members,
     replicationFactor: config.sharding.replicationFactor,
+    placementOf: (shard) => placement.of(shard),
     local: shards,
     peers: {
       request: (to, shard, payload, options) => transport.request(to, shard, payload, options),
@@ -504,6 +620,10 @@ async function startTransport(
      * the service's cross-shard counters through this slot, empty until the service is built.
      */
     readonly crossShard: { readonly stats: CrossShardStats | null };
+    /** The refused peers of `[cluster] refused_peers_file` (empty without one). */
+    readonly refusedFromFile: RefusedPeers;
+    /** Answers node requests other than info; empty until the node is built. */
+    readonly nodeRequests: NodeRequestSlot;
   },
   runtime: NodeRuntime,
 ): Promise<PeerTransport> {
@@ -534,12 +654,11 @@ async function startTransport(
   );
   const logger = runtime.logger.child({ component: "peer" });
   const forwarded = new ForwardedRequests(runtime.nowMs);
-  const refusedFile = config.cluster.refusedPeersFile;
   return await PeerTransport.start({
     nodeId: config.node.id,
     listen: config.node.peerListen,
     identity,
-    refusedPeers: refusedFile === null ? {} : await readRefusedPeers(refusedFile),
+    refusedPeers: hosted.refusedFromFile,
     clusterSecret: credentials.secret,
     trust: { caCertificatePem: credentials.caCertificatePem },
     peers,
@@ -551,10 +670,17 @@ async function startTransport(
       },
       onRequest: async (_from, shard, payload, { deadlineMs }) => {
         if (shard === NODE_CHANNEL_SHARD) {
+          const request = decodeNodeRequest(payload);
+          if (request.kind !== "info") {
+            const handle = hosted.nodeRequests.handle;
+            if (handle === null) {
+              throw new AspenError("shard_unavailable", "Cannot serve node requests yet");
+            }
+            return encodeShardResponse(await handle(request));
+          }
           const crossShardTxns = hosted.crossShard.stats?.counts();
-          const info: NodeInfo = crossShardTxns === undefined
-            ? { ...self, alarms: hosted.alarms.list() }
-            : { ...self, alarms: hosted.alarms.list(), crossShardTxns };
+          const base = { ...self, alarms: hosted.alarms.list(), shards: [...shards.keys()] };
+          const info: NodeInfo = crossShardTxns === undefined ? base : { ...base, crossShardTxns };
           return encodeShardResponse(info);
         }
         const local = shards.get(shard);
@@ -591,7 +717,7 @@ function deliverRaft(
 async function openShard(
   config: Config,
   shard: number,
-  members: readonly number[],
+  voters: readonly number[],
   node: { readonly transport: PeerTransport; readonly alarms: NodeAlarms },
   runtime: NodeRuntime,
 ): Promise<LocalShard> {
@@ -600,7 +726,7 @@ async function openShard(
     shard,
     nodeId: config.node.id,
     dir: `${config.node.dataDir}/shard-${shard}`,
-    voters: replicasOf(members, shard, config.sharding.replicationFactor),
+    voters,
     raft: {
       electionTicks: ELECTION_TICKS,
       heartbeatTicks: HEARTBEAT_TICKS,

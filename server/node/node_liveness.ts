@@ -33,6 +33,16 @@ export class NodeLiveness {
     this.#downTicks = downTicks;
   }
 
+  /** Starts watching `peer` (a member that joined while this node ran); counts it as heard. */
+  watch(peer: number): void {
+    if (!this.#silentTicks.has(peer)) this.#silentTicks.set(peer, 0);
+  }
+
+  /** Stops watching `peer` (a removed member). */
+  forget(peer: number): void {
+    this.#silentTicks.delete(peer);
+  }
+
   /** A frame from `peer` arrived: it is alive. */
   heard(peer: number): void {
     if (this.#silentTicks.has(peer)) this.#silentTicks.set(peer, 0);

@@ -53,6 +53,8 @@ export interface ShardDispatchContext {
   readonly refuseWrite?: ((command: Command) => AspenError | null) | undefined;
   /** Compare-and-swaps of meta records, one at a time on this replica. */
   readonly metaSwaps: MetaSwaps;
+  /** Resolves once this replica applied `index`. */
+  readonly waitApplied: (index: number) => Promise<void>;
 }
 
 /**
@@ -158,6 +160,16 @@ export async function dispatchShardRequest(
         shard: context.shard,
         leader: await context.replica.transferLeadership(replicaId(request.to) as ReplicaId),
       };
+    case "confChange": {
+      checkNotStalled(context, "change the membership of");
+      const type = request.change;
+      const index = await context.replica.changeMembership({
+        type,
+        replicaId: replicaId(request.node) as ReplicaId,
+      });
+      await context.waitApplied(index);
+      return { shard: context.shard, index };
+    }
     case "readIndex":
       // Applied once the ReadIndex round confirmed leadership: at least the read index.
       return await context.replica.read(() => machine.appliedIndex());

@@ -50,6 +50,11 @@ export function maintainShardMap(options: {
   readonly logger: Logger;
   /** The view this node routes by: fed the local record, or refreshed over the network. */
   readonly view?: ShardMapView;
+  /**
+   * Whether to report a record that disagrees with `expected`; false for a node that joined
+   * a running cluster (its member list is not the one the record was written with).
+   */
+  readonly isConfigChecked?: boolean;
 }): () => void {
   let isReported = false;
   let isProposing = false;
@@ -77,7 +82,7 @@ export function maintainShardMap(options: {
     const matches = current.numShards >= options.expected.numShards &&
       current.replicationFactor === options.expected.replicationFactor &&
       current.members.join(",") === options.expected.members.join(",");
-    if (!matches && !isReported) {
+    if (!matches && !isReported && options.isConfigChecked !== false) {
       isReported = true;
       options.logger.error("This node's configuration disagrees with the cluster's shard map", {
         recorded: JSON.stringify(current),

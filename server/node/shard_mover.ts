@@ -80,6 +80,12 @@ export interface ShardMoverOptions {
   readonly view: ShardMapView;
   /** Opens this node's replica of `shard` (new storage: bootstrapped by placement). */
   readonly openShard: (shard: number) => Promise<LocalShard>;
+  /**
+   * Whether the rebalance driver places `shard` (the placement record lists it): then the
+   * mover never opens it, since its replicas may have moved off the static placement and a
+   * replica bootstrapped from that placement would disagree with the group. Absent: never.
+   */
+  readonly isPlacedByDriver?: (shard: number) => boolean;
   /** The most shards a cluster may have. */
   readonly maxShards: number;
   readonly logger: Logger;
@@ -98,8 +104,15 @@ export class ShardMover {
   /** When this node's driver fenced the sources (`nowMs`), until it saw the flip; else null. */
   #fencedAtMs: number | null = null;
 
+  /**
+   * The shard count when the node started: the shards below it were opened at start (or are
+   * hosted on the rebalance driver's demand); the mover opens only shards a move adds.
+   */
+  readonly #startCount: number;
+
   constructor(options: ShardMoverOptions) {
     this.#options = options;
+    this.#startCount = options.view.numShards;
   }
 
   start(): void {
@@ -293,8 +306,9 @@ export class ShardMover {
   async #openShards(count: number): Promise<void> {
     const { members, replicationFactor, nodeId, shards } = this.#options;
     const { localShards, configuredCount } = this.#options;
-    for (let shard = 0; shard < count; shard++) {
+    for (let shard = this.#startCount; shard < count; shard++) {
       if (shards.has(shard)) continue;
+      if (this.#options.isPlacedByDriver?.(shard) === true) continue;
       const placement = { members, node: nodeId, shard, replicationFactor };
       if (!hostsShard({ ...placement, localShards, configuredCount })) continue;
       const opened = await this.#options.openShard(shard);

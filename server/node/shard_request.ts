@@ -31,6 +31,14 @@ import {
 /** The longest id of a remote watch stream. */
 export const REMOTE_WATCH_STREAM_ID_CHARS_MAX = 64;
 
+/** The membership changes a `confChange` request may ask for (raft/membership.ts). */
+export type MembershipChangeType = "addLearner" | "addVoter" | "removeReplica";
+const MEMBERSHIP_CHANGE_TYPES: readonly MembershipChangeType[] = [
+  "addLearner",
+  "addVoter",
+  "removeReplica",
+];
+
 /** A range read as a shard executes it. */
 export interface ShardRange {
   readonly range: KeyRange;
@@ -89,6 +97,15 @@ export type ShardRequest =
   /** Ends a remote watch stream whose client went away. */
   | { readonly kind: "watchCancel"; readonly streamId: string }
   | { readonly kind: "transferLeader"; readonly to: number }
+  /**
+   * One membership change of the shard's Raft group (the rebalance driver), on its leader:
+   * answered `{ shard, index }` once the change's entry applied there (so it committed).
+   */
+  | {
+    readonly kind: "confChange";
+    readonly change: MembershipChangeType;
+    readonly node: number;
+  }
   /** A linearizable read of a meta record (cluster-wide records such as the runtime tokens). */
   | { readonly kind: "metaRead"; readonly name: string }
   /**
@@ -205,7 +222,8 @@ export function isFollowerReadable(
 
 /** Request kinds that are safe to retry on another replica when the first did not answer. */
 export function isIdempotent(request: ShardRequest): boolean {
-  return request.kind !== "propose" && request.kind !== "metaSwap";
+  return request.kind !== "propose" && request.kind !== "metaSwap" &&
+    request.kind !== "confChange";
 }
 
 const encoder = new TextEncoder();
@@ -254,6 +272,8 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
       return { kind: "status" };
     case "transferLeader":
       return { kind: "transferLeader", to: positiveInteger(request.to, "to") };
+    case "confChange":
+      return checkedConfChange(request);
     case "readIndex":
       return { kind: "readIndex" };
     case "metaRead":
@@ -282,6 +302,17 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
       // The cross-shard transaction reads, or an unknown kind.
       return checkedTxnRequest(request);
   }
+}
+
+function checkedConfChange(request: Record<string, unknown>): ShardRequest {
+  if (!MEMBERSHIP_CHANGE_TYPES.includes(request.change as MembershipChangeType)) {
+    throw new AspenError("bad_request", "Cannot decode a forwarded membership change");
+  }
+  return {
+    kind: "confChange",
+    change: request.change as MembershipChangeType,
+    node: positiveInteger(request.node, "node"),
+  };
 }
 
 function checkedRangeRequest(request: Record<string, unknown>): ShardRequest {

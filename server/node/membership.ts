@@ -1,0 +1,269 @@
+/**
+ * The members record at run time (members.ts holds the pure record): every node keeps the
+ * newest version it has read, dials the members its static `peers` list lacks (the runtime
+ * address book), refuses removed members on the peer channel, and writes its own HTTP address
+ * into the record. Shard 0's leader seeds the record from `[cluster] peers` when it is missing.
+ *
+ * The record is read every MEMBERS_CHECK_MS: from the local replica of shard 0 when this node
+ * hosts one (a serializable read: it may lag, never run ahead), else from shard 0's leader.
+ */
+import { AspenError } from "../../shard/mod.ts";
+import type { Logger } from "../log.ts";
+import { parsePlacement, PLACEMENT_META, type PlacementRecord } from "./placement_record.ts";
+import {
+  formatMembersRecord,
+  memberOf,
+  MEMBERS_META,
+  type MembersRecord,
+  parseMembersRecord,
+  presentMemberIds,
+  removedMemberIds,
+  seedMembers,
+  withHttpAddress,
+} from "./members.ts";
+
+/** How often a node reads the members record. */
+export const MEMBERS_CHECK_MS = 1_000;
+/** How long one read or write of the record may take. */
+export const MEMBERS_REQUEST_TIMEOUT_MS = 2_000;
+/** How many times a read-modify-write of the record retries after losing a race. */
+export const MEMBERS_SWAP_ATTEMPTS_MAX = 8;
+
+/** How a node reads and swaps meta records (`name`) in shard 0. */
+export interface MembersStore {
+  /** The record as this node's replica of shard 0 holds it (null: absent or not hosted). */
+  readLocal(name: string): string | null;
+  /** Whether this node leads shard 0 now. */
+  isShardZeroLeader(): boolean;
+  /** A linearizable read through shard 0's leader. */
+  read(name: string): Promise<string | null>;
+  /** A compare-and-swap on shard 0's leader. */
+  swap(
+    name: string,
+    expected: string | null,
+    value: string,
+  ): Promise<{ isSwapped: boolean; value: string | null }>;
+}
+
+/** What the node applies the record to. */
+export interface MembersEffects {
+  /** Adds or updates the dial address of a member this node did not know. */
+  setPeerAddress(id: number, address: string): void;
+  /** Refuses the removed members' ids on the peer channel and stops dialing them. */
+  refuse(ids: readonly number[]): void;
+  /** Called after every periodic check (the node saves its hosted-shards list). */
+  checked?(): Promise<void>;
+}
+
+/** The node's view of the members record. */
+export class Membership {
+  readonly #self: {
+    readonly id: number;
+    readonly peerAddress: string;
+    readonly httpAddress: string;
+  };
+  readonly #seedPeers: readonly { readonly id: number; readonly address: string }[];
+  readonly #store: MembersStore;
+  readonly #effects: MembersEffects;
+  readonly #logger: Logger;
+  #record: MembersRecord | null = null;
+  #text: string | null = null;
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #running: Promise<void> | null = null;
+  readonly #addresses = new Map<number, string>();
+  #refused = "";
+  #placement: PlacementRecord = new Map();
+  #placementText: string | null = null;
+
+  constructor(options: {
+    readonly self: {
+      readonly id: number;
+      readonly peerAddress: string;
+      readonly httpAddress: string;
+    };
+    readonly peers: readonly { readonly id: number; readonly address: string }[];
+    readonly store: MembersStore;
+    readonly effects: MembersEffects;
+    readonly logger: Logger;
+  }) {
+    this.#self = options.self;
+    this.#seedPeers = options.peers;
+    this.#store = options.store;
+    this.#effects = options.effects;
+    this.#logger = options.logger;
+    for (const peer of options.peers) this.#addresses.set(peer.id, peer.address);
+  }
+
+  /** The newest record this node has read, or null before the first. */
+  get current(): MembersRecord | null {
+    return this.#record;
+  }
+
+  /** The nodes holding `shard`'s replicas per the placement record, or null when unlisted. */
+  placementOf(shard: number): readonly number[] | null {
+    return this.#placement.get(shard) ?? null;
+  }
+
+  /** The placement record's text as last read (null: none yet); the driver swaps it. */
+  get placementText(): string | null {
+    return this.#placementText;
+  }
+
+  /** Takes a placement record this node read or wrote. */
+  adoptPlacement(text: string): void {
+    if (text === this.#placementText) return;
+    this.#placement = parsePlacement(text);
+    this.#placementText = text;
+  }
+
+  /**
+   * Writes the placement record (the rebalance driver, on shard 0's leader) over the version
+   * this node read last; on a lost race it adopts the record it found instead.
+   *
+   * @throws the store's errors.
+   */
+  async writePlacement(value: string): Promise<void> {
+    const swapped = await this.#store.swap(PLACEMENT_META, this.#placementText, value);
+    if (swapped.value !== null) this.adoptPlacement(swapped.value);
+  }
+
+  /** Starts the periodic check. */
+  start(): void {
+    this.#timer = setInterval(() => {
+      this.check().catch((error: unknown) => {
+        this.#logger.warn("Cannot check the members record", { reason: reasonOf(error) });
+      });
+    }, MEMBERS_CHECK_MS);
+  }
+
+  /** Stops the periodic check. */
+  close(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+  }
+
+  /** One check: read (or seed) the record, apply it, and report this node's HTTP address. */
+  check(): Promise<void> {
+    if (this.#running !== null) return this.#running;
+    this.#running = this.#check().finally(() => this.#running = null);
+    return this.#running;
+  }
+
+  /**
+   * Reads the record linearizably and adopts it (the rebalance driver and the membership
+   * routes start from this).
+   *
+   * @throws {AspenError} the read's errors; `storage_corrupt` for a malformed record.
+   */
+  async refresh(): Promise<MembersRecord | null> {
+    const text = await this.#store.read(MEMBERS_META);
+    if (text !== null) this.#adopt(text);
+    return text === null ? null : parseMembersRecord(text);
+  }
+
+  /**
+   * Changes the record by read-modify-write: `change` gets the current record and returns the
+   * next one (the same object: nothing to write). Retries when another writer got in between.
+   *
+   * @throws {AspenError} `change`'s errors, `conflict` after MEMBERS_SWAP_ATTEMPTS_MAX lost
+   * races, the store's errors; `shard_unavailable` when the record does not exist yet.
+   */
+  async update(change: (record: MembersRecord) => MembersRecord): Promise<MembersRecord> {
+    for (let attempt = 0; attempt < MEMBERS_SWAP_ATTEMPTS_MAX; attempt++) {
+      const text = await this.#store.read(MEMBERS_META);
+      if (text === null) {
+        throw new AspenError(
+          "shard_unavailable",
+          "Cannot change the members record: shard 0 has not recorded it yet; try again",
+          { shard: 0 },
+        );
+      }
+      const record = parseMembersRecord(text);
+      const next = change(record);
+      if (next === record) {
+        this.#adopt(text);
+        return record;
+      }
+      const value = formatMembersRecord(next);
+      const swapped = await this.#store.swap(MEMBERS_META, text, value);
+      if (swapped.isSwapped) {
+        this.#adopt(value);
+        return next;
+      }
+    }
+    throw new AspenError(
+      "conflict",
+      `Cannot change the members record: it changed under ${MEMBERS_SWAP_ATTEMPTS_MAX} tries`,
+    );
+  }
+
+  async #check(): Promise<void> {
+    await this.#effects.checked?.();
+    const local = this.#store.readLocal(MEMBERS_META);
+    if (local === null && this.#store.isShardZeroLeader()) {
+      await this.#seed();
+      return;
+    }
+    const text = local ?? await this.#store.read(MEMBERS_META);
+    if (text === null) return;
+    const placement = this.#store.readLocal(PLACEMENT_META) ??
+      await this.#store.read(PLACEMENT_META);
+    if (placement !== null) this.adoptPlacement(placement);
+    this.#adopt(text);
+    const mine = memberOf(parseMembersRecord(text), this.#self.id);
+    if (mine !== null && mine.state !== "removed" && mine.httpAddress !== this.#self.httpAddress) {
+      await this.update((record) =>
+        memberOf(record, this.#self.id) === null
+          ? record
+          : withHttpAddress(record, this.#self.id, this.#self.httpAddress)
+      );
+    }
+  }
+
+  async #seed(): Promise<void> {
+    const seed = formatMembersRecord(seedMembers(this.#seedPeers, this.#self));
+    const swapped = await this.#store.swap(MEMBERS_META, null, seed);
+    if (swapped.value !== null) this.#adopt(swapped.value);
+    if (swapped.isSwapped) {
+      this.#logger.info("Recorded the cluster members", {
+        members: this.#seedPeers.map((peer) => peer.id).join(",") || String(this.#self.id),
+      });
+    }
+  }
+
+  /** Takes `text` when it is newer than the record in force, and applies it. */
+  #adopt(text: string): void {
+    if (text === this.#text) return;
+    const record = parseMembersRecord(text);
+    if (this.#record !== null && record.version < this.#record.version) return;
+    this.#record = record;
+    this.#text = text;
+    this.#apply(record);
+  }
+
+  #apply(record: MembersRecord): void {
+    const present = new Set(presentMemberIds(record));
+    for (const member of record.members) {
+      if (member.id === this.#self.id || !present.has(member.id)) continue;
+      if (member.peerAddress === "" || this.#addresses.get(member.id) === member.peerAddress) {
+        continue;
+      }
+      this.#addresses.set(member.id, member.peerAddress);
+      this.#effects.setPeerAddress(member.id, member.peerAddress);
+      this.#logger.info("Added a member's peer address", {
+        node: member.id,
+        address: member.peerAddress,
+      });
+    }
+    const removed = removedMemberIds(record).filter((id) => id !== this.#self.id);
+    const key = removed.join(",");
+    if (key !== this.#refused) {
+      this.#refused = key;
+      this.#effects.refuse(removed);
+    }
+  }
+}
+
+function reasonOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,289 @@
+/**
+ * The membership runtime of a node, wired from its parts: the members record's view
+ * (membership.ts), the replicas hosted on demand (replica_host.ts), the node requests of the
+ * peer channel (node_requests.ts) and the rebalance driver on shard 0's leader
+ * (rebalance_driver.ts). Split from node.ts, which builds the parts.
+ */
+import { type Config, SHARDS_MAX } from "../config.ts";
+import type { PeerTransport, RefusedPeers } from "../../transport/mod.ts";
+import type { ClusterRouter } from "./cluster_router.ts";
+import type { KvService } from "./kv_service.ts";
+import { apiLeaseId } from "./lease_ids.ts";
+import type { LocalShard } from "./local_shard.ts";
+import { MEMBERS_REQUEST_TIMEOUT_MS, Membership } from "./membership.ts";
+import type { Logger } from "../log.ts";
+import type { NodeLiveness } from "./node_liveness.ts";
+import { ReplicaHost } from "./replica_host.ts";
+import { writeRemovedMarker } from "./removed_marker.ts";
+import { allShardIds, AspenError } from "../../shard/mod.ts";
+import { NODE_CHANNEL_SHARD, type NodeInfo, STATUS_PART_TIMEOUT_MS } from "./cluster_status.ts";
+import { encodeNodeRequest, type NodeRequest } from "./node_requests.ts";
+import { formatPlacement, parsePlacement } from "./placement_record.ts";
+import { type DriverCluster, RebalanceDriver, type ShardObservation } from "./rebalance_driver.ts";
+import { decodeShardResponse, type ShardRequest } from "./shard_request.ts";
+import type { ShardStatusView } from "./shard_status_view.ts";
+
+/** How long a node request of the driver (host, drop, removed) may take. */
+export const NODE_REQUEST_TIMEOUT_MS = 5_000;
+/** How long one membership change or leadership transfer of the driver may take. */
+export const REBALANCE_STEP_TIMEOUT_MS = 10_000;
+
+/** The part of the node's runtime (node.ts) the membership runtime uses. */
+export interface MembershipRuntime {
+  readonly logger: Logger;
+  /** Monotonic milliseconds. */
+  readonly nowMs: () => number;
+  /** Wall-clock milliseconds. */
+  readonly wallMs: () => number;
+}
+
+/** Where the transport finds the node's handler of node requests once it exists. */
+export interface NodeRequestSlot {
+  handle: ((request: Exclude<NodeRequest, { kind: "info" }>) => Promise<unknown>) | null;
+}
+
+/** The replicas this node hosts on the rebalance driver's demand (replica_host.ts). */
+export function createReplicaHost(
+  config: Config,
+  node: {
+    readonly shards: Map<number, LocalShard>;
+    readonly service: KvService;
+    /** Opens a replica of `shard` with these initial voters (node.ts). */
+    readonly openShard: (shard: number, voters: readonly number[]) => Promise<LocalShard>;
+  },
+  runtime: MembershipRuntime,
+): ReplicaHost {
+  return new ReplicaHost({
+    shards: node.shards,
+    dataDir: config.node.dataDir,
+    shardsMax: SHARDS_MAX,
+    open: async (shard, voters) => {
+      const opened = await node.openShard(shard, voters);
+      opened.useCrossShardExpiry((id) => node.service.expireLease(apiLeaseId(id, shard)));
+      return opened;
+    },
+    logger: runtime.logger.child({ component: "replicas" }),
+  });
+}
+
+/**
+ * Serves a node request of the rebalance driver: host or drop a replica, or learn that this
+ * node was removed (it writes the mark, then `onRemoved` stops it).
+ */
+export async function handleNodeRequest(
+  request: Exclude<NodeRequest, { kind: "info" }>,
+  node: {
+    readonly config: Config;
+    readonly replicaHost: ReplicaHost;
+    readonly runtime: MembershipRuntime;
+    readonly onRemoved: () => void;
+  },
+): Promise<unknown> {
+  if (request.kind === "hostReplica") return await node.replicaHost.host(request.shard);
+  if (request.kind === "dropReplica") {
+    return await node.replicaHost.drop(request.shard, request.term);
+  }
+  const { config, runtime } = node;
+  await writeRemovedMarker(config.node.dataDir, {
+    nodeId: config.node.id,
+    removedAtMs: runtime.wallMs(),
+  });
+  runtime.logger.error("This node was removed from the cluster: stopping", {
+    node: config.node.id,
+  });
+  node.onRemoved();
+  return { node: config.node.id, isRemoved: true };
+}
+
+/**
+ * The node's view of the members record: read and swapped in shard 0's meta, applied to the
+ * peer channel (new members' addresses, removed members refused beside the refused-peers
+ * file's entries).
+ */
+export function createMembership(
+  config: Config,
+  node: {
+    readonly router: ClusterRouter;
+    readonly shards: ReadonlyMap<number, LocalShard>;
+    readonly transport: PeerTransport;
+    readonly liveness: NodeLiveness;
+    readonly replicaHost: ReplicaHost;
+    readonly refusedFromFile: RefusedPeers;
+  },
+  runtime: MembershipRuntime,
+): Membership {
+  const { router, shards, transport, liveness } = node;
+  const deadline = () => runtime.nowMs() + MEMBERS_REQUEST_TIMEOUT_MS;
+  return new Membership({
+    self: {
+      id: config.node.id,
+      peerAddress: config.node.peerListen,
+      httpAddress: config.node.httpListen,
+    },
+    peers: config.cluster.peers,
+    store: {
+      readLocal: (name) => shards.get(0)?.stateMachine.getMeta(name) ?? null,
+      isShardZeroLeader: () => shards.get(0)?.replica.leader() === config.node.id,
+      read: async (name) => {
+        const request = { kind: "metaRead", name } as const;
+        return (await router.execute<{ value: string | null }>(0, request, deadline())).value;
+      },
+      swap: (name, expected, value) =>
+        router.execute(0, { kind: "metaSwap", name, expected, value }, deadline()),
+    },
+    effects: {
+      setPeerAddress: (id, address) => {
+        transport.setPeer(id, { address });
+        liveness.watch(id);
+      },
+      refuse: (ids) => {
+        const fromFile = node.refusedFromFile;
+        transport.setRefusedPeers({
+          ...fromFile,
+          nodeIds: [...new Set([...(fromFile.nodeIds ?? []), ...ids])],
+        });
+        for (const id of ids) {
+          transport.removePeer(id);
+          liveness.forget(id);
+        }
+      },
+      checked: () => node.replicaHost.saveIfChanged(),
+    },
+    logger: runtime.logger.child({ component: "membership" }),
+  });
+}
+
+/** What the membership runtime is built from. */
+export interface MembershipParts {
+  readonly shards: Map<number, LocalShard>;
+  readonly router: ClusterRouter;
+  readonly service: KvService;
+  readonly transport: PeerTransport;
+  readonly liveness: NodeLiveness;
+  readonly refusedFromFile: RefusedPeers;
+  readonly nodeRequests: NodeRequestSlot;
+  /** Opens a replica of `shard` with these initial voters (node.ts). */
+  readonly openShard: (shard: number, voters: readonly number[]) => Promise<LocalShard>;
+}
+
+/**
+ * Builds and starts the membership runtime: the replica host (its list saved now), the node
+ * requests' handler, the members record's view and the rebalance driver.
+ */
+export async function startMembershipRuntime(
+  config: Config,
+  parts: MembershipParts,
+  runtime: MembershipRuntime,
+): Promise<{
+  readonly replicaHost: ReplicaHost;
+  readonly membership: Membership;
+  readonly driver: RebalanceDriver;
+  readonly removed: Promise<void>;
+  readonly close: () => void;
+}> {
+  const replicaHost = createReplicaHost(config, parts, runtime);
+  await replicaHost.saveIfChanged();
+  const removal = Promise.withResolvers<void>();
+  parts.nodeRequests.handle = (request) =>
+    handleNodeRequest(request, { config, replicaHost, runtime, onRemoved: removal.resolve });
+  const membership = createMembership(config, { ...parts, replicaHost }, runtime);
+  const driver = createRebalanceDriver(config, { ...parts, replicaHost, membership }, runtime);
+  membership.start();
+  driver.start();
+  return {
+    replicaHost,
+    membership,
+    driver,
+    removed: removal.promise,
+    close: () => {
+      driver.close();
+      membership.close();
+    },
+  };
+}
+
+/** The rebalance driver, acting through this node's router, transport and replica host. */
+function createRebalanceDriver(
+  config: Config,
+  node: MembershipParts & { readonly replicaHost: ReplicaHost; readonly membership: Membership },
+  runtime: MembershipRuntime,
+): RebalanceDriver {
+  const { router, transport, replicaHost, membership } = node;
+  const self = config.node.id;
+  const ask = async <T>(to: number, request: Exclude<NodeRequest, { kind: "info" }>) => {
+    if (to === self) return await handleLocally(request, replicaHost) as T;
+    const bytes = await transport.request(to, NODE_CHANNEL_SHARD, encodeNodeRequest(request), {
+      deadlineMs: NODE_REQUEST_TIMEOUT_MS,
+    });
+    return decodeShardResponse<T>(bytes);
+  };
+  const step = <T>(shard: number, request: ShardRequest) =>
+    router.execute<T>(shard, request, runtime.nowMs() + REBALANCE_STEP_TIMEOUT_MS);
+  const cluster: DriverCluster = {
+    isLeader: () => node.shards.get(0)?.replica.leader() === self,
+    replicationFactor: config.sharding.replicationFactor,
+    readMembers: () => membership.refresh(),
+    updateMembers: (change) => membership.update(change),
+    observeShards: () => observeShards(router, node.service.shardCount, runtime),
+    // A link can look up for a while after its peer died: its silence says more.
+    isUp: (id) => id === self || (transport.isPeerUp(id) && !node.liveness.isDown(id)),
+    hostedShards: async (id) => {
+      if (id === self) return replicaHost.hosted();
+      const bytes = await transport.request(id, NODE_CHANNEL_SHARD, new Uint8Array(0), {
+        deadlineMs: NODE_REQUEST_TIMEOUT_MS,
+      }).catch(() => null);
+      return bytes === null ? null : decodeShardResponse<NodeInfo>(bytes).shards ?? null;
+    },
+    hostReplica: async (id, shard) => void await ask(id, { kind: "hostReplica", shard }),
+    dropReplica: async (id, shard, term) =>
+      void await ask(id, { kind: "dropReplica", shard, term }),
+    changeMembership: async (shard, change, id) =>
+      void await step(shard, { kind: "confChange", change, node: id }),
+    transferLeader: async (shard, to) => void await step(shard, { kind: "transferLeader", to }),
+    notifyRemoved: async (id) => void await ask(id, { kind: "removed" }),
+    readPlacement: () => {
+      const text = membership.placementText;
+      return text === null ? new Map() : parsePlacement(text);
+    },
+    writePlacement: (placement) => membership.writePlacement(formatPlacement(placement)),
+  };
+  return new RebalanceDriver(cluster, runtime.logger.child({ component: "rebalance" }));
+}
+
+/** A node request this node sends itself (the driver runs on a node that may host too). */
+async function handleLocally(
+  request: Exclude<NodeRequest, { kind: "info" }>,
+  replicaHost: ReplicaHost,
+): Promise<unknown> {
+  if (request.kind === "hostReplica") return await replicaHost.host(request.shard);
+  if (request.kind === "dropReplica") return await replicaHost.drop(request.shard, request.term);
+  // The driver never removes the node it runs on: shard 0's leader is moved away first.
+  throw new AspenError("conflict", "Cannot remove the node that runs the rebalance driver");
+}
+
+/** Every shard's configuration from its leader's status (leader null when none answered). */
+async function observeShards(
+  router: ClusterRouter,
+  count: number,
+  runtime: MembershipRuntime,
+): Promise<ShardObservation[]> {
+  const deadline = runtime.nowMs() + STATUS_PART_TIMEOUT_MS;
+  return await Promise.all(
+    allShardIds(count).map(async (shard): Promise<ShardObservation> => {
+      const view = await router.execute<ShardStatusView>(shard, { kind: "status" }, deadline)
+        .catch(() => null);
+      if (view === null || view.leader === null) {
+        return { shard, leader: null, term: 0, voters: [], learners: [] };
+      }
+      return {
+        shard,
+        leader: view.leader,
+        term: view.term,
+        voters: view.replicas.filter((replica) => replica.role !== "learner")
+          .map((replica) => replica.node),
+        learners: view.replicas.filter((replica) => replica.role === "learner")
+          .map((replica) => ({ node: replica.node, lag: replica.lag })),
+      };
+    }),
+  );
+}

@@ -1,0 +1,66 @@
+/**
+ * The node-level requests of the peer channel (shard id NODE_CHANNEL_SHARD): an empty payload
+ * asks for the node's info (cluster_status.ts), and the rebalance driver asks a node to host or
+ * drop a replica (replica_host.ts), or tells it that it was removed from the cluster.
+ */
+import { AspenError } from "../../shard/mod.ts";
+
+/** What one node asks of another. */
+export type NodeRequest =
+  | { readonly kind: "info" }
+  | { readonly kind: "hostReplica"; readonly shard: number }
+  /**
+   * Drop the replica of `shard` that its group no longer lists, as seen by a leader of term
+   * `term`: a replica that has seen a later term is refused (the view came from a deposed
+   * leader, and the replica may be a member of the newer configuration).
+   */
+  | { readonly kind: "dropReplica"; readonly shard: number; readonly term: number }
+  /** The node was removed from the cluster: it stops and refuses to start again. */
+  | { readonly kind: "removed" };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Encodes a node request (info is the empty payload that nodes have always sent). */
+export function encodeNodeRequest(request: NodeRequest): Uint8Array {
+  if (request.kind === "info") return new Uint8Array(0);
+  return encoder.encode(JSON.stringify(request));
+}
+
+/**
+ * Decodes and checks a node request.
+ *
+ * @throws {AspenError} `bad_request` for anything else.
+ */
+export function decodeNodeRequest(payload: Uint8Array): NodeRequest {
+  if (payload.byteLength === 0) return { kind: "info" };
+  let value: unknown;
+  try {
+    value = JSON.parse(decoder.decode(payload));
+  } catch (error) {
+    throw new AspenError("bad_request", "Cannot decode a node request: not JSON", {}, {
+      cause: error,
+    });
+  }
+  const request = (typeof value === "object" && value !== null ? value : {}) as Record<
+    string,
+    unknown
+  >;
+  if (request.kind === "removed") return { kind: "removed" };
+  if (request.kind === "hostReplica" || request.kind === "dropReplica") {
+    const shard = request.shard;
+    if (typeof shard !== "number" || !Number.isSafeInteger(shard) || shard < 0) {
+      throw new AspenError("bad_request", "Cannot decode a node request: bad shard id");
+    }
+    if (request.kind === "hostReplica") return { kind: request.kind, shard };
+    const term = request.term;
+    if (typeof term !== "number" || !Number.isSafeInteger(term) || term < 0) {
+      throw new AspenError("bad_request", "Cannot decode a node request: bad term");
+    }
+    return { kind: request.kind, shard, term };
+  }
+  throw new AspenError(
+    "bad_request",
+    `Cannot decode a node request: unknown kind ${JSON.stringify(request.kind)}`,
+  );
+}

@@ -1,0 +1,323 @@
+/**
+ * The rebalance driver over a fake cluster (shard configurations, hosted replicas, peer links
+ * and the members record in memory) that can crash the driver at any one of its effects: for
+ * each scenario (drain a node, grow onto a joining node, rebuild a dead node's replicas) the
+ * run is repeated with a crash at effect 1, 2, 3, ... until a run needs no crash, and a fresh
+ * driver (no memory) takes over after each crash. After every effect the fake checks the
+ * safety rules: a voter's node holds its replica (or is down), a removal leaves a majority of
+ * live voters, the leader is never removed, a configured replica is never dropped. At the end
+ * every shard has rf voters on active nodes, no learner, no orphan replica, the members reach
+ * their final states and the placement record matches the configurations.
+ */
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { Logger } from "../log.ts";
+import {
+  memberOf,
+  type MembersRecord,
+  seedMembers,
+  withJoiningMember,
+  withMemberState,
+} from "./members.ts";
+import { replicasOf } from "./placement.ts";
+import type { PlacementRecord } from "./placement_record.ts";
+import { type DriverCluster, RebalanceDriver, type ShardObservation } from "./rebalance_driver.ts";
+import type { MembershipChangeType } from "./shard_request.ts";
+
+const quiet = new Logger({ level: "error", format: "json", write: () => {}, nowMs: () => 0 });
+
+/** Thrown by the fake at the chosen effect: the driver "crashes" there. */
+class Crash extends Error {}
+
+interface FakeShard {
+  voters: Set<number>;
+  learners: Map<number, number>;
+  leader: number;
+  term: number;
+}
+
+class FakeCluster implements DriverCluster {
+  readonly replicationFactor: number;
+  record: MembersRecord;
+  readonly shards = new Map<number, FakeShard>();
+  readonly hosting = new Map<number, Set<number>>();
+  readonly up = new Set<number>();
+  readonly notified = new Set<number>();
+  placement: PlacementRecord = new Map();
+  effects = 0;
+  crashAt: number | null = null;
+
+  constructor(options: { nodes: number[]; shards: number; rf: number }) {
+    this.replicationFactor = options.rf;
+    const peers = options.nodes.map((id) => ({ id, address: `h:${id}` }));
+    this.record = seedMembers(peers, { id: options.nodes[0]!, httpAddress: "" });
+    for (const node of options.nodes) {
+      this.hosting.set(node, new Set());
+      this.up.add(node);
+    }
+    for (let shard = 0; shard < options.shards; shard++) {
+      const voters = replicasOf(options.nodes, shard, options.rf);
+      for (const node of voters) this.hosting.get(node)!.add(shard);
+      const state = { voters: new Set(voters), learners: new Map(), leader: voters[0]!, term: 1 };
+      this.shards.set(shard, state);
+    }
+  }
+
+  addNode(id: number, isUp: boolean): void {
+    this.hosting.set(id, new Set());
+    if (isUp) this.up.add(id);
+  }
+
+  #effect(): void {
+    this.effects++;
+    if (this.crashAt === this.effects) throw new Crash(`crash at effect ${this.effects}`);
+  }
+
+  isLeader(): boolean {
+    return true;
+  }
+
+  readMembers(): Promise<MembersRecord | null> {
+    return Promise.resolve(this.record);
+  }
+
+  updateMembers(change: (record: MembersRecord) => MembersRecord): Promise<MembersRecord> {
+    this.#effect();
+    this.record = change(this.record);
+    return Promise.resolve(this.record);
+  }
+
+  observeShards(): Promise<readonly ShardObservation[]> {
+    const observed: ShardObservation[] = [];
+    for (const [shard, state] of this.shards) {
+      // Between two passes a learner whose node holds the replica catches up.
+      const learners = [...state.learners].map(([node, lag]) => ({ node, lag }));
+      for (const [node] of state.learners) {
+        if (this.up.has(node) && this.hosting.get(node)?.has(shard)) state.learners.set(node, 0);
+      }
+      // A dead leader's group elects another leader when a majority of its voters is up.
+      const live = [...state.voters].filter((voter) => this.up.has(voter)).sort((a, b) => a - b);
+      const isElectable = live.length >= Math.floor(state.voters.size / 2) + 1;
+      if (!this.up.has(state.leader) && isElectable) {
+        state.leader = live[0]!;
+        state.term++;
+      }
+      const isLeaderUp = this.up.has(state.leader);
+      observed.push({
+        shard,
+        leader: isLeaderUp ? state.leader : null,
+        term: isLeaderUp ? state.term : 0,
+        voters: isLeaderUp ? [...state.voters].sort((a, b) => a - b) : [],
+        learners: isLeaderUp ? learners : [],
+      });
+    }
+    return Promise.resolve(observed);
+  }
+
+  isUp(node: number): boolean {
+    return this.up.has(node);
+  }
+
+  hostedShards(node: number): Promise<readonly number[] | null> {
+    if (!this.up.has(node)) return Promise.resolve(null);
+    return Promise.resolve([...this.hosting.get(node) ?? []]);
+  }
+
+  hostReplica(node: number, shard: number): Promise<void> {
+    this.#effect();
+    ok(this.up.has(node), `host on down node ${node}`);
+    this.hosting.get(node)!.add(shard);
+    return Promise.resolve();
+  }
+
+  dropReplica(node: number, shard: number, term: number): Promise<void> {
+    this.#effect();
+    const state = this.shards.get(shard)!;
+    equal(term, state.term, "a drop names the term of the view it rests on");
+    ok(!state.voters.has(node) && !state.learners.has(node), `drop of configured ${node}/${shard}`);
+    this.hosting.get(node)!.delete(shard);
+    return Promise.resolve();
+  }
+
+  changeMembership(shard: number, change: MembershipChangeType, node: number): Promise<void> {
+    this.#effect();
+    const state = this.shards.get(shard)!;
+    if (change === "addLearner") {
+      ok(!state.voters.has(node) && !state.learners.has(node), "add of a replica");
+      state.learners.set(node, 1_000);
+    } else if (change === "addVoter") {
+      ok(state.learners.has(node), "promotion of a learner");
+      ok(this.hosting.get(node)?.has(shard), "promotion of a learner without its replica");
+      state.learners.delete(node);
+      state.voters.add(node);
+    } else if (state.learners.has(node)) {
+      state.learners.delete(node);
+    } else {
+      ok(node !== state.leader, `removal of the leader of shard ${shard}`);
+      state.voters.delete(node);
+      const live = [...state.voters].filter((voter) => this.up.has(voter)).length;
+      ok(live >= Math.floor(state.voters.size / 2) + 1, `shard ${shard} lost its live majority`);
+    }
+    this.#checkVoters();
+    return Promise.resolve();
+  }
+
+  transferLeader(shard: number, to: number): Promise<void> {
+    this.#effect();
+    const state = this.shards.get(shard)!;
+    ok(state.voters.has(to) && this.up.has(to), "transfer to an up voter");
+    state.leader = to;
+    state.term++;
+    return Promise.resolve();
+  }
+
+  notifyRemoved(node: number): Promise<void> {
+    this.#effect();
+    this.notified.add(node);
+    this.up.delete(node);
+    return Promise.resolve();
+  }
+
+  readPlacement(): PlacementRecord {
+    return this.placement;
+  }
+
+  writePlacement(placement: PlacementRecord): Promise<void> {
+    this.#effect();
+    this.placement = placement;
+    return Promise.resolve();
+  }
+
+  #checkVoters(): void {
+    for (const [shard, state] of this.shards) {
+      for (const voter of state.voters) {
+        const holds = this.hosting.get(voter)?.has(shard) ?? false;
+        ok(holds || !this.up.has(voter), `voter ${voter} of shard ${shard} lacks its replica`);
+      }
+    }
+  }
+}
+
+/** Runs passes (a fresh driver after each crash) until two passes in a row change nothing. */
+async function converge(cluster: FakeCluster): Promise<number> {
+  let quietPasses = 0;
+  for (let pass = 0; pass < 200; pass++) {
+    const before = cluster.effects;
+    const driver = new RebalanceDriver(cluster, quiet);
+    try {
+      await driver.pass();
+    } catch (error) {
+      if (!(error instanceof Crash)) throw error;
+    }
+    quietPasses = cluster.effects === before ? quietPasses + 1 : 0;
+    if (quietPasses >= 2) return pass;
+  }
+  throw new Error("the driver did not converge in 200 passes");
+}
+
+function checkSettled(cluster: FakeCluster, options: { rf: number; gone: readonly number[] }) {
+  for (const [shard, state] of cluster.shards) {
+    equal(state.voters.size, options.rf, `shard ${shard} has ${options.rf} voters`);
+    equal(state.learners.size, 0, `shard ${shard} has no learner`);
+    for (const node of options.gone) ok(!state.voters.has(node), `${node} left shard ${shard}`);
+    deepEqual(
+      cluster.placement.get(shard),
+      [...state.voters].sort((a, b) => a - b),
+      `the placement of shard ${shard}`,
+    );
+  }
+  for (const [node, shards] of cluster.hosting) {
+    if (!cluster.up.has(node)) continue;
+    for (const shard of shards) {
+      ok(cluster.shards.get(shard)!.voters.has(node), `no orphan ${shard} on node ${node}`);
+    }
+  }
+}
+
+/** Runs `scenario` with a crash at each effect in turn, until a run has fewer effects. */
+async function withCrashAtEveryStep(
+  build: () => FakeCluster,
+  check: (cluster: FakeCluster) => void,
+): Promise<number> {
+  const clean = build();
+  await converge(clean);
+  check(clean);
+  const total = clean.effects;
+  ok(total > 0, "the scenario does something");
+  for (let crashAt = 1; crashAt <= total; crashAt++) {
+    const cluster = build();
+    cluster.crashAt = crashAt;
+    await converge(cluster);
+    check(cluster);
+  }
+  return total;
+}
+
+Deno.test("RebalanceDriver drains a node, with a crash at every step", async () => {
+  const effects = await withCrashAtEveryStep(() => {
+    const cluster = new FakeCluster({ nodes: [1, 2, 3, 4], shards: 4, rf: 3 });
+    cluster.record = withMemberState(cluster.record, 2, "draining");
+    return cluster;
+  }, (cluster) => {
+    checkSettled(cluster, { rf: 3, gone: [2] });
+    equal(memberOf(cluster.record, 2)?.state, "removed");
+    ok(cluster.notified.has(2), "the drained node was told");
+    equal(cluster.hosting.get(2)?.size, 0, "the drained node holds nothing");
+  });
+  ok(effects >= 10, `a drain takes several steps (${effects})`);
+});
+
+Deno.test("RebalanceDriver grows onto a joining node, crashing at every step", async () => {
+  await withCrashAtEveryStep(() => {
+    const cluster = new FakeCluster({ nodes: [1, 2, 3], shards: 4, rf: 3 });
+    cluster.addNode(4, true);
+    cluster.record = withJoiningMember(cluster.record, {
+      id: 4,
+      peerAddress: "h:4",
+      httpAddress: "",
+    });
+    return cluster;
+  }, (cluster) => {
+    checkSettled(cluster, { rf: 3, gone: [] });
+    equal(memberOf(cluster.record, 4)?.state, "active");
+    const counts = [1, 2, 3, 4].map((node) => cluster.hosting.get(node)!.size);
+    ok(Math.max(...counts) - Math.min(...counts) <= 1, `balanced: ${counts.join(",")}`);
+  });
+});
+
+Deno.test("RebalanceDriver rebuilds a dead node's replicas, crashing at every step", async () => {
+  await withCrashAtEveryStep(() => {
+    const cluster = new FakeCluster({ nodes: [1, 2, 3, 4], shards: 4, rf: 3 });
+    cluster.up.delete(3);
+    cluster.record = withMemberState(cluster.record, 3, "draining");
+    return cluster;
+  }, (cluster) => {
+    checkSettled(cluster, { rf: 3, gone: [3] });
+    equal(memberOf(cluster.record, 3)?.state, "removed");
+    ok(!cluster.notified.has(3), "a dead node cannot be told");
+  });
+});
+
+Deno.test("RebalanceDriver removes no replica while another voter is down", async () => {
+  const cluster = new FakeCluster({ nodes: [1, 2, 3, 4], shards: 1, rf: 3 });
+  // Shard 0 is on 1, 2, 3; draining 3 while 2 is down must not shrink the group to {1, 4}
+  // with only 1 and 4 up and a new voter not yet there.
+  cluster.record = withMemberState(cluster.record, 3, "draining");
+  cluster.up.delete(2);
+  for (let pass = 0; pass < 10; pass++) await new RebalanceDriver(cluster, quiet).pass();
+  const state = cluster.shards.get(0)!;
+  ok(state.voters.has(3), "node 3 keeps its replica while node 2 is down");
+  cluster.up.add(2);
+  await converge(cluster);
+  checkSettled(cluster, { rf: 3, gone: [3] });
+});
+
+Deno.test("RebalanceDriver gives a voter that never opened its replica an empty one", async () => {
+  const cluster = new FakeCluster({ nodes: [1, 2, 3], shards: 2, rf: 3 });
+  // Node 3 was down while a shard move created shard 1: a voter without its replica.
+  cluster.hosting.get(3)!.delete(1);
+  const report = await new RebalanceDriver(cluster, quiet).pass();
+  deepEqual(report.hosted, [{ node: 3, shard: 1 }]);
+  ok(cluster.hosting.get(3)!.has(1), "node 3 hosts shard 1 again");
+  await converge(cluster);
+  checkSettled(cluster, { rf: 3, gone: [] });
+});

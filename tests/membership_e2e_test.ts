@@ -1,0 +1,408 @@
+/**
+ * Growing and shrinking a real cluster (issue 15).
+ *
+ * Shrink: 4 `aspen node` processes, 4 shards, replication factor
+ * 3, under a small write load. `POST /v1/cluster/nodes/4/remove` drains node 4 while node 2
+ * is killed (SIGKILL) in the middle of the move and started again. Checks that the status
+ * shows the members record (every node active, then node 4 draining, then removed), that node
+ * 4 ends holding no replica and stops by itself, that every shard ends with 3 voters on nodes
+ * 1-3 and no learner, that every acknowledged write reads back, that the replicas of every
+ * shard converge (one applied index and one state hash), that removing another node is
+ * refused with 409 insufficient_capacity (3 nodes cannot lose one at factor 3), and that node
+ * 4 started again with its old data refuses to start and says why.
+ *
+ * Grow: 3 nodes under the same load; a fourth process starts with an empty data dir and
+ * `--join` (its own key, certified by the member it asks), becomes active and receives
+ * replicas while node 2 is killed and restarted; it ends with exactly a quarter of the
+ * replicas, every acknowledged write reads back and the 4 nodes' replicas converge; then it is
+ * removed again and the 3 others converge without it.
+ *
+ * Replace: 4 nodes under load; replacing node 4 while it is up is 409; once it is killed for
+ * good, `replace` rebuilds its replicas on nodes 1-3 from the survivors, it ends `removed`,
+ * every acknowledged write reads back and the replicas converge.
+ */
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { ApiError, AspenClient, type ClusterStatus } from "../api/mod.ts";
+import type { LocalCluster } from "../cli/launcher.ts";
+import type { ReplicaDebugState } from "../server/http/mod.ts";
+import { compareReplicas } from "./chaos/verify.ts";
+import { ASPEN_COMMAND, launchTestCluster } from "./_cluster.ts";
+
+const SHARDS = 4;
+/** Concurrent writers through nodes 1 and 3 (2 is killed, 4 leaves). */
+const WRITERS = 6;
+const KEY_PREFIX = "members-e2e/";
+/** How long the drain may take, kill and restart included. */
+const DRAIN_TIMEOUT_MS = 45_000;
+const CONVERGE_TIMEOUT_MS = 15_000;
+
+Deno.test("remove-node drains a node under load, through a killed peer", async () => {
+  const test = await launchTestCluster({ nodes: 4, shards: SHARDS });
+  const { cluster } = test;
+  try {
+    await cluster.waitForLeaders();
+    const first = await waitForStatus(
+      cluster,
+      1,
+      (status) =>
+        status.members?.length === 4 && status.members.every((member) => member.httpAddress !== ""),
+    );
+    deepEqual(first.members?.map((member) => member.state), [
+      "active",
+      "active",
+      "active",
+      "active",
+    ]);
+    const load = startWriters(cluster);
+    let acknowledged: ReadonlyMap<string, string>;
+    try {
+      const removal = await post(cluster, 1, "/v1/cluster/nodes/4/remove");
+      equal(removal.status, 202, JSON.stringify(removal.body));
+      deepEqual(removal.body, { node: 4, state: "draining", previousState: "active" });
+      await waitForStatus(cluster, 1, (status) =>
+        (status.learners?.length ?? 0) > 0 ||
+        status.members?.find((member) => member.id === 4)?.replicas !== SHARDS);
+      await cluster.kill(2, "SIGKILL");
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      cluster.start(2);
+      await waitForStatus(
+        cluster,
+        1,
+        (status) => status.members?.find((member) => member.id === 4)?.state === "removed",
+        DRAIN_TIMEOUT_MS,
+      );
+    } finally {
+      acknowledged = await load.stop();
+    }
+    ok(acknowledged.size > 0, "some write was acknowledged");
+    const settled = await waitForStatus(
+      cluster,
+      1,
+      (status) =>
+        status.shards.every((shard) =>
+          shard.leader !== null && shard.replicas.length === 3 &&
+          shard.replicas.every((replica) => replica.node !== 4 && replica.role !== "learner")
+        ),
+    );
+    deepEqual(settled.members?.map((member) => member.replicas), [SHARDS, SHARDS, SHARDS, 0]);
+    deepEqual(settled.nodes.map((node) => node.id), [1, 2, 3]);
+    const stored = await readAll(cluster);
+    for (const [key, value] of acknowledged) equal(stored.get(key), value, key);
+    await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS);
+    const refused = await post(cluster, 1, "/v1/cluster/nodes/3/remove");
+    equal(refused.status, 409);
+    equal((refused.body as { error: { code: string } }).error.code, "insufficient_capacity");
+    await checkRemovedNodeRefusesToStart(cluster, test.lines);
+  } catch (error) {
+    console.error(test.lines.slice(-80).join("\n"));
+    throw error;
+  } finally {
+    await test.close();
+  }
+});
+
+Deno.test("a node joins under load through a killed peer, takes replicas, leaves", async () => {
+  const test = await launchTestCluster({ nodes: 3, shards: SHARDS });
+  const { cluster } = test;
+  const dir = await Deno.makeTempDir({ prefix: "aspen-join-" });
+  let joiner: JoiningNode | null = null;
+  try {
+    await cluster.waitForLeaders();
+    await waitForStatus(cluster, 1, (status) => status.members?.length === 3);
+    const load = startWriters(cluster);
+    let acknowledged: ReadonlyMap<string, string>;
+    try {
+      joiner = startJoiningNode(cluster, dir, test.lines);
+      await waitForStatus(
+        cluster,
+        1,
+        (status) => (status.members?.find((member) => member.id === 4)?.replicas ?? 0) > 0,
+      );
+      await cluster.kill(2, "SIGKILL");
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      cluster.start(2);
+      await waitForStatus(
+        cluster,
+        1,
+        (status) =>
+          status.members?.find((member) => member.id === 4)?.state === "active" &&
+          (status.learners?.length ?? 1) === 0 &&
+          status.members.every((member) => member.replicas === SHARDS * 3 / 4),
+        DRAIN_TIMEOUT_MS,
+      );
+    } finally {
+      acknowledged = await load.stop();
+    }
+    ok(acknowledged.size > 0, "some write was acknowledged");
+    const stored = await readAll(cluster);
+    for (const [key, value] of acknowledged) equal(stored.get(key), value, key);
+    await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS, joiner.url);
+    const leave = await post(cluster, 3, "/v1/cluster/nodes/4/remove");
+    equal(leave.status, 202, JSON.stringify(leave.body));
+    await waitForStatus(
+      cluster,
+      1,
+      (status) =>
+        status.members?.find((member) => member.id === 4)?.state === "removed" &&
+        status.members.every((member) => member.replicas === (member.id === 4 ? 0 : SHARDS)),
+      DRAIN_TIMEOUT_MS,
+    );
+    await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS, null);
+    equal(await joiner.exited, false, "the removed node stops with an error status");
+  } catch (error) {
+    console.error(test.lines.slice(-80).join("\n"));
+    throw error;
+  } finally {
+    await joiner?.stop();
+    await test.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("replace-node rebuilds a dead node's replicas from the survivors", async () => {
+  const test = await launchTestCluster({ nodes: 4, shards: SHARDS });
+  const { cluster } = test;
+  try {
+    await cluster.waitForLeaders();
+    await waitForStatus(cluster, 1, (status) => status.members?.length === 4);
+    const load = startWriters(cluster);
+    let acknowledged: ReadonlyMap<string, string>;
+    try {
+      const refused = await post(cluster, 1, "/v1/cluster/nodes/4/replace");
+      equal(refused.status, 409, "a node that is up is drained with remove, not replaced");
+      await cluster.kill(4, "SIGKILL");
+      await waitForStatus(
+        cluster,
+        1,
+        (status) => status.nodes.find((node) => node.id === 4)?.status === "down",
+      );
+      // The answering node counts a peer down once it was silent for about a second.
+      let replaced = await post(cluster, 1, "/v1/cluster/nodes/4/replace");
+      for (let attempt = 0; attempt < 20 && replaced.status === 409; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        replaced = await post(cluster, 1, "/v1/cluster/nodes/4/replace");
+      }
+      equal(replaced.status, 202, JSON.stringify(replaced.body));
+      await waitForStatus(
+        cluster,
+        1,
+        (status) =>
+          status.members?.find((member) => member.id === 4)?.state === "removed" &&
+          status.shards.every((shard) =>
+            shard.replicas.length === 3 && shard.replicas.every((replica) => replica.node !== 4)
+          ),
+        DRAIN_TIMEOUT_MS,
+      );
+    } finally {
+      acknowledged = await load.stop();
+    }
+    ok(acknowledged.size > 0, "some write was acknowledged");
+    const stored = await readAll(cluster);
+    for (const [key, value] of acknowledged) equal(stored.get(key), value, key);
+    await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS);
+  } catch (error) {
+    console.error(test.lines.slice(-80).join("\n"));
+    throw error;
+  } finally {
+    await test.close();
+  }
+});
+
+/** A node process started outside the launcher, joining through node 1. */
+interface JoiningNode {
+  readonly url: string;
+  /** Settles with whether the process exited with status 0. */
+  readonly exited: Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+function startJoiningNode(cluster: LocalCluster, dir: string, lines: string[]): JoiningNode {
+  const [http, peer] = [freePort(), freePort()];
+  const [program, ...prefix] = ASPEN_COMMAND;
+  const child = new Deno.Command(program!, {
+    args: [
+      ...prefix,
+      "node",
+      "--node-id=4",
+      `--data-dir=${dir}/node-4`,
+      `--peer-listen=127.0.0.1:${peer}`,
+      `--http-listen=127.0.0.1:${http}`,
+      "--sharding-enabled",
+      `--sharding-num-shards=${SHARDS}`,
+      `--join=${cluster.url(1)}`,
+      `--join-token=${cluster.record.rootToken}`,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const pipe = async (stream: ReadableStream<Uint8Array<ArrayBuffer>>) => {
+    for await (
+      const line of stream.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter())
+    ) {
+      lines.push(`n4 | ${line}`);
+    }
+  };
+  const done = Promise.all([pipe(child.stdout), pipe(child.stderr), child.status]);
+  let isStopped = false;
+  return {
+    url: `http://127.0.0.1:${http}`,
+    exited: done.then(([, , status]) => status.success),
+    stop: async () => {
+      if (isStopped) return;
+      isStopped = true;
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // It already exited (a removed node stops by itself).
+      }
+      await done;
+    },
+  };
+}
+
+function lineSplitter(): TransformStream<string, string> {
+  let rest = "";
+  return new TransformStream({
+    transform(chunk, controller) {
+      const parts = (rest + chunk).split("\n");
+      rest = parts.pop() ?? "";
+      for (const part of parts) controller.enqueue(part);
+    },
+    flush(controller) {
+      if (rest !== "") controller.enqueue(rest);
+    },
+  });
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Node 4 stopped by itself once removed; started again it exits naming the reason. */
+async function checkRemovedNodeRefusesToStart(cluster: LocalCluster, lines: string[]) {
+  await waitFor(() => !cluster.isRunning(4), 10_000, "node 4 stops once removed");
+  const before = lines.length;
+  cluster.start(4);
+  await waitFor(() => !cluster.isRunning(4), 20_000, "node 4 refuses to start again");
+  const output = lines.slice(before).filter((line) => line.startsWith("n4 |")).join("\n");
+  ok(/removed from the cluster/.test(output), output);
+}
+
+async function post(cluster: LocalCluster, node: number, path: string) {
+  const response = await fetch(`${cluster.url(node)}${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${cluster.record.rootToken}` },
+  });
+  return { status: response.status, body: await response.json() as unknown };
+}
+
+async function waitForStatus(
+  cluster: LocalCluster,
+  node: number,
+  isDone: (status: ClusterStatus) => boolean,
+  timeoutMs = 20_000,
+): Promise<ClusterStatus> {
+  const deadline = performance.now() + timeoutMs;
+  let last: ClusterStatus | null = null;
+  while (performance.now() < deadline) {
+    const response = await fetch(`${cluster.url(node)}/v1/cluster/status`, {
+      headers: { authorization: `Bearer ${cluster.record.rootToken}` },
+    }).catch(() => null);
+    if (response !== null && response.status === 200) {
+      last = await response.json() as ClusterStatus;
+      if (isDone(last)) return last;
+    } else {
+      await response?.body?.cancel();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`The status did not reach the expected state: ${JSON.stringify(last)}`);
+}
+
+async function waitFor(isDone: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (isDone()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`Timed out: ${what}`);
+}
+
+/** Polls nodes' debug states until every shard's 3 replicas share an index and a hash. */
+async function waitForReplicas(
+  cluster: LocalCluster,
+  nodes: readonly number[],
+  timeoutMs: number,
+  extraUrl: string | null = null,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let pending: readonly string[] = [];
+  while (performance.now() < deadline) {
+    const states = new Map<number, readonly ReplicaDebugState[]>();
+    const urls = nodes.map((node) => [node, cluster.url(node)] as const);
+    if (extraUrl !== null) urls.push([4, extraUrl]);
+    for (const [node, url] of urls) {
+      const response = await fetch(`${url}/v1/debug/state`, {
+        headers: { authorization: `Bearer ${cluster.record.rootToken}` },
+      });
+      equal(response.status, 200);
+      states.set(node, (await response.json() as { shards: ReplicaDebugState[] }).shards);
+    }
+    const comparison = compareReplicas(states, { shards: SHARDS, replicasPerShard: 3 });
+    equal(comparison.divergences.length, 0, comparison.divergences.join("; "));
+    if (comparison.isSettled) return;
+    pending = comparison.pending;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`The replicas did not converge: ${pending.join("; ")}`);
+}
+
+/** WRITERS loops putting their own keys through nodes 1 and 3 until stopped. */
+function startWriters(cluster: LocalCluster) {
+  const acknowledged = new Map<string, string>();
+  let isStopped = false;
+  const loops = Array.from({ length: WRITERS }, async (_, writer) => {
+    const client = new AspenClient({
+      endpoints: [cluster.url(writer % 2 === 0 ? 1 : 3)],
+      token: cluster.record.rootToken,
+    });
+    for (let sequence = 0; !isStopped; sequence++) {
+      const key = `${KEY_PREFIX}${writer}/${sequence}`;
+      const value = `value ${writer}/${sequence}`;
+      try {
+        await client.put(key, value);
+        acknowledged.set(key, value);
+      } catch (error) {
+        // Refused or unknown outcome: not counted.
+        if (!(error instanceof ApiError)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  });
+  return {
+    async stop(): Promise<ReadonlyMap<string, string>> {
+      isStopped = true;
+      await Promise.all(loops);
+      return acknowledged;
+    },
+  };
+}
+
+/** Every key under KEY_PREFIX, read linearizably a page at a time through node 1. */
+async function readAll(cluster: LocalCluster): Promise<Map<string, string>> {
+  const client = new AspenClient({ endpoints: [cluster.url(1)], token: cluster.record.rootToken });
+  const stored = new Map<string, string>();
+  let after: string | undefined;
+  for (let page = 0; page < 100; page++) {
+    const result = await client.range({ prefix: KEY_PREFIX, limit: 5_000, after });
+    for (const kv of result.kvs) stored.set(kv.key, kv.value);
+    if (!result.more) return stored;
+    after = result.next;
+  }
+  throw new Error("Cannot read the written keys: more than 100 pages");
+}
