@@ -5,7 +5,13 @@
 import { AspenError } from "../shard/mod.ts";
 import { parseHostPort } from "../transport/mod.ts";
 import type { Config } from "./config.ts";
-import { addDebugRoutes, addWatchRoute, createApp, type ReplicaDebugState } from "./http/mod.ts";
+import {
+  addDebugRoutes,
+  addWatchRoute,
+  type AppOptions,
+  createApp,
+  type ReplicaDebugState,
+} from "./http/mod.ts";
 import type { Logger } from "./log.ts";
 import {
   admitNode,
@@ -138,6 +144,31 @@ function clusterStatus(node: AspenNode, runtime: NodeRuntime): ClusterStatus {
   });
 }
 
+/** What the membership routes call: remove or replace a node, admit a joining one. */
+function memberRoutes(node: AspenNode): NonNullable<AppOptions["members"]> {
+  const config = node.config;
+  return {
+    remove: (id, mode) =>
+      removeNode(
+        {
+          refresh: () => node.membership.refresh(),
+          update: (change) => node.membership.update(change),
+          isUp: (other) => node.isNodeUp(other),
+          replicationFactor: config.sharding.replicationFactor,
+        },
+        id,
+        mode,
+      ),
+    join: (body) =>
+      admitNode({
+        credentials: node.credentials,
+        update: (change) => node.membership.update(change),
+        numShards: node.service.shardCount,
+        replicationFactor: config.sharding.replicationFactor,
+      }, body),
+  };
+}
+
 /** Builds the HTTP app (API, watch, status, metrics) of a started node. */
 export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
   const config = node.config;
@@ -155,26 +186,7 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
     logger,
     status: () => status.collect(),
     transferLeader: (shard, to) => transferLeader(node, shard, to),
-    members: {
-      remove: (id, mode) =>
-        removeNode(
-          {
-            refresh: () => node.membership.refresh(),
-            update: (change) => node.membership.update(change),
-            isUp: (other) => node.isNodeUp(other),
-            replicationFactor: config.sharding.replicationFactor,
-          },
-          id,
-          mode,
-        ),
-      join: (body) =>
-        admitNode({
-          credentials: node.credentials,
-          update: (change) => node.membership.update(change),
-          numShards: node.service.shardCount,
-          replicationFactor: config.sharding.replicationFactor,
-        }, body),
-    },
+    members: memberRoutes(node),
     shardMoves: {
       add: (request) => node.mover.addShards(request),
       move: () => node.mover.move(),

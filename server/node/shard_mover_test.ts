@@ -19,7 +19,13 @@ async function openedAfterCheck(localShards: readonly number[] | null): Promise<
   const opened: number[] = [];
   const shards = new Map<number, LocalShard>();
   for (const shard of localShards ?? [0, 2]) shards.set(shard, fakeShard());
-  const map = { epoch: 2, numShards: 6, members: MEMBERS, replicationFactor: 2 };
+  // The node starts with the configured map; a shard add since then (read later) made six.
+  const configured = { epoch: 1, numShards: 3, members: MEMBERS, replicationFactor: 2 };
+  const view = new ShardMapView({
+    initial: configured,
+    read: () => Promise.resolve(null),
+    nowMs: () => 0,
+  });
   const router = {
     nodeId: 1,
     execute: () => Promise.reject(new Error("no cluster in this test")),
@@ -32,7 +38,7 @@ async function openedAfterCheck(localShards: readonly number[] | null): Promise<
     configuredCount: 3,
     shards,
     router,
-    view: new ShardMapView({ initial: map, read: () => Promise.resolve(null), nowMs: () => 0 }),
+    view,
     openShard: (shard) => {
       opened.push(shard);
       return Promise.resolve(fakeShard());
@@ -42,6 +48,7 @@ async function openedAfterCheck(localShards: readonly number[] | null): Promise<
     nowMs: () => 0,
     wallMs: () => 0,
   });
+  view.adopt({ ...configured, epoch: 2, numShards: 6 });
   await mover.check();
   mover.close();
   return opened;
