@@ -76,6 +76,7 @@ export {
 export { decodeCommand, encodeCommand } from "./command_codec.ts";
 export {
   DROP_MOVED_KEYS_MAX,
+  HANDOFF_STAGE_PHASE,
   KEYS_MOVING_RETRY_AFTER_MS,
   keysMovingError,
   MOVE_STAGES_PER_EPOCH,
@@ -83,6 +84,7 @@ export {
   OWNERSHIP_META,
   ownsKey,
   rangeOwner,
+  readEpochOf,
   servesRange,
   wrongShardError,
 } from "./ownership.ts";

@@ -107,10 +107,28 @@ export function ownsKey(
 }
 
 /**
+ * The phase number (in {@linkcode Ownership.stage}) of a move's hand-off: records written from
+ * it on read by the map the move's flip writes (server/node/shard_move.ts checks its phases).
+ */
+export const HANDOFF_STAGE_PHASE = 3;
+
+/**
+ * The epoch of the shard map whose placement the shard reads by: the move's epoch before its
+ * hand-off, the flip's (one more) from it on; null for a record without a stage.
+ */
+export function readEpochOf(ownership: Ownership): number | null {
+  if (ownership.stage === undefined) return null;
+  const epoch = Math.floor(ownership.stage / MOVE_STAGES_PER_EPOCH);
+  return ownership.stage % MOVE_STAGES_PER_EPOCH >= HANDOFF_STAGE_PHASE ? epoch + 1 : epoch;
+}
+
+/**
  * Whether a range read planned over `plannedCount` shards under the map of `plannedEpoch` may
  * run here, serving exactly the keys that plan routes here (filtered by
- * {@linkcode rangeOwner} while the shard holds keys it does not own). A plan without a count or
- * an epoch (a node of an older version) runs where no filter is needed to be exact.
+ * {@linkcode rangeOwner} while the shard holds keys it does not own). A plan made before the
+ * shard took its current placement is refused (the node reads the map again and plans anew):
+ * the count alone cannot tell, since a tenant move keeps it. A plan without a count or an
+ * epoch (a node of an older version) runs where no filter is needed to be exact.
  */
 export function servesRange(
   ownership: Ownership | null,
@@ -119,17 +137,14 @@ export function servesRange(
 ): boolean {
   if (ownership === null) return true;
   if (!ownership.isActive) return false;
-  if (isFillingTarget(ownership)) {
-    // A tenant move's target holds copied keys it does not own yet: rangeOwner() leaves them
-    // out, and the plan was made under the map before the move's flip.
-    return plannedCount === null || plannedCount === ownership.readCount;
-  }
-  if (ownership.isSettled) return plannedCount === null || plannedCount === ownership.readCount;
-  // A source between hand-off and clean-up: it reads by the map after the flip, so a plan made
-  // under that map (every target in service) gets its owned keys; an older plan is refused.
-  if (plannedEpoch === null || ownership.stage === undefined) return false;
-  const movedAtEpoch = Math.floor(ownership.stage / MOVE_STAGES_PER_EPOCH);
-  return plannedEpoch > movedAtEpoch && plannedCount === ownership.readCount;
+  if (plannedCount !== null && plannedCount !== ownership.readCount) return false;
+  const readEpoch = readEpochOf(ownership);
+  const isPlanNewer = plannedEpoch !== null && readEpoch !== null && plannedEpoch >= readEpoch;
+  if (plannedEpoch !== null && readEpoch !== null && !isPlanNewer) return false;
+  // A tenant move's target being filled leaves out the copied keys it does not own yet.
+  if (ownership.isSettled || isFillingTarget(ownership)) return true;
+  // A source between hand-off and clean-up: only a plan under the flipped map, filtered.
+  return plannedCount !== null && isPlanNewer;
 }
 
 /**

@@ -207,6 +207,10 @@ Deno.test("a tenant move on the state machines: fence, import, hand-off, clean-u
   // The source holds keys it gave away: a plan made before the flip (same count, the tenant on
   // the source) is refused; one made under the flipped map gets the keys it still owns.
   const moveEpoch = Math.floor(STAGE / MOVE_STAGES_PER_EPOCH);
+  // The target reads by the flipped map from its hand-off on: a plan made before the flip would
+  // find the tenant's keys on the source too (read before its hand-off), so it is refused.
+  equal(servesRange(target.sm.ownership(), 2, moveEpoch), false, "the target: a plan before");
+  equal(servesRange(target.sm.ownership(), 2, moveEpoch + 1), true, "the target: a plan after");
   equal(servesRange(source.sm.ownership(), 2), false, "a plan without an epoch");
   equal(servesRange(source.sm.ownership(), 2, moveEpoch), false, "a plan before the flip");
   equal(servesRange(source.sm.ownership(), 2, moveEpoch + 1), true, "a plan after the flip");

@@ -27,8 +27,10 @@
  * hold the tenant's keys (every other shard when the move creates the tenant: keys under its
  * prefix placed by hash).
  */
+import { assert } from "../../raft/mod.ts";
 import {
   AspenError,
+  HANDOFF_STAGE_PHASE,
   type KeyValue,
   MOVE_STAGES_PER_EPOCH,
   type Ownership,
@@ -55,6 +57,10 @@ export const MOVE_PHASES = [
   "cleanup",
   "done",
 ] as const;
+assert(
+  MOVE_PHASES.indexOf("handoff") === HANDOFF_STAGE_PHASE,
+  "ownership records read by the flipped map from the hand-off's phase on",
+);
 /** One of {@linkcode MOVE_PHASES}. */
 export type MovePhase = typeof MOVE_PHASES[number];
 
