@@ -45,6 +45,7 @@ import { TxnCoordinator } from "./txn_coordinator.ts";
 import { RouterTxnTransport } from "./txn_transport.ts";
 import { readRefusedPeers } from "../refused_peers_file.ts";
 import { LocalShard } from "./local_shard.ts";
+import { decodeMetaStamp, encodeMetaStamp, MetaWatch } from "./meta_watch.ts";
 import { IDLE_TICKS_PER_RUN, NodeLiveness, tickNode } from "./node_liveness.ts";
 import { replicasOf, shardsOf } from "./placement.ts";
 import {
@@ -73,7 +74,10 @@ export const HEARTBEAT_TICKS = 2;
 /** The deadline of every client request. */
 export const REQUEST_TIMEOUT_MS = 5_000;
 
-/** A node heartbeat (node_liveness.ts): its arrival is the message; it has no body. */
+/**
+ * A node heartbeat (node_liveness.ts) of a node without a replica of shard 0: its arrival is
+ * the message. A node with one adds its meta stamp (meta_watch.ts).
+ */
 const NODE_HEARTBEAT = new Uint8Array(0);
 
 /** What a node needs from its process. */
@@ -138,7 +142,13 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   const alarms = createAlarms(config, shards, runtime);
   const liveness = new NodeLiveness(members.filter((member) => member !== config.node.id));
   const crossShard = { stats: null as CrossShardStats | null };
-  const hosted = { shards, alarms, liveness, crossShard };
+  // What the meta watch re-reads is built after the transport that feeds it stamps.
+  const metaRefresh = { run: null as (() => Promise<boolean>) | null };
+  const metaWatch = new MetaWatch({
+    refresh: () => metaRefresh.run?.() ?? Promise.resolve(false),
+    nowMs: runtime.nowMs,
+  });
+  const hosted = { shards, alarms, liveness, crossShard, metaWatch };
   const transport = await startTransport(config, credentials, hosted, runtime);
   try {
     for (const shard of localIds) {
@@ -150,12 +160,14 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     throw withFreeSpace(error, config, alarms);
   }
   alarms.start();
-  const stopTicker = startTicker(shards, transport, liveness);
+  const drawn = runtime.randomBytes(4);
+  const incarnation = new DataView(drawn.buffer, drawn.byteOffset, 4).getUint32(0);
+  const stopTicker = startTicker({ shards, transport, liveness, metaWatch, incarnation }, config);
   const rf = config.sharding.replicationFactor;
   const initialMap = { epoch: 1, numShards: count, members, replicationFactor: rf };
   const router = createRouter(config, members, shards, transport, runtime);
   const shardMap = createShardMapView(initialMap, router, shards, runtime);
-  const stopShardMap = maintainShardMap({ expected: initialMap, shards, logger, view: shardMap });
+  const shardMapKeeper = maintainShardMap({ expected: initialMap, shards, logger, view: shardMap });
   const { service, sweeper } = createService(config, { router, shards, shardMap }, runtime);
   const mover = createMover(
     config,
@@ -168,6 +180,14 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   sweeper.start();
   const tokens = config.auth.enabled ? createTokenRegistry(credentials, service, runtime) : null;
   tokens?.start();
+  metaRefresh.run = async () => {
+    const reads = await Promise.all([
+      tokens === null ? true : tokens.refreshAfterChange(),
+      shardMapKeeper.check(),
+      mover.check(),
+    ]);
+    return reads.every((isRead) => isRead);
+  };
   logger.info("Node started", {
     node: config.node.id,
     shards: [...shards.keys()].join(","),
@@ -187,7 +207,8 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     tokens,
     close: async () => {
       stopTicker();
-      stopShardMap();
+      await metaWatch.close();
+      shardMapKeeper.stop();
       mover.close();
       await sweeper.close();
       alarms.close();
@@ -199,20 +220,34 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
 
 /**
  * The node's one timer: it ticks every replica (quiesced ones return at once), runs the node
- * heartbeats (node_liveness.ts), then flushes the peer channel once, so that every message of
- * the tick bound for a peer leaves in one frame. While every replica sleeps it runs every
+ * heartbeats (node_liveness.ts) with this node's meta stamp (meta_watch.ts), which it also
+ * notes in the meta watch, then flushes the peer channel once, so that every message of the
+ * tick bound for a peer leaves in one frame. While every replica sleeps it runs every
  * IDLE_TICKS_PER_RUN ticks instead of every tick. Returns the function that stops it.
  */
 function startTicker(
-  shards: ReadonlyMap<number, LocalShard>,
-  transport: PeerTransport,
-  liveness: NodeLiveness,
+  parts: {
+    readonly shards: ReadonlyMap<number, LocalShard>;
+    readonly transport: PeerTransport;
+    readonly liveness: NodeLiveness;
+    readonly metaWatch: MetaWatch;
+    /** Random, drawn at start (see MetaStamp). */
+    readonly incarnation: number;
+  },
+  config: Config,
 ): () => void {
+  const { shards, transport, liveness, metaWatch, incarnation } = parts;
   let ticks = 1;
   let timer: ReturnType<typeof setTimeout>;
   const run = () => {
+    const shardZero = shards.get(0);
+    const stamp = shardZero === undefined
+      ? null
+      : { incarnation, version: shardZero.stateMachine.metaVersion() };
+    if (stamp !== null) metaWatch.note(config.node.id, stamp);
+    const heartbeat = stamp === null ? NODE_HEARTBEAT : encodeMetaStamp(stamp);
     const isAwake = tickNode(liveness, shards.values(), (peer) => {
-      transport.send(peer, NODE_CHANNEL_SHARD, NODE_HEARTBEAT);
+      transport.send(peer, NODE_CHANNEL_SHARD, heartbeat);
     }, ticks);
     transport.flush();
     ticks = isAwake ? 1 : IDLE_TICKS_PER_RUN;
@@ -481,6 +516,8 @@ async function startTransport(
      * the service's cross-shard counters through this slot, empty until the service is built.
      */
     readonly crossShard: { readonly stats: CrossShardStats | null };
+    /** Takes the meta stamps on the peers' node heartbeats. */
+    readonly metaWatch: MetaWatch;
   },
   runtime: NodeRuntime,
 ): Promise<PeerTransport> {
@@ -524,7 +561,9 @@ async function startTransport(
       hostsShard: (shard) => shard === NODE_CHANNEL_SHARD || shards.has(shard),
       onRaftMessage: (from, shard, payload) => {
         hosted.liveness.heard(from);
-        if (shard !== NODE_CHANNEL_SHARD) deliverRaft(shards, shard, payload, logger);
+        if (shard !== NODE_CHANNEL_SHARD) return deliverRaft(shards, shard, payload, logger);
+        const stamp = decodeMetaStamp(payload);
+        if (stamp !== null) hosted.metaWatch.note(from, stamp);
       },
       onRequest: async (_from, shard, payload, { deadlineMs }) => {
         if (shard === NODE_CHANNEL_SHARD) {
