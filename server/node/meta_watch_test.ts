@@ -54,7 +54,7 @@ Deno.test("MetaWatch refreshes once per changed stamp and not for a repeated one
   equal(pending.length, 1, "so does a restart (a new incarnation) at the same version");
   await settle(true);
   equal(watch.refreshes, 4);
-  await watch.close();
+  watch.close();
 });
 
 Deno.test("MetaWatch retries a failed refresh no sooner than META_WATCH_RETRY_MS", async () => {
@@ -72,7 +72,7 @@ Deno.test("MetaWatch retries a failed refresh no sooner than META_WATCH_RETRY_MS
   await settle(true);
   watch.note(2, { incarnation: 1, version: 5 });
   equal(pending.length, 0, "acknowledged once a refresh succeeded");
-  await watch.close();
+  watch.close();
   watch.note(2, { incarnation: 1, version: 6 });
   equal(pending.length, 0, "a closed watch starts nothing");
 });
@@ -92,7 +92,7 @@ Deno.test("MetaWatch treats a rejected refresh as failed", async () => {
   nowMs += META_WATCH_RETRY_MS;
   watch.note(1, { incarnation: 1, version: 1 });
   equal(calls, 2);
-  await watch.close();
+  watch.close();
 });
 
 Deno.test("encodeMetaStamp() and decodeMetaStamp() round-trip; other payloads carry none", () => {

@@ -207,7 +207,7 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
     tokens,
     close: async () => {
       stopTicker();
-      await metaWatch.close();
+      metaWatch.close();
       shardMapKeeper.stop();
       mover.close();
       await sweeper.close();
