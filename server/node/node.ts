@@ -139,6 +139,8 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   const count = shardCount(config);
   const localIds = localShardIds(config, members, count);
   const shards = new Map<number, LocalShard>();
+  /** The shards that may be awake, for the node's timer (node_liveness.ts, NodeShards). */
+  const awake = new Set<number>();
   const alarms = createAlarms(config, shards, runtime);
   const liveness = new NodeLiveness(members.filter((member) => member !== config.node.id));
   const crossShard = { stats: null as CrossShardStats | null };
@@ -152,7 +154,8 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   const transport = await startTransport(config, credentials, hosted, runtime);
   try {
     for (const shard of localIds) {
-      shards.set(shard, await openShard(config, shard, members, { transport, alarms }, runtime));
+      const opened = await openShard(config, shard, members, { transport, alarms, awake }, runtime);
+      shards.set(shard, opened);
     }
   } catch (error) {
     for (const shard of shards.values()) shard.close();
@@ -162,7 +165,10 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   alarms.start();
   const drawn = runtime.randomBytes(4);
   const incarnation = new DataView(drawn.buffer, drawn.byteOffset, 4).getUint32(0);
-  const stopTicker = startTicker({ shards, transport, liveness, metaWatch, incarnation }, config);
+  const stopTicker = startTicker(
+    { shards: { all: shards, awake }, transport, liveness, metaWatch, incarnation },
+    config,
+  );
   const rf = config.sharding.replicationFactor;
   const initialMap = { epoch: 1, numShards: count, members, replicationFactor: rf };
   const router = createRouter(config, members, shards, transport, runtime);
@@ -172,7 +178,7 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   const mover = createMover(
     config,
     { members, shards, router, shardMap, service },
-    async (shard) => await openShard(config, shard, members, { transport, alarms }, runtime),
+    async (shard) => await openShard(config, shard, members, { transport, alarms, awake }, runtime),
     runtime,
   );
   mover.start();
@@ -227,7 +233,7 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
  */
 function startTicker(
   parts: {
-    readonly shards: ReadonlyMap<number, LocalShard>;
+    readonly shards: { readonly all: ReadonlyMap<number, LocalShard>; readonly awake: Set<number> };
     readonly transport: PeerTransport;
     readonly liveness: NodeLiveness;
     readonly metaWatch: MetaWatch;
@@ -240,13 +246,13 @@ function startTicker(
   let ticks = 1;
   let timer: ReturnType<typeof setTimeout>;
   const run = () => {
-    const shardZero = shards.get(0);
+    const shardZero = shards.all.get(0);
     const stamp = shardZero === undefined
       ? null
       : { incarnation, version: shardZero.stateMachine.metaVersion() };
     if (stamp !== null) metaWatch.note(config.node.id, stamp);
     const heartbeat = stamp === null ? NODE_HEARTBEAT : encodeMetaStamp(stamp);
-    const isAwake = tickNode(liveness, shards.values(), (peer) => {
+    const isAwake = tickNode(liveness, shards, (peer) => {
       transport.send(peer, NODE_CHANNEL_SHARD, heartbeat);
     }, ticks);
     transport.flush();
@@ -608,11 +614,16 @@ async function openShard(
   config: Config,
   shard: number,
   members: readonly number[],
-  node: { readonly transport: PeerTransport; readonly alarms: NodeAlarms },
+  node: {
+    readonly transport: PeerTransport;
+    readonly alarms: NodeAlarms;
+    /** The node timer's shards that may be awake (NodeShards); a new replica starts in it. */
+    readonly awake: Set<number>;
+  },
   runtime: NodeRuntime,
 ): Promise<LocalShard> {
   const transport = node.transport;
-  return await LocalShard.open({
+  const local = await LocalShard.open({
     shard,
     nodeId: config.node.id,
     dir: `${config.node.dataDir}/shard-${shard}`,
@@ -638,8 +649,12 @@ async function openShard(
     nowMs: runtime.nowMs,
     isPeerUp: (id) => transport.isPeerUp(id),
     refuseWrite: (command) => node.alarms.refusal(shard, command),
+    onAwake: () => node.awake.add(shard),
     logger: runtime.logger.child({ shard }),
   });
+  // No timer runs before the caller adds it to the node's shards: this continues in microtasks.
+  node.awake.add(shard);
+  return local;
 }
 
 async function closeNode(
