@@ -53,6 +53,7 @@ import {
   readShardMap,
   SHARD_MAP_META,
   type ShardMap,
+  type ShardMapKeeper,
   ShardMapView,
 } from "./shard_map.ts";
 import { ShardMover } from "./shard_mover.ts";
@@ -139,61 +140,36 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   const count = shardCount(config);
   const localIds = localShardIds(config, members, count);
   const shards = new Map<number, LocalShard>();
-  /** The shards that may be awake, for the node's timer (node_liveness.ts, NodeShards). */
-  const awake = new Set<number>();
+  const awake = new Set<number>(); // The shards that may be awake (NodeShards).
   const alarms = createAlarms(config, shards, runtime);
   const liveness = new NodeLiveness(members.filter((member) => member !== config.node.id));
   const crossShard = { stats: null as CrossShardStats | null };
   // What the meta watch re-reads is built after the transport that feeds it stamps.
   const metaRefresh = { run: null as (() => Promise<boolean>) | null };
-  const metaWatch = new MetaWatch({
-    refresh: () => metaRefresh.run?.() ?? Promise.resolve(false),
-    nowMs: runtime.nowMs,
-  });
+  const refresh = () => refreshLate(metaRefresh);
+  const metaWatch = new MetaWatch({ refresh, nowMs: runtime.nowMs });
   const hosted = { shards, alarms, liveness, crossShard, metaWatch };
   const transport = await startTransport(config, credentials, hosted, runtime);
-  try {
-    for (const shard of localIds) {
-      const opened = await openShard(config, shard, members, { transport, alarms, awake }, runtime);
-      shards.set(shard, opened);
-    }
-  } catch (error) {
-    for (const shard of shards.values()) shard.close();
-    await transport.close();
-    throw withFreeSpace(error, config, alarms);
-  }
+  const open = (shard: number) =>
+    openShard(config, shard, members, { transport, alarms, awake }, runtime);
+  const onError = (error: unknown) => withFreeSpace(error, config, alarms);
+  await openLocalShards(localIds, { shards, transport, open, onError });
   alarms.start();
-  const drawn = runtime.randomBytes(4);
-  const incarnation = new DataView(drawn.buffer, drawn.byteOffset, 4).getUint32(0);
-  const stopTicker = startTicker(
-    { shards: { all: shards, awake }, transport, liveness, metaWatch, incarnation },
-    config,
-  );
+  const ticked = { shards: { all: shards, awake }, transport, liveness, metaWatch };
+  const stopTicker = startTicker(ticked, config, runtime);
   const rf = config.sharding.replicationFactor;
   const initialMap = { epoch: 1, numShards: count, members, replicationFactor: rf };
   const router = createRouter(config, members, shards, transport, runtime);
   const shardMap = createShardMapView(initialMap, router, shards, runtime);
   const shardMapKeeper = maintainShardMap({ expected: initialMap, shards, logger, view: shardMap });
   const { service, sweeper } = createService(config, { router, shards, shardMap }, runtime);
-  const mover = createMover(
-    config,
-    { members, shards, router, shardMap, service },
-    async (shard) => await openShard(config, shard, members, { transport, alarms, awake }, runtime),
-    runtime,
-  );
+  const mover = createMover(config, { members, shards, router, shardMap, service }, open, runtime);
   mover.start();
   hosted.crossShard.stats = service.crossShard;
   sweeper.start();
   const tokens = config.auth.enabled ? createTokenRegistry(credentials, service, runtime) : null;
   tokens?.start();
-  metaRefresh.run = async () => {
-    const reads = await Promise.all([
-      tokens === null ? true : tokens.refreshAfterChange(),
-      shardMapKeeper.check(),
-      mover.check(),
-    ]);
-    return reads.every((isRead) => isRead);
-  };
+  metaRefresh.run = () => refreshMeta([tokens, shardMapKeeper, mover]);
   logger.info("Node started", {
     node: config.node.id,
     shards: [...shards.keys()].join(","),
@@ -224,6 +200,47 @@ export async function startNode(config: Config, runtime: NodeRuntime): Promise<A
   };
 }
 
+/** Opens this node's replicas of `ids`; on a failure closes what it opened and the transport. */
+async function openLocalShards(
+  ids: readonly number[],
+  node: {
+    readonly shards: Map<number, LocalShard>;
+    readonly transport: PeerTransport;
+    readonly open: (shard: number) => Promise<LocalShard>;
+    /** The error to throw for `error` (the free space added for a full disk). */
+    readonly onError: (error: unknown) => unknown;
+  },
+): Promise<void> {
+  try {
+    for (const shard of ids) node.shards.set(shard, await node.open(shard));
+  } catch (error) {
+    for (const shard of node.shards.values()) shard.close();
+    await node.transport.close();
+    throw node.onError(error);
+  }
+}
+
+/** Runs `late.run`, set once the node is built; until then a refresh fails (and is retried). */
+function refreshLate(late: { readonly run: (() => Promise<boolean>) | null }): Promise<boolean> {
+  return late.run?.() ?? Promise.resolve(false);
+}
+
+/**
+ * The meta watch's refresh (meta_watch.ts): the runtime tokens (when authentication is on), the
+ * shard map and the move record, each read after this call; true when all were read.
+ */
+async function refreshMeta(
+  owners: readonly [TokenRegistry | null, ShardMapKeeper, ShardMover],
+): Promise<boolean> {
+  const [tokens, shardMapKeeper, mover] = owners;
+  const reads = await Promise.all([
+    tokens === null ? true : tokens.refreshAfterChange(),
+    shardMapKeeper.check(),
+    mover.check(),
+  ]);
+  return reads.every((isRead) => isRead);
+}
+
 /**
  * The node's one timer: it ticks every replica (quiesced ones return at once), runs the node
  * heartbeats (node_liveness.ts) with this node's meta stamp (meta_watch.ts), which it also
@@ -237,12 +254,14 @@ function startTicker(
     readonly transport: PeerTransport;
     readonly liveness: NodeLiveness;
     readonly metaWatch: MetaWatch;
-    /** Random, drawn at start (see MetaStamp). */
-    readonly incarnation: number;
   },
   config: Config,
+  runtime: NodeRuntime,
 ): () => void {
-  const { shards, transport, liveness, metaWatch, incarnation } = parts;
+  const { shards, transport, liveness, metaWatch } = parts;
+  // Drawn at start: a restarted node's meta stamps start over (see MetaStamp).
+  const drawn = runtime.randomBytes(4);
+  const incarnation = new DataView(drawn.buffer, drawn.byteOffset, 4).getUint32(0);
   let ticks = 1;
   let timer: ReturnType<typeof setTimeout>;
   const run = () => {
