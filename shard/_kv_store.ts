@@ -98,6 +98,7 @@ export class KvStore {
   readonly #selectLease: StatementSync;
   readonly #adjustLease: StatementSync;
   readonly #bulk = new Map<string, StatementSync>();
+  #metaWrites = 0;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -402,6 +403,15 @@ export class KvStore {
     assert(holders.every((shard, i) => i === 0 || holders[i - 1]! < shard), "holders ascend");
     if (holders.length > 0) return this.setMeta(leaseHoldersName(id), JSON.stringify(holders));
     this.statement("DELETE FROM meta WHERE name = ?").run(leaseHoldersName(id));
+    this.#metaWrites++;
+  }
+
+  /**
+   * Meta records written or removed through this store (rolled-back writes count too): a
+   * change marker for the node (StateMachine.metaVersion), not a replicated value.
+   */
+  get metaWrites(): number {
+    return this.#metaWrites;
   }
 
   /** The meta record `name`, or null. */
@@ -417,6 +427,7 @@ export class KvStore {
   setMeta(name: string, value: string): void {
     const sql = "INSERT OR REPLACE INTO meta (name, value, crc) VALUES (?, ?, ?)";
     this.statement(sql).run(name, value, metaChecksum(name, value));
+    this.#metaWrites++;
   }
 
   #read(key: string, keyBytes: Uint8Array): KeyValue | null {

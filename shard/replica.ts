@@ -140,7 +140,7 @@ export class ShardReplica<Result> {
     assert(this.#timer === null, "replica started twice");
     if (this.#options.tickMs > 0) {
       this.#timer = setInterval(() => {
-        if (this.#isAsleep()) return;
+        if (this.isAsleep()) return;
         this.#pendingTicks++;
         this.#schedule();
       }, this.#options.tickMs);
@@ -164,7 +164,7 @@ export class ShardReplica<Result> {
    * every shard bound for a peer leave in one frame.
    */
   tickNow(): void {
-    if (this.#isClosed || this.#isAsleep()) return;
+    if (this.#isClosed || this.isAsleep()) return;
     this.#pendingTicks++;
     if (this.#flushing !== null) return;
     if (this.#scheduled !== null) {
@@ -189,8 +189,11 @@ export class ShardReplica<Result> {
     this.#schedule();
   }
 
-  /** A quiesced replica with no input waiting skips ticks (a turn would do nothing). */
-  #isAsleep(): boolean {
+  /**
+   * Whether ticks cost nothing here: quiesced, with no stalled write to retry and no leader-down
+   * report to act on (a turn would do nothing). Any input wakes it within a turn.
+   */
+  isAsleep(): boolean {
     return this.#node.isQuiesced && this.#stall === null && this.#leaderDown === null;
   }
 
@@ -424,6 +427,7 @@ export class ShardReplica<Result> {
     this.#stats.turnMsMax = Math.max(this.#stats.turnMsMax, this.#options.nowMs() - started);
     this.#noticeLeadership();
     this.#settleTransfers();
+    if (!this.isAsleep()) this.#options.onAwake?.();
   }
 
   /** What every turn does after its Ready rounds (some of it waits for a flush or a stall). */

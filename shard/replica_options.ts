@@ -65,6 +65,12 @@ export interface ReplicaOptions<Result> {
   readonly snapshotIntervalEntries?: number;
   /** Called after a turn in which the role, term or leader changed. */
   readonly onLeaderChange?: (status: ReplicaStatus) => void;
+  /**
+   * Called after each turn that leaves the replica awake (see ShardReplica.isAsleep): a driver
+   * that ticks many replicas from one timer ticks only those, so an idle node's timer does not
+   * visit every quiesced replica. Absent: not called.
+   */
+  readonly onAwake?: () => void;
   /** Called after entries are applied, with the applied index (watch, leases). */
   readonly onApplied?: (appliedIndex: number) => void;
 }

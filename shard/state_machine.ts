@@ -179,6 +179,8 @@ export class StateMachine {
   #counters: HistoryCounters = { events: 0, bytes: 0, compactedRevision: 0 };
   #isOpen = true;
   #ownership: Ownership | null = null;
+  /** Meta writes of the stores this state machine replaced (see metaVersion). */
+  #metaWritesBefore = 0;
 
   private constructor(options: StateMachineOptions, db: DatabaseSync) {
     this.#options = options;
@@ -250,6 +252,16 @@ export class StateMachine {
     assert(results.length === entries.length, "apply: one result per entry");
     if (entries.length > 0) this.#hub.notify();
     return results;
+  }
+
+  /**
+   * A number that changes whenever a meta record may have changed here (an applied write, a
+   * snapshot restored), and otherwise stays put. Local to this process and never smaller than
+   * before; replicas do not agree on it. The node watches it on shard 0 to re-read the shard
+   * map and the runtime tokens only after they changed.
+   */
+  metaVersion(): number {
+    return this.#metaWritesBefore + this.#store.metaWrites;
   }
 
   /** The index of the last applied entry (0 before any). */
@@ -595,6 +607,8 @@ export class StateMachine {
 
   /** Rebuilds everything bound to the database handle, and the counters, from the file. */
   #reload(): void {
+    // Every meta record may differ in the new file.
+    this.#metaWritesBefore += this.#store.metaWrites + 1;
     this.#store = new KvStore(this.#db);
     this.#txns = new TxnStore(this.#db);
     this.#history = this.#newHistory();

@@ -96,8 +96,11 @@ export const REQUEST_DEADLINE_MS_MAX_DEFAULT = 60_000;
 export const RECONNECT_DELAY_MS_MIN_DEFAULT = 50;
 /** Default for {@linkcode PeerLimits.reconnectDelayMsMax}. */
 export const RECONNECT_DELAY_MS_MAX_DEFAULT = 2_000;
-/** Default for {@linkcode PeerLimits.pingIntervalMs}. */
-export const PING_INTERVAL_MS_DEFAULT = 1_000;
+/**
+ * Default for {@linkcode PeerLimits.pingIntervalMs}: the round trip is only a metric, and each
+ * ping and pong costs an idle node wakeups at both ends (bench/idle.ts).
+ */
+export const PING_INTERVAL_MS_DEFAULT = 5_000;
 /** Default for {@linkcode PeerLimits.keepAliveIntervalMs}. */
 export const KEEP_ALIVE_INTERVAL_MS_DEFAULT = 1_000;
 /** Default for {@linkcode PeerLimits.idleTimeoutMs}. */

@@ -31,7 +31,7 @@ import {
 import type { Logger } from "../log.ts";
 
 /** How often a node reads the free space of its data folder's file system. */
-export const DISK_CHECK_INTERVAL_MS = 250;
+export const DISK_CHECK_INTERVAL_MS = 1_000;
 /** How old a free-space sample may be when a write asks whether it must be refused. */
 export const DISK_RECHECK_ON_WRITE_MS = 20;
 

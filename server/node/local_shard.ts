@@ -52,6 +52,8 @@ export interface LocalShardOptions {
    * below the reserve), or null to propose it. Absent: every write is proposed.
    */
   readonly refuseWrite?: (command: Command) => AspenError | null;
+  /** Called after each turn that leaves the replica awake (ReplicaOptions.onAwake). */
+  readonly onAwake?: () => void;
   readonly logger: Logger;
 }
 
@@ -95,6 +97,7 @@ export class LocalShard {
         ? {}
         : { snapshotIntervalEntries: options.snapshotIntervalEntries }),
       onLeaderChange: (status) => this.#onLeaderChange(status),
+      ...(options.onAwake === undefined ? {} : { onAwake: options.onAwake }),
     });
     this.#remoteWatches = new RemoteWatchStreams(stateMachine);
     this.#dispatch = {

@@ -92,7 +92,10 @@ export {
   TOKENS_MISS_REFRESH_MS_MIN,
   TOKENS_READ_TIMEOUT_MS,
   TOKENS_REFRESH_MS,
+  TOKENS_RETRY_MS,
   TOKENS_STALE_MS_MAX,
   type TokenVerdict,
 } from "./token_registry.ts";
 export { META_SWAPS_WAITING_MAX } from "./meta_swaps.ts";
+export { NODE_HEARTBEAT_TICKS } from "./node_liveness.ts";
+export { META_WATCH_RETRY_MS } from "./meta_watch.ts";

@@ -46,6 +46,7 @@ import { TxnCoordinator } from "./txn_coordinator.ts";
 import { RouterTxnTransport } from "./txn_transport.ts";
 import { readRefusedPeers } from "../refused_peers_file.ts";
 import { LocalShard } from "./local_shard.ts";
+import { decodeMetaStamp, encodeMetaStamp, MetaWatch } from "./meta_watch.ts";
 import { IDLE_TICKS_PER_RUN, NodeLiveness, tickNode } from "./node_liveness.ts";
 import { replicasOf, shardsOf } from "./placement.ts";
 import {
@@ -53,6 +54,7 @@ import {
   readShardMap,
   SHARD_MAP_META,
   type ShardMap,
+  type ShardMapKeeper,
   ShardMapView,
 } from "./shard_map.ts";
 import { ShardMover } from "./shard_mover.ts";
@@ -80,7 +82,10 @@ export const HEARTBEAT_TICKS = 2;
 /** The deadline of every client request. */
 export const REQUEST_TIMEOUT_MS = 5_000;
 
-/** A node heartbeat (node_liveness.ts): its arrival is the message; it has no body. */
+/**
+ * A node heartbeat (node_liveness.ts) of a node without a replica of shard 0: its arrival is
+ * the message. A node with one adds its meta stamp (meta_watch.ts).
+ */
 const NODE_HEARTBEAT = new Uint8Array(0);
 
 /** What a node needs from its process. */
@@ -148,19 +153,25 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
   const config = parts.config;
   const { credentials, members, shards, alarms, liveness, crossShard, transport } = parts;
   const count = shardCount(config);
+  const { awake, metaWatch, metaRefresh } = parts;
   alarms.start();
-  const stopTicker = startTicker(shards, transport, liveness);
+  const ticked = { shards: { all: shards, awake }, transport, liveness, metaWatch };
+  const stopTicker = startTicker(ticked, config, runtime);
   const rf = config.sharding.replicationFactor;
   const initialMap = { epoch: 1, numShards: count, members, replicationFactor: rf };
   const placement = { of: (_shard: number): readonly number[] | null => null };
   const hostSlot: { host: ReplicaHost | null } = { host: null };
   const router = createRouter(config, members, shards, transport, runtime, placement);
-  const { shardMap, stopShardMap } = startShardMap(initialMap, { router, shards, parts }, runtime);
+  const { shardMap, shardMapKeeper } = startShardMap(
+    initialMap,
+    { router, shards, parts },
+    runtime,
+  );
   const { service, sweeper } = createService(config, { router, shards, shardMap }, runtime);
   const mover = createMover(
     config,
     { members, shards, router, shardMap, service, placement },
-    moverOpener(config, { members, transport, alarms, hostSlot }, runtime),
+    moverOpener(config, { members, transport, alarms, awake, hostSlot }, runtime),
     runtime,
   );
   mover.start();
@@ -172,10 +183,12 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
     ...parts,
     router,
     service,
-    openShard: (shard, voters) => openShard(config, shard, voters, { transport, alarms }, runtime),
+    openShard: (shard, voters) =>
+      openShard(config, shard, voters, { transport, alarms, awake }, runtime),
   }, runtime);
   placement.of = (shard) => membership.membership.placementOf(shard);
   hostSlot.host = membership.replicaHost;
+  metaRefresh.run = () => refreshMeta([tokens, shardMapKeeper, mover]);
   logger.info("Node started", {
     node: config.node.id,
     shards: [...shards.keys()].join(","),
@@ -201,7 +214,8 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
     close: async () => {
       membership.close();
       stopTicker();
-      stopShardMap();
+      metaWatch.close();
+      shardMapKeeper.stop();
       mover.close();
       await sweeper.close();
       alarms.close();
@@ -209,6 +223,47 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
       return await closeNode(config, shards, transport, logger);
     },
   };
+}
+
+/** Opens this node's replicas of `ids`; on a failure closes what it opened and the transport. */
+async function openLocalShards(
+  ids: readonly number[],
+  node: {
+    readonly shards: Map<number, LocalShard>;
+    readonly transport: PeerTransport;
+    readonly open: (shard: number) => Promise<LocalShard>;
+    /** The error to throw for `error` (the free space added for a full disk). */
+    readonly onError: (error: unknown) => unknown;
+  },
+): Promise<void> {
+  try {
+    for (const shard of ids) node.shards.set(shard, await node.open(shard));
+  } catch (error) {
+    for (const shard of node.shards.values()) shard.close();
+    await node.transport.close();
+    throw node.onError(error);
+  }
+}
+
+/** Runs `late.run`, set once the node is built; until then a refresh fails (and is retried). */
+function refreshLate(late: { readonly run: (() => Promise<boolean>) | null }): Promise<boolean> {
+  return late.run?.() ?? Promise.resolve(false);
+}
+
+/**
+ * The meta watch's refresh (meta_watch.ts): the runtime tokens (when authentication is on), the
+ * shard map and the move record, each read after this call; true when all were read.
+ */
+async function refreshMeta(
+  owners: readonly [TokenRegistry | null, ShardMapKeeper, ShardMover],
+): Promise<boolean> {
+  const [tokens, shardMapKeeper, mover] = owners;
+  const reads = await Promise.all([
+    tokens === null ? true : tokens.refreshAfterChange(),
+    shardMapKeeper.check(),
+    mover.check(),
+  ]);
+  return reads.every((isRead) => isRead);
 }
 
 /**
@@ -236,20 +291,24 @@ async function openLocalParts(given: Config, runtime: NodeRuntime) {
   const refusedFile = config.cluster.refusedPeersFile;
   const refusedFromFile = refusedFile === null ? {} : await readRefusedPeers(refusedFile);
   const nodeRequests: NodeRequestSlot = { handle: null };
-  const hosted = { shards, alarms, liveness, crossShard, refusedFromFile, nodeRequests };
+  const awake = new Set<number>(); // The shards that may be awake (NodeShards).
+  // What the meta watch re-reads is built after the transport that feeds it stamps.
+  const metaRefresh = { run: null as (() => Promise<boolean>) | null };
+  const metaWatch = new MetaWatch({
+    refresh: () => refreshLate(metaRefresh),
+    nowMs: runtime.nowMs,
+  });
+  const hosted = { shards, alarms, liveness, crossShard, refusedFromFile, nodeRequests, metaWatch };
   const transport = await startTransport(config, credentials, hosted, runtime);
   const rf = config.sharding.replicationFactor;
-  try {
-    for (const shard of localIds) {
-      const voters = replicasOf(members, shard, rf);
-      shards.set(shard, await openShard(config, shard, voters, { transport, alarms }, runtime));
-    }
-  } catch (error) {
-    for (const shard of shards.values()) shard.close();
-    await transport.close();
-    throw withFreeSpace(error, config, alarms);
-  }
+  const open = (shard: number) =>
+    openShard(config, shard, replicasOf(members, shard, rf), { transport, alarms, awake }, runtime);
+  const onError = (error: unknown) => withFreeSpace(error, config, alarms);
+  await openLocalShards(localIds, { shards, transport, open, onError });
   return {
+    awake,
+    metaWatch,
+    metaRefresh,
     config,
     isJoined: joined !== null,
     credentials,
@@ -266,20 +325,36 @@ async function openLocalParts(given: Config, runtime: NodeRuntime) {
 
 /**
  * The node's one timer: it ticks every replica (quiesced ones return at once), runs the node
- * heartbeats (node_liveness.ts), then flushes the peer channel once, so that every message of
- * the tick bound for a peer leaves in one frame. While every replica sleeps it runs every
+ * heartbeats (node_liveness.ts) with this node's meta stamp (meta_watch.ts), which it also
+ * notes in the meta watch, then flushes the peer channel once, so that every message of the
+ * tick bound for a peer leaves in one frame. While every replica sleeps it runs every
  * IDLE_TICKS_PER_RUN ticks instead of every tick. Returns the function that stops it.
  */
 function startTicker(
-  shards: ReadonlyMap<number, LocalShard>,
-  transport: PeerTransport,
-  liveness: NodeLiveness,
+  parts: {
+    readonly shards: { readonly all: ReadonlyMap<number, LocalShard>; readonly awake: Set<number> };
+    readonly transport: PeerTransport;
+    readonly liveness: NodeLiveness;
+    readonly metaWatch: MetaWatch;
+  },
+  config: Config,
+  runtime: NodeRuntime,
 ): () => void {
+  const { shards, transport, liveness, metaWatch } = parts;
+  // Drawn at start: a restarted node's meta stamps start over (see MetaStamp).
+  const drawn = runtime.randomBytes(4);
+  const incarnation = new DataView(drawn.buffer, drawn.byteOffset, 4).getUint32(0);
   let ticks = 1;
   let timer: ReturnType<typeof setTimeout>;
   const run = () => {
-    const isAwake = tickNode(liveness, shards.values(), (peer) => {
-      transport.send(peer, NODE_CHANNEL_SHARD, NODE_HEARTBEAT);
+    const shardZero = shards.all.get(0);
+    const stamp = shardZero === undefined
+      ? null
+      : { incarnation, version: shardZero.stateMachine.metaVersion() };
+    if (stamp !== null) metaWatch.note(config.node.id, stamp);
+    const heartbeat = stamp === null ? NODE_HEARTBEAT : encodeMetaStamp(stamp);
+    const isAwake = tickNode(liveness, shards, (peer) => {
+      transport.send(peer, NODE_CHANNEL_SHARD, heartbeat);
     }, ticks);
     transport.flush();
     ticks = isAwake ? 1 : IDLE_TICKS_PER_RUN;
@@ -370,6 +445,7 @@ function moverOpener(
     readonly members: readonly number[];
     readonly transport: PeerTransport;
     readonly alarms: NodeAlarms;
+    readonly awake: Set<number>;
     readonly hostSlot: { readonly host: ReplicaHost | null };
   },
   runtime: NodeRuntime,
@@ -427,16 +503,16 @@ function startShardMap(
     readonly parts: { readonly isJoined: boolean };
   },
   runtime: NodeRuntime,
-): { shardMap: ShardMapView; stopShardMap: () => void } {
+): { shardMap: ShardMapView; shardMapKeeper: ShardMapKeeper } {
   const shardMap = createShardMapView(initialMap, node.router, node.shards, runtime);
-  const stopShardMap = maintainShardMap({
+  const shardMapKeeper = maintainShardMap({
     expected: initialMap,
     shards: node.shards,
     logger: runtime.logger,
     view: shardMap,
     isConfigChecked: !node.parts.isJoined,
   });
-  return { shardMap, stopShardMap };
+  return { shardMap, shardMapKeeper };
 }
 
 /** The shard map the node routes by, read from shard 0 (its local replica first). */
@@ -624,6 +700,8 @@ async function startTransport(
     readonly refusedFromFile: RefusedPeers;
     /** Answers node requests other than info; empty until the node is built. */
     readonly nodeRequests: NodeRequestSlot;
+    /** Takes the meta stamps on the peers' node heartbeats. */
+    readonly metaWatch: MetaWatch;
   },
   runtime: NodeRuntime,
 ): Promise<PeerTransport> {
@@ -666,7 +744,9 @@ async function startTransport(
       hostsShard: (shard) => shard === NODE_CHANNEL_SHARD || shards.has(shard),
       onRaftMessage: (from, shard, payload) => {
         hosted.liveness.heard(from);
-        if (shard !== NODE_CHANNEL_SHARD) deliverRaft(shards, shard, payload, logger);
+        if (shard !== NODE_CHANNEL_SHARD) return deliverRaft(shards, shard, payload, logger);
+        const stamp = decodeMetaStamp(payload);
+        if (stamp !== null) hosted.metaWatch.note(from, stamp);
       },
       onRequest: async (_from, shard, payload, { deadlineMs }) => {
         if (shard === NODE_CHANNEL_SHARD) {
@@ -718,11 +798,16 @@ async function openShard(
   config: Config,
   shard: number,
   voters: readonly number[],
-  node: { readonly transport: PeerTransport; readonly alarms: NodeAlarms },
+  node: {
+    readonly transport: PeerTransport;
+    readonly alarms: NodeAlarms;
+    /** The node timer's shards that may be awake (NodeShards); a new replica starts in it. */
+    readonly awake: Set<number>;
+  },
   runtime: NodeRuntime,
 ): Promise<LocalShard> {
   const transport = node.transport;
-  return await LocalShard.open({
+  const local = await LocalShard.open({
     shard,
     nodeId: config.node.id,
     dir: `${config.node.dataDir}/shard-${shard}`,
@@ -748,8 +833,12 @@ async function openShard(
     nowMs: runtime.nowMs,
     isPeerUp: (id) => transport.isPeerUp(id),
     refuseWrite: (command) => node.alarms.refusal(shard, command),
+    onAwake: () => node.awake.add(shard),
     logger: runtime.logger.child({ shard }),
   });
+  // No timer runs before the caller adds it to the node's shards: this continues in microtasks.
+  node.awake.add(shard);
+  return local;
 }
 
 async function closeNode(

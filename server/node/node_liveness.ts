@@ -27,6 +27,7 @@ export class NodeLiveness {
   readonly #silentTicks = new Map<number, number>();
   readonly #downTicks: number;
   #ticks = 0;
+  #runs = 0;
 
   constructor(peers: readonly number[], downTicks = NODE_DOWN_TICKS) {
     for (const peer of peers) this.#silentTicks.set(peer, 0);
@@ -57,9 +58,15 @@ export class NodeLiveness {
    * `ticks` ticks of the node's timer passed: returns whether heartbeats are due now, and the
    * peers that just crossed the silence bound (reported once per silence).
    */
-  tick(ticks = 1): { readonly isHeartbeatDue: boolean; readonly wentDown: readonly number[] } {
+  tick(ticks = 1): {
+    readonly isHeartbeatDue: boolean;
+    readonly wentDown: readonly number[];
+    /** Whether this run is one of every ALL_SHARDS_PASS_RUNS (see tickNode). */
+    readonly isAllShardsPassDue: boolean;
+  } {
     const before = this.#ticks;
     this.#ticks += ticks;
+    this.#runs++;
     const wentDown: number[] = [];
     for (const [peer, silent] of this.#silentTicks) {
       this.#silentTicks.set(peer, silent + ticks);
@@ -67,7 +74,8 @@ export class NodeLiveness {
     }
     const isHeartbeatDue = Math.floor(this.#ticks / NODE_HEARTBEAT_TICKS) >
       Math.floor(before / NODE_HEARTBEAT_TICKS);
-    return { isHeartbeatDue, wentDown };
+    const isAllShardsPassDue = this.#runs % ALL_SHARDS_PASS_RUNS === 0;
+    return { isHeartbeatDue, wentDown, isAllShardsPassDue };
   }
 
   /** The peers watched. */
@@ -76,33 +84,65 @@ export class NodeLiveness {
   }
 }
 
+/**
+ * Runs of the node's timer between two passes over every local shard, whatever the wake
+ * reports say (see {@linkcode NodeShards}): a guard, so that a replica whose wake went
+ * unreported still ticks within this many runs (5 s while the node is idle).
+ */
+export const ALL_SHARDS_PASS_RUNS = 20;
+
 /** What one node tick drives of a local shard. */
 export interface TickedShard {
   readonly replica: {
     tickNow(): void;
     reportLeaderDown(leader: number): void;
     isQuiesced(): boolean;
+    isAsleep(): boolean;
   };
 }
 
 /**
- * One run of the node's timer, `ticks` ticks after the last: ticks every replica (a quiesced one
- * returns at once), wakes the quiesced followers of peers that just went down, and sends the
- * node heartbeats when due. Returns whether any replica is awake (then the timer runs every
- * tick; while all sleep, every IDLE_TICKS_PER_RUN ticks).
+ * The local shards as the node's timer sees them: all of them, and the ids of those that may be
+ * awake. A replica reports each turn that leaves it awake (ReplicaOptions.onAwake) and the node
+ * adds it to `awake`; tickNode ticks only those and drops the ones it finds asleep, so a timer
+ * run of an idle node costs nothing per quiesced shard.
+ */
+export interface NodeShards {
+  readonly all: ReadonlyMap<number, TickedShard>;
+  /** Invariant: holds every shard that is not asleep (more is harmless). */
+  readonly awake: Set<number>;
+}
+
+/**
+ * One run of the node's timer, `ticks` ticks after the last: ticks every replica that may be
+ * awake (a quiesced one returns at once), wakes the quiesced followers of peers that just went
+ * down, and sends the node heartbeats when due. Every ALL_SHARDS_PASS_RUNS runs it looks at
+ * every shard. Returns whether any replica is awake (then the timer runs every tick; while all
+ * sleep, every IDLE_TICKS_PER_RUN ticks).
  */
 export function tickNode(
   liveness: NodeLiveness,
-  shards: Iterable<TickedShard>,
+  shards: NodeShards,
   sendHeartbeat: (peer: number) => void,
   ticks = 1,
 ): boolean {
-  const { isHeartbeatDue, wentDown } = liveness.tick(ticks);
+  const { isHeartbeatDue, wentDown, isAllShardsPassDue } = liveness.tick(ticks);
+  if (wentDown.length > 0 || isAllShardsPassDue) {
+    for (const [id, shard] of shards.all) {
+      for (const peer of wentDown) shard.replica.reportLeaderDown(peer);
+      shards.awake.add(id);
+    }
+  }
   let isAwake = false;
-  for (const shard of shards) {
-    for (const peer of wentDown) shard.replica.reportLeaderDown(peer);
+  for (const id of shards.awake) {
+    const shard = shards.all.get(id);
+    if (shard === undefined) {
+      shards.awake.delete(id); // Closed and removed since it woke.
+      continue;
+    }
     shard.replica.tickNow();
     if (!shard.replica.isQuiesced()) isAwake = true;
+    if (shard.replica.isAsleep()) shards.awake.delete(id);
   }
   if (isHeartbeatDue) { for (const peer of liveness.peers) sendHeartbeat(peer); }
   return isAwake;

@@ -1,10 +1,12 @@
 /**
  * NodeLiveness and tickNode: heartbeats every NODE_HEARTBEAT_TICKS whatever the shard count, a
  * silent peer reported once per silence (also when the timer runs several ticks at once), and
- * only the replicas the report concerns are told.
+ * only the replicas the report concerns are told; a run visits only the shards that may be
+ * awake (counting visits of fake replicas), and every shard each ALL_SHARDS_PASS_RUNS runs.
  */
 import { deepStrictEqual, equal } from "node:assert/strict";
 import {
+  ALL_SHARDS_PASS_RUNS,
   IDLE_TICKS_PER_RUN,
   NODE_DOWN_TICKS,
   NODE_HEARTBEAT_TICKS,
@@ -14,9 +16,11 @@ import {
 
 class FakeReplica {
   ticks = 0;
+  visits = 0;
   reports: number[] = [];
   constructor(public quiesced: boolean) {}
   tickNow(): void {
+    this.visits++;
     if (!this.quiesced) this.ticks++;
   }
   reportLeaderDown(leader: number): void {
@@ -25,6 +29,19 @@ class FakeReplica {
   isQuiesced(): boolean {
     return this.quiesced;
   }
+  isAsleep(): boolean {
+    return this.quiesced;
+  }
+}
+
+/** `count` shards, shard 0 awake and the rest quiesced, all in the awake set at first. */
+function nodeShards(
+  count: number,
+): { all: Map<number, { replica: FakeReplica }>; awake: Set<number> } {
+  const all = new Map(
+    Array.from({ length: count }, (_, i) => [i, { replica: new FakeReplica(i > 0) }]),
+  );
+  return { all, awake: new Set(all.keys()) };
 }
 
 Deno.test("NodeLiveness: a silent peer is reported once per silence", () => {
@@ -62,7 +79,7 @@ Deno.test("NodeLiveness: runs of several ticks count the same silence and heartb
 
 Deno.test("tickNode: heartbeats are per peer, not per shard; reports reach every replica", () => {
   const liveness = new NodeLiveness([2, 3]);
-  const shards = Array.from({ length: 64 }, (_, i) => ({ replica: new FakeReplica(i > 0) }));
+  const shards = nodeShards(64);
   const sent: number[] = [];
   let isAwake = false;
   for (let tick = 0; tick < NODE_DOWN_TICKS; tick++) {
@@ -71,9 +88,35 @@ Deno.test("tickNode: heartbeats are per peer, not per shard; reports reach every
   }
   equal(isAwake, true, "shard 0 is awake");
   equal(sent.length, 2 * (NODE_DOWN_TICKS / NODE_HEARTBEAT_TICKS), "two peers, not 64 shards");
-  equal(shards[0]!.replica.ticks, NODE_DOWN_TICKS);
-  equal(shards[1]!.replica.ticks, 0, "a quiesced replica does not tick");
-  for (const shard of shards) deepStrictEqual(shard.replica.reports, [2]);
-  shards[0]!.replica.quiesced = true;
+  equal(shards.all.get(0)!.replica.ticks, NODE_DOWN_TICKS);
+  equal(shards.all.get(1)!.replica.ticks, 0, "a quiesced replica does not tick");
+  for (const shard of shards.all.values()) deepStrictEqual(shard.replica.reports, [2]);
+  shards.all.get(0)!.replica.quiesced = true;
   equal(tickNode(liveness, shards, () => {}), false, "all asleep: the timer may slow down");
+});
+
+Deno.test("tickNode visits only the shards that may be awake, and all of them now and then", () => {
+  const liveness = new NodeLiveness([2]);
+  const shards = nodeShards(64);
+  liveness.heard(2);
+  tickNode(liveness, shards, () => {});
+  deepStrictEqual([...shards.awake], [0], "the first run drops the 63 asleep");
+  const quiet = shards.all.get(5)!.replica;
+  const visitsBefore = quiet.visits;
+  for (let run = 2; run < ALL_SHARDS_PASS_RUNS - 1; run++) {
+    liveness.heard(2);
+    tickNode(liveness, shards, () => {});
+  }
+  equal(quiet.visits, visitsBefore, "an asleep shard costs the timer nothing");
+  quiet.quiesced = false;
+  shards.awake.add(5); // What the replica's wake report (ReplicaOptions.onAwake) does.
+  liveness.heard(2);
+  tickNode(liveness, shards, () => {});
+  equal(quiet.ticks, 1, "a reported wake ticks at the next run");
+  const unreported = shards.all.get(9)!.replica;
+  unreported.quiesced = false;
+  liveness.heard(2);
+  tickNode(liveness, shards, () => {});
+  equal(unreported.ticks, 1, "run ALL_SHARDS_PASS_RUNS looks at every shard");
+  equal(unreported.visits, 2, "visited at runs 1 and ALL_SHARDS_PASS_RUNS only");
 });

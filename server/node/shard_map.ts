@@ -10,7 +10,8 @@
  * initial one then.
  *
  * Every node routes by one {@linkcode ShardMapView}: the newest map it has seen, refreshed
- * from shard 0 every SHARD_MAP_CHECK_MS and at once when a shard answers `wrong_shard`.
+ * from shard 0 when shard 0's meta records change (meta_watch.ts), at least every
+ * SHARD_MAP_RECHECK_MS, and at once when a shard answers `wrong_shard`.
  */
 import { encodeCommand, type TenantShards } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
@@ -18,8 +19,25 @@ import type { LocalShard } from "./local_shard.ts";
 
 /** The name of the meta record. */
 export const SHARD_MAP_META = "shardMap";
-/** How often a node checks the record. */
+/** How often a node checks the record while it has not seen one (a new cluster). */
 export const SHARD_MAP_CHECK_MS = 1_000;
+/**
+ * How often a node checks the record once it has one, whatever the meta stamps say: the bound
+ * on a new epoch reaching a node that hears no stamp of it and routes no request to a moved
+ * key (which would answer `wrong_shard` and make it read at once).
+ */
+export const SHARD_MAP_RECHECK_MS = 5_000;
+
+/** The handle of {@linkcode maintainShardMap}. */
+export interface ShardMapKeeper {
+  /**
+   * Checks the record now (this node's replica of shard 0, else a linearizable read that starts
+   * after this call); resolves true when it was read.
+   */
+  check(): Promise<boolean>;
+  /** Stops the periodic checks. */
+  stop(): void;
+}
 
 /** The replicated shard map. */
 export interface ShardMap {
@@ -42,7 +60,8 @@ export function readShardMap(shardZero: LocalShard | undefined): ShardMap | null
 
 /**
  * Keeps the record: writes it when this node leads shard 0 and it is missing, and reports a
- * disagreement with this node's configuration once. Returns a function that stops it.
+ * disagreement with this node's configuration once. Checks every SHARD_MAP_CHECK_MS until the
+ * record is there, then every SHARD_MAP_RECHECK_MS and whenever `check()` is called.
  */
 export function maintainShardMap(options: {
   readonly expected: ShardMap;
@@ -55,18 +74,16 @@ export function maintainShardMap(options: {
    * a running cluster (its member list is not the one the record was written with).
    */
   readonly isConfigChecked?: boolean;
-}): () => void {
+}): ShardMapKeeper {
   let isReported = false;
   let isProposing = false;
-  const check = () => {
-    const shardZero = options.shards.get(0);
-    if (shardZero === undefined) {
-      options.view?.refresh().catch(() => {});
-      return;
-    }
+  let isStopped = false;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  /** Checks once; returns whether the record was seen. */
+  const checkLocal = (shardZero: LocalShard): boolean => {
     const current = readShardMap(shardZero);
     if (current === null) {
-      if (isProposing || shardZero.replica.status().role !== "leader") return;
+      if (isProposing || shardZero.replica.status().role !== "leader") return false;
       isProposing = true;
       const value = JSON.stringify(options.expected);
       shardZero.replica.propose(encodeCommand({ type: "meta", name: SHARD_MAP_META, value }))
@@ -76,7 +93,7 @@ export function maintainShardMap(options: {
           });
         })
         .finally(() => isProposing = false);
-      return;
+      return false;
     }
     options.view?.adopt(current);
     const matches = current.numShards >= options.expected.numShards &&
@@ -89,9 +106,29 @@ export function maintainShardMap(options: {
         configured: JSON.stringify(options.expected),
       });
     }
+    return true;
   };
-  const timer = setInterval(check, SHARD_MAP_CHECK_MS);
-  return () => clearInterval(timer);
+  const check = async (): Promise<boolean> => {
+    const shardZero = options.shards.get(0);
+    if (shardZero !== undefined) return checkLocal(shardZero);
+    if (options.view === undefined) return true;
+    return await options.view.refreshAfterChange().then(() => true, () => false);
+  };
+  const periodic = async () => {
+    timer = null;
+    const isSeen = await check();
+    if (isStopped) return;
+    timer = setTimeout(periodic, isSeen ? SHARD_MAP_RECHECK_MS : SHARD_MAP_CHECK_MS);
+  };
+  timer = setTimeout(periodic, SHARD_MAP_CHECK_MS);
+  return {
+    check,
+    stop: () => {
+      isStopped = true;
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+    },
+  };
 }
 
 /** The most often a view reads the record again after `wrong_shard` answers. */
@@ -136,6 +173,15 @@ export class ShardMapView {
   /** Takes `map` when it is newer than the one in force. */
   adopt(map: ShardMap | null): void {
     if (map !== null && map.epoch > this.#map.epoch) this.#map = map;
+  }
+
+  /**
+   * A read of the record that starts after this call (a read under way may have started
+   * before the change that caused this call, so it is let finish first), adopted.
+   */
+  async refreshAfterChange(): Promise<void> {
+    await this.#reading?.catch(() => undefined);
+    await this.refresh();
   }
 
   /** Reads the record from shard 0 (linearizably) and adopts it. */

@@ -1,7 +1,9 @@
 /**
  * The node's part in shard moves (shard_move.ts): starts one (`POST /v1/shards`), reports it,
  * opens this node's replicas of new shards when a move (or the shard map) names them, and
- * drives the move while this node leads shard 0. Every node checks every MOVER_CHECK_MS.
+ * drives the move while this node leads shard 0. Every node checks every MOVER_CHECK_MS while a
+ * move runs, and otherwise when shard 0's meta records change (meta_watch.ts) and at least every
+ * MOVER_IDLE_CHECK_MS.
  *
  * New shards are new Raft groups, bootstrapped as at startup: every node computes the same
  * voters by placement, and opens its replica when it sees the move; until then its peers'
@@ -54,8 +56,13 @@ import {
   tenantList,
 } from "./tenant_move.ts";
 
-/** How often every node looks at the move record. */
+/** How often every node looks at the move record while a move runs. */
 export const MOVER_CHECK_MS = 500;
+/**
+ * How often every node looks at the move record while no move runs, whatever the meta stamps
+ * say: the bound on a new move reaching a node that hears no stamp of it.
+ */
+export const MOVER_IDLE_CHECK_MS = 5_000;
 /** The deadline of each request a move makes. */
 export const MOVE_REQUEST_TIMEOUT_MS = 10_000;
 /** The pause after a driver failed before it tries again. */
@@ -96,9 +103,11 @@ export interface ShardMoverOptions {
 /** Runs this node's part of shard moves. */
 export class ShardMover {
   readonly #options: ShardMoverOptions;
-  #timer: ReturnType<typeof setInterval> | null = null;
+  #timer: ReturnType<typeof setTimeout> | null = null;
   #isDriving = false;
-  #isChecking = false;
+  #checking: Promise<boolean> | null = null;
+  /** Whether the last check saw a move that is not done. */
+  #isMoveActive = false;
   #isClosed = false;
   #retryAtMs = 0;
   /** When this node's driver fenced the sources (`nowMs`), until it saw the flip; else null. */
@@ -116,12 +125,30 @@ export class ShardMover {
   }
 
   start(): void {
-    this.#timer = setInterval(() => void this.check(), MOVER_CHECK_MS);
+    this.#timer = setTimeout(() => void this.#periodicCheck(), MOVER_CHECK_MS);
   }
 
   close(): void {
     this.#isClosed = true;
-    if (this.#timer !== null) clearInterval(this.#timer);
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  /**
+   * Looks at the move record now, in a check that starts after this call (the meta watch calls
+   * it when shard 0's meta records changed); resolves true when the record was read.
+   */
+  async check(): Promise<boolean> {
+    await this.#checking;
+    return await this.#check();
+  }
+
+  async #periodicCheck(): Promise<void> {
+    this.#timer = null;
+    await this.#check();
+    if (this.#isClosed) return;
+    const waitMs = this.#isMoveActive ? MOVER_CHECK_MS : MOVER_IDLE_CHECK_MS;
+    this.#timer = setTimeout(() => void this.#periodicCheck(), waitMs);
   }
 
   /**
@@ -272,30 +299,44 @@ export class ShardMover {
     return { epoch: map.epoch, numShards: map.numShards, shards };
   }
 
-  /**
-   * One turn of the check the timer runs: opens this node's replicas of the shards the map or a
-   * running move names, and drives the move when this node leads shard 0.
-   */
-  async check(): Promise<void> {
-    if (this.#isChecking || this.#isClosed) return;
-    this.#isChecking = true;
+  /** One check (one at a time: a call during a check shares it); true when it read the record. */
+  #check(): Promise<boolean> {
+    if (this.#isClosed) return Promise.resolve(false);
+    this.#checking ??= this.#checkOnce().finally(() => this.#checking = null);
+    return this.#checking;
+  }
+
+  async #checkOnce(): Promise<boolean> {
     try {
-      const move = this.#localMove() ?? (await this.#readMove().catch(() => null))?.move ?? null;
+      const local = this.#localMove();
+      let isRead = true;
+      let move = local.move;
+      if (!local.isHosted) {
+        // Without the record, the shards of the map in force are still opened.
+        move = await this.#readMove().then((read) => read.move, (error: unknown) => {
+          this.#options.logger.debug("Cannot read the shard move", { reason: describe(error) });
+          isRead = false;
+          return null;
+        });
+      }
       const active = move !== null && move.phase !== "done" ? move.toCount : 0;
+      this.#isMoveActive = active > 0;
       await this.#openShards(Math.max(this.#options.view.numShards, active));
       const isDue = this.#options.nowMs() >= this.#retryAtMs;
       if (active > 0 && this.#isLeaderOfZero() && !this.#isDriving && isDue) this.#drive();
+      return isRead;
     } catch (error) {
       this.#options.logger.warn("Cannot check the shard move", { reason: describe(error) });
-    } finally {
-      this.#isChecking = false;
+      return false;
     }
   }
 
-  /** The record from this node's replica of shard 0 (may lag), or null. */
-  #localMove(): ShardMove | null {
-    const text = this.#options.shards.get(0)?.stateMachine.getMeta(SHARD_MOVE_META) ?? null;
-    return text === null ? null : JSON.parse(text) as ShardMove;
+  /** The record from this node's replica of shard 0 (may lag), if it hosts one. */
+  #localMove(): { isHosted: boolean; move: ShardMove | null } {
+    const shardZero = this.#options.shards.get(0);
+    if (shardZero === undefined) return { isHosted: false, move: null };
+    const text = shardZero.stateMachine.getMeta(SHARD_MOVE_META);
+    return { isHosted: true, move: text === null ? null : JSON.parse(text) as ShardMove };
   }
 
   #isLeaderOfZero(): boolean {

@@ -5,8 +5,12 @@
  *
  * Bounds on a change reaching every node (README, "Security"):
  * - The node that made the change uses it at once.
- * - Every node reads the record every {@linkcode TOKENS_REFRESH_MS}, so a revoked token is
- *   refused everywhere within about that long (plus one read of shard 0, under a second).
+ * - Every node reads the record again when shard 0's meta records change (meta_watch.ts: a
+ *   stamp on the node heartbeats, every 250 ms), so a revoked token is refused everywhere
+ *   within one node heartbeat plus one read of shard 0, while the node reaches a node that
+ *   applied the revoke (shard 0's leader applies it before it answers).
+ * - Whatever the stamps say, every node reads the record at least every
+ *   {@linkcode TOKENS_REFRESH_MS}, and every {@linkcode TOKENS_RETRY_MS} after a failed read.
  * - A node whose copy is older than {@linkcode TOKENS_STALE_MS_MAX} (it cannot reach shard 0's
  *   leader) refuses every runtime token with 503 `shard_unavailable` rather than trust a list
  *   that may miss a revocation; bootstrap tokens keep working.
@@ -42,8 +46,13 @@ import {
   tokenView,
 } from "../runtime_tokens.ts";
 
-/** How often a node reads the runtime token record. */
-export const TOKENS_REFRESH_MS = 1_000;
+/**
+ * The longest time between two reads of the runtime token record, whatever the meta stamps
+ * say (meta_watch.ts): the bound on a revoke reaching a node that hears no stamp of it.
+ */
+export const TOKENS_REFRESH_MS = 5_000;
+/** The time between two reads of the record while reading fails. */
+export const TOKENS_RETRY_MS = 1_000;
 /**
  * The deadline of one read of the record (short of REQUEST_TIMEOUT_MS: a node that closes
  * waits for a refresh under way).
@@ -104,25 +113,30 @@ export class TokenRegistry {
   #refreshedAtMs: number | null = null;
   #missRefreshAtMs = -Infinity;
   #missRefresh: Promise<void> | null = null;
-  #refreshing: Promise<void> | null = null;
+  #refreshing: Promise<boolean> | null = null;
   #isFailing = false;
-  #timer: ReturnType<typeof setInterval> | null = null;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #isStarted = false;
 
   constructor(options: TokenRegistryOptions) {
     this.#options = options;
     this.#verifyBootstrap = createTokenVerifier(options.credentials);
   }
 
-  /** Starts the periodic refresh. */
+  /**
+   * Starts the periodic refresh: a read now, then one whenever the copy is
+   * {@linkcode TOKENS_REFRESH_MS} old, or {@linkcode TOKENS_RETRY_MS} after a failed read.
+   */
   start(): void {
-    if (this.#timer !== null) return;
-    this.#timer = setInterval(() => void this.refresh(), TOKENS_REFRESH_MS);
-    void this.refresh();
+    if (this.#isStarted) return;
+    this.#isStarted = true;
+    void this.#periodicRead();
   }
 
   /** Stops refreshing and waits for a read under way. */
   async close(): Promise<void> {
-    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#isStarted = false;
+    if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     await this.#missRefresh;
     await this.#refreshing;
@@ -131,10 +145,21 @@ export class TokenRegistry {
   /**
    * Reads the record and replaces the copy (one read at a time; a caller during a read waits
    * for it). A failed read is logged once per run of failures and leaves the copy as it was.
+   * Resolves true when the read succeeded.
    */
-  refresh(): Promise<void> {
+  refresh(): Promise<boolean> {
     this.#refreshing ??= this.#read().finally(() => this.#refreshing = null);
     return this.#refreshing;
+  }
+
+  /**
+   * A read of the record that starts after this call (a read under way may have started before
+   * the change that caused this call, so it is let finish first); resolves true when it
+   * succeeded. The meta watch calls it when shard 0's meta records changed.
+   */
+  async refreshAfterChange(): Promise<boolean> {
+    await this.#refreshing;
+    return await this.refresh();
   }
 
   /**
@@ -236,12 +261,13 @@ export class TokenRegistry {
     );
   }
 
-  async #read(): Promise<void> {
+  async #read(): Promise<boolean> {
     const startedAtMs = this.#options.nowMs();
     try {
       this.#use(await this.#options.store.read(), startedAtMs);
       if (this.#isFailing) this.#options.logger.info("Reading the runtime tokens works again");
       this.#isFailing = false;
+      return true;
     } catch (error) {
       if (!this.#isFailing) {
         this.#options.logger.warn("Cannot read the runtime tokens", {
@@ -249,7 +275,24 @@ export class TokenRegistry {
         });
       }
       this.#isFailing = true;
+      return false;
     }
+  }
+
+  /**
+   * The periodic read: reads when the copy is TOKENS_REFRESH_MS old (reads for other reasons
+   * meanwhile put it off), then sets the timer for the next one.
+   */
+  async #periodicRead(): Promise<void> {
+    this.#timer = null;
+    if (!this.#isStarted) return;
+    const isDue = this.#isFailing || this.#staleMs() >= TOKENS_REFRESH_MS;
+    const isRead = isDue ? await this.refresh() : true;
+    if (!this.#isStarted) return;
+    const waitMs = isRead
+      ? Math.max(TOKENS_RETRY_MS, TOKENS_REFRESH_MS - this.#staleMs())
+      : TOKENS_RETRY_MS;
+    this.#timer = setTimeout(() => void this.#periodicRead(), waitMs);
   }
 
   /**
