@@ -152,21 +152,14 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
   const parts = await openLocalParts(given, runtime);
   const config = parts.config;
   const { credentials, members, shards, alarms, liveness, crossShard, transport } = parts;
-  const count = shardCount(config);
   const { awake, metaWatch, metaRefresh } = parts;
   alarms.start();
   const ticked = { shards: { all: shards, awake }, transport, liveness, metaWatch };
   const stopTicker = startTicker(ticked, config, runtime);
-  const rf = config.sharding.replicationFactor;
-  const initialMap = { epoch: 1, numShards: count, members, replicationFactor: rf };
   const placement = { of: (_shard: number): readonly number[] | null => null };
   const hostSlot: { host: ReplicaHost | null } = { host: null };
   const router = createRouter(config, members, shards, transport, runtime, placement);
-  const { shardMap, shardMapKeeper } = startShardMap(
-    initialMap,
-    { router, shards, parts },
-    runtime,
-  );
+  const { shardMap, shardMapKeeper } = startShardMap({ router, shards, parts }, runtime);
   const { service, sweeper } = createService(config, { router, shards, shardMap }, runtime);
   const mover = createMover(
     config,
@@ -209,8 +202,7 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
     membership: membership.membership,
     replicaHost: membership.replicaHost,
     removed: membership.removed,
-    isNodeUp: (id) =>
-      id === config.node.id || (transport.isPeerUp(id) && !parts.liveness.isDown(id)),
+    isNodeUp: (id) => id === config.node.id || (transport.isPeerUp(id) && !liveness.isDown(id)),
     close: async () => {
       membership.close();
       stopTicker();
@@ -496,14 +488,24 @@ function createMover(
 
 /** The shard map's view and its upkeep (shard_map.ts); a joined node's list is not checked. */
 function startShardMap(
-  initialMap: ShardMap,
   node: {
     readonly router: ClusterRouter;
     readonly shards: ReadonlyMap<number, LocalShard>;
-    readonly parts: { readonly isJoined: boolean };
+    readonly parts: {
+      readonly config: Config;
+      readonly members: readonly number[];
+      readonly isJoined: boolean;
+    };
   },
   runtime: NodeRuntime,
 ): { shardMap: ShardMapView; shardMapKeeper: ShardMapKeeper } {
+  const { config, members } = node.parts;
+  const initialMap: ShardMap = {
+    epoch: 1,
+    numShards: shardCount(config),
+    members,
+    replicationFactor: config.sharding.replicationFactor,
+  };
   const shardMap = createShardMapView(initialMap, node.router, node.shards, runtime);
   const shardMapKeeper = maintainShardMap({
     expected: initialMap,
