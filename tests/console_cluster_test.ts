@@ -7,9 +7,12 @@
  * roles, and every shard's commit / applied / last index, on screen equal
  * `/v1/cluster/status` (an idle cluster holds still, and the check re-reads both until they
  * agree or the polls run out); puts a key through the key browser and reads it back through
- * the API; kills a node with SIGKILL and sees it marked down with new leaders; and the browser
- * logs no errors beyond the failed requests the kill provokes. Screenshots go to
- * test-output/ui/cluster-*.png.
+ * the API; the Members panel shows every member active with its replica and leader counts as
+ * the status has them, and "Drain…" on a node, confirmed, shows the server's 409
+ * insufficient_capacity message (3 nodes, replication factor 3) and leaves every member
+ * active; kills a node with SIGKILL and sees it marked down with new leaders; and the browser
+ * logs no errors beyond the failed requests the refused drain and the kill provoke.
+ * Screenshots go to test-output/ui/cluster-*.png.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import type { Page } from "playwright-core";
@@ -30,6 +33,7 @@ interface Status {
     lastIndex: number;
     replicas: { node: number; role: string; status: string }[];
   }[];
+  members?: { id: number; state: string; replicas: number; leaders: number }[] | null;
 }
 
 function readGrid() {
@@ -65,6 +69,28 @@ function expectedIndexes(status: Status) {
     commit: String(shard.commitIndex),
     applied: String(shard.appliedIndex),
     last: String(shard.lastIndex),
+  }));
+}
+
+function readMembers() {
+  const field = (root: Element, name: string) =>
+    root.querySelector(`[data-field=${name}]`)?.textContent;
+  return [...document.querySelectorAll(".members-table tbody tr")].map((row) => ({
+    id: (row as HTMLElement).dataset.member,
+    state: field(row, "state"),
+    replicas: field(row, "replicas"),
+    leaders: field(row, "leaders"),
+  }));
+}
+
+function expectedMembers(status: Status) {
+  const members = status.members;
+  ok(members !== undefined && members !== null, "the status carries the members record");
+  return members.map((member) => ({
+    id: String(member.id),
+    state: member.state === "active" ? "Active" : member.state,
+    replicas: String(member.replicas),
+    leaders: String(member.leaders),
   }));
 }
 
@@ -131,6 +157,37 @@ Deno.test({
         equal(kv?.value, "from the browser");
         await screenshot(page, "cluster-keys-light");
         deepEqual(watched.errors, []);
+      });
+      await t.step("the members panel shows every member active with its replicas", async () => {
+        await page.getByRole("link", { name: "Overview" }).click();
+        const status = await agree(page, statusVia(1), readMembers, expectedMembers);
+        // 3 nodes, 4 shards, replication factor 3: every node holds every shard.
+        deepEqual(
+          status.members?.map((member) => [member.id, member.state, member.replicas]),
+          [[1, "active", 4], [2, "active", 4], [3, "active", 4]],
+        );
+        await screenshot(page, "cluster-members-light");
+      });
+      await t.step("a drain without spare capacity shows the 409 and changes nothing", async () => {
+        await page.getByRole("button", { name: "Drain node 2" }).click();
+        const dialog = page.getByRole("dialog", { name: "Drain node 2?" });
+        await dialog.getByRole("button", { name: "Drain node", exact: true }).click();
+        const alert = dialog.getByRole("alert");
+        await alert.waitFor();
+        const message = await alert.textContent() ?? "";
+        ok(
+          /Cannot remove node 2: 2 healthy node\(s\) would remain but the replication factor is 3/
+            .test(message),
+          message,
+        );
+        await screenshot(page, "cluster-drain-refused-light");
+        await dialog.getByRole("button", { name: "Cancel" }).click();
+        await dialog.waitFor({ state: "detached" });
+        const after = await statusVia(3)();
+        deepEqual(after.members?.map((member) => member.state), ["active", "active", "active"]);
+        await page.locator('tr[data-member="2"] [data-field=state]').getByText("Active").waitFor();
+        deepEqual(watched.errors.map((text) => /status of 409/.test(text)), [true]);
+        watched.errors.length = 0;
       });
       await t.step("a killed node is shown down and its shards get new leaders", async () => {
         await page.getByRole("link", { name: "Overview" }).click();

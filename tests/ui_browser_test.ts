@@ -8,13 +8,15 @@
  * term, indexes and replica roles on screen equal the status the stand-in served (frozen while
  * compared), and the rates equal the fake cluster's known rates; the key browser pages through
  * a scan, and its put and delete (after confirmation) reach the stand-in; the shards page lists
- * the tenants the stand-in serves (name, shard, keys, bytes); a leadership transfer
- * reaches it and the new leader is shown; a killed node is shown down with its shards' new
- * leaders and an event; storage alarms raised on a node show in a banner, as a badge on its row
- * and as events, and go when they clear; when the node stops answering the stale banner
- * appears over the kept data, and goes when it answers again; the browser logs no errors
- * beyond the network failures each step provokes. Screenshots of every page, light and dark,
- * go to test-output/ui/.
+ * the tenants the stand-in serves (name, shard, keys, bytes); a leadership transfer reaches it
+ * and the new leader is shown; the Members panel shows each member's state, replicas, leaders
+ * and the learners moving onto it, and "Drain…" sends nothing when cancelled and, confirmed,
+ * reaches the stand-in and the member is shown draining; a killed node is shown down with its
+ * shards' new leaders and an event; storage alarms raised on a node show in a banner, as a
+ * badge on its row and as events, and go when they clear; when the node stops answering the
+ * stale banner appears over the kept data, and goes when it answers again; the browser logs no
+ * errors beyond the network failures each step provokes. Screenshots of every page, light and
+ * dark, go to test-output/ui/.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { Page } from "playwright-core";
@@ -134,7 +136,12 @@ async function expectScreen<T>(
 }
 
 Deno.test("the console in a real browser against a stand-in node", async (t) => {
-  const cluster = new FakeCluster({ nodeCount: 3, shardCount: 4, replicationFactor: 3 });
+  const cluster = new FakeCluster({
+    nodeCount: 3,
+    shardCount: 4,
+    replicationFactor: 3,
+    hasMembers: true,
+  });
   const standin = new StandIn(cluster, TOKEN);
   for (let i = 0; i < SEEDED_KEYS; i++) {
     const plan = i % 3 === 0 ? "pro" : "free";
@@ -249,6 +256,40 @@ Deno.test("the console in a real browser against a stand-in node", async (t) => 
       await card.locator("[data-field=leader]").getByText(`Leader: node ${target}`).waitFor();
       checkErrors(light, null);
     });
+
+    await t.step(
+      "the members panel lists members, learners, and drains after a confirm",
+      async () => {
+        cluster.learners = [{ shard: 1, node: 1, matchIndex: 90, lag: 12 }];
+        await page.getByRole("link", { name: "Overview" }).click();
+        const moving = page.locator('tr[data-member="1"] [data-field=moving]');
+        await moving.getByText("shard 1: 12 entries behind").waitFor();
+        const served = standin.lastStatus?.members ?? [];
+        deepEqual(served.map((member) => member.state), ["active", "active", "active"]);
+        for (const member of served) {
+          const row = page.locator(`tr[data-member="${member.id}"]`);
+          equal(await row.locator("[data-field=state]").textContent(), "Active");
+          equal(await row.locator("[data-field=replicas]").textContent(), String(member.replicas));
+          equal(await row.locator("[data-field=leaders]").textContent(), String(member.leaders));
+        }
+        await page.getByRole("button", { name: "Drain node 3" }).click();
+        const dialog = page.getByRole("dialog", { name: "Drain node 3?" });
+        await dialog.getByRole("button", { name: "Cancel" }).click();
+        await dialog.waitFor({ state: "detached" });
+        deepEqual(standin.log.removals, [], "Cancel sends nothing");
+        await page.getByRole("button", { name: "Drain node 3" }).click();
+        await dialog.getByRole("button", { name: "Drain node", exact: true }).click();
+        await page.locator("#members").getByRole("status").getByText("Node 3 is draining")
+          .waitFor();
+        deepEqual(standin.log.removals, [3]);
+        const state = page.locator('tr[data-member="3"] [data-field=state]');
+        await state.getByText("Draining").waitFor();
+        equal(await page.getByRole("button", { name: "Drain node 3" }).count(), 0);
+        await screenshot(page, "members-draining-light");
+        cluster.learners = [];
+        checkErrors(light, null);
+      },
+    );
 
     await t.step("the metrics page draws a line per shard", async () => {
       await page.getByRole("link", { name: "Metrics" }).click();

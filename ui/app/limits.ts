@@ -36,6 +36,10 @@ export const STATUS_NODES_MAX = 1_024;
 export const STATUS_SHARDS_MAX = 1_024;
 /** Replicas one shard may list (the replication factor is 1 to 7, plus learners). */
 export const STATUS_REPLICAS_MAX = 16;
+/** Members a status may list (removed ones stay in the record). */
+export const STATUS_MEMBERS_MAX = 1_024;
+/** Learners a status may list: at most one per replica of every shard. */
+export const STATUS_LEARNERS_MAX: number = STATUS_SHARDS_MAX * STATUS_REPLICAS_MAX;
 /** Alarms one node may list: its own, and one per shard it hosts. */
 export const STATUS_ALARMS_MAX: number = 1 + STATUS_SHARDS_MAX;
 /**

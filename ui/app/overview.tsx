@@ -3,7 +3,8 @@
 /// <reference lib="dom" />
 /**
  * The overview: headline figures, where every shard's replicas live and which one leads, the
- * events feed, live throughput and conflict charts, and the nodes.
+ * events feed, live throughput and conflict charts, the nodes, and the members record (with
+ * the action that drains a member).
  */
 import type { ClusterStatus, NodeStatus } from "../../api/mod.ts";
 import { alarmLabel } from "./alarms.ts";
@@ -18,6 +19,7 @@ import {
   formatPercent,
 } from "./format.ts";
 import { RATE_WINDOW_SAMPLES } from "./limits.ts";
+import { MembersPanel } from "./members_panel.tsx";
 import { clusterRates } from "./rates.ts";
 import { Panel, RoleChip, StatCard, StatusPill } from "./widgets.tsx";
 
@@ -44,6 +46,7 @@ export function OverviewPage() {
       <Panel title="Nodes" id="nodes" note={`${status.nodes.length} nodes`}>
         <NodesTable status={status} />
       </Panel>
+      <MembersPanel status={status} />
     </div>
   );
 }

@@ -8,6 +8,9 @@ import type {
   AlarmType,
   ClusterStatus,
   CrossShardTxnCounts,
+  LearnerStatus,
+  MemberState,
+  MemberStatus,
   NodeStatus,
   ReplicaRole,
   ReplicaStatus,
@@ -20,6 +23,8 @@ import type {
 import { JsonReader } from "./json_read.ts";
 import {
   STATUS_ALARMS_MAX,
+  STATUS_LEARNERS_MAX,
+  STATUS_MEMBERS_MAX,
   STATUS_NODES_MAX,
   STATUS_REPLICAS_MAX,
   STATUS_SHARDS_MAX,
@@ -29,6 +34,7 @@ const read: JsonReader = new JsonReader("cluster status");
 const UP_DOWN: readonly UpDown[] = ["up", "down"];
 const ROLES: readonly ReplicaRole[] = ["leader", "follower", "learner", "candidate"];
 const ALARM_TYPES: readonly AlarmType[] = ["no_space", "storage_error"];
+const MEMBER_STATES: readonly MemberState[] = ["joining", "active", "draining", "removed"];
 
 /**
  * Checks `body` against the status contract and returns it normalised.
@@ -49,7 +55,47 @@ export function parseClusterStatus(body: unknown): ClusterStatus {
     },
     shards: read.list(fields.shards, "shards", STATUS_SHARDS_MAX).map(parseShard),
     ...parseShardMove(fields.shardMove),
+    ...parseMembers(fields.members),
+    ...(fields.learners === undefined ? {} : { learners: parseLearners(fields.learners) }),
   };
+}
+
+/**
+ * The members record: absent from servers that predate membership changes (left out here
+ * too), null while the answering node does not know the record.
+ */
+function parseMembers(value: unknown): { members?: readonly MemberStatus[] | null } {
+  if (value === undefined) return {};
+  if (value === null) return { members: null };
+  const members = read.list(value, "members", STATUS_MEMBERS_MAX);
+  return {
+    members: members.map((member, i) => {
+      const where = `members[${i}]`;
+      const fields = read.object(member, where);
+      return {
+        id: read.count(fields.id, `${where}.id`),
+        peerAddress: read.text(fields.peerAddress, `${where}.peerAddress`),
+        httpAddress: read.text(fields.httpAddress, `${where}.httpAddress`),
+        state: read.choice(fields.state, `${where}.state`, MEMBER_STATES),
+        replicas: read.count(fields.replicas, `${where}.replicas`),
+        leaders: read.count(fields.leaders, `${where}.leaders`),
+      };
+    }),
+  };
+}
+
+/** The learners catching up (replicas in motion). */
+function parseLearners(value: unknown): LearnerStatus[] {
+  return read.list(value, "learners", STATUS_LEARNERS_MAX).map((learner, i) => {
+    const where = `learners[${i}]`;
+    const fields = read.object(learner, where);
+    return {
+      shard: read.count(fields.shard, `${where}.shard`),
+      node: read.count(fields.node, `${where}.node`),
+      matchIndex: read.count(fields.matchIndex, `${where}.matchIndex`),
+      lag: read.count(fields.lag, `${where}.lag`),
+    };
+  });
 }
 
 const MOVE_PHASES: readonly ShardMovePhase[] = [

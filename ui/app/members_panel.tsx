@@ -1,0 +1,171 @@
+/** @jsxRuntime automatic */
+/** @jsxImportSource preact */
+/// <reference lib="dom" />
+/**
+ * The members panel of the overview: every member of the cluster's members record with its
+ * state, addresses, replicas and leaderships (the balance per node) and the replicas moving
+ * onto it; "Drain…" beside an active member asks for confirmation and then calls
+ * `POST /v1/cluster/nodes/{id}/remove` with the session's token. A refusal (409
+ * insufficient_capacity, for one) stays in the dialog with the server's message.
+ */
+import { useState } from "preact/hooks";
+import type { ClusterStatus, MemberStatus } from "../../api/mod.ts";
+import { useStore } from "./context.ts";
+import { formatInteger } from "./format.ts";
+import {
+  drainLoad,
+  drainNotice,
+  httpAddressLabel,
+  type MemberRow,
+  membersSummary,
+  memberStateLabel,
+  membersView,
+  parseRemoveNodeResponse,
+} from "./members.ts";
+import { ConfirmDialog } from "./modal.tsx";
+import { Panel } from "./widgets.tsx";
+
+/** The members panel. */
+export function MembersPanel(props: { status: ClusterStatus }) {
+  const view = membersView(props.status);
+  const [draining, setDraining] = useState<MemberStatus | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const note = view.kind === "rows" ? membersSummary(view.rows) : undefined;
+  return (
+    <Panel title="Members" id="members" {...(note === undefined ? {} : { note })}>
+      {notice === null ? null : <p class="notice" role="status">{notice}</p>}
+      {view.kind === "unreported"
+        ? <p class="muted">This node predates membership changes: no members record.</p>
+        : null}
+      {view.kind === "unknown"
+        ? <p class="muted">The members record is not known to this node yet (shard 0).</p>
+        : null}
+      {view.kind === "rows"
+        ? <MembersTable rows={view.rows} onDrain={(member) => setDraining(member)} />
+        : null}
+      {draining === null ? null : (
+        <DrainDialog
+          member={draining}
+          onDone={(message) => {
+            setDraining(null);
+            if (message !== null) setNotice(message);
+          }}
+        />
+      )}
+    </Panel>
+  );
+}
+
+function MembersTable(props: {
+  rows: readonly MemberRow[];
+  onDrain: (member: MemberStatus) => void;
+}) {
+  if (props.rows.length === 0) return <p class="muted">The members record lists no node.</p>;
+  return (
+    <div class="table-scroll">
+      <table class="grid-table members-table" aria-label="Members">
+        <thead>
+          <tr>
+            <th scope="col">Member</th>
+            <th scope="col">State</th>
+            <th scope="col">Peer address</th>
+            <th scope="col">HTTP address</th>
+            <th scope="col" class="num">Replicas</th>
+            <th scope="col" class="num">Leaders</th>
+            <th scope="col">Replicas in motion</th>
+            <th scope="col">
+              <span class="sr-only">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {props.rows.map((row) => (
+            <MemberLine key={row.member.id} row={row} onDrain={props.onDrain} />
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+function MemberLine(props: { row: MemberRow; onDrain: (member: MemberStatus) => void }) {
+  const { member, moving } = props.row;
+  return (
+    <tr data-member={member.id}>
+      <th scope="row">Node {member.id}</th>
+      <td data-field="state">
+        <span class={`chip chip-member-${member.state}`} data-state={member.state}>
+          {memberStateLabel(member.state)}
+        </span>
+      </td>
+      <td class="mono" data-field="peerAddress">{member.peerAddress}</td>
+      <td class="mono" data-field="httpAddress">{httpAddressLabel(member)}</td>
+      <td class="num" data-field="replicas">{formatInteger(member.replicas)}</td>
+      <td class="num" data-field="leaders">{formatInteger(member.leaders)}</td>
+      <td data-field="moving">
+        {moving.length === 0 ? <span class="muted">none</span> : (
+          <ul class="moving-list">
+            {moving.map((replica) => (
+              <li key={replica.shard}>
+                shard {replica.shard}: {formatInteger(replica.lag)} entries behind
+              </li>
+            ))}
+          </ul>
+        )}
+      </td>
+      <td>
+        {props.row.canDrain
+          ? (
+            <button
+              type="button"
+              class="button button-small"
+              aria-label={`Drain node ${member.id}`}
+              onClick={() => props.onDrain(member)}
+            >
+              Drain…
+            </button>
+          )
+          : null}
+      </td>
+    </tr>
+  );
+}
+
+function DrainDialog(props: { member: MemberStatus; onDone: (message: string | null) => void }) {
+  const store = useStore();
+  const { member } = props;
+  const [isBusy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  async function onConfirm() {
+    setBusy(true);
+    setError(null);
+    try {
+      const body = parseRemoveNodeResponse(
+        await store.request({ method: "POST", path: `/v1/cluster/nodes/${member.id}/remove` }),
+      );
+      props.onDone(drainNotice(body));
+    } catch (failure) {
+      setError(failure instanceof Error ? failure.message : String(failure));
+      setBusy(false);
+    }
+  }
+  return (
+    <ConfirmDialog
+      id="drain"
+      title={`Drain node ${member.id}?`}
+      confirmLabel="Drain node"
+      isDanger
+      isBusy={isBusy}
+      error={error}
+      onConfirm={() => void onConfirm()}
+      onCancel={() => props.onDone(null)}
+    >
+      <p>
+        Node {member.id}{" "}
+        {drainLoad(member)}. Draining moves every replica to the other nodes and then removes the
+        node from the cluster; it cannot be undone from here (the node would have to join again with
+        a new id).
+      </p>
+    </ConfirmDialog>
+  );
+}
