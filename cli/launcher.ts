@@ -28,6 +28,8 @@ export interface LocalNode {
   readonly peerAddress: string;
   readonly dataDir: string;
   pid: number | null;
+  /** The member URL a node that joined a running cluster joins through; absent: a founder. */
+  readonly joinUrl?: string;
 }
 
 /** A node process that ended although the harness neither killed nor stopped it. */
@@ -91,6 +93,10 @@ export class LocalCluster {
   readonly #processes = new Map<number, NodeProcess>();
   readonly #unexpectedExits: UnexpectedExit[] = [];
   readonly #recentLines = new Map<number, string[]>();
+  /** Nodes removed from the cluster: they exit by themselves and never start again. */
+  readonly #retired = new Set<number>();
+  /** The static peers list of the founding nodes (joined nodes never change it). */
+  readonly #peers: string;
 
   private constructor(options: LaunchOptions, record: LocalClusterRecord) {
     this.#options = options;
@@ -98,6 +104,7 @@ export class LocalCluster {
     this.#nodes = new Map(
       record.nodes.map((node) => [node.id, { ...node, dataDir: nodeDir(options.dir, node.id) }]),
     );
+    this.#peers = record.nodes.map((peer) => `${peer.id}=${peer.peerAddress}`).join(",");
   }
 
   /**
@@ -113,9 +120,49 @@ export class LocalCluster {
     return cluster;
   }
 
-  /** Every node, by id. */
+  /** Every node, by id, but the retired ones. */
   get nodes(): readonly LocalNode[] {
-    return [...this.#nodes.values()];
+    return [...this.#nodes.values()].filter((node) => !this.#retired.has(node.id));
+  }
+
+  /**
+   * Starts a new node that joins the running cluster through the member at `joinUrl` (a new
+   * id, one past every id the cluster had, with its own data dir and free ports), as
+   * `aspen dev --add-node` does. Not written into `dev-cluster.json`: the folder resumes with
+   * its founders.
+   *
+   * @returns the new node.
+   * @throws {AspenError} `bad_config` when the cluster has LOCAL_NODES_MAX nodes already.
+   */
+  join(joinUrl: string): LocalNode {
+    if (this.nodes.length >= LOCAL_NODES_MAX) {
+      throw new AspenError(
+        "bad_config",
+        `Cannot add a node: a local cluster has at most ${LOCAL_NODES_MAX} nodes`,
+      );
+    }
+    const id = Math.max(...this.#nodes.keys()) + 1;
+    const node: LocalNode = {
+      id,
+      ...freeAddresses(),
+      dataDir: nodeDir(this.#options.dir, id),
+      pid: null,
+      joinUrl,
+    };
+    this.#nodes.set(id, node);
+    this.start(id);
+    return node;
+  }
+
+  /**
+   * Marks node `id` as leaving the cluster for good (its removal was asked): its process may
+   * exit by itself without that counting as unexpected, and it is never started again.
+   */
+  retire(id: number): void {
+    this.#node(id);
+    this.#retired.add(id);
+    const process = this.#processes.get(id);
+    if (process !== undefined) process.isExitExpected = true;
   }
 
   /** The HTTP base URL of node `id`. */
@@ -128,6 +175,9 @@ export class LocalCluster {
     const node = this.#node(id);
     if (this.#processes.has(id)) {
       throw new AspenError("bad_request", `Cannot start node ${id}: it is already running`);
+    }
+    if (this.#retired.has(id)) {
+      throw new AspenError("bad_request", `Cannot start node ${id}: it was removed`);
     }
     const [program, ...prefix] = this.#options.selfCommand;
     const child = new Deno.Command(program!, {
@@ -206,9 +256,9 @@ export class LocalCluster {
     if (result === "timeout") await this.kill(id, "SIGKILL");
   }
 
-  /** Stops every node. */
+  /** Stops every node (retired ones too). */
   async stop(): Promise<void> {
-    await Promise.all(this.nodes.map((node) => this.stopNode(node.id)));
+    await Promise.all([...this.#nodes.keys()].map((id) => this.stopNode(id)));
   }
 
   /**
@@ -268,19 +318,21 @@ export class LocalCluster {
   }
 
   #nodeArgs(node: LocalNode): string[] {
-    const peers = this.nodes.map((peer) => `${peer.id}=${peer.peerAddress}`).join(",");
+    // A joined node gets its credentials and peers by joining (later starts read them back).
+    const membership = node.joinUrl === undefined
+      ? [`--peers=${this.#peers}`, `--cluster-file=${this.record.credentialsFile}`]
+      : [`--join=${node.joinUrl}`, `--join-token=${this.record.rootToken}`];
     return [
       "node",
       `--node-id=${node.id}`,
       `--data-dir=${node.dataDir}`,
       `--peer-listen=${node.peerAddress}`,
       `--http-listen=${node.httpAddress}`,
-      `--peers=${peers}`,
+      ...membership,
       // One shard runs the unsharded default path (sharding disabled means shard 0 only).
       ...(this.record.shards === 1
         ? []
         : ["--sharding-enabled", `--sharding-num-shards=${this.record.shards}`]),
-      `--cluster-file=${this.record.credentialsFile}`,
       `--log-level=${this.#options.logLevel ?? "info"}`,
       ...(this.#options.extraNodeArgs ?? []),
     ];

@@ -214,7 +214,7 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
       addWatchRoute(app, node.service, node.shards);
       addDebugRoutes(app, {
         nodeId: config.node.id,
-        members: node.members,
+        members: () => faultPeers(node),
         faults: node.transport.faults,
         replicas: ({ isHashed, shard }) => localDebugStates(node, { isHashed, shard }),
         campaign: (shard) => campaignLocal(node, shard),
@@ -223,6 +223,18 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
       addConsoleRoutes(app);
     },
   });
+}
+
+/**
+ * The nodes a test fault rule may name: the configured members and every member the members
+ * record lists and has not removed (joined nodes), sorted.
+ */
+function faultPeers(node: AspenNode): number[] {
+  const ids = new Set(node.members);
+  for (const member of node.membership.current?.members ?? []) {
+    if (member.state !== "removed") ids.add(member.id);
+  }
+  return [...ids].sort((a, b) => a - b);
 }
 
 /**

@@ -1,9 +1,11 @@
 /**
  * LocalCluster.waitForLeaders() explains a cluster that does not come up: a node that exits on
  * its own fails the wait at once (not after the whole timeout), naming the node, its exit code
- * and its last output lines.
+ * and its last output lines. LocalCluster.join() starts a node that joins a running cluster
+ * (it serves HTTP and the members record lists it), and retire() takes a node out of `nodes`,
+ * refuses to start it again, and does not count its exit as unexpected.
  */
-import { match, rejects } from "node:assert/strict";
+import { deepEqual, equal, match, rejects, throws } from "node:assert/strict";
 import { LocalCluster } from "../cli/launcher.ts";
 import type { AspenError } from "../shard/mod.ts";
 import { ASPEN_COMMAND } from "./_cluster.ts";
@@ -31,3 +33,45 @@ Deno.test("waitForLeaders() fails at once with the output of a node that exited"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("join() adds a node through a member; retire() takes it out for good", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "aspen-launcher-join-" });
+  const cluster = await LocalCluster.launch({
+    dir,
+    nodes: 3,
+    shards: 2,
+    selfCommand: ASPEN_COMMAND,
+    randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
+    onLine: () => {},
+  });
+  try {
+    await cluster.waitForLeaders();
+    const joined = cluster.join(cluster.url(2));
+    equal(joined.id, 4);
+    equal(joined.joinUrl, cluster.url(2));
+    deepEqual(cluster.nodes.map((node) => node.id), [1, 2, 3, 4]);
+    await waitForMember(cluster, 4);
+    cluster.retire(4);
+    deepEqual(cluster.nodes.map((node) => node.id), [1, 2, 3]);
+    await cluster.kill(4, "SIGTERM");
+    throws(() => cluster.start(4), /Cannot start node 4: it was removed/);
+    deepEqual(cluster.unexpectedExits, []);
+  } finally {
+    await cluster.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Polls node 1's status until the members record lists `id`. */
+async function waitForMember(cluster: LocalCluster, id: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const response = await fetch(`${cluster.url(1)}/v1/cluster/status`, {
+      headers: { authorization: `Bearer ${cluster.record.rootToken}` },
+    }).catch(() => null);
+    const status = await response?.json() as { members?: { id: number }[] } | undefined;
+    if (status?.members?.some((member) => member.id === id) === true) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`Node ${id} is not a member after 60 s`);
+}

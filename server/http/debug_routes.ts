@@ -40,8 +40,11 @@ export interface ReplicaDebugState {
 /** What the debug routes need from the node. */
 export interface DebugRoutesOptions {
   readonly nodeId: number;
-  /** The cluster members; fault rules may name any of them but this node. */
-  readonly members: readonly number[];
+  /**
+   * The cluster members now (the configured ones and those the members record added); fault
+   * rules may name any of them but this node.
+   */
+  readonly members: () => readonly number[];
   /** The peer transport's fault rules. */
   readonly faults: PeerFaults;
   /** Every local replica's state; a hash comes with the applied index it was taken at. */
@@ -153,12 +156,13 @@ function refuseUnlessEnabled(
 }
 
 function peerField(value: unknown, options: DebugRoutesOptions, action: string): number {
-  const isMember = typeof value === "number" && options.members.includes(value);
+  const members = options.members();
+  const isMember = typeof value === "number" && members.includes(value);
   if (!isMember || value === options.nodeId) {
     throw new AspenError(
       "bad_request",
       `Cannot ${action}: "peer" must be the id of another member ` +
-        `(${options.members.filter((id) => id !== options.nodeId).join(", ")}), ` +
+        `(${members.filter((id) => id !== options.nodeId).join(", ")}), ` +
         `not ${value === undefined ? "nothing" : JSON.stringify(value)}`,
     );
   }

@@ -180,12 +180,14 @@ export function learnersOf(shards: readonly ShardStatusView[]): LearnerStatus[] 
 async function shardStatuses(sources: StatusSources): Promise<ShardStatusView[]> {
   const ids = allShardIds(sources.shardCount);
   return await Promise.all(ids.map(async (shard) => {
-    const local = sources.shards.get(shard);
     const deadline = sources.nowMs() + STATUS_PART_TIMEOUT_MS;
     // When no leader answers in time, this node's own view (or "unknown") is shown instead.
     const view = await sources.router.execute<ShardStatusView>(shard, { kind: "status" }, deadline)
       .catch(() => null);
     if (view !== null && view.leader !== null) return withDownReplicas(view, sources);
+    // Looked up after the wait: the rebalancer may have dropped (and closed) the replica
+    // meanwhile, and a closed replica's state machine must not be read.
+    const local = sources.shards.get(shard);
     return local?.statusView() ?? unknownShard(shard, sources);
   }));
 }

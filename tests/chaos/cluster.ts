@@ -105,9 +105,14 @@ export class ChaosCluster {
     return chaos;
   }
 
-  /** Every node id. */
+  /** Every member's node id: founders and joined nodes, not the removed ones. */
   get nodeIds(): number[] {
     return this.cluster.nodes.map((node) => node.id);
+  }
+
+  /** Whether node `id` joined the running cluster (it holds no CA key: no join through it). */
+  isJoined(id: number): boolean {
+    return this.cluster.nodes.find((node) => node.id === id)?.joinUrl !== undefined;
   }
 
   /** The root token. */
@@ -220,15 +225,15 @@ export class ChaosCluster {
     return this.#logs.eventsOf(id);
   }
 
-  /** Writes every node's log into `dir` (node-<id>.log). */
+  /** Writes every node's log into `dir` (node-<id>.log), removed nodes' too. */
   async writeLogs(dir: string): Promise<void> {
     await Deno.mkdir(dir, { recursive: true });
-    for (const id of this.nodeIds) {
+    for (const id of this.#logs.nodeIds) {
       await Deno.writeTextFile(`${dir}/node-${id}.log`, this.logsOf(id).join("\n") + "\n");
     }
   }
 
-  /** Resumes paused nodes, stops every node and removes the folder (unless kept). */
+  /** Resumes paused nodes, stops every node (removed ones too) and removes the folder. */
   async destroy(options: { keepDir: boolean }): Promise<void> {
     for (const id of this.nodeIds) await this.cluster.kill(id, "SIGCONT");
     await this.cluster.stop();
@@ -269,6 +274,11 @@ class NodeLogs {
 
   eventsOf(id: number): Readonly<Record<string, number>> {
     return this.#eventsByNode.get(id) ?? {};
+  }
+
+  /** Every node that printed a line. */
+  get nodeIds(): number[] {
+    return [...this.#lines.keys()].sort((a, b) => a - b);
   }
 
   linesOf(id: number): readonly string[] {

@@ -27,6 +27,7 @@ import {
   LONG_LOAD_FAULT_SIZES,
   OUTAGE_KINDS,
 } from "./load_faults.ts";
+import { MembershipChanges } from "./membership_faults.ts";
 
 /** Every kind of fault the nemesis injects. */
 export const FAULT_KINDS = [
@@ -58,6 +59,13 @@ export const LONG_FAULT_KINDS = ["kill-node-long", ...OUTAGE_KINDS] as const;
 export const RESHARD_FAULT_KINDS = ["shard-add", "tenant-move"] as const;
 
 /**
+ * Membership (issue 15): "member-change" joins a fresh node, later removes one, one step each
+ * time it comes up (membership_faults.ts); the rebalancer moves replicas meanwhile, under the
+ * next faults, and the checks wait for it to be idle.
+ */
+export const MEMBERSHIP_FAULT_KINDS = ["member-change"] as const;
+
+/**
  * The mix a run takes when it names no kinds (`deno task chaos` and the CI runs): every fault of
  * {@linkcode FAULT_KINDS} and the resharding one, so that moves meet kills and partitions.
  */
@@ -68,12 +76,17 @@ export type FaultKind =
   | typeof FAULT_KINDS[number]
   | typeof LONG_FAULT_KINDS[number]
   | typeof RESHARD_FAULT_KINDS[number]
+  | typeof MEMBERSHIP_FAULT_KINDS[number]
   | LoadFaultKind;
 
 export { LOAD_FAULT_KINDS };
 
 /** Kinds that time themselves (the fault is over when injecting it returns). */
-const SELF_TIMED_KINDS: ReadonlySet<FaultKind> = new Set([...LOAD_FAULT_KINDS, ...OUTAGE_KINDS]);
+const SELF_TIMED_KINDS: ReadonlySet<FaultKind> = new Set([
+  ...LOAD_FAULT_KINDS,
+  ...OUTAGE_KINDS,
+  ...MEMBERSHIP_FAULT_KINDS,
+]);
 
 /** How long a "kill-node-long" keeps its node down. */
 const LONG_DOWN_MS = { min: 20_000, max: 40_000 };
@@ -107,6 +120,8 @@ export interface NemesisOptions {
   readonly maxShards?: number;
   /** How big the load faults are; absent: LONG_LOAD_FAULT_SIZES. */
   readonly loadSizes?: LoadFaultSizes;
+  /** Replicas per shard (what "member-change" waits for); absent: 3. */
+  readonly replicationFactor?: number;
   /** Monotonic milliseconds. */
   readonly nowMs: () => number;
   /** Receives one line per action (the run's timeline). */
@@ -121,6 +136,8 @@ export class Nemesis {
   total = 0;
   /** The load faults, when there is a heavy writer. */
   readonly load: LoadFaults | null;
+  /** The membership changes ("member-change"). */
+  readonly membership: MembershipChanges;
   readonly #options: NemesisOptions;
   readonly #paused = new Set<number>();
 
@@ -136,6 +153,15 @@ export class Nemesis {
       log: options.log,
       reachableNodes: () => this.reachableNodes(),
       start: (id) => this.#start(id),
+    });
+    this.membership = new MembershipChanges({
+      cluster: options.cluster,
+      prng: options.prng,
+      replicationFactor: options.replicationFactor ?? 3,
+      reachableNodes: () => this.reachableNodes(),
+      nowMs: options.nowMs,
+      log: options.log,
+      ...(options.onStop === undefined ? {} : { onStop: options.onStop }),
     });
   }
 
@@ -227,6 +253,8 @@ export class Nemesis {
         return await this.#addShard();
       case "tenant-move":
         return await this.#moveTenant();
+      case "member-change":
+        return await this.membership.inject() ? () => Promise.resolve() : null;
       case "slow-node":
         return await this.#slow(this.#randomNode());
       case "outage-follower":

@@ -9,7 +9,9 @@
  * 5. every write the heavy writer saw acknowledged is readable with its value (load faults);
  * 6. no node exited that the nemesis did not kill, and no answer pointed at a bug (a 500);
  * 7. the bank workload (bank.ts), running beside the clients, never saw a torn total in a
- *    read-only transaction, and every account read back holds the opening total.
+ *    read-only transaction, and every account read back holds the opening total;
+ * 8. after "member-change" faults, the last membership change ends and the rebalancer is idle
+ *    before the reads, so that checks 2-7 run on the members of the end (joined nodes too).
  * A nemesis that cannot go on (a node that no longer starts) ends the run with an anomaly.
  */
 import { SeededPrng } from "../../raft/mod.ts";
@@ -24,9 +26,11 @@ import {
   type FaultKind,
   LOAD_FAULT_KINDS,
   LONG_FAULT_KINDS,
+  MEMBERSHIP_FAULT_KINDS,
   Nemesis,
   RESHARD_FAULT_KINDS,
 } from "./nemesis.ts";
+import type { MembershipFigures } from "./membership_faults.ts";
 import { buildPowerLossShim } from "./power_loss.ts";
 import { awaitConvergence } from "./verify.ts";
 import { Workload, type WorkloadCounts } from "./workload.ts";
@@ -40,6 +44,8 @@ export const SETTLE_TIMEOUT_MS = 60_000;
  * outage under heavy writes may still be applying tens of thousands of entries).
  */
 export const CONVERGENCE_TIMEOUT_MS = 120_000;
+/** How long the checks wait for a membership change to end and the rebalancer to be idle. */
+export const MEMBERSHIP_SETTLE_TIMEOUT_MS = 120_000;
 /** How long the checks wait for a shard move (a "shard-add" fault's) to end. */
 export const MOVE_SETTLE_TIMEOUT_MS = 120_000;
 /** Attempts of each final read. */
@@ -103,6 +109,8 @@ export interface ChaosReport {
   };
   /** Nodes killed with -9 by any fault. */
   readonly kills: number;
+  /** Nodes joined and removed by "member-change" faults, and the members at the end. */
+  readonly membership: MembershipFigures & { readonly members: readonly number[] };
   /** The load faults' figures, when the run had any. */
   readonly load: LoadFigures | null;
   /** The heavy writer's figures, when the run had one. */
@@ -149,6 +157,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     ...(options.isCycling === undefined ? {} : { isCycling: options.isCycling }),
     ...(options.faultsMax === undefined ? {} : { faultsMax: options.faultsMax }),
     shards: options.shards,
+    replicationFactor: REPLICATION_FACTOR,
     // The single-key workload's and the bank's prefixes: tenant moves move their keys.
     tenants: [`s${options.seed}`, `b${options.seed}`],
     ...(heavy === null ? {} : { heavy }),
@@ -279,6 +288,7 @@ async function runAndCheck(run: RunParts): Promise<ChaosReport> {
     events: { ...run.chaos.events },
     history: { keys: workload.keys.length, ...verdict },
     kills: nemesis.kills,
+    membership: { ...nemesis.membership.figures, members: run.chaos.nodeIds },
     load: nemesis.load?.figures ?? null,
     heavy: heavy?.counts ?? null,
     notes: run.notes,
@@ -294,6 +304,7 @@ async function checkRun(
   const { options, chaos, nemesis, workload, bank, heavy, log, nowMs } = run;
   await nemesis.healAll();
   for (const id of chaos.nodeIds) await chaos.cluster.waitForLeaders(id, SETTLE_TIMEOUT_MS);
+  anomalies.push(...await nemesis.membership.settle(MEMBERSHIP_SETTLE_TIMEOUT_MS));
   log("every shard has a leader: final reads");
   for (const key of workload.keys) {
     await workload.readUntilAnswered(key, chaos.nodeIds, FINAL_READ_ATTEMPTS_MAX);
@@ -434,6 +445,13 @@ export function longestOutageEntries(report: ChaosReport): number {
 
 function loadLines(report: ChaosReport): string[] {
   const lines = [`kills (-9): ${report.kills}`];
+  const membership = report.membership;
+  if (membership.joined.length > 0) {
+    lines.push(
+      `membership: joined ${membership.joined.join(",")}, removed ` +
+        `${membership.removed.join(",") || "none"}, members at the end ${membership.members}`,
+    );
+  }
   const load = report.load;
   if (load !== null) {
     const outages = load.outages.map((outage) =>
@@ -466,5 +484,6 @@ export {
   type FaultKind,
   LOAD_FAULT_KINDS,
   LONG_FAULT_KINDS,
+  MEMBERSHIP_FAULT_KINDS,
   RESHARD_FAULT_KINDS,
 };
