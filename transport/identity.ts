@@ -523,7 +523,7 @@ async function readTextIfExists(path: string): Promise<string | null> {
  * the temporary file is synced before the rename (else the rename may reach the disk before
  * the data, leaving an empty file), and the folder after it.
  */
-async function writeFileAtomic(path: string, text: string, mode: number): Promise<void> {
+export async function writeFileAtomic(path: string, text: string, mode: number): Promise<void> {
   const temporaryPath = `${path}.tmp`;
   const file = await Deno.open(temporaryPath, { write: true, create: true, truncate: true, mode });
   try {

@@ -146,6 +146,7 @@ export {
   type PeerIdentity,
   type PeerIdentityOptions,
   type TrustedCa,
+  writeFileAtomic,
   writePeerIdentity,
 } from "./identity.ts";
 export { type RefusedPeers, RefusedPeerSet } from "./refused_peers.ts";

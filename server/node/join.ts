@@ -13,6 +13,7 @@ import {
   certificateFingerprint,
   createPeerKey,
   PEER_CERTIFICATE_FILE,
+  writeFileAtomic,
   writePeerIdentity,
 } from "../../transport/mod.ts";
 import { parseCredentials } from "../auth.ts";
@@ -127,7 +128,7 @@ async function saveJoin(
     throw new AspenError("bad_config", "Cannot join: the answer's credentials are another's");
   }
   if (await readIfExists(credentialsPath) === null) {
-    await Deno.writeTextFile(credentialsPath, answer.credentials, { mode: 0o600 });
+    await writeFileAtomic(credentialsPath, answer.credentials, 0o600);
   }
   const fingerprint = await certificateFingerprint(answer.certificatePem);
   await writePeerIdentity(dataDir, { keyPem, certificatePem: answer.certificatePem, fingerprint });
@@ -137,8 +138,7 @@ async function saveJoin(
     members: answer.members.map((member) => ({ id: member.id, address: member.peerAddress })),
   };
   const path = `${dataDir}/${JOINED_FILE}`;
-  await Deno.writeTextFile(`${path}.tmp`, JSON.stringify(state) + "\n");
-  await Deno.rename(`${path}.tmp`, path);
+  await writeFileAtomic(path, JSON.stringify(state) + "\n", 0o644);
   return state;
 }
 

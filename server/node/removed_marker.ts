@@ -5,6 +5,7 @@
  * refuse its node id and certificate anyway: the mark makes the refusal clear and local).
  */
 import { AspenError } from "../../shard/mod.ts";
+import { writeFileAtomic } from "../../transport/mod.ts";
 
 /** The file's name in the data dir. */
 export const REMOVED_MARKER_FILE = "removed.json";
@@ -40,6 +41,5 @@ export async function writeRemovedMarker(
   mark: { readonly nodeId: number; readonly removedAtMs: number },
 ): Promise<void> {
   const path = `${dataDir}/${REMOVED_MARKER_FILE}`;
-  await Deno.writeTextFile(`${path}.tmp`, JSON.stringify(mark) + "\n");
-  await Deno.rename(`${path}.tmp`, path);
+  await writeFileAtomic(path, JSON.stringify(mark) + "\n", 0o644);
 }

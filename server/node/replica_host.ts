@@ -12,6 +12,7 @@
  */
 import { assert } from "../../raft/mod.ts";
 import { AspenError } from "../../shard/mod.ts";
+import { writeFileAtomic } from "../../transport/mod.ts";
 import type { Logger } from "../log.ts";
 import type { LocalShard } from "./local_shard.ts";
 
@@ -82,9 +83,9 @@ export async function writeHostedShards(
 ): Promise<void> {
   const sorted = [...shards].sort((a, b) => a - b);
   const path = `${dataDir}/${HOSTED_SHARDS_FILE}`;
-  const temporary = `${path}.tmp`;
-  await Deno.writeTextFile(temporary, JSON.stringify({ shards: sorted }) + "\n");
-  await Deno.rename(temporary, path);
+  // Synced before and after the rename: a power loss must not leave an empty list (the node
+  // would refuse to start, chaos_load_test's power loss found it).
+  await writeFileAtomic(path, JSON.stringify({ shards: sorted }) + "\n", 0o644);
 }
 
 /** Opens and drops replicas on the driver's demand, one change at a time. */
