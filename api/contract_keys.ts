@@ -261,6 +261,7 @@ const SHARD_STATUS_KEYS = {
   appliedIndex: true,
   lastIndex: true,
   replicas: [REPLICA_STATUS_KEYS],
+  committedReplicas: true,
   stats: {
     proposalsPerSecond: true,
     optimisticTxns: true,

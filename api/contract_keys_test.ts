@@ -41,6 +41,7 @@ function status(stats: Record<string, unknown>): ClusterStatus & Record<string, 
       appliedIndex: 3,
       lastIndex: 3,
       replicas: [{ node: 1, role: "leader", matchIndex: 3, lag: 0, status: "up" }],
+      committedReplicas: [1],
       stats: {
         proposalsPerSecond: 0,
         optimisticTxns: 0,

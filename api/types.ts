@@ -613,6 +613,13 @@ export interface ShardStatus {
   readonly appliedIndex: number;
   readonly lastIndex: number;
   readonly replicas: readonly ReplicaStatus[];
+  /**
+   * The nodes (voters and learners) of the group's configuration at the commit index, sorted.
+   * `replicas` follows the latest configuration in the answering replica's log, which is in
+   * force from its append; a node in one and not the other is being added or removed, and that
+   * change can still be undone by a new leader.
+   */
+  readonly committedReplicas: readonly number[];
   readonly stats: ShardStats;
 }
 

@@ -50,6 +50,12 @@ export interface Status {
   readonly firstIndex: LogIndex;
   readonly lastIndex: LogIndex;
   readonly confState: ConfState;
+  /**
+   * The membership at the commit index. `confState` is the latest in the log, in force from
+   * its append (membership.ts); a replica in one and not the other is being added or removed,
+   * and the change can still be truncated away.
+   */
+  readonly committedConfState: ConfState;
   readonly leadTransferee: ReplicaId | null;
   /** The group is quiet here: ticks do nothing until an input wakes it (quiesce.ts). */
   readonly quiesced: boolean;
@@ -311,6 +317,11 @@ export class RawNode {
       firstIndex: raft.log.firstIndex(),
       lastIndex: raft.log.lastIndex(),
       confState,
+      // The commit index is never before the snapshot the history starts from; the guard keeps
+      // a status call from ever asserting.
+      committedConfState: raft.configHistory.at(
+        Math.max(raft.log.committed, raft.log.firstIndex() - 1) as LogIndex,
+      ),
       leadTransferee: raft.leadTransferee,
       quiesced: raft.quiesced,
       progress,

@@ -251,6 +251,18 @@ Deno.test("RawNode.proposeConfChange() allows one change at a time", () => {
   equal(replicas.get(2)!.node.proposeConfChange(add).kind, "not_leader");
 });
 
+Deno.test("RawNode status: a change is in confState on append, in committedConfState on commit", () => {
+  const replicas = makeCluster(3);
+  const leader = elect(replicas);
+  equal(leader.proposeConfChange({ type: "removeReplica", replicaId: id(3) }).kind, "ok");
+  // Appended, not yet sent or committed: the leader already uses the new configuration.
+  deepStrictEqual(leader.status().confState.voters, [1, 2]);
+  deepStrictEqual(leader.status().committedConfState.voters, [1, 2, 3]);
+  settle(replicas);
+  deepStrictEqual(leader.status().committedConfState.voters, [1, 2]);
+  deepStrictEqual(replicas.get(2)!.node.status().committedConfState.voters, [1, 2]);
+});
+
 Deno.test("RawNode.readIndex() releases a batch of reads after one heartbeat round", () => {
   const replicas = makeCluster(3);
   const leader = elect(replicas);

@@ -220,6 +220,7 @@ function unknownShard(shard: number, sources: StatusSources): ShardStatusView {
       lag: 0,
       status: sources.isUp(node) ? "up" as const : "down" as const,
     })),
+    committedReplicas: [...sources.router.replicasOf(shard)].sort((a, b) => a - b),
     stats: {
       proposalsPerSecond: 0,
       optimisticTxns: 0,

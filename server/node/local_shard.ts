@@ -7,7 +7,7 @@
  *
  * Files live in `<data_dir>/shard-<id>/`: `raft-log.db` and `state-machine.db`.
  */
-import { type Message, type RaftConfig, replicaId } from "../../raft/mod.ts";
+import { type Message, type RaftConfig, replicaId, type Term } from "../../raft/mod.ts";
 import {
   type ApplyResult,
   applyResultError,
@@ -39,6 +39,12 @@ export interface LocalShardOptions {
   readonly dir: string;
   /** The initial membership, used only when the shard's storage is new. */
   readonly voters: readonly number[];
+  /**
+   * The term an empty replica (no voters, no log) starts at, so that a leader of an earlier
+   * term (one that still counts on an older incarnation of this replica, whose log was
+   * dropped) is refused as stale. Absent or 0: the storage's own term.
+   */
+  readonly termFloor?: number;
   readonly raft: Omit<RaftConfig, "id" | "applied">;
   readonly tickMs: number;
   /** Applied entries between snapshots; absent: the replica's default. */
@@ -130,6 +136,11 @@ export class LocalShard {
    */
   static async open(options: LocalShardOptions): Promise<LocalShard> {
     const { storage, stateMachine } = await openCheckedShardFiles(options);
+    const floor = options.termFloor ?? 0;
+    const { hardState } = storage.initialState();
+    if (options.voters.length === 0 && storage.lastIndex() === 0 && hardState.term < floor) {
+      storage.setHardState({ term: floor as Term, vote: null, commit: hardState.commit });
+    }
     const shard = new LocalShard(options, stateMachine, storage);
     shard.replica.start();
     return shard;

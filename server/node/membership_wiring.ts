@@ -49,7 +49,11 @@ export function createReplicaHost(
     readonly shards: Map<number, LocalShard>;
     readonly service: KvService;
     /** Opens a replica of `shard` with these initial voters (node.ts). */
-    readonly openShard: (shard: number, voters: readonly number[]) => Promise<LocalShard>;
+    readonly openShard: (
+      shard: number,
+      voters: readonly number[],
+      termFloor?: number,
+    ) => Promise<LocalShard>;
   },
   runtime: MembershipRuntime,
 ): ReplicaHost {
@@ -57,8 +61,8 @@ export function createReplicaHost(
     shards: node.shards,
     dataDir: config.node.dataDir,
     shardsMax: SHARDS_MAX,
-    open: async (shard, voters) => {
-      const opened = await node.openShard(shard, voters);
+    open: async (shard, voters, termFloor) => {
+      const opened = await node.openShard(shard, voters, termFloor);
       opened.useCrossShardExpiry((id) => node.service.expireLease(apiLeaseId(id, shard)));
       return opened;
     },
@@ -79,7 +83,9 @@ export async function handleNodeRequest(
     readonly onRemoved: () => void;
   },
 ): Promise<unknown> {
-  if (request.kind === "hostReplica") return await node.replicaHost.host(request.shard);
+  if (request.kind === "hostReplica") {
+    return await node.replicaHost.host(request.shard, request.term);
+  }
   if (request.kind === "dropReplica") {
     return await node.replicaHost.drop(request.shard, request.term);
   }
@@ -163,7 +169,11 @@ export interface MembershipParts {
   readonly refusedFromFile: RefusedPeers;
   readonly nodeRequests: NodeRequestSlot;
   /** Opens a replica of `shard` with these initial voters (node.ts). */
-  readonly openShard: (shard: number, voters: readonly number[]) => Promise<LocalShard>;
+  readonly openShard: (
+    shard: number,
+    voters: readonly number[],
+    termFloor?: number,
+  ) => Promise<LocalShard>;
 }
 
 /**
@@ -234,7 +244,8 @@ function createRebalanceDriver(
       }).catch(() => null);
       return bytes === null ? null : decodeShardResponse<NodeInfo>(bytes).shards ?? null;
     },
-    hostReplica: async (id, shard) => void await ask(id, { kind: "hostReplica", shard }),
+    hostReplica: async (id, shard, term) =>
+      void await ask(id, { kind: "hostReplica", shard, term }),
     dropReplica: async (id, shard, term) =>
       void await ask(id, { kind: "dropReplica", shard, term }),
     changeMembership: async (shard, change, id) =>
@@ -255,7 +266,7 @@ async function handleLocally(
   request: Exclude<NodeRequest, { kind: "info" }>,
   replicaHost: ReplicaHost,
 ): Promise<unknown> {
-  if (request.kind === "hostReplica") return await replicaHost.host(request.shard);
+  if (request.kind === "hostReplica") return await replicaHost.host(request.shard, request.term);
   if (request.kind === "dropReplica") return await replicaHost.drop(request.shard, request.term);
   // The driver never removes the node it runs on: shard 0's leader is moved away first.
   throw new AspenError("conflict", "Cannot remove the node that runs the rebalance driver");
@@ -273,7 +284,7 @@ async function observeShards(
       const view = await router.execute<ShardStatusView>(shard, { kind: "status" }, deadline)
         .catch(() => null);
       if (view === null || view.leader === null) {
-        return { shard, leader: null, term: 0, voters: [], learners: [] };
+        return { shard, leader: null, term: 0, voters: [], learners: [], committedReplicas: [] };
       }
       return {
         shard,
@@ -283,6 +294,9 @@ async function observeShards(
           .map((replica) => replica.node),
         learners: view.replicas.filter((replica) => replica.role === "learner")
           .map((replica) => ({ node: replica.node, lag: replica.lag })),
+        // A node before the field: its latest configuration, so nothing it lists is dropped.
+        committedReplicas: view.committedReplicas ??
+          view.replicas.map((replica) => replica.node),
       };
     }),
   );

@@ -176,8 +176,8 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
     ...parts,
     router,
     service,
-    openShard: (shard, voters) =>
-      openShard(config, shard, voters, { transport, alarms, awake }, runtime),
+    openShard: (shard, voters, termFloor) =>
+      openShard(config, shard, voters, { transport, alarms, awake }, runtime, termFloor),
   }, runtime);
   placement.of = (shard) => membership.membership.placementOf(shard);
   hostSlot.host = membership.replicaHost;
@@ -807,6 +807,7 @@ async function openShard(
     readonly awake: Set<number>;
   },
   runtime: NodeRuntime,
+  termFloor = 0,
 ): Promise<LocalShard> {
   const transport = node.transport;
   const local = await LocalShard.open({
@@ -814,6 +815,7 @@ async function openShard(
     nodeId: config.node.id,
     dir: `${config.node.dataDir}/shard-${shard}`,
     voters,
+    termFloor,
     raft: {
       electionTicks: ELECTION_TICKS,
       heartbeatTicks: HEARTBEAT_TICKS,

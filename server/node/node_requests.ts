@@ -8,7 +8,12 @@ import { AspenError } from "../../shard/mod.ts";
 /** What one node asks of another. */
 export type NodeRequest =
   | { readonly kind: "info" }
-  | { readonly kind: "hostReplica"; readonly shard: number }
+  /**
+   * Host an empty replica of `shard` for a group led in `term`. Refused when this node dropped
+   * the replica on the word of a later term's leader: the asker's view is older than that drop
+   * (a deposed leader that still lists the replica). Absent term (an older driver): no check.
+   */
+  | { readonly kind: "hostReplica"; readonly shard: number; readonly term?: number }
   /**
    * Drop the replica of `shard` that its group no longer lists, as seen by a leader of term
    * `term`: a replica that has seen a later term is refused (the view came from a deposed
@@ -52,8 +57,8 @@ export function decodeNodeRequest(payload: Uint8Array): NodeRequest {
     if (typeof shard !== "number" || !Number.isSafeInteger(shard) || shard < 0) {
       throw new AspenError("bad_request", "Cannot decode a node request: bad shard id");
     }
-    if (request.kind === "hostReplica") return { kind: request.kind, shard };
     const term = request.term;
+    if (request.kind === "hostReplica" && term === undefined) return { kind: request.kind, shard };
     if (typeof term !== "number" || !Number.isSafeInteger(term) || term < 0) {
       throw new AspenError("bad_request", "Cannot decode a node request: bad term");
     }

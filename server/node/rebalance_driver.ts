@@ -55,6 +55,12 @@ export interface ShardObservation {
   readonly term: number;
   readonly voters: readonly number[];
   readonly learners: readonly { readonly node: number; readonly lag: number }[];
+  /**
+   * The nodes of the leader's configuration at its commit index. `voters` and `learners` are
+   * its latest, in force from the append: a change there can still be truncated away by the
+   * next leader, so a replica is only dropped when both lack it.
+   */
+  readonly committedReplicas: readonly number[];
 }
 
 /** Everything the driver does to the cluster: the node implements it, tests fake it. */
@@ -72,7 +78,11 @@ export interface DriverCluster {
   isUp(node: number): boolean;
   /** The shards `node` hosts a replica of, or null when it did not answer. */
   hostedShards(node: number): Promise<readonly number[] | null>;
-  hostReplica(node: number, shard: number): Promise<void>;
+  /**
+   * Hosts an empty replica on `node` for a group led in `term`; the node refuses (a conflict)
+   * when it dropped that replica on the word of a later term's leader.
+   */
+  hostReplica(node: number, shard: number, term: number): Promise<void>;
   /** Drops `node`'s replica, unless it has seen a term after `term` (a stale view). */
   dropReplica(node: number, shard: number, term: number): Promise<void>;
   changeMembership(shard: number, change: MembershipChangeType, node: number): Promise<void>;
@@ -195,7 +205,7 @@ export class RebalanceDriver {
       for (const node of nodes) {
         const report = hosting.get(node) ?? null;
         if (report === null || report.includes(shard.shard)) continue;
-        await this.#cluster.hostReplica(node, shard.shard);
+        await this.#cluster.hostReplica(node, shard.shard, shard.term);
         done.push({ node, shard: shard.shard });
       }
     }
@@ -205,7 +215,9 @@ export class RebalanceDriver {
   /**
    * A replica that its shard's leader does not list (a crash between a removal and the drop,
    * or between a host and its addLearner): dropped. Shards without a leader's answer are
-   * left alone: their configuration is unknown.
+   * left alone: their configuration is unknown. A replica the leader's committed configuration
+   * still lists is kept: its removal is only appended, and a new leader without that entry
+   * would list the replica again (and re-host it empty while it still counts on its log).
    */
   async #dropOrphans(
     observed: readonly ShardObservation[],
@@ -217,9 +229,7 @@ export class RebalanceDriver {
       for (const shard of shards ?? []) {
         const view = byShard.get(shard);
         if (view === undefined || view.leader === null) continue;
-        const isListed = view.voters.includes(node) ||
-          view.learners.some((learner) => learner.node === node);
-        if (isListed) continue;
+        if (isListed(view, node)) continue;
         await this.#cluster.dropReplica(node, shard, view.term);
         done.push({ node, shard });
       }
@@ -265,7 +275,7 @@ export class RebalanceDriver {
       return;
     }
     if (operation.type === "addLearner") {
-      await cluster.hostReplica(operation.node, operation.shard);
+      await cluster.hostReplica(operation.node, operation.shard, term);
       await cluster.changeMembership(operation.shard, "addLearner", operation.node);
       return;
     }
@@ -291,11 +301,7 @@ export class RebalanceDriver {
     if (observed.some((shard) => shard.leader === null)) return;
     for (const member of record.members) {
       if (member.state !== "draining") continue;
-      const isListed = observed.some((shard) =>
-        shard.voters.includes(member.id) ||
-        shard.learners.some((learner) => learner.node === member.id)
-      );
-      if (isListed) continue;
+      if (observed.some((shard) => isListed(shard, member.id))) continue;
       if (this.#cluster.isUp(member.id)) await this.#cluster.notifyRemoved(member.id);
       await this.#cluster.updateMembers((latest) => withMemberState(latest, member.id, "removed"));
       changes.push({ node: member.id, state: "removed" });
@@ -334,6 +340,12 @@ export class RebalanceDriver {
       this.#logger.debug("Rebalance pass", { operations: operations.length });
     }
   }
+}
+
+/** Whether `shard`'s leader lists `node` in its latest or its committed configuration. */
+function isListed(shard: ShardObservation, node: number): boolean {
+  return shard.voters.includes(node) || shard.committedReplicas.includes(node) ||
+    shard.learners.some((learner) => learner.node === node);
 }
 
 /** The planner's input from the record, the observations and the peer links. */

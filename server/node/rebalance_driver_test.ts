@@ -9,7 +9,7 @@
  * every shard has rf voters on active nodes, no learner, no orphan replica, the members reach
  * their final states and the placement record matches the configurations.
  */
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
 import { Logger } from "../log.ts";
 import {
   memberOf,
@@ -43,6 +43,11 @@ class FakeCluster implements DriverCluster {
   readonly up = new Set<number>();
   readonly notified = new Set<number>();
   placement: PlacementRecord = new Map();
+  /**
+   * Per shard, nodes the committed configuration still lists although the latest (appended)
+   * one has removed them: a removal not yet committed, which a new leader may undo.
+   */
+  readonly uncommitted = new Map<number, Set<number>>();
   effects = 0;
   crashAt: number | null = null;
 
@@ -108,6 +113,16 @@ class FakeCluster implements DriverCluster {
         term: isLeaderUp ? state.term : 0,
         voters: isLeaderUp ? [...state.voters].sort((a, b) => a - b) : [],
         learners: isLeaderUp ? learners : [],
+        committedReplicas: isLeaderUp
+          ? [
+            ...new Set([
+              ...state.voters,
+              ...state.learners.keys(),
+              ...this.uncommitted.get(shard) ?? [],
+            ]),
+          ]
+            .sort((a, b) => a - b)
+          : [],
       });
     }
     return Promise.resolve(observed);
@@ -122,8 +137,9 @@ class FakeCluster implements DriverCluster {
     return Promise.resolve([...this.hosting.get(node) ?? []]);
   }
 
-  hostReplica(node: number, shard: number): Promise<void> {
+  hostReplica(node: number, shard: number, term: number): Promise<void> {
     this.#effect();
+    equal(term, this.shards.get(shard)!.term, "a host names the term of the view it rests on");
     ok(this.up.has(node), `host on down node ${node}`);
     this.hosting.get(node)!.add(shard);
     return Promise.resolve();
@@ -134,6 +150,10 @@ class FakeCluster implements DriverCluster {
     const state = this.shards.get(shard)!;
     equal(term, state.term, "a drop names the term of the view it rests on");
     ok(!state.voters.has(node) && !state.learners.has(node), `drop of configured ${node}/${shard}`);
+    ok(
+      !this.uncommitted.get(shard)?.has(node),
+      `drop of ${node}/${shard} before its removal commits`,
+    );
     this.hosting.get(node)!.delete(shard);
     return Promise.resolve();
   }
@@ -320,4 +340,29 @@ Deno.test("RebalanceDriver gives a voter that never opened its replica an empty 
   ok(cluster.hosting.get(3)!.has(1), "node 3 hosts shard 1 again");
   await converge(cluster);
   checkSettled(cluster, { rf: 3, gone: [] });
+});
+
+Deno.test("RebalanceDriver keeps a replica whose removal is appended but not committed", async () => {
+  const cluster = new FakeCluster({ nodes: [1, 2, 3, 4], shards: 4, rf: 3 });
+  // A voter that is not its shard's leader: its removal is in the leader's log, uncommitted
+  // (the leader may be deposed and the next leader list the replica again, counting on its
+  // log). Its node is draining, so the pass must neither drop the replica nor finish the drain.
+  const [shard, state] = [...cluster.shards].find(([, candidate]) =>
+    candidate.leader !== 4 &&
+    candidate.voters.has(4)
+  )!;
+  state.voters.delete(4);
+  cluster.uncommitted.set(shard, new Set([4]));
+  cluster.record = withMemberState(cluster.record, 4, "draining");
+  for (let pass = 0; pass < 3; pass++) {
+    const report = await new RebalanceDriver(cluster, quiet).pass();
+    deepEqual(report.dropped.filter((drop) => drop.node === 4 && drop.shard === shard), []);
+  }
+  ok(cluster.hosting.get(4)!.has(shard), "node 4 keeps its replica while the removal is open");
+  notEqual(memberOf(cluster.record, 4)?.state, "removed", "the drain waits for the commit");
+  // The removal commits: now the replica goes, and the drain finishes.
+  cluster.uncommitted.delete(shard);
+  await converge(cluster);
+  checkSettled(cluster, { rf: 3, gone: [4] });
+  equal(memberOf(cluster.record, 4)?.state, "removed");
 });

@@ -21,6 +21,17 @@ export const HOSTED_SHARDS_FILE = "hosted-shards.json";
 /** The largest file read, in bytes. */
 export const HOSTED_SHARDS_FILE_BYTES_MAX = 64 * 1024;
 
+/** What `hosted-shards.json` holds. */
+export interface HostedShardsFile {
+  /** The shards hosted, sorted. */
+  readonly shards: number[];
+  /**
+   * Per dropped shard, the term of the leader whose configuration no longer listed the
+   * replica when it was dropped: a request to host it again from an older view is refused.
+   */
+  readonly dropped: Map<number, number>;
+}
+
 /**
  * Reads the hosted shards of `dataDir`, or null when the file is absent.
  *
@@ -30,6 +41,19 @@ export async function readHostedShards(
   dataDir: string,
   shardsMax: number,
 ): Promise<number[] | null> {
+  return (await readHostedShardsFile(dataDir, shardsMax))?.shards ?? null;
+}
+
+/**
+ * Reads `hosted-shards.json` of `dataDir` whole, or null when it is absent. A file without
+ * `dropped` (written before it existed) has none.
+ *
+ * @throws {AspenError} `storage_corrupt` for a file that does not hold shard ids and terms.
+ */
+export async function readHostedShardsFile(
+  dataDir: string,
+  shardsMax: number,
+): Promise<HostedShardsFile | null> {
   const path = `${dataDir}/${HOSTED_SHARDS_FILE}`;
   let text: string;
   try {
@@ -47,15 +71,33 @@ export async function readHostedShards(
   } catch {
     throw corrupt("not JSON");
   }
-  const shards = (value as { shards?: unknown } | null)?.shards;
+  const fields = (typeof value === "object" && value !== null ? value : {}) as Record<
+    string,
+    unknown
+  >;
+  const shards = fields.shards;
   if (!Array.isArray(shards)) throw corrupt("no shards list");
-  for (const shard of shards as unknown[]) {
+  const checkShard = (shard: unknown): number => {
     if (typeof shard !== "number" || !Number.isSafeInteger(shard) || shard < 0) {
       throw corrupt(`${JSON.stringify(shard)} is not a shard id`);
     }
     if (shard >= shardsMax) throw corrupt(`shard ${shard} is past the limit ${shardsMax}`);
+    return shard;
+  };
+  const ids = [...new Set((shards as unknown[]).map(checkShard))].sort((a, b) => a - b);
+  const dropped = new Map<number, number>();
+  const droppedField = fields.dropped ?? {};
+  if (typeof droppedField !== "object" || droppedField === null || Array.isArray(droppedField)) {
+    throw corrupt("dropped is not an object of terms");
   }
-  return [...new Set(shards as number[])].sort((a, b) => a - b);
+  for (const [key, term] of Object.entries(droppedField)) {
+    const shard = checkShard(/^(0|[1-9][0-9]{0,9})$/.test(key) ? Number(key) : key);
+    if (typeof term !== "number" || !Number.isSafeInteger(term) || term < 0) {
+      throw corrupt(`the dropped term of shard ${shard} is not a term`);
+    }
+    dropped.set(shard, term);
+  }
+  return { shards: ids, dropped };
 }
 
 /**
@@ -76,16 +118,19 @@ export async function shardDirsOf(dataDir: string, shardsMax: number): Promise<n
   return shards.sort((a, b) => a - b);
 }
 
-/** Writes the hosted shards of `dataDir` atomically. */
+/** Writes the hosted shards of `dataDir` (and the dropped replicas' terms) atomically. */
 export async function writeHostedShards(
   dataDir: string,
   shards: Iterable<number>,
+  dropped: ReadonlyMap<number, number> = new Map(),
 ): Promise<void> {
   const sorted = [...shards].sort((a, b) => a - b);
   const path = `${dataDir}/${HOSTED_SHARDS_FILE}`;
+  const droppedField = Object.fromEntries([...dropped].sort(([a], [b]) => a - b));
+  const body = dropped.size === 0 ? { shards: sorted } : { shards: sorted, dropped: droppedField };
   // Synced before and after the rename: a power loss must not leave an empty list (the node
   // would refuse to start, chaos_load_test's power loss found it).
-  await writeFileAtomic(path, JSON.stringify({ shards: sorted }) + "\n", 0o644);
+  await writeFileAtomic(path, JSON.stringify(body) + "\n", 0o644);
 }
 
 /** Opens and drops replicas on the driver's demand, one change at a time. */
@@ -93,10 +138,16 @@ export class ReplicaHost {
   readonly #shards: Map<number, LocalShard>;
   readonly #dataDir: string;
   readonly #shardsMax: number;
-  readonly #open: (shard: number, voters: readonly number[]) => Promise<LocalShard>;
+  readonly #open: (
+    shard: number,
+    voters: readonly number[],
+    termFloor?: number,
+  ) => Promise<LocalShard>;
   readonly #logger: Logger;
   #tail: Promise<unknown> = Promise.resolve();
   #saved = "";
+  /** The dropped replicas' terms (HostedShardsFile.dropped); read from the file on first use. */
+  #dropped: Map<number, number> | null = null;
 
   constructor(options: {
     readonly shards: Map<number, LocalShard>;
@@ -104,9 +155,13 @@ export class ReplicaHost {
     readonly shardsMax: number;
     /**
      * Opens a replica of `shard`; `voters` bootstrap new storage (none: an empty replica that
-     * waits for its leader to send it the log or a snapshot).
+     * waits for its leader to send it the log or a snapshot, starting at term `termFloor`).
      */
-    readonly open: (shard: number, voters: readonly number[]) => Promise<LocalShard>;
+    readonly open: (
+      shard: number,
+      voters: readonly number[],
+      termFloor?: number,
+    ) => Promise<LocalShard>;
     readonly logger: Logger;
   }) {
     this.#shards = options.shards;
@@ -130,22 +185,49 @@ export class ReplicaHost {
   }
 
   async #save(): Promise<void> {
-    const key = this.hosted().join(",");
+    const dropped = await this.#droppedTerms();
+    const key = `${this.hosted().join(",")};${[...dropped].join(";")}`;
     if (key === this.#saved) return;
-    await writeHostedShards(this.#dataDir, this.#shards.keys());
+    await writeHostedShards(this.#dataDir, this.#shards.keys(), dropped);
     this.#saved = key;
   }
 
+  async #droppedTerms(): Promise<Map<number, number>> {
+    if (this.#dropped === null) {
+      const file = await readHostedShardsFile(this.#dataDir, this.#shardsMax);
+      this.#dropped = file?.dropped ?? new Map();
+    }
+    return this.#dropped;
+  }
+
   /**
-   * Hosts a replica of `shard`: opens an empty one unless it is hosted already.
+   * Hosts a replica of `shard` for a group led in `term`: opens an empty one unless it is
+   * hosted already. The new replica starts at the later of `term` and the term its previous
+   * incarnation was dropped at, so a leader older than that drop, which may still count on the
+   * dropped log (its progress says so), is refused as stale instead of sending a commit index
+   * past the empty log.
    *
-   * @throws {AspenError} `bad_request` for a shard id past the limit; the open's errors.
+   * @throws {AspenError} `conflict` when this node dropped the replica on the word of a leader
+   *   of a later term than `term` (the asker's view is older); `bad_request` for a shard id
+   *   past the limit; the open's errors.
    */
-  async host(shard: number): Promise<{ readonly shard: number; readonly isNew: boolean }> {
+  async host(
+    shard: number,
+    term?: number,
+  ): Promise<{ readonly shard: number; readonly isNew: boolean }> {
     this.#checkShard(shard);
     return await this.#serialized(async () => {
       if (this.#shards.has(shard)) return { shard, isNew: false };
-      const opened = await this.#open(shard, []);
+      const droppedAt = (await this.#droppedTerms()).get(shard) ?? 0;
+      if (term !== undefined && droppedAt > term) {
+        throw new AspenError(
+          "conflict",
+          `Cannot host shard ${shard} for a leader of term ${term}: its replica here was ` +
+            `dropped when a leader of term ${droppedAt} no longer listed it`,
+          { shard },
+        );
+      }
+      const opened = await this.#open(shard, [], Math.max(droppedAt, term ?? 0));
       this.#shards.set(shard, opened);
       await this.#save();
       this.#logger.info("Hosting a new replica", { shard });
@@ -195,6 +277,8 @@ export class ReplicaHost {
         );
       }
       this.#shards.delete(shard);
+      const dropped = await this.#droppedTerms();
+      dropped.set(shard, Math.max(dropped.get(shard) ?? 0, termMax));
       await this.#save();
       local.close();
       await Deno.remove(`${this.#dataDir}/shard-${shard}`, { recursive: true });

@@ -76,3 +76,43 @@ Deno.test("ReplicaHost hosts once, drops with its files, and keeps the list", as
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("ReplicaHost refuses to host a replica again for a view older than its drop", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const floors: number[] = [];
+    const make = () =>
+      new ReplicaHost({
+        shards: new Map<number, LocalShard>(),
+        dataDir: dir,
+        shardsMax: 16,
+        open: async (shard, _voters, termFloor) => {
+          floors.push(termFloor ?? 0);
+          await Deno.mkdir(`${dir}/shard-${shard}`, { recursive: true });
+          const replica = { status: () => ({ term: 3 }) };
+          return { shard, replica, close: () => {} } as unknown as LocalShard;
+        },
+        logger: quiet,
+      });
+    const host = make();
+    deepEqual(await host.host(4, 3), { shard: 4, isNew: true });
+    // The leader of term 7 no longer lists the replica: dropped, and the term remembered.
+    deepEqual(await host.drop(4, 7), { shard: 4, isDropped: true });
+    // A later restart reads the term back from the file.
+    const restarted = make();
+    await restarted.saveIfChanged();
+    await rejects(
+      restarted.host(4, 5),
+      (error) => error instanceof AspenError && error.code === "conflict",
+      "a deposed leader of term 5 that still lists the replica cannot bring it back empty",
+    );
+    equal(await shardDirsOf(dir, 16).then((shards) => shards.length), 0);
+    deepEqual(await restarted.host(4, 9), { shard: 4, isNew: true });
+    deepEqual(floors, [3, 9], "a new replica starts at the later of the view's and the drop's");
+    deepEqual(await restarted.host(5), { shard: 5, isNew: true }, "an older driver: no term");
+    const file = JSON.parse(await Deno.readTextFile(`${dir}/${HOSTED_SHARDS_FILE}`));
+    deepEqual(file, { shards: [4, 5], dropped: { "4": 7 } });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -34,6 +34,7 @@ function leaderStatus(refused: { index: number; bytes: number; limit: number } |
     firstIndex: 801 as LogIndex,
     lastIndex: 900 as LogIndex,
     confState: { voters: [replicaId(1), replicaId(2), replicaId(3)], learners: [] },
+    committedConfState: { voters: [replicaId(1), replicaId(2), replicaId(3)], learners: [] },
     leadTransferee: null,
     quiesced: false,
     progress: [progress(2, 900), progress(3, 120)],

@@ -39,6 +39,8 @@ export function shardStatusView(sources: StatusViewSources): ShardStatusView {
     appliedIndex: sources.stateMachine.appliedIndex(),
     lastIndex: status.lastIndex,
     replicas,
+    committedReplicas: [...status.committedConfState.voters, ...status.committedConfState.learners]
+      .sort((a, b) => a - b),
     stats: {
       proposalsPerSecond: sources.rate.perSecond(status, sources.nowMs),
       optimisticTxns: stats.optimisticTxns,

@@ -198,6 +198,9 @@ function parseShard(value: unknown, i: number): ShardStatus {
     ? 0
     : read.count(fields.leader, `${where}.leader`);
   const replicas = read.list(fields.replicas, `${where}.replicas`, STATUS_REPLICAS_MAX);
+  const parsedReplicas = replicas.map((replica, r) =>
+    parseReplica(replica, `${where}.replicas[${r}]`)
+  );
   return {
     id: read.count(fields.id, `${where}.id`),
     leader: leader === 0 ? null : leader,
@@ -205,7 +208,12 @@ function parseShard(value: unknown, i: number): ShardStatus {
     commitIndex: read.count(fields.commitIndex, `${where}.commitIndex`),
     appliedIndex: read.count(fields.appliedIndex, `${where}.appliedIndex`),
     lastIndex: read.count(fields.lastIndex, `${where}.lastIndex`),
-    replicas: replicas.map((replica, r) => parseReplica(replica, `${where}.replicas[${r}]`)),
+    replicas: parsedReplicas,
+    // Absent from servers before it was added: the latest configuration is the best guess.
+    committedReplicas: fields.committedReplicas === undefined
+      ? parsedReplicas.map((replica) => replica.node).sort((a, b) => a - b)
+      : read.list(fields.committedReplicas, `${where}.committedReplicas`, STATUS_REPLICAS_MAX)
+        .map((node, n) => read.count(node, `${where}.committedReplicas[${n}]`)),
     stats: parseStats(fields.stats, `${where}.stats`),
   };
 }
