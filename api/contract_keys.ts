@@ -308,6 +308,7 @@ export const CLUSTER_STATUS_KEYS = {
     leaders: true,
   }],
   learners: [{ shard: true, node: true, matchIndex: true, lag: true }],
+  differences: [{ kind: true, shard: true, node: true, message: true }],
 } as const satisfies KeyShape<ClusterStatus>;
 
 /** `POST /v1/cluster/nodes/{id}/remove` and `/replace`. */

@@ -684,6 +684,36 @@ export interface LearnerStatus {
   readonly lag: number;
 }
 
+/**
+ * What a placement difference is (README, membership):
+ * - `change_pending`: the shard's latest configuration adds or removes `node`, and that change is
+ *   not committed yet (a new leader may still undo it);
+ * - `replica_missing`: the shard's configuration lists `node`, which answered and does not host
+ *   the replica (the rebalancer hosts an empty one that the leader fills);
+ * - `replica_orphaned`: `node` hosts a replica no configuration of the shard lists (the
+ *   rebalancer drops it);
+ * - `member_removed`: the shard's configuration lists a node the members record marks removed
+ *   or does not know;
+ * - `placement_stale`: the placement record that routing follows lists other nodes than the
+ *   shard's configuration (`node` null; the rebalancer rewrites it).
+ */
+export type PlacementDifferenceKind =
+  | "change_pending"
+  | "replica_missing"
+  | "replica_orphaned"
+  | "member_removed"
+  | "placement_stale";
+
+/** One place where the members record, the placement record, the nodes and a group disagree. */
+export interface PlacementDifference {
+  readonly kind: PlacementDifferenceKind;
+  readonly shard: number;
+  /** The node concerned; null for a difference of the whole shard. */
+  readonly node: number | null;
+  /** A sentence for people. */
+  readonly message: string;
+}
+
 /** `GET /v1/cluster/status` 200. */
 export interface ClusterStatus {
   readonly clusterId: string;
@@ -711,6 +741,14 @@ export interface ClusterStatus {
   readonly members?: readonly MemberStatus[] | null;
   /** Added with membership changes: the learners catching up now (replicas in motion). */
   readonly learners?: readonly LearnerStatus[];
+  /**
+   * Added with the reconciler: where the members record, the placement record, the replicas the
+   * nodes host and the shards' Raft configurations disagree now (at most
+   * `PLACEMENT_DIFFERENCES_MAX`, shard order). The rebalancer repairs each; a difference that
+   * stays for more than a few seconds needs a look. Empty when they agree; absent from older
+   * servers.
+   */
+  readonly differences?: readonly PlacementDifference[];
 }
 
 /** The phases of a shard move, in order (README, architecture). */

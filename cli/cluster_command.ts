@@ -182,6 +182,15 @@ async function clusterStatus(args: ParsedArgs, io: CliIo): Promise<number> {
     io.stdout("\n" + formatMembers(status));
   }
   io.stdout("\n" + formatShards(status));
+  const differences = status.differences ?? [];
+  if (differences.length > 0) {
+    io.stdout(
+      "\n" + formatTable(
+        ["DIFFERENCE", "SHARD", "NODE", "DETAIL"],
+        differences.map((item) => [item.kind, item.shard, item.node ?? "-", item.message]),
+      ),
+    );
+  }
   return 0;
 }
 

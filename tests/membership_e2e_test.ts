@@ -127,7 +127,9 @@ Deno.test("a node joins under load through a killed peer, takes replicas, leaves
         (status) =>
           status.members?.find((member) => member.id === 4)?.state === "active" &&
           (status.learners?.length ?? 1) === 0 &&
-          status.members.every((member) => member.replicas === SHARDS * 3 / 4),
+          status.members.every((member) => member.replicas === SHARDS * 3 / 4) &&
+          // The members record, the placement record, the nodes' replicas and the groups agree.
+          status.differences?.length === 0,
         DRAIN_TIMEOUT_MS,
       );
     } finally {
@@ -144,7 +146,8 @@ Deno.test("a node joins under load through a killed peer, takes replicas, leaves
       1,
       (status) =>
         status.members?.find((member) => member.id === 4)?.state === "removed" &&
-        status.members.every((member) => member.replicas === (member.id === 4 ? 0 : SHARDS)),
+        status.members.every((member) => member.replicas === (member.id === 4 ? 0 : SHARDS)) &&
+        status.differences?.length === 0,
       DRAIN_TIMEOUT_MS,
     );
     await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS, null);

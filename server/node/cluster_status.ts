@@ -21,6 +21,8 @@ import type { LocalShard } from "./local_shard.ts";
 import type { ShardStatusView } from "./shard_status_view.ts";
 import { readShardMap } from "./shard_map.ts";
 import type { MembersRecord } from "./members.ts";
+import { placementDifferences } from "./placement_differences.ts";
+import type { PlacementRecord } from "./placement_record.ts";
 
 /** How long the status waits for any one node or shard. */
 export const STATUS_PART_TIMEOUT_MS = 1_000;
@@ -49,6 +51,8 @@ export interface StatusSources {
   readonly members: readonly { readonly id: number; readonly peerAddress: string }[];
   /** The members record as this node last read it (null: not yet). */
   readonly membersRecord?: () => MembersRecord | null;
+  /** The placement record as this node last read it (null or absent: none). */
+  readonly placement?: () => PlacementRecord | null;
   readonly credentials: ClusterCredentials;
   readonly shardCount: number;
   readonly router: ClusterRouter;
@@ -83,8 +87,9 @@ export class ClusterStatus {
   /** The whole status document. */
   async collect(): Promise<ClusterStatusBody> {
     const sources = this.#sources;
+    const hosted = new Map<number, readonly number[]>();
     const [nodes, shards, shardMove] = await Promise.all([
-      nodeStatuses(sources, this.#knownInfo),
+      nodeStatuses(sources, this.#knownInfo, hosted),
       shardStatuses(sources),
       sources.shardMove?.().catch(() => null) ?? Promise.resolve(undefined),
     ]);
@@ -99,13 +104,21 @@ export class ClusterStatus {
       ...(shardMove === undefined ? {} : { shardMove }),
       members: record === null ? null : memberStatuses(record, shards),
       learners: learnersOf(shards),
+      differences: placementDifferences({
+        shards,
+        hosted,
+        members: record,
+        placement: sources.placement?.() ?? null,
+      }),
     };
   }
 }
 
+/** The nodes' statuses; `hosted` gets the shards of each node that answered now. */
 async function nodeStatuses(
   sources: StatusSources,
   knownInfo: Map<number, NodeInfo>,
+  hosted: Map<number, readonly number[]>,
 ): Promise<NodeStatus[]> {
   const now = sources.wallMs();
   return await Promise.all(
@@ -114,10 +127,12 @@ async function nodeStatuses(
         ? { ...sources.self, alarms: sources.alarms(), crossShardTxns: sources.crossShardTxns() }
         : undefined;
       let isUp = info !== undefined;
+      if (info !== undefined) hosted.set(member.id, [...sources.shards.keys()]);
       if (info === undefined && sources.isUp(member.id)) {
         info = await sources.askNodeInfo(member.id).catch(() => undefined);
         if (info !== undefined) knownInfo.set(member.id, info);
         isUp = info !== undefined;
+        if (info?.shards !== undefined) hosted.set(member.id, info.shards);
       }
       const shown = info ?? knownInfo.get(member.id);
       return {

@@ -342,7 +342,7 @@ Deno.test("RebalanceDriver gives a voter that never opened its replica an empty 
   checkSettled(cluster, { rf: 3, gone: [] });
 });
 
-Deno.test("RebalanceDriver keeps a replica whose removal is appended but not committed", async () => {
+Deno.test("RebalanceDriver keeps a replica whose removal is appended, not committed", async () => {
   const cluster = new FakeCluster({ nodes: [1, 2, 3, 4], shards: 4, rf: 3 });
   // A voter that is not its shard's leader: its removal is in the leader's log, uncommitted
   // (the leader may be deposed and the next leader list the replica again, counting on its
