@@ -13,7 +13,11 @@ import {
   rollBackToLastSync,
 } from "./power_loss.ts";
 
+/** How long setFault() waits for a node to learn that its peer is a member (a joined node). */
+export const FAULT_MEMBER_WAIT_MS = 5_000;
+
 /** The command that runs one node: this checkout's main.ts under the running deno. */
+
 export const NODE_COMMAND: readonly string[] = [
   Deno.execPath(),
   "run",
@@ -147,17 +151,29 @@ export class ChaosCluster {
     return { status: response.status, json: parseJson(text) };
   }
 
-  /** Makes node `from` drop (or delay) everything it sends to node `to`. */
+  /**
+   * Makes node `from` drop (or delay) everything it sends to node `to`. A node that has not
+   * read the members record since `to` joined (just restarted) refuses `to` as no member: that
+   * answer is retried for up to FAULT_MEMBER_WAIT_MS (a node reads the record every second).
+   */
   async setFault(
     from: number,
     to: number,
     rule: { dropProbability: number; delayMs: number },
   ): Promise<void> {
-    const answer = await this.call(from, {
-      method: "PUT",
-      path: "/v1/test/faults",
-      body: { peer: to, ...rule },
-    });
+    const deadline = performance.now() + FAULT_MEMBER_WAIT_MS;
+    let answer: HttpAnswer;
+    for (;;) {
+      answer = await this.call(from, {
+        method: "PUT",
+        path: "/v1/test/faults",
+        body: { peer: to, ...rule },
+      });
+      const isUnknownPeer = answer.status === 400 &&
+        JSON.stringify(answer.json).includes("must be the id of another member");
+      if (!isUnknownPeer || performance.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
     if (answer.status !== 200) {
       throw new Error(`Cannot set a fault on node ${from}: ${JSON.stringify(answer)}`);
     }
