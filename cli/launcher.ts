@@ -553,7 +553,9 @@ export async function readRecord(dir: string): Promise<LocalClusterRecord | null
  * Picks two loopback ports, each free for both TCP (HTTP) and UDP (QUIC) now and not in
  * `taken` (the ports of the cluster's other nodes, which are not held while they are stopped).
  * Nothing holds them afterwards: another process may take one before the node binds it, which
- * {@linkcode LocalCluster.launch} survives by starting again with new ports.
+ * {@linkcode LocalCluster.launch} survives by starting again with new ports. (A port range per
+ * process would not prevent it: `deno test --parallel` runs test files in one process, and the
+ * kernel hands out ports of any range to other programs' sockets.)
  */
 export function freeAddresses(taken: ReadonlySet<number> = new Set()): NodeAddresses {
   const http = freePort(taken);
