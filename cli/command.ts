@@ -79,6 +79,13 @@ export class UsageError extends Error {
 /** Exit code of a usage error or an unavailable command. */
 export const EXIT_USAGE = 2;
 
+/**
+ * Exit code of a command that cannot listen on an address because another socket holds it (a
+ * node's `--http-listen` or `--peer-listen`): the local-cluster launcher starts such a node
+ * again on other ports.
+ */
+export const EXIT_ADDRESS_IN_USE = 3;
+
 /** Exit code of a command stopped by SIGINT (Ctrl-C), as shells report it: 128 + 2. */
 export const EXIT_INTERRUPTED = 130;
 

@@ -9,6 +9,7 @@
  * folders. Started again on the same folder, the cluster resumes with the same data and token.
  */
 import { AspenError } from "../shard/mod.ts";
+import { EXIT_ADDRESS_IN_USE } from "./command.ts";
 import { createCredentials, formatCredentials, type RandomBytes } from "../server/mod.ts";
 import { createClusterCa, parseHostPort } from "../transport/mod.ts";
 
@@ -20,6 +21,23 @@ export const RECENT_LINES_MAX = 12;
 export const STOP_GRACE_MS = 10_000;
 /** The most nodes a local cluster may have. */
 export const LOCAL_NODES_MAX = 9;
+/**
+ * How many times a launch starts the cluster when a node exits because another process took
+ * one of its ports between the choice and the bind (each retry gives that node new ports).
+ */
+export const LAUNCH_BIND_ATTEMPTS = 5;
+/** How long a launch waits for every node to listen (answer on HTTP as itself) or exit. */
+export const LAUNCH_LISTEN_TIMEOUT_MS = 30_000;
+/** How often a launch asks a starting node whether it listens. */
+const LISTEN_POLL_MS = 50;
+/** How many tries {@linkcode freeAddresses} makes to find one port. */
+const FREE_PORT_TRIES = 100;
+
+/** A node's two loopback listen addresses, `host:port`. */
+export interface NodeAddresses {
+  readonly httpAddress: string;
+  readonly peerAddress: string;
+}
 
 /** One node of a local cluster. */
 export interface LocalNode {
@@ -71,6 +89,11 @@ export interface LaunchOptions {
   readonly nodeEnv?: (node: LocalNode) => Readonly<Record<string, string>>;
   /** Called when a node process ends that was neither killed nor stopped through the cluster. */
   readonly onUnexpectedExit?: (exit: UnexpectedExit) => void;
+  /**
+   * Chooses a new node's addresses, avoiding the ports in `taken` (tests hand out ports they
+   * hold to check the launch retry); absent: {@linkcode freeAddresses}.
+   */
+  readonly pickAddresses?: (taken: ReadonlySet<number>) => NodeAddresses;
 }
 
 /**
@@ -97,6 +120,12 @@ export class LocalCluster {
   readonly #retired = new Set<number>();
   /** The static peers list of the founding nodes (joined nodes never change it). */
   readonly #peers: string;
+  /**
+   * While true (a launch that may still retry), a node that exits with EXIT_ADDRESS_IN_USE is
+   * noted in #addressInUse instead of counting as an unexpected exit.
+   */
+  #mayRetryBind = false;
+  readonly #addressInUse = new Set<number>();
 
   private constructor(options: LaunchOptions, record: LocalClusterRecord) {
     this.#options = options;
@@ -108,16 +137,31 @@ export class LocalCluster {
   }
 
   /**
-   * Prepares (or resumes) the cluster folder and starts every node.
+   * Prepares (or resumes) the cluster folder, starts every node and waits until each listens
+   * (answers on HTTP as itself) or exits. Ports are chosen free but not held, so another
+   * process can take one before the node binds it: a node that exits with
+   * EXIT_ADDRESS_IN_USE makes the launch stop every node, give that node new ports (its peers
+   * must learn its new address, so all restart) and start again, up to LAUNCH_BIND_ATTEMPTS
+   * times; the last attempt's failure is an unexpected exit that waitForLeaders() reports.
    *
    * @throws {AspenError} `bad_config` when the folder holds a cluster of another shape.
    */
   static async launch(options: LaunchOptions): Promise<LocalCluster> {
-    const record = await prepareFolder(options);
-    const cluster = new LocalCluster(options, record);
-    for (const node of record.nodes) cluster.start(node.id);
-    await cluster.#writeRecord();
-    return cluster;
+    let record = await prepareFolder(options);
+    for (let attempt = 1;; attempt++) {
+      const cluster = new LocalCluster(options, record);
+      cluster.#mayRetryBind = attempt < LAUNCH_BIND_ATTEMPTS;
+      for (const node of record.nodes) cluster.start(node.id);
+      const anyExit = new AbortController();
+      await Promise.all(record.nodes.map((node) => cluster.#waitForListening(node.id, anyExit)));
+      cluster.#mayRetryBind = false;
+      if (cluster.#addressInUse.size === 0) {
+        await cluster.#writeRecord();
+        return cluster;
+      }
+      await cluster.stop();
+      record = withNewAddresses(record, cluster.#addressInUse, options);
+    }
   }
 
   /** Every node, by id, but the retired ones. */
@@ -144,7 +188,7 @@ export class LocalCluster {
     const id = Math.max(...this.#nodes.keys()) + 1;
     const node: LocalNode = {
       id,
-      ...freeAddresses(),
+      ...pickAddresses(this.#options, takenPorts([...this.#nodes.values()])),
       dataDir: nodeDir(this.#options.dir, id),
       pid: null,
       joinUrl,
@@ -210,6 +254,10 @@ export class LocalCluster {
         code: status.signal === null ? status.code : null,
         signal: status.signal,
       };
+      if (this.#mayRetryBind && exit.code === EXIT_ADDRESS_IN_USE) {
+        this.#addressInUse.add(id);
+        return;
+      }
       this.#unexpectedExits.push(exit);
       this.#options.onUnexpectedExit?.(exit);
     });
@@ -292,6 +340,32 @@ export class LocalCluster {
       "timeout",
       `Cannot start the cluster: after ${timeoutMs} ms ${missing}${this.#recentOutput()}`,
     );
+  }
+
+  /**
+   * Resolves once node `id` answers its status as itself (which may wait for shard 0),
+   * after LAUNCH_LISTEN_TIMEOUT_MS, or once any node exited: the node's exit aborts `anyExit`,
+   * so that the launch starts again (or returns for waitForLeaders() to report it) at once
+   * instead of waiting for nodes that may lack a majority.
+   */
+  async #waitForListening(id: number, anyExit: AbortController): Promise<void> {
+    const deadline = Date.now() + LAUNCH_LISTEN_TIMEOUT_MS;
+    while (Date.now() < deadline && !anyExit.signal.aborted) {
+      if (!this.#processes.has(id)) {
+        anyExit.abort();
+        return;
+      }
+      // The root token is this cluster's: a process of another cluster on the port answers 401.
+      const answered = await fetch(`${this.url(id)}/v1/cluster/status`, {
+        headers: { authorization: `Bearer ${this.record.rootToken}` },
+        signal: AbortSignal.timeout(2_000),
+      }).then(async (response) => {
+        const body = await response.json().catch(() => null) as { node?: number } | null;
+        return response.ok && body?.node === id;
+      }).catch(() => false);
+      if (answered) return;
+      await new Promise((resolve) => setTimeout(resolve, LISTEN_POLL_MS));
+    }
   }
 
   #recentOutput(): string {
@@ -379,7 +453,7 @@ async function prepareFolder(options: LaunchOptions): Promise<LocalClusterRecord
           `pass --nodes ${previous.nodes.length} --shards ${previous.shards} or remove the folder`,
       );
     }
-    return withFreshAddresses(previous);
+    return withFreshAddresses(previous, options);
   }
   const { credentials, rootToken, readToken } = await createCredentials(
     options.randomBytes,
@@ -387,9 +461,9 @@ async function prepareFolder(options: LaunchOptions): Promise<LocalClusterRecord
   );
   const credentialsFile = `${await Deno.realPath(options.dir)}/cluster.json`;
   await Deno.writeTextFile(credentialsFile, formatCredentials(credentials), { mode: 0o600 });
-  const nodes = [];
+  const nodes: Omit<LocalNode, "dataDir">[] = [];
   for (let id = 1; id <= options.nodes; id++) {
-    nodes.push({ id, ...freeAddresses(), pid: null });
+    nodes.push({ id, ...pickAddresses(options, takenPorts(nodes)), pid: null });
   }
   return {
     nodes,
@@ -414,15 +488,44 @@ function checkShape(options: LaunchOptions): void {
 }
 
 /** Keeps each node's previous ports when they are still free, so bookmarks keep working. */
-function withFreshAddresses(record: LocalClusterRecord): LocalClusterRecord {
-  const nodes = [];
-  for (const node of record.nodes) {
-    const isFree = isPortFree(node.httpAddress) && isPortFree(node.peerAddress);
-    nodes.push(
-      isFree ? { ...node, pid: null } : { id: node.id, ...freeAddresses(), pid: null },
-    );
+function withFreshAddresses(
+  record: LocalClusterRecord,
+  options: LaunchOptions,
+): LocalClusterRecord {
+  const stale = record.nodes.filter((node) =>
+    !isPortFree(node.httpAddress) || !isPortFree(node.peerAddress)
+  );
+  return withNewAddresses(record, new Set(stale.map((node) => node.id)), options);
+}
+
+/** `record` with new ports for the nodes in `ids` (and every pid cleared). */
+function withNewAddresses(
+  record: LocalClusterRecord,
+  ids: ReadonlySet<number>,
+  options: LaunchOptions,
+): LocalClusterRecord {
+  const nodes = record.nodes.map((node) => ({ ...node, pid: null }));
+  for (const [index, node] of nodes.entries()) {
+    if (!ids.has(node.id)) continue;
+    const others = nodes.filter((other) => other.id !== node.id);
+    nodes[index] = { id: node.id, ...pickAddresses(options, takenPorts(others)), pid: null };
   }
   return { ...record, nodes, consoleUrl: `http://${nodes[0]!.httpAddress}/` };
+}
+
+function pickAddresses(options: LaunchOptions, taken: ReadonlySet<number>): NodeAddresses {
+  return (options.pickAddresses ?? freeAddresses)(taken);
+}
+
+/** The ports that `nodes` listen on (a port chosen for one node is free, not held). */
+function takenPorts(nodes: readonly NodeAddresses[]): Set<number> {
+  const ports = new Set<number>();
+  for (const node of nodes) {
+    for (const address of [node.httpAddress, node.peerAddress]) {
+      ports.add(parseHostPort(address, { what: "the node address", isListen: false }).port);
+    }
+  }
+  return ports;
 }
 
 /** The `dev-cluster.json` record of `dir`, or null when there is none. */
@@ -446,22 +549,31 @@ export async function readRecord(dir: string): Promise<LocalClusterRecord | null
   }
 }
 
-/** Picks a loopback port free for both TCP (HTTP) and UDP (QUIC) for each address. */
-export function freeAddresses(): { httpAddress: string; peerAddress: string } {
-  const http = freePort();
-  let peer = freePort();
-  while (peer === http) peer = freePort();
+/**
+ * Picks two loopback ports, each free for both TCP (HTTP) and UDP (QUIC) now and not in
+ * `taken` (the ports of the cluster's other nodes, which are not held while they are stopped).
+ * Nothing holds them afterwards: another process may take one before the node binds it, which
+ * {@linkcode LocalCluster.launch} survives by starting again with new ports. (A port range per
+ * process would not prevent it: `deno test --parallel` runs test files in one process, and the
+ * kernel hands out ports of any range to other programs' sockets.)
+ */
+export function freeAddresses(taken: ReadonlySet<number> = new Set()): NodeAddresses {
+  const http = freePort(taken);
+  const peer = freePort(new Set([...taken, http]));
   return { httpAddress: `127.0.0.1:${http}`, peerAddress: `127.0.0.1:${peer}` };
 }
 
-function freePort(): number {
-  for (let attempt = 0; attempt < 100; attempt++) {
+function freePort(taken: ReadonlySet<number>): number {
+  for (let attempt = 0; attempt < FREE_PORT_TRIES; attempt++) {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (listener.addr as Deno.NetAddr).port;
     listener.close();
-    if (isPortFree(`127.0.0.1:${port}`)) return port;
+    if (!taken.has(port) && isPortFree(`127.0.0.1:${port}`)) return port;
   }
-  throw new AspenError("bad_config", "Cannot find a free loopback port after 100 tries");
+  throw new AspenError(
+    "bad_config",
+    `Cannot find a free loopback port after ${FREE_PORT_TRIES} tries`,
+  );
 }
 
 /** True when both TCP and UDP can bind `address` now (a record's address, or a fresh one). */

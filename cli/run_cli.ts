@@ -2,8 +2,14 @@
  * The `aspen` entry point: picks the subcommand named by the first word, parses its flags
  * strictly and runs it, turning usage and config errors into a message and exit code 2.
  */
-import { AspenError } from "../shard/mod.ts";
-import { type CliIo, EXIT_USAGE, parseCommandArgs, UsageError } from "./command.ts";
+import { AspenError, isAddressInUseError } from "../shard/mod.ts";
+import {
+  type CliIo,
+  EXIT_ADDRESS_IN_USE,
+  EXIT_USAGE,
+  parseCommandArgs,
+  UsageError,
+} from "./command.ts";
 import { COMMANDS } from "./commands.ts";
 import { formatCommandUsage, formatMainUsage } from "./usage.ts";
 
@@ -37,6 +43,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (error instanceof UsageError) {
       io.stderr(`aspen ${name}: ${error.message} (see 'aspen ${name} --help')\n`);
       return EXIT_USAGE;
+    }
+    if (isAddressInUseError(error)) {
+      io.stderr(`aspen ${name}: ${(error as AspenError).message}\n`);
+      return EXIT_ADDRESS_IN_USE;
     }
     if (error instanceof AspenError && error.code === "bad_config") {
       io.stderr(`aspen ${name}: ${error.message}\n`);

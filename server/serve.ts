@@ -2,7 +2,7 @@
  * Runs one node until asked to stop: starts the shards and peer channel, serves the HTTP API
  * (and the console), and on shutdown stops accepting, hands over leadership, flushes and closes.
  */
-import { AspenError } from "../shard/mod.ts";
+import { addressInUseError, AspenError } from "../shard/mod.ts";
 import { parseHostPort } from "../transport/mod.ts";
 import type { Config } from "./config.ts";
 import {
@@ -65,12 +65,7 @@ export async function serveNode(
   } catch (error) {
     await node.close();
     if (error instanceof Deno.errors.AddrInUse) {
-      throw new AspenError(
-        "bad_config",
-        `Cannot serve HTTP on "${config.node.httpListen}": the address is in use`,
-        {},
-        { cause: error },
-      );
+      throw addressInUseError("serve HTTP", config.node.httpListen, error);
     }
     throw error;
   }

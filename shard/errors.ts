@@ -61,3 +61,29 @@ export function notLeaderError(shard: number, leader: number | null, action?: st
     { shard, leader },
   );
 }
+
+/**
+ * The error of a node that cannot listen because another socket holds the address: a
+ * `bad_config` error with the `address` and `addressInUse: true` details, so that the CLI exits
+ * with its own code and a launcher can start the node again on other ports.
+ *
+ * @param what what could not listen, as in "serve HTTP" or "listen for peers".
+ * @example
+ * ```ts
+ * const error = addressInUseError("serve HTTP", "127.0.0.1:7001");
+ * // error.message: 'Cannot serve HTTP on "127.0.0.1:7001": the address is in use'
+ * ```
+ */
+export function addressInUseError(what: string, address: string, cause?: unknown): AspenError {
+  return new AspenError(
+    "bad_config",
+    `Cannot ${what} on "${address}": the address is in use`,
+    { address, addressInUse: true },
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/** Whether `error` is an {@linkcode addressInUseError}. */
+export function isAddressInUseError(error: unknown): boolean {
+  return error instanceof AspenError && error.details.addressInUse === true;
+}

@@ -21,7 +21,14 @@
  * sm.close();
  * ```
  */
-export { AspenError, ERROR_CODES, isErrorCode, notLeaderError } from "./errors.ts";
+export {
+  addressInUseError,
+  AspenError,
+  ERROR_CODES,
+  isAddressInUseError,
+  isErrorCode,
+  notLeaderError,
+} from "./errors.ts";
 export type { ErrorCode, ErrorDetails } from "./errors.ts";
 export { allShardIds, fnv1a64, jumpHash, ROUTER_SHARDS_MAX, shardForKey } from "./router.ts";
 export {

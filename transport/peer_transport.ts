@@ -22,7 +22,7 @@
 
 import { clearImmediate, setImmediate } from "node:timers";
 import { assert } from "../raft/mod.ts";
-import { AspenError } from "../shard/mod.ts";
+import { addressInUseError, AspenError } from "../shard/mod.ts";
 import { type ConnectionEvents, PeerConnection } from "./_connection.ts";
 import {
   acceptPeer,
@@ -145,7 +145,15 @@ export class PeerTransport {
       what: "the peer listen address",
       isListen: true,
     });
-    const endpoint = new Deno.QuicEndpoint(listen);
+    let endpoint: Deno.QuicEndpoint;
+    try {
+      endpoint = new Deno.QuicEndpoint(listen);
+    } catch (error) {
+      if (error instanceof Deno.errors.AddrInUse) {
+        throw addressInUseError("listen for peers", options.listen, error);
+      }
+      throw error;
+    }
     let listener: Deno.QuicListener;
     try {
       listener = endpoint.listen({
