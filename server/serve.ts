@@ -15,12 +15,14 @@ import {
 import type { Logger } from "./log.ts";
 import {
   admitNode,
+  answerStanding,
   type AspenNode,
   ClusterStatus,
   decodeShardResponse,
   formatMetrics,
   HttpLatency,
   type LocalShard,
+  memberStateOf,
   NODE_CHANNEL_SHARD,
   type NodeInfo,
   type NodeRuntime,
@@ -166,6 +168,11 @@ function memberRoutes(node: AspenNode): NonNullable<AppOptions["members"]> {
         numShards: node.service.shardCount,
         replicationFactor: config.sharding.replicationFactor,
       }, body),
+    standing: (id, body) =>
+      answerStanding(body, id, {
+        secret: node.credentials.secret,
+        stateOf: (member) => memberStateOf(member, node.membership),
+      }),
   };
 }
 

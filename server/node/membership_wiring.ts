@@ -15,6 +15,7 @@ import type { Logger } from "../log.ts";
 import type { NodeLiveness } from "./node_liveness.ts";
 import { ReplicaHost } from "./replica_host.ts";
 import { writeRemovedMarker } from "./removed_marker.ts";
+import { saveKnownMembers } from "./standing.ts";
 import { allShardIds, AspenError } from "../../shard/mod.ts";
 import { NODE_CHANNEL_SHARD, type NodeInfo, STATUS_PART_TIMEOUT_MS } from "./cluster_status.ts";
 import { encodeNodeRequest, type NodeRequest } from "./node_requests.ts";
@@ -148,6 +149,7 @@ export function createMembership(
         }
       },
       checked: () => node.replicaHost.saveIfChanged(),
+      saveRecord: (text) => saveKnownMembers(config.node.dataDir, text),
     },
     logger: runtime.logger.child({ component: "membership" }),
   });
