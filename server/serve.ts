@@ -92,7 +92,7 @@ export async function serveNode(
     throw new AspenError(
       "node_removed",
       `Node ${config.node.id} stopped: it was removed from the cluster; its data dir is ` +
-        "marked and will not start again",
+        "marked and will not start again: wipe it and start a new node with a new id and --join",
       { node: config.node.id },
     );
   }

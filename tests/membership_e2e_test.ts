@@ -21,7 +21,8 @@
  * good, `replace` rebuilds its replicas on nodes 1-3 from the survivors, it ends `removed`,
  * every acknowledged write reads back and the replicas converge; started again with its old
  * data, node 4 asks the members it knew, learns it was removed, exits non-zero with a clear
- * message and changes no file in its data dir but its new removed mark.
+ * message and changes no file in its data dir but its new removed mark; without the mark, started
+ * while nodes 1-3 are down, it starts, and once they are back it asks again and stops.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { ApiError, AspenClient, type ClusterStatus } from "../api/mod.ts";
@@ -209,6 +210,7 @@ Deno.test("replace-node rebuilds a dead node's replicas from the survivors", asy
     for (const [key, value] of acknowledged) equal(stored.get(key), value, key);
     await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS);
     await checkReplacedNodeIsTold(cluster, test.lines);
+    await checkRunningReplacedNodeIsTold(cluster, test.lines);
   } catch (error) {
     console.error(test.lines.slice(-80).join("\n"));
     throw error;
@@ -246,6 +248,28 @@ async function checkReplacedNodeIsTold(cluster: LocalCluster, lines: string[]) {
   deepEqual(after, before, "no other file in the data dir changed");
   cluster.start(4);
   await waitFor(() => !cluster.isRunning(4), 20_000, "node 4 is refused by its mark");
+}
+
+/**
+ * Node 4 without its mark (deleted by hand) started while nodes 1-3 are down: nobody answers,
+ * so it starts; once they are back and refuse it, it asks again, learns it was removed, writes
+ * the mark and stops.
+ */
+async function checkRunningReplacedNodeIsTold(cluster: LocalCluster, lines: string[]) {
+  await Deno.remove(`${dataDirOf(cluster, 4)}/removed.json`);
+  for (const id of [1, 2, 3]) await cluster.kill(id, "SIGTERM");
+  const linesBefore = lines.length;
+  cluster.start(4);
+  await waitFor(
+    () => lines.slice(linesBefore).some((line) => /^n4 \|.*Node started/.test(line)),
+    20_000,
+    "node 4 starts while no member answers",
+  );
+  for (const id of [1, 2, 3]) cluster.start(id);
+  await waitFor(() => !cluster.isRunning(4), 40_000, "node 4 learns it was removed and stops");
+  const output = lines.slice(linesBefore).filter((line) => line.startsWith("n4 |")).join("\n");
+  ok(/removed from the cluster while it was down: stopping/.test(output), output);
+  ok(await Deno.stat(`${dataDirOf(cluster, 4)}/removed.json`).then(() => true), "the mark");
 }
 
 function dataDirOf(cluster: LocalCluster, id: number): string {

@@ -29,6 +29,11 @@ import { writeRemovedMarker } from "./removed_marker.ts";
 export const KNOWN_MEMBERS_FILE = "known-members.json";
 /** Random bytes in a standing question's nonce. */
 export const STANDING_NONCE_BYTES = 32;
+/**
+ * How often a running node that reaches none of the members it knew asks them again (it
+ * started while they were down, say, and they refuse it now).
+ */
+export const STANDING_RECHECK_MS = 10_000;
 /** How long one member may take to answer a standing question. */
 export const STANDING_TIMEOUT_MS = 2_000;
 /** The most members asked at start (one question each, all at once). */
@@ -104,9 +109,10 @@ export async function answerStanding(
 }
 
 /**
- * The state member `node` has in the record as a member sees it: `removed` from its last read
- * when it says so (a removal is never undone), else from a fresh linearizable read, or from the
- * last read when shard 0 cannot answer now.
+ * The state member `node` has in the record as a member sees it: from the record it read last
+ * (every MEMBERS_CHECK_MS, from shard 0: it may lag, never invents a removal, and a removal is
+ * never undone), or from a linearizable read when it has read none yet. A lagging answer can
+ * only miss a removal made in the last second, and the asker asks every member it knew.
  */
 export async function memberStateOf(
   node: number,
@@ -117,12 +123,8 @@ export async function memberStateOf(
 ): Promise<MemberState | null> {
   const stateIn = (record: MembersRecord | null) =>
     record?.members.find((member) => member.id === node)?.state ?? null;
-  if (stateIn(view.current) === "removed") return "removed";
-  try {
-    return stateIn(await view.refresh());
-  } catch {
-    return stateIn(view.current);
-  }
+  if (view.current !== null) return stateIn(view.current);
+  return stateIn(await view.refresh());
 }
 
 /** Saves the members record as this node read it (known-members.json). */
@@ -153,11 +155,8 @@ export interface StandingCheck {
  * @throws {AspenError} `node_removed` naming the node, the member that answered and what to do.
  */
 export async function checkStandingAtStart(check: StandingCheck): Promise<void> {
-  const urls = await membersToAsk(check);
-  if (urls.length === 0) return;
-  const answers = await Promise.all(urls.map((url) => askOne(check, url)));
-  const removedBy = urls.find((_, index) => answers[index] === "removed");
-  if (removedBy === undefined) return;
+  const removedBy = await askWhetherRemoved(check);
+  if (removedBy === null) return;
   await writeRemovedMarker(check.dataDir, { nodeId: check.nodeId, removedAtMs: check.wallMs() });
   check.logger.error("This node was removed from the cluster: refusing to start", {
     node: check.nodeId,
@@ -171,6 +170,18 @@ export async function checkStandingAtStart(check: StandingCheck): Promise<void> 
       `wipe the data dir "${check.dataDir}" and start a new node with a new id and --join`,
     { node: check.nodeId },
   );
+}
+
+/**
+ * Asks the known members (all at once) whether this node was removed.
+ *
+ * @returns the base URL of a member that proved it was, or null.
+ */
+export async function askWhetherRemoved(check: StandingCheck): Promise<string | null> {
+  const urls = await membersToAsk(check);
+  if (urls.length === 0) return null;
+  const answers = await Promise.all(urls.map((url) => askOne(check, url)));
+  return urls.find((_, index) => answers[index] === "removed") ?? null;
 }
 
 /** The base URLs of the members to ask: from known-members.json, and the join URL. */
