@@ -15,12 +15,14 @@ import {
 import type { Logger } from "./log.ts";
 import {
   admitNode,
+  answerStanding,
   type AspenNode,
   ClusterStatus,
   decodeShardResponse,
   formatMetrics,
   HttpLatency,
   type LocalShard,
+  memberStateOf,
   NODE_CHANNEL_SHARD,
   type NodeInfo,
   type NodeRuntime,
@@ -86,7 +88,7 @@ export async function serveNode(
     throw new AspenError(
       "node_removed",
       `Node ${config.node.id} stopped: it was removed from the cluster; its data dir is ` +
-        "marked and will not start again",
+        "marked and will not start again: wipe it and start a new node with a new id and --join",
       { node: config.node.id },
     );
   }
@@ -171,6 +173,11 @@ function memberRoutes(node: AspenNode): NonNullable<AppOptions["members"]> {
         numShards: node.service.shardCount,
         replicationFactor: config.sharding.replicationFactor,
       }, body),
+    standing: (id, body) =>
+      answerStanding(body, id, {
+        secret: node.credentials.secret,
+        stateOf: (member) => memberStateOf(member, node.membership),
+      }),
   };
 }
 

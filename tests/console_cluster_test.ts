@@ -10,8 +10,13 @@
  * the API; the Members panel shows every member active with its replica and leader counts as
  * the status has them, and "Drain…" on a node, confirmed, shows the server's 409
  * insufficient_capacity message (3 nodes, replication factor 3) and leaves every member
- * active; kills a node with SIGKILL and sees it marked down with new leaders; and the browser
- * logs no errors beyond the failed requests the refused drain and the kill provoke.
+ * active; kills a node with SIGKILL and sees it marked down with new leaders, offered
+ * "Replace…" instead of "Drain…", and a confirmed replace shows the server's 409 in the dialog;
+ * and the browser logs no errors beyond the failed requests the refusals and the kill provoke.
+ *
+ * A second test runs 4 nodes: node 4 killed is marked down, "Replace…" confirmed calls the
+ * replace route and the member goes draining and then removed, its replicas rebuilt on nodes
+ * 1-3.
  * Screenshots go to test-output/ui/cluster-*.png.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
@@ -189,10 +194,11 @@ Deno.test({
         deepEqual(watched.errors.map((text) => /status of 409/.test(text)), [true]);
         watched.errors.length = 0;
       });
+      let victim = 0;
       await t.step("a killed node is shown down and its shards get new leaders", async () => {
         await page.getByRole("link", { name: "Overview" }).click();
         const before = await statusVia(1)();
-        const victim = before.shards.map((shard) =>
+        victim = before.shards.map((shard) =>
           shard.leader
         ).find((leader) => leader !== null && leader !== 1) ?? 2;
         await cluster.kill(victim, "SIGKILL");
@@ -206,7 +212,95 @@ Deno.test({
         await screenshot(page, "cluster-node-down-light");
         const unexpected = watched.errors.filter((text) => !/status of 50\d/.test(text));
         deepEqual(unexpected, []);
+        watched.errors.length = 0;
       });
+      await t.step("replacing it without spare capacity shows the 409", async () => {
+        const row = page.locator(`tr[data-member="${victim}"]`);
+        await row.getByText("Down").waitFor({ timeout: 20_000 });
+        equal(await row.getByRole("button", { name: `Drain node ${victim}` }).count(), 0);
+        await page.getByRole("button", { name: `Replace node ${victim}` }).click();
+        const dialog = page.getByRole("dialog", { name: `Replace node ${victim}?` });
+        await dialog.getByRole("button", { name: "Replace node", exact: true }).click();
+        const alert = dialog.getByRole("alert");
+        await alert.waitFor();
+        const message = await alert.textContent() ?? "";
+        ok(
+          /healthy node\(s\) would remain but the replication factor is 3/.test(message),
+          message,
+        );
+        await dialog.getByRole("button", { name: "Cancel" }).click();
+        await dialog.waitFor({ state: "detached" });
+        const after = await statusVia(1)();
+        deepEqual(after.members?.map((member) => member.state), ["active", "active", "active"]);
+        deepEqual(watched.errors.map((text) => /status of 409/.test(text)), [true]);
+      });
+      await watched.context.close();
+    } finally {
+      await browser.close();
+      await close();
+    }
+  },
+});
+
+Deno.test({
+  name: "the console replaces a dead node of a real 4-node cluster",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { cluster, close } = await launchTestCluster({ nodes: 4, shards: 4 });
+    const browser = await launchBrowser();
+    try {
+      await cluster.waitForLeaders();
+      const api = new AspenClient({ endpoints: [cluster.url(1)], token: cluster.record.rootToken });
+      const status = () => api.request<Status>({ method: "GET", path: "/v1/cluster/status" });
+      const watched = await openPage(browser, "light");
+      const page = watched.page;
+      await page.goto(`${cluster.url(1)}/`);
+      await page.fill("#token", cluster.record.rootToken);
+      await page.click("button[type=submit]");
+      const row = page.locator('tr[data-member="4"]');
+      await row.locator("[data-field=state]").getByText("Active").waitFor({ timeout: 20_000 });
+      // Up: drained, never replaced.
+      await page.getByRole("button", { name: "Drain node 4" }).waitFor();
+      equal(await page.getByRole("button", { name: "Replace node 4" }).count(), 0);
+      await cluster.kill(4, "SIGKILL");
+      await row.getByText("Down").waitFor({ timeout: 20_000 });
+      equal(await page.getByRole("button", { name: "Drain node 4" }).count(), 0);
+      await page.getByRole("button", { name: "Replace node 4" }).click();
+      const dialog = page.getByRole("dialog", { name: "Replace node 4?" });
+      await dialog.getByText("rebuilds each of its replicas").waitFor();
+      await screenshot(page, "cluster-replace-confirm-light");
+      // The answering node counts a peer down about a second after it fell silent: a 409
+      // conflict ("it is up") until then is shown in the dialog and confirmed again.
+      let isAccepted = false;
+      for (let attempt = 0; attempt < 20 && !isAccepted; attempt++) {
+        await dialog.getByRole("button", { name: "Replace node", exact: true }).click();
+        const outcome = await Promise.race([
+          dialog.waitFor({ state: "detached" }).then(() => "accepted"),
+          dialog.getByRole("alert").waitFor().then(() => "refused"),
+        ]);
+        isAccepted = outcome === "accepted";
+        if (!isAccepted) {
+          const message = await dialog.getByRole("alert").textContent() ?? "";
+          ok(/Cannot replace node 4: it is up/.test(message), message);
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      }
+      ok(isAccepted, "the replace was accepted");
+      await page.locator("#members").getByRole("status").getByText("Node 4 is being replaced")
+        .waitFor();
+      await row.locator("[data-field=state]").getByText("Removed").waitFor({ timeout: 60_000 });
+      await screenshot(page, "cluster-replaced-light");
+      equal(await page.getByRole("button", { name: "Replace node 4" }).count(), 0);
+      const after = await status();
+      deepEqual(after.members?.map((member) => member.state), [
+        "active",
+        "active",
+        "active",
+        "removed",
+      ]);
+      const unexpected = watched.errors.filter((text) => !/status of (50\d|409)/.test(text));
+      deepEqual(unexpected, []);
       await watched.context.close();
     } finally {
       await browser.close();

@@ -19,7 +19,10 @@
  *
  * Replace: 4 nodes under load; replacing node 4 while it is up is 409; once it is killed for
  * good, `replace` rebuilds its replicas on nodes 1-3 from the survivors, it ends `removed`,
- * every acknowledged write reads back and the replicas converge.
+ * every acknowledged write reads back and the replicas converge; started again with its old
+ * data, node 4 asks the members it knew, learns it was removed, exits non-zero with a clear
+ * message and changes no file in its data dir but its new removed mark; without the mark, started
+ * while nodes 1-3 are down, it starts, and once they are back it asks again and stops.
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { ApiError, AspenClient, type ClusterStatus } from "../api/mod.ts";
@@ -173,6 +176,12 @@ Deno.test("replace-node rebuilds a dead node's replicas from the survivors", asy
     try {
       const refused = await post(cluster, 1, "/v1/cluster/nodes/4/replace");
       equal(refused.status, 409, "a node that is up is drained with remove, not replaced");
+      // Node 4 must have kept the members' HTTP addresses: whom it asks when it comes back.
+      await waitFor(
+        () => knownHttpAddresses(dataDirOf(cluster, 4)) === 4,
+        20_000,
+        "node 4 keeps every member's HTTP address",
+      );
       await cluster.kill(4, "SIGKILL");
       await waitForStatus(
         cluster,
@@ -203,6 +212,8 @@ Deno.test("replace-node rebuilds a dead node's replicas from the survivors", asy
     const stored = await readAll(cluster);
     for (const [key, value] of acknowledged) equal(stored.get(key), value, key);
     await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS);
+    await checkReplacedNodeIsTold(cluster, test.lines);
+    await checkRunningReplacedNodeIsTold(cluster, test.lines);
   } catch (error) {
     console.error(test.lines.slice(-80).join("\n"));
     throw error;
@@ -210,6 +221,98 @@ Deno.test("replace-node rebuilds a dead node's replicas from the survivors", asy
     await test.close();
   }
 });
+
+/**
+ * Node 4, replaced while it was down, started again with its old data: it asks the members it
+ * knew, learns it was removed, exits non-zero naming itself and what to do, and changes no
+ * file in its data dir but the new removed mark; a further start is refused by the mark.
+ */
+async function checkReplacedNodeIsTold(cluster: LocalCluster, lines: string[]) {
+  const dir = dataDirOf(cluster, 4);
+  const before = await fileHashes(dir);
+  ok(
+    [...before.keys()].some((path) => path.endsWith("state-machine.db")),
+    [...before.keys()].join(),
+  );
+  const [linesBefore, exitsBefore] = [lines.length, cluster.unexpectedExits.length];
+  cluster.start(4);
+  await waitFor(() => !cluster.isRunning(4), 20_000, "node 4 learns it was removed and exits");
+  const exit = cluster.unexpectedExits[exitsBefore];
+  ok(exit !== undefined && exit.node === 4 && exit.code !== 0, JSON.stringify(exit));
+  const output = lines.slice(linesBefore).filter((line) => line.startsWith("n4 |")).join("\n");
+  ok(
+    /Cannot start node 4: the member at http:\/\/\S+ answers that it was removed/.test(output),
+    output,
+  );
+  ok(/wipe the data dir .* start a new node with a new id and --join/.test(output), output);
+  const after = await fileHashes(dir);
+  ok(after.has("removed.json"), "the removed mark is written");
+  after.delete("removed.json");
+  deepEqual(after, before, "no other file in the data dir changed");
+  cluster.start(4);
+  await waitFor(() => !cluster.isRunning(4), 20_000, "node 4 is refused by its mark");
+}
+
+/**
+ * Node 4 without its mark (deleted by hand) started while nodes 1-3 are down: nobody answers,
+ * so it starts; once they are back and refuse it, it asks again, learns it was removed, writes
+ * the mark and stops.
+ */
+async function checkRunningReplacedNodeIsTold(cluster: LocalCluster, lines: string[]) {
+  await Deno.remove(`${dataDirOf(cluster, 4)}/removed.json`);
+  for (const id of [1, 2, 3]) await cluster.kill(id, "SIGTERM");
+  const linesBefore = lines.length;
+  cluster.start(4);
+  await waitFor(
+    () => lines.slice(linesBefore).some((line) => /^n4 \|.*Node started/.test(line)),
+    20_000,
+    "node 4 starts while no member answers",
+  );
+  for (const id of [1, 2, 3]) cluster.start(id);
+  await waitFor(() => !cluster.isRunning(4), 40_000, "node 4 learns it was removed and stops");
+  const output = lines.slice(linesBefore).filter((line) => line.startsWith("n4 |")).join("\n");
+  ok(/removed from the cluster while it was down: stopping/.test(output), output);
+  ok(await Deno.stat(`${dataDirOf(cluster, 4)}/removed.json`).then(() => true), "the mark");
+}
+
+function dataDirOf(cluster: LocalCluster, id: number): string {
+  const node = cluster.nodes.find((candidate) => candidate.id === id);
+  ok(node !== undefined, `node ${id} is in the cluster`);
+  return node.dataDir;
+}
+
+/** How many members with an HTTP address the node's known-members.json lists (0: none). */
+function knownHttpAddresses(dir: string): number {
+  try {
+    const record = JSON.parse(Deno.readTextFileSync(`${dir}/known-members.json`)) as {
+      members: { httpAddress: string }[];
+    };
+    return record.members.filter((member) => member.httpAddress !== "").length;
+  } catch {
+    return 0;
+  }
+}
+
+/** Every file under `dir` (relative path) with its SHA-256, sorted by path. */
+async function fileHashes(dir: string, prefix = ""): Promise<Map<string, string>> {
+  const hashes = new Map<string, string>();
+  const entries = [...Deno.readDirSync(`${dir}/${prefix}`)].sort((a, b) =>
+    a.name < b.name ? -1 : 1
+  );
+  for (const entry of entries) {
+    const path = `${prefix}${entry.name}`;
+    if (entry.isDirectory) {
+      for (const [inner, hash] of await fileHashes(dir, `${path}/`)) hashes.set(inner, hash);
+    } else if (entry.isFile) {
+      const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(`${dir}/${path}`));
+      hashes.set(
+        path,
+        [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join(""),
+      );
+    }
+  }
+  return hashes;
+}
 
 /** A node process started outside the launcher, joining through node 1. */
 interface JoiningNode {

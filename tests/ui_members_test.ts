@@ -2,7 +2,8 @@
  * The members panel's pure logic (ui/app/members.ts) and the status fields it reads: the
  * `members` and `learners` of `/v1/cluster/status` survive parseClusterStatus(), are left out
  * for servers that predate them, and malformed ones are refused naming the field; the rows
- * are sorted by id with each member's learners, and only active members may be drained; the
+ * are sorted by id with each member's learners, only active members that are up may be
+ * drained and only active or joining members that are down replaced; the
  * summary, labels and the remove answer's reading. Table-driven where the inputs vary.
  */
 import { deepEqual, equal, throws } from "node:assert/strict";
@@ -92,12 +93,37 @@ Deno.test("membersView() sorts members, attaches their learners, drains only act
   if (view.kind !== "rows") throw new Error(`expected rows, got ${view.kind}`);
   deepEqual(view.rows.map((row) => row.member.id), [1, 2, 3, 4]);
   deepEqual(view.rows.map((row) => row.canDrain), [true, false, false, false]);
+  deepEqual(view.rows.map((row) => row.canReplace), [false, false, false, false]);
   deepEqual(view.rows.map((row) => row.moving), [
     [{ shard: 2, lag: 3 }],
     [],
     [],
     [{ shard: 1, lag: 0 }, { shard: 3, lag: 12 }],
   ]);
+});
+
+Deno.test("membersView() offers drain for members that are up, replace for down ones", () => {
+  const base = statusWith({});
+  const nodes = [1, 2, 3, 4, 5].map((id) => ({
+    ...base.nodes[0]!,
+    id,
+    status: id === 1 ? "up" as const : "down" as const,
+  }));
+  const view = membersView({
+    ...base,
+    nodes,
+    members: [
+      member(1, "active"),
+      member(2, "active"),
+      member(3, "joining"),
+      member(4, "draining"),
+      member(5, "removed", 0),
+    ],
+  });
+  if (view.kind !== "rows") throw new Error(`expected rows, got ${view.kind}`);
+  deepEqual(view.rows.map((row) => row.isDown), [false, true, true, true, true]);
+  deepEqual(view.rows.map((row) => row.canDrain), [true, false, false, false, false]);
+  deepEqual(view.rows.map((row) => row.canReplace), [false, true, true, false, false]);
 });
 
 Deno.test("membersView() tells an older server from an unknown record", () => {
@@ -144,6 +170,11 @@ Deno.test("parseRemoveNodeResponse() and drainNotice() read the remove answer", 
   equal(
     drainNotice({ node: 3, state: "draining", previousState: "draining" }),
     "Node 3 was draining already",
+  );
+  equal(
+    drainNotice(started, "replace"),
+    "Node 3 is being replaced: its replicas are rebuilt on the other nodes from the survivors, " +
+      "then it is removed",
   );
   throws(
     () => parseRemoveNodeResponse({ node: 3, state: "leaving", previousState: "active" }),

@@ -11,6 +11,7 @@ import type {
   ClusterStatus,
   HealthResponse,
   JoinResponse,
+  MemberState,
   RemoveNodeResponse,
   ShardMoveStatus,
   ShardSizesResponse,
@@ -23,7 +24,7 @@ import { NODE_ID_MAX } from "../config.ts";
 import type { KvService, TokenRegistry } from "../node/mod.ts";
 import { createRequestAuth } from "./auth_middleware.ts";
 import { errorResponse, internalErrorResponse } from "./errors.ts";
-import { limitBody } from "./body.ts";
+import { limitBody, readJsonObject } from "./body.ts";
 import { addKvRoutes } from "./kv_routes.ts";
 import { addTokenRoutes } from "./token_routes.ts";
 import { addTenantRoutes, type TenantRoutesOptions } from "./tenant_routes.ts";
@@ -44,6 +45,14 @@ export interface AppOptions {
     remove(node: number, mode: "remove" | "replace"): Promise<RemoveNodeResponse>;
     /** `POST /v1/cluster/join` with the body as it came (the node checks it). */
     join(body: unknown): Promise<JoinResponse>;
+    /**
+     * `POST /v1/cluster/nodes/{id}/standing`, asked by a starting node and proven with the
+     * cluster secret instead of a token (server/node/standing.ts checks the body).
+     */
+    standing?(
+      node: number,
+      body: Readonly<Record<string, unknown>>,
+    ): Promise<{ node: number; state: MemberState | null; proof: string }>;
   };
   /** `POST /v1/shards`, `GET /v1/shards/moves`, `GET /v1/shards`; absent: 404. */
   readonly shardMoves?: {
@@ -105,10 +114,7 @@ export function createApp(options: AppOptions): Hono {
       observe(routeGroup(c.req.method, c.req.path), (nowMs() - started) / 1000);
     });
   }
-  app.get(
-    "/v1/health",
-    (c) => c.json({ status: "ok", node: options.nodeId } satisfies HealthResponse),
-  );
+  addOpenRoutes(app, options);
   const auth = createRequestAuth(options.tokens);
   app.use("/v1/*", ...auth.middleware);
   app.use("/metrics", ...auth.middleware);
@@ -181,6 +187,28 @@ function addClusterRoutes(
   });
   app.get("/v1/shards/moves", async (c) => c.json({ move: await moves.move() }));
   app.get("/v1/shards", async (c) => c.json(await moves.sizes()));
+}
+
+/**
+ * The routes registered before the token check: `GET /v1/health`, and
+ * `POST /v1/cluster/nodes/{id}/standing`, whose asker (a starting node) holds no token: its
+ * body proves the cluster secret instead (server/node/standing.ts).
+ */
+function addOpenRoutes(app: Hono, options: AppOptions): void {
+  app.get(
+    "/v1/health",
+    (c) => c.json({ status: "ok", node: options.nodeId } satisfies HealthResponse),
+  );
+  const standing = options.members?.standing;
+  if (standing === undefined) return;
+  const path = "/v1/cluster/nodes/:id/standing";
+  app.use(path, limitBody());
+  app.post(path, async (c) => {
+    const node = parseNodeId(c.req.param("id"), "answer the standing of");
+    const action = `answer the standing of node ${node}`;
+    const body = await readJsonObject(c.req.raw, action, ["nonce", "proof"]);
+    return c.json(await standing(node, body));
+  });
 }
 
 /**

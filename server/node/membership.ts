@@ -53,6 +53,8 @@ export interface MembersEffects {
   refuse(ids: readonly number[]): void;
   /** Called after every periodic check (the node saves its hosted-shards list). */
   checked?(): Promise<void>;
+  /** Keeps the record's text as last read (known-members.json: whom to ask at start). */
+  saveRecord?(text: string): Promise<void>;
 }
 
 /** The node's view of the members record. */
@@ -68,6 +70,7 @@ export class Membership {
   readonly #logger: Logger;
   #record: MembersRecord | null = null;
   #text: string | null = null;
+  #savedText: string | null = null;
   #timer: ReturnType<typeof setInterval> | null = null;
   #running: Promise<void> | null = null;
   readonly #addresses = new Map<number, string>();
@@ -210,6 +213,11 @@ export class Membership {
       await this.#store.read(PLACEMENT_META);
     if (placement !== null) this.adoptPlacement(placement);
     this.#adopt(text);
+    const adopted = this.#text;
+    if (adopted !== null && adopted !== this.#savedText && this.#effects.saveRecord) {
+      await this.#effects.saveRecord(adopted);
+      this.#savedText = adopted;
+    }
     const mine = memberOf(parseMembersRecord(text), this.#self.id);
     if (mine !== null && mine.state !== "removed" && mine.httpAddress !== this.#self.httpAddress) {
       await this.update((record) =>

@@ -15,6 +15,8 @@ import type { Logger } from "../log.ts";
 import type { NodeLiveness } from "./node_liveness.ts";
 import { ReplicaHost } from "./replica_host.ts";
 import { writeRemovedMarker } from "./removed_marker.ts";
+import { askWhetherRemoved, saveKnownMembers, STANDING_RECHECK_MS } from "./standing.ts";
+import type { ClusterCredentials } from "../auth.ts";
 import { allShardIds, AspenError } from "../../shard/mod.ts";
 import { NODE_CHANNEL_SHARD, type NodeInfo, STATUS_PART_TIMEOUT_MS } from "./cluster_status.ts";
 import { encodeNodeRequest, type NodeRequest } from "./node_requests.ts";
@@ -35,6 +37,8 @@ export interface MembershipRuntime {
   readonly nowMs: () => number;
   /** Wall-clock milliseconds. */
   readonly wallMs: () => number;
+  /** Cryptographically secure random bytes (standing questions' nonces). */
+  readonly randomBytes: (count: number) => Uint8Array;
 }
 
 /** Where the transport finds the node's handler of node requests once it exists. */
@@ -154,6 +158,7 @@ export function createMembership(
         }
       },
       checked: () => node.replicaHost.saveIfChanged(),
+      saveRecord: (text) => saveKnownMembers(config.node.dataDir, text),
     },
     logger: runtime.logger.child({ component: "membership" }),
   });
@@ -161,6 +166,7 @@ export function createMembership(
 
 /** What the membership runtime is built from. */
 export interface MembershipParts {
+  readonly credentials: ClusterCredentials;
   readonly shards: Map<number, LocalShard>;
   readonly router: ClusterRouter;
   readonly service: KvService;
@@ -200,15 +206,78 @@ export async function startMembershipRuntime(
   const driver = createRebalanceDriver(config, { ...parts, replicaHost, membership }, runtime);
   membership.start();
   driver.start();
+  const stopRecheck = startStandingRecheck(config, { ...parts, membership }, runtime, () => {
+    removal.resolve();
+  });
   return {
     replicaHost,
     membership,
     driver,
     removed: removal.promise,
     close: () => {
+      stopRecheck();
       driver.close();
       membership.close();
     },
+  };
+}
+
+/**
+ * Every STANDING_RECHECK_MS, while this node reaches none of the members its last read of the
+ * record lists (its static peers before any read), asks them over HTTP whether it was removed
+ * (standing.ts): a node that started while they were down would otherwise run on, refused by
+ * all of them and told nothing. On a proven removal it writes the mark and `onRemoved` stops it.
+ *
+ * @returns a function that stops the checks.
+ */
+function startStandingRecheck(
+  config: Config,
+  node: Pick<MembershipParts, "credentials" | "transport"> & { readonly membership: Membership },
+  runtime: MembershipRuntime,
+  onRemoved: () => void,
+): () => void {
+  const self = config.node.id;
+  let isRunning = false;
+  let isStopped = false;
+  const recheck = async () => {
+    // The members its last read lists, or its static peers before any read.
+    const record = node.membership.current;
+    const others =
+      (record === null
+        ? config.cluster.peers.map((peer) => peer.id)
+        : record.members.filter((member) => member.state !== "removed").map((member) => member.id))
+        .filter((id) => id !== self);
+    if (others.length === 0 || others.some((id) => node.transport.isPeerUp(id))) return;
+    const removedBy = await askWhetherRemoved({
+      nodeId: self,
+      dataDir: config.node.dataDir,
+      secret: node.credentials.secret,
+      joinUrl: config.cluster.join,
+      logger: runtime.logger,
+      wallMs: runtime.wallMs,
+      randomBytes: runtime.randomBytes,
+    });
+    if (removedBy === null || isStopped) return;
+    await writeRemovedMarker(config.node.dataDir, { nodeId: self, removedAtMs: runtime.wallMs() });
+    runtime.logger.error(
+      "This node was removed from the cluster while it was down: stopping; wipe its data dir " +
+        "and start a new node with a new id and --join",
+      { node: self, answeredBy: removedBy },
+    );
+    onRemoved();
+  };
+  const timer = setInterval(() => {
+    if (isRunning) return;
+    isRunning = true;
+    recheck().catch((error: unknown) => {
+      runtime.logger.warn("Cannot ask the members whether this node was removed", {
+        reason: error instanceof Error ? error.message : String(error),
+      });
+    }).finally(() => isRunning = false);
+  }, STANDING_RECHECK_MS);
+  return () => {
+    isStopped = true;
+    clearInterval(timer);
   };
 }
 

@@ -63,6 +63,7 @@ import { decodeNodeRequest } from "./node_requests.ts";
 import { readHostedShards, type ReplicaHost, shardDirsOf } from "./replica_host.ts";
 import { checkNotRemoved } from "./removed_marker.ts";
 import { joinedState } from "./join.ts";
+import { checkStandingAtStart } from "./standing.ts";
 import { type NodeRequestSlot, startMembershipRuntime } from "./membership_wiring.ts";
 import { decodeShardRequest, encodeShardResponse } from "./shard_request.ts";
 import { TokenRegistry, TOKENS_READ_TIMEOUT_MS } from "./token_registry.ts";
@@ -271,6 +272,16 @@ async function openLocalParts(given: Config, runtime: NodeRuntime) {
     ? given
     : { ...given, cluster: { ...given.cluster, peers: joined.members } };
   const credentials = await loadCredentials(config, runtime);
+  // Before any replica is opened: a node removed while it was down stops here, untouched.
+  await checkStandingAtStart({
+    nodeId: config.node.id,
+    dataDir: config.node.dataDir,
+    secret: credentials.secret,
+    joinUrl: config.cluster.join,
+    logger: runtime.logger,
+    wallMs: runtime.wallMs,
+    randomBytes: runtime.randomBytes,
+  });
   const members = membersOf(config);
   const hostedIds = await readHostedShards(config.node.dataDir, SHARDS_MAX);
   const onDisk = await shardDirsOf(config.node.dataDir, SHARDS_MAX);

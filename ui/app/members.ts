@@ -1,8 +1,9 @@
 /**
  * The pure logic of the members panel: one row per member of the cluster's members record
  * (`members` of `/v1/cluster/status`) with its state, addresses, its share of the shards and
- * the replicas moving onto it (`learners`), which members may be drained, and the checked
- * reading of a `POST /v1/cluster/nodes/{id}/remove` answer.
+ * the replicas moving onto it (`learners`), which members may be drained (up) or replaced
+ * (down), and the checked reading of a `POST /v1/cluster/nodes/{id}/remove` or `/replace`
+ * answer.
  */
 import type {
   ClusterStatus,
@@ -24,9 +25,22 @@ export interface MemberRow {
   readonly member: MemberStatus;
   /** The learners on this member, by shard: replicas in motion onto it. */
   readonly moving: readonly MovingReplica[];
-  /** Only an active member can be drained (a draining one is draining already). */
+  /** Whether the answering node sees the member down (`nodes[].status` of the status). */
+  readonly isDown: boolean;
+  /**
+   * Only an active member that is up can be drained (a draining one is draining already; a
+   * dead one is replaced).
+   */
   readonly canDrain: boolean;
+  /**
+   * Only a joining or active member that is down can be replaced: its replicas are rebuilt
+   * from the survivors (the server refuses to replace a node that is up).
+   */
+  readonly canReplace: boolean;
 }
+
+/** What the console asks of a member: drain it (remove) or replace it. */
+export type MemberAction = "drain" | "replace";
 
 /** What the panel shows: rows, or why there are none. */
 export type MembersView =
@@ -49,13 +63,21 @@ export function membersView(status: ClusterStatus): MembersView {
   if (status.members === undefined) return { kind: "unreported" };
   if (status.members === null) return { kind: "unknown" };
   const learners = status.learners ?? [];
-  const rows = [...status.members].sort((a, b) => a.id - b.id).map((member) => ({
-    member,
-    moving: learners.filter((learner) => learner.node === member.id)
-      .map((learner) => ({ shard: learner.shard, lag: learner.lag }))
-      .sort((a, b) => a.shard - b.shard),
-    canDrain: member.state === "active",
-  }));
+  const down = new Set(
+    status.nodes.filter((node) => node.status === "down").map((node) => node.id),
+  );
+  const rows = [...status.members].sort((a, b) => a.id - b.id).map((member) => {
+    const isDown = down.has(member.id);
+    return {
+      member,
+      moving: learners.filter((learner) => learner.node === member.id)
+        .map((learner) => ({ shard: learner.shard, lag: learner.lag }))
+        .sort((a, b) => a.shard - b.shard),
+      isDown,
+      canDrain: member.state === "active" && !isDown,
+      canReplace: (member.state === "active" || member.state === "joining") && isDown,
+    };
+  });
   return { kind: "rows", rows };
 }
 
@@ -90,10 +112,14 @@ function counted(count: number, noun: string): string {
   return `${formatInteger(count)} ${noun}${count === 1 ? "" : "s"}`;
 }
 
-/** The notice after a drain started: what happens next. */
-export function drainNotice(response: RemoveNodeResponse): string {
+/** The notice after a drain (or a replace) started: what happens next. */
+export function drainNotice(response: RemoveNodeResponse, action: MemberAction = "drain"): string {
   if (response.previousState === "draining") {
     return `Node ${response.node} was draining already`;
+  }
+  if (action === "replace") {
+    return `Node ${response.node} is being replaced: its replicas are rebuilt on the other ` +
+      "nodes from the survivors, then it is removed";
   }
   return `Node ${response.node} is draining: its replicas move to other nodes, then it is ` +
     "removed";

@@ -4,9 +4,10 @@
 /**
  * The members panel of the overview: every member of the cluster's members record with its
  * state, addresses, replicas and leaderships (the balance per node) and the replicas moving
- * onto it; "Drain…" beside an active member asks for confirmation and then calls
- * `POST /v1/cluster/nodes/{id}/remove` with the session's token. A refusal (409
- * insufficient_capacity, for one) stays in the dialog with the server's message.
+ * onto it; "Drain…" beside an active member that is up asks for confirmation and then calls
+ * `POST /v1/cluster/nodes/{id}/remove` with the session's token, and "Replace…" beside a
+ * member that is down does the same with `POST /v1/cluster/nodes/{id}/replace`. A refusal
+ * (409 insufficient_capacity, for one) stays in the dialog with the server's message.
  */
 import { useState } from "preact/hooks";
 import type { ClusterStatus, MemberStatus } from "../../api/mod.ts";
@@ -16,6 +17,7 @@ import {
   drainLoad,
   drainNotice,
   httpAddressLabel,
+  type MemberAction,
   type MemberRow,
   membersSummary,
   memberStateLabel,
@@ -28,7 +30,9 @@ import { Panel } from "./widgets.tsx";
 /** The members panel. */
 export function MembersPanel(props: { status: ClusterStatus }) {
   const view = membersView(props.status);
-  const [draining, setDraining] = useState<MemberStatus | null>(null);
+  const [asked, setAsked] = useState<
+    { readonly member: MemberStatus; readonly action: MemberAction } | null
+  >(null);
   const [notice, setNotice] = useState<string | null>(null);
   const note = view.kind === "rows" ? membersSummary(view.rows) : undefined;
   return (
@@ -41,13 +45,19 @@ export function MembersPanel(props: { status: ClusterStatus }) {
         ? <p class="muted">The members record is not known to this node yet (shard 0).</p>
         : null}
       {view.kind === "rows"
-        ? <MembersTable rows={view.rows} onDrain={(member) => setDraining(member)} />
+        ? (
+          <MembersTable
+            rows={view.rows}
+            onAction={(member, action) => setAsked({ member, action })}
+          />
+        )
         : null}
-      {draining === null ? null : (
-        <DrainDialog
-          member={draining}
+      {asked === null ? null : (
+        <MemberActionDialog
+          member={asked.member}
+          action={asked.action}
           onDone={(message) => {
-            setDraining(null);
+            setAsked(null);
             if (message !== null) setNotice(message);
           }}
         />
@@ -56,10 +66,9 @@ export function MembersPanel(props: { status: ClusterStatus }) {
   );
 }
 
-function MembersTable(props: {
-  rows: readonly MemberRow[];
-  onDrain: (member: MemberStatus) => void;
-}) {
+type OnMemberAction = (member: MemberStatus, action: MemberAction) => void;
+
+function MembersTable(props: { rows: readonly MemberRow[]; onAction: OnMemberAction }) {
   if (props.rows.length === 0) return <p class="muted">The members record lists no node.</p>;
   return (
     <div class="table-scroll">
@@ -80,7 +89,7 @@ function MembersTable(props: {
         </thead>
         <tbody>
           {props.rows.map((row) => (
-            <MemberLine key={row.member.id} row={row} onDrain={props.onDrain} />
+            <MemberLine key={row.member.id} row={row} onAction={props.onAction} />
           ))}
         </tbody>
       </table>
@@ -88,11 +97,16 @@ function MembersTable(props: {
   );
 }
 
-function MemberLine(props: { row: MemberRow; onDrain: (member: MemberStatus) => void }) {
+function MemberLine(props: { row: MemberRow; onAction: OnMemberAction }) {
   const { member, moving } = props.row;
   return (
     <tr data-member={member.id}>
-      <th scope="row">Node {member.id}</th>
+      <th scope="row">
+        Node {member.id}
+        {props.row.isDown && member.state !== "removed"
+          ? <span class="chip chip-down member-down">Down</span>
+          : null}
+      </th>
       <td data-field="state">
         <span class={`chip chip-member-${member.state}`} data-state={member.state}>
           {memberStateLabel(member.state)}
@@ -120,9 +134,21 @@ function MemberLine(props: { row: MemberRow; onDrain: (member: MemberStatus) => 
               type="button"
               class="button button-small"
               aria-label={`Drain node ${member.id}`}
-              onClick={() => props.onDrain(member)}
+              onClick={() => props.onAction(member, "drain")}
             >
               Drain…
+            </button>
+          )
+          : null}
+        {props.row.canReplace
+          ? (
+            <button
+              type="button"
+              class="button button-small"
+              aria-label={`Replace node ${member.id}`}
+              onClick={() => props.onAction(member, "replace")}
+            >
+              Replace…
             </button>
           )
           : null}
@@ -131,41 +157,59 @@ function MemberLine(props: { row: MemberRow; onDrain: (member: MemberStatus) => 
   );
 }
 
-function DrainDialog(props: { member: MemberStatus; onDone: (message: string | null) => void }) {
+function MemberActionDialog(props: {
+  member: MemberStatus;
+  action: MemberAction;
+  onDone: (message: string | null) => void;
+}) {
   const store = useStore();
-  const { member } = props;
+  const { member, action } = props;
   const [isBusy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const route = action === "drain" ? "remove" : "replace";
   async function onConfirm() {
     setBusy(true);
     setError(null);
     try {
       const body = parseRemoveNodeResponse(
-        await store.request({ method: "POST", path: `/v1/cluster/nodes/${member.id}/remove` }),
+        await store.request({ method: "POST", path: `/v1/cluster/nodes/${member.id}/${route}` }),
       );
-      props.onDone(drainNotice(body));
+      props.onDone(drainNotice(body, action));
     } catch (failure) {
       setError(failure instanceof Error ? failure.message : String(failure));
       setBusy(false);
     }
   }
+  const verb = action === "drain" ? "Drain" : "Replace";
   return (
     <ConfirmDialog
-      id="drain"
-      title={`Drain node ${member.id}?`}
-      confirmLabel="Drain node"
+      id={action}
+      title={`${verb} node ${member.id}?`}
+      confirmLabel={`${verb} node`}
       isDanger
       isBusy={isBusy}
       error={error}
       onConfirm={() => void onConfirm()}
       onCancel={() => props.onDone(null)}
     >
-      <p>
-        Node {member.id}{" "}
-        {drainLoad(member)}. Draining moves every replica to the other nodes and then removes the
-        node from the cluster; it cannot be undone from here (the node would have to join again with
-        a new id).
-      </p>
+      {action === "drain"
+        ? (
+          <p>
+            Node {member.id}{" "}
+            {drainLoad(member)}. Draining moves every replica to the other nodes and then removes
+            the node from the cluster; it cannot be undone from here (the node would have to join
+            again with a new id).
+          </p>
+        )
+        : (
+          <p>
+            Node {member.id} is down and {drainLoad(member)}{" "}
+            as last reported. Replacing rebuilds each of its replicas on the other nodes from the
+            surviving replicas and then removes the node from the cluster for good: if it comes back
+            with its old data it is refused and stops (wipe its data dir and join it as a new node).
+            It cannot be undone from here.
+          </p>
+        )}
     </ConfirmDialog>
   );
 }
