@@ -251,7 +251,7 @@ Deno.test("RawNode.proposeConfChange() allows one change at a time", () => {
   equal(replicas.get(2)!.node.proposeConfChange(add).kind, "not_leader");
 });
 
-Deno.test("RawNode status: a change is in confState on append, in committedConfState on commit", () => {
+Deno.test("RawNode status: a change in confState on append, committedConfState on commit", () => {
   const replicas = makeCluster(3);
   const leader = elect(replicas);
   equal(leader.proposeConfChange({ type: "removeReplica", replicaId: id(3) }).kind, "ok");

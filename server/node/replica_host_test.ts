@@ -77,7 +77,7 @@ Deno.test("ReplicaHost hosts once, drops with its files, and keeps the list", as
   }
 });
 
-Deno.test("ReplicaHost refuses to host a replica again for a view older than its drop", async () => {
+Deno.test("ReplicaHost refuses to host a replica again for a view before its drop", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const floors: number[] = [];
