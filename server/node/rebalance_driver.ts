@@ -255,8 +255,10 @@ export class RebalanceDriver {
 
   /**
    * The driver's own rule on top of the planner's: no operation targets a node that is down,
-   * and no replica is removed while another voter of its shard is down (the planner counts a
-   * down active node as live).
+   * and no voter is removed while another voter of its shard is down (the planner counts a
+   * down active node as live). A learner counts in no majority: its removal is always safe,
+   * and must be, since the planner does nothing else in its shard first (a learner on a
+   * draining node kept a dead voter's shard from its rebuild forever).
    */
   #isSafeNow(operation: RebalanceOperation, observed: readonly ShardObservation[]): boolean {
     const cluster = this.#cluster;
@@ -264,6 +266,7 @@ export class RebalanceDriver {
     if (operation.type !== "removeReplica") return cluster.isUp(operation.node);
     const shard = observed.find((candidate) => candidate.shard === operation.shard);
     assert(shard !== undefined, "the planner plans only observed shards");
+    if (shard.learners.some((learner) => learner.node === operation.node)) return true;
     return shard.voters.every((voter) => voter === operation.node || cluster.isUp(voter));
   }
 

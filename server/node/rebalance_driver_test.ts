@@ -342,7 +342,7 @@ Deno.test("RebalanceDriver gives a voter that never opened its replica an empty 
   checkSettled(cluster, { rf: 3, gone: [] });
 });
 
-Deno.test("RebalanceDriver keeps a replica whose removal is appended but not committed", async () => {
+Deno.test("RebalanceDriver keeps a replica whose removal is appended, not committed", async () => {
   const cluster = new FakeCluster({ nodes: [1, 2, 3, 4], shards: 4, rf: 3 });
   // A voter that is not its shard's leader: its removal is in the leader's log, uncommitted
   // (the leader may be deposed and the next leader list the replica again, counting on its
@@ -364,5 +364,25 @@ Deno.test("RebalanceDriver keeps a replica whose removal is appended but not com
   cluster.uncommitted.delete(shard);
   await converge(cluster);
   checkSettled(cluster, { rf: 3, gone: [4] });
+  equal(memberOf(cluster.record, 4)?.state, "removed");
+});
+
+Deno.test("RebalanceDriver removes a learner while a voter of its shard is down", async () => {
+  // Shard 0 is on 1, 2, 3 with a learner on 4, and node 4 is drained while node 3 is dead
+  // and drained too: the planner's first step in the shard is the learner's removal (it does
+  // nothing else there before), so refusing it would keep node 3's replica from its rebuild.
+  const cluster = new FakeCluster({ nodes: [1, 2, 3, 4, 5], shards: 1, rf: 3 });
+  const state = cluster.shards.get(0)!;
+  deepEqual([...state.voters].sort(), [1, 2, 3]);
+  cluster.hosting.get(4)!.add(0);
+  state.learners.set(4, 1_000);
+  cluster.up.delete(3);
+  cluster.record = withMemberState(cluster.record, 3, "draining");
+  cluster.record = withMemberState(cluster.record, 4, "draining");
+  await new RebalanceDriver(cluster, quiet).pass();
+  ok(!state.learners.has(4), "the learner on the draining node is removed");
+  await converge(cluster);
+  checkSettled(cluster, { rf: 3, gone: [3, 4] });
+  equal(memberOf(cluster.record, 3)?.state, "removed");
   equal(memberOf(cluster.record, 4)?.state, "removed");
 });
