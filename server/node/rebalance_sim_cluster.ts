@@ -113,6 +113,10 @@ export class SimCluster implements DriverCluster {
   /** The chance (per mille) that the driver crashes at an effect. */
   crashPerMille = 60;
   effects = 0;
+  /** The first broken invariant (also thrown, but the driver may catch it). */
+  violation: string | null = null;
+  /** Set by a driver crash: the crashed driver's later calls fail until a fresh one starts. */
+  isDriverCrashed = false;
   /** What happened, for a failing seed's report (the last lines are kept). */
   readonly trace: string[] = [];
 
@@ -209,6 +213,7 @@ export class SimCluster implements DriverCluster {
 
   #violate(message: string): never {
     this.note(`VIOLATION ${message}`);
+    this.violation ??= message;
     throw new SimViolation(message);
   }
 
@@ -226,6 +231,14 @@ export class SimCluster implements DriverCluster {
   updateMembers(change: (record: MembersRecord) => MembersRecord): Promise<MembersRecord> {
     return this.#effect("updateMembers", () => {
       this.record = change(this.record);
+      // A node removed without being told (it was down when the driver looked, and came back
+      // since) is refused by every peer: the README's known limit. It is out of the game.
+      for (const member of this.record.members) {
+        const node = this.nodes.get(member.id);
+        if (member.state !== "removed" || node === undefined || node.isStopped) continue;
+        if (node.isUp) this.#crash(node);
+        node.isStopped = true;
+      }
       return this.record;
     });
   }
@@ -290,8 +303,10 @@ export class SimCluster implements DriverCluster {
   #effect<T>(what: string, apply: () => T): Promise<T> {
     this.effects++;
     try {
+      if (this.isDriverCrashed) throw new SimCrash(`the driver is down at ${what}`);
       this.#interleave();
       const crash = this.#random(1_000) < this.crashPerMille ? this.#random(2) : -1;
+      this.isDriverCrashed = crash !== -1;
       if (crash === 0) throw new SimCrash(`the driver crashed before ${what}`);
       const result = apply();
       this.note(`effect ${what}`);

@@ -20,7 +20,16 @@
  * driver's half reverted too (isListed() ignores committedReplicas), 7 of seeds 1..200 (72,
  * 109, 142, 159, 178, ...) drop a replica that the committed configuration lists. Without the
  * driver's rule that a learner's removal is safe while a voter is down, 15 of seeds 1..1000
- * (12, 135, 180, ...) never converge: a learner on a draining node blocks its shard.
+ * (12, 135, 180, ...) never converge: a learner on a draining node blocks its shard. Seed 2187
+ * never converged while one refused orphan drop failed every pass before its plan.
+ *
+ * Known failing, left out of the default set: seed 2431 (of 1..3000) loses committed entries.
+ * A replica removed by a committed change (its files dropped) is hosted again empty to come
+ * back as a learner; a voter partitioned away during the change still has the old
+ * configuration, which lists that replica as a voter, and wins an election with the empty
+ * replica's vote (an empty log grants any candidate): a leader without the committed entries.
+ * The fix belongs in the Raft core (an empty replica created by host() must not vote before a
+ * leader filled it), not in the driver.
  */
 import { ok } from "node:assert/strict";
 import { AspenError } from "../../shard/mod.ts";
@@ -28,7 +37,7 @@ import { SeededPrng } from "../../raft/mod.ts";
 import { Logger } from "../log.ts";
 import { memberOf } from "./members.ts";
 import { RebalanceDriver } from "./rebalance_driver.ts";
-import { SimCluster, SimCrash, SimRefusal } from "./rebalance_sim_cluster.ts";
+import { SimCluster, SimCrash, SimRefusal, SimViolation } from "./rebalance_sim_cluster.ts";
 import { configIndexAt, lastIndexOf, latestConfigOf } from "./rebalance_sim_log.ts";
 
 const quiet = new Logger({ level: "error", format: "json", write: () => {}, nowMs: () => 0 });
@@ -36,7 +45,7 @@ const quiet = new Logger({ level: "error", format: "json", write: () => {}, nowM
 /** Seeds run by default (kept under a second in all), besides SEEDS_REGRESSION. */
 const SEEDS_DEFAULT = 24;
 /** Seeds that found bugs (see the module doc), run by default too. */
-const SEEDS_REGRESSION = [385, 482];
+const SEEDS_REGRESSION = [385, 482, 2187];
 /** Driver passes with faults on. */
 const FAULT_PASSES = 40;
 /** The most passes after the faults stop before the run counts as not converging. */
@@ -79,12 +88,18 @@ function removableOf(cluster: SimCluster): number[] {
 async function runPass(cluster: SimCluster, driver: RebalanceDriver): Promise<RebalanceDriver> {
   try {
     await driver.pass();
-    return driver;
   } catch (error) {
-    if (error instanceof SimCrash) return new RebalanceDriver(cluster, quiet);
-    if (error instanceof SimRefusal || error instanceof AspenError) return driver;
-    throw error;
+    if (!(error instanceof SimCrash || error instanceof SimRefusal)) {
+      if (!(error instanceof AspenError)) throw error;
+    }
   }
+  // A violation or a crash may have been caught inside the pass (a skipped drop).
+  if (cluster.violation !== null) throw new SimViolation(cluster.violation);
+  if (cluster.isDriverCrashed) {
+    cluster.isDriverCrashed = false;
+    return new RebalanceDriver(cluster, quiet);
+  }
+  return driver;
 }
 
 /** Runs one seed; a failure's message ends with the model's last trace lines. */
