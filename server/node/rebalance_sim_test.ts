@@ -23,13 +23,18 @@
  * (12, 135, 180, ...) never converge: a learner on a draining node blocks its shard. Seed 2187
  * never converged while one refused orphan drop failed every pass before its plan.
  *
- * Known failing, left out of the default set: seed 2431 (of 1..3000) loses committed entries.
+ * Known failing, left out of the default set (seeds 1..10000): 2431, 3118, 3722, 6285, 7119 and
+ * 7966 lose committed entries, all the same way.
  * A replica removed by a committed change (its files dropped) is hosted again empty to come
  * back as a learner; a voter partitioned away during the change still has the old
  * configuration, which lists that replica as a voter, and wins an election with the empty
  * replica's vote (an empty log grants any candidate): a leader without the committed entries.
  * The fix belongs in the Raft core (an empty replica created by host() must not vote before a
- * leader filled it), not in the driver.
+ * leader filled it), not in the driver. Seed 8094 leaves shard 0 without a leader for good
+ * after one node died: a voter holds an uncommitted addVoter of a learner whose log has a later
+ * term (from a leader, now dead, that replicated only to it), so that learner refuses the
+ * voter's candidacy, which needs it, and the other voter's log is too old to win: a Raft
+ * membership corner case, reported, not fixed here.
  */
 import { ok } from "node:assert/strict";
 import { AspenError } from "../../shard/mod.ts";
@@ -175,8 +180,20 @@ function isSettled(cluster: SimCluster): boolean {
 function explain(cluster: SimCluster): string {
   const shards = cluster.shardIds.map((shard) => {
     const leader = cluster.newestLeader(shard);
-    const config = leader === null ? null : latestConfigOf(leader.replica.log);
-    return `${shard}: ${leader?.node ?? "-"} ${JSON.stringify(config)}`;
+    if (leader !== null) {
+      return `${shard}: ${leader.node} ${JSON.stringify(latestConfigOf(leader.replica.log))}`;
+    }
+    // No leader: every replica's term, last index and configuration.
+    const replicas = [...cluster.nodes.values()].flatMap((node) => {
+      const replica = node.replicas.get(shard);
+      if (replica === undefined) return [];
+      const config = latestConfigOf(replica.log);
+      return [
+        `${node.id}${node.isUp ? "" : "(down)"} t${replica.term} last ` +
+        `${lastIndexOf(replica.log)} voters ${config.voters.join(",")}`,
+      ];
+    });
+    return `${shard}: no leader (${replicas.join(" | ")})`;
   });
   const members = cluster.record.members.map((member) =>
     `${member.id} ${member.state}${cluster.isUp(member.id) ? "" : " (down)"}`
@@ -203,7 +220,8 @@ function checkSettled(
 ): void {
   const context = explain(cluster);
   for (const shard of cluster.shardIds) {
-    const config = cluster.configOf(shard)!;
+    const config = cluster.configOf(shard);
+    ok(config !== null, `shard ${shard} has a leader: ${context}`);
     ok(
       config.voters.length === cluster.replicationFactor,
       `shard ${shard} has rf voters: ${context}`,
@@ -221,8 +239,8 @@ function checkSettled(
   for (const node of cluster.nodes.values()) {
     if (!node.isUp) continue;
     for (const shard of node.replicas.keys()) {
-      const config = cluster.configOf(shard)!;
-      ok(config.voters.includes(node.id), `no orphan ${shard} on ${node.id}: ${context}`);
+      const config = cluster.configOf(shard);
+      ok(config?.voters.includes(node.id), `no orphan ${shard} on ${node.id}: ${context}`);
     }
   }
   for (const id of options.gone) {
