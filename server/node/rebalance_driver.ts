@@ -273,7 +273,13 @@ export class RebalanceDriver {
    */
   #isSafeNow(operation: RebalanceOperation, observed: readonly ShardObservation[]): boolean {
     const cluster = this.#cluster;
-    if (operation.type === "transferLeader") return cluster.isUp(operation.to);
+    if (operation.type === "transferLeader") {
+      // Balancing counts every shard's leader: a shard whose leader did not answer is counted
+      // as led by no one, and the balance it computes moves leaderships for nothing.
+      const isBlind = operation.goal === "balanceLeaders" &&
+        observed.some((shard) => shard.leader === null);
+      return !isBlind && cluster.isUp(operation.to);
+    }
     if (operation.type !== "removeReplica") return cluster.isUp(operation.node);
     const shard = observed.find((candidate) => candidate.shard === operation.shard);
     assert(shard !== undefined, "the planner plans only observed shards");

@@ -419,3 +419,23 @@ Deno.test("RebalanceDriver goes on with its pass when an orphan's drop is refuse
   checkSettled(cluster, { rf: 3, gone: [2] });
   equal(memberOf(cluster.record, 2)?.state, "removed");
 });
+
+Deno.test("RebalanceDriver balances no leaders while a shard's leader did not answer", async () => {
+  // Four shards on nodes 1, 2, 3 led by 1, 1, 2, 3: balanced within the planner's gap. A
+  // status read of shard 3 that times out makes 3 look like it leads nothing (gap 2).
+  const cluster = new FakeCluster({ nodes: [1, 2, 3], shards: 4, rf: 3 });
+  const leaders = [1, 1, 2, 3];
+  for (const [shard, state] of cluster.shards) state.leader = leaders[shard]!;
+  await converge(cluster);
+  const before = [...cluster.shards.values()].map((state) => state.leader);
+  const observe = cluster.observeShards.bind(cluster);
+  cluster.observeShards = async () =>
+    (await observe()).map((shard) =>
+      shard.leader === 3
+        ? { ...shard, leader: null, term: 0, voters: [], learners: [], committedReplicas: [] }
+        : shard
+    );
+  const report = await new RebalanceDriver(cluster, quiet).pass();
+  deepEqual(report.operations, [], "no transfer on a partial view");
+  deepEqual([...cluster.shards.values()].map((state) => state.leader), before);
+});
