@@ -160,7 +160,8 @@ export class RebalanceDriver {
     const observed = await cluster.observeShards();
     const hosting = await this.#hostingReports(record);
     const hosted = await this.#rehostLearners(observed, hosting);
-    const dropped = await this.#dropOrphans(observed, hosting);
+    const refusals: string[] = [];
+    const dropped = await this.#dropOrphans(observed, hosting, refusals);
     const memberChanges: { node: number; state: MemberRecordState }[] = [];
     record = await this.#activateJoined(record, memberChanges);
     const view = clusterView(record, observed, cluster);
@@ -174,7 +175,7 @@ export class RebalanceDriver {
     }
     await this.#savePlacement(observed, operations);
     if (operations.length === 0) await this.#finishDrains(record, observed, memberChanges);
-    const diagnoses = plan.diagnoses.map((diagnosis) => diagnosis.message);
+    const diagnoses = [...refusals, ...plan.diagnoses.map((diagnosis) => diagnosis.message)];
     this.#report(operations, diagnoses);
     return { operations, hosted, dropped, memberChanges, diagnoses };
   }
@@ -218,10 +219,14 @@ export class RebalanceDriver {
    * left alone: their configuration is unknown. A replica the leader's committed configuration
    * still lists is kept: its removal is only appended, and a new leader without that entry
    * would list the replica again (and re-host it empty while it still counts on its log).
+   * A drop that fails (a replica that has seen a later term than the view refuses) is skipped
+   * and reported: nothing else in the pass depends on it, and failing the pass there would
+   * stall every shard's rebalancing behind one replica (the simulation found it, seed 2187).
    */
   async #dropOrphans(
     observed: readonly ShardObservation[],
     hosting: ReadonlyMap<number, readonly number[] | null>,
+    refusals: string[],
   ): Promise<{ node: number; shard: number }[]> {
     const done: { node: number; shard: number }[] = [];
     const byShard = new Map(observed.map((shard) => [shard.shard, shard]));
@@ -230,7 +235,13 @@ export class RebalanceDriver {
         const view = byShard.get(shard);
         if (view === undefined || view.leader === null) continue;
         if (isListed(view, node)) continue;
-        await this.#cluster.dropReplica(node, shard, view.term);
+        try {
+          await this.#cluster.dropReplica(node, shard, view.term);
+        } catch (error) {
+          const reason = error instanceof Error ? error.message : String(error);
+          refusals.push(`Cannot drop node ${node}'s orphan replica of shard ${shard}: ${reason}`);
+          continue;
+        }
         done.push({ node, shard });
       }
     }
@@ -255,15 +266,24 @@ export class RebalanceDriver {
 
   /**
    * The driver's own rule on top of the planner's: no operation targets a node that is down,
-   * and no replica is removed while another voter of its shard is down (the planner counts a
-   * down active node as live).
+   * and no voter is removed while another voter of its shard is down (the planner counts a
+   * down active node as live). A learner counts in no majority: its removal is always safe,
+   * and must be, since the planner does nothing else in its shard first (a learner on a
+   * draining node kept a dead voter's shard from its rebuild forever).
    */
   #isSafeNow(operation: RebalanceOperation, observed: readonly ShardObservation[]): boolean {
     const cluster = this.#cluster;
-    if (operation.type === "transferLeader") return cluster.isUp(operation.to);
+    if (operation.type === "transferLeader") {
+      // Balancing counts every shard's leader: a shard whose leader did not answer is counted
+      // as led by no one, and the balance it computes moves leaderships for nothing.
+      const isBlind = operation.goal === "balanceLeaders" &&
+        observed.some((shard) => shard.leader === null);
+      return !isBlind && cluster.isUp(operation.to);
+    }
     if (operation.type !== "removeReplica") return cluster.isUp(operation.node);
     const shard = observed.find((candidate) => candidate.shard === operation.shard);
     assert(shard !== undefined, "the planner plans only observed shards");
+    if (shard.learners.some((learner) => learner.node === operation.node)) return true;
     return shard.voters.every((voter) => voter === operation.node || cluster.isUp(voter));
   }
 

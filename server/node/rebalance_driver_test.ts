@@ -50,6 +50,7 @@ class FakeCluster implements DriverCluster {
   readonly uncommitted = new Map<number, Set<number>>();
   effects = 0;
   crashAt: number | null = null;
+  isCrashed = false;
 
   constructor(options: { nodes: number[]; shards: number; rf: number }) {
     this.replicationFactor = options.rf;
@@ -73,8 +74,13 @@ class FakeCluster implements DriverCluster {
   }
 
   #effect(): void {
+    // A crashed driver does nothing more, even if it caught the crash (a skipped drop).
+    if (this.isCrashed) throw new Crash("the driver is down");
     this.effects++;
-    if (this.crashAt === this.effects) throw new Crash(`crash at effect ${this.effects}`);
+    if (this.crashAt === this.effects) {
+      this.isCrashed = true;
+      throw new Crash(`crash at effect ${this.effects}`);
+    }
   }
 
   isLeader(): boolean {
@@ -223,6 +229,7 @@ async function converge(cluster: FakeCluster): Promise<number> {
   for (let pass = 0; pass < 200; pass++) {
     const before = cluster.effects;
     const driver = new RebalanceDriver(cluster, quiet);
+    cluster.isCrashed = false;
     try {
       await driver.pass();
     } catch (error) {
@@ -365,4 +372,70 @@ Deno.test("RebalanceDriver keeps a replica whose removal is appended, not commit
   await converge(cluster);
   checkSettled(cluster, { rf: 3, gone: [4] });
   equal(memberOf(cluster.record, 4)?.state, "removed");
+});
+
+Deno.test("RebalanceDriver removes a learner while a voter of its shard is down", async () => {
+  // Shard 0 is on 1, 2, 3 with a learner on 4, and node 4 is drained while node 3 is dead
+  // and drained too: the planner's first step in the shard is the learner's removal (it does
+  // nothing else there before), so refusing it would keep node 3's replica from its rebuild.
+  const cluster = new FakeCluster({ nodes: [1, 2, 3, 4, 5], shards: 1, rf: 3 });
+  const state = cluster.shards.get(0)!;
+  deepEqual([...state.voters].sort(), [1, 2, 3]);
+  cluster.hosting.get(4)!.add(0);
+  state.learners.set(4, 1_000);
+  cluster.up.delete(3);
+  cluster.record = withMemberState(cluster.record, 3, "draining");
+  cluster.record = withMemberState(cluster.record, 4, "draining");
+  await new RebalanceDriver(cluster, quiet).pass();
+  ok(!state.learners.has(4), "the learner on the draining node is removed");
+  await converge(cluster);
+  checkSettled(cluster, { rf: 3, gone: [3, 4] });
+  equal(memberOf(cluster.record, 3)?.state, "removed");
+  equal(memberOf(cluster.record, 4)?.state, "removed");
+});
+
+Deno.test("RebalanceDriver goes on with its pass when an orphan's drop is refused", async () => {
+  // Node 4 holds an orphan replica of shard 0 that refuses its drop (it has seen a later term
+  // than the view: a failed election it took part in), while node 2 is being drained. The pass
+  // must not stop at the refusal: the drain goes on, and the orphan is dropped once it agrees.
+  const cluster = new FakeCluster({ nodes: [1, 2, 3, 4, 5], shards: 2, rf: 3 });
+  const [orphanShard] = [...cluster.shards].find(([, state]) => !state.voters.has(4))!;
+  cluster.hosting.get(4)!.add(orphanShard);
+  let isRefusing = true;
+  const drop = cluster.dropReplica.bind(cluster);
+  cluster.dropReplica = (node, shard, term) => {
+    if (isRefusing && node === 4 && shard === orphanShard) {
+      return Promise.reject(new Error(`replica ${node}/${shard} has seen a later term`));
+    }
+    return drop(node, shard, term);
+  };
+  cluster.record = withMemberState(cluster.record, 2, "draining");
+  const report = await new RebalanceDriver(cluster, quiet).pass();
+  ok(report.operations.length > 0, "the plan ran despite the refused drop");
+  ok(report.diagnoses.some((diagnosis) => diagnosis.includes("orphan")), "the refusal is reported");
+  ok(cluster.hosting.get(4)!.has(orphanShard), "the refusing orphan stays for now");
+  isRefusing = false;
+  await converge(cluster);
+  checkSettled(cluster, { rf: 3, gone: [2] });
+  equal(memberOf(cluster.record, 2)?.state, "removed");
+});
+
+Deno.test("RebalanceDriver balances no leaders while a shard's leader did not answer", async () => {
+  // Four shards on nodes 1, 2, 3 led by 1, 1, 2, 3: balanced within the planner's gap. A
+  // status read of shard 3 that times out makes 3 look like it leads nothing (gap 2).
+  const cluster = new FakeCluster({ nodes: [1, 2, 3], shards: 4, rf: 3 });
+  const leaders = [1, 1, 2, 3];
+  for (const [shard, state] of cluster.shards) state.leader = leaders[shard]!;
+  await converge(cluster);
+  const before = [...cluster.shards.values()].map((state) => state.leader);
+  const observe = cluster.observeShards.bind(cluster);
+  cluster.observeShards = async () =>
+    (await observe()).map((shard) =>
+      shard.leader === 3
+        ? { ...shard, leader: null, term: 0, voters: [], learners: [], committedReplicas: [] }
+        : shard
+    );
+  const report = await new RebalanceDriver(cluster, quiet).pass();
+  deepEqual(report.operations, [], "no transfer on a partial view");
+  deepEqual([...cluster.shards.values()].map((state) => state.leader), before);
 });
