@@ -99,6 +99,25 @@ function handleAppend(raft: RaftCore, message: AppendMessage): void {
 }
 
 function handleHeartbeat(raft: RaftCore, message: HeartbeatMessage): void {
+  if (message.commit > raft.log.lastIndex() && !raft.confState().voters.includes(raft.id)) {
+    // The leader counts on entries this replica lacks: its log was dropped and it was hosted
+    // again empty under the same id (a learner, or a replica that knows no configuration yet).
+    // A learner counts in no quorum, so its loss endangers nothing: say where the log ends,
+    // and the leader starts over from there (handleRejection in replication.ts).
+    raft.send({
+      type: "appendResponse",
+      from: raft.id,
+      to: message.from,
+      term: raft.term,
+      index: message.commit,
+      isRejected: true,
+      rejectHintIndex: raft.log.lastIndex(),
+      rejectHintTerm: 0 as Term,
+    });
+    return;
+  }
+  // A voter's acknowledged entries make up commit quorums: losing them is a broken disk or a
+  // broken operator, not something to paper over.
   assert(message.commit <= raft.log.lastIndex(), "a heartbeat commit is within our match");
   raft.log.commitTo(message.commit);
   if (message.quiesce) maybeQuiesceFollower(raft, message.commit, message.round);

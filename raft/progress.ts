@@ -170,6 +170,18 @@ export class Progress {
     assert(this.match < this.next, "probe keeps match < next");
   }
 
+  /**
+   * Takes the match back to `index`, in probe state: for a learner that lost its log (it
+   * counts in no quorum, so nothing committed depended on what it lost).
+   */
+  forgetMatch(index: LogIndex): void {
+    assert(index < this.match, "forgetMatch() moves the match back");
+    this.match = index;
+    this.#reset("probe");
+    this.next = (index + 1) as LogIndex;
+    assert(this.match < this.next, "forgetMatch() keeps match < next");
+  }
+
   /** Enters replicate state: pipeline appends from `match + 1`. */
   becomeReplicate(): void {
     this.#reset("replicate");

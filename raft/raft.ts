@@ -418,7 +418,12 @@ export class Raft implements RaftCore {
     const canVote = this.vote === message.from ||
       (this.vote === null && this.leader === null) ||
       (message.type === "preVote" && message.term > this.term);
-    if (canVote && this.log.isAtLeastAsNew(message.lastIndex, message.lastTerm)) {
+    // A replica that knows no configuration (created empty, not yet filled by a leader) does
+    // not vote. Its empty log would grant any candidate, and its id may be an earlier
+    // replica's: a voter cut off while that replica was removed still counts it as a voter,
+    // and must not win with its vote without the entries committed since.
+    const knowsConfig = this.confState().voters.length > 0;
+    if (canVote && knowsConfig && this.log.isAtLeastAsNew(message.lastIndex, message.lastTerm)) {
       this.#respondVote(message, false);
       if (message.type === "vote") {
         this.electionElapsed = 0;

@@ -406,3 +406,91 @@ Deno.test("RawNode starts from an applied index past the stored commit (power lo
 Deno.test("RawNode refuses an applied index past the last stored entry", () => {
   throws(() => storedReplica({ count: 5, commit: 5, applied: 6 }), AssertionError);
 });
+
+Deno.test("RawNode: a replica that knows no configuration does not vote until filled", () => {
+  const replicas = makeCluster(3);
+  // Replica 4 was just hosted empty (to come back as a learner): no log, no configuration.
+  const emptyStorage = new MemoryStorage();
+  const empty = { node: startNode(id(4), emptyStorage, {}), storage: emptyStorage };
+  const ask = (type: "vote" | "preVote", term: number): Message[] => {
+    empty.node.step({
+      type,
+      from: id(1),
+      to: id(4),
+      term: term as Term,
+      lastIndex: 0 as LogIndex,
+      lastTerm: 0 as Term,
+      isTransfer: false,
+    });
+    const ready = empty.node.ready();
+    empty.node.advance(ready);
+    return ready.messages.filter((message) => message.to === id(1));
+  };
+  for (const [type, term] of [["preVote", 1], ["vote", 1]] as const) {
+    const [answer] = ask(type, term);
+    ok(answer !== undefined && "isRejected" in answer && answer.isRejected, `${type} refused`);
+  }
+  // Once a leader's log (with its configuration) reached it, it votes like any replica.
+  const leader = elect(replicas);
+  equal(leader.proposeConfChange({ type: "addLearner", replicaId: id(4) }).kind, "ok");
+  replicas.set(4, { node: empty.node, storage: empty.storage });
+  settle(replicas);
+  deepStrictEqual(empty.node.status().confState.learners, [4]);
+  const term = empty.node.status().term + 1;
+  const lastIndex = empty.node.status().lastIndex;
+  empty.node.step({
+    type: "vote",
+    from: id(2),
+    to: id(4),
+    term: term as Term,
+    lastIndex,
+    lastTerm: empty.node.status().term as Term,
+    isTransfer: false,
+  });
+  const ready = empty.node.ready();
+  empty.node.advance(ready);
+  const answer = ready.messages.find((message) => message.to === id(2));
+  ok(
+    answer !== undefined && "isRejected" in answer && !answer.isRejected,
+    "a filled replica votes",
+  );
+});
+
+Deno.test("RawNode: a learner hosted again empty catches up; a voter keeps its match", () => {
+  const replicas = makeCluster(3, {}, 1);
+  const leader = elect(replicas);
+  for (let i = 0; i < 5; i++) equal(leader.propose(new Uint8Array([i])).kind, "ok");
+  settle(replicas);
+  const lastIndex = leader.status().lastIndex;
+  equal(replicas.get(4)!.node.status().lastIndex, lastIndex);
+  // Learner 4's files are dropped and it is hosted again empty, at the current term.
+  const storage = new MemoryStorage();
+  storage.setHardState({ term: leader.status().term, vote: null, commit: 0 as LogIndex });
+  replicas.set(4, { node: startNode(id(4), storage, {}), storage });
+  // The leader's progress still says 4 holds everything: its heartbeat carries that commit.
+  leader.tick();
+  settle(replicas);
+  equal(replicas.get(4)!.node.status().lastIndex, lastIndex, "the learner is filled again");
+  deepStrictEqual(replicas.get(4)!.node.status().confState.learners, [4]);
+  // A voter hosted again empty has lost entries that counted in commits: its leader does not
+  // take its match back (that would hide the loss), it only stops being fed a past commit.
+  const voterStorage = new MemoryStorage();
+  voterStorage.setHardState({ term: leader.status().term, vote: null, commit: 0 as LogIndex });
+  const voter = startNode(id(3), voterStorage, {});
+  voter.step({
+    type: "heartbeat",
+    from: id(1),
+    to: id(3),
+    term: leader.status().term,
+    commit: lastIndex,
+    round: 1,
+    quiesce: false,
+  });
+  // Knows no configuration: not a voter in its own eyes, so it answers with its log's end.
+  const ready = voter.ready();
+  const answer = ready.messages.find((message) => message.type === "appendResponse");
+  ok(answer !== undefined && answer.type === "appendResponse" && answer.rejectHintIndex === 0);
+  leader.step(answer);
+  const progress = leader.status().progress.find((item) => item.id === id(3));
+  equal(progress?.match, lastIndex, "a voter's match never goes back");
+});

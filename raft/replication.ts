@@ -230,6 +230,16 @@ function handleAppendResponse(raft: RaftCore, message: AppendResponseMessage): v
 }
 
 function handleRejection(raft: RaftCore, message: AppendResponseMessage, progress: Progress): void {
+  if (
+    message.rejectHintIndex < progress.match && raft.confState().learners.includes(message.from)
+  ) {
+    // A learner whose log ends before what it acknowledged: hosted again empty (follower.ts,
+    // handleHeartbeat). It counts in no quorum, so its progress may go back; a voter's never
+    // does (a stale rejection from a voter is ignored below).
+    progress.forgetMatch(message.rejectHintIndex);
+    sendAppend(raft, message.from, true);
+    return;
+  }
   let nextCandidate = (message.rejectHintIndex + 1) as LogIndex;
   if (message.rejectHintTerm > 0) {
     const found = raft.log.findConflictByTerm(message.rejectHintIndex, message.rejectHintTerm);

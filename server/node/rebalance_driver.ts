@@ -206,6 +206,7 @@ export class RebalanceDriver {
       for (const node of nodes) {
         const report = hosting.get(node) ?? null;
         if (report === null || report.includes(shard.shard)) continue;
+        this.#checkLeader();
         await this.#cluster.hostReplica(node, shard.shard, shard.term);
         done.push({ node, shard: shard.shard });
       }
@@ -236,6 +237,7 @@ export class RebalanceDriver {
         if (view === undefined || view.leader === null) continue;
         if (isListed(view, node)) continue;
         try {
+          this.#checkLeader();
           await this.#cluster.dropReplica(node, shard, view.term);
         } catch (error) {
           const reason = error instanceof Error ? error.message : String(error);
@@ -287,8 +289,20 @@ export class RebalanceDriver {
     return shard.voters.every((voter) => voter === operation.node || cluster.isUp(voter));
   }
 
+  /**
+   * Stops the pass when this node no longer leads shard 0: the new leader's driver runs its
+   * own passes, and two drivers acting on views of different ages undo each other's steps (a
+   * deposed one dropped a learner the other had just added).
+   */
+  #checkLeader(): void {
+    if (!this.#cluster.isLeader()) {
+      throw new Error("This node no longer leads shard 0: the pass stops");
+    }
+  }
+
   async #execute(operation: RebalanceOperation, term: number): Promise<void> {
     const cluster = this.#cluster;
+    this.#checkLeader();
     this.#logger.info("Rebalance step", describe(operation));
     if (operation.type === "transferLeader") {
       await cluster.transferLeader(operation.shard, operation.to);

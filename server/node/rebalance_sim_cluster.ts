@@ -334,12 +334,15 @@ export class SimCluster implements DriverCluster {
     node.replicas.set(shard, { log: [], commit: 0, term: floor, vote: null, leader: null });
   }
 
-  /** replica_host.ts drop(): refused when the replica has seen a later term. */
+  /**
+   * replica_host.ts drop(): refused when the replica has seen a later term, unless no leader
+   * ever filled it (nothing to lose; a later term reached it through a vote request only).
+   */
   #drop(id: number, shard: number, termMax: number): void {
     const node = this.#reachable(id);
     const replica = node.replicas.get(shard);
     if (replica === undefined) return;
-    if (replica.term > termMax) {
+    if (replica.term > termMax && lastIndexOf(replica.log) > 0) {
       throw new SimRefusal(`conflict: ${id}/${shard} saw ${replica.term}`);
     }
     const committed = this.committed.get(shard)!;
@@ -351,7 +354,7 @@ export class SimCluster implements DriverCluster {
       );
     }
     node.replicas.delete(shard);
-    node.dropped.set(shard, Math.max(node.dropped.get(shard) ?? 0, termMax));
+    node.dropped.set(shard, Math.max(node.dropped.get(shard) ?? 0, termMax, replica.term));
   }
 
   /** The leader a request for `shard` reaches: often the newest, sometimes a deposed one. */
@@ -497,6 +500,8 @@ export class SimCluster implements DriverCluster {
       }
       if (replica.term < own.term) this.#stepDown(replica, own.term);
       if (replica.vote !== null && replica.vote !== candidate.id) continue;
+      // As in raft.ts: a replica that knows no configuration (hosted empty) does not vote.
+      if (latestConfigOf(replica.log).voters.length === 0) continue;
       if (!isUpToDate(own.log, replica.log)) continue;
       replica.vote = candidate.id;
       votes++;

@@ -255,9 +255,12 @@ export class ReplicaHost {
   /**
    * Drops this node's replica of `shard` (after the group removed it): closes it, forgets it
    * and deletes its files. Nothing when it is not hosted. `termMax` is the term of the leader
-   * whose configuration lacks this replica.
+   * whose configuration lacks this replica. The term recorded for the drop is the later of
+   * `termMax` and the replica's own, so a replica hosted again starts past both.
    *
-   * @throws {AspenError} `conflict` when the replica has seen a later term than `termMax`.
+   * @throws {AspenError} `conflict` when the replica has seen a later term than `termMax` and
+   *   holds a log (one no leader ever filled has nothing to lose: it saw that term in a vote
+   *   request, and refusing would keep it forever, as its group never writes to it).
    */
   async drop(
     shard: number,
@@ -267,8 +270,10 @@ export class ReplicaHost {
     return await this.#serialized(async () => {
       const local = this.#shards.get(shard);
       if (local === undefined) return { shard, isDropped: false };
-      const term = local.replica.status().term;
-      if (term > termMax) {
+      const status = local.replica.status();
+      const term = status.term;
+      const isEmpty = status.lastIndex === 0 && status.confState.voters.length === 0;
+      if (term > termMax && !isEmpty) {
         throw new AspenError(
           "conflict",
           `Cannot drop the replica of shard ${shard}: it has seen term ${term}, after the ` +
@@ -278,7 +283,7 @@ export class ReplicaHost {
       }
       this.#shards.delete(shard);
       const dropped = await this.#droppedTerms();
-      dropped.set(shard, Math.max(dropped.get(shard) ?? 0, termMax));
+      dropped.set(shard, Math.max(dropped.get(shard) ?? 0, termMax, term));
       await this.#save();
       local.close();
       await Deno.remove(`${this.#dataDir}/shard-${shard}`, { recursive: true });

@@ -50,7 +50,7 @@ Deno.test("ReplicaHost hosts once, drops with its files, and keeps the list", as
       open: async (shard) => {
         opens++;
         await Deno.mkdir(`${dir}/shard-${shard}`);
-        const replica = { status: () => ({ term: 5 }) };
+        const replica = { status: () => ({ term: 5, lastIndex: 9, confState: { voters: [1] } }) };
         return { shard, replica, close: () => closed.push(shard) } as unknown as LocalShard;
       },
       logger: quiet,
@@ -89,7 +89,7 @@ Deno.test("ReplicaHost refuses to re-host a replica for a view older than its dr
         open: async (shard, _voters, termFloor) => {
           floors.push(termFloor ?? 0);
           await Deno.mkdir(`${dir}/shard-${shard}`, { recursive: true });
-          const replica = { status: () => ({ term: 3 }) };
+          const replica = { status: () => ({ term: 3, lastIndex: 9, confState: { voters: [1] } }) };
           return { shard, replica, close: () => {} } as unknown as LocalShard;
         },
         logger: quiet,
@@ -112,6 +112,31 @@ Deno.test("ReplicaHost refuses to re-host a replica for a view older than its dr
     deepEqual(await restarted.host(5), { shard: 5, isNew: true }, "an older driver: no term");
     const file = JSON.parse(await Deno.readTextFile(`${dir}/${HOSTED_SHARDS_FILE}`));
     deepEqual(file, { shards: [4, 5], dropped: { "4": 7 } });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ReplicaHost drops an empty replica that saw a later term", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const host = new ReplicaHost({
+      shards: new Map<number, LocalShard>(),
+      dataDir: dir,
+      shardsMax: 16,
+      open: async (shard) => {
+        await Deno.mkdir(`${dir}/shard-${shard}`, { recursive: true });
+        // Never filled by a leader: a vote request of term 20 is all it saw.
+        const status = () => ({ term: 20, lastIndex: 0, confState: { voters: [] } });
+        return { shard, replica: { status }, close: () => {} } as unknown as LocalShard;
+      },
+      logger: quiet,
+    });
+    await host.host(6, 12);
+    deepEqual(await host.drop(6, 19), { shard: 6, isDropped: true });
+    await rejects(host.host(6, 19), (error) => error instanceof AspenError, "dropped at 20");
+    const file = JSON.parse(await Deno.readTextFile(`${dir}/${HOSTED_SHARDS_FILE}`));
+    deepEqual(file.dropped, { "6": 20 });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
