@@ -57,13 +57,17 @@ import {
   type ShardMapKeeper,
   ShardMapView,
 } from "./shard_map.ts";
-import { ShardMover } from "./shard_mover.ts";
+import { type NewShardPlacer, ShardMover } from "./shard_mover.ts";
 import type { Membership } from "./membership.ts";
 import { decodeNodeRequest } from "./node_requests.ts";
 import { readHostedShards, type ReplicaHost, shardDirsOf } from "./replica_host.ts";
 import { checkNotRemoved } from "./removed_marker.ts";
 import { joinedState } from "./join.ts";
-import { type NodeRequestSlot, startMembershipRuntime } from "./membership_wiring.ts";
+import {
+  createNewShardPlacer,
+  type NodeRequestSlot,
+  startMembershipRuntime,
+} from "./membership_wiring.ts";
 import { decodeShardRequest, encodeShardResponse } from "./shard_request.ts";
 import { TokenRegistry, TOKENS_READ_TIMEOUT_MS } from "./token_registry.ts";
 import { TOKENS_META } from "../runtime_tokens.ts";
@@ -158,12 +162,13 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
   const stopTicker = startTicker(ticked, config, runtime);
   const placement = { of: (_shard: number): readonly number[] | null => null };
   const hostSlot: { host: ReplicaHost | null } = { host: null };
+  const placerSlot: { placer: NewShardPlacer | null } = { placer: null };
   const router = createRouter(config, members, shards, transport, runtime, placement);
   const { shardMap, shardMapKeeper } = startShardMap({ router, shards, parts }, runtime);
   const { service, sweeper } = createService(config, { router, shards, shardMap }, runtime);
   const mover = createMover(
     config,
-    { members, shards, router, shardMap, service, placement },
+    { members, shards, router, shardMap, service, placement, placerSlot },
     moverOpener(config, { members, transport, alarms, awake, hostSlot }, runtime),
     runtime,
   );
@@ -181,6 +186,15 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
   }, runtime);
   placement.of = (shard) => membership.membership.placementOf(shard);
   hostSlot.host = membership.replicaHost;
+  const isNodeUp = (id: number) =>
+    id === config.node.id || (transport.isPeerUp(id) && !liveness.isDown(id));
+  placerSlot.placer = createNewShardPlacer(config, {
+    router,
+    service,
+    membership: membership.membership,
+    members,
+    isUp: isNodeUp,
+  }, runtime);
   metaRefresh.run = () => refreshMeta([tokens, shardMapKeeper, mover]);
   logger.info("Node started", {
     node: config.node.id,
@@ -202,7 +216,7 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
     membership: membership.membership,
     replicaHost: membership.replicaHost,
     removed: membership.removed,
-    isNodeUp: (id) => id === config.node.id || (transport.isPeerUp(id) && !liveness.isDown(id)),
+    isNodeUp,
     close: async () => {
       membership.close();
       stopTicker();
@@ -427,9 +441,10 @@ function createService(
 }
 
 /**
- * How the mover opens a new shard's replica, bootstrapped from the static placement: through
- * the replica host once it exists, so that the rebalancer's opens and the mover's never open
- * one shard twice.
+ * How the mover opens a new shard's replica, bootstrapped with the voters the mover gives (its
+ * move's recorded voters, or the static placement for a record without them): through the
+ * replica host once it exists, so that the rebalancer's opens and the mover's never open one
+ * shard twice.
  */
 function moverOpener(
   config: Config,
@@ -441,9 +456,8 @@ function moverOpener(
     readonly hostSlot: { readonly host: ReplicaHost | null };
   },
   runtime: NodeRuntime,
-): (shard: number) => Promise<LocalShard> {
-  return async (shard) => {
-    const voters = replicasOf(node.members, shard, config.sharding.replicationFactor);
+): (shard: number, voters: readonly number[]) => Promise<LocalShard> {
+  return async (shard, voters) => {
     const host = node.hostSlot.host;
     if (host !== null) return await host.openFor(shard, voters);
     return await openShard(config, shard, voters, node, runtime);
@@ -460,8 +474,10 @@ function createMover(
     readonly shardMap: ShardMapView;
     readonly service: KvService;
     readonly placement: { readonly of: (shard: number) => readonly number[] | null };
+    /** Set once the members record's runtime exists; the static placement until then. */
+    readonly placerSlot: { readonly placer: NewShardPlacer | null };
   },
-  open: (shard: number) => Promise<LocalShard>,
+  open: (shard: number, voters: readonly number[]) => Promise<LocalShard>,
   runtime: NodeRuntime,
 ): ShardMover {
   return new ShardMover({
@@ -473,12 +489,16 @@ function createMover(
     shards: cluster.shards,
     router: cluster.router,
     view: cluster.shardMap,
-    openShard: async (shard) => {
-      const opened = await open(shard);
+    openShard: async (shard, voters) => {
+      const opened = await open(shard, voters);
       opened.useCrossShardExpiry((id) => cluster.service.expireLease(apiLeaseId(id, shard)));
       return opened;
     },
-    isPlacedByDriver: (shard) => cluster.placement.of(shard) !== null,
+    placementOf: (shard) => cluster.placement.of(shard),
+    placer: {
+      place: async (shards) => await cluster.placerSlot.placer?.place(shards) ?? null,
+      record: async (placed) => await cluster.placerSlot.placer?.record(placed),
+    },
     maxShards: SHARDS_MAX,
     logger: runtime.logger,
     nowMs: runtime.nowMs,

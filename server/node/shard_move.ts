@@ -36,6 +36,7 @@ import {
   type Ownership,
   type TenantShards,
 } from "../../shard/mod.ts";
+import type { NewShardVoters } from "./rebalancer.ts";
 import type { ShardMap } from "./shard_map.ts";
 
 /** The meta record of shard 0 holding the move in progress (or the last one, done). */
@@ -98,6 +99,14 @@ export interface ShardMove {
   readonly toTenants?: TenantShards;
   /** A tenant move: the tenant, its shard after the move, and whether the move creates it. */
   readonly tenant?: { readonly name: string; readonly to: number; readonly isNew: boolean };
+  /**
+   * The voters each new shard is bootstrapped with, chosen from the members when the move was
+   * started (rebalancer.ts `placeNewShards`), preferred leader first. Every node that opens a
+   * new shard's replica reads them here, so a node that restarts mid-move bootstraps the same
+   * group. Absent on records written before it existed, and on tenant moves (they create no
+   * shard): the static placement (placement.ts) then.
+   */
+  readonly targetVoters?: readonly NewShardVoters[];
 }
 
 /** What the driver does to the cluster. */
@@ -212,6 +221,14 @@ export function planMove(
 export function targetsOf(move: Pick<ShardMove, "fromCount" | "toCount" | "tenant">): number[] {
   if (move.tenant !== undefined) return [move.tenant.to];
   return Array.from({ length: move.toCount - move.fromCount }, (_, i) => move.fromCount + i);
+}
+
+/** The voters `move` recorded for new shard `shard`, or null (static placement then). */
+export function recordedVoters(
+  move: Pick<ShardMove, "targetVoters"> | null,
+  shard: number,
+): readonly number[] | null {
+  return move?.targetVoters?.find((item) => item.shard === shard)?.voters ?? null;
 }
 
 /** The phase after `phase`. */
