@@ -6,8 +6,9 @@
  * wires them to the cluster; the unit tests to fakes).
  *
  * ```text
- *   copy     new shards marked inactive (they refuse clients); each source's moving keys
- *            copied to their new shard by `import` (version, createRevision, lease kept)
+ *   copy     new shards marked inactive (they refuse clients), their leadership handed to
+ *            the preferred leader the record names; each source's moving keys copied to
+ *            their new shard by `import` (version, createRevision, lease kept)
  *   fence    each source refuses writes to moving keys (`wrong_shard`, retryable); the driver
  *            waits until no cross-shard intent is left on them
  *   delta    the same copy again: changed keys copied, keys deleted since removed
@@ -163,6 +164,11 @@ export interface MoveOps {
    * `tenants`, with those tenants placed unless they are already.
    */
   flip(fromCount: number, toCount: number, tenants?: TenantShards): Promise<void>;
+  /**
+   * Hands `shard`'s leadership to `node` unless it leads already; best effort (a failure is
+   * the caller's to log, never the move's). Absent: leaders stay where their elections put them.
+   */
+  preferLeader?(shard: number, node: number): Promise<void>;
   /** Whether this node still leads shard 0 (a driver that lost it stops). */
   isLeader(): boolean;
   wallMs(): number;
@@ -312,6 +318,10 @@ async function runPhase(ops: MoveOps, recorder: Recorder): Promise<void> {
     case "copy":
       for (const target of targetsOf(move)) {
         await ops.setOwnership(targetOwnership(target, move, 1));
+        // The new shard's first election went to whichever voter woke first: the placer's
+        // preferred leader (first of the recorded voters) takes it, before any key is copied.
+        const preferred = recordedVoters(move, target)?.[0];
+        if (preferred !== undefined) await ops.preferLeader?.(target, preferred);
       }
       return await copyAll(ops, recorder, 1);
     case "fence":

@@ -564,10 +564,34 @@ export class ShardMover {
         return result.deleted;
       },
       flip: (fromCount, toCount, tenants) => this.#flip(fromCount, toCount, tenants),
+      preferLeader: (shard, node) => this.#preferLeader(shard, node),
       isLeader: () => this.#isLeaderOfZero() && !this.#isClosed,
       wallMs: this.#options.wallMs,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     };
+  }
+
+  /**
+   * Hands `shard`'s leadership to `node` unless it leads already; a failure (the node is slow
+   * to open its replica, say) is logged and the move goes on: the rebalancer evens leaderships
+   * out later.
+   */
+  async #preferLeader(shard: number, node: number): Promise<void> {
+    try {
+      const status = await this.#run<{ leader: number | null }>(shard, { kind: "status" });
+      if (status.leader === node) return;
+      await this.#run(shard, { kind: "transferLeader", to: node });
+      this.#options.logger.info("Handed a new shard's leadership to its preferred leader", {
+        shard,
+        node,
+      });
+    } catch (error) {
+      this.#options.logger.warn("Cannot hand a new shard's leadership to its preferred leader", {
+        shard,
+        node,
+        reason: describe(error),
+      });
+    }
   }
 
   /**
