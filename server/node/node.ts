@@ -163,7 +163,13 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
   const placement = { of: (_shard: number): readonly number[] | null => null };
   const hostSlot: { host: ReplicaHost | null } = { host: null };
   const placerSlot: { placer: NewShardPlacer | null } = { placer: null };
-  const router = createRouter(config, members, shards, transport, runtime, placement);
+  // Routing follows the placement record, and a running move's recorded voters of its new
+  // shards until this node's copy of the record lists them.
+  const moverSlot: { mover: ShardMover | null } = { mover: null };
+  const routing = {
+    of: (shard: number) => placement.of(shard) ?? moverSlot.mover?.recordedVotersOf(shard) ?? null,
+  };
+  const router = createRouter(config, members, shards, transport, runtime, routing);
   const { shardMap, shardMapKeeper } = startShardMap({ router, shards, parts }, runtime);
   const { service, sweeper } = createService(config, { router, shards, shardMap }, runtime);
   const mover = createMover(
@@ -172,6 +178,7 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
     moverOpener(config, { members, transport, alarms, awake, hostSlot }, runtime),
     runtime,
   );
+  moverSlot.mover = mover;
   mover.start();
   crossShard.stats = service.crossShard;
   sweeper.start();

@@ -175,6 +175,8 @@ export class ShardMover {
   #isMoveActive = false;
   #isClosed = false;
   #retryAtMs = 0;
+  /** The move record as the last check saw it (null: none, or unread). */
+  #lastMove: ShardMove | null = null;
   /** When this node's driver fenced the sources (`nowMs`), until it saw the flip; else null. */
   #fencedAtMs: number | null = null;
 
@@ -345,6 +347,17 @@ export class ShardMover {
     return { epoch: map.epoch, tenants: tenantList(map, sizes) };
   }
 
+  /**
+   * The voters the running move recorded for new shard `shard` as this node last saw them, or
+   * null: routing falls back on them while this node's copy of the placement record, which
+   * lists them too, has not caught up yet (the driver reaches the new shards at once).
+   */
+  recordedVotersOf(shard: number): readonly number[] | null {
+    const move = this.#lastMove;
+    if (move === null || move.phase === "done") return null;
+    return recordedVoters(move, shard);
+  }
+
   /** The move in progress, or the last one (done), or null. */
   async move(): Promise<ShardMoveStatus | null> {
     const { move } = await this.#readMove();
@@ -390,6 +403,7 @@ export class ShardMover {
           return null;
         });
       }
+      if (isRead) this.#lastMove = move;
       const active = move !== null && move.phase !== "done" ? move.toCount : 0;
       this.#isMoveActive = active > 0;
       await this.#openShards(Math.max(this.#options.view.numShards, active), move);

@@ -261,3 +261,41 @@ Deno.test("addShards() without a placement (no members record) keeps the static 
   const move = JSON.parse(meta.get(SHARD_MOVE_META)!) as ShardMove;
   equal(move.targetVoters, undefined);
 });
+
+Deno.test("recordedVotersOf() gives a running move's voters to routing, none once done", async () => {
+  const targetVoters = [{ shard: 2, voters: [4, 1, 3] }];
+  for (const phase of ["copy", "done"] as const) {
+    const record = JSON.stringify({ phase, fromCount: 2, toCount: 3, sources: [], targetVoters });
+    const zero = {
+      stateMachine: { getMeta: (name: string) => name === SHARD_MOVE_META ? record : null },
+      replica: { status: () => ({ role: "follower" }) },
+      close: () => {},
+    } as unknown as LocalShard;
+    const configured = { epoch: 1, numShards: 2, members: MEMBERS, replicationFactor: 3 };
+    const mover = new ShardMover({
+      nodeId: 2,
+      members: MEMBERS,
+      replicationFactor: 3,
+      localShards: null,
+      configuredCount: 2,
+      shards: new Map([[0, zero]]),
+      router: metaRouter(new Map(), []),
+      view: new ShardMapView({
+        initial: configured,
+        read: () => Promise.resolve(null),
+        nowMs: () => 0,
+      }),
+      // Node 2 is no voter of shard 2: it opens nothing.
+      openShard: () => Promise.reject(new Error("no opens in this test")),
+      maxShards: 1_024,
+      logger: new Logger({ level: "error", format: "text", write: () => {}, nowMs: () => 0 }),
+      nowMs: () => 0,
+      wallMs: () => 0,
+    });
+    equal(mover.recordedVotersOf(2), null, "nothing before the first check");
+    await mover.check();
+    mover.close();
+    deepEqual(mover.recordedVotersOf(2), phase === "copy" ? [4, 1, 3] : null);
+    equal(mover.recordedVotersOf(1), null);
+  }
+});
