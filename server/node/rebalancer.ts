@@ -62,6 +62,9 @@
  *   a removal never leaves a shard unable to commit;
  * - R5: `V'` is not empty.
  *
+ * The same notion of load places the shards a shard move creates ({@linkcode placeNewShards}):
+ * on active members that are up, least loaded first, before any replica of them exists.
+ *
  * Diagnoses say what the planner cannot do: `capacity` (fewer healthy nodes than rf: the
  * factor cannot be held; {@linkcode checkRemoveNode} refuses a removal that would cause it),
  * `drainBlocked`, `noLeader` and `quorumLost` (a shard whose live voters are no majority needs
