@@ -313,6 +313,15 @@ export function createNewShardPlacer(
         for (const item of placed) next.set(item.shard, [...item.voters].sort((a, b) => a - b));
         return next;
       }),
+    forget: (placed) =>
+      membership.updatePlacement((current) => {
+        const next = new Map(current);
+        for (const item of placed) {
+          const voters = [...item.voters].sort((a, b) => a - b).join(",");
+          if (next.get(item.shard)?.join(",") === voters) next.delete(item.shard);
+        }
+        return next;
+      }),
   };
 }
 

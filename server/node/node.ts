@@ -505,6 +505,7 @@ function createMover(
     placer: {
       place: async (shards) => await cluster.placerSlot.placer?.place(shards) ?? null,
       record: async (placed) => await cluster.placerSlot.placer?.record(placed),
+      forget: async (placed) => await cluster.placerSlot.placer?.forget(placed),
     },
     maxShards: SHARDS_MAX,
     logger: runtime.logger,

@@ -123,6 +123,8 @@ export interface NewShardPlacer {
   place(shards: readonly number[]): Promise<readonly NewShardVoters[] | null>;
   /** Lists `placed` in the placement record (before the move record names them). */
   record(placed: readonly NewShardVoters[]): Promise<void>;
+  /** Takes `placed` out of the placement record again where it still lists them as placed. */
+  forget(placed: readonly NewShardVoters[]): Promise<void>;
 }
 
 /** The phases in which a new shard's replica is opened from the voters its move recorded. */
@@ -262,6 +264,14 @@ export class ShardMover {
     if (placed !== null) await this.#options.placer?.record(placed);
     const swapped = await this.#swapMove(current.text, move);
     if (!swapped.isSwapped) {
+      // No shard of ours will exist: its entries must not hide another move's shards.
+      if (placed !== null) {
+        await this.#options.placer?.forget(placed).catch((error: unknown) =>
+          this.#options.logger.warn("Cannot take unused shards out of the placement record", {
+            reason: describe(error),
+          })
+        );
+      }
       throw new AspenError("move_in_progress", "Cannot add shards: another move just started");
     }
     void this.check();

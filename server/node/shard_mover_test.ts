@@ -220,6 +220,7 @@ Deno.test("addShards() records the placed voters: placement record first, then t
       log.push("record placement");
       return Promise.resolve();
     },
+    forget: () => Promise.reject(new Error("must not forget")),
   });
   const answer = await mover.addShards({ count: 2, dryRun: false });
   mover.close();
@@ -238,6 +239,7 @@ Deno.test("addShards() refuses, dry run too, what the placer refuses; nothing wr
       place: () =>
         Promise.reject(new AspenError("insufficient_capacity", "2 active member(s) are up")),
       record: () => Promise.reject(new Error("must not record")),
+      forget: () => Promise.reject(new Error("must not forget")),
     });
     await rejects(mover.addShards({ count: 1, dryRun }), (error: unknown) => {
       ok(error instanceof AspenError);
@@ -255,6 +257,7 @@ Deno.test("addShards() without a placement (no members record) keeps the static 
   const mover = moverWith(metaRouter(meta, []), {
     place: () => Promise.resolve(null),
     record: () => Promise.reject(new Error("must not record")),
+    forget: () => Promise.reject(new Error("must not forget")),
   });
   await mover.addShards({ count: 1, dryRun: false });
   mover.close();
@@ -298,4 +301,37 @@ Deno.test("recordedVotersOf() gives a running move's voters to routing, none onc
     deepEqual(mover.recordedVotersOf(2), phase === "copy" ? [4, 1, 3] : null);
     equal(mover.recordedVotersOf(1), null);
   }
+});
+
+Deno.test("addShards() that loses the move record's race forgets its placement", async () => {
+  const meta = new Map<string, string>();
+  const log: string[] = [];
+  const inner = metaRouter(meta, log);
+  // Another move's record lands between this one's read and its swap.
+  const router = {
+    nodeId: 1,
+    execute: (shard: number, request: ShardRequest) => {
+      if (request.kind === "metaSwap" && request.name === SHARD_MOVE_META) {
+        meta.set(SHARD_MOVE_META, "another move");
+      }
+      return inner.execute(shard, request, 0);
+    },
+  } as unknown as ClusterRouter;
+  const placed = [{ shard: 2, voters: [1, 2, 3] }];
+  const mover = moverWith(router, {
+    place: () => Promise.resolve(placed),
+    record: () => Promise.resolve(void log.push("record placement")),
+    forget: (forgotten) => {
+      deepEqual(forgotten, placed);
+      log.push("forget placement");
+      return Promise.resolve();
+    },
+  });
+  await rejects(mover.addShards({ count: 1, dryRun: false }), (error: unknown) => {
+    ok(error instanceof AspenError);
+    equal(error.code, "move_in_progress");
+    return true;
+  });
+  mover.close();
+  deepEqual(log, ["record placement", `swap ${SHARD_MOVE_META}`, "forget placement"]);
 });
