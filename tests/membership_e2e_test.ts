@@ -14,8 +14,10 @@
  * Grow: 3 nodes under the same load; a fourth process starts with an empty data dir and
  * `--join` (its own key, certified by the member it asks), becomes active and receives
  * replicas while node 2 is killed and restarted; it ends with exactly a quarter of the
- * replicas, every acknowledged write reads back and the 4 nodes' replicas converge; then it is
- * removed again and the 3 others converge without it.
+ * replicas, every acknowledged write reads back and the 4 nodes' replicas converge. Then node
+ * 3 (of the startup peer list) is removed; with node 2 killed too, `shard add` is refused with
+ * 409 insufficient_capacity, and with node 2 back it places the 2 new shards on the members
+ * 1, 2 and 4 (not on the static list 1-3), which serve writes and converge.
  *
  * Replace: 4 nodes under load; replacing node 4 while it is up is 409; once it is killed for
  * good, `replace` rebuilds its replicas on nodes 1-3 from the survivors, it ends `removed`,
@@ -24,8 +26,8 @@
  * message and changes no file in its data dir but its new removed mark; without the mark, started
  * while nodes 1-3 are down, it starts, and once they are back it asks again and stops.
  */
-import { deepEqual, equal, ok } from "node:assert/strict";
-import { ApiError, AspenClient, type ClusterStatus } from "../api/mod.ts";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { ApiError, AspenClient, type ClusterStatus, type ShardMovesResponse } from "../api/mod.ts";
 import type { LocalCluster } from "../cli/launcher.ts";
 import type { ReplicaDebugState } from "../server/http/mod.ts";
 import { compareReplicas } from "./chaos/verify.ts";
@@ -104,7 +106,7 @@ Deno.test("remove-node drains a node under load, through a killed peer", async (
   }
 });
 
-Deno.test("a node joins under load through a killed peer, takes replicas, leaves", async () => {
+Deno.test("a node joins under load, takes replicas; shard add places on the members", async () => {
   const test = await launchTestCluster({ nodes: 3, shards: SHARDS });
   const { cluster } = test;
   const dir = await Deno.makeTempDir({ prefix: "aspen-join-" });
@@ -142,19 +144,23 @@ Deno.test("a node joins under load through a killed peer, takes replicas, leaves
     const stored = await readAll(cluster);
     for (const [key, value] of acknowledged) equal(stored.get(key), value, key);
     await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS, joiner.url);
-    const leave = await post(cluster, 3, "/v1/cluster/nodes/4/remove");
+    // Node 3, of the startup peer list, leaves: the static placement would still put new
+    // shards on it, and never on node 4.
+    const leave = await post(cluster, 1, "/v1/cluster/nodes/3/remove");
     equal(leave.status, 202, JSON.stringify(leave.body));
     await waitForStatus(
       cluster,
       1,
       (status) =>
-        status.members?.find((member) => member.id === 4)?.state === "removed" &&
-        status.members.every((member) => member.replicas === (member.id === 4 ? 0 : SHARDS)) &&
+        status.members?.find((member) => member.id === 3)?.state === "removed" &&
+        status.members.every((member) => member.replicas === (member.id === 3 ? 0 : SHARDS)) &&
         status.differences?.length === 0,
       DRAIN_TIMEOUT_MS,
     );
-    await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS, null);
-    equal(await joiner.exited, false, "the removed node stops with an error status");
+    await waitFor(() => !cluster.isRunning(3), 10_000, "node 3 stops once removed");
+    await waitForReplicas(cluster, [1, 2], CONVERGE_TIMEOUT_MS, joiner.url);
+    await checkShardAddNeedsCapacity(cluster);
+    await addShardsOnLiveMembers(cluster, joiner.url, test.lines);
   } catch (error) {
     console.error(test.lines.slice(-80).join("\n"));
     throw error;
@@ -221,6 +227,111 @@ Deno.test("replace-node rebuilds a dead node's replicas from the survivors", asy
     await test.close();
   }
 });
+
+/** The shards after `shard add` in the join test. */
+const GROWN_SHARDS = SHARDS + 2;
+/** The longest a shard add of a few hundred keys may take here. */
+const SHARD_ADD_TIMEOUT_MS = 60_000;
+/** How long a node may take to see a killed peer down, or a restarted one up again. */
+const PEER_STATE_TIMEOUT_MS = 20_000;
+
+/**
+ * Nodes 1, 2 and 4 are the active members (node 3 was removed): with node 2 killed, two are
+ * up and `shard add` is refused with 409 insufficient_capacity (dry run or not: the dry run is
+ * what is polled, it changes nothing); once node 2 is back it is accepted again.
+ */
+async function checkShardAddNeedsCapacity(cluster: LocalCluster): Promise<void> {
+  await cluster.kill(2, "SIGKILL");
+  const refused = await pollShardAdd(cluster, { count: 2, dryRun: true }, 409);
+  const error = (refused as { error: { code: string; message: string } }).error;
+  equal(error.code, "insufficient_capacity");
+  match(error.message, /2 active member\(s\) are up/);
+  cluster.start(2);
+  await pollShardAdd(cluster, { count: 2, dryRun: true }, 200);
+}
+
+/** POSTs `/v1/shards` through node 1 until it answers `status`; returns the body. */
+async function pollShardAdd(
+  cluster: LocalCluster,
+  body: { count: number; dryRun: boolean },
+  status: number,
+): Promise<unknown> {
+  const deadline = performance.now() + PEER_STATE_TIMEOUT_MS;
+  let last = "";
+  while (performance.now() < deadline) {
+    const response = await fetch(`${cluster.url(1)}/v1/shards`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${cluster.record.rootToken}` },
+      body: JSON.stringify(body),
+    }).catch(() => null);
+    if (response !== null) {
+      const answer = await response.json() as unknown;
+      if (response.status === status) return answer;
+      last = `${response.status} ${JSON.stringify(answer)}`;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`POST /v1/shards did not answer ${status}: last ${last}`);
+}
+
+/**
+ * `shard add` after node 3 left and node 4 joined: the new shards are placed on the active
+ * members (1, 2 and 4), as the status shows once the move is done (before any repair by the
+ * rebalancer: no learner, no replica on node 3) and as each node's log says (it opened its
+ * replica with those voters, node 4 too); keys written afterwards land on the new shards too
+ * and read back, and the replicas converge.
+ */
+async function addShardsOnLiveMembers(
+  cluster: LocalCluster,
+  joinerUrl: string,
+  lines: readonly string[],
+): Promise<void> {
+  const answer = await pollShardAdd(cluster, { count: GROWN_SHARDS - SHARDS, dryRun: false }, 202);
+  equal((answer as { toCount: number }).toCount, GROWN_SHARDS);
+  const client = new AspenClient({ endpoints: [cluster.url(1)], token: cluster.record.rootToken });
+  const deadline = performance.now() + SHARD_ADD_TIMEOUT_MS;
+  for (;;) {
+    const { move } = await client.request<ShardMovesResponse>({
+      method: "GET",
+      path: "/v1/shards/moves",
+    });
+    if (move?.phase === "done" && move.toCount === GROWN_SHARDS) break;
+    ok(performance.now() < deadline, `the shard add ended: ${JSON.stringify(move)}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  const status = await waitForStatus(
+    cluster,
+    1,
+    (status) => status.shards.length === GROWN_SHARDS,
+  );
+  for (const shard of status.shards.filter((item) => item.id >= SHARDS)) {
+    const replicas = JSON.stringify(shard.replicas);
+    deepEqual(shard.replicas.map((replica) => replica.node).sort(), [1, 2, 4], replicas);
+    ok(shard.replicas.every((replica) => replica.role !== "learner"), replicas);
+  }
+  for (const node of [1, 2, 4]) {
+    for (let shard = SHARDS; shard < GROWN_SHARDS; shard++) {
+      const opened = lines.some((line) =>
+        line.startsWith(`n${node} |`) &&
+        new RegExp(`Opened a new shard's replica.* shard=${shard} .*voters=[124],[124],[124]\\b`)
+          .test(line)
+      );
+      ok(opened, `node ${node} opened its replica of shard ${shard} with voters 1, 2 and 4`);
+    }
+  }
+  const onShard = new Set<number>();
+  for (let i = 0; i < 60; i++) {
+    const key = `${KEY_PREFIX}grown/${i}`;
+    await client.put(key, `value ${i}`);
+    const got = await client.get(key);
+    equal(got.kv?.value, `value ${i}`, key);
+    onShard.add(got.shard);
+  }
+  for (let shard = SHARDS; shard < GROWN_SHARDS; shard++) {
+    ok(onShard.has(shard), `some key landed on new shard ${shard}: ${[...onShard]}`);
+  }
+  await waitForReplicas(cluster, [1, 2], CONVERGE_TIMEOUT_MS, joinerUrl, GROWN_SHARDS);
+}
 
 /**
  * Node 4, replaced while it was down, started again with its old data: it asks the members it
@@ -445,6 +556,7 @@ async function waitForReplicas(
   nodes: readonly number[],
   timeoutMs: number,
   extraUrl: string | null = null,
+  shards = SHARDS,
 ): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   let pending: readonly string[] = [];
@@ -459,7 +571,7 @@ async function waitForReplicas(
       equal(response.status, 200);
       states.set(node, (await response.json() as { shards: ReplicaDebugState[] }).shards);
     }
-    const comparison = compareReplicas(states, { shards: SHARDS, replicasPerShard: 3 });
+    const comparison = compareReplicas(states, { shards, replicasPerShard: 3 });
     equal(comparison.divergences.length, 0, comparison.divergences.join("; "));
     if (comparison.isSettled) return;
     pending = comparison.pending;

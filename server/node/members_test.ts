@@ -21,6 +21,7 @@ import {
   withMemberState,
 } from "./members.ts";
 import { Membership, type MembersStore } from "./membership.ts";
+import { formatPlacement, parsePlacement, PLACEMENT_META } from "./placement_record.ts";
 
 const PEERS = [
   { id: 3, address: "127.0.0.1:7003" },
@@ -206,4 +207,41 @@ Deno.test("Membership.update() reports a missing record as shard_unavailable", a
     two.membership.update((record) => record),
     (e) => codeOf(e) === "shard_unavailable",
   );
+});
+
+Deno.test("Membership.updatePlacement(): read-modify-write over a racing writer", async () => {
+  const records = new Map<string, string>();
+  let races = 1;
+  const store: MembersStore = {
+    readLocal: () => null,
+    isShardZeroLeader: () => false,
+    read: (name) => Promise.resolve(records.get(name) ?? null),
+    swap: (name, expected, value) => {
+      // The rebalance driver writes its own entry once, between this node's read and swap.
+      if (races-- > 0) records.set(name, formatPlacement(new Map([[0, [1, 2, 3]]])));
+      if ((records.get(name) ?? null) !== expected) {
+        return Promise.resolve({ isSwapped: false, value: records.get(name) ?? null });
+      }
+      records.set(name, value);
+      return Promise.resolve({ isSwapped: true, value });
+    },
+  };
+  const membership = new Membership({
+    self: { id: 1, peerAddress: "127.0.0.1:7001", httpAddress: "127.0.0.1:8001" },
+    peers: [],
+    store,
+    effects: { setPeerAddress: () => {}, refuse: () => {} },
+    logger: quiet,
+  });
+  await membership.updatePlacement((current) => new Map([...current, [4, [4, 2, 1]]]));
+  const written = parsePlacement(records.get(PLACEMENT_META)!);
+  deepEqual([...written], [[0, [1, 2, 3]], [4, [1, 2, 4]]], "the racing entry is kept");
+  deepEqual(membership.placementOf(4), [1, 2, 4], "the writer adopts what it wrote");
+  await membership.updatePlacement((current) => {
+    const next = new Map(current);
+    next.delete(4);
+    return next;
+  });
+  deepEqual([...parsePlacement(records.get(PLACEMENT_META)!)], [[0, [1, 2, 3]]]);
+  equal(membership.placementOf(4), null);
 });

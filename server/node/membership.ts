@@ -9,7 +9,12 @@
  */
 import { AspenError } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
-import { parsePlacement, PLACEMENT_META, type PlacementRecord } from "./placement_record.ts";
+import {
+  formatPlacement,
+  parsePlacement,
+  PLACEMENT_META,
+  type PlacementRecord,
+} from "./placement_record.ts";
 import {
   formatMembersRecord,
   memberOf,
@@ -128,6 +133,34 @@ export class Membership {
   async writePlacement(value: string): Promise<void> {
     const swapped = await this.#store.swap(PLACEMENT_META, this.#placementText, value);
     if (swapped.value !== null) this.adoptPlacement(swapped.value);
+  }
+
+  /**
+   * Changes the placement record by read-modify-write (a shard move lists the voters it chose
+   * for its new shards): `change` gets the current record (empty when none) and returns the
+   * next. Retries when another writer (the rebalance driver) got in between.
+   *
+   * @throws {AspenError} `conflict` after MEMBERS_SWAP_ATTEMPTS_MAX lost races, the store's
+   * errors; `storage_corrupt` for a malformed record.
+   */
+  async updatePlacement(change: (record: PlacementRecord) => PlacementRecord): Promise<void> {
+    for (let attempt = 0; attempt < MEMBERS_SWAP_ATTEMPTS_MAX; attempt++) {
+      const text = await this.#store.read(PLACEMENT_META);
+      const value = formatPlacement(change(text === null ? new Map() : parsePlacement(text)));
+      if (value === text) {
+        this.adoptPlacement(value);
+        return;
+      }
+      const swapped = await this.#store.swap(PLACEMENT_META, text, value);
+      if (swapped.isSwapped) {
+        this.adoptPlacement(value);
+        return;
+      }
+    }
+    throw new AspenError(
+      "conflict",
+      `Cannot change the placement record: it changed under ${MEMBERS_SWAP_ATTEMPTS_MAX} tries`,
+    );
   }
 
   /** Starts the periodic check. */

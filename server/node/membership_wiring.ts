@@ -22,6 +22,9 @@ import { NODE_CHANNEL_SHARD, type NodeInfo, STATUS_PART_TIMEOUT_MS } from "./clu
 import { encodeNodeRequest, type NodeRequest } from "./node_requests.ts";
 import { formatPlacement, parsePlacement } from "./placement_record.ts";
 import { type DriverCluster, RebalanceDriver, type ShardObservation } from "./rebalance_driver.ts";
+import { placeNewShards, type ShardView } from "./rebalancer.ts";
+import { replicasOf } from "./placement.ts";
+import type { NewShardPlacer } from "./shard_mover.ts";
 import { decodeShardResponse, type ShardRequest } from "./shard_request.ts";
 import type { ShardStatusView } from "./shard_status_view.ts";
 
@@ -328,6 +331,78 @@ function createRebalanceDriver(
     writePlacement: (placement) => membership.writePlacement(formatPlacement(placement)),
   };
   return new RebalanceDriver(cluster, runtime.logger.child({ component: "rebalance" }));
+}
+
+/**
+ * Where a shard move's new shards go (shard_mover.ts): `placeNewShards` over the members
+ * record, the peer links and every shard's configuration as its leader reports it (a shard
+ * without a leader's answer counts where the placement record, or else the static placement,
+ * puts it); the choice is then listed in the placement record.
+ */
+export function createNewShardPlacer(
+  config: Config,
+  node: {
+    readonly router: ClusterRouter;
+    readonly service: KvService;
+    readonly membership: Membership;
+    /** The static members (placement.ts), for shards nobody answered for. */
+    readonly members: readonly number[];
+    readonly isUp: (id: number) => boolean;
+  },
+  runtime: MembershipRuntime,
+): NewShardPlacer {
+  const { router, service, membership } = node;
+  const rf = config.sharding.replicationFactor;
+  return {
+    place: async (shards) => {
+      const record = await membership.refresh();
+      if (record === null) return null;
+      const observed = await observeShards(router, service.shardCount, runtime);
+      const views = observed.map((shard): ShardView => {
+        if (shard.leader !== null) {
+          const learners = shard.learners.map((learner) => learner.node);
+          return { ...shard, learners, caughtUpLearners: [] };
+        }
+        const voters = membership.placementOf(shard.shard) ??
+          replicasOf(node.members, shard.shard, rf);
+        return { shard: shard.shard, voters, learners: [], caughtUpLearners: [], leader: null };
+      });
+      const placement = placeNewShards({
+        members: record.members.map((member) => ({
+          id: member.id,
+          state: member.state,
+          isUp: node.isUp(member.id),
+        })),
+        replicationFactor: rf,
+        shards: views,
+        newShards: shards,
+      });
+      if (!placement.isPlaced) {
+        throw new AspenError(
+          "insufficient_capacity",
+          `Cannot add shards: ${placement.message}; bring the down members back or add a ` +
+            "node first (GET /v1/cluster/members)",
+          { available: placement.available, needed: placement.needed },
+        );
+      }
+      return placement.shards;
+    },
+    record: (placed) =>
+      membership.updatePlacement((current) => {
+        const next = new Map(current);
+        for (const item of placed) next.set(item.shard, [...item.voters].sort((a, b) => a - b));
+        return next;
+      }),
+    forget: (placed) =>
+      membership.updatePlacement((current) => {
+        const next = new Map(current);
+        for (const item of placed) {
+          const voters = [...item.voters].sort((a, b) => a - b).join(",");
+          if (next.get(item.shard)?.join(",") === voters) next.delete(item.shard);
+        }
+        return next;
+      }),
+  };
 }
 
 /** A node request this node sends itself (the driver runs on a node that may host too). */

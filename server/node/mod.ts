@@ -49,7 +49,13 @@ export { apiKv, apiLeaseError, apiLeaseId, apiTxnOpResult, LEASE_SHARD_SPAN } fr
 export { LocalShard } from "./local_shard.ts";
 export { removeNode } from "./node_removal.ts";
 export { admitNode } from "./node_admission.ts";
-export { answerStanding, KNOWN_MEMBERS_FILE, memberStateOf } from "./standing.ts";
+export {
+  answerProof,
+  answerStanding,
+  KNOWN_MEMBERS_FILE,
+  memberStateOf,
+  questionProof,
+} from "./standing.ts";
 export {
   REMOTE_WATCH_BATCH_EVENTS_MAX,
   REMOTE_WATCH_STREAMS_MAX,

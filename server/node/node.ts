@@ -57,14 +57,18 @@ import {
   type ShardMapKeeper,
   ShardMapView,
 } from "./shard_map.ts";
-import { ShardMover } from "./shard_mover.ts";
+import { type NewShardPlacer, ShardMover } from "./shard_mover.ts";
 import type { Membership } from "./membership.ts";
 import { decodeNodeRequest } from "./node_requests.ts";
 import { readHostedShards, type ReplicaHost, shardDirsOf } from "./replica_host.ts";
 import { checkNotRemoved } from "./removed_marker.ts";
 import { joinedState } from "./join.ts";
 import { checkStandingAtStart } from "./standing.ts";
-import { type NodeRequestSlot, startMembershipRuntime } from "./membership_wiring.ts";
+import {
+  createNewShardPlacer,
+  type NodeRequestSlot,
+  startMembershipRuntime,
+} from "./membership_wiring.ts";
 import { decodeShardRequest, encodeShardResponse } from "./shard_request.ts";
 import { TokenRegistry, TOKENS_READ_TIMEOUT_MS } from "./token_registry.ts";
 import { TOKENS_META } from "../runtime_tokens.ts";
@@ -149,7 +153,6 @@ export interface AspenNode {
  * `storage_corrupt` for damaged files.
  */
 export async function startNode(given: Config, runtime: NodeRuntime): Promise<AspenNode> {
-  const { logger } = runtime;
   const parts = await openLocalParts(given, runtime);
   const config = parts.config;
   const { credentials, members, shards, alarms, liveness, crossShard, transport } = parts;
@@ -159,15 +162,22 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
   const stopTicker = startTicker(ticked, config, runtime);
   const placement = { of: (_shard: number): readonly number[] | null => null };
   const hostSlot: { host: ReplicaHost | null } = { host: null };
-  const router = createRouter(config, members, shards, transport, runtime, placement);
+  const placerSlot: { placer: NewShardPlacer | null } = { placer: null };
+  // Routing follows the placement record, and a running move's recorded voters of its new
+  // shards until this node's copy of the record lists them.
+  const moverSlot: { mover: ShardMover | null } = { mover: null };
+  const router = createRouter(config, members, shards, transport, runtime, {
+    of: (shard: number) => placement.of(shard) ?? moverSlot.mover?.recordedVotersOf(shard) ?? null,
+  });
   const { shardMap, shardMapKeeper } = startShardMap({ router, shards, parts }, runtime);
   const { service, sweeper } = createService(config, { router, shards, shardMap }, runtime);
   const mover = createMover(
     config,
-    { members, shards, router, shardMap, service, placement },
+    { members, shards, router, shardMap, service, placement, placerSlot },
     moverOpener(config, { members, transport, alarms, awake, hostSlot }, runtime),
     runtime,
   );
+  moverSlot.mover = mover;
   mover.start();
   crossShard.stats = service.crossShard;
   sweeper.start();
@@ -182,12 +192,13 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
   }, runtime);
   placement.of = (shard) => membership.membership.placementOf(shard);
   hostSlot.host = membership.replicaHost;
+  const isNodeUp = (id: number) =>
+    id === config.node.id || (transport.isPeerUp(id) && !liveness.isDown(id));
+  const placed = { router, service, members, isUp: isNodeUp, membership: membership.membership };
+  placerSlot.placer = createNewShardPlacer(config, placed, runtime);
   metaRefresh.run = () => refreshMeta([tokens, shardMapKeeper, mover]);
-  logger.info("Node started", {
-    node: config.node.id,
-    shards: [...shards.keys()].join(","),
-    members: members.join(","),
-  });
+  const started = { shards: [...shards.keys()].join(","), members: members.join(",") };
+  runtime.logger.info("Node started", { node: config.node.id, ...started });
   return {
     config,
     credentials,
@@ -203,19 +214,43 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
     membership: membership.membership,
     replicaHost: membership.replicaHost,
     removed: membership.removed,
-    isNodeUp: (id) => id === config.node.id || (transport.isPeerUp(id) && !liveness.isDown(id)),
-    close: async () => {
-      membership.close();
-      stopTicker();
-      metaWatch.close();
-      shardMapKeeper.stop();
-      mover.close();
-      await sweeper.close();
-      alarms.close();
-      await tokens?.close();
-      return await closeNode(config, shards, transport, logger);
-    },
+    isNodeUp,
+    close: () =>
+      closeStartedNode(
+        { membership, stopTicker, metaWatch, shardMapKeeper, mover, sweeper, alarms, tokens },
+        { config, shards, transport, logger: runtime.logger },
+      ),
   };
+}
+
+/** Stops a started node's parts, in order, then its replicas and transport. */
+async function closeStartedNode(
+  parts: {
+    readonly membership: { close(): void };
+    readonly stopTicker: () => void;
+    readonly metaWatch: { close(): void };
+    readonly shardMapKeeper: { stop(): void };
+    readonly mover: { close(): void };
+    readonly sweeper: { close(): Promise<void> };
+    readonly alarms: { close(): void };
+    readonly tokens: { close(): Promise<void> } | null;
+  },
+  node: {
+    readonly config: Config;
+    readonly shards: Map<number, LocalShard>;
+    readonly transport: PeerTransport;
+    readonly logger: Logger;
+  },
+): Promise<void> {
+  parts.membership.close();
+  parts.stopTicker();
+  parts.metaWatch.close();
+  parts.shardMapKeeper.stop();
+  parts.mover.close();
+  await parts.sweeper.close();
+  parts.alarms.close();
+  await parts.tokens?.close();
+  return await closeNode(node.config, node.shards, node.transport, node.logger);
 }
 
 /** Opens this node's replicas of `ids`; on a failure closes what it opened and the transport. */
@@ -438,9 +473,10 @@ function createService(
 }
 
 /**
- * How the mover opens a new shard's replica, bootstrapped from the static placement: through
- * the replica host once it exists, so that the rebalancer's opens and the mover's never open
- * one shard twice.
+ * How the mover opens a new shard's replica, bootstrapped with the voters the mover gives (its
+ * move's recorded voters, or the static placement for a record without them): through the
+ * replica host once it exists, so that the rebalancer's opens and the mover's never open one
+ * shard twice.
  */
 function moverOpener(
   config: Config,
@@ -452,9 +488,8 @@ function moverOpener(
     readonly hostSlot: { readonly host: ReplicaHost | null };
   },
   runtime: NodeRuntime,
-): (shard: number) => Promise<LocalShard> {
-  return async (shard) => {
-    const voters = replicasOf(node.members, shard, config.sharding.replicationFactor);
+): (shard: number, voters: readonly number[]) => Promise<LocalShard> {
+  return async (shard, voters) => {
     const host = node.hostSlot.host;
     if (host !== null) return await host.openFor(shard, voters);
     return await openShard(config, shard, voters, node, runtime);
@@ -471,8 +506,10 @@ function createMover(
     readonly shardMap: ShardMapView;
     readonly service: KvService;
     readonly placement: { readonly of: (shard: number) => readonly number[] | null };
+    /** Set once the members record's runtime exists; the static placement until then. */
+    readonly placerSlot: { readonly placer: NewShardPlacer | null };
   },
-  open: (shard: number) => Promise<LocalShard>,
+  open: (shard: number, voters: readonly number[]) => Promise<LocalShard>,
   runtime: NodeRuntime,
 ): ShardMover {
   return new ShardMover({
@@ -484,12 +521,17 @@ function createMover(
     shards: cluster.shards,
     router: cluster.router,
     view: cluster.shardMap,
-    openShard: async (shard) => {
-      const opened = await open(shard);
+    openShard: async (shard, voters) => {
+      const opened = await open(shard, voters);
       opened.useCrossShardExpiry((id) => cluster.service.expireLease(apiLeaseId(id, shard)));
       return opened;
     },
-    isPlacedByDriver: (shard) => cluster.placement.of(shard) !== null,
+    placementOf: (shard) => cluster.placement.of(shard),
+    placer: {
+      place: async (shards) => await cluster.placerSlot.placer?.place(shards) ?? null,
+      record: async (placed) => await cluster.placerSlot.placer?.record(placed),
+      forget: async (placed) => await cluster.placerSlot.placer?.forget(placed),
+    },
     maxShards: SHARDS_MAX,
     logger: runtime.logger,
     nowMs: runtime.nowMs,

@@ -5,6 +5,10 @@
  * Shard `s` is placed on `replicationFactor` consecutive members (in id order) starting at
  * member `s mod n`, wrapping around. With 3 nodes and a factor of 3 every node hosts every
  * shard; with more nodes the shards' leaders and load spread over all of them.
+ *
+ * This static placement bootstraps the shards a cluster starts with. Shards a shard move adds
+ * are placed on the members as they are then (rebalancer.ts `placeNewShards`, recorded in the
+ * move record); only a move record without voters, written by an older node, falls back here.
  */
 import { assert } from "../../raft/mod.ts";
 
@@ -46,7 +50,8 @@ export function shardsOf(
  * a shard move never opens a replica the operator left out. A shard added later by a shard
  * move (id at or above `configuredCount`) is hosted where placement puts it, `local_shards` or
  * not: every node computes the same voters for it, and a replica placed but never opened would
- * leave the new shard short of its replication factor.
+ * leave the new shard short of its replication factor. (That is the fallback for a move record
+ * without voters; see shard_mover.ts `newReplicaVoters`.)
  */
 export function hostsShard(options: {
   readonly members: readonly number[];

@@ -62,6 +62,9 @@
  *   a removal never leaves a shard unable to commit;
  * - R5: `V'` is not empty.
  *
+ * The same notion of load places the shards a shard move creates ({@linkcode placeNewShards}):
+ * on active members that are up, least loaded first, before any replica of them exists.
+ *
  * Diagnoses say what the planner cannot do: `capacity` (fewer healthy nodes than rf: the
  * factor cannot be held; {@linkcode checkRemoveNode} refuses a removal that would cause it),
  * `drainBlocked`, `noLeader` and `quorumLost` (a shard whose live voters are no majority needs
@@ -643,4 +646,104 @@ function checkClusterView(cluster: ClusterView): void {
     assert(caughtUp, `shard ${shard.shard} lists a caught-up learner that is no learner`);
   }
   for (const operation of cluster.inFlight) assert(ids.has(operation.shard), "unknown shard");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** A member as {@linkcode placeNewShards} reads it: its state and whether its link is up. */
+export interface PlacementCandidate {
+  readonly id: number;
+  readonly state: MemberState;
+  readonly isUp: boolean;
+}
+
+/** The voters of one new shard, its preferred leader first. */
+export interface NewShardVoters {
+  readonly shard: number;
+  readonly voters: readonly number[];
+}
+
+/** Where new shards go, or why they cannot be placed. */
+export type NewShardPlacement =
+  | { readonly isPlaced: true; readonly shards: readonly NewShardVoters[] }
+  | {
+    readonly isPlaced: false;
+    /** Active members whose link is up, and how many replicas each shard needs. */
+    readonly available: number;
+    readonly needed: number;
+    readonly message: string;
+  };
+
+/**
+ * The voters of shards created by a shard move (`aspen shard add`), on the members as they are
+ * now: only `active` members that are up (a joining node is still taking snapshots, a draining
+ * one is leaving, a dead or removed one is gone), `min(rf, members not removed)` each, so that
+ * a single-node cluster keeps its one replica. Replicas go to the least loaded candidates (the
+ * planner's load: replicas of the current configurations, voters and learners, per node), the
+ * counts growing as each new shard is placed, so that the new shards even the load out rather
+ * than leave it to balancing moves. Each shard's first voter is its preferred leader: the
+ * chosen voter leading fewest shards. Ties go to the lower id, and the answer does not depend
+ * on the order of the lists: every caller computes the same placement from the same view.
+ *
+ * @example
+ * ```ts
+ * placeNewShards({
+ *   members: [1, 2, 3, 4].map((id) => ({ id, state: "active", isUp: id !== 2 })),
+ *   replicationFactor: 3,
+ *   shards: [{ shard: 0, voters: [1, 2, 3], learners: [], caughtUpLearners: [], leader: 1 }],
+ *   newShards: [1],
+ * }); // { isPlaced: true, shards: [{ shard: 1, voters: [4, 1, 3] }] }
+ * ```
+ */
+export function placeNewShards(input: {
+  readonly members: readonly PlacementCandidate[];
+  readonly replicationFactor: number;
+  /** The current configurations (leader null when unknown). */
+  readonly shards: readonly ShardView[];
+  readonly newShards: readonly number[];
+}): NewShardPlacement {
+  const rf = input.replicationFactor;
+  assert(Number.isSafeInteger(rf) && rf >= 1 && rf <= REPLICAS_MAX, "rf out of range");
+  assert(input.members.length <= REBALANCE_MEMBERS_MAX, "too many members");
+  assert(input.shards.length + input.newShards.length <= REBALANCE_SHARDS_MAX, "too many shards");
+  assert(new Set(input.members.map((member) => member.id)).size === input.members.length, "ids");
+  assert(new Set(input.newShards).size === input.newShards.length, "new shard ids are distinct");
+  const present = input.members.filter((member) => member.state !== "removed").length;
+  const needed = Math.min(rf, Math.max(present, 1));
+  const candidates = input.members
+    .filter((member) => member.state === "active" && member.isUp)
+    .map((member) => member.id)
+    .sort((a, b) => a - b);
+  if (candidates.length < needed) {
+    return {
+      isPlaced: false,
+      available: candidates.length,
+      needed,
+      message: `${candidates.length} active member(s) are up, but each new shard needs ` +
+        `${needed} replica(s) (replication factor ${rf})`,
+    };
+  }
+  const load = new Map<number, number>(candidates.map((node) => [node, 0]));
+  const leaders = new Map<number, number>(candidates.map((node) => [node, 0]));
+  for (const shard of input.shards) {
+    for (const node of new Set([...shard.voters, ...shard.learners])) {
+      if (load.has(node)) load.set(node, load.get(node)! + 1);
+    }
+    const leader = shard.leader;
+    if (leader !== null && leaders.has(leader)) leaders.set(leader, leaders.get(leader)! + 1);
+  }
+  const shards: NewShardVoters[] = [];
+  for (const shard of [...input.newShards].sort((a, b) => a - b)) {
+    const chosen = [...candidates]
+      .sort((a, b) => load.get(a)! - load.get(b)! || a - b)
+      .slice(0, needed);
+    for (const node of chosen) load.set(node, load.get(node)! + 1);
+    const leader = [...chosen].sort((a, b) =>
+      leaders.get(a)! - leaders.get(b)! || load.get(a)! - load.get(b)! || a - b
+    )[0]!;
+    leaders.set(leader, leaders.get(leader)! + 1);
+    const others = chosen.filter((node) => node !== leader).sort((a, b) => a - b);
+    shards.push({ shard, voters: [leader, ...others] });
+  }
+  return { isPlaced: true, shards };
 }

@@ -6,8 +6,9 @@
  * wires them to the cluster; the unit tests to fakes).
  *
  * ```text
- *   copy     new shards marked inactive (they refuse clients); each source's moving keys
- *            copied to their new shard by `import` (version, createRevision, lease kept)
+ *   copy     new shards marked inactive (they refuse clients), their leadership handed to
+ *            the preferred leader the record names; each source's moving keys copied to
+ *            their new shard by `import` (version, createRevision, lease kept)
  *   fence    each source refuses writes to moving keys (`wrong_shard`, retryable); the driver
  *            waits until no cross-shard intent is left on them
  *   delta    the same copy again: changed keys copied, keys deleted since removed
@@ -36,6 +37,7 @@ import {
   type Ownership,
   type TenantShards,
 } from "../../shard/mod.ts";
+import type { NewShardVoters } from "./rebalancer.ts";
 import type { ShardMap } from "./shard_map.ts";
 
 /** The meta record of shard 0 holding the move in progress (or the last one, done). */
@@ -98,6 +100,14 @@ export interface ShardMove {
   readonly toTenants?: TenantShards;
   /** A tenant move: the tenant, its shard after the move, and whether the move creates it. */
   readonly tenant?: { readonly name: string; readonly to: number; readonly isNew: boolean };
+  /**
+   * The voters each new shard is bootstrapped with, chosen from the members when the move was
+   * started (rebalancer.ts `placeNewShards`), preferred leader first. Every node that opens a
+   * new shard's replica reads them here, so a node that restarts mid-move bootstraps the same
+   * group. Absent on records written before it existed, and on tenant moves (they create no
+   * shard): the static placement (placement.ts) then.
+   */
+  readonly targetVoters?: readonly NewShardVoters[];
 }
 
 /** What the driver does to the cluster. */
@@ -154,6 +164,11 @@ export interface MoveOps {
    * `tenants`, with those tenants placed unless they are already.
    */
   flip(fromCount: number, toCount: number, tenants?: TenantShards): Promise<void>;
+  /**
+   * Hands `shard`'s leadership to `node` unless it leads already; best effort (a failure is
+   * the caller's to log, never the move's). Absent: leaders stay where their elections put them.
+   */
+  preferLeader?(shard: number, node: number): Promise<void>;
   /** Whether this node still leads shard 0 (a driver that lost it stops). */
   isLeader(): boolean;
   wallMs(): number;
@@ -212,6 +227,14 @@ export function planMove(
 export function targetsOf(move: Pick<ShardMove, "fromCount" | "toCount" | "tenant">): number[] {
   if (move.tenant !== undefined) return [move.tenant.to];
   return Array.from({ length: move.toCount - move.fromCount }, (_, i) => move.fromCount + i);
+}
+
+/** The voters `move` recorded for new shard `shard`, or null (static placement then). */
+export function recordedVoters(
+  move: Pick<ShardMove, "targetVoters"> | null,
+  shard: number,
+): readonly number[] | null {
+  return move?.targetVoters?.find((item) => item.shard === shard)?.voters ?? null;
 }
 
 /** The phase after `phase`. */
@@ -295,6 +318,10 @@ async function runPhase(ops: MoveOps, recorder: Recorder): Promise<void> {
     case "copy":
       for (const target of targetsOf(move)) {
         await ops.setOwnership(targetOwnership(target, move, 1));
+        // The new shard's first election went to whichever voter woke first: the placer's
+        // preferred leader (first of the recorded voters) takes it, before any key is copied.
+        const preferred = recordedVoters(move, target)?.[0];
+        if (preferred !== undefined) await ops.preferLeader?.(target, preferred);
       }
       return await copyAll(ops, recorder, 1);
     case "fence":

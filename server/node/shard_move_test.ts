@@ -455,3 +455,27 @@ Deno.test("the delta reads changed values only and restores a lost key", async (
   ok(cluster.valuesLeftOut > 0, "the values of unchanged keys were not read");
   for (const key of moving) equal(target.sm.get(key)?.value, cluster.acked.get(key), key);
 });
+
+Deno.test("the copy hands each new shard to the preferred leader its record names", async () => {
+  for (const isRecorded of [true, false]) {
+    const cluster = new FakeCluster(2, 50);
+    cluster.start(4);
+    if (isRecorded) {
+      const move = JSON.parse(cluster.text!) as ShardMove;
+      const targetVoters = [{ shard: 2, voters: [3, 1, 2] }, { shard: 3, voters: [1, 2, 4] }];
+      cluster.text = JSON.stringify({ ...move, targetVoters });
+    }
+    const handed: string[] = [];
+    const ops = cluster.ops();
+    const done = await driveMove({
+      ...ops,
+      preferLeader: (shard, node) => {
+        handed.push(`${shard}->${node}`);
+        return Promise.resolve();
+      },
+    });
+    equal(done?.phase, "done");
+    deepEqual(handed, isRecorded ? ["2->3", "3->1"] : []);
+    cluster.check();
+  }
+});

@@ -5,9 +5,13 @@
  * move runs, and otherwise when shard 0's meta records change (meta_watch.ts) and at least every
  * MOVER_IDLE_CHECK_MS.
  *
- * New shards are new Raft groups, bootstrapped as at startup: every node computes the same
- * voters by placement, and opens its replica when it sees the move; until then its peers'
- * messages for the shard are refused, and Raft sends them again.
+ * New shards are new Raft groups. The node that starts the move places them on the members as
+ * they are then (rebalancer.ts `placeNewShards`: active members that are up, least loaded
+ * first), lists them in the placement record (routing), and writes their voters into the move
+ * record, so that every node opens its replica with the same voters when it sees the move,
+ * after a restart too; until then its peers' messages for the shard are refused, and Raft
+ * sends them again. A move record without voters (written by an older node) falls back to the
+ * static placement (placement.ts), as at startup.
  */
 import {
   type AddShardsResponse,
@@ -37,15 +41,19 @@ import type { ClusterRouter } from "./cluster_router.ts";
 import { apiLeaseId } from "./lease_ids.ts";
 import type { LocalShard } from "./local_shard.ts";
 import type { MetaSwapResult } from "./meta_swaps.ts";
-import { hostsShard } from "./placement.ts";
+import { hostsShard, replicasOf } from "./placement.ts";
+import type { NewShardVoters } from "./rebalancer.ts";
 import { SHARD_MAP_META, type ShardMap, type ShardMapView } from "./shard_map.ts";
 import {
   driveMove,
   MOVE_PAGE_KEYS,
+  MOVE_PHASES,
   type MoveOps,
   planMove,
+  recordedVoters,
   SHARD_MOVE_META,
   type ShardMove,
+  targetsOf,
 } from "./shard_move.ts";
 import type { ShardRequest } from "./shard_request.ts";
 import {
@@ -85,19 +93,78 @@ export interface ShardMoverOptions {
   readonly shards: Map<number, LocalShard>;
   readonly router: ClusterRouter;
   readonly view: ShardMapView;
-  /** Opens this node's replica of `shard` (new storage: bootstrapped by placement). */
-  readonly openShard: (shard: number) => Promise<LocalShard>;
+  /** Opens this node's replica of `shard` (new storage: bootstrapped with `voters`). */
+  readonly openShard: (shard: number, voters: readonly number[]) => Promise<LocalShard>;
   /**
-   * Whether the rebalance driver places `shard` (the placement record lists it): then the
-   * mover never opens it, since its replicas may have moved off the static placement and a
-   * replica bootstrapped from that placement would disagree with the group. Absent: never.
+   * The nodes the placement record lists for `shard`, or null when it does not list it: see
+   * {@linkcode newReplicaVoters}. Absent: none listed.
    */
-  readonly isPlacedByDriver?: (shard: number) => boolean;
+  readonly placementOf?: (shard: number) => readonly number[] | null;
+  /**
+   * Places new shards on the current members and lists them in the placement record. Absent,
+   * or null from `place` (no members record yet): the static placement.
+   */
+  readonly placer?: NewShardPlacer;
   /** The most shards a cluster may have. */
   readonly maxShards: number;
   readonly logger: Logger;
   readonly nowMs: () => number;
   readonly wallMs: () => number;
+}
+
+/** Where a shard move's new shards go (node.ts wires it to the members record). */
+export interface NewShardPlacer {
+  /**
+   * The voters of `shards` on the members as they are now, or null when the cluster has no
+   * members record yet.
+   *
+   * @throws {AspenError} `insufficient_capacity` when too few active members are up.
+   */
+  place(shards: readonly number[]): Promise<readonly NewShardVoters[] | null>;
+  /** Lists `placed` in the placement record (before the move record names them). */
+  record(placed: readonly NewShardVoters[]): Promise<void>;
+  /** Takes `placed` out of the placement record again where it still lists them as placed. */
+  forget(placed: readonly NewShardVoters[]): Promise<void>;
+}
+
+/** The phases in which a new shard's replica is opened from the voters its move recorded. */
+const RECORDED_VOTERS_PHASES_END = MOVE_PHASES.indexOf("flip");
+
+/**
+ * The voters with which `node` bootstraps its replica of new shard `shard`, or null when it
+ * opens none:
+ * - the move recorded voters for the shard: `node` opens its replica when it is one of them
+ *   (and the placement record, when it lists the shard, still lists `node`), and only before
+ *   the flip: from the flip on, the rebalance driver sees the shard and owns its replicas (it
+ *   hosts an empty one on a voter that never opened it), so a replica it removed is never
+ *   bootstrapped again from the move's list;
+ * - otherwise, when the placement record lists the shard: none (its replicas may have moved
+ *   off the static placement, and a replica bootstrapped from it would disagree with the
+ *   group);
+ * - otherwise (a record written by an older node): the static placement, as at startup.
+ */
+export function newReplicaVoters(options: {
+  readonly node: number;
+  readonly shard: number;
+  readonly move: Pick<ShardMove, "targetVoters" | "phase"> | null;
+  readonly placed: readonly number[] | null;
+  readonly members: readonly number[];
+  readonly replicationFactor: number;
+  readonly localShards: readonly number[] | null;
+  readonly configuredCount: number;
+}): readonly number[] | null {
+  const { node, shard, move, placed, members, replicationFactor } = options;
+  const recorded = recordedVoters(move, shard);
+  if (recorded !== null) {
+    const isBeforeFlip = MOVE_PHASES.indexOf(move!.phase) < RECORDED_VOTERS_PHASES_END;
+    const isListed = placed === null || placed.includes(node);
+    return isBeforeFlip && isListed && recorded.includes(node) ? recorded : null;
+  }
+  if (placed !== null) return null;
+  const { localShards, configuredCount } = options;
+  const placement = { members, node, shard, replicationFactor };
+  if (!hostsShard({ ...placement, localShards, configuredCount })) return null;
+  return replicasOf(members, shard, replicationFactor);
 }
 
 /** Runs this node's part of shard moves. */
@@ -110,6 +177,8 @@ export class ShardMover {
   #isMoveActive = false;
   #isClosed = false;
   #retryAtMs = 0;
+  /** The move record as the last check saw it (null: none, or unread). */
+  #lastMove: ShardMove | null = null;
   /** When this node's driver fenced the sources (`nowMs`), until it saw the flip; else null. */
   #fencedAtMs: number | null = null;
 
@@ -160,11 +229,14 @@ export class ShardMover {
     await this.#options.view.refresh();
     const map = this.#options.view.current;
     const current = await this.#readMove();
-    const move = planMove(map, current.move, {
+    const planned = planMove(map, current.move, {
       toCount: map.numShards + request.count,
       maxShards: this.#options.maxShards,
       wallMs: this.#options.wallMs(),
     });
+    // Placed before the dry run answers, so that it refuses what the move would refuse.
+    const placed = await this.#options.placer?.place(targetsOf(planned)) ?? null;
+    const move: ShardMove = placed === null ? planned : { ...planned, targetVoters: placed };
     if (request.dryRun) {
       const sources = await Promise.all(
         allShardIds(map.numShards).map(async (shard) => {
@@ -187,8 +259,19 @@ export class ShardMover {
         move: null,
       };
     }
+    // The placement record first: a node that sees the move record finds the new shards
+    // listed, so an older node never bootstraps one from the static placement.
+    if (placed !== null) await this.#options.placer?.record(placed);
     const swapped = await this.#swapMove(current.text, move);
     if (!swapped.isSwapped) {
+      // No shard of ours will exist: its entries must not hide another move's shards.
+      if (placed !== null) {
+        await this.#options.placer?.forget(placed).catch((error: unknown) =>
+          this.#options.logger.warn("Cannot take unused shards out of the placement record", {
+            reason: describe(error),
+          })
+        );
+      }
       throw new AspenError("move_in_progress", "Cannot add shards: another move just started");
     }
     void this.check();
@@ -274,6 +357,17 @@ export class ShardMover {
     return { epoch: map.epoch, tenants: tenantList(map, sizes) };
   }
 
+  /**
+   * The voters the running move recorded for new shard `shard` as this node last saw them, or
+   * null: routing falls back on them while this node's copy of the placement record, which
+   * lists them too, has not caught up yet (the driver reaches the new shards at once).
+   */
+  recordedVotersOf(shard: number): readonly number[] | null {
+    const move = this.#lastMove;
+    if (move === null || move.phase === "done") return null;
+    return recordedVoters(move, shard);
+  }
+
   /** The move in progress, or the last one (done), or null. */
   async move(): Promise<ShardMoveStatus | null> {
     const { move } = await this.#readMove();
@@ -319,9 +413,10 @@ export class ShardMover {
           return null;
         });
       }
+      if (isRead) this.#lastMove = move;
       const active = move !== null && move.phase !== "done" ? move.toCount : 0;
       this.#isMoveActive = active > 0;
-      await this.#openShards(Math.max(this.#options.view.numShards, active));
+      await this.#openShards(Math.max(this.#options.view.numShards, active), move);
       const isDue = this.#options.nowMs() >= this.#retryAtMs;
       if (active > 0 && this.#isLeaderOfZero() && !this.#isDriving && isDue) this.#drive();
       return isRead;
@@ -343,22 +438,36 @@ export class ShardMover {
     return this.#options.shards.get(0)?.replica.status().role === "leader";
   }
 
-  /** Opens this node's replicas of shards below `count` that it hosts and does not have yet. */
-  async #openShards(count: number): Promise<void> {
+  /**
+   * Opens this node's replicas of shards below `count` that it hosts and does not have yet
+   * (`move`: the move record as last read, null when none or unread).
+   */
+  async #openShards(count: number, move: ShardMove | null): Promise<void> {
     const { members, replicationFactor, nodeId, shards } = this.#options;
     const { localShards, configuredCount } = this.#options;
     for (let shard = this.#startCount; shard < count; shard++) {
       if (shards.has(shard)) continue;
-      if (this.#options.isPlacedByDriver?.(shard) === true) continue;
-      const placement = { members, node: nodeId, shard, replicationFactor };
-      if (!hostsShard({ ...placement, localShards, configuredCount })) continue;
-      const opened = await this.#options.openShard(shard);
+      const voters = newReplicaVoters({
+        node: nodeId,
+        shard,
+        move,
+        placed: this.#options.placementOf?.(shard) ?? null,
+        members,
+        replicationFactor,
+        localShards,
+        configuredCount,
+      });
+      if (voters === null) continue;
+      const opened = await this.#options.openShard(shard, voters);
       if (this.#isClosed) {
         opened.close();
         return;
       }
       shards.set(shard, opened);
-      this.#options.logger.info("Opened a new shard's replica", { shard });
+      this.#options.logger.info("Opened a new shard's replica", {
+        shard,
+        voters: voters.join(","),
+      });
     }
   }
 
@@ -479,10 +588,34 @@ export class ShardMover {
         return result.deleted;
       },
       flip: (fromCount, toCount, tenants) => this.#flip(fromCount, toCount, tenants),
+      preferLeader: (shard, node) => this.#preferLeader(shard, node),
       isLeader: () => this.#isLeaderOfZero() && !this.#isClosed,
       wallMs: this.#options.wallMs,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     };
+  }
+
+  /**
+   * Hands `shard`'s leadership to `node` unless it leads already; a failure (the node is slow
+   * to open its replica, say) is logged and the move goes on: the rebalancer evens leaderships
+   * out later.
+   */
+  async #preferLeader(shard: number, node: number): Promise<void> {
+    try {
+      const status = await this.#run<{ leader: number | null }>(shard, { kind: "status" });
+      if (status.leader === node) return;
+      await this.#run(shard, { kind: "transferLeader", to: node });
+      this.#options.logger.info("Handed a new shard's leadership to its preferred leader", {
+        shard,
+        node,
+      });
+    } catch (error) {
+      this.#options.logger.warn("Cannot hand a new shard's leadership to its preferred leader", {
+        shard,
+        node,
+        reason: describe(error),
+      });
+    }
   }
 
   /**
