@@ -27,11 +27,19 @@
  * while nodes 1-3 are down, it starts, and once they are back it asks again and stops.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { ApiError, AspenClient, type ClusterStatus, type ShardMovesResponse } from "../api/mod.ts";
+import { AspenClient, type ShardMovesResponse } from "../api/mod.ts";
 import type { LocalCluster } from "../cli/launcher.ts";
-import type { ReplicaDebugState } from "../server/http/mod.ts";
-import { compareReplicas } from "./chaos/verify.ts";
-import { ASPEN_COMMAND, launchTestCluster } from "./_cluster.ts";
+import { launchTestCluster } from "./_cluster.ts";
+import {
+  type JoiningNode,
+  post,
+  readAll,
+  startJoiningNode,
+  startWriters,
+  waitFor,
+  waitForReplicas,
+  waitForStatus,
+} from "./_membership.ts";
 
 const SHARDS = 4;
 /** Concurrent writers through nodes 1 and 3 (2 is killed, 4 leaves). */
@@ -58,7 +66,7 @@ Deno.test("remove-node drains a node under load, through a killed peer", async (
       "active",
       "active",
     ]);
-    const load = startWriters(cluster);
+    const load = startWriters(cluster, writerOptions(cluster));
     let acknowledged: ReadonlyMap<string, string>;
     try {
       const removal = await post(cluster, 1, "/v1/cluster/nodes/4/remove");
@@ -91,9 +99,9 @@ Deno.test("remove-node drains a node under load, through a killed peer", async (
     );
     deepEqual(settled.members?.map((member) => member.replicas), [SHARDS, SHARDS, SHARDS, 0]);
     deepEqual(settled.nodes.map((node) => node.id), [1, 2, 3]);
-    const stored = await readAll(cluster);
+    const stored = await readAll(cluster, KEY_PREFIX);
     for (const [key, value] of acknowledged) equal(stored.get(key), value, key);
-    await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS);
+    await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS, { shards: SHARDS });
     const refused = await post(cluster, 1, "/v1/cluster/nodes/3/remove");
     equal(refused.status, 409);
     equal((refused.body as { error: { code: string } }).error.code, "insufficient_capacity");
@@ -114,10 +122,10 @@ Deno.test("a node joins under load, takes replicas; shard add places on the memb
   try {
     await cluster.waitForLeaders();
     await waitForStatus(cluster, 1, (status) => status.members?.length === 3);
-    const load = startWriters(cluster);
+    const load = startWriters(cluster, writerOptions(cluster));
     let acknowledged: ReadonlyMap<string, string>;
     try {
-      joiner = startJoiningNode(cluster, dir, test.lines);
+      joiner = startJoiningNode(cluster, dir, test.lines, { shards: SHARDS });
       await waitForStatus(
         cluster,
         1,
@@ -141,9 +149,12 @@ Deno.test("a node joins under load, takes replicas; shard add places on the memb
       acknowledged = await load.stop();
     }
     ok(acknowledged.size > 0, "some write was acknowledged");
-    const stored = await readAll(cluster);
+    const stored = await readAll(cluster, KEY_PREFIX);
     for (const [key, value] of acknowledged) equal(stored.get(key), value, key);
-    await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS, joiner.url);
+    await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS, {
+      shards: SHARDS,
+      joined: [joiner],
+    });
     // Node 3, of the startup peer list, leaves: the static placement would still put new
     // shards on it, and never on node 4.
     const leave = await post(cluster, 1, "/v1/cluster/nodes/3/remove");
@@ -158,9 +169,12 @@ Deno.test("a node joins under load, takes replicas; shard add places on the memb
       DRAIN_TIMEOUT_MS,
     );
     await waitFor(() => !cluster.isRunning(3), 10_000, "node 3 stops once removed");
-    await waitForReplicas(cluster, [1, 2], CONVERGE_TIMEOUT_MS, joiner.url);
+    await waitForReplicas(cluster, [1, 2], CONVERGE_TIMEOUT_MS, {
+      shards: SHARDS,
+      joined: [joiner],
+    });
     await checkShardAddNeedsCapacity(cluster);
-    await addShardsOnLiveMembers(cluster, joiner.url, test.lines);
+    await addShardsOnLiveMembers(cluster, joiner, test.lines);
   } catch (error) {
     console.error(test.lines.slice(-80).join("\n"));
     throw error;
@@ -177,7 +191,7 @@ Deno.test("replace-node rebuilds a dead node's replicas from the survivors", asy
   try {
     await cluster.waitForLeaders();
     await waitForStatus(cluster, 1, (status) => status.members?.length === 4);
-    const load = startWriters(cluster);
+    const load = startWriters(cluster, writerOptions(cluster));
     let acknowledged: ReadonlyMap<string, string>;
     try {
       const refused = await post(cluster, 1, "/v1/cluster/nodes/4/replace");
@@ -215,9 +229,9 @@ Deno.test("replace-node rebuilds a dead node's replicas from the survivors", asy
       acknowledged = await load.stop();
     }
     ok(acknowledged.size > 0, "some write was acknowledged");
-    const stored = await readAll(cluster);
+    const stored = await readAll(cluster, KEY_PREFIX);
     for (const [key, value] of acknowledged) equal(stored.get(key), value, key);
-    await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS);
+    await waitForReplicas(cluster, [1, 2, 3], CONVERGE_TIMEOUT_MS, { shards: SHARDS });
     await checkReplacedNodeIsTold(cluster, test.lines);
     await checkRunningReplacedNodeIsTold(cluster, test.lines);
   } catch (error) {
@@ -283,7 +297,7 @@ async function pollShardAdd(
  */
 async function addShardsOnLiveMembers(
   cluster: LocalCluster,
-  joinerUrl: string,
+  joiner: JoiningNode,
   lines: readonly string[],
 ): Promise<void> {
   const answer = await pollShardAdd(cluster, { count: GROWN_SHARDS - SHARDS, dryRun: false }, 202);
@@ -330,7 +344,10 @@ async function addShardsOnLiveMembers(
   for (let shard = SHARDS; shard < GROWN_SHARDS; shard++) {
     ok(onShard.has(shard), `some key landed on new shard ${shard}: ${[...onShard]}`);
   }
-  await waitForReplicas(cluster, [1, 2], CONVERGE_TIMEOUT_MS, joinerUrl, GROWN_SHARDS);
+  await waitForReplicas(cluster, [1, 2], CONVERGE_TIMEOUT_MS, {
+    shards: GROWN_SHARDS,
+    joined: [joiner],
+  });
 }
 
 /**
@@ -425,81 +442,6 @@ async function fileHashes(dir: string, prefix = ""): Promise<Map<string, string>
   return hashes;
 }
 
-/** A node process started outside the launcher, joining through node 1. */
-interface JoiningNode {
-  readonly url: string;
-  /** Settles with whether the process exited with status 0. */
-  readonly exited: Promise<boolean>;
-  stop(): Promise<void>;
-}
-
-function startJoiningNode(cluster: LocalCluster, dir: string, lines: string[]): JoiningNode {
-  const [http, peer] = [freePort(), freePort()];
-  const [program, ...prefix] = ASPEN_COMMAND;
-  const child = new Deno.Command(program!, {
-    args: [
-      ...prefix,
-      "node",
-      "--node-id=4",
-      `--data-dir=${dir}/node-4`,
-      `--peer-listen=127.0.0.1:${peer}`,
-      `--http-listen=127.0.0.1:${http}`,
-      "--sharding-enabled",
-      `--sharding-num-shards=${SHARDS}`,
-      `--join=${cluster.url(1)}`,
-      `--join-token=${cluster.record.rootToken}`,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const pipe = async (stream: ReadableStream<Uint8Array<ArrayBuffer>>) => {
-    for await (
-      const line of stream.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter())
-    ) {
-      lines.push(`n4 | ${line}`);
-    }
-  };
-  const done = Promise.all([pipe(child.stdout), pipe(child.stderr), child.status]);
-  let isStopped = false;
-  return {
-    url: `http://127.0.0.1:${http}`,
-    exited: done.then(([, , status]) => status.success),
-    stop: async () => {
-      if (isStopped) return;
-      isStopped = true;
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // It already exited (a removed node stops by itself).
-      }
-      await done;
-    },
-  };
-}
-
-function lineSplitter(): TransformStream<string, string> {
-  let rest = "";
-  return new TransformStream({
-    transform(chunk, controller) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop() ?? "";
-      for (const part of parts) controller.enqueue(part);
-    },
-    flush(controller) {
-      if (rest !== "") controller.enqueue(rest);
-    },
-  });
-}
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
 /** Node 4 stopped by itself once removed; started again it exits naming the reason. */
 async function checkRemovedNodeRefusesToStart(cluster: LocalCluster, lines: string[]) {
   await waitFor(() => !cluster.isRunning(4), 10_000, "node 4 stops once removed");
@@ -510,117 +452,7 @@ async function checkRemovedNodeRefusesToStart(cluster: LocalCluster, lines: stri
   ok(/removed from the cluster/.test(output), output);
 }
 
-async function post(cluster: LocalCluster, node: number, path: string) {
-  const response = await fetch(`${cluster.url(node)}${path}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${cluster.record.rootToken}` },
-  });
-  return { status: response.status, body: await response.json() as unknown };
-}
-
-async function waitForStatus(
-  cluster: LocalCluster,
-  node: number,
-  isDone: (status: ClusterStatus) => boolean,
-  timeoutMs = 20_000,
-): Promise<ClusterStatus> {
-  const deadline = performance.now() + timeoutMs;
-  let last: ClusterStatus | null = null;
-  while (performance.now() < deadline) {
-    const response = await fetch(`${cluster.url(node)}/v1/cluster/status`, {
-      headers: { authorization: `Bearer ${cluster.record.rootToken}` },
-    }).catch(() => null);
-    if (response !== null && response.status === 200) {
-      last = await response.json() as ClusterStatus;
-      if (isDone(last)) return last;
-    } else {
-      await response?.body?.cancel();
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`The status did not reach the expected state: ${JSON.stringify(last)}`);
-}
-
-async function waitFor(isDone: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    if (isDone()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`Timed out: ${what}`);
-}
-
-/** Polls nodes' debug states until every shard's 3 replicas share an index and a hash. */
-async function waitForReplicas(
-  cluster: LocalCluster,
-  nodes: readonly number[],
-  timeoutMs: number,
-  extraUrl: string | null = null,
-  shards = SHARDS,
-): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  let pending: readonly string[] = [];
-  while (performance.now() < deadline) {
-    const states = new Map<number, readonly ReplicaDebugState[]>();
-    const urls = nodes.map((node) => [node, cluster.url(node)] as const);
-    if (extraUrl !== null) urls.push([4, extraUrl]);
-    for (const [node, url] of urls) {
-      const response = await fetch(`${url}/v1/debug/state`, {
-        headers: { authorization: `Bearer ${cluster.record.rootToken}` },
-      });
-      equal(response.status, 200);
-      states.set(node, (await response.json() as { shards: ReplicaDebugState[] }).shards);
-    }
-    const comparison = compareReplicas(states, { shards, replicasPerShard: 3 });
-    equal(comparison.divergences.length, 0, comparison.divergences.join("; "));
-    if (comparison.isSettled) return;
-    pending = comparison.pending;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`The replicas did not converge: ${pending.join("; ")}`);
-}
-
-/** WRITERS loops putting their own keys through nodes 1 and 3 until stopped. */
-function startWriters(cluster: LocalCluster) {
-  const acknowledged = new Map<string, string>();
-  let isStopped = false;
-  const loops = Array.from({ length: WRITERS }, async (_, writer) => {
-    const client = new AspenClient({
-      endpoints: [cluster.url(writer % 2 === 0 ? 1 : 3)],
-      token: cluster.record.rootToken,
-    });
-    for (let sequence = 0; !isStopped; sequence++) {
-      const key = `${KEY_PREFIX}${writer}/${sequence}`;
-      const value = `value ${writer}/${sequence}`;
-      try {
-        await client.put(key, value);
-        acknowledged.set(key, value);
-      } catch (error) {
-        // Refused or unknown outcome: not counted.
-        if (!(error instanceof ApiError)) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
-  });
-  return {
-    async stop(): Promise<ReadonlyMap<string, string>> {
-      isStopped = true;
-      await Promise.all(loops);
-      return acknowledged;
-    },
-  };
-}
-
-/** Every key under KEY_PREFIX, read linearizably a page at a time through node 1. */
-async function readAll(cluster: LocalCluster): Promise<Map<string, string>> {
-  const client = new AspenClient({ endpoints: [cluster.url(1)], token: cluster.record.rootToken });
-  const stored = new Map<string, string>();
-  let after: string | undefined;
-  for (let page = 0; page < 100; page++) {
-    const result = await client.range({ prefix: KEY_PREFIX, limit: 5_000, after });
-    for (const kv of result.kvs) stored.set(kv.key, kv.value);
-    if (!result.more) return stored;
-    after = result.next;
-  }
-  throw new Error("Cannot read the written keys: more than 100 pages");
+/** The writers: WRITERS loops under KEY_PREFIX through nodes 1 and 3. */
+function writerOptions(cluster: LocalCluster) {
+  return { writers: WRITERS, keyPrefix: KEY_PREFIX, endpoints: [cluster.url(1), cluster.url(3)] };
 }
