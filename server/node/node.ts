@@ -181,7 +181,7 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
   }, runtime);
   placement.of = (shard) => membership.membership.placementOf(shard);
   hostSlot.host = membership.replicaHost;
-  metaRefresh.run = () => refreshMeta([tokens, shardMapKeeper, mover]);
+  metaRefresh.run = () => refreshMeta([tokens, shardMapKeeper, mover, membership.membership]);
   logger.info("Node started", {
     node: config.node.id,
     shards: [...shards.keys()].join(","),
@@ -244,16 +244,18 @@ function refreshLate(late: { readonly run: (() => Promise<boolean>) | null }): P
 
 /**
  * The meta watch's refresh (meta_watch.ts): the runtime tokens (when authentication is on), the
- * shard map and the move record, each read after this call; true when all were read.
+ * shard map, the move record and the members record (with the placement record), each read
+ * after this call; true when all were read.
  */
 async function refreshMeta(
-  owners: readonly [TokenRegistry | null, ShardMapKeeper, ShardMover],
+  owners: readonly [TokenRegistry | null, ShardMapKeeper, ShardMover, Membership],
 ): Promise<boolean> {
-  const [tokens, shardMapKeeper, mover] = owners;
+  const [tokens, shardMapKeeper, mover, membership] = owners;
   const reads = await Promise.all([
     tokens === null ? true : tokens.refreshAfterChange(),
     shardMapKeeper.check(),
     mover.check(),
+    membership.checkAfterChange(),
   ]);
   return reads.every((isRead) => isRead);
 }
