@@ -245,3 +245,37 @@ Deno.test("Membership.updatePlacement(): read-modify-write over a racing writer"
   deepEqual([...parsePlacement(records.get(PLACEMENT_META)!)], [[0, [1, 2, 3]]]);
   equal(membership.placementOf(4), null);
 });
+
+Deno.test("Membership.checkAfterChange() reads again after a check under way", async () => {
+  const meta = new MemoryMeta();
+  const one = membershipOf(meta, 1, true);
+  await one.membership.check();
+  const store = meta.storeFor(4, false);
+  const gate = Promise.withResolvers<void>();
+  let reads = 0;
+  const four = new Membership({
+    self: { id: 4, peerAddress: "127.0.0.1:7004", httpAddress: "" },
+    peers: PEERS,
+    store: {
+      ...store,
+      read: async (name) => {
+        reads++;
+        const text = await store.read(name);
+        if (reads === 1) await gate.promise; // The first read took the old record, then stalled.
+        return text;
+      },
+    },
+    effects: { setPeerAddress: () => {}, refuse: () => {} },
+    logger: quiet,
+  });
+  const early = four.check();
+  await one.membership.update((record) =>
+    withJoiningMember(record, { id: 5, peerAddress: "127.0.0.1:7005", httpAddress: "" })
+  );
+  const after = four.checkAfterChange();
+  gate.resolve();
+  await early;
+  equal(await after, true);
+  ok(reads >= 3, `the members record was read again after the change (${reads} reads)`);
+  ok(memberOf(four.current!, 5) !== null, "the change is adopted");
+});

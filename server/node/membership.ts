@@ -4,8 +4,12 @@
  * address book), refuses removed members on the peer channel, and writes its own HTTP address
  * into the record. Shard 0's leader seeds the record from `[cluster] peers` when it is missing.
  *
- * The record is read every MEMBERS_CHECK_MS: from the local replica of shard 0 when this node
- * hosts one (a serializable read: it may lag, never run ahead), else from shard 0's leader.
+ * The record is read from the local replica of shard 0 when this node hosts one (a serializable
+ * read: it may lag, never run ahead), else from shard 0's leader: every MEMBERS_CHECK_MS until
+ * the record exists (shard 0's leader seeds it), then when shard 0's meta stamp moves (the node
+ * heartbeats carry it, meta_watch.ts, which calls {@linkcode Membership.checkAfterChange}) and
+ * at least every MEMBERS_RECHECK_MS whatever the stamps say. An idle cluster therefore does not
+ * read the record every second.
  */
 import { AspenError } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
@@ -27,8 +31,13 @@ import {
   withHttpAddress,
 } from "./members.ts";
 
-/** How often a node reads the members record. */
+/** How often a node reads the members record until it has one, and after a failed read. */
 export const MEMBERS_CHECK_MS = 1_000;
+/**
+ * The longest time between two reads of the members record once a node has one, whatever the
+ * meta stamps say (meta_watch.ts): the bound on a change reaching a node that hears no stamp.
+ */
+export const MEMBERS_RECHECK_MS = 5_000;
 /** How long one read or write of the record may take. */
 export const MEMBERS_REQUEST_TIMEOUT_MS = 2_000;
 /** How many times a read-modify-write of the record retries after losing a race. */
@@ -76,7 +85,8 @@ export class Membership {
   #record: MembersRecord | null = null;
   #text: string | null = null;
   #savedText: string | null = null;
-  #timer: ReturnType<typeof setInterval> | null = null;
+  #timer: ReturnType<typeof setTimeout> | null = null;
+  #isClosed = false;
   #running: Promise<void> | null = null;
   readonly #addresses = new Map<number, string>();
   #refused = "";
@@ -163,19 +173,42 @@ export class Membership {
     );
   }
 
-  /** Starts the periodic check. */
+  /**
+   * Starts the periodic check: every MEMBERS_CHECK_MS until a read succeeds with a record, then
+   * every MEMBERS_RECHECK_MS (the meta watch calls checkAfterChange() between).
+   */
   start(): void {
-    this.#timer = setInterval(() => {
-      this.check().catch((error: unknown) => {
+    const periodic = async () => {
+      this.#timer = null;
+      const isRead = await this.check().then(() => true, (error: unknown) => {
         this.#logger.warn("Cannot check the members record", { reason: reasonOf(error) });
+        return false;
       });
-    }, MEMBERS_CHECK_MS);
+      if (this.#isClosed) return;
+      const waitMs = isRead && this.#record !== null ? MEMBERS_RECHECK_MS : MEMBERS_CHECK_MS;
+      this.#timer = setTimeout(periodic, waitMs);
+    };
+    this.#timer = setTimeout(periodic, MEMBERS_CHECK_MS);
   }
 
   /** Stops the periodic check. */
   close(): void {
-    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#isClosed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
+  }
+
+  /**
+   * A check whose reads start after this call (the meta watch's refresh after shard 0's meta
+   * stamp moved): waits for a check under way, which may have read before the change, then runs
+   * one. Resolves true when it succeeded; never rejects (a failure is logged).
+   */
+  async checkAfterChange(): Promise<boolean> {
+    await this.#running?.catch(() => {});
+    return await this.check().then(() => true, (error: unknown) => {
+      this.#logger.warn("Cannot check the members record", { reason: reasonOf(error) });
+      return false;
+    });
   }
 
   /** One check: read (or seed) the record, apply it, and report this node's HTTP address. */

@@ -299,16 +299,18 @@ function createRebalanceDriver(
     });
     return decodeShardResponse<T>(bytes);
   };
+  // A link can look up for a while after its peer died: its silence says more.
+  const isUp = (id: number) => id === self || (transport.isPeerUp(id) && !node.liveness.isDown(id));
   const step = <T>(shard: number, request: ShardRequest) =>
     router.execute<T>(shard, request, runtime.nowMs() + REBALANCE_STEP_TIMEOUT_MS);
   const cluster: DriverCluster = {
     isLeader: () => node.shards.get(0)?.replica.leader() === self,
+    watchKey: () => watchKey(node, isUp),
     replicationFactor: config.sharding.replicationFactor,
     readMembers: () => membership.refresh(),
     updateMembers: (change) => membership.update(change),
     observeShards: () => observeShards(router, node.service.shardCount, runtime),
-    // A link can look up for a while after its peer died: its silence says more.
-    isUp: (id) => id === self || (transport.isPeerUp(id) && !node.liveness.isDown(id)),
+    isUp,
     hostedShards: async (id) => {
       if (id === self) return replicaHost.hosted();
       const bytes = await transport.request(id, NODE_CHANNEL_SHARD, new Uint8Array(0), {
@@ -330,7 +332,38 @@ function createRebalanceDriver(
     },
     writePlacement: (placement) => membership.writePlacement(formatPlacement(placement)),
   };
-  return new RebalanceDriver(cluster, runtime.logger.child({ component: "rebalance" }));
+  return new RebalanceDriver(
+    cluster,
+    runtime.logger.child({ component: "rebalance" }),
+    runtime.nowMs,
+  );
+}
+
+/**
+ * The driver's watch key (DriverCluster.watchKey): the members record's version as this node
+ * last read it (the meta watch re-reads it when shard 0's meta records change), which of its
+ * members are up, the shard count, and the leader each local replica knows of (a new term's
+ * leader, a replica hosted or dropped). Nothing is read or sent.
+ */
+function watchKey(
+  node: {
+    readonly membership: Membership;
+    readonly shards: ReadonlyMap<number, LocalShard>;
+    readonly service: KvService;
+  },
+  isUp: (id: number) => boolean,
+): string {
+  const record = node.membership.current;
+  const members = (record?.members ?? []).map((member) =>
+    `${member.id}${member.state[0]}${isUp(member.id) ? "+" : "-"}`
+  );
+  const leaders: string[] = [];
+  for (const [shard, local] of node.shards) {
+    leaders.push(`${shard}:${local.replica.leader() ?? "-"}`);
+  }
+  return `${record?.version ?? 0}|${members.join(",")}|${node.service.shardCount}|${
+    leaders.join(",")
+  }`;
 }
 
 /**

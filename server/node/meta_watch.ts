@@ -1,6 +1,7 @@
 /**
  * Change-driven re-reads of shard 0's meta records (the runtime tokens, the shard map, the shard
- * move), so that an idle node does not read shard 0 every second and shard 0 can stay quiesced.
+ * move, the members and placement records), so that an idle node does not read shard 0 every
+ * second and shard 0 can stay quiesced.
  *
  * Every node hosting a replica of shard 0 puts a {@linkcode MetaStamp} on each node heartbeat
  * (every 250 ms to each peer, node_liveness.ts): a random number drawn when the node started and
@@ -14,7 +15,7 @@
  * So a change committed on shard 0 reaches a node within one node heartbeat of the first
  * replica that applied it (the leader applies before it answers the change) plus one read. The
  * owners keep a slow safety re-read of their own (token_registry.ts, shard_map.ts,
- * shard_mover.ts) in case no stamp arrives, e.g. from peers of an older version.
+ * shard_mover.ts, membership.ts) in case no stamp arrives, e.g. from peers of an older version.
  */
 
 /** Bytes of an encoded stamp on a node heartbeat: incarnation (u32), then version (u32). */

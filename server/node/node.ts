@@ -196,7 +196,7 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
     id === config.node.id || (transport.isPeerUp(id) && !liveness.isDown(id));
   const placed = { router, service, members, isUp: isNodeUp, membership: membership.membership };
   placerSlot.placer = createNewShardPlacer(config, placed, runtime);
-  metaRefresh.run = () => refreshMeta([tokens, shardMapKeeper, mover]);
+  metaRefresh.run = () => refreshMeta([tokens, shardMapKeeper, mover, membership.membership]);
   const started = { shards: [...shards.keys()].join(","), members: members.join(",") };
   runtime.logger.info("Node started", { node: config.node.id, ...started });
   return {
@@ -280,16 +280,18 @@ function refreshLate(late: { readonly run: (() => Promise<boolean>) | null }): P
 
 /**
  * The meta watch's refresh (meta_watch.ts): the runtime tokens (when authentication is on), the
- * shard map and the move record, each read after this call; true when all were read.
+ * shard map, the move record and the members record (with the placement record), each read
+ * after this call; true when all were read.
  */
 async function refreshMeta(
-  owners: readonly [TokenRegistry | null, ShardMapKeeper, ShardMover],
+  owners: readonly [TokenRegistry | null, ShardMapKeeper, ShardMover, Membership],
 ): Promise<boolean> {
-  const [tokens, shardMapKeeper, mover] = owners;
+  const [tokens, shardMapKeeper, mover, membership] = owners;
   const reads = await Promise.all([
     tokens === null ? true : tokens.refreshAfterChange(),
     shardMapKeeper.check(),
     mover.check(),
+    membership.checkAfterChange(),
   ]);
   return reads.every((isRead) => isRead);
 }

@@ -26,6 +26,16 @@
  * `active` (a restart must not trigger a rebuild), but no operation targets it and no replica
  * is removed from a shard while one of its other voters is down, so a removal never leaves a
  * group without a majority of live voters.
+ *
+ * When a pass runs: the driver looks every REBALANCE_PASS_MS at what it can see without asking
+ * anyone ({@linkcode DriverCluster.watchKey}: the members record as this node last read it,
+ * which members' links are up, the leaders of the local replicas, the shard count). A pass runs
+ * when that changed since the last pass began, when this node just became shard 0's leader,
+ * when the last pass was not settled (it did something, left something undone, reported a
+ * diagnosis, saw a learner, a shard without a leader, a joining or draining member, or failed),
+ * and otherwise every REBALANCE_IDLE_PASS_MS as a safety net. So a join, drain or replace
+ * proceeds a pass per REBALANCE_PASS_MS as before, while an idle cluster's leader asks every
+ * shard for its status only every REBALANCE_IDLE_PASS_MS.
  */
 import { assert } from "../../raft/mod.ts";
 import type { Logger } from "../log.ts";
@@ -40,8 +50,13 @@ import {
 import type { MembershipChangeType } from "./shard_request.ts";
 import type { PlacementRecord } from "./placement_record.ts";
 
-/** How often shard 0's leader runs a pass. */
+/**
+ * How often the driver looks for a reason to run a pass (a cheap look: no read, no request),
+ * and so the pace of passes while the cluster is in motion.
+ */
 export const REBALANCE_PASS_MS = 1_000;
+/** The longest time between two passes on shard 0's leader while nothing seems to change. */
+export const REBALANCE_IDLE_PASS_MS = 10_000;
 /** A learner this close to the leader's last index is promoted. */
 export const LEARNER_CAUGHT_UP_LAG_MAX = 64;
 /** The most operations one pass executes (the planner's own caps apply first). */
@@ -67,6 +82,11 @@ export interface ShardObservation {
 export interface DriverCluster {
   /** Whether this node leads shard 0 now (the driver runs only there). */
   isLeader(): boolean;
+  /**
+   * A summary of what a pass depends on that this node knows without asking anyone (no read,
+   * no request): a pass runs when it changes. Asked once per REBALANCE_PASS_MS on the leader.
+   */
+  watchKey(): string;
   readonly replicationFactor: number;
   /** The members record, read linearizably; null before shard 0's leader wrote it. */
   readMembers(): Promise<MembersRecord | null>;
@@ -101,43 +121,86 @@ export interface PassReport {
   readonly dropped: readonly { readonly node: number; readonly shard: number }[];
   readonly memberChanges: readonly { readonly node: number; readonly state: MemberRecordState }[];
   readonly diagnoses: readonly string[];
+  /**
+   * Whether the pass found the cluster at rest: it changed nothing (the placement record
+   * included), left no planned operation to a later pass but those it skipped because a node is
+   * down (the watch key sees it come up), diagnosed nothing, and saw every shard led, no learner
+   * and no joining or draining member. The next pass then waits for a change of the watch key.
+   */
+  readonly isSettled: boolean;
 }
 
-/** A pass that found nothing to work from (no members record yet). */
+/** A pass that found nothing to work from (no members record yet): not settled. */
 const EMPTY_REPORT: PassReport = {
   operations: [],
   hosted: [],
   dropped: [],
   memberChanges: [],
   diagnoses: [],
+  isSettled: false,
 };
 
 /** Runs passes on shard 0's leader. */
 export class RebalanceDriver {
   readonly #cluster: DriverCluster;
   readonly #logger: Logger;
+  readonly #nowMs: () => number;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #isClosed = false;
   #lastDiagnoses = "";
+  /** The watch key when the last pass began; null: no pass yet as shard 0's leader. */
+  #passKey: string | null = null;
+  #passStartMs = 0;
+  #isSettled = false;
+  #passes = 0;
 
-  constructor(cluster: DriverCluster, logger: Logger) {
+  /** `nowMs`: monotonic milliseconds. */
+  constructor(cluster: DriverCluster, logger: Logger, nowMs: () => number) {
     this.#cluster = cluster;
     this.#logger = logger;
+    this.#nowMs = nowMs;
   }
 
-  /** Starts the periodic passes. */
+  /** Passes run by watch() so far (for tests). */
+  get passes(): number {
+    return this.#passes;
+  }
+
+  /** Starts watching: a look every REBALANCE_PASS_MS (see the module doc). */
   start(): void {
     const run = async () => {
-      try {
-        if (this.#cluster.isLeader()) await this.pass();
-      } catch (error) {
-        this.#logger.warn("A rebalance pass failed; the next one resumes", {
-          reason: error instanceof Error ? error.message : String(error),
-        });
-      }
+      await this.watch();
       if (!this.#isClosed) this.#timer = setTimeout(run, REBALANCE_PASS_MS);
     };
     this.#timer = setTimeout(run, REBALANCE_PASS_MS);
+  }
+
+  /**
+   * One look (the timer's, or a test's): runs a pass when this node leads shard 0 and one is
+   * due (see the module doc). Resolves whether a pass ran; a failed pass is logged.
+   */
+  async watch(): Promise<boolean> {
+    const cluster = this.#cluster;
+    if (!cluster.isLeader()) {
+      this.#passKey = null; // A later leadership starts with a pass.
+      return false;
+    }
+    const key = cluster.watchKey();
+    const isDue = this.#passKey === null || key !== this.#passKey || !this.#isSettled ||
+      this.#nowMs() - this.#passStartMs >= REBALANCE_IDLE_PASS_MS;
+    if (!isDue) return false;
+    this.#passKey = key;
+    this.#passStartMs = this.#nowMs();
+    this.#isSettled = false;
+    this.#passes++;
+    try {
+      this.#isSettled = (await this.pass()).isSettled;
+    } catch (error) {
+      this.#logger.warn("A rebalance pass failed; the next one resumes", {
+        reason: error instanceof Error ? error.message : String(error),
+      });
+    }
+    return true;
   }
 
   /** Stops the passes (one under way finishes its current step). */
@@ -173,11 +236,20 @@ export class RebalanceDriver {
       await this.#execute(operation, term);
       operations.push(operation);
     }
-    await this.#savePlacement(observed, operations);
+    const isPlacementWritten = await this.#savePlacement(observed, operations);
     if (operations.length === 0) await this.#finishDrains(record, observed, memberChanges);
     const diagnoses = [...refusals, ...plan.diagnoses.map((diagnosis) => diagnosis.message)];
     this.#report(operations, diagnoses);
-    return { operations, hosted, dropped, memberChanges, diagnoses };
+    const isAtRest =
+      observed.every((shard) => shard.leader !== null && shard.learners.length === 0) &&
+      record.members.every((member) => member.state === "active" || member.state === "removed");
+    // An operation skipped as unsafe waits for a node to come up, which changes the watch key;
+    // one left for the next pass by the cap needs that pass soon.
+    const isCapped = plan.operations.length > REBALANCE_OPERATIONS_PER_PASS_MAX;
+    const isSettled = isAtRest && !isPlacementWritten && operations.length === 0 && !isCapped &&
+      diagnoses.length === 0 && hosted.length === 0 && dropped.length === 0 &&
+      memberChanges.length === 0;
+    return { operations, hosted, dropped, memberChanges, diagnoses, isSettled };
   }
 
   /** What each up node reports hosting (null entries: it did not answer). */
@@ -342,11 +414,14 @@ export class RebalanceDriver {
     }
   }
 
-  /** Writes the placement record when the configurations (after this pass's steps) differ. */
+  /**
+   * Writes the placement record when the configurations (after this pass's steps) differ;
+   * resolves whether it wrote.
+   */
   async #savePlacement(
     observed: readonly ShardObservation[],
     operations: readonly RebalanceOperation[],
-  ): Promise<void> {
+  ): Promise<boolean> {
     const previous = this.#cluster.readPlacement();
     const next = new Map(previous);
     for (const shard of observed) {
@@ -362,6 +437,7 @@ export class RebalanceDriver {
     const isSame = next.size === previous.size &&
       [...next].every(([shard, nodes]) => previous.get(shard)?.join(",") === nodes.join(","));
     if (!isSame) await this.#cluster.writePlacement(next);
+    return !isSame;
   }
 
   #report(operations: readonly RebalanceOperation[], diagnoses: readonly string[]): void {

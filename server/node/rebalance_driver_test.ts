@@ -20,7 +20,13 @@ import {
 } from "./members.ts";
 import { replicasOf } from "./placement.ts";
 import type { PlacementRecord } from "./placement_record.ts";
-import { type DriverCluster, RebalanceDriver, type ShardObservation } from "./rebalance_driver.ts";
+import {
+  type DriverCluster,
+  REBALANCE_IDLE_PASS_MS,
+  REBALANCE_PASS_MS,
+  RebalanceDriver,
+  type ShardObservation,
+} from "./rebalance_driver.ts";
 import type { MembershipChangeType } from "./shard_request.ts";
 
 const quiet = new Logger({ level: "error", format: "json", write: () => {}, nowMs: () => 0 });
@@ -51,6 +57,8 @@ class FakeCluster implements DriverCluster {
   effects = 0;
   crashAt: number | null = null;
   isCrashed = false;
+  leads = true;
+  observations = 0;
 
   constructor(options: { nodes: number[]; shards: number; rf: number }) {
     this.replicationFactor = options.rf;
@@ -84,7 +92,12 @@ class FakeCluster implements DriverCluster {
   }
 
   isLeader(): boolean {
-    return true;
+    return this.leads;
+  }
+
+  watchKey(): string {
+    const leaders = [...this.shards].map(([shard, state]) => `${shard}:${state.leader}`);
+    return `${this.record.version}|${[...this.up].sort()}|${leaders}`;
   }
 
   readMembers(): Promise<MembersRecord | null> {
@@ -98,6 +111,7 @@ class FakeCluster implements DriverCluster {
   }
 
   observeShards(): Promise<readonly ShardObservation[]> {
+    this.observations++;
     const observed: ShardObservation[] = [];
     for (const [shard, state] of this.shards) {
       // Between two passes a learner whose node holds the replica catches up.
@@ -228,7 +242,7 @@ async function converge(cluster: FakeCluster): Promise<number> {
   let quietPasses = 0;
   for (let pass = 0; pass < 200; pass++) {
     const before = cluster.effects;
-    const driver = new RebalanceDriver(cluster, quiet);
+    const driver = new RebalanceDriver(cluster, quiet, () => 0);
     cluster.isCrashed = false;
     try {
       await driver.pass();
@@ -330,7 +344,7 @@ Deno.test("RebalanceDriver removes no replica while another voter is down", asyn
   // with only 1 and 4 up and a new voter not yet there.
   cluster.record = withMemberState(cluster.record, 3, "draining");
   cluster.up.delete(2);
-  for (let pass = 0; pass < 10; pass++) await new RebalanceDriver(cluster, quiet).pass();
+  for (let pass = 0; pass < 10; pass++) await new RebalanceDriver(cluster, quiet, () => 0).pass();
   const state = cluster.shards.get(0)!;
   ok(state.voters.has(3), "node 3 keeps its replica while node 2 is down");
   cluster.up.add(2);
@@ -342,7 +356,7 @@ Deno.test("RebalanceDriver gives a voter that never opened its replica an empty 
   const cluster = new FakeCluster({ nodes: [1, 2, 3], shards: 2, rf: 3 });
   // Node 3 was down while a shard move created shard 1: a voter without its replica.
   cluster.hosting.get(3)!.delete(1);
-  const report = await new RebalanceDriver(cluster, quiet).pass();
+  const report = await new RebalanceDriver(cluster, quiet, () => 0).pass();
   deepEqual(report.hosted, [{ node: 3, shard: 1 }]);
   ok(cluster.hosting.get(3)!.has(1), "node 3 hosts shard 1 again");
   await converge(cluster);
@@ -362,7 +376,7 @@ Deno.test("RebalanceDriver keeps a replica whose removal is appended, not commit
   cluster.uncommitted.set(shard, new Set([4]));
   cluster.record = withMemberState(cluster.record, 4, "draining");
   for (let pass = 0; pass < 3; pass++) {
-    const report = await new RebalanceDriver(cluster, quiet).pass();
+    const report = await new RebalanceDriver(cluster, quiet, () => 0).pass();
     deepEqual(report.dropped.filter((drop) => drop.node === 4 && drop.shard === shard), []);
   }
   ok(cluster.hosting.get(4)!.has(shard), "node 4 keeps its replica while the removal is open");
@@ -386,7 +400,7 @@ Deno.test("RebalanceDriver removes a learner while a voter of its shard is down"
   cluster.up.delete(3);
   cluster.record = withMemberState(cluster.record, 3, "draining");
   cluster.record = withMemberState(cluster.record, 4, "draining");
-  await new RebalanceDriver(cluster, quiet).pass();
+  await new RebalanceDriver(cluster, quiet, () => 0).pass();
   ok(!state.learners.has(4), "the learner on the draining node is removed");
   await converge(cluster);
   checkSettled(cluster, { rf: 3, gone: [3, 4] });
@@ -410,7 +424,7 @@ Deno.test("RebalanceDriver goes on with its pass when an orphan's drop is refuse
     return drop(node, shard, term);
   };
   cluster.record = withMemberState(cluster.record, 2, "draining");
-  const report = await new RebalanceDriver(cluster, quiet).pass();
+  const report = await new RebalanceDriver(cluster, quiet, () => 0).pass();
   ok(report.operations.length > 0, "the plan ran despite the refused drop");
   ok(report.diagnoses.some((diagnosis) => diagnosis.includes("orphan")), "the refusal is reported");
   ok(cluster.hosting.get(4)!.has(orphanShard), "the refusing orphan stays for now");
@@ -435,7 +449,111 @@ Deno.test("RebalanceDriver balances no leaders while a shard's leader did not an
         ? { ...shard, leader: null, term: 0, voters: [], learners: [], committedReplicas: [] }
         : shard
     );
-  const report = await new RebalanceDriver(cluster, quiet).pass();
+  const report = await new RebalanceDriver(cluster, quiet, () => 0).pass();
   deepEqual(report.operations, [], "no transfer on a partial view");
   deepEqual([...cluster.shards.values()].map((state) => state.leader), before);
+});
+
+/** A driver on a fake clock: `look()` advances it by REBALANCE_PASS_MS and runs watch(). */
+function watched(cluster: FakeCluster): { driver: RebalanceDriver; look: () => Promise<boolean> } {
+  let nowMs = 0;
+  const driver = new RebalanceDriver(cluster, quiet, () => nowMs);
+  return {
+    driver,
+    look: () => {
+      nowMs += REBALANCE_PASS_MS;
+      return driver.watch();
+    },
+  };
+}
+
+/** Looks until a look runs no pass; returns the looks that ran one. */
+async function lookUntilQuiet(look: () => Promise<boolean>): Promise<number> {
+  for (let looks = 0; looks < 200; looks++) {
+    if (!await look()) return looks;
+  }
+  throw new Error("the driver kept passing for 200 looks");
+}
+
+Deno.test("RebalanceDriver.watch(): idle, a pass only every REBALANCE_IDLE_PASS_MS", async () => {
+  const cluster = new FakeCluster({ nodes: [1, 2, 3], shards: 8, rf: 3 });
+  const { look } = watched(cluster);
+  // The first passes write the placement record and balance the leaders, then it settles.
+  const settling = await lookUntilQuiet(look);
+  ok(settling >= 1, "the first look passes");
+  const observations = cluster.observations;
+  const looks = (3 * REBALANCE_IDLE_PASS_MS) / REBALANCE_PASS_MS;
+  let passes = 0;
+  for (let i = 0; i < looks; i++) if (await look()) passes++;
+  equal(passes, 3, `one safety pass per ${REBALANCE_IDLE_PASS_MS} ms, not one per look`);
+  equal(cluster.observations - observations, 3, "no shard status asked between passes");
+});
+
+Deno.test("RebalanceDriver.watch() passes at the next look after a change", async (t) => {
+  const cluster = new FakeCluster({ nodes: [1, 2, 3, 4], shards: 4, rf: 3 });
+  const { look } = watched(cluster);
+  await lookUntilQuiet(look);
+  ok(!await look(), "settled: no pass");
+
+  await t.step("a drain: a pass per look until the node is removed", async () => {
+    cluster.record = withMemberState(cluster.record, 2, "draining");
+    ok(await look(), "the record's change starts a pass at once");
+    const passes = await lookUntilQuiet(look);
+    ok(passes >= 3, `the drain's steps follow each other look after look (${passes})`);
+    equal(memberOf(cluster.record, 2)?.state, "removed");
+    checkSettled(cluster, { rf: 3, gone: [2] });
+  });
+
+  await t.step("a peer going down or up", async () => {
+    cluster.up.delete(3);
+    ok(await look(), "a peer down starts a pass");
+    await lookUntilQuiet(look);
+    cluster.up.add(3);
+    ok(await look(), "a peer up starts a pass");
+    await lookUntilQuiet(look);
+  });
+
+  await t.step("a shard's new leader", async () => {
+    const state = cluster.shards.get(1)!;
+    state.leader = [...state.voters].find((voter) => voter !== state.leader)!;
+    state.term++;
+    ok(await look(), "a leader change starts a pass");
+    await lookUntilQuiet(look);
+  });
+
+  await t.step(
+    "shard 0's leadership: none while a follower, one at once when it leads",
+    async () => {
+      cluster.leads = false;
+      cluster.record = withMemberState(cluster.record, 4, "draining");
+      ok(!await look(), "a follower runs no pass");
+      cluster.leads = true;
+      ok(await look(), "the new leader passes at its first look");
+    },
+  );
+});
+
+Deno.test("RebalanceDriver reports a pass settled only when nothing is in motion", async () => {
+  const cluster = new FakeCluster({ nodes: [1, 2, 3, 4], shards: 2, rf: 3 });
+  const driver = new RebalanceDriver(cluster, quiet, () => 0);
+  equal((await driver.pass()).isSettled, false, "the first pass writes the placement record");
+  await converge(cluster);
+  equal((await driver.pass()).isSettled, true, "an idle cluster");
+  cluster.up.delete(4);
+  await converge(cluster);
+  equal((await driver.pass()).isSettled, true, "a node down: nothing to do until it comes up");
+  cluster.up.add(4);
+  const shard = cluster.shards.get(0)!;
+  const outsider = [1, 2, 3, 4].find((node) => !shard.voters.has(node))!;
+  shard.learners.set(outsider, 1_000);
+  equal((await driver.pass()).isSettled, false, "a learner that has not caught up");
+  await converge(cluster);
+  equal((await driver.pass()).isSettled, true, "settled again");
+  cluster.addNode(5, false);
+  cluster.record = withJoiningMember(cluster.record, {
+    id: 5,
+    peerAddress: "h:5",
+    httpAddress: "",
+  });
+  equal((await driver.pass()).isSettled, false, "a joining member that is not up yet");
 });

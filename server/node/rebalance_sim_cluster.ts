@@ -219,6 +219,11 @@ export class SimCluster implements DriverCluster {
 
   // --- The driver's view (DriverCluster) ---
 
+  /** The simulation runs pass() itself (no watch()): any key that follows the record does. */
+  watchKey(): string {
+    return `${this.record.version}`;
+  }
+
   isLeader(): boolean {
     return true;
   }

@@ -101,7 +101,7 @@ async function runPass(cluster: SimCluster, driver: RebalanceDriver): Promise<Re
   if (cluster.violation !== null) throw new SimViolation(cluster.violation);
   if (cluster.isDriverCrashed) {
     cluster.isDriverCrashed = false;
-    return new RebalanceDriver(cluster, quiet);
+    return new RebalanceDriver(cluster, quiet, () => 0);
   }
   return driver;
 }
@@ -125,7 +125,7 @@ async function simulateOn(cluster: SimCluster, seed: number): Promise<SimRun> {
   const scenario = scenarioOf(seed);
   const gone: number[] = [];
   let joined: number | null = null;
-  let driver = new RebalanceDriver(cluster, quiet);
+  let driver = new RebalanceDriver(cluster, quiet, () => 0);
   let crashes = 0;
   let passes = 0;
   for (; passes < FAULT_PASSES; passes++) {

@@ -14,7 +14,7 @@ import {
 } from "./power_loss.ts";
 
 /** How long setFault() waits for a node to learn that its peer is a member (a joined node). */
-export const FAULT_MEMBER_WAIT_MS = 5_000;
+export const FAULT_MEMBER_WAIT_MS = 15_000;
 
 /** The command that runs one node: this checkout's main.ts under the running deno. */
 
@@ -154,7 +154,8 @@ export class ChaosCluster {
   /**
    * Makes node `from` drop (or delay) everything it sends to node `to`. A node that has not
    * read the members record since `to` joined (just restarted) refuses `to` as no member: that
-   * answer is retried for up to FAULT_MEMBER_WAIT_MS (a node reads the record every second).
+   * answer is retried for up to FAULT_MEMBER_WAIT_MS (a restarted node reads the record every
+   * second until it has one).
    */
   async setFault(
     from: number,
