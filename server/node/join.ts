@@ -27,6 +27,17 @@ export const JOINED_FILE = "joined.json";
 export const JOIN_TIMEOUT_MS = 15_000;
 /** The largest join answer read, in bytes. */
 export const JOIN_RESPONSE_BYTES_MAX = 256 * 1024;
+/** How long a joining node keeps asking while the member cannot answer yet. */
+export const JOIN_RETRY_MS = 60_000;
+/** The pause between two of those attempts. */
+export const JOIN_RETRY_PAUSE_MS = 1_000;
+/** The member's error codes that mean "not yet" (a cluster still starting, a leader moving). */
+const TRANSIENT_JOIN_CODES: readonly string[] = [
+  "shard_unavailable",
+  "not_leader",
+  "timeout",
+  "keys_moving",
+];
 
 /** What a joined node remembers. */
 export interface JoinedState {
@@ -60,12 +71,13 @@ export async function joinedState(config: Config, logger: Logger): Promise<Joine
     }
   }
   const key = await createPeerKey();
-  const answer = await askToJoin(url, token, {
+  const request = {
     nodeId: config.node.id,
     peerAddress: config.node.peerListen,
     httpAddress: config.node.httpListen,
     publicKey: btoa(String.fromCharCode(...key.spki)),
-  });
+  };
+  const answer = await askToJoinPatiently(url, token, request, logger);
   const state = await saveJoin(config, key.keyPem, answer);
   logger.info("Joined the cluster", {
     cluster: answer.clusterId,
@@ -73,6 +85,33 @@ export async function joinedState(config: Config, logger: Logger): Promise<Joine
     members: state.members.map((member) => member.id).join(","),
   });
   return state;
+}
+
+/**
+ * askToJoin(), again while the member cannot answer yet (unreachable, or a cluster still
+ * starting: shard 0 has no leader or has not written the members record) for up to
+ * JOIN_RETRY_MS. A retry asks for the same id, addresses and key, which the member accepts as
+ * the same join; every other refusal is final.
+ */
+async function askToJoinPatiently(
+  url: string,
+  token: string,
+  body: Record<string, string | number>,
+  logger: Logger,
+): Promise<JoinResponse> {
+  const deadline = performance.now() + JOIN_RETRY_MS;
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await askToJoin(url, token, body);
+    } catch (error) {
+      const isRetryable = error instanceof AspenError && error.code === "shard_unavailable";
+      if (!isRetryable || performance.now() + JOIN_RETRY_PAUSE_MS > deadline) throw error;
+      if (attempt === 1) {
+        logger.warn("Cannot join yet; asking again", { through: url, reason: error.message });
+      }
+      await new Promise((resolve) => setTimeout(resolve, JOIN_RETRY_PAUSE_MS));
+    }
+  }
 }
 
 async function askToJoin(
@@ -106,8 +145,16 @@ async function askToJoin(
   }
   if (response.status !== 200) {
     const error = (value as { error?: { code?: string; message?: string } } | null)?.error;
+    const isTransient = response.status === 503 ||
+      TRANSIENT_JOIN_CODES.includes(error?.code ?? "") ||
+      /try again/.test(error?.message ?? "");
+    const code = isTransient
+      ? "shard_unavailable"
+      : error?.code === "unauthorized" || error?.code === "forbidden"
+      ? "bad_config"
+      : "conflict";
     throw new AspenError(
-      error?.code === "unauthorized" || error?.code === "forbidden" ? "bad_config" : "conflict",
+      code,
       `Cannot join through "${url}": ${error?.message ?? `HTTP ${response.status}`}` +
         (error?.code === undefined ? "" : ` (${error.code})`),
     );
