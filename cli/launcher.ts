@@ -333,6 +333,7 @@ export class LocalCluster {
         );
       }
       missing = await this.#shardsWithoutLeader(via);
+      if (missing === "") missing = await this.#silentNode();
       if (missing === "") return;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -373,6 +374,23 @@ export class LocalCluster {
       lines.map((line) => `\n  n${id} | ${line}`).join("")
     );
     return parts.length === 0 ? "" : `; last output:${parts.join("")}`;
+  }
+
+  /**
+   * A running node whose HTTP address does not answer yet (after a restart every node must,
+   * not only the one asked about leaders), or "".
+   */
+  async #silentNode(): Promise<string> {
+    for (const id of this.#processes.keys()) {
+      const answered = await fetch(`${this.url(id)}/v1/health`, {
+        signal: AbortSignal.timeout(2_000),
+      }).then(async (response) => {
+        await response.body?.cancel();
+        return true;
+      }, () => false);
+      if (!answered) return `node ${id} does not answer HTTP yet`;
+    }
+    return "";
   }
 
   async #shardsWithoutLeader(via: number): Promise<string> {
