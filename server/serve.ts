@@ -26,7 +26,6 @@ import {
   NODE_CHANNEL_SHARD,
   type NodeInfo,
   type NodeRuntime,
-  parsePlacement,
   removeNode,
   startNode,
 } from "./node/mod.ts";
@@ -120,15 +119,7 @@ function clusterStatus(node: AspenNode, runtime: NodeRuntime): ClusterStatus {
         config.node.peerListen,
     })),
     membersRecord: () => node.membership.current,
-    placement: () => {
-      const text = node.membership.placementText;
-      // A record this node cannot read is the driver's to rewrite; the status shows none.
-      try {
-        return text === null ? null : parsePlacement(text);
-      } catch {
-        return null;
-      }
-    },
+    placement: () => node.membership.placement,
     credentials: node.credentials,
     get shardCount() {
       return node.service.shardCount;

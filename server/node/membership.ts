@@ -122,6 +122,11 @@ export class Membership {
     return this.#placement.get(shard) ?? null;
   }
 
+  /** The placement record as last read or written (empty: none yet), parsed once on adoption. */
+  get placement(): PlacementRecord {
+    return this.#placement;
+  }
+
   /** The placement record's text as last read (null: none yet); the driver swaps it. */
   get placementText(): string | null {
     return this.#placementText;

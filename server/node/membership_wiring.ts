@@ -20,7 +20,7 @@ import type { ClusterCredentials } from "../auth.ts";
 import { allShardIds, AspenError } from "../../shard/mod.ts";
 import { NODE_CHANNEL_SHARD, type NodeInfo, STATUS_PART_TIMEOUT_MS } from "./cluster_status.ts";
 import { encodeNodeRequest, type NodeRequest } from "./node_requests.ts";
-import { formatPlacement, parsePlacement } from "./placement_record.ts";
+import { formatPlacement } from "./placement_record.ts";
 import { type DriverCluster, RebalanceDriver, type ShardObservation } from "./rebalance_driver.ts";
 import { placeNewShards, type ShardView } from "./rebalancer.ts";
 import { replicasOf } from "./placement.ts";
@@ -326,10 +326,7 @@ function createRebalanceDriver(
       void await step(shard, { kind: "confChange", change, node: id }),
     transferLeader: async (shard, to) => void await step(shard, { kind: "transferLeader", to }),
     notifyRemoved: async (id) => void await ask(id, { kind: "removed" }),
-    readPlacement: () => {
-      const text = membership.placementText;
-      return text === null ? new Map() : parsePlacement(text);
-    },
+    readPlacement: () => membership.placement,
     writePlacement: (placement) => membership.writePlacement(formatPlacement(placement)),
   };
   return new RebalanceDriver(

@@ -106,4 +106,3 @@ export {
 export { META_SWAPS_WAITING_MAX } from "./meta_swaps.ts";
 export { NODE_HEARTBEAT_TICKS } from "./node_liveness.ts";
 export { META_WATCH_RETRY_MS } from "./meta_watch.ts";
-export { parsePlacement } from "./placement_record.ts";
