@@ -150,13 +150,14 @@ export const OPTIMISTIC_TXN_KEYS = {
 export const TXN_STATUS_KEYS = {
   txnId: true,
   status: true,
+  recordStatus: true,
   home: true,
   participants: true,
   branch: true,
   createdRevision: true,
   decidedRevision: true,
   reason: true,
-  receipts: [{ shard: true, status: true, resolvedRevision: true }],
+  receipts: [{ shard: true, status: true, resolvedRevision: true, prepare: true }],
 } as const satisfies KeyShape<TxnStatusResponse>;
 
 /** `GET /v1/txn?status=&limit=`. */

@@ -304,30 +304,55 @@ export interface OptimisticTxnResponse extends ShardRevision, CrossShardFields {
 /** A cross-shard transaction's state: pending until decided, then committed or aborted. */
 export type TxnStatus = "pending" | "committed" | "aborted";
 
+/**
+ * How a participant's prepare went, as its row tells: `prepared` (applied without an OCC
+ * conflict: it votes commit, and stays so once resolved commit), `conflict` (applied, but a
+ * read no longer held: it votes abort), `aborted` (refused or resolved abort there), `none`
+ * (not applied there yet) or `unknown` (the shard's leader runs a version that cannot tell).
+ */
+export type TxnPrepareState = "prepared" | "conflict" | "aborted" | "none" | "unknown";
+
 /** One participant shard's part of a cross-shard transaction, read from its own row. */
 export interface TxnReceipt {
   readonly shard: number;
-  /** `pending`: prepared (or not yet prepared) there; else how it resolved there. */
+  /**
+   * `pending` until the transaction's resolve applied there (prepared, or not yet prepared:
+   * see `prepare`); then how it resolved there.
+   */
   readonly status: TxnStatus;
   /** The shard's revision of the entry that resolved it there; null while pending. */
   readonly resolvedRevision: number | null;
+  /** How its prepare went there. */
+  readonly prepare: TxnPrepareState;
 }
 
 /** `GET /v1/txn/{id}` 200: the record on the home shard. Unknown ids are 404 `txn_not_found`. */
 export interface TxnStatusResponse {
   readonly txnId: string;
-  /** The commit point: the record's status in the home shard's log. */
+  /**
+   * The transaction's outcome. The record's own status once decided; while the record is
+   * still pending (staging), `committed` when every participant's prepare applied without an
+   * OCC conflict (parallel commits: that is the commit point, and a reply acknowledged it),
+   * `aborted` when one refused or found a conflict (it can never commit), else `pending`.
+   */
   readonly status: TxnStatus;
+  /**
+   * The record's status in the home shard's log: it turns committed or aborted only when the
+   * home resolves, so it may say `pending` for a while after `status` is decided.
+   */
+  readonly recordStatus: TxnStatus;
   readonly home: number;
   /** The participant shards, ascending. */
   readonly participants: readonly number[];
-  /** The branch that runs on commit (`success` or `failure`); null until committed. */
+  /** The branch that runs on commit (`success` or `failure`); null unless `status` is committed. */
   readonly branch: "success" | "failure" | null;
   /** The home shard's revision of the entry that created the record. */
   readonly createdRevision: number;
-  /** The home shard's revision of the entry that decided it; null while pending. */
+  /** The home shard's revision of the entry that decided the record; null while it is pending. */
   readonly decidedRevision: number | null;
-  /** Why it was aborted ("conflict", "locked", "deadline", "pushed", ...); "" otherwise. */
+  /**
+   * Why it was aborted ("conflict", "refused", "pushed", "resolved abort", ...); "" otherwise.
+   */
   readonly reason: string;
   /** One per participant, ascending by shard. */
   readonly receipts: readonly TxnReceipt[];

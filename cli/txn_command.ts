@@ -18,8 +18,10 @@ export const TXN_COMMAND: Command = {
   name: "txn",
   summary: "inspect cross-shard transactions (status)",
   usage: ["txn status <id>   (the txnId of a cross-shard txn reply)"],
-  details: "status prints the transaction's record on its home shard (pending, committed or\n" +
-    "aborted) and one receipt per participant shard: how the transaction resolved there.",
+  details: "status prints the transaction's outcome (pending, committed or aborted; committed\n" +
+    "as soon as every participant prepared, even before the record on its home shard says so)\n" +
+    "and one receipt per participant shard: how the transaction resolved there, and how its\n" +
+    "prepare went (prepared, conflict, aborted, none yet, or unknown).",
   flags: { ...CLIENT_FLAGS },
   positionalsMax: 2,
   run(args, io) {
@@ -63,12 +65,26 @@ export function formatRecord(record: TxnStatusResponse): string {
     ]],
   );
   const receipts = formatTable(
-    ["SHARD", "STATUS", "RESOLVED"],
+    ["SHARD", "STATUS", "RESOLVED", "PREPARE"],
     record.receipts.map((receipt) => [
       receipt.shard,
       receipt.status,
       receipt.resolvedRevision ?? "-",
+      receipt.prepare,
     ]),
   );
-  return `${head}\n${receipts}`;
+  return `${head}${recordNote(record)}\n${receipts}`;
+}
+
+/**
+ * A line under the transaction when its outcome is ahead of its record (parallel commits: the
+ * votes decided it, the home shard's resolve has not marked the record yet); "" otherwise.
+ */
+function recordNote(record: TxnStatusResponse): string {
+  if (record.status === record.recordStatus) return "";
+  const why = record.status === "committed"
+    ? "every participant prepared without a conflict"
+    : "a participant refused its prepare or found a conflict";
+  return `note: ${record.status} because ${why}; the record on shard ${record.home} still ` +
+    `says ${record.recordStatus} until its resolve applies\n`;
 }

@@ -36,7 +36,7 @@
  */
 
 import { assert } from "../raft/mod.ts";
-import type { ApplyResult, TxnOpResult } from "./apply_result.ts";
+import type { ApplyResult, TxnOpResult, TxnParticipantVote } from "./apply_result.ts";
 import type {
   Command,
   TxnDecideCommand,
@@ -323,6 +323,21 @@ function preparedAgain(row: ParticipantData, revision: number): ApplyResult {
     reservedRevision: row.prepared.revision ?? null,
     results: row.prepared.results ?? null,
   };
+}
+
+/**
+ * The vote of a participant row, as {@linkcode preparedAgain} (and so a recovery's fence)
+ * answers it, without writing anything: aborted rows refuse, others are their prepare's
+ * verdict.
+ */
+export function voteOf(row: ParticipantData): TxnParticipantVote {
+  const { txnId, home, state, resolvedRevision } = row;
+  const base = { txnId, home, state, resolvedRevision };
+  if (state === "aborted") return { ...base, vote: "aborted", compareSucceeded: false };
+  const vote = row.prepared.conflict === null ? "commit" : "conflict";
+  const compareSucceeded = row.prepared.compareSucceeded;
+  assert(typeof compareSucceeded === "boolean", "voteOf: a prepared row knows its compares");
+  return { ...base, vote, compareSucceeded };
 }
 
 function refused(revision: number, reason: "aborted"): ApplyResult {

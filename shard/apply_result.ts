@@ -110,6 +110,25 @@ export interface TxnParticipantRow {
   readonly resolvedRevision: number | null;
 }
 
+/**
+ * How a participant's prepare voted, as its row keeps it: `commit` when it applied without an
+ * optimistic read conflict (the row prepared or resolved commit), `conflict` when it applied
+ * but a read no longer held, `aborted` when the row is aborted (the prepare was refused, fenced
+ * or resolved abort). A transaction commits exactly when every participant votes `commit`
+ * (parallel commits: see shard/_txn_apply.ts).
+ */
+export type TxnVote = "commit" | "conflict" | "aborted";
+
+/**
+ * A participant row with its prepare's vote: what `GET /v1/txn/{id}` reads (without writing
+ * anything, unlike a recovery's fence) to tell a staging record that is committed in fact.
+ */
+export interface TxnParticipantVote extends TxnParticipantRow {
+  readonly vote: TxnVote;
+  /** Whether every compare held there (the branch it votes for); false when aborted. */
+  readonly compareSucceeded: boolean;
+}
+
 /** The result of applying one entry; `revision` is the entry's log index. */
 export type ApplyResult =
   | {

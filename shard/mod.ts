@@ -106,8 +106,10 @@ export {
   type TxnOpResult,
   type TxnParticipantRow,
   type TxnParticipantState,
+  type TxnParticipantVote,
   type TxnRecord,
   type TxnStatus,
+  type TxnVote,
 } from "./apply_result.ts";
 export { evaluateCompare } from "./compare.ts";
 export { leaseError, type LeaseFault, leaseFaultOf } from "./lease_error.ts";

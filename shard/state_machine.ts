@@ -20,6 +20,7 @@ import {
   type RangeResult,
   type TxnHolder,
   type TxnParticipantRow,
+  type TxnParticipantVote,
   type TxnRecord,
   type TxnStatus,
 } from "./apply_result.ts";
@@ -63,6 +64,7 @@ import type { Ownership } from "./ownership.ts";
 import type { TenantShards } from "./tenants.ts";
 import { migrateSchema, openDatabase, readSys, type Synchronous } from "./_schema.ts";
 import { type IntentEntry, TxnStore } from "./_txn_store.ts";
+import { voteOf } from "./_txn_apply.ts";
 import {
   checkSnapshot,
   openMemoryCopy,
@@ -493,6 +495,20 @@ export class StateMachine {
     if (row === null) return null;
     const { txnId: id, home, state, resolvedRevision } = row;
     return { txnId: id, home, state, resolvedRevision };
+  }
+
+  /**
+   * This shard's row of cross-shard transaction `txnId` with its prepare's vote, or null when
+   * its prepare has not applied here (or the row was dropped past TXN_RECORDS_RETAIN). A read:
+   * unlike a fence, it never refuses a prepare still to come.
+   */
+  txnParticipantVote(txnId: string): TxnParticipantVote | null {
+    this.#assertOpen();
+    const row = this.#txns.participant(txnId);
+    if (row === null) return null;
+    const vote = voteOf(row);
+    assert(vote.txnId === txnId, "txnParticipantVote: the row of the txn asked for");
+    return vote;
   }
 
   /** Counters of this shard. */

@@ -4,8 +4,8 @@
  * result and its effect, duplicates included; then the races the design names (a late prepare
  * after an abort, decide abort-then-commit and commit-then-abort), a commit-resolve against a
  * single-shard txn of the same ops on a twin state machine, every existing write meeting an
- * intent, snapshots and the state hash with intents, retention, and opening a database
- * written by the previous schema version.
+ * intent, snapshots and the state hash with intents, retention, opening a database written
+ * by the previous schema version, and the read of a prepare's vote (which fences nothing).
  */
 import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
@@ -604,4 +604,62 @@ Deno.test("a database and a snapshot of schema version 1 open with empty txn tab
   } finally {
     Deno.removeSync(directory, { recursive: true });
   }
+});
+
+Deno.test("txnParticipantVote() reads a prepare's vote and writes nothing", async (t) => {
+  const txnId = "1.1000.1";
+  await t.step("none before the prepare, which still applies afterwards (no fence)", () => {
+    const shard = new Shard();
+    shard.run(put("a", "1"));
+    equal(shard.sm.txnParticipantVote(txnId), null);
+    equal(shard.sm.txnParticipantVote(txnId), null);
+    const late = shard.run(prepare());
+    equal(late.type === "txnPrepared" && late.ok, true, JSON.stringify(late));
+    deepEqual(shard.sm.txnParticipantVote(txnId), {
+      txnId,
+      home: 0,
+      state: "prepared",
+      resolvedRevision: null,
+      vote: "commit",
+      compareSucceeded: true,
+    });
+  });
+  await t.step("a failed compare votes commit of the failure branch", () => {
+    const shard = new Shard();
+    shard.run(put("a", "2"));
+    shard.run(prepare());
+    const vote = shard.sm.txnParticipantVote(txnId);
+    equal(vote?.vote, "commit");
+    equal(vote?.compareSucceeded, false);
+  });
+  await t.step("an OCC conflict votes conflict", () => {
+    const shard = new Shard();
+    shard.run(put("a", "1"));
+    shard.run(prepare({ reads: [{ key: "a", modRevision: 0, version: null, revision: null }] }));
+    equal(shard.sm.txnParticipantVote(txnId)?.vote, "conflict");
+  });
+  await t.step("resolved commit keeps its vote; resolved abort and a fence vote aborted", () => {
+    const committed = new Shard();
+    committed.run(put("a", "1"));
+    committed.run(prepare());
+    committed.run(resolve(txnId, "commit"));
+    const vote = committed.sm.txnParticipantVote(txnId);
+    equal(vote?.state, "committed");
+    equal(vote?.vote, "commit");
+    equal(vote?.resolvedRevision, 3);
+    const aborted = new Shard();
+    aborted.run(prepare());
+    aborted.run(resolve(txnId, "abort"));
+    equal(aborted.sm.txnParticipantVote(txnId)?.vote, "aborted");
+    const fenced = new Shard();
+    fenced.run({ type: "txnFence", txnId });
+    deepEqual(fenced.sm.txnParticipantVote(txnId), {
+      txnId,
+      home: -1,
+      state: "aborted",
+      resolvedRevision: 1,
+      vote: "aborted",
+      compareSucceeded: false,
+    });
+  });
 });

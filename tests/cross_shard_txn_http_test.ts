@@ -320,12 +320,24 @@ Deno.test({
         const txnId = "1.1.9004";
         // Parallel commits: prepared everywhere means committed, though the record is staging.
         await plantPrepared(harness, { txnId, keys, next: "new", deadlineMs: Date.now() - 1 });
+        // The status read says so without deciding anything: the record stays staging.
         const staging = await call(harness, "GET", `/v1/txn/${txnId}`);
-        equal(staging.json.status, "pending");
+        deepEqual(keysOutsideContract(staging.json, TXN_STATUS_KEYS), []);
+        equal(staging.json.status, "committed", JSON.stringify(staging.json));
+        equal(staging.json.recordStatus, "pending");
+        equal(staging.json.branch, "success");
+        const receipts = staging.json.receipts as { status: string; prepare: string }[];
+        deepEqual(receipts.map((receipt) => [receipt.status, receipt.prepare]), [
+          ["pending", "prepared"],
+          ["pending", "prepared"],
+        ]);
+        const again = await call(harness, "GET", `/v1/txn/${txnId}`);
+        equal(again.json.recordStatus, "pending", "a status read changes nothing");
         equal(await value(harness, keys[1]!), "new", "the get recovered the commit");
         equal(await value(harness, keys[0]!), "new");
         const record = await call(harness, "GET", `/v1/txn/${txnId}`);
         equal(record.json.status, "committed");
+        equal(record.json.recordStatus, "committed");
         equal(record.json.branch, "success");
       });
 

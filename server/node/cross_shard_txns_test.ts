@@ -1,20 +1,30 @@
 /**
- * The server's cross-shard pieces without a cluster: the `txnRecord` and `txnParticipant`
- * shard requests survive the peer channel's encoding and a bad txn id is refused naming the
- * limit; `GET /v1/txn/{id}`'s reader finds the record on whichever shard holds it (that shard
- * is the home), turns participant rows into receipts, answers `txn_not_found` only when every
- * shard answered, and passes a shard's failure on otherwise; the reply fields order revisions
- * by shard; the metrics count outcomes and commit latency.
+ * The server's cross-shard pieces without a cluster: the `txnRecord`, `txnParticipant` and
+ * `txnVote` shard requests survive the peer channel's encoding and a bad txn id is refused
+ * naming the limit; `GET /v1/txn/{id}`'s reader finds the record on whichever shard holds it
+ * (that shard is the home), turns participant rows into receipts, answers `txn_not_found` only
+ * when every shard answered, and passes a shard's failure on otherwise; with a fake transport
+ * (reads only: it cannot propose), a staging record whose participants all voted commit reads
+ * committed, one with a participant not prepared reads pending, one with a refusal or conflict
+ * reads aborted, and a participant on a node that predates `txnVote` leaves the record's
+ * status; the reply fields order revisions by shard; the metrics count outcomes and commit
+ * latency.
  */
 import { deepEqual, equal, match, ok, rejects, throws } from "node:assert/strict";
 import {
   AspenError,
   TXN_ID_CHARS_MAX,
   type TxnParticipantRow,
+  type TxnParticipantVote,
   type TxnRecord,
 } from "../../shard/mod.ts";
 import { CrossShardStats, outcomeOfError } from "./cross_shard_stats.ts";
-import { crossShardFields, readTxnStatus } from "./cross_shard_txns.ts";
+import {
+  crossShardFields,
+  impliedOutcome,
+  type ParticipantRead,
+  readTxnStatus,
+} from "./cross_shard_txns.ts";
 import {
   decodeShardRequest,
   encodeShardRequest,
@@ -38,9 +48,48 @@ function row(state: TxnParticipantRow["state"], resolvedRevision: number | null)
   return { txnId: RECORD.txnId, home: 2, state, resolvedRevision };
 }
 
-Deno.test("txnRecord and txnParticipant requests cross the peer channel checked", async (t) => {
+/** A participant row with its vote: prepared and voting commit unless told otherwise. */
+function voted(fields: Partial<TxnParticipantVote> = {}): TxnParticipantVote {
+  return { ...row("prepared", null), vote: "commit", compareSucceeded: true, ...fields };
+}
+
+/** The record of RECORD's transaction still staging. */
+const STAGING: TxnRecord = { ...RECORD, status: "pending", branch: null, decidedRevision: null };
+
+/**
+ * A fake transport with STAGING on shard 2 of 4 and `rows` as the participants' votes (a
+ * rejected promise: that shard's read fails); it has no way to propose anything, so a status
+ * read cannot change an outcome. Calls are logged in `asked`.
+ */
+function stagingTransport(
+  votes: ReadonlyMap<number, () => Promise<TxnParticipantVote | null>>,
+  asked: string[] = [],
+) {
+  return {
+    txnId: RECORD.txnId,
+    shardCount: 4,
+    deadlineMs: 1_000,
+    transport: {
+      readRecord: (shard: number) => Promise.resolve(shard === 2 ? STAGING : null),
+      readVote: (shard: number) => {
+        asked.push(`vote ${shard}`);
+        return votes.get(shard)?.() ?? Promise.resolve(null);
+      },
+      readParticipant: (shard: number) => {
+        asked.push(`row ${shard}`);
+        return Promise.resolve(row("prepared", null) as TxnParticipantRow | null);
+      },
+    },
+  };
+}
+
+function answer(vote: TxnParticipantVote | null) {
+  return () => Promise.resolve(vote);
+}
+
+Deno.test("txn record, participant and vote requests cross the peer channel checked", async (t) => {
   await t.step("round trip", () => {
-    for (const kind of ["txnRecord", "txnParticipant"] as const) {
+    for (const kind of ["txnRecord", "txnParticipant", "txnVote"] as const) {
       const request: ShardRequest = { kind, txnId: "3.1700000000000.42" };
       deepEqual(decodeShardRequest(encodeShardRequest(request)), request);
     }
@@ -107,11 +156,12 @@ Deno.test("readTxnStatus() reads the record where it is, and a receipt per shard
         asked.push(`record ${shard}`);
         return Promise.resolve(shard === 2 ? { ...RECORD, home: -1 } : null);
       },
-      readParticipant: (shard) => {
-        asked.push(`row ${shard}`);
-        const rows = new Map([[0, row("committed", 40)], [2, row("prepared", null)]]);
+      readVote: (shard) => {
+        asked.push(`vote ${shard}`);
+        const rows = new Map([[0, voted(row("committed", 40))], [2, voted()]]);
         return Promise.resolve(rows.get(shard) ?? null);
       },
+      readParticipant: () => Promise.reject(new Error("not asked: every shard knows txnVote")),
     },
   });
   deepEqual(asked.sort(), [
@@ -119,17 +169,128 @@ Deno.test("readTxnStatus() reads the record where it is, and a receipt per shard
     "record 1",
     "record 2",
     "record 3",
-    "row 0",
-    "row 2",
-    "row 3",
+    "vote 0",
+    "vote 2",
+    "vote 3",
   ]);
   equal(status.home, 2, "the shard that holds the record is the home, whatever it says");
   equal(status.status, "committed");
+  equal(status.recordStatus, "committed");
   deepEqual(status.receipts, [
-    { shard: 0, status: "committed", resolvedRevision: 40 },
-    { shard: 2, status: "pending", resolvedRevision: null },
-    { shard: 3, status: "pending", resolvedRevision: null },
+    { shard: 0, status: "committed", resolvedRevision: 40, prepare: "prepared" },
+    { shard: 2, status: "pending", resolvedRevision: null, prepare: "prepared" },
+    { shard: 3, status: "pending", resolvedRevision: null, prepare: "none" },
   ]);
+});
+
+Deno.test("readTxnStatus() of a staging record: the outcome its votes imply", async (t) => {
+  await t.step("every participant prepared: committed, the record still pending", async () => {
+    const votes = new Map([[0, answer(voted())], [2, answer(voted())], [3, answer(voted())]]);
+    const status = await readTxnStatus(stagingTransport(votes));
+    equal(status.status, "committed");
+    equal(status.recordStatus, "pending");
+    equal(status.branch, "success");
+    equal(status.decidedRevision, null, "the record is not decided yet");
+    equal(status.reason, "");
+    deepEqual(status.receipts.map((receipt) => [receipt.status, receipt.prepare]), [
+      ["pending", "prepared"],
+      ["pending", "prepared"],
+      ["pending", "prepared"],
+    ]);
+  });
+  await t.step("one resolved already, one compare failed: committed, failure branch", async () => {
+    const votes = new Map([
+      [0, answer(voted(row("committed", 40)))],
+      [2, answer(voted({ compareSucceeded: false }))],
+      [3, answer(voted())],
+    ]);
+    const status = await readTxnStatus(stagingTransport(votes));
+    equal(status.status, "committed");
+    equal(status.branch, "failure");
+    deepEqual(status.receipts[0], {
+      shard: 0,
+      status: "committed",
+      resolvedRevision: 40,
+      prepare: "prepared",
+    });
+  });
+  await t.step("one not prepared yet: pending, as the record says", async () => {
+    const votes = new Map([[0, answer(voted())], [2, answer(voted())], [3, answer(null)]]);
+    const status = await readTxnStatus(stagingTransport(votes));
+    equal(status.status, "pending");
+    equal(status.recordStatus, "pending");
+    equal(status.branch, null);
+    equal(status.receipts[2]?.prepare, "none");
+  });
+  const refusals: [string, TxnParticipantVote, string][] = [
+    ["an OCC conflict", voted({ vote: "conflict" }), "conflict"],
+    ["a refused prepare", voted({ ...row("aborted", 41), vote: "aborted" }), "refused"],
+  ];
+  for (const [name, refusal, reason] of refusals) {
+    await t.step(`${name}: aborted (it can never commit), not committed`, async () => {
+      const votes = new Map([[0, answer(voted())], [2, answer(refusal)], [3, answer(null)]]);
+      const status = await readTxnStatus(stagingTransport(votes));
+      equal(status.status, "aborted");
+      equal(status.recordStatus, "pending");
+      equal(status.branch, null);
+      equal(status.reason, reason);
+      equal(status.receipts[1]?.prepare, refusal.vote === "conflict" ? "conflict" : "aborted");
+    });
+  }
+  await t.step("a node that predates txnVote: its plain row, and the record's status", async () => {
+    const old = () => Promise.reject(new AspenError("bad_request", "Cannot decode a forwarded"));
+    const asked: string[] = [];
+    const votes = new Map([[0, answer(voted())], [2, old], [3, answer(voted())]]);
+    const status = await readTxnStatus(stagingTransport(votes, asked));
+    deepEqual(asked.sort(), ["row 2", "vote 0", "vote 2", "vote 3"]);
+    equal(status.status, "pending", "its vote is unknown, so the record's status stands");
+    deepEqual(status.receipts[1], {
+      shard: 2,
+      status: "pending",
+      resolvedRevision: null,
+      prepare: "unknown",
+    });
+  });
+  await t.step("a participant that does not answer fails the read", async () => {
+    const late = () => Promise.reject(new AspenError("timeout", "Shard did not answer in time"));
+    const votes = new Map([[0, answer(voted())], [2, late], [3, answer(voted())]]);
+    await rejects(readTxnStatus(stagingTransport(votes)), (error: unknown) => {
+      ok(error instanceof AspenError);
+      equal(error.code, "timeout");
+      return true;
+    });
+  });
+});
+
+Deno.test("impliedOutcome() decides only on every vote, or on one against", async (t) => {
+  const vote = (fields: Partial<TxnParticipantVote> = {}): ParticipantRead => ({
+    hasVote: true,
+    row: voted(fields),
+  });
+  const cases: [string, ParticipantRead[], string | null][] = [
+    ["no participants", [], null],
+    ["all commit", [vote(), vote()], "committed success"],
+    ["a failed compare", [vote(), vote({ compareSucceeded: false })], "committed failure"],
+    ["one not prepared", [vote(), { hasVote: true, row: null }], null],
+    ["one unknown", [vote(), { hasVote: false, row: row("prepared", null) }], null],
+    ["a conflict beside an unknown", [
+      { hasVote: false, row: null },
+      vote({ vote: "conflict" }),
+    ], "aborted conflict"],
+    ["an aborted row beside one not prepared", [
+      { hasVote: true, row: null },
+      vote({ vote: "aborted" }),
+    ], "aborted refused"],
+  ];
+  for (const [name, rows, expected] of cases) {
+    await t.step(name, () => {
+      const implied = impliedOutcome(rows);
+      const text = implied === null
+        ? null
+        : `${implied.status} ${implied.status === "committed" ? implied.branch : implied.reason}`;
+      equal(text, expected);
+    });
+  }
 });
 
 Deno.test("readTxnStatus() says txn_not_found only when every shard answered", async () => {
@@ -139,6 +300,7 @@ Deno.test("readTxnStatus() says txn_not_found only when every shard answered", a
         ? Promise.reject(new AspenError("timeout", "Shard did not answer in time"))
         : Promise.resolve(null),
     readParticipant: () => Promise.resolve(null),
+    readVote: () => Promise.resolve(null),
   });
   const read = { txnId: "1.1.1", shardCount: 3, deadlineMs: 1_000 };
   await rejects(readTxnStatus({ ...read, transport: transport(null) }), (error: unknown) => {

@@ -121,6 +121,10 @@ export async function dispatchShardRequest(
       return await context.replica.read(() => ({ record: machine.txnRecord(request.txnId) }));
     case "txnParticipant":
       return await context.replica.read(() => ({ row: machine.txnParticipant(request.txnId) }));
+    case "txnVote":
+      return await context.replica.read(() => ({
+        row: machine.txnParticipantVote(request.txnId),
+      }));
     case "txnList": {
       const { status, limit } = request;
       return await context.replica.read(() => ({ records: machine.txnRecords(status, limit) }));

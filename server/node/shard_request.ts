@@ -130,6 +130,13 @@ export type ShardRequest =
    */
   | { readonly kind: "txnParticipant"; readonly txnId: string }
   /**
+   * A linearizable read of a participant shard's row with its prepare's vote: answered
+   * `{ row: TxnParticipantVote | null }` (`GET /v1/txn/{id}` of a staging record). Added after
+   * `txnParticipant`; a node that predates it answers `bad_request`, and the caller falls back
+   * to `txnParticipant`.
+   */
+  | { readonly kind: "txnVote"; readonly txnId: string }
+  /**
    * A linearizable listing of the home shard's records with `status`, at most `limit`
    * (1..TXN_LIST_LIMIT_MAX): answered `{ records: TxnRecord[] }` (`GET /v1/txn`).
    */
@@ -472,7 +479,13 @@ function checkedReadKeys(request: Record<string, unknown>): ShardRequest {
 /** The cross-shard transaction reads, checked. */
 function checkedTxnRequest(request: Record<string, unknown>): ShardRequest {
   if (request.kind === "txnReadKeys") return checkedReadKeys(request);
-  const kinds: unknown[] = ["txnRecord", "txnParticipant", "txnList", "txnParticipants"];
+  const kinds: unknown[] = [
+    "txnRecord",
+    "txnParticipant",
+    "txnVote",
+    "txnList",
+    "txnParticipants",
+  ];
   if (!kinds.includes(request.kind)) {
     throw new AspenError(
       "bad_request",
@@ -489,7 +502,7 @@ function checkedTxnRequest(request: Record<string, unknown>): ShardRequest {
   if (request.kind === "txnParticipants") {
     return { kind: "txnParticipants", txnIds: checkedTxnIds(request.txnIds) };
   }
-  const kind = request.kind === "txnRecord" ? "txnRecord" : "txnParticipant";
+  const kind = request.kind as "txnRecord" | "txnParticipant" | "txnVote";
   return { kind, txnId: checkedTxnId(request.txnId, "decode a forwarded") };
 }
 

@@ -10,6 +10,7 @@ import type {
   Command,
   KeysRead,
   TxnParticipantRow,
+  TxnParticipantVote,
   TxnRecord,
 } from "../../shard/mod.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
@@ -62,6 +63,26 @@ export class RouterTxnTransport implements TxnTransport {
     const answer = await this.#router.execute<{ row: TxnParticipantRow | null }>(
       shard,
       { kind: "txnParticipant", txnId },
+      deadlineMs,
+    );
+    return answer.row;
+  }
+
+  /**
+   * A linearizable read of `shard`'s row of the transaction with its prepare's vote (null when
+   * it has none). Nothing is written: the prepare may still apply after it.
+   *
+   * @throws {AspenError} `timeout` or `shard_unavailable` when no leader answered in time;
+   * `bad_request` from a leader on a node that predates the read.
+   */
+  async readVote(
+    shard: number,
+    txnId: string,
+    deadlineMs: number,
+  ): Promise<TxnParticipantVote | null> {
+    const answer = await this.#router.execute<{ row: TxnParticipantVote | null }>(
+      shard,
+      { kind: "txnVote", txnId },
       deadlineMs,
     );
     return answer.row;
