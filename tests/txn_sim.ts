@@ -17,7 +17,10 @@
  * participant carry the revision the reply named (the history holds them there), a read of
  * each written key right after the reply (pushing the intent it meets, as every read does)
  * sees the write or a newer one, and a watcher of every shard, live from the start, gets
- * every event in revision order and ends with exactly each key's final state.
+ * every event in revision order and ends with exactly each key's final state. A status read
+ * (`GET /v1/txn/{id}`'s reader, reads only) right after each reply says committed with the
+ * reply's branch, though the record may still be staging; status reads of random transactions
+ * at random moments never say committed or aborted unless the record ends so.
  *
  * A coordinator crashes after a random number of calls, so at every step: during the prepares,
  * once every participant prepared (committed by parallel commits, yet nothing resolved and the
@@ -30,10 +33,12 @@ import {
   AspenError,
   type KeyValue,
   shardForKey,
+  type TxnBranch,
   type TxnHolder,
   type Watcher,
 } from "../shard/mod.ts";
 import { TXN_DEADLINE_MS, TxnCoordinator } from "../server/node/txn_coordinator.ts";
+import { readTxnStatus } from "../server/node/cross_shard_txns.ts";
 import {
   CrashingTransport,
   drawFaults,
@@ -92,6 +97,11 @@ class TxnSim {
   readonly counts: Record<string, number> = {};
   /** What each coordinator answered, by txnId: the record must agree. */
   readonly #answers = new Map<string, "committed" | "aborted">();
+  /**
+   * What `GET /v1/txn/{id}` said of a transaction whenever it said committed or aborted, by
+   * txnId: the record must end so.
+   */
+  readonly #statusSaid = new Map<string, Set<string>>();
   /** What each replied etcd-style transfer named, by txnId: what follows must agree. */
   readonly #replies = new Map<string, Reply>();
   /** Every event each shard's watcher delivered, in delivery order. */
@@ -139,6 +149,7 @@ class TxnSim {
   async #client(client: number): Promise<void> {
     for (let op = 0; op < this.#options.opsPerClient; op++) {
       await this.#clock.sleep(this.#prng.nextInt(20));
+      if (this.#prng.nextInt(4) === 0) await this.#readSomeStatus();
       const crash = this.#crashPlan();
       let onCrash = () => {};
       const crashed = new Promise<string>((resolve) => onCrash = () => resolve("crashed"));
@@ -224,6 +235,7 @@ class TxnSim {
       return "transfer-txn:read-only";
     }
     this.#answers.set(result.txnId, "committed");
+    await this.#readStatus(result.txnId, result.succeeded ? "success" : "failure");
     const reply = { succeeded: result.succeeded, revisions: result.revisions, writes };
     this.#replies.set(result.txnId, reply);
     if (result.succeeded) await this.#readAfterReply(coordinator, transport, reply, deadlineMs);
@@ -279,7 +291,47 @@ class TxnSim {
       ],
     }, deadlineMs);
     this.#answers.set(result.txnId, "committed");
+    await this.#readStatus(result.txnId, "success");
     return "transfer-optimistic:committed";
+  }
+
+  /** `GET /v1/txn/{id}` of a transaction sent at some point, maybe still under way. */
+  async #readSomeStatus(): Promise<void> {
+    const sent = [...this.#network.sent.keys()];
+    if (sent.length > 0) await this.#readStatus(this.#pick(sent), null);
+  }
+
+  /**
+   * `GET /v1/txn/{id}` of `txnId` through the network (reads only, never a fence), as a client
+   * would ask it: right after a reply (`replied`: the branch it named) it must say committed
+   * with that branch, whatever the record says yet; any committed or aborted it says is kept,
+   * for #check to hold the record's end to it.
+   */
+  async #readStatus(txnId: string, replied: TxnBranch | null): Promise<void> {
+    const deadlineMs = this.#clock.nowMs + REQUEST_MS;
+    const shardCount = this.#options.shardCount;
+    let status;
+    try {
+      status = await readTxnStatus({ txnId, shardCount, transport: this.#network, deadlineMs });
+    } catch (error) {
+      const isExpected = error instanceof AspenError &&
+        (error.code === "timeout" || (error.code === "txn_not_found" && replied === null));
+      if (!isExpected) this.violations.push(`GET /v1/txn/${txnId} failed: ${String(error)}`);
+      this.#count(`status:failed`);
+      return;
+    }
+    this.#count(`status:${status.status}/${status.recordStatus}`);
+    if (status.status !== "pending") {
+      this.#statusSaid.set(txnId, (this.#statusSaid.get(txnId) ?? new Set()).add(status.status));
+    }
+    const isAgreed = replied === null ||
+      (status.status === "committed" && status.branch === replied);
+    if (!isAgreed) {
+      this.violations.push(
+        `txn ${txnId} was replied ${replied}, then GET /v1/txn said ${status.status} ` +
+          `${status.branch} (record ${status.recordStatus})`,
+      );
+    }
   }
 
   async #readAll(coordinator: TxnCoordinator, deadlineMs: number): Promise<string> {
@@ -400,6 +452,13 @@ class TxnSim {
       if (count !== 0) this.violations.push(`shard ${shard.id} still holds ${count} intents`);
     }
     for (const [txnId, sent] of this.#network.sent) this.#checkTxn(txnId, sent);
+    for (const [txnId, said] of this.#statusSaid) {
+      const home = this.#network.sent.get(txnId)?.home ?? -1;
+      const status = this.#shards[home]?.machine.txnRecord(txnId)?.status ?? "absent";
+      if (said.size !== 1 || !said.has(status)) {
+        this.violations.push(`GET /v1/txn/${txnId} said ${[...said]} but its record is ${status}`);
+      }
+    }
     for (const [txnId, answer] of this.#answers) {
       const sent = this.#network.sent.get(txnId);
       const record = sent === undefined ? null : this.#shards[sent.home]!.machine.txnRecord(txnId);

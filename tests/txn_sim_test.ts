@@ -55,6 +55,10 @@ Deno.test("txn sim: every seed keeps the bank invariants through crashes and los
   ok((totals["watch-events"] ?? 0) > 0, `no watch-events in ${JSON.stringify(totals)}`);
   ok((totals["crashed"] ?? 0) > 0, `no crashed in ${JSON.stringify(totals)}`);
   ok((totals["push"] ?? 0) > 0, `no push in ${JSON.stringify(totals)}`);
+  ok(
+    (totals["status:committed/pending"] ?? 0) > 0,
+    `no status read of a staging record that said committed in ${JSON.stringify(totals)}`,
+  );
   ok((totals["record:aborted"] ?? 0) > 0, `no record:aborted in ${JSON.stringify(totals)}`);
   ok(
     (totals["committed-unanswered"] ?? 0) > 0,

@@ -18,6 +18,8 @@ import {
   encodeCommand,
   type KeysRead,
   StateMachine,
+  type TxnParticipantRow,
+  type TxnParticipantVote,
   type TxnRecord,
 } from "../shard/mod.ts";
 import type { TxnTransport } from "../server/node/txn_coordinator.ts";
@@ -196,6 +198,24 @@ export class SimNetwork implements TxnTransport {
     const target = this.#shards[shard];
     if (target === undefined) throw new Error(`SimNetwork.readKeys: no shard ${shard}`);
     return this.#call(deadlineMs, () => target.machine.readKeys(keys, changedAfter));
+  }
+
+  /** A participant's row with its prepare's vote, as `GET /v1/txn/{id}` reads it (no write). */
+  readVote(shard: number, txnId: string, deadlineMs: number): Promise<TxnParticipantVote | null> {
+    const target = this.#shards[shard];
+    if (target === undefined) throw new Error(`SimNetwork.readVote: no shard ${shard}`);
+    return this.#call(deadlineMs, () => target.machine.txnParticipantVote(txnId));
+  }
+
+  /** A participant's row (the read of nodes before `txnVote`). */
+  readParticipant(
+    shard: number,
+    txnId: string,
+    deadlineMs: number,
+  ): Promise<TxnParticipantRow | null> {
+    const target = this.#shards[shard];
+    if (target === undefined) throw new Error(`SimNetwork.readParticipant: no shard ${shard}`);
+    return this.#call(deadlineMs, () => target.machine.txnParticipant(txnId));
   }
 
   /** Delivers `deliver` after a delay and answers after another, or loses the call. */
