@@ -28,7 +28,10 @@
  * the reply sees the writes; and its watchers deliver no
  * event past the reserved revision (see shard/watch_hub.ts), so events stay in revision
  * order. The resolves then run in the background (TXN_RESOLVE_LATER_MS; a failure is handed
- * to `onResolveLaterError`, and pushers or the sweeper finish the job).
+ * to `onResolveLaterError`, and pushers or the sweeper finish the job). Until the home's
+ * resolve the record says pending, so `GET /v1/txn/{id}` reads the participants' votes
+ * (cross_shard_txns.ts: the outcome {@linkcode TxnCoordinator.push}'s recovery would decide,
+ * read rather than fenced) and says committed from the reply on.
  *
  * An attempt that met a lock or was aborted by a pusher changed nothing, so it is tried again
  * under a new txnId, up to TXN_LOCK_ATTEMPTS_MAX attempts within the request's deadline (less

@@ -3,7 +3,8 @@
  * leader through the cluster router, with the router's retry rules (a command is sent again
  * only when it certainly did not run; txnPrepare, txnDecide and txnResolve are idempotent by
  * txnId anyway, so the coordinator may retry them itself), and the record is read with a
- * linearizable `txnRecord` shard request on the home shard.
+ * linearizable `txnRecord` shard request on the home shard; `GET /v1/txn/{id}` also reads each
+ * participant's row (`txnVote`, with its prepare's vote; `txnParticipant` from older nodes).
  */
 import type {
   ApplyResult,
