@@ -81,10 +81,12 @@ export function formatRecord(record: TxnStatusResponse): string {
  * votes decided it, the home shard's resolve has not marked the record yet); "" otherwise.
  */
 function recordNote(record: TxnStatusResponse): string {
-  if (record.status === record.recordStatus) return "";
+  // A server that predates `recordStatus` leaves it out: its status is the record's.
+  const recorded: string | undefined = record.recordStatus;
+  if (recorded === undefined || record.status === recorded) return "";
   const why = record.status === "committed"
     ? "every participant prepared without a conflict"
     : "a participant refused its prepare or found a conflict";
   return `note: ${record.status} because ${why}; the record on shard ${record.home} still ` +
-    `says ${record.recordStatus} until its resolve applies\n`;
+    `says ${recorded} until its resolve applies\n`;
 }

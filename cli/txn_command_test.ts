@@ -43,4 +43,10 @@ Deno.test("formatRecord() prints the outcome, a note while the record lags, the 
     "the record on shard 1 still says pending until its resolve applies\n";
   equal(staging.includes(note), true, staging);
   match(staging, /1\s+pending\s+-\s+prepared\n/);
+  // A server that predates recordStatus and prepare: no note, an empty PREPARE cell.
+  const { recordStatus: _, ...older } = COMMITTED;
+  const receipts = COMMITTED.receipts.map(({ prepare: _, ...receipt }) => receipt);
+  const old = formatRecord({ ...older, receipts } as unknown as TxnStatusResponse);
+  equal(old.includes("note:"), false, old);
+  match(old, /SHARD\s+STATUS\s+RESOLVED\s+PREPARE\n0\s+committed\s+12\n/);
 });
