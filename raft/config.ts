@@ -66,6 +66,13 @@ export interface RaftConfig {
    */
   readonly quiesce?: boolean;
   /**
+   * A leader whose commit index moved does not send every follower an empty append to say so
+   * (etcd's behaviour, the default): the next append or heartbeat carries the new commit index,
+   * or the driver calls RawNode.sendCommitNotices() when no append followed soon enough. One
+   * isolated write then costs four messages instead of eight; followers apply it later.
+   */
+  readonly deferCommitNotices?: boolean;
+  /**
    * The driver's monotonic clock, for read leases: a lease then also ends by the clock, an
    * election timeout less a tick after the heartbeat round it rests on was sent, however few
    * ticks the driver delivered meanwhile (a process paused by SIGSTOP, or a starved event

@@ -142,6 +142,8 @@ export class Progress {
   isRecentActive = false;
   /** The highest heartbeat round this follower has acknowledged (ReadIndex, leases). */
   ackedRound = 0;
+  /** The highest commit index sent to the follower in an append or heartbeat. */
+  commitSent = 0 as LogIndex;
   readonly inflights = new Inflights();
 
   constructor(options: { match: LogIndex; next: LogIndex }) {

@@ -172,6 +172,21 @@ export class RawNode {
     progress.becomeProbe();
   }
 
+  /**
+   * Sends the commit index to every follower that could use it and has not been sent it
+   * (RaftConfig.deferCommitNotices): the driver calls this when no append followed a commit
+   * soon enough, or when a follower is waiting to apply (a follower read).
+   */
+  sendCommitNotices(): void {
+    this.#checkIdle("sendCommitNotices");
+    replication.sendCommitNotices(this.#raft);
+  }
+
+  /** Whether {@linkcode sendCommitNotices} would send anything now; cheap. */
+  get hasCommitNoticesDue(): boolean {
+    return replication.hasCommitNoticesDue(this.#raft);
+  }
+
   /** Whether this replica's group is quiet here (see quiesce.ts); cheap. */
   get isQuiesced(): boolean {
     return this.#raft.quiesced;
@@ -255,7 +270,7 @@ export class RawNode {
       raft.log.stableTo(lastEntry.index, lastEntry.term);
       // A leader's own entries count toward its commit quorum once persisted.
       if (raft.role === "leader" && replication.maybeCommit(raft)) {
-        replication.broadcastAppend(raft);
+        replication.noticeCommit(raft);
       }
     }
     if (ready.snapshot !== null) {

@@ -43,6 +43,41 @@ export function syncProgress(raft: RaftCore): void {
   if (maybeCommit(raft)) broadcastAppend(raft);
 }
 
+/**
+ * Tells the followers a commit index that just moved: at once, unless notices are deferred
+ * (RaftConfig.deferCommitNotices); then the next append or heartbeat, or sendCommitNotices(),
+ * tells them.
+ */
+export function noticeCommit(raft: RaftCore): void {
+  if (raft.config.deferCommitNotices !== true) broadcastAppend(raft);
+}
+
+/**
+ * Whether a follower in steady replication could use a commit index it has not been sent: one
+ * up to its match (past that its log may still disagree with the leader's).
+ */
+function isCommitNoticeDue(raft: RaftCore, progress: Progress): boolean {
+  if (progress.state !== "replicate" || progress.isPaused) return false;
+  return progress.commitSent < Math.min(raft.log.committed, progress.match);
+}
+
+/** Whether sendCommitNotices() would send anything. */
+export function hasCommitNoticesDue(raft: RaftCore): boolean {
+  if (raft.role !== "leader" || raft.quiesced) return false;
+  for (const progress of raft.progress.values()) {
+    if (isCommitNoticeDue(raft, progress)) return true;
+  }
+  return false;
+}
+
+/** Sends an append (empty when nothing new is due) to every follower behind on the commit. */
+export function sendCommitNotices(raft: RaftCore): void {
+  if (raft.role !== "leader" || raft.quiesced) return;
+  for (const [id, progress] of raft.progress) {
+    if (isCommitNoticeDue(raft, progress)) sendAppend(raft, id, true);
+  }
+}
+
 /** Appends the leader's own entries (terms and indexes already set) and commits if it can. */
 export function appendAsLeader(raft: RaftCore, entries: readonly Entry[]): void {
   assert(raft.role === "leader", "appendAsLeader() needs a leader");
@@ -68,13 +103,15 @@ export function broadcastAppend(raft: RaftCore): void {
 export function broadcastHeartbeat(raft: RaftCore): void {
   const round = raft.readOnly.nextRound(raft.leaderTicks, raft.config.leaseClock?.nowMs() ?? null);
   for (const [id, progress] of raft.progress) {
+    // Never more than the follower's match: its log past that may still disagree.
+    const commit = Math.min(progress.match, raft.log.committed) as LogIndex;
+    progress.commitSent = Math.max(progress.commitSent, commit) as LogIndex;
     raft.send({
       type: "heartbeat",
       from: raft.id,
       to: id,
       term: raft.term,
-      // Never more than the follower's match: its log past that may still disagree.
-      commit: Math.min(progress.match, raft.log.committed) as LogIndex,
+      commit,
       round,
       quiesce: false,
     });
@@ -112,6 +149,7 @@ export function sendAppend(raft: RaftCore, to: ReplicaId, isEmptyAllowed: boolea
     entries,
     commit: raft.log.committed,
   });
+  progress.commitSent = raft.log.committed;
   const last = (prevIndex + entries.length) as LogIndex;
   progress.onAppendSent(entries.length, last, entriesBytes(entries));
   return true;
@@ -217,7 +255,7 @@ function handleAppendResponse(raft: RaftCore, message: AppendResponseMessage): v
     progress.inflights.freeLessOrEqual(message.index);
   }
   if (maybeCommit(raft)) {
-    broadcastAppend(raft);
+    noticeCommit(raft);
   } else if (wasPaused) {
     // The follower was paused when the commit index last moved: this tells it (even empty).
     sendAppend(raft, message.from, true);

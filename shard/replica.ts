@@ -55,6 +55,7 @@ import { closedError } from "./_replica_errors.ts";
 import { recoverStateMachine, Snapshots } from "./_snapshots.ts";
 import {
   ADMIN_CALLS_PENDING_MAX,
+  COMMIT_NOTICE_DELAY_MS,
   INBOUND_ENTRIES_PER_TURN_MAX,
   INBOUND_MESSAGES_MAX,
   READY_ROUNDS_PER_TURN_MAX,
@@ -68,6 +69,7 @@ import { newReplicaStats, type ReplicaStats, type ReplicaStatus } from "./replic
 export {
   ADMIN_CALLS_PENDING_MAX,
   APPLY_SAMPLES_MAX,
+  COMMIT_NOTICE_DELAY_MS,
   INBOUND_ENTRIES_PER_TURN_MAX,
   INBOUND_MESSAGES_MAX,
   LOG_RETAINED_ENTRIES,
@@ -118,6 +120,10 @@ export class ShardReplica<Result> {
   #persistedVote: { term: number; vote: number | null };
   /** A Ready whose write failed on storage; no input reaches the core until it succeeds. */
   #stall: StorageStall | null = null;
+  /** Runs COMMIT_NOTICE_DELAY_MS after a turn that left followers behind on the commit. */
+  #commitNoticeTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The next turn sends the commit index to the followers behind on it. */
+  #isCommitNoticeDue = false;
 
   constructor(options: ReplicaOptions<Result>) {
     this.shard = options.shard;
@@ -344,6 +350,17 @@ export class ShardReplica<Result> {
     });
   }
 
+  /**
+   * Sends the commit index to the followers behind on it at the next turn, without waiting for
+   * COMMIT_NOTICE_DELAY_MS: a follower read waits for its replica to apply the index this
+   * leader answered, and so for the commit to reach it.
+   */
+  noticeCommitNow(): void {
+    if (this.#isClosed) return;
+    this.#isCommitNoticeDue = true;
+    this.#schedule();
+  }
+
   /** Runs one turn now; tests use it to drive the loop without the event loop. */
   runTurn(): void {
     this.#turn();
@@ -355,6 +372,7 @@ export class ShardReplica<Result> {
     this.#isClosed = true;
     if (this.#timer !== null) clearInterval(this.#timer);
     if (this.#scheduled !== null) clearImmediate(this.#scheduled);
+    if (this.#commitNoticeTimer !== null) clearTimeout(this.#commitNoticeTimer);
     const error = closedError(this.shard);
     this.#proposals.rejectAll(error);
     this.#reads.rejectQueued(error);
@@ -439,6 +457,12 @@ export class ShardReplica<Result> {
     if (!isWaiting && this.#reads.isRoundDue) this.#schedule();
     this.#reads.serveApplied(this.#options.stateMachine.appliedIndex());
     if (!isWaiting) this.#snapshots.maybeSnapshot((index) => this.#node.confStateAt(index));
+    if (this.#commitNoticeTimer === null && this.#node.hasCommitNoticesDue) {
+      this.#commitNoticeTimer = setTimeout(() => {
+        this.#commitNoticeTimer = null;
+        this.noticeCommitNow();
+      }, COMMIT_NOTICE_DELAY_MS);
+    }
   }
 
   /** The flush of `ready` resolved: finish it, then run the turn the flush held back. */
@@ -469,6 +493,11 @@ export class ShardReplica<Result> {
     this.#proposals.proposeQueued(this.#node);
     // One ReadIndex request in flight at a time (see _reads.ts).
     this.#reads.requestQueued(this.#node);
+    // After the proposals: their appends carry the commit index, and need no notice.
+    if (this.#isCommitNoticeDue) {
+      this.#isCommitNoticeDue = false;
+      this.#node.sendCommitNotices();
+    }
   }
 
   /**

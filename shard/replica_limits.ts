@@ -24,6 +24,15 @@ export const READY_ROUNDS_PER_TURN_MAX = 64;
  * seconds, and the shards this node led missed their heartbeats and elected new leaders.
  */
 export const TURN_WORK_MS_MAX = 25;
+
+/**
+ * How long a leader whose commit index moved waits for an append to carry it to the followers
+ * before it sends them the commit alone (raft's deferCommitNotices). Under load the next
+ * proposal's append carries it well within this; a lone write is told once it has passed, so
+ * a follower applies (and its watchers hear) a write at most this much later than without the
+ * deferral.
+ */
+export const COMMIT_NOTICE_DELAY_MS = 20;
 /**
  * Most entries of inbound appends stepped in one turn; the rest wait for the next. A leader
  * pipelines up to 64 appends of up to 1,024 entries to a follower that catches up: stepped at

@@ -28,6 +28,7 @@ import {
 import { AspenError } from "./errors.ts";
 import {
   ADMIN_CALLS_PENDING_MAX,
+  COMMIT_NOTICE_DELAY_MS,
   INBOUND_ENTRIES_PER_TURN_MAX,
   type ReplicaLogStorage,
   type ReplicaStateMachine,
@@ -137,9 +138,12 @@ interface Group {
  */
 function raftConfig(
   id: number,
-  options: { isElectionGuarded: boolean } = { isElectionGuarded: true },
+  options: { isElectionGuarded: boolean; deferCommitNotices?: boolean } = {
+    isElectionGuarded: true,
+  },
 ) {
   return {
+    deferCommitNotices: options.deferCommitNotices ?? false,
     id: replicaId(id),
     electionTicks: 10,
     heartbeatTicks: 1,
@@ -150,7 +154,7 @@ function raftConfig(
   };
 }
 
-function makeGroup(snapshotIntervalEntries = 1000): Group {
+function makeGroup(snapshotIntervalEntries = 1000, deferCommitNotices = false): Group {
   const group: Group = {
     replicas: new Map(),
     machines: new Map(),
@@ -166,7 +170,7 @@ function makeGroup(snapshotIntervalEntries = 1000): Group {
     group.storages.set(id, storage);
     const replica = new ShardReplica<number>({
       shard: 0,
-      raft: raftConfig(id),
+      raft: raftConfig(id, { isElectionGuarded: true, deferCommitNotices }),
       storage,
       stateMachine: machine,
       send: (messages: readonly Message[]) => {
@@ -214,6 +218,32 @@ Deno.test("ShardReplica elects, replicates and resolves proposals with their res
     deepEqual(results, [1, 2, 3]);
     await settle();
     for (const machine of group.machines.values()) deepEqual(machine.items, ["a", "b", "c"]);
+  } finally {
+    closeGroup(group);
+  }
+});
+
+Deno.test("ShardReplica, deferred commit notices: a lone write reaches followers", async () => {
+  const group = makeGroup(1000, true);
+  try {
+    const leader = await electOne(group);
+    const emptyAppends = () =>
+      group.sent.filter((message) => message.type === "append" && message.entries.length === 0)
+        .length;
+    equal(await leader.propose(encoder.encode("a")), 1);
+    // No tick ever runs here (tickMs 0), so no heartbeat can carry the commit: the replica's
+    // notice, COMMIT_NOTICE_DELAY_MS after the commit, is what tells the followers.
+    const before = emptyAppends();
+    await new Promise((resolve) => setTimeout(resolve, COMMIT_NOTICE_DELAY_MS * 3));
+    await settle();
+    for (const machine of group.machines.values()) deepEqual(machine.items, ["a"]);
+    equal(emptyAppends() - before <= 2, true, "one notice per follower at most");
+
+    // A follower read's leader tells the commit at once (noticeCommitNow), without the delay.
+    equal(await leader.propose(encoder.encode("b")), 2);
+    leader.noticeCommitNow();
+    await settle(4);
+    for (const machine of group.machines.values()) deepEqual(machine.items, ["a", "b"]);
   } finally {
     closeGroup(group);
   }

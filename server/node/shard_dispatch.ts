@@ -174,9 +174,13 @@ export async function dispatchShardRequest(
       await context.waitApplied(index);
       return { shard: context.shard, index };
     }
-    case "readIndex":
+    case "readIndex": {
       // Applied once the ReadIndex round confirmed leadership: at least the read index.
-      return await context.replica.read(() => machine.appliedIndex());
+      const index = await context.replica.read(() => machine.appliedIndex());
+      // The asking follower applies up to it before it reads: tell it the commit now.
+      context.replica.noticeCommitNow();
+      return index;
+    }
     case "metaRead":
       return await context.replica.read(() => ({ value: machine.getMeta(request.name) }));
     case "metaSwap":

@@ -96,6 +96,8 @@ export class SimReplica {
   /** Inputs that arrived during a flush, taken once it ends (the real replica's queues). */
   inbox: Message[] = [];
   pendingTicks = 0;
+  /** With deferred commit notices: when the leader sends those it owes (null: none owed). */
+  commitNoticeAt: number | null = null;
   queuedProposals: PendingOperation[] = [];
   /** The term and vote last written: a leader's Ready that keeps them may send early. */
   writtenVote: { term: number; vote: number | null };
@@ -123,6 +125,7 @@ export class SimReplica {
     this.flushing = null;
     this.inbox = [];
     this.pendingTicks = 0;
+    this.commitNoticeAt = null;
     this.queuedProposals = [];
     this.pausedUntil = null;
     this.held = [];
@@ -252,6 +255,7 @@ export class SimCluster {
         replica.nextTickAt += this.options.tickUnits;
       }
       if (replica.restartAt !== null && this.now >= replica.restartAt) this.#start(replica);
+      this.#noticeCommit(replica);
     }
     this.#watchNodes();
     if (!this.isHealing) this.#injectFaults();
@@ -421,6 +425,7 @@ export class SimCluster {
       preVote: options.preVote,
       checkQuorum: options.checkQuorum,
       leaseReads: options.leaseReads,
+      deferCommitNotices: options.deferCommitNotices,
       // As nodes run it: a lease also ends by the clock (here the simulated time).
       leaseClock: { nowMs: () => this.now, tickMs: options.tickUnits },
       applied: machine.applied,
@@ -432,6 +437,20 @@ export class SimCluster {
       },
     }, replica.storage);
     replica.nextTickAt = this.now + 1 + this.prng.nextInt(this.options.tickUnits);
+  }
+
+  /** A leader that owes commit notices sends them `commitNoticeUnits` later (as a driver). */
+  #noticeCommit(replica: SimReplica): void {
+    const node = replica.node;
+    if (node === null || replica.flushing !== null || replica.pausedUntil !== null) return;
+    if (!node.hasCommitNoticesDue) {
+      replica.commitNoticeAt = null;
+    } else if (replica.commitNoticeAt === null) {
+      replica.commitNoticeAt = this.now + this.options.commitNoticeUnits;
+    } else if (this.now >= replica.commitNoticeAt) {
+      replica.commitNoticeAt = null;
+      node.sendCommitNotices();
+    }
   }
 
   /**

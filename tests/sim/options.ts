@@ -54,6 +54,10 @@ export interface SimOptions {
    * tick, the messages that waited, and maybe a client read at a replica that believes it leads.
    */
   readonly pauseRate: number;
+  /** Leaders defer commit notices (RaftConfig.deferCommitNotices), as nodes run them. */
+  readonly deferCommitNotices: boolean;
+  /** With deferred notices: units a leader waits before it sends the notices it owes. */
+  readonly commitNoticeUnits: number;
 }
 
 /** Draws the options of one run. */
@@ -96,5 +100,7 @@ export function drawOptions(prng: SeededPrng): SimOptions {
     burstEntries: pick([32, 128, 256]),
     quietUnits: pick([0, 0, 300, 1500]),
     pauseRate: pick([0, 0.0005, 0.002, 0.005]),
+    deferCommitNotices: prng.nextInt(3) > 0,
+    commitNoticeUnits: pick([1, 5, 30, 200]),
   };
 }
