@@ -31,6 +31,9 @@ const FILL_PUTS = 60_000;
 /** Cross-shard transactions before timing: past retention on both tables. */
 const FILL_TXNS = TXN_RECORDS_RETAIN + 200;
 const FILL_BATCH_ENTRIES = 500;
+/** Timed iterations of each benchmark (a fixed count keeps rounds of A/B runs comparable). */
+const ITERATIONS = 2_000;
+const WARMUP_ITERATIONS = 100;
 const HOME = 0;
 const OTHER = 1;
 
@@ -112,6 +115,8 @@ fill();
 Deno.bench({
   name: "txn cas (single-shard, one entry)",
   group: "one entry per batch",
+  n: ITERATIONS,
+  warmup: WARMUP_ITERATIONS,
   baseline: true,
   fn(context) {
     const item = entry({ type: "txn", ...casParts(nextKey()) });
@@ -125,6 +130,8 @@ for (const [shard, role] of [[OTHER, "non-home"], [HOME, "home"]] as const) {
   Deno.bench({
     name: `txnPrepare (${role})`,
     group: "one entry per batch",
+    n: ITERATIONS,
+    warmup: WARMUP_ITERATIONS,
     fn(context) {
       const { command, txnId } = prepare(shard);
       const item = entry(command);
@@ -137,6 +144,8 @@ for (const [shard, role] of [[OTHER, "non-home"], [HOME, "home"]] as const) {
   Deno.bench({
     name: `txnResolve commit (${role})`,
     group: "one entry per batch",
+    n: ITERATIONS,
+    warmup: WARMUP_ITERATIONS,
     fn(context) {
       const { command, txnId } = prepare(shard);
       applyOne(entry(command));
@@ -151,6 +160,8 @@ for (const [shard, role] of [[OTHER, "non-home"], [HOME, "home"]] as const) {
 Deno.bench({
   name: "put",
   group: "one entry per batch",
+  n: ITERATIONS,
+  warmup: WARMUP_ITERATIONS,
   fn(context) {
     const item = entry({ type: "put", key: nextKey(), value: VALUE, lease: 0, prevKv: false });
     context.start();
