@@ -1,16 +1,17 @@
 /**
  * What the cheaper apply of cross-shard phases keeps in memory, and must forget or rebuild:
  * the prepared participant rows TxnStore caches (a batch rolled back, an entry that failed
- * after a prepare in the same batch, a row too big for the cache, a reopened file), and the
- * sys counter rows the state machine writes only when they changed (a rolled-back batch, a
- * reopen). The rollbacks are injected by an ApplyObserver that throws after a chosen entry.
- * Applied on a file database, as nodes run it.
+ * after a prepare in the same batch, a row too big for the cache, a reopened file), the ids of
+ * the oldest ended rows that retention drops next (a rolled-back drop), and the sys counter
+ * rows the state machine writes only when they changed (a rolled-back batch, a reopen). The
+ * rollbacks are injected by an ApplyObserver that throws after a chosen entry. Applied on a
+ * file database, as nodes run it.
  */
 import { deepEqual, equal, throws } from "node:assert/strict";
 import type { ApplyResult } from "./apply_result.ts";
 import type { Command, TxnPrepareCommand } from "./command.ts";
 import { encodeCommand } from "./command_codec.ts";
-import { TXN_PREPARED_CACHE_BYTES_MAX, VALUE_BYTES_MAX } from "./limits.ts";
+import { TXN_PREPARED_CACHE_BYTES_MAX, TXN_RECORDS_RETAIN, VALUE_BYTES_MAX } from "./limits.ts";
 import { StateMachine, type StateMachineOptions } from "./state_machine.ts";
 
 /** A state machine on a temp file whose observer throws after entry `failAfter`. */
@@ -29,8 +30,8 @@ class FileShard {
 
   /** Applies `commands` as one batch; the next indexes. */
   run(...commands: Command[]): ApplyResult[] {
-    const entries = commands.map((command) => ({
-      index: this.index + 1 + commands.indexOf(command),
+    const entries = commands.map((command, i) => ({
+      index: this.index + 1 + i,
       data: encodeCommand(command),
     }));
     const results = this.sm.apply(entries);
@@ -183,4 +184,34 @@ Deno.test("sys counters are written when they change, across rollbacks and reope
     shard.reopen();
     deepEqual(shard.sm.stats(), stats);
   }, { historyEventsMax: 4 });
+});
+
+Deno.test("retention drops the oldest ended rows again after a rolled-back drop", async () => {
+  await withShard((shard) => {
+    const id = (i: number) => `t.${String(i).padStart(6, "0")}`;
+    const abort = (txnId: string): Command => ({
+      type: "txnResolve",
+      txnId,
+      outcome: "abort",
+      branch: null,
+    });
+    // Exactly TXN_RECORDS_RETAIN ended rows (aborted, never prepared): nothing is dropped.
+    for (let start = 0; start < TXN_RECORDS_RETAIN; start += 1000) {
+      shard.run(...Array.from({ length: 1000 }, (_, i) => abort(id(start + i))));
+    }
+    equal(shard.sm.txnParticipant(id(0))?.state, "aborted");
+    // One more drops the oldest, but its batch is rolled back: nothing was dropped.
+    shard.failAfter = shard.index + 1;
+    throws(() => shard.run(abort("u.1")), /injected failure/);
+    shard.failAfter = 0;
+    equal(shard.sm.txnParticipant(id(0))?.state, "aborted");
+    // Applied for real, it drops the oldest again, then the next ones in order.
+    shard.run(abort("u.1"));
+    equal(shard.sm.txnParticipant(id(0)), null);
+    equal(shard.sm.txnParticipant(id(1))?.state, "aborted");
+    shard.run(abort("u.2"), abort("u.3"));
+    equal(shard.sm.txnParticipant(id(2)), null);
+    equal(shard.sm.txnParticipant(id(3))?.state, "aborted");
+    equal(shard.sm.txnParticipant("u.3")?.state, "aborted");
+  });
 });
