@@ -111,8 +111,9 @@ export const LEASE_SHARDS_MAX = TXN_SHARDS_MAX;
  */
 export const FOREIGN_LEASE_BASE = 2 ** 52;
 /**
- * Bytes of prepared participant rows (their stored JSON) a shard keeps in memory, so that the
- * resolve that follows a prepare reads and parses nothing; a row past it is read from SQLite.
+ * How much of its prepared participant rows a shard keeps in memory, counted in characters of
+ * their stored JSON (about their size in memory), so that the resolve that follows a prepare
+ * reads and parses nothing; a row that does not fit is read from SQLite at its resolve.
  */
 export const TXN_PREPARED_CACHE_BYTES_MAX = 1024 * 1024;
 /** The longest reason of a cross-shard transaction decision, in UTF-8 bytes. */

@@ -61,7 +61,7 @@ import { type OwnedFilter, readRange } from "./_range.ts";
 import { readOwnership } from "./_move_apply.ts";
 import type { Ownership } from "./ownership.ts";
 import type { TenantShards } from "./tenants.ts";
-import { migrateSchema, openDatabase, readSys, type Synchronous } from "./_schema.ts";
+import { migrateSchema, openDatabase, readSys, type Synchronous, type SysName } from "./_schema.ts";
 import { type IntentEntry, TxnStore } from "./_txn_store.ts";
 import {
   checkSnapshot,
@@ -167,7 +167,11 @@ export interface KeysRead {
 }
 
 /** The counter rows of `sys` that a batch may change, besides `last_applied`. */
-const SYS_COUNTER_NAMES = ["compacted_revision", "optimistic_txns", "conflicts"] as const;
+const SYS_COUNTER_NAMES = [
+  "compacted_revision",
+  "optimistic_txns",
+  "conflicts",
+] as const satisfies readonly SysName[];
 type SysCounters = Record<(typeof SYS_COUNTER_NAMES)[number], number>;
 
 /** A shard's state machine on SQLite. */
