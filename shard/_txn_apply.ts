@@ -51,7 +51,7 @@ import { keyRangeBounds, type KeyValue, kvResponseBytes } from "./key_value.ts";
 import { TXN_PREVIEW_BYTES_MAX, TXN_RESPONSE_BYTES_MAX } from "./limits.ts";
 import { validateReadSet } from "./occ.ts";
 import type { EntryContext, KvStore } from "./_kv_store.ts";
-import { runTxnOps, txnOpResultBytes } from "./_txn_ops.ts";
+import { previewTxnOps, runTxnOps, txnOpResultBytes } from "./_txn_ops.ts";
 import { isForeignLease, leaseLockKey } from "./foreign_lease.ts";
 import {
   applyLeaseEffects,
@@ -188,23 +188,24 @@ function prepare(
   // Checked before anything is written: the locked keys and leases cannot change until the
   // resolve, so a commit-resolve then cannot fail on the size of its results, on a lease
   // that is gone or on a lease's key limit.
+  const current = currentState(store);
   for (const ops of [command.success, command.failure]) {
-    checkResultBytes(store, txnId, ops);
+    checkResultBytes(current, txnId, ops);
     checkLeaseRoom(store, ops);
   }
   const leases = checkLeaseSteps(store, command);
   const compareSucceeded = command.compare.every((compare) =>
-    evaluateCompare(compare, store.get(compare.key))
+    evaluateCompare(compare, current(compare.key))
   );
   const conflict = validateReadSet(command.reads, {
     versionOf(key) {
-      const kv = store.get(key);
+      const kv = current(key);
       return { version: kv?.version ?? 0, modRevision: kv?.modRevision ?? 0 };
     },
   });
-  const results = previewResults(store, context, command);
+  const results = previewResults(store, context, command, current);
   if (isHome && record === null) {
-    txns.writeRecord({
+    txns.insertRecord({
       txnId,
       status: "pending",
       home,
@@ -217,7 +218,7 @@ function prepare(
     });
   }
   txns.lock([...new Set(keys)], { txnId, home });
-  txns.writeParticipant({
+  txns.insertParticipant({
     txnId,
     home,
     state: "prepared",
@@ -239,19 +240,42 @@ function prepare(
 }
 
 /**
- * The results each branch will give when it runs at the resolve, computed now by running it
- * at this entry's revision and undoing it. The resolve runs it at this same revision, over keys
- * (and leases) locked from now until then, so it gives the same results (it asserts so), and
- * the coordinator may answer as soon as every participant prepared. Undefined when they hold
- * more than TXN_PREVIEW_BYTES_MAX bytes: the resolve's answer carries them then.
+ * Each key's state as it was when the prepare began, read once: a prepare reads the same keys
+ * for its checks, its compares, its reads and its preview, and writes none of them (its dry
+ * run undoes what it wrote).
+ */
+function currentState(store: KvStore): (key: string) => KeyValue | null {
+  const states = new Map<string, KeyValue | null>();
+  return (key) => {
+    let kv = states.get(key);
+    if (kv === undefined) {
+      kv = store.get(key);
+      states.set(key, kv);
+    }
+    return kv;
+  };
+}
+
+/**
+ * The results each branch will give when it runs at the resolve, computed now as if it ran at
+ * this entry's revision. The resolve runs it at this same revision, over keys (and leases)
+ * locked from now until then, so it gives the same results (it asserts so), and the coordinator
+ * may answer as soon as every participant prepared. Undefined when they hold more than
+ * TXN_PREVIEW_BYTES_MAX bytes: the resolve's answer carries them then.
+ *
+ * A branch whose results follow from its keys' states alone (each key named once, no lease
+ * attached: see previewTxnOps) is computed from them; any other runs inside a savepoint that
+ * is undone (a dry run), which costs SQLite writes to roll back.
  */
 function previewResults(
   store: KvStore,
   context: EntryContext,
   command: TxnPrepareCommand,
+  current: (key: string) => KeyValue | null,
 ): BranchResults | undefined {
   const dryRun = (ops: readonly TxnOp[]) =>
-    store.undone(() => runTxnOps(store, { ...context, seq: 0, eventBytes: 0 }, ops));
+    previewTxnOps(current, ops) ??
+      store.undone(() => runTxnOps(store, { ...context, seq: 0, eventBytes: 0 }, ops));
   const results = { success: dryRun(command.success), failure: dryRun(command.failure) };
   assert(results.success.length === command.success.length, "preview: one result per op");
   assert(results.failure.length === command.failure.length, "preview: one result per op");
@@ -268,12 +292,16 @@ function previewResults(
  *
  * @throws {AspenError} `request_too_large`.
  */
-function checkResultBytes(store: KvStore, txnId: string, ops: readonly TxnOp[]): void {
+function checkResultBytes(
+  current: (key: string) => KeyValue | null,
+  txnId: string,
+  ops: readonly TxnOp[],
+): void {
   const values = new Map<string, string | null>();
   let bytes = 0;
   for (const op of ops) {
     assert(op.type !== "range", "checkResultBytes: validation refuses range ops");
-    if (!values.has(op.key)) values.set(op.key, store.get(op.key)?.value ?? null);
+    if (!values.has(op.key)) values.set(op.key, current(op.key)?.value ?? null);
     const value = values.get(op.key) ?? null;
     const isReturned = op.type === "get" || op.prevKv;
     if (isReturned && value !== null) bytes += kvResponseBytes({ ...EMPTY_KV, key: op.key, value });
@@ -356,17 +384,21 @@ function decide(txns: TxnStore, revision: number, command: TxnDecideCommand): Ap
   const reason = record === null && command.outcome === "commit"
     ? "no record: the prepare never applied on the home shard"
     : command.reason;
-  txns.writeRecord({
-    txnId: command.txnId,
-    status,
-    home: record?.home ?? -1,
-    participants: record?.participants ?? [],
-    branch,
-    deadlineMs: record?.deadlineMs ?? 0,
-    createdRevision: record?.createdRevision ?? revision,
-    decidedRevision: revision,
-    reason,
-  });
+  if (record === null) {
+    txns.insertRecord({
+      txnId: command.txnId,
+      status,
+      home: -1,
+      participants: [],
+      branch,
+      deadlineMs: 0,
+      createdRevision: revision,
+      decidedRevision: revision,
+      reason,
+    });
+  } else {
+    txns.decideRecord(record, { status, branch, decidedRevision: revision, reason });
+  }
   txns.retain();
   assert(txns.record(command.txnId)?.status === status, "decide: the record reads back");
   return { type: "txnDecided", revision, status, branch };
@@ -422,9 +454,11 @@ function resolve(
   }
   txns.unlock(txnId);
   const state = outcome === "commit" ? "committed" : "aborted";
-  txns.writeParticipant({ ...row, state, resolvedRevision: revision, results });
+  txns.endParticipant(row, { state, resolvedRevision: revision, results });
   txns.retain();
-  assert(txns.firstLocked(prepareKeysOf(row), null) === null, "resolve: no intent is left");
+  if (txns.intentCount > 0) {
+    assert(txns.firstLocked(prepareKeysOf(row), null) === null, "resolve: no intent is left");
+  }
   const removed = revokedLeases.length > 0 ? { revokedLeases } : {};
   return { type: "txnResolved", revision, outcome, results, ...removed };
 }
@@ -435,7 +469,7 @@ function prepareKeysOf(row: ParticipantData): string[] {
 
 /** Stores the aborted row of a participant whose prepare never applied (refuses it forever). */
 function writeRefusedRow(txns: TxnStore, txnId: string, revision: number): void {
-  txns.writeParticipant({
+  txns.insertParticipant({
     txnId,
     home: -1,
     state: "aborted",
@@ -476,8 +510,7 @@ function settleRecord(txns: TxnStore, revision: number, command: TxnResolveComma
   if (record === null) return;
   const status = command.outcome === "commit" ? "committed" : "aborted";
   if (record.status === "pending") {
-    txns.writeRecord({
-      ...record,
+    txns.decideRecord(record, {
       status,
       branch: command.outcome === "commit" ? command.branch : null,
       decidedRevision: revision,

@@ -29,18 +29,78 @@ export function runTxnOps(
   let bytes = 0;
   for (const op of ops) {
     const result = executeTxnOp(store, context, op);
-    bytes += txnOpResultBytes(result);
-    if (bytes > TXN_RESPONSE_BYTES_MAX) {
-      throw new AspenError(
-        "request_too_large",
-        `Cannot run txn: its results exceed ${TXN_RESPONSE_BYTES_MAX} bytes; read less per txn`,
-        { limit: TXN_RESPONSE_BYTES_MAX },
-      );
-    }
+    bytes = addResultBytes(bytes, result);
     results.push(result);
   }
   assert(results.length === ops.length, "runTxnOps: one result per op of the branch");
   return results;
+}
+
+/**
+ * The results {@linkcode runTxnOps} would give for `ops` over the current state, computed from
+ * each key's state (`current`) without writing anything, or null when that takes running
+ * them: a key named twice (an op sees what an earlier one wrote), a put that attaches a lease
+ * (it may fail on the lease, or create a stand-in) or a range. A put's and a delete's results
+ * do not depend on the revision, so none is needed.
+ *
+ * @throws {AspenError} `request_too_large` as {@linkcode runTxnOps} throws it.
+ */
+export function previewTxnOps(
+  current: (key: string) => KeyValue | null,
+  ops: readonly TxnOp[],
+): TxnOpResult[] | null {
+  const keys = new Set<string>();
+  for (const op of ops) {
+    if (op.type === "range") return null;
+    if (op.type === "put" && op.lease !== 0) return null;
+    if (keys.has(op.key)) return null;
+    keys.add(op.key);
+  }
+  const results: TxnOpResult[] = [];
+  let bytes = 0;
+  for (const op of ops) {
+    assert(op.type !== "range", "previewTxnOps: no range op is previewed");
+    const result = previewTxnOp(current(op.key), op);
+    bytes = addResultBytes(bytes, result);
+    results.push(result);
+  }
+  assert(results.length === ops.length, "previewTxnOps: one result per op of the branch");
+  return results;
+}
+
+/** What {@linkcode executeTxnOp} returns for `op` over `prev`, the state of its key. */
+function previewTxnOp(
+  prev: KeyValue | null,
+  op: Exclude<TxnOp, { type: "range" }>,
+): TxnOpResult {
+  switch (op.type) {
+    case "put": {
+      const version = prev === null ? 1 : prev.version + 1;
+      assert(Number.isSafeInteger(version), "previewTxnOp: the version stays a safe integer");
+      return { type: "put", version, prevKv: op.prevKv ? prev : null };
+    }
+    case "delete":
+      return { type: "delete", deleted: prev === null ? 0 : 1, prevKv: op.prevKv ? prev : null };
+    case "get":
+      return { type: "get", kv: prev };
+  }
+}
+
+/**
+ * `bytes` plus the bytes of `result`.
+ *
+ * @throws {AspenError} `request_too_large` past TXN_RESPONSE_BYTES_MAX.
+ */
+function addResultBytes(bytes: number, result: TxnOpResult): number {
+  const total = bytes + txnOpResultBytes(result);
+  if (total > TXN_RESPONSE_BYTES_MAX) {
+    throw new AspenError(
+      "request_too_large",
+      `Cannot run txn: its results exceed ${TXN_RESPONSE_BYTES_MAX} bytes; read less per txn`,
+      { limit: TXN_RESPONSE_BYTES_MAX },
+    );
+  }
+  return total;
 }
 
 function executeTxnOp(store: KvStore, context: EntryContext, op: TxnOp): TxnOpResult {

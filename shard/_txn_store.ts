@@ -9,6 +9,11 @@
  * COUNT over up to TXN_RECORDS_RETAIN rows on every resolve made each one slower as the tables
  * filled). The counts are exact, so every replica prunes at the same entry; they are reloaded
  * from the tables whenever SQLite may have undone writes (a failed entry or batch).
+ *
+ * It also keeps the prepared participant rows in memory (up to TXN_PREPARED_CACHE_BYTES_MAX
+ * bytes of their JSON), as the prepare wrote them, so that the resolve reads and parses nothing;
+ * they are dropped when resolved and reloaded with the counts. Writers pass what they read
+ * before (a row ends by an UPDATE of its ending columns only), so no write reads its row again.
  */
 
 import type { DatabaseSync, StatementSync } from "node:sqlite";
@@ -25,7 +30,7 @@ import type {
 } from "./apply_result.ts";
 import type { TxnBranch, TxnOp } from "./command.ts";
 import { decodeKey, encodeKey, type KeyBounds } from "./key_value.ts";
-import { TXN_RECORDS_RETAIN } from "./limits.ts";
+import { TXN_PREPARED_CACHE_BYTES_MAX, TXN_RECORDS_RETAIN } from "./limits.ts";
 import { boundsWhere, bytesOf, integer } from "./_kv_store.ts";
 import type { LeaseEffect } from "./_txn_leases.ts";
 
@@ -75,6 +80,10 @@ const RECORD_COLUMNS = "txn_id, status, home, participants, branch, deadline_ms,
   "created_revision, decided_revision, reason";
 const PARTICIPANT_COLUMNS = "txn_id, home, state, prepared, success, failure, results, " +
   "resolved_revision";
+/** Ended rows whose ids one look-up of the oldest ones reads (see TxnStore.retain). */
+const RETAIN_OLDEST_FETCH_ROWS = 64;
+/** The tables whose ended rows retention drops. */
+type EndedTable = "txn_record" | "txn_participant";
 const STATUSES: readonly TxnStatus[] = ["pending", "committed", "aborted"];
 const STATES: readonly TxnParticipantState[] = ["prepared", "committed", "aborted"];
 
@@ -88,6 +97,11 @@ export class TxnStore {
   #decidedRecords = 0;
   /** Resolved participant rows (resolved_revision set), kept exact. */
   #resolvedRows = 0;
+  /** Prepared rows by txnId, with the bytes of their JSON, within the cache's byte bound. */
+  readonly #prepared = new Map<string, { readonly row: ParticipantData; readonly bytes: number }>();
+  #preparedBytes = 0;
+  /** Per table, the ids of its oldest ended rows, newest first (see #nextOldest). */
+  readonly #oldestEnded = new Map<EndedTable, string[]>();
   /** The revision each prepared row reserved, by txnId (rows without one are left out). */
   readonly #reserved = new Map<string, number>();
   /** The oldest of #reserved (null: none), or undefined when it must be found again. */
@@ -112,8 +126,15 @@ export class TxnStore {
     this.#resolvedRows = this.#countEnded("txn_participant", "resolved_revision");
     this.#reserved.clear();
     this.#oldestReserved = undefined;
+    this.#prepared.clear();
+    this.#preparedBytes = 0;
+    this.#oldestEnded.clear();
     const sql = `SELECT ${PARTICIPANT_COLUMNS} FROM txn_participant WHERE state = 'prepared'`;
-    for (const row of this.#statement(sql).iterate()) this.#track(participantOf(row));
+    for (const row of this.#statement(sql).iterate()) {
+      const participant = participantOf(row);
+      this.#track(participant);
+      this.#cache(participant, rowBytes(row));
+    }
   }
 
   /**
@@ -128,6 +149,15 @@ export class TxnStore {
     }
     this.#oldestReserved = oldest;
     return oldest;
+  }
+
+  /** Keeps a prepared row in memory when it fits the cache's bound. */
+  #cache(row: ParticipantData, bytes: number): void {
+    assert(row.state === "prepared", "TxnStore: only prepared rows are cached");
+    assert(!this.#prepared.has(row.txnId), "TxnStore: a row is cached once");
+    if (this.#preparedBytes + bytes > TXN_PREPARED_CACHE_BYTES_MAX) return;
+    this.#prepared.set(row.txnId, { row, bytes });
+    this.#preparedBytes += bytes;
   }
 
   /** Keeps #reserved in step with a row written. */
@@ -192,8 +222,12 @@ export class TxnStore {
       "INSERT OR IGNORE INTO txn_intent (key, txn_id, home) VALUES (?, ?, ?)",
     );
     for (const key of keys) {
-      this.#intentCount += Number(insert.run(encodeKey(key), holder.txnId, holder.home).changes);
-      assert(this.intentOf(key)?.txnId === holder.txnId, "TxnStore.lock: the key is locked");
+      const changes = Number(insert.run(encodeKey(key), holder.txnId, holder.home).changes);
+      this.#intentCount += changes;
+      // Not inserted: the key was locked already, and only by this transaction.
+      if (changes === 0) {
+        assert(this.intentOf(key)?.txnId === holder.txnId, "TxnStore.lock: the key is locked");
+      }
     }
   }
 
@@ -229,16 +263,10 @@ export class TxnStore {
     return rows.map(recordOf);
   }
 
-  /** Creates or replaces a record. */
-  writeRecord(record: TxnRecord): void {
+  /** Creates the record of a transaction that has none. */
+  insertRecord(record: TxnRecord): void {
     assert(record.status !== "pending" || record.decidedRevision === null, "pending: undecided");
-    const before = this.#statement("SELECT decided_revision FROM txn_record WHERE txn_id = ?")
-      .get(record.txnId);
-    const wasDecided = before !== undefined && before.decided_revision !== null;
-    this.#decidedRecords += Number(record.decidedRevision !== null) - Number(wasDecided);
-    this.#statement(
-      `INSERT OR REPLACE INTO txn_record (${RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)`,
-    ).run(
+    this.#statement(`INSERT INTO txn_record (${RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)`).run(
       record.txnId,
       record.status,
       record.home,
@@ -249,37 +277,85 @@ export class TxnStore {
       record.decidedRevision,
       record.reason,
     );
+    this.#decidedRecords += Number(record.decidedRevision !== null);
+  }
+
+  /** Decides the pending record `pending` (read by the caller in this entry). */
+  decideRecord(
+    pending: TxnRecord,
+    decision: Pick<TxnRecord, "status" | "branch" | "decidedRevision" | "reason">,
+  ): void {
+    assert(pending.status === "pending", "TxnStore.decideRecord: the record was pending");
+    assert(decision.status !== "pending", "TxnStore.decideRecord: it is decided");
+    assert(decision.decidedRevision !== null, "TxnStore.decideRecord: at a revision");
+    const changes = this.#statement(
+      "UPDATE txn_record SET status = ?, branch = ?, decided_revision = ?, reason = ? " +
+        "WHERE txn_id = ? AND decided_revision IS NULL",
+    ).run(
+      decision.status,
+      decision.branch,
+      decision.decidedRevision,
+      decision.reason,
+      pending.txnId,
+    ).changes;
+    assert(Number(changes) === 1, "TxnStore.decideRecord: the pending record is decided");
+    this.#decidedRecords++;
   }
 
   /** The participant row of `txnId`, or null. */
   participant(txnId: string): ParticipantData | null {
+    const cached = this.#prepared.get(txnId);
+    if (cached !== undefined) return cached.row;
     const sql = `SELECT ${PARTICIPANT_COLUMNS} FROM txn_participant WHERE txn_id = ?`;
     const row = this.#statement(sql).get(txnId);
     return row === undefined ? null : participantOf(row);
   }
 
-  /** Creates or replaces a participant row. */
-  writeParticipant(row: ParticipantData): void {
+  /** Creates the row of a transaction that has none on this shard. */
+  insertParticipant(row: ParticipantData): void {
     assert((row.state === "prepared") === (row.resolvedRevision === null), "resolved iff ended");
     assert((row.state === "prepared") === (row.results === null), "results iff resolved");
-    const before = this.#statement(
-      "SELECT resolved_revision FROM txn_participant WHERE txn_id = ?",
-    ).get(row.txnId);
-    const wasResolved = before !== undefined && before.resolved_revision !== null;
-    this.#resolvedRows += Number(row.resolvedRevision !== null) - Number(wasResolved);
+    const columns = [
+      JSON.stringify(row.prepared),
+      JSON.stringify(row.success),
+      JSON.stringify(row.failure),
+    ] as const;
     this.#statement(
-      `INSERT OR REPLACE INTO txn_participant (${PARTICIPANT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)`,
+      `INSERT INTO txn_participant (${PARTICIPANT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)`,
     ).run(
       row.txnId,
       row.home,
       row.state,
-      JSON.stringify(row.prepared),
-      JSON.stringify(row.success),
-      JSON.stringify(row.failure),
+      ...columns,
       row.results === null ? null : JSON.stringify(row.results),
       row.resolvedRevision,
     );
+    this.#resolvedRows += Number(row.resolvedRevision !== null);
     this.#track(row);
+    if (row.state === "prepared") this.#cache(row, columns.join("").length);
+  }
+
+  /** Ends the prepared row `prepared` (read by the caller in this entry). */
+  endParticipant(
+    prepared: ParticipantData,
+    end: Pick<ParticipantData, "state" | "resolvedRevision" | "results">,
+  ): void {
+    assert(prepared.state === "prepared", "TxnStore.endParticipant: the row was prepared");
+    assert(end.state !== "prepared", "TxnStore.endParticipant: it ends");
+    assert(end.resolvedRevision !== null, "TxnStore.endParticipant: at a revision");
+    assert(end.results !== null, "TxnStore.endParticipant: with its results");
+    const changes = this.#statement(
+      "UPDATE txn_participant SET state = ?, results = ?, resolved_revision = ? " +
+        "WHERE txn_id = ? AND resolved_revision IS NULL",
+    ).run(end.state, JSON.stringify(end.results), end.resolvedRevision, prepared.txnId).changes;
+    assert(Number(changes) === 1, "TxnStore.endParticipant: the prepared row ends");
+    this.#resolvedRows++;
+    this.#track({ ...prepared, ...end });
+    const cached = this.#prepared.get(prepared.txnId);
+    if (cached === undefined) return;
+    this.#prepared.delete(prepared.txnId);
+    this.#preparedBytes -= cached.bytes;
+    assert(this.#preparedBytes >= 0, "TxnStore.endParticipant: cached bytes stay counted");
   }
 
   /**
@@ -293,15 +369,40 @@ export class TxnStore {
   }
 
   /** Drops the oldest ended rows of `table` past TXN_RECORDS_RETAIN; the count left. */
-  #drop(table: string, column: string, count: number): number {
+  #drop(table: EndedTable, column: string, count: number): number {
     if (count <= TXN_RECORDS_RETAIN) return count;
     const excess = count - TXN_RECORDS_RETAIN;
-    const removed = this.#statement(
-      `DELETE FROM ${table} WHERE txn_id IN (SELECT txn_id FROM ${table} ` +
-        `WHERE ${column} IS NOT NULL ORDER BY ${column}, txn_id LIMIT ?)`,
-    ).run(excess).changes;
-    assert(Number(removed) === excess, "TxnStore.retain: the excess is dropped");
+    const remove = this.#statement(
+      `DELETE FROM ${table} WHERE txn_id = ? AND ${column} IS NOT NULL`,
+    );
+    for (let dropped = 0; dropped < excess; dropped++) {
+      const changes = remove.run(this.#nextOldest(table, column)).changes;
+      assert(Number(changes) === 1, "TxnStore.retain: the oldest ended row is dropped");
+    }
     return TXN_RECORDS_RETAIN;
+  }
+
+  /**
+   * The id of the oldest ended row of `table`, from the ids looked up last time (refilled with
+   * the next RETAIN_OLDEST_FETCH_ROWS when used up). They stay the oldest until dropped: a row
+   * ends at its entry's revision, above every revision that ended a row before, and one entry
+   * ends at most one row of each table. Dropped from memory with every reload, since SQLite
+   * may have undone a drop.
+   */
+  #nextOldest(table: EndedTable, column: string): string {
+    let oldest = this.#oldestEnded.get(table) ?? [];
+    if (oldest.length === 0) {
+      const rows = this.#statement(
+        `SELECT txn_id FROM ${table} WHERE ${column} IS NOT NULL ORDER BY ${column}, txn_id ` +
+          "LIMIT ?",
+      ).all(RETAIN_OLDEST_FETCH_ROWS);
+      // Kept newest first, so that the oldest is popped.
+      oldest = rows.map((row) => String(row.txn_id)).reverse();
+      this.#oldestEnded.set(table, oldest);
+    }
+    const txnId = oldest.pop();
+    assert(txnId !== undefined, "TxnStore.retain: an ended row is left to drop");
+    return txnId;
   }
 
   #statement(sql: string): StatementSync {
@@ -337,6 +438,11 @@ export function* hashTxnRows(db: DatabaseSync, hash: Hash): Generator<void, void
     hash.update(`participant ${JSON.stringify(Object.values(participantOf(row)))}\n`);
     if (++rows % HASH_ROWS_PER_STEP === 0) yield;
   }
+}
+
+/** The bytes of a participant row's JSON columns, as the cache counts them. */
+function rowBytes(row: Record<string, unknown>): number {
+  return String(row.prepared).length + String(row.success).length + String(row.failure).length;
 }
 
 function holderOf(row: Record<string, unknown>): TxnHolder {

@@ -110,6 +110,12 @@ export const LEASE_SHARDS_MAX = TXN_SHARDS_MAX;
  * which stays far below (API ids are below it too: see shard/foreign_lease.ts).
  */
 export const FOREIGN_LEASE_BASE = 2 ** 52;
+/**
+ * How much of its prepared participant rows a shard keeps in memory, counted in characters of
+ * their stored JSON (about their size in memory), so that the resolve that follows a prepare
+ * reads and parses nothing; a row that does not fit is read from SQLite at its resolve.
+ */
+export const TXN_PREPARED_CACHE_BYTES_MAX = 1024 * 1024;
 /** The longest reason of a cross-shard transaction decision, in UTF-8 bytes. */
 export const TXN_REASON_BYTES_MAX = 256;
 /** The most transaction records one listing of a shard's records returns. */

@@ -62,7 +62,7 @@ import { type OwnedFilter, readRange } from "./_range.ts";
 import { readOwnership } from "./_move_apply.ts";
 import type { Ownership } from "./ownership.ts";
 import type { TenantShards } from "./tenants.ts";
-import { migrateSchema, openDatabase, readSys, type Synchronous } from "./_schema.ts";
+import { migrateSchema, openDatabase, readSys, type Synchronous, type SysName } from "./_schema.ts";
 import { type IntentEntry, TxnStore } from "./_txn_store.ts";
 import { voteOf } from "./_txn_apply.ts";
 import {
@@ -168,6 +168,14 @@ export interface KeysRead {
   readonly changed: boolean;
 }
 
+/** The counter rows of `sys` that a batch may change, besides `last_applied`. */
+const SYS_COUNTER_NAMES = [
+  "compacted_revision",
+  "optimistic_txns",
+  "conflicts",
+] as const satisfies readonly SysName[];
+type SysCounters = Record<(typeof SYS_COUNTER_NAMES)[number], number>;
+
 /** A shard's state machine on SQLite. */
 export class StateMachine {
   readonly #options: StateMachineOptions;
@@ -183,6 +191,8 @@ export class StateMachine {
   #ownership: Ownership | null = null;
   /** Meta writes of the stores this state machine replaced (see metaVersion). */
   #metaWritesBefore = 0;
+  /** The counter rows of `sys` as the file holds them (read at load, written at commit). */
+  #sysStored: SysCounters = { compacted_revision: 0, optimistic_txns: 0, conflicts: 0 };
 
   private constructor(options: StateMachineOptions, db: DatabaseSync) {
     this.#options = options;
@@ -712,25 +722,40 @@ export class StateMachine {
     return result;
   }
 
+  /**
+   * Writes the sys rows of the batch and commits. A counter row is written only when its value
+   * changed (most batches change none of them): each UPDATE costs about as much as a kv read.
+   */
   #commit(applied: number): void {
     const update = this.#store.statement("UPDATE sys SET value = ? WHERE name = ?");
     update.run(applied, "last_applied");
-    update.run(this.#counters.compactedRevision, "compacted_revision");
-    update.run(this.#occ.optimisticTxns, "optimistic_txns");
-    update.run(this.#occ.conflicts, "conflicts");
+    const counters: SysCounters = {
+      compacted_revision: this.#counters.compactedRevision,
+      optimistic_txns: this.#occ.optimisticTxns,
+      conflicts: this.#occ.conflicts,
+    };
+    for (const name of SYS_COUNTER_NAMES) {
+      if (counters[name] !== this.#sysStored[name]) update.run(counters[name], name);
+    }
     this.#db.exec("COMMIT");
     this.#lastApplied = applied;
+    this.#sysStored = counters;
   }
 
   #load(): void {
     this.#lastApplied = readSys(this.#db, "last_applied");
     this.#ownership = readOwnership(this.#store);
     this.#txns.reload();
-    this.#occ = {
-      optimisticTxns: readSys(this.#db, "optimistic_txns"),
+    this.#sysStored = {
+      compacted_revision: readSys(this.#db, "compacted_revision"),
+      optimistic_txns: readSys(this.#db, "optimistic_txns"),
       conflicts: readSys(this.#db, "conflicts"),
     };
-    this.#counters = this.#history.measure(readSys(this.#db, "compacted_revision"));
+    this.#occ = {
+      optimisticTxns: this.#sysStored.optimistic_txns,
+      conflicts: this.#sysStored.conflicts,
+    };
+    this.#counters = this.#history.measure(this.#sysStored.compacted_revision);
     assert(this.#occ.conflicts <= this.#occ.optimisticTxns, "load: conflicts are txns");
     assert(this.#counters.compactedRevision <= this.#lastApplied, "load: compaction is applied");
   }
