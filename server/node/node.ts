@@ -326,7 +326,8 @@ async function openLocalParts(given: Config, runtime: NodeRuntime) {
   const listed = hostedIds ?? localShardIds(config, members, shardCount(config));
   const localIds = [...new Set([...listed, ...onDisk])].sort((a, b) => a - b);
   const shards = new Map<number, LocalShard>();
-  const alarms = createAlarms(config, shards, runtime);
+  const awake = new Set<number>(); // The shards that may be awake (NodeShards).
+  const alarms = createAlarms(config, { shards, awake }, runtime);
   const liveness = new NodeLiveness(members.filter((member) => member !== config.node.id));
   const crossShard = { stats: null as CrossShardStats | null };
   const refusedFile = config.cluster.refusedPeersFile;
@@ -340,14 +341,7 @@ async function openLocalParts(given: Config, runtime: NodeRuntime) {
   });
   const hosted = { shards, alarms, liveness, crossShard, refusedFromFile, nodeRequests, metaWatch };
   const transport = await startTransport(config, credentials, hosted, runtime);
-  // What every local replica reports into or runs on, node-level (see openShard).
-  const hosting: ShardHosting = {
-    transport,
-    alarms,
-    awake: new Set<number>(),
-    leaseSchedule: new DueSchedule(runtime.nowMs),
-    intents: new IntentShards(),
-  };
+  const hosting = shardHosting({ transport, alarms, awake }, runtime);
   const rf = config.sharding.replicationFactor;
   const open = (shard: number) =>
     openShard(config, shard, replicasOf(members, shard, rf), hosting, runtime);
@@ -630,16 +624,29 @@ function createTokenRegistry(
   });
 }
 
+/** What every local replica reports into or runs on, node-level (see openShard). */
+function shardHosting(
+  node: Pick<ShardHosting, "transport" | "alarms" | "awake">,
+  runtime: NodeRuntime,
+): ShardHosting {
+  return { ...node, leaseSchedule: new DueSchedule(runtime.nowMs), intents: new IntentShards() };
+}
+
 function createAlarms(
   config: Config,
-  shards: ReadonlyMap<number, LocalShard>,
+  node: {
+    readonly shards: ReadonlyMap<number, LocalShard>;
+    /** The node timer's shards that may be awake: the only ones the periodic check visits. */
+    readonly awake: ReadonlySet<number>;
+  },
   runtime: NodeRuntime,
 ): NodeAlarms {
   return new NodeAlarms({
     nodeId: config.node.id,
     dataDir: config.node.dataDir,
     reserveBytes: config.node.diskReserveMib * 1024 * 1024,
-    shards,
+    shards: node.shards,
+    awake: node.awake,
     nowMs: runtime.nowMs,
     wallMs: runtime.wallMs,
     logger: runtime.logger,
