@@ -59,6 +59,8 @@ export interface LocalShardOptions {
    * below the reserve), or null to propose it. Absent: every write is proposed.
    */
   readonly refuseWrite?: (command: Command) => AspenError | null;
+  /** Called when the replica's role, term or known leader changed. Absent: not called. */
+  readonly onLeaderChange?: () => void;
   /** Called after each turn that leaves the replica awake (ReplicaOptions.onAwake). */
   readonly onAwake?: () => void;
   /**
@@ -338,6 +340,7 @@ export class LocalShard {
       });
     }
     this.#rescheduleLeases();
+    this.#options.onLeaderChange?.();
   }
 }
 

@@ -177,6 +177,8 @@ export interface MembershipParts {
   readonly liveness: NodeLiveness;
   readonly refusedFromFile: RefusedPeers;
   readonly nodeRequests: NodeRequestSlot;
+  /** Counts the changes of a local replica's role, term or known leader (the driver's key). */
+  readonly hosting: { readonly leadership: LeadershipChanges };
   /** Opens a replica of `shard` with these initial voters (node.ts). */
   readonly openShard: (
     shard: number,
@@ -337,16 +339,28 @@ function createRebalanceDriver(
 }
 
 /**
+ * The changes of the local replicas' leaders, counted: a replica reports every change of its
+ * role, term or known leader (LocalShardOptions.onLeaderChange), so the count moves whenever
+ * the leader some local replica knows of does.
+ */
+export interface LeadershipChanges {
+  readonly count: number;
+}
+
+/**
  * The driver's watch key (DriverCluster.watchKey): the members record's version as this node
  * last read it (the meta watch re-reads it when shard 0's meta records change), which of its
- * members are up, the shard count, and the leader each local replica knows of (a new term's
- * leader, a replica hosted or dropped). Nothing is read or sent.
+ * members are up, the shard count, how many replicas this node hosts and how often their
+ * leaders changed (a new term's leader; a replica hosted learns its leader, one dropped leaves
+ * the count of replicas). Nothing is read or sent, and no shard is visited: the key costs the
+ * same whatever the shard count.
  */
-function watchKey(
+export function watchKey(
   node: {
-    readonly membership: Membership;
-    readonly shards: ReadonlyMap<number, LocalShard>;
-    readonly service: KvService;
+    readonly membership: Pick<Membership, "current">;
+    readonly shards: ReadonlyMap<number, unknown>;
+    readonly service: Pick<KvService, "shardCount">;
+    readonly hosting: { readonly leadership: LeadershipChanges };
   },
   isUp: (id: number) => boolean,
 ): string {
@@ -354,13 +368,8 @@ function watchKey(
   const members = (record?.members ?? []).map((member) =>
     `${member.id}${member.state[0]}${isUp(member.id) ? "+" : "-"}`
   );
-  const leaders: string[] = [];
-  for (const [shard, local] of node.shards) {
-    leaders.push(`${shard}:${local.replica.leader() ?? "-"}`);
-  }
-  return `${record?.version ?? 0}|${members.join(",")}|${node.service.shardCount}|${
-    leaders.join(",")
-  }`;
+  return `${record?.version ?? 0}|${members.join(",")}|${node.service.shardCount}|` +
+    `${node.shards.size}|${node.hosting.leadership.count}`;
 }
 
 /**

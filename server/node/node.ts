@@ -629,7 +629,8 @@ function shardHosting(
   node: Pick<ShardHosting, "transport" | "alarms" | "awake">,
   runtime: NodeRuntime,
 ): ShardHosting {
-  return { ...node, leaseSchedule: new DueSchedule(runtime.nowMs), intents: new IntentShards() };
+  const leaseSchedule = new DueSchedule(runtime.nowMs);
+  return { ...node, leaseSchedule, intents: new IntentShards(), leadership: { count: 0 } };
 }
 
 function createAlarms(
@@ -876,6 +877,8 @@ interface ShardHosting {
   readonly leaseSchedule: DueSchedule;
   /** The shards that may hold intents, the only ones the intent sweeper visits. */
   readonly intents: IntentShards;
+  /** The changes of the local replicas' leaders (the rebalance driver's watch key). */
+  readonly leadership: { count: number };
 }
 
 async function openShard(
@@ -915,6 +918,7 @@ async function openShard(
     isPeerUp: (id) => transport.isPeerUp(id),
     refuseWrite: (command) => node.alarms.refusal(shard, command),
     onAwake: () => node.awake.add(shard),
+    onLeaderChange: () => node.leadership.count++,
     leaseSchedule: node.leaseSchedule,
     onIntents: () => node.intents.note(shard),
     logger: runtime.logger.child({ shard }),
