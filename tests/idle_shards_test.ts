@@ -8,10 +8,14 @@
  * - after a restart, a lease granted before it gets its full TTL again from the restart and
  *   then expires (the timer is armed by the leadership the restarted replica wins);
  * - the intents of a transaction abandoned before a restart are swept by the restarted node
- *   (the shards report the intents they open with to the sweeper, which visits only those).
+ *   (the shards report the intents they open with to the sweeper, which visits only those);
+ * - the status views a node sends the rebalance driver for the shards it leads (one request
+ *   per node, not per shard) are those the per-shard status request answers.
  */
-import { equal, ok } from "node:assert/strict";
+import { deepEqual, equal, ok } from "node:assert/strict";
 import { INTENT_SWEEP_MS } from "../server/node/intent_sweeper.ts";
+import { leaderViews } from "../server/node/membership_wiring.ts";
+import type { ShardStatusView } from "../server/node/mod.ts";
 import { type ApplyResult, shardForKey } from "../shard/mod.ts";
 import { callInProcess, type InProcessNode, startInProcessNode } from "./_in_process_node.ts";
 
@@ -127,6 +131,19 @@ Deno.test({
     let harness = await startInProcessNode({ shards: IDLE_SHARDS, dir });
     try {
       await waitQuiesced(harness);
+
+      await t.step("a node's leader views are its shards' status answers", async () => {
+        const views = leaderViews(harness.node.shards);
+        deepEqual(views.map((view) => view.id).sort((a, b) => a - b), [
+          ...Array(IDLE_SHARDS).keys(),
+        ]);
+        const view = views.find((item) => item.id === 5)!;
+        const answer = await harness.node.service.run<ShardStatusView>(5, { kind: "status" });
+        deepEqual(
+          [view.leader, view.term, view.replicas, view.committedReplicas],
+          [answer.leader, answer.term, answer.replicas, answer.committedReplicas],
+        );
+      });
 
       await t.step("a lease on one idle shard among many expires on time", async () => {
         const key = idleKey("idle/leased/");
