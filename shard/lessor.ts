@@ -125,6 +125,26 @@ export class Lessor {
   }
 
   /**
+   * When {@linkcode Lessor.expired} will next return a lease unless a keep-alive or a removal
+   * comes first: the earliest deadline, or for a lease already returned the end of its retry
+   * wait. Null on a follower and without leases: nothing will expire here. The node arms one
+   * timer for this instead of asking every shard's lessor on a fixed interval.
+   */
+  nextDueMs(): number | null {
+    if (!this.#isLeader) return null;
+    let dueMs: number | null = null;
+    for (const lease of this.#leases.values()) {
+      const proposedAt = lease.expiryProposedAtMs;
+      const leaseDueMs = proposedAt === null
+        ? lease.deadlineMs
+        : Math.max(lease.deadlineMs, proposedAt + LEASE_EXPIRE_RETRY_MS);
+      if (dueMs === null || leaseDueMs < dueMs) dueMs = leaseDueMs;
+    }
+    if (dueMs !== null) assert(Number.isSafeInteger(dueMs), "Lessor.nextDueMs: whole ms");
+    return dueMs;
+  }
+
+  /**
    * The leases whose deadline passed, for the leader to propose as one `leaseExpire`: at most
    * LEASE_EXPIRE_IDS_MAX, most overdue first. A lease returned once is returned again only
    * after LEASE_EXPIRE_RETRY_MS (in case the proposal was lost). Followers get none.

@@ -77,6 +77,30 @@ Deno.test("Lessor.expired() is bounded, most overdue first, and retried later", 
   assert.deepEqual(retried, first, "an unapplied expiry is proposed again");
 });
 
+Deno.test("Lessor.nextDueMs() is when expired() next reports a lease", () => {
+  const lessor = new Lessor();
+  lessor.onGranted({ id: 1, ttlSeconds: 10 }, 0);
+  assert.equal(lessor.nextDueMs(), null, "a follower expires nothing");
+  lessor.onBecomeLeader(1_000);
+  assert.equal(lessor.nextDueMs(), 11_000);
+  lessor.onGranted({ id: 2, ttlSeconds: 5 }, 2_000);
+  assert.equal(lessor.nextDueMs(), 7_000, "the earliest deadline");
+  lessor.keepAlive(2, 6_500);
+  assert.equal(lessor.nextDueMs(), 11_000, "a keep-alive moves it later");
+  assert.deepEqual(lessor.expired(10_999), [], "nothing due before it");
+  assert.deepEqual(lessor.expired(11_000), [1]);
+  assert.equal(lessor.nextDueMs(), 11_500, "lease 2's deadline");
+  lessor.onRemoved(2);
+  assert.equal(lessor.nextDueMs(), 11_000 + LEASE_EXPIRE_RETRY_MS, "lease 1's retry");
+  assert.deepEqual(lessor.expired(11_000 + LEASE_EXPIRE_RETRY_MS - 1), []);
+  assert.deepEqual(lessor.expired(11_000 + LEASE_EXPIRE_RETRY_MS), [1]);
+  lessor.onRemoved(1);
+  assert.equal(lessor.nextDueMs(), null, "no lease left");
+  lessor.onGranted({ id: 3, ttlSeconds: 1 }, 20_000);
+  lessor.onBecomeFollower();
+  assert.equal(lessor.nextDueMs(), null);
+});
+
 Deno.test("Lessor.observe() follows grants, revokes, expiries and cross-shard revocations", () => {
   const lessor = leader();
   lessor.observe({ type: "leaseGrant", revision: 3, lease: { id: 3, ttlSeconds: 5 } }, 0);

@@ -18,7 +18,10 @@
  * A timer samples the disk every DISK_CHECK_INTERVAL_MS and logs each alarm as it is raised
  * and cleared. Writes sample it too, at most every DISK_RECHECK_ON_WRITE_MS: four clients
  * writing 64 KiB values filled the 8 MiB left under a 16 MiB reserve on a tmpfs before the next
- * timer sample (tests/no_space_node_test.ts, before this was added).
+ * timer sample (tests/no_space_node_test.ts, before this was added). The timer's check looks
+ * only at the replicas that may be awake (a stalled replica is never asleep: see `awake`) and
+ * at those whose alarm it logged, so an idle node's check does not visit every shard; the list
+ * shown in the status and metrics covers every shard.
  */
 import { statfsSync } from "node:fs";
 import {
@@ -74,6 +77,12 @@ export interface NodeAlarmsOptions {
   readonly dataDir: string;
   readonly reserveBytes: number;
   readonly shards: ReadonlyMap<number, AlarmShard>;
+  /**
+   * The shards whose replica may be awake (the node timer's set, NodeShards): a stalled replica
+   * is never asleep (ShardReplica.isAsleep), so it is in this set. The periodic check looks only
+   * at these. Absent: it looks at every shard.
+   */
+  readonly awake?: ReadonlySet<number>;
   /** Monotonic milliseconds (the replicas' clock). */
   readonly nowMs: () => number;
   /** Wall-clock milliseconds, for `sinceMs`. */
@@ -120,7 +129,16 @@ export class NodeAlarms {
   /** Reads the free space now, and logs the alarms raised and cleared since the last check. */
   check(): void {
     this.#diskAlarm = this.#readDisk();
-    const current = new Map(this.list().map((alarm) => [alarmKey(alarm), alarm]));
+    const awake = this.#options.awake;
+    let alarms: Alarm[];
+    if (awake === undefined) alarms = this.list();
+    else {
+      // The shards whose alarm is logged too: one that fell asleep has its alarm cleared.
+      const loggedShards = [...this.#logged.values()].map((alarm) => alarm.shard);
+      const ids = new Set([...awake, ...loggedShards.filter((id) => id !== undefined)]);
+      alarms = this.#alarmsOf([...ids]);
+    }
+    const current = new Map(alarms.map((alarm) => [alarmKey(alarm), alarm]));
     const logger = this.#options.logger;
     for (const [key, alarm] of current) {
       if (this.#logged.has(key)) continue;
@@ -134,10 +152,15 @@ export class NodeAlarms {
 
   /** Every alarm raised now: the node's own first, then one per stalled replica by shard. */
   list(): Alarm[] {
+    return this.#alarmsOf([...this.#options.shards.keys()]);
+  }
+
+  /** The node's own alarm, then those of the stalled replicas among `ids`, by shard. */
+  #alarmsOf(ids: number[]): Alarm[] {
     const alarms: Alarm[] = this.#diskAlarm === null ? [] : [this.#diskAlarm];
     const now = this.#options.nowMs();
     const wall = this.#options.wallMs();
-    const ids = [...this.#options.shards.keys()].sort((a, b) => a - b);
+    ids.sort((a, b) => a - b);
     for (const shard of ids) {
       const stall = this.#options.shards.get(shard)?.replica.storageStall() ?? null;
       if (stall === null) continue;

@@ -6,7 +6,8 @@
  * and one the process may not run is warned about once; writes are refused with the alarm's
  * code only while the disk is below the reserve (a write samples it again when the last sample
  * is old), and deletes never; every
- * alarm is logged once when raised and once when cleared. The metrics page shows the alarms.
+ * alarm is logged once when raised and once when cleared, and the periodic check visits only the
+ * replicas that may be awake and those whose alarm it logged. The metrics page shows the alarms.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import type { Command, StorageStallStatus } from "../../shard/mod.ts";
@@ -19,19 +20,28 @@ const MIB = 1024 * 1024;
 const PUT: Command = { type: "put", key: "k", value: "v", lease: 0, prevKv: false };
 const DELETE: Command = { type: "delete", key: "k", prevKv: false };
 
-function setup() {
+function setup(awake?: ReadonlySet<number>) {
   const lines: string[] = [];
+  const visits: number[] = [];
   const clock = { monotonicMs: 1_000, wallMs: 1_700_000_000_000 };
   const disk: { freeBytes: number | Error } = { freeBytes: 100 * MIB };
   const stalls = new Map<number, StorageStallStatus | null>([[0, null], [3, null]]);
   const shards = new Map(
-    [...stalls.keys()].map((id) => [id, { replica: { storageStall: () => stalls.get(id)! } }]),
+    [...stalls.keys()].map((id) => [id, {
+      replica: {
+        storageStall: () => {
+          visits.push(id);
+          return stalls.get(id)!;
+        },
+      },
+    }]),
   );
   const alarms = new NodeAlarms({
     nodeId: 4,
     dataDir: "/data",
     reserveBytes: 64 * MIB,
     shards,
+    ...(awake === undefined ? {} : { awake }),
     nowMs: () => clock.monotonicMs,
     wallMs: () => clock.wallMs,
     logger: new Logger({
@@ -46,7 +56,7 @@ function setup() {
       return disk.freeBytes;
     },
   });
-  return { alarms, lines, clock, disk, stalls };
+  return { alarms, lines, clock, disk, stalls, visits };
 }
 
 Deno.test("NodeAlarms raises no_space below the reserve and refuses writes but deletes", () => {
@@ -100,6 +110,34 @@ Deno.test("NodeAlarms shows a stalled replica as its shard's alarm, on the wall 
   alarms.check();
   deepEqual(alarms.list(), []);
   ok(lines.some((line) => line.includes("Alarm cleared") && line.includes("shard=3")));
+});
+
+Deno.test("NodeAlarms.check() visits the awake replicas and those with a logged alarm", () => {
+  const awake = new Set<number>();
+  const { alarms, lines, clock, stalls, visits } = setup(awake);
+  alarms.check();
+  deepEqual(visits, [], "every replica asleep: none visited");
+  stalls.set(3, {
+    kind: "no_space",
+    stage: "apply",
+    reason: "disk full",
+    sinceMs: clock.monotonicMs,
+    attempts: 1,
+  });
+  awake.add(3); // A stalled replica is never asleep: it is in the node timer's set.
+  alarms.check();
+  deepEqual(visits, [3]);
+  ok(lines.some((line) => line.includes("Alarm raised") && line.includes("shard=3")));
+  equal(alarms.list().length, 1, "the list covers every shard");
+  stalls.set(3, null);
+  awake.delete(3); // It wrote, then fell asleep before the next check.
+  visits.length = 0;
+  alarms.check();
+  deepEqual(visits, [3], "its alarm was logged: looked at again, and cleared");
+  ok(lines.some((line) => line.includes("Alarm cleared") && line.includes("shard=3")));
+  visits.length = 0;
+  alarms.check();
+  deepEqual(visits, [], "nothing logged, nothing awake");
 });
 
 Deno.test("NodeAlarms reports an unreadable free space as storage_error, refusing nothing", () => {

@@ -1,12 +1,20 @@
 /**
  * IntentSweeper against stand-in shards (a mock of the two state machine reads and the leader)
- * and a recording push; tests/cross_shard_txn_http_test.ts shows a real node finishing an
- * abandoned transaction that nobody reads.
+ * and a recording push: what it pushes, that it visits only the shards noted in IntentShards
+ * and runs its timer only while one is; tests/cross_shard_txn_http_test.ts shows a real node
+ * finishing an abandoned transaction that nobody reads, tests/idle_shards_test.ts one among
+ * many idle shards.
  */
-import { deepEqual, equal } from "node:assert/strict";
+import { deepEqual, equal, ok } from "node:assert/strict";
 import type { TxnHolder } from "../../shard/mod.ts";
 import { Logger } from "../log.ts";
-import { INTENT_SWEEP_KEYS_MAX, IntentSweeper, type SweptShard } from "./intent_sweeper.ts";
+import {
+  INTENT_SWEEP_KEYS_MAX,
+  INTENT_SWEEP_MS,
+  IntentShards,
+  IntentSweeper,
+  type SweptShard,
+} from "./intent_sweeper.ts";
 
 function shard(leader: number, intents: { key: string; holder: TxnHolder }[]): SweptShard {
   return {
@@ -18,11 +26,19 @@ function shard(leader: number, intents: { key: string; holder: TxnHolder }[]): S
   };
 }
 
-function sweeper(shards: Map<number, SweptShard>, failing: ReadonlySet<string> = new Set()) {
+/** A sweeper over `shards`, every one of them noted unless `noted` says which are. */
+function sweeper(
+  shards: Map<number, SweptShard>,
+  failing: ReadonlySet<string> = new Set(),
+  noted: readonly number[] = [...shards.keys()],
+) {
   const pushes: string[] = [];
+  const candidates = new IntentShards();
+  for (const id of noted) candidates.note(id);
   const sweeps = new IntentSweeper({
     nodeId: 1,
     shards,
+    candidates,
     push: (shardId, key, holder) => {
       pushes.push(`${shardId}:${key}:${holder.txnId}`);
       return failing.has(holder.txnId)
@@ -32,7 +48,7 @@ function sweeper(shards: Map<number, SweptShard>, failing: ReadonlySet<string> =
     nowMs: () => 0,
     logger: new Logger({ level: "error", format: "text", write: () => {}, nowMs: () => 0 }),
   });
-  return { sweeps, pushes };
+  return { sweeps, pushes, candidates };
 }
 
 const T1 = { txnId: "2.100.1", home: 0 };
@@ -79,4 +95,44 @@ Deno.test("IntentSweeper reads at most INTENT_SWEEP_KEYS_MAX intents per shard",
   const { sweeps } = sweeper(new Map([[0, shard(1, intents)]]));
   await sweeps.sweep();
   equal((await sweeps.sweep()).length, INTENT_SWEEP_KEYS_MAX);
+});
+
+Deno.test("IntentSweeper visits only noted shards, drops those without intents", async () => {
+  const intents = [{ key: "a", holder: T1 }];
+  const shards = new Map([[0, shard(1, intents)], [1, shard(1, [{ key: "b", holder: T2 }])]]);
+  const { sweeps, pushes, candidates } = sweeper(shards, new Set(), [0]);
+  await sweeps.sweep();
+  deepEqual(await sweeps.sweep(), ["0:2.100.1"], "shard 1 was never noted: not visited");
+  intents.length = 0;
+  await sweeps.sweep();
+  deepEqual([...candidates.ids], [], "shard 0 holds no intent any more: dropped");
+  intents.push({ key: "c", holder: T1 });
+  candidates.note(0);
+  deepEqual(await sweeps.sweep(), [], "noted again: seen once, left to its coordinator");
+  deepEqual(await sweeps.sweep(), ["0:2.100.1"]);
+  deepEqual(pushes, ["0:a:2.100.1", "0:c:2.100.1"]);
+});
+
+Deno.test("IntentSweeper runs its timer only while some shard may hold intents", async () => {
+  const intents = [{ key: "a", holder: T1 }];
+  const { sweeps, pushes, candidates } = sweeper(new Map([[0, shard(1, intents)]]), new Set(), []);
+  try {
+    sweeps.start();
+    equal(sweeps.isTimerRunning, false, "no shard noted: no timer");
+    candidates.note(0);
+    equal(sweeps.isTimerRunning, true, "a shard noted: the timer runs");
+    const deadline = Date.now() + 3 * INTENT_SWEEP_MS + 2_000;
+    while (pushes.length === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    deepEqual(pushes, ["0:a:2.100.1"], "pushed by the timer's second sweep");
+    intents.length = 0;
+    while (sweeps.isTimerRunning && Date.now() < deadline + INTENT_SWEEP_MS) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    equal(sweeps.isTimerRunning, false, "stopped after a sweep found no intent");
+    ok(candidates.ids.size === 0);
+  } finally {
+    await sweeps.close();
+  }
 });

@@ -1,7 +1,16 @@
 /**
  * The timer a local shard runs beside its replica: a leader proposes the expiry of the leases
  * whose time ran out (those with keys on other shards by a cross-shard transaction), and every
- * replica logs (once) each snapshot it refuses to send.
+ * awake replica logs (once) each snapshot it refuses to send.
+ *
+ * It runs on the node's {@linkcode DueSchedule}, armed for the lessor's next due time
+ * (Lessor.nextDueMs: the earliest lease deadline, or a retry) and, while the replica is awake,
+ * every REFUSAL_CHECK_INTERVAL_MS. A follower, a leader without leases and a quiesced replica
+ * are not armed at all, so an idle node does no lease work per shard. The shard re-arms it when
+ * a deadline may have come earlier: a lease granted, leadership gained, a snapshot installed,
+ * the replica awake again ({@linkcode LeaseTimer.reschedule}, {@linkcode LeaseTimer.noteAwake}).
+ * A keep-alive only moves a deadline later: the timer then fires at the old one, finds nothing
+ * due and arms for the new one.
  */
 import {
   type ApplyResult,
@@ -10,20 +19,28 @@ import {
   type ShardReplica,
 } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
+import type { DueJob, DueSchedule } from "./due_schedule.ts";
 import { snapshotRefusals } from "./replica_view.ts";
 
-/** How often a leader looks for expired leases (and for snapshots it refuses to send). */
-export const LEASE_CHECK_INTERVAL_MS = 500;
+/** How often an awake replica looks for snapshots it refuses to send. */
+export const REFUSAL_CHECK_INTERVAL_MS = 500;
+/**
+ * The shortest wait between two runs of one shard's timer: a leader with more expired leases
+ * than one `leaseExpire` names (LEASE_EXPIRE_IDS_MAX) proposes the rest this much later.
+ */
+export const LEASE_RECHECK_MS_MIN = 50;
 
 /** What the lease timer works on. */
 export interface LeaseTimerOptions {
   readonly shard: number;
   readonly replica: () => ShardReplica<ApplyResult>;
   readonly lessor: Lessor;
-  /** The lessor's clock, whole milliseconds. */
+  /** The lessor's clock, whole milliseconds (the schedule's clock, floored). */
   readonly nowMs: () => number;
   /** The other shards holding keys of lease `id` of this shard (the local state machine). */
   readonly holdersOf: (id: number) => readonly number[];
+  /** The node's schedule, shared by every local shard's timer. */
+  readonly schedule: DueSchedule;
   readonly logger: Logger;
 }
 
@@ -33,50 +50,62 @@ export interface LeaseTimerOptions {
  */
 export type CrossShardExpiry = (id: number) => Promise<void>;
 
-/**
- * One interval for every lease timer of the process: a timer per shard woke the event loop
- * 2 x shards times a second on an idle node; this wakes it twice, whatever the shard count.
- */
-class SharedInterval {
-  readonly #checks = new Set<() => void>();
-  #timer: ReturnType<typeof setInterval> | null = null;
-
-  add(check: () => void): void {
-    this.#checks.add(check);
-    this.#timer ??= setInterval(() => {
-      for (const each of this.#checks) each();
-    }, LEASE_CHECK_INTERVAL_MS);
-  }
-
-  delete(check: () => void): void {
-    this.#checks.delete(check);
-    if (this.#checks.size > 0 || this.#timer === null) return;
-    clearInterval(this.#timer);
-    this.#timer = null;
-  }
-}
-
-const SHARED_INTERVAL = new SharedInterval();
-
-/** Runs every LEASE_CHECK_INTERVAL_MS until closed. */
-export class LeaseTimer {
+/** Runs when a lease is due or the replica is awake (see the module doc) until closed. */
+export class LeaseTimer implements DueJob {
   readonly #options: LeaseTimerOptions;
-  readonly #check: () => void;
   /** The leases whose cross-shard expiry is running. */
   readonly #expiring = new Set<number>();
   #crossShardExpiry: CrossShardExpiry | null = null;
   /** The snapshot index whose refusal was logged, per replica, while it is refused. */
   readonly #refusalsLogged = new Map<number, number>();
+  /** When the next refusal check is due; null while the replica sleeps. */
+  #refusalDueMs: number | null = null;
+  #isClosed = false;
 
-  /** Starts the timer. */
+  /** Arms the timer: the replica starts awake. */
   constructor(options: LeaseTimerOptions) {
     this.#options = options;
-    this.#check = () => {
-      this.#expireLeases();
+    this.noteAwake();
+  }
+
+  /**
+   * The replica finished a turn awake: refusal checks run again, every
+   * REFUSAL_CHECK_INTERVAL_MS until it sleeps. Cheap when they already do (every turn calls it).
+   */
+  noteAwake(): void {
+    if (this.#refusalDueMs !== null || this.#isClosed) return;
+    this.#refusalDueMs = this.#options.nowMs() + REFUSAL_CHECK_INTERVAL_MS;
+    this.reschedule();
+  }
+
+  /** Arms the timer for what is due next (after a grant, a leadership change, a restore). */
+  reschedule(): void {
+    if (this.#isClosed) return;
+    const leaseDueMs = this.#options.lessor.nextDueMs();
+    const refusalDueMs = this.#refusalDueMs;
+    let dueMs = leaseDueMs ?? refusalDueMs;
+    if (leaseDueMs !== null && refusalDueMs !== null) dueMs = Math.min(leaseDueMs, refusalDueMs);
+    this.#options.schedule.arm(this, dueMs);
+  }
+
+  /** The schedule's call: expires what is due, checks refusals while awake, re-arms. */
+  run(): void {
+    if (this.#isClosed) return;
+    const nowMs = this.#options.nowMs();
+    this.#expireLeases(nowMs);
+    if (this.#refusalDueMs !== null && this.#refusalDueMs <= nowMs) {
       // A quiesced replica sends no snapshot: its followers have every entry.
-      if (!this.#options.replica().isQuiesced()) this.#noticeSnapshotRefusals();
-    };
-    SHARED_INTERVAL.add(this.#check);
+      if (this.#options.replica().isQuiesced()) this.#refusalDueMs = null;
+      else {
+        this.#noticeSnapshotRefusals();
+        this.#refusalDueMs = nowMs + REFUSAL_CHECK_INTERVAL_MS;
+      }
+    }
+    const leaseDueMs = this.#options.lessor.nextDueMs();
+    const refusalDueMs = this.#refusalDueMs;
+    let dueMs = leaseDueMs === null ? null : Math.max(leaseDueMs, nowMs + LEASE_RECHECK_MS_MIN);
+    if (refusalDueMs !== null) dueMs = Math.min(dueMs ?? Infinity, refusalDueMs);
+    this.#options.schedule.arm(this, dueMs);
   }
 
   /**
@@ -89,7 +118,8 @@ export class LeaseTimer {
 
   /** Stops the timer. */
   close(): void {
-    SHARED_INTERVAL.delete(this.#check);
+    this.#isClosed = true;
+    this.#options.schedule.disarm(this);
   }
 
   /**
@@ -128,8 +158,8 @@ export class LeaseTimer {
     }).finally(() => this.#expiring.delete(id));
   }
 
-  #expireLeases(): void {
-    const expired = this.#options.lessor.expired(this.#options.nowMs());
+  #expireLeases(nowMs: number): void {
+    const expired = this.#options.lessor.expired(nowMs);
     // A lease with keys on other shards expires by a transaction over them all, retried (by
     // the lessor) until it commits: its keys stay meanwhile, so no reader sees half of them.
     const spanning = expired.filter((id) => this.#options.holdersOf(id).length > 0);

@@ -21,6 +21,7 @@ import {
   type StateMachine,
 } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
+import { DueSchedule } from "./due_schedule.ts";
 import { type CrossShardExpiry, LeaseTimer } from "./lease_timer.ts";
 import { RemoteWatchStreams } from "./remote_watch.ts";
 import { dispatchShardRequest, type ShardDispatchContext } from "./shard_dispatch.ts";
@@ -58,8 +59,20 @@ export interface LocalShardOptions {
    * below the reserve), or null to propose it. Absent: every write is proposed.
    */
   readonly refuseWrite?: (command: Command) => AspenError | null;
+  /** Called when the replica's role, term or known leader changed. Absent: not called. */
+  readonly onLeaderChange?: () => void;
   /** Called after each turn that leaves the replica awake (ReplicaOptions.onAwake). */
   readonly onAwake?: () => void;
+  /**
+   * The node's schedule for the lease timers of all its shards (see LeaseTimer). Absent: the
+   * shard's own, on `nowMs`.
+   */
+  readonly leaseSchedule?: DueSchedule;
+  /**
+   * Called after an apply, a snapshot install or the opening that leaves the state machine
+   * holding intents (the node's intent sweeper visits only such shards). Absent: not called.
+   */
+  readonly onIntents?: () => void;
   readonly logger: Logger;
 }
 
@@ -103,7 +116,10 @@ export class LocalShard {
         ? {}
         : { snapshotIntervalEntries: options.snapshotIntervalEntries }),
       onLeaderChange: (status) => this.#onLeaderChange(status),
-      ...(options.onAwake === undefined ? {} : { onAwake: options.onAwake }),
+      onAwake: () => {
+        this.#leaseTimer.noteAwake();
+        options.onAwake?.();
+      },
     });
     this.#remoteWatches = new RemoteWatchStreams(stateMachine);
     this.#dispatch = {
@@ -125,8 +141,10 @@ export class LocalShard {
       lessor: this.#lessor,
       nowMs: () => this.#lessorNow(),
       holdersOf: (id) => this.stateMachine.leaseHolders(id),
+      schedule: options.leaseSchedule ?? new DueSchedule(options.nowMs),
       logger: options.logger,
     });
+    this.#noteIntents();
   }
 
   /**
@@ -250,7 +268,14 @@ export class LocalShard {
       appliedIndex: () => machine.appliedIndex(),
       apply: (entries: readonly { index: number; data: Uint8Array }[]) => {
         const results = machine.apply(entries.map(asCommandEntry));
-        for (const result of results) lessor.observe(result, nowMs());
+        let isGranted = false;
+        for (const result of results) {
+          lessor.observe(result, nowMs());
+          if (result.type === "leaseGrant") isGranted = true;
+        }
+        // Only a grant can bring the next lease deadline earlier.
+        if (isGranted) this.#rescheduleLeases();
+        this.#noteIntents();
         this.#releaseApplied();
         return results;
       },
@@ -262,6 +287,8 @@ export class LocalShard {
         // before `this.replica` is set; a replica being built is no leader yet.
         const replica = this.replica as ShardReplica<ApplyResult> | undefined;
         if (replica?.status().role === "leader") lessor.onBecomeLeader(nowMs());
+        this.#rescheduleLeases();
+        this.#noteIntents();
         this.#options.logger.info("Installed a snapshot", {
           shard: this.#options.shard,
           index: machine.appliedIndex(),
@@ -284,6 +311,20 @@ export class LocalShard {
     this.#appliedWaiters = waiting;
   }
 
+  /**
+   * Re-arms the lease timer; it does not exist yet while the replica's constructor restores
+   * a snapshot (the timer's constructor arms it after).
+   */
+  #rescheduleLeases(): void {
+    (this.#leaseTimer as LeaseTimer | undefined)?.reschedule();
+  }
+
+  /** Tells the node that this shard holds intents (LocalShardOptions.onIntents). */
+  #noteIntents(): void {
+    const onIntents = this.#options.onIntents;
+    if (onIntents !== undefined && this.stateMachine.intentCount() > 0) onIntents();
+  }
+
   #onLeaderChange(status: ReplicaStatus): void {
     const now = this.#lessorNow();
     if (status.role === "leader") {
@@ -298,6 +339,8 @@ export class LocalShard {
         leader: status.leader,
       });
     }
+    this.#rescheduleLeases();
+    this.#options.onLeaderChange?.();
   }
 }
 

@@ -17,6 +17,7 @@ import { ReplicaHost } from "./replica_host.ts";
 import { writeRemovedMarker } from "./removed_marker.ts";
 import { askWhetherRemoved, saveKnownMembers, STANDING_RECHECK_MS } from "./standing.ts";
 import type { ClusterCredentials } from "../auth.ts";
+import { assert } from "../../raft/mod.ts";
 import { allShardIds, AspenError } from "../../shard/mod.ts";
 import { NODE_CHANNEL_SHARD, type NodeInfo, STATUS_PART_TIMEOUT_MS } from "./cluster_status.ts";
 import { encodeNodeRequest, type NodeRequest } from "./node_requests.ts";
@@ -86,6 +87,7 @@ export async function handleNodeRequest(
   node: {
     readonly config: Config;
     readonly replicaHost: ReplicaHost;
+    readonly shards: ReadonlyMap<number, LocalShard>;
     readonly runtime: MembershipRuntime;
     readonly onRemoved: () => void;
   },
@@ -96,6 +98,8 @@ export async function handleNodeRequest(
   if (request.kind === "dropReplica") {
     return await node.replicaHost.drop(request.shard, request.term);
   }
+  if (request.kind === "leaderViews") return { views: leaderViews(node.shards) };
+  assert(request.kind === "removed", "handleNodeRequest: every kind is handled");
   const { config, runtime } = node;
   await writeRemovedMarker(config.node.dataDir, {
     nodeId: config.node.id,
@@ -177,6 +181,8 @@ export interface MembershipParts {
   readonly liveness: NodeLiveness;
   readonly refusedFromFile: RefusedPeers;
   readonly nodeRequests: NodeRequestSlot;
+  /** Counts the changes of a local replica's role, term or known leader (the driver's key). */
+  readonly hosting: { readonly leadership: LeadershipChanges };
   /** Opens a replica of `shard` with these initial voters (node.ts). */
   readonly openShard: (
     shard: number,
@@ -204,7 +210,13 @@ export async function startMembershipRuntime(
   await replicaHost.saveIfChanged();
   const removal = Promise.withResolvers<void>();
   parts.nodeRequests.handle = (request) =>
-    handleNodeRequest(request, { config, replicaHost, runtime, onRemoved: removal.resolve });
+    handleNodeRequest(request, {
+      config,
+      replicaHost,
+      shards: parts.shards,
+      runtime,
+      onRemoved: removal.resolve,
+    });
   const membership = createMembership(config, { ...parts, replicaHost }, runtime);
   const driver = createRebalanceDriver(config, { ...parts, replicaHost, membership }, runtime);
   membership.start();
@@ -293,7 +305,7 @@ function createRebalanceDriver(
   const { router, transport, replicaHost, membership } = node;
   const self = config.node.id;
   const ask = async <T>(to: number, request: Exclude<NodeRequest, { kind: "info" }>) => {
-    if (to === self) return await handleLocally(request, replicaHost) as T;
+    if (to === self) return await handleLocally(request, node) as T;
     const bytes = await transport.request(to, NODE_CHANNEL_SHARD, encodeNodeRequest(request), {
       deadlineMs: NODE_REQUEST_TIMEOUT_MS,
     });
@@ -309,7 +321,20 @@ function createRebalanceDriver(
     replicationFactor: config.sharding.replicationFactor,
     readMembers: () => membership.refresh(),
     updateMembers: (change) => membership.update(change),
-    observeShards: () => observeShards(router, node.service.shardCount, runtime),
+    observeShards: () =>
+      observeShards(router, node.service.shardCount, runtime, () => {
+        // One request per member that is up, this node included; a silent one's shards are
+        // asked one by one.
+        const ids = (membership.current?.members ?? [])
+          .filter((member) => member.state !== "removed" && isUp(member.id))
+          .map((member) => member.id);
+        return Promise.all(
+          [...new Set([self, ...ids])].map((id) =>
+            ask<{ views: ShardStatusView[] }>(id, { kind: "leaderViews" })
+              .then((answer) => answer.views, () => null)
+          ),
+        );
+      }),
     isUp,
     hostedShards: async (id) => {
       if (id === self) return replicaHost.hosted();
@@ -337,16 +362,28 @@ function createRebalanceDriver(
 }
 
 /**
+ * The changes of the local replicas' leaders, counted: a replica reports every change of its
+ * role, term or known leader (LocalShardOptions.onLeaderChange), so the count moves whenever
+ * the leader some local replica knows of does.
+ */
+export interface LeadershipChanges {
+  readonly count: number;
+}
+
+/**
  * The driver's watch key (DriverCluster.watchKey): the members record's version as this node
  * last read it (the meta watch re-reads it when shard 0's meta records change), which of its
- * members are up, the shard count, and the leader each local replica knows of (a new term's
- * leader, a replica hosted or dropped). Nothing is read or sent.
+ * members are up, the shard count, how many replicas this node hosts and how often their
+ * leaders changed (a new term's leader; a replica hosted learns its leader, one dropped leaves
+ * the count of replicas). Nothing is read or sent, and no shard is visited: the key costs the
+ * same whatever the shard count.
  */
-function watchKey(
+export function watchKey(
   node: {
-    readonly membership: Membership;
-    readonly shards: ReadonlyMap<number, LocalShard>;
-    readonly service: KvService;
+    readonly membership: Pick<Membership, "current">;
+    readonly shards: ReadonlyMap<number, unknown>;
+    readonly service: Pick<KvService, "shardCount">;
+    readonly hosting: { readonly leadership: LeadershipChanges };
   },
   isUp: (id: number) => boolean,
 ): string {
@@ -354,13 +391,8 @@ function watchKey(
   const members = (record?.members ?? []).map((member) =>
     `${member.id}${member.state[0]}${isUp(member.id) ? "+" : "-"}`
   );
-  const leaders: string[] = [];
-  for (const [shard, local] of node.shards) {
-    leaders.push(`${shard}:${local.replica.leader() ?? "-"}`);
-  }
-  return `${record?.version ?? 0}|${members.join(",")}|${node.service.shardCount}|${
-    leaders.join(",")
-  }`;
+  return `${record?.version ?? 0}|${members.join(",")}|${node.service.shardCount}|` +
+    `${node.shards.size}|${node.hosting.leadership.count}`;
 }
 
 /**
@@ -438,25 +470,59 @@ export function createNewShardPlacer(
 /** A node request this node sends itself (the driver runs on a node that may host too). */
 async function handleLocally(
   request: Exclude<NodeRequest, { kind: "info" }>,
-  replicaHost: ReplicaHost,
+  node: { readonly replicaHost: ReplicaHost; readonly shards: ReadonlyMap<number, LocalShard> },
 ): Promise<unknown> {
+  const replicaHost = node.replicaHost;
   if (request.kind === "hostReplica") return await replicaHost.host(request.shard, request.term);
   if (request.kind === "dropReplica") return await replicaHost.drop(request.shard, request.term);
+  if (request.kind === "leaderViews") return { views: leaderViews(node.shards) };
   // The driver never removes the node it runs on: shard 0's leader is moved away first.
   throw new AspenError("conflict", "Cannot remove the node that runs the rebalance driver");
 }
 
-/** Every shard's configuration from its leader's status (leader null when none answered). */
-async function observeShards(
-  router: ClusterRouter,
+/**
+ * The status views of the local replicas that lead now (NodeRequest `leaderViews`), as the
+ * `status` shard request answers each. The cheap `leader()` test first: a node leads about a
+ * third of its replicas.
+ */
+export function leaderViews(shards: ReadonlyMap<number, LocalShard>): ShardStatusView[] {
+  const views: ShardStatusView[] = [];
+  for (const local of shards.values()) {
+    if (local.replica.leader() === null) continue;
+    if (local.replica.status().role !== "leader") continue;
+    views.push(local.statusView());
+  }
+  return views;
+}
+
+/**
+ * Every shard's configuration from its leader's status (leader null when none answered).
+ * `batches`, when given, asks each node once for the views of the shards it leads (null for a
+ * node that did not answer); the shards no batch covered are asked one by one, as they all are
+ * without it. Of two views of one shard (a deposed leader that does not know yet), the later
+ * term's wins.
+ */
+export async function observeShards(
+  router: Pick<ClusterRouter, "execute">,
   count: number,
-  runtime: MembershipRuntime,
+  runtime: Pick<MembershipRuntime, "nowMs">,
+  batches?: () => Promise<readonly (readonly ShardStatusView[] | null)[]>,
 ): Promise<ShardObservation[]> {
   const deadline = runtime.nowMs() + STATUS_PART_TIMEOUT_MS;
+  const batched = new Map<number, ShardStatusView>();
+  for (const views of batches === undefined ? [] : await batches()) {
+    for (const view of views ?? []) {
+      const known = batched.get(view.id);
+      if (view.id < count && (known === undefined || known.term < view.term)) {
+        batched.set(view.id, view);
+      }
+    }
+  }
   return await Promise.all(
     allShardIds(count).map(async (shard): Promise<ShardObservation> => {
-      const view = await router.execute<ShardStatusView>(shard, { kind: "status" }, deadline)
-        .catch(() => null);
+      const view = batched.get(shard) ??
+        await router.execute<ShardStatusView>(shard, { kind: "status" }, deadline)
+          .catch(() => null);
       if (view === null || view.leader === null) {
         return { shard, leader: null, term: 0, voters: [], learners: [], committedReplicas: [] };
       }

@@ -41,7 +41,8 @@ import { NODE_CHANNEL_SHARD, type NodeInfo } from "./cluster_status.ts";
 import type { CrossShardStats } from "./cross_shard_stats.ts";
 import { KvService } from "./kv_service.ts";
 import { apiLeaseId } from "./lease_ids.ts";
-import { IntentSweeper } from "./intent_sweeper.ts";
+import { IntentShards, IntentSweeper } from "./intent_sweeper.ts";
+import { DueSchedule } from "./due_schedule.ts";
 import { TxnCoordinator } from "./txn_coordinator.ts";
 import { RouterTxnTransport } from "./txn_transport.ts";
 import { readRefusedPeers } from "../refused_peers_file.ts";
@@ -156,9 +157,9 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
   const parts = await openLocalParts(given, runtime);
   const config = parts.config;
   const { credentials, members, shards, alarms, liveness, crossShard, transport } = parts;
-  const { awake, metaWatch, metaRefresh } = parts;
+  const { metaWatch, metaRefresh, hosting } = parts;
   alarms.start();
-  const ticked = { shards: { all: shards, awake }, transport, liveness, metaWatch };
+  const ticked = { shards: { all: shards, awake: hosting.awake }, transport, liveness, metaWatch };
   const stopTicker = startTicker(ticked, config, runtime);
   const placement = { of: (_shard: number): readonly number[] | null => null };
   const hostSlot: { host: ReplicaHost | null } = { host: null };
@@ -170,11 +171,11 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
     of: (shard: number) => placement.of(shard) ?? moverSlot.mover?.recordedVotersOf(shard) ?? null,
   });
   const { shardMap, shardMapKeeper } = startShardMap({ router, shards, parts }, runtime);
-  const { service, sweeper } = createService(config, { router, shards, shardMap }, runtime);
+  const { service, sweeper } = createService(config, { router, shards, shardMap, parts }, runtime);
   const mover = createMover(
     config,
     { members, shards, router, shardMap, service, placement, placerSlot },
-    moverOpener(config, { members, transport, alarms, awake, hostSlot }, runtime),
+    moverOpener(config, { ...hosting, members, hostSlot }, runtime),
     runtime,
   );
   moverSlot.mover = mover;
@@ -188,7 +189,7 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
     router,
     service,
     openShard: (shard, voters, termFloor) =>
-      openShard(config, shard, voters, { transport, alarms, awake }, runtime, termFloor),
+      openShard(config, shard, voters, hosting, runtime, termFloor),
   }, runtime);
   placement.of = (shard) => membership.membership.placementOf(shard);
   hostSlot.host = membership.replicaHost;
@@ -325,13 +326,13 @@ async function openLocalParts(given: Config, runtime: NodeRuntime) {
   const listed = hostedIds ?? localShardIds(config, members, shardCount(config));
   const localIds = [...new Set([...listed, ...onDisk])].sort((a, b) => a - b);
   const shards = new Map<number, LocalShard>();
-  const alarms = createAlarms(config, shards, runtime);
+  const awake = new Set<number>(); // The shards that may be awake (NodeShards).
+  const alarms = createAlarms(config, { shards, awake }, runtime);
   const liveness = new NodeLiveness(members.filter((member) => member !== config.node.id));
   const crossShard = { stats: null as CrossShardStats | null };
   const refusedFile = config.cluster.refusedPeersFile;
   const refusedFromFile = refusedFile === null ? {} : await readRefusedPeers(refusedFile);
   const nodeRequests: NodeRequestSlot = { handle: null };
-  const awake = new Set<number>(); // The shards that may be awake (NodeShards).
   // What the meta watch re-reads is built after the transport that feeds it stamps.
   const metaRefresh = { run: null as (() => Promise<boolean>) | null };
   const metaWatch = new MetaWatch({
@@ -340,13 +341,14 @@ async function openLocalParts(given: Config, runtime: NodeRuntime) {
   });
   const hosted = { shards, alarms, liveness, crossShard, refusedFromFile, nodeRequests, metaWatch };
   const transport = await startTransport(config, credentials, hosted, runtime);
+  const hosting = shardHosting({ transport, alarms, awake }, runtime);
   const rf = config.sharding.replicationFactor;
   const open = (shard: number) =>
-    openShard(config, shard, replicasOf(members, shard, rf), { transport, alarms, awake }, runtime);
+    openShard(config, shard, replicasOf(members, shard, rf), hosting, runtime);
   const onError = (error: unknown) => withFreeSpace(error, config, alarms);
   await openLocalShards(localIds, { shards, transport, open, onError });
   return {
-    awake,
+    hosting,
     metaWatch,
     metaRefresh,
     config,
@@ -415,6 +417,8 @@ function createService(
     readonly router: ClusterRouter;
     readonly shards: ReadonlyMap<number, LocalShard>;
     readonly shardMap: ShardMapView;
+    /** The node's parts: the shards that may hold intents. */
+    readonly parts: { readonly hosting: { readonly intents: IntentShards } };
   },
   runtime: NodeRuntime,
 ): { service: KvService; sweeper: Pick<IntentSweeper, "start" | "close"> } {
@@ -461,6 +465,7 @@ function createService(
   const sweeper = new IntentSweeper({
     nodeId: config.node.id,
     shards: cluster.shards,
+    candidates: cluster.parts.hosting.intents,
     push: (shard, key, holder, deadlineMs) => coordinator.push(shard, key, holder, deadlineMs),
     nowMs: runtime.nowMs,
     logger: runtime.logger,
@@ -482,11 +487,8 @@ function createService(
  */
 function moverOpener(
   config: Config,
-  node: {
+  node: ShardHosting & {
     readonly members: readonly number[];
-    readonly transport: PeerTransport;
-    readonly alarms: NodeAlarms;
-    readonly awake: Set<number>;
     readonly hostSlot: { readonly host: ReplicaHost | null };
   },
   runtime: NodeRuntime,
@@ -622,16 +624,30 @@ function createTokenRegistry(
   });
 }
 
+/** What every local replica reports into or runs on, node-level (see openShard). */
+function shardHosting(
+  node: Pick<ShardHosting, "transport" | "alarms" | "awake">,
+  runtime: NodeRuntime,
+): ShardHosting {
+  const leaseSchedule = new DueSchedule(runtime.nowMs);
+  return { ...node, leaseSchedule, intents: new IntentShards(), leadership: { count: 0 } };
+}
+
 function createAlarms(
   config: Config,
-  shards: ReadonlyMap<number, LocalShard>,
+  node: {
+    readonly shards: ReadonlyMap<number, LocalShard>;
+    /** The node timer's shards that may be awake: the only ones the periodic check visits. */
+    readonly awake: ReadonlySet<number>;
+  },
   runtime: NodeRuntime,
 ): NodeAlarms {
   return new NodeAlarms({
     nodeId: config.node.id,
     dataDir: config.node.dataDir,
     reserveBytes: config.node.diskReserveMib * 1024 * 1024,
-    shards,
+    shards: node.shards,
+    awake: node.awake,
     nowMs: runtime.nowMs,
     wallMs: runtime.wallMs,
     logger: runtime.logger,
@@ -851,16 +867,25 @@ function deliverRaft(
   shards.get(shard)?.replica.deliver(decoded.message);
 }
 
+/** What a node's replicas report into or run on, shared by all of them (see openShard). */
+interface ShardHosting {
+  readonly transport: PeerTransport;
+  readonly alarms: NodeAlarms;
+  /** The node timer's shards that may be awake (NodeShards); a new replica starts in it. */
+  readonly awake: Set<number>;
+  /** One timer for every replica's lease timer (LeaseTimer). */
+  readonly leaseSchedule: DueSchedule;
+  /** The shards that may hold intents, the only ones the intent sweeper visits. */
+  readonly intents: IntentShards;
+  /** The changes of the local replicas' leaders (the rebalance driver's watch key). */
+  readonly leadership: { count: number };
+}
+
 async function openShard(
   config: Config,
   shard: number,
   voters: readonly number[],
-  node: {
-    readonly transport: PeerTransport;
-    readonly alarms: NodeAlarms;
-    /** The node timer's shards that may be awake (NodeShards); a new replica starts in it. */
-    readonly awake: Set<number>;
-  },
+  node: ShardHosting,
   runtime: NodeRuntime,
   termFloor = 0,
 ): Promise<LocalShard> {
@@ -896,6 +921,9 @@ async function openShard(
     isPeerUp: (id) => transport.isPeerUp(id),
     refuseWrite: (command) => node.alarms.refusal(shard, command),
     onAwake: () => node.awake.add(shard),
+    onLeaderChange: () => node.leadership.count++,
+    leaseSchedule: node.leaseSchedule,
+    onIntents: () => node.intents.note(shard),
     logger: runtime.logger.child({ shard }),
   });
   // No timer runs before the caller adds it to the node's shards: this continues in microtasks.

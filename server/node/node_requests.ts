@@ -1,7 +1,8 @@
 /**
  * The node-level requests of the peer channel (shard id NODE_CHANNEL_SHARD): an empty payload
  * asks for the node's info (cluster_status.ts), and the rebalance driver asks a node to host or
- * drop a replica (replica_host.ts), or tells it that it was removed from the cluster.
+ * drop a replica (replica_host.ts), tells it that it was removed from the cluster, or asks for
+ * the status views of the shards it leads (one request per node instead of one per shard).
  */
 import { AspenError } from "../../shard/mod.ts";
 
@@ -21,7 +22,14 @@ export type NodeRequest =
    */
   | { readonly kind: "dropReplica"; readonly shard: number; readonly term: number }
   /** The node was removed from the cluster: it stops and refuses to start again. */
-  | { readonly kind: "removed" };
+  | { readonly kind: "removed" }
+  /**
+   * The status views of the shards whose replica on this node leads now (`{ views }`), as a
+   * `status` shard request to each would answer: the rebalance driver's pass asks every node
+   * once instead of every shard. A node before this kind answers `bad_request`; the driver then
+   * asks its shards one by one.
+   */
+  | { readonly kind: "leaderViews" };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -52,6 +60,7 @@ export function decodeNodeRequest(payload: Uint8Array): NodeRequest {
     unknown
   >;
   if (request.kind === "removed") return { kind: "removed" };
+  if (request.kind === "leaderViews") return { kind: "leaderViews" };
   if (request.kind === "hostReplica" || request.kind === "dropReplica") {
     const shard = request.shard;
     if (typeof shard !== "number" || !Number.isSafeInteger(shard) || shard < 0) {
