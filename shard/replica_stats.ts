@@ -33,6 +33,11 @@ export interface ReplicaStats {
   messagesDroppedInbound: number;
   /** Quiesced follower wakes because its leader's node went quiet (reportLeaderDown). */
   leaderDownWakes: number;
+  /**
+   * Turns in which this leader sent the commit index alone to followers behind on it (a
+   * commit notice: no append carried it within COMMIT_NOTICE_DELAY_MS, or a follower read).
+   */
+  commitNotices: number;
   snapshotsCreated: number;
   snapshotsRestored: number;
   /** Log writes, restores and applies that failed on storage (each retry counts). */
@@ -61,6 +66,7 @@ export function newReplicaStats(): ReplicaStats {
     readsServed: 0,
     messagesDroppedInbound: 0,
     leaderDownWakes: 0,
+    commitNotices: 0,
     snapshotsCreated: 0,
     snapshotsRestored: 0,
     storageFailures: 0,

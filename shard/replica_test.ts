@@ -234,10 +234,12 @@ Deno.test("ShardReplica, deferred commit notices: a lone write reaches followers
     // No tick ever runs here (tickMs 0), so no heartbeat can carry the commit: the replica's
     // notice, COMMIT_NOTICE_DELAY_MS after the commit, is what tells the followers.
     const before = emptyAppends();
+    const noticesBefore = leader.status().stats.commitNotices;
     await new Promise((resolve) => setTimeout(resolve, COMMIT_NOTICE_DELAY_MS * 3));
     await settle();
     for (const machine of group.machines.values()) deepEqual(machine.items, ["a"]);
     equal(emptyAppends() - before <= 2, true, "one notice per follower at most");
+    equal(leader.status().stats.commitNotices - noticesBefore, 1, "the notice is counted");
 
     // A follower read's leader tells the commit at once (noticeCommitNow), without the delay.
     equal(await leader.propose(encoder.encode("b")), 2);

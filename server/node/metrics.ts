@@ -199,6 +199,12 @@ function workSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
       (id) => status.get(id)!.stats.turns,
     ],
     [
+      "aspen_shard_commit_notices_total",
+      "Turns in which this leader sent followers the commit index alone (no append carried it).",
+      "counter",
+      (id) => status.get(id)!.stats.commitNotices,
+    ],
+    [
       "aspen_shard_ready_rounds_total",
       "Raft Ready rounds handled (one log write and its sends each).",
       "counter",
