@@ -159,6 +159,12 @@ function raftSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
       "counter",
       (id) => status.get(id)!.stats.leaderDownWakes,
     ],
+    [
+      "aspen_shard_commit_notices_total",
+      "Turns in which this leader sent followers the commit index alone (no append carried it).",
+      "counter",
+      (id) => status.get(id)!.stats.commitNotices,
+    ],
     ["aspen_shard_term", "Current Raft term.", "gauge", (id) => status.get(id)!.term],
     ["aspen_shard_commit_index", "Raft commit index.", "gauge", (id) => status.get(id)!.commit],
     [
@@ -197,12 +203,6 @@ function workSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
       "Driver turns run.",
       "counter",
       (id) => status.get(id)!.stats.turns,
-    ],
-    [
-      "aspen_shard_commit_notices_total",
-      "Turns in which this leader sent followers the commit index alone (no append carried it).",
-      "counter",
-      (id) => status.get(id)!.stats.commitNotices,
     ],
     [
       "aspen_shard_ready_rounds_total",
