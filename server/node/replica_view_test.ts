@@ -50,6 +50,7 @@ function leaderStatus(refused: { index: number; bytes: number; limit: number } |
       applyMs: 0,
       messagesDroppedInbound: 0,
       leaderDownWakes: 0,
+      commitNotices: 0,
       snapshotsCreated: 0,
       snapshotsRestored: 0,
       turnMsMax: 0,
