@@ -259,3 +259,30 @@ Deno.test("quiesce: a quiescing heartbeat older than one heard does not quiesce"
   follower.step(stale[0]!);
   equal(follower.isQuiesced, false, "a reordered old quiescing heartbeat is ignored");
 });
+
+Deno.test("quiesce: reportPeerBack wakes a quiet leader, so a restarted replica learns it", () => {
+  const harness = quietGroup();
+  const leader = harness.nodes.get(1)!;
+  // Replica 3 restarts from its storage, knowing no leader (a learner would never campaign).
+  const node3 = new RawNode({
+    id: id(3),
+    electionTicks: ELECTION_TICKS,
+    heartbeatTicks: 2,
+    prng: new SeededPrng(33),
+    preVote: true,
+    checkQuorum: true,
+    leaseReads: false,
+  }, harness.storages.get(3)!);
+  harness.nodes.set(3, node3);
+  equal(harness.nodes.get(2)!.reportPeerBack(id(3)), false, "a follower ignores it");
+  equal(leader.reportPeerBack(id(9)), false, "not a member of the group");
+  ok(leader.isQuiesced);
+  equal(leader.reportPeerBack(id(3)), true);
+  equal(leader.isQuiesced, false);
+  // One heartbeat interval: well within replica 3's election timeout.
+  tick(harness, 2);
+  equal(node3.leader, 1, "the restarted replica learned its leader from the heartbeat");
+  tick(harness, 10);
+  for (const node of harness.nodes.values()) ok(node.isQuiesced, "the group is quiet again");
+  equal(leader.reportPeerBack(id(3)), true, "a later connection wakes it again");
+});

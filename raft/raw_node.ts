@@ -215,6 +215,21 @@ export class RawNode {
     return true;
   }
 
+  /**
+   * Tells a quiesced leader that the node of replica `peer` came back (a new connection after a
+   * restart or a cut): if `peer` is in its group, it wakes and heartbeats at its next heartbeat
+   * tick, so a replica there that restarted learns who leads. A voter would find out by
+   * campaigning, but a learner never campaigns, and without this it learned its leader only at
+   * the group's next write. Returns whether it woke.
+   */
+  reportPeerBack(peer: ReplicaId): boolean {
+    this.#checkIdle("reportPeerBack");
+    const raft = this.#raft;
+    if (!raft.quiesced || raft.role !== "leader" || !raft.progress.has(peer)) return false;
+    raft.unquiesce();
+    return true;
+  }
+
   /** The membership in force at `index` (at or after the applied index): for snapshots. */
   confStateAt(index: LogIndex): ConfState {
     return this.#raft.configHistory.at(index);

@@ -114,6 +114,8 @@ export class ShardReplica<Result> {
   #lastLeadership = "";
   /** A peer node went quiet: its replica may have led this shard (see reportLeaderDown). */
   #leaderDown: ReplicaId | null = null;
+  /** Peers whose node came back, for a quiesced leader to wake for (see reportPeerBack). */
+  readonly #peersBack = new Set<ReplicaId>();
   /** A persisted Ready waiting for its flush; no turn runs until it is handled. */
   #flushing: { readonly ready: Ready; readonly isSent: boolean } | null = null;
   /** The term and vote last persisted (a leader's Ready that keeps them may send early). */
@@ -196,11 +198,25 @@ export class ShardReplica<Result> {
   }
 
   /**
+   * Tells this replica that the node of replica `peer` came back (a new peer connection): if it
+   * is a quiesced leader with `peer` in its group, it wakes at its next turn and heartbeats, so
+   * that a replica there that restarted learns its leader (RawNode.reportPeerBack).
+   */
+  reportPeerBack(peer: ReplicaId): void {
+    if (this.#isClosed || !this.#node.isQuiesced || this.#node.leader !== this.#options.raft.id) {
+      return;
+    }
+    this.#peersBack.add(peer);
+    this.#schedule();
+  }
+
+  /**
    * Whether ticks cost nothing here: quiesced, with no stalled write to retry and no leader-down
    * report to act on (a turn would do nothing). Any input wakes it within a turn.
    */
   isAsleep(): boolean {
-    return this.#node.isQuiesced && this.#stall === null && this.#leaderDown === null;
+    return this.#node.isQuiesced && this.#stall === null && this.#leaderDown === null &&
+      this.#peersBack.size === 0;
   }
 
   /** Advances logical time by `ticks` ticks at the next turn (tests and simulations). */
@@ -488,6 +504,8 @@ export class ShardReplica<Result> {
       if (this.#node.reportLeaderDown(this.#leaderDown)) this.#stats.leaderDownWakes++;
       this.#leaderDown = null;
     }
+    for (const peer of this.#peersBack) this.#node.reportPeerBack(peer);
+    this.#peersBack.clear();
     for (; this.#pendingTicks > 0; this.#pendingTicks--) this.#node.tick();
     this.#stepInbound();
     this.#proposals.proposeQueued(this.#node);

@@ -15,6 +15,7 @@ import {
   ENTRY_BYTES_MAX,
   type Message,
   MESSAGE_BYTES_MAX,
+  type ReplicaId,
   SeededPrng,
 } from "../../raft/mod.ts";
 import { AspenError, REQUEST_BYTES_MAX, storageFailureKind } from "../../shard/mod.ts";
@@ -815,6 +816,12 @@ async function startTransport(
     peers,
     handlers: {
       hostsShard: (shard) => shard === NODE_CHANNEL_SHARD || shards.has(shard),
+      // A peer that connects anew may have restarted: quiesced leaders with a replica there
+      // wake for a heartbeat round, so that replica learns who leads (a learner never asks).
+      onPeerStateChange: (nodeId, isUp) => {
+        if (!isUp) return;
+        for (const shard of shards.values()) shard.replica.reportPeerBack(nodeId as ReplicaId);
+      },
       onRaftMessage: (from, shard, payload) => {
         hosted.liveness.heard(from);
         if (shard !== NODE_CHANNEL_SHARD) return deliverRaft(shards, shard, payload, logger);

@@ -190,6 +190,8 @@ export class SimCluster {
   /** Node liveness: when `observer * 64 + peer` last heard `peer`, and silences reported. */
   #heardAt = new Map<number, number>();
   #reportedDown = new Set<number>();
+  /** Each peer's start count when its observer last heard it (a new count: a new connection). */
+  #heardStarts = new Map<number, number>();
   /** Since when each quiesced follower's leader has been down or cut off from it. */
   #orphanedSince = new Map<number, number>();
 
@@ -298,8 +300,7 @@ export class SimCluster {
         // A paused process sends nothing, its node heartbeats included.
         const isHeard = peer.node !== null && peer.pausedUntil === null;
         if (isHeard && !this.blocked.has(peer.id * 64 + observer.id)) {
-          this.#heardAt.set(key, this.now);
-          this.#reportedDown.delete(key);
+          this.#noteHeard(observer, peer, key);
           continue;
         }
         const silentUnits = this.now - (this.#heardAt.get(key) ?? 0);
@@ -310,6 +311,24 @@ export class SimCluster {
         if (observer.node.reportLeaderDown(peer.id)) this.stats.leaderDownWakes++;
       }
     }
+  }
+
+  /**
+   * `observer` hears `peer`. A peer that restarted, or that was counted down, connects anew: the
+   * observer's replica takes RawNode.reportPeerBack then (the node's onPeerStateChange), once it
+   * is idle (it retries at the next step until then).
+   */
+  #noteHeard(observer: SimReplica, peer: SimReplica, key: number): void {
+    const starts = this.#heardStarts.get(key);
+    const isNewConnection = (starts !== undefined && starts !== peer.starts) ||
+      this.#reportedDown.has(key);
+    if (isNewConnection) {
+      if (observer.node === null || !observer.isIdle) return;
+      observer.node.reportPeerBack(peer.id);
+    }
+    this.#heardStarts.set(key, peer.starts);
+    this.#heardAt.set(key, this.now);
+    this.#reportedDown.delete(key);
   }
 
   /**

@@ -53,4 +53,10 @@ export const REGRESSION_SEEDS: readonly { seed: number; note: string }[] = [
       "recorded, and a later power loss kept a log compacted past it (found with the fix of " +
       "seed 4489 reverted; the checker now records the commit index a replica starts from)",
   },
+  {
+    seed: 2463,
+    note: "liveness: a learner that restarted in a quiesced group never learned its leader (a " +
+      "learner never campaigns); a peer that connects anew now wakes its quiesced leaders " +
+      "(RawNode.reportPeerBack)",
+  },
 ];
