@@ -95,6 +95,21 @@ function leaders(harness: Harness): number[] {
   ).map(([replica]) => replica);
 }
 
+/** Replica 3 restarts from its storage: a fresh follower that knows no leader. */
+function restartReplica3(harness: Harness): RawNode {
+  const node3 = new RawNode({
+    id: id(3),
+    electionTicks: ELECTION_TICKS,
+    heartbeatTicks: 2,
+    prng: new SeededPrng(33),
+    preVote: true,
+    checkQuorum: true,
+    leaseReads: false,
+  }, harness.storages.get(3)!);
+  harness.nodes.set(3, node3);
+  return node3;
+}
+
 /** Elects replica 1 and lets the group go quiet. */
 function quietGroup(options: { leaseReads?: boolean } = {}): Harness {
   const harness = makeHarness(options);
@@ -204,17 +219,7 @@ Deno.test("quiesce: reportLeaderDown is ignored for another leader or an awake f
 
 Deno.test("quiesce: a restarted replica's pre-vote does not depose a live quiet leader", () => {
   const harness = quietGroup();
-  // Replica 3 restarts from its storage: a fresh follower that knows no leader.
-  const node3 = new RawNode({
-    id: id(3),
-    electionTicks: ELECTION_TICKS,
-    heartbeatTicks: 2,
-    prng: new SeededPrng(33),
-    preVote: true,
-    checkQuorum: true,
-    leaseReads: false,
-  }, harness.storages.get(3)!);
-  harness.nodes.set(3, node3);
+  const node3 = restartReplica3(harness);
   const term = harness.nodes.get(1)!.term;
   tick(harness, 6 * ELECTION_TICKS);
   deepStrictEqual(leaders(harness), [1], "replica 1 still leads");
@@ -263,17 +268,8 @@ Deno.test("quiesce: a quiescing heartbeat older than one heard does not quiesce"
 Deno.test("quiesce: reportPeerBack wakes a quiet leader, so a restarted replica learns it", () => {
   const harness = quietGroup();
   const leader = harness.nodes.get(1)!;
-  // Replica 3 restarts from its storage, knowing no leader (a learner would never campaign).
-  const node3 = new RawNode({
-    id: id(3),
-    electionTicks: ELECTION_TICKS,
-    heartbeatTicks: 2,
-    prng: new SeededPrng(33),
-    preVote: true,
-    checkQuorum: true,
-    leaseReads: false,
-  }, harness.storages.get(3)!);
-  harness.nodes.set(3, node3);
+  // A learner would never campaign to find its leader.
+  const node3 = restartReplica3(harness);
   equal(harness.nodes.get(2)!.reportPeerBack(id(3)), false, "a follower ignores it");
   equal(leader.reportPeerBack(id(9)), false, "not a member of the group");
   ok(leader.isQuiesced);

@@ -177,9 +177,9 @@ export class RawNode {
    * (RaftConfig.deferCommitNotices): the driver calls this when no append followed a commit
    * soon enough, or when a follower is waiting to apply (a follower read).
    */
-  sendCommitNotices(): void {
+  sendCommitNotices(): boolean {
     this.#checkIdle("sendCommitNotices");
-    replication.sendCommitNotices(this.#raft);
+    return replication.sendCommitNotices(this.#raft);
   }
 
   /** Whether {@linkcode sendCommitNotices} would send anything now; cheap. */

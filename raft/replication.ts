@@ -70,12 +70,17 @@ export function hasCommitNoticesDue(raft: RaftCore): boolean {
   return false;
 }
 
-/** Sends an append (empty when nothing new is due) to every follower behind on the commit. */
-export function sendCommitNotices(raft: RaftCore): void {
-  if (raft.role !== "leader" || raft.quiesced) return;
+/**
+ * Sends an append (empty when nothing new is due) to every follower behind on the commit;
+ * whether it sent any.
+ */
+export function sendCommitNotices(raft: RaftCore): boolean {
+  if (raft.role !== "leader" || raft.quiesced) return false;
+  let isSent = false;
   for (const [id, progress] of raft.progress) {
-    if (isCommitNoticeDue(raft, progress)) sendAppend(raft, id, true);
+    if (isCommitNoticeDue(raft, progress) && sendAppend(raft, id, true)) isSent = true;
   }
+  return isSent;
 }
 
 /** Appends the leader's own entries (terms and indexes already set) and commits if it can. */

@@ -514,8 +514,7 @@ export class ShardReplica<Result> {
     // After the proposals: their appends carry the commit index, and need no notice.
     if (this.#isCommitNoticeDue) {
       this.#isCommitNoticeDue = false;
-      if (this.#node.hasCommitNoticesDue) this.#stats.commitNotices++;
-      this.#node.sendCommitNotices();
+      if (this.#node.sendCommitNotices()) this.#stats.commitNotices++;
     }
   }
 

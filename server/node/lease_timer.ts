@@ -81,11 +81,7 @@ export class LeaseTimer implements DueJob {
   /** Arms the timer for what is due next (after a grant, a leadership change, a restore). */
   reschedule(): void {
     if (this.#isClosed) return;
-    const leaseDueMs = this.#options.lessor.nextDueMs();
-    const refusalDueMs = this.#refusalDueMs;
-    let dueMs = leaseDueMs ?? refusalDueMs;
-    if (leaseDueMs !== null && refusalDueMs !== null) dueMs = Math.min(leaseDueMs, refusalDueMs);
-    this.#options.schedule.arm(this, dueMs);
+    this.#arm(-Infinity);
   }
 
   /** The schedule's call: expires what is due, checks refusals while awake, re-arms. */
@@ -101,11 +97,18 @@ export class LeaseTimer implements DueJob {
         this.#refusalDueMs = nowMs + REFUSAL_CHECK_INTERVAL_MS;
       }
     }
+    this.#arm(nowMs + LEASE_RECHECK_MS_MIN);
+  }
+
+  /**
+   * Arms the timer for the earlier of the lessor's next due time (no sooner than
+   * `leaseNotBeforeMs`) and the next refusal check; disarms it when neither is due.
+   */
+  #arm(leaseNotBeforeMs: number): void {
     const leaseDueMs = this.#options.lessor.nextDueMs();
-    const refusalDueMs = this.#refusalDueMs;
-    let dueMs = leaseDueMs === null ? null : Math.max(leaseDueMs, nowMs + LEASE_RECHECK_MS_MIN);
-    if (refusalDueMs !== null) dueMs = Math.min(dueMs ?? Infinity, refusalDueMs);
-    this.#options.schedule.arm(this, dueMs);
+    const lease = leaseDueMs === null ? Infinity : Math.max(leaseDueMs, leaseNotBeforeMs);
+    const dueMs = Math.min(lease, this.#refusalDueMs ?? Infinity);
+    this.#options.schedule.arm(this, dueMs === Infinity ? null : dueMs);
   }
 
   /**
