@@ -4,12 +4,18 @@
  *
  * A proposal's promise settles when the entry at its (index, term) is applied: with the state
  * machine's result, or as dropped when another entry took that index (a new leader overwrote
- * it). Queued and waiting proposals count together against PROPOSALS_PENDING_MAX.
+ * it). Queued, held and waiting proposals count together against PROPOSALS_PENDING_MAX.
+ *
+ * A proposal may be held (`enqueue(data, { isHeld: true })`): it waits, up to
+ * PROPOSAL_HOLD_MS, for another proposal to share its Ready round (one append per follower,
+ * one fsync, one apply transaction), and goes first when one comes. The resolves that follow a
+ * cross-shard transaction's reply are held: proposed at once, each took a round of its own
+ * that the client's next transaction on that shard then queued behind.
  */
 import { assert, type Entry, type ProposeResult, type RawNode } from "../raft/mod.ts";
 import { AspenError } from "./errors.ts";
 import { proposeError } from "./_replica_errors.ts";
-import { PROPOSALS_PENDING_MAX } from "./replica_limits.ts";
+import { PROPOSAL_HOLD_MS, PROPOSALS_PENDING_MAX } from "./replica_limits.ts";
 import type { ReplicaStats } from "./replica_stats.ts";
 
 interface ProposalWaiter<Result> {
@@ -20,6 +26,8 @@ interface ProposalWaiter<Result> {
 
 interface QueuedProposal<Result> {
   readonly data: Uint8Array;
+  /** Settles with the proposal (held ones only; see releaseHeld). */
+  readonly settled?: Promise<unknown>;
   readonly resolve: (result: Result) => void;
   readonly reject: (error: AspenError) => void;
 }
@@ -29,6 +37,9 @@ export class Proposals<Result> {
   readonly #shard: number;
   readonly #stats: ReplicaStats;
   readonly #queued: QueuedProposal<Result>[] = [];
+  /** Held proposals, oldest first, and when the oldest was held (monotonic ms). */
+  readonly #held: QueuedProposal<Result>[] = [];
+  #heldSinceMs = 0;
   readonly #waiters = new Map<number, ProposalWaiter<Result>>();
 
   constructor(shard: number, stats: ReplicaStats) {
@@ -38,7 +49,7 @@ export class Proposals<Result> {
 
   /** The refusal for one more proposal when the queue and the waiters are full, else null. */
   limitError(): AspenError | null {
-    const pending = this.#queued.length + this.#waiters.size;
+    const pending = this.#queued.length + this.#held.length + this.#waiters.size;
     if (pending < PROPOSALS_PENDING_MAX) return null;
     return new AspenError(
       "too_many_requests",
@@ -47,16 +58,65 @@ export class Proposals<Result> {
     );
   }
 
-  /** Queues `data` for the next turn; settles once its entry applies. */
-  enqueue(data: Uint8Array): Promise<Result> {
+  /**
+   * Queues `data` for the next turn, or holds it (`isHeld`, at `nowMs`) until another proposal
+   * is queued or PROPOSAL_HOLD_MS passed; settles once its entry applies.
+   */
+  enqueue(
+    data: Uint8Array,
+    held?: { readonly isHeld: boolean; readonly nowMs: number },
+  ): Promise<Result> {
     assert(this.limitError() === null, "a proposal is queued only within the limit");
-    return new Promise<Result>((resolve, reject) => {
-      this.#queued.push({ data, resolve, reject });
+    let proposal: QueuedProposal<Result> | undefined;
+    const applied = new Promise<Result>((resolve, reject) => {
+      proposal = { data, resolve, reject };
     });
+    assert(proposal !== undefined, "enqueue: the executor ran");
+    if (held?.isHeld !== true) {
+      this.#queued.push(proposal);
+      return applied;
+    }
+    this.#stats.heldProposals++;
+    if (this.#held.length === 0) this.#heldSinceMs = held.nowMs;
+    this.#held.push({ ...proposal, settled: applied.then(() => {}, () => {}) });
+    return applied;
   }
 
-  /** Proposes everything queued since the last turn: one append per follower for them all. */
-  proposeQueued(node: RawNode): void {
+  /** When the oldest held proposal is due (monotonic ms), or null when none is held. */
+  heldDueMs(): number | null {
+    return this.#held.length === 0 ? null : this.#heldSinceMs + PROPOSAL_HOLD_MS;
+  }
+
+  /** Whether a proposal waits for the next turn (queued, or held past its hold at `nowMs`). */
+  isDue(nowMs: number): boolean {
+    if (this.#queued.length > 0) return true;
+    const dueMs = this.heldDueMs();
+    return dueMs !== null && nowMs >= dueMs;
+  }
+
+  /**
+   * Releases the held proposals: the next turn proposes them (a reader waits for them).
+   * Settles once every one of them applied or failed.
+   */
+  releaseHeld(): Promise<void> {
+    const released = this.#held.splice(0);
+    this.#queued.unshift(...released);
+    return Promise.all(released.map((proposal) => proposal.settled)).then(() => {});
+  }
+
+  /**
+   * Proposes everything queued since the last turn, and the held proposals with them (first)
+   * or once their hold passed at `nowMs`, or at once when this replica does not lead (they are
+   * refused, and their callers try the leader): one append per follower for them all.
+   */
+  proposeQueued(node: RawNode, nowMs: number): void {
+    const isLeader = node.role === "leader";
+    if (this.#held.length > 0 && (this.#queued.length > 0 || this.isDue(nowMs) || !isLeader)) {
+      if (this.#queued.length === 0 && isLeader) {
+        this.#stats.heldProposalsAlone += this.#held.length;
+      }
+      this.releaseHeld();
+    }
     if (this.#queued.length === 0) return;
     const proposals = this.#queued.splice(0);
     const results = node.proposeBatch(proposals.map((proposal) => proposal.data));
@@ -66,6 +126,7 @@ export class Proposals<Result> {
 
   /** Refuses every queued proposal (they never reached the log) with `refusal()`. */
   refuseQueued(refusal: () => AspenError): void {
+    this.releaseHeld();
     for (const proposal of this.#queued.splice(0)) {
       this.#stats.proposalsDropped++;
       proposal.reject(refusal());
@@ -105,6 +166,7 @@ export class Proposals<Result> {
 
   /** Fails every proposal, queued ones first (the replica closes). */
   rejectAll(error: AspenError): void {
+    this.releaseHeld();
     for (const proposal of this.#queued.splice(0)) proposal.reject(error);
     for (const waiter of this.#waiters.values()) waiter.reject(error);
     this.#waiters.clear();

@@ -73,6 +73,7 @@ export {
   INBOUND_ENTRIES_PER_TURN_MAX,
   INBOUND_MESSAGES_MAX,
   LOG_RETAINED_ENTRIES,
+  PROPOSAL_HOLD_MS,
   PROPOSALS_PENDING_MAX,
   READ_WAITERS_MAX,
   READY_ROUNDS_PER_TURN_MAX,
@@ -126,6 +127,8 @@ export class ShardReplica<Result> {
   #commitNoticeTimer: ReturnType<typeof setTimeout> | null = null;
   /** The next turn sends the commit index to the followers behind on it. */
   #isCommitNoticeDue = false;
+  /** Runs when the oldest held proposal's PROPOSAL_HOLD_MS ends. */
+  #holdTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(options: ReplicaOptions<Result>) {
     this.shard = options.shard;
@@ -226,13 +229,15 @@ export class ShardReplica<Result> {
   }
 
   /**
-   * Proposes an encoded command; resolves with its result once applied.
+   * Proposes an encoded command; resolves with its result once applied. A held proposal
+   * (`isHeld`) waits up to PROPOSAL_HOLD_MS for another proposal to share its round (see
+   * _proposals.ts), unless {@linkcode ShardReplica.releaseHeld} lets it go sooner.
    *
    * @throws {AspenError} `not_leader` (with `leader`), `too_many_requests`,
    * `proposal_dropped`, `request_too_large`; `no_space` or `storage_error` at once while the
    * storage is stalled.
    */
-  propose(data: Uint8Array): Promise<Result> {
+  propose(data: Uint8Array, options?: { readonly isHeld?: boolean }): Promise<Result> {
     if (this.#isClosed) return Promise.reject(closedError(this.shard));
     if (this.#stall !== null) {
       this.#stats.proposalsDropped++;
@@ -240,9 +245,32 @@ export class ShardReplica<Result> {
     }
     const refusal = this.#proposals.limitError();
     if (refusal !== null) return Promise.reject(refusal);
-    const applied = this.#proposals.enqueue(data);
-    this.#schedule();
+    const isHeld = options?.isHeld === true;
+    const applied = this.#proposals.enqueue(data, { isHeld, nowMs: this.#options.nowMs() });
+    if (isHeld) this.#armHoldTimer();
+    else this.#schedule();
     return applied;
+  }
+
+  /**
+   * Lets the held proposals go at the next turn: someone waits for them (a reader that met an
+   * intent a held resolve would remove). Settles once they applied or failed.
+   */
+  async releaseHeld(): Promise<void> {
+    if (this.#isClosed || this.#proposals.heldDueMs() === null) return;
+    const settled = this.#proposals.releaseHeld();
+    this.#schedule();
+    await settled;
+  }
+
+  /** Arms the timer for the oldest held proposal's deadline, unless it is armed. */
+  #armHoldTimer(): void {
+    const dueMs = this.#proposals.heldDueMs();
+    if (this.#holdTimer !== null || dueMs === null || this.#isClosed) return;
+    this.#holdTimer = setTimeout(() => {
+      this.#holdTimer = null;
+      this.#schedule();
+    }, Math.max(0, dueMs - this.#options.nowMs()));
   }
 
   /**
@@ -389,6 +417,7 @@ export class ShardReplica<Result> {
     if (this.#timer !== null) clearInterval(this.#timer);
     if (this.#scheduled !== null) clearImmediate(this.#scheduled);
     if (this.#commitNoticeTimer !== null) clearTimeout(this.#commitNoticeTimer);
+    if (this.#holdTimer !== null) clearTimeout(this.#holdTimer);
     const error = closedError(this.shard);
     this.#proposals.rejectAll(error);
     this.#reads.rejectQueued(error);
@@ -473,6 +502,7 @@ export class ShardReplica<Result> {
     if (!isWaiting && this.#reads.isRoundDue) this.#schedule();
     this.#reads.serveApplied(this.#options.stateMachine.appliedIndex());
     if (!isWaiting) this.#snapshots.maybeSnapshot((index) => this.#node.confStateAt(index));
+    this.#armHoldTimer();
     if (this.#commitNoticeTimer === null && this.#node.hasCommitNoticesDue) {
       this.#commitNoticeTimer = setTimeout(() => {
         this.#commitNoticeTimer = null;
@@ -508,7 +538,7 @@ export class ShardReplica<Result> {
     this.#peersBack.clear();
     for (; this.#pendingTicks > 0; this.#pendingTicks--) this.#node.tick();
     this.#stepInbound();
-    this.#proposals.proposeQueued(this.#node);
+    this.#proposals.proposeQueued(this.#node, this.#options.nowMs());
     // One ReadIndex request in flight at a time (see _reads.ts).
     this.#reads.requestQueued(this.#node);
     // After the proposals: their appends carry the commit index, and need no notice.

@@ -34,6 +34,12 @@ export const TURN_WORK_MS_MAX = 25;
  */
 export const COMMIT_NOTICE_DELAY_MS = 20;
 /**
+ * How long a held proposal (the resolves after a cross-shard transaction's reply) waits for
+ * another proposal on its shard to share a Ready round with, before it is proposed alone. A
+ * reader that meets one of its intents releases it sooner (see ShardReplica.releaseHeld).
+ */
+export const PROPOSAL_HOLD_MS = 20;
+/**
  * Most entries of inbound appends stepped in one turn; the rest wait for the next. A leader
  * pipelines up to 64 appends of up to 1,024 entries to a follower that catches up: stepped at
  * once, they made one Ready whose log write alone held the event loop for hundreds of ms.

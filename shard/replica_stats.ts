@@ -38,6 +38,10 @@ export interface ReplicaStats {
    * commit notice: no append carried it within COMMIT_NOTICE_DELAY_MS, or a follower read).
    */
   commitNotices: number;
+  /** Proposals held for the next one to share their round (see _proposals.ts). */
+  heldProposals: number;
+  /** Held proposals that no other came for: proposed alone once PROPOSAL_HOLD_MS ended. */
+  heldProposalsAlone: number;
   snapshotsCreated: number;
   snapshotsRestored: number;
   /** Log writes, restores and applies that failed on storage (each retry counts). */
@@ -67,6 +71,8 @@ export function newReplicaStats(): ReplicaStats {
     messagesDroppedInbound: 0,
     leaderDownWakes: 0,
     commitNotices: 0,
+    heldProposals: 0,
+    heldProposalsAlone: 0,
     snapshotsCreated: 0,
     snapshotsRestored: 0,
     storageFailures: 0,

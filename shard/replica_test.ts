@@ -30,6 +30,7 @@ import {
   ADMIN_CALLS_PENDING_MAX,
   COMMIT_NOTICE_DELAY_MS,
   INBOUND_ENTRIES_PER_TURN_MAX,
+  PROPOSAL_HOLD_MS,
   type ReplicaLogStorage,
   type ReplicaStateMachine,
   ShardReplica,
@@ -262,6 +263,48 @@ Deno.test("ShardReplica commits proposals of one turn together (group commit)", 
     equal(leader.status().lastIndex - before, 200);
     const appends = group.storages.get(1)!.appendCalls - appendsBefore;
     ok(appends <= 2, `200 proposals of one turn took ${appends} appends`);
+  } finally {
+    closeGroup(group);
+  }
+});
+
+Deno.test("ShardReplica holds a held proposal for the next one, or PROPOSAL_HOLD_MS", async () => {
+  const group = makeGroup();
+  try {
+    const leader = await electOne(group);
+    const log = group.storages.get(1)!;
+    // Held, then a proposal that is not: both go in one append, the held one first.
+    const appendsBefore = log.appendCalls;
+    const indexBefore = leader.status().lastIndex;
+    const held = leader.propose(encoder.encode("held"), { isHeld: true });
+    await settle(2); // a few turns, well within PROPOSAL_HOLD_MS
+    equal(leader.status().lastIndex, indexBefore, "nothing proposed while the proposal is held");
+    const next = leader.propose(encoder.encode("next"));
+    deepEqual(await Promise.all([held, next]), [1, 2]);
+    equal(log.appendCalls - appendsBefore, 1, "one append for both");
+    deepEqual(group.machines.get(1)!.items, ["held", "next"]);
+
+    // Alone: proposed once its hold ended, with no other proposal and no tick (tickMs 0).
+    const started = performance.now();
+    equal(await leader.propose(encoder.encode("alone"), { isHeld: true }), 3);
+    ok(performance.now() - started >= PROPOSAL_HOLD_MS - 1, "held for PROPOSAL_HOLD_MS");
+
+    // Released: proposed at the next turn; releaseHeld() settles once it applied.
+    const released = leader.propose(encoder.encode("released"), { isHeld: true });
+    await leader.releaseHeld();
+    deepEqual(group.machines.get(1)!.items, ["held", "next", "alone", "released"]);
+    equal(await released, 4);
+
+    // A follower holds nothing: it refuses at once with the leader's hint.
+    const follower = group.replicas.get(2)!;
+    await rejects(
+      follower.propose(encoder.encode("x"), { isHeld: true }),
+      (error: AspenError) => error.code === "not_leader",
+    );
+    // Closing fails a held proposal.
+    const orphan = leader.propose(encoder.encode("orphan"), { isHeld: true });
+    leader.close();
+    await rejects(orphan, (error: AspenError) => error.code === "shard_unavailable");
   } finally {
     closeGroup(group);
   }

@@ -165,6 +165,18 @@ function raftSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
       "counter",
       (id) => status.get(id)!.stats.commitNotices,
     ],
+    [
+      "aspen_shard_held_proposals_total",
+      "Proposals this leader held for the next one to share their round (resolves after replies).",
+      "counter",
+      (id) => status.get(id)!.stats.heldProposals,
+    ],
+    [
+      "aspen_shard_held_proposals_alone_total",
+      "Held proposals proposed alone: no other proposal came within PROPOSAL_HOLD_MS.",
+      "counter",
+      (id) => status.get(id)!.stats.heldProposalsAlone,
+    ],
     ["aspen_shard_term", "Current Raft term.", "gauge", (id) => status.get(id)!.term],
     ["aspen_shard_commit_index", "Raft commit index.", "gauge", (id) => status.get(id)!.commit],
     [

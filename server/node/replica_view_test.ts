@@ -51,6 +51,8 @@ function leaderStatus(refused: { index: number; bytes: number; limit: number } |
       messagesDroppedInbound: 0,
       leaderDownWakes: 0,
       commitNotices: 0,
+      heldProposals: 0,
+      heldProposalsAlone: 0,
       snapshotsCreated: 0,
       snapshotsRestored: 0,
       turnMsMax: 0,
