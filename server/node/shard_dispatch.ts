@@ -70,7 +70,9 @@ export async function dispatchShardRequest(
   switch (request.kind) {
     case "propose":
       checkWritable(context, request.command);
-      return await context.replica.propose(encodeCommand(request.command));
+      return await context.replica.propose(encodeCommand(request.command), {
+        isHeld: request.isHeld === true,
+      });
     case "get":
       return await read(context, request.serializable, () => get(machine, request.key));
     case "range":
@@ -118,6 +120,9 @@ export async function dispatchShardRequest(
         };
       });
     case "txnRecord":
+      // A pusher waits for the record: a resolve held here (the home's, which decides it)
+      // goes now, and the read sees it.
+      await context.replica.releaseHeld();
       return await context.replica.read(() => ({ record: machine.txnRecord(request.txnId) }));
     case "txnParticipant":
       return await context.replica.read(() => ({ row: machine.txnParticipant(request.txnId) }));

@@ -140,3 +140,50 @@ Deno.test("a move's small questions skip the sizes, which hash every key", async
     machine.close();
   }
 });
+
+Deno.test("a held proposal crosses the wire; a record read releases held ones first", async () => {
+  const command: Command = { type: "txnResolve", txnId: "1.2.3", outcome: "abort", branch: null };
+  const held = decodeShardRequest(encodeShardRequest({ kind: "propose", command, isHeld: true }));
+  deepEqual(held, { kind: "propose", command, isHeld: true });
+  // A node before held proposals sends no flag: proposed at once.
+  deepEqual(decodeShardRequest(encodeShardRequest({ kind: "propose", command })), {
+    kind: "propose",
+    command,
+  });
+  const bad = new TextEncoder().encode(JSON.stringify({ kind: "propose", command, isHeld: 1 }));
+  ok(throwsCode(() => decodeShardRequest(bad), "bad_request"));
+
+  const machine = StateMachine.open({ path: ":memory:", synchronous: "normal" });
+  try {
+    const calls: string[] = [];
+    const ctx = {
+      shard: 0,
+      stateMachine: machine,
+      replica: {
+        leader: () => null,
+        propose: (_data: Uint8Array, options?: { isHeld?: boolean }) => {
+          calls.push(`propose held=${options?.isHeld === true}`);
+          return Promise.resolve({ type: "txnResolved" });
+        },
+        releaseHeld: () => (calls.push("releaseHeld"), Promise.resolve()),
+        read: <T>(reader: () => T) => (calls.push("read"), Promise.resolve(reader())),
+      },
+    } as unknown as ShardDispatchContext;
+    await dispatchShardRequest(ctx, held);
+    await dispatchShardRequest(ctx, { kind: "propose", command });
+    const record = await dispatchShardRequest(ctx, { kind: "txnRecord", txnId: "1.2.3" });
+    deepEqual(record, { record: null });
+    deepEqual(calls, ["propose held=true", "propose held=false", "releaseHeld", "read"]);
+  } finally {
+    machine.close();
+  }
+});
+
+function throwsCode(run: () => unknown, code: string): boolean {
+  try {
+    run();
+  } catch (error) {
+    return (error as AspenError).code === code;
+  }
+  return false;
+}

@@ -51,7 +51,16 @@ export interface ShardRange {
 
 /** What a node asks of a shard. */
 export type ShardRequest =
-  | { readonly kind: "propose"; readonly command: Command }
+  | {
+    readonly kind: "propose";
+    readonly command: Command;
+    /**
+     * The leader may hold the proposal up to PROPOSAL_HOLD_MS for the next one to share its
+     * round (a cross-shard transaction's resolves after the reply); absent: propose at once. A
+     * node before held proposals ignores it and proposes at once.
+     */
+    readonly isHeld?: boolean;
+  }
   | { readonly kind: "get"; readonly key: string; readonly serializable: boolean }
   | {
     readonly kind: "range";
@@ -263,7 +272,11 @@ export function decodeShardRequest(bytes: Uint8Array): ShardRequest {
   const request = value as Record<string, unknown>;
   switch (request.kind) {
     case "propose":
-      return { kind: "propose", command: checkedCommand(request.command) };
+      return {
+        kind: "propose",
+        command: checkedCommand(request.command),
+        ...(heldFlag(request.isHeld) ? { isHeld: true } : {}),
+      };
     case "get":
       validateKey(request.key, "decode a forwarded get");
       return { kind: "get", key: request.key, serializable: flag(request.serializable) };
@@ -598,6 +611,14 @@ function checkedRange(range: unknown): ShardRange {
   }
   validateRangeRequest(range as ShardRange);
   return range as ShardRange;
+}
+
+function heldFlag(value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== "boolean") {
+    throw new AspenError("bad_request", "Cannot decode a forwarded proposal: isHeld is not a flag");
+  }
+  return value;
 }
 
 function flag(value: unknown): boolean {

@@ -78,7 +78,7 @@ import {
   type WriteOp,
 } from "../../shard/mod.ts";
 import { assert, SeededPrng } from "../../raft/mod.ts";
-import { mergeResults, planTxn, type TxnPlan, type TxnSpec } from "./txn_plan.ts";
+import { mergeResults, planTxn, type ShardPart, type TxnPlan, type TxnSpec } from "./txn_plan.ts";
 
 /** How long after its start a pusher may abort a transaction (coordinator wall clock). */
 export const TXN_DEADLINE_MS = 5_000;
@@ -124,8 +124,17 @@ export const READ_ONLY_ATTEMPTS_MAX = 10;
 
 /** Proposes the steps of a cross-shard transaction on the shards' leaders. */
 export interface TxnTransport {
-  /** Proposes `command` on `shard`'s leader (retrying not_leader / unavailable); its result. */
-  run(shard: number, command: Command, deadlineMs: number): Promise<ApplyResult>;
+  /**
+   * Proposes `command` on `shard`'s leader (retrying not_leader / unavailable); its result.
+   * `isHeld`: the leader may hold it for a while, to share a round with the next proposal
+   * there (ShardReplica.propose); a leader that cannot hold proposes it at once.
+   */
+  run(
+    shard: number,
+    command: Command,
+    deadlineMs: number,
+    options?: { readonly isHeld?: boolean },
+  ): Promise<ApplyResult>;
   /** A linearizable read of txnId's record on its home shard (null when absent). */
   readRecord(home: number, txnId: string, deadlineMs: number): Promise<TxnRecord | null>;
   /**
@@ -291,11 +300,11 @@ export class TxnCoordinator {
    * own deadline, monotonic clock) comes first; `timeout` when the shards do not answer.
    */
   async push(shard: number, key: string, holder: TxnHolder, deadlineMs: number): Promise<void> {
-    // A transaction this coordinator committed and is resolving: its resolve ends the intent
-    // sooner than the record's polls would see it decided (one that failed leaves it, and the
-    // caller, meeting it again, pushes it the usual way).
+    // A transaction this coordinator committed and is resolving: its resolve on that shard
+    // ends the intent sooner than the record's polls would see it decided (one that failed
+    // leaves it, and the caller, meeting it again, pushes it the usual way).
     const own = this.#resolvingLater.get(holder.txnId);
-    if (own !== undefined) return await own.done;
+    if (own !== undefined) return await this.#hurry(holder.txnId, own, shard, deadlineMs);
     const startMs = this.#options.nowMs();
     for (let poll = 0;; poll++) {
       const record = await this.#readRecord(holder, deadlineMs);
@@ -497,8 +506,12 @@ export class TxnCoordinator {
     // Keys still locked by this coordinator's own committed transactions (a client's next
     // transaction on the keys of its last one) are awaited rather than met as locks.
     const keys = planKeys(plan);
-    for (const later of [...this.#resolvingLater.values()]) {
-      if (later.keys.some((key) => keys.has(key))) await later.done;
+    for (const [laterId, later] of [...this.#resolvingLater]) {
+      for (const [shard, lockedKeys] of later.keysByShard) {
+        if (lockedKeys.some((key) => keys.has(key))) {
+          await this.#hurry(laterId, later, shard, deadlineMs);
+        }
+      }
     }
     const txnId = this.#newTxnId();
     const recordDeadlineMs = this.#options.wallMs() + TXN_DEADLINE_MS;
@@ -545,16 +558,57 @@ export class TxnCoordinator {
 
   /**
    * Resolves a committed transaction after its reply, under its own deadline
-   * (TXN_RESOLVE_LATER_MS); a failure goes to `onResolveLaterError`.
+   * (TXN_RESOLVE_LATER_MS); a failure goes to `onResolveLaterError`. The resolves are held:
+   * each leader proposes its resolve with the next proposal it gets (the client's next
+   * transaction there, typically), or alone after PROPOSAL_HOLD_MS; a reader that needs one
+   * sooner hurries it (see {@linkcode TxnCoordinator.push}).
    */
   #resolveLater(plan: TxnPlan, txnId: string, decision: Decision): void {
     assert(!this.#resolvingLater.has(txnId), "resolveLater: one background resolve per txn");
     const deadlineMs = this.#options.nowMs() + TXN_RESOLVE_LATER_MS;
-    const done = this.#resolveAll(plan, txnId, decision, deadlineMs).then(
+    const resolved = new Set<number>();
+    const byShard = new Map<number, Promise<void>>();
+    for (const shard of plan.participants) {
+      const held = this.#resolveOne(shard, txnId, decision, deadlineMs, { isHeld: true });
+      byShard.set(shard, held.then(() => void resolved.add(shard)));
+    }
+    const done = Promise.all(byShard.values()).then(
       () => {},
-      (error: unknown) => this.#options.onResolveLaterError(txnId, error),
+      (error: unknown) =>
+        this.#options.onResolveLaterError(txnId, unresolvedError(txnId, decision.outcome, error)),
     ).finally(() => this.#resolvingLater.delete(txnId));
-    this.#resolvingLater.set(txnId, { done, keys: [...planKeys(plan)] });
+    const keysByShard = new Map<number, string[]>();
+    for (const [shard, part] of plan.parts) keysByShard.set(shard, [...partKeys(part)]);
+    this.#resolvingLater.set(txnId, {
+      done,
+      decision,
+      byShard,
+      resolved,
+      hurried: new Map(),
+      keysByShard,
+    });
+  }
+
+  /**
+   * Gets `later`'s resolve on `shard` done now: a resolve that is not held, proposed beside the
+   * held one, makes its leader propose both (the second changes nothing). Never throws: a
+   * failure leaves the intent, and whoever meets it again pushes it the usual way.
+   */
+  async #hurry(
+    txnId: string,
+    later: ResolvingLater,
+    shard: number,
+    deadlineMs: number,
+  ): Promise<void> {
+    const held = later.byShard.get(shard);
+    if (held === undefined || later.resolved.has(shard)) return;
+    let hurried = later.hurried.get(shard);
+    if (hurried === undefined) {
+      const resolved = this.#resolveOne(shard, txnId, later.decision, deadlineMs);
+      hurried = Promise.allSettled([resolved, held]).then(() => {});
+      later.hurried.set(shard, hurried);
+    }
+    await hurried;
   }
 
   /** Every participant's prepare, in parallel; a participant that did not answer is a failure. */
@@ -653,13 +707,7 @@ export class TxnCoordinator {
         revisions.set(shard, resolved.revision);
       }));
     } catch (error) {
-      throw new AspenError(
-        "timeout",
-        `Cannot confirm txn "${txnId}": its outcome is ${decision.outcome} but not every ` +
-          `participant applied it before the deadline; GET /v1/txn/${txnId} tells when they have`,
-        { txnId },
-        { cause: error },
-      );
+      throw unresolvedError(txnId, decision.outcome, error);
     }
     return { byShard, revisions };
   }
@@ -669,9 +717,10 @@ export class TxnCoordinator {
     txnId: string,
     decision: { outcome: TxnOutcome; branch: TxnBranch | null },
     deadlineMs: number,
+    options?: { readonly isHeld: boolean },
   ): Promise<Extract<ApplyResult, { type: "txnResolved" }>> {
     const command: Command = { type: "txnResolve", txnId, ...decision };
-    return expectResult(await this.#step(shard, command, deadlineMs), "txnResolved");
+    return expectResult(await this.#step(shard, command, deadlineMs, options), "txnResolved");
   }
 
   async #readRecord(holder: TxnHolder, deadlineMs: number): Promise<TxnRecord | null> {
@@ -685,10 +734,15 @@ export class TxnCoordinator {
   }
 
   /** Runs an idempotent step, again when its answer was lost. */
-  async #step(shard: number, command: Command, deadlineMs: number): Promise<ApplyResult> {
+  async #step(
+    shard: number,
+    command: Command,
+    deadlineMs: number,
+    options?: { readonly isHeld: boolean },
+  ): Promise<ApplyResult> {
     for (let attempt = 1;; attempt++) {
       try {
-        return await this.#options.transport.run(shard, command, deadlineMs);
+        return await this.#options.transport.run(shard, command, deadlineMs, options);
       } catch (error) {
         if (!this.#isRetryable(error, attempt, deadlineMs)) throw error;
       }
@@ -709,22 +763,36 @@ export class TxnCoordinator {
   }
 }
 
-/** A resolve running after its transaction's reply. */
+/** The resolves running after their transaction's reply. */
 interface ResolvingLater {
   /** Settles when every participant resolved, or the resolve failed (and was reported). */
   readonly done: Promise<void>;
-  /** Every key the transaction names (each locked until its shard resolves). */
-  readonly keys: readonly string[];
+  readonly decision: Decision;
+  /** Each participant's held resolve: resolves once it applied, rejects when it failed. */
+  readonly byShard: ReadonlyMap<number, Promise<void>>;
+  /** The participants whose resolve applied. */
+  readonly resolved: ReadonlySet<number>;
+  /** The participants whose resolve was hurried: settles once it applied or failed. */
+  readonly hurried: Map<number, Promise<void>>;
+  /** The keys the transaction names on each participant (locked until it resolves). */
+  readonly keysByShard: ReadonlyMap<number, readonly string[]>;
 }
 
 /** Every key a plan names: compares, reads and ops of every participant. */
 function planKeys(plan: TxnPlan): Set<string> {
   const keys = new Set<string>();
   for (const part of plan.parts.values()) {
-    for (const item of [...part.compare, ...part.reads]) keys.add(item.key);
-    for (const op of [...part.success, ...part.failure]) {
-      if (op.type !== "range") keys.add(op.key);
-    }
+    for (const key of partKeys(part)) keys.add(key);
+  }
+  return keys;
+}
+
+/** Every key one participant's part names. */
+function partKeys(part: ShardPart): Set<string> {
+  const keys = new Set<string>();
+  for (const item of [...part.compare, ...part.reads]) keys.add(item.key);
+  for (const op of [...part.success, ...part.failure]) {
+    if (op.type !== "range") keys.add(op.key);
   }
   return keys;
 }
@@ -930,6 +998,17 @@ function lockedAttemptsError(
       `${holder.home}) after ${attempts} attempts (at most TXN_LOCK_ATTEMPTS_MAX = ` +
       `${TXN_LOCK_ATTEMPTS_MAX} within the request's deadline); retry`,
     { key, holder: holder.txnId, home: holder.home },
+  );
+}
+
+/** A decided transaction that some participant did not resolve before the deadline. */
+function unresolvedError(txnId: string, outcome: TxnOutcome, cause: unknown): AspenError {
+  return new AspenError(
+    "timeout",
+    `Cannot confirm txn "${txnId}": its outcome is ${outcome} but not every participant ` +
+      `applied it before the deadline; GET /v1/txn/${txnId} tells when they have`,
+    { txnId },
+    { cause },
   );
 }
 

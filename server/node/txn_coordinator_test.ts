@@ -44,6 +44,8 @@ const [A, B] = keysByShard("k");
 interface Sent {
   readonly shard: number;
   readonly command: Command;
+  /** Sent to be held by the leader (the resolves after a reply). */
+  readonly isHeld?: boolean;
 }
 
 function harness(
@@ -63,8 +65,8 @@ function harness(
     nodeId: 7,
     shardCount: SHARDS,
     transport: {
-      run: (shard, command) => {
-        sent.push({ shard, command });
+      run: (shard, command, _deadlineMs, options) => {
+        sent.push({ shard, command, ...(options?.isHeld === true ? { isHeld: true } : {}) });
         try {
           return Promise.resolve(answer(shard, command));
         } catch (error) {
@@ -101,6 +103,8 @@ function harness(
       ),
     nowMs: () => nowMs,
     types: () => sent.map((s) => `${s.command.type}@${s.shard}`),
+    /** As types(), marking the commands sent to be held. */
+    heldTypes: () => sent.map((s) => `${s.command.type}@${s.shard}${s.isHeld ? " held" : ""}`),
   };
 }
 
@@ -231,12 +235,12 @@ Deno.test("TxnCoordinator.txn() replies once every participant prepared", async 
   deepStrictEqual(held.resolveErrors, []);
 });
 
-Deno.test("TxnCoordinator awaits its own later resolves: a push, a next txn", async () => {
+Deno.test("TxnCoordinator hurries its own held resolves: a push, a next txn", async () => {
   const answer = healthy();
   let releaseResolves = () => {};
   const resolvesHeld = new Promise<void>((resolve) => releaseResolves = resolve);
   let recordReads = 0;
-  const { coordinator, types } = harness(async (shard, command) => {
+  const { coordinator, types, heldTypes } = harness(async (shard, command) => {
     if (command.type === "txnResolve") await resolvesHeld;
     return answer(shard, command);
   }, { read: () => (recordReads++, null) });
@@ -246,7 +250,15 @@ Deno.test("TxnCoordinator awaits its own later resolves: a push, a next txn", as
   const pushed = coordinator.push(first.home, A, holder, FAR_MS);
   const next = coordinator.txn({ compare: [], success: [put(A, "2")], failure: [] }, FAR_MS);
   await Promise.resolve();
-  deepStrictEqual(types(), ["txnPrepare@0", "txnPrepare@1", "txnResolve@0", "txnResolve@1"]);
+  // The resolves after the reply go to be held; the push and the next txn (on A's shard only)
+  // send one resolve of A's shard that is not held, which makes its leader propose both.
+  deepStrictEqual(heldTypes(), [
+    "txnPrepare@0",
+    "txnPrepare@1",
+    "txnResolve@0 held",
+    "txnResolve@1 held",
+    "txnResolve@0",
+  ]);
   releaseResolves();
   await pushed;
   await next;

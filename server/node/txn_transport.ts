@@ -26,8 +26,16 @@ export class RouterTxnTransport implements TxnTransport {
   }
 
   /** @throws {AspenError} `timeout` or `shard_unavailable` when no leader answered in time. */
-  run(shard: number, command: Command, deadlineMs: number): Promise<ApplyResult> {
-    return this.#router.execute<ApplyResult>(shard, { kind: "propose", command }, deadlineMs);
+  run(
+    shard: number,
+    command: Command,
+    deadlineMs: number,
+    options?: { readonly isHeld?: boolean },
+  ): Promise<ApplyResult> {
+    const request = options?.isHeld === true
+      ? { kind: "propose" as const, command, isHeld: true }
+      : { kind: "propose" as const, command };
+    return this.#router.execute<ApplyResult>(shard, request, deadlineMs);
   }
 
   /** @throws {AspenError} `timeout` or `shard_unavailable` when no leader answered in time. */
