@@ -32,6 +32,7 @@ import {
   clusterName,
   type ClusterShape,
   type CpuUse,
+  type CrossShardComparison,
   isEtcdRow,
   type RowResult,
   type RowSpec,
@@ -75,10 +76,12 @@ async function main(argv: string[]): Promise<void> {
   );
   const rows: RowResult[] = [];
   const comparisons: CasTxnComparison[] = [];
+  const crossShard: CrossShardComparison[] = [];
   for (const shape of options.clusters) {
     const measured = await benchCluster(shape, options);
     rows.push(...measured.rows);
     if (measured.comparison !== null) comparisons.push(measured.comparison);
+    if (measured.crossShard !== null) crossShard.push(measured.crossShard);
   }
   const etcd = await benchEtcdClusters(options);
   rows.push(...etcd.rows);
@@ -87,6 +90,7 @@ async function main(argv: string[]): Promise<void> {
     parameters: options.parameters,
     rows,
     comparisons,
+    crossShard,
     etcdVersion: etcd.version,
   };
   if (options.out === null) return;
@@ -118,7 +122,13 @@ async function render(jsonPath: string, out: string | null): Promise<void> {
 async function benchCluster(
   shape: ClusterShape,
   options: ScriptOptions,
-): Promise<{ rows: RowResult[]; comparison: CasTxnComparison | null }> {
+): Promise<
+  {
+    rows: RowResult[];
+    comparison: CasTxnComparison | null;
+    crossShard: CrossShardComparison | null;
+  }
+> {
   const dir = await Deno.makeTempDir({ prefix: "aspen-bench-" });
   const profile = options.cpuProfileDir === null
     ? []
@@ -144,8 +154,10 @@ async function benchCluster(
       parameters: options.parameters,
     };
     const rows = await benchRows(context, options.rows);
-    const comparison = options.parameters.casTxnRounds === 0 ? null : await compareCasTxn(context);
-    return { rows, comparison };
+    const hasRounds = options.parameters.casTxnRounds > 0;
+    const comparison = hasRounds ? await compareCasTxn(context) : null;
+    const crossShard = hasRounds && shape.shards >= 2 ? await compareCrossShard(context) : null;
+    return { rows, comparison, crossShard };
   } finally {
     await cluster.stop();
     await Deno.remove(dir, { recursive: true });
@@ -336,6 +348,40 @@ async function compareCasTxn(context: RowContext): Promise<CasTxnComparison> {
   print(
     `cas vs txn: txn throughput overhead ${comparison.throughputOverheadPercent}%, ` +
       `CPU per op overhead ${comparison.cpuOverheadPercent}% (median of ${rounds} rounds)\n`,
+  );
+  return comparison;
+}
+
+/**
+ * A 1-shard cas and a 2-shard cas at 1 client in alternating rounds (as many and as long as
+ * the cas/txn ones), each on its own key space, like the cas-1 and cas-2sh-1 rows; the ratio
+ * of their p50s is the median over rounds.
+ */
+async function compareCrossShard(context: RowContext): Promise<CrossShardComparison> {
+  const rounds = context.parameters.casTxnRounds;
+  const seconds = context.parameters.casTxnRoundSeconds;
+  const one = STANDARD_ROWS.find((spec) => spec.id === "cas-1")!;
+  const two = STANDARD_ROWS.find((spec) => spec.id === "cas-2sh-1")!;
+  const measured = { one: [] as RowResult[], two: [] as RowResult[] };
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? [one, two] : [two, one];
+    for (const spec of order) {
+      const result = await benchRow(context, spec, false, seconds);
+      measured[spec === one ? "one" : "two"].push(result);
+    }
+  }
+  const p50 = (row: RowResult) => row.report.latency.p50Ms;
+  const comparison = {
+    cluster: context.shape,
+    oneShardP50Ms: measured.one.map(p50),
+    twoShardP50Ms: measured.two.map(p50),
+    oneShardNodesUsPerOp: measured.one.map((row) => row.cpu.nodesUsPerOp),
+    twoShardNodesUsPerOp: measured.two.map((row) => row.cpu.nodesUsPerOp),
+    p50Ratio: roundTo(median(measured.two.map((row, i) => p50(row) / p50(measured.one[i]!))), 2),
+  };
+  print(
+    `cas 2 shards vs 1 shard, 1 client: p50 ratio ${comparison.p50Ratio}x ` +
+      `(median of ${rounds} rounds)\n`,
   );
   return comparison;
 }

@@ -135,12 +135,29 @@ export interface CasTxnComparison {
   readonly cpuOverheadPercent: number | null;
 }
 
+/**
+ * A cas on one shard against a cas over two (1 client, their own key spaces) in alternating
+ * rounds on one cluster: issue 13's bar is the ratio of their p50s.
+ */
+export interface CrossShardComparison {
+  readonly cluster: ClusterShape;
+  /** The p50 of each round, ms. */
+  readonly oneShardP50Ms: readonly number[];
+  readonly twoShardP50Ms: readonly number[];
+  readonly oneShardNodesUsPerOp: readonly (number | null)[];
+  readonly twoShardNodesUsPerOp: readonly (number | null)[];
+  /** Median over rounds of the 2-shard p50 / 1-shard p50. */
+  readonly p50Ratio: number;
+}
+
 /** Everything one run produced. */
 export interface RunResult {
   readonly startedAt: string;
   readonly parameters: RunParameters;
   readonly rows: readonly RowResult[];
   readonly comparisons: readonly CasTxnComparison[];
+  /** 1-shard against 2-shard cas by rounds, per cluster with 2 shards or more (absent before). */
+  readonly crossShard?: readonly CrossShardComparison[];
   /** The etcd version of the etcd rows; null when etcd was not found (absent in older runs). */
   readonly etcdVersion?: string | null;
 }

@@ -44,6 +44,7 @@ Deno.test("bench/cluster.ts writes the table and the JSON of a run", async () =>
     }
     equal(json.comparisons.length, 1);
     equal(json.comparisons[0].casOpsPerSecond.length, 1);
+    deepEqual(json.crossShard, [], "a 1-shard cluster has no 2-shard rounds");
     equal(typeof json.machine.cores, "number");
     const markdown = await Deno.readTextFile(`${dir}/B.md`);
     match(markdown, /\| 1 node \/ 1 shard \| put \| 1 \|/);
@@ -222,6 +223,29 @@ Deno.test("formatMarkdown judges each target from the right row", async (t) => {
     match(markdown, /4 shards put no less than 1 shard \| 0\.89x \| no/);
     match(markdown, /optimistic txn overhead < 5% vs CAS \| 7\.0% \| no/);
     match(markdown, /2-shard cas p50 <= 2x 1-shard cas, 1 client, 4 shards \| 3\.00x \| no/);
+  });
+  await t.step("the 2-shard ratio from alternating rounds, when the run has them", () => {
+    const rounds: RunResult = {
+      ...run(9_000, 8_000, 7, 12),
+      crossShard: [{
+        cluster: { nodes: 3, shards: 4 },
+        oneShardP50Ms: [3, 4, 3],
+        twoShardP50Ms: [5.4, 9, 6],
+        oneShardNodesUsPerOp: [4000, 4200, null],
+        twoShardNodesUsPerOp: [9000, 9900, 9500],
+        p50Ratio: 2,
+      }],
+    };
+    const markdown = formatMarkdown(MACHINE, rounds);
+    match(markdown, /## A cas over 2 shards against a cas on 1, at 1 client/);
+    match(
+      markdown,
+      /\| 3 nodes \/ 4 shards \| 3\.00, 4\.00, 3\.00 \| 5\.40, 9\.00, 6\.00 \| 2x \|/,
+    );
+    match(
+      markdown,
+      /1 client, 4 shards \(median of the rounds above\) \| 2\.00x \| yes/,
+    );
   });
 });
 
