@@ -99,9 +99,15 @@ export class Proposals<Result> {
    * Settles once every one of them applied or failed.
    */
   releaseHeld(): Promise<void> {
-    const released = this.#held.splice(0);
-    this.#queued.unshift(...released);
+    const released = this.#queueHeld();
     return Promise.all(released.map((proposal) => proposal.settled)).then(() => {});
+  }
+
+  /** Moves the held proposals to the front of the queue; returns them. */
+  #queueHeld(): QueuedProposal<Result>[] {
+    const held = this.#held.splice(0);
+    this.#queued.unshift(...held);
+    return held;
   }
 
   /**
@@ -115,7 +121,7 @@ export class Proposals<Result> {
       if (this.#queued.length === 0 && isLeader) {
         this.#stats.heldProposalsAlone += this.#held.length;
       }
-      this.releaseHeld();
+      this.#queueHeld();
     }
     if (this.#queued.length === 0) return;
     const proposals = this.#queued.splice(0);
@@ -126,7 +132,7 @@ export class Proposals<Result> {
 
   /** Refuses every queued proposal (they never reached the log) with `refusal()`. */
   refuseQueued(refusal: () => AspenError): void {
-    this.releaseHeld();
+    this.#queueHeld();
     for (const proposal of this.#queued.splice(0)) {
       this.#stats.proposalsDropped++;
       proposal.reject(refusal());
@@ -166,7 +172,7 @@ export class Proposals<Result> {
 
   /** Fails every proposal, queued ones first (the replica closes). */
   rejectAll(error: AspenError): void {
-    this.releaseHeld();
+    this.#queueHeld();
     for (const proposal of this.#queued.splice(0)) proposal.reject(error);
     for (const waiter of this.#waiters.values()) waiter.reject(error);
     this.#waiters.clear();
