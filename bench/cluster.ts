@@ -305,24 +305,36 @@ function cpuUse(
 }
 
 /**
+ * Two rows in --rounds short rounds of --round-seconds, alternating which goes first so that
+ * neither always follows the other; each side's results in round order.
+ */
+async function alternatingRounds(
+  context: RowContext,
+  pair: readonly [RowSpec, RowSpec],
+  isClientKeys: boolean,
+): Promise<[RowResult[], RowResult[]]> {
+  const seconds = context.parameters.casTxnRoundSeconds;
+  const measured: [RowResult[], RowResult[]] = [[], []];
+  for (let round = 0; round < context.parameters.casTxnRounds; round++) {
+    const order = round % 2 === 0 ? [0, 1] as const : [1, 0] as const;
+    for (const side of order) {
+      measured[side].push(await benchRow(context, pair[side], false, seconds, isClientKeys));
+    }
+  }
+  return measured;
+}
+
+/**
  * CAS and the equivalent optimistic transaction in alternating short rounds, so that drift on
  * a shared machine hits both alike; the overhead is the median of the per-round ratios.
  */
 async function compareCasTxn(context: RowContext): Promise<CasTxnComparison> {
   const rounds = context.parameters.casTxnRounds;
-  const seconds = context.parameters.casTxnRoundSeconds;
   const cas = STANDARD_ROWS.find((spec) => spec.workload === "cas")!;
   const txn = STANDARD_ROWS.find((spec) => spec.workload === "txn")!;
-  const measured = { cas: [] as RowResult[], txn: [] as RowResult[] };
-  for (let round = 0; round < rounds; round++) {
-    // Alternate which goes first, so that neither always follows the other.
-    const order = round % 2 === 0 ? [cas, txn] : [txn, cas];
-    for (const spec of order) {
-      // Each client writes its own keys: both sides measure successful writes, not conflicts.
-      const result = await benchRow(context, spec, false, seconds, true);
-      measured[spec.workload === "cas" ? "cas" : "txn"].push(result);
-    }
-  }
+  // Each client writes its own keys: both sides measure successful writes, not conflicts.
+  const [casRows, txnRows] = await alternatingRounds(context, [cas, txn], true);
+  const measured = { cas: casRows, txn: txnRows };
   const ratios = measured.cas.map((casRow, i) => {
     const txnRow = measured.txn[i]!;
     const casUs = casRow.cpu.nodesUsPerOp;
@@ -359,17 +371,10 @@ async function compareCasTxn(context: RowContext): Promise<CasTxnComparison> {
  */
 async function compareCrossShard(context: RowContext): Promise<CrossShardComparison> {
   const rounds = context.parameters.casTxnRounds;
-  const seconds = context.parameters.casTxnRoundSeconds;
   const one = STANDARD_ROWS.find((spec) => spec.id === "cas-1")!;
   const two = STANDARD_ROWS.find((spec) => spec.id === "cas-2sh-1")!;
-  const measured = { one: [] as RowResult[], two: [] as RowResult[] };
-  for (let round = 0; round < rounds; round++) {
-    const order = round % 2 === 0 ? [one, two] : [two, one];
-    for (const spec of order) {
-      const result = await benchRow(context, spec, false, seconds);
-      measured[spec === one ? "one" : "two"].push(result);
-    }
-  }
+  const [oneRows, twoRows] = await alternatingRounds(context, [one, two], false);
+  const measured = { one: oneRows, two: twoRows };
   const p50 = (row: RowResult) => row.report.latency.p50Ms;
   const comparison = {
     cluster: context.shape,
