@@ -334,9 +334,8 @@ async function compareCasTxn(context: RowContext): Promise<CasTxnComparison> {
   const txn = STANDARD_ROWS.find((spec) => spec.workload === "txn")!;
   // Each client writes its own keys: both sides measure successful writes, not conflicts.
   const [casRows, txnRows] = await alternatingRounds(context, [cas, txn], true);
-  const measured = { cas: casRows, txn: txnRows };
-  const ratios = measured.cas.map((casRow, i) => {
-    const txnRow = measured.txn[i]!;
+  const ratios = casRows.map((casRow, i) => {
+    const txnRow = txnRows[i]!;
     const casUs = casRow.cpu.nodesUsPerOp;
     const txnUs = txnRow.cpu.nodesUsPerOp;
     return {
@@ -347,13 +346,13 @@ async function compareCasTxn(context: RowContext): Promise<CasTxnComparison> {
   const cpuRatios = ratios.map((ratio) => ratio.cpu).filter((value) => value !== null);
   const comparison = {
     cluster: context.shape,
-    casOpsPerSecond: measured.cas.map((row) => row.report.operationsPerSecond),
-    txnOpsPerSecond: measured.txn.map((row) => row.report.operationsPerSecond),
-    casNodesUsPerOp: measured.cas.map((row) => row.cpu.nodesUsPerOp ?? 0),
-    txnNodesUsPerOp: measured.txn.map((row) => row.cpu.nodesUsPerOp ?? 0),
-    casConflicts: sum(measured.cas.map((row) => row.report.conflicts)),
-    txnConflicts: sum(measured.txn.map((row) => row.report.conflicts)),
-    operations: sum([...measured.cas, ...measured.txn].map((row) => row.report.operations)),
+    casOpsPerSecond: casRows.map((row) => row.report.operationsPerSecond),
+    txnOpsPerSecond: txnRows.map((row) => row.report.operationsPerSecond),
+    casNodesUsPerOp: casRows.map((row) => row.cpu.nodesUsPerOp ?? 0),
+    txnNodesUsPerOp: txnRows.map((row) => row.cpu.nodesUsPerOp ?? 0),
+    casConflicts: sum(casRows.map((row) => row.report.conflicts)),
+    txnConflicts: sum(txnRows.map((row) => row.report.conflicts)),
+    operations: sum([...casRows, ...txnRows].map((row) => row.report.operations)),
     throughputOverheadPercent: roundTo(100 * median(ratios.map((ratio) => ratio.throughput)), 1),
     cpuOverheadPercent: cpuRatios.length === 0 ? null : roundTo(100 * median(cpuRatios), 1),
   };
@@ -374,15 +373,14 @@ async function compareCrossShard(context: RowContext): Promise<CrossShardCompari
   const one = STANDARD_ROWS.find((spec) => spec.id === "cas-1")!;
   const two = STANDARD_ROWS.find((spec) => spec.id === "cas-2sh-1")!;
   const [oneRows, twoRows] = await alternatingRounds(context, [one, two], false);
-  const measured = { one: oneRows, two: twoRows };
   const p50 = (row: RowResult) => row.report.latency.p50Ms;
   const comparison = {
     cluster: context.shape,
-    oneShardP50Ms: measured.one.map(p50),
-    twoShardP50Ms: measured.two.map(p50),
-    oneShardNodesUsPerOp: measured.one.map((row) => row.cpu.nodesUsPerOp),
-    twoShardNodesUsPerOp: measured.two.map((row) => row.cpu.nodesUsPerOp),
-    p50Ratio: roundTo(median(measured.two.map((row, i) => p50(row) / p50(measured.one[i]!))), 2),
+    oneShardP50Ms: oneRows.map(p50),
+    twoShardP50Ms: twoRows.map(p50),
+    oneShardNodesUsPerOp: oneRows.map((row) => row.cpu.nodesUsPerOp),
+    twoShardNodesUsPerOp: twoRows.map((row) => row.cpu.nodesUsPerOp),
+    p50Ratio: roundTo(median(twoRows.map((row, i) => p50(row) / p50(oneRows[i]!))), 2),
   };
   print(
     `cas 2 shards vs 1 shard, 1 client: p50 ratio ${comparison.p50Ratio}x ` +

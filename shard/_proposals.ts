@@ -6,7 +6,7 @@
  * machine's result, or as dropped when another entry took that index (a new leader overwrote
  * it). Queued, held and waiting proposals count together against PROPOSALS_PENDING_MAX.
  *
- * A proposal may be held (`enqueue(data, { isHeld: true })`): it waits, up to
+ * A proposal may be held (`enqueue(data, heldAtMs)`): it waits, up to
  * PROPOSAL_HOLD_MS, for another proposal to share its Ready round (one append per follower,
  * one fsync, one apply transaction), and goes first when one comes. The resolves that follow a
  * cross-shard transaction's reply are held: proposed at once, each took a round of its own
@@ -59,25 +59,22 @@ export class Proposals<Result> {
   }
 
   /**
-   * Queues `data` for the next turn, or holds it (`isHeld`, at `nowMs`) until another proposal
-   * is queued or PROPOSAL_HOLD_MS passed; settles once its entry applies.
+   * Queues `data` for the next turn, or holds it (from `heldAtMs`, monotonic) until another
+   * proposal is queued or PROPOSAL_HOLD_MS passed; settles once its entry applies.
    */
-  enqueue(
-    data: Uint8Array,
-    held?: { readonly isHeld: boolean; readonly nowMs: number },
-  ): Promise<Result> {
+  enqueue(data: Uint8Array, heldAtMs: number | null = null): Promise<Result> {
     assert(this.limitError() === null, "a proposal is queued only within the limit");
     let proposal: QueuedProposal<Result> | undefined;
     const applied = new Promise<Result>((resolve, reject) => {
       proposal = { data, resolve, reject };
     });
     assert(proposal !== undefined, "enqueue: the executor ran");
-    if (held?.isHeld !== true) {
+    if (heldAtMs === null) {
       this.#queued.push(proposal);
       return applied;
     }
     this.#stats.heldProposals++;
-    if (this.#held.length === 0) this.#heldSinceMs = held.nowMs;
+    if (this.#held.length === 0) this.#heldSinceMs = heldAtMs;
     this.#held.push({ ...proposal, settled: applied.then(() => {}, () => {}) });
     return applied;
   }

@@ -66,7 +66,7 @@ Deno.test("a proposal at an index held by an earlier term's waiter drops that wa
 Deno.test("a held proposal waits for another, goes first with it, or alone when due", async () => {
   const stats = newReplicaStats();
   const proposals = new Proposals<string>(3, stats);
-  const held = proposals.enqueue(new Uint8Array([1]), { isHeld: true, nowMs: 1_000 });
+  const held = proposals.enqueue(new Uint8Array([1]), 1_000);
   equal(proposals.heldDueMs(), 1_000 + PROPOSAL_HOLD_MS);
   equal(proposals.isDue(1_000 + PROPOSAL_HOLD_MS - 1), false);
   // Nothing else to propose, the hold not over: the stub would fail if it were asked.
@@ -89,7 +89,7 @@ Deno.test("a held proposal waits for another, goes first with it, or alone when 
   equal(await fresh, "fresh");
 
   equal(stats.heldProposalsAlone, 0);
-  const alone = proposals.enqueue(new Uint8Array([3]), { isHeld: true, nowMs: 2_000 });
+  const alone = proposals.enqueue(new Uint8Array([3]), 2_000);
   equal(proposals.isDue(2_000 + PROPOSAL_HOLD_MS), true);
   proposals.proposeQueued(node, 2_000 + PROPOSAL_HOLD_MS);
   deepEqual(proposed, [1, 2, 3], "alone once its hold ended");
@@ -101,20 +101,20 @@ Deno.test("a held proposal waits for another, goes first with it, or alone when 
 
 Deno.test("held proposals go at once on a follower or released, and count as pending", async () => {
   const proposals = new Proposals<string>(3, newReplicaStats());
-  const onFollower = proposals.enqueue(new Uint8Array([1]), { isHeld: true, nowMs: 0 });
+  const onFollower = proposals.enqueue(new Uint8Array([1]), 0);
   proposals.proposeQueued(
     stubNode([[{ kind: "not_leader", leader: replicaId(2) }]], "follower"),
     1,
   );
   await rejects(onFollower, (error: AspenError) => error.code === "not_leader");
-  const released = proposals.enqueue(new Uint8Array([1]), { isHeld: true, nowMs: 0 });
+  const released = proposals.enqueue(new Uint8Array([1]), 0);
   proposals.releaseHeld();
   equal(proposals.isDue(1), true);
   proposals.proposeQueued(stubNode([[ok(5, 1)]]), 1);
   proposals.settleApplied(entry(5, 1), "released");
   equal(await released, "released");
   for (let i = 0; i < PROPOSALS_PENDING_MAX; i++) {
-    proposals.enqueue(new Uint8Array([1]), { isHeld: true, nowMs: 0 }).catch(() => {});
+    proposals.enqueue(new Uint8Array([1]), 0).catch(() => {});
   }
   equal(proposals.limitError()?.code, "too_many_requests");
   proposals.rejectAll(new AspenError("shard_unavailable", "closed"));

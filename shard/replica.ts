@@ -245,11 +245,14 @@ export class ShardReplica<Result> {
     }
     const refusal = this.#proposals.limitError();
     if (refusal !== null) return Promise.reject(refusal);
-    const isHeld = options?.isHeld === true;
-    const applied = this.#proposals.enqueue(data, { isHeld, nowMs: this.#options.nowMs() });
-    if (isHeld) this.#armHoldTimer();
-    else this.#schedule();
-    return applied;
+    if (options?.isHeld !== true) {
+      const applied = this.#proposals.enqueue(data);
+      this.#schedule();
+      return applied;
+    }
+    const held = this.#proposals.enqueue(data, this.#options.nowMs());
+    this.#armHoldTimer();
+    return held;
   }
 
   /**

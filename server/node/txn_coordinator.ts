@@ -566,11 +566,12 @@ export class TxnCoordinator {
   #resolveLater(plan: TxnPlan, txnId: string, decision: Decision): void {
     assert(!this.#resolvingLater.has(txnId), "resolveLater: one background resolve per txn");
     const deadlineMs = this.#options.nowMs() + TXN_RESOLVE_LATER_MS;
-    const resolved = new Set<number>();
     const byShard = new Map<number, Promise<void>>();
+    const hurried = new Map<number, Promise<void>>();
     for (const shard of plan.participants) {
       const held = this.#resolveOne(shard, txnId, decision, deadlineMs, { isHeld: true });
-      byShard.set(shard, held.then(() => void resolved.add(shard)));
+      // Applied: nothing left to hurry there.
+      byShard.set(shard, held.then(() => void hurried.set(shard, Promise.resolve())));
     }
     const done = Promise.all(byShard.values()).then(
       () => {},
@@ -583,8 +584,7 @@ export class TxnCoordinator {
       done,
       decision,
       byShard,
-      resolved,
-      hurried: new Map(),
+      hurried,
       keysByShard,
     });
   }
@@ -601,7 +601,7 @@ export class TxnCoordinator {
     deadlineMs: number,
   ): Promise<void> {
     const held = later.byShard.get(shard);
-    if (held === undefined || later.resolved.has(shard)) return;
+    if (held === undefined) return;
     let hurried = later.hurried.get(shard);
     if (hurried === undefined) {
       const resolved = this.#resolveOne(shard, txnId, later.decision, deadlineMs);
@@ -770,9 +770,10 @@ interface ResolvingLater {
   readonly decision: Decision;
   /** Each participant's held resolve: resolves once it applied, rejects when it failed. */
   readonly byShard: ReadonlyMap<number, Promise<void>>;
-  /** The participants whose resolve applied. */
-  readonly resolved: ReadonlySet<number>;
-  /** The participants whose resolve was hurried: settles once it applied or failed. */
+  /**
+   * The participants whose resolve was hurried or applied: settles once it applied or failed
+   * (at once for one that applied).
+   */
   readonly hurried: Map<number, Promise<void>>;
   /** The keys the transaction names on each participant (locked until it resolves). */
   readonly keysByShard: ReadonlyMap<number, readonly string[]>;

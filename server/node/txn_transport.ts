@@ -32,10 +32,12 @@ export class RouterTxnTransport implements TxnTransport {
     deadlineMs: number,
     options?: { readonly isHeld?: boolean },
   ): Promise<ApplyResult> {
-    const request = options?.isHeld === true
-      ? { kind: "propose" as const, command, isHeld: true }
-      : { kind: "propose" as const, command };
-    return this.#router.execute<ApplyResult>(shard, request, deadlineMs);
+    const held = options?.isHeld === true ? { isHeld: true } : {};
+    return this.#router.execute<ApplyResult>(
+      shard,
+      { kind: "propose", command, ...held },
+      deadlineMs,
+    );
   }
 
   /** @throws {AspenError} `timeout` or `shard_unavailable` when no leader answered in time. */
