@@ -173,7 +173,8 @@ export const TXN_LIST_KEYS = {
     decidedRevision: true,
     reason: true,
     deadlineMs: true,
-    receipts: [{ shard: true, status: true, resolvedRevision: true }],
+    outcome: true,
+    receipts: [{ shard: true, status: true, resolvedRevision: true, prepare: true }],
   }],
   unavailableShards: true,
 } as const satisfies KeyShape<TxnListResponse>;

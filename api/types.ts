@@ -367,6 +367,8 @@ export interface TxnListReceipt {
   readonly status: TxnStatus | "unknown";
   /** The shard's revision of the entry that resolved it there; null while pending or unknown. */
   readonly resolvedRevision: number | null;
+  /** How its prepare went there, as in {@linkcode TxnReceipt} (`unknown` when not answered). */
+  readonly prepare: TxnPrepareState;
 }
 
 /** One transaction of `GET /v1/txn`: its record on the home shard, and its receipts. */
@@ -386,6 +388,13 @@ export interface TxnListItem {
    * a reader or the intent sweeper may abort it; 0 when unknown.
    */
   readonly deadlineMs: number;
+  /**
+   * The transaction's outcome, as `status` of `GET /v1/txn/{id}` says it: the record's status
+   * once decided; while the record is pending (staging), `committed` when every participant's
+   * prepare applied without a conflict (its resolves may still be on their way), `aborted` when
+   * one refused or found a conflict, else `pending` (also when a participant did not answer).
+   */
+  readonly outcome: TxnStatus;
   /** One per participant, ascending by shard. */
   readonly receipts: readonly TxnListReceipt[];
 }

@@ -6,7 +6,8 @@
  * coordinator that stopped after its prepares leaves one (raw txnPrepare proposals).
  *
  * Checks: with nothing pending the page says so; a planted pending txn shows with a pending
- * receipt for each participant shard and its deadline, and its intents show per shard; a
+ * receipt for each participant shard and its deadline, says it is committed by its votes (all
+ * its participants prepared), and its intents show per shard; a
  * cross-shard txn run through the API shows under "Latest committed" with a committed receipt
  * per shard; cross-shard commits made while the page is open show as a rate; the browser logs
  * no error. Skipped without /usr/bin/chromium. Screenshots go to test-output/ui/txns-*.png.
@@ -152,6 +153,11 @@ Deno.test({
           await intents.getByText("1", { exact: true }).waitFor();
         }
         ok((await row.locator("[data-field=deadline]").textContent())?.startsWith("deadline in"));
+        // Every participant prepared: committed by its votes while its record waits.
+        const status = row.locator("[data-field=status]");
+        equal(await status.getAttribute("data-outcome"), "committed");
+        equal(await status.textContent(), "pending, committed by its votes");
+        await row.getByText(`${participants[0]} → pending, prepared`).waitFor();
         await screenshot(page, "txns-pending-light");
       });
       await t.step("a committed txn shows under Latest committed with receipts", async () => {

@@ -400,11 +400,12 @@ Deno.test({
           next: "new",
           deadlineMs: Date.now() + 30_000,
         });
-        await plantPrepared(harness, {
+        const stopped = await plantPrepared(harness, {
           txnId: "1.1.9102",
           keys: keysOnShards("xm/", 3),
           next: "new",
           deadlineMs: Date.now() + 60_000,
+          homeOnly: true,
         });
         const listed = await call(harness, "GET", "/v1/txn?status=pending&limit=5");
         equal(listed.status, 200, JSON.stringify(listed.json));
@@ -414,14 +415,30 @@ Deno.test({
           home: number;
           participants: number[];
           status: string;
-          receipts: { shard: number; status: string }[];
+          outcome: string;
+          receipts: { shard: number; status: string; prepare: string }[];
         }[];
         deepEqual(txns.map((txn) => txn.txnId), ["1.1.9101", "1.1.9102"], "oldest first");
         equal(txns[0]!.home, older.home);
         deepEqual(txns[0]!.participants, older.participants);
         deepEqual(
           txns[0]!.receipts,
-          older.participants.map((shard) => ({ shard, status: "pending", resolvedRevision: null })),
+          older.participants.map((shard) => ({
+            shard,
+            status: "pending",
+            resolvedRevision: null,
+            prepare: "prepared",
+          })),
+        );
+        // Every participant of the older one prepared: committed by its votes (parallel
+        // commits), its record not decided yet. The other stopped after its home's prepare.
+        deepEqual(txns.map((txn) => [txn.status, txn.outcome]), [
+          ["pending", "committed"],
+          ["pending", "pending"],
+        ]);
+        deepEqual(
+          txns[1]!.receipts.map((receipt) => receipt.prepare),
+          stopped.participants.map((shard) => shard === stopped.home ? "prepared" : "none"),
         );
         deepEqual(listed.json.unavailableShards, []);
         const one = await call(harness, "GET", "/v1/txn?limit=1");

@@ -16,6 +16,8 @@ import {
   hasCrossShardCounters,
   intentsPerShard,
   parseTxnListResponse,
+  receiptLabel,
+  statusText,
   txnListPath,
 } from "../ui/app/txns.ts";
 import { FakeCluster } from "./fixtures/ui_cluster.ts";
@@ -147,9 +149,10 @@ const ITEM = {
   decidedRevision: null,
   reason: "",
   deadlineMs: 123,
+  outcome: "pending",
   receipts: [
-    { shard: 0, status: "pending", resolvedRevision: null },
-    { shard: 1, status: "unknown", resolvedRevision: null },
+    { shard: 0, status: "pending", resolvedRevision: null, prepare: "prepared" },
+    { shard: 1, status: "unknown", resolvedRevision: null, prepare: "unknown" },
   ],
 };
 
@@ -163,6 +166,24 @@ Deno.test("parseTxnListResponse() reads a listing and names a bad field", () => 
     return true;
   });
   throws(() => parseTxnListResponse({ ...body, unavailableShards: undefined }), JsonFormatError);
+  const noOutcome = { ...body, txns: [{ ...ITEM, outcome: "done" }] };
+  throws(() => parseTxnListResponse(noOutcome), JsonFormatError);
+  const badPrepare = {
+    ...body,
+    txns: [{ ...ITEM, receipts: [{ ...ITEM.receipts[0], prepare: "maybe" }] }],
+  };
+  throws(() => parseTxnListResponse(badPrepare), JsonFormatError);
+});
+
+Deno.test("receiptLabel() and statusText() say what the votes tell", () => {
+  equal(receiptLabel({ status: "pending", prepare: "prepared" }), "pending, prepared");
+  equal(receiptLabel({ status: "pending", prepare: "none" }), "pending, not prepared");
+  equal(receiptLabel({ status: "pending", prepare: "aborted" }), "pending, refused");
+  equal(receiptLabel({ status: "pending", prepare: "unknown" }), "pending");
+  equal(receiptLabel({ status: "committed", prepare: "prepared" }), "committed");
+  equal(receiptLabel({ status: "unknown", prepare: "unknown" }), "no answer");
+  equal(statusText({ status: "committed", outcome: "committed" }), "committed");
+  equal(statusText({ status: "pending", outcome: "committed" }), "pending, committed by its votes");
 });
 
 Deno.test("parseClusterStatus() reads the counters and intents, absent or null", () => {

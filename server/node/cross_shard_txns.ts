@@ -157,7 +157,7 @@ async function readRow(read: TxnStatusRead, shard: number): Promise<ParticipantR
 }
 
 /** A participant's receipt from its row: pending until the row resolved (or absent). */
-function receiptOf(shard: number, read: ParticipantRead): TxnReceipt {
+export function receiptOf(shard: number, read: ParticipantRead): TxnReceipt {
   const prepare = prepareOf(read);
   const row = read.row;
   if (row === null || row.state === "prepared") {

@@ -138,6 +138,10 @@ export async function dispatchShardRequest(
       return await context.replica.read(() => ({
         rows: request.txnIds.map((txnId) => machine.txnParticipant(txnId)),
       }));
+    case "txnVotes":
+      return await context.replica.read(() => ({
+        rows: request.txnIds.map((txnId) => machine.txnParticipantVote(txnId)),
+      }));
     case "txnReadKeys":
       return await context.replica.read(() => {
         // A key this shard no longer serves (or not yet) is read again where the map says.

@@ -156,6 +156,13 @@ export type ShardRequest =
    */
   | { readonly kind: "txnParticipants"; readonly txnIds: readonly string[] }
   /**
+   * As `txnParticipants`, each row with its prepare's vote: answered
+   * `{ rows: (TxnParticipantVote | null)[] }` (`GET /v1/txn` listings). Added after
+   * `txnParticipants`; a node that predates it answers `bad_request`, and the caller falls back
+   * to `txnParticipants`.
+   */
+  | { readonly kind: "txnVotes"; readonly txnIds: readonly string[] }
+  /**
    * A linearizable read of keys with their intents for a lock-free cross-shard read-only
    * transaction (at most TXN_READ_KEYS_MAX): answered as StateMachine.readKeys, whether a key
    * changed after `changedAfter` included.
@@ -498,6 +505,7 @@ function checkedTxnRequest(request: Record<string, unknown>): ShardRequest {
     "txnVote",
     "txnList",
     "txnParticipants",
+    "txnVotes",
   ];
   if (!kinds.includes(request.kind)) {
     throw new AspenError(
@@ -512,8 +520,8 @@ function checkedTxnRequest(request: Record<string, unknown>): ShardRequest {
       limit: checkedListLimit(request.limit),
     };
   }
-  if (request.kind === "txnParticipants") {
-    return { kind: "txnParticipants", txnIds: checkedTxnIds(request.txnIds) };
+  if (request.kind === "txnParticipants" || request.kind === "txnVotes") {
+    return { kind: request.kind, txnIds: checkedTxnIds(request.txnIds) };
   }
   const kind = request.kind as "txnRecord" | "txnParticipant" | "txnVote";
   return { kind, txnId: checkedTxnId(request.txnId, "decode a forwarded") };

@@ -3,18 +3,24 @@
  * every shard, with their receipts. Each shard lists the records it holds as home (a `txnList`
  * shard request, linearizable on its leader); the lists are merged and cut to the limit; then
  * each participant shard is asked once for its rows of every listed transaction it takes part
- * in (`txnParticipants`). A shard that does not answer in time leaves a gap that the answer
- * names (`unavailableShards`, or an `unknown` receipt) instead of failing the whole listing:
- * the console shows what it can while a shard has no leader.
+ * in, with their prepares' votes (`txnVotes`; `txnParticipants` from a leader that predates
+ * it). The votes give each item its `outcome` as `GET /v1/txn/{id}` does: a record still
+ * pending whose participants all voted commit is committed in fact (its resolves may be held
+ * for a while, see PROPOSAL_HOLD_MS). A shard that does not answer in time leaves a gap that the
+ * answer names (`unavailableShards`, or an `unknown` receipt) instead of failing the whole
+ * listing: the console shows what it can while a shard has no leader.
  */
 import type { TxnListItem, TxnListReceipt, TxnListResponse } from "../../api/mod.ts";
 import {
   allShardIds,
+  AspenError,
   type TxnParticipantRow,
+  type TxnParticipantVote,
   type TxnRecord,
   type TxnStatus,
 } from "../../shard/mod.ts";
 import type { ClusterRouter } from "./cluster_router.ts";
+import { impliedOutcome, type ParticipantRead, receiptOf } from "./cross_shard_txns.ts";
 
 /** What {@linkcode listTxns} needs. */
 export interface TxnListing {
@@ -25,6 +31,9 @@ export interface TxnListing {
   readonly router: Pick<ClusterRouter, "execute">;
   readonly deadlineMs: number;
 }
+
+/** Each participant shard's reads, by shard then txn id; a shard that failed is absent. */
+type RowsByShard = ReadonlyMap<number, ReadonlyMap<string, ParticipantRead>>;
 
 /** Lists the transactions with `status` across all shards; see the module doc. */
 export async function listTxns(listing: TxnListing): Promise<TxnListResponse> {
@@ -67,11 +76,11 @@ function compareListed(
   return a.record.txnId < b.record.txnId ? -1 : a.record.txnId > b.record.txnId ? 1 : 0;
 }
 
-/** Each participant shard's rows, by shard then txn id; a shard that failed is absent. */
+/** Each participant shard's rows with their votes, by shard then txn id. */
 async function participantRows(
   records: readonly TxnRecord[],
   listing: TxnListing,
-): Promise<Map<number, Map<string, TxnParticipantRow | null>>> {
+): Promise<RowsByShard> {
   const idsByShard = new Map<number, string[]>();
   for (const record of records) {
     for (const shard of record.participants) {
@@ -80,24 +89,46 @@ async function participantRows(
       idsByShard.set(shard, ids);
     }
   }
-  const byShard = new Map<number, Map<string, TxnParticipantRow | null>>();
+  const byShard = new Map<number, Map<string, ParticipantRead>>();
   await Promise.all([...idsByShard].map(async ([shard, txnIds]) => {
-    const answer = await listing.router.execute<{ rows: (TxnParticipantRow | null)[] }>(
-      shard,
-      { kind: "txnParticipants", txnIds },
-      listing.deadlineMs,
-    ).catch(() => null);
-    if (answer === null) return;
-    byShard.set(shard, new Map(txnIds.map((id, i) => [id, answer.rows[i] ?? null])));
+    const reads = await readRows(listing, shard, txnIds).catch(() => null);
+    if (reads !== null) byShard.set(shard, new Map(txnIds.map((id, i) => [id, reads[i]!])));
   }));
   return byShard;
 }
 
-function itemOf(
-  home: number,
-  record: TxnRecord,
-  rows: ReadonlyMap<number, ReadonlyMap<string, TxnParticipantRow | null>>,
-): TxnListItem {
+/** One shard's rows of `txnIds` with their votes; without, from a leader that predates them. */
+async function readRows(
+  listing: TxnListing,
+  shard: number,
+  txnIds: readonly string[],
+): Promise<ParticipantRead[]> {
+  const { router, deadlineMs } = listing;
+  try {
+    const answer = await router.execute<{ rows: (TxnParticipantVote | null)[] }>(
+      shard,
+      { kind: "txnVotes", txnIds },
+      deadlineMs,
+    );
+    return txnIds.map((_, i) => ({ hasVote: true, row: answer.rows[i] ?? null }));
+  } catch (error) {
+    if (!(error instanceof AspenError && error.code === "bad_request")) throw error;
+    const answer = await router.execute<{ rows: (TxnParticipantRow | null)[] }>(
+      shard,
+      { kind: "txnParticipants", txnIds },
+      deadlineMs,
+    );
+    return txnIds.map((_, i) => ({ hasVote: false, row: answer.rows[i] ?? null }));
+  }
+}
+
+function itemOf(home: number, record: TxnRecord, rows: RowsByShard): TxnListItem {
+  const reads = record.participants.map((shard) => rows.get(shard)?.get(record.txnId) ?? null);
+  // A participant that did not answer may have voted either way: read as one that cannot tell,
+  // it leaves the record's status unless another one's vote already rules out a commit.
+  const implied = record.status !== "pending"
+    ? null
+    : impliedOutcome(reads.map((read) => read ?? { hasVote: false, row: null }));
   return {
     txnId: record.txnId,
     status: record.status,
@@ -108,18 +139,13 @@ function itemOf(
     decidedRevision: record.decidedRevision,
     reason: record.reason,
     deadlineMs: record.deadlineMs,
-    receipts: record.participants.map((shard) => {
-      const shardRows = rows.get(shard);
-      if (shardRows === undefined) return { shard, status: "unknown", resolvedRevision: null };
-      return receiptOf(shard, shardRows.get(record.txnId) ?? null);
+    outcome: implied?.status ?? record.status,
+    receipts: record.participants.map((shard, i): TxnListReceipt => {
+      const read = reads[i]!;
+      if (read === null) {
+        return { shard, status: "unknown", resolvedRevision: null, prepare: "unknown" };
+      }
+      return receiptOf(shard, read);
     }),
   };
-}
-
-/** A receipt from a participant's row: pending until the row resolved (or absent). */
-function receiptOf(shard: number, row: TxnParticipantRow | null): TxnListReceipt {
-  if (row === null || row.state === "prepared") {
-    return { shard, status: "pending", resolvedRevision: null };
-  }
-  return { shard, status: row.state, resolvedRevision: row.resolvedRevision };
 }

@@ -21,6 +21,7 @@ import {
   intentsPerShard,
   parseTxnListResponse,
   receiptLabel,
+  statusText,
   txnListPath,
 } from "./txns.ts";
 import { Panel, StatCard, StateMessage } from "./widgets.tsx";
@@ -214,8 +215,8 @@ function TxnTable(props: { txns: readonly TxnListItem[] }) {
           {props.txns.map((txn) => (
             <tr key={txn.txnId} data-txn={txn.txnId}>
               <th scope="row" class="mono">{txn.txnId}</th>
-              <td data-field="status">
-                {txn.status}
+              <td data-field="status" data-outcome={txn.outcome}>
+                {statusText(txn)}
                 {txn.reason === "" ? null : <span class="muted">{` (${txn.reason})`}</span>}
               </td>
               <td class="num" data-field="home">{txn.home < 0 ? "—" : txn.home}</td>
@@ -234,7 +235,7 @@ function TxnTable(props: { txns: readonly TxnListItem[] }) {
                       data-shard={receipt.shard}
                       data-receipt={receipt.status}
                     >
-                      {`${receipt.shard} → ${receiptLabel(receipt.status)}`}
+                      {`${receipt.shard} → ${receiptLabel(receipt)}`}
                     </span>
                   ))}
               </td>

@@ -14,6 +14,7 @@ import type {
   TxnListItem,
   TxnListReceipt,
   TxnListResponse,
+  TxnPrepareState,
   TxnStatus,
 } from "../../api/mod.ts";
 import { JsonReader } from "./json_read.ts";
@@ -102,15 +103,36 @@ export function deadlineText(deadlineMs: number, nowMs: number): string {
   return `${-seconds} s past its deadline: readers and the sweeper abort it`;
 }
 
-/** A receipt's status as a label and a tone for its chip. */
-export function receiptLabel(status: TxnListReceipt["status"]): string {
+/**
+ * A receipt's label: its status, and for one still pending how its prepare went there (a
+ * participant that prepared waits only for its resolve).
+ */
+export function receiptLabel(receipt: Pick<TxnListReceipt, "status" | "prepare">): string {
   const labels: Readonly<Record<TxnListReceipt["status"], string>> = {
     pending: "pending",
     committed: "committed",
     aborted: "aborted",
     unknown: "no answer",
   };
-  return labels[status];
+  const prepares: Readonly<Record<TxnPrepareState, string>> = {
+    prepared: "prepared",
+    conflict: "conflict",
+    aborted: "refused",
+    none: "not prepared",
+    unknown: "",
+  };
+  const prepare = receipt.status === "pending" ? prepares[receipt.prepare] : "";
+  return prepare === "" ? labels[receipt.status] : `pending, ${prepare}`;
+}
+
+/**
+ * What a listed transaction's status cell says: the record's status, and the outcome its
+ * participants' votes already decided when the record has not caught up (its resolves may be
+ * held for a few milliseconds after the reply).
+ */
+export function statusText(txn: Pick<TxnListItem, "status" | "outcome">): string {
+  if (txn.outcome === txn.status) return txn.status;
+  return `${txn.status}, ${txn.outcome} by its votes`;
 }
 
 /** The path that lists transactions with `status`. */
@@ -120,6 +142,13 @@ export function txnListPath(status: TxnStatus): string {
 
 const STATUSES: readonly TxnStatus[] = ["pending", "committed", "aborted"];
 const RECEIPT_STATUSES: readonly TxnListReceipt["status"][] = [...STATUSES, "unknown"];
+const PREPARE_STATES: readonly TxnPrepareState[] = [
+  "prepared",
+  "conflict",
+  "aborted",
+  "none",
+  "unknown",
+];
 const BRANCHES = ["success", "failure"] as const;
 
 /**
@@ -154,6 +183,7 @@ function parseItem(read: JsonReader, value: unknown, where: string): TxnListItem
     decidedRevision: read.optionalNumber(fields.decidedRevision, `${where}.decidedRevision`),
     reason: read.text(fields.reason, `${where}.reason`),
     deadlineMs: read.count(fields.deadlineMs, `${where}.deadlineMs`),
+    outcome: read.choice(fields.outcome, `${where}.outcome`, STATUSES),
     receipts: receipts.map((receipt, i) => {
       const at = `${where}.receipts[${i}]`;
       const entry = read.object(receipt, at);
@@ -161,6 +191,7 @@ function parseItem(read: JsonReader, value: unknown, where: string): TxnListItem
         shard: read.count(entry.shard, `${at}.shard`),
         status: read.choice(entry.status, `${at}.status`, RECEIPT_STATUSES),
         resolvedRevision: read.optionalNumber(entry.resolvedRevision, `${at}.resolvedRevision`),
+        prepare: read.choice(entry.prepare, `${at}.prepare`, PREPARE_STATES),
       };
     }),
   };
