@@ -30,7 +30,11 @@ import type {
 } from "./apply_result.ts";
 import type { TxnBranch, TxnOp } from "./command.ts";
 import { decodeKey, encodeKey, type KeyBounds } from "./key_value.ts";
-import { TXN_PREPARED_CACHE_BYTES_MAX, TXN_RECORDS_RETAIN } from "./limits.ts";
+import {
+  TXN_PREPARED_CACHE_BYTES_MAX,
+  TXN_RECORDS_DROP_BATCH,
+  TXN_RECORDS_RETAIN,
+} from "./limits.ts";
 import { boundsWhere, bytesOf, integer } from "./_kv_store.ts";
 import type { LeaseEffect } from "./_txn_leases.ts";
 
@@ -80,8 +84,6 @@ const RECORD_COLUMNS = "txn_id, status, home, participants, branch, deadline_ms,
   "created_revision, decided_revision, reason";
 const PARTICIPANT_COLUMNS = "txn_id, home, state, prepared, success, failure, results, " +
   "resolved_revision";
-/** Ended rows whose ids one look-up of the oldest ones reads (see TxnStore.retain). */
-const RETAIN_OLDEST_FETCH_ROWS = 64;
 /** The tables whose ended rows retention drops. */
 type EndedTable = "txn_record" | "txn_participant";
 const STATUSES: readonly TxnStatus[] = ["pending", "committed", "aborted"];
@@ -100,8 +102,6 @@ export class TxnStore {
   /** Prepared rows by txnId, with the bytes of their JSON, within the cache's byte bound. */
   readonly #prepared = new Map<string, { readonly row: ParticipantData; readonly bytes: number }>();
   #preparedBytes = 0;
-  /** Per table, the ids of its oldest ended rows, newest first (see #nextOldest). */
-  readonly #oldestEnded = new Map<EndedTable, string[]>();
   /** The revision each prepared row reserved, by txnId (rows without one are left out). */
   readonly #reserved = new Map<string, number>();
   /** The oldest of #reserved (null: none), or undefined when it must be found again. */
@@ -128,7 +128,6 @@ export class TxnStore {
     this.#oldestReserved = undefined;
     this.#prepared.clear();
     this.#preparedBytes = 0;
-    this.#oldestEnded.clear();
     const sql = `SELECT ${PARTICIPANT_COLUMNS} FROM txn_participant WHERE state = 'prepared'`;
     for (const row of this.#statement(sql).iterate()) {
       const participant = participantOf(row);
@@ -359,50 +358,26 @@ export class TxnStore {
   }
 
   /**
-   * Drops the oldest decided records and resolved participant rows past TXN_RECORDS_RETAIN
-   * (by the revision that ended them, then by id: the same rows on every replica). Pending
-   * records and prepared rows are never dropped.
+   * Drops the oldest decided records and resolved participant rows past TXN_RECORDS_RETAIN once
+   * a table holds more than TXN_RECORDS_DROP_BATCH of them (by the revision that ended them,
+   * then by id: the same rows on every replica, since the counts are exact). Pending records
+   * and prepared rows are never dropped.
    */
   retain(): void {
     this.#decidedRecords = this.#drop("txn_record", "decided_revision", this.#decidedRecords);
     this.#resolvedRows = this.#drop("txn_participant", "resolved_revision", this.#resolvedRows);
   }
 
-  /** Drops the oldest ended rows of `table` past TXN_RECORDS_RETAIN; the count left. */
+  /** Drops the oldest ended rows of `table` down to TXN_RECORDS_RETAIN when due; the count left. */
   #drop(table: EndedTable, column: string, count: number): number {
-    if (count <= TXN_RECORDS_RETAIN) return count;
+    if (count <= TXN_RECORDS_RETAIN + TXN_RECORDS_DROP_BATCH) return count;
     const excess = count - TXN_RECORDS_RETAIN;
-    const remove = this.#statement(
-      `DELETE FROM ${table} WHERE txn_id = ? AND ${column} IS NOT NULL`,
-    );
-    for (let dropped = 0; dropped < excess; dropped++) {
-      const changes = remove.run(this.#nextOldest(table, column)).changes;
-      assert(Number(changes) === 1, "TxnStore.retain: the oldest ended row is dropped");
-    }
+    const changes = this.#statement(
+      `DELETE FROM ${table} WHERE txn_id IN (SELECT txn_id FROM ${table} ` +
+        `WHERE ${column} IS NOT NULL ORDER BY ${column}, txn_id LIMIT ?)`,
+    ).run(excess).changes;
+    assert(Number(changes) === excess, "TxnStore.retain: the oldest ended rows are dropped");
     return TXN_RECORDS_RETAIN;
-  }
-
-  /**
-   * The id of the oldest ended row of `table`, from the ids looked up last time (refilled with
-   * the next RETAIN_OLDEST_FETCH_ROWS when used up). They stay the oldest until dropped: a row
-   * ends at its entry's revision, above every revision that ended a row before, and one entry
-   * ends at most one row of each table. Dropped from memory with every reload, since SQLite
-   * may have undone a drop.
-   */
-  #nextOldest(table: EndedTable, column: string): string {
-    let oldest = this.#oldestEnded.get(table) ?? [];
-    if (oldest.length === 0) {
-      const rows = this.#statement(
-        `SELECT txn_id FROM ${table} WHERE ${column} IS NOT NULL ORDER BY ${column}, txn_id ` +
-          "LIMIT ?",
-      ).all(RETAIN_OLDEST_FETCH_ROWS);
-      // Kept newest first, so that the oldest is popped.
-      oldest = rows.map((row) => String(row.txn_id)).reverse();
-      this.#oldestEnded.set(table, oldest);
-    }
-    const txnId = oldest.pop();
-    assert(txnId !== undefined, "TxnStore.retain: an ended row is left to drop");
-    return txnId;
   }
 
   #statement(sql: string): StatementSync {

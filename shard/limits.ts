@@ -95,10 +95,18 @@ export const TXN_ID_CHARS_MAX = 64;
 /** The most shards one cross-shard transaction may touch (its participants). */
 export const TXN_SHARDS_MAX = 16;
 /**
- * Resolved cross-shard transactions a shard remembers (home records and participant rows,
- * each counted apart); past it the oldest resolved ones are dropped at apply, in order.
+ * Resolved cross-shard transactions a shard remembers at least (home records and participant
+ * rows, each counted apart); the oldest resolved ones past it are dropped at apply, in order,
+ * TXN_RECORDS_DROP_BATCH or more at a time.
  */
 export const TXN_RECORDS_RETAIN = 10_000;
+/**
+ * How many resolved rows past TXN_RECORDS_RETAIN a table may gather before its oldest are
+ * dropped, all in one statement: dropping one row per resolve dirtied the oldest pages of two
+ * B-trees in every entry (a third of a resolve's apply time, `deno bench
+ * shard/txn_apply_bench.ts`). A shard so remembers up to TXN_RECORDS_RETAIN + this many.
+ */
+export const TXN_RECORDS_DROP_BATCH = 64;
 /**
  * The most shards whose keys one lease may hold, its home shard included: revoking or expiring
  * it is one cross-shard transaction over all of them, so it is TXN_SHARDS_MAX.

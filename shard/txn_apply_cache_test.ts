@@ -11,7 +11,12 @@ import { deepEqual, equal, throws } from "node:assert/strict";
 import type { ApplyResult } from "./apply_result.ts";
 import type { Command, TxnPrepareCommand } from "./command.ts";
 import { encodeCommand } from "./command_codec.ts";
-import { TXN_PREPARED_CACHE_BYTES_MAX, TXN_RECORDS_RETAIN, VALUE_BYTES_MAX } from "./limits.ts";
+import {
+  TXN_PREPARED_CACHE_BYTES_MAX,
+  TXN_RECORDS_DROP_BATCH,
+  TXN_RECORDS_RETAIN,
+  VALUE_BYTES_MAX,
+} from "./limits.ts";
 import { StateMachine, type StateMachineOptions } from "./state_machine.ts";
 
 /** A state machine on a temp file whose observer throws after entry `failAfter`. */
@@ -195,9 +200,12 @@ Deno.test("retention drops the oldest ended rows again after a rolled-back drop"
       outcome: "abort",
       branch: null,
     });
-    // Exactly TXN_RECORDS_RETAIN ended rows (aborted, never prepared): nothing is dropped.
-    for (let start = 0; start < TXN_RECORDS_RETAIN; start += 1000) {
-      shard.run(...Array.from({ length: 1000 }, (_, i) => abort(id(start + i))));
+    // TXN_RECORDS_RETAIN + TXN_RECORDS_DROP_BATCH ended rows (aborted, never prepared):
+    // nothing is dropped yet.
+    const full = TXN_RECORDS_RETAIN + TXN_RECORDS_DROP_BATCH;
+    for (let start = 0; start < full; start += 1000) {
+      const count = Math.min(1000, full - start);
+      shard.run(...Array.from({ length: count }, (_, i) => abort(id(start + i))));
     }
     equal(shard.sm.txnParticipant(id(0))?.state, "aborted");
     // One more drops the oldest, but its batch is rolled back: nothing was dropped.
@@ -205,13 +213,16 @@ Deno.test("retention drops the oldest ended rows again after a rolled-back drop"
     throws(() => shard.run(abort("u.1")), /injected failure/);
     shard.failAfter = 0;
     equal(shard.sm.txnParticipant(id(0))?.state, "aborted");
-    // Applied for real, it drops the oldest again, then the next ones in order.
+    // Applied for real, it drops the oldest down to TXN_RECORDS_RETAIN again.
     shard.run(abort("u.1"));
-    equal(shard.sm.txnParticipant(id(0)), null);
-    equal(shard.sm.txnParticipant(id(1))?.state, "aborted");
-    shard.run(abort("u.2"), abort("u.3"));
-    equal(shard.sm.txnParticipant(id(2)), null);
-    equal(shard.sm.txnParticipant(id(3))?.state, "aborted");
-    equal(shard.sm.txnParticipant("u.3")?.state, "aborted");
+    const dropped = TXN_RECORDS_DROP_BATCH + 1;
+    equal(shard.sm.txnParticipant(id(dropped - 1)), null);
+    equal(shard.sm.txnParticipant(id(dropped))?.state, "aborted");
+    // The next batch drops the next oldest, in order.
+    const more = Array.from({ length: dropped }, (_, i) => abort(`u.${i + 2}`));
+    shard.run(...more);
+    equal(shard.sm.txnParticipant(id(2 * dropped - 1)), null);
+    equal(shard.sm.txnParticipant(id(2 * dropped))?.state, "aborted");
+    equal(shard.sm.txnParticipant(`u.${dropped + 1}`)?.state, "aborted");
   });
 });

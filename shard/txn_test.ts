@@ -14,6 +14,7 @@ import type { Command, TxnOp, TxnPrepareCommand } from "./command.ts";
 import { encodeCommand } from "./command_codec.ts";
 import {
   KV_RESPONSE_OVERHEAD_BYTES,
+  TXN_RECORDS_DROP_BATCH,
   TXN_RECORDS_RETAIN,
   TXN_RESPONSE_BYTES_MAX,
   VALUE_BYTES_MAX,
@@ -520,23 +521,32 @@ Deno.test("snapshots and the state hash carry the intents, records and rows", ()
   equal(restored.sm.stateHash(), twin.sm.stateHash());
 });
 
-Deno.test("at most TXN_RECORDS_RETAIN decided records and resolved rows are kept", () => {
+Deno.test("TXN_RECORDS_RETAIN decided records and resolved rows are kept, dropped in batches", () => {
   const shard = new Shard();
   shard.run(prepare({ txnId: "pending" }));
-  const total = TXN_RECORDS_RETAIN + 2;
   const id = (i: number) => `t.${String(i).padStart(6, "0")}`;
-  for (let start = 0; start < total; start += 1000) {
-    const commands: Command[] = [];
-    for (let i = start; i < Math.min(total, start + 1000); i++) {
-      commands.push(decide(id(i), "abort"), resolve(id(i), "abort"));
+  const end = (from: number, to: number) => {
+    for (let start = from; start < to; start += 1000) {
+      const commands: Command[] = [];
+      for (let i = start; i < Math.min(to, start + 1000); i++) {
+        commands.push(decide(id(i), "abort"), resolve(id(i), "abort"));
+      }
+      shard.runMany(commands);
     }
-    shard.runMany(commands);
-  }
-  equal(shard.sm.txnRecord(id(0)), null);
-  equal(shard.sm.txnRecord(id(1)), null);
-  equal(shard.sm.txnRecord(id(2))?.status, "aborted");
-  equal(shard.sm.txnParticipant(id(1)), null);
-  equal(shard.sm.txnParticipant(id(2))?.state, "aborted");
+  };
+  // Up to TXN_RECORDS_DROP_BATCH past the bound, nothing is dropped yet.
+  const full = TXN_RECORDS_RETAIN + TXN_RECORDS_DROP_BATCH;
+  end(0, full);
+  equal(shard.sm.txnRecord(id(0))?.status, "aborted");
+  equal(shard.sm.txnParticipant(id(0))?.state, "aborted");
+  // One more drops the oldest down to TXN_RECORDS_RETAIN, in order, on both tables.
+  end(full, full + 1);
+  const kept = TXN_RECORDS_DROP_BATCH + 1;
+  equal(shard.sm.txnRecord(id(kept - 1)), null);
+  equal(shard.sm.txnRecord(id(kept))?.status, "aborted");
+  equal(shard.sm.txnParticipant(id(kept - 1)), null);
+  equal(shard.sm.txnParticipant(id(kept))?.state, "aborted");
+  equal(shard.sm.txnRecord(id(full))?.status, "aborted");
   equal(shard.sm.txnRecord("pending")?.status, "pending");
   equal(shard.sm.txnParticipant("pending")?.state, "prepared");
 });
