@@ -477,8 +477,10 @@ export class TxnCoordinator {
         try {
           await this.push(tried.shard, tried.key, tried.holder, pushDeadlineMs);
         } catch (pushError) {
-          // The holder is still pending: pause and try again, as after any other lock.
-          if (!(pushError instanceof AspenError && pushError.code === "conflict")) throw pushError;
+          // The holder is still pending, or its shards did not answer within the push's own
+          // short bound (a busy cluster): pause and try again, as after any other lock. This
+          // attempt changed nothing, so it must not answer `timeout` (an unknown outcome).
+          if (!isPushGiveUp(pushError)) throw pushError;
         }
       }
       const pauseMs = this.#retryPauseMs(attempt);
@@ -869,6 +871,12 @@ function snapshotResult(
 }
 
 /** Codes of a step that may not have run; its commands are idempotent, so it is sent again. */
+/** Whether a push a coordinator made between attempts merely gave up (see #commit). */
+function isPushGiveUp(error: unknown): boolean {
+  if (!(error instanceof AspenError)) return false;
+  return error.code === "conflict" || RETRYABLE_CODES.includes(error.code);
+}
+
 const RETRYABLE_CODES: readonly ErrorCode[] = [
   "timeout",
   "shard_unavailable",

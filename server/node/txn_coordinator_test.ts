@@ -500,6 +500,44 @@ Deno.test("TxnCoordinator.txn() keeps trying past locks with growing pauses", as
   deepStrictEqual(again.sleeps, sleeps);
 });
 
+Deno.test("TxnCoordinator.txn() retries past a push whose reads time out (a busy home)", async (t) => {
+  const holder = { txnId: "9.1.1", home: 1 };
+  const request = { compare: [], success: [put(A, "1"), put(B, "2")], failure: [] };
+  // The holder's home does not answer within the push's own bound (TXN_PUSH_WAIT_MS): each
+  // record read times out, as a router's forwarded read does on a loaded cluster.
+  const busy = () => {
+    throw new AspenError("timeout", "no response within 36 ms", { shard: holder.home });
+  };
+  await t.step("the lock clears: the txn commits, no 504", async () => {
+    let prepares = 0;
+    const { coordinator, sent } = harness(lockedWhile(() => ++prepares <= 3, holder), {
+      read: busy,
+    });
+    const result = await coordinator.txn(request, FAR_MS);
+    strictEqual(result.succeeded, true);
+    strictEqual(attemptIds(sent).length, 4, "three locked attempts, then the commit");
+  });
+  await t.step("the lock stays: a 409 conflict at the limit, not a timeout", async () => {
+    const { coordinator, sent } = harness(lockedWhile(() => true, holder), { read: busy });
+    await rejects(
+      coordinator.txn(request, 100 * FAR_MS),
+      (error: unknown) => error instanceof AspenError && error.code === "conflict",
+    );
+    strictEqual(attemptIds(sent).length, TXN_LOCK_ATTEMPTS_MAX);
+  });
+  await t.step("an error that is not a give-up still ends the txn", async () => {
+    const { coordinator } = harness(lockedWhile(() => true, holder), {
+      read: () => {
+        throw new AspenError("bad_request", "a bug");
+      },
+    });
+    await rejects(
+      coordinator.txn(request, FAR_MS),
+      (error: unknown) => error instanceof AspenError && error.code === "bad_request",
+    );
+  });
+});
+
 Deno.test("TxnCoordinator.txn() stops retrying a lock at the deadline or the limit", async (t) => {
   const holder = { txnId: "9.1.1", home: 1 };
   const request = { compare: [], success: [put(A, "1"), put(B, "2")], failure: [] };
