@@ -521,7 +521,7 @@ Deno.test("snapshots and the state hash carry the intents, records and rows", ()
   equal(restored.sm.stateHash(), twin.sm.stateHash());
 });
 
-Deno.test("TXN_RECORDS_RETAIN decided records and resolved rows are kept, dropped in batches", () => {
+Deno.test("TXN_RECORDS_RETAIN ended records and rows are kept, dropped in batches", () => {
   const shard = new Shard();
   shard.run(prepare({ txnId: "pending" }));
   const id = (i: number) => `t.${String(i).padStart(6, "0")}`;

@@ -500,7 +500,7 @@ Deno.test("TxnCoordinator.txn() keeps trying past locks with growing pauses", as
   deepStrictEqual(again.sleeps, sleeps);
 });
 
-Deno.test("TxnCoordinator.txn() retries past a push whose reads time out (a busy home)", async (t) => {
+Deno.test("TxnCoordinator.txn() retries past a push that timed out (a busy home)", async (t) => {
   const holder = { txnId: "9.1.1", home: 1 };
   const request = { compare: [], success: [put(A, "1"), put(B, "2")], failure: [] };
   // The holder's home does not answer within the push's own bound (TXN_PUSH_WAIT_MS): each
