@@ -63,10 +63,28 @@ interface ScriptOptions {
   readonly render: string | null;
 }
 
+/** What `--help` and a bad flag print (the flags of this file's doc comment). */
+const USAGE =
+  "usage: deno task bench:cluster [--duration S] [--warmup S] [--clusters 1x1,3x1,3x4] " +
+  "[--rows put-1,...] [--endpoints all|leader] [--rounds N] [--round-seconds S] [--cpu-prof DIR] " +
+  "[--etcd auto|off|PATH] [--out PREFIX|-] [--render FILE]\n";
+
 if (import.meta.main) await main(Deno.args);
 
 async function main(argv: string[]): Promise<void> {
-  const options = parseOptions(argv);
+  if (argv.includes("--help") || argv.includes("-h")) {
+    print(USAGE);
+    return;
+  }
+  let options: ScriptOptions;
+  try {
+    options = parseOptions(argv);
+  } catch (error) {
+    // parseArgs names the flag in its message (an unknown option, a missing value).
+    console.error(`bench:cluster: ${error instanceof Error ? error.message : String(error)}`);
+    console.error(USAGE);
+    Deno.exit(2);
+  }
   if (options.render !== null) return await render(options.render, options.out);
   const machine = await machineInfo(ROOT);
   const startedAt = new Date().toISOString();

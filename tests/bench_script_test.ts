@@ -21,6 +21,27 @@ async function runScript(flags: readonly string[]): Promise<string> {
   return new TextDecoder().decode(output.stdout);
 }
 
+Deno.test("bench/cluster.ts names a bad flag and prints its usage on --help", async () => {
+  const run = async (flags: readonly string[]) => {
+    const output = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--unstable-net", `${PROJECT_ROOT}bench/cluster.ts`, ...flags],
+      env: { NO_COLOR: "1" },
+    }).output();
+    const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+    return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+  };
+  const unknown = await run(["--bogus"]);
+  equal(unknown.code, 2);
+  match(unknown.stderr, /^bench:cluster: .*--bogus/);
+  match(unknown.stderr, /usage: deno task bench:cluster/);
+  const invalid = await run(["--rounds=x"]);
+  equal(invalid.code, 2);
+  match(invalid.stderr, /--rounds is "x"/);
+  const help = await run(["--help"]);
+  equal(help.code, 0);
+  match(help.stdout, /usage: deno task bench:cluster .*--clusters/);
+});
+
 Deno.test("bench/cluster.ts writes the table and the JSON of a run", async () => {
   const dir = await Deno.makeTempDir({ prefix: "aspen-bench-script-" });
   try {
