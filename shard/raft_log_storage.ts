@@ -7,10 +7,14 @@
  * Durability: {@linkcode SqliteLogStorage.persist} writes everything of one Ready in ONE
  * transaction. When the Ready says `mustSync`, the commit runs with `synchronous = FULL`, so the
  * WAL is fsynced before `persist` returns; otherwise with `synchronous = NORMAL`, which survives
- * a process crash but may lose the last commits on power loss. That is what Raft allows: only a
- * Ready that changes nothing but the commit index skips the sync, and a commit index can always
- * be learned again. Because the WAL is sequential, a later FULL commit also makes every earlier
- * NORMAL one durable. Snapshots and compaction always commit with FULL.
+ * a process crash but may lose the last commits on power loss. That is what Raft allows: the
+ * commit index is volatile state, which a replica learns again from its leader (and the state
+ * machine's applied index, never past it, restores a floor: see Raft's `config.applied`). So a
+ * Ready that changes nothing but the commit index (the leader's, once its followers answered;
+ * a follower's on a heartbeat) writes nothing at all: the new commit index is kept in memory
+ * and written with the next transaction, so the file's may lag by those Readies. That saves a
+ * transaction per write at low load. Because the WAL is sequential, a later FULL commit also
+ * makes every earlier NORMAL one durable. Snapshots and compaction always commit with FULL.
  *
  * With `isFlushDeferred`, `persist` commits with NORMAL even when `mustSync`, and returns a
  * promise of {@linkcode SqliteLogStorage.flush}, which makes the log durable by fsyncing the WAL
@@ -120,6 +124,9 @@ export class SqliteLogStorage implements WritableLogStorage {
   /** The WAL file, opened at the first flush (SQLite creates it). */
   #wal: Deno.FsFile | null = null;
   #hardState: HardState = EMPTY_HARD_STATE;
+  #transactions = 0;
+  /** Whether #hardState's commit index is ahead of the file's (held, not written yet). */
+  #isCommitHeld = false;
   #snapshot: Snapshot = initialSnapshot(EMPTY_CONF_STATE);
   #offset = 0 as LogIndex;
   #offsetTerm = 0 as Term;
@@ -173,6 +180,11 @@ export class SqliteLogStorage implements WritableLogStorage {
     this.#isOpen = false;
     this.#wal?.close();
     this.#db.close();
+  }
+
+  /** Write transactions committed since open (see ReplicaLogStorage.transactions). */
+  get transactions(): number {
+    return this.#transactions;
   }
 
   initialState(): InitialState {
@@ -238,10 +250,15 @@ export class SqliteLogStorage implements WritableLogStorage {
     const isEmpty = writes.snapshot === null && writes.entries.length === 0 &&
       writes.hardState === null;
     if (isEmpty && !mustSync) return undefined;
+    if (!mustSync && isCommitOnly(writes, this.#hardState)) {
+      this.#holdCommit(writes.hardState!);
+      return undefined;
+    }
+    const hardState = writes.hardState ?? (this.#isCommitHeld ? this.#hardState : null);
     this.#transaction(mustSync && !this.#isFlushDeferred, () => {
       if (writes.snapshot !== null) this.#writeSnapshot(writes.snapshot);
       if (writes.entries.length > 0) this.#writeEntries(writes.entries);
-      if (writes.hardState !== null) this.#writeHardState(writes.hardState);
+      if (hardState !== null) this.#writeHardState(hardState);
     });
     if (!mustSync || !this.#isFlushDeferred) return undefined;
     this.#isFlushNeeded = true;
@@ -345,6 +362,7 @@ export class SqliteLogStorage implements WritableLogStorage {
       this.#db.exec("BEGIN IMMEDIATE");
       body();
       this.#db.exec("COMMIT");
+      this.#transactions++;
     } catch (error) {
       this.#isFlushNeeded = wasFlushNeeded;
       this.#rollBack(error);
@@ -409,6 +427,18 @@ export class SqliteLogStorage implements WritableLogStorage {
     this.#prepare("UPDATE state SET term = ?, vote = ?, commit_index = ? WHERE id = 1")
       .run(hardState.term, hardState.vote ?? 0, hardState.commit);
     this.#hardState = hardState;
+    this.#isCommitHeld = false;
+  }
+
+  /**
+   * Keeps a hard state that moves only the commit index in memory until the next transaction
+   * writes it (see {@linkcode SqliteLogStorage.persist}).
+   */
+  #holdCommit(hardState: HardState): void {
+    assert(hardState.commit >= this.#hardState.commit, "a held commit index moves forward");
+    assert(hardState.commit <= this.#lastIndex, "a held commit index is within the log");
+    this.#hardState = hardState;
+    this.#isCommitHeld = true;
   }
 
   #writeSnapshot(snapshot: Snapshot): void {
@@ -476,6 +506,7 @@ export class SqliteLogStorage implements WritableLogStorage {
       vote: vote === 0 ? null : vote as ReplicaId,
       commit: this.#readInteger(state.commit_index, "commit index") as LogIndex,
     };
+    this.#isCommitHeld = false;
     this.#offset = this.#readInteger(state.offset_index, "offset index") as LogIndex;
     this.#offsetTerm = this.#readInteger(state.offset_term, "offset term") as Term;
     this.#snapshot = this.#loadSnapshot();
@@ -558,6 +589,16 @@ export class SqliteLogStorage implements WritableLogStorage {
  * every SQLite failure as `ERR_SQLITE_ERROR` without the result code, so a lock held by another
  * process (busy, locked) is told apart by its message; it is not damage.
  */
+/**
+ * Whether `writes` change nothing but the commit index (no entries, no snapshot, the same term
+ * and vote as `current`).
+ */
+function isCommitOnly(writes: ReadyWrites, current: HardState): boolean {
+  const hardState = writes.hardState;
+  return hardState !== null && writes.entries.length === 0 && writes.snapshot === null &&
+    hardState.term === current.term && hardState.vote === current.vote;
+}
+
 function isSqliteDamage(error: unknown): boolean {
   if (!(error instanceof Error) || !("code" in error)) return false;
   if (error.code !== "ERR_SQLITE_ERROR") return false;

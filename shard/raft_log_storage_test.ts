@@ -146,6 +146,58 @@ function checkAgainstFile(storage: SqliteLogStorage, path: string, prng: Prng): 
   }
 }
 
+Deno.test("SqliteLogStorage.persist() holds a commit-only hard state for the next write", () => {
+  withDir((dir) => {
+    const path = `${dir}/raft-log.db`;
+    const entry = (index: number): Entry => ({
+      term: 2 as Term,
+      index: index as LogIndex,
+      type: "normal",
+      data: new Uint8Array([index]),
+    });
+    const at = (commit: number) => ({
+      term: 2 as Term,
+      vote: replicaId(1),
+      commit: commit as LogIndex,
+    });
+    const reopen = (body: (storage: SqliteLogStorage) => void) => {
+      const storage = SqliteLogStorage.open({ path, bootstrap: null });
+      try {
+        body(storage);
+      } finally {
+        storage.close();
+      }
+    };
+    const storage = SqliteLogStorage.open({ path, bootstrap: VOTERS });
+    try {
+      storage.persist({ hardState: at(3), entries: [entry(4), entry(5)], snapshot: null }, true);
+      // The commit index alone moved: nothing is written, but the storage answers it.
+      equal(storage.persist({ hardState: at(5), entries: [], snapshot: null }, false), undefined);
+      deepStrictEqual(storage.initialState().hardState, at(5));
+    } finally {
+      storage.close();
+    }
+    // The file kept the last written commit index (Raft learns a commit index again).
+    reopen((reopened) => {
+      deepStrictEqual(reopened.initialState().hardState, at(3));
+      reopened.persist({ hardState: at(4), entries: [], snapshot: null }, false);
+      reopened.persist({ hardState: at(5), entries: [], snapshot: null }, false);
+      // The next transaction writes the held commit index with its own writes.
+      reopened.persist({ hardState: null, entries: [entry(6)], snapshot: null }, true);
+    });
+    reopen((reopened) => {
+      deepStrictEqual(reopened.initialState().hardState, at(5));
+      // A new term is never held, even without entries.
+      const next = { term: 3 as Term, vote: null, commit: 5 as LogIndex };
+      reopened.persist({ hardState: next, entries: [], snapshot: null }, true);
+    });
+    reopen((reopened) => {
+      deepStrictEqual(reopened.initialState().hardState, { term: 3, vote: null, commit: 5 });
+      equal(reopened.lastIndex(), 6);
+    });
+  });
+});
+
 Deno.test("SqliteLogStorage's entry cache answers what the file holds", () => {
   withDir((dir) => {
     const path = `${dir}/raft-log.db`;

@@ -587,6 +587,7 @@ export class ShardReplica<Result> {
     // Decided before this Ready's hard state counts as persisted.
     const isLeader = this.#isLeaderReady(ready);
     let durable: Promise<void> | undefined;
+    const transactions = storage.transactions;
     try {
       durable = storage.persist(
         { hardState: ready.hardState, entries: ready.entries, snapshot: ready.snapshot },
@@ -597,6 +598,7 @@ export class ShardReplica<Result> {
       this.#stallOn(error, ready, "persist");
       return false;
     }
+    this.#stats.logWrites += storage.transactions - transactions;
     if (ready.hardState !== null) {
       this.#persistedVote = { term: ready.hardState.term, vote: ready.hardState.vote };
     }

@@ -27,6 +27,8 @@ export interface ReplicaLogStorage extends WritableLogStorage {
     },
     mustSync: boolean,
   ): Promise<void> | undefined;
+  /** Write transactions committed so far (a `persist` that wrote nothing does not count). */
+  readonly transactions: number;
   close(): void;
 }
 

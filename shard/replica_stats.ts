@@ -26,6 +26,11 @@ export interface ReplicaStats {
   readyRounds: number;
   /** Ready rounds whose log write was fsynced (entries or a changed term/vote). */
   logSyncs: number;
+  /**
+   * Ready rounds that committed a log transaction: not those of messages only, nor those that
+   * move only the commit index (held for the next write, see raft_log_storage.ts).
+   */
+  logWrites: number;
   /** Time spent writing the log, ms: the commit, plus the wait for a deferred fsync. */
   logWriteMs: number;
   /** Time spent applying committed entries to the state machine, ms. */
@@ -65,6 +70,7 @@ export function newReplicaStats(): ReplicaStats {
     turns: 0,
     readyRounds: 0,
     logSyncs: 0,
+    logWrites: 0,
     logWriteMs: 0,
     applyMs: 0,
     readsServed: 0,

@@ -40,6 +40,7 @@ import {
 
 class MemoryLogStorage extends MemoryStorage implements ReplicaLogStorage {
   appendCalls = 0;
+  transactions = 0;
   /** Errors the next persist() calls throw, one each, before writing anything. */
   readonly failures: Error[] = [];
   /** The entries of every persist() call, failed ones included. */
@@ -77,6 +78,9 @@ class MemoryLogStorage extends MemoryStorage implements ReplicaLogStorage {
       this.append(write.entries);
     }
     if (write.hardState !== null) this.setHardState(write.hardState);
+    const isWritten = write.snapshot !== null || write.entries.length > 0 ||
+      write.hardState !== null;
+    if (isWritten) this.transactions++;
     if (!mustSync || !this.#isFlushDeferred) return undefined;
     if (!this.isFlushHeld) return Promise.resolve();
     const { promise, resolve } = Promise.withResolvers<void>();

@@ -67,12 +67,17 @@ Deno.test("followers serve linearizable reads that see every acknowledged write"
     const syncs = await at("aspen_shard_log_syncs_total");
     ok(applied >= ROUNDS + 1, `the leader applied every write (${applied})`);
     ok(syncs >= 1 && rounds >= syncs, `fsynced log writes (${syncs}) are ready rounds (${rounds})`);
+    const writes = await at("aspen_shard_log_writes_total");
+    ok(writes >= syncs && rounds >= writes, `log writes (${writes}) between syncs and rounds`);
     ok(await at("aspen_shard_turns_total") >= 1);
     ok(await at("aspen_shard_log_write_seconds_total") > 0);
     ok(await at("aspen_shard_apply_seconds_total") > 0);
     const frames = await at("aspen_peer_frames_sent_total");
-    const writes = await at("aspen_peer_stream_writes_total");
-    ok(writes >= 1 && frames >= writes, `frames (${frames}) go out in stream writes (${writes})`);
+    const streamWrites = await at("aspen_peer_stream_writes_total");
+    ok(
+      streamWrites >= 1 && frames >= streamWrites,
+      `frames (${frames}) go out in stream writes (${streamWrites})`,
+    );
     ok(await at("aspen_peer_messages_sent_total") >= ROUNDS, "every write was replicated");
   } catch (error) {
     console.error(lines.slice(-40).join("\n"));

@@ -207,6 +207,30 @@ function raftSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
   ];
 }
 
+/** The Raft log's writes of each replica: transactions, fsyncs and their time. */
+function logSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
+  return [
+    [
+      "aspen_shard_log_syncs_total",
+      "Raft log writes that were fsynced.",
+      "counter",
+      (id) => status.get(id)!.stats.logSyncs,
+    ],
+    [
+      "aspen_shard_log_writes_total",
+      "Raft log write transactions (a Ready that moves only the commit index writes none).",
+      "counter",
+      (id) => status.get(id)!.stats.logWrites,
+    ],
+    [
+      "aspen_shard_log_write_seconds_total",
+      "Time spent writing the Raft log: commits, plus waiting for deferred fsyncs (off-thread).",
+      "counter",
+      (id) => status.get(id)!.stats.logWriteMs / 1000,
+    ],
+  ];
+}
+
 /** The work each replica did: turns, log writes, applies (what BENCHMARKS.md is read by). */
 function workSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
   return [
@@ -222,18 +246,7 @@ function workSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[] {
       "counter",
       (id) => status.get(id)!.stats.readyRounds,
     ],
-    [
-      "aspen_shard_log_syncs_total",
-      "Raft log writes that were fsynced.",
-      "counter",
-      (id) => status.get(id)!.stats.logSyncs,
-    ],
-    [
-      "aspen_shard_log_write_seconds_total",
-      "Time spent writing the Raft log: commits, plus waiting for deferred fsyncs (off-thread).",
-      "counter",
-      (id) => status.get(id)!.stats.logWriteMs / 1000,
-    ],
+    ...logSeries(status),
     [
       "aspen_shard_apply_seconds_total",
       "Time spent applying committed entries to the state machine.",

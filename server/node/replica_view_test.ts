@@ -46,6 +46,7 @@ function leaderStatus(refused: { index: number; bytes: number; limit: number } |
       turns: 0,
       readyRounds: 0,
       logSyncs: 0,
+      logWrites: 0,
       logWriteMs: 0,
       applyMs: 0,
       messagesDroppedInbound: 0,
