@@ -68,7 +68,7 @@ export function execute(
   const refusal = ownershipRefusal(store, state.ownership, command);
   if (refusal !== null) throw refusal;
   if (txns.intentCount > 0) {
-    const locked = lockedBy(txns, command);
+    const locked = lockedBy(store, txns, command);
     if (locked !== null) return { type: "locked", revision, ...locked };
   }
   switch (command.type) {

@@ -219,16 +219,6 @@ export class KvStore {
     return rows.map((row) => ({ kv: kvFromRow(row), hasValue: row.value !== null }));
   }
 
-  /**
-   * How many intents lie on user keys (not the U+0000 lock keys of leases) whose shard among
-   * `count` shards is not `shard`.
-   */
-  intentsElsewhere(shard: number, count: number, tenants?: TenantShards): number {
-    const sql = "SELECT COUNT(*) AS n FROM txn_intent WHERE substr(key, 1, 1) != x'00' " +
-      `AND ${SHARD_OF_SQL}(key, ?, ?) != ?`;
-    return countOf(this.statement(sql).get(count, tenantsText(tenants), shard));
-  }
-
   /** The stand-ins of other shards' leases that hold keys here, by id. */
   foreignLeases(): number[] {
     const sql = "SELECT id FROM lease WHERE id >= ? AND key_count > 0 ORDER BY id";

@@ -16,9 +16,13 @@ import { STATE_MACHINE_WAL_CHECKPOINT_PAGES } from "./limits.ts";
 
 /**
  * The schema version stored in `sys`; bump it with a migration when the schema changes.
- * Version 2 added the cross-shard transaction tables ({@linkcode migrateSchema}).
+ * Version 2 added the cross-shard transaction tables ({@linkcode migrateSchema}). Version 3
+ * keeps the same tables but no longer writes `txn_intent`: a prepared participant row names
+ * the keys it locks (`PrepareVerdict.locks`), and the intents are rebuilt from those rows (see
+ * _txn_store.ts). A version 2 file's intents stay rows until their transactions resolve. A
+ * node of version 2 refuses a version 3 file (its intents would be invisible to it).
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** The names of the integer rows of the `sys` table. */
 export type SysName =
@@ -68,7 +72,8 @@ const SCHEMA_V1: ReadonlyMap<string, string> = new Map([
 ]);
 
 /**
- * The tables version 2 added: cross-shard transaction intents (one lock per key), the home
+ * The tables version 2 added: cross-shard transaction intents (one lock per key; written only
+ * by version 2, see SCHEMA_VERSION), the home
  * shard's transaction records, and each participant's row (its branches as JSON, and after
  * the resolve the op results as JSON). The partial indexes order the resolved ones for
  * retention (TXN_RECORDS_RETAIN).
@@ -185,17 +190,18 @@ function prepareSchema(db: DatabaseSync, options: OpenOptions): void {
 
 /**
  * Brings a database written by an older version up to SCHEMA_VERSION, in one transaction:
- * version 1 gains the (empty) cross-shard transaction tables. A database of the current
- * version is left alone; anything else is left for {@linkcode verifyDatabase} to refuse.
+ * version 1 gains the (empty) cross-shard transaction tables; versions 1 and 2 then take the
+ * current number (version 2's intent rows stay valid). A database of the current version is
+ * left alone; anything else is left for {@linkcode verifyDatabase} to refuse.
  */
 export function migrateSchema(db: DatabaseSync): void {
   const sys = db.prepare("SELECT name FROM sqlite_schema WHERE name = 'sys'").get();
   if (sys === undefined) return;
   const row = db.prepare("SELECT value FROM sys WHERE name = 'schema_version'").get();
-  if (row?.value !== 1) return;
+  if (row?.value !== 1 && row?.value !== 2) return;
   db.exec("BEGIN");
   try {
-    for (const sql of SCHEMA_TXN.values()) db.exec(sql);
+    if (row.value === 1) { for (const sql of SCHEMA_TXN.values()) db.exec(sql); }
     db.prepare("UPDATE sys SET value = ? WHERE name = 'schema_version'").run(SCHEMA_VERSION);
     db.exec("COMMIT");
   } catch (error) {

@@ -96,7 +96,8 @@ export function executeTxnPhase(
  * LEASE_EXPIRE_RETRY_MS while the lease lives, by which time the transaction has normally
  * resolved; skipping the locked lease alone would report it expired while it still exists.
  */
-export function lockedBy(txns: TxnStore, command: Command): IntentEntry | null {
+export function lockedBy(store: KvStore, txns: TxnStore, command: Command): IntentEntry | null {
+  const leaseIntent = (id: number) => txns.leaseIntent(id, (key) => store.get(key)?.lease ?? 0);
   switch (command.type) {
     case "put":
       return txns.firstLocked([command.key, ...leaseLockKeys([command])], null);
@@ -115,10 +116,10 @@ export function lockedBy(txns: TxnStore, command: Command): IntentEntry | null {
       return txns.firstLocked(keys, null);
     }
     case "leaseRevoke":
-      return txns.firstLocked([leaseLockKey(command.id)], null) ?? txns.leaseIntent(command.id);
+      return txns.firstLocked([leaseLockKey(command.id)], null) ?? leaseIntent(command.id);
     case "leaseExpire":
       for (const id of command.ids) {
-        const locked = txns.firstLocked([leaseLockKey(id)], null) ?? txns.leaseIntent(id);
+        const locked = txns.firstLocked([leaseLockKey(id)], null) ?? leaseIntent(id);
         if (locked !== null) return locked;
       }
       return null;
@@ -133,7 +134,7 @@ export function lockedBy(txns: TxnStore, command: Command): IntentEntry | null {
     case "dropMoved":
       return null;
     case "leaseHolderAdd":
-      return txns.firstLocked([leaseLockKey(command.id)], null) ?? txns.leaseIntent(command.id);
+      return txns.firstLocked([leaseLockKey(command.id)], null) ?? leaseIntent(command.id);
     case "import": {
       // A new shard being filled holds no intents; checked all the same.
       return txns.firstLocked([...command.kvs.map((kv) => kv.key), ...command.deletes], null);
@@ -217,13 +218,21 @@ function prepare(
       reason: "",
     });
   }
-  txns.lock([...new Set(keys)], { txnId, home });
+  // The row names the keys it locks: it is the durable copy of its intents (_txn_store.ts).
+  const locks = [...new Set(keys)];
   txns.insertParticipant({
     txnId,
     home,
     state: "prepared",
     resolvedRevision: null,
-    prepared: { compareSucceeded, conflict, leases, revision, ...(results ? { results } : {}) },
+    prepared: {
+      compareSucceeded,
+      conflict,
+      leases,
+      revision,
+      locks,
+      ...(results ? { results } : {}),
+    },
     success: command.success,
     failure: command.failure,
     results: null,
@@ -452,8 +461,8 @@ function resolve(
       assert(JSON.stringify(results) === expected, "resolve: the results its prepare previewed");
     }
   }
-  txns.unlock(txnId);
   const state = outcome === "commit" ? "committed" : "aborted";
+  // Ending the row releases its intents.
   txns.endParticipant(row, { state, resolvedRevision: revision, results });
   txns.retain();
   if (txns.intentCount > 0) {

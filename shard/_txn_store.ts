@@ -1,14 +1,22 @@
 /**
- * Row-level access to the cross-shard transaction tables (private to shard/): intents (one
- * lock per key, naming the holding transaction and its home shard), the home shard's
- * transaction records, and each participant's row with its stored branches.
+ * Row-level access to the cross-shard transaction tables (private to shard/): the home shard's
+ * transaction records, each participant's row with its stored branches, and the intents (one
+ * lock per key, naming the holding transaction and its home shard).
  *
- * The store keeps the number of intents in memory, so that the write path of every other
- * command skips the intent lookups entirely while no intent exists (the usual case), and the
- * number of decided records and resolved rows, so that retention costs no count per entry (a
- * COUNT over up to TXN_RECORDS_RETAIN rows on every resolve made each one slower as the tables
- * filled). The counts are exact, so every replica prunes at the same entry; they are reloaded
- * from the tables whenever SQLite may have undone writes (a failed entry or batch).
+ * Intents live in memory. A prepared participant row names the keys its prepare locked
+ * (`PrepareVerdict.locks`), and a row is prepared exactly as long as its intents last (the
+ * prepare writes it, the resolve ends it), so the rows are the durable copy: the intents are
+ * rebuilt from them whenever the tables are read again. That keeps two B-trees (a table and
+ * its index by transaction) out of every prepare and every resolve: 4 of the ~10 pages each
+ * participant's prepare and resolve wrote. Intents locked by a version before schema 3 are
+ * rows of `txn_intent` (their participant rows name no locks); they are loaded with the rest
+ * and deleted when their transaction resolves, and nothing writes that table any more.
+ *
+ * The store also keeps the number of decided records and resolved rows, so that retention
+ * costs no count per entry (a COUNT over up to TXN_RECORDS_RETAIN rows on every resolve made
+ * each one slower as the tables filled). The counts are exact, so every replica prunes at the
+ * same entry; they and the intents are reloaded from the tables whenever SQLite may have undone
+ * writes (a failed entry or batch).
  *
  * It also keeps the prepared participant rows in memory (up to TXN_PREPARED_CACHE_BYTES_MAX
  * bytes of their JSON), as the prepare wrote them, so that the resolve reads and parses nothing;
@@ -30,12 +38,13 @@ import type {
 } from "./apply_result.ts";
 import type { TxnBranch, TxnOp } from "./command.ts";
 import { decodeKey, encodeKey, type KeyBounds } from "./key_value.ts";
+import { placeKey, type TenantShards } from "./tenants.ts";
 import {
   TXN_PREPARED_CACHE_BYTES_MAX,
   TXN_RECORDS_DROP_BATCH,
   TXN_RECORDS_RETAIN,
 } from "./limits.ts";
-import { boundsWhere, bytesOf, integer } from "./_kv_store.ts";
+import { bytesOf, integer } from "./_kv_store.ts";
 import type { LeaseEffect } from "./_txn_leases.ts";
 
 /** A locked key and the transaction that holds it. */
@@ -50,6 +59,12 @@ export interface PrepareVerdict {
   readonly conflict: Conflict | null;
   /** What the commit does to leases (absent in rows written before lease steps: none). */
   readonly leases?: readonly LeaseEffect[];
+  /**
+   * The keys the prepare locked, in the order it locked them: the intents that last while the
+   * row is prepared. Absent in rows prepared before schema 3, whose intents are `txn_intent`
+   * rows.
+   */
+  readonly locks?: readonly string[];
   /**
    * The revision the prepare reserved (its own entry's): the commit-resolve writes the
    * branch's changes at it. Absent in rows prepared before one-round commits: those write at
@@ -89,12 +104,22 @@ type EndedTable = "txn_record" | "txn_participant";
 const STATUSES: readonly TxnStatus[] = ["pending", "committed", "aborted"];
 const STATES: readonly TxnParticipantState[] = ["prepared", "committed", "aborted"];
 
+/** A live intent's holder, with its key's bytes (the order of range reads). */
+interface Intent {
+  readonly holder: TxnHolder;
+  readonly bytes: Uint8Array;
+}
+
 /** Typed statements over the transaction tables of one open database. */
 export class TxnStore {
   readonly #db: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
-  readonly #selectIntent: StatementSync;
-  #intentCount = 0;
+  /** Every live intent by key. */
+  readonly #intents = new Map<string, Intent>();
+  /** The keys each transaction holds locked, by txnId. */
+  readonly #keysOf = new Map<string, readonly string[]>();
+  /** Transactions whose intents are `txn_intent` rows (locked before schema 3). */
+  readonly #legacyTxns = new Set<string>();
   /** Decided records (decided_revision set), kept exact. */
   #decidedRecords = 0;
   /** Resolved participant rows (resolved_revision set), kept exact. */
@@ -109,19 +134,23 @@ export class TxnStore {
 
   constructor(db: DatabaseSync) {
     this.#db = db;
-    this.#selectIntent = db.prepare("SELECT txn_id, home FROM txn_intent WHERE key = ?");
     this.reload();
   }
 
-  /** How many intents exist (kept in memory). */
+  /** How many intents exist. */
   get intentCount(): number {
-    return this.#intentCount;
+    return this.#intents.size;
   }
 
-  /** Reads the counts from the tables again (after SQLite undid writes). */
+  /** Reads the counts and the intents from the tables again (after SQLite undid writes). */
   reload(): void {
-    const row = this.#statement("SELECT COUNT(*) AS n FROM txn_intent").get();
-    this.#intentCount = integer(row?.n);
+    this.#intents.clear();
+    this.#keysOf.clear();
+    this.#legacyTxns.clear();
+    for (const { key, holder } of legacyIntents(this.#db)) {
+      this.#lock([key], holder);
+      this.#legacyTxns.add(holder.txnId);
+    }
     this.#decidedRecords = this.#countEnded("txn_record", "decided_revision");
     this.#resolvedRows = this.#countEnded("txn_participant", "resolved_revision");
     this.#reserved.clear();
@@ -133,6 +162,8 @@ export class TxnStore {
       const participant = participantOf(row);
       this.#track(participant);
       this.#cache(participant, rowBytes(row));
+      const locks = participant.prepared.locks ?? [];
+      this.#lock(locks, { txnId: participant.txnId, home: participant.home });
     }
   }
 
@@ -178,14 +209,12 @@ export class TxnStore {
 
   /** The transaction holding `key`, or null. */
   intentOf(key: string): TxnHolder | null {
-    if (this.#intentCount === 0) return null;
-    const row = this.#selectIntent.get(encodeKey(key));
-    return row === undefined ? null : holderOf(row);
+    return this.#intents.get(key)?.holder ?? null;
   }
 
   /** The first of `keys` locked by a transaction other than `txnId` (null: any), or null. */
   firstLocked(keys: Iterable<string>, txnId: string | null): IntentEntry | null {
-    if (this.#intentCount === 0) return null;
+    if (this.#intents.size === 0) return null;
     for (const key of keys) {
       const holder = this.intentOf(key);
       if (holder !== null && holder.txnId !== txnId) return { key, holder };
@@ -196,47 +225,57 @@ export class TxnStore {
   /** The intents within `bounds`, in key order, at most `limit`. */
   intentsIn(bounds: KeyBounds, limit: number): IntentEntry[] {
     assert(Number.isSafeInteger(limit) && limit >= 1, "TxnStore.intentsIn: limit is positive");
-    if (this.#intentCount === 0) return [];
-    const where = boundsWhere(bounds);
-    const sql = `SELECT key, txn_id, home FROM txn_intent WHERE ${where.sql} ORDER BY key LIMIT ?`;
-    const rows = this.#statement(sql).all(...where.params, limit);
-    assert(rows.length <= limit, "TxnStore.intentsIn: at most limit rows");
-    return rows.map((row) => ({ key: decodeKey(bytesOf(row.key)), holder: holderOf(row) }));
-  }
-
-  /** A locked key attached to lease `id`, or null. */
-  leaseIntent(id: number): IntentEntry | null {
-    if (this.#intentCount === 0) return null;
-    const row = this.#statement(
-      "SELECT i.key AS key, i.txn_id AS txn_id, i.home AS home FROM txn_intent i " +
-        "JOIN kv ON kv.key = i.key WHERE kv.lease = ? ORDER BY i.key LIMIT 1",
-    ).get(id);
-    if (row === undefined) return null;
-    return { key: decodeKey(bytesOf(row.key)), holder: holderOf(row) };
-  }
-
-  /** Locks `keys` for `holder`; a key it already holds stays locked once. */
-  lock(keys: readonly string[], holder: TxnHolder): void {
-    const insert = this.#statement(
-      "INSERT OR IGNORE INTO txn_intent (key, txn_id, home) VALUES (?, ?, ?)",
-    );
-    for (const key of keys) {
-      const changes = Number(insert.run(encodeKey(key), holder.txnId, holder.home).changes);
-      this.#intentCount += changes;
-      // Not inserted: the key was locked already, and only by this transaction.
-      if (changes === 0) {
-        assert(this.intentOf(key)?.txnId === holder.txnId, "TxnStore.lock: the key is locked");
-      }
+    if (this.#intents.size === 0) return [];
+    const found: [string, Intent][] = [];
+    for (const [key, intent] of this.#intents) {
+      if (isWithin(intent.bytes, bounds)) found.push([key, intent]);
     }
+    found.sort(([, a], [, b]) => compareBytes(a.bytes, b.bytes));
+    return found.slice(0, limit).map(([key, intent]) => ({ key, holder: intent.holder }));
   }
 
-  /** Releases every intent of `txnId`; returns how many. */
-  unlock(txnId: string): number {
-    const sql = "DELETE FROM txn_intent WHERE txn_id = ?";
-    const removed = Number(this.#statement(sql).run(txnId).changes);
-    this.#intentCount -= removed;
-    assert(this.#intentCount >= 0, "TxnStore.unlock: the count stays non-negative");
-    return removed;
+  /**
+   * The first locked key (in key order) attached to lease `id`, or null; `leaseOf` reads a
+   * key's lease (0 when it has none or does not exist).
+   */
+  leaseIntent(id: number, leaseOf: (key: string) => number): IntentEntry | null {
+    let first: [string, Intent] | null = null;
+    for (const [key, intent] of this.#intents) {
+      if (isLeaseLockKey(key) || leaseOf(key) !== id) continue;
+      if (first === null || compareBytes(intent.bytes, first[1].bytes) < 0) first = [key, intent];
+    }
+    return first === null ? null : { key: first[0], holder: first[1].holder };
+  }
+
+  /**
+   * How many intents lie on user keys (not the U+0000 lock keys of leases) whose shard among
+   * `count` shards is not `shard`.
+   */
+  intentsElsewhere(shard: number, count: number, tenants?: TenantShards): number {
+    let elsewhere = 0;
+    for (const key of this.#intents.keys()) {
+      if (!isLeaseLockKey(key) && placeKey(key, count, tenants) !== shard) elsewhere++;
+    }
+    return elsewhere;
+  }
+
+  /** Locks `keys` for `holder` in memory (see the module doc for where they are durable). */
+  #lock(keys: readonly string[], holder: TxnHolder): void {
+    for (const key of keys) {
+      const held = this.#intents.get(key);
+      assert(held === undefined, "TxnStore: a key is locked by one transaction at a time");
+      this.#intents.set(key, { holder, bytes: encodeKey(key) });
+    }
+    const before = this.#keysOf.get(holder.txnId) ?? [];
+    this.#keysOf.set(holder.txnId, [...before, ...keys]);
+  }
+
+  /** Releases every intent of `txnId` (the rows of an intent locked before schema 3 too). */
+  #unlock(txnId: string): void {
+    for (const key of this.#keysOf.get(txnId) ?? []) this.#intents.delete(key);
+    this.#keysOf.delete(txnId);
+    if (!this.#legacyTxns.delete(txnId)) return;
+    this.#statement("DELETE FROM txn_intent WHERE txn_id = ?").run(txnId);
   }
 
   /** The record of `txnId`, or null. */
@@ -310,10 +349,15 @@ export class TxnStore {
     return row === undefined ? null : participantOf(row);
   }
 
-  /** Creates the row of a transaction that has none on this shard. */
+  /**
+   * Creates the row of a transaction that has none on this shard; a prepared row locks the keys
+   * its verdict names (`prepared.locks`), none of them locked by another transaction.
+   */
   insertParticipant(row: ParticipantData): void {
     assert((row.state === "prepared") === (row.resolvedRevision === null), "resolved iff ended");
     assert((row.state === "prepared") === (row.results === null), "results iff resolved");
+    assert(row.state === "prepared" || row.prepared.locks === undefined, "ended rows lock none");
+    assert(!this.#keysOf.has(row.txnId), "TxnStore.insertParticipant: a new transaction");
     const columns = [
       JSON.stringify(row.prepared),
       JSON.stringify(row.success),
@@ -331,10 +375,12 @@ export class TxnStore {
     );
     this.#resolvedRows += Number(row.resolvedRevision !== null);
     this.#track(row);
-    if (row.state === "prepared") this.#cache(row, columns.join("").length);
+    if (row.state !== "prepared") return;
+    this.#cache(row, columns.join("").length);
+    this.#lock(row.prepared.locks ?? [], { txnId: row.txnId, home: row.home });
   }
 
-  /** Ends the prepared row `prepared` (read by the caller in this entry). */
+  /** Ends the prepared row `prepared` (read by the caller in this entry): releases its intents. */
   endParticipant(
     prepared: ParticipantData,
     end: Pick<ParticipantData, "state" | "resolvedRevision" | "results">,
@@ -348,6 +394,7 @@ export class TxnStore {
         "WHERE txn_id = ? AND resolved_revision IS NULL",
     ).run(end.state, JSON.stringify(end.results), end.resolvedRevision, prepared.txnId).changes;
     assert(Number(changes) === 1, "TxnStore.endParticipant: the prepared row ends");
+    this.#unlock(prepared.txnId);
     this.#resolvedRows++;
     this.#track({ ...prepared, ...end });
     const cached = this.#prepared.get(prepared.txnId);
@@ -391,16 +438,22 @@ export class TxnStore {
 }
 
 /**
- * Hashes the transaction rows for the state hash: `intent` lines by key, `txn` lines (records)
- * and `participant` lines by id, each a JSON array; nothing when the tables are empty.
+ * Hashes the transaction rows for the state hash: `intent` lines by key (the legacy rows and
+ * the locks of prepared rows, as {@linkcode TxnStore} rebuilds them), `txn` lines (records) and
+ * `participant` lines by id, each a JSON array; nothing when the tables are empty.
  */
 export function* hashTxnRows(db: DatabaseSync, hash: Hash): Generator<void, void> {
   let rows = 0;
-  const intents = db.prepare("SELECT key, txn_id, home FROM txn_intent ORDER BY key");
-  for (const row of intents.iterate()) {
-    const holder = holderOf(row);
-    const fields = [decodeKey(bytesOf(row.key)), holder.txnId, holder.home];
-    hash.update(`intent ${JSON.stringify(fields)}\n`);
+  const intents = legacyIntents(db);
+  const preparedSql = `SELECT ${PARTICIPANT_COLUMNS} FROM txn_participant WHERE state = 'prepared'`;
+  for (const row of db.prepare(preparedSql).iterate()) {
+    const { txnId, home, prepared } = participantOf(row);
+    for (const key of prepared.locks ?? []) intents.push({ key, holder: { txnId, home } });
+  }
+  const sorted = intents.map((intent) => ({ ...intent, bytes: encodeKey(intent.key) }))
+    .sort((a, b) => compareBytes(a.bytes, b.bytes));
+  for (const { key, holder } of sorted) {
+    hash.update(`intent ${JSON.stringify([key, holder.txnId, holder.home])}\n`);
     if (++rows % HASH_ROWS_PER_STEP === 0) yield;
   }
   const records = db.prepare(`SELECT ${RECORD_COLUMNS} FROM txn_record ORDER BY txn_id`);
@@ -413,6 +466,31 @@ export function* hashTxnRows(db: DatabaseSync, hash: Hash): Generator<void, void
     hash.update(`participant ${JSON.stringify(Object.values(participantOf(row)))}\n`);
     if (++rows % HASH_ROWS_PER_STEP === 0) yield;
   }
+}
+
+/** The intents that are rows of `txn_intent` (locked before schema 3), in key order. */
+function legacyIntents(db: DatabaseSync): IntentEntry[] {
+  const rows = db.prepare("SELECT key, txn_id, home FROM txn_intent ORDER BY key").all();
+  return rows.map((row) => ({ key: decodeKey(bytesOf(row.key)), holder: holderOf(row) }));
+}
+
+/** Whether `key` is the U+0000 lock key of a lease (see _txn_leases.ts), not a user key. */
+function isLeaseLockKey(key: string): boolean {
+  return key.startsWith("\u0000");
+}
+
+/** Compares key bytes as SQLite orders BLOBs (memcmp, then the shorter first). */
+function compareBytes(left: Uint8Array, right: Uint8Array): number {
+  const length = Math.min(left.length, right.length);
+  for (let i = 0; i < length; i++) {
+    if (left[i] !== right[i]) return left[i]! - right[i]!;
+  }
+  return left.length - right.length;
+}
+
+function isWithin(bytes: Uint8Array, bounds: KeyBounds): boolean {
+  if (compareBytes(bytes, bounds.lower) < 0) return false;
+  return bounds.upper === null || compareBytes(bytes, bounds.upper) < 0;
 }
 
 /** The bytes of a participant row's JSON columns, as the cache counts them. */

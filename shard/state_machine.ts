@@ -401,8 +401,7 @@ export class StateMachine {
    */
   intentsNotOwned(shard: number, count: number, tenants?: TenantShards): number {
     this.#assertOpen();
-    if (this.#txns.intentCount === 0) return 0;
-    return this.#store.intentsElsewhere(shard, count, tenants);
+    return this.#txns.intentsElsewhere(shard, count, tenants);
   }
 
   /** The meta record `name` (a system record kept apart from user keys), or null. */
