@@ -17,6 +17,16 @@ import { FatalStorageError } from "./storage_failure.ts";
 
 const VOTERS = { voters: [replicaId(1), replicaId(2), replicaId(3)], learners: [] };
 
+/** A one-byte entry of term 2 at `index`. */
+function entry(index: number): Entry {
+  return {
+    term: 2 as Term,
+    index: index as LogIndex,
+    type: "normal",
+    data: new Uint8Array([index]),
+  };
+}
+
 function withDir(body: (dir: string) => void): void {
   const dir = Deno.makeTempDirSync({ prefix: "aspen-raft-log-" });
   try {
@@ -149,12 +159,6 @@ function checkAgainstFile(storage: SqliteLogStorage, path: string, prng: Prng): 
 Deno.test("SqliteLogStorage.persist() holds a commit-only hard state for the next write", () => {
   withDir((dir) => {
     const path = `${dir}/raft-log.db`;
-    const entry = (index: number): Entry => ({
-      term: 2 as Term,
-      index: index as LogIndex,
-      type: "normal",
-      data: new Uint8Array([index]),
-    });
     const at = (commit: number) => ({
       term: 2 as Term,
       vote: replicaId(1),
@@ -341,12 +345,6 @@ Deno.test("SqliteLogStorage with deferred flushes: flush() makes persist() durab
   const dir = await Deno.makeTempDir({ prefix: "aspen-raft-log-" });
   try {
     const path = `${dir}/raft-log.db`;
-    const entry = (index: number): Entry => ({
-      term: 2 as Term,
-      index: index as LogIndex,
-      type: "normal",
-      data: new Uint8Array([index]),
-    });
     const hardState = { term: 2 as Term, vote: replicaId(1), commit: 3 as LogIndex };
     const storage = SqliteLogStorage.open({ path, bootstrap: VOTERS, isFlushDeferred: true });
     try {
