@@ -37,7 +37,8 @@ import type {
   TxnStatus,
 } from "./apply_result.ts";
 import type { TxnBranch, TxnOp } from "./command.ts";
-import { decodeKey, encodeKey, type KeyBounds } from "./key_value.ts";
+import { compareUtf8, decodeKey, encodeKey, type KeyBounds } from "./key_value.ts";
+import { isLeaseLockKey } from "./foreign_lease.ts";
 import { placeKey, type TenantShards } from "./tenants.ts";
 import {
   TXN_PREPARED_CACHE_BYTES_MAX,
@@ -104,18 +105,12 @@ type EndedTable = "txn_record" | "txn_participant";
 const STATUSES: readonly TxnStatus[] = ["pending", "committed", "aborted"];
 const STATES: readonly TxnParticipantState[] = ["prepared", "committed", "aborted"];
 
-/** A live intent's holder, with its key's bytes (the order of range reads). */
-interface Intent {
-  readonly holder: TxnHolder;
-  readonly bytes: Uint8Array;
-}
-
 /** Typed statements over the transaction tables of one open database. */
 export class TxnStore {
   readonly #db: DatabaseSync;
   readonly #statements = new Map<string, StatementSync>();
   /** Every live intent by key. */
-  readonly #intents = new Map<string, Intent>();
+  readonly #intents = new Map<string, TxnHolder>();
   /** The keys each transaction holds locked, by txnId. */
   readonly #keysOf = new Map<string, readonly string[]>();
   /** Transactions whose intents are `txn_intent` rows (locked before schema 3). */
@@ -209,7 +204,7 @@ export class TxnStore {
 
   /** The transaction holding `key`, or null. */
   intentOf(key: string): TxnHolder | null {
-    return this.#intents.get(key)?.holder ?? null;
+    return this.#intents.get(key) ?? null;
   }
 
   /** The first of `keys` locked by a transaction other than `txnId` (null: any), or null. */
@@ -226,12 +221,11 @@ export class TxnStore {
   intentsIn(bounds: KeyBounds, limit: number): IntentEntry[] {
     assert(Number.isSafeInteger(limit) && limit >= 1, "TxnStore.intentsIn: limit is positive");
     if (this.#intents.size === 0) return [];
-    const found: [string, Intent][] = [];
-    for (const [key, intent] of this.#intents) {
-      if (isWithin(intent.bytes, bounds)) found.push([key, intent]);
+    const found: IntentEntry[] = [];
+    for (const [key, holder] of this.#intents) {
+      if (isWithin(encodeKey(key), bounds)) found.push({ key, holder });
     }
-    found.sort(([, a], [, b]) => compareBytes(a.bytes, b.bytes));
-    return found.slice(0, limit).map(([key, intent]) => ({ key, holder: intent.holder }));
+    return found.sort((a, b) => compareUtf8(a.key, b.key)).slice(0, limit);
   }
 
   /**
@@ -239,12 +233,12 @@ export class TxnStore {
    * key's lease (0 when it has none or does not exist).
    */
   leaseIntent(id: number, leaseOf: (key: string) => number): IntentEntry | null {
-    let first: [string, Intent] | null = null;
-    for (const [key, intent] of this.#intents) {
+    let first: IntentEntry | null = null;
+    for (const [key, holder] of this.#intents) {
       if (isLeaseLockKey(key) || leaseOf(key) !== id) continue;
-      if (first === null || compareBytes(intent.bytes, first[1].bytes) < 0) first = [key, intent];
+      if (first === null || compareUtf8(key, first.key) < 0) first = { key, holder };
     }
-    return first === null ? null : { key: first[0], holder: first[1].holder };
+    return first;
   }
 
   /**
@@ -264,7 +258,7 @@ export class TxnStore {
     for (const key of keys) {
       const held = this.#intents.get(key);
       assert(held === undefined, "TxnStore: a key is locked by one transaction at a time");
-      this.#intents.set(key, { holder, bytes: encodeKey(key) });
+      this.#intents.set(key, holder);
     }
     const before = this.#keysOf.get(holder.txnId) ?? [];
     this.#keysOf.set(holder.txnId, [...before, ...keys]);
@@ -450,9 +444,7 @@ export function* hashTxnRows(db: DatabaseSync, hash: Hash): Generator<void, void
     const { txnId, home, prepared } = participantOf(row);
     for (const key of prepared.locks ?? []) intents.push({ key, holder: { txnId, home } });
   }
-  const sorted = intents.map((intent) => ({ ...intent, bytes: encodeKey(intent.key) }))
-    .sort((a, b) => compareBytes(a.bytes, b.bytes));
-  for (const { key, holder } of sorted) {
+  for (const { key, holder } of intents.sort((a, b) => compareUtf8(a.key, b.key))) {
     hash.update(`intent ${JSON.stringify([key, holder.txnId, holder.home])}\n`);
     if (++rows % HASH_ROWS_PER_STEP === 0) yield;
   }
@@ -474,12 +466,7 @@ function legacyIntents(db: DatabaseSync): IntentEntry[] {
   return rows.map((row) => ({ key: decodeKey(bytesOf(row.key)), holder: holderOf(row) }));
 }
 
-/** Whether `key` is the U+0000 lock key of a lease (see _txn_leases.ts), not a user key. */
-function isLeaseLockKey(key: string): boolean {
-  return key.startsWith("\u0000");
-}
-
-/** Compares key bytes as SQLite orders BLOBs (memcmp, then the shorter first). */
+/** Compares key bytes as SQLite orders BLOBs (memcmp, then the shorter first): for bounds. */
 function compareBytes(left: Uint8Array, right: Uint8Array): number {
   const length = Math.min(left.length, right.length);
   for (let i = 0; i < length; i++) {

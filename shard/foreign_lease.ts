@@ -50,3 +50,8 @@ export function leaseLockKey(id: number): string {
   assert(Number.isSafeInteger(id) && id >= 1, "leaseLockKey: a lease id is positive");
   return `\u0000lease/${id}`;
 }
+
+/** Whether `key` is a lock key ({@linkcode leaseLockKey}, U+0000 first), not a user key. */
+export function isLeaseLockKey(key: string): boolean {
+  return key.startsWith("\u0000");
+}
