@@ -190,7 +190,14 @@ Deno.test("replace-node rebuilds a dead node's replicas from the survivors", asy
   const { cluster } = test;
   try {
     await cluster.waitForLeaders();
-    await waitForStatus(cluster, 1, (status) => status.members?.length === 4);
+    // Node 1 must see node 4 up (a recent peer heartbeat) before it is asked to replace it.
+    await waitForStatus(
+      cluster,
+      1,
+      (status) =>
+        status.members?.length === 4 &&
+        status.nodes.find((node) => node.id === 4)?.status === "up",
+    );
     const load = startWriters(cluster, writerOptions(cluster));
     let acknowledged: ReadonlyMap<string, string>;
     try {
