@@ -10,7 +10,7 @@ import {
   SNAPSHOT_INTERVAL_ENTRIES,
   SNAPSHOT_RETRY_MS,
 } from "./replica_limits.ts";
-import type { ReplicaOptions } from "./replica_options.ts";
+import type { PendingSnapshot, ReplicaOptions } from "./replica_options.ts";
 import type { ReplicaStats } from "./replica_stats.ts";
 
 type SnapshotOptions<Result> = Pick<
@@ -39,25 +39,44 @@ export function recoverStateMachine<Result>(
   return { snapshotIndex, applied };
 }
 
+/** A snapshot of the state at `index`: its bytes once made, the membership at that index. */
+interface SnapshotAt {
+  readonly index: LogIndex;
+  readonly confState: ConfState;
+}
+
 /** The snapshots of one replica. */
 export class Snapshots<Result> {
   readonly #options: SnapshotOptions<Result>;
   readonly #stats: ReplicaStats;
+  /** Asks the replica for a turn (the bytes of a snapshot made in the background are ready). */
+  readonly #wake: () => void;
   #lastSnapshotIndex: number;
   /** No snapshot or compaction is tried before this time (after one failed). */
   #retryAtMs = 0;
+  /** A snapshot whose bytes are being made off the event loop. */
+  #making: (SnapshotAt & { readonly pending: PendingSnapshot }) | null = null;
+  /** A snapshot whose bytes were made, for the next turn to store. */
+  #made: (SnapshotAt & { readonly data: Uint8Array }) | null = null;
 
   constructor(
     options: SnapshotOptions<Result>,
-    state: { readonly stats: ReplicaStats; readonly snapshotIndex: number },
+    state: {
+      readonly stats: ReplicaStats;
+      readonly snapshotIndex: number;
+      readonly wake: () => void;
+    },
   ) {
     this.#options = options;
     this.#stats = state.stats;
     this.#lastSnapshotIndex = state.snapshotIndex;
+    this.#wake = state.wake;
   }
 
   /** Replaces the state machine with a snapshot's state. */
   restore(snapshot: Snapshot): void {
+    // A snapshot of the state before this one is no use any more.
+    this.close();
     const index = snapshot.metadata.index;
     this.#options.stateMachine.restore(snapshot.data, index);
     assert(this.#options.stateMachine.appliedIndex() === index, "restore must set applied");
@@ -65,10 +84,20 @@ export class Snapshots<Result> {
     this.#stats.snapshotsRestored++;
   }
 
+  /** Stops making a snapshot in the background and forgets one made but not stored. */
+  close(): void {
+    this.#making?.pending.cancel();
+    this.#making = null;
+    this.#made = null;
+  }
+
   /**
    * Takes a snapshot every `interval` applied entries and compacts the log behind it. Both are
    * optional: one that fails on storage is tried again SNAPSHOT_RETRY_MS later (a snapshot
    * copies the whole state machine, too costly to retry every turn).
+   *
+   * A state machine may make the bytes in the background: the turn that starts it captures
+   * the state, and a later turn (the one it wakes) stores the bytes in the log.
    *
    * @param confStateAt the membership at an index (the core knows it).
    */
@@ -78,19 +107,51 @@ export class Snapshots<Result> {
     const interval = this.#options.snapshotIntervalEntries ?? SNAPSHOT_INTERVAL_ENTRIES;
     const storage = this.#options.storage;
     try {
-      if (applied - this.#lastSnapshotIndex >= interval) {
-        const confState: ConfState = confStateAt(applied as LogIndex);
-        const data = this.#options.stateMachine.snapshot();
-        storage.createSnapshot(applied as LogIndex, confState, data);
-        this.#lastSnapshotIndex = applied;
-        this.#stats.snapshotsCreated++;
+      if (this.#made !== null) {
+        const made = this.#made;
+        this.#made = null;
+        this.#store(made);
+      } else if (this.#making === null && applied - this.#lastSnapshotIndex >= interval) {
+        this.#start({ index: applied as LogIndex, confState: confStateAt(applied as LogIndex) });
       }
       const compactTo = this.#lastSnapshotIndex - Math.min(LOG_RETAINED_ENTRIES, interval);
       if (compactTo > storage.firstIndex()) storage.compact(compactTo as LogIndex);
     } catch (error) {
       if (storageFailureKind(error) === null) throw error;
-      this.#stats.snapshotFailures++;
-      this.#retryAtMs = this.#options.nowMs() + SNAPSHOT_RETRY_MS;
+      this.#failed();
     }
+  }
+
+  #start(at: SnapshotAt): void {
+    const data = this.#options.stateMachine.snapshot();
+    if (data instanceof Uint8Array) return this.#store({ ...at, data });
+    const making = { ...at, pending: data };
+    this.#making = making;
+    data.bytes.then(
+      (bytes) => {
+        if (this.#making !== making) return;
+        this.#making = null;
+        this.#made = { ...at, data: bytes };
+        this.#wake();
+      },
+      () => {
+        if (this.#making !== making) return;
+        this.#making = null;
+        this.#failed();
+      },
+    );
+  }
+
+  /** Stores a snapshot's bytes in the log, unless a newer snapshot got there first. */
+  #store(snapshot: SnapshotAt & { readonly data: Uint8Array }): void {
+    if (snapshot.index <= this.#options.storage.snapshot().metadata.index) return;
+    this.#options.storage.createSnapshot(snapshot.index, snapshot.confState, snapshot.data);
+    this.#lastSnapshotIndex = snapshot.index;
+    this.#stats.snapshotsCreated++;
+  }
+
+  #failed(): void {
+    this.#stats.snapshotFailures++;
+    this.#retryAtMs = this.#options.nowMs() + SNAPSHOT_RETRY_MS;
   }
 }

@@ -81,7 +81,12 @@ export {
   SNAPSHOT_RETRY_MS,
   TURN_WORK_MS_MAX,
 } from "./replica_limits.ts";
-export type { ReplicaLogStorage, ReplicaOptions, ReplicaStateMachine } from "./replica_options.ts";
+export type {
+  PendingSnapshot,
+  ReplicaLogStorage,
+  ReplicaOptions,
+  ReplicaStateMachine,
+} from "./replica_options.ts";
 export type { ReplicaStats, ReplicaStatus } from "./replica_stats.ts";
 
 /**
@@ -134,7 +139,11 @@ export class ShardReplica<Result> {
     this.shard = options.shard;
     this.#options = options;
     const { snapshotIndex, applied } = recoverStateMachine(options);
-    this.#snapshots = new Snapshots(options, { stats: this.#stats, snapshotIndex });
+    this.#snapshots = new Snapshots(options, {
+      stats: this.#stats,
+      snapshotIndex,
+      wake: () => this.#schedule(),
+    });
     this.#proposals = new Proposals(options.shard, this.#stats);
     this.#reads = new Reads(options.shard, this.#stats);
     this.#transfers = new TransferWaiters(options.shard, options.raft.id);
@@ -427,6 +436,7 @@ export class ShardReplica<Result> {
     this.#adminCalls.rejectAll(error);
     this.#transfers.rejectAll(error);
     this.#reads.rejectStarted(error);
+    this.#snapshots.close();
     this.#options.stateMachine.close();
     this.#options.storage.close();
   }

@@ -36,14 +36,23 @@ function replicaMachine(machine: StateMachine): ReplicaStateMachine<ApplyResult>
   };
 }
 
-Deno.test("ShardReplica: a follower far behind catches up in bounded apply batches", async () => {
+interface Group {
+  readonly machines: Map<number, StateMachine>;
+  readonly replicas: Map<number, ShardReplica<ApplyResult>>;
+  /** Replicas whose messages are dropped, both ways. */
+  readonly isolated: Set<number>;
+}
+
+function makeGroup(
+  options: { snapshotIntervalEntries: number; isSnapshotInBackground: boolean },
+): Group {
   const voters = [1, 2, 3].map(replicaId);
-  const machines = new Map<number, StateMachine>();
-  const replicas = new Map<number, ShardReplica<ApplyResult>>();
-  const isolated = new Set<number>([3]);
+  const group: Group = { machines: new Map(), replicas: new Map(), isolated: new Set([3]) };
+  const { machines, replicas, isolated } = group;
   for (const id of [1, 2, 3]) {
     const machine = StateMachine.open({ path: ":memory:", synchronous: "normal" });
     machines.set(id, machine);
+    const stateMachine = replicaMachine(machine);
     replicas.set(
       id,
       new ShardReplica<ApplyResult>({
@@ -61,7 +70,9 @@ Deno.test("ShardReplica: a follower far behind catches up in bounded apply batch
           path: ":memory:",
           bootstrap: { voters, learners: [] },
         }),
-        stateMachine: replicaMachine(machine),
+        stateMachine: options.isSnapshotInBackground
+          ? { ...stateMachine, snapshot: () => machine.snapshotInBackground() }
+          : stateMachine,
         send: (messages: readonly Message[]) => {
           for (const message of messages) {
             if (isolated.has(message.to) || isolated.has(message.from)) continue;
@@ -70,36 +81,68 @@ Deno.test("ShardReplica: a follower far behind catches up in bounded apply batch
         },
         nowMs: () => performance.now(),
         tickMs: 0,
-        snapshotIntervalEntries: 1_000_000,
+        snapshotIntervalEntries: options.snapshotIntervalEntries,
       }),
     );
   }
+  return group;
+}
+
+/** Proposes `count` puts through `leader`, 1,000 at a time. */
+async function putMany(leader: ShardReplica<ApplyResult>, count: number): Promise<void> {
+  for (let start = 0; start < count; start += 1_000) {
+    await Promise.all(
+      Array.from({ length: Math.min(1_000, count - start) }, (_, i) =>
+        leader.propose(
+          encodeCommand({ type: "put", key: `k${start + i}`, value: "v", lease: 0, prevKv: false }),
+        )),
+    );
+  }
+}
+
+Deno.test("ShardReplica: a follower far behind catches up in bounded apply batches", async () => {
+  const { machines, replicas, isolated } = makeGroup({
+    snapshotIntervalEntries: 1_000_000,
+    isSnapshotInBackground: false,
+  });
   try {
     const leader = replicas.get(1)!;
     await leader.campaign();
     await settle(() => leader.status().role === "leader", replicas);
     const followerApplied = machines.get(3)!.appliedIndex();
     const count = APPLY_BATCH_ENTRIES_MAX + 2_000;
-    for (let start = 0; start < count; start += 1_000) {
-      await Promise.all(
-        Array.from({ length: 1_000 }, (_, i) =>
-          leader.propose(
-            encodeCommand({
-              type: "put",
-              key: `k${start + i}`,
-              value: "v",
-              lease: 0,
-              prevKv: false,
-            }),
-          )),
-      );
-    }
+    await putMany(leader, count);
     const leaderApplied = machines.get(1)!.appliedIndex();
     ok(leaderApplied > count, "the leader applied every put");
     equal(machines.get(3)!.appliedIndex(), followerApplied, "the isolated follower waited");
     isolated.clear();
     await settle(() => machines.get(3)!.appliedIndex() >= leaderApplied, replicas);
     equal(machines.get(3)!.stateHash(), machines.get(1)!.stateHash());
+  } finally {
+    for (const replica of replicas.values()) replica.close();
+  }
+});
+
+Deno.test("ShardReplica: snapshots made in a worker compact the log and catch a follower up", async () => {
+  const { machines, replicas, isolated } = makeGroup({
+    snapshotIntervalEntries: 500,
+    isSnapshotInBackground: true,
+  });
+  try {
+    const leader = replicas.get(1)!;
+    await leader.campaign();
+    await settle(() => leader.status().role === "leader", replicas);
+    await putMany(leader, 3_000);
+    // The bytes come from a worker: the turn it wakes stores them and compacts the log.
+    await settle(() => leader.status().stats.snapshotsCreated >= 3, replicas);
+    const leaderApplied = machines.get(1)!.appliedIndex();
+    isolated.clear();
+    await settle(() => machines.get(3)!.appliedIndex() >= leaderApplied, replicas);
+    ok(replicas.get(3)!.status().stats.snapshotsRestored >= 1, "caught up from a snapshot");
+    equal(machines.get(3)!.stateHash(), machines.get(1)!.stateHash());
+    await putMany(leader, 600);
+    await settle(() => replicas.get(3)!.status().stats.snapshotsCreated >= 1, replicas);
+    for (const replica of replicas.values()) equal(replica.status().stats.snapshotFailures, 0);
   } finally {
     for (const replica of replicas.values()) replica.close();
   }

@@ -32,6 +32,14 @@ export interface ReplicaLogStorage extends WritableLogStorage {
   close(): void;
 }
 
+/** A snapshot being made off the event loop. */
+export interface PendingSnapshot {
+  /** The snapshot's bytes; rejects when making them failed or was cancelled. */
+  readonly bytes: Promise<Uint8Array>;
+  /** Stops making the bytes (a replica closing, or a newer snapshot installed). */
+  cancel(): void;
+}
+
 /** The state machine a replica applies committed entries to. */
 export interface ReplicaStateMachine<Result> {
   /** The index of the last entry applied (durable together with the state). */
@@ -44,8 +52,11 @@ export interface ReplicaStateMachine<Result> {
   apply(
     entries: readonly { readonly index: number; readonly data: Uint8Array }[],
   ): readonly Result[];
-  /** The whole state as bytes, at the applied index. */
-  snapshot(): Uint8Array;
+  /**
+   * The whole state as bytes, at the applied index: at once, or made in the background from
+   * the state captured now (the index of the call stays the snapshot's).
+   */
+  snapshot(): Uint8Array | PendingSnapshot;
   /** Replaces the whole state with a snapshot's bytes taken at `index`. */
   restore(data: Uint8Array, index: number): void;
   close(): void;

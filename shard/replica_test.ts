@@ -30,6 +30,7 @@ import {
   ADMIN_CALLS_PENDING_MAX,
   COMMIT_NOTICE_DELAY_MS,
   INBOUND_ENTRIES_PER_TURN_MAX,
+  type PendingSnapshot,
   PROPOSAL_HOLD_MS,
   type ReplicaLogStorage,
   type ReplicaStateMachine,
@@ -115,7 +116,10 @@ class ListMachine implements ReplicaStateMachine<number> {
     }
     return results;
   }
-  snapshot(): Uint8Array {
+  snapshot(): Uint8Array | PendingSnapshot {
+    return this.bytes();
+  }
+  bytes(): Uint8Array {
     return encoder.encode(JSON.stringify({ items: this.items, applied: this.applied }));
   }
   restore(data: Uint8Array, index: number): void {
@@ -648,13 +652,15 @@ function isCode(code: string): (error: AspenError) => boolean {
 }
 
 /** A group of one voter, elected, ticked by hand. */
-function singleVoter(options: { nowMs?: () => number; snapshotIntervalEntries?: number } = {}): {
+function singleVoter<Machine extends ListMachine = ListMachine>(
+  options: { nowMs?: () => number; snapshotIntervalEntries?: number; machine?: Machine } = {},
+): {
   replica: ShardReplica<number>;
   storage: MemoryLogStorage;
   machine: ListMachine;
 } {
   const storage = new MemoryLogStorage({ voters: [replicaId(1)], learners: [] });
-  const machine = new ListMachine();
+  const machine = options.machine ?? new ListMachine();
   const replica = new ShardReplica<number>({
     shard: 7,
     raft: raftConfig(1, { isElectionGuarded: false }),
@@ -829,6 +835,70 @@ Deno.test("ShardReplica: a snapshot that failed on storage is tried again later"
   } finally {
     replica.close();
   }
+});
+
+/** A ListMachine whose snapshots are made "in the background": the test settles each one. */
+class BackgroundListMachine extends ListMachine {
+  readonly pending: {
+    readonly bytes: Uint8Array;
+    /** The applied index when it was asked for. */
+    readonly index: number;
+    resolve(bytes: Uint8Array): void;
+    reject(error: Error): void;
+    isCancelled: boolean;
+  }[] = [];
+  override snapshot(): PendingSnapshot {
+    const bytes = this.bytes();
+    const { promise, resolve, reject } = Promise.withResolvers<Uint8Array>();
+    const entry = { bytes, index: this.applied, resolve, reject, isCancelled: false };
+    this.pending.push(entry);
+    return {
+      bytes: promise,
+      cancel: () => {
+        entry.isCancelled = true;
+        reject(new Error("cancelled"));
+      },
+    };
+  }
+}
+
+Deno.test("ShardReplica: a snapshot made in the background is stored at its own index", async () => {
+  let nowMs = 0;
+  const machine = new BackgroundListMachine();
+  const { replica, storage } = singleVoter({
+    nowMs: () => nowMs,
+    snapshotIntervalEntries: 5,
+    machine,
+  });
+  try {
+    for (let i = 0; i < 5; i++) await replica.propose(encoder.encode(`${i}`));
+    await settle();
+    equal(machine.pending.length, 1, "one snapshot is being made");
+    for (let i = 0; i < 6; i++) await replica.propose(encoder.encode(`more ${i}`));
+    equal(machine.pending.length, 1, "one at a time");
+    equal(replica.status().stats.snapshotsCreated, 0);
+    const first = machine.pending[0]!;
+    first.resolve(first.bytes);
+    await settle();
+    equal(replica.status().stats.snapshotsCreated, 1, "the bytes woke a turn that stored them");
+    equal(storage.snapshot().metadata.index, first.index, "the index of the captured state");
+    ok(first.index < machine.applied, "entries were applied while it was made");
+    deepEqual(storage.snapshot().data, first.bytes);
+    await replica.propose(encoder.encode("next"));
+    await settle();
+    equal(machine.pending.length, 2, "the next interval started the next one");
+    machine.pending[1]!.reject(new Error("the worker died"));
+    await settle();
+    equal(replica.status().stats.snapshotFailures, 1);
+    await replica.propose(encoder.encode("after the failure"));
+    equal(machine.pending.length, 2, "not tried again before SNAPSHOT_RETRY_MS");
+    nowMs += SNAPSHOT_RETRY_MS;
+    await replica.propose(encoder.encode("later"));
+    equal(machine.pending.length, 3, "tried again once the wait passed");
+  } finally {
+    replica.close();
+  }
+  ok(machine.pending[2]!.isCancelled, "closing the replica stops the snapshot it was making");
 });
 
 Deno.test("ShardReplica: an error that is no storage failure still ends the turn", async () => {

@@ -65,10 +65,12 @@ import type { TenantShards } from "./tenants.ts";
 import { migrateSchema, openDatabase, readSys, type Synchronous, type SysName } from "./_schema.ts";
 import { type IntentEntry, TxnStore } from "./_txn_store.ts";
 import { voteOf } from "./_txn_apply.ts";
+import type { PendingSnapshot } from "./replica_options.ts";
 import {
   checkSnapshot,
   openMemoryCopy,
   snapshotBytes,
+  snapshotBytesInWorker,
   stateHash,
   stateHashSteps,
 } from "./_snapshot.ts";
@@ -550,6 +552,16 @@ export class StateMachine {
     this.#assertOpen();
     assert(!this.#db.isTransaction, "StateMachine.snapshot: no batch is in flight");
     return snapshotBytes(this.#db);
+  }
+
+  /**
+   * {@linkcode snapshot} made off the event loop: the state of this instant is copied now,
+   * and the canonical bytes are made in a worker.
+   */
+  snapshotInBackground(): PendingSnapshot {
+    this.#assertOpen();
+    assert(!this.#db.isTransaction, "StateMachine.snapshotInBackground: no batch is in flight");
+    return snapshotBytesInWorker(this.#db);
   }
 
   /**

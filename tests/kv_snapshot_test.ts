@@ -81,6 +81,46 @@ Deno.test(
   }),
 );
 
+Deno.test(
+  "a snapshot made in a worker holds the state of its call, byte for byte",
+  withDirectory(async (directory) => {
+    const sm = StateMachine.open({ path: `${directory}/sm.db`, synchronous: "normal" });
+    const copy = StateMachine.open({ path: ":memory:", synchronous: "normal" });
+    try {
+      const workload = new Workload(7);
+      applyRange(sm, workload, 1200, 13);
+      const expected = sm.snapshot();
+      const hash = sm.stateHash();
+      const pending = sm.snapshotInBackground();
+      // Entries applied while the worker runs are not in it: the state was copied at the call.
+      applyRange(sm, workload, 1500, 13);
+      const bytes = await pending.bytes;
+      assert.deepEqual(bytes, expected);
+      copy.restore(bytes);
+      assert.equal(copy.appliedIndex(), 1200);
+      assert.equal(copy.stateHash(), hash);
+      assert.notEqual(sm.stateHash(), hash);
+    } finally {
+      sm.close();
+      copy.close();
+    }
+  }),
+);
+
+Deno.test("a cancelled background snapshot rejects, and the next one still works", async () => {
+  const sm = StateMachine.open({ path: ":memory:", synchronous: "normal" });
+  try {
+    applyRange(sm, new Workload(3), 300, 10);
+    const cancelled = sm.snapshotInBackground();
+    cancelled.cancel();
+    await assert.rejects(cancelled.bytes, /cancelled/);
+    cancelled.cancel(); // Twice changes nothing.
+    assert.deepEqual(await sm.snapshotInBackground().bytes, sm.snapshot());
+  } finally {
+    sm.close();
+  }
+});
+
 Deno.test("snapshots are byte-identical for equal state, whatever the batching", () => {
   const one = StateMachine.open({ path: ":memory:", synchronous: "normal" });
   const many = StateMachine.open({ path: ":memory:", synchronous: "normal" });

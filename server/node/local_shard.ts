@@ -279,7 +279,7 @@ export class LocalShard {
         this.#releaseApplied();
         return results;
       },
-      snapshot: () => machine.snapshot(),
+      snapshot: () => machine.snapshotInBackground(),
       restore: (data: Uint8Array) => {
         machine.restore(data);
         lessor.load(machine.leases(), nowMs());
