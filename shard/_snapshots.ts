@@ -58,6 +58,9 @@ export class Snapshots<Result> {
   #making: (SnapshotAt & { readonly pending: PendingSnapshot }) | null = null;
   /** A snapshot whose bytes were made, for the next turn to store. */
   #made: (SnapshotAt & { readonly data: Uint8Array }) | null = null;
+  /** A snapshot the log is storing off the event loop (its file being written). */
+  #storing: SnapshotAt | null = null;
+  #isClosed = false;
 
   constructor(
     options: SnapshotOptions<Result>,
@@ -76,7 +79,7 @@ export class Snapshots<Result> {
   /** Replaces the state machine with a snapshot's state. */
   restore(snapshot: Snapshot): void {
     // A snapshot of the state before this one is no use any more.
-    this.close();
+    this.#cancel();
     const index = snapshot.metadata.index;
     this.#options.stateMachine.restore(snapshot.data, index);
     assert(this.#options.stateMachine.appliedIndex() === index, "restore must set applied");
@@ -86,9 +89,15 @@ export class Snapshots<Result> {
 
   /** Stops making a snapshot in the background and forgets one made but not stored. */
   close(): void {
+    this.#isClosed = true;
+    this.#cancel();
+  }
+
+  #cancel(): void {
     this.#making?.pending.cancel();
     this.#making = null;
     this.#made = null;
+    this.#storing = null;
   }
 
   /**
@@ -97,7 +106,8 @@ export class Snapshots<Result> {
    * copies the whole state machine, too costly to retry every turn).
    *
    * A state machine may make the bytes in the background: the turn that starts it captures
-   * the state, and a later turn (the one it wakes) stores the bytes in the log.
+   * the state, and a later turn (the one it wakes) stores the bytes in the log, which may write
+   * them off the event loop too. One snapshot is on its way at a time.
    *
    * @param confStateAt the membership at an index (the core knows it).
    */
@@ -111,7 +121,7 @@ export class Snapshots<Result> {
         const made = this.#made;
         this.#made = null;
         this.#store(made);
-      } else if (this.#making === null && applied - this.#lastSnapshotIndex >= interval) {
+      } else if (!this.#isBusy && applied - this.#lastSnapshotIndex >= interval) {
         this.#start({ index: applied as LogIndex, confState: confStateAt(applied as LogIndex) });
       }
       const compactTo = this.#lastSnapshotIndex - Math.min(LOG_RETAINED_ENTRIES, interval);
@@ -142,10 +152,39 @@ export class Snapshots<Result> {
     );
   }
 
+  get #isBusy(): boolean {
+    return this.#making !== null || this.#made !== null || this.#storing !== null;
+  }
+
   /** Stores a snapshot's bytes in the log, unless a newer snapshot got there first. */
   #store(snapshot: SnapshotAt & { readonly data: Uint8Array }): void {
-    if (snapshot.index <= this.#options.storage.snapshot().metadata.index) return;
-    this.#options.storage.createSnapshot(snapshot.index, snapshot.confState, snapshot.data);
+    const storage = this.#options.storage;
+    if (snapshot.index <= storage.snapshot().metadata.index) return;
+    const stored = storage.storeSnapshot(snapshot.index, snapshot.confState, snapshot.data);
+    if (stored === undefined) return this.#stored(snapshot);
+    const storing = { index: snapshot.index, confState: snapshot.confState };
+    this.#storing = storing;
+    stored.then(
+      () => {
+        if (this.#storing !== storing) return;
+        this.#storing = null;
+        this.#stored(snapshot);
+        // The log behind it may be compacted now.
+        this.#wake();
+      },
+      (error) => {
+        if (this.#storing !== storing) return;
+        this.#storing = null;
+        if (storageFailureKind(error) === null) throw error;
+        this.#failed();
+      },
+    );
+  }
+
+  /** A snapshot is in the log (unless a newer one overtook it): the log behind may go. */
+  #stored(snapshot: SnapshotAt): void {
+    if (this.#isClosed) return;
+    if (this.#options.storage.snapshot().metadata.index !== snapshot.index) return;
     this.#lastSnapshotIndex = snapshot.index;
     this.#stats.snapshotsCreated++;
   }

@@ -2,7 +2,10 @@
  * The durable Raft log of one replica in SQLite (`raft-log.db`, `node:sqlite`, WAL mode).
  *
  * Tables: `entries` (index, term, type, data), `state` (one row: hard state plus the compacted
- * prefix's last index and term) and `snapshot` (one row: metadata and the data blob).
+ * prefix's last index and term) and `snapshot` (one row: metadata, and the data: in a file of
+ * its own beside the log, which the row names with its length and CRC-32, see
+ * _snapshot_file.ts; inline in the row for an in-memory log, and in files written before
+ * snapshot files).
  *
  * Durability: {@linkcode SqliteLogStorage.persist} writes everything of one Ready in ONE
  * transaction. When the Ready says `mustSync`, the commit runs with `synchronous = FULL`, so the
@@ -15,6 +18,8 @@
  * and written with the next transaction, so the file's may lag by those Readies. That saves a
  * transaction per write at low load. Because the WAL is sequential, a later FULL commit also
  * makes every earlier NORMAL one durable. Snapshots and compaction always commit with FULL.
+ * A snapshot this replica made ({@linkcode SqliteLogStorage.createSnapshot}) has its file
+ * written and synced off the event loop; its row is committed once the file is durable.
  *
  * With `isFlushDeferred`, `persist` commits with NORMAL even when `mustSync`, and returns a
  * promise of {@linkcode SqliteLogStorage.flush}, which makes the log durable by fsyncing the WAL
@@ -64,6 +69,16 @@ import {
   syncFailedError,
 } from "./storage_failure.ts";
 import { EntryCache } from "./_entry_cache.ts";
+import {
+  describeSnapshotFile,
+  newSnapshotFileName,
+  readSnapshotFile,
+  removeSnapshotFile,
+  removeStaleSnapshotFiles,
+  type SnapshotFile,
+  writeSnapshotFile,
+  writeSnapshotFileSync,
+} from "./_snapshot_file.ts";
 
 /** The writes of one Ready, persisted together. */
 export interface ReadyWrites {
@@ -94,9 +109,16 @@ const SCHEMA = `
   ) STRICT;
   CREATE TABLE IF NOT EXISTS snapshot (
     id INTEGER PRIMARY KEY CHECK (id = 1), idx INTEGER NOT NULL, term INTEGER NOT NULL,
-    voters TEXT NOT NULL, learners TEXT NOT NULL, data BLOB NOT NULL
+    voters TEXT NOT NULL, learners TEXT NOT NULL, data BLOB NOT NULL,
+    file TEXT, file_bytes INTEGER, file_crc INTEGER
   ) STRICT;
 `;
+
+/** The snapshot file columns, added to a log created before them. */
+const SNAPSHOT_FILE_COLUMNS = ["file TEXT", "file_bytes INTEGER", "file_crc INTEGER"];
+
+/** A snapshot row whose data is in its file holds this in its (NOT NULL) data column. */
+const EMPTY_DATA = new Uint8Array(0);
 
 /**
  * A {@linkcode WritableLogStorage} in SQLite. Open with {@linkcode SqliteLogStorage.open}, and
@@ -128,6 +150,8 @@ export class SqliteLogStorage implements WritableLogStorage {
   /** Whether #hardState's commit index is ahead of the file's (held, not written yet). */
   #isCommitHeld = false;
   #snapshot: Snapshot = initialSnapshot(EMPTY_CONF_STATE);
+  /** The file holding #snapshot's data; null when the row holds it (or there is none). */
+  #snapshotFile: SnapshotFile | null = null;
   #offset = 0 as LogIndex;
   #offsetTerm = 0 as Term;
   #lastIndex = 0 as LogIndex;
@@ -161,8 +185,12 @@ export class SqliteLogStorage implements WritableLogStorage {
         storage.#corrupt(`quick_check reports ${JSON.stringify(check.slice(0, 3))}`);
       }
       db.exec(SCHEMA);
+      addSnapshotFileColumns(db);
       storage.#load(options.bootstrap);
-      if (options.path !== ":memory:") syncExistingFiles([options.path, `${options.path}-wal`]);
+      if (options.path !== ":memory:") {
+        syncExistingFiles([options.path, `${options.path}-wal`]);
+        removeStaleSnapshotFiles(options.path, storage.#snapshotFile?.name ?? null);
+      }
     } catch (error) {
       db.close();
       if (error instanceof AspenError) throw error;
@@ -255,8 +283,9 @@ export class SqliteLogStorage implements WritableLogStorage {
       return undefined;
     }
     const hardState = writes.hardState ?? (this.#isCommitHeld ? this.#hardState : null);
-    this.#transaction(mustSync && !this.#isFlushDeferred, () => {
-      if (writes.snapshot !== null) this.#writeSnapshot(writes.snapshot);
+    const file = this.#writeReceivedSnapshotFile(writes.snapshot);
+    this.#snapshotTransaction(mustSync && !this.#isFlushDeferred, file, () => {
+      if (writes.snapshot !== null) this.#writeSnapshot(writes.snapshot, file);
       if (writes.entries.length > 0) this.#writeEntries(writes.entries);
       if (hardState !== null) this.#writeHardState(hardState);
     });
@@ -303,17 +332,106 @@ export class SqliteLogStorage implements WritableLogStorage {
   }
 
   applySnapshot(snapshot: Snapshot): void {
-    this.#transaction(true, () => this.#writeSnapshot(snapshot));
+    const file = this.#writeReceivedSnapshotFile(snapshot);
+    this.#snapshotTransaction(true, file, () => this.#writeSnapshot(snapshot, file));
   }
 
+  /** Stores a snapshot of the state machine at `index`; durable on return. */
   createSnapshot(index: LogIndex, confState: ConfState, data: Uint8Array): void {
+    const snapshot = this.#newSnapshot(index, confState, data);
+    const file = this.#path === ":memory:" ? null : this.#writeSnapshotFileSync(snapshot);
+    this.#snapshotTransaction(true, file, () => this.#saveSnapshotRow(snapshot, file));
+    this.#snapshot = snapshot;
+  }
+
+  /**
+   * {@linkcode createSnapshot} with the snapshot file written and synced off the event loop
+   * (a file-backed log): the promise resolves once the row naming the file is committed, and
+   * the snapshot is the log's only from then on. One that a newer snapshot overtook meanwhile
+   * (received from the leader) is dropped, and so is one that finishes after `close()`.
+   *
+   * @throws {AspenError} `no_space` or `storage_error` (the promise rejects): nothing was
+   * stored; retry later.
+   */
+  storeSnapshot(
+    index: LogIndex,
+    confState: ConfState,
+    data: Uint8Array,
+  ): Promise<void> | undefined {
+    if (this.#path !== ":memory:") {
+      return this.#createSnapshotFile(this.#newSnapshot(index, confState, data));
+    }
+    this.createSnapshot(index, confState, data);
+    return undefined;
+  }
+
+  #newSnapshot(index: LogIndex, confState: ConfState, data: Uint8Array): Snapshot {
     assert(index > this.#snapshot.metadata.index, "createSnapshot() needs a newer index");
     assert(index <= this.#lastIndex, "createSnapshot() past the last index");
-    const snapshotTerm = this.term(index);
-    assert(snapshotTerm !== null, "createSnapshot() at a compacted index");
-    const snapshot = { metadata: { index, term: snapshotTerm, confState }, data };
-    this.#transaction(true, () => this.#saveSnapshotRow(snapshot));
+    const term = this.term(index);
+    assert(term !== null, "createSnapshot() at a compacted index");
+    return { metadata: { index, term, confState }, data };
+  }
+
+  async #createSnapshotFile(snapshot: Snapshot): Promise<void> {
+    const name = newSnapshotFileName(this.#path, snapshot.metadata.index);
+    try {
+      await writeSnapshotFile(this.#path, name, snapshot.data);
+    } catch (error) {
+      throw this.#snapshotFileFailure(error);
+    }
+    const file = describeSnapshotFile(name, snapshot.data);
+    if (!this.#isOpen || snapshot.metadata.index <= this.#snapshot.metadata.index) {
+      if (this.#isOpen) removeSnapshotFile(this.#path, name);
+      return;
+    }
+    this.#snapshotTransaction(true, file, () => this.#saveSnapshotRow(snapshot, file));
     this.#snapshot = snapshot;
+  }
+
+  /**
+   * The file of a snapshot received from a leader (null for none, or in an in-memory log),
+   * written on the event loop: the snapshot is part of the Ready that must be durable next.
+   */
+  #writeReceivedSnapshotFile(snapshot: Snapshot | null): SnapshotFile | null {
+    if (snapshot === null || this.#path === ":memory:") return null;
+    return this.#writeSnapshotFileSync(snapshot);
+  }
+
+  #writeSnapshotFileSync(snapshot: Snapshot): SnapshotFile {
+    const name = newSnapshotFileName(this.#path, snapshot.metadata.index);
+    try {
+      writeSnapshotFileSync(this.#path, name, snapshot.data);
+    } catch (error) {
+      throw this.#snapshotFileFailure(error);
+    }
+    return describeSnapshotFile(name, snapshot.data);
+  }
+
+  /**
+   * A failed write of a snapshot file as the log's retryable error. A failed sync of it is
+   * retryable too: no row names that file, and the next attempt writes a new one.
+   */
+  #snapshotFileFailure(error: unknown): unknown {
+    const failure = storageFailureKind(error);
+    return failure === null ? error : this.#failure(failure, "write", error);
+  }
+
+  /**
+   * Runs a transaction that may name a new snapshot file, then removes the file that lost:
+   * the new one if the transaction failed, else the one it replaced.
+   */
+  #snapshotTransaction(isFullSync: boolean, file: SnapshotFile | null, body: () => void): void {
+    const previous = this.#snapshotFile;
+    try {
+      this.#transaction(isFullSync, body);
+    } catch (error) {
+      if (file !== null) removeSnapshotFile(this.#path, file.name);
+      throw error;
+    }
+    if (file === null) return;
+    this.#snapshotFile = file;
+    if (previous !== null) removeSnapshotFile(this.#path, previous.name);
   }
 
   compact(index: LogIndex): void {
@@ -441,10 +559,10 @@ export class SqliteLogStorage implements WritableLogStorage {
     this.#isCommitHeld = true;
   }
 
-  #writeSnapshot(snapshot: Snapshot): void {
+  #writeSnapshot(snapshot: Snapshot, file: SnapshotFile | null): void {
     const { index, term } = snapshot.metadata;
     assert(index > this.#snapshot.metadata.index, "applySnapshot() needs a newer snapshot");
-    this.#saveSnapshotRow(snapshot);
+    this.#saveSnapshotRow(snapshot, file);
     this.#db.exec("DELETE FROM entries");
     this.#cache.clear();
     this.#prepare("UPDATE state SET offset_index = ?, offset_term = ? WHERE id = 1")
@@ -455,17 +573,22 @@ export class SqliteLogStorage implements WritableLogStorage {
     this.#lastIndex = index;
   }
 
-  #saveSnapshotRow(snapshot: Snapshot): void {
+  /** Writes the snapshot row: with the data inline, or naming `file`, which holds it. */
+  #saveSnapshotRow(snapshot: Snapshot, file: SnapshotFile | null): void {
     const { index, term, confState } = snapshot.metadata;
     this.#prepare(
-      "INSERT OR REPLACE INTO snapshot (id, idx, term, voters, learners, data) " +
-        "VALUES (1, ?, ?, ?, ?, ?)",
+      "INSERT OR REPLACE INTO snapshot " +
+        "(id, idx, term, voters, learners, data, file, file_bytes, file_crc) " +
+        "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
     ).run(
       index,
       term,
       JSON.stringify(confState.voters),
       JSON.stringify(confState.learners),
-      snapshot.data,
+      file === null ? snapshot.data : EMPTY_DATA,
+      file?.name ?? null,
+      file?.bytes ?? null,
+      file?.crc ?? null,
     );
   }
 
@@ -523,8 +646,11 @@ export class SqliteLogStorage implements WritableLogStorage {
 
   #loadSnapshot(): Snapshot {
     const row = this.#prepare("SELECT * FROM snapshot WHERE id = 1").get();
+    const loaded = this.#snapshotFile;
+    this.#snapshotFile = null;
     if (row === undefined) return initialSnapshot(EMPTY_CONF_STATE);
     if (!(row.data instanceof Uint8Array)) return this.#corrupt("snapshot data is not a blob");
+    const data = row.file === null ? row.data : this.#loadSnapshotFile(row, loaded);
     return {
       metadata: {
         index: this.#readInteger(row.idx, "snapshot index") as LogIndex,
@@ -534,8 +660,24 @@ export class SqliteLogStorage implements WritableLogStorage {
           learners: this.#readIds(row.learners, "snapshot learners"),
         },
       },
-      data: row.data,
+      data,
     };
+  }
+
+  /** The data of the snapshot file a row names (kept from memory when it is the same file). */
+  #loadSnapshotFile(row: Record<string, unknown>, loaded: SnapshotFile | null): Uint8Array {
+    if (typeof row.file !== "string") return this.#corrupt("the snapshot file name is not text");
+    const file: SnapshotFile = {
+      name: row.file,
+      bytes: this.#readInteger(row.file_bytes, "snapshot file length"),
+      crc: this.#readInteger(row.file_crc, "snapshot file CRC-32"),
+    };
+    // A rollback reloads the state: the snapshot file it names is the one in memory.
+    const isLoaded = loaded?.name === file.name && this.#snapshot.data.byteLength === file.bytes;
+    const data = isLoaded ? this.#snapshot.data : readSnapshotFile(this.#path, file);
+    if (typeof data === "string") return this.#corrupt(data);
+    this.#snapshotFile = file;
+    return data;
   }
 
   #readEntry(row: Record<string, unknown>, expected: LogIndex): Entry {
@@ -597,6 +739,16 @@ function isCommitOnly(writes: ReadyWrites, current: HardState): boolean {
   const hardState = writes.hardState;
   return hardState !== null && writes.entries.length === 0 && writes.snapshot === null &&
     hardState.term === current.term && hardState.vote === current.vote;
+}
+
+/** Adds the snapshot file columns to a log created before them (its rows keep inline data). */
+function addSnapshotFileColumns(db: DatabaseSync): void {
+  const columns = new Set(
+    db.prepare("SELECT name FROM pragma_table_info('snapshot')").all().map((row) => row.name),
+  );
+  for (const column of SNAPSHOT_FILE_COLUMNS) {
+    if (!columns.has(column.split(" ")[0])) db.exec(`ALTER TABLE snapshot ADD COLUMN ${column}`);
+  }
 }
 
 function isSqliteDamage(error: unknown): boolean {

@@ -45,6 +45,8 @@ function damage(path: string, sql: string): void {
   }
 }
 
+const SNAPSHOT_COLUMNS = "(id, idx, term, voters, learners, data)";
+
 Deno.test("SqliteLogStorage.open() reports corruption as storage_corrupt", async (t) => {
   const cases: Record<string, string> = {
     "a negative term": "UPDATE state SET term = -1",
@@ -52,8 +54,12 @@ Deno.test("SqliteLogStorage.open() reports corruption as storage_corrupt", async
     "a gap in the entries": "DELETE FROM entries WHERE idx = 2",
     "a commit past the log": "UPDATE state SET commit_index = 99",
     "a missing state row": "DELETE FROM state",
-    "voters that are not JSON": "INSERT INTO snapshot VALUES (1, 0, 0, '[1,', '[]', x'')",
-    "a replica id of zero": "INSERT INTO snapshot VALUES (1, 0, 0, '[0]', '[]', x'')",
+    "voters that are not JSON":
+      `INSERT INTO snapshot ${SNAPSHOT_COLUMNS} VALUES (1, 0, 0, '[1,', '[]', x'')`,
+    "a replica id of zero":
+      `INSERT INTO snapshot ${SNAPSHOT_COLUMNS} VALUES (1, 0, 0, '[0]', '[]', x'')`,
+    "a snapshot file length that is negative":
+      "INSERT INTO snapshot VALUES (1, 0, 0, '[1]', '[]', x'', 'f', -1, 0)",
   };
   for (const [name, sql] of Object.entries(cases)) {
     await t.step(name, () => {

@@ -123,7 +123,7 @@ Deno.test("ShardReplica: a follower far behind catches up in bounded apply batch
   }
 });
 
-Deno.test("ShardReplica: snapshots made in a worker compact the log and catch a follower up", async () => {
+Deno.test("ShardReplica: worker-made snapshots compact the log, catch up a follower", async () => {
   const { machines, replicas, isolated } = makeGroup({
     snapshotIntervalEntries: 500,
     isSnapshotInBackground: true,

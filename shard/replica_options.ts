@@ -3,8 +3,10 @@
  * applies to, and its options. Re-exported by replica.ts and shard/mod.ts.
  */
 import type {
+  ConfState,
   Entry,
   HardState,
+  LogIndex,
   Message,
   RaftConfig,
   Snapshot,
@@ -27,6 +29,12 @@ export interface ReplicaLogStorage extends WritableLogStorage {
     },
     mustSync: boolean,
   ): Promise<void> | undefined;
+  /**
+   * {@linkcode WritableLogStorage.createSnapshot}, which a storage may do off the event loop:
+   * it then returns a promise, and the snapshot is the log's once it resolves (it rejects with
+   * the storage failure that stopped it).
+   */
+  storeSnapshot(index: LogIndex, confState: ConfState, data: Uint8Array): Promise<void> | undefined;
   /** Write transactions committed so far (a `persist` that wrote nothing does not count). */
   readonly transactions: number;
   close(): void;

@@ -94,6 +94,41 @@ Deno.test({
 });
 
 Deno.test({
+  ...tmpfsTestOptions(
+    "SqliteLogStorage snapshots on a full disk: no_space, no file left, the same snapshot later",
+  ),
+  async fn() {
+    await withSmallFilesystem(async (fs) => {
+      const path = `${fs.dir}/raft-log.db`;
+      const storage = SqliteLogStorage.open({ path, bootstrap: VOTER });
+      const data = new Uint8Array(LARGE_BYTES).fill(9);
+      const snapshotFiles = () =>
+        [...Deno.readDirSync(fs.dir)].filter((entry) => entry.name.includes(".snapshot-"));
+      try {
+        const index = storage.lastIndex();
+        await fs.fill();
+        await rejects(async () => await storage.storeSnapshot(index, VOTER, data), isNoSpace);
+        throws(() => storage.createSnapshot(index, VOTER, data), isNoSpace);
+        equal(storage.snapshot().metadata.index, 0, "no snapshot was stored");
+        equal(snapshotFiles().length, 0, "no partial file is left");
+        await fs.free();
+        await storage.storeSnapshot(index, VOTER, data);
+        equal(storage.snapshot().metadata.index, index);
+      } finally {
+        storage.close();
+      }
+      const reopened = SqliteLogStorage.open({ path, bootstrap: null });
+      try {
+        deepEqual(reopened.snapshot().data, data);
+        equal(snapshotFiles().length, 1);
+      } finally {
+        reopened.close();
+      }
+    });
+  },
+});
+
+Deno.test({
   ...tmpfsTestOptions("SqliteLogStorage.open() on a full disk is no_space, not storage_corrupt"),
   async fn() {
     await withSmallFilesystem(async (fs) => {

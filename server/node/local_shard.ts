@@ -5,7 +5,8 @@
  * (shard_status_view.ts), the lease timer (lease_timer.ts) and remote watches
  * (remote_watch.ts).
  *
- * Files live in `<data_dir>/shard-<id>/`: `raft-log.db` and `state-machine.db`.
+ * Files live in `<data_dir>/shard-<id>/`: `raft-log.db`, its latest snapshot
+ * `raft-log.db.snapshot-<index>-<random>` and `state-machine.db`.
  */
 import { type Message, type RaftConfig, replicaId, type Term } from "../../raft/mod.ts";
 import {

@@ -3,7 +3,8 @@
  * Raft log or state machine must stop the node with `storage_corrupt` rather than be rebuilt
  * silently (SQLite opens a missing or empty file as a new, healthy database).
  *
- * Files live in `<data_dir>/shard-<id>/`: `raft-log.db` and `state-machine.db`.
+ * Files live in `<data_dir>/shard-<id>/`: `raft-log.db`, its latest snapshot
+ * `raft-log.db.snapshot-<index>-<random>` and `state-machine.db`.
  */
 import { type ConfState, replicaId } from "../../raft/mod.ts";
 import { AspenError, SqliteLogStorage, StateMachine } from "../../shard/mod.ts";
