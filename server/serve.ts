@@ -210,6 +210,7 @@ export function createNodeApp(node: AspenNode, runtime: NodeRuntime): Hono {
         alarms: node.alarms,
         crossShard: node.service.crossShard,
         wallMs: runtime.wallMs,
+        loopStalls: node.loopStalls,
       })),
     observe: (route, seconds) => latency.observe(route, seconds),
     nowMs: runtime.nowMs,

@@ -9,6 +9,10 @@
  * that served reads from a lease measured in ticks, with the ticks of the pause not yet
  * counted, would answer v1 from its stale state. Repeated ROUNDS times, the last round with the
  * GET sent just before the resume and a second one right after it.
+ *
+ * The pause is also what a stalled event loop looks like to the node itself: once resumed, its
+ * `/metrics` must show a stall of about the pause's length (loop_stalls.ts), and its log the
+ * warning that says so.
  */
 import { equal, notEqual, ok } from "node:assert/strict";
 import { ApiError, AspenClient } from "../api/mod.ts";
@@ -48,11 +52,15 @@ Deno.test("a paused leader never answers a read with its stale value", async () 
           notEqual(answer, stale, `round ${round}: node ${leader} answered its stale value`);
           ok(answer === fresh || answer.startsWith("error "), `round ${round}: ${answer}`);
         }
+        const stalls = await loopStalls(cluster.url(leader), token);
+        ok(stalls.maxMs >= PAUSE_MS * 0.8, `node ${leader}'s longest stall ${stalls.maxMs} ms`);
+        ok(stalls.over500 >= 1, `node ${leader} counted ${stalls.over500} stalls over 500 ms`);
       } finally {
         await cluster.kill(leader, "SIGCONT").catch(() => {});
       }
       await cluster.waitForLeaders();
     }
+    ok(test.lines.some((line) => line.includes("The event loop was held")), "a stall is logged");
   } catch (error) {
     console.error(test.lines.slice(-40).join("\n"));
     throw error;
@@ -75,6 +83,17 @@ async function putUntilAcknowledged(client: AspenClient, value: string): Promise
       if (!(error instanceof ApiError) || performance.now() > deadline) throw error;
     }
   }
+}
+
+/** The node's event-loop stall series, from its /metrics. */
+async function loopStalls(url: string, token: string): Promise<{ maxMs: number; over500: number }> {
+  const response = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+  const text = await response.text();
+  const value = (pattern: RegExp) => Number(text.match(pattern)?.[1] ?? NaN);
+  return {
+    maxMs: value(/^aspen_node_event_loop_stall_ms_max\{[^}]*\} (\d+)$/m),
+    over500: value(/^aspen_node_event_loop_stalls_total\{[^}]*over_ms="500"\} (\d+)$/m),
+  };
 }
 
 /** The value a linearizable GET through `url` answers, or "error <status>". */

@@ -15,6 +15,7 @@ import { Logger } from "../log.ts";
 import { DISK_RECHECK_ON_WRITE_MS, NodeAlarms } from "./alarms.ts";
 import { formatMetrics, HttpLatency } from "./metrics.ts";
 import { CrossShardStats } from "./cross_shard_stats.ts";
+import { LoopStalls } from "./loop_stalls.ts";
 
 const MIB = 1024 * 1024;
 const PUT: Command = { type: "put", key: "k", value: "v", lease: 0, prevKv: false };
@@ -182,6 +183,7 @@ Deno.test("formatMetrics() shows one aspen_alarm gauge per type and the disk spa
     alarms,
     crossShard: new CrossShardStats(),
     wallMs: Date.now,
+    loopStalls: new LoopStalls(() => {}),
   });
   match(text, /^aspen_alarm\{node="4",type="no_space"\} 1$/m);
   match(text, /^aspen_alarm\{node="4",type="storage_error"\} 0$/m);

@@ -11,6 +11,7 @@ import type { RouterStats } from "./cluster_router.ts";
 import type { CrossShardStats } from "./cross_shard_stats.ts";
 import { type ReplicaStatus, TXN_LIST_LIMIT_MAX } from "../../shard/mod.ts";
 import type { LocalShard } from "./local_shard.ts";
+import type { LoopStalls } from "./loop_stalls.ts";
 import { percentile } from "./shard_status_view.ts";
 import { snapshotRefusals } from "./replica_view.ts";
 
@@ -80,6 +81,8 @@ export interface MetricsSources {
   readonly crossShard: Pick<CrossShardStats, "format">;
   /** Wall-clock milliseconds (transaction deadlines are wall-clock). */
   readonly wallMs: () => number;
+  /** How long the node's event loop was held (loop_stalls.ts). */
+  readonly loopStalls: Pick<LoopStalls, "format">;
 }
 
 /** Renders the metrics page. */
@@ -89,6 +92,7 @@ export function formatMetrics(sources: MetricsSources): string {
   alarmLines(sources, node, lines);
   shardLines(sources, node, lines);
   nodeLines(sources, node, lines);
+  lines.push(...sources.loopStalls.format(node));
   lines.push(...sources.crossShard.format(node));
   lines.push(...sources.http.format(node));
   return lines.join("\n") + "\n";

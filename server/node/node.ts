@@ -50,6 +50,7 @@ import { readRefusedPeers } from "../refused_peers_file.ts";
 import { LocalShard } from "./local_shard.ts";
 import { decodeMetaStamp, encodeMetaStamp, MetaWatch } from "./meta_watch.ts";
 import { IDLE_TICKS_PER_RUN, NodeLiveness, tickNode } from "./node_liveness.ts";
+import { LoopStalls } from "./loop_stalls.ts";
 import { replicasOf, shardsOf } from "./placement.ts";
 import {
   maintainShardMap,
@@ -134,6 +135,8 @@ export interface AspenNode {
   readonly mover: ShardMover;
   /** Its storage alarms (a disk below the reserve, stalled replicas). */
   readonly alarms: NodeAlarms;
+  /** How long its event loop was held (loop_stalls.ts). */
+  readonly loopStalls: LoopStalls;
   /** The client tokens (bootstrap and runtime); null when authentication is off. */
   readonly tokens: TokenRegistry | null;
   /** The members record as this node last read it (membership.ts). */
@@ -161,7 +164,7 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
   const { metaWatch, metaRefresh, hosting } = parts;
   alarms.start();
   const ticked = { shards: { all: shards, awake: hosting.awake }, transport, liveness, metaWatch };
-  const stopTicker = startTicker(ticked, config, runtime);
+  const ticker = startTicker(ticked, config, runtime);
   const placement = { of: (_shard: number): readonly number[] | null => null };
   const hostSlot: { host: ReplicaHost | null } = { host: null };
   const placerSlot: { placer: NewShardPlacer | null } = { placer: null };
@@ -199,8 +202,7 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
   const placed = { router, service, members, isUp: isNodeUp, membership: membership.membership };
   placerSlot.placer = createNewShardPlacer(config, placed, runtime);
   metaRefresh.run = () => refreshMeta([tokens, shardMapKeeper, mover, membership.membership]);
-  const started = { shards: [...shards.keys()].join(","), members: members.join(",") };
-  runtime.logger.info("Node started", { node: config.node.id, ...started });
+  logStarted(config, shards, members, runtime);
   return {
     config,
     credentials,
@@ -212,6 +214,7 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
     shardMap,
     mover,
     alarms,
+    loopStalls: ticker.stalls,
     tokens,
     membership: membership.membership,
     replicaHost: membership.replicaHost,
@@ -219,7 +222,7 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
     isNodeUp,
     close: () =>
       closeStartedNode(
-        { membership, stopTicker, metaWatch, shardMapKeeper, mover, sweeper, alarms, tokens },
+        { membership, ticker, metaWatch, shardMapKeeper, mover, sweeper, alarms, tokens },
         { config, shards, transport, logger: runtime.logger },
       ),
   };
@@ -229,7 +232,7 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
 async function closeStartedNode(
   parts: {
     readonly membership: { close(): void };
-    readonly stopTicker: () => void;
+    readonly ticker: { stop(): void };
     readonly metaWatch: { close(): void };
     readonly shardMapKeeper: { stop(): void };
     readonly mover: { close(): void };
@@ -245,7 +248,7 @@ async function closeStartedNode(
   },
 ): Promise<void> {
   parts.membership.close();
-  parts.stopTicker();
+  parts.ticker.stop();
   parts.metaWatch.close();
   parts.shardMapKeeper.stop();
   parts.mover.close();
@@ -371,7 +374,8 @@ async function openLocalParts(given: Config, runtime: NodeRuntime) {
  * heartbeats (node_liveness.ts) with this node's meta stamp (meta_watch.ts), which it also
  * notes in the meta watch, then flushes the peer channel once, so that every message of the
  * tick bound for a peer leaves in one frame. While every replica sleeps it runs every
- * IDLE_TICKS_PER_RUN ticks instead of every tick. Returns the function that stops it.
+ * IDLE_TICKS_PER_RUN ticks instead of every tick. It also notes how late it ran: the node's
+ * event-loop stalls (loop_stalls.ts), a long one logged. Returns its stop function and those.
  */
 function startTicker(
   parts: {
@@ -382,14 +386,22 @@ function startTicker(
   },
   config: Config,
   runtime: NodeRuntime,
-): () => void {
+): { stop(): void; readonly stalls: LoopStalls } {
   const { shards, transport, liveness, metaWatch } = parts;
+  const stalls = new LoopStalls((lateMs) =>
+    runtime.logger.warn("The event loop was held: every shard of this node waited", {
+      node: config.node.id,
+      ms: Math.round(lateMs),
+    })
+  );
   // Drawn at start: a restarted node's meta stamps start over (see MetaStamp).
   const drawn = runtime.randomBytes(4);
   const incarnation = new DataView(drawn.buffer, drawn.byteOffset, 4).getUint32(0);
   let ticks = 1;
   let timer: ReturnType<typeof setTimeout>;
+  let dueMs = runtime.nowMs() + TICK_MS;
   const run = () => {
+    stalls.note(runtime.nowMs() - dueMs);
     const shardZero = shards.all.get(0);
     const stamp = shardZero === undefined
       ? null
@@ -401,10 +413,21 @@ function startTicker(
     }, ticks);
     transport.flush();
     ticks = isAwake ? 1 : IDLE_TICKS_PER_RUN;
+    dueMs = runtime.nowMs() + ticks * TICK_MS;
     timer = setTimeout(run, ticks * TICK_MS);
   };
   timer = setTimeout(run, TICK_MS);
-  return () => clearTimeout(timer);
+  return { stop: () => clearTimeout(timer), stalls };
+}
+
+function logStarted(
+  config: Config,
+  shards: ReadonlyMap<number, LocalShard>,
+  members: readonly number[],
+  runtime: NodeRuntime,
+): void {
+  const started = { shards: [...shards.keys()].join(","), members: members.join(",") };
+  runtime.logger.info("Node started", { node: config.node.id, ...started });
 }
 
 /**
