@@ -34,6 +34,8 @@ export interface InProcessNodeOptions {
   readonly isFaultInjectionEnabled?: boolean;
   /** Wait until every shard has a leader (default true). */
   readonly waitForLeaders?: boolean;
+  /** Applied entries between a replica's snapshots (the node's test flag); default theirs. */
+  readonly snapshotIntervalEntries?: number;
 }
 
 const random = (count: number) => crypto.getRandomValues(new Uint8Array(count));
@@ -67,6 +69,9 @@ export async function startInProcessNode(options: InProcessNodeOptions): Promise
     version: "test",
     seed: 7,
     isFaultInjectionEnabled: options.isFaultInjectionEnabled ?? false,
+    ...(options.snapshotIntervalEntries === undefined
+      ? {}
+      : { snapshotIntervalEntries: options.snapshotIntervalEntries }),
   };
   const node = await startNode(config, runtime);
   const started: InProcessNode = {

@@ -324,9 +324,21 @@ function storageSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[
     ],
     [
       "aspen_shard_snapshot_failures_total",
-      "Snapshots and log compactions that failed on storage.",
+      "Snapshots and log compactions that failed on storage (or whose worker failed).",
       "counter",
       (id) => status.get(id)!.stats.snapshotFailures,
+    ],
+    [
+      "aspen_shard_snapshots_created_total",
+      "Snapshots this replica took and stored in its log.",
+      "counter",
+      (id) => status.get(id)!.stats.snapshotsCreated,
+    ],
+    [
+      "aspen_shard_snapshots_restored_total",
+      "Snapshots this replica installed from its leader.",
+      "counter",
+      (id) => status.get(id)!.stats.snapshotsRestored,
     ],
   ];
 }
