@@ -6,6 +6,7 @@
 import { assert, type ConfState, type LogIndex, type Snapshot } from "../raft/mod.ts";
 import { storageFailureKind } from "./storage_failure.ts";
 import {
+  COMPACT_ENTRIES_PER_TURN_MAX,
   LOG_RETAINED_ENTRIES,
   SNAPSHOT_INTERVAL_ENTRIES,
   SNAPSHOT_RETRY_MS,
@@ -115,7 +116,6 @@ export class Snapshots<Result> {
     if (this.#options.nowMs() < this.#retryAtMs) return;
     const applied = this.#options.stateMachine.appliedIndex();
     const interval = this.#options.snapshotIntervalEntries ?? SNAPSHOT_INTERVAL_ENTRIES;
-    const storage = this.#options.storage;
     try {
       if (this.#made !== null) {
         const made = this.#made;
@@ -124,12 +124,26 @@ export class Snapshots<Result> {
       } else if (!this.#isBusy && applied - this.#lastSnapshotIndex >= interval) {
         this.#start({ index: applied as LogIndex, confState: confStateAt(applied as LogIndex) });
       }
-      const compactTo = this.#lastSnapshotIndex - Math.min(LOG_RETAINED_ENTRIES, interval);
-      if (compactTo > storage.firstIndex()) storage.compact(compactTo as LogIndex);
+      this.#compactSome(interval);
     } catch (error) {
       if (storageFailureKind(error) === null) throw error;
       this.#failed();
     }
+  }
+
+  /**
+   * Compacts the log behind the last snapshot, keeping LOG_RETAINED_ENTRIES (or one interval)
+   * for followers a little behind: at most COMPACT_ENTRIES_PER_TURN_MAX entries this turn, and
+   * another turn is asked for while more remain.
+   */
+  #compactSome(interval: number): void {
+    const storage = this.#options.storage;
+    const target = this.#lastSnapshotIndex - Math.min(LOG_RETAINED_ENTRIES, interval);
+    const first = storage.firstIndex();
+    if (target <= first) return;
+    const compactTo = Math.min(target, first - 1 + COMPACT_ENTRIES_PER_TURN_MAX);
+    storage.compact(compactTo as LogIndex);
+    if (compactTo < target) this.#wake();
   }
 
   #start(at: SnapshotAt): void {

@@ -160,6 +160,7 @@ export {
 } from "./transaction_builder.ts";
 export {
   APPLY_SAMPLES_MAX,
+  COMPACT_ENTRIES_PER_TURN_MAX,
   INBOUND_MESSAGES_MAX,
   LOG_RETAINED_ENTRIES,
   PROPOSALS_PENDING_MAX,

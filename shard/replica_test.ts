@@ -29,7 +29,9 @@ import { AspenError } from "./errors.ts";
 import {
   ADMIN_CALLS_PENDING_MAX,
   COMMIT_NOTICE_DELAY_MS,
+  COMPACT_ENTRIES_PER_TURN_MAX,
   INBOUND_ENTRIES_PER_TURN_MAX,
+  LOG_RETAINED_ENTRIES,
   type PendingSnapshot,
   PROPOSAL_HOLD_MS,
   type ReplicaLogStorage,
@@ -835,6 +837,31 @@ Deno.test("ShardReplica: a snapshot that failed on storage is tried again later"
     await replica.propose(encoder.encode("later"));
     equal(replica.status().stats.snapshotsCreated, 1, "tried again once the wait passed");
     ok(storage.snapshot().metadata.index > 0);
+  } finally {
+    replica.close();
+  }
+});
+
+Deno.test("ShardReplica compacts a long log behind a snapshot over several turns", async () => {
+  // Deleting ~100,000 entries in one transaction held the node's event loop for 200-500 ms.
+  const interval = 3 * COMPACT_ENTRIES_PER_TURN_MAX;
+  const { replica, storage } = singleVoter({ snapshotIntervalEntries: interval });
+  const steps: number[] = [];
+  const compact = storage.compact.bind(storage);
+  storage.compact = (index) => {
+    steps.push(index - storage.firstIndex() + 1);
+    compact(index);
+  };
+  try {
+    const proposals = [];
+    for (let i = 0; i < interval; i++) proposals.push(replica.propose(encoder.encode(`${i}`)));
+    await Promise.all(proposals);
+    await settle();
+    const snapshotIndex = storage.snapshot().metadata.index;
+    ok(snapshotIndex >= interval, "a snapshot was taken");
+    equal(storage.firstIndex(), snapshotIndex - LOG_RETAINED_ENTRIES + 1, "compacted in full");
+    ok(steps.length >= 3, `in steps: ${steps.join()}`);
+    ok(steps.every((count) => count <= COMPACT_ENTRIES_PER_TURN_MAX), steps.join());
   } finally {
     replica.close();
   }
