@@ -80,21 +80,41 @@ export function snapshotBytes(db: DatabaseSync): Uint8Array {
 }
 
 /**
- * {@linkcode snapshotBytes} with the costly part off the event loop: the pages are copied now
- * (the snapshot holds the state of this instant), and the VACUUM runs in a worker of its own.
- * For a state of 30 MiB that moves about 0.5 s of work off the loop (bench/NOTES.md).
+ * {@linkcode snapshotBytes} with the costly part off the event loop. A database in a file
+ * (`path`) is checkpointed now, so that its file holds the state of this instant, and the
+ * worker reads that file; SQLite's automatic checkpoints wait until it has, so the file does
+ * not change under the worker while later applies go to the WAL. An in-memory database's
+ * pages are copied now instead. The VACUUM runs in a worker of its own.
+ *
+ * Copying the pages on the loop (`serialize()`) and starting the worker held the event loop
+ * 200-260 ms of CPU for a state of 30 MiB, 400-700 ms of wall time on a busy node
+ * (bench/NOTES.md); the checkpoint writes what the WAL holds, work that SQLite's automatic
+ * checkpoint does anyway.
+ *
+ * @throws the checkpoint's error (a full disk, an I/O error): nothing was started.
  */
-export function snapshotBytesInWorker(db: DatabaseSync): PendingSnapshot {
-  const image = db.serialize();
-  const worker = new Worker(snapshotWorkerUrl(), { type: "module" });
+export function snapshotBytesInWorker(db: DatabaseSync, path: string): PendingSnapshot {
+  const isFile = path !== ":memory:";
+  const release = isFile ? holdDatabaseFile(db) : () => {};
+  let worker: Worker;
+  try {
+    worker = new Worker(snapshotWorkerUrl(), { type: "module" });
+  } catch (error) {
+    release();
+    throw error;
+  }
   let cancel = () => {};
   const bytes = new Promise<Uint8Array>((resolve, reject) => {
     const finish = (error: Error | null, result?: Uint8Array) => {
       worker.terminate();
+      release();
       if (error === null && result instanceof Uint8Array) resolve(result);
       else reject(error ?? new Error("the snapshot worker answered no bytes"));
     };
-    worker.onmessage = (event: MessageEvent<{ bytes?: Uint8Array; error?: string }>) => {
+    worker.onmessage = (
+      event: MessageEvent<{ isRead?: true; bytes?: Uint8Array; error?: string }>,
+    ) => {
+      if (event.data.isRead === true) return release();
       const error = event.data.error;
       finish(error === undefined ? null : new Error(error), event.data.bytes);
     };
@@ -104,8 +124,39 @@ export function snapshotBytesInWorker(db: DatabaseSync): PendingSnapshot {
     };
     cancel = () => finish(new Error("the snapshot was cancelled"));
   });
-  worker.postMessage({ image, layout: HEADER_LAYOUT }, [image.buffer as ArrayBuffer]);
+  if (isFile) {
+    worker.postMessage({ path, layout: HEADER_LAYOUT });
+  } else {
+    const image = db.serialize();
+    worker.postMessage({ image, layout: HEADER_LAYOUT }, [image.buffer as ArrayBuffer]);
+  }
   return { bytes, cancel: () => cancel() };
+}
+
+/**
+ * Writes every page of the WAL into the database file and stops automatic checkpoints, so
+ * that the file holds the state of this instant until the returned function (idempotent) is
+ * called: it turns them back on, unless the connection was closed meanwhile (a restore
+ * replaced it, or the state machine closed).
+ */
+function holdDatabaseFile(db: DatabaseSync): () => void {
+  const pages = Number(db.prepare("PRAGMA wal_autocheckpoint").get()?.wal_autocheckpoint);
+  db.exec("PRAGMA wal_autocheckpoint = 0");
+  let isHeld = true;
+  const release = () => {
+    if (!isHeld) return;
+    isHeld = false;
+    if (db.isOpen) db.exec(`PRAGMA wal_autocheckpoint = ${pages}`);
+  };
+  try {
+    const result = db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get();
+    // In exclusive locking mode no reader can hold the checkpoint back.
+    assert(result?.busy === 0 && result?.log === 0, "a TRUNCATE checkpoint empties the WAL");
+  } catch (error) {
+    release();
+    throw error;
+  }
+  return release;
 }
 
 let workerUrl: string | null = null;
@@ -121,7 +172,9 @@ function snapshotWorkerUrl(): string {
     `const canonicalBytes = ${canonicalBytes.toString()};`,
     "self.onmessage = (event) => {",
     "  try {",
-    "    const bytes = canonicalBytes(DatabaseSync, event.data.image, event.data.layout);",
+    "    const image = event.data.image ?? Deno.readFileSync(event.data.path);",
+    "    self.postMessage({ isRead: true });",
+    "    const bytes = canonicalBytes(DatabaseSync, image, event.data.layout);",
     "    self.postMessage({ bytes }, [bytes.buffer]);",
     "  } catch (error) {",
     "    self.postMessage({ error: String(error?.message ?? error) });",

@@ -555,13 +555,14 @@ export class StateMachine {
   }
 
   /**
-   * {@linkcode snapshot} made off the event loop: the state of this instant is copied now,
-   * and the canonical bytes are made in a worker.
+   * {@linkcode snapshot} made off the event loop: the state of this instant is captured now
+   * (the file checkpointed, or an in-memory database's pages copied), and a worker reads it
+   * and makes the canonical bytes.
    */
   snapshotInBackground(): PendingSnapshot {
     this.#assertOpen();
     assert(!this.#db.isTransaction, "StateMachine.snapshotInBackground: no batch is in flight");
-    return snapshotBytesInWorker(this.#db);
+    return snapshotBytesInWorker(this.#db, this.#options.path);
   }
 
   /**
