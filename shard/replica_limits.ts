@@ -58,9 +58,11 @@ export const LOG_RETAINED_ENTRIES = 2_000;
 /**
  * Most log entries one turn compacts behind a snapshot; a longer log goes over several turns.
  * Deleting 95,000 entries in one SQLite transaction held the event loop 220-240 ms on a quiet
- * node and ~500 ms under a put load, long enough for the node's other shards to miss heartbeats.
+ * node and ~500 ms under a put load, long enough for the node's other shards to miss heartbeats;
+ * steps of 5,000 still held it 120-250 ms each under load (their commits set off WAL
+ * checkpoints), steps of 1,000 no longer show among a loaded node's longest turns.
  */
-export const COMPACT_ENTRIES_PER_TURN_MAX = 5_000;
+export const COMPACT_ENTRIES_PER_TURN_MAX = 1_000;
 /** How long after a failed snapshot or compaction the next attempt waits, ms. */
 export const SNAPSHOT_RETRY_MS = 30_000;
 

@@ -844,7 +844,7 @@ Deno.test("ShardReplica: a snapshot that failed on storage is tried again later"
 
 Deno.test("ShardReplica compacts a long log behind a snapshot over several turns", async () => {
   // Deleting ~100,000 entries in one transaction held the node's event loop for 200-500 ms.
-  const interval = 3 * COMPACT_ENTRIES_PER_TURN_MAX;
+  const interval = LOG_RETAINED_ENTRIES + 3 * COMPACT_ENTRIES_PER_TURN_MAX;
   const { replica, storage } = singleVoter({ snapshotIntervalEntries: interval });
   const steps: number[] = [];
   const compact = storage.compact.bind(storage);
