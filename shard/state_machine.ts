@@ -225,7 +225,7 @@ export class StateMachine {
     assert(eventsMax <= WATCH_HISTORY_EVENTS_MAX, "StateMachine.open: history events bound");
     assert(bytesMax <= WATCH_HISTORY_BYTES_MAX, "StateMachine.open: history bytes bound");
     const { path, synchronous } = options;
-    return new StateMachine(options, openDatabase({ path, synchronous, isRowCheckNeeded: true }));
+    return new StateMachine(options, openDatabase({ path, synchronous, isVerified: false }));
   }
 
   /**
@@ -636,9 +636,9 @@ export class StateMachine {
     } catch (error) {
       throw this.#failure(error, "write the snapshot") ?? error;
     } finally {
-      // The new file's rows were checked by checkSnapshot() a moment ago, and the old file was
-      // in use a moment ago; quick_check still runs.
-      this.#db = openDatabase({ path, synchronous, isRowCheckNeeded: false });
+      // The new file's bytes passed checkSnapshot() (quick_check and every row) a moment ago,
+      // and the old file was open and in use until then: neither is checked again.
+      this.#db = openDatabase({ path, synchronous, isVerified: true });
       this.#reload();
     }
   }

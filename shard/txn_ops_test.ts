@@ -51,7 +51,7 @@ function randomBranch(prng: SeededPrng): TxnOp[] {
 }
 
 function withStore(body: (store: KvStore) => void): void {
-  const db = openDatabase({ path: ":memory:", synchronous: "normal", isRowCheckNeeded: false });
+  const db = openDatabase({ path: ":memory:", synchronous: "normal", isVerified: true });
   try {
     db.exec("BEGIN");
     body(new KvStore(db));
