@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import { DatabaseSync } from "node:sqlite";
 import { assert } from "../raft/mod.ts";
 import { AspenError } from "./errors.ts";
+import { storageFailureKind } from "./storage_failure.ts";
 import { integer, kvFromRow } from "./_kv_store.ts";
 import { metaChecksum, verifyChecksum } from "./_row_checksum.ts";
 import { migrateSchema, readSys, verifyDatabase } from "./_schema.ts";
@@ -91,30 +92,33 @@ export function snapshotBytes(db: DatabaseSync): Uint8Array {
  * (bench/NOTES.md); the checkpoint writes what the WAL holds, work that SQLite's automatic
  * checkpoint does anyway.
  *
- * @throws the checkpoint's error (a full disk, an I/O error): nothing was started.
+ * When the checkpoint cannot empty the WAL for a reason other than storage (a statement of
+ * this connection still reading: "database table is locked"), the pages are copied now as for
+ * an in-memory database: slower on the loop, but the snapshot is taken.
+ *
+ * @throws the checkpoint's storage error (a full disk, an I/O error): nothing was started.
  */
 export function snapshotBytesInWorker(db: DatabaseSync, path: string): PendingSnapshot {
-  const isFile = path !== ":memory:";
-  const release = isFile ? holdDatabaseFile(db) : () => {};
+  const release = path === ":memory:" ? null : holdDatabaseFile(db);
   let worker: Worker;
   try {
     worker = new Worker(snapshotWorkerUrl(), { type: "module" });
   } catch (error) {
-    release();
+    release?.();
     throw error;
   }
   let cancel = () => {};
   const bytes = new Promise<Uint8Array>((resolve, reject) => {
     const finish = (error: Error | null, result?: Uint8Array) => {
       worker.terminate();
-      release();
+      release?.();
       if (error === null && result instanceof Uint8Array) resolve(result);
       else reject(error ?? new Error("the snapshot worker answered no bytes"));
     };
     worker.onmessage = (
       event: MessageEvent<{ isRead?: true; bytes?: Uint8Array; error?: string }>,
     ) => {
-      if (event.data.isRead === true) return release();
+      if (event.data.isRead === true) return release?.();
       const error = event.data.error;
       finish(error === undefined ? null : new Error(error), event.data.bytes);
     };
@@ -124,7 +128,7 @@ export function snapshotBytesInWorker(db: DatabaseSync, path: string): PendingSn
     };
     cancel = () => finish(new Error("the snapshot was cancelled"));
   });
-  if (isFile) {
+  if (release !== null) {
     worker.postMessage({ path, layout: HEADER_LAYOUT });
   } else {
     const image = db.serialize();
@@ -138,8 +142,13 @@ export function snapshotBytesInWorker(db: DatabaseSync, path: string): PendingSn
  * that the file holds the state of this instant until the returned function (idempotent) is
  * called: it turns them back on, unless the connection was closed meanwhile (a restore
  * replaced it, or the state machine closed).
+ *
+ * @returns null, with automatic checkpoints as they were, when the WAL could not be emptied
+ *   for a reason other than storage (an open statement locks a table; a checkpoint left
+ *   frames behind): the file does not hold the state, and the caller must copy the pages.
+ * @throws a storage error of the checkpoint (a full disk, an I/O error).
  */
-function holdDatabaseFile(db: DatabaseSync): () => void {
+function holdDatabaseFile(db: DatabaseSync): (() => void) | null {
   const pages = Number(db.prepare("PRAGMA wal_autocheckpoint").get()?.wal_autocheckpoint);
   db.exec("PRAGMA wal_autocheckpoint = 0");
   let isHeld = true;
@@ -148,13 +157,19 @@ function holdDatabaseFile(db: DatabaseSync): () => void {
     isHeld = false;
     if (db.isOpen) db.exec(`PRAGMA wal_autocheckpoint = ${pages}`);
   };
+  let result: Record<string, unknown> | undefined;
   try {
-    const result = db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get();
-    // In exclusive locking mode no reader can hold the checkpoint back.
-    assert(result?.busy === 0 && result?.log === 0, "a TRUNCATE checkpoint empties the WAL");
+    result = db.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get();
   } catch (error) {
     release();
-    throw error;
+    if (storageFailureKind(error) !== null) throw error;
+    return null;
+  }
+  // In exclusive locking mode no reader holds a checkpoint back; should one stop short anyway,
+  // the file is not the state of this instant.
+  if (result?.busy !== 0 || result?.log !== 0) {
+    release();
+    return null;
   }
   return release;
 }

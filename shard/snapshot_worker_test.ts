@@ -62,3 +62,23 @@ Deno.test("a cancelled file snapshot turns automatic checkpoints back on", async
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a file snapshot whose checkpoint is locked out copies the pages instead", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "aspen-snapshot-worker-" });
+  const db = openWal(`${dir}/state.db`);
+  try {
+    write(db, 0, 300);
+    const expected = snapshotBytes(db);
+    // A statement still reading keeps the checkpoint from emptying the WAL.
+    const reading = db.prepare("SELECT k FROM t ORDER BY k").iterate();
+    equal(reading.next().done, false);
+    const pending = snapshotBytesInWorker(db, `${dir}/state.db`);
+    equal(autocheckpointPages(db), CHECKPOINT_PAGES, "nothing is held: the pages were copied");
+    reading.return?.();
+    write(db, 300, 200);
+    deepEqual(await pending.bytes, expected);
+  } finally {
+    db.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
