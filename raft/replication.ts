@@ -343,15 +343,17 @@ function handleSnapshotAck(raft: RaftCore, message: SnapshotAckMessage): void {
  * in the status) and sends nothing.
  */
 function startSnapshot(raft: RaftCore, to: ReplicaId, progress: Progress): void {
-  const snapshot = raft.log.unstable.snapshot ?? raft.log.storage.snapshot();
-  assert(snapshot.metadata.index >= progress.next - 1, "a snapshot must cover missing entries");
+  const { metadata, data } = raft.log.unstable.snapshot ?? raft.log.storage.snapshot();
+  assert(metadata.index >= progress.next - 1, "a snapshot must cover missing entries");
   const limit = raft.limits.snapshotBytesMax;
-  const bytes = snapshot.data.byteLength;
+  const bytes = data.byteLength;
   if (bytes > limit) {
-    progress.refuseSnapshot({ index: snapshot.metadata.index, bytes, limit });
+    progress.refuseSnapshot({ index: metadata.index, bytes, limit });
     return;
   }
-  progress.becomeSnapshot(snapshot);
+  // The storage may read the data from a file each time it is asked (it need not keep every
+  // replica's snapshot in memory): the progress keeps these bytes while it sends them.
+  progress.becomeSnapshot({ metadata, data });
   sendSnapshotChunk(raft, to, progress);
 }
 

@@ -4,14 +4,16 @@
  * Three voters with a 100-byte limit; follower 3 is cut off while the leader snapshots (200
  * bytes) and compacts its log. Once 3 is back, the leader must send no chunk, record the
  * refusal in its status, and send nothing more per heartbeat than heartbeats; once a snapshot
- * that fits exists, the transfer must start and 3 must catch up.
+ * that fits exists, the transfer must start and 3 must catch up. And a storage may read its
+ * snapshot's data from disk each time it is asked: the leader asks once per transfer.
  */
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import { DEFAULT_RAFT_LIMITS } from "./config.ts";
 import { SeededPrng } from "./prng.ts";
 import { RawNode } from "./raw_node.ts";
 import { MemoryStorage } from "./storage.ts";
-import type { ConfState, LogIndex, Message, ReplicaId } from "./types.ts";
+import type { ConfState, LogIndex, Message, ReplicaId, Snapshot } from "./types.ts";
+import { SNAPSHOT_CHUNK_BYTES_MAX } from "./limits.ts";
 
 const SNAPSHOT_LIMIT_BYTES = 100;
 
@@ -20,12 +22,15 @@ interface Member {
   readonly storage: MemoryStorage;
 }
 
-function makeGroup(): Map<number, Member> {
+function makeGroup(
+  snapshotBytesMax = SNAPSHOT_LIMIT_BYTES,
+  newStorage = (confState: ConfState) => new MemoryStorage(confState),
+): Map<number, Member> {
   const voters = [1, 2, 3] as ReplicaId[];
   const confState: ConfState = { voters, learners: [] };
   const members = new Map<number, Member>();
   for (const voter of voters) {
-    const storage = new MemoryStorage(confState);
+    const storage = newStorage(confState);
     const node = new RawNode({
       id: voter,
       electionTicks: 10,
@@ -34,7 +39,7 @@ function makeGroup(): Map<number, Member> {
       preVote: false,
       checkQuorum: false,
       leaseReads: false,
-      limits: { ...DEFAULT_RAFT_LIMITS, snapshotBytesMax: SNAPSHOT_LIMIT_BYTES },
+      limits: { ...DEFAULT_RAFT_LIMITS, snapshotBytesMax },
     }, storage);
     members.set(voter, { node, storage });
   }
@@ -115,4 +120,42 @@ Deno.test("replication: a leader refuses a snapshot over the limit, sends one th
   equal(caughtUp?.snapshotTooLarge, null);
   equal(caughtUp?.match, status.lastIndex);
   equal(members.get(3)!.storage.snapshot().metadata.index, fitsIndex);
+});
+
+/** A storage that reads its snapshot's data anew each time, and counts the reads. */
+class ReadingStorage extends MemoryStorage {
+  dataReads = 0;
+
+  override snapshot(): Snapshot {
+    const { metadata, data } = super.snapshot();
+    const count = () => this.dataReads++;
+    return {
+      metadata,
+      get data() {
+        count();
+        return data.slice();
+      },
+    };
+  }
+}
+
+Deno.test("replication: a leader reads a stored snapshot's data once per transfer", () => {
+  const members = makeGroup(
+    8 * SNAPSHOT_CHUNK_BYTES_MAX,
+    (confState) => new ReadingStorage(confState),
+  );
+  const leader = members.get(1)!;
+  const storage = leader.storage as ReadingStorage;
+  leader.node.campaign();
+  settle(members, () => false);
+  for (let i = 0; i < 5; i++) leader.node.propose(new Uint8Array([i]));
+  settle(members, (id) => id === 3);
+  const index = snapshotLeader(leader, 3 * SNAPSHOT_CHUNK_BYTES_MAX + 5);
+  storage.dataReads = 0;
+  const sent = heartbeatRound(members);
+  const chunks = sent.filter((message) => message.type === "snapshotChunk");
+  ok(chunks.length >= 4, `the snapshot goes in chunks (${chunks.length})`);
+  equal(storage.dataReads, 1, "the progress keeps the bytes it sends");
+  equal(members.get(3)!.storage.snapshot().metadata.index, index);
+  equal(members.get(3)!.storage.snapshot().data.byteLength, 3 * SNAPSHOT_CHUNK_BYTES_MAX + 5);
 });

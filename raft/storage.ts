@@ -47,7 +47,10 @@ export interface LogStorage {
    * one entry when `low < high`). Returns null when `low` is compacted.
    */
   entries(low: LogIndex, high: LogIndex, bytesMax: number): readonly Entry[] | null;
-  /** The most recent snapshot (the empty index-0 snapshot before any was made). */
+  /**
+   * The most recent snapshot (the empty index-0 snapshot before any was made). Its `data` may
+   * be read from disk each time it is asked for: the core reads it only to send a snapshot.
+   */
   snapshot(): Snapshot;
 }
 

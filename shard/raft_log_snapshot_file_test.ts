@@ -221,3 +221,39 @@ Deno.test("storeSnapshot() of an index a snapshot already covers is refused", as
     }, /needs a newer index/);
   });
 });
+
+Deno.test("a stored snapshot's data is read from its file when asked for, not kept", async () => {
+  await withLog(async (dir, path, storage) => {
+    /** Alters the one snapshot file in place (same length) and expects the log to notice. */
+    const alterAndExpectCorrupt = (log: SqliteLogStorage, expected: Uint8Array) => {
+      const [name] = snapshotFiles(dir);
+      deepStrictEqual(log.snapshot().data, expected);
+      const altered = expected.slice();
+      altered[17] = (expected[17] ?? 0) ^ 0xff;
+      Deno.writeFileSync(`${dir}/${name}`, altered);
+      throws(() => log.snapshot().data, isCorrupt(/fails its CRC-32/));
+      Deno.writeFileSync(`${dir}/${name}`, expected);
+      deepStrictEqual(log.snapshot().data, expected, "read again once the file is whole");
+    };
+    storage.createSnapshot(10 as LogIndex, VOTERS, snapshotData(20));
+    alterAndExpectCorrupt(storage, snapshotData(20));
+    await storage.storeSnapshot(15 as LogIndex, VOTERS, snapshotData(21));
+    alterAndExpectCorrupt(storage, snapshotData(21));
+    const received: Snapshot = {
+      metadata: { index: 40 as LogIndex, term: 3 as Term, confState: VOTERS },
+      data: snapshotData(22),
+    };
+    storage.persist({ hardState: null, entries: [], snapshot: received }, true);
+    alterAndExpectCorrupt(storage, snapshotData(22));
+    storage.close();
+    const reopened = reopen(path);
+    try {
+      alterAndExpectCorrupt(reopened, snapshotData(22));
+      Deno.removeSync(`${dir}/${snapshotFiles(dir)[0]}`);
+      throws(() => reopened.snapshot().data, isCorrupt(/is missing/));
+      equal(reopened.snapshot().metadata.index, 40, "the metadata needs no file");
+    } finally {
+      reopened.close();
+    }
+  });
+});
