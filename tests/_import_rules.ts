@@ -123,6 +123,7 @@ const SCRIPTS: Readonly<Record<string, readonly string[]>> = {
   "bench/reshard.ts": ["bench", "cli", "api"],
   "bench/idle.ts": ["bench", "cli", "api"],
   "bench/rebalance.ts": ["bench", "cli", "api"],
+  "bench/stalls.ts": ["bench", "cli", "api"],
 };
 
 function checkFolders(from: string, to: string, edge: ImportEdge): string | null {
