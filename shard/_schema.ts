@@ -231,13 +231,7 @@ function createSchema(db: DatabaseSync): void {
  */
 export function verifyDatabase(db: DatabaseSync, options: VerifyOptions): void {
   const path = options.path;
-  if (!options.isVerified) {
-    const check = db.prepare("PRAGMA quick_check").all();
-    const verdict = check.length === 1 ? check[0]?.quick_check : undefined;
-    if (verdict !== "ok") {
-      throw corrupt(path, `quick_check reports ${JSON.stringify(check.slice(0, 3))}`);
-    }
-  }
+  if (!options.isVerified) quickCheck(db, path);
   const rows = db.prepare("SELECT name, sql FROM sqlite_schema ORDER BY name").all();
   if (rows.length !== SCHEMA.size) throw corrupt(path, `it holds ${rows.length} schema objects`);
   for (const row of rows) {
@@ -260,6 +254,19 @@ export function verifyDatabase(db: DatabaseSync, options: VerifyOptions): void {
   } catch (error) {
     if (error instanceof AspenError) throw corrupt(path, error.message);
     throw error;
+  }
+}
+
+/**
+ * SQLite's check of the pages' structure (`PRAGMA quick_check`).
+ *
+ * @throws {AspenError} `storage_corrupt` naming what it reports.
+ */
+export function quickCheck(db: DatabaseSync, path: string): void {
+  const check = db.prepare("PRAGMA quick_check").all();
+  const verdict = check.length === 1 ? check[0]?.quick_check : undefined;
+  if (verdict !== "ok") {
+    throw corrupt(path, `quick_check reports ${JSON.stringify(check.slice(0, 3))}`);
   }
 }
 

@@ -257,3 +257,74 @@ Deno.test("a stored snapshot's data is read from its file when asked for, not ke
     }
   });
 });
+
+Deno.test("a staged received snapshot's file is the one its persist stores", async () => {
+  await withLog(async (dir, path, storage) => {
+    const received: Snapshot = {
+      metadata: { index: 30 as LogIndex, term: 3 as Term, confState: VOTERS },
+      data: snapshotData(6),
+    };
+    await storage.stageSnapshot(received);
+    const staged = snapshotFiles(dir);
+    equal(staged.length, 1, "the file is written and synced before the persist");
+    equal(storage.snapshot().metadata.index, 0, "staging alone changes nothing the log holds");
+    storage.persist({ hardState: null, entries: [], snapshot: received }, true);
+    deepStrictEqual(snapshotFiles(dir), staged, "the persist wrote no second file");
+    equal(storage.snapshot().metadata.index, 30);
+    storage.close();
+    const reopened = reopen(path);
+    try {
+      deepStrictEqual(reopened.snapshot().data, snapshotData(6));
+    } finally {
+      reopened.close();
+    }
+  });
+});
+
+Deno.test("a staged file that no persist takes is removed", async (t) => {
+  const snapshotAt = (index: number, seed: number): Snapshot => ({
+    metadata: { index: index as LogIndex, term: 3 as Term, confState: VOTERS },
+    data: snapshotData(seed),
+  });
+  await t.step("by the persist of another snapshot", async () => {
+    await withLog(async (dir, _path, storage) => {
+      await storage.stageSnapshot(snapshotAt(30, 7));
+      const other = snapshotAt(31, 8);
+      storage.persist({ hardState: null, entries: [], snapshot: other }, true);
+      const files = snapshotFiles(dir);
+      equal(files.length, 1, files.join());
+      ok(files[0]?.startsWith("raft-log.db.snapshot-31-"));
+      deepStrictEqual(storage.snapshot().data, snapshotData(8));
+    });
+  });
+  await t.step("by a newer staging, even one that overtakes it while it writes", async () => {
+    await withLog(async (dir, _path, storage) => {
+      const first = storage.stageSnapshot(snapshotAt(30, 7));
+      const second = snapshotAt(32, 9);
+      await Promise.all([first, storage.stageSnapshot(second)]);
+      const files = snapshotFiles(dir);
+      equal(files.length, 1, files.join());
+      ok(files[0]?.startsWith("raft-log.db.snapshot-32-"));
+      storage.persist({ hardState: null, entries: [], snapshot: second }, true);
+      deepStrictEqual(snapshotFiles(dir), files);
+    });
+  });
+  await t.step("by close, and by the next open after a crash", async () => {
+    await withLog(async (dir, path, storage) => {
+      await storage.stageSnapshot(snapshotAt(30, 7));
+      storage.close();
+      deepStrictEqual(snapshotFiles(dir), []);
+      const crashed = reopen(path);
+      await crashed.stageSnapshot(snapshotAt(33, 10));
+      equal(snapshotFiles(dir).length, 1);
+      // A crash now: the file was written, the row never was (no close runs).
+      const next = reopen(path);
+      try {
+        deepStrictEqual(snapshotFiles(dir), [], "no row names it: removed at open");
+      } finally {
+        next.close();
+        crashed.close();
+      }
+    });
+  });
+});

@@ -11,6 +11,7 @@ import { equal, ok } from "node:assert/strict";
 import { type Message, replicaId, SeededPrng } from "../raft/mod.ts";
 import type { ApplyResult } from "./apply_result.ts";
 import { encodeCommand } from "./command_codec.ts";
+import { AspenError } from "./errors.ts";
 import { APPLY_BATCH_ENTRIES_MAX } from "./limits.ts";
 import { SqliteLogStorage } from "./raft_log_storage.ts";
 import { type ReplicaStateMachine, ShardReplica } from "./replica.ts";
@@ -19,8 +20,25 @@ import { StateMachine } from "./state_machine.ts";
 const NOOP = encodeCommand({ type: "noop" });
 
 /** The state machine as a replica drives it: empty entries (no-ops) apply as `noop`. */
-function replicaMachine(machine: StateMachine): ReplicaStateMachine<ApplyResult> {
+function replicaMachine(
+  machine: StateMachine,
+  staging: StagingHooks | null,
+): ReplicaStateMachine<ApplyResult> {
   return {
+    ...(staging === null ? {} : {
+      stageRestore: (data: Uint8Array) => {
+        staging.calls++;
+        if (staging.failures > 0) {
+          staging.failures--;
+          return Promise.reject(new AspenError("no_space", "the disk is full (injected)"));
+        }
+        const gate = staging.gate;
+        return gate === undefined ? machine.stageRestore(data) : gate.then(() => {
+          delete staging.gate;
+          return machine.stageRestore(data);
+        });
+      },
+    }),
     appliedIndex: () => machine.appliedIndex(),
     apply: (entries) => {
       ok(entries.length <= APPLY_BATCH_ENTRIES_MAX, `an apply batch of ${entries.length}`);
@@ -36,6 +54,15 @@ function replicaMachine(machine: StateMachine): ReplicaStateMachine<ApplyResult>
   };
 }
 
+/** What a test does to the state machine's stageRestore() calls. */
+interface StagingHooks {
+  /** Calls that fail on storage before the rest go through. */
+  failures: number;
+  calls: number;
+  /** The next call that goes through waits for this first. */
+  gate?: Promise<void>;
+}
+
 interface Group {
   readonly machines: Map<number, StateMachine>;
   readonly replicas: Map<number, ShardReplica<ApplyResult>>;
@@ -44,15 +71,30 @@ interface Group {
 }
 
 function makeGroup(
-  options: { snapshotIntervalEntries: number; isSnapshotInBackground: boolean },
+  options: {
+    snapshotIntervalEntries: number;
+    isSnapshotInBackground: boolean;
+    /** Real files under this directory (else in memory), and staged installs. */
+    dir?: string;
+    /** What stagings do (with `dir`). */
+    staging?: StagingHooks;
+  },
 ): Group {
   const voters = [1, 2, 3].map(replicaId);
   const group: Group = { machines: new Map(), replicas: new Map(), isolated: new Set([3]) };
   const { machines, replicas, isolated } = group;
   for (const id of [1, 2, 3]) {
-    const machine = StateMachine.open({ path: ":memory:", synchronous: "normal" });
+    const dir = options.dir === undefined ? null : `${options.dir}/${id}`;
+    if (dir !== null) Deno.mkdirSync(dir);
+    const machine = StateMachine.open({
+      path: dir === null ? ":memory:" : `${dir}/state.db`,
+      synchronous: "normal",
+    });
     machines.set(id, machine);
-    const stateMachine = replicaMachine(machine);
+    const stateMachine = replicaMachine(
+      machine,
+      dir === null ? null : options.staging ?? { failures: 0, calls: 0 },
+    );
     replicas.set(
       id,
       new ShardReplica<ApplyResult>({
@@ -67,7 +109,7 @@ function makeGroup(
           leaseReads: false,
         },
         storage: SqliteLogStorage.open({
-          path: ":memory:",
+          path: dir === null ? ":memory:" : `${dir}/raft-log.db`,
           bootstrap: { voters, learners: [] },
         }),
         stateMachine: options.isSnapshotInBackground
@@ -145,6 +187,55 @@ Deno.test("ShardReplica: worker-made snapshots compact the log, catch up a follo
     for (const replica of replicas.values()) equal(replica.status().stats.snapshotFailures, 0);
   } finally {
     for (const replica of replicas.values()) replica.close();
+  }
+});
+
+Deno.test("ShardReplica: a follower on files installs a snapshot staged off the loop", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "aspen-staged-install-" });
+  // The first staging fails on storage: the follower stalls, then stages again, and that
+  // staging waits for the gate.
+  const gate = Promise.withResolvers<void>();
+  const staging: StagingHooks = { failures: 1, calls: 0, gate: gate.promise };
+  const { machines, replicas, isolated } = makeGroup({
+    snapshotIntervalEntries: 500,
+    isSnapshotInBackground: true,
+    dir,
+    staging,
+  });
+  try {
+    const leader = replicas.get(1)!;
+    await leader.campaign();
+    await settle(() => leader.status().role === "leader", replicas);
+    await putMany(leader, 2_000);
+    await settle(() => leader.status().stats.snapshotsCreated >= 2, replicas);
+    const leaderApplied = machines.get(1)!.appliedIndex();
+    const before = machines.get(3)!.appliedIndex();
+    isolated.clear();
+    await settle(() => staging.calls >= 2, replicas);
+    for (let turn = 0; turn < 20; turn++) {
+      replicas.get(3)!.tick();
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    equal(machines.get(3)!.appliedIndex(), before, "nothing is restored or applied while staging");
+    const match = () => leader.status().progress.find((progress) => progress.id === 3)!.match;
+    ok(match() <= before, "and the follower has not acknowledged the snapshot");
+    gate.resolve();
+    await settle(() => machines.get(3)!.appliedIndex() >= leaderApplied, replicas);
+    const follower = replicas.get(3)!.status().stats;
+    ok(follower.snapshotsRestored >= 1, "caught up from a snapshot");
+    ok(follower.snapshotsStaged >= 2, `staged ${follower.snapshotsStaged} times`);
+    ok(follower.storageFailures >= 1, "the failed staging stalled the follower");
+    ok(staging.calls >= 2);
+    equal(machines.get(3)!.stateHash(), machines.get(1)!.stateHash());
+    const left = [...Deno.readDirSync(`${dir}/3`)].map((entry) => entry.name)
+      .filter((name) => name.includes(".restore") || name.endsWith(".tmp"));
+    equal(left.length, 0, `nothing staged is left behind: ${left.join()}`);
+    const snapshotFiles = [...Deno.readDirSync(`${dir}/3`)]
+      .filter((entry) => entry.name.includes(".snapshot-"));
+    equal(snapshotFiles.length, 1, "one snapshot file, the installed one");
+  } finally {
+    for (const replica of replicas.values()) replica.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

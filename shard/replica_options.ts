@@ -35,6 +35,13 @@ export interface ReplicaLogStorage extends WritableLogStorage {
    * the storage failure that stopped it).
    */
   storeSnapshot(index: LogIndex, confState: ConfState, data: Uint8Array): Promise<void> | undefined;
+  /**
+   * Optional: writes the data of a snapshot received from a leader off the event loop before
+   * the Ready that carries it is persisted, so that `persist` of the same snapshot object does
+   * not write it on the loop. The replica awaits it and persists nothing in between; it
+   * rejects with the storage failure that stopped it.
+   */
+  stageSnapshot?(snapshot: Snapshot): Promise<void>;
   /** Write transactions committed so far (a `persist` that wrote nothing does not count). */
   readonly transactions: number;
   close(): void;
@@ -67,6 +74,13 @@ export interface ReplicaStateMachine<Result> {
   snapshot(): Uint8Array | PendingSnapshot;
   /** Replaces the whole state with a snapshot's bytes taken at `index`. */
   restore(data: Uint8Array, index: number): void;
+  /**
+   * Optional: prepares `restore` of these bytes (the same array) off the event loop where it
+   * can (checking them, writing their file). The replica awaits it before it persists the
+   * Ready that carries the snapshot, and changes nothing in between; it rejects with the
+   * storage failure or the check that stopped it.
+   */
+  stageRestore?(data: Uint8Array, index: number): Promise<void>;
   close(): void;
 }
 

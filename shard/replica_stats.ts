@@ -49,6 +49,8 @@ export interface ReplicaStats {
   heldProposalsAlone: number;
   snapshotsCreated: number;
   snapshotsRestored: number;
+  /** Snapshots received whose files were written off the event loop before their install. */
+  snapshotsStaged: number;
   /** Log writes, restores and applies that failed on storage (each retry counts). */
   storageFailures: number;
   /** Snapshots and compactions that failed on storage. */
@@ -81,6 +83,7 @@ export function newReplicaStats(): ReplicaStats {
     heldProposalsAlone: 0,
     snapshotsCreated: 0,
     snapshotsRestored: 0,
+    snapshotsStaged: 0,
     storageFailures: 0,
     snapshotFailures: 0,
     turnMsMax: 0,

@@ -281,6 +281,7 @@ export class LocalShard {
         return results;
       },
       snapshot: () => machine.snapshotInBackground(),
+      stageRestore: (data: Uint8Array) => machine.stageRestore(data),
       restore: (data: Uint8Array) => {
         machine.restore(data);
         lessor.load(machine.leases(), nowMs());

@@ -340,6 +340,12 @@ function storageSeries(status: ReadonlyMap<number, ReplicaStatus>): ShardSeries[
       "counter",
       (id) => status.get(id)!.stats.snapshotsRestored,
     ],
+    [
+      "aspen_shard_snapshots_staged_total",
+      "Snapshots from the leader whose files were written off the event loop before install.",
+      "counter",
+      (id) => status.get(id)!.stats.snapshotsStaged,
+    ],
   ];
 }
 

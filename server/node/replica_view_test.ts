@@ -56,6 +56,7 @@ function leaderStatus(refused: { index: number; bytes: number; limit: number } |
       heldProposalsAlone: 0,
       snapshotsCreated: 0,
       snapshotsRestored: 0,
+      snapshotsStaged: 0,
       turnMsMax: 0,
       applyMsMax: 0,
       applyMsRecent: [],
