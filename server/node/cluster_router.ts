@@ -242,7 +242,9 @@ export class ClusterRouter {
     const following = replicas[(replicas.indexOf(target) + 1) % replicas.length] ?? target;
     if (error.code === "not_leader") {
       const hint = error.details.leader;
-      if (typeof hint === "number" && hint !== target && replicas.includes(hint)) {
+      // Followed even when this node's replica list lacks it: the list may be stale (a member
+      // that joined while this node was down leads now), the replica that named it is not.
+      if (typeof hint === "number" && Number.isSafeInteger(hint) && hint !== target) {
         this.#leaderHints.set(shard, hint);
         return { target: hint, waitMs: 0 };
       }

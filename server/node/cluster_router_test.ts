@@ -120,3 +120,36 @@ Deno.test("ClusterRouter: only linearizable reads on a follower ask for a read i
   deepEqual(leader.atLeader, [], "the leader reads locally");
   deepEqual(leader.local, [GET], "with its own ReadIndex");
 });
+
+Deno.test("ClusterRouter: a leader named by a replica is tried, listed or not", async () => {
+  // Node 1's list of shard 0's replicas is stale (1, 2, 3): node 4 joined and leads it now.
+  const asked: number[] = [];
+  const router = new ClusterRouter({
+    nodeId: 1,
+    members: [1, 2, 3],
+    replicationFactor: 3,
+    local: new Map(),
+    peers: {
+      isConnected: () => true,
+      request: (to) => {
+        asked.push(to);
+        if (to === 4) return Promise.resolve(encodeShardResponse({ servedBy: 4 }));
+        const notLeader = new AspenError("not_leader", "not the leader (node 4 is)", {
+          shard: 0,
+          leader: 4,
+        });
+        return Promise.reject(notLeader);
+      },
+    },
+    nowMs: () => performance.now(),
+    logger: new Logger({ level: "error", format: "json", write: () => {}, nowMs: () => 0 }),
+  });
+  const answer = await router.execute<{ servedBy: number }>(
+    0,
+    { kind: "metaSwap", name: "members", expected: null, value: "{}" },
+    performance.now() + 1_000,
+  );
+  deepEqual(answer, { servedBy: 4 });
+  equal(asked.at(-1), 4);
+  equal(router.leaderOf(0), 4, "the hint is kept for the next request");
+});

@@ -3,7 +3,9 @@
  * list, the lifecycle's allowed and refused transitions, joins (retries are idempotent, ids
  * are never reused), the codec's checks on a corrupt value; and, over an in-memory shard 0
  * with a compare-and-swap, that the leader seeds the record once, every node fills in its own
- * HTTP address (two racing nodes both land), new members are dialed and removed ones refused.
+ * HTTP address (two racing nodes both land), new members are dialed and removed ones refused;
+ * a node dials the members of the record it saved last before its first read, and one that
+ * cannot reach shard 0's leader learns the record (and so the leader's address) from its peers.
  */
 import { deepEqual, equal, ok, rejects, throws } from "node:assert/strict";
 import { AspenError } from "../../shard/mod.ts";
@@ -278,4 +280,75 @@ Deno.test("Membership.checkAfterChange() reads again after a check under way", a
   equal(await after, true);
   ok(reads >= 3, `the members record was read again after the change (${reads} reads)`);
   ok(memberOf(four.current!, 5) !== null, "the change is adopted");
+});
+
+/** A record with member 5 joined and member 3 removed, as shard 0 committed it. */
+function grownRecord(): string {
+  let record = seedMembers(PEERS, { id: 1, httpAddress: "127.0.0.1:8001" });
+  record = withJoiningMember(record, { id: 5, peerAddress: "127.0.0.1:7005", httpAddress: "" });
+  record = withMemberState(withMemberState(record, 3, "draining"), 3, "removed");
+  return formatMembersRecord(record);
+}
+
+Deno.test("Membership: the saved record's members are dialed before the first read", () => {
+  const dialed: [number, string][] = [];
+  const refused: number[][] = [];
+  const membership = new Membership({
+    self: { id: 2, peerAddress: "127.0.0.1:7002", httpAddress: "127.0.0.1:8002" },
+    peers: PEERS,
+    store: new MemoryMeta().storeFor(2, false),
+    effects: {
+      setPeerAddress: (node, address) => dialed.push([node, address]),
+      refuse: (ids) => refused.push([...ids]),
+    },
+    logger: quiet,
+    saved: grownRecord(),
+  });
+  deepEqual(dialed, [[5, "127.0.0.1:7005"]], "the joined member, not the static peers again");
+  deepEqual(refused, [[3]], "a member removed once stays refused");
+  equal(membership.current, null, "the record in force still comes from shard 0");
+  const damaged = new Membership({
+    self: { id: 2, peerAddress: "127.0.0.1:7002", httpAddress: "127.0.0.1:8002" },
+    peers: PEERS,
+    store: new MemoryMeta().storeFor(2, false),
+    effects: { setPeerAddress: () => ok(false, "nothing to dial"), refuse: () => {} },
+    logger: quiet,
+    saved: "{not json",
+  });
+  equal(damaged.current, null, "a damaged saved record is only a missed head start");
+});
+
+Deno.test("Membership: cut off from shard 0, it adopts its peers' newest record", async () => {
+  const dialed: [number, string][] = [];
+  const asked: number[][] = [];
+  const older = formatMembersRecord(seedMembers(PEERS, { id: 1, httpAddress: "" }));
+  const newest = grownRecord();
+  const placement = formatPlacement(new Map([[0, [1, 2, 5]]]));
+  const unreachable = new AspenError("shard_unavailable", "Cannot reach a leader of shard 0");
+  const membership = new Membership({
+    self: { id: 2, peerAddress: "127.0.0.1:7002", httpAddress: "127.0.0.1:8002" },
+    peers: PEERS,
+    store: {
+      readLocal: () => null,
+      isShardZeroLeader: () => false,
+      read: () => Promise.reject(unreachable),
+      swap: () => Promise.reject(unreachable),
+      askPeers: (ids) => {
+        asked.push([...ids].sort());
+        return Promise.resolve([
+          { members: newest, placement },
+          { members: older, placement: null },
+          { members: "{damaged", placement: null },
+          { members: null, placement: null },
+        ]);
+      },
+    },
+    effects: { setPeerAddress: (node, address) => dialed.push([node, address]), refuse: () => {} },
+    logger: quiet,
+  });
+  await rejects(membership.check(), (e) => codeOf(e) === "shard_unavailable");
+  deepEqual(asked, [[1, 3]], "every other node it knows is asked");
+  deepEqual(dialed, [[5, "127.0.0.1:7005"]], "the joined member is dialed");
+  equal(membership.currentText, newest, "the newest record wins over an older one");
+  deepEqual(membership.placementOf(0), [1, 2, 5], "the placement too, having none");
 });

@@ -10,6 +10,13 @@
  * heartbeats carry it, meta_watch.ts, which calls {@linkcode Membership.checkAfterChange}) and
  * at least every MEMBERS_RECHECK_MS whatever the stamps say. An idle cluster therefore does not
  * read the record every second.
+ *
+ * A node starts from the record it saved last (known-members.json): the addresses of members
+ * that joined after its static `peers` list was written are dialed at once, for shard 0's
+ * leader may be one of them. When shard 0's leader cannot be reached at all (a member that
+ * joined while this node was down leads it, and no saved record names it), the node asks the
+ * peers it can reach for the records they read last and adopts the newest: reaching the leader
+ * needs its address, and the address is in the record.
  */
 import { AspenError } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
@@ -43,6 +50,12 @@ export const MEMBERS_REQUEST_TIMEOUT_MS = 2_000;
 /** How many times a read-modify-write of the record retries after losing a race. */
 export const MEMBERS_SWAP_ATTEMPTS_MAX = 8;
 
+/** The records as a peer read them last (null: none yet). */
+export interface PeerRecords {
+  readonly members: string | null;
+  readonly placement: string | null;
+}
+
 /** How a node reads and swaps meta records (`name`) in shard 0. */
 export interface MembersStore {
   /** The record as this node's replica of shard 0 holds it (null: absent or not hosted). */
@@ -57,6 +70,11 @@ export interface MembersStore {
     expected: string | null,
     value: string,
   ): Promise<{ isSwapped: boolean; value: string | null }>;
+  /**
+   * The records as the peers `ids` read them last, one entry per peer that answered (absent:
+   * never asked). Failures are left out, never thrown.
+   */
+  askPeers?(ids: readonly number[]): Promise<readonly PeerRecords[]>;
 }
 
 /** What the node applies the record to. */
@@ -103,6 +121,8 @@ export class Membership {
     readonly store: MembersStore;
     readonly effects: MembersEffects;
     readonly logger: Logger;
+    /** The record's text as this node saved it last (known-members.json), or null. */
+    readonly saved?: string | null;
   }) {
     this.#self = options.self;
     this.#seedPeers = options.peers;
@@ -110,6 +130,7 @@ export class Membership {
     this.#effects = options.effects;
     this.#logger = options.logger;
     for (const peer of options.peers) this.#addresses.set(peer.id, peer.address);
+    if (options.saved != null) this.#applySaved(options.saved);
   }
 
   /** The newest record this node has read, or null before the first. */
@@ -120,6 +141,11 @@ export class Membership {
   /** The nodes holding `shard`'s replicas per the placement record, or null when unlisted. */
   placementOf(shard: number): readonly number[] | null {
     return this.#placement.get(shard) ?? null;
+  }
+
+  /** The members record's text as last read (null: none yet). */
+  get currentText(): string | null {
+    return this.#text;
   }
 
   /** The placement record as last read or written (empty: none yet), parsed once on adoption. */
@@ -278,10 +304,16 @@ export class Membership {
       await this.#seed();
       return;
     }
-    const text = local ?? await this.#store.read(MEMBERS_META);
-    if (text === null) return;
-    const placement = this.#store.readLocal(PLACEMENT_META) ??
-      await this.#store.read(PLACEMENT_META);
+    let text: string | null;
+    let placement: string | null;
+    try {
+      text = local ?? await this.#store.read(MEMBERS_META);
+      if (text === null) return;
+      placement = this.#store.readLocal(PLACEMENT_META) ?? await this.#store.read(PLACEMENT_META);
+    } catch (error) {
+      await this.#learnFromPeers();
+      throw error;
+    }
     if (placement !== null) this.adoptPlacement(placement);
     this.#adopt(text);
     const adopted = this.#text;
@@ -306,6 +338,48 @@ export class Membership {
     if (swapped.isSwapped) {
       this.#logger.info("Recorded the cluster members", {
         members: this.#seedPeers.map((peer) => peer.id).join(",") || String(this.#self.id),
+      });
+    }
+  }
+
+  /**
+   * Applies the saved record's addresses and removals (its members were members once; a removed
+   * one stays removed), without taking it as the record in force: that is read from shard 0.
+   */
+  #applySaved(text: string): void {
+    try {
+      this.#apply(parseMembersRecord(text));
+      this.#savedText = text;
+    } catch (error) {
+      // Only a head start: a damaged copy leaves the static peers to find shard 0's leader.
+      this.#logger.warn("Cannot read the saved members record", { reason: reasonOf(error) });
+    }
+  }
+
+  /**
+   * Adopts the newest members record among those the reachable peers read last (and their
+   * placement record when this node has none): the addresses of members this node never
+   * heard of, shard 0's leader among them. A peer's record is one that shard 0 committed, so
+   * taking it only moves this node's view forward.
+   */
+  async #learnFromPeers(): Promise<void> {
+    if (this.#store.askPeers === undefined) return;
+    const ids = [...this.#addresses.keys()].filter((id) => id !== this.#self.id);
+    const answers = await this.#store.askPeers(ids);
+    const before = this.#text;
+    for (const answer of answers) {
+      try {
+        if (answer.members !== null) this.#adopt(answer.members);
+        if (answer.placement !== null && this.#placementText === null) {
+          this.adoptPlacement(answer.placement);
+        }
+      } catch (error) {
+        this.#logger.warn("Cannot read a peer's members record", { reason: reasonOf(error) });
+      }
+    }
+    if (this.#text !== before) {
+      this.#logger.info("Learned the members record from a peer", {
+        version: this.#record?.version ?? 0,
       });
     }
   }

@@ -15,12 +15,17 @@ import type { Logger } from "../log.ts";
 import type { NodeLiveness } from "./node_liveness.ts";
 import { ReplicaHost } from "./replica_host.ts";
 import { writeRemovedMarker } from "./removed_marker.ts";
-import { askWhetherRemoved, saveKnownMembers, STANDING_RECHECK_MS } from "./standing.ts";
+import {
+  askWhetherRemoved,
+  readKnownMembers,
+  saveKnownMembers,
+  STANDING_RECHECK_MS,
+} from "./standing.ts";
 import type { ClusterCredentials } from "../auth.ts";
 import { assert } from "../../raft/mod.ts";
 import { allShardIds, AspenError } from "../../shard/mod.ts";
 import { NODE_CHANNEL_SHARD, type NodeInfo, STATUS_PART_TIMEOUT_MS } from "./cluster_status.ts";
-import { encodeNodeRequest, type NodeRequest } from "./node_requests.ts";
+import { encodeNodeRequest, type MembersRecordAnswer, type NodeRequest } from "./node_requests.ts";
 import { formatPlacement } from "./placement_record.ts";
 import { type DriverCluster, RebalanceDriver, type ShardObservation } from "./rebalance_driver.ts";
 import { placeNewShards, type ShardView } from "./rebalancer.ts";
@@ -90,6 +95,8 @@ export async function handleNodeRequest(
     readonly shards: ReadonlyMap<number, LocalShard>;
     readonly runtime: MembershipRuntime;
     readonly onRemoved: () => void;
+    /** The records as this node read them last (null before the membership view exists). */
+    readonly records: () => MembersRecordAnswer;
   },
 ): Promise<unknown> {
   if (request.kind === "hostReplica") {
@@ -99,6 +106,7 @@ export async function handleNodeRequest(
     return await node.replicaHost.drop(request.shard, request.term);
   }
   if (request.kind === "leaderViews") return { views: leaderViews(node.shards) };
+  if (request.kind === "membersRecord") return node.records();
   assert(request.kind === "removed", "handleNodeRequest: every kind is handled");
   const { config, runtime } = node;
   await writeRemovedMarker(config.node.dataDir, {
@@ -126,6 +134,8 @@ export function createMembership(
     readonly liveness: NodeLiveness;
     readonly replicaHost: ReplicaHost;
     readonly refusedFromFile: RefusedPeers;
+    /** The record as this node saved it last (known-members.json), or null. */
+    readonly savedMembers: string | null;
   },
   runtime: MembershipRuntime,
 ): Membership {
@@ -147,6 +157,19 @@ export function createMembership(
       },
       swap: (name, expected, value) =>
         router.execute(0, { kind: "metaSwap", name, expected, value }, deadline()),
+      askPeers: async (ids) => {
+        const request = encodeNodeRequest({ kind: "membersRecord" });
+        const asked = ids.filter((id) => transport.isPeerUp(id)).map(async (id) => {
+          const bytes = await transport.request(id, NODE_CHANNEL_SHARD, request, {
+            deadlineMs: MEMBERS_REQUEST_TIMEOUT_MS,
+          });
+          return checkRecordsAnswer(decodeShardResponse<unknown>(bytes));
+        });
+        const answers = await Promise.allSettled(asked);
+        return answers.flatMap((answer) =>
+          answer.status === "fulfilled" && answer.value !== null ? [answer.value] : []
+        );
+      },
     },
     effects: {
       setPeerAddress: (id, address) => {
@@ -168,7 +191,17 @@ export function createMembership(
       saveRecord: (text) => saveKnownMembers(config.node.dataDir, text),
     },
     logger: runtime.logger.child({ component: "membership" }),
+    saved: node.savedMembers,
   });
+}
+
+/** A peer's `membersRecord` answer, or null when it is not one (an older or confused peer). */
+function checkRecordsAnswer(value: unknown): MembersRecordAnswer | null {
+  if (typeof value !== "object" || value === null) return null;
+  const { members, placement } = value as Record<string, unknown>;
+  const isText = (field: unknown) => field === null || typeof field === "string";
+  if (!isText(members) || !isText(placement)) return null;
+  return { members: members as string | null, placement: placement as string | null };
 }
 
 /** What the membership runtime is built from. */
@@ -209,6 +242,8 @@ export async function startMembershipRuntime(
   const replicaHost = createReplicaHost(config, parts, runtime);
   await replicaHost.saveIfChanged();
   const removal = Promise.withResolvers<void>();
+  // Node requests may come before the view exists (while the saved record is read).
+  let view: Membership | null = null;
   parts.nodeRequests.handle = (request) =>
     handleNodeRequest(request, {
       config,
@@ -216,8 +251,14 @@ export async function startMembershipRuntime(
       shards: parts.shards,
       runtime,
       onRemoved: removal.resolve,
+      records: () => ({
+        members: view?.currentText ?? null,
+        placement: view?.placementText ?? null,
+      }),
     });
-  const membership = createMembership(config, { ...parts, replicaHost }, runtime);
+  const savedMembers = await readKnownMembers(config.node.dataDir);
+  const membership = createMembership(config, { ...parts, replicaHost, savedMembers }, runtime);
+  view = membership;
   const driver = createRebalanceDriver(config, { ...parts, replicaHost, membership }, runtime);
   membership.start();
   driver.start();

@@ -1,8 +1,9 @@
 /**
  * The node-level requests of the peer channel (shard id NODE_CHANNEL_SHARD): an empty payload
  * asks for the node's info (cluster_status.ts), and the rebalance driver asks a node to host or
- * drop a replica (replica_host.ts), tells it that it was removed from the cluster, or asks for
- * the status views of the shards it leads (one request per node instead of one per shard).
+ * drop a replica (replica_host.ts), tells it that it was removed from the cluster, asks for
+ * the status views of the shards it leads (one request per node instead of one per shard), or
+ * for the members record as the node last read it.
  */
 import { AspenError } from "../../shard/mod.ts";
 
@@ -29,7 +30,20 @@ export type NodeRequest =
    * once instead of every shard. A node before this kind answers `bad_request`; the driver then
    * asks its shards one by one.
    */
-  | { readonly kind: "leaderViews" };
+  | { readonly kind: "leaderViews" }
+  /**
+   * The members and placement records as this node last read them (`MembersRecordAnswer`): a
+   * node that cannot reach shard 0's leader (a member that joined while it was down, say, and
+   * whose address it never learned) learns the newer records, and so the addresses, from the
+   * peers it can reach. A node before this kind answers `bad_request`, which counts as no answer.
+   */
+  | { readonly kind: "membersRecord" };
+
+/** The answer to a `membersRecord` node request (null: no record read yet). */
+export interface MembersRecordAnswer {
+  readonly members: string | null;
+  readonly placement: string | null;
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -61,6 +75,7 @@ export function decodeNodeRequest(payload: Uint8Array): NodeRequest {
   >;
   if (request.kind === "removed") return { kind: "removed" };
   if (request.kind === "leaderViews") return { kind: "leaderViews" };
+  if (request.kind === "membersRecord") return { kind: "membersRecord" };
   if (request.kind === "hostReplica" || request.kind === "dropReplica") {
     const shard = request.shard;
     if (typeof shard !== "number" || !Number.isSafeInteger(shard) || shard < 0) {

@@ -13,6 +13,7 @@ Deno.test("node requests survive encode and decode; an unknown kind is refused",
     { kind: "dropReplica", shard: 3, term: 2 },
     { kind: "removed" },
     { kind: "leaderViews" },
+    { kind: "membersRecord" },
   ];
   for (const request of requests) deepEqual(decodeNodeRequest(encodeNodeRequest(request)), request);
   throws(

@@ -132,6 +132,19 @@ export async function saveKnownMembers(dataDir: string, text: string): Promise<v
   await writeFileAtomic(`${dataDir}/${KNOWN_MEMBERS_FILE}`, text + "\n", 0o644);
 }
 
+/**
+ * The members record as this node last saved it (known-members.json), or null when it has
+ * none. The text is not checked here: it is a hint, and its readers parse it.
+ */
+export async function readKnownMembers(dataDir: string): Promise<string | null> {
+  try {
+    return (await Deno.readTextFile(`${dataDir}/${KNOWN_MEMBERS_FILE}`)).trim();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
 /** What the start check needs. */
 export interface StandingCheck {
   readonly nodeId: number;
@@ -188,12 +201,7 @@ export async function askWhetherRemoved(check: StandingCheck): Promise<string | 
 async function membersToAsk(check: StandingCheck): Promise<string[]> {
   const urls = new Set<string>();
   if (check.joinUrl !== null) urls.add(new URL(check.joinUrl).origin);
-  let text: string | null = null;
-  try {
-    text = await Deno.readTextFile(`${check.dataDir}/${KNOWN_MEMBERS_FILE}`);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
+  const text = await readKnownMembers(check.dataDir);
   if (text !== null) {
     let record: MembersRecord | null = null;
     try {
