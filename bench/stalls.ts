@@ -19,6 +19,12 @@
  *   --main PATH     the main.ts to run as the nodes (default this checkout's), so that one
  *                   script measures two builds (A/B against another checkout)
  *   --json FILE     also write the result as JSON
+ *   --lag-node N    kill node N (SIGKILL) LAG_START_MS into the load and start it again
+ *                   --lag-seconds later (10), so that it comes back behind the others and,
+ *                   once their logs are compacted past it, installs a snapshot under load;
+ *                   the clients use the other nodes, and node N's figures count from its
+ *                   restart (it is waited for until it installed one, up to LAG_WAIT_MS)
+ *   --lag-seconds S seconds node N is down
  *
  * One run is one sample: stalls vary from run to run. Compare builds in interleaved runs.
  */
@@ -36,6 +42,10 @@ const CLIENTS_MAX = 1_024;
 /** The key space written (as bench:cluster's), and the value size. */
 const KEYSPACE = 10_000;
 const VALUE_BYTES = 256;
+/** How far into the load (after its warm-up) the lagging node is killed. */
+const LAG_START_MS = 3_000;
+/** How long after the load a restarted node is waited for to install a snapshot. */
+const LAG_WAIT_MS = 30_000;
 /** Untimed load before the timed part (connections open, leaders settle). */
 const WARMUP_MS = 1_000;
 const encoder = new TextEncoder();
@@ -48,6 +58,9 @@ interface StallOptions {
   readonly snapshotInterval: number | null;
   readonly mainPath: string;
   readonly jsonPath: string | null;
+  /** The node killed and started again during the load, or null. */
+  readonly lagNode: number | null;
+  readonly lagSeconds: number;
 }
 
 /** What one node's `/metrics` says of its stalls and snapshots at one moment. */
@@ -62,20 +75,26 @@ export interface StallSample {
 /** One node over the load. */
 interface NodeStalls {
   readonly node: number;
+  /** Zeros for a node restarted during the load: its figures count from the restart. */
   readonly before: StallSample;
   readonly after: StallSample;
+  readonly isRestarted?: boolean;
 }
+
+/** What a node that just started has counted. */
+const FRESH: StallSample = {
+  stallMsMax: 0,
+  stallsOver100: 0,
+  stallsOver500: 0,
+  snapshotsCreated: 0,
+  snapshotsRestored: 0,
+};
 
 if (import.meta.main) await main(Deno.args);
 
 async function main(argv: string[]): Promise<void> {
   const options = parseOptions(argv);
-  print(
-    `Event-loop stalls: ${options.nodes} nodes / ${options.shards} shards, ` +
-      `${options.clients} clients of puts (${VALUE_BYTES} B) for ${options.seconds} s, ` +
-      `snapshot interval ${options.snapshotInterval ?? "default"}, nodes run ` +
-      `${options.mainPath}\n`,
-  );
+  print(describeRun(options));
   const dir = await Deno.makeTempDir({ prefix: "aspen-stalls-" });
   const cluster = await LocalCluster.launch({
     dir,
@@ -93,29 +112,25 @@ async function main(argv: string[]): Promise<void> {
     await cluster.waitForLeaders();
     const ids = cluster.nodes.map((node) => node.id);
     const before = await Promise.all(ids.map((id) => readStalls(cluster, id)));
-    const report = await runBench({
-      endpoints: ids.map((id) => cluster.url(id)),
-      token: cluster.record.rootToken,
-      clients: options.clients,
-      conns: options.clients,
-      durationMs: options.seconds * 1000,
-      total: null,
-      workload: {
-        workload: "put",
-        keySize: 16,
-        valueSize: VALUE_BYTES,
-        keyspace: KEYSPACE,
-        isSequential: false,
-        isClientKeys: false,
-        readRatio: 0,
-        serializable: false,
-        scanLimit: 100,
-      },
-      warmupMs: WARMUP_MS,
-      nowMs: () => performance.now(),
-    });
+    const lagNode = options.lagNode;
+    if (lagNode !== null && !ids.includes(lagNode)) {
+      throw new Error(`--lag-node ${lagNode} is not a node of the cluster (${ids.join(", ")})`);
+    }
+    const load = startPuts(cluster, ids.filter((id) => id !== lagNode), options);
+    if (lagNode !== null) {
+      await delay(WARMUP_MS + LAG_START_MS);
+      await cluster.kill(lagNode, "SIGKILL");
+      await delay(options.lagSeconds * 1000);
+      cluster.start(lagNode);
+    }
+    const report = await load;
+    if (lagNode !== null) await waitForInstall(cluster, lagNode);
     const after = await Promise.all(ids.map((id) => readStalls(cluster, id)));
-    const nodes = ids.map((node, i) => ({ node, before: before[i]!, after: after[i]! }));
+    const nodes = ids.map((node, i) =>
+      node === lagNode
+        ? { node, before: FRESH, after: after[i]!, isRestarted: true }
+        : { node, before: before[i]!, after: after[i]! }
+    );
     print(formatStalls(nodes, report) + "\n");
     if (options.jsonPath !== null) {
       const body = { ...options, nodes, report };
@@ -125,6 +140,65 @@ async function main(argv: string[]): Promise<void> {
     await cluster.stop();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** The run's first line: the cluster, the load and the lagging node. */
+function describeRun(options: ReturnType<typeof parseOptions>): string {
+  return `Event-loop stalls: ${options.nodes} nodes / ${options.shards} shards, ` +
+    `${options.clients} clients of puts (${VALUE_BYTES} B) for ${options.seconds} s, ` +
+    `snapshot interval ${options.snapshotInterval ?? "default"}, nodes run ` +
+    `${options.mainPath}` +
+    (options.lagNode === null
+      ? ""
+      : `; node ${options.lagNode} killed ${LAG_START_MS / 1000} s into the load and ` +
+        `started ${options.lagSeconds} s later`) +
+    "\n";
+}
+
+/** The put load, through the nodes `ids`. */
+function startPuts(
+  cluster: LocalCluster,
+  ids: readonly number[],
+  options: ReturnType<typeof parseOptions>,
+): ReturnType<typeof runBench> {
+  return runBench({
+    endpoints: ids.map((id) => cluster.url(id)),
+    token: cluster.record.rootToken,
+    clients: options.clients,
+    conns: options.clients,
+    durationMs: options.seconds * 1000,
+    total: null,
+    workload: {
+      workload: "put",
+      keySize: 16,
+      valueSize: VALUE_BYTES,
+      keyspace: KEYSPACE,
+      isSequential: false,
+      isClientKeys: false,
+      readRatio: 0,
+      serializable: false,
+      scanLimit: 100,
+    },
+    warmupMs: WARMUP_MS,
+    nowMs: () => performance.now(),
+  });
+}
+
+/** Waits (up to LAG_WAIT_MS) until node `id` answers and has installed a snapshot. */
+async function waitForInstall(cluster: LocalCluster, id: number): Promise<void> {
+  const deadline = performance.now() + LAG_WAIT_MS;
+  while (performance.now() < deadline) {
+    try {
+      if ((await readStalls(cluster, id)).snapshotsRestored >= 1) return;
+    } catch {
+      // Not up yet.
+    }
+    await delay(500);
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function readStalls(cluster: LocalCluster, id: number): Promise<StallSample> {
@@ -171,11 +245,12 @@ export function parseStalls(text: string): StallSample {
  * and 500 ms, and its snapshots; then the load's throughput and latency.
  */
 export function formatStalls(nodes: readonly NodeStalls[], report: BenchReport): string {
-  const rows = nodes.map(({ node, before, after }) => {
+  const rows = nodes.map(({ node, before, after, isRestarted }) => {
     const max = after.stallMsMax > before.stallMsMax
       ? `${after.stallMsMax}`
       : `${after.stallMsMax} (same as before the load)`;
-    return `  node ${node}: stall max ${max} ms; stalls over 100 ms ` +
+    const name = isRestarted === true ? `node ${node} (restarted, since then)` : `node ${node}`;
+    return `  ${name}: stall max ${max} ms; stalls over 100 ms ` +
       `${after.stallsOver100 - before.stallsOver100}, over 500 ms ` +
       `${after.stallsOver500 - before.stallsOver500}; snapshots taken ` +
       `${after.snapshotsCreated - before.snapshotsCreated}, installed ` +
@@ -202,21 +277,40 @@ function parseOptions(argv: string[]): StallOptions {
       "snapshot-interval": { type: "string" },
       main: { type: "string", default: `${ROOT}main.ts` },
       json: { type: "string" },
+      "lag-node": { type: "string" },
+      "lag-seconds": { type: "string", default: "10" },
     },
     strict: true,
     allowPositionals: false,
   });
   const interval = values["snapshot-interval"];
+  const nodes = boundedInteger("--nodes", values.nodes, NODES_MAX);
+  const seconds = boundedInteger("--seconds", values.seconds, LOAD_SECONDS_MAX);
+  const lagNode = values["lag-node"] === undefined
+    ? null
+    : boundedInteger("--lag-node", values["lag-node"], nodes);
+  const lagSeconds = boundedInteger("--lag-seconds", values["lag-seconds"], LOAD_SECONDS_MAX);
+  if (lagNode !== null && nodes < 2) {
+    throw new Error("--lag-node needs --nodes of 2 or more: the clients use the other nodes");
+  }
+  if (lagNode !== null && LAG_START_MS / 1000 + lagSeconds >= seconds) {
+    throw new Error(
+      `--lag-seconds ${lagSeconds} does not end before the load: node ${lagNode} goes down ` +
+        `${LAG_START_MS / 1000} s into it and --seconds is ${seconds}`,
+    );
+  }
   return {
-    seconds: boundedInteger("--seconds", values.seconds, LOAD_SECONDS_MAX),
+    seconds,
     clients: boundedInteger("--clients", values.clients, CLIENTS_MAX),
-    nodes: boundedInteger("--nodes", values.nodes, NODES_MAX),
+    nodes,
     shards: boundedInteger("--shards", values.shards, SHARDS_MAX),
     snapshotInterval: interval === undefined
       ? null
       : boundedInteger("--snapshot-interval", interval, Number.MAX_SAFE_INTEGER),
     mainPath: values.main,
     jsonPath: values.json ?? null,
+    lagNode,
+    lagSeconds,
   };
 }
 

@@ -5,7 +5,7 @@
  * stall threshold from its own line; a bad flag is named.
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { parseStalls } from "../bench/stalls.ts";
+import { formatStalls, parseStalls } from "../bench/stalls.ts";
 import { PROJECT_ROOT } from "./_source_files.ts";
 
 async function runScript(flags: readonly string[]): Promise<Deno.CommandOutput> {
@@ -68,4 +68,45 @@ Deno.test("bench/stalls.ts names a bad flag", async () => {
   const output = await runScript(["--clients=0"]);
   ok(output.code !== 0);
   match(new TextDecoder().decode(output.stderr), /--clients must be a positive integer/);
+});
+
+Deno.test("bench/stalls.ts refuses a lagging node it cannot run", async (t) => {
+  const cases: [string[], RegExp][] = [
+    [["--nodes=1", "--lag-node=1"], /--lag-node needs --nodes of 2 or more/],
+    [["--nodes=3", "--lag-node=4"], /--lag-node is 4 but the limit is 3/],
+    [["--seconds=10", "--lag-node=2", "--lag-seconds=7"], /--lag-seconds 7 does not end/],
+  ];
+  for (const [flags, expected] of cases) {
+    await t.step(flags.join(" "), async () => {
+      const output = await runScript(flags);
+      ok(output.code !== 0);
+      match(new TextDecoder().decode(output.stderr), expected);
+    });
+  }
+});
+
+Deno.test("formatStalls counts a restarted node's figures from its restart", () => {
+  const sample = (stallMsMax: number, snapshotsRestored: number) => ({
+    stallMsMax,
+    stallsOver100: 2,
+    stallsOver500: 0,
+    snapshotsCreated: 1,
+    snapshotsRestored,
+  });
+  const zero = { ...sample(0, 0), stallsOver100: 0, snapshotsCreated: 0 };
+  const text = formatStalls(
+    [
+      { node: 1, before: sample(90, 0), after: sample(180, 0) },
+      { node: 2, before: zero, after: sample(140, 1), isRestarted: true },
+    ],
+    {
+      operations: 1000,
+      operationsPerSecond: 100,
+      latency: { p50Ms: 1, p99Ms: 2, maxMs: 3 },
+      errors: {},
+    } as unknown as Parameters<typeof formatStalls>[1],
+  );
+  match(text, /^ {2}node 1: stall max 180 ms; stalls over 100 ms 0, over 500 ms 0;/m);
+  match(text, /^ {2}node 2 \(restarted, since then\): stall max 140 ms; stalls over 100 ms 2, /m);
+  match(text, /node 2 .* installed 1$/m);
 });
