@@ -220,10 +220,7 @@ export function checkSnapshot(bytes: Uint8Array): number {
     verifyDatabase(memory, { path: "snapshot", isVerified: false });
     return readSys(memory, "last_applied");
   } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
-    throw new AspenError("bad_request", `Cannot restore snapshot: ${detail}`, {}, {
-      cause: error,
-    });
+    throw refusedSnapshot(error);
   } finally {
     memory?.close();
   }
@@ -258,13 +255,16 @@ export async function checkSnapshotInSteps(
     await verifyRowsInSteps(memory, stepKeys, pause);
     return readSys(memory, "last_applied");
   } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
-    throw new AspenError("bad_request", `Cannot restore snapshot: ${detail}`, {}, {
-      cause: error,
-    });
+    throw refusedSnapshot(error);
   } finally {
     memory?.close();
   }
+}
+
+/** The `bad_request` that refuses snapshot bytes which failed a check (`error`). */
+function refusedSnapshot(error: unknown): AspenError {
+  const detail = error instanceof Error ? error.message : String(error);
+  return new AspenError("bad_request", `Cannot restore snapshot: ${detail}`, {}, { cause: error });
 }
 
 /**
