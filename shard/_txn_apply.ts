@@ -369,7 +369,8 @@ function preparedAgain(row: ParticipantData, revision: number): ApplyResult {
  */
 export function voteOf(row: ParticipantData): TxnParticipantVote {
   const { txnId, home, state, resolvedRevision } = row;
-  const base = { txnId, home, state, resolvedRevision };
+  const reservedRevision = row.prepared.revision ?? null;
+  const base = { txnId, home, state, resolvedRevision, reservedRevision };
   if (state === "aborted") return { ...base, vote: "aborted", compareSucceeded: false };
   const vote = row.prepared.conflict === null ? "commit" : "conflict";
   const compareSucceeded = row.prepared.compareSucceeded;

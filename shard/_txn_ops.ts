@@ -87,6 +87,40 @@ function previewTxnOp(
 }
 
 /**
+ * The state `key` would have once a committed branch's `ops` ran over `current` at `revision`
+ * (the revision its prepare reserved), without writing anything; undefined when that takes
+ * running them: a range op, the key written twice, or a put that attaches a lease (as
+ * {@linkcode previewTxnOps} declines them). A branch that does not write the key leaves it.
+ */
+export function provisionalKv(
+  current: KeyValue | null,
+  ops: readonly TxnOp[],
+  key: string,
+  revision: number,
+): KeyValue | null | undefined {
+  let write: Extract<TxnOp, { type: "put" | "delete" }> | null = null;
+  for (const op of ops) {
+    if (op.type === "range") return undefined;
+    if (op.type === "get" || op.key !== key) continue;
+    if (write !== null) return undefined;
+    write = op;
+  }
+  if (write === null) return current;
+  if (write.type === "delete") return null;
+  if (write.lease !== 0) return undefined;
+  const version = current === null ? 1 : current.version + 1;
+  assert(Number.isSafeInteger(version), "provisionalKv: the version stays a safe integer");
+  return {
+    key,
+    value: write.value,
+    version,
+    createRevision: current === null ? revision : current.createRevision,
+    modRevision: revision,
+    lease: 0,
+  };
+}
+
+/**
  * `bytes` plus the bytes of `result`.
  *
  * @throws {AspenError} `request_too_large` past TXN_RESPONSE_BYTES_MAX.

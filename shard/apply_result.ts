@@ -127,6 +127,11 @@ export interface TxnParticipantVote extends TxnParticipantRow {
   readonly vote: TxnVote;
   /** Whether every compare held there (the branch it votes for); false when aborted. */
   readonly compareSucceeded: boolean;
+  /**
+   * The revision its prepare reserved (its entry's index): null for a row prepared before
+   * one-round commits or refused; absent from nodes that predate it.
+   */
+  readonly reservedRevision?: number | null;
 }
 
 /** The result of applying one entry; `revision` is the entry's log index. */

@@ -123,6 +123,7 @@ export { type KeyVersion, validateReadSet, type VersionReader } from "./occ.ts";
 export {
   type ApplyEntry,
   type ApplyObserver,
+  type IntentPreview,
   type KeysRead,
   type LeaseInfo,
   type RangeOptions,

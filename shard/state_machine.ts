@@ -65,6 +65,7 @@ import type { TenantShards } from "./tenants.ts";
 import { migrateSchema, openDatabase, readSys, type Synchronous, type SysName } from "./_schema.ts";
 import { type IntentEntry, TxnStore } from "./_txn_store.ts";
 import { voteOf } from "./_txn_apply.ts";
+import { provisionalKv } from "./_txn_ops.ts";
 import type { PendingSnapshot } from "./replica_options.ts";
 import {
   checkSnapshot,
@@ -169,6 +170,24 @@ export interface KeysRead {
   readonly intents: readonly (TxnHolder | null)[];
   /** Whether a key changed after the revision asked about. */
   readonly changed: boolean;
+  /**
+   * For each key an intent holds, in order, what the holder's commit would make of it (null:
+   * no intent). Absent from nodes that predate it.
+   */
+  readonly previews?: readonly (IntentPreview | null)[];
+}
+
+/**
+ * What a prepared transaction holding an intent on a key would make of it: the revision its
+ * prepare reserved here and the key's state should it commit each branch (at that revision).
+ * A branch's state is absent when it cannot be told without running the branch (see
+ * provisionalKv), and both are absent with `revision` null (a row prepared before one-round
+ * commits writes at its resolve's revision, unknown yet) or when the commit changes leases.
+ */
+export interface IntentPreview {
+  readonly revision: number | null;
+  readonly success?: KeyValue | null;
+  readonly failure?: KeyValue | null;
 }
 
 /** The counter rows of `sys` that a batch may change, besides `last_applied`. */
@@ -432,11 +451,27 @@ export class StateMachine {
     const changed = changedAfter !== null &&
       (changedAfter < this.#counters.compactedRevision ||
         this.#history.hasEventAfter(keys, changedAfter));
+    const kvs = keys.map((key) => this.#store.get(key));
+    const intents = keys.map((key) => this.#txns.intentOf(key));
+    const previews = intents.map((holder, position) =>
+      holder === null ? null : this.#previewOf(holder.txnId, keys[position]!, kvs[position]!)
+    );
+    return { revision: this.#lastApplied, kvs, intents, changed, previews };
+  }
+
+  /** What the commit of `txnId`, holding an intent on `key` (now `current`), makes of it. */
+  #previewOf(txnId: string, key: string, current: KeyValue | null): IntentPreview {
+    const row = this.#txns.participant(txnId);
+    const revision = row?.prepared.revision ?? null;
+    if (row === null || revision === null || (row.prepared.leases?.length ?? 0) > 0) {
+      return { revision: null };
+    }
+    const success = provisionalKv(current, row.success, key, revision);
+    const failure = provisionalKv(current, row.failure, key, revision);
     return {
-      revision: this.#lastApplied,
-      kvs: keys.map((key) => this.#store.get(key)),
-      intents: keys.map((key) => this.#txns.intentOf(key)),
-      changed,
+      revision,
+      ...(success === undefined ? {} : { success }),
+      ...(failure === undefined ? {} : { failure }),
     };
   }
 

@@ -274,6 +274,52 @@ Deno.test("readKeys() reports values, intents and any change after a revision", 
   deepEqual(shard.sm.readKeys(["a", "b"], null).intents, [{ txnId: "t", home: 0 }, null]);
 });
 
+Deno.test("readKeys() previews what an intent's holder would make of each key", () => {
+  const shard = new Shard();
+  shard.run(put("a", "1"));
+  shard.run(put("b", "old"));
+  // Success writes b and deletes d; failure deletes b; c is only read; e is written twice.
+  const prepared = shard.run(prepare({
+    success: [
+      { type: "put", key: "b", value: "new", lease: 0, prevKv: false },
+      { type: "delete", key: "d", prevKv: false },
+      { type: "get", key: "c" },
+      { type: "put", key: "e", value: "1", lease: 0, prevKv: false },
+      { type: "put", key: "e", value: "2", lease: 0, prevKv: false },
+    ],
+    failure: [{ type: "delete", key: "b", prevKv: false }],
+  }));
+  equal(prepared.type === "txnPrepared" && prepared.ok, true, JSON.stringify(prepared));
+  const read = shard.sm.readKeys(["a", "b", "c", "d", "e"], null);
+  const [a, b] = [read.kvs[0]!, read.kvs[1]!];
+  deepEqual(read.previews, [
+    // Compared only: locked, and left as it is by either branch.
+    { revision: 3, success: a, failure: a },
+    {
+      revision: 3,
+      success: {
+        key: "b",
+        value: "new",
+        version: 2,
+        createRevision: b.createRevision,
+        modRevision: 3,
+        lease: 0,
+      },
+      failure: null,
+    },
+    { revision: 3, success: null, failure: null },
+    { revision: 3, success: null, failure: null },
+    // Written twice: only running the branch tells.
+    { revision: 3, failure: null },
+  ]);
+  // Once resolved, nothing is held and nothing previewed; the write is at the reserved 3.
+  shard.run(resolve("1.1000.1", "commit"));
+  const after = shard.sm.readKeys(["b"], 3);
+  deepEqual(after.previews, [null]);
+  equal(after.kvs[0]?.modRevision, 3);
+  equal(after.changed, false, "the resolve wrote at the revision its prepare reserved");
+});
+
 Deno.test("txnDecide: the first decision wins and later ones learn it", async (t) => {
   await t.step("abort then commit: aborted", () => {
     const shard = new Shard();
@@ -632,6 +678,7 @@ Deno.test("txnParticipantVote() reads a prepare's vote and writes nothing", asyn
       resolvedRevision: null,
       vote: "commit",
       compareSucceeded: true,
+      reservedRevision: 2,
     });
   });
   await t.step("a failed compare votes commit of the failure branch", () => {
@@ -670,6 +717,7 @@ Deno.test("txnParticipantVote() reads a prepare's vote and writes nothing", asyn
       resolvedRevision: 1,
       vote: "aborted",
       compareSucceeded: false,
+      reservedRevision: null,
     });
   });
 });

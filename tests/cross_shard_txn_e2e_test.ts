@@ -32,6 +32,12 @@ const RUN_MS_MAX = 90_000;
 const KILL_AFTER_TRANSFERS = 80;
 const KILL_MS = 1_500;
 const CONVERGE_TIMEOUT_MS = 15_000;
+/**
+ * Read-only txns that must check a total: they read through the intents of transfers committed
+ * before their reads (about 6% conflicts here); waiting for every intent's holder, most of
+ * them conflicted (55-85%), and under CI's load none got through.
+ */
+const READ_TOTALS_MIN = 5;
 const CLIENT_TIMEOUT_MS = 8_000;
 const PREFIX = "bank/";
 
@@ -106,7 +112,7 @@ Deno.test("cross-shard bank: both txn kinds keep the total through a node kill",
       `only ${run.committed} transfers committed (${run.conflicts} conflicts, ${run.unknown} ` +
         "unknown)",
     );
-    ok(run.totals > 0, "the reader checked some totals");
+    ok(run.totals >= READ_TOTALS_MIN, `the reader checked only ${run.totals} totals`);
     ok(run.isRestarted, "node 2 was killed and restarted mid-run");
     await cluster.waitForLeaders(1, 20_000);
     const balances = await readBalances(cluster, accounts);

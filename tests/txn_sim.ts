@@ -335,12 +335,14 @@ class TxnSim {
   }
 
   async #readAll(coordinator: TxnCoordinator, deadlineMs: number): Promise<string> {
+    const through = coordinator.readsThroughIntents;
     const result = await coordinator.txn({
       compare: [],
       success: this.#accounts.map((key) => ({ type: "get" as const, key })),
       failure: [],
     }, deadlineMs);
     if (result.txnId !== null) this.violations.push(`read-only txn ${result.txnId} took locks`);
+    if (coordinator.readsThroughIntents > through) this.#count("read:through-intents");
     let total = 0;
     for (const { result: item } of result.results) {
       if (item.type !== "get" || item.kv === null) {

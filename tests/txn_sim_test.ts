@@ -49,6 +49,10 @@ Deno.test("txn sim: every seed keeps the bank invariants through crashes and los
   );
   ok((totals["read:ok"] ?? 0) > 0, `no read:ok in ${JSON.stringify(totals)}`);
   ok(
+    (totals["read:through-intents"] ?? 0) > 0,
+    `no read-only txn answered through intents in ${JSON.stringify(totals)}`,
+  );
+  ok(
     (totals["read-after-reply"] ?? 0) > 0,
     `no read-after-reply in ${JSON.stringify(totals)}`,
   );

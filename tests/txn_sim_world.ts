@@ -293,6 +293,10 @@ export class CrashingTransport implements TxnTransport {
     return this.#gate(() => this.#network.readKeys(shard, keys, changedAfter, deadlineMs));
   }
 
+  readVote(shard: number, txnId: string, deadlineMs: number): Promise<TxnParticipantVote | null> {
+    return this.#gate(() => this.#network.readVote(shard, txnId, deadlineMs));
+  }
+
   /** A sleep that never ends once crashed. */
   hangIfCrashed<T>(promise: Promise<T>): Promise<T> {
     return promise.then(

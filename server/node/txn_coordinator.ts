@@ -74,11 +74,20 @@ import {
   type TxnOp,
   type TxnOpResult,
   type TxnOutcome,
+  type TxnParticipantVote,
   type TxnRecord,
   type WriteOp,
 } from "../../shard/mod.ts";
 import { assert, SeededPrng } from "../../raft/mod.ts";
 import { mergeResults, planTxn, type ShardPart, type TxnPlan, type TxnSpec } from "./txn_plan.ts";
+import {
+  type IntentMet,
+  intentsMet,
+  readThrough,
+  type SeenAtT,
+  seenAtT,
+  type TwoReads,
+} from "./txn_read_through.ts";
 
 /** How long after its start a pusher may abort a transaction (coordinator wall clock). */
 export const TXN_DEADLINE_MS = 5_000;
@@ -147,6 +156,11 @@ export interface TxnTransport {
     changedAfter: number | null,
     deadlineMs: number,
   ): Promise<KeysRead>;
+  /**
+   * A linearizable read of `shard`'s row of the transaction with its prepare's vote (null when
+   * it has none); writes nothing.
+   */
+  readVote(shard: number, txnId: string, deadlineMs: number): Promise<TxnParticipantVote | null>;
 }
 
 /** What a coordinator is built from. */
@@ -225,6 +239,7 @@ export class TxnCoordinator {
   /** Jitters the pauses between attempts; seeded by the node id, so runs replay exactly. */
   readonly #jitter: SeededPrng;
   #sequence = 0;
+  #readsThroughIntents = 0;
   /** The resolves running after their transaction's reply, by txnId, with the keys it locks. */
   readonly #resolvingLater = new Map<string, ResolvingLater>();
 
@@ -262,6 +277,11 @@ export class TxnCoordinator {
       results: mergeResults(plan, done.branch, done.byShard),
       revisions: done.revisions,
     };
+  }
+
+  /** Read-only transactions answered through intents their reads met (not waiting). */
+  get readsThroughIntents(): number {
+    return this.#readsThroughIntents;
   }
 
   /** Settles once every resolve that runs after its transaction's reply has ended. */
@@ -372,21 +392,20 @@ export class TxnCoordinator {
 
   /**
    * A read-only transaction (compares and gets only) without locks or log entries: every
-   * participant is read linearizably in parallel, then again once every first read answered;
-   * the answer is the second read, when no key held an intent in either read and none changed
-   * between them (no history event after the first read's revision). Otherwise the
-   * transaction waits for an intent's holder (pushing it) and reads again.
+   * participant is read linearizably in parallel, then again once every first read answered,
+   * which puts one instant T between the two reads of every shard. When no key changed between
+   * them, the answer is each key's state at T (txn_read_through.ts): an intent's holder that
+   * committed before T counts with its write, one that did not with the state read; a holder
+   * that cannot be placed is waited for (pushed) and the transaction reads again.
    *
-   * Why that is one consistent snapshot: all second reads start after all first reads ended,
-   * so one instant T lies between the two reads of every shard, and each key held the value
-   * returned throughout its shard's interval, so at T. Suppose a transaction X had applied
-   * some of its writes to the keys read but not all at T: a write not applied yet belongs to a
-   * participant that had prepared (a resolve-commit follows every prepare), so that key was
-   * locked at T. Its intent lasts from X's prepare to X's resolve there: if the prepare came
-   * before the first read or the resolve after the second, a read saw the intent; otherwise the
-   * resolve fell between the reads and wrote the key, a change. Either way the round is not
-   * answered. So at T no transaction is half-visible on these keys: the answer is the state at
-   * T, which also holds every transaction committed before T (strictly serializable at T).
+   * Why that is one consistent snapshot: each key held the state answered throughout its
+   * shard's interval between the reads, once every transaction counts from its commit point
+   * (parallel commits: its last prepare) rather than from its resolves, which write at the
+   * revision their prepare reserved. A transaction committed before T counts on every key it
+   * wrote; one committed after T on none (its resolves come after its commit point, and a
+   * resolve after a first read of a key that read had not seen held is a change). So the
+   * answer is the state at T, which holds every transaction committed before T (strictly
+   * serializable at T).
    */
   async #readOnly(
     plan: TxnPlan,
@@ -398,12 +417,19 @@ export class TxnCoordinator {
     const keysOf = readKeysByShard(plan);
     for (let attempt = 1;; attempt++) {
       const first = await this.#readRound(keysOf, null, deadlineMs);
-      let held = firstIntent(keysOf, first);
-      if (held === null) {
-        const second = await this.#readRound(keysOf, first, deadlineMs);
-        held = firstIntent(keysOf, second);
-        const isChanged = [...second.values()].some((read) => read.changed);
-        if (held === null && !isChanged) return snapshotResult(plan, request, keysOf, second);
+      const second = await this.#readRound(keysOf, first, deadlineMs);
+      const isChanged = [...second.values()].some((read) => read.changed);
+      let held: IntentMet | null = null;
+      if (!isChanged) {
+        const reads = { first, second };
+        const met = intentsMet(keysOf, reads);
+        const seen = await this.#seenAtT(met, reads, deadlineMs);
+        const through = readThrough(keysOf, reads, seen);
+        if (through.kind === "snapshot") {
+          if (met.size > 0) this.#readsThroughIntents++;
+          return snapshotResult(plan, request, through.kvs, second);
+        }
+        held = through.held;
       }
       if (attempt >= READ_ONLY_ATTEMPTS_MAX) {
         throw new AspenError(
@@ -415,6 +441,36 @@ export class TxnCoordinator {
       if (held !== null) await this.#waitFor(held, deadlineMs);
       else await this.#options.sleep(this.#retryPauseMs(attempt));
     }
+  }
+
+  /**
+   * Whether each transaction met had committed at T (see txn_read_through.ts): its record
+   * names its participants, whose votes are read after the second reads. A read that fails
+   * leaves it unknown (the caller waits for it, as for any other).
+   */
+  async #seenAtT(
+    met: ReadonlyMap<string, IntentMet>,
+    reads: TwoReads,
+    deadlineMs: number,
+  ): Promise<Map<string, SeenAtT>> {
+    const seen = new Map<string, SeenAtT>();
+    await Promise.all([...met].map(async ([txnId, { holder }]) => {
+      try {
+        const record = await this.#options.transport.readRecord(holder.home, txnId, deadlineMs);
+        if (record?.status === "aborted") return void seen.set(txnId, { kind: "notCommitted" });
+        if (record === null) return void seen.set(txnId, { kind: "unknown" });
+        const votes = await Promise.all(
+          record.participants.map((shard) =>
+            this.#options.transport.readVote(shard, txnId, deadlineMs)
+          ),
+        );
+        seen.set(txnId, seenAtT(record.participants, votes, reads));
+      } catch (error) {
+        if (!(error instanceof AspenError)) throw error;
+        seen.set(txnId, { kind: "unknown" });
+      }
+    }));
+    return seen;
   }
 
   async #readRound(
@@ -823,41 +879,17 @@ function readKeysByShard(plan: TxnPlan): Map<number, string[]> {
   return keysOf;
 }
 
-interface IntentMet {
-  readonly shard: number;
-  readonly key: string;
-  readonly holder: TxnHolder;
-}
-
-function firstIntent(
-  keysOf: ReadonlyMap<number, readonly string[]>,
-  reads: ReadonlyMap<number, KeysRead>,
-): IntentMet | null {
-  for (const [shard, keys] of keysOf) {
-    const read = reads.get(shard);
-    assert(read !== undefined, "firstIntent: every shard was read");
-    const position = read.intents.findIndex((holder) => holder !== null);
-    if (position >= 0) return { shard, key: keys[position]!, holder: read.intents[position]! };
-  }
-  return null;
-}
-
 /** The answer of a read-only transaction from its snapshot. */
 function snapshotResult(
   plan: TxnPlan,
   request: { readonly compare: readonly Compare[]; readonly success: readonly TxnOp[] } & {
     readonly failure: readonly TxnOp[];
   },
-  keysOf: ReadonlyMap<number, readonly string[]>,
+  snapshot: ReadonlyMap<string, KeyValue | null>,
   reads: ReadonlyMap<number, KeysRead>,
 ): CrossShardTxnResult {
-  const snapshot = new Map<string, KeyValue | null>();
   const revisions = new Map<number, number>();
-  for (const [shard, keys] of keysOf) {
-    const read = reads.get(shard)!;
-    revisions.set(shard, read.revision);
-    keys.forEach((key, position) => snapshot.set(key, read.kvs[position] ?? null));
-  }
+  for (const [shard, read] of reads) revisions.set(shard, read.revision);
   const succeeded = request.compare.every((compare) =>
     evaluateCompare(compare, snapshot.get(compare.key) ?? null)
   );

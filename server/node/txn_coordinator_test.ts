@@ -13,6 +13,7 @@ import {
   shardForKey,
   type TxnOp,
   type TxnOpResult,
+  type TxnParticipantVote,
   type TxnRecord,
 } from "../../shard/mod.ts";
 import {
@@ -53,6 +54,7 @@ function harness(
   records?: {
     read: (home: number, txnId: string) => TxnRecord | null;
     readKeys?: (shard: number, keys: readonly string[], changedAfter: number | null) => KeysRead;
+    readVote?: (shard: number, txnId: string) => TxnParticipantVote | null;
   },
 ) {
   const sent: Sent[] = [];
@@ -80,6 +82,7 @@ function harness(
         if (read === undefined) throw new Error("unexpected readKeys");
         return Promise.resolve(read(shard, keys, changedAfter));
       },
+      readVote: (shard, txnId) => Promise.resolve(records?.readVote?.(shard, txnId) ?? null),
     },
     nowMs: () => nowMs,
     wallMs: () => 1_000_000 + nowMs,
@@ -773,27 +776,70 @@ Deno.test("TxnCoordinator.txn() reads a read-only txn twice, without locks", asy
     deepStrictEqual([...result.revisions].sort(), [[0, 40], [1, 41]]);
     deepStrictEqual(types().sort(), ["meta@0", "meta@0", "meta@1", "meta@1"]);
   });
-  await t.step("a change between the reads, or an intent, reads again", async () => {
+  await t.step(
+    "a change between the reads, or an intent it cannot place, reads again",
+    async () => {
+      let rounds = 0;
+      const holder = { txnId: "9.1.1", home: 0 };
+      const { coordinator, sent } = harness(healthy(), {
+        read: () => ({ ...pendingRecord(holder), status: "committed", branch: "success" }),
+        // No vote row: the holder cannot be placed before or after the reads' instant.
+        readVote: () => null,
+        readKeys: (shard, keys, changedAfter) => {
+          if (shard === 0) rounds++;
+          return {
+            revision: 40 + rounds,
+            kvs: keys.map((key) => kv(key, key === A ? "a" : "b", 3)),
+            // Rounds 1-2: an intent on shard 1's key; round 4: a change on shard 0's.
+            intents: keys.map(() => shard === 1 && rounds <= 2 ? holder : null),
+            changed: shard === 0 && changedAfter !== null && rounds === 4,
+          };
+        },
+      });
+      const result = await coordinator.txn(request, FAR_MS);
+      strictEqual(result.succeeded, true);
+      // Rounds 1-2 met the intent (pushed: its holder is resolved), 3-4 a change, 5-6 pass.
+      strictEqual(rounds, 6);
+      strictEqual(coordinator.readsThroughIntents, 0);
+      ok(sent.some((s) => s.command.type === "txnResolve" && s.command.txnId === holder.txnId));
+      ok(sent.every((s) => s.command.type !== "txnPrepare"), "no lock is taken");
+    },
+  );
+  await t.step("an intent of a txn committed before the reads: read through it", async () => {
     let rounds = 0;
-    const holder = { txnId: "9.1.1", home: 0 };
+    const holder = { txnId: "9.1.2", home: 1 };
     const { coordinator, sent } = harness(healthy(), {
-      read: () => ({ ...pendingRecord(holder), status: "committed", branch: "success" }),
-      readKeys: (shard, keys, changedAfter) => {
+      read: () => pendingRecord(holder),
+      // Both participants prepared (at 30 and 31) before the first reads (at 41): committed.
+      readVote: (shard, txnId) => ({
+        txnId,
+        home: 1,
+        state: "prepared",
+        resolvedRevision: null,
+        vote: "commit",
+        compareSucceeded: true,
+        reservedRevision: 30 + shard,
+      }),
+      readKeys: (shard, keys) => {
         if (shard === 0) rounds++;
         return {
           revision: 40 + rounds,
           kvs: keys.map((key) => kv(key, key === A ? "a" : "b", 3)),
-          // Round 1: an intent on shard 1's key; round 2: a change on shard 0's.
-          intents: keys.map(() => shard === 1 && rounds === 1 ? holder : null),
-          changed: shard === 0 && changedAfter !== null && rounds <= 3,
+          intents: keys.map((key) => key === B ? holder : null),
+          changed: false,
+          previews: keys.map((key) =>
+            key === B ? { revision: 31, success: kv(B, "b2", 31), failure: kv(B, "b", 3) } : null
+          ),
         };
       },
     });
     const result = await coordinator.txn(request, FAR_MS);
-    strictEqual(result.succeeded, true);
-    // Round 1 met the intent (pushed: its holder is resolved), rounds 2-3 a change, 4-5 pass.
-    strictEqual(rounds, 5);
-    ok(sent.some((s) => s.command.type === "txnResolve" && s.command.txnId === holder.txnId));
-    ok(sent.every((s) => s.command.type !== "txnPrepare"), "no lock is taken");
+    deepStrictEqual(result.results.map((r) => r.result.type === "get" && r.result.kv?.value), [
+      "b2",
+      "a",
+    ]);
+    strictEqual(rounds, 2, "one attempt");
+    strictEqual(coordinator.readsThroughIntents, 1);
+    ok(sent.every((s) => s.command.type === "meta"), "nothing resolved, locked or waited for");
   });
 });
