@@ -37,7 +37,11 @@ import {
   type TxnHolder,
   type Watcher,
 } from "../shard/mod.ts";
-import { TXN_DEADLINE_MS, TxnCoordinator } from "../server/node/txn_coordinator.ts";
+import {
+  type PlantedTxnBug,
+  TXN_DEADLINE_MS,
+  TxnCoordinator,
+} from "../server/node/txn_coordinator.ts";
 import { readTxnStatus } from "../server/node/cross_shard_txns.ts";
 import {
   CrashingTransport,
@@ -55,7 +59,7 @@ export interface TxnSimOptions {
   readonly clients: number;
   readonly opsPerClient: number;
   /** Runs the coordinators with a planted protocol bug (the simulation's test of itself). */
-  readonly plantedBug?: "abortStaging";
+  readonly plantedBug?: PlantedTxnBug;
 }
 
 /** What one run found. */

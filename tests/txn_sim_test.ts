@@ -96,11 +96,18 @@ Deno.test("txn sim: one seed run twice gives the same trace", async () => {
   deepStrictEqual(second.counts, first.counts);
 });
 
-Deno.test("txn sim: a pusher that aborts a staging txn unasked breaks an invariant", async () => {
-  const caught: string[] = [];
-  for (let seed = FIRST_SEED; seed < FIRST_SEED + SEEDS && caught.length === 0; seed++) {
-    const report = await runTxnSim({ ...optionsOf(seed), plantedBug: "abortStaging" });
-    caught.push(...report.violations);
-  }
-  ok(caught.length > 0, "the planted bug went unnoticed");
-});
+for (
+  const [plantedBug, what] of [
+    ["abortStaging", "a pusher that aborts a staging txn unasked"],
+    ["readThroughUnknown", "a read-only txn that counts a holder it cannot place as committed"],
+  ] as const
+) {
+  Deno.test(`txn sim: ${what} breaks an invariant`, async () => {
+    const caught: string[] = [];
+    for (let seed = FIRST_SEED; seed < FIRST_SEED + SEEDS && caught.length === 0; seed++) {
+      const report = await runTxnSim({ ...optionsOf(seed), plantedBug });
+      caught.push(...report.violations);
+    }
+    ok(caught.length > 0, "the planted bug went unnoticed");
+  });
+}

@@ -163,6 +163,9 @@ export interface TxnTransport {
   readVote(shard: number, txnId: string, deadlineMs: number): Promise<TxnParticipantVote | null>;
 }
 
+/** The protocol bugs a coordinator can plant, for the simulation's tests of itself. */
+export type PlantedTxnBug = "abortStaging" | "readThroughUnknown";
+
 /** What a coordinator is built from. */
 export interface TxnCoordinatorOptions {
   /** This node's id: the first part of every txnId it makes. */
@@ -186,9 +189,11 @@ export interface TxnCoordinatorOptions {
   /**
    * A protocol bug planted on purpose, for the simulation's test of itself only:
    * `abortStaging` lets a pusher abort a staging record past its deadline without asking its
-   * participants (as plain two-phase commit may), though they may all have prepared.
+   * participants (as plain two-phase commit may), though they may all have prepared;
+   * `readThroughUnknown` lets a read-only transaction count the write of an intent's holder it
+   * cannot place before or after its reads (as if it had committed before them).
    */
-  readonly plantedBug?: "abortStaging";
+  readonly plantedBug?: PlantedTxnBug;
 }
 
 /** The answer to a cross-shard etcd-style transaction. */
@@ -464,7 +469,10 @@ export class TxnCoordinator {
             this.#options.transport.readVote(shard, txnId, deadlineMs)
           ),
         );
-        seen.set(txnId, seenAtT(record.participants, votes, reads));
+        const placed = seenAtT(record.participants, votes, reads);
+        const isPlanted = this.#options.plantedBug === "readThroughUnknown";
+        const bug = { kind: "committed" as const, branch: "success" as const };
+        seen.set(txnId, isPlanted && placed.kind === "unknown" ? bug : placed);
       } catch (error) {
         if (!(error instanceof AspenError)) throw error;
         seen.set(txnId, { kind: "unknown" });
