@@ -88,6 +88,23 @@ export interface MovingRow {
   readonly hasValue: boolean;
 }
 
+/**
+ * The state a put of `item` at `revision` gives its key, now `prev`: version +1 (1 when
+ * created), createRevision kept (now when created), modRevision = `revision`.
+ */
+export function putKv(prev: KeyValue | null, item: PutItem, revision: number): KeyValue {
+  const version = prev === null ? 1 : prev.version + 1;
+  assert(Number.isSafeInteger(version), "putKv: the version stays a safe integer");
+  return {
+    key: item.key,
+    value: item.value,
+    version,
+    createRevision: prev === null ? revision : prev.createRevision,
+    modRevision: revision,
+    lease: item.lease,
+  };
+}
+
 /** Typed statements over one open state machine database. */
 export class KvStore {
   readonly #db: DatabaseSync;
@@ -262,15 +279,7 @@ export class KvStore {
     const prev = this.#read(item.key, key);
     const isLeaseChanged = prev === null ? item.lease !== 0 : prev.lease !== item.lease;
     if (isLeaseChanged && item.lease !== 0) this.#checkLeaseRoom(item.key, item.lease);
-    const kv: KeyValue = {
-      key: item.key,
-      value: item.value,
-      version: prev === null ? 1 : prev.version + 1,
-      createRevision: prev === null ? context.revision : prev.createRevision,
-      modRevision: context.revision,
-      lease: item.lease,
-    };
-    assert(Number.isSafeInteger(kv.version), "KvStore.put: the version stays a safe integer");
+    const kv = putKv(prev, item, context.revision);
     // A key a move copied here keeps the createRevision of the shard it came from, which may
     // be above this shard's revisions (see importKv); a key created here is created now.
     assert(prev !== null || kv.createRevision === kv.modRevision, "KvStore.put: created now");

@@ -10,7 +10,7 @@ import type { TxnOp } from "./command.ts";
 import { AspenError } from "./errors.ts";
 import { type KeyValue, kvResponseBytes } from "./key_value.ts";
 import { RANGE_RESPONSE_BYTES_MAX, TXN_RESPONSE_BYTES_MAX } from "./limits.ts";
-import type { EntryContext, KvStore } from "./_kv_store.ts";
+import { type EntryContext, type KvStore, putKv } from "./_kv_store.ts";
 import { readRange } from "./_range.ts";
 
 /**
@@ -108,16 +108,7 @@ export function provisionalKv(
   if (write === null) return current;
   if (write.type === "delete") return null;
   if (write.lease !== 0) return undefined;
-  const version = current === null ? 1 : current.version + 1;
-  assert(Number.isSafeInteger(version), "provisionalKv: the version stays a safe integer");
-  return {
-    key,
-    value: write.value,
-    version,
-    createRevision: current === null ? revision : current.createRevision,
-    modRevision: revision,
-    lease: 0,
-  };
+  return putKv(current, write, revision);
 }
 
 /**

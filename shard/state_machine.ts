@@ -178,14 +178,13 @@ export interface KeysRead {
 }
 
 /**
- * What a prepared transaction holding an intent on a key would make of it: the revision its
- * prepare reserved here and the key's state should it commit each branch (at that revision).
+ * What a prepared transaction holding an intent on a key would make of it: the key's state
+ * should it commit each branch (at the revision its prepare reserved, which its vote names).
  * A branch's state is absent when it cannot be told without running the branch (see
- * provisionalKv), and both are absent with `revision` null (a row prepared before one-round
- * commits writes at its resolve's revision, unknown yet) or when the commit changes leases.
+ * provisionalKv), and both are absent for a row prepared before one-round commits (it writes
+ * at its resolve's revision, unknown yet) or whose commit changes leases.
  */
 export interface IntentPreview {
-  readonly revision: number | null;
   readonly success?: KeyValue | null;
   readonly failure?: KeyValue | null;
 }
@@ -464,12 +463,11 @@ export class StateMachine {
     const row = this.#txns.participant(txnId);
     const revision = row?.prepared.revision ?? null;
     if (row === null || revision === null || (row.prepared.leases?.length ?? 0) > 0) {
-      return { revision: null };
+      return {};
     }
     const success = provisionalKv(current, row.success, key, revision);
     const failure = provisionalKv(current, row.failure, key, revision);
     return {
-      revision,
       ...(success === undefined ? {} : { success }),
       ...(failure === undefined ? {} : { failure }),
     };

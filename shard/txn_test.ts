@@ -294,9 +294,8 @@ Deno.test("readKeys() previews what an intent's holder would make of each key", 
   const [a, b] = [read.kvs[0]!, read.kvs[1]!];
   deepEqual(read.previews, [
     // Compared only: locked, and left as it is by either branch.
-    { revision: 3, success: a, failure: a },
+    { success: a, failure: a },
     {
-      revision: 3,
       success: {
         key: "b",
         value: "new",
@@ -307,10 +306,10 @@ Deno.test("readKeys() previews what an intent's holder would make of each key", 
       },
       failure: null,
     },
-    { revision: 3, success: null, failure: null },
-    { revision: 3, success: null, failure: null },
+    { success: null, failure: null },
+    { success: null, failure: null },
     // Written twice: only running the branch tells.
-    { revision: 3, failure: null },
+    { failure: null },
   ]);
   // Once resolved, nothing is held and nothing previewed; the write is at the reserved 3.
   shard.run(resolve("1.1000.1", "commit"));

@@ -828,7 +828,7 @@ Deno.test("TxnCoordinator.txn() reads a read-only txn twice, without locks", asy
           intents: keys.map((key) => key === B ? holder : null),
           changed: false,
           previews: keys.map((key) =>
-            key === B ? { revision: 31, success: kv(B, "b2", 31), failure: kv(B, "b", 3) } : null
+            key === B ? { success: kv(B, "b2", 31), failure: kv(B, "b", 3) } : null
           ),
         };
       },

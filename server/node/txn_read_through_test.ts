@@ -65,7 +65,7 @@ Deno.test("seenAtT() places a holder's commit before or after the reads, or not 
 });
 
 Deno.test("readThrough() answers each key's state at T, or names the intent to wait for", () => {
-  const preview = { revision: 8, success: kv("a", "2", 8), failure: kv("a", "1", 5) };
+  const preview = { success: kv("a", "2", 8), failure: kv("a", "1", 5) };
   const held = reads([{ intents: [X], previews: [preview] }], [{ intents: [X] }]);
   strictEqual(intentsMet(keysOf, held).get("x")?.key, "a");
   const committed = new Map([["x", { kind: "committed" as const, branch: "success" as const }]]);
@@ -84,7 +84,7 @@ Deno.test("readThrough() answers each key's state at T, or names the intent to w
     held: { shard: 0, key: "a", holder: X },
   });
   // Committed, but the branch's state of the key cannot be told without running it.
-  const unpreviewed = reads([{ intents: [X], previews: [{ revision: 8 }] }]);
+  const unpreviewed = reads([{ intents: [X], previews: [{}] }]);
   strictEqual(readThrough(keysOf, unpreviewed, committed).kind, "wait");
   // An intent only the second read met: its holder prepared after the first read, so it is
   // read under when it did not commit before T, and waited for when that is unknown.
