@@ -25,6 +25,8 @@
  *                   the clients use the other nodes, and node N's figures count from its
  *                   restart (it is waited for until it installed one, up to LAG_WAIT_MS)
  *   --lag-seconds S seconds node N is down
+ *   --cpu-prof DIR  run every node with --cpu-prof, profiles written to DIR when a node exits
+ *                   (a node killed by --lag-node writes none for its first life)
  *
  * One run is one sample: stalls vary from run to run. Compare builds in interleaved runs.
  */
@@ -61,6 +63,7 @@ interface StallOptions {
   /** The node killed and started again during the load, or null. */
   readonly lagNode: number | null;
   readonly lagSeconds: number;
+  readonly cpuProfileDir: string | null;
 }
 
 /** What one node's `/metrics` says of its stalls and snapshots at one moment. */
@@ -100,7 +103,16 @@ async function main(argv: string[]): Promise<void> {
     dir,
     nodes: options.nodes,
     shards: options.shards,
-    selfCommand: [Deno.execPath(), "run", "-A", "--unstable-net", options.mainPath],
+    selfCommand: [
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--unstable-net",
+      ...(options.cpuProfileDir === null
+        ? []
+        : ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`]),
+      options.mainPath,
+    ],
     randomBytes: (count) => crypto.getRandomValues(new Uint8Array(count)),
     logLevel: "warn",
     onLine: (id, line) => console.error(`n${id} | ${line}`),
@@ -279,6 +291,7 @@ function parseOptions(argv: string[]): StallOptions {
       json: { type: "string" },
       "lag-node": { type: "string" },
       "lag-seconds": { type: "string", default: "10" },
+      "cpu-prof": { type: "string" },
     },
     strict: true,
     allowPositionals: false,
@@ -311,6 +324,7 @@ function parseOptions(argv: string[]): StallOptions {
     jsonPath: values.json ?? null,
     lagNode,
     lagSeconds,
+    cpuProfileDir: values["cpu-prof"] ?? null,
   };
 }
 
