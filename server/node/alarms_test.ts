@@ -170,7 +170,13 @@ Deno.test("formatMetrics() shows one aspen_alarm gauge per type and the disk spa
   const text = formatMetrics({
     nodeId: 4,
     shards: new Map(),
-    router: { forwarded: 0, retries: 0, followerReads: 0, followerReadFallbacks: 0 },
+    router: {
+      forwarded: 0,
+      retries: 0,
+      followerReads: 0,
+      followerReadFallbacks: 0,
+      abandonedOnPeerDown: 0,
+    },
     peers: () => ({
       nodeId: 4,
       listenAddress: "127.0.0.1:7004",

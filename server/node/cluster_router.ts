@@ -10,6 +10,13 @@
  * did not run (`not_leader`, `unknown_shard`, or no connection to the target at all). A write
  * whose answer was lost or late is reported as `timeout` or `shard_unavailable`, outcome unknown,
  * and never sent twice. Reads are idempotent and may be retried on any failure.
+ *
+ * A node the node's liveness counts as down (node_liveness.ts: no frame from it for
+ * NODE_DOWN_TICKS) gets no request, as if it were not connected, and the requests in flight
+ * there fail at once (`peerDown`): a leader killed under load does not hold every write sent to
+ * it for the whole request deadline (5 s) while the others elect a new leader within one or two
+ * election timeouts. Those writes answer `shard_unavailable`, outcome unknown, about a second
+ * after the node fell silent; the reads are retried on another replica.
  */
 import { AspenError } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
@@ -69,6 +76,14 @@ export interface RouterStats {
   followerReads: number;
   /** Follower reads that failed and were forwarded to the leader instead. */
   followerReadFallbacks: number;
+  /** Forwarded requests failed in flight because their node went down (`peerDown`). */
+  abandonedOnPeerDown: number;
+}
+
+/** A forwarded request in flight, failed by `peerDown` when its node goes down first. */
+interface InFlight {
+  readonly shard: number;
+  readonly fail: (error: AspenError) => void;
 }
 
 const READ_INDEX_REQUEST = encodeShardRequest({ kind: "readIndex" });
@@ -80,8 +95,11 @@ export class ClusterRouter {
     retries: 0,
     followerReads: 0,
     followerReadFallbacks: 0,
+    abandonedOnPeerDown: 0,
   };
   readonly #options: RouterOptions;
+  /** Forwarded requests in flight, by the node they went to. */
+  readonly #inFlight = new Map<number, Set<InFlight>>();
   readonly #leaderHints = new Map<number, number>();
   readonly #followerReads: FollowerReads;
   readonly #deadlines: DeadlineTimer;
@@ -91,9 +109,7 @@ export class ClusterRouter {
     this.#deadlines = new DeadlineTimer(options.nowMs);
     this.#followerReads = new FollowerReads({
       askReadIndex: async (leader, shard, timeoutMs) => {
-        const bytes = await options.peers.request(leader, shard, READ_INDEX_REQUEST, {
-          deadlineMs: timeoutMs,
-        });
+        const bytes = await this.#request(leader, shard, READ_INDEX_REQUEST, timeoutMs);
         return checkReadIndex(decodeShardResponse<unknown>(bytes), leader, shard);
       },
     });
@@ -215,11 +231,59 @@ export class ClusterRouter {
       isIdempotent(request) ? Math.min(remainingMs, FORWARD_ATTEMPT_MS_MAX) : remainingMs,
     );
     this.stats.forwarded++;
-    const bytes = await this.#options.peers.request(target, shard, encodeShardRequest(request), {
-      deadlineMs: Math.max(1, deadlineMs),
-    });
+    const payload = encodeShardRequest(request);
+    const bytes = await this.#request(target, shard, payload, Math.max(1, deadlineMs));
     this.#leaderHints.set(shard, target);
     return decodeShardResponse<T>(bytes);
+  }
+
+  /**
+   * Node `node` went down (no frame from it for NODE_DOWN_TICKS): every request in flight there
+   * fails now with `shard_unavailable`, outcome unknown, instead of waiting out its deadline.
+   * The node's timer calls this once per silence; `isConnected` is false for the node from then
+   * on, so no request is sent there until it is heard again.
+   */
+  peerDown(node: number, silentMs: number): void {
+    const inFlight = this.#inFlight.get(node);
+    if (inFlight === undefined) return;
+    this.#inFlight.delete(node);
+    for (const request of inFlight) {
+      this.stats.abandonedOnPeerDown++;
+      request.fail(
+        new AspenError(
+          "shard_unavailable",
+          `Cannot get an answer from node ${node} for shard ${request.shard}: the node has ` +
+            `been silent for ${silentMs} ms (down); the outcome of a write is unknown`,
+          { shard: request.shard, node },
+        ),
+      );
+    }
+  }
+
+  /** A request to `target` over the peer channel, failed early by `peerDown`. */
+  #request(
+    target: number,
+    shard: number,
+    payload: Uint8Array,
+    deadlineMs: number,
+  ): Promise<Uint8Array> {
+    const { promise, resolve, reject } = Promise.withResolvers<Uint8Array>();
+    let inFlight = this.#inFlight.get(target);
+    if (inFlight === undefined) {
+      inFlight = new Set();
+      this.#inFlight.set(target, inFlight);
+    }
+    const request: InFlight = { shard, fail: reject };
+    inFlight.add(request);
+    // Settling twice is harmless: whichever comes first (the answer or the failure) counts.
+    this.#options.peers.request(target, shard, payload, { deadlineMs }).then(resolve, reject)
+      .finally(() => {
+        inFlight.delete(request);
+        if (inFlight.size === 0 && this.#inFlight.get(target) === inFlight) {
+          this.#inFlight.delete(target);
+        }
+      });
+    return promise;
   }
 
   /** `promise`, or a `timeout` error once `ms` have passed (one shared timer for all). */

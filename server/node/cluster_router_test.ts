@@ -5,7 +5,7 @@
  * to the leader instead; serializable reads, writes and reads on the leader never ask for a
  * read index.
  */
-import { deepEqual, equal } from "node:assert/strict";
+import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { AspenError } from "../../shard/mod.ts";
 import { ClusterRouter } from "./cluster_router.ts";
 import type { LocalShard } from "./local_shard.ts";
@@ -152,4 +152,84 @@ Deno.test("ClusterRouter: a leader named by a replica is tried, listed or not", 
   deepEqual(answer, { servedBy: 4 });
   equal(asked.at(-1), 4);
   equal(router.leaderOf(0), 4, "the hint is kept for the next request");
+});
+
+/**
+ * A router whose node 2 leads shard 0 and never answers (killed or paused), and whose node 3
+ * answers every request; `down` is what the node's liveness says of each node.
+ */
+function silentLeader(): {
+  router: ClusterRouter;
+  asked: number[];
+  down: Set<number>;
+  /** Ends every request waiting at node 2 as the transport does at its deadline. */
+  timeOut: () => void;
+} {
+  const asked: number[] = [];
+  const down = new Set<number>();
+  const waiting: ((error: Error) => void)[] = [];
+  const router = new ClusterRouter({
+    nodeId: 1,
+    members: [1, 2, 3],
+    replicationFactor: 3,
+    local: new Map(),
+    peers: {
+      isConnected: (node) => !down.has(node),
+      request: (to) => {
+        asked.push(to);
+        if (to === 3) return Promise.resolve(encodeShardResponse({ servedBy: 3 }));
+        // Node 2 never answers.
+        return new Promise<Uint8Array>((_resolve, reject) => waiting.push(reject));
+      },
+    },
+    nowMs: () => performance.now(),
+    logger: new Logger({ level: "error", format: "json", write: () => {}, nowMs: () => 0 }),
+  });
+  const timeOut = () => {
+    for (const reject of waiting.splice(0)) {
+      reject(new AspenError("timeout", "no response within the deadline"));
+    }
+  };
+  return { router, asked, down, timeOut };
+}
+
+const PUT: ShardRequest = { kind: "metaSwap", name: "members", expected: null, value: "{}" };
+
+Deno.test("ClusterRouter: a write in flight to a node that goes down fails now", async () => {
+  const { router, asked, down, timeOut } = silentLeader();
+  const deadline = performance.now() + 60_000;
+  const write = router.execute(0, PUT, deadline).then(
+    () => null,
+    (error: unknown) => error,
+  );
+  const read = router.execute<{ servedBy: number }>(0, GET, deadline);
+  await Promise.resolve();
+  deepEqual(asked, [2, 2], "both went to the first replica");
+  down.add(2);
+  router.peerDown(2, 1_000);
+  const error = await write;
+  ok(error instanceof AspenError, `the write failed: ${error}`);
+  equal(error.code, "shard_unavailable");
+  equal(error.details.isNotSent, undefined, "sent: its outcome is unknown, it is not retried");
+  match(error.message, /node 2 .*silent for 1000 ms.*outcome of a write is unknown/);
+  deepEqual(await read, { servedBy: 3 }, "a read is retried on another replica");
+  equal(router.stats.abandonedOnPeerDown, 2);
+  // While node 2 is down nothing is sent there: a new write goes to the next replica.
+  asked.length = 0;
+  deepEqual(await router.execute(0, PUT, performance.now() + 60_000), { servedBy: 3 });
+  deepEqual(asked, [3]);
+  router.peerDown(2, 1_000);
+  equal(router.stats.abandonedOnPeerDown, 2, "nothing was in flight there any more");
+  timeOut(); // The transport's own deadline ends what waited there (nothing observes it now).
+});
+
+Deno.test("ClusterRouter: a request its deadline ended is not failed again", async () => {
+  const { router, timeOut } = silentLeader();
+  const write = router.execute(0, PUT, performance.now() + 60_000).catch((error) => error);
+  await Promise.resolve();
+  timeOut();
+  const error = await write;
+  ok(error instanceof AspenError && error.code === "timeout", `the deadline ended it: ${error}`);
+  router.peerDown(2, 1_000);
+  equal(router.stats.abandonedOnPeerDown, 0, "a request that ended is no longer in flight");
 });

@@ -388,36 +388,7 @@ function quiescedLines(sources: MetricsSources, node: string, lines: string[]): 
 /** Node and peer series. */
 function nodeLines(sources: MetricsSources, node: string, lines: string[]): void {
   quiescedLines(sources, node, lines);
-  header(
-    lines,
-    "aspen_node_forwarded_requests_total",
-    "Requests forwarded to a leader.",
-    "counter",
-  );
-  lines.push(`aspen_node_forwarded_requests_total{${node}} ${sources.router.forwarded}`);
-  header(
-    lines,
-    "aspen_node_route_retries_total",
-    "Routing retries after leader changes.",
-    "counter",
-  );
-  lines.push(`aspen_node_route_retries_total{${node}} ${sources.router.retries}`);
-  header(
-    lines,
-    "aspen_node_follower_reads_total",
-    "Linearizable reads served by a local follower after a read index from the leader.",
-    "counter",
-  );
-  lines.push(`aspen_node_follower_reads_total{${node}} ${sources.router.followerReads}`);
-  header(
-    lines,
-    "aspen_node_follower_read_fallbacks_total",
-    "Follower reads that failed and were forwarded to the leader instead.",
-    "counter",
-  );
-  lines.push(
-    `aspen_node_follower_read_fallbacks_total{${node}} ${sources.router.followerReadFallbacks}`,
-  );
+  routerLines(sources.router, node, lines);
   const peers = sources.peers().peers;
   header(lines, "aspen_peer_up", "1 when the peer connection is up.", "gauge");
   for (const peer of peers) {
@@ -454,4 +425,47 @@ function nodeLines(sources: MetricsSources, node: string, lines: string[]): void
       lines.push(`aspen_peer_rtt_ms{${node},peer="${peer.nodeId}"} ${peer.rttMsSmoothed}`);
     }
   }
+}
+
+/** The router's series (forwarding, retries, follower reads, abandoned requests). */
+function routerLines(router: RouterStats, node: string, lines: string[]): void {
+  header(
+    lines,
+    "aspen_node_forwarded_requests_total",
+    "Requests forwarded to a leader.",
+    "counter",
+  );
+  lines.push(`aspen_node_forwarded_requests_total{${node}} ${router.forwarded}`);
+  header(
+    lines,
+    "aspen_node_route_retries_total",
+    "Routing retries after leader changes.",
+    "counter",
+  );
+  lines.push(`aspen_node_route_retries_total{${node}} ${router.retries}`);
+  header(
+    lines,
+    "aspen_node_requests_abandoned_total",
+    "Forwarded requests failed in flight because their node went down (silent).",
+    "counter",
+  );
+  lines.push(
+    `aspen_node_requests_abandoned_total{${node}} ${router.abandonedOnPeerDown}`,
+  );
+  header(
+    lines,
+    "aspen_node_follower_reads_total",
+    "Linearizable reads served by a local follower after a read index from the leader.",
+    "counter",
+  );
+  lines.push(`aspen_node_follower_reads_total{${node}} ${router.followerReads}`);
+  header(
+    lines,
+    "aspen_node_follower_read_fallbacks_total",
+    "Follower reads that failed and were forwarded to the leader instead.",
+    "counter",
+  );
+  lines.push(
+    `aspen_node_follower_read_fallbacks_total{${node}} ${router.followerReadFallbacks}`,
+  );
 }

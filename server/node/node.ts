@@ -49,7 +49,7 @@ import { RouterTxnTransport } from "./txn_transport.ts";
 import { readRefusedPeers } from "../refused_peers_file.ts";
 import { LocalShard } from "./local_shard.ts";
 import { decodeMetaStamp, encodeMetaStamp, MetaWatch } from "./meta_watch.ts";
-import { IDLE_TICKS_PER_RUN, NodeLiveness, tickNode } from "./node_liveness.ts";
+import { IDLE_TICKS_PER_RUN, NODE_DOWN_TICKS, NodeLiveness, tickNode } from "./node_liveness.ts";
 import { LoopStalls } from "./loop_stalls.ts";
 import { replicasOf, shardsOf } from "./placement.ts";
 import {
@@ -171,7 +171,7 @@ export async function startNode(given: Config, runtime: NodeRuntime): Promise<As
   // Routing follows the placement record, and a running move's recorded voters of its new
   // shards until this node's copy of the record lists them.
   const moverSlot: { mover: ShardMover | null } = { mover: null };
-  const router = createRouter(config, members, shards, transport, runtime, {
+  const router = createRouter(config, { members, shards, transport, liveness }, runtime, {
     of: (shard: number) => placement.of(shard) ?? moverSlot.mover?.recordedVotersOf(shard) ?? null,
   });
   const { shardMap, shardMapKeeper } = startShardMap({ router, shards, parts }, runtime);
@@ -699,15 +699,25 @@ function withFreeSpace(error: unknown, config: Config, alarms: NodeAlarms): unkn
 }
 
 /** The router; `placement.of` is set once the members record's runtime exists. */
+/**
+ * The node's router. A peer counts as connected while its QUIC connection is up and the node's
+ * liveness has heard from it within NODE_DOWN_TICKS: a killed or cut-off node's connection
+ * stays up until the QUIC idle timeout (5 s), and requests sent there meanwhile would wait out
+ * their deadline. The liveness's down reports fail the requests in flight there.
+ */
 function createRouter(
   config: Config,
-  members: readonly number[],
-  shards: ReadonlyMap<number, LocalShard>,
-  transport: PeerTransport,
+  parts: {
+    readonly members: readonly number[];
+    readonly shards: ReadonlyMap<number, LocalShard>;
+    readonly transport: PeerTransport;
+    readonly liveness: NodeLiveness;
+  },
   runtime: NodeRuntime,
   placement: { of: (shard: number) => readonly number[] | null },
 ): ClusterRouter {
-  return new ClusterRouter({
+  const { members, shards, transport, liveness } = parts;
+  const router = new ClusterRouter({
     nodeId: config.node.id,
     members,
     replicationFactor: config.sharding.replicationFactor,
@@ -715,11 +725,13 @@ function createRouter(
     local: shards,
     peers: {
       request: (to, shard, payload, options) => transport.request(to, shard, payload, options),
-      isConnected: (node) => transport.isPeerUp(node),
+      isConnected: (node) => transport.isPeerUp(node) && !liveness.isDown(node),
     },
     nowMs: runtime.nowMs,
     logger: runtime.logger,
   });
+  liveness.onPeerDown((peer) => router.peerDown(peer, NODE_DOWN_TICKS * TICK_MS));
+  return router;
 }
 
 async function loadCredentials(config: Config, runtime: NodeRuntime): Promise<ClusterCredentials> {
@@ -841,8 +853,10 @@ async function startTransport(
       hostsShard: (shard) => shard === NODE_CHANNEL_SHARD || shards.has(shard),
       // A peer that connects anew may have restarted: quiesced leaders with a replica there
       // wake for a heartbeat round, so that replica learns who leads (a learner never asks).
+      // A new connection is a sign of life: requests may go there again at once.
       onPeerStateChange: (nodeId, isUp) => {
         if (!isUp) return;
+        hosted.liveness.heard(nodeId);
         for (const shard of shards.values()) shard.replica.reportPeerBack(nodeId as ReplicaId);
       },
       onRaftMessage: (from, shard, payload) => {

@@ -26,6 +26,7 @@ export const IDLE_TICKS_PER_RUN = NODE_HEARTBEAT_TICKS;
 export class NodeLiveness {
   readonly #silentTicks = new Map<number, number>();
   readonly #downTicks: number;
+  readonly #downListeners: ((peer: number) => void)[] = [];
   #ticks = 0;
   #runs = 0;
 
@@ -47,6 +48,11 @@ export class NodeLiveness {
   /** A frame from `peer` arrived: it is alive. */
   heard(peer: number): void {
     if (this.#silentTicks.has(peer)) this.#silentTicks.set(peer, 0);
+  }
+
+  /** Calls `listener` with each peer that goes down, once per silence, from tick(). */
+  onPeerDown(listener: (peer: number) => void): void {
+    this.#downListeners.push(listener);
   }
 
   /** Whether `peer` is silent past NODE_DOWN_TICKS. */
@@ -72,6 +78,7 @@ export class NodeLiveness {
       this.#silentTicks.set(peer, silent + ticks);
       if (silent < this.#downTicks && silent + ticks >= this.#downTicks) wentDown.push(peer);
     }
+    for (const peer of wentDown) for (const listener of this.#downListeners) listener(peer);
     const isHeartbeatDue = Math.floor(this.#ticks / NODE_HEARTBEAT_TICKS) >
       Math.floor(before / NODE_HEARTBEAT_TICKS);
     const isAllShardsPassDue = this.#runs % ALL_SHARDS_PASS_RUNS === 0;

@@ -64,6 +64,18 @@ Deno.test("NodeLiveness: a silent peer is reported once per silence", () => {
   deepStrictEqual(liveness.tick().wentDown, [2], "a new silence is reported again");
 });
 
+Deno.test("NodeLiveness: down listeners hear of each silence once, as tick() reports it", () => {
+  const liveness = new NodeLiveness([2, 3]);
+  const heard: number[] = [];
+  liveness.onPeerDown((peer) => heard.push(peer));
+  for (let tick = 0; tick < 3 * NODE_DOWN_TICKS; tick++) {
+    if (tick < 2 * NODE_DOWN_TICKS) liveness.heard(3);
+    if (tick === NODE_DOWN_TICKS + 1) liveness.heard(2);
+    liveness.tick();
+  }
+  deepStrictEqual(heard, [2, 2, 3], "node 2 twice (heard in between), node 3 once");
+});
+
 Deno.test("NodeLiveness: runs of several ticks count the same silence and heartbeats", () => {
   const liveness = new NodeLiveness([2]);
   let beats = 0;
