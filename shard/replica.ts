@@ -40,6 +40,7 @@
 import {
   assert,
   type ConfChange,
+  DEFAULT_RAFT_LIMITS,
   type LogIndex,
   type Message,
   RawNode,
@@ -59,6 +60,7 @@ import { closedError } from "./_replica_errors.ts";
 import { recoverStateMachine, Snapshots } from "./_snapshots.ts";
 import {
   ADMIN_CALLS_PENDING_MAX,
+  APPLY_ENTRIES_PER_READY_MAX,
   COMMIT_NOTICE_DELAY_MS,
   INBOUND_ENTRIES_PER_TURN_MAX,
   INBOUND_MESSAGES_MAX,
@@ -72,6 +74,7 @@ import { newReplicaStats, type ReplicaStats, type ReplicaStatus } from "./replic
 // from here too, where the replica's users have always found them.
 export {
   ADMIN_CALLS_PENDING_MAX,
+  APPLY_ENTRIES_PER_READY_MAX,
   APPLY_SAMPLES_MAX,
   COMMIT_NOTICE_DELAY_MS,
   COMPACT_ENTRIES_PER_TURN_MAX,
@@ -160,8 +163,14 @@ export class ShardReplica<Result> {
     this.#transfers = new TransferWaiters(options.shard, options.raft.id);
     const { term, vote } = options.storage.initialState().hardState;
     this.#persistedVote = { term, vote };
+    const limits = options.raft.limits ?? DEFAULT_RAFT_LIMITS;
+    const perReady = Math.min(limits.committedEntriesPerReadyMax, APPLY_ENTRIES_PER_READY_MAX);
     this.#node = new RawNode(
-      { ...options.raft, applied: Math.max(applied, snapshotIndex) as LogIndex },
+      {
+        ...options.raft,
+        limits: { ...limits, committedEntriesPerReadyMax: perReady },
+        applied: Math.max(applied, snapshotIndex) as LogIndex,
+      },
       options.storage,
     );
   }

@@ -14,7 +14,7 @@ import { encodeCommand } from "./command_codec.ts";
 import { AspenError } from "./errors.ts";
 import { APPLY_BATCH_ENTRIES_MAX } from "./limits.ts";
 import { SqliteLogStorage } from "./raft_log_storage.ts";
-import { type ReplicaStateMachine, ShardReplica } from "./replica.ts";
+import { APPLY_ENTRIES_PER_READY_MAX, type ReplicaStateMachine, ShardReplica } from "./replica.ts";
 import { StateMachine } from "./state_machine.ts";
 
 const NOOP = encodeCommand({ type: "noop" });
@@ -23,6 +23,7 @@ const NOOP = encodeCommand({ type: "noop" });
 function replicaMachine(
   machine: StateMachine,
   staging: StagingHooks | null,
+  batches: { largest: number },
 ): ReplicaStateMachine<ApplyResult> {
   return {
     ...(staging === null ? {} : {
@@ -42,6 +43,7 @@ function replicaMachine(
     appliedIndex: () => machine.appliedIndex(),
     apply: (entries) => {
       ok(entries.length <= APPLY_BATCH_ENTRIES_MAX, `an apply batch of ${entries.length}`);
+      batches.largest = Math.max(batches.largest, entries.length);
       return machine.apply(
         entries.map((entry) =>
           entry.data.byteLength === 0 ? { index: entry.index, data: NOOP } : entry
@@ -66,6 +68,8 @@ interface StagingHooks {
 interface Group {
   readonly machines: Map<number, StateMachine>;
   readonly replicas: Map<number, ShardReplica<ApplyResult>>;
+  /** The most entries each replica's state machine was given in one apply. */
+  readonly batches: Map<number, { largest: number }>;
   /** Replicas whose messages are dropped, both ways. */
   readonly isolated: Set<number>;
 }
@@ -81,7 +85,12 @@ function makeGroup(
   },
 ): Group {
   const voters = [1, 2, 3].map(replicaId);
-  const group: Group = { machines: new Map(), replicas: new Map(), isolated: new Set([3]) };
+  const group: Group = {
+    machines: new Map(),
+    replicas: new Map(),
+    batches: new Map(),
+    isolated: new Set([3]),
+  };
   const { machines, replicas, isolated } = group;
   for (const id of [1, 2, 3]) {
     const dir = options.dir === undefined ? null : `${options.dir}/${id}`;
@@ -91,9 +100,12 @@ function makeGroup(
       synchronous: "normal",
     });
     machines.set(id, machine);
+    const batches = { largest: 0 };
+    group.batches.set(id, batches);
     const stateMachine = replicaMachine(
       machine,
       dir === null ? null : options.staging ?? { failures: 0, calls: 0 },
+      batches,
     );
     replicas.set(
       id,
@@ -143,7 +155,7 @@ async function putMany(leader: ShardReplica<ApplyResult>, count: number): Promis
 }
 
 Deno.test("ShardReplica: a follower far behind catches up in bounded apply batches", async () => {
-  const { machines, replicas, isolated } = makeGroup({
+  const { machines, replicas, isolated, batches } = makeGroup({
     snapshotIntervalEntries: 1_000_000,
     isSnapshotInBackground: false,
   });
@@ -160,6 +172,9 @@ Deno.test("ShardReplica: a follower far behind catches up in bounded apply batch
     isolated.clear();
     await settle(() => machines.get(3)!.appliedIndex() >= leaderApplied, replicas);
     equal(machines.get(3)!.stateHash(), machines.get(1)!.stateHash());
+    // Each Ready's entries apply in one piece that holds the event loop: the catch-up came in
+    // pieces of APPLY_ENTRIES_PER_READY_MAX, not of the Raft core's 4,096.
+    equal(batches.get(3)!.largest, APPLY_ENTRIES_PER_READY_MAX);
   } finally {
     for (const replica of replicas.values()) replica.close();
   }

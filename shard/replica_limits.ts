@@ -24,6 +24,15 @@ export const READY_ROUNDS_PER_TURN_MAX = 64;
  * seconds, and the shards this node led missed their heartbeats and elected new leaders.
  */
 export const TURN_WORK_MS_MAX = 25;
+/**
+ * Most committed entries one Ready hands the state machine (the Raft core's
+ * committedEntriesPerReadyMax, lowered from its 4,096). A Ready's entries apply in one batch
+ * that no turn can split: a follower that came back 70,000 entries behind applied 4,096 puts
+ * at a time under load, 270-340 ms each, and those batches were the longest stalls of its event
+ * loop. At 45-85 us a put, 256 take 12-22 ms, inside TURN_WORK_MS_MAX, so the turn yields
+ * between batches; under load a leader's Ready holds 40-60 entries and never reaches it.
+ */
+export const APPLY_ENTRIES_PER_READY_MAX = 256;
 
 /**
  * How long a leader whose commit index moved waits for an append to carry it to the followers

@@ -13,7 +13,6 @@
  */
 import { deepEqual, equal, ok, rejects, throws } from "node:assert/strict";
 import {
-  COMMITTED_ENTRIES_PER_READY_MAX,
   type ConfState,
   type Entry,
   type HardState,
@@ -28,6 +27,7 @@ import {
 import { AspenError } from "./errors.ts";
 import {
   ADMIN_CALLS_PENDING_MAX,
+  APPLY_ENTRIES_PER_READY_MAX,
   COMMIT_NOTICE_DELAY_MS,
   COMPACT_ENTRIES_PER_TURN_MAX,
   INBOUND_ENTRIES_PER_TURN_MAX,
@@ -1002,7 +1002,7 @@ Deno.test("ShardReplica yields after TURN_WORK_MS_MAX of Ready rounds", () => {
   // A replica with a long backlog of committed entries applies one Ready's worth a turn once
   // the turn has run for TURN_WORK_MS_MAX, instead of up to READY_ROUNDS_PER_TURN_MAX rounds.
   const storage = new MemoryLogStorage({ voters: [replicaId(1)], learners: [] });
-  const count = 3 * COMMITTED_ENTRIES_PER_READY_MAX;
+  const count = 3 * APPLY_ENTRIES_PER_READY_MAX;
   storage.append(entriesFrom(1, count));
   storage.setHardState({ term: 1 as Term, vote: replicaId(1), commit: count as LogIndex });
   let nowMs = 0;
@@ -1010,7 +1010,7 @@ Deno.test("ShardReplica yields after TURN_WORK_MS_MAX of Ready rounds", () => {
   const { replica, machine } = lonelyReplica(1, storage, clock);
   try {
     replica.runTurn();
-    equal(machine.applied, COMMITTED_ENTRIES_PER_READY_MAX, "one Ready's worth in the turn");
+    equal(machine.applied, APPLY_ENTRIES_PER_READY_MAX, "one Ready's worth in the turn");
     replica.runTurn();
     replica.runTurn();
     equal(machine.applied, count, "the next turns go on");
