@@ -136,6 +136,8 @@ export class Progress {
   snapshotOffset = 0;
   /** In snapshot state: a chunk was sent and is not yet acknowledged. */
   isChunkInflight = false;
+  /** In snapshot state: the latest heartbeat round sent when the chunk in flight was sent. */
+  chunkRound = 0;
   /** In snapshot state: the snapshot the follower needs is too large to send; nothing is. */
   snapshotTooLarge: SnapshotTooLarge | null = null;
   /** Whether the follower answered during the current check-quorum period. */
@@ -259,6 +261,7 @@ export class Progress {
     this.pendingSnapshot = null;
     this.snapshotOffset = 0;
     this.isChunkInflight = false;
+    this.chunkRound = 0;
     this.snapshotTooLarge = null;
     this.inflights.reset();
   }

@@ -314,6 +314,11 @@ function handleHeartbeatResponse(raft: RaftCore, message: HeartbeatResponseMessa
     return;
   }
   if (progress.state === "snapshot") {
+    // The chunk in flight is sent again only once this answer shows it or its ack was lost:
+    // the follower answers in order, so its answer to a heartbeat sent after the chunk comes
+    // after the chunk's ack. Sent again on every answer, a chunk whose ack was slower than a
+    // heartbeat went twice, and each copy's ack sent a chunk of its own (see handleSnapshotAck).
+    if (progress.isChunkInflight && message.round <= progress.chunkRound) return;
     progress.isChunkInflight = false;
     sendSnapshotChunk(raft, message.from, progress);
     return;
@@ -332,6 +337,10 @@ function handleSnapshotAck(raft: RaftCore, message: SnapshotAckMessage): void {
   progress.isRecentActive = true;
   if (progress.state !== "snapshot") return;
   if (message.snapshotIndex !== progress.pendingSnapshotIndex) return;
+  // The follower acks every chunk it gets, copies too. An ack that leaves the offset where it
+  // is while a chunk is in flight answers a copy: sending on it would keep one more chunk in
+  // flight for good (copies grew by one per heartbeat: 900 MiB of chunks for a 31 MiB state).
+  if (progress.isChunkInflight && message.offset === progress.snapshotOffset) return;
   progress.snapshotOffset = message.offset;
   progress.isChunkInflight = false;
   sendSnapshotChunk(raft, message.from, progress);
@@ -381,6 +390,7 @@ function sendSnapshotChunk(raft: RaftCore, to: ReplicaId, progress: Progress): v
     data: chunk,
   });
   progress.isChunkInflight = true;
+  progress.chunkRound = raft.readOnly.round;
 }
 
 /** Asks `to` to campaign at once; ends this leader's lease reads for the rest of its term. */
