@@ -7,7 +7,7 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { AspenError } from "../../shard/mod.ts";
-import { ClusterRouter } from "./cluster_router.ts";
+import { ClusterRouter, FOLLOWER_READ_LAG_ENTRIES_MAX } from "./cluster_router.ts";
 import type { LocalShard } from "./local_shard.ts";
 import { Logger } from "../log.ts";
 import { decodeShardRequest, encodeShardResponse, type ShardRequest } from "./shard_request.ts";
@@ -41,6 +41,7 @@ function fake(options: { leader: number; nodeId?: number }): Fake {
   const shard = {
     shard: 0,
     replica: { leader: () => options.leader },
+    stateMachine: { appliedIndex: () => state.applied },
     waitApplied: (index: number) => {
       if (state.applied >= index) return Promise.resolve();
       const { promise, resolve } = Promise.withResolvers<void>();
@@ -99,6 +100,26 @@ Deno.test("ClusterRouter: a follower read waits until the read index is applied"
   deepEqual(await read, { servedBy: "local", applied: 9 });
   deepEqual(f.local, [{ ...GET, serializable: true }]);
   equal(f.router.stats.followerReads, 1);
+});
+
+Deno.test("ClusterRouter: a follower far behind the read index forwards the read", async () => {
+  const far = fake({ leader: 2 });
+  far.applied = 100;
+  far.readIndex = 100 + FOLLOWER_READ_LAG_ENTRIES_MAX + 1;
+  deepEqual(await far.router.execute(0, GET, performance.now() + 5_000), { servedBy: "leader" });
+  deepEqual(far.atLeader, ["readIndex", "get"], "the read went to the leader, not waiting");
+  equal(far.router.stats.followerReadFallbacks, 1);
+  equal(far.local.length, 0);
+  // At the bound the follower waits for its replica and serves the read itself.
+  const near = fake({ leader: 2 });
+  near.applied = 100;
+  near.readIndex = 100 + FOLLOWER_READ_LAG_ENTRIES_MAX;
+  const read = near.router.execute(0, GET, performance.now() + 5_000);
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+  near.applied = near.readIndex;
+  near.release();
+  deepEqual(await read, { servedBy: "local", applied: near.readIndex });
+  deepEqual(near.atLeader, ["readIndex"]);
 });
 
 Deno.test("ClusterRouter: a failed follower read is forwarded to the leader", async () => {
