@@ -11,12 +11,12 @@
  * whose answer was lost or late is reported as `timeout` or `shard_unavailable`, outcome unknown,
  * and never sent twice. Reads are idempotent and may be retried on any failure.
  *
- * A node the node's liveness counts as down (node_liveness.ts: no frame from it for
- * NODE_DOWN_TICKS) gets no request, as if it were not connected, and the requests in flight
- * there fail at once (`peerDown`): a leader killed under load does not hold every write sent to
- * it for the whole request deadline (5 s) while the others elect a new leader within one or two
- * election timeouts. Those writes answer `shard_unavailable`, outcome unknown, about a second
- * after the node fell silent; the reads are retried on another replica.
+ * When the node's liveness counts a node as down (node_liveness.ts: no frame from it for
+ * NODE_DOWN_TICKS), the requests in flight there fail at once (`peerDown`): a leader killed
+ * under load does not hold every write sent to it for the whole request deadline (5 s) while the
+ * others elect a new leader within one or two election timeouts. Those writes answer
+ * `shard_unavailable`, outcome unknown, about a second after the node fell silent; the reads are
+ * retried on another replica.
  */
 import { AspenError } from "../../shard/mod.ts";
 import type { Logger } from "../log.ts";
@@ -258,8 +258,7 @@ export class ClusterRouter {
   /**
    * Node `node` went down (no frame from it for NODE_DOWN_TICKS): every request in flight there
    * fails now with `shard_unavailable`, outcome unknown, instead of waiting out its deadline.
-   * The node's timer calls this once per silence; `isConnected` is false for the node from then
-   * on, so no request is sent there until it is heard again.
+   * The node's liveness calls this once per silence.
    */
   peerDown(node: number, silentMs: number): void {
     const inFlight = this.#inFlight.get(node);

@@ -235,7 +235,7 @@ Deno.test("ClusterRouter: a write in flight to a node that goes down fails now",
   match(error.message, /node 2 .*silent for 1000 ms.*outcome of a write is unknown/);
   deepEqual(await read, { servedBy: 3 }, "a read is retried on another replica");
   equal(router.stats.abandonedOnPeerDown, 2);
-  // While node 2 is down nothing is sent there: a new write goes to the next replica.
+  // Once its connection is down nothing is sent there: a new write goes to the next replica.
   asked.length = 0;
   deepEqual(await router.execute(0, PUT, performance.now() + 60_000), { servedBy: 3 });
   deepEqual(asked, [3]);

@@ -698,12 +698,13 @@ function withFreeSpace(error: unknown, config: Config, alarms: NodeAlarms): unkn
   );
 }
 
-/** The router; `placement.of` is set once the members record's runtime exists. */
 /**
- * The node's router. A peer counts as connected while its QUIC connection is up and the node's
- * liveness has heard from it within NODE_DOWN_TICKS: a killed or cut-off node's connection
- * stays up until the QUIC idle timeout (5 s), and requests sent there meanwhile would wait out
- * their deadline. The liveness's down reports fail the requests in flight there.
+ * The router; `placement.of` is set once the members record's runtime exists. A killed or
+ * cut-off peer's connection stays up until the QUIC idle timeout (5 s); the liveness's down
+ * report (1 s of silence) fails the requests in flight there instead.
+ * New requests are not refused on liveness alone: a peer that restarted on the same address is
+ * silent to its lower-numbered peers until their old connection times out and they dial it
+ * again, and refusing it meanwhile made a shard whose leadership moved there unreachable (CI).
  */
 function createRouter(
   config: Config,
@@ -725,7 +726,7 @@ function createRouter(
     local: shards,
     peers: {
       request: (to, shard, payload, options) => transport.request(to, shard, payload, options),
-      isConnected: (node) => transport.isPeerUp(node) && !liveness.isDown(node),
+      isConnected: (node) => transport.isPeerUp(node),
     },
     nowMs: runtime.nowMs,
     logger: runtime.logger,
