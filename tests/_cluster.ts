@@ -82,3 +82,26 @@ export async function waitForConvergence(
   }
   throw new Error(`The replicas did not converge: ${pending.join("; ")}`);
 }
+
+/** The value a linearizable GET of `key` through `url` answers, or "error <status>". */
+export async function readValue(url: string, token: string, key: string): Promise<string> {
+  const response = await fetch(`${url}/v1/kv/${encodeURIComponent(key)}`, {
+    headers: { authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(15_000),
+  });
+  const body = await response.json() as { kv?: { value?: string } };
+  return response.status === 200 ? body.kv?.value ?? "error no value" : `error ${response.status}`;
+}
+
+/** The node leading shard 0, as the cluster status through `url` names it once it has one. */
+export async function shardZeroLeader(url: string, token: string): Promise<number> {
+  for (;;) {
+    const response = await fetch(`${url}/v1/cluster/status`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const status = await response.json() as { shards: { id: number; leader: number | null }[] };
+    const leader = status.shards.find((shard) => shard.id === 0)?.leader ?? null;
+    if (leader !== null) return leader;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

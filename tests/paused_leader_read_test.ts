@@ -16,7 +16,7 @@
  */
 import { equal, notEqual, ok } from "node:assert/strict";
 import { ApiError, AspenClient } from "../api/mod.ts";
-import { launchTestCluster } from "./_cluster.ts";
+import { launchTestCluster, readValue, shardZeroLeader } from "./_cluster.ts";
 
 /** Pause-and-read rounds, each against the leader of the moment. */
 const ROUNDS = 3;
@@ -31,7 +31,7 @@ Deno.test("a paused leader never answers a read with its stale value", async () 
   try {
     await cluster.waitForLeaders();
     for (let round = 0; round < ROUNDS; round++) {
-      const leader = await leaderOf(cluster.url(cluster.nodes[0]!.id), token);
+      const leader = await shardZeroLeader(cluster.url(cluster.nodes[0]!.id), token);
       const others = cluster.nodes.filter((node) => node.id !== leader).map((n) =>
         cluster.url(n.id)
       );
@@ -40,14 +40,14 @@ Deno.test("a paused leader never answers a read with its stale value", async () 
       const fresh = `v2-${round}`;
       await client.put(KEY, stale);
       // The paused node must have applied v1: read it there first.
-      equal(await readThrough(cluster.url(leader), token), stale);
+      equal(await readValue(cluster.url(leader), token, KEY), stale);
       await cluster.kill(leader, "SIGSTOP");
       try {
         await putUntilAcknowledged(client, fresh);
-        const held = readThrough(cluster.url(leader), token);
+        const held = readValue(cluster.url(leader), token, KEY);
         await new Promise((resolve) => setTimeout(resolve, PAUSE_MS));
         await cluster.kill(leader, "SIGCONT");
-        const after = readThrough(cluster.url(leader), token);
+        const after = readValue(cluster.url(leader), token, KEY);
         for (const answer of [await held, await after]) {
           notEqual(answer, stale, `round ${round}: node ${leader} answered its stale value`);
           ok(answer === fresh || answer.startsWith("error "), `round ${round}: ${answer}`);
@@ -94,26 +94,4 @@ async function loopStalls(url: string, token: string): Promise<{ maxMs: number; 
     maxMs: value(/^aspen_node_event_loop_stall_ms_max\{[^}]*\} (\d+)$/m),
     over500: value(/^aspen_node_event_loop_stalls_total\{[^}]*over_ms="500"\} (\d+)$/m),
   };
-}
-
-/** The value a linearizable GET through `url` answers, or "error <status>". */
-async function readThrough(url: string, token: string): Promise<string> {
-  const response = await fetch(`${url}/v1/kv/${encodeURIComponent(KEY)}`, {
-    headers: { authorization: `Bearer ${token}` },
-    signal: AbortSignal.timeout(15_000),
-  });
-  const body = await response.json() as { kv?: { value?: string } };
-  return response.status === 200 ? body.kv?.value ?? "error no value" : `error ${response.status}`;
-}
-
-async function leaderOf(url: string, token: string): Promise<number> {
-  for (;;) {
-    const response = await fetch(`${url}/v1/cluster/status`, {
-      headers: { authorization: `Bearer ${token}` },
-    });
-    const status = await response.json() as { shards: { id: number; leader: number | null }[] };
-    const leader = status.shards.find((shard) => shard.id === 0)?.leader ?? null;
-    if (leader !== null) return leader;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }

@@ -11,7 +11,7 @@
  * follower then succeed on the new leader; once resumed, the old leader serves the new value.
  */
 import { equal, match, ok } from "node:assert/strict";
-import { launchTestCluster } from "./_cluster.ts";
+import { launchTestCluster, readValue, shardZeroLeader } from "./_cluster.ts";
 
 const KEY = "silent-leader/k";
 
@@ -21,7 +21,7 @@ Deno.test("a write sent to a silent leader fails once its node is down; writes g
   const token = cluster.record.rootToken;
   try {
     await cluster.waitForLeaders();
-    const leader = await leaderOf(cluster.url(cluster.nodes[0]!.id), token);
+    const leader = await shardZeroLeader(cluster.url(cluster.nodes[0]!.id), token);
     const follower = cluster.url(cluster.nodes.find((node) => node.id !== leader)!.id);
     equal((await put(follower, token, "v0")).status, 200);
     await cluster.kill(leader, "SIGSTOP");
@@ -30,7 +30,7 @@ Deno.test("a write sent to a silent leader fails once its node is down; writes g
       equal(lost.status, 503, JSON.stringify(lost.body));
       equal(lost.body.error?.code, "shard_unavailable");
       match(lost.body.error?.message ?? "", /node \d+ .*silent.*outcome of a write is unknown/);
-      const read = await get(follower, token);
+      const read = await readValue(follower, token, KEY);
       ok(read === "v0" || read === "v1", `the read through the follower answered ${read}`);
       await putUntilAcknowledged(follower, token, "v2");
       ok(await abandoned(follower, token) >= 1, "the follower counted the abandoned write");
@@ -38,7 +38,7 @@ Deno.test("a write sent to a silent leader fails once its node is down; writes g
       await cluster.kill(leader, "SIGCONT").catch(() => {});
     }
     const deadline = performance.now() + 15_000;
-    while ((await get(cluster.url(leader), token)) !== "v2") {
+    while ((await readValue(cluster.url(leader), token, KEY)) !== "v2") {
       ok(performance.now() < deadline, "the resumed leader never served v2");
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -76,30 +76,8 @@ async function putUntilAcknowledged(url: string, token: string, value: string): 
   }
 }
 
-/** The value a linearizable GET through `url` answers, or "error <status>". */
-async function get(url: string, token: string): Promise<string> {
-  const response = await fetch(`${url}/v1/kv/${encodeURIComponent(KEY)}`, {
-    headers: { authorization: `Bearer ${token}` },
-    signal: AbortSignal.timeout(15_000),
-  });
-  const body = await response.json() as { kv?: { value?: string } };
-  return response.status === 200 ? body.kv?.value ?? "error no value" : `error ${response.status}`;
-}
-
 async function abandoned(url: string, token: string): Promise<number> {
   const response = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
   const text = await response.text();
   return Number(text.match(/^aspen_node_requests_abandoned_total\{[^}]*\} (\d+)$/m)?.[1] ?? NaN);
-}
-
-async function leaderOf(url: string, token: string): Promise<number> {
-  for (;;) {
-    const response = await fetch(`${url}/v1/cluster/status`, {
-      headers: { authorization: `Bearer ${token}` },
-    });
-    const status = await response.json() as { shards: { id: number; leader: number | null }[] };
-    const leader = status.shards.find((shard) => shard.id === 0)?.leader ?? null;
-    if (leader !== null) return leader;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }

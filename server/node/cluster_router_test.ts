@@ -7,7 +7,11 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { AspenError } from "../../shard/mod.ts";
-import { ClusterRouter, FOLLOWER_READ_LAG_ENTRIES_MAX } from "./cluster_router.ts";
+import {
+  ClusterRouter,
+  FOLLOWER_READ_LAG_ENTRIES_MAX,
+  type RouterOptions,
+} from "./cluster_router.ts";
 import type { LocalShard } from "./local_shard.ts";
 import { Logger } from "../log.ts";
 import { decodeShardRequest, encodeShardResponse, type ShardRequest } from "./shard_request.ts";
@@ -142,28 +146,33 @@ Deno.test("ClusterRouter: only linearizable reads on a follower ask for a read i
   deepEqual(leader.local, [GET], "with its own ReadIndex");
 });
 
-Deno.test("ClusterRouter: a leader named by a replica is tried, listed or not", async () => {
-  // Node 1's list of shard 0's replicas is stale (1, 2, 3): node 4 joined and leads it now.
-  const asked: number[] = [];
-  const router = new ClusterRouter({
+/** A router at node 1 of members 1-3 hosting no replica, over the given peer channel. */
+function remoteRouter(peers: RouterOptions["peers"]): ClusterRouter {
+  return new ClusterRouter({
     nodeId: 1,
     members: [1, 2, 3],
     replicationFactor: 3,
     local: new Map(),
-    peers: {
-      isConnected: () => true,
-      request: (to) => {
-        asked.push(to);
-        if (to === 4) return Promise.resolve(encodeShardResponse({ servedBy: 4 }));
-        const notLeader = new AspenError("not_leader", "not the leader (node 4 is)", {
-          shard: 0,
-          leader: 4,
-        });
-        return Promise.reject(notLeader);
-      },
-    },
+    peers,
     nowMs: () => performance.now(),
     logger: new Logger({ level: "error", format: "json", write: () => {}, nowMs: () => 0 }),
+  });
+}
+
+Deno.test("ClusterRouter: a leader named by a replica is tried, listed or not", async () => {
+  // Node 1's list of shard 0's replicas is stale (1, 2, 3): node 4 joined and leads it now.
+  const asked: number[] = [];
+  const router = remoteRouter({
+    isConnected: () => true,
+    request: (to) => {
+      asked.push(to);
+      if (to === 4) return Promise.resolve(encodeShardResponse({ servedBy: 4 }));
+      const notLeader = new AspenError("not_leader", "not the leader (node 4 is)", {
+        shard: 0,
+        leader: 4,
+      });
+      return Promise.reject(notLeader);
+    },
   });
   const answer = await router.execute<{ servedBy: number }>(
     0,
@@ -189,22 +198,14 @@ function silentLeader(): {
   const asked: number[] = [];
   const down = new Set<number>();
   const waiting: ((error: Error) => void)[] = [];
-  const router = new ClusterRouter({
-    nodeId: 1,
-    members: [1, 2, 3],
-    replicationFactor: 3,
-    local: new Map(),
-    peers: {
-      isConnected: (node) => !down.has(node),
-      request: (to) => {
-        asked.push(to);
-        if (to === 3) return Promise.resolve(encodeShardResponse({ servedBy: 3 }));
-        // Node 2 never answers.
-        return new Promise<Uint8Array>((_resolve, reject) => waiting.push(reject));
-      },
+  const router = remoteRouter({
+    isConnected: (node) => !down.has(node),
+    request: (to) => {
+      asked.push(to);
+      if (to === 3) return Promise.resolve(encodeShardResponse({ servedBy: 3 }));
+      // Node 2 never answers.
+      return new Promise<Uint8Array>((_resolve, reject) => waiting.push(reject));
     },
-    nowMs: () => performance.now(),
-    logger: new Logger({ level: "error", format: "json", write: () => {}, nowMs: () => 0 }),
   });
   const timeOut = () => {
     for (const reject of waiting.splice(0)) {
