@@ -854,10 +854,8 @@ async function startTransport(
       hostsShard: (shard) => shard === NODE_CHANNEL_SHARD || shards.has(shard),
       // A peer that connects anew may have restarted: quiesced leaders with a replica there
       // wake for a heartbeat round, so that replica learns who leads (a learner never asks).
-      // A new connection is a sign of life: requests may go there again at once.
       onPeerStateChange: (nodeId, isUp) => {
         if (!isUp) return;
-        hosted.liveness.heard(nodeId);
         for (const shard of shards.values()) shard.replica.reportPeerBack(nodeId as ReplicaId);
       },
       onRaftMessage: (from, shard, payload) => {
