@@ -251,6 +251,35 @@ Deno.test("RawNode.proposeConfChange() allows one change at a time", () => {
   equal(replicas.get(2)!.node.proposeConfChange(add).kind, "not_leader");
 });
 
+Deno.test("RawNode.proposeConfChange() promotes no replica that has stored none of the log", () => {
+  // A voter that knows no configuration does not vote, so promoting one before its first
+  // append could leave a quorum that no candidate can win (sim seeds 20414, 20915).
+  const replicas = makeCluster(1);
+  const leader = elect(replicas);
+  equal(leader.proposeConfChange({ type: "addLearner", replicaId: id(2) }).kind, "ok");
+  settle(replicas); // Replica 2 does not exist yet: the appends to it are lost.
+  deepStrictEqual(leader.status().confState.learners, [2]);
+  const promote = { type: "addVoter" as const, replicaId: id(2) };
+  deepStrictEqual(leader.proposeConfChange(promote), {
+    kind: "conf_change_pending",
+    reason: "replica 2 has stored none of the log yet, so it could not vote (add it as a " +
+      "learner, promote it once it has)",
+  });
+  equal(
+    leader.proposeConfChange({ type: "addVoter", replicaId: id(3) }).kind,
+    "conf_change_pending",
+    "nor a new replica added as a voter at once",
+  );
+  const storage = new MemoryStorage();
+  replicas.set(2, { node: startNode(id(2), storage, {}), storage });
+  leader.tick(); // The next heartbeat finds replica 2 and the leader sends it the log.
+  settle(replicas);
+  ok(replicas.get(2)!.node.status().confState.voters.length > 0, "it knows the voters now");
+  equal(leader.proposeConfChange(promote).kind, "ok");
+  settle(replicas);
+  deepStrictEqual(leader.status().confState.voters, [1, 2]);
+});
+
 Deno.test("RawNode status: a change is in confState on append, committed on commit", () => {
   const replicas = makeCluster(3);
   const leader = elect(replicas);

@@ -112,6 +112,15 @@ export function proposeConfChange(raft: RaftCore, change: ConfChange): ProposeRe
   }
   const problem = checkConfChange(raft.confState(), change);
   if (problem !== null) return { kind: "invalid_conf_change", reason: problem };
+  const learnerMatch = raft.progress.get(change.replicaId)?.match ?? 0;
+  if (change.type === "addVoter" && learnerMatch === 0) {
+    // A replica that stored none of the log knows no configuration and does not vote (see
+    // RaftCore's vote handling). Made a voter then, it could be the vote a quorum needs: if
+    // the leader lost its lease before the first append reached it, no candidate could win.
+    const reason = `replica ${change.replicaId} has stored none of the log yet, so it could ` +
+      "not vote (add it as a learner, promote it once it has)";
+    return { kind: "conf_change_pending", reason };
+  }
   return propose(raft, encodeConfChange(change), "confChange");
 }
 

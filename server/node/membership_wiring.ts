@@ -574,7 +574,7 @@ export async function observeShards(
         voters: view.replicas.filter((replica) => replica.role !== "learner")
           .map((replica) => replica.node),
         learners: view.replicas.filter((replica) => replica.role === "learner")
-          .map((replica) => ({ node: replica.node, lag: replica.lag })),
+          .map(({ node, lag, matchIndex }) => ({ node, lag, matchIndex })),
         // A node before the field: its latest configuration, so nothing it lists is dropped.
         committedReplicas: view.committedReplicas ??
           view.replicas.map((replica) => replica.node),

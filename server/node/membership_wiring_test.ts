@@ -56,7 +56,10 @@ Deno.test("observeShards() takes node batches, asks only the shards none covered
       id,
       leader,
       term,
-      replicas: [{ node: leader, role: "leader", lag: 0 }, { node: 9, role: "learner", lag: 5 }],
+      replicas: [
+        { node: leader, role: "leader", lag: 0, matchIndex: 12 },
+        { node: 9, role: "learner", lag: 5, matchIndex: 7 },
+      ],
       committedReplicas: [leader, 9],
     }) as unknown as ShardStatusView;
   const router = {
@@ -78,6 +81,6 @@ Deno.test("observeShards() takes node batches, asks only the shards none covered
     [2, 2, 8],
     [3, 3, 1],
   ]);
-  deepEqual(observed[0]!.learners, [{ node: 9, lag: 5 }]);
+  deepEqual(observed[0]!.learners, [{ node: 9, lag: 5, matchIndex: 7 }]);
   deepEqual(observed[0]!.voters, [1]);
 });

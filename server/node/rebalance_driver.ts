@@ -62,6 +62,14 @@ export const LEARNER_CAUGHT_UP_LAG_MAX = 64;
 /** The most operations one pass executes (the planner's own caps apply first). */
 export const REBALANCE_OPERATIONS_PER_PASS_MAX = 32;
 
+/** A learner as its shard's leader reports it. */
+export interface LearnerObservation {
+  readonly node: number;
+  readonly lag: number;
+  /** 0 until the learner has stored some of the log (the Raft core refuses to promote it). */
+  readonly matchIndex: number;
+}
+
 /** One shard as its leader reports it; null fields when no leader answered. */
 export interface ShardObservation {
   readonly shard: number;
@@ -69,7 +77,8 @@ export interface ShardObservation {
   /** The leader's term (0 without a leader). */
   readonly term: number;
   readonly voters: readonly number[];
-  readonly learners: readonly { readonly node: number; readonly lag: number }[];
+  /** A learner's distance behind the leader's last index, and what the leader knows it holds. */
+  readonly learners: readonly LearnerObservation[];
   /**
    * The nodes of the leader's configuration at its commit index. `voters` and `learners` are
    * its latest, in force from the append: a change there can still be truncated away by the
@@ -473,7 +482,7 @@ export function clusterView(
     voters: shard.voters,
     learners: shard.learners.map((learner) => learner.node),
     caughtUpLearners: shard.learners
-      .filter((learner) => learner.lag <= LEARNER_CAUGHT_UP_LAG_MAX)
+      .filter((learner) => learner.matchIndex > 0 && learner.lag <= LEARNER_CAUGHT_UP_LAG_MAX)
       .map((learner) => learner.node),
     // A leader that is no voter (it removed itself and steps down) is no leader to plan with.
     leader: shard.leader !== null && shard.voters.includes(shard.leader) ? shard.leader : null,

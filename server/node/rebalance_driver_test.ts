@@ -115,7 +115,11 @@ class FakeCluster implements DriverCluster {
     const observed: ShardObservation[] = [];
     for (const [shard, state] of this.shards) {
       // Between two passes a learner whose node holds the replica catches up.
-      const learners = [...state.learners].map(([node, lag]) => ({ node, lag }));
+      const learners = [...state.learners].map(([node, lag]) => ({
+        node,
+        lag,
+        matchIndex: Math.max(0, 1_000 - lag),
+      }));
       for (const [node] of state.learners) {
         if (this.up.has(node) && this.hosting.get(node)?.has(shard)) state.learners.set(node, 0);
       }

@@ -392,6 +392,7 @@ export class SimCluster implements DriverCluster {
       learners: config.learners.map((learner) => ({
         node: learner,
         lag: last - (replica.leader!.match.get(learner) ?? 0),
+        matchIndex: replica.leader!.match.get(learner) ?? 0,
       })),
       committedReplicas: nodesOf(configAt(replica.log, replica.commit)).sort((a, b) => a - b),
     };
@@ -410,6 +411,9 @@ export class SimCluster implements DriverCluster {
       throw new SimRefusal("conflict: no entry of this term is committed yet");
     }
     const config = withChange(latestConfigOf(replica.log), change, id);
+    if (change === "addVoter" && (leader.match.get(id) ?? 0) === 0) {
+      throw new SimRefusal(`conflict: replica ${id} has stored none of the log yet`);
+    }
     replica.log = appended(replica.log, replica.term, 1, config);
     leader.match.delete(id);
     const index = lastIndexOf(replica.log);

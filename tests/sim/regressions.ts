@@ -59,4 +59,10 @@ export const REGRESSION_SEEDS: readonly { seed: number; note: string }[] = [
       "learner never campaigns); a peer that connects anew now wakes its quiesced leaders " +
       "(RawNode.reportPeerBack)",
   },
+  {
+    seed: 20414,
+    note: "liveness: a learner promoted before its first append knew no configuration, so it " +
+      "did not vote, and the leader that lost check-quorum could never be elected again",
+  },
+  { seed: 20915, note: "liveness: same cause as seed 20414" },
 ];
